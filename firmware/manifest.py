@@ -1,0 +1,146 @@
+"""Signed firmware manifests: what an image is (model, version, build) and what it holds.
+
+The manifest is canonical JSON listing the SHA-256 of every payload file; its signature
+is Ed25519 over those exact bytes, stored beside it as JSON with the signing key's id so
+that a wrong key is told apart from an altered manifest (as RAUC tells its checks apart).
+"""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from .errors import ArchiverError
+from .keys import key_id
+from .version import FirmwareVersion, VersionError
+
+FORMAT = 1
+
+
+class ManifestError(ArchiverError):
+    """A manifest that does not verify; the message says why in words."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+@dataclass(frozen=True)
+class Manifest:
+    model: int
+    version: str
+    build_time: str
+    files: dict[str, str]
+    format: int = FORMAT
+
+    def to_bytes(self) -> bytes:
+        return (json.dumps(asdict(self), sort_keys=True, indent=1) + "\n").encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "Manifest":
+        try:
+            doc = json.loads(data)
+            manifest = cls(model=doc["model"], version=doc["version"],
+                           build_time=doc["build_time"], files=dict(doc["files"]),
+                           format=doc["format"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ManifestError([f"manifest is not a valid manifest document ({exc})"]) from None
+        if manifest.format != FORMAT:
+            raise ManifestError([f"manifest format {manifest.format} is not {FORMAT}"])
+        try:
+            FirmwareVersion.parse(manifest.version)
+        except VersionError as exc:
+            raise ManifestError([f"manifest version: {exc}"]) from None
+        return manifest
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def build_time_now() -> str:
+    """Build time in UTC; SOURCE_DATE_EPOCH makes it reproducible."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    moment = (dt.datetime.fromtimestamp(int(epoch), dt.timezone.utc) if epoch
+              else dt.datetime.now(dt.timezone.utc))
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def payload_files(root: Path, paths: list[str]) -> list[str]:
+    """Relative paths of the payload: the named files, and every file below named folders."""
+    found = []
+    for name in paths:
+        path = (root / name)
+        if path.is_dir():
+            found += [str(p.relative_to(root)) for p in sorted(path.rglob("*")) if p.is_file()]
+        elif path.is_file():
+            found.append(str(path.relative_to(root)))
+        else:
+            raise ManifestError([f"payload file {name} does not exist under {root}"])
+    return sorted(set(found))
+
+
+def create(root: Path, paths: list[str], model: int, version: FirmwareVersion) -> Manifest:
+    files = {rel: sha256_file(root / rel) for rel in payload_files(root, paths)}
+    return Manifest(model=model, version=str(version), build_time=build_time_now(), files=files)
+
+
+def sign(manifest_bytes: bytes, private_key: Ed25519PrivateKey) -> bytes:
+    signature = private_key.sign(manifest_bytes)
+    doc = {"algorithm": "ed25519", "key_id": key_id(private_key.public_key()),
+           "signature": base64.b64encode(signature).decode()}
+    return (json.dumps(doc, sort_keys=True) + "\n").encode()
+
+
+def verify(manifest_bytes: bytes, signature_doc: bytes, public_key: Ed25519PublicKey,
+           root: Path | None) -> Manifest:
+    """Check signature then payload; return the manifest or raise with every problem found."""
+    _check_signature(manifest_bytes, signature_doc, public_key)
+    manifest = Manifest.from_bytes(manifest_bytes)
+    if root is not None:
+        problems = [p for rel, want in sorted(manifest.files.items())
+                    if (p := _check_file(root, rel, want))]
+        if problems:
+            raise ManifestError(problems)
+    return manifest
+
+
+def _check_signature(manifest_bytes: bytes, signature_doc: bytes, public_key) -> None:
+    try:
+        doc = json.loads(signature_doc)
+        signature = base64.b64decode(doc["signature"], validate=True)
+        signer = doc["key_id"]
+    except (ValueError, KeyError, TypeError):
+        raise ManifestError(["signature file is not a valid signature document"]) from None
+    trusted = key_id(public_key)
+    if signer != trusted:
+        raise ManifestError([f"manifest was signed with key {signer}, "
+                             f"but the trusted key is {trusted}"])
+    try:
+        public_key.verify(signature, manifest_bytes)
+    except InvalidSignature:
+        raise ManifestError(["signature does not match the manifest: "
+                             "the manifest was changed after it was signed"]) from None
+
+
+def _check_file(root: Path, rel: str, want: str) -> str | None:
+    path = root / rel
+    if ".." in Path(rel).parts or Path(rel).is_absolute():
+        return f"payload path {rel} leaves the payload root"
+    if not path.is_file():
+        return f"payload file {rel} is missing"
+    have = sha256_file(path)
+    if have != want:
+        return f"payload file {rel} was changed (sha256 {have[:16]}..., manifest says {want[:16]}...)"
+    return None

@@ -1,0 +1,131 @@
+"""Hardware model profiles, loaded strictly from models.yaml.
+
+The file lives at the top of the tree (development) or /usr/share/archiver/models.yaml
+(an image); ARCHIVER_MODELS points elsewhere. Each field is documented in the file itself.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ArchiverError
+from .strict import ConfigError, build, field, load_yaml, positive
+
+TREE_MODELS_FILE = Path(__file__).resolve().parent.parent / "models.yaml"
+IMAGE_MODELS_FILE = Path("/usr/share/archiver/models.yaml")
+POSITIVE = "a positive integer"
+
+
+@dataclass(frozen=True)
+class Features:
+    mirroring: bool = field("copies everything it archives to peers of its model and firmware")
+    custom_branding: bool = field("the web UI may carry the customer's logo and colours")
+
+
+@dataclass(frozen=True)
+class SmtpLimits:
+    concurrency: int = field("SMTP sessions served at once", check=positive, expected=POSITIVE)
+    max_message_mb: int = field("largest message accepted (552 above it)", check=positive,
+                                expected=POSITIVE)
+
+
+@dataclass(frozen=True)
+class IntakeLimits:
+    index_backlog: int = field("stored-but-unindexed messages before intake answers 4xx",
+                               check=positive, expected=POSITIVE)
+    min_free_disk_mb: int = field("free disk below which intake answers 4xx", check=positive,
+                                  expected=POSITIVE)
+
+
+@dataclass(frozen=True)
+class VirtualAppliance:
+    vcpus: int = field("virtual CPUs of the QEMU appliance", check=positive, expected=POSITIVE)
+    memory_mb: int = field("memory of the QEMU appliance", check=positive, expected=POSITIVE)
+    disk_gb: int = field("virtual disk size of the QEMU appliance", check=positive,
+                         expected=POSITIVE)
+
+
+@dataclass(frozen=True)
+class ModelProfile:
+    model: int = field("model number", check=positive, expected="a model number (a positive integer)")
+    name: str = field("product name")
+    storage_gb: int = field("archive storage capacity; sizes the LMDB map", check=positive,
+                            expected=POSITIVE)
+    attachment_text_kb: int = field("attachment text the index takes per attachment",
+                                    check=positive, expected=POSITIVE)
+    features: Features = field("what the model may do")
+    smtp: SmtpLimits = field("SMTP intake limits")
+    intake: IntakeLimits = field("back-pressure limits of all intake")
+    vm: VirtualAppliance = field("the virtual appliance of the QEMU harness")
+
+    @property
+    def storage_bytes(self) -> int:
+        return self.storage_gb * 1024**3
+
+    @property
+    def attachment_text_bytes(self) -> int:
+        return self.attachment_text_kb * 1024
+
+
+@dataclass(frozen=True)
+class _ModelsFile:
+    models: list = field("the model profiles")
+
+
+class UnknownModel(ArchiverError, LookupError):
+    pass
+
+
+class ModelCatalog:
+    """All model profiles of one models.yaml, by model number."""
+
+    def __init__(self, profiles: list[ModelProfile], source: Path):
+        self.source = source
+        self._by_number = {p.model: p for p in sorted(profiles, key=lambda p: p.model)}
+
+    def __iter__(self):
+        return iter(self._by_number.values())
+
+    def __contains__(self, model: int) -> bool:
+        return model in self._by_number
+
+    def get(self, model: int | str) -> ModelProfile:
+        try:
+            return self._by_number[int(model)]
+        except (KeyError, ValueError):
+            known = ", ".join(str(m) for m in self._by_number)
+            raise UnknownModel(f"unknown model {model!r}: {self.source} defines {known}") from None
+
+    def lowest_mirroring_model(self) -> int | None:
+        return min((p.model for p in self if p.features.mirroring), default=None)
+
+
+def models_file() -> Path:
+    if os.environ.get("ARCHIVER_MODELS"):
+        return Path(os.environ["ARCHIVER_MODELS"])
+    return TREE_MODELS_FILE if TREE_MODELS_FILE.exists() else IMAGE_MODELS_FILE
+
+
+def load_models(path: str | Path | None = None) -> ModelCatalog:
+    """Load and validate every profile; raise ConfigError naming file, model and key."""
+    path = Path(path) if path else models_file()
+    top = build(_ModelsFile, load_yaml(path), file=path)
+    if not isinstance(top.models, list) or not top.models:
+        raise ConfigError(path, "models", "a non-empty list of model profiles", got=top.models)
+    profiles: dict[int, ModelProfile] = {}
+    for position, entry in enumerate(top.models, start=1):
+        where = _where(entry, position)
+        profile = build(ModelProfile, entry, file=path, where=where)
+        if profile.model in profiles:
+            raise ConfigError(path, "model", "each model once, but it is defined twice",
+                              got=profile.model, where=where)
+        profiles[profile.model] = profile
+    return ModelCatalog(list(profiles.values()), path)
+
+
+def _where(entry: object, position: int) -> str:
+    number = entry.get("model") if isinstance(entry, dict) else None
+    if isinstance(number, int) and not isinstance(number, bool):
+        return f"model {number}"
+    return f"models[{position}]" + (f" (model {number!r})" if number is not None else "")

@@ -1,0 +1,1 @@
+"""Boots virtual appliances under QEMU and drives them (build host only)."""

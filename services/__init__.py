@@ -1,0 +1,1 @@
+"""The appliance runtime: store, index, intake, mirror, policy and web services, and the CLI."""
