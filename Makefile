@@ -65,7 +65,7 @@ test-fast: setup
 	$(PYTEST) -m "not system" tests
 
 bench: setup
-	$(PY) -m tests.bench
+	$(PY) -m tests.bench.run
 
 image flash pair vmtest hil:
 	@echo "make $@: not built yet (see the open issues: image build, QEMU harness)" >&2; exit 2

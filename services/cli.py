@@ -5,10 +5,12 @@ import argparse
 import sys
 
 from firmware import cli as firmware_cli
+
+from . import archive_cli
 from firmware.errors import ArchiverError
 
 # Each group registers its subcommands; a subcommand sets `handler` to a function(args) -> int.
-COMMAND_GROUPS = [firmware_cli.register]
+COMMAND_GROUPS = [firmware_cli.register, archive_cli.register]
 
 
 def build_parser() -> argparse.ArgumentParser:

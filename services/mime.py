@@ -1,0 +1,263 @@
+"""Header summary of a raw RFC 822 message, for store metadata and the index.
+
+Everything here takes bytes from strangers, so nothing raises on bad input: malformed MIME,
+unknown charsets, 8-bit headers, NULs, megabyte header lines and absurdly deep multiparts all
+yield a best-effort summary. Only MemoryError gets through: it is a limit, not bad input. The stdlib parser with the compat32 policy is the tolerant one; the
+decoding of headers (RFC 2047) and of 8-bit bytes is done here, where its errors are ours.
+"""
+from __future__ import annotations
+
+import binascii
+import email.utils
+import re
+from dataclasses import dataclass
+from email import errors
+from email.message import Message
+from email.parser import BytesParser
+from email.policy import Compat32
+from typing import Iterator
+
+# getaddresses() is linear but slow (~2 s per MB of some inputs); beyond this many characters
+# an address header is scanned for bare addresses instead, which keeps every recipient.
+ADDRESS_HEADER_PARSE_LIMIT = 64 * 1024
+
+PARAMETER_HEADERS = ("content-type", "content-disposition")
+PARAMETER_HEADER_LIMIT = 16 * 1024
+
+# RFC 2047 encoded words. Encoded text holds no '?', so `[^?]*` stops at the next '?' and
+# the scan stays linear; the stdlib's lazy `.*?` is quadratic on a long run of '=?x?q?a'.
+ENCODED_WORD = re.compile(r"=\?([^?]*)\?([qQbB])\?([^?]*)\?=")
+BARE_ADDRESS = re.compile(r"[^\s<>()\[\],;:\"@]+@[^\s<>()\[\],;:\"@]+")
+# Control characters mean nothing in a header and garble logs and lists: CR/LF are folding
+# (dropped, the whitespace after them stays), the others become spaces.
+HEADER_CONTROLS = {c: " " for c in [*range(0x00, 0x20), 0x7F]} | {0x0D: None, 0x0A: None}
+# Declared charsets that say nothing about the bytes: guess instead.
+UNINFORMATIVE_CHARSETS = {"", "us-ascii", "ascii", "unknown-8bit", "x-unknown", "unknown",
+                          "default", "8bit", "x-user-defined"}
+
+
+@dataclass(frozen=True)
+class MessageSummary:
+    message_id: str | None
+    sent_date: float | None          # epoch seconds, UTC
+    from_addrs: list[str]            # "Name <addr>" or "addr"
+    to: list[str]
+    cc: list[str]
+    bcc: list[str]
+    subject: str
+    attachment_names: list[str]
+    has_attachment: bool
+
+
+class NestingTooDeep(errors.MessageDefect):
+    """The MIME tree recursed past the interpreter's limit; only the headers were parsed."""
+
+
+class _RawHeaders(Compat32):
+    """compat32, but header values come back as the parser stored them (8-bit bytes as
+    surrogate escapes) instead of as Header objects, so one decoder handles every case.
+    Headers with parameters are cut short: the stdlib's parameter parser is quadratic in
+    their number (2.6 s for a 1 MB Content-Type), and no real one is longer than a few KB."""
+
+    def header_fetch_parse(self, name, value):
+        if name.lower() in PARAMETER_HEADERS:
+            return value[:PARAMETER_HEADER_LIMIT]
+        return value
+
+
+POLICY = _RawHeaders()
+
+
+def summarize(raw: bytes) -> MessageSummary:
+    return summarize_message(parse_message(raw))
+
+
+def parse_message(raw: bytes) -> Message:
+    """The message tree; on a too deeply nested one, its headers only (with a defect)."""
+    try:
+        return BytesParser(policy=POLICY).parsebytes(raw)
+    except RecursionError:
+        message = _parse_headers_only(raw)
+        message.defects.append(NestingTooDeep())
+        return message
+    except MemoryError:
+        raise  # not bad input: the caller's resources ran out (the extraction pool says so)
+    except Exception:  # the parser is meant to record defects, not raise; never trust it
+        return _parse_headers_only(raw)
+
+
+def _parse_headers_only(raw: bytes) -> Message:
+    try:
+        return BytesParser(policy=POLICY).parsebytes(raw, headersonly=True)
+    except MemoryError:
+        raise
+    except Exception:
+        return Message(policy=POLICY)
+
+
+def summarize_message(message: Message) -> MessageSummary:
+    names, has_attachment = [], False
+    for part in iter_parts(message):
+        if is_attachment(part):
+            has_attachment = True
+            name = filename_of(part)
+            if name:
+                names.append(name)
+    return MessageSummary(
+        message_id=_message_id(header(message, "message-id")),
+        sent_date=_epoch(header(message, "date")),
+        from_addrs=display_addresses(message, "from"),
+        to=display_addresses(message, "to"),
+        cc=display_addresses(message, "cc"),
+        bcc=display_addresses(message, "bcc"),
+        subject=decode_header_text(header(message, "subject")),
+        attachment_names=names,
+        has_attachment=has_attachment,
+    )
+
+
+def iter_parts(message: Message, into_messages: bool = True) -> Iterator[Message]:
+    """Every part, depth first, without recursion (deep trees must not blow the stack).
+    With into_messages=False an attached message/rfc822 is a leaf."""
+    stack = [message]
+    while stack:
+        part = stack.pop()
+        yield part
+        if not part.is_multipart():
+            continue
+        if not into_messages and part is not message and part.get_content_maintype() == "message":
+            continue
+        children = part.get_payload()
+        stack.extend(child for child in reversed(children) if isinstance(child, Message))
+
+
+def is_attachment(part: Message) -> bool:
+    """A leaf that is not body text: marked as attachment, named, or not text at all."""
+    maintype = safely(part.get_content_maintype, "text")
+    if maintype == "multipart":
+        return False
+    disposition = safely(part.get_content_disposition, None)
+    return disposition == "attachment" or maintype != "text" or filename_of(part) is not None
+
+
+def filename_of(part: Message) -> str | None:
+    """The decoded filename (RFC 2231 or RFC 2047 in the parameter), or the Content-Type
+    name= that older mailers use instead."""
+    name = safely(part.get_filename, None) or safely(lambda: part.get_param("name"), None)
+    if isinstance(name, tuple):  # an RFC 2231 value the stdlib left undecoded
+        name = safely(lambda: email.utils.collapse_rfc2231_value(name), None)
+    if not isinstance(name, str):
+        return None
+    name = decode_header_text(name)
+    return name or None
+
+
+def header(message: Message, name: str) -> str:
+    """The first value of a header, raw (surrogate-escaped 8-bit), or ''."""
+    values = safely(lambda: message.get_all(name), None) or [""]
+    return values[0] if isinstance(values[0], str) else ""
+
+
+def display_addresses(message: Message, name: str) -> list[str]:
+    values = safely(lambda: message.get_all(name), None) or []
+    found = []
+    for value in values:
+        found += [f"{person} <{addr}>" if person else addr for person, addr in addresses(value)]
+    return found
+
+
+def addresses(header_value) -> list[tuple[str, str]]:
+    """(display name, lowercased address) pairs of an address header; names RFC 2047 decoded."""
+    if not isinstance(header_value, str) or not header_value.strip():
+        return []
+    value = header_value.replace("\r", "").replace("\n", "")
+    pairs = []
+    if len(value) <= ADDRESS_HEADER_PARSE_LIMIT:
+        pairs = safely(lambda: email.utils.getaddresses([value]), [])  # ':' * 5000 recurses
+    if not any(addr for _, addr in pairs):
+        # Too long, or malformed: the strict parser then drops the whole header.
+        pairs = [("", addr) for addr in BARE_ADDRESS.findall(value)]
+    decoded = [(decode_header_text(person), decode_header_text(addr).lower())
+               for person, addr in pairs]
+    return [(person, addr) for person, addr in decoded if addr]
+
+
+def decode_header_text(value: str) -> str:
+    """A header value as text: unfolded, RFC 2047 words and raw 8-bit bytes decoded,
+    control characters blanked. Whitespace between adjacent encoded words is dropped."""
+    if not isinstance(value, str):
+        return ""
+    pieces, position, after_word = [], 0, False
+    for word in ENCODED_WORD.finditer(value):
+        gap = value[position:word.start()]
+        if not (after_word and gap.strip(" \t\r\n") == ""):
+            pieces.append(_decode_escaped(gap))
+        pieces.append(_decode_word(*word.groups()))
+        position, after_word = word.end(), True
+    pieces.append(_decode_escaped(value[position:]))
+    return "".join(pieces).translate(HEADER_CONTROLS).strip()
+
+
+def _decode_word(charset: str, encoding: str, text: str) -> str:
+    data = text.encode("utf-8", "surrogateescape")
+    try:
+        if encoding in "qQ":
+            data = binascii.a2b_qp(data, header=True)
+        else:
+            data = binascii.a2b_base64(data + b"=" * (-len(data) % 4))
+    except (binascii.Error, ValueError):
+        return text
+    return decode_text(data, charset.split("*", 1)[0])  # RFC 2231 language suffix: "utf-8*en"
+
+
+def _decode_escaped(text: str) -> str:
+    """Undo the parser's surrogate escapes: 8-bit header bytes, decoded by guess."""
+    if text.isascii():
+        return text
+    return decode_text(text.encode("utf-8", "surrogateescape"), None)
+
+
+def decode_text(data: bytes, charset: str | None) -> str:
+    """Bytes as text, never raising: the declared charset with replacement characters when
+    it is a real text codec, else UTF-8 when the bytes are valid UTF-8, else Windows-1252
+    (what undeclared 8-bit mail in the wild most often is)."""
+    charset = (charset or "").strip().strip('"').lower()[:64]
+    if charset not in UNINFORMATIVE_CHARSETS:
+        try:
+            return data.decode(charset, "replace")
+        except (LookupError, UnicodeError, ValueError, TypeError):
+            pass  # unknown name, or a codec that ignores errors='replace' (idna, ...)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", "replace")
+
+
+def _message_id(value: str) -> str | None:
+    text = decode_header_text(value)
+    if "<" in text and ">" in text.split("<", 1)[1]:
+        text = text.split("<", 1)[1].split(">", 1)[0]
+    text = text.strip().strip("<>").strip()
+    return text or None
+
+
+def _epoch(value: str) -> float | None:
+    text = decode_header_text(value)
+    if not text:
+        return None
+    try:
+        parsed = email.utils.parsedate_tz(text)
+        return float(email.utils.mktime_tz(parsed)) if parsed else None
+    except (TypeError, ValueError, OverflowError, IndexError):
+        return None
+
+
+def safely(read, default):
+    """read(), or default if it raises: for stdlib accessors that parse a header on the way.
+    MemoryError is not bad input but a limit reached, so it is left to the caller."""
+    try:
+        return read()
+    except MemoryError:
+        raise
+    except Exception:
+        return default

@@ -1,0 +1,157 @@
+"""The archive core through the `archiver` CLI, as an operator uses it."""
+import hashlib
+import json
+import mailbox
+import os
+import signal
+import subprocess
+import time
+import zipfile
+
+import pytest
+
+from tests.conftest import ARCHIVER
+
+pytestmark = pytest.mark.integration
+
+
+def raw_message(n: int, extra: str = "") -> bytes:
+    return (f"From: sender{n % 7}@example.com\nTo: rcpt{n % 5}@example.com\n"
+            f"Subject: message number {n} {extra}\nMessage-ID: <n{n}@example.com>\n"
+            f"Date: Tue, {1 + n % 28:02d} Feb 2022 10:00:00 +0000\n\n"
+            f"Body of message {n}.\nFrom the archive\n").encode()
+
+
+@pytest.fixture
+def data(tmp_path):
+    return tmp_path / "data"
+
+
+def digests_of(archiver, data, query=""):
+    done = archiver("search", query, "--data", data, "--json", "--limit", 100000, check=0)
+    return sorted(json.loads(line)["digest"] for line in done.stdout.splitlines())
+
+
+def test_import_of_each_format_then_search_show_and_stats(archiver, data, tmp_path):
+    maildir = mailbox.Maildir(tmp_path / "Maildir", create=True)
+    for n in range(3):
+        maildir.add(raw_message(n))
+    box = mailbox.mbox(tmp_path / "inbox.mbox")
+    for n in range(3, 6):
+        box.add(raw_message(n))
+    box.flush()
+    folder = tmp_path / "emls"
+    folder.mkdir()
+    for n in range(6, 8):
+        (folder / f"{n}.eml").write_bytes(raw_message(n))
+    (tmp_path / "single.eml").write_bytes(raw_message(8))
+    done = archiver("import", "--data", data, "--json", tmp_path / "Maildir",
+                    tmp_path / "inbox.mbox", folder, tmp_path / "single.eml", check=0)
+    assert json.loads(done.stdout) == {"imported": 9, "duplicates": 0, "merged": 0, "failed": 0,
+                                       "indexed": 9}
+    assert len(digests_of(archiver, data)) == 9
+    (hit,) = [json.loads(line) for line in archiver(
+        "search", "subject:number AND 8", "--data", data, "--json", check=0).stdout.splitlines()]
+    assert hit["digest"] == hashlib.sha256(raw_message(8)).hexdigest()
+    raw = subprocess.run([str(ARCHIVER), "show", hit["digest"], "--raw", "--data", str(data)],
+                         capture_output=True, check=True).stdout
+    assert raw == raw_message(8)
+    meta = json.loads(archiver("show", hit["digest"], "--data", data, "--json", check=0).stdout)
+    assert meta["message_id"] == "n8@example.com" and meta["source"] == "import"
+    stats = json.loads(archiver("stats", "--data", data, "--json", check=0).stdout)
+    assert (stats["stored"], stats["indexed"], stats["pending"]) == (9, 9, 0)
+    assert stats["raw_bytes"] == sum(len(raw_message(n)) for n in range(9))
+    again = json.loads(archiver("import", "--data", data, "--json", folder, check=0).stdout)
+    assert (again["imported"], again["duplicates"]) == (0, 2)
+
+
+def test_a_bad_file_is_reported_and_skipped(archiver, data, tmp_path):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "good.eml").write_bytes(raw_message(1))
+    (folder / "dangling.eml").symlink_to(tmp_path / "missing")
+    os.mkfifo(folder / "pipe.eml")  # must be skipped, not read forever
+    done = archiver("import", "--data", data, "--json", folder, check=1)
+    summary = json.loads(done.stdout)
+    assert summary["imported"] == 1 and summary["failed"] == 2
+    assert "pipe.eml" in done.stderr and "dangling.eml" in done.stderr
+
+
+@pytest.mark.parametrize("fmt", ["zip", "mbox"])
+def test_export_then_import_into_an_empty_archive_gives_the_same_digests(archiver, tmp_path, fmt):
+    source, target = tmp_path / "a", tmp_path / "b"
+    folder = tmp_path / "emls"
+    folder.mkdir()
+    for n in range(12):
+        (folder / f"{n}.eml").write_bytes(raw_message(n, extra="From me"))
+    archiver("import", "--data", source, "--json", folder, check=0)
+    out = tmp_path / f"export.{fmt}"
+    done = archiver("export", "sender1 OR sender2", "--format", fmt, "-o", out, "--data", source,
+                    "--json", check=0)
+    assert json.loads(done.stdout)["exported"] == 4
+    if fmt == "zip":
+        extracted = tmp_path / "unzipped"
+        zipfile.ZipFile(out).extractall(extracted)
+        out = extracted
+    archiver("import", "--data", target, "--json", out, check=0)
+    assert digests_of(archiver, target) == digests_of(archiver, source, "sender1 OR sender2")
+
+
+def test_verify_exits_1_naming_the_corrupt_message(archiver, data, tmp_path):
+    (tmp_path / "m.eml").write_bytes(raw_message(1))
+    (tmp_path / "n.eml").write_bytes(raw_message(2))
+    archiver("import", "--data", data, tmp_path / "m.eml", tmp_path / "n.eml", check=0)
+    assert json.loads(archiver("verify", "--data", data, "--json", check=0).stdout)["corrupt"] == []
+    corrupt = hashlib.sha256(raw_message(2)).hexdigest()
+    import lmdb
+    import zstandard
+    env = lmdb.open(str(data / "store"), max_dbs=16)
+    with env.begin(write=True) as txn:
+        txn.put(bytes.fromhex(corrupt), zstandard.ZstdCompressor().compress(b"bit rot"),
+                db=env.open_db(b"raw", txn=txn))
+    env.close()
+    done = archiver("verify", "--data", data, check=1)
+    assert f"CORRUPT {corrupt}: content does not match its digest" in done.stdout
+
+
+def test_reindex_rebuilds_the_same_index(archiver, data, tmp_path):
+    for n in range(20):
+        (tmp_path / f"{n}.eml").write_bytes(raw_message(n))
+    archiver("import", "--data", data, *[tmp_path / f"{n}.eml" for n in range(20)], check=0)
+    before = digests_of(archiver, data, "sender3")
+    old_index = (data / "index").resolve()
+    assert json.loads(archiver("reindex", "--data", data, "--json", check=0).stdout) == {"indexed": 20}
+    assert (data / "index").resolve() != old_index and not old_index.exists()
+    assert digests_of(archiver, data, "sender3") == before and before
+
+
+def test_sigkill_of_the_indexer_at_any_point_indexes_everything_exactly_once(archiver, data, tmp_path):
+    folder = tmp_path / "emls"
+    folder.mkdir()
+    for n in range(1500):
+        (folder / f"{n}.eml").write_bytes(raw_message(n))
+    archiver("import", "--data", data, "--no-index", "--json", folder, check=0)
+    kills = 0
+    for delay in (0.5, 0.9, 1.3, 0.7, 1.1, 1.6):
+        indexer = subprocess.Popen([str(ARCHIVER), "serve", "indexer", "--data", str(data)],
+                                   stderr=subprocess.DEVNULL, start_new_session=True)
+        time.sleep(delay)
+        os.killpg(indexer.pid, signal.SIGKILL)  # the indexer and its extraction workers
+        indexer.wait()
+        kills += 1
+        stats = json.loads(archiver("stats", "--data", data, "--json", check=0).stdout)
+        assert stats["indexed"] + stats["pending"] >= stats["stored"]
+    indexer = subprocess.Popen([str(ARCHIVER), "serve", "indexer", "--data", str(data)],
+                               stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while json.loads(archiver("stats", "--data", data, "--json", check=0).stdout)["pending"]:
+        assert time.monotonic() < deadline, "the indexer did not catch up"
+        time.sleep(0.3)
+    indexer.terminate()
+    assert indexer.wait(timeout=30) == 0
+    stats = json.loads(archiver("stats", "--data", data, "--json", check=0).stdout)
+    assert (stats["stored"], stats["indexed"], stats["pending"]) == (1500, 1500, 0)
+    assert len(digests_of(archiver, data)) == 1500
+    import xapian
+    database = xapian.Database(str(data / "index"))
+    assert all(database.get_termfreq("Q" + d) == 1 for d in digests_of(archiver, data, "sender0"))
