@@ -18,7 +18,7 @@ DEBIAN_RUNTIME := python3 python3-yaml python3-cryptography python3-lmdb python3
 	python3-jinja2 python3-pypdf python3-systemd python3-openpyxl python3-docx python3-lxml
 # What the build host needs to build images, boot VMs and run the tests.
 DEBIAN_HOST := python3-venv python3-pip python3-setuptools python3-wheel git make \
-	qemu-system-x86 qemu-utils mmdebstrap dovecot-imapd dovecot-pop3d swaks notmuch \
+	qemu-system-x86 qemu-utils mmdebstrap dovecot-imapd dovecot-pop3d swaks notmuch mutt \
 	iproute2 openssl systemd
 DEBIAN_PACKAGES := $(DEBIAN_RUNTIME) $(DEBIAN_HOST)
 

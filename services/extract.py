@@ -23,10 +23,7 @@ from dataclasses import dataclass, field
 from email.message import Message
 from typing import Iterable, Iterator
 
-import docx
 import lxml.html
-import openpyxl
-import pypdf
 
 from services import mime
 
@@ -190,7 +187,11 @@ def _inner_message(part: Message) -> Message:
     return mime.parse_message(source)
 
 
+# pypdf, python-docx and openpyxl are imported where used: they take a third of a second
+# to import, which every CLI command would pay; a worker pays it once.
+
 def _pdf_pieces(data: bytes) -> Iterator[str]:
+    import pypdf
     reader = pypdf.PdfReader(io.BytesIO(data), strict=False)
     if reader.is_encrypted:
         reader.decrypt("")  # most "encrypted" PDFs only restrict printing; others raise here
@@ -199,6 +200,7 @@ def _pdf_pieces(data: bytes) -> Iterator[str]:
 
 
 def _docx_pieces(data: bytes) -> Iterator[str]:
+    import docx
     document = docx.Document(io.BytesIO(data))
     for paragraph in document.paragraphs:
         yield paragraph.text + "\n"
@@ -208,6 +210,7 @@ def _docx_pieces(data: bytes) -> Iterator[str]:
 
 
 def _xlsx_pieces(data: bytes) -> Iterator[str]:
+    import openpyxl
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # openpyxl warns about styles and extensions it skips
         book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)

@@ -29,6 +29,10 @@ BOOLEAN_PREFIXES = {
     "origin": "XORIG",  # node id of the appliance that archived it first
     "digest": "Q",      # the unique id term: Q + SHA-256 hex
 }
+# Long texts keep positions once, in their unprefixed copy: "phrases" match in them, and
+# body:/attachment: match words and wildcards. Positions are most of an index's size and
+# of its indexing time, and phrase searches are rarely scoped to one part of a message.
+UNPOSITIONED_PREFIXES = {TEXT_PREFIXES["body"], TEXT_PREFIXES["attachment"]}
 SLOT_DATE = 0      # sent date (Date header, else received time), sortable_serialise(epoch)
 SLOT_SIZE = 1      # raw size in bytes
 SLOT_RECEIVED = 2  # when this appliance stored it
@@ -83,7 +87,10 @@ def clean(text: str) -> str:
 def _index_text(generator: xapian.TermGenerator, text: str, prefix: str) -> None:
     if text:
         text = clean(text)
-        generator.index_text(text, 1, prefix)
+        if prefix in UNPOSITIONED_PREFIXES:
+            generator.index_text_without_positions(text, 1, prefix)
+        else:
+            generator.index_text(text, 1, prefix)
         generator.index_text(text)
         generator.increase_termpos()  # no phrase across two fields
 

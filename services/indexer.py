@@ -10,7 +10,8 @@ from __future__ import annotations
 import fcntl
 import os
 import time
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -48,6 +49,7 @@ class IndexLock:
         self._fd: int | None = None
 
     def acquire(self, wait: bool) -> bool:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
@@ -63,6 +65,19 @@ class IndexLock:
             self._fd = None
 
 
+@dataclass
+class Batch:
+    """One slice of the arrival log on its way into the index."""
+    entries: list[tuple[int, str]]                  # (seq, digest) as logged
+    present: list[tuple[str, dict, bytes]] = field(default_factory=list)  # digest, meta, raw
+    missing: list[str] = field(default_factory=list)  # deleted since they arrived
+    extracted: list = field(default_factory=list)
+
+    @property
+    def last_seq(self) -> int:
+        return self.entries[-1][0]
+
+
 class Indexer:
     def __init__(self, store: Store, index_dir: Path, pool: ExtractionPool):
         self.store, self.index_dir, self.pool = store, Path(index_dir), pool
@@ -75,53 +90,69 @@ class Indexer:
 
     def index_batch(self) -> int:
         """Index the next batch of the arrival log; return how many log entries it took."""
-        entries = self._next_entries()
-        if not entries:
-            return 0
-        digests = list(dict.fromkeys(digest for _, digest in entries))  # once per batch
-        present, raws = [], []
-        for digest in digests:
-            try:
-                raws.append(self.store.get(digest))
-                present.append(digest)
-            except NotFound:  # deleted since it arrived
-                self.database.delete_document(id_term(digest))
-        for digest, raw, extracted in zip(present, raws, self.pool.extract_many(raws)):
-            meta = self.store.meta(digest)
-            self.database.replace_document(id_term(digest),
-                                           build_document(digest, meta, extracted, self.generator))
-        last_seq = entries[-1][0]
-        self.database.set_metadata(CURSOR_KEY, str(last_seq))
-        self.database.commit()
-        self.store.set_cursor("indexer", last_seq)  # for status only; Xapian's is the truth
-        return len(entries)
-
-    def _next_entries(self) -> list[tuple[int, str]]:
-        entries = self.store.log_after("arrival", self.position(), BATCH_MESSAGES)
-        total, taken = 0, []
-        for seq, digest in entries:
-            taken.append((seq, digest))
-            total += self.store.meta(digest)["size"] if digest in self.store else 0
-            if total >= BATCH_BYTES:
-                break
-        return taken
+        batch = self._read(self.position())
+        if batch.entries:
+            self._write(self._extract(batch))
+        return len(batch.entries)
 
     def catch_up(self, progress: Callable[[int], None] | None = None) -> int:
+        """Index everything logged so far. The next batch is read and extracted (in the
+        worker processes) while this one is written, so both cores stay busy."""
         done = 0
-        while count := self.index_batch():
-            done += count
-            if progress:
-                progress(count)
+        with ThreadPoolExecutor(1, thread_name_prefix="prefetch") as prefetch:
+            upcoming = prefetch.submit(self._read_and_extract, self.position())
+            while (batch := upcoming.result()).entries:
+                upcoming = prefetch.submit(self._read_and_extract, batch.last_seq)
+                self._write(batch)
+                done += len(batch.entries)
+                if progress:
+                    progress(len(batch.entries))
         return done
 
     def follow(self, stop: Callable[[], bool], idle_sleep: float = 0.2,
                on_batch: Callable[[int], None] | None = None) -> None:
         while not stop():
-            count = self.index_batch()
-            if on_batch:
-                on_batch(count)
+            count = self.catch_up(on_batch)
             if not count:
                 time.sleep(idle_sleep)
+
+    def _read_and_extract(self, after_seq: int) -> Batch:
+        return self._extract(self._read(after_seq))
+
+    def _read(self, after_seq: int) -> Batch:
+        batch, total = Batch([]), 0
+        for seq, digest in self.store.log_after("arrival", after_seq, BATCH_MESSAGES):
+            batch.entries.append((seq, digest))
+            if any(digest == seen for seen, _, _ in batch.present) or digest in batch.missing:
+                continue  # arrived twice in one batch: index it once
+            try:
+                meta, raw = self.store.meta(digest), self.store.get(digest)
+            except NotFound:
+                batch.missing.append(digest)
+                continue
+            batch.present.append((digest, meta, raw))
+            total += len(raw)
+            if total >= BATCH_BYTES:
+                break
+        return batch
+
+    def _extract(self, batch: Batch) -> Batch:
+        batch.extracted = self.pool.extract_many([raw for _, _, raw in batch.present])
+        return batch
+
+    def _write(self, batch: Batch) -> None:
+        """Replace each document by its store number (no term lookup), then commit the
+        batch and its log position together."""
+        for digest in batch.missing:
+            self.database.delete_document(id_term(digest))
+        names = {}
+        for (digest, meta, _), extracted in zip(batch.present, batch.extracted):
+            document = build_document(digest, meta, extracted, self.generator)
+            self.database.replace_document(meta["number"], document)
+            names[digest] = [a.filename for a in extracted.attachments if a.filename]
+        self.database.set_metadata(CURSOR_KEY, str(batch.last_seq))
+        self.database.commit()
+        self.store.record_indexed(batch.last_seq, names)  # status and metadata; Xapian's is the truth
 
     def close(self) -> None:
         self.database.close()

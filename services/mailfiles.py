@@ -119,8 +119,8 @@ def _read_found(found: _Found) -> Iterator[MailItem]:
 def _read_stream(stream: BinaryIO, label: str) -> Iterator[MailItem]:
     """The messages in a file or a zip member, told apart by content, never by name."""
     kind = _sniff(stream)
-    if kind == "empty":
-        yield MailItem(label, error="empty file")
+    if kind == "empty":  # kept as it is, like any bad input: an empty message
+        yield MailItem(label, raw=b"")
     elif kind == "mbox":
         yield from _read_mbox(stream, label)
     elif kind == "zip":
@@ -368,8 +368,9 @@ def _zip_members(archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
 
 # --- writing ------------------------------------------------------------------------------
 
-def write_zip(messages: Iterable[tuple[str, bytes]], path: Path) -> None:
-    """Write (name, raw) pairs as NAME.eml members of a zip; every byte is kept."""
+def write_zip(messages: Iterable[tuple[str, bytes]], path: Path) -> int:
+    """Write (name, raw) pairs as NAME.eml members of a zip, every byte kept; returns how
+    many were written."""
     names = _UniqueNames()
     when = time.localtime()[:6]
     with _atomic_output(Path(path)) as output, \
@@ -379,15 +380,20 @@ def write_zip(messages: Iterable[tuple[str, bytes]], path: Path) -> None:
             member.compress_type = zipfile.ZIP_DEFLATED
             member.external_attr = 0o644 << 16  # readable once unpacked; default is 0600
             archive.writestr(member, raw)
+    return len(names.taken)
 
 
-def write_mbox(messages: Iterable[tuple[str, bytes]], path: Path) -> None:
-    """Write (name, raw) pairs as an mboxrd file; names are not kept, mbox has none."""
+def write_mbox(messages: Iterable[tuple[str, bytes]], path: Path) -> int:
+    """Write (name, raw) pairs as an mboxrd file (mbox keeps no names); returns how many
+    were written."""
+    written = 0
     with _atomic_output(Path(path)) as output:
         for _name, raw in messages:
             output.write(_from_line(raw))
             output.write(_with_final_line_ending(_quote_from_lines(raw)))
             output.write(b"\n")  # the blank line after every message, the last one too
+            written += 1
+    return written
 
 
 def _quote_from_lines(raw: bytes) -> bytes:

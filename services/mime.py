@@ -72,6 +72,18 @@ def summarize(raw: bytes) -> MessageSummary:
     return summarize_message(parse_message(raw))
 
 
+def summarize_headers(raw: bytes) -> MessageSummary:
+    """The summary from the top-level headers only (no attachment names): what the store
+    needs at intake, at a fraction of a full parse; the indexer fills in the rest."""
+    return summarize_message(_parse_headers_only(raw[:header_end(raw)]))
+
+
+def header_end(raw: bytes) -> int:
+    """Where the header block ends: after the first empty line, whatever the line endings."""
+    ends = [raw.find(blank) + len(blank) for blank in (b"\n\n", b"\r\n\r\n") if blank in raw]
+    return min(ends) if ends else len(raw)
+
+
 def parse_message(raw: bytes) -> Message:
     """The message tree; on a too deeply nested one, its headers only (with a defect)."""
     try:

@@ -31,7 +31,7 @@ import zstandard
 from firmware.errors import ArchiverError
 
 from .group_commit import GroupCommitter
-from .mime import summarize
+from .mime import summarize_headers
 
 DATABASES = ("raw", "meta", "msgid", "arrival", "outbox", "cursors", "counters", "settings")
 COMPRESSION_LEVEL = 3
@@ -115,7 +115,7 @@ class Store:
         # Hashing, parsing and compressing happen in the caller's thread, in parallel;
         # only the LMDB writes are serialized.
         envelope = envelope or Envelope()
-        summary = summarize(raw)
+        summary = summarize_headers(raw)  # attachment names: filled in by the indexer
         compressed = self._compressor().compress(raw)
         meta = {
             "message_id": summary.message_id, "sent_date": summary.sent_date,
@@ -123,7 +123,7 @@ class Store:
             "sender": envelope.sender, "recipients": sorted(set(envelope.recipients)),
             "source": source, "origin": origin or self.node_id,
             "from": summary.from_addrs[0] if summary.from_addrs else "",
-            "subject": summary.subject[:300], "attachments": summary.attachment_names,
+            "subject": summary.subject[:300], "attachments": [],
         }
         return _Prepared(hashlib.sha256(raw).digest(), compressed, meta)
 
@@ -148,6 +148,7 @@ class Store:
         if existing is None:
             self._check_room(len(item.compressed))
             txn.put(key, item.compressed, db=self.db["raw"])
+            meta["number"] = self._add_counter(txn, "numbers", 1)  # the index's document id
             self._write_meta(txn, key, meta)
             if meta["message_id"]:
                 txn.put(meta["message_id"].encode()[:500], key, db=self.db["msgid"])
@@ -189,10 +190,11 @@ class Store:
         txn.put(_seq_key(seq), value, db=self.db[log], append=True)
         return seq
 
-    def _add_counter(self, txn, name: str, delta: int) -> None:
+    def _add_counter(self, txn, name: str, delta: int) -> int:
         current = txn.get(name.encode(), db=self.db["counters"])
         value = (int(current) if current else 0) + delta
         txn.put(name.encode(), str(value).encode(), db=self.db["counters"])
+        return value
 
     # -- reading -----------------------------------------------------------------------
 
@@ -257,6 +259,18 @@ class Store:
     def set_cursor(self, name: str, seq: int) -> None:
         with self.env.begin(write=True) as txn:
             txn.put(name.encode(), str(seq).encode(), db=self.db["cursors"])
+
+    def record_indexed(self, seq: int, attachment_names: dict[str, list[str]]) -> None:
+        """The indexer's progress and what its full parse found, in one transaction."""
+        with self.env.begin(write=True) as txn:
+            txn.put(b"indexer", str(seq).encode(), db=self.db["cursors"])
+            for digest, names in attachment_names.items():
+                stored = txn.get(bytes.fromhex(digest), db=self.db["meta"])
+                if stored is not None:
+                    meta = json.loads(stored)
+                    if meta.get("attachments") != names:
+                        meta["attachments"] = names
+                        self._write_meta(txn, bytes.fromhex(digest), meta)
 
     # -- integrity -----------------------------------------------------------------------
 

@@ -167,6 +167,17 @@ def people_weights() -> list[float]:
     return list(itertools.accumulate(1 / (rank + 1) ** 0.8 for rank in range(len(people()))))
 
 
+@functools.lru_cache(maxsize=1)
+def picture_noise() -> bytes:
+    """Random bytes as base64 lines of 76 characters, for pictures to take slices of."""
+    return base64.encodebytes(random.Random(3).randbytes(57 * 16000))  # 912 KB of noise
+
+
+# Base64 of a JFIF header (12 bytes, a whole number of 3-byte groups) and of the end marker.
+JPEG_START = base64.encodebytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01")
+JPEG_END = base64.encodebytes(b"\xff\xd9")
+
+
 # --- attachments built once ---------------------------------------------------------------
 
 @dataclass
@@ -382,14 +393,17 @@ class Composer:
     # bodies
 
     def prose(self, size: int) -> list[str]:
-        lines, total, pool = [], 0, line_pool()
-        while total < size:
-            line = self.rng.choice(pool)
-            lines.append(line)
-            total += len(line) + 1
-            if self.rng.random() < 0.2:
-                lines.append("")
-        return lines
+        """At least `size` bytes of lines, in paragraphs of 2 to 7 lines."""
+        pool = line_pool()
+        lines = self.rng.choices(pool, k=size // 75 + 1)
+        while sum(map(len, lines)) + len(lines) < size:
+            lines.append(self.rng.choice(pool))
+        paragraphs, start = [], 0
+        while start < len(lines):
+            end = start + self.rng.randint(2, 7)
+            paragraphs += lines[start:end] + [""]
+            start = end
+        return paragraphs[:-1]
 
     def body_lines(self, size: int) -> list[str]:
         lines = [f"Hi {self.rng.choice(FIRST_NAMES)},", ""] + self.prose(size)
@@ -485,9 +499,16 @@ class Composer:
                 + inner)
 
     def picture(self, size: int) -> bytes:
-        raw_size = max(1000, size * 3 // 4 - 2000)  # base64 makes 4 bytes of every 3
-        image = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + self.rng.randbytes(raw_size) + b"\xff\xd9"
-        return binary_part("image/jpeg", self.file_name("jpg"), image)
+        """A JPEG-looking attachment of about `size` bytes, encoded.
+
+        Its noise is cut from lines encoded once (base64-encoding every picture would take
+        most of the run); a cut at a line boundary is still valid base64 of 57-byte lines.
+        """
+        noise = picture_noise()
+        lines = min(max(1, size // 77), len(noise) // 77)
+        start = self.rng.randrange(len(noise) // 77 - lines + 1) * 77
+        encoded = JPEG_START + noise[start:start + lines * 77] + JPEG_END
+        return binary_part("image/jpeg", self.file_name("jpg"), encoded, encoded=True)
 
     def file_name(self, extension: str) -> str:
         stem = self.rng.choice(["Report", "Invoice", "Minutes", "Budget", "Contract", "Scan",
@@ -512,7 +533,7 @@ def text_part(content_type: str, text: str) -> bytes:
     return headers.encode() + b"\n\n" + data
 
 
-def binary_part(content_type: str, file_name: str, data: bytes) -> bytes:
+def binary_part(content_type: str, file_name: str, data: bytes, encoded: bool = False) -> bytes:
     if file_name.isascii():
         disposition = f'attachment; filename="{file_name}"'
     else:  # RFC 2231, as Thunderbird and Outlook write non-ASCII names
@@ -521,7 +542,7 @@ def binary_part(content_type: str, file_name: str, data: bytes) -> bytes:
         disposition = f"attachment; filename*=utf-8''{quoted}"
     headers = (f"Content-Type: {content_type}; name=\"{header_text(file_name)}\"\n"
                f"Content-Disposition: {disposition}\nContent-Transfer-Encoding: base64\n\n")
-    return headers.encode() + base64.encodebytes(data)
+    return headers.encode() + (data if encoded else base64.encodebytes(data))
 
 
 def multipart(subtype: str, parts: list[bytes], boundary: str, top_level: bool = False) -> bytes:
@@ -575,7 +596,7 @@ def generate(directory: Path, count: int, seed: int = 1) -> Corpus:
     for part in ("cur", "new", "tmp"):
         (directory / part).mkdir(parents=True, exist_ok=True)
     assets = Assets.build(seed)
-    vocabulary(), line_pool(), people()  # built before forking, once for every worker
+    vocabulary(), line_pool(), people(), picture_noise()  # built once, before forking
     workers = min(os.cpu_count() or 1, max(1, count // 2000))
     pieces = split(range(count), workers)
     if workers == 1:

@@ -69,11 +69,14 @@ def test_a_bad_file_is_reported_and_skipped(archiver, data, tmp_path):
     folder = tmp_path / "mixed"
     folder.mkdir()
     (folder / "good.eml").write_bytes(raw_message(1))
+    (folder / "empty.eml").write_bytes(b"")  # bad input, but input: kept as it is
     (folder / "dangling.eml").symlink_to(tmp_path / "missing")
     os.mkfifo(folder / "pipe.eml")  # must be skipped, not read forever
     done = archiver("import", "--data", data, "--json", folder, check=1)
     summary = json.loads(done.stdout)
-    assert summary["imported"] == 1 and summary["failed"] == 2
+    assert summary["imported"] == 2 and summary["failed"] == 2
+    empty = hashlib.sha256(b"").hexdigest()
+    assert json.loads(archiver("show", empty, "--data", data, "--json", check=0).stdout)["size"] == 0
     assert "pipe.eml" in done.stderr and "dangling.eml" in done.stderr
 
 
