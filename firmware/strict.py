@@ -32,6 +32,8 @@ class ConfigError(ArchiverError, ValueError):
 
 
 def _show(value: Any) -> str:
+    if isinstance(value, list) and len(repr(value)) <= 120:
+        return repr(value)
     if isinstance(value, (dict, list)):
         return f"a {'mapping' if isinstance(value, dict) else 'list'}"
     return repr(value)
@@ -75,9 +77,11 @@ def load_yaml(path: str | Path) -> Any:
 
 
 def field(doc: str, *, check: Callable[[Any], bool] | None = None, expected: str | None = None,
-          **kwargs) -> Any:
-    """A dataclass field with a description and an optional extra check on its value."""
-    return dataclasses.field(metadata={"doc": doc, "check": check, "expected": expected}, **kwargs)
+          secret: bool = False, **kwargs) -> Any:
+    """A dataclass field with a description and an optional extra check on its value.
+    A secret's value never appears in an error, only its length."""
+    return dataclasses.field(metadata={"doc": doc, "check": check, "expected": expected,
+                                       "secret": secret}, **kwargs)
 
 
 def positive(value: Any) -> bool:
@@ -126,18 +130,32 @@ def _describe(hint: Any, spec: dataclasses.Field | None = None) -> str:
 
 
 def _convert(hint: Any, spec: dataclasses.Field | None, value: Any, *, file, where, key) -> Any:
+    optional = _optional_inner(hint)
+    if optional is not None:  # X | None: null, or whatever X accepts
+        return None if value is None else _convert(optional, spec, value, file=file,
+                                                    where=where, key=key)
     if dataclasses.is_dataclass(hint):
         return build(hint, value, file=file, where=where, prefix=f"{key}.")
     if not _has_type(hint, value):
-        raise ConfigError(file, key, _describe(hint, spec), got=value, where=where)
+        hidden = spec is not None and spec.metadata.get("secret")
+        raise ConfigError(file, key, _describe(hint, spec),
+                          got=f"a {type(value).__name__}" if hidden else value, where=where)
     if typing.get_origin(hint) is list:
         (item,) = typing.get_args(hint)
         value = [_convert(item, None, v, file=file, where=where, key=f"{key}[{i}]")
                  for i, v in enumerate(value)]
     check = spec.metadata.get("check") if spec is not None else None
     if check is not None and value is not None and not check(value):
-        raise ConfigError(file, key, _describe(hint, spec), got=value, where=where)
+        shown = f"{len(value)} characters" if spec.metadata.get("secret") else value
+        raise ConfigError(file, key, _describe(hint, spec), got=shown, where=where)
     return float(value) if hint is float else value
+
+
+def _optional_inner(hint: Any) -> Any:
+    if typing.get_origin(hint) not in (typing.Union, types.UnionType):
+        return None
+    others = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+    return others[0] if len(others) == 1 and len(typing.get_args(hint)) == 2 else None
 
 
 def _has_type(hint: Any, value: Any) -> bool:

@@ -5,7 +5,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import signal
 import sys
 from pathlib import Path
 
@@ -65,9 +64,6 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     p = command("reindex", cmd_reindex, "rebuild the index from the store")
     p.add_argument("--json", action="store_true")
-
-    p = command("serve", cmd_serve, "run one appliance service in the foreground")
-    p.add_argument("service", choices=["indexer"])
 
 
 def open_archive(args) -> Archive:
@@ -247,26 +243,6 @@ def cmd_reindex(args) -> int:
     finally:
         lock.release()
     print(json.dumps({"indexed": indexed}) if args.json else f"reindexed {indexed} messages")
-    return 0
-
-
-def cmd_serve(args) -> int:
-    """The indexer service: hold the index, follow the arrival log until told to stop."""
-    archive = open_archive(args)
-    lock = IndexLock(archive.data_dir)
-    if not lock.acquire(wait=False):
-        raise IndexerBusy(f"another process writes the index of {archive.data_dir}")
-    stopping = []
-    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
-    print(f"indexer: following {archive.data_dir}", file=sys.stderr, flush=True)
-    with extraction_pool(archive) as pool:
-        indexer = Indexer(archive.store, archive.index_dir(), pool)
-        try:
-            indexer.follow(stop=lambda: bool(stopping))
-        except KeyboardInterrupt:
-            pass
-        indexer.close()
-    lock.release()
     return 0
 
 

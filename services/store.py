@@ -9,6 +9,8 @@ Named databases:
   cursors   name -> seq                            (durable positions in the logs)
   counters  name -> integer                        (totals kept in the same transactions)
   settings  name -> JSON                           (node id; replicated settings later)
+  journal   state|ACCOUNT -> JSON                  (journal puller status per account)
+            taken|ACCOUNT|KEY -> ""                (what keep_on_server took; | is NUL)
 
 A put is acknowledged only after the transaction holding it is committed and synced;
 concurrent puts share one commit (group commit).
@@ -33,7 +35,8 @@ from firmware.errors import ArchiverError
 from .group_commit import GroupCommitter
 from .mime import summarize_headers
 
-DATABASES = ("raw", "meta", "msgid", "arrival", "outbox", "cursors", "counters", "settings")
+DATABASES = ("raw", "meta", "msgid", "arrival", "outbox", "cursors", "counters", "settings",
+             "journal")
 COMPRESSION_LEVEL = 3
 # Head-room kept free in the map so a full store can still commit cursors and settings.
 RESERVE_BYTES = 4 * 1024 * 1024
@@ -106,9 +109,11 @@ class Store:
             self._committer = GroupCommitter(self._apply_batch, name="store-commit")
         return self._committer.submit(prepared)
 
-    def put_many(self, items: Iterable[tuple[bytes, Envelope | None, str]]) -> list[PutOutcome]:
-        """Store a batch in one durable transaction (bulk import)."""
-        return self._apply_batch([self._prepare(raw, env, src, None) for raw, env, src in items])
+    def put_many(self, items: Iterable[tuple]) -> list[PutOutcome]:
+        """Store a batch in one durable transaction (bulk import, mirror copies): items are
+        (raw, envelope, source) or (raw, envelope, source, origin)."""
+        return self._apply_batch([self._prepare(*item) if len(item) == 4
+                                  else self._prepare(*item, None) for item in items])
 
     def _prepare(self, raw: bytes, envelope: Envelope | None, source: str,
                  origin: str | None) -> _Prepared:
@@ -172,9 +177,13 @@ class Store:
         return PutOutcome(key.hex(), "merged")
 
     def _check_room(self, needed: int) -> None:
-        used = self.env.info()["last_pgno"] * self.env.stat()["psize"]
-        if used + needed + RESERVE_BYTES > self.map_size:
+        if needed > self.space_left():
             raise lmdb.MapFullError("store full")
+
+    def space_left(self) -> int:
+        """Bytes the store may still grow by (its map, less the reserve for bookkeeping)."""
+        used = (self.env.info()["last_pgno"] + 1) * self.env.stat()["psize"]
+        return self.map_size - RESERVE_BYTES - used
 
     def _write_meta(self, txn, key: bytes, meta: dict) -> None:
         txn.put(key, json.dumps(meta, separators=(",", ":")).encode(), db=self.db["meta"])
@@ -292,7 +301,54 @@ class Store:
                     problems.append({"digest": key.hex(), "problem": "metadata without raw bytes"})
         return problems
 
+    # -- journal mailboxes ---------------------------------------------------------------
+
+    def journal_state(self, account: str) -> dict:
+        """The puller's status of `account` (last poll, last error, totals); {} if never polled."""
+        with self.env.begin() as txn:
+            data = txn.get(_journal_key("state", account), db=self.db["journal"])
+        return json.loads(data) if data else {}
+
+    def set_journal_state(self, account: str, state: dict) -> None:
+        with self.env.begin(write=True) as txn:
+            txn.put(_journal_key("state", account), json.dumps(state).encode(),
+                    db=self.db["journal"])
+
+    def journal_taken(self, account: str) -> set[str]:
+        """Keys (IMAP "UIDVALIDITY:UID", POP3 UIDL) of messages taken and left on the server."""
+        prefix = _journal_key("taken", account, "")
+        with self.env.begin() as txn, txn.cursor(db=self.db["journal"]) as cursor:
+            found = set()
+            if cursor.set_range(prefix):
+                for key in cursor.iternext(values=False):
+                    if not key.startswith(prefix):
+                        break
+                    found.add(key[len(prefix):].decode())
+            return found
+
+    def is_taken(self, account: str, key: str) -> bool:
+        with self.env.begin() as txn:
+            return txn.get(_journal_key("taken", account, key), db=self.db["journal"]) is not None
+
+    def mark_taken(self, account: str, key: str) -> None:
+        with self.env.begin(write=True) as txn:
+            txn.put(_journal_key("taken", account, key), b"", db=self.db["journal"])
+
     # -- settings ------------------------------------------------------------------------
+
+    def setting(self, name: str, default=None):
+        """A node-local setting (JSON), or `default`."""
+        with self.env.begin() as txn:
+            value = txn.get(name.encode(), db=self.db["settings"])
+        return json.loads(value) if value is not None else default
+
+    def set_setting(self, name: str, value) -> None:
+        """Set (or, with None, remove) a node-local setting, durably."""
+        with self.env.begin(write=True) as txn:
+            if value is None:
+                txn.delete(name.encode(), db=self.db["settings"])
+            else:
+                txn.put(name.encode(), json.dumps(value).encode(), db=self.db["settings"])
 
     def _ensure_node_id(self) -> str:
         with self.env.begin(write=True) as txn:
@@ -317,6 +373,11 @@ def _key(digest: str) -> bytes:
     if len(key) != 32:
         raise NotFound(f"{digest!r} is not a message digest (64 hex digits)")
     return key
+
+
+def _journal_key(*parts: str) -> bytes:
+    # NUL cannot occur in account names or keys, so one account's keys never run into another's.
+    return "\0".join(parts).encode()[:500]
 
 
 def _check_one(decompressor, key: bytes, compressed: bytes) -> str | None:

@@ -62,7 +62,7 @@ def entry(doc, model):
     (lambda d: entry(d, 450)["smtp"].update(concurrency=2.5), "key 'smtp.concurrency'", "got 2.5"),
     (lambda d: entry(d, 450)["features"].update(mirroring="yes"), "key 'features.mirroring'", "expected true or false, got 'yes'"),
     (lambda d: entry(d, 450).update(name=450), "key 'name'", "expected a string, got 450"),
-    (lambda d: entry(d, 450).update(vm=[1, 2]), "key 'vm'", "expected a mapping of vcpus, memory_mb, disk_gb, got a list"),
+    (lambda d: entry(d, 450).update(vm=[1, 2]), "key 'vm'", "expected a mapping of vcpus, memory_mb, disk_gb, got [1, 2]"),
 ])
 def test_each_validation_error_names_file_model_key_and_expectation(tmp_path, change, key, expected):
     path = load_changed(tmp_path, change)

@@ -1,0 +1,102 @@
+"""Appliance services as real processes for host integration tests."""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import yaml
+
+from firmware.models import TREE_MODELS_FILE
+from tests.conftest import ARCHIVER
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_port(host: str, port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((host, port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout} s")
+
+
+def models_file(tmp_path: Path, **changes) -> Path:
+    """A copy of models.yaml whose model 450 has other limits, e.g. smtp={"concurrency": 2}."""
+    doc = yaml.safe_load(TREE_MODELS_FILE.read_text())
+    profile = next(p for p in doc["models"] if p["model"] == 450)
+    for section, values in changes.items():
+        profile[section] = {**profile[section], **values} if isinstance(values, dict) else values
+    path = tmp_path / "models.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+class ArchiverService:
+    """`archiver serve|run` with a config file of its own, in a process of its own."""
+
+    def __init__(self, tmp_path: Path, config: dict, command=("run",), models: Path | None = None):
+        self.dir = tmp_path
+        self.data = tmp_path / "data"
+        self.smtp_port = free_port()
+        self.config = copy.deepcopy(config)
+        self.config.setdefault("data_dir", str(self.data))
+        self.config.setdefault("smtp", {}).setdefault("listen", f"127.0.0.1:{self.smtp_port}")
+        self.config_path = tmp_path / "archiver.yaml"
+        self.config_path.write_text(yaml.safe_dump(self.config))
+        self.command = list(command)
+        self.env = {**os.environ, **({"ARCHIVER_MODELS": str(models)} if models else {})}
+        self.process: subprocess.Popen | None = None
+        self.log = tmp_path / "service.log"
+
+    def start(self) -> "ArchiverService":
+        self.process = subprocess.Popen(
+            [str(ARCHIVER), *self.command, "--config", str(self.config_path)],
+            stdout=subprocess.DEVNULL, stderr=open(self.log, "ab"), env=self.env,
+            start_new_session=True)
+        if "smtp" in self.command or "run" in self.command:
+            wait_for_port("127.0.0.1", self.smtp_port)
+        return self
+
+    def stop(self) -> int:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            return self.process.wait(timeout=60)
+        return self.process.returncode if self.process else 0
+
+    def kill(self) -> None:
+        """SIGKILL the service and everything it started."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def cli(self, *args) -> subprocess.CompletedProcess:
+        return subprocess.run([str(ARCHIVER), *map(str, args), "--data", str(self.data)],
+                              capture_output=True, text=True, env=self.env, timeout=120)
+
+    def stats(self) -> dict:
+        done = self.cli("stats", "--json")
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    def search(self, query: str) -> list[str]:
+        done = self.cli("search", query, "--json", "--limit", "100000")
+        assert done.returncode == 0, done.stderr
+        return [json.loads(line)["digest"] for line in done.stdout.splitlines()]
+
+    def wait_until_indexed(self, count: int, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while (stats := self.stats())["indexed"] < count or stats["pending"]:
+            assert time.monotonic() < deadline, f"not indexed in time: {stats}"
+            time.sleep(0.2)
