@@ -81,6 +81,10 @@ class SessionSlots:
 class LimitedSMTP(SMTP):
     """aiosmtpd's SMTP, refusing sessions beyond the model's concurrency with 421."""
 
+    # RFC 5321 allows 1000 octets a line, but real mail breaks it (unwrapped HTML, long
+    # headers); an archive must keep such mail rather than bounce it.
+    line_length_limit = 1024 * 1024
+
     def __init__(self, handler, slots: SessionSlots, **options):
         super().__init__(handler, **options)
         self.slots, self._holds_slot, self._refused = slots, False, False

@@ -237,3 +237,10 @@ def _all_digests(service) -> set[str]:
         found = {key.hex() for key in txn.cursor(db=meta).iternext(values=False)}
     env.close()
     return found
+
+
+def test_lines_longer_than_rfc_5321_allows_are_archived_not_bounced(smtp_service):
+    raw = message(50) + b"X-Long: " + b"y" * 20000 + b"\r\n"
+    raw = raw.replace(b"\r\n\r\n", b"\r\nX-Wide: " + b"z" * 5000 + b"\r\n\r\n", 1)
+    assert send(smtp_service, raw) == {}
+    assert smtp_service.stats()["stored"] == 1
