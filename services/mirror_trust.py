@@ -198,7 +198,9 @@ def _still_fits(certificate: x509.Certificate, ca: MirrorCA, key: Ed25519Private
     except InvalidSignature:
         return False
     cn = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    year_ahead = datetime.datetime.utcnow() + datetime.timedelta(days=365)
+    # cryptography 38 gives naive UTC datetimes.
+    year_ahead = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None) \
+        + datetime.timedelta(days=365)
     return (_raw_public_bytes(certificate.public_key()) == _raw_public_bytes(key)
             and [attribute.value for attribute in cn] == [node_id]
             and certificate.not_valid_after > year_ahead)
@@ -280,8 +282,66 @@ def peer_node_id(ssl_object: ssl.SSLObject | ssl.SSLSocket) -> str | None:
 
 # -- failures in words ------------------------------------------------------------------
 
+# OpenSSL verify codes: the issuer is unknown here (2, 20, 21), the chain ends in a root we
+# do not trust (19), the certificate signed itself (18), or the clocks disagree (9, 10).
+_FOREIGN_CA_CODES = {2, 19, 20, 21}
+_SELF_SIGNED_CODE = 18
+_CLOCK_CODES = {9, 10}
+# Alerts OpenSSL sends when it refuses a certificate for those same reasons.
+_FOREIGN_CA_ALERTS = {"TLSV1_ALERT_UNKNOWN_CA"}
+_CLOCK_ALERTS = {"SSLV3_ALERT_CERTIFICATE_EXPIRED"}
+_OLD_TLS = {"UNSUPPORTED_PROTOCOL", "TLSV1_ALERT_PROTOCOL_VERSION"}
+_NOT_TLS = {"WRONG_VERSION_NUMBER", "HTTP_REQUEST", "HTTPS_PROXY_REQUEST",
+            "PACKET_LENGTH_TOO_LONG", "RECORD_LAYER_FAILURE"}
+
+
 def describe_tls_failure(exc: BaseException) -> str:
-    ...
+    """What went wrong connecting to a peer, in words status can show."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return _describe_refused_peer(exc)
+    if isinstance(exc, (ssl.SSLZeroReturnError, ssl.SSLEOFError)):
+        return "the peer closed the connection during the TLS handshake"
+    if isinstance(exc, ssl.SSLError):
+        return _describe_tls_error(exc.reason or "", exc)
+    if isinstance(exc, (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)):
+        return f"the peer dropped the connection: {exc.strerror or exc}"
+    if isinstance(exc, TimeoutError):
+        return "unreachable: no answer in time"
+    if isinstance(exc, OSError):      # refused, no route, unknown host name, ...
+        return f"unreachable: {exc.strerror or exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _describe_refused_peer(exc: ssl.SSLCertVerificationError) -> str:
+    """This side refused the certificate the peer presented."""
+    not_ours = "the peer's certificate is not from this secret's mirror CA"
+    if exc.verify_code in _FOREIGN_CA_CODES:
+        return f"{not_ours}: the secrets differ ({exc.verify_message})"
+    if exc.verify_code == _SELF_SIGNED_CODE:
+        return f"{not_ours}: it is no mirror peer ({exc.verify_message})"
+    if exc.verify_code in _CLOCK_CODES:
+        return (f"the peer's certificate is not valid at this system's time: check both "
+                f"clocks ({exc.verify_message})")
+    return f"the peer's certificate was refused: {exc.verify_message}"
+
+
+def _describe_tls_error(reason: str, exc: ssl.SSLError) -> str:
+    alert = "alert " + reason.partition("ALERT_")[2].lower().replace("_", " ")
+    if reason in _FOREIGN_CA_ALERTS:
+        return f"the peer refused this system's certificate: the secrets differ ({alert})"
+    if reason in _CLOCK_ALERTS:
+        return f"the peer refused this system's certificate: check both clocks ({alert})"
+    if reason == "PEER_DID_NOT_RETURN_A_CERTIFICATE":
+        return "the peer presented no certificate: it is no mirror peer"
+    if reason == "TLSV13_ALERT_CERTIFICATE_REQUIRED":
+        return "the peer wants a certificate this system did not present"
+    if reason in _OLD_TLS:
+        return "the peer does not speak TLS 1.3: it is no mirror peer"
+    if reason in _NOT_TLS:
+        return "the peer does not speak TLS: is another service listening on the mirror port?"
+    if "ALERT_" in reason:
+        return f"the peer refused the TLS handshake ({alert})"
+    return f"TLS failed: {reason.lower().replace('_', ' ') or exc}"
 
 
 # -- small helpers ----------------------------------------------------------------------

@@ -16,7 +16,7 @@ from .config import Config, load_config
 from .indexer import Indexer, IndexerBusy, IndexLock
 
 log = logging.getLogger("archiver")
-SERVICES = ("smtp", "journal", "indexer")
+SERVICES = ("smtp", "journal", "indexer", "mirror")
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -63,10 +63,16 @@ class Runtime:
                                  args=(self.stop,), name=f"journal-{account.name}", daemon=True)
                 for account in self.config.journal_accounts]
 
-    async def serve(self, with_smtp: bool) -> None:
+    async def serve(self, with_smtp: bool, with_mirror: bool) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.stop.set)
+        stopping = asyncio.Event()  # the stop signal, as the asyncio services wait for it
+        tasks = []
+        if with_mirror:
+            from .mirror_service import MirrorService
+            tasks.append(asyncio.create_task(MirrorService(self.config, self.archive)
+                                             .run(stopping)))
         server = None
         if with_smtp:
             from .smtp import start_smtp
@@ -77,6 +83,8 @@ class Runtime:
         print("archiver: ready", file=sys.stderr, flush=True)
         while not self.stop.is_set():
             await asyncio.sleep(0.2)
+        stopping.set()
+        await asyncio.gather(*tasks)
         if server is not None:
             server.close()
             await server.wait_closed()
@@ -104,7 +112,8 @@ def run_services(args, services: list[str]) -> int:
     for thread in threads:
         thread.start()
     try:
-        asyncio.run(runtime.serve(with_smtp="smtp" in services))
+        asyncio.run(runtime.serve(with_smtp="smtp" in services,
+                                  with_mirror="mirror" in services))
     finally:
         runtime.stop.set()
         for thread in threads:

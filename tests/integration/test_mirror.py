@@ -1,0 +1,202 @@
+"""Mirroring between appliances running as processes in their own network namespaces."""
+import socket
+import ssl
+import subprocess
+import threading
+
+import pytest
+
+from tests.integration.mirror_nodes import MIRROR_PORT, Node, wait_searchable, wait_until
+from tests.integration.netns import Lab
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture
+def pair(tmp_path):
+    with Lab(["a", "b"]) as lab:
+        a, b = Node(lab, "a", tmp_path), Node(lab, "b", tmp_path)
+        a.join(b)
+        b.join(a)
+        yield a, b
+        a.stop(), b.stop()
+
+
+def test_mail_sent_to_either_is_searchable_on_both(pair, tmp_path):
+    a, b = pair
+    a.start(), b.start()
+    sent = a.receive(tmp_path / "in", 30) + b.receive(tmp_path / "in", 20)
+    wait_searchable(a, 50), wait_searchable(b, 50)
+    assert a.digests() == b.digests() == sorted(sent)
+    assert a.stats()["stored"] == b.stats()["stored"] == 50
+    status = a.peer_status(b)
+    assert status["state"] == "connected" and status["queued"] == 0 and status["copied"] == 30
+    assert "one-way" not in status["reason"]
+
+
+def test_a_cut_link_queues_then_drains(pair, tmp_path):
+    a, b = pair
+    a.start(), b.start()
+    wait_until(lambda: a.peer_status(b)["state"] == "connected", what="a connected")
+    a.lab.cut("b")
+    sent = a.receive(tmp_path / "in", 40)
+    wait_until(lambda: a.peer_status(b)["state"] == "offline", 90, "a to see b offline")
+    status = a.peer_status(b)
+    assert status["queued"] >= 40 and "unreachable" in (status["last_error"] or "")
+    more = a.receive(tmp_path / "in", 10, start=40)
+    assert a.peer_status(b)["queued"] >= 50
+    a.lab.restore("b")
+    wait_until(lambda: a.peer_status(b)["queued"] == 0, 120, "the queue to drain")
+    wait_searchable(b, 50)
+    assert b.digests() == sorted(sent + more) == a.digests()
+
+
+def test_sigkill_of_the_receiver_mid_copy_loses_and_doubles_nothing(pair, tmp_path):
+    a, b = pair
+    a.start(), b.start()
+    sent = a.receive(tmp_path / "in", 1500)
+    wait_until(lambda: b.stats()["stored"] > 0, 60, "copying to start", interval=0.05)
+    b.kill()
+    assert b.stats()["stored"] < 1500
+    b.start()
+    wait_until(lambda: a.peer_status(b)["queued"] == 0, 180, "the queue to drain")
+    wait_searchable(b, 1500)
+    assert b.digests() == sorted(sent)
+    assert b.stats()["stored"] == 1500 and b.stats()["duplicates"] >= 0
+
+
+def test_a_wrong_secret_gets_no_mail_and_status_says_why(tmp_path):
+    with Lab(["a", "b"]) as lab:
+        a, b = Node(lab, "a", tmp_path), Node(lab, "b", tmp_path)
+        a.join(b)
+        b.join(a, secret="another secret of enough length")
+        a.start(), b.start()
+        try:
+            a.receive(tmp_path / "in", 10)
+            wait_until(lambda: a.peer_status(b)["last_error"], 60, "an error on a")
+            status = a.peer_status(b)
+            assert status["state"] == "offline" and status["queued"] == 10
+            assert "authentication failed" in status["reason"]
+            assert "secret" in status["reason"]
+            assert b.stats()["stored"] == 0
+        finally:
+            a.stop(), b.stop()
+
+
+@pytest.mark.parametrize("difference", ["firmware", "model"])
+def test_another_firmware_or_model_is_refused_then_resumes(tmp_path, difference):
+    with Lab(["a", "b"]) as lab:
+        a = Node(lab, "a", tmp_path)
+        b = Node(lab, "b", tmp_path, model=650 if difference == "model" else 450)
+        a.join(b), b.join(a)
+        a.start()
+        b.start(**({"ARCHIVER_FIRMWARE_VERSION": "1.0.0.002"} if difference == "firmware" else {}))
+        try:
+            sent = a.receive(tmp_path / "in", 15)
+            wait_until(lambda: a.peer_status(b)["state"] == "refused", 60, "a refusal")
+            status = a.peer_status(b)
+            expected = ("the peer runs firmware 1.0.0.002 but this system runs" if difference ==
+                        "firmware" else "the peer is a model 650 but this system is a model 450")
+            assert expected in status["reason"] and status["queued"] == 15
+            assert b.stats()["stored"] == 0
+            b.stop()  # the fix: b runs a's firmware and model again
+            b.config.write_text(b.config.read_text().replace("model: 650", "model: 450"))
+            b.env.pop("ARCHIVER_FIRMWARE_VERSION", None)
+            b.start()
+            wait_until(lambda: a.peer_status(b)["queued"] == 0, 90, "copying to resume")
+            wait_searchable(b, 15, timeout=120)
+            assert b.digests() == sorted(sent)
+        finally:
+            a.stop(), b.stop()
+
+
+def test_three_systems_each_copy_to_both_others_without_echo(tmp_path):
+    with Lab(["a", "b", "c"]) as lab:
+        nodes = [Node(lab, name, tmp_path) for name in "abc"]
+        for node in nodes:
+            node.join(*[other for other in nodes if other is not node])
+        for node in nodes:
+            node.start()
+        try:
+            sent = []
+            for count, node in zip((12, 8, 5), nodes):
+                sent += node.receive(tmp_path / "in", count)
+            for node in nodes:
+                wait_searchable(node, 25)
+            for node in nodes:
+                assert node.digests() == sorted(sent)
+                stats = node.stats()
+                assert stats["stored"] == 25 and stats["duplicates"] == 0
+                assert node.imported == _outbox_end(node)  # copies are never queued on
+        finally:
+            for node in nodes:
+                node.stop()
+
+
+def _outbox_end(node) -> int:
+    import lmdb
+    import struct
+    env = lmdb.open(str(node.data / "store"), max_dbs=16)
+    with env.begin() as txn:
+        cursor = txn.cursor(db=env.open_db(b"outbox", txn=txn))
+        end = struct.unpack(">Q", cursor.key())[0] if cursor.last() else 0
+    env.close()
+    return end
+
+
+def test_joined_on_one_side_only_copies_one_way_and_says_so(tmp_path):
+    with Lab(["a", "b"]) as lab:
+        a, b = Node(lab, "a", tmp_path), Node(lab, "b", tmp_path)
+        a.join(b)
+        b.join()  # the secret, but no peer
+        a.start(), b.start()
+        try:
+            sent = a.receive(tmp_path / "in", 5)
+            b.receive(tmp_path / "in", 3)
+            wait_searchable(b, 8)
+            assert set(sent) <= set(b.digests())
+            status = a.peer_status(b)
+            assert status["state"] == "connected" and "one-way" in status["reason"]
+            assert a.stats()["stored"] == 5
+        finally:
+            a.stop(), b.stop()
+
+
+def test_a_listener_with_a_self_signed_certificate_gets_nothing(tmp_path):
+    with Lab(["a", "b"]) as lab:
+        a, b = Node(lab, "a", tmp_path), Node(lab, "b", tmp_path)
+        a.join(b)
+        cert, key = tmp_path / "evil.crt", tmp_path / "evil.key"
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ed25519", "-nodes", "-days", "2",
+                        "-subj", "/CN=evil", "-keyout", str(key), "-out", str(cert)],
+                       check=True, capture_output=True)
+        received = tmp_path / "received.bin"
+        listener = lab.popen("b", ["python3", "-c", EVIL_LISTENER, str(cert), str(key),
+                                   str(MIRROR_PORT), str(received)])
+        a.start()
+        try:
+            a.receive(tmp_path / "in", 5)
+            wait_until(lambda: a.peer_status(b)["last_error"], 60, "a to refuse the listener")
+            assert "authentication failed" in a.peer_status(b)["reason"]
+            assert a.peer_status(b)["queued"] == 5
+        finally:
+            a.stop()
+            listener.kill()
+        assert not received.exists() or received.read_bytes() == b""
+
+
+EVIL_LISTENER = """
+import socket, ssl, sys
+cert, key, port, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain(cert, key)
+server = socket.create_server(("0.0.0.0", port))
+while True:
+    connection, _ = server.accept()
+    try:
+        tls = context.wrap_socket(connection, server_side=True)
+        data = tls.recv(65536)
+        open(out, "ab").write(data)
+    except (ssl.SSLError, OSError):
+        pass
+"""
