@@ -148,7 +148,8 @@ def failure_reason(exc: BaseException) -> str:
     if isinstance(cause, aiohttp.ServerDisconnectedError):
         return "authentication failed or the peer went away: it closed the connection"
     words = describe_tls_failure(cause)
-    return f"authentication failed: {words}" if isinstance(cause, ssl.SSLError) else words
+    proven_wrong = "certificate" in words or "secret" in words
+    return f"authentication failed: {words}" if proven_wrong else words
 
 
 def _root_cause(exc: BaseException) -> BaseException:

@@ -1,7 +1,9 @@
 """`make bench`: the archive core's numbers as JSON lines, with notmuch as the yardstick.
 
 On one generated corpus (BENCH_MESSAGES, default 20,000): import+index throughput until
-searchable, SMTP intake with 8 clients (BENCH_SMTP_MESSAGES of the corpus, default 3,000), search latency p50/p99 over a mix of queries (in-process, as the web service
+searchable, SMTP intake with 8 clients (BENCH_SMTP_MESSAGES of the corpus, default 3,000),
+mirroring between two appliances in network namespaces (copy rate of BENCH_MIRROR_MESSAGES
+fresh messages, default 2,000, then catch-up of the whole corpus queued during a link cut), search latency p50/p99 over a mix of queries (in-process, as the web service
 sees it, and per CLI process, as notmuch is timed), the importing/indexing process's peak
 RSS, stored/raw bytes; then `notmuch new` and `notmuch search` on the same Maildir, and
 our figures divided by notmuch's. Numbers are reported, never asserted.
@@ -20,6 +22,7 @@ from services.search import search
 
 from . import corpus as corpus_module
 from .notmuch_bench import percentile, run_notmuch
+from .mirror_bench import bench_mirror
 from .smtp_bench import bench_smtp
 
 ARCHIVER = Path(sys.prefix) / "bin" / "archiver"
@@ -40,6 +43,7 @@ QUERIES = [
 ]
 SEARCH_REPEAT = 5
 SMTP_MESSAGES = int(os.environ.get("BENCH_SMTP_MESSAGES", "3000"))
+MIRROR_FRESH_MESSAGES = int(os.environ.get("BENCH_MIRROR_MESSAGES", "2000"))
 
 
 def emit(**fields) -> None:
@@ -56,7 +60,14 @@ def main() -> int:
         emit(bench="corpus", messages=len(corpus), bytes=corpus.total_bytes,
              seconds=round(time.perf_counter() - started, 1))
         ours = bench_archive(maildir, scratch / "data", len(corpus))
-        smtp_sample = [path.read_bytes() for path in corpus[:SMTP_MESSAGES]]
+        fresh = corpus_module.generate(scratch / "fresh", MIRROR_FRESH_MESSAGES, seed=2)
+        (scratch / "mirror").mkdir()
+        for result in bench_mirror(scratch / "mirror", scratch / "fresh", len(fresh), maildir,
+                                   len(corpus)):
+            emit(**result)
+        # On the wire SMTP lines end in CRLF (smtplib sends bytes as they are).
+        smtp_sample = [path.read_bytes().replace(b"\n", b"\r\n")
+                       for path in corpus[:SMTP_MESSAGES]]
         (scratch / "smtp").mkdir()
         emit(bench="smtp_intake", **bench_smtp(scratch / "smtp", smtp_sample))
         theirs = run_notmuch(maildir, [q for _, q in QUERIES], repeat=SEARCH_REPEAT)
