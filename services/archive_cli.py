@@ -8,11 +8,14 @@ import os
 import sys
 from pathlib import Path
 
+from . import audit, saved_searches
 from .archive import Archive, default_data_dir
+from .audit import cli_actor
 from .extract import ExtractionPool
 from .indexer import Indexer, IndexerBusy, IndexLock, status
 from .mailfiles import count_mail, iter_mail, write_mbox, write_zip
 from .progress import Progress
+from .replicated import Replicated
 from .search import search
 
 IMPORT_BATCH = 200  # messages per durable transaction during bulk import
@@ -38,8 +41,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--no-index", action="store_true", help="store only; leave indexing to the service")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
-    p = command("search", cmd_search, "search the archive (newest first)")
+    p = command("search", cmd_search, "search the archive (newest first); save searches")
     p.add_argument("query", nargs="?", default="")
+    p.add_argument("--save", metavar="NAME", help="save the query under NAME instead of searching")
+    p.add_argument("--list-saved", action="store_true", help="list the saved searches")
+    p.add_argument("--delete-saved", metavar="NAME", help="delete a saved search")
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--offset", type=int, default=0)
     p.add_argument("--oldest-first", action="store_true")
@@ -134,6 +140,9 @@ def _print_summary(args, counts: dict) -> None:
 
 def cmd_search(args) -> int:
     archive = open_archive(args)
+    if args.save or args.list_saved or args.delete_saved:
+        return _saved_searches(args, archive)
+    audit.record(archive.store, cli_actor(), "search", query=args.query)
     results = search(archive.index_dir(), args.query, args.limit, args.offset, args.oldest_first)
     for hit in results.hits:
         if args.json:
@@ -146,8 +155,25 @@ def cmd_search(args) -> int:
     return 0
 
 
+def _saved_searches(args, archive) -> int:
+    replicated, actor = Replicated(archive.store), cli_actor()
+    if args.save:
+        saved_searches.save(replicated, args.save, args.query)
+        audit.record(archive.store, actor, "saved-search", name=args.save, query=args.query)
+        print(f"saved {args.save!r}: {args.query}")
+    elif args.delete_saved:
+        saved_searches.delete(replicated, args.delete_saved)
+        audit.record(archive.store, actor, "saved-search-delete", name=args.delete_saved)
+        print(f"deleted saved search {args.delete_saved!r}")
+    else:
+        for name, query in sorted(saved_searches.all_saved(replicated).items()):
+            print(json.dumps({"name": name, "query": query}) if args.json else f"{name}: {query}")
+    return 0
+
+
 def cmd_show(args) -> int:
     archive = open_archive(args)
+    audit.record(archive.store, cli_actor(), "view", digest=args.digest, raw=args.raw)
     if args.raw:
         sys.stdout.buffer.write(archive.store.get(args.digest))
         sys.stdout.buffer.flush()
@@ -169,6 +195,8 @@ def cmd_show(args) -> int:
 
 def cmd_export(args) -> int:
     archive = open_archive(args)
+    audit.record(archive.store, cli_actor(), "export", query=args.query, format=args.format,
+                 output=str(args.output))
     index_dir = archive.index_dir()
     total = search(index_dir, args.query, 0).total
     progress = Progress("exporting", total=total, enabled=not args.json)

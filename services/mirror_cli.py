@@ -94,6 +94,8 @@ def cmd_status(args) -> int:
     for report in reports:
         reason = f": {report['reason']}" if report["reason"] else ""
         print(f"{report['peer']}  {report['state']}{reason}")
+        if report["settings_differ"]:
+            print("    WARNING: retention policies, holds or saved searches differ from the peer's")
         print(f"    queued {report['queued']}, copied {report['copied']}, last success "
               f"{report['last_success'] or 'never'}, last error {report['last_error'] or '-'}")
     return 0

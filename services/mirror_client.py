@@ -20,6 +20,7 @@ from firmware.models import load_models
 from .mirror_protocol import Hello, MirroredMessage, encode_batch
 from .mirror_state import PeerStatus, cursor_name, load_status, save_status
 from .mirror_trust import describe_tls_failure
+from .replicated import Replicated
 from .store import NotFound, Store
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ class MirrorClient:
         self.context, self.intake_busy = context, intake_busy
         self.url = f"https://{peer}"
         self.status = load_status(store, peer)
+        self.replicated = Replicated(store)
 
     async def run(self, stop: asyncio.Event) -> None:
         backoff = BACKOFF_FIRST
@@ -70,11 +72,16 @@ class MirrorClient:
                                      headers=self.hello.headers())
 
     async def _handshake(self, session: aiohttp.ClientSession) -> None:
-        async with session.post(f"{self.url}/v1/hello", json=self.hello.to_json()) as response:
+        """Introduce ourselves and exchange the replicated settings (last writer wins)."""
+        offer = {**self.hello.to_json(), "settings": self.replicated.export()}
+        async with session.post(f"{self.url}/v1/hello", json=offer) as response:
             reply = await response.json()
         if response.status == 409:
+            self._compare_settings(reply)
             raise PeerRefused(reply.get("reason", "the peer refused to mirror"))
         response.raise_for_status()
+        await asyncio.to_thread(self.replicated.merge, dict(reply.get("settings") or {}))
+        self._compare_settings(reply)
         peer = Hello.from_json(reply)
         verdict = may_mirror(self.hello.identity(), peer.identity(), load_models())
         if not verdict.allowed:
@@ -83,6 +90,11 @@ class MirrorClient:
         self.status.one_way = not reply.get("copies_back", False)
         self._record("connected", "one-way: the peer does not copy back (it has not joined this "
                      "system)" if self.status.one_way else "")
+
+    def _compare_settings(self, reply: dict) -> None:
+        """Saved searches, retention policies and holds should be equal on both sides."""
+        theirs = reply.get("settings_digest")
+        self.status.settings_differ = bool(theirs) and theirs != self.replicated.digest()
 
     async def _copy_until(self, stop: asyncio.Event, session: aiohttp.ClientSession) -> None:
         greeted = time.monotonic()

@@ -16,6 +16,7 @@ from firmware.models import load_models
 
 from .mirror_protocol import Hello, ProtocolError, decode_batch
 from .mirror_trust import peer_node_id
+from .replicated import Replicated
 from .store import Envelope, Store, StoreFullError
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 class MirrorServer:
     def __init__(self, store: Store, hello: Hello, copies_back_to, max_message_bytes: int):
         self.store, self.hello = store, hello
+        self.replicated = Replicated(store)  # saved searches, policies and holds
         self.copies_back_to = copies_back_to  # node id -> bool: do we copy to that node?
         self.max_batch_bytes = max_message_bytes + 32 * 1024 * 1024
 
@@ -40,19 +42,27 @@ class MirrorServer:
         if verdict.allowed:
             return None
         return web.json_response({**self.hello.to_json(), "refused": True,
-                                  "reason": verdict.reason}, status=409)
+                                  "reason": verdict.reason,
+                                  "settings_digest": self.replicated.digest()}, status=409)
 
     async def handle_hello(self, request: web.Request) -> web.Response:
         try:
-            peer = Hello.from_json(await request.json())
-        except (ProtocolError, ValueError) as exc:
+            document = await request.json()
+            peer = Hello.from_json(document)
+            request_settings = dict(document.get("settings") or {})
+        except (ProtocolError, ValueError, TypeError) as exc:
             return web.json_response({"reason": str(exc)}, status=400)
         refusal = self._refusal(peer)
         if refusal is not None:
             log.info("refused mirroring with %s: %s", peer.node, refusal.text)
             return refusal
+        taken = await asyncio.to_thread(self.replicated.merge, request_settings)
+        if taken:
+            log.info("took %d replicated settings from %s", taken, peer.node)
         return web.json_response({**self.hello.to_json(),
-                                  "copies_back": self.copies_back_to(peer.node)})
+                                  "copies_back": self.copies_back_to(peer.node),
+                                  "settings": self.replicated.export(),
+                                  "settings_digest": self.replicated.digest()})
 
     async def handle_messages(self, request: web.Request) -> web.Response:
         try:

@@ -25,6 +25,7 @@ class PeerStatus:
     model: int | None = None
     version: str | None = None
     one_way: bool = False
+    settings_differ: bool = False  # saved searches, retention policies or holds differ
     copied: int = 0
     last_success: float | None = None
     last_error: str | None = None

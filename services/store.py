@@ -25,7 +25,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import lmdb
 import zstandard
@@ -36,7 +36,7 @@ from .group_commit import GroupCommitter
 from .mime import summarize_headers
 
 DATABASES = ("raw", "meta", "msgid", "arrival", "outbox", "cursors", "counters", "settings",
-             "journal")
+             "journal", "replicated", "audit")
 COMPRESSION_LEVEL = 3
 # Head-room kept free in the map so a full store can still commit cursors and settings.
 RESERVE_BYTES = 4 * 1024 * 1024
@@ -47,6 +47,10 @@ class StoreFullError(ArchiverError):
 
 
 class NotFound(ArchiverError, KeyError):
+    pass
+
+
+class DeletionConflict(ArchiverError):
     pass
 
 
@@ -160,6 +164,7 @@ class Store:
             self._add_counter(txn, "messages", 1)
             self._add_counter(txn, "raw_bytes", meta["size"])
             self._add_counter(txn, "stored_bytes", meta["stored_size"])
+            self._count_archived(txn, meta)
             self._append_logs(txn, key, local=not meta["source"].startswith("mirror"))
             return PutOutcome(key.hex(), "new")
         return self._merge_in(txn, key, json.loads(existing), meta)
@@ -167,6 +172,7 @@ class Store:
     def _merge_in(self, txn, key: bytes, old: dict, new: dict) -> PutOutcome:
         """The same bytes again: keep the one copy; add envelope recipients it lacked."""
         merged = sorted(set(old["recipients"]) | set(new["recipients"]))
+        self._add_counter(txn, "dedup_bytes", new["size"])  # bytes not stored a second time
         if merged == old["recipients"]:
             self._add_counter(txn, "duplicates", 1)
             return PutOutcome(key.hex(), "duplicate")
@@ -199,11 +205,49 @@ class Store:
         txn.put(_seq_key(seq), value, db=self.db[log], append=True)
         return seq
 
+    def _count_archived(self, txn, meta: dict) -> None:
+        """The status counters (appliance MIB): archived by source kind, per UTC hour and
+        day, and when last; in the put's transaction, so they agree with the store."""
+        when = time.gmtime(meta["received"])
+        for name in (f"archived:{meta['source'].partition(':')[0]}",
+                     time.strftime("archived_hour:%Y%m%d%H", when),
+                     time.strftime("archived_day:%Y%m%d", when)):
+            self._add_counter(txn, name, 1)
+        txn.put(b"last_archived", str(int(meta["received"])).encode(), db=self.db["counters"])
+
     def _add_counter(self, txn, name: str, delta: int) -> int:
         current = txn.get(name.encode(), db=self.db["counters"])
         value = (int(current) if current else 0) + delta
         txn.put(name.encode(), str(value).encode(), db=self.db["counters"])
         return value
+
+    # -- deleting ----------------------------------------------------------------------
+
+    def delete(self, digests: list[str], still_valid: Callable | None = None) -> list[dict]:
+        """Delete messages (raw bytes, metadata, Message-ID entry) in one durable transaction;
+        the arrival log tells the indexer to drop their documents. `still_valid(txn)` is
+        asked inside that transaction; if it says no (e.g. holds changed since the batch was
+        chosen), nothing is deleted and DeletionConflict is raised."""
+        with self.env.begin(write=True) as txn:
+            if still_valid is not None and not still_valid(txn):
+                raise DeletionConflict("the deletion was overtaken by a change of holds")
+            deleted = [meta for digest in digests if (meta := self._delete_in(txn, _key(digest)))]
+        return deleted
+
+    def _delete_in(self, txn, key: bytes) -> dict | None:
+        stored = txn.get(key, db=self.db["meta"])
+        if stored is None:
+            return None
+        meta = json.loads(stored)
+        txn.delete(key, db=self.db["raw"])
+        txn.delete(key, db=self.db["meta"])
+        if meta.get("message_id"):
+            txn.delete(meta["message_id"].encode()[:500], key, db=self.db["msgid"])
+        self._add_counter(txn, "messages", -1)
+        self._add_counter(txn, "raw_bytes", -meta["size"])
+        self._add_counter(txn, "stored_bytes", -meta["stored_size"])
+        self._append(txn, "arrival", key)
+        return {"digest": key.hex(), **meta}
 
     # -- reading -----------------------------------------------------------------------
 
@@ -242,6 +286,17 @@ class Store:
             found = {key.decode(): int(value) for key, value in cursor}
         return {name: found.get(name, 0)
                 for name in ("messages", "raw_bytes", "stored_bytes", "duplicates")}
+
+    def counters_with_prefix(self, prefix: str) -> dict[str, int]:
+        """Counters whose names start with `prefix` (e.g. "archived_day:"), prefix removed."""
+        found = {}
+        with self.env.begin() as txn, txn.cursor(db=self.db["counters"]) as cursor:
+            if cursor.set_range(prefix.encode()):
+                for key, value in cursor:
+                    if not key.startswith(prefix.encode()):
+                        break
+                    found[key.decode()[len(prefix):]] = int(value)
+        return found
 
     # -- logs and cursors ----------------------------------------------------------------
 

@@ -1,4 +1,5 @@
 """Mirroring between appliances running as processes in their own network namespaces."""
+import json
 import socket
 import ssl
 import subprocess
@@ -73,7 +74,8 @@ def test_a_wrong_secret_gets_no_mail_and_status_says_why(tmp_path):
         a.start(), b.start()
         try:
             a.receive(tmp_path / "in", 10)
-            wait_until(lambda: a.peer_status(b)["last_error"], 60, "an error on a")
+            wait_until(lambda: "authentication failed" in (a.peer_status(b)["last_error"] or ""),
+                       60, "a to fail authenticating b")  # not "unreachable" while b starts
             status = a.peer_status(b)
             assert status["state"] == "offline" and status["queued"] == 10
             assert "authentication failed" in status["reason"]
@@ -176,7 +178,8 @@ def test_a_listener_with_a_self_signed_certificate_gets_nothing(tmp_path):
         a.start()
         try:
             a.receive(tmp_path / "in", 5)
-            wait_until(lambda: a.peer_status(b)["last_error"], 60, "a to refuse the listener")
+            wait_until(lambda: "authentication failed" in (a.peer_status(b)["last_error"] or ""),
+                       60, "a to refuse the listener")
             assert "authentication failed" in a.peer_status(b)["reason"]
             assert a.peer_status(b)["queued"] == 5
         finally:
@@ -200,3 +203,35 @@ while True:
     except (ssl.SSLError, OSError):
         pass
 """
+
+
+def test_policies_holds_and_saved_searches_replicate_both_ways(pair, tmp_path):
+    a, b = pair
+    a.start(), b.start()
+    a.cli("search", "--save", "case", "from:lawyer")
+    a.cli("retention", "set", "--global-days", "365")
+    a.cli("retention", "enable")
+    expected = {"enabled": True, "global_days": 365, "saved": {}}
+    wait_until(lambda: json.loads(b.cli("retention", "show", "--json").stdout) == expected,
+               60, "the policy to reach b")
+    hold_id = b.cli("hold", "add", "--saved", "case").stdout.strip()
+    wait_until(lambda: hold_id in a.cli("hold", "list").stdout, 60, "the hold to reach a")
+    b.cli("retention", "set", "--global-days", "730")  # the later change wins everywhere
+    wait_until(lambda: json.loads(a.cli("retention", "show", "--json").stdout)["global_days"]
+               == 730, 60, "the newer policy to reach a")
+    assert not a.peer_status(b)["settings_differ"]
+
+
+def test_status_warns_when_a_refused_peer_has_other_policies(tmp_path):
+    with Lab(["a", "b"]) as lab:
+        a, b = Node(lab, "a", tmp_path), Node(lab, "b", tmp_path)
+        a.join(b), b.join(a)
+        a.cli("retention", "set", "--global-days", "365")
+        a.start(), b.start(ARCHIVER_FIRMWARE_VERSION="1.0.0.002")
+        try:
+            wait_until(lambda: a.peer_status(b)["state"] == "refused", 60, "a refusal")
+            assert a.peer_status(b)["settings_differ"]
+            shown = a.cli("mirror", "status", "--config", a.config).stdout
+            assert "WARNING: retention policies, holds or saved searches differ" in shown
+        finally:
+            a.stop(), b.stop()
