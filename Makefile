@@ -8,18 +8,18 @@ SHELL := /bin/bash
 
 MODEL ?= 450
 VM ?= a
+VERSION := $(shell cat firmware/VERSION)
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest
 
 # What the appliance runs: Debian's Python libraries, the same on host and image.
-DEBIAN_RUNTIME := python3 python3-yaml python3-cryptography python3-lmdb python3-zstandard \
-	python3-xapian python3-aiohttp python3-aiosmtpd python3-psutil python3-pyroute2 \
-	python3-jinja2 python3-pypdf python3-systemd python3-openpyxl python3-docx python3-lxml
+# The list lives in image/debian-runtime.txt, which the image build reads too.
+DEBIAN_RUNTIME := $(shell sed -e 's/\#.*//' image/debian-runtime.txt)
 # What the build host needs to build images, boot VMs and run the tests.
 DEBIAN_HOST := python3-venv python3-pip python3-setuptools python3-wheel git make \
 	qemu-system-x86 qemu-utils mmdebstrap dovecot-imapd dovecot-pop3d swaks notmuch mutt \
-	iproute2 openssl systemd
+	iproute2 openssl systemd e2fsprogs openssh-client
 DEBIAN_PACKAGES := $(DEBIAN_RUNTIME) $(DEBIAN_HOST)
 
 # The venv is reinstalled only when what it is built from changes.
@@ -67,7 +67,18 @@ test-fast: setup
 bench: setup
 	$(PY) -m tests.bench.run
 
-image flash pair vmtest hil:
+# The image of MODEL: build/images/$(MODEL)-$(VERSION)/ (disk.qcow2, vmlinuz, initrd.img,
+# signed manifests, build.log); the base tree is cached in build/cache/.
+image: setup
+	$(PY) -m image.build --model $(MODEL)
+
+# Flash the image of MODEL onto virtual appliance VM (build/vms/$(VM)/), building it first if
+# there is none; refused if its signature fails or the VM is of another model.
+flash: setup
+	@[ -f build/images/$(MODEL)-$(VERSION)/image.json ] || $(MAKE) --no-print-directory image MODEL=$(MODEL)
+	$(PY) -m image.flash --model $(MODEL) --vm $(VM)
+
+pair vmtest hil:
 	@echo "make $@: not built yet (see the open issues: image build, QEMU harness)" >&2; exit 2
 
 clean:

@@ -6,13 +6,15 @@ import sys
 
 from firmware import cli as firmware_cli
 
-from . import archive_cli, journal_cli, mirror_cli, policy_cli, run_cli
+from . import (archive_cli, firstboot_cli, journal_cli, mirror_cli, netconfig_cli,
+               policy_cli, run_cli, status_cli, users_cli)
 from firmware.errors import ArchiverError
 
 # Each group registers its subcommands; a subcommand sets `handler` to a function(args) -> int.
 COMMAND_GROUPS = [firmware_cli.register, archive_cli.register, run_cli.register,
                   journal_cli.register, mirror_cli.register,
-                  policy_cli.register]
+                  policy_cli.register, status_cli.register, firstboot_cli.register,
+                  netconfig_cli.register, users_cli.register]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,6 +14,11 @@ validated: every error names the file, the key and what was expected.
       - {name: exchange, protocol: imap, host: mail.example.com, port: 993, tls: tls,
          user: journal, password: "...", keep_on_server: false, poll_seconds: 60,
          folder: INBOX, ca_file: null}      # ca_file: trust this CA instead of the system's
+    web:
+      listen: 0.0.0.0:8000                  # web UI, HTTP API (/api/) and /metrics
+      tls: {cert: /etc/archiver/tls.crt, key: /etc/archiver/tls.key}   # optional: the
+                                            # default is these files when both exist
+      plain_http: false                     # true: HTTP even when a certificate exists
 """
 from __future__ import annotations
 
@@ -90,6 +95,17 @@ class JournalAccount:
                                 "instead of the system's (e.g. a private CA)", default=None)
 
 
+@dataclass(frozen=True)
+class WebConfig:
+    listen: str = field("address and port of the web UI and HTTP API", check=_listen_address,
+                        expected="HOST:PORT, e.g. 0.0.0.0:8000", default="0.0.0.0:8000")
+    tls: TlsFiles | None = field("certificate and key for HTTPS (default: firstboot's "
+                                 "/etc/archiver/tls.crt and tls.key when both exist)",
+                                 default=None)
+    plain_http: bool = field("true: serve plain HTTP even when a certificate exists (tests; "
+                             "session cookies then lack the Secure flag)", default=False)
+
+
 MIN_SECRET_LENGTH = 16
 
 
@@ -115,6 +131,7 @@ class Config:
     journal_accounts: list[JournalAccount] = field("journal mailboxes to poll",
                                                    default_factory=list)
     mirror: MirrorConfig | None = field("mirroring with peers (450 and up)", default=None)
+    web: WebConfig = field("web UI and HTTP API", default_factory=WebConfig)
     source: ClassVar[str] = "<defaults>"  # the file it came from (set by load_config)
 
 

@@ -33,6 +33,11 @@ BOOLEAN_PREFIXES = {
 # body:/attachment: match words and wildcards. Positions are most of an index's size and
 # of its indexing time, and phrase searches are rarely scoped to one part of a message.
 UNPOSITIONED_PREFIXES = {TEXT_PREFIXES["body"], TEXT_PREFIXES["attachment"]}
+# Exact addresses (From, To, Cc, Bcc headers, envelope recipients), lowercased: the filter
+# that limits a user to their own mail. Words would not do: "alice@example.com" as words
+# also matches bob.alice@example.com.
+ADDRESS_PREFIX = "XADDR"
+ADDRESS_TERM_LIMIT = 200  # Xapian terms end at 245 bytes; no real address is this long
 SLOT_DATE = 0      # sent date (Date header, else received time), sortable_serialise(epoch)
 SLOT_SIZE = 1      # raw size in bytes
 SLOT_RECEIVED = 2  # when this appliance stored it
@@ -41,6 +46,26 @@ BODY_TEXT_LIMIT = 4 * 1024 * 1024  # a pathological body is indexed up to here
 
 def id_term(digest: str) -> str:
     return "Q" + digest
+
+
+def address_term(address: str) -> str:
+    return ADDRESS_PREFIX + address.lower()
+
+
+def addresses_of(summary, envelope_recipients: list[str]) -> set[str]:
+    """Every address a message was from or to, lowercased: From, To, Cc and Bcc headers
+    (`summary`: services.mime.MessageSummary) and the envelope recipients."""
+    shown = summary.from_addrs + summary.to + summary.cc + summary.bcc
+    found = {_bare_address(display) for display in shown}
+    found |= {recipient.strip().lower() for recipient in envelope_recipients}
+    return {address for address in found if address and len(address) <= ADDRESS_TERM_LIMIT}
+
+
+def _bare_address(display: str) -> str:
+    """The address of mime.display_addresses' "Name <addr>" or "addr"."""
+    if display.endswith(">") and "<" in display:
+        return display[display.rindex("<") + 1:-1]
+    return display
 
 
 def sent_date(meta: dict) -> float:
@@ -100,6 +125,8 @@ def _add_boolean_terms(document: xapian.Document, digest: str, meta: dict, extra
     terms = {("source", meta.get("source", "").split(":")[0]), ("source", meta.get("source", "")),
              ("origin", meta.get("origin", ""))}
     terms |= {("type", a.mime_type) for a in extracted.attachments}
+    for address in addresses_of(extracted.summary, meta.get("recipients", [])):
+        document.add_boolean_term(clean(address_term(address)))
     if extracted.attachments:
         terms.add(("has", "attachment"))
     if extracted.failed:

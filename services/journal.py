@@ -72,7 +72,8 @@ class JournalPuller:
             try:
                 result = self.poll_once()
             except Exception:  # a bug in one poll must not end polling for good
-                log.exception("journal %s: poll failed", self.account.name)
+                log.exception("journal %s: poll failed", self.account.name,
+                              extra={"ACCOUNT": self.account.name})
                 result = PollResult(error="internal error (see the log)")
             failures = failures + 1 if result.error else 0
             stop.wait(self.delay_after(failures))
@@ -99,7 +100,8 @@ class JournalPuller:
             mailbox.close(clean=True)
         except Exception as exc:  # the server, the network or TLS: retried next poll
             result.error = describe(exc)
-            log.warning("journal %s: %s", self.account.name, result.error)
+            log.warning("journal %s: %s", self.account.name, result.error,
+                        extra={"ACCOUNT": self.account.name})
         self._record(result)
         return result
 
@@ -325,7 +327,7 @@ class Pop3Mailbox:
                 raise
             # The server said -ERR: typically a peer's session deleted it meanwhile.
             log.warning("journal %s: message %s skipped: %s", self.account.name, key,
-                        describe(exc))
+                        describe(exc), extra={"ACCOUNT": self.account.name})
             return None
         return b"\r\n".join(lines) + b"\r\n"  # poplib strips line ends and dot-stuffing
 

@@ -371,10 +371,15 @@ def _zip_members(archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
 def write_zip(messages: Iterable[tuple[str, bytes]], path: Path) -> int:
     """Write (name, raw) pairs as NAME.eml members of a zip, every byte kept; returns how
     many were written."""
+    with _atomic_output(Path(path)) as output:
+        return write_zip_to(messages, output)
+
+
+def write_zip_to(messages: Iterable[tuple[str, bytes]], output: BinaryIO) -> int:
+    """write_zip to a stream; it need not be seekable (the web UI streams exports)."""
     names = _UniqueNames()
     when = time.localtime()[:6]
-    with _atomic_output(Path(path)) as output, \
-            zipfile.ZipFile(output, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+    with zipfile.ZipFile(output, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name, raw in messages:
             member = zipfile.ZipInfo(names.claim(name), date_time=when)
             member.compress_type = zipfile.ZIP_DEFLATED
@@ -386,13 +391,18 @@ def write_zip(messages: Iterable[tuple[str, bytes]], path: Path) -> int:
 def write_mbox(messages: Iterable[tuple[str, bytes]], path: Path) -> int:
     """Write (name, raw) pairs as an mboxrd file (mbox keeps no names); returns how many
     were written."""
-    written = 0
     with _atomic_output(Path(path)) as output:
-        for _name, raw in messages:
-            output.write(_from_line(raw))
-            output.write(_with_final_line_ending(_quote_from_lines(raw)))
-            output.write(b"\n")  # the blank line after every message, the last one too
-            written += 1
+        return write_mbox_to(messages, output)
+
+
+def write_mbox_to(messages: Iterable[tuple[str, bytes]], output: BinaryIO) -> int:
+    """write_mbox to a stream."""
+    written = 0
+    for _name, raw in messages:
+        output.write(_from_line(raw))
+        output.write(_with_final_line_ending(_quote_from_lines(raw)))
+        output.write(b"\n")  # the blank line after every message, the last one too
+        written += 1
     return written
 
 

@@ -113,7 +113,16 @@ class Replicated:
                     txn.put(key.encode(), json.dumps(entry).encode(), db=self.db)
                     self._bump_generation(txn, key)
                     taken += 1
+            self._observe(txn, [_stamp(entry) for entry in entries.values()])
         return taken
+
+    def _observe(self, txn, stamps: list[Stamp]) -> None:
+        """A hybrid clock never runs behind what it has seen: a change made here after a
+        merge must win over the merged entries, whatever the wall clocks say."""
+        last = txn.get(CLOCK_KEY, db=self.db)
+        seen = max(stamps + ([Stamp.from_json(json.loads(last))] if last else []), default=None)
+        if seen is not None:
+            txn.put(CLOCK_KEY, json.dumps(seen.to_json()).encode(), db=self.db)
 
     def digest(self, prefix: str = "") -> str:
         """A fingerprint of the live values under `prefix` (to tell whether peers agree)."""

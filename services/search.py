@@ -53,13 +53,18 @@ class Results:
 
 
 def search(index_dir: Path, text: str, limit: int = 50, offset: int = 0,
-           oldest_first: bool = False) -> Results:
+           oldest_first: bool = False, within: xapian.Query | None = None) -> Results:
+    """Newest first; `within`, when given, is ANDed to the query as a filter (the web UI
+    limits a user to their own mail with it)."""
     try:
         database = xapian.Database(str(index_dir))
     except xapian.DatabaseOpeningError:
         return Results(0, offset, [])  # nothing indexed yet
     enquire = xapian.Enquire(database)
-    enquire.set_query(parse(text, database))
+    query = parse(text, database)
+    if within is not None:
+        query = xapian.Query(xapian.Query.OP_FILTER, query, within)
+    enquire.set_query(query)
     enquire.set_sort_by_value_then_relevance(SLOT_DATE, not oldest_first)
     matches = enquire.get_mset(offset, limit, 1000)
     hits = [_hit(json.loads(match.document.get_data())) for match in matches]

@@ -405,6 +405,17 @@ class Store:
             else:
                 txn.put(name.encode(), json.dumps(value).encode(), db=self.db["settings"])
 
+    def settings_with_prefix(self, prefix: str) -> dict:
+        """Node-local settings whose names start with `prefix`, by full name."""
+        found = {}
+        with self.env.begin() as txn, txn.cursor(db=self.db["settings"]) as cursor:
+            if cursor.set_range(prefix.encode()):
+                for key, value in cursor:
+                    if not key.startswith(prefix.encode()):
+                        break
+                    found[key.decode()] = json.loads(value)
+        return found
+
     def _ensure_node_id(self) -> str:
         with self.env.begin(write=True) as txn:
             node = txn.get(b"node_id", db=self.db["settings"])

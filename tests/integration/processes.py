@@ -54,6 +54,8 @@ class ArchiverService:
         self.config = copy.deepcopy(config)
         self.config.setdefault("data_dir", str(self.data))
         self.config.setdefault("smtp", {}).setdefault("listen", f"127.0.0.1:{self.smtp_port}")
+        self.web_port = free_port()  # `archiver run` serves the web UI too: not on 0.0.0.0
+        self.config.setdefault("web", {}).setdefault("listen", f"127.0.0.1:{self.web_port}")
         self.config_path = tmp_path / "archiver.yaml"
         self.config_path.write_text(yaml.safe_dump(self.config))
         self.command = list(command)

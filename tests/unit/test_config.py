@@ -70,3 +70,13 @@ def test_each_bad_value_names_file_key_and_expectation(tmp_path, change, key, ex
     message = str(caught.value)
     assert message.startswith(f"{path}: key '{key}': "), message
     assert expected in message, message
+
+
+def test_the_web_section_is_strict_and_defaults_to_port_8000(tmp_path):
+    assert Config().web.listen == "0.0.0.0:8000" and Config().web.tls is None
+    config = load_config(write(tmp_path, "web: {listen: 127.0.0.1:8080, plain_http: true}\n"))
+    assert config.web.listen == "127.0.0.1:8080" and config.web.plain_http
+    with pytest.raises(ConfigError, match="web.listen.*HOST:PORT"):
+        load_config(write(tmp_path, "web: {listen: 8000}\n"))
+    with pytest.raises(ConfigError, match="web.port"):
+        load_config(write(tmp_path, "web: {port: 8000}\n"))

@@ -1,4 +1,5 @@
 import json
+import time
 
 from services.replicated import Replicated, Stamp
 from services.store import Store
@@ -11,6 +12,7 @@ def replicas(tmp_path, *names):
 def test_last_writer_wins_whatever_order_entries_are_merged_in(tmp_path):
     a, b, c = replicas(tmp_path, "a", "b", "c")
     a.put("retention:global", 30)
+    time.sleep(0.005)  # in one millisecond the node ids would order the two writes
     b.put("retention:global", 90)  # later: wins
     c.merge(b.export()), c.merge(a.export())
     a.merge(b.export())

@@ -1,0 +1,217 @@
+"""What the API and the pages both do, in one place: each action does its work and writes
+the audit entry, so that no way in skips either. Functions here block (LMDB, Xapian,
+scrypt); the handlers run them in a worker thread."""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+from firmware.errors import ArchiverError
+
+from .. import audit, holds, mirror_state, retention, saved_searches, users
+from ..archive import Archive
+from ..config import MIN_SECRET_LENGTH, Config
+from ..health import health
+from ..journal import account_status
+from ..replicated import Replicated
+from ..search import Results, search as run_search
+from ..users import User
+from . import mail_view
+from .access import mail_filter, read_message
+
+MAX_PAGE = 500
+
+
+class BadRequest(ArchiverError):
+    pass
+
+
+# -- mail ------------------------------------------------------------------------------
+
+def search(archive: Archive, user: User, query: str, limit: int, offset: int,
+           oldest_first: bool = False) -> Results:
+    if not 1 <= limit <= MAX_PAGE or offset < 0:
+        raise BadRequest(f"limit must be 1-{MAX_PAGE} and offset 0 or more")
+    audit.record(archive.store, user.actor, "search", query=query, offset=offset, limit=limit)
+    return run_search(archive.index_dir(), query, limit, offset, oldest_first,
+                      within=mail_filter(user))
+
+
+def message(archive: Archive, user: User, digest: str) -> tuple[dict, mail_view.MessageView]:
+    raw, meta = read_message(archive, user, digest)
+    audit.record(archive.store, user.actor, "view", digest=digest)
+    return meta, mail_view.view(raw)
+
+
+def raw_message(archive: Archive, user: User, digest: str) -> bytes:
+    raw, _ = read_message(archive, user, digest)
+    audit.record(archive.store, user.actor, "view", digest=digest, raw=True)
+    return raw
+
+
+def attachment(archive: Archive, user: User, digest: str, number: int
+               ) -> tuple[mail_view.Attachment, bytes]:
+    raw, _ = read_message(archive, user, digest)
+    found = mail_view.attachment(raw, number)
+    audit.record(archive.store, user.actor, "view", digest=digest, attachment=number)
+    return found
+
+
+def export_started(archive: Archive, user: User, query: str, fmt: str) -> None:
+    audit.record(archive.store, user.actor, "export", query=query, format=fmt, via="web")
+
+
+# -- saved searches, retention, holds --------------------------------------------------
+
+def saved(archive: Archive) -> list[dict]:
+    found = saved_searches.all_saved(Replicated(archive.store))
+    return [{"name": name, "query": query} for name, query in sorted(found.items())]
+
+
+def save_search(archive: Archive, user: User, name: str, query: str) -> None:
+    saved_searches.save(Replicated(archive.store), name, query)
+    audit.record(archive.store, user.actor, "saved-search", name=name, query=query)
+
+
+def delete_saved(archive: Archive, user: User, name: str) -> None:
+    saved_searches.delete(Replicated(archive.store), name)
+    audit.record(archive.store, user.actor, "saved-search-delete", name=name)
+
+
+def retention_policies(archive: Archive) -> dict:
+    return retention.policies(Replicated(archive.store))
+
+
+def set_retention(archive: Archive, user: User, changes: dict) -> None:
+    """`changes`: any of enabled (bool), global_days (int or None)."""
+    unknown = set(changes) - {"enabled", "global_days"}
+    if unknown:
+        raise BadRequest(f"unknown retention settings: {', '.join(sorted(unknown))} "
+                         "(expected enabled, global_days)")
+    replicated = Replicated(archive.store)
+    if "global_days" in changes:
+        retention.set_global(replicated, _days(changes["global_days"]))
+    if "enabled" in changes:
+        if not isinstance(changes["enabled"], bool):
+            raise BadRequest("enabled: expected true or false")
+        replicated.put(retention.ENABLED, changes["enabled"])
+    audit.record(archive.store, user.actor, "retention", **changes)
+
+
+def set_saved_retention(archive: Archive, user: User, name: str, days) -> None:
+    retention.set_saved(Replicated(archive.store), name, _days(days))
+    audit.record(archive.store, user.actor, "retention", saved=name, days=days)
+
+
+def all_holds(archive: Archive) -> list[dict]:
+    found = holds.all_holds(Replicated(archive.store))
+    return [{"id": hold_id, **hold} for hold_id, hold in sorted(found.items())]
+
+
+def add_hold(archive: Archive, user: User, saved_name: str, until: str | None) -> str:
+    until_date = _date(until)
+    hold_id = holds.add(Replicated(archive.store), saved_name, until_date, user.actor)
+    audit.record(archive.store, user.actor, "hold-add", hold=hold_id, saved=saved_name,
+                 until=until_date.isoformat() if until_date else None)
+    return hold_id
+
+
+def remove_hold(archive: Archive, user: User, hold_id: str) -> None:
+    holds.remove(Replicated(archive.store), hold_id, user.actor)
+    audit.record(archive.store, user.actor, "hold-remove", hold=hold_id)
+
+
+# -- the system ------------------------------------------------------------------------
+
+def status(config: Config, archive: Archive) -> dict:
+    return health(config, archive)
+
+
+def mirror_overview(config: Config, archive: Archive) -> dict:
+    settings = mirror_state.settings(config, archive.store)
+    return {"supported": archive.profile.features.mirroring, "listen": settings.listen,
+            "secret_set": bool(settings.secret),
+            "configured_peers": list(config.mirror.peers) if config.mirror else [],
+            "joined_peers": mirror_state.joined_peers(archive.store),
+            "peers": [mirror_state.report(archive.store, peer) for peer in settings.peers]}
+
+
+def mirror_join(config: Config, archive: Archive, user: User, peer: str,
+                secret: str | None) -> None:
+    if not archive.profile.features.mirroring:
+        raise BadRequest(f"a model {archive.profile.model} cannot mirror: mirroring needs "
+                         "model 450 or higher")
+    _check_peer(peer)
+    secret = secret or mirror_state.settings(config, archive.store).secret
+    if not secret or len(secret) < MIN_SECRET_LENGTH:
+        raise BadRequest(f"give the shared secret (at least {MIN_SECRET_LENGTH} characters)")
+    mirror_state.join(archive.store, secret, peer)
+    audit.record(archive.store, user.actor, "mirror-join", peer=peer)
+
+
+def mirror_leave(archive: Archive, user: User, peer: str) -> None:
+    if not mirror_state.leave(archive.store, peer):
+        raise BadRequest(f"{peer} is not a joined peer (peers from archiver.yaml stay)")
+    audit.record(archive.store, user.actor, "mirror-leave", peer=peer)
+
+
+def mirror_backfill(config: Config, archive: Archive, user: User, peer: str) -> int:
+    if peer not in mirror_state.settings(config, archive.store).peers:
+        raise BadRequest(f"{peer} is not a peer; join it first")
+    queued = mirror_state.backfill(archive.store, peer)
+    audit.record(archive.store, user.actor, "mirror-backfill", peer=peer, queued=queued)
+    return queued
+
+
+def mail_sources(config: Config, archive: Archive) -> dict:
+    """SMTP intake and the journal mailboxes, with each mailbox's status; no passwords."""
+    smtp = dataclasses.asdict(config.smtp)
+    accounts = []
+    for account in config.journal_accounts:
+        shown = {k: v for k, v in dataclasses.asdict(account).items() if k != "password"}
+        accounts.append({**shown, "status": account_status(archive.store, account.name)})
+    return {"config_file": config.source, "smtp": smtp, "journal_accounts": accounts}
+
+
+def audit_log(archive: Archive, limit: int) -> dict:
+    if not 1 <= limit <= 10_000:
+        raise BadRequest("limit must be 1-10000")
+    return {"entries": audit.entries(archive.store, limit)}
+
+
+def audit_verify(archive: Archive) -> dict:
+    problems = audit.verify(archive.store)
+    return {"entries": len(audit.entries(archive.store)), "intact": not problems,
+            "problems": problems}
+
+
+def change_password(archive: Archive, user: User, current: str, new: str) -> None:
+    if users.authenticate(archive, user.name, current) is None:
+        raise BadRequest("the current password is wrong")
+    users.set_password(archive, user.name, new)
+    audit.record(archive.store, user.actor, "user-passwd", name=user.name)
+
+
+# -- checks ----------------------------------------------------------------------------
+
+def _days(value) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not str(value).isdigit() or int(value) < 1:
+        raise BadRequest(f"days: expected a number of days (1 or more) or nothing, got {value!r}")
+    return int(value)
+
+
+def _date(value: str | None) -> dt.date | None:
+    if not value:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise BadRequest(f"until: expected a date YYYY-MM-DD, got {value!r}") from None
+
+
+def _check_peer(peer: str) -> None:
+    host, _, port = (peer or "").rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise BadRequest(f"peer {peer!r}: expected HOST:PORT, e.g. 10.0.0.2:8443")

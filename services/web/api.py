@@ -1,0 +1,447 @@
+"""The HTTP API under /api/. Each endpoint is declared once, with its roles, parameters
+and schemas; the routes and the OpenAPI document (/api/openapi.json) are both made from
+that table. Every endpoint but the document and login answers 401 without a login."""
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
+
+from aiohttp import web
+
+from .. import audit
+from ..search import parse
+from ..users import User
+from . import actions, export, openapi
+from .auth import CSRF_HEADER, Identity, LoginFailed, tokens_match
+
+EVERYONE = ("admin", "auditor", "user")
+STAFF = ("admin", "auditor")
+ADMIN = ("admin",)
+JSON = "application/json"
+CHANGING_METHODS = {"POST", "PUT", "DELETE", "PATCH"}
+
+Handler = Callable[[web.Request, User], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    description: str
+    type: str = "string"
+    required: bool = False
+    default: Any = None
+    enum: tuple = ()
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str
+    summary: str
+    roles: tuple[str, ...]
+    handler: Handler
+    params: tuple[Param, ...] = ()
+    body: dict | None = None
+    response: str | dict | None = None  # a schema name of openapi.SCHEMAS, or a schema
+    produces: str = JSON
+    public: bool = False
+
+
+ENDPOINTS: list[Endpoint] = []
+
+
+def endpoint(method: str, path: str, summary: str, roles=EVERYONE, **details):
+    def register(handler: Handler) -> Handler:
+        ENDPOINTS.append(Endpoint(method, path, summary, roles, handler, **details))
+        return handler
+    return register
+
+
+def add_routes(app: web.Application) -> None:
+    for declared in ENDPOINTS:
+        app.router.add_route(declared.method, declared.path, _guarded(declared))
+
+
+def _guarded(declared: Endpoint):
+    async def handle(request: web.Request) -> web.StreamResponse:
+        identity: Identity = request["identity"]
+        if not declared.public:
+            if identity.user is None:
+                raise json_error(web.HTTPUnauthorized, "log in first (POST /api/session or "
+                                 "HTTP Basic credentials)",
+                                 headers={"WWW-Authenticate": 'Basic realm="archiver"'})
+            if identity.user.role not in declared.roles:
+                raise json_error(web.HTTPForbidden, f"{identity.user.role}s may not do this")
+            if request.method in CHANGING_METHODS:
+                _check_not_forged(request, identity)
+        return await declared.handler(request, identity.user)
+    handle.__name__ = declared.handler.__name__
+    return handle
+
+
+def _check_not_forged(request: web.Request, identity: Identity) -> None:
+    """A session must send its CSRF token; Basic credentials, which a browser may send by
+    itself, need a JSON body, which no cross-site form can send."""
+    if identity.via == "session":
+        if not tokens_match(request.headers.get(CSRF_HEADER), identity.session.csrf):
+            raise json_error(web.HTTPForbidden, f"missing or wrong {CSRF_HEADER} header")
+    elif request.content_type != JSON:
+        raise json_error(web.HTTPForbidden, "send Content-Type: application/json")
+
+
+def json_error(kind: type[web.HTTPException], message: str, **options) -> web.HTTPException:
+    return kind(text=json.dumps({"error": message}), content_type=JSON, **options)
+
+
+def reply(data: Any) -> web.Response:
+    return web.json_response(data, dumps=lambda value: json.dumps(value, default=str))
+
+
+def blocking(function, *args):
+    """Run a blocking action (LMDB, Xapian, scrypt) off the event loop."""
+    return asyncio.to_thread(function, *args)
+
+
+def context(request: web.Request):
+    return request.app["config"], request.app["archive"]
+
+
+async def json_body(request: web.Request) -> dict:
+    try:
+        body = await request.json()
+    except (ValueError, UnicodeDecodeError):
+        raise json_error(web.HTTPBadRequest, "the body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise json_error(web.HTTPBadRequest, "the body must be a JSON object")
+    return body
+
+
+def int_param(request: web.Request, name: str, default: int) -> int:
+    value = request.query.get(name, "")
+    if not value:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise json_error(web.HTTPBadRequest, f"{name}: expected an integer") from None
+
+
+def bool_param(request: web.Request, name: str) -> bool:
+    return request.query.get(name, "").lower() in ("1", "true", "yes")
+
+
+def _string(body: dict, name: str, required: bool = True) -> str | None:
+    value = body.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or (required and not value):
+        raise json_error(web.HTTPBadRequest, f"{name}: expected a string")
+    return value
+
+
+def _session_json(user: User, csrf: str | None) -> dict:
+    return {**user.as_json(), "csrf_token": csrf}
+
+
+# -- the document and the session ------------------------------------------------------
+
+@endpoint("GET", "/api/openapi.json", "This document", public=True, response={"type": "object"})
+async def get_openapi(request: web.Request, user: User | None) -> web.Response:
+    return reply(openapi.document(ENDPOINTS))
+
+
+@endpoint("POST", "/api/session", "Log in: sets the session cookie", public=True,
+          body={"type": "object", "required": ["name", "password"],
+                "properties": {"name": {"type": "string"}, "password": {"type": "string"}}},
+          response="Session")
+async def log_in(request: web.Request, user: User | None) -> web.Response:
+    if request.content_type != JSON:  # a cross-site form cannot log a browser in
+        raise json_error(web.HTTPForbidden, "send Content-Type: application/json")
+    body = await json_body(request)
+    auth = request.app["auth"]
+    try:
+        user = await auth.login(request, _string(body, "name"), _string(body, "password"),
+                                "api")
+    except LoginFailed as failure:
+        raise json_error(web.HTTPUnauthorized, str(failure)) from None
+    session = auth.sessions.open(user)
+    response = reply(_session_json(user, session.csrf))
+    auth.set_session_cookie(response, session)
+    return response
+
+
+@endpoint("GET", "/api/session", "Who is logged in, and the session's CSRF token",
+          response="Session")
+async def get_session(request: web.Request, user: User) -> web.Response:
+    session = request["identity"].session
+    return reply(_session_json(user, session.csrf if session else None))
+
+
+@endpoint("DELETE", "/api/session", "Log out")
+async def log_out(request: web.Request, user: User) -> web.Response:
+    response = reply({"logged_out": user.name})
+    request.app["auth"].end_session(response, request["identity"])
+    await blocking(_audit_logout, request.app["archive"], user)
+    return response
+
+
+def _audit_logout(archive, user: User) -> None:
+    audit.record(archive.store, user.actor, "logout")
+
+
+@endpoint("PUT", "/api/session/password", "Change one's own password (ends other sessions)",
+          body={"type": "object", "required": ["current_password", "new_password"],
+                "properties": {"current_password": {"type": "string"},
+                               "new_password": {"type": "string", "minLength": 8}}})
+async def change_password(request: web.Request, user: User) -> web.Response:
+    body = await json_body(request)
+    _, archive = context(request)
+    await blocking(actions.change_password, archive, user, _string(body, "current_password"),
+                   _string(body, "new_password"))
+    return reply({"changed": True})
+
+
+# -- mail --------------------------------------------------------------------------------
+
+QUERY = Param("q", "the query (README: words, \"phrases\", arch*, AND/OR/NOT, from: to: cc: "
+                   "bcc: subject: body: attachment: filename: date:A..B size:A..B has: type: "
+                   "source:); empty finds everything")
+
+
+@endpoint("GET", "/api/search", "Search (newest first); a user finds only their own mail",
+          params=(QUERY, Param("limit", "hits per page (1-500)", "integer", default=50),
+                  Param("offset", "hits to skip", "integer", default=0),
+                  Param("oldest_first", "true: oldest first", "boolean", default=False)),
+          response="SearchResults")
+async def search(request: web.Request, user: User) -> web.Response:
+    _, archive = context(request)
+    query = request.query.get("q", "")
+    results = await blocking(actions.search, archive, user, query,
+                             int_param(request, "limit", 50), int_param(request, "offset", 0),
+                             bool_param(request, "oldest_first"))
+    return reply({"query": query, "total": results.total, "offset": results.offset,
+                  "hits": [hit.as_json() for hit in results.hits]})
+
+
+@endpoint("GET", "/api/messages/{digest}", "A message's metadata, headers and attachments",
+          response="Message")
+async def get_message(request: web.Request, user: User) -> web.Response:
+    _, archive = context(request)
+    meta, view = await blocking(actions.message, archive, user, request.match_info["digest"])
+    return reply({**meta, "attachment_names": meta.get("attachments", []), **view.as_json()})
+
+
+@endpoint("GET", "/api/messages/{digest}/raw", "The message byte-exact, as received",
+          produces="message/rfc822")
+async def get_raw(request: web.Request, user: User) -> web.Response:
+    _, archive = context(request)
+    digest = request.match_info["digest"]
+    raw = await blocking(actions.raw_message, archive, user, digest)
+    return raw_download(raw, f"{digest}.eml", "message/rfc822")
+
+
+@endpoint("GET", "/api/messages/{digest}/attachments/{number}",
+          "An attachment (numbered from 1 as the message lists them)",
+          produces="application/octet-stream")
+async def get_attachment(request: web.Request, user: User) -> web.Response:
+    _, archive = context(request)
+    number = request.match_info["number"]
+    if not number.isdigit():
+        raise json_error(web.HTTPNotFound, "attachments are numbered from 1")
+    found, data = await blocking(actions.attachment, archive, user,
+                                 request.match_info["digest"], int(number))
+    return raw_download(data, found.filename, "application/octet-stream")
+
+
+def raw_download(data: bytes, filename: str, content_type: str) -> web.Response:
+    """A download the browser saves and never renders: mail is from strangers."""
+    safe_name = "".join(c if c.isalnum() or c in "._-" else "_" for c in filename)[:150]
+    return web.Response(body=data, content_type=content_type, headers={
+        "Content-Disposition": f'attachment; filename="{safe_name or "download"}"'})
+
+
+@endpoint("GET", "/api/export", "Export what a search finds, streamed as zip (.eml files) or "
+                                "mbox (mboxrd)",
+          params=(QUERY, Param("format", "zip or mbox", required=True, enum=("zip", "mbox"))),
+          produces="application/zip,application/mbox")
+async def get_export(request: web.Request, user: User) -> web.StreamResponse:
+    _, archive = context(request)
+    query, fmt = request.query.get("q", ""), request.query.get("format", "")
+    return await start_export(request, archive, user, query, fmt)
+
+
+async def start_export(request, archive, user: User, query: str, fmt: str):
+    if fmt not in export.FORMATS:
+        raise actions.BadRequest(f"format: expected zip or mbox, got {fmt!r}")
+    await blocking(_check_query, query)  # a bad query is a 400, not a broken download
+    await blocking(actions.export_started, archive, user, query, fmt)
+    return await export.stream(request, fmt, export.matching_messages(archive, user, query))
+
+
+def _check_query(query: str) -> None:
+    parse(query)
+
+
+# -- the system --------------------------------------------------------------------------
+
+@endpoint("GET", "/api/status", "Services, queues, counters, storage, peers, resources",
+          roles=STAFF, response="Status")
+async def get_status(request: web.Request, user: User) -> web.Response:
+    return reply(await blocking(actions.status, *context(request)))
+
+
+@endpoint("GET", "/api/mirror", "Mirroring settings (never the secret) and each peer's status",
+          roles=ADMIN, response="Mirror")
+async def get_mirror(request: web.Request, user: User) -> web.Response:
+    return reply(await blocking(actions.mirror_overview, *context(request)))
+
+
+@endpoint("POST", "/api/mirror/peers", "Join a peer: copy mail archived from now on to it",
+          roles=ADMIN, body={"type": "object", "required": ["peer"], "properties": {
+              "peer": {"type": "string", "description": "HOST:PORT"},
+              "secret": {"type": "string", "description": "the shared secret (at least 16 "
+                                                          "characters); default: the one set"}}})
+async def join_peer(request: web.Request, user: User) -> web.Response:
+    body = await json_body(request)
+    config, archive = context(request)
+    await blocking(actions.mirror_join, config, archive, user, _string(body, "peer"),
+                   _string(body, "secret", required=False))
+    return reply({"joined": body["peer"]})
+
+
+@endpoint("DELETE", "/api/mirror/peers/{peer}", "Stop copying to a joined peer", roles=ADMIN)
+async def leave_peer(request: web.Request, user: User) -> web.Response:
+    _, archive = context(request)
+    await blocking(actions.mirror_leave, archive, user, request.match_info["peer"])
+    return reply({"left": request.match_info["peer"]})
+
+
+@endpoint("POST", "/api/mirror/peers/{peer}/backfill",
+          "Queue everything archived here for a peer", roles=ADMIN)
+async def backfill_peer(request: web.Request, user: User) -> web.Response:
+    config, archive = context(request)
+    queued = await blocking(actions.mirror_backfill, config, archive, user,
+                            request.match_info["peer"])
+    return reply({"queued": queued})
+
+
+@endpoint("GET", "/api/journal/accounts", "Journal mailboxes (no passwords) and their status",
+          roles=ADMIN)
+async def get_journal_accounts(request: web.Request, user: User) -> web.Response:
+    sources = await blocking(actions.mail_sources, *context(request))
+    return reply({"accounts": sources["journal_accounts"]})
+
+
+@endpoint("GET", "/api/sources", "Every mail source: SMTP intake and journal mailboxes",
+          roles=ADMIN)
+async def get_sources(request: web.Request, user: User) -> web.Response:
+    return reply(await blocking(actions.mail_sources, *context(request)))
+
+
+# -- saved searches, retention, holds ----------------------------------------------------
+
+@endpoint("GET", "/api/saved-searches", "The saved searches", roles=STAFF,
+          response={"type": "array", "items": {"$ref": "#/components/schemas/SavedSearch"}})
+async def get_saved(request: web.Request, user: User) -> web.Response:
+    _, archive = context(request)
+    return reply(await blocking(actions.saved, archive))
+
+
+@endpoint("PUT", "/api/saved-searches/{name}", "Save a search under a name", roles=STAFF,
+          body={"type": "object", "required": ["query"],
+                "properties": {"query": {"type": "string"}}})
+async def put_saved(request: web.Request, user: User) -> web.Response:
+    body = await json_body(request)
+    _, archive = context(request)
+    name, query = request.match_info["name"], _string(body, "query", required=False) or ""
+    await blocking(actions.save_search, archive, user, name, query)
+    return reply({"name": name, "query": query})
+
+
+@endpoint("DELETE", "/api/saved-searches/{name}",
+          "Delete a saved search no hold or retention policy uses", roles=STAFF)
+async def delete_saved(request: web.Request, user: User) -> web.Response:
+    _, archive = context(request)
+    await blocking(actions.delete_saved, archive, user, request.match_info["name"])
+    return reply({"deleted": request.match_info["name"]})
+
+
+@endpoint("GET", "/api/retention", "The retention policies", roles=STAFF, response="Retention")
+async def get_retention(request: web.Request, user: User) -> web.Response:
+    _, archive = context(request)
+    return reply(await blocking(actions.retention_policies, archive))
+
+
+@endpoint("PUT", "/api/retention", "Turn retention on or off; set the global policy",
+          roles=ADMIN, body={"type": "object", "properties": {
+              "enabled": {"type": "boolean"},
+              "global_days": {"type": "integer", "nullable": True, "minimum": 1,
+                              "description": "null: keep forever"}}})
+async def put_retention(request: web.Request, user: User) -> web.Response:
+    body = await json_body(request)
+    _, archive = context(request)
+    await blocking(actions.set_retention, archive, user, body)
+    return reply(await blocking(actions.retention_policies, archive))
+
+
+@endpoint("PUT", "/api/retention/saved/{name}", "Set a saved search's retention", roles=ADMIN,
+          body={"type": "object", "required": ["days"], "properties": {
+              "days": {"type": "integer", "nullable": True, "minimum": 1,
+                       "description": "null: remove the policy"}}})
+async def put_saved_retention(request: web.Request, user: User) -> web.Response:
+    body = await json_body(request)
+    _, archive = context(request)
+    await blocking(actions.set_saved_retention, archive, user, request.match_info["name"],
+                   body.get("days"))
+    return reply(await blocking(actions.retention_policies, archive))
+
+
+@endpoint("GET", "/api/holds", "The litigation holds", roles=STAFF,
+          response={"type": "array", "items": {"$ref": "#/components/schemas/Hold"}})
+async def get_holds(request: web.Request, user: User) -> web.Response:
+    _, archive = context(request)
+    return reply(await blocking(actions.all_holds, archive))
+
+
+@endpoint("POST", "/api/holds", "Hold the mail a saved search matches", roles=STAFF,
+          body={"type": "object", "required": ["saved"], "properties": {
+              "saved": {"type": "string", "description": "a saved search's name"},
+              "until": {"type": "string", "format": "date", "nullable": True,
+                        "description": "through this day; default: indefinitely"}}},
+          response="Hold")
+async def post_hold(request: web.Request, user: User) -> web.Response:
+    body = await json_body(request)
+    _, archive = context(request)
+    hold_id = await blocking(actions.add_hold, archive, user, _string(body, "saved"),
+                             _string(body, "until", required=False))
+    held = {hold["id"]: hold for hold in await blocking(actions.all_holds, archive)}
+    return reply(held[hold_id])
+
+
+@endpoint("DELETE", "/api/holds/{id}", "Remove a hold", roles=ADMIN)
+async def delete_hold(request: web.Request, user: User) -> web.Response:
+    _, archive = context(request)
+    await blocking(actions.remove_hold, archive, user, request.match_info["id"])
+    return reply({"removed": request.match_info["id"]})
+
+
+# -- the audit log -----------------------------------------------------------------------
+
+@endpoint("GET", "/api/audit", "The newest audit log entries, oldest first", roles=STAFF,
+          params=(Param("limit", "how many (1-10000)", "integer", default=100),),
+          response={"type": "object", "properties": {"entries": {
+              "type": "array", "items": {"$ref": "#/components/schemas/AuditEntry"}}}})
+async def get_audit(request: web.Request, user: User) -> web.Response:
+    _, archive = context(request)
+    return reply(await blocking(actions.audit_log, archive, int_param(request, "limit", 100)))
+
+
+@endpoint("GET", "/api/audit/verify", "Check the audit log's hash chain", roles=STAFF,
+          response={"type": "object", "properties": {
+              "entries": {"type": "integer"}, "intact": {"type": "boolean"},
+              "problems": {"type": "array", "items": {"type": "string"}}}})
+async def get_audit_verify(request: web.Request, user: User) -> web.Response:
+    _, archive = context(request)
+    return reply(await blocking(actions.audit_verify, archive))

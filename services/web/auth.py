@@ -1,0 +1,255 @@
+"""Who is asking: logins (rate limited), sessions, and CSRF tokens.
+
+A browser logs in once and then carries a session cookie (HttpOnly, SameSite=Strict, and
+Secure whenever the server speaks TLS); every form it posts carries the session's CSRF
+token. An API client logs in the same way (POST /api/session) and sends the token as
+X-CSRF-Token, or sends HTTP Basic credentials with each request.
+
+Sessions live in this process's memory: a restart of the web service logs everyone out,
+and a password change ends the sessions opened before it.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hmac
+import secrets
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from .. import audit, users
+from ..archive import Archive
+from ..users import User
+
+SESSION_COOKIE = "archiver_session"
+LOGIN_COOKIE = "archiver_login"  # the CSRF token of the login form, before any session
+CSRF_HEADER = "X-CSRF-Token"
+SESSION_IDLE_SECONDS = 30 * 60
+SESSION_LIFETIME_SECONDS = 12 * 3600
+
+
+class LoginFailed(Exception):
+    pass
+
+
+class Throttled(Exception):
+    def __init__(self, retry_after: int):
+        super().__init__(f"too many failed logins: try again in {retry_after} s")
+        self.retry_after = retry_after
+
+
+@dataclass
+class _Failures:
+    count: int = 0
+    last: float = 0.0
+
+
+class LoginThrottle:
+    """After `free` failures for a key, each further attempt must wait 2**(failures-free)
+    seconds (at most `longest`) since the last failure; earlier ones are answered 429
+    without looking at the password. Keys: a user name, a client address. A client
+    address is allowed more failures than a name, since many people share one NAT.
+
+    An attempt counts as a failure from its start and is taken back on success, so that
+    a burst of parallel guesses cannot all slip in before the first one has failed."""
+
+    def __init__(self, free_per_name: int = 5, free_per_address: int = 20,
+                 longest: float = 900.0, forget_after: float = 3600.0,
+                 max_keys: int = 100_000, clock=time.monotonic):
+        self.free = {"name": free_per_name, "address": free_per_address}
+        self.longest, self.forget_after, self.max_keys = longest, forget_after, max_keys
+        self.clock = clock
+        self._failures: OrderedDict[tuple[str, str], _Failures] = OrderedDict()
+
+    def begin(self, name: str, address: str) -> None:
+        """Raise Throttled if either key must still wait; else count the attempt."""
+        now = self.clock()
+        keys = (("name", name.lower()), ("address", address))
+        wait = max(self._wait(key, now) for key in keys)
+        if wait > 0:
+            raise Throttled(int(wait) + 1)
+        for key in keys:
+            failures = self._failures.pop(key, None) or _Failures()
+            failures.count, failures.last = failures.count + 1, now
+            self._failures[key] = failures  # most recent last, for trimming
+        self._trim(now)
+
+    def succeeded(self, name: str, address: str) -> None:
+        self._failures.pop(("name", name.lower()), None)
+        address_failures = self._failures.get(("address", address))
+        if address_failures is not None:
+            address_failures.count = max(address_failures.count - 1, 0)
+
+    def clear(self) -> None:
+        self._failures.clear()
+
+    def _wait(self, key: tuple[str, str], now: float) -> float:
+        failures = self._failures.get(key)
+        if failures is None or failures.count < self.free[key[0]]:
+            return 0.0
+        delay = min(2.0 ** (failures.count - self.free[key[0]]), self.longest)
+        return max(failures.last + delay - now, 0.0)
+
+    def _trim(self, now: float) -> None:
+        while self._failures:
+            key, oldest = next(iter(self._failures.items()))
+            if now - oldest.last < self.forget_after and len(self._failures) <= self.max_keys:
+                break
+            del self._failures[key]
+
+
+@dataclass
+class Session:
+    token: str
+    user: str
+    stamp: str  # the user's credential stamp when it was opened
+    csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    created: float = field(default_factory=time.time)
+    last_seen: float = field(default_factory=time.time)
+    flash: tuple[str, str] | None = None  # (kind, text) for the next page: what a form did
+
+    def take_flash(self) -> tuple[str, str] | None:
+        message, self.flash = self.flash, None
+        return message
+
+
+class Sessions:
+    def __init__(self, idle: float = SESSION_IDLE_SECONDS,
+                 lifetime: float = SESSION_LIFETIME_SECONDS):
+        self.idle, self.lifetime = idle, lifetime
+        self._by_token: dict[str, Session] = {}
+
+    def open(self, user: User) -> Session:
+        self._drop_expired(time.time())
+        session = Session(secrets.token_urlsafe(32), user.name, user.credential_stamp)
+        self._by_token[session.token] = session
+        return session
+
+    def find(self, token: str) -> Session | None:
+        session = self._by_token.get(token)
+        now = time.time()
+        if session is None or self._expired(session, now):
+            self._by_token.pop(token, None)
+            return None
+        session.last_seen = now
+        return session
+
+    def close(self, token: str) -> None:
+        self._by_token.pop(token, None)
+
+    def _expired(self, session: Session, now: float) -> bool:
+        return now - session.last_seen > self.idle or now - session.created > self.lifetime
+
+    def _drop_expired(self, now: float) -> None:
+        for token in [t for t, s in self._by_token.items() if self._expired(s, now)]:
+            del self._by_token[token]
+
+
+@dataclass
+class Identity:
+    user: User | None = None
+    session: Session | None = None
+    via: str | None = None  # "session" or "basic"
+
+
+class Auth:
+    """Logins, sessions and the cookies that carry them, for one web app."""
+
+    def __init__(self, archive: Archive, secure_cookies: bool,
+                 throttle: LoginThrottle | None = None):
+        self.archive, self.secure_cookies = archive, secure_cookies
+        self.sessions = Sessions()
+        self.throttle = throttle or LoginThrottle()
+        self.failed_logins = 0  # for /metrics
+
+    async def login(self, request: web.Request, name: str, password: str, via: str) -> User:
+        """The user, or LoginFailed / Throttled; every outcome but Throttled is audited."""
+        address = client_address(request)
+        self.throttle.begin(name, address)
+        user = await asyncio.to_thread(users.authenticate, self.archive, name, password)
+        if user is None:
+            self.failed_logins += 1
+            await self._audit(audit.Actor(name[:64], "unknown"), "login-failed", address, via)
+            raise LoginFailed("wrong name or password")
+        self.throttle.succeeded(name, address)
+        if via != "basic":  # Basic credentials come with every request: not a login each
+            await self._audit(user.actor, "login", address, via)
+        return user
+
+    async def _audit(self, actor: audit.Actor, action: str, address: str, via: str) -> None:
+        await asyncio.to_thread(audit.record, self.archive.store, actor, action,
+                                client=address, via=via)
+
+    async def identify(self, request: web.Request) -> Identity:
+        """Who sent `request`: its session cookie, else (API only) its Basic credentials."""
+        token = request.cookies.get(SESSION_COOKIE)
+        if token:
+            identity = self._from_session(token)
+            if identity.user is not None:
+                return identity
+        header = request.headers.get("Authorization", "")
+        if request.path.startswith("/api/") and header[:6].lower() == "basic ":
+            name, password = _basic_credentials(header[6:])
+            return Identity(await self.login(request, name, password, "basic"), via="basic")
+        return Identity()
+
+    def _from_session(self, token: str) -> Identity:
+        session = self.sessions.find(token)
+        if session is None:
+            return Identity()
+        user = users.get(self.archive, session.user)
+        if user is None or user.credential_stamp != session.stamp:  # removed, or new password
+            self.sessions.close(token)
+            return Identity()
+        return Identity(user, session, "session")
+
+    # -- cookies -----------------------------------------------------------------------
+
+    def start_session(self, response: web.StreamResponse, user: User) -> Session:
+        session = self.sessions.open(user)
+        self.set_session_cookie(response, session)
+        return session
+
+    def set_session_cookie(self, response: web.StreamResponse, session: Session) -> None:
+        self._set_cookie(response, SESSION_COOKIE, session.token)
+        response.del_cookie(LOGIN_COOKIE, path="/")
+
+    def end_session(self, response: web.StreamResponse, identity: Identity) -> None:
+        if identity.session is not None:
+            self.sessions.close(identity.session.token)
+        response.del_cookie(SESSION_COOKIE, path="/")
+
+    def login_form_token(self, request: web.Request) -> str:
+        """The login form's CSRF token (double submit: the same value in a cookie)."""
+        return request.cookies.get(LOGIN_COOKIE) or secrets.token_urlsafe(32)
+
+    def set_login_cookie(self, response: web.StreamResponse, token: str) -> None:
+        self._set_cookie(response, LOGIN_COOKIE, token)
+
+    def _set_cookie(self, response: web.StreamResponse, name: str, value: str) -> None:
+        response.set_cookie(name, value, path="/", httponly=True, samesite="Strict",
+                            secure=self.secure_cookies)
+
+
+def tokens_match(given: str | None, expected: str | None) -> bool:
+    return bool(given) and bool(expected) and hmac.compare_digest(str(given), str(expected))
+
+
+def client_address(request: web.Request) -> str:
+    # The peer itself: X-Forwarded-For is whatever the client wants it to be.
+    return request.remote or "unknown"
+
+
+def _basic_credentials(encoded: str) -> tuple[str, str]:
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise LoginFailed("unreadable Basic credentials") from None
+    name, separator, password = decoded.partition(":")
+    if not separator:
+        raise LoginFailed("unreadable Basic credentials")
+    return name, password

@@ -1,0 +1,78 @@
+"""Exports of a search, streamed: the zip or mbox is written in a worker thread straight
+into the HTTP response, a chunk at a time, so an export of any size needs no disk and
+little memory; a client that goes away stops the writer."""
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Iterator
+
+from aiohttp import web
+
+from ..archive import Archive
+from ..mailfiles import write_mbox_to, write_zip_to
+from ..search import search
+from ..store import NotFound
+from ..users import User
+from .access import mail_filter, may_read
+
+PAGE = 500
+CHUNK = 256 * 1024
+FORMATS = {"zip": ("application/zip", write_zip_to),
+           "mbox": ("application/mbox", write_mbox_to)}
+
+
+def matching_messages(archive: Archive, user: User, query: str) -> Iterator[tuple[str, bytes]]:
+    """(digest, raw) of every message `query` finds that `user` may read."""
+    index_dir, within, offset = archive.index_dir(), mail_filter(user), 0
+    while hits := search(index_dir, query, PAGE, offset, within=within).hits:
+        for hit in hits:
+            try:
+                meta, raw = archive.store.meta(hit.digest), archive.store.get(hit.digest)
+            except NotFound:
+                continue  # deleted since it was indexed (retention)
+            if may_read(user, raw, meta):
+                yield hit.digest, raw
+        offset += len(hits)
+
+
+def download_name(fmt: str) -> str:
+    return time.strftime(f"archive-export-%Y%m%dT%H%M%SZ.{fmt}", time.gmtime())
+
+
+async def stream(request: web.Request, fmt: str, messages: Iterator[tuple[str, bytes]]
+                 ) -> web.StreamResponse:
+    content_type, write = FORMATS[fmt]
+    response = web.StreamResponse(headers={
+        "Content-Type": content_type,
+        "Content-Disposition": f'attachment; filename="{download_name(fmt)}"'})
+    await response.prepare(request)
+    sink = _ResponseSink(response, asyncio.get_running_loop())
+
+    def produce() -> None:
+        write(messages, sink)
+        sink.flush()
+
+    await asyncio.to_thread(produce)
+    await response.write_eof()
+    return response
+
+
+class _ResponseSink:
+    """A write-only file for the writer thread; each full chunk is sent on the event loop
+    and the thread waits for it, so a slow client slows the export, not memory."""
+
+    def __init__(self, response: web.StreamResponse, loop: asyncio.AbstractEventLoop):
+        self.response, self.loop = response, loop
+        self.buffer = bytearray()
+
+    def write(self, data: bytes) -> int:
+        self.buffer += data
+        if len(self.buffer) >= CHUNK:
+            self.flush()
+        return len(data)
+
+    def flush(self) -> None:
+        if self.buffer:
+            chunk, self.buffer = bytes(self.buffer), bytearray()
+            asyncio.run_coroutine_threadsafe(self.response.write(chunk), self.loop).result()

@@ -1,0 +1,117 @@
+"""A stored message as a person reads it: its main headers, its body as plain text and its
+attachments, numbered from 1 in the order they appear.
+
+The body is shown as text only: mail is from strangers, and HTML from strangers in the
+archive's own pages could run script in an auditor's session. HTML-only mail is shown as
+the text of its HTML.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from email.message import Message
+
+import lxml.html
+
+from ..mime import (decode_header_text, decode_text, filename_of, is_attachment, iter_parts,
+                    parse_message, safely)
+from ..store import NotFound
+
+SHOWN_HEADERS = ("From", "Sender", "To", "Cc", "Bcc", "Reply-To", "Date", "Subject",
+                 "Message-ID")
+BODY_LIMIT = 512 * 1024  # characters shown; the rest is in the raw download
+
+
+@dataclass(frozen=True)
+class Attachment:
+    number: int
+    filename: str
+    content_type: str
+    size: int
+
+    def as_json(self) -> dict:
+        return {"number": self.number, "filename": self.filename,
+                "content_type": self.content_type, "size": self.size}
+
+
+@dataclass(frozen=True)
+class MessageView:
+    headers: list[tuple[str, str]]
+    body: str
+    body_truncated: bool
+    attachments: list[Attachment]
+
+    def as_json(self) -> dict:
+        return {"headers": [{"name": n, "value": v} for n, v in self.headers],
+                "attachments": [a.as_json() for a in self.attachments]}
+
+
+def view(raw: bytes) -> MessageView:
+    message = parse_message(raw)
+    body = _body_text(message)
+    return MessageView(_headers(message), body[:BODY_LIMIT], len(body) > BODY_LIMIT,
+                       [attachment for attachment, _ in _attachments(message)])
+
+
+def attachment(raw: bytes, number: int) -> tuple[Attachment, bytes]:
+    for found, part in _attachments(parse_message(raw)):
+        if found.number == number:
+            return found, _part_bytes(part)
+    raise NotFound(f"the message has no attachment {number}")
+
+
+def _headers(message: Message) -> list[tuple[str, str]]:
+    shown = []
+    for name in SHOWN_HEADERS:
+        for value in safely(lambda: message.get_all(name), None) or []:
+            if isinstance(value, str):
+                shown.append((name, decode_header_text(value)))
+    return shown
+
+
+def _attachments(message: Message) -> list[tuple[Attachment, Message]]:
+    found = []
+    for part in iter_parts(message, into_messages=False):
+        if part is message or not is_attachment(part):
+            continue
+        number = len(found) + 1
+        name = filename_of(part) or f"attachment-{number}"
+        content_type = safely(part.get_content_type, "application/octet-stream")
+        found.append((Attachment(number, name, content_type, len(_part_bytes(part))), part))
+    return found
+
+
+def _part_bytes(part: Message) -> bytes:
+    """The decoded content of a leaf; an attached message as its bytes."""
+    if safely(part.get_content_maintype, "") == "message" and part.is_multipart():
+        inner = part.get_payload()
+        return safely(lambda: inner[0].as_bytes(), b"") if inner else b""
+    payload = safely(lambda: part.get_payload(decode=True), None)
+    return payload if isinstance(payload, bytes) else b""
+
+
+def _body_text(message: Message) -> str:
+    plain, html = None, None
+    for part in iter_parts(message, into_messages=False):
+        if part.is_multipart() or (part is not message and is_attachment(part)):
+            continue
+        kind = safely(part.get_content_type, "text/plain")
+        if kind == "text/plain" and plain is None:
+            plain = _decoded(part)
+        elif kind == "text/html" and html is None:
+            html = _decoded(part)
+    if plain is not None and plain.strip():
+        return plain
+    return _html_text(html) if html else (plain or "")
+
+
+def _decoded(part: Message) -> str:
+    return decode_text(_part_bytes(part), safely(part.get_content_charset, None))
+
+
+def _html_text(html: str) -> str:
+    def text() -> str:
+        root = lxml.html.document_fromstring(html)
+        for element in root.xpath("//script|//style|//head"):
+            element.drop_tree()
+        return root.text_content()
+    return safely(text, "")

@@ -1,0 +1,138 @@
+"""/metrics: the appliance's health in Prometheus' text exposition format (version 0.0.4),
+written by hand from services.health. Counts and states only, never mail or addresses,
+so it needs no login (as Prometheus scrapers expect)."""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+from aiohttp import web
+
+from ..health import health
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+async def handle(request: web.Request) -> web.Response:
+    report = await asyncio.to_thread(health, request.app["config"], request.app["archive"])
+    text = render(report, request.app["auth"].failed_logins)
+    return web.Response(body=text.encode(), headers={"Content-Type": CONTENT_TYPE})
+
+
+def render(report: dict, failed_logins: int) -> str:
+    out = _Exposition()
+    out.gauge("archiver_info", "node, model and firmware of this appliance", 1,
+              node=report["node"], model=report["model"], firmware=report["firmware"])
+    _storage(out, report)
+    _archived(out, report)
+    _services(out, report)
+    _peers(out, report["queues"]["peers"])
+    _journal(out, report["journal_accounts"])
+    system = report["system"]
+    out.gauge("archiver_disk_free_bytes", "free space on the data disk",
+              system["disk"]["free_bytes"])
+    out.gauge("archiver_memory_available_bytes", "memory available",
+              system["memory"]["available_bytes"])
+    out.counter("archiver_web_failed_logins_total", "failed logins since the web service "
+                "started", failed_logins)
+    return out.text()
+
+
+def _storage(out: "_Exposition", report: dict) -> None:
+    storage, index = report["storage"], report["queues"]["index"]
+    out.gauge("archiver_messages_stored", "messages in the store", storage["messages"])
+    out.gauge("archiver_messages_indexed", "messages in the search index", index["indexed"])
+    out.gauge("archiver_index_backlog", "arrivals and deletions the indexer has yet to do",
+              index["backlog"])
+    out.gauge("archiver_message_bytes", "size of the stored messages as received",
+              storage["message_bytes"])
+    out.gauge("archiver_store_compressed_bytes", "size of the stored messages, compressed",
+              storage["compressed_bytes"])
+    out.gauge("archiver_store_capacity_bytes", "the model's storage capacity",
+              storage["capacity_bytes"])
+    out.gauge("archiver_store_free_bytes", "what the store may still grow by",
+              storage["free_bytes"])
+
+
+def _archived(out: "_Exposition", report: dict) -> None:
+    archived, dedup = report["archived"], report["dedup"]
+    for source, count in sorted(archived["by_source"].items()):
+        out.counter("archiver_archived_total", "messages archived, by source kind", count,
+                    source=source)
+    out.counter("archiver_duplicates_total", "deliveries of messages already stored",
+                dedup["duplicates"])
+    out.counter("archiver_dedup_saved_bytes_total", "bytes not stored twice",
+                dedup["bytes_saved"])
+    last = _epoch(archived["last_archived"])
+    if last is not None:
+        out.gauge("archiver_last_archived_timestamp_seconds", "when mail was last archived",
+                  last)
+
+
+def _services(out: "_Exposition", report: dict) -> None:
+    for name, state in sorted(report["services"].items()):
+        out.gauge("archiver_service_up", "1 if the service runs and beats",
+                  int(state["state"] == "running"), service=name)
+
+
+def _peers(out: "_Exposition", peers: list[dict]) -> None:
+    for peer in peers:
+        name = peer["peer"]
+        out.gauge("archiver_mirror_peer_connected", "1 if the peer is connected",
+                  int(peer["state"] == "connected"), peer=name)
+        out.gauge("archiver_mirror_queued_messages", "messages waiting to be copied to the "
+                  "peer", peer["queued"], peer=name)
+        out.counter("archiver_mirror_copied_total", "messages copied to the peer",
+                    peer["copied"], peer=name)
+        last = _epoch(peer["last_success"])
+        if last is not None:
+            out.gauge("archiver_mirror_last_success_timestamp_seconds", "last copy that "
+                      "succeeded", last, peer=name)
+
+
+def _journal(out: "_Exposition", accounts: list[dict]) -> None:
+    for account in accounts:
+        name = account["account"]
+        out.counter("archiver_journal_imported_total", "messages taken from the journal "
+                    "mailbox that were new", account["imported_total"], account=name)
+        out.counter("archiver_journal_duplicates_total", "messages taken from the journal "
+                    "mailbox that were already archived", account["duplicates_total"],
+                    account=name)
+        out.gauge("archiver_journal_last_poll_failed", "1 if the last poll failed",
+                  int(account.get("state") == "error"),
+                  account=name)
+
+
+class _Exposition:
+    """Samples grouped by metric name, each with its HELP and TYPE once."""
+
+    def __init__(self):
+        self.metrics: dict[str, tuple[str, str, list[str]]] = {}
+
+    def gauge(self, name: str, help_text: str, value, **labels) -> None:
+        self._add(name, "gauge", help_text, value, labels)
+
+    def counter(self, name: str, help_text: str, value, **labels) -> None:
+        self._add(name, "counter", help_text, value, labels)
+
+    def _add(self, name, kind, help_text, value, labels) -> None:
+        _, _, samples = self.metrics.setdefault(name, (kind, help_text, []))
+        label_text = ",".join(f'{key}="{_escape(str(val))}"' for key, val in labels.items())
+        samples.append(f"{name}{{{label_text}}} {value}" if labels else f"{name} {value}")
+
+    def text(self) -> str:
+        lines = []
+        for name, (kind, help_text, samples) in self.metrics.items():
+            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", *samples]
+        return "\n".join(lines) + "\n"
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _epoch(iso: str | None) -> float | None:
+    if not iso:
+        return None
+    return dt.datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ").replace(
+        tzinfo=dt.timezone.utc).timestamp()

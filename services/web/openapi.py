@@ -1,0 +1,149 @@
+"""The OpenAPI 3.0 document of /api/, made from the same table the routes are made from
+(services.web.api.ENDPOINTS), so the two cannot drift apart."""
+from __future__ import annotations
+
+from firmware.system import this_version
+
+ROLES_NOTE = ("Roles: admin (everything), auditor (all mail, saved searches, holds; no "
+              "system settings), user (only mail from or to their own addresses).")
+
+_STRING, _INTEGER, _BOOLEAN = {"type": "string"}, {"type": "integer"}, {"type": "boolean"}
+_OBJECT = {"type": "object", "additionalProperties": True}
+
+SCHEMAS = {
+    "Error": {"type": "object", "properties": {"error": _STRING}, "required": ["error"]},
+    "Session": {"type": "object", "properties": {
+        "name": _STRING, "role": {"type": "string", "enum": ["admin", "auditor", "user"]},
+        "emails": {"type": "array", "items": _STRING},
+        "csrf_token": {"type": "string", "description": "send as X-CSRF-Token with every "
+                                                        "POST, PUT and DELETE"}}},
+    "Hit": {"type": "object", "properties": {
+        "digest": _STRING, "date": {"type": "string", "format": "date-time"},
+        "from": _STRING, "subject": _STRING, "size": _INTEGER, "attachments": _INTEGER,
+        "extraction_failed": {"type": "string", "nullable": True}}},
+    "SearchResults": {"type": "object", "properties": {
+        "query": _STRING, "total": {"type": "integer", "description": "Xapian's estimate"},
+        "offset": _INTEGER, "hits": {"type": "array", "items": {"$ref": "#/components/schemas/Hit"}}}},
+    "Message": {"type": "object", "properties": {
+        "digest": _STRING, "message_id": {"type": "string", "nullable": True},
+        "from": _STRING, "subject": _STRING, "sent_date": {"type": "number", "nullable": True},
+        "received": {"type": "number"}, "size": _INTEGER, "stored_size": _INTEGER,
+        "sender": {"type": "string", "nullable": True,
+                   "description": "envelope sender"},
+        "recipients": {"type": "array", "items": _STRING,
+                       "description": "envelope recipients (Bcc included)"},
+        "source": _STRING, "origin": _STRING,
+        "headers": {"type": "array", "items": {"type": "object", "properties": {
+            "name": _STRING, "value": _STRING}}},
+        "attachments": {"type": "array", "items": {"type": "object", "properties": {
+            "number": _INTEGER, "filename": _STRING, "content_type": _STRING,
+            "size": _INTEGER}}}}},
+    "SavedSearch": {"type": "object", "properties": {"name": _STRING, "query": _STRING}},
+    "Hold": {"type": "object", "properties": {
+        "id": _STRING, "saved": _STRING, "by": _STRING,
+        "until": {"type": "string", "format": "date", "nullable": True}}},
+    "Retention": {"type": "object", "properties": {
+        "enabled": _BOOLEAN, "global_days": {"type": "integer", "nullable": True},
+        "saved": {"type": "object", "additionalProperties": _INTEGER}}},
+    "Peer": {"type": "object", "properties": {
+        "peer": _STRING, "state": {"type": "string", "enum": ["connected", "offline", "refused"]},
+        "reason": _STRING, "queued": _INTEGER, "copied": _INTEGER,
+        "last_success": {"type": "string", "nullable": True},
+        "last_error": {"type": "string", "nullable": True}}},
+    "Mirror": {"type": "object", "properties": {
+        "supported": _BOOLEAN, "listen": _STRING, "secret_set": _BOOLEAN,
+        "configured_peers": {"type": "array", "items": _STRING},
+        "joined_peers": {"type": "array", "items": _STRING},
+        "peers": {"type": "array", "items": {"$ref": "#/components/schemas/Peer"}}}},
+    "Status": {"type": "object", "description": "what `archiver status --json` prints",
+               "additionalProperties": True},
+    "AuditEntry": {"type": "object", "properties": {
+        "seq": _INTEGER, "time": {"type": "number"}, "who": _STRING, "role": _STRING,
+        "action": _STRING, "details": _OBJECT, "previous": _STRING, "hash": _STRING}},
+}
+
+_ERRORS = {
+    "400": ("the request is malformed (the reason is in error)", "Error"),
+    "401": ("not logged in, or wrong credentials", "Error"),
+    "403": ("the role may not do this, or the CSRF token is missing", "Error"),
+    "404": ("no such message, attachment, saved search, hold or peer", "Error"),
+    "429": ("too many failed logins: wait Retry-After seconds", "Error"),
+}
+
+
+def document(endpoints) -> dict:
+    paths: dict[str, dict] = {}
+    for endpoint in endpoints:
+        paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = _operation(endpoint)
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "Archiver appliance API", "version": str(this_version()),
+                 "description": "Search, read and export archived mail; status, mirroring, "
+                                "saved searches, retention, holds and the audit log. "
+                                + ROLES_NOTE + " Log in with POST /api/session (then send "
+                                "the session cookie and X-CSRF-Token) or send HTTP Basic "
+                                "credentials with each request (then POST, PUT and DELETE "
+                                "need Content-Type: application/json). Every search, view "
+                                "and export is written to the audit log."},
+        "servers": [{"url": "/"}],
+        "components": {"schemas": SCHEMAS, "securitySchemes": {
+            "session": {"type": "apiKey", "in": "cookie", "name": "archiver_session"},
+            "basic": {"type": "http", "scheme": "basic"}}},
+        "security": [{"session": []}, {"basic": []}],
+        "paths": paths,
+    }
+
+
+def _operation(endpoint) -> dict:
+    operation = {"summary": endpoint.summary, "operationId": endpoint.handler.__name__,
+                 "description": _description(endpoint),
+                 "parameters": [_parameter(p) for p in endpoint.params]
+                 + [_path_parameter(name) for name in _path_names(endpoint.path)],
+                 "responses": _responses(endpoint)}
+    if endpoint.public:
+        operation["security"] = []
+    if endpoint.body is not None:
+        operation["requestBody"] = {"required": True, "content": {
+            "application/json": {"schema": endpoint.body}}}
+    return operation
+
+
+def _description(endpoint) -> str:
+    if endpoint.public:
+        return "No login needed."
+    return f"Roles: {', '.join(endpoint.roles)}."
+
+
+def _parameter(param) -> dict:
+    schema = {"type": param.type}
+    if param.enum:
+        schema["enum"] = list(param.enum)
+    if param.default is not None:
+        schema["default"] = param.default
+    return {"name": param.name, "in": "query", "required": param.required,
+            "description": param.description, "schema": schema}
+
+
+def _path_parameter(name: str) -> dict:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _path_names(path: str) -> list[str]:
+    return [piece[1:-1] for piece in path.split("/") if piece.startswith("{")]
+
+
+def _responses(endpoint) -> dict:
+    if endpoint.produces == "application/json":
+        schema = ({"$ref": f"#/components/schemas/{endpoint.response}"}
+                  if isinstance(endpoint.response, str) else endpoint.response or _OBJECT)
+        content = {"application/json": {"schema": schema}}
+    else:
+        content = {kind: {"schema": {"type": "string", "format": "binary"}}
+                   for kind in endpoint.produces.split(",")}
+    responses = {"200": {"description": "done", "content": content}}
+    for code, (text, schema_name) in _ERRORS.items():
+        if code in ("401", "403") and endpoint.public and endpoint.method == "GET":
+            continue
+        responses[code] = {"description": text, "content": {"application/json": {
+            "schema": {"$ref": f"#/components/schemas/{schema_name}"}}}}
+    return responses

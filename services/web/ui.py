@@ -1,0 +1,387 @@
+"""The web UI: pages rendered on the server with jinja2 (templates/), no script, one CSS
+file. Reading pages are GET; everything that changes something is a POST form carrying
+the session's CSRF token, answered with a redirect and a one-time message."""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import re
+from pathlib import Path
+from urllib.parse import urlencode
+
+import jinja2
+from aiohttp import web
+
+from firmware.errors import ArchiverError
+
+from .. import audit, users
+from ..search import QuerySyntaxError
+from ..users import User
+from . import actions
+from .api import ADMIN, EVERYONE, STAFF, raw_download, start_export
+from .auth import LOGIN_COOKIE, LoginFailed, tokens_match
+
+PAGE_SIZE = 50
+SAFE_NEXT = re.compile(r"/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*")
+TEMPLATES = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+# The menu: (path, label, roles that see it).
+NAVIGATION = (("/search", "Search", EVERYONE), ("/status", "Status", STAFF),
+              ("/mirror", "Mirroring", ADMIN), ("/sources", "Mail sources", ADMIN),
+              ("/saved", "Saved searches", STAFF), ("/retention", "Retention", STAFF),
+              ("/holds", "Holds", STAFF), ("/audit", "Audit log", STAFF),
+              ("/account", "Account", EVERYONE))
+PAGES: list[tuple[str, str, tuple[str, ...], object]] = []
+
+
+def page(method: str, path: str, roles=EVERYONE):
+    def register(handler):
+        PAGES.append((method, path, roles, handler))
+        return handler
+    return register
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/", _home)
+    app.router.add_get("/login", login_form)
+    app.router.add_post("/login", log_in)
+    for method, path, roles, handler in PAGES:
+        app.router.add_route(method, path, _guarded(handler, roles))
+
+
+def _guarded(handler, roles):
+    async def handle(request: web.Request) -> web.StreamResponse:
+        identity = request["identity"]
+        if identity.user is None or identity.via != "session":
+            target = request.path_qs if request.method == "GET" else "/search"
+            raise web.HTTPSeeOther("/login?" + urlencode({"next": target}))
+        if identity.user.role not in roles:
+            raise web.HTTPForbidden(reason=f"{identity.user.role}s may not see this page")
+        if request.method == "POST":
+            form = await request.post()
+            if not tokens_match(form.get("csrf_token"), identity.session.csrf):
+                raise web.HTTPForbidden(reason="the form is out of date (no valid CSRF "
+                                               "token): reload the page and try again")
+            request["form"] = form
+        return await handler(request, identity.user)
+    return handle
+
+
+# -- rendering ---------------------------------------------------------------------------
+
+def render(request: web.Request, template: str, status: int = 200, **values
+           ) -> web.Response:
+    identity = request.get("identity")
+    user = identity.user if identity is not None and identity.via == "session" else None
+    session = identity.session if user is not None else None
+    html = TEMPLATES.get_template(template).render(
+        user=user, csrf_token=session.csrf if session else "",
+        flash=session.take_flash() if session else None,
+        navigation=[(path, label) for path, label, roles in NAVIGATION
+                    if user is not None and user.role in roles],
+        current=request.path, **values)
+    return web.Response(text=html, content_type="text/html", status=status)
+
+
+async def error_page(request: web.Request, status: int, message: str) -> web.Response:
+    return render(request, "error.html", status=status, status_code=status, message=message)
+
+
+async def _home(request: web.Request) -> web.Response:
+    raise web.HTTPSeeOther("/search")
+
+
+async def _act(request: web.Request, back: str, done: str, function, *args):
+    """Do a form's action; come back to `back` saying what happened."""
+    session = request["identity"].session
+    try:
+        await asyncio.to_thread(function, *args)
+        session.flash = ("done", done)
+    except (ArchiverError, ValueError) as exc:
+        session.flash = ("error", str(exc).strip("'\""))
+    raise web.HTTPSeeOther(back)
+
+
+def _field(request: web.Request, name: str) -> str:
+    return str(request["form"].get(name, "")).strip()
+
+
+def _context(request: web.Request):
+    return request.app["config"], request.app["archive"]
+
+
+# -- logging in and out ------------------------------------------------------------------
+
+async def login_form(request: web.Request, error: str | None = None,
+                     status: int = 200) -> web.Response:
+    auth = request.app["auth"]
+    token = auth.login_form_token(request)
+    response = render(request, "login.html", status=status, error=error,
+                      next=_safe_next(request.query.get("next")), login_token=token)
+    auth.set_login_cookie(response, token)
+    return response
+
+
+async def log_in(request: web.Request) -> web.Response:
+    form = await request.post()
+    if not tokens_match(form.get("login_token"), request.cookies.get(LOGIN_COOKIE)):
+        return await login_form(request, "The login form was out of date; try again.", 403)
+    auth = request.app["auth"]
+    try:
+        user = await auth.login(request, str(form.get("name", "")),
+                                str(form.get("password", "")), "form")
+    except LoginFailed:
+        return await login_form(request, "Wrong name or password.", 401)
+    response = web.HTTPSeeOther(_safe_next(form.get("next")))
+    auth.start_session(response, user)
+    raise response
+
+
+@page("POST", "/logout")
+async def log_out(request: web.Request, user: User) -> web.Response:
+    response = web.HTTPSeeOther("/login")
+    request.app["auth"].end_session(response, request["identity"])
+    await asyncio.to_thread(audit.record, request.app["archive"].store, user.actor, "logout")
+    raise response
+
+
+def _safe_next(target) -> str:
+    """Only a path of this site, never another site (an open redirect): browsers read
+    "//host", "/\\host" and "/<TAB>/host" as other sites, so only plain URL characters."""
+    target = str(target or "")
+    if SAFE_NEXT.fullmatch(target) and not target.startswith("//"):
+        return target
+    return "/search"
+
+
+# -- mail --------------------------------------------------------------------------------
+
+@page("GET", "/search")
+async def search_page(request: web.Request, user: User) -> web.Response:
+    _, archive = _context(request)
+    query, results, error = request.query.get("q"), None, None
+    offset = _offset(request.query.get("offset", "0"))
+    if query is not None:
+        try:
+            results = await asyncio.to_thread(actions.search, archive, user, query, PAGE_SIZE,
+                                              offset)
+        except QuerySyntaxError as exc:
+            error = str(exc)
+    return render(request, "search.html", query=query or "", results=results, error=error,
+                  offset=offset, page_size=PAGE_SIZE, may_save=user.role in STAFF,
+                  page_url=lambda at: "/search?" + urlencode({"q": query or "", "offset": at}))
+
+
+def _offset(text: str) -> int:
+    return int(text) if text.isdigit() else 0
+
+
+@page("POST", "/export")
+async def export_search(request: web.Request, user: User) -> web.StreamResponse:
+    _, archive = _context(request)
+    return await start_export(request, archive, user, _field(request, "q"),
+                              _field(request, "format"))
+
+
+@page("GET", "/message/{digest}")
+async def message_page(request: web.Request, user: User) -> web.Response:
+    _, archive = _context(request)
+    meta, view = await asyncio.to_thread(actions.message, archive, user,
+                                         request.match_info["digest"])
+    return render(request, "message.html", meta=meta, view=view)
+
+
+@page("GET", "/message/{digest}/raw")
+async def message_raw(request: web.Request, user: User) -> web.Response:
+    _, archive = _context(request)
+    digest = request.match_info["digest"]
+    raw = await asyncio.to_thread(actions.raw_message, archive, user, digest)
+    return raw_download(raw, f"{digest}.eml", "message/rfc822")
+
+
+@page("GET", "/message/{digest}/attachment/{number}")
+async def message_attachment(request: web.Request, user: User) -> web.Response:
+    _, archive = _context(request)
+    number = request.match_info["number"]
+    if not number.isdigit():
+        raise web.HTTPNotFound(reason="attachments are numbered from 1")
+    found, data = await asyncio.to_thread(actions.attachment, archive, user,
+                                          request.match_info["digest"], int(number))
+    return raw_download(data, found.filename, "application/octet-stream")
+
+
+# -- the system --------------------------------------------------------------------------
+
+@page("GET", "/status", STAFF)
+async def status_page(request: web.Request, user: User) -> web.Response:
+    report = await asyncio.to_thread(actions.status, *_context(request))
+    return render(request, "status.html", report=report)
+
+
+@page("GET", "/mirror", ADMIN)
+async def mirror_page(request: web.Request, user: User) -> web.Response:
+    overview = await asyncio.to_thread(actions.mirror_overview, *_context(request))
+    return render(request, "mirror.html", mirror=overview)
+
+
+@page("POST", "/mirror/join", ADMIN)
+async def mirror_join(request: web.Request, user: User):
+    config, archive = _context(request)
+    peer = _field(request, "peer")
+    await _act(request, "/mirror", f"Joined {peer}: mail archived from now on is copied.",
+               actions.mirror_join, config, archive, user, peer,
+               _field(request, "secret") or None)
+
+
+@page("POST", "/mirror/leave", ADMIN)
+async def mirror_leave(request: web.Request, user: User):
+    _, archive = _context(request)
+    peer = _field(request, "peer")
+    await _act(request, "/mirror", f"Left {peer}.", actions.mirror_leave, archive, user, peer)
+
+
+@page("POST", "/mirror/backfill", ADMIN)
+async def mirror_backfill(request: web.Request, user: User):
+    config, archive = _context(request)
+    peer = _field(request, "peer")
+    await _act(request, "/mirror", f"Everything archived here is queued for {peer}.",
+               actions.mirror_backfill, config, archive, user, peer)
+
+
+@page("GET", "/sources", ADMIN)
+async def sources_page(request: web.Request, user: User) -> web.Response:
+    sources = await asyncio.to_thread(actions.mail_sources, *_context(request))
+    return render(request, "sources.html", sources=sources)
+
+
+@page("GET", "/audit", STAFF)
+async def audit_page(request: web.Request, user: User) -> web.Response:
+    _, archive = _context(request)
+    log = await asyncio.to_thread(actions.audit_log, archive, 200)
+    return render(request, "audit.html", entries=list(reversed(log["entries"])))
+
+
+# -- saved searches, retention, holds ----------------------------------------------------
+
+@page("GET", "/saved", STAFF)
+async def saved_page(request: web.Request, user: User) -> web.Response:
+    _, archive = _context(request)
+    saved = await asyncio.to_thread(actions.saved, archive)
+    return render(request, "saved.html", saved=saved, query=request.query.get("q", ""))
+
+
+@page("POST", "/saved", STAFF)
+async def save_search(request: web.Request, user: User):
+    _, archive = _context(request)
+    name = _field(request, "name")
+    await _act(request, "/saved", f"Saved search {name!r} saved.", actions.save_search,
+               archive, user, name, _field(request, "query"))
+
+
+@page("POST", "/saved/delete", STAFF)
+async def delete_saved(request: web.Request, user: User):
+    _, archive = _context(request)
+    name = _field(request, "name")
+    await _act(request, "/saved", f"Saved search {name!r} deleted.", actions.delete_saved,
+               archive, user, name)
+
+
+@page("GET", "/retention", STAFF)
+async def retention_page(request: web.Request, user: User) -> web.Response:
+    _, archive = _context(request)
+    policies = await asyncio.to_thread(actions.retention_policies, archive)
+    saved = await asyncio.to_thread(actions.saved, archive)
+    return render(request, "retention.html", policies=policies, saved=saved,
+                  may_change=user.role in ADMIN)
+
+
+@page("POST", "/retention", ADMIN)
+async def set_retention(request: web.Request, user: User):
+    _, archive = _context(request)
+    changes = {"enabled": _field(request, "enabled") == "on",
+               "global_days": _field(request, "global_days") or None}
+    await _act(request, "/retention", "Retention settings saved.", actions.set_retention,
+               archive, user, changes)
+
+
+@page("POST", "/retention/saved", ADMIN)
+async def set_saved_retention(request: web.Request, user: User):
+    _, archive = _context(request)
+    name = _field(request, "name")
+    await _act(request, "/retention", f"Retention of {name!r} saved.",
+               actions.set_saved_retention, archive, user, name,
+               _field(request, "days") or None)
+
+
+@page("GET", "/holds", STAFF)
+async def holds_page(request: web.Request, user: User) -> web.Response:
+    _, archive = _context(request)
+    holds = await asyncio.to_thread(actions.all_holds, archive)
+    saved = await asyncio.to_thread(actions.saved, archive)
+    return render(request, "holds.html", holds=holds, saved=saved,
+                  may_remove=user.role in ADMIN)
+
+
+@page("POST", "/holds", STAFF)
+async def add_hold(request: web.Request, user: User):
+    _, archive = _context(request)
+    saved = _field(request, "saved")
+    await _act(request, "/holds", f"The mail of {saved!r} is held.", actions.add_hold,
+               archive, user, saved, _field(request, "until") or None)
+
+
+@page("POST", "/holds/remove", ADMIN)
+async def remove_hold(request: web.Request, user: User):
+    _, archive = _context(request)
+    hold_id = _field(request, "id")
+    await _act(request, "/holds", f"Hold {hold_id} removed.", actions.remove_hold, archive,
+               user, hold_id)
+
+
+# -- one's own account -------------------------------------------------------------------
+
+@page("GET", "/account")
+async def account_page(request: web.Request, user: User) -> web.Response:
+    return render(request, "account.html")
+
+
+@page("POST", "/account/password")
+async def change_password(request: web.Request, user: User):
+    _, archive = _context(request)
+    session = request["identity"].session
+    if _field(request, "new_password") != _field(request, "repeat_password"):
+        session.flash = ("error", "The new passwords differ.")
+        raise web.HTTPSeeOther("/account")
+    try:
+        await asyncio.to_thread(actions.change_password, archive, user,
+                                _field(request, "current_password"),
+                                _field(request, "new_password"))
+    except (ArchiverError, ValueError) as exc:
+        session.flash = ("error", str(exc))
+        raise web.HTTPSeeOther("/account") from None
+    # The new password ended every session of the user, this one too: open a new one.
+    response = web.HTTPSeeOther("/account")
+    renewed = request.app["auth"].start_session(response, users.get(archive, user.name))
+    renewed.flash = ("done", "Password changed; other sessions of yours are logged out.")
+    raise response
+
+
+# -- template filters --------------------------------------------------------------------
+
+def _when(epoch) -> str:
+    if not epoch:
+        return "-"
+    return dt.datetime.fromtimestamp(float(epoch), dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
+
+
+def _size(count) -> str:
+    value = float(count or 0)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
+
+
+TEMPLATES.filters.update(when=_when, size=_size)
