@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import time
 from pathlib import Path
 
 from . import audit, holds, retention
@@ -112,6 +113,8 @@ def cmd_retention_show(args) -> int:
 def cmd_retention_run(args) -> int:
     archive, replicated, actor = _context(args)
     report = retention.run(archive.store, archive.index_dir(), replicated, actor, args.dry_run)
+    if not args.dry_run:
+        archive.store.set_setting(retention.LAST_RUN_SETTING, time.time())
     if not args.dry_run:  # drop deleted documents now (also an interrupted run's), unless
         _index_if_free(archive, quiet=True)  # the indexer service is there to do it
     summary = {k: v for k, v in report.__dict__.items() if k != "deleted_digests"}

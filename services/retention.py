@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ from .saved_searches import query_of
 from .search import parse
 from .store import DeletionConflict, Store
 
+log = logging.getLogger(__name__)
 ENABLED, GLOBAL, SAVED_PREFIX = "retention:enabled", "retention:global", "retention:saved:"
 BATCH = 500
 DAY = 86400
@@ -145,3 +147,31 @@ def _delete_batch(store, database, replicated, batch, now, report, actor) -> Non
             audit.record(store, actor, "delete", reason="retention", count=len(deleted),
                          digests=[meta["digest"] for meta in deleted])
         return
+
+
+LAST_RUN_SETTING = "retention.last_run"  # node-local: each appliance runs its own
+WEEK = 7 * DAY
+SCHEDULER = Actor("retention-schedule", "admin")
+
+
+def run_if_due(store: Store, index_dir: Path, replicated: Replicated,
+               now: float | None = None) -> RunReport | None:
+    """The weekly run of `archiver run` (the systemd timer does the same on an appliance):
+    runs when a week has passed since the last run, by whichever means it ran."""
+    now = time.time() if now is None else now
+    if now - store.setting(LAST_RUN_SETTING, 0) < WEEK:
+        return None
+    report = run(store, index_dir, replicated, SCHEDULER, now=now)
+    store.set_setting(LAST_RUN_SETTING, now)
+    return report
+
+
+def run_weekly(store: Store, index_dir_of, replicated: Replicated, stop, check_seconds=3600):
+    """Until `stop` is set: every `check_seconds`, run retention if it is due."""
+    while True:
+        try:
+            run_if_due(store, index_dir_of(), replicated)
+        except Exception:  # a failed run is retried at the next check, not fatal to intake
+            log.exception("the scheduled retention run failed")
+        if stop.wait(timeout=check_seconds):
+            return

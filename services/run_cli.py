@@ -77,6 +77,11 @@ class Runtime:
     def start_threads(self, index_lock: IndexLock | None) -> None:
         if index_lock is not None:
             self._start_thread("indexer", "indexer", self.run_indexer, index_lock)
+        if len(self.services) > 1:  # `archiver run`: no systemd timer runs retention for it
+            from .replicated import Replicated
+            from .retention import run_weekly
+            self._start_thread("retention", "retention", run_weekly, self.archive.store,
+                               self.archive.index_dir, Replicated(self.archive.store), self.stop)
         if "journal" in self.services:
             from .journal import JournalPuller
             for account in self.config.journal_accounts:

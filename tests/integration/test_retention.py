@@ -185,3 +185,19 @@ def test_sigkill_mid_deletion_leaves_a_consistent_archive(tmp_path):
     stats = json.loads(cli("stats", "--json").stdout)
     assert (stats["stored"], stats["indexed"], stats["pending"]) == (0, 0, 0)
     assert json.loads(cli("audit", "verify", "--json").stdout)["intact"]
+
+
+def test_archiver_run_schedules_retention_weekly(archive):
+    digests = put_and_index(archive, {"old": message(1, "a@x.com", "old", 400 * DAY)})
+    archive.replicated.put(retention.ENABLED, True)
+    retention.set_global(archive.replicated, 30)
+    first = retention.run_if_due(archive.store, archive.index_dir(), archive.replicated)
+    assert first.deleted == 1 and remaining(archive, digests) == []
+    assert retention.run_if_due(archive.store, archive.index_dir(), archive.replicated) is None
+    later = time.time() + retention.WEEK + 1
+    assert retention.run_if_due(archive.store, archive.index_dir(), archive.replicated,
+                                now=later) is not None
+    import threading
+    stop = threading.Event()
+    stop.set()  # one check, then stop
+    retention.run_weekly(archive.store, archive.index_dir, archive.replicated, stop)
