@@ -65,6 +65,9 @@ class Runtime:
     def __init__(self, config: Config, archive: Archive, services: list[str]):
         self.config, self.archive, self.services = config, archive, services
         self.stop = threading.Event()
+        # Stop cleanly even when told to before the event loop runs (a fast restart).
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: self.stop.set())
         self.records = ServiceRecords(archive.store, services)
         from .intake import IntakeGate  # the service modules load only when a service runs
         self.gate = IntakeGate(archive.store, archive.profile, archive.data_dir)
