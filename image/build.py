@@ -22,7 +22,7 @@ from pathlib import Path
 from firmware import keys, manifest
 from firmware.errors import ArchiverError
 from firmware.models import load_models
-from firmware.version import FirmwareVersion, current_version
+from firmware.version import current_version
 
 from . import artifacts, base, wheel
 from .log import BuildError, BuildLog

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 
@@ -36,7 +37,6 @@ def source_date_epoch(tree: Path = TREE) -> str:
                           capture_output=True, text=True)
     if done.returncode == 0 and done.stdout.strip().isdigit():
         return done.stdout.strip()
-    import time
     return str(int(time.time()))
 
 
