@@ -67,15 +67,17 @@ class Node:
         os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
 
-    def receive(self, directory: Path, count: int, start: int = 0) -> list[str]:
-        """`count` new messages archived here (local intake); returns their digests."""
+    def receive(self, directory: Path, count: int, start: int = 0, filler: int = 0) -> list[str]:
+        """`count` new messages archived here (local intake), each with `filler` more bytes
+        of body; returns their digests."""
         import hashlib
         directory.mkdir(parents=True, exist_ok=True)
         digests = []
         for n in range(start, start + count):
             raw = (f"From: user{n % 9}@{self.name}.example.com\r\nTo: boss@example.com\r\n"
                    f"Subject: from {self.name} number {n}\r\nMessage-ID: <{self.name}{n}@example.com>"
-                   f"\r\n\r\nmirrored body {self.name} {n}\r\n").encode()
+                   f"\r\n\r\nmirrored body {self.name} {n}\r\n" + f"filler {n} " * (filler // 12)
+                   ).encode()
             (directory / f"{self.name}-{n}.eml").write_bytes(raw)
             digests.append(hashlib.sha256(raw).hexdigest())
         self.cli("import", "--no-index", "--json", directory)

@@ -55,15 +55,15 @@ def test_a_cut_link_queues_then_drains(pair, tmp_path):
 def test_sigkill_of_the_receiver_mid_copy_loses_and_doubles_nothing(pair, tmp_path):
     a, b = pair
     a.start(), b.start()
-    sent = a.receive(tmp_path / "in", 1500)
+    sent = a.receive(tmp_path / "in", 1500, filler=60_000)  # ~90 MB: copying takes a while
     wait_until(lambda: b.stats()["stored"] > 0, 60, "copying to start", interval=0.05)
     b.kill()
-    assert b.stats()["stored"] < 1500
+    assert b.stats()["stored"] < 1500  # killed mid-copy
     b.start()
-    wait_until(lambda: a.peer_status(b)["queued"] == 0, 180, "the queue to drain")
-    wait_searchable(b, 1500)
+    wait_until(lambda: a.peer_status(b)["queued"] == 0, 300, "the queue to drain")
+    wait_searchable(b, 1500, timeout=300)
     assert b.digests() == sorted(sent)
-    assert b.stats()["stored"] == 1500 and b.stats()["duplicates"] >= 0
+    assert b.stats()["stored"] == 1500
 
 
 def test_a_wrong_secret_gets_no_mail_and_status_says_why(tmp_path):
