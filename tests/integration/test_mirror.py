@@ -32,7 +32,8 @@ def test_mail_sent_to_either_is_searchable_on_both(pair, tmp_path):
     assert a.stats()["stored"] == b.stats()["stored"] == 50
     status = a.peer_status(b)
     assert status["state"] == "connected" and status["queued"] == 0 and status["copied"] == 30
-    assert "one-way" not in status["reason"]
+    # Each side learns the other copies back at its next hello (every 10 s at most).
+    wait_until(lambda: "one-way" not in a.peer_status(b)["reason"], 30, "a two-way status")
 
 
 def test_a_cut_link_queues_then_drains(pair, tmp_path):
