@@ -22,7 +22,7 @@ from pathlib import Path
 from firmware import keys, manifest
 from firmware.errors import ArchiverError
 from firmware.models import load_models
-from firmware.version import current_version
+from firmware.version import FirmwareVersion, current_version
 
 from . import artifacts, base, wheel
 from .log import BuildError, BuildLog
@@ -33,6 +33,9 @@ OVERLAY = Path(__file__).resolve().parent / "rootfs"
 FIRMWARE_DIR = "usr/share/archiver"
 UNIT_DIR = "usr/lib/systemd/system"
 IMAGE_UNITS = ("archiver-verify.service", "archiver-data.service")
+# Apply the settings the QEMU harness passes a virtual appliance as credentials (SMBIOS);
+# without those credentials they do nothing (image/rootfs/usr/lib/archiver/vmsettings).
+VM_UNITS = ("archiver-vmsettings.service", "archiver-vmjoin.service")
 DROP_IN = "50-archiver-image.conf"
 ROOT_LABEL = "archiver-root"
 DEFAULT_ROOT_MIB = 2048
@@ -148,7 +151,7 @@ def install_units(root: Path) -> tuple[list[str], list[str]]:
                 f"After={' '.join(IMAGE_UNITS)}\n")
             drop_in.chmod(0o644)
             written.append(str(drop_in.relative_to(root)))
-    enable += [u for u in IMAGE_UNITS]
+    enable += [*IMAGE_UNITS, *VM_UNITS]
     return written, enable
 
 
@@ -273,15 +276,17 @@ def build_image(model: int, *, images_dir: Path = BUILD / "images",
                 cache_dir: Path = BUILD / "cache", signing_key: Path | None = None,
                 ssh_key: Path | None = None, sources: list[Path] | None = None,
                 root_mib: int = DEFAULT_ROOT_MIB, rebuild_base: bool = False,
-                quiet: bool = False) -> Path:
-    """Build the image of `model` into images_dir/<model>-<version>/; returns that folder."""
+                quiet: bool = False, version: FirmwareVersion | None = None) -> Path:
+    """Build the image of `model` into images_dir/<model>-<version>/; returns that folder.
+    `version` (default firmware/VERSION) builds these sources as another firmware release:
+    the image's firmware/VERSION, manifests and folder name all say it."""
     if os.geteuid() != 0:
         raise BuildError("the image build runs as root (chroot, files of system users)")
     missing = [tool for tool in TOOLS if not shutil.which(tool)]
     if missing:
         raise BuildError(f"the build host lacks {', '.join(missing)} (make setup installs them)")
     load_models().get(model)
-    version = current_version()
+    version = version or current_version()
     name = artifacts.image_dir_name(model, version)
     images_dir.mkdir(parents=True, exist_ok=True)
     final = images_dir / name
@@ -299,7 +304,9 @@ def build_image(model: int, *, images_dir: Path = BUILD / "images",
         private_key = keys.load_private(signing_key)
         ssh_public = ensure_ssh_key(ssh_key or default_ssh_key(), log)
 
-        wheel_file = wheel.build_wheel(work / "wheel", log)
+        wheel_file = wheel.build_wheel(
+            work / "wheel", log,
+            version=None if version == current_version() else str(version))
         timings["wheel"] = log.elapsed()
         tarball, base_cached = base.cached_base(cache_dir, log, sources, rebuild=rebuild_base)
         timings["base"] = log.elapsed()
@@ -422,13 +429,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="apt sources file(s) (default: the host's own)")
     parser.add_argument("--root-mib", type=int, default=DEFAULT_ROOT_MIB,
                         help=f"size of the root file system (default {DEFAULT_ROOT_MIB})")
+    parser.add_argument("--version", type=FirmwareVersion.parse, default=None,
+                        help="build as this firmware version instead of firmware/VERSION's "
+                             "(a stand-in for another release; the system tests use it)")
     parser.add_argument("--rebuild-base", action="store_true", help="ignore the cached base tree")
     parser.add_argument("--json", action="store_true", help="print build.json when done")
     args = parser.parse_args(argv)
     try:
         output = build_image(args.model, images_dir=args.images_dir, cache_dir=args.cache_dir,
                              signing_key=args.key, ssh_key=args.ssh_key, sources=args.sources,
-                             root_mib=args.root_mib, rebuild_base=args.rebuild_base)
+                             root_mib=args.root_mib, rebuild_base=args.rebuild_base,
+                             version=args.version)
     except (BuildError, base.BaseError, ArchiverError) as exc:
         print(f"image build failed: {exc}", file=sys.stderr)
         return 1

@@ -40,8 +40,11 @@ def source_date_epoch(tree: Path = TREE) -> str:
     return str(int(time.time()))
 
 
-def build_wheel(output_dir: Path, log: BuildLog, tree: Path = TREE) -> Path:
-    """Build the wheel into output_dir (emptied first); returns its path."""
+def build_wheel(output_dir: Path, log: BuildLog, tree: Path = TREE,
+                version: str | None = None) -> Path:
+    """Build the wheel into output_dir (emptied first); returns its path. `version` stands in
+    for firmware/VERSION in the copy the wheel is built from (another release of the same
+    sources, e.g. for the system tests' firmware-mismatch case)."""
     epoch = source_date_epoch(tree)
     if output_dir.exists():
         shutil.rmtree(output_dir)
@@ -53,6 +56,8 @@ def build_wheel(output_dir: Path, log: BuildLog, tree: Path = TREE) -> Path:
             shutil.copy2(tree / name, source / name)
         for package in PACKAGES:
             shutil.copytree(tree / package, source / package, ignore=IGNORED)
+        if version is not None:
+            (source / "firmware" / "VERSION").write_text(f"{version}\n")
         environment = {**os.environ, "SOURCE_DATE_EPOCH": epoch, "PYTHONHASHSEED": "0"}
         log.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
                  "--disable-pip-version-check", "--no-cache-dir", "-q", "-w", str(output_dir),

@@ -148,6 +148,8 @@ def test_units_are_installed_and_enabled(raw_450):
                                      "50-archiver-image.conf").decode()
             assert "Requires=archiver-verify.service" in drop_in
     assert "archiver-verify.service" in wanted
+    # the QEMU harness's credentials (qemu/lab.py) are applied by these two
+    assert {"archiver-vmsettings.service", "archiver-vmjoin.service"} <= set(wanted)
     assert "archiver-retention.timer" in disk.listdir(raw_450,
                                                       "/etc/systemd/system/timers.target.wants")
     assert "archiver-data.service" in disk.listdir(raw_450,

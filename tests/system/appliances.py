@@ -1,0 +1,109 @@
+"""The appliances the system tests run against: a fresh pair of virtual appliances booted by
+the QEMU harness, or real boxes (hardware in the loop, HOSTS / --hosts). Tests talk to both
+the same way: testinfra over SSH for commands, SMTP for mail; `machine` is the QEMU Machine
+of a virtual appliance (None on real hardware: tests that need QMP skip there)."""
+from __future__ import annotations
+
+import json
+import shlex
+import smtplib
+import time
+import uuid
+from email.message import EmailMessage
+from email.utils import make_msgid
+
+import testinfra
+
+DOMAIN = "example.com"
+# Commands that read the archive run as the service user, so nothing in /var/lib/archiver
+# is ever created as root.
+AS_SERVICE_USER = "runuser -u archiver -- "
+
+
+class Appliance:
+    def __init__(self, name: str, spec: str, ssh_config: str, smtp: tuple[str, int],
+                 machine=None, lab=None):
+        self.name, self.spec, self.smtp = name, spec, smtp
+        self.host = testinfra.get_host(spec, ssh_config=ssh_config)
+        self.machine, self.lab = machine, lab
+
+    def __repr__(self) -> str:
+        return f"<Appliance {self.name} {self.spec}>"
+
+    def run(self, command: str) -> str:
+        return self.host.check_output(command)
+
+    def archiver(self, *args: str) -> str:
+        return self.run(AS_SERVICE_USER + "archiver " + " ".join(map(shlex.quote, args)))
+
+    def stats(self) -> dict:
+        return json.loads(self.archiver("stats", "--json"))
+
+    def hits(self, query: str) -> list[dict]:
+        out = self.archiver("search", query, "--json", "--limit", "1000000")
+        return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+    def subjects(self, tag: str) -> list[str]:
+        return sorted(h["subject"] for h in self.hits(f"subject:{tag}"))
+
+    def digests(self, tag: str | None = None) -> list[str]:
+        return sorted(h["digest"] for h in self.hits(f"subject:{tag}" if tag else ""))
+
+    def peer_reports(self) -> list[dict]:
+        out = self.archiver("mirror", "status", "--json")
+        return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+    def peer_status(self, peer: "Appliance") -> dict:
+        reports = self.peer_reports()
+        if self.lab is not None:
+            wanted = self.lab.mirror_address(peer.name)
+            return next(r for r in reports if r["peer"] == wanted)
+        host = peer.spec.rpartition("@")[2].split(":")[0]
+        matching = [r for r in reports if r["peer"].rpartition(":")[0] == host]
+        return (matching or reports)[0]
+
+    def send(self, tag: str, count: int, start: int = 0, stop=None) -> list[str]:
+        """Send `count` messages over SMTP, one session; returns the subjects the appliance
+        acknowledged (250). `stop()` true ends early; a dropped connection ends it too."""
+        acknowledged = []
+        try:
+            with smtplib.SMTP(*self.smtp, timeout=60) as smtp:
+                for n in range(start, start + count):
+                    if stop is not None and stop():
+                        break
+                    message = EmailMessage()
+                    subject = f"{tag} {n:05d}"
+                    message["From"] = f"sender{n % 7}@{DOMAIN}"
+                    message["To"] = f"archive@{DOMAIN}"
+                    message["Subject"] = subject
+                    message["Message-ID"] = make_msgid(domain=DOMAIN)
+                    message.set_content(f"system test message {n} of {tag}\n{uuid.uuid4()}\n")
+                    smtp.send_message(message)
+                    acknowledged.append(subject)
+        except (smtplib.SMTPException, OSError):
+            if stop is None:
+                raise
+        return acknowledged
+
+
+def wait_until(condition, timeout: float = 300, what: str = "condition", interval: float = 5):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+def wait_searchable(appliance: Appliance, tag: str, count: int, timeout: float = 300) -> list[str]:
+    """Wait until `count` messages of tag are searchable there (stored and indexed)."""
+    def found():
+        subjects = appliance.subjects(tag)
+        return subjects if len(subjects) >= count else None
+    return wait_until(found, timeout, f"{count} messages '{tag}' searchable on {appliance.name}")
+
+
+def new_tag(what: str) -> str:
+    return f"st{what}{uuid.uuid4().hex[:8]}"

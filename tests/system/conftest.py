@@ -1,0 +1,102 @@
+"""System tests (the VM tier): a fresh mirrored pair of virtual appliances, booted once per
+session by the QEMU harness (qemu/lab.py), or two real appliances (hardware in the loop):
+
+    make vmtest                                   # a fresh pair of VMs (MODEL=450)
+    make hil HOSTS="ssh://root@box-a ssh://root@box-b"
+    HOSTS="ssh://root@box-a ssh://root@box-b" .venv/bin/python -m pytest tests/system
+    .venv/bin/python -m pytest tests/system --hosts=ssh://root@box-a,ssh://root@box-b
+
+Real appliances must be mirrored with each other already, accept SSH as root with the build
+host's key (build/ssh/id_ed25519, or --ssh-config / --ssh-identity-file) and accept mail for
+example.com over SMTP on port 25 from this host. Tests that need QMP (link cut, hard
+power-off, flashing) skip on real hardware and say why.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.system.appliances import Appliance
+
+TREE = Path(__file__).resolve().parents[2]
+
+
+def _host_specs(config) -> list[str]:
+    specs = []
+    option = config.getoption("hosts", default=None)
+    if option:
+        specs = [s for s in str(option).replace(",", " ").split() if s]
+    elif os.environ.get("HOSTS"):
+        specs = os.environ["HOSTS"].replace(",", " ").split()
+    return specs
+
+
+@pytest.fixture(scope="session")
+def lab(request):
+    """The QEMU lab of the session (None for hardware in the loop)."""
+    if _host_specs(request.config):
+        yield None
+        return
+    if os.geteuid() != 0 or not shutil.which("qemu-system-x86_64"):
+        pytest.skip("the VM tier needs root (image build) and qemu-system-x86 (make setup)")
+    from qemu.lab import Lab
+    model = int(os.environ.get("MODEL", "450"))
+    began = time.monotonic()
+    lab = Lab(["a", "b"], model=model, fresh=True)
+    lab.prepare()
+    lab.start()
+    try:
+        lab.wait_ready()
+        lab.wait_mirrored()
+    except BaseException:
+        lab.crash_all()
+        raise
+    ready = time.monotonic() - began
+    sys.stderr.write(f"\nsystem tests: pair ({lab['a'].accel}) ready and mirrored {ready:.0f} s "
+                     f"after flashing; {lab.timings}\n")
+    (TREE / "build" / "vms" / "pair-timings.json").write_text(
+        __import__("json").dumps({"ready_and_mirrored_s": round(ready, 1),
+                                  **{k: round(v, 1) for k, v in lab.timings.items()}}) + "\n")
+    yield lab
+    lab.shutdown()
+
+
+@pytest.fixture(scope="session")
+def appliances(request, lab) -> list[Appliance]:
+    """[A, B]: the two appliances, virtual or real."""
+    ssh_config = request.config.getoption("ssh_config", default=None)
+    identity = request.config.getoption("ssh_identity_file", default=None)
+    from qemu.machine import SSH_KEY, ssh_config as write_ssh_config
+    if not ssh_config:
+        ssh_config = str(write_ssh_config(key=Path(identity) if identity else SSH_KEY))
+    if lab is None:
+        specs = _host_specs(request.config)
+        if len(specs) != 2:
+            pytest.fail(f"hardware in the loop needs two mirrored appliances, got {specs}")
+        found = []
+        for name, spec in zip("ab", specs):
+            host = spec.split("://", 1)[-1].rpartition("@")[2].split(":")[0]
+            found.append(Appliance(name, spec, ssh_config, (host, 25)))
+        return found
+    return [Appliance(name, f"ssh://root@127.0.0.1:{m.ports['ssh']}", ssh_config,
+                      ("127.0.0.1", m.ports["smtp"]), machine=m, lab=lab)
+            for name, m in lab.machines.items()]
+
+
+@pytest.fixture
+def pair(appliances):
+    return appliances[0], appliances[1]
+
+
+@pytest.fixture
+def vm_pair(pair, lab):
+    """The pair, when it is virtual: these tests need QMP or flashing."""
+    if lab is None:
+        pytest.skip("needs the QEMU harness (QMP link cut, hard power-off or flashing); "
+                    "real appliances cannot be driven that way")
+    return pair

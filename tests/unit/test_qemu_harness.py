@@ -1,0 +1,124 @@
+"""The QEMU harness without booting anything: the QMP client against a fake QEMU, the QEMU
+command line of a lab machine (disks, NICs, forwards, credentials) and the overlay rule."""
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import socket
+import subprocess
+import threading
+
+import pytest
+
+from qemu.lab import Lab
+from qemu.machine import Machine
+from qemu.qmp import QMP, QMPError
+
+
+def fake_qemu(path, replies):
+    """A QMP server that greets, accepts qmp_capabilities and answers from `replies`."""
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(1)
+    seen = []
+
+    def serve():
+        connection, _ = server.accept()
+        stream = connection.makefile("rwb", buffering=0)
+        stream.write(b'{"QMP": {"version": {}, "capabilities": []}}\n')
+        for line in stream:
+            request = json.loads(line)
+            seen.append(request)
+            if request["execute"] == "qmp_capabilities":
+                stream.write(b'{"return": {}}\n')
+                continue
+            stream.write(b'{"event": "NIC_RX_FILTER_CHANGED", "data": {}}\n')
+            stream.write(json.dumps(replies.pop(0)).encode() + b"\n")
+        connection.close()
+        server.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return seen
+
+
+def test_qmp_commands_events_and_errors(tmp_path):
+    path = tmp_path / "qmp.sock"
+    seen = fake_qemu(path, [{"return": {}}, {"error": {"class": "GenericError",
+                                                      "desc": "Device 'x' not found"}}])
+    qmp = QMP(path).connect(wait=5)
+    assert qmp.command("set_link", name="labnic", up=False) == {}
+    with pytest.raises(QMPError, match="Device 'x' not found"):
+        qmp.command("set_link", name="x", up=True)
+    qmp.close()
+    assert seen[1] == {"execute": "set_link", "arguments": {"name": "labnic", "up": False}}
+    assert [e["event"] for e in qmp.events] == ["NIC_RX_FILTER_CHANGED"] * 2
+
+
+def test_qmp_says_when_there_is_no_qemu(tmp_path):
+    with pytest.raises(QMPError, match="no QMP socket"):
+        QMP(tmp_path / "none.sock").connect(wait=0.3)
+
+
+@pytest.fixture
+def vms(tmp_path):
+    if not shutil.which("qemu-img"):
+        pytest.skip("needs qemu-img")
+    for name in ("a", "b"):
+        vm = tmp_path / name
+        vm.mkdir()
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(vm / "disk.qcow2"), "1M"],
+                       check=True)
+        (vm / "vm.json").write_text(json.dumps({
+            "name": name, "model": 450, "vcpus": 1, "memory_mb": 1024, "disk_gb": 8,
+            "system_disk": "disk.qcow2", "data_disk": "data.qcow2", "kernel": "vmlinuz",
+            "initrd": "initrd.img", "cmdline": "root=/dev/vda rw console=ttyS0 net.ifnames=0",
+            "firmware": {"version": "1.0.0.001", "disk_sha256": "1" * 64, "flashed": "t1"}}))
+    return tmp_path
+
+
+def test_lab_machine_command_line(vms):
+    lab = Lab(["a", "b"], vms_dir=vms, accel="tcg", admin_password="pass-word-123",
+              secret="a secret of enough length")
+    a = Machine("a", vms_dir=vms, credentials=lab.credentials("a"), accel="tcg",
+                lab_netdev=f"socket,mcast=230.0.0.1:{lab.mcast_port},localaddr=127.0.0.1",
+                lab_mac="52:54:00:ab:00:0a")
+    command = a.command()
+    text = " ".join(command)
+    assert "-accel tcg,thread=multi -cpu qemu64" in text
+    assert f"mcast=230.0.0.1:{lab.mcast_port},localaddr=127.0.0.1,id=lab" in text
+    assert "virtio-net-pci,netdev=lab,id=labnic,mac=52:54:00:ab:00:0a" in text
+    for name, guest in (("ssh", 22), ("smtp", 25), ("web", 8000), ("mirror", 8443)):
+        assert f"hostfwd=tcp:127.0.0.1:{a.ports[name]}-:{guest}" in text
+    assert f"file={vms / 'a' / 'overlay.qcow2'},if=virtio" in text
+    assert f"file={vms / 'a' / 'data.qcow2'},if=virtio" in text
+    credentials = {}
+    for i, arg in enumerate(command):
+        if arg == "-smbios":
+            name, _, value = command[i + 1].partition("io.systemd.credential.binary:")[2] \
+                .partition("=")
+            credentials[name] = base64.b64decode(value).decode()
+    assert credentials["archiver.peers"] == "192.168.100.11:8443"
+    assert credentials["archiver.address"] == "192.168.100.10/24"
+    assert credentials["archiver.secret"] == "a secret of enough length"
+    assert credentials["admin-password"] == "pass-word-123"
+    assert credentials["archiver.mgmt"] == "eth1 10.0.2.15/24"
+    assert "trusted_servers" in credentials["archiver.config"]
+
+
+def test_overlay_is_made_anew_only_when_the_firmware_changes(vms):
+    a = Machine("a", vms_dir=vms, accel="tcg")
+    overlay = a.overlay()
+    info = json.loads(subprocess.run(["qemu-img", "info", "--output=json", str(overlay)],
+                                     capture_output=True, text=True, check=True).stdout)
+    assert info["backing-filename"] == str(vms / "a" / "disk.qcow2")
+    inode = overlay.stat().st_ino
+    assert a.overlay().stat().st_ino == inode
+    vm = json.loads((vms / "a" / "vm.json").read_text())
+    vm["firmware"]["flashed"] = "t2"
+    (vms / "a" / "vm.json").write_text(json.dumps(vm))
+    overlay.write_bytes(b"stale")
+    a.overlay()
+    assert json.loads(subprocess.run(["qemu-img", "info", "--output=json", str(overlay)],
+                                     capture_output=True, text=True, check=True).stdout)[
+        "format"] == "qcow2"
