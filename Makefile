@@ -62,8 +62,9 @@ $(SETUP_STAMP): $(SETUP_INPUTS)
 test: setup
 	$(PYTEST) -m "not system" tests
 
+# For iteration: no VMs, no image builds, no browser, nothing marked slow.
 test-fast: setup
-	$(PYTEST) -m "not system" tests
+	$(PYTEST) -m "not system and not image and not browser and not slow" tests
 
 bench: setup
 	$(PY) -m tests.bench.run
