@@ -21,8 +21,8 @@ from .machine import MachineError
 
 def describe(lab: Lab) -> str:
     lines = [f"two mirrored model {lab.model} appliances are up "
-             f"({lab['a'].accel.upper()}, ready {lab.timings.get('mirrored', 0):.0f} s after "
-             "power-on):", ""]
+             f"({lab['a'].accel.upper()}; healthy and mirrored "
+             f"{lab.timings.get('mirrored', 0):.0f} s after this command started):", ""]
     for name, machine in lab.machines.items():
         p = machine.ports
         lines += [
