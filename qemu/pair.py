@@ -66,7 +66,10 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({n: {"ports": m.ports, "address": lab.address(n)}
                               for n, m in lab.machines.items()}
                              | {"admin_password": lab.admin_password}), flush=True)
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        # Ctrl-C (even when started from a shell that ignores SIGINT for background jobs)
+        # and SIGTERM both shut the pair down cleanly.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
         while all(m.is_up() for m in lab.machines.values()):
             time.sleep(1)
         print("pair: a VM stopped by itself", file=sys.stderr)
