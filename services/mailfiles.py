@@ -37,7 +37,6 @@ mailbox.mbox, every line starting with "From " separates messages, and one blank
 """
 from __future__ import annotations
 
-import contextlib
 import email.parser
 import email.policy
 import email.utils
@@ -45,13 +44,14 @@ import errno
 import os
 import re
 import stat
-import tempfile
 import time
 import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator
+
+from .atomic_file import atomic_output
 
 MBOX_SEPARATOR = b"\nFrom "
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with members, an empty zip
@@ -371,7 +371,7 @@ def _zip_members(archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
 def write_zip(messages: Iterable[tuple[str, bytes]], path: Path) -> int:
     """Write (name, raw) pairs as NAME.eml members of a zip, every byte kept; returns how
     many were written."""
-    with _atomic_output(Path(path)) as output:
+    with atomic_output(Path(path), suffix=".part") as output:
         return write_zip_to(messages, output)
 
 
@@ -391,7 +391,7 @@ def write_zip_to(messages: Iterable[tuple[str, bytes]], output: BinaryIO) -> int
 def write_mbox(messages: Iterable[tuple[str, bytes]], path: Path) -> int:
     """Write (name, raw) pairs as an mboxrd file (mbox keeps no names); returns how many
     were written."""
-    with _atomic_output(Path(path)) as output:
+    with atomic_output(Path(path), suffix=".part") as output:
         return write_mbox_to(messages, output)
 
 
@@ -462,33 +462,3 @@ class _UniqueNames:
             candidate = f"{stem}-{number}.eml"
         self.taken.add(candidate.lower())
         return candidate
-
-
-@contextlib.contextmanager
-def _atomic_output(path: Path) -> Iterator[BinaryIO]:
-    """A file that appears at `path` whole, or not at all if writing fails.
-
-    It keeps mkstemp's mode 0600: an export holds mail only its owner should read.
-    """
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
-                                             suffix=".part")
-    try:
-        with os.fdopen(descriptor, "wb") as output:
-            yield output
-            output.flush()
-            os.fsync(output.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-    _sync_directory(path.parent)
-
-
-def _sync_directory(directory: Path) -> None:
-    """Make the rename itself durable."""
-    descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

@@ -36,6 +36,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from firmware.errors import ArchiverError
 
+from .atomic_file import atomic_output
+
 MINIMUM_SECRET_LENGTH = 16
 
 # The scrypt parameters are fixed forever (see the module docstring): ~0.1-0.2 s per
@@ -207,23 +209,9 @@ def _still_fits(certificate: x509.Certificate, ca: MirrorCA, key: Ed25519Private
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
-    """`path` holds `data` whole or keeps its old content; mode 0600 (mkstemp's)."""
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(descriptor, "wb") as output:
-            output.write(data)
-            output.flush()
-            os.fsync(output.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(directory)     # the rename itself must survive a power cut
-    finally:
-        os.close(directory)
+    """`path` holds `data` whole or keeps its old content; mode 0600."""
+    with atomic_output(path) as output:
+        output.write(data)
 
 
 # -- TLS --------------------------------------------------------------------------------

@@ -1,0 +1,31 @@
+"""Files that appear whole or not at all, and survive a power cut once written."""
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+
+@contextlib.contextmanager
+def atomic_output(path: Path, suffix: str = "") -> Iterator[BinaryIO]:
+    """Write to a temporary file beside `path`, then fsync, rename over `path` and fsync
+    the folder; if writing fails, `path` keeps what it had. Mode 0600 (mkstemp's)."""
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
+                                             suffix=suffix)
+    try:
+        with os.fdopen(descriptor, "wb") as output:
+            yield output
+            output.flush()
+            os.fsync(output.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(directory)  # the rename itself must be durable
+    finally:
+        os.close(directory)
