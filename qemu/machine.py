@@ -29,6 +29,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -236,10 +237,24 @@ class Machine:
                                    + (f",mac={self.lab_mac}" if self.lab_mac else "")]
         command += ["-netdev", f"user,id=mgmt,{forwards}",
                     "-device", "virtio-net-pci,netdev=mgmt,id=mgmtnic"]
-        for name, value in self.credentials.items():
-            encoded = base64.b64encode(value.encode()).decode()
-            command += ["-smbios", f"type=11,value=io.systemd.credential.binary:{name}={encoded}"]
+        for path in self.credential_files():
+            command += ["-smbios", f"type=11,path={path}"]
         return command
+
+    def credential_files(self) -> list[Path]:
+        """The credentials as SMBIOS OEM strings, one file each under credentials/ (mode
+        0600): on the command line they would be readable by every user of the build host."""
+        folder = self.dir / "credentials"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(mode=0o700)
+        files = []
+        for name, value in self.credentials.items():
+            path = folder / name
+            encoded = base64.b64encode(value.encode()).decode()
+            path.touch(mode=0o600)
+            path.write_text(f"io.systemd.credential.binary:{name}={encoded}")
+            files.append(path)
+        return files
 
     # -- power ----------------------------------------------------------------------------
 

@@ -23,7 +23,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     p = _command(sub, "join", cmd_join, "share a secret with peers and copy to one of them")
     p.add_argument("--secret", help=f"the shared secret (at least {MIN_SECRET_LENGTH} characters)")
     p.add_argument("--secret-file", type=Path, help="read the secret from a file instead")
-    p.add_argument("--peer", help="HOST:PORT of a peer to copy to (repeat join for more)")
+    p.add_argument("--peer", action="append", default=[],
+                   help="HOST:PORT of a peer to copy to (repeat the option, or join again, "
+                        "for more)")
 
     p = _command(sub, "leave", cmd_leave, "stop copying to a peer")
     p.add_argument("--peer", required=True)
@@ -61,15 +63,16 @@ def cmd_join(args) -> int:
     if len(secret) < MIN_SECRET_LENGTH:
         raise MirrorSetupError(f"the secret must have at least {MIN_SECRET_LENGTH} characters "
                                f"(this one has {len(secret)})")
-    if args.peer:
-        _check_peer(args.peer)
+    for peer in args.peer:
+        _check_peer(peer)
     archive, _ = _archive(args)
     if not archive.profile.features.mirroring:
         raise MirrorSetupError(f"a model {archive.profile.model} cannot mirror: mirroring needs "
                                "model 450 or higher")
-    mirror_state.join(archive.store, secret, args.peer)
-    print(f"joined{' ' + args.peer if args.peer else ''}: mail archived from now on is copied; "
-          "`archiver mirror backfill` queues what is already here")
+    for peer in args.peer or [None]:
+        mirror_state.join(archive.store, secret, peer)
+    print(f"joined{''.join(' ' + peer for peer in args.peer)}: mail archived from now on is "
+          "copied; `archiver mirror backfill` queues what is already here")
     return 0
 
 

@@ -17,16 +17,20 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from firmware.errors import ArchiverError
 
 from .archive import Archive
-from .archive_cli import extraction_pool
 from .config import Config, load_config
-from .indexer import Indexer, IndexerBusy, IndexLock
 from .service_state import HEARTBEAT_SECONDS, ServiceRecords
 from .systemd_integration import log_to_journal_or_stderr, notify, watchdog_interval
 
+if TYPE_CHECKING:
+    from .indexer import IndexLock
+
+# Each service's modules are imported only by a process that runs it (see _index_lock,
+# run_indexer, serve): on a small appliance every module costs its services' start time.
 log = logging.getLogger("archiver")
 SERVICES = ("smtp", "journal", "indexer", "mirror", "web")
 SUPERVISE_SECONDS = 0.2  # how soon a stop signal or a dead thread is noticed
@@ -104,6 +108,8 @@ class Runtime:
 
     def run_indexer(self, lock: IndexLock) -> None:
         """Follow the arrival log until stopped; `lock` is held and released here."""
+        from .archive_cli import extraction_pool
+        from .indexer import Indexer
         try:
             with extraction_pool(self.archive) as pool, \
                     Indexer(self.archive.store, self.archive.index_dir(), pool) as indexer:
@@ -230,6 +236,7 @@ def _index_lock(archive: Archive, services: list[str]) -> IndexLock | None:
     """The index lock if this process is to be the indexer; None if it runs no indexer."""
     if "indexer" not in services:
         return None
+    from .indexer import IndexerBusy, IndexLock
     lock = IndexLock(archive.data_dir)
     if lock.acquire(wait=False):
         return lock

@@ -45,10 +45,8 @@ class Node:
         return done
 
     def join(self, *peers: "Node", secret: str = SECRET) -> None:
-        self.cli("mirror", "join", "--secret", secret, "--config", self.config)
-        for peer in peers:
-            self.cli("mirror", "join", "--secret", secret, "--peer", peer.address,
-                     "--config", self.config)
+        self.cli("mirror", "join", "--secret", secret, "--config", self.config,
+                 *[option for peer in peers for option in ("--peer", peer.address)])
 
     def start(self, **env) -> "Node":
         self.env.update(env)

@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -95,9 +96,14 @@ def test_lab_machine_command_line(vms):
     credentials = {}
     for i, arg in enumerate(command):
         if arg == "-smbios":
-            name, _, value = command[i + 1].partition("io.systemd.credential.binary:")[2] \
+            path = Path(command[i + 1].removeprefix("type=11,path="))
+            assert path.parent == vms / "a" / "credentials" and path.stat().st_mode & 0o077 == 0
+            name, _, value = path.read_text().partition("io.systemd.credential.binary:")[2] \
                 .partition("=")
             credentials[name] = base64.b64decode(value).decode()
+    # nothing secret on the command line, where every user of the host could read it
+    assert "a secret of enough length" not in text and "pass-word-123" not in text
+    assert base64.b64encode(b"pass-word-123").decode() not in text
     assert credentials["archiver.peers"] == "192.168.100.11:8443"
     assert credentials["archiver.address"] == "192.168.100.10/24"
     assert credentials["archiver.secret"] == "a secret of enough length"
