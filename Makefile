@@ -58,9 +58,10 @@ $(SETUP_STAMP): $(SETUP_INPUTS)
 	$(PY) -m pip install -q --disable-pip-version-check -r tests/requirements.txt
 	@rm -f $(VENV)/.setup-*; touch $@
 
-# Every tier but the VM tier, which joins once it is proven under 15 min here (make vmtest).
+# Every tier: unit, integration (processes, namespaces, Dovecot, browser, image builds) and
+# the VM tier (tests/system on a fresh mirrored pair of virtual appliances of MODEL).
 test: setup
-	$(PYTEST) -m "not system" tests
+	MODEL=$(MODEL) $(PYTEST) --durations=15 tests
 
 # For iteration: no VMs, no image builds, no browser, nothing marked slow.
 test-fast: setup
@@ -88,7 +89,7 @@ pair: setup
 # The system tests (tests/system) on a fresh pair of virtual appliances of MODEL, flashed with
 # the image of this tree as it is now (rebuilt when older than the sources; qemu/lab.py).
 vmtest: setup
-	MODEL=$(MODEL) $(PYTEST) -m system tests/system
+	MODEL=$(MODEL) $(PYTEST) --durations=0 -m system tests/system
 
 # The same system tests against real appliances (hardware in the loop):
 #   make hil HOSTS="ssh://root@HOST_A ssh://root@HOST_B"

@@ -167,14 +167,15 @@ class Lab:
     def prepare(self) -> None:
         """Every VM flashed with this tree's image of the model; fresh: data disks and
         overlays made anew."""
-        ensure_image(self.model)
-        for name in self.names:
+        image = json.loads((ensure_image(self.model) / artifacts.IMAGE_MANIFEST).read_text())
+
+        def outdated(name: str) -> bool:
             vm = flashing.load_vm(self.vms_dir / name)
-            current = image_dir(self.model)
-            image = json.loads((current / artifacts.IMAGE_MANIFEST).read_text())
-            if (self.fresh or vm is None or vm["firmware"]["disk_sha256"] !=
-                    image["files"][artifacts.DISK]):
-                self.flash(name, reset_data=self.fresh)
+            return (self.fresh or vm is None or
+                    vm["firmware"]["disk_sha256"] != image["files"][artifacts.DISK])
+
+        parallel(lambda name: self.flash(name, reset_data=self.fresh),
+                 [name for name in self.names if outdated(name)])
         for i, name in enumerate(self.names):
             netdev = f"socket,mcast={MCAST_GROUP}:{self.mcast_port},localaddr=127.0.0.1"
             machine = Machine(name, vms_dir=self.vms_dir, credentials=self.credentials(name),

@@ -9,12 +9,14 @@ from typing import BinaryIO, Iterator
 
 
 @contextlib.contextmanager
-def atomic_output(path: Path, suffix: str = "") -> Iterator[BinaryIO]:
-    """Write to a temporary file beside `path`, then fsync, rename over `path` and fsync
-    the folder; if writing fails, `path` keeps what it had. Mode 0600 (mkstemp's)."""
+def atomic_output(path: Path, suffix: str = "", mode: int = 0o600) -> Iterator[BinaryIO]:
+    """Write to a temporary file beside `path`, then fsync, rename over `path` (a symlink
+    there is replaced, not followed) and fsync the folder; if writing fails, `path` keeps
+    what it had."""
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
                                              suffix=suffix)
     try:
+        os.fchmod(descriptor, mode)
         with os.fdopen(descriptor, "wb") as output:
             yield output
             output.flush()

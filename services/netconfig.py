@@ -20,11 +20,9 @@ expected.
 from __future__ import annotations
 
 import ipaddress
-import os
 import shutil
 import socket
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +31,8 @@ from pyroute2 import IPRoute
 
 from firmware.errors import ArchiverError
 from firmware.strict import ConfigError, build, field, load_yaml
+
+from .atomic_file import atomic_output
 
 DEFAULT_FILE = Path("/etc/archiver/network.yaml")
 DEFAULT_RESOLV_CONF = Path("/etc/resolv.conf")
@@ -171,15 +171,8 @@ def write_resolv_conf(path: Path, servers: list[str], search: list[str]) -> None
     lines = ["# written by archiver netconfig (/etc/archiver/network.yaml)"]
     lines += [f"search {' '.join(search)}"] if search else []
     lines += [f"nameserver {server}" for server in servers]
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(descriptor, "w") as output:
-            output.write("\n".join(lines) + "\n")
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_output(path, mode=0o644) as output:
+        output.write(("\n".join(lines) + "\n").encode())
 
 
 def _dhcp_client() -> str:

@@ -47,6 +47,7 @@ def test_a_static_address_gateway_and_dns_are_applied(node, tmp_path):
     assert default_gateway(node) == "10.78.0.1"
     assert (tmp_path / "resolv.conf").read_text().splitlines()[1:] == [
         "search example.com", "nameserver 10.78.0.1"]
+    assert (tmp_path / "resolv.conf").stat().st_mode & 0o777 == 0o644  # resolvers read it
     again = apply(node, tmp_path, "mode: static\naddress: 10.78.0.51/24\n")  # no gateway now
     assert again.returncode == 0, again.stderr
     assert addresses(node) == {"10.78.0.51/24"} and default_gateway(node) is None

@@ -8,6 +8,7 @@ import json
 import shlex
 import smtplib
 import time
+import urllib.parse
 import uuid
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -58,7 +59,7 @@ class Appliance:
         if self.lab is not None:
             wanted = self.lab.mirror_address(peer.name)
             return next(r for r in reports if r["peer"] == wanted)
-        host = peer.spec.rpartition("@")[2].split(":")[0]
+        host = urllib.parse.urlparse(peer.spec).hostname
         matching = [r for r in reports if r["peer"].rpartition(":")[0] == host]
         return (matching or reports)[0]
 

@@ -1,5 +1,6 @@
 """System tests (the VM tier): a fresh mirrored pair of virtual appliances, booted once per
-session by the QEMU harness (qemu/lab.py), or two real appliances (hardware in the loop):
+run of this folder by the QEMU harness (qemu/lab.py; package-scoped, so the VMs are off
+again before any other tier runs), or two real appliances (hardware in the loop):
 
     make vmtest                                   # a fresh pair of VMs (MODEL=450)
     make hil HOSTS="ssh://root@box-a ssh://root@box-b"
@@ -8,8 +9,9 @@ session by the QEMU harness (qemu/lab.py), or two real appliances (hardware in t
 
 Real appliances must be mirrored with each other already, accept SSH as root with the build
 host's key (build/ssh/id_ed25519, or --ssh-config / --ssh-identity-file) and accept mail for
-example.com over SMTP on port 25 from this host. Tests that need QMP (link cut, hard
-power-off, flashing) skip on real hardware and say why.
+example.com over SMTP from this host, on port 25 or the one a spec names
+(ssh://root@box-a?smtp_port=2525). Tests that need QMP (link cut, hard power-off, flashing)
+skip on real hardware and say why.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import os
 import shutil
 import sys
 import time
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -36,7 +39,15 @@ def _host_specs(config) -> list[str]:
     return specs
 
 
-@pytest.fixture(scope="session")
+def smtp_address(spec: str) -> tuple[str, int]:
+    """Where a real appliance takes mail: its host, port 25 or the spec's ?smtp_port=
+    (testinfra ignores query keys it does not know)."""
+    url = urllib.parse.urlparse(spec)
+    port = urllib.parse.parse_qs(url.query).get("smtp_port", ["25"])[0]
+    return url.hostname, int(port)
+
+
+@pytest.fixture(scope="package")
 def lab(request):
     """The QEMU lab of the session (None for hardware in the loop)."""
     if _host_specs(request.config):
@@ -66,7 +77,7 @@ def lab(request):
     lab.shutdown()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def appliances(request, lab) -> list[Appliance]:
     """[A, B]: the two appliances, virtual or real."""
     ssh_config = request.config.getoption("ssh_config", default=None)
@@ -78,11 +89,8 @@ def appliances(request, lab) -> list[Appliance]:
         specs = _host_specs(request.config)
         if len(specs) != 2:
             pytest.fail(f"hardware in the loop needs two mirrored appliances, got {specs}")
-        found = []
-        for name, spec in zip("ab", specs):
-            host = spec.split("://", 1)[-1].rpartition("@")[2].split(":")[0]
-            found.append(Appliance(name, spec, ssh_config, (host, 25)))
-        return found
+        return [Appliance(name, spec, ssh_config, smtp_address(spec))
+                for name, spec in zip("ab", specs)]
     return [Appliance(name, f"ssh://root@127.0.0.1:{m.ports['ssh']}", ssh_config,
                       ("127.0.0.1", m.ports["smtp"]), machine=m, lab=lab)
             for name, m in lab.machines.items()]
