@@ -4,6 +4,8 @@ acknowledged only when durable on the peer, retried forever with capped backoff.
 State per peer (services.mirror_state): connected, offline (unreachable, wrong secret, ...)
 or refused (another model or firmware; the reason in words). A refusal keeps the queue and
 is retried like an outage, so copying resumes by itself once both run the same firmware.
+A hello from any peer cuts the backoff short (retry_now): a peer that boots again, or comes
+back with new firmware, is copied to at once rather than after up to BACKOFF_CAP seconds.
 """
 from __future__ import annotations
 
@@ -47,10 +49,16 @@ class MirrorClient:
         self.url = f"https://{peer}"
         self.status = load_status(store, peer)
         self.replicated = Replicated(store)
+        self._retry_now = asyncio.Event()
+
+    def retry_now(self) -> None:
+        """Cut a backoff short: a peer said hello, so it is up again (or upgraded)."""
+        self._retry_now.set()
 
     async def run(self, stop: asyncio.Event) -> None:
         backoff = BACKOFF_FIRST
         while not stop.is_set():
+            self._retry_now.clear()
             try:
                 async with self._session() as session:
                     await self._handshake(session)
@@ -61,7 +69,7 @@ class MirrorClient:
             except (aiohttp.ClientError, ssl.SSLError, OSError, asyncio.TimeoutError) as exc:
                 self._record("offline", failure_reason(exc))
             if not stop.is_set():
-                await _sleep_unless(stop, backoff)
+                await _sleep_unless(stop, backoff, self._retry_now)
                 backoff = min(backoff * 2, BACKOFF_CAP)
 
     def _session(self) -> aiohttp.ClientSession:
@@ -173,8 +181,13 @@ def _root_cause(exc: BaseException) -> BaseException:
     return exc.__cause__ if isinstance(exc.__cause__, (ssl.SSLError, OSError)) else exc
 
 
-async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+async def _sleep_unless(stop: asyncio.Event, seconds: float,
+                        woken: asyncio.Event | None = None) -> None:
+    """Sleep `seconds`, or less if `stop` (or `woken`) is set meanwhile."""
+    events = [event for event in (stop, woken) if event is not None]
+    waiters = [asyncio.create_task(event.wait()) for event in events]
     try:
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
-    except asyncio.TimeoutError:
-        pass
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

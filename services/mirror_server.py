@@ -23,8 +23,10 @@ log = logging.getLogger(__name__)
 
 
 class MirrorServer:
-    def __init__(self, store: Store, hello: Hello, copies_back_to, max_message_bytes: int):
+    def __init__(self, store: Store, hello: Hello, copies_back_to, max_message_bytes: int,
+                 peer_greeted=lambda: None):
         self.store, self.hello = store, hello
+        self.peer_greeted = peer_greeted  # a peer is up: our clients may retry at once
         self.replicated = Replicated(store)  # saved searches, policies and holds
         self.copies_back_to = copies_back_to  # node id -> bool: do we copy to that node?
         self.max_batch_bytes = max_message_bytes + 32 * 1024 * 1024
@@ -52,6 +54,7 @@ class MirrorServer:
             request_settings = dict(document.get("settings") or {})
         except (ProtocolError, ValueError, TypeError) as exc:
             return web.json_response({"reason": str(exc)}, status=400)
+        self.peer_greeted()
         refusal = self._refusal(peer)
         if refusal is not None:
             log.info("refused mirroring with %s: %s", peer.node, refusal.text)
@@ -69,6 +72,7 @@ class MirrorServer:
             peer = Hello.from_headers(request.headers)
         except ProtocolError as exc:
             return web.json_response({"reason": str(exc)}, status=400)
+        self.peer_greeted()
         refusal = self._refusal(peer)
         if refusal is not None:
             return refusal

@@ -63,8 +63,16 @@ class MirrorService:
         ca = await asyncio.to_thread(derive_ca, current.secret)
         identity = await asyncio.to_thread(load_or_create_identity, self._identity_dir(),
                                            current.secret, self.store.node_id)
+        context = client_context(ca, identity)
+        clients = [MirrorClient(self.store, peer, self.hello, context, self.activity.busy)
+                   for peer in current.peers]
+
+        def retry_every_peer_now():
+            for client in clients:
+                client.retry_now()
         server = MirrorServer(self.store, self.hello, self._copies_back_to(current),
-                              self.archive.profile.smtp.max_message_mb * 1024 * 1024)
+                              self.archive.profile.smtp.max_message_mb * 1024 * 1024,
+                              peer_greeted=retry_every_peer_now)
         runner = web.AppRunner(server.app(), access_log=None)
         await runner.setup()
         host, _, port = current.listen.rpartition(":")
@@ -73,11 +81,8 @@ class MirrorService:
         log.info("mirror listening on %s, CA %s, peers %s", current.listen, ca.fingerprint,
                  ", ".join(current.peers) or "none")
         stop_clients = asyncio.Event()
-        context = client_context(ca, identity)
-        clients = [asyncio.create_task(MirrorClient(self.store, peer, self.hello, context,
-                                                    self.activity.busy).run(stop_clients))
-                   for peer in current.peers]
-        return runner, clients, stop_clients
+        tasks = [asyncio.create_task(client.run(stop_clients)) for client in clients]
+        return runner, tasks, stop_clients
 
     def _copies_back_to(self, current: MirrorSettings):
         def copies_back(node_id: str) -> bool:

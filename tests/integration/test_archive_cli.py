@@ -144,11 +144,16 @@ def test_sigkill_of_the_indexer_at_any_point_indexes_everything_exactly_once(arc
         kills += 1
         stats = json.loads(archiver("stats", "--data", data, "--json", check=0).stdout)
         assert stats["indexed"] + stats["pending"] >= stats["stored"]
-    indexer = subprocess.Popen([str(ARCHIVER), "serve", "indexer", "--data", str(data)],
-                               stderr=subprocess.DEVNULL)
+    log = tmp_path / "indexer.log"
+    with open(log, "w") as stderr:
+        indexer = subprocess.Popen([str(ARCHIVER), "serve", "indexer", "--data", str(data)],
+                                   stderr=stderr)
     deadline = time.monotonic() + 120
-    while json.loads(archiver("stats", "--data", data, "--json", check=0).stdout)["pending"]:
-        assert time.monotonic() < deadline, "the indexer did not catch up"
+    # Ready first: the killed indexers may have indexed everything already, and a SIGTERM
+    # before the service has started ends it the default way (-15), which is not under test.
+    while "archiver: ready" not in log.read_text() or json.loads(
+            archiver("stats", "--data", data, "--json", check=0).stdout)["pending"]:
+        assert time.monotonic() < deadline, "the indexer did not start and catch up"
         time.sleep(0.3)
     indexer.terminate()
     assert indexer.wait(timeout=30) == 0

@@ -4,6 +4,7 @@ import socket
 import ssl
 import subprocess
 import threading
+import time
 
 import pytest
 
@@ -51,6 +52,21 @@ def test_a_cut_link_queues_then_drains(pair, tmp_path):
     wait_until(lambda: a.peer_status(b)["queued"] == 0, 120, "the queue to drain")
     wait_searchable(b, 50)
     assert b.digests() == sorted(sent + more) == a.digests()
+
+
+def test_a_peer_that_comes_back_is_copied_to_at_once_not_after_the_backoff(pair, tmp_path):
+    a, b = pair
+    a.start()
+    sent = a.receive(tmp_path / "in", 5)
+    # b stays down until a's retries to it are 30 s apart (1, 2, 4, 8, 16, 30, ...):
+    # copying would resume up to 30 s after b is back if b's hello did not cut that short.
+    wait_until(lambda: a.peer_status(b)["state"] == "offline", 30, "a to see b offline")
+    time.sleep(32)
+    b.start()
+    wait_until(lambda: b.peer_status(a)["state"] == "connected", 60, "b's hello to reach a")
+    wait_until(lambda: a.peer_status(b)["queued"] == 0, 10, "a to copy to b at once")
+    wait_searchable(b, 5)
+    assert b.digests() == sorted(sent)
 
 
 def test_sigkill_of_the_receiver_mid_copy_loses_and_doubles_nothing(pair, tmp_path):
