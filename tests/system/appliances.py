@@ -5,10 +5,13 @@ of a virtual appliance (None on real hardware: tests that need QMP skip there)."
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import smtplib
+import ssl
 import time
 import urllib.parse
+import urllib.request
 import uuid
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -23,8 +26,8 @@ AS_SERVICE_USER = "runuser -u archiver -- "
 
 class Appliance:
     def __init__(self, name: str, spec: str, ssh_config: str, smtp: tuple[str, int],
-                 machine=None, lab=None):
-        self.name, self.spec, self.smtp = name, spec, smtp
+                 web: tuple[str, int], machine=None, lab=None):
+        self.name, self.spec, self.smtp, self.web = name, spec, smtp, web
         self.host = testinfra.get_host(spec, ssh_config=ssh_config)
         self.machine, self.lab = machine, lab
 
@@ -54,14 +57,31 @@ class Appliance:
         out = self.archiver("mirror", "status", "--json")
         return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
 
+    def _names(self, peer: "Appliance", address: str) -> bool:
+        """Is `address` (HOST:PORT in this appliance's mirror settings) the peer's?"""
+        if self.lab is not None:
+            return address == self.lab.mirror_address(peer.name)
+        return address.rpartition(":")[0] == urllib.parse.urlparse(peer.spec).hostname
+
     def peer_status(self, peer: "Appliance") -> dict:
         reports = self.peer_reports()
-        if self.lab is not None:
-            wanted = self.lab.mirror_address(peer.name)
-            return next(r for r in reports if r["peer"] == wanted)
-        host = urllib.parse.urlparse(peer.spec).hostname
-        matching = [r for r in reports if r["peer"].rpartition(":")[0] == host]
-        return (matching or reports)[0]
+        return ([r for r in reports if self._names(peer, r["peer"])] or reports)[0]
+
+    def queued_for(self, peer: "Appliance") -> int:
+        """Messages queued for the peer, from /metrics: a fast poll (every `archiver` command
+        over SSH costs a small appliance seconds)."""
+        sample = re.compile(r'^archiver_mirror_queued_messages\{peer="([^"]+)"\} (\S+)$', re.M)
+        queued = {peer: float(value) for peer, value in sample.findall(self.metrics())}
+        return int(([v for name, v in queued.items() if self._names(peer, name)]
+                    or list(queued.values()))[0])
+
+    def metrics(self) -> str:
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # self-signed
+        host, port = self.web
+        with urllib.request.urlopen(f"https://{host}:{port}/metrics", context=context,
+                                    timeout=30) as response:
+            return response.read().decode()
 
     def send(self, tag: str, count: int, start: int = 0, stop=None) -> list[str]:
         """Send `count` messages over SMTP, one session; returns the subjects the appliance

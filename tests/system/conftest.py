@@ -8,10 +8,10 @@ again before any other tier runs), or two real appliances (hardware in the loop)
     .venv/bin/python -m pytest tests/system --hosts=ssh://root@box-a,ssh://root@box-b
 
 Real appliances must be mirrored with each other already, accept SSH as root with the build
-host's key (build/ssh/id_ed25519, or --ssh-config / --ssh-identity-file) and accept mail for
-example.com over SMTP from this host, on port 25 or the one a spec names
-(ssh://root@box-a?smtp_port=2525). Tests that need QMP (link cut, hard power-off, flashing)
-skip on real hardware and say why.
+host's key (build/ssh/id_ed25519, or --ssh-config / --ssh-identity-file), take mail for
+example.com over SMTP from this host on port 25 and serve the web UI on 8000, or on the ports
+a spec names (ssh://root@box-a?smtp_port=2525&web_port=8080). Tests that need QMP (link
+cut, hard power-off, flashing) skip on real hardware and say why.
 """
 from __future__ import annotations
 
@@ -39,11 +39,11 @@ def _host_specs(config) -> list[str]:
     return specs
 
 
-def smtp_address(spec: str) -> tuple[str, int]:
-    """Where a real appliance takes mail: its host, port 25 or the spec's ?smtp_port=
-    (testinfra ignores query keys it does not know)."""
+def service_address(spec: str, service: str, default_port: int) -> tuple[str, int]:
+    """Where a real appliance serves SMTP or the web: its host, the usual port or the one
+    the spec's ?smtp_port= / ?web_port= says (testinfra ignores query keys it does not know)."""
     url = urllib.parse.urlparse(spec)
-    port = urllib.parse.parse_qs(url.query).get("smtp_port", ["25"])[0]
+    port = urllib.parse.parse_qs(url.query).get(f"{service}_port", [default_port])[0]
     return url.hostname, int(port)
 
 
@@ -89,10 +89,12 @@ def appliances(request, lab) -> list[Appliance]:
         specs = _host_specs(request.config)
         if len(specs) != 2:
             pytest.fail(f"hardware in the loop needs two mirrored appliances, got {specs}")
-        return [Appliance(name, spec, ssh_config, smtp_address(spec))
+        return [Appliance(name, spec, ssh_config, service_address(spec, "smtp", 25),
+                          service_address(spec, "web", 8000))
                 for name, spec in zip("ab", specs)]
     return [Appliance(name, f"ssh://root@127.0.0.1:{m.ports['ssh']}", ssh_config,
-                      ("127.0.0.1", m.ports["smtp"]), machine=m, lab=lab)
+                      ("127.0.0.1", m.ports["smtp"]), ("127.0.0.1", m.ports["web"]),
+                      machine=m, lab=lab)
             for name, m in lab.machines.items()]
 
 

@@ -22,7 +22,7 @@ def test_the_system_tests_run_against_hosts_and_skip_what_needs_qemu(lab, tmp_pa
     if lab is None:
         pytest.skip("this run is already against real hosts")
     specs = [f"ssh://root@127.0.0.1:{m.ports['ssh']}?smtp_port={m.ports['smtp']}"
-             for m in lab.machines.values()]
+             f"&web_port={m.ports['web']}" for m in lab.machines.values()]
     report = tmp_path / "hil.xml"
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-m", "system", "-k", SELECTED, "-p", "no:cacheprovider",
