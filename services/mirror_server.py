@@ -72,7 +72,6 @@ class MirrorServer:
             peer = Hello.from_headers(request.headers)
         except ProtocolError as exc:
             return web.json_response({"reason": str(exc)}, status=400)
-        self.peer_greeted()
         refusal = self._refusal(peer)
         if refusal is not None:
             return refusal
