@@ -173,7 +173,7 @@ def install_model(root: Path, model: int) -> list[str]:
 def install_config(root: Path) -> None:
     """/etc/archiver/archiver.yaml: a copy of the firmware's default, checked by the
     runtime's own configuration loader."""
-    from services.config import load_config
+    from services.common.config import load_config
     default = root / FIRMWARE_DIR / "defaults" / "archiver.yaml"
     previous = os.environ.get("ARCHIVER_MODELS")
     os.environ["ARCHIVER_MODELS"] = str(root / FIRMWARE_DIR / "models.yaml")

@@ -2,7 +2,7 @@
 from or to one of their addresses (From, To, Cc, Bcc headers, envelope recipients).
 
 Checked twice, so that one mistake does not leak mail: every search is filtered in Xapian
-by exact address terms (services.index.ADDRESS_PREFIX), and every message fetched by
+by exact address terms (services.archive.index.ADDRESS_PREFIX), and every message fetched by
 digest is checked again against its own headers and envelope. Another user's message is
 "not found", never "forbidden": its existence is not theirs to learn either.
 """
@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import xapian
 
-from ..archive import Archive
-from ..index import address_term, addresses_of
-from ..mime import summarize_headers
-from ..store import NotFound
-from ..users import User
+from services.archive.archive import Archive
+from services.archive.index import address_term, addresses_of
+from services.archive.mime import summarize_headers
+from services.archive.store import NotFound
+from services.appliance.users import User
 
 READ_ALL_MAIL = ("admin", "auditor")
 

@@ -8,16 +8,18 @@ import datetime as dt
 
 from firmware.errors import ArchiverError
 
-from .. import audit, holds, mirror_state, retention, saved_searches, users
-from ..archive import Archive
-from ..config import MIN_SECRET_LENGTH, Config
-from ..health import health
-from ..journal import account_status
-from ..replicated import Replicated
-from ..search import Results, search as run_search
-from ..users import User
-from . import mail_view
-from .access import mail_filter, read_message
+from services.policy import audit, holds, retention, saved_searches
+from services.mirror import state as mirror_state
+from services.appliance import users
+from services.archive.archive import Archive
+from services.common.config import MIN_SECRET_LENGTH, Config
+from services.appliance.health import health
+from services.intake.journal_mailbox import account_status
+from services.policy.replicated import Replicated
+from services.archive.search import Results, search as run_search
+from services.appliance.users import User
+from services.web import mail_view
+from services.web.access import mail_filter, read_message
 
 MAX_PAGE = 500
 

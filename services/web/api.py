@@ -10,11 +10,11 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
-from .. import audit
-from ..search import parse
-from ..users import User
-from . import actions, export, openapi
-from .auth import CSRF_HEADER, Identity, LoginFailed, tokens_match
+from services.policy import audit
+from services.archive.search import parse
+from services.appliance.users import User
+from services.web import actions, export, openapi
+from services.web.auth import CSRF_HEADER, Identity, LoginFailed, tokens_match
 
 EVERYONE = ("admin", "auditor", "user")
 STAFF = ("admin", "auditor")

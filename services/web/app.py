@@ -11,12 +11,12 @@ from aiohttp import web
 
 from firmware.errors import ArchiverError
 
-from ..archive import Archive
-from ..audit import PermissionDenied
-from ..config import Config, WebConfig
-from ..store import NotFound
-from . import api, metrics, ui
-from .auth import Auth, LoginFailed, Throttled
+from services.archive.archive import Archive
+from services.policy.audit import PermissionDenied
+from services.common.config import Config, WebConfig
+from services.archive.store import NotFound
+from services.web import api, metrics, ui
+from services.web.auth import Auth, LoginFailed, Throttled
 
 log = logging.getLogger(__name__)
 

@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from .. import audit, users
-from ..archive import Archive
-from ..users import User
+from services.policy import audit
+from services.appliance import users
+from services.archive.archive import Archive
+from services.appliance.users import User
 
 SESSION_COOKIE = "archiver_session"
 LOGIN_COOKIE = "archiver_login"  # the CSRF token of the login form, before any session

@@ -9,12 +9,12 @@ from typing import Iterator
 
 from aiohttp import web
 
-from ..archive import Archive
-from ..mailfiles import write_mbox_to, write_zip_to
-from ..search import search
-from ..store import NotFound
-from ..users import User
-from .access import mail_filter, may_read
+from services.archive.archive import Archive
+from services.archive.mailfiles import write_mbox_to, write_zip_to
+from services.archive.search import search
+from services.archive.store import NotFound
+from services.appliance.users import User
+from services.web.access import mail_filter, may_read
 
 PAGE = 500
 CHUNK = 256 * 1024

@@ -12,9 +12,9 @@ from email.message import Message
 
 import lxml.html
 
-from ..mime import (decode_header_text, decode_text, filename_of, is_attachment, iter_parts,
-                    parse_message, safely)
-from ..store import NotFound
+from services.archive.mime import (decode_header_text, decode_text, filename_of, is_attachment,
+                                   iter_parts, parse_message, safely)
+from services.archive.store import NotFound
 
 SHOWN_HEADERS = ("From", "Sender", "To", "Cc", "Bcc", "Reply-To", "Date", "Subject",
                  "Message-ID")

@@ -1,5 +1,5 @@
 """/metrics: the appliance's health in Prometheus' text exposition format (version 0.0.4),
-written by hand from services.health. Counts and states only, never mail or addresses,
+written by hand from services.appliance.health. Counts and states only, never mail or addresses,
 so it needs no login (as Prometheus scrapers expect)."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import datetime as dt
 
 from aiohttp import web
 
-from ..health import health
+from services.appliance.health import health
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

@@ -14,12 +14,13 @@ from aiohttp import web
 
 from firmware.errors import ArchiverError
 
-from .. import audit, users
-from ..search import QuerySyntaxError
-from ..users import User
-from . import actions
-from .api import ADMIN, EVERYONE, STAFF, raw_download, start_export
-from .auth import LOGIN_COOKIE, LoginFailed, tokens_match
+from services.policy import audit
+from services.appliance import users
+from services.archive.search import QuerySyntaxError
+from services.appliance.users import User
+from services.web import actions
+from services.web.api import ADMIN, EVERYONE, STAFF, raw_download, start_export
+from services.web.auth import LOGIN_COOKIE, LoginFailed, tokens_match
 
 PAGE_SIZE = 50
 SAFE_NEXT = re.compile(r"/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*")

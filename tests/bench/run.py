@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from services.search import search
+from services.archive.search import search
 
 from . import corpus as corpus_module
 from .notmuch_bench import percentile, run_notmuch

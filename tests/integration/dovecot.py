@@ -94,7 +94,7 @@ class Dovecot:
         return self.ports[protocol + ("s" if tls == "tls" else "")]
 
     def account_settings(self, protocol: str, tls: str, **changes) -> dict:
-        """A journal_accounts entry (services.config.JournalAccount) for this server."""
+        """A journal_accounts entry (services.common.config.JournalAccount) for this server."""
         return {"name": f"{protocol}-{tls}", "protocol": protocol, "host": HOST,
                 "port": self.port(protocol, tls), "tls": tls, "user": USER,
                 "password": PASSWORD, "ca_file": str(self.cert), **changes}

@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 
 from tests.conftest import ARCHIVER
+from tests.waiting import wait_until
 
 MIRROR_PORT = 8443
 SECRET = "correct horse battery staple"
@@ -95,17 +96,6 @@ class Node:
         done = self.cli("mirror", "status", "--json", "--config", self.config)
         reports = [json.loads(line) for line in done.stdout.splitlines()]
         return next(r for r in reports if r["peer"] == peer.address)
-
-
-def wait_until(condition, timeout: float = 120, what: str = "condition", interval: float = 0.3):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
 
 
 def wait_searchable(node: Node, count: int, timeout: float = 180) -> None:

@@ -18,6 +18,8 @@ from email.utils import make_msgid
 
 import testinfra
 
+from tests import waiting
+
 DOMAIN = "example.com"
 # Commands that read the archive run as the service user, so nothing in /var/lib/archiver
 # is ever created as root.
@@ -108,14 +110,9 @@ class Appliance:
 
 
 def wait_until(condition, timeout: float = 300, what: str = "condition", interval: float = 5):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
+    """tests.waiting.wait_until with the VM tier's defaults (a command on a TCG guest takes
+    seconds, so polling faster only loads the guests)."""
+    return waiting.wait_until(condition, timeout, what, interval)
 
 
 def wait_searchable(appliance: Appliance, tag: str, count: int, timeout: float = 300) -> list[str]:

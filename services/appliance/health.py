@@ -1,0 +1,130 @@
+"""The appliance's health, as `archiver status` (and later the web UI) shows it: system
+resources (psutil), the state of each service, queue lengths, and the counters of the
+appliance MIB: archived per hour, per day and by source, last archived, dedup savings,
+storage used and free. Hours and days are UTC."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import psutil
+from systemd import daemon
+
+from firmware.system import this_version
+
+from services.mirror import state as mirror_state
+from services.archive.archive import Archive
+from services.common.config import Config
+from services.archive.indexer import status as index_status
+from services.intake.journal_mailbox import account_status
+from services.appliance.service_state import SERVICES, describe
+from services.archive.store import RESERVE_BYTES, Store
+
+HOURS_SHOWN, DAYS_SHOWN = 24, 7
+
+
+def health(config: Config, archive: Archive, now: float | None = None) -> dict:
+    now = time.time() if now is None else now
+    store = archive.store
+    return {"node": store.node_id, "model": archive.profile.model,
+            "firmware": str(this_version()), "time": _iso(now),
+            "system": system_resources(archive.data_dir, now),
+            "services": services(store, now),
+            "queues": queues(config, archive),
+            "journal_accounts": [{"account": account.name,
+                                  **account_status(store, account.name)}
+                                 for account in config.journal_accounts],
+            "archived": archived(store, now),
+            "dedup": dedup(store),
+            "storage": storage(store, archive.data_dir)}
+
+
+def system_resources(data_dir: Path, now: float) -> dict:
+    disk = psutil.disk_usage(str(data_dir))
+    memory = psutil.virtual_memory()
+    return {"disk": {"path": str(data_dir), "total_bytes": disk.total,
+                     "used_bytes": disk.used, "free_bytes": disk.free,
+                     "percent_used": disk.percent},
+            "memory": {"total_bytes": memory.total, "available_bytes": memory.available,
+                       "percent_used": memory.percent},
+            "load": dict(zip(("1min", "5min", "15min"), os.getloadavg())),
+            "cpus": psutil.cpu_count(),
+            "uptime_seconds": int(now - psutil.boot_time())}
+
+
+def services(store: Store, now: float) -> dict:
+    """Each service's own record; under systemd also what systemd says of its unit."""
+    found = {}
+    units = systemd_unit_states() if daemon.booted() else {}
+    for name in SERVICES:
+        state = describe(store, name, now)
+        state["since"], state["last_seen"] = _iso(state["since"]), _iso(state["last_seen"])
+        if units:
+            state["unit"] = units.get(name)
+        found[name] = state
+    return found
+
+
+def systemd_unit_states() -> dict[str, str]:
+    """`systemctl is-active` of each service's unit: active, failed, inactive, ..."""
+    units = [f"archiver-{name}.service" for name in SERVICES]
+    done = subprocess.run(["systemctl", "is-active", *units], capture_output=True, text=True,
+                          timeout=10)
+    return dict(zip(SERVICES, done.stdout.split()))
+
+
+def queues(config: Config, archive: Archive) -> dict:
+    store = archive.store
+    # The live index as it is: status must not create one (archive.index_dir() would).
+    index = index_status(store, archive.index_link)
+    peers = mirror_state.settings(config, store).peers
+    return {"index": {"backlog": index.pending, "indexed": index.indexed,
+                      "stored": index.stored},
+            "peers": [mirror_state.report(store, peer) for peer in peers]}
+
+
+def archived(store: Store, now: float) -> dict:
+    by_source = store.counters_with_prefix("archived:")
+    per_hour = store.counters_with_prefix("archived_hour:")
+    per_day = store.counters_with_prefix("archived_day:")
+    hours = [_utc(now - 3600 * back) for back in range(HOURS_SHOWN)]
+    days = [_utc(now - 86400 * back) for back in range(DAYS_SHOWN)]
+    last = store.counters_with_prefix("last_archived").get("")  # the one counter of that name
+    return {"total": sum(by_source.values()), "by_source": by_source,
+            "this_hour": per_hour.get(hours[0].strftime("%Y%m%d%H"), 0),
+            "last_hour": per_hour.get(hours[1].strftime("%Y%m%d%H"), 0),
+            "today": per_day.get(days[0].strftime("%Y%m%d"), 0),
+            "yesterday": per_day.get(days[1].strftime("%Y%m%d"), 0),
+            "per_hour": {h.strftime("%Y-%m-%dT%H"): per_hour.get(h.strftime("%Y%m%d%H"), 0)
+                         for h in hours},
+            "per_day": {d.strftime("%Y-%m-%d"): per_day.get(d.strftime("%Y%m%d"), 0)
+                        for d in days},
+            "last_archived": _iso(last)}
+
+
+def dedup(store: Store) -> dict:
+    return {"duplicates": store.counters()["duplicates"],
+            "bytes_saved": store.counters_with_prefix("dedup_bytes").get("", 0)}
+
+
+def storage(store: Store, data_dir: Path) -> dict:
+    """Used and free as intake sees them: free is what the model's capacity leaves, or
+    what the data disk has, whichever is less."""
+    totals = store.counters()
+    capacity = store.map_size - RESERVE_BYTES
+    used = capacity - store.space_left()
+    free = max(min(capacity - used, psutil.disk_usage(str(data_dir)).free), 0)
+    return {"messages": totals["messages"], "message_bytes": totals["raw_bytes"],
+            "compressed_bytes": totals["stored_bytes"], "capacity_bytes": capacity,
+            "used_bytes": used, "free_bytes": free}
+
+
+def _utc(epoch: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc)
+
+
+def _iso(epoch: float | None) -> str | None:
+    return _utc(epoch).strftime("%Y-%m-%dT%H:%M:%SZ") if epoch else None

@@ -1,0 +1,64 @@
+"""An archive on disk: where its store and index live, and the model it is sized for.
+
+  DATA/store/          the LMDB environment (services.archive.store)
+  DATA/index           symlink to the live Xapian database DATA/index.N/
+  DATA/indexer.lock    held by whichever process writes the index
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from functools import cached_property
+from pathlib import Path
+
+from firmware.models import ModelProfile, load_models
+from firmware.system import this_model
+
+from services.archive.store import Store
+
+DEFAULT_DATA = "/var/lib/archiver"
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("ARCHIVER_DATA", DEFAULT_DATA))
+
+
+class Archive:
+    def __init__(self, data_dir: Path | str | None = None, model: int | None = None):
+        self.data_dir = Path(data_dir) if data_dir else default_data_dir()
+        self.profile: ModelProfile = load_models().get(model if model else this_model())
+
+    @cached_property
+    def store(self) -> Store:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return Store(self.data_dir / "store", map_size=self.profile.storage_bytes)
+
+    @property
+    def index_link(self) -> Path:
+        return self.data_dir / "index"
+
+    def index_dir(self) -> Path:
+        """The live index (created empty on first use)."""
+        if not self.index_link.exists():
+            self.swap_index(self.new_index_dir())
+        return self.index_link.resolve()
+
+    def new_index_dir(self) -> Path:
+        path = self.data_dir / f"index.{time.time_ns()}"
+        path.mkdir(parents=True)
+        return path
+
+    def swap_index(self, new_dir: Path) -> None:
+        """Make `new_dir` the live index in one atomic rename; drop the old one."""
+        old = self.index_link.resolve() if self.index_link.is_symlink() else None
+        temporary = self.data_dir / "index.link-new"
+        temporary.unlink(missing_ok=True)
+        temporary.symlink_to(new_dir.name)
+        os.replace(temporary, self.index_link)
+        if old is not None and old != new_dir.resolve():
+            shutil.rmtree(old, ignore_errors=True)
+
+    def close(self) -> None:
+        if "store" in self.__dict__:
+            self.store.close()

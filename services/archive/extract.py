@@ -1,0 +1,467 @@
+"""Text of a message for the index: body and attachment text (text, HTML, PDF, DOCX, XLSX,
+attached messages), and the sandboxed worker pool that runs it under time and memory limits.
+
+extract() is pure and never raises on bad input; a file a library cannot read becomes an
+attachment with an error. What extract() cannot survive (a parser that loops, a zip bomb,
+a crash in C code) is the pool's business: the message then gets fallback(), whose text
+comes from the headers and the plain body only.
+"""
+from __future__ import annotations
+
+import binascii
+import io
+import logging
+import multiprocessing
+import os
+import multiprocessing.connection
+import quopri
+import re
+import resource
+import time
+import warnings
+from collections import deque
+from dataclasses import dataclass, field
+from email.message import Message
+from typing import Iterable, Iterator
+
+import lxml.html
+
+from services.archive import mime
+
+FALLBACK_BODY_BYTES = 1024 * 1024
+MAX_NESTED_MESSAGES = 5         # message/rfc822 inside message/rfc822 ... deeper ones: headers only
+PDF_MIME = "application/pdf"
+DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+TYPE_OF_EXTENSION = {".pdf": PDF_MIME, ".docx": DOCX_MIME, ".xlsx": XLSX_MIME,
+                     ".txt": "text/plain", ".htm": "text/html", ".html": "text/html",
+                     ".eml": "message/rfc822"}
+# Block elements end a line, so "<p>a</p><p>b</p>" gives two words, not "ab".
+HTML_BLOCKS = ("p", "div", "br", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "table",
+               "blockquote", "pre", "hr", "dt", "dd", "section", "article", "header", "footer")
+HTML_INVISIBLE = ("script", "style", "head", "title")
+
+
+@dataclass
+class AttachmentText:
+    filename: str | None
+    mime_type: str
+    text: str
+    error: str | None = None
+
+
+@dataclass
+class Extracted:
+    summary: mime.MessageSummary
+    body: str
+    attachments: list[AttachmentText] = field(default_factory=list)
+    failed: str | None = None       # why only a fallback could be produced, if so
+
+
+def extract(raw: bytes, cap_bytes: int) -> Extracted:
+    """Body and attachment text of a raw message; each attachment's text at most cap_bytes
+    of UTF-8. Raises only MemoryError (the pool turns it into a fallback)."""
+    message = mime.parse_message(raw)
+    if any(isinstance(defect, mime.NestingTooDeep) for defect in message.defects):
+        return fallback(raw, "MIME structure nested too deeply; headers and raw body only")
+    body, attachments = _body_and_attachments(message, cap_bytes, nesting=0)
+    return Extracted(mime.summarize_message(message), body, attachments)
+
+
+def fallback(raw: bytes, reason: str) -> Extracted:
+    """What can be had without reading attachments: the summary, the first plain-text body
+    (or the raw body) up to 1 MB, and the attachments by name and type with no text."""
+    message = mime.parse_message(raw)
+    body_part = next((part for part in mime.iter_parts(message, into_messages=False)
+                      if _is_body(part) and part.get_content_type() == "text/plain"), None)
+    if body_part is not None:  # (not `if body_part`: a Message without headers is falsy)
+        body = _part_text(body_part, FALLBACK_BODY_BYTES)
+    else:
+        body = _raw_body_text(raw)
+    attachments = [AttachmentText(mime.filename_of(part), _mime_type(part), "", reason)
+                   for part in mime.iter_parts(message, into_messages=False)
+                   if mime.is_attachment(part)]
+    return Extracted(mime.summarize_message(message), body, attachments, failed=reason)
+
+
+def _raw_body_text(raw: bytes) -> str:
+    """Everything after the header block, decoded by guess, up to the fallback limit."""
+    for separator in (b"\r\n\r\n", b"\n\n"):
+        if separator in raw:
+            body = raw.split(separator, 1)[1][:FALLBACK_BODY_BYTES]
+            return truncate_utf8(mime.decode_text(body, None), FALLBACK_BODY_BYTES)
+    return ""
+
+
+def _body_and_attachments(message: Message, cap_bytes: int, nesting: int):
+    plain, html, attachments = [], [], []
+    for part in mime.iter_parts(message, into_messages=False):
+        if _is_container(part, message):
+            continue
+        if mime.is_attachment(part):
+            attachments.append(_attachment(part, cap_bytes, nesting))
+        elif part.get_content_type() == "text/html":
+            html.append(_html_to_text(_part_bytes(part), _safe_charset(part)))
+        else:
+            plain.append(_part_text(part, None))
+    # HTML is the body only when there is no plain-text alternative to it.
+    body = "\n".join(plain) if any(text.strip() for text in plain) else "\n".join(html)
+    return body, attachments
+
+
+def _is_container(part: Message, root: Message) -> bool:
+    """A multipart, or the root itself; an attached message/rfc822 is a leaf here."""
+    return part.is_multipart() and (part is root or part.get_content_maintype() != "message")
+
+
+def _is_body(part: Message) -> bool:
+    """A text leaf that is no attachment."""
+    return not part.is_multipart() and not mime.is_attachment(part)
+
+
+def _attachment(part: Message, cap_bytes: int, nesting: int) -> AttachmentText:
+    filename, mime_type = mime.filename_of(part), _mime_type(part)
+    try:
+        pieces = _attachment_pieces(part, _effective_type(mime_type, filename), cap_bytes,
+                                    nesting)
+        return AttachmentText(filename, mime_type, join_capped(pieces, cap_bytes))
+    except MemoryError:
+        raise
+    except Exception as exc:  # a broken file is that attachment's problem, not the message's
+        return AttachmentText(filename, mime_type, "", f"{type(exc).__name__}: {exc}"[:500])
+
+
+def _effective_type(mime_type: str, filename: str | None) -> str:
+    """Mailers send documents as application/octet-stream; the extension is the better hint."""
+    if mime_type in ("application/octet-stream", "application/x-zip-compressed",
+                     "application/zip", "binary/octet-stream") and filename:
+        extension = "." + filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+        return TYPE_OF_EXTENSION.get(extension, mime_type)
+    return mime_type
+
+
+def _attachment_pieces(part: Message, mime_type: str, cap_bytes: int,
+                       nesting: int) -> Iterable[str]:
+    if mime_type == "message/rfc822":
+        return [_nested_message_text(part, cap_bytes, nesting + 1)]
+    if mime_type == "text/html":
+        return [_html_to_text(_part_bytes(part), _safe_charset(part))]
+    if mime_type.startswith("text/"):
+        # Each character is at most 4 bytes in any codec, so this prefix holds the cap.
+        return [_part_text(part, 4 * cap_bytes)]
+    data = _part_bytes(part)
+    if mime_type == PDF_MIME:
+        return _pdf_pieces(data)
+    if mime_type == DOCX_MIME:
+        return _docx_pieces(data)
+    if mime_type == XLSX_MIME:
+        return _xlsx_pieces(data)
+    return []  # images, archives, unknown binaries: searchable by name and type only
+
+
+def _nested_message_text(part: Message, cap_bytes: int, nesting: int) -> str:
+    inner = _inner_message(part)
+    lines = [f"{name}: {mime.decode_header_text(mime.header(inner, name))}"
+             for name in ("From", "To", "Subject")]
+    if nesting > MAX_NESTED_MESSAGES:
+        return "\n".join(lines)
+    body, attachments = _body_and_attachments(inner, cap_bytes, nesting)
+    return "\n".join([*lines, "", body, *(a.text for a in attachments if a.text)])
+
+
+def _inner_message(part: Message) -> Message:
+    payload = part.get_payload()
+    inner = payload[0] if isinstance(payload, list) and payload else None
+    encoding = str(part.get("content-transfer-encoding", "")).strip().lower()
+    if isinstance(inner, Message) and encoding not in ("base64", "quoted-printable"):
+        return inner
+    # RFC 2046 forbids encoding a message/rfc822 part, yet some mailers do; the parser then
+    # took the encoded text for a message. Re-encode what it saw, decode, parse again.
+    try:
+        source = inner.as_bytes() if isinstance(inner, Message) else _part_bytes(part)
+        if encoding == "base64":
+            source = binascii.a2b_base64(source)
+        elif encoding == "quoted-printable":
+            source = quopri.decodestring(source)
+    except (binascii.Error, ValueError, TypeError, LookupError):
+        return inner if isinstance(inner, Message) else Message()
+    return mime.parse_message(source)
+
+
+# pypdf, python-docx and openpyxl are imported where used: they take a third of a second
+# to import, which every CLI command would pay; a worker pays it once.
+
+def _pdf_pieces(data: bytes) -> Iterator[str]:
+    import pypdf
+    reader = pypdf.PdfReader(io.BytesIO(data), strict=False)
+    if reader.is_encrypted:
+        reader.decrypt("")  # most "encrypted" PDFs only restrict printing; others raise here
+    for page in reader.pages:
+        yield page.extract_text() + "\n"
+
+
+def _docx_pieces(data: bytes) -> Iterator[str]:
+    import docx
+    document = docx.Document(io.BytesIO(data))
+    for paragraph in document.paragraphs:
+        yield paragraph.text + "\n"
+    for table in document.tables:
+        for row in table.rows:
+            yield "\t".join(cell.text for cell in row.cells) + "\n"
+
+
+def _xlsx_pieces(data: bytes) -> Iterator[str]:
+    import openpyxl
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # openpyxl warns about styles and extensions it skips
+        book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    try:
+        for sheet in book.worksheets:
+            yield sheet.title + "\n"
+            for row in sheet.iter_rows(values_only=True):
+                cells = [str(value) for value in row if value is not None]
+                if cells:
+                    yield "\t".join(cells) + "\n"
+    finally:
+        book.close()
+
+
+def _html_to_text(data: bytes, charset: str | None) -> str:
+    # lxml is given UTF-8 bytes: str input refuses NULs and XML encoding declarations.
+    text = mime.decode_text(data, charset)
+    if not text.strip():
+        return ""
+    parser = lxml.html.HTMLParser(encoding="utf-8")
+    # Empty on lxml.etree.ParserError, e.g. for a document of only comments.
+    root = mime.safely(lambda: lxml.html.document_fromstring(
+        text.encode("utf-8", "replace"), parser=parser), None)
+    if root is None:
+        return ""
+    for element in list(root.iter(*HTML_INVISIBLE)):
+        element.drop_tree()
+    for element in root.iter(*HTML_BLOCKS):
+        element.tail = "\n" + (element.tail or "")
+    return _tidy_whitespace(root.text_content())
+
+
+def _tidy_whitespace(text: str) -> str:
+    """One line per block, single spaces: the layout of HTML source means nothing."""
+    text = re.sub(r"[^\S\n]+", " ", text)
+    return re.sub(r" *\n[\s]*", "\n", text).strip()
+
+
+def _part_bytes(part: Message) -> bytes:
+    data = mime.safely(lambda: part.get_payload(decode=True), None)
+    return data if isinstance(data, bytes) else b""
+
+
+def _part_text(part: Message, limit_bytes: int | None) -> str:
+    data = _part_bytes(part)
+    if limit_bytes is not None:
+        data = data[:limit_bytes]
+    return mime.decode_text(data, _safe_charset(part))
+
+
+def _safe_charset(part: Message) -> str | None:
+    return mime.safely(part.get_content_charset, None)
+
+
+def _mime_type(part: Message) -> str:
+    return mime.safely(part.get_content_type, "application/octet-stream")
+
+
+def join_capped(pieces: Iterable[str], cap_bytes: int) -> str:
+    """Join text pieces, stopping once cap_bytes of UTF-8 are reached (so a 500-page PDF is
+    not read to the end for a 256 KB cap)."""
+    taken, size = [], 0
+    for piece in pieces:
+        taken.append(piece)
+        size += len(piece.encode("utf-8", "replace"))
+        if size >= cap_bytes:
+            break
+    return truncate_utf8("".join(taken), cap_bytes)
+
+
+def truncate_utf8(text: str, cap_bytes: int) -> str:
+    """At most cap_bytes of UTF-8, cut on a character boundary; lone surrogates (which some
+    PDF fonts produce and UTF-8 cannot carry) become '?'."""
+    data = text[:cap_bytes].encode("utf-8", "replace")[:cap_bytes]
+    return data.decode("utf-8", "ignore")
+
+
+# --- the sandboxed pool -------------------------------------------------------------------
+
+READY = b"ready"
+
+
+class ExtractionPool:
+    """Worker processes that run extract() under a time limit and an address-space limit.
+
+    Workers are started with 'forkserver', not 'fork': a forked indexer would hand its LMDB
+    map and Xapian state to the child, and RLIMIT_AS would count the whole LMDB map.
+    """
+
+    def __init__(self, cap_bytes: int, workers: int = 1, timeout_s: float = 20.0,
+                 memory_mb: int = 512):
+        self.cap_bytes, self.timeout_s, self.memory_mb = cap_bytes, timeout_s, memory_mb
+        self._context = multiprocessing.get_context("forkserver")
+        # The fork server imports the extraction libraries once, so a worker restarted after
+        # a timeout is a cheap fork (takes effect only if the fork server is not yet running).
+        self._context.set_forkserver_preload(["services.archive.extract"])
+        self._workers = [self._start_worker() for _ in range(max(1, workers))]
+
+    @classmethod
+    def for_model(cls, profile) -> ExtractionPool:
+        """A pool sized for a model profile (firmware.models.ModelProfile): its attachment
+        text cap, and at most two workers (one per core of the smallest appliances)."""
+        return cls(profile.attachment_text_bytes, workers=min(2, os.cpu_count() or 1))
+
+    def __enter__(self) -> ExtractionPool:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def extract_many(self, raws: list[bytes]) -> list[Extracted]:
+        """Results in the order of raws; a message that times out, runs out of memory or
+        kills its worker gets fallback() and the worker is replaced."""
+        results: list[Extracted | None] = [None] * len(raws)
+        waiting = deque(range(len(raws)))
+        running: dict[int, tuple[int, float]] = {}  # worker slot -> (message index, deadline)
+        while waiting or running:
+            for slot in range(len(self._workers)):
+                if slot not in running and waiting:
+                    index = waiting.popleft()
+                    if self._send(slot, raws[index]):
+                        running[slot] = (index, time.monotonic() + self.timeout_s)
+                    else:
+                        results[index] = self._replace(slot, raws[index], "worker died")
+            self._collect(running, raws, results)
+        return results
+
+    @property
+    def worker_pids(self) -> list[int]:
+        """For status and metrics (memory of the workers), and for tests."""
+        return [worker.process.pid for worker in self._workers]
+
+    def close(self) -> None:
+        for worker in self._workers:
+            worker.stop(kill=False)
+        self._workers = []
+
+    def _start_worker(self) -> _Worker:
+        return _Worker(self._context, self.cap_bytes, self.memory_mb)
+
+    def _send(self, slot: int, raw: bytes) -> bool:
+        if not self._workers[slot].process.is_alive():
+            self._workers[slot].stop(kill=True)  # died idle (e.g. the OOM killer): start afresh
+            self._workers[slot] = self._start_worker()
+        try:
+            self._workers[slot].connection.send_bytes(raw)
+            return True
+        except OSError:  # it died reading the message (too big for its memory limit)
+            return False
+
+    def _collect(self, running: dict, raws: list[bytes], results: list) -> None:
+        """Wait for the first reply or deadline, then settle every worker that is done."""
+        if not running:
+            return
+        next_deadline = min(deadline for _, deadline in running.values())
+        connections = {self._workers[slot].connection: slot for slot in running}
+        ready = multiprocessing.connection.wait(
+            list(connections), timeout=max(0.0, next_deadline - time.monotonic()))
+        now = time.monotonic()
+        for slot, (index, deadline) in list(running.items()):
+            if self._workers[slot].connection in ready:
+                results[index] = self._receive(slot, raws[index])
+            elif now >= deadline:
+                results[index] = self._replace(
+                    slot, raws[index], f"timed out after {self.timeout_s:g} s")
+            else:
+                continue
+            del running[slot]
+
+    def _receive(self, slot: int, raw: bytes) -> Extracted:
+        try:
+            status, payload = self._workers[slot].connection.recv()
+        except (EOFError, OSError):
+            code = self._workers[slot].exit_code()
+            return self._replace(slot, raw, f"worker died (exit code {code})")
+        if status == "ok":
+            return payload
+        return self._replace(slot, raw, payload)
+
+    def _replace(self, slot: int, raw: bytes, problem: str) -> Extracted:
+        """Restart the worker in this slot; the message gets the fallback."""
+        self._workers[slot].stop(kill=True)
+        self._workers[slot] = self._start_worker()
+        return fallback(raw, f"attachment extraction {problem}")
+
+
+class _Worker:
+    STARTUP_TIMEOUT_S = 60.0
+
+    def __init__(self, context, cap_bytes: int, memory_mb: int):
+        self.connection, child_end = context.Pipe()
+        self.process = context.Process(target=_serve, args=(child_end, cap_bytes, memory_mb),
+                                       name="extract-worker", daemon=True)
+        self.process.start()
+        child_end.close()
+        self._wait_until_ready()
+
+    def _wait_until_ready(self) -> None:
+        """A message's time limit must not include the worker's start-up."""
+        try:
+            if self.connection.poll(self.STARTUP_TIMEOUT_S) and \
+                    self.connection.recv_bytes() == READY:
+                return
+        except (EOFError, OSError):
+            pass
+        code = self.exit_code()
+        self.stop(kill=True)
+        raise RuntimeError(f"extraction worker did not start (exit code {code})")
+
+    def exit_code(self) -> int | None:
+        self.process.join(timeout=1)
+        return self.process.exitcode
+
+    def stop(self, kill: bool) -> None:
+        """kill=False lets an idle worker exit by itself on end-of-file (it gets a second);
+        kill=True is for one that is stuck on a message or already dead."""
+        self.connection.close()
+        if not kill:
+            self.process.join(timeout=1)
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join()
+        self.process.close()
+
+
+def _serve(connection, cap_bytes: int, memory_mb: int) -> None:
+    """Worker main loop: one message in, one ("ok", Extracted) or ("failed", why) out."""
+    _limit_memory(memory_mb)
+    logging.getLogger("pypdf").setLevel(logging.ERROR)  # malformed PDFs are routine here
+    connection.send_bytes(READY)
+    while True:
+        try:
+            raw = connection.recv_bytes()
+        except EOFError:
+            return
+        try:
+            reply = ("ok", extract(raw, cap_bytes))
+        except MemoryError:
+            reply = ("failed", f"ran out of memory (limit {memory_mb} MB)")
+        except Exception as exc:  # extract() should not raise; if it does, say what it was
+            reply = ("failed", f"failed: {type(exc).__name__}: {exc}"[:500])
+        del raw
+        connection.send(reply)
+        if reply[0] == "failed":
+            return  # a MemoryError can leave a library half-initialised: start afresh
+
+
+def _limit_memory(memory_mb: int) -> None:
+    limit = memory_mb * 1024 * 1024
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))

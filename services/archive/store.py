@@ -1,0 +1,456 @@
+"""The archive store: every message, durably, in one LMDB environment.
+
+Named databases:
+  raw       digest -> zstd(raw bytes)              (digest = SHA-256 of the raw bytes)
+  meta      digest -> JSON metadata                (envelope, dates, sizes, source, origin)
+  msgid     Message-ID -> digest (duplicates)      (repeated journal deliveries merge)
+  arrival   seq -> digest                          (the indexer follows it)
+  outbox    seq -> digest                          (locally archived; mirror cursors follow it)
+  cursors   name -> seq                            (durable positions in the logs)
+  counters  name -> integer                        (totals kept in the same transactions)
+  settings  name -> JSON                           (node id; replicated settings later)
+  journal   state|ACCOUNT -> JSON                  (journal puller status per account)
+            taken|ACCOUNT|KEY -> ""                (what keep_on_server took; | is NUL)
+
+A put is acknowledged only after the transaction holding it is committed and synced;
+concurrent puts share one commit (group commit).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import lmdb
+import zstandard
+
+from firmware.errors import ArchiverError
+
+from services.archive.group_commit import GroupCommitter
+from services.archive.mime import summarize_headers
+
+DATABASES = ("raw", "meta", "msgid", "arrival", "outbox", "cursors", "counters", "settings",
+             "journal", "replicated", "audit")
+COMPRESSION_LEVEL = 3
+# Head-room kept free in the map so a full store can still commit cursors and settings.
+RESERVE_BYTES = 4 * 1024 * 1024
+
+
+class StoreFullError(ArchiverError):
+    """The store has reached the model's storage capacity; what it holds is kept."""
+
+
+class NotFound(ArchiverError, KeyError):
+    pass
+
+
+class DeletionConflict(ArchiverError):
+    pass
+
+
+@dataclass
+class Envelope:
+    sender: str | None = None
+    recipients: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PutOutcome:
+    digest: str
+    status: str  # "new", "duplicate" (same bytes, nothing new), "merged" (new recipients)
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    digest: bytes
+    compressed: bytes
+    meta: dict
+
+
+def digest_of(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()
+
+
+def _seq_key(seq: int) -> bytes:
+    return struct.pack(">Q", seq)
+
+
+def _seq_of(key: bytes) -> int:
+    return struct.unpack(">Q", key)[0]
+
+
+class Store:
+    def __init__(self, path: str | Path, map_size: int, readonly: bool = False):
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.map_size = map_size
+        self.env = lmdb.open(str(self.path), map_size=map_size, max_dbs=len(DATABASES) + 4,
+                             subdir=True, readonly=False, sync=True, metasync=True,
+                             max_readers=256, lock=True)
+        self.db = {name: self.env.open_db(name.encode(), dupsort=(name == "msgid"))
+                   for name in DATABASES}
+        self._local = threading.local()  # zstd contexts are not thread-safe
+        self._committer: GroupCommitter | None = None
+        self.node_id = self._ensure_node_id()
+
+    # -- writing -----------------------------------------------------------------------
+
+    def put(self, raw: bytes, envelope: Envelope | None = None, source: str = "import",
+            origin: str | None = None) -> str:
+        """Store `raw` durably; return its SHA-256 digest. Safe from many threads at once."""
+        return self.put_outcome(raw, envelope, source, origin).digest
+
+    def put_outcome(self, raw: bytes, envelope: Envelope | None = None, source: str = "import",
+                    origin: str | None = None) -> PutOutcome:
+        prepared = self._prepare(raw, envelope, source, origin)
+        if self._committer is None:
+            self._committer = GroupCommitter(self._apply_batch, name="store-commit")
+        return self._committer.submit(prepared)
+
+    def put_many(self, items: Iterable[tuple]) -> list[PutOutcome]:
+        """Store a batch in one durable transaction (bulk import, mirror copies): items are
+        (raw, envelope, source) or (raw, envelope, source, origin)."""
+        return self._apply_batch([self._prepare(*item) if len(item) == 4
+                                  else self._prepare(*item, None) for item in items])
+
+    def _prepare(self, raw: bytes, envelope: Envelope | None, source: str,
+                 origin: str | None) -> _Prepared:
+        # Hashing, parsing and compressing happen in the caller's thread, in parallel;
+        # only the LMDB writes are serialized.
+        envelope = envelope or Envelope()
+        summary = summarize_headers(raw)  # attachment names: filled in by the indexer
+        compressed = self._compressor().compress(raw)
+        meta = {
+            "message_id": summary.message_id, "sent_date": summary.sent_date,
+            "received": time.time(), "size": len(raw), "stored_size": len(compressed),
+            "sender": envelope.sender, "recipients": sorted(set(envelope.recipients)),
+            "source": source, "origin": origin or self.node_id,
+            "from": summary.from_addrs[0] if summary.from_addrs else "",
+            "subject": summary.subject[:300], "attachments": [],
+        }
+        return _Prepared(hashlib.sha256(raw).digest(), compressed, meta)
+
+    def _compressor(self) -> zstandard.ZstdCompressor:
+        if not hasattr(self._local, "compressor"):
+            self._local.compressor = zstandard.ZstdCompressor(level=COMPRESSION_LEVEL)
+        return self._local.compressor
+
+    def _apply_batch(self, batch: list[_Prepared]) -> list[PutOutcome | Exception]:
+        try:
+            with self.env.begin(write=True) as txn:
+                outcomes = [self._put_in(txn, item) for item in batch]
+        except lmdb.MapFullError:
+            raise StoreFullError(
+                f"the store at {self.path} is full ({self.map_size // 1024**3} GiB, the model's "
+                "storage capacity): new mail is refused, everything stored is kept") from None
+        return outcomes
+
+    def _put_in(self, txn, item: _Prepared) -> PutOutcome:
+        key, meta = item.digest, item.meta
+        existing = txn.get(key, db=self.db["meta"])
+        if existing is None:
+            self._check_room(len(item.compressed))
+            txn.put(key, item.compressed, db=self.db["raw"])
+            meta["number"] = self._add_counter(txn, "numbers", 1)  # the index's document id
+            self._write_meta(txn, key, meta)
+            if meta["message_id"]:
+                txn.put(meta["message_id"].encode()[:500], key, db=self.db["msgid"])
+            self._add_counter(txn, "messages", 1)
+            self._add_counter(txn, "raw_bytes", meta["size"])
+            self._add_counter(txn, "stored_bytes", meta["stored_size"])
+            self._count_archived(txn, meta)
+            self._append_logs(txn, key, local=not meta["source"].startswith("mirror"))
+            return PutOutcome(key.hex(), "new")
+        return self._merge_in(txn, key, json.loads(existing), meta)
+
+    def _merge_in(self, txn, key: bytes, old: dict, new: dict) -> PutOutcome:
+        """The same bytes again: keep the one copy; add envelope recipients it lacked."""
+        merged = sorted(set(old["recipients"]) | set(new["recipients"]))
+        self._add_counter(txn, "dedup_bytes", new["size"])  # bytes not stored a second time
+        if merged == old["recipients"]:
+            self._add_counter(txn, "duplicates", 1)
+            return PutOutcome(key.hex(), "duplicate")
+        old["recipients"] = merged
+        old["sender"] = old["sender"] or new["sender"]
+        self._write_meta(txn, key, old)
+        self._append_logs(txn, key, local=not new["source"].startswith("mirror"))
+        return PutOutcome(key.hex(), "merged")
+
+    def _check_room(self, needed: int) -> None:
+        if needed > self.space_left():
+            raise lmdb.MapFullError("store full")
+
+    def space_left(self) -> int:
+        """Bytes the store may still grow by (its map, less the reserve for bookkeeping)."""
+        used = (self.env.info()["last_pgno"] + 1) * self.env.stat()["psize"]
+        return self.map_size - RESERVE_BYTES - used
+
+    def _write_meta(self, txn, key: bytes, meta: dict) -> None:
+        txn.put(key, json.dumps(meta, separators=(",", ":")).encode(), db=self.db["meta"])
+
+    def _append_logs(self, txn, key: bytes, local: bool) -> None:
+        self._append(txn, "arrival", key)
+        if local:  # copies from a peer are never sent on
+            self._append(txn, "outbox", key)
+
+    def _append(self, txn, log: str, value: bytes) -> int:
+        with txn.cursor(db=self.db[log]) as cursor:
+            seq = _seq_of(cursor.key()) + 1 if cursor.last() else 1
+        txn.put(_seq_key(seq), value, db=self.db[log], append=True)
+        return seq
+
+    def _count_archived(self, txn, meta: dict) -> None:
+        """The status counters (appliance MIB): archived by source kind, per UTC hour and
+        day, and when last; in the put's transaction, so they agree with the store."""
+        when = time.gmtime(meta["received"])
+        for name in (f"archived:{meta['source'].partition(':')[0]}",
+                     time.strftime("archived_hour:%Y%m%d%H", when),
+                     time.strftime("archived_day:%Y%m%d", when)):
+            self._add_counter(txn, name, 1)
+        txn.put(b"last_archived", str(int(meta["received"])).encode(), db=self.db["counters"])
+
+    def _add_counter(self, txn, name: str, delta: int) -> int:
+        current = txn.get(name.encode(), db=self.db["counters"])
+        value = (int(current) if current else 0) + delta
+        txn.put(name.encode(), str(value).encode(), db=self.db["counters"])
+        return value
+
+    # -- deleting ----------------------------------------------------------------------
+
+    def delete(self, digests: list[str], still_valid: Callable | None = None) -> list[dict]:
+        """Delete messages (raw bytes, metadata, Message-ID entry) in one durable transaction;
+        the arrival log tells the indexer to drop their documents. `still_valid(txn)` is
+        asked inside that transaction; if it says no (e.g. holds changed since the batch was
+        chosen), nothing is deleted and DeletionConflict is raised."""
+        with self.env.begin(write=True) as txn:
+            if still_valid is not None and not still_valid(txn):
+                raise DeletionConflict("the deletion was overtaken by a change of holds")
+            deleted = [meta for digest in digests if (meta := self._delete_in(txn, _key(digest)))]
+        return deleted
+
+    def _delete_in(self, txn, key: bytes) -> dict | None:
+        stored = txn.get(key, db=self.db["meta"])
+        if stored is None:
+            return None
+        meta = json.loads(stored)
+        txn.delete(key, db=self.db["raw"])
+        txn.delete(key, db=self.db["meta"])
+        if meta.get("message_id"):
+            txn.delete(meta["message_id"].encode()[:500], key, db=self.db["msgid"])
+        self._add_counter(txn, "messages", -1)
+        self._add_counter(txn, "raw_bytes", -meta["size"])
+        self._add_counter(txn, "stored_bytes", -meta["stored_size"])
+        self._append(txn, "arrival", key)
+        return {"digest": key.hex(), **meta}
+
+    # -- reading -----------------------------------------------------------------------
+
+    def get(self, digest: str) -> bytes:
+        """The raw bytes exactly as received."""
+        with self.env.begin() as txn:
+            compressed = txn.get(_key(digest), db=self.db["raw"])
+        if compressed is None:
+            raise NotFound(f"no message with digest {digest}")
+        return zstandard.ZstdDecompressor().decompress(compressed)
+
+    def meta(self, digest: str) -> dict:
+        with self.env.begin() as txn:
+            data = txn.get(_key(digest), db=self.db["meta"])
+        if data is None:
+            raise NotFound(f"no message with digest {digest}")
+        return {"digest": digest, **json.loads(data)}
+
+    def __contains__(self, digest: str) -> bool:
+        with self.env.begin() as txn:
+            return txn.get(_key(digest), db=self.db["meta"]) is not None
+
+    def digests_for_message_id(self, message_id: str) -> list[str]:
+        with self.env.begin() as txn, txn.cursor(db=self.db["msgid"]) as cursor:
+            if not cursor.set_key(message_id.encode()[:500]):
+                return []
+            return [value.hex() for value in cursor.iternext_dup()]
+
+    def digests(self) -> Iterator[str]:
+        with self.env.begin() as txn, txn.cursor(db=self.db["meta"]) as cursor:
+            for key in cursor.iternext(keys=True, values=False):
+                yield key.hex()
+
+    def counters(self) -> dict[str, int]:
+        with self.env.begin() as txn, txn.cursor(db=self.db["counters"]) as cursor:
+            found = {key.decode(): int(value) for key, value in cursor}
+        return {name: found.get(name, 0)
+                for name in ("messages", "raw_bytes", "stored_bytes", "duplicates")}
+
+    def counters_with_prefix(self, prefix: str) -> dict[str, int]:
+        """Counters whose names start with `prefix` (e.g. "archived_day:"), prefix removed."""
+        found = {}
+        with self.env.begin() as txn, txn.cursor(db=self.db["counters"]) as cursor:
+            if cursor.set_range(prefix.encode()):
+                for key, value in cursor:
+                    if not key.startswith(prefix.encode()):
+                        break
+                    found[key.decode()[len(prefix):]] = int(value)
+        return found
+
+    # -- logs and cursors ----------------------------------------------------------------
+
+    def log_after(self, log: str, seq: int, limit: int) -> list[tuple[int, str]]:
+        """Up to `limit` entries of `log` after position `seq`, oldest first."""
+        found = []
+        with self.env.begin() as txn, txn.cursor(db=self.db[log]) as cursor:
+            if cursor.set_range(_seq_key(seq + 1)):
+                for key, value in cursor:
+                    found.append((_seq_of(key), value.hex()))
+                    if len(found) >= limit:
+                        break
+        return found
+
+    def log_end(self, log: str) -> int:
+        with self.env.begin() as txn, txn.cursor(db=self.db[log]) as cursor:
+            return _seq_of(cursor.key()) if cursor.last() else 0
+
+    def cursor(self, name: str) -> int:
+        with self.env.begin() as txn:
+            value = txn.get(name.encode(), db=self.db["cursors"])
+        return int(value) if value else 0
+
+    def set_cursor(self, name: str, seq: int) -> None:
+        with self.env.begin(write=True) as txn:
+            txn.put(name.encode(), str(seq).encode(), db=self.db["cursors"])
+
+    def record_indexed(self, seq: int, attachment_names: dict[str, list[str]]) -> None:
+        """The indexer's progress and what its full parse found, in one transaction."""
+        with self.env.begin(write=True) as txn:
+            txn.put(b"indexer", str(seq).encode(), db=self.db["cursors"])
+            for digest, names in attachment_names.items():
+                stored = txn.get(bytes.fromhex(digest), db=self.db["meta"])
+                if stored is not None:
+                    meta = json.loads(stored)
+                    if meta.get("attachments") != names:
+                        meta["attachments"] = names
+                        self._write_meta(txn, bytes.fromhex(digest), meta)
+
+    # -- integrity -----------------------------------------------------------------------
+
+    def verify(self, progress=None) -> list[dict]:
+        """Recompute every digest; return the problems found (empty when all is well)."""
+        problems = []
+        decompressor = zstandard.ZstdDecompressor()
+        with self.env.begin() as txn:
+            for key, compressed in txn.cursor(db=self.db["raw"]):
+                problem = _check_one(decompressor, key, compressed)
+                if problem is None and txn.get(key, db=self.db["meta"]) is None:
+                    problem = "raw bytes without metadata"
+                if problem:
+                    problems.append({"digest": key.hex(), "problem": problem})
+                if progress:
+                    progress(1)
+            for key in txn.cursor(db=self.db["meta"]).iternext(values=False):
+                if txn.get(key, db=self.db["raw"]) is None:
+                    problems.append({"digest": key.hex(), "problem": "metadata without raw bytes"})
+        return problems
+
+    # -- journal mailboxes ---------------------------------------------------------------
+
+    def journal_state(self, account: str) -> dict:
+        """The puller's status of `account` (last poll, last error, totals); {} if never polled."""
+        with self.env.begin() as txn:
+            data = txn.get(_journal_key("state", account), db=self.db["journal"])
+        return json.loads(data) if data else {}
+
+    def set_journal_state(self, account: str, state: dict) -> None:
+        with self.env.begin(write=True) as txn:
+            txn.put(_journal_key("state", account), json.dumps(state).encode(),
+                    db=self.db["journal"])
+
+    def journal_taken(self, account: str) -> set[str]:
+        """Keys (IMAP "UIDVALIDITY:UID", POP3 UIDL) of messages taken and left on the server."""
+        prefix = _journal_key("taken", account, "")
+        with self.env.begin() as txn, txn.cursor(db=self.db["journal"]) as cursor:
+            found = set()
+            if cursor.set_range(prefix):
+                for key in cursor.iternext(values=False):
+                    if not key.startswith(prefix):
+                        break
+                    found.add(key[len(prefix):].decode())
+            return found
+
+    def is_taken(self, account: str, key: str) -> bool:
+        with self.env.begin() as txn:
+            return txn.get(_journal_key("taken", account, key), db=self.db["journal"]) is not None
+
+    def mark_taken(self, account: str, key: str) -> None:
+        with self.env.begin(write=True) as txn:
+            txn.put(_journal_key("taken", account, key), b"", db=self.db["journal"])
+
+    # -- settings ------------------------------------------------------------------------
+
+    def setting(self, name: str, default=None):
+        """A node-local setting (JSON), or `default`."""
+        with self.env.begin() as txn:
+            value = txn.get(name.encode(), db=self.db["settings"])
+        return json.loads(value) if value is not None else default
+
+    def set_setting(self, name: str, value) -> None:
+        """Set (or, with None, remove) a node-local setting, durably."""
+        with self.env.begin(write=True) as txn:
+            if value is None:
+                txn.delete(name.encode(), db=self.db["settings"])
+            else:
+                txn.put(name.encode(), json.dumps(value).encode(), db=self.db["settings"])
+
+    def settings_with_prefix(self, prefix: str) -> dict:
+        """Node-local settings whose names start with `prefix`, by full name."""
+        found = {}
+        with self.env.begin() as txn, txn.cursor(db=self.db["settings"]) as cursor:
+            if cursor.set_range(prefix.encode()):
+                for key, value in cursor:
+                    if not key.startswith(prefix.encode()):
+                        break
+                    found[key.decode()] = json.loads(value)
+        return found
+
+    def _ensure_node_id(self) -> str:
+        with self.env.begin(write=True) as txn:
+            node = txn.get(b"node_id", db=self.db["settings"])
+            if node is None:
+                node = uuid.uuid4().hex[:12].encode()
+                txn.put(b"node_id", node, db=self.db["settings"])
+        return node.decode()
+
+    def close(self) -> None:
+        if self._committer is not None:
+            self._committer.close()
+            self._committer = None
+        self.env.close()
+
+
+def _key(digest: str) -> bytes:
+    try:
+        key = bytes.fromhex(digest)
+    except ValueError:
+        key = b""
+    if len(key) != 32:
+        raise NotFound(f"{digest!r} is not a message digest (64 hex digits)")
+    return key
+
+
+def _journal_key(*parts: str) -> bytes:
+    # NUL cannot occur in account names or keys, so one account's keys never run into another's.
+    return "\0".join(parts).encode()[:500]
+
+
+def _check_one(decompressor, key: bytes, compressed: bytes) -> str | None:
+    try:
+        raw = decompressor.decompress(compressed)
+    except zstandard.ZstdError as exc:
+        return f"cannot decompress ({exc})"
+    if hashlib.sha256(raw).digest() != key:
+        return "content does not match its digest"
+    return None

@@ -1,0 +1,182 @@
+"""`archiver retention ...`, `archiver hold ...`, `archiver audit ...`."""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import time
+from pathlib import Path
+
+from services.policy import audit, holds, retention
+from services.cli.archive import _index_if_free, add_archive_options, open_archive
+from services.policy.audit import cli_actor
+from services.policy.replicated import Replicated
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    _register_retention(commands)
+    _register_holds(commands)
+    _register_audit(commands)
+
+
+def _sub(parent, name, handler, help_text, json_option=False):
+    parser = parent.add_parser(name, help=help_text)
+    add_archive_options(parser)
+    if json_option:
+        parser.add_argument("--json", action="store_true")
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def _register_retention(commands) -> None:
+    group = commands.add_parser("retention", help="retention policies (off by default)")
+    sub = group.add_subparsers(dest="retention_command", required=True, metavar="ACTION")
+    _sub(sub, "enable", lambda a: _set_enabled(a, True), "turn retention on")
+    _sub(sub, "disable", lambda a: _set_enabled(a, False), "turn retention off")
+    p = _sub(sub, "set", cmd_retention_set, "set the global or a saved search's policy")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--global-days", type=_days, metavar="N|none")
+    which.add_argument("--saved", metavar="NAME")
+    p.add_argument("--days", type=_days, metavar="N|none", help="with --saved")
+    _sub(sub, "show", cmd_retention_show, "the policies", json_option=True)
+    p = _sub(sub, "run", cmd_retention_run, "delete what has expired (never held mail)",
+             json_option=True)
+    p.add_argument("--dry-run", action="store_true", help="report only; delete nothing")
+
+
+def _register_holds(commands) -> None:
+    group = commands.add_parser("hold", help="litigation holds on saved searches")
+    sub = group.add_subparsers(dest="hold_command", required=True, metavar="ACTION")
+    p = _sub(sub, "add", cmd_hold_add, "hold the mail a saved search matches")
+    p.add_argument("--saved", required=True, metavar="NAME")
+    p.add_argument("--until", type=dt.date.fromisoformat, metavar="YYYY-MM-DD",
+                   help="hold through this day (default: indefinitely)")
+    _sub(sub, "list", cmd_hold_list, "the holds", json_option=True)
+    p = _sub(sub, "remove", cmd_hold_remove, "remove a hold (admins only)")
+    p.add_argument("hold_id", metavar="ID")
+
+
+def _register_audit(commands) -> None:
+    group = commands.add_parser("audit", help="the hash-chained audit log")
+    sub = group.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    p = _sub(sub, "show", cmd_audit_show, "the newest entries", json_option=True)
+    p.add_argument("--limit", type=int, default=50)
+    _sub(sub, "verify", cmd_audit_verify, "check the chain (exit 1 if broken)", json_option=True)
+
+
+def _days(text: str) -> int | None:
+    if text.lower() == "none":
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of days (1 or more) or none, got {text!r}")
+    return int(text)
+
+
+def _context(args):
+    archive = open_archive(args)
+    return archive, Replicated(archive.store), cli_actor()
+
+
+def _set_enabled(args, enabled: bool) -> int:
+    archive, replicated, actor = _context(args)
+    replicated.put(retention.ENABLED, enabled)
+    audit.record(archive.store, actor, "retention", enabled=enabled)
+    print(f"retention {'enabled' if enabled else 'disabled'}")
+    return 0
+
+
+def cmd_retention_set(args) -> int:
+    archive, replicated, actor = _context(args)
+    if args.saved:
+        retention.set_saved(replicated, args.saved, args.days)
+        audit.record(archive.store, actor, "retention", saved=args.saved, days=args.days)
+    else:
+        retention.set_global(replicated, args.global_days)
+        audit.record(archive.store, actor, "retention", global_days=args.global_days)
+    print("retention policy set")
+    return 0
+
+
+def cmd_retention_show(args) -> int:
+    _, replicated, _ = _context(args)
+    shown = retention.policies(replicated)
+    if args.json:
+        print(json.dumps(shown))
+        return 0
+    print(f"retention {'enabled' if shown['enabled'] else 'disabled'}")
+    print(f"global: {shown['global_days'] or 'keep forever'} days")
+    for name, days in sorted(shown["saved"].items()):
+        print(f"saved search {name}: {days} days")
+    return 0
+
+
+def cmd_retention_run(args) -> int:
+    archive, replicated, actor = _context(args)
+    report = retention.run(archive.store, archive.index_dir(), replicated, actor, args.dry_run)
+    if not args.dry_run:
+        archive.store.set_setting(retention.LAST_RUN_SETTING, time.time())
+    if not args.dry_run:  # drop deleted documents now (also an interrupted run's), unless
+        _index_if_free(archive, quiet=True)  # the indexer service is there to do it
+    summary = {k: v for k, v in report.__dict__.items() if k != "deleted_digests"}
+    if args.json:
+        print(json.dumps({**summary, "digests": report.deleted_digests}))
+    elif not report.enabled and not args.dry_run:
+        print("retention is disabled: nothing deleted (archiver retention enable)")
+    else:
+        verb = "would delete" if args.dry_run else "deleted"
+        print(f"examined {report.examined}, expired {report.expired}, held {report.held}, "
+              f"not yet indexed {report.not_indexed}, {verb} {report.deleted}")
+    return 0
+
+
+def cmd_hold_add(args) -> int:
+    archive, replicated, actor = _context(args)
+    hold_id = holds.add(replicated, args.saved, args.until, actor)
+    audit.record(archive.store, actor, "hold-add", hold=hold_id, saved=args.saved,
+                 until=args.until.isoformat() if args.until else None)
+    print(hold_id)
+    return 0
+
+
+def cmd_hold_list(args) -> int:
+    _, replicated, _ = _context(args)
+    for hold_id, hold in sorted(holds.all_holds(replicated).items()):
+        if args.json:
+            print(json.dumps({"id": hold_id, **hold}))
+        else:
+            print(f"{hold_id}  {hold['saved']}  until {hold['until'] or 'indefinitely'}  "
+                  f"by {hold['by']}")
+    return 0
+
+
+def cmd_hold_remove(args) -> int:
+    archive, replicated, actor = _context(args)
+    holds.remove(replicated, args.hold_id, actor)
+    audit.record(archive.store, actor, "hold-remove", hold=args.hold_id)
+    print(f"removed hold {args.hold_id}")
+    return 0
+
+
+def cmd_audit_show(args) -> int:
+    archive, _, _ = _context(args)
+    for entry in audit.entries(archive.store, args.limit):
+        if args.json:
+            print(json.dumps(entry))
+        else:
+            when = dt.datetime.fromtimestamp(entry["time"], dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+            details = ", ".join(f"{k}={v}" for k, v in entry["details"].items() if k != "digests")
+            print(f"{entry['seq']:>6}  {when}  {entry['who']:<12} {entry['action']:<12} {details}")
+    return 0
+
+
+def cmd_audit_verify(args) -> int:
+    archive, _, _ = _context(args)
+    problems = audit.verify(archive.store)
+    count = len(audit.entries(archive.store))
+    if args.json:
+        print(json.dumps({"entries": count, "intact": not problems, "problems": problems}))
+    else:
+        for problem in problems:
+            print(f"BROKEN: {problem}")
+        print(f"{count} entries, {'intact' if not problems else 'the chain is broken'}")
+    return 1 if problems else 0

@@ -1,0 +1,101 @@
+"""`archiver user add|passwd|list|remove`: accounts of the web UI and HTTP API."""
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from pathlib import Path
+
+from services.policy import audit
+from services.appliance import users
+from services.cli.archive import add_archive_options, open_archive
+from services.policy.audit import cli_actor
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    group = commands.add_parser("user", help="accounts of the web UI and HTTP API")
+    sub = group.add_subparsers(dest="user_command", required=True, metavar="ACTION")
+
+    p = _command(sub, "add", cmd_add, "add an account")
+    p.add_argument("name")
+    p.add_argument("--role", choices=users.ROLES, required=True,
+                   help="admin: everything; auditor: all mail, saved searches, holds; "
+                        "user: only their own mail")
+    p.add_argument("--email", action="append", default=[], metavar="ADDRESS",
+                   help="an address of theirs (repeat for more); a user sees mail from or to these")
+    _password_option(p)
+
+    p = _command(sub, "passwd", cmd_passwd, "set an account's password")
+    p.add_argument("name")
+    _password_option(p)
+
+    p = _command(sub, "list", cmd_list, "the accounts")
+    p.add_argument("--json", action="store_true", help="one JSON object per account")
+
+    p = _command(sub, "remove", cmd_remove, "remove an account")
+    p.add_argument("name")
+
+
+def _command(sub, name, handler, help_text) -> argparse.ArgumentParser:
+    parser = sub.add_parser(name, help=help_text)
+    add_archive_options(parser)
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def _password_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--password-file", type=Path, metavar="FILE",
+                        help="read the password from FILE (its first line); default: ask")
+
+
+def read_password(args) -> str:
+    """From --password-file, else asked twice on the terminal (never from the command line,
+    where other users' `ps` would see it)."""
+    if args.password_file:
+        text = args.password_file.read_text()
+        return text.splitlines()[0] if text else ""
+    if not sys.stdin.isatty():
+        raise users.UserError("no terminal to ask for the password: give --password-file")
+    first = getpass.getpass("password: ")
+    if getpass.getpass("again: ") != first:
+        raise users.UserError("the passwords differ")
+    return first
+
+
+def cmd_add(args) -> int:
+    archive = open_archive(args)
+    user = users.add(archive, args.name, args.role, args.email, read_password(args))
+    audit.record(archive.store, cli_actor(), "user-add", name=user.name, role=user.role,
+                 emails=list(user.emails))
+    print(f"added {user.role} {user.name}")
+    return 0
+
+
+def cmd_passwd(args) -> int:
+    archive = open_archive(args)
+    password = read_password(args)
+    if args.name != users.admin_password.ADMIN_USER and users.get(archive, args.name) is None:
+        raise users.UserError(f"there is no user named {args.name!r}")
+    users.set_password(archive, args.name, password)
+    audit.record(archive.store, cli_actor(), "user-passwd", name=args.name)
+    print(f"password of {args.name} set")
+    return 0
+
+
+def cmd_list(args) -> int:
+    archive = open_archive(args)
+    for user in users.all_users(archive):
+        if args.json:
+            print(json.dumps(user.as_json()))
+        else:
+            print(f"{user.name:<24} {user.role:<8} {', '.join(user.emails) or '-'}")
+    return 0
+
+
+def cmd_remove(args) -> int:
+    archive = open_archive(args)
+    users.remove(archive, args.name)
+    audit.record(archive.store, cli_actor(), "user-remove", name=args.name)
+    print(f"removed {args.name}")
+    return 0

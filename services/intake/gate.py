@@ -1,0 +1,67 @@
+"""What every intake path shares: unwrap journal reports, store durably, and back-pressure.
+
+SMTP and the journal puller hand each message to archive_message(); the store dedups by
+content. IntakeGate says when intake must pause (4xx, or leave mail on the server) so
+that search never falls far behind and a full disk never loses mail.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import psutil
+
+from firmware.models import ModelProfile
+
+from services.intake.journal_report import NotAJournalReport, is_journal_report, unwrap
+from services.archive.store import Envelope, PutOutcome, Store
+
+log = logging.getLogger(__name__)
+
+
+def archive_message(store: Store, raw: bytes, envelope: Envelope, source: str,
+                    from_journaling_source: bool = True) -> PutOutcome:
+    """Store one message as it came in; an Exchange journal report becomes its original
+    message (byte-exact) with the report's envelope. Returns once durable.
+
+    Only reports from a journaling source (a trusted server, a journal mailbox) are
+    unwrapped: anyone else could forge one to plant mail or invent Bcc recipients."""
+    if from_journaling_source and is_journal_report(raw):
+        try:
+            report = unwrap(raw)
+        except NotAJournalReport as exc:
+            log.warning("journal report kept as it is: %s", exc)
+        else:
+            return store.put_outcome(report.original, Envelope(report.sender, report.recipients),
+                                     source)
+    return store.put_outcome(raw, envelope, source)
+
+
+class IntakeGate:
+    """Why intake must wait right now, or None. Checked per message, refreshed each second."""
+
+    REFRESH_SECONDS = 1.0
+
+    def __init__(self, store: Store, profile: ModelProfile, data_dir: Path):
+        self.store, self.profile, self.data_dir = store, profile, Path(data_dir)
+        self._checked_at, self._reason = 0.0, None
+
+    def reason(self) -> str | None:
+        now = time.monotonic()
+        if now - self._checked_at >= self.REFRESH_SECONDS:
+            self._reason, self._checked_at = self._check(), now
+        return self._reason
+
+    def _check(self) -> str | None:
+        if self.store.space_left() <= 0:
+            return "the archive store is full"
+        free_mb = psutil.disk_usage(str(self.data_dir)).free // (1024 * 1024)
+        if free_mb < self.profile.intake.min_free_disk_mb:
+            return (f"the data disk is low on space ({free_mb} MB free, "
+                    f"{self.profile.intake.min_free_disk_mb} MB needed)")
+        backlog = self.store.log_end("arrival") - self.store.cursor("indexer")
+        if backlog > self.profile.intake.index_backlog:
+            return (f"the index is {backlog} messages behind "
+                    f"(limit {self.profile.intake.index_backlog})")
+        return None

@@ -1,0 +1,193 @@
+"""Copies what this system archives to one peer: a cursor over the outbox log, batches
+acknowledged only when durable on the peer, retried forever with capped backoff.
+
+State per peer (services.mirror.state): connected, offline (unreachable, wrong secret, ...)
+or refused (another model or firmware; the reason in words). A refusal keeps the queue and
+is retried like an outage, so copying resumes by itself once both run the same firmware.
+A hello from any peer cuts the backoff short (retry_now): a peer that boots again, or comes
+back with new firmware, is copied to at once rather than after up to BACKOFF_CAP seconds.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+
+import aiohttp
+
+from firmware.compat import may_mirror
+from firmware.models import load_models
+
+from services.mirror.protocol import Hello, MirroredMessage, encode_batch
+from services.mirror.state import PeerStatus, cursor_name, load_status, save_status
+from services.mirror.trust import describe_tls_failure
+from services.policy.replicated import Replicated
+from services.archive.store import NotFound, Store
+
+log = logging.getLogger(__name__)
+BATCH_MESSAGES = 200
+BATCH_BYTES = 16 * 1024 * 1024
+IDLE_POLL_SECONDS = 0.3
+BACKOFF_FIRST, BACKOFF_CAP = 1.0, 30.0
+INTAKE_YIELD_SECONDS = 0.05
+REHELLO_SECONDS = 10.0  # a peer that joins back later shows as two-way within this time
+# A cut link resets nothing: a request waits for its reply until this read timeout says
+# the peer is gone (a durable batch on a healthy peer takes well under a second).
+READ_TIMEOUT_SECONDS = 30
+
+
+class PeerRefused(Exception):
+    pass
+
+
+class MirrorClient:
+    def __init__(self, store: Store, peer: str, hello: Hello, context: ssl.SSLContext,
+                 intake_busy=lambda: False):
+        self.store, self.peer, self.hello = store, peer, hello
+        self.context, self.intake_busy = context, intake_busy
+        self.url = f"https://{peer}"
+        self.status = load_status(store, peer)
+        self.replicated = Replicated(store)
+        self._retry_now = asyncio.Event()
+
+    def retry_now(self) -> None:
+        """Cut a backoff short: a peer said hello, so it is up again (or upgraded)."""
+        self._retry_now.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        backoff = BACKOFF_FIRST
+        while not stop.is_set():
+            self._retry_now.clear()
+            try:
+                async with self._session() as session:
+                    await self._handshake(session)
+                    backoff = BACKOFF_FIRST
+                    await self._copy_until(stop, session)
+            except PeerRefused as refusal:
+                self._record("refused", str(refusal))
+            except (aiohttp.ClientError, ssl.SSLError, OSError, asyncio.TimeoutError) as exc:
+                self._record("offline", failure_reason(exc))
+            if not stop.is_set():
+                await _sleep_unless(stop, backoff, self._retry_now)
+                backoff = min(backoff * 2, BACKOFF_CAP)
+
+    def _session(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(ssl=self.context, limit=1)
+        timeout = aiohttp.ClientTimeout(total=None, connect=10, sock_connect=10,
+                                        sock_read=READ_TIMEOUT_SECONDS)
+        return aiohttp.ClientSession(connector=connector, timeout=timeout,
+                                     headers=self.hello.headers())
+
+    async def _handshake(self, session: aiohttp.ClientSession) -> None:
+        """Introduce ourselves and exchange the replicated settings (last writer wins)."""
+        offer = {**self.hello.to_json(), "settings": self.replicated.export()}
+        async with session.post(f"{self.url}/v1/hello", json=offer) as response:
+            reply = await response.json()
+        if response.status == 409:
+            self._compare_settings(reply)
+            raise PeerRefused(reply.get("reason", "the peer refused to mirror"))
+        response.raise_for_status()
+        await asyncio.to_thread(self.replicated.merge, dict(reply.get("settings") or {}))
+        self._compare_settings(reply)
+        peer = Hello.from_json(reply)
+        verdict = may_mirror(self.hello.identity(), peer.identity(), load_models())
+        if not verdict.allowed:
+            raise PeerRefused(verdict.reason)
+        self.status.node, self.status.model, self.status.version = peer.node, peer.model, peer.version
+        self.status.one_way = not reply.get("copies_back", False)
+        self._record("connected", "one-way: the peer does not copy back (it has not joined this "
+                     "system)" if self.status.one_way else "")
+
+    def _compare_settings(self, reply: dict) -> None:
+        """Saved searches, retention policies and holds should be equal on both sides."""
+        theirs = reply.get("settings_digest")
+        self.status.settings_differ = bool(theirs) and theirs != self.replicated.digest()
+
+    async def _copy_until(self, stop: asyncio.Event, session: aiohttp.ClientSession) -> None:
+        greeted = time.monotonic()
+        while not stop.is_set():
+            if time.monotonic() - greeted > REHELLO_SECONDS:
+                await self._handshake(session)
+                greeted = time.monotonic()
+            if self.intake_busy():  # local intake comes first; copying only slows down
+                await asyncio.sleep(INTAKE_YIELD_SECONDS)
+            last_seq, batch = await asyncio.to_thread(self._next_batch)
+            if last_seq is None:
+                await _sleep_unless(stop, IDLE_POLL_SECONDS)
+                continue
+            if batch:
+                await self._send(session, batch)
+            self.store.set_cursor(cursor_name(self.peer), last_seq)
+            self.status.copied += len(batch)
+            self.status.last_success = time.time()
+            save_status(self.store, self.peer, self.status)
+
+    def _next_batch(self) -> tuple[int | None, list[MirroredMessage]]:
+        entries = self.store.log_after("outbox", self.store.cursor(cursor_name(self.peer)),
+                                       BATCH_MESSAGES)
+        batch, size, last_seq = [], 0, None
+        for seq, digest in entries:
+            last_seq = seq
+            try:
+                meta, raw = self.store.meta(digest), self.store.get(digest)
+            except NotFound:
+                continue  # deleted before it was copied (retention): nothing to send
+            batch.append(MirroredMessage(digest, raw, meta.get("sender"), meta["recipients"],
+                                         meta["origin"]))
+            size += len(raw)
+            if size >= BATCH_BYTES:
+                break
+        return last_seq, batch
+
+    async def _send(self, session: aiohttp.ClientSession, batch: list[MirroredMessage]) -> None:
+        body = await asyncio.to_thread(encode_batch, batch)
+        async with session.post(f"{self.url}/v1/messages", data=body) as response:
+            if response.status == 409:
+                raise PeerRefused((await response.json()).get("reason", "refused"))
+            response.raise_for_status()
+
+    def _record(self, state: str, reason: str) -> None:
+        if state != self.status.state or reason != self.status.reason:
+            log.info("mirror peer %s: %s %s", self.peer, state, reason,
+                     extra={"PEER": self.peer})
+        self.status.state, self.status.reason = state, reason
+        if state != "connected":
+            self.status.last_error, self.status.last_error_time = reason, time.time()
+        save_status(self.store, self.peer, self.status)
+
+
+def failure_reason(exc: BaseException) -> str:
+    """Why a peer could not be reached, in words; TLS failures are authentication failures
+    (a wrong secret, or something that is no mirror peer)."""
+    cause = _root_cause(exc)
+    if isinstance(cause, asyncio.TimeoutError):
+        return "unreachable: no answer in time"
+    if isinstance(cause, aiohttp.ClientResponseError):
+        return f"the peer answered {cause.status} {cause.message}"
+    if isinstance(cause, aiohttp.ServerDisconnectedError):
+        return "authentication failed or the peer went away: it closed the connection"
+    words = describe_tls_failure(cause)
+    proven_wrong = "certificate" in words or "secret" in words
+    return f"authentication failed: {words}" if proven_wrong else words
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """aiohttp wraps the ssl and socket errors that say what happened."""
+    for attribute in ("certificate_error", "os_error"):
+        inner = getattr(exc, attribute, None)
+        if isinstance(inner, BaseException):
+            return inner
+    return exc.__cause__ if isinstance(exc.__cause__, (ssl.SSLError, OSError)) else exc
+
+
+async def _sleep_unless(stop: asyncio.Event, seconds: float,
+                        woken: asyncio.Event | None = None) -> None:
+    """Sleep `seconds`, or less if `stop` (or `woken`) is set meanwhile."""
+    events = [event for event in (stop, woken) if event is not None]
+    waiters = [asyncio.create_task(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

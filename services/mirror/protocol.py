@@ -1,0 +1,105 @@
+"""What mirrored appliances say to each other, over mutual TLS (services.mirror.trust).
+
+    POST /v1/hello      JSON identity both ways; 409 with the reason when they may not mirror
+    POST /v1/messages   a batch of framed messages; 200 only once all are durable on the peer
+
+Every request carries the sender's identity in headers, so a peer that was re-flashed to
+another firmware between two batches is refused at the next batch, not after a reconnect.
+A batch is a sequence of frames: 4-byte length + JSON metadata, 4-byte length + raw bytes.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from dataclasses import asdict, dataclass
+from typing import Iterator
+
+from firmware.compat import SystemIdentity
+from firmware.errors import ArchiverError
+from firmware.version import FirmwareVersion
+
+PROTOCOL_VERSION = 1
+HEADER_NODE, HEADER_MODEL, HEADER_VERSION = "X-Archiver-Node", "X-Archiver-Model", "X-Archiver-Firmware"
+_LENGTH = struct.Struct(">I")
+
+
+class ProtocolError(ArchiverError):
+    pass
+
+
+@dataclass(frozen=True)
+class Hello:
+    node: str
+    model: int
+    version: str
+    protocol: int = PROTOCOL_VERSION
+
+    def identity(self) -> SystemIdentity:
+        return SystemIdentity(self.model, FirmwareVersion.parse(self.version))
+
+    def headers(self) -> dict[str, str]:
+        return {HEADER_NODE: self.node, HEADER_MODEL: str(self.model),
+                HEADER_VERSION: self.version}
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, doc: dict) -> "Hello":
+        try:
+            return cls(str(doc["node"]), int(doc["model"]), str(doc["version"]),
+                       int(doc.get("protocol", PROTOCOL_VERSION)))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ProtocolError(f"malformed hello ({exc})") from None
+
+    @classmethod
+    def from_headers(cls, headers) -> "Hello":
+        return cls.from_json({"node": headers.get(HEADER_NODE), "model": headers.get(HEADER_MODEL),
+                              "version": headers.get(HEADER_VERSION)})
+
+
+@dataclass(frozen=True)
+class MirroredMessage:
+    digest: str
+    raw: bytes
+    sender: str | None
+    recipients: list[str]
+    origin: str
+
+
+def encode_batch(messages: list[MirroredMessage]) -> bytes:
+    parts = []
+    for message in messages:
+        meta = json.dumps({"digest": message.digest, "sender": message.sender,
+                           "recipients": message.recipients, "origin": message.origin}).encode()
+        parts += [_LENGTH.pack(len(meta)), meta, _LENGTH.pack(len(message.raw)), message.raw]
+    return b"".join(parts)
+
+
+def decode_batch(body: bytes) -> Iterator[MirroredMessage]:
+    """The messages of a batch; refuses a truncated batch or a message whose bytes do not
+    match its digest (nothing of such a batch is stored)."""
+    position = 0
+    while position < len(body):
+        meta_bytes, position = _frame(body, position)
+        raw, position = _frame(body, position)
+        try:
+            meta = json.loads(meta_bytes)
+            message = MirroredMessage(meta["digest"], raw, meta.get("sender"),
+                                      list(meta.get("recipients") or []), str(meta["origin"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ProtocolError(f"malformed message metadata ({exc})") from None
+        if hashlib.sha256(raw).hexdigest() != message.digest:
+            raise ProtocolError(f"message {message.digest} does not match its digest")
+        yield message
+
+
+def _frame(body: bytes, position: int) -> tuple[bytes, int]:
+    if position + _LENGTH.size > len(body):
+        raise ProtocolError("truncated batch")
+    (length,) = _LENGTH.unpack_from(body, position)
+    start = position + _LENGTH.size
+    if start + length > len(body):
+        raise ProtocolError("truncated batch")
+    return body[start:start + length], start + length

@@ -1,0 +1,100 @@
+"""The mirror service of one appliance: the server that takes peers' copies and one client
+per peer, restarted when `archiver mirror join|leave` changes the settings."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+
+from aiohttp import web
+
+from firmware.system import this_version
+
+from services.archive.archive import Archive
+from services.common.config import Config
+from services.mirror.client import MirrorClient
+from services.mirror.protocol import Hello
+from services.mirror.server import MirrorServer
+from services.mirror.state import MirrorSettings, load_status, settings
+from services.mirror.trust import client_context, derive_ca, load_or_create_identity, server_context
+
+log = logging.getLogger(__name__)
+SETTINGS_POLL_SECONDS = 2.0
+
+
+class IntakeActivity:
+    """Local intake is busy when the outbox grew moments ago (SMTP, journal or import
+    appending to it); mirror copying then slows down so intake keeps the disk and CPU."""
+
+    QUIET_SECONDS = 0.2
+
+    def __init__(self, store):
+        self.store, self._end, self._changed = store, store.log_end("outbox"), 0.0
+
+    def busy(self) -> bool:
+        end = self.store.log_end("outbox")
+        if end != self._end:
+            self._end, self._changed = end, time.monotonic()
+        return time.monotonic() - self._changed < self.QUIET_SECONDS
+
+
+class MirrorService:
+    def __init__(self, config: Config, archive: Archive):
+        self.config, self.archive, self.store = config, archive, archive.store
+        self.hello = Hello(self.store.node_id, archive.profile.model, str(this_version()))
+        self.activity = IntakeActivity(self.store)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            current = settings(self.config, self.store)
+            if not current.secret:
+                await self._wait_for_change(stop, current)
+                continue
+            runner, clients, stop_clients = await self._start(current)
+            try:
+                await self._wait_for_change(stop, current)
+            finally:
+                stop_clients.set()
+                await asyncio.gather(*clients, return_exceptions=True)
+                await runner.cleanup()
+
+    async def _start(self, current: MirrorSettings):
+        ca = await asyncio.to_thread(derive_ca, current.secret)
+        identity = await asyncio.to_thread(load_or_create_identity, self._identity_dir(),
+                                           current.secret, self.store.node_id)
+        context = client_context(ca, identity)
+        clients = [MirrorClient(self.store, peer, self.hello, context, self.activity.busy)
+                   for peer in current.peers]
+
+        def retry_every_peer_now():
+            for client in clients:
+                client.retry_now()
+        server = MirrorServer(self.store, self.hello, self._copies_back_to(current),
+                              self.archive.profile.smtp.max_message_mb * 1024 * 1024,
+                              peer_greeted=retry_every_peer_now)
+        runner = web.AppRunner(server.app(), access_log=None)
+        await runner.setup()
+        host, _, port = current.listen.rpartition(":")
+        await web.TCPSite(runner, host.strip("[]") or None, int(port),
+                          ssl_context=server_context(ca, identity)).start()
+        log.info("mirror listening on %s, CA %s, peers %s", current.listen, ca.fingerprint,
+                 ", ".join(current.peers) or "none")
+        stop_clients = asyncio.Event()
+        tasks = [asyncio.create_task(client.run(stop_clients)) for client in clients]
+        return runner, tasks, stop_clients
+
+    def _copies_back_to(self, current: MirrorSettings):
+        def copies_back(node_id: str) -> bool:
+            return any(load_status(self.store, peer).node == node_id for peer in current.peers)
+        return copies_back
+
+    def _identity_dir(self) -> Path:
+        return self.archive.data_dir / "mirror"
+
+    async def _wait_for_change(self, stop: asyncio.Event, current: MirrorSettings) -> None:
+        while not stop.is_set() and settings(self.config, self.store) == current:
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=SETTINGS_POLL_SECONDS)
+            except asyncio.TimeoutError:
+                pass

@@ -1,0 +1,88 @@
+"""The audit log: who did what, when. Searches, views, exports, deletions, policy and hold
+changes and logins are appended to a hash chain in the store, so that an edited, removed
+or reordered entry is detected by `archiver audit verify`.
+
+Entry n holds the hash of entry n-1; the head (count and last hash) is kept beside the
+chain, so cutting entries off its end is detected too.
+"""
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import os
+import struct
+import time
+from dataclasses import dataclass
+
+from firmware.errors import ArchiverError
+
+from services.archive.store import Store
+
+HEAD_KEY = b"\x00head"
+GENESIS = "0" * 64
+
+
+@dataclass(frozen=True)
+class Actor:
+    name: str
+    role: str  # admin, auditor or user
+
+
+class PermissionDenied(ArchiverError):
+    exit_code = 4
+
+
+def cli_actor() -> Actor:
+    """Who runs the CLI: root (the appliance console) and the service user are admins."""
+    name = os.environ.get("SUDO_USER") or getpass.getuser()
+    role = "admin" if os.geteuid() == 0 or getpass.getuser() == "archiver" else "auditor"
+    return Actor(name, role)
+
+
+def record(store: Store, actor: Actor, action: str, **details) -> None:
+    """Append one entry, durably, chained to the one before."""
+    db = store.db["audit"]
+    with store.env.begin(write=True) as txn:
+        count, previous = _head(txn, db)
+        entry = {"seq": count + 1, "time": time.time(), "who": actor.name, "role": actor.role,
+                 "action": action, "details": details, "previous": previous}
+        entry["hash"] = _hash(entry)
+        txn.put(struct.pack(">Q", count + 1), json.dumps(entry).encode(), db=db)
+        txn.put(HEAD_KEY, json.dumps([count + 1, entry["hash"]]).encode(), db=db)
+
+
+def entries(store: Store, limit: int | None = None) -> list[dict]:
+    with store.env.begin() as txn, txn.cursor(db=store.db["audit"]) as cursor:
+        found = [json.loads(value) for key, value in cursor if key != HEAD_KEY]
+    return found[-limit:] if limit else found
+
+
+def verify(store: Store) -> list[str]:
+    """Every break in the chain, in words; empty when the log is intact."""
+    problems, previous, expected_seq = [], GENESIS, 1
+    with store.env.begin() as txn:
+        count, head_hash = _head(txn, store.db["audit"])
+    for entry in entries(store):
+        seq = entry.get("seq")
+        if seq != expected_seq:
+            problems.append(f"entry {expected_seq} is missing (found {seq} next)")
+        if entry.get("previous") != previous:
+            problems.append(f"entry {seq} does not follow the entry before it")
+        if _hash(entry) != entry.get("hash"):
+            problems.append(f"entry {seq} was changed after it was written")
+        previous, expected_seq = entry.get("hash"), (seq or expected_seq) + 1
+    if expected_seq - 1 != count or previous != head_hash:
+        problems.append(f"the log should end at entry {count}; entries were removed from its end"
+                        if expected_seq - 1 < count else "the log does not end where its head says")
+    return problems
+
+
+def _head(txn, db) -> tuple[int, str]:
+    data = txn.get(HEAD_KEY, db=db)
+    return tuple(json.loads(data)) if data else (0, GENESIS)
+
+
+def _hash(entry: dict) -> str:
+    body = {k: v for k, v in entry.items() if k != "hash"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()

@@ -1,0 +1,177 @@
+"""Retention: delete mail older than its policy allows, never mail under a litigation hold.
+
+Policies (replicated): a global one in days, and per saved search in days, which overrides
+the global one for the mail the search matches; where several saved searches match, the
+longest wins. Age counts from the sent date (the Date header, else the received time); a
+message kept N days expires once N*24 hours have passed. Retention is off until enabled.
+
+Deletion goes in batches. Each batch is checked against the holds, then deleted in a
+transaction that first checks the holds did not change meanwhile (else it is re-checked),
+so a hold added while a run is going still protects its mail.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import xapian
+
+from services.policy import audit, holds
+from services.policy.audit import Actor
+from services.archive.index import sent_date
+from services.policy.replicated import Replicated
+from services.policy.saved_searches import query_of
+from services.archive.search import parse
+from services.archive.store import DeletionConflict, Store
+
+log = logging.getLogger(__name__)
+ENABLED, GLOBAL, SAVED_PREFIX = "retention:enabled", "retention:global", "retention:saved:"
+BATCH = 500
+DAY = 86400
+
+
+@dataclass
+class RunReport:
+    enabled: bool
+    dry_run: bool
+    examined: int = 0
+    expired: int = 0
+    held: int = 0
+    not_indexed: int = 0
+    deleted: int = 0
+    deleted_digests: list[str] = field(default_factory=list)
+
+
+def policies(replicated: Replicated) -> dict:
+    return {"enabled": bool(replicated.get(ENABLED, False)),
+            "global_days": replicated.get(GLOBAL),
+            "saved": {key[len(SAVED_PREFIX):]: days
+                      for key, days in replicated.items(SAVED_PREFIX).items()}}
+
+
+def set_global(replicated: Replicated, days: int | None) -> None:
+    _check_days(days)
+    replicated.put(GLOBAL, days) if days is not None else replicated.delete(GLOBAL)
+
+
+def set_saved(replicated: Replicated, name: str, days: int | None) -> None:
+    _check_days(days)
+    query_of(replicated, name)  # the saved search must exist
+    key = SAVED_PREFIX + name
+    replicated.put(key, days) if days is not None else replicated.delete(key)
+
+
+def _check_days(days: int | None) -> None:
+    if days is not None and days < 1:
+        raise ValueError(f"retention in days must be at least 1, got {days}")
+
+
+def run(store: Store, index_dir: Path, replicated: Replicated, actor: Actor,
+        dry_run: bool = False, now: float | None = None) -> RunReport:
+    now = time.time() if now is None else now
+    settings = policies(replicated)
+    report = RunReport(enabled=settings["enabled"], dry_run=dry_run)
+    if not settings["enabled"] and not dry_run:
+        return report
+    database = _open(index_dir)
+    expired = _expired(store, database, replicated, settings, now, report)
+    report.expired = len(expired)
+    for start in range(0, len(expired), BATCH):
+        _delete_batch(store, database, replicated, expired[start:start + BATCH], now, report,
+                      actor)
+    return report
+
+
+def _open(index_dir: Path) -> xapian.Database:
+    return xapian.Database(str(index_dir))
+
+
+def _expired(store, database, replicated, settings, now, report) -> list[str]:
+    """Digests past their retention, oldest policy first; unindexed mail is left alone
+    (it cannot yet be told whether a longer policy or a hold covers it)."""
+    saved_days = {name: days for name, days in settings["saved"].items()}
+    matches = {name: _matching(database, query_of(replicated, name)) for name in saved_days}
+    expired = []
+    for digest in store.digests():
+        report.examined += 1
+        if not database.get_termfreq("Q" + digest):
+            report.not_indexed += 1
+            continue
+        applying = [saved_days[name] for name, found in matches.items() if digest in found]
+        days = max(applying) if applying else settings["global_days"]
+        if days is not None and now - sent_date(store.meta(digest)) >= days * DAY:
+            expired.append(digest)
+    return expired
+
+
+def _matching(database: xapian.Database, query_text: str) -> set[str]:
+    enquire = xapian.Enquire(database)
+    enquire.set_query(parse(query_text, database))
+    enquire.set_weighting_scheme(xapian.BoolWeight())
+    return {json.loads(match.document.get_data())["digest"]
+            for match in enquire.get_mset(0, max(database.get_doccount(), 1))}
+
+
+def _held(database: xapian.Database, replicated: Replicated, now: float) -> set[str]:
+    today = dt.datetime.fromtimestamp(now, dt.timezone.utc).date()
+    held = set()
+    for query_text in holds.active_queries(replicated, today):
+        held |= _matching(database, query_text)
+    return held
+
+
+def _delete_batch(store, database, replicated, batch, now, report, actor) -> None:
+    while True:
+        database.reopen()  # see mail indexed since the run began
+        generation = replicated.holds_generation()
+        held = _held(database, replicated, now)
+        doomed = [digest for digest in batch if digest not in held]
+        if report.dry_run:
+            report.held += len(batch) - len(doomed)
+            report.deleted_digests += doomed
+            report.deleted += len(doomed)
+            return
+        try:
+            deleted = store.delete(doomed, still_valid=lambda txn:
+                                   replicated.holds_generation(txn) == generation)
+        except DeletionConflict:
+            continue  # a hold changed between the check and the deletion: check again
+        report.held += len(batch) - len(doomed)
+        report.deleted += len(deleted)
+        report.deleted_digests += [meta["digest"] for meta in deleted]
+        if deleted:
+            audit.record(store, actor, "delete", reason="retention", count=len(deleted),
+                         digests=[meta["digest"] for meta in deleted])
+        return
+
+
+LAST_RUN_SETTING = "retention.last_run"  # node-local: each appliance runs its own
+WEEK = 7 * DAY
+SCHEDULER = Actor("retention-schedule", "admin")
+
+
+def run_if_due(store: Store, index_dir: Path, replicated: Replicated,
+               now: float | None = None) -> RunReport | None:
+    """The weekly run of `archiver run` (the systemd timer does the same on an appliance):
+    runs when a week has passed since the last run, by whichever means it ran."""
+    now = time.time() if now is None else now
+    if now - store.setting(LAST_RUN_SETTING, 0) < WEEK:
+        return None
+    report = run(store, index_dir, replicated, SCHEDULER, now=now)
+    store.set_setting(LAST_RUN_SETTING, now)
+    return report
+
+
+def run_weekly(store: Store, index_dir_of, replicated: Replicated, stop, check_seconds=3600):
+    """Until `stop` is set: every `check_seconds`, run retention if it is due."""
+    while True:
+        try:
+            run_if_due(store, index_dir_of(), replicated)
+        except Exception:  # a failed run is retried at the next check, not fatal to intake
+            log.exception("the scheduled retention run failed")
+        if stop.wait(timeout=check_seconds):
+            return

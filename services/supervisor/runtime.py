@@ -1,0 +1,257 @@
+"""Runs appliance services: one (`archiver serve SERVICE`, a systemd unit) or all of them in
+one process (`archiver run`: development, tests, demos, a machine without systemd), with the
+same code.
+
+Under systemd (Type=notify) a service says READY=1 once it listens or follows, then
+WATCHDOG=1 every half WatchdogSec= while its threads and tasks are alive; whether or not
+under systemd it records its state in the store (services.appliance.service_state) for `archiver
+status`. A service that cannot start or goes down records why, logs it and exits 1, so
+that systemd restarts it (Restart=on-failure)."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from firmware.errors import ArchiverError
+
+from services.archive.archive import Archive
+from services.common.config import Config, load_config
+from services.appliance.service_state import HEARTBEAT_SECONDS, ServiceRecords
+from services.appliance.systemd_integration import (log_to_journal_or_stderr, notify,
+                                                    watchdog_interval)
+
+if TYPE_CHECKING:
+    from services.archive.indexer import IndexLock
+
+# Each service's modules are imported only by a process that runs it (see _index_lock,
+# run_indexer, serve): on a small appliance every module costs its services' start time.
+log = logging.getLogger("archiver")
+SUPERVISE_SECONDS = 0.2  # how soon a stop signal or a dead thread is noticed
+
+
+class ServiceFailed(ArchiverError):
+    exit_code = 1
+
+    def __init__(self, service: str, reason: str):
+        self.service, self.reason = service, reason
+        super().__init__(f"{service}: {reason}")
+
+
+class Runtime:
+    """The services one process runs and what they share: configuration, archive, a stop
+    signal; their threads and tasks, watched for as long as they run."""
+
+    def __init__(self, config: Config, archive: Archive, services: list[str]):
+        self.config, self.archive, self.services = config, archive, services
+        self.stop = threading.Event()
+        # Stop cleanly even when told to before the event loop runs (a fast restart).
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: self.stop.set())
+        self.records = ServiceRecords(archive.store, services)
+        # The service modules load only when a service runs.
+        from services.intake.gate import IntakeGate
+        self.gate = IntakeGate(archive.store, archive.profile, archive.data_dir)
+        self.threads: list[tuple[str, threading.Thread]] = []
+        self.tasks: list[tuple[str, asyncio.Task]] = []
+        self._thread_errors: dict[str, str] = {}
+
+    # -- threads -------------------------------------------------------------------------
+
+    def start_threads(self, index_lock: IndexLock | None) -> None:
+        if index_lock is not None:
+            self._start_thread("indexer", "indexer", self.run_indexer, index_lock)
+        if len(self.services) > 1:  # `archiver run`: no systemd timer runs retention for it
+            from services.policy.replicated import Replicated
+            from services.policy.retention import run_weekly
+            self._start_thread("retention", "retention", run_weekly, self.archive.store,
+                               self.archive.index_dir, Replicated(self.archive.store), self.stop)
+        if "journal" in self.services:
+            from services.intake.journal_mailbox import JournalPuller
+            for account in self.config.journal_accounts:
+                puller = JournalPuller(account, self.archive.store, self.gate.reason)
+                self._start_thread("journal", f"journal-{account.name}", puller.run, self.stop)
+
+    def _start_thread(self, service: str, name: str, target, *args) -> None:
+        def run_and_remember_why_it_ended():
+            try:
+                target(*args)
+            except Exception as exc:
+                log.exception("%s ended with an error", name)
+                self._thread_errors[name] = _in_words(exc)
+        thread = threading.Thread(target=run_and_remember_why_it_ended, name=name)
+        thread.start()
+        self.threads.append((service, thread))
+
+    def run_indexer(self, lock: IndexLock) -> None:
+        """Follow the arrival log until stopped; `lock` is held and released here."""
+        from services.archive.extract import ExtractionPool
+        from services.archive.indexer import Indexer
+        try:
+            with ExtractionPool.for_model(self.archive.profile) as pool, \
+                    Indexer(self.archive.store, self.archive.index_dir(), pool) as indexer:
+                log.info("indexer following %s", self.archive.data_dir)
+                indexer.follow(stop=self.stop.is_set)
+        finally:
+            lock.release()
+
+    def join_threads(self) -> None:
+        self.stop.set()
+        for _, thread in self.threads:
+            thread.join(timeout=30)
+
+    # -- the event loop ------------------------------------------------------------------
+
+    async def serve(self) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.stop.set)
+        stopping = asyncio.Event()  # the stop signal, as the asyncio services wait for it
+        server = web = None
+        try:  # what started is closed again even when a later service cannot start
+            server = await self._start_smtp() if "smtp" in self.services else None
+            web = await self._start_web() if "web" in self.services else None
+            if "mirror" in self.services:
+                from services.mirror.service import MirrorService
+                self.tasks.append(("mirror", asyncio.create_task(
+                    MirrorService(self.config, self.archive).run(stopping))))
+            await self._ready()
+            await self._supervise()
+        finally:
+            notify("STOPPING=1")
+            stopping.set()
+            await asyncio.gather(*(task for _, task in self.tasks), return_exceptions=True)
+            if server is not None:
+                server.close()
+                await server.wait_closed()
+            if web is not None:
+                await web.cleanup()
+
+    async def _start_smtp(self) -> asyncio.AbstractServer:
+        from services.intake.smtp import start_smtp
+        profile = self.archive.profile
+        try:
+            return await start_smtp(self.config.smtp, self.archive.store, self.gate,
+                                    profile.smtp.concurrency,
+                                    profile.smtp.max_message_mb * 1024 * 1024)
+        except OSError as exc:  # the port is taken, the address is not ours, a TLS file...
+            detail = os.strerror(exc.errno).lower() if exc.errno else _in_words(exc)
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise ServiceFailed("smtp", f"cannot listen on {self.config.smtp.listen}: "
+                                        f"{detail}{where}") from None
+
+    async def _start_web(self):
+        from services.web.app import start_web
+        try:
+            return await start_web(self.config, self.archive)
+        except OSError as exc:  # the port is taken, the address is not ours, a TLS file...
+            detail = exc.strerror.lower() if exc.strerror else _in_words(exc)
+            raise ServiceFailed("web", f"cannot listen on {self.config.web.listen}: "
+                                       f"{detail}") from None
+
+    async def _ready(self) -> None:
+        await asyncio.to_thread(self.records.running)
+        summary = f"{', '.join(self.services)}: running"
+        notify("READY=1", f"STATUS={summary}")
+        log.info("ready: %s", summary)
+        print("archiver: ready", file=sys.stderr, flush=True)
+
+    async def _supervise(self) -> None:
+        """Until stopped: fail when a thread or task ended; ping the watchdog; keep the
+        heartbeat records fresh. The watchdog pings come from this loop, so a blocked event
+        loop stops them too."""
+        interval = watchdog_interval()
+        next_ping = next_beat = 0.0
+        while not self.stop.is_set():
+            self._check_alive()
+            now = time.monotonic()
+            if interval is not None and now >= next_ping:
+                notify("WATCHDOG=1")
+                next_ping = now + interval
+            if now >= next_beat:
+                await self._beat()
+                next_beat = now + HEARTBEAT_SECONDS
+            await asyncio.sleep(min(SUPERVISE_SECONDS, interval or SUPERVISE_SECONDS))
+
+    def _check_alive(self) -> None:
+        for service, thread in self.threads:
+            if not thread.is_alive() and not self.stop.is_set():
+                raise ServiceFailed(service, self._thread_errors.get(thread.name,
+                                                                     f"{thread.name} ended"))
+        for service, task in self.tasks:
+            if task.done():
+                error = None if task.cancelled() else task.exception()
+                raise ServiceFailed(service, _in_words(error) if error else "it ended")
+
+    async def _beat(self) -> None:
+        store = self.archive.store
+        backlog = store.log_end("arrival") - store.cursor("indexer")
+        status = f"{', '.join(self.services)}: running; index backlog {backlog}"
+        try:
+            await asyncio.to_thread(self.records.running)
+        except Exception as exc:  # a full disk must not take the services down with it
+            log.warning("cannot record the services' heartbeat: %s", exc)
+        notify(f"STATUS={status}")
+
+
+def run_services(args, services: list[str]) -> int:
+    log_to_journal_or_stderr("archiver" if len(services) > 1 else f"archiver-{services[0]}")
+    config = load_config(args.config)
+    archive = Archive(args.data or config.data_dir, args.model or config.model)
+    try:
+        index_lock = _index_lock(archive, services)
+        if index_lock is None and "indexer" in services:
+            services = [s for s in services if s != "indexer"]
+        runtime = Runtime(config, archive, services)
+        _run(runtime, index_lock)
+    finally:
+        archive.close()
+    return 0
+
+
+def _index_lock(archive: Archive, services: list[str]) -> IndexLock | None:
+    """The index lock if this process is to be the indexer; None if it runs no indexer."""
+    if "indexer" not in services:
+        return None
+    from services.archive.indexer import IndexerBusy, IndexLock
+    lock = IndexLock(archive.data_dir)
+    if lock.acquire(wait=False):
+        return lock
+    if services == ["indexer"]:
+        raise IndexerBusy(f"another process writes the index of {archive.data_dir}")
+    log.warning("another process writes the index of %s; this one does not index",
+                archive.data_dir)
+    return None
+
+
+def _run(runtime: Runtime, index_lock: IndexLock | None) -> None:
+    try:
+        runtime.start_threads(index_lock)
+        asyncio.run(runtime.serve())
+    except ServiceFailed as failure:
+        log.error("%s failed: %s", failure.service, failure.reason,
+                  extra={"ARCHIVER_SERVICE": failure.service})
+        runtime.join_threads()
+        runtime.records.failed(failure.reason, failure.service)
+        raise
+    except Exception as exc:  # the traceback (of a bug) goes to the journal, the gist to status
+        runtime.join_threads()
+        bug = not isinstance(exc, ArchiverError)
+        runtime.records.failed(f"{'internal error: ' if bug else ''}{_in_words(exc)}")
+        raise
+    except BaseException:
+        runtime.join_threads()
+        runtime.records.stopped()
+        raise
+    runtime.join_threads()
+    runtime.records.stopped()
+
+
+def _in_words(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__

@@ -1,0 +1,118 @@
+"""Every operator of the query syntax, against a real store and a real Xapian index."""
+from email.message import EmailMessage
+
+import pytest
+
+from services.archive.archive import Archive
+from services.archive.extract import ExtractionPool
+from services.archive.indexer import Indexer
+from services.archive.search import QuerySyntaxError, search
+from services.archive.store import Envelope
+
+pytestmark = pytest.mark.integration
+
+
+def mail(sender, to, subject, body, date=None, cc=None, bcc=None, attachment=None):
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = sender, to, subject
+    msg["Message-ID"] = f"<{subject.replace(' ', '.')}@example.com>"
+    if date:
+        msg["Date"] = date
+    if cc:
+        msg["Cc"] = cc
+    if bcc:
+        msg["Bcc"] = bcc
+    msg.set_content(body)
+    if attachment:
+        name, text = attachment
+        msg.add_attachment(text.encode(), maintype="text", subtype="plain", filename=name)
+    return msg.as_bytes()
+
+
+MAILS = {
+    "report": (mail("Alice Smith <alice@example.com>", "bob@example.com", "Quarterly archive report",
+                    "The architecture review is scheduled.", "Fri, 15 Mar 2024 09:00:00 +0000",
+                    cc="carol@example.com", attachment=("report.txt", "confidential merger plans")),
+               None),
+    "lunch": (mail("bob@example.com", "alice@example.com", "Lunch", "Let us meet for lunch at noon",
+                   "Sat, 01 Jul 2023 12:00:00 +0000", bcc="dave@example.com"), None),
+    "invoice": (mail("carol@example.com", "alice@example.com", "Invoice 4711", "Please pay the invoice",
+                     "Mon, 10 Jan 2022 08:00:00 +0000",
+                     attachment=("invoice-4711.txt", "amount due 500 EUR")),
+                Envelope("journal@example.com", ["erin@example.com"])),
+    "undated": (mail("frank@example.com", "alice@example.com", "Undated archive dump",
+                     "archive " + "filler text " * 20000), None),
+}
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory):
+    opened = Archive(tmp_path_factory.mktemp("data"), 450)
+    digests = {name: opened.store.put(raw, envelope, "smtp") for name, (raw, envelope) in MAILS.items()}
+    with ExtractionPool(opened.profile.attachment_text_bytes) as pool:
+        Indexer(opened.store, opened.index_dir(), pool).catch_up()
+    opened.names = {digest: name for name, digest in digests.items()}
+    yield opened
+    opened.close()
+
+
+def found(archive, query, **options):
+    return [archive.names[hit.digest] for hit in search(archive.index_dir(), query, **options).hits]
+
+
+@pytest.mark.parametrize("query, expected", [
+    ("lunch", ["lunch"]),
+    ("LUNCH", ["lunch"]),
+    ('"architecture review"', ["report"]),
+    ('"review architecture"', []),
+    ("arch*", ["undated", "report"]),
+    ("lunch OR invoice", ["lunch", "invoice"]),
+    ("lunch or invoice", ["lunch", "invoice"]),
+    ("archive AND NOT report", ["undated"]),
+    ("archive and not report", ["undated"]),
+    ("NOT archive", ["lunch", "invoice"]),
+    ("(lunch OR invoice) AND from:carol", ["invoice"]),
+    ("from:alice", ["report"]),
+    ("from:alice@example.com", ["report"]),
+    ('from:"alice smith"', ["report"]),
+    ("to:bob", ["report"]),
+    ("to:dave", ["lunch"]),
+    ("to:erin@example.com", ["invoice"]),
+    ("cc:carol", ["report"]),
+    ("bcc:dave", ["lunch"]),
+    ("bcc:erin", ["invoice"]),
+    ("bcc:bob", []),
+    ("subject:invoice", ["invoice"]),
+    ("Subject:Invoice", ["invoice"]),
+    ("body:noon", ["lunch"]),
+    ("body:merger", []),
+    ("attachment:merger", ["report"]),
+    ("merger", ["report"]),
+    ("filename:report.txt", ["report"]),
+    ("filename:invoice*", ["invoice"]),
+    ("date:2023-01-01..2023-12-31", ["lunch"]),
+    ("date:2023-07-01..2023-07-01", ["lunch"]),
+    ("date:..2022-12-31", ["invoice"]),
+    ("date:2022..2023", ["lunch", "invoice"]),
+    ("date:2024-03", ["report"]),
+    ("size:100k..", ["undated"]),
+    ("size:..100k AND alice", ["report", "lunch", "invoice"]),
+    ("has:attachment", ["report", "invoice"]),
+    ("HAS:Attachment", ["report", "invoice"]),
+    ("source:smtp AND has:attachment AND NOT invoice", ["report"]),
+])
+def test_each_operator(archive, query, expected):
+    assert found(archive, query) == expected
+
+
+def test_results_are_newest_first_with_paging(archive):
+    everything = found(archive, "")
+    assert everything == ["undated", "report", "lunch", "invoice"]  # undated: received now
+    assert found(archive, "", limit=2, offset=1) == ["report", "lunch"]
+    assert found(archive, "", oldest_first=True) == list(reversed(everything))
+
+
+@pytest.mark.parametrize("query", ["date:2024-13-45", "date:yesterday", "size:big..", "date:.."])
+def test_bad_ranges_are_refused_with_the_reason(archive, query):
+    with pytest.raises(QuerySyntaxError, match="cannot parse query"):
+        search(archive.index_dir(), query)

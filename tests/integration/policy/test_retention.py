@@ -1,0 +1,203 @@
+"""Retention policies and litigation holds against a real store and index."""
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from services.policy import holds, retention, saved_searches
+from services.archive.archive import Archive
+from services.policy.audit import Actor
+from services.archive.extract import ExtractionPool
+from services.archive.indexer import Indexer
+from services.policy.replicated import Replicated
+
+pytestmark = pytest.mark.integration
+
+ADMIN = Actor("root", "admin")
+DAY = 86400
+NOW = 1_800_000_000.0  # a fixed "now" keeps the boundaries exact
+
+
+def message(n: int, sender: str, subject: str, age_seconds: float | None) -> bytes:
+    date = ""
+    if age_seconds is not None:
+        date = "Date: " + time.strftime("%a, %d %b %Y %H:%M:%S +0000",
+                                        time.gmtime(NOW - age_seconds)) + "\n"
+    return (f"From: {sender}\nTo: bob@example.com\nSubject: {subject}\n{date}"
+            f"Message-ID: <ret{n}@example.com>\n\nbody {n}\n").encode()
+
+
+@pytest.fixture
+def archive(tmp_path):
+    opened = Archive(tmp_path / "data", 450)
+    opened.replicated = Replicated(opened.store)
+    yield opened
+    opened.close()
+
+
+def put_and_index(archive, raws: dict) -> dict:
+    digests = {name: archive.store.put(raw) for name, raw in raws.items()}
+    index(archive)
+    return digests
+
+
+def index(archive):
+    with ExtractionPool(archive.profile.attachment_text_bytes) as pool, \
+            Indexer(archive.store, archive.index_dir(), pool) as indexer:
+        indexer.catch_up()
+
+
+def run(archive, dry_run=False):
+    return retention.run(archive.store, archive.index_dir(), archive.replicated, ADMIN,
+                         dry_run=dry_run, now=NOW)
+
+
+def remaining(archive, digests):
+    return sorted(name for name, digest in digests.items() if digest in archive.store)
+
+
+def test_retention_is_off_until_enabled_and_dry_run_deletes_nothing(archive):
+    digests = put_and_index(archive, {"old": message(1, "a@x.com", "old", 400 * DAY)})
+    retention.set_global(archive.replicated, 30)
+    assert run(archive).deleted == 0
+    report = run(archive, dry_run=True)
+    assert report.deleted == 1 and report.deleted_digests == [digests["old"]]
+    assert remaining(archive, digests) == ["old"]
+
+
+def test_boundary_a_message_is_kept_exactly_n_days(archive):
+    digests = put_and_index(archive, {
+        "just-young": message(1, "a@x.com", "a", 30 * DAY - 1),
+        "exactly": message(2, "a@x.com", "b", 30 * DAY),
+        "just-old": message(3, "a@x.com", "c", 30 * DAY + 1)})
+    archive.replicated.put(retention.ENABLED, True)
+    retention.set_global(archive.replicated, 30)
+    assert run(archive).deleted == 2
+    assert remaining(archive, digests) == ["just-young"]
+
+
+def test_no_date_header_counts_from_the_received_time(archive):
+    digests = put_and_index(archive, {"undated": message(1, "a@x.com", "a", None)})
+    received = archive.store.meta(digests["undated"])["received"]
+    archive.replicated.put(retention.ENABLED, True)
+    retention.set_global(archive.replicated, 1)
+    for now, deleted in ((received + DAY - 1, 0), (received + DAY + 1, 1)):
+        report = retention.run(archive.store, archive.index_dir(), archive.replicated, ADMIN,
+                               now=now)
+        assert report.deleted == deleted
+
+
+def test_saved_search_policies_override_the_global_one_and_the_longest_wins(archive):
+    digests = put_and_index(archive, {
+        "newsletter": message(1, "news@x.com", "weekly newsletter", 45 * DAY),
+        "legal-newsletter": message(2, "news@x.com", "legal newsletter", 45 * DAY),
+        "plain": message(3, "bob@x.com", "lunch", 45 * DAY),
+        "ancient": message(4, "bob@x.com", "lunch", 4000 * DAY)})
+    saved_searches.save(archive.replicated, "news", "subject:newsletter")
+    saved_searches.save(archive.replicated, "legal", "subject:legal")
+    archive.replicated.put(retention.ENABLED, True)
+    retention.set_global(archive.replicated, 3650)
+    retention.set_saved(archive.replicated, "news", 30)
+    retention.set_saved(archive.replicated, "legal", 60)
+    report = run(archive)
+    assert report.deleted == 2
+    assert remaining(archive, digests) == ["legal-newsletter", "plain"]
+
+
+def test_holds_override_every_policy_until_they_expire(archive):
+    digests = put_and_index(archive, {
+        "case": message(1, "lawyer@x.com", "contract", 400 * DAY),
+        "other": message(2, "bob@x.com", "lunch", 400 * DAY)})
+    saved_searches.save(archive.replicated, "case", "from:lawyer")
+    archive.replicated.put(retention.ENABLED, True)
+    retention.set_global(archive.replicated, 30)
+    today = time.strftime("%Y-%m-%d", time.gmtime(NOW))
+    import datetime as dt
+    holds.add(archive.replicated, "case", dt.date.fromisoformat(today), ADMIN)
+    report = run(archive)
+    assert (report.deleted, report.held) == (1, 1) and remaining(archive, digests) == ["case"]
+    later = retention.run(archive.store, archive.index_dir(), archive.replicated, ADMIN,
+                          now=NOW + DAY)  # the hold ran through yesterday
+    assert later.deleted == 1 and remaining(archive, digests) == []
+
+
+def test_a_hold_added_while_a_run_is_going_still_protects_its_mail(archive):
+    digests = put_and_index(archive, {
+        "case": message(1, "lawyer@x.com", "contract", 400 * DAY),
+        "other": message(2, "bob@x.com", "lunch", 400 * DAY)})
+    saved_searches.save(archive.replicated, "case", "from:lawyer")
+    archive.replicated.put(retention.ENABLED, True)
+    retention.set_global(archive.replicated, 30)
+    delete = archive.store.delete
+    calls = []
+
+    def hold_arrives_first(batch, still_valid=None):
+        if not calls:  # the batch was chosen without a hold; one lands before it is deleted
+            holds.add(archive.replicated, "case", None, ADMIN)
+        calls.append(list(batch))
+        return delete(batch, still_valid)
+
+    archive.store.delete = hold_arrives_first
+    report = run(archive)
+    assert len(calls) == 2 and digests["case"] in calls[0] and digests["case"] not in calls[1]
+    assert remaining(archive, digests) == ["case"] and report.held == 1
+
+
+def test_deleted_mail_leaves_store_index_and_counters_consistent(archive):
+    digests = put_and_index(archive, {f"m{n}": message(n, "a@x.com", "x", 400 * DAY)
+                                      for n in range(10)})
+    archive.replicated.put(retention.ENABLED, True)
+    retention.set_global(archive.replicated, 30)
+    assert run(archive).deleted == 10
+    index(archive)
+    import xapian
+    assert xapian.Database(str(archive.index_dir())).get_doccount() == 0
+    assert archive.store.counters()["messages"] == 0 and archive.store.counters()["raw_bytes"] == 0
+    assert archive.store.verify() == []
+
+
+def test_sigkill_mid_deletion_leaves_a_consistent_archive(tmp_path):
+    from tests.conftest import ARCHIVER
+    data = tmp_path / "data"
+    folder = tmp_path / "old"
+    folder.mkdir()
+    for n in range(3000):
+        (folder / f"{n}.eml").write_bytes(message(n, "a@x.com", "old", 400 * DAY))
+    cli = lambda *a: subprocess.run([str(ARCHIVER), *map(str, a), "--data", str(data)],
+                                    capture_output=True, text=True, timeout=600)
+    assert cli("import", "--json", folder).returncode == 0
+    cli("retention", "enable"), cli("retention", "set", "--global-days", "30")
+    for delay in (0.3, 0.6, 0.9):
+        runner = subprocess.Popen([str(ARCHIVER), "retention", "run", "--data", str(data)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  start_new_session=True)
+        time.sleep(delay)
+        os.killpg(runner.pid, signal.SIGKILL)
+        runner.wait()
+        verify = cli("verify", "--json")
+        assert verify.returncode == 0, verify.stdout
+        stats = json.loads(cli("stats", "--json").stdout)
+        assert 0 <= stats["stored"] <= 3000
+    assert cli("retention", "run").returncode == 0
+    stats = json.loads(cli("stats", "--json").stdout)
+    assert (stats["stored"], stats["indexed"], stats["pending"]) == (0, 0, 0)
+    assert json.loads(cli("audit", "verify", "--json").stdout)["intact"]
+
+
+def test_archiver_run_schedules_retention_weekly(archive):
+    digests = put_and_index(archive, {"old": message(1, "a@x.com", "old", 400 * DAY)})
+    archive.replicated.put(retention.ENABLED, True)
+    retention.set_global(archive.replicated, 30)
+    first = retention.run_if_due(archive.store, archive.index_dir(), archive.replicated)
+    assert first.deleted == 1 and remaining(archive, digests) == []
+    assert retention.run_if_due(archive.store, archive.index_dir(), archive.replicated) is None
+    later = time.time() + retention.WEEK + 1
+    assert retention.run_if_due(archive.store, archive.index_dir(), archive.replicated,
+                                now=later) is not None
+    import threading
+    stop = threading.Event()
+    stop.set()  # one check, then stop
+    retention.run_weekly(archive.store, archive.index_dir, archive.replicated, stop)

@@ -1,0 +1,32 @@
+"""The web tests' shared site: the archive of fixtures.MAILS (and a module's `extra_mails`)
+served on loopback by the web app in the test process, one per test module."""
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.processes import free_port
+from tests.integration.web.fixtures import ThreadedServer, build_archive, web_config
+
+
+@pytest.fixture(scope="module")
+def extra_mails() -> dict:
+    """Mail a test module adds to its site: {name: (raw bytes, Envelope)}; override it."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, extra_mails):
+    data = tmp_path_factory.mktemp("web") / "data"
+    archive, digests = build_archive(data, extra_mails)
+    server = ThreadedServer(web_config(data, free_port()), archive).start()
+    server.digests, server.archive = digests, archive
+    server.names = {digest: name for name, digest in digests.items()}
+    yield server
+    server.stop()
+    archive.close()
+
+
+@pytest.fixture
+def fresh_throttle(site):
+    """Each test starts with no failed logins counted."""
+    site.app["auth"].throttle.clear()

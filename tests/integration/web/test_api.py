@@ -1,0 +1,339 @@
+"""The HTTP API, endpoint by endpoint and role by role, against a real store and index,
+served on loopback by the web app in this process."""
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+
+import pytest
+
+from services.policy import audit
+from services.archive.mailfiles import iter_mail
+from services.web.api import ENDPOINTS
+from tests.integration.processes import free_port
+from tests.integration.web.fixtures import (ALICE_MAIL, BOB_MAIL, MAILS, PASSWORD, Client,
+                                            ThreadedServer, web_config)
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_throttle")]
+
+ROLE_OF = {"admin": "admin", "audrey": "auditor", "alice": "user"}
+SAMPLE_PATH_VALUES = {"digest": "0" * 64, "number": "1", "peer": "10.0.0.9:8443",
+                      "name": "nothing-here", "id": "nohold"}
+
+
+def client(site, name: str | None = None, basic: bool = True) -> Client:
+    if name is None:
+        return Client(site.url)
+    if basic:
+        return Client(site.url, basic=(name, PASSWORD))
+    logged_in = Client(site.url)
+    assert logged_in.log_in(name).status == 200
+    return logged_in
+
+
+def concrete(path: str) -> str:
+    return re.sub(r"\{(\w+)\}", lambda m: SAMPLE_PATH_VALUES[m.group(1)], path)
+
+
+def found_names(site, reply) -> set[str]:
+    assert reply.status == 200, reply.body
+    return {site.names[hit["digest"]] for hit in reply.json()["hits"]}
+
+
+# -- the document, and who may call what -----------------------------------------------
+
+def test_openapi_document_describes_every_api_route(site):
+    document = client(site).get("/api/openapi.json").json()
+    assert document["openapi"].startswith("3.")
+    described = {(method.upper(), path) for path, item in document["paths"].items()
+                 for method in item}
+    routed = {(route.method, route.resource.canonical) for route in site.app.router.routes()
+              if route.resource is not None and route.resource.canonical.startswith("/api/")}
+    assert described == routed
+    search = document["paths"]["/api/search"]["get"]
+    assert {p["name"] for p in search["parameters"]} == {"q", "limit", "offset", "oldest_first"}
+    assert "401" in search["responses"]
+
+
+@pytest.mark.parametrize("declared", [e for e in ENDPOINTS if not e.public],
+                         ids=lambda e: f"{e.method} {e.path}")
+def test_every_endpoint_wants_a_login(site, declared):
+    reply = client(site).request(declared.method, concrete(declared.path),
+                                 json_body={} if declared.method != "GET" else None)
+    assert reply.status == 401
+    assert "error" in reply.json()
+
+
+ROLE_CASES = [(e, name) for e in ENDPOINTS if not e.public for name in ROLE_OF]
+
+
+@pytest.mark.parametrize("declared, name", ROLE_CASES,
+                         ids=[f"{e.method} {e.path} as {n}" for e, n in ROLE_CASES])
+def test_every_endpoint_answers_each_role_as_declared(site, declared, name):
+    """A role the endpoint is not for gets 403; one it is for gets past the guard (the
+    sample arguments may still be refused as not found or malformed, never forbidden)."""
+    reply = client(site, name).request(declared.method, concrete(declared.path),
+                                       json_body={} if declared.method != "GET" else None)
+    if ROLE_OF[name] in declared.roles:
+        assert reply.status not in (401, 403), (reply.status, reply.body)
+    else:
+        assert reply.status == 403, (reply.status, reply.body)
+
+
+# -- sessions ----------------------------------------------------------------------------
+
+def test_session_login_sets_a_strict_httponly_cookie_and_needs_the_csrf_token(site):
+    browser = Client(site.url)
+    reply = browser.log_in("audrey")
+    assert reply.status == 200 and reply.json()["role"] == "auditor"
+    cookie = next(c for c in reply.cookies() if c.startswith("archiver_session="))
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    assert "Secure" not in cookie  # plain HTTP on loopback: a Secure cookie would be lost
+    assert browser.get("/api/session").json()["name"] == "audrey"
+    token, browser.csrf = browser.csrf, None
+    forged = browser.request("PUT", "/api/saved-searches/forged", {"query": "x"})
+    assert forged.status == 403
+    browser.csrf = token
+    assert browser.request("PUT", "/api/saved-searches/real", {"query": "x"}).status == 200
+    assert browser.request("DELETE", "/api/saved-searches/real").status == 200
+    assert browser.request("DELETE", "/api/session").status == 200
+    assert browser.get("/api/session").status == 401
+
+
+def test_cookies_are_secure_when_the_server_speaks_tls(site):
+    config = web_config(site.archive.data_dir, free_port())
+    server = ThreadedServer(config, site.archive, tls=True).start()
+    try:
+        reply = Client(server.url).log_in("audrey")
+        cookie = next(c for c in reply.cookies() if c.startswith("archiver_session="))
+        assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+        assert "max-age" in reply.headers["Strict-Transport-Security"]
+    finally:
+        server.stop()
+
+
+def test_login_refuses_a_form_post_and_wrong_passwords(site):
+    anonymous = Client(site.url)
+    form = anonymous.request("POST", "/api/session", form={"name": "admin", "password": PASSWORD})
+    assert form.status == 403  # a cross-site form cannot log a browser in
+    assert anonymous.log_in("admin", "wrong password").status == 401
+    assert anonymous.log_in("nobody", PASSWORD).status == 401
+    assert Client(site.url, basic=("admin", "wrong")).get("/api/status").status == 401
+
+
+def test_basic_credentials_change_nothing_without_a_json_body(site):
+    admin = client(site, "admin")
+    reply = admin.request("DELETE", "/api/saved-searches/anything",
+                          headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert reply.status == 403
+    assert admin.request("DELETE", "/api/saved-searches/anything",
+                         headers={"Content-Type": "application/json"}).status == 400
+
+
+def test_failed_logins_are_throttled_per_user_then_answered_429(site):
+    guesser = Client(site.url)
+    for _ in range(5):
+        assert guesser.log_in("bob", "guess").status == 401
+    throttled = guesser.log_in("bob", "guess")
+    assert throttled.status == 429 and int(throttled.headers["Retry-After"]) >= 1
+    assert guesser.log_in("bob").status == 429  # even the right password must wait
+    assert guesser.log_in("alice").status == 200  # another user is not locked out
+    failed = [e for e in audit.entries(site.archive.store) if e["action"] == "login-failed"]
+    assert len([e for e in failed if e["who"] == "bob"]) >= 5
+
+
+def test_failed_logins_are_throttled_per_client_address(site):
+    guesser = Client(site.url)
+    for number in range(20):
+        assert guesser.log_in(f"guess{number}", "guess").status == 401
+    assert guesser.log_in("alice").status == 429
+
+
+def test_password_change_ends_the_sessions_opened_before(site):
+    alice = client(site, "alice", basic=False)
+    other_session = client(site, "alice", basic=False)
+    reply = alice.request("PUT", "/api/session/password",
+                          {"current_password": PASSWORD, "new_password": "a new password"})
+    assert reply.status == 200
+    assert other_session.get("/api/session").status == 401
+    assert Client(site.url).log_in("alice", "a new password").status == 200
+    from services.appliance import users
+    users.set_password(site.archive, "alice", PASSWORD)
+
+
+# -- mail, and whose it is ---------------------------------------------------------------
+
+def test_a_user_finds_exactly_their_own_mail(site):
+    assert found_names(site, client(site, "alice").get("/api/search?q=")) == ALICE_MAIL
+    assert found_names(site, client(site, "bob").get("/api/search?q=")) == BOB_MAIL
+    assert found_names(site, client(site, "audrey").get("/api/search?q=")) == set(MAILS)
+
+
+@pytest.mark.parametrize("query", ["merger", "secret OR salary OR merger", "NOT report",
+                                   "from:carol", "to:bob.alice", "*", "alice",
+                                   ") OR (", "digest:*", "salary) OR (merger"])
+def test_no_query_reaches_another_users_mail(site, query):
+    reply = client(site, "alice").get("/api/search?q=" + _quoted(query))
+    if reply.status == 400:
+        return  # a query that does not parse finds nothing at all
+    assert found_names(site, reply) <= ALICE_MAIL
+
+
+def test_a_user_cannot_fetch_another_users_message_by_digest(site):
+    alice = client(site, "alice")
+    for name in set(MAILS) - ALICE_MAIL:
+        digest = site.digests[name]
+        for path in (f"/api/messages/{digest}", f"/api/messages/{digest}/raw",
+                     f"/api/messages/{digest}/attachments/1"):
+            assert alice.get(path).status == 404, path
+    assert alice.get(f"/api/messages/{site.digests['alice-envelope']}").status == 200
+
+
+def test_a_users_export_holds_only_their_mail(site):
+    reply = client(site, "alice").get("/api/export?format=zip&q=")
+    assert reply.status == 200 and reply.headers["Content-Type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(reply.body)) as archive:
+        digests = {name[:-4] for name in archive.namelist()}
+    assert {site.names[digest] for digest in digests} == ALICE_MAIL
+
+
+def test_search_pages_and_reports_bad_queries(site):
+    auditor = client(site, "audrey")
+    first = auditor.get("/api/search?q=&limit=3").json()
+    second = auditor.get("/api/search?q=&limit=3&offset=3").json()
+    assert first["total"] == len(MAILS) and len(first["hits"]) == 3
+    assert not {h["digest"] for h in first["hits"]} & {h["digest"] for h in second["hits"]}
+    assert first["hits"][0]["date"] > first["hits"][-1]["date"]  # newest first
+    oldest = auditor.get("/api/search?q=&limit=1&oldest_first=true").json()["hits"][0]
+    assert site.names[oldest["digest"]] == "alice-sent"
+    assert auditor.get("/api/search?q=date:2024-13-45").status == 400
+    assert auditor.get("/api/search?q=&limit=0").status == 400
+    assert auditor.get("/api/search?q=&limit=ten").status == 400
+
+
+def test_message_metadata_raw_download_and_attachment(site):
+    digest = site.digests["alice-sent"]
+    alice = client(site, "alice")
+    meta = alice.get(f"/api/messages/{digest}").json()
+    assert meta["subject"] == "Quarterly report"
+    assert ("To", "bob@example.com") in {(h["name"], h["value"]) for h in meta["headers"]}
+    assert meta["attachments"] == [{"number": 1, "filename": "report.bin",
+                                    "content_type": "application/octet-stream", "size": 17}]
+    raw = alice.get(f"/api/messages/{digest}/raw")
+    assert raw.body == MAILS["alice-sent"][0]
+    assert raw.headers["Content-Disposition"].startswith("attachment")
+    part = alice.get(f"/api/messages/{digest}/attachments/1")
+    assert part.body == b"\x00\x01secret numbers\xff"
+    assert part.headers["Content-Type"] == "application/octet-stream"
+    assert 'filename="report.bin"' in part.headers["Content-Disposition"]
+    assert alice.get(f"/api/messages/{digest}/attachments/2").status == 404
+    envelope = alice.get(f"/api/messages/{site.digests['alice-envelope']}").json()
+    assert envelope["recipients"] == ["alice@example.com"]
+
+
+@pytest.mark.parametrize("fmt", ["zip", "mbox"])
+def test_export_streams_everything_a_search_finds(site, fmt, tmp_path):
+    reply = client(site, "audrey").get(f"/api/export?format={fmt}&q=from:carol")
+    assert reply.status == 200
+    assert reply.headers["Content-Disposition"].endswith(f'.{fmt}"')
+    exported = tmp_path / f"export.{fmt}"
+    exported.write_bytes(reply.body)
+    raws = {item.raw for item in iter_mail([exported])}
+    expected = {MAILS[name][0] for name in ("alice-cc", "alice-bcc-header", "alice-envelope",
+                                            "lookalike")}
+    assert raws == expected
+    assert client(site, "audrey").get("/api/export?format=pdf&q=").status == 400
+    assert client(site, "audrey").get("/api/export?format=zip&q=date:x").status == 400
+
+
+def test_searches_views_exports_and_logins_are_audited(site):
+    alice = client(site, "alice", basic=False)
+    alice.get("/api/search?q=lunch")
+    alice.get(f"/api/messages/{site.digests['alice-cc']}")
+    alice.get("/api/export?format=mbox&q=lunch")
+    entries = [e for e in audit.entries(site.archive.store, 20) if e["who"] == "alice"]
+    actions = [(e["action"], e["role"]) for e in entries]
+    assert ("login", "user") in actions and ("search", "user") in actions
+    assert ("view", "user") in actions and ("export", "user") in actions
+    auditor = client(site, "audrey")
+    log = auditor.get("/api/audit?limit=5").json()["entries"]
+    assert len(log) == 5 and log[-1]["seq"] > log[0]["seq"]
+    assert auditor.get("/api/audit/verify").json()["intact"] is True
+
+
+# -- settings ----------------------------------------------------------------------------
+
+def test_saved_searches_retention_and_holds(site):
+    auditor, admin = client(site, "audrey"), client(site, "admin")
+    assert auditor.request("PUT", "/api/saved-searches/carol", {"query": "from:carol"}).status == 200
+    assert auditor.request("PUT", "/api/saved-searches/bad", {"query": "date:x"}).status == 400
+    assert {"name": "carol", "query": "from:carol"} in auditor.get("/api/saved-searches").json()
+    hold = auditor.request("POST", "/api/holds", {"saved": "carol", "until": "2030-01-01"}).json()
+    assert hold["saved"] == "carol" and hold["until"] == "2030-01-01" and hold["by"] == "audrey"
+    assert hold in auditor.get("/api/holds").json()
+    assert auditor.request("DELETE", f"/api/holds/{hold['id']}").status == 403
+    assert auditor.request("DELETE", "/api/saved-searches/carol").status == 400  # held
+    assert admin.request("PUT", "/api/retention", {"enabled": True, "global_days": 3650}).json() \
+        == {"enabled": True, "global_days": 3650, "saved": {}}
+    policies = admin.request("PUT", "/api/retention/saved/carol", {"days": 7000}).json()
+    assert policies["saved"] == {"carol": 7000}
+    assert auditor.get("/api/retention").json()["saved"] == {"carol": 7000}
+    assert admin.request("PUT", "/api/retention", {"global_days": 0}).status == 400
+    assert admin.request("PUT", "/api/retention", {"sideways": 1}).status == 400
+    admin.request("PUT", "/api/retention/saved/carol", {"days": None})
+    admin.request("PUT", "/api/retention", {"enabled": False, "global_days": None})
+    assert admin.request("DELETE", f"/api/holds/{hold['id']}").status == 200
+    assert auditor.request("DELETE", "/api/saved-searches/carol").status == 200
+    assert auditor.request("POST", "/api/holds", {"saved": "gone"}).status == 400
+
+
+def test_status_and_metrics(site):
+    status = client(site, "audrey").get("/api/status").json()
+    assert status["storage"]["messages"] == len(MAILS)
+    assert status["queues"]["index"]["indexed"] == len(MAILS)
+    assert "web" in status["services"]
+    metrics = client(site).get("/metrics")
+    assert metrics.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    text = metrics.body.decode()
+    assert f"archiver_messages_stored {len(MAILS)}" in text
+    assert 'archiver_archived_total{source="smtp"} 7' in text
+    assert "# TYPE archiver_archived_total counter" in text
+    for line in text.splitlines():  # every sample: NAME{LABELS} VALUE
+        assert line.startswith("#") or re.fullmatch(r"[a-z_]+(\{.*\})? -?[0-9.e+]+", line), line
+    assert client(site).get("/healthz").body == b"ok\n"
+
+
+def test_mirror_status_and_configuration(site):
+    admin = client(site, "admin")
+    overview = admin.get("/api/mirror").json()
+    assert overview["supported"] and not overview["secret_set"] and overview["peers"] == []
+    assert admin.request("POST", "/api/mirror/peers", {"peer": "10.0.0.2:8443"}).status == 400
+    assert admin.request("POST", "/api/mirror/peers",
+                         {"peer": "10.0.0.2:8443", "secret": "short"}).status == 400
+    joined = admin.request("POST", "/api/mirror/peers",
+                           {"peer": "10.0.0.2:8443", "secret": "a shared secret of 16+"})
+    assert joined.status == 200
+    overview = admin.get("/api/mirror").json()
+    assert overview["secret_set"] and overview["joined_peers"] == ["10.0.0.2:8443"]
+    assert overview["peers"][0]["state"] == "offline"
+    assert "secret of 16" not in admin.get("/api/mirror").body.decode()
+    backfill = admin.request("POST", "/api/mirror/peers/10.0.0.2:8443/backfill", {})
+    assert backfill.json() == {"queued": len(MAILS)}
+    assert admin.request("DELETE", "/api/mirror/peers/10.0.0.2:8443").status == 200
+    assert admin.get("/api/mirror").json()["peers"] == []
+
+
+def test_mail_sources_show_no_passwords(site):
+    admin = client(site, "admin")
+    accounts = admin.get("/api/journal/accounts").json()["accounts"]
+    assert [a["name"] for a in accounts] == ["exchange"]
+    assert accounts[0]["status"]["state"] == "not polled yet"
+    assert "password" not in accounts[0]
+    sources = admin.get("/api/sources")
+    assert b"hunter2" not in sources.body and sources.json()["smtp"]["listen"] == "0.0.0.0:25"
+
+
+def _quoted(text: str) -> str:
+    from urllib.parse import quote
+    return quote(text)

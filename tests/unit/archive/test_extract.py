@@ -1,0 +1,433 @@
+"""services.archive.extract: body and attachment text for the index, and the sandboxed worker pool."""
+from __future__ import annotations
+
+import base64
+import io
+import os
+import signal
+import threading
+import zlib
+from email.message import EmailMessage
+
+import docx
+import openpyxl
+import psutil
+import pypdf
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from services.archive.extract import (AttachmentText, ExtractionPool, Extracted, extract, fallback,
+                                      truncate_utf8)
+from services.archive.mime import MessageSummary
+from services.archive import mime
+from tests.unit.archive.test_mime import MEGABYTE_LINES, messages, nested_multiparts
+
+CAP = 64 * 1024
+PDF_TYPE = "application/pdf"
+DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+# --- real attachments ------------------------------------------------------------------------
+
+def make_pdf(content_stream: bytes, deflated: bool = False) -> bytes:
+    """A minimal, valid one-page PDF (Helvetica) drawing the given content stream."""
+    filters = b"/Filter /FlateDecode " if deflated else b""
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792]"
+        b" /Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        b"<< /Length %d %s>>\nstream\n%s\nendstream" % (len(content_stream), filters,
+                                                        content_stream),
+    ]
+    pdf, offsets = b"%PDF-1.4\n", []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(pdf))
+        pdf += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(pdf)
+    pdf += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    pdf += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    pdf += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1, xref)
+    return pdf
+
+
+def pdf_with_text(text: str) -> bytes:
+    content = b"BT /F1 12 Tf 72 712 Td (%s) Tj ET" % text.encode("latin-1")
+    return make_pdf(zlib.compress(content), deflated=True)
+
+
+def pdf_bomb(megabytes: int) -> bytes:
+    """A PDF whose 600 KB content stream inflates to `megabytes` MB of spaces. Built from one
+    compressed megabyte repeated: after a full flush, deflate blocks do not refer back."""
+    chunk = b" " * (1 << 20)
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    block = compressor.compress(chunk) + compressor.flush(zlib.Z_FULL_FLUSH)
+    checksum = 1
+    for _ in range(megabytes):
+        checksum = zlib.adler32(chunk, checksum)
+    stream = b"\x78\xda" + block * megabytes + compressor.flush() + checksum.to_bytes(4, "big")
+    return make_pdf(stream, deflated=True)
+
+
+def make_docx(paragraphs: list[str], table: list[list[str]]) -> bytes:
+    document = docx.Document()
+    for paragraph in paragraphs:
+        document.add_paragraph(paragraph)
+    grid = document.add_table(rows=len(table), cols=len(table[0]))
+    for row, values in zip(grid.rows, table):
+        for cell, value in zip(row.cells, values):
+            cell.text = value
+    buffer = io.BytesIO()
+    document.save(buffer)
+    return buffer.getvalue()
+
+
+def make_xlsx(rows: list[list]) -> bytes:
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "Budget"
+    for row in rows:
+        sheet.append(row)
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+def mail(body: str = "Plain body words.", html: str | None = None, subject: str = "Report",
+         attachments: list[tuple] = ()) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = "Alice <alice@example.org>"
+    message["To"] = "bob@example.org"
+    message["Subject"] = subject
+    message["Date"] = "Tue, 01 Jul 2003 10:52:37 +0000"
+    message["Message-ID"] = "<m1@example.org>"
+    message.set_content(body)
+    if html is not None:
+        message.add_alternative(html, subtype="html")
+    for attachment in attachments:
+        if isinstance(attachment, EmailMessage):
+            message.add_attachment(attachment)
+        elif isinstance(attachment[0], str):
+            text, subtype, filename = attachment
+            message.add_attachment(text, subtype=subtype, filename=filename)
+        else:
+            data, mime_type, filename = attachment
+            maintype, subtype = mime_type.split("/")
+            message.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
+    return message
+
+
+def test_the_handmade_pdf_is_one_pypdf_reads():
+    assert pypdf.PdfReader(io.BytesIO(pdf_with_text("hello pdf"))).pages[0].extract_text() \
+        == "hello pdf"
+
+
+# --- extract(): what comes out ---------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def everything() -> bytes:
+    forwarded = mail(body="Forwarded body kiwi.", subject="Inner subject",
+                     attachments=[(pdf_with_text("inner pdf papaya"), PDF_TYPE, "inner.pdf")])
+    return mail(body="Plain body apple.", html="<p>html alternative banana</p>", attachments=[
+        (pdf_with_text("Quarterly zebra report"), PDF_TYPE, "report.pdf"),
+        (make_docx(["Docx giraffe paragraph"], [["cell", "okapi"]]), DOCX_TYPE, "memo.docx"),
+        (make_xlsx([["Item", "Cost"], ["walrus", 12.5], [None, None]]), XLSX_TYPE, "sum.xlsx"),
+        ("text attachment mango", "plain", "notes.txt"),
+        ("<html><body><h1>Heading</h1><p>html attachment lychee</p></body></html>", "html",
+         "page.html"),
+        (b"PK\x03\x04 binary", "application/zip", "archive.zip"),
+        forwarded,
+    ]).as_bytes()
+
+
+def test_every_attachment_type_is_extracted(everything):
+    result = extract(everything, CAP)
+    assert result.failed is None
+    assert result.body.strip() == "Plain body apple."
+    texts = {a.filename: a for a in result.attachments}
+    assert [(a.filename, a.mime_type) for a in result.attachments] == [
+        ("report.pdf", PDF_TYPE), ("memo.docx", DOCX_TYPE), ("sum.xlsx", XLSX_TYPE),
+        ("notes.txt", "text/plain"), ("page.html", "text/html"),
+        ("archive.zip", "application/zip"), (None, "message/rfc822")]
+    assert texts["report.pdf"].text.strip() == "Quarterly zebra report"
+    assert "Docx giraffe paragraph" in texts["memo.docx"].text
+    assert "cell\tokapi" in texts["memo.docx"].text
+    assert texts["sum.xlsx"].text == "Budget\nItem\tCost\nwalrus\t12.5\n"
+    assert texts["notes.txt"].text.strip() == "text attachment mango"
+    assert texts["page.html"].text == "Heading\nhtml attachment lychee"
+    assert texts["archive.zip"] == AttachmentText("archive.zip", "application/zip", "", None)
+    nested = texts[None].text
+    assert nested.startswith("From: Alice <alice@example.org>\nTo: bob@example.org\n"
+                             "Subject: Inner subject\n")
+    assert "Forwarded body kiwi." in nested and "inner pdf papaya" in nested
+    assert all(a.error is None for a in result.attachments)
+
+
+def test_the_summary_comes_along(everything):
+    summary = extract(everything, CAP).summary
+    assert isinstance(summary, MessageSummary)
+    assert summary.subject == "Report" and summary.from_addrs == ["Alice <alice@example.org>"]
+    assert summary.attachment_names == ["report.pdf", "memo.docx", "sum.xlsx", "notes.txt",
+                                        "page.html", "archive.zip", "inner.pdf"]
+
+
+def test_html_is_the_body_only_without_a_plain_alternative():
+    message = EmailMessage()
+    message["Subject"] = "html only"
+    message.set_content("<html><head><title>T</title><style>p {color: red}</style></head>"
+                        "<body><p>first</p><p>second<br>third</p><script>var x;</script>"
+                        "<!-- comment --></body></html>", subtype="html")
+    assert extract(message.as_bytes(), CAP).body == "first\nsecond\nthird"
+    both = mail(body="plain wins", html="<p>html loses</p>").as_bytes()
+    assert extract(both, CAP).body.strip() == "plain wins"
+
+
+def test_documents_sent_as_octet_stream_are_recognized_by_extension():
+    raw = mail(attachments=[(make_docx(["by extension"], [["a"]]), "application/octet-stream",
+                             "memo.DOCX")]).as_bytes()
+    attachment = extract(raw, CAP).attachments[0]
+    assert "by extension" in attachment.text
+    assert attachment.mime_type == "application/octet-stream"  # reported as sent
+
+
+def test_nested_messages_stop_at_a_depth_limit():
+    message = mail(body="level 0")
+    for level in range(1, 12):
+        message = mail(body=f"level {level}", subject=f"s{level}", attachments=[message])
+    text = extract(message.as_bytes(), CAP).attachments[0].text
+    assert "Subject: s10\n\nlevel 10" in text and "Subject: s6\n\nlevel 6" in text
+    assert text.endswith("Subject: s5")  # deeper than the limit: headers only
+
+
+def test_a_broken_attachment_is_reported_and_the_rest_still_extracted():
+    raw = mail(attachments=[(b"%PDF-1.4 this is no pdf", PDF_TYPE, "broken.pdf"),
+                            (b"PK not a zip", DOCX_TYPE, "broken.docx"),
+                            (b"garbage", XLSX_TYPE, "broken.xlsx"),
+                            (pdf_with_text("still here"), PDF_TYPE, "good.pdf")]).as_bytes()
+    result = extract(raw, CAP)
+    assert result.failed is None
+    broken = result.attachments[:3]
+    assert all(a.text == "" and a.error for a in broken), broken
+    assert result.attachments[3].text.strip() == "still here"
+
+
+# --- the cap --------------------------------------------------------------------------------
+
+def test_truncate_utf8_cuts_on_a_character_boundary():
+    assert truncate_utf8("aé€😀", 1) == "a"
+    assert truncate_utf8("aé€😀", 2) == "a"
+    assert truncate_utf8("aé€😀", 3) == "aé"
+    assert truncate_utf8("aé€😀", 6) == "aé€"
+    assert truncate_utf8("aé€😀", 100) == "aé€😀"
+    assert truncate_utf8("lone \udcff surrogate", 100) == "lone ? surrogate"
+
+
+@pytest.mark.parametrize("attachment", [
+    ("é" * 5000, "plain", "accents.txt"),
+    ("<p>" + "€" * 5000 + "</p>", "html", "euro.html"),
+    (make_xlsx([["€" * 100] for _ in range(200)]), XLSX_TYPE, "big.xlsx"),
+    (make_docx(["é" * 100] * 100, [["x"]]), DOCX_TYPE, "big.docx"),
+], ids=["text", "html", "xlsx", "docx"])
+def test_each_attachment_is_capped_in_utf8_bytes(attachment):
+    text = extract(mail(attachments=[attachment]).as_bytes(), 1001).attachments[0].text
+    assert 1001 - 3 <= len(text.encode("utf-8")) <= 1001
+    assert "\ufffd" not in text
+
+
+# --- bad input -----------------------------------------------------------------------------
+
+def test_empty_input():
+    result = extract(b"", CAP)
+    assert (result.body, result.attachments, result.failed) == ("", [], None)
+
+
+def test_undecodable_charsets_become_replacement_characters():
+    raw = (b"Subject: charsets\nContent-Type: multipart/mixed; boundary=b\n\n"
+           b"--b\nContent-Type: text/plain; charset=x-no-such-charset\n\ncaf\xe9\n"
+           b"--b\nContent-Type: text/plain; charset=utf-8\n\ninvalid \xff\xfe utf-8\n"
+           b"--b\nContent-Type: text/plain; charset=utf-16\n\n\x00odd\n"
+           b"--b\nContent-Type: text/plain; charset=idna\n\n\xff\n"
+           b"--b\nContent-Type: text/html; charset=\"base64\"; name=x.html\n\n<p>\xe9</p>\n"
+           b"--b\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: base64\n"
+           b"Content-Disposition: attachment; filename=bad64.txt\n\n!!!not base64!!!\n--b--\n")
+    result = extract(raw, CAP)
+    assert "café" in result.body and "invalid \ufffd\ufffd utf-8" in result.body
+    assert [a.filename for a in result.attachments] == ["x.html", "bad64.txt"]
+    assert result.attachments[0].text == "é"
+
+
+def test_nul_bytes_and_eight_bit_garbage():
+    garbage = bytes(range(256)) * 256
+    raw = (b"Subject: \x00\xff\nContent-Type: multipart/mixed; boundary=b\n\n--b\n\n"
+           + garbage + b"\n--b\nContent-Type: text/html\n\n<p>a\x00b</p>" + garbage
+           + b"\n--b\nContent-Type: application/pdf; name=x.pdf\n\n" + garbage + b"\n--b--\n")
+    result = extract(raw, CAP)
+    assert result.failed is None and "\x00" in result.body
+    assert result.attachments[0].error  # not a PDF
+    assert isinstance(extract(garbage, CAP), Extracted)
+
+
+def test_malformed_mime():
+    raw = (b"Content-Type: multipart/mixed; boundary=unclosed\n\n--unclosed\n"
+           b"Content-Type: multipart/alternative\n\nno boundary parameter\n--unclosed\n"
+           b"Content-Type: message/rfc822\nContent-Transfer-Encoding: base64\n\n"
+           + base64.encodebytes(b"Subject: inside base64\n\nhidden body\n") + b"--unclosed\n"
+           b"Content-Type: ///\nContent-Disposition: attachment; filename=\n\nx\n")
+    result = extract(raw, CAP)
+    assert result.failed is None
+    assert any("hidden body" in a.text for a in result.attachments)
+
+
+@pytest.mark.timeout(60)  # guards against a hang
+def test_megabyte_header_lines():
+    for line in MEGABYTE_LINES.values():
+        result = extract(line + b"\nFrom: a@x.org\n\nbody text\n", CAP)
+        texts = [result.body, *(a.text for a in result.attachments)]  # one is an attachment
+        assert result.summary.from_addrs == ["a@x.org"] and "body text" in "".join(texts)
+
+
+def test_running_out_of_memory_is_not_mistaken_for_bad_input(monkeypatch):
+    # The pool must see MemoryError to give a fallback; swallowed, the message would be
+    # indexed as if it had no attachments at all.
+    class ExhaustedParser:
+        def __init__(self, policy):
+            pass
+
+        def parsebytes(self, raw, headersonly=False):
+            raise MemoryError
+
+    monkeypatch.setattr(mime, "BytesParser", ExhaustedParser)
+    with pytest.raises(MemoryError):
+        extract(b"Subject: x\n\nbody\n", CAP)
+    with pytest.raises(MemoryError):
+        mime.summarize(b"Subject: x\n\nbody\n")
+
+
+def test_deeply_nested_multiparts_give_a_fallback():
+    result = extract(nested_multiparts(1000), CAP)
+    assert result.failed == "MIME structure nested too deeply; headers and raw body only"
+    assert result.summary.subject == "deep" and "deep down" in result.body
+
+
+@pytest.fixture(scope="module")
+def huge_message() -> bytes:
+    """A 50 MB text attachment (plain 8-bit lines, so building it is cheap)."""
+    line = "Fünfzig Megabyte Text, Zeile für Zeile.\n".encode()
+    return (b"Subject: huge\nFrom: a@example.org\nContent-Type: multipart/mixed; boundary=b\n\n"
+            b"--b\nContent-Type: text/plain\n\nsmall body\n--b\n"
+            b"Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n"
+            b"Content-Disposition: attachment; filename=huge.txt\n\n"
+            + line * (50 * 2**20 // len(line)) + b"--b--\n")
+
+
+def test_a_50_mb_attachment_is_capped(huge_message):
+    result = extract(huge_message, 1000)
+    (attachment,) = result.attachments
+    assert attachment.filename == "huge.txt" and len(attachment.text.encode()) <= 1000
+    assert attachment.text.startswith("Fünfzig Megabyte Text")
+    assert result.body.strip() == "small body"
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(messages())
+def test_extract_never_raises_on_generated_messages(raw):
+    result = extract(raw, 500)
+    assert isinstance(result.body, str)
+    assert all(len(a.text.encode()) <= 500 for a in result.attachments)
+
+
+# --- fallback -----------------------------------------------------------------------------
+
+def test_fallback_keeps_summary_plain_body_and_attachment_names(everything):
+    result = fallback(everything, "because")
+    assert result.failed == "because"
+    assert result.summary == extract(everything, CAP).summary
+    assert result.body.strip() == "Plain body apple."
+    assert [(a.filename, a.text, a.error) for a in result.attachments][:2] == [
+        ("report.pdf", "", "because"), ("memo.docx", "", "because")]
+
+
+def test_fallback_takes_a_plain_part_even_without_headers():
+    raw = b"Content-Type: multipart/mixed; boundary=b\n\n--b\n\nheaderless part\n--b--\n"
+    assert fallback(raw, "because").body == "headerless part"
+
+
+def test_fallback_without_a_plain_part_takes_the_raw_body_up_to_a_megabyte():
+    raw = b"Subject: x\nContent-Type: application/pdf\n\n" + b"x" * (3 * 2**20)
+    result = fallback(raw, "because")
+    assert result.body == "x" * 2**20
+    assert [(a.filename, a.mime_type) for a in result.attachments] == [(None, PDF_TYPE)]
+
+
+# --- the pool --------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def small_messages(everything) -> list[bytes]:
+    return [everything] + [mail(body=f"message {n}", attachments=[
+        (pdf_with_text(f"pdf {n}"), PDF_TYPE, f"{n}.pdf")]).as_bytes() for n in range(5)]
+
+
+def test_the_pool_gives_what_extract_gives_in_order(small_messages):
+    with ExtractionPool(CAP, workers=2) as pool:
+        assert len(set(pool.worker_pids)) == 2
+        assert pool.extract_many(small_messages) == [extract(raw, CAP) for raw in small_messages]
+        assert pool.extract_many([]) == []
+
+
+def test_a_timeout_gives_that_message_a_fallback_and_spares_the_others(small_messages,
+                                                                       huge_message):
+    batch = [small_messages[1], huge_message, small_messages[2]]
+    with ExtractionPool(CAP, workers=1, timeout_s=0.25) as pool:
+        first_worker = pool.worker_pids
+        results = pool.extract_many(batch)
+        assert pool.worker_pids != first_worker  # the stuck worker was replaced
+    assert results[0] == extract(small_messages[1], CAP)
+    assert results[2] == extract(small_messages[2], CAP)
+    assert results[1].failed == "attachment extraction timed out after 0.25 s"
+    assert results[1].body.strip() == "small body"
+    assert [(a.filename, a.text) for a in results[1].attachments] == [("huge.txt", "")]
+
+
+def test_running_out_of_memory_gives_a_fallback(small_messages):
+    bomb = mail(body="bomb body", attachments=[(pdf_bomb(600), PDF_TYPE, "bomb.pdf")])
+    batch = [small_messages[1], bomb.as_bytes(), small_messages[2]]
+    with ExtractionPool(CAP, workers=2, memory_mb=256) as pool:
+        results = pool.extract_many(batch)
+    assert results[1].failed == "attachment extraction ran out of memory (limit 256 MB)"
+    assert results[1].body.strip() == "bomb body"
+    assert results[1].attachments[0].filename == "bomb.pdf"
+    assert [results[0], results[2]] == [extract(small_messages[1], CAP),
+                                        extract(small_messages[2], CAP)]
+
+
+def test_the_bomb_is_a_real_pdf_that_only_a_memory_limit_stops():
+    reader = pypdf.PdfReader(io.BytesIO(pdf_bomb(3)))
+    assert len(reader.pages[0].get_contents().get_data()) == 3 * 2**20
+
+
+def test_a_worker_that_dies_on_a_message_gives_a_fallback(small_messages):
+    with ExtractionPool(CAP, workers=1, timeout_s=30) as pool:
+        (pid,) = pool.worker_pids
+        os.kill(pid, signal.SIGSTOP)  # it cannot finish the message before it is killed
+        threading.Timer(0.3, os.kill, (pid, signal.SIGKILL)).start()
+        results = pool.extract_many(small_messages[1:3])
+        assert results[0].failed == "attachment extraction worker died (exit code -9)"
+        assert results[1] == extract(small_messages[2], CAP)
+
+
+def test_a_worker_that_died_while_idle_is_replaced(small_messages):
+    with ExtractionPool(CAP, workers=1) as pool:
+        (pid,) = pool.worker_pids
+        os.kill(pid, signal.SIGKILL)
+        psutil.Process(pid).wait(timeout=5) if psutil.pid_exists(pid) else None
+        assert pool.extract_many(small_messages[1:2]) == [extract(small_messages[1], CAP)]
+
+
+def test_close_ends_the_workers():
+    pool = ExtractionPool(CAP, workers=2)
+    pids = pool.worker_pids
+    pool.close()
+    assert not any(psutil.pid_exists(pid) for pid in pids)

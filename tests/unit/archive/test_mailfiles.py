@@ -1,0 +1,356 @@
+import email
+import mailbox
+import os
+import re
+import shutil
+import subprocess
+import zipfile
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from services.archive import mailfiles
+from services.archive.mailfiles import MailItem, count_mail, iter_mail, write_mbox, write_zip
+
+
+def message(subject: str, body: str = "Hello.\n", newline: str = "\n") -> bytes:
+    lines = ["From: Alice <alice@example.com>", "To: bob@example.org", f"Subject: {subject}",
+             f"Message-ID: <{subject.replace(' ', '-')}@example.com>",
+             "Date: Tue, 05 Mar 2024 14:07:09 +0100", ""]
+    return (newline.join(lines) + newline + body.replace("\n", newline)).encode()
+
+
+def write(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def make_maildir(root: Path, messages: dict[str, bytes]) -> Path:
+    """messages: 'cur/NAME' or 'new/NAME' -> bytes."""
+    for part in ("cur", "new", "tmp"):
+        (root / part).mkdir(parents=True, exist_ok=True)
+    for name, data in messages.items():
+        write(root / name, data)
+    return root
+
+
+def by_label(items) -> dict[str, MailItem]:
+    return {item.label: item for item in items}
+
+
+# --- reading each format ------------------------------------------------------------------
+
+def test_reads_a_maildir_with_cur_new_and_maildir_plus_plus_subfolders(tmp_path):
+    inbox = make_maildir(tmp_path / "Mail", {"cur/1.a:2,S": message("one"),
+                                             "new/2.b": message("two"),
+                                             "tmp/3.c": message("half delivered"),
+                                             "cur/.hidden": b"not a message"})
+    make_maildir(inbox / ".Sent", {"cur/4.d:2,S": message("sent")})
+    make_maildir(inbox / ".Sent.2019", {"new/5.e": message("old sent")})
+    write(inbox / "dovecot-uidlist", b"3 V1 N4\n")
+    write(inbox / "subscriptions", b"Sent\n")
+    items = list(iter_mail([inbox]))
+    assert [item.label for item in items] == [
+        str(inbox / "cur/1.a:2,S"), str(inbox / "new/2.b"),
+        str(inbox / ".Sent/cur/4.d:2,S"), str(inbox / ".Sent.2019/new/5.e")]
+    assert [item.raw for item in items] == [message("one"), message("two"), message("sent"),
+                                            message("old sent")]
+    assert all(item.error is None for item in items)
+    assert count_mail([inbox]) == 4
+
+
+def test_reads_an_mbox_message_by_message_without_separators_and_quoting(tmp_path):
+    mbox = write(tmp_path / "archive", (
+        b"From alice@example.com Tue Mar  5 13:07:09 2024\n" + message("one", "Hi\n>From me\n")
+        + b"\nFrom bob@example.org Tue Mar  5 13:08:00 2024\n" + message("two") + b"\n"))
+    items = list(iter_mail([mbox]))
+    assert [item.label for item in items] == [f"{mbox}#1", f"{mbox}#2"]
+    assert [item.raw for item in items] == [message("one", "Hi\nFrom me\n"), message("two")]
+    assert count_mail([mbox]) == 2
+
+
+def test_reads_a_single_message_file_whatever_its_name(tmp_path):
+    for name in ("note.eml", "README"):
+        path = write(tmp_path / name, message(name))
+        assert list(iter_mail([path])) == [MailItem(str(path), raw=message(name))]
+
+
+def test_a_message_file_that_starts_with_a_from_line_is_an_mbox_of_one(tmp_path):
+    path = write(tmp_path / "saved.eml", b"From a@b.example Mon Jan  1 00:00:00 2024\n"
+                 + message("x"))
+    assert list(iter_mail([path])) == [MailItem(f"{path}#1", raw=message("x"))]
+
+
+def test_reads_a_mixed_directory_recursively_in_name_order(tmp_path):
+    top = tmp_path / "import"
+    make_maildir(top / "maildir", {"cur/1": message("md")})
+    write(top / "a.mbox", b"From x Mon Jan  1 00:00:00 2024\n" + message("mb1")
+          + b"\nFrom x Mon Jan  1 00:00:00 2024\n" + message("mb2"))
+    write(top / "b.eml", message("eml"))
+    write(top / "deeper/c.eml", message("deep"))
+    write(top / ".DS_Store", b"\0\0\0\1Bud1")
+    write(top / ".git/objects/ab/cdef", b"x\x9c")
+    items = list(iter_mail([top]))
+    assert [(item.label, item.raw) for item in items] == [
+        (f"{top}/a.mbox#1", message("mb1")), (f"{top}/a.mbox#2", message("mb2")),
+        (f"{top}/b.eml", message("eml")), (f"{top}/deeper/c.eml", message("deep")),
+        (f"{top}/maildir/cur/1", message("md"))]
+    assert count_mail([top]) == 5
+
+
+def test_reads_a_zip_that_export_wrote(tmp_path):
+    archive = tmp_path / "export.zip"
+    write_zip([("a", message("a")), ("b", message("b"))], archive)
+    items = list(iter_mail([archive]))
+    assert [(item.label, item.raw) for item in items] == [
+        (f"{archive}#a.eml", message("a")), (f"{archive}#b.eml", message("b"))]
+    assert count_mail([archive]) == 2
+
+
+def test_reads_mboxes_inside_a_zip_like_google_takeout(tmp_path):
+    archive = tmp_path / "takeout.zip"
+    with zipfile.ZipFile(archive, "w") as writer:
+        writer.writestr("Takeout/Mail/All mail.mbox", b"From 1@xxx Mon Jan  1 00:00:00 2024\n"
+                        + message("a") + b"\nFrom 2@xxx Mon Jan  1 00:00:00 2024\n" + message("b"))
+        writer.writestr("Takeout/archive_browser.html", b"")
+    label = f"{archive}#Takeout/Mail/All mail.mbox"
+    assert list(iter_mail([archive])) == [
+        MailItem(label + "#1", raw=message("a")), MailItem(label + "#2", raw=message("b")),
+        MailItem(f"{archive}#Takeout/archive_browser.html", raw=b"")]
+    assert count_mail([archive]) == 3
+
+
+def test_a_damaged_zip_member_is_an_error_item(tmp_path):
+    archive = tmp_path / "x.zip"
+    write_zip([("a", message("a") * 50), ("b", message("b"))], archive)
+    data = bytearray(archive.read_bytes())
+    data[60:70] = b"\0" * 10  # inside the first member's compressed bytes
+    archive.write_bytes(data)
+    items = list(iter_mail([archive]))
+    assert items[0].label == f"{archive}#a.eml" and items[0].error.startswith("cannot read zip")
+    assert items[1] == MailItem(f"{archive}#b.eml", raw=message("b"))
+
+
+def test_a_directory_reached_twice_through_a_symlink_is_read_once(tmp_path):
+    write(tmp_path / "mail/a.eml", message("a"))
+    (tmp_path / "mail/loop").symlink_to(tmp_path / "mail")
+    assert [item.raw for item in iter_mail([tmp_path / "mail", tmp_path / "mail"])] == [
+        message("a")]
+
+
+# --- files that give no message -----------------------------------------------------------
+
+def test_unreadable_files_become_error_items_and_the_run_goes_on(tmp_path):
+    top = tmp_path / "import"
+    write(top / "a.eml", message("a"))
+    (top / "b-dangling.eml").symlink_to(tmp_path / "nowhere")
+    os.mkfifo(top / "c-fifo.eml")
+    (top / "d-directory.eml").mkdir()
+    write(top / "d-directory.eml/inside.eml", message("inside"))
+    write(top / "e-empty.eml", b"")
+    write(top / "f.eml", message("f"))
+    items = by_label(iter_mail([top, tmp_path / "missing.mbox"]))
+    assert items[f"{top}/a.eml"].raw == message("a")
+    assert items[f"{top}/b-dangling.eml"] == MailItem(f"{top}/b-dangling.eml",
+                                                      error="dangling symlink")
+    assert items[f"{top}/c-fifo.eml"].error == "not a regular file (a FIFO)"
+    assert items[f"{top}/d-directory.eml/inside.eml"].raw == message("inside")
+    assert items[f"{top}/e-empty.eml"].raw == b""  # stored as it is, like any bad input
+    assert items[f"{top}/f.eml"].raw == message("f")
+    assert items[f"{tmp_path}/missing.mbox"].error == "no such file"
+    assert all(item.raw is None for item in items.values() if item.error)
+    assert count_mail([top, tmp_path / "missing.mbox"]) == len(items) == 7
+
+
+def test_a_fifo_named_directly_is_refused_without_blocking(tmp_path):
+    os.mkfifo(tmp_path / "pipe")
+    assert list(iter_mail([tmp_path / "pipe"])) == [
+        MailItem(str(tmp_path / "pipe"), error="not a regular file (a FIFO)")]
+
+
+def test_an_unlistable_maildir_folder_is_an_error_item(tmp_path, monkeypatch):
+    inbox = make_maildir(tmp_path / "Mail", {"new/1": message("one")})
+    real_listdir = os.listdir
+
+    def listdir_refusing_cur(path):  # as root, chmod 000 would not stop us
+        if str(path).endswith("cur"):
+            raise PermissionError(13, "Permission denied")
+        return real_listdir(path)
+
+    monkeypatch.setattr(os, "listdir", listdir_refusing_cur)
+    assert list(iter_mail([inbox])) == [
+        MailItem(str(inbox / "cur"), error="cannot read: permission denied"),
+        MailItem(str(inbox / "new/1"), raw=message("one"))]
+
+
+def test_an_empty_mbox_message_is_an_error_item(tmp_path):
+    path = write(tmp_path / "m", b"From x Mon Jan  1 00:00:00 2024\nFrom x Mon Jan  1 00:00:00"
+                 b" 2024\n" + message("b"))
+    assert [(item.raw, item.error) for item in iter_mail([path])] == [
+        (None, "empty message"), (message("b"), None)]
+
+
+# --- mbox round trips ---------------------------------------------------------------------
+
+def mbox_round_trip(tmp_path, raws: list[bytes]) -> list[bytes]:
+    path = tmp_path / "export.mbox"
+    assert write_mbox([(f"m{number}", raw) for number, raw in enumerate(raws)], path) == len(raws)
+    return [item.raw for item in iter_mail([path])]
+
+
+def test_from_lines_in_bodies_survive_the_mbox_round_trip_byte_exact(tmp_path):
+    raws = [message("quoting", "From the start\n>From quoted\n>>From twice\n From indented\n"
+                    "From\nFromage\n\nFrom after a blank line\n"),
+            b"From: x@example.com\nSubject: no body\n\n",
+            b"From nobody\nSubject: starts like an mbox\n\nbody\n",
+            message("ends with blank lines", "text\n\n\n")]
+    assert mbox_round_trip(tmp_path, raws) == raws
+    written = (tmp_path / "export.mbox").read_bytes()
+    assert b"\n>From the start\n>>From quoted\n>>>From twice\n From indented\n" in written
+    assert b"\nFrom after" not in written and b"\n>From after a blank line\n" in written
+
+
+def test_crlf_messages_survive_the_mbox_round_trip_byte_exact(tmp_path):
+    raws = [message("crlf", "line one\nFrom line two\n", newline="\r\n"),
+            message("crlf blank end", "text\n\n", newline="\r\n")]
+    assert mbox_round_trip(tmp_path, raws) == raws
+
+
+def test_mbox_adds_the_final_line_ending_a_message_lacks_and_nothing_else(tmp_path):
+    # What mbox cannot carry: the blank separator line must start a line of its own.
+    lf, crlf = message("lf", "no newline at the end"), message("crlf", "no end", "\r\n")
+    assert mbox_round_trip(tmp_path, [lf, crlf, b"x: y\n\nends in CR\r", b""]) == [
+        lf + b"\n", crlf + b"\r\n", b"x: y\n\nends in CR\r\n", b"\n"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(
+    ["From x", ">From x", ">>From", "From", "", "\r", "text", " From", "\rFrom x", "F"]),
+    max_size=8).map(lambda lines: "\n".join(lines).encode()), min_size=1, max_size=5),
+    st.integers(1, 40))
+def test_any_messages_survive_mbox_and_zip_in_any_chunking(tmp_path_factory, raws, chunk):
+    directory = tmp_path_factory.mktemp("rt")
+    write_mbox([("m", raw) for raw in raws], directory / "x.mbox")
+    # A zip member that starts with a From_ line is read as an mbox, like a file would be.
+    not_mboxes = [raw for raw in raws if not raw.startswith(b"From ")]
+    write_zip([("m", raw) for raw in not_mboxes], directory / "x.zip")
+    original_chunk = mailfiles.READ_CHUNK
+    mailfiles.READ_CHUNK = chunk  # separators straddling chunk boundaries are still found
+    try:
+        from_mbox = list(iter_mail([directory / "x.mbox"]))
+    finally:
+        mailfiles.READ_CHUNK = original_chunk
+    # An empty message comes back as "\n": mbox cannot carry a message without a line.
+    assert [item.raw for item in from_mbox] == [
+        mailfiles._with_final_line_ending(raw) for raw in raws]
+    assert count_mail([directory / "x.mbox"]) == len(raws)
+    assert [item.raw for item in iter_mail([directory / "x.zip"])] == [
+        raw for raw in not_mboxes]  # an empty member is an empty message, kept
+
+
+def test_python_mailbox_reads_our_mbox_as_the_same_messages(tmp_path):
+    raws = [message("one", "From here\n>From there\n"), message("two", "x", "\r\n"),
+            message("three")]
+    write_mbox([("n", raw) for raw in raws], tmp_path / "export.mbox")
+    box = mailbox.mbox(tmp_path / "export.mbox", create=False)
+    # mailbox.mbox does not unquote, so it sees the mboxrd quoting; nothing else differs.
+    assert [box.get_bytes(key) for key in box.keys()] == [
+        mailfiles._quote_from_lines(mailfiles._with_final_line_ending(raw)) for raw in raws]
+    assert [box[key]["Message-ID"] for key in box.keys()] == [
+        "<one@example.com>", "<two@example.com>", "<three@example.com>"]
+
+
+def test_we_read_an_mbox_that_python_mailbox_wrote(tmp_path):
+    raws = [message("one", "From here\n"), message("two"), message("three", "end\n\n")]
+    box = mailbox.mbox(tmp_path / "python.mbox")
+    for raw in raws:
+        box.add(raw)
+    box.close()
+    assert [item.raw for item in iter_mail([tmp_path / "python.mbox"])] == raws
+
+
+def test_the_from_line_names_the_sender_and_the_sent_time_in_utc(tmp_path):
+    write_mbox([("a", message("a")),
+                ("b", b"Return-Path: <bounce@lists.example>\nFrom: x@y.example\n\nb\n"),
+                ("c", b"From: Some One <some one@example.com>\nDate: garbage\n\nc\n")],
+               tmp_path / "x.mbox")
+    from_lines = [line for line in (tmp_path / "x.mbox").read_bytes().split(b"\n")
+                  if line.startswith(b"From ")]
+    assert from_lines[0] == b"From alice@example.com Tue Mar  5 13:07:09 2024"
+    assert from_lines[1].startswith(b"From bounce@lists.example ")
+    assert from_lines[2].startswith(b"From MAILER-DAEMON ")
+    ctime = rb"From \S+ (Mon|Tue|Wed|Thu|Fri|Sat|Sun) [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4}"
+    assert all(re.fullmatch(ctime, line) for line in from_lines)
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not shutil.which("mutt") or not shutil.which("script"),
+                    reason="needs mutt (Debian package mutt) and script (bsdutils)")
+def test_mutt_reads_our_mbox_as_the_same_messages(tmp_path):
+    raws = [message("one", "From here\n>From there\n"), message("two", "crlf\n", "\r\n"),
+            message("three", "no final newline")]
+    write_mbox([("n", raw) for raw in raws], tmp_path / "export.mbox")
+    copies = mutt_copy_to_maildir(tmp_path / "export.mbox", tmp_path / "copied", tmp_path)
+    assert sorted(copy["Message-ID"] for copy in copies) == [
+        "<one@example.com>", "<three@example.com>", "<two@example.com>"]
+    bodies = {copy["Subject"]: copy.get_payload() for copy in copies}
+    assert bodies == {"one": ">From here\n>>From there\n", "two": "crlf\r\n",
+                      "three": "no final newline\n"}
+
+
+def mutt_copy_to_maildir(mbox: Path, maildir: Path, home: Path) -> list:
+    """Have mutt open `mbox` read-only and copy every message it sees into `maildir`."""
+    # folder= an existing directory, or mutt first asks to create ~/Mail and eats the keys.
+    muttrc = write(home / "muttrc", f"set folder={home}\nset mbox_type=Maildir\n"
+                   "set confirmcreate=no\nset confirmappend=no\nset quit=yes\n".encode())
+    command = (f"mutt -n -R -F {muttrc} -f {mbox} "
+               f"-e 'push \"T~A\\n;C{maildir}\\nq\"'")
+    # mutt only runs on a terminal; script(1) gives it one.
+    subprocess.run(["script", "-qec", command, "/dev/null"], stdin=subprocess.DEVNULL,
+                   capture_output=True, timeout=30, check=True,
+                   env={**os.environ, "TERM": "xterm", "HOME": str(home)})
+    files = sorted((maildir / "new").iterdir()) + sorted((maildir / "cur").iterdir())
+    return [email.message_from_bytes(path.read_bytes()) for path in files]
+
+
+# --- zip ----------------------------------------------------------------------------------
+
+def test_zip_keeps_every_message_byte_exact(tmp_path):
+    raws = [message("lf"), message("crlf", "x\n", "\r\n"), b"no final newline",
+            b"binary \x00\xff\r\rFrom x\n>From y", b""]
+    assert write_zip([(f"m{number}", raw) for number, raw in enumerate(raws)],
+                     tmp_path / "x.zip") == len(raws)
+    with zipfile.ZipFile(tmp_path / "x.zip") as archive:
+        assert [archive.read(name) for name in archive.namelist()] == raws
+        assert archive.namelist() == [f"m{number}.eml" for number in range(len(raws))]
+
+
+def test_zip_member_names_are_safe_and_unique(tmp_path):
+    names = ["../../etc/passwd", "<id@example.com>", "Same", "same", "same.eml", "", ".hidden"]
+    write_zip([(name, b"x") for name in names], tmp_path / "x.zip")
+    with zipfile.ZipFile(tmp_path / "x.zip") as archive:
+        assert archive.namelist() == ["_.._etc_passwd.eml", "_id@example.com_.eml", "Same.eml",
+                                      "same-2.eml", "same-3.eml", "message.eml", "hidden.eml"]
+
+
+# --- writing never leaves half a file -----------------------------------------------------
+
+@pytest.mark.parametrize("writer", [write_mbox, write_zip])
+def test_a_failed_export_leaves_nothing_behind(tmp_path, writer):
+    def messages_then_failure():
+        yield "a", message("a")
+        raise OSError("store read failed")
+
+    with pytest.raises(OSError, match="store read failed"):
+        writer(messages_then_failure(), tmp_path / "out")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("writer", [write_mbox, write_zip])
+def test_an_export_replaces_the_old_file_whole(tmp_path, writer):
+    (tmp_path / "out").write_bytes(b"old export")
+    writer([("a", message("a"))], tmp_path / "out")
+    assert [item.raw for item in iter_mail([tmp_path / "out"])] == [message("a")]
+    assert [path.name for path in tmp_path.iterdir()] == ["out"]

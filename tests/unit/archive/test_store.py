@@ -1,0 +1,120 @@
+import hashlib
+import threading
+
+import lmdb
+import pytest
+
+from services.archive.store import Envelope, NotFound, Store, StoreFullError
+
+GiB = 1024**3
+
+
+def message(n: int, body: str = "hello", headers: str = "", message_id: str | None = None) -> bytes:
+    mid = message_id or f"<m{n}@example.com>"
+    return (f"From: Alice <alice@example.com>\r\nTo: bob@example.com\r\nSubject: note {n}\r\n"
+            f"Message-ID: {mid}\r\nDate: Mon, 01 Jan 2024 10:00:00 +0000\r\n{headers}\r\n"
+            f"{body} {n}\r\n").encode()
+
+
+@pytest.fixture
+def store(tmp_path):
+    opened = Store(tmp_path / "store", map_size=GiB)
+    yield opened
+    opened.close()
+
+
+def test_put_returns_the_sha256_and_get_returns_the_exact_bytes(store):
+    raw = message(1) + b"\x00\xff 8-bit \r\n no final newline"
+    digest = store.put(raw, Envelope("j@example.com", ["bob@example.com"]), "smtp")
+    assert digest == hashlib.sha256(raw).hexdigest()
+    assert store.get(digest) == raw
+    meta = store.meta(digest)
+    assert meta["message_id"] == "m1@example.com" and meta["source"] == "smtp"
+    assert meta["size"] == len(raw) and 0 < meta["stored_size"]
+    assert meta["recipients"] == ["bob@example.com"] and meta["sender"] == "j@example.com"
+    assert meta["sent_date"] == 1704103200.0 and meta["origin"] == store.node_id
+
+
+def test_the_same_bytes_are_stored_once(store):
+    digests = {store.put(message(1)) for _ in range(3)}
+    assert len(digests) == 1
+    assert store.counters()["messages"] == 1 and store.counters()["duplicates"] == 2
+    assert store.log_end("arrival") == 1
+
+
+def test_a_repeated_delivery_with_other_recipients_merges_them(store):
+    raw = message(1)
+    first = store.put_outcome(raw, Envelope(None, ["a@example.com"]), "smtp")
+    again = store.put_outcome(raw, Envelope(None, ["b@example.com", "a@example.com"]), "smtp")
+    assert (first.status, again.status) == ("new", "merged")
+    assert store.meta(first.digest)["recipients"] == ["a@example.com", "b@example.com"]
+    assert store.log_end("arrival") == 2  # re-indexed with the new recipients
+
+
+def test_other_bytes_with_the_same_message_id_are_kept_apart_and_found_by_it(store):
+    first = store.put(message(1), Envelope(None, ["a@example.com"]), "smtp")
+    relayed = store.put(message(1, headers="Received: from relay2\r\n"), None, "smtp")
+    assert relayed != first and store.get(relayed) == message(1, headers="Received: from relay2\r\n")
+    assert sorted(store.digests_for_message_id("m1@example.com")) == sorted([first, relayed])
+
+
+def test_local_mail_goes_to_both_logs_and_peer_copies_only_to_arrival(store):
+    local = store.put(message(1), source="smtp")
+    copied = store.put(message(2), source="mirror:peer1")
+    assert [d for _, d in store.log_after("arrival", 0, 10)] == [local, copied]
+    assert [d for _, d in store.log_after("outbox", 0, 10)] == [local]
+    assert store.log_after("arrival", 1, 10) == [(2, copied)]
+
+
+def test_cursors_persist_across_reopening(tmp_path):
+    first = Store(tmp_path / "s", map_size=GiB)
+    first.set_cursor("peer:b", 42)
+    node = first.node_id
+    first.close()
+    again = Store(tmp_path / "s", map_size=GiB)
+    assert again.cursor("peer:b") == 42 and again.cursor("never") == 0 and again.node_id == node
+    again.close()
+
+
+def test_concurrent_puts_share_commits(store):
+    batches = []
+    apply_batch = store._apply_batch
+    store._apply_batch = lambda batch: batches.append(len(batch)) or apply_batch(batch)
+    threads = [threading.Thread(target=lambda k=k: [store.put(message(k * 100 + i))
+                                                     for i in range(20)]) for k in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(batches) == 320 and store.counters()["messages"] == 320
+    assert len(batches) < 320  # some commits carried several puts
+
+
+def test_unknown_and_malformed_digests_are_not_found(store):
+    with pytest.raises(NotFound, match="no message with digest"):
+        store.get("0" * 64)
+    with pytest.raises(NotFound, match="not a message digest"):
+        store.meta("xyz")
+
+
+def test_verify_names_a_corrupt_message(store):
+    good, bad = store.put(message(1)), store.put(message(2))
+    assert store.verify() == []
+    with store.env.begin(write=True) as txn:  # flip the stored bytes behind the store's back
+        txn.put(bytes.fromhex(bad), store._compressor().compress(b"tampered"), db=store.db["raw"])
+    assert store.verify() == [{"digest": bad, "problem": "content does not match its digest"}]
+    assert store.get(good) == message(1)
+
+
+def test_a_full_store_refuses_new_mail_and_keeps_what_it_has(tmp_path):
+    small = Store(tmp_path / "small", map_size=8 * 1024 * 1024)
+    kept = small.put(message(0))
+    big = message(1, body="x" * 1000) + bytes(range(256)) * 20000  # ~5 MB, incompressible-ish
+    import os
+    big += os.urandom(6 * 1024 * 1024)
+    with pytest.raises(StoreFullError, match="is full .* everything stored is kept"):
+        small.put(big)
+    assert small.get(kept) == message(0) and small.counters()["messages"] == 1
+    assert small.verify() == []
+    small.set_cursor("still", 1)  # small writes still fit in the reserve
+    small.close()

@@ -1,0 +1,57 @@
+import json
+import time
+
+from services.policy.replicated import Replicated, Stamp
+from services.archive.store import Store
+
+
+def replicas(tmp_path, *names):
+    return [Replicated(Store(tmp_path / name, map_size=1 << 30)) for name in names]
+
+
+def test_last_writer_wins_whatever_order_entries_are_merged_in(tmp_path):
+    a, b, c = replicas(tmp_path, "a", "b", "c")
+    a.put("retention:global", 30)
+    time.sleep(0.005)  # in one millisecond the node ids would order the two writes
+    b.put("retention:global", 90)  # later: wins
+    c.merge(b.export()), c.merge(a.export())
+    a.merge(b.export())
+    b.merge(a.export())
+    assert a.get("retention:global") == b.get("retention:global") == c.get("retention:global") == 90
+    assert a.digest() == b.digest() == c.digest()
+
+
+def test_a_deletion_wins_over_the_older_write_it_deletes(tmp_path):
+    a, b = replicas(tmp_path, "a", "b")
+    a.put("saved:x", {"query": "q"})
+    b.merge(a.export())
+    b.delete("saved:x")
+    a.merge(b.export())
+    a.merge(b.export())
+    assert a.get("saved:x") is None and a.items("saved:") == {}
+
+
+def test_stamps_order_by_time_then_counter_then_node():
+    assert Stamp(1, 0, "z") < Stamp(2, 0, "a") and Stamp(1, 1, "a") > Stamp(1, 0, "z")
+    assert Stamp(1, 0, "b") > Stamp(1, 0, "a")
+
+
+def test_writing_a_hold_changes_the_holds_generation(tmp_path):
+    (a,) = replicas(tmp_path, "a")
+    before = a.holds_generation()
+    a.put("saved:x", {"query": "q"})
+    assert a.holds_generation() == before
+    a.put("hold:1", {"saved": "x", "until": None, "by": "t"})
+    assert a.holds_generation() == before + 1
+    b = replicas(tmp_path, "b")[0]
+    b.merge(a.export())
+    assert b.holds_generation() == 1
+
+
+def test_a_clock_behind_still_issues_increasing_stamps(tmp_path, monkeypatch):
+    (a,) = replicas(tmp_path, "a")
+    a.put("k", 1)
+    monkeypatch.setattr("time.time", lambda: 1.0)  # the wall clock jumped back
+    a.put("k", 2)
+    entries = a.export()
+    assert entries["k"]["value"] == 2 and Stamp.from_json(entries["k"]["stamp"]).counter == 1
