@@ -10,6 +10,8 @@ validated: every error names the file, the key and what was expected.
       forwarding: false
       journal_recipient: journal@archive.example.com
       tls: {cert: /etc/archiver/tls.crt, key: /etc/archiver/tls.key}   # optional: STARTTLS
+      first_command_seconds: 30             # a silent new session is closed (421) after it
+      idle_seconds: 300                     # silence allowed between commands and in DATA
     journal_accounts:
       - {name: exchange, protocol: imap, host: mail.example.com, port: 993, tls: tls,
          user: journal, password: "...", keep_on_server: false, poll_seconds: 60,
@@ -72,6 +74,13 @@ class SmtpConfig:
     journal_recipient: str | None = field("address of Bcc journaling; mail to it is archived "
                                           "with its envelope", default=None)
     tls: TlsFiles | None = field("certificate and key for STARTTLS", default=None)
+    first_command_seconds: float = field(
+        "seconds a new session may stay silent before its first command (then 421)",
+        check=positive, expected="a positive number of seconds", default=30)
+    idle_seconds: float = field(
+        "seconds a session may stay silent between commands or within DATA (RFC 5321 "
+        "4.5.3.2.7: at least 5 minutes)", check=positive,
+        expected="a positive number of seconds", default=300)
 
 
 @dataclass(frozen=True)

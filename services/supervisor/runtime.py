@@ -10,6 +10,7 @@ that systemd restarts it (Restart=on-failure)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import signal
@@ -75,7 +76,9 @@ class Runtime:
         if "journal" in self.services:
             from services.intake.journal_mailbox import JournalPuller
             for account in self.config.journal_accounts:
-                puller = JournalPuller(account, self.archive.store, self.gate.reason)
+                # A journal mailbox is a trusted source: it keeps the trusted share.
+                puller = JournalPuller(account, self.archive.store,
+                                       functools.partial(self.gate.reason, trusted=True))
                 self._start_thread("journal", f"journal-{account.name}", puller.run, self.stop)
 
     def _start_thread(self, service: str, name: str, target, *args) -> None:
@@ -138,8 +141,7 @@ class Runtime:
         profile = self.archive.profile
         try:
             return await start_smtp(self.config.smtp, self.archive.store, self.gate,
-                                    profile.smtp.concurrency,
-                                    profile.smtp.max_message_mb * 1024 * 1024)
+                                    profile.smtp, Path(self.archive.data_dir) / "spool")
         except OSError as exc:  # the port is taken, the address is not ours, a TLS file...
             detail = os.strerror(exc.errno).lower() if exc.errno else _in_words(exc)
             where = f" ({exc.filename})" if exc.filename else ""
