@@ -1,8 +1,14 @@
 """The memory budget of messages being stored: never exceeded, first come first served,
 robust to sessions that end while waiting."""
 import asyncio
+import os
+import tracemalloc
+
+import pytest
 
 from firmware.models import HEADER_SUMMARY_MEMORY_MB, MESSAGE_MEMORY_COPIES
+from services.archive.store import Envelope, Store
+from services.intake.gate import archive_message
 from services.intake.memory_budget import MemoryBudget, memory_to_store
 
 MiB = 1024 * 1024
@@ -62,3 +68,31 @@ def test_a_taker_cancelled_just_as_it_was_granted_gives_the_memory_back():
         await asyncio.gather(waiting, return_exceptions=True)
         return budget.used
     assert run(scenario()) == 0
+
+
+def shapes(size: int):
+    """Messages of about `size` bytes whose storing takes the most memory per byte."""
+    yield "all header", (b"X-H: " + b"y" * 70 + b"\r\n") * (size // 77)
+    yield "tiny headers", b"X:\n" * (size // 3)
+    yield "8-bit body", b"From: a@example.com\r\n\r\n" + os.urandom(size)
+    yield "journal report", (
+        b"From: j@example.com\r\nX-MS-Journal-Report:\r\nContent-Type: multipart/mixed; "
+        b"boundary=BB\r\n\r\n--BB\r\nContent-Type: text/plain\r\n\r\nSender: a@example.com\r\n"
+        b"Recipient: b@example.com\r\n--BB\r\nContent-Type: message/rfc822\r\n\r\n"
+        b"From: a@example.com\r\n\r\n" + os.urandom(size) + b"\r\n--BB--\r\n")
+    yield "journal report all header", b"X-MS-Journal-Report:\r\n" + b"X:\n" * (size // 3)
+
+
+@pytest.mark.parametrize("name", [name for name, _ in shapes(1)])
+def test_storing_takes_no_more_than_memory_to_store_says(tmp_path, name):
+    raw = dict(shapes(8 * MiB))[name]
+    store = Store(tmp_path, 256 * MiB)
+    try:
+        tracemalloc.start()
+        archive_message(store, raw, Envelope("a@example.com", ["b@example.com"]), "smtp", True)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        store.close()
+    # Python traces neither the raw bytes (made before) nor LMDB's pages: two of the copies.
+    assert peak <= memory_to_store(len(raw)) - 2 * len(raw), f"{peak / len(raw):.1f} x"
