@@ -3,6 +3,7 @@
   DATA/store/          the LMDB environment (services.archive.store)
   DATA/index           symlink to the live Xapian database DATA/index.N/
   DATA/indexer.lock    held by whichever process writes the index
+  DATA/spool/          SMTP DATA past 1 MiB, in unnamed files (services.intake.smtp_data)
 """
 from __future__ import annotations
 
