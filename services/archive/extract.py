@@ -34,7 +34,7 @@ from typing import Callable, Iterable, Iterator
 import lxml.html
 
 from services.archive import mime
-from services.archive.extraction_memo import MemoryMemo
+from services.archive.extraction_memo import ExtractionMemo, MemoryMemo
 
 FALLBACK_BODY_BYTES = 1024 * 1024
 FALLBACK_PARSE_BYTES = 4 * 1024 * 1024
@@ -404,7 +404,7 @@ class ExtractionPool:
     """
 
     def __init__(self, cap_bytes: int, workers: int = 1, timeout_s: float = 20.0,
-                 memory_mb: int = 512, memo=None):
+                 memory_mb: int = 512, memo: ExtractionMemo | MemoryMemo | None = None):
         self.cap_bytes, self.timeout_s, self.memory_mb = cap_bytes, timeout_s, memory_mb
         self.memo = memo if memo is not None else MemoryMemo()
         # For status, metrics and tests: workers killed at their time limit, workers
@@ -418,7 +418,7 @@ class ExtractionPool:
         self._workers = [self._start_worker() for _ in range(max(1, workers))]
 
     @classmethod
-    def for_model(cls, profile, memo=None) -> ExtractionPool:
+    def for_model(cls, profile, memo: ExtractionMemo | None = None) -> ExtractionPool:
         """A pool sized for a model profile (firmware.models.ModelProfile): its attachment
         text cap and extraction limits, and at most two workers (one per core of the
         smallest appliances)."""
