@@ -6,6 +6,7 @@ group_commit.py  one durable commit for many concurrent writers
 mime.py        reading a message's headers and parts (RFC 5322/2045/2047)
 mailfiles.py   reading and writing mail files: Maildir, mbox, .eml, zip
 extract.py     body and attachment text, in sandboxed worker processes
+extraction_memo.py  what could not be read, by SHA-256, so it costs its time once
 index.py       the Xapian schema: prefixes, value slots, document building
 indexer.py     the single Xapian writer following the store's arrival log
 search.py      the query syntax and searching

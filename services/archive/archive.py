@@ -35,6 +35,14 @@ class Archive:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         return Store(self.data_dir / "store", map_size=self.profile.storage_bytes)
 
+    def extraction_pool(self):
+        """A services.archive.extract.ExtractionPool sized for the model, remembering failures
+        in this archive's store (services.archive.extraction_memo), so that a hostile
+        attachment costs its time once, across restarts and reindexing. Close it after use."""
+        from services.archive.extract import ExtractionPool  # lxml, pypdf: not for every command
+        from services.archive.extraction_memo import ExtractionMemo
+        return ExtractionPool.for_model(self.profile, memo=ExtractionMemo(self.store))
+
     @property
     def index_link(self) -> Path:
         return self.data_dir / "index"

@@ -15,7 +15,7 @@ import xapian
 
 from firmware.errors import ArchiverError
 
-from services.archive.index import BOOLEAN_PREFIXES, SLOT_DATE, SLOT_SIZE, TEXT_PREFIXES
+from services.archive.index import BOOLEAN_PREFIXES, SLOT_DATE, SLOT_SIZE, TEXT_PREFIXES, term
 
 FLAGS = (xapian.QueryParser.FLAG_BOOLEAN | xapian.QueryParser.FLAG_BOOLEAN_ANY_CASE
          | xapian.QueryParser.FLAG_PHRASE | xapian.QueryParser.FLAG_LOVEHATE
@@ -112,7 +112,7 @@ class _BooleanField(xapian.FieldProcessor):
         self.prefix, self.error = prefix, None
 
     def __call__(self, value: bytes) -> xapian.Query:
-        return xapian.Query(self.prefix + value.decode("utf-8", "replace").lower())
+        return xapian.Query(term(self.prefix, value.decode("utf-8", "replace").lower()))
 
 
 class _RangeField(xapian.FieldProcessor):

@@ -11,7 +11,6 @@ from pathlib import Path
 from services.policy import audit, saved_searches
 from services.archive.archive import Archive, default_data_dir
 from services.policy.audit import cli_actor
-from services.archive.extract import ExtractionPool
 from services.archive.indexer import Indexer, IndexerBusy, IndexLock, status
 from services.archive.mailfiles import count_mail, iter_mail, write_mbox, write_zip
 from services.common.progress import Progress
@@ -117,7 +116,7 @@ def _index_if_free(archive: Archive, quiet: bool) -> int:
     try:
         pending = status(archive.store, archive.index_dir()).pending
         progress = Progress("indexing", total=pending, enabled=not quiet)
-        with ExtractionPool.for_model(archive.profile) as pool:
+        with archive.extraction_pool() as pool:
             indexer = Indexer(archive.store, archive.index_dir(), pool)
             done = indexer.catch_up(progress.advance)
             indexer.close()
@@ -179,7 +178,8 @@ def cmd_show(args) -> int:
         print(json.dumps(meta))
         return 0
     for key in ("digest", "message_id", "from", "subject", "sent_date", "received", "size",
-                "stored_size", "sender", "recipients", "source", "origin", "attachments"):
+                "stored_size", "sender", "recipients", "source", "origin", "attachments",
+                "extraction_failures"):
         value = meta.get(key)
         if key in ("sent_date", "received") and value:
             value = _iso(value)
@@ -257,7 +257,7 @@ def cmd_reindex(args) -> int:
         new_dir = archive.new_index_dir()
         total = archive.store.log_end("arrival")
         progress = Progress("reindexing", total=total, enabled=not args.json)
-        with ExtractionPool.for_model(archive.profile) as pool:
+        with archive.extraction_pool() as pool:
             indexer = Indexer(archive.store, new_dir, pool)
             indexer.catch_up(progress.advance)
             indexed = indexer.database.get_doccount()
