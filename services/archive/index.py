@@ -1,14 +1,18 @@
 """The Xapian schema: which terms and values a message becomes (after notmuch's schema).
 
-Text fields are indexed twice, with their prefix (for `from:alice`) and without (for a
-bare `alice`), with positions so "phrases" match. Boolean terms are lowercased, so
-`has:Attachment` and `has:attachment` are the same filter.
+Text fields are indexed twice (services.archive.terms): with their prefix and positions
+(for `from:alice`, `body:"race condition"`) and without prefix or positions (for a bare
+`alice`); words are cut and folded by services.archive.words. Boolean terms are lowercased,
+so `has:Attachment` and `has:attachment` are the same filter. SCHEMA_VERSION names what
+this code indexes; an index of an older version is rebuilt (services.archive.reindex).
 """
 from __future__ import annotations
 
 import json
 
 import xapian
+
+from services.archive.terms import DocumentTerms
 
 # Probabilistic (free text) fields: search keyword -> term prefix.
 TEXT_PREFIXES = {
@@ -29,10 +33,12 @@ BOOLEAN_PREFIXES = {
     "origin": "XORIG",  # node id of the appliance that archived it first
     "digest": "Q",      # the unique id term: Q + SHA-256 hex
 }
-# Long texts keep positions once, in their unprefixed copy: "phrases" match in them, and
-# body:/attachment: match words and wildcards. Positions are most of an index's size and
-# of its indexing time, and phrase searches are rarely scoped to one part of a message.
-UNPOSITIONED_PREFIXES = {TEXT_PREFIXES["body"], TEXT_PREFIXES["attachment"]}
+HAS_VALUES = {"attachment", "extraction-failure"}  # has:VALUE; any other is a query error
+# 1: Xapian's TermGenerator. 2: ICU words, folding, CJK n-grams, positions per field,
+# address and file name forms (services.archive.words, services.archive.terms).
+SCHEMA_VERSION = 2
+SCHEMA_KEY = "schema_version"  # Xapian metadata; an index without it is version 1
+ADDRESS_FIELDS = ("from", "to", "cc", "bcc")
 # Exact addresses (From, To, Cc, Bcc headers, envelope recipients), lowercased: the filter
 # that limits a user to their own mail. Words would not do: "alice@example.com" as words
 # also matches bob.alice@example.com.
@@ -72,11 +78,10 @@ def sent_date(meta: dict) -> float:
     return meta.get("sent_date") or meta["received"]
 
 
-def build_document(digest: str, meta: dict, extracted, generator: xapian.TermGenerator
-                   ) -> xapian.Document:
+def build_document(digest: str, meta: dict, extracted) -> xapian.Document:
     """One Xapian document for one stored message and its extracted text."""
     document = xapian.Document()
-    generator.set_document(document)
+    terms = DocumentTerms(document)
     summary = extracted.summary
     header_recipients = summary.to + summary.cc + summary.bcc
     hidden = [r for r in meta.get("recipients", [])
@@ -90,7 +95,8 @@ def build_document(digest: str, meta: dict, extracted, generator: xapian.TermGen
     ]
     for name, texts in fields:
         for text in texts:
-            _index_text(generator, text, TEXT_PREFIXES[name])
+            _index_text(terms, name, text)
+    terms.finish()
     _add_boolean_terms(document, digest, meta, extracted)
     date = sent_date(meta)
     document.add_value(SLOT_DATE, xapian.sortable_serialise(date))
@@ -109,15 +115,15 @@ def clean(text: str) -> str:
     return text.encode("utf-8", "replace").decode("utf-8")
 
 
-def _index_text(generator: xapian.TermGenerator, text: str, prefix: str) -> None:
+def _index_text(terms: DocumentTerms, name: str, text: str) -> None:
     if text:
-        text = clean(text)
-        if prefix in UNPOSITIONED_PREFIXES:
-            generator.index_text_without_positions(text, 1, prefix)
+        text, prefix = clean(text), TEXT_PREFIXES[name]
+        if name in ADDRESS_FIELDS:
+            terms.add_address(prefix, text)
+        elif name == "filename":
+            terms.add_filename(prefix, text)
         else:
-            generator.index_text(text, 1, prefix)
-        generator.index_text(text)
-        generator.increase_termpos()  # no phrase across two fields
+            terms.add_text(prefix, text)
 
 
 def _add_boolean_terms(document: xapian.Document, digest: str, meta: dict, extracted) -> None:

@@ -20,7 +20,7 @@ import xapian
 from firmware.errors import ArchiverError
 
 from services.archive.extract import ExtractionPool
-from services.archive.index import build_document, id_term
+from services.archive.index import SCHEMA_KEY, SCHEMA_VERSION, build_document, id_term
 from services.archive.store import NotFound, Store
 
 CURSOR_KEY = "arrival_seq"
@@ -79,10 +79,15 @@ class Batch:
 
 
 class Indexer:
-    def __init__(self, store: Store, index_dir: Path, pool: ExtractionPool):
-        self.store, self.index_dir, self.pool = store, Path(index_dir), pool
+    """Writes one index. `live`: it is the index searches use, so its progress is the
+    store's "indexer" cursor (intake's backlog); an index being rebuilt beside it is not."""
+
+    def __init__(self, store: Store, index_dir: Path, pool: ExtractionPool, live: bool = True):
+        self.store, self.index_dir, self.pool, self.live = store, Path(index_dir), pool, live
         self.database = xapian.WritableDatabase(str(self.index_dir), xapian.DB_CREATE_OR_OPEN)
-        self.generator = xapian.TermGenerator()
+        if schema_version(self.database) is None:  # a new, empty index: this code's schema
+            self.database.set_metadata(SCHEMA_KEY, str(SCHEMA_VERSION))
+            self.database.commit()
 
     def position(self) -> int:
         value = self.database.get_metadata(CURSOR_KEY)
@@ -95,18 +100,25 @@ class Indexer:
             self._write(self._extract(batch))
         return len(batch.entries)
 
-    def catch_up(self, progress: Callable[[int], None] | None = None) -> int:
+    def catch_up(self, progress: Callable[[int], None] | None = None,
+                 between: Callable[[], bool] | None = None) -> int:
         """Index everything logged so far. The next batch is read and extracted (in the
-        worker processes) while this one is written, so both cores stay busy."""
+        worker processes) while this one is written, so both cores stay busy.
+        `between()` runs between batches, while the extraction pool is idle; when it
+        returns True, catching up stops after the batch at hand."""
         done = 0
         with ThreadPoolExecutor(1, thread_name_prefix="prefetch") as prefetch:
             upcoming = prefetch.submit(self._read_and_extract, self.position())
             while (batch := upcoming.result()).entries:
-                upcoming = prefetch.submit(self._read_and_extract, batch.last_seq)
+                stopping = between is not None and between()
+                if not stopping:
+                    upcoming = prefetch.submit(self._read_and_extract, batch.last_seq)
                 self._write(batch)
                 done += len(batch.entries)
                 if progress:
                     progress(len(batch.entries))
+                if stopping:
+                    break
         return done
 
     def follow(self, stop: Callable[[], bool], idle_sleep: float = 0.2,
@@ -147,12 +159,13 @@ class Indexer:
             self.database.delete_document(id_term(digest))
         names = {}
         for (digest, meta, _), extracted in zip(batch.present, batch.extracted):
-            document = build_document(digest, meta, extracted, self.generator)
+            document = build_document(digest, meta, extracted)
             self.database.replace_document(meta["number"], document)
             names[digest] = [a.filename for a in extracted.attachments if a.filename]
         self.database.set_metadata(CURSOR_KEY, str(batch.last_seq))
         self.database.commit()
-        self.store.record_indexed(batch.last_seq, names)  # status and metadata; Xapian's is the truth
+        # status and metadata; Xapian's is the truth
+        self.store.record_indexed(batch.last_seq if self.live else None, names)
 
     def close(self) -> None:
         self.database.close()
@@ -162,6 +175,17 @@ class Indexer:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+def schema_version(database: xapian.Database) -> int | None:
+    """The schema an index was built with; None for a new, empty index. An index written
+    before versions were recorded is version 1."""
+    recorded = database.get_metadata(SCHEMA_KEY)
+    if recorded:
+        return int(recorded)
+    if database.get_doccount() or database.get_metadata(CURSOR_KEY):
+        return 1
+    return None
 
 
 def status(store: Store, index_dir: Path) -> IndexStatus:

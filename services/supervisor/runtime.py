@@ -91,13 +91,11 @@ class Runtime:
 
     def run_indexer(self, lock: IndexLock) -> None:
         """Follow the arrival log until stopped; `lock` is held and released here."""
+        from services.archive import reindex
         from services.archive.extract import ExtractionPool
-        from services.archive.indexer import Indexer
         try:
-            with ExtractionPool.for_model(self.archive.profile) as pool, \
-                    Indexer(self.archive.store, self.archive.index_dir(), pool) as indexer:
-                log.info("indexer following %s", self.archive.data_dir)
-                indexer.follow(stop=self.stop.is_set)
+            with ExtractionPool.for_model(self.archive.profile) as pool:
+                reindex.serve(self.archive, pool, stop=self.stop.is_set)
         finally:
             lock.release()
 
