@@ -78,6 +78,15 @@ def sent_date(meta: dict) -> float:
     return meta.get("sent_date") or meta["received"]
 
 
+def schema_version(database: xapian.Database) -> int | None:
+    """The schema an index was built with; None for an empty index without one (a new
+    index). An index written before versions were recorded is version 1."""
+    recorded = database.get_metadata(SCHEMA_KEY)
+    if recorded:
+        return int(recorded)
+    return 1 if database.get_doccount() else None
+
+
 def build_document(digest: str, meta: dict, extracted) -> xapian.Document:
     """One Xapian document for one stored message and its extracted text."""
     document = xapian.Document()

@@ -20,7 +20,8 @@ import xapian
 from firmware.errors import ArchiverError
 
 from services.archive.extract import ExtractionPool
-from services.archive.index import SCHEMA_KEY, SCHEMA_VERSION, build_document, id_term
+from services.archive.index import (SCHEMA_KEY, SCHEMA_VERSION, build_document, id_term,
+                                    schema_version)
 from services.archive.store import NotFound, Store
 
 CURSOR_KEY = "arrival_seq"
@@ -175,17 +176,6 @@ class Indexer:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
-
-
-def schema_version(database: xapian.Database) -> int | None:
-    """The schema an index was built with; None for a new, empty index. An index written
-    before versions were recorded is version 1."""
-    recorded = database.get_metadata(SCHEMA_KEY)
-    if recorded:
-        return int(recorded)
-    if database.get_doccount() or database.get_metadata(CURSOR_KEY):
-        return 1
-    return None
 
 
 def status(store: Store, index_dir: Path) -> IndexStatus:

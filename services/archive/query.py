@@ -71,6 +71,7 @@ class Context:
     database: xapian.Database | None
     tz: dt.tzinfo
     now: float
+    legacy: bool = False  # the index is of schema 1 (being rebuilt): match its terms too
 
 
 # -- the tree ----------------------------------------------------------------------------
@@ -142,7 +143,11 @@ class Words(Node):
     field: str | None
 
     def query(self, context):
-        return _pieces_query(pieces(self.text), self.field)
+        query = _pieces_query(pieces(self.text), self.field)
+        if context.legacy:  # schema 1: Xapian's own words, lowercased but not folded
+            prefix = TEXT_PREFIXES[self.field] if self.field else ""
+            query = xapian.Query(xapian.Query.OP_OR, [query, _legacy_phrase(prefix, self.text)])
+        return query
 
     def explain(self, context):
         found = pieces(self.text)
@@ -163,8 +168,10 @@ class Phrase(Node):
     def query(self, context):
         sequence = [term for piece in pieces(self.text) for term in piece.sequence()]
         prefixes = [TEXT_PREFIXES[self.field]] if self.field else list(TEXT_PREFIXES.values())
-        return xapian.Query(xapian.Query.OP_OR, [_phrase(prefix, sequence)
-                                                 for prefix in prefixes])
+        alternatives = [_phrase(prefix, sequence) for prefix in prefixes]
+        if context.legacy:  # schema 1 kept positions in the unprefixed copy only
+            alternatives.append(_legacy_phrase("", self.text))
+        return xapian.Query(xapian.Query.OP_OR, alternatives)
 
     def explain(self, context):
         shown = " ".join(term for piece in pieces(self.text) for term in piece.sequence())
@@ -640,6 +647,12 @@ def _phrase(prefix: str, sequence: list[str]) -> xapian.Query:
         return xapian.Query(prefix + sequence[0])
     return xapian.Query(xapian.Query.OP_PHRASE, [prefix + term for term in sequence],
                         len(sequence))
+
+
+def _legacy_phrase(prefix: str, text: str) -> xapian.Query:
+    """`text` as schema 1 (Xapian's TermGenerator) indexed it: lowercased words."""
+    words = re.findall(r"\w+", text.lower())
+    return _phrase(prefix, words) if words else xapian.Query.MatchNothing
 
 
 def _phrase_query(prefix: str, text: str) -> xapian.Query:

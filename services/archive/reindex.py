@@ -18,8 +18,8 @@ import xapian
 
 from services.archive.archive import Archive
 from services.archive.extract import ExtractionPool
-from services.archive.index import SCHEMA_VERSION
-from services.archive.indexer import Indexer, schema_version
+from services.archive.index import SCHEMA_VERSION, schema_version
+from services.archive.indexer import Indexer
 
 log = logging.getLogger("archiver")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import xapian
 
 from services.archive import dates
-from services.archive.index import SCHEMA_KEY, SCHEMA_VERSION, SLOT_DATE
+from services.archive.index import SCHEMA_VERSION, SLOT_DATE, schema_version
 from services.archive.query import (Context, PatternTooBroad, QuerySyntaxError, explanation,
                                     parse as parse_tree)
 
@@ -64,7 +64,8 @@ def search(index_dir: Path, text: str, limit: int = 50, offset: int = 0,
         database = xapian.Database(str(index_dir))
     except xapian.DatabaseOpeningError:
         return Results(0, offset, [])  # nothing indexed yet
-    query = tree.query(Context(database, tz, now))
+    legacy = (schema_version(database) or SCHEMA_VERSION) < SCHEMA_VERSION
+    query = tree.query(Context(database, tz, now, legacy))
     if within is not None:
         query = xapian.Query(xapian.Query.OP_FILTER, query, within)
     enquire = xapian.Enquire(database)
@@ -79,7 +80,7 @@ def search(index_dir: Path, text: str, limit: int = 50, offset: int = 0,
     more = matches.get_matches_lower_bound() > count_limit
     total = count_limit if more else matches.get_matches_estimated()
     hits = [_hit(json.loads(match.document.get_data())) for match in matches]
-    return Results(total, offset, hits, more, _notice(database))
+    return Results(total, offset, hits, more, _notice(database) if legacy else None)
 
 
 def parse(text: str, database: xapian.Database | None = None, timezone: str = "UTC",
@@ -107,10 +108,7 @@ def explain(index_dir: Path | None, text: str, timezone: str = "UTC",
             "xapian": str(tree.query(context))}
 
 
-def _notice(database: xapian.Database) -> str | None:
-    schema = int(database.get_metadata(SCHEMA_KEY) or 1)
-    if schema >= SCHEMA_VERSION:
-        return None
+def _notice(database: xapian.Database) -> str:
     return ("the index is being rebuilt for a newer version of search; until it is done, "
             "some mail may not be found (archiver status shows the progress)")
 

@@ -151,8 +151,7 @@ def cmd_search(args) -> int:
         results = search(archive.index_dir(), args.query, args.limit, args.offset,
                          args.oldest_first, timezone=timezone)
     except QuerySyntaxError as error:
-        print(error.pointer(), file=sys.stderr)
-        raise
+        return _query_error(error)
     zone = dates.zone(timezone)
     for hit in results.hits:
         if args.json:
@@ -165,6 +164,12 @@ def cmd_search(args) -> int:
         shown = f"{args.offset + 1}-{args.offset + len(results.hits)}" if results.hits else "none"
         print(f"({shown} of {results.total_text()})", file=sys.stderr)
     return 0
+
+
+def _query_error(error: QuerySyntaxError) -> int:
+    """What is wrong, then the query with a caret under where."""
+    print(f"archiver: {error}\n{error.pointer()}", file=sys.stderr)
+    return error.exit_code
 
 
 def _explain(archive: Archive, args, timezone: str) -> int:
@@ -231,8 +236,7 @@ def cmd_export(args) -> int:
     try:  # every match counted: the progress total, and a bad query fails before any output
         total = search(index_dir, args.query, 0, timezone=timezone, count_limit=2**31).total
     except QuerySyntaxError as error:
-        print(error.pointer(), file=sys.stderr)
-        raise
+        return _query_error(error)
     progress = Progress("exporting", total=total, enabled=not args.json)
     now = time.time()  # one moment for every page: relative dates do not move mid-export
 
