@@ -36,12 +36,20 @@ class DocumentTerms:
     def add_text(self, prefix: str, text: str) -> None:
         """The words of `text` (any str) at the field's next positions."""
         position = self.next_position.get(prefix, 1)
-        add_posting, seen = self.document.add_posting, self.unprefixed
+        add_posting, seen = self.document.add_posting, []
         for piece in pieces(text):
+            parts, whole, cjk = piece
+            if whole is None and not cjk and len(parts) == 1:
+                term = parts[0]  # the common case, without the generator's cost
+                add_posting(prefix + term, position)
+                seen.append(term)
+                position += 1
+                continue
             for offset, term in piece.postings():
                 add_posting(prefix + term, position + offset)
-                seen[term] += 1
-            position += len(piece.parts)
+                seen.append(term)
+            position += len(parts)
+        self.unprefixed.update(seen)
         self.next_position[prefix] = position + FIELD_GAP
 
     def add_address(self, prefix: str, display: str) -> None:

@@ -72,45 +72,44 @@ class Piece(NamedTuple):
 def pieces(text: str) -> list[Piece]:
     """The pieces of `text`, in order (str of any length; no error is raised).
 
-    One pass over ICU's segments, written for speed (every message's text goes through
-    it): a word segment extends the current compound when one hyphen joined them, a CJK
-    segment extends the current CJK run, anything else ends both."""
+    One pass over ICU's word segments, written for speed (every message's text goes
+    through it; separators are only looked at where a word begins): a word extends the
+    current compound when one hyphen joins them, a CJK segment extends the current CJK run
+    when nothing separates them, anything else ends both."""
     found: list[Piece] = []
+    add, compound_piece = found.append, _compound_piece
     compound = cjk_run = ""
-    after_hyphen = False  # the compound ends in a hyphen that may join it to a next word
-    for segment, status in _segments(text):
-        if status < _STATUS_WORD:
+    previous_end = -2
+    for start, end, status in _word_segments(text):
+        segment = text[start:end]
+        if status < _STATUS_KANA and (segment.isascii() or not _HANGUL.search(segment)):
             if cjk_run:
                 cjk_run = _add_cjk(cjk_run, found)
+            if compound and start == previous_end + 1 and text[previous_end] in HYPHENS:
+                compound += text[previous_end:end]
+            else:
+                if compound:
+                    piece = compound_piece(compound)
+                    if piece is not None:
+                        add(piece)
+                compound = segment
+        else:
             if compound:
-                if not after_hyphen and segment in HYPHENS:
-                    compound += segment  # ICU yields each separator as a segment of its own
-                    after_hyphen = True
-                else:
-                    _add_compound(compound, after_hyphen, found)
-                    compound, after_hyphen = "", False
-        elif status >= _STATUS_KANA or (not segment.isascii() and _HANGUL.search(segment)):
-            if compound:
-                _add_compound(compound, after_hyphen, found)
-                compound, after_hyphen = "", False
+                _add_compound(compound, found)
+                compound = ""
+            if cjk_run and start != previous_end:
+                cjk_run = _add_cjk(cjk_run, found)
             for run, is_cjk in _cjk_runs(segment, status):
                 if is_cjk:
                     cjk_run += run
                 else:
                     cjk_run = _add_cjk(cjk_run, found) if cjk_run else ""
-                    _add_compound(run, False, found)
-        else:
-            if cjk_run:
-                cjk_run = _add_cjk(cjk_run, found)
-            if compound and not after_hyphen:
-                _add_compound(compound, False, found)
-                compound = ""
-            compound += segment
-            after_hyphen = False
+                    _add_compound(run, found)
+        previous_end = end
     if cjk_run:
         _add_cjk(cjk_run, found)
     if compound:
-        _add_compound(compound, after_hyphen, found)
+        _add_compound(compound, found)
     return found
 
 
@@ -142,22 +141,26 @@ def fold(word: str) -> str:
 _BREAKERS = threading.local()  # an ICU BreakIterator is not safe to share between threads
 
 
-def _segments(text: str) -> Iterator[tuple[str, int]]:
-    """(segment, ICU rule status) of ICU's word-break segments of `text`, in order."""
+def _word_segments(text: str) -> Iterator[tuple[int, int, int]]:
+    """(start, end, ICU rule status) of the word segments of `text` (str indexes)."""
     breaker = getattr(_BREAKERS, "word", None)
     if breaker is None:
         breaker = _BREAKERS.word = icu.BreakIterator.createWordInstance(icu.Locale.getRoot())
     utf16 = icu.UnicodeString(text)
     breaker.setText(utf16)
-    # ICU counts UTF-16 code units, str counts code points: the same without characters
-    # outside the Basic Multilingual Plane.
-    to_index = _utf16_to_index(text) if len(utf16) != len(text) else None
     status, start = breaker.getRuleStatus, 0
+    if len(utf16) == len(text):
+        for end in breaker:
+            if status() >= _STATUS_WORD:
+                yield start, end, status()
+            start = end
+        return
+    # ICU counts UTF-16 code units, str code points: they differ after a character outside
+    # the Basic Multilingual Plane.
+    to_index = _utf16_to_index(text)
     for end in breaker:
-        if to_index is None:
-            yield text[start:end], status()
-        else:
-            yield text[to_index[start]:to_index[end]], status()
+        if status() >= _STATUS_WORD:
+            yield to_index[start], to_index[end], status()
         start = end
 
 
@@ -170,17 +173,20 @@ def _utf16_to_index(text: str) -> dict[int, int]:
     return mapping
 
 
-def _add_compound(raw: str, trailing_hyphen: bool, found: list[Piece]) -> None:
-    if trailing_hyphen:
-        raw = raw[:-1]
+def _add_compound(raw: str, found: list[Piece]) -> None:
+    piece = _compound_piece(raw)
+    if piece is not None:
+        found.append(piece)
+
+
+@lru_cache(maxsize=65536)  # mail repeats its words: most are looked up, not cut again
+def _compound_piece(raw: str) -> Piece | None:
     if raw.isalnum():
-        found.append(Piece((fold(raw),)))
-        return
+        return Piece((fold(raw),))
     parts = tuple(part for part in map(fold, _split_parts(raw)) if part)
-    if len(parts) == 1:
-        found.append(Piece(parts))
-    elif parts:
-        found.append(Piece(parts, fold(_joiners_normalized(raw))))
+    if len(parts) > 1:
+        return Piece(parts, fold(_joiners_normalized(raw)))
+    return Piece(parts) if parts else None
 
 
 def _add_cjk(run: str, found: list[Piece]) -> str:

@@ -71,7 +71,8 @@ class Runtime:
             from services.policy.replicated import Replicated
             from services.policy.retention import run_weekly
             self._start_thread("retention", "retention", run_weekly, self.archive.store,
-                               self.archive.index_dir, Replicated(self.archive.store), self.stop)
+                               self.archive.index_dir, Replicated(self.archive.store), self.stop,
+                               3600, self.config.timezone)
         if "journal" in self.services:
             from services.intake.journal_mailbox import JournalPuller
             for account in self.config.journal_accounts:
