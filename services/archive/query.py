@@ -45,6 +45,8 @@ GROUPING_FIELDS = (*ADDRESS_FIELDS, *WORD_FIELDS, "filename")
 OPERATORS = ("and", "or", "not")
 QUOTES = '"\u201c\u201d\u201e'
 EXPANSION_LIMIT = 10000  # words one wildcard may stand for; more is an error, not a guess
+QUERY_LIMIT = 10000      # characters of a query
+NESTING_LIMIT = 50       # parentheses and NOTs inside each other
 SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "m": 1024**2, "mb": 1024**2,
               "g": 1024**3, "gb": 1024**3}
 FIELD_NAME = re.compile(r"([A-Za-z][A-Za-z0-9_-]*):")
@@ -144,9 +146,9 @@ class Words(Node):
 
     def query(self, context):
         query = _pieces_query(pieces(self.text), self.field)
-        if context.legacy:  # schema 1: Xapian's own words, lowercased but not folded
-            prefix = TEXT_PREFIXES[self.field] if self.field else ""
-            query = xapian.Query(xapian.Query.OP_OR, [query, _legacy_phrase(prefix, self.text)])
+        if context.legacy:
+            query = xapian.Query(xapian.Query.OP_OR,
+                                 [query, _legacy_phrase(self.field, self.text)])
         return query
 
     def explain(self, context):
@@ -169,8 +171,8 @@ class Phrase(Node):
         sequence = [term for piece in pieces(self.text) for term in piece.sequence()]
         prefixes = [TEXT_PREFIXES[self.field]] if self.field else list(TEXT_PREFIXES.values())
         alternatives = [_phrase(prefix, sequence) for prefix in prefixes]
-        if context.legacy:  # schema 1 kept positions in the unprefixed copy only
-            alternatives.append(_legacy_phrase("", self.text))
+        if context.legacy:
+            alternatives.append(_legacy_phrase(self.field, self.text))
         return xapian.Query(xapian.Query.OP_OR, alternatives)
 
     def explain(self, context):
@@ -401,9 +403,12 @@ def tokens(text: str) -> Iterator[Token]:
 
 class _Parser:
     def __init__(self, text: str, tz: dt.tzinfo, now: float):
+        if len(text) > QUERY_LIMIT:
+            raise QuerySyntaxError(text[:80] + "...", QUERY_LIMIT + 1,
+                                   f"the query is longer than {QUERY_LIMIT} characters")
         self.text, self.tz, self.now = text, tz, now
         self.tokens = list(tokens(text))
-        self.at = 0
+        self.at, self.depth = 0, 0
 
     def parse(self) -> Node:
         if not self.tokens:
@@ -451,7 +456,7 @@ class _Parser:
             self._fail(token, f"{token.text.upper()} needs something before it")
         if self._peek_operator("not"):
             operator = self._next()
-            return Not(self._unary(field, operator))
+            return Not(self._nested(operator, lambda: self._unary(field, operator)))
         if token.kind in ("minus", "plus"):
             self._next()
             node = self._primary(field)
@@ -463,7 +468,7 @@ class _Parser:
         if token.kind == "open":
             if self._peek() is not None and self._peek().kind == "close":
                 self._fail(token, "empty parentheses")
-            inner = self._or(field)
+            inner = self._nested(token, lambda: self._or(field))
             closing = self._peek()
             if closing is None or closing.kind != "close":
                 self._fail(token, "unbalanced parenthesis: this ( is never closed")
@@ -554,6 +559,15 @@ class _Parser:
         except ValueError as exc:
             self._fail(token, f"{field}:{text}: {exc}")
         return Range(field, text, low, high)
+
+    def _nested(self, token: Token, parse_inner):
+        self.depth += 1
+        if self.depth > NESTING_LIMIT:
+            self._fail(token, f"more than {NESTING_LIMIT} parentheses or NOTs inside each other")
+        try:
+            return parse_inner()
+        finally:
+            self.depth -= 1
 
     # -- tokens ----------------------------------------------------------------------------
 
@@ -649,10 +663,18 @@ def _phrase(prefix: str, sequence: list[str]) -> xapian.Query:
                         len(sequence))
 
 
-def _legacy_phrase(prefix: str, text: str) -> xapian.Query:
-    """`text` as schema 1 (Xapian's TermGenerator) indexed it: lowercased words."""
+def _legacy_phrase(field: str | None, text: str) -> xapian.Query:
+    """`text` as schema 1 (Xapian's TermGenerator) indexed it: lowercased words, with
+    positions under each prefix but body: and attachment:, whose only positions were in
+    the unprefixed copy."""
     words = re.findall(r"\w+", text.lower())
-    return _phrase(prefix, words) if words else xapian.Query.MatchNothing
+    if not words:
+        return xapian.Query.MatchNothing
+    if field in ("body", "attachment"):
+        prefix = TEXT_PREFIXES[field]
+        return xapian.Query(xapian.Query.OP_AND, [_phrase("", words)] + [
+            xapian.Query(prefix + word) for word in words])
+    return _phrase(TEXT_PREFIXES[field] if field else "", words)
 
 
 def _phrase_query(prefix: str, text: str) -> xapian.Query:
@@ -678,8 +700,8 @@ def _has_wildcard(text: str) -> bool:
 
 def _glob(context: Context, prefix: str, pattern: str) -> xapian.Query:
     """The terms under `prefix` whose rest matches a shell pattern (* and ?), ORed."""
-    if context.database is None:
-        return xapian.Query.MatchNothing  # checking syntax only
+    if context.database is None:  # checking syntax, or explaining without the index
+        return xapian.Query(prefix + pattern)
     literal = re.split(r"[*?\[]", pattern, 1)[0]
     matcher = re.compile(fnmatch.translate(pattern))
     found = []

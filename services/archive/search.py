@@ -93,7 +93,9 @@ def parse(text: str, database: xapian.Database | None = None, timezone: str = "U
 
 def explain(index_dir: Path | None, text: str, timezone: str = "UTC",
             now: float | None = None) -> dict:
-    """How `text` is understood: {"query", "explanation": [lines], "xapian"}."""
+    """How `text` is understood: {"query", "timezone", "explanation": [lines], "xapian"}.
+    Without `index_dir`, patterns (filename:*2024*, to:*@example.org) are not expanded into
+    the terms they match: those would show addresses and names of mail one may not read."""
     tz, now = dates.zone(timezone), time.time() if now is None else now
     tree = parse_tree(text, tz, now)
     database = None

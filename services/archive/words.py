@@ -3,10 +3,10 @@
 Text is cut into words by the Unicode word-break rules as ICU implements them (UAX #29,
 with ICU's dictionaries for Thai, Lao, Khmer and Burmese, which write no spaces between
 words). Each word is folded: NFKC-normalized (full-width forms, ligatures), case folded
-(Unicode full case folding: ß -> ss, final sigma -> sigma), accents dropped from Latin,
-Greek and Cyrillic letters (é -> e, ά -> α, İ -> i), and the few Latin letters whose accent
-is no separable mark mapped to their base (ł -> l, ø -> o, dotless ı -> i), so `muller` and
-`Müller` are the same term.
+(Unicode full case folding: ß -> ss, final sigma -> sigma), accents dropped from Latin and
+Greek letters (é -> e, ά -> α, İ -> i), and the few letters whose accent is no separable
+mark mapped to their base (ł -> l, ø -> o, dotless ı -> i; Cyrillic ё -> е, where other
+marks make other letters: й is not и), so `muller` and `Müller` are the same term.
 
 Words joined by single hyphens or slashes, or holding apostrophes and dots (O'Brien,
 d'études, e-mail-migration, jp.obrien@example.com), are one *compound*: its parts are
@@ -35,7 +35,7 @@ HYPHENS = frozenset("-\u2010\u2011\uff0d/\uff0f")  # join two words: e-mail, TCP
 SLASHES = frozenset("/\uff0f")
 APOSTROPHES = frozenset("'\u2019\u02bc\u2018\uff07")  # one apostrophe term: O'Brien, O’Brien
 # Latin letters whose accent is no separable mark (NFD leaves them whole).
-BASE_LETTERS = str.maketrans({"ı": "i", "ł": "l", "ø": "o", "đ": "d", "ð": "d", "ħ": "h",
+BASE_LETTERS = str.maketrans({"ı": "i", "ł": "l", "ø": "o", "đ": "d", "ð": "d", "ħ": "h", "ё": "е",
                               "ŧ": "t", "ŀ": "l", "ƒ": "f", "þ": "th", "æ": "ae", "œ": "oe"})
 _STATUS_WORD = 100  # ICU rule status below 100: spaces, punctuation, symbols
 _STATUS_KANA = 300  # 300-399 kana, 400-499 ideographs (UBRK_WORD_KANA, UBRK_WORD_IDEO)
@@ -120,21 +120,21 @@ def terms_of(text: str) -> list[str]:
 
 @lru_cache(maxsize=65536)
 def fold(word: str) -> str:
-    """`word` case folded and without accents on Latin, Greek and Cyrillic letters, cut to
+    """`word` case folded and without accents on Latin and Greek letters, cut to
     MAX_WORD_BYTES of UTF-8 at a character boundary."""
     if word.isascii():
         return _truncated(word.lower())
-    folded = unicodedata.normalize("NFKC", word).casefold()
+    folded = unicodedata.normalize("NFKC", word).casefold().translate(BASE_LETTERS)
     if not folded.isascii():
         kept, base_foldable = [], False
         for char in unicodedata.normalize("NFD", folded):
             if unicodedata.combining(char):
                 if base_foldable:
-                    continue  # an accent on a Latin, Greek or Cyrillic letter
+                    continue  # an accent on a Latin or Greek letter
             else:
                 base_foldable = _accent_foldable(char)
             kept.append(char)
-        folded = unicodedata.normalize("NFC", "".join(kept).translate(BASE_LETTERS))
+        folded = unicodedata.normalize("NFC", "".join(kept))
     return _truncated(folded)
 
 
@@ -232,7 +232,7 @@ def _joiners_normalized(word: str) -> str:
 
 def _accent_foldable(char: str) -> bool:
     code = ord(char)
-    return code < 0x0530 or 0x1E00 <= code <= 0x1FFF  # Latin, Greek, Cyrillic (+ extended)
+    return code < 0x0400 or 0x1E00 <= code <= 0x1FFF  # Latin and Greek (and extended)
 
 
 def _truncated(word: str) -> str:

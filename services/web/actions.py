@@ -40,8 +40,10 @@ def search(archive: Archive, user: User, query: str, limit: int, offset: int,
                       within=mail_filter(user), timezone=timezone)
 
 
-def explain(archive: Archive, query: str, timezone: str = "UTC") -> dict:
-    return run_explain(archive.index_dir(), query, timezone)
+def explain(archive: Archive, user: User, query: str, timezone: str = "UTC") -> dict:
+    """How `query` is understood; a user (who reads only their own mail) sees patterns
+    unexpanded, never the addresses and names the whole archive holds."""
+    return run_explain(archive.index_dir() if user.role != "user" else None, query, timezone)
 
 
 def message(archive: Archive, user: User, digest: str) -> tuple[dict, mail_view.MessageView]:

@@ -206,8 +206,10 @@ async def change_password(request: web.Request, user: User) -> web.Response:
 # -- mail --------------------------------------------------------------------------------
 
 QUERY = Param("q", "the query (README: words, \"phrases\", arch*, AND/OR/NOT, from: to: cc: "
-                   "bcc: subject: body: attachment: filename: date:A..B size:A..B has: type: "
-                   "source:); empty finds everything")
+                   "bcc: subject: body: attachment: filename: date:A..B (also today, "
+                   "yesterday, 7d, 2w, 3m, 1y; days of the appliance's time zone) before: "
+                   "after: size:A..B has: type: source:); empty finds everything; a query "
+                   "the syntax does not know is a 400 saying what and at which column")
 
 
 @endpoint("GET", "/api/search", "Search (newest first); a user finds only their own mail",
@@ -222,7 +224,7 @@ async def search(request: web.Request, user: User) -> web.Response:
     config, archive = context(request)
     query = request.query.get("q", "")
     if bool_param(request, "explain"):
-        return reply(await blocking(actions.explain, archive, query, config.timezone))
+        return reply(await blocking(actions.explain, archive, user, query, config.timezone))
     results = await blocking(actions.search, archive, user, query,
                              int_param(request, "limit", 50), int_param(request, "offset", 0),
                              bool_param(request, "oldest_first"), config.timezone)

@@ -16,6 +16,7 @@ from firmware.errors import ArchiverError
 
 from services.policy import audit
 from services.appliance import users
+from services.archive import dates
 from services.archive.search import PatternTooBroad, QuerySyntaxError
 from services.appliance.users import User
 from services.web import actions
@@ -167,14 +168,14 @@ async def search_page(request: web.Request, user: User) -> web.Response:
         try:
             results = await asyncio.to_thread(actions.search, archive, user, query, PAGE_SIZE,
                                               offset, False, config.timezone)
-            understood = await asyncio.to_thread(actions.explain, archive, query,
+            understood = await asyncio.to_thread(actions.explain, archive, user, query,
                                                  config.timezone)
         except QuerySyntaxError as exc:
             error = exc
         except PatternTooBroad as exc:
             error = exc
     return render(request, "search.html", query=query or "", results=results, error=error,
-                  understood=understood,
+                  understood=understood, timezone=config.timezone,
                   offset=offset, page_size=PAGE_SIZE, may_save=user.role in STAFF,
                   page_url=lambda at: "/search?" + urlencode({"q": query or "", "offset": at}))
 
@@ -375,10 +376,11 @@ async def change_password(request: web.Request, user: User):
 
 # -- template filters --------------------------------------------------------------------
 
-def _when(epoch) -> str:
+def _when(epoch, timezone: str = "UTC") -> str:
     if not epoch:
         return "-"
-    return dt.datetime.fromtimestamp(float(epoch), dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
+    zone = dt.timezone.utc if timezone == "UTC" else dates.zone(timezone)
+    return dt.datetime.fromtimestamp(float(epoch), zone).strftime("%Y-%m-%d %H:%M")
 
 
 def _size(count) -> str:

@@ -78,6 +78,16 @@ def test_exact_counts_and_the_explanation_on_the_page_and_in_the_api(site):
     assert understood["xapian"].startswith("Query(")
 
 
+def test_a_user_explaining_a_pattern_sees_no_address_of_mail_not_theirs(site):
+    query = "/api/search?explain=true&q=" + quoted("to:*a*@example.com")
+    staff = Client(site.url, basic=("audrey", PASSWORD)).get(query).json()["xapian"]
+    assert "XTOEdave@example.com" in staff  # the pattern, expanded over the whole index
+    user = Client(site.url, basic=("alice", PASSWORD)).get(query).json()
+    assert "dave@example.com" not in user["xapian"] and "XTOE*a*@example.com" in user["xapian"]
+    assert user["explanation"] == ["a recipient's whole address matches the pattern "
+                                   '"*a*@example.com"']
+
+
 @pytest.fixture(scope="module")
 def crowded_site(tmp_path_factory):
     data = tmp_path_factory.mktemp("crowded") / "data"

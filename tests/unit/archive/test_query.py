@@ -56,6 +56,13 @@ def test_errors_say_what_and_where(text, column, problem):
     assert error.pointer().splitlines() == [f"  {text}", "  " + " " * (column - 1) + "^"]
 
 
+def test_hostile_queries_are_refused_not_crashed_on():
+    assert "inside each other" in str(error_of("(" * 1000 + "a" + ")" * 1000))
+    assert "inside each other" in str(error_of("NOT " * 1000 + "a"))
+    assert "longer than 10000 characters" in str(error_of("a " * 6000))
+    parse("(" * 20 + "a" + ")" * 20, UTC, NOW)
+
+
 @pytest.mark.parametrize("text", ["from:alice", "FROM:alice", "Subject:(budget OR plan)",
                                   "a and b or not c", "-spam", "+ham", "a -(b OR c)",
                                   'to:"Bob Stone"', "type:image/*", "source:journal:exchange",
@@ -112,11 +119,13 @@ def test_explanations_name_the_time_zone_and_what_relative_dates_mean():
     ("Straße", ["strasse"]), ("STRASSE", ["strasse"]), ("Müller", ["muller"]),
     ("İstanbul", ["istanbul"]), ("ISTANBUL", ["istanbul"]), ("ılık", ["ilik"]),
     ("ΟΔΥΣΣΕΥΣ", ["οδυσσευσ"]), ("Οδυσσεύς", ["οδυσσευσ"]), ("Łódź", ["lodz"]),
-    ("Œuvre", ["oeuvre"]), ("ＡＢＣ", ["abc"]), ("ﬁle", ["file"]), ("e\u0301tudes", ["etudes"]),
+    ("Œuvre", ["oeuvre"]), ("Ёлка", ["елка"]), ("йод", ["йод"]), ("ＡＢＣ", ["abc"]), ("ﬁle", ["file"]), ("e\u0301tudes", ["etudes"]),
     ("会議", ["会", "議", "会議"]), ("ｶﾅ", ["カ", "ナ", "カナ"]),
     ("회의를", ["회", "의", "를", "회의", "의를"]),
     ("KB국민", ["kb", "국", "민", "국민"]),
     ("ยอดขาย", ["ยอด", "ขาย"]),
+    ("ພາສາລາວເປັນພາສາ", ["ພາສາ", "ລາວ", "ເປັນ", "ພາສາ"]),      # Lao
+    ("ភាសាខ្មែរជាភាសា", ["ភាសាខ្មែរ", "ជា", "ភាសា"]),            # Khmer
     ("ที่นี่", ["ที่", "นี่"]),                 # Thai marks are letters, not accents
     ("が", ["が"]),                              # so is the dakuten of kana
     ("𠀋𠀌", ["𠀋", "𠀌", "𠀋𠀌"]),                 # outside the BMP
