@@ -2,6 +2,7 @@
 
   DATA/store/          the LMDB environment (services.archive.store)
   DATA/index           symlink to the live Xapian database DATA/index.N/
+  DATA/index.next      symlink to an index being rebuilt (services.archive.reindex)
   DATA/indexer.lock    held by whichever process writes the index
   DATA/spool/          SMTP DATA past 1 MiB, in unnamed files (services.intake.smtp_data)
 """
@@ -46,6 +47,10 @@ class Archive:
     @property
     def index_link(self) -> Path:
         return self.data_dir / "index"
+
+    @property
+    def next_index_link(self) -> Path:
+        return self.data_dir / "index.next"
 
     def index_dir(self) -> Path:
         """The live index (created empty on first use)."""

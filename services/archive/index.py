@@ -1,12 +1,14 @@
 """The Xapian schema: which terms and values a message becomes (after notmuch's schema).
 
-Text fields are indexed twice, with their prefix (for `from:alice`) and without (for a
-bare `alice`), with positions so "phrases" match. Boolean terms are lowercased, so
-`has:Attachment` and `has:attachment` are the same filter.
+Text fields are indexed twice (services.archive.terms): with their prefix and positions
+(for `from:alice`, `body:"race condition"`) and without prefix or positions (for a bare
+`alice`); words are cut and folded by services.archive.words. Boolean terms are lowercased,
+so `has:Attachment` and `has:attachment` are the same filter. SCHEMA_VERSION names what
+this code indexes; an index of an older version is rebuilt (services.archive.reindex).
 
 Xapian refuses a term longer than 245 bytes, and with it every change not yet committed
 (the whole batch). So every term made here or in a query goes through term(), which bounds
-it in bytes; words come from the TermGenerator, which skips words over MAX_WORD_BYTES.
+it in bytes; word terms come from services.archive.terms, which caps words far below that.
 A message whose document still cannot be built or added is indexed with less of itself
 (document_at(): headers only, then what the store recorded at intake, then its digest
 alone) and flagged has:extraction-failure with the reason.
@@ -14,11 +16,13 @@ alone) and flagged has:extraction-failure with the reason.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
+
 from typing import TYPE_CHECKING
 
 import xapian
+
+from services.archive.terms import MAX_TERM_BYTES, DocumentTerms, term
 
 if TYPE_CHECKING:  # search and the web import this module; extraction (lxml) they need not
     from services.archive.extract import Extracted
@@ -42,51 +46,22 @@ BOOLEAN_PREFIXES = {
     "origin": "XORIG",  # node id of the appliance that archived it first
     "digest": "Q",      # the unique id term: Q + SHA-256 hex
 }
-# Long texts keep positions once, in their unprefixed copy: "phrases" match in them, and
-# body:/attachment: match words and wildcards. Positions are most of an index's size and
-# of its indexing time, and phrase searches are rarely scoped to one part of a message.
-UNPOSITIONED_PREFIXES = {TEXT_PREFIXES["body"], TEXT_PREFIXES["attachment"]}
+HAS_VALUES = {"attachment", "extraction-failure"}  # has:VALUE; any other is a query error
+# 1: Xapian's TermGenerator. 2: ICU words, folding, CJK n-grams, positions per field,
+# address and file name forms (services.archive.words, services.archive.terms).
+SCHEMA_VERSION = 2
+SCHEMA_KEY = "schema_version"  # Xapian metadata; an index without it is version 1
+ADDRESS_FIELDS = ("from", "to", "cc", "bcc")
 # Exact addresses (From, To, Cc, Bcc headers, envelope recipients), lowercased: the filter
 # that limits a user to their own mail. Words would not do: "alice@example.com" as words
 # also matches bob.alice@example.com.
 ADDRESS_PREFIX = "XADDR"
-MAX_TERM_BYTES = 245     # Xapian's limit (glass backend), prefix included
-TERM_DIGEST_HEX = 32     # 128 bits of SHA-256 end a term that had to be shortened
-# The TermGenerator's own limit (its default, set explicitly): longer "words" (base64 runs,
-# CJK runs without spaces) are skipped; with prefixes of at most 5 bytes, far below 245.
-MAX_WORD_BYTES = 64
 # Less of a message, for a document that could not be built or added whole (document_at).
 DOCUMENT_LEVELS = ("whole", "headers only", "stored metadata only", "digest only")
 SLOT_DATE = 0      # sent date (Date header, else received time), sortable_serialise(epoch)
 SLOT_SIZE = 1      # raw size in bytes
 SLOT_RECEIVED = 2  # when this appliance stored it
 BODY_TEXT_LIMIT = 4 * 1024 * 1024  # a pathological body is indexed up to here
-
-
-def term(prefix: str, value: str) -> str:
-    """The Xapian term `prefix` + `value`: valid UTF-8 (lone surrogates become '?') of at most
-    MAX_TERM_BYTES bytes. Every term the index adds or a query looks up is made here.
-
-    A longer one keeps as much of its start as fits (cut on a character boundary) and ends
-    in '#' and TERM_DIGEST_HEX hex digits of the SHA-256 of the whole term. So it stays
-    exact and stable: the same value always gives the same term, two values that differ
-    anywhere give different terms. A plain cut would not do: the access filter looks up
-    exact address terms, and two long addresses sharing their first 240 bytes would then
-    read each other's mail. The readable start keeps prefix wildcards working."""
-    whole = clean(prefix + value)
-    data = whole.encode("utf-8")
-    if len(data) <= MAX_TERM_BYTES:
-        return whole
-    digest = hashlib.sha256(data).hexdigest()[:TERM_DIGEST_HEX]
-    start = data[:MAX_TERM_BYTES - len(digest) - 1].decode("utf-8", "ignore")
-    return f"{start}#{digest}"
-
-
-def term_generator() -> xapian.TermGenerator:
-    """The generator of the index's word terms (no stemming; words over MAX_WORD_BYTES skipped)."""
-    generator = xapian.TermGenerator()
-    generator.set_max_word_length(MAX_WORD_BYTES)
-    return generator
 
 
 def id_term(digest: str) -> str:
@@ -117,23 +92,23 @@ def sent_date(meta: dict) -> float:
     return meta.get("sent_date") or meta.get("received") or 0.0
 
 
-def document_at(level: int, digest: str, meta: dict, extracted: Extracted, reason: str | None,
-                generator: xapian.TermGenerator) -> tuple[xapian.Document, Extracted]:
+def document_at(level: int, digest: str, meta: dict, extracted: Extracted,
+                reason: str | None) -> tuple[xapian.Document, Extracted]:
     """The document of a message at one of DOCUMENT_LEVELS (0: whole; 1: headers only; 2:
     what the store recorded at intake; 3: digest, dates and size), and what it was made of.
     `reason` says why a lower level would not do; from level 1 on it is among the failures
     the document is flagged with. Raises whatever building raises."""
     from services.archive.extract import Extracted, unread
     if level == 0:
-        return build_document(digest, meta, extracted, generator), extracted
+        return build_document(digest, meta, extracted), extracted
     failed = "; ".join([*extracted.failures, reason or "indexing failed"])
     if level == 1:
         content = Extracted(extracted.summary, "", [], failed=failed)
     else:
         content = unread(failed)
     if level == 2:
-        return build_document(digest, meta, content, generator), content
-    return build_document(digest, _bare(meta), content, generator), content
+        return build_document(digest, meta, content), content
+    return build_document(digest, _bare(meta), content), content
 
 
 def _bare(meta: dict) -> dict:
@@ -141,11 +116,19 @@ def _bare(meta: dict) -> dict:
     return {key: meta[key] for key in ("number", "size", "received", "sent_date") if key in meta}
 
 
-def build_document(digest: str, meta: dict, extracted: Extracted,
-                   generator: xapian.TermGenerator) -> xapian.Document:
+def schema_version(database: xapian.Database) -> int | None:
+    """The schema an index was built with; None for an empty index without one (a new
+    index). An index written before versions were recorded is version 1."""
+    recorded = database.get_metadata(SCHEMA_KEY)
+    if recorded:
+        return int(recorded)
+    return 1 if database.get_doccount() else None
+
+
+def build_document(digest: str, meta: dict, extracted) -> xapian.Document:
     """One Xapian document for one stored message and its extracted text."""
     document = xapian.Document()
-    generator.set_document(document)
+    terms = DocumentTerms(document)
     summary = _with_stored_headers(extracted.summary, meta)
     header_recipients = summary.to + summary.cc + summary.bcc
     shown = {_bare_address(display).lower() for display in summary.to + summary.cc}
@@ -159,7 +142,8 @@ def build_document(digest: str, meta: dict, extracted: Extracted,
     ]
     for name, texts in fields:
         for text in texts:
-            _index_text(generator, text, TEXT_PREFIXES[name])
+            _index_text(terms, name, text)
+    terms.finish()
     _add_boolean_terms(document, digest, meta, extracted, summary)
     date = sent_date(meta)
     document.add_value(SLOT_DATE, xapian.sortable_serialise(date))
@@ -188,15 +172,15 @@ def clean(text: str) -> str:
     return text.encode("utf-8", "replace").decode("utf-8")
 
 
-def _index_text(generator: xapian.TermGenerator, text: str, prefix: str) -> None:
+def _index_text(terms: DocumentTerms, name: str, text: str) -> None:
     if text:
-        text = clean(text)
-        if prefix in UNPOSITIONED_PREFIXES:
-            generator.index_text_without_positions(text, 1, prefix)
+        text, prefix = clean(text), TEXT_PREFIXES[name]
+        if name in ADDRESS_FIELDS:
+            terms.add_address(prefix, text)
+        elif name == "filename":
+            terms.add_filename(prefix, text)
         else:
-            generator.index_text(text, 1, prefix)
-        generator.index_text(text)
-        generator.increase_termpos()  # no phrase across two fields
+            terms.add_text(prefix, text)
 
 
 def _add_boolean_terms(document: xapian.Document, digest: str, meta: dict, extracted,

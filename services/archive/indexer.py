@@ -25,7 +25,8 @@ import xapian
 from firmware.errors import ArchiverError
 
 from services.archive.extract import ExtractionPool
-from services.archive.index import DOCUMENT_LEVELS, document_at, id_term, term_generator
+from services.archive.index import (DOCUMENT_LEVELS, SCHEMA_KEY, SCHEMA_VERSION, document_at,
+                                    id_term, schema_version)
 from services.archive.store import NotFound, Store
 
 log = logging.getLogger("archiver")
@@ -93,10 +94,15 @@ class Batch:
 
 
 class Indexer:
-    def __init__(self, store: Store, index_dir: Path, pool: ExtractionPool):
-        self.store, self.index_dir, self.pool = store, Path(index_dir), pool
+    """Writes one index. `live`: it is the index searches use, so its progress is the
+    store's "indexer" cursor (intake's backlog); an index being rebuilt beside it is not."""
+
+    def __init__(self, store: Store, index_dir: Path, pool: ExtractionPool, live: bool = True):
+        self.store, self.index_dir, self.pool, self.live = store, Path(index_dir), pool, live
         self.database = xapian.WritableDatabase(str(self.index_dir), xapian.DB_CREATE_OR_OPEN)
-        self.generator = term_generator()
+        if schema_version(self.database) is None:  # a new, empty index: this code's schema
+            self.database.set_metadata(SCHEMA_KEY, str(SCHEMA_VERSION))
+            self.database.commit()
 
     def position(self) -> int:
         value = self.database.get_metadata(CURSOR_KEY)
@@ -109,18 +115,25 @@ class Indexer:
             self._write(self._extract(batch))
         return len(batch.entries)
 
-    def catch_up(self, progress: Callable[[int], None] | None = None) -> int:
+    def catch_up(self, progress: Callable[[int], None] | None = None,
+                 between: Callable[[], bool] | None = None) -> int:
         """Index everything logged so far. The next batch is read and extracted (in the
-        worker processes) while this one is written, so both cores stay busy."""
+        worker processes) while this one is written, so both cores stay busy.
+        `between()` runs between batches, while the extraction pool is idle; when it
+        returns True, catching up stops after the batch at hand."""
         done = 0
         with ThreadPoolExecutor(1, thread_name_prefix="prefetch") as prefetch:
             upcoming = prefetch.submit(self._read_and_extract, self.position())
             while (batch := upcoming.result()).entries:
-                upcoming = prefetch.submit(self._read_and_extract, batch.last_seq)
+                stopping = between is not None and between()
+                if not stopping:
+                    upcoming = prefetch.submit(self._read_and_extract, batch.last_seq)
                 self._write(batch)
                 done += len(batch.entries)
                 if progress:
                     progress(len(batch.entries))
+                if stopping:
+                    break
         return done
 
     def follow(self, stop: Callable[[], bool], idle_sleep: float = 0.2,
@@ -171,7 +184,7 @@ class Indexer:
                  for digest, content in written.items()}
         failures = {digest: content.failures for digest, content in written.items()}
         # status and metadata; Xapian's is the truth
-        self.store.record_indexed(batch.last_seq, names, failures)
+        self.store.record_indexed(batch.last_seq if self.live else None, names, failures)
 
     def _add_all(self, batch: Batch, refused: dict) -> dict:
         """Every change of the batch, uncommitted; digest -> what each document was made of."""
@@ -188,8 +201,7 @@ class Indexer:
         built; raise _Refused when Xapian refuses it (the caller then starts over)."""
         while True:
             try:
-                document, content = document_at(level, digest, meta, extracted, reason,
-                                                self.generator)
+                document, content = document_at(level, digest, meta, extracted, reason)
             except Exception as exc:  # MemoryError included: the document was the big thing
                 level, reason = self._less(digest, level, "building", exc)
                 continue

@@ -325,14 +325,16 @@ class Store:
         with self.env.begin(write=True) as txn:
             txn.put(name.encode(), str(seq).encode(), db=self.db["cursors"])
 
-    def record_indexed(self, seq: int, attachment_names: dict[str, list[str]],
+    def record_indexed(self, seq: int | None, attachment_names: dict[str, list[str]],
                        failures: dict[str, list[str]] | None = None) -> None:
-        """The indexer's progress and what its full parse found, in one transaction:
+        """The indexer's progress (None: an index being rebuilt, not the live one's) and
+        what its full parse found, in one transaction:
         attachment names and, per digest, why parts of it could not be read (metadata key
         "extraction_failures", absent when nothing failed)."""
         failures = failures or {}
         with self.env.begin(write=True) as txn:
-            txn.put(b"indexer", str(seq).encode(), db=self.db["cursors"])
+            if seq is not None:
+                txn.put(b"indexer", str(seq).encode(), db=self.db["cursors"])
             for digest, names in attachment_names.items():
                 stored = txn.get(bytes.fromhex(digest), db=self.db["meta"])
                 if stored is not None:

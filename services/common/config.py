@@ -21,11 +21,13 @@ validated: every error names the file, the key and what was expected.
       tls: {cert: /etc/archiver/tls.crt, key: /etc/archiver/tls.key}   # optional: the
                                             # default is these files when both exist
       plain_http: false                     # true: HTTP even when a certificate exists
+    timezone: Europe/Berlin                 # days of searches (date:, before:, after:)
 """
 from __future__ import annotations
 
 import ipaddress
 import os
+import zoneinfo
 from dataclasses import dataclass
 from typing import ClassVar
 from pathlib import Path
@@ -52,6 +54,14 @@ def _networks(values: list[str]) -> bool:
 
 def _port(value: int) -> bool:
     return 0 < value < 65536
+
+
+def _time_zone(value: str) -> bool:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -141,6 +151,9 @@ class Config:
                                                    default_factory=list)
     mirror: MirrorConfig | None = field("mirroring with peers (450 and up)", default=None)
     web: WebConfig = field("web UI and HTTP API", default_factory=WebConfig)
+    timezone: str = field("the time zone whose days searches mean (date:, before:, after:)",
+                          check=_time_zone, default="UTC",
+                          expected="an IANA time zone name, e.g. UTC or Europe/Berlin")
     source: ClassVar[str] = "<defaults>"  # the file it came from (set by load_config)
 
 

@@ -16,7 +16,7 @@ from services.common.config import MIN_SECRET_LENGTH, Config
 from services.appliance.health import health
 from services.intake.journal_mailbox import account_status
 from services.policy.replicated import Replicated
-from services.archive.search import Results, search as run_search
+from services.archive.search import Results, explain as run_explain, search as run_search
 from services.appliance.users import User
 from services.web import mail_view
 from services.web.access import mail_filter, read_message
@@ -31,12 +31,19 @@ class BadRequest(ArchiverError):
 # -- mail ------------------------------------------------------------------------------
 
 def search(archive: Archive, user: User, query: str, limit: int, offset: int,
-           oldest_first: bool = False) -> Results:
+           oldest_first: bool = False, timezone: str = "UTC") -> Results:
+    """Raises BadRequest, QuerySyntaxError (both 400s), PatternTooBroad."""
     if not 1 <= limit <= MAX_PAGE or offset < 0:
         raise BadRequest(f"limit must be 1-{MAX_PAGE} and offset 0 or more")
     audit.record(archive.store, user.actor, "search", query=query, offset=offset, limit=limit)
     return run_search(archive.index_dir(), query, limit, offset, oldest_first,
-                      within=mail_filter(user))
+                      within=mail_filter(user), timezone=timezone)
+
+
+def explain(archive: Archive, user: User, query: str, timezone: str = "UTC") -> dict:
+    """How `query` is understood; a user (who reads only their own mail) sees patterns
+    unexpanded, never the addresses and names the whole archive holds."""
+    return run_explain(archive.index_dir() if user.role != "user" else None, query, timezone)
 
 
 def message(archive: Archive, user: User, digest: str) -> tuple[dict, mail_view.MessageView]:

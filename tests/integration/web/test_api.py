@@ -52,7 +52,8 @@ def test_openapi_document_describes_every_api_route(site):
               if route.resource is not None and route.resource.canonical.startswith("/api/")}
     assert described == routed
     search = document["paths"]["/api/search"]["get"]
-    assert {p["name"] for p in search["parameters"]} == {"q", "limit", "offset", "oldest_first"}
+    assert {p["name"] for p in search["parameters"]} == {"q", "limit", "offset", "oldest_first",
+                                                         "explain"}
     assert "401" in search["responses"]
 
 

@@ -20,11 +20,27 @@ def test_terms_stay_within_the_limit_whatever_the_value():
 
 
 def test_words_stay_within_the_limit_under_any_prefix():
-    """Words come from the TermGenerator, which skips those over MAX_WORD_BYTES."""
+    """Words are cut at services.archive.words.MAX_WORD_BYTES, far below Xapian's limit
+    under any prefix; a long word keeps its start."""
+    from services.archive import words
+    from services.archive.terms import DocumentTerms
     prefixes = [*index.TEXT_PREFIXES.values(), *index.BOOLEAN_PREFIXES.values()]
-    assert max(len(p.encode()) for p in prefixes) + index.MAX_WORD_BYTES <= MAX_TERM_BYTES
+    assert max(len(p.encode()) for p in prefixes) + words.MAX_WORD_BYTES <= MAX_TERM_BYTES
     document = xapian.Document()
-    generator = index.term_generator()
-    generator.set_document(document)
-    generator.index_text("ж" * 32 + " " + "ж" * 33 + " short", 1, "XFN")  # 64 and 66 bytes
-    assert sorted(t.term.decode() for t in document.termlist()) == ["XFNshort", "XFN" + "ж" * 32]
+    terms = DocumentTerms(document)
+    terms.add_text("XFN", "ж" * 200 + " short")
+    terms.finish()
+    found = [t.term.decode() for t in document.termlist()]
+    assert all(len(t.encode()) <= MAX_TERM_BYTES for t in found)
+    assert "XFNshort" in found and any(t.startswith("XFNжжж") for t in found)
+
+
+def test_long_addresses_and_file_names_give_exact_bounded_terms():
+    """E/L/D address terms and F/X file name terms go through term(): bounded, exact."""
+    from services.archive.terms import address_terms, filename_terms
+    one, other = "é" * 185 + "a@example.com", "é" * 185 + "b@example.com"
+    for make in (lambda v: address_terms("XTO", v), lambda v: filename_terms("XFN", v + ".pdf")):
+        first, second = make(one), make(other)
+        assert all(len(t.encode()) <= MAX_TERM_BYTES for t in first + second)
+        assert first[0] != second[0] and make(one) == first
+
