@@ -180,8 +180,8 @@ def test_a_document_xapian_refuses_costs_only_its_own_text(ten, monkeypatch):
     victim = digests[4]
     build = index.build_document
 
-    def refused_once(digest, meta, extracted, generator):
-        document = build(digest, meta, extracted, generator)
+    def refused_once(digest, meta, extracted):
+        document = build(digest, meta, extracted)
         if digest == victim and not extracted.failures:
             document.add_term("X" * 300)  # a term no helper made: Xapian refuses it
         return document
@@ -201,10 +201,10 @@ def test_a_document_that_cannot_be_built_falls_back_to_the_stored_metadata(ten, 
     victim = digests[7]
     build = index.build_document
 
-    def broken(digest, meta, extracted, generator):
+    def broken(digest, meta, extracted):
         if digest == victim and extracted.summary.to:  # whole and headers-only both fail
             raise RecursionError("maximum recursion depth exceeded")
-        return build(digest, meta, extracted, generator)
+        return build(digest, meta, extracted)
 
     monkeypatch.setattr(index, "build_document", broken)
     index_all(archive)
