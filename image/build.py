@@ -158,6 +158,23 @@ def install_units(root: Path) -> tuple[list[str], list[str]]:
     return written, enable
 
 
+def payload_folders(root: Path, log: BuildLog, unit_files: list[str]) -> list[str]:
+    """The folders whose every file the manifest lists, so that the boot check fails on a
+    file added there: where the image's Python finds modules and .pth files at start-up
+    (its site-packages folders, Debian's libraries included; made empty when missing), the
+    firmware's scripts, and the drop-in folders of the archiver units."""
+    shown = chroot(root, log, "python3", "-c",
+                   "import site; print('\\n'.join(site.getsitepackages()))")
+    folders = []
+    for line in [l.strip() for l in shown.stdout.splitlines() if l.startswith("/usr/")]:
+        folder = root / line.lstrip("/")
+        if not folder.is_dir():
+            folder.mkdir(mode=0o755, parents=True)
+        folders.append(line.lstrip("/"))
+    drop_ins = sorted({str(Path(p).parent) for p in unit_files if p.endswith(f"/{DROP_IN}")})
+    return [*folders, "usr/lib/archiver", *drop_ins]
+
+
 def install_model(root: Path, model: int) -> list[str]:
     catalog = load_models()
     catalog.get(model)  # refuses a model models.yaml does not have
@@ -239,7 +256,7 @@ def pem_body(path: Path) -> bytes:
     return lines[1] if len(lines) > 1 else lines[0]
 
 
-def boot_files(root: Path, output: Path) -> str:
+def boot_files(root: Path, output: Path, public_key) -> str:
     kernels = sorted((root / "boot").glob("vmlinuz-*"))
     if len(kernels) != 1:
         raise BuildError(f"the base tree has {len(kernels)} kernels in /boot, not 1")
@@ -249,7 +266,8 @@ def boot_files(root: Path, output: Path) -> str:
         raise BuildError(f"the base tree has no {initrd.name}")
     shutil.copyfile(kernels[0], output / artifacts.KERNEL)
     shutil.copyfile(initrd, output / artifacts.INITRD)
-    (output / artifacts.CMDLINE).write_text(artifacts.BOOT_CMDLINE + "\n")
+    # The command line carries the key the boot check trusts (not one on the disk it checks).
+    (output / artifacts.CMDLINE).write_text(artifacts.boot_cmdline(public_key) + "\n")
     return release
 
 
@@ -347,7 +365,10 @@ def build_image(model: int, *, images_dir: Path = BUILD / "images",
         chroot(root, log, "python3", "-m", "compileall", "-q", "--invalidation-mode",
                "checked-hash", *packages)
         payload += [p.lstrip("/") for p in packages]
-        log.step(f"tree: archiver user, enabled {', '.join(enable)}; byte-compiled")
+        folders = payload_folders(root, log, unit_files)
+        payload += folders
+        log.step(f"tree: archiver user, enabled {', '.join(enable)}; byte-compiled; payload "
+                 f"folders {', '.join(folders)}")
         timings["tree"] = log.elapsed()
 
         found = manifest.create(root, sorted(set(payload)), model, version)
@@ -361,7 +382,8 @@ def build_image(model: int, *, images_dir: Path = BUILD / "images",
         for name in (artifacts.FIRMWARE_MANIFEST, artifacts.FIRMWARE_SIGNATURE,
                      artifacts.FIRMWARE_PUBLIC_KEY):
             (firmware_dir / name).chmod(0o644)
-        log.step(f"manifest: {len(found.files)} payload files signed with key "
+        log.step(f"manifest: {len(found.files)} payload files, {len(found.links)} links and "
+                 f"{len(found.folders)} folders signed with key "
                  f"{keys.key_id(private_key.public_key())}")
 
         # The image's own command checks what was baked in, with the image's own Python and
@@ -384,7 +406,7 @@ def build_image(model: int, *, images_dir: Path = BUILD / "images",
                  "every runtime module imports; no private key inside")
         timings["check"] = log.elapsed()
 
-        release = boot_files(root, partial)
+        release = boot_files(root, partial, private_key.public_key())
         content = tree_size(root)
         if content > (root_mib << 20) * 0.85:
             raise BuildError(f"the tree ({content >> 20} MiB) does not fit a {root_mib} MiB "
