@@ -257,6 +257,19 @@ def pem_body(path: Path) -> bytes:
     return lines[1] if len(lines) > 1 else lines[0]
 
 
+def self_check(root: Path, log: BuildLog, cmdline: str) -> dict:
+    """`archiver firmware show --json` inside the tree, given the image's command line
+    (in /proc of the chroot is the build host's)."""
+    given = root / "tmp" / "archiver-build-cmdline"
+    given.write_text(cmdline + "\n")
+    try:
+        shown = chroot(root, log, "env", f"ARCHIVER_KERNEL_CMDLINE=/{given.relative_to(root)}",
+                       "archiver", "firmware", "show", "--json")
+    finally:
+        given.unlink()
+    return json.loads(shown.stdout.strip().splitlines()[-1])
+
+
 def boot_files(root: Path, output: Path, public_key) -> str:
     kernels = sorted((root / "boot").glob("vmlinuz-*"))
     if len(kernels) != 1:
@@ -392,9 +405,9 @@ def build_image(model: int, *, images_dir: Path = BUILD / "images",
                  f"{keys.key_id(private_key.public_key())}")
 
         # The image's own command checks what was baked in, with the image's own Python and
-        # Debian libraries; every runtime module must import there.
-        shown = chroot(root, log, "archiver", "firmware", "show", "--json")
-        state = json.loads(shown.stdout.strip().splitlines()[-1])
+        # Debian libraries, and the key the image's kernel command line will carry; every
+        # runtime module must import there.
+        state = self_check(root, log, artifacts.boot_cmdline(private_key.public_key()))
         if state.get("manifest") != "verified" or state.get("model") != model:
             raise BuildError(f"the image does not verify itself: {state}")
         chroot(root, log, "python3", "-c",
