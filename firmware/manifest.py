@@ -168,16 +168,18 @@ def verify(manifest_bytes: bytes, signature_doc: bytes, public_key: Ed25519Publi
 def unlisted(root: Path, manifest: Manifest) -> list[str]:
     """What the payload folders hold that the manifest does not list, in words."""
     listed = set(manifest.files) | set(manifest.links)
-    problems = []
-    for folder in manifest.folders:
+    problems, named = [], set()
+    for folder in manifest.folders:     # sorted: an outer folder comes before its inner ones
         if _leaves_root(folder):
             problems.append(f"payload folder {folder} leaves the payload root")
             continue
         found, links, odd = set(), {}, []
         _walk(root, root / folder, found, links, odd)
+        extra = sorted((found | set(links)) - listed - named)
+        named.update(extra)
         problems += [f"{rel} is not in the manifest (an unlisted file in the payload folder "
-                     f"{folder})" for rel in sorted((found | set(links)) - listed)]
-        problems += odd
+                     f"{folder})" for rel in extra]
+        problems += [p for p in odd if p not in problems]
     return problems
 
 

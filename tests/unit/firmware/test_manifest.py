@@ -230,3 +230,12 @@ def test_a_manifest_without_folders_or_links_still_reads():
            "model": 450, "version": "1.0.0.001"}
     found = manifest.Manifest.from_bytes(json.dumps(old).encode())
     assert (found.folders, found.links) == ([], {})
+
+
+def test_a_file_in_nested_payload_folders_is_named_once(site):
+    root, _, _, public, _ = site
+    found = manifest.create(root, [PACKAGES, f"{PACKAGES}/services"], 450, VERSION)
+    (root / PACKAGES / "services" / "extra.py").write_text("")
+    assert manifest.unlisted(root, found) == [
+        f"{PACKAGES}/services/extra.py is not in the manifest (an unlisted file in the payload "
+        f"folder {PACKAGES})"]
