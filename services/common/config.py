@@ -35,6 +35,8 @@ from pathlib import Path
 from firmware.models import load_models
 from firmware.strict import ConfigError, build, field, load_yaml, positive
 
+from services.common import mirror_secret
+
 DEFAULT_CONFIG = Path("/etc/archiver/archiver.yaml")
 
 
@@ -125,7 +127,7 @@ class WebConfig:
                              "session cookies then lack the Secure flag)", default=False)
 
 
-MIN_SECRET_LENGTH = 16
+MIN_SECRET_LENGTH = mirror_secret.MIN_LENGTH
 
 
 @dataclass(frozen=True)
@@ -133,8 +135,8 @@ class MirrorConfig:
     listen: str = field("address and port the mirror server listens on", check=_listen_address,
                         expected="HOST:PORT, e.g. 0.0.0.0:8443", default="0.0.0.0:8443")
     secret: str | None = field("the secret all mirrored systems share",
-                               check=lambda v: len(v) >= MIN_SECRET_LENGTH,
-                               expected=f"a string of at least {MIN_SECRET_LENGTH} characters",
+                               check=lambda v: mirror_secret.problem(v) is None,
+                               expected=f"a secret of {mirror_secret.RULE}",
                                secret=True, default=None)
     peers: list[str] = field("peers to copy to, HOST:PORT", default_factory=list,
                              check=lambda peers: all(_listen_address(p) for p in peers),

@@ -12,7 +12,8 @@ from services.policy import audit, holds, retention, saved_searches
 from services.mirror import state as mirror_state
 from services.appliance import users
 from services.archive.archive import Archive
-from services.common.config import MIN_SECRET_LENGTH, Config
+from services.common import mirror_secret
+from services.common.config import Config
 from services.appliance.health import health
 from services.intake.journal_mailbox import account_status
 from services.policy.replicated import Replicated
@@ -152,8 +153,10 @@ def mirror_join(config: Config, archive: Archive, user: User, peer: str,
                          "model 450 or higher")
     _check_peer(peer)
     secret = secret or mirror_state.settings(config, archive.store).secret
-    if not secret or len(secret) < MIN_SECRET_LENGTH:
-        raise BadRequest(f"give the shared secret (at least {MIN_SECRET_LENGTH} characters)")
+    if not secret:
+        raise BadRequest(f"give the shared secret ({mirror_secret.RULE})")
+    if (weak := mirror_secret.problem(secret)) is not None:
+        raise BadRequest(weak)
     mirror_state.join(archive.store, secret, peer)
     audit.record(archive.store, user.actor, "mirror-join", peer=peer)
 

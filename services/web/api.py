@@ -306,8 +306,9 @@ async def get_mirror(request: web.Request, user: User) -> web.Response:
 @endpoint("POST", "/api/mirror/peers", "Join a peer: copy mail archived from now on to it",
           roles=ADMIN, body={"type": "object", "required": ["peer"], "properties": {
               "peer": {"type": "string", "description": "HOST:PORT"},
-              "secret": {"type": "string", "description": "the shared secret (at least 16 "
-                                                          "characters); default: the one set"}}})
+              "secret": {"type": "string", "description": "the shared secret (at least 20 "
+                                                          "characters, hard to guess); "
+                                                          "default: the one set"}}})
 async def join_peer(request: web.Request, user: User) -> web.Response:
     body = await json_body(request)
     config, archive = context(request)
