@@ -38,7 +38,7 @@ UNPOSITIONED_PREFIXES = {TEXT_PREFIXES["body"], TEXT_PREFIXES["attachment"]}
 # also matches bob.alice@example.com.
 ADDRESS_PREFIX = "XADDR"
 ADDRESS_TERM_LIMIT = 200  # Xapian terms end at 245 bytes; no real address is this long
-SLOT_DATE = 0      # sent date (Date header, else received time), sortable_serialise(epoch)
+SLOT_DATE = 0      # sent date (services.archive.dates), sortable_serialise(epoch)
 SLOT_SIZE = 1      # raw size in bytes
 SLOT_RECEIVED = 2  # when this appliance stored it
 BODY_TEXT_LIMIT = 4 * 1024 * 1024  # a pathological body is indexed up to here
@@ -69,7 +69,9 @@ def _bare_address(display: str) -> str:
 
 
 def sent_date(meta: dict) -> float:
-    return meta.get("sent_date") or meta["received"]
+    """The message's date (services.archive.dates); the arrival time for metadata that
+    has none. 0 is a date (1970), not a missing one."""
+    return meta["received"] if meta.get("sent_date") is None else meta["sent_date"]
 
 
 def build_document(digest: str, meta: dict, extracted, generator: xapian.TermGenerator

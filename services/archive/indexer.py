@@ -19,6 +19,7 @@ import xapian
 
 from firmware.errors import ArchiverError
 
+from services.archive import metadata
 from services.archive.extract import ExtractionPool
 from services.archive.index import build_document, id_term
 from services.archive.store import NotFound, Store
@@ -72,6 +73,8 @@ class Batch:
     present: list[tuple[str, dict, bytes]] = field(default_factory=list)  # digest, meta, raw
     missing: list[str] = field(default_factory=list)  # deleted since they arrived
     extracted: list = field(default_factory=list)
+    # digest -> header metadata the current code reads differently from the stored one
+    header_changes: dict[str, dict] = field(default_factory=dict)
 
     @property
     def last_seq(self) -> int:
@@ -130,6 +133,10 @@ class Indexer:
             except NotFound:
                 batch.missing.append(digest)
                 continue
+            changes = metadata.changes(meta, raw)  # old archives: brought up to this reading
+            if changes:
+                batch.header_changes[digest] = changes
+                meta = {**meta, **changes}
             batch.present.append((digest, meta, raw))
             total += len(raw)
             if total >= BATCH_BYTES:
@@ -152,7 +159,8 @@ class Indexer:
             names[digest] = [a.filename for a in extracted.attachments if a.filename]
         self.database.set_metadata(CURSOR_KEY, str(batch.last_seq))
         self.database.commit()
-        self.store.record_indexed(batch.last_seq, names)  # status and metadata; Xapian's is the truth
+        # Status and metadata; Xapian's position is the truth.
+        self.store.record_indexed(batch.last_seq, names, batch.header_changes)
 
     def close(self) -> None:
         self.database.close()
