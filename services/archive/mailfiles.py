@@ -51,7 +51,10 @@ MAX_COMPRESSION_RATIO = 100  # mail deflates 3-10x; deflate's own ceiling is ~10
 RATIO_CHECKED_FROM = 1 * MiB  # smaller members cannot hurt, whatever their ratio
 MAX_ZIP_DEPTH = 2  # a zip in a zip is read (a Takeout export zipped again); no deeper
 SNIFF_BYTES = mbox.FROM_LINE_LIMIT + 2
-HEADER_FIELD = re.compile(rb"[!-9;-~]+[ \t]*:")  # RFC 5322 field name (obs: WSP before ":")
+# A header field: its name, then ":" (RFC 5322; obsolete syntax allows blanks before it).
+# RFC 5322 allows any printable ASCII in a name; names in use are tokens (RFC 2045's token
+# characters, starting with a letter or digit), and "<x:xmpmeta" or "(D:2024" are not.
+HEADER_FIELD = re.compile(rb"[A-Za-z0-9][A-Za-z0-9!#$%&'*+.^_`|~-]*[ \t]*:")
 
 # Damaged, encrypted or oddly compressed members; the run goes on with the next one.
 ZIP_MEMBER_ERRORS = (zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError,

@@ -66,7 +66,7 @@ class Entry:
 def parse_from_line(line: bytes) -> FromLine | None:
     """The From_ line `line` (with or without its line ending), or None if it is not one.
     A date without a zone is UTC, as writers since Python's mailbox and qmail write it."""
-    match = FROM_LINE.fullmatch(line[:FROM_LINE_LIMIT + 2])
+    match = FROM_LINE.fullmatch(line) if len(line) <= FROM_LINE_LIMIT + 2 else None
     if not match:
         return None
     zone = match["zone_before"] or match["zone_after"]
