@@ -82,8 +82,12 @@ class Batch:
 
 
 class Indexer:
-    def __init__(self, store: Store, index_dir: Path, pool: ExtractionPool):
+    def __init__(self, store: Store, index_dir: Path, pool: ExtractionPool,
+                 reread_all: bool = False):
+        """`reread_all`: derive every message's header metadata anew from its bytes (reindex),
+        not only metadata an older reading wrote (services.archive.metadata)."""
         self.store, self.index_dir, self.pool = store, Path(index_dir), pool
+        self.reread_all = reread_all
         self.database = xapian.WritableDatabase(str(self.index_dir), xapian.DB_CREATE_OR_OPEN)
         self.generator = xapian.TermGenerator()
 
@@ -133,7 +137,9 @@ class Indexer:
             except NotFound:
                 batch.missing.append(digest)
                 continue
-            changes = metadata.changes(meta, raw)  # old archives: brought up to this reading
+            # Old archives: their metadata brought up to this reading.
+            changes = {} if metadata.is_current(meta) and not self.reread_all \
+                else metadata.changes(meta, raw)
             if changes:
                 batch.header_changes[digest] = changes
                 meta = {**meta, **changes}

@@ -270,7 +270,8 @@ def cmd_reindex(args) -> int:
         total = archive.store.log_end("arrival")
         progress = Progress("reindexing", total=total, enabled=not args.json)
         with ExtractionPool.for_model(archive.profile) as pool:
-            indexer = Indexer(archive.store, new_dir, pool)
+            # Every message's header metadata read anew: old archives get the new reading.
+            indexer = Indexer(archive.store, new_dir, pool, reread_all=True)
             indexer.catch_up(progress.advance)
             indexed = indexer.database.get_doccount()
             indexer.close()

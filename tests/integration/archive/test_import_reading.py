@@ -280,3 +280,33 @@ def test_reindex_brings_an_archive_made_by_older_code_up_to_the_new_reading(arch
     assert [hit["digest"] for hit in found(archiver, data, "date:2024-03-05")] == [eml]
     meta = shown(archiver, data, eml)
     assert (meta["sent_date"], meta["date_source"]) == (1709620269.0, "received-header")
+
+
+def test_the_indexer_service_rereads_metadata_an_older_reading_wrote(tmp_path):
+    """An appliance upgraded with a backlog: what older code stored is read anew as it is
+    indexed, without a reindex; metadata of the current reading is left alone."""
+    from services.archive.archive import Archive
+    from services.archive.extract import ExtractionPool
+    from services.archive.indexer import Indexer
+    from services.archive.search import search
+
+    archive = Archive(tmp_path / "data", 450)
+    undated = (CASES / "06-no-date-header/message.eml").read_bytes()
+    old, current = archive.store.put(undated), archive.store.put(undated + b"\r\n")
+    with archive.store.env.begin(write=True) as txn:  # what code before date_source wrote
+        meta = {**archive.store.meta(old), "sent_date": None, "subject": "stale"}
+        for name in ("digest", "date_source", "reading", "from_line_date"):
+            del meta[name]
+        archive.store._write_meta(txn, bytes.fromhex(old), meta)
+        untouched = {**archive.store.meta(current), "subject": "left alone"}
+        del untouched["digest"]
+        archive.store._write_meta(txn, bytes.fromhex(current), untouched)
+    with ExtractionPool(archive.profile.attachment_text_bytes) as pool, \
+            Indexer(archive.store, archive.index_dir(), pool) as indexer:
+        assert indexer.catch_up() == 2
+    assert (archive.store.meta(old)["date_source"], archive.store.meta(old)["subject"]) == (
+        "received-header", "Your verification code")
+    assert archive.store.meta(current)["subject"] == "left alone"
+    assert {hit.digest for hit in search(archive.index_dir(), "date:2024-03-05").hits} == {
+        old, current}
+    archive.close()

@@ -4,7 +4,7 @@ import calendar
 
 import pytest
 
-from services.archive.metadata import changes, header_metadata
+from services.archive.metadata import READING, changes, header_metadata, is_current
 
 ARRIVAL = 1_900_000_000.0  # 2030: never one of the dates under test
 FROM_LINE_DATE = calendar.timegm((2024, 3, 5, 6, 0, 0))
@@ -75,7 +75,7 @@ def test_header_metadata_reads_the_header_block_only():
     meta = header_metadata(raw("Message-ID: <m1@example.com>\n",
                                body="Date: Mon, 04 Mar 2024 23:00:00 +0100\n"), None, ARRIVAL)
     assert meta == {"message_id": "m1@example.com", "sent_date": ARRIVAL, "date_source": "arrival",
-                    "from": "a@example.com", "subject": "s"}
+                    "from": "a@example.com", "subject": "s", "reading": READING}
 
 
 def test_changes_names_only_what_the_current_reading_makes_different():
@@ -84,9 +84,10 @@ def test_changes_names_only_what_the_current_reading_makes_different():
     assert changes(current, data) == {}
     # What code before date_source stored for a message without a Date header.
     old = {**current, "sent_date": None, "subject": "old reading"}
-    del old["date_source"]
+    del old["date_source"], old["reading"]
+    assert not is_current(old) and is_current(current)
     assert changes(old, data) == {"sent_date": RECEIVED_DATE, "date_source": "received-header",
-                                  "subject": "s"}
+                                  "subject": "s", "reading": READING}
     kept_evidence = {**current, "from_line_date": FROM_LINE_DATE}
     assert changes(kept_evidence, raw()) == {"sent_date": FROM_LINE_DATE,
                                               "date_source": "mbox-from-line"}
