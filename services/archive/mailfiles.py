@@ -54,7 +54,8 @@ SNIFF_BYTES = mbox.FROM_LINE_LIMIT + 2
 # A header field: its name, then ":" (RFC 5322; obsolete syntax allows blanks before it).
 # RFC 5322 allows any printable ASCII in a name; names in use are tokens (RFC 2045's token
 # characters, starting with a letter or digit), and "<x:xmpmeta" or "(D:2024" are not.
-HEADER_FIELD = re.compile(rb"[A-Za-z0-9][A-Za-z0-9!#$%&'*+.^_`|~-]*[ \t]*:")
+# Windows tools may put a UTF-8 byte order mark first: still mail, kept as it is.
+HEADER_FIELD = re.compile(rb"(?:\xef\xbb\xbf)?[A-Za-z0-9][A-Za-z0-9!#$%&'*+.^_`|~-]*[ \t]*:")
 
 # Damaged, encrypted or oddly compressed members; the run goes on with the next one.
 ZIP_MEMBER_ERRORS = (zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError,

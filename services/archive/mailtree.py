@@ -57,11 +57,14 @@ def walk(paths: Iterable[Path | str]) -> Iterator[Found]:
         except OSError as exc:
             yield Found(path, error=describe(exc, path))
             continue
-        if os.path.isdir(tree):
+        if os.path.isdir(tree) and _is_maildir_part(tree):  # Mail/cur named on its own
+            yield from _maildir_messages(path, tree, opens=tree)
+        elif os.path.isdir(tree):
             yield from _walk_directory(path, tree, visited, loose_files_are_mail=True,
                                        opens=tree)
         else:
-            yield Found(path, tree, opens=tree, single_message=is_single_message(path.name))
+            single = is_single_message(path.name) or _is_maildir_part(os.path.dirname(tree))
+            yield Found(path, tree, opens=tree, single_message=single)
 
 
 def open_file(found: Found) -> BinaryIO:
@@ -120,9 +123,9 @@ def _walk_directory(directory: Path, tree: str, visited: set[tuple[int, int]],
             yield Found(path, tree, single_message=is_single_message(path.name))
 
 
-def _maildir_messages(folder: Path, tree: str) -> Iterator[Found]:
+def _maildir_messages(folder: Path, tree: str, opens: str | None = None) -> Iterator[Found]:
     try:
-        entries, _ = _list_directory(folder, tree)
+        entries, _ = _list_directory(opens or folder, tree)
     except (OSError, NotReadable) as exc:
         yield Found(folder, tree, error=describe(exc, folder))
         return
@@ -191,8 +194,17 @@ def _skipped_symlink(path: Path, tree: str) -> Found:
 
 
 def is_single_message(name: str) -> bool:
-    """Whether a file (or zip member) of this name is one message whatever it starts with."""
-    return name.lower().endswith(SINGLE_MESSAGE_SUFFIX)
+    """Whether a file or zip member of this name (a path in the zip) is one message whatever
+    it starts with: a .eml file, or a member of a zipped Maildir's cur/ or new/."""
+    parent = name.rstrip("/").rpartition("/")[0].rpartition("/")[2]
+    return name.lower().endswith(SINGLE_MESSAGE_SUFFIX) or parent in MAILDIR_PARTS
+
+
+def _is_maildir_part(directory: str) -> bool:
+    """Whether a (real) directory is the cur/ or new/ of a Maildir."""
+    name, parent = os.path.basename(directory), os.path.dirname(directory)
+    return name in MAILDIR_PARTS and all(
+        os.path.isdir(os.path.join(parent, part)) for part in MAILDIR_PARTS)
 
 
 def _is_directory(entry: os.DirEntry) -> bool:

@@ -66,7 +66,25 @@ def in_zip_member(tmp_path: Path, data: bytes) -> Path:
     return tmp_path / "export.zip"
 
 
-SINGLE_MESSAGE_PLACES = [in_eml_file, in_maildir_cur, in_maildir_new, in_zip_member]
+def in_maildir_folder_named_alone(tmp_path: Path, data: bytes) -> Path:
+    in_maildir_cur(tmp_path, data)
+    return tmp_path / "Mail/cur"
+
+
+def in_maildir_file_named_alone(tmp_path: Path, data: bytes) -> Path:
+    in_maildir_new(tmp_path, data)
+    return tmp_path / "Mail/new/1736939497.M1P1.host"
+
+
+def in_zipped_maildir(tmp_path: Path, data: bytes) -> Path:
+    with zipfile.ZipFile(tmp_path / "maildir.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("Mail/cur/1736939497.M1P1.host:2,S", data)
+    return tmp_path / "maildir.zip"
+
+
+SINGLE_MESSAGE_PLACES = [in_eml_file, in_maildir_cur, in_maildir_new, in_zip_member,
+                         in_maildir_folder_named_alone, in_maildir_file_named_alone,
+                         in_zipped_maildir]
 
 
 # --- one file, one message ----------------------------------------------------------------
@@ -101,7 +119,8 @@ def test_a_file_not_named_eml_that_starts_with_a_from_line_is_an_mbox(tmp_path):
 # --- not mail -----------------------------------------------------------------------------
 
 def png() -> bytes:
-    return b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00"
+    return (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01"
+            b"\x08\x06\x00\x00\x00")
 
 
 NOT_MAIL = {
@@ -149,6 +168,7 @@ MALFORMED_MAIL = [
     b"Subject: no blank line\nthen body text straight away\n",
     b"From: a@b\n\n" + random.Random(3).randbytes(2000),
     b"From: a@b\r\nSubject: mixed\n\r\nline endings\r",
+    b"\xef\xbb\xbfFrom: a@b\r\nSubject: a byte order mark first\r\n\r\nbody\r\n",
 ]
 
 
