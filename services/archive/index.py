@@ -58,7 +58,7 @@ ADDRESS_FIELDS = ("from", "to", "cc", "bcc")
 ADDRESS_PREFIX = "XADDR"
 # Less of a message, for a document that could not be built or added whole (document_at).
 DOCUMENT_LEVELS = ("whole", "headers only", "stored metadata only", "digest only")
-SLOT_DATE = 0      # sent date (Date header, else received time), sortable_serialise(epoch)
+SLOT_DATE = 0      # sent date (services.archive.message_date), sortable_serialise(epoch)
 SLOT_SIZE = 1      # raw size in bytes
 SLOT_RECEIVED = 2  # when this appliance stored it
 BODY_TEXT_LIMIT = 4 * 1024 * 1024  # a pathological body is indexed up to here
@@ -89,7 +89,12 @@ def _bare_address(display: str) -> str:
 
 
 def sent_date(meta: dict) -> float:
-    return meta.get("sent_date") or meta.get("received") or 0.0
+    """The message's date (services.archive.message_date); the arrival time for metadata
+    that has none, 0.0 for none at all (a digest-only document). 0 is a date (1970), not a
+    missing one."""
+    if meta.get("sent_date") is not None:
+        return meta["sent_date"]
+    return meta.get("received") or 0.0
 
 
 def document_at(level: int, digest: str, meta: dict, extracted: Extracted,

@@ -91,6 +91,13 @@ def header_end(raw: bytes) -> int:
     return min(ends) if ends else len(raw)
 
 
+def parse_headers(raw: bytes) -> Message:
+    """The top-level header block of a raw message, parsed alone (no body, no parts): a
+    third of the cost of parse_message on the same block. Only its first
+    SUMMARY_HEADER_LIMIT bytes are read, as for summarize_headers: this runs at intake."""
+    return _parse_headers_only(raw[:min(header_end(raw), SUMMARY_HEADER_LIMIT)])
+
+
 def parse_message(raw: bytes) -> Message:
     """The message tree; on a too deeply nested one, its headers only (with a defect)."""
     try:

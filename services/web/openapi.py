@@ -32,6 +32,8 @@ SCHEMAS = {
     "Message": {"type": "object", "properties": {
         "digest": _STRING, "message_id": {"type": "string", "nullable": True},
         "from": _STRING, "subject": _STRING, "sent_date": {"type": "number", "nullable": True},
+        "date_source": {"type": "string", "description": "what sent_date was read from: "
+                        "date-header, received-header, mbox-from-line or arrival"},
         "received": {"type": "number"}, "size": _INTEGER, "stored_size": _INTEGER,
         "sender": {"type": "string", "nullable": True,
                    "description": "envelope sender"},
