@@ -244,17 +244,21 @@ def test_empty_input():
     assert (result.body, result.attachments, result.failed) == ("", [], None)
 
 
-def test_undecodable_charsets_become_replacement_characters():
+def test_undecodable_charsets_are_read_by_the_best_believable_charset():
+    # A label the bytes mostly fit keeps them, with U+FFFD for the few that do not; a label
+    # they do not fit (latin-1 bytes labelled UTF-8) is a lie, read as if unlabelled.
     raw = (b"Subject: charsets\nContent-Type: multipart/mixed; boundary=b\n\n"
            b"--b\nContent-Type: text/plain; charset=x-no-such-charset\n\ncaf\xe9\n"
            b"--b\nContent-Type: text/plain; charset=utf-8\n\ninvalid \xff\xfe utf-8\n"
+           b"--b\nContent-Type: text/plain; charset=utf-8\n\n" + b"long " * 100 + b"\xff\n"
            b"--b\nContent-Type: text/plain; charset=utf-16\n\n\x00odd\n"
            b"--b\nContent-Type: text/plain; charset=idna\n\n\xff\n"
            b"--b\nContent-Type: text/html; charset=\"base64\"; name=x.html\n\n<p>\xe9</p>\n"
            b"--b\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: base64\n"
            b"Content-Disposition: attachment; filename=bad64.txt\n\n!!!not base64!!!\n--b--\n")
     result = extract(raw, CAP)
-    assert "café" in result.body and "invalid \ufffd\ufffd utf-8" in result.body
+    assert "café" in result.body and "invalid ÿþ utf-8" in result.body
+    assert "long " * 100 + "\ufffd" in result.body
     assert [a.filename for a in result.attachments] == ["x.html", "bad64.txt"]
     assert result.attachments[0].text == "é"
 
