@@ -19,7 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from services.archive.extract import (AttachmentText, ExtractionPool, Extracted, extract, fallback,
                                       truncate_utf8)
 from services.archive.mime import MessageSummary
-from services.archive import mime
+from services.archive import mime, tools
+from tests.reading_corpus import docx_bomb
 from tests.unit.archive.test_mime import MEGABYTE_LINES, messages, nested_multiparts
 
 CAP = 64 * 1024
@@ -146,24 +147,30 @@ def everything() -> bytes:
 def test_every_attachment_type_is_extracted(everything):
     result = extract(everything, CAP)
     assert result.failed is None
-    assert result.body.strip() == "Plain body apple."
+    # The words only the HTML alternative has are indexed with the plain body.
+    assert result.body.split() == "Plain body apple. html alternative banana".split()
     texts = {a.filename: a for a in result.attachments}
-    assert [(a.filename, a.mime_type) for a in result.attachments] == [
-        ("report.pdf", PDF_TYPE), ("memo.docx", DOCX_TYPE), ("sum.xlsx", XLSX_TYPE),
-        ("notes.txt", "text/plain"), ("page.html", "text/html"),
-        ("archive.zip", "application/zip"), (None, "message/rfc822")]
+    assert [(a.filename, a.mime_type, a.container) for a in result.attachments] == [
+        ("report.pdf", PDF_TYPE, None), ("memo.docx", DOCX_TYPE, None),
+        ("sum.xlsx", XLSX_TYPE, None), ("notes.txt", "text/plain", None),
+        ("page.html", "text/html", None), ("archive.zip", "application/zip", None),
+        (None, "message/rfc822", None), ("inner.pdf", PDF_TYPE, "message/rfc822")]
     assert texts["report.pdf"].text.strip() == "Quarterly zebra report"
     assert "Docx giraffe paragraph" in texts["memo.docx"].text
     assert "cell\tokapi" in texts["memo.docx"].text
     assert texts["sum.xlsx"].text == "Budget\nItem\tCost\nwalrus\t12.5\n"
     assert texts["notes.txt"].text.strip() == "text attachment mango"
     assert texts["page.html"].text == "Heading\nhtml attachment lychee"
-    assert texts["archive.zip"] == AttachmentText("archive.zip", "application/zip", "", None)
+    # A zip that is none is flagged (it was not, before).
+    assert texts["archive.zip"].text == ""
+    assert texts["archive.zip"].error.startswith("ValueError: not a readable zip archive")
     nested = texts[None].text
     assert nested.startswith("From: Alice <alice@example.org>\nTo: bob@example.org\n"
                              "Subject: Inner subject\n")
-    assert "Forwarded body kiwi." in nested and "inner pdf papaya" in nested
-    assert all(a.error is None for a in result.attachments)
+    assert "Forwarded body kiwi." in nested
+    # The forwarded message's attachment is an attachment of the message, with its text.
+    assert texts["inner.pdf"].text.strip() == "inner pdf papaya"
+    assert [a.filename for a in result.attachments if a.error] == ["archive.zip"]
 
 
 def test_the_summary_comes_along(everything):
@@ -174,32 +181,36 @@ def test_the_summary_comes_along(everything):
                                         "page.html", "archive.zip", "inner.pdf"]
 
 
-def test_html_is_the_body_only_without_a_plain_alternative():
+def test_html_is_the_body_without_a_plain_alternative_and_adds_its_words_to_one():
     message = EmailMessage()
     message["Subject"] = "html only"
     message.set_content("<html><head><title>T</title><style>p {color: red}</style></head>"
                         "<body><p>first</p><p>second<br>third</p><script>var x;</script>"
                         "<!-- comment --></body></html>", subtype="html")
     assert extract(message.as_bytes(), CAP).body == "first\nsecond\nthird"
-    both = mail(body="plain wins", html="<p>html loses</p>").as_bytes()
-    assert extract(both, CAP).body.strip() == "plain wins"
+    both = mail(body="plain wins, Plain words", html="<p>PLAIN words, html adds</p>").as_bytes()
+    assert extract(both, CAP).body.split() == ["plain", "wins,", "Plain", "words", "html", "adds"]
 
 
-def test_documents_sent_as_octet_stream_are_recognized_by_extension():
-    raw = mail(attachments=[(make_docx(["by extension"], [["a"]]), "application/octet-stream",
-                             "memo.DOCX")]).as_bytes()
+def test_documents_sent_as_octet_stream_are_recognized_by_content():
+    raw = mail(attachments=[(make_docx(["by content"], [["a"]]), "application/octet-stream",
+                             "memo.bin")]).as_bytes()
     attachment = extract(raw, CAP).attachments[0]
-    assert "by extension" in attachment.text
-    assert attachment.mime_type == "application/octet-stream"  # reported as sent
+    assert "by content" in attachment.text
+    assert (attachment.mime_type, attachment.declared_type) == (DOCX_TYPE,
+                                                                "application/octet-stream")
 
 
 def test_nested_messages_stop_at_a_depth_limit():
     message = mail(body="level 0")
     for level in range(1, 12):
         message = mail(body=f"level {level}", subject=f"s{level}", attachments=[message])
-    text = extract(message.as_bytes(), CAP).attachments[0].text
-    assert "Subject: s10\n\nlevel 10" in text and "Subject: s6\n\nlevel 6" in text
-    assert text.endswith("Subject: s5")  # deeper than the limit: headers only
+    texts = [a.text for a in extract(message.as_bytes(), CAP).attachments]
+    # Each forwarded message is an attachment of the outermost one, down to the limit.
+    assert len(texts) == 6
+    for level, text in zip(range(10, 5, -1), texts):
+        assert f"Subject: s{level}\n\nlevel {level}" in text
+    assert texts[-1].endswith("Subject: s5")  # deeper than the limit: headers only
 
 
 def test_a_broken_attachment_is_reported_and_the_rest_still_extracted():
@@ -396,20 +407,34 @@ def test_a_timeout_gives_that_message_a_fallback_and_spares_the_others(small_mes
 
 
 def test_running_out_of_memory_gives_a_fallback(small_messages):
-    bomb = mail(body="bomb body", attachments=[(pdf_bomb(600), PDF_TYPE, "bomb.pdf")])
+    # python-docx reads document.xml whole: 600 MB of it is past the worker's memory.
+    bomb = mail(body="bomb body", attachments=[(docx_bomb(600), DOCX_TYPE, "bomb.docx")])
     batch = [small_messages[1], bomb.as_bytes(), small_messages[2]]
     with ExtractionPool(CAP, workers=2, memory_mb=256) as pool:
         results = pool.extract_many(batch)
     assert results[1].failed == "attachment extraction ran out of memory (limit 256 MB)"
     assert results[1].body.strip() == "bomb body"
-    assert results[1].attachments[0].filename == "bomb.pdf"
+    assert results[1].attachments[0].filename == "bomb.docx"
     assert [results[0], results[2]] == [extract(small_messages[1], CAP),
                                         extract(small_messages[2], CAP)]
 
 
-def test_the_bomb_is_a_real_pdf_that_only_a_memory_limit_stops():
-    reader = pypdf.PdfReader(io.BytesIO(pdf_bomb(3)))
-    assert len(reader.pages[0].get_contents().get_data()) == 3 * 2**20
+def test_the_bomb_is_a_real_docx_that_only_a_memory_limit_stops():
+    document = docx.Document(io.BytesIO(docx_bomb(3)))
+    assert document.paragraphs == [] and len(docx_bomb(600)) - len(docx_bomb(3)) < 700 * 1024
+
+
+def test_a_pdf_bomb_is_that_attachment_s_failure_within_the_tool_s_limits(monkeypatch):
+    monkeypatch.setattr(tools, "TIMEOUT_S", 2.0)
+    raw = mail(body="bomb body", attachments=[(pdf_bomb(600), PDF_TYPE, "bomb.pdf")])
+    result = extract(raw.as_bytes(), CAP)
+    assert result.failed is None and result.body.strip() == "bomb body"
+    assert result.attachments[0].error.startswith("ToolFailed: pdftotext ")
+    assert reader_of(pdf_bomb(3)).pages[0].get_contents().get_data() == b" " * 3 * 2**20
+
+
+def reader_of(pdf: bytes) -> pypdf.PdfReader:
+    return pypdf.PdfReader(io.BytesIO(pdf))
 
 
 def test_a_worker_that_dies_on_a_message_gives_a_fallback(small_messages):

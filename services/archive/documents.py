@@ -1,0 +1,105 @@
+"""Text of the document formats read with Debian's tools, inside the extraction worker
+(services.archive.tools limits each run): PDF (poppler's pdftotext), legacy Word (antiword,
+else catdoc), legacy Excel (xls2csv), RTF (unrtf), OpenDocument text, spreadsheets and
+presentations (odt2txt).
+
+pdftotext replaces pypdf for text: it is C, several times faster, keeps words apart where
+pypdf runs them together, and a malformed content stream that sends pypdf 3.4 into an endless
+loop (../shared/cases hostile/loop.pdf) is a syntax error to it.
+
+text_of() raises Encrypted for a document that needs a password, tools.ToolFailed (or
+ValueError) with the reason for one that cannot be read.
+"""
+from __future__ import annotations
+
+import io
+import re
+
+from services.archive import tools
+
+PDF = "application/pdf"
+DOC = "application/msword"
+XLS = "application/vnd.ms-excel"
+RTF_TYPES = ("application/rtf", "text/rtf", "application/x-rtf", "text/richtext")
+ODF_PREFIX = "application/vnd.oasis.opendocument."
+ENCRYPTED_OFFICE = "application/encrypted"  # libmagic's type of a password-protected OOXML
+TYPE_OF_EXTENSION = {".doc": DOC, ".dot": DOC, ".xls": XLS, ".xlt": XLS, ".rtf": "application/rtf",
+                     ".odt": ODF_PREFIX + "text", ".ods": ODF_PREFIX + "spreadsheet",
+                     ".odp": ODF_PREFIX + "presentation", ".zip": "application/zip"}
+PDF_MAX_PAGES = 2000
+
+
+class Encrypted(Exception):
+    """The document needs a password (or key) we do not have; str() says what it is."""
+
+
+def handles(mime_type: str) -> bool:
+    return (mime_type in (PDF, DOC, XLS, ENCRYPTED_OFFICE) or mime_type in RTF_TYPES
+            or mime_type.startswith(ODF_PREFIX))
+
+
+def text_of(mime_type: str, data: bytes) -> str:
+    """The text of a document of a type handles() accepts."""
+    if mime_type == PDF:
+        return pdf_text(data)
+    if mime_type == ENCRYPTED_OFFICE or office_encrypted(data):
+        raise Encrypted("password-protected Office document")
+    if mime_type == DOC:
+        return doc_text(data)
+    if mime_type == XLS:
+        return _utf8(tools.run(["xls2csv", "-d", "utf-8", "-q", "0", "{input}"], data)[0])
+    if mime_type in RTF_TYPES:
+        return rtf_text(data)
+    return _utf8(tools.run(["odt2txt", "--encoding=UTF-8", "--width=-1", "{input}"], data)[0])
+
+
+def pdf_text(data: bytes) -> str:
+    try:
+        stdout, _ = tools.run(["pdftotext", "-enc", "UTF-8", "-l", str(PDF_MAX_PAGES),
+                               "{input}", "-"], data, "input.pdf")
+    except tools.ToolFailed as failure:
+        if "password" in str(failure).lower():
+            raise Encrypted("password-protected PDF") from None
+        raise
+    return _utf8(stdout).replace("\f", "\n")
+
+
+def doc_text(data: bytes) -> str:
+    """antiword reads Word 97 and later best; catdoc also reads Word 6/95 and oddities."""
+    try:
+        return _utf8(tools.run(["antiword", "-m", "UTF-8.txt", "-w", "0", "{input}"], data)[0])
+    except tools.ToolFailed as failure:
+        if "encrypt" in str(failure).lower():
+            raise Encrypted("password-protected Word document") from None
+        return _utf8(tools.run(["catdoc", "-d", "utf-8", "-w", "{input}"], data)[0])
+
+
+def rtf_text(data: bytes) -> str:
+    stdout, _ = tools.run(["unrtf", "--text", "--nopict", "{input}"], data, "input.rtf")
+    text = _utf8(stdout)
+    # unrtf starts with "### ..." comment lines and a line of dashes.
+    text = re.sub(r"\A(?:###[^\n]*\n)*\n?-{5,}\n", "", text)
+    return text
+
+
+def office_encrypted(data: bytes) -> bool:
+    """Whether an OLE compound file (legacy Office, or an encrypted OOXML wrapper) is
+    password-protected: an EncryptedPackage stream ([MS-OFFCRYPTO] 2.3.4.4), or Word's
+    fEncrypted flag in the FIB ([MS-DOC] 2.5.2)."""
+    if not data.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
+        return False
+    import olefile
+    try:
+        with olefile.OleFileIO(io.BytesIO(data)) as ole:
+            if ole.exists("EncryptedPackage") or ole.exists("EncryptionInfo"):
+                return True
+            if ole.exists("WordDocument"):
+                fib = ole.openstream("WordDocument").read(12)
+                return len(fib) >= 12 and bool(int.from_bytes(fib[10:12], "little") & 0x0100)
+    except (OSError, ValueError, IndexError, TypeError):
+        return False  # not readable as OLE: the tool will say why
+    return False
+
+
+def _utf8(data: bytes) -> str:
+    return data.decode("utf-8", "replace")

@@ -1,0 +1,143 @@
+"""Generators of the containers and documents real mail carries, for the reading tests:
+Outlook TNEF (winmail.dat), S/MIME signed-data, zip archives (plain, encrypted, bombs),
+OpenDocument, RTF, encrypted PDF. Everything is built here from the formats' specifications
+([MS-OXTNEF], RFC 5652, PKWARE APPNOTE, OpenDocument 1.2), never copied from elsewhere.
+"""
+from __future__ import annotations
+
+import io
+import struct
+import zipfile
+import zlib
+from dataclasses import dataclass
+
+# --- TNEF ([MS-OXTNEF] 2.1.3) ----------------------------------------------------------------
+
+TNEF_SIGNATURE = 0x223E9F78
+LVL_MESSAGE, LVL_ATTACHMENT = 0x01, 0x02
+ATT_TNEF_VERSION = 0x00089006
+ATT_OEM_CODEPAGE = 0x00069007
+ATT_MESSAGE_CLASS = 0x00078008
+ATT_SUBJECT = 0x00018004
+ATT_BODY = 0x0002800C
+ATT_ATTACH_REND_DATA = 0x00069002
+ATT_ATTACH_TITLE = 0x00018010
+ATT_ATTACH_DATA = 0x0006800F
+
+
+def tnef_attribute(level: int, attribute: int, data: bytes) -> bytes:
+    """One TNEF attribute: level, id, length, data, and the 16-bit sum of the data bytes."""
+    checksum = sum(data) & 0xFFFF
+    return struct.pack("<BII", level, attribute, len(data)) + data + struct.pack("<H", checksum)
+
+
+def tnef(files: list[tuple[str, bytes]], body: str | None = None, subject: str = "",
+         key: int = 0x1234) -> bytes:
+    """A winmail.dat with a plain-text body (attBody) and the given files as attachments."""
+    out = struct.pack("<IH", TNEF_SIGNATURE, key)
+    out += tnef_attribute(LVL_MESSAGE, ATT_TNEF_VERSION, struct.pack("<I", 0x00010000))
+    out += tnef_attribute(LVL_MESSAGE, ATT_OEM_CODEPAGE, struct.pack("<II", 1252, 0))
+    out += tnef_attribute(LVL_MESSAGE, ATT_MESSAGE_CLASS, b"IPM.Microsoft Mail.Note\x00")
+    if subject:
+        out += tnef_attribute(LVL_MESSAGE, ATT_SUBJECT, subject.encode("cp1252") + b"\x00")
+    if body is not None:
+        out += tnef_attribute(LVL_MESSAGE, ATT_BODY, body.encode("cp1252") + b"\x00")
+    for name, data in files:
+        rend = struct.pack("<HIHHI", 1, 0xFFFFFFFF, 0, 0, 0)  # attachment, no position
+        out += tnef_attribute(LVL_ATTACHMENT, ATT_ATTACH_REND_DATA, rend)
+        out += tnef_attribute(LVL_ATTACHMENT, ATT_ATTACH_TITLE, name.encode("cp1252") + b"\x00")
+        out += tnef_attribute(LVL_ATTACHMENT, ATT_ATTACH_DATA, data)
+    return out
+
+
+# --- zip (PKWARE APPNOTE 6.3) ----------------------------------------------------------------
+
+@dataclass
+class Deflated:
+    """A member's data already deflated (raw deflate), with the CRC-32 and size of what it
+    inflates to: a bomb need not exist uncompressed to be written."""
+    data: bytes
+    crc: int
+    size: int
+
+
+def deflate_bomb(prefix: bytes, megabytes: int, suffix: bytes = b"") -> Deflated:
+    """prefix, megabytes MiB of spaces, suffix, deflated in about 1 KB per MiB. After a full
+    flush deflate blocks do not refer back, so one compressed MiB can be repeated."""
+    chunk = b" " * (1 << 20)
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    head = compressor.compress(prefix) + compressor.flush(zlib.Z_FULL_FLUSH)
+    block = compressor.compress(chunk) + compressor.flush(zlib.Z_FULL_FLUSH)
+    tail = compressor.compress(suffix) + compressor.flush()
+    crc = zlib.crc32(prefix)
+    for _ in range(megabytes):
+        crc = zlib.crc32(chunk, crc)
+    crc = zlib.crc32(suffix, crc)
+    return Deflated(head + block * megabytes + tail, crc, len(prefix) + megabytes * (1 << 20)
+                    + len(suffix))
+
+
+def zip_archive(members: list[tuple[str, bytes | Deflated]], password: bytes | None = None,
+                understate: bool = False) -> bytes:
+    """A zip archive; members given as bytes are deflated here. With a password every member
+    is encrypted with traditional PKWARE encryption (APPNOTE 6.1); understate=True writes
+    uncompressed sizes of 1 byte, as zip bombs lie."""
+    out, central = b"", b""
+    for name, content in members:
+        if not isinstance(content, Deflated):
+            compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
+            content = Deflated(compressor.compress(content) + compressor.flush(),
+                               zlib.crc32(content), len(content))
+        data, flags = content.data, 0x0800  # names in UTF-8
+        if password is not None:
+            data, flags = _zipcrypto(password, content.crc, data), flags | 0x1
+        size = 1 if understate else content.size
+        fields = struct.pack("<HHHHHIIIHH", 20, flags, 8, 0, 0x21, content.crc, len(data),
+                             size, len(name.encode()), 0)
+        central += b"PK\x01\x02" + struct.pack("<H", 20) + fields + struct.pack(
+            "<HHHII", 0, 0, 0, 0, len(out)) + name.encode()
+        out += b"PK\x03\x04" + fields + name.encode() + data
+    end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(members), len(members), len(central),
+                      len(out), 0)
+    return out + central + end
+
+
+def _zipcrypto(password: bytes, crc: int, data: bytes) -> bytes:
+    """Traditional PKWARE encryption: a 12-byte header ending in the CRC's high byte."""
+    keys = [0x12345678, 0x23456789, 0x34567890]
+
+    def update(byte: int) -> None:
+        keys[0] = _crc_byte(keys[0], byte)
+        keys[1] = (keys[1] + (keys[0] & 0xFF)) & 0xFFFFFFFF
+        keys[1] = (keys[1] * 134775813 + 1) & 0xFFFFFFFF
+        keys[2] = _crc_byte(keys[2], keys[1] >> 24)
+
+    for byte in password:
+        update(byte)
+    out = bytearray()
+    for byte in bytes(range(11)) + bytes([crc >> 24]) + data:
+        temp = (keys[2] | 2) & 0xFFFF
+        out.append(byte ^ (((temp * (temp ^ 1)) >> 8) & 0xFF))
+        update(byte)
+    return bytes(out)
+
+
+def _crc_byte(crc: int, byte: int) -> int:
+    """One step of CRC-32 on a running (not inverted) register, as ZipCrypto uses it."""
+    return ~zlib.crc32(bytes([byte]), ~crc & 0xFFFFFFFF) & 0xFFFFFFFF
+
+
+def docx_bomb(megabytes: int) -> bytes:
+    """A .docx whose document.xml inflates to `megabytes` MiB (of whitespace in the body)."""
+    import docx
+    buffer = io.BytesIO()
+    docx.Document().save(buffer)
+    members = []
+    with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as source:
+        for info in source.infolist():
+            data = source.read(info)
+            if info.filename == "word/document.xml":
+                at = data.index(b"<w:body>") + len(b"<w:body>")
+                data = deflate_bomb(data[:at], megabytes, data[at:])
+            members.append((info.filename, data))
+    return zip_archive(members)
