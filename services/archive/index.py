@@ -23,8 +23,8 @@ TEXT_PREFIXES = {
 }
 # Boolean (exact) fields: search keyword -> term prefix.
 BOOLEAN_PREFIXES = {
-    "has": "K",         # has:attachment, has:extraction-failure
-    "type": "XMT",      # MIME type of any part, e.g. type:application/pdf
+    "has": "K",         # has:attachment, has:extraction-failure, has:encrypted
+    "type": "XMT",      # MIME type of any attachment (from content, and as declared)
     "source": "XSRC",   # smtp, journal:NAME, import, mirror
     "origin": "XORIG",  # node id of the appliance that archived it first
     "digest": "Q",      # the unique id term: Q + SHA-256 hex
@@ -125,12 +125,15 @@ def _add_boolean_terms(document: xapian.Document, digest: str, meta: dict, extra
     terms = {("source", meta.get("source", "").split(":")[0]), ("source", meta.get("source", "")),
              ("origin", meta.get("origin", ""))}
     terms |= {("type", a.mime_type) for a in extracted.attachments}
+    terms |= {("type", a.declared_type) for a in extracted.attachments if a.declared_type}
     for address in addresses_of(extracted.summary, meta.get("recipients", [])):
         document.add_boolean_term(clean(address_term(address)))
     if extracted.attachments:
         terms.add(("has", "attachment"))
-    if extracted.failed:
+    if extracted.failed or any(a.error for a in extracted.attachments):
         terms.add(("has", "extraction-failure"))
+    if extracted.encrypted or any(a.encrypted for a in extracted.attachments):
+        terms.add(("has", "encrypted"))
     for field_name, value in terms:
         if value:
             document.add_boolean_term(BOOLEAN_PREFIXES[field_name] + clean(value.lower()[:100]))

@@ -145,14 +145,16 @@ class Indexer:
         batch and its log position together."""
         for digest in batch.missing:
             self.database.delete_document(id_term(digest))
-        names = {}
+        names, problems = {}, {}
         for (digest, meta, _), extracted in zip(batch.present, batch.extracted):
             document = build_document(digest, meta, extracted, self.generator)
             self.database.replace_document(meta["number"], document)
             names[digest] = [a.filename for a in extracted.attachments if a.filename]
+            problems[digest] = extracted.problems
         self.database.set_metadata(CURSOR_KEY, str(batch.last_seq))
         self.database.commit()
-        self.store.record_indexed(batch.last_seq, names)  # status and metadata; Xapian's is the truth
+        # status and metadata; Xapian's is the truth
+        self.store.record_indexed(batch.last_seq, names, problems)
 
     def close(self) -> None:
         self.database.close()

@@ -324,16 +324,24 @@ class Store:
         with self.env.begin(write=True) as txn:
             txn.put(name.encode(), str(seq).encode(), db=self.db["cursors"])
 
-    def record_indexed(self, seq: int, attachment_names: dict[str, list[str]]) -> None:
-        """The indexer's progress and what its full parse found, in one transaction."""
+    def record_indexed(self, seq: int, attachment_names: dict[str, list[str]],
+                       problems: dict[str, list[str]] | None = None) -> None:
+        """The indexer's progress and what its full parse found, in one transaction:
+        attachment names, and (`problems`, digest -> lines) what could not be read, kept
+        as meta["extraction_problems"] for `show`."""
+        problems = problems or {}
         with self.env.begin(write=True) as txn:
             txn.put(b"indexer", str(seq).encode(), db=self.db["cursors"])
             for digest, names in attachment_names.items():
                 stored = txn.get(bytes.fromhex(digest), db=self.db["meta"])
                 if stored is not None:
                     meta = json.loads(stored)
-                    if meta.get("attachments") != names:
-                        meta["attachments"] = names
+                    found = {"attachments": names,
+                             "extraction_problems": problems.get(digest) or None}
+                    if any(meta.get(key) != value for key, value in found.items()):
+                        meta.update(found)
+                        if not found["extraction_problems"]:
+                            del meta["extraction_problems"]
                         self._write_meta(txn, bytes.fromhex(digest), meta)
 
     # -- integrity -----------------------------------------------------------------------

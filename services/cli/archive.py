@@ -186,6 +186,8 @@ def cmd_show(args) -> int:
         if isinstance(value, list):
             value = ", ".join(value) or "-"
         print(f"{key + ':':<13} {value if value not in (None, '') else '-'}")
+    for problem in meta.get("extraction_problems", []):
+        print(f"{'unreadable:':<13} {problem}")
     return 0
 
 
