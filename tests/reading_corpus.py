@@ -78,10 +78,10 @@ def deflate_bomb(prefix: bytes, megabytes: int, suffix: bytes = b"") -> Deflated
 
 
 def zip_archive(members: list[tuple[str, bytes | Deflated]], password: bytes | None = None,
-                understate: bool = False) -> bytes:
+                understate: tuple[str, ...] = ()) -> bytes:
     """A zip archive; members given as bytes are deflated here. With a password every member
-    is encrypted with traditional PKWARE encryption (APPNOTE 6.1); understate=True writes
-    uncompressed sizes of 1 byte, as zip bombs lie."""
+    is encrypted with traditional PKWARE encryption (APPNOTE 6.1); members named in
+    `understate` claim an uncompressed size of 1 byte, as zip bombs lie."""
     out, central = b"", b""
     for name, content in members:
         if not isinstance(content, Deflated):
@@ -91,7 +91,7 @@ def zip_archive(members: list[tuple[str, bytes | Deflated]], password: bytes | N
         data, flags = content.data, 0x0800  # names in UTF-8
         if password is not None:
             data, flags = _zipcrypto(password, content.crc, data), flags | 0x1
-        size = 1 if understate else content.size
+        size = 1 if name in understate else content.size
         fields = struct.pack("<HHHHHIIIHH", 20, flags, 8, 0, 0x21, content.crc, len(data),
                              size, len(name.encode()), 0)
         central += b"PK\x01\x02" + struct.pack("<H", 20) + fields + struct.pack(
@@ -141,3 +141,116 @@ def docx_bomb(megabytes: int) -> bytes:
                 data = deflate_bomb(data[:at], megabytes, data[at:])
             members.append((info.filename, data))
     return zip_archive(members)
+
+
+# --- S/MIME (RFC 8551) -----------------------------------------------------------------------
+
+def certificate_for(key, email: str):
+    """A self-signed certificate for key, naming email (as an S/MIME certificate does)."""
+    import datetime
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+    name = x509.Name([x509.NameAttribute(NameOID.EMAIL_ADDRESS, email)])
+    start = datetime.datetime(2025, 1, 1)
+    return (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(start).not_valid_after(start + datetime.timedelta(days=3650))
+            .sign(key, hashes.SHA256()))
+
+
+def smime_signed_data(entity: bytes) -> bytes:
+    """Opaque signed-data (DER) carrying a MIME entity, signed with cryptography's builder."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import pkcs7
+    key = ec.generate_private_key(ec.SECP256R1())
+    return (pkcs7.PKCS7SignatureBuilder().set_data(entity)
+            .add_signer(certificate_for(key, "signer@example.com"), key, hashes.SHA256())
+            .sign(serialization.Encoding.DER, [pkcs7.PKCS7Options.Binary]))
+
+
+def smime_enveloped_data(entity: bytes, tmp_dir) -> bytes:
+    """Enveloped-data (DER) for a new recipient, by `openssl cms -encrypt` (cryptography 38
+    cannot encrypt CMS)."""
+    import subprocess
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    key = rsa.generate_private_key(65537, 2048)
+    recipient = tmp_dir / "recipient.pem"
+    recipient.write_bytes(certificate_for(key, "recipient@example.com").public_bytes(
+        serialization.Encoding.PEM))
+    return subprocess.run(["openssl", "cms", "-encrypt", "-binary", "-aes256", "-outform", "DER",
+                           str(recipient)], input=entity, capture_output=True, check=True).stdout
+
+
+# --- documents -------------------------------------------------------------------------------
+
+def opendocument(kind: str, paragraphs: list[str]) -> bytes:
+    """An OpenDocument text ("text") or spreadsheet ("spreadsheet") with the given text."""
+    office = ('xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+              'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" '
+              'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0"')
+    if kind == "text":
+        body = "<office:text>" + "".join(f"<text:p>{p}</text:p>" for p in paragraphs) + \
+            "</office:text>"
+    else:
+        cells = "".join(f'<table:table-row><table:table-cell office:value-type="string">'
+                        f"<text:p>{p}</text:p></table:table-cell></table:table-row>"
+                        for p in paragraphs)
+        body = (f'<office:spreadsheet><table:table table:name="Sheet1">{cells}'
+                "</table:table></office:spreadsheet>")
+    content = (f'<?xml version="1.0" encoding="UTF-8"?><office:document-content {office} '
+               f'office:version="1.2"><office:body>{body}</office:body>'
+               "</office:document-content>")
+    manifest = ('<?xml version="1.0" encoding="UTF-8"?><manifest:manifest xmlns:manifest='
+                '"urn:oasis:names:tc:opendocument:xmlns:manifest:1.0"><manifest:file-entry '
+                'manifest:full-path="/" manifest:media-type="application/vnd.oasis.'
+                f'opendocument.{kind}"/><manifest:file-entry manifest:full-path="content.xml" '
+                'manifest:media-type="text/xml"/></manifest:manifest>')
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(zipfile.ZipInfo("mimetype"), f"application/vnd.oasis.opendocument.{kind}")
+        archive.writestr("content.xml", content, zipfile.ZIP_DEFLATED)
+        archive.writestr("META-INF/manifest.xml", manifest, zipfile.ZIP_DEFLATED)
+    return buffer.getvalue()
+
+
+def rtf(paragraphs: list[str]) -> bytes:
+    """An RTF document as Word writes one: Windows-1252 characters as \\'xx escapes, others
+    as \\uN with a '?' fallback."""
+    def escape(c: str) -> str:
+        if ord(c) < 128:
+            return "\\" + c if c in "\\{}" else c
+        try:
+            return "\\'%02x" % c.encode("cp1252")[0]
+        except UnicodeEncodeError:
+            return "\\u%d\\'3f" % (ord(c) if ord(c) < 32768 else ord(c) - 65536)
+    body = "".join("".join(map(escape, p)) + "\\par\n" for p in paragraphs)
+    return ("{\\rtf1\\ansi\\ansicpg1252\\deff0{\\fonttbl{\\f0\\fswiss Helvetica;}}\n"
+            f"\\f0\\fs24 {body}}}").encode("ascii")
+
+
+def xls(rows: list[list[str]]) -> bytes:
+    """A legacy Excel (BIFF8) workbook, written by xlwt."""
+    import xlwt
+    book = xlwt.Workbook()
+    sheet = book.add_sheet("Sheet1")
+    for r, row in enumerate(rows):
+        for c, value in enumerate(row):
+            sheet.write(r, c, value)
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+def encrypted_pdf(pdf: bytes, password: str = "secret") -> bytes:
+    """The PDF encrypted with a user password (pypdf's writer)."""
+    import pypdf
+    writer = pypdf.PdfWriter()
+    for page in pypdf.PdfReader(io.BytesIO(pdf)).pages:
+        writer.add_page(page)
+    writer.encrypt(password)
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    return buffer.getvalue()

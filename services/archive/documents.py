@@ -13,7 +13,6 @@ ValueError) with the reason for one that cannot be read.
 from __future__ import annotations
 
 import io
-import re
 
 from services.archive import tools
 
@@ -75,11 +74,17 @@ def doc_text(data: bytes) -> str:
 
 
 def rtf_text(data: bytes) -> str:
-    stdout, _ = tools.run(["unrtf", "--text", "--nopict", "{input}"], data, "input.rtf")
-    text = _utf8(stdout)
-    # unrtf starts with "### ..." comment lines and a line of dashes.
-    text = re.sub(r"\A(?:###[^\n]*\n)*\n?-{5,}\n", "", text)
-    return text
+    """unrtf's HTML output: its text output turns every non-ASCII character into '?'."""
+    import lxml.html
+    stdout, _ = tools.run(["unrtf", "--html", "--nopict", "{input}"], data, "input.rtf")
+    if not stdout.strip():
+        return ""
+    root = lxml.html.document_fromstring(stdout, parser=lxml.html.HTMLParser(encoding="utf-8"))
+    for element in list(root.iter("head", "style", "script")):
+        element.drop_tree()
+    for element in root.iter("br", "p", "div", "tr"):
+        element.tail = "\n" + (element.tail or "")
+    return root.text_content().strip() + "\n"
 
 
 def office_encrypted(data: bytes) -> bool:
