@@ -22,7 +22,7 @@ VAGUE_DETECTIONS = frozenset({"application/octet-stream", "text/plain", "applica
 CONTAINER_OF = {
     "application/zip": ("application/vnd.openxmlformats-officedocument.",
                         "application/vnd.oasis.opendocument.", "application/java-archive",
-                        "application/x-zip-compressed", "application/epub+zip",
+                        "application/epub+zip",
                         "application/vnd.ms-xpsdocument"),
     "application/x-ole-storage": ("application/msword", "application/vnd.ms-",
                                   "application/vnd.visio"),
