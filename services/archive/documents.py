@@ -55,7 +55,7 @@ def text_of(mime_type: str, data: bytes) -> str:
 def pdf_text(data: bytes) -> str:
     try:
         stdout, _ = tools.run(["pdftotext", "-enc", "UTF-8", "-l", str(PDF_MAX_PAGES),
-                               "{input}", "-"], data, "input.pdf")
+                               "-", "-"], data, stdin=True)
     except tools.ToolFailed as failure:
         if "password" in str(failure).lower():
             raise Encrypted("password-protected PDF") from None
