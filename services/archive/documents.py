@@ -19,13 +19,14 @@ from services.archive import tools
 PDF = "application/pdf"
 DOC = "application/msword"
 XLS = "application/vnd.ms-excel"
-RTF_TYPES = ("application/rtf", "text/rtf", "application/x-rtf", "text/richtext")
+RTF_TYPES = ("application/rtf", "text/rtf", "application/x-rtf")
 ODF_PREFIX = "application/vnd.oasis.opendocument."
 ENCRYPTED_OFFICE = "application/encrypted"  # libmagic's type of a password-protected OOXML
 TYPE_OF_EXTENSION = {".doc": DOC, ".dot": DOC, ".xls": XLS, ".xlt": XLS, ".rtf": "application/rtf",
                      ".odt": ODF_PREFIX + "text", ".ods": ODF_PREFIX + "spreadsheet",
                      ".odp": ODF_PREFIX + "presentation", ".zip": "application/zip"}
 PDF_MAX_PAGES = 2000
+OLE_SIGNATURE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # [MS-CFB] 2.2
 
 
 class Encrypted(Exception):
@@ -46,6 +47,7 @@ def text_of(mime_type: str, data: bytes) -> str:
     if mime_type == DOC:
         return doc_text(data)
     if mime_type == XLS:
+        _require_ole(data, "an Excel 97-2003 workbook")
         return _utf8(tools.run(["xls2csv", "-d", "utf-8", "-q", "0", "{input}"], data)[0])
     if mime_type in RTF_TYPES:
         return rtf_text(data)
@@ -64,7 +66,11 @@ def pdf_text(data: bytes) -> str:
 
 
 def doc_text(data: bytes) -> str:
-    """antiword reads Word 97 and later best; catdoc also reads Word 6/95 and oddities."""
+    """antiword reads Word 97 and later best; catdoc also reads Word 6/95 and oddities.
+    Word saves "Rich Text" as .doc too: that is read as RTF."""
+    if data[:64].lstrip()[:5] == b"{\\rtf":
+        return rtf_text(data)
+    _require_ole(data, "a Word 97-2003 document")
     try:
         return _utf8(tools.run(["antiword", "-m", "UTF-8.txt", "-w", "0", "{input}"], data)[0])
     except tools.ToolFailed as failure:
@@ -76,6 +82,8 @@ def doc_text(data: bytes) -> str:
 def rtf_text(data: bytes) -> str:
     """unrtf's HTML output: its text output turns every non-ASCII character into '?'."""
     import lxml.html
+    if data[:64].lstrip()[:5] != b"{\\rtf":
+        raise ValueError("not an RTF document (no {\\rtf header)")
     stdout, _ = tools.run(["unrtf", "--html", "--nopict", "{input}"], data, "input.rtf")
     if not stdout.strip():
         return ""
@@ -87,11 +95,17 @@ def rtf_text(data: bytes) -> str:
     return root.text_content().strip() + "\n"
 
 
+def _require_ole(data: bytes, what: str) -> None:
+    """catdoc prints any other file as text, xls2csv prints nothing: say what it is not."""
+    if not data.startswith(OLE_SIGNATURE):
+        raise ValueError(f"not {what} (no OLE2 compound file signature)")
+
+
 def office_encrypted(data: bytes) -> bool:
     """Whether an OLE compound file (legacy Office, or an encrypted OOXML wrapper) is
     password-protected: an EncryptedPackage stream ([MS-OFFCRYPTO] 2.3.4.4), or Word's
     fEncrypted flag in the FIB ([MS-DOC] 2.5.2)."""
-    if not data.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
+    if not data.startswith(OLE_SIGNATURE):
         return False
     import olefile
     try:

@@ -111,3 +111,34 @@ def test_encrypted_documents_raise_encrypted():
         documents.text_of("application/pdf", corpus.encrypted_pdf(pdf_with_text("x")))
     with pytest.raises(documents.Encrypted):
         documents.text_of(documents.ENCRYPTED_OFFICE, b"\xd0\xcf\x11\xe0")
+
+
+@pytest.mark.parametrize("declared, data, reason", [
+    ("application/msword", bytes(range(256)) * 40, "not a Word 97-2003 document"),
+    ("application/msword", b"just text\n", "not a Word 97-2003 document"),
+    ("application/msword", corpus.xls([["a"]])[:1000], "catdoc failed"),   # a broken OLE file
+    ("application/vnd.ms-excel", bytes(range(256)) * 40, "not an Excel 97-2003 workbook"),
+    ("application/vnd.oasis.opendocument.text", b"PK\x03\x04broken", "odt2txt failed"),
+    ("application/rtf", b"\x00" * 100, "not an RTF document"),
+], ids=["garbage-doc", "text-doc", "broken-ole-doc", "garbage-xls", "broken-odt", "nul-rtf"])
+def test_hostile_office_files_are_that_attachment_s_failure(declared, data, reason):
+    result = extract(mail(attachments=[(data, declared, "file.bin")]).as_bytes(), CAP)
+    assert result.failed is None
+    attachment = result.attachments[0]
+    assert attachment.text == "" and reason in (attachment.error or "")
+
+
+def test_a_workbook_sent_as_a_word_document_is_read_as_the_workbook_it_is():
+    data = corpus.xls([["sent as doc", "wapiti"]])
+    attachment = extract(mail(attachments=[(data, "application/msword", "a.doc")]).as_bytes(),
+                         CAP).attachments[0]
+    assert (attachment.mime_type, attachment.declared_type) == ("application/vnd.ms-excel",
+                                                                "application/msword")
+    assert "wapiti" in attachment.text
+
+
+def test_rich_text_saved_as_doc_is_read_as_rtf():
+    data = corpus.rtf(["saved as doc größe"])
+    result = extract(mail(attachments=[(data, "application/msword", "letter.doc")]).as_bytes(),
+                     CAP)
+    assert "saved as doc größe" in result.attachments[0].text
