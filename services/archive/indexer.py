@@ -145,16 +145,17 @@ class Indexer:
         batch and its log position together."""
         for digest in batch.missing:
             self.database.delete_document(id_term(digest))
-        names, problems = {}, {}
+        names, readings = {}, {}
         for (digest, meta, _), extracted in zip(batch.present, batch.extracted):
+            readings[digest] = _reading(extracted)
+            meta = {**meta, **readings[digest]}
             document = build_document(digest, meta, extracted, self.generator)
             self.database.replace_document(meta["number"], document)
             names[digest] = [a.filename for a in extracted.attachments if a.filename]
-            problems[digest] = extracted.problems
         self.database.set_metadata(CURSOR_KEY, str(batch.last_seq))
         self.database.commit()
         # status and metadata; Xapian's is the truth
-        self.store.record_indexed(batch.last_seq, names, problems)
+        self.store.record_indexed(batch.last_seq, names, readings)
 
     def close(self) -> None:
         self.database.close()
@@ -164,6 +165,14 @@ class Indexer:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+def _reading(extracted) -> dict:
+    """Metadata the full reading decodes better than intake may have (an older tree)."""
+    summary = extracted.summary
+    return {"extraction_problems": extracted.problems or None,
+            "subject": summary.subject[:300],
+            "from": summary.from_addrs[0] if summary.from_addrs else ""}
 
 
 def status(store: Store, index_dir: Path) -> IndexStatus:

@@ -325,23 +325,24 @@ class Store:
             txn.put(name.encode(), str(seq).encode(), db=self.db["cursors"])
 
     def record_indexed(self, seq: int, attachment_names: dict[str, list[str]],
-                       problems: dict[str, list[str]] | None = None) -> None:
+                       readings: dict[str, dict] | None = None) -> None:
         """The indexer's progress and what its full parse found, in one transaction:
-        attachment names, and (`problems`, digest -> lines) what could not be read, kept
-        as meta["extraction_problems"] for `show`."""
-        problems = problems or {}
+        attachment names, and (`readings`, digest -> fields) what the full reading knows
+        better than intake did: "extraction_problems" (lines for `show`; None removes
+        them), "subject" and "from" as decoded today (so a reindex brings old messages up
+        to the current reading)."""
+        readings = readings or {}
         with self.env.begin(write=True) as txn:
             txn.put(b"indexer", str(seq).encode(), db=self.db["cursors"])
             for digest, names in attachment_names.items():
                 stored = txn.get(bytes.fromhex(digest), db=self.db["meta"])
                 if stored is not None:
                     meta = json.loads(stored)
-                    found = {"attachments": names,
-                             "extraction_problems": problems.get(digest) or None}
+                    found = {"attachments": names, **readings.get(digest, {})}
                     if any(meta.get(key) != value for key, value in found.items()):
                         meta.update(found)
-                        if not found["extraction_problems"]:
-                            del meta["extraction_problems"]
+                        meta = {key: value for key, value in meta.items()
+                                if not (key == "extraction_problems" and not value)}
                         self._write_meta(txn, bytes.fromhex(digest), meta)
 
     # -- integrity -----------------------------------------------------------------------

@@ -125,3 +125,27 @@ def test_the_files_in_winmail_dat_are_listed_and_winmail_dat_kept(archive):
     assert [(a.filename, a.content_type) for a in attachments] == [
         ("winmail.dat", "application/ms-tnef")]
     assert found(archive, "has:extraction-failure") == set()
+
+
+def test_reindex_brings_messages_read_by_an_older_tree_up_to_date(tmp_path):
+    opened = Archive(tmp_path / "data", 450)
+    raws = [(CASES / FILES[name]).read_bytes() for name in ("split", "forwarded")]
+    split, forward = (opened.store.put(raw, None, "import") for raw in raws)
+    # What an older tree recorded: the split character lost, no nested attachment names.
+    opened.store.record_indexed(0, {split: [], forward: ["Original budget thread.eml"]}, {
+        split: {"subject": "Wir wünschen schöne Feiertage und gro\ufffd\ufffdartige"}})
+    opened.close()
+    subprocess.run([sys.executable, "-m", "services.cli.main", "reindex", "--json", "--data",
+                    str(tmp_path / "data")], check=True, capture_output=True, timeout=300,
+                   env={"ARCHIVER_MODEL": "450", "PATH": "/usr/bin:/bin"})
+    opened = Archive(tmp_path / "data", 450)
+    try:
+        assert opened.store.meta(split)["subject"].endswith("großartige Überraschungen")
+        assert opened.store.meta(forward)["attachments"] == ["Original budget thread.eml",
+                                                              "inner-budget.csv"]
+        hits = search(opened.index_dir(), "filename:inner-budget.csv").hits
+        assert [hit.digest for hit in hits] == [forward]
+        assert search(opened.index_dir(), "subject:großartige").hits[0].subject.endswith(
+            "großartige Überraschungen")
+    finally:
+        opened.close()
