@@ -186,12 +186,13 @@ def _attachment(part: Message, cap_bytes: int, nesting: int, budget: containers.
     data = _part_bytes(part)
     smime_type = mime.safely(lambda: part.get_param("smime-type"), None)
     return _file(filename, declared, data, cap_bytes, nesting, budget, container,
-                 smime_type if isinstance(smime_type, str) else None)
+                 smime_type if isinstance(smime_type, str) else None, _safe_charset(part))
 
 
 def _file(filename: str | None, declared: str, data: bytes, cap_bytes: int, nesting: int,
           budget: containers.ReadBudget, container: str | None,
-          smime_type: str | None = None) -> tuple[list[AttachmentText], str]:
+          smime_type: str | None = None, charset: str | None = None
+          ) -> tuple[list[AttachmentText], str]:
     """One file, by its type from content (libmagic) where the declaration is generic or
     wrong: its own entry first, then the entries of the files it contains."""
     declared = _type_of_extension(declared, filename)
@@ -209,7 +210,7 @@ def _file(filename: str | None, declared: str, data: bytes, cap_bytes: int, nest
         elif mime_type == "message/rfc822":
             inner = _forwarded_bytes(entry, data, cap_bytes, nesting, budget)
         else:
-            entry.text = join_capped(_file_pieces(mime_type, data), cap_bytes)
+            entry.text = join_capped(_file_pieces(mime_type, data, cap_bytes, charset), cap_bytes)
     except MemoryError:
         raise
     except documents.Encrypted as exc:
@@ -233,11 +234,13 @@ def _extension(filename: str | None) -> str:
     return "." + filename.rsplit(".", 1)[-1].lower() if filename and "." in filename else ""
 
 
-def _file_pieces(mime_type: str, data: bytes) -> Iterable[str]:
+def _file_pieces(mime_type: str, data: bytes, cap_bytes: int,
+                 charset: str | None = None) -> Iterable[str]:
     if mime_type == "text/html":
-        return [_html_to_text(data, None)]
+        return [_html_to_text(data, charset)]
     if mime_type.startswith("text/") and mime_type not in documents.RTF_TYPES:
-        return [mime.decode_text(data, None)]
+        # Each character is at most 4 bytes in any charset, so this prefix holds the cap.
+        return [mime.decode_text(data[:4 * cap_bytes], charset)]
     if documents.handles(mime_type):
         return [documents.text_of(mime_type, data)]
     if mime_type == DOCX_MIME:
@@ -281,7 +284,7 @@ def _tnef(entry, data, cap_bytes, nesting, budget) -> list[AttachmentText]:
     if body is not None and body.data:
         body_type = {".rtf": "application/rtf", ".html": "text/html"}.get(
             _extension(body.name), "text/plain")
-        entry.text = join_capped(_file_pieces(body_type, body.data), cap_bytes)
+        entry.text = join_capped(_file_pieces(body_type, body.data, cap_bytes), cap_bytes)
     return _member_entries(entry, files, cap_bytes, nesting, budget)
 
 

@@ -142,3 +142,16 @@ def test_rich_text_saved_as_doc_is_read_as_rtf():
     result = extract(mail(attachments=[(data, "application/msword", "letter.doc")]).as_bytes(),
                      CAP)
     assert "saved as doc größe" in result.attachments[0].text
+
+
+@pytest.mark.parametrize("label, codec", [("windows-874", "cp874"), ("cp-850", "cp850"),
+                                          ("ks_c_5601-1987", "cp949")])
+def test_text_attachments_are_read_in_their_declared_charset(label, codec):
+    text = {"cp874": "ยอดขาย รายงาน", "cp850": "Übersicht Köln", "cp949": "회의 안건"}[codec]
+    raw = (b"Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nbody\n"
+           b"--b\nContent-Type: text/plain; charset=" + label.encode() + b"\n"
+           b"Content-Disposition: attachment; filename=a.txt\n\n" + text.encode(codec) + b"\n"
+           b"--b\nContent-Type: text/html; charset=" + label.encode() + b"\n"
+           b"Content-Disposition: attachment; filename=a.html\n\n<p>" + text.encode(codec)
+           + b"</p>\n--b--\n")
+    assert [a.text.strip() for a in extract(raw, CAP).attachments] == [text, text]
