@@ -1,5 +1,7 @@
 """Text of a message for the index: body and attachment text (text, HTML, PDF, DOCX, XLSX,
-attached messages), and the sandboxed worker pool that runs it under time and memory limits.
+.doc, .xls, RTF, OpenDocument), the files inside containers (forwarded messages at any
+depth, TNEF, zip, S/MIME signed-data) as attachments of their own, types from content, and
+the sandboxed worker pool that runs it under time and memory limits.
 
 extract() is pure and never raises on bad input; a file a library cannot read becomes an
 attachment with an error. What extract() cannot survive (a parser that loops, a zip bomb,
