@@ -40,13 +40,13 @@ TEXT_PREFIXES = {
 }
 # Boolean (exact) fields: search keyword -> term prefix.
 BOOLEAN_PREFIXES = {
-    "has": "K",         # has:attachment, has:extraction-failure
-    "type": "XMT",      # MIME type of any part, e.g. type:application/pdf
+    "has": "K",         # has:attachment, has:extraction-failure, has:encrypted
+    "type": "XMT",      # MIME type of any attachment (from content, and as declared)
     "source": "XSRC",   # smtp, journal:NAME, import, mirror
     "origin": "XORIG",  # node id of the appliance that archived it first
     "digest": "Q",      # the unique id term: Q + SHA-256 hex
 }
-HAS_VALUES = {"attachment", "extraction-failure"}  # has:VALUE; any other is a query error
+HAS_VALUES = {"attachment", "extraction-failure", "encrypted"}  # has:VALUE; any other is a query error
 # 1: Xapian's TermGenerator. 2: ICU words, folding, CJK n-grams, positions per field,
 # address and file name forms (services.archive.words, services.archive.terms).
 SCHEMA_VERSION = 2
@@ -194,12 +194,15 @@ def _add_boolean_terms(document: xapian.Document, digest: str, meta: dict, extra
     terms = {("source", meta.get("source", "").split(":")[0]), ("source", meta.get("source", "")),
              ("origin", meta.get("origin", ""))}
     terms |= {("type", a.mime_type) for a in extracted.attachments}
+    terms |= {("type", a.declared_type) for a in extracted.attachments if a.declared_type}
     for address in addresses_of(summary, meta.get("recipients", [])):
         document.add_boolean_term(address_term(address))
     if extracted.attachments:
         terms.add(("has", "attachment"))
     if extracted.failures:
         terms.add(("has", "extraction-failure"))
+    if extracted.encrypted or any(a.encrypted for a in extracted.attachments):
+        terms.add(("has", "encrypted"))
     for field_name, value in terms:
         if value:
             document.add_boolean_term(boolean_term(field_name, value))

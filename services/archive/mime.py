@@ -17,6 +17,8 @@ from email.parser import BytesParser
 from email.policy import Compat32
 from typing import Iterator
 
+from services.archive import charsets
+
 # getaddresses() is linear but slow (~2 s per MB of some inputs); beyond this many characters
 # an address header is scanned for bare addresses instead, which keeps every recipient.
 ADDRESS_HEADER_PARSE_LIMIT = 64 * 1024
@@ -36,9 +38,10 @@ BARE_ADDRESS = re.compile(r"[^\s<>()\[\],;:\"@]+@[^\s<>()\[\],;:\"@]+")
 # Control characters mean nothing in a header and garble logs and lists: CR/LF are folding
 # (dropped, the whitespace after them stays), the others become spaces.
 HEADER_CONTROLS = {c: " " for c in [*range(0x00, 0x20), 0x7F]} | {0x0D: None, 0x0A: None}
-# Declared charsets that say nothing about the bytes: guess instead.
-UNINFORMATIVE_CHARSETS = {"", "us-ascii", "ascii", "unknown-8bit", "x-unknown", "unknown",
-                          "default", "8bit", "x-user-defined"}
+# Charset detection on header text is rarely worth its cost (a few characters say little):
+# one header value gets at most this many attempts, so a header of thousands of encoded
+# words in made-up charsets stays linear.
+HEADER_DETECTIONS = 2
 
 
 @dataclass(frozen=True)
@@ -168,10 +171,13 @@ def is_attachment(part: Message) -> bool:
 
 def filename_of(part: Message) -> str | None:
     """The decoded filename (RFC 2231 or RFC 2047 in the parameter), or the Content-Type
-    name= that older mailers use instead."""
-    name = safely(part.get_filename, None) or safely(lambda: part.get_param("name"), None)
-    if isinstance(name, tuple):  # an RFC 2231 value the stdlib left undecoded
-        name = safely(lambda: email.utils.collapse_rfc2231_value(name), None)
+    name= that older mailers use instead. RFC 2231 charsets go through services.archive.
+    charsets like any other (the stdlib would run any codec a stranger names)."""
+    name = safely(lambda: part.get_param("filename", None, "content-disposition"), None) \
+        or safely(lambda: part.get_param("name"), None)
+    if isinstance(name, tuple) and len(name) == 3:  # RFC 2231: (charset, language, %-decoded)
+        charset, _, text = name
+        name = charsets.decode(str(text).encode("raw-unicode-escape"), charset, detect=False)
     if not isinstance(name, str):
         return None
     name = decode_header_text(name)
@@ -210,53 +216,84 @@ def addresses(header_value) -> list[tuple[str, str]]:
 
 def decode_header_text(value: str) -> str:
     """A header value as text: unfolded, RFC 2047 words and raw 8-bit bytes decoded,
-    control characters blanked. Whitespace between adjacent encoded words is dropped."""
+    control characters blanked. Whitespace between adjacent encoded words is dropped, and
+    adjacent words in one charset are joined as bytes before decoding (RFC 2047 section
+    6.2), so a character split across two words survives. Linear in len(value)."""
     if not isinstance(value, str):
         return ""
-    pieces, position, after_word = [], 0, False
+    decoder = _HeaderDecoder()
+    position, after_word = 0, False
     for word in ENCODED_WORD.finditer(value):
         gap = value[position:word.start()]
         if not (after_word and gap.strip(" \t\r\n") == ""):
-            pieces.append(_decode_escaped(gap))
-        pieces.append(_decode_word(*word.groups()))
+            decoder.add_text(gap)
+        decoder.add_word(*word.groups())
         position, after_word = word.end(), True
-    pieces.append(_decode_escaped(value[position:]))
-    return "".join(pieces).translate(HEADER_CONTROLS).strip()
+    decoder.add_text(value[position:])
+    return decoder.text().translate(HEADER_CONTROLS).strip()
 
 
-def _decode_word(charset: str, encoding: str, text: str) -> str:
+class _HeaderDecoder:
+    """Collects a header's pieces; runs of encoded words in one charset become one byte
+    string, decoded once."""
+
+    def __init__(self):
+        self.pieces: list[str] = []
+        self.run_charset: str | None = None
+        self.run: list[bytes] = []
+        self.detections = HEADER_DETECTIONS
+
+    def add_text(self, text: str) -> None:
+        self._flush()
+        if text.isascii():
+            self.pieces.append(text)
+        else:  # the parser's surrogate escapes: raw 8-bit header bytes, decoded by guess
+            data = text.encode("utf-8", "surrogateescape")
+            self.pieces.append(charsets.decode_unlabelled(data, self._may_detect()))
+
+    def add_word(self, charset: str, encoding: str, encoded: str) -> None:
+        data = _word_bytes(encoding, encoded)
+        if data is None:  # not valid Q or B: shown as it came
+            self._flush()
+            self.pieces.append(encoded)
+            return
+        charset = charset.split("*", 1)[0].strip().lower()  # RFC 2231 language: "utf-8*en"
+        if self.run and charset != self.run_charset:
+            self._flush()
+        self.run_charset = charset
+        self.run.append(data)
+
+    def text(self) -> str:
+        self._flush()
+        return "".join(self.pieces)
+
+    def _flush(self) -> None:
+        if self.run:
+            data = b"".join(self.run)
+            self.pieces.append(charsets.decode(data, self.run_charset,
+                                               detect=not data.isascii() and self._may_detect()))
+        self.run, self.run_charset = [], None
+
+    def _may_detect(self) -> bool:
+        self.detections -= 1
+        return self.detections >= 0
+
+
+def _word_bytes(encoding: str, text: str) -> bytes | None:
+    """The bytes of an encoded word's text (Q or B encoding), or None if it is neither."""
     data = text.encode("utf-8", "surrogateescape")
     try:
         if encoding in "qQ":
-            data = binascii.a2b_qp(data, header=True)
-        else:
-            data = binascii.a2b_base64(data + b"=" * (-len(data) % 4))
+            return binascii.a2b_qp(data, header=True)
+        return binascii.a2b_base64(data + b"=" * (-len(data) % 4))
     except (binascii.Error, ValueError):
-        return text
-    return decode_text(data, charset.split("*", 1)[0])  # RFC 2231 language suffix: "utf-8*en"
-
-
-def _decode_escaped(text: str) -> str:
-    """Undo the parser's surrogate escapes: 8-bit header bytes, decoded by guess."""
-    if text.isascii():
-        return text
-    return decode_text(text.encode("utf-8", "surrogateescape"), None)
+        return None
 
 
 def decode_text(data: bytes, charset: str | None) -> str:
-    """Bytes as text, never raising: the declared charset with replacement characters when
-    it is a real text codec, else UTF-8 when the bytes are valid UTF-8, else Windows-1252
-    (what undeclared 8-bit mail in the wild most often is)."""
-    charset = (charset or "").strip().strip('"').lower()[:64]
-    if charset not in UNINFORMATIVE_CHARSETS:
-        try:
-            return data.decode(charset, "replace")
-        except (LookupError, UnicodeError, ValueError, TypeError):
-            pass  # unknown name, or a codec that ignores errors='replace' (idna, ...)
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("cp1252", "replace")
+    """Bytes as text, never raising: see services.archive.charsets.decode (WHATWG and Python
+    labels, text charsets only, then UTF-8, detection, Windows-1252)."""
+    return charsets.decode(data, charset)
 
 
 def _message_id(value: str) -> str | None:

@@ -229,13 +229,15 @@ def cmd_show(args) -> int:
         return 0
     for key in ("digest", "message_id", "from", "to", "cc", "subject", "sent_date",
                 "date_source", "received", "size", "stored_size", "sender", "recipients",
-                "source", "origin", "attachments", "extraction_failures"):
+                "source", "origin", "attachments"):
         value = meta.get(key)
         if key in ("sent_date", "received") and value:
             value = _iso(value)
         if isinstance(value, list):
             value = ", ".join(value) or "-"
         print(f"{key + ':':<13} {value if value not in (None, '') else '-'}")
+    for problem in meta.get("extraction_failures") or []:
+        print(f"{'unreadable:':<13} {problem}")
     return 0
 
 

@@ -106,7 +106,8 @@ def test_subject_encoded_words_are_decoded_and_joined():
 
 @pytest.mark.parametrize("value, expected", [
     (b"=?x-unknown-charset?q?caf=E9?=", "café"),        # unknown charset: guessed (cp1252)
-    (b"=?utf-8?q?caf=E9?=", "caf\ufffd"),               # invalid bytes: replacement character
+    (b"=?utf-8?q?caf=E9?=", "café"),                    # a lying label: read as unlabelled
+    (b"=?utf-8?q?" + b"a" * 200 + b"=E9?=", "a" * 200 + "\ufffd"),  # one bad byte: U+FFFD
     (b"=?utf-8?b?not*base64*?=", "not*base64*"),         # broken base64: kept as written
     (b"=?utf-8?b?w6k?=", "é"),                           # missing padding tolerated
     (b"=?utf-8*fr?q?=C3=A9t=C3=A9?=", "été"),            # RFC 2231 language suffix
