@@ -21,6 +21,7 @@ service account refused); a wrong password or an unknown name is not an error bu
 """
 from __future__ import annotations
 
+import ast
 import logging
 import ssl
 import time
@@ -88,9 +89,6 @@ class Directory:
         parsed = urlsplit(config.uri)
         self.host, self.use_ssl = parsed.hostname, parsed.scheme == "ldaps"
         self.port = parsed.port or (636 if self.use_ssl else 389)
-        tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=config.ca_file)
-        self.server = ldap3.Server(self.host, port=self.port, use_ssl=self.use_ssl, tls=tls,
-                                   get_info=ldap3.NONE, connect_timeout=config.timeout_seconds)
 
     # -- what callers use -----------------------------------------------------------------
 
@@ -201,7 +199,7 @@ class Directory:
         except ldap_errors.LDAPInvalidFilterError as error:
             raise DirectoryError(f"the directory's filter {query!r} is not valid LDAP "
                                  f"({error}): see directory.user_filter and group_filter") from None
-        except ldap_errors.LDAPException as error:
+        except Exception as error:  # noqa: BLE001 (as in _open)
             raise DirectoryError(f"{self.config.uri}: search failed: {_reason(error)}",
                                  "unreachable") from None
         result = connection.result
@@ -224,19 +222,24 @@ class Directory:
                                      "refused (directory.bind_dn and its password)")
             yield connection
         finally:
-            connection.unbind()
+            _close(connection)
 
     def _binds_as(self, dn: str, password: str) -> bool:
         connection = self._open(dn, password)
         try:
             return self._bind(connection)
         finally:
-            connection.unbind()
+            _close(connection)
 
     def _open(self, dn: str | None, password: str | None) -> ldap3.Connection:
         """A connection (TLS started when configured), not yet bound."""
+        # A Server of its own each time: ldap3's remembers an address that failed once as
+        # unusable for a while, which would outlast the directory's own outage.
+        tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=self.config.ca_file)
+        server = ldap3.Server(self.host, port=self.port, use_ssl=self.use_ssl, tls=tls,
+                              get_info=ldap3.NONE, connect_timeout=self.config.timeout_seconds)
         connection = ldap3.Connection(
-            self.server, user=dn, password=password,
+            server, user=dn, password=password,
             authentication=ldap3.SIMPLE if dn else ldap3.ANONYMOUS,
             receive_timeout=self.config.timeout_seconds, read_only=True,
             auto_referrals=False, raise_exceptions=False)
@@ -244,8 +247,8 @@ class Directory:
             connection.open()
             if self.config.start_tls:
                 connection.start_tls()
-        except ldap_errors.LDAPException as error:
-            connection.unbind()
+        except Exception as error:  # noqa: BLE001 (ldap3 lets garbage answers raise anything)
+            _close(connection)
             raise DirectoryError(f"{self.config.uri}: {_reason(error)}", "unreachable") from None
         return connection
 
@@ -255,7 +258,7 @@ class Directory:
         try:
             if connection.bind():
                 return True
-        except ldap_errors.LDAPException as error:
+        except Exception as error:  # noqa: BLE001 (as in _open)
             raise DirectoryError(f"{self.config.uri}: bind failed: {_reason(error)}",
                                  "unreachable") from None
         result = connection.result
@@ -346,6 +349,17 @@ def _any_of(attributes: list[str], dns: list[str], rule: str | None = None) -> s
     return f"(|{terms})"
 
 
+def _close(connection: ldap3.Connection) -> None:
+    """Unbind (RFC 4511 4.3) if the connection still works; it is closed either way."""
+    try:
+        connection.unbind()
+    except Exception:  # noqa: BLE001 (a broken socket: nothing left to tell the server)
+        try:
+            connection.strategy.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+
 def _decoded(raw: dict) -> dict[str, list[str]]:
     return {name.lower(): [value.decode("utf-8", "replace") if isinstance(value, bytes)
                            else str(value) for value in values]
@@ -358,13 +372,33 @@ def _first(entry: dict, attribute: str) -> str:
 
 
 def _reason(error: Exception) -> str:
-    text = str(error) or type(error).__name__
-    if isinstance(error, (ldap_errors.LDAPSocketOpenError, ldap_errors.LDAPSocketSendError,
-                          ldap_errors.LDAPSocketReceiveError)):
-        return f"unreachable ({text})"
-    if isinstance(error, (ldap_errors.LDAPStartTLSError, ldap_errors.LDAPCertificateError,
-                          ldap_errors.LDAPSSLConfigurationError)):
+    """What went wrong in words, from ldap3's nested exception texts."""
+    text = _innermost(str(error)) or type(error).__name__
+    tls = ("ssl" in text.lower() or "certificate" in text.lower()
+           or isinstance(error, (ldap_errors.LDAPStartTLSError, ldap_errors.LDAPCertificateError,
+                                 ldap_errors.LDAPSSLConfigurationError)))
+    if tls:
         return f"TLS failed ({text}): see directory.ca_file"
+    if isinstance(error, (ldap_errors.LDAPSocketOpenError, ldap_errors.LDAPSocketSendError,
+                          ldap_errors.LDAPSocketReceiveError, OSError)):
+        return f"unreachable ({text})"
+    if not isinstance(error, ldap_errors.LDAPException):
+        return f"the answer is not LDAP ({type(error).__name__}: {text})"
+    return text
+
+
+def _innermost(text: str) -> str:
+    """ldap3 wraps each address's error in tuples of reprs: keep the words."""
+    for _ in range(4):
+        try:
+            value = ast.literal_eval(text[:2000])  # literals only: safe on any text
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            break
+        if isinstance(value, tuple) and value:
+            value = value[0]
+        if not isinstance(value, str):
+            break
+        text = value
     return text
 
 
