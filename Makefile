@@ -20,7 +20,7 @@ DEBIAN_RUNTIME := $(shell sed -e 's/\#.*//' image/debian-runtime.txt)
 DEBIAN_HOST := python3-venv python3-pip python3-setuptools python3-wheel git make \
 	qemu-system-x86 qemu-utils mmdebstrap dovecot-imapd dovecot-pop3d swaks notmuch mutt \
 	iproute2 openssl systemd chromium e2fsprogs openssh-client \
-	slapd ldap-utils samba samba-ad-dc winbind krb5-user
+	slapd ldap-utils samba samba-ad-dc winbind krb5-user zbar-tools
 DEBIAN_PACKAGES := $(DEBIAN_RUNTIME) $(DEBIAN_HOST)
 
 # The venv is reinstalled only when what it is built from changes.

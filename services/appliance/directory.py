@@ -334,8 +334,8 @@ def normalized_dn(dn: str) -> str:
 
 def _is_address(value: str) -> bool:
     local, at, domain = value.rpartition("@")
-    return bool(at and local and "." in domain and not any(c.isspace() or c in "<>,;:"
-                                                            for c in value))
+    return bool(at and local and "." in domain and value.isprintable()
+                and not any(c.isspace() or c in "<>,;:" for c in value))
 
 
 def _plausible_name(name: str) -> bool:

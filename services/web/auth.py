@@ -183,7 +183,7 @@ class PendingLogins:
     login form's second step), by a random token; each lives `lifetime` seconds and
     allows `attempts` codes."""
 
-    def __init__(self, lifetime: float = 300.0, attempts: int = 5, max_pending: int = 10_000,
+    def __init__(self, lifetime: float = 300.0, attempts: int = 3, max_pending: int = 10_000,
                  clock=time.monotonic):
         self.lifetime, self.attempts, self.max_pending = lifetime, attempts, max_pending
         self.clock = clock

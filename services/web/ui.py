@@ -171,9 +171,10 @@ async def log_in_code(request: web.Request) -> web.Response:
     auth, pending = request.app["auth"], str(form.get("pending", ""))
     try:
         user = await auth.finish_login(request, pending, str(form.get("code", "")))
-    except LoginFailed as failure:
+    except LoginFailed:
         if auth.pending.peek(pending) is None:  # expired or out of tries: start again
-            return await login_form(request, _sentence(str(failure)), 401)
+            return await login_form(request, "That sign-in has ended (too late, or too many "
+                                    "wrong codes): give your name and password again.", 401)
         return await code_form(request, pending, form.get("next"),
                                "Wrong or already used code.", 401)
     response = web.HTTPSeeOther(_safe_next(form.get("next")))
