@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 
 from services.appliance import users
+from services.appliance.admin_password import ADMIN_USER
 from services.appliance.directory import Directory, DirectoryAccount, DirectoryError
 from services.appliance.users import User
 from services.archive.archive import Archive
@@ -87,7 +88,7 @@ class SignIn:
         return self._remember(account)
 
     def _remember(self, account: DirectoryAccount) -> User | None:
-        if users.get(self.archive, account.name) is not None:
+        if account.name == ADMIN_USER or users.get(self.archive, account.name) is not None:
             log.warning("directory: %s (%s) has the name of a local account; only the local "
                         "account signs in", account.name, account.dn)
             return None

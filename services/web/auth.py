@@ -262,7 +262,8 @@ class Auth:
             second_factor = None
         self.throttle.succeeded(name, address)
         if via != "basic":  # Basic credentials come with every request: not a login each
-            await self._audit(user.actor, "login", address, via, second_factor=second_factor)
+            await self._audit(user.actor, "login", address, via, second_factor=second_factor,
+                              directory=user.password.get("dn"))
         return user
 
     async def finish_login(self, request: web.Request, token: str, code: str) -> User:
@@ -287,7 +288,10 @@ class Auth:
         except LoginFailed:
             self.pending.put_back(token, pending)
             raise
-        self.throttle.succeeded(pending.name, address)
+        # Two attempts were counted for this login, the password's and the code's: take back
+        # both, or every login with a code would leave one failure behind on the address.
+        for _ in range(2):
+            self.throttle.succeeded(pending.name, address)
         await self._audit(user.actor, "login", address, "form", second_factor=second_factor)
         return user
 

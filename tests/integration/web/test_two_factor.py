@@ -207,6 +207,16 @@ def test_guessing_codes_is_throttled_and_a_pending_login_allows_few_guesses(site
     assert totp.verify(site.archive, account, right) == "totp"  # and was not spent
 
 
+def test_signing_in_with_codes_again_and_again_is_never_throttled(site, clock, account):
+    """Each login with a code counts two attempts (password, code) until it succeeds; both
+    are taken back, so no failure is left behind on the address."""
+    site.app["auth"].throttle.clock = lambda: 7000.0  # no time passes: a wait would show
+    secret, _ = enrol(site, clock, signed_in(site, account))
+    for _ in range(25):  # more than the failures an address is allowed
+        signed_in_with(site, account, pyotp.TOTP(secret).at(clock.now))
+        clock.step()
+
+
 # -- turning it off, required for admins -----------------------------------------------------
 
 def test_turning_codes_off_takes_a_code(site, clock, account):
