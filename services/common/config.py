@@ -16,11 +16,6 @@ validated: every error names the file, the key and what was expected.
       - {name: exchange, protocol: imap, host: mail.example.com, port: 993, tls: tls,
          user: journal, password: "...", keep_on_server: false, poll_seconds: 60,
          folder: INBOX, ca_file: null}      # ca_file: trust this CA instead of the system's
-    web:
-      listen: 0.0.0.0:8000                  # web UI, HTTP API (/api/) and /metrics
-      tls: {cert: /etc/archiver/tls.crt, key: /etc/archiver/tls.key}   # optional: the
-                                            # default is these files when both exist
-      plain_http: false                     # true: HTTP even when a certificate exists
     directory:                              # optional: sign in with the company directory
       kind: ad                              # ad (Active Directory, Samba) or openldap: the
                                             # defaults of the attribute and group keys below
@@ -35,6 +30,11 @@ validated: every error names the file, the key and what was expected.
       refresh_seconds: 300                  # a signed-in user's entry is read again after it
     two_factor:
       required_for: [admin]                 # local accounts of these roles must use TOTP
+    web:
+      listen: 0.0.0.0:8000                  # web UI, HTTP API (/api/) and /metrics
+      tls: {cert: /etc/archiver/tls.crt, key: /etc/archiver/tls.key}   # optional: the
+                                            # default is these files when both exist
+      plain_http: false                     # true: HTTP even when a certificate exists
 """
 from __future__ import annotations
 

@@ -12,9 +12,10 @@ from aiohttp import web
 
 from services.policy import audit
 from services.archive.search import parse
+from services.web.auth import DirectoryDown
 from services.appliance.users import User
 from services.web import actions, export, openapi
-from services.web.auth import CSRF_HEADER, DirectoryDown, Identity, LoginFailed, tokens_match
+from services.web.auth import CSRF_HEADER, Identity, LoginFailed, tokens_match
 
 EVERYONE = ("admin", "auditor", "user")
 STAFF = ("admin", "auditor")

@@ -18,11 +18,11 @@ from services.policy import audit
 from services.appliance import users
 from services.archive.search import QuerySyntaxError
 from services.appliance.sign_in import is_directory_user
+from services.web.auth import DirectoryDown, SecondFactorNeeded
 from services.appliance.users import User
 from services.web import actions
 from services.web.api import ADMIN, EVERYONE, STAFF, raw_download, start_export
-from services.web.auth import (LOGIN_COOKIE, DirectoryDown, LoginFailed, SecondFactorNeeded,
-                               tokens_match)
+from services.web.auth import LOGIN_COOKIE, LoginFailed, tokens_match
 
 PAGE_SIZE = 50
 SAFE_NEXT = re.compile(r"/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*")
