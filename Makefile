@@ -80,10 +80,11 @@ image: setup
 	$(PY) -m image.build --model $(MODEL)
 
 # Flash the image of MODEL onto virtual appliance VM (build/vms/$(VM)/), building it first if
-# there is none; refused if its signature fails or the VM is of another model.
+# there is none; refused if its signature fails, the VM is of another model, or it holds newer
+# firmware (FLASH_ARGS=--allow-downgrade flashes it anyway).
 flash: setup
 	@[ -f build/images/$(MODEL)-$(VERSION)/image.json ] || $(MAKE) --no-print-directory image MODEL=$(MODEL)
-	$(PY) -m image.flash --model $(MODEL) --vm $(VM)
+	$(PY) -m image.flash --model $(MODEL) --vm $(VM) $(FLASH_ARGS)
 
 # Two mirrored virtual appliances a and b of MODEL (image built if missing, flashed with fresh
 # data disks, booted in parallel, joined); prints ports and the admin password; Ctrl-C stops.

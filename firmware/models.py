@@ -66,6 +66,14 @@ class IntakeLimits:
 
 
 @dataclass(frozen=True)
+class ExtractionLimits:
+    timeout_s: int = field("seconds one message may take in the extraction worker",
+                           check=positive, expected=POSITIVE)
+    memory_mb: int = field("address-space limit of an extraction worker", check=positive,
+                           expected=POSITIVE)
+
+
+@dataclass(frozen=True)
 class VirtualAppliance:
     vcpus: int = field("virtual CPUs of the QEMU appliance", check=positive, expected=POSITIVE)
     memory_mb: int = field("memory of the QEMU appliance", check=positive, expected=POSITIVE)
@@ -81,6 +89,7 @@ class ModelProfile:
                             expected=POSITIVE)
     attachment_text_kb: int = field("attachment text the index takes per attachment",
                                     check=positive, expected=POSITIVE)
+    extraction: ExtractionLimits = field("limits of the sandboxed attachment reader")
     features: Features = field("what the model may do")
     smtp: SmtpLimits = field("SMTP intake limits")
     intake: IntakeLimits = field("back-pressure limits of all intake")

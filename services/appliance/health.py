@@ -19,6 +19,7 @@ from services.mirror import state as mirror_state
 from services.archive.archive import Archive
 from services.common.config import Config
 from services.archive.indexer import status as index_status
+from services.archive.reindex import progress_of as reindex_progress
 from services.intake.journal_mailbox import account_status
 from services.appliance.directory import Directory
 from services.appliance.service_state import SERVICES, describe
@@ -31,7 +32,7 @@ def health(config: Config, archive: Archive, now: float | None = None) -> dict:
     now = time.time() if now is None else now
     store = archive.store
     return {"node": store.node_id, "model": archive.profile.model,
-            "firmware": str(this_version()), "time": _iso(now),
+            "firmware": str(this_version()), "time": _iso(now), "timezone": config.timezone,
             "system": system_resources(archive.data_dir, now),
             "services": services(store, now),
             "queues": queues(config, archive),
@@ -93,7 +94,7 @@ def queues(config: Config, archive: Archive) -> dict:
     index = index_status(store, archive.index_link)
     peers = mirror_state.settings(config, store).peers
     return {"index": {"backlog": index.pending, "indexed": index.indexed,
-                      "stored": index.stored},
+                      "stored": index.stored, "reindexing": reindex_progress(archive)},
             "peers": [mirror_state.report(store, peer) for peer in peers]}
 
 

@@ -6,7 +6,13 @@ group_commit.py  one durable commit for many concurrent writers
 mime.py        reading a message's headers and parts (RFC 5322/2045/2047)
 mailfiles.py   reading and writing mail files: Maildir, mbox, .eml, zip
 extract.py     body and attachment text, in sandboxed worker processes
+extraction_memo.py  what could not be read, by SHA-256, so it costs its time once
+words.py       text into search terms (ICU word breaks, folding, CJK n-grams)
+terms.py       the terms of a field's text, addresses and file names in a document
 index.py       the Xapian schema: prefixes, value slots, document building
 indexer.py     the single Xapian writer following the store's arrival log
-search.py      the query syntax and searching
+reindex.py     rebuilding the index beside the live one, then switching over
+dates.py       date expressions of queries, in the appliance's time zone
+query.py       the query syntax: a tree that becomes a Xapian query and explains itself
+search.py      running a query: hits newest first, exact counts
 """

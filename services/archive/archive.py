@@ -2,6 +2,7 @@
 
   DATA/store/          the LMDB environment (services.archive.store)
   DATA/index           symlink to the live Xapian database DATA/index.N/
+  DATA/index.next      symlink to an index being rebuilt (services.archive.reindex)
   DATA/indexer.lock    held by whichever process writes the index
   DATA/spool/          SMTP DATA past 1 MiB, in unnamed files (services.intake.smtp_data)
 """
@@ -35,9 +36,21 @@ class Archive:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         return Store(self.data_dir / "store", map_size=self.profile.storage_bytes)
 
+    def extraction_pool(self):
+        """A services.archive.extract.ExtractionPool sized for the model, remembering failures
+        in this archive's store (services.archive.extraction_memo), so that a hostile
+        attachment costs its time once, across restarts and reindexing. Close it after use."""
+        from services.archive.extract import ExtractionPool  # lxml, pypdf: not for every command
+        from services.archive.extraction_memo import ExtractionMemo
+        return ExtractionPool.for_model(self.profile, memo=ExtractionMemo(self.store))
+
     @property
     def index_link(self) -> Path:
         return self.data_dir / "index"
+
+    @property
+    def next_index_link(self) -> Path:
+        return self.data_dir / "index.next"
 
     def index_dir(self) -> Path:
         """The live index (created empty on first use)."""

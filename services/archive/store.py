@@ -11,6 +11,7 @@ Named databases:
   settings  name -> JSON                           (node id; replicated settings later)
   journal   state|ACCOUNT -> JSON                  (journal puller status per account)
             taken|ACCOUNT|KEY -> ""                (what keep_on_server took; | is NUL)
+  extraction  SHA-256 -> why reading it failed  (services.archive.extraction_memo)
 
 A put is acknowledged only after the transaction holding it is committed and synced;
 concurrent puts share one commit (group commit).
@@ -36,7 +37,7 @@ from services.archive.group_commit import GroupCommitter
 from services.archive.mime import summarize_headers
 
 DATABASES = ("raw", "meta", "msgid", "arrival", "outbox", "cursors", "counters", "settings",
-             "journal", "replicated", "audit")
+             "journal", "replicated", "audit", "extraction")
 COMPRESSION_LEVEL = 3
 # Head-room kept free in the map so a full store can still commit cursors and settings.
 RESERVE_BYTES = 4 * 1024 * 1024
@@ -324,16 +325,25 @@ class Store:
         with self.env.begin(write=True) as txn:
             txn.put(name.encode(), str(seq).encode(), db=self.db["cursors"])
 
-    def record_indexed(self, seq: int, attachment_names: dict[str, list[str]]) -> None:
-        """The indexer's progress and what its full parse found, in one transaction."""
+    def record_indexed(self, seq: int | None, attachment_names: dict[str, list[str]],
+                       failures: dict[str, list[str]] | None = None) -> None:
+        """The indexer's progress (None: an index being rebuilt, not the live one's) and
+        what its full parse found, in one transaction:
+        attachment names and, per digest, why parts of it could not be read (metadata key
+        "extraction_failures", absent when nothing failed)."""
+        failures = failures or {}
         with self.env.begin(write=True) as txn:
-            txn.put(b"indexer", str(seq).encode(), db=self.db["cursors"])
+            if seq is not None:
+                txn.put(b"indexer", str(seq).encode(), db=self.db["cursors"])
             for digest, names in attachment_names.items():
                 stored = txn.get(bytes.fromhex(digest), db=self.db["meta"])
                 if stored is not None:
                     meta = json.loads(stored)
-                    if meta.get("attachments") != names:
-                        meta["attachments"] = names
+                    found = {"attachments": names, "extraction_failures": failures.get(digest) or None}
+                    if any(meta.get(key) != value for key, value in found.items()):
+                        meta.update(found)
+                        if found["extraction_failures"] is None:
+                            del meta["extraction_failures"]
                         self._write_meta(txn, bytes.fromhex(digest), meta)
 
     # -- integrity -----------------------------------------------------------------------

@@ -6,17 +6,19 @@ import datetime as dt
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 from services.policy import audit, saved_searches
+from services.archive import dates, reindex
 from services.archive.archive import Archive, default_data_dir
 from services.policy.audit import cli_actor
-from services.archive.extract import ExtractionPool
 from services.archive.indexer import Indexer, IndexerBusy, IndexLock, status
 from services.archive.mailfiles import count_mail, iter_mail, write_mbox, write_zip
 from services.common.progress import Progress
 from services.policy.replicated import Replicated
-from services.archive.search import search
+from services.archive.search import QuerySyntaxError, explain, search
+from services.common.config import load_config
 
 IMPORT_BATCH = 200  # messages per durable transaction during bulk import
 EXPORT_PAGE = 500
@@ -43,6 +45,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     p = command("search", cmd_search, "search the archive (newest first); save searches")
     p.add_argument("query", nargs="?", default="")
+    p.add_argument("--explain", action="store_true",
+                   help="print how the query is understood instead of searching")
     p.add_argument("--save", metavar="NAME", help="save the query under NAME instead of searching")
     p.add_argument("--list-saved", action="store_true", help="list the saved searches")
     p.add_argument("--delete-saved", metavar="NAME", help="delete a saved search")
@@ -117,7 +121,7 @@ def _index_if_free(archive: Archive, quiet: bool) -> int:
     try:
         pending = status(archive.store, archive.index_dir()).pending
         progress = Progress("indexing", total=pending, enabled=not quiet)
-        with ExtractionPool.for_model(archive.profile) as pool:
+        with archive.extraction_pool() as pool:
             indexer = Indexer(archive.store, archive.index_dir(), pool)
             done = indexer.catch_up(progress.advance)
             indexer.close()
@@ -138,17 +142,51 @@ def cmd_search(args) -> int:
     archive = open_archive(args)
     if args.save or args.list_saved or args.delete_saved:
         return _saved_searches(args, archive)
-    audit.record(archive.store, cli_actor(), "search", query=args.query)
-    results = search(archive.index_dir(), args.query, args.limit, args.offset, args.oldest_first)
+    timezone = configured_timezone()
+    try:
+        if args.explain:
+            return _explain(archive, args, timezone)
+        audit.record(archive.store, cli_actor(), "search", query=args.query)
+        results = search(archive.index_dir(), args.query, args.limit, args.offset,
+                         args.oldest_first, timezone=timezone)
+    except QuerySyntaxError as error:
+        return _query_error(error)
+    zone = dates.zone(timezone)
     for hit in results.hits:
         if args.json:
             print(json.dumps(hit.as_json()))
         else:
-            print(f"{hit.digest}  {_day(hit.date)}  {hit.sender[:40]:<40}  {hit.subject}")
+            print(f"{hit.digest}  {_day(hit.date, zone)}  {hit.sender[:40]:<40}  {hit.subject}")
+    if results.notice:
+        print(f"archiver: note: {results.notice}", file=sys.stderr)
     if not args.json:
         shown = f"{args.offset + 1}-{args.offset + len(results.hits)}" if results.hits else "none"
-        print(f"({shown} of about {results.total})", file=sys.stderr)
+        print(f"({shown} of {results.total_text()})", file=sys.stderr)
     return 0
+
+
+def _query_error(error: QuerySyntaxError) -> int:
+    """What is wrong, then the query with a caret under where."""
+    print(f"archiver: {error}\n{error.pointer()}", file=sys.stderr)
+    return error.exit_code
+
+
+def _explain(archive: Archive, args, timezone: str) -> int:
+    understood = explain(archive.index_dir(), args.query, timezone)
+    if args.json:
+        print(json.dumps(understood))
+    else:
+        print(f"query: {args.query}")
+        print(f"days are days in {understood['timezone']}; case and accents are ignored")
+        print("matches messages with")
+        print("\n".join("  " + line for line in understood["explanation"]))
+        print(f"Xapian query: {understood['xapian']}")
+    return 0
+
+
+def configured_timezone() -> str:
+    """The appliance's time zone (archiver.yaml's `timezone`, $ARCHIVER_CONFIG respected)."""
+    return load_config().timezone
 
 
 def _saved_searches(args, archive) -> int:
@@ -179,7 +217,8 @@ def cmd_show(args) -> int:
         print(json.dumps(meta))
         return 0
     for key in ("digest", "message_id", "from", "subject", "sent_date", "received", "size",
-                "stored_size", "sender", "recipients", "source", "origin", "attachments"):
+                "stored_size", "sender", "recipients", "source", "origin", "attachments",
+                "extraction_failures"):
         value = meta.get(key)
         if key in ("sent_date", "received") and value:
             value = _iso(value)
@@ -193,13 +232,18 @@ def cmd_export(args) -> int:
     archive = open_archive(args)
     audit.record(archive.store, cli_actor(), "export", query=args.query, format=args.format,
                  output=str(args.output))
-    index_dir = archive.index_dir()
-    total = search(index_dir, args.query, 0).total
+    index_dir, timezone = archive.index_dir(), configured_timezone()
+    try:  # every match counted: the progress total, and a bad query fails before any output
+        total = search(index_dir, args.query, 0, timezone=timezone, count_limit=2**31).total
+    except QuerySyntaxError as error:
+        return _query_error(error)
     progress = Progress("exporting", total=total, enabled=not args.json)
+    now = time.time()  # one moment for every page: relative dates do not move mid-export
 
     def messages():
         offset = 0
-        while hits := search(index_dir, args.query, EXPORT_PAGE, offset).hits:
+        while hits := search(index_dir, args.query, EXPORT_PAGE, offset, timezone=timezone,
+                             now=now).hits:
             for hit in hits:
                 progress.advance()
                 yield hit.digest, archive.store.get(hit.digest)
@@ -248,22 +292,22 @@ def cmd_stats(args) -> int:
 
 
 def cmd_reindex(args) -> int:
+    """Rebuild the index from the store beside the live one (which answers searches
+    meanwhile), then switch over; an interrupted rebuild resumes."""
     archive = open_archive(args)
     lock = IndexLock(archive.data_dir)
     if not lock.acquire(wait=False):
         raise IndexerBusy("the indexer service holds the index: stop archiver-indexer, "
-                          "then run reindex again")
+                          "then run reindex again (or let the service rebuild it: it does "
+                          "when the index is of an older version)")
     try:
-        new_dir = archive.new_index_dir()
-        total = archive.store.log_end("arrival")
-        progress = Progress("reindexing", total=total, enabled=not args.json)
-        with ExtractionPool.for_model(archive.profile) as pool:
-            indexer = Indexer(archive.store, new_dir, pool)
-            indexer.catch_up(progress.advance)
-            indexed = indexer.database.get_doccount()
-            indexer.close()
-        archive.swap_index(new_dir)
+        progress = Progress("reindexing", total=archive.store.log_end("arrival"),
+                            enabled=not args.json)  # arrival-log entries
+        with archive.extraction_pool() as pool:
+            reindex.rebuild(archive, pool, progress=progress.advance)
+        reindex.switch_over(archive)
         progress.finish()
+        indexed = status(archive.store, archive.index_dir()).indexed
     finally:
         lock.release()
     print(json.dumps({"indexed": indexed}) if args.json else f"reindexed {indexed} messages")
@@ -274,5 +318,5 @@ def _iso(epoch: float) -> str:
     return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _day(epoch: float) -> str:
-    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).strftime("%Y-%m-%d")
+def _day(epoch: float, zone: dt.tzinfo) -> str:
+    return dt.datetime.fromtimestamp(epoch, zone).strftime("%Y-%m-%d")

@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 
 from services.policy import audit, holds, retention
-from services.cli.archive import _index_if_free, add_archive_options, open_archive
+from services.cli.archive import (_index_if_free, add_archive_options, configured_timezone,
+                                  open_archive)
 from services.policy.audit import cli_actor
 from services.policy.replicated import Replicated
 
@@ -112,7 +113,8 @@ def cmd_retention_show(args) -> int:
 
 def cmd_retention_run(args) -> int:
     archive, replicated, actor = _context(args)
-    report = retention.run(archive.store, archive.index_dir(), replicated, actor, args.dry_run)
+    report = retention.run(archive.store, archive.index_dir(), replicated, actor, args.dry_run,
+                           timezone=configured_timezone())
     if not args.dry_run:
         archive.store.set_setting(retention.LAST_RUN_SETTING, time.time())
     if not args.dry_run:  # drop deleted documents now (also an interrupted run's), unless

@@ -34,12 +34,15 @@ def cmd_status(args) -> int:
 
 def text_lines(report: dict) -> list[str]:
     lines = [f"node {report['node']}, model {report['model']}, firmware {report['firmware']}, "
-             f"at {report['time']}", "services:"]
+             f"at {report['time']}, time zone {report['timezone']}", "services:"]
     for name, state in report["services"].items():
         lines.append(f"  {name:8} {_service_line(state)}")
     index = report["queues"]["index"]
     lines.append(f"index: {index['indexed']} of {index['stored']} messages indexed, "
                  f"backlog {index['backlog']}")
+    if index["reindexing"]:
+        lines.append(f"  reindexing {index['reindexing']['done']} of "
+                     f"{index['reindexing']['total']} (the old index answers until then)")
     for peer in report["queues"]["peers"]:
         reason = f" ({peer['reason']})" if peer["reason"] else ""
         lines.append(f"  peer {peer['peer']}: {peer['state']}{reason}, queued {peer['queued']}, "

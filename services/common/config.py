@@ -35,12 +35,14 @@ validated: every error names the file, the key and what was expected.
       tls: {cert: /etc/archiver/tls.crt, key: /etc/archiver/tls.key}   # optional: the
                                             # default is these files when both exist
       plain_http: false                     # true: HTTP even when a certificate exists
+    timezone: Europe/Berlin                 # days of searches (date:, before:, after:)
 """
 from __future__ import annotations
 
 import ipaddress
 import os
 import re
+import zoneinfo
 from dataclasses import dataclass
 from typing import ClassVar
 from urllib.parse import urlsplit
@@ -48,6 +50,8 @@ from pathlib import Path
 
 from firmware.models import load_models
 from firmware.strict import ConfigError, build, field, load_yaml, positive
+
+from services.common import mirror_secret
 
 DEFAULT_CONFIG = Path("/etc/archiver/archiver.yaml")
 
@@ -68,6 +72,14 @@ def _networks(values: list[str]) -> bool:
 
 def _port(value: int) -> bool:
     return 0 < value < 65536
+
+
+def _time_zone(value: str) -> bool:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -238,7 +250,7 @@ class TwoFactorConfig:
                         default="Archiver")
 
 
-MIN_SECRET_LENGTH = 16
+MIN_SECRET_LENGTH = mirror_secret.MIN_LENGTH
 
 
 @dataclass(frozen=True)
@@ -246,8 +258,8 @@ class MirrorConfig:
     listen: str = field("address and port the mirror server listens on", check=_listen_address,
                         expected="HOST:PORT, e.g. 0.0.0.0:8443", default="0.0.0.0:8443")
     secret: str | None = field("the secret all mirrored systems share",
-                               check=lambda v: len(v) >= MIN_SECRET_LENGTH,
-                               expected=f"a string of at least {MIN_SECRET_LENGTH} characters",
+                               check=lambda v: mirror_secret.problem(v) is None,
+                               expected=f"a secret of {mirror_secret.RULE}",
                                secret=True, default=None)
     peers: list[str] = field("peers to copy to, HOST:PORT", default_factory=list,
                              check=lambda peers: all(_listen_address(p) for p in peers),
@@ -264,6 +276,9 @@ class Config:
                                                    default_factory=list)
     mirror: MirrorConfig | None = field("mirroring with peers (450 and up)", default=None)
     web: WebConfig = field("web UI and HTTP API", default_factory=WebConfig)
+    timezone: str = field("the time zone whose days searches mean (date:, before:, after:)",
+                          check=_time_zone, default="UTC",
+                          expected="an IANA time zone name, e.g. UTC or Europe/Berlin")
     directory: DirectoryConfig | None = field("signing in with LDAP or Active Directory",
                                               default=None)
     two_factor: TwoFactorConfig = field("two-factor (TOTP) codes for local accounts",

@@ -72,7 +72,8 @@ class Runtime:
             from services.policy.replicated import Replicated
             from services.policy.retention import run_weekly
             self._start_thread("retention", "retention", run_weekly, self.archive.store,
-                               self.archive.index_dir, Replicated(self.archive.store), self.stop)
+                               self.archive.index_dir, Replicated(self.archive.store), self.stop,
+                               3600, self.config.timezone)
         if "journal" in self.services:
             from services.intake.journal_mailbox import JournalPuller
             for account in self.config.journal_accounts:
@@ -94,13 +95,10 @@ class Runtime:
 
     def run_indexer(self, lock: IndexLock) -> None:
         """Follow the arrival log until stopped; `lock` is held and released here."""
-        from services.archive.extract import ExtractionPool
-        from services.archive.indexer import Indexer
+        from services.archive import reindex
         try:
-            with ExtractionPool.for_model(self.archive.profile) as pool, \
-                    Indexer(self.archive.store, self.archive.index_dir(), pool) as indexer:
-                log.info("indexer following %s", self.archive.data_dir)
-                indexer.follow(stop=self.stop.is_set)
+            with self.archive.extraction_pool() as pool:
+                reindex.serve(self.archive, pool, stop=self.stop.is_set)
         finally:
             lock.release()
 

@@ -13,11 +13,12 @@ from services.mirror import state as mirror_state
 from services.appliance import totp, users
 from services.appliance.sign_in import is_directory_user
 from services.archive.archive import Archive
-from services.common.config import MIN_SECRET_LENGTH, Config
+from services.common import mirror_secret
+from services.common.config import Config
 from services.appliance.health import health
 from services.intake.journal_mailbox import account_status
 from services.policy.replicated import Replicated
-from services.archive.search import Results, search as run_search
+from services.archive.search import Results, explain as run_explain, search as run_search
 from services.appliance.users import User
 from services.web import mail_view
 from services.web.access import mail_filter, read_message
@@ -32,12 +33,19 @@ class BadRequest(ArchiverError):
 # -- mail ------------------------------------------------------------------------------
 
 def search(archive: Archive, user: User, query: str, limit: int, offset: int,
-           oldest_first: bool = False) -> Results:
+           oldest_first: bool = False, timezone: str = "UTC") -> Results:
+    """Raises BadRequest, QuerySyntaxError (both 400s), PatternTooBroad."""
     if not 1 <= limit <= MAX_PAGE or offset < 0:
         raise BadRequest(f"limit must be 1-{MAX_PAGE} and offset 0 or more")
     audit.record(archive.store, user.actor, "search", query=query, offset=offset, limit=limit)
     return run_search(archive.index_dir(), query, limit, offset, oldest_first,
-                      within=mail_filter(user))
+                      within=mail_filter(user), timezone=timezone)
+
+
+def explain(archive: Archive, user: User, query: str, timezone: str = "UTC") -> dict:
+    """How `query` is understood; a user (who reads only their own mail) sees patterns
+    unexpanded, never the addresses and names the whole archive holds."""
+    return run_explain(archive.index_dir() if user.role != "user" else None, query, timezone)
 
 
 def message(archive: Archive, user: User, digest: str) -> tuple[dict, mail_view.MessageView]:
@@ -146,8 +154,10 @@ def mirror_join(config: Config, archive: Archive, user: User, peer: str,
                          "model 450 or higher")
     _check_peer(peer)
     secret = secret or mirror_state.settings(config, archive.store).secret
-    if not secret or len(secret) < MIN_SECRET_LENGTH:
-        raise BadRequest(f"give the shared secret (at least {MIN_SECRET_LENGTH} characters)")
+    if not secret:
+        raise BadRequest(f"give the shared secret ({mirror_secret.RULE})")
+    if (weak := mirror_secret.problem(secret)) is not None:
+        raise BadRequest(weak)
     mirror_state.join(archive.store, secret, peer)
     audit.record(archive.store, user.actor, "mirror-join", peer=peer)
 

@@ -216,23 +216,31 @@ async def change_password(request: web.Request, user: User) -> web.Response:
 # -- mail --------------------------------------------------------------------------------
 
 QUERY = Param("q", "the query (README: words, \"phrases\", arch*, AND/OR/NOT, from: to: cc: "
-                   "bcc: subject: body: attachment: filename: date:A..B size:A..B has: type: "
-                   "source:); empty finds everything")
+                   "bcc: subject: body: attachment: filename: date:A..B (also today, "
+                   "yesterday, 7d, 2w, 3m, 1y; days of the appliance's time zone) before: "
+                   "after: size:A..B has: type: source:); empty finds everything; a query "
+                   "the syntax does not know is a 400 saying what and at which column")
 
 
 @endpoint("GET", "/api/search", "Search (newest first); a user finds only their own mail",
           params=(QUERY, Param("limit", "hits per page (1-500)", "integer", default=50),
                   Param("offset", "hits to skip", "integer", default=0),
-                  Param("oldest_first", "true: oldest first", "boolean", default=False)),
+                  Param("oldest_first", "true: oldest first", "boolean", default=False),
+                  Param("explain", "true: how the query is understood (query, timezone, "
+                                   "explanation lines, xapian) instead of hits", "boolean",
+                        default=False)),
           response="SearchResults")
 async def search(request: web.Request, user: User) -> web.Response:
-    _, archive = context(request)
+    config, archive = context(request)
     query = request.query.get("q", "")
+    if bool_param(request, "explain"):
+        return reply(await blocking(actions.explain, archive, user, query, config.timezone))
     results = await blocking(actions.search, archive, user, query,
                              int_param(request, "limit", 50), int_param(request, "offset", 0),
-                             bool_param(request, "oldest_first"))
-    return reply({"query": query, "total": results.total, "offset": results.offset,
-                  "hits": [hit.as_json() for hit in results.hits]})
+                             bool_param(request, "oldest_first"), config.timezone)
+    return reply({"query": query, "total": results.total, "total_exact": not results.more,
+                  "total_text": results.total_text(), "notice": results.notice,
+                  "offset": results.offset, "hits": [hit.as_json() for hit in results.hits]})
 
 
 @endpoint("GET", "/api/messages/{digest}", "A message's metadata, headers and attachments",
@@ -277,21 +285,18 @@ def raw_download(data: bytes, filename: str, content_type: str) -> web.Response:
           params=(QUERY, Param("format", "zip or mbox", required=True, enum=("zip", "mbox"))),
           produces="application/zip,application/mbox")
 async def get_export(request: web.Request, user: User) -> web.StreamResponse:
-    _, archive = context(request)
+    config, archive = context(request)
     query, fmt = request.query.get("q", ""), request.query.get("format", "")
-    return await start_export(request, archive, user, query, fmt)
+    return await start_export(request, archive, user, query, fmt, config.timezone)
 
 
-async def start_export(request, archive, user: User, query: str, fmt: str):
+async def start_export(request, archive, user: User, query: str, fmt: str, timezone: str):
     if fmt not in export.FORMATS:
         raise actions.BadRequest(f"format: expected zip or mbox, got {fmt!r}")
-    await blocking(_check_query, query)  # a bad query is a 400, not a broken download
+    await blocking(parse, query)  # a bad query is a 400, not a broken download
     await blocking(actions.export_started, archive, user, query, fmt)
-    return await export.stream(request, fmt, export.matching_messages(archive, user, query))
-
-
-def _check_query(query: str) -> None:
-    parse(query)
+    return await export.stream(request, fmt,
+                               export.matching_messages(archive, user, query, timezone))
 
 
 # -- the system --------------------------------------------------------------------------
@@ -311,8 +316,9 @@ async def get_mirror(request: web.Request, user: User) -> web.Response:
 @endpoint("POST", "/api/mirror/peers", "Join a peer: copy mail archived from now on to it",
           roles=ADMIN, body={"type": "object", "required": ["peer"], "properties": {
               "peer": {"type": "string", "description": "HOST:PORT"},
-              "secret": {"type": "string", "description": "the shared secret (at least 16 "
-                                                          "characters); default: the one set"}}})
+              "secret": {"type": "string", "description": "the shared secret (at least 20 "
+                                                          "characters, hard to guess); "
+                                                          "default: the one set"}}})
 async def join_peer(request: web.Request, user: User) -> web.Response:
     body = await json_body(request)
     config, archive = context(request)

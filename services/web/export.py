@@ -22,10 +22,13 @@ FORMATS = {"zip": ("application/zip", write_zip_to),
            "mbox": ("application/mbox", write_mbox_to)}
 
 
-def matching_messages(archive: Archive, user: User, query: str) -> Iterator[tuple[str, bytes]]:
-    """(digest, raw) of every message `query` finds that `user` may read."""
-    index_dir, within, offset = archive.index_dir(), mail_filter(user), 0
-    while hits := search(index_dir, query, PAGE, offset, within=within).hits:
+def matching_messages(archive: Archive, user: User, query: str, timezone: str = "UTC"
+                      ) -> Iterator[tuple[str, bytes]]:
+    """(digest, raw) of every message `query` finds that `user` may read; dates are days
+    in `timezone`, relative ones as of the start of the export."""
+    index_dir, within, offset, now = archive.index_dir(), mail_filter(user), 0, time.time()
+    while hits := search(index_dir, query, PAGE, offset, within=within, timezone=timezone,
+                         now=now).hits:
         for hit in hits:
             try:
                 meta, raw = archive.store.meta(hit.digest), archive.store.get(hit.digest)

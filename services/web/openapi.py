@@ -22,7 +22,12 @@ SCHEMAS = {
         "from": _STRING, "subject": _STRING, "size": _INTEGER, "attachments": _INTEGER,
         "extraction_failed": {"type": "string", "nullable": True}}},
     "SearchResults": {"type": "object", "properties": {
-        "query": _STRING, "total": {"type": "integer", "description": "Xapian's estimate"},
+        "query": _STRING,
+        "total": {"type": "integer", "description": "matches, exact up to 10,000 (then 10,000)"},
+        "total_exact": {"type": "boolean", "description": "false: more than `total` match"},
+        "total_text": {"type": "string", "description": "e.g. 1,234 or more than 10,000"},
+        "notice": {"type": "string", "nullable": True,
+                   "description": "why the answer may be incomplete (an index being rebuilt)"},
         "offset": _INTEGER, "hits": {"type": "array", "items": {"$ref": "#/components/schemas/Hit"}}}},
     "Message": {"type": "object", "properties": {
         "digest": _STRING, "message_id": {"type": "string", "nullable": True},

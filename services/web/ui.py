@@ -16,7 +16,8 @@ from firmware.errors import ArchiverError
 
 from services.policy import audit
 from services.appliance import users
-from services.archive.search import QuerySyntaxError
+from services.archive import dates
+from services.archive.search import PatternTooBroad, QuerySyntaxError
 from services.appliance.sign_in import is_directory_user
 from services.web.auth import DirectoryDown, SecondFactorNeeded
 from services.appliance.users import User
@@ -207,16 +208,21 @@ def _safe_next(target) -> str:
 
 @page("GET", "/search")
 async def search_page(request: web.Request, user: User) -> web.Response:
-    _, archive = _context(request)
-    query, results, error = request.query.get("q"), None, None
+    config, archive = _context(request)
+    query, results, error, understood = request.query.get("q"), None, None, None
     offset = _offset(request.query.get("offset", "0"))
     if query is not None:
         try:
             results = await asyncio.to_thread(actions.search, archive, user, query, PAGE_SIZE,
-                                              offset)
+                                              offset, False, config.timezone)
+            understood = await asyncio.to_thread(actions.explain, archive, user, query,
+                                                 config.timezone)
         except QuerySyntaxError as exc:
-            error = str(exc)
+            error = exc
+        except PatternTooBroad as exc:
+            error = exc
     return render(request, "search.html", query=query or "", results=results, error=error,
+                  understood=understood, timezone=config.timezone,
                   offset=offset, page_size=PAGE_SIZE, may_save=user.role in STAFF,
                   page_url=lambda at: "/search?" + urlencode({"q": query or "", "offset": at}))
 
@@ -227,9 +233,9 @@ def _offset(text: str) -> int:
 
 @page("POST", "/export")
 async def export_search(request: web.Request, user: User) -> web.StreamResponse:
-    _, archive = _context(request)
+    config, archive = _context(request)
     return await start_export(request, archive, user, _field(request, "q"),
-                              _field(request, "format"))
+                              _field(request, "format"), config.timezone)
 
 
 @page("GET", "/message/{digest}")
@@ -455,10 +461,11 @@ async def change_password(request: web.Request, user: User):
 
 # -- template filters --------------------------------------------------------------------
 
-def _when(epoch) -> str:
+def _when(epoch, timezone: str = "UTC") -> str:
     if not epoch:
         return "-"
-    return dt.datetime.fromtimestamp(float(epoch), dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
+    zone = dt.timezone.utc if timezone == "UTC" else dates.zone(timezone)
+    return dt.datetime.fromtimestamp(float(epoch), zone).strftime("%Y-%m-%d %H:%M")
 
 
 def _size(count) -> str:

@@ -124,6 +124,25 @@ def test_holds_override_every_policy_until_they_expire(archive):
     assert later.deleted == 1 and remaining(archive, digests) == []
 
 
+def test_a_hold_on_dates_covers_the_days_of_the_appliance_time_zone(archive):
+    """A hold's search is run as the search the user saw: days in the appliance's time
+    zone. 00:30 on New Year's Day in Berlin is still the old year in UTC."""
+    raw = (b"From: a@x.com\nTo: b@x.com\nSubject: new year\n"
+           b"Date: Sun, 01 Jan 2023 00:30:00 +0100\nMessage-ID: <ny@x.com>\n\nbody\n")
+    digests = put_and_index(archive, {"new-year": raw})
+    saved_searches.save(archive.replicated, "year", "date:2023")
+    archive.replicated.put(retention.ENABLED, True)
+    retention.set_global(archive.replicated, 30)
+    holds.add(archive.replicated, "year", None, ADMIN)
+    berlin = retention.run(archive.store, archive.index_dir(), archive.replicated, ADMIN,
+                           dry_run=True, now=NOW, timezone="Europe/Berlin")
+    assert (berlin.deleted, berlin.held) == (0, 1)
+    utc = retention.run(archive.store, archive.index_dir(), archive.replicated, ADMIN,
+                        dry_run=True, now=NOW)
+    assert (utc.deleted, utc.held) == (1, 0)
+    assert remaining(archive, digests) == ["new-year"]
+
+
 def test_a_hold_added_while_a_run_is_going_still_protects_its_mail(archive):
     digests = put_and_index(archive, {
         "case": message(1, "lawyer@x.com", "contract", 400 * DAY),

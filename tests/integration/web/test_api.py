@@ -52,7 +52,8 @@ def test_openapi_document_describes_every_api_route(site):
               if route.resource is not None and route.resource.canonical.startswith("/api/")}
     assert described == routed
     search = document["paths"]["/api/search"]["get"]
-    assert {p["name"] for p in search["parameters"]} == {"q", "limit", "offset", "oldest_first"}
+    assert {p["name"] for p in search["parameters"]} == {"q", "limit", "offset", "oldest_first",
+                                                         "explain"}
     assert "401" in search["responses"]
 
 
@@ -311,13 +312,17 @@ def test_mirror_status_and_configuration(site):
     assert admin.request("POST", "/api/mirror/peers", {"peer": "10.0.0.2:8443"}).status == 400
     assert admin.request("POST", "/api/mirror/peers",
                          {"peer": "10.0.0.2:8443", "secret": "short"}).status == 400
+    weak = admin.request("POST", "/api/mirror/peers",
+                         {"peer": "10.0.0.2:8443", "secret": "a shared secret of 16+"})
+    assert weak.status == 400 and "too easy to guess" in weak.body.decode()
     joined = admin.request("POST", "/api/mirror/peers",
-                           {"peer": "10.0.0.2:8443", "secret": "a shared secret of 16+"})
+                           {"peer": "10.0.0.2:8443",
+                            "secret": "a shared secret of 16+ plus some lantern-quartz"})
     assert joined.status == 200
     overview = admin.get("/api/mirror").json()
     assert overview["secret_set"] and overview["joined_peers"] == ["10.0.0.2:8443"]
     assert overview["peers"][0]["state"] == "offline"
-    assert "secret of 16" not in admin.get("/api/mirror").body.decode()
+    assert "lantern-quartz" not in admin.get("/api/mirror").body.decode()
     backfill = admin.request("POST", "/api/mirror/peers/10.0.0.2:8443/backfill", {})
     assert backfill.json() == {"queued": len(MAILS)}
     assert admin.request("DELETE", "/api/mirror/peers/10.0.0.2:8443").status == 200

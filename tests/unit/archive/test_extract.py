@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import os
 import signal
 import threading
 import zlib
 from email.message import EmailMessage
+from pathlib import Path
 
 import docx
 import openpyxl
@@ -18,11 +20,13 @@ from hypothesis import HealthCheck, given, settings
 
 from services.archive.extract import (AttachmentText, ExtractionPool, Extracted, extract, fallback,
                                       truncate_utf8)
+from services.archive.extraction_memo import MemoryMemo
 from services.archive.mime import MessageSummary
 from services.archive import mime
 from tests.unit.archive.test_mime import MEGABYTE_LINES, messages, nested_multiparts
 
 CAP = 64 * 1024
+LOOP_PDF = (Path(__file__).parents[2] / "data" / "hostile" / "loop.pdf").read_bytes()
 PDF_TYPE = "application/pdf"
 DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -377,30 +381,93 @@ def test_the_pool_gives_what_extract_gives_in_order(small_messages):
         assert pool.extract_many([]) == []
 
 
-def test_a_timeout_gives_that_message_a_fallback_and_spares_the_others(small_messages,
-                                                                       huge_message):
-    batch = [small_messages[1], huge_message, small_messages[2]]
-    with ExtractionPool(CAP, workers=1, timeout_s=0.25) as pool:
+def looping_mail(body: str) -> bytes:
+    """A message carrying the PDF that sends pypdf into an endless loop, and a text part."""
+    return mail(body=body, attachments=[(LOOP_PDF, PDF_TYPE, "loop.pdf"),
+                                        ("readable notes", "plain", "notes.txt")]).as_bytes()
+
+
+def test_a_timeout_blames_the_attachment_being_read_and_spares_the_rest(small_messages):
+    batch = [small_messages[1], looping_mail("loop body"), small_messages[2]]
+    with ExtractionPool(CAP, workers=1, timeout_s=2) as pool:
         first_worker = pool.worker_pids
         results = pool.extract_many(batch)
         assert pool.worker_pids != first_worker  # the stuck worker was replaced
+        assert (pool.timeouts, pool.worker_restarts) == (1, 1)
     assert results[0] == extract(small_messages[1], CAP)
     assert results[2] == extract(small_messages[2], CAP)
-    assert results[1].failed == "attachment extraction timed out after 0.25 s"
-    assert results[1].body.strip() == "small body"
-    assert [(a.filename, a.text) for a in results[1].attachments] == [("huge.txt", "")]
+    # Read again without the PDF: the rest of the message is there.
+    assert results[1].failed is None and results[1].body.strip() == "loop body"
+    assert [(a.filename, a.text, a.error) for a in results[1].attachments] == [
+        ("loop.pdf", "", "attachment extraction timed out after 2 s"),
+        ("notes.txt", "readable notes\n", None)]
+    assert results[1].failures == ["loop.pdf: attachment extraction timed out after 2 s"]
 
 
-def test_running_out_of_memory_gives_a_fallback(small_messages):
+def test_the_same_hostile_attachment_costs_one_timeout_however_often_it_comes():
+    with ExtractionPool(CAP, workers=2, timeout_s=2) as pool:
+        first = pool.extract_many([looping_mail("first")])
+        later = pool.extract_many([looping_mail("second"), looping_mail("third")])
+        assert (pool.timeouts, pool.worker_restarts, pool.memo_hits) == (1, 1, 3)
+    assert [r.body.strip() for r in first + later] == ["first", "second", "third"]
+    assert {tuple(r.failures) for r in first + later} == {
+        ("loop.pdf: attachment extraction timed out after 2 s",)}
+
+
+def test_a_timeout_nothing_explains_gives_the_fallback_in_a_fresh_worker(small_messages):
+    with ExtractionPool(CAP, workers=1, timeout_s=2) as pool:
+        (pid,) = pool.worker_pids
+        os.kill(pid, signal.SIGSTOP)  # stuck before it reads a byte: no attachment to blame
+        results = pool.extract_many(small_messages[1:3])
+        assert (pool.timeouts, pool.worker_restarts) == (1, 1)
+        assert pool.extract_many(small_messages[1:2]) == results[:1]  # remembered: no wait
+        assert pool.timeouts == 1 and pool.memo_hits == 1
+    assert results[0].failed == "attachment extraction timed out after 2 s"
+    assert results[0].body.strip() == "message 0"
+    assert [(a.filename, a.text) for a in results[0].attachments] == [("0.pdf", "")]
+    assert results[1] == extract(small_messages[2], CAP)
+
+
+def test_running_out_of_memory_in_a_library_blames_that_attachment(small_messages):
     bomb = mail(body="bomb body", attachments=[(pdf_bomb(600), PDF_TYPE, "bomb.pdf")])
     batch = [small_messages[1], bomb.as_bytes(), small_messages[2]]
     with ExtractionPool(CAP, workers=2, memory_mb=256) as pool:
         results = pool.extract_many(batch)
-    assert results[1].failed == "attachment extraction ran out of memory (limit 256 MB)"
+        assert pool.worker_restarts == 1 and pool.timeouts == 0
+    assert results[1].failures == [
+        "bomb.pdf: attachment extraction ran out of memory (limit 256 MB)"]
     assert results[1].body.strip() == "bomb body"
     assert results[1].attachments[0].filename == "bomb.pdf"
     assert [results[0], results[2]] == [extract(small_messages[1], CAP),
                                         extract(small_messages[2], CAP)]
+
+
+def test_a_message_too_big_even_for_the_fallback_is_left_to_its_intake_headers():
+    """The worker cannot even take in 64 MB under a 128 MB limit (its libraries alone map
+    some 95 MB), neither to read the message nor for the fallback: the pool gives up on it
+    without parsing it itself, and remembers that."""
+    line = b"sixty-four megabytes of text, line after line\n"
+    big = (b"Subject: big\nFrom: a@example.org\n\n" + line * (64 * 2**20 // len(line)))
+    with ExtractionPool(CAP, workers=1, memory_mb=128) as pool:
+        (result,) = pool.extract_many([big])
+        assert pool.worker_restarts == 2
+        assert pool.extract_many([big]) == [result] and pool.worker_restarts == 2
+    assert result.failed == ("attachment extraction ran out of memory (limit 128 MB); "
+                             "the fallback ran out of memory (limit 128 MB) too")
+    assert (result.body, result.attachments, result.summary.subject) == ("", [], "")
+
+
+def test_a_library_error_is_remembered_by_the_attachment_sha256():
+    broken = b"%PDF-1.4 this is no PDF at all"
+    memo = MemoryMemo()
+    with ExtractionPool(CAP, workers=1, memo=memo) as pool:
+        (first,) = pool.extract_many([mail(attachments=[(broken, PDF_TYPE, "a.pdf")]).as_bytes()])
+        (later,) = pool.extract_many([mail(body="other", attachments=[
+            (broken, PDF_TYPE, "b.pdf")]).as_bytes()])
+        assert pool.memo_hits == 1 and pool.worker_restarts == 0
+    error = first.attachments[0].error
+    assert error and later.attachments[0].error == error
+    assert memo.failure(hashlib.sha256(broken).hexdigest()) == error
 
 
 def test_the_bomb_is_a_real_pdf_that_only_a_memory_limit_stops():
