@@ -53,6 +53,10 @@ def text_lines(report: dict) -> list[str]:
     for account in report["journal_accounts"]:
         lines.append(f"  journal {account['account']}: {account['state']}, last poll "
                      f"{account['last_poll'] or '-'}, last error {account['last_error'] or '-'}")
+    directory = report.get("directory")
+    if directory is not None:
+        lines.append(f"directory {directory['uri']}: {directory['state']}"
+                     + (f" ({directory['error']})" if directory["error"] else ""))
     lines += _archived_lines(report)
     lines.append(_system_line(report["system"]))
     return lines

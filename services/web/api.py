@@ -12,6 +12,7 @@ from aiohttp import web
 
 from services.policy import audit
 from services.archive.search import parse
+from services.web.auth import DirectoryDown
 from services.appliance.users import User
 from services.web import actions, export, openapi
 from services.web.auth import CSRF_HEADER, Identity, LoginFailed, tokens_match
@@ -76,6 +77,10 @@ def _guarded(declared: Endpoint):
                 raise json_error(web.HTTPForbidden, f"{identity.user.role}s may not do this")
             if request.method in CHANGING_METHODS:
                 _check_not_forged(request, identity)
+            if declared.path != "/api/session" and request.app["auth"].must_enrol(identity.user):
+                raise json_error(web.HTTPForbidden, "two-factor sign-in is required for "
+                                 f"{identity.user.role}s here: set it up on the account page "
+                                 "(/account) first")
         return await declared.handler(request, identity.user)
     handle.__name__ = declared.handler.__name__
     return handle
@@ -154,7 +159,10 @@ async def get_openapi(request: web.Request, user: User | None) -> web.Response:
 
 @endpoint("POST", "/api/session", "Log in: sets the session cookie", public=True,
           body={"type": "object", "required": ["name", "password"],
-                "properties": {"name": {"type": "string"}, "password": {"type": "string"}}},
+                "properties": {"name": {"type": "string"}, "password": {"type": "string"},
+                               "code": {"type": "string", "description":
+                                        "two-factor code (or recovery code), for accounts "
+                                        "that use them"}}},
           response="Session")
 async def log_in(request: web.Request, user: User | None) -> web.Response:
     if request.content_type != JSON:  # a cross-site form cannot log a browser in
@@ -163,7 +171,9 @@ async def log_in(request: web.Request, user: User | None) -> web.Response:
     auth = request.app["auth"]
     try:
         user = await auth.login(request, _string(body, "name"), _string(body, "password"),
-                                "api")
+                                "api", _string(body, "code", required=False))
+    except DirectoryDown as down:
+        raise json_error(web.HTTPServiceUnavailable, str(down)) from None
     except LoginFailed as failure:
         raise json_error(web.HTTPUnauthorized, str(failure)) from None
     session = auth.sessions.open(user)

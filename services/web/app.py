@@ -15,6 +15,7 @@ from services.archive.archive import Archive
 from services.policy.audit import PermissionDenied
 from services.common.config import Config, WebConfig
 from services.archive.store import NotFound
+from services.appliance.sign_in import SignIn
 from services.web import api, metrics, ui
 from services.web.auth import Auth, LoginFailed, Throttled
 
@@ -32,7 +33,8 @@ def create_app(config: Config, archive: Archive, tls: bool) -> web.Application:
     """`tls`: whether the server speaks HTTPS (session cookies are then Secure)."""
     app = web.Application(middlewares=[_errors, _identify])
     app["config"], app["archive"], app["tls"] = config, archive, tls
-    app["auth"] = Auth(archive, secure_cookies=tls)
+    app["auth"] = Auth(archive, secure_cookies=tls, sign_in=SignIn(archive, config.directory),
+                       two_factor_roles=tuple(config.two_factor.required_for))
     api.add_routes(app)
     ui.add_routes(app)
     app.router.add_get("/metrics", metrics.handle)

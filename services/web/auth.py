@@ -7,6 +7,11 @@ X-CSRF-Token, or sends HTTP Basic credentials with each request.
 
 Sessions live in this process's memory: a restart of the web service logs everyone out,
 and a password change ends the sessions opened before it.
+
+Who a name and password are is services.appliance.sign_in's to say (local accounts, then
+the company directory). A local account with two-factor codes (services.appliance.totp)
+needs its code too: given with the password (API), or in a second step (the login form:
+PendingLogins). The throttle counts that attempt as failed until the code is right.
 """
 from __future__ import annotations
 
@@ -22,9 +27,12 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from services.policy import audit
-from services.appliance import users
+from services.appliance import totp
+from services.appliance.directory import DirectoryError
+from services.appliance.sign_in import SignIn, is_directory_user
 from services.archive.archive import Archive
 from services.appliance.users import User
+from services.web.pending_logins import PendingLogins
 
 SESSION_COOKIE = "archiver_session"
 LOGIN_COOKIE = "archiver_login"  # the CSRF token of the login form, before any session
@@ -35,6 +43,19 @@ SESSION_LIFETIME_SECONDS = 12 * 3600
 
 class LoginFailed(Exception):
     pass
+
+
+class DirectoryDown(LoginFailed):
+    """Only the company directory could say who this is, and it cannot answer now."""
+
+
+class SecondFactorNeeded(LoginFailed):
+    """The password is right; the account also needs a two-factor code."""
+
+    def __init__(self, user: User):
+        super().__init__("this account signs in with a two-factor code too: give it "
+                         "(\"code\" with the password; HTTP Basic cannot carry one)")
+        self.user = user
 
 
 class Throttled(Exception):
@@ -161,35 +182,106 @@ class Auth:
     """Logins, sessions and the cookies that carry them, for one web app."""
 
     def __init__(self, archive: Archive, secure_cookies: bool,
-                 throttle: LoginThrottle | None = None):
+                 throttle: LoginThrottle | None = None, sign_in: SignIn | None = None,
+                 two_factor_roles: tuple[str, ...] = ()):
         self.archive, self.secure_cookies = archive, secure_cookies
         self.sessions = Sessions()
         self.throttle = throttle or LoginThrottle()
+        self.sign_in = sign_in or SignIn(archive, None)
+        self.two_factor_roles = tuple(two_factor_roles)  # local accounts must enrol
+        self.pending = PendingLogins()
         self.failed_logins = 0  # for /metrics
 
-    async def login(self, request: web.Request, name: str, password: str, via: str) -> User:
-        """The user, or LoginFailed / Throttled; every outcome but Throttled is audited."""
+    async def login(self, request: web.Request, name: str, password: str, via: str,
+                    code: str | None = None) -> User:
+        """The user, or LoginFailed (DirectoryDown; SecondFactorNeeded when the account
+        needs a `code` and none was given) / Throttled; every outcome but Throttled and
+        SecondFactorNeeded is audited."""
         address = client_address(request)
         self.throttle.begin(name, address)
-        user = await asyncio.to_thread(users.authenticate, self.archive, name, password)
+        try:
+            user = await asyncio.to_thread(self.sign_in.authenticate, name, password)
+        except DirectoryError as error:
+            await self._failed(name, address, via, reason=f"directory: {error}")
+            raise DirectoryDown("the company directory cannot be reached now, so directory "
+                                "accounts cannot sign in; try again later (local accounts "
+                                "still can)") from None
         if user is None:
-            self.failed_logins += 1
-            await self._audit(audit.Actor(name[:64], "unknown"), "login-failed", address, via)
+            await self._failed(name, address, via)
             raise LoginFailed("wrong name or password")
+        if await asyncio.to_thread(self.uses_codes, user):
+            if code is None:
+                raise SecondFactorNeeded(user)  # the attempt stays counted as failed
+            second_factor = await self._check_code(user, code, address, via)
+        else:
+            second_factor = None
         self.throttle.succeeded(name, address)
         if via != "basic":  # Basic credentials come with every request: not a login each
-            await self._audit(user.actor, "login", address, via)
+            await self._audit(user.actor, "login", address, via, second_factor=second_factor,
+                              directory=user.password.get("dn"))
         return user
 
-    async def _audit(self, actor: audit.Actor, action: str, address: str, via: str) -> None:
+    async def finish_login(self, request: web.Request, token: str, code: str) -> User:
+        """The second step of a form login: `code` for the login PendingLogins holds as
+        `token`. LoginFailed (also when the step came too late or failed too often) or
+        Throttled."""
+        expired = LoginFailed("the sign-in has expired: give your name and password again")
+        waiting = self.pending.peek(token)
+        if waiting is None:
+            raise expired
+        address = client_address(request)
+        self.throttle.begin(waiting.name, address)
+        pending = self.pending.take(token)  # one request at a time tries a code for it
+        if pending is None:
+            raise expired
+        user = await asyncio.to_thread(self.sign_in.current, pending.name, pending.stamp)
+        if user is None:
+            await self._failed(pending.name, address, "form")
+            raise LoginFailed("wrong name or password")
+        try:
+            second_factor = await self._check_code(user, code, address, "form")
+        except LoginFailed:
+            self.pending.put_back(token, pending)
+            raise
+        # Two attempts were counted for this login, the password's and the code's: take back
+        # both, or every login with a code would leave one failure behind on the address.
+        for _ in range(2):
+            self.throttle.succeeded(pending.name, address)
+        await self._audit(user.actor, "login", address, "form", second_factor=second_factor)
+        return user
+
+    def uses_codes(self, user: User) -> bool:
+        """Whether `user` signs in with a two-factor code (local accounts that enrolled)."""
+        return not is_directory_user(user) and totp.enrolled(self.archive, user.name)
+
+    def must_enrol(self, user: User) -> bool:
+        """Whether `user` must set up two-factor codes before anything else (blocks)."""
+        return (user.role in self.two_factor_roles and not is_directory_user(user)
+                and not totp.enrolled(self.archive, user.name))
+
+    async def _check_code(self, user: User, code: str, address: str, via: str) -> str:
+        method = await asyncio.to_thread(totp.verify, self.archive, user.name, code)
+        if method is None:
+            await self._failed(user.name, address, via, reason="wrong two-factor code")
+            raise LoginFailed("wrong or already used two-factor code")
+        return method
+
+    async def _failed(self, name: str, address: str, via: str, **details) -> None:
+        self.failed_logins += 1
+        await self._audit(audit.Actor(name[:64], "unknown"), "login-failed", address, via,
+                          **details)
+
+    async def _audit(self, actor: audit.Actor, action: str, address: str, via: str,
+                     **details) -> None:
+        details = {key: value for key, value in details.items() if value is not None}
         await asyncio.to_thread(audit.record, self.archive.store, actor, action,
-                                client=address, via=via)
+                                client=address, via=via, **details)
 
     async def identify(self, request: web.Request) -> Identity:
         """Who sent `request`: its session cookie, else (API only) its Basic credentials."""
         token = request.cookies.get(SESSION_COOKIE)
         if token:
-            identity = self._from_session(token)
+            identity = await self._from_session(token)
             if identity.user is not None:
                 return identity
         header = request.headers.get("Authorization", "")
@@ -198,12 +290,13 @@ class Auth:
             return Identity(await self.login(request, name, password, "basic"), via="basic")
         return Identity()
 
-    def _from_session(self, token: str) -> Identity:
+    async def _from_session(self, token: str) -> Identity:
         session = self.sessions.find(token)
         if session is None:
             return Identity()
-        user = users.get(self.archive, session.user)
-        if user is None or user.credential_stamp != session.stamp:  # removed, or new password
+        # None when removed, given a new password, or no longer allowed by the directory
+        user = await asyncio.to_thread(self.sign_in.current, session.user, session.stamp)
+        if user is None:
             self.sessions.close(token)
             return Identity()
         return Identity(user, session, "session")
