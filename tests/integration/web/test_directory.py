@@ -287,7 +287,7 @@ def test_with_the_directory_down_local_accounts_still_sign_in(site, directory):
 
 def test_status_shows_the_directory(site, directory, tmp_path):
     config = tmp_path / "archiver.yaml"
-    config.write_text(yaml.safe_dump({"data_dir": str(tmp_path / "data"), "model": 450,
+    config.write_text(yaml.safe_dump({"data_dir": str(site.config.data_dir), "model": 450,
                                       "directory": directory.settings()}))
     done = subprocess.run([ARCHIVER, "status", "--json", "--config", config],
                           capture_output=True, text=True, timeout=120)
