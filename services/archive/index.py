@@ -37,7 +37,7 @@ UNPOSITIONED_PREFIXES = {TEXT_PREFIXES["body"], TEXT_PREFIXES["attachment"]}
 # that limits a user to their own mail. Words would not do: "alice@example.com" as words
 # also matches bob.alice@example.com.
 ADDRESS_PREFIX = "XADDR"
-ADDRESS_TERM_LIMIT = 200  # Xapian terms end at 245 bytes; no real address is this long
+ADDRESS_TERM_LIMIT = 200  # bytes: Xapian terms end at 245; no real address is this long
 SLOT_DATE = 0      # sent date (Date header, else received time), sortable_serialise(epoch)
 SLOT_SIZE = 1      # raw size in bytes
 SLOT_RECEIVED = 2  # when this appliance stored it
@@ -53,19 +53,14 @@ def address_term(address: str) -> str:
 
 
 def addresses_of(summary, envelope_recipients: list[str]) -> set[str]:
-    """Every address a message was from or to, lowercased: From, To, Cc and Bcc headers
-    (`summary`: services.archive.mime.MessageSummary) and the envelope recipients."""
-    shown = summary.from_addrs + summary.to + summary.cc + summary.bcc
-    found = {_bare_address(display) for display in shown}
+    """Every address a message was from or to, lowercased: the From, To, Cc and Bcc
+    addresses of `summary` (services.archive.mime.MessageSummary, read by the one strict
+    parser, services.archive.addresses) and the envelope recipients. Never a display name,
+    a comment or text: this set is who may read the message (services.web.access)."""
+    found = {address for shown in summary.header_addresses.values() for address in shown}
     found |= {recipient.strip().lower() for recipient in envelope_recipients}
-    return {address for address in found if address and len(address) <= ADDRESS_TERM_LIMIT}
-
-
-def _bare_address(display: str) -> str:
-    """The address of mime.display_addresses' "Name <addr>" or "addr"."""
-    if display.endswith(">") and "<" in display:
-        return display[display.rindex("<") + 1:-1]
-    return display
+    return {address for address in found
+            if address and len(address.encode("utf-8", "replace")) <= ADDRESS_TERM_LIMIT}
 
 
 def sent_date(meta: dict) -> float:
@@ -79,8 +74,8 @@ def build_document(digest: str, meta: dict, extracted, generator: xapian.TermGen
     generator.set_document(document)
     summary = extracted.summary
     header_recipients = summary.to + summary.cc + summary.bcc
-    hidden = [r for r in meta.get("recipients", [])
-              if not any(r.lower() in shown.lower() for shown in summary.to + summary.cc)]
+    shown = set(summary.header_addresses.get("to", []) + summary.header_addresses.get("cc", []))
+    hidden = [r for r in meta.get("recipients", []) if r.strip().lower() not in shown]
     fields = [
         ("from", summary.from_addrs), ("to", header_recipients + meta.get("recipients", [])),
         ("cc", summary.cc), ("bcc", summary.bcc + hidden), ("subject", [summary.subject]),
