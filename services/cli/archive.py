@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from services.policy import audit, saved_searches
+from services.policy import audit, editing, saved_searches
 from services.archive.archive import Archive, default_data_dir
 from services.policy.audit import cli_actor
 from services.archive.extract import ExtractionPool
@@ -154,8 +154,7 @@ def cmd_search(args) -> int:
 def _saved_searches(args, archive) -> int:
     replicated, actor = Replicated(archive.store), cli_actor()
     if args.save:
-        saved_searches.save(replicated, args.save, args.query)
-        audit.record(archive.store, actor, "saved-search", name=args.save, query=args.query)
+        editing.save_search(archive.store, archive.index_dir(), args.save, args.query, actor)
         print(f"saved {args.save!r}: {args.query}")
     elif args.delete_saved:
         saved_searches.delete(replicated, args.delete_saved)
