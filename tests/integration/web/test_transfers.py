@@ -95,6 +95,9 @@ def test_a_stalled_export_is_cut_after_the_idle_write_timeout(site):
         assert not received.endswith(b"0\r\n\r\n")  # never a complete chunked body
         sock.close()
         wait_until(lambda: not transfers.running, 60, "bob's slot to be free")
+        metrics = Client(server.url).get("/metrics").body.decode()
+        assert "archiver_web_transfers_cut_total 1" in metrics
+        assert "archiver_web_transfers_running 0" in metrics
         export = Client(server.url, basic=("bob", PASSWORD)).get("/api/export?format=zip&q=")
         assert export.status == 200
         names = zipfile.ZipFile(io.BytesIO(export.body)).namelist()
