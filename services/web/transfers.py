@@ -4,7 +4,7 @@ own few slots, each for at most the idle timeout, and never the threads that log
 searches run on (asyncio's default pool): those never wait behind a transfer.
 
 Bounds (web.transfers, web.transfers_per_user, web.transfer_idle_seconds): at most
-`workers` transfers run at once, each holding one thread and one chunk (export.CHUNK) of
+`workers` transfers run at once, each holding one thread and one chunk (CHUNK) of
 memory; one user runs at most `per_user` of them; a transfer whose client takes none of its
 data for `idle_seconds` is cut (its connection reset), freeing its thread and slot.
 """
