@@ -73,19 +73,13 @@ def address_term(address: str) -> str:
 
 
 def addresses_of(summary, envelope_recipients: list[str]) -> set[str]:
-    """Every address a message was from or to, lowercased: From, To, Cc and Bcc headers
-    (`summary`: services.archive.mime.MessageSummary) and the envelope recipients."""
-    shown = summary.from_addrs + summary.to + summary.cc + summary.bcc
-    found = {_bare_address(display) for display in shown}
+    """Every address a message was from or to, lowercased: the From, To, Cc and Bcc
+    addresses of `summary` (services.archive.mime.MessageSummary, read by the one strict
+    parser, services.archive.addresses) and the envelope recipients. Never a display name,
+    a comment or text: this set is who may read the message (services.web.access)."""
+    found = {address for shown in summary.header_addresses.values() for address in shown}
     found |= {recipient.strip().lower() for recipient in envelope_recipients}
     return {address for address in found if address}
-
-
-def _bare_address(display: str) -> str:
-    """The address of mime.display_addresses' "Name <addr>" or "addr"."""
-    if display.endswith(">") and "<" in display:
-        return display[display.rindex("<") + 1:-1]
-    return display
 
 
 def sent_date(meta: dict) -> float:
@@ -136,7 +130,7 @@ def build_document(digest: str, meta: dict, extracted) -> xapian.Document:
     terms = DocumentTerms(document)
     summary = _with_stored_headers(extracted.summary, meta)
     header_recipients = summary.to + summary.cc + summary.bcc
-    shown = {_bare_address(display).lower() for display in summary.to + summary.cc}
+    shown = set(summary.header_addresses.get("to", []) + summary.header_addresses.get("cc", []))
     hidden = [r for r in meta.get("recipients", []) if r.strip().lower() not in shown]
     fields = [
         ("from", summary.from_addrs), ("to", header_recipients + meta.get("recipients", [])),

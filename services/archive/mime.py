@@ -10,7 +10,7 @@ from __future__ import annotations
 import binascii
 import email.utils
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email import errors
 from email.message import Message
 from email.parser import BytesParser
@@ -18,10 +18,7 @@ from email.policy import Compat32
 from typing import Iterator
 
 from services.archive import charsets
-
-# getaddresses() is linear but slow (~2 s per MB of some inputs); beyond this many characters
-# an address header is scanned for bare addresses instead, which keeps every recipient.
-ADDRESS_HEADER_PARSE_LIMIT = 64 * 1024
+from services.archive.addresses import parse_address_list
 
 # The header block the intake summary reads: a message without a blank line is all header,
 # and parsing 100 MB of header lines takes 11 times that in memory before the 250 (measured).
@@ -29,12 +26,12 @@ ADDRESS_HEADER_PARSE_LIMIT = 64 * 1024
 SUMMARY_HEADER_LIMIT = 256 * 1024
 
 PARAMETER_HEADERS = ("content-type", "content-disposition")
+ADDRESS_HEADERS = ("from", "to", "cc", "bcc")  # whose addresses say whose mail it is
 PARAMETER_HEADER_LIMIT = 16 * 1024
 
 # RFC 2047 encoded words. Encoded text holds no '?', so `[^?]*` stops at the next '?' and
 # the scan stays linear; the stdlib's lazy `.*?` is quadratic on a long run of '=?x?q?a'.
 ENCODED_WORD = re.compile(r"=\?([^?]*)\?([qQbB])\?([^?]*)\?=")
-BARE_ADDRESS = re.compile(r"[^\s<>()\[\],;:\"@]+@[^\s<>()\[\],;:\"@]+")
 # Control characters mean nothing in a header and garble logs and lists: CR/LF are folding
 # (dropped, the whitespace after them stays), the others become spaces.
 HEADER_CONTROLS = {c: " " for c in [*range(0x00, 0x20), 0x7F]} | {0x0D: None, 0x0A: None}
@@ -55,6 +52,10 @@ class MessageSummary:
     subject: str
     attachment_names: list[str]
     has_attachment: bool
+    # The bare addresses of From, To, Cc and Bcc by header name ("from", "to", "cc", "bcc";
+    # absent when none), lowercased, as services.archive.addresses read them: whose mail
+    # the message is.
+    header_addresses: dict[str, list[str]] = field(default_factory=dict)
 
 
 class NestingTooDeep(errors.MessageDefect):
@@ -126,6 +127,7 @@ def _parse_headers_only(raw: bytes) -> Message:
 
 def summarize_message(message: Message) -> MessageSummary:
     names, has_attachment = [], False
+    found = {name: addresses_in(message, name) for name in ADDRESS_HEADERS}
     for part in iter_parts(message):
         if is_attachment(part):
             has_attachment = True
@@ -135,13 +137,13 @@ def summarize_message(message: Message) -> MessageSummary:
     return MessageSummary(
         message_id=_message_id(header(message, "message-id")),
         sent_date=_epoch(header(message, "date")),
-        from_addrs=display_addresses(message, "from"),
-        to=display_addresses(message, "to"),
-        cc=display_addresses(message, "cc"),
-        bcc=display_addresses(message, "bcc"),
+        from_addrs=_displayed(found["from"]), to=_displayed(found["to"]),
+        cc=_displayed(found["cc"]), bcc=_displayed(found["bcc"]),
         subject=decode_header_text(header(message, "subject")),
         attachment_names=names,
         has_attachment=has_attachment,
+        header_addresses={name: [address for _, address in pairs]
+                          for name, pairs in found.items() if pairs},
     )
 
 
@@ -190,28 +192,34 @@ def header(message: Message, name: str) -> str:
     return values[0] if isinstance(values[0], str) else ""
 
 
-def display_addresses(message: Message, name: str) -> list[str]:
+def addresses_in(message: Message, name: str) -> list[tuple[str, str]]:
+    """(display name, address) pairs of every `name` header of `message` (see addresses)."""
     values = safely(lambda: message.get_all(name), None) or []
-    found = []
-    for value in values:
-        found += [f"{person} <{addr}>" if person else addr for person, addr in addresses(value)]
-    return found
+    return [pair for value in values for pair in addresses(value)]
 
 
 def addresses(header_value) -> list[tuple[str, str]]:
-    """(display name, lowercased address) pairs of an address header; names RFC 2047 decoded."""
+    """(display name, lowercased address) pairs of an address header, read by the one strict
+    parser (services.archive.addresses): a display name or comment is never an address,
+    and a malformed entry yields nothing. Names are RFC 2047 decoded; addresses are not
+    (RFC 2047 section 5), but raw 8-bit bytes are read as UTF-8 (RFC 6532)."""
     if not isinstance(header_value, str) or not header_value.strip():
         return []
-    value = header_value.replace("\r", "").replace("\n", "")
-    pairs = []
-    if len(value) <= ADDRESS_HEADER_PARSE_LIMIT:
-        pairs = safely(lambda: email.utils.getaddresses([value]), [])  # ':' * 5000 recurses
-    if not any(addr for _, addr in pairs):
-        # Too long, or malformed: the strict parser then drops the whole header.
-        pairs = [("", addr) for addr in BARE_ADDRESS.findall(value)]
-    decoded = [(decode_header_text(person), decode_header_text(addr).lower())
-               for person, addr in pairs]
-    return [(person, addr) for person, addr in decoded if addr]
+    value = _decode_escaped(header_value.replace("\r", "").replace("\n", ""))
+    return [(decode_header_text(mailbox.display_name), mailbox.address)
+            for mailbox in parse_address_list(value)]
+
+
+def _decode_escaped(text: str) -> str:
+    """Undo the parser's surrogate escapes: 8-bit header bytes, decoded by guess."""
+    if text.isascii():
+        return text
+    return decode_text(text.encode("utf-8", "surrogateescape"), None)
+
+
+def _displayed(pairs: list[tuple[str, str]]) -> list[str]:
+    """"Name <addr>" or "addr", for lists and free-text search."""
+    return [f"{person} <{address}>" if person else address for person, address in pairs]
 
 
 def decode_header_text(value: str) -> str:

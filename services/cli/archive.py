@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from services.policy import audit, saved_searches
+from services.policy import audit, editing, saved_searches
 from services.archive import dates, reindex
 from services.archive.archive import Archive, default_data_dir
 from services.policy.audit import cli_actor
@@ -200,8 +200,7 @@ def configured_timezone() -> str:
 def _saved_searches(args, archive) -> int:
     replicated, actor = Replicated(archive.store), cli_actor()
     if args.save:
-        saved_searches.save(replicated, args.save, args.query)
-        audit.record(archive.store, actor, "saved-search", name=args.save, query=args.query)
+        editing.save_search(archive.store, archive.index_dir(), args.save, args.query, actor)
         print(f"saved {args.save!r}: {args.query}")
     elif args.delete_saved:
         saved_searches.delete(replicated, args.delete_saved)

@@ -35,6 +35,9 @@ validated: every error names the file, the key and what was expected.
       tls: {cert: /etc/archiver/tls.crt, key: /etc/archiver/tls.key}   # optional: the
                                             # default is these files when both exist
       plain_http: false                     # true: HTTP even when a certificate exists
+      transfers: 16                         # downloads and exports at once, in all,
+      transfers_per_user: 6                 # and per user; one whose client takes no data
+      transfer_idle_seconds: 60             # for this long is cut
     timezone: Europe/Berlin                 # days of searches (date:, before:, after:)
 """
 from __future__ import annotations
@@ -141,6 +144,14 @@ class WebConfig:
                                  default=None)
     plain_http: bool = field("true: serve plain HTTP even when a certificate exists (tests; "
                              "session cookies then lack the Secure flag)", default=False)
+    transfers: int = field("downloads and exports that may run at once (each holds a thread "
+                           "and a 256 KiB chunk)", check=positive,
+                           expected="a positive integer", default=16)
+    transfers_per_user: int = field("downloads and exports one user may run at once",
+                                    check=positive, expected="a positive integer", default=6)
+    transfer_idle_seconds: float = field("a download or export whose client takes no data for "
+                                         "this long is cut", check=positive,
+                                         expected="a positive number of seconds", default=60.0)
 
 
 # The defaults of a directory's attribute and group keys, by directory.kind.

@@ -8,7 +8,7 @@ import datetime as dt
 
 from firmware.errors import ArchiverError
 
-from services.policy import audit, holds, retention, saved_searches
+from services.policy import audit, editing, holds, retention, saved_searches
 from services.mirror import state as mirror_state
 from services.appliance import totp, users
 from services.appliance.sign_in import is_directory_user
@@ -80,8 +80,7 @@ def saved(archive: Archive) -> list[dict]:
 
 
 def save_search(archive: Archive, user: User, name: str, query: str) -> None:
-    saved_searches.save(Replicated(archive.store), name, query)
-    audit.record(archive.store, user.actor, "saved-search", name=name, query=query)
+    editing.save_search(archive.store, archive.index_dir(), name, query, user.actor)
 
 
 def delete_saved(archive: Archive, user: User, name: str) -> None:
@@ -121,7 +120,8 @@ def all_holds(archive: Archive) -> list[dict]:
 
 def add_hold(archive: Archive, user: User, saved_name: str, until: str | None) -> str:
     until_date = _date(until)
-    hold_id = holds.add(Replicated(archive.store), saved_name, until_date, user.actor)
+    hold_id = holds.add(Replicated(archive.store), archive.index_dir(), saved_name, until_date,
+                        user.actor)
     audit.record(archive.store, user.actor, "hold-add", hold=hold_id, saved=saved_name,
                  until=until_date.isoformat() if until_date else None)
     return hold_id

@@ -16,6 +16,7 @@ from services.web.auth import DirectoryDown
 from services.appliance.users import User
 from services.web import actions, export, openapi
 from services.web.auth import CSRF_HEADER, Identity, LoginFailed, tokens_match
+from services.web.transfers import Transfers
 
 EVERYONE = ("admin", "auditor", "user")
 STAFF = ("admin", "auditor")
@@ -253,31 +254,39 @@ async def get_message(request: web.Request, user: User) -> web.Response:
 
 @endpoint("GET", "/api/messages/{digest}/raw", "The message byte-exact, as received",
           produces="message/rfc822")
-async def get_raw(request: web.Request, user: User) -> web.Response:
-    _, archive = context(request)
-    digest = request.match_info["digest"]
-    raw = await blocking(actions.raw_message, archive, user, digest)
-    return raw_download(raw, f"{digest}.eml", "message/rfc822")
+async def get_raw(request: web.Request, user: User) -> web.StreamResponse:
+    return await download_raw(request, user)
 
 
 @endpoint("GET", "/api/messages/{digest}/attachments/{number}",
           "An attachment (numbered from 1 as the message lists them)",
           produces="application/octet-stream")
-async def get_attachment(request: web.Request, user: User) -> web.Response:
-    _, archive = context(request)
+async def get_attachment(request: web.Request, user: User) -> web.StreamResponse:
     number = request.match_info["number"]
     if not number.isdigit():
         raise json_error(web.HTTPNotFound, "attachments are numbered from 1")
-    found, data = await blocking(actions.attachment, archive, user,
-                                 request.match_info["digest"], int(number))
-    return raw_download(data, found.filename, "application/octet-stream")
+    return await download_attachment(request, user, int(number))
 
 
-def raw_download(data: bytes, filename: str, content_type: str) -> web.Response:
-    """A download the browser saves and never renders: mail is from strangers."""
-    safe_name = "".join(c if c.isalnum() or c in "._-" else "_" for c in filename)[:150]
-    return web.Response(body=data, content_type=content_type, headers={
-        "Content-Disposition": f'attachment; filename="{safe_name or "download"}"'})
+async def download_raw(request: web.Request, user: User) -> web.StreamResponse:
+    """The raw message of the path's {digest}, fetched and sent on the transfer pool."""
+    _, archive = context(request)
+    digest = request.match_info["digest"]
+    transfers: Transfers = request.app["transfers"]
+    async with transfers.slot(user):
+        raw = await transfers.run(actions.raw_message, archive, user, digest)
+        return await transfers.send(request, raw, f"{digest}.eml", "message/rfc822")
+
+
+async def download_attachment(request: web.Request, user: User, number: int
+                              ) -> web.StreamResponse:
+    """Attachment `number` of the path's {digest}, fetched and sent on the transfer pool."""
+    _, archive = context(request)
+    transfers: Transfers = request.app["transfers"]
+    async with transfers.slot(user):
+        found, data = await transfers.run(actions.attachment, archive, user,
+                                          request.match_info["digest"], number)
+        return await transfers.send(request, data, found.filename, "application/octet-stream")
 
 
 @endpoint("GET", "/api/export", "Export what a search finds, streamed as zip (.eml files) or "
@@ -294,9 +303,11 @@ async def start_export(request, archive, user: User, query: str, fmt: str, timez
     if fmt not in export.FORMATS:
         raise actions.BadRequest(f"format: expected zip or mbox, got {fmt!r}")
     await blocking(parse, query)  # a bad query is a 400, not a broken download
-    await blocking(actions.export_started, archive, user, query, fmt)
-    return await export.stream(request, fmt,
-                               export.matching_messages(archive, user, query, timezone))
+    transfers: Transfers = request.app["transfers"]
+    async with transfers.slot(user):  # a 429 when the user's slots are taken
+        await blocking(actions.export_started, archive, user, query, fmt)
+        return await export.stream(request, transfers, fmt,
+                                   export.matching_messages(archive, user, query, timezone))
 
 
 # -- the system --------------------------------------------------------------------------

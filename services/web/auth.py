@@ -19,6 +19,7 @@ import asyncio
 import base64
 import binascii
 import hmac
+import ipaddress
 import secrets
 import time
 from collections import OrderedDict
@@ -71,49 +72,71 @@ class _Failures:
 
 
 class LoginThrottle:
-    """After `free` failures for a key, each further attempt must wait 2**(failures-free)
-    seconds (at most `longest`) since the last failure; earlier ones are answered 429
-    without looking at the password. Keys: a user name, a client address. A client
-    address is allowed more failures than a name, since many people share one NAT.
+    """Slows password guessing, and never lets guessing lock anyone out: the right password
+    from an address that has not been guessing is always checked.
+
+    Failures are counted per (name, address), per address, and overall. After `free_per_pair`
+    failures of one name from one address, or `free_per_address` from one address for any
+    names (more, since many people share one NAT), each further attempt from that address
+    must wait 2**(failures - free) seconds (at most `longest`) since its last failure;
+    earlier ones are answered 429 without looking at the password. Once more than
+    `free_overall` failures are counted (guessing spread over many addresses), every
+    address that has failed at all waits `overall_wait` * 2**(its failures - 1) seconds
+    (at most `longest`). Counts are forgotten `forget_after` seconds after the last failure.
 
     An attempt counts as a failure from its start and is taken back on success, so that
     a burst of parallel guesses cannot all slip in before the first one has failed."""
 
-    def __init__(self, free_per_name: int = 5, free_per_address: int = 20,
-                 longest: float = 900.0, forget_after: float = 3600.0,
-                 max_keys: int = 100_000, clock=time.monotonic):
-        self.free = {"name": free_per_name, "address": free_per_address}
+    def __init__(self, free_per_pair: int = 5, free_per_address: int = 20,
+                 free_overall: int = 100, overall_wait: float = 60.0, longest: float = 900.0,
+                 forget_after: float = 3600.0, max_keys: int = 100_000, clock=time.monotonic):
+        self.free = {"pair": free_per_pair, "address": free_per_address,
+                     "overall": free_overall}
+        self.overall_wait = overall_wait
         self.longest, self.forget_after, self.max_keys = longest, forget_after, max_keys
         self.clock = clock
         self._failures: OrderedDict[tuple[str, str], _Failures] = OrderedDict()
 
     def begin(self, name: str, address: str) -> None:
-        """Raise Throttled if either key must still wait; else count the attempt."""
+        """Raise Throttled if this address must still wait; else count the attempt."""
         now = self.clock()
-        keys = (("name", name.lower()), ("address", address))
-        wait = max(self._wait(key, now) for key in keys)
+        self._trim(now)
+        keys = self._keys(name, address)
+        wait = max(self._wait(key, now, self.free[key[0]]) for key in keys[:2])
+        if self._count(("overall", ""), now) > self.free["overall"]:
+            wait = max(wait, self._wait(keys[1], now, 1, self.overall_wait))  # if it failed
         if wait > 0:
             raise Throttled(int(wait) + 1)
         for key in keys:
             failures = self._failures.pop(key, None) or _Failures()
             failures.count, failures.last = failures.count + 1, now
             self._failures[key] = failures  # most recent last, for trimming
-        self._trim(now)
 
     def succeeded(self, name: str, address: str) -> None:
-        self._failures.pop(("name", name.lower()), None)
-        address_failures = self._failures.get(("address", address))
-        if address_failures is not None:
-            address_failures.count = max(address_failures.count - 1, 0)
+        pair, *counted = self._keys(name, address)
+        self._failures.pop(pair, None)
+        for key in counted:
+            failures = self._failures.get(key)
+            if failures is not None:
+                failures.count = max(failures.count - 1, 0)
 
     def clear(self) -> None:
         self._failures.clear()
 
-    def _wait(self, key: tuple[str, str], now: float) -> float:
+    @staticmethod
+    def _keys(name: str, address: str) -> tuple[tuple[str, str], ...]:
+        network = _guessing_network(address)
+        return ("pair", f"{name.lower()}\n{network}"), ("address", network), ("overall", "")
+
+    def _count(self, key: tuple[str, str], now: float) -> int:
         failures = self._failures.get(key)
-        if failures is None or failures.count < self.free[key[0]]:
+        return failures.count if failures and now - failures.last < self.forget_after else 0
+
+    def _wait(self, key: tuple[str, str], now: float, free: int, step: float = 1.0) -> float:
+        failures = self._failures.get(key)
+        if failures is None or failures.count < free:
             return 0.0
-        delay = min(2.0 ** (failures.count - self.free[key[0]]), self.longest)
+        delay = min(step * 2.0 ** (failures.count - free), self.longest)
         return max(failures.last + delay - now, 0.0)
 
     def _trim(self, now: float) -> None:
@@ -122,6 +145,20 @@ class LoginThrottle:
             if now - oldest.last < self.forget_after and len(self._failures) <= self.max_keys:
                 break
             del self._failures[key]
+
+
+def _guessing_network(address: str) -> str:
+    """Who is one guesser: an IPv4 address, or an IPv6 /64 (one site's, RFC 6177): fresh
+    IPv6 addresses are free within it, and must not each bring fresh guesses."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if parsed.version == 4:
+        return str(parsed)
+    if parsed.ipv4_mapped is not None:
+        return str(parsed.ipv4_mapped)
+    return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
 
 
 @dataclass

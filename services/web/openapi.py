@@ -48,7 +48,10 @@ SCHEMAS = {
     "SavedSearch": {"type": "object", "properties": {"name": _STRING, "query": _STRING}},
     "Hold": {"type": "object", "properties": {
         "id": _STRING, "saved": _STRING, "by": _STRING,
-        "until": {"type": "string", "format": "date", "nullable": True}}},
+        "until": {"type": "string", "format": "date", "nullable": True},
+        "held_at_placement": {"type": "integer", "description": "messages the hold keeps "
+                              "whatever its search matches later: what it matched when "
+                              "placed and before each edit of its search"}}},
     "Retention": {"type": "object", "properties": {
         "enabled": _BOOLEAN, "global_days": {"type": "integer", "nullable": True},
         "saved": {"type": "object", "additionalProperties": _INTEGER}}},

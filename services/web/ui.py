@@ -22,7 +22,8 @@ from services.appliance.sign_in import is_directory_user
 from services.web.auth import DirectoryDown, SecondFactorNeeded
 from services.appliance.users import User
 from services.web import actions
-from services.web.api import ADMIN, EVERYONE, STAFF, raw_download, start_export
+from services.web.api import (ADMIN, EVERYONE, STAFF, download_attachment, download_raw,
+                              start_export)
 from services.web.auth import LOGIN_COOKIE, LoginFailed, tokens_match
 
 PAGE_SIZE = 50
@@ -247,22 +248,16 @@ async def message_page(request: web.Request, user: User) -> web.Response:
 
 
 @page("GET", "/message/{digest}/raw")
-async def message_raw(request: web.Request, user: User) -> web.Response:
-    _, archive = _context(request)
-    digest = request.match_info["digest"]
-    raw = await asyncio.to_thread(actions.raw_message, archive, user, digest)
-    return raw_download(raw, f"{digest}.eml", "message/rfc822")
+async def message_raw(request: web.Request, user: User) -> web.StreamResponse:
+    return await download_raw(request, user)
 
 
 @page("GET", "/message/{digest}/attachment/{number}")
-async def message_attachment(request: web.Request, user: User) -> web.Response:
-    _, archive = _context(request)
+async def message_attachment(request: web.Request, user: User) -> web.StreamResponse:
     number = request.match_info["number"]
     if not number.isdigit():
         raise web.HTTPNotFound(reason="attachments are numbered from 1")
-    found, data = await asyncio.to_thread(actions.attachment, archive, user,
-                                          request.match_info["digest"], int(number))
-    return raw_download(data, found.filename, "application/octet-stream")
+    return await download_attachment(request, user, int(number))
 
 
 # -- the system --------------------------------------------------------------------------
