@@ -82,8 +82,10 @@ def long_addresses() -> list[Case]:
         cases.append(Case(f"long-envelope-recipient-{script}", message(word), word,
                           recipients=["rcpt@example.com", address], addresses=[address]))
     encoded = "=?utf-8?b?" + base64.b64encode(("ü" * 150).encode()).decode() + "?=" + DOMAIN
+    # An encoded word is no address (RFC 2047 section 5): the strict parser keeps it as it
+    # stands, so the term is of the encoded form, long as it is, and nobody's decoded address.
     cases.append(Case("long-address-rfc2047", message("hostaddrencoded", {"To": encoded}),
-                      "hostaddrencoded", addresses=[("ü" * 150 + DOMAIN)]))
+                      "hostaddrencoded", addresses=[encoded.lower()]))
     return cases
 
 

@@ -142,4 +142,4 @@ def test_a_query_holds_a_bounded_number_of_wildcards(archive):
     with pytest.raises(PatternTooBroad, match=f"at most {PATTERN_LIMIT} wildcards"):
         found(archive, " OR ".join(["m*"] * (PATTERN_LIMIT + 1)))
     with pytest.raises(PatternTooBroad):
-        found(archive, " OR ".join(f"to:*@example{n}.org" for n in range(PATTERN_LIMIT + 1)))
+        found(archive, " OR ".join(f"to:u{n}*" for n in range(PATTERN_LIMIT + 1)))

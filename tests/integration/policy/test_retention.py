@@ -130,10 +130,10 @@ def test_a_hold_on_dates_covers_the_days_of_the_appliance_time_zone(archive):
     raw = (b"From: a@x.com\nTo: b@x.com\nSubject: new year\n"
            b"Date: Sun, 01 Jan 2023 00:30:00 +0100\nMessage-ID: <ny@x.com>\n\nbody\n")
     digests = put_and_index(archive, {"new-year": raw})
-    saved_searches.save(archive.replicated, "year", "date:2023")
+    saved_searches.save(archive.replicated, "year", "date:2023", ADMIN)
     archive.replicated.put(retention.ENABLED, True)
     retention.set_global(archive.replicated, 30)
-    holds.add(archive.replicated, "year", None, ADMIN)
+    holds.add(archive.replicated, archive.index_dir(), "year", None, ADMIN)
     berlin = retention.run(archive.store, archive.index_dir(), archive.replicated, ADMIN,
                            dry_run=True, now=NOW, timezone="Europe/Berlin")
     assert (berlin.deleted, berlin.held) == (0, 1)
