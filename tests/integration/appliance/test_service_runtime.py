@@ -5,7 +5,6 @@ import os
 import smtplib
 import socket
 import subprocess
-import time
 
 import pytest
 import yaml
