@@ -1,7 +1,9 @@
 """Walking the files `archiver import` is given, without ever leaving them.
 
-A path named by the caller is a tree: the file or directory it names (a symlink named by
-the caller is followed: that is the caller's choice). Below it, no symlink is followed,
+A path named by the caller is a tree: the file or directory it names. A symlink named by
+the caller is followed only to a directory (~/Maildir linked to another disk: the caller's
+choice of tree); a named symlink to a file is skipped and reported like any other, so a link
+dropped where import is pointed (to /etc/shadow) is never read. Below it, no symlink is followed,
 whether it points outside (a Maildir whose cur/ holds a link to /etc/shadow), inside (its
 target is read where it lies, if it is read at all), nowhere or into a loop: each one met
 where mail is read is reported as skipped, with where it points. Every file and directory
@@ -52,6 +54,9 @@ def walk(paths: Iterable[Path | str]) -> Iterator[Found]:
         paths = [paths]  # one path, not the characters of its name
     visited: set[tuple[int, int]] = set()
     for path in map(Path, paths):
+        if path.is_symlink() and not path.is_dir():
+            yield _skipped_symlink(path, os.path.realpath(path.parent))
+            continue
         try:
             tree = os.path.realpath(path, strict=True)
         except OSError as exc:

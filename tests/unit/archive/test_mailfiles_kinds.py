@@ -263,12 +263,19 @@ def test_a_symlinked_cur_is_not_followed(tmp_path, outside):
     assert [(item.label, item.skipped) for item in items] == [(f"{mail}/cur", True)]
 
 
-def test_a_named_symlink_is_followed_it_is_the_callers_choice(tmp_path):
+def test_a_named_symlink_is_followed_to_a_directory_never_to_a_file(tmp_path, outside):
+    """~/Maildir linked to another disk is the caller's tree; a link to a file named on the
+    command line (to /etc/shadow, dropped where import is pointed) is skipped and reported."""
     real = write(tmp_path / "real/m.eml", message("m"))
-    (tmp_path / "named.eml").symlink_to(real)
     (tmp_path / "named-dir").symlink_to(real.parent)
-    assert [item.raw for item in iter_mail([tmp_path / "named.eml", tmp_path / "named-dir"])] \
-        == [message("m"), message("m")]
+    (tmp_path / "named.eml").symlink_to(real)
+    (tmp_path / "shadow.eml").symlink_to(outside)
+    items = list(iter_mail([tmp_path / "named-dir", tmp_path / "named.eml",
+                            tmp_path / "shadow.eml"]))
+    assert [item.raw for item in items] == [message("m"), None, None]
+    assert [item.skipped for item in items] == [False, True, True]
+    assert items[2].error.startswith(f"a symlink to {outside} (")
+    assert items[2].error.endswith("not followed")
 
 
 def test_a_path_swapped_for_a_symlink_during_the_walk_is_not_read(tmp_path, outside):
