@@ -31,8 +31,11 @@ class Period:
     relative: bool       # written as 7d, 2w...: a lone one means "since then"
 
 
-def zone(name: str) -> ZoneInfo:
-    """The time zone of an IANA name; ValueError naming the expected form otherwise."""
+def zone(name: str) -> dt.tzinfo:
+    """The time zone of an IANA name; ValueError naming the expected form otherwise. UTC
+    needs no zone database (the image ships Debian's tzdata for the others)."""
+    if name == "UTC":
+        return dt.timezone.utc
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):

@@ -78,6 +78,8 @@ def _port(value: int) -> bool:
 
 
 def _time_zone(value: str) -> bool:
+    if value == "UTC":  # services.archive.dates.zone needs no zone database for it
+        return True
     try:
         zoneinfo.ZoneInfo(value)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
