@@ -405,26 +405,25 @@ async def begin_two_factor(request: web.Request, user: User):
 
 @page("POST", "/account/two-factor/confirm")
 async def confirm_two_factor(request: web.Request, user: User) -> web.Response:
-    _, archive = _context(request)
-    try:
-        codes = await asyncio.to_thread(actions.confirm_two_factor, archive, user,
-                                        _field(request, "code"))
-    except ArchiverError as exc:
-        request["identity"].session.flash = ("error", str(exc))
-        raise web.HTTPSeeOther("/account") from None
-    return render(request, "recovery_codes.html", codes=codes, first=True)
+    return await _recovery_codes(request, user, actions.confirm_two_factor, first=True)
 
 
 @page("POST", "/account/two-factor/recovery")
 async def renew_recovery_codes(request: web.Request, user: User) -> web.Response:
+    return await _recovery_codes(request, user, actions.renew_recovery_codes, first=False)
+
+
+async def _recovery_codes(request: web.Request, user: User, action, first: bool
+                          ) -> web.Response:
+    """Run `action` (archive, user, code) -> recovery codes and show them once; a wrong code
+    goes back to the account page with the reason."""
     _, archive = _context(request)
     try:
-        codes = await asyncio.to_thread(actions.renew_recovery_codes, archive, user,
-                                        _field(request, "code"))
+        codes = await asyncio.to_thread(action, archive, user, _field(request, "code"))
     except ArchiverError as exc:
         request["identity"].session.flash = ("error", str(exc))
         raise web.HTTPSeeOther("/account") from None
-    return render(request, "recovery_codes.html", codes=codes, first=False)
+    return render(request, "recovery_codes.html", codes=codes, first=first)
 
 
 @page("POST", "/account/two-factor/off")
