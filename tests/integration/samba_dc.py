@@ -32,7 +32,7 @@ import ldap3
 from pyroute2 import IPRoute, NetNS, netns
 
 from tests.integration.certificates import TestCA
-from tests.integration.processes import wait_for_port
+from tests.integration.processes import stop_process_group, wait_for_port
 
 SAMBA, SAMBA_TOOL = "/usr/sbin/samba", "/usr/bin/samba-tool"
 REALM, DOMAIN = "CORP.EXAMPLE.TEST", "CORP"
@@ -103,13 +103,7 @@ class SambaDC:
         self._admin_when_ready().unbind()
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        stop_process_group(self.process, timeout=30)
         self.process = None
 
     def cleanup(self) -> None:

@@ -21,14 +21,13 @@ import base64
 import hashlib
 import os
 import shutil
-import signal
 import subprocess
 from pathlib import Path
 
 import ldap3
 
 from tests.integration.certificates import TestCA
-from tests.integration.processes import free_port, wait_for_port
+from tests.integration.processes import free_port, stop_process_group, wait_for_port
 
 SLAPD, SLAPADD = "/usr/sbin/slapd", "/usr/sbin/slapadd"
 HOST = "127.0.0.1"
@@ -167,13 +166,7 @@ class Slapd:
     run = start  # again, after stop()
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        stop_process_group(self.process, timeout=20)
         self.process = None
 
     def cleanup(self) -> None:
