@@ -38,7 +38,9 @@ def create_app(config: Config, archive: Archive, tls: bool) -> web.Application:
                        two_factor_roles=tuple(config.two_factor.required_for))
     app["transfers"] = Transfers(config.web.transfers, config.web.transfers_per_user,
                                  config.web.transfer_idle_seconds)
-    app.on_cleanup.append(_close_transfers)
+    # On shutdown, before aiohttp waits for running handlers: a transfer to a client that
+    # reads nothing would otherwise hold the stop for the idle write timeout.
+    app.on_shutdown.append(_close_transfers)
     api.add_routes(app)
     ui.add_routes(app)
     app.router.add_get("/metrics", metrics.handle)

@@ -16,7 +16,7 @@ from services.archive.search import search
 from services.archive.store import NotFound
 from services.appliance.users import User
 from services.web.access import mail_filter, may_read
-from services.web.transfers import CHUNK, ClientIdle, Transfers
+from services.web.transfers import CHUNK, AppStopping, ClientIdle, Transfers
 
 PAGE = 500
 FORMATS = {"zip": ("application/zip", write_zip_to),
@@ -62,6 +62,10 @@ async def stream(request: web.Request, transfers: Transfers, fmt: str,
         await transfers.run(produce)
     except ClientIdle:
         return response  # cut: the connection is reset, the thread and slot are free
+    except AppStopping:
+        if request.transport is not None:
+            request.transport.abort()  # else the end of the response waits for the client
+        return response
     await transfers.finish(request, response)
     return response
 
@@ -86,4 +90,4 @@ class _ResponseSink:
         if self.buffer:
             chunk, self.buffer = bytes(self.buffer), bytearray()
             sent = self.transfers.write(self.request, self.response, chunk)
-            asyncio.run_coroutine_threadsafe(sent, self.loop).result()
+            self.transfers.wait_from_thread(sent, self.loop)
