@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import ast
 import logging
+import math
+import secrets
 import ssl
 import time
 from contextlib import contextmanager
@@ -236,12 +238,14 @@ class Directory:
         # A Server of its own each time: ldap3's remembers an address that failed once as
         # unusable for a while, which would outlast the directory's own outage.
         tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=self.config.ca_file)
+        # whole seconds: ldap3 packs receive_timeout into SO_RCVTIMEO as an integer
+        timeout = max(math.ceil(self.config.timeout_seconds), 1)
         server = ldap3.Server(self.host, port=self.port, use_ssl=self.use_ssl, tls=tls,
-                              get_info=ldap3.NONE, connect_timeout=self.config.timeout_seconds)
+                              get_info=ldap3.NONE, connect_timeout=timeout)
         connection = ldap3.Connection(
             server, user=dn, password=password,
             authentication=ldap3.SIMPLE if dn else ldap3.ANONYMOUS,
-            receive_timeout=self.config.timeout_seconds, read_only=True,
+            receive_timeout=timeout, read_only=True,
             auto_referrals=False, raise_exceptions=False)
         try:
             connection.open()

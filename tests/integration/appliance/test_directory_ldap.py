@@ -15,7 +15,10 @@ from services.appliance.directory import Directory, DirectoryError
 from services.common.config import DirectoryConfig
 from tests.conftest import ARCHIVER
 from tests.integration import slapd
+from tests.integration.black_hole import BlackHole
 from tests.integration.certificates import TestCA
+from tests.integration.processes import free_port
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.integration]
 
@@ -148,3 +151,21 @@ def test_directory_test_fails_for_an_unknown_user_or_an_unreachable_directory(se
 def test_directory_test_without_a_directory_section_says_so(tmp_path):
     done = run_cli(tmp_path, None)
     assert done.returncode == 2 and "no directory: section" in done.stderr
+
+
+# -- settings that work as documented ------------------------------------------------------
+
+@pytest.mark.parametrize("timeout", [10, 10.0, 2.5, 0.4])
+def test_an_explicit_timeout_keeps_the_directory_working(server, timeout):
+    """timeout_seconds is a number of seconds (config.py); ldap3 wants whole ones."""
+    configured = directory(server, timeout_seconds=timeout)
+    assert configured.probe()["state"] == "ok"
+    assert configured.check_password("alice", slapd.PASSWORDS["alice"]).name == "alice"
+
+
+def test_directory_test_with_an_explicit_timeout_key(server, tmp_path):
+    done = run_cli(tmp_path, server.settings(timeout_seconds=10), "--user", "alice", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(done.stdout)["directory"]["state"] == "ok"
+
+
