@@ -12,7 +12,8 @@ hashes are never read). Everything else is read with the configured service acco
   - their groups, nested ones included: AD's LDAP_MATCHING_RULE_IN_CHAIN
     (1.2.840.113556.1.4.1941) in one search, or group by group (OpenLDAP);
   - their role: admin if one of those groups is in admin_groups, else auditor if one is in
-    auditor_groups, else user;
+    auditor_groups, else user (groups are compared by DN: a group of the same name
+    elsewhere in the tree gives nothing; AD's presets count only security groups);
   - whether they may sign in at all: not when AD's userAccountControl has ACCOUNTDISABLE
     (bit 2), nor when OpenLDAP's ppolicy has locked the entry (pwdAccountLockedTime).
 
@@ -159,18 +160,18 @@ class Directory:
         return DirectoryAccount(
             name=names[0] if names else entry["dn"], dn=entry["dn"],
             emails=tuple(addresses(values, self.config.mail_attributes)),
-            groups=tuple(dn for dn, _ in groups),
+            groups=tuple(groups),
             role=role_of(groups, self.config.admin_groups, self.config.auditor_groups),
             disabled=disabled_reason(values))
 
-    def _groups(self, connection: ldap3.Connection, user_dn: str) -> list[tuple[str, str]]:
-        """(DN, cn) of every group `user_dn` is in, directly or through other groups."""
+    def _groups(self, connection: ldap3.Connection, user_dn: str) -> list[str]:
+        """The DN of every group `user_dn` is in, directly or through other groups."""
         if self.config.nested_groups == "in_chain":
             members = _any_of(self.config.member_attributes, [user_dn], rule=IN_CHAIN)
             entries = self._search(connection, self.config.base_dn,
-                                   f"(&{self.config.group_filter}{members})", ["cn"])
-            return [(entry["dn"], _first(entry, "cn")) for entry in entries]
-        found: dict[str, tuple[str, str]] = {}  # normalized DN -> (DN, cn)
+                                   f"(&{self.config.group_filter}{members})", [])
+            return [entry["dn"] for entry in entries]
+        found: dict[str, str] = {}  # normalized DN -> DN
         members = [user_dn]
         for _ in range(MAX_GROUP_DEPTH):  # one level of nesting a round
             entries = [entry for start in range(0, len(members), FILTER_BATCH)
@@ -180,7 +181,7 @@ class Directory:
             for entry in entries:
                 key = normalized_dn(entry["dn"])
                 if key not in found and len(found) < MAX_GROUPS:  # a loop ends here
-                    found[key] = (entry["dn"], _first(entry, "cn"))
+                    found[key] = entry["dn"]
                     members.append(entry["dn"])
             if not members:
                 break
@@ -189,7 +190,7 @@ class Directory:
     def _groups_with_member(self, connection: ldap3.Connection, dns: list[str]) -> list[dict]:
         members = _any_of(self.config.member_attributes, dns)
         return self._search(connection, self.config.base_dn,
-                            f"(&{self.config.group_filter}{members})", ["cn"])
+                            f"(&{self.config.group_filter}{members})", [])
 
     def _search(self, connection: ldap3.Connection, base: str, query: str,
                 attributes: list[str], scope=ldap3.SUBTREE, size_limit: int = 0) -> list[dict]:
@@ -305,13 +306,12 @@ def addresses(values: dict[str, list[str]], attributes: list[str]) -> list[str]:
     return found
 
 
-def role_of(groups: list[tuple[str, str]], admin_groups: list[str],
-            auditor_groups: list[str]) -> str:
-    """admin, auditor or user from (DN, cn) of a user's groups; configured groups are
-    names (cn, any case) or DNs."""
+def role_of(groups: list[str], admin_groups: list[str], auditor_groups: list[str]) -> str:
+    """admin, auditor or user from the DNs of a user's groups and the configured group DNs
+    (compared as DNs: a group's name alone never matches, since any OU may have one)."""
     def member_of(configured: list[str]) -> bool:
-        wanted = {normalized_dn(g) if "=" in g else g.lower() for g in configured}
-        return any(normalized_dn(dn) in wanted or cn.lower() in wanted for dn, cn in groups)
+        wanted = {normalized_dn(dn) for dn in configured}
+        return any(normalized_dn(dn) in wanted for dn in groups)
     if member_of(admin_groups):
         return "admin"
     return "auditor" if member_of(auditor_groups) else "user"
@@ -370,9 +370,8 @@ def _decoded(raw: dict) -> dict[str, list[str]]:
             for name, values in raw.items()}
 
 
-def _first(entry: dict, attribute: str) -> str:
-    values = entry["attributes"].get(attribute, [])
-    return values[0] if values else ""
+CERTIFICATE_WORDS = ("certificate", "hostname mismatch", "doesn't match", "ca_certs")
+CLOSED_WORDS = ("eof", "connection reset", "closed", "broken pipe")
 
 
 def _reason(error: Exception) -> str:

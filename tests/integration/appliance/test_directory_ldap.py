@@ -169,3 +169,20 @@ def test_directory_test_with_an_explicit_timeout_key(server, tmp_path):
     assert json.loads(done.stdout)["directory"]["state"] == "ok"
 
 
+# -- groups are DNs ---------------------------------------------------------------------------
+
+def test_a_group_of_the_admin_groups_name_elsewhere_makes_no_admin(server):
+    """admin_groups names cn=Archive Admins,ou=groups: a group of that name in another OU
+    (anyone allowed to make groups there) gives nothing."""
+    admin = server.admin()
+    elsewhere = f"cn=Archive Admins,ou=contractors,{slapd.BASE}"
+    admin.add(elsewhere, ["groupOfNames"], {"cn": "Archive Admins",
+                                            "member": [slapd.people_dn("erin")]})
+    try:
+        account = directory(server).find("erin")
+        assert account.role == "user" and elsewhere in account.groups
+        assert directory(server).find("carol").role == "admin"  # the configured one counts
+    finally:
+        admin.delete(elsewhere)
+
+

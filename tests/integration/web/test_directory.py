@@ -200,6 +200,38 @@ def test_the_role_comes_from_group_membership_nested_groups_included(site, direc
         assert everything == set(site.names.values())
 
 
+def test_only_the_configured_group_dns_make_admins(site, directory):
+    """A group of the admin group's name in another OU gives nothing; in AD, a distribution
+    group (no security group) gives nothing even when its DN is configured."""
+    connection = directory.admin()
+    if directory.kind == "ad":
+        alice, ou = f"CN=alice,{samba_dc.USERS}", f"OU=Sales,{samba_dc.BASE}"
+        connection.add(ou, ["top", "organizationalUnit"])
+        elsewhere, listed = f"CN=Archive Admins,{ou}", f"CN=Sales List,{ou}"
+        connection.add(elsewhere, ["top", "group"], {"sAMAccountName": "sales-archive-admins",
+                                                     "member": [alice]})
+        connection.add(listed, ["top", "group"], {"sAMAccountName": "sales-list",
+                                                  "groupType": 2,  # global distribution
+                                                  "member": [alice]})
+        made = [listed, elsewhere, ou]
+    else:
+        alice = slapd.people_dn("alice")
+        elsewhere = f"cn=Archive Admins,ou=contractors,{slapd.BASE}"
+        connection.add(elsewhere, ["groupOfNames"], {"cn": "Archive Admins", "member": [alice]})
+        made, listed = [elsewhere], None
+    try:
+        assert log_in(site, directory, "alice").get("/api/session").json()["role"] == "user"
+        if listed is not None:
+            configured = Directory(DirectoryConfig(**directory.settings(admin_groups=[listed])))
+            account = configured.find("alice")
+            assert account.role == "user" and listed not in account.groups
+            assert elsewhere in account.groups  # a security group is counted
+    finally:
+        for dn in made:
+            connection.delete(dn)
+        connection.unbind()
+
+
 def test_a_disabled_user_is_refused(site, directory):
     reply = Client(site.url).log_in("mallory", directory.passwords["mallory"])
     assert reply.status == 401 and "wrong name or password" in reply.json()["error"]
