@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 from services.appliance import users
 from services.appliance.admin_password import ADMIN_USER
-from services.appliance.directory import Directory, DirectoryAccount, DirectoryError
+from services.appliance.directory import (Directory, DirectoryAccount, DirectoryBusy,
+                                          DirectoryError)
 from services.appliance.users import User
 from services.archive.archive import Archive
 from services.common.config import DirectoryConfig
@@ -74,8 +75,11 @@ class SignIn:
         return user if user is not None and user.credential_stamp == stamp else None
 
     def _refresh(self, name: str) -> User | None:
+        """Raises DirectoryBusy: the session is neither honoured nor ended then."""
         try:
             account = self.directory.account(name)
+        except DirectoryBusy:
+            raise
         except DirectoryError as error:
             log.warning("directory: cannot read %s again: %s", name, error)
             return None

@@ -271,6 +271,11 @@ class DirectoryConfig:
     timeout_seconds: float = field("to connect and for each answer of the directory",
                                    check=positive, expected="a positive number of seconds",
                                    default=10)
+    concurrency: int = field("directory operations (sign-ins, refreshes, status) that may "
+                             "wait for the directory at once; more are refused at once "
+                             "('directory busy'), so a hung directory holds at most this "
+                             "many of the web service's threads", check=lambda v: 1 <= v <= 4,
+                             expected="a whole number 1-4", default=2)
 
     def __post_init__(self):
         for key, value in DIRECTORY_PRESETS.get(self.kind, {}).items():

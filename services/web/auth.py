@@ -29,7 +29,7 @@ from aiohttp import web
 
 from services.policy import audit
 from services.appliance import totp
-from services.appliance.directory import DirectoryError
+from services.appliance.directory import DirectoryBusy, DirectoryError
 from services.appliance.sign_in import SignIn, is_directory_user
 from services.archive.archive import Archive
 from services.appliance.users import User
@@ -240,9 +240,7 @@ class Auth:
             user = await asyncio.to_thread(self.sign_in.authenticate, name, password)
         except DirectoryError as error:
             await self._failed(name, address, via, reason=f"directory: {error}")
-            raise DirectoryDown("the company directory cannot be reached now, so directory "
-                                "accounts cannot sign in; try again later (local accounts "
-                                "still can)") from None
+            raise directory_down(error) from None
         if user is None:
             await self._failed(name, address, via)
             raise LoginFailed("wrong name or password")
@@ -332,7 +330,11 @@ class Auth:
         if session is None:
             return Identity()
         # None when removed, given a new password, or no longer allowed by the directory
-        user = await asyncio.to_thread(self.sign_in.current, session.user, session.stamp)
+        try:
+            user = await asyncio.to_thread(self.sign_in.current, session.user, session.stamp)
+        except DirectoryBusy as busy:  # neither honoured nor ended: ask again soon
+            raise web.HTTPServiceUnavailable(reason=str(busy)[:200],
+                                             headers={"Retry-After": "5"}) from None
         if user is None:
             self.sessions.close(token)
             return Identity()
@@ -364,6 +366,18 @@ class Auth:
     def _set_cookie(self, response: web.StreamResponse, name: str, value: str) -> None:
         response.set_cookie(name, value, path="/", httponly=True, samesite="Strict",
                             secure=self.secure_cookies)
+
+
+def directory_down(error: DirectoryError) -> DirectoryDown:
+    """What a directory user is told when the directory cannot check their password now:
+    busy (too many sign-ins already waiting for it) or unreachable."""
+    if isinstance(error, DirectoryBusy):
+        return DirectoryDown("directory busy: too many sign-ins are waiting for the company "
+                             "directory's answer; try again in a moment (local accounts "
+                             "still sign in)")
+    return DirectoryDown("the company directory cannot be reached now, so directory "
+                         "accounts cannot sign in; try again later (local accounts "
+                         "still can)")
 
 
 def tokens_match(given: str | None, expected: str | None) -> bool:
