@@ -12,6 +12,9 @@ Who a name and password are is services.appliance.sign_in's to say (local accoun
 the company directory). A local account with two-factor codes (services.appliance.totp)
 needs its code too: given with the password (API), or in a second step (the login form:
 PendingLogins). The throttle counts that attempt as failed until the code is right.
+Proofs asked for on the account page (a code to renew recovery codes or switch codes off,
+the current password to change it) are guesses too: Auth.proof throttles and audits them
+as logins are.
 """
 from __future__ import annotations
 
@@ -26,6 +29,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from aiohttp import web
+
+from firmware.errors import ArchiverError
 
 from services.policy import audit
 from services.appliance import totp
@@ -48,6 +53,10 @@ class LoginFailed(Exception):
 
 class DirectoryDown(LoginFailed):
     """Only the company directory could say who this is, and it cannot answer now."""
+
+
+class WrongProof(ArchiverError):
+    """A wrong code or password given as proof for a change to one's own account."""
 
 
 class SecondFactorNeeded(LoginFailed):
@@ -300,6 +309,22 @@ class Auth:
             await self._failed(user.name, address, via, reason="wrong two-factor code")
             raise LoginFailed("wrong or already used two-factor code")
         return method
+
+    async def proof(self, request: web.Request, user: User, check, *args):
+        """`check(*args)`, a blocking function that asks `user` for a proof (a two-factor or
+        recovery code, their current password) and raises WrongProof when it is wrong, run
+        as a login attempt is: Throttled first when this address must wait, each wrong
+        proof audited ("proof-failed"). What `check` returns."""
+        address = client_address(request)
+        self.throttle.begin(user.name, address)
+        try:
+            result = await asyncio.to_thread(check, *args)
+        except WrongProof as error:
+            await self._audit(user.actor, "proof-failed", address, "account",
+                              reason=str(error), proof_for=getattr(check, "__name__", None))
+            raise
+        self.throttle.succeeded(user.name, address)
+        return result
 
     async def _failed(self, name: str, address: str, via: str, **details) -> None:
         self.failed_logins += 1
