@@ -9,7 +9,8 @@ opened for one can never pass for the other. What the directory said is kept for
 directory.refresh_seconds; a session that outlives it reads the entry again, and a user
 since removed, disabled or moved out of user_filter loses access then. While the
 directory cannot be read, directory users' sessions are not honoured (closed, not
-open): only the directory can say they still may.
+open): only the directory can say they still may. A name two entries answer to (one was
+added) ends the sessions as a removed user does.
 """
 from __future__ import annotations
 
@@ -21,8 +22,8 @@ from dataclasses import dataclass
 
 from services.appliance import users
 from services.appliance.admin_password import ADMIN_USER
-from services.appliance.directory import (Directory, DirectoryAccount, DirectoryBusy,
-                                          DirectoryError)
+from services.appliance.directory import (AmbiguousName, Directory, DirectoryAccount,
+                                          DirectoryBusy, DirectoryError)
 from services.appliance.users import User
 from services.archive.archive import Archive
 from services.common.config import DirectoryConfig
@@ -78,6 +79,9 @@ class SignIn:
         """Raises DirectoryBusy: the session is neither honoured nor ended then."""
         try:
             account = self.directory.account(name)
+        except AmbiguousName as error:
+            log.warning("directory: %s: their sessions end", error)
+            account = None
         except DirectoryBusy:
             raise
         except DirectoryError as error:
