@@ -20,10 +20,12 @@ import threading
 import time
 from dataclasses import dataclass
 
+from firmware.errors import ArchiverError
+
 from services.appliance import users
 from services.appliance.admin_password import ADMIN_USER
 from services.appliance.directory import (AmbiguousName, Directory, DirectoryAccount,
-                                          DirectoryBusy, DirectoryError)
+                                          DirectoryBusy, DirectoryError, is_utf8)
 from services.appliance.users import User
 from services.archive.archive import Archive
 from services.common.config import DirectoryConfig
@@ -31,6 +33,10 @@ from services.common.config import DirectoryConfig
 log = logging.getLogger(__name__)
 
 DIRECTORY_SCHEME = "directory"  # User.password["scheme"] of a directory user
+
+
+class InvalidName(ArchiverError):
+    """A name that is no text: a lone surrogate, which UTF-8 (RFC 3629) cannot carry."""
 
 
 @dataclass
@@ -52,7 +58,13 @@ class SignIn:
 
     def authenticate(self, name: str, password: str) -> User | None:
         """The user `name` and `password` sign in as, None if they sign in as no one.
-        Raises DirectoryError when only the directory could tell and it cannot answer."""
+        Raises DirectoryError when only the directory could tell and it cannot answer;
+        InvalidName for a name that is no text (a password that is none is a wrong one)."""
+        if not is_utf8(name):
+            raise InvalidName("the name is not valid text (it holds a lone surrogate, which "
+                              "UTF-8 cannot carry): give the name as you type it")
+        if not is_utf8(password):
+            return None
         if self.directory is None or users.get(self.archive, name) is not None:
             return users.authenticate(self.archive, name, password)
         account = self.directory.check_password(name, password)

@@ -174,6 +174,21 @@ def test_a_local_account_shadows_the_directory_user_of_the_same_name(site, direc
     assert local.get("/api/session").json()["name"] == "bob"
 
 
+@pytest.mark.parametrize("name", ["\ud800", "al\udfffice", "\udc80admin", "bob\udbff"],
+                         ids=ascii)
+def test_a_name_that_is_no_text_is_a_clear_400(site, directory, name):
+    """JSON can carry a lone surrogate, which UTF-8 cannot: a clear message, not Python's."""
+    reply = Client(site.url).log_in(name, "Some-Password-1")
+    assert reply.status == 400 and "not valid text" in reply.json()["error"]
+    assert "codec" not in reply.json()["error"]
+
+
+@pytest.mark.parametrize("name", ["alice", "bob"])
+def test_a_password_that_is_no_text_is_a_wrong_password(site, directory, name):
+    reply = Client(site.url).log_in(name, "Wonder\ud800land")
+    assert reply.status == 401 and "wrong name or password" in reply.json()["error"]
+
+
 # -- their mail and their role -----------------------------------------------------------
 
 def test_a_user_reads_the_mail_of_every_address_the_directory_knows_and_no_one_elses(
