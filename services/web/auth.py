@@ -35,7 +35,7 @@ from firmware.errors import ArchiverError
 from services.policy import audit
 from services.appliance import totp
 from services.appliance.directory import DirectoryBusy, DirectoryError
-from services.appliance.sign_in import SignIn, is_directory_user
+from services.appliance.sign_in import LocalNameTaken, SignIn, is_directory_user
 from services.archive.archive import Archive
 from services.appliance.users import User
 from services.web.pending_logins import PendingLogins
@@ -250,6 +250,9 @@ class Auth:
         except DirectoryError as error:
             await self._failed(name, address, via, reason=f"directory: {error}")
             raise directory_down(error) from None
+        except LocalNameTaken as error:
+            await self._failed(name, address, via, reason=str(error))
+            raise LoginFailed(str(error)) from None
         if user is None:
             await self._failed(name, address, via)
             raise LoginFailed("wrong name or password")

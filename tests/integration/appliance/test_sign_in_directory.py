@@ -1,5 +1,6 @@
 """Who a directory sign-in becomes (services.appliance.sign_in) against a real slapd of the
-test's own: a second entry appearing for a signed-in user's name ends their session. Through the web
+test's own: names that are a local account's but for case or width never sign in, and a
+second entry appearing for a signed-in user's name ends their session. Through the web
 app: tests/integration/web/test_directory.py."""
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import logging
 import pytest
 
 from services.appliance import users
-from services.appliance.sign_in import SignIn
+from services.appliance.sign_in import LocalNameTaken, SignIn
 from services.archive.archive import Archive
 from services.common.config import DirectoryConfig
 from tests.integration import slapd
@@ -48,6 +49,24 @@ def contractor(server, uid: str) -> str:
     server.admin().add(dn, ["inetOrgPerson"], {"uid": uid, "cn": uid, "sn": uid,
                                                "userPassword": PASSWORD})
     return dn
+
+
+# "admin" is the firstboot admin's, "auditor1" a local account of the test's
+FOLDED_NAMES = ["Admin", "ADMIN", "aDmIn", "\uff21\uff24\uff2d\uff29\uff2e",  # fullwidth ADMIN
+                "\uff41dmin", "AUDITOR1", "Auditor1", "auditor\uff11", "AUDITOR\u2081"]
+
+
+@pytest.mark.parametrize("name", FOLDED_NAMES, ids=ascii)
+def test_a_directory_name_that_folds_to_a_local_accounts_never_signs_in(server, archive,
+                                                                         name):
+    dn = contractor(server, name)
+    try:
+        sign_in = SignIn(archive, DirectoryConfig(**server.settings()))
+        with pytest.raises(LocalNameTaken, match="has the name of a local account"):
+            sign_in.authenticate(name, PASSWORD)
+        assert sign_in.authenticate("alice", slapd.PASSWORDS["alice"]).name == "alice"
+    finally:
+        server.admin().delete(dn)
 
 
 def test_a_second_entry_for_a_signed_in_users_name_ends_their_session(server, archive,

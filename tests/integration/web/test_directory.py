@@ -189,6 +189,36 @@ def test_a_password_that_is_no_text_is_a_wrong_password(site, directory, name):
     assert reply.status == 401 and "wrong name or password" in reply.json()["error"]
 
 
+def add_person(directory, name: str, password: str) -> str:
+    """A directory user `name` the test adds (each directory its way); their DN."""
+    connection = directory.admin()
+    if directory.kind == "ad":
+        samba_dc.SambaDC._user(connection, name, password, {})
+        dn = f"CN={name},{samba_dc.USERS}"
+    else:
+        dn = f"uid={name},ou=contractors,{slapd.BASE}"
+        connection.add(dn, ["inetOrgPerson"], {"uid": name, "cn": name, "sn": name,
+                                               "userPassword": password})
+    connection.unbind()
+    return dn
+
+
+def test_a_directory_name_a_local_accounts_but_for_case_is_refused_saying_why(site, directory):
+    """Local "audrey" and a directory "Audrey": only the local one ever signs in, and the
+    directory one is told why (its password was right)."""
+    dn = add_person(directory, "Audrey", "Directory-Pass-123")
+    try:
+        reply = Client(site.url).log_in("Audrey", "Directory-Pass-123")
+        assert reply.status == 401
+        assert "has the name of a local account" in reply.json()["error"]
+        assert log_in(site, directory, "audrey", PASSWORD).get(
+            "/api/session").json()["role"] == "auditor"
+    finally:
+        connection = directory.admin()
+        connection.delete(dn)
+        connection.unbind()
+
+
 # -- their mail and their role -----------------------------------------------------------
 
 def test_a_user_reads_the_mail_of_every_address_the_directory_knows_and_no_one_elses(
@@ -344,6 +374,7 @@ def test_status_shows_the_directory(site, directory, tmp_path):
     done = subprocess.run([ARCHIVER, "status", "--config", config], capture_output=True,
                           text=True, timeout=120)
     assert f"directory {directory.settings()['uri']}: ok" in done.stdout
+    assert "warning" not in done.stdout  # ldaps://
 
 
 # -- TLS -------------------------------------------------------------------------------------
