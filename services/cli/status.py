@@ -57,6 +57,8 @@ def text_lines(report: dict) -> list[str]:
     if directory is not None:
         lines.append(f"directory {directory['uri']}: {directory['state']}"
                      + (f" ({directory['error']})" if directory["error"] else ""))
+        if directory.get("warning"):
+            lines.append(f"  warning: {directory['warning']}")
     lines += _archived_lines(report)
     lines.append(_system_line(report["system"]))
     return lines

@@ -22,6 +22,7 @@ from services.archive.search import Results, explain as run_explain, search as r
 from services.appliance.users import User
 from services.web import mail_view
 from services.web.access import mail_filter, read_message
+from services.web.auth import WrongProof
 
 MAX_PAGE = 500
 
@@ -199,10 +200,11 @@ def audit_verify(archive: Archive) -> dict:
 
 
 def change_password(archive: Archive, user: User, current: str, new: str) -> None:
+    """WrongProof when `current` is not the password (callers throttle: Auth.proof)."""
     if is_directory_user(user):
         raise BadRequest("your password is the company directory's: change it there")
     if users.authenticate(archive, user.name, current) is None:
-        raise BadRequest("the current password is wrong")
+        raise WrongProof("the current password is wrong")
     users.set_password(archive, user.name, new)
     audit.record(archive.store, user.actor, "user-passwd", name=user.name)
 
@@ -235,20 +237,23 @@ def confirm_two_factor(archive: Archive, user: User, code: str) -> list[str]:
 
 def end_two_factor(config: Config, archive: Archive, user: User, code: str) -> None:
     """Switch codes off, with a current code (or a recovery code) as proof; never for an
-    account whose role requires them."""
+    account whose role requires them. WrongProof for a wrong code (callers throttle:
+    Auth.proof)."""
     _local_only(user)
     if user.role in config.two_factor.required_for:
         raise BadRequest(f"two-factor sign-in is required for {user.role}s here")
     if totp.enrolled(archive, user.name) and totp.verify(archive, user.name, code) is None:
-        raise BadRequest("wrong or already used code: two-factor sign-in stays on")
+        raise WrongProof("wrong or already used code: two-factor sign-in stays on")
     totp.remove(archive, user.name)
     audit.record(archive.store, user.actor, "two-factor-off", name=user.name)
 
 
 def renew_recovery_codes(archive: Archive, user: User, code: str) -> list[str]:
+    """New recovery codes, with a current code (or a recovery code) as proof; WrongProof
+    when it is wrong (callers throttle: Auth.proof)."""
     _local_only(user)
     if totp.verify(archive, user.name, code) is None:
-        raise BadRequest("wrong or already used code: the recovery codes stay as they were")
+        raise WrongProof("wrong or already used code: the recovery codes stay as they were")
     codes = totp.new_recovery_codes(archive, user.name)
     audit.record(archive.store, user.actor, "two-factor-recovery-codes", name=user.name)
     return codes

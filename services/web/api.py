@@ -209,8 +209,9 @@ def _audit_logout(archive, user: User) -> None:
 async def change_password(request: web.Request, user: User) -> web.Response:
     body = await json_body(request)
     _, archive = context(request)
-    await blocking(actions.change_password, archive, user, _string(body, "current_password"),
-                   _string(body, "new_password"))
+    await request.app["auth"].proof(request, user, actions.change_password, archive, user,
+                                    _string(body, "current_password"),
+                                    _string(body, "new_password"))
     return reply({"changed": True})
 
 

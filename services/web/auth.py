@@ -12,6 +12,9 @@ Who a name and password are is services.appliance.sign_in's to say (local accoun
 the company directory). A local account with two-factor codes (services.appliance.totp)
 needs its code too: given with the password (API), or in a second step (the login form:
 PendingLogins). The throttle counts that attempt as failed until the code is right.
+Proofs asked for on the account page (a code to renew recovery codes or switch codes off,
+the current password to change it) are guesses too: Auth.proof throttles and audits them
+as logins are.
 """
 from __future__ import annotations
 
@@ -27,10 +30,12 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from firmware.errors import ArchiverError
+
 from services.policy import audit
 from services.appliance import totp
-from services.appliance.directory import DirectoryError
-from services.appliance.sign_in import SignIn, is_directory_user
+from services.appliance.directory import DirectoryBusy, DirectoryError
+from services.appliance.sign_in import LocalNameTaken, SignIn, is_directory_user
 from services.archive.archive import Archive
 from services.appliance.users import User
 from services.web.pending_logins import PendingLogins
@@ -48,6 +53,10 @@ class LoginFailed(Exception):
 
 class DirectoryDown(LoginFailed):
     """Only the company directory could say who this is, and it cannot answer now."""
+
+
+class WrongProof(ArchiverError):
+    """A wrong code or password given as proof for a change to one's own account."""
 
 
 class SecondFactorNeeded(LoginFailed):
@@ -240,9 +249,10 @@ class Auth:
             user = await asyncio.to_thread(self.sign_in.authenticate, name, password)
         except DirectoryError as error:
             await self._failed(name, address, via, reason=f"directory: {error}")
-            raise DirectoryDown("the company directory cannot be reached now, so directory "
-                                "accounts cannot sign in; try again later (local accounts "
-                                "still can)") from None
+            raise directory_down(error) from None
+        except LocalNameTaken as error:
+            await self._failed(name, address, via, reason=str(error))
+            raise LoginFailed(str(error)) from None
         if user is None:
             await self._failed(name, address, via)
             raise LoginFailed("wrong name or password")
@@ -303,6 +313,22 @@ class Auth:
             raise LoginFailed("wrong or already used two-factor code")
         return method
 
+    async def proof(self, request: web.Request, user: User, check, *args):
+        """`check(*args)`, a blocking function that asks `user` for a proof (a two-factor or
+        recovery code, their current password) and raises WrongProof when it is wrong, run
+        as a login attempt is: Throttled first when this address must wait, each wrong
+        proof audited ("proof-failed"). What `check` returns."""
+        address = client_address(request)
+        self.throttle.begin(user.name, address)
+        try:
+            result = await asyncio.to_thread(check, *args)
+        except WrongProof as error:
+            await self._audit(user.actor, "proof-failed", address, "account",
+                              reason=str(error), proof_for=getattr(check, "__name__", None))
+            raise
+        self.throttle.succeeded(user.name, address)
+        return result
+
     async def _failed(self, name: str, address: str, via: str, **details) -> None:
         self.failed_logins += 1
         await self._audit(audit.Actor(name[:64], "unknown"), "login-failed", address, via,
@@ -332,7 +358,11 @@ class Auth:
         if session is None:
             return Identity()
         # None when removed, given a new password, or no longer allowed by the directory
-        user = await asyncio.to_thread(self.sign_in.current, session.user, session.stamp)
+        try:
+            user = await asyncio.to_thread(self.sign_in.current, session.user, session.stamp)
+        except DirectoryBusy as busy:  # neither honoured nor ended: ask again soon
+            raise web.HTTPServiceUnavailable(reason=str(busy)[:200],
+                                             headers={"Retry-After": "5"}) from None
         if user is None:
             self.sessions.close(token)
             return Identity()
@@ -364,6 +394,18 @@ class Auth:
     def _set_cookie(self, response: web.StreamResponse, name: str, value: str) -> None:
         response.set_cookie(name, value, path="/", httponly=True, samesite="Strict",
                             secure=self.secure_cookies)
+
+
+def directory_down(error: DirectoryError) -> DirectoryDown:
+    """What a directory user is told when the directory cannot check their password now:
+    busy (too many sign-ins already waiting for it) or unreachable."""
+    if isinstance(error, DirectoryBusy):
+        return DirectoryDown("directory busy: too many sign-ins are waiting for the company "
+                             "directory's answer; try again in a moment (local accounts "
+                             "still sign in)")
+    return DirectoryDown("the company directory cannot be reached now, so directory "
+                         "accounts cannot sign in; try again later (local accounts "
+                         "still can)")
 
 
 def tokens_match(given: str | None, expected: str | None) -> bool:

@@ -109,11 +109,30 @@ async def _act(request: web.Request, back: str, done: str, function, *args):
     """Do a form's action; come back to `back` saying what happened."""
     session = request["identity"].session
     try:
-        await asyncio.to_thread(function, *args)
+        await _blocking(function, *args)
         session.flash = ("done", done)
     except (ArchiverError, ValueError) as exc:
         session.flash = ("error", str(exc).strip("'\""))
     raise web.HTTPSeeOther(back)
+
+
+async def _blocking(function, *args):
+    """`function(*args)` in a worker thread; or awaited, when it is a coroutine function
+    (an action wrapped by _proof)."""
+    if asyncio.iscoroutinefunction(function):
+        return await function(*args)
+    return await asyncio.to_thread(function, *args)
+
+
+def _proof(request: web.Request, action):
+    """`action` (which asks the signed-in user for a code or their password) run through
+    Auth.proof: throttled and audited like a login."""
+    user = request["identity"].user
+
+    async def checked(*args):
+        return await request.app["auth"].proof(request, user, action, *args)
+    checked.__name__ = action.__name__
+    return checked
 
 
 def _field(request: web.Request, name: str) -> str:
@@ -410,7 +429,8 @@ async def confirm_two_factor(request: web.Request, user: User) -> web.Response:
 
 @page("POST", "/account/two-factor/recovery")
 async def renew_recovery_codes(request: web.Request, user: User) -> web.Response:
-    return await _recovery_codes(request, user, actions.renew_recovery_codes, first=False)
+    return await _recovery_codes(request, user, _proof(request, actions.renew_recovery_codes),
+                                 first=False)
 
 
 async def _recovery_codes(request: web.Request, user: User, action, first: bool
@@ -419,7 +439,7 @@ async def _recovery_codes(request: web.Request, user: User, action, first: bool
     goes back to the account page with the reason."""
     _, archive = _context(request)
     try:
-        codes = await asyncio.to_thread(action, archive, user, _field(request, "code"))
+        codes = await _blocking(action, archive, user, _field(request, "code"))
     except ArchiverError as exc:
         request["identity"].session.flash = ("error", str(exc))
         raise web.HTTPSeeOther("/account") from None
@@ -428,8 +448,9 @@ async def _recovery_codes(request: web.Request, user: User, action, first: bool
 
 @page("POST", "/account/two-factor/off")
 async def end_two_factor(request: web.Request, user: User):
-    await _act(request, "/account", "Two-factor sign-in is off.", actions.end_two_factor,
-               *_context(request), user, _field(request, "code"))
+    await _act(request, "/account", "Two-factor sign-in is off.",
+               _proof(request, actions.end_two_factor), *_context(request), user,
+               _field(request, "code"))
 
 
 @page("POST", "/account/password")
@@ -440,9 +461,9 @@ async def change_password(request: web.Request, user: User):
         session.flash = ("error", "The new passwords differ.")
         raise web.HTTPSeeOther("/account")
     try:
-        await asyncio.to_thread(actions.change_password, archive, user,
-                                _field(request, "current_password"),
-                                _field(request, "new_password"))
+        await _proof(request, actions.change_password)(archive, user,
+                                                       _field(request, "current_password"),
+                                                       _field(request, "new_password"))
     except (ArchiverError, ValueError) as exc:
         session.flash = ("error", str(exc))
         raise web.HTTPSeeOther("/account") from None
