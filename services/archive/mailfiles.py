@@ -4,7 +4,8 @@ Reading (`iter_mail`, `count_mail`) takes Maildir folders, mbox files, single me
 (.eml or any other regular file), zip files and directories holding any mix of those.
 A file's content says what it is, not its name: "From " at the start makes an mbox,
 "PK\3\4" a zip, anything else one message. Zip members are read the same way, so the
-zip `write_zip` makes imports again, and so does Google Takeout's zip of an mbox. Every
+zip `write_zip` makes imports again, and so does an export with its manifest (whose
+manifest files are skipped) and Google Takeout's zip of an mbox. Every
 message comes out as the bytes that were on disk, because the store keeps and hashes
 exactly those. A file that cannot be read becomes an item with an error; the run goes on.
 
@@ -57,6 +58,9 @@ MBOX_SEPARATOR = b"\nFrom "
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with members, an empty zip
 READ_CHUNK = 1 << 20  # mboxes are read a MiB at a time, never whole
 MAILDIR_PARTS = ("cur", "new")
+# The files an evidence export adds beside its mail (services.archive.evidence): skipped
+# on import when all of them are at the root of a zip or of a folder (an unpacked export).
+EXPORT_MANIFEST_FILES = ("manifest.csv", "export.json", "SHA256SUMS")
 
 # Damaged, encrypted or oddly compressed members; the run goes on with the next one.
 ZIP_MEMBER_ERRORS = (zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError,
@@ -231,11 +235,14 @@ def _walk_directory(directory: Path, visited: set[tuple[int, int]],
     except OSError as exc:
         yield _Found(directory, _describe(exc, directory))
         return
+    unpacked_export = {entry.name for entry in entries}.issuperset(EXPORT_MANIFEST_FILES)
     for entry in entries:
         if maildir and entry.name in MAILDIR_PARTS + ("tmp",):
             continue
         if loose_files_are_mail and entry.name.startswith("."):
             continue
+        if unpacked_export and entry.name in EXPORT_MANIFEST_FILES:
+            continue  # an unpacked export's manifest: what its mail is, not mail
         if _is_directory(entry):
             yield from _walk_directory(Path(entry.path), visited, loose_files_are_mail)
         elif loose_files_are_mail:
@@ -363,7 +370,13 @@ def _count_zip_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> int:
 
 
 def _zip_members(archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
-    return [member for member in archive.infolist() if not member.is_dir()]
+    """The members that may be mail: not folders, and not the manifest files of an
+    evidence export (services.archive.evidence), which describe its mail."""
+    members = [member for member in archive.infolist() if not member.is_dir()]
+    names = {member.filename for member in members}
+    if names.issuperset(EXPORT_MANIFEST_FILES):
+        members = [member for member in members if member.filename not in EXPORT_MANIFEST_FILES]
+    return members
 
 
 # --- writing ------------------------------------------------------------------------------

@@ -31,3 +31,37 @@ def atomic_output(path: Path, suffix: str = "", mode: int = 0o600) -> Iterator[B
         os.fsync(directory)  # the rename itself must be durable
     finally:
         os.close(directory)
+
+
+class OutputExists(FileExistsError):
+    pass
+
+
+@contextlib.contextmanager
+def new_file_output(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
+    """Like atomic_output, but `path` must not exist, then or when the file is put in
+    place (a hard link, which never replaces anything): raises OutputExists rather than
+    overwrite, FileNotFoundError when the folder is missing. Nothing is left behind when
+    writing fails."""
+    if path.exists() or path.is_symlink():
+        raise OutputExists(f"{path} exists")
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
+                                             suffix=".part")
+    try:
+        os.fchmod(descriptor, mode)
+        with os.fdopen(descriptor, "wb") as output:
+            yield output
+            output.flush()
+            os.fsync(output.fileno())
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            raise OutputExists(f"{path} exists") from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+    directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
