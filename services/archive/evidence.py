@@ -120,10 +120,10 @@ def manifest_row(file: str, digest: str, raw: bytes, meta: dict) -> dict:
     summary = summarize_headers(raw)
     return {"file": file, "digest": digest,
             "message_id": meta.get("message_id") or summary.message_id or "",
-            "date": _iso(meta.get("sent_date") or summary.sent_date),
+            "date": iso_utc(meta.get("sent_date") or summary.sent_date),
             "from": "; ".join(summary.from_addrs), "to": "; ".join(summary.to),
             "cc": "; ".join(summary.cc), "subject": summary.subject,
-            "size": len(raw), "archived_at": _iso(meta.get("received")),
+            "size": len(raw), "archived_at": iso_utc(meta.get("received")),
             "source": meta.get("source", "")}
 
 
@@ -219,7 +219,7 @@ def _info(name: str) -> zipfile.ZipInfo:
 
 def _info_bytes(info: ExportInfo, result: ExportResult) -> bytes:
     document = {
-        "export": info.export_id, "created": _iso(info.created),
+        "export": info.export_id, "created": iso_utc(info.created),
         "exported_by": info.exported_by, "role": info.role, "node": info.node,
         "format": info.format, "timezone": info.timezone,
         "query": info.query if info.selection is None else None,
@@ -239,7 +239,8 @@ def _chain(first, rest) -> Iterator:
     yield from rest
 
 
-def _iso(epoch) -> str:
+def iso_utc(epoch) -> str:
+    """Epoch seconds as ISO 8601 UTC ("2024-01-31T09:00:00Z"); "" for none."""
     if not epoch:
         return ""
     return dt.datetime.fromtimestamp(float(epoch), dt.timezone.utc).strftime(

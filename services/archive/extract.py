@@ -144,13 +144,15 @@ def _raw_body_text(raw: bytes) -> str:
     return ""
 
 
-def _body_and_attachments(message: Message, cap_bytes: int, nesting: int):
+def _body_and_attachments(message: Message, cap_bytes: int, nesting: int,
+                          read_attachments: bool = True):
     plain, html, attachments = [], [], []
     for part in mime.iter_parts(message, into_messages=False):
         if _is_container(part, message):
             continue
         if mime.is_attachment(part):
-            attachments.append(_attachment(part, cap_bytes, nesting))
+            if read_attachments:
+                attachments.append(_attachment(part, cap_bytes, nesting))
         elif part.get_content_type() == "text/html":
             html.append(_html_to_text(_part_bytes(part), _safe_charset(part)))
         else:
@@ -158,6 +160,15 @@ def _body_and_attachments(message: Message, cap_bytes: int, nesting: int):
     # HTML is the body only when there is no plain-text alternative to it.
     body = "\n".join(plain) if any(text.strip() for text in plain) else "\n".join(html)
     return body, attachments
+
+
+def body_text(raw: bytes, parse_limit: int | None = None) -> str:
+    """The body's text as the index reads it (its plain text, else its HTML as text),
+    reading no attachment: cheap enough for every hit of a page of results. Only the
+    first `parse_limit` bytes are parsed when given (a body comes before attachments).
+    Never raises on bad input."""
+    message = mime.parse_message(raw[:parse_limit] if parse_limit else raw)
+    return _body_and_attachments(message, 0, 0, read_attachments=False)[0]
 
 
 def _is_container(part: Message, root: Message) -> bool:
@@ -172,7 +183,7 @@ def _is_body(part: Message) -> bool:
 
 def _attachment(part: Message, cap_bytes: int, nesting: int) -> AttachmentText:
     filename, mime_type = mime.filename_of(part), _mime_type(part)
-    effective = _effective_type(mime_type, filename)
+    effective = effective_type(mime_type, filename)
     try:
         if effective in LIBRARY_READERS:
             text, error = _read_with_library(LIBRARY_READERS[effective], _part_bytes(part),
@@ -208,8 +219,22 @@ def _error_text(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"[:500]
 
 
-def _effective_type(mime_type: str, filename: str | None) -> str:
-    """Mailers send documents as application/octet-stream; the extension is the better hint."""
+def reads_text_of(mime_type: str, filename: str | None) -> bool:
+    """Whether extract() reads text out of an attachment of this type and name (else it
+    is searchable by its name and type only)."""
+    effective = effective_type(mime_type, filename)
+    return effective in LIBRARY_READERS or effective.startswith("text/") \
+        or effective == "message/rfc822"
+
+
+def inner_message(part: Message) -> Message:
+    """The message inside a message/rfc822 part, also when a mailer encoded it."""
+    return _inner_message(part)
+
+
+def effective_type(mime_type: str, filename: str | None) -> str:
+    """The type extract() reads a part as: the declared one, or for a generic one the one
+    its file name's extension says (mailers send documents as application/octet-stream)."""
     if mime_type in ("application/octet-stream", "application/x-zip-compressed",
                      "application/zip", "binary/octet-stream") and filename:
         extension = "." + filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
