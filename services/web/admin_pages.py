@@ -95,11 +95,11 @@ async def audit_csv(request: web.Request, user: User) -> web.StreamResponse:
     chosen = {name: request.query.get(name, "").strip() for name in AUDIT_FILTERS}
     audit_filter = admin_actions.audit_filter(**chosen, timezone=config.timezone)
     await asyncio.to_thread(audit.record, archive.store, user.actor, "audit-export",
-                            **{key: value for key, value in chosen.items() if value})
+                            filters={key: value for key, value in chosen.items() if value})
     lines = audit_search.csv_lines(archive.store, audit_filter)
     response = web.StreamResponse(headers={
-        "Content-Type": "text/csv; charset=utf-8",
         "Content-Disposition": 'attachment; filename="audit-log.csv"'})
+    response.content_type, response.charset = "text/csv", "utf-8"
     await response.prepare(request)
     while batch := await asyncio.to_thread(lambda: "".join(itertools.islice(lines, 1000))):
         await response.write(batch.encode("utf-8"))
@@ -131,7 +131,7 @@ async def retention_preview(request: web.Request, user: User) -> web.Response:
         request["identity"].session.flash = ("error", str(exc).strip("'\""))
         raise web.HTTPSeeOther("/retention") from None
     return render(request, "retention_preview.html", preview=preview, change=change,
-                  proposed=proposed, current=current, timezone=config.timezone)
+                  proposed=proposed, timezone=config.timezone)
 
 
 def _proposed(request: web.Request, current: dict) -> tuple[dict, dict]:

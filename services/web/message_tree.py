@@ -71,7 +71,7 @@ def children(part: Message) -> list[Message]:
 def part_at(message: Message, path: str) -> Message:
     """The part at `path`; NotFound for a path the message does not have."""
     part = message
-    for step in filter(None, path.split(".")):
+    for step in path.split(".") if path else []:
         found = children(part)
         if not step.isdigit() or not 1 <= int(step) <= len(found):
             raise NotFound(f"the message has no part {path}")

@@ -22,12 +22,14 @@ from __future__ import annotations
 import base64
 import html
 import re
+import warnings
 from dataclasses import dataclass, field
 
 import bleach
 import html5lib
 import lxml.html
 import tinycss2
+from html5lib.constants import DataLossWarning
 from bleach.css_sanitizer import ALLOWED_CSS_PROPERTIES, CSSSanitizer
 from lxml import etree
 
@@ -81,6 +83,7 @@ DATA_IMAGE = re.compile(r"data:(image/(?:png|jpeg|gif|webp|bmp));base64,[A-Za-z0
 HTML_LIMIT = 4 * 1024 * 1024  # characters of an HTML part shown; its text has the rest
 INLINE_IMAGE_BYTES = 8 * 1024 * 1024  # cid: images made data: URLs, per message, at most
 REMOTE = re.compile(r"(?:https?:)?//", re.IGNORECASE)
+CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff\ud800-\udfff]")
 BASE_STYLE = ("body{font:14px/1.45 system-ui,sans-serif;margin:10px;color:#1d2733;"
               "overflow-wrap:break-word}img{max-width:100%;height:auto}"
               "img.remote-blocked{display:inline-block;border:1px dashed #a0a8b3;"
@@ -185,10 +188,13 @@ _CLEANER = bleach.sanitizer.Cleaner(tags=TAGS, attributes=ATTRIBUTES, protocols=
 def _without_dropped(mail_html: str) -> tuple[list[str], str]:
     """(the texts of its <style> elements, the body's HTML without DROPPED elements,
     comments or foreign (SVG, MathML) content), parsed as browsers parse HTML."""
+    # Control characters mean nothing in HTML (browsers replace NUL) and lxml refuses them.
+    mail_html = CONTROLS.sub("", mail_html[:HTML_LIMIT])
     if not mail_html.strip():
         return [], ""
-    document = html5lib.parse(mail_html[:HTML_LIMIT], treebuilder="lxml",
-                              namespaceHTMLElements=False)
+    with warnings.catch_warnings():  # a tag name XML cannot hold is renamed: so be it
+        warnings.simplefilter("ignore", DataLossWarning)
+        document = html5lib.parse(mail_html, treebuilder="lxml", namespaceHTMLElements=False)
     root = document.getroot()
     styles, doomed = [], []
     for element in root.iter():
