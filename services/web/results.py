@@ -6,7 +6,7 @@ Snippets re-read the text instead of storing it in the index: for each hit shown
 message is read from the store (zstd), the first SNIPPET_PARSE_BYTES of it parsed and its
 body's text (HTML as text; no attachment) searched for the query's words
 (services.archive.highlight). That costs a few milliseconds a hit (a page of 250 stays
-well under a second; benchmarks/web_snippets.py measures it) and nothing in the index,
+well under a second; `make bench` reports it: tests/bench/snippet_bench.py) and nothing in the index,
 whose size would otherwise grow by the text of every body. Words found only in an
 attachment, a file name or a header are said to be there, not shown.
 """
