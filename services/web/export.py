@@ -14,7 +14,7 @@ from aiohttp import web
 
 from services.appliance.users import User
 from services.archive.archive import Archive
-from services.archive.evidence import FORMATS, EmptyExport
+from services.archive.evidence import FORMATS
 from services.archive.search import parse, search
 from services.archive.store import NotFound
 from services.policy import exports
@@ -119,7 +119,3 @@ class _ResponseSink:
         if self.buffer:
             chunk, self.buffer = bytes(self.buffer), bytearray()
             asyncio.run_coroutine_threadsafe(self.response.write(chunk), self.loop).result()
-
-
-__all__ = ["BadExport", "EmptyExport", "matching_messages", "selected_messages", "start",
-           "stream"]

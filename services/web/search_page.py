@@ -42,7 +42,7 @@ async def search_page(request: web.Request, user: User) -> web.Response:
     return render(request, "search.html", asked=asked, query=asked.query or "",
                   results=found, rows=rows, error=error, understood=understood,
                   timezone=config.timezone, saved=saved, staff=user.role in STAFF,
-                  page_sizes=results.PAGE_SIZES, today=dt.date.today().isoformat())
+                  page_sizes=results.PAGE_SIZES)
 
 
 def _write_dates(request: web.Request, asked: results.Asked) -> None:
