@@ -91,7 +91,7 @@ def peer_in_words(store: Store, peer: str, now: float) -> dict:
     sentences.append("Nothing waiting to be copied." if queued <= 0 else
                      f"{count(queued)} message{'s' if queued != 1 else ''} waiting to be copied.")
     sentences.append(f"Last copied {ago(status.last_success, now)}; "
-                     f"{count(status.copied)} copied since the service started."
+                     f"{count(status.copied)} copied in all."
                      if status.last_success else "Nothing copied yet.")
     if status.node:
         sentences.append(f"It is node {status.node}, model {status.model}, firmware "
