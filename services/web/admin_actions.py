@@ -13,6 +13,7 @@ from services.appliance import users
 from services.appliance.users import User
 from services.archive import dates
 from services.archive.archive import Archive
+from services.archive.query import QUERY_LIMIT
 from services.archive.search import parse
 from services.policy import (audit, audit_search, hold_coverage, holds, retention,
                              saved_searches)
@@ -20,6 +21,8 @@ from services.policy.replicated import Replicated
 from services.web.actions import BadRequest, add_hold, save_search
 
 DIGEST = re.compile(r"[0-9a-f]{64}")
+# "digest:" + 64 hex digits + " OR ": so many fit in the longest query the syntax takes.
+MAX_CHOSEN = (QUERY_LIMIT + len(" OR ")) // len("digest:" + "0" * 64 + " OR ")
 PREVIEW_SAMPLE = 20
 AUDIT_PAGE = 100
 
@@ -37,7 +40,12 @@ def chosen_query(query: str | None, digests: list[str] | None) -> str:
     bad = [digest for digest in digests if not DIGEST.fullmatch(digest)]
     if bad:
         raise BadRequest(f"not a message digest: {bad[0][:80]!r}")
-    return " OR ".join(f"digest:{digest}" for digest in dict.fromkeys(digests))
+    unique = list(dict.fromkeys(digests))
+    if len(unique) > MAX_CHOSEN:  # the query of their digests must stay a query
+        raise BadRequest(f"{len(unique)} messages ticked: a saved search or hold of ticked "
+                         f"messages takes at most {MAX_CHOSEN}; choose all the results of a "
+                         "narrower search instead")
+    return " OR ".join(f"digest:{digest}" for digest in unique)
 
 
 def save_chosen(archive: Archive, user: User, name: str, query: str | None,

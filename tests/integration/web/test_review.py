@@ -197,6 +197,19 @@ def test_ticked_messages_and_whole_results_are_held_for_a_matter(site):
     assert re.search(r'<td class="holds">none</td>', alone)
 
 
+def test_ticked_messages_held_are_as_many_as_a_query_can_name(site):
+    from services.web.admin_actions import MAX_CHOSEN, chosen_query
+    from services.archive.search import parse
+    parse(chosen_query(None, [f"{n:064x}" for n in range(MAX_CHOSEN)]))  # fits
+    auditor = logged_in(site, "audrey")
+    reply = auditor.request("POST", "/selection", form=[
+        ("csrf_token", csrf_token(auditor.get("/search?q=").body)), ("q", ""),
+        ("scope", "selected"), ("action", "hold"), ("matter", "too many"),
+        *[("digest", f"{n:064x}") for n in range(MAX_CHOSEN + 1)]])
+    assert reply.status == 303
+    assert f"takes at most {MAX_CHOSEN}" in html.unescape(auditor.get("/search?q=").body.decode())
+
+
 def test_old_holds_without_matter_or_reason_stay_readable(site):
     from services.policy.replicated import Replicated
     replicated = Replicated(site.archive.store)
