@@ -19,8 +19,12 @@ DEBIAN_RUNTIME := $(shell sed -e 's/\#.*//' image/debian-runtime.txt)
 # What the build host needs to build images, boot VMs and run the tests.
 DEBIAN_HOST := python3-venv python3-pip python3-setuptools python3-wheel git make \
 	qemu-system-x86 qemu-utils mmdebstrap dovecot-imapd dovecot-pop3d swaks notmuch mutt \
-	iproute2 openssl systemd chromium e2fsprogs openssh-client
+	iproute2 openssl systemd chromium e2fsprogs openssh-client python3-xlwt
 DEBIAN_PACKAGES := $(DEBIAN_RUNTIME) $(DEBIAN_HOST)
+# Also for the tests: the directories they start (OpenLDAP's slapd; Samba as an AD domain
+# controller) and a QR code reader. Installing them may start system daemons (where systemd
+# runs); the tests never use those, but instances of their own on ports of their own.
+DEBIAN_PACKAGES += slapd ldap-utils samba samba-ad-dc winbind krb5-user zbar-tools
 
 # The venv is reinstalled only when what it is built from changes.
 SETUP_INPUTS := pyproject.toml tests/requirements.txt

@@ -21,6 +21,7 @@ from services.common.config import Config
 from services.archive.indexer import status as index_status
 from services.archive.reindex import progress_of as reindex_progress
 from services.intake.journal_mailbox import account_status
+from services.appliance.directory import Directory
 from services.appliance.service_state import SERVICES, describe
 from services.archive.store import RESERVE_BYTES, Store
 
@@ -40,7 +41,17 @@ def health(config: Config, archive: Archive, now: float | None = None) -> dict:
                                  for account in config.journal_accounts],
             "archived": archived(store, now),
             "dedup": dedup(store),
-            "storage": storage(store, archive.data_dir)}
+            "storage": storage(store, archive.data_dir),
+            "directory": directory_state(config)}
+
+
+def directory_state(config: Config) -> dict | None:
+    """Whether the company directory answers now (asked afresh; None when none is
+    configured): {"uri", "state": "ok", "unreachable" or "failing", "error", "checked"}."""
+    if config.directory is None:
+        return None
+    state = Directory(config.directory).probe()
+    return {**state, "checked": _iso(state["checked"])}
 
 
 def system_resources(data_dir: Path, now: float) -> dict:

@@ -14,6 +14,7 @@ import time
 from functools import cached_property
 from pathlib import Path
 
+from firmware.errors import ArchiverError
 from firmware.models import ModelProfile, load_models
 from firmware.system import this_model
 
@@ -22,14 +23,32 @@ from services.archive.store import Store
 DEFAULT_DATA = "/var/lib/archiver"
 
 
-def default_data_dir() -> Path:
-    return Path(os.environ.get("ARCHIVER_DATA", DEFAULT_DATA))
+def default_data_dir(configured: str | Path | None = None) -> Path:
+    """$ARCHIVER_DATA, else the configured data_dir, else /var/lib/archiver."""
+    return Path(os.environ.get("ARCHIVER_DATA") or configured or DEFAULT_DATA)
+
+
+class NoArchive(ArchiverError):
+    """A data folder without an archive, given to a command that only uses one."""
 
 
 class Archive:
     def __init__(self, data_dir: Path | str | None = None, model: int | None = None):
         self.data_dir = Path(data_dir) if data_dir else default_data_dir()
         self.profile: ModelProfile = load_models().get(model if model else this_model())
+
+    def exists(self) -> bool:
+        """Whether the data folder holds an archive (its store) already."""
+        return (self.data_dir / "store" / "data.mdb").is_file()
+
+    def require_existing(self) -> "Archive":
+        """This archive, if there is one; else NoArchive, so that reading commands never
+        create an empty archive where none was (a mistyped --data)."""
+        if not self.exists():
+            raise NoArchive(f"no archive in {self.data_dir} (it has no store/data.mdb): give "
+                            "--data or ARCHIVER_DATA the folder an archive lives in; only "
+                            "import, run, serve and firstboot create one")
+        return self
 
     @cached_property
     def store(self) -> Store:

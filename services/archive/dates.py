@@ -31,8 +31,11 @@ class Period:
     relative: bool       # written as 7d, 2w...: a lone one means "since then"
 
 
-def zone(name: str) -> ZoneInfo:
-    """The time zone of an IANA name; ValueError naming the expected form otherwise."""
+def zone(name: str) -> dt.tzinfo:
+    """The time zone of an IANA name; ValueError naming the expected form otherwise. UTC
+    needs no zone database (the image ships Debian's tzdata for the others)."""
+    if name == "UTC":
+        return dt.timezone.utc
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
@@ -89,7 +92,7 @@ def _calendar_period(text: str, tz: dt.tzinfo) -> Period:
             after = _ago(first, -1, "m")
         else:
             first, after = dt.date(year, 1, 1), dt.date(year + 1, 1, 1) if year < 9999 else None
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:  # 30 Feb; the day after 9999-12-31
         raise ValueError(f"{text!r} is not a date: {exc}") from None
     end = _midnight(after, tz) if after else dt.datetime.max.replace(tzinfo=tz).timestamp()
     return Period(_midnight(first, tz), end, False)

@@ -1,5 +1,7 @@
 """Text of a message for the index: body and attachment text (text, HTML, PDF, DOCX, XLSX,
-attached messages), and the sandboxed worker pool that runs it under time and memory limits.
+.doc, .xls, RTF, OpenDocument), the files inside containers (forwarded messages at any
+depth, TNEF, zip, S/MIME signed-data) as attachments of their own, types from content, and
+the sandboxed worker pool that runs it under time and memory limits.
 
 extract() is pure and never raises on bad input; a file a library cannot read becomes an
 attachment with an error. What extract() cannot survive (a parser that loops, a zip bomb,
@@ -33,14 +35,22 @@ from typing import Callable, Iterable, Iterator
 
 import lxml.html
 
-from services.archive import mime
+from services.archive import containers, documents, filetypes, mime
 from services.archive.extraction_memo import ExtractionMemo, MemoryMemo
 
 FALLBACK_BODY_BYTES = 1024 * 1024
 FALLBACK_PARSE_BYTES = 4 * 1024 * 1024
 MAX_FAILURES = 20               # reasons kept per message
 MAX_NESTED_MESSAGES = 5         # message/rfc822 inside message/rfc822 ... deeper ones: headers only
+MAX_NESTED_CONTAINERS = 4       # a zip in a zip in a TNEF ...: deeper ones are listed, not opened
+# All files found inside containers of one message share this many attachment caps of text
+# (a zip of 500 documents must not become 500 caps of index).
+CONTAINER_TEXT_FACTOR = 8
+WORD = re.compile(r"\w+")
+PGP_ARMOR = "-----BEGIN PGP MESSAGE-----"
 PDF_MIME = "application/pdf"
+# Text types a parser reads (lxml, unrtf): guarded like documents, by SHA-256.
+GUARDED_TEXT_TYPES = {"text/html", "text/rtf"}
 DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 TYPE_OF_EXTENSION = {".pdf": PDF_MIME, ".docx": DOCX_MIME, ".xlsx": XLSX_MIME,
@@ -55,9 +65,12 @@ HTML_INVISIBLE = ("script", "style", "head", "title")
 @dataclass
 class AttachmentText:
     filename: str | None
-    mime_type: str
+    mime_type: str                      # from the content where the declaration was wrong
     text: str
-    error: str | None = None
+    error: str | None = None            # why its text could not be read, if so
+    declared_type: str | None = None    # as declared, when the content says otherwise
+    container: str | None = None        # the file it was found in (forwarded message, zip...)
+    encrypted: bool = False             # needs a key or password we do not have
 
 
 @dataclass
@@ -66,6 +79,7 @@ class Extracted:
     body: str
     attachments: list[AttachmentText] = field(default_factory=list)
     failed: str | None = None       # why only a fallback could be produced, if so
+    encrypted: bool = False         # the body holds an inline PGP message (RFC 4880 armor)
 
     @property
     def failures(self) -> list[str]:
@@ -114,7 +128,8 @@ def _extract(raw: bytes, cap_bytes: int) -> Extracted:
     if any(isinstance(defect, mime.NestingTooDeep) for defect in message.defects):
         return fallback(raw, "MIME structure nested too deeply; headers and raw body only")
     body, attachments = _body_and_attachments(message, cap_bytes, nesting=0)
-    return Extracted(mime.summarize_message(message), body, attachments)
+    return Extracted(mime.summarize_message(message), body, attachments,
+                     encrypted=PGP_ARMOR in body)
 
 
 def fallback(raw: bytes, reason: str) -> Extracted:
@@ -145,26 +160,66 @@ def _raw_body_text(raw: bytes) -> str:
 
 
 def _body_and_attachments(message: Message, cap_bytes: int, nesting: int,
-                          read_attachments: bool = True):
+                          budget: containers.ReadBudget | None = None,
+                          container: str | None = None,
+                          read_attachments: bool = True) -> tuple[str, list[AttachmentText]]:
+    """The body text of a message and its attachments, those inside forwarded messages,
+    TNEF, zip and S/MIME signed-data included (each found one names its `container`);
+    with `read_attachments` False, the body text alone and no attachment."""
+    budget = budget or containers.ReadBudget(text_bytes=CONTAINER_TEXT_FACTOR * cap_bytes)
     plain, html, attachments = [], [], []
+    pgp_encrypted = _parts_of_multipart_encrypted(message)
     for part in mime.iter_parts(message, into_messages=False):
         if _is_container(part, message):
             continue
         if mime.is_attachment(part):
-            if read_attachments:
-                attachments.append(_attachment(part, cap_bytes, nesting))
+            if not read_attachments:
+                continue
+            entries, body = _attachment(part, cap_bytes, nesting, budget, container)
+            if id(part) in pgp_encrypted:
+                entries[0].encrypted, entries[0].error = True, "encrypted (PGP/MIME)"
+            attachments += entries
+            if body:
+                plain.append(body)
         elif part.get_content_type() == "text/html":
             html.append(_html_to_text(_part_bytes(part), _safe_charset(part)))
         else:
             plain.append(_part_text(part, None))
-    # HTML is the body only when there is no plain-text alternative to it.
-    body = "\n".join(plain) if any(text.strip() for text in plain) else "\n".join(html)
-    return body, attachments
+    # HTML is the body when there is no plain-text alternative to it; where there is, the
+    # words only the HTML has are indexed too (what the recipient saw may be either).
+    plain_text, html_text = "\n".join(plain), "\n".join(html)
+    if not plain_text.strip():
+        return html_text, attachments
+    extra = words_not_in(html_text, plain_text)
+    return (plain_text + "\n" + extra if extra else plain_text), attachments
+
+
+def words_not_in(text: str, reference: str) -> str:
+    """The words of text (in order, once each) that reference lacks, ignoring case."""
+    known = set(WORD.findall(reference.casefold()))
+    extra = []
+    for word in WORD.findall(text):
+        folded = word.casefold()
+        if folded not in known:
+            known.add(folded)
+            extra.append(word)
+    return " ".join(extra)
+
+
+def _parts_of_multipart_encrypted(message: Message) -> set[int]:
+    """id() of the parts of every multipart/encrypted (RFC 1847, PGP/MIME: RFC 3156)."""
+    found = set()
+    for part in mime.iter_parts(message, into_messages=False):
+        if part.get_content_type() == "multipart/encrypted":
+            payload = part.get_payload()
+            found |= {id(child) for child in payload if isinstance(child, Message)} \
+                if isinstance(payload, list) else set()
+    return found
 
 
 def body_text(raw: bytes, parse_limit: int | None = None) -> str:
-    """The body's text as the index reads it (its plain text, else its HTML as text),
-    reading no attachment: cheap enough for every hit of a page of results. Only the
+    """The body's text as the index reads it (its plain text, and the words only its HTML
+    has), reading no attachment: cheap enough for every hit of a page of results. Only the
     first `parse_limit` bytes are parsed when given (a body comes before attachments).
     Never raises on bad input."""
     message = mime.parse_message(raw[:parse_limit] if parse_limit else raw)
@@ -181,26 +236,59 @@ def _is_body(part: Message) -> bool:
     return not part.is_multipart() and not mime.is_attachment(part)
 
 
-def _attachment(part: Message, cap_bytes: int, nesting: int) -> AttachmentText:
-    filename, mime_type = mime.filename_of(part), _mime_type(part)
-    effective = effective_type(mime_type, filename)
+def _attachment(part: Message, cap_bytes: int, nesting: int, budget: containers.ReadBudget,
+                container: str | None) -> tuple[list[AttachmentText], str]:
+    """The attachment, the files found inside it, and body text it carries (the signed
+    content of S/MIME signed-data) as ([entries], body)."""
+    filename, declared = mime.filename_of(part), _mime_type(part)
+    if declared == "message/rfc822" or (declared == "application/octet-stream"
+                                        and _extension(filename) == ".eml"):
+        return _forwarded(part, filename, cap_bytes, nesting, budget, container), ""
+    data = _part_bytes(part)
+    smime_type = mime.safely(lambda: part.get_param("smime-type"), None)
+    return _file(filename, declared, data, cap_bytes, nesting, budget, container,
+                 smime_type if isinstance(smime_type, str) else None, _safe_charset(part))
+
+
+def _file(filename: str | None, declared: str, data: bytes, cap_bytes: int, nesting: int,
+          budget: containers.ReadBudget, container: str | None,
+          smime_type: str | None = None, charset: str | None = None
+          ) -> tuple[list[AttachmentText], str]:
+    """One file, by its type from content (libmagic) where the declaration is generic or
+    wrong: its own entry first, then the entries of the files it contains."""
+    declared = _type_of_extension(declared, filename)
+    mime_type = filetypes.effective_type(declared, filetypes.content_type(data))
+    entry = AttachmentText(filename, mime_type, "", container=container,
+                           declared_type=declared if declared != mime_type else None)
+    inner, body = [], ""
     try:
-        if effective in LIBRARY_READERS:
-            text, error = _read_with_library(LIBRARY_READERS[effective], _part_bytes(part),
-                                             cap_bytes)
-            return AttachmentText(filename, mime_type, text, error)
-        pieces = _attachment_pieces(part, effective, cap_bytes, nesting)
-        return AttachmentText(filename, mime_type, join_capped(pieces, cap_bytes))
+        if mime_type in containers.CMS_TYPES:
+            inner, body = _cms(entry, data, smime_type, cap_bytes, nesting, budget)
+        elif mime_type in containers.TNEF_TYPES:
+            inner = _tnef(entry, data, cap_bytes, nesting, budget)
+        elif mime_type in containers.ZIP_TYPES:
+            inner = _zip(entry, data, cap_bytes, nesting, budget)
+        elif mime_type == "message/rfc822":
+            inner = _forwarded_bytes(entry, data, cap_bytes, nesting, budget)
+        elif mime_type.startswith("text/") and mime_type not in GUARDED_TEXT_TYPES:
+            entry.text = join_capped(_file_pieces(mime_type, data, cap_bytes, charset), cap_bytes)
+        else:  # a parser or tool reads it: a known hostile file is not read again
+            entry.text, entry.error = _read_with_library(
+                lambda d: _file_pieces(mime_type, d, cap_bytes, charset), data, cap_bytes)
     except MemoryError:
         raise
+    except documents.Encrypted as exc:
+        entry.encrypted, entry.error = True, f"encrypted: {exc}"
     except Exception as exc:  # a broken file is that attachment's problem, not the message's
-        return AttachmentText(filename, mime_type, "", _error_text(exc))
+        entry.error = _error_text(exc)
+    return [entry, *inner], body
 
 
 def _read_with_library(reader: Callable[[bytes], Iterable[str]], data: bytes,
                        cap_bytes: int) -> tuple[str, str | None]:
-    """(text, error) of a document a third-party parser reads, unless the guard knows it
-    fails: then ("", the reason it failed before)."""
+    """(text, error) of a document a parser or tool reads, unless the guard knows it fails:
+    then ("", the reason it failed before). documents.Encrypted passes through (a verdict,
+    not a failure)."""
     guard, sha256_hex = _guard.get(), hashlib.sha256(data).hexdigest()
     known = guard.before(sha256_hex)
     if known is not None:
@@ -208,6 +296,9 @@ def _read_with_library(reader: Callable[[bytes], Iterable[str]], data: bytes,
     try:
         text, error = join_capped(reader(data), cap_bytes), None
     except MemoryError:
+        raise
+    except documents.Encrypted:
+        guard.after(sha256_hex, None)
         raise
     except Exception as exc:
         text, error = "", _error_text(exc)
@@ -220,11 +311,12 @@ def _error_text(exc: Exception) -> str:
 
 
 def reads_text_of(mime_type: str, filename: str | None) -> bool:
-    """Whether extract() reads text out of an attachment of this type and name (else it
-    is searchable by its name and type only)."""
+    """Whether extract() reads text out of an attachment of this declared type and name
+    (else it is searchable by its name and type only). By declaration and extension:
+    extract() itself also asks libmagic, which may find more."""
     effective = effective_type(mime_type, filename)
-    return effective in LIBRARY_READERS or effective.startswith("text/") \
-        or effective == "message/rfc822"
+    return (effective.startswith("text/") or effective == "message/rfc822"
+            or effective in (DOCX_MIME, XLSX_MIME) or documents.handles(effective))
 
 
 def inner_message(part: Message) -> Message:
@@ -233,35 +325,127 @@ def inner_message(part: Message) -> Message:
 
 
 def effective_type(mime_type: str, filename: str | None) -> str:
-    """The type extract() reads a part as: the declared one, or for a generic one the one
-    its file name's extension says (mailers send documents as application/octet-stream)."""
-    if mime_type in ("application/octet-stream", "application/x-zip-compressed",
-                     "application/zip", "binary/octet-stream") and filename:
-        extension = "." + filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
-        return TYPE_OF_EXTENSION.get(extension, mime_type)
-    return mime_type
+    """The type a part is shown as: the declared one, or for a generic one the one its
+    file name's extension says (mailers send documents as application/octet-stream)."""
+    return _type_of_extension(mime_type, filename)
 
 
-def _attachment_pieces(part: Message, mime_type: str, cap_bytes: int,
-                       nesting: int) -> Iterable[str]:
-    if mime_type == "message/rfc822":
-        return [_nested_message_text(part, cap_bytes, nesting + 1)]
+def _type_of_extension(declared: str, filename: str | None) -> str:
+    """Mailers send documents as application/octet-stream; the extension is a hint that
+    libmagic then confirms or overrules."""
+    if declared in filetypes.GENERIC_TYPES | {"application/zip", "application/x-zip-compressed"}:
+        extension = _extension(filename)
+        return TYPE_OF_EXTENSION.get(extension) or documents.TYPE_OF_EXTENSION.get(
+            extension, declared)
+    return declared
+
+
+def _extension(filename: str | None) -> str:
+    return "." + filename.rsplit(".", 1)[-1].lower() if filename and "." in filename else ""
+
+
+def _file_pieces(mime_type: str, data: bytes, cap_bytes: int,
+                 charset: str | None = None) -> Iterable[str]:
     if mime_type == "text/html":
-        return [_html_to_text(_part_bytes(part), _safe_charset(part))]
-    if mime_type.startswith("text/"):
-        # Each character is at most 4 bytes in any codec, so this prefix holds the cap.
-        return [_part_text(part, 4 * cap_bytes)]
-    return []  # images, archives, unknown binaries: searchable by name and type only
+        return [_html_to_text(data, charset)]
+    if mime_type.startswith("text/") and mime_type not in documents.RTF_TYPES:
+        # Each character is at most 4 bytes in any charset, so this prefix holds the cap.
+        return [mime.decode_text(data[:4 * cap_bytes], charset)]
+    if documents.handles(mime_type):
+        return [documents.text_of(mime_type, data)]
+    if mime_type == DOCX_MIME:
+        return _docx_pieces(data)
+    if mime_type == XLSX_MIME:
+        return _xlsx_pieces(data)
+    return []  # images, unknown binaries: searchable by name and type only
 
 
-def _nested_message_text(part: Message, cap_bytes: int, nesting: int) -> str:
-    inner = _inner_message(part)
+def _member_entries(entry: AttachmentText, members: list[containers.Member], cap_bytes: int,
+                    nesting: int, budget: containers.ReadBudget) -> list[AttachmentText]:
+    """Entries for the files of a container, read within the message's text budget."""
+    found = []
+    for member in members:
+        if member.data is None:
+            found.append(AttachmentText(member.name, _type_of_extension(
+                "application/octet-stream", member.name), "", member.problem,
+                container=entry.filename, encrypted=member.encrypted))
+            continue
+        cap = max(0, min(cap_bytes, budget.text_bytes))
+        entries, _ = _file(member.name, "application/octet-stream", member.data, cap,
+                           nesting + 1, budget, entry.filename or entry.mime_type)
+        budget.text_bytes -= len(entries[0].text.encode("utf-8", "replace"))
+        found += entries
+    return found
+
+
+def _zip(entry, data, cap_bytes, nesting, budget) -> list[AttachmentText]:
+    if nesting > MAX_NESTED_CONTAINERS:
+        entry.error = f"not opened: containers nested deeper than {MAX_NESTED_CONTAINERS}"
+        return []
+    members, problem = containers.zip_members(data, budget)
+    entry.error = problem
+    entry.encrypted = any(member.encrypted for member in members)
+    return _member_entries(entry, members, cap_bytes, nesting, budget)
+
+
+def _tnef(entry, data, cap_bytes, nesting, budget) -> list[AttachmentText]:
+    """winmail.dat: its body text becomes this entry's text, its files entries of their own."""
+    body, files = containers.tnef_contents(data, budget)
+    if body is not None and body.data:
+        body_type = {".rtf": "application/rtf", ".html": "text/html"}.get(
+            _extension(body.name), "text/plain")
+        entry.text = join_capped(_file_pieces(body_type, body.data, cap_bytes), cap_bytes)
+    return _member_entries(entry, files, cap_bytes, nesting, budget)
+
+
+def _cms(entry, data, smime_type, cap_bytes, nesting, budget):
+    """S/MIME: signed-data is unwrapped and read as the body and attachments it holds;
+    enveloped (encrypted) data is marked encrypted."""
+    kind = containers.cms_kind(data, smime_type)
+    if kind != "signed-data":
+        raise documents.Encrypted(f"S/MIME {kind or 'unknown CMS content'}")
+    if nesting > MAX_NESTED_CONTAINERS:
+        raise ValueError(f"not opened: containers nested deeper than {MAX_NESTED_CONTAINERS}")
+    inner = mime.parse_message(containers.signed_content(data))
+    return _inner_entries(inner, entry, cap_bytes, nesting, budget)
+
+
+def _inner_entries(inner: Message, entry: AttachmentText, cap_bytes: int, nesting: int,
+                   budget: containers.ReadBudget) -> tuple[list[AttachmentText], str]:
+    body, attachments = _body_and_attachments(inner, cap_bytes, nesting + 1, budget,
+                                              entry.filename or entry.mime_type)
+    return attachments, body
+
+
+def _forwarded(part: Message, filename: str | None, cap_bytes: int, nesting: int,
+               budget: containers.ReadBudget, container: str | None) -> list[AttachmentText]:
+    """A forwarded message: its headers and body are this entry's text; its attachments,
+    at any depth, are attachments of the message too."""
+    entry = AttachmentText(filename, "message/rfc822", "", container=container)
+    try:
+        return [entry, *_forwarded_message(entry, _inner_message(part), cap_bytes, nesting,
+                                           budget)]
+    except MemoryError:
+        raise
+    except Exception as exc:
+        entry.error = f"{type(exc).__name__}: {exc}"[:500]
+        return [entry]
+
+
+def _forwarded_bytes(entry, data, cap_bytes, nesting, budget) -> list[AttachmentText]:
+    return _forwarded_message(entry, mime.parse_message(data), cap_bytes, nesting, budget)
+
+
+def _forwarded_message(entry: AttachmentText, inner: Message, cap_bytes: int, nesting: int,
+                       budget: containers.ReadBudget) -> list[AttachmentText]:
     lines = [f"{name}: {mime.decode_header_text(mime.header(inner, name))}"
              for name in ("From", "To", "Subject")]
-    if nesting > MAX_NESTED_MESSAGES:
-        return "\n".join(lines)
-    body, attachments = _body_and_attachments(inner, cap_bytes, nesting)
-    return "\n".join([*lines, "", body, *(a.text for a in attachments if a.text)])
+    if nesting >= MAX_NESTED_MESSAGES:
+        entry.text = "\n".join(lines)
+        return []
+    attachments, body = _inner_entries(inner, entry, cap_bytes, nesting, budget)
+    entry.text = truncate_utf8("\n".join([*lines, "", body]), cap_bytes)
+    return attachments
 
 
 def _inner_message(part: Message) -> Message:
@@ -283,18 +467,9 @@ def _inner_message(part: Message) -> Message:
     return mime.parse_message(source)
 
 
-# pypdf, python-docx and openpyxl are imported where used: they take a third of a second
-# to import, which every CLI command would pay; the workers' fork server imports them once.
-PRELOADED = ("pypdf", "docx", "openpyxl")
-
-def _pdf_pieces(data: bytes) -> Iterator[str]:
-    import pypdf
-    reader = pypdf.PdfReader(io.BytesIO(data), strict=False)
-    if reader.is_encrypted:
-        reader.decrypt("")  # most "encrypted" PDFs only restrict printing; others raise here
-    for page in reader.pages:
-        yield page.extract_text() + "\n"
-
+# python-docx and openpyxl are imported where used: they take a third of a second to
+# import, which every CLI command would pay; the workers' fork server imports them once.
+PRELOADED = ("docx", "openpyxl")
 
 def _docx_pieces(data: bytes) -> Iterator[str]:
     import docx
@@ -324,7 +499,6 @@ def _xlsx_pieces(data: bytes) -> Iterator[str]:
 
 # Third-party parsers, each a hostile input's way to loop or to eat memory: these are what
 # the pool's memo of failures guards.
-LIBRARY_READERS = {PDF_MIME: _pdf_pieces, DOCX_MIME: _docx_pieces, XLSX_MIME: _xlsx_pieces}
 
 
 def _html_to_text(data: bytes, charset: str | None) -> str:

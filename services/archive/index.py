@@ -42,13 +42,13 @@ TEXT_PREFIXES = {
 }
 # Boolean (exact) fields: search keyword -> term prefix.
 BOOLEAN_PREFIXES = {
-    "has": "K",         # has:attachment, has:extraction-failure
-    "type": "XMT",      # MIME type of any part, e.g. type:application/pdf
+    "has": "K",         # has:attachment, has:extraction-failure, has:encrypted
+    "type": "XMT",      # MIME type of any attachment (from content, and as declared)
     "source": "XSRC",   # smtp, journal:NAME, import, mirror
     "origin": "XORIG",  # node id of the appliance that archived it first
     "digest": "Q",      # the unique id term: Q + SHA-256 hex
 }
-HAS_VALUES = {"attachment", "extraction-failure"}  # has:VALUE; any other is a query error
+HAS_VALUES = {"attachment", "extraction-failure", "encrypted"}  # has:VALUE; any other is a query error
 # 1: Xapian's TermGenerator. 2: ICU words, folding, CJK n-grams, positions per field,
 # address and file name forms (services.archive.words, services.archive.terms). 3: sort
 # keys of sender and subject (SLOT_FROM, SLOT_SUBJECT); recipients in the summary.
@@ -62,7 +62,7 @@ ADDRESS_FIELDS = ("from", "to", "cc", "bcc")
 ADDRESS_PREFIX = "XADDR"
 # Less of a message, for a document that could not be built or added whole (document_at).
 DOCUMENT_LEVELS = ("whole", "headers only", "stored metadata only", "digest only")
-SLOT_DATE = 0      # sent date (Date header, else received time), sortable_serialise(epoch)
+SLOT_DATE = 0      # sent date (services.archive.message_date), sortable_serialise(epoch)
 SLOT_SIZE = 1      # raw size in bytes
 SLOT_RECEIVED = 2  # when this appliance stored it
 SLOT_FROM = 3      # the sender as shown, folded (sort_key): results sorted by sender
@@ -84,23 +84,22 @@ def address_term(address: str) -> str:
 
 
 def addresses_of(summary, envelope_recipients: list[str]) -> set[str]:
-    """Every address a message was from or to, lowercased: From, To, Cc and Bcc headers
-    (`summary`: services.archive.mime.MessageSummary) and the envelope recipients."""
-    shown = summary.from_addrs + summary.to + summary.cc + summary.bcc
-    found = {_bare_address(display) for display in shown}
+    """Every address a message was from or to, lowercased: the From, To, Cc and Bcc
+    addresses of `summary` (services.archive.mime.MessageSummary, read by the one strict
+    parser, services.archive.addresses) and the envelope recipients. Never a display name,
+    a comment or text: this set is who may read the message (services.web.access)."""
+    found = {address for shown in summary.header_addresses.values() for address in shown}
     found |= {recipient.strip().lower() for recipient in envelope_recipients}
     return {address for address in found if address}
 
 
-def _bare_address(display: str) -> str:
-    """The address of mime.display_addresses' "Name <addr>" or "addr"."""
-    if display.endswith(">") and "<" in display:
-        return display[display.rindex("<") + 1:-1]
-    return display
-
-
 def sent_date(meta: dict) -> float:
-    return meta.get("sent_date") or meta.get("received") or 0.0
+    """The message's date (services.archive.message_date); the arrival time for metadata
+    that has none, 0.0 for none at all (a digest-only document). 0 is a date (1970), not a
+    missing one."""
+    if meta.get("sent_date") is not None:
+        return meta["sent_date"]
+    return meta.get("received") or 0.0
 
 
 def document_at(level: int, digest: str, meta: dict, extracted: Extracted,
@@ -142,7 +141,7 @@ def build_document(digest: str, meta: dict, extracted) -> xapian.Document:
     terms = DocumentTerms(document)
     summary = _with_stored_headers(extracted.summary, meta)
     header_recipients = summary.to + summary.cc + summary.bcc
-    shown = {_bare_address(display).lower() for display in summary.to + summary.cc}
+    shown = set(summary.header_addresses.get("to", []) + summary.header_addresses.get("cc", []))
     hidden = [r for r in meta.get("recipients", []) if r.strip().lower() not in shown]
     fields = [
         ("from", summary.from_addrs), ("to", header_recipients + meta.get("recipients", [])),
@@ -181,9 +180,11 @@ def sort_key(text: str) -> bytes:
 
 def _recipients(summary, meta: dict) -> list[str]:
     """To, then Cc, then Bcc and envelope recipients no header shows, as displayed, once."""
+    shown = [pair for name in ("to", "cc", "bcc")
+             for pair in zip(getattr(summary, name), summary.header_addresses.get(name, []))]
+    envelope = [(recipient, recipient.strip().lower()) for recipient in meta.get("recipients", [])]
     found, seen = [], set()
-    for display in summary.to + summary.cc + summary.bcc + meta.get("recipients", []):
-        address = _bare_address(display).strip().lower()
+    for display, address in shown + envelope:
         if address and address not in seen:
             seen.add(address)
             found.append(clean(display))
@@ -221,12 +222,15 @@ def _add_boolean_terms(document: xapian.Document, digest: str, meta: dict, extra
     terms = {("source", meta.get("source", "").split(":")[0]), ("source", meta.get("source", "")),
              ("origin", meta.get("origin", ""))}
     terms |= {("type", a.mime_type) for a in extracted.attachments}
+    terms |= {("type", a.declared_type) for a in extracted.attachments if a.declared_type}
     for address in addresses_of(summary, meta.get("recipients", [])):
         document.add_boolean_term(address_term(address))
     if extracted.attachments:
         terms.add(("has", "attachment"))
     if extracted.failures:
         terms.add(("has", "extraction-failure"))
+    if extracted.encrypted or any(a.encrypted for a in extracted.attachments):
+        terms.add(("has", "encrypted"))
     for field_name, value in terms:
         if value:
             document.add_boolean_term(boolean_term(field_name, value))

@@ -24,6 +24,7 @@ import xapian
 
 from firmware.errors import ArchiverError
 
+from services.archive import metadata
 from services.archive.extract import ExtractionPool
 from services.archive.index import (DOCUMENT_LEVELS, SCHEMA_KEY, SCHEMA_VERSION, document_at,
                                     id_term, schema_version)
@@ -87,6 +88,8 @@ class Batch:
     present: list[tuple[str, dict, bytes]] = field(default_factory=list)  # digest, meta, raw
     missing: list[str] = field(default_factory=list)  # deleted since they arrived
     extracted: list = field(default_factory=list)
+    # digest -> header metadata the current code reads differently from the stored one
+    header_changes: dict[str, dict] = field(default_factory=dict)
 
     @property
     def last_seq(self) -> int:
@@ -97,8 +100,12 @@ class Indexer:
     """Writes one index. `live`: it is the index searches use, so its progress is the
     store's "indexer" cursor (intake's backlog); an index being rebuilt beside it is not."""
 
-    def __init__(self, store: Store, index_dir: Path, pool: ExtractionPool, live: bool = True):
+    def __init__(self, store: Store, index_dir: Path, pool: ExtractionPool, live: bool = True,
+                 reread_all: bool = False):
+        """`reread_all`: derive every message's header metadata anew from its bytes (reindex),
+        not only metadata an older reading wrote (services.archive.metadata)."""
         self.store, self.index_dir, self.pool, self.live = store, Path(index_dir), pool, live
+        self.reread_all = reread_all
         self.database = xapian.WritableDatabase(str(self.index_dir), xapian.DB_CREATE_OR_OPEN)
         if schema_version(self.database) is None:  # a new, empty index: this code's schema
             self.database.set_metadata(SCHEMA_KEY, str(SCHEMA_VERSION))
@@ -157,6 +164,12 @@ class Indexer:
             except NotFound:
                 batch.missing.append(digest)
                 continue
+            # Old archives: their metadata brought up to this reading.
+            changes = {} if metadata.is_current(meta) and not self.reread_all \
+                else metadata.changes(meta, raw)
+            if changes:
+                batch.header_changes[digest] = changes
+                meta = {**meta, **changes}
             batch.present.append((digest, meta, raw))
             total += len(raw)
             if total >= BATCH_BYTES:
@@ -184,7 +197,8 @@ class Indexer:
                  for digest, content in written.items()}
         failures = {digest: content.failures for digest, content in written.items()}
         # status and metadata; Xapian's is the truth
-        self.store.record_indexed(batch.last_seq if self.live else None, names, failures)
+        self.store.record_indexed(batch.last_seq if self.live else None, names, failures,
+                                 batch.header_changes)
 
     def _add_all(self, batch: Batch, refused: dict) -> dict:
         """Every change of the batch, uncommitted; digest -> what each document was made of."""

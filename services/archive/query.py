@@ -45,6 +45,10 @@ GROUPING_FIELDS = (*ADDRESS_FIELDS, *WORD_FIELDS, "filename")
 OPERATORS = ("and", "or", "not")
 QUOTES = '"\u201c\u201d\u201e'
 EXPANSION_LIMIT = 10000  # words one wildcard may stand for; more is an error, not a guess
+# Wildcards in one query: each may stand for EXPANSION_LIMIT terms, and matching an OR of
+# many expanded wildcards grows faster than their number (20 of them took seconds of one
+# core on 10,000 planted words), so a query may not multiply that cost without bound.
+PATTERN_LIMIT = 8
 QUERY_LIMIT = 10000      # characters of a query
 NESTING_LIMIT = 50       # parentheses and NOTs inside each other
 SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "m": 1024**2, "mb": 1024**2,
@@ -74,6 +78,14 @@ class Context:
     tz: dt.tzinfo
     now: float
     legacy: bool = False  # the index is of schema 1 (being rebuilt): match its terms too
+    patterns: int = 0     # wildcards expanded so far (PATTERN_LIMIT)
+
+    def count_pattern(self, pattern: str) -> None:
+        """One more wildcard; PatternTooBroad past PATTERN_LIMIT of them in one query."""
+        self.patterns += 1
+        if self.patterns > PATTERN_LIMIT:
+            raise PatternTooBroad(f"a query may hold at most {PATTERN_LIMIT} wildcards "
+                                  f"(at {pattern!r}); search for fewer at a time")
 
 
 # -- the tree ----------------------------------------------------------------------------
@@ -690,6 +702,7 @@ def _stem_term(stem: str) -> str:
 
 
 def _expand(context: Context, prefix_term: str) -> xapian.Query:
+    context.count_pattern(prefix_term)
     return xapian.Query(xapian.Query.OP_WILDCARD, prefix_term, EXPANSION_LIMIT,
                         xapian.Query.WILDCARD_LIMIT_ERROR, xapian.Query.OP_OR)
 
@@ -702,6 +715,7 @@ def _glob(context: Context, prefix: str, pattern: str) -> xapian.Query:
     """The terms under `prefix` whose rest matches a shell pattern (* and ?), ORed."""
     if context.database is None:  # checking syntax, or explaining without the index
         return xapian.Query(prefix + pattern)
+    context.count_pattern(pattern)
     literal = re.split(r"[*?\[]", pattern, 1)[0]
     matcher = re.compile(fnmatch.translate(pattern))
     found = []

@@ -48,7 +48,9 @@ def rebuild(archive: Archive, pool: ExtractionPool, stop: Callable[[], bool] = l
             live.catch_up()
         return stop()
 
-    with Indexer(archive.store, next_index_dir(archive), pool, live=False) as building:
+    # A rebuild reads every message anew: old archives get the current reading.
+    with Indexer(archive.store, next_index_dir(archive), pool, live=False,
+                 reread_all=True) as building:
         if progress is not None and building.position():
             progress(building.position())  # what an interrupted rebuild had done
         building.catch_up(progress, between)

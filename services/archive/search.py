@@ -19,6 +19,7 @@ from services.archive.query import (Context, PatternTooBroad, QuerySyntaxError, 
 
 __all__ = ["COUNT_LIMIT", "Hit", "PatternTooBroad", "QuerySyntaxError", "Results", "explain",
            "parse", "search"]
+MAX_OFFSET = 2**31 - 1  # Xapian's offsets are 32-bit: a larger one simply finds nothing
 COUNT_LIMIT = 10000  # matches counted exactly; above it a result says "more than 10,000"
 # What results may be sorted by: (value slot, newest/largest first by default).
 SORTS = {"date": (SLOT_DATE, True), "size": (SLOT_SIZE, True), "from": (SLOT_FROM, False),
@@ -90,7 +91,7 @@ def search(index_dir: Path, text: str, limit: int = 50, offset: int = 0,
         descending = False
     enquire.set_sort_by_key_then_relevance(_sorter(sort, descending), False)
     try:
-        matches = enquire.get_mset(offset, limit, count_limit + 1)
+        matches = enquire.get_mset(min(offset, MAX_OFFSET), limit, count_limit + 1)
     except xapian.WildcardError as exc:
         raise PatternTooBroad(f"a wildcard stands for too many words ({exc.get_msg()}); "
                               "make its beginning longer") from None

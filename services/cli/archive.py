@@ -11,13 +11,14 @@ from pathlib import Path
 
 from firmware.errors import ArchiverError
 
-from services.policy import audit, exports, saved_searches
+from services.policy import audit, editing, exports, saved_searches
 from services.archive import dates, reindex
 from services.archive.archive import Archive, default_data_dir
 from services.policy.audit import cli_actor
 from services.archive.indexer import Indexer, IndexerBusy, IndexLock, status
 from services.archive.evidence import EmptyExport
-from services.archive.mailfiles import count_mail, iter_mail
+from services.archive.mailfiles import MiB, count_mail, iter_mail
+from services.archive.mime import summarize_headers
 from services.archive.store import NotFound
 from services.common.atomic_file import OutputExists, new_file_output
 from services.common.progress import Progress
@@ -61,7 +62,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="one JSON object per hit")
 
     p = command("show", cmd_show, "a message's metadata, or its raw bytes")
-    p.add_argument("digest")
+    p.add_argument("digest", help="its digest, or a unique prefix of it (8 or more hex digits)")
     p.add_argument("--raw", action="store_true", help="the message exactly as received, on stdout")
     p.add_argument("--json", action="store_true")
 
@@ -85,37 +86,44 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true")
 
 
-def open_archive(args) -> Archive:
-    return Archive(args.data or default_data_dir(), args.model)
+def open_archive(args, create: bool = True) -> Archive:
+    """The archive of --data (or $ARCHIVER_DATA); with create=False it must exist already
+    (NoArchive otherwise): commands that only read never make an empty one."""
+    archive = Archive(args.data or default_data_dir(), args.model)
+    return archive if create else archive.require_existing()
 
 
 def cmd_import(args) -> int:
     archive = open_archive(args)
-    counts = {"imported": 0, "duplicates": 0, "merged": 0, "failed": 0}
+    counts = {"imported": 0, "duplicates": 0, "merged": 0, "failed": 0, "skipped": 0}
+    problems: list[dict] = []  # what failed or was skipped, and why
     progress = Progress("importing", total=count_mail(args.paths), enabled=not args.json)
-    batch: list[bytes] = []
+    batch: list[tuple] = []
 
     def flush():
-        for outcome in archive.store.put_many([(raw, None, "import") for raw in batch]):
+        for outcome in archive.store.put_many(batch):
             counts["imported" if outcome.status == "new" else
                    "duplicates" if outcome.status == "duplicate" else "merged"] += 1
         progress.advance(len(batch))
         batch.clear()
 
-    for item in iter_mail(args.paths):
+    # The model's message limit caps every file and zip member import reads.
+    for item in iter_mail(args.paths, archive.profile.smtp.max_message_mb * MiB):
         if item.error:
-            counts["failed"] += 1
-            print(f"archiver: skipped {item.label}: {item.error}", file=sys.stderr)
+            outcome = "skipped" if item.skipped else "failed"
+            counts[outcome] += 1
+            problems.append({"item": item.label, "outcome": outcome, "reason": item.error})
+            print(f"archiver: {outcome} {item.label}: {item.error}", file=sys.stderr)
             progress.advance()
             continue
-        batch.append(item.raw)
+        batch.append((item.raw, None, "import", None, item.from_line_date))
         if len(batch) >= IMPORT_BATCH:
             flush()
     if batch:
         flush()
     progress.finish()
     counts["indexed"] = 0 if args.no_index else _index_if_free(archive, quiet=args.json)
-    _print_summary(args, counts)
+    _print_summary(args, counts, problems)
     archive.close()
     return 0 if not counts["failed"] else 1
 
@@ -140,15 +148,15 @@ def _index_if_free(archive: Archive, quiet: bool) -> int:
         lock.release()
 
 
-def _print_summary(args, counts: dict) -> None:
+def _print_summary(args, counts: dict, problems: list[dict]) -> None:
     if args.json:
-        print(json.dumps(counts))
+        print(json.dumps({**counts, "problems": problems}))
     else:
         print(", ".join(f"{name} {value}" for name, value in counts.items()))
 
 
 def cmd_search(args) -> int:
-    archive = open_archive(args)
+    archive = open_archive(args, create=False)
     if args.save or args.list_saved or args.delete_saved:
         return _saved_searches(args, archive)
     timezone = configured_timezone()
@@ -201,8 +209,7 @@ def configured_timezone() -> str:
 def _saved_searches(args, archive) -> int:
     replicated, actor = Replicated(archive.store), cli_actor()
     if args.save:
-        saved_searches.save(replicated, args.save, args.query)
-        audit.record(archive.store, actor, "saved-search", name=args.save, query=args.query)
+        editing.save_search(archive.store, archive.index_dir(), args.save, args.query, actor)
         print(f"saved {args.save!r}: {args.query}")
     elif args.delete_saved:
         saved_searches.delete(replicated, args.delete_saved)
@@ -215,25 +222,30 @@ def _saved_searches(args, archive) -> int:
 
 
 def cmd_show(args) -> int:
-    archive = open_archive(args)
-    audit.record(archive.store, cli_actor(), "view", digest=args.digest, raw=args.raw)
+    archive = open_archive(args, create=False)
+    digest = archive.store.resolve(args.digest)
+    audit.record(archive.store, cli_actor(), "view", digest=digest, raw=args.raw)
+    raw = archive.store.get(digest)
     if args.raw:
-        sys.stdout.buffer.write(archive.store.get(args.digest))
+        sys.stdout.buffer.write(raw)
         sys.stdout.buffer.flush()
         return 0
-    meta = archive.store.meta(args.digest)
+    headers = summarize_headers(raw)
+    meta = {**archive.store.meta(digest), "to": headers.to, "cc": headers.cc}
     if args.json:
         print(json.dumps(meta))
         return 0
-    for key in ("digest", "message_id", "from", "subject", "sent_date", "received", "size",
-                "stored_size", "sender", "recipients", "source", "origin", "attachments",
-                "extraction_failures"):
+    for key in ("digest", "message_id", "from", "to", "cc", "subject", "sent_date",
+                "date_source", "received", "size", "stored_size", "sender", "recipients",
+                "source", "origin", "attachments"):
         value = meta.get(key)
         if key in ("sent_date", "received") and value:
             value = _iso(value)
         if isinstance(value, list):
             value = ", ".join(value) or "-"
         print(f"{key + ':':<13} {value if value not in (None, '') else '-'}")
+    for problem in meta.get("extraction_failures") or []:
+        print(f"{'unreadable:':<13} {problem}")
     return 0
 
 
@@ -241,7 +253,7 @@ def cmd_export(args) -> int:
     """The matches of a query as an export with its manifest (services.archive.evidence):
     the same zip the web UI gives. Never overwrites; nothing is written for no matches."""
     output = _export_path(args.output)
-    archive = open_archive(args)
+    archive = open_archive(args, create=False)
     index_dir, timezone, actor = archive.index_dir(), configured_timezone(), cli_actor()
     try:  # every match counted: the progress total, and a bad query fails before any output
         total = search(index_dir, args.query, 0, timezone=timezone, count_limit=2**31).total
@@ -298,7 +310,7 @@ def _export_path(path: Path) -> Path:
 
 
 def cmd_verify(args) -> int:
-    archive = open_archive(args)
+    archive = open_archive(args, create=False)
     total = archive.store.counters()["messages"]
     progress = Progress("verifying", total=total, enabled=not args.json)
     problems = archive.store.verify(progress.advance)
@@ -313,7 +325,7 @@ def cmd_verify(args) -> int:
 
 
 def cmd_stats(args) -> int:
-    archive = open_archive(args)
+    archive = open_archive(args, create=False)
     counters = archive.store.counters()
     index = status(archive.store, archive.index_dir())
     stats = {"stored": counters["messages"], "indexed": index.indexed, "pending": index.pending,
@@ -334,7 +346,7 @@ def cmd_stats(args) -> int:
 def cmd_reindex(args) -> int:
     """Rebuild the index from the store beside the live one (which answers searches
     meanwhile), then switch over; an interrupted rebuild resumes."""
-    archive = open_archive(args)
+    archive = open_archive(args, create=False)
     lock = IndexLock(archive.data_dir)
     if not lock.acquire(wait=False):
         raise IndexerBusy("the indexer service holds the index: stop archiver-indexer, "

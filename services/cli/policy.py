@@ -133,7 +133,7 @@ def cmd_retention_run(args) -> int:
 
 def cmd_hold_add(args) -> int:
     archive, replicated, actor = _context(args)
-    hold_id = holds.add(replicated, args.saved, args.until, actor)
+    hold_id = holds.add(replicated, archive.index_dir(), args.saved, args.until, actor)
     audit.record(archive.store, actor, "hold-add", hold=hold_id, saved=args.saved,
                  until=args.until.isoformat() if args.until else None)
     print(hold_id)
@@ -147,7 +147,7 @@ def cmd_hold_list(args) -> int:
             print(json.dumps({"id": hold_id, **hold}))
         else:
             print(f"{hold_id}  {hold['saved']}  until {hold['until'] or 'indefinitely'}  "
-                  f"by {hold['by']}")
+                  f"by {hold['by']}  ({hold['held_at_placement']} messages recorded)")
     return 0
 
 

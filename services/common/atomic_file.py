@@ -13,24 +13,16 @@ def atomic_output(path: Path, suffix: str = "", mode: int = 0o600) -> Iterator[B
     """Write to a temporary file beside `path`, then fsync, rename over `path` (a symlink
     there is replaced, not followed) and fsync the folder; if writing fails, `path` keeps
     what it had."""
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
-                                             suffix=suffix)
-    try:
-        os.fchmod(descriptor, mode)
-        with os.fdopen(descriptor, "wb") as output:
+    with _temporary_beside(path, suffix, mode) as (output, temporary):
+        try:
             yield output
-            output.flush()
-            os.fsync(output.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(directory)  # the rename itself must be durable
-    finally:
-        os.close(directory)
+            _synced(output)
+            os.replace(temporary, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+            raise
+    _fsync_directory(path.parent)  # the rename itself must be durable
 
 
 class OutputExists(FileExistsError):
@@ -45,22 +37,43 @@ def new_file_output(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
     writing fails."""
     if path.exists() or path.is_symlink():
         raise OutputExists(f"{path} exists")
+    with _temporary_beside(path, ".part", mode) as (output, temporary):
+        try:
+            yield output
+            _synced(output)
+            try:
+                os.link(temporary, path)
+            except FileExistsError:
+                raise OutputExists(f"{path} exists") from None
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+    _fsync_directory(path.parent)
+
+
+@contextlib.contextmanager
+def _temporary_beside(path: Path, suffix: str, mode: int) -> Iterator[tuple[BinaryIO, str]]:
+    """A new hidden file in `path`'s folder, open for writing: (file, its path); closed
+    on leaving. The caller puts it in place or removes it."""
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
-                                             suffix=".part")
+                                             suffix=suffix)
     try:
         os.fchmod(descriptor, mode)
-        with os.fdopen(descriptor, "wb") as output:
-            yield output
-            output.flush()
-            os.fsync(output.fileno())
-        try:
-            os.link(temporary, path)
-        except FileExistsError:
-            raise OutputExists(f"{path} exists") from None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-    directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    except BaseException:
+        os.close(descriptor)
+        os.unlink(temporary)
+        raise
+    with os.fdopen(descriptor, "wb") as output:
+        yield output, temporary
+
+
+def _synced(output: BinaryIO) -> None:
+    output.flush()
+    os.fsync(output.fileno())
+
+
+def _fsync_directory(folder: Path) -> None:
+    directory = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(directory)
     finally:

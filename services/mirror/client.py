@@ -193,7 +193,7 @@ class MirrorClient:
             except NotFound:
                 continue  # deleted before it was copied (retention): nothing to send
             batch.append(MirroredMessage(digest, raw, meta.get("sender"), meta["recipients"],
-                                         meta["origin"]))
+                                         meta["origin"], meta.get("from_line_date")))
             size += len(raw)
             if size >= BATCH_BYTES:
                 break

@@ -110,8 +110,8 @@ class MirrorServer:
 
     def _store_batch(self, body: bytes, sender_node: str) -> int:
         messages = list(decode_batch(body))  # all checked before anything is stored
-        items = [(m.raw, Envelope(m.sender, m.recipients), f"mirror:{sender_node}", m.origin)
-                 for m in messages]
+        items = [(m.raw, Envelope(m.sender, m.recipients), f"mirror:{sender_node}", m.origin,
+                  m.from_line_date) for m in messages]
         self.store.put_many(items)
         return len(items)
 

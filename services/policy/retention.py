@@ -12,7 +12,6 @@ so a hold added while a run is going still protects its mail.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -25,8 +24,7 @@ from services.policy.audit import Actor
 from services.archive import dates
 from services.archive.index import sent_date
 from services.policy.replicated import Replicated
-from services.policy.saved_searches import query_of
-from services.archive.search import parse
+from services.policy.saved_searches import matching_in, query_of
 from services.archive.store import DeletionConflict, Store
 
 log = logging.getLogger(__name__)
@@ -102,7 +100,7 @@ def _expired(store, database, replicated, settings, now, report, timezone) -> li
     """Digests past their retention, oldest policy first; unindexed mail is left alone
     (it cannot yet be told whether a longer policy or a hold covers it)."""
     saved_days = {name: days for name, days in settings["saved"].items()}
-    matches = {name: _matching(database, query_of(replicated, name), timezone, now)
+    matches = {name: matching_in(database, query_of(replicated, name), timezone, now)
                for name in saved_days}
     expired = []
     for digest in store.digests():
@@ -117,21 +115,13 @@ def _expired(store, database, replicated, settings, now, report, timezone) -> li
     return expired
 
 
-def _matching(database: xapian.Database, query_text: str, timezone: str, now: float
-              ) -> set[str]:
-    enquire = xapian.Enquire(database)
-    enquire.set_query(parse(query_text, database, timezone, now))
-    enquire.set_weighting_scheme(xapian.BoolWeight())
-    return {json.loads(match.document.get_data())["digest"]
-            for match in enquire.get_mset(0, max(database.get_doccount(), 1))}
-
-
 def _held(database: xapian.Database, replicated: Replicated, now: float, timezone: str
           ) -> set[str]:
+    """What the holds in force keep: what their searches match, and what they recorded."""
     today = dt.datetime.fromtimestamp(now, dates.zone(timezone)).date()
     held = set()
-    for query_text in holds.active_queries(replicated, today):
-        held |= _matching(database, query_text, timezone, now)
+    for query_text, recorded in holds.active(replicated, today):
+        held |= matching_in(database, query_text, timezone, now) | set(recorded)
     return held
 
 

@@ -8,9 +8,10 @@ import datetime as dt
 
 from firmware.errors import ArchiverError
 
-from services.policy import audit, holds, retention, saved_searches
+from services.policy import audit, editing, holds, retention, saved_searches
 from services.mirror import state as mirror_state
-from services.appliance import users
+from services.appliance import totp, users
+from services.appliance.sign_in import is_directory_user
 from services.archive.archive import Archive
 from services.common import mirror_secret
 from services.common.config import Config
@@ -79,8 +80,7 @@ def saved(archive: Archive) -> list[dict]:
 
 
 def save_search(archive: Archive, user: User, name: str, query: str) -> None:
-    saved_searches.save(Replicated(archive.store), name, query)
-    audit.record(archive.store, user.actor, "saved-search", name=name, query=query)
+    editing.save_search(archive.store, archive.index_dir(), name, query, user.actor)
 
 
 def delete_saved(archive: Archive, user: User, name: str) -> None:
@@ -122,8 +122,8 @@ def add_hold(archive: Archive, user: User, saved_name: str, until: str | None,
              name: str | None = None, reason: str | None = None) -> str:
     """Hold a saved search's mail for a matter (`name`) and a `reason`; the hold's id."""
     until_date = _date(until)
-    hold_id = holds.add(Replicated(archive.store), saved_name, until_date, user.actor, name,
-                        reason)
+    hold_id = holds.add(Replicated(archive.store), archive.index_dir(), saved_name, until_date,
+                        user.actor, name, reason)
     audit.record(archive.store, user.actor, "hold-add", hold=hold_id, saved=saved_name,
                  until=until_date.isoformat() if until_date else None, name=name,
                  reason=reason)
@@ -202,10 +202,65 @@ def audit_verify(archive: Archive) -> dict:
 
 
 def change_password(archive: Archive, user: User, current: str, new: str) -> None:
+    if is_directory_user(user):
+        raise BadRequest("your password is the company directory's: change it there")
     if users.authenticate(archive, user.name, current) is None:
         raise BadRequest("the current password is wrong")
     users.set_password(archive, user.name, new)
     audit.record(archive.store, user.actor, "user-passwd", name=user.name)
+
+
+def two_factor_view(config: Config, archive: Archive, user: User) -> dict:
+    """What the account page shows of two-factor sign-in: {"available" (local accounts
+    only), "required", "enrolled", "pending": totp.Enrolment or None,
+    "recovery_codes_left"}."""
+    if is_directory_user(user):
+        return {"available": False, "required": False, "enrolled": False, "pending": None,
+                "recovery_codes_left": 0}
+    state = totp.status(archive, user.name)
+    return {**state, "available": True,
+            "required": user.role in config.two_factor.required_for,
+            "pending": totp.pending(archive, user.name, config.two_factor.issuer)}
+
+
+def begin_two_factor(config: Config, archive: Archive, user: User) -> None:
+    _local_only(user)
+    totp.begin(archive, user.name, config.two_factor.issuer)
+
+
+def confirm_two_factor(archive: Archive, user: User, code: str) -> list[str]:
+    """Switch codes on; the recovery codes, to show once."""
+    _local_only(user)
+    codes = totp.confirm(archive, user.name, code)
+    audit.record(archive.store, user.actor, "two-factor-on", name=user.name)
+    return codes
+
+
+def end_two_factor(config: Config, archive: Archive, user: User, code: str) -> None:
+    """Switch codes off, with a current code (or a recovery code) as proof; never for an
+    account whose role requires them."""
+    _local_only(user)
+    if user.role in config.two_factor.required_for:
+        raise BadRequest(f"two-factor sign-in is required for {user.role}s here")
+    if totp.enrolled(archive, user.name) and totp.verify(archive, user.name, code) is None:
+        raise BadRequest("wrong or already used code: two-factor sign-in stays on")
+    totp.remove(archive, user.name)
+    audit.record(archive.store, user.actor, "two-factor-off", name=user.name)
+
+
+def renew_recovery_codes(archive: Archive, user: User, code: str) -> list[str]:
+    _local_only(user)
+    if totp.verify(archive, user.name, code) is None:
+        raise BadRequest("wrong or already used code: the recovery codes stay as they were")
+    codes = totp.new_recovery_codes(archive, user.name)
+    audit.record(archive.store, user.actor, "two-factor-recovery-codes", name=user.name)
+    return codes
+
+
+def _local_only(user: User) -> None:
+    if is_directory_user(user):
+        raise BadRequest("directory accounts sign in as the company directory says; "
+                         "two-factor codes are for local accounts")
 
 
 # -- checks ----------------------------------------------------------------------------

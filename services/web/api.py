@@ -11,9 +11,11 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 
 from services.policy import audit
+from services.web.auth import DirectoryDown
 from services.appliance.users import User
 from services.web import actions, export, openapi
 from services.web.auth import CSRF_HEADER, Identity, LoginFailed, tokens_match
+from services.web.transfers import Transfers
 
 EVERYONE = ("admin", "auditor", "user")
 STAFF = ("admin", "auditor")
@@ -75,6 +77,10 @@ def _guarded(declared: Endpoint):
                 raise json_error(web.HTTPForbidden, f"{identity.user.role}s may not do this")
             if request.method in CHANGING_METHODS:
                 _check_not_forged(request, identity)
+            if declared.path != "/api/session" and request.app["auth"].must_enrol(identity.user):
+                raise json_error(web.HTTPForbidden, "two-factor sign-in is required for "
+                                 f"{identity.user.role}s here: set it up on the account page "
+                                 "(/account) first")
         return await declared.handler(request, identity.user)
     handle.__name__ = declared.handler.__name__
     return handle
@@ -153,7 +159,10 @@ async def get_openapi(request: web.Request, user: User | None) -> web.Response:
 
 @endpoint("POST", "/api/session", "Log in: sets the session cookie", public=True,
           body={"type": "object", "required": ["name", "password"],
-                "properties": {"name": {"type": "string"}, "password": {"type": "string"}}},
+                "properties": {"name": {"type": "string"}, "password": {"type": "string"},
+                               "code": {"type": "string", "description":
+                                        "two-factor code (or recovery code), for accounts "
+                                        "that use them"}}},
           response="Session")
 async def log_in(request: web.Request, user: User | None) -> web.Response:
     if request.content_type != JSON:  # a cross-site form cannot log a browser in
@@ -162,7 +171,9 @@ async def log_in(request: web.Request, user: User | None) -> web.Response:
     auth = request.app["auth"]
     try:
         user = await auth.login(request, _string(body, "name"), _string(body, "password"),
-                                "api")
+                                "api", _string(body, "code", required=False))
+    except DirectoryDown as down:
+        raise json_error(web.HTTPServiceUnavailable, str(down)) from None
     except LoginFailed as failure:
         raise json_error(web.HTTPUnauthorized, str(failure)) from None
     session = auth.sessions.open(user)
@@ -251,31 +262,39 @@ async def get_message(request: web.Request, user: User) -> web.Response:
 
 @endpoint("GET", "/api/messages/{digest}/raw", "The message byte-exact, as received",
           produces="message/rfc822")
-async def get_raw(request: web.Request, user: User) -> web.Response:
-    _, archive = context(request)
-    digest = request.match_info["digest"]
-    raw = await blocking(actions.raw_message, archive, user, digest)
-    return raw_download(raw, f"{digest}.eml", "message/rfc822")
+async def get_raw(request: web.Request, user: User) -> web.StreamResponse:
+    return await download_raw(request, user)
 
 
 @endpoint("GET", "/api/messages/{digest}/attachments/{number}",
           "An attachment (numbered from 1 as the message lists them)",
           produces="application/octet-stream")
-async def get_attachment(request: web.Request, user: User) -> web.Response:
-    _, archive = context(request)
+async def get_attachment(request: web.Request, user: User) -> web.StreamResponse:
     number = request.match_info["number"]
     if not number.isdigit():
         raise json_error(web.HTTPNotFound, "attachments are numbered from 1")
-    found, data = await blocking(actions.attachment, archive, user,
-                                 request.match_info["digest"], int(number))
-    return raw_download(data, found.filename, "application/octet-stream")
+    return await download_attachment(request, user, int(number))
 
 
-def raw_download(data: bytes, filename: str, content_type: str) -> web.Response:
-    """A download the browser saves and never renders: mail is from strangers."""
-    safe_name = "".join(c if c.isalnum() or c in "._-" else "_" for c in filename)[:150]
-    return web.Response(body=data, content_type=content_type, headers={
-        "Content-Disposition": f'attachment; filename="{safe_name or "download"}"'})
+async def download_raw(request: web.Request, user: User) -> web.StreamResponse:
+    """The raw message of the path's {digest}, fetched and sent on the transfer pool."""
+    _, archive = context(request)
+    digest = request.match_info["digest"]
+    transfers: Transfers = request.app["transfers"]
+    async with transfers.slot(user):
+        raw = await transfers.run(actions.raw_message, archive, user, digest)
+        return await transfers.send(request, raw, f"{digest}.eml", "message/rfc822")
+
+
+async def download_attachment(request: web.Request, user: User, number: int
+                              ) -> web.StreamResponse:
+    """Attachment `number` of the path's {digest}, fetched and sent on the transfer pool."""
+    _, archive = context(request)
+    transfers: Transfers = request.app["transfers"]
+    async with transfers.slot(user):
+        found, data = await transfers.run(actions.attachment, archive, user,
+                                          request.match_info["digest"], number)
+        return await transfers.send(request, data, found.filename, "application/octet-stream")
 
 
 @endpoint("GET", "/api/export", "Export what a search finds, streamed: one zip with the "

@@ -1,8 +1,10 @@
 """Exports of a search or of chosen messages, streamed: the evidence zip (the messages,
-manifest.csv, export.json, SHA256SUMS; services.archive.evidence) is written in a worker
-thread straight into the HTTP response, a chunk at a time, so an export of any size needs
-no disk and little memory; a client that goes away stops the writer. The audit log gets
-the export with its manifest's digest once it is complete (services.policy.exports)."""
+manifest.csv, export.json, SHA256SUMS; services.archive.evidence) is written in a thread
+of the transfer pool (services.web.transfers) straight into the HTTP response, a chunk at
+a time, so an export of any size needs no disk and little memory; a client that goes
+away, or takes no data for the idle write timeout, stops the writer. The audit log gets
+the export with its manifest's digest once it is complete, or why it failed
+(services.policy.exports)."""
 from __future__ import annotations
 
 import asyncio
@@ -19,9 +21,9 @@ from services.archive.search import parse, search
 from services.archive.store import NotFound
 from services.policy import exports
 from services.web.access import mail_filter, may_read
+from services.web.transfers import CHUNK, ClientIdle, Transfers
 
 PAGE = 500
-CHUNK = 256 * 1024
 CONTENT_TYPE = "application/zip"
 
 
@@ -56,25 +58,30 @@ def selected_messages(archive: Archive, user: User, digests: Iterable[str]
 async def start(request: web.Request, archive: Archive, user: User, fmt: str,
                 timezone: str, query: str | None = None,
                 digests: list[str] | None = None) -> web.StreamResponse:
-    """Stream the export of `digests` (when given) or of `query`'s matches. Raises
-    BadExport, QuerySyntaxError, or EmptyExport (nothing the user may read was chosen:
-    then nothing is sent, and the audit log says so)."""
+    """Stream the export of `digests` (when given) or of `query`'s matches, on the
+    transfer pool (request.app["transfers"]) in one of the user's transfer slots. Raises
+    BadExport, QuerySyntaxError, TransfersBusy (a 429: the user's or everyone's slots are
+    taken), or EmptyExport (nothing the user may read was chosen: then nothing is sent,
+    and the audit log says so)."""
     if fmt not in FORMATS:
         raise BadExport(f"format: expected zip or mbox, got {fmt!r}")
     if digests is not None and not digests:
         raise BadExport("no message chosen: tick some, or export all the results")
     if digests is None:
         await asyncio.to_thread(parse, query or "")  # a bad query is a 400, not a broken zip
-        messages = matching_messages(archive, user, query or "", timezone)
-    else:
-        messages = selected_messages(archive, user, digests)
-    info = exports.new_info(archive.store, user.actor, fmt, query, digests, timezone)
-    first = await asyncio.to_thread(next, messages, None)
-    if first is None:  # recorded, and said, before any byte of a download is sent
-        await asyncio.to_thread(exports.export, archive.store, user.actor, info, [], None)
-    chained = itertools.chain([first], messages)
-    return await stream(request, lambda sink: exports.export(
-        archive.store, user.actor, info, chained, sink), download_name(info))
+    transfers: Transfers = request.app["transfers"]
+    async with transfers.slot(user):
+        if digests is None:
+            messages = matching_messages(archive, user, query or "", timezone)
+        else:
+            messages = selected_messages(archive, user, digests)
+        info = exports.new_info(archive.store, user.actor, fmt, query, digests, timezone)
+        first = await transfers.run(next, messages, None)
+        if first is None:  # recorded, and said, before any byte of a download is sent
+            await transfers.run(exports.export, archive.store, user.actor, info, [], None)
+        chained = itertools.chain([first], messages)
+        return await stream(request, transfers, lambda sink: exports.export(
+            archive.store, user.actor, info, chained, sink), download_name(info))
 
 
 def download_name(info) -> str:
@@ -83,21 +90,25 @@ def download_name(info) -> str:
     return f"archive-export-{when}-{info.export_id}{kind}.zip"
 
 
-async def stream(request: web.Request, write: Callable[[BinaryIO], object], filename: str
-                 ) -> web.StreamResponse:
-    """Send what `write(sink)` writes, as a download named `filename`."""
+async def stream(request: web.Request, transfers: Transfers,
+                 write: Callable[[BinaryIO], object], filename: str) -> web.StreamResponse:
+    """Send what `write(sink)` writes, as a download named `filename`; the caller holds
+    the user's transfer slot (Transfers.slot)."""
     response = web.StreamResponse(headers={
         "Content-Type": CONTENT_TYPE,
         "Content-Disposition": f'attachment; filename="{filename}"'})
     await response.prepare(request)
-    sink = _ResponseSink(response, asyncio.get_running_loop())
+    sink = _ResponseSink(request, response, transfers, asyncio.get_running_loop())
 
     def produce() -> None:
         write(sink)
         sink.flush()
 
-    await asyncio.to_thread(produce)
-    await response.write_eof()
+    try:
+        await transfers.run(produce)
+    except ClientIdle:
+        return response  # cut: the connection is reset, the thread and slot are free
+    await transfers.finish(request, response)
     return response
 
 
@@ -105,8 +116,10 @@ class _ResponseSink:
     """A write-only file for the writer thread; each full chunk is sent on the event loop
     and the thread waits for it, so a slow client slows the export, not memory."""
 
-    def __init__(self, response: web.StreamResponse, loop: asyncio.AbstractEventLoop):
-        self.response, self.loop = response, loop
+    def __init__(self, request: web.Request, response: web.StreamResponse,
+                 transfers: Transfers, loop: asyncio.AbstractEventLoop):
+        self.request, self.response, self.transfers, self.loop = (request, response,
+                                                                  transfers, loop)
         self.buffer = bytearray()
 
     def write(self, data: bytes) -> int:
@@ -118,4 +131,5 @@ class _ResponseSink:
     def flush(self) -> None:
         if self.buffer:
             chunk, self.buffer = bytes(self.buffer), bytearray()
-            asyncio.run_coroutine_threadsafe(self.response.write(chunk), self.loop).result()
+            sent = self.transfers.write(self.request, self.response, chunk)
+            asyncio.run_coroutine_threadsafe(sent, self.loop).result()

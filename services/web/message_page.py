@@ -18,6 +18,7 @@ from email.message import Message
 from aiohttp import web
 
 from services.appliance.users import User
+from services.archive import message_date
 from services.archive.archive import Archive
 from services.archive.highlight import Highlighter, Segment
 from services.archive.mime import decode_header_text, decode_text, parse_message, safely
@@ -25,8 +26,9 @@ from services.archive.store import NotFound
 from services.policy import audit
 from services.web import admin_actions, message_tree, pdf_pages, sanitize
 from services.web.access import read_message
-from services.web.api import raw_download
+from services.web.mail_view import shown_headers
 from services.web.message_tree import Body, Part
+from services.web.transfers import Transfers
 from services.web.ui import app_context, page, render
 
 COMMON_HEADERS = ("From", "Sender", "Reply-To", "To", "Cc", "Bcc", "Date", "Subject",
@@ -91,18 +93,29 @@ async def message_frame(request: web.Request, user: User) -> web.Response:
 
 
 @page("GET", "/message/{digest}/part/{path}")
-async def part_download(request: web.Request, user: User) -> web.Response:
+async def part_download(request: web.Request, user: User) -> web.StreamResponse:
+    """A part as a download, fetched and sent on the transfer pool (services.web.transfers)
+    in one of the user's slots, as whole messages and attachments are."""
     _, archive = app_context(request)
-    found, data = await asyncio.to_thread(part_bytes, archive, user,
+    transfers: Transfers = request.app["transfers"]
+    async with transfers.slot(user):
+        found, data = await transfers.run(part_bytes, archive, user,
                                           request.match_info["digest"],
                                           request.match_info["path"], "download")
-    return raw_download(data, found.filename or f"part-{found.path}", "application/octet-stream")
+        return await _download(request, transfers, found, data)
+
+
+async def _download(request: web.Request, transfers: Transfers, found: Part, data: bytes
+                    ) -> web.StreamResponse:
+    return await transfers.send(request, data, found.filename or f"part-{found.path}",
+                                "application/octet-stream")
 
 
 @page("GET", "/message/{digest}/part/{path}/inline")
-async def part_inline(request: web.Request, user: User) -> web.Response:
+async def part_inline(request: web.Request, user: User) -> web.StreamResponse:
     """An image attachment as its image (raster types only, checked by content), or a text
-    attachment as UTF-8 text; anything else is a download."""
+    attachment as UTF-8 text, answered like a page (a message page shows several at once,
+    more than a user's transfer slots); anything else is a download on the transfer pool."""
     _, archive = app_context(request)
     found, data = await asyncio.to_thread(part_bytes, archive, user,
                                           request.match_info["digest"],
@@ -112,7 +125,9 @@ async def part_inline(request: web.Request, user: User) -> web.Response:
     if found.shown_as == "text":
         return web.Response(text=decode_text(data, None), content_type="text/plain",
                             charset="utf-8")
-    return raw_download(data, found.filename or f"part-{found.path}", "application/octet-stream")
+    transfers: Transfers = request.app["transfers"]
+    async with transfers.slot(user):
+        return await _download(request, transfers, found, data)
 
 
 @page("GET", "/message/{digest}/part/{path}/page/{number}")
@@ -210,12 +225,7 @@ def _headers(message: Message, every: bool) -> list[tuple[str, str]]:
         items = safely(message.items, []) or []
         return [(str(name), decode_header_text(value)) for name, value in items
                 if isinstance(value, str)]
-    shown = []
-    for name in COMMON_HEADERS:
-        for value in safely(lambda: message.get_all(name), None) or []:
-            if isinstance(value, str):
-                shown.append((name, decode_header_text(value)))
-    return shown
+    return shown_headers(message, COMMON_HEADERS)
 
 
 def _previews(message: Message, tree: Part, highlighter: Highlighter,
@@ -248,9 +258,20 @@ def _pdf_preview(message: Message, node: Part) -> Preview:
     return Preview(node, "pdf", list(range(1, min(count, pdf_pages.SHOWN_PAGES) + 1)), count)
 
 
+DATE_SOURCES = {  # services.archive.message_date's sources, in words
+    message_date.DATE_HEADER: "the Date header",
+    message_date.RECEIVED_HEADER: "the topmost Received header (no readable Date header)",
+    message_date.FROM_LINE: "the mbox From_ line it was filed under (no readable Date or "
+                            "Received header)",
+    message_date.ARRIVAL: "the time it was received (no readable date in the message)",
+}
+
+
 def _date_source(meta: dict) -> str:
+    """Where the message's date came from, in words; metadata of older code has no
+    date_source: the Date header when it had a date, else the arrival time."""
     recorded = meta.get("date_source")
     if recorded:
-        return str(recorded)
-    return "the Date header" if meta.get("sent_date") else \
-        "the time it was received (no readable Date header)"
+        return DATE_SOURCES.get(recorded, str(recorded))
+    return DATE_SOURCES[message_date.DATE_HEADER if meta.get("sent_date") else
+                        message_date.ARRIVAL]

@@ -36,6 +36,8 @@ SCHEMAS = {
     "Message": {"type": "object", "properties": {
         "digest": _STRING, "message_id": {"type": "string", "nullable": True},
         "from": _STRING, "subject": _STRING, "sent_date": {"type": "number", "nullable": True},
+        "date_source": {"type": "string", "description": "what sent_date was read from: "
+                        "date-header, received-header, mbox-from-line or arrival"},
         "received": {"type": "number"}, "size": _INTEGER, "stored_size": _INTEGER,
         "sender": {"type": "string", "nullable": True,
                    "description": "envelope sender"},
@@ -54,7 +56,10 @@ SCHEMAS = {
         "name": {"type": "string", "nullable": True, "description": "the matter's name"},
         "reason": {"type": "string", "nullable": True},
         "created": {"type": "number", "nullable": True,
-                    "description": "epoch seconds; null for holds made before it was kept"}}},
+                    "description": "epoch seconds; null for holds made before it was kept"},
+        "held_at_placement": {"type": "integer", "description": "messages the hold keeps "
+                              "whatever its search matches later: what it matched when "
+                              "placed and before each edit of its search"}}},
     "Retention": {"type": "object", "properties": {
         "enabled": _BOOLEAN, "global_days": {"type": "integer", "nullable": True},
         "saved": {"type": "object", "additionalProperties": _INTEGER}}},

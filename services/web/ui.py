@@ -17,9 +17,11 @@ from firmware.errors import ArchiverError
 from services.policy import audit
 from services.appliance import users
 from services.archive import dates
+from services.appliance.sign_in import is_directory_user
+from services.web.auth import DirectoryDown, SecondFactorNeeded
 from services.appliance.users import User
 from services.web import actions, formatting
-from services.web.api import ADMIN, EVERYONE, STAFF, raw_download
+from services.web.api import ADMIN, EVERYONE, STAFF, download_attachment, download_raw
 from services.web.auth import LOGIN_COOKIE, LoginFailed, tokens_match
 
 SAFE_NEXT = re.compile(r"/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*")
@@ -33,6 +35,8 @@ NAVIGATION = (("/search", "Search", EVERYONE), ("/status", "Status", STAFF),
               ("/holds", "Holds", STAFF), ("/audit", "Audit log", STAFF),
               ("/users", "Users", ADMIN), ("/account", "Account", EVERYONE))
 PAGES: list[tuple[str, str, tuple[str, ...], object]] = []
+# What an account that must set up two-factor sign-in first may still reach.
+ENROLMENT_PATHS = ("/account", "/logout")
 
 
 def page(method: str, path: str, roles=EVERYONE):
@@ -46,6 +50,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/", _home)
     app.router.add_get("/login", login_form)
     app.router.add_post("/login", log_in)
+    app.router.add_post("/login/code", log_in_code)
     for method, path, roles, handler in PAGES:
         app.router.add_route(method, path, _guarded(handler, roles))
 
@@ -58,6 +63,11 @@ def _guarded(handler, roles):
             raise web.HTTPSeeOther("/login?" + urlencode({"next": target}))
         if identity.user.role not in roles:
             raise web.HTTPForbidden(reason=f"{identity.user.role}s may not see this page")
+        if (not request.path.startswith(ENROLMENT_PATHS)
+                and request.app["auth"].must_enrol(identity.user)):
+            identity.session.flash = ("error", "Set up two-factor sign-in first: it is "
+                                               f"required for {identity.user.role}s here.")
+            raise web.HTTPSeeOther("/account")
         if request.method == "POST":
             form = await request.post()
             if not tokens_match(form.get("csrf_token"), identity.session.csrf):
@@ -135,8 +145,41 @@ async def log_in(request: web.Request) -> web.Response:
     try:
         user = await auth.login(request, str(form.get("name", "")),
                                 str(form.get("password", "")), "form")
+    except SecondFactorNeeded as needed:
+        return await code_form(request, auth.pending.open(needed.user), form.get("next"))
+    except DirectoryDown as down:
+        return await login_form(request, _sentence(str(down)), 503)
     except LoginFailed:
         return await login_form(request, "Wrong name or password.", 401)
+    response = web.HTTPSeeOther(_safe_next(form.get("next")))
+    auth.start_session(response, user)
+    raise response
+
+
+async def code_form(request: web.Request, pending: str, next_path, error: str | None = None,
+                    status: int = 200) -> web.Response:
+    """The login's second step: the two-factor code (or a recovery code)."""
+    auth = request.app["auth"]
+    token = auth.login_form_token(request)
+    response = render(request, "login_code.html", status=status, error=error, pending=pending,
+                      next=_safe_next(next_path), login_token=token)
+    auth.set_login_cookie(response, token)
+    return response
+
+
+async def log_in_code(request: web.Request) -> web.Response:
+    form = await request.post()
+    if not tokens_match(form.get("login_token"), request.cookies.get(LOGIN_COOKIE)):
+        return await login_form(request, "The login form was out of date; try again.", 403)
+    auth, pending = request.app["auth"], str(form.get("pending", ""))
+    try:
+        user = await auth.finish_login(request, pending, str(form.get("code", "")))
+    except LoginFailed:
+        if auth.pending.peek(pending) is None:  # expired or out of tries: start again
+            return await login_form(request, "That sign-in has ended (too late, or too many "
+                                    "wrong codes): give your name and password again.", 401)
+        return await code_form(request, pending, form.get("next"),
+                               "Wrong or already used code.", 401)
     response = web.HTTPSeeOther(_safe_next(form.get("next")))
     auth.start_session(response, user)
     raise response
@@ -148,6 +191,10 @@ async def log_out(request: web.Request, user: User) -> web.Response:
     request.app["auth"].end_session(response, request["identity"])
     await asyncio.to_thread(audit.record, request.app["archive"].store, user.actor, "logout")
     raise response
+
+
+def _sentence(message: str) -> str:
+    return message[:1].upper() + message[1:] + "."
 
 
 def _safe_next(target) -> str:
@@ -162,22 +209,16 @@ def _safe_next(target) -> str:
 # -- mail --------------------------------------------------------------------------------
 
 @page("GET", "/message/{digest}/raw")
-async def message_raw(request: web.Request, user: User) -> web.Response:
-    _, archive = _context(request)
-    digest = request.match_info["digest"]
-    raw = await asyncio.to_thread(actions.raw_message, archive, user, digest)
-    return raw_download(raw, f"{digest}.eml", "message/rfc822")
+async def message_raw(request: web.Request, user: User) -> web.StreamResponse:
+    return await download_raw(request, user)
 
 
 @page("GET", "/message/{digest}/attachment/{number}")
-async def message_attachment(request: web.Request, user: User) -> web.Response:
-    _, archive = _context(request)
+async def message_attachment(request: web.Request, user: User) -> web.StreamResponse:
     number = request.match_info["number"]
     if not number.isdigit():
         raise web.HTTPNotFound(reason="attachments are numbered from 1")
-    found, data = await asyncio.to_thread(actions.attachment, archive, user,
-                                          request.match_info["digest"], int(number))
-    return raw_download(data, found.filename, "application/octet-stream")
+    return await download_attachment(request, user, int(number))
 
 
 # -- the system --------------------------------------------------------------------------
@@ -247,7 +288,44 @@ async def delete_saved(request: web.Request, user: User):
 
 @page("GET", "/account")
 async def account_page(request: web.Request, user: User) -> web.Response:
-    return render(request, "account.html")
+    two_factor = await asyncio.to_thread(actions.two_factor_view, *_context(request), user)
+    return render(request, "account.html", two_factor=two_factor,
+                  directory_account=is_directory_user(user))
+
+
+@page("POST", "/account/two-factor/begin")
+async def begin_two_factor(request: web.Request, user: User):
+    await _act(request, "/account", "Scan the code with your app, then give the code it shows.",
+               actions.begin_two_factor, *_context(request), user)
+
+
+@page("POST", "/account/two-factor/confirm")
+async def confirm_two_factor(request: web.Request, user: User) -> web.Response:
+    return await _recovery_codes(request, user, actions.confirm_two_factor, first=True)
+
+
+@page("POST", "/account/two-factor/recovery")
+async def renew_recovery_codes(request: web.Request, user: User) -> web.Response:
+    return await _recovery_codes(request, user, actions.renew_recovery_codes, first=False)
+
+
+async def _recovery_codes(request: web.Request, user: User, action, first: bool
+                          ) -> web.Response:
+    """Run `action` (archive, user, code) -> recovery codes and show them once; a wrong code
+    goes back to the account page with the reason."""
+    _, archive = _context(request)
+    try:
+        codes = await asyncio.to_thread(action, archive, user, _field(request, "code"))
+    except ArchiverError as exc:
+        request["identity"].session.flash = ("error", str(exc))
+        raise web.HTTPSeeOther("/account") from None
+    return render(request, "recovery_codes.html", codes=codes, first=first)
+
+
+@page("POST", "/account/two-factor/off")
+async def end_two_factor(request: web.Request, user: User):
+    await _act(request, "/account", "Two-factor sign-in is off.", actions.end_two_factor,
+               *_context(request), user, _field(request, "code"))
 
 
 @page("POST", "/account/password")

@@ -5,25 +5,17 @@ import os
 import smtplib
 import socket
 import subprocess
-import time
 
 import pytest
 import yaml
 
 from tests.conftest import ARCHIVER
 from tests.integration.processes import ArchiverService, free_port
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
 SECRET = "a shared secret of enough length"
-
-
-def wait_until(check, timeout: float = 30, what: str = "the condition"):
-    deadline = time.monotonic() + timeout
-    while not (result := check()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-    return result
 
 
 def cli(*args, check=True) -> subprocess.CompletedProcess:

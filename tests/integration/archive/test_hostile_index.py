@@ -15,7 +15,8 @@ from services.archive.index import MAX_TERM_BYTES, address_term
 from services.archive.indexer import Indexer, status
 from services.archive.search import search
 from services.archive.store import Envelope
-from tests.integration.archive.hostile import LOOP_PDF, attachment, corpus, message, normal
+from tests.integration.archive.hostile import (STALL_XLSX, XLSX_TYPE, attachment, corpus, message,
+                                              normal)
 
 pytestmark = pytest.mark.integration
 # The worker's time limit here (the model's is 20 s): short, so that loop.pdf costs little;
@@ -106,8 +107,11 @@ def test_what_could_not_be_read_is_flagged_with_its_reason(indexed):
         meta = archive.store.meta(digests[case.name])
         assert bool(meta.get("extraction_failures")) == case.flagged, case.name
     loop = archive.store.meta(digests["loop-pdf"])
-    assert loop["extraction_failures"] == [
-        f"loop.pdf: attachment extraction timed out after {TIMEOUT_S} s"]
+    assert [f.split(": ")[:3] for f in loop["extraction_failures"]] == [
+        ["loop.pdf", "ValueError", "damaged PDF"]]
+    stall = archive.store.meta(digests["stall-xlsx"])
+    assert stall["extraction_failures"] == [
+        f"stall.xlsx: attachment extraction timed out after {TIMEOUT_S} s"]
     deep = archive.store.meta(digests["deep-multipart"])
     assert deep["extraction_failures"] == [
         "MIME structure nested too deeply; headers and raw body only"]
@@ -115,12 +119,12 @@ def test_what_could_not_be_read_is_flagged_with_its_reason(indexed):
 
 def test_the_corpus_cost_one_timeout(indexed):
     *_, pool = indexed
-    assert (pool.timeouts, pool.worker_restarts) == (1, 1)  # loop.pdf, once
+    assert (pool.timeouts, pool.worker_restarts) == (1, 1)  # stall.xlsx, once
 
 
 def looping(n: int) -> bytes:
     return message(f"loopcopy{n}", body=f"copy {n} of the loop", parts=[
-        attachment(LOOP_PDF, "application/pdf", 'filename="loop.pdf"')])
+        attachment(STALL_XLSX, XLSX_TYPE, 'filename="stall.xlsx"')])
 
 
 def test_the_same_hostile_attachment_costs_its_time_once_across_restarts(tmp_path):
@@ -128,7 +132,7 @@ def test_the_same_hostile_attachment_costs_its_time_once_across_restarts(tmp_pat
     digests = [archive.store.put(looping(n)) for n in range(3)]
     first = index_all(archive, pool=pool_for(archive, timeout_s=2))
     assert (first.timeouts, first.worker_restarts, first.memo_hits) == (1, 1, 3)
-    reason = "loop.pdf: attachment extraction timed out after 2 s"
+    reason = "stall.xlsx: attachment extraction timed out after 2 s"
     assert found(archive, "has:extraction-failure") == set(digests)
     assert [archive.store.meta(d)["extraction_failures"] for d in digests] == [[reason]] * 3
     assert found(archive, "loop") == set(digests)  # the rest of each message is read

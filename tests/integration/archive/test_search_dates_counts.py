@@ -117,3 +117,29 @@ def test_counts_are_exact_up_to_ten_thousand(crowded, query, total, more, text):
     assert len(results.hits) == 10
     assert json.dumps(results.hits[0].as_json())  # real documents, newest first
     assert results.hits[0].date > results.hits[-1].date
+
+
+# --- what a hostile query cannot do (found by review) ------------------------------------
+
+def test_a_date_past_the_calendar_is_a_query_error_not_a_crash(archive):
+    from services.archive.search import QuerySyntaxError
+    for query in ("date:9999-12-31", "date:9999-12-31..", "after:9999-12-31"):
+        with pytest.raises(QuerySyntaxError, match="is not a date"):
+            found(archive, query)
+
+
+def test_an_offset_past_xapians_range_finds_nothing(archive):
+    results = search(archive.index_dir(), "", limit=10, offset=2**32, now=NOW)
+    assert results.hits == [] and results.total == len(DATED)
+
+
+def test_a_query_holds_a_bounded_number_of_wildcards(archive):
+    """Each wildcard may stand for 10,000 words; an OR of many costs more than their sum."""
+    from services.archive.query import PATTERN_LIMIT
+    from services.archive.search import PatternTooBroad
+    few = " OR ".join(["m*"] * PATTERN_LIMIT)
+    assert found(archive, few) == found(archive, "m*")
+    with pytest.raises(PatternTooBroad, match=f"at most {PATTERN_LIMIT} wildcards"):
+        found(archive, " OR ".join(["m*"] * (PATTERN_LIMIT + 1)))
+    with pytest.raises(PatternTooBroad):
+        found(archive, " OR ".join(f"to:u{n}*" for n in range(PATTERN_LIMIT + 1)))

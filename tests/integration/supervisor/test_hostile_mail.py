@@ -8,13 +8,14 @@ import pytest
 
 from services.archive.archive import Archive
 from services.archive.extraction_memo import ExtractionMemo
-from tests.integration.archive.hostile import LOOP_PDF, corpus, long_address, message, normal
+from tests.integration.archive.hostile import (STALL_XLSX, XLSX_TYPE, corpus, long_address,
+                                              message, normal)
 from tests.integration.archive.hostile import attachment
 from tests.integration.processes import ArchiverService, models_file
 
 pytestmark = pytest.mark.integration
 TIMEOUT_S = 2
-LOOP_REASON = f"loop.pdf: attachment extraction timed out after {TIMEOUT_S} s"
+LOOP_REASON = f"stall.xlsx: attachment extraction timed out after {TIMEOUT_S} s"
 LONG = long_address("é")  # 185 times "é" before "@example.com": the example
 
 
@@ -23,8 +24,8 @@ def digest(raw: bytes) -> str:
 
 
 def looping(n: int) -> bytes:
-    return message(f"loopcopy{n}", parts=[attachment(LOOP_PDF, "application/pdf",
-                                                     'filename="loop.pdf"')])
+    return message(f"loopcopy{n}", parts=[attachment(STALL_XLSX, XLSX_TYPE,
+                                                     'filename="stall.xlsx"')])
 
 
 def send(port: int, raw: bytes, recipients: list[str]) -> bool:
@@ -71,13 +72,13 @@ def test_archiver_run_stays_up_and_indexes_past_hostile_mail(service):
     assert set(service.search("issueheader OR issueenvelope")) == {digest(r) for r, _ in examples}
     assert {digest(raw) for raw in loops} <= set(service.search("has:extraction-failure"))
     shown = service.cli("show", digest(loops[2]))
-    assert f"extraction_failures: {LOOP_REASON}" in shown.stdout, shown
+    assert f"unreadable:   {LOOP_REASON}" in shown.stdout, shown.stdout
     assert service.stop() == 0
 
-    # The memo is in the store: a reindex pays loop.pdf's time no more (the reason is the
+    # The memo is in the store: a reindex pays stall.xlsx's time no more (the reason is the
     # one remembered) and gets through everything.
     archive = Archive(service.data, 450)
-    assert ExtractionMemo(archive.store).failure(hashlib.sha256(LOOP_PDF).hexdigest()) == \
+    assert ExtractionMemo(archive.store).failure(hashlib.sha256(STALL_XLSX).hexdigest()) == \
         LOOP_REASON.split(": ", 1)[1]
     archive.close()
     done = service.cli("reindex", "--json")

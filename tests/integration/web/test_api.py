@@ -11,6 +11,7 @@ import pytest
 from services.policy import audit
 from services.archive.mailfiles import iter_mail
 from services.web.api import ENDPOINTS
+from services.web.auth import LoginThrottle
 from tests.integration.processes import free_port
 from tests.integration.web.fixtures import (ALICE_MAIL, BOB_MAIL, MAILS, PASSWORD, Client,
                                             ThreadedServer, web_config)
@@ -149,6 +150,36 @@ def test_failed_logins_are_throttled_per_client_address(site):
     for number in range(20):
         assert guesser.log_in(f"guess{number}", "guess").status == 401
     assert guesser.log_in("alice").status == 429
+
+
+@pytest.fixture
+def stopped_clock(site):
+    """The app's login throttle on a clock that stands still: waits never run out."""
+    site.app["auth"].throttle = LoginThrottle(clock=lambda: 1000.0)
+    yield site.app["auth"]
+    site.app["auth"].throttle = LoginThrottle()
+
+
+@pytest.mark.parametrize("guesses", [5, 500])
+def test_guessing_the_admin_password_from_one_address_never_locks_admin_out(
+        site, stopped_clock, guesses):
+    guesser = Client(site.url, source="127.0.0.2")
+    answers = [guesser.log_in("admin", "guess").status for _ in range(guesses)]
+    assert set(answers) <= {401, 429} and answers[:5] == [401] * 5
+    assert guesser.log_in("admin").status == 429  # the guessing address waits
+    admin = Client(site.url, source="127.0.0.1")
+    assert admin.log_in("admin").status == 200
+    assert Client(site.url, basic=("admin", PASSWORD), source="127.0.0.1"
+                  ).get("/api/status").status == 200
+
+
+def test_guessing_spread_over_addresses_slows_them_but_not_the_others(site, stopped_clock):
+    stopped_clock.throttle.free["overall"] = 12
+    for number in range(2, 15):
+        assert Client(site.url, source=f"127.0.0.{number}").log_in("admin", "guess").status == 401
+    assert Client(site.url, source="127.0.0.3").log_in("alice").status == 429
+    assert Client(site.url, source="127.0.0.1").log_in("admin").status == 200
+    assert Client(site.url, source="127.0.0.99").log_in("alice").status == 200
 
 
 def test_password_change_ends_the_sessions_opened_before(site):

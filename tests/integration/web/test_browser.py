@@ -6,27 +6,17 @@ from __future__ import annotations
 import zipfile
 
 import pytest
-import yaml
 
-from tests.integration.processes import ArchiverService, wait_for_port
 from tests.integration.web import browser
 from tests.integration.web.browser import shot
-from tests.integration.web.fixtures import ALICE_MAIL, MAILS, build_archive
+from tests.integration.web.fixtures import ALICE_MAIL, MAILS
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("browser")
-    started = ArchiverService(directory, {"model": 450}, command=("serve", "web"))
-    archive, _ = build_archive(started.data)
-    archive.close()
-    started.config["web"]["plain_http"] = True
-    started.config_path.write_text(yaml.safe_dump(started.config))
-    started.start()
-    wait_for_port("127.0.0.1", started.web_port)
-    started.url = f"http://127.0.0.1:{started.web_port}"
+    started = browser.web_service(tmp_path_factory.mktemp("browser"))
     yield started
     assert started.stop() == 0
 

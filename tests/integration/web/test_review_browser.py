@@ -17,12 +17,11 @@ import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-import yaml
 
 from services.mirror import state as mirror_state
 from services.archive.store import Store
-from tests.integration.processes import ArchiverService, free_port, wait_for_port
-from tests.integration.web.browser import log_in, shot
+from tests.integration.processes import free_port
+from tests.integration.web.browser import log_in, shot, web_service
 from tests.integration.web.fixtures import ALICE_MAIL, MAILS, build_archive
 from tests.integration.web.review_mails import MARKER, png, review_mails
 
@@ -75,17 +74,14 @@ def listener():
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory, listener):
-    directory = tmp_path_factory.mktemp("review")
-    started = ArchiverService(directory, {"model": 450}, command=("serve", "web"))
-    archive, digests = build_archive(started.data, review_mails(listener.origin))
-    _a_peer_of_each_kind(archive.store)
-    archive.close()
-    started.config["web"]["plain_http"] = True
-    started.config_path.write_text(yaml.safe_dump(started.config))
-    started.start()
-    wait_for_port("127.0.0.1", started.web_port)
-    started.url = f"http://127.0.0.1:{started.web_port}"
-    started.digests = digests
+    def prepare(data) -> dict:
+        archive, digests = build_archive(data, review_mails(listener.origin))
+        _a_peer_of_each_kind(archive.store)
+        archive.close()
+        return digests
+
+    started = web_service(tmp_path_factory.mktemp("review"), prepare)
+    started.digests = started.prepared
     yield started
     assert started.stop() == 0
 
