@@ -224,6 +224,10 @@ class Store:
                      time.strftime("archived_hour:%Y%m%d%H", when),
                      time.strftime("archived_day:%Y%m%d", when)):
             self._add_counter(txn, name, 1)
+        # Bytes stored and deleted per UTC day: the store's size on any past day is today's
+        # less what came since, plus what went (services.web.charts draws it).
+        self._add_counter(txn, time.strftime("stored_bytes_day:%Y%m%d", when),
+                          meta["stored_size"])
         txn.put(b"last_archived", str(int(meta["received"])).encode(), db=self.db["counters"])
 
     def _add_counter(self, txn, name: str, delta: int) -> int:
@@ -257,6 +261,8 @@ class Store:
         self._add_counter(txn, "messages", -1)
         self._add_counter(txn, "raw_bytes", -meta["size"])
         self._add_counter(txn, "stored_bytes", -meta["stored_size"])
+        self._add_counter(txn, time.strftime("deleted_bytes_day:%Y%m%d", time.gmtime()),
+                          meta["stored_size"])
         self._append(txn, "arrival", key)
         return {"digest": key.hex(), **meta}
 

@@ -9,13 +9,18 @@ import sys
 import time
 from pathlib import Path
 
-from services.policy import audit, editing, saved_searches
+from firmware.errors import ArchiverError
+
+from services.policy import audit, editing, exports, saved_searches
 from services.archive import dates, reindex
 from services.archive.archive import Archive, default_data_dir
 from services.policy.audit import cli_actor
 from services.archive.indexer import Indexer, IndexerBusy, IndexLock, status
-from services.archive.mailfiles import MiB, count_mail, iter_mail, write_mbox, write_zip
+from services.archive.evidence import EmptyExport
+from services.archive.mailfiles import MiB, count_mail, iter_mail
 from services.archive.mime import summarize_headers
+from services.archive.store import NotFound
+from services.common.atomic_file import OutputExists, new_file_output
 from services.common.progress import Progress
 from services.policy.replicated import Replicated
 from services.archive.search import QuerySyntaxError, explain, search
@@ -61,10 +66,14 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--raw", action="store_true", help="the message exactly as received, on stdout")
     p.add_argument("--json", action="store_true")
 
-    p = command("export", cmd_export, "export the messages a query matches")
+    p = command("export", cmd_export, "export the messages a query matches, with a manifest "
+                                      "(one zip: the messages as .eml files or one mbox, "
+                                      "manifest.csv, export.json, SHA256SUMS)")
     p.add_argument("query")
-    p.add_argument("--format", choices=["zip", "mbox"], required=True)
-    p.add_argument("-o", "--output", type=Path, required=True)
+    p.add_argument("--format", choices=["zip", "mbox"], required=True,
+                   help="zip: one .eml file per message; mbox: one messages.mbox")
+    p.add_argument("-o", "--output", type=Path, required=True,
+                   help="the zip to write (never overwritten; its folder must exist)")
     p.add_argument("--json", action="store_true")
 
     p = command("verify", cmd_verify, "recompute every digest (exit 1 naming corrupt messages)")
@@ -241,10 +250,11 @@ def cmd_show(args) -> int:
 
 
 def cmd_export(args) -> int:
+    """The matches of a query as an export with its manifest (services.archive.evidence):
+    the same zip the web UI gives. Never overwrites; nothing is written for no matches."""
+    output = _export_path(args.output)
     archive = open_archive(args, create=False)
-    audit.record(archive.store, cli_actor(), "export", query=args.query, format=args.format,
-                 output=str(args.output))
-    index_dir, timezone = archive.index_dir(), configured_timezone()
+    index_dir, timezone, actor = archive.index_dir(), configured_timezone(), cli_actor()
     try:  # every match counted: the progress total, and a bad query fails before any output
         total = search(index_dir, args.query, 0, timezone=timezone, count_limit=2**31).total
     except QuerySyntaxError as error:
@@ -257,16 +267,46 @@ def cmd_export(args) -> int:
         while hits := search(index_dir, args.query, EXPORT_PAGE, offset, timezone=timezone,
                              now=now).hits:
             for hit in hits:
+                try:
+                    meta, raw = archive.store.meta(hit.digest), archive.store.get(hit.digest)
+                except NotFound:
+                    continue  # deleted since it was indexed (retention)
                 progress.advance()
-                yield hit.digest, archive.store.get(hit.digest)
+                yield hit.digest, raw, meta
             offset += len(hits)
 
-    written = (write_zip if args.format == "zip" else write_mbox)(messages(), args.output)
+    info = exports.new_info(archive.store, actor, args.format, query=args.query,
+                            timezone=timezone)
+    try:
+        with new_file_output(output) as stream:
+            result = exports.export(archive.store, actor, info, messages(), stream)
+    except EmptyExport as empty:
+        print(f"archiver: {empty}; {output} was not written", file=sys.stderr)
+        return 1
+    except OutputExists:
+        raise ArchiverError(f"{output} exists: an export never overwrites a file; remove "
+                            "it or choose another name") from None
     progress.finish()
-    count = written if isinstance(written, int) else progress.done
-    summary = {"exported": count, "format": args.format, "output": str(args.output)}
-    print(json.dumps(summary) if args.json else f"exported {count} messages to {args.output}")
+    summary = {"exported": result.messages, "format": args.format, "output": str(output),
+               "export": info.export_id, "manifest_sha256": result.manifest_sha256}
+    print(json.dumps(summary) if args.json else
+          f"exported {result.messages} messages to {output} (export {info.export_id}, "
+          f"manifest SHA-256 {result.manifest_sha256})")
     return 0
+
+
+def _export_path(path: Path) -> Path:
+    """The export's file: its folder must exist and the file must not (ArchiverError)."""
+    if path.is_dir():
+        raise ArchiverError(f"{path} is a folder: give the file to write, e.g. "
+                            f"{path / 'export.zip'}")
+    if not path.parent.is_dir():
+        raise ArchiverError(f"the folder {path.parent} does not exist: create it first, "
+                            "or export to another folder")
+    if path.exists() or path.is_symlink():
+        raise ArchiverError(f"{path} exists: an export never overwrites a file; remove it "
+                            "or choose another name")
+    return path
 
 
 def cmd_verify(args) -> int:

@@ -212,6 +212,10 @@ class MirrorClient:
         if state != self.status.state or reason != self.status.reason:
             log.info("mirror peer %s: %s %s", self.peer, state, reason,
                      extra={"PEER": self.peer})
+        if state == "connected" and self.status.state != "connected":
+            self.status.connected_since = time.time()
+        elif state != "connected":
+            self.status.connected_since = None
         self.status.state, self.status.reason = state, reason
         if state != "connected":
             self.status.last_error, self.status.last_error_time = reason, time.time()

@@ -17,6 +17,8 @@ from services.common.config import Config, WebConfig
 from services.archive.store import NotFound
 from services.appliance.sign_in import SignIn
 from services.web import api, metrics, ui
+# The page modules register their routes with ui.page when imported.
+from services.web import admin_pages, message_page, search_page, status_page  # noqa: F401
 from services.web.auth import Auth, LoginFailed, Throttled
 from services.web.transfers import Transfers, TransfersBusy
 
@@ -25,9 +27,11 @@ log = logging.getLogger(__name__)
 DEFAULT_TLS = (Path("/etc/archiver/tls.crt"), Path("/etc/archiver/tls.key"))
 STATIC_DIR = Path(__file__).parent / "static"
 # No script at all, no framing, forms only to ourselves: mail is from strangers, and
-# whatever of it slips into a page must not be able to act.
+# whatever of it slips into a page must not be able to act. Frames only of our own pages
+# (a message's sanitized HTML, under its own stricter policy: services.web.sanitize).
 CONTENT_SECURITY_POLICY = ("default-src 'none'; style-src 'self'; img-src 'self'; "
-                           "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+                           "frame-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+                           "base-uri 'none'")
 
 
 def create_app(config: Config, archive: Archive, tls: bool) -> web.Application:

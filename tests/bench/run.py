@@ -24,6 +24,7 @@ from . import corpus as corpus_module
 from .notmuch_bench import percentile, run_notmuch
 from .mirror_bench import bench_mirror
 from .smtp_bench import bench_smtp
+from .snippet_bench import bench_snippets
 
 ARCHIVER = Path(sys.prefix) / "bin" / "archiver"
 # (our query, the same question in notmuch's syntax)
@@ -107,6 +108,9 @@ def bench_archive(maildir: Path, data: Path, count: int) -> dict:
     emit(bench="search", queries=len(QUERIES), repeat=SEARCH_REPEAT,
          p50_ms=percentile(in_process, 50), p99_ms=percentile(in_process, 99),
          cli_p50_ms=percentile(cli, 50), cli_p99_ms=percentile(cli, 99))
+    emit(bench="snippets", **bench_snippets(data),
+         note="results rows re-read each hit's body; storing body text would add "
+              "body_text_bytes to the index")
     return {"msgs_per_s": rate, "p50_ms": percentile(in_process, 50),
             "cli_p50_ms": percentile(cli, 50)}
 

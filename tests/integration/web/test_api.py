@@ -54,7 +54,7 @@ def test_openapi_document_describes_every_api_route(site):
     assert described == routed
     search = document["paths"]["/api/search"]["get"]
     assert {p["name"] for p in search["parameters"]} == {"q", "limit", "offset", "oldest_first",
-                                                         "explain"}
+                                                         "sort", "order", "explain"}
     assert "401" in search["responses"]
 
 
@@ -226,8 +226,11 @@ def test_a_users_export_holds_only_their_mail(site):
     reply = client(site, "alice").get("/api/export?format=zip&q=")
     assert reply.status == 200 and reply.headers["Content-Type"] == "application/zip"
     with zipfile.ZipFile(io.BytesIO(reply.body)) as archive:
-        digests = {name[:-4] for name in archive.namelist()}
+        digests = {name[len("messages/"):-4] for name in archive.namelist()
+                   if name.startswith("messages/")}
+        manifest = archive.read("manifest.csv").decode()
     assert {site.names[digest] for digest in digests} == ALICE_MAIL
+    assert len(manifest.splitlines()) == len(ALICE_MAIL) + 1  # the manifest lists only hers
 
 
 def test_search_pages_and_reports_bad_queries(site):
@@ -267,9 +270,10 @@ def test_message_metadata_raw_download_and_attachment(site):
 @pytest.mark.parametrize("fmt", ["zip", "mbox"])
 def test_export_streams_everything_a_search_finds(site, fmt, tmp_path):
     reply = client(site, "audrey").get(f"/api/export?format={fmt}&q=from:carol")
-    assert reply.status == 200
-    assert reply.headers["Content-Disposition"].endswith(f'.{fmt}"')
-    exported = tmp_path / f"export.{fmt}"
+    assert reply.status == 200 and reply.headers["Content-Type"] == "application/zip"
+    assert reply.headers["Content-Disposition"].endswith('-mbox.zip"' if fmt == "mbox"
+                                                         else '.zip"')
+    exported = tmp_path / "export.zip"  # the messages, the manifest files skipped
     exported.write_bytes(reply.body)
     raws = {item.raw for item in iter_mail([exported])}
     expected = {MAILS[name][0] for name in ("alice-cc", "alice-bcc-header", "alice-envelope",
@@ -277,6 +281,8 @@ def test_export_streams_everything_a_search_finds(site, fmt, tmp_path):
     assert raws == expected
     assert client(site, "audrey").get("/api/export?format=pdf&q=").status == 400
     assert client(site, "audrey").get("/api/export?format=zip&q=date:x").status == 400
+    empty = client(site, "audrey").get("/api/export?format=zip&q=subject:nosuchthing")
+    assert empty.status == 400 and "matches no message" in empty.json()["error"]
 
 
 def test_searches_views_exports_and_logins_are_audited(site):
