@@ -22,6 +22,7 @@ from services.archive.search import Results, explain as run_explain, search as r
 from services.appliance.users import User
 from services.web import mail_view
 from services.web.access import mail_filter, read_message
+from services.web.auth import LoginThrottle
 
 MAX_PAGE = 500
 
@@ -198,11 +199,17 @@ def audit_verify(archive: Archive) -> dict:
             "problems": problems}
 
 
-def change_password(archive: Archive, user: User, current: str, new: str) -> None:
+def change_password(archive: Archive, user: User, current: str, new: str,
+                    throttle: LoginThrottle, address: str) -> None:
+    """Set `user`'s password to `new` once `current` is right. The check of `current` is a
+    login attempt from `address` to `throttle` (it would otherwise be an unthrottled
+    password oracle for a stolen session): Throttled when it must wait; BadRequest."""
     if is_directory_user(user):
         raise BadRequest("your password is the company directory's: change it there")
+    throttle.begin(user.name, address)
     if users.authenticate(archive, user.name, current) is None:
         raise BadRequest("the current password is wrong")
+    throttle.succeeded(user.name, address)
     users.set_password(archive, user.name, new)
     audit.record(archive.store, user.actor, "user-passwd", name=user.name)
 

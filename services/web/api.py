@@ -15,7 +15,7 @@ from services.archive.search import parse
 from services.web.auth import DirectoryDown
 from services.appliance.users import User
 from services.web import actions, export, openapi
-from services.web.auth import CSRF_HEADER, Identity, LoginFailed, tokens_match
+from services.web.auth import CSRF_HEADER, Identity, LoginFailed, client_address, tokens_match
 from services.web.transfers import Transfers
 
 EVERYONE = ("admin", "auditor", "user")
@@ -210,7 +210,8 @@ async def change_password(request: web.Request, user: User) -> web.Response:
     body = await json_body(request)
     _, archive = context(request)
     await blocking(actions.change_password, archive, user, _string(body, "current_password"),
-                   _string(body, "new_password"))
+                   _string(body, "new_password"), request.app["auth"].throttle,
+                   client_address(request))
     return reply({"changed": True})
 
 

@@ -24,7 +24,7 @@ from services.appliance.users import User
 from services.web import actions
 from services.web.api import (ADMIN, EVERYONE, STAFF, download_attachment, download_raw,
                               start_export)
-from services.web.auth import LOGIN_COOKIE, LoginFailed, tokens_match
+from services.web.auth import LOGIN_COOKIE, LoginFailed, client_address, tokens_match
 
 PAGE_SIZE = 50
 SAFE_NEXT = re.compile(r"/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*")
@@ -442,7 +442,8 @@ async def change_password(request: web.Request, user: User):
     try:
         await asyncio.to_thread(actions.change_password, archive, user,
                                 _field(request, "current_password"),
-                                _field(request, "new_password"))
+                                _field(request, "new_password"),
+                                request.app["auth"].throttle, client_address(request))
     except (ArchiverError, ValueError) as exc:
         session.flash = ("error", str(exc))
         raise web.HTTPSeeOther("/account") from None
