@@ -388,7 +388,7 @@ def test_mirror_status_and_configuration(site):
     assert weak.status == 400 and "too easy to guess" in weak.body.decode()
     joined = admin.request("POST", "/api/mirror/peers",
                            {"peer": "10.0.0.2:8443",
-                            "secret": "a shared secret of 16+ plus some lantern-quartz"})
+                            "secret": "tulip-gravel-mosaic-ninja-orbit-fjord"})
     assert joined.status == 200
     overview = admin.get("/api/mirror").json()
     assert overview["secret_set"] and overview["joined_peers"] == ["10.0.0.2:8443"]
