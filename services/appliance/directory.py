@@ -50,6 +50,7 @@ from ldap3.utils.dn import parse_dn
 
 from firmware.errors import ArchiverError
 
+from services.archive.addresses import lowercase_ascii
 from services.common.config import DirectoryConfig
 
 log = logging.getLogger(__name__)
@@ -372,7 +373,7 @@ def addresses(values: dict[str, list[str]], attributes: list[str]) -> list[str]:
                 if kind.lower() != "smtp":
                     continue
                 value = rest
-            address = value.strip().lower()
+            address = lowercase_ascii(value.strip())
             if _is_address(address) and address not in found:
                 found.append(address)
     return found

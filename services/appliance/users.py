@@ -24,6 +24,7 @@ from pathlib import Path
 from firmware.errors import ArchiverError
 
 from services.appliance import admin_password, totp
+from services.archive.addresses import lowercase_ascii
 from services.archive.archive import Archive
 from services.policy.audit import Actor
 
@@ -168,7 +169,7 @@ def _check_length(password: str) -> None:
 def _check_emails(emails: list[str]) -> list[str]:
     addresses = []
     for email in emails:
-        address = email.strip().lower()
+        address = lowercase_ascii(email.strip())
         if not EMAIL_PATTERN.fullmatch(address):
             raise UserError(f"email address {email!r}: expected NAME@DOMAIN")
         if address not in addresses:

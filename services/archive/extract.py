@@ -128,7 +128,7 @@ def _extract(raw: bytes, cap_bytes: int) -> Extracted:
     if any(isinstance(defect, mime.NestingTooDeep) for defect in message.defects):
         return fallback(raw, "MIME structure nested too deeply; headers and raw body only")
     body, attachments = _body_and_attachments(message, cap_bytes, nesting=0)
-    return Extracted(mime.summarize_message(message), body, attachments,
+    return Extracted(mime.summarize_parsed(message, raw), body, attachments,
                      encrypted=PGP_ARMOR in body)
 
 
@@ -136,7 +136,8 @@ def fallback(raw: bytes, reason: str) -> Extracted:
     """What can be had without reading attachments: the summary, the first plain-text body
     (or the raw body) up to 1 MB, and the attachments by name and type with no text; all
     from the first FALLBACK_PARSE_BYTES of the message, so that its time and memory do not
-    grow with the message (parsing takes some twenty times a message's size in memory)."""
+    grow with the message (parsing takes some twenty times a message's size in memory).
+    The header fields, as always, from mime.header_block (well inside that cut)."""
     message = mime.parse_message(raw[:FALLBACK_PARSE_BYTES])
     body_part = next((part for part in mime.iter_parts(message, into_messages=False)
                       if _is_body(part) and part.get_content_type() == "text/plain"), None)
@@ -147,7 +148,7 @@ def fallback(raw: bytes, reason: str) -> Extracted:
     attachments = [AttachmentText(mime.filename_of(part), _mime_type(part), "", reason)
                    for part in mime.iter_parts(message, into_messages=False)
                    if mime.is_attachment(part)]
-    return Extracted(mime.summarize_message(message), body, attachments, failed=reason)
+    return Extracted(mime.summarize_parsed(message, raw), body, attachments, failed=reason)
 
 
 def _raw_body_text(raw: bytes) -> str:

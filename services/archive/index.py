@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import xapian
 
+from services.archive.addresses import lowercase_ascii
 from services.archive.terms import MAX_TERM_BYTES, DocumentTerms, term
 from services.archive.words import fold_whole
 
@@ -56,7 +57,8 @@ SCHEMA_VERSION = 3
 WORDS_SCHEMA = 2  # the first schema whose terms are ICU words (query.Context.legacy before)
 SCHEMA_KEY = "schema_version"  # Xapian metadata; an index without it is version 1
 ADDRESS_FIELDS = ("from", "to", "cc", "bcc")
-# Exact addresses (From, To, Cc, Bcc headers, envelope recipients), lowercased: the filter
+# Exact addresses (From, To, Cc, Bcc headers, envelope recipients), lowercased in ASCII
+# (services.archive.addresses.lowercase_ascii): the filter
 # that limits a user to their own mail. Words would not do: "alice@example.com" as words
 # also matches bob.alice@example.com.
 ADDRESS_PREFIX = "XADDR"
@@ -80,16 +82,16 @@ def id_term(digest: str) -> str:
 
 
 def address_term(address: str) -> str:
-    return term(ADDRESS_PREFIX, address.lower())
+    return term(ADDRESS_PREFIX, lowercase_ascii(address))
 
 
 def addresses_of(summary, envelope_recipients: list[str]) -> set[str]:
-    """Every address a message was from or to, lowercased: the From, To, Cc and Bcc
+    """Every address a message was from or to, lowercased in ASCII: the From, To, Cc and Bcc
     addresses of `summary` (services.archive.mime.MessageSummary, read by the one strict
     parser, services.archive.addresses) and the envelope recipients. Never a display name,
     a comment or text: this set is who may read the message (services.web.access)."""
     found = {address for shown in summary.header_addresses.values() for address in shown}
-    found |= {recipient.strip().lower() for recipient in envelope_recipients}
+    found |= {lowercase_ascii(recipient.strip()) for recipient in envelope_recipients}
     return {address for address in found if address}
 
 
@@ -142,7 +144,7 @@ def build_document(digest: str, meta: dict, extracted) -> xapian.Document:
     summary = _with_stored_headers(extracted.summary, meta)
     header_recipients = summary.to + summary.cc + summary.bcc
     shown = set(summary.header_addresses.get("to", []) + summary.header_addresses.get("cc", []))
-    hidden = [r for r in meta.get("recipients", []) if r.strip().lower() not in shown]
+    hidden = [r for r in meta.get("recipients", []) if lowercase_ascii(r.strip()) not in shown]
     fields = [
         ("from", summary.from_addrs), ("to", header_recipients + meta.get("recipients", [])),
         ("cc", summary.cc), ("bcc", summary.bcc + hidden), ("subject", [summary.subject]),

@@ -14,7 +14,7 @@ from services.policy import audit
 from services.web.auth import DirectoryDown
 from services.appliance.users import User
 from services.web import actions, export, openapi
-from services.web.auth import CSRF_HEADER, Identity, LoginFailed, tokens_match
+from services.web.auth import CSRF_HEADER, Identity, LoginFailed, client_address, tokens_match
 from services.web.transfers import Transfers
 
 EVERYONE = ("admin", "auditor", "user")

@@ -15,7 +15,7 @@ from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
-SECRET = "a shared secret of enough length"
+SECRET = "tulip-gravel-mosaic-ninja-orbit-fjord"
 
 
 def cli(*args, check=True) -> subprocess.CompletedProcess:
