@@ -83,6 +83,8 @@ class Indexer:
         self.store, self.index_dir, self.pool = store, Path(index_dir), pool
         self.database = xapian.WritableDatabase(str(self.index_dir), xapian.DB_CREATE_OR_OPEN)
         self.generator = xapian.TermGenerator()
+        # What the index committed and the store has yet to record: (seq, attachment names).
+        self._unrecorded: tuple[int, dict[str, list[str]]] = (0, {})
 
     def position(self) -> int:
         value = self.database.get_metadata(CURSOR_KEY)
@@ -152,7 +154,25 @@ class Indexer:
             names[digest] = [a.filename for a in extracted.attachments if a.filename]
         self.database.set_metadata(CURSOR_KEY, str(batch.last_seq))
         self.database.commit()
-        self.store.record_indexed(batch.last_seq, names)  # status and metadata; Xapian's is the truth
+        self._unrecorded = (batch.last_seq, {**self._unrecorded[1], **names})
+        self.record_progress()
+
+    def record_progress(self) -> None:
+        """Tell the store what the index committed (status, attachment names; Xapian's
+        position is the truth). Kept until the store takes it: its disk may be full."""
+        seq, names = self._unrecorded
+        if seq:
+            self.store.record_indexed(seq, names)
+            self._unrecorded = (0, {})
+
+    def reopen(self) -> None:
+        """Drop whatever a failed write (a full disk) left half done and go on from the
+        last commit; the store is told of committed progress once it can take it."""
+        try:
+            self.database.close()
+        except xapian.Error:  # closing commits what is pending, which may fail again
+            pass
+        self.database = xapian.WritableDatabase(str(self.index_dir), xapian.DB_CREATE_OR_OPEN)
 
     def close(self) -> None:
         self.database.close()

@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import struct
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -34,6 +36,7 @@ from firmware.errors import ArchiverError
 
 from services.archive.group_commit import GroupCommitter
 from services.archive.mime import summarize_headers
+from services.archive.space import OutOfSpace, is_out_of_space, size_in_words
 
 DATABASES = ("raw", "meta", "msgid", "arrival", "outbox", "cursors", "counters", "settings",
              "journal", "replicated", "audit")
@@ -42,8 +45,13 @@ COMPRESSION_LEVEL = 3
 RESERVE_BYTES = 4 * 1024 * 1024
 
 
-class StoreFullError(ArchiverError):
+class StoreFullError(OutOfSpace):
     """The store has reached the model's storage capacity; what it holds is kept."""
+    brief = "the archive store is full"
+
+
+class DiskFullError(OutOfSpace):
+    """The store's disk is full (ENOSPC, or LMDB's short write on an all but full disk)."""
 
 
 class NotFound(ArchiverError, KeyError):
@@ -142,14 +150,29 @@ class Store:
         return self._local.compressor
 
     def _apply_batch(self, batch: list[_Prepared]) -> list[PutOutcome | Exception]:
+        with self.writing() as txn:
+            return [self._put_in(txn, item) for item in batch]
+
+    @contextmanager
+    def writing(self) -> Iterator[lmdb.Transaction]:
+        """A write transaction, committed and synced when the block ends. Raises
+        StoreFullError at the model's capacity and DiskFullError when the disk is full; then
+        nothing of the transaction is written and everything stored before is kept."""
         try:
             with self.env.begin(write=True) as txn:
-                outcomes = [self._put_in(txn, item) for item in batch]
+                yield txn
         except lmdb.MapFullError:
             raise StoreFullError(
                 f"the store at {self.path} is full ({self.map_size // 1024**3} GiB, the model's "
                 "storage capacity): new mail is refused, everything stored is kept") from None
-        return outcomes
+        except lmdb.Error as exc:
+            if not is_out_of_space(exc, self.path):
+                raise
+            found = os.statvfs(self.path)
+            free = size_in_words(found.f_bavail * found.f_frsize)
+            brief = f"the store's disk is full ({free} free)"
+            raise DiskFullError(f"{brief}: nothing more can be written until there is room",
+                                brief) from exc
 
     def _put_in(self, txn, item: _Prepared) -> PutOutcome:
         key, meta = item.digest, item.meta
@@ -228,7 +251,7 @@ class Store:
         the arrival log tells the indexer to drop their documents. `still_valid(txn)` is
         asked inside that transaction; if it says no (e.g. holds changed since the batch was
         chosen), nothing is deleted and DeletionConflict is raised."""
-        with self.env.begin(write=True) as txn:
+        with self.writing() as txn:
             if still_valid is not None and not still_valid(txn):
                 raise DeletionConflict("the deletion was overtaken by a change of holds")
             deleted = [meta for digest in digests if (meta := self._delete_in(txn, _key(digest)))]
@@ -321,12 +344,12 @@ class Store:
         return int(value) if value else 0
 
     def set_cursor(self, name: str, seq: int) -> None:
-        with self.env.begin(write=True) as txn:
+        with self.writing() as txn:
             txn.put(name.encode(), str(seq).encode(), db=self.db["cursors"])
 
     def record_indexed(self, seq: int, attachment_names: dict[str, list[str]]) -> None:
         """The indexer's progress and what its full parse found, in one transaction."""
-        with self.env.begin(write=True) as txn:
+        with self.writing() as txn:
             txn.put(b"indexer", str(seq).encode(), db=self.db["cursors"])
             for digest, names in attachment_names.items():
                 stored = txn.get(bytes.fromhex(digest), db=self.db["meta"])
@@ -365,7 +388,7 @@ class Store:
         return json.loads(data) if data else {}
 
     def set_journal_state(self, account: str, state: dict) -> None:
-        with self.env.begin(write=True) as txn:
+        with self.writing() as txn:
             txn.put(_journal_key("state", account), json.dumps(state).encode(),
                     db=self.db["journal"])
 
@@ -386,7 +409,7 @@ class Store:
             return txn.get(_journal_key("taken", account, key), db=self.db["journal"]) is not None
 
     def mark_taken(self, account: str, key: str) -> None:
-        with self.env.begin(write=True) as txn:
+        with self.writing() as txn:
             txn.put(_journal_key("taken", account, key), b"", db=self.db["journal"])
 
     # -- settings ------------------------------------------------------------------------
@@ -399,7 +422,7 @@ class Store:
 
     def set_setting(self, name: str, value) -> None:
         """Set (or, with None, remove) a node-local setting, durably."""
-        with self.env.begin(write=True) as txn:
+        with self.writing() as txn:
             if value is None:
                 txn.delete(name.encode(), db=self.db["settings"])
             else:
@@ -417,7 +440,7 @@ class Store:
         return found
 
     def _ensure_node_id(self) -> str:
-        with self.env.begin(write=True) as txn:
+        with self.writing() as txn:
             node = txn.get(b"node_id", db=self.db["settings"])
             if node is None:
                 node = uuid.uuid4().hex[:12].encode()

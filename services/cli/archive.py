@@ -17,6 +17,7 @@ from services.archive.mailfiles import count_mail, iter_mail, write_mbox, write_
 from services.common.progress import Progress
 from services.policy.replicated import Replicated
 from services.archive.search import search
+from services.archive.space import OutOfSpace, is_out_of_space, size_in_words
 
 IMPORT_BATCH = 200  # messages per durable transaction during bulk import
 EXPORT_PAGE = 500
@@ -80,28 +81,37 @@ def cmd_import(args) -> int:
     archive = open_archive(args)
     counts = {"imported": 0, "duplicates": 0, "merged": 0, "failed": 0}
     progress = Progress("importing", total=count_mail(args.paths), enabled=not args.json)
-    batch: list[bytes] = []
+    batch: list[tuple[str, bytes]] = []  # (label, raw)
 
     def flush():
-        for outcome in archive.store.put_many([(raw, None, "import") for raw in batch]):
+        for outcome in archive.store.put_many([(raw, None, "import") for _, raw in batch]):
             counts["imported" if outcome.status == "new" else
                    "duplicates" if outcome.status == "duplicate" else "merged"] += 1
         progress.advance(len(batch))
         batch.clear()
 
-    for item in iter_mail(args.paths):
-        if item.error:
-            counts["failed"] += 1
-            print(f"archiver: skipped {item.label}: {item.error}", file=sys.stderr)
-            progress.advance()
-            continue
-        batch.append(item.raw)
-        if len(batch) >= IMPORT_BATCH:
+    try:
+        for item in iter_mail(args.paths):
+            if item.error:
+                counts["failed"] += 1
+                print(f"archiver: skipped {item.label}: {item.error}", file=sys.stderr)
+                progress.advance()
+                continue
+            batch.append((item.label, item.raw))
+            if len(batch) >= IMPORT_BATCH:
+                flush()
+        if batch:
             flush()
-    if batch:
-        flush()
+    except OutOfSpace as full:  # nothing of the batch is stored: the next run goes on there
+        progress.finish()
+        return _import_stopped(args, archive, counts, full, batch, progress)
     progress.finish()
-    counts["indexed"] = 0 if args.no_index else _index_if_free(archive, quiet=args.json)
+    try:
+        counts["indexed"] = 0 if args.no_index else _index_if_free(archive, quiet=args.json)
+    except Exception as exc:
+        if not is_out_of_space(exc, archive.data_dir):
+            raise
+        return _indexing_stopped(args, archive, counts)
     _print_summary(args, counts)
     archive.close()
     return 0 if not counts["failed"] else 1
@@ -125,6 +135,43 @@ def _index_if_free(archive: Archive, quiet: bool) -> int:
         return done
     finally:
         lock.release()
+
+
+def _import_stopped(args, archive: Archive, counts: dict, full: OutOfSpace,
+                    batch: list[tuple[str, bytes]], progress: Progress) -> int:
+    """The one line of an import that stopped at a write that could not be made: how many
+    are stored, where it stopped, about how much room the rest needs. Exit 75 (try again)."""
+    stored = _stored(counts)
+    left = max(progress.total - progress.done, len(batch))
+    store = archive.store.counters()
+    ratio = store["stored_bytes"] / store["raw_bytes"] if store["raw_bytes"] else 1.0
+    needed = int(sum(len(raw) for _, raw in batch) / len(batch) * left * ratio)
+    stopped = {"stored": stored, "stopped_at": batch[0][0], "left": left,
+               "needed_bytes": needed, "reason": full.brief}
+    print(f"archiver: import stopped: {full.brief}; {stored} messages stored, stopped at "
+          f"{batch[0][0]}; the {left} left need about {size_in_words(needed)} more: make room, "
+          "then run the same import again", file=sys.stderr)
+    if args.json:
+        print(json.dumps({**counts, "indexed": 0, "stopped": stopped}))
+    archive.close()
+    return full.exit_code
+
+
+def _indexing_stopped(args, archive: Archive, counts: dict) -> int:
+    """Everything is stored but the index ran out of room: say so in one line; exit 75."""
+    short = "; ".join(space.words() for space in archive.spaces() if space.state != "ok")
+    stored = _stored(counts)
+    print(f"archiver: import stored all {stored} messages, but indexing stopped: "
+          f"{short or 'a disk is full'}; the indexer service, or the next import, indexes "
+          "the rest once there is room", file=sys.stderr)
+    if args.json:
+        print(json.dumps({**counts, "indexed": 0, "stopped": {"indexing": short}}))
+    archive.close()
+    return OutOfSpace.exit_code
+
+
+def _stored(counts: dict) -> int:
+    return counts["imported"] + counts["duplicates"] + counts["merged"]
 
 
 def _print_summary(args, counts: dict) -> None:

@@ -17,7 +17,7 @@ from aiosmtpd.smtp import SMTP
 from services.common.config import SmtpConfig
 from services.intake.gate import IntakeGate, archive_message
 from services.intake.acceptance import AcceptancePolicy
-from services.archive.store import Envelope, Store, StoreFullError
+from services.archive.store import Envelope, OutOfSpace, Store
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +63,9 @@ class ArchiveHandler:
                 self.executor, archive_message, self.store, envelope.original_content,
                 Envelope(envelope.mail_from or None, recipients), "smtp",
                 self.policy.trusted(session.peer[0]))
-        except StoreFullError:
-            return "452 4.3.1 the archive store is full; try again later"
+        except OutOfSpace as full:  # nothing was written: the sender keeps it and retries
+            log.warning("a message from %s waits: %s", session.peer[0], full)
+            return f"452 4.3.1 {full.brief}; try again later"
         except Exception:
             log.exception("could not archive a message from %s", session.peer)
             return "451 4.3.0 the message could not be archived; try again later"

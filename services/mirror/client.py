@@ -1,9 +1,11 @@
 """Copies what this system archives to one peer: a cursor over the outbox log, batches
 acknowledged only when durable on the peer, retried forever with capped backoff.
 
-State per peer (services.mirror.state): connected, offline (unreachable, wrong secret, ...)
-or refused (another model or firmware; the reason in words). A refusal keeps the queue and
-is retried like an outage, so copying resumes by itself once both run the same firmware.
+State per peer (services.mirror.state): connected, offline (unreachable, wrong secret, ...),
+refused (another model or firmware; the reason in words) or waiting (the peer, or this
+system, has no room to store now: a full disk). A refusal or a wait keeps the queue and is
+retried like an outage, so copying resumes by itself once both run the same firmware, or
+once there is room again.
 A hello from any peer cuts the backoff short (retry_now): a peer that boots again, or comes
 back with new firmware, is copied to at once rather than after up to BACKOFF_CAP seconds.
 """
@@ -23,7 +25,7 @@ from services.mirror.protocol import Hello, MirroredMessage, encode_batch
 from services.mirror.state import PeerStatus, cursor_name, load_status, save_status
 from services.mirror.trust import describe_tls_failure
 from services.policy.replicated import Replicated
-from services.archive.store import NotFound, Store
+from services.archive.store import NotFound, OutOfSpace, Store
 
 log = logging.getLogger(__name__)
 BATCH_MESSAGES = 200
@@ -39,6 +41,10 @@ READ_TIMEOUT_SECONDS = 30
 
 class PeerRefused(Exception):
     pass
+
+
+class PeerWaits(Exception):
+    """The peer cannot store now (503: its disk is low, ...) and asks to be sent it later."""
 
 
 class MirrorClient:
@@ -66,6 +72,10 @@ class MirrorClient:
                     await self._copy_until(stop, session)
             except PeerRefused as refusal:
                 self._record("refused", str(refusal))
+            except PeerWaits as wait:
+                self._record("waiting", f"the peer cannot store now: {wait}")
+            except OutOfSpace as full:  # a copy the peer has is sent again: it is idempotent
+                self._record("waiting", f"this system cannot record its copying: {full.brief}")
             except (aiohttp.ClientError, ssl.SSLError, OSError, asyncio.TimeoutError) as exc:
                 self._record("offline", failure_reason(exc))
             if not stop.is_set():
@@ -145,6 +155,8 @@ class MirrorClient:
         async with session.post(f"{self.url}/v1/messages", data=body) as response:
             if response.status == 409:
                 raise PeerRefused((await response.json()).get("reason", "refused"))
+            if response.status in (503, 507):  # 507: what a peer of the release before says
+                raise PeerWaits(await _reason_of(response))
             response.raise_for_status()
 
     def _record(self, state: str, reason: str) -> None:
@@ -154,7 +166,17 @@ class MirrorClient:
         self.status.state, self.status.reason = state, reason
         if state != "connected":
             self.status.last_error, self.status.last_error_time = reason, time.time()
-        save_status(self.store, self.peer, self.status)
+        try:
+            save_status(self.store, self.peer, self.status)
+        except OutOfSpace as full:  # the state is in the log; it is recorded once there is room
+            log.warning("mirror peer %s: status not recorded: %s", self.peer, full)
+
+
+async def _reason_of(response: aiohttp.ClientResponse) -> str:
+    try:
+        return str((await response.json()).get("reason") or response.reason)
+    except (aiohttp.ContentTypeError, ValueError):
+        return f"{response.status} {response.reason}"
 
 
 def failure_reason(exc: BaseException) -> str:

@@ -17,6 +17,7 @@ from firmware.errors import ArchiverError
 from services.policy import audit
 from services.appliance import users
 from services.archive.search import QuerySyntaxError
+from services.archive.space import size_in_words
 from services.appliance.users import User
 from services.web import actions
 from services.web.api import ADMIN, EVERYONE, STAFF, raw_download, start_export
@@ -376,13 +377,4 @@ def _when(epoch) -> str:
     return dt.datetime.fromtimestamp(float(epoch), dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
 
 
-def _size(count) -> str:
-    value = float(count or 0)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"
-
-
-TEMPLATES.filters.update(when=_when, size=_size)
+TEMPLATES.filters.update(when=_when, size=size_in_words)
