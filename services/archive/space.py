@@ -117,15 +117,12 @@ def is_out_of_space(exc: BaseException, path: Path | str) -> bool:
 
 
 def _error_words(exc: BaseException) -> str:
-    """What an LMDB or Xapian error says; Xapian keeps the errno's words apart."""
-    words = str(exc)
+    """What an LMDB or Xapian error says (Xapian's text ends in its errno's words);
+    nothing for other errors, whose text is no system's."""
     xapian = sys.modules.get("xapian")  # only a process that indexes has Xapian loaded
-    if xapian is not None and isinstance(exc, xapian.Error):
-        detail = exc.get_error_string() or ""
-        words = f"{exc.get_msg()}: {detail.decode() if isinstance(detail, bytes) else detail}"
-    elif not isinstance(exc, lmdb.Error):
-        return ""
-    return words
+    if isinstance(exc, lmdb.Error) or (xapian is not None and isinstance(exc, xapian.Error)):
+        return str(exc)
+    return ""
 
 
 def _all_but_full(path: Path | str) -> bool:

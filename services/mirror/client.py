@@ -106,8 +106,13 @@ class MirrorClient:
             raise PeerRefused(verdict.reason)
         self.status.node, self.status.model, self.status.version = peer.node, peer.model, peer.version
         self.status.one_way = not reply.get("copies_back", False)
-        self._record("connected", "one-way: the peer does not copy back (it has not joined this "
-                     "system)" if self.status.one_way else "")
+        if self.status.state != "waiting":  # waiting ends when a batch is taken, not at hello
+            self._record("connected", self._connected_reason())
+
+    def _connected_reason(self) -> str:
+        if self.status.one_way:
+            return "one-way: the peer does not copy back (it has not joined this system)"
+        return ""
 
     def _compare_settings(self, reply: dict) -> None:
         """Saved searches, retention policies and holds should be equal on both sides."""
@@ -132,6 +137,8 @@ class MirrorClient:
             self.status.copied += len(batch)
             self.status.last_success = time.time()
             save_status(self.store, self.peer, self.status)
+            if self.status.state == "waiting":  # the peer took it: there is room again
+                self._record("connected", self._connected_reason())
 
     def _next_batch(self) -> tuple[int | None, list[MirroredMessage]]:
         entries = self.store.log_after("outbox", self.store.cursor(cursor_name(self.peer)),

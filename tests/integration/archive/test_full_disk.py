@@ -9,9 +9,11 @@ import re
 from email.message import EmailMessage
 from pathlib import Path
 
+import lmdb
 import pytest
 
-from services.archive.store import Store, digest_of
+from services.archive.space import is_out_of_space
+from services.archive.store import DiskFullError, Store, digest_of
 from tests.integration.small_disk import SmallDisk
 
 pytestmark = pytest.mark.integration
@@ -141,3 +143,32 @@ def test_indexing_that_runs_out_of_room_stops_the_import_and_the_next_one_finish
     assert (stats["stored"], stats["indexed"], stats["pending"]) == (200, 200, 0)
     assert len(archiver("search", "marker0 OR marker199", "--data", data, "--json",
                         check=0).stdout.splitlines()) == 2
+
+
+@pytest.mark.parametrize("kind", ["ext4", "tmpfs"])
+def test_the_store_on_a_full_disk_says_so_keeps_all_it_had_and_takes_mail_again(tmp_path, kind):
+    with SmallDisk(tmp_path / "disk", 24, kind=kind) as small:
+        small.fill(leave_bytes=4 * MiB)
+        store = Store(small.mount_point / "store", map_size=4 * 1024**3)
+        try:
+            kept = []
+            with pytest.raises(DiskFullError) as full:
+                for n in range(1000):
+                    kept.append(store.put(message(n, attachment_bytes=100_000)))
+            assert full.value.brief.startswith("the store's disk is full (")
+            assert isinstance(full.value.__cause__, lmdb.Error)  # ENOSPC or a short write's EIO
+            assert is_out_of_space(full.value.__cause__, small.mount_point)
+            assert set(store.digests()) == set(kept) and store.verify() == []
+            small.release()
+            later = store.put(message(5000, attachment_bytes=100_000))
+            assert set(store.digests()) == set(kept) | {later} and store.verify() == []
+        finally:
+            store.close()
+
+
+def test_an_io_error_on_an_all_but_full_disk_is_a_full_disk(tmp_path):
+    with SmallDisk(tmp_path / "disk", 40, kind="tmpfs") as small:
+        short_write = lmdb.Error("mdb_txn_commit: Input/output error")
+        assert not is_out_of_space(short_write, small.mount_point)
+        small.fill()
+        assert is_out_of_space(short_write, small.mount_point)
