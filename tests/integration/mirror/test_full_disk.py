@@ -51,8 +51,10 @@ def test_a_peer_whose_disk_fills_asks_to_retry_later_and_the_queue_drains_after(
                     (incoming / f"{n}.eml").write_bytes(raw)
                 a.cli("import", "--no-index", incoming)
 
-                status = wait_until(lambda: (s := a.peer_status(b))["state"] == "waiting" and s,
-                                    180, "a to see b waiting for room")
+                def b_runs_and_a_waits():
+                    assert b.process.poll() is None, "b's archiver run ended"
+                    return (status := a.peer_status(b))["state"] == "waiting" and status
+                status = wait_until(b_runs_and_a_waits, 180, "a to see b waiting for room")
                 assert "the peer cannot store now: the data disk is " in status["reason"]
                 assert status["queued"] > 0
                 assert b.process.poll() is None and b.process.pid == b_pid

@@ -89,6 +89,15 @@ def log_of(service: ArchiverService) -> str:
     return service.log.read_text(errors="replace")
 
 
+def still_running(service: ArchiverService, condition):
+    """`condition`, for wait_until, failing at once if `archiver run` has ended meanwhile."""
+    def check():
+        assert service.process.poll() is None, "archiver run ended: " + \
+            " | ".join(log_of(service).splitlines()[-3:])
+        return condition()
+    return check
+
+
 def indexer_reason(service: ArchiverService) -> str:
     return status(service)["services"]["indexer"]["reason"]
 
@@ -145,8 +154,8 @@ def test_a_full_data_disk_pauses_intake_and_indexing_and_both_resume_by_themselv
                 for raw in journal_mail:
                     dovecot.deliver(raw)
 
-                wait_until(lambda: "indexer paused: data disk full" in log_of(service), 120,
-                           "the indexer to pause")
+                wait_until(still_running(service, lambda: "indexer paused: data disk full" in
+                                         log_of(service)), 120, "the indexer to pause")
                 wait_until(lambda: len(senders.refused) >= refused_before + 5, 60,
                            "intake to refuse")
                 assert all(code in (451, 452) and text.startswith(b"4.3.1 ")
@@ -197,8 +206,8 @@ def test_an_index_on_a_disk_of_its_own_that_fills_pauses_indexing_not_intake(tmp
             pid = service.process.pid
             # Bodies of many distinct words: more index than 3 MB hold.
             with Senders(service, first=0, attachment_bytes=0, words=300) as senders:
-                wait_until(lambda: "indexer paused: index disk full" in log_of(service), 180,
-                           "the indexer to pause")
+                wait_until(still_running(service, lambda: "indexer paused: index disk full" in
+                                         log_of(service)), 180, "the indexer to pause")
                 acknowledged_when_paused = len(senders.acknowledged)
                 wait_until(lambda: len(senders.acknowledged) > acknowledged_when_paused + 20,
                            60, "intake to go on while indexing waits")

@@ -1,15 +1,16 @@
 """Room to write: the states and words of a space, which errors mean a disk ran out, and
 the spaces of an archive (services.archive.space)."""
 import errno
+import random
 
 import lmdb
 import pytest
 import xapian
 
-from services.archive.archive import Archive
+from services.archive.archive import Archive, spaces_of
 from services.archive.space import (FULL_BELOW_BYTES, Space, capacity_space, is_out_of_space,
                                     size_in_words)
-from services.archive.store import RESERVE_BYTES, DiskFullError, StoreFullError
+from services.archive.store import RESERVE_BYTES, DiskFullError, Store, StoreFullError
 
 MiB = 1024 * 1024
 
@@ -96,3 +97,22 @@ def test_an_archive_has_a_data_disk_and_a_store_capacity(tmp_path):
         assert 0 < capacity.free_bytes <= capacity.total_bytes and capacity.state == "ok"
     finally:
         archive.close()
+
+
+def test_the_store_capacity_turns_low_then_full_as_the_store_fills(tmp_path):
+    store = Store(tmp_path / "small", map_size=RESERVE_BYTES + 3 * MiB)
+    try:
+        def capacity() -> Space:
+            return spaces_of(tmp_path, store, low_below_mb=1)[-1]
+        assert capacity().state == "ok" and capacity().total_bytes == 3 * MiB
+        states, n = [], 0
+        with pytest.raises(StoreFullError):
+            while n < 1000:
+                store.put(random.Random(n).randbytes(200_000))
+                states.append(capacity().state)
+                n += 1
+        assert states[0] == "ok" and states[-1] in ("low", "full")  # said before it refused
+        assert capacity().state in ("low", "full")
+        assert capacity().words().startswith(f"store capacity {capacity().state}: ")
+    finally:
+        store.close()
