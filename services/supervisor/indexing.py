@@ -35,6 +35,8 @@ class PausingIndexer:
         while not self.stop.is_set():
             try:
                 self.indexer.record_progress()
+                self.indexer.catch_up(self._indexed)  # the backlog, and what a pause held up
+                self._resumed()  # (even if nothing was left to write)
                 self.indexer.follow(stop=self.stop.is_set, on_batch=self._indexed)
             except Exception as exc:
                 if not is_out_of_space(exc, self.indexer.index_dir):
@@ -57,6 +59,9 @@ class PausingIndexer:
                 return
 
     def _indexed(self, count: int) -> None:
+        self._resumed()
+
+    def _resumed(self) -> None:
         if self.paused:
             self.paused = False
             self.note("")
