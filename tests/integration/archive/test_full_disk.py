@@ -71,6 +71,7 @@ def stored_digests(data: Path) -> set[str]:
         store.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["maildir", "mbox"])
 def test_import_stops_at_the_first_write_that_fails_and_goes_on_after_room_is_made(
         archiver, disk, tmp_path, kind):
@@ -120,6 +121,7 @@ def test_the_text_line_without_json_names_the_same_and_no_traceback(archiver, di
     assert match and match.group(2) == labels[int(match.group(1))]
 
 
+@pytest.mark.slow
 def test_indexing_that_runs_out_of_room_stops_the_import_and_the_next_one_finishes_it(
         archiver, disk, tmp_path):
     # Bodies of many distinct words: their index takes far more room than the store.

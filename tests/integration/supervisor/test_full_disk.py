@@ -8,6 +8,7 @@ folder, a tmpfs for an index on a disk of its own."""
 import hashlib
 import json
 import random
+import re
 import smtplib
 import threading
 from email.message import EmailMessage
@@ -22,6 +23,7 @@ from tests.waiting import wait_until
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 PASSWORD = "correct horse battery"
+MiB = 1024 * 1024
 
 
 def message(n: int, attachment_bytes: int = 30_000, words: int = 10) -> bytes:
@@ -140,8 +142,20 @@ def test_a_full_data_disk_pauses_intake_and_indexing_and_both_resume_by_themselv
             assert browser.log_in("operator", PASSWORD).status == 200
             with Senders(service, first=0) as senders:
                 wait_until(lambda: len(senders.acknowledged) >= 30, 60, "mail acknowledged")
-                # A backlog the indexer is still writing when the disk fills: an import
-                # alongside SMTP intake, of mail whose index takes room.
+                # Low first: status, metrics and the log say so, and intake waits, before
+                # anything fails.
+                disk.fill(leave_bytes=3 * MiB)
+                wait_until(still_running(service, lambda: "data disk low: " in log_of(service)),
+                           30, "the log to say the disk is low")
+                report = status(service)
+                assert report["space"]["data_disk"]["state"] == "low"
+                assert report["space"]["data_disk"]["words"].startswith("data disk low: ")
+                assert 'archiver_space_low{space="data_disk"} 1' in metrics(service)
+                assert 'archiver_space_full{space="data_disk"} 0' in metrics(service)
+                wait_until(lambda: any(b"the data disk is low on space (" in text
+                                       for _, text in senders.refused), 30, "intake to wait")
+                # Then a backlog whose index takes more room than is left (an import
+                # alongside SMTP intake), and the rest of the disk taken by something else.
                 backlog = tmp_path / "backlog"
                 backlog.mkdir()
                 for n in range(300):
@@ -154,7 +168,7 @@ def test_a_full_data_disk_pauses_intake_and_indexing_and_both_resume_by_themselv
                 for raw in journal_mail:
                     dovecot.deliver(raw)
 
-                wait_until(still_running(service, lambda: "indexer paused: data disk full" in
+                wait_until(still_running(service, lambda: "indexer paused: data disk " in
                                          log_of(service)), 120, "the indexer to pause")
                 wait_until(lambda: len(senders.refused) >= refused_before + 5, 60,
                            "intake to refuse")
@@ -162,9 +176,10 @@ def test_a_full_data_disk_pauses_intake_and_indexing_and_both_resume_by_themselv
                            for code, text in senders.refused), senders.refused[-5:]
                 report = same_process_runs_every_service(service, pid)
                 space = report["space"]["data_disk"]
-                assert space["state"] == "full" and space["free_bytes"] < 1024 * 1024
+                assert space["state"] == "full" and space["free_bytes"] < MiB
                 assert space["words"].startswith("data disk full: ")
-                wait_until(lambda: indexer_reason(service).startswith("paused: data disk full: "),
+                wait_until(lambda: re.match(r"paused: data disk (low|full): ",
+                                            indexer_reason(service)),
                            30, "status to say why the indexer waits")  # at its next heartbeat
                 text = service.cli("status", "--config", service.config_path).stdout
                 assert "space: data disk full: " in text
