@@ -165,17 +165,29 @@ class Indexer:
             self.store.record_indexed(seq, names)
             self._unrecorded = (0, {})
 
-    def reopen(self) -> None:
-        """Drop whatever a failed write (a full disk) left half done and go on from the
-        last commit; the store is told of committed progress once it can take it."""
+    def abandon_writes(self) -> None:
+        """Drop whatever a failed write (a full disk) left half done and close the index;
+        reopen() goes on from the last commit, which holds the position in the log."""
+        try:  # a failed flush leaves changes pending, which close() would commit again
+            self.database.begin_transaction(False)
+            self.database.cancel_transaction()  # drops every change since the last commit
+        except xapian.Error:
+            pass  # Xapian dropped them itself and closed the index
         try:
             self.database.close()
-        except xapian.Error:  # closing commits what is pending, which may fail again
+        except xapian.Error:
             pass
-        self.database = xapian.WritableDatabase(str(self.index_dir), xapian.DB_CREATE_OR_OPEN)
+        self.database = None  # and with the object goes its write lock
+
+    def reopen(self) -> None:
+        """Open the index again after abandon_writes(); a no-op while it is open."""
+        if self.database is None:
+            self.database = xapian.WritableDatabase(str(self.index_dir),
+                                                    xapian.DB_CREATE_OR_OPEN)
 
     def close(self) -> None:
-        self.database.close()
+        if self.database is not None:
+            self.database.close()
 
     def __enter__(self) -> "Indexer":
         return self

@@ -34,6 +34,7 @@ class PausingIndexer:
     def run(self) -> None:
         while not self.stop.is_set():
             try:
+                self.indexer.reopen()
                 self.indexer.record_progress()
                 self.indexer.catch_up(self._indexed)  # the backlog, and what a pause held up
                 self._resumed()  # (even if nothing was left to write)
@@ -41,7 +42,7 @@ class PausingIndexer:
             except Exception as exc:
                 if not is_out_of_space(exc, self.indexer.index_dir):
                     raise
-                self.indexer.reopen()
+                self.indexer.abandon_writes()
                 self._pause(exc)
 
     def _pause(self, exc: Exception) -> None:
