@@ -19,8 +19,12 @@ DEBIAN_RUNTIME := $(shell sed -e 's/\#.*//' image/debian-runtime.txt)
 # What the build host needs to build images, boot VMs and run the tests.
 DEBIAN_HOST := python3-venv python3-pip python3-setuptools python3-wheel git make \
 	qemu-system-x86 qemu-utils mmdebstrap dovecot-imapd dovecot-pop3d swaks notmuch mutt \
-	iproute2 openssl systemd chromium e2fsprogs openssh-client
+	iproute2 openssl systemd chromium e2fsprogs openssh-client python3-xlwt
 DEBIAN_PACKAGES := $(DEBIAN_RUNTIME) $(DEBIAN_HOST)
+# Also for the tests: the directories they start (OpenLDAP's slapd; Samba as an AD domain
+# controller) and a QR code reader. Installing them may start system daemons (where systemd
+# runs); the tests never use those, but instances of their own on ports of their own.
+DEBIAN_PACKAGES += slapd ldap-utils samba samba-ad-dc winbind krb5-user zbar-tools
 
 # The venv is reinstalled only when what it is built from changes.
 SETUP_INPUTS := pyproject.toml tests/requirements.txt
@@ -76,10 +80,11 @@ image: setup
 	$(PY) -m image.build --model $(MODEL)
 
 # Flash the image of MODEL onto virtual appliance VM (build/vms/$(VM)/), building it first if
-# there is none; refused if its signature fails or the VM is of another model.
+# there is none; refused if its signature fails, the VM is of another model, or it holds newer
+# firmware (FLASH_ARGS=--allow-downgrade flashes it anyway).
 flash: setup
 	@[ -f build/images/$(MODEL)-$(VERSION)/image.json ] || $(MAKE) --no-print-directory image MODEL=$(MODEL)
-	$(PY) -m image.flash --model $(MODEL) --vm $(VM)
+	$(PY) -m image.flash --model $(MODEL) --vm $(VM) $(FLASH_ARGS)
 
 # Two mirrored virtual appliances a and b of MODEL (image built if missing, flashed with fresh
 # data disks, booted in parallel, joined); prints ports and the admin password; Ctrl-C stops.

@@ -5,6 +5,8 @@ keygen refuses a folder that git would track, so no private key ever lands in gi
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import os
 import subprocess
@@ -16,6 +18,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from .errors import ArchiverError
 
 PRIVATE_NAME = "firmware-signing.key"
+# The kernel command line parameter that carries the trusted key to the boot check: the
+# command line is signed with the image and checked by flash, and lives outside the disk
+# the boot check checks.
+CMDLINE_PARAMETER = "archiver.firmware_key"
 PUBLIC_NAME = "firmware-signing.pub"
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "build" / "keys"
 
@@ -45,6 +51,30 @@ def generate(directory: Path) -> tuple[Path, Path]:
         f.write(pem)
     public_path.write_bytes(public_pem(key.public_key()))
     return private_path, public_path
+
+
+def cmdline_parameter(public_key: Ed25519PublicKey) -> str:
+    """`archiver.firmware_key=<the raw public key, base64url without padding>`."""
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return f"{CMDLINE_PARAMETER}={base64.urlsafe_b64encode(raw).decode().rstrip('=')}"
+
+
+def from_cmdline(cmdline: str) -> Ed25519PublicKey | None:
+    """The key a kernel command line carries (see cmdline_parameter), or None when it
+    carries none. Raises SigningKeyError for a malformed one, or for two."""
+    values = [word.partition("=")[2] for word in cmdline.split()
+              if word.partition("=")[0] == CMDLINE_PARAMETER]
+    if not values:
+        return None
+    if len(values) > 1:
+        raise SigningKeyError(f"the kernel command line names {CMDLINE_PARAMETER} "
+                              f"{len(values)} times")
+    try:
+        raw = base64.urlsafe_b64decode(values[0] + "=" * (-len(values[0]) % 4))
+        return Ed25519PublicKey.from_public_bytes(raw)
+    except (ValueError, binascii.Error):
+        raise SigningKeyError(f"the kernel command line's {CMDLINE_PARAMETER} is no Ed25519 "
+                              "public key") from None
 
 
 def public_pem(public_key: Ed25519PublicKey) -> bytes:

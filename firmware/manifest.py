@@ -1,8 +1,11 @@
 """Signed firmware manifests: what an image is (model, version, build) and what it holds.
 
-The manifest is canonical JSON listing the SHA-256 of every payload file; its signature
-is Ed25519 over those exact bytes, stored beside it as JSON with the signing key's id so
-that a wrong key is told apart from an altered manifest (as RAUC tells its checks apart).
+The manifest is canonical JSON listing the SHA-256 of every payload file, the target of
+every symbolic link in the payload, and the payload folders: folders that hold exactly what
+the manifest lists, so that a file added there (a .pth file in dist-packages runs in every
+Python process) fails the check as a changed one does. Its signature is Ed25519 over those
+exact bytes, stored beside it as JSON with the signing key's id so that a wrong key is told
+apart from an altered manifest (as RAUC tells its checks apart).
 """
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import datetime as dt
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -39,6 +42,8 @@ class Manifest:
     build_time: str
     files: dict[str, str]
     format: int = FORMAT
+    folders: list[str] = field(default_factory=list)   # hold only what is listed
+    links: dict[str, str] = field(default_factory=dict)  # symbolic link -> its target
 
     def to_bytes(self) -> bytes:
         return (json.dumps(asdict(self), sort_keys=True, indent=1) + "\n").encode()
@@ -49,7 +54,8 @@ class Manifest:
             doc = json.loads(data)
             manifest = cls(model=doc["model"], version=doc["version"],
                            build_time=doc["build_time"], files=dict(doc["files"]),
-                           format=doc["format"])
+                           format=doc["format"], folders=list(doc.get("folders", [])),
+                           links=dict(doc.get("links", {})))
         except (ValueError, KeyError, TypeError) as exc:
             raise ManifestError([f"manifest is not a valid manifest document ({exc})"]) from None
         if manifest.format != FORMAT:
@@ -77,23 +83,63 @@ def build_time_now() -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def payload_files(root: Path, paths: list[str]) -> list[str]:
-    """Relative paths of the payload: the named files, and every file below named folders."""
-    found = []
+@dataclass(frozen=True)
+class Payload:
+    files: list[str]          # regular files, relative to the root
+    links: dict[str, str]     # symbolic links (never followed) -> their targets
+    folders: list[str]        # the folders named: they hold exactly files and links
+
+
+def collect_payload(root: Path, paths: list[str]) -> Payload:
+    """The payload of `paths` under `root`: each named file or link, and everything below
+    each named folder (which becomes a payload folder). Raises ManifestError for a name
+    that does not exist, or a folder holding something that is no file, link or folder."""
+    files, links, folders, problems = set(), {}, [], []
     for name in paths:
-        path = (root / name)
-        if path.is_dir():
-            found += [str(p.relative_to(root)) for p in sorted(path.rglob("*")) if p.is_file()]
+        path = root / name
+        if path.is_symlink():
+            links[_relative(root, path)] = os.readlink(path)
+        elif path.is_dir():
+            folders.append(_relative(root, path))
+            _walk(root, path, files, links, problems)
         elif path.is_file():
-            found.append(str(path.relative_to(root)))
+            files.add(_relative(root, path))
         else:
-            raise ManifestError([f"payload file {name} does not exist under {root}"])
-    return sorted(set(found))
+            problems.append(f"payload file {name} does not exist under {root}")
+    if problems:
+        raise ManifestError(problems)
+    return Payload(sorted(files), dict(sorted(links.items())), sorted(set(folders)))
+
+
+def _walk(root: Path, folder: Path, files: set, links: dict, problems: list) -> None:
+    for directory, dirnames, filenames in os.walk(folder):
+        dirnames.sort()
+        for name in [*filenames, *[d for d in dirnames
+                                   if os.path.islink(os.path.join(directory, d))]]:
+            path = Path(directory) / name
+            if path.is_symlink():
+                links[_relative(root, path)] = os.readlink(path)
+            elif path.is_file():
+                files.add(_relative(root, path))
+            else:
+                problems.append(f"{_relative(root, path)} is neither a file, a folder nor a "
+                                "link")
+
+
+def _relative(root: Path, path: Path) -> str:
+    return str(path.relative_to(root))
+
+
+def payload_files(root: Path, paths: list[str]) -> list[str]:
+    """Relative paths of the payload's regular files (see collect_payload)."""
+    return collect_payload(root, paths).files
 
 
 def create(root: Path, paths: list[str], model: int, version: FirmwareVersion) -> Manifest:
-    files = {rel: sha256_file(root / rel) for rel in payload_files(root, paths)}
-    return Manifest(model=model, version=str(version), build_time=build_time_now(), files=files)
+    payload = collect_payload(root, paths)
+    files = {rel: sha256_file(root / rel) for rel in payload.files}
+    return Manifest(model=model, version=str(version), build_time=build_time_now(), files=files,
+                    folders=payload.folders, links=payload.links)
 
 
 def sign(manifest_bytes: bytes, private_key: Ed25519PrivateKey) -> bytes:
@@ -111,9 +157,30 @@ def verify(manifest_bytes: bytes, signature_doc: bytes, public_key: Ed25519Publi
     if root is not None:
         problems = [p for rel, want in sorted(manifest.files.items())
                     if (p := _check_file(root, rel, want))]
+        problems += [p for rel, target in sorted(manifest.links.items())
+                     if (p := _check_link(root, rel, target))]
+        problems += unlisted(root, manifest)
         if problems:
             raise ManifestError(problems)
     return manifest
+
+
+def unlisted(root: Path, manifest: Manifest) -> list[str]:
+    """What the payload folders hold that the manifest does not list, in words."""
+    listed = set(manifest.files) | set(manifest.links)
+    problems, named = [], set()
+    for folder in manifest.folders:     # sorted: an outer folder comes before its inner ones
+        if _leaves_root(folder):
+            problems.append(f"payload folder {folder} leaves the payload root")
+            continue
+        found, links, odd = set(), {}, []
+        _walk(root, root / folder, found, links, odd)
+        extra = sorted((found | set(links)) - listed - named)
+        named.update(extra)
+        problems += [f"{rel} is not in the manifest (an unlisted file in the payload folder "
+                     f"{folder})" for rel in extra]
+        problems += [p for p in odd if p not in problems]
+    return problems
 
 
 def _check_signature(manifest_bytes: bytes, signature_doc: bytes, public_key) -> None:
@@ -134,10 +201,28 @@ def _check_signature(manifest_bytes: bytes, signature_doc: bytes, public_key) ->
                              "the manifest was changed after it was signed"]) from None
 
 
+def _leaves_root(rel: str) -> bool:
+    return ".." in Path(rel).parts or Path(rel).is_absolute()
+
+
+def _check_link(root: Path, rel: str, target: str) -> str | None:
+    if _leaves_root(rel):
+        return f"payload path {rel} leaves the payload root"
+    path = root / rel
+    if not path.is_symlink():
+        return f"payload link {rel} is missing or no longer a link"
+    if os.readlink(path) != target:
+        return f"payload link {rel} was changed (it points to {os.readlink(path)}, the " \
+               f"manifest says {target})"
+    return None
+
+
 def _check_file(root: Path, rel: str, want: str) -> str | None:
     path = root / rel
-    if ".." in Path(rel).parts or Path(rel).is_absolute():
+    if _leaves_root(rel):
         return f"payload path {rel} leaves the payload root"
+    if path.is_symlink():
+        return f"payload file {rel} was replaced by a link"
     if not path.is_file():
         return f"payload file {rel} is missing"
     have = sha256_file(path)

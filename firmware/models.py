@@ -28,6 +28,33 @@ class SmtpLimits:
     concurrency: int = field("SMTP sessions served at once", check=positive, expected=POSITIVE)
     max_message_mb: int = field("largest message accepted (552 above it)", check=positive,
                                 expected=POSITIVE)
+    sessions_per_address: int = field("sessions one untrusted client address (an IPv6 "
+                                      "client's /64) holds at once", check=positive,
+                                      expected=POSITIVE)
+    reserved_for_trusted: int = field("sessions only trusted servers may take",
+                                      check=lambda v: v >= 0, expected="0 or more")
+    data_memory_mb: int = field("memory for the messages SMTP is storing at once",
+                                check=positive, expected=POSITIVE)
+
+    @property
+    def data_memory_bytes(self) -> int:
+        return self.data_memory_mb * 1024 * 1024
+
+    @property
+    def max_message_bytes(self) -> int:
+        return self.max_message_mb * 1024 * 1024
+
+
+# Storing a message takes at most this many times its size in memory at once: its raw
+# bytes, the original a journal report carries (a slice of them), the zstd output and the
+# LMDB pages that hold it until the commit (measured: 3.0x for a random 8-bit body, 4.0x
+# for a journal report wrapping one) ...
+MESSAGE_MEMORY_COPIES = 4
+# ... and up to this much more to parse its header summary (at most 256 KiB of header
+# fields are parsed: services.archive.mime.SUMMARY_HEADER_LIMIT; measured 14 MiB for
+# 256 KiB of "X:" lines). smtp.data_memory_mb holds at least one message of
+# smtp.max_message_mb, so the largest message is never refused for memory, only delayed.
+HEADER_SUMMARY_MEMORY_MB = 16
 
 
 @dataclass(frozen=True)
@@ -36,6 +63,14 @@ class IntakeLimits:
                                check=positive, expected=POSITIVE)
     min_free_disk_mb: int = field("free disk below which intake answers 4xx", check=positive,
                                   expected=POSITIVE)
+
+
+@dataclass(frozen=True)
+class ExtractionLimits:
+    timeout_s: int = field("seconds one message may take in the extraction worker",
+                           check=positive, expected=POSITIVE)
+    memory_mb: int = field("address-space limit of an extraction worker", check=positive,
+                           expected=POSITIVE)
 
 
 @dataclass(frozen=True)
@@ -54,6 +89,7 @@ class ModelProfile:
                             expected=POSITIVE)
     attachment_text_kb: int = field("attachment text the index takes per attachment",
                                     check=positive, expected=POSITIVE)
+    extraction: ExtractionLimits = field("limits of the sandboxed attachment reader")
     features: Features = field("what the model may do")
     smtp: SmtpLimits = field("SMTP intake limits")
     intake: IntakeLimits = field("back-pressure limits of all intake")
@@ -117,11 +153,30 @@ def load_models(path: str | Path | None = None) -> ModelCatalog:
     for position, entry in enumerate(top.models, start=1):
         where = _where(entry, position)
         profile = build(ModelProfile, entry, file=path, where=where)
+        _check_smtp(profile.smtp, path, where)
         if profile.model in profiles:
             raise ConfigError(path, "model", "each model once, but it is defined twice",
                               got=profile.model, where=where)
         profiles[profile.model] = profile
     return ModelCatalog(list(profiles.values()), path)
+
+
+def _check_smtp(smtp: SmtpLimits, path: Path, where: str) -> None:
+    """What the SMTP limits must say about each other (sessions, memory)."""
+    if smtp.reserved_for_trusted >= smtp.concurrency:
+        raise ConfigError(path, "smtp.reserved_for_trusted", f"fewer than smtp.concurrency "
+                          f"({smtp.concurrency}), so others get a session too",
+                          got=smtp.reserved_for_trusted, where=where)
+    untrusted = smtp.concurrency - smtp.reserved_for_trusted
+    if smtp.sessions_per_address > untrusted:
+        raise ConfigError(path, "smtp.sessions_per_address", f"at most the {untrusted} sessions "
+                          "not reserved for trusted servers", got=smtp.sessions_per_address,
+                          where=where)
+    needed = MESSAGE_MEMORY_COPIES * smtp.max_message_mb + HEADER_SUMMARY_MEMORY_MB
+    if smtp.data_memory_mb < needed:
+        raise ConfigError(path, "smtp.data_memory_mb", f"at least {needed} ({MESSAGE_MEMORY_COPIES}"
+                          f" x smtp.max_message_mb + {HEADER_SUMMARY_MEMORY_MB}: storing the "
+                          "largest message takes that)", got=smtp.data_memory_mb, where=where)
 
 
 def _where(entry: object, position: int) -> str:

@@ -3,6 +3,11 @@
 An image bakes its firmware into /usr/share/archiver (ARCHIVER_FIRMWARE_DIR elsewhere):
 model (the model number), manifest.json, manifest.json.sig and firmware.pub. A development
 tree has none of them and is model 450 unless ARCHIVER_MODEL says otherwise.
+
+The manifest is checked against the key on the kernel command line (archiver.firmware_key=,
+/proc/cmdline; ARCHIVER_KERNEL_CMDLINE names another file), never against firmware.pub:
+whoever could change the disk could change a key kept on it. The command line is signed
+with the image, checked when it is flashed, and kept off the system disk.
 """
 from __future__ import annotations
 
@@ -51,14 +56,33 @@ def system_root() -> Path:
     return Path(os.environ.get("ARCHIVER_ROOT", "/"))
 
 
+def kernel_cmdline() -> Path:
+    return Path(os.environ.get("ARCHIVER_KERNEL_CMDLINE", "/proc/cmdline"))
+
+
+def trusted_key() -> keys.Ed25519PublicKey:
+    """The key the kernel command line carries; raises SigningKeyError saying why not."""
+    path = kernel_cmdline()
+    try:
+        key = keys.from_cmdline(path.read_text())
+    except OSError as exc:
+        raise keys.SigningKeyError(f"cannot read the kernel command line {path}: "
+                                   f"{exc.strerror}") from None
+    if key is None:
+        raise keys.SigningKeyError(
+            f"the kernel command line ({path}) names no {keys.CMDLINE_PARAMETER}: the key "
+            "on the disk being checked is not trusted")
+    return key
+
+
 def manifest_state() -> ManifestState:
-    """Verify the baked-in manifest against the baked-in public key."""
+    """Verify the baked-in manifest against the key on the kernel command line."""
     base, root = firmware_dir(), system_root()
-    paths = [base / n for n in ("manifest.json", "manifest.json.sig", "firmware.pub")]
-    if not any(p.exists() for p in paths):
+    paths = [base / n for n in ("manifest.json", "manifest.json.sig")]
+    if not any(p.exists() for p in [*paths, base / "firmware.pub"]):
         return ManifestState("absent", "no firmware manifest (a development tree, not an image)")
     try:
-        public_key = keys.load_public(paths[2])
+        public_key = trusted_key()
         found = manifest.verify(paths[0].read_bytes(), paths[1].read_bytes(), public_key, root)
     except OSError as exc:
         return ManifestState("invalid", f"cannot read {exc.filename}: {exc.strerror}")

@@ -7,6 +7,7 @@ build/images/<model>-<version>/ holds:
     cmdline             the kernel command line the image boots with
     manifest.json(.sig) the firmware manifest baked into the image (/usr/share/archiver)
     firmware.pub        the public key baked into the image (for reference; never trusted)
+    (the command line carries the key the boot check trusts: archiver.firmware_key=)
     image.json(.sig)    the image manifest: the SHA-256 of each file above, signed
     build.json          how the build went (times, sizes, base tree); not signed
     build.log           everything the build did
@@ -14,13 +15,17 @@ build/images/<model>-<version>/ holds:
 The image manifest is a firmware.manifest.Manifest whose payload is the files of the image
 folder, so one Ed25519 key signs both and one verifier checks both. "The signature fails"
 when either signature does not verify with the trusted key, when a file's digest differs from
-the signed one (the disk image included), or when the two manifests disagree on model or
-version. Nothing in this tree skips the check.
+the signed one (the disk image included), when the two manifests disagree on model or
+version, or when the command line does not carry the trusted key. Nothing in this tree skips
+the check.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from firmware import keys, manifest
 from firmware.manifest import Manifest, ManifestError
@@ -63,19 +68,33 @@ def sign_image(directory: Path, model: int, version: FirmwareVersion, private_ke
 
 @dataclass(frozen=True)
 class VerifiedImage:
+    """An image whose two manifests verified against the trusted key. `files` are the
+    signed digests of the image folder's files: the only digests anything is checked
+    against from then on."""
     directory: Path
     model: int
     version: str
     build_time: str
     disk_sha256: str
     firmware_files: int
+    files: dict = field(default_factory=dict)
+    public_key: Ed25519PublicKey | None = None
 
     def path(self, name: str) -> Path:
         return self.directory / name
 
 
-def verify_image(directory: Path, public_key_path: Path) -> VerifiedImage:
-    """Check an image folder against the trusted public key; raise ImageError saying why not."""
+def boot_cmdline(public_key: Ed25519PublicKey) -> str:
+    """The kernel command line of an image signed by the key of `public_key`: it carries
+    that key to the boot check (firmware.system.trusted_key)."""
+    return f"{BOOT_CMDLINE} {keys.cmdline_parameter(public_key)}"
+
+
+def open_image(directory: Path, public_key_path: Path) -> VerifiedImage:
+    """Read and check an image folder's signed manifests, each file once: image.json
+    against the trusted key, manifest.json (.sig) against the digests image.json signs and
+    against the trusted key. The disk, kernel, initrd and command line are not read here:
+    whoever copies them checks what it copies against `files`. Raises ImageError."""
     directory = Path(directory)
     try:
         public_key = keys.load_public(public_key_path)
@@ -86,17 +105,13 @@ def verify_image(directory: Path, public_key_path: Path) -> VerifiedImage:
         raise ImageError([f"{directory} is not a signed image: {', '.join(missing)} missing"])
     try:
         image = manifest.verify((directory / IMAGE_MANIFEST).read_bytes(),
-                                (directory / IMAGE_SIGNATURE).read_bytes(), public_key, directory)
+                                (directory / IMAGE_SIGNATURE).read_bytes(), public_key, None)
     except ManifestError as exc:
         raise ImageError([f"image manifest: {p}" for p in exc.problems]) from None
     unsigned = [name for name in SIGNED_FILES if name not in image.files]
     if unsigned:
         raise ImageError([f"image manifest does not cover {', '.join(unsigned)}"])
-    try:
-        firmware = manifest.verify((directory / FIRMWARE_MANIFEST).read_bytes(),
-                                   (directory / FIRMWARE_SIGNATURE).read_bytes(), public_key, None)
-    except ManifestError as exc:
-        raise ImageError([f"firmware manifest: {p}" for p in exc.problems]) from None
+    firmware = _firmware_manifest(directory, image, public_key)
     problems = []
     if firmware.model != image.model:
         problems.append(f"firmware manifest is for model {firmware.model}, "
@@ -108,4 +123,67 @@ def verify_image(directory: Path, public_key_path: Path) -> VerifiedImage:
         raise ImageError(problems)
     return VerifiedImage(directory=directory, model=image.model, version=image.version,
                          build_time=image.build_time, disk_sha256=image.files[DISK],
-                         firmware_files=len(firmware.files))
+                         firmware_files=len(firmware.files), files=dict(image.files),
+                         public_key=public_key)
+
+
+def _firmware_manifest(directory: Path, image: Manifest, public_key) -> Manifest:
+    """manifest.json and its signature, read once, checked against image.json's digests
+    and then against the trusted key."""
+    read = {name: (directory / name).read_bytes() if (directory / name).is_file() else None
+            for name in (FIRMWARE_MANIFEST, FIRMWARE_SIGNATURE)}
+    problems = [changed(name, data, image.files[name]) for name, data in read.items()
+                if data is None or hashlib.sha256(data).hexdigest() != image.files[name]]
+    if problems:
+        raise ImageError([f"image manifest: {p}" for p in problems])
+    try:
+        return manifest.verify(read[FIRMWARE_MANIFEST], read[FIRMWARE_SIGNATURE], public_key,
+                               None)
+    except ManifestError as exc:
+        raise ImageError([f"firmware manifest: {p}" for p in exc.problems]) from None
+
+
+def changed(name: str, data: bytes | None, want: str) -> str:
+    """Words for a file of the image that is not what image.json signs."""
+    if data is None:
+        return f"payload file {name} is missing"
+    have = hashlib.sha256(data).hexdigest()
+    return f"payload file {name} was changed (sha256 {have[:16]}..., manifest says {want[:16]}...)"
+
+
+def check_cmdline(cmdline: str, public_key: Ed25519PublicKey) -> None:
+    """The signed command line must carry the trusted key to the boot check."""
+    try:
+        carried = keys.from_cmdline(cmdline)
+    except keys.SigningKeyError as exc:
+        raise ImageError([f"the image's kernel command line: {exc}"]) from None
+    if carried is None:
+        raise ImageError([f"the image's kernel command line names no "
+                          f"{keys.CMDLINE_PARAMETER}: its boot check would have no key it "
+                          "can trust (rebuild the image)"])
+    if keys.key_id(carried) != keys.key_id(public_key):
+        raise ImageError([f"the image's kernel command line names the firmware key "
+                          f"{keys.key_id(carried)}, but the trusted key is "
+                          f"{keys.key_id(public_key)}"])
+
+
+def verify_image(directory: Path, public_key_path: Path) -> VerifiedImage:
+    """Check an image folder against the trusted public key, every file of it; raise
+    ImageError saying why not."""
+    image = open_image(directory, public_key_path)
+    problems = []
+    for name in (DISK, KERNEL, INITRD):
+        path = image.path(name)
+        have = manifest.sha256_file(path) if path.is_file() else None
+        if have != image.files[name]:
+            problems.append("image manifest: " + (
+                f"payload file {name} was changed (sha256 {have[:16]}..., manifest says "
+                f"{image.files[name][:16]}...)" if have else f"payload file {name} is missing"))
+    path = image.path(CMDLINE)
+    cmdline = path.read_bytes() if path.is_file() else None
+    if cmdline is None or hashlib.sha256(cmdline).hexdigest() != image.files[CMDLINE]:
+        problems.append("image manifest: " + changed(CMDLINE, cmdline, image.files[CMDLINE]))
+    if problems:
+        raise ImageError(problems)
+    check_cmdline(cmdline.decode(errors="replace"), image.public_key)
+    return image

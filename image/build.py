@@ -81,7 +81,8 @@ def ensure_ssh_key(path: Path, log: BuildLog) -> Path:
     return public
 
 
-def chroot(root: Path, log: BuildLog, *command: str) -> subprocess.CompletedProcess:
+def chroot(root: Path, log: BuildLog, *command: str,
+           check: bool = True) -> subprocess.CompletedProcess:
     """Run a command of the image inside it, with a clean environment, and with /proc when
     the build may make a mount namespace (psutil and others read it on import)."""
     inside = ["chroot", str(root), "/usr/bin/env", "-i", f"PATH={CHROOT_PATH}", "LANG=C.UTF-8",
@@ -89,7 +90,7 @@ def chroot(root: Path, log: BuildLog, *command: str) -> subprocess.CompletedProc
     if _can_mount_proc():
         inside = ["unshare", "--mount", "--pid", "--fork", f"--mount-proc={root / 'proc'}",
                   *inside]
-    return log.run(inside)
+    return log.run(inside, check=check)
 
 
 _PROC_PROBE: list[bool] = []
@@ -156,6 +157,23 @@ def install_units(root: Path) -> tuple[list[str], list[str]]:
             written.append(str(drop_in.relative_to(root)))
     enable += [*IMAGE_UNITS, *VM_UNITS]
     return written, enable
+
+
+def payload_folders(root: Path, log: BuildLog, unit_files: list[str]) -> list[str]:
+    """The folders whose every file the manifest lists, so that the boot check fails on a
+    file added there: where the image's Python finds modules and .pth files at start-up
+    (its site-packages folders, Debian's libraries included; made empty when missing), the
+    firmware's scripts, and the drop-in folders of the archiver units."""
+    shown = chroot(root, log, "python3", "-c",
+                   "import site; print('\\n'.join(site.getsitepackages()))")
+    folders = []
+    for line in [l.strip() for l in shown.stdout.splitlines() if l.startswith("/usr/")]:
+        folder = root / line.lstrip("/")
+        if not folder.is_dir():
+            folder.mkdir(mode=0o755, parents=True)
+        folders.append(line.lstrip("/"))
+    drop_ins = sorted({str(Path(p).parent) for p in unit_files if p.endswith(f"/{DROP_IN}")})
+    return [*folders, "usr/lib/archiver", *drop_ins]
 
 
 def install_model(root: Path, model: int) -> list[str]:
@@ -239,7 +257,20 @@ def pem_body(path: Path) -> bytes:
     return lines[1] if len(lines) > 1 else lines[0]
 
 
-def boot_files(root: Path, output: Path) -> str:
+def self_check(root: Path, log: BuildLog, cmdline: str) -> dict:
+    """`archiver firmware show --json` inside the tree, given the image's command line
+    (in /proc of the chroot is the build host's)."""
+    given = root / "tmp" / "archiver-build-cmdline"
+    given.write_text(cmdline + "\n")
+    try:
+        shown = chroot(root, log, "env", f"ARCHIVER_KERNEL_CMDLINE=/{given.relative_to(root)}",
+                       "archiver", "firmware", "show", "--json")
+    finally:
+        given.unlink()
+    return json.loads(shown.stdout.strip().splitlines()[-1])
+
+
+def boot_files(root: Path, output: Path, public_key) -> str:
     kernels = sorted((root / "boot").glob("vmlinuz-*"))
     if len(kernels) != 1:
         raise BuildError(f"the base tree has {len(kernels)} kernels in /boot, not 1")
@@ -249,7 +280,8 @@ def boot_files(root: Path, output: Path) -> str:
         raise BuildError(f"the base tree has no {initrd.name}")
     shutil.copyfile(kernels[0], output / artifacts.KERNEL)
     shutil.copyfile(initrd, output / artifacts.INITRD)
-    (output / artifacts.CMDLINE).write_text(artifacts.BOOT_CMDLINE + "\n")
+    # The command line carries the key the boot check trusts (not one on the disk it checks).
+    (output / artifacts.CMDLINE).write_text(artifacts.boot_cmdline(public_key) + "\n")
     return release
 
 
@@ -344,10 +376,17 @@ def build_image(model: int, *, images_dir: Path = BUILD / "images",
         packages_dir = f"/{wheel.SITE_PACKAGES}"
         packages = [f"{packages_dir}/{p}" for p in wheel.PACKAGES
                     if (root / wheel.SITE_PACKAGES / p).is_dir()]
-        chroot(root, log, "python3", "-m", "compileall", "-q", "--invalidation-mode",
+        # Every module of the site folders gets its byte code now, so that no Python process
+        # on the appliance writes any there later: the boot check would find it unlisted.
+        # (A module that does not compile, e.g. a package's test data, is left as it is.)
+        chroot(root, log, "python3", "-m", "compileall", "-q", packages_dir, check=False)
+        chroot(root, log, "python3", "-m", "compileall", "-q", "-f", "--invalidation-mode",
                "checked-hash", *packages)
         payload += [p.lstrip("/") for p in packages]
-        log.step(f"tree: archiver user, enabled {', '.join(enable)}; byte-compiled")
+        folders = payload_folders(root, log, unit_files)
+        payload += folders
+        log.step(f"tree: archiver user, enabled {', '.join(enable)}; byte-compiled; payload "
+                 f"folders {', '.join(folders)}")
         timings["tree"] = log.elapsed()
 
         found = manifest.create(root, sorted(set(payload)), model, version)
@@ -361,13 +400,14 @@ def build_image(model: int, *, images_dir: Path = BUILD / "images",
         for name in (artifacts.FIRMWARE_MANIFEST, artifacts.FIRMWARE_SIGNATURE,
                      artifacts.FIRMWARE_PUBLIC_KEY):
             (firmware_dir / name).chmod(0o644)
-        log.step(f"manifest: {len(found.files)} payload files signed with key "
+        log.step(f"manifest: {len(found.files)} payload files, {len(found.links)} links and "
+                 f"{len(found.folders)} folders signed with key "
                  f"{keys.key_id(private_key.public_key())}")
 
         # The image's own command checks what was baked in, with the image's own Python and
-        # Debian libraries; every runtime module must import there.
-        shown = chroot(root, log, "archiver", "firmware", "show", "--json")
-        state = json.loads(shown.stdout.strip().splitlines()[-1])
+        # Debian libraries, and the key the image's kernel command line will carry; every
+        # runtime module must import there.
+        state = self_check(root, log, artifacts.boot_cmdline(private_key.public_key()))
         if state.get("manifest") != "verified" or state.get("model") != model:
             raise BuildError(f"the image does not verify itself: {state}")
         chroot(root, log, "python3", "-c",
@@ -384,7 +424,7 @@ def build_image(model: int, *, images_dir: Path = BUILD / "images",
                  "every runtime module imports; no private key inside")
         timings["check"] = log.elapsed()
 
-        release = boot_files(root, partial)
+        release = boot_files(root, partial, private_key.public_key())
         content = tree_size(root)
         if content > (root_mib << 20) * 0.85:
             raise BuildError(f"the tree ({content >> 20} MiB) does not fit a {root_mib} MiB "

@@ -11,19 +11,24 @@ A virtual appliance is a folder build/vms/<vm>/:
                         sparse); made when missing, kept across flashes like a real box's
                         disks (--reset-data makes it anew)
 
-Before anything is written the image must verify against the trusted key (image.json and
-manifest.json signatures, every file's digest, the disk's included; image/artifacts.py) and
-be for the VM's model. There is no option to skip either check. Exit status: 0 flashed,
-1 refused, 2 no such image.
+Before anything is written the image's manifests must verify against the trusted key
+(image.json and manifest.json signatures; image/artifacts.py), and the image must be for the
+VM's model and no older than the firmware the VM holds (unless --allow-downgrade). Each file
+is then read once: copied beside its destination while it is hashed, and put in place only
+when every copy matches the digest image.json signs (the verified manifest is the only
+source of digests: nothing is read again, so a file swapped meanwhile is never flashed). The
+command line must carry the trusted key, for the boot check. There is no option to skip a
+check. Exit status: 0 flashed, 1 refused, 2 no such image.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import fcntl
+import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -31,9 +36,8 @@ from pathlib import Path
 
 from firmware import keys
 from firmware.errors import ArchiverError
-from firmware.manifest import sha256_file
 from firmware.models import load_models
-from firmware.version import current_version
+from firmware.version import FirmwareVersion, current_version
 
 from . import artifacts
 
@@ -86,28 +90,65 @@ def make_data_disk(path: Path, size_gb: int) -> None:
         os.replace(partial, path)
 
 
-def copy_checked(source: Path, target: Path, want_sha256: str) -> None:
-    """Copy, then check the copy against the signed digest (the source may have changed
-    since it was verified)."""
-    partial = target.with_name(target.name + ".partial")
-    shutil.copyfile(source, partial)
-    have = sha256_file(partial)
-    if have != want_sha256:
-        partial.unlink()
-        raise FlashRefused([f"{source} changed while it was being flashed "
-                            f"(sha256 {have[:16]}..., signed {want_sha256[:16]}...)"])
-    os.replace(partial, target)
+def copy_hashing(source: Path, target: Path) -> str:
+    """Copy `source` to `target` (made anew, synced), reading it once; returns the SHA-256
+    of exactly the bytes written."""
+    digest = hashlib.sha256()
+    with open(source, "rb") as reader, open(target, "wb") as writer:
+        for block in iter(lambda: reader.read(1 << 20), b""):
+            digest.update(block)
+            writer.write(block)
+        writer.flush()
+        os.fsync(writer.fileno())
+    return digest.hexdigest()
+
+
+def copy_signed(image: artifacts.VerifiedImage, copies: dict[str, str], vm_dir: Path) -> dict:
+    """Copy each image file (name -> name in the VM folder) beside its destination as
+    .partial, checking what was copied against the signed digest; returns name -> partial
+    path. Removes what it wrote and raises FlashRefused when any copy differs."""
+    partials, problems = {}, []
+    try:
+        for name, target in copies.items():
+            partial = vm_dir / (target + ".partial")
+            partials[name] = partial
+            have = copy_hashing(image.path(name), partial)
+            want = image.files[name]
+            if have != want:
+                problems.append(f"the image's signature fails: image manifest: payload file "
+                                f"{name} was changed (sha256 {have[:16]}..., signed "
+                                f"{want[:16]}...)")
+        if problems:
+            raise FlashRefused(problems)
+    except BaseException:
+        for partial in partials.values():
+            with contextlib.suppress(FileNotFoundError):
+                partial.unlink()
+        raise
+    return partials
+
+
+def check_downgrade(vm: dict | None, image: artifacts.VerifiedImage, vm_name: str,
+                    allow_downgrade: bool) -> None:
+    """Refuse firmware older than the VM holds, unless allowed."""
+    held = ((vm or {}).get("firmware") or {}).get("version")
+    if held is None or allow_downgrade:
+        return
+    if FirmwareVersion.parse(image.version) < FirmwareVersion.parse(held):
+        raise FlashRefused([f"VM {vm_name} holds firmware {held}, newer than this image's "
+                            f"{image.version}: a downgrade is refused unless "
+                            "--allow-downgrade is given"])
 
 
 def flash(image_dir: Path, vm_name: str, *, vms_dir: Path = BUILD / "vms",
           public_key: Path | None = None, model: int | None = None,
-          reset_data: bool = False) -> dict:
-    """Verify the image, check the VM's model, write the system disk and boot files; returns
-    the VM's description (vm.json). Raises FlashRefused."""
+          reset_data: bool = False, allow_downgrade: bool = False) -> dict:
+    """Verify the image, check the VM's model and firmware version, write the system disk
+    and boot files; returns the VM's description (vm.json). Raises FlashRefused."""
     image_dir = Path(image_dir)
     public_key = public_key or default_public_key()
     try:
-        image = artifacts.verify_image(image_dir, public_key)
+        image = artifacts.open_image(image_dir, public_key)
     except artifacts.ImageError as exc:
         raise FlashRefused([f"the image's signature fails: {p}" for p in exc.problems]) from None
     if model is not None and image.model != model:
@@ -123,23 +164,31 @@ def flash(image_dir: Path, vm_name: str, *, vms_dir: Path = BUILD / "vms",
             raise FlashRefused([f"VM {vm_name} is a model {vm['model']} appliance (it keeps the "
                                 f"model it was created with); this image is for model "
                                 f"{image.model}"])
+        check_downgrade(vm, image, vm_name, allow_downgrade)
         profile = load_models().get(image.model)
         if vm is None:
             vm = {"name": vm_name, "model": image.model, "created": now(),
                   "vcpus": profile.vm.vcpus, "memory_mb": profile.vm.memory_mb,
                   "disk_gb": profile.vm.disk_gb}
-        signed = json.loads((image_dir / artifacts.IMAGE_MANIFEST).read_bytes())["files"]
-        copy_checked(image.path(artifacts.DISK), vm_dir / SYSTEM_DISK, image.disk_sha256)
-        for name in BOOT_FILES:
-            copy_checked(image.path(name), vm_dir / name, signed[name])
+        copies = {artifacts.DISK: SYSTEM_DISK, **{name: name for name in BOOT_FILES}}
+        partials = copy_signed(image, copies, vm_dir)
+        try:
+            # Our own copy, checked: the command line the VM boots with.
+            cmdline = partials[artifacts.CMDLINE].read_text().strip()
+            artifacts.check_cmdline(cmdline, image.public_key)
+        except artifacts.ImageError as exc:
+            for partial in partials.values():
+                partial.unlink()
+            raise FlashRefused(exc.problems) from None
+        for name, partial in partials.items():
+            os.replace(partial, vm_dir / copies[name])
         data_disk = vm_dir / DATA_DISK
         if reset_data or not data_disk.exists():
             make_data_disk(data_disk, int(vm["disk_gb"]))
             vm["data_created"] = now()
         vm.update({
             "system_disk": SYSTEM_DISK, "data_disk": DATA_DISK,
-            "kernel": artifacts.KERNEL, "initrd": artifacts.INITRD,
-            "cmdline": (vm_dir / artifacts.CMDLINE).read_text().strip(),
+            "kernel": artifacts.KERNEL, "initrd": artifacts.INITRD, "cmdline": cmdline,
             "firmware": {"model": image.model, "version": image.version,
                          "build_time": image.build_time, "disk_sha256": image.disk_sha256,
                          "image": str(image_dir.resolve()), "flashed": now()},
@@ -164,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="the trusted public key (default build/keys/firmware-signing.pub)")
     parser.add_argument("--reset-data", action="store_true",
                         help="make the VM's data disk anew (the archive is lost)")
+    parser.add_argument("--allow-downgrade", action="store_true",
+                        help="flash firmware older than the VM holds (refused otherwise)")
     parser.add_argument("--json", action="store_true", help="print vm.json when done")
     args = parser.parse_args(argv)
     image_dir = args.image
@@ -176,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         vm = flash(image_dir, args.vm, vms_dir=args.vms_dir, public_key=args.pubkey,
-                   model=args.model, reset_data=args.reset_data)
+                   model=args.model, reset_data=args.reset_data,
+                   allow_downgrade=args.allow_downgrade)
     except FlashRefused as exc:
         if args.json:
             print(json.dumps({"flashed": False, "problems": exc.problems}))

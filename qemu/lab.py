@@ -155,13 +155,14 @@ class Lab:
     # -- flashing -------------------------------------------------------------------------
 
     def flash(self, name: str, version: str | None = None, model: int | None = None,
-              reset_data: bool = False) -> dict:
+              reset_data: bool = False, allow_downgrade: bool = False) -> dict:
         """Flash an image of model/version onto VM name (it must be off). Raises
-        image.flash.FlashRefused with the reasons when the flash is refused."""
+        image.flash.FlashRefused with the reasons when the flash is refused (older firmware
+        than the VM holds too, unless allow_downgrade)."""
         reference = image_dir(self.model) if version and model in (None, self.model) else None
         folder = ensure_image(model or self.model, version, newer_than=reference)
         vm = flashing.flash(folder, name, vms_dir=self.vms_dir, model=model or self.model,
-                            reset_data=reset_data)
+                            reset_data=reset_data, allow_downgrade=allow_downgrade)
         return vm
 
     def prepare(self) -> None:
@@ -174,7 +175,10 @@ class Lab:
             return (self.fresh or vm is None or
                     vm["firmware"]["disk_sha256"] != image["files"][artifacts.DISK])
 
-        parallel(lambda name: self.flash(name, reset_data=self.fresh),
+        # A fresh lab makes its appliances anew: whatever firmware a VM held before (a newer
+        # stand-in release, say) does not count.
+        parallel(lambda name: self.flash(name, reset_data=self.fresh,
+                                         allow_downgrade=self.fresh),
                  [name for name in self.names if outdated(name)])
         for i, name in enumerate(self.names):
             netdev = f"socket,mcast={MCAST_GROUP}:{self.mcast_port},localaddr=127.0.0.1"

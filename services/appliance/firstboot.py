@@ -2,7 +2,7 @@
 first boot.
 
 - the node id (the store makes it when it is first opened),
-- the mirror key directory DATA/mirror (the keys themselves come with `mirror join`),
+- the mirror key directory DATA/mirror (the mirror service makes the node's key there),
 - a self-signed TLS key and certificate for STARTTLS and the web UI
   (/etc/archiver/tls.key and tls.crt),
 - the admin password: from the systemd credential "admin-password", else generated and

@@ -20,7 +20,9 @@ from services.mirror import state as mirror_state
 from services.archive.archive import Archive
 from services.common.config import Config
 from services.archive.indexer import status as index_status
+from services.archive.reindex import progress_of as reindex_progress
 from services.intake.journal_mailbox import account_status
+from services.appliance.directory import Directory
 from services.appliance.service_state import SERVICES, describe
 from services.archive.store import RESERVE_BYTES, Store
 
@@ -31,7 +33,7 @@ def health(config: Config, archive: Archive, now: float | None = None) -> dict:
     now = time.time() if now is None else now
     store = archive.store
     return {"node": store.node_id, "model": archive.profile.model,
-            "firmware": str(this_version()), "time": _iso(now),
+            "firmware": str(this_version()), "time": _iso(now), "timezone": config.timezone,
             "system": system_resources(archive.data_dir, now),
             "services": services(store, now),
             "queues": queues(config, archive),
@@ -41,7 +43,17 @@ def health(config: Config, archive: Archive, now: float | None = None) -> dict:
             "archived": archived(store, now),
             "dedup": dedup(store),
             "storage": storage(store, archive.data_dir),
-            "space": {space.key: space.as_json() for space in archive.spaces()}}
+            "space": {space.key: space.as_json() for space in archive.spaces()},
+            "directory": directory_state(config)}
+
+
+def directory_state(config: Config) -> dict | None:
+    """Whether the company directory answers now (asked afresh; None when none is
+    configured): {"uri", "state": "ok", "unreachable" or "failing", "error", "checked"}."""
+    if config.directory is None:
+        return None
+    state = Directory(config.directory).probe()
+    return {**state, "checked": _iso(state["checked"])}
 
 
 def system_resources(data_dir: Path, now: float) -> dict:
@@ -84,7 +96,7 @@ def queues(config: Config, archive: Archive) -> dict:
     index = index_status(store, archive.index_link)
     peers = mirror_state.settings(config, store).peers
     return {"index": {"backlog": index.pending, "indexed": index.indexed,
-                      "stored": index.stored},
+                      "stored": index.stored, "reindexing": reindex_progress(archive)},
             "peers": [mirror_state.report(store, peer) for peer in peers]}
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from firmware.errors import ArchiverError
 
-from services.appliance import admin_password
+from services.appliance import admin_password, totp
 from services.archive.archive import Archive
 from services.policy.audit import Actor
 
@@ -118,6 +118,7 @@ def remove(archive: Archive, name: str) -> None:
                         "cannot be removed (change its password instead)")
     _stored_record(archive, name)
     archive.store.set_setting(SETTING_PREFIX + name, None)
+    totp.remove(archive, name)  # a new account of the name starts without the old codes
 
 
 def hash_password(password: str) -> dict:

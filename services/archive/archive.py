@@ -2,7 +2,9 @@
 
   DATA/store/          the LMDB environment (services.archive.store)
   DATA/index           symlink to the live Xapian database DATA/index.N/
+  DATA/index.next      symlink to an index being rebuilt (services.archive.reindex)
   DATA/indexer.lock    held by whichever process writes the index
+  DATA/spool/          SMTP DATA past 1 MiB, in unnamed files (services.intake.smtp_data)
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import time
 from functools import cached_property
 from pathlib import Path
 
+from firmware.errors import ArchiverError
 from firmware.models import ModelProfile, load_models
 from firmware.system import this_model
 
@@ -21,8 +24,13 @@ from services.archive.store import RESERVE_BYTES, Store
 DEFAULT_DATA = "/var/lib/archiver"
 
 
-def default_data_dir() -> Path:
-    return Path(os.environ.get("ARCHIVER_DATA", DEFAULT_DATA))
+def default_data_dir(configured: str | Path | None = None) -> Path:
+    """$ARCHIVER_DATA, else the configured data_dir, else /var/lib/archiver."""
+    return Path(os.environ.get("ARCHIVER_DATA") or configured or DEFAULT_DATA)
+
+
+class NoArchive(ArchiverError):
+    """A data folder without an archive, given to a command that only uses one."""
 
 
 class Archive:
@@ -30,14 +38,39 @@ class Archive:
         self.data_dir = Path(data_dir) if data_dir else default_data_dir()
         self.profile: ModelProfile = load_models().get(model if model else this_model())
 
+    def exists(self) -> bool:
+        """Whether the data folder holds an archive (its store) already."""
+        return (self.data_dir / "store" / "data.mdb").is_file()
+
+    def require_existing(self) -> "Archive":
+        """This archive, if there is one; else NoArchive, so that reading commands never
+        create an empty archive where none was (a mistyped --data)."""
+        if not self.exists():
+            raise NoArchive(f"no archive in {self.data_dir} (it has no store/data.mdb): give "
+                            "--data or ARCHIVER_DATA the folder an archive lives in; only "
+                            "import, run, serve and firstboot create one")
+        return self
+
     @cached_property
     def store(self) -> Store:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         return Store(self.data_dir / "store", map_size=self.profile.storage_bytes)
 
+    def extraction_pool(self):
+        """A services.archive.extract.ExtractionPool sized for the model, remembering failures
+        in this archive's store (services.archive.extraction_memo), so that a hostile
+        attachment costs its time once, across restarts and reindexing. Close it after use."""
+        from services.archive.extract import ExtractionPool  # lxml, pypdf: not for every command
+        from services.archive.extraction_memo import ExtractionMemo
+        return ExtractionPool.for_model(self.profile, memo=ExtractionMemo(self.store))
+
     @property
     def index_link(self) -> Path:
         return self.data_dir / "index"
+
+    @property
+    def next_index_link(self) -> Path:
+        return self.data_dir / "index.next"
 
     def index_dir(self) -> Path:
         """The live index (created empty on first use)."""

@@ -1,14 +1,23 @@
 """Text of a message for the index: body and attachment text (text, HTML, PDF, DOCX, XLSX,
-attached messages), and the sandboxed worker pool that runs it under time and memory limits.
+.doc, .xls, RTF, OpenDocument), the files inside containers (forwarded messages at any
+depth, TNEF, zip, S/MIME signed-data) as attachments of their own, types from content, and
+the sandboxed worker pool that runs it under time and memory limits.
 
 extract() is pure and never raises on bad input; a file a library cannot read becomes an
 attachment with an error. What extract() cannot survive (a parser that loops, a zip bomb,
-a crash in C code) is the pool's business: the message then gets fallback(), whose text
-comes from the headers and the plain body only.
+a crash in C code) is the pool's business. Before a library parses an attachment, the
+worker tells the pool the attachment's SHA-256; when the worker then times out, runs out of
+memory or dies, the pool blames that attachment, remembers the failure by its SHA-256
+(services.archive.extraction_memo) and reads the message again without it; the next message
+carrying the same attachment costs a lookup. A failure no attachment explains gives the
+message fallback() (headers and plain body only), in a fresh worker under the same limits;
+if even that fails, the message is indexed from what the store recorded at intake.
 """
 from __future__ import annotations
 
 import binascii
+import contextvars
+import hashlib
 import io
 import logging
 import multiprocessing
@@ -22,15 +31,26 @@ import warnings
 from collections import deque
 from dataclasses import dataclass, field
 from email.message import Message
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import lxml.html
 
-from services.archive import mime
+from services.archive import containers, documents, filetypes, mime
+from services.archive.extraction_memo import ExtractionMemo, MemoryMemo
 
 FALLBACK_BODY_BYTES = 1024 * 1024
+FALLBACK_PARSE_BYTES = 4 * 1024 * 1024
+MAX_FAILURES = 20               # reasons kept per message
 MAX_NESTED_MESSAGES = 5         # message/rfc822 inside message/rfc822 ... deeper ones: headers only
+MAX_NESTED_CONTAINERS = 4       # a zip in a zip in a TNEF ...: deeper ones are listed, not opened
+# All files found inside containers of one message share this many attachment caps of text
+# (a zip of 500 documents must not become 500 caps of index).
+CONTAINER_TEXT_FACTOR = 8
+WORD = re.compile(r"\w+")
+PGP_ARMOR = "-----BEGIN PGP MESSAGE-----"
 PDF_MIME = "application/pdf"
+# Text types a parser reads (lxml, unrtf): guarded like documents, by SHA-256.
+GUARDED_TEXT_TYPES = {"text/html", "text/rtf"}
 DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 TYPE_OF_EXTENSION = {".pdf": PDF_MIME, ".docx": DOCX_MIME, ".xlsx": XLSX_MIME,
@@ -45,9 +65,12 @@ HTML_INVISIBLE = ("script", "style", "head", "title")
 @dataclass
 class AttachmentText:
     filename: str | None
-    mime_type: str
+    mime_type: str                      # from the content where the declaration was wrong
     text: str
-    error: str | None = None
+    error: str | None = None            # why its text could not be read, if so
+    declared_type: str | None = None    # as declared, when the content says otherwise
+    container: str | None = None        # the file it was found in (forwarded message, zip...)
+    encrypted: bool = False             # needs a key or password we do not have
 
 
 @dataclass
@@ -56,22 +79,65 @@ class Extracted:
     body: str
     attachments: list[AttachmentText] = field(default_factory=list)
     failed: str | None = None       # why only a fallback could be produced, if so
+    encrypted: bool = False         # the body holds an inline PGP message (RFC 4880 armor)
+
+    @property
+    def failures(self) -> list[str]:
+        """Why something could not be read: the message's reason, then each attachment's
+        ("NAME: reason"), at most MAX_FAILURES of them; empty when all was read."""
+        found = [self.failed] if self.failed else []
+        found += [f"{a.filename or a.mime_type}: {a.error}" for a in self.attachments
+                  if a.error and a.error != self.failed]
+        return found[:MAX_FAILURES]
 
 
-def extract(raw: bytes, cap_bytes: int) -> Extracted:
+def unread(reason: str) -> Extracted:
+    """A message none of whose content could be read: the index takes its headers from the
+    store's metadata (recorded at intake) instead."""
+    summary = mime.MessageSummary(None, None, [], [], [], [], "", [], False)
+    return Extracted(summary, "", [], failed=reason)
+
+
+class AttachmentGuard:
+    """Asked before a library parses an attachment, told how it went after. This one lets
+    everything be read; the worker's asks its pool, which remembers failures."""
+
+    def before(self, sha256_hex: str) -> str | None:
+        """Why reading these bytes failed before (then they are not read), or None."""
+        return None
+
+    def after(self, sha256_hex: str, error: str | None) -> None:
+        """The library read them (error None) or raised `error`."""
+
+
+_guard = contextvars.ContextVar("attachment_guard", default=AttachmentGuard())
+
+
+def extract(raw: bytes, cap_bytes: int, guard: AttachmentGuard | None = None) -> Extracted:
     """Body and attachment text of a raw message; each attachment's text at most cap_bytes
     of UTF-8. Raises only MemoryError (the pool turns it into a fallback)."""
+    token = _guard.set(guard or AttachmentGuard())
+    try:
+        return _extract(raw, cap_bytes)
+    finally:
+        _guard.reset(token)
+
+
+def _extract(raw: bytes, cap_bytes: int) -> Extracted:
     message = mime.parse_message(raw)
     if any(isinstance(defect, mime.NestingTooDeep) for defect in message.defects):
         return fallback(raw, "MIME structure nested too deeply; headers and raw body only")
     body, attachments = _body_and_attachments(message, cap_bytes, nesting=0)
-    return Extracted(mime.summarize_message(message), body, attachments)
+    return Extracted(mime.summarize_message(message), body, attachments,
+                     encrypted=PGP_ARMOR in body)
 
 
 def fallback(raw: bytes, reason: str) -> Extracted:
     """What can be had without reading attachments: the summary, the first plain-text body
-    (or the raw body) up to 1 MB, and the attachments by name and type with no text."""
-    message = mime.parse_message(raw)
+    (or the raw body) up to 1 MB, and the attachments by name and type with no text; all
+    from the first FALLBACK_PARSE_BYTES of the message, so that its time and memory do not
+    grow with the message (parsing takes some twenty times a message's size in memory)."""
+    message = mime.parse_message(raw[:FALLBACK_PARSE_BYTES])
     body_part = next((part for part in mime.iter_parts(message, into_messages=False)
                       if _is_body(part) and part.get_content_type() == "text/plain"), None)
     if body_part is not None:  # (not `if body_part`: a Message without headers is falsy)
@@ -93,20 +159,58 @@ def _raw_body_text(raw: bytes) -> str:
     return ""
 
 
-def _body_and_attachments(message: Message, cap_bytes: int, nesting: int):
+def _body_and_attachments(message: Message, cap_bytes: int, nesting: int,
+                          budget: containers.ReadBudget | None = None,
+                          container: str | None = None) -> tuple[str, list[AttachmentText]]:
+    """The body text of a message and its attachments, those inside forwarded messages,
+    TNEF, zip and S/MIME signed-data included (each found one names its `container`)."""
+    budget = budget or containers.ReadBudget(text_bytes=CONTAINER_TEXT_FACTOR * cap_bytes)
     plain, html, attachments = [], [], []
+    pgp_encrypted = _parts_of_multipart_encrypted(message)
     for part in mime.iter_parts(message, into_messages=False):
         if _is_container(part, message):
             continue
         if mime.is_attachment(part):
-            attachments.append(_attachment(part, cap_bytes, nesting))
+            entries, body = _attachment(part, cap_bytes, nesting, budget, container)
+            if id(part) in pgp_encrypted:
+                entries[0].encrypted, entries[0].error = True, "encrypted (PGP/MIME)"
+            attachments += entries
+            if body:
+                plain.append(body)
         elif part.get_content_type() == "text/html":
             html.append(_html_to_text(_part_bytes(part), _safe_charset(part)))
         else:
             plain.append(_part_text(part, None))
-    # HTML is the body only when there is no plain-text alternative to it.
-    body = "\n".join(plain) if any(text.strip() for text in plain) else "\n".join(html)
-    return body, attachments
+    # HTML is the body when there is no plain-text alternative to it; where there is, the
+    # words only the HTML has are indexed too (what the recipient saw may be either).
+    plain_text, html_text = "\n".join(plain), "\n".join(html)
+    if not plain_text.strip():
+        return html_text, attachments
+    extra = words_not_in(html_text, plain_text)
+    return (plain_text + "\n" + extra if extra else plain_text), attachments
+
+
+def words_not_in(text: str, reference: str) -> str:
+    """The words of text (in order, once each) that reference lacks, ignoring case."""
+    known = set(WORD.findall(reference.casefold()))
+    extra = []
+    for word in WORD.findall(text):
+        folded = word.casefold()
+        if folded not in known:
+            known.add(folded)
+            extra.append(word)
+    return " ".join(extra)
+
+
+def _parts_of_multipart_encrypted(message: Message) -> set[int]:
+    """id() of the parts of every multipart/encrypted (RFC 1847, PGP/MIME: RFC 3156)."""
+    found = set()
+    for part in mime.iter_parts(message, into_messages=False):
+        if part.get_content_type() == "multipart/encrypted":
+            payload = part.get_payload()
+            found |= {id(child) for child in payload if isinstance(child, Message)} \
+                if isinstance(payload, list) else set()
+    return found
 
 
 def _is_container(part: Message, root: Message) -> bool:
@@ -119,54 +223,196 @@ def _is_body(part: Message) -> bool:
     return not part.is_multipart() and not mime.is_attachment(part)
 
 
-def _attachment(part: Message, cap_bytes: int, nesting: int) -> AttachmentText:
-    filename, mime_type = mime.filename_of(part), _mime_type(part)
+def _attachment(part: Message, cap_bytes: int, nesting: int, budget: containers.ReadBudget,
+                container: str | None) -> tuple[list[AttachmentText], str]:
+    """The attachment, the files found inside it, and body text it carries (the signed
+    content of S/MIME signed-data) as ([entries], body)."""
+    filename, declared = mime.filename_of(part), _mime_type(part)
+    if declared == "message/rfc822" or (declared == "application/octet-stream"
+                                        and _extension(filename) == ".eml"):
+        return _forwarded(part, filename, cap_bytes, nesting, budget, container), ""
+    data = _part_bytes(part)
+    smime_type = mime.safely(lambda: part.get_param("smime-type"), None)
+    return _file(filename, declared, data, cap_bytes, nesting, budget, container,
+                 smime_type if isinstance(smime_type, str) else None, _safe_charset(part))
+
+
+def _file(filename: str | None, declared: str, data: bytes, cap_bytes: int, nesting: int,
+          budget: containers.ReadBudget, container: str | None,
+          smime_type: str | None = None, charset: str | None = None
+          ) -> tuple[list[AttachmentText], str]:
+    """One file, by its type from content (libmagic) where the declaration is generic or
+    wrong: its own entry first, then the entries of the files it contains."""
+    declared = _type_of_extension(declared, filename)
+    mime_type = filetypes.effective_type(declared, filetypes.content_type(data))
+    entry = AttachmentText(filename, mime_type, "", container=container,
+                           declared_type=declared if declared != mime_type else None)
+    inner, body = [], ""
     try:
-        pieces = _attachment_pieces(part, _effective_type(mime_type, filename), cap_bytes,
-                                    nesting)
-        return AttachmentText(filename, mime_type, join_capped(pieces, cap_bytes))
+        if mime_type in containers.CMS_TYPES:
+            inner, body = _cms(entry, data, smime_type, cap_bytes, nesting, budget)
+        elif mime_type in containers.TNEF_TYPES:
+            inner = _tnef(entry, data, cap_bytes, nesting, budget)
+        elif mime_type in containers.ZIP_TYPES:
+            inner = _zip(entry, data, cap_bytes, nesting, budget)
+        elif mime_type == "message/rfc822":
+            inner = _forwarded_bytes(entry, data, cap_bytes, nesting, budget)
+        elif mime_type.startswith("text/") and mime_type not in GUARDED_TEXT_TYPES:
+            entry.text = join_capped(_file_pieces(mime_type, data, cap_bytes, charset), cap_bytes)
+        else:  # a parser or tool reads it: a known hostile file is not read again
+            entry.text, entry.error = _read_with_library(
+                lambda d: _file_pieces(mime_type, d, cap_bytes, charset), data, cap_bytes)
     except MemoryError:
         raise
+    except documents.Encrypted as exc:
+        entry.encrypted, entry.error = True, f"encrypted: {exc}"
     except Exception as exc:  # a broken file is that attachment's problem, not the message's
-        return AttachmentText(filename, mime_type, "", f"{type(exc).__name__}: {exc}"[:500])
+        entry.error = _error_text(exc)
+    return [entry, *inner], body
 
 
-def _effective_type(mime_type: str, filename: str | None) -> str:
-    """Mailers send documents as application/octet-stream; the extension is the better hint."""
-    if mime_type in ("application/octet-stream", "application/x-zip-compressed",
-                     "application/zip", "binary/octet-stream") and filename:
-        extension = "." + filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
-        return TYPE_OF_EXTENSION.get(extension, mime_type)
-    return mime_type
+def _read_with_library(reader: Callable[[bytes], Iterable[str]], data: bytes,
+                       cap_bytes: int) -> tuple[str, str | None]:
+    """(text, error) of a document a parser or tool reads, unless the guard knows it fails:
+    then ("", the reason it failed before). documents.Encrypted passes through (a verdict,
+    not a failure)."""
+    guard, sha256_hex = _guard.get(), hashlib.sha256(data).hexdigest()
+    known = guard.before(sha256_hex)
+    if known is not None:
+        return "", known
+    try:
+        text, error = join_capped(reader(data), cap_bytes), None
+    except MemoryError:
+        raise
+    except documents.Encrypted:
+        guard.after(sha256_hex, None)
+        raise
+    except Exception as exc:
+        text, error = "", _error_text(exc)
+    guard.after(sha256_hex, error)
+    return text, error
 
 
-def _attachment_pieces(part: Message, mime_type: str, cap_bytes: int,
-                       nesting: int) -> Iterable[str]:
-    if mime_type == "message/rfc822":
-        return [_nested_message_text(part, cap_bytes, nesting + 1)]
+def _error_text(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"[:500]
+
+
+def _type_of_extension(declared: str, filename: str | None) -> str:
+    """Mailers send documents as application/octet-stream; the extension is a hint that
+    libmagic then confirms or overrules."""
+    if declared in filetypes.GENERIC_TYPES | {"application/zip", "application/x-zip-compressed"}:
+        extension = _extension(filename)
+        return TYPE_OF_EXTENSION.get(extension) or documents.TYPE_OF_EXTENSION.get(
+            extension, declared)
+    return declared
+
+
+def _extension(filename: str | None) -> str:
+    return "." + filename.rsplit(".", 1)[-1].lower() if filename and "." in filename else ""
+
+
+def _file_pieces(mime_type: str, data: bytes, cap_bytes: int,
+                 charset: str | None = None) -> Iterable[str]:
     if mime_type == "text/html":
-        return [_html_to_text(_part_bytes(part), _safe_charset(part))]
-    if mime_type.startswith("text/"):
-        # Each character is at most 4 bytes in any codec, so this prefix holds the cap.
-        return [_part_text(part, 4 * cap_bytes)]
-    data = _part_bytes(part)
-    if mime_type == PDF_MIME:
-        return _pdf_pieces(data)
+        return [_html_to_text(data, charset)]
+    if mime_type.startswith("text/") and mime_type not in documents.RTF_TYPES:
+        # Each character is at most 4 bytes in any charset, so this prefix holds the cap.
+        return [mime.decode_text(data[:4 * cap_bytes], charset)]
+    if documents.handles(mime_type):
+        return [documents.text_of(mime_type, data)]
     if mime_type == DOCX_MIME:
         return _docx_pieces(data)
     if mime_type == XLSX_MIME:
         return _xlsx_pieces(data)
-    return []  # images, archives, unknown binaries: searchable by name and type only
+    return []  # images, unknown binaries: searchable by name and type only
 
 
-def _nested_message_text(part: Message, cap_bytes: int, nesting: int) -> str:
-    inner = _inner_message(part)
+def _member_entries(entry: AttachmentText, members: list[containers.Member], cap_bytes: int,
+                    nesting: int, budget: containers.ReadBudget) -> list[AttachmentText]:
+    """Entries for the files of a container, read within the message's text budget."""
+    found = []
+    for member in members:
+        if member.data is None:
+            found.append(AttachmentText(member.name, _type_of_extension(
+                "application/octet-stream", member.name), "", member.problem,
+                container=entry.filename, encrypted=member.encrypted))
+            continue
+        cap = max(0, min(cap_bytes, budget.text_bytes))
+        entries, _ = _file(member.name, "application/octet-stream", member.data, cap,
+                           nesting + 1, budget, entry.filename or entry.mime_type)
+        budget.text_bytes -= len(entries[0].text.encode("utf-8", "replace"))
+        found += entries
+    return found
+
+
+def _zip(entry, data, cap_bytes, nesting, budget) -> list[AttachmentText]:
+    if nesting > MAX_NESTED_CONTAINERS:
+        entry.error = f"not opened: containers nested deeper than {MAX_NESTED_CONTAINERS}"
+        return []
+    members, problem = containers.zip_members(data, budget)
+    entry.error = problem
+    entry.encrypted = any(member.encrypted for member in members)
+    return _member_entries(entry, members, cap_bytes, nesting, budget)
+
+
+def _tnef(entry, data, cap_bytes, nesting, budget) -> list[AttachmentText]:
+    """winmail.dat: its body text becomes this entry's text, its files entries of their own."""
+    body, files = containers.tnef_contents(data, budget)
+    if body is not None and body.data:
+        body_type = {".rtf": "application/rtf", ".html": "text/html"}.get(
+            _extension(body.name), "text/plain")
+        entry.text = join_capped(_file_pieces(body_type, body.data, cap_bytes), cap_bytes)
+    return _member_entries(entry, files, cap_bytes, nesting, budget)
+
+
+def _cms(entry, data, smime_type, cap_bytes, nesting, budget):
+    """S/MIME: signed-data is unwrapped and read as the body and attachments it holds;
+    enveloped (encrypted) data is marked encrypted."""
+    kind = containers.cms_kind(data, smime_type)
+    if kind != "signed-data":
+        raise documents.Encrypted(f"S/MIME {kind or 'unknown CMS content'}")
+    if nesting > MAX_NESTED_CONTAINERS:
+        raise ValueError(f"not opened: containers nested deeper than {MAX_NESTED_CONTAINERS}")
+    inner = mime.parse_message(containers.signed_content(data))
+    return _inner_entries(inner, entry, cap_bytes, nesting, budget)
+
+
+def _inner_entries(inner: Message, entry: AttachmentText, cap_bytes: int, nesting: int,
+                   budget: containers.ReadBudget) -> tuple[list[AttachmentText], str]:
+    body, attachments = _body_and_attachments(inner, cap_bytes, nesting + 1, budget,
+                                              entry.filename or entry.mime_type)
+    return attachments, body
+
+
+def _forwarded(part: Message, filename: str | None, cap_bytes: int, nesting: int,
+               budget: containers.ReadBudget, container: str | None) -> list[AttachmentText]:
+    """A forwarded message: its headers and body are this entry's text; its attachments,
+    at any depth, are attachments of the message too."""
+    entry = AttachmentText(filename, "message/rfc822", "", container=container)
+    try:
+        return [entry, *_forwarded_message(entry, _inner_message(part), cap_bytes, nesting,
+                                           budget)]
+    except MemoryError:
+        raise
+    except Exception as exc:
+        entry.error = f"{type(exc).__name__}: {exc}"[:500]
+        return [entry]
+
+
+def _forwarded_bytes(entry, data, cap_bytes, nesting, budget) -> list[AttachmentText]:
+    return _forwarded_message(entry, mime.parse_message(data), cap_bytes, nesting, budget)
+
+
+def _forwarded_message(entry: AttachmentText, inner: Message, cap_bytes: int, nesting: int,
+                       budget: containers.ReadBudget) -> list[AttachmentText]:
     lines = [f"{name}: {mime.decode_header_text(mime.header(inner, name))}"
              for name in ("From", "To", "Subject")]
-    if nesting > MAX_NESTED_MESSAGES:
-        return "\n".join(lines)
-    body, attachments = _body_and_attachments(inner, cap_bytes, nesting)
-    return "\n".join([*lines, "", body, *(a.text for a in attachments if a.text)])
+    if nesting >= MAX_NESTED_MESSAGES:
+        entry.text = "\n".join(lines)
+        return []
+    attachments, body = _inner_entries(inner, entry, cap_bytes, nesting, budget)
+    entry.text = truncate_utf8("\n".join([*lines, "", body]), cap_bytes)
+    return attachments
 
 
 def _inner_message(part: Message) -> Message:
@@ -188,17 +434,9 @@ def _inner_message(part: Message) -> Message:
     return mime.parse_message(source)
 
 
-# pypdf, python-docx and openpyxl are imported where used: they take a third of a second
-# to import, which every CLI command would pay; a worker pays it once.
-
-def _pdf_pieces(data: bytes) -> Iterator[str]:
-    import pypdf
-    reader = pypdf.PdfReader(io.BytesIO(data), strict=False)
-    if reader.is_encrypted:
-        reader.decrypt("")  # most "encrypted" PDFs only restrict printing; others raise here
-    for page in reader.pages:
-        yield page.extract_text() + "\n"
-
+# python-docx and openpyxl are imported where used: they take a third of a second to
+# import, which every CLI command would pay; the workers' fork server imports them once.
+PRELOADED = ("docx", "openpyxl")
 
 def _docx_pieces(data: bytes) -> Iterator[str]:
     import docx
@@ -224,6 +462,10 @@ def _xlsx_pieces(data: bytes) -> Iterator[str]:
                     yield "\t".join(cells) + "\n"
     finally:
         book.close()
+
+
+# Third-party parsers, each a hostile input's way to loop or to eat memory: these are what
+# the pool's memo of failures guards.
 
 
 def _html_to_text(data: bytes, charset: str | None) -> str:
@@ -292,29 +534,63 @@ def truncate_utf8(text: str, cap_bytes: int) -> str:
 # --- the sandboxed pool -------------------------------------------------------------------
 
 READY = b"ready"
+EXTRACT, FALLBACK = "extract", "fallback"
+# Reads of one message before it gets the fallback: the second one skips the attachment the
+# first was blamed on, so the rest of the message is still read.
+ATTEMPTS = 2
+
+
+@dataclass
+class _Job:
+    index: int                       # position in extract_many's list
+    raw: bytes
+    digest: str                      # SHA-256 of raw (the store's digest)
+    attempts: int = 0
+    fallback_reason: str | None = None  # set: the worker gives fallback() for this reason
+
+
+@dataclass
+class _Running:
+    job: _Job
+    deadline: float                  # time.monotonic()
+    reading: str | None = None       # SHA-256 of the attachment a library is reading now
 
 
 class ExtractionPool:
-    """Worker processes that run extract() under a time limit and an address-space limit.
+    """Worker processes that run extract() under a time limit and an address-space limit,
+    and remember by SHA-256 what could not be read (`memo`: an ExtractionMemo keeps it in
+    the store across restarts; by default it lasts as long as the pool).
+
+    Bounds: one message costs at most ATTEMPTS + 1 time limits of one worker the first time
+    (two reads, then the fallback) and a memo lookup per attachment every later time; a
+    worker never holds more than memory_mb; the pool process itself never parses mail.
 
     Workers are started with 'forkserver', not 'fork': a forked indexer would hand its LMDB
     map and Xapian state to the child, and RLIMIT_AS would count the whole LMDB map.
     """
 
     def __init__(self, cap_bytes: int, workers: int = 1, timeout_s: float = 20.0,
-                 memory_mb: int = 512):
+                 memory_mb: int = 512, memo: ExtractionMemo | MemoryMemo | None = None):
         self.cap_bytes, self.timeout_s, self.memory_mb = cap_bytes, timeout_s, memory_mb
+        self.memo = memo if memo is not None else MemoryMemo()
+        # For status, metrics and tests: workers killed at their time limit, workers
+        # started again (after a timeout, out of memory, a crash), failures known already.
+        self.timeouts = self.worker_restarts = self.memo_hits = 0
         self._context = multiprocessing.get_context("forkserver")
         # The fork server imports the extraction libraries once, so a worker restarted after
-        # a timeout is a cheap fork (takes effect only if the fork server is not yet running).
-        self._context.set_forkserver_preload(["services.archive.extract"])
+        # a timeout is a cheap fork and a time limit counts reading, not importing (takes
+        # effect only if the fork server is not yet running).
+        self._context.set_forkserver_preload(["services.archive.extract", *PRELOADED])
         self._workers = [self._start_worker() for _ in range(max(1, workers))]
 
     @classmethod
-    def for_model(cls, profile) -> ExtractionPool:
+    def for_model(cls, profile, memo: ExtractionMemo | None = None) -> ExtractionPool:
         """A pool sized for a model profile (firmware.models.ModelProfile): its attachment
-        text cap, and at most two workers (one per core of the smallest appliances)."""
-        return cls(profile.attachment_text_bytes, workers=min(2, os.cpu_count() or 1))
+        text cap and extraction limits, and at most two workers (one per core of the
+        smallest appliances)."""
+        return cls(profile.attachment_text_bytes, workers=min(2, os.cpu_count() or 1),
+                   timeout_s=profile.extraction.timeout_s,
+                   memory_mb=profile.extraction.memory_mb, memo=memo)
 
     def __enter__(self) -> ExtractionPool:
         return self
@@ -323,20 +599,18 @@ class ExtractionPool:
         self.close()
 
     def extract_many(self, raws: list[bytes]) -> list[Extracted]:
-        """Results in the order of raws; a message that times out, runs out of memory or
-        kills its worker gets fallback() and the worker is replaced."""
+        """Results in the order of raws. Never raises for a message: one that times out, runs
+        out of memory or kills its worker is read again without the attachment blamed, or
+        gets fallback(), or at worst unread(); the worker is replaced."""
         results: list[Extracted | None] = [None] * len(raws)
-        waiting = deque(range(len(raws)))
-        running: dict[int, tuple[int, float]] = {}  # worker slot -> (message index, deadline)
+        waiting = deque(job for index, raw in enumerate(raws)
+                        if (job := self._plan(index, raw, results)) is not None)
+        running: dict[int, _Running] = {}  # worker slot -> the job it works on
         while waiting or running:
             for slot in range(len(self._workers)):
                 if slot not in running and waiting:
-                    index = waiting.popleft()
-                    if self._send(slot, raws[index]):
-                        running[slot] = (index, time.monotonic() + self.timeout_s)
-                    else:
-                        results[index] = self._replace(slot, raws[index], "worker died")
-            self._collect(running, raws, results)
+                    self._dispatch(slot, waiting.popleft(), running, waiting, results)
+            self._collect(running, waiting, results)
         return results
 
     @property
@@ -352,50 +626,121 @@ class ExtractionPool:
     def _start_worker(self) -> _Worker:
         return _Worker(self._context, self.cap_bytes, self.memory_mb)
 
-    def _send(self, slot: int, raw: bytes) -> bool:
-        if not self._workers[slot].process.is_alive():
-            self._workers[slot].stop(kill=True)  # died idle (e.g. the OOM killer): start afresh
-            self._workers[slot] = self._start_worker()
-        try:
-            self._workers[slot].connection.send_bytes(raw)
-            return True
-        except OSError:  # it died reading the message (too big for its memory limit)
-            return False
+    def _plan(self, index: int, raw: bytes, results: list) -> _Job | None:
+        """The job for one message, as far as its known failures allow; None when even its
+        fallback failed before (its result is then set here)."""
+        job = _Job(index, raw, hashlib.sha256(raw).hexdigest())
+        if (reason := self.memo.failure(_fallback_key(job.digest))) is not None:
+            self.memo_hits += 1
+            results[index] = unread(reason)
+            return None
+        if (reason := self.memo.failure(job.digest)) is not None:
+            self.memo_hits += 1
+            job.fallback_reason = reason
+        return job
 
-    def _collect(self, running: dict, raws: list[bytes], results: list) -> None:
-        """Wait for the first reply or deadline, then settle every worker that is done."""
+    def _dispatch(self, slot: int, job: _Job, running: dict, waiting: deque,
+                  results: list) -> None:
+        if not self._workers[slot].process.is_alive():
+            self._restart(slot)  # died idle (e.g. the OOM killer): start afresh
+        running[slot] = _Running(job, time.monotonic() + self.timeout_s)
+        mode = EXTRACT if job.fallback_reason is None else FALLBACK
+        try:
+            self._workers[slot].connection.send((mode, job.fallback_reason))
+            self._workers[slot].connection.send_bytes(job.raw)
+        except OSError:  # it gave up reading the message (too big for its memory limit)
+            if _said_something(self._workers[slot].connection):
+                self._hear(slot, running, waiting, results)  # why: ("failed", ...)
+            else:
+                self._failed(slot, running, waiting, results, "worker died")
+
+    def _collect(self, running: dict, waiting: deque, results: list) -> None:
+        """Wait for the first word from a worker or the first deadline; hear out every worker
+        that spoke, then settle those past their deadline."""
         if not running:
             return
-        next_deadline = min(deadline for _, deadline in running.values())
+        next_deadline = min(entry.deadline for entry in running.values())
         connections = {self._workers[slot].connection: slot for slot in running}
         ready = multiprocessing.connection.wait(
             list(connections), timeout=max(0.0, next_deadline - time.monotonic()))
+        for connection in ready:
+            slot = connections[connection]
+            entry = running[slot]
+            while running.get(slot) is entry and connection.poll():
+                self._hear(slot, running, waiting, results)
         now = time.monotonic()
-        for slot, (index, deadline) in list(running.items()):
-            if self._workers[slot].connection in ready:
-                results[index] = self._receive(slot, raws[index])
-            elif now >= deadline:
-                results[index] = self._replace(
-                    slot, raws[index], f"timed out after {self.timeout_s:g} s")
-            else:
-                continue
-            del running[slot]
+        for slot, entry in list(running.items()):
+            if now >= entry.deadline:
+                self.timeouts += 1
+                self._failed(slot, running, waiting, results,
+                             f"timed out after {self.timeout_s:g} s")
 
-    def _receive(self, slot: int, raw: bytes) -> Extracted:
+    def _hear(self, slot: int, running: dict, waiting: deque, results: list) -> None:
+        """One word from a worker: about to read an attachment, done reading it, or done."""
+        connection, entry = self._workers[slot].connection, running[slot]
         try:
-            status, payload = self._workers[slot].connection.recv()
+            kind, payload = connection.recv()
         except (EOFError, OSError):
             code = self._workers[slot].exit_code()
-            return self._replace(slot, raw, f"worker died (exit code {code})")
-        if status == "ok":
-            return payload
-        return self._replace(slot, raw, payload)
+            self._failed(slot, running, waiting, results, f"worker died (exit code {code})")
+            return
+        if kind == "reading":
+            entry.reading = payload
+            known = self.memo.failure(payload)
+            self.memo_hits += known is not None
+            try:
+                connection.send(known)
+            except OSError:
+                pass  # it died; its end-of-file is heard next
+        elif kind == "read":
+            if payload is not None:  # the library raised: as good as known for next time
+                self.memo.remember_failure(entry.reading, payload)
+            entry.reading = None
+        elif kind == "ok":
+            results[entry.job.index] = payload
+            del running[slot]
+        else:
+            self._failed(slot, running, waiting, results, payload)
 
-    def _replace(self, slot: int, raw: bytes, problem: str) -> Extracted:
-        """Restart the worker in this slot; the message gets the fallback."""
+    def _failed(self, slot: int, running: dict, waiting: deque, results: list,
+                problem: str) -> None:
+        """The worker in `slot` timed out, ran out of memory or died: replace it, remember
+        what was to blame, and decide what the message gets next."""
+        entry = running.pop(slot)
+        self._restart(slot)
+        job, reason = entry.job, f"attachment extraction {problem}"
+        if job.fallback_reason is not None:  # even the fallback failed: headers from intake
+            reason = f"{job.fallback_reason}; the fallback {problem} too"
+            self.memo.remember_failure(_fallback_key(job.digest), reason)
+            results[job.index] = unread(reason)
+            return
+        if entry.reading is not None:
+            self.memo.remember_failure(entry.reading, reason)
+            job.attempts += 1
+            if job.attempts < ATTEMPTS:
+                waiting.appendleft(job)  # again, without the attachment to blame
+                return
+        else:  # nothing to blame but the message as a whole
+            self.memo.remember_failure(job.digest, reason)
+        job.fallback_reason = reason
+        waiting.appendleft(job)
+
+    def _restart(self, slot: int) -> None:
         self._workers[slot].stop(kill=True)
         self._workers[slot] = self._start_worker()
-        return fallback(raw, f"attachment extraction {problem}")
+        self.worker_restarts += 1
+
+
+def _said_something(connection) -> bool:
+    try:
+        return connection.poll()
+    except OSError:
+        return False
+
+
+def _fallback_key(digest: str) -> str:
+    """The memo's key for "even the fallback failed on this message"."""
+    return hashlib.sha256(b"fallback\0" + digest.encode()).hexdigest()
 
 
 class _Worker:
@@ -438,17 +783,25 @@ class _Worker:
 
 
 def _serve(connection, cap_bytes: int, memory_mb: int) -> None:
-    """Worker main loop: one message in, one ("ok", Extracted) or ("failed", why) out."""
+    """Worker main loop: (mode, fallback reason) and a message in; ("reading", SHA-256) and
+    ("read", error) around each attachment a library parses; one ("ok", Extracted) or
+    ("failed", why) out."""
     _limit_memory(memory_mb)
     logging.getLogger("pypdf").setLevel(logging.ERROR)  # malformed PDFs are routine here
     connection.send_bytes(READY)
+    guard = _PoolGuard(connection)
     while True:
         try:
+            mode, reason = connection.recv()
             raw = connection.recv_bytes()
         except EOFError:
             return
+        except MemoryError:  # the message alone is too big for the limit; the pipe is now
+            connection.send(("failed", f"ran out of memory (limit {memory_mb} MB)"))
+            return           # out of step: start afresh
         try:
-            reply = ("ok", extract(raw, cap_bytes))
+            result = fallback(raw, reason) if mode == FALLBACK else extract(raw, cap_bytes, guard)
+            reply = ("ok", result)
         except MemoryError:
             reply = ("failed", f"ran out of memory (limit {memory_mb} MB)")
         except Exception as exc:  # extract() should not raise; if it does, say what it was
@@ -457,6 +810,20 @@ def _serve(connection, cap_bytes: int, memory_mb: int) -> None:
         connection.send(reply)
         if reply[0] == "failed":
             return  # a MemoryError can leave a library half-initialised: start afresh
+
+
+class _PoolGuard(AttachmentGuard):
+    """The worker's guard: asks the pool, which remembers failures by SHA-256."""
+
+    def __init__(self, connection):
+        self.connection = connection
+
+    def before(self, sha256_hex: str) -> str | None:
+        self.connection.send(("reading", sha256_hex))
+        return self.connection.recv()
+
+    def after(self, sha256_hex: str, error: str | None) -> None:
+        self.connection.send(("read", error))
 
 
 def _limit_memory(memory_mb: int) -> None:

@@ -1,14 +1,31 @@
 """The Xapian schema: which terms and values a message becomes (after notmuch's schema).
 
-Text fields are indexed twice, with their prefix (for `from:alice`) and without (for a
-bare `alice`), with positions so "phrases" match. Boolean terms are lowercased, so
-`has:Attachment` and `has:attachment` are the same filter.
+Text fields are indexed twice (services.archive.terms): with their prefix and positions
+(for `from:alice`, `body:"race condition"`) and without prefix or positions (for a bare
+`alice`); words are cut and folded by services.archive.words. Boolean terms are lowercased,
+so `has:Attachment` and `has:attachment` are the same filter. SCHEMA_VERSION names what
+this code indexes; an index of an older version is rebuilt (services.archive.reindex).
+
+Xapian refuses a term longer than 245 bytes, and with it every change not yet committed
+(the whole batch). So every term made here or in a query goes through term(), which bounds
+it in bytes; word terms come from services.archive.terms, which caps words far below that.
+A message whose document still cannot be built or added is indexed with less of itself
+(document_at(): headers only, then what the store recorded at intake, then its digest
+alone) and flagged has:extraction-failure with the reason.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 
+from typing import TYPE_CHECKING
+
 import xapian
+
+from services.archive.terms import MAX_TERM_BYTES, DocumentTerms, term
+
+if TYPE_CHECKING:  # search and the web import this module; extraction (lxml) they need not
+    from services.archive.extract import Extracted
 
 # Probabilistic (free text) fields: search keyword -> term prefix.
 TEXT_PREFIXES = {
@@ -23,64 +40,98 @@ TEXT_PREFIXES = {
 }
 # Boolean (exact) fields: search keyword -> term prefix.
 BOOLEAN_PREFIXES = {
-    "has": "K",         # has:attachment, has:extraction-failure
-    "type": "XMT",      # MIME type of any part, e.g. type:application/pdf
+    "has": "K",         # has:attachment, has:extraction-failure, has:encrypted
+    "type": "XMT",      # MIME type of any attachment (from content, and as declared)
     "source": "XSRC",   # smtp, journal:NAME, import, mirror
     "origin": "XORIG",  # node id of the appliance that archived it first
     "digest": "Q",      # the unique id term: Q + SHA-256 hex
 }
-# Long texts keep positions once, in their unprefixed copy: "phrases" match in them, and
-# body:/attachment: match words and wildcards. Positions are most of an index's size and
-# of its indexing time, and phrase searches are rarely scoped to one part of a message.
-UNPOSITIONED_PREFIXES = {TEXT_PREFIXES["body"], TEXT_PREFIXES["attachment"]}
+HAS_VALUES = {"attachment", "extraction-failure", "encrypted"}  # has:VALUE; any other is a query error
+# 1: Xapian's TermGenerator. 2: ICU words, folding, CJK n-grams, positions per field,
+# address and file name forms (services.archive.words, services.archive.terms).
+SCHEMA_VERSION = 2
+SCHEMA_KEY = "schema_version"  # Xapian metadata; an index without it is version 1
+ADDRESS_FIELDS = ("from", "to", "cc", "bcc")
 # Exact addresses (From, To, Cc, Bcc headers, envelope recipients), lowercased: the filter
 # that limits a user to their own mail. Words would not do: "alice@example.com" as words
 # also matches bob.alice@example.com.
 ADDRESS_PREFIX = "XADDR"
-ADDRESS_TERM_LIMIT = 200  # Xapian terms end at 245 bytes; no real address is this long
-SLOT_DATE = 0      # sent date (Date header, else received time), sortable_serialise(epoch)
+# Less of a message, for a document that could not be built or added whole (document_at).
+DOCUMENT_LEVELS = ("whole", "headers only", "stored metadata only", "digest only")
+SLOT_DATE = 0      # sent date (services.archive.message_date), sortable_serialise(epoch)
 SLOT_SIZE = 1      # raw size in bytes
 SLOT_RECEIVED = 2  # when this appliance stored it
 BODY_TEXT_LIMIT = 4 * 1024 * 1024  # a pathological body is indexed up to here
 
 
 def id_term(digest: str) -> str:
-    return "Q" + digest
+    return term(BOOLEAN_PREFIXES["digest"], digest)
 
 
 def address_term(address: str) -> str:
-    return ADDRESS_PREFIX + address.lower()
+    return term(ADDRESS_PREFIX, address.lower())
 
 
 def addresses_of(summary, envelope_recipients: list[str]) -> set[str]:
-    """Every address a message was from or to, lowercased: From, To, Cc and Bcc headers
-    (`summary`: services.archive.mime.MessageSummary) and the envelope recipients."""
-    shown = summary.from_addrs + summary.to + summary.cc + summary.bcc
-    found = {_bare_address(display) for display in shown}
+    """Every address a message was from or to, lowercased: the From, To, Cc and Bcc
+    addresses of `summary` (services.archive.mime.MessageSummary, read by the one strict
+    parser, services.archive.addresses) and the envelope recipients. Never a display name,
+    a comment or text: this set is who may read the message (services.web.access)."""
+    found = {address for shown in summary.header_addresses.values() for address in shown}
     found |= {recipient.strip().lower() for recipient in envelope_recipients}
-    return {address for address in found if address and len(address) <= ADDRESS_TERM_LIMIT}
-
-
-def _bare_address(display: str) -> str:
-    """The address of mime.display_addresses' "Name <addr>" or "addr"."""
-    if display.endswith(">") and "<" in display:
-        return display[display.rindex("<") + 1:-1]
-    return display
+    return {address for address in found if address}
 
 
 def sent_date(meta: dict) -> float:
-    return meta.get("sent_date") or meta["received"]
+    """The message's date (services.archive.message_date); the arrival time for metadata
+    that has none, 0.0 for none at all (a digest-only document). 0 is a date (1970), not a
+    missing one."""
+    if meta.get("sent_date") is not None:
+        return meta["sent_date"]
+    return meta.get("received") or 0.0
 
 
-def build_document(digest: str, meta: dict, extracted, generator: xapian.TermGenerator
-                   ) -> xapian.Document:
+def document_at(level: int, digest: str, meta: dict, extracted: Extracted,
+                reason: str | None) -> tuple[xapian.Document, Extracted]:
+    """The document of a message at one of DOCUMENT_LEVELS (0: whole; 1: headers only; 2:
+    what the store recorded at intake; 3: digest, dates and size), and what it was made of.
+    `reason` says why a lower level would not do; from level 1 on it is among the failures
+    the document is flagged with. Raises whatever building raises."""
+    from services.archive.extract import Extracted, unread
+    if level == 0:
+        return build_document(digest, meta, extracted), extracted
+    failed = "; ".join([*extracted.failures, reason or "indexing failed"])
+    if level == 1:
+        content = Extracted(extracted.summary, "", [], failed=failed)
+    else:
+        content = unread(failed)
+    if level == 2:
+        return build_document(digest, meta, content), content
+    return build_document(digest, _bare(meta), content), content
+
+
+def _bare(meta: dict) -> dict:
+    """Only what a document needs and no header: its number, size and dates."""
+    return {key: meta[key] for key in ("number", "size", "received", "sent_date") if key in meta}
+
+
+def schema_version(database: xapian.Database) -> int | None:
+    """The schema an index was built with; None for an empty index without one (a new
+    index). An index written before versions were recorded is version 1."""
+    recorded = database.get_metadata(SCHEMA_KEY)
+    if recorded:
+        return int(recorded)
+    return 1 if database.get_doccount() else None
+
+
+def build_document(digest: str, meta: dict, extracted) -> xapian.Document:
     """One Xapian document for one stored message and its extracted text."""
     document = xapian.Document()
-    generator.set_document(document)
-    summary = extracted.summary
+    terms = DocumentTerms(document)
+    summary = _with_stored_headers(extracted.summary, meta)
     header_recipients = summary.to + summary.cc + summary.bcc
-    hidden = [r for r in meta.get("recipients", [])
-              if not any(r.lower() in shown.lower() for shown in summary.to + summary.cc)]
+    shown = set(summary.header_addresses.get("to", []) + summary.header_addresses.get("cc", []))
+    hidden = [r for r in meta.get("recipients", []) if r.strip().lower() not in shown]
     fields = [
         ("from", summary.from_addrs), ("to", header_recipients + meta.get("recipients", [])),
         ("cc", summary.cc), ("bcc", summary.bcc + hidden), ("subject", [summary.subject]),
@@ -90,18 +141,29 @@ def build_document(digest: str, meta: dict, extracted, generator: xapian.TermGen
     ]
     for name, texts in fields:
         for text in texts:
-            _index_text(generator, text, TEXT_PREFIXES[name])
-    _add_boolean_terms(document, digest, meta, extracted)
+            _index_text(terms, name, text)
+    terms.finish()
+    _add_boolean_terms(document, digest, meta, extracted, summary)
     date = sent_date(meta)
     document.add_value(SLOT_DATE, xapian.sortable_serialise(date))
-    document.add_value(SLOT_SIZE, xapian.sortable_serialise(meta["size"]))
-    document.add_value(SLOT_RECEIVED, xapian.sortable_serialise(meta["received"]))
+    document.add_value(SLOT_SIZE, xapian.sortable_serialise(meta.get("size", 0)))
+    document.add_value(SLOT_RECEIVED, xapian.sortable_serialise(meta.get("received", 0)))
     document.set_data(json.dumps({
         "digest": digest, "date": date, "from": meta.get("from", ""),
-        "subject": meta.get("subject", ""), "size": meta["size"],
-        "attachments": len(extracted.attachments), "failed": extracted.failed,
+        "subject": meta.get("subject", ""), "size": meta.get("size", 0),
+        "attachments": len(extracted.attachments),
+        "failed": "; ".join(extracted.failures) or None,
     }))
     return document
+
+
+def _with_stored_headers(summary, meta: dict):
+    """The summary, its missing From and Subject taken from the store's metadata (parsed at
+    intake): what a message none of whose content could be read is found by."""
+    if summary.from_addrs or summary.subject or not (meta.get("from") or meta.get("subject")):
+        return summary
+    return dataclasses.replace(summary, subject=meta.get("subject") or "",
+                               from_addrs=[meta["from"]] if meta.get("from") else [])
 
 
 def clean(text: str) -> str:
@@ -109,28 +171,37 @@ def clean(text: str) -> str:
     return text.encode("utf-8", "replace").decode("utf-8")
 
 
-def _index_text(generator: xapian.TermGenerator, text: str, prefix: str) -> None:
+def _index_text(terms: DocumentTerms, name: str, text: str) -> None:
     if text:
-        text = clean(text)
-        if prefix in UNPOSITIONED_PREFIXES:
-            generator.index_text_without_positions(text, 1, prefix)
+        text, prefix = clean(text), TEXT_PREFIXES[name]
+        if name in ADDRESS_FIELDS:
+            terms.add_address(prefix, text)
+        elif name == "filename":
+            terms.add_filename(prefix, text)
         else:
-            generator.index_text(text, 1, prefix)
-        generator.index_text(text)
-        generator.increase_termpos()  # no phrase across two fields
+            terms.add_text(prefix, text)
 
 
-def _add_boolean_terms(document: xapian.Document, digest: str, meta: dict, extracted) -> None:
+def _add_boolean_terms(document: xapian.Document, digest: str, meta: dict, extracted,
+                       summary) -> None:
     document.add_boolean_term(id_term(digest))
     terms = {("source", meta.get("source", "").split(":")[0]), ("source", meta.get("source", "")),
              ("origin", meta.get("origin", ""))}
     terms |= {("type", a.mime_type) for a in extracted.attachments}
-    for address in addresses_of(extracted.summary, meta.get("recipients", [])):
-        document.add_boolean_term(clean(address_term(address)))
+    terms |= {("type", a.declared_type) for a in extracted.attachments if a.declared_type}
+    for address in addresses_of(summary, meta.get("recipients", [])):
+        document.add_boolean_term(address_term(address))
     if extracted.attachments:
         terms.add(("has", "attachment"))
-    if extracted.failed:
+    if extracted.failures:
         terms.add(("has", "extraction-failure"))
+    if extracted.encrypted or any(a.encrypted for a in extracted.attachments):
+        terms.add(("has", "encrypted"))
     for field_name, value in terms:
         if value:
-            document.add_boolean_term(BOOLEAN_PREFIXES[field_name] + clean(value.lower()[:100]))
+            document.add_boolean_term(boolean_term(field_name, value))
+
+
+def boolean_term(field_name: str, value: str) -> str:
+    """The term of `field_name:value` for a boolean field (BOOLEAN_PREFIXES), lowercased."""
+    return term(BOOLEAN_PREFIXES[field_name], value.lower())

@@ -4,10 +4,15 @@ The arrival-log position is Xapian metadata committed in the same commit as the 
 SIGKILL at any point leaves index and position agreeing: on restart the writer redoes
 exactly the batch that was not committed. Documents are replaced by their digest term, so a
 message that arrives again (merged recipients) still has one document.
+
+No message stops the writer: a document that cannot be built, or that Xapian refuses, is
+indexed with less of the message (services.archive.index.document_at) and flagged
+has:extraction-failure with the reason, which the store's metadata keeps too.
 """
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -19,10 +24,13 @@ import xapian
 
 from firmware.errors import ArchiverError
 
+from services.archive import metadata
 from services.archive.extract import ExtractionPool
-from services.archive.index import build_document, id_term
+from services.archive.index import (DOCUMENT_LEVELS, SCHEMA_KEY, SCHEMA_VERSION, document_at,
+                                    id_term, schema_version)
 from services.archive.store import NotFound, Store
 
+log = logging.getLogger("archiver")
 CURSOR_KEY = "arrival_seq"
 BATCH_MESSAGES = 500
 BATCH_BYTES = 64 * 1024 * 1024
@@ -30,6 +38,14 @@ BATCH_BYTES = 64 * 1024 * 1024
 
 class IndexerBusy(ArchiverError):
     exit_code = 3
+
+
+class _Refused(Exception):
+    """Xapian refused a document, and with it every change not yet committed."""
+
+    def __init__(self, digest: str, level: int, reason: str):
+        super().__init__(reason)
+        self.digest, self.level, self.reason = digest, level, reason
 
 
 @dataclass
@@ -72,19 +88,45 @@ class Batch:
     present: list[tuple[str, dict, bytes]] = field(default_factory=list)  # digest, meta, raw
     missing: list[str] = field(default_factory=list)  # deleted since they arrived
     extracted: list = field(default_factory=list)
+    # digest -> header metadata the current code reads differently from the stored one
+    header_changes: dict[str, dict] = field(default_factory=dict)
 
     @property
     def last_seq(self) -> int:
         return self.entries[-1][0]
 
 
+@dataclass
+class _Progress:
+    """What committed batches tell the store (Store.record_indexed's arguments)."""
+    seq: int | None                                  # None: not the live index
+    names: dict[str, list[str]]                      # digest -> attachment names
+    failures: dict[str, list[str]]                   # digest -> what could not be read
+    header_changes: dict[str, dict]                  # digest -> header metadata read anew
+
+    def then(self, later: "_Progress") -> "_Progress":
+        """This progress and a later batch's, as one; the later one wins per digest."""
+        return _Progress(later.seq, {**self.names, **later.names},
+                         {**self.failures, **later.failures},
+                         {**self.header_changes, **later.header_changes})
+
+
 class Indexer:
-    def __init__(self, store: Store, index_dir: Path, pool: ExtractionPool):
-        self.store, self.index_dir, self.pool = store, Path(index_dir), pool
+    """Writes one index. `live`: it is the index searches use, so its progress is the
+    store's "indexer" cursor (intake's backlog); an index being rebuilt beside it is not."""
+
+    def __init__(self, store: Store, index_dir: Path, pool: ExtractionPool, live: bool = True,
+                 reread_all: bool = False):
+        """`reread_all`: derive every message's header metadata anew from its bytes (reindex),
+        not only metadata an older reading wrote (services.archive.metadata)."""
+        self.store, self.index_dir, self.pool, self.live = store, Path(index_dir), pool, live
+        self.reread_all = reread_all
         self.database = xapian.WritableDatabase(str(self.index_dir), xapian.DB_CREATE_OR_OPEN)
-        self.generator = xapian.TermGenerator()
-        # What the index committed and the store has yet to record: (seq, attachment names).
-        self._unrecorded: tuple[int, dict[str, list[str]]] = (0, {})
+        if schema_version(self.database) is None:  # a new, empty index: this code's schema
+            self.database.set_metadata(SCHEMA_KEY, str(SCHEMA_VERSION))
+            self.database.commit()
+        # What the index committed and the store has yet to record, merged over batches.
+        self._unrecorded: _Progress | None = None
 
     def position(self) -> int:
         value = self.database.get_metadata(CURSOR_KEY)
@@ -97,18 +139,25 @@ class Indexer:
             self._write(self._extract(batch))
         return len(batch.entries)
 
-    def catch_up(self, progress: Callable[[int], None] | None = None) -> int:
+    def catch_up(self, progress: Callable[[int], None] | None = None,
+                 between: Callable[[], bool] | None = None) -> int:
         """Index everything logged so far. The next batch is read and extracted (in the
-        worker processes) while this one is written, so both cores stay busy."""
+        worker processes) while this one is written, so both cores stay busy.
+        `between()` runs between batches, while the extraction pool is idle; when it
+        returns True, catching up stops after the batch at hand."""
         done = 0
         with ThreadPoolExecutor(1, thread_name_prefix="prefetch") as prefetch:
             upcoming = prefetch.submit(self._read_and_extract, self.position())
             while (batch := upcoming.result()).entries:
-                upcoming = prefetch.submit(self._read_and_extract, batch.last_seq)
+                stopping = between is not None and between()
+                if not stopping:
+                    upcoming = prefetch.submit(self._read_and_extract, batch.last_seq)
                 self._write(batch)
                 done += len(batch.entries)
                 if progress:
                     progress(len(batch.entries))
+                if stopping:
+                    break
         return done
 
     def follow(self, stop: Callable[[], bool], idle_sleep: float = 0.2,
@@ -132,6 +181,12 @@ class Indexer:
             except NotFound:
                 batch.missing.append(digest)
                 continue
+            # Old archives: their metadata brought up to this reading.
+            changes = {} if metadata.is_current(meta) and not self.reread_all \
+                else metadata.changes(meta, raw)
+            if changes:
+                batch.header_changes[digest] = changes
+                meta = {**meta, **changes}
             batch.present.append((digest, meta, raw))
             total += len(raw)
             if total >= BATCH_BYTES:
@@ -144,26 +199,70 @@ class Indexer:
 
     def _write(self, batch: Batch) -> None:
         """Replace each document by its store number (no term lookup), then commit the
-        batch and its log position together."""
-        for digest in batch.missing:
-            self.database.delete_document(id_term(digest))
-        names = {}
-        for (digest, meta, _), extracted in zip(batch.present, batch.extracted):
-            document = build_document(digest, meta, extracted, self.generator)
-            self.database.replace_document(meta["number"], document)
-            names[digest] = [a.filename for a in extracted.attachments if a.filename]
+        batch and its log position together. When Xapian refuses a document it drops the
+        whole uncommitted batch, so the batch is written again, that message with less."""
+        refused: dict[str, tuple[int, str]] = {}  # digest -> (level, why)
+        while True:
+            try:
+                written = self._add_all(batch, refused)
+                break
+            except _Refused as refusal:
+                refused[refusal.digest] = (refusal.level, refusal.reason)
         self.database.set_metadata(CURSOR_KEY, str(batch.last_seq))
         self.database.commit()
-        self._unrecorded = (batch.last_seq, {**self._unrecorded[1], **names})
+        names = {digest: [a.filename for a in content.attachments if a.filename]
+                 for digest, content in written.items()}
+        failures = {digest: content.failures for digest, content in written.items()}
+        progress = _Progress(batch.last_seq if self.live else None, names, failures,
+                             batch.header_changes)
+        self._unrecorded = progress if self._unrecorded is None \
+            else self._unrecorded.then(progress)
         self.record_progress()
 
     def record_progress(self) -> None:
-        """Tell the store what the index committed (status, attachment names; Xapian's
-        position is the truth). Kept until the store takes it: its disk may be full."""
-        seq, names = self._unrecorded
-        if seq:
-            self.store.record_indexed(seq, names)
-            self._unrecorded = (0, {})
+        """Tell the store what the index committed (status, attachment names, failures,
+        header metadata; Xapian's position is the truth). Kept until the store takes it:
+        its disk may be full."""
+        if self._unrecorded is not None:
+            progress = self._unrecorded
+            self.store.record_indexed(progress.seq, progress.names, progress.failures,
+                                      progress.header_changes)
+            self._unrecorded = None
+
+    def _add_all(self, batch: Batch, refused: dict) -> dict:
+        """Every change of the batch, uncommitted; digest -> what each document was made of."""
+        for digest in batch.missing:
+            self.database.delete_document(id_term(digest))
+        written = {}
+        for (digest, meta, _), extracted in zip(batch.present, batch.extracted):
+            level, reason = refused.get(digest, (0, None))
+            written[digest] = self._add(digest, meta, extracted, level, reason)
+        return written
+
+    def _add(self, digest: str, meta: dict, extracted, level: int, reason: str | None):
+        """Add one message's document at `level`, or at the first level above it that can be
+        built; raise _Refused when Xapian refuses it (the caller then starts over)."""
+        while True:
+            try:
+                document, content = document_at(level, digest, meta, extracted, reason)
+            except Exception as exc:  # MemoryError included: the document was the big thing
+                level, reason = self._less(digest, level, "building", exc)
+                continue
+            try:
+                self.database.replace_document(meta["number"], document)
+            except xapian.LogicError as exc:  # this document's fault, e.g. a term too long
+                raise _Refused(digest, *self._less(digest, level, "adding", exc)) from None
+            return content
+
+    @staticmethod
+    def _less(digest: str, level: int, step: str, exc: BaseException) -> tuple[int, str]:
+        """The next level down for a message whose document failed at `level`; raise the
+        error itself when even the digest-only document fails (that is no message's fault)."""
+        if level + 1 >= len(DOCUMENT_LEVELS):
+            raise exc
+        reason = f"indexing failed {step} the document: {type(exc).__name__}: {exc}"[:500]
+        log.warning("message %s indexed %s: %s", digest, DOCUMENT_LEVELS[level + 1], reason)
+        return level + 1, reason
 
     def abandon_writes(self) -> None:
         """Drop whatever a failed write (a full disk) left half done and close the index;

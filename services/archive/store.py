@@ -11,6 +11,7 @@ Named databases:
   settings  name -> JSON                           (node id; replicated settings later)
   journal   state|ACCOUNT -> JSON                  (journal puller status per account)
             taken|ACCOUNT|KEY -> ""                (what keep_on_server took; | is NUL)
+  extraction  SHA-256 -> why reading it failed  (services.archive.extraction_memo)
 
 A put is acknowledged only after the transaction holding it is committed and synced;
 concurrent puts share one commit (group commit).
@@ -35,14 +36,16 @@ import zstandard
 from firmware.errors import ArchiverError
 
 from services.archive.group_commit import GroupCommitter
-from services.archive.mime import summarize_headers
+from services.archive.metadata import HEADER_FIELDS, header_metadata
 from services.archive.space import OutOfSpace, is_out_of_space, size_in_words
 
 DATABASES = ("raw", "meta", "msgid", "arrival", "outbox", "cursors", "counters", "settings",
-             "journal", "replicated", "audit")
+             "journal", "replicated", "audit", "extraction")
 COMPRESSION_LEVEL = 3
 # Head-room kept free in the map so a full store can still commit cursors and settings.
 RESERVE_BYTES = 4 * 1024 * 1024
+MIN_PREFIX = 8  # hex digits of a digest prefix (git's default abbreviation is 7)
+AMBIGUOUS_SHOWN = 5  # digests an ambiguous prefix error names, at most
 
 
 class StoreFullError(OutOfSpace):
@@ -55,11 +58,16 @@ class DiskFullError(OutOfSpace):
 
 
 class NotFound(ArchiverError, KeyError):
-    pass
+    def __str__(self) -> str:  # KeyError's would quote the message
+        return str(self.args[0]) if self.args else "not found"
 
 
 class DeletionConflict(ArchiverError):
     pass
+
+
+class AmbiguousDigest(ArchiverError):
+    """A digest prefix that starts the digests of more than one message."""
 
 
 @dataclass
@@ -110,37 +118,40 @@ class Store:
     # -- writing -----------------------------------------------------------------------
 
     def put(self, raw: bytes, envelope: Envelope | None = None, source: str = "import",
-            origin: str | None = None) -> str:
-        """Store `raw` durably; return its SHA-256 digest. Safe from many threads at once."""
-        return self.put_outcome(raw, envelope, source, origin).digest
+            origin: str | None = None, from_line_date: float | None = None) -> str:
+        """Store `raw` durably; return its SHA-256 digest. Safe from many threads at once.
+        `from_line_date`: epoch seconds of the mbox From_ line `raw` was filed under (import,
+        mirror copies), evidence of its date when its headers have none."""
+        return self.put_outcome(raw, envelope, source, origin, from_line_date).digest
 
     def put_outcome(self, raw: bytes, envelope: Envelope | None = None, source: str = "import",
-                    origin: str | None = None) -> PutOutcome:
-        prepared = self._prepare(raw, envelope, source, origin)
+                    origin: str | None = None, from_line_date: float | None = None
+                    ) -> PutOutcome:
+        prepared = self._prepare(raw, envelope, source, origin, from_line_date)
         if self._committer is None:
             self._committer = GroupCommitter(self._apply_batch, name="store-commit")
         return self._committer.submit(prepared)
 
     def put_many(self, items: Iterable[tuple]) -> list[PutOutcome]:
         """Store a batch in one durable transaction (bulk import, mirror copies): items are
-        (raw, envelope, source) or (raw, envelope, source, origin)."""
-        return self._apply_batch([self._prepare(*item) if len(item) == 4
-                                  else self._prepare(*item, None) for item in items])
+        (raw, envelope, source), (raw, envelope, source, origin) or (raw, envelope, source,
+        origin, from_line_date)."""
+        return self._apply_batch([self._prepare(*item) for item in items])
 
     def _prepare(self, raw: bytes, envelope: Envelope | None, source: str,
-                 origin: str | None) -> _Prepared:
+                 origin: str | None = None, from_line_date: float | None = None) -> _Prepared:
         # Hashing, parsing and compressing happen in the caller's thread, in parallel;
         # only the LMDB writes are serialized.
         envelope = envelope or Envelope()
-        summary = summarize_headers(raw)  # attachment names: filled in by the indexer
+        received = time.time()
         compressed = self._compressor().compress(raw)
         meta = {
-            "message_id": summary.message_id, "sent_date": summary.sent_date,
-            "received": time.time(), "size": len(raw), "stored_size": len(compressed),
+            **header_metadata(raw, from_line_date, received),  # services.archive.metadata
+            "received": received, "size": len(raw), "stored_size": len(compressed),
             "sender": envelope.sender, "recipients": sorted(set(envelope.recipients)),
             "source": source, "origin": origin or self.node_id,
-            "from": summary.from_addrs[0] if summary.from_addrs else "",
-            "subject": summary.subject[:300], "attachments": [],
+            "from_line_date": from_line_date,
+            "attachments": [],  # filled in by the indexer
         }
         return _Prepared(hashlib.sha256(raw).digest(), compressed, meta)
 
@@ -282,6 +293,33 @@ class Store:
             raise NotFound(f"no message with digest {digest}")
         return zstandard.ZstdDecompressor().decompress(compressed)
 
+    def resolve(self, digest_or_prefix: str) -> str:
+        """The full digest of the one message whose digest starts with `digest_or_prefix`
+        (at least MIN_PREFIX hex digits, as git takes them); raises NotFound when there is
+        none or it is not hex, AmbiguousDigest when several messages share the prefix."""
+        prefix = digest_or_prefix.strip().lower()
+        if len(prefix) == 64:
+            _key(prefix)  # not hex: NotFound naming the form
+            return prefix
+        if not (MIN_PREFIX <= len(prefix) < 64 and all(c in "0123456789abcdef" for c in prefix)):
+            raise NotFound(f"{digest_or_prefix!r} is not a message digest (64 hex digits) "
+                           f"nor a prefix of one ({MIN_PREFIX} to 63 hex digits)")
+        low = bytes.fromhex(prefix.ljust(64, "0"))
+        found = []
+        with self.env.begin() as txn, txn.cursor(db=self.db["meta"]) as cursor:
+            if cursor.set_range(low):
+                for key in cursor.iternext(values=False):
+                    if not key.hex().startswith(prefix) or len(found) > AMBIGUOUS_SHOWN:
+                        break
+                    found.append(key.hex())
+        if not found:
+            raise NotFound(f"no message with a digest starting {prefix}")
+        if len(found) > 1:
+            more = " and more" if len(found) > AMBIGUOUS_SHOWN else ""
+            raise AmbiguousDigest(f"{prefix} is ambiguous: it starts the digests of "
+                                  f"{', '.join(found[:AMBIGUOUS_SHOWN])}{more}; give more digits")
+        return found[0]
+
     def meta(self, digest: str) -> dict:
         with self.env.begin() as txn:
             data = txn.get(_key(digest), db=self.db["meta"])
@@ -347,17 +385,50 @@ class Store:
         with self.writing() as txn:
             txn.put(name.encode(), str(seq).encode(), db=self.db["cursors"])
 
-    def record_indexed(self, seq: int, attachment_names: dict[str, list[str]]) -> None:
-        """The indexer's progress and what its full parse found, in one transaction."""
+    def record_indexed(self, seq: int | None, attachment_names: dict[str, list[str]],
+                       failures: dict[str, list[str]] | None = None,
+                       header_changes: dict[str, dict] | None = None) -> None:
+        """The indexer's progress (seq; None: an index being rebuilt, not the live one's)
+        and what it read, in one transaction: attachment names from its full parse; per
+        digest, why parts of it could not be read (metadata key "extraction_failures",
+        absent when nothing failed); and header metadata
+        (services.archive.metadata.HEADER_FIELDS) that the current code reads differently
+        from the stored metadata."""
+        failures, header_changes = failures or {}, header_changes or {}
         with self.writing() as txn:
-            txn.put(b"indexer", str(seq).encode(), db=self.db["cursors"])
-            for digest, names in attachment_names.items():
-                stored = txn.get(bytes.fromhex(digest), db=self.db["meta"])
-                if stored is not None:
-                    meta = json.loads(stored)
-                    if meta.get("attachments") != names:
-                        meta["attachments"] = names
-                        self._write_meta(txn, bytes.fromhex(digest), meta)
+            if seq is not None:
+                txn.put(b"indexer", str(seq).encode(), db=self.db["cursors"])
+            for digest in attachment_names.keys() | header_changes.keys():
+                key = bytes.fromhex(digest)
+                stored = txn.get(key, db=self.db["meta"])
+                if stored is None:
+                    continue  # deleted meanwhile
+                meta = json.loads(stored)
+                changed = {name: value for name, value in header_changes.get(digest, {}).items()
+                           if name in HEADER_FIELDS and meta.get(name) != value}
+                names = attachment_names.get(digest, meta.get("attachments"))
+                if meta.get("attachments") != names:
+                    changed["attachments"] = names
+                if digest in attachment_names:  # this parse's verdict replaces the last one
+                    failed = failures.get(digest) or None
+                    if meta.get("extraction_failures") != failed:
+                        changed["extraction_failures"] = failed
+                if changed:
+                    self._move_message_id(txn, key, meta.get("message_id"),
+                                          changed.get("message_id", meta.get("message_id")))
+                    updated = {**meta, **changed}
+                    if updated.get("extraction_failures") is None:
+                        updated.pop("extraction_failures", None)
+                    self._write_meta(txn, key, updated)
+
+    def _move_message_id(self, txn, key: bytes, old: str | None, new: str | None) -> None:
+        """Keep the Message-ID -> digest table right when a Message-ID is read anew."""
+        if old == new:
+            return
+        if old:
+            txn.delete(old.encode()[:500], key, db=self.db["msgid"])
+        if new:
+            txn.put(new.encode()[:500], key, db=self.db["msgid"])
 
     # -- integrity -----------------------------------------------------------------------
 

@@ -6,18 +6,21 @@ import datetime as dt
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
-from services.policy import audit, saved_searches
+from services.policy import audit, editing, saved_searches
+from services.archive import dates, reindex
 from services.archive.archive import Archive, default_data_dir
 from services.policy.audit import cli_actor
-from services.archive.extract import ExtractionPool
 from services.archive.indexer import Indexer, IndexerBusy, IndexLock, status
-from services.archive.mailfiles import count_mail, iter_mail, write_mbox, write_zip
+from services.archive.mailfiles import MiB, count_mail, iter_mail, write_mbox, write_zip
+from services.archive.mime import summarize_headers
 from services.common.progress import Progress
 from services.policy.replicated import Replicated
-from services.archive.search import search
+from services.archive.search import QuerySyntaxError, explain, search
 from services.archive.space import OutOfSpace, is_out_of_space, size_in_words
+from services.common.config import load_config
 
 IMPORT_BATCH = 200  # messages per durable transaction during bulk import
 EXPORT_PAGE = 500
@@ -44,6 +47,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     p = command("search", cmd_search, "search the archive (newest first); save searches")
     p.add_argument("query", nargs="?", default="")
+    p.add_argument("--explain", action="store_true",
+                   help="print how the query is understood instead of searching")
     p.add_argument("--save", metavar="NAME", help="save the query under NAME instead of searching")
     p.add_argument("--list-saved", action="store_true", help="list the saved searches")
     p.add_argument("--delete-saved", metavar="NAME", help="delete a saved search")
@@ -53,7 +58,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="one JSON object per hit")
 
     p = command("show", cmd_show, "a message's metadata, or its raw bytes")
-    p.add_argument("digest")
+    p.add_argument("digest", help="its digest, or a unique prefix of it (8 or more hex digits)")
     p.add_argument("--raw", action="store_true", help="the message exactly as received, on stdout")
     p.add_argument("--json", action="store_true")
 
@@ -73,46 +78,53 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true")
 
 
-def open_archive(args) -> Archive:
-    return Archive(args.data or default_data_dir(), args.model)
+def open_archive(args, create: bool = True) -> Archive:
+    """The archive of --data (or $ARCHIVER_DATA); with create=False it must exist already
+    (NoArchive otherwise): commands that only read never make an empty one."""
+    archive = Archive(args.data or default_data_dir(), args.model)
+    return archive if create else archive.require_existing()
 
 
 def cmd_import(args) -> int:
     archive = open_archive(args)
-    counts = {"imported": 0, "duplicates": 0, "merged": 0, "failed": 0}
+    counts = {"imported": 0, "duplicates": 0, "merged": 0, "failed": 0, "skipped": 0}
+    problems: list[dict] = []  # what failed or was skipped, and why
     progress = Progress("importing", total=count_mail(args.paths), enabled=not args.json)
-    batch: list[tuple[str, bytes]] = []  # (label, raw)
+    batch: list[tuple[str, tuple]] = []  # (label, what put_many takes)
 
     def flush():
-        for outcome in archive.store.put_many([(raw, None, "import") for _, raw in batch]):
+        for outcome in archive.store.put_many([entry for _, entry in batch]):
             counts["imported" if outcome.status == "new" else
                    "duplicates" if outcome.status == "duplicate" else "merged"] += 1
         progress.advance(len(batch))
         batch.clear()
 
     try:
-        for item in iter_mail(args.paths):
+        # The model's message limit caps every file and zip member import reads.
+        for item in iter_mail(args.paths, archive.profile.smtp.max_message_mb * MiB):
             if item.error:
-                counts["failed"] += 1
-                print(f"archiver: skipped {item.label}: {item.error}", file=sys.stderr)
+                outcome = "skipped" if item.skipped else "failed"
+                counts[outcome] += 1
+                problems.append({"item": item.label, "outcome": outcome, "reason": item.error})
+                print(f"archiver: {outcome} {item.label}: {item.error}", file=sys.stderr)
                 progress.advance()
                 continue
-            batch.append((item.label, item.raw))
+            batch.append((item.label, (item.raw, None, "import", None, item.from_line_date)))
             if len(batch) >= IMPORT_BATCH:
                 flush()
         if batch:
             flush()
     except OutOfSpace as full:  # nothing of the batch is stored: the next run goes on there
         progress.finish()
-        return _import_stopped(args, archive, counts, full, batch, progress)
+        return _import_stopped(args, archive, counts, problems, full, batch, progress)
     progress.finish()
     try:
         counts["indexed"] = 0 if args.no_index else _index_if_free(archive, quiet=args.json)
     except Exception as exc:
         if not is_out_of_space(exc, archive.data_dir):
             raise
-        return _indexing_stopped(args, archive, counts)
-    _print_summary(args, counts)
+        return _indexing_stopped(args, archive, counts, problems)
+    _print_summary(args, counts, problems)
     archive.close()
     return 0 if not counts["failed"] else 1
 
@@ -127,7 +139,7 @@ def _index_if_free(archive: Archive, quiet: bool) -> int:
     try:
         pending = status(archive.store, archive.index_dir()).pending
         progress = Progress("indexing", total=pending, enabled=not quiet)
-        with ExtractionPool.for_model(archive.profile) as pool:
+        with archive.extraction_pool() as pool:
             indexer = Indexer(archive.store, archive.index_dir(), pool)
             done = indexer.catch_up(progress.advance)
             indexer.close()
@@ -137,27 +149,27 @@ def _index_if_free(archive: Archive, quiet: bool) -> int:
         lock.release()
 
 
-def _import_stopped(args, archive: Archive, counts: dict, full: OutOfSpace,
-                    batch: list[tuple[str, bytes]], progress: Progress) -> int:
+def _import_stopped(args, archive: Archive, counts: dict, problems: list[dict],
+                    full: OutOfSpace, batch: list[tuple[str, tuple]], progress: Progress) -> int:
     """The one line of an import that stopped at a write that could not be made: how many
     are stored, where it stopped, about how much room the rest needs. Exit 75 (try again)."""
     stored = _stored(counts)
     left = max(progress.total - progress.done, len(batch))
     store = archive.store.counters()
     ratio = store["stored_bytes"] / store["raw_bytes"] if store["raw_bytes"] else 1.0
-    needed = int(sum(len(raw) for _, raw in batch) / len(batch) * left * ratio)
+    needed = int(sum(len(entry[0]) for _, entry in batch) / len(batch) * left * ratio)
     stopped = {"stored": stored, "stopped_at": batch[0][0], "left": left,
                "needed_bytes": needed, "reason": full.brief}
     print(f"archiver: import stopped: {full.brief}; {stored} messages stored, stopped at "
           f"{batch[0][0]}; the {left} left need about {size_in_words(needed)} more: make room, "
           "then run the same import again", file=sys.stderr)
     if args.json:
-        print(json.dumps({**counts, "indexed": 0, "stopped": stopped}))
+        print(json.dumps({**counts, "indexed": 0, "problems": problems, "stopped": stopped}))
     archive.close()
     return full.exit_code
 
 
-def _indexing_stopped(args, archive: Archive, counts: dict) -> int:
+def _indexing_stopped(args, archive: Archive, counts: dict, problems: list[dict]) -> int:
     """Everything is stored but the index ran out of room: say so in one line; exit 75."""
     short = "; ".join(space.words() for space in archive.spaces() if space.state != "ok")
     stored = _stored(counts)
@@ -165,7 +177,8 @@ def _indexing_stopped(args, archive: Archive, counts: dict) -> int:
           f"{short or 'a disk is full'}; the indexer service, or the next import, indexes "
           "the rest once there is room", file=sys.stderr)
     if args.json:
-        print(json.dumps({**counts, "indexed": 0, "stopped": {"indexing": short}}))
+        print(json.dumps({**counts, "indexed": 0, "problems": problems,
+                          "stopped": {"indexing": short}}))
     archive.close()
     return OutOfSpace.exit_code
 
@@ -174,35 +187,68 @@ def _stored(counts: dict) -> int:
     return counts["imported"] + counts["duplicates"] + counts["merged"]
 
 
-def _print_summary(args, counts: dict) -> None:
+def _print_summary(args, counts: dict, problems: list[dict]) -> None:
     if args.json:
-        print(json.dumps(counts))
+        print(json.dumps({**counts, "problems": problems}))
     else:
         print(", ".join(f"{name} {value}" for name, value in counts.items()))
 
 
 def cmd_search(args) -> int:
-    archive = open_archive(args)
+    archive = open_archive(args, create=False)
     if args.save or args.list_saved or args.delete_saved:
         return _saved_searches(args, archive)
-    audit.record(archive.store, cli_actor(), "search", query=args.query)
-    results = search(archive.index_dir(), args.query, args.limit, args.offset, args.oldest_first)
+    timezone = configured_timezone()
+    try:
+        if args.explain:
+            return _explain(archive, args, timezone)
+        audit.record(archive.store, cli_actor(), "search", query=args.query)
+        results = search(archive.index_dir(), args.query, args.limit, args.offset,
+                         args.oldest_first, timezone=timezone)
+    except QuerySyntaxError as error:
+        return _query_error(error)
+    zone = dates.zone(timezone)
     for hit in results.hits:
         if args.json:
             print(json.dumps(hit.as_json()))
         else:
-            print(f"{hit.digest}  {_day(hit.date)}  {hit.sender[:40]:<40}  {hit.subject}")
+            print(f"{hit.digest}  {_day(hit.date, zone)}  {hit.sender[:40]:<40}  {hit.subject}")
+    if results.notice:
+        print(f"archiver: note: {results.notice}", file=sys.stderr)
     if not args.json:
         shown = f"{args.offset + 1}-{args.offset + len(results.hits)}" if results.hits else "none"
-        print(f"({shown} of about {results.total})", file=sys.stderr)
+        print(f"({shown} of {results.total_text()})", file=sys.stderr)
     return 0
+
+
+def _query_error(error: QuerySyntaxError) -> int:
+    """What is wrong, then the query with a caret under where."""
+    print(f"archiver: {error}\n{error.pointer()}", file=sys.stderr)
+    return error.exit_code
+
+
+def _explain(archive: Archive, args, timezone: str) -> int:
+    understood = explain(archive.index_dir(), args.query, timezone)
+    if args.json:
+        print(json.dumps(understood))
+    else:
+        print(f"query: {args.query}")
+        print(f"days are days in {understood['timezone']}; case and accents are ignored")
+        print("matches messages with")
+        print("\n".join("  " + line for line in understood["explanation"]))
+        print(f"Xapian query: {understood['xapian']}")
+    return 0
+
+
+def configured_timezone() -> str:
+    """The appliance's time zone (archiver.yaml's `timezone`, $ARCHIVER_CONFIG respected)."""
+    return load_config().timezone
 
 
 def _saved_searches(args, archive) -> int:
     replicated, actor = Replicated(archive.store), cli_actor()
     if args.save:
-        saved_searches.save(replicated, args.save, args.query)
-        audit.record(archive.store, actor, "saved-search", name=args.save, query=args.query)
+        editing.save_search(archive.store, archive.index_dir(), args.save, args.query, actor)
         print(f"saved {args.save!r}: {args.query}")
     elif args.delete_saved:
         saved_searches.delete(replicated, args.delete_saved)
@@ -215,38 +261,49 @@ def _saved_searches(args, archive) -> int:
 
 
 def cmd_show(args) -> int:
-    archive = open_archive(args)
-    audit.record(archive.store, cli_actor(), "view", digest=args.digest, raw=args.raw)
+    archive = open_archive(args, create=False)
+    digest = archive.store.resolve(args.digest)
+    audit.record(archive.store, cli_actor(), "view", digest=digest, raw=args.raw)
+    raw = archive.store.get(digest)
     if args.raw:
-        sys.stdout.buffer.write(archive.store.get(args.digest))
+        sys.stdout.buffer.write(raw)
         sys.stdout.buffer.flush()
         return 0
-    meta = archive.store.meta(args.digest)
+    headers = summarize_headers(raw)
+    meta = {**archive.store.meta(digest), "to": headers.to, "cc": headers.cc}
     if args.json:
         print(json.dumps(meta))
         return 0
-    for key in ("digest", "message_id", "from", "subject", "sent_date", "received", "size",
-                "stored_size", "sender", "recipients", "source", "origin", "attachments"):
+    for key in ("digest", "message_id", "from", "to", "cc", "subject", "sent_date",
+                "date_source", "received", "size", "stored_size", "sender", "recipients",
+                "source", "origin", "attachments"):
         value = meta.get(key)
         if key in ("sent_date", "received") and value:
             value = _iso(value)
         if isinstance(value, list):
             value = ", ".join(value) or "-"
         print(f"{key + ':':<13} {value if value not in (None, '') else '-'}")
+    for problem in meta.get("extraction_failures") or []:
+        print(f"{'unreadable:':<13} {problem}")
     return 0
 
 
 def cmd_export(args) -> int:
-    archive = open_archive(args)
+    archive = open_archive(args, create=False)
     audit.record(archive.store, cli_actor(), "export", query=args.query, format=args.format,
                  output=str(args.output))
-    index_dir = archive.index_dir()
-    total = search(index_dir, args.query, 0).total
+    index_dir, timezone = archive.index_dir(), configured_timezone()
+    try:  # every match counted: the progress total, and a bad query fails before any output
+        total = search(index_dir, args.query, 0, timezone=timezone, count_limit=2**31).total
+    except QuerySyntaxError as error:
+        return _query_error(error)
     progress = Progress("exporting", total=total, enabled=not args.json)
+    now = time.time()  # one moment for every page: relative dates do not move mid-export
 
     def messages():
         offset = 0
-        while hits := search(index_dir, args.query, EXPORT_PAGE, offset).hits:
+        while hits := search(index_dir, args.query, EXPORT_PAGE, offset, timezone=timezone,
+                             now=now).hits:
             for hit in hits:
                 progress.advance()
                 yield hit.digest, archive.store.get(hit.digest)
@@ -261,7 +318,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    archive = open_archive(args)
+    archive = open_archive(args, create=False)
     total = archive.store.counters()["messages"]
     progress = Progress("verifying", total=total, enabled=not args.json)
     problems = archive.store.verify(progress.advance)
@@ -276,7 +333,7 @@ def cmd_verify(args) -> int:
 
 
 def cmd_stats(args) -> int:
-    archive = open_archive(args)
+    archive = open_archive(args, create=False)
     counters = archive.store.counters()
     index = status(archive.store, archive.index_dir())
     stats = {"stored": counters["messages"], "indexed": index.indexed, "pending": index.pending,
@@ -295,22 +352,22 @@ def cmd_stats(args) -> int:
 
 
 def cmd_reindex(args) -> int:
-    archive = open_archive(args)
+    """Rebuild the index from the store beside the live one (which answers searches
+    meanwhile), then switch over; an interrupted rebuild resumes."""
+    archive = open_archive(args, create=False)
     lock = IndexLock(archive.data_dir)
     if not lock.acquire(wait=False):
         raise IndexerBusy("the indexer service holds the index: stop archiver-indexer, "
-                          "then run reindex again")
+                          "then run reindex again (or let the service rebuild it: it does "
+                          "when the index is of an older version)")
     try:
-        new_dir = archive.new_index_dir()
-        total = archive.store.log_end("arrival")
-        progress = Progress("reindexing", total=total, enabled=not args.json)
-        with ExtractionPool.for_model(archive.profile) as pool:
-            indexer = Indexer(archive.store, new_dir, pool)
-            indexer.catch_up(progress.advance)
-            indexed = indexer.database.get_doccount()
-            indexer.close()
-        archive.swap_index(new_dir)
+        progress = Progress("reindexing", total=archive.store.log_end("arrival"),
+                            enabled=not args.json)  # arrival-log entries
+        with archive.extraction_pool() as pool:
+            reindex.rebuild(archive, pool, progress=progress.advance)
+        reindex.switch_over(archive)
         progress.finish()
+        indexed = status(archive.store, archive.index_dir()).indexed
     finally:
         lock.release()
     print(json.dumps({"indexed": indexed}) if args.json else f"reindexed {indexed} messages")
@@ -321,5 +378,5 @@ def _iso(epoch: float) -> str:
     return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _day(epoch: float) -> str:
-    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).strftime("%Y-%m-%d")
+def _day(epoch: float, zone: dt.tzinfo) -> str:
+    return dt.datetime.fromtimestamp(epoch, zone).strftime("%Y-%m-%d")

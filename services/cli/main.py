@@ -23,6 +23,7 @@ COMMAND_MODULES = {
     "firstboot": "services.cli.firstboot",
     "netconfig": "services.cli.netconfig",
     "user": "services.cli.users",
+    "directory": "services.cli.directory",
 }
 
 

@@ -9,7 +9,8 @@ from firmware.errors import ArchiverError
 
 from services.mirror import state as mirror_state
 from services.archive.archive import Archive
-from services.common.config import MIN_SECRET_LENGTH, load_config
+from services.common import mirror_secret
+from services.common.config import load_config
 
 
 class MirrorSetupError(ArchiverError):
@@ -21,7 +22,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     sub = group.add_subparsers(dest="mirror_command", required=True, metavar="ACTION")
 
     p = _command(sub, "join", cmd_join, "share a secret with peers and copy to one of them")
-    p.add_argument("--secret", help=f"the shared secret (at least {MIN_SECRET_LENGTH} characters)")
+    p.add_argument("--secret", help=f"the shared secret: {mirror_secret.RULE}. Without it "
+                   "(and --secret-file) the secret this system has is kept, or, when it has "
+                   "none, a strong one is made and shown once")
     p.add_argument("--secret-file", type=Path, help="read the secret from a file instead")
     p.add_argument("--peer", action="append", default=[],
                    help="HOST:PORT of a peer to copy to (repeat the option, or join again, "
@@ -57,20 +60,25 @@ def _check_peer(peer: str) -> None:
 
 
 def cmd_join(args) -> int:
-    secret = args.secret_file.read_text().strip() if args.secret_file else args.secret
-    if not secret:
-        raise MirrorSetupError("give the shared secret with --secret or --secret-file")
-    if len(secret) < MIN_SECRET_LENGTH:
-        raise MirrorSetupError(f"the secret must have at least {MIN_SECRET_LENGTH} characters "
-                               f"(this one has {len(secret)})")
+    given = args.secret_file.read_text().strip() if args.secret_file else args.secret
+    if given is not None:
+        mirror_secret.check(given)          # WeakSecret says which part of the rule fails
     for peer in args.peer:
         _check_peer(peer)
-    archive, _ = _archive(args)
+    archive, config = _archive(args)
     if not archive.profile.features.mirroring:
         raise MirrorSetupError(f"a model {archive.profile.model} cannot mirror: mirroring needs "
                                "model 450 or higher")
+    secret = given or mirror_state.settings(config, archive.store).secret
+    generated = secret is None
+    if generated:
+        secret = mirror_secret.generate()
     for peer in args.peer or [None]:
         mirror_state.join(archive.store, secret, peer)
+    if generated:
+        # Shown this once: the store keeps it, but no command shows it again.
+        print("made a new mirror secret; give it to every peer (archiver mirror join "
+              f"--secret-file FILE) and keep it safe:\n\n    {secret}\n")
     print(f"joined{''.join(' ' + peer for peer in args.peer)}: mail archived from now on is "
           "copied; `archiver mirror backfill` queues what is already here")
     return 0
@@ -93,7 +101,9 @@ def cmd_status(args) -> int:
             print(json.dumps(report))
         return 0
     if not current.secret:
-        print("mirroring is off: no secret (archiver mirror join --secret ...)")
+        print("mirroring is off: no secret (archiver mirror join)")
+    elif (weak := mirror_secret.problem(current.secret)) is not None:
+        print(f"WARNING: {weak}; join again with a stronger one on every peer")
     for report in reports:
         reason = f": {report['reason']}" if report["reason"] else ""
         print(f"{report['peer']}  {report['state']}{reason}")

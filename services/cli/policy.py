@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 
 from services.policy import audit, holds, retention
-from services.cli.archive import _index_if_free, add_archive_options, open_archive
+from services.cli.archive import (_index_if_free, add_archive_options, configured_timezone,
+                                  open_archive)
 from services.policy.audit import cli_actor
 from services.policy.replicated import Replicated
 
@@ -112,7 +113,8 @@ def cmd_retention_show(args) -> int:
 
 def cmd_retention_run(args) -> int:
     archive, replicated, actor = _context(args)
-    report = retention.run(archive.store, archive.index_dir(), replicated, actor, args.dry_run)
+    report = retention.run(archive.store, archive.index_dir(), replicated, actor, args.dry_run,
+                           timezone=configured_timezone())
     if not args.dry_run:
         archive.store.set_setting(retention.LAST_RUN_SETTING, time.time())
     if not args.dry_run:  # drop deleted documents now (also an interrupted run's), unless
@@ -131,7 +133,7 @@ def cmd_retention_run(args) -> int:
 
 def cmd_hold_add(args) -> int:
     archive, replicated, actor = _context(args)
-    hold_id = holds.add(replicated, args.saved, args.until, actor)
+    hold_id = holds.add(replicated, archive.index_dir(), args.saved, args.until, actor)
     audit.record(archive.store, actor, "hold-add", hold=hold_id, saved=args.saved,
                  until=args.until.isoformat() if args.until else None)
     print(hold_id)
@@ -145,7 +147,7 @@ def cmd_hold_list(args) -> int:
             print(json.dumps({"id": hold_id, **hold}))
         else:
             print(f"{hold_id}  {hold['saved']}  until {hold['until'] or 'indefinitely'}  "
-                  f"by {hold['by']}")
+                  f"by {hold['by']}  ({hold['held_at_placement']} messages recorded)")
     return 0
 
 

@@ -5,7 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
-from services.archive.archive import Archive
+from services.archive.archive import Archive, default_data_dir
 from services.common.config import load_config
 from services.appliance.health import health
 
@@ -15,7 +15,8 @@ def register(commands: argparse._SubParsersAction) -> None:
                                            "system resources")
     p.add_argument("--config", type=Path, default=None,
                    help="default $ARCHIVER_CONFIG or /etc/archiver/archiver.yaml")
-    p.add_argument("--data", type=Path, default=None, help="overrides data_dir")
+    p.add_argument("--data", type=Path, default=None,
+                   help="data folder (default $ARCHIVER_DATA, else the config's data_dir)")
     p.add_argument("--model", type=int, default=None, help="overrides model")
     p.add_argument("--json", action="store_true", help="everything as one JSON object")
     p.set_defaults(handler=cmd_status)
@@ -23,7 +24,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def cmd_status(args) -> int:
     config = load_config(args.config)
-    archive = Archive(args.data or config.data_dir, args.model or config.model)
+    archive = Archive(args.data or default_data_dir(config.data_dir),
+                      args.model or config.model).require_existing()
     try:
         report = health(config, archive)
     finally:
@@ -34,7 +36,7 @@ def cmd_status(args) -> int:
 
 def text_lines(report: dict) -> list[str]:
     lines = [f"node {report['node']}, model {report['model']}, firmware {report['firmware']}, "
-             f"at {report['time']}"]
+             f"at {report['time']}, time zone {report['timezone']}"]
     lines += [f"space: {space['words']}" for space in report["space"].values()]
     lines.append("services:")
     for name, state in report["services"].items():
@@ -42,6 +44,9 @@ def text_lines(report: dict) -> list[str]:
     index = report["queues"]["index"]
     lines.append(f"index: {index['indexed']} of {index['stored']} messages indexed, "
                  f"backlog {index['backlog']}")
+    if index["reindexing"]:
+        lines.append(f"  reindexing {index['reindexing']['done']} of "
+                     f"{index['reindexing']['total']} (the old index answers until then)")
     for peer in report["queues"]["peers"]:
         reason = f" ({peer['reason']})" if peer["reason"] else ""
         lines.append(f"  peer {peer['peer']}: {peer['state']}{reason}, queued {peer['queued']}, "
@@ -50,6 +55,10 @@ def text_lines(report: dict) -> list[str]:
     for account in report["journal_accounts"]:
         lines.append(f"  journal {account['account']}: {account['state']}, last poll "
                      f"{account['last_poll'] or '-'}, last error {account['last_error'] or '-'}")
+    directory = report.get("directory")
+    if directory is not None:
+        lines.append(f"directory {directory['uri']}: {directory['state']}"
+                     + (f" ({directory['error']})" if directory["error"] else ""))
     lines += _archived_lines(report)
     lines.append(_system_line(report["system"]))
     return lines

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from services.policy import audit
-from services.appliance import users
+from services.appliance import totp, users
 from services.cli.archive import add_archive_options, open_archive
 from services.policy.audit import cli_actor
 
@@ -34,6 +34,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="one JSON object per account")
 
     p = _command(sub, "remove", cmd_remove, "remove an account")
+    p.add_argument("name")
+
+    p = _command(sub, "two-factor-off", cmd_two_factor_off,
+                 "switch an account's two-factor codes off (a lost phone and recovery "
+                 "codes); it sets them up again at its next sign-in where they are required")
     p.add_argument("name")
 
 
@@ -98,4 +103,16 @@ def cmd_remove(args) -> int:
     users.remove(archive, args.name)
     audit.record(archive.store, cli_actor(), "user-remove", name=args.name)
     print(f"removed {args.name}")
+    return 0
+
+
+def cmd_two_factor_off(args) -> int:
+    archive = open_archive(args)
+    if args.name != users.admin_password.ADMIN_USER and users.get(archive, args.name) is None:
+        raise users.UserError(f"there is no user named {args.name!r}")
+    if not totp.status(archive, args.name)["enrolled"]:
+        raise users.UserError(f"{args.name} has no two-factor codes")
+    totp.remove(archive, args.name)
+    audit.record(archive.store, cli_actor(), "two-factor-off", name=args.name)
+    print(f"two-factor codes of {args.name} are off")
     return 0

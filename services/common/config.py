@@ -10,26 +10,51 @@ validated: every error names the file, the key and what was expected.
       forwarding: false
       journal_recipient: journal@archive.example.com
       tls: {cert: /etc/archiver/tls.crt, key: /etc/archiver/tls.key}   # optional: STARTTLS
+      first_command_seconds: 30             # a silent new session is closed (421) after it
+      idle_seconds: 300                     # silence allowed between commands and in DATA
     journal_accounts:
       - {name: exchange, protocol: imap, host: mail.example.com, port: 993, tls: tls,
          user: journal, password: "...", keep_on_server: false, poll_seconds: 60,
          folder: INBOX, ca_file: null}      # ca_file: trust this CA instead of the system's
+    directory:                              # optional: sign in with the company directory
+      kind: ad                              # ad (Active Directory, Samba) or openldap: the
+                                            # defaults of the attribute and group keys below
+      uri: ldaps://dc1.corp.example.com     # ldap://HOST[:PORT] or ldaps://HOST[:PORT]
+      start_tls: false                      # ldap:// only: StartTLS before any password
+      ca_file: /etc/archiver/directory-ca.pem   # trust this CA, not the system's
+      bind_dn: CN=archiver,CN=Users,DC=corp,DC=example,DC=com   # searches (none: anonymous)
+      bind_password_file: /etc/archiver/directory.secret       # or bind_password: "..."
+      base_dn: DC=corp,DC=example,DC=com
+      admin_groups: [Archive Admins]        # group names (cn) or DNs; nested groups count
+      auditor_groups: [Legal]               # everyone else found is a user
+      refresh_seconds: 300                  # a signed-in user's entry is read again after it
+    two_factor:
+      required_for: [admin]                 # local accounts of these roles must use TOTP
     web:
       listen: 0.0.0.0:8000                  # web UI, HTTP API (/api/) and /metrics
       tls: {cert: /etc/archiver/tls.crt, key: /etc/archiver/tls.key}   # optional: the
                                             # default is these files when both exist
       plain_http: false                     # true: HTTP even when a certificate exists
+      transfers: 16                         # downloads and exports at once, in all,
+      transfers_per_user: 6                 # and per user; one whose client takes no data
+      transfer_idle_seconds: 60             # for this long is cut
+    timezone: Europe/Berlin                 # days of searches (date:, before:, after:)
 """
 from __future__ import annotations
 
 import ipaddress
 import os
+import re
+import zoneinfo
 from dataclasses import dataclass
 from typing import ClassVar
+from urllib.parse import urlsplit
 from pathlib import Path
 
 from firmware.models import load_models
 from firmware.strict import ConfigError, build, field, load_yaml, positive
+
+from services.common import mirror_secret
 
 DEFAULT_CONFIG = Path("/etc/archiver/archiver.yaml")
 
@@ -52,6 +77,16 @@ def _port(value: int) -> bool:
     return 0 < value < 65536
 
 
+def _time_zone(value: str) -> bool:
+    if value == "UTC":  # services.archive.dates.zone needs no zone database for it
+        return True
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class TlsFiles:
     cert: str = field("PEM certificate (chain) offered with STARTTLS")
@@ -72,6 +107,13 @@ class SmtpConfig:
     journal_recipient: str | None = field("address of Bcc journaling; mail to it is archived "
                                           "with its envelope", default=None)
     tls: TlsFiles | None = field("certificate and key for STARTTLS", default=None)
+    first_command_seconds: float = field(
+        "seconds a new session may stay silent before its first command (then 421)",
+        check=positive, expected="a positive number of seconds", default=30)
+    idle_seconds: float = field(
+        "seconds a session may stay silent between commands or within DATA (RFC 5321 "
+        "4.5.3.2.7: at least 5 minutes)", check=positive,
+        expected="a positive number of seconds", default=300)
 
 
 @dataclass(frozen=True)
@@ -104,9 +146,124 @@ class WebConfig:
                                  default=None)
     plain_http: bool = field("true: serve plain HTTP even when a certificate exists (tests; "
                              "session cookies then lack the Secure flag)", default=False)
+    transfers: int = field("downloads and exports that may run at once (each holds a thread "
+                           "and a 256 KiB chunk)", check=positive,
+                           expected="a positive integer", default=16)
+    transfers_per_user: int = field("downloads and exports one user may run at once",
+                                    check=positive, expected="a positive integer", default=6)
+    transfer_idle_seconds: float = field("a download or export whose client takes no data for "
+                                         "this long is cut", check=positive,
+                                         expected="a positive number of seconds", default=60.0)
 
 
-MIN_SECRET_LENGTH = 16
+# The defaults of a directory's attribute and group keys, by directory.kind.
+DIRECTORY_PRESETS = {
+    "openldap": {"user_filter": "(objectClass=inetOrgPerson)", "login_attributes": ["uid"],
+                 "name_attribute": "uid", "mail_attributes": ["mail"],
+                 "group_filter": "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))",
+                 "member_attributes": ["member", "uniqueMember"], "nested_groups": "recursive"},
+    "ad": {"user_filter": "(&(objectCategory=person)(objectClass=user))",
+           "login_attributes": ["sAMAccountName", "userPrincipalName"],
+           "name_attribute": "sAMAccountName", "mail_attributes": ["mail", "proxyAddresses"],
+           "group_filter": "(objectClass=group)", "member_attributes": ["member"],
+           "nested_groups": "in_chain"},
+}
+NESTED_GROUPS = ("in_chain", "recursive")
+
+
+def _ldap_uri(value: str) -> bool:
+    try:
+        parsed = urlsplit(value)
+        parsed.port  # raises ValueError when it is not a port number
+    except ValueError:
+        return False
+    return (parsed.scheme in ("ldap", "ldaps") and bool(parsed.hostname)
+            and parsed.path in ("", "/") and not parsed.query and not parsed.username)
+
+
+def _ldap_filter(value: str | None) -> bool:
+    return value is None or (value.startswith("(") and value.endswith(")")
+                             and value.count("(") == value.count(")"))
+
+
+def _attribute_names(values: list[str] | None) -> bool:
+    return values is None or (bool(values) and all(_attribute_name(v) for v in values))
+
+
+def _attribute_name(value: str | None) -> bool:
+    return value is None or re.fullmatch(r"[A-Za-z][A-Za-z0-9-]*", value) is not None
+
+
+@dataclass(frozen=True)
+class DirectoryConfig:
+    """Signing in with LDAP or Active Directory (services.appliance.directory). The keys
+    left out (null) take the defaults of `kind` (DIRECTORY_PRESETS)."""
+    uri: str = field("the directory server", check=_ldap_uri,
+                     expected="ldap://HOST[:PORT] or ldaps://HOST[:PORT]")
+    base_dn: str = field("where users and groups are searched, e.g. DC=corp,DC=example,DC=com")
+    kind: str = field("openldap or ad: the defaults of the attribute and group keys",
+                      check=lambda v: v in DIRECTORY_PRESETS, expected="openldap or ad",
+                      default="openldap")
+    start_tls: bool = field("ldap:// only: upgrade to TLS (StartTLS) before any password is "
+                            "sent", default=False)
+    ca_file: str | None = field("PEM file of the CAs to trust for the server's certificate, "
+                                "instead of the system's", default=None)
+    bind_dn: str | None = field("the account that searches (null: anonymous searches)",
+                                default=None)
+    bind_password: str | None = field("bind_dn's password", secret=True, default=None)
+    bind_password_file: str | None = field("a file holding bind_dn's password (first line)",
+                                           default=None)
+    user_filter: str | None = field("LDAP filter (RFC 4515) every user matches",
+                                    check=_ldap_filter, expected="an LDAP filter in parentheses",
+                                    default=None)
+    login_attributes: list[str] | None = field(
+        "attributes a user may sign in with (uid; sAMAccountName, userPrincipalName)",
+        check=_attribute_names, expected="a non-empty list of attribute names", default=None)
+    name_attribute: str | None = field("the attribute that names the account in the archiver",
+                                       check=_attribute_name, expected="an attribute name",
+                                       default=None)
+    mail_attributes: list[str] | None = field(
+        "attributes holding a user's addresses (AD proxyAddresses: its smtp: entries)",
+        check=_attribute_names, expected="a non-empty list of attribute names", default=None)
+    group_filter: str | None = field("LDAP filter every group matches", check=_ldap_filter,
+                                     expected="an LDAP filter in parentheses", default=None)
+    member_attributes: list[str] | None = field(
+        "attributes of a group naming its members' DNs", check=_attribute_names,
+        expected="a non-empty list of attribute names", default=None)
+    nested_groups: str | None = field(
+        "in_chain (AD's LDAP_MATCHING_RULE_IN_CHAIN) or recursive (group by group)",
+        check=lambda v: v in NESTED_GROUPS, expected="in_chain or recursive", default=None)
+    admin_groups: list[str] = field("groups (cn or DN) whose members are admins",
+                                    default_factory=list)
+    auditor_groups: list[str] = field("groups (cn or DN) whose members are auditors",
+                                      default_factory=list)
+    refresh_seconds: float = field("a signed-in user's entry is read again after this long",
+                                   check=positive, expected="a positive number of seconds",
+                                   default=300)
+    timeout_seconds: float = field("to connect and for each answer of the directory",
+                                   check=positive, expected="a positive number of seconds",
+                                   default=10)
+
+    def __post_init__(self):
+        for key, value in DIRECTORY_PRESETS.get(self.kind, {}).items():
+            if getattr(self, key) is None:
+                object.__setattr__(self, key, value)
+
+
+ROLE_NAMES = ("admin", "auditor", "user")  # services.appliance.users.ROLES
+
+
+@dataclass(frozen=True)
+class TwoFactorConfig:
+    required_for: list[str] = field(
+        "roles whose local accounts must sign in with a TOTP code (they enrol at their next "
+        "sign-in)", check=lambda roles: all(role in ROLE_NAMES for role in roles),
+        expected="a list of roles (admin, auditor, user)", default_factory=list)
+    issuer: str = field("the name authenticator apps show for the accounts",
+                        default="Archiver")
+
+
+MIN_SECRET_LENGTH = mirror_secret.MIN_LENGTH
 
 
 @dataclass(frozen=True)
@@ -114,8 +271,8 @@ class MirrorConfig:
     listen: str = field("address and port the mirror server listens on", check=_listen_address,
                         expected="HOST:PORT, e.g. 0.0.0.0:8443", default="0.0.0.0:8443")
     secret: str | None = field("the secret all mirrored systems share",
-                               check=lambda v: len(v) >= MIN_SECRET_LENGTH,
-                               expected=f"a string of at least {MIN_SECRET_LENGTH} characters",
+                               check=lambda v: mirror_secret.problem(v) is None,
+                               expected=f"a secret of {mirror_secret.RULE}",
                                secret=True, default=None)
     peers: list[str] = field("peers to copy to, HOST:PORT", default_factory=list,
                              check=lambda peers: all(_listen_address(p) for p in peers),
@@ -132,6 +289,13 @@ class Config:
                                                    default_factory=list)
     mirror: MirrorConfig | None = field("mirroring with peers (450 and up)", default=None)
     web: WebConfig = field("web UI and HTTP API", default_factory=WebConfig)
+    timezone: str = field("the time zone whose days searches mean (date:, before:, after:)",
+                          check=_time_zone, default="UTC",
+                          expected="an IANA time zone name, e.g. UTC or Europe/Berlin")
+    directory: DirectoryConfig | None = field("signing in with LDAP or Active Directory",
+                                              default=None)
+    two_factor: TwoFactorConfig = field("two-factor (TOTP) codes for local accounts",
+                                        default_factory=TwoFactorConfig)
     source: ClassVar[str] = "<defaults>"  # the file it came from (set by load_config)
 
 
@@ -148,6 +312,7 @@ def load_config(explicit: str | Path | None = None) -> Config:
     config = build(Config, data if data is not None else {}, file=path)
     _check_model(config, path)
     _check_unique_names(config, path)
+    _check_directory(config.directory, path)
     object.__setattr__(config, "source", str(path))
     return config
 
@@ -166,3 +331,23 @@ def _check_unique_names(config: Config, path: Path) -> None:
             raise ConfigError(path, f"journal_accounts[{position}].name",
                               "a name no other account has", got=account.name)
         seen.add(account.name)
+
+
+def _check_directory(directory: DirectoryConfig | None, path: Path) -> None:
+    """What each key allows alone, the keys must also allow together."""
+    if directory is None:
+        return
+    if directory.start_tls and directory.uri.startswith("ldaps:"):
+        raise ConfigError(path, "directory.start_tls", "false with an ldaps:// uri (it is TLS "
+                          "from the start)", got=True)
+    if directory.bind_password is not None and directory.bind_password_file is not None:
+        raise ConfigError(path, "directory.bind_password_file", "either bind_password or "
+                          "bind_password_file, not both", got=directory.bind_password_file)
+    given = directory.bind_password is not None or directory.bind_password_file is not None
+    if given != (directory.bind_dn is not None):
+        key = "directory.bind_dn" if given else "directory.bind_password"
+        raise ConfigError(path, key, "bind_dn together with bind_password or "
+                          "bind_password_file (or neither, for anonymous searches)")
+    if directory.ca_file is not None and not Path(directory.ca_file).is_file():
+        raise ConfigError(path, "directory.ca_file", "a PEM file that exists",
+                          got=directory.ca_file)

@@ -38,6 +38,12 @@ def archive_message(store: Store, raw: bytes, envelope: Envelope, source: str,
     return store.put_outcome(raw, envelope, source)
 
 
+# Trusted servers and journal mailboxes keep a reserved share of the index backlog: they
+# wait only past this many times index_backlog, so untrusted mail that fills the backlog
+# (a hostile attachment that costs its extraction time each time) never locks them out.
+TRUSTED_BACKLOG_FACTOR = 2
+
+
 class IntakeGate:
     """Why intake must wait right now, or None. Checked per message, refreshed each second."""
 
@@ -45,22 +51,33 @@ class IntakeGate:
 
     def __init__(self, store: Store, profile: ModelProfile, data_dir: Path):
         self.store, self.profile, self.data_dir = store, profile, Path(data_dir)
-        self._checked_at, self._reason = 0.0, None
+        self._checked_at, self._reason, self._backlog = 0.0, None, 0
 
-    def reason(self) -> str | None:
+    def reason(self, trusted: bool = False) -> str | None:
+        """Why intake from this source must wait (a sentence for a 4xx reply), or None.
+
+        trusted: a trusted server (smtp.trusted_servers) or a journal mailbox; it waits for
+        the index only past TRUSTED_BACKLOG_FACTOR x intake.index_backlog messages behind,
+        others past intake.index_backlog. A full store or disk stops everyone."""
         now = time.monotonic()
         if now - self._checked_at >= self.REFRESH_SECONDS:
-            self._reason, self._checked_at = self._check(), now
-        return self._reason
+            self._reason, self._backlog = self._check(), self._index_backlog()
+            self._checked_at = now
+        return self._reason or self._backlog_reason(trusted)
+
+    def _index_backlog(self) -> int:
+        return self.store.log_end("arrival") - self.store.cursor("indexer")
+
+    def _backlog_reason(self, trusted: bool) -> str | None:
+        limit = self.profile.intake.index_backlog * (TRUSTED_BACKLOG_FACTOR if trusted else 1)
+        if self._backlog > limit:
+            return f"the index is {self._backlog} messages behind (limit {limit})"
+        return None
 
     def _check(self) -> str | None:
         for space in spaces_of(self.data_dir, self.store, self.profile.intake.min_free_disk_mb):
             if _intake_waits_for(space):
                 return _space_reason(space)
-        backlog = self.store.log_end("arrival") - self.store.cursor("indexer")
-        if backlog > self.profile.intake.index_backlog:
-            return (f"the index is {backlog} messages behind "
-                    f"(limit {self.profile.intake.index_backlog})")
         return None
 
 

@@ -32,7 +32,8 @@ from email.parser import BytesHeaderParser
 from typing import NamedTuple
 
 from firmware.errors import ArchiverError
-from services.archive.mime import POLICY, decode_text, header, header_end, safely
+from services.archive.mime import (POLICY, SUMMARY_HEADER_LIMIT, decode_text, header,
+                                   header_end, safely)
 
 JOURNAL_HEADER = re.compile(rb"(?im)^x-ms-journal-report[ \t]*:")
 BLANK_LINE = re.compile(rb"\n\r?\n")
@@ -104,6 +105,8 @@ def unwrap(raw: bytes) -> JournalReport:
 def _top_level_parts(raw: bytes) -> tuple[list[_Part], bool]:
     """The parts a delimiter ends, and whether the close delimiter was seen."""
     body_start = header_end(raw)
+    if body_start > SUMMARY_HEADER_LIMIT:  # parsing it would take 11x its size in memory
+        raise NotAJournalReport(f"the header block is over {SUMMARY_HEADER_LIMIT} bytes")
     headers = _parse_headers(raw[:body_start])
     if safely(headers.get_content_maintype, "") != "multipart":
         raise NotAJournalReport("the report is not multipart")

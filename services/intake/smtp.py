@@ -1,9 +1,17 @@
 """SMTP intake (aiosmtpd): journaling, gateway relay and Exchange envelope journaling.
 
-The handler answers 250 only after the message is durable in the store; 4xx while intake
-must wait (IntakeGate), 552 above the model's size limit (aiosmtpd's data_size_limit),
-5xx with the reason for senders the AcceptancePolicy refuses. Sessions beyond the model's
-SMTP concurrency get 421 and retry later, as from any busy MTA.
+The handler answers 250 only after the message is durable in the store; 451 4.3.1 while
+intake must wait (IntakeGate: the index behind, a disk low; trusted servers keep a reserved
+share of the backlog), 452 4.3.1 when a write finds no room (RFC 5321 4.2.2's insufficient
+system storage; nothing of it is stored, the sender retries), 552 above the model's size
+limit, 5xx with the reason for senders the AcceptancePolicy refuses. Sessions beyond the
+model's limits (SessionSlots: per client address, a share reserved for trusted servers)
+get 421 and retry later, as from any busy MTA; so does a session silent for
+smtp.first_command_seconds before its first command or smtp.idle_seconds after.
+
+Memory (models.yaml smtp.data_memory_mb has the arithmetic): DATA is spooled (smtp_data:
+at most 1 MiB in memory per session, the rest on disk), and a message is read back as
+bytes for the store only once MemoryBudget grants what storing it takes.
 """
 from __future__ import annotations
 
@@ -11,24 +19,32 @@ import asyncio
 import logging
 import ssl
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, syntax
+
+from firmware.models import SmtpLimits
 
 from services.common.config import SmtpConfig
 from services.intake.gate import IntakeGate, archive_message
 from services.intake.acceptance import AcceptancePolicy
-from services.archive.store import Envelope, OutOfSpace, Store
+from services.intake.memory_budget import MemoryBudget, memory_to_store
+from services.intake.smtp_data import READ_LIMIT_BYTES, DataSpool, receive_data
+from services.intake.smtp_sessions import NoSessionSlot, SessionSlot, SessionSlots
+from services.archive.store import Envelope, OutOfSpace, PutOutcome, Store
 
 log = logging.getLogger(__name__)
 
 
 class ArchiveHandler:
-    def __init__(self, store: Store, config: SmtpConfig, gate: IntakeGate, workers: int):
+    def __init__(self, store: Store, config: SmtpConfig, gate: IntakeGate, limits: SmtpLimits):
         self.store, self.gate = store, gate
         self.policy = AcceptancePolicy(config)
         self.journal_recipient = (config.journal_recipient or "").lower()
         # Durable puts block on a group commit; they wait in threads, not in the event loop.
-        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="smtp-put")
+        self.executor = ThreadPoolExecutor(max_workers=limits.concurrency,
+                                           thread_name_prefix="smtp-put")
+        self.memory = MemoryBudget(limits.data_memory_bytes)
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         # aiosmtpd reads commands one line at a time, so pipelined commands are answered in
@@ -53,16 +69,17 @@ class ArchiveHandler:
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server, session, envelope):
-        reason = self.gate.reason()
+        trusted = self.policy.trusted(session.peer[0])
+        reason = self.gate.reason(trusted=trusted)
         if reason:
             return f"451 4.3.1 {reason}; try again later"
+        if envelope.spool.error is not None:
+            return (f"451 4.3.0 the message could not be spooled "
+                    f"({envelope.spool.error.strerror or envelope.spool.error}); try again later")
         recipients = [r for r in envelope.rcpt_tos if r.lower() != self.journal_recipient]
-        loop = asyncio.get_running_loop()
         try:
-            outcome = await loop.run_in_executor(
-                self.executor, archive_message, self.store, envelope.original_content,
-                Envelope(envelope.mail_from or None, recipients), "smtp",
-                self.policy.trusted(session.peer[0]))
+            outcome = await self._store(envelope.spool,
+                                        Envelope(envelope.mail_from or None, recipients), trusted)
         except OutOfSpace as full:  # nothing was written: the sender keeps it and retries
             log.warning("a message from %s waits: %s", session.peer[0], full)
             return f"452 4.3.1 {full.brief}; try again later"
@@ -73,42 +90,110 @@ class ArchiveHandler:
                  extra={"MESSAGE_DIGEST": outcome.digest})
         return f"250 2.0.0 archived {outcome.digest[:16]}"
 
+    async def _store(self, spool: DataSpool, envelope: Envelope, trusted: bool) -> PutOutcome:
+        """archive_message() in a thread, once the memory storing takes is granted."""
+        amount = await self.memory.take(memory_to_store(spool.size))
+        loop = asyncio.get_running_loop()
+        try:
+            work = self.executor.submit(self._store_now, spool, envelope, trusted)
+        except BaseException:
+            self.memory.give_back(amount)
+            raise
+        # Given back when the put ends, not when the session does: a client that hangs up
+        # does not stop the thread, and its memory is in use until then.
+        work.add_done_callback(lambda _: _call_soon(loop, self.memory.give_back, amount))
+        return await asyncio.wrap_future(work)
 
-class SessionSlots:
-    def __init__(self, limit: int):
-        self.limit, self.active = limit, 0
+    def _store_now(self, spool: DataSpool, envelope: Envelope, trusted: bool) -> PutOutcome:
+        return archive_message(self.store, spool.take(), envelope, "smtp", trusted)
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, callback, *args) -> None:
+    try:
+        loop.call_soon_threadsafe(callback, *args)
+    except RuntimeError:  # the loop is closed: at shutdown nobody waits for the budget
+        pass
 
 
 class LimitedSMTP(SMTP):
-    """aiosmtpd's SMTP, refusing sessions beyond the model's concurrency with 421."""
+    """aiosmtpd's SMTP within the model's limits: sessions (SessionSlots, 421 beyond
+    them), a first-command and an idle timeout, and DATA spooled instead of in memory."""
 
-    # RFC 5321 allows 1000 octets a line, but real mail breaks it (unwrapped HTML, long
-    # headers); an archive must keep such mail rather than bounce it.
-    line_length_limit = 1024 * 1024
+    # Commands are short; DATA lines of any length are read in pieces (smtp_data), so this
+    # only sizes the read buffer of a session (at most twice this, plus one read).
+    line_length_limit = READ_LIMIT_BYTES
+    HEARD_FROM_SECONDS = 1.0  # how often bytes arriving in DATA restart the idle timer
 
-    def __init__(self, handler, slots: SessionSlots, **options):
+    def __init__(self, handler, slots: SessionSlots, spool_dir: Path,
+                 first_command_seconds: float, **options):
         super().__init__(handler, **options)
-        self.slots, self._holds_slot, self._refused = slots, False, False
+        self.slots, self.spool_dir = slots, spool_dir
+        self.first_command_seconds = first_command_seconds
+        self._slot: SessionSlot | None = None
+        self._refused, self._heard_at = False, 0.0
 
     def connection_made(self, transport) -> None:
         starting = self.transport is None  # not the STARTTLS upgrade of a running session
-        if starting and self.slots.active >= self.slots.limit:
-            self._refused = True
-            transport.write(b"421 4.3.2 too many connections; try again later\r\n")
-            transport.close()
-            return
         if starting:
-            self.slots.active += 1
-            self._holds_slot = True
+            peer = transport.get_extra_info("peername") or ("",)
+            try:
+                self._slot = self.slots.take(str(peer[0]))
+            except NoSessionSlot as refusal:
+                self._refused = True
+                transport.write(f"421 4.3.2 {refusal}; try again later\r\n".encode())
+                transport.close()
+                return
         super().connection_made(transport)
+        if starting:  # aiosmtpd's timer restarts at smtp.idle_seconds with each command
+            self._reset_timeout(self.first_command_seconds)
 
     def connection_lost(self, error) -> None:
         if self._refused:
             return
-        if self._holds_slot:
-            self.slots.active -= 1
-            self._holds_slot = False
+        if self._slot is not None:
+            self.slots.give_back(self._slot)
+            self._slot = None
         super().connection_lost(error)
+
+    def _timeout_cb(self) -> None:
+        # RFC 5321 4.5.3.2: the server may close a silent session; 421 says why.
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(b"421 4.4.2 nothing heard in time; closing\r\n")
+        super()._timeout_cb()
+
+    @syntax("DATA")
+    async def smtp_DATA(self, arg: str) -> None:
+        """aiosmtpd's DATA, but into a DataSpool: the handler gets envelope.spool."""
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        spool = DataSpool(self.spool_dir)
+        try:
+            received = await receive_data(self._reader, spool, self.data_size_limit,
+                                          self._heard_from)
+            self._timeout_handle.cancel()  # the client waits for our reply: it is not idle
+            if received.too_big:
+                status = f"552 5.3.4 the message is larger than {self.data_size_limit} bytes"
+            else:
+                self.envelope.spool = spool
+                status = await self._call_handler_hook("DATA")
+        finally:
+            spool.close()
+        self._set_post_data_state()
+        self._reset_timeout()
+        await self.push(status)
+
+    def _heard_from(self) -> None:
+        now = self.loop.time()
+        if now - self._heard_at >= self.HEARD_FROM_SECONDS:
+            self._heard_at = now
+            self._reset_timeout()
 
 
 def tls_context(config: SmtpConfig) -> ssl.SSLContext | None:
@@ -119,17 +204,20 @@ def tls_context(config: SmtpConfig) -> ssl.SSLContext | None:
     return context
 
 
-async def start_smtp(config: SmtpConfig, store: Store, gate: IntakeGate, concurrency: int,
-                     max_message_bytes: int) -> asyncio.AbstractServer:
-    """Listen on config.listen; returns the running server."""
-    handler = ArchiveHandler(store, config, gate, workers=concurrency)
-    slots = SessionSlots(concurrency)
+async def start_smtp(config: SmtpConfig, store: Store, gate: IntakeGate, limits: SmtpLimits,
+                     spool_dir: Path) -> asyncio.AbstractServer:
+    """Listen on config.listen within the model's `limits`, spooling DATA under spool_dir;
+    returns the running server."""
+    handler = ArchiveHandler(store, config, gate, limits)
+    slots = SessionSlots(limits, handler.policy.trusted)
     context = tls_context(config)
+    Path(spool_dir).mkdir(parents=True, exist_ok=True)
     host, _, port = config.listen.rpartition(":")
     loop = asyncio.get_running_loop()
 
     def protocol():
-        return LimitedSMTP(handler, slots, data_size_limit=max_message_bytes,
+        return LimitedSMTP(handler, slots, Path(spool_dir), config.first_command_seconds,
+                           data_size_limit=limits.max_message_bytes, timeout=config.idle_seconds,
                            tls_context=context, hostname=None, ident="archiver ESMTP",
                            enable_SMTPUTF8=True, loop=loop)
 

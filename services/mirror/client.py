@@ -8,6 +8,10 @@ retried like an outage, so copying resumes by itself once both run the same firm
 once there is room again.
 A hello from any peer cuts the backoff short (retry_now): a peer that boots again, or comes
 back with new firmware, is copied to at once rather than after up to BACKOFF_CAP seconds.
+
+A peer whose certificate is not pinned here, or that does not know this system's, is paired
+with first (services.mirror.pairing); if the secrets differ that fails, and status says so.
+The peer's node id is the one its pinned certificate proves, not what its hello says.
 """
 from __future__ import annotations
 
@@ -15,15 +19,20 @@ import asyncio
 import logging
 import ssl
 import time
+from dataclasses import dataclass
+from typing import Callable
 
 import aiohttp
 
 from firmware.compat import may_mirror
 from firmware.models import load_models
 
+from services.mirror.pairing import PairingFailed, pair
 from services.mirror.protocol import Hello, MirroredMessage, encode_batch
 from services.mirror.state import PeerStatus, cursor_name, load_status, save_status
-from services.mirror.trust import describe_tls_failure
+from services.mirror.trust import (NodeIdentity, PeerCertificateResponse,
+                                   describe_tls_failure, not_paired, pairing_context,
+                                   presented_node_id)
 from services.policy.replicated import Replicated
 from services.archive.store import NotFound, OutOfSpace, Store
 
@@ -47,11 +56,25 @@ class PeerWaits(Exception):
     """The peer cannot store now (503: its disk is low, ...) and asks to be sent it later."""
 
 
+class NotPaired(Exception):
+    """The peer's certificate is not pinned here, or ours is not there."""
+
+
+@dataclass(frozen=True)
+class Trust:
+    """What a client proves itself with and checks the peer against."""
+    context: ssl.SSLContext               # trust.client_context: pinned certificates only
+    identity: NodeIdentity
+    secret: str
+    pins: Callable[[], dict]              # node id -> pinned certificate PEM, as of now
+    on_paired: Callable[[str, str], None]  # pins a peer that proved the secret
+
+
 class MirrorClient:
-    def __init__(self, store: Store, peer: str, hello: Hello, context: ssl.SSLContext,
+    def __init__(self, store: Store, peer: str, hello: Hello, trust: Trust,
                  intake_busy=lambda: False):
         self.store, self.peer, self.hello = store, peer, hello
-        self.context, self.intake_busy = context, intake_busy
+        self.trust, self.intake_busy = trust, intake_busy
         self.url = f"https://{peer}"
         self.status = load_status(store, peer)
         self.replicated = Replicated(store)
@@ -62,13 +85,13 @@ class MirrorClient:
         self._retry_now.set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        backoff = BACKOFF_FIRST
+        backoff, paired_now = BACKOFF_FIRST, False
         while not stop.is_set():
             self._retry_now.clear()
             try:
-                async with self._session() as session:
+                async with self._session(self.trust.context) as session:
                     await self._handshake(session)
-                    backoff = BACKOFF_FIRST
+                    backoff, paired_now = BACKOFF_FIRST, False
                     await self._copy_until(stop, session)
             except PeerRefused as refusal:
                 self._record("refused", str(refusal))
@@ -76,24 +99,61 @@ class MirrorClient:
                 self._record("waiting", f"the peer cannot store now: {wait}")
             except OutOfSpace as full:  # a copy the peer has is sent again: it is idempotent
                 self._record("waiting", f"this system cannot record its copying: {full.brief}")
-            except (aiohttp.ClientError, ssl.SSLError, OSError, asyncio.TimeoutError) as exc:
-                self._record("offline", failure_reason(exc))
+            except (NotPaired, aiohttp.ClientError, ssl.SSLError, OSError,
+                    asyncio.TimeoutError) as exc:
+                # Pair once, then try again at once; a pairing that does not help waits.
+                if not paired_now and _wants_pairing(exc):
+                    paired_now = await self._pair(exc)
+                    if paired_now:
+                        continue
+                else:
+                    self._record("offline", failure_reason(exc))
+            paired_now = False
             if not stop.is_set():
                 await _sleep_unless(stop, backoff, self._retry_now)
                 backoff = min(backoff * 2, BACKOFF_CAP)
 
-    def _session(self) -> aiohttp.ClientSession:
-        connector = aiohttp.TCPConnector(ssl=self.context, limit=1)
+    def _session(self, context: ssl.SSLContext) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(ssl=context, limit=1)
         timeout = aiohttp.ClientTimeout(total=None, connect=10, sock_connect=10,
                                         sock_read=READ_TIMEOUT_SECONDS)
         return aiohttp.ClientSession(connector=connector, timeout=timeout,
-                                     headers=self.hello.headers())
+                                     headers=self.hello.headers(),
+                                     response_class=PeerCertificateResponse)
+
+    async def _pair(self, why: BaseException) -> bool:
+        """Pair with the peer (SPAKE2 over the secret) and pin its certificate; records
+        why not and returns False when that fails."""
+        unpaired = failure_reason(why) if not isinstance(why, NotPaired) else str(why)
+        try:
+            async with self._session(pairing_context()) as session:
+                server = await pair(session, self.url, self.trust.identity, self.trust.secret)
+        except PairingFailed as exc:
+            self._record("offline", f"authentication failed: pairing failed: {exc}")
+            return False
+        except (aiohttp.ClientError, ssl.SSLError, OSError, asyncio.TimeoutError) as exc:
+            self._record("offline", f"authentication failed: {unpaired}; pairing failed: "
+                         f"{failure_reason(exc).removeprefix('authentication failed: ')}")
+            return False
+        try:
+            self.trust.on_paired(server.node, server.pem)
+        except OutOfSpace as full:  # paired again at the next try, once there is room
+            self._record("waiting", f"this system cannot record the pairing: {full.brief}")
+            return False
+        log.info("mirror peer %s: paired with node %s", self.peer, server.node,
+                 extra={"PEER": self.peer})
+        return True
 
     async def _handshake(self, session: aiohttp.ClientSession) -> None:
         """Introduce ourselves and exchange the replicated settings (last writer wins)."""
         offer = {**self.hello.to_json(), "settings": self.replicated.export()}
         async with session.post(f"{self.url}/v1/hello", json=offer) as response:
+            node = presented_node_id(response.peer_certificate, self.trust.pins())
             reply = await response.json()
+        if response.status == 403 and reply.get("pair"):
+            raise NotPaired(f"the peer has not paired with this system: {reply.get('reason')}")
+        if node is None:  # TLS accepted a certificate that is no longer pinned
+            raise NotPaired("the peer's certificate is no longer the one paired with")
         if response.status == 409:
             self._compare_settings(reply)
             raise PeerRefused(reply.get("reason", "the peer refused to mirror"))
@@ -104,7 +164,10 @@ class MirrorClient:
         verdict = may_mirror(self.hello.identity(), peer.identity(), load_models())
         if not verdict.allowed:
             raise PeerRefused(verdict.reason)
-        self.status.node, self.status.model, self.status.version = peer.node, peer.model, peer.version
+        if peer.node != node:
+            log.warning("mirror peer %s says it is %s; its certificate proves %s", self.peer,
+                        peer.node, node, extra={"PEER": self.peer})
+        self.status.node, self.status.model, self.status.version = node, peer.model, peer.version
         self.status.one_way = not reply.get("copies_back", False)
         if self.status.state != "waiting":  # waiting ends when a batch is taken, not at hello
             self._record("connected", self._connected_reason())
@@ -151,7 +214,7 @@ class MirrorClient:
             except NotFound:
                 continue  # deleted before it was copied (retention): nothing to send
             batch.append(MirroredMessage(digest, raw, meta.get("sender"), meta["recipients"],
-                                         meta["origin"]))
+                                         meta["origin"], meta.get("from_line_date")))
             size += len(raw)
             if size >= BATCH_BYTES:
                 break
@@ -160,6 +223,8 @@ class MirrorClient:
     async def _send(self, session: aiohttp.ClientSession, batch: list[MirroredMessage]) -> None:
         body = await asyncio.to_thread(encode_batch, batch)
         async with session.post(f"{self.url}/v1/messages", data=body) as response:
+            if response.status == 403:
+                raise NotPaired((await response.json()).get("reason", "not paired"))
             if response.status == 409:
                 raise PeerRefused((await response.json()).get("reason", "refused"))
             if response.status in (503, 507):  # 507: what a peer of the release before says
@@ -184,6 +249,10 @@ async def _reason_of(response: aiohttp.ClientResponse) -> str:
         return str((await response.json()).get("reason") or response.reason)
     except (aiohttp.ContentTypeError, ValueError):
         return f"{response.status} {response.reason}"
+
+
+def _wants_pairing(exc: BaseException) -> bool:
+    return isinstance(exc, NotPaired) or not_paired(_root_cause(exc))
 
 
 def failure_reason(exc: BaseException) -> str:

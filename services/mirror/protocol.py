@@ -66,13 +66,15 @@ class MirroredMessage:
     sender: str | None
     recipients: list[str]
     origin: str
+    from_line_date: float | None = None  # the mbox From_ line's date: evidence of its date
 
 
 def encode_batch(messages: list[MirroredMessage]) -> bytes:
     parts = []
     for message in messages:
         meta = json.dumps({"digest": message.digest, "sender": message.sender,
-                           "recipients": message.recipients, "origin": message.origin}).encode()
+                           "recipients": message.recipients, "origin": message.origin,
+                           "from_line_date": message.from_line_date}).encode()
         parts += [_LENGTH.pack(len(meta)), meta, _LENGTH.pack(len(message.raw)), message.raw]
     return b"".join(parts)
 
@@ -87,12 +89,21 @@ def decode_batch(body: bytes) -> Iterator[MirroredMessage]:
         try:
             meta = json.loads(meta_bytes)
             message = MirroredMessage(meta["digest"], raw, meta.get("sender"),
-                                      list(meta.get("recipients") or []), str(meta["origin"]))
+                                      list(meta.get("recipients") or []), str(meta["origin"]),
+                                      _epoch_or_none(meta.get("from_line_date")))
         except (ValueError, KeyError, TypeError) as exc:
             raise ProtocolError(f"malformed message metadata ({exc})") from None
         if hashlib.sha256(raw).hexdigest() != message.digest:
             raise ProtocolError(f"message {message.digest} does not match its digest")
         yield message
+
+
+def _epoch_or_none(value) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"from_line_date must be a number, not {value!r}")
+    return float(value)
 
 
 def _frame(body: bytes, position: int) -> tuple[bytes, int]:

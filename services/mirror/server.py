@@ -1,8 +1,14 @@
 """Receives copies from peers: checks each request's identity against the compatibility
 rule, stores every message of a batch durably, and only then answers 200.
 
+Only a paired peer (its certificate pinned, services.mirror.trust) may say hello or send a
+batch; anyone else may only pair (services.mirror.pairing). A peer is the node id its
+certificate was pinned under: what its hello or headers claim does not change that.
+
 Copies are stored with source "mirror:<peer node>" and their original origin, so they are
 indexed here but never copied on (no echo, nothing twice with three or more peers).
+While intake here must wait (a disk low, the store full, the index behind) a batch gets 503
+with Retry-After and nothing of it is stored; the peer keeps it queued.
 """
 from __future__ import annotations
 
@@ -14,8 +20,9 @@ from aiohttp import web
 from firmware.compat import may_mirror
 from firmware.models import load_models
 
+from services.mirror.pairing import PairingServer
 from services.mirror.protocol import Hello, ProtocolError, decode_batch
-from services.mirror.trust import peer_node_id
+from services.mirror.trust import proven_node_id
 from services.policy.replicated import Replicated
 from services.archive.store import Envelope, OutOfSpace, Store
 
@@ -23,10 +30,16 @@ log = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 30  # what a peer is told to wait while intake here must wait
 
 
+NOT_PAIRED = ("this system has not paired with yours (or no longer trusts the certificate "
+              "it paired with): pair again")
+
+
 class MirrorServer:
     def __init__(self, store: Store, hello: Hello, copies_back_to, max_message_bytes: int,
-                 peer_greeted=lambda: None, intake_waits=lambda: None):
+                 pairing: PairingServer, pins, peer_greeted=lambda: None,
+                 intake_waits=lambda: None):
         self.store, self.hello = store, hello
+        self.pairing, self.pins = pairing, pins  # pins(): node id -> pinned certificate
         self.intake_waits = intake_waits  # why intake must wait now (IntakeGate.reason), or None
         self.peer_greeted = peer_greeted  # a peer is up: our clients may retry at once
         self.replicated = Replicated(store)  # saved searches, policies and holds
@@ -37,7 +50,12 @@ class MirrorServer:
         app = web.Application(client_max_size=self.max_batch_bytes)
         app.router.add_post("/v1/hello", self.handle_hello)
         app.router.add_post("/v1/messages", self.handle_messages)
+        self.pairing.add_routes(app)
         return app
+
+    def _peer_node(self, request: web.Request) -> str | None:
+        """The node id the peer's pinned certificate proves, or None (not paired)."""
+        return proven_node_id(request.transport.get_extra_info("ssl_object"), self.pins())
 
     def _refusal(self, peer: Hello) -> web.Response | None:
         # The rule is symmetric; it is asked from the peer's side, so the reason reads right
@@ -50,30 +68,39 @@ class MirrorServer:
                                   "settings_digest": self.replicated.digest()}, status=409)
 
     async def handle_hello(self, request: web.Request) -> web.Response:
+        node = self._peer_node(request)
+        if node is None:
+            return web.json_response({"reason": NOT_PAIRED, "pair": True}, status=403)
         try:
             document = await request.json()
             peer = Hello.from_json(document)
             request_settings = dict(document.get("settings") or {})
-        except (ProtocolError, ValueError, TypeError) as exc:
+        except (ProtocolError, ValueError, TypeError, AttributeError) as exc:
             return web.json_response({"reason": str(exc)}, status=400)
+        if peer.node != node:
+            log.warning("peer %s says it is %s in its hello; it is taken as %s", node,
+                        peer.node, node)
         self.peer_greeted()
         refusal = self._refusal(peer)
         if refusal is not None:
-            log.info("refused mirroring with %s: %s", peer.node, refusal.text)
+            log.info("refused mirroring with %s: %s", node, refusal.text)
             return refusal
         try:
             taken = await asyncio.to_thread(self.replicated.merge, request_settings)
         except OutOfSpace as full:  # taken at a later hello, once there is room
-            log.warning("replicated settings from %s not taken now: %s", peer.node, full)
+            log.warning("replicated settings from %s not taken now: %s", node, full)
             taken = 0
         if taken:
-            log.info("took %d replicated settings from %s", taken, peer.node)
+            log.info("took %d replicated settings from %s", taken, node)
         return web.json_response({**self.hello.to_json(),
-                                  "copies_back": self.copies_back_to(peer.node),
+                                  "copies_back": self.copies_back_to(node),
                                   "settings": self.replicated.export(),
                                   "settings_digest": self.replicated.digest()})
 
     async def handle_messages(self, request: web.Request) -> web.Response:
+        sender_node = self._peer_node(request)  # never the X-Archiver-Node header's claim
+        if sender_node is None:
+            return web.json_response({"reason": NOT_PAIRED, "pair": True}, status=403)
         try:
             peer = Hello.from_headers(request.headers)
         except ProtocolError as exc:
@@ -81,7 +108,6 @@ class MirrorServer:
         refusal = self._refusal(peer)
         if refusal is not None:
             return refusal
-        sender_node = peer_node_id(request.transport.get_extra_info("ssl_object")) or peer.node
         body = await request.read()  # read even when refused: the peer is still sending it
         waits = self.intake_waits()
         if waits:
@@ -96,8 +122,8 @@ class MirrorServer:
 
     def _store_batch(self, body: bytes, sender_node: str) -> int:
         messages = list(decode_batch(body))  # all checked before anything is stored
-        items = [(m.raw, Envelope(m.sender, m.recipients), f"mirror:{sender_node}", m.origin)
-                 for m in messages]
+        items = [(m.raw, Envelope(m.sender, m.recipients), f"mirror:{sender_node}", m.origin,
+                  m.from_line_date) for m in messages]
         self.store.put_many(items)
         return len(items)
 

@@ -13,11 +13,14 @@ from firmware.system import this_version
 
 from services.archive.archive import Archive
 from services.common.config import Config
-from services.mirror.client import MirrorClient
+from services.mirror import state as mirror_state
+from services.mirror.client import MirrorClient, Trust
+from services.mirror.pairing import PairingServer
 from services.mirror.protocol import Hello
 from services.mirror.server import MirrorServer
 from services.mirror.state import MirrorSettings, load_status, settings
-from services.mirror.trust import client_context, derive_ca, load_or_create_identity, server_context
+from services.mirror.trust import (add_pins, client_context, load_or_create_identity,
+                                   server_context)
 
 log = logging.getLogger(__name__)
 SETTINGS_POLL_SECONDS = 2.0
@@ -62,11 +65,22 @@ class MirrorService:
                 await runner.cleanup()
 
     async def _start(self, current: MirrorSettings):
-        ca = await asyncio.to_thread(derive_ca, current.secret)
         identity = await asyncio.to_thread(load_or_create_identity, self._identity_dir(),
-                                           current.secret, self.store.node_id)
-        context = client_context(ca, identity)
-        clients = [MirrorClient(self.store, peer, self.hello, context, self.activity.busy)
+                                           self.store.node_id)
+        secret = current.secret
+
+        def pins() -> dict:
+            return mirror_state.load_pins(self.store, secret)
+        client_tls, server_tls = client_context(identity, pins()), server_context(identity, pins())
+
+        def pin(node: str, certificate_pem: str) -> None:
+            # New handshakes of the running server and clients trust it at once; a pin that
+            # replaced another is checked against pins() on every request anyway.
+            if mirror_state.pin(self.store, secret, node, certificate_pem):
+                for context in (client_tls, server_tls):
+                    add_pins(context, [certificate_pem])
+        trust = Trust(client_tls, identity, secret, pins, pin)
+        clients = [MirrorClient(self.store, peer, self.hello, trust, self.activity.busy)
                    for peer in current.peers]
 
         def retry_every_peer_now():
@@ -74,15 +88,16 @@ class MirrorService:
                 client.retry_now()
         server = MirrorServer(self.store, self.hello, self._copies_back_to(current),
                               self.archive.profile.smtp.max_message_mb * 1024 * 1024,
+                              PairingServer(identity, secret, pin), pins,
                               peer_greeted=retry_every_peer_now,
                               intake_waits=self.intake_waits)
         runner = web.AppRunner(server.app(), access_log=None)
         await runner.setup()
         host, _, port = current.listen.rpartition(":")
         await web.TCPSite(runner, host.strip("[]") or None, int(port),
-                          ssl_context=server_context(ca, identity)).start()
-        log.info("mirror listening on %s, CA %s, peers %s", current.listen, ca.fingerprint,
-                 ", ".join(current.peers) or "none")
+                          ssl_context=server_tls).start()
+        log.info("mirror listening on %s, certificate %s, peers %s", current.listen,
+                 identity.fingerprint[:16], ", ".join(current.peers) or "none")
         stop_clients = asyncio.Event()
         tasks = [asyncio.create_task(client.run(stop_clients)) for client in clients]
         return runner, tasks, stop_clients

@@ -1,19 +1,23 @@
 """Mirroring settings and per-peer status, kept in the store's node-local settings.
 
 The secret and the peers come from `archiver mirror join` (kept here) and from the
-`mirror:` section of archiver.yaml; they are never replicated. Status is written by the
-mirror service and read by `archiver mirror status` in another process.
+`mirror:` section of archiver.yaml; they are never replicated. The pins (node id -> the
+certificate that node proved by pairing, services.mirror.pairing) are kept here too, and
+dropped when the secret changes. Status is written by the mirror service and read by
+`archiver mirror status` in another process.
 """
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import hmac
 import time
 from dataclasses import dataclass
 
 from services.common.config import Config
 from services.archive.store import Store
 
-SECRET_KEY, PEERS_KEY = "mirror.secret", "mirror.peers"
+SECRET_KEY, PEERS_KEY, PINS_KEY = "mirror.secret", "mirror.peers", "mirror.pins"
 DEFAULT_LISTEN = "0.0.0.0:8443"
 
 
@@ -55,11 +59,38 @@ def joined_peers(store: Store) -> list[str]:
 
 
 def join(store: Store, secret: str, peer: str | None) -> None:
-    """Remember the secret and the peer; only mail archived from now on is copied to it."""
+    """Remember the secret and the peer; only mail archived from now on is copied to it.
+    Peers paired under another secret pair again with this one (see load_pins)."""
     store.set_setting(SECRET_KEY, secret)
     if peer and peer not in joined_peers(store):
         store.set_setting(PEERS_KEY, joined_peers(store) + [peer])
         store.set_cursor(cursor_name(peer), store.log_end("outbox"))
+
+
+def load_pins(store: Store, secret: str) -> dict[str, str]:
+    """node id -> PEM certificate of every node this one paired with under `secret`; none
+    when the secret has changed since (whether by `mirror join` or in archiver.yaml)."""
+    saved = store.setting(PINS_KEY) or {}
+    if saved.get("secret_tag") != _secret_tag(secret):
+        return {}
+    return dict(saved.get("nodes") or {})
+
+
+def pin(store: Store, secret: str, node_id: str, certificate_pem: str) -> bool:
+    """Trust `certificate_pem` as `node_id` from now on, under `secret` (replacing that
+    node's old certificate); returns whether anything changed."""
+    pins = load_pins(store, secret)
+    if pins.get(node_id) == certificate_pem:
+        return False
+    store.set_setting(PINS_KEY, {"secret_tag": _secret_tag(secret),
+                                 "nodes": {**pins, node_id: certificate_pem}})
+    return True
+
+
+def _secret_tag(secret: str) -> str:
+    # Tells which secret the pins were made under. The store holds the secret itself
+    # anyway (mirror.secret), so this tells nobody with the data disk anything new.
+    return hmac.new(b"archiver mirror pins", secret.encode(), hashlib.sha256).hexdigest()
 
 
 def leave(store: Store, peer: str) -> bool:

@@ -1,14 +1,16 @@
-"""Trust between mirror peers, from the shared secret alone.
+"""Trust between mirror peers: self-signed node certificates, pinned after SPAKE2 pairing.
 
-The secret is stretched with scrypt into the seed of an Ed25519 "mirror CA". Every node
-derives the same CA from the same secret, signs its own TLS certificate with it, and talks
-mutual TLS 1.3 trusting that CA only; a peer with another secret fails the handshake before
-a byte of mail moves.
+Every node has its own Ed25519 key and a self-signed certificate naming its node id; nothing
+in either comes from the shared secret, so what a stranger sees on the mirror port (the
+server's certificate) is no test of a guess at the secret. Two nodes learn each other's
+certificate by pairing (services.mirror.pairing: SPAKE2 over the secret, which lets a
+stranger test one guess per connection and none offline); from then on they talk mutual TLS
+1.3 and accept exactly the certificates they pinned ("pins": node id -> certificate).
 
-Everything that shapes the CA certificate (salt, scrypt cost, name, serial, validity,
-extensions) is a wire contract: peers verify each other's certificates against their own
-copy of the CA, so two firmware versions must derive identical CAs, or they cannot even get
-far enough to tell each other their versions. Change it only together with the salt's "v1".
+The server asks for a client certificate but lets a client without one through the
+handshake (CERT_OPTIONAL): such a client may only pair. Everything else needs a pinned
+certificate, and the node id of a request is the one its certificate was pinned under,
+never what the request says about itself.
 
 In TLS 1.3 the client finishes its handshake before the server has checked the client's
 certificate, so a server's refusal reaches the client on its first read: a connection is
@@ -22,55 +24,24 @@ import hashlib
 import os
 import ssl
 import tempfile
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Mapping
 
+import aiohttp
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-from firmware.errors import ArchiverError
 
 from services.common.atomic_file import atomic_output
 
-MINIMUM_SECRET_LENGTH = 16
-
-# The scrypt parameters are fixed forever (see the module docstring): ~0.1-0.2 s per
-# derivation, 32 MiB of memory. The salt is public; it only keeps this derivation apart
-# from any other use of the same secret.
-SCRYPT_SALT = b"archiver-mirror-ca-v1"
-SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
-
-CA_NOT_BEFORE = datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc)
-CA_NOT_AFTER = datetime.datetime(9999, 12, 31, 23, 59, 59, tzinfo=datetime.timezone.utc)
 NODE_VALIDITY = datetime.timedelta(days=20 * 365)
 # Tolerates a peer whose clock is somewhat behind ours when it checks our new certificate.
 NODE_BACKDATE = datetime.timedelta(days=1)
 
 KEY_FILE = "mirror-node.key"
 CERTIFICATE_FILE = "mirror-node.crt"
-
-
-class SecretTooShort(ArchiverError):
-    def __init__(self, length: int):
-        super().__init__(f"the mirror secret must be at least {MINIMUM_SECRET_LENGTH} "
-                         f"characters long; the one given has {length}")
-
-
-@dataclass(frozen=True)
-class MirrorCA:
-    key: Ed25519PrivateKey
-    certificate: x509.Certificate
-    fingerprint: str          # short hex id of the CA's public key, for status and logs
-
-    @property
-    def certificate_pem(self) -> str:
-        return _certificate_pem(self.certificate)
 
 
 @dataclass(frozen=True)
@@ -85,58 +56,22 @@ class NodeIdentity:
 
     @property
     def certificate_pem(self) -> str:
-        return _certificate_pem(self.certificate)
+        return certificate_pem(self.certificate)
 
-
-# -- the CA -----------------------------------------------------------------------------
-
-def derive_ca(secret: str) -> MirrorCA:
-    """The mirror CA of `secret`: the same key and certificate bytes on every node."""
-    if len(secret) < MINIMUM_SECRET_LENGTH:
-        raise SecretTooShort(len(secret))
-    key = Ed25519PrivateKey.from_private_bytes(_stretch(secret))
-    public = _raw_public_bytes(key)
-    fingerprint = hashlib.sha256(public).hexdigest()[:16]
-    # The fingerprint in the name keeps two secrets' CAs apart in chains and logs.
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME,
-                                         f"archiver mirror CA {fingerprint}")])
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name).issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(_serial_from(public))
-        .not_valid_before(CA_NOT_BEFORE).not_valid_after(CA_NOT_AFTER)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(_key_usage(key_cert_sign=True), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
-                       critical=False)
-        .sign(key, None))     # Ed25519 signatures are deterministic: same bytes everywhere
-    return MirrorCA(key, certificate, fingerprint)
-
-
-def _stretch(secret: str) -> bytes:
-    # NFC: the same secret typed on two systems may arrive composed or decomposed.
-    material = unicodedata.normalize("NFC", secret).encode()
-    return Scrypt(salt=SCRYPT_SALT, length=32, n=SCRYPT_N, r=SCRYPT_R,
-                  p=SCRYPT_P).derive(material)
-
-
-def _serial_from(public: bytes) -> int:
-    # Fixed per CA (determinism), positive and nonzero as RFC 5280 asks.
-    return int.from_bytes(hashlib.sha256(b"serial" + public).digest()[:16], "big") | 1
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.certificate)
 
 
 # -- node certificates ------------------------------------------------------------------
 
-def issue_node_certificate(ca: MirrorCA, node_id: str,
-                           node_key: Ed25519PrivateKey | None = None) -> NodeIdentity:
-    """A certificate for `node_id`, signed by the mirror CA, good as TLS server and client."""
-    key = node_key or Ed25519PrivateKey.generate()
+def self_signed_certificate(node_id: str, key: Ed25519PrivateKey) -> x509.Certificate:
+    """A certificate for `node_id` signed by its own `key`, good as TLS server and client."""
     now = datetime.datetime.now(datetime.timezone.utc)
-    certificate = (
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, node_id)])
+    return (
         x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, node_id)]))
-        .issuer_name(ca.certificate.subject)
+        .subject_name(name).issuer_name(name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - NODE_BACKDATE).not_valid_after(now + NODE_VALIDITY)
@@ -145,28 +80,24 @@ def issue_node_certificate(ca: MirrorCA, node_id: str,
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
                                               ExtendedKeyUsageOID.CLIENT_AUTH]),
                        critical=False)
-        # Not checked by peers (they trust the CA, not names); it helps tools that expect one.
+        # Not checked by peers (they pin certificates, not names); tools expect one.
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(node_id)]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
                        critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-            ca.key.public_key()), critical=False)
-        .sign(ca.key, None))
-    return NodeIdentity(node_id, key, certificate)
+        .sign(key, None))
 
 
-def load_or_create_identity(directory: Path, secret: str, node_id: str) -> NodeIdentity:
+def load_or_create_identity(directory: Path, node_id: str) -> NodeIdentity:
     """This node's identity kept in `directory`: the key is made once and kept; the
-    certificate is re-issued when it no longer fits (another secret, another node id,
-    another key, or less than a year left)."""
-    ca = derive_ca(secret)
+    certificate is made anew when it no longer fits (another node id, another key, or less
+    than a year left). Peers that pinned the old certificate pair again by themselves."""
     directory = Path(directory)
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = _load_or_create_key(directory / KEY_FILE)
     certificate = _read_certificate(directory / CERTIFICATE_FILE)
-    if certificate is not None and _still_fits(certificate, ca, key, node_id):
+    if certificate is not None and _still_fits(certificate, key, node_id):
         return NodeIdentity(node_id, key, certificate)
-    identity = issue_node_certificate(ca, node_id, key)
+    identity = NodeIdentity(node_id, key, self_signed_certificate(node_id, key))
     _write_atomically(directory / CERTIFICATE_FILE, identity.certificate_pem.encode())
     return identity
 
@@ -176,8 +107,7 @@ def _load_or_create_key(path: Path) -> Ed25519PrivateKey:
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
         if isinstance(key, Ed25519PrivateKey):
             return key
-    # Missing or unusable: nothing pins a node's key (peers trust the CA), so a new one is
-    # as good as the old.
+    # Missing or unusable: a new key means a new certificate, which peers pair with again.
     key = Ed25519PrivateKey.generate()
     _write_atomically(path, _key_pem(key).encode())
     return key
@@ -189,21 +119,13 @@ def _read_certificate(path: Path) -> x509.Certificate | None:
     return None
 
 
-def _still_fits(certificate: x509.Certificate, ca: MirrorCA, key: Ed25519PrivateKey,
-                node_id: str) -> bool:
-    # The issuer name carries the CA's fingerprint, and the signature proves it: a changed
-    # secret shows here, without a separate record of which secret issued the certificate.
-    if certificate.issuer != ca.certificate.subject:
-        return False
-    try:
-        ca.key.public_key().verify(certificate.signature, certificate.tbs_certificate_bytes)
-    except InvalidSignature:
-        return False
+def _still_fits(certificate: x509.Certificate, key: Ed25519PrivateKey, node_id: str) -> bool:
     cn = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     # cryptography 38 gives naive UTC datetimes.
     year_ahead = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None) \
         + datetime.timedelta(days=365)
     return (_raw_public_bytes(certificate.public_key()) == _raw_public_bytes(key)
+            and certificate.issuer == certificate.subject
             and [attribute.value for attribute in cn] == [node_id]
             and certificate.not_valid_after > year_ahead)
 
@@ -214,28 +136,104 @@ def _write_atomically(path: Path, data: bytes) -> None:
         output.write(data)
 
 
+# -- pins -------------------------------------------------------------------------------
+
+def fingerprint(certificate: x509.Certificate | bytes) -> str:
+    """SHA-256 of a certificate's DER bytes, in hex (what a pin is known by)."""
+    der = certificate if isinstance(certificate, bytes) else \
+        certificate.public_bytes(serialization.Encoding.DER)
+    return hashlib.sha256(der).hexdigest()
+
+
+def certificate_node_id(certificate: x509.Certificate) -> str | None:
+    """The node id a certificate names (its only CN), or None."""
+    cn = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return cn[0].value if len(cn) == 1 else None
+
+
+def proven_node_id(ssl_object: ssl.SSLObject | ssl.SSLSocket | None,
+                   pins: Mapping[str, str]) -> str | None:
+    """The node id whose pinned certificate (`pins`: node id -> PEM) the peer of this TLS
+    connection presented, or None when it presented none or one not pinned (any more)."""
+    der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+    return presented_node_id(der, pins)
+
+
+class PeerCertificateResponse(aiohttp.ClientResponse):
+    """An aiohttp response that remembers the DER certificate the server presented on its
+    connection (aiohttp hands a connection back to its pool as soon as a short body is in,
+    so the connection is gone by the time the caller looks). Use it as a ClientSession's
+    response_class."""
+
+    peer_certificate: bytes | None = None
+
+    async def start(self, connection):
+        transport = connection.transport
+        ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+        if ssl_object is not None:
+            self.peer_certificate = ssl_object.getpeercert(binary_form=True)
+        return await super().start(connection)
+
+
+def presented_node_id(der: bytes | None, pins: Mapping[str, str]) -> str | None:
+    """The node id under which the certificate `der` is pinned (`pins`: node id -> PEM),
+    or None."""
+    if not der:
+        return None
+    presented = fingerprint(der)
+    for node_id, pem in pins.items():
+        if fingerprint(x509.load_pem_x509_certificate(pem.encode())) == presented:
+            return node_id
+    return None
+
+
 # -- TLS --------------------------------------------------------------------------------
 
-def server_context(ca: MirrorCA, identity: NodeIdentity) -> ssl.SSLContext:
+def server_context(identity: NodeIdentity, pins: Mapping[str, str]) -> ssl.SSLContext:
+    """Presents this node's certificate; asks for the client's and accepts only a pinned
+    one, or none (a client that wants to pair; the server lets it do nothing else)."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    _mutual_tls13(context, ca, identity)
+    _tls13_with(context, identity)
+    context.verify_mode = ssl.CERT_OPTIONAL
+    add_pins(context, pins.values())
     return context
 
 
-def client_context(ca: MirrorCA, identity: NodeIdentity) -> ssl.SSLContext:
+def client_context(identity: NodeIdentity, pins: Mapping[str, str]) -> ssl.SSLContext:
+    """Presents this node's certificate and accepts only a pinned server certificate."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    # Peers are identified by the CA their secret derives, not by host names: the address a
-    # peer is configured with may be an IP or a load balancer. The node id is in the CN.
+    # Peers are their pinned certificates, not host names: the address a peer is configured
+    # with may be an IP or a load balancer.
     context.check_hostname = False
-    _mutual_tls13(context, ca, identity)
+    _tls13_with(context, identity)
+    context.verify_mode = ssl.CERT_REQUIRED
+    add_pins(context, pins.values())
     return context
 
 
-def _mutual_tls13(context: ssl.SSLContext, ca: MirrorCA, identity: NodeIdentity) -> None:
-    # A bare SSLContext loads no system CAs: this CA is the only one trusted.
+def pairing_context() -> ssl.SSLContext:
+    """For pairing only: no certificate of ours, any certificate of the server's (pairing
+    proves the server by the secret and binds the certificate it presented)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.minimum_version = ssl.TLSVersion.TLSv1_3
-    context.verify_mode = ssl.CERT_REQUIRED
-    context.load_verify_locations(cadata=ca.certificate_pem)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def add_pins(context: ssl.SSLContext, pems) -> None:
+    """Trust these certificates from now on (new handshakes of a running server or client
+    too). Each pinned certificate is its own trust anchor: no chain, no CA."""
+    pems = "".join(pems)
+    if pems:
+        context.load_verify_locations(cadata=pems)
+
+
+def _tls13_with(context: ssl.SSLContext, identity: NodeIdentity) -> None:
+    # A bare SSLContext loads no system CAs: only the pinned certificates are trusted, each
+    # as an anchor by itself (partial chain).
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
     with _pem_file(identity.certificate_pem + identity.key_pem) as path:
         context.load_cert_chain(path)
 
@@ -258,29 +256,28 @@ def _pem_file(pem: str) -> Iterator[str]:
         yield path
 
 
-def peer_node_id(ssl_object: ssl.SSLObject | ssl.SSLSocket) -> str | None:
-    """The node id (CN) of the peer's verified certificate, for logs and the hello check."""
-    certificate = ssl_object.getpeercert() or {}
-    for relative_name in certificate.get("subject", ()):
-        for attribute, value in relative_name:
-            if attribute == "commonName":
-                return value
-    return None
-
-
 # -- failures in words ------------------------------------------------------------------
 
-# OpenSSL verify codes: the issuer is unknown here (2, 20, 21), the chain ends in a root we
-# do not trust (19), the certificate signed itself (18), or the clocks disagree (9, 10).
-_FOREIGN_CA_CODES = {2, 19, 20, 21}
-_SELF_SIGNED_CODE = 18
+# OpenSSL verify codes for a certificate that is not pinned here: its issuer is unknown
+# (2, 20, 21), its chain ends in a root not trusted (19), it signed itself (18); or the
+# clocks disagree (9, 10).
+_UNPINNED_CODES = {2, 18, 19, 20, 21}
 _CLOCK_CODES = {9, 10}
 # Alerts OpenSSL sends when it refuses a certificate for those same reasons.
-_FOREIGN_CA_ALERTS = {"TLSV1_ALERT_UNKNOWN_CA"}
+_UNPINNED_ALERTS = {"TLSV1_ALERT_UNKNOWN_CA", "SSLV3_ALERT_BAD_CERTIFICATE",
+                    "TLSV13_ALERT_CERTIFICATE_REQUIRED"}
 _CLOCK_ALERTS = {"SSLV3_ALERT_CERTIFICATE_EXPIRED"}
 _OLD_TLS = {"UNSUPPORTED_PROTOCOL", "TLSV1_ALERT_PROTOCOL_VERSION"}
 _NOT_TLS = {"WRONG_VERSION_NUMBER", "HTTP_REQUEST", "HTTPS_PROXY_REQUEST",
             "PACKET_LENGTH_TOO_LONG", "RECORD_LAYER_FAILURE"}
+
+
+def not_paired(exc: BaseException) -> bool:
+    """Did the TLS handshake fail because one side has not pinned the other's certificate
+    (never paired, or a peer made a new key)? Pairing again may then help."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return exc.verify_code in _UNPINNED_CODES
+    return isinstance(exc, ssl.SSLError) and (exc.reason or "") in _UNPINNED_ALERTS
 
 
 def describe_tls_failure(exc: BaseException) -> str:
@@ -302,11 +299,9 @@ def describe_tls_failure(exc: BaseException) -> str:
 
 def _describe_refused_peer(exc: ssl.SSLCertVerificationError) -> str:
     """This side refused the certificate the peer presented."""
-    not_ours = "the peer's certificate is not from this secret's mirror CA"
-    if exc.verify_code in _FOREIGN_CA_CODES:
-        return f"{not_ours}: the secrets differ ({exc.verify_message})"
-    if exc.verify_code == _SELF_SIGNED_CODE:
-        return f"{not_ours}: it is no mirror peer ({exc.verify_message})"
+    if exc.verify_code in _UNPINNED_CODES:
+        return (f"the peer's certificate is not one this system paired with "
+                f"({exc.verify_message})")
     if exc.verify_code in _CLOCK_CODES:
         return (f"the peer's certificate is not valid at this system's time: check both "
                 f"clocks ({exc.verify_message})")
@@ -315,8 +310,9 @@ def _describe_refused_peer(exc: ssl.SSLCertVerificationError) -> str:
 
 def _describe_tls_error(reason: str, exc: ssl.SSLError) -> str:
     alert = "alert " + reason.partition("ALERT_")[2].lower().replace("_", " ")
-    if reason in _FOREIGN_CA_ALERTS:
-        return f"the peer refused this system's certificate: the secrets differ ({alert})"
+    if reason in ("TLSV1_ALERT_UNKNOWN_CA", "SSLV3_ALERT_BAD_CERTIFICATE"):
+        return (f"the peer refused this system's certificate: it has not paired with this "
+                f"system ({alert})")
     if reason in _CLOCK_ALERTS:
         return f"the peer refused this system's certificate: check both clocks ({alert})"
     if reason == "PEER_DID_NOT_RETURN_A_CERTIFICATE":
@@ -334,7 +330,7 @@ def _describe_tls_error(reason: str, exc: ssl.SSLError) -> str:
 
 # -- small helpers ----------------------------------------------------------------------
 
-def _certificate_pem(certificate: x509.Certificate) -> str:
+def certificate_pem(certificate: x509.Certificate) -> str:
     return certificate.public_bytes(serialization.Encoding.PEM).decode()
 
 

@@ -1,32 +1,50 @@
 """Litigation holds: a saved search held indefinitely or until a date. A held message is
-never deleted, whatever retention says; only an admin removes a hold."""
+never deleted, whatever retention says; only an admin removes a hold.
+
+A hold covers, at least, what its search matched when it was placed: the digests matched
+then are recorded in the hold (a replicated setting, so peers keep them too), and the
+holds on a saved search also take in what it matches just before it is changed. So an
+edit of the search can widen a hold, never shrink it.
+"""
 from __future__ import annotations
 
 import datetime as dt
 import uuid
+from pathlib import Path
 
 from firmware.errors import ArchiverError
 
 from services.policy.audit import Actor, PermissionDenied
 from services.policy.replicated import Replicated
-from services.policy.saved_searches import query_of
+from services.policy.saved_searches import matching, query_of
 
 PREFIX = "hold:"
+HELD = "held"  # the digests a hold keeps whatever its search matches now, sorted
 
 
 class UnknownHold(ArchiverError):
     pass
 
 
-def add(replicated: Replicated, saved: str, until: dt.date | None, actor: Actor) -> str:
-    query_of(replicated, saved)  # the saved search must exist
+def add(replicated: Replicated, index_dir: Path, saved: str, until: dt.date | None,
+        actor: Actor) -> str:
+    """Hold what saved search `saved` matches, now (recorded) and from now on; its id."""
+    held = matching(index_dir, query_of(replicated, saved))  # the saved search must exist
     hold_id = uuid.uuid4().hex[:8]
     replicated.put(PREFIX + hold_id, {"saved": saved, "until": until.isoformat() if until else None,
-                                      "by": actor.name})
+                                      "by": actor.name, HELD: sorted(held)})
     return hold_id
 
 
 def all_holds(replicated: Replicated) -> dict[str, dict]:
+    """Each hold by id, as shown: saved, until, by, and `held_at_placement` (how many
+    messages it recorded, placement and edits of its search included)."""
+    return {hold_id: {**{k: v for k, v in hold.items() if k != HELD},
+                      "held_at_placement": len(hold.get(HELD, []))}
+            for hold_id, hold in _entries(replicated).items()}
+
+
+def _entries(replicated: Replicated) -> dict[str, dict]:
     return {key[len(PREFIX):]: value for key, value in replicated.items(PREFIX).items()}
 
 
@@ -34,18 +52,35 @@ def remove(replicated: Replicated, hold_id: str, actor: Actor) -> None:
     if actor.role != "admin":
         raise PermissionDenied(f"only an admin removes a litigation hold ({actor.name} is "
                                f"{actor.role})")
-    if hold_id not in all_holds(replicated):
+    if hold_id not in _entries(replicated):
         raise UnknownHold(f"no hold with id {hold_id!r}")
     replicated.delete(PREFIX + hold_id)
 
 
-def active_queries(replicated: Replicated, today: dt.date) -> list[str]:
-    """The queries of holds in force today (an until-date holds through that day)."""
-    queries = []
-    for hold in all_holds(replicated).values():
+def keep_current_matches(replicated: Replicated, index_dir: Path, saved: str) -> int:
+    """Before saved search `saved` changes: each hold on it records what it matches now.
+    Returns how many digests were added to the holds' records."""
+    added = 0
+    for hold_id, hold in _entries(replicated).items():
+        if hold["saved"] != saved:
+            continue
+        before = set(hold.get(HELD, []))
+        now = before | matching(index_dir, query_of(replicated, saved))
+        if now != before:
+            replicated.put(PREFIX + hold_id, {**hold, HELD: sorted(now)})
+            added += len(now) - len(before)
+    return added
+
+
+def active(replicated: Replicated, today: dt.date) -> list[tuple[str, list[str]]]:
+    """(query, recorded digests) of each hold in force today (an until-date holds through
+    that day)."""
+    found = []
+    for hold in _entries(replicated).values():
         if hold["until"] is None or dt.date.fromisoformat(hold["until"]) >= today:
             try:
-                queries.append(query_of(replicated, hold["saved"]))
+                query = query_of(replicated, hold["saved"])
             except ArchiverError:
-                queries.append("")  # its saved search is gone: hold everything, to be safe
-    return queries
+                query = ""  # its saved search is gone: hold everything, to be safe
+            found.append((query, hold.get(HELD, [])))
+    return found

@@ -12,7 +12,6 @@ so a hold added while a run is going still protects its mail.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -22,10 +21,10 @@ import xapian
 
 from services.policy import audit, holds
 from services.policy.audit import Actor
+from services.archive import dates
 from services.archive.index import sent_date
 from services.policy.replicated import Replicated
-from services.policy.saved_searches import query_of
-from services.archive.search import parse
+from services.policy.saved_searches import matching_in, query_of
 from services.archive.store import DeletionConflict, Store
 
 log = logging.getLogger(__name__)
@@ -71,18 +70,20 @@ def _check_days(days: int | None) -> None:
 
 
 def run(store: Store, index_dir: Path, replicated: Replicated, actor: Actor,
-        dry_run: bool = False, now: float | None = None) -> RunReport:
+        dry_run: bool = False, now: float | None = None, timezone: str = "UTC") -> RunReport:
+    """`timezone`: the appliance's (IANA name); saved searches' days are its days, as in
+    a search, so a hold covers exactly what its search shows."""
     now = time.time() if now is None else now
     settings = policies(replicated)
     report = RunReport(enabled=settings["enabled"], dry_run=dry_run)
     if not settings["enabled"] and not dry_run:
         return report
     database = _open(index_dir)
-    expired = _expired(store, database, replicated, settings, now, report)
+    expired = _expired(store, database, replicated, settings, now, report, timezone)
     report.expired = len(expired)
     for start in range(0, len(expired), BATCH):
         _delete_batch(store, database, replicated, expired[start:start + BATCH], now, report,
-                      actor)
+                      actor, timezone)
     return report
 
 
@@ -90,11 +91,12 @@ def _open(index_dir: Path) -> xapian.Database:
     return xapian.Database(str(index_dir))
 
 
-def _expired(store, database, replicated, settings, now, report) -> list[str]:
+def _expired(store, database, replicated, settings, now, report, timezone) -> list[str]:
     """Digests past their retention, oldest policy first; unindexed mail is left alone
     (it cannot yet be told whether a longer policy or a hold covers it)."""
     saved_days = {name: days for name, days in settings["saved"].items()}
-    matches = {name: _matching(database, query_of(replicated, name)) for name in saved_days}
+    matches = {name: matching_in(database, query_of(replicated, name), timezone, now)
+               for name in saved_days}
     expired = []
     for digest in store.digests():
         report.examined += 1
@@ -108,27 +110,21 @@ def _expired(store, database, replicated, settings, now, report) -> list[str]:
     return expired
 
 
-def _matching(database: xapian.Database, query_text: str) -> set[str]:
-    enquire = xapian.Enquire(database)
-    enquire.set_query(parse(query_text, database))
-    enquire.set_weighting_scheme(xapian.BoolWeight())
-    return {json.loads(match.document.get_data())["digest"]
-            for match in enquire.get_mset(0, max(database.get_doccount(), 1))}
-
-
-def _held(database: xapian.Database, replicated: Replicated, now: float) -> set[str]:
-    today = dt.datetime.fromtimestamp(now, dt.timezone.utc).date()
+def _held(database: xapian.Database, replicated: Replicated, now: float, timezone: str
+          ) -> set[str]:
+    """What the holds in force keep: what their searches match, and what they recorded."""
+    today = dt.datetime.fromtimestamp(now, dates.zone(timezone)).date()
     held = set()
-    for query_text in holds.active_queries(replicated, today):
-        held |= _matching(database, query_text)
+    for query_text, recorded in holds.active(replicated, today):
+        held |= matching_in(database, query_text, timezone, now) | set(recorded)
     return held
 
 
-def _delete_batch(store, database, replicated, batch, now, report, actor) -> None:
+def _delete_batch(store, database, replicated, batch, now, report, actor, timezone) -> None:
     while True:
         database.reopen()  # see mail indexed since the run began
         generation = replicated.holds_generation()
-        held = _held(database, replicated, now)
+        held = _held(database, replicated, now, timezone)
         doomed = [digest for digest in batch if digest not in held]
         if report.dry_run:
             report.held += len(batch) - len(doomed)
@@ -155,22 +151,23 @@ SCHEDULER = Actor("retention-schedule", "admin")
 
 
 def run_if_due(store: Store, index_dir: Path, replicated: Replicated,
-               now: float | None = None) -> RunReport | None:
+               now: float | None = None, timezone: str = "UTC") -> RunReport | None:
     """The weekly run of `archiver run` (the systemd timer does the same on an appliance):
     runs when a week has passed since the last run, by whichever means it ran."""
     now = time.time() if now is None else now
     if now - store.setting(LAST_RUN_SETTING, 0) < WEEK:
         return None
-    report = run(store, index_dir, replicated, SCHEDULER, now=now)
+    report = run(store, index_dir, replicated, SCHEDULER, now=now, timezone=timezone)
     store.set_setting(LAST_RUN_SETTING, now)
     return report
 
 
-def run_weekly(store: Store, index_dir_of, replicated: Replicated, stop, check_seconds=3600):
+def run_weekly(store: Store, index_dir_of, replicated: Replicated, stop, check_seconds=3600,
+               timezone: str = "UTC"):
     """Until `stop` is set: every `check_seconds`, run retention if it is due."""
     while True:
         try:
-            run_if_due(store, index_dir_of(), replicated)
+            run_if_due(store, index_dir_of(), replicated, timezone=timezone)
         except Exception:  # a failed run is retried at the next check, not fatal to intake
             log.exception("the scheduled retention run failed")
         if stop.wait(timeout=check_seconds):

@@ -1,24 +1,64 @@
 """Saved searches: a name and a query, replicated to mirror peers. Retention policies and
-litigation holds are defined on them."""
+litigation holds are defined on them, so permissions follow effects: a saved search that a
+hold or a retention policy is built on is changed only by whoever may change that hold or
+policy (an admin), never by an auditor who may only add holds."""
 from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import xapian
 
 from firmware.errors import ArchiverError
 
+from services.policy.audit import Actor, PermissionDenied
 from services.policy.replicated import Replicated
 from services.archive.search import parse
 
 PREFIX = "saved:"
+# Who may change what holds and retention policies are built on: who may change those.
+GOVERNING_ROLE = "admin"
 
 
 class UnknownSavedSearch(ArchiverError):
     pass
 
 
-def save(replicated: Replicated, name: str, query: str) -> None:
+def save(replicated: Replicated, name: str, query: str, actor: Actor) -> str | None:
+    """Save `query` under `name`; returns the query it had before (None: a new one).
+    Raises ArchiverError for a bad name or query, PermissionDenied when a hold or retention
+    policy is built on the search and `actor` is not an admin. The caller audits."""
+    check(name, query)
+    check_may_change(replicated, name, actor)
+    before = replicated.get(PREFIX + name)
+    replicated.put(PREFIX + name, {"query": query})
+    return before["query"] if before else None
+
+
+def check(name: str, query: str) -> None:
+    """ArchiverError, with the reason, for a bad name or a query that does not parse."""
     if not name.strip() or ":" in name:
         raise ArchiverError(f"saved search name {name!r}: expected a non-empty name without ':'")
-    parse(query)  # refuse a query that does not parse, with the reason
-    replicated.put(PREFIX + name, {"query": query})
+    parse(query)
+
+
+def dependents(replicated: Replicated, name: str) -> list[str]:
+    """What is built on saved search `name`, in words: "hold ID", "retention policy"."""
+    found = [f"hold {key.split(':', 1)[1]}" for key, hold in replicated.items("hold:").items()
+             if hold.get("saved") == name]
+    if replicated.get(f"retention:saved:{name}") is not None:
+        found.append("retention policy")
+    return found
+
+
+def check_may_change(replicated: Replicated, name: str, actor: Actor) -> None:
+    """PermissionDenied unless `actor` may change saved search `name`: anyone with the role
+    to save searches, unless a hold or retention policy is built on it (then an admin)."""
+    built_on = dependents(replicated, name)
+    if built_on and actor.role != GOVERNING_ROLE:
+        raise PermissionDenied(
+            f"saved search {name!r} is what {', '.join(built_on)} is built on: only an "
+            f"{GOVERNING_ROLE} may change it ({actor.name} is {actor.role})")
 
 
 def all_saved(replicated: Replicated) -> dict[str, str]:
@@ -43,3 +83,23 @@ def delete(replicated: Replicated, name: str) -> None:
         raise ArchiverError(f"saved search {name!r} has a retention policy; remove it first "
                             "(archiver retention set --saved NAME --days none)")
     replicated.delete(PREFIX + name)
+
+
+def matching(index_dir: Path, query: str) -> set[str]:
+    """The digests of every indexed message `query` matches (none when nothing is indexed)."""
+    try:
+        database = xapian.Database(str(index_dir))
+    except xapian.DatabaseOpeningError:
+        return set()
+    return matching_in(database, query)
+
+
+def matching_in(database: xapian.Database, query: str, timezone: str = "UTC",
+                now: float | None = None) -> set[str]:
+    """The digests `query` matches in `database`, dates as days in `timezone` and relative
+    ones as of `now` (epoch seconds; None: now). Raises QuerySyntaxError."""
+    enquire = xapian.Enquire(database)
+    enquire.set_query(parse(query, database, timezone, now))
+    enquire.set_weighting_scheme(xapian.BoolWeight())
+    return {json.loads(match.document.get_data())["digest"]
+            for match in enquire.get_mset(0, max(database.get_doccount(), 1))}

@@ -10,6 +10,7 @@ that systemd restarts it (Restart=on-failure)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import signal
@@ -74,11 +75,14 @@ class Runtime:
             from services.policy.replicated import Replicated
             from services.policy.retention import run_weekly
             self._start_thread("retention", "retention", run_weekly, self.archive.store,
-                               self.archive.index_dir, Replicated(self.archive.store), self.stop)
+                               self.archive.index_dir, Replicated(self.archive.store), self.stop,
+                               3600, self.config.timezone)
         if "journal" in self.services:
             from services.intake.journal_mailbox import JournalPuller
             for account in self.config.journal_accounts:
-                puller = JournalPuller(account, self.archive.store, self.gate.reason)
+                # A journal mailbox is a trusted source: it keeps the trusted share.
+                puller = JournalPuller(account, self.archive.store,
+                                       functools.partial(self.gate.reason, trusted=True))
                 self._start_thread("journal", f"journal-{account.name}", puller.run, self.stop)
 
     def _start_thread(self, service: str, name: str, target, *args) -> None:
@@ -93,10 +97,9 @@ class Runtime:
         self.threads.append((service, thread))
 
     def run_indexer(self, lock: IndexLock) -> None:
-        """Follow the arrival log until stopped, pausing while a disk is full; `lock` is
-        held and released here."""
-        from services.archive.extract import ExtractionPool
-        from services.archive.indexer import Indexer
+        """Follow the arrival log until stopped (rebuilding the index first when its schema
+        is old), pausing while a disk is full; `lock` is held and released here."""
+        from services.archive import reindex
         from services.supervisor.indexing import PausingIndexer
 
         def disks():
@@ -104,11 +107,12 @@ class Runtime:
 
         def note(detail: str) -> None:
             self.details["indexer"] = detail
+
+        def follow(indexer) -> None:
+            PausingIndexer(indexer, disks, self.stop, note).run()
         try:
-            with ExtractionPool.for_model(self.archive.profile) as pool, \
-                    Indexer(self.archive.store, self.archive.index_dir(), pool) as indexer:
-                log.info("indexer following %s", self.archive.data_dir)
-                PausingIndexer(indexer, disks, self.stop, note).run()
+            with self.archive.extraction_pool() as pool:
+                reindex.serve(self.archive, pool, stop=self.stop.is_set, follow=follow)
         finally:
             lock.release()
 
@@ -149,8 +153,7 @@ class Runtime:
         profile = self.archive.profile
         try:
             return await start_smtp(self.config.smtp, self.archive.store, self.gate,
-                                    profile.smtp.concurrency,
-                                    profile.smtp.max_message_mb * 1024 * 1024)
+                                    profile.smtp, Path(self.archive.data_dir) / "spool")
         except OSError as exc:  # the port is taken, the address is not ours, a TLS file...
             detail = os.strerror(exc.errno).lower() if exc.errno else _in_words(exc)
             where = f" ({exc.filename})" if exc.filename else ""

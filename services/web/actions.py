@@ -8,15 +8,17 @@ import datetime as dt
 
 from firmware.errors import ArchiverError
 
-from services.policy import audit, holds, retention, saved_searches
+from services.policy import audit, editing, holds, retention, saved_searches
 from services.mirror import state as mirror_state
-from services.appliance import users
+from services.appliance import totp, users
+from services.appliance.sign_in import is_directory_user
 from services.archive.archive import Archive
-from services.common.config import MIN_SECRET_LENGTH, Config
+from services.common import mirror_secret
+from services.common.config import Config
 from services.appliance.health import health
 from services.intake.journal_mailbox import account_status
 from services.policy.replicated import Replicated
-from services.archive.search import Results, search as run_search
+from services.archive.search import Results, explain as run_explain, search as run_search
 from services.appliance.users import User
 from services.web import mail_view
 from services.web.access import mail_filter, read_message
@@ -31,12 +33,19 @@ class BadRequest(ArchiverError):
 # -- mail ------------------------------------------------------------------------------
 
 def search(archive: Archive, user: User, query: str, limit: int, offset: int,
-           oldest_first: bool = False) -> Results:
+           oldest_first: bool = False, timezone: str = "UTC") -> Results:
+    """Raises BadRequest, QuerySyntaxError (both 400s), PatternTooBroad."""
     if not 1 <= limit <= MAX_PAGE or offset < 0:
         raise BadRequest(f"limit must be 1-{MAX_PAGE} and offset 0 or more")
     audit.record(archive.store, user.actor, "search", query=query, offset=offset, limit=limit)
     return run_search(archive.index_dir(), query, limit, offset, oldest_first,
-                      within=mail_filter(user))
+                      within=mail_filter(user), timezone=timezone)
+
+
+def explain(archive: Archive, user: User, query: str, timezone: str = "UTC") -> dict:
+    """How `query` is understood; a user (who reads only their own mail) sees patterns
+    unexpanded, never the addresses and names the whole archive holds."""
+    return run_explain(archive.index_dir() if user.role != "user" else None, query, timezone)
 
 
 def message(archive: Archive, user: User, digest: str) -> tuple[dict, mail_view.MessageView]:
@@ -71,8 +80,7 @@ def saved(archive: Archive) -> list[dict]:
 
 
 def save_search(archive: Archive, user: User, name: str, query: str) -> None:
-    saved_searches.save(Replicated(archive.store), name, query)
-    audit.record(archive.store, user.actor, "saved-search", name=name, query=query)
+    editing.save_search(archive.store, archive.index_dir(), name, query, user.actor)
 
 
 def delete_saved(archive: Archive, user: User, name: str) -> None:
@@ -112,7 +120,8 @@ def all_holds(archive: Archive) -> list[dict]:
 
 def add_hold(archive: Archive, user: User, saved_name: str, until: str | None) -> str:
     until_date = _date(until)
-    hold_id = holds.add(Replicated(archive.store), saved_name, until_date, user.actor)
+    hold_id = holds.add(Replicated(archive.store), archive.index_dir(), saved_name, until_date,
+                        user.actor)
     audit.record(archive.store, user.actor, "hold-add", hold=hold_id, saved=saved_name,
                  until=until_date.isoformat() if until_date else None)
     return hold_id
@@ -145,8 +154,10 @@ def mirror_join(config: Config, archive: Archive, user: User, peer: str,
                          "model 450 or higher")
     _check_peer(peer)
     secret = secret or mirror_state.settings(config, archive.store).secret
-    if not secret or len(secret) < MIN_SECRET_LENGTH:
-        raise BadRequest(f"give the shared secret (at least {MIN_SECRET_LENGTH} characters)")
+    if not secret:
+        raise BadRequest(f"give the shared secret ({mirror_secret.RULE})")
+    if (weak := mirror_secret.problem(secret)) is not None:
+        raise BadRequest(weak)
     mirror_state.join(archive.store, secret, peer)
     audit.record(archive.store, user.actor, "mirror-join", peer=peer)
 
@@ -188,10 +199,65 @@ def audit_verify(archive: Archive) -> dict:
 
 
 def change_password(archive: Archive, user: User, current: str, new: str) -> None:
+    if is_directory_user(user):
+        raise BadRequest("your password is the company directory's: change it there")
     if users.authenticate(archive, user.name, current) is None:
         raise BadRequest("the current password is wrong")
     users.set_password(archive, user.name, new)
     audit.record(archive.store, user.actor, "user-passwd", name=user.name)
+
+
+def two_factor_view(config: Config, archive: Archive, user: User) -> dict:
+    """What the account page shows of two-factor sign-in: {"available" (local accounts
+    only), "required", "enrolled", "pending": totp.Enrolment or None,
+    "recovery_codes_left"}."""
+    if is_directory_user(user):
+        return {"available": False, "required": False, "enrolled": False, "pending": None,
+                "recovery_codes_left": 0}
+    state = totp.status(archive, user.name)
+    return {**state, "available": True,
+            "required": user.role in config.two_factor.required_for,
+            "pending": totp.pending(archive, user.name, config.two_factor.issuer)}
+
+
+def begin_two_factor(config: Config, archive: Archive, user: User) -> None:
+    _local_only(user)
+    totp.begin(archive, user.name, config.two_factor.issuer)
+
+
+def confirm_two_factor(archive: Archive, user: User, code: str) -> list[str]:
+    """Switch codes on; the recovery codes, to show once."""
+    _local_only(user)
+    codes = totp.confirm(archive, user.name, code)
+    audit.record(archive.store, user.actor, "two-factor-on", name=user.name)
+    return codes
+
+
+def end_two_factor(config: Config, archive: Archive, user: User, code: str) -> None:
+    """Switch codes off, with a current code (or a recovery code) as proof; never for an
+    account whose role requires them."""
+    _local_only(user)
+    if user.role in config.two_factor.required_for:
+        raise BadRequest(f"two-factor sign-in is required for {user.role}s here")
+    if totp.enrolled(archive, user.name) and totp.verify(archive, user.name, code) is None:
+        raise BadRequest("wrong or already used code: two-factor sign-in stays on")
+    totp.remove(archive, user.name)
+    audit.record(archive.store, user.actor, "two-factor-off", name=user.name)
+
+
+def renew_recovery_codes(archive: Archive, user: User, code: str) -> list[str]:
+    _local_only(user)
+    if totp.verify(archive, user.name, code) is None:
+        raise BadRequest("wrong or already used code: the recovery codes stay as they were")
+    codes = totp.new_recovery_codes(archive, user.name)
+    audit.record(archive.store, user.actor, "two-factor-recovery-codes", name=user.name)
+    return codes
+
+
+def _local_only(user: User) -> None:
+    if is_directory_user(user):
+        raise BadRequest("directory accounts sign in as the company directory says; "
+                         "two-factor codes are for local accounts")
 
 
 # -- checks ----------------------------------------------------------------------------

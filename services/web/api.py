@@ -12,9 +12,11 @@ from aiohttp import web
 
 from services.policy import audit
 from services.archive.search import parse
+from services.web.auth import DirectoryDown
 from services.appliance.users import User
 from services.web import actions, export, openapi
 from services.web.auth import CSRF_HEADER, Identity, LoginFailed, tokens_match
+from services.web.transfers import Transfers
 
 EVERYONE = ("admin", "auditor", "user")
 STAFF = ("admin", "auditor")
@@ -76,6 +78,10 @@ def _guarded(declared: Endpoint):
                 raise json_error(web.HTTPForbidden, f"{identity.user.role}s may not do this")
             if request.method in CHANGING_METHODS:
                 _check_not_forged(request, identity)
+            if declared.path != "/api/session" and request.app["auth"].must_enrol(identity.user):
+                raise json_error(web.HTTPForbidden, "two-factor sign-in is required for "
+                                 f"{identity.user.role}s here: set it up on the account page "
+                                 "(/account) first")
         return await declared.handler(request, identity.user)
     handle.__name__ = declared.handler.__name__
     return handle
@@ -154,7 +160,10 @@ async def get_openapi(request: web.Request, user: User | None) -> web.Response:
 
 @endpoint("POST", "/api/session", "Log in: sets the session cookie", public=True,
           body={"type": "object", "required": ["name", "password"],
-                "properties": {"name": {"type": "string"}, "password": {"type": "string"}}},
+                "properties": {"name": {"type": "string"}, "password": {"type": "string"},
+                               "code": {"type": "string", "description":
+                                        "two-factor code (or recovery code), for accounts "
+                                        "that use them"}}},
           response="Session")
 async def log_in(request: web.Request, user: User | None) -> web.Response:
     if request.content_type != JSON:  # a cross-site form cannot log a browser in
@@ -163,7 +172,9 @@ async def log_in(request: web.Request, user: User | None) -> web.Response:
     auth = request.app["auth"]
     try:
         user = await auth.login(request, _string(body, "name"), _string(body, "password"),
-                                "api")
+                                "api", _string(body, "code", required=False))
+    except DirectoryDown as down:
+        raise json_error(web.HTTPServiceUnavailable, str(down)) from None
     except LoginFailed as failure:
         raise json_error(web.HTTPUnauthorized, str(failure)) from None
     session = auth.sessions.open(user)
@@ -206,23 +217,31 @@ async def change_password(request: web.Request, user: User) -> web.Response:
 # -- mail --------------------------------------------------------------------------------
 
 QUERY = Param("q", "the query (README: words, \"phrases\", arch*, AND/OR/NOT, from: to: cc: "
-                   "bcc: subject: body: attachment: filename: date:A..B size:A..B has: type: "
-                   "source:); empty finds everything")
+                   "bcc: subject: body: attachment: filename: date:A..B (also today, "
+                   "yesterday, 7d, 2w, 3m, 1y; days of the appliance's time zone) before: "
+                   "after: size:A..B has: type: source:); empty finds everything; a query "
+                   "the syntax does not know is a 400 saying what and at which column")
 
 
 @endpoint("GET", "/api/search", "Search (newest first); a user finds only their own mail",
           params=(QUERY, Param("limit", "hits per page (1-500)", "integer", default=50),
                   Param("offset", "hits to skip", "integer", default=0),
-                  Param("oldest_first", "true: oldest first", "boolean", default=False)),
+                  Param("oldest_first", "true: oldest first", "boolean", default=False),
+                  Param("explain", "true: how the query is understood (query, timezone, "
+                                   "explanation lines, xapian) instead of hits", "boolean",
+                        default=False)),
           response="SearchResults")
 async def search(request: web.Request, user: User) -> web.Response:
-    _, archive = context(request)
+    config, archive = context(request)
     query = request.query.get("q", "")
+    if bool_param(request, "explain"):
+        return reply(await blocking(actions.explain, archive, user, query, config.timezone))
     results = await blocking(actions.search, archive, user, query,
                              int_param(request, "limit", 50), int_param(request, "offset", 0),
-                             bool_param(request, "oldest_first"))
-    return reply({"query": query, "total": results.total, "offset": results.offset,
-                  "hits": [hit.as_json() for hit in results.hits]})
+                             bool_param(request, "oldest_first"), config.timezone)
+    return reply({"query": query, "total": results.total, "total_exact": not results.more,
+                  "total_text": results.total_text(), "notice": results.notice,
+                  "offset": results.offset, "hits": [hit.as_json() for hit in results.hits]})
 
 
 @endpoint("GET", "/api/messages/{digest}", "A message's metadata, headers and attachments",
@@ -235,31 +254,39 @@ async def get_message(request: web.Request, user: User) -> web.Response:
 
 @endpoint("GET", "/api/messages/{digest}/raw", "The message byte-exact, as received",
           produces="message/rfc822")
-async def get_raw(request: web.Request, user: User) -> web.Response:
-    _, archive = context(request)
-    digest = request.match_info["digest"]
-    raw = await blocking(actions.raw_message, archive, user, digest)
-    return raw_download(raw, f"{digest}.eml", "message/rfc822")
+async def get_raw(request: web.Request, user: User) -> web.StreamResponse:
+    return await download_raw(request, user)
 
 
 @endpoint("GET", "/api/messages/{digest}/attachments/{number}",
           "An attachment (numbered from 1 as the message lists them)",
           produces="application/octet-stream")
-async def get_attachment(request: web.Request, user: User) -> web.Response:
-    _, archive = context(request)
+async def get_attachment(request: web.Request, user: User) -> web.StreamResponse:
     number = request.match_info["number"]
     if not number.isdigit():
         raise json_error(web.HTTPNotFound, "attachments are numbered from 1")
-    found, data = await blocking(actions.attachment, archive, user,
-                                 request.match_info["digest"], int(number))
-    return raw_download(data, found.filename, "application/octet-stream")
+    return await download_attachment(request, user, int(number))
 
 
-def raw_download(data: bytes, filename: str, content_type: str) -> web.Response:
-    """A download the browser saves and never renders: mail is from strangers."""
-    safe_name = "".join(c if c.isalnum() or c in "._-" else "_" for c in filename)[:150]
-    return web.Response(body=data, content_type=content_type, headers={
-        "Content-Disposition": f'attachment; filename="{safe_name or "download"}"'})
+async def download_raw(request: web.Request, user: User) -> web.StreamResponse:
+    """The raw message of the path's {digest}, fetched and sent on the transfer pool."""
+    _, archive = context(request)
+    digest = request.match_info["digest"]
+    transfers: Transfers = request.app["transfers"]
+    async with transfers.slot(user):
+        raw = await transfers.run(actions.raw_message, archive, user, digest)
+        return await transfers.send(request, raw, f"{digest}.eml", "message/rfc822")
+
+
+async def download_attachment(request: web.Request, user: User, number: int
+                              ) -> web.StreamResponse:
+    """Attachment `number` of the path's {digest}, fetched and sent on the transfer pool."""
+    _, archive = context(request)
+    transfers: Transfers = request.app["transfers"]
+    async with transfers.slot(user):
+        found, data = await transfers.run(actions.attachment, archive, user,
+                                          request.match_info["digest"], number)
+        return await transfers.send(request, data, found.filename, "application/octet-stream")
 
 
 @endpoint("GET", "/api/export", "Export what a search finds, streamed as zip (.eml files) or "
@@ -267,21 +294,20 @@ def raw_download(data: bytes, filename: str, content_type: str) -> web.Response:
           params=(QUERY, Param("format", "zip or mbox", required=True, enum=("zip", "mbox"))),
           produces="application/zip,application/mbox")
 async def get_export(request: web.Request, user: User) -> web.StreamResponse:
-    _, archive = context(request)
+    config, archive = context(request)
     query, fmt = request.query.get("q", ""), request.query.get("format", "")
-    return await start_export(request, archive, user, query, fmt)
+    return await start_export(request, archive, user, query, fmt, config.timezone)
 
 
-async def start_export(request, archive, user: User, query: str, fmt: str):
+async def start_export(request, archive, user: User, query: str, fmt: str, timezone: str):
     if fmt not in export.FORMATS:
         raise actions.BadRequest(f"format: expected zip or mbox, got {fmt!r}")
-    await blocking(_check_query, query)  # a bad query is a 400, not a broken download
-    await blocking(actions.export_started, archive, user, query, fmt)
-    return await export.stream(request, fmt, export.matching_messages(archive, user, query))
-
-
-def _check_query(query: str) -> None:
-    parse(query)
+    await blocking(parse, query)  # a bad query is a 400, not a broken download
+    transfers: Transfers = request.app["transfers"]
+    async with transfers.slot(user):  # a 429 when the user's slots are taken
+        await blocking(actions.export_started, archive, user, query, fmt)
+        return await export.stream(request, transfers, fmt,
+                                   export.matching_messages(archive, user, query, timezone))
 
 
 # -- the system --------------------------------------------------------------------------
@@ -301,8 +327,9 @@ async def get_mirror(request: web.Request, user: User) -> web.Response:
 @endpoint("POST", "/api/mirror/peers", "Join a peer: copy mail archived from now on to it",
           roles=ADMIN, body={"type": "object", "required": ["peer"], "properties": {
               "peer": {"type": "string", "description": "HOST:PORT"},
-              "secret": {"type": "string", "description": "the shared secret (at least 16 "
-                                                          "characters); default: the one set"}}})
+              "secret": {"type": "string", "description": "the shared secret (at least 20 "
+                                                          "characters, hard to guess); "
+                                                          "default: the one set"}}})
 async def join_peer(request: web.Request, user: User) -> web.Response:
     body = await json_body(request)
     config, archive = context(request)

@@ -15,8 +15,10 @@ from services.archive.archive import Archive
 from services.policy.audit import PermissionDenied
 from services.common.config import Config, WebConfig
 from services.archive.store import NotFound, OutOfSpace
+from services.appliance.sign_in import SignIn
 from services.web import api, metrics, ui
 from services.web.auth import Auth, LoginFailed, Throttled
+from services.web.transfers import Transfers, TransfersBusy
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +34,11 @@ def create_app(config: Config, archive: Archive, tls: bool) -> web.Application:
     """`tls`: whether the server speaks HTTPS (session cookies are then Secure)."""
     app = web.Application(middlewares=[_errors, _identify])
     app["config"], app["archive"], app["tls"] = config, archive, tls
-    app["auth"] = Auth(archive, secure_cookies=tls)
+    app["auth"] = Auth(archive, secure_cookies=tls, sign_in=SignIn(archive, config.directory),
+                       two_factor_roles=tuple(config.two_factor.required_for))
+    app["transfers"] = Transfers(config.web.transfers, config.web.transfers_per_user,
+                                 config.web.transfer_idle_seconds)
+    app.on_cleanup.append(_close_transfers)
     api.add_routes(app)
     ui.add_routes(app)
     app.router.add_get("/metrics", metrics.handle)
@@ -79,6 +85,10 @@ def split_listen(listen: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+async def _close_transfers(app: web.Application) -> None:
+    app["transfers"].close()
+
+
 async def _healthz(request: web.Request) -> web.Response:
     """For a load balancer in front: the web service answers. No login, no data."""
     return web.Response(text="ok\n")
@@ -120,7 +130,7 @@ async def _errors(request: web.Request, handler) -> web.StreamResponse:
         if request.path.startswith("/api/") or exc.status < 400:
             raise
         return await ui.error_page(request, exc.status, exc.reason)
-    except Throttled as throttled:
+    except (Throttled, TransfersBusy) as throttled:
         wait = {"Retry-After": str(throttled.retry_after)}
         if request.path.startswith("/api/"):
             raise api.json_error(web.HTTPTooManyRequests, str(throttled), headers=wait) from None

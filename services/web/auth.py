@@ -7,6 +7,11 @@ X-CSRF-Token, or sends HTTP Basic credentials with each request.
 
 Sessions live in this process's memory: a restart of the web service logs everyone out,
 and a password change ends the sessions opened before it.
+
+Who a name and password are is services.appliance.sign_in's to say (local accounts, then
+the company directory). A local account with two-factor codes (services.appliance.totp)
+needs its code too: given with the password (API), or in a second step (the login form:
+PendingLogins). The throttle counts that attempt as failed until the code is right.
 """
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ import asyncio
 import base64
 import binascii
 import hmac
+import ipaddress
 import secrets
 import time
 from collections import OrderedDict
@@ -22,9 +28,12 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from services.policy import audit
-from services.appliance import users
+from services.appliance import totp
+from services.appliance.directory import DirectoryError
+from services.appliance.sign_in import SignIn, is_directory_user
 from services.archive.archive import Archive
 from services.appliance.users import User
+from services.web.pending_logins import PendingLogins
 
 SESSION_COOKIE = "archiver_session"
 LOGIN_COOKIE = "archiver_login"  # the CSRF token of the login form, before any session
@@ -35,6 +44,19 @@ SESSION_LIFETIME_SECONDS = 12 * 3600
 
 class LoginFailed(Exception):
     pass
+
+
+class DirectoryDown(LoginFailed):
+    """Only the company directory could say who this is, and it cannot answer now."""
+
+
+class SecondFactorNeeded(LoginFailed):
+    """The password is right; the account also needs a two-factor code."""
+
+    def __init__(self, user: User):
+        super().__init__("this account signs in with a two-factor code too: give it "
+                         "(\"code\" with the password; HTTP Basic cannot carry one)")
+        self.user = user
 
 
 class Throttled(Exception):
@@ -50,49 +72,71 @@ class _Failures:
 
 
 class LoginThrottle:
-    """After `free` failures for a key, each further attempt must wait 2**(failures-free)
-    seconds (at most `longest`) since the last failure; earlier ones are answered 429
-    without looking at the password. Keys: a user name, a client address. A client
-    address is allowed more failures than a name, since many people share one NAT.
+    """Slows password guessing, and never lets guessing lock anyone out: the right password
+    from an address that has not been guessing is always checked.
+
+    Failures are counted per (name, address), per address, and overall. After `free_per_pair`
+    failures of one name from one address, or `free_per_address` from one address for any
+    names (more, since many people share one NAT), each further attempt from that address
+    must wait 2**(failures - free) seconds (at most `longest`) since its last failure;
+    earlier ones are answered 429 without looking at the password. Once more than
+    `free_overall` failures are counted (guessing spread over many addresses), every
+    address that has failed at all waits `overall_wait` * 2**(its failures - 1) seconds
+    (at most `longest`). Counts are forgotten `forget_after` seconds after the last failure.
 
     An attempt counts as a failure from its start and is taken back on success, so that
     a burst of parallel guesses cannot all slip in before the first one has failed."""
 
-    def __init__(self, free_per_name: int = 5, free_per_address: int = 20,
-                 longest: float = 900.0, forget_after: float = 3600.0,
-                 max_keys: int = 100_000, clock=time.monotonic):
-        self.free = {"name": free_per_name, "address": free_per_address}
+    def __init__(self, free_per_pair: int = 5, free_per_address: int = 20,
+                 free_overall: int = 100, overall_wait: float = 60.0, longest: float = 900.0,
+                 forget_after: float = 3600.0, max_keys: int = 100_000, clock=time.monotonic):
+        self.free = {"pair": free_per_pair, "address": free_per_address,
+                     "overall": free_overall}
+        self.overall_wait = overall_wait
         self.longest, self.forget_after, self.max_keys = longest, forget_after, max_keys
         self.clock = clock
         self._failures: OrderedDict[tuple[str, str], _Failures] = OrderedDict()
 
     def begin(self, name: str, address: str) -> None:
-        """Raise Throttled if either key must still wait; else count the attempt."""
+        """Raise Throttled if this address must still wait; else count the attempt."""
         now = self.clock()
-        keys = (("name", name.lower()), ("address", address))
-        wait = max(self._wait(key, now) for key in keys)
+        self._trim(now)
+        keys = self._keys(name, address)
+        wait = max(self._wait(key, now, self.free[key[0]]) for key in keys[:2])
+        if self._count(("overall", ""), now) > self.free["overall"]:
+            wait = max(wait, self._wait(keys[1], now, 1, self.overall_wait))  # if it failed
         if wait > 0:
             raise Throttled(int(wait) + 1)
         for key in keys:
             failures = self._failures.pop(key, None) or _Failures()
             failures.count, failures.last = failures.count + 1, now
             self._failures[key] = failures  # most recent last, for trimming
-        self._trim(now)
 
     def succeeded(self, name: str, address: str) -> None:
-        self._failures.pop(("name", name.lower()), None)
-        address_failures = self._failures.get(("address", address))
-        if address_failures is not None:
-            address_failures.count = max(address_failures.count - 1, 0)
+        pair, *counted = self._keys(name, address)
+        self._failures.pop(pair, None)
+        for key in counted:
+            failures = self._failures.get(key)
+            if failures is not None:
+                failures.count = max(failures.count - 1, 0)
 
     def clear(self) -> None:
         self._failures.clear()
 
-    def _wait(self, key: tuple[str, str], now: float) -> float:
+    @staticmethod
+    def _keys(name: str, address: str) -> tuple[tuple[str, str], ...]:
+        network = _guessing_network(address)
+        return ("pair", f"{name.lower()}\n{network}"), ("address", network), ("overall", "")
+
+    def _count(self, key: tuple[str, str], now: float) -> int:
         failures = self._failures.get(key)
-        if failures is None or failures.count < self.free[key[0]]:
+        return failures.count if failures and now - failures.last < self.forget_after else 0
+
+    def _wait(self, key: tuple[str, str], now: float, free: int, step: float = 1.0) -> float:
+        failures = self._failures.get(key)
+        if failures is None or failures.count < free:
             return 0.0
-        delay = min(2.0 ** (failures.count - self.free[key[0]]), self.longest)
+        delay = min(step * 2.0 ** (failures.count - free), self.longest)
         return max(failures.last + delay - now, 0.0)
 
     def _trim(self, now: float) -> None:
@@ -101,6 +145,20 @@ class LoginThrottle:
             if now - oldest.last < self.forget_after and len(self._failures) <= self.max_keys:
                 break
             del self._failures[key]
+
+
+def _guessing_network(address: str) -> str:
+    """Who is one guesser: an IPv4 address, or an IPv6 /64 (one site's, RFC 6177): fresh
+    IPv6 addresses are free within it, and must not each bring fresh guesses."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if parsed.version == 4:
+        return str(parsed)
+    if parsed.ipv4_mapped is not None:
+        return str(parsed.ipv4_mapped)
+    return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
 
 
 @dataclass
@@ -161,35 +219,106 @@ class Auth:
     """Logins, sessions and the cookies that carry them, for one web app."""
 
     def __init__(self, archive: Archive, secure_cookies: bool,
-                 throttle: LoginThrottle | None = None):
+                 throttle: LoginThrottle | None = None, sign_in: SignIn | None = None,
+                 two_factor_roles: tuple[str, ...] = ()):
         self.archive, self.secure_cookies = archive, secure_cookies
         self.sessions = Sessions()
         self.throttle = throttle or LoginThrottle()
+        self.sign_in = sign_in or SignIn(archive, None)
+        self.two_factor_roles = tuple(two_factor_roles)  # local accounts must enrol
+        self.pending = PendingLogins()
         self.failed_logins = 0  # for /metrics
 
-    async def login(self, request: web.Request, name: str, password: str, via: str) -> User:
-        """The user, or LoginFailed / Throttled; every outcome but Throttled is audited."""
+    async def login(self, request: web.Request, name: str, password: str, via: str,
+                    code: str | None = None) -> User:
+        """The user, or LoginFailed (DirectoryDown; SecondFactorNeeded when the account
+        needs a `code` and none was given) / Throttled; every outcome but Throttled and
+        SecondFactorNeeded is audited."""
         address = client_address(request)
         self.throttle.begin(name, address)
-        user = await asyncio.to_thread(users.authenticate, self.archive, name, password)
+        try:
+            user = await asyncio.to_thread(self.sign_in.authenticate, name, password)
+        except DirectoryError as error:
+            await self._failed(name, address, via, reason=f"directory: {error}")
+            raise DirectoryDown("the company directory cannot be reached now, so directory "
+                                "accounts cannot sign in; try again later (local accounts "
+                                "still can)") from None
         if user is None:
-            self.failed_logins += 1
-            await self._audit(audit.Actor(name[:64], "unknown"), "login-failed", address, via)
+            await self._failed(name, address, via)
             raise LoginFailed("wrong name or password")
+        if await asyncio.to_thread(self.uses_codes, user):
+            if code is None:
+                raise SecondFactorNeeded(user)  # the attempt stays counted as failed
+            second_factor = await self._check_code(user, code, address, via)
+        else:
+            second_factor = None
         self.throttle.succeeded(name, address)
         if via != "basic":  # Basic credentials come with every request: not a login each
-            await self._audit(user.actor, "login", address, via)
+            await self._audit(user.actor, "login", address, via, second_factor=second_factor,
+                              directory=user.password.get("dn"))
         return user
 
-    async def _audit(self, actor: audit.Actor, action: str, address: str, via: str) -> None:
+    async def finish_login(self, request: web.Request, token: str, code: str) -> User:
+        """The second step of a form login: `code` for the login PendingLogins holds as
+        `token`. LoginFailed (also when the step came too late or failed too often) or
+        Throttled."""
+        expired = LoginFailed("the sign-in has expired: give your name and password again")
+        waiting = self.pending.peek(token)
+        if waiting is None:
+            raise expired
+        address = client_address(request)
+        self.throttle.begin(waiting.name, address)
+        pending = self.pending.take(token)  # one request at a time tries a code for it
+        if pending is None:
+            raise expired
+        user = await asyncio.to_thread(self.sign_in.current, pending.name, pending.stamp)
+        if user is None:
+            await self._failed(pending.name, address, "form")
+            raise LoginFailed("wrong name or password")
+        try:
+            second_factor = await self._check_code(user, code, address, "form")
+        except LoginFailed:
+            self.pending.put_back(token, pending)
+            raise
+        # Two attempts were counted for this login, the password's and the code's: take back
+        # both, or every login with a code would leave one failure behind on the address.
+        for _ in range(2):
+            self.throttle.succeeded(pending.name, address)
+        await self._audit(user.actor, "login", address, "form", second_factor=second_factor)
+        return user
+
+    def uses_codes(self, user: User) -> bool:
+        """Whether `user` signs in with a two-factor code (local accounts that enrolled)."""
+        return not is_directory_user(user) and totp.enrolled(self.archive, user.name)
+
+    def must_enrol(self, user: User) -> bool:
+        """Whether `user` must set up two-factor codes before anything else (blocks)."""
+        return (user.role in self.two_factor_roles and not is_directory_user(user)
+                and not totp.enrolled(self.archive, user.name))
+
+    async def _check_code(self, user: User, code: str, address: str, via: str) -> str:
+        method = await asyncio.to_thread(totp.verify, self.archive, user.name, code)
+        if method is None:
+            await self._failed(user.name, address, via, reason="wrong two-factor code")
+            raise LoginFailed("wrong or already used two-factor code")
+        return method
+
+    async def _failed(self, name: str, address: str, via: str, **details) -> None:
+        self.failed_logins += 1
+        await self._audit(audit.Actor(name[:64], "unknown"), "login-failed", address, via,
+                          **details)
+
+    async def _audit(self, actor: audit.Actor, action: str, address: str, via: str,
+                     **details) -> None:
+        details = {key: value for key, value in details.items() if value is not None}
         await asyncio.to_thread(audit.record, self.archive.store, actor, action,
-                                client=address, via=via)
+                                client=address, via=via, **details)
 
     async def identify(self, request: web.Request) -> Identity:
         """Who sent `request`: its session cookie, else (API only) its Basic credentials."""
         token = request.cookies.get(SESSION_COOKIE)
         if token:
-            identity = self._from_session(token)
+            identity = await self._from_session(token)
             if identity.user is not None:
                 return identity
         header = request.headers.get("Authorization", "")
@@ -198,12 +327,13 @@ class Auth:
             return Identity(await self.login(request, name, password, "basic"), via="basic")
         return Identity()
 
-    def _from_session(self, token: str) -> Identity:
+    async def _from_session(self, token: str) -> Identity:
         session = self.sessions.find(token)
         if session is None:
             return Identity()
-        user = users.get(self.archive, session.user)
-        if user is None or user.credential_stamp != session.stamp:  # removed, or new password
+        # None when removed, given a new password, or no longer allowed by the directory
+        user = await asyncio.to_thread(self.sign_in.current, session.user, session.stamp)
+        if user is None:
             self.sessions.close(token)
             return Identity()
         return Identity(user, session, "session")

@@ -15,11 +15,12 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 async def handle(request: web.Request) -> web.Response:
     report = await asyncio.to_thread(health, request.app["config"], request.app["archive"])
-    text = render(report, request.app["auth"].failed_logins)
+    text = render(report, request.app["auth"].failed_logins, request.app["transfers"])
     return web.Response(body=text.encode(), headers={"Content-Type": CONTENT_TYPE})
 
 
-def render(report: dict, failed_logins: int) -> str:
+def render(report: dict, failed_logins: int, transfers=None) -> str:
+    """`transfers`: the web app's services.web.transfers.Transfers, when there is one."""
     out = _Exposition()
     out.gauge("archiver_info", "node, model and firmware of this appliance", 1,
               node=report["node"], model=report["model"], firmware=report["firmware"])
@@ -36,6 +37,11 @@ def render(report: dict, failed_logins: int) -> str:
               system["memory"]["available_bytes"])
     out.counter("archiver_web_failed_logins_total", "failed logins since the web service "
                 "started", failed_logins)
+    if transfers is not None:
+        out.gauge("archiver_web_transfers_running", "downloads and exports running",
+                  sum(transfers.running.values()))
+        out.counter("archiver_web_transfers_cut_total", "downloads and exports cut because "
+                    "their client took no data for web.transfer_idle_seconds", transfers.cut)
     return out.text()
 
 

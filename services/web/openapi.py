@@ -22,11 +22,18 @@ SCHEMAS = {
         "from": _STRING, "subject": _STRING, "size": _INTEGER, "attachments": _INTEGER,
         "extraction_failed": {"type": "string", "nullable": True}}},
     "SearchResults": {"type": "object", "properties": {
-        "query": _STRING, "total": {"type": "integer", "description": "Xapian's estimate"},
+        "query": _STRING,
+        "total": {"type": "integer", "description": "matches, exact up to 10,000 (then 10,000)"},
+        "total_exact": {"type": "boolean", "description": "false: more than `total` match"},
+        "total_text": {"type": "string", "description": "e.g. 1,234 or more than 10,000"},
+        "notice": {"type": "string", "nullable": True,
+                   "description": "why the answer may be incomplete (an index being rebuilt)"},
         "offset": _INTEGER, "hits": {"type": "array", "items": {"$ref": "#/components/schemas/Hit"}}}},
     "Message": {"type": "object", "properties": {
         "digest": _STRING, "message_id": {"type": "string", "nullable": True},
         "from": _STRING, "subject": _STRING, "sent_date": {"type": "number", "nullable": True},
+        "date_source": {"type": "string", "description": "what sent_date was read from: "
+                        "date-header, received-header, mbox-from-line or arrival"},
         "received": {"type": "number"}, "size": _INTEGER, "stored_size": _INTEGER,
         "sender": {"type": "string", "nullable": True,
                    "description": "envelope sender"},
@@ -41,7 +48,10 @@ SCHEMAS = {
     "SavedSearch": {"type": "object", "properties": {"name": _STRING, "query": _STRING}},
     "Hold": {"type": "object", "properties": {
         "id": _STRING, "saved": _STRING, "by": _STRING,
-        "until": {"type": "string", "format": "date", "nullable": True}}},
+        "until": {"type": "string", "format": "date", "nullable": True},
+        "held_at_placement": {"type": "integer", "description": "messages the hold keeps "
+                              "whatever its search matches later: what it matched when "
+                              "placed and before each edit of its search"}}},
     "Retention": {"type": "object", "properties": {
         "enabled": _BOOLEAN, "global_days": {"type": "integer", "nullable": True},
         "saved": {"type": "object", "additionalProperties": _INTEGER}}},

@@ -16,11 +16,15 @@ from firmware.errors import ArchiverError
 
 from services.policy import audit
 from services.appliance import users
-from services.archive.search import QuerySyntaxError
+from services.archive import dates
+from services.archive.search import PatternTooBroad, QuerySyntaxError
 from services.archive.space import size_in_words
+from services.appliance.sign_in import is_directory_user
+from services.web.auth import DirectoryDown, SecondFactorNeeded
 from services.appliance.users import User
 from services.web import actions
-from services.web.api import ADMIN, EVERYONE, STAFF, raw_download, start_export
+from services.web.api import (ADMIN, EVERYONE, STAFF, download_attachment, download_raw,
+                              start_export)
 from services.web.auth import LOGIN_COOKIE, LoginFailed, tokens_match
 
 PAGE_SIZE = 50
@@ -35,6 +39,8 @@ NAVIGATION = (("/search", "Search", EVERYONE), ("/status", "Status", STAFF),
               ("/holds", "Holds", STAFF), ("/audit", "Audit log", STAFF),
               ("/account", "Account", EVERYONE))
 PAGES: list[tuple[str, str, tuple[str, ...], object]] = []
+# What an account that must set up two-factor sign-in first may still reach.
+ENROLMENT_PATHS = ("/account", "/logout")
 
 
 def page(method: str, path: str, roles=EVERYONE):
@@ -48,6 +54,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/", _home)
     app.router.add_get("/login", login_form)
     app.router.add_post("/login", log_in)
+    app.router.add_post("/login/code", log_in_code)
     for method, path, roles, handler in PAGES:
         app.router.add_route(method, path, _guarded(handler, roles))
 
@@ -60,6 +67,11 @@ def _guarded(handler, roles):
             raise web.HTTPSeeOther("/login?" + urlencode({"next": target}))
         if identity.user.role not in roles:
             raise web.HTTPForbidden(reason=f"{identity.user.role}s may not see this page")
+        if (not request.path.startswith(ENROLMENT_PATHS)
+                and request.app["auth"].must_enrol(identity.user)):
+            identity.session.flash = ("error", "Set up two-factor sign-in first: it is "
+                                               f"required for {identity.user.role}s here.")
+            raise web.HTTPSeeOther("/account")
         if request.method == "POST":
             form = await request.post()
             if not tokens_match(form.get("csrf_token"), identity.session.csrf):
@@ -133,8 +145,41 @@ async def log_in(request: web.Request) -> web.Response:
     try:
         user = await auth.login(request, str(form.get("name", "")),
                                 str(form.get("password", "")), "form")
+    except SecondFactorNeeded as needed:
+        return await code_form(request, auth.pending.open(needed.user), form.get("next"))
+    except DirectoryDown as down:
+        return await login_form(request, _sentence(str(down)), 503)
     except LoginFailed:
         return await login_form(request, "Wrong name or password.", 401)
+    response = web.HTTPSeeOther(_safe_next(form.get("next")))
+    auth.start_session(response, user)
+    raise response
+
+
+async def code_form(request: web.Request, pending: str, next_path, error: str | None = None,
+                    status: int = 200) -> web.Response:
+    """The login's second step: the two-factor code (or a recovery code)."""
+    auth = request.app["auth"]
+    token = auth.login_form_token(request)
+    response = render(request, "login_code.html", status=status, error=error, pending=pending,
+                      next=_safe_next(next_path), login_token=token)
+    auth.set_login_cookie(response, token)
+    return response
+
+
+async def log_in_code(request: web.Request) -> web.Response:
+    form = await request.post()
+    if not tokens_match(form.get("login_token"), request.cookies.get(LOGIN_COOKIE)):
+        return await login_form(request, "The login form was out of date; try again.", 403)
+    auth, pending = request.app["auth"], str(form.get("pending", ""))
+    try:
+        user = await auth.finish_login(request, pending, str(form.get("code", "")))
+    except LoginFailed:
+        if auth.pending.peek(pending) is None:  # expired or out of tries: start again
+            return await login_form(request, "That sign-in has ended (too late, or too many "
+                                    "wrong codes): give your name and password again.", 401)
+        return await code_form(request, pending, form.get("next"),
+                               "Wrong or already used code.", 401)
     response = web.HTTPSeeOther(_safe_next(form.get("next")))
     auth.start_session(response, user)
     raise response
@@ -146,6 +191,10 @@ async def log_out(request: web.Request, user: User) -> web.Response:
     request.app["auth"].end_session(response, request["identity"])
     await asyncio.to_thread(audit.record, request.app["archive"].store, user.actor, "logout")
     raise response
+
+
+def _sentence(message: str) -> str:
+    return message[:1].upper() + message[1:] + "."
 
 
 def _safe_next(target) -> str:
@@ -161,16 +210,21 @@ def _safe_next(target) -> str:
 
 @page("GET", "/search")
 async def search_page(request: web.Request, user: User) -> web.Response:
-    _, archive = _context(request)
-    query, results, error = request.query.get("q"), None, None
+    config, archive = _context(request)
+    query, results, error, understood = request.query.get("q"), None, None, None
     offset = _offset(request.query.get("offset", "0"))
     if query is not None:
         try:
             results = await asyncio.to_thread(actions.search, archive, user, query, PAGE_SIZE,
-                                              offset)
+                                              offset, False, config.timezone)
+            understood = await asyncio.to_thread(actions.explain, archive, user, query,
+                                                 config.timezone)
         except QuerySyntaxError as exc:
-            error = str(exc)
+            error = exc
+        except PatternTooBroad as exc:
+            error = exc
     return render(request, "search.html", query=query or "", results=results, error=error,
+                  understood=understood, timezone=config.timezone,
                   offset=offset, page_size=PAGE_SIZE, may_save=user.role in STAFF,
                   page_url=lambda at: "/search?" + urlencode({"q": query or "", "offset": at}))
 
@@ -181,9 +235,9 @@ def _offset(text: str) -> int:
 
 @page("POST", "/export")
 async def export_search(request: web.Request, user: User) -> web.StreamResponse:
-    _, archive = _context(request)
+    config, archive = _context(request)
     return await start_export(request, archive, user, _field(request, "q"),
-                              _field(request, "format"))
+                              _field(request, "format"), config.timezone)
 
 
 @page("GET", "/message/{digest}")
@@ -195,22 +249,16 @@ async def message_page(request: web.Request, user: User) -> web.Response:
 
 
 @page("GET", "/message/{digest}/raw")
-async def message_raw(request: web.Request, user: User) -> web.Response:
-    _, archive = _context(request)
-    digest = request.match_info["digest"]
-    raw = await asyncio.to_thread(actions.raw_message, archive, user, digest)
-    return raw_download(raw, f"{digest}.eml", "message/rfc822")
+async def message_raw(request: web.Request, user: User) -> web.StreamResponse:
+    return await download_raw(request, user)
 
 
 @page("GET", "/message/{digest}/attachment/{number}")
-async def message_attachment(request: web.Request, user: User) -> web.Response:
-    _, archive = _context(request)
+async def message_attachment(request: web.Request, user: User) -> web.StreamResponse:
     number = request.match_info["number"]
     if not number.isdigit():
         raise web.HTTPNotFound(reason="attachments are numbered from 1")
-    found, data = await asyncio.to_thread(actions.attachment, archive, user,
-                                          request.match_info["digest"], int(number))
-    return raw_download(data, found.filename, "application/octet-stream")
+    return await download_attachment(request, user, int(number))
 
 
 # -- the system --------------------------------------------------------------------------
@@ -345,7 +393,44 @@ async def remove_hold(request: web.Request, user: User):
 
 @page("GET", "/account")
 async def account_page(request: web.Request, user: User) -> web.Response:
-    return render(request, "account.html")
+    two_factor = await asyncio.to_thread(actions.two_factor_view, *_context(request), user)
+    return render(request, "account.html", two_factor=two_factor,
+                  directory_account=is_directory_user(user))
+
+
+@page("POST", "/account/two-factor/begin")
+async def begin_two_factor(request: web.Request, user: User):
+    await _act(request, "/account", "Scan the code with your app, then give the code it shows.",
+               actions.begin_two_factor, *_context(request), user)
+
+
+@page("POST", "/account/two-factor/confirm")
+async def confirm_two_factor(request: web.Request, user: User) -> web.Response:
+    return await _recovery_codes(request, user, actions.confirm_two_factor, first=True)
+
+
+@page("POST", "/account/two-factor/recovery")
+async def renew_recovery_codes(request: web.Request, user: User) -> web.Response:
+    return await _recovery_codes(request, user, actions.renew_recovery_codes, first=False)
+
+
+async def _recovery_codes(request: web.Request, user: User, action, first: bool
+                          ) -> web.Response:
+    """Run `action` (archive, user, code) -> recovery codes and show them once; a wrong code
+    goes back to the account page with the reason."""
+    _, archive = _context(request)
+    try:
+        codes = await asyncio.to_thread(action, archive, user, _field(request, "code"))
+    except ArchiverError as exc:
+        request["identity"].session.flash = ("error", str(exc))
+        raise web.HTTPSeeOther("/account") from None
+    return render(request, "recovery_codes.html", codes=codes, first=first)
+
+
+@page("POST", "/account/two-factor/off")
+async def end_two_factor(request: web.Request, user: User):
+    await _act(request, "/account", "Two-factor sign-in is off.", actions.end_two_factor,
+               *_context(request), user, _field(request, "code"))
 
 
 @page("POST", "/account/password")
@@ -371,10 +456,11 @@ async def change_password(request: web.Request, user: User):
 
 # -- template filters --------------------------------------------------------------------
 
-def _when(epoch) -> str:
+def _when(epoch, timezone: str = "UTC") -> str:
     if not epoch:
         return "-"
-    return dt.datetime.fromtimestamp(float(epoch), dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
+    zone = dt.timezone.utc if timezone == "UTC" else dates.zone(timezone)
+    return dt.datetime.fromtimestamp(float(epoch), zone).strftime("%Y-%m-%d %H:%M")
 
 
 TEMPLATES.filters.update(when=_when, size=size_in_words)

@@ -40,6 +40,8 @@ QUERIES = [
     ("date:2021-01-01..2021-06-30", "date:2021-01-01..2021-06-30"),
     ("tessellora AND date:2020..2022", "tessellora and date:2020..2022"),
     ("ottervane", "ottervane"),
+    ('body:"project report"', 'body:"project report"'),
+    ("to:*@example.com", "to:example.com"),
 ]
 SEARCH_REPEAT = 5
 SMTP_MESSAGES = int(os.environ.get("BENCH_SMTP_MESSAGES", "3000"))
@@ -97,6 +99,10 @@ def bench_archive(maildir: Path, data: Path, count: int) -> dict:
                                       capture_output=True, check=True).stdout)
     emit(bench="storage", raw_bytes=stats["raw_bytes"], stored_bytes=stats["stored_bytes"],
          stored_over_raw=round(stats["stored_bytes"] / stats["raw_bytes"], 3))
+    index_bytes = sum(f.stat().st_size for f in (data / "index").resolve().rglob("*")
+                      if f.is_file())
+    emit(bench="index", bytes=index_bytes, bytes_per_message=round(index_bytes / count),
+         over_raw=round(index_bytes / stats["raw_bytes"], 3))
     in_process, cli = search_latencies(data)
     emit(bench="search", queries=len(QUERIES), repeat=SEARCH_REPEAT,
          p50_ms=percentile(in_process, 50), p99_ms=percentile(in_process, 99),

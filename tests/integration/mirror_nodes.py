@@ -15,7 +15,7 @@ from tests.conftest import ARCHIVER
 from tests.waiting import wait_until
 
 MIRROR_PORT = 8443
-SECRET = "correct horse battery staple"
+SECRET = "tulip-gravel-mosaic-ninja-orbit-fjord"
 
 
 class Node:

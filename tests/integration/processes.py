@@ -33,6 +33,18 @@ def wait_for_port(host: str, port: int, timeout: float = 30) -> None:
     raise TimeoutError(f"nothing listens on {host}:{port} after {timeout} s")
 
 
+def stop_process_group(process: subprocess.Popen | None, timeout: float) -> None:
+    """SIGTERM the process group `process` leads, SIGKILL it after `timeout` seconds."""
+    if process is None or process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 def models_file(tmp_path: Path, **changes) -> Path:
     """A copy of models.yaml whose model 450 has other limits, e.g. smtp={"concurrency": 2}."""
     doc = yaml.safe_load(TREE_MODELS_FILE.read_text())

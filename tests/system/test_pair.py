@@ -185,7 +185,10 @@ def test_other_firmware_is_refused_and_copying_resumes_after_flashing_back(vm_pa
     assert "is a model 450 appliance" in str(refused.value), refused.value
     assert b.machine.firmware["version"] == other
 
-    lab.flash("b")  # back to this tree's firmware
+    with pytest.raises(FlashRefused) as refused:    # back to older firmware: only when asked
+        lab.flash("b")
+    assert f"holds firmware {other}, newer than this image's {mine}" in str(refused.value)
+    lab.flash("b", allow_downgrade=True)  # back to this tree's firmware
     b.machine.start()
     lab.wait_ready(names=["b"])
     wait_until(lambda: _drained(a, b), 300, "copying to resume")

@@ -5,25 +5,17 @@ import os
 import smtplib
 import socket
 import subprocess
-import time
 
 import pytest
 import yaml
 
 from tests.conftest import ARCHIVER
 from tests.integration.processes import ArchiverService, free_port
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
 SECRET = "a shared secret of enough length"
-
-
-def wait_until(check, timeout: float = 30, what: str = "the condition"):
-    deadline = time.monotonic() + timeout
-    while not (result := check()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-    return result
 
 
 def cli(*args, check=True) -> subprocess.CompletedProcess:
@@ -37,8 +29,13 @@ def status(config) -> dict:
     return json.loads(cli("status", "--json", "--config", config).stdout)
 
 
-def service_state(config, name: str) -> str:
-    return status(config)["services"][name]["state"]
+def service_state(config, name: str) -> str | None:
+    """None until a service has made the archive (status never makes one)."""
+    done = cli("status", "--json", "--config", config, check=False)
+    if done.returncode == 2 and "no archive in" in done.stderr:
+        return None
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)["services"][name]["state"]
 
 
 class Appliance:

@@ -48,7 +48,7 @@ def test_import_of_each_format_then_search_show_and_stats(archiver, data, tmp_pa
     done = archiver("import", "--data", data, "--json", tmp_path / "Maildir",
                     tmp_path / "inbox.mbox", folder, tmp_path / "single.eml", check=0)
     assert json.loads(done.stdout) == {"imported": 9, "duplicates": 0, "merged": 0, "failed": 0,
-                                       "indexed": 9}
+                                       "skipped": 0, "indexed": 9, "problems": []}
     assert len(digests_of(archiver, data)) == 9
     (hit,) = [json.loads(line) for line in archiver(
         "search", "subject:number AND 8", "--data", data, "--json", check=0).stdout.splitlines()]
@@ -69,14 +69,22 @@ def test_a_bad_file_is_reported_and_skipped(archiver, data, tmp_path):
     folder = tmp_path / "mixed"
     folder.mkdir()
     (folder / "good.eml").write_bytes(raw_message(1))
-    (folder / "empty.eml").write_bytes(b"")  # bad input, but input: kept as it is
+    (folder / "empty.eml").write_bytes(b"")  # no message: nothing to keep
+    (folder / "README").write_bytes(b"# Notes\n\nNot a message.\n")  # not mail: refused
+    malformed = b"Subject: broken\n\x00\xff no colon, no body separator"
+    (folder / "malformed.eml").write_bytes(malformed)  # mail, if malformed: kept as it is
     (folder / "dangling.eml").symlink_to(tmp_path / "missing")
     os.mkfifo(folder / "pipe.eml")  # must be skipped, not read forever
     done = archiver("import", "--data", data, "--json", folder, check=1)
     summary = json.loads(done.stdout)
-    assert summary["imported"] == 2 and summary["failed"] == 2
-    empty = hashlib.sha256(b"").hexdigest()
-    assert json.loads(archiver("show", empty, "--data", data, "--json", check=0).stdout)["size"] == 0
+    assert (summary["imported"], summary["failed"], summary["skipped"]) == (2, 3, 1)
+    assert sorted((problem["item"].rpartition("/")[2], problem["outcome"])
+                  for problem in summary["problems"]) == [
+        ("README", "failed"), ("dangling.eml", "skipped"), ("empty.eml", "failed"),
+        ("pipe.eml", "failed")]
+    kept = hashlib.sha256(malformed).hexdigest()
+    assert json.loads(archiver("show", kept, "--data", data, "--json", check=0).stdout)[
+        "size"] == len(malformed)
     assert "pipe.eml" in done.stderr and "dangling.eml" in done.stderr
 
 

@@ -97,7 +97,7 @@ def test_import_stops_at_the_first_write_that_fails_and_goes_on_after_room_is_ma
     disk.release()
     again = json.loads(archiver("import", source, "--data", data, "--json", check=0).stdout)
     assert again == {"imported": COUNT - count, "duplicates": count, "merged": 0, "failed": 0,
-                     "indexed": COUNT}
+                     "skipped": 0, "problems": [], "indexed": COUNT}
     assert stored_digests(data) == {digest_of(raw) for raw in raws}
     stats = json.loads(archiver("stats", "--data", data, "--json", check=0).stdout)
     assert (stats["stored"], stats["indexed"], stats["pending"]) == (COUNT, COUNT, 0)

@@ -4,6 +4,7 @@ import shutil
 
 import pytest
 
+from firmware import keys
 from tests.conftest import TREE
 
 pytestmark = pytest.mark.integration
@@ -62,6 +63,9 @@ def image_root(archiver, tmp_path):
              "--model", 450, "--root", root, "-o", firmware_dir / "manifest.json",
              "opt", "usr/share/archiver/model", check=0)
     shutil.copy(tmp_path / "keys" / "firmware-signing.pub", firmware_dir / "firmware.pub")
+    # The kernel command line flash checked: it carries the key the boot check trusts.
+    public = keys.load_public(tmp_path / "keys" / "firmware-signing.pub")
+    (tmp_path / "cmdline").write_text(f"root=/dev/vda rw {keys.cmdline_parameter(public)}\n")
     return root, firmware_dir, tmp_path / "keys"
 
 
@@ -78,8 +82,9 @@ def test_sign_then_verify_then_tamper(archiver, image_root):
 
 
 def test_show_verifies_the_baked_manifest_and_reports_tampering(archiver, image_root):
-    root, firmware_dir, _ = image_root
-    env = {"ARCHIVER_FIRMWARE_DIR": str(firmware_dir)}
+    root, firmware_dir, keydir = image_root
+    env = {"ARCHIVER_FIRMWARE_DIR": str(firmware_dir),
+           "ARCHIVER_KERNEL_CMDLINE": str(keydir.parent / "cmdline")}
     # ARCHIVER_ROOT stands in for "/", which the manifest's payload paths are relative to.
     done = archiver("firmware", "show", "--json", env={**env, "ARCHIVER_ROOT": str(root)}, check=0)
     assert json.loads(done.stdout)["manifest"] == "verified"
@@ -88,6 +93,16 @@ def test_show_verifies_the_baked_manifest_and_reports_tampering(archiver, image_
     info = json.loads(done.stdout)
     assert info["manifest"] == "invalid"
     assert info["manifest_detail"] == "payload file opt/archiver.whl is missing"
+
+
+def test_show_fails_on_a_file_added_to_a_payload_folder(archiver, image_root):
+    root, firmware_dir, keydir = image_root
+    env = {"ARCHIVER_FIRMWARE_DIR": str(firmware_dir), "ARCHIVER_ROOT": str(root),
+           "ARCHIVER_KERNEL_CMDLINE": str(keydir.parent / "cmdline")}
+    (root / "opt" / "evil.pth").write_text("import os\n")
+    done = archiver("firmware", "show", env=env, check=1)
+    assert "manifest: invalid: opt/evil.pth is not in the manifest (an unlisted file in the " \
+        "payload folder opt)" in done.stdout
 
 
 def test_sign_refuses_an_unknown_model(archiver, tmp_path):

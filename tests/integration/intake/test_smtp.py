@@ -160,7 +160,8 @@ def test_a_client_that_disconnects_mid_data_stores_nothing(smtp_service):
 
 
 def test_limits_of_the_model_size_concurrency_backlog_and_disk(tmp_path):
-    models = models_file(tmp_path, smtp={"concurrency": 2, "max_message_mb": 1},
+    models = models_file(tmp_path, smtp={"concurrency": 2, "max_message_mb": 1,
+                                         "reserved_for_trusted": 1, "sessions_per_address": 1},
                          intake={"index_backlog": 3, "min_free_disk_mb": 1})
     service = ArchiverService(tmp_path, {"smtp": dict(SMTP_CONFIG)}, command=("serve", "smtp"),
                               models=models).start()
@@ -178,10 +179,10 @@ def test_limits_of_the_model_size_concurrency_backlog_and_disk(tmp_path):
         assert busy.value.smtp_code == 421
         first.quit(), second.quit()
         for n in range(4):  # no indexer runs: the backlog grows past 3
-            send(service, message(20 + n))
+            send(service, message(20 + n), source=UNTRUSTED)
         time.sleep(1.2)  # the gate looks again once a second
         with pytest.raises(smtplib.SMTPDataError) as behind:
-            send(service, message(30))
+            send(service, message(30), source=UNTRUSTED)
         assert behind.value.smtp_code == 451 and b"the index is 4 messages behind" in behind.value.smtp_error
         assert service.stats()["stored"] == 4
     finally:

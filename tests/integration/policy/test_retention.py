@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from services.policy import holds, retention, saved_searches
+from services.policy import audit, holds, retention, saved_searches
 from services.archive.archive import Archive
 from services.policy.audit import Actor
 from services.archive.extract import ExtractionPool
@@ -16,7 +16,7 @@ from services.policy.replicated import Replicated
 
 pytestmark = pytest.mark.integration
 
-ADMIN = Actor("root", "admin")
+ADMIN, AUDITOR = Actor("root", "admin"), Actor("ann", "auditor")
 DAY = 86400
 NOW = 1_800_000_000.0  # a fixed "now" keeps the boundaries exact
 
@@ -96,8 +96,8 @@ def test_saved_search_policies_override_the_global_one_and_the_longest_wins(arch
         "legal-newsletter": message(2, "news@x.com", "legal newsletter", 45 * DAY),
         "plain": message(3, "bob@x.com", "lunch", 45 * DAY),
         "ancient": message(4, "bob@x.com", "lunch", 4000 * DAY)})
-    saved_searches.save(archive.replicated, "news", "subject:newsletter")
-    saved_searches.save(archive.replicated, "legal", "subject:legal")
+    saved_searches.save(archive.replicated, "news", "subject:newsletter", ADMIN)
+    saved_searches.save(archive.replicated, "legal", "subject:legal", ADMIN)
     archive.replicated.put(retention.ENABLED, True)
     retention.set_global(archive.replicated, 3650)
     retention.set_saved(archive.replicated, "news", 30)
@@ -111,12 +111,12 @@ def test_holds_override_every_policy_until_they_expire(archive):
     digests = put_and_index(archive, {
         "case": message(1, "lawyer@x.com", "contract", 400 * DAY),
         "other": message(2, "bob@x.com", "lunch", 400 * DAY)})
-    saved_searches.save(archive.replicated, "case", "from:lawyer")
+    saved_searches.save(archive.replicated, "case", "from:lawyer", ADMIN)
     archive.replicated.put(retention.ENABLED, True)
     retention.set_global(archive.replicated, 30)
     today = time.strftime("%Y-%m-%d", time.gmtime(NOW))
     import datetime as dt
-    holds.add(archive.replicated, "case", dt.date.fromisoformat(today), ADMIN)
+    holds.add(archive.replicated, archive.index_dir(), "case", dt.date.fromisoformat(today), ADMIN)
     report = run(archive)
     assert (report.deleted, report.held) == (1, 1) and remaining(archive, digests) == ["case"]
     later = retention.run(archive.store, archive.index_dir(), archive.replicated, ADMIN,
@@ -124,11 +124,30 @@ def test_holds_override_every_policy_until_they_expire(archive):
     assert later.deleted == 1 and remaining(archive, digests) == []
 
 
+def test_a_hold_on_dates_covers_the_days_of_the_appliance_time_zone(archive):
+    """A hold's search is run as the search the user saw: days in the appliance's time
+    zone. 00:30 on New Year's Day in Berlin is still the old year in UTC."""
+    raw = (b"From: a@x.com\nTo: b@x.com\nSubject: new year\n"
+           b"Date: Sun, 01 Jan 2023 00:30:00 +0100\nMessage-ID: <ny@x.com>\n\nbody\n")
+    digests = put_and_index(archive, {"new-year": raw})
+    saved_searches.save(archive.replicated, "year", "date:2023", ADMIN)
+    archive.replicated.put(retention.ENABLED, True)
+    retention.set_global(archive.replicated, 30)
+    holds.add(archive.replicated, archive.index_dir(), "year", None, ADMIN)
+    berlin = retention.run(archive.store, archive.index_dir(), archive.replicated, ADMIN,
+                           dry_run=True, now=NOW, timezone="Europe/Berlin")
+    assert (berlin.deleted, berlin.held) == (0, 1)
+    utc = retention.run(archive.store, archive.index_dir(), archive.replicated, ADMIN,
+                        dry_run=True, now=NOW)
+    assert (utc.deleted, utc.held) == (1, 0)
+    assert remaining(archive, digests) == ["new-year"]
+
+
 def test_a_hold_added_while_a_run_is_going_still_protects_its_mail(archive):
     digests = put_and_index(archive, {
         "case": message(1, "lawyer@x.com", "contract", 400 * DAY),
         "other": message(2, "bob@x.com", "lunch", 400 * DAY)})
-    saved_searches.save(archive.replicated, "case", "from:lawyer")
+    saved_searches.save(archive.replicated, "case", "from:lawyer", ADMIN)
     archive.replicated.put(retention.ENABLED, True)
     retention.set_global(archive.replicated, 30)
     delete = archive.store.delete
@@ -136,7 +155,7 @@ def test_a_hold_added_while_a_run_is_going_still_protects_its_mail(archive):
 
     def hold_arrives_first(batch, still_valid=None):
         if not calls:  # the batch was chosen without a hold; one lands before it is deleted
-            holds.add(archive.replicated, "case", None, ADMIN)
+            holds.add(archive.replicated, archive.index_dir(), "case", None, ADMIN)
         calls.append(list(batch))
         return delete(batch, still_valid)
 
@@ -201,3 +220,40 @@ def test_archiver_run_schedules_retention_weekly(archive):
     stop = threading.Event()
     stop.set()  # one check, then stop
     retention.run_weekly(archive.store, archive.index_dir, archive.replicated, stop)
+
+
+def test_editing_a_held_search_widens_the_hold_and_never_shrinks_it(archive):
+    """What the hold's search matched at placement, and what it matched just before each
+    edit (mail that arrived meanwhile), stays held; the edit's new matches are held too."""
+    from services.policy import editing
+    from services.policy.audit import PermissionDenied
+    digests = put_and_index(archive, {
+        "placed": message(1, "lawyer@x.com", "contract", 400 * DAY),
+        "other": message(2, "bob@x.com", "lunch", 400 * DAY)})
+    editing.save_search(archive.store, archive.index_dir(), "case", "from:lawyer", AUDITOR)
+    holds.add(archive.replicated, archive.index_dir(), "case", None, AUDITOR)
+    digests |= put_and_index(archive, {"later": message(3, "lawyer@x.com", "memo", 400 * DAY),
+                                       "widened": message(4, "carol@x.com", "deal", 400 * DAY)})
+    with pytest.raises(PermissionDenied, match="only an admin may change it"):
+        editing.save_search(archive.store, archive.index_dir(), "case", "from:nobody", AUDITOR)
+    editing.save_search(archive.store, archive.index_dir(), "case", "from:carol", ADMIN)
+    archive.replicated.put(retention.ENABLED, True)
+    retention.set_global(archive.replicated, 30)
+    report = run(archive)
+    assert remaining(archive, digests) == ["later", "placed", "widened"] and report.deleted == 1
+    [hold] = holds.all_holds(archive.replicated).values()
+    assert hold["held_at_placement"] == 2
+    change = [e for e in audit.entries(archive.store) if e["action"] == "saved-search"][-1]
+    assert change["details"]["old_query"] == "from:lawyer"
+    assert change["details"]["query"] == "from:carol"
+    assert change["details"]["newly_recorded_by_holds"] == 1
+
+
+def test_holds_recorded_by_a_peer_before_records_existed_still_hold_by_query(archive):
+    digests = put_and_index(archive, {"case": message(1, "lawyer@x.com", "contract", 400 * DAY)})
+    saved_searches.save(archive.replicated, "case", "from:lawyer", ADMIN)
+    archive.replicated.put("hold:0ld", {"saved": "case", "until": None, "by": "peer"})
+    archive.replicated.put(retention.ENABLED, True)
+    retention.set_global(archive.replicated, 30)
+    assert run(archive).deleted == 0 and remaining(archive, digests) == ["case"]
+    assert holds.all_holds(archive.replicated)["0ld"]["held_at_placement"] == 0

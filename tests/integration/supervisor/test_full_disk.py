@@ -218,7 +218,9 @@ def test_an_index_on_a_disk_of_its_own_that_fills_pauses_indexing_not_intake(tmp
     models = models_file(tmp_path, intake={"min_free_disk_mb": 1})
     service = ArchiverService(tmp_path, {"smtp": {"trusted_servers": ["127.0.0.1/32"]},
                                          "web": {"plain_http": True}}, models=models)
-    assert service.cli("stats").returncode == 0  # makes the (empty) live index folder
+    (tmp_path / "no-mail").mkdir()
+    # makes the archive and its (empty) live index folder
+    assert service.cli("import", tmp_path / "no-mail").returncode == 0
     index_dir = (service.data / "index").resolve()
     with SmallDisk(index_dir, 3, kind="tmpfs") as index_disk:
         service.start()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
+import http.client
 import http.cookiejar
 import json
 import re
@@ -151,15 +153,29 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
         return None
 
 
+class _FromAddress(urllib.request.HTTPHandler):
+    """Connects from a given local address (any of 127.0.0.0/8 on loopback)."""
+
+    def __init__(self, source: str):
+        super().__init__()
+        self.source = source
+
+    def http_open(self, request):
+        return self.do_open(functools.partial(http.client.HTTPConnection,
+                                              source_address=(self.source, 0)), request)
+
+
 class Client:
     """A plain HTTP client with a cookie jar; never follows redirects, never raises on an
-    HTTP status."""
+    HTTP status. `source`: the local address to connect from (default: the system's)."""
 
-    def __init__(self, base: str, basic: tuple[str, str] | None = None):
+    def __init__(self, base: str, basic: tuple[str, str] | None = None,
+                 source: str | None = None):
         self.base, self.basic, self.csrf = base, basic, None
         self.jar = http.cookiejar.CookieJar()
-        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar),
-                                                  _NoRedirects())
+        handlers = [urllib.request.HTTPCookieProcessor(self.jar), _NoRedirects()]
+        self.opener = urllib.request.build_opener(
+            *handlers, *([_FromAddress(source)] if source else []))
 
     def request(self, method: str, path: str, json_body=None, form=None, headers=None
                 ) -> Reply:

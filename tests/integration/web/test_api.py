@@ -11,6 +11,7 @@ import pytest
 from services.policy import audit
 from services.archive.mailfiles import iter_mail
 from services.web.api import ENDPOINTS
+from services.web.auth import LoginThrottle
 from tests.integration.processes import free_port
 from tests.integration.web.fixtures import (ALICE_MAIL, BOB_MAIL, MAILS, PASSWORD, Client,
                                             ThreadedServer, web_config)
@@ -52,7 +53,8 @@ def test_openapi_document_describes_every_api_route(site):
               if route.resource is not None and route.resource.canonical.startswith("/api/")}
     assert described == routed
     search = document["paths"]["/api/search"]["get"]
-    assert {p["name"] for p in search["parameters"]} == {"q", "limit", "offset", "oldest_first"}
+    assert {p["name"] for p in search["parameters"]} == {"q", "limit", "offset", "oldest_first",
+                                                         "explain"}
     assert "401" in search["responses"]
 
 
@@ -148,6 +150,36 @@ def test_failed_logins_are_throttled_per_client_address(site):
     for number in range(20):
         assert guesser.log_in(f"guess{number}", "guess").status == 401
     assert guesser.log_in("alice").status == 429
+
+
+@pytest.fixture
+def stopped_clock(site):
+    """The app's login throttle on a clock that stands still: waits never run out."""
+    site.app["auth"].throttle = LoginThrottle(clock=lambda: 1000.0)
+    yield site.app["auth"]
+    site.app["auth"].throttle = LoginThrottle()
+
+
+@pytest.mark.parametrize("guesses", [5, 500])
+def test_guessing_the_admin_password_from_one_address_never_locks_admin_out(
+        site, stopped_clock, guesses):
+    guesser = Client(site.url, source="127.0.0.2")
+    answers = [guesser.log_in("admin", "guess").status for _ in range(guesses)]
+    assert set(answers) <= {401, 429} and answers[:5] == [401] * 5
+    assert guesser.log_in("admin").status == 429  # the guessing address waits
+    admin = Client(site.url, source="127.0.0.1")
+    assert admin.log_in("admin").status == 200
+    assert Client(site.url, basic=("admin", PASSWORD), source="127.0.0.1"
+                  ).get("/api/status").status == 200
+
+
+def test_guessing_spread_over_addresses_slows_them_but_not_the_others(site, stopped_clock):
+    stopped_clock.throttle.free["overall"] = 12
+    for number in range(2, 15):
+        assert Client(site.url, source=f"127.0.0.{number}").log_in("admin", "guess").status == 401
+    assert Client(site.url, source="127.0.0.3").log_in("alice").status == 429
+    assert Client(site.url, source="127.0.0.1").log_in("admin").status == 200
+    assert Client(site.url, source="127.0.0.99").log_in("alice").status == 200
 
 
 def test_password_change_ends_the_sessions_opened_before(site):
@@ -311,13 +343,17 @@ def test_mirror_status_and_configuration(site):
     assert admin.request("POST", "/api/mirror/peers", {"peer": "10.0.0.2:8443"}).status == 400
     assert admin.request("POST", "/api/mirror/peers",
                          {"peer": "10.0.0.2:8443", "secret": "short"}).status == 400
+    weak = admin.request("POST", "/api/mirror/peers",
+                         {"peer": "10.0.0.2:8443", "secret": "a shared secret of 16+"})
+    assert weak.status == 400 and "too easy to guess" in weak.body.decode()
     joined = admin.request("POST", "/api/mirror/peers",
-                           {"peer": "10.0.0.2:8443", "secret": "a shared secret of 16+"})
+                           {"peer": "10.0.0.2:8443",
+                            "secret": "a shared secret of 16+ plus some lantern-quartz"})
     assert joined.status == 200
     overview = admin.get("/api/mirror").json()
     assert overview["secret_set"] and overview["joined_peers"] == ["10.0.0.2:8443"]
     assert overview["peers"][0]["state"] == "offline"
-    assert "secret of 16" not in admin.get("/api/mirror").body.decode()
+    assert "lantern-quartz" not in admin.get("/api/mirror").body.decode()
     backfill = admin.request("POST", "/api/mirror/peers/10.0.0.2:8443/backfill", {})
     assert backfill.json() == {"queued": len(MAILS)}
     assert admin.request("DELETE", "/api/mirror/peers/10.0.0.2:8443").status == 200

@@ -79,7 +79,7 @@ def test_log_in_search_open_a_message_and_export(page, service, tmp_path):
     log_in(page, service, "audrey", screenshot="01-login")
     subjects = search(page, "from:carol")
     assert sorted(subjects) == ["Board minutes", "Lunch plans", "Merger draft", "Not for alice"]
-    assert page.inner_text("p.summary") == "1–4 of about 4"
+    assert page.inner_text("p.summary") == "1–4 of 4"
     shot(page, "02-search")
 
     page.click("a:has-text('Merger draft')")

@@ -37,7 +37,8 @@ def test_counters_queues_and_services_of_a_busy_archive(archive):
     assert list(archived["per_hour"].values())[0] == 4 and len(archived["per_hour"]) == 24
     assert archived["last_archived"].startswith(time.strftime("%Y-%m-%dT", time.gmtime()))
     assert report["dedup"] == {"duplicates": 1, "bytes_saved": len(message(0))}
-    assert report["queues"]["index"] == {"backlog": 4, "indexed": 0, "stored": 4}
+    assert report["queues"]["index"] == {"backlog": 4, "indexed": 0, "stored": 4,
+                                         "reindexing": None}
     assert report["services"]["smtp"]["state"] == "running"
     assert report["services"]["mirror"]["state"] == "never started"
     assert report["storage"]["messages"] == 4 and report["storage"]["free_bytes"] > 0

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from services.archive import mailfiles
+from services.archive import mailfiles, mbox
 from services.archive.mailfiles import MailItem, count_mail, iter_mail, write_mbox, write_zip
 
 
@@ -77,10 +77,11 @@ def test_reads_a_single_message_file_whatever_its_name(tmp_path):
         assert list(iter_mail([path])) == [MailItem(str(path), raw=message(name))]
 
 
-def test_a_message_file_that_starts_with_a_from_line_is_an_mbox_of_one(tmp_path):
+def test_a_message_file_that_starts_with_a_from_line_is_one_message_without_it(tmp_path):
     path = write(tmp_path / "saved.eml", b"From a@b.example Mon Jan  1 00:00:00 2024\n"
                  + message("x"))
-    assert list(iter_mail([path])) == [MailItem(f"{path}#1", raw=message("x"))]
+    assert list(iter_mail([path])) == [MailItem(str(path), raw=message("x"),
+                                                from_line_date=1704067200.0)]
 
 
 def test_reads_a_mixed_directory_recursively_in_name_order(tmp_path):
@@ -117,8 +118,9 @@ def test_reads_mboxes_inside_a_zip_like_google_takeout(tmp_path):
         writer.writestr("Takeout/archive_browser.html", b"")
     label = f"{archive}#Takeout/Mail/All mail.mbox"
     assert list(iter_mail([archive])) == [
-        MailItem(label + "#1", raw=message("a")), MailItem(label + "#2", raw=message("b")),
-        MailItem(f"{archive}#Takeout/archive_browser.html", raw=b"")]
+        MailItem(label + "#1", raw=message("a"), from_line_date=1704067200.0),
+        MailItem(label + "#2", raw=message("b"), from_line_date=1704067200.0),
+        MailItem(f"{archive}#Takeout/archive_browser.html", error="not mail: empty")]
     assert count_mail([archive]) == 3
 
 
@@ -133,11 +135,14 @@ def test_a_damaged_zip_member_is_an_error_item(tmp_path):
     assert items[1] == MailItem(f"{archive}#b.eml", raw=message("b"))
 
 
-def test_a_directory_reached_twice_through_a_symlink_is_read_once(tmp_path):
+def test_a_directory_named_twice_is_read_once_and_a_symlink_to_it_not_at_all(tmp_path):
     write(tmp_path / "mail/a.eml", message("a"))
     (tmp_path / "mail/loop").symlink_to(tmp_path / "mail")
-    assert [item.raw for item in iter_mail([tmp_path / "mail", tmp_path / "mail"])] == [
-        message("a")]
+    items = list(iter_mail([tmp_path / "mail", tmp_path / "mail"]))
+    assert [item.raw for item in items] == [message("a"), None]
+    assert items[1].skipped and items[1].error == (
+        f"a symlink to {tmp_path}/mail (inside the imported tree: read where it lies, "
+        "if at all): not followed")
 
 
 # --- files that give no message -----------------------------------------------------------
@@ -153,11 +158,12 @@ def test_unreadable_files_become_error_items_and_the_run_goes_on(tmp_path):
     write(top / "f.eml", message("f"))
     items = by_label(iter_mail([top, tmp_path / "missing.mbox"]))
     assert items[f"{top}/a.eml"].raw == message("a")
-    assert items[f"{top}/b-dangling.eml"] == MailItem(f"{top}/b-dangling.eml",
-                                                      error="dangling symlink")
+    assert items[f"{top}/b-dangling.eml"] == MailItem(
+        f"{top}/b-dangling.eml", error=f"a dangling symlink (to {tmp_path}/nowhere): not followed",
+        skipped=True)
     assert items[f"{top}/c-fifo.eml"].error == "not a regular file (a FIFO)"
     assert items[f"{top}/d-directory.eml/inside.eml"].raw == message("inside")
-    assert items[f"{top}/e-empty.eml"].raw == b""  # stored as it is, like any bad input
+    assert items[f"{top}/e-empty.eml"].error == "not mail: empty"  # nothing to store
     assert items[f"{top}/f.eml"].raw == message("f")
     assert items[f"{tmp_path}/missing.mbox"].error == "no such file"
     assert all(item.raw is None for item in items.values() if item.error)
@@ -172,21 +178,21 @@ def test_a_fifo_named_directly_is_refused_without_blocking(tmp_path):
 
 def test_an_unlistable_maildir_folder_is_an_error_item(tmp_path, monkeypatch):
     inbox = make_maildir(tmp_path / "Mail", {"new/1": message("one")})
-    real_listdir = os.listdir
+    real_open = os.open
 
-    def listdir_refusing_cur(path):  # as root, chmod 000 would not stop us
+    def open_refusing_cur(path, flags, *args, **kwargs):  # as root, chmod 000 would not stop us
         if str(path).endswith("cur"):
             raise PermissionError(13, "Permission denied")
-        return real_listdir(path)
+        return real_open(path, flags, *args, **kwargs)
 
-    monkeypatch.setattr(os, "listdir", listdir_refusing_cur)
+    monkeypatch.setattr(os, "open", open_refusing_cur)
     assert list(iter_mail([inbox])) == [
         MailItem(str(inbox / "cur"), error="cannot read: permission denied"),
         MailItem(str(inbox / "new/1"), raw=message("one"))]
 
 
 def test_an_empty_mbox_message_is_an_error_item(tmp_path):
-    path = write(tmp_path / "m", b"From x Mon Jan  1 00:00:00 2024\nFrom x Mon Jan  1 00:00:00"
+    path = write(tmp_path / "m", b"From x Mon Jan  1 00:00:00 2024\n\nFrom x Mon Jan  1 00:00:00"
                  b" 2024\n" + message("b"))
     assert [(item.raw, item.error) for item in iter_mail([path])] == [
         (None, "empty message"), (message("b"), None)]
@@ -233,21 +239,20 @@ def test_mbox_adds_the_final_line_ending_a_message_lacks_and_nothing_else(tmp_pa
 def test_any_messages_survive_mbox_and_zip_in_any_chunking(tmp_path_factory, raws, chunk):
     directory = tmp_path_factory.mktemp("rt")
     write_mbox([("m", raw) for raw in raws], directory / "x.mbox")
-    # A zip member that starts with a From_ line is read as an mbox, like a file would be.
-    not_mboxes = [raw for raw in raws if not raw.startswith(b"From ")]
-    write_zip([("m", raw) for raw in not_mboxes], directory / "x.zip")
-    original_chunk = mailfiles.READ_CHUNK
-    mailfiles.READ_CHUNK = chunk  # separators straddling chunk boundaries are still found
+    write_zip([("m", raw) for raw in raws], directory / "x.zip")
+    original_chunk = mbox.READ_CHUNK
+    mbox.READ_CHUNK = chunk  # separators straddling chunk boundaries are still found
     try:
         from_mbox = list(iter_mail([directory / "x.mbox"]))
     finally:
-        mailfiles.READ_CHUNK = original_chunk
+        mbox.READ_CHUNK = original_chunk
     # An empty message comes back as "\n": mbox cannot carry a message without a line.
     assert [item.raw for item in from_mbox] == [
-        mailfiles._with_final_line_ending(raw) for raw in raws]
+        mbox.with_final_line_ending(raw) for raw in raws]
     assert count_mail([directory / "x.mbox"]) == len(raws)
+    # Each .eml member is one message if it is mail (these hold no real From_ line).
     assert [item.raw for item in iter_mail([directory / "x.zip"])] == [
-        raw for raw in not_mboxes]  # an empty member is an empty message, kept
+        None if mailfiles.not_mail(raw) else raw for raw in raws]
 
 
 def test_python_mailbox_reads_our_mbox_as_the_same_messages(tmp_path):
@@ -257,7 +262,7 @@ def test_python_mailbox_reads_our_mbox_as_the_same_messages(tmp_path):
     box = mailbox.mbox(tmp_path / "export.mbox", create=False)
     # mailbox.mbox does not unquote, so it sees the mboxrd quoting; nothing else differs.
     assert [box.get_bytes(key) for key in box.keys()] == [
-        mailfiles._quote_from_lines(mailfiles._with_final_line_ending(raw)) for raw in raws]
+        mbox.quote_from_lines(mbox.with_final_line_ending(raw)) for raw in raws]
     assert [box[key]["Message-ID"] for key in box.keys()] == [
         "<one@example.com>", "<two@example.com>", "<three@example.com>"]
 

@@ -60,6 +60,9 @@ def test_a_typical_message_is_summarized():
         subject="Quartalsbericht für Q3",
         attachment_names=["résumé.pdf", "naïve plan.txt", "logo.png"],
         has_attachment=True,
+        header_addresses={"from": ["joerg.mueller@example.de"],
+                          "to": ["bob@x.org", "carol@x.org", "dave@x.org"],
+                          "cc": ["eve@x.org"], "bcc": ["audit@x.org"]},
     )
 
 
@@ -106,7 +109,8 @@ def test_subject_encoded_words_are_decoded_and_joined():
 
 @pytest.mark.parametrize("value, expected", [
     (b"=?x-unknown-charset?q?caf=E9?=", "café"),        # unknown charset: guessed (cp1252)
-    (b"=?utf-8?q?caf=E9?=", "caf\ufffd"),               # invalid bytes: replacement character
+    (b"=?utf-8?q?caf=E9?=", "café"),                    # a lying label: read as unlabelled
+    (b"=?utf-8?q?" + b"a" * 200 + b"=E9?=", "a" * 200 + "\ufffd"),  # one bad byte: U+FFFD
     (b"=?utf-8?b?not*base64*?=", "not*base64*"),         # broken base64: kept as written
     (b"=?utf-8?b?w6k?=", "é"),                           # missing padding tolerated
     (b"=?utf-8*fr?q?=C3=A9t=C3=A9?=", "été"),            # RFC 2231 language suffix
@@ -128,11 +132,14 @@ def test_addresses_are_lowercased_and_names_decoded():
 @pytest.mark.parametrize("value, expected", [
     ("", []), (None, []), ("undisclosed-recipients:;", []),
     ("team: a@x.org, b@x.org;", [("", "a@x.org"), ("", "b@x.org")]),
-    # Malformed: the strict stdlib parser gives up on the whole header; addresses are kept.
-    ('"unbalanced <a@x.org>, b@x.org', [("", "a@x.org"), ("", "b@x.org")]),
+    # Malformed entries yield nothing, and only they: the rest of the list is read. A quote
+    # or comment never closed runs to the end of the header (RFC 5322): all of it is text.
+    ('"unbalanced <a@x.org>, b@x.org', []),
     ("a@x.org, b@", [("", "a@x.org")]),
-    ("(" * 5000 + "a@x.org", [("", "a@x.org")]),
-    (":" * 5000 + "a@x.org", [("", "a@x.org")]),  # stdlib recurses once per ':'
+    ("a@x.org, <b@x.org, c@x.org", [("", "a@x.org"), ("", "c@x.org")]),
+    ("(" * 5000 + "a@x.org", []),
+    (":" * 5000 + "a@x.org", []),  # a group in a group: malformed, and no recursion
+    ("bob@example.com <dave@example.com>", [("bob@example.com", "dave@example.com")]),
 ])
 def test_odd_address_headers(value, expected):
     assert addresses(value) == expected

@@ -4,7 +4,7 @@ import threading
 import lmdb
 import pytest
 
-from services.archive.store import Envelope, NotFound, Store, StoreFullError
+from services.archive.store import AmbiguousDigest, Envelope, NotFound, Store, StoreFullError
 
 GiB = 1024**3
 
@@ -118,3 +118,67 @@ def test_a_full_store_refuses_new_mail_and_keeps_what_it_has(tmp_path):
     assert small.verify() == []
     small.set_cursor("still", 1)  # small writes still fit in the reserve
     small.close()
+
+
+# --- dates and their evidence -------------------------------------------------------------
+
+def test_the_from_line_date_reaches_the_metadata_as_evidence(store):
+    undated = b"From: a@example.com\r\nSubject: undated\r\n\r\nbody\r\n"
+    digest = store.put(undated, source="import", from_line_date=1709620269.0)
+    meta = store.meta(digest)
+    assert (meta["sent_date"], meta["date_source"]) == (1709620269.0, "mbox-from-line")
+    assert meta["from_line_date"] == 1709620269.0
+    (outcome,) = store.put_many([(undated + b"x", None, "import", None, None)])
+    meta = store.meta(outcome.digest)
+    assert (meta["sent_date"], meta["date_source"]) == (meta["received"], "arrival")
+    assert store.meta(store.put(message(1)))["date_source"] == "date-header"
+
+
+def test_record_indexed_writes_header_metadata_read_anew_and_moves_the_message_id(store):
+    digest = store.put(message(1))
+    store.record_indexed(1, {digest: ["a.pdf"]}, header_changes={
+        digest: {"message_id": "new@example.com", "subject": "read anew",
+                 "size": 1}})  # not a header field: ignored
+    meta = store.meta(digest)
+    assert (meta["message_id"], meta["subject"], meta["attachments"]) == (
+        "new@example.com", "read anew", ["a.pdf"])
+    assert meta["size"] == len(message(1))
+    assert store.digests_for_message_id("new@example.com") == [digest]
+    assert store.digests_for_message_id("m1@example.com") == []
+
+
+# --- digest prefixes ----------------------------------------------------------------------
+
+def colliding_messages(digits: int) -> tuple[bytes, bytes]:
+    """Two messages whose digests share their first `digits` hex digits (a birthday search)."""
+    seen = {}
+    n = 0
+    while True:
+        raw = message(n)
+        prefix = hashlib.sha256(raw).hexdigest()[:digits]
+        if prefix in seen:
+            return seen[prefix], raw
+        seen[prefix] = raw
+        n += 1
+
+
+def test_a_unique_prefix_of_eight_or_more_hex_digits_names_a_message(store):
+    digest = store.put(message(1))
+    store.put(message(2))
+    for prefix in (digest[:8], digest[:8].upper(), digest[:33], digest):
+        assert store.resolve(prefix) == digest
+    for bad in (digest[:7], "", "xyz12345", digest + "0", "g" * 64):
+        with pytest.raises(NotFound, match="not a message digest"):
+            store.resolve(bad)
+    with pytest.raises(NotFound, match="no message with a digest starting 00000000"):
+        store.resolve("00000000" if not digest.startswith("00000000") else "ffffffff")
+
+
+def test_an_ambiguous_prefix_names_the_messages_it_could_mean(store):
+    first, second = colliding_messages(8)
+    digests = sorted(store.put(raw) for raw in (first, second))
+    with pytest.raises(AmbiguousDigest, match=f"{digests[0][:8]} is ambiguous: it starts the "
+                                              f"digests of {digests[0]}, {digests[1]}; give"):
+        store.resolve(digests[0][:8])
+    longer = next(n for n in range(9, 64) if digests[0][:n] != digests[1][:n])
+    assert store.resolve(digests[1][:longer]) == digests[1]

@@ -1,4 +1,5 @@
 import json
+import os
 
 import pytest
 
@@ -121,3 +122,120 @@ def test_the_default_key_folder_is_ignored_by_this_tree():
     done = subprocess.run(["git", "-C", str(keys.DEFAULT_DIR.parent.parent), "check-ignore", "-q",
                            str(keys.DEFAULT_DIR / keys.PRIVATE_NAME)])
     assert done.returncode == 0
+
+
+# -- payload folders: nothing unlisted --------------------------------------------------
+
+@pytest.fixture
+def site(tmp_path):
+    """A payload like an image's: a site-packages folder (with a link, as Debian's has), a
+    folder of scripts, and a file named on its own; signed."""
+    root = tmp_path / "root"
+    packages = root / "usr" / "lib" / "python3" / "dist-packages"
+    (packages / "services" / "__pycache__").mkdir(parents=True)
+    (packages / "services" / "__init__.py").write_text("")
+    (packages / "services" / "__pycache__" / "__init__.cpython-311.pyc").write_bytes(b"pyc")
+    (packages / "babel").mkdir()
+    (root / "usr" / "share" / "babel").mkdir(parents=True)
+    (packages / "babel" / "locale-data").symlink_to("../../../../share/babel")
+    (root / "usr" / "lib" / "archiver").mkdir()
+    (root / "usr" / "lib" / "archiver" / "verify-firmware").write_text("#!/bin/sh\n")
+    (root / "usr" / "bin").mkdir()
+    (root / "usr" / "bin" / "archiver").write_text("#!/usr/bin/python3\n")
+    private_path, public_path = keys.generate(tmp_path / "keys")
+    found = manifest.create(root, ["usr/lib/python3/dist-packages", "usr/lib/archiver",
+                                   "usr/bin/archiver"], 450, VERSION)
+    data = found.to_bytes()
+    signature = manifest.sign(data, keys.load_private(private_path))
+    return root, data, signature, keys.load_public(public_path), found
+
+
+def test_named_folders_are_payload_folders_and_links_are_kept_as_links(site):
+    root, data, signature, public, found = site
+    assert found.folders == ["usr/lib/archiver", "usr/lib/python3/dist-packages"]
+    assert found.links == {"usr/lib/python3/dist-packages/babel/locale-data":
+                           "../../../../share/babel"}
+    assert "usr/bin/archiver" in found.files
+    assert manifest.verify(data, signature, public, root) == manifest.Manifest.from_bytes(data)
+
+
+PACKAGES = "usr/lib/python3/dist-packages"
+UNLISTED = [
+    f"{PACKAGES}/evil.pth",                                   # runs in every Python process
+    f"{PACKAGES}/sitecustomize.py",
+    f"{PACKAGES}/services/intake/backdoor.py",
+    f"{PACKAGES}/services/__pycache__/backdoor.cpython-311.pyc",
+    f"{PACKAGES}/.hidden.pth",
+    f"{PACKAGES}/zz name with spaces é.pth",
+    "usr/lib/archiver/verify-firmware.orig",
+]
+
+
+@pytest.mark.parametrize("added", UNLISTED)
+def test_a_file_added_to_a_payload_folder_fails_the_check(site, added):
+    root, data, signature, public, _ = site
+    path = root / added
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("import os; os.system('id')\n")
+    folder = PACKAGES if added.startswith(PACKAGES) else "usr/lib/archiver"
+    assert problems(data, signature, public, root) == [
+        f"{added} is not in the manifest (an unlisted file in the payload folder {folder})"]
+
+
+@pytest.mark.parametrize("kind", ["link to a file", "link to a folder", "fifo"])
+def test_other_things_added_to_a_payload_folder_fail_the_check_too(site, kind):
+    root, data, signature, public, _ = site
+    added = root / PACKAGES / "added"
+    if kind == "link to a file":
+        added.symlink_to("/etc/passwd")
+    elif kind == "link to a folder":
+        added.symlink_to("/tmp")
+    else:
+        os.mkfifo(added)
+    (found,) = problems(data, signature, public, root)
+    assert found.startswith(f"{PACKAGES}/added is ")
+
+
+def test_a_listed_file_turned_into_a_link_or_a_retargeted_link_fails(site):
+    root, data, signature, public, _ = site
+    module = root / PACKAGES / "services" / "__init__.py"
+    copy = root / "elsewhere.py"
+    copy.write_bytes(module.read_bytes())
+    module.unlink()
+    module.symlink_to(copy)
+    link = root / PACKAGES / "babel" / "locale-data"
+    link.unlink()
+    link.symlink_to("/tmp")
+    assert problems(data, signature, public, root) == [
+        f"payload file {PACKAGES}/services/__init__.py was replaced by a link",
+        f"payload link {PACKAGES}/babel/locale-data was changed (it points to /tmp, the "
+        "manifest says ../../../../share/babel)"]
+
+
+def test_files_beside_a_file_named_on_its_own_are_not_payload(site):
+    root, data, signature, public, _ = site
+    (root / "usr" / "bin" / "other-tool").write_text("not the firmware's\n")
+    assert manifest.verify(data, signature, public, root).model == 450
+
+
+def test_a_missing_payload_folder_holds_nothing_unlisted(tmp_path):
+    (tmp_path / "empty").mkdir()
+    found = manifest.create(tmp_path, ["empty"], 450, VERSION)
+    (tmp_path / "empty").rmdir()
+    assert manifest.unlisted(tmp_path, found) == []
+
+
+def test_a_manifest_without_folders_or_links_still_reads():
+    old = {"build_time": "2026-01-01T00:00:00Z", "files": {"a": "00"}, "format": 1,
+           "model": 450, "version": "1.0.0.001"}
+    found = manifest.Manifest.from_bytes(json.dumps(old).encode())
+    assert (found.folders, found.links) == ([], {})
+
+
+def test_a_file_in_nested_payload_folders_is_named_once(site):
+    root, _, _, public, _ = site
+    found = manifest.create(root, [PACKAGES, f"{PACKAGES}/services"], 450, VERSION)
+    (root / PACKAGES / "services" / "extra.py").write_text("")
+    assert manifest.unlisted(root, found) == [
+        f"{PACKAGES}/services/extra.py is not in the manifest (an unlisted file in the payload "
+        f"folder {PACKAGES})"]

@@ -23,8 +23,9 @@ def test_every_field_is_documented_in_the_file():
     text = TREE_MODELS_FILE.read_text()
     header = text.split("models:\n")[0]
     for name in ("model", "name", "storage_gb", "attachment_text_kb", "mirroring",
-                 "custom_branding", "concurrency", "max_message_mb", "index_backlog",
-                 "min_free_disk_mb", "vcpus", "memory_mb", "disk_gb"):
+                 "custom_branding", "concurrency", "max_message_mb", "sessions_per_address",
+                 "reserved_for_trusted", "data_memory_mb", "index_backlog",
+                 "min_free_disk_mb", "vcpus", "memory_mb", "disk_gb", "timeout_s"):
         assert f"#   {name}" in header or f"#     {name}" in header, name
 
 
@@ -60,6 +61,12 @@ def entry(doc, model):
     (lambda d: entry(d, 450).update(storage_gb=True), "key 'storage_gb'", "expected a positive integer, got True"),
     (lambda d: entry(d, 450).update(storage_gb=-1), "key 'storage_gb'", "expected a positive integer, got -1"),
     (lambda d: entry(d, 450)["smtp"].update(concurrency=2.5), "key 'smtp.concurrency'", "got 2.5"),
+    (lambda d: entry(d, 450)["smtp"].update(reserved_for_trusted=40), "key 'smtp.reserved_for_trusted'",
+     "expected fewer than smtp.concurrency (40), so others get a session too, got 40"),
+    (lambda d: entry(d, 450)["smtp"].update(sessions_per_address=21), "key 'smtp.sessions_per_address'",
+     "expected at most the 20 sessions not reserved for trusted servers, got 21"),
+    (lambda d: entry(d, 450)["smtp"].update(data_memory_mb=400), "key 'smtp.data_memory_mb'",
+     "expected at least 416 (4 x smtp.max_message_mb + 16: storing the largest message takes that), got 400"),
     (lambda d: entry(d, 450)["features"].update(mirroring="yes"), "key 'features.mirroring'", "expected true or false, got 'yes'"),
     (lambda d: entry(d, 450).update(name=450), "key 'name'", "expected a string, got 450"),
     (lambda d: entry(d, 450).update(vm=[1, 2]), "key 'vm'", "expected a mapping of vcpus, memory_mb, disk_gb, got [1, 2]"),
@@ -110,3 +117,16 @@ def test_a_broken_file_is_refused_naming_the_file(tmp_path, content, expected):
 
 def test_a_missing_file_is_refused_naming_it(tmp_path):
     assert "expected a readable file" in error_of(tmp_path / "nope.yaml")
+
+
+def test_smtp_memory_of_every_model_is_what_the_file_says_and_fits_its_memory():
+    from services.intake.smtp_data import SESSION_MEMORY_BYTES
+    assert SESSION_MEMORY_BYTES <= 1.5 * 1024**2  # the per-session figure of models.yaml
+    text = TREE_MODELS_FILE.read_text()
+    for profile in load_models():
+        smtp = profile.smtp
+        total = smtp.concurrency * 1.5 + smtp.data_memory_mb
+        row = (f"{profile.model:>5}: {smtp.concurrency:>3} x 1.5 + {smtp.data_memory_mb:>4} = "
+               f"{total:>4.0f} of {profile.vm.memory_mb:>4}")
+        assert row in text, row
+        assert total <= 0.6 * profile.vm.memory_mb, profile.model  # the rest for the others

@@ -1,52 +1,57 @@
-"""Mirror trust over real sockets on 127.0.0.1: who gets through the TLS 1.3 handshake, who
-does not, and what status says about it."""
+"""Mirror trust over real sockets on 127.0.0.1: self-signed node certificates, pinned; who
+gets through the TLS 1.3 handshake, who does not, what status says about it, and what a
+stranger on the mirror port can learn about the secret (nothing it can test a guess with)."""
 from __future__ import annotations
 
 import asyncio
 import datetime
 import functools
+import hashlib
 import os
 import socket
 import ssl
 import stat
 import threading
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from firmware.errors import ArchiverError
-from services.mirror.trust import (CERTIFICATE_FILE, KEY_FILE, SecretTooShort, client_context,
-                                   derive_ca, describe_tls_failure, issue_node_certificate,
-                                   load_or_create_identity, peer_node_id, server_context)
+from services.mirror.trust import (CERTIFICATE_FILE, KEY_FILE, NodeIdentity, client_context,
+                                   describe_tls_failure, load_or_create_identity, not_paired,
+                                   pairing_context, proven_node_id, self_signed_certificate,
+                                   server_context)
 
 pytestmark = pytest.mark.timeout(60)   # a handshake that hangs fails instead
 
-SECRET = "correct horse battery staple"
-OTHER_SECRET = "another secret, just as long"
+SECRET = "tulip-gravel-mosaic-ninja-orbit-fjord"
 TIMEOUT = 5
 
 
 @functools.cache
-def ca_of(secret: str):
-    """scrypt costs ~0.2 s: derive each secret's CA once per module."""
-    return derive_ca(secret)
+def node(node_id: str) -> NodeIdentity:
+    """One identity per node id and module (like a node's key on disk)."""
+    key = Ed25519PrivateKey.generate()
+    return NodeIdentity(node_id, key, self_signed_certificate(node_id, key))
 
 
-def node(node_id: str, secret: str = SECRET):
-    return issue_node_certificate(ca_of(secret), node_id)
+def pins(*node_ids: str) -> dict[str, str]:
+    return {n: node(n).certificate_pem for n in node_ids}
 
 
-def server_of(node_id: str, secret: str = SECRET) -> ssl.SSLContext:
-    return server_context(ca_of(secret), node(node_id, secret))
+def server_of(node_id: str, *pinned: str) -> ssl.SSLContext:
+    return server_context(node(node_id), pins(*pinned))
 
 
-def client_of(node_id: str, secret: str = SECRET) -> ssl.SSLContext:
-    return client_context(ca_of(secret), node(node_id, secret))
+def client_of(node_id: str, *pinned: str) -> ssl.SSLContext:
+    return client_context(node(node_id), pins(*pinned))
 
 
 # -- one exchange over loopback ---------------------------------------------------------
@@ -93,7 +98,8 @@ def talk(raw: socket.socket, context, side: Side, server_side: bool) -> None:
                 connection = raw
             else:
                 connection = context.wrap_socket(raw, server_side=server_side)
-                side.peer, side.version = peer_node_id(connection), connection.version()
+                side.peer = proven_node_id(connection, pins(*KNOWN))
+                side.version = connection.version()
             if server_side:
                 connection.sendall(b"hello")
                 side.received = connection.recv(5)
@@ -132,31 +138,37 @@ def plain_tls(purpose: int, certificate_file: str | None = None,
     return context
 
 
-# -- peers with the same secret ---------------------------------------------------------
+KNOWN = ("node-a", "node-b", "node-x")
+
+
+# -- paired peers -----------------------------------------------------------------------
 
 @pytest.mark.parametrize("serving, connecting", [("node-a", "node-b"), ("node-b", "node-a")])
-def test_same_secret_handshakes_and_each_side_sees_the_other_node_id(serving, connecting):
-    server, client = exchange(server_of(serving), client_of(connecting))
+def test_paired_peers_handshake_and_each_side_proves_the_other_node_id(serving, connecting):
+    server, client = exchange(server_of(serving, connecting), client_of(connecting, serving))
     assert server.error is None and client.error is None, (server, client)
     assert (server.peer, client.peer) == (connecting, serving)
     assert server.version == client.version == "TLSv1.3"
     assert server.received == client.received == b"hello"
 
 
-def test_asyncio_streams_name_the_peer_too():
+def test_asyncio_streams_prove_the_peer_too():
     async def main():
         seen = {}
 
         async def handle(reader, writer):
-            seen["server"] = peer_node_id(writer.get_extra_info("ssl_object"))
+            seen["server"] = proven_node_id(writer.get_extra_info("ssl_object"),
+                                            pins("node-b"))
             writer.write(b"hello")
             await writer.drain()
             writer.close()
 
-        server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=server_of("node-a"))
+        server = await asyncio.start_server(handle, "127.0.0.1", 0,
+                                            ssl=server_of("node-a", "node-b"))
         port = server.sockets[0].getsockname()[1]
-        reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=client_of("node-b"))
-        seen["client"] = peer_node_id(writer.get_extra_info("ssl_object"))
+        reader, writer = await asyncio.open_connection("127.0.0.1", port,
+                                                       ssl=client_of("node-b", "node-a"))
+        seen["client"] = proven_node_id(writer.get_extra_info("ssl_object"), pins("node-a"))
         assert await reader.readexactly(5) == b"hello"
         writer.close()
         server.close()
@@ -167,138 +179,123 @@ def test_asyncio_streams_name_the_peer_too():
                                                               "client": "node-a"}
 
 
-def test_contexts_speak_tls13_only_and_trust_only_the_mirror_ca():
-    for context in (server_of("node-a"), client_of("node-b")):
+def test_contexts_speak_tls13_only_and_trust_only_the_pinned_certificates():
+    server, client = server_of("node-a", "node-b"), client_of("node-b", "node-a")
+    for context in (server, client):
         assert context.minimum_version == ssl.TLSVersion.TLSv1_3
-        assert context.verify_mode == ssl.CERT_REQUIRED
-        [trusted] = context.get_ca_certs()      # no system CAs
-        assert trusted["subject"] == ((("commonName",
-                                        f"archiver mirror CA {ca_of(SECRET).fingerprint}"),),)
-    assert client_of("node-b").check_hostname is False
+        # no system CAs and no CA at all: the one pinned certificate
+        assert context.cert_store_stats() == {"x509": 1, "crl": 0, "x509_ca": 0}
+    assert client.verify_mode == ssl.CERT_REQUIRED and client.check_hostname is False
+    # A client without a certificate gets through the server's handshake, to pair only.
+    assert server.verify_mode == ssl.CERT_OPTIONAL
+    assert server_of("node-a").cert_store_stats()["x509"] == 0
 
 
 def test_certificates_pass_openssl_strict_checks():
-    server, client = server_of("node-a"), client_of("node-b")
+    server, client = server_of("node-a", "node-b"), client_of("node-b", "node-a")
     for context in (server, client):
         context.verify_flags |= ssl.VERIFY_X509_STRICT
     server_side, client_side = exchange(server, client)
     assert server_side.error is None and client_side.error is None, (server_side, client_side)
 
 
-# -- the CA and the node certificates ---------------------------------------------------
+def test_the_node_id_is_the_one_the_pin_is_kept_under_not_the_certificate_name():
+    # node-x's certificate pinned as node-b: a connection presenting it is node-b's.
+    served = {}
 
-def test_derive_ca_is_deterministic_and_differs_per_secret():
-    again = derive_ca(SECRET)
-    assert again.certificate_pem == ca_of(SECRET).certificate_pem
-    assert again.fingerprint == ca_of(SECRET).fingerprint and len(again.fingerprint) == 16
-    other = ca_of(OTHER_SECRET)
-    assert other.certificate_pem != again.certificate_pem
-    assert other.fingerprint != again.fingerprint
-    assert other.certificate.subject != again.certificate.subject
-    assert again.certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-    assert again.certificate.extensions.get_extension_for_class(
-        x509.KeyUsage).value.key_cert_sign
+    async def main():
+        async def handle(reader, writer):
+            served["as"] = proven_node_id(writer.get_extra_info("ssl_object"),
+                                          {"node-b": node("node-x").certificate_pem})
+            writer.close()
+        server = await asyncio.start_server(
+            handle, "127.0.0.1", 0,
+            ssl=server_context(node("node-a"), {"node-b": node("node-x").certificate_pem}))
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port,
+                                                       ssl=client_of("node-x", "node-a"))
+        await reader.read()
+        writer.close()
+        server.close()
+        await server.wait_closed()
+
+    asyncio.run(asyncio.wait_for(main(), TIMEOUT))
+    assert served == {"as": "node-b"}
+    assert proven_node_id(None, pins("node-a")) is None
 
 
-def test_node_certificate_is_a_ca_signed_leaf_for_server_and_client():
-    ca = ca_of(SECRET)
+def test_node_certificate_is_a_self_signed_leaf_for_server_and_client():
     certificate = node("node-a").certificate
     extensions = certificate.extensions
-    assert certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "node-a"
-    assert certificate.issuer == ca.certificate.subject
-    ca.key.public_key().verify(certificate.signature, certificate.tbs_certificate_bytes)
+    assert certificate.subject.rfc4514_string() == "CN=node-a"
+    assert certificate.issuer == certificate.subject
+    certificate.public_key().verify(certificate.signature, certificate.tbs_certificate_bytes)
     assert extensions.get_extension_for_class(x509.BasicConstraints).value.ca is False
     assert extensions.get_extension_for_class(x509.KeyUsage).value.digital_signature
     assert set(extensions.get_extension_for_class(x509.ExtendedKeyUsage).value) == {
         ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH}
-    assert extensions.get_extension_for_class(
-        x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName) == ["node-a"]
     now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
     assert certificate.not_valid_before < now - datetime.timedelta(hours=23)
     assert certificate.not_valid_after > now + datetime.timedelta(days=19 * 365)
 
 
-@pytest.mark.parametrize("secret", ["", "fifteen chars!!", "ünïcödé 15 chr"])
-def test_a_short_secret_is_refused_without_echoing_it(secret):
-    with pytest.raises(SecretTooShort) as refused:
-        derive_ca(secret)
-    assert isinstance(refused.value, ArchiverError)
-    message = str(refused.value)
-    assert "16 characters" in message and f"has {len(secret)}" in message
-    assert not secret or secret not in message
-
-
 # -- strangers are refused --------------------------------------------------------------
 
-def test_a_wrong_secret_fails_on_both_sides_and_says_the_secrets_differ():
-    server, client = exchange(server_of("node-a"), client_of("node-x", OTHER_SECRET))
-    assert server.error and client.error, (server, client)
-    assert client.peer is None and server.peer is None
-    assert client.received is None and server.received is None    # not a byte got through
-    assert describe_tls_failure(client.error).startswith(
-        "the peer's certificate is not from this secret's mirror CA: the secrets differ")
-    assert describe_tls_failure(server.error) == \
-        "the peer refused this system's certificate: the secrets differ (alert unknown ca)"
-
-
-def test_a_client_certificate_from_another_secrets_ca_is_refused_by_the_server():
-    # Trusts our CA (so it accepts our server) but holds a certificate from another CA.
-    intruder = client_context(ca_of(SECRET), node("node-x", OTHER_SECRET))
-    server, client = exchange(server_of("node-a"), intruder)
+def test_a_client_the_server_has_not_paired_with_is_refused():
+    server, client = exchange(server_of("node-a", "node-b"), client_of("node-x", "node-a"))
     assert server.error and server.peer is None
-    assert "the secrets differ" in describe_tls_failure(server.error)
     assert client.error, "the refusal reaches the client on its first read"
-    assert client.received is None
-    assert describe_tls_failure(client.error) == \
-        "the peer refused this system's certificate: the secrets differ (alert unknown ca)"
+    assert client.received is None and server.received is None   # not a byte got through
+    assert not_paired(client.error) and not_paired(server.error)
+    assert describe_tls_failure(client.error) == (
+        "the peer refused this system's certificate: it has not paired with this system "
+        "(alert unknown ca)")
+    assert "not one this system paired with" in describe_tls_failure(server.error)
 
 
-def test_a_server_certificate_from_another_secrets_ca_is_refused_by_the_client():
-    impostor = server_context(ca_of(SECRET), node("node-x", OTHER_SECRET))
-    server, client = exchange(impostor, client_of("node-b"))
-    assert client.error and client.peer is None
-    assert "the secrets differ" in describe_tls_failure(client.error)
+def test_a_server_the_client_has_not_paired_with_is_refused():
+    server, client = exchange(server_of("node-x", "node-b"), client_of("node-b", "node-a"))
+    assert client.error and client.peer is None and client.received is None
+    assert not_paired(client.error)
+    assert describe_tls_failure(client.error).startswith(
+        "the peer's certificate is not one this system paired with")
     assert server.error
 
 
 def test_a_self_signed_listener_is_refused(tmp_path):
     listener = plain_tls(ssl.PROTOCOL_TLS_SERVER, self_signed_pem(tmp_path))
-    server, client = exchange(listener, client_of("node-b"))
-    assert client.error and client.peer is None
+    server, client = exchange(listener, client_of("node-b", "node-a"))
+    assert client.error and client.peer is None and not_paired(client.error)
     assert describe_tls_failure(client.error).startswith(
-        "the peer's certificate is not from this secret's mirror CA: it is no mirror peer")
+        "the peer's certificate is not one this system paired with")
     assert server.error, "the listener never gets the client's data"
 
 
-def test_a_client_without_a_certificate_is_refused():
-    anonymous = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    anonymous.check_hostname = False
-    anonymous.load_verify_locations(cadata=ca_of(SECRET).certificate_pem)
-    server, client = exchange(server_of("node-a"), anonymous)
-    assert describe_tls_failure(server.error) == \
-        "the peer presented no certificate: it is no mirror peer"
-    assert describe_tls_failure(client.error) == \
-        "the peer wants a certificate this system did not present"
+def test_a_client_without_a_certificate_gets_through_tls_but_proves_no_node():
+    server, client = exchange(server_of("node-a", "node-b"), pairing_context())
+    assert server.error is None and client.error is None
+    assert server.peer is None      # the mirror server then lets it pair, nothing else
 
 
 def test_a_tls12_only_listener_is_refused(tmp_path):
     old = plain_tls(ssl.PROTOCOL_TLS_SERVER, self_signed_pem(tmp_path), ssl.TLSVersion.TLSv1_2)
-    server, client = exchange(old, client_of("node-b"))
+    server, client = exchange(old, client_of("node-b", "node-a"))
     assert describe_tls_failure(client.error) == \
         "the peer does not speak TLS 1.3: it is no mirror peer"
+    assert not not_paired(client.error)
     assert server.error
 
 
 def test_a_tls12_only_client_is_refused(tmp_path):
     old = plain_tls(ssl.PROTOCOL_TLS_CLIENT, self_signed_pem(tmp_path), ssl.TLSVersion.TLSv1_2)
-    server, client = exchange(server_of("node-a"), old)
+    server, client = exchange(server_of("node-a", "node-b"), old)
     assert describe_tls_failure(server.error) == \
         "the peer does not speak TLS 1.3: it is no mirror peer"
     assert client.error
 
 
 def test_a_listener_without_tls_is_named_as_such():
-    server, client = exchange(None, client_of("node-b"))
+    server, client = exchange(None, client_of("node-b", "node-a"))
     assert describe_tls_failure(client.error).startswith("the peer does not speak TLS:")
 
 
@@ -309,48 +306,100 @@ def test_unreachable_peers_pass_through_as_unreachable():
         socket.create_connection(address, timeout=TIMEOUT)
     assert describe_tls_failure(refused.value) == "unreachable: Connection refused"
     assert describe_tls_failure(TimeoutError("timed out")) == "unreachable: no answer in time"
+    assert not not_paired(refused.value)
 
 
-@pytest.mark.parametrize("code, message, words", [
-    (10, "certificate has expired", "check both clocks"),
-    (9, "certificate is not yet valid", "check both clocks"),
-    (20, "unable to get local issuer certificate", "the secrets differ"),
+@pytest.mark.parametrize("code, message, words, pairing_helps", [
+    (10, "certificate has expired", "check both clocks", False),
+    (9, "certificate is not yet valid", "check both clocks", False),
+    (20, "unable to get local issuer certificate", "not one this system paired with", True),
+    (18, "self-signed certificate", "not one this system paired with", True),
 ])
-def test_certificate_verify_codes_in_words(code, message, words):
+def test_certificate_verify_codes_in_words(code, message, words, pairing_helps):
     error = ssl.SSLCertVerificationError(1, f"certificate verify failed: {message}")
     error.verify_code, error.verify_message = code, message
     described = describe_tls_failure(error)
     assert words in described and message in described
+    assert not_paired(error) is pairing_helps
+
+
+# -- what a stranger learns on the mirror port ------------------------------------------
+
+def old_secret_derived_ca_key(secret: str) -> Ed25519PrivateKey:
+    """The offline attack on the old design: the mirror CA was scrypt(secret) as an Ed25519
+    seed, so a served certificate that verified under a guess's CA key confirmed the guess."""
+    material = unicodedata.normalize("NFC", secret).encode()
+    seed = Scrypt(salt=b"archiver-mirror-ca-v1", length=32, n=2**15, r=8, p=1).derive(material)
+    return Ed25519PrivateKey.from_private_bytes(seed)
+
+
+def served_certificate(server: ssl.SSLContext) -> x509.Certificate:
+    """What anyone who connects to the mirror port, with no credentials, is shown."""
+    shown = {}
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        def serve():
+            connection, _ = listener.accept()
+            with connection:
+                try:
+                    server.wrap_socket(connection, server_side=True).recv(1)
+                except (OSError, ssl.SSLError):
+                    pass
+        thread = threading.Thread(target=serve)
+        thread.start()
+        with socket.create_connection(listener.getsockname(), timeout=TIMEOUT) as raw:
+            with pairing_context().wrap_socket(raw) as tls:
+                shown["der"] = tls.getpeercert(binary_form=True)
+        thread.join()
+    return x509.load_der_x509_certificate(shown["der"])
+
+
+def test_the_served_certificate_does_not_confirm_the_right_secret_offline(tmp_path):
+    identity = load_or_create_identity(tmp_path, "node-a")
+    certificate = served_certificate(server_context(identity, pins("node-b")))
+    assert certificate == identity.certificate
+    # The old attack, with the right secret: derive the CA key and check the signature.
+    guessed_ca = old_secret_derived_ca_key(SECRET).public_key()
+    with pytest.raises(InvalidSignature):
+        guessed_ca.verify(certificate.signature, certificate.tbs_certificate_bytes)
+    # It signed itself, and nothing in it names or fingerprints a secret-derived key.
+    certificate.public_key().verify(certificate.signature, certificate.tbs_certificate_bytes)
+    assert certificate.issuer == certificate.subject
+    assert certificate.issuer.rfc4514_string() == "CN=node-a"
+    raw_guess = guessed_ca.public_bytes(serialization.Encoding.Raw,
+                                        serialization.PublicFormat.Raw)
+    der = certificate.public_bytes(serialization.Encoding.DER)
+    for trace in (raw_guess, hashlib.sha256(raw_guess).hexdigest()[:16].encode()):
+        assert trace not in der
+    with pytest.raises(x509.ExtensionNotFound):
+        certificate.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier)
 
 
 # -- the identity on disk ---------------------------------------------------------------
 
-def test_identity_keeps_its_key_and_is_reissued_when_the_secret_changes(tmp_path):
+def test_identity_keeps_its_key_and_certificate(tmp_path):
     directory = tmp_path / "mirror"
-    first = load_or_create_identity(directory, SECRET, "node-a")
+    first = load_or_create_identity(directory, "node-a")
     assert stat.S_IMODE((directory / KEY_FILE).stat().st_mode) == 0o600
     assert sorted(os.listdir(directory)) == sorted([KEY_FILE, CERTIFICATE_FILE])
-
-    again = load_or_create_identity(directory, SECRET, "node-a")
+    again = load_or_create_identity(directory, "node-a")
     assert again.key_pem == first.key_pem
-    assert again.certificate_pem == first.certificate_pem      # nothing to re-issue
-
-    rekeyed = load_or_create_identity(directory, OTHER_SECRET, "node-a")
-    assert rekeyed.key_pem == first.key_pem
-    assert rekeyed.certificate.issuer == ca_of(OTHER_SECRET).certificate.subject
-    assert (directory / CERTIFICATE_FILE).read_text() == rekeyed.certificate_pem
-
-    server, client = exchange(server_of("node-b", OTHER_SECRET),
-                              client_context(ca_of(OTHER_SECRET), rekeyed))
-    assert server.error is None and client.error is None and server.peer == "node-a"
+    assert again.certificate_pem == first.certificate_pem      # nothing to make anew
+    assert (directory / CERTIFICATE_FILE).read_text() == first.certificate_pem
 
 
-def test_identity_is_reissued_for_a_new_node_id_and_survives_a_damaged_certificate(tmp_path):
-    first = load_or_create_identity(tmp_path, SECRET, "node-a")
-    renamed = load_or_create_identity(tmp_path, SECRET, "node-c")
+def test_identity_is_made_anew_for_a_new_node_id_and_survives_a_damaged_certificate(tmp_path):
+    first = load_or_create_identity(tmp_path, "node-a")
+    renamed = load_or_create_identity(tmp_path, "node-c")
     assert renamed.key_pem == first.key_pem
     assert renamed.certificate.subject.rfc4514_string() == "CN=node-c"
     (tmp_path / CERTIFICATE_FILE).write_text("not a certificate")
-    repaired = load_or_create_identity(tmp_path, SECRET, "node-c")
+    repaired = load_or_create_identity(tmp_path, "node-c")
     assert repaired.key_pem == first.key_pem
     assert repaired.certificate.subject.rfc4514_string() == "CN=node-c"
+    (tmp_path / KEY_FILE).write_text("not a key")
+    rekeyed = load_or_create_identity(tmp_path, "node-c")
+    assert rekeyed.key_pem != first.key_pem
+    assert rekeyed.certificate.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw) == \
+        rekeyed.key.public_key().public_bytes(serialization.Encoding.Raw,
+                                              serialization.PublicFormat.Raw)

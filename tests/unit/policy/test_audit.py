@@ -66,8 +66,8 @@ def test_entries_cut_off_the_end_are_detected(store):
 
 def test_only_an_admin_removes_a_hold(store):
     replicated = Replicated(store)
-    saved_searches.save(replicated, "case", "from:lawyer")
-    hold_id = holds.add(replicated, "case", None, AUDITOR)
+    saved_searches.save(replicated, "case", "from:lawyer", AUDITOR)
+    hold_id = holds.add(replicated, store.path / "no-index", "case", None, AUDITOR)
     with pytest.raises(PermissionDenied, match="only an admin removes a litigation hold"):
         holds.remove(replicated, hold_id, AUDITOR)
     holds.remove(replicated, hold_id, ADMIN)
@@ -76,7 +76,22 @@ def test_only_an_admin_removes_a_hold(store):
 
 def test_a_saved_search_in_use_cannot_be_deleted(store):
     replicated = Replicated(store)
-    saved_searches.save(replicated, "case", "from:lawyer")
-    holds.add(replicated, "case", None, ADMIN)
+    saved_searches.save(replicated, "case", "from:lawyer", AUDITOR)
+    holds.add(replicated, store.path / "no-index", "case", None, ADMIN)
     with pytest.raises(Exception, match="remove the hold first"):
         saved_searches.delete(replicated, "case")
+
+
+def test_what_a_hold_or_retention_policy_is_built_on_only_an_admin_changes(store):
+    replicated = Replicated(store)
+    assert saved_searches.save(replicated, "case", "from:lawyer", AUDITOR) is None
+    assert saved_searches.save(replicated, "case", "from:lawyers", AUDITOR) == "from:lawyer"
+    hold_id = holds.add(replicated, store.path / "no-index", "case", None, AUDITOR)
+    with pytest.raises(PermissionDenied, match=f"hold {hold_id}.*only an admin"):
+        saved_searches.save(replicated, "case", "from:nobody", AUDITOR)
+    assert saved_searches.query_of(replicated, "case") == "from:lawyers"
+    assert saved_searches.save(replicated, "case", "from:nobody", ADMIN) == "from:lawyers"
+    saved_searches.save(replicated, "old", "subject:x", AUDITOR)
+    replicated.put("retention:saved:old", 30)
+    with pytest.raises(PermissionDenied, match="retention policy"):
+        saved_searches.save(replicated, "old", "subject:y", AUDITOR)

@@ -1,0 +1,408 @@
+"""Signing in with the company directory: LDAP (RFC 4511, simple bind RFC 4513) against
+OpenLDAP or Active Directory, through Debian's python3-ldap3.
+
+A password is checked by binding as the user (the directory keeps and checks it; its
+hashes are never read). Everything else is read with the configured service account
+(directory.bind_dn), or anonymously without one:
+
+  - the user: the one entry under base_dn matching user_filter whose login attribute
+    (uid; sAMAccountName or userPrincipalName) is the name given;
+  - their addresses: every value of mail_attributes; of AD's proxyAddresses only the
+    "smtp:" entries (any case; "SMTP:" is the primary one), never X500:, SIP: and the like;
+  - their groups, nested ones included: AD's LDAP_MATCHING_RULE_IN_CHAIN
+    (1.2.840.113556.1.4.1941) in one search, or group by group (OpenLDAP);
+  - their role: admin if one of those groups is in admin_groups, else auditor if one is in
+    auditor_groups, else user;
+  - whether they may sign in at all: not when AD's userAccountControl has ACCOUNTDISABLE
+    (bit 2), nor when OpenLDAP's ppolicy has locked the entry (pwdAccountLockedTime).
+
+Errors: DirectoryError when the directory cannot answer (unreachable, TLS refused, the
+service account refused); a wrong password or an unknown name is not an error but None.
+"""
+from __future__ import annotations
+
+import ast
+import logging
+import ssl
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import ldap3
+from ldap3.core import exceptions as ldap_errors
+from ldap3.utils.conv import escape_filter_chars
+from ldap3.utils.dn import parse_dn
+
+from firmware.errors import ArchiverError
+
+from services.common.config import DirectoryConfig
+
+log = logging.getLogger(__name__)
+
+IN_CHAIN = "1.2.840.113556.1.4.1941"  # LDAP_MATCHING_RULE_IN_CHAIN: nested membership (AD)
+ACCOUNTDISABLE = 0x2  # userAccountControl bit of a disabled AD account
+STATE_ATTRIBUTES = ("userAccountControl", "pwdAccountLockedTime")
+INVALID_CREDENTIALS = 49  # RFC 4511 resultCode: wrong password, or AD's disabled/locked
+SIZE_LIMIT_EXCEEDED = 4  # more entries than asked for: enough to know a name is ambiguous
+FILTER_BATCH = 50  # member DNs per group search
+MAX_NAME_LENGTH = 256
+MAX_GROUP_DEPTH = 16  # nesting followed group by group; deeper is a loop or a mistake
+MAX_GROUPS = 5000
+
+
+class DirectoryError(ArchiverError):
+    """The directory cannot answer now. `state`: "unreachable" (no connection, TLS failed)
+    or "failing" (it answers, but refuses the service account, a search, ...)."""
+
+    def __init__(self, message: str, state: str = "failing"):
+        super().__init__(message)
+        self.state = state
+
+
+class AmbiguousName(ArchiverError):
+    """More than one directory entry answers to a login name."""
+
+
+@dataclass(frozen=True)
+class DirectoryAccount:
+    """What the directory says of one user."""
+    name: str  # the value of name_attribute: the account's name in the archiver
+    dn: str
+    emails: tuple[str, ...]  # lower-cased, primary first, each once
+    groups: tuple[str, ...]  # DNs of every group they are in, nested ones included
+    role: str  # admin, auditor or user
+    disabled: str | None  # why they may not sign in, or None
+
+    def as_json(self) -> dict:
+        return {"name": self.name, "dn": self.dn, "emails": list(self.emails),
+                "groups": list(self.groups), "role": self.role, "disabled": self.disabled}
+
+
+class Directory:
+    """One configured directory. Each call opens its own connection (the web service calls
+    from several threads; sign-ins are rare enough that pooling buys nothing)."""
+
+    def __init__(self, config: DirectoryConfig):
+        self.config = config
+        parsed = urlsplit(config.uri)
+        self.host, self.use_ssl = parsed.hostname, parsed.scheme == "ldaps"
+        self.port = parsed.port or (636 if self.use_ssl else 389)
+
+    # -- what callers use -----------------------------------------------------------------
+
+    def check_password(self, login: str, password: str) -> DirectoryAccount | None:
+        """The account of `login` if `password` is theirs and they may sign in, else None.
+        Raises DirectoryError when the directory cannot answer."""
+        if not password or not _plausible_name(login):
+            return None  # an empty password binds anonymously (RFC 4513 5.1.2): never a login
+        try:
+            account = self.find(login)
+        except AmbiguousName as error:
+            log.warning("directory: %s", error)
+            return None
+        if account is None or account.disabled:
+            return None
+        return account if self._binds_as(account.dn, password) else None
+
+    def find(self, login: str) -> DirectoryAccount | None:
+        """The account `login` names through any login attribute, None if none does.
+        Raises AmbiguousName, DirectoryError."""
+        return self._find(self.config.login_attributes, login)
+
+    def account(self, name: str) -> DirectoryAccount | None:
+        """The account whose name_attribute is `name` (refreshing a signed-in user)."""
+        return self._find([self.config.name_attribute], name)
+
+    def probe(self) -> dict:
+        """The directory's state for status: {"uri", "state": "ok", "unreachable" or
+        "failing" (see DirectoryError), "error", "checked"} (checked: epoch seconds)."""
+        state = {"uri": self.config.uri, "state": "ok", "error": None, "checked": time.time()}
+        try:
+            with self._service() as connection:
+                self._search(connection, self.config.base_dn, "(objectClass=*)", [],
+                             scope=ldap3.BASE)
+        except DirectoryError as error:
+            state.update(state=error.state, error=str(error))
+        return state
+
+    # -- searching ------------------------------------------------------------------------
+
+    def _find(self, attributes: list[str], value: str) -> DirectoryAccount | None:
+        if not _plausible_name(value):
+            return None
+        wanted = escape_filter_chars(value)
+        alternatives = "".join(f"({attribute}={wanted})" for attribute in attributes)
+        query = f"(&{self.config.user_filter}(|{alternatives}))"
+        with self._service() as connection:
+            entries = self._search(connection, self.config.base_dn, query,
+                                   self._user_attributes(), size_limit=2)
+            if len(entries) > 1:
+                raise AmbiguousName(f"{len(entries)} directory entries answer to {value!r} "
+                                    f"({entries[0]['dn']}, {entries[1]['dn']}); none signs in")
+            if not entries:
+                return None
+            return self._account(connection, entries[0])
+
+    def _user_attributes(self) -> list[str]:
+        config = self.config
+        return list(dict.fromkeys([config.name_attribute, *config.login_attributes,
+                                   *config.mail_attributes, *STATE_ATTRIBUTES]))
+
+    def _account(self, connection: ldap3.Connection, entry: dict) -> DirectoryAccount:
+        values = entry["attributes"]
+        names = values.get(self.config.name_attribute.lower(), [])
+        groups = self._groups(connection, entry["dn"])
+        return DirectoryAccount(
+            name=names[0] if names else entry["dn"], dn=entry["dn"],
+            emails=tuple(addresses(values, self.config.mail_attributes)),
+            groups=tuple(dn for dn, _ in groups),
+            role=role_of(groups, self.config.admin_groups, self.config.auditor_groups),
+            disabled=disabled_reason(values))
+
+    def _groups(self, connection: ldap3.Connection, user_dn: str) -> list[tuple[str, str]]:
+        """(DN, cn) of every group `user_dn` is in, directly or through other groups."""
+        if self.config.nested_groups == "in_chain":
+            members = _any_of(self.config.member_attributes, [user_dn], rule=IN_CHAIN)
+            entries = self._search(connection, self.config.base_dn,
+                                   f"(&{self.config.group_filter}{members})", ["cn"])
+            return [(entry["dn"], _first(entry, "cn")) for entry in entries]
+        found: dict[str, tuple[str, str]] = {}  # normalized DN -> (DN, cn)
+        members = [user_dn]
+        for _ in range(MAX_GROUP_DEPTH):  # one level of nesting a round
+            entries = [entry for start in range(0, len(members), FILTER_BATCH)
+                       for entry in self._groups_with_member(connection,
+                                                             members[start:start + FILTER_BATCH])]
+            members = []
+            for entry in entries:
+                key = normalized_dn(entry["dn"])
+                if key not in found and len(found) < MAX_GROUPS:  # a loop ends here
+                    found[key] = (entry["dn"], _first(entry, "cn"))
+                    members.append(entry["dn"])
+            if not members:
+                break
+        return list(found.values())
+
+    def _groups_with_member(self, connection: ldap3.Connection, dns: list[str]) -> list[dict]:
+        members = _any_of(self.config.member_attributes, dns)
+        return self._search(connection, self.config.base_dn,
+                            f"(&{self.config.group_filter}{members})", ["cn"])
+
+    def _search(self, connection: ldap3.Connection, base: str, query: str,
+                attributes: list[str], scope=ldap3.SUBTREE, size_limit: int = 0) -> list[dict]:
+        """The entries found (references to other servers left out), each {"dn",
+        "attributes": {lower-cased name: [str, ...]}}."""
+        try:
+            connection.search(base, query, search_scope=scope, attributes=attributes or
+                              [ldap3.NO_ATTRIBUTES], size_limit=size_limit)
+        except ldap_errors.LDAPInvalidFilterError as error:
+            raise DirectoryError(f"the directory's filter {query!r} is not valid LDAP "
+                                 f"({error}): see directory.user_filter and group_filter") from None
+        except Exception as error:  # noqa: BLE001 (as in _open)
+            raise DirectoryError(f"{self.config.uri}: search failed: {_reason(error)}",
+                                 "unreachable") from None
+        result = connection.result
+        if result["result"] not in (0, SIZE_LIMIT_EXCEEDED):
+            raise DirectoryError(f"{self.config.uri}: search under {base} refused: "
+                                 f"{result['description']} {result.get('message') or ''}".strip())
+        return [{"dn": entry["dn"], "attributes": _decoded(entry["raw_attributes"])}
+                for entry in connection.response or [] if entry.get("type") == "searchResEntry"]
+
+    # -- connections ----------------------------------------------------------------------
+
+    @contextmanager
+    def _service(self):
+        """A connection bound as the service account (or anonymous)."""
+        dn = self.config.bind_dn
+        connection = self._open(dn, self._service_password() if dn else None)
+        try:
+            if dn is not None and not self._bind(connection):
+                raise DirectoryError(f"{self.config.uri}: the service account {dn} was "
+                                     "refused (directory.bind_dn and its password)")
+            yield connection
+        finally:
+            _close(connection)
+
+    def _binds_as(self, dn: str, password: str) -> bool:
+        connection = self._open(dn, password)
+        try:
+            return self._bind(connection)
+        finally:
+            _close(connection)
+
+    def _open(self, dn: str | None, password: str | None) -> ldap3.Connection:
+        """A connection (TLS started when configured), not yet bound."""
+        # A Server of its own each time: ldap3's remembers an address that failed once as
+        # unusable for a while, which would outlast the directory's own outage.
+        tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=self.config.ca_file)
+        server = ldap3.Server(self.host, port=self.port, use_ssl=self.use_ssl, tls=tls,
+                              get_info=ldap3.NONE, connect_timeout=self.config.timeout_seconds)
+        connection = ldap3.Connection(
+            server, user=dn, password=password,
+            authentication=ldap3.SIMPLE if dn else ldap3.ANONYMOUS,
+            receive_timeout=self.config.timeout_seconds, read_only=True,
+            auto_referrals=False, raise_exceptions=False)
+        try:
+            connection.open()
+            if self.config.start_tls:
+                connection.start_tls()
+        except Exception as error:  # noqa: BLE001 (ldap3 lets garbage answers raise anything)
+            _close(connection)
+            raise DirectoryError(f"{self.config.uri}: {_reason(error)}", "unreachable") from None
+        return connection
+
+    def _bind(self, connection: ldap3.Connection) -> bool:
+        """True if the directory accepts the connection's password, False if it refuses it
+        (AD also refuses so a disabled, locked or expired account)."""
+        try:
+            if connection.bind():
+                return True
+        except Exception as error:  # noqa: BLE001 (as in _open)
+            raise DirectoryError(f"{self.config.uri}: bind failed: {_reason(error)}",
+                                 "unreachable") from None
+        result = connection.result
+        if result["result"] == INVALID_CREDENTIALS:
+            return False
+        raise DirectoryError(f"{self.config.uri}: bind as {connection.user} refused: "
+                             f"{result['description']}{_hint(result)}")
+
+    def _service_password(self) -> str | None:
+        config = self.config
+        if config.bind_password_file is None:
+            return config.bind_password
+        try:
+            text = Path(config.bind_password_file).read_text()
+        except OSError as error:
+            raise DirectoryError(f"directory.bind_password_file {config.bind_password_file}: "
+                                 f"cannot be read ({error.strerror})") from None
+        return text.splitlines()[0] if text else ""
+
+
+# -- what an entry says ------------------------------------------------------------------
+
+def addresses(values: dict[str, list[str]], attributes: list[str]) -> list[str]:
+    """Every address in `attributes` of an entry, lower-cased, each once. A value with a
+    type prefix (AD proxyAddresses: "SMTP:primary", "smtp:alias", "X500:...") counts only
+    when the type is smtp; the primary one goes first."""
+    found: list[str] = []
+    for attribute in attributes:
+        typed = sorted(values.get(attribute.lower(), []),
+                       key=lambda value: not value.startswith("SMTP:"))
+        for value in typed:
+            kind, separator, rest = value.partition(":")
+            if separator and "@" not in kind:
+                if kind.lower() != "smtp":
+                    continue
+                value = rest
+            address = value.strip().lower()
+            if _is_address(address) and address not in found:
+                found.append(address)
+    return found
+
+
+def role_of(groups: list[tuple[str, str]], admin_groups: list[str],
+            auditor_groups: list[str]) -> str:
+    """admin, auditor or user from (DN, cn) of a user's groups; configured groups are
+    names (cn, any case) or DNs."""
+    def member_of(configured: list[str]) -> bool:
+        wanted = {normalized_dn(g) if "=" in g else g.lower() for g in configured}
+        return any(normalized_dn(dn) in wanted or cn.lower() in wanted for dn, cn in groups)
+    if member_of(admin_groups):
+        return "admin"
+    return "auditor" if member_of(auditor_groups) else "user"
+
+
+def disabled_reason(values: dict[str, list[str]]) -> str | None:
+    control = values.get("useraccountcontrol", [])
+    if control and control[0].lstrip("-").isdigit() and int(control[0]) & ACCOUNTDISABLE:
+        return "disabled in Active Directory (userAccountControl)"
+    if values.get("pwdaccountlockedtime"):
+        return "locked in the directory (pwdAccountLockedTime)"
+    return None
+
+
+def normalized_dn(dn: str) -> str:
+    """A DN compared as LDAP does: attribute names and values without case, spaces around
+    separators dropped."""
+    try:
+        parts = parse_dn(dn, escape=False, strip=True)
+    except ldap_errors.LDAPInvalidDnError:
+        return dn.strip().lower()
+    return ",".join(f"{kind.lower()}={value.lower()}" for kind, value, _ in parts)
+
+
+def _is_address(value: str) -> bool:
+    local, at, domain = value.rpartition("@")
+    return bool(at and local and "." in domain and value.isprintable()
+                and not any(c.isspace() or c in "<>,;:" for c in value))
+
+
+def _plausible_name(name: str) -> bool:
+    return 0 < len(name) <= MAX_NAME_LENGTH and name.isprintable() and name.strip() == name
+
+
+def _any_of(attributes: list[str], dns: list[str], rule: str | None = None) -> str:
+    matching = f":{rule}:" if rule else ""
+    terms = "".join(f"({attribute}{matching}={escape_filter_chars(dn)})"
+                    for attribute in attributes for dn in dns)
+    return f"(|{terms})"
+
+
+def _close(connection: ldap3.Connection) -> None:
+    """Unbind (RFC 4511 4.3) if the connection still works; it is closed either way."""
+    try:
+        connection.unbind()
+    except Exception:  # noqa: BLE001 (a broken socket: nothing left to tell the server)
+        try:
+            connection.strategy.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def _decoded(raw: dict) -> dict[str, list[str]]:
+    return {name.lower(): [value.decode("utf-8", "replace") if isinstance(value, bytes)
+                           else str(value) for value in values]
+            for name, values in raw.items()}
+
+
+def _first(entry: dict, attribute: str) -> str:
+    values = entry["attributes"].get(attribute, [])
+    return values[0] if values else ""
+
+
+def _reason(error: Exception) -> str:
+    """What went wrong in words, from ldap3's nested exception texts."""
+    text = _innermost(str(error)) or type(error).__name__
+    tls = ("ssl" in text.lower() or "certificate" in text.lower()
+           or isinstance(error, (ldap_errors.LDAPStartTLSError, ldap_errors.LDAPCertificateError,
+                                 ldap_errors.LDAPSSLConfigurationError)))
+    if tls:
+        return f"TLS failed ({text}): see directory.ca_file"
+    if isinstance(error, (ldap_errors.LDAPSocketOpenError, ldap_errors.LDAPSocketSendError,
+                          ldap_errors.LDAPSocketReceiveError, OSError)):
+        return f"unreachable ({text})"
+    if not isinstance(error, ldap_errors.LDAPException):
+        return f"the answer is not LDAP ({type(error).__name__}: {text})"
+    return text
+
+
+def _innermost(text: str) -> str:
+    """ldap3 wraps each address's error in tuples of reprs: keep the words."""
+    for _ in range(4):
+        try:
+            value = ast.literal_eval(text[:2000])  # literals only: safe on any text
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            break
+        if isinstance(value, tuple) and value:
+            value = value[0]
+        if not isinstance(value, str):
+            break
+        text = value
+    return text
+
+
+def _hint(result: dict) -> str:
+    if result["result"] == 8:  # strongerAuthRequired: AD refuses simple binds in the clear
+        return " (the directory wants TLS for binds: use ldaps:// or start_tls)"
+    return f" ({result['message']})" if result.get("message") else ""

@@ -1,0 +1,115 @@
+"""Who a name and password sign in as: a local account (services.appliance.users) when one
+has the name, else the company directory (services.appliance.directory) when one is
+configured. A local name shadows the directory's, so the firstboot admin and every local
+account sign in whatever the directory does.
+
+A directory user becomes a users.User with the directory's addresses and role, whose
+credential stamp is made from their DN: it never equals a local account's, so a session
+opened for one can never pass for the other. What the directory said is kept for
+directory.refresh_seconds; a session that outlives it reads the entry again, and a user
+since removed, disabled or moved out of user_filter loses access then. While the
+directory cannot be read, directory users' sessions are not honoured (closed, not
+open): only the directory can say they still may.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+from services.appliance import users
+from services.appliance.admin_password import ADMIN_USER
+from services.appliance.directory import Directory, DirectoryAccount, DirectoryError
+from services.appliance.users import User
+from services.archive.archive import Archive
+from services.common.config import DirectoryConfig
+
+log = logging.getLogger(__name__)
+
+DIRECTORY_SCHEME = "directory"  # User.password["scheme"] of a directory user
+
+
+@dataclass
+class _Known:
+    user: User
+    read: float  # clock() when the directory last said so
+
+
+class SignIn:
+    """Password checks and session look-ups for the web service (thread-safe)."""
+
+    def __init__(self, archive: Archive, directory: DirectoryConfig | None,
+                 clock=time.monotonic):
+        self.archive, self.clock = archive, clock
+        self.directory = Directory(directory) if directory is not None else None
+        self.refresh_seconds = directory.refresh_seconds if directory is not None else 0.0
+        self._known: dict[str, _Known] = {}
+        self._lock = threading.Lock()
+
+    def authenticate(self, name: str, password: str) -> User | None:
+        """The user `name` and `password` sign in as, None if they sign in as no one.
+        Raises DirectoryError when only the directory could tell and it cannot answer."""
+        if self.directory is None or users.get(self.archive, name) is not None:
+            return users.authenticate(self.archive, name, password)
+        account = self.directory.check_password(name, password)
+        if account is None:
+            return None
+        return self._remember(account)
+
+    def current(self, name: str, stamp: str) -> User | None:
+        """The user a session opened for (`name`, credential `stamp`) is now, or None when
+        it may no longer be honoured (removed, new password, disabled in the directory, or
+        the directory unreadable when its entry was due to be read again)."""
+        local = users.get(self.archive, name)
+        if local is not None or not is_directory_stamp(stamp) or self.directory is None:
+            return local if local is not None and local.credential_stamp == stamp else None
+        with self._lock:
+            known = self._known.get(name)
+        if known is not None and self.clock() - known.read < self.refresh_seconds:
+            user = known.user
+        else:
+            user = self._refresh(name)
+        return user if user is not None and user.credential_stamp == stamp else None
+
+    def _refresh(self, name: str) -> User | None:
+        try:
+            account = self.directory.account(name)
+        except DirectoryError as error:
+            log.warning("directory: cannot read %s again: %s", name, error)
+            return None
+        if account is None or account.disabled:
+            log.info("directory: %s %s: their sessions end", name,
+                     account.disabled if account else "is no longer in the directory")
+            with self._lock:
+                self._known.pop(name, None)
+            return None
+        return self._remember(account)
+
+    def _remember(self, account: DirectoryAccount) -> User | None:
+        if account.name == ADMIN_USER or users.get(self.archive, account.name) is not None:
+            log.warning("directory: %s (%s) has the name of a local account; only the local "
+                        "account signs in", account.name, account.dn)
+            return None
+        user = directory_user(account)
+        with self._lock:
+            self._known[account.name] = _Known(user, self.clock())
+        return user
+
+
+def directory_user(account: DirectoryAccount) -> User:
+    """The archiver's view of a directory account; its "password" record holds no secret,
+    only what makes its credential stamp (the DN)."""
+    digest = hashlib.sha256(account.dn.lower().encode()).hexdigest()
+    return User(account.name, account.role, account.emails,
+                {"scheme": DIRECTORY_SCHEME, "dn": account.dn,
+                 "hash": f"{DIRECTORY_SCHEME}:{digest}"})
+
+
+def is_directory_stamp(stamp: str) -> bool:
+    return stamp.startswith(f"{DIRECTORY_SCHEME}:")
+
+
+def is_directory_user(user: User) -> bool:
+    return user.password.get("scheme") == DIRECTORY_SCHEME

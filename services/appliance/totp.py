@@ -1,0 +1,192 @@
+"""Two-factor sign-in for local accounts: time-based one-time passwords (TOTP, RFC 6238:
+HMAC-SHA1, 6 digits, 30-second steps, through Debian's python3-pyotp) and one-time
+recovery codes.
+
+Enrolment: begin() makes a secret and shows it as an otpauth:// URI, a QR code
+(python3-qrcode, inline SVG) and text; confirm() with a code from the app switches it on
+and hands out RECOVERY_CODES recovery codes, shown once. A code is accepted one step
+early or late (clock drift, RFC 6238 section 5.2), and each step only once, never a step
+before one already used (a code seen over a shoulder or in a proxy's log is spent). A
+recovery code works once in place of a code.
+
+Kept node-local (never replicated, like passwords) in the store's setting
+"two_factor:NAME" = {"secret": base32, "confirmed": bool, "last_step": int,
+"recovery": {"salt": hex, "hashes": [hex, ...]}, "enrolled": epoch}. The TOTP secret must
+stay readable to check codes (RFC 6238 is a shared secret); recovery codes are kept only
+as salted SHA-256 hashes: they are random (60 bits), so a slow hash buys nothing.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+
+import pyotp
+import qrcode
+import qrcode.image.svg
+
+from firmware.errors import ArchiverError
+
+from services.archive.archive import Archive
+
+SETTING_PREFIX = "two_factor:"
+STEP_SECONDS = 30
+DRIFT_STEPS = 1
+RECOVERY_CODES = 10
+RECOVERY_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i to misread
+RECOVERY_GROUPS, RECOVERY_GROUP_LENGTH = 3, 4
+_lock = threading.Lock()  # codes are spent by read-modify-write of one setting
+clock = time.time  # what "now" is for codes (tests move it on by steps)
+
+
+class TwoFactorError(ArchiverError):
+    pass
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    secret: str  # base32, for typing into an app by hand
+    uri: str  # otpauth://totp/ISSUER:NAME?secret=...&issuer=ISSUER
+    qr_svg: str  # the URI as a QR code, an <svg> element to put in a page
+
+
+def enrolled(archive: Archive, name: str) -> bool:
+    record = _record(archive, name)
+    return bool(record and record.get("confirmed"))
+
+
+def status(archive: Archive, name: str) -> dict:
+    """{"enrolled": bool, "pending": bool (begun, not confirmed), "recovery_codes_left"}."""
+    record = _record(archive, name) or {}
+    return {"enrolled": bool(record.get("confirmed")),
+            "pending": bool(record) and not record.get("confirmed"),
+            "recovery_codes_left": len(record.get("recovery", {}).get("hashes", []))}
+
+
+def begin(archive: Archive, name: str, issuer: str) -> Enrolment:
+    """Start (or start over) an enrolment with a new secret. TwoFactorError if the account
+    already uses codes: removing them first takes a code."""
+    with _lock:
+        if enrolled(archive, name):
+            raise TwoFactorError("two-factor sign-in is already on for this account")
+        record = {"secret": pyotp.random_base32(), "confirmed": False, "last_step": -1}
+        archive.store.set_setting(SETTING_PREFIX + name, record)
+    return pending(archive, name, issuer)
+
+
+def pending(archive: Archive, name: str, issuer: str) -> Enrolment | None:
+    """The enrolment begun and not yet confirmed, to show again; None if there is none."""
+    record = _record(archive, name)
+    if not record or record.get("confirmed"):
+        return None
+    uri = pyotp.TOTP(record["secret"]).provisioning_uri(name=name, issuer_name=issuer)
+    return Enrolment(record["secret"], uri, qr_svg(uri))
+
+
+def confirm(archive: Archive, name: str, code: str, now: float | None = None) -> list[str]:
+    """Switch codes on with a first `code` from the app; the recovery codes, to show once.
+    TwoFactorError if nothing is pending or the code is wrong."""
+    with _lock:
+        record = _record(archive, name)
+        if not record or record.get("confirmed"):
+            raise TwoFactorError("no two-factor enrolment is waiting for a code: start again")
+        step = _matching_step(record, code, now)
+        if step is None:
+            raise TwoFactorError("that code is not the app's current one: check the app's "
+                                 "account and the clock, and try the next code")
+        codes, record["recovery"] = _recovery_codes()
+        record.update(confirmed=True, last_step=step, enrolled=time.time())
+        archive.store.set_setting(SETTING_PREFIX + name, record)
+    return codes
+
+
+def verify(archive: Archive, name: str, code: str, now: float | None = None) -> str | None:
+    """How `code` signs `name` in: "totp" (a current code, now spent), "recovery" (a
+    recovery code, now spent), or None (wrong, already used, or no codes enrolled)."""
+    with _lock:
+        record = _record(archive, name)
+        if not record or not record.get("confirmed"):
+            return None
+        step = _matching_step(record, code, now)
+        if step is not None:
+            record["last_step"] = step
+            archive.store.set_setting(SETTING_PREFIX + name, record)
+            return "totp"
+        if _spend_recovery_code(record, code):
+            archive.store.set_setting(SETTING_PREFIX + name, record)
+            return "recovery"
+    return None
+
+
+def new_recovery_codes(archive: Archive, name: str) -> list[str]:
+    """Replace the recovery codes (the old ones stop working); the new ones, to show once."""
+    with _lock:
+        record = _record(archive, name)
+        if not record or not record.get("confirmed"):
+            raise TwoFactorError("two-factor sign-in is not on for this account")
+        codes, record["recovery"] = _recovery_codes()
+        archive.store.set_setting(SETTING_PREFIX + name, record)
+    return codes
+
+
+def remove(archive: Archive, name: str) -> None:
+    """Switch codes off (or drop a pending enrolment)."""
+    with _lock:
+        archive.store.set_setting(SETTING_PREFIX + name, None)
+
+
+def qr_svg(text: str) -> str:
+    """`text` as a QR code: an <svg> element (no XML declaration, no style attributes,
+    so it can stand in a page whose Content-Security-Policy forbids inline styles)."""
+    image = qrcode.make(text, image_factory=qrcode.image.svg.SvgPathImage, border=2)
+    svg = image.to_string(encoding="unicode")
+    return svg[svg.index("<svg"):]
+
+
+def current_step(now: float | None = None) -> int:
+    return int((clock() if now is None else now) // STEP_SECONDS)
+
+
+def _matching_step(record: dict, code: str, now: float | None) -> int | None:
+    """The step whose code `code` is, within the drift allowed and after the last used."""
+    digits = "".join(code.split())
+    if len(digits) != 6 or not (digits.isascii() and digits.isdigit()):  # not "１２３４５６"
+        return None
+    totp = pyotp.TOTP(record["secret"], interval=STEP_SECONDS)
+    middle = current_step(now)
+    for step in range(middle - DRIFT_STEPS, middle + DRIFT_STEPS + 1):
+        if step > record.get("last_step", -1) and hmac.compare_digest(
+                totp.generate_otp(step), digits):
+            return step
+    return None
+
+
+def _recovery_codes() -> tuple[list[str], dict]:
+    salt = secrets.token_bytes(16)
+    codes = ["-".join("".join(secrets.choice(RECOVERY_ALPHABET)
+                              for _ in range(RECOVERY_GROUP_LENGTH))
+                      for _ in range(RECOVERY_GROUPS)) for _ in range(RECOVERY_CODES)]
+    return codes, {"salt": salt.hex(), "hashes": [_hashed(salt, code) for code in codes]}
+
+
+def _spend_recovery_code(record: dict, code: str) -> bool:
+    recovery = record.get("recovery") or {}
+    salt = bytes.fromhex(recovery.get("salt", ""))
+    given = _hashed(salt, code)
+    for stored in recovery.get("hashes", []):
+        if hmac.compare_digest(stored, given):
+            recovery["hashes"].remove(stored)
+            return True
+    return False
+
+
+def _hashed(salt: bytes, code: str) -> str:
+    normalized = "".join(c for c in code.lower() if c.isalnum())  # as typed: any case, dashes
+    return hashlib.sha256(salt + normalized.encode()).hexdigest()
+
+
+def _record(archive: Archive, name: str) -> dict | None:
+    return archive.store.setting(SETTING_PREFIX + name)

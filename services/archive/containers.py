@@ -1,0 +1,179 @@
+"""The files inside the containers mail carries: Outlook TNEF (winmail.dat, [MS-OXTNEF]),
+zip archives (PKWARE APPNOTE), S/MIME CMS objects (RFC 5652, RFC 8551).
+
+Everything here reads a stranger's bytes inside the extraction worker, within a ReadBudget
+(how many members and how many expanded bytes one message may cost): a zip bomb, a TNEF file
+claiming gigabytes or a member count in the millions ends as a problem of that container,
+never as memory the worker does not have.
+
+TNEF is unpacked by Debian's `tnef` tool (no Debian library reads TNEF); S/MIME signed-data
+is unwrapped by `openssl cms` (cryptography 38 signs PKCS #7 but cannot read it).
+"""
+from __future__ import annotations
+
+import io
+import os
+import secrets
+import tempfile
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from services.archive import tools
+
+MAX_MEMBERS = 500                       # members listed per container
+MEMBER_READ_BYTES = 32 * 1024 * 1024    # one member is read up to here, the rest is skipped
+MESSAGE_READ_BYTES = 128 * 1024 * 1024  # expanded bytes read from all containers of a message
+TNEF_TYPES = ("application/ms-tnef", "application/vnd.ms-tnef")
+ZIP_TYPES = ("application/zip", "application/x-zip-compressed", "application/x-zip")
+CMS_TYPES = ("application/pkcs7-mime", "application/x-pkcs7-mime")
+# DER of the CMS content-type OIDs (RFC 5652 section 3 ff., RFC 5083): 1.2.840.113549.1.7.x
+# and 1.2.840.113549.1.9.16.1.23.
+CMS_OID_PREFIX = bytes.fromhex("06092a864886f70d0107")
+CMS_KINDS = {2: "signed-data", 3: "enveloped-data", 6: "encrypted-data"}
+CMS_AUTH_ENVELOPED = bytes.fromhex("060b2a864886f70d0109100117")
+
+
+@dataclass
+class Member:
+    """A file found in a container. data is None when it was not read (problem says why)."""
+    name: str
+    data: bytes | None
+    problem: str | None = None
+    encrypted: bool = False
+
+
+class ReadBudget:
+    """What one message may still expand: bytes read out of containers, members listed, and
+    text taken from them (the caller spends text_bytes)."""
+
+    def __init__(self, text_bytes: int, read_bytes: int = MESSAGE_READ_BYTES,
+                 members: int = 4 * MAX_MEMBERS):
+        self.text_bytes, self.read_bytes, self.members = text_bytes, read_bytes, members
+
+    def read_limit(self) -> int:
+        return max(0, min(MEMBER_READ_BYTES, self.read_bytes))
+
+    def spend(self, read_bytes: int) -> None:
+        self.read_bytes -= read_bytes
+        self.members -= 1
+
+
+def zip_members(data: bytes, budget: ReadBudget) -> tuple[list[Member], str | None]:
+    """The files of a zip archive and a problem of the archive as a whole (or None).
+    Members are read through zipfile's streaming reader and cut at the read limit, so a
+    member that lies about its size costs no more than one that does not. Raises
+    ValueError when data is not a readable zip."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
+        raise ValueError(f"not a readable zip archive: {exc}") from None
+    members, problem = [], None
+    files = [info for info in archive.infolist() if not info.is_dir()]
+    if len(files) > MAX_MEMBERS:
+        problem = f"{len(files)} members; the first {MAX_MEMBERS} are listed"
+    for info in files[:MAX_MEMBERS]:
+        if budget.members <= 0:
+            problem = "too many members in this message's containers; the rest are not listed"
+            break
+        members.append(_zip_member(archive, info, budget))
+    return members, problem
+
+
+def _zip_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: ReadBudget) -> Member:
+    if info.flag_bits & 0x1:
+        budget.spend(0)
+        return Member(info.filename, None, "encrypted (password-protected zip member)",
+                      encrypted=True)
+    limit = budget.read_limit()
+    if info.file_size > limit:
+        budget.spend(0)
+        return Member(info.filename, None,
+                      f"not read: {info.file_size} bytes uncompressed, over the {limit}-byte limit")
+    try:
+        with archive.open(info) as stream:
+            content = stream.read(limit + 1)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError,
+            RuntimeError, zlib.error) as exc:
+        budget.spend(0)
+        return Member(info.filename, None, f"cannot read this member: {exc}"[:300])
+    budget.spend(len(content))
+    if len(content) > limit:  # the header understated the size: a bomb
+        return Member(info.filename, None, f"not read: expands past the {limit}-byte limit")
+    return Member(info.filename, content)
+
+
+def tnef_contents(data: bytes, budget: ReadBudget) -> tuple[Member | None, list[Member]]:
+    """The message body (a Member named body.txt, .rtf or .html) and the attached files of
+    a TNEF stream, unpacked by the `tnef` tool within the read budget. Raises
+    tools.ToolFailed when tnef cannot read it."""
+    limit = budget.read_limit()
+    body_name = "body-" + secrets.token_hex(8)  # a name no attachment in the file can take
+    with tempfile.TemporaryDirectory(prefix="archiver-tnef-") as directory:
+        out = Path(directory) / "files"
+        out.mkdir()
+        listing, _ = tools.run_in(Path(directory), [
+            "tnef", "--file=-", f"--directory={out}", f"--save-body={body_name}",
+            "--body-pref=THR", "--number-backups", f"--maxsize={max(1, limit)}", "--verbose"],
+            data, stdin=True)
+        body, files = None, []
+        for title, path in _tnef_listing(listing, out):
+            if budget.members <= 0:
+                break
+            content = _read_capped(path, budget)
+            if os.path.basename(path).startswith(body_name):
+                body = Member("body" + os.path.splitext(path)[1].lower(), content)
+            else:
+                problem = None if content is not None else "not read: over the size limit"
+                files.append(Member(title, content, problem))
+    return body, files
+
+
+def _tnef_listing(listing: bytes, out: Path) -> list[tuple[str, Path]]:
+    """tnef --verbose prints "title | path | type |" per file written."""
+    found = []
+    for line in listing.decode("utf-8", "replace").splitlines():
+        fields = [field.strip() for field in line.split("\t|\t")]
+        if len(fields) >= 2 and fields[1]:
+            path = Path(fields[1]) if os.path.isabs(fields[1]) else out.parent / fields[1]
+            if path.resolve().parent == out.resolve() and path.is_file():
+                found.append((fields[0] or path.name, path))
+    return found[:MAX_MEMBERS]
+
+
+def _read_capped(path: Path, budget: ReadBudget) -> bytes | None:
+    limit = budget.read_limit()
+    with open(path, "rb") as handle:
+        content = handle.read(limit + 1)
+    budget.spend(min(len(content), limit))
+    return content if len(content) <= limit else None
+
+
+def cms_kind(data: bytes, smime_type: str | None) -> str | None:
+    """"signed-data", "enveloped-data", "authEnveloped-data", "encrypted-data" or
+    "compressed-data" for a CMS object, from the smime-type parameter (RFC 8551 3.2.2) or,
+    when that is missing, from the content type OID at the start of the DER."""
+    if smime_type:
+        return smime_type.strip().lower()
+    head = data[:64]
+    if CMS_AUTH_ENVELOPED in head:
+        return "authenveloped-data"
+    at = head.find(CMS_OID_PREFIX)
+    if at >= 0 and at + len(CMS_OID_PREFIX) < len(head):
+        return CMS_KINDS.get(head[at + len(CMS_OID_PREFIX)])
+    return None
+
+
+def signed_content(data: bytes) -> bytes:
+    """The content of an opaque CMS signed-data object (the MIME entity that was signed),
+    without verifying the signature: archiving reads, it does not vouch. Raises
+    tools.ToolFailed when openssl cannot read it."""
+    for form in ("DER", "PEM"):
+        try:
+            stdout, _ = tools.run(["openssl", "cms", "-verify", "-noverify", "-nosigs",
+                                   "-binary", "-inform", form, "-in", "{input}"], data)
+            return stdout
+        except tools.ToolFailed as failure:
+            problem = failure
+    raise problem

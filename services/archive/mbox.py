@@ -1,0 +1,227 @@
+"""The mbox format: From_ lines, splitting a stream into messages, and mboxrd quoting.
+
+A separator is a From_ line, "From <sender> <asctime date>" (the form qmail's mbox(5) and
+RFC 4155 describe, with the variants writers use: no seconds, a zone before or after the
+year, "remote from"), that starts the file or follows a blank line. Any other line that
+begins with "From " is body text and stays in its message: that is what keeps a body's
+"From the moderators: ..." from becoming a headerless message of its own.
+
+Dialect: mboxrd, both ways. Writing puts one ">" before every line matching "^>*From ";
+reading takes one ">" off every line matching "^>+From ". So a written mbox reads back
+byte-exact, except what mbox cannot carry at all:
+
+  * a message that does not end with a line ending gets one (CRLF if the message uses
+    CRLF, else LF), because the blank line that separates messages has to start on a
+    line of its own. An empty message comes back as a single LF.
+
+CRLF line endings survive: lines are split on LF only and the separator written is LF.
+Python's mailbox.mbox and mutt quote mboxo-style ("From " only) and never unquote; the
+price of reading them as mboxrd is mboxo's own ambiguity: a body line that read ">From "
+before such a writer quoted nothing comes back as "From ". The blank line before a
+separator (LF or CRLF) belongs to the separator, not to the message.
+"""
+from __future__ import annotations
+
+import calendar
+import email.parser
+import email.policy
+import email.utils
+import re
+import time
+from dataclasses import dataclass
+from typing import BinaryIO, Iterator
+
+from services.archive.message_date import epoch_of
+
+READ_CHUNK = 1 << 20  # an mbox is read a MiB at a time, never whole
+FROM_LINE_LIMIT = 1000  # bytes; a longer line is no From_ line (RFC 5322 caps lines at 998)
+_MONTHS = {name: number for number, name in enumerate(calendar.month_abbr) if name}
+FROM_LINE = re.compile(
+    rb"From (?P<sender>\S*) +(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) +"
+    rb"(?P<month>Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +(?P<day>\d{1,2}) +"
+    rb"(?P<hour>\d{1,2}):(?P<minute>\d\d)(?::(?P<second>\d\d))?"
+    rb"(?: +(?:[A-Z]{1,5}|(?P<zone_before>[+-]\d{4})))? +(?P<year>\d{4})"
+    rb"(?: +(?P<zone_after>[+-]\d{4}))?(?: +remote from \S+)? *\r?\n?")
+_SEPARATOR_CANDIDATE = b"\nFrom "
+_QUOTED_FROM = re.compile(rb"^>(>*From )", re.MULTILINE)
+_FROM_TO_QUOTE = re.compile(rb"^(>*From )", re.MULTILINE)
+_HEADER_END = re.compile(rb"\n\r?\n")
+_PLAIN_ADDRESS = re.compile(r"[!-~]+")  # printable ASCII without spaces, as a From_ line needs
+
+
+@dataclass(frozen=True)
+class FromLine:
+    sender: str
+    date: float | None  # epoch seconds UTC; None if not a real, plausible date
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One message of an mbox: its raw bytes, or its size when it was over the limit."""
+    raw: bytes | None
+    from_line: FromLine | None
+    size: int  # bytes between its From_ line and the next separator
+
+
+def parse_from_line(line: bytes) -> FromLine | None:
+    """The From_ line `line` (with or without its line ending), or None if it is not one.
+    A date without a zone is UTC, as writers since Python's mailbox and qmail write it."""
+    match = FROM_LINE.fullmatch(line) if len(line) <= FROM_LINE_LIMIT + 2 else None
+    if not match:
+        return None
+    zone = match["zone_before"] or match["zone_after"]
+    offset = (1 if zone[:1] == b"+" else -1) * (int(zone[1:3]) * 3600 + int(zone[3:]) * 60) \
+        if zone else 0
+    date = epoch_of(int(match["year"]), _MONTHS[match["month"].decode()], int(match["day"]),
+                    int(match["hour"]), int(match["minute"]), int(match["second"] or 0), offset)
+    return FromLine(match["sender"].decode("ascii", "replace"), date)
+
+
+def split_leading_from_line(raw: bytes) -> tuple[bytes, FromLine | None]:
+    """A single message's bytes without the mbox From_ line it may start with, and that
+    line; nothing else changes. Bytes that start with no From_ line come back as they are."""
+    if not raw.startswith(b"From "):
+        return raw, None
+    end = raw.find(b"\n", 0, FROM_LINE_LIMIT + 2)
+    line = raw[:end + 1] if end >= 0 else raw
+    from_line = parse_from_line(line)
+    return (raw[len(line):], from_line) if from_line else (raw, None)
+
+
+def starts_with_from_line(start: bytes) -> bool:
+    """Whether a file whose first bytes are `start` is an mbox (starts with a From_ line)."""
+    end = start.find(b"\n", 0, FROM_LINE_LIMIT + 2)
+    return parse_from_line(start[:end + 1] if end >= 0 else start) is not None
+
+
+# --- reading ------------------------------------------------------------------------------
+
+def read_entries(stream: BinaryIO, max_bytes: int) -> Iterator[Entry]:
+    """The messages of an mbox stream that starts with a From_ line, in order. A message of
+    more than `max_bytes` is not kept (raw None, its size given); memory holds one chunk
+    plus at most `max_bytes` of one message, whatever the mbox's size."""
+    for block, size in _blocks(stream, max_bytes):
+        if block is None or size > max_bytes:
+            yield Entry(None, None, size)
+            continue
+        line_end = block.find(b"\n")
+        line, message = (block[:line_end + 1], block[line_end + 1:]) if line_end >= 0 \
+            else (block, b"")
+        message = _without_separator_line(message)
+        if b">From " in message:
+            message = _QUOTED_FROM.sub(rb"\1", message)
+        yield Entry(message, parse_from_line(line), size)
+
+
+def count_entries(stream: BinaryIO) -> int:
+    """How many messages read_entries finds, holding no message in memory."""
+    return sum(1 for _ in _blocks(stream, max_bytes=0))
+
+
+def _blocks(stream: BinaryIO, max_bytes: int) -> Iterator[tuple[bytes | None, int]]:
+    """(block, size) per message: a block is its From_ line through the blank line before
+    the next separator; None when it grew past `max_bytes` (its bytes were dropped)."""
+    buffer = bytearray()
+    start = 0     # where the current block begins in buffer
+    scanned = 0   # no separator starts a line in buffer[start:scanned + 1]
+    dropped = 0   # bytes of the current block already let go (over the limit)
+    at_end = False
+    while True:
+        while (found := buffer.find(_SEPARATOR_CANDIDATE, max(scanned, start + 1))) >= 0:
+            line_end = buffer.find(b"\n", found + 1, found + FROM_LINE_LIMIT + 2)
+            if line_end < 0 and not at_end and len(buffer) - found < FROM_LINE_LIMIT + 2:
+                break  # the candidate line continues in the next chunk
+            scanned = found + 1
+            # Without a line ending within the limit, the line is no From_ line (or the last).
+            line = buffer[found + 1:line_end + 1 if line_end >= 0 else found + FROM_LINE_LIMIT + 2]
+            if _follows_blank_line(buffer, found) and FROM_LINE.fullmatch(line):
+                yield _block(buffer, start, found + 1, dropped)
+                start, dropped = found + 1, 0
+        else:
+            scanned = max(start, len(buffer) - len(_SEPARATOR_CANDIDATE) + 1)
+        if at_end:
+            break
+        del buffer[:start]  # once per chunk, so small messages do not shift the buffer
+        scanned, start = scanned - start, 0
+        if len(buffer) > max_bytes:  # over the limit: keep only what a separator check needs
+            let_go = max(0, min(scanned, len(buffer)) - 3)
+            del buffer[:let_go]
+            scanned, dropped = scanned - let_go, dropped + let_go
+        chunk = stream.read(READ_CHUNK)
+        at_end = not chunk
+        buffer += chunk
+    if start < len(buffer) or dropped:
+        yield _block(buffer, start, len(buffer), dropped)
+
+
+def _block(buffer: bytearray, start: int, end: int, dropped: int) -> tuple[bytes | None, int]:
+    return (None if dropped else bytes(buffer[start:end])), dropped + end - start
+
+
+def _follows_blank_line(buffer: bytearray, newline: int) -> bool:
+    """Whether the line that ends at buffer[newline] is empty (LF or CRLF)."""
+    return buffer[newline - 1:newline] == b"\n" or buffer[newline - 2:newline] == b"\n\r"
+
+
+def _without_separator_line(message: bytes) -> bytes:
+    """Drop the blank line that ends a block: it separates messages, it is not theirs."""
+    for blank in (b"\n", b"\r\n"):
+        if message == blank or message.endswith(b"\n" + blank):
+            return message[:-len(blank)]
+    return message
+
+
+# --- writing ------------------------------------------------------------------------------
+
+def write_entries(messages, output: BinaryIO) -> int:
+    """Write (name, raw) pairs to `output` as mboxrd (mbox keeps no names); returns how
+    many were written. The stream need not be seekable."""
+    written = 0
+    for _name, raw in messages:
+        output.write(from_line_for(raw))
+        output.write(with_final_line_ending(quote_from_lines(raw)))
+        output.write(b"\n")  # the blank line after every message, the last one too
+        written += 1
+    return written
+
+
+def quote_from_lines(raw: bytes) -> bytes:
+    """mboxrd quoting: one more ">" before every line matching "^>*From "."""
+    return _FROM_TO_QUOTE.sub(rb">\1", raw) if b"From " in raw else raw
+
+
+def with_final_line_ending(raw: bytes) -> bytes:
+    """`raw` ending in a line ending: CRLF if it uses CRLF, else LF."""
+    if raw.endswith(b"\n"):
+        return raw
+    if raw.endswith(b"\r"):
+        return raw + b"\n"
+    return raw + (b"\r\n" if b"\r\n" in raw else b"\n")
+
+
+def from_line_for(raw: bytes) -> bytes:
+    """"From SENDER DATE", the form mutt's and Python's readers expect, ASCII only."""
+    end = _HEADER_END.search(raw)
+    headers = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(
+        raw[:end.start() + 1] if end else raw)
+    sent = time.asctime(_sent_time(headers.get("Date")))
+    return f"From {_envelope_sender(headers)} {sent}\n".encode("ascii")
+
+
+def _envelope_sender(headers) -> str:
+    for field in ("Return-Path", "Sender", "From"):
+        address = email.utils.parseaddr(str(headers.get(field, "")))[1]
+        if address and _PLAIN_ADDRESS.fullmatch(address):
+            return address
+    return "MAILER-DAEMON"
+
+
+def _sent_time(date_header) -> time.struct_time:
+    """The Date header in UTC; the time of export when it is missing or unreadable."""
+    try:
+        sent = email.utils.parsedate_to_datetime(str(date_header))
+        if sent.tzinfo is None:
+            return sent.timetuple()  # "-0000": the zone is unknown, the time is UTC
+        return time.gmtime(sent.timestamp())
+    except (TypeError, ValueError, IndexError, OverflowError, OSError):
+        return time.gmtime()

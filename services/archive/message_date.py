@@ -1,0 +1,92 @@
+"""A message's date, from its own evidence first (DESIGN.md, "Reading mail").
+
+In order, the first that gives a plausible date wins:
+
+  date-header      the RFC 5322 Date header (the first one)
+  received-header  the topmost (last added) RFC 5321 Received trace field whose date, the
+                   part after its last ";", can be read: when the nearest server got it
+  mbox-from-line   the date on the mbox From_ line the message was filed under
+  arrival          when this appliance stored it
+
+"Plausible" is a real calendar date between 1971 (the first e-mail) and 2200: a Date of
+1 Jan 1970 or 10000 is a broken clock or a zero, not a date, so the next evidence decides.
+The source used is recorded in the metadata as `date_source`.
+"""
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import email.utils
+from email.message import Message
+
+from services.archive import mime
+
+DATE_HEADER, RECEIVED_HEADER, FROM_LINE, ARRIVAL = (
+    "date-header", "received-header", "mbox-from-line", "arrival")
+EARLIEST = calendar.timegm((1971, 1, 1, 0, 0, 0))
+LATEST = calendar.timegm((2200, 1, 1, 0, 0, 0))
+DATE_TEXT_LIMIT = 200  # a date-time is under 50 characters; the rest is not read
+RECEIVED_FIELDS_READ = 100  # a message with more trace fields than this is a loop, not mail
+
+
+def message_date(message: Message, from_line_date: float | None,
+                 arrival: float) -> tuple[float, str]:
+    """(epoch seconds UTC, date source) of a parsed message (headers suffice).
+
+    `from_line_date`: the date of the mbox From_ line it was filed under, if any (epoch
+    seconds UTC); `arrival`: when it was stored. Never raises on bad input.
+    """
+    for source, date in ((DATE_HEADER, lambda: parse_date(mime.header(message, "date"))),
+                         (RECEIVED_HEADER, lambda: received_date(message)),
+                         (FROM_LINE, lambda: plausible(from_line_date))):
+        found = date()
+        if found is not None:
+            return found, source
+    return arrival, ARRIVAL
+
+
+def received_date(message: Message) -> float | None:
+    """The date of the topmost Received field that has a readable one (RFC 5321 4.4:
+    "; date-time" ends the field), or None."""
+    fields = mime.safely(lambda: message.get_all("received"), None) or []
+    for value in fields[:RECEIVED_FIELDS_READ]:
+        if isinstance(value, str) and ";" in value:
+            found = parse_date(value.rpartition(";")[2])
+            if found is not None:
+                return found
+    return None
+
+
+def parse_date(text: str) -> float | None:
+    """An RFC 5322 date-time (obsolete forms included) as epoch seconds UTC, or None when
+    it is missing, unreadable, not a real calendar date or implausible. A date without a
+    zone ("-0000" or none) is taken as UTC."""
+    text = mime.decode_header_text(text)[:DATE_TEXT_LIMIT] if isinstance(text, str) else ""
+    if not text:
+        return None
+    try:
+        parsed = email.utils.parsedate_tz(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if not parsed:
+        return None
+    return epoch_of(*parsed[:6], offset=parsed[9] or 0)
+
+
+def epoch_of(year: int, month: int, day: int, hour: int, minute: int, second: int,
+             offset: int = 0) -> float | None:
+    """Epoch seconds UTC of a local time `offset` seconds east of UTC, or None if it is not
+    a real calendar time (30 February, 25:61) or not plausible."""
+    try:
+        local = dt.datetime(year, month, day, hour, minute, min(second, 59),
+                            tzinfo=dt.timezone(dt.timedelta(seconds=offset)))
+    except (ValueError, OverflowError, TypeError):
+        return None
+    return plausible(local.timestamp())
+
+
+def plausible(epoch: float | None) -> float | None:
+    """`epoch` if it lies between 1971 and 2200, else None."""
+    if epoch is None or not EARLIEST <= epoch < LATEST:
+        return None
+    return float(epoch)

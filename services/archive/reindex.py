@@ -1,0 +1,123 @@
+"""Rebuilding the index from the store, beside the live one, then switching over.
+
+The index is derived data. When this code's schema (index.SCHEMA_VERSION) is newer than the
+live index's, the indexer service builds a new index in DATA/index.N (linked from
+DATA/index.next) while the old one keeps answering searches and keeps taking new mail;
+once the new one has caught up with the arrival log, DATA/index points to it and the old
+one is removed. An interrupted rebuild resumes where its last commit left it.
+`archiver reindex` runs the same rebuild in the foreground.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+from typing import Callable
+
+import xapian
+
+from services.archive.archive import Archive
+from services.archive.extract import ExtractionPool
+from services.archive.index import SCHEMA_VERSION, schema_version
+from services.archive.indexer import Indexer
+
+log = logging.getLogger("archiver")
+
+
+def needs_rebuild(archive: Archive) -> bool:
+    """True when the live index is of an older schema, or a rebuild was left unfinished."""
+    if archive.next_index_link.is_symlink():
+        return True
+    try:
+        database = xapian.Database(str(archive.index_dir()))
+    except xapian.DatabaseOpeningError:
+        return False  # nothing indexed yet: the indexer creates it in this schema
+    version = schema_version(database)
+    database.close()
+    return version is not None and version < SCHEMA_VERSION
+
+
+def rebuild(archive: Archive, pool: ExtractionPool, stop: Callable[[], bool] = lambda: False,
+            progress: Callable[[int], None] | None = None, live: Indexer | None = None) -> bool:
+    """Build the next index until it has caught up with the arrival log; True then, False
+    when `stop()` said so first. `live`: the live index's writer, kept current between
+    batches (the service); None when nothing else may write (the CLI holds the lock).
+    `progress(n)`: n more arrival-log entries are in the new index."""
+    def between() -> bool:
+        if live is not None:
+            live.catch_up()
+        return stop()
+
+    # A rebuild reads every message anew: old archives get the current reading.
+    with Indexer(archive.store, next_index_dir(archive), pool, live=False,
+                 reread_all=True) as building:
+        if progress is not None and building.position():
+            progress(building.position())  # what an interrupted rebuild had done
+        building.catch_up(progress, between)
+    return not stop()
+
+
+def switch_over(archive: Archive) -> None:
+    """Make the rebuilt index live (its writer closed); the old one is removed."""
+    archive.swap_index(archive.next_index_link.resolve())
+    archive.next_index_link.unlink(missing_ok=True)
+
+
+def next_index_dir(archive: Archive) -> Path:
+    """The index being rebuilt: the unfinished one of this schema, or a new one."""
+    link = archive.next_index_link
+    if link.is_symlink():
+        existing = link.resolve()
+        if existing.is_dir() and _schema_of(existing) in (None, SCHEMA_VERSION):
+            return existing
+        link.unlink()
+        shutil.rmtree(existing, ignore_errors=True)
+    fresh = archive.new_index_dir()
+    temporary = archive.data_dir / "index.next-new"
+    temporary.unlink(missing_ok=True)
+    temporary.symlink_to(fresh.name)
+    temporary.replace(link)
+    return fresh
+
+
+def progress_of(archive: Archive) -> dict | None:
+    """{"done": messages in the index being rebuilt, "total": messages stored}, or None
+    when no rebuild is under way."""
+    link = archive.next_index_link
+    if not link.is_symlink():
+        return None
+    try:
+        done = xapian.Database(str(link.resolve())).get_doccount()
+    except xapian.DatabaseOpeningError:
+        done = 0
+    return {"done": done, "total": archive.store.counters()["messages"]}
+
+
+def serve(archive: Archive, pool: ExtractionPool, stop: Callable[[], bool],
+          follow: Callable[[Indexer], None] | None = None) -> None:
+    """The indexer service: rebuild first when needed (old index answering meanwhile),
+    then follow the arrival log until stopped: `follow(indexer)` does that (the service's
+    pauses while a disk is full, services.supervisor.indexing), by default Indexer.follow."""
+    if needs_rebuild(archive):
+        log.info("rebuilding the index of %s for schema %d in the background",
+                 archive.data_dir, SCHEMA_VERSION)
+        with Indexer(archive.store, archive.index_dir(), pool) as live:
+            finished = rebuild(archive, pool, stop, live=live)
+        if not finished:
+            return
+        switch_over(archive)
+        log.info("the rebuilt index of %s is live", archive.data_dir)
+    with Indexer(archive.store, archive.index_dir(), pool) as indexer:
+        log.info("indexer following %s", archive.data_dir)
+        if follow is None:
+            indexer.follow(stop=stop)
+        else:
+            follow(indexer)
+
+
+def _schema_of(index_dir: Path) -> int | None:
+    try:
+        database = xapian.Database(str(index_dir))
+    except xapian.DatabaseOpeningError:
+        return None
+    return schema_version(database)

@@ -1,0 +1,135 @@
+"""The terms of one field's text in a Xapian document, and the names of those terms.
+
+Every text field is indexed with its prefix and positions (phrases work in each field),
+and once more without prefix and without positions (a bare word searches everything; a
+bare "phrase" is the phrase in any one field). Words come from services.archive.words, the
+pipeline queries go through too.
+
+Addresses (From, To, Cc, Bcc, envelope) add exact terms besides their words, under the
+field's prefix: E + the whole address, L + the local part, D + the domain and each parent
+domain of two labels or more. File names add F + the whole name and X + each extension
+(`report.tar.gz`: gz and tar.gz). Terms are folded like words; the letters after the
+prefix are uppercase so they never meet a (lowercase) word.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+
+import xapian
+
+from services.archive.words import fold, fold_whole, pieces
+
+FIELD_GAP = 100  # positions between two texts of one field: no phrase spans them
+ADDRESS_EXACT, ADDRESS_LOCAL, ADDRESS_DOMAIN = "E", "L", "D"
+FILENAME_WHOLE, FILENAME_EXTENSION = "F", "X"
+MAX_TERM_BYTES = 245     # Xapian's limit (glass backend), prefix included
+TERM_DIGEST_HEX = 32     # 128 bits of SHA-256 end a term that had to be shortened
+
+
+def term(prefix: str, value: str) -> str:
+    """The Xapian term `prefix` + `value`: valid UTF-8 (lone surrogates become '?') of at most
+    MAX_TERM_BYTES bytes. Every term the index adds or a query looks up is made here.
+
+    A longer one keeps as much of its start as fits (cut on a character boundary) and ends
+    in '#' and TERM_DIGEST_HEX hex digits of the SHA-256 of the whole term. So it stays
+    exact and stable: the same value always gives the same term, two values that differ
+    anywhere give different terms. A plain cut would not do: the access filter looks up
+    exact address terms, and two long addresses sharing their first 240 bytes would then
+    read each other's mail. The readable start keeps prefix wildcards working."""
+    whole = (prefix + value).encode("utf-8", "replace").decode("utf-8")
+    data = whole.encode("utf-8")
+    if len(data) <= MAX_TERM_BYTES:
+        return whole
+    digest = hashlib.sha256(data).hexdigest()[:TERM_DIGEST_HEX]
+    start = data[:MAX_TERM_BYTES - len(digest) - 1].decode("utf-8", "ignore")
+    return f"{start}#{digest}"
+
+
+
+class DocumentTerms:
+    """Adds the terms of texts to one document: positional under each field's prefix,
+    counted once more without prefix. `finish()` adds the unprefixed terms."""
+
+    def __init__(self, document: xapian.Document):
+        self.document = document
+        self.next_position: dict[str, int] = {}
+        self.unprefixed: Counter[str] = Counter()
+
+    def add_text(self, prefix: str, text: str) -> None:
+        """The words of `text` (any str) at the field's next positions."""
+        position = self.next_position.get(prefix, 1)
+        add_posting, seen = self.document.add_posting, []
+        for piece in pieces(text):
+            parts, whole, cjk = piece
+            if whole is None and not cjk and len(parts) == 1:
+                term = parts[0]  # the common case, without the generator's cost
+                add_posting(prefix + term, position)
+                seen.append(term)
+                position += 1
+                continue
+            for offset, term in piece.postings():
+                add_posting(prefix + term, position + offset)
+                seen.append(term)
+            position += len(parts)
+        self.unprefixed.update(seen)
+        self.next_position[prefix] = position + FIELD_GAP
+
+    def add_address(self, prefix: str, display: str) -> None:
+        """`display`: "Name <addr>" or "addr" (services.archive.mime.display_addresses)."""
+        self.add_text(prefix, display)
+        address = bare_address(display)
+        if address:
+            for term in address_terms(prefix, address):
+                self.document.add_term(term)
+
+    def add_filename(self, prefix: str, name: str) -> None:
+        self.add_text(prefix, name)
+        for term in filename_terms(prefix, name):
+            self.document.add_term(term)
+
+    def finish(self) -> None:
+        for term, count in self.unprefixed.items():
+            self.document.add_term(term, count)
+
+
+def bare_address(display: str) -> str:
+    """The address of "Name <addr>", or `display` itself when it has no angle brackets."""
+    if display.endswith(">") and "<" in display:
+        return display[display.rindex("<") + 1:-1].strip()
+    return display.strip()
+
+
+def address_terms(prefix: str, address: str) -> list[str]:
+    """The exact terms of one address under a field prefix (see the module docstring)."""
+    address = fold_whole(address)
+    local, at, domain = address.rpartition("@")
+    if not at:
+        return [term(prefix, ADDRESS_EXACT + address)]
+    found = [term(prefix, ADDRESS_EXACT + address)]
+    if local:
+        found.append(term(prefix, ADDRESS_LOCAL + local))
+    found += [term(prefix, ADDRESS_DOMAIN + parent) for parent in parent_domains(domain)]
+    return found
+
+
+def parent_domains(domain: str) -> list[str]:
+    """mail.example.org -> [mail.example.org, example.org]; a one-label domain itself."""
+    labels = domain.split(".")
+    if len(labels) < 2:
+        return [domain] if domain else []
+    return [".".join(labels[at:]) for at in range(len(labels) - 1)]
+
+
+def filename_terms(prefix: str, name: str) -> list[str]:
+    folded = fold_whole(name.strip())
+    if not folded:
+        return []
+    found = [term(prefix, FILENAME_WHOLE + folded)]
+    stem, _, _ = folded.partition(".")
+    extensions = folded.split(".")[1:][-3:] if stem or folded.count(".") > 1 else []
+    for at in range(len(extensions)):
+        extension = ".".join(extensions[at:])
+        if extension:
+            found.append(term(prefix, FILENAME_EXTENSION + extension))
+    return found

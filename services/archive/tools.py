@@ -1,0 +1,84 @@
+"""External readers (pdftotext, antiword, xls2csv, unrtf, odt2txt, tnef, openssl) run on a
+stranger's file, inside the extraction worker, with limits of their own.
+
+Each run gets a private temporary directory holding the input, a wall-clock timeout, and
+RLIMIT_CPU, RLIMIT_FSIZE (no file it writes grows past the output limit) and RLIMIT_AS, set
+by util-linux's prlimit(1) in front of it: a preexec_fn would make Python fork the whole
+worker instead of vfork, 10 ms per run. A tool that fails, times out or is killed raises
+ToolFailed with a reason fit for `show`.
+"""
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+TIMEOUT_S = 8.0            # below the pool's 20 s, so one slow file is that file's failure
+CPU_S = 8
+MEMORY_BYTES = 384 * 1024 * 1024
+OUTPUT_BYTES = 64 * 1024 * 1024  # per file written, and read back from standard output
+
+
+class ToolFailed(Exception):
+    """The tool could not read the file; str() is the reason."""
+
+
+def available(name: str) -> bool:
+    return shutil.which(name) is not None
+
+
+def run(argv: list[str], data: bytes, input_name: str = "input",
+        stdin: bool = False) -> tuple[bytes, str]:
+    """Run argv on data and return (stdout, stderr). "{input}" in argv is replaced by the
+    path of the input file in a private temporary directory; stdin=True feeds data on
+    standard input instead, for tools that write nothing but standard output (no directory
+    is made then). Raises ToolFailed on a missing tool, a non-zero exit, a timeout or a
+    signal."""
+    if stdin:
+        return run_in(None, argv, data, input_name, stdin)
+    with tempfile.TemporaryDirectory(prefix="archiver-tool-") as directory:
+        return run_in(Path(directory), argv, data, input_name, stdin)
+
+
+def run_in(directory: Path | None, argv: list[str], data: bytes, input_name: str = "input",
+           stdin: bool = False) -> tuple[bytes, str]:
+    """run(), in a directory the caller owns (to read the files the tool writes there)."""
+    if not available(argv[0]):
+        raise ToolFailed(f"{argv[0]} is not installed")
+    directory = directory or Path(tempfile.gettempdir())
+    path = directory / input_name
+    if not stdin:
+        path.write_bytes(data)
+    argv = [part.replace("{input}", str(path)) for part in argv]
+    try:
+        done = subprocess.run(_limits() + argv, input=data if stdin else b"",
+                              capture_output=True, timeout=TIMEOUT_S, cwd=directory,
+                              env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                                   "LC_ALL": "C.UTF-8", "HOME": str(directory)})
+    except subprocess.TimeoutExpired:
+        raise ToolFailed(f"{argv[0]} timed out after {TIMEOUT_S:g} s") from None
+    stderr = done.stderr.decode("utf-8", "replace").strip()
+    if done.returncode < 0:
+        raise ToolFailed(f"{argv[0]} was killed by signal {-done.returncode}"
+                         + _limit_hint(-done.returncode))
+    if done.returncode != 0:
+        raise ToolFailed(f"{argv[0]} failed (exit code {done.returncode}): "
+                         f"{stderr.splitlines()[-1] if stderr else 'no message'}"[:300])
+    return done.stdout[:OUTPUT_BYTES], stderr
+
+
+def _limits() -> list[str]:
+    """prlimit(1) arguments: CPU seconds, file size, address space (at most the worker's)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    memory = MEMORY_BYTES if soft == resource.RLIM_INFINITY else min(soft, MEMORY_BYTES)
+    return ["prlimit", f"--cpu={CPU_S}:{CPU_S}", f"--fsize={OUTPUT_BYTES}:{OUTPUT_BYTES}",
+            f"--as={memory}:{memory}", "--"]
+
+
+def _limit_hint(signal_number: int) -> str:
+    import signal
+    return {signal.SIGXCPU: " (CPU time limit)", signal.SIGXFSZ: " (output size limit)",
+            signal.SIGKILL: " (killed)", signal.SIGSEGV: " (crashed)"}.get(signal_number, "")

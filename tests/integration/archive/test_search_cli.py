@@ -1,0 +1,106 @@
+"""`archiver search` as a user types it: errors saying what and where (exit 2), --explain,
+exact counts, and days in the time zone of archiver.yaml (shown by `archiver status`)."""
+import json
+from email.message import EmailMessage
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def mail(name, date, body="status report"):
+    message = EmailMessage()
+    message["From"], message["To"] = "Jörg Müller <joerg@example.org>", "ops@example.net"
+    message["Subject"], message["Message-ID"] = name, f"<{name}@example.org>"
+    message["Date"] = date
+    message.set_content(body)
+    return message.as_bytes()
+
+
+@pytest.fixture
+def data(tmp_path, archiver):
+    folder = tmp_path / "mail"
+    folder.mkdir()
+    (folder / "late.eml").write_bytes(mail("late", "Tue, 05 Mar 2024 23:30:00 +0000",
+                                           "We found a race condition."))
+    (folder / "noon.eml").write_bytes(mail("noon", "Tue, 05 Mar 2024 12:00:00 +0000"))
+    archiver("import", "--data", tmp_path / "data", "--json", folder, check=0)
+    return tmp_path / "data"
+
+
+def config(tmp_path, text: str) -> dict:
+    path = tmp_path / "archiver.yaml"
+    path.write_text(text)
+    return {"ARCHIVER_CONFIG": str(path)}
+
+
+@pytest.mark.parametrize("query, says, column", [
+    ("foo:bar", 'unknown field "foo:"', 1),
+    ("muller after:2024-13-01", "after:2024-13-01: '2024-13-01' is not a date", 14),
+    ("date:2024-03-05..2024-03-01", "date:2024-03-05..2024-03-01: the range is reversed", 6),
+    ('body:"race condition', "unbalanced quote", 6),
+    ("(race OR condition", "unbalanced parenthesis", 1),
+])
+def test_a_query_the_syntax_does_not_know_exits_2_saying_what_and_where(archiver, data,
+                                                                       query, says, column):
+    done = archiver("search", query, "--data", data, check=2)
+    assert done.stdout == ""
+    first, *pointer = done.stderr.splitlines()
+    assert first.startswith(f"archiver: cannot parse query: {says}")
+    assert first.endswith(f"(column {column})")
+    assert pointer == [f"  {query}", f"  {' ' * (column - 1)}^"]
+    export = archiver("export", query, "--format", "mbox", "-o", data.parent / "x.mbox",
+                      "--data", data, check=2)
+    assert says in export.stderr and not (data.parent / "x.mbox").exists()
+
+
+def test_counts_are_exact(archiver, data):
+    done = archiver("search", "muller", "--data", data, check=0)
+    assert done.stderr.strip().endswith("(1-2 of 2)")
+    assert len(done.stdout.splitlines()) == 2
+    assert archiver("search", "nothing", "--data", data, check=0).stderr.strip() == \
+        "(none of 0)"
+
+
+def test_explain_prints_how_the_query_is_understood(archiver, data):
+    done = archiver("search", "--explain", 'from:muller body:"race condition" date:7d',
+                    "--data", data, check=0)
+    lines = done.stdout.splitlines()
+    assert lines[0] == 'query: from:muller body:"race condition" date:7d'
+    assert lines[1] == "days are days in UTC; case and accents are ignored"
+    assert lines[2:5] == ["matches messages with", "  all of:",
+                          '    a sender: the word "muller" in a name or address, or "muller" '
+                          "as the whole local part or domain of an address"]
+    assert '    the phrase "race condition" in the body' in done.stdout
+    assert "    date:7d: sent on or after " in done.stdout
+    assert lines[-1].startswith("Xapian query: Query(")
+    understood = json.loads(archiver("search", "--explain", "--json", "Müller", "--data", data,
+                                     check=0).stdout)
+    assert understood["explanation"] == [
+        'the word "Müller" anywhere (as "muller": case and accents ignored)']
+    assert understood["xapian"] == "Query(muller)" and understood["timezone"] == "UTC"
+    assert "unknown field" in archiver("search", "--explain", "x:y", "--data", data,
+                                       check=2).stderr
+
+
+def test_days_are_days_of_the_configured_time_zone(archiver, data, tmp_path):
+    utc = archiver("search", "date:2024-03-06", "--data", data, "--json", check=0)
+    assert utc.stdout == ""
+    berlin = config(tmp_path, "timezone: Europe/Berlin\n")
+    found = archiver("search", "date:2024-03-06", "--data", data, env=berlin, check=0)
+    assert len(found.stdout.splitlines()) == 1 and "  2024-03-06  " in found.stdout
+    assert "days are days in Europe/Berlin" in archiver(
+        "search", "--explain", "date:today", "--data", data, env=berlin, check=0).stdout
+    status = archiver("status", "--data", data, env=berlin, check=0)
+    assert ", time zone Europe/Berlin" in status.stdout.splitlines()[0]
+    report = json.loads(archiver("status", "--json", "--data", data, env=berlin, check=0).stdout)
+    assert report["timezone"] == "Europe/Berlin"
+
+
+@pytest.mark.parametrize("value", ["Mars/Olympus", "UTC+2", "5"])
+def test_a_bad_time_zone_names_the_file_the_key_and_what_was_expected(archiver, data, tmp_path,
+                                                                     value):
+    bad = config(tmp_path, f"timezone: {value}\n")
+    done = archiver("status", "--data", data, env=bad, check=2)
+    assert str(tmp_path / "archiver.yaml") in done.stderr and "timezone" in done.stderr
+    assert "IANA time zone name" in done.stderr or "expected a string" in done.stderr

@@ -1,0 +1,311 @@
+"""Signing in with the company directory, through the web app, against real directories
+the tests start: OpenLDAP's slapd on loopback (ldaps:// with the test's CA), and a Samba
+Active Directory DC provisioned into a network namespace of its own (slow: provisioning
+takes ~30 s; the numbers go to build/test-output/samba_dc.json).
+
+Every test runs against both, with the same expectations; the local accounts of
+fixtures.ACCOUNTS stay, but for alice, so "alice" is the directory's, and "bob" is both a
+local account and a directory user (the local one shadows the other)."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import subprocess
+
+import ldap3
+import pytest
+import yaml
+
+from services.appliance import users
+from services.appliance.directory import Directory
+from services.common.config import DirectoryConfig
+from services.policy import audit
+from tests.conftest import ARCHIVER, TREE
+from tests.integration import samba_dc, slapd
+from tests.integration.certificates import TestCA
+from tests.integration.processes import free_port
+from tests.integration.web.fixtures import (ALICE_MAIL, PASSWORD, Client, ThreadedServer,
+                                            build_archive, mail, web_config)
+
+pytestmark = [pytest.mark.integration]
+
+# name -> (raw, envelope), and which directory's alice may read it
+EXTRA_MAILS = {
+    "to-alias": (mail("carol@example.com", "A.Liddell@example.com", "Sent to an alias",
+                      date="Mon, 08 Jan 2024 10:00:00 +0000"), None),
+    "from-proxy-alias": (mail("alice.l@example.org", "dave@example.com", "From an AD alias",
+                              date="Tue, 09 Jan 2024 10:00:00 +0000"), None),
+    "to-sip-address": (mail("carol@example.com", "alice.voice@example.com",
+                            "To the SIP address, which is no mailbox",
+                            date="Wed, 10 Jan 2024 10:00:00 +0000"), None),
+    "carol-only": (mail("dave@example.com", "carol@example.com", "For carol only",
+                        date="Thu, 11 Jan 2024 10:00:00 +0000"), None),
+}
+ALICE_READS = {"openldap": ALICE_MAIL | {"to-alias"},
+               "ad": ALICE_MAIL | {"to-alias", "from-proxy-alias"}}
+OUTPUT = TREE / "build" / "test-output"
+
+
+class FakeClock:
+    """The web app's SignIn clock, moved on by hand: refreshes happen when a test says."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(scope="module", params=["openldap", pytest.param("ad", marks=pytest.mark.slow)])
+def directory(request, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp(f"directory-{request.param}")
+    server = slapd.Slapd(tmp) if request.param == "openldap" else samba_dc.SambaDC(tmp)
+    try:
+        server.start()
+        if request.param == "ad":
+            OUTPUT.mkdir(parents=True, exist_ok=True)
+            (OUTPUT / "samba_dc.json").write_text(json.dumps(server.timings, indent=2))
+        server.kind = request.param
+        server.passwords = (slapd if request.param == "openldap" else samba_dc).PASSWORDS
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture(scope="module")
+def site(directory, tmp_path_factory):
+    data = tmp_path_factory.mktemp("web") / "data"
+    archive, digests = build_archive(data, EXTRA_MAILS)
+    users.remove(archive, "alice")
+    config = dataclasses.replace(web_config(data, free_port()),
+                                 directory=DirectoryConfig(**directory.settings()))
+    server = ThreadedServer(config, archive).start()
+    server.clock = FakeClock()
+    server.app["auth"].sign_in.clock = server.clock
+    server.archive, server.config, server.data = archive, config, data
+    server.names = {digest: name for name, digest in digests.items()}
+    yield server
+    server.stop()
+    archive.close()
+
+
+@pytest.fixture(autouse=True)
+def fresh_throttle(site):
+    site.app["auth"].throttle.clear()
+
+
+def log_in(site, directory, name: str, password: str | None = None) -> Client:
+    client = Client(site.url)
+    reply = client.log_in(name, password or directory.passwords[name])
+    assert reply.status == 200, reply.body
+    return client
+
+
+def readable(site, client: Client) -> set[str]:
+    reply = client.get("/api/search?q=&limit=500")
+    assert reply.status == 200, reply.body
+    return {site.names[hit["digest"]] for hit in reply.json()["hits"]}
+
+
+def set_disabled(directory, name: str, disabled: bool) -> None:
+    """Disable (or enable again) an account the way each directory does it."""
+    connection = directory.admin()
+    if directory.kind == "ad":
+        control = samba_dc.NORMAL_ACCOUNT | (samba_dc.ACCOUNTDISABLE if disabled else 0)
+        connection.modify(f"CN={name},{samba_dc.USERS}",
+                          {"userAccountControl": [(ldap3.MODIFY_REPLACE, [control])]})
+    else:
+        change = ([(ldap3.MODIFY_ADD, ["000001010000Z"])] if disabled
+                  else [(ldap3.MODIFY_DELETE, [])])
+        connection.modify(slapd.people_dn(name), {"pwdAccountLockedTime": change})
+    connection.unbind()
+
+
+# -- signing in ----------------------------------------------------------------------------
+
+def test_a_directory_user_signs_in_with_the_directory_password(site, directory):
+    client = log_in(site, directory, "alice")
+    session = client.get("/api/session").json()
+    assert session["name"] == "alice" and session["role"] == "user"
+    assert Client(site.url).log_in("alice", "not the password").status == 401
+    assert Client(site.url).log_in("nobody-at-all", "not the password").status == 401
+    entries = audit.entries(site.archive.store)
+    login = [e for e in entries if e["action"] == "login" and e["who"] == "alice"][-1]
+    assert login["details"]["directory"].lower().startswith(("uid=alice,", "cn=alice,"))
+
+
+def test_the_login_form_signs_directory_users_in(site, directory):
+    client = Client(site.url)
+    form = client.get("/login").body.decode()
+    token = re.search(r'name="login_token" value="([^"]+)"', form).group(1)
+    reply = client.request("POST", "/login", form={
+        "login_token": token, "name": "alice", "password": directory.passwords["alice"],
+        "next": "/account"})
+    assert reply.status == 303 and reply.headers["Location"] == "/account"
+    page = client.get("/account").body.decode()
+    assert "from the company directory" in page and "a.liddell@example.com" in page
+    assert "Change password" not in page and "two-factor" not in page.lower()
+
+
+def test_a_user_signs_in_with_each_of_their_login_names(site, directory):
+    """uid (OpenLDAP); sAMAccountName and userPrincipalName (AD): one account either way."""
+    names = ["alice"] + (["alice@corp.example.test", "ALICE"] if directory.kind == "ad" else [])
+    for name in names:
+        client = log_in(site, directory, name, directory.passwords["alice"])
+        assert client.get("/api/session").json()["name"] == "alice"
+
+
+def test_an_empty_password_never_signs_a_directory_user_in(site, directory):
+    """An LDAP simple bind with a DN and no password is an anonymous bind that succeeds
+    (RFC 4513 5.1.2): it must never count as a login."""
+    client = Client(site.url)
+    form = client.get("/login").body.decode()
+    token = re.search(r'name="login_token" value="([^"]+)"', form).group(1)
+    reply = client.request("POST", "/login", form={"login_token": token, "name": "alice",
+                                                    "password": ""})
+    assert reply.status == 401
+    assert client.get("/api/session").status == 401
+
+
+def test_a_local_account_shadows_the_directory_user_of_the_same_name(site, directory):
+    assert Client(site.url).log_in("bob", directory.passwords["bob"]).status == 401
+    local = log_in(site, directory, "bob", PASSWORD)
+    assert local.get("/api/session").json()["name"] == "bob"
+
+
+# -- their mail and their role -----------------------------------------------------------
+
+def test_a_user_reads_the_mail_of_every_address_the_directory_knows_and_no_one_elses(
+        site, directory):
+    client = log_in(site, directory, "alice")
+    assert readable(site, client) == ALICE_READS[directory.kind]
+    emails = client.get("/api/session").json()["emails"]
+    assert emails[0] == "alice@example.com" and "a.liddell@example.com" in emails
+    assert not any("voice" in e or "x500" in e.lower() for e in emails)
+    for name in ("carol-only", "to-sip-address", "bob-only"):
+        digest = next(d for d, n in site.names.items() if n == name)
+        assert client.get(f"/api/messages/{digest}").status == 404
+
+
+@pytest.mark.parametrize("name, role", [("carol", "admin"), ("dave", "auditor"),
+                                        ("alice", "user")])
+def test_the_role_comes_from_group_membership_nested_groups_included(site, directory,
+                                                                     name, role):
+    client = log_in(site, directory, name)
+    assert client.get("/api/session").json()["role"] == role
+    assert client.get("/api/mirror").status == (200 if role == "admin" else 403)
+    everything = readable(site, client)
+    if role != "user":
+        assert everything == set(site.names.values())
+
+
+def test_a_disabled_user_is_refused(site, directory):
+    reply = Client(site.url).log_in("mallory", directory.passwords["mallory"])
+    assert reply.status == 401 and "wrong name or password" in reply.json()["error"]
+
+
+def test_wrong_directory_passwords_are_throttled_like_local_ones(site, directory):
+    client = Client(site.url)
+    statuses = [client.log_in("dave", f"guess {n}").status for n in range(8)]
+    assert statuses[:5] == [401] * 5 and statuses[-1] == 429
+    assert client.log_in("dave", directory.passwords["dave"]).status == 429
+
+
+# -- changes in the directory ------------------------------------------------------------
+
+def test_a_user_disabled_in_the_directory_loses_access_at_the_next_refresh(site, directory):
+    client = log_in(site, directory, "dave")
+    set_disabled(directory, "dave", True)
+    try:
+        assert client.get("/api/session").status == 200  # what the directory said still holds
+        site.clock.now += site.config.directory.refresh_seconds + 1
+        assert client.get("/api/session").status == 401
+        assert client.get("/api/search?q=").status == 401
+        assert Client(site.url).log_in("dave", directory.passwords["dave"]).status == 401
+    finally:
+        set_disabled(directory, "dave", False)
+    assert log_in(site, directory, "dave").get("/api/session").status == 200
+
+
+def test_a_user_removed_from_the_directory_loses_access_at_the_next_refresh(site, directory):
+    client = log_in(site, directory, "erin")
+    connection = directory.admin()
+    dn = (f"CN=erin,{samba_dc.USERS}" if directory.kind == "ad" else slapd.people_dn("erin"))
+    connection.delete(dn)
+    connection.unbind()
+    assert client.get("/api/session").status == 200
+    site.clock.now += site.config.directory.refresh_seconds + 1
+    assert client.get("/api/session").status == 401
+
+
+def test_a_new_group_membership_changes_the_role_at_the_next_refresh(site, directory):
+    client = log_in(site, directory, "alice")
+    group = (f"CN=Legal,{samba_dc.USERS}" if directory.kind == "ad"
+             else f"cn=Legal,ou=groups,{slapd.BASE}")
+    alice = (f"CN=alice,{samba_dc.USERS}" if directory.kind == "ad" else slapd.people_dn("alice"))
+    connection = directory.admin()
+    connection.modify(group, {"member": [(ldap3.MODIFY_ADD, [alice])]})
+    try:
+        site.clock.now += site.config.directory.refresh_seconds + 1
+        assert client.get("/api/session").json()["role"] == "auditor"
+    finally:
+        connection.modify(group, {"member": [(ldap3.MODIFY_DELETE, [alice])]})
+        connection.unbind()
+    site.clock.now += site.config.directory.refresh_seconds + 1
+    assert client.get("/api/session").json()["role"] == "user"
+
+
+# -- the directory down --------------------------------------------------------------------
+
+def test_with_the_directory_down_local_accounts_still_sign_in(site, directory):
+    signed_in = log_in(site, directory, "carol")
+    directory.stop()
+    try:
+        reply = Client(site.url).log_in("alice", directory.passwords["alice"])
+        assert reply.status == 503
+        assert "directory cannot be reached" in reply.json()["error"]
+        form_client = Client(site.url)
+        token = re.search(r'name="login_token" value="([^"]+)"',
+                          form_client.get("/login").body.decode()).group(1)
+        page = form_client.request("POST", "/login", form={
+            "login_token": token, "name": "alice", "password": directory.passwords["alice"]})
+        assert page.status == 503 and b"directory cannot be reached" in page.body
+        admin = log_in(site, directory, "admin", PASSWORD)
+        status = admin.get("/api/status").json()["directory"]
+        assert status["state"] == "unreachable" and status["error"]
+        assert b"unreachable" in admin.get("/status").body
+        # a directory user's session is not honoured while it cannot be read again
+        site.clock.now += site.config.directory.refresh_seconds + 1
+        assert signed_in.get("/api/session").status == 401
+    finally:
+        directory.run()
+    assert log_in(site, directory, "admin", PASSWORD).get("/api/status").json()[
+        "directory"]["state"] == "ok"
+    assert log_in(site, directory, "alice").get("/api/session").status == 200
+
+
+def test_status_shows_the_directory(site, directory, tmp_path):
+    config = tmp_path / "archiver.yaml"
+    config.write_text(yaml.safe_dump({"data_dir": str(site.config.data_dir), "model": 450,
+                                      "directory": directory.settings()}))
+    done = subprocess.run([ARCHIVER, "status", "--json", "--config", config],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    state = json.loads(done.stdout)["directory"]
+    assert state["state"] == "ok" and state["uri"] == directory.settings()["uri"]
+    done = subprocess.run([ARCHIVER, "status", "--config", config], capture_output=True,
+                          text=True, timeout=120)
+    assert f"directory {directory.settings()['uri']}: ok" in done.stdout
+
+
+# -- TLS -------------------------------------------------------------------------------------
+
+def test_the_directory_is_trusted_only_through_the_configured_ca(site, directory, tmp_path):
+    stranger = TestCA(tmp_path / "other-ca", name="some other CA")
+    refused = Directory(DirectoryConfig(**directory.settings(ca_file=str(stranger.cert_path))))
+    state = refused.probe()
+    assert state["state"] == "unreachable" and "TLS failed" in state["error"]
+    system_cas = Directory(DirectoryConfig(**directory.settings(ca_file=None)))
+    assert system_cas.probe()["state"] == "unreachable"
+    assert Directory(DirectoryConfig(**directory.settings())).probe()["state"] == "ok"

@@ -1,0 +1,106 @@
+"""Downloads and exports never stall the web app: a user who starts six exports and never
+reads them holds only their own transfer slots, never the threads logins and searches run
+on; a seventh transfer of theirs is refused (429, with the reason); and a stalled export is
+cut after the idle write timeout, which frees its slot."""
+from __future__ import annotations
+
+import base64
+import dataclasses
+import io
+import os
+import socket
+import zipfile
+
+import pytest
+
+from tests.integration.processes import free_port
+from tests.integration.web.fixtures import (PASSWORD, Client, ThreadedServer, mail,
+                                            web_config)
+from tests.waiting import wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_throttle")]
+
+BIG_MAILS = 8  # of 1 MiB each: bob's export is far more than loopback's socket buffers hold
+STALLED = 6
+
+
+@pytest.fixture(scope="module")
+def extra_mails() -> dict:
+    return {f"big-{n}": (mail("dave@example.com", "bob@example.com", f"Scan {n}", "see scan",
+                              attachment=(f"scan{n}.bin", os.urandom(1 << 20))), None)
+            for n in range(BIG_MAILS)}
+
+
+def serve(site, idle_seconds: float) -> ThreadedServer:
+    """Another web app on the site's archive, with the given idle write timeout."""
+    config = web_config(site.archive.data_dir, free_port())
+    config = dataclasses.replace(config, web=dataclasses.replace(
+        config.web, transfers_per_user=STALLED, transfer_idle_seconds=idle_seconds))
+    return ThreadedServer(config, site.archive).start()
+
+
+def stalled_export(server: ThreadedServer, name: str) -> socket.socket:
+    """An export request on a raw socket that reads its status line and then nothing."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(120)
+    sock.connect(("127.0.0.1", server.port))
+    token = base64.b64encode(f"{name}:{PASSWORD}".encode()).decode()
+    sock.sendall(f"GET /api/export?format=zip&q= HTTP/1.1\r\nHost: archiver\r\n"
+                 f"Authorization: Basic {token}\r\n\r\n".encode())
+    status = b""
+    while not status.endswith(b"\r\n"):
+        status += sock.recv(1)
+    assert status.startswith(b"HTTP/1.1 200"), status
+    return sock
+
+
+def test_stalled_exports_hold_neither_logins_nor_searches_nor_other_users(site):
+    server = serve(site, idle_seconds=3600)
+    stalled = []
+    try:
+        stalled = [stalled_export(server, "bob") for _ in range(STALLED)]
+        for name in ("alice", "audrey", "admin"):
+            person = Client(server.url)
+            assert person.log_in(name).status == 200
+            assert person.get("/api/search?q=scan").status == 200
+        bob = Client(server.url, basic=("bob", PASSWORD))
+        assert bob.get("/api/search?q=scan").json()["total"] == BIG_MAILS  # he may search
+        for path in ("/api/export?format=zip&q=", "/api/export?format=mbox&q=salary",
+                     f"/api/messages/{site.digests['big-0']}/raw"):
+            refused = bob.get(path)
+            assert refused.status == 429, (path, refused.status)
+            assert "already has 6 downloads or exports running" in refused.json()["error"]
+            assert int(refused.headers["Retry-After"]) > 0
+        alice = Client(server.url, basic=("alice", PASSWORD)).get("/api/export?format=zip&q=")
+        assert alice.status == 200 and zipfile.ZipFile(io.BytesIO(alice.body)).namelist()
+    finally:
+        for sock in stalled:
+            sock.close()
+        server.stop()
+
+
+def test_a_stalled_export_is_cut_after_the_idle_write_timeout(site):
+    server = serve(site, idle_seconds=2)
+    try:
+        sock = stalled_export(server, "bob")
+        transfers = server.app["transfers"]
+        wait_until(lambda: transfers.cut >= 1, 120, "the stalled export to be cut")
+        received = b""
+        try:
+            while chunk := sock.recv(1 << 16):
+                received += chunk
+        except ConnectionResetError:
+            pass  # the cut resets the connection: what was buffered may be lost with it
+        assert not received.endswith(b"0\r\n\r\n")  # never a complete chunked body
+        sock.close()
+        wait_until(lambda: not transfers.running, 60, "bob's slot to be free")
+        metrics = Client(server.url).get("/metrics").body.decode()
+        assert "archiver_web_transfers_cut_total 1" in metrics
+        assert "archiver_web_transfers_running 0" in metrics
+        export = Client(server.url, basic=("bob", PASSWORD)).get("/api/export?format=zip&q=")
+        assert export.status == 200
+        names = zipfile.ZipFile(io.BytesIO(export.body)).namelist()
+        assert len(names) == BIG_MAILS + 2  # his big mail and fixtures.BOB_MAIL
+    finally:
+        server.stop()

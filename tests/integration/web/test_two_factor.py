@@ -1,0 +1,260 @@
+"""Two-factor sign-in (TOTP) for local accounts through the web app: enrolment from the
+account page, the login form's second step, the API's "code", codes spent once, recovery
+codes, guessing throttled, and admins made to enrol when two_factor.required_for says so.
+The codes' clock (services.appliance.totp.clock) is moved on by the tests, step by step;
+the browser's sign-in with a real clock is in test_browser_two_factor.py."""
+from __future__ import annotations
+
+import dataclasses
+import re
+import subprocess
+
+import pyotp
+import pytest
+
+from services.appliance import totp, users
+from services.common.config import TwoFactorConfig
+from services.policy import audit
+from tests.conftest import ARCHIVER
+from tests.integration.processes import free_port
+from tests.integration.web.fixtures import (PASSWORD, Client, ThreadedServer, build_archive,
+                                            web_config)
+
+pytestmark = [pytest.mark.integration]
+
+
+class StepClock:
+    """totp.clock for the tests: a step on whenever a test asks."""
+
+    def __init__(self, now: float):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def step(self) -> None:
+        self.now += totp.STEP_SECONDS
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    data = tmp_path_factory.mktemp("web") / "data"
+    archive, _ = build_archive(data)
+    config = dataclasses.replace(web_config(data, free_port()),
+                                 two_factor=TwoFactorConfig(required_for=["admin"]))
+    server = ThreadedServer(config, archive).start()
+    server.archive, server.data = archive, data
+    yield server
+    server.stop()
+    archive.close()
+
+
+@pytest.fixture(autouse=True)
+def clock(site, monkeypatch):
+    site.app["auth"].throttle.clear()
+    stepped = StepClock(1_800_000_000.0)
+    monkeypatch.setattr(totp, "clock", stepped)
+    return stepped
+
+
+@pytest.fixture
+def account(site):
+    """A fresh local auditor of this test's own (codes are spent per account)."""
+    name = f"tester{len(users.all_users(site.archive))}"
+    users.add(site.archive, name, "auditor", [], PASSWORD)
+    return name
+
+
+def form_token(page: bytes, field: str) -> str:
+    return re.search(rf'name="{field}" value="([^"]+)"', page.decode()).group(1)
+
+
+def form_login(site, name: str, password: str = PASSWORD):
+    """The login form's first step: (client, reply)."""
+    client = Client(site.url)
+    token = form_token(client.get("/login").body, "login_token")
+    return client, client.request("POST", "/login", form={
+        "login_token": token, "name": name, "password": password, "next": "/search"})
+
+
+def post_code(client: Client, step_page: bytes, code: str):
+    return client.request("POST", "/login/code", form={
+        "login_token": form_token(step_page, "login_token"),
+        "pending": form_token(step_page, "pending"), "code": code, "next": "/search"})
+
+
+def account_form(client: Client, path: str, **fields):
+    csrf = form_token(client.get("/account").body, "csrf_token")
+    return client.request("POST", path, form={"csrf_token": csrf, **fields})
+
+
+def enrol(site, clock, client: Client) -> tuple[str, list[str]]:
+    """Enrol the client's account from the account page: (secret, recovery codes)."""
+    assert account_form(client, "/account/two-factor/begin").status == 303
+    page = client.get("/account").body.decode()
+    secret = re.search(r'class="totp-secret">([A-Z2-7]+)<', page).group(1)
+    assert "<svg" in page
+    reply = account_form(client, "/account/two-factor/confirm",
+                         code=pyotp.TOTP(secret).at(clock.now))
+    assert reply.status == 200, reply.body
+    codes = re.findall(r"<li><code>([a-z0-9-]+)</code></li>", reply.body.decode())
+    clock.step()
+    return secret, codes
+
+
+def signed_in(site, name: str) -> Client:
+    client, reply = form_login(site, name)
+    assert reply.status == 303, reply.body
+    return client
+
+
+# -- enrolment -----------------------------------------------------------------------------
+
+def test_enrolment_from_the_account_page(site, clock, account):
+    client = signed_in(site, account)
+    page = client.get("/account").body.decode()
+    assert "Set up two-factor sign-in" in page
+    assert account_form(client, "/account/two-factor/begin").status == 303
+    page = client.get("/account").body.decode()
+    secret = re.search(r'class="totp-secret">([A-Z2-7]+)<', page).group(1)
+    assert '<figure class="qr"><svg' in page
+    wrong = account_form(client, "/account/two-factor/confirm", code="000000")
+    assert wrong.status == 303 and not totp.enrolled(site.archive, account)
+    assert "not the app&#39;s current one" in client.get("/account").body.decode()
+    right = account_form(client, "/account/two-factor/confirm",
+                         code=pyotp.TOTP(secret).at(clock.now))
+    codes = re.findall(r"<li><code>([a-z0-9-]+)</code></li>", right.body.decode())
+    assert right.status == 200 and len(codes) == totp.RECOVERY_CODES
+    assert totp.enrolled(site.archive, account)
+    assert "On: signing in takes a code" in client.get("/account").body.decode()
+    assert any(e["action"] == "two-factor-on" and e["who"] == account
+               for e in audit.entries(site.archive.store))
+
+
+# -- signing in with a code ----------------------------------------------------------------
+
+def test_the_login_form_asks_for_the_code_after_the_password(site, clock, account):
+    secret, _ = enrol(site, clock, signed_in(site, account))
+    client, step = form_login(site, account)
+    assert step.status == 200 and b'action="/login/code"' in step.body
+    assert client.get("/api/session").status == 401  # no session yet
+    wrong = post_code(client, step.body, "123456")
+    assert wrong.status == 401 and b"Wrong or already used code" in wrong.body
+    right = post_code(client, wrong.body, pyotp.TOTP(secret).at(clock.now))
+    assert right.status == 303 and right.headers["Location"] == "/search"
+    assert client.get("/api/session").json()["name"] == account
+    login = [e for e in audit.entries(site.archive.store)
+             if e["action"] == "login" and e["who"] == account][-1]
+    assert login["details"]["second_factor"] == "totp"
+
+
+def test_a_wrong_password_never_reaches_the_code_step(site, clock, account):
+    enrol(site, clock, signed_in(site, account))
+    _, reply = form_login(site, account, "not the password")
+    assert reply.status == 401 and b'action="/login/code"' not in reply.body
+
+
+def test_the_api_takes_the_code_with_the_password_and_each_code_once(site, clock, account):
+    secret, _ = enrol(site, clock, signed_in(site, account))
+    without = Client(site.url).log_in(account)
+    assert without.status == 401 and "two-factor code" in without.json()["error"]
+    code = pyotp.TOTP(secret).at(clock.now)
+    client = Client(site.url)
+    reply = client.request("POST", "/api/session",
+                           {"name": account, "password": PASSWORD, "code": code})
+    assert reply.status == 200, reply.body
+    again = Client(site.url).request("POST", "/api/session",
+                                     {"name": account, "password": PASSWORD, "code": code})
+    assert again.status == 401 and "already used" in again.json()["error"]
+    basic = Client(site.url, basic=(account, PASSWORD)).get("/api/session")
+    assert basic.status == 401 and "HTTP Basic cannot carry one" in basic.json()["error"]
+
+
+def test_a_recovery_code_signs_in_once(site, clock, account):
+    _, codes = enrol(site, clock, signed_in(site, account))
+    client = signed_in_with(site, account, codes[0].upper())  # as typed, in any case
+    assert client.get("/api/session").json()["name"] == account
+    client, step = form_login(site, account)
+    assert post_code(client, step.body, codes[0]).status == 401
+    page = signed_in_with(site, account, codes[1]).get("/account").body.decode()
+    assert f"{totp.RECOVERY_CODES - 2} recovery codes left" in page
+
+
+def signed_in_with(site, name: str, code: str) -> Client:
+    client, step = form_login(site, name)
+    reply = post_code(client, step.body, code)
+    assert reply.status == 303, reply.body
+    return client
+
+
+def test_guessing_codes_is_throttled_and_a_pending_login_allows_few_guesses(site, clock,
+                                                                            account):
+    site.app["auth"].throttle.clock = lambda: 5000.0  # no time passes: waits stay waits
+    secret, _ = enrol(site, clock, signed_in(site, account))
+    client, step = form_login(site, account)
+    page = step.body
+    for _ in range(site.app["auth"].pending.attempts - 1):
+        reply = post_code(client, page, "000000")
+        assert reply.status == 401 and b'action="/login/code"' in reply.body
+        page = reply.body
+    last = post_code(client, page, "000001")  # the last try ends the pending login
+    assert b'action="/login/code"' not in last.body and b"sign-in has ended" in last.body
+    client, step = form_login(site, account)
+    assert step.status == 200
+    # every guess was counted: now even the right code must wait
+    right = pyotp.TOTP(secret).at(clock.now)
+    assert post_code(client, step.body, right).status == 429
+    assert totp.verify(site.archive, account, right) == "totp"  # and was not spent
+
+
+def test_signing_in_with_codes_again_and_again_is_never_throttled(site, clock, account):
+    """Each login with a code counts two attempts (password, code) until it succeeds; both
+    are taken back, so no failure is left behind on the address."""
+    site.app["auth"].throttle.clock = lambda: 7000.0  # no time passes: a wait would show
+    secret, _ = enrol(site, clock, signed_in(site, account))
+    for _ in range(25):  # more than the failures an address is allowed
+        signed_in_with(site, account, pyotp.TOTP(secret).at(clock.now))
+        clock.step()
+
+
+# -- turning it off, required for admins -----------------------------------------------------
+
+def test_turning_codes_off_takes_a_code(site, clock, account):
+    secret, _ = enrol(site, clock, signed_in(site, account))
+    client = signed_in_with(site, account, pyotp.TOTP(secret).at(clock.now))
+    clock.step()
+    assert account_form(client, "/account/two-factor/off", code="000000").status == 303
+    assert totp.enrolled(site.archive, account)
+    account_form(client, "/account/two-factor/off", code=pyotp.TOTP(secret).at(clock.now))
+    assert not totp.enrolled(site.archive, account)
+    assert signed_in(site, account).get("/api/session").status == 200
+
+
+def test_admins_must_enrol_before_anything_else_when_the_setting_says_so(site, clock):
+    users.add(site.archive, "root2", "admin", [], PASSWORD)
+    client = signed_in(site, "root2")
+    for path in ("/search", "/status", "/mirror"):
+        reply = client.get(path)
+        assert reply.status == 303 and reply.headers["Location"] == "/account", path
+    assert "required for admins" in client.get("/account").body.decode()
+    api = Client(site.url)
+    assert api.log_in("root2").status == 200
+    refused = api.get("/api/status")
+    assert refused.status == 403 and "two-factor sign-in is required" in refused.json()["error"]
+    assert Client(site.url, basic=("root2", PASSWORD)).get("/api/status").status == 403
+    secret, _ = enrol(site, clock, client)
+    assert client.get("/status").status == 200
+    off = account_form(client, "/account/two-factor/off", code=pyotp.TOTP(secret).at(clock.now))
+    assert off.status == 303 and totp.enrolled(site.archive, "root2")  # required: stays on
+
+
+def test_the_cli_switches_an_accounts_codes_off(site, clock, account):
+    enrol(site, clock, signed_in(site, account))
+    site.archive.store.env.sync()
+    done = subprocess.run([ARCHIVER, "user", "two-factor-off", account, "--data", site.data],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert not totp.enrolled(site.archive, account)
+    again = subprocess.run([ARCHIVER, "user", "two-factor-off", account, "--data", site.data],
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode != 0 and "has no two-factor codes" in again.stderr

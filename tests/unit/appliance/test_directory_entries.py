@@ -1,0 +1,75 @@
+"""What a directory entry says, read without a server: addresses (mail, AD proxyAddresses),
+the role from groups, whether the account is disabled, DNs compared as LDAP does."""
+import pytest
+
+from services.appliance.directory import addresses, disabled_reason, normalized_dn, role_of
+
+AD_MAIL = ["mail", "proxyAddresses"]
+
+
+def test_proxy_addresses_give_their_smtp_entries_primary_first():
+    values = {"mail": ["Alice@Example.com"],
+              "proxyaddresses": ["smtp:a.liddell@example.com", "X500:/o=Example/cn=alice",
+                                 "SMTP:alice@example.com", "SIP:alice.voice@example.com",
+                                 "sMtP:Alice.L@Example.ORG", "EUM:1234;phone-context=x",
+                                 "x400:c=US;a= ;p=Example;o=Exchange;s=Liddell;"]}
+    assert addresses(values, AD_MAIL) == ["alice@example.com", "a.liddell@example.com",
+                                          "alice.l@example.org"]
+
+
+@pytest.mark.parametrize("value", [
+    "", " ", "alice", "@example.com", "alice@", "alice@localhost", "alice smith@example.com",
+    "<alice@example.com>", "alice@example.com, bob@example.com", "smtp:", "SMTP: ",
+    "sip:alice@example.com", "X500:alice@example.com", "smtp:not an address",
+    "alice@example.com;bob@example.com", "a\x00@example.com", "mailto:alice@example.com"])
+def test_values_that_are_not_one_mail_address_give_none(value):
+    assert addresses({"mail": [value], "proxyaddresses": [value]}, AD_MAIL) == []
+
+
+def test_each_address_once_whatever_its_case_and_attribute():
+    values = {"mail": ["bob@example.com", "BOB@example.com"],
+              "proxyaddresses": ["SMTP:Bob@Example.com", "smtp:bob@example.com"]}
+    assert addresses(values, AD_MAIL) == ["bob@example.com"]
+
+
+def test_attributes_not_configured_give_nothing():
+    assert addresses({"mail": ["a@example.com"], "othermail": ["b@example.com"]},
+                     ["mail"]) == ["a@example.com"]
+
+
+GROUPS = [("CN=IT,CN=Users,DC=corp,DC=example", "IT"),
+          ("CN=Archive Admins,CN=Users,DC=corp,DC=example", "Archive Admins")]
+
+
+@pytest.mark.parametrize("admins, auditors, role", [
+    (["Archive Admins"], [], "admin"),
+    (["archive admins"], [], "admin"),
+    (["cn=archive admins, cn=users,dc=CORP,dc=example"], [], "admin"),
+    ([], ["IT"], "auditor"),
+    (["Archive Admins"], ["IT"], "admin"),  # the higher of the two
+    (["Admins"], ["cn=IT"], "user"),  # a name is a whole cn; "cn=IT" is no DN of theirs
+    (["CN=Archive Admins,CN=Users,DC=other"], [], "user"),
+    ([], [], "user"),
+])
+def test_the_role_is_the_highest_a_group_gives(admins, auditors, role):
+    assert role_of(GROUPS, admins, auditors) == role
+
+
+@pytest.mark.parametrize("values, disabled", [
+    ({"useraccountcontrol": ["512"]}, False),
+    ({"useraccountcontrol": ["514"]}, True),
+    ({"useraccountcontrol": ["66050"]}, True),  # 0x10202: disabled, password never expires
+    ({"useraccountcontrol": ["66048"]}, False),
+    ({"useraccountcontrol": ["garbage"]}, False),
+    ({"pwdaccountlockedtime": ["000001010000Z"]}, True),
+    ({"pwdaccountlockedtime": ["20240101000000Z"]}, True),
+    ({}, False),
+])
+def test_disabled_accounts(values, disabled):
+    assert (disabled_reason(values) is not None) is disabled
+
+
+def test_dns_compare_without_case_or_spaces():
+    assert normalized_dn("CN=Alice Liddell, OU=People,DC=Example") == \
+        normalized_dn("cn=alice liddell,ou=people, dc=example")
+    assert normalized_dn("cn=a\\,b,dc=x") != normalized_dn("cn=a,cn=b,dc=x")

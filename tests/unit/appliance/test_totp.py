@@ -1,0 +1,124 @@
+"""Two-factor codes for local accounts: RFC 6238's test vectors, one step of drift, each
+step once, recovery codes once and only as hashes, the QR code."""
+import base64
+import subprocess
+
+import pytest
+
+from services.appliance import totp, users
+from services.appliance.totp import TwoFactorError
+from services.archive.archive import Archive
+
+# RFC 6238 appendix B: the SHA-1 key "12345678901234567890"; 8-digit codes, of which a
+# 6-digit code is the last six digits (RFC 4226 5.3: the same truncation, modulo 10**6).
+RFC_SECRET = base64.b32encode(b"12345678901234567890").decode()
+RFC_VECTORS = [(59, "94287082"), (1111111109, "07081804"), (1111111111, "14050471"),
+               (1234567890, "89005924"), (2000000000, "69279037"), (20000000000, "65353130")]
+
+
+@pytest.fixture
+def archive(tmp_path):
+    opened = Archive(tmp_path / "data", 450)
+    yield opened
+    opened.close()
+
+
+def enrol(archive, name="alice", secret=RFC_SECRET, at=59.0) -> list[str]:
+    totp.begin(archive, name, "Archiver")
+    record = archive.store.setting(totp.SETTING_PREFIX + name)
+    record["secret"] = secret  # the RFC's key, to check against its vectors
+    archive.store.set_setting(totp.SETTING_PREFIX + name, record)
+    return totp.confirm(archive, name, code_at(secret, at), now=at)
+
+
+def code_at(secret: str, when: float) -> str:
+    import pyotp
+    return pyotp.TOTP(secret).at(int(when))
+
+
+@pytest.mark.parametrize("when, eight_digits", RFC_VECTORS)
+def test_codes_are_rfc_6238s(archive, when, eight_digits):
+    enrol(archive, at=max(when - 90, 0))  # enrolled a step or more before
+    assert totp.verify(archive, "alice", eight_digits[-6:], now=when) == "totp"
+
+
+def test_one_step_of_drift_either_way_and_no_more(archive):
+    enrol(archive, at=1000 * 30)
+    now = 1010 * 30
+    for step, accepted in [(-2, False), (2, False), (-1, True), (1, True)]:
+        code = code_at(RFC_SECRET, now + step * 30)
+        assert (totp.verify(archive, "alice", code, now=now) == "totp") is accepted, step
+
+
+def test_each_step_signs_in_once_and_never_an_earlier_one(archive):
+    enrol(archive, at=1000 * 30)
+    now = 1005 * 30
+    current = code_at(RFC_SECRET, now)
+    assert totp.verify(archive, "alice", current, now=now) == "totp"
+    assert totp.verify(archive, "alice", current, now=now) is None  # replayed
+    assert totp.verify(archive, "alice", code_at(RFC_SECRET, now - 30), now=now) is None
+    assert totp.verify(archive, "alice", code_at(RFC_SECRET, now + 30), now=now) == "totp"
+
+
+@pytest.mark.parametrize("typed", ["", "12345", "1234567", "abcdef", "12 34 5x", "１２３４５６",
+                                   "123456\n", "-12345", "+12345"])
+def test_malformed_codes_are_refused(archive, typed):
+    enrol(archive, at=1000 * 30)
+    assert totp.verify(archive, "alice", typed, now=1000 * 30 + 60) is None
+
+
+def test_a_code_with_a_space_in_the_middle_is_read_as_typed(archive):
+    enrol(archive, at=1000 * 30)
+    code = code_at(RFC_SECRET, 1002 * 30)
+    assert totp.verify(archive, "alice", f"{code[:3]} {code[3:]}", now=1002 * 30) == "totp"
+
+
+def test_recovery_codes_work_once_each_and_are_kept_only_as_hashes(archive):
+    codes = enrol(archive, at=1000 * 30)
+    assert len(codes) == totp.RECOVERY_CODES == len(set(codes))
+    stored = str(archive.store.setting(totp.SETTING_PREFIX + "alice"))
+    assert not any(code in stored or code.replace("-", "") in stored for code in codes)
+    assert totp.verify(archive, "alice", codes[3].upper(), now=0) == "recovery"
+    assert totp.verify(archive, "alice", codes[3], now=0) is None
+    assert totp.status(archive, "alice")["recovery_codes_left"] == totp.RECOVERY_CODES - 1
+    renewed = totp.new_recovery_codes(archive, "alice")
+    assert totp.verify(archive, "alice", codes[4], now=0) is None  # the old ones are gone
+    assert totp.verify(archive, "alice", renewed[0], now=0) == "recovery"
+
+
+def test_enrolment_needs_a_right_first_code(archive):
+    totp.begin(archive, "alice", "Archiver")
+    assert not totp.enrolled(archive, "alice") and totp.status(archive, "alice")["pending"]
+    with pytest.raises(TwoFactorError, match="not the app's current one"):
+        totp.confirm(archive, "alice", "000000", now=0)
+    assert totp.verify(archive, "alice", "000000", now=0) is None  # pending is not on
+    with pytest.raises(TwoFactorError, match="already on"):
+        enrol(archive)
+        totp.begin(archive, "alice", "Archiver")
+
+
+def test_the_enrolment_shows_an_otpauth_uri_and_its_qr_code(archive):
+    enrolment = totp.begin(archive, "alice", "Example Archive")
+    assert enrolment.uri.startswith("otpauth://totp/Example%20Archive:alice?")
+    assert f"secret={enrolment.secret}" in enrolment.uri
+    svg = enrolment.qr_svg
+    assert svg.startswith("<svg") and svg.rstrip().endswith("</svg>")
+    assert "style" not in svg and "<script" not in svg  # the page's CSP forbids inline styles
+
+
+def test_the_qr_code_reads_back_as_the_uri(archive, tmp_path):
+    enrolment = totp.begin(archive, "alice", "Archiver")
+    image = tmp_path / "qr.svg"
+    image.write_text(enrolment.qr_svg)
+    # zbarimg: zbar-tools, a host tool that `make setup` installs
+    read = subprocess.run(["zbarimg", "--quiet", "--raw", image], capture_output=True,
+                          text=True, timeout=60)
+    assert read.stdout.strip() == enrolment.uri
+
+
+def test_removing_an_account_removes_its_codes(archive):
+    users.add(archive, "alice", "user", ["alice@example.com"], "a good password")
+    enrol(archive)
+    users.remove(archive, "alice")
+    users.add(archive, "alice", "user", ["alice@example.com"], "a good password")
+    assert not totp.enrolled(archive, "alice")

@@ -1,0 +1,46 @@
+"""services.archive.index: every term within Xapian's limit of 245 bytes, long ones exact."""
+import hashlib
+
+import xapian
+
+from services.archive import index
+from services.archive.index import MAX_TERM_BYTES
+
+
+def test_terms_stay_within_the_limit_whatever_the_value():
+    values = [c * n for c in ("a", "é", "漢", "𝄞", "\udcff", "\x00") for n in (1, 100, 244, 5000)]
+    terms = [index.term("XADDR", v) for v in values]
+    assert all(len(t.encode()) <= MAX_TERM_BYTES for t in terms)
+    assert len(set(terms)) == len(set(index.clean(v) for v in values))
+    assert index.term("XADDR", "bob@example.com") == "XADDRbob@example.com"  # short: unchanged
+    long_one = "é" * 185 + "@example.com"
+    assert index.term("XADDR", long_one) == index.term("XADDR", long_one)
+    assert index.term("XADDR", long_one).endswith(
+        hashlib.sha256(("XADDR" + long_one).encode()).hexdigest()[:32])
+
+
+def test_words_stay_within_the_limit_under_any_prefix():
+    """Words are cut at services.archive.words.MAX_WORD_BYTES, far below Xapian's limit
+    under any prefix; a long word keeps its start."""
+    from services.archive import words
+    from services.archive.terms import DocumentTerms
+    prefixes = [*index.TEXT_PREFIXES.values(), *index.BOOLEAN_PREFIXES.values()]
+    assert max(len(p.encode()) for p in prefixes) + words.MAX_WORD_BYTES <= MAX_TERM_BYTES
+    document = xapian.Document()
+    terms = DocumentTerms(document)
+    terms.add_text("XFN", "ж" * 200 + " short")
+    terms.finish()
+    found = [t.term.decode() for t in document.termlist()]
+    assert all(len(t.encode()) <= MAX_TERM_BYTES for t in found)
+    assert "XFNshort" in found and any(t.startswith("XFNжжж") for t in found)
+
+
+def test_long_addresses_and_file_names_give_exact_bounded_terms():
+    """E/L/D address terms and F/X file name terms go through term(): bounded, exact."""
+    from services.archive.terms import address_terms, filename_terms
+    one, other = "é" * 185 + "a@example.com", "é" * 185 + "b@example.com"
+    for make in (lambda v: address_terms("XTO", v), lambda v: filename_terms("XFN", v + ".pdf")):
+        first, second = make(one), make(other)
+        assert all(len(t.encode()) <= MAX_TERM_BYTES for t in first + second)
+        assert first[0] != second[0] and make(one) == first
+
