@@ -24,6 +24,7 @@ from services.common.atomic_file import OutputExists, new_file_output
 from services.common.progress import Progress
 from services.policy.replicated import Replicated
 from services.archive.search import QuerySyntaxError, explain, search
+from services.archive.space import OutOfSpace, is_out_of_space, size_in_words
 from services.common.config import load_config
 
 IMPORT_BATCH = 200  # messages per durable transaction during bulk import
@@ -98,31 +99,40 @@ def cmd_import(args) -> int:
     counts = {"imported": 0, "duplicates": 0, "merged": 0, "failed": 0, "skipped": 0}
     problems: list[dict] = []  # what failed or was skipped, and why
     progress = Progress("importing", total=count_mail(args.paths), enabled=not args.json)
-    batch: list[tuple] = []
+    batch: list[tuple[str, tuple]] = []  # (label, what put_many takes)
 
     def flush():
-        for outcome in archive.store.put_many(batch):
+        for outcome in archive.store.put_many([entry for _, entry in batch]):
             counts["imported" if outcome.status == "new" else
                    "duplicates" if outcome.status == "duplicate" else "merged"] += 1
         progress.advance(len(batch))
         batch.clear()
 
-    # The model's message limit caps every file and zip member import reads.
-    for item in iter_mail(args.paths, archive.profile.smtp.max_message_mb * MiB):
-        if item.error:
-            outcome = "skipped" if item.skipped else "failed"
-            counts[outcome] += 1
-            problems.append({"item": item.label, "outcome": outcome, "reason": item.error})
-            print(f"archiver: {outcome} {item.label}: {item.error}", file=sys.stderr)
-            progress.advance()
-            continue
-        batch.append((item.raw, None, "import", None, item.from_line_date))
-        if len(batch) >= IMPORT_BATCH:
+    try:
+        # The model's message limit caps every file and zip member import reads.
+        for item in iter_mail(args.paths, archive.profile.smtp.max_message_mb * MiB):
+            if item.error:
+                outcome = "skipped" if item.skipped else "failed"
+                counts[outcome] += 1
+                problems.append({"item": item.label, "outcome": outcome, "reason": item.error})
+                print(f"archiver: {outcome} {item.label}: {item.error}", file=sys.stderr)
+                progress.advance()
+                continue
+            batch.append((item.label, (item.raw, None, "import", None, item.from_line_date)))
+            if len(batch) >= IMPORT_BATCH:
+                flush()
+        if batch:
             flush()
-    if batch:
-        flush()
+    except OutOfSpace as full:  # nothing of the batch is stored: the next run goes on there
+        progress.finish()
+        return _import_stopped(args, archive, counts, problems, full, batch, progress)
     progress.finish()
-    counts["indexed"] = 0 if args.no_index else _index_if_free(archive, quiet=args.json)
+    try:
+        counts["indexed"] = 0 if args.no_index else _index_if_free(archive, quiet=args.json)
+    except Exception as exc:
+        if not is_out_of_space(exc, archive.data_dir):
+            raise
+        return _indexing_stopped(args, archive, counts, problems)
     _print_summary(args, counts, problems)
     archive.close()
     return 0 if not counts["failed"] else 1
@@ -146,6 +156,44 @@ def _index_if_free(archive: Archive, quiet: bool) -> int:
         return done
     finally:
         lock.release()
+
+
+def _import_stopped(args, archive: Archive, counts: dict, problems: list[dict],
+                    full: OutOfSpace, batch: list[tuple[str, tuple]], progress: Progress) -> int:
+    """The one line of an import that stopped at a write that could not be made: how many
+    are stored, where it stopped, about how much room the rest needs. Exit 75 (try again)."""
+    stored = _stored(counts)
+    left = max(progress.total - progress.done, len(batch))
+    store = archive.store.counters()
+    ratio = store["stored_bytes"] / store["raw_bytes"] if store["raw_bytes"] else 1.0
+    needed = int(sum(len(entry[0]) for _, entry in batch) / len(batch) * left * ratio)
+    stopped = {"stored": stored, "stopped_at": batch[0][0], "left": left,
+               "needed_bytes": needed, "reason": full.brief}
+    print(f"archiver: import stopped: {full.brief}; {stored} messages stored, stopped at "
+          f"{batch[0][0]}; the {left} left need about {size_in_words(needed)} more: make room, "
+          "then run the same import again", file=sys.stderr)
+    if args.json:
+        print(json.dumps({**counts, "indexed": 0, "problems": problems, "stopped": stopped}))
+    archive.close()
+    return full.exit_code
+
+
+def _indexing_stopped(args, archive: Archive, counts: dict, problems: list[dict]) -> int:
+    """Everything is stored but the index ran out of room: say so in one line; exit 75."""
+    short = "; ".join(space.words() for space in archive.spaces() if space.state != "ok")
+    stored = _stored(counts)
+    print(f"archiver: import stored all {stored} messages, but indexing stopped: "
+          f"{short or 'a disk is full'}; the indexer service, or the next import, indexes "
+          "the rest once there is room", file=sys.stderr)
+    if args.json:
+        print(json.dumps({**counts, "indexed": 0, "problems": problems,
+                          "stopped": {"indexing": short}}))
+    archive.close()
+    return OutOfSpace.exit_code
+
+
+def _stored(counts: dict) -> int:
+    return counts["imported"] + counts["duplicates"] + counts["merged"]
 
 
 def _print_summary(args, counts: dict, problems: list[dict]) -> None:

@@ -36,7 +36,9 @@ def cmd_status(args) -> int:
 
 def text_lines(report: dict) -> list[str]:
     lines = [f"node {report['node']}, model {report['model']}, firmware {report['firmware']}, "
-             f"at {report['time']}, time zone {report['timezone']}", "services:"]
+             f"at {report['time']}, time zone {report['timezone']}"]
+    lines += [f"space: {space['words']}" for space in report["space"].values()]
+    lines.append("services:")
     for name, state in report["services"].items():
         lines.append(f"  {name:8} {_service_line(state)}")
     index = report["queues"]["index"]

@@ -23,7 +23,7 @@ DEFAULT_LISTEN = "0.0.0.0:8443"
 
 @dataclass
 class PeerStatus:
-    state: str = "offline"        # connected, offline or refused
+    state: str = "offline"        # connected, offline, refused or waiting (no room to store)
     reason: str = "not contacted yet"
     node: str | None = None
     model: int | None = None

@@ -1,7 +1,9 @@
-"""Template filters of the review pages: counts, ages and durations in words."""
+"""Template filters of the review pages: counts, ages, durations and sizes in words."""
 from __future__ import annotations
 
 import time
+
+from services.archive.space import size_in_words
 
 
 def count(value) -> str:
@@ -27,19 +29,11 @@ def duration(seconds: float) -> str:
     return f"{amount} second{'s' if amount != 1 else ''}"
 
 
-def size(count) -> str:
-    """Bytes in binary units: 512 -> "512 B", 1536 -> "1.5 KiB"."""
-    value = float(count or 0)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"
-
-
 def plural(amount, word: str, many: str | None = None) -> str:
     """1, "message" -> "1 message"; 3 -> "3 messages"."""
     return f"{count(amount)} {word if int(amount or 0) == 1 else many or word + 's'}"
 
 
-FILTERS = {"count": count, "ago": ago, "duration": duration, "plural": plural, "size": size}
+# Sizes read as the model profile counts them (the messages about space use the same words).
+FILTERS = {"count": count, "ago": ago, "duration": duration, "plural": plural,
+           "size": size_in_words}

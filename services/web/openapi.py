@@ -64,7 +64,8 @@ SCHEMAS = {
         "enabled": _BOOLEAN, "global_days": {"type": "integer", "nullable": True},
         "saved": {"type": "object", "additionalProperties": _INTEGER}}},
     "Peer": {"type": "object", "properties": {
-        "peer": _STRING, "state": {"type": "string", "enum": ["connected", "offline", "refused"]},
+        "peer": _STRING,
+        "state": {"type": "string", "enum": ["connected", "offline", "refused", "waiting"]},
         "reason": _STRING, "queued": _INTEGER, "copied": _INTEGER,
         "last_success": {"type": "string", "nullable": True},
         "last_error": {"type": "string", "nullable": True}}},

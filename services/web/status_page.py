@@ -18,7 +18,8 @@ from services.common.config import Config
 from services.mirror import state as mirror_state
 from services.web import charts
 from services.web.api import STAFF
-from services.web.formatting import ago, count, duration, size
+from services.archive.space import size_in_words as size
+from services.web.formatting import ago, count, duration
 from services.web.ui import app_context, page, render
 
 CHART_DAYS = 90
