@@ -20,6 +20,7 @@ from services.web import api, metrics, ui
 # The page modules register their routes with ui.page when imported.
 from services.web import admin_pages, message_page, search_page, status_page  # noqa: F401
 from services.web.auth import Auth, LoginFailed, Throttled
+from services.web.renders import Renders
 from services.web.transfers import Transfers, TransfersBusy
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ def create_app(config: Config, archive: Archive, tls: bool) -> web.Application:
                        two_factor_roles=tuple(config.two_factor.required_for))
     app["transfers"] = Transfers(config.web.transfers, config.web.transfers_per_user,
                                  config.web.transfer_idle_seconds)
+    app["renders"] = Renders()  # PDF pages: never on the threads pages and logins use
     # On shutdown, before aiohttp waits for running handlers: a transfer to a client that
     # reads nothing would otherwise hold the stop for the idle write timeout.
     app.on_shutdown.append(_close_transfers)
@@ -93,6 +95,7 @@ def split_listen(listen: str) -> tuple[str, int]:
 
 async def _close_transfers(app: web.Application) -> None:
     app["transfers"].close()
+    app["renders"].close()
 
 
 async def _healthz(request: web.Request) -> web.Response:

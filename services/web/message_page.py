@@ -8,6 +8,9 @@ Routes: /message/D (?part=P: the message attached as part P; ?q=: words to mark;
 ?headers=all; ?view=text), /message/D/frame (the HTML body's document, ?part, ?q,
 ?remote=1), /message/D/part/P (download), /message/D/part/P/inline (an image or text
 attachment), /message/D/part/P/page/N (page N of a PDF attachment, PNG).
+
+PDFs are read and rendered on the render pool (services.web.renders), never on the
+threads the page itself, downloads and logins use.
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ from services.web import admin_actions, message_tree, pdf_pages, sanitize
 from services.web.access import read_message
 from services.web.mail_view import shown_headers
 from services.web.message_tree import Body, Part
+from services.web.renders import RenderFailed, Renders, RendersBusy
 from services.web.transfers import Transfers
 from services.web.ui import app_context, page, render
 
@@ -44,6 +48,7 @@ class Preview:
     page_count: int = 0
     text: list[Segment] = field(default_factory=list)
     problem: str | None = None
+    data: bytes = field(default=b"", repr=False)  # a PDF's, for counting its pages
 
 
 @dataclass
@@ -71,6 +76,9 @@ async def message_page(request: web.Request, user: User) -> web.Response:
     model = await asyncio.to_thread(
         message_model, archive, user, request.match_info["digest"], query.get("part", ""),
         query.get("q", ""), query.get("headers") == "all", config.timezone)
+    for preview in model.previews:
+        if preview.kind == "pdf":
+            await _count_pages(request.app["renders"], user, preview)
     show_text = query.get("view") == "text" or model.body.html is None
     return render(request, "message.html", m=model, query=query.get("q", ""),
                   show_text=show_text, timezone=config.timezone,
@@ -134,19 +142,35 @@ async def part_inline(request: web.Request, user: User) -> web.StreamResponse:
 async def pdf_page(request: web.Request, user: User) -> web.Response:
     _, archive = app_context(request)
     number = request.match_info["number"]
-    if not number.isdigit() or int(number) < 1:
-        raise web.HTTPNotFound(reason="pages are numbered from 1")
+    if not (number.isascii() and number.isdigit() and len(number) <= 7
+            and 1 <= int(number) <= pdf_pages.MAX_PAGES):
+        raise web.HTTPNotFound(reason=f"pages are numbered from 1 to {pdf_pages.MAX_PAGES}")
     found, data = await asyncio.to_thread(part_bytes, archive, user,
                                           request.match_info["digest"],
                                           request.match_info["path"],
                                           "pdf" if number == "1" else None)
     if found.shown_as != "pdf":
         raise web.HTTPNotFound(reason=f"part {found.path} is not a PDF")
+    renders: Renders = request.app["renders"]
     try:
-        png = await asyncio.to_thread(pdf_pages.render_page, data, int(number))
-    except pdf_pages.PdfUnreadable as exc:
+        png = await renders.render(user, data, ("page", int(number)), pdf_pages.render_page,
+                                   data, int(number), errors=(pdf_pages.PdfUnreadable,))
+    except RenderFailed as exc:
         raise web.HTTPNotFound(reason=f"page {number} cannot be shown: {exc}") from None
     return web.Response(body=png, content_type="image/png")
+
+
+async def _count_pages(renders: Renders, user: User, preview: Preview) -> None:
+    """The PDF's page count, on the render pool (poppler reads a stranger's document):
+    sets the pages shown, or the problem (also when the user's render slots are taken)."""
+    try:
+        count = await renders.render(user, preview.data, ("pages",), pdf_pages.page_count,
+                                     preview.data, errors=(pdf_pages.PdfUnreadable,))
+    except (RenderFailed, RendersBusy) as exc:
+        preview.problem = str(exc)
+        return
+    preview.page_count = count
+    preview.pages = list(range(1, min(count, pdf_pages.SHOWN_PAGES) + 1))
 
 
 # -- what the routes do (blocking) -----------------------------------------------------------
@@ -250,12 +274,8 @@ def _previews(message: Message, tree: Part, highlighter: Highlighter,
 
 
 def _pdf_preview(message: Message, node: Part) -> Preview:
-    data = message_tree.decoded(message_tree.part_at(message, node.path))
-    try:
-        count = pdf_pages.page_count(data)
-    except pdf_pages.PdfUnreadable as exc:
-        return Preview(node, "pdf", problem=str(exc))
-    return Preview(node, "pdf", list(range(1, min(count, pdf_pages.SHOWN_PAGES) + 1)), count)
+    """Its pages are counted on the render pool (_count_pages)."""
+    return Preview(node, "pdf", data=message_tree.decoded(message_tree.part_at(message, node.path)))
 
 
 DATE_SOURCES = {  # services.archive.message_date's sources, in words

@@ -15,12 +15,14 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 async def handle(request: web.Request) -> web.Response:
     report = await asyncio.to_thread(health, request.app["config"], request.app["archive"])
-    text = render(report, request.app["auth"].failed_logins, request.app["transfers"])
+    text = render(report, request.app["auth"].failed_logins, request.app["transfers"],
+                  request.app["renders"])
     return web.Response(body=text.encode(), headers={"Content-Type": CONTENT_TYPE})
 
 
-def render(report: dict, failed_logins: int, transfers=None) -> str:
-    """`transfers`: the web app's services.web.transfers.Transfers, when there is one."""
+def render(report: dict, failed_logins: int, transfers=None, renders=None) -> str:
+    """`transfers`, `renders`: the web app's services.web.transfers.Transfers and
+    services.web.renders.Renders, when there are."""
     out = _Exposition()
     out.gauge("archiver_info", "node, model and firmware of this appliance", 1,
               node=report["node"], model=report["model"], firmware=report["firmware"])
@@ -42,6 +44,11 @@ def render(report: dict, failed_logins: int, transfers=None) -> str:
                   sum(transfers.running.values()))
         out.counter("archiver_web_transfers_cut_total", "downloads and exports cut because "
                     "their client took no data for web.transfer_idle_seconds", transfers.cut)
+    if renders is not None:
+        out.counter("archiver_web_renders_total", "PDF pages rendered (or tried)",
+                    renders.started)
+        out.counter("archiver_web_render_failures_remembered_total", "page requests answered "
+                    "from the memory of failed renders", renders.remembered)
     return out.text()
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from firmware.errors import ArchiverError
 
 PAGE_PIXELS = 1100
+MAX_PAGES = 1_000_000  # page numbers asked beyond: not found (poppler wraps huge ones)
 SHOWN_PAGES = 10        # pages shown on the message page; the download has them all
 TIMEOUT_SECONDS = 20
 MEMORY_BYTES = 768 * 1024 * 1024

@@ -145,3 +145,51 @@ def review_mails(listener_origin: str) -> dict:
     return {"newsletter": (newsletter, None), "hostile": (hostile, None),
             "forwarded": (forwarded_mail("alice@example.com"),
                           Envelope("dave@example.com", ["alice@example.com"]))}
+
+
+def xobject_bomb(levels: int = 6, pages: int = 1) -> bytes:
+    """A render bomb of ~2 KB: each page draws a form XObject that draws the one below it
+    ten times, `levels` deep, so a page is 10**levels full-page fills (poppler takes
+    minutes from levels 5 on; pdfinfo reads it at once)."""
+    objects = {1: b"<< /Type /Catalog /Pages 2 0 R >>"}
+    first = 10 + 2 * pages  # form XObjects after the pages and their contents
+    objects[first] = _form(b"0 0 612 792 re f", b"<< >>")
+    for level in range(1, levels + 1):
+        objects[first + level] = _form(b"q /X Do Q " * 10,
+                                       b"<< /XObject << /X %d 0 R >> >>" % (first + level - 1))
+    kids = []
+    for number in range(pages):
+        page, contents = 10 + 2 * number, 11 + 2 * number
+        objects[contents] = b"<< /Length 5 >>\nstream\n/X Do\nendstream"
+        objects[page] = (b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents "
+                         b"%d 0 R /Resources << /XObject << /X %d 0 R >> >> >>"
+                         % (contents, first + levels))
+        kids.append(b"%d 0 R" % page)
+    objects[2] = b"<< /Type /Pages /Kids [%s] /Count %d >>" % (b" ".join(kids), pages)
+    out, offsets = bytearray(b"%PDF-1.4\n"), {}
+    for number in sorted(objects):
+        offsets[number] = len(out)
+        out += b"%d 0 obj\n" % number + objects[number] + b"\nendobj\n"
+    size, start = max(objects) + 1, len(out)
+    out += b"xref\n0 %d\n" % size + b"".join(
+        b"%010d 00000 n \n" % offsets[n] if n in offsets else b"0000000000 65535 f \n"
+        for n in range(size))
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (size, start)
+    return bytes(out)
+
+
+def _form(content: bytes, resources: bytes) -> bytes:
+    return (b"<< /Type /XObject /Subtype /Form /BBox [0 0 612 792] /Resources " + resources
+            + b" /Length %d >>\nstream\n" % len(content) + content + b"\nendstream")
+
+
+def attachment_mail(subject: str, to: str, filename: str, data: bytes, maintype: str,
+                    subtype: str) -> bytes:
+    """A short text with one attachment."""
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = "Scanner <scan@example.org>", to, subject
+    message["Date"] = "Thu, 11 Jan 2024 09:00:00 +0000"
+    message["Message-ID"] = f"<{abs(hash(subject))}@example.org>"
+    message.set_content(f"{subject}, attached.")
+    message.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
+    return message.as_bytes()
