@@ -6,22 +6,33 @@ Paths: the parts of a multipart are numbered from 1 and the message inside a
 message/rfc822 part is its child 1, so "2.1.3" is the third part of the message attached
 as part 2. The root message is "". Paths are stable: the same bytes always parse into
 the same tree.
+
+Containers are opened as the indexer opens them (services.archive.containers): a message
+whose whole body is one entity that is not text (a scanner's PDF, an S/MIME object) has
+that entity as its part 1; an S/MIME opaque-signed object (RFC 8551 signed-data) holds the
+signed MIME entity as its child 1 and that is the message's body; a TNEF file
+(winmail.dat) holds the files inside it as its children. Encrypted S/MIME (enveloped-data)
+cannot be opened without the key: it is said so, and downloadable.
 """
 from __future__ import annotations
 
+import mimetypes
 from dataclasses import dataclass, field
 from email.message import Message
 
 import magic
 
+from services.archive import containers, tools
 from services.archive.extract import effective_type, inner_message, reads_text_of
 from services.archive.mime import (decode_header_text, decode_text, filename_of, header,
-                                   is_attachment, iter_parts, safely)
+                                   is_attachment, iter_parts, parse_message, safely)
 from services.archive.store import NotFound
 from services.web.sanitize import content_id_key
 
 RASTER_IMAGES = ("image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp")
 MAX_DEPTH = 60  # deeper trees are shown to here; the message itself is still downloadable
+BODY_TYPES = ("text/plain", "text/html")  # a message's whole body shown as its body
+ENCRYPTED = "encrypted: cannot be read without the key"
 
 
 @dataclass
@@ -56,8 +67,22 @@ class Part:
                 yield from child.walk(into_messages)
 
 
-def children(part: Message) -> list[Message]:
-    """The parts a multipart holds; the message a message/* part holds; else none."""
+class _Member(Message):
+    """A file found in a container (TNEF), as a part: its name, its type by that name,
+    its bytes."""
+
+    def __init__(self, member: containers.Member):
+        super().__init__()
+        self["Content-Type"] = mimetypes.guess_type(member.name)[0] or "application/octet-stream"
+        self["Content-Disposition"] = "attachment"
+        self.set_param("filename", member.name, header="Content-Disposition")
+        self.data = member.data or b""
+
+
+def children(part: Message, top: bool = False) -> list[Message]:
+    """The parts a multipart holds; the message a message/* part holds; what a container
+    holds (module docstring); else none. `top`: `part` is a message itself (the stored
+    one, or one inside a message/* part): a whole body that is not text is its one part."""
     if safely(part.get_content_maintype, "") == "message":
         inner = inner_message(part)
         return [inner] if isinstance(inner, Message) else []
@@ -65,16 +90,57 @@ def children(part: Message) -> list[Message]:
         payload = part.get_payload()
         return [child for child in payload if isinstance(child, Message)] \
             if isinstance(payload, list) else []
+    if top:
+        return [] if safely(part.get_content_type, "text/plain") in BODY_TYPES \
+            else [_whole_body(part)]
+    return _opened(part)
+
+
+def _whole_body(message: Message) -> Message:
+    """The entity of a message whose body is one non-text part: its Content-* headers
+    and its content, as a part of its own (the same object each time it is asked for)."""
+    if "_whole_body" not in message.__dict__:
+        entity = Message(policy=message.policy)
+        entity._headers = [(name, value) for name, value in message._headers
+                           if name.lower().startswith("content-")]
+        entity.set_payload(message.get_payload())
+        message.__dict__["_whole_body"] = entity
+    return message.__dict__["_whole_body"]
+
+
+def _opened(part: Message) -> list[Message]:
+    """What a container leaf holds (S/MIME signed-data: the signed entity; TNEF: its
+    files), read once per part object; none when it cannot be read."""
+    if "_opened" not in part.__dict__:
+        part.__dict__["_opened"] = _open(part)
+    return part.__dict__["_opened"]
+
+
+def _open(part: Message) -> list[Message]:
+    content_type = safely(part.get_content_type, "")
+    try:
+        if content_type in containers.CMS_TYPES and _cms_kind(part) == "signed-data":
+            return [parse_message(containers.signed_content(decoded(part)))]
+        if effective_type(content_type, filename_of(part)) in containers.TNEF_TYPES:
+            _, files = containers.tnef_contents(decoded(part), containers.ReadBudget(0))
+            return [_Member(member) for member in files]
+    except tools.ToolFailed:
+        pass  # shown as the file it is, downloadable; the indexer said what it read
     return []
+
+
+def _cms_kind(part: Message) -> str | None:
+    return containers.cms_kind(decoded(part), safely(lambda: part.get_param("smime-type"), None))
 
 
 def part_at(message: Message, path: str) -> Message:
     """The part at `path`; NotFound for a path the message does not have."""
-    part = message
+    part, top = message, True
     for step in path.split(".") if path else []:
-        found = children(part)
+        found = children(part, top)
         if not step.isdigit() or not 1 <= int(step) <= len(found):
             raise NotFound(f"the message has no part {path}")
+        top = safely(part.get_content_maintype, "") == "message"
         part = found[int(step) - 1]
     return part
 
@@ -82,6 +148,8 @@ def part_at(message: Message, path: str) -> Message:
 def decoded(part: Message) -> bytes:
     """A leaf's content, transfer encoding undone; a message/* part's inner message as
     bytes; b"" for what cannot be decoded."""
+    if isinstance(part, _Member):
+        return part.data
     if safely(part.get_content_maintype, "") == "message":
         inner = children(part)
         return safely(lambda: inner[0].as_bytes(), b"") if inner else b""
@@ -97,7 +165,8 @@ def tree(message: Message, failures: list[str] | None, root_path: str = "") -> P
     return _node(part_at(message, root_path), root_path, failed, depth=0, root=not root_path)
 
 
-def _node(part: Message, path: str, failed: dict[str, str], depth: int, root: bool) -> Part:
+def _node(part: Message, path: str, failed: dict[str, str], depth: int, root: bool,
+          top: bool = False) -> Part:
     content_type = safely(part.get_content_type, "application/octet-stream")
     filename = filename_of(part)
     maintype = content_type.split("/")[0]
@@ -105,21 +174,23 @@ def _node(part: Message, path: str, failed: dict[str, str], depth: int, root: bo
     node = Part(path, content_type, filename, 0 if part.is_multipart() and maintype != "message"
                 else len(decoded(part)), attached, "", None,
                 decode_header_text(header(part, "content-id")).strip("<> ") or None)
-    node.text = _text_status(node, failed)
+    node.text = _text_status(node, failed, part)
     node.shown_as = _shown_as(node, part)
     if node.shown_as == "message":
         inner = children(part)
         node.subject = decode_header_text(header(inner[0], "subject")) if inner else None
     if depth < MAX_DEPTH:
         node.children = [_node(child, f"{path}.{number}" if path else str(number), failed,
-                               depth + 1, root=False)
-                         for number, child in enumerate(children(part), 1)]
+                               depth + 1, root=False, top=maintype == "message")
+                         for number, child in enumerate(children(part, root or top), 1)]
     return node
 
 
-def _text_status(node: Part, failed: dict[str, str]) -> str:
+def _text_status(node: Part, failed: dict[str, str], part: Message) -> str:
     if not node.attachment:
         return "text read" if node.content_type.startswith(("text/", "message/")) else ""
+    if node.content_type in containers.CMS_TYPES and _cms_kind(part) != "signed-data":
+        return ENCRYPTED
     reason = failed.get(node.filename or node.content_type)
     if reason is not None:
         return f"text not read: {reason}"
@@ -162,6 +233,7 @@ class Body:
     html: str | None
     text: str | None
     images: dict[str, tuple[str, bytes]]
+    encrypted: bool = False  # the body is S/MIME encrypted: not readable without the key
 
 
 def body(message: Message, path: str = "") -> Body:
@@ -171,6 +243,15 @@ def body(message: Message, path: str = "") -> Body:
     root = part_at(message, path)
     if path and safely(root.get_content_maintype, "") == "message":
         root = children(root)[0] if children(root) else Message()
+    for _ in range(MAX_DEPTH):  # S/MIME opaque-signed: the signed entity is the body
+        if safely(root.get_content_type, "") not in containers.CMS_TYPES:
+            break
+        if _cms_kind(root) != "signed-data":
+            return Body(None, None, {}, encrypted=True)
+        opened = _opened(root)
+        if not opened:
+            break
+        root = opened[0]
     html = text = None
     images = {}
     for part in iter_parts(root, into_messages=False):

@@ -1,0 +1,150 @@
+"""Messages whose whole body is one attachment (a scanner's PDF, S/MIME opaque-signed or
+encrypted mail, with and without smime-type) and TNEF (winmail.dat) files: the message
+view lists what they hold, each downloadable, with its preview; an opaque-signed message
+shows the signed content as its body, an encrypted one says it cannot be read."""
+from __future__ import annotations
+
+import base64
+import re
+from email.message import EmailMessage
+
+import pytest
+
+from tests import reading_corpus as corpus
+from tests.integration.web.review_mails import pdf, png
+from tests.integration.web.test_ui import logged_in
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_throttle")]
+
+SCAN = pdf(["Scanned page one", "Scanned page two"])
+HEAD = (b"From: device@example.org\r\nTo: alice@example.com\r\nDate: Fri, 12 Jan 2024 "
+        b"09:00:00 +0000\r\nMIME-Version: 1.0\r\n")
+
+
+def whole_body(subject: str, content_type: str, data: bytes, extra: bytes = b"") -> bytes:
+    """A message with no multipart: its body is `data`, base64."""
+    return (HEAD + b"Subject: " + subject.encode() + b"\r\nContent-Type: " + content_type.encode()
+            + b"\r\n" + extra + b"Content-Transfer-Encoding: base64\r\n\r\n"
+            + base64.encodebytes(data))
+
+
+def signed_entity() -> bytes:
+    entity = EmailMessage()
+    entity.set_content("The signed words of the contract.")
+    entity.add_attachment(SCAN, maintype="application", subtype="pdf", filename="terms.pdf")
+    return entity.as_bytes()
+
+
+def forwarded_scan() -> bytes:
+    outer = EmailMessage()
+    outer["From"], outer["To"], outer["Subject"] = "dave@example.com", "alice@example.com", \
+        "Fwd: scan"
+    outer.set_content("The scan, forwarded.")
+    outer.add_attachment(whole_body("Scan", "application/pdf; name=inner.pdf", SCAN),
+                         maintype="message", subtype="rfc822")
+    return outer.as_bytes()
+
+
+def tnef_mail() -> bytes:
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = "outlook@example.com", \
+        "alice@example.com", "Outlook forecast"
+    message.set_content("See the attached forecast.")
+    winmail = corpus.tnef([("forecast-q3.txt", b"Q3 forecast: 42 units\n"),
+                           ("chart.pdf", SCAN)], body="tnef body")
+    message.add_attachment(winmail, maintype="application", subtype="ms-tnef",
+                           filename="winmail.dat")
+    return message.as_bytes()
+
+
+@pytest.fixture(scope="module")
+def extra_mails(tmp_path_factory):
+    signed = corpus.smime_signed_data(signed_entity())
+    encrypted = corpus.smime_enveloped_data(b"Content-Type: text/plain\r\n\r\nsecret\r\n",
+                                            tmp_path_factory.mktemp("smime"))
+    mails = {
+        "scan": whole_body("Scan", "application/pdf; name=scan.pdf", SCAN),
+        "scan-nameless": whole_body("Nameless scan", "application/pdf", SCAN),
+        "scan-disposition": whole_body("Disposed scan", "application/octet-stream", SCAN,
+                                       b"Content-Disposition: attachment; filename=\"s.pdf\"\r\n"),
+        "image": whole_body("Photo", "image/png; name=photo.png", png()),
+        "signed": whole_body("Signed", "application/pkcs7-mime; smime-type=signed-data; "
+                             "name=smime.p7m", signed),
+        "signed-untyped": whole_body("Signed untyped", "application/x-pkcs7-mime; "
+                                     "name=smime.p7m", signed),
+        "encrypted": whole_body("Encrypted", "application/pkcs7-mime; "
+                                "smime-type=enveloped-data; name=smime.p7m", encrypted),
+        "encrypted-untyped": whole_body("Encrypted untyped", "application/pkcs7-mime",
+                                        encrypted),
+        "forwarded-scan": forwarded_scan(),
+        "tnef": tnef_mail(),
+    }
+    return {name: (raw, None) for name, raw in mails.items()}
+
+
+def tree(page: str) -> str:
+    return page[page.index('<ul class="tree">'):page.index("</aside>")]
+
+
+@pytest.mark.parametrize("name, label", [("scan", "scan.pdf"), ("scan-nameless", "part 1"),
+                                         ("scan-disposition", "s.pdf")])
+def test_a_scanned_pdf_is_a_part_with_its_pages(site, name, label):
+    alice, digest = logged_in(site, "alice"), site.digests[name]
+    page = alice.get(f"/message/{digest}").body.decode()
+    assert f'<a class="download" href="/message/{digest}/part/1">{label}</a>' in tree(page)
+    assert f'<img class="pdf-page" src="/message/{digest}/part/1/page/2"' in page
+    assert alice.get(f"/message/{digest}/part/1").body == SCAN
+    shown = alice.get(f"/message/{digest}/part/1/page/1")
+    assert shown.status == 200 and shown.body.startswith(b"\x89PNG")
+
+
+def test_an_image_as_the_whole_body_is_shown(site):
+    alice, digest = logged_in(site, "alice"), site.digests["image"]
+    page = alice.get(f"/message/{digest}").body.decode()
+    assert f'src="/message/{digest}/part/1/inline"' in page
+    assert alice.get(f"/message/{digest}/part/1/inline").body == png()
+
+
+@pytest.mark.parametrize("name", ["signed", "signed-untyped"])
+def test_opaque_signed_mail_shows_the_signed_content(site, name):
+    alice, digest = logged_in(site, "alice"), site.digests[name]
+    page = alice.get(f"/message/{digest}").body.decode()
+    assert '<pre class="body" id="body">The signed words of the contract.' in page
+    parts = tree(page)
+    assert f'href="/message/{digest}/part/1">smime.p7m</a>' in parts
+    terms = re.search(r'href="/message/\w+/part/([\d.]+)">terms.pdf</a>', parts).group(1)
+    assert terms == "1.1.2"
+    assert f'<img class="pdf-page" src="/message/{digest}/part/1.1.2/page/1"' in page
+    assert alice.get(f"/message/{digest}/part/1.1.2").body == SCAN
+    assert alice.get(f"/message/{digest}/part/1").body.startswith(b"\x30")  # the DER
+
+
+@pytest.mark.parametrize("name", ["encrypted", "encrypted-untyped"])
+def test_encrypted_mail_says_so_and_downloads(site, name):
+    alice, digest = logged_in(site, "alice"), site.digests[name]
+    page = alice.get(f"/message/{digest}").body.decode()
+    assert "encrypted (S/MIME): it cannot be read without the key" in page
+    assert "encrypted: cannot be read without the key" in tree(page)
+    assert f'href="/message/{digest}/part/1">' in tree(page)
+    assert alice.get(f"/message/{digest}/part/1").body.startswith(b"\x30")
+
+
+def test_a_forwarded_scan_opens_with_its_pdf(site):
+    alice, digest = logged_in(site, "alice"), site.digests["forwarded-scan"]
+    inner = alice.get(f"/message/{digest}?part=2").body.decode()
+    assert f'<a class="download" href="/message/{digest}/part/2.1.1">inner.pdf</a>' in inner
+    assert f'src="/message/{digest}/part/2.1.1/page/1"' in inner
+    assert alice.get(f"/message/{digest}/part/2.1.1").body == SCAN
+
+
+def test_the_files_of_a_tnef_attachment_are_listed_and_downloadable(site):
+    alice, digest = logged_in(site, "alice"), site.digests["tnef"]
+    page = alice.get(f"/message/{digest}").body.decode()
+    parts = tree(page)
+    assert f'href="/message/{digest}/part/2">winmail.dat</a>' in parts
+    assert f'href="/message/{digest}/part/2.1">forecast-q3.txt</a>' in parts
+    assert f'href="/message/{digest}/part/2.2">chart.pdf</a>' in parts
+    assert alice.get(f"/message/{digest}/part/2.1").body == b"Q3 forecast: 42 units\n"
+    assert alice.get(f"/message/{digest}/part/2.2").body == SCAN
+    assert "Q3 forecast: 42 units" in page  # the text file's preview
+    assert f'src="/message/{digest}/part/2.2/page/1"' in page
