@@ -334,6 +334,9 @@ def cmd_export(args) -> int:
     except OutputExists:
         raise ArchiverError(f"{output} exists: an export never overwrites a file; remove "
                             "it or choose another name") from None
+    except OSError as exc:  # a folder one may not write in (/proc, read-only), a full disk
+        raise ArchiverError(f"cannot write the export to {output}: "
+                            f"{exc.strerror or exc}; choose another folder") from None
     progress.finish()
     summary = {"exported": result.messages, "format": args.format, "output": str(output),
                "export": info.export_id, "manifest_sha256": result.manifest_sha256}
@@ -348,6 +351,8 @@ def _export_path(path: Path) -> Path:
     if path.is_dir():
         raise ArchiverError(f"{path} is a folder: give the file to write, e.g. "
                             f"{path / 'export.zip'}")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise ArchiverError(f"{path.parent} is a file, not a folder: export to a folder")
     if not path.parent.is_dir():
         raise ArchiverError(f"the folder {path.parent} does not exist: create it first, "
                             "or export to another folder")

@@ -8,6 +8,7 @@ import io
 import json
 import subprocess
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -104,11 +105,16 @@ def test_no_overwrite_no_missing_folder_no_empty_export_never_a_traceback(archiv
         (tmp_path / "no" / "such" / "folder" / "x.zip", "", 2, "does not exist"),
         (tmp_path, "", 2, "is a folder"),
         (tmp_path / "empty.zip", "subject:nothingmatchesthis", 1, "matches no message"),
+        # folders no one may write in: the kernel's, and a path under a file
+        (Path("/proc/x.zip"), "", 2, "cannot write the export to /proc/x.zip"),
+        (Path("/sys/x.zip"), "", 2, "cannot write the export to /sys/x.zip"),
+        (existing / "x.zip", "", 2, "is a file, not a folder"),
     ]
     for out, query, code, says in cases:
         done = archiver("export", query, "--format", "zip", "-o", out, "--data", data,
                         check=code)
         assert says in done.stderr and "Traceback" not in done.stderr, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert existing.read_bytes() == b"precious"
     assert not (tmp_path / "empty.zip").exists()
     assert not list(tmp_path.glob(".*.part"))  # nothing half-written is left behind
