@@ -264,6 +264,8 @@ def _previews(message: Message, tree: Part, highlighter: Highlighter,
             continue
         if node.shown_as == "image" or node.shown_as == "html":
             found.append(Preview(node, node.shown_as))
+        elif node.problem:  # an image too large to show: said, and downloadable
+            found.append(Preview(node, "image", problem=node.problem))
         elif node.shown_as == "text":
             data = message_tree.decoded(message_tree.part_at(message, node.path))
             text = decode_text(data[:TEXT_SHOWN * 2], None)[:TEXT_SHOWN]

@@ -16,11 +16,14 @@ cannot be opened without the key: it is said so, and downloadable.
 """
 from __future__ import annotations
 
+import io
 import mimetypes
+import warnings
 from dataclasses import dataclass, field
 from email.message import Message
 
 import magic
+from PIL import Image
 
 from services.archive import containers, tools
 from services.archive.extract import effective_type, inner_message, reads_text_of
@@ -33,6 +36,9 @@ RASTER_IMAGES = ("image/png", "image/jpeg", "image/gif", "image/webp", "image/bm
 MAX_DEPTH = 60  # deeper trees are shown to here; the message itself is still downloadable
 BODY_TYPES = ("text/plain", "text/html")  # a message's whole body shown as its body
 ENCRYPTED = "encrypted: cannot be read without the key"
+# Images shown inline (and cid: images of HTML bodies) have at most this many pixels: a
+# 380 KB PNG can say 20000x20000 and cost the reader's browser gigabytes to decode.
+MAX_IMAGE_PIXELS = 16_000_000
 
 
 @dataclass
@@ -47,6 +53,7 @@ class Part:
     content_id: str | None = None
     children: list["Part"] = field(default_factory=list)
     subject: str | None = None     # an attached message's
+    problem: str | None = None     # why it is not shown though of a kind that is
 
     @property
     def label(self) -> str:
@@ -207,13 +214,35 @@ def _shown_as(node: Part, part: Message) -> str | None:
         return None
     if kind in RASTER_IMAGES:
         sniffed = safely(lambda: magic.from_buffer(decoded(part)[:4096], mime=True), "")
-        return "image" if sniffed in RASTER_IMAGES else None
+        if sniffed not in RASTER_IMAGES:
+            return None
+        node.problem = image_too_large(decoded(part))
+        return None if node.problem else "image"
     if kind == "application/pdf":
         return "pdf"
     if kind == "text/html":
         return "html"
     if kind.startswith("text/"):
         return "text"
+    return None
+
+
+def image_too_large(data: bytes) -> str | None:
+    """Why a raster image is not shown inline (over MAX_IMAGE_PIXELS, a decompression
+    bomb, unreadable), or None. Reads the image's header only (PIL's lazy open), never
+    its pixels."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                width, height = image.size
+    except Image.DecompressionBombError:
+        return "too large to show: a decompression bomb (over PIL's pixel limit)"
+    except Exception as exc:  # PIL raises many kinds for a stranger's bytes
+        return f"cannot be shown: {str(exc)[:200] or type(exc).__name__}"
+    if width * height > MAX_IMAGE_PIXELS:
+        return (f"too large to show: {width}\u00d7{height} pixels, over the "
+                f"{MAX_IMAGE_PIXELS:,} shown inline")
     return None
 
 
@@ -259,7 +288,8 @@ def body(message: Message, path: str = "") -> Body:
             continue
         content_type = safely(part.get_content_type, "text/plain")
         content_id = header(part, "content-id")
-        if content_id and content_type.startswith("image/"):
+        if content_id and content_type.startswith("image/") \
+                and not image_too_large(decoded(part)):
             images[content_id_key(decode_header_text(content_id))] = (content_type, decoded(part))
         if part is not root and is_attachment(part):
             continue

@@ -1,14 +1,19 @@
 """Messages whose whole body is one attachment (a scanner's PDF, S/MIME opaque-signed or
 encrypted mail, with and without smime-type) and TNEF (winmail.dat) files: the message
 view lists what they hold, each downloadable, with its preview; an opaque-signed message
-shows the signed content as its body, an encrypted one says it cannot be read."""
+shows the signed content as its body, an encrypted one says it cannot be read. Images too
+large to decode in a reader's browser are said and downloadable, never shown inline."""
 from __future__ import annotations
 
 import base64
+import io
 import re
+import struct
+import zlib
 from email.message import EmailMessage
 
 import pytest
+from PIL import Image
 
 from tests import reading_corpus as corpus
 from tests.integration.web.review_mails import pdf, png
@@ -58,7 +63,7 @@ def tnef_mail() -> bytes:
 
 
 @pytest.fixture(scope="module")
-def extra_mails(tmp_path_factory):
+def extra_mails(tmp_path_factory, big_images_mail):
     signed = corpus.smime_signed_data(signed_entity())
     encrypted = corpus.smime_enveloped_data(b"Content-Type: text/plain\r\n\r\nsecret\r\n",
                                             tmp_path_factory.mktemp("smime"))
@@ -78,6 +83,7 @@ def extra_mails(tmp_path_factory):
                                         encrypted),
         "forwarded-scan": forwarded_scan(),
         "tnef": tnef_mail(),
+        "big-images": big_images_mail,
     }
     return {name: (raw, None) for name, raw in mails.items()}
 
@@ -148,3 +154,62 @@ def test_the_files_of_a_tnef_attachment_are_listed_and_downloadable(site):
     assert alice.get(f"/message/{digest}/part/2.2").body == SCAN
     assert "Q3 forecast: 42 units" in page  # the text file's preview
     assert f'src="/message/{digest}/part/2.2/page/1"' in page
+
+
+# -- images too large to show inline ---------------------------------------------------------
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height pixels, and no pixels."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2,
+                                                                  0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+
+
+def encoded(image: Image.Image, kind: str) -> bytes:
+    out = io.BytesIO()
+    image.save(out, kind)
+    return out.getvalue()
+
+
+BIG_IMAGES = {  # name -> (bytes, what the page says)
+    "huge.png": (encoded(Image.new("1", (20000, 20000)), "PNG"), "a decompression bomb"),
+    "bomb.png": (png_header_only(100000, 100000), "a decompression bomb"),
+    "wide.jpg": (encoded(Image.new("L", (40000, 500)), "JPEG"), "40000×500 pixels"),
+    "big.png": (encoded(Image.new("1", (5000, 5000)), "PNG"), "5000×5000 pixels"),
+}
+
+
+@pytest.fixture(scope="module")
+def big_images_mail():
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = "pics@example.org", \
+        "alice@example.com", "Big pictures"
+    message.set_content("Pictures attached.")
+    message.add_alternative('<p>inline: <img src="cid:huge@example.org" alt="huge"></p>',
+                            subtype="html")
+    message.get_payload()[1].add_related(BIG_IMAGES["huge.png"][0], maintype="image",
+                                         subtype="png", cid="<huge@example.org>")
+    for name, (data, _) in BIG_IMAGES.items():
+        subtype = "jpeg" if name.endswith(".jpg") else "png"
+        message.add_attachment(data, maintype="image", subtype=subtype, filename=name)
+    message.add_attachment(png(), maintype="image", subtype="png", filename="small.png")
+    return message.as_bytes()
+
+
+def test_images_too_large_are_said_and_downloaded_never_inline(site):
+    alice, digest = logged_in(site, "alice"), site.digests["big-images"]
+    page = alice.get(f"/message/{digest}").body.decode()
+    inline = re.findall(r'<img src="/message/\w+/part/([\d.]+)/inline"', page)
+    assert inline == ["6"]  # small.png only
+    figures = re.findall(r'<figure class="preview preview-image">(.*?)</figure>', page, re.S)
+    for (name, (data, says)), number in zip(BIG_IMAGES.items(), range(2, 6)):
+        figure = next(f for f in figures if f">{name}</a>" in f)
+        assert says in figure and "download it" in figure, (name, figure)
+        reply = alice.get(f"/message/{digest}/part/{number}/inline")
+        assert reply.headers["Content-Disposition"].startswith("attachment"), name
+        assert reply.body == data
+    frame = alice.get(f"/message/{digest}/frame").body.decode()
+    assert "data:image/png" not in frame and "inline:" in frame
