@@ -81,6 +81,7 @@ def _guarded(declared: Endpoint):
                 raise json_error(web.HTTPForbidden, "two-factor sign-in is required for "
                                  f"{identity.user.role}s here: set it up on the account page "
                                  "(/account) first")
+        request["endpoint"] = declared  # json_body checks the body against its schema
         return await declared.handler(request, identity.user)
     handle.__name__ = declared.handler.__name__
     return handle
@@ -114,12 +115,21 @@ def context(request: web.Request):
 
 
 async def json_body(request: web.Request) -> dict:
+    """The request's JSON object; 400 when it is not one, or when it has a key the
+    endpoint's declared body does not (a misspelt key must not be silently ignored: an
+    export with {"selection": [...]} would export everything)."""
     try:
         body = await request.json()
     except (ValueError, UnicodeDecodeError):
         raise json_error(web.HTTPBadRequest, "the body must be a JSON object") from None
     if not isinstance(body, dict):
         raise json_error(web.HTTPBadRequest, "the body must be a JSON object")
+    declared: Endpoint | None = request.get("endpoint")
+    known = ((declared.body or {}).get("properties") or {}) if declared else None
+    unknown = sorted(set(body) - set(known)) if known is not None else []
+    if unknown:
+        raise json_error(web.HTTPBadRequest, f"{unknown[0]}: unknown key (expected "
+                         f"{', '.join(known) or 'none'})")
     return body
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import re
 
 from aiohttp import web
 
@@ -58,8 +59,20 @@ def _write_dates(request: web.Request, asked: results.Asked) -> None:
                                             f"{value[:40]!r}") from None
     since, until = days
     written = f"date:{since}" if since == until else f"date:{since}..{until}"
-    query = f"{asked.query or ''} {written}".strip()
+    query = f"{without_dates(asked.query or '')} {written}".strip()
     raise web.HTTPSeeOther(asked.url(query=query, offset=0))
+
+
+# A date: term (and the AND joining it), or a quoted phrase, which is left as it is.
+_DATE_TERM = re.compile(r'"[^"]*"?|(?:(?<!\S)AND\s+)?(?<!\S)date:\S*', re.IGNORECASE)
+
+
+def without_dates(query: str) -> str:
+    """The query less its date: terms (and an AND before one), which the pickers replace;
+    words in quotes are left as they are."""
+    kept = _DATE_TERM.sub(lambda found: found.group(0) if found.group(0).startswith('"')
+                          else "", query)
+    return re.sub(r"\s+(?:AND\s*)?$|^\s*AND\s+", "", re.sub(r"[ \t]{2,}", " ", kept)).strip()
 
 
 @page("POST", "/selection")

@@ -11,7 +11,7 @@ import io
 import re
 import time
 import zipfile
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, unquote_plus, urlencode
 
 import pytest
 
@@ -99,6 +99,18 @@ def test_the_date_pickers_write_date_into_the_query(site):
     open_end = browser.get("/search?q=&since=2024-01-05")
     assert unquote(open_end.headers["Location"]) == "/search?q=date:2024-01-05.."
     assert browser.get("/search?q=&since=yesterday-ish").status == 400
+    for query, kept in [("from:carol date:2023", "from:carol"),  # picked again: replaced
+                        ("date:2023..2024 AND from:carol", "from:carol"),
+                        ("from:carol AND date:7d", "from:carol"),
+                        ('"date:2023 words" DATE:1y', '"date:2023 words"')]:
+        again = browser.get("/search?" + urlencode({"q": query, "since": "2024-01-03",
+                                                    "until": "2024-01-03"}))
+        assert unquote_plus(again.headers["Location"]) == f"/search?q={kept} date:2024-01-03"
+
+
+def test_one_result_is_one_result(site):
+    page = logged_in(site, "audrey").get("/search?q=subject:salary").body.decode()
+    assert "all 1 result</label>" in page and "1 results" not in page
 
 
 def test_a_query_error_is_shown_beside_the_query(site):
@@ -416,3 +428,15 @@ def test_the_api_exports_chosen_messages(site):
     assert [row["digest"] for row in manifest] == chosen
     assert auditor.request("POST", "/api/exports", {"format": "zip", "digests": []}).status == 400
     assert auditor.request("POST", "/api/exports", {"format": "zip", "digests": "x"}).status == 400
+
+
+@pytest.mark.parametrize("method, path, body, key", [
+    ("POST", "/api/exports", {"format": "zip", "selection": ["x"]}, "selection"),
+    ("POST", "/api/session", {"name": "audrey", "password": PASSWORD, "otp": "1"}, "otp"),
+    ("PUT", "/api/saved-searches/typo", {"querry": "from:carol"}, "querry"),
+    ("POST", "/api/holds", {"saved": "x", "untill": "2030-01-01"}, "untill"),
+    ("PUT", "/api/retention", {"enable": True}, "enable"),
+])
+def test_a_json_body_with_an_unknown_key_is_refused_naming_it(site, method, path, body, key):
+    reply = Client(site.url, basic=("admin", PASSWORD)).request(method, path, body)
+    assert reply.status == 400 and reply.json()["error"].startswith(f"{key}: unknown key")

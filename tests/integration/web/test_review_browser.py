@@ -15,6 +15,7 @@ import threading
 import time
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote_plus
 
 import pytest
 
@@ -174,6 +175,12 @@ def test_date_pickers_write_date_and_errors_stand_by_the_query(page, service):
     assert page.input_value("form.search input[name=q]") == \
         "from:carol date:2024-01-02..2024-01-04"
     assert page.inner_text("p.summary") == "1–3 of 3"
+    page.fill("form.dates input[name=since]", "2024-01-03")  # picked again: replaced
+    page.fill("form.dates input[name=until]", "2024-01-03")
+    page.click("form.dates button")
+    page.wait_for_url(lambda url: unquote_plus(url).endswith("q=from:carol date:2024-01-03"))
+    assert page.input_value("form.search input[name=q]") == "from:carol date:2024-01-03"
+    assert page.inner_text("p.summary") == "1–1 of 1"
     search_box = page.locator("form.search input[name=q]")
     search_box.fill("lunch after:2024-13-01")
     page.click("form.search button")
