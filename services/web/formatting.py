@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+import unicodedata
 
 from services.archive.space import size_in_words
 
@@ -34,6 +35,14 @@ def plural(amount, word: str, many: str | None = None) -> str:
     return f"{count(amount)} {word if int(amount or 0) == 1 else many or word + 's'}"
 
 
+def visible(text: str) -> str:
+    """`text` with its control and format characters (Unicode Cc, Cf: the bidi overrides
+    and isolates that make "invoice\u202egpj.exe" read "invoiceexe.jpg", zero-width
+    characters) shown as escapes (\\u202e), so a name reads as what it is."""
+    return "".join(f"\\u{ord(char):04x}" if unicodedata.category(char) in ("Cc", "Cf")
+                   else char for char in text)
+
+
 # Sizes read as the model profile counts them (the messages about space use the same words).
-FILTERS = {"count": count, "ago": ago, "duration": duration, "plural": plural,
+FILTERS = {"count": count, "ago": ago, "duration": duration, "plural": plural, "visible": visible,
            "size": size_in_words}

@@ -30,6 +30,7 @@ from services.archive.extract import effective_type, inner_message, reads_text_o
 from services.archive.mime import (decode_header_text, decode_text, filename_of, header,
                                    is_attachment, iter_parts, parse_message, safely)
 from services.archive.store import NotFound
+from services.web.formatting import visible
 from services.web.sanitize import content_id_key
 
 RASTER_IMAGES = ("image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp")
@@ -57,10 +58,12 @@ class Part:
 
     @property
     def label(self) -> str:
+        """How the part is named in the page: control and bidi characters of a stranger's
+        names escaped (services.web.formatting.visible)."""
         if self.shown_as == "message":
-            return f"{self.subject or '(no subject)'} (message)"
+            return f"{visible(self.subject or '(no subject)')} (message)"
         if self.filename:
-            return self.filename
+            return visible(self.filename)
         if not self.attachment and self.content_type in ("text/plain", "text/html"):
             return "body HTML" if self.content_type == "text/html" else "body text"
         return f"part {self.path}"

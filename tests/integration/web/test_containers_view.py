@@ -62,6 +62,33 @@ def tnef_mail() -> bytes:
     return message.as_bytes()
 
 
+BIDI_NAMES = {  # a stranger's file name -> how the tree shows it
+    "invoice\u202egpj.exe": "invoice\\u202egpj.exe",          # RIGHT-TO-LEFT OVERRIDE
+    "report\u2066fdp.\u2069exe": "report\\u2066fdp.\\u2069exe",  # isolates
+    "zero\u200bwidth\u200f.txt": "zero\\u200bwidth\\u200f.txt",
+    "mark\u061c.txt": "mark\\u061c.txt",                         # ARABIC LETTER MARK
+}
+
+
+def bidi_names_mail() -> bytes:
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = "x@example.org", \
+        "alice@example.com", "Names that lie"
+    message.set_content("see attached")
+    for name in BIDI_NAMES:
+        message.add_attachment(b"MZ", maintype="application", subtype="octet-stream",
+                               filename=name)
+    return message.as_bytes()
+
+
+def test_control_and_bidi_characters_in_names_are_shown_escaped(site):
+    alice, digest = logged_in(site, "alice"), site.digests["bidi-names"]
+    parts = tree(alice.get(f"/message/{digest}").body.decode())
+    for number, shown in enumerate(BIDI_NAMES.values(), 2):
+        assert f'href="/message/{digest}/part/{number}">{shown}</a>' in parts, shown
+    assert not any(char in parts for char in "\u202e\u2066\u2069\u200b\u200f\u061c")
+
+
 @pytest.fixture(scope="module")
 def extra_mails(tmp_path_factory, big_images_mail):
     signed = corpus.smime_signed_data(signed_entity())
@@ -84,6 +111,7 @@ def extra_mails(tmp_path_factory, big_images_mail):
         "forwarded-scan": forwarded_scan(),
         "tnef": tnef_mail(),
         "big-images": big_images_mail,
+        "bidi-names": bidi_names_mail(),
     }
     return {name: (raw, None) for name, raw in mails.items()}
 
