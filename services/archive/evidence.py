@@ -27,10 +27,12 @@ import io
 import json
 import zipfile
 from dataclasses import dataclass, field
+from email.message import Message
 from typing import BinaryIO, Iterable, Iterator
 
 from services.archive.mailfiles import EXPORT_MANIFEST_FILES, write_mbox_to
-from services.archive.mime import summarize_headers
+from services.archive.mime import (decode_header_text, parse_headers, safely,
+                                   summarize_headers)
 
 FORMATS = ("zip", "mbox")
 MANIFEST_COLUMNS = ("file", "digest", "message_id", "date", "from", "to", "cc", "subject",
@@ -118,13 +120,25 @@ def manifest_row(file: str, digest: str, raw: bytes, meta: dict) -> dict:
     """One row of manifest.csv (MANIFEST_COLUMNS) for a message; dates ISO 8601 UTC,
     addresses as the headers give them, separated by "; "."""
     summary = summarize_headers(raw)
+    headers = parse_headers(raw)
     return {"file": file, "digest": digest,
             "message_id": meta.get("message_id") or summary.message_id or "",
             "date": iso_utc(meta.get("sent_date") or summary.sent_date),
-            "from": "; ".join(summary.from_addrs), "to": "; ".join(summary.to),
-            "cc": "; ".join(summary.cc), "subject": summary.subject,
+            "from": _addresses(summary.from_addrs, headers, "from"),
+            "to": _addresses(summary.to, headers, "to"),
+            "cc": _addresses(summary.cc, headers, "cc"), "subject": summary.subject,
             "size": len(raw), "archived_at": iso_utc(meta.get("received")),
             "source": meta.get("source", "")}
+
+
+def _addresses(parsed: list[str], headers: Message, name: str) -> str:
+    """The addresses as read, or the header's own text when none could be read from it
+    (e.g. "From: @x@example.org"): a manifest keeps what the message says."""
+    if parsed:
+        return "; ".join(parsed)
+    values = safely(lambda: headers.get_all(name), None) or []
+    return "; ".join(decode_header_text(value).strip() for value in values
+                     if isinstance(value, str))
 
 
 def sums_of(text: str) -> dict[str, str]:

@@ -120,3 +120,15 @@ def test_no_overwrite_no_missing_folder_no_empty_export_never_a_traceback(archiv
     assert not list(tmp_path.glob(".*.part"))  # nothing half-written is left behind
     actions = [e["action"] for e in audit_entries(archiver, data)]
     assert "export" not in actions and actions.count("export-empty") == 1
+
+
+@pytest.mark.parametrize("header, cell", [
+    (b"From: @csv3@example.org", "'@csv3@example.org"),  # kept, and made spreadsheet-safe
+    (b"From: <>", "<>"),
+    (b"From: Undisclosed:;", "Undisclosed:;"),
+])
+def test_a_from_that_cannot_be_parsed_keeps_its_text_in_the_manifest(header, cell):
+    from services.archive.evidence import manifest_row, spreadsheet_safe
+    raw = header + b"\r\nTo: a@example.com\r\nSubject: s\r\n\r\nbody\r\n"
+    row = manifest_row("messages/x.eml", "x", raw, {})
+    assert spreadsheet_safe(row["from"]) == cell and row["to"] == "a@example.com"
