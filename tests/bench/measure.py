@@ -4,16 +4,19 @@
 resident memory of the process and all its descendants (extraction workers, their fork
 server, tools they run), and waits for it with wait4(2) for its CPU time.
 
-Memory is reported three ways, because they answer different questions:
+Memory is reported four ways, because they answer different questions:
   process_peak_mb  the top process's own peak RSS (VmHWM, its high-water mark, as last
                    sampled). Not ru_maxrss: Linux carries the RSS of the process that forked
                    it (this benchmark) over exec into that;
-  tree_peak_mb     the largest sum of VmRSS over the tree at one sample: what `ps` adds up,
-                   pages shared between processes (libraries, the fork server's imports)
-                   counted once per process, and file pages mapped in (LMDB's map) included;
-  tree_anon_peak_mb  the same for RssAnon only: the memory no file backs, which the
-                   kernel cannot drop under pressure (LMDB pages read through the map are
-                   page cache and are left out).
+  tree_rss_peak_mb  the largest sum of Rss over the tree at one sample: what `ps` adds up,
+                   pages shared between processes (libraries, the fork server's imports
+                   that its workers inherit) counted once per process;
+  tree_pss_peak_mb  the same for Pss (smaps_rollup): each shared page divided among the
+                   processes sharing it, so the sum is the memory the tree really holds,
+                   file pages mapped in (libraries, LMDB's map) included;
+  tree_anon_pss_peak_mb  Pss_Anon only: the memory no file backs, which the kernel can
+                   only swap, never drop (LMDB pages read through the map are page cache
+                   it drops under pressure).
 Sampling can miss a peak of the sums shorter than SAMPLE_S.
 
 CPU time (tree_cpu_seconds, less sensitive to a busy machine than wall time) is the top
@@ -42,12 +45,15 @@ class Measured:
     exit_code: int
     stdout: bytes
     process_peak_mb: float
-    tree_peak_mb: float
-    tree_anon_peak_mb: float
+    tree_rss_peak_mb: float
+    tree_pss_peak_mb: float
+    tree_anon_pss_peak_mb: float
 
     def memory(self) -> dict:
-        return {"process_peak_mb": self.process_peak_mb, "tree_peak_mb": self.tree_peak_mb,
-                "tree_anon_peak_mb": self.tree_anon_peak_mb}
+        return {"process_peak_mb": self.process_peak_mb,
+                "tree_rss_peak_mb": self.tree_rss_peak_mb,
+                "tree_pss_peak_mb": self.tree_pss_peak_mb,
+                "tree_anon_pss_peak_mb": self.tree_anon_pss_peak_mb}
 
     def cpu(self) -> dict:
         return {"cpu_seconds": self.cpu_seconds, "tree_cpu_seconds": self.tree_cpu_seconds}
@@ -69,28 +75,30 @@ def run_measured(argv: list[str], env: dict[str, str] | None = None) -> Measured
                     tree_cpu_seconds=round(cpu + sampler.descendants_cpu(), 2),
                     exit_code=process.returncode, stdout=stdout,
                     process_peak_mb=round(sampler.root_hwm_kb / 1024, 1),
-                    tree_peak_mb=round(sampler.peak_kb / 1024, 1),
-                    tree_anon_peak_mb=round(sampler.peak_anon_kb / 1024, 1))
+                    **{f"tree_{name}_peak_mb": round(peak / 1024, 1)
+                       for name, peak in sampler.peaks_kb.items()})
 
 
 class _TreeSampler(threading.Thread):
     def __init__(self, root: int):
         super().__init__(name="rss-sampler", daemon=True)
-        self.root, self.peak_kb, self.peak_anon_kb, self.root_hwm_kb = root, 0, 0, 0
+        self.root, self.root_hwm_kb = root, 0
+        self.peaks_kb = {"rss": 0, "pss": 0, "anon_pss": 0}
         self._cpu: dict[int, float] = {}  # descendant -> CPU seconds last seen
         self._stopping = threading.Event()
 
     def run(self) -> None:
         while not self._stopping.wait(SAMPLE_S):
-            total = anon = 0
+            sums = dict.fromkeys(self.peaks_kb, 0)
             for pid, depth in tree(self.root):
-                rss, rss_anon, hwm = _resident_kb(pid)
-                total, anon = total + rss, anon + rss_anon
+                for name, kb in _memory_kb(pid).items():
+                    sums[name] += kb
                 if depth == 0:
-                    self.root_hwm_kb = max(self.root_hwm_kb, hwm)
+                    self.root_hwm_kb = max(self.root_hwm_kb, _high_water_kb(pid))
                 if depth == 2:
                     self._cpu[pid] = _cpu_seconds(pid) or self._cpu.get(pid, 0)
-            self.peak_kb, self.peak_anon_kb = max(self.peak_kb, total), max(self.peak_anon_kb, anon)
+            for name, kb in sums.items():
+                self.peaks_kb[name] = max(self.peaks_kb[name], kb)
 
     def descendants_cpu(self) -> float:
         return sum(self._cpu.values())
@@ -135,13 +143,30 @@ def _cpu_seconds(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def _resident_kb(pid: int) -> tuple[int, int, int]:
-    """(VmRSS, RssAnon, VmHWM) of a process in KiB; zeros once it is gone."""
+def _memory_kb(pid: int) -> dict[str, int]:
+    """Rss, Pss and Pss_Anon of a process in KiB (proc(5) smaps_rollup); {} once it is gone."""
     try:
-        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+        lines = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
     except OSError:
-        return 0, 0, 0
-    fields = dict(line.split(":", 1) for line in lines if ":" in line)
-    def kb(name: str) -> int:
-        return int(fields.get(name, "0 kB").split()[0])
-    return kb("VmRSS"), kb("RssAnon"), kb("VmHWM")
+        return {}
+    fields = _kb_fields(lines)
+    return {"rss": fields.get("Rss", 0), "pss": fields.get("Pss", 0),
+            "anon_pss": fields.get("Pss_Anon", 0)}
+
+
+def _high_water_kb(pid: int) -> int:
+    try:
+        return _kb_fields(Path(f"/proc/{pid}/status").read_text().splitlines()).get("VmHWM", 0)
+    except OSError:
+        return 0
+
+
+def _kb_fields(lines: list[str]) -> dict[str, int]:
+    """"Name:   1234 kB" lines as {name: 1234}."""
+    found = {}
+    for line in lines:
+        name, _, value = line.partition(":")
+        parts = value.split()
+        if len(parts) == 2 and parts[1] == "kB":
+            found[name] = int(parts[0])
+    return found
