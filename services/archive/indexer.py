@@ -18,7 +18,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import xapian
 
@@ -33,7 +33,12 @@ from services.archive.store import NotFound, Store
 log = logging.getLogger("archiver")
 CURSOR_KEY = "arrival_seq"
 BATCH_MESSAGES = 500
-BATCH_BYTES = 64 * 1024 * 1024
+# The memory of the batches in flight, by default (a model's is its indexing.memory_mb): a
+# quarter of it for raw messages read ahead, and a commit whenever the text added since the
+# last one reaches MEMORY_PER_TEXT_BYTE-th of it (Xapian keeps uncommitted changes in memory:
+# measured 22 bytes per byte of text on the bench corpus).
+MEMORY_BYTES = 64 * 1024 * 1024
+MEMORY_PER_TEXT_BYTE = 64
 
 
 class IndexerBusy(ArchiverError):
@@ -101,11 +106,14 @@ class Indexer:
     store's "indexer" cursor (intake's backlog); an index being rebuilt beside it is not."""
 
     def __init__(self, store: Store, index_dir: Path, pool: ExtractionPool, live: bool = True,
-                 reread_all: bool = False):
+                 reread_all: bool = False, memory_bytes: int = MEMORY_BYTES):
         """`reread_all`: derive every message's header metadata anew from its bytes (reindex),
-        not only metadata an older reading wrote (services.archive.metadata)."""
+        not only metadata an older reading wrote (services.archive.metadata).
+        `memory_bytes`: what the batches in flight may hold (a model's indexing.memory_mb)."""
         self.store, self.index_dir, self.pool, self.live = store, Path(index_dir), pool, live
         self.reread_all = reread_all
+        self.batch_bytes = memory_bytes // 4
+        self.commit_text_bytes = memory_bytes // MEMORY_PER_TEXT_BYTE
         self.database = xapian.WritableDatabase(str(self.index_dir), xapian.DB_CREATE_OR_OPEN)
         if schema_version(self.database) is None:  # a new, empty index: this code's schema
             self.database.set_metadata(SCHEMA_KEY, str(SCHEMA_VERSION))
@@ -172,15 +180,22 @@ class Indexer:
                 meta = {**meta, **changes}
             batch.present.append((digest, meta, raw))
             total += len(raw)
-            if total >= BATCH_BYTES:
+            if total >= self.batch_bytes:
                 break
+        self.store.release_pages()  # what was read is copied out; the map need not hold it
         return batch
 
     def _extract(self, batch: Batch) -> Batch:
         batch.extracted = self.pool.extract_many([raw for _, _, raw in batch.present])
+        batch.present = [(digest, meta, b"") for digest, meta, _ in batch.present]  # read
         return batch
 
     def _write(self, batch: Batch) -> None:
+        """Write the batch in commits of at most commit_text_bytes of text each."""
+        for part in _parts(batch, self.commit_text_bytes):
+            self._commit(part)
+
+    def _commit(self, batch: Batch) -> None:
         """Replace each document by its store number (no term lookup), then commit the
         batch and its log position together. When Xapian refuses a document it drops the
         whole uncommitted batch, so the batch is written again, that message with less."""
@@ -243,6 +258,30 @@ class Indexer:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+def _parts(batch: Batch, text_bytes: int) -> Iterator[Batch]:
+    """The batch as consecutive runs of its log entries, each run's extracted text under
+    `text_bytes` (or a single message), so that Xapian's uncommitted changes stay bounded."""
+    pending = {digest: (meta, content) for (digest, meta, _), content
+               in zip(batch.present, batch.extracted)}
+    part, size = Batch([]), 0
+    for seq, digest in batch.entries:
+        part.entries.append((seq, digest))
+        if digest in pending:  # its first entry in the batch: its document goes here
+            meta, content = pending.pop(digest)
+            part.present.append((digest, meta, b""))
+            part.extracted.append(content)
+            if digest in batch.header_changes:
+                part.header_changes[digest] = batch.header_changes[digest]
+            size += len(content.body) + sum(len(a.text) for a in content.attachments)
+        elif digest in batch.missing:
+            part.missing.append(digest)
+        if size >= text_bytes:
+            yield part
+            part, size = Batch([]), 0
+    if part.entries:
+        yield part
 
 
 def status(store: Store, index_dir: Path) -> IndexStatus:

@@ -33,6 +33,7 @@ import zstandard
 
 from firmware.errors import ArchiverError
 
+from services.archive import mapped
 from services.archive.group_commit import GroupCommitter
 from services.archive.metadata import HEADER_FIELDS, header_metadata
 
@@ -335,6 +336,14 @@ class Store:
                         break
                     found[key.decode()[len(prefix):]] = int(value)
         return found
+
+    def release_pages(self) -> None:
+        """Drop the pages of the store this process has read from its resident memory
+        (services.archive.mapped): they stay in the page cache, and reading them again
+        maps them again. A process that reads the whole store (the indexer) would else
+        hold the store's size in RSS."""
+        used = (self.env.info()["last_pgno"] + 1) * self.env.stat()["psize"]
+        mapped.release(self.path / "data.mdb", used)
 
     # -- logs and cursors ----------------------------------------------------------------
 
