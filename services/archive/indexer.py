@@ -39,6 +39,10 @@ BATCH_MESSAGES = 500
 # measured 22 bytes per byte of text on the bench corpus).
 MEMORY_BYTES = 64 * 1024 * 1024
 MEMORY_PER_TEXT_BYTE = 64
+# What is read is copied out of the store's map; the pages stay mapped in, some 200 KB
+# per message (the kernel maps 64 KB around each page LMDB reads: two B-tree leaves and
+# the value's own pages), until released (Store.release_pages) every this many messages.
+RELEASE_EVERY = 64
 
 
 class IndexerBusy(ArchiverError):
@@ -165,6 +169,8 @@ class Indexer:
         batch, total = Batch([]), 0
         for seq, digest in self.store.log_after("arrival", after_seq, BATCH_MESSAGES):
             batch.entries.append((seq, digest))
+            if len(batch.entries) % RELEASE_EVERY == 0:
+                self.store.release_pages()
             if any(digest == seen for seen, _, _ in batch.present) or digest in batch.missing:
                 continue  # arrived twice in one batch: index it once
             try:
@@ -182,7 +188,7 @@ class Indexer:
             total += len(raw)
             if total >= self.batch_bytes:
                 break
-        self.store.release_pages()  # what was read is copied out; the map need not hold it
+        self.store.release_pages()
         return batch
 
     def _extract(self, batch: Batch) -> Batch:

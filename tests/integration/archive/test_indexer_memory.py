@@ -81,3 +81,12 @@ def test_the_store_pages_read_leave_the_readers_resident_memory(tmp_path):
     archive.store.release_pages()
     assert resident_file_kb() < baseline + 4 * 1024  # ...until released
     assert all(archive.store.get(digest).startswith(b"Subject: noise") for digest in digests)
+
+
+def test_a_bulk_import_leaves_no_store_pages_resident(tmp_path):
+    archive = Archive(tmp_path / "data", 450)
+    baseline = resident_file_kb()
+    for _ in range(40):  # 32 MiB stored; without releasing, a third of it stays mapped
+        archive.store.put_many([(b"Subject: noise\n\n" + os.urandom(40_000), None, "import")
+                                for _ in range(20)])
+    assert resident_file_kb() < baseline + 4 * 1024
