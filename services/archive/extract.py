@@ -82,6 +82,9 @@ class Extracted:
     attachments: list[AttachmentText] = field(default_factory=list)
     failed: str | None = None       # why only a fallback could be produced, if so
     encrypted: bool = False         # the body holds an inline PGP message (RFC 4880 armor)
+    # The message's whole Xapian document (services.archive.index.build_document),
+    # serialised, when the pool was asked to build it and could.
+    document: bytes | None = None
 
     @property
     def failures(self) -> list[str]:
@@ -560,6 +563,8 @@ EXTRACT, FALLBACK = "extract", "fallback"
 # Text of documents kept by a pool that is not sized for a model (a model's: an eighth of
 # its indexing.memory_mb), so that the same attachment is read by its library once.
 TEXT_MEMO_BYTES = 8 * 1024 * 1024
+# Folded words an extraction worker keeps cached (services.archive.words), some 4 MB.
+WORKER_CACHED_WORDS = 16384
 # Reads of one message before it gets the fallback: the second one skips the attachment the
 # first was blamed on, so the rest of the message is still read.
 ATTEMPTS = 2
@@ -570,6 +575,7 @@ class _Job:
     index: int                       # position in extract_many's list
     raw: bytes
     digest: str                      # SHA-256 of raw (the store's digest)
+    metadata: dict | None = None     # the store's: the worker builds the document with it
     attempts: int = 0
     fallback_reason: str | None = None  # set: the worker gives fallback() for this reason
 
@@ -608,7 +614,8 @@ class ExtractionPool:
         # The fork server imports the extraction libraries once, so a worker restarted after
         # a timeout is a cheap fork and a time limit counts reading, not importing (takes
         # effect only if the fork server is not yet running).
-        self._context.set_forkserver_preload(["services.archive.extract", *PRELOADED])
+        self._context.set_forkserver_preload(["services.archive.extract",
+                                              "services.archive.index", *PRELOADED])
         self._workers = [self._start_worker() for _ in range(max(1, workers))]
 
     @classmethod
@@ -628,13 +635,19 @@ class ExtractionPool:
     def __exit__(self, *exc_info) -> None:
         self.close()
 
-    def extract_many(self, raws: list[bytes]) -> list[Extracted]:
+    def extract_many(self, raws: list[bytes], metadata: list[dict] | None = None
+                     ) -> list[Extracted]:
         """Results in the order of raws. Never raises for a message: one that times out, runs
         out of memory or kills its worker is read again without the attachment blamed, or
-        gets fallback(), or at worst unread(); the worker is replaced."""
+        gets fallback(), or at worst unread(); the worker is replaced. With `metadata`
+        (the store's, one per raw, with "number"), the worker also builds each message's
+        Xapian document from what it read (Extracted.document), so that parsing, word
+        breaking and building all run beside the indexer, in the sandbox."""
         results: list[Extracted | None] = [None] * len(raws)
+        metadata = metadata or [None] * len(raws)
         waiting = deque(job for index, raw in enumerate(raws)
-                        if (job := self._plan(index, raw, results)) is not None)
+                        if (job := self._plan(index, raw, metadata[index], results))
+                        is not None)
         running: dict[int, _Running] = {}  # worker slot -> the job it works on
         while waiting or running:
             for slot in range(len(self._workers)):
@@ -656,10 +669,11 @@ class ExtractionPool:
     def _start_worker(self) -> _Worker:
         return _Worker(self._context, self.cap_bytes, self.memory_mb)
 
-    def _plan(self, index: int, raw: bytes, results: list) -> _Job | None:
+    def _plan(self, index: int, raw: bytes, metadata: dict | None,
+              results: list) -> _Job | None:
         """The job for one message, as far as its known failures allow; None when even its
         fallback failed before (its result is then set here)."""
-        job = _Job(index, raw, hashlib.sha256(raw).hexdigest())
+        job = _Job(index, raw, hashlib.sha256(raw).hexdigest(), metadata)
         if (reason := self.memo.failure(_fallback_key(job.digest))) is not None:
             self.memo_hits += 1
             results[index] = unread(reason)
@@ -676,7 +690,8 @@ class ExtractionPool:
         running[slot] = _Running(job, time.monotonic() + self.timeout_s)
         mode = EXTRACT if job.fallback_reason is None else FALLBACK
         try:
-            self._workers[slot].connection.send((mode, job.fallback_reason))
+            self._workers[slot].connection.send((mode, job.fallback_reason, job.metadata,
+                                                 job.digest))
             self._workers[slot].connection.send_bytes(job.raw)
         except OSError:  # it gave up reading the message (too big for its memory limit)
             if _said_something(self._workers[slot].connection):
@@ -828,16 +843,16 @@ class _Worker:
 
 
 def _serve(connection, cap_bytes: int, memory_mb: int) -> None:
-    """Worker main loop: (mode, fallback reason) and a message in; ("reading", SHA-256) and
-    ("read", error) around each attachment a library parses; one ("ok", Extracted) or
-    ("failed", why) out."""
+    """Worker main loop: (mode, fallback reason, metadata or None, digest) and a message
+    in; ("reading", SHA-256) and ("read", error) around each attachment a library parses;
+    one ("ok", Extracted) or ("failed", why) out."""
     _limit_memory(memory_mb)
     logging.getLogger("pypdf").setLevel(logging.ERROR)  # malformed PDFs are routine here
     connection.send_bytes(READY)
     guard = _PoolGuard(connection)
     while True:
         try:
-            mode, reason = connection.recv()
+            mode, reason, metadata, digest = connection.recv()
             raw = connection.recv_bytes()
         except EOFError:
             return
@@ -852,6 +867,8 @@ def _serve(connection, cap_bytes: int, memory_mb: int) -> None:
         except Exception as exc:  # extract() should not raise; if it does, say what it was
             reply = ("failed", f"failed: {type(exc).__name__}: {exc}"[:500])
         del raw
+        if reply[0] == "ok" and metadata is not None:
+            reply[1].document = _serialised_document(digest, metadata, reply[1])
         connection.send(reply)
         if reply[0] == "failed":
             return  # a MemoryError can leave a library half-initialised: start afresh
@@ -878,6 +895,20 @@ class _PoolGuard(AttachmentGuard):
 
     def read(self, key: str, text: str) -> None:
         self.connection.send(("text", (key, text)))
+
+
+def _serialised_document(digest: str, metadata: dict, content: Extracted) -> bytes | None:
+    """The whole document of a message (services.archive.index), serialised; None when it
+    cannot be built here: the indexer then builds it, or less of it, itself."""
+    from services.archive import words
+    from services.archive.index import build_document
+    try:
+        return build_document(digest, metadata, content).serialise()
+    except (Exception, MemoryError):  # noqa: BLE001 - the indexer says why, at its level
+        return None
+    finally:
+        if words.cached_words() > WORKER_CACHED_WORDS:
+            words.forget_words()  # each worker would else keep up to 31 MB of them
 
 
 def _trim_heap() -> None:

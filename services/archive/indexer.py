@@ -192,7 +192,8 @@ class Indexer:
         return batch
 
     def _extract(self, batch: Batch) -> Batch:
-        batch.extracted = self.pool.extract_many([raw for _, _, raw in batch.present])
+        batch.extracted = self.pool.extract_many([raw for _, _, raw in batch.present],
+                                                 [meta for _, meta, _ in batch.present])
         batch.present = [(digest, meta, b"") for digest, meta, _ in batch.present]  # read
         return batch
 
@@ -236,7 +237,7 @@ class Indexer:
         built; raise _Refused when Xapian refuses it (the caller then starts over)."""
         while True:
             try:
-                document, content = document_at(level, digest, meta, extracted, reason)
+                document, content = _document(level, digest, meta, extracted, reason)
             except Exception as exc:  # MemoryError included: the document was the big thing
                 level, reason = self._less(digest, level, "building", exc)
                 continue
@@ -264,6 +265,13 @@ class Indexer:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+def _document(level: int, digest: str, meta: dict, extracted, reason: str | None):
+    """The whole document as the extraction worker built it, else document_at()'s."""
+    if level == 0 and extracted.document is not None:
+        return xapian.Document.unserialise(extracted.document), extracted
+    return document_at(level, digest, meta, extracted, reason)
 
 
 def _parts(batch: Batch, text_bytes: int) -> Iterator[Batch]:

@@ -73,3 +73,25 @@ def test_a_worker_gives_back_the_memory_a_large_message_took():
         [result] = pool.extract_many([message.as_bytes()])  # 8 MB: some 50 MB to parse
         assert result.body.startswith("line 0 ")
         assert resident_mb(pool.worker_pids[0]) < fresh + 16
+
+
+def test_given_the_metadata_the_worker_builds_the_document_the_indexer_would():
+    import xapian
+    from services.archive.index import build_document
+    from services.archive.store import digest_of
+    raws = [mail(n, document(f"zebra{n} policy")) for n in range(3)]
+    metadata = [{"number": n + 1, "size": len(raw), "received": 1.7e9, "sent_date": 1.7e9,
+                 "recipients": ["audit@example.org"], "source": "import", "origin": "node1"}
+                for n, raw in enumerate(raws)]
+    with ExtractionPool(256 * 1024, workers=2) as pool:
+        results = pool.extract_many(raws, metadata)
+        plain = pool.extract_many(raws[:1])
+    assert plain[0].document is None  # not asked
+    for raw, meta, result in zip(raws, metadata, results):
+        built = xapian.Document.unserialise(result.document)
+        here = build_document(digest_of(raw), meta, result)
+        assert [(t.term, t.wdf, list(t.positer)) for t in built.termlist()] == \
+            [(t.term, t.wdf, list(t.positer)) for t in here.termlist()]
+        assert built.get_data() == here.get_data()
+        assert [(v.num, v.value) for v in built.values()] == \
+            [(v.num, v.value) for v in here.values()]
