@@ -3,7 +3,11 @@
 The manifest is canonical JSON listing the SHA-256 of every payload file, the target of
 every symbolic link in the payload, and the payload folders: folders that hold exactly what
 the manifest lists, so that a file added there (a .pth file in dist-packages runs in every
-Python process) fails the check as a changed one does. Its signature is Ed25519 over those
+Python process) fails the check as a changed one does. Guarded folders are shared folders
+(/etc/systemd/system, the stdlib's) in which only entries with certain names must be listed
+(`archiver-*`, `*.service.d`, `sitecustomize.py`...): a unit, drop-in or start-up module
+added there under such a name fails the check too, while the rest of the folder may change
+(systemd writes its own links there). Its signature is Ed25519 over those
 exact bytes, stored beside it as JSON with the signing key's id so that a wrong key is told
 apart from an altered manifest (as RAUC tells its checks apart).
 """
@@ -12,6 +16,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import fnmatch
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -44,6 +49,8 @@ class Manifest:
     format: int = FORMAT
     folders: list[str] = field(default_factory=list)   # hold only what is listed
     links: dict[str, str] = field(default_factory=dict)  # symbolic link -> its target
+    # folder -> name patterns (fnmatch): its entries of those names hold only what is listed
+    guarded: dict[str, list[str]] = field(default_factory=dict)
 
     def to_bytes(self) -> bytes:
         return (json.dumps(asdict(self), sort_keys=True, indent=1) + "\n").encode()
@@ -55,7 +62,9 @@ class Manifest:
             manifest = cls(model=doc["model"], version=doc["version"],
                            build_time=doc["build_time"], files=dict(doc["files"]),
                            format=doc["format"], folders=list(doc.get("folders", [])),
-                           links=dict(doc.get("links", {})))
+                           links=dict(doc.get("links", {})),
+                           guarded={folder: list(patterns) for folder, patterns
+                                    in doc.get("guarded", {}).items()})
         except (ValueError, KeyError, TypeError) as exc:
             raise ManifestError([f"manifest is not a valid manifest document ({exc})"]) from None
         if manifest.format != FORMAT:
@@ -135,11 +144,31 @@ def payload_files(root: Path, paths: list[str]) -> list[str]:
     return collect_payload(root, paths).files
 
 
-def create(root: Path, paths: list[str], model: int, version: FirmwareVersion) -> Manifest:
-    payload = collect_payload(root, paths)
+def guarded_entries(root: Path, guarded: dict[str, list[str]]) -> list[str]:
+    """The entries (files, links, folders; relative to `root`) of each guarded folder whose
+    names match its patterns: what a manifest with these guarded folders must list. A
+    guarded folder that does not exist has none."""
+    found = []
+    for folder, patterns in sorted(guarded.items()):
+        try:
+            names = sorted(os.listdir(root / folder))
+        except FileNotFoundError:
+            continue
+        found += [f"{folder}/{name}" for name in names
+                  if any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)]
+    return found
+
+
+def create(root: Path, paths: list[str], model: int, version: FirmwareVersion,
+           guarded: dict[str, list[str]] | None = None) -> Manifest:
+    """The manifest of `paths` under `root` (see collect_payload), and of what `guarded`
+    ({folder: [name pattern, ...]}) folders hold under those names (which must then be
+    listed: a matching folder is a payload folder). Raises ManifestError."""
+    guarded = {folder: sorted(patterns) for folder, patterns in sorted((guarded or {}).items())}
+    payload = collect_payload(root, sorted({*paths, *guarded_entries(root, guarded)}))
     files = {rel: sha256_file(root / rel) for rel in payload.files}
     return Manifest(model=model, version=str(version), build_time=build_time_now(), files=files,
-                    folders=payload.folders, links=payload.links)
+                    folders=payload.folders, links=payload.links, guarded=guarded)
 
 
 def sign(manifest_bytes: bytes, private_key: Ed25519PrivateKey) -> bytes:
@@ -180,6 +209,21 @@ def unlisted(root: Path, manifest: Manifest) -> list[str]:
         problems += [f"{rel} is not in the manifest (an unlisted file in the payload folder "
                      f"{folder})" for rel in extra]
         problems += [p for p in odd if p not in problems]
+    return problems + _unlisted_guarded(root, manifest, listed)
+
+
+def _unlisted_guarded(root: Path, manifest: Manifest, listed: set[str]) -> list[str]:
+    """Entries of the guarded folders, named as their patterns say, that the manifest does
+    not list: a file or link it lacks, or a folder that is no payload folder."""
+    problems = []
+    for rel in guarded_entries(root, manifest.guarded):
+        folder = rel.rpartition("/")[0]
+        if _leaves_root(rel):
+            problems.append(f"guarded folder {folder} leaves the payload root")
+        elif rel not in listed and rel not in manifest.folders:
+            patterns = " ".join(manifest.guarded[folder])
+            problems.append(f"{rel} is not in the manifest (a name the guarded folder "
+                            f"{folder} holds only as listed: {patterns})")
     return problems
 
 

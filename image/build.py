@@ -37,6 +37,16 @@ IMAGE_UNITS = ("archiver-verify.service", "archiver-data.service")
 # without those credentials they do nothing (image/rootfs/usr/lib/archiver/vmsettings).
 VM_UNITS = ("archiver-vmsettings.service", "archiver-vmjoin.service")
 DROP_IN = "50-archiver-image.conf"
+# Shared folders whose entries of these names the manifest must list (firmware.manifest):
+# a unit or drop-in in /etc/systemd/system overrides the image's (archiver-verify.service
+# included), and a sitecustomize/usercustomize module or .pth file in the stdlib folder
+# runs in every Python process. The rest of these folders is not the firmware's.
+GUARDED = {"etc/systemd/system": ["archiver-*", "*.service.d"],
+           "usr/lib/python3.11": ["sitecustomize*", "usercustomize*", "*.pth"],
+           "usr/lib/python3.11/__pycache__": ["sitecustomize.*", "usercustomize.*"]}
+# Folders that hold only what the manifest lists, beside the site folders: Python's own
+# configuration (/usr/lib/python3.11/sitecustomize.py is a link to the one here).
+PYTHON_CONFIG = "etc/python3.11"
 ROOT_LABEL = "archiver-root"
 DEFAULT_ROOT_MIB = 2048
 CHROOT_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
@@ -163,7 +173,8 @@ def payload_folders(root: Path, log: BuildLog, unit_files: list[str]) -> list[st
     """The folders whose every file the manifest lists, so that the boot check fails on a
     file added there: where the image's Python finds modules and .pth files at start-up
     (its site-packages folders, Debian's libraries included; made empty when missing), the
-    firmware's scripts, and the drop-in folders of the archiver units."""
+    firmware's scripts, the drop-in folders of the archiver units, and Python's own
+    configuration folder (PYTHON_CONFIG)."""
     shown = chroot(root, log, "python3", "-c",
                    "import site; print('\\n'.join(site.getsitepackages()))")
     folders = []
@@ -173,7 +184,8 @@ def payload_folders(root: Path, log: BuildLog, unit_files: list[str]) -> list[st
             folder.mkdir(mode=0o755, parents=True)
         folders.append(line.lstrip("/"))
     drop_ins = sorted({str(Path(p).parent) for p in unit_files if p.endswith(f"/{DROP_IN}")})
-    return [*folders, "usr/lib/archiver", *drop_ins]
+    python_config = [PYTHON_CONFIG] if (root / PYTHON_CONFIG).is_dir() else []
+    return [*folders, "usr/lib/archiver", *drop_ins, *python_config]
 
 
 def install_model(root: Path, model: int) -> list[str]:
@@ -383,13 +395,17 @@ def build_image(model: int, *, images_dir: Path = BUILD / "images",
         chroot(root, log, "python3", "-m", "compileall", "-q", "-f", "--invalidation-mode",
                "checked-hash", *packages)
         payload += [p.lstrip("/") for p in packages]
+        # sitecustomize's byte code too (GUARDED lists it): else the first Python process
+        # run as root would write it, and the next boot check would find it unlisted.
+        chroot(root, log, "python3", "-m", "compileall", "-q",
+               "/usr/lib/python3.11/sitecustomize.py", check=False)
         folders = payload_folders(root, log, unit_files)
         payload += folders
         log.step(f"tree: archiver user, enabled {', '.join(enable)}; byte-compiled; payload "
                  f"folders {', '.join(folders)}")
         timings["tree"] = log.elapsed()
 
-        found = manifest.create(root, sorted(set(payload)), model, version)
+        found = manifest.create(root, sorted(set(payload)), model, version, guarded=GUARDED)
         manifest_bytes = found.to_bytes()
         signature = manifest.sign(manifest_bytes, private_key)
         public_pem = keys.public_pem(private_key.public_key())

@@ -37,7 +37,7 @@ from .machine import BUILD, MGMT_ADDRESS, VMS, Machine, MachineError
 SUBNET = "192.168.100"
 MCAST_GROUP = "230.0.0.1"
 MIRROR_PORT = 8443
-DEFAULT_SECRET = "lab mirror secret, shared by every VM of the lab"
+DEFAULT_SECRET = "lab: quartz lantern vivid saddle prism otter fjord"
 # The user-mode NIC's host side: SMTP from the build host arrives from there.
 SLIRP_HOST = "10.0.2.2"
 MAIL_DOMAIN = "example.com"

@@ -23,3 +23,28 @@ def archiver(tmp_path):
             assert done.returncode == check, (done.returncode, done.stdout, done.stderr)
         return done
     return run
+
+
+# A test run must end by itself. If the interpreter is still alive this long after the last
+# test (a non-daemon thread, an executor or an atexit handler waiting on something a test
+# left behind), print every thread's stack and what is still running, then exit with an
+# error: a CI job that hangs until it is killed shows nothing.
+EXIT_GRACE_S = 120
+
+
+def pytest_unconfigure(config):
+    import faulthandler
+    import threading
+
+    def report_and_exit():
+        import time
+        time.sleep(EXIT_GRACE_S)
+        stuck = [t for t in threading.enumerate()
+                 if t is not threading.current_thread() and not t.daemon]
+        sys.stderr.write(f"\npytest: still running {EXIT_GRACE_S} s after the last test; "
+                         f"non-daemon threads: {[t.name for t in stuck]}\n")
+        faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+        sys.stderr.flush()
+        os._exit(3)
+
+    threading.Thread(target=report_and_exit, name="exit-watchdog", daemon=True).start()

@@ -12,9 +12,18 @@ hashes are never read). Everything else is read with the configured service acco
   - their groups, nested ones included: AD's LDAP_MATCHING_RULE_IN_CHAIN
     (1.2.840.113556.1.4.1941) in one search, or group by group (OpenLDAP);
   - their role: admin if one of those groups is in admin_groups, else auditor if one is in
-    auditor_groups, else user;
+    auditor_groups, else user (groups are compared by DN: a group of the same name
+    elsewhere in the tree gives nothing; AD's presets count only security groups);
   - whether they may sign in at all: not when AD's userAccountControl has ACCOUNTDISABLE
     (bit 2), nor when OpenLDAP's ppolicy has locked the entry (pwdAccountLockedTime).
+
+A name the directory does not know costs the same work as a wrong password (a search,
+then a bind, against a DN no entry has), and groups are read only once the password is
+right: how long a failed sign-in takes does not tell which names exist.
+
+At most directory.concurrency operations run at once per directory in a process (each can
+hold a thread for up to timeout_seconds when the directory hangs); one more is refused at
+once (DirectoryBusy), never queued behind them.
 
 Errors: DirectoryError when the directory cannot answer (unreachable, TLS refused, the
 service account refused); a wrong password or an unknown name is not an error but None.
@@ -23,7 +32,10 @@ from __future__ import annotations
 
 import ast
 import logging
+import math
+import secrets
 import ssl
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,11 +44,13 @@ from urllib.parse import urlsplit
 
 import ldap3
 from ldap3.core import exceptions as ldap_errors
+from ldap3.protocol.sasl.sasl import validate_simple_password
 from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import parse_dn
 
 from firmware.errors import ArchiverError
 
+from services.archive.addresses import lowercase_ascii
 from services.common.config import DirectoryConfig
 
 log = logging.getLogger(__name__)
@@ -61,8 +75,32 @@ class DirectoryError(ArchiverError):
         self.state = state
 
 
+class DirectoryBusy(DirectoryError):
+    """directory.concurrency operations are already waiting for the directory: this one is
+    refused at once rather than queued (a hung directory must not hold every thread)."""
+
+    def __init__(self, uri: str, concurrency: int):
+        super().__init__(f"{uri}: directory busy: {concurrency} directory operations are "
+                         "already waiting for its answers (directory.concurrency); try again "
+                         "in a moment", "busy")
+
+
 class AmbiguousName(ArchiverError):
     """More than one directory entry answers to a login name."""
+
+
+PLAIN_TEXT_WARNING = ("passwords cross the network in clear (ldap:// without start_tls): "
+                      "use ldaps:// or start_tls: true")
+
+_gates: dict[tuple[str, int], threading.BoundedSemaphore] = {}
+_gates_lock = threading.Lock()
+
+
+def _gate(config: DirectoryConfig) -> threading.BoundedSemaphore:
+    """The process's one semaphore for this directory: its uri and concurrency."""
+    key = (config.uri, config.concurrency)
+    with _gates_lock:
+        return _gates.setdefault(key, threading.BoundedSemaphore(config.concurrency))
 
 
 @dataclass(frozen=True)
@@ -93,22 +131,28 @@ class Directory:
     # -- what callers use -----------------------------------------------------------------
 
     def check_password(self, login: str, password: str) -> DirectoryAccount | None:
-        """The account of `login` if `password` is theirs and they may sign in, else None.
-        Raises DirectoryError when the directory cannot answer."""
-        if not password or not _plausible_name(login):
+        """The account of `login` if `password` is theirs and they may sign in, else None
+        (also for a password no LDAP simple bind can carry: RFC 4013 SASLprep refuses
+        control characters). An unknown, ambiguous or disabled name costs one bind as a
+        wrong password does. Raises DirectoryBusy, DirectoryError when the directory cannot
+        answer."""
+        if not password or not _plausible_name(login) or not bindable(password):
             return None  # an empty password binds anonymously (RFC 4513 5.1.2): never a login
-        try:
-            account = self.find(login)
-        except AmbiguousName as error:
-            log.warning("directory: %s", error)
-            return None
-        if account is None or account.disabled:
-            return None
-        return account if self._binds_as(account.dn, password) else None
+        with self._slot(), self._service() as connection:
+            try:
+                entry = self._entry(connection, self.config.login_attributes, login)
+            except AmbiguousName as error:
+                log.warning("directory: %s", error)
+                entry = None
+            disabled = entry is not None and disabled_reason(entry["attributes"]) is not None
+            dn = entry["dn"] if entry is not None else self._decoy_dn()
+            if not self._binds_as(dn, password) or entry is None or disabled:
+                return None
+            return self._account(connection, entry)  # groups only for the right password
 
     def find(self, login: str) -> DirectoryAccount | None:
         """The account `login` names through any login attribute, None if none does.
-        Raises AmbiguousName, DirectoryError."""
+        Raises AmbiguousName, DirectoryBusy, DirectoryError."""
         return self._find(self.config.login_attributes, login)
 
     def account(self, name: str) -> DirectoryAccount | None:
@@ -116,34 +160,63 @@ class Directory:
         return self._find([self.config.name_attribute], name)
 
     def probe(self) -> dict:
-        """The directory's state for status: {"uri", "state": "ok", "unreachable" or
-        "failing" (see DirectoryError), "error", "checked"} (checked: epoch seconds)."""
-        state = {"uri": self.config.uri, "state": "ok", "error": None, "checked": time.time()}
+        """The directory's state for status: {"uri", "state": "ok", "unreachable",
+        "failing" or "busy" (see DirectoryError), "error", "warning" (None, or what is
+        unsafe in the settings though it works), "checked"} (checked: epoch seconds)."""
+        state = {"uri": self.config.uri, "state": "ok", "error": None,
+                 "warning": self.warning(), "checked": time.time()}
         try:
-            with self._service() as connection:
+            with self._slot(), self._service() as connection:
                 self._search(connection, self.config.base_dn, "(objectClass=*)", [],
                              scope=ldap3.BASE)
         except DirectoryError as error:
             state.update(state=error.state, error=str(error))
         return state
 
+    def warning(self) -> str | None:
+        """What is unsafe in the settings though it works: a plain ldap:// uri without
+        start_tls sends every password (the users' and bind_dn's) in clear."""
+        plain = not self.use_ssl and not self.config.start_tls
+        return PLAIN_TEXT_WARNING if plain else None
+
+    @contextmanager
+    def _slot(self):
+        """Hold one of directory.concurrency places; DirectoryBusy when none is free."""
+        gate = _gate(self.config)
+        if not gate.acquire(blocking=False):
+            raise DirectoryBusy(self.config.uri, self.config.concurrency)
+        try:
+            yield
+        finally:
+            gate.release()
+
     # -- searching ------------------------------------------------------------------------
 
     def _find(self, attributes: list[str], value: str) -> DirectoryAccount | None:
         if not _plausible_name(value):
             return None
+        with self._slot(), self._service() as connection:
+            entry = self._entry(connection, attributes, value)
+            return self._account(connection, entry) if entry is not None else None
+
+    def _entry(self, connection: ldap3.Connection, attributes: list[str],
+               value: str) -> dict | None:
+        """The one user entry whose `attributes` include `value`; None if none does.
+        Raises AmbiguousName."""
         wanted = escape_filter_chars(value)
         alternatives = "".join(f"({attribute}={wanted})" for attribute in attributes)
         query = f"(&{self.config.user_filter}(|{alternatives}))"
-        with self._service() as connection:
-            entries = self._search(connection, self.config.base_dn, query,
-                                   self._user_attributes(), size_limit=2)
-            if len(entries) > 1:
-                raise AmbiguousName(f"{len(entries)} directory entries answer to {value!r} "
-                                    f"({entries[0]['dn']}, {entries[1]['dn']}); none signs in")
-            if not entries:
-                return None
-            return self._account(connection, entries[0])
+        entries = self._search(connection, self.config.base_dn, query,
+                               self._user_attributes(), size_limit=2)
+        if len(entries) > 1:
+            raise AmbiguousName(f"{len(entries)} directory entries answer to {value!r} "
+                                f"({entries[0]['dn']}, {entries[1]['dn']}); none signs in")
+        return entries[0] if entries else None
+
+    def _decoy_dn(self) -> str:
+        """A DN no entry has, to bind against for a name the directory does not know (the
+        directory answers invalidCredentials, as for a wrong password)."""
+        return f"cn=archiver-no-such-user-{secrets.token_hex(8)},{self.config.base_dn}"
 
     def _user_attributes(self) -> list[str]:
         config = self.config
@@ -157,18 +230,18 @@ class Directory:
         return DirectoryAccount(
             name=names[0] if names else entry["dn"], dn=entry["dn"],
             emails=tuple(addresses(values, self.config.mail_attributes)),
-            groups=tuple(dn for dn, _ in groups),
+            groups=tuple(groups),
             role=role_of(groups, self.config.admin_groups, self.config.auditor_groups),
             disabled=disabled_reason(values))
 
-    def _groups(self, connection: ldap3.Connection, user_dn: str) -> list[tuple[str, str]]:
-        """(DN, cn) of every group `user_dn` is in, directly or through other groups."""
+    def _groups(self, connection: ldap3.Connection, user_dn: str) -> list[str]:
+        """The DN of every group `user_dn` is in, directly or through other groups."""
         if self.config.nested_groups == "in_chain":
             members = _any_of(self.config.member_attributes, [user_dn], rule=IN_CHAIN)
             entries = self._search(connection, self.config.base_dn,
-                                   f"(&{self.config.group_filter}{members})", ["cn"])
-            return [(entry["dn"], _first(entry, "cn")) for entry in entries]
-        found: dict[str, tuple[str, str]] = {}  # normalized DN -> (DN, cn)
+                                   f"(&{self.config.group_filter}{members})", [])
+            return [entry["dn"] for entry in entries]
+        found: dict[str, str] = {}  # normalized DN -> DN
         members = [user_dn]
         for _ in range(MAX_GROUP_DEPTH):  # one level of nesting a round
             entries = [entry for start in range(0, len(members), FILTER_BATCH)
@@ -178,7 +251,7 @@ class Directory:
             for entry in entries:
                 key = normalized_dn(entry["dn"])
                 if key not in found and len(found) < MAX_GROUPS:  # a loop ends here
-                    found[key] = (entry["dn"], _first(entry, "cn"))
+                    found[key] = entry["dn"]
                     members.append(entry["dn"])
             if not members:
                 break
@@ -187,7 +260,7 @@ class Directory:
     def _groups_with_member(self, connection: ldap3.Connection, dns: list[str]) -> list[dict]:
         members = _any_of(self.config.member_attributes, dns)
         return self._search(connection, self.config.base_dn,
-                            f"(&{self.config.group_filter}{members})", ["cn"])
+                            f"(&{self.config.group_filter}{members})", [])
 
     def _search(self, connection: ldap3.Connection, base: str, query: str,
                 attributes: list[str], scope=ldap3.SUBTREE, size_limit: int = 0) -> list[dict]:
@@ -200,7 +273,8 @@ class Directory:
             raise DirectoryError(f"the directory's filter {query!r} is not valid LDAP "
                                  f"({error}): see directory.user_filter and group_filter") from None
         except Exception as error:  # noqa: BLE001 (as in _open)
-            raise DirectoryError(f"{self.config.uri}: search failed: {_reason(error)}",
+            raise DirectoryError(f"{self.config.uri}: search failed: "
+                                 f"{_reason(error, self.config)}",
                                  "unreachable") from None
         result = connection.result
         if result["result"] not in (0, SIZE_LIMIT_EXCEEDED):
@@ -236,12 +310,14 @@ class Directory:
         # A Server of its own each time: ldap3's remembers an address that failed once as
         # unusable for a while, which would outlast the directory's own outage.
         tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=self.config.ca_file)
+        # whole seconds: ldap3 packs receive_timeout into SO_RCVTIMEO as an integer
+        timeout = max(math.ceil(self.config.timeout_seconds), 1)
         server = ldap3.Server(self.host, port=self.port, use_ssl=self.use_ssl, tls=tls,
-                              get_info=ldap3.NONE, connect_timeout=self.config.timeout_seconds)
+                              get_info=ldap3.NONE, connect_timeout=timeout)
         connection = ldap3.Connection(
             server, user=dn, password=password,
             authentication=ldap3.SIMPLE if dn else ldap3.ANONYMOUS,
-            receive_timeout=self.config.timeout_seconds, read_only=True,
+            receive_timeout=timeout, read_only=True,
             auto_referrals=False, raise_exceptions=False)
         try:
             connection.open()
@@ -249,7 +325,8 @@ class Directory:
                 connection.start_tls()
         except Exception as error:  # noqa: BLE001 (ldap3 lets garbage answers raise anything)
             _close(connection)
-            raise DirectoryError(f"{self.config.uri}: {_reason(error)}", "unreachable") from None
+            raise DirectoryError(f"{self.config.uri}: {_reason(error, self.config)}",
+                                 "unreachable") from None
         return connection
 
     def _bind(self, connection: ldap3.Connection) -> bool:
@@ -259,7 +336,8 @@ class Directory:
             if connection.bind():
                 return True
         except Exception as error:  # noqa: BLE001 (as in _open)
-            raise DirectoryError(f"{self.config.uri}: bind failed: {_reason(error)}",
+            raise DirectoryError(f"{self.config.uri}: bind failed: "
+                                 f"{_reason(error, self.config)}",
                                  "unreachable") from None
         result = connection.result
         if result["result"] == INVALID_CREDENTIALS:
@@ -295,19 +373,18 @@ def addresses(values: dict[str, list[str]], attributes: list[str]) -> list[str]:
                 if kind.lower() != "smtp":
                     continue
                 value = rest
-            address = value.strip().lower()
+            address = lowercase_ascii(value.strip())
             if _is_address(address) and address not in found:
                 found.append(address)
     return found
 
 
-def role_of(groups: list[tuple[str, str]], admin_groups: list[str],
-            auditor_groups: list[str]) -> str:
-    """admin, auditor or user from (DN, cn) of a user's groups; configured groups are
-    names (cn, any case) or DNs."""
+def role_of(groups: list[str], admin_groups: list[str], auditor_groups: list[str]) -> str:
+    """admin, auditor or user from the DNs of a user's groups and the configured group DNs
+    (compared as DNs: a group's name alone never matches, since any OU may have one)."""
     def member_of(configured: list[str]) -> bool:
-        wanted = {normalized_dn(g) if "=" in g else g.lower() for g in configured}
-        return any(normalized_dn(dn) in wanted or cn.lower() in wanted for dn, cn in groups)
+        wanted = {normalized_dn(dn) for dn in configured}
+        return any(normalized_dn(dn) in wanted for dn in groups)
     if member_of(admin_groups):
         return "admin"
     return "auditor" if member_of(auditor_groups) else "user"
@@ -339,7 +416,29 @@ def _is_address(value: str) -> bool:
 
 
 def _plausible_name(name: str) -> bool:
-    return 0 < len(name) <= MAX_NAME_LENGTH and name.isprintable() and name.strip() == name
+    return (0 < len(name) <= MAX_NAME_LENGTH and name.isprintable() and name.strip() == name
+            and is_utf8(name))
+
+
+def bindable(password: str) -> bool:
+    """Whether an LDAP simple bind can carry `password`: RFC 4013 (SASLprep, as ldap3
+    applies it) refuses control characters and the like, and UTF-8 cannot carry a lone
+    surrogate; one it maps to nothing (soft hyphens, zero-width spaces) would go out empty,
+    an unauthenticated bind that succeeds (RFC 4513 5.1.2). A password that cannot be sent
+    is no one's: a wrong password."""
+    try:
+        return bool(validate_simple_password(password))
+    except (ldap_errors.LDAPException, UnicodeError, ValueError):
+        return False
+
+
+def is_utf8(text: str) -> bool:
+    """Whether UTF-8 (RFC 3629) can carry `text`: not if it holds a lone surrogate."""
+    try:
+        text.encode("utf-8")
+    except UnicodeError:
+        return False
+    return True
 
 
 def _any_of(attributes: list[str], dns: list[str], rule: str | None = None) -> str:
@@ -366,19 +465,31 @@ def _decoded(raw: dict) -> dict[str, list[str]]:
             for name, values in raw.items()}
 
 
-def _first(entry: dict, attribute: str) -> str:
-    values = entry["attributes"].get(attribute, [])
-    return values[0] if values else ""
+CERTIFICATE_WORDS = ("certificate", "hostname mismatch", "doesn't match", "ca_certs")
+CLOSED_WORDS = ("eof", "connection reset", "closed", "broken pipe", "terminated")
 
 
-def _reason(error: Exception) -> str:
-    """What went wrong in words, from ldap3's nested exception texts."""
+def _reason(error: Exception, config: DirectoryConfig) -> str:
+    """What went wrong in words, from ldap3's nested exception texts: a certificate
+    refused (see ca_file), no answer in time, the connection refused or closed, or TLS
+    failing otherwise; each as what it is."""
     text = _innermost(str(error)) or type(error).__name__
-    tls = ("ssl" in text.lower() or "certificate" in text.lower()
-           or isinstance(error, (ldap_errors.LDAPStartTLSError, ldap_errors.LDAPCertificateError,
-                                 ldap_errors.LDAPSSLConfigurationError)))
-    if tls:
-        return f"TLS failed ({text}): see directory.ca_file"
+    lower = text.lower()
+    if any(word in lower for word in CERTIFICATE_WORDS) or isinstance(
+            error, ldap_errors.LDAPCertificateError):
+        return f"TLS failed: the certificate was refused ({text}): see directory.ca_file"
+    if "timed out" in lower or "timeout" in lower:
+        return (f"no answer within {max(math.ceil(config.timeout_seconds), 1)} s ({text}): "
+                "is the directory overloaded or the port wrong? (directory.timeout_seconds)")
+    if "refused" in lower:
+        return f"unreachable: connection refused ({text})"
+    if any(word in lower for word in CLOSED_WORDS):
+        return (f"the directory closed the connection ({text}): does it speak "
+                f"{'TLS (ldaps://)' if 'ssl' in lower or config.uri.startswith('ldaps:') else 'LDAP'}"
+                " on this port?")
+    if "ssl" in lower or "tls" in lower or isinstance(
+            error, (ldap_errors.LDAPStartTLSError, ldap_errors.LDAPSSLConfigurationError)):
+        return f"TLS failed ({text})"
     if isinstance(error, (ldap_errors.LDAPSocketOpenError, ldap_errors.LDAPSocketSendError,
                           ldap_errors.LDAPSocketReceiveError, OSError)):
         return f"unreachable ({text})"

@@ -1,7 +1,8 @@
 """The appliance's health, as `archiver status` (and later the web UI) shows it: system
 resources (psutil), the state of each service, queue lengths, and the counters of the
 appliance MIB: archived per hour, per day and by source, last archived, dedup savings,
-storage used and free. Hours and days are UTC."""
+storage used and free; and the room left on each disk and in the store's capacity, ok, low
+or full (services.archive.space). Hours and days are UTC."""
 from __future__ import annotations
 
 import datetime as dt
@@ -42,6 +43,7 @@ def health(config: Config, archive: Archive, now: float | None = None) -> dict:
             "archived": archived(store, now),
             "dedup": dedup(store),
             "storage": storage(store, archive.data_dir),
+            "space": {space.key: space.as_json() for space in archive.spaces()},
             "directory": directory_state(config)}
 
 

@@ -8,12 +8,15 @@ A running service rewrites its record every HEARTBEAT_SECONDS.
 """
 from __future__ import annotations
 
+import logging
 import os
 import time
 
 import psutil
 
-from services.archive.store import Store
+from services.archive.store import OutOfSpace, Store
+
+log = logging.getLogger(__name__)
 
 # The appliance's long-running services, each a systemd unit archiver-NAME.service and a
 # thread or task of `archiver run` (services.supervisor.runtime).
@@ -33,9 +36,10 @@ class ServiceRecords:
         self.store, self.services = store, list(services)
         self.started = time.time()
 
-    def running(self, detail: str = "") -> None:
+    def running(self, details: dict[str, str] | None = None) -> None:
+        """Each service runs; `details`: what status adds for some (e.g. "paused: ...")."""
         for service in self.services:
-            self._write(service, "running", detail)
+            self._write(service, "running", (details or {}).get(service, ""))
 
     def stopped(self) -> None:
         for service in self.services:
@@ -51,9 +55,12 @@ class ServiceRecords:
                 self._write(other, "stopped", f"{service} failed: {reason}")
 
     def _write(self, service: str, state: str, reason: str) -> None:
-        self.store.set_setting(_key(service), {"state": state, "pid": os.getpid(),
-                                               "time": time.time(), "started": self.started,
-                                               "reason": reason})
+        try:
+            self.store.set_setting(_key(service), {"state": state, "pid": os.getpid(),
+                                                   "time": time.time(), "started": self.started,
+                                                   "reason": reason})
+        except OutOfSpace as full:  # the service goes on; status tells it has not beaten
+            log.warning("the state of %s is not recorded: %s", service, full)
 
 
 def describe(store: Store, service: str, now: float | None = None) -> dict:

@@ -1,7 +1,10 @@
 """Who a name and password sign in as: a local account (services.appliance.users) when one
 has the name, else the company directory (services.appliance.directory) when one is
 configured. A local name shadows the directory's, so the firstboot admin and every local
-account sign in whatever the directory does.
+account sign in whatever the directory does; a directory account whose name equals a local
+account's once case and width are set aside (NFKC case folding, Unicode's identifier
+matching: "ADMIN", "Admin" and fullwidth "ＡＤＭＩＮ" are all "admin") never signs in, so
+no two accounts' names (nor their audit entries) differ only so.
 
 A directory user becomes a users.User with the directory's addresses and role, whose
 credential stamp is made from their DN: it never equals a local account's, so a session
@@ -9,7 +12,8 @@ opened for one can never pass for the other. What the directory said is kept for
 directory.refresh_seconds; a session that outlives it reads the entry again, and a user
 since removed, disabled or moved out of user_filter loses access then. While the
 directory cannot be read, directory users' sessions are not honoured (closed, not
-open): only the directory can say they still may.
+open): only the directory can say they still may. A name two entries answer to (one was
+added) ends the sessions as a removed user does.
 """
 from __future__ import annotations
 
@@ -17,11 +21,15 @@ import hashlib
 import logging
 import threading
 import time
+import unicodedata
 from dataclasses import dataclass
+
+from firmware.errors import ArchiverError
 
 from services.appliance import users
 from services.appliance.admin_password import ADMIN_USER
-from services.appliance.directory import Directory, DirectoryAccount, DirectoryError
+from services.appliance.directory import (AmbiguousName, Directory, DirectoryAccount,
+                                          DirectoryBusy, DirectoryError, is_utf8)
 from services.appliance.users import User
 from services.archive.archive import Archive
 from services.common.config import DirectoryConfig
@@ -29,6 +37,14 @@ from services.common.config import DirectoryConfig
 log = logging.getLogger(__name__)
 
 DIRECTORY_SCHEME = "directory"  # User.password["scheme"] of a directory user
+
+
+class InvalidName(ArchiverError):
+    """A name that is no text: a lone surrogate, which UTF-8 (RFC 3629) cannot carry."""
+
+
+class LocalNameTaken(ArchiverError):
+    """The directory account's name is a local account's (but for case or width)."""
 
 
 @dataclass
@@ -50,13 +66,26 @@ class SignIn:
 
     def authenticate(self, name: str, password: str) -> User | None:
         """The user `name` and `password` sign in as, None if they sign in as no one.
-        Raises DirectoryError when only the directory could tell and it cannot answer."""
+        Raises DirectoryError (DirectoryBusy) when only the directory could tell and it
+        cannot answer now; LocalNameTaken when the password is a directory account's whose
+        name is a local account's but for case or width; InvalidName for a name that is no
+        text (a password that is none is a wrong one)."""
+        if not is_utf8(name):
+            raise InvalidName("the name is not valid text (it holds a lone surrogate, which "
+                              "UTF-8 cannot carry): give the name as you type it")
+        if not is_utf8(password):
+            return None
         if self.directory is None or users.get(self.archive, name) is not None:
             return users.authenticate(self.archive, name, password)
         account = self.directory.check_password(name, password)
         if account is None:
             return None
-        return self._remember(account)
+        user = self._remember(account)
+        if user is None:
+            raise LocalNameTaken(f"the directory account {account.name} has the name of a "
+                                 "local account of this appliance (but for case or width): "
+                                 "only the local account signs in")
+        return user
 
     def current(self, name: str, stamp: str) -> User | None:
         """The user a session opened for (`name`, credential `stamp`) is now, or None when
@@ -74,8 +103,14 @@ class SignIn:
         return user if user is not None and user.credential_stamp == stamp else None
 
     def _refresh(self, name: str) -> User | None:
+        """Raises DirectoryBusy: the session is neither honoured nor ended then."""
         try:
             account = self.directory.account(name)
+        except AmbiguousName as error:
+            log.warning("directory: %s: their sessions end", error)
+            account = None
+        except DirectoryBusy:
+            raise
         except DirectoryError as error:
             log.warning("directory: cannot read %s again: %s", name, error)
             return None
@@ -88,7 +123,7 @@ class SignIn:
         return self._remember(account)
 
     def _remember(self, account: DirectoryAccount) -> User | None:
-        if account.name == ADMIN_USER or users.get(self.archive, account.name) is not None:
+        if self._local_name(account.name):
             log.warning("directory: %s (%s) has the name of a local account; only the local "
                         "account signs in", account.name, account.dn)
             return None
@@ -96,6 +131,20 @@ class SignIn:
         with self._lock:
             self._known[account.name] = _Known(user, self.clock())
         return user
+
+
+    def _local_name(self, name: str) -> bool:
+        """Whether `name` is the firstboot admin's or a local account's, but for case and
+        width (NFKC case folding)."""
+        folded = folded_name(name)
+        return folded == folded_name(ADMIN_USER) or any(
+            folded_name(user.name) == folded for user in users.all_users(self.archive))
+
+
+def folded_name(name: str) -> str:
+    """`name` as Unicode compares identifiers (NFKC_Casefold, UAX #31 / UTS #39 style):
+    NFKC, case folding, NFKC again."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
 
 
 def directory_user(account: DirectoryAccount) -> User:

@@ -8,7 +8,10 @@ Where they live (node-local, never replicated, like every password):
   - the firstboot admin: DATA/admin.json (services.appliance.admin_password), role admin;
   - every other account: the store's node-local setting "user:NAME" =
     {"role", "emails": [...], "password": {"scheme": "scrypt", "n", "r", "p", "salt",
-    "hash"}, "created": epoch}.
+    "hash"}, "created": epoch, "disabled": bool (absent: false)}.
+
+A disabled account keeps its record (its audit trail names it) but logs in no more, and
+its sessions end (its credential stamp changes).
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from pathlib import Path
 from firmware.errors import ArchiverError
 
 from services.appliance import admin_password, totp
+from services.archive.addresses import lowercase_ascii
 from services.archive.archive import Archive
 from services.policy.audit import Actor
 
@@ -44,6 +48,8 @@ class User:
     role: str
     emails: tuple[str, ...]
     password: dict  # the scrypt record
+    disabled: bool = False
+    created: float | None = None
 
     @property
     def actor(self) -> Actor:
@@ -51,8 +57,10 @@ class User:
 
     @property
     def credential_stamp(self) -> str:
-        """Changes whenever the password does: sessions opened before a change end."""
-        return self.password.get("hash", "")[:16]
+        """Changes whenever the password does, and when the account is disabled: sessions
+        opened before end. (A new role needs no new session: each request reads it.)"""
+        stamp = self.password.get("hash", "")[:16]
+        return f"{stamp}:disabled" if self.disabled else stamp
 
     def as_json(self) -> dict:
         return {"name": self.name, "role": self.role, "emails": list(self.emails)}
@@ -76,7 +84,7 @@ def authenticate(archive: Archive, name: str, password: str) -> User | None:
     """The user if `password` is theirs, else None (in about the same time either way)."""
     user = get(archive, name)
     matches = admin_password.verify(user.password if user else _DECOY, password)
-    return user if user is not None and matches else None
+    return user if user is not None and matches and not user.disabled else None
 
 
 def add(archive: Archive, name: str, role: str, emails: list[str], password: str) -> User:
@@ -112,6 +120,32 @@ def set_password(archive: Archive, name: str, password: str) -> None:
     archive.store.set_setting(SETTING_PREFIX + name, record)
 
 
+def set_role(archive: Archive, name: str, role: str) -> None:
+    """Give a stored account another role (UserError for the firstboot admin, an unknown
+    name or role, or a user without addresses)."""
+    if role not in ROLES:
+        raise UserError(f"role {role!r}: expected one of {', '.join(ROLES)}")
+    record = _stored_record(archive, _not_firstboot(name, "keeps the admin role"))
+    if role == "user" and not record.get("emails"):
+        raise UserError(f"{name!r} has no email address: a user sees only mail from or to "
+                        "their addresses")
+    record["role"] = role
+    archive.store.set_setting(SETTING_PREFIX + name, record)
+
+
+def set_disabled(archive: Archive, name: str, disabled: bool) -> None:
+    """Disable an account (no more logins, its sessions end) or enable it again."""
+    record = _stored_record(archive, _not_firstboot(name, "cannot be disabled"))
+    record["disabled"] = bool(disabled)
+    archive.store.set_setting(SETTING_PREFIX + name, record)
+
+
+def _not_firstboot(name: str, what: str) -> str:
+    if name == admin_password.ADMIN_USER:
+        raise UserError(f"{name!r} is the appliance's administrator from firstboot: it {what}")
+    return name
+
+
 def remove(archive: Archive, name: str) -> None:
     if name == admin_password.ADMIN_USER:
         raise UserError(f"{name!r} is the appliance's administrator from firstboot; it "
@@ -135,7 +169,7 @@ def _check_length(password: str) -> None:
 def _check_emails(emails: list[str]) -> list[str]:
     addresses = []
     for email in emails:
-        address = email.strip().lower()
+        address = lowercase_ascii(email.strip())
         if not EMAIL_PATTERN.fullmatch(address):
             raise UserError(f"email address {email!r}: expected NAME@DOMAIN")
         if address not in addresses:
@@ -151,7 +185,8 @@ def _stored_record(archive: Archive, name: str) -> dict:
 
 
 def _user(name: str, record: dict) -> User:
-    return User(name, record["role"], tuple(record.get("emails", [])), record["password"])
+    return User(name, record["role"], tuple(record.get("emails", [])), record["password"],
+                bool(record.get("disabled")), record.get("created"))
 
 
 def _owned_like_data(path, data_dir) -> None:

@@ -14,6 +14,8 @@ free text for an address, whatever the header's size or damage:
   nothing, and only it: the other entries of the list are still read. Quoted strings and
   comments that are never closed run to the end of the header, as RFC 5322 reads them.
 - Groups (`team: a@x, b@y;`) yield their members; the group's name is a name.
+- Addresses are lowercased in ASCII only (lowercase_ascii): str.lower() maps some non-ASCII
+  letters to ASCII ones (U+212A KELVIN SIGN to 'k'), which would make `\u212aate@x` kate's.
 
 One pass over the header, one token at a time: linear in the header's size, with no
 recursion and no limit on the number of entries (a 64 KiB or 10 MB list is read whole;
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import string
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -46,15 +49,26 @@ _QUOTED_PAIR = re.compile(r"\\(.)", re.DOTALL)
 _SIMPLE = re.compile(rf"[{_ATEXT}]+(?:\.[{_ATEXT}]+)*@[{_ATEXT}]+(?:\.[{_ATEXT}]+)*")
 _NO_GROUPS_QUOTES_OR_COMMENTS = re.compile(r'[^":;(]*')
 ENTRY_TOKEN_LIMIT = 256  # a long display name is ~30 tokens (words, dots, quoted strings)
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
 
 @dataclass(frozen=True)
 class Mailbox:
-    """One address of a header: `address` lowercased, `display_name` as written (quotes
-    and escapes removed, RFC 2047 words still encoded; a comment when there is no name)."""
+    """One address of a header: `address` lowercased (A-Z only, lowercase_ascii),
+    `display_name` as written (quotes and escapes removed, RFC 2047 words still encoded; a
+    comment when there is no name)."""
     display_name: str
     address: str
 
+
+def lowercase_ascii(address: str) -> str:
+    """`address` with A-Z lowercased and every other character as it is: how an address
+    (a header's, an envelope recipient, a user's own) is compared for access. Not
+    str.lower() or casefold(): they map some non-ASCII characters onto ASCII letters
+    (U+212A KELVIN SIGN to 'k', U+0130 to 'i' and a combining dot, U+017F LONG S to 's' by
+    casefold), so a stranger's address would become a user's. Non-ASCII local parts
+    (RFC 6532) are compared exactly, as RFC 5321 leaves their case to the receiving host."""
+    return address.translate(_ASCII_LOWER)
 
 @dataclass(slots=True)
 class _Token:
@@ -167,7 +181,7 @@ def _mailbox(entry: list[_Token]) -> Mailbox | None:
     angles = [i for i, token in enumerate(tokens) if token.kind == "special"
               and token.text in "<>"]
     if len(tokens) == 1 and tokens[0].kind == "simple":
-        return Mailbox("", tokens[0].text.lower())
+        return Mailbox("", lowercase_ascii(tokens[0].text))
     if not angles:
         address = _addr_spec(tokens)
         return Mailbox(_comment_name(comments), address) if address else None
@@ -191,8 +205,9 @@ def _without_route(tokens: list[_Token]) -> list[_Token]:
 
 
 def _addr_spec(tokens: list[_Token]) -> str | None:
-    """local-part "@" domain, lowercased, or None. The local part is words joined by dots
-    (a dot-atom, quoted strings, or the obsolete mix); the domain a dot-atom or a literal."""
+    """local-part "@" domain, lowercased in ASCII, or None. The local part is words joined
+    by dots (a dot-atom, quoted strings, or the obsolete mix); the domain a dot-atom or a
+    literal."""
     ats = [i for i, token in enumerate(tokens) if token.kind == "special" and token.text == "@"]
     if len(ats) != 1:
         return None
@@ -206,7 +221,7 @@ def _addr_spec(tokens: list[_Token]) -> str | None:
         if words is None:
             return None
         domain_text = ".".join(token.text for token in words)
-    return f"{_local_part(local)}@{domain_text}".lower()
+    return lowercase_ascii(f"{_local_part(local)}@{domain_text}")
 
 
 def _dotted(tokens: list[_Token], word_kinds: tuple[str, ...]) -> list[_Token] | None:

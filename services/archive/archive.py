@@ -18,7 +18,8 @@ from firmware.errors import ArchiverError
 from firmware.models import ModelProfile, load_models
 from firmware.system import this_model
 
-from services.archive.store import Store
+from services.archive.space import Space, capacity_space, distinct_disks
+from services.archive.store import RESERVE_BYTES, Store
 
 DEFAULT_DATA = "/var/lib/archiver"
 
@@ -92,6 +93,20 @@ class Archive:
         if old is not None and old != new_dir.resolve():
             shutil.rmtree(old, ignore_errors=True)
 
+    def spaces(self) -> list[Space]:
+        """Room left on its disks and in the store's capacity (services.archive.space)."""
+        return spaces_of(self.data_dir, self.store, self.profile.intake.min_free_disk_mb)
+
     def close(self) -> None:
         if "store" in self.__dict__:
             self.store.close()
+
+
+def spaces_of(data_dir: Path, store: Store, low_below_mb: int) -> list[Space]:
+    """The data disk, the store's and the index's disks where they are others, and the
+    store's capacity; each low below `low_below_mb` MiB (the model's min_free_disk_mb)."""
+    low = low_below_mb * 1024 * 1024
+    disks = distinct_disks(data_dir, {"store_disk": store.path,
+                                      "index_disk": data_dir / "index"}, low)
+    return disks + [capacity_space(store.path, store.map_size - RESERVE_BYTES,
+                                   store.space_left(), low)]

@@ -141,7 +141,7 @@ def _extract(raw: bytes, cap_bytes: int) -> Extracted:
     if any(isinstance(defect, mime.NestingTooDeep) for defect in message.defects):
         return fallback(raw, "MIME structure nested too deeply; headers and raw body only")
     body, attachments = _body_and_attachments(message, cap_bytes, nesting=0)
-    return Extracted(mime.summarize_message(message), body, attachments,
+    return Extracted(mime.summarize_parsed(message, raw), body, attachments,
                      encrypted=PGP_ARMOR in body)
 
 
@@ -149,7 +149,8 @@ def fallback(raw: bytes, reason: str) -> Extracted:
     """What can be had without reading attachments: the summary, the first plain-text body
     (or the raw body) up to 1 MB, and the attachments by name and type with no text; all
     from the first FALLBACK_PARSE_BYTES of the message, so that its time and memory do not
-    grow with the message (parsing takes some twenty times a message's size in memory)."""
+    grow with the message (parsing takes some twenty times a message's size in memory).
+    The header fields, as always, from mime.header_block (well inside that cut)."""
     message = mime.parse_message(raw[:FALLBACK_PARSE_BYTES])
     body_part = next((part for part in mime.iter_parts(message, into_messages=False)
                       if _is_body(part) and part.get_content_type() == "text/plain"), None)
@@ -160,7 +161,7 @@ def fallback(raw: bytes, reason: str) -> Extracted:
     attachments = [AttachmentText(mime.filename_of(part), _mime_type(part), "", reason)
                    for part in mime.iter_parts(message, into_messages=False)
                    if mime.is_attachment(part)]
-    return Extracted(mime.summarize_message(message), body, attachments, failed=reason)
+    return Extracted(mime.summarize_parsed(message, raw), body, attachments, failed=reason)
 
 
 def _raw_body_text(raw: bytes) -> str:
@@ -174,9 +175,11 @@ def _raw_body_text(raw: bytes) -> str:
 
 def _body_and_attachments(message: Message, cap_bytes: int, nesting: int,
                           budget: containers.ReadBudget | None = None,
-                          container: str | None = None) -> tuple[str, list[AttachmentText]]:
+                          container: str | None = None,
+                          read_attachments: bool = True) -> tuple[str, list[AttachmentText]]:
     """The body text of a message and its attachments, those inside forwarded messages,
-    TNEF, zip and S/MIME signed-data included (each found one names its `container`)."""
+    TNEF, zip and S/MIME signed-data included (each found one names its `container`);
+    with `read_attachments` False, the body text alone and no attachment."""
     budget = budget or containers.ReadBudget(text_bytes=CONTAINER_TEXT_FACTOR * cap_bytes)
     plain, html, attachments = [], [], []
     pgp_encrypted = _parts_of_multipart_encrypted(message)
@@ -184,6 +187,8 @@ def _body_and_attachments(message: Message, cap_bytes: int, nesting: int,
         if _is_container(part, message):
             continue
         if mime.is_attachment(part):
+            if not read_attachments:
+                continue
             entries, body = _attachment(part, cap_bytes, nesting, budget, container)
             if id(part) in pgp_encrypted:
                 entries[0].encrypted, entries[0].error = True, "encrypted (PGP/MIME)"
@@ -224,6 +229,15 @@ def _parts_of_multipart_encrypted(message: Message) -> set[int]:
             found |= {id(child) for child in payload if isinstance(child, Message)} \
                 if isinstance(payload, list) else set()
     return found
+
+
+def body_text(raw: bytes, parse_limit: int | None = None) -> str:
+    """The body's text as the index reads it (its plain text, and the words only its HTML
+    has), reading no attachment: cheap enough for every hit of a page of results. Only the
+    first `parse_limit` bytes are parsed when given (a body comes before attachments).
+    Never raises on bad input."""
+    message = mime.parse_message(raw[:parse_limit] if parse_limit else raw)
+    return _body_and_attachments(message, 0, 0, read_attachments=False)[0]
 
 
 def _is_container(part: Message, root: Message) -> bool:
@@ -320,6 +334,26 @@ def text_key(sha256_hex: str, how: str, cap_bytes: int) -> str:
 
 def _error_text(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"[:500]
+
+
+def reads_text_of(mime_type: str, filename: str | None) -> bool:
+    """Whether extract() reads text out of an attachment of this declared type and name
+    (else it is searchable by its name and type only). By declaration and extension:
+    extract() itself also asks libmagic, which may find more."""
+    effective = effective_type(mime_type, filename)
+    return (effective.startswith("text/") or effective == "message/rfc822"
+            or effective in (DOCX_MIME, XLSX_MIME) or documents.handles(effective))
+
+
+def inner_message(part: Message) -> Message:
+    """The message inside a message/rfc822 part, also when a mailer encoded it."""
+    return _inner_message(part)
+
+
+def effective_type(mime_type: str, filename: str | None) -> str:
+    """The type a part is shown as: the declared one, or for a generic one the one its
+    file name's extension says (mailers send documents as application/octet-stream)."""
+    return _type_of_extension(mime_type, filename)
 
 
 def _type_of_extension(declared: str, filename: str | None) -> str:

@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 
 from typing import TYPE_CHECKING
 
 import xapian
 
+from services.archive.addresses import lowercase_ascii
 from services.archive.terms import MAX_TERM_BYTES, DocumentTerms, term
+from services.archive.words import fold_whole
 
 if TYPE_CHECKING:  # search and the web import this module; extraction (lxml) they need not
     from services.archive.extract import Extracted
@@ -48,11 +51,14 @@ BOOLEAN_PREFIXES = {
 }
 HAS_VALUES = {"attachment", "extraction-failure", "encrypted"}  # has:VALUE; any other is a query error
 # 1: Xapian's TermGenerator. 2: ICU words, folding, CJK n-grams, positions per field,
-# address and file name forms (services.archive.words, services.archive.terms).
-SCHEMA_VERSION = 2
+# address and file name forms (services.archive.words, services.archive.terms). 3: sort
+# keys of sender and subject (SLOT_FROM, SLOT_SUBJECT); recipients in the summary.
+SCHEMA_VERSION = 3
+WORDS_SCHEMA = 2  # the first schema whose terms are ICU words (query.Context.legacy before)
 SCHEMA_KEY = "schema_version"  # Xapian metadata; an index without it is version 1
 ADDRESS_FIELDS = ("from", "to", "cc", "bcc")
-# Exact addresses (From, To, Cc, Bcc headers, envelope recipients), lowercased: the filter
+# Exact addresses (From, To, Cc, Bcc headers, envelope recipients), lowercased in ASCII
+# (services.archive.addresses.lowercase_ascii): the filter
 # that limits a user to their own mail. Words would not do: "alice@example.com" as words
 # also matches bob.alice@example.com.
 ADDRESS_PREFIX = "XADDR"
@@ -61,6 +67,13 @@ DOCUMENT_LEVELS = ("whole", "headers only", "stored metadata only", "digest only
 SLOT_DATE = 0      # sent date (services.archive.message_date), sortable_serialise(epoch)
 SLOT_SIZE = 1      # raw size in bytes
 SLOT_RECEIVED = 2  # when this appliance stored it
+SLOT_FROM = 3      # the sender as shown, folded (sort_key): results sorted by sender
+SLOT_SUBJECT = 4   # the subject without Re:/Fwd: prefixes, folded: sorted by subject
+SORT_KEY_CHARS = 80
+SUMMARY_RECIPIENTS = 3  # recipients named in a document's summary; the rest are counted
+# Reply and forward prefixes of common mail clients, in several languages, repeated.
+REPLY_PREFIXES = re.compile(r"^(\s*(re|fwd?|aw|wg|sv|vs|tr|antw|rif|r)(\[\d+\])?\s*:)+\s*",
+                            re.IGNORECASE)
 BODY_TEXT_LIMIT = 4 * 1024 * 1024  # a pathological body is indexed up to here
 
 
@@ -69,16 +82,16 @@ def id_term(digest: str) -> str:
 
 
 def address_term(address: str) -> str:
-    return term(ADDRESS_PREFIX, address.lower())
+    return term(ADDRESS_PREFIX, lowercase_ascii(address))
 
 
 def addresses_of(summary, envelope_recipients: list[str]) -> set[str]:
-    """Every address a message was from or to, lowercased: the From, To, Cc and Bcc
+    """Every address a message was from or to, lowercased in ASCII: the From, To, Cc and Bcc
     addresses of `summary` (services.archive.mime.MessageSummary, read by the one strict
     parser, services.archive.addresses) and the envelope recipients. Never a display name,
     a comment or text: this set is who may read the message (services.web.access)."""
     found = {address for shown in summary.header_addresses.values() for address in shown}
-    found |= {recipient.strip().lower() for recipient in envelope_recipients}
+    found |= {lowercase_ascii(recipient.strip()) for recipient in envelope_recipients}
     return {address for address in found if address}
 
 
@@ -131,7 +144,7 @@ def build_document(digest: str, meta: dict, extracted) -> xapian.Document:
     summary = _with_stored_headers(extracted.summary, meta)
     header_recipients = summary.to + summary.cc + summary.bcc
     shown = set(summary.header_addresses.get("to", []) + summary.header_addresses.get("cc", []))
-    hidden = [r for r in meta.get("recipients", []) if r.strip().lower() not in shown]
+    hidden = [r for r in meta.get("recipients", []) if lowercase_ascii(r.strip()) not in shown]
     fields = [
         ("from", summary.from_addrs), ("to", header_recipients + meta.get("recipients", [])),
         ("cc", summary.cc), ("bcc", summary.bcc + hidden), ("subject", [summary.subject]),
@@ -148,13 +161,36 @@ def build_document(digest: str, meta: dict, extracted) -> xapian.Document:
     document.add_value(SLOT_DATE, xapian.sortable_serialise(date))
     document.add_value(SLOT_SIZE, xapian.sortable_serialise(meta.get("size", 0)))
     document.add_value(SLOT_RECEIVED, xapian.sortable_serialise(meta.get("received", 0)))
+    document.add_value(SLOT_FROM, sort_key(meta.get("from", "")))
+    document.add_value(SLOT_SUBJECT, sort_key(REPLY_PREFIXES.sub("", meta.get("subject", ""))))
+    recipients = _recipients(summary, meta)
     document.set_data(json.dumps({
         "digest": digest, "date": date, "from": meta.get("from", ""),
+        "to": recipients[:SUMMARY_RECIPIENTS], "recipients": len(recipients),
         "subject": meta.get("subject", ""), "size": meta.get("size", 0),
         "attachments": len(extracted.attachments),
         "failed": "; ".join(extracted.failures) or None,
     }))
     return document
+
+
+def sort_key(text: str) -> bytes:
+    """A value that sorts `text` as people expect: case and accents folded, whitespace
+    collapsed, at most SORT_KEY_CHARS characters (UTF-8; code point order)."""
+    return fold_whole(" ".join(text.split())[:SORT_KEY_CHARS]).encode("utf-8", "replace")
+
+
+def _recipients(summary, meta: dict) -> list[str]:
+    """To, then Cc, then Bcc and envelope recipients no header shows, as displayed, once."""
+    shown = [pair for name in ("to", "cc", "bcc")
+             for pair in zip(getattr(summary, name), summary.header_addresses.get(name, []))]
+    envelope = [(recipient, recipient.strip().lower()) for recipient in meta.get("recipients", [])]
+    found, seen = [], set()
+    for display, address in shown + envelope:
+        if address and address not in seen:
+            seen.add(address)
+            found.append(clean(display))
+    return found
 
 
 def _with_stored_headers(summary, meta: dict):

@@ -105,6 +105,21 @@ class Batch:
         return self.entries[-1][0]
 
 
+@dataclass
+class _Progress:
+    """What committed batches tell the store (Store.record_indexed's arguments)."""
+    seq: int | None                                  # None: not the live index
+    names: dict[str, list[str]]                      # digest -> attachment names
+    failures: dict[str, list[str]]                   # digest -> what could not be read
+    header_changes: dict[str, dict]                  # digest -> header metadata read anew
+
+    def then(self, later: "_Progress") -> "_Progress":
+        """This progress and a later batch's, as one; the later one wins per digest."""
+        return _Progress(later.seq, {**self.names, **later.names},
+                         {**self.failures, **later.failures},
+                         {**self.header_changes, **later.header_changes})
+
+
 class Indexer:
     """Writes one index. `live`: it is the index searches use, so its progress is the
     store's "indexer" cursor (intake's backlog); an index being rebuilt beside it is not."""
@@ -122,6 +137,8 @@ class Indexer:
         if schema_version(self.database) is None:  # a new, empty index: this code's schema
             self.database.set_metadata(SCHEMA_KEY, str(SCHEMA_VERSION))
             self.database.commit()
+        # What the index committed and the store has yet to record, merged over batches.
+        self._unrecorded: _Progress | None = None
 
     def position(self) -> int:
         value = self.database.get_metadata(CURSOR_KEY)
@@ -218,9 +235,21 @@ class Indexer:
         names = {digest: [a.filename for a in content.attachments if a.filename]
                  for digest, content in written.items()}
         failures = {digest: content.failures for digest, content in written.items()}
-        # status and metadata; Xapian's is the truth
-        self.store.record_indexed(batch.last_seq if self.live else None, names, failures,
-                                 batch.header_changes)
+        progress = _Progress(batch.last_seq if self.live else None, names, failures,
+                             batch.header_changes)
+        self._unrecorded = progress if self._unrecorded is None \
+            else self._unrecorded.then(progress)
+        self.record_progress()
+
+    def record_progress(self) -> None:
+        """Tell the store what the index committed (status, attachment names, failures,
+        header metadata; Xapian's position is the truth). Kept until the store takes it:
+        its disk may be full."""
+        if self._unrecorded is not None:
+            progress = self._unrecorded
+            self.store.record_indexed(progress.seq, progress.names, progress.failures,
+                                      progress.header_changes)
+            self._unrecorded = None
 
     def _add_all(self, batch: Batch, refused: dict) -> dict:
         """Every change of the batch, uncommitted; digest -> what each document was made of."""
@@ -257,8 +286,29 @@ class Indexer:
         log.warning("message %s indexed %s: %s", digest, DOCUMENT_LEVELS[level + 1], reason)
         return level + 1, reason
 
+    def abandon_writes(self) -> None:
+        """Drop whatever a failed write (a full disk) left half done and close the index;
+        reopen() goes on from the last commit, which holds the position in the log."""
+        try:  # a failed flush leaves changes pending, which close() would commit again
+            self.database.begin_transaction(False)
+            self.database.cancel_transaction()  # drops every change since the last commit
+        except xapian.Error:
+            pass  # Xapian dropped them itself and closed the index
+        try:
+            self.database.close()
+        except xapian.Error:
+            pass
+        self.database = None  # and with the object goes its write lock
+
+    def reopen(self) -> None:
+        """Open the index again after abandon_writes(); a no-op while it is open."""
+        if self.database is None:
+            self.database = xapian.WritableDatabase(str(self.index_dir),
+                                                    xapian.DB_CREATE_OR_OPEN)
+
     def close(self) -> None:
-        self.database.close()
+        if self.database is not None:
+            self.database.close()
 
     def __enter__(self) -> "Indexer":
         return self

@@ -2,9 +2,10 @@
 
 Reading (`iter_mail`, `count_mail`) takes Maildir folders, mbox files, single messages,
 zip files and directories holding any mix of those (services.archive.mailtree walks them,
-never leaving the trees it is given). Every message comes out as the bytes that were on
-disk, because the store keeps and hashes exactly those; a file that gives no message
-becomes an item with the reason, and the run goes on.
+never leaving the trees it is given). An evidence export (services.archive.evidence),
+zipped or unpacked, imports again: its manifest files are skipped. Every message comes
+out as the bytes that were on disk, because the store keeps and hashes exactly those; a
+file that gives no message becomes an item with the reason, and the run goes on.
 
 What a file holds:
   * A single-message file (a .eml file, a Maildir entry under cur/ or new/, a zip member
@@ -40,8 +41,8 @@ from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator
 
 from services.archive import mbox
-from services.archive.mailtree import (Found, NotReadable, describe, is_single_message,
-                                       open_file, walk)
+from services.archive.mailtree import (EXPORT_MANIFEST_FILES, Found, NotReadable, describe,
+                                       is_single_message, open_file, walk)
 from services.common.atomic_file import atomic_output
 
 MiB = 1024 * 1024
@@ -280,7 +281,13 @@ def _count_zip_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, depth: 
 
 
 def _zip_members(archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
-    return [member for member in archive.infolist() if not member.is_dir()]
+    """The members that may be mail: not folders, and not the manifest files of an
+    evidence export (services.archive.evidence), which describe its mail."""
+    members = [member for member in archive.infolist() if not member.is_dir()]
+    names = {member.filename for member in members}
+    if names.issuperset(EXPORT_MANIFEST_FILES):
+        members = [member for member in members if member.filename not in EXPORT_MANIFEST_FILES]
+    return members
 
 
 # --- writing ------------------------------------------------------------------------------

@@ -29,6 +29,9 @@ from typing import BinaryIO, Iterable, Iterator
 
 MAILDIR_PARTS = ("cur", "new")
 SINGLE_MESSAGE_SUFFIX = ".eml"
+# The files an evidence export adds beside its mail (services.archive.evidence): skipped
+# on import when all of them are at the root of a zip or of a folder (an unpacked export).
+EXPORT_MANIFEST_FILES = ("manifest.csv", "export.json", "SHA256SUMS")
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NOCTTY | os.O_CLOEXEC
 
 
@@ -110,6 +113,7 @@ def _walk_directory(directory: Path, tree: str, visited: set[tuple[int, int]],
     visited.add(identity)
     real_directories = {entry.name for entry in entries if _is_directory(entry)}
     maildir = all(part in real_directories for part in MAILDIR_PARTS)
+    unpacked_export = {entry.name for entry in entries}.issuperset(EXPORT_MANIFEST_FILES)
     if maildir:
         for part in MAILDIR_PARTS:
             yield from _maildir_messages(directory / part, tree)
@@ -119,6 +123,8 @@ def _walk_directory(directory: Path, tree: str, visited: set[tuple[int, int]],
             continue
         if loose_files_are_mail and not maildir and entry.name.startswith("."):
             continue
+        if unpacked_export and entry.name in EXPORT_MANIFEST_FILES:
+            continue  # an unpacked export's manifest: what its mail is, not mail
         if _is_symlink(entry):
             if loose_files_are_mail and not maildir or _points_to_directory(path):
                 yield _skipped_symlink(path, tree)

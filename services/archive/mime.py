@@ -8,6 +8,7 @@ decoding of headers (RFC 2047) and of 8-bit bytes is done here, where its errors
 from __future__ import annotations
 
 import binascii
+import dataclasses
 import email.utils
 import re
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ from services.archive.addresses import parse_address_list
 # The header block the intake summary reads: a message without a blank line is all header,
 # and parsing 100 MB of header lines takes 11 times that in memory before the 250 (measured).
 # Real header blocks are a few KB; Postfix keeps 100 KB of one (header_size_limit).
+# Whose mail a message is comes from this bounded block too, in the index and in the web's
+# access check alike (header_block, summarize_parsed).
 SUMMARY_HEADER_LIMIT = 256 * 1024
 
 PARAMETER_HEADERS = ("content-type", "content-disposition")
@@ -54,7 +57,7 @@ class MessageSummary:
     has_attachment: bool
     # The bare addresses of From, To, Cc and Bcc by header name ("from", "to", "cc", "bcc";
     # absent when none), lowercased, as services.archive.addresses read them: whose mail
-    # the message is.
+    # the message is. Always read from header_block(raw) (summarize_parsed).
     header_addresses: dict[str, list[str]] = field(default_factory=dict)
 
 
@@ -78,15 +81,27 @@ POLICY = _RawHeaders()
 
 
 def summarize(raw: bytes) -> MessageSummary:
-    return summarize_message(parse_message(raw))
+    return summarize_parsed(parse_message(raw), raw)
 
 
 def summarize_headers(raw: bytes) -> MessageSummary:
     """The summary from the top-level headers only (no attachment names): what the store
     needs at intake, at a fraction of a full parse; the indexer fills in the rest. Only
-    the first SUMMARY_HEADER_LIMIT bytes of the header block are read."""
-    return summarize_message(_parse_headers_only(raw[:min(header_end(raw),
-                                                          SUMMARY_HEADER_LIMIT)]))
+    header_block(raw) is read."""
+    return summarize_message(parse_headers(raw))
+
+
+def summarize_parsed(message: Message, raw: bytes) -> MessageSummary:
+    """The summary of `message`, parsed whole from `raw` (or from its first bytes, when those
+    hold the whole header block), its header_addresses as summarize_headers reads them: so
+    the index's address terms and the access check (services.web.access) take whose mail a
+    message is from the same bounded header block, whatever its size. The other fields
+    (names and addresses to search by words, subject...) are read whole."""
+    summary = summarize_message(message)
+    if header_end(raw) <= SUMMARY_HEADER_LIMIT:
+        return summary  # `message` holds the whole block: the same addresses either way
+    return dataclasses.replace(summary,
+                               header_addresses=summarize_headers(raw).header_addresses)
 
 
 def header_end(raw: bytes) -> int:
@@ -95,11 +110,27 @@ def header_end(raw: bytes) -> int:
     return min(ends) if ends else len(raw)
 
 
+def header_block(raw: bytes) -> bytes:
+    """The top-level header block of a raw message as far as it is ever read: whole up to
+    SUMMARY_HEADER_LIMIT bytes; past that, the complete header fields before the limit.
+    The field the limit cuts is left out whole, folded lines included, because a prefix of
+    it is another field: `To: bob@example.community` cut after `.com` would be bob's."""
+    end = header_end(raw)
+    if end <= SUMMARY_HEADER_LIMIT:
+        return raw[:end]
+    cut = SUMMARY_HEADER_LIMIT
+    while cut > 0:  # back to the last line break before the limit that starts a new field
+        cut = max(raw.rfind(b"\n", 0, cut), raw.rfind(b"\r", 0, cut))
+        if cut >= 0 and raw[cut + 1] not in b" \t\r\n":
+            return raw[:cut + 1]
+    return b""
+
+
 def parse_headers(raw: bytes) -> Message:
     """The top-level header block of a raw message, parsed alone (no body, no parts): a
-    third of the cost of parse_message on the same block. Only its first
-    SUMMARY_HEADER_LIMIT bytes are read, as for summarize_headers: this runs at intake."""
-    return _parse_headers_only(raw[:min(header_end(raw), SUMMARY_HEADER_LIMIT)])
+    third of the cost of parse_message on the same block. Only header_block(raw) is read,
+    as for summarize_headers: this runs at intake."""
+    return _parse_headers_only(header_block(raw))
 
 
 def parse_message(raw: bytes) -> Message:

@@ -93,9 +93,11 @@ def progress_of(archive: Archive) -> dict | None:
     return {"done": done, "total": archive.store.counters()["messages"]}
 
 
-def serve(archive: Archive, pool: ExtractionPool, stop: Callable[[], bool]) -> None:
+def serve(archive: Archive, pool: ExtractionPool, stop: Callable[[], bool],
+          follow: Callable[[Indexer], None] | None = None) -> None:
     """The indexer service: rebuild first when needed (old index answering meanwhile),
-    then follow the arrival log until stopped."""
+    then follow the arrival log until stopped: `follow(indexer)` does that (the service's
+    pauses while a disk is full, services.supervisor.indexing), by default Indexer.follow."""
     if needs_rebuild(archive):
         log.info("rebuilding the index of %s for schema %d in the background",
                  archive.data_dir, SCHEMA_VERSION)
@@ -109,7 +111,10 @@ def serve(archive: Archive, pool: ExtractionPool, stop: Callable[[], bool]) -> N
     with Indexer(archive.store, archive.index_dir(), pool,
                  memory_bytes=archive.profile.indexing.memory_bytes) as indexer:
         log.info("indexer following %s", archive.data_dir)
-        indexer.follow(stop=stop)
+        if follow is None:
+            indexer.follow(stop=stop)
+        else:
+            follow(indexer)
 
 
 def _schema_of(index_dir: Path) -> int | None:

@@ -12,7 +12,8 @@ from pathlib import Path
 import xapian
 
 from services.archive import dates
-from services.archive.index import SCHEMA_VERSION, SLOT_DATE, schema_version
+from services.archive.index import (SCHEMA_VERSION, SLOT_DATE, SLOT_FROM, SLOT_SIZE,
+                                    SLOT_SUBJECT, WORDS_SCHEMA, schema_version)
 from services.archive.query import (Context, PatternTooBroad, QuerySyntaxError, explanation,
                                     parse as parse_tree)
 
@@ -20,6 +21,10 @@ __all__ = ["COUNT_LIMIT", "Hit", "PatternTooBroad", "QuerySyntaxError", "Results
            "parse", "search"]
 MAX_OFFSET = 2**31 - 1  # Xapian's offsets are 32-bit: a larger one simply finds nothing
 COUNT_LIMIT = 10000  # matches counted exactly; above it a result says "more than 10,000"
+# What results may be sorted by: (value slot, newest/largest first by default).
+SORTS = {"date": (SLOT_DATE, True), "size": (SLOT_SIZE, True), "from": (SLOT_FROM, False),
+         "subject": (SLOT_SUBJECT, False)}
+SORT_SCHEMA = 3  # indexes before it have no sender and subject sort keys
 
 
 @dataclass(frozen=True)
@@ -31,9 +36,13 @@ class Hit:
     size: int
     attachments: int
     failed: str | None
+    to: tuple[str, ...] | None = None  # the first recipients; None: an older index's hit
+    recipients: int = 0                # how many in all
 
     def as_json(self) -> dict:
         return {"digest": self.digest, "date": _iso(self.date), "from": self.sender,
+                "to": list(self.to) if self.to is not None else None,
+                "recipients": self.recipients,
                 "subject": self.subject, "size": self.size, "attachments": self.attachments,
                 "extraction_failed": self.failed}
 
@@ -54,25 +63,33 @@ class Results:
 def search(index_dir: Path, text: str, limit: int = 50, offset: int = 0,
            oldest_first: bool = False, within: xapian.Query | None = None,
            timezone: str = "UTC", now: float | None = None,
-           count_limit: int = COUNT_LIMIT) -> Results:
+           count_limit: int = COUNT_LIMIT, sort: str = "date",
+           descending: bool | None = None) -> Results:
     """Newest first; `within`, when given, is ANDed to the query as a filter (the web UI
     limits a user to their own mail with it). Dates are days in `timezone` (IANA name).
-    Raises QuerySyntaxError for a query the syntax does not know, PatternTooBroad for a
-    wildcard that stands for more than query.EXPANSION_LIMIT words."""
+    `sort`: a key of SORTS (date, size: largest first; from, subject: A to Z), reversed
+    by `descending` False/True; `oldest_first` is sort by date, oldest first. Ties are in
+    date order, newest first. Raises QuerySyntaxError for a query the syntax does not
+    know, PatternTooBroad for a wildcard that stands for more than query.EXPANSION_LIMIT
+    words, ValueError for an unknown `sort`."""
+    if sort not in SORTS:
+        raise ValueError(f"sort: expected one of {', '.join(SORTS)}, got {sort!r}")
     tz, now = dates.zone(timezone), time.time() if now is None else now
     tree = parse_tree(text, tz, now)
     try:
         database = xapian.Database(str(index_dir))
     except xapian.DatabaseOpeningError:
         return Results(0, offset, [])  # nothing indexed yet
-    legacy = (schema_version(database) or SCHEMA_VERSION) < SCHEMA_VERSION
-    query = tree.query(Context(database, tz, now, legacy))
+    version = schema_version(database) or SCHEMA_VERSION
+    query = tree.query(Context(database, tz, now, version < WORDS_SCHEMA))
     if within is not None:
         query = xapian.Query(xapian.Query.OP_FILTER, query, within)
     enquire = xapian.Enquire(database)
     enquire.set_query(query)
-    enquire.set_weighting_scheme(xapian.BoolWeight())  # the order is by date anyway
-    enquire.set_sort_by_value_then_relevance(SLOT_DATE, not oldest_first)
+    enquire.set_weighting_scheme(xapian.BoolWeight())  # the order is by values anyway
+    if oldest_first and sort == "date" and descending is None:
+        descending = False
+    enquire.set_sort_by_key_then_relevance(_sorter(sort, descending), False)
     try:
         matches = enquire.get_mset(min(offset, MAX_OFFSET), limit, count_limit + 1)
     except xapian.WildcardError as exc:
@@ -81,7 +98,20 @@ def search(index_dir: Path, text: str, limit: int = 50, offset: int = 0,
     more = matches.get_matches_lower_bound() > count_limit
     total = count_limit if more else matches.get_matches_estimated()
     hits = [_hit(json.loads(match.document.get_data())) for match in matches]
-    return Results(total, offset, hits, more, _notice(database) if legacy else None)
+    notice = _notice(database) if version < SCHEMA_VERSION else None
+    if notice and sort in ("from", "subject") and version < SORT_SCHEMA:
+        notice += f"; sorting by {sort} works once it is done (meanwhile mail is in date order)"
+    return Results(total, offset, hits, more, notice)
+
+
+def _sorter(sort: str, descending: bool | None) -> xapian.MultiValueKeyMaker:
+    """The sort key: the chosen slot, then the date (newest first) for ties."""
+    slot, default_descending = SORTS[sort]
+    maker = xapian.MultiValueKeyMaker()
+    maker.add_value(slot, bool(default_descending if descending is None else descending))
+    if slot != SLOT_DATE:
+        maker.add_value(SLOT_DATE, True)
+    return maker
 
 
 def parse(text: str, database: xapian.Database | None = None, timezone: str = "UTC",
@@ -117,8 +147,10 @@ def _notice(database: xapian.Database) -> str:
 
 
 def _hit(data: dict) -> Hit:
+    to = data.get("to")
     return Hit(data["digest"], data["date"], data.get("from", ""), data.get("subject", ""),
-               data.get("size", 0), data.get("attachments", 0), data.get("failed"))
+               data.get("size", 0), data.get("attachments", 0), data.get("failed"),
+               tuple(to) if to is not None else None, data.get("recipients", 0))
 
 
 def _iso(epoch: float) -> str:

@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import struct
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -36,6 +38,7 @@ from firmware.errors import ArchiverError
 from services.archive import mapped
 from services.archive.group_commit import GroupCommitter
 from services.archive.metadata import HEADER_FIELDS, header_metadata
+from services.archive.space import OutOfSpace, is_out_of_space, size_in_words
 
 DATABASES = ("raw", "meta", "msgid", "arrival", "outbox", "cursors", "counters", "settings",
              "journal", "replicated", "audit", "extraction")
@@ -46,8 +49,13 @@ MIN_PREFIX = 8  # hex digits of a digest prefix (git's default abbreviation is 7
 AMBIGUOUS_SHOWN = 5  # digests an ambiguous prefix error names, at most
 
 
-class StoreFullError(ArchiverError):
+class StoreFullError(OutOfSpace):
     """The store has reached the model's storage capacity; what it holds is kept."""
+    brief = "the archive store is full"
+
+
+class DiskFullError(OutOfSpace):
+    """The store's disk is full (ENOSPC, or LMDB's short write on an all but full disk)."""
 
 
 class NotFound(ArchiverError, KeyError):
@@ -156,14 +164,29 @@ class Store:
         return self._local.compressor
 
     def _apply_batch(self, batch: list[_Prepared]) -> list[PutOutcome | Exception]:
+        with self.writing() as txn:
+            return [self._put_in(txn, item) for item in batch]
+
+    @contextmanager
+    def writing(self) -> Iterator[lmdb.Transaction]:
+        """A write transaction, committed and synced when the block ends. Raises
+        StoreFullError at the model's capacity and DiskFullError when the disk is full; then
+        nothing of the transaction is written and everything stored before is kept."""
         try:
             with self.env.begin(write=True) as txn:
-                outcomes = [self._put_in(txn, item) for item in batch]
+                yield txn
         except lmdb.MapFullError:
             raise StoreFullError(
                 f"the store at {self.path} is full ({self.map_size // 1024**3} GiB, the model's "
                 "storage capacity): new mail is refused, everything stored is kept") from None
-        return outcomes
+        except lmdb.Error as exc:
+            if not is_out_of_space(exc, self.path):
+                raise
+            found = os.statvfs(self.path)
+            free = size_in_words(found.f_bavail * found.f_frsize)
+            brief = f"the store's disk is full ({free} free)"
+            raise DiskFullError(f"{brief}: nothing more can be written until there is room",
+                                brief) from exc
 
     def _put_in(self, txn, item: _Prepared) -> PutOutcome:
         key, meta = item.digest, item.meta
@@ -227,6 +250,10 @@ class Store:
                      time.strftime("archived_hour:%Y%m%d%H", when),
                      time.strftime("archived_day:%Y%m%d", when)):
             self._add_counter(txn, name, 1)
+        # Bytes stored and deleted per UTC day: the store's size on any past day is today's
+        # less what came since, plus what went (services.web.charts draws it).
+        self._add_counter(txn, time.strftime("stored_bytes_day:%Y%m%d", when),
+                          meta["stored_size"])
         txn.put(b"last_archived", str(int(meta["received"])).encode(), db=self.db["counters"])
 
     def _add_counter(self, txn, name: str, delta: int) -> int:
@@ -242,7 +269,7 @@ class Store:
         the arrival log tells the indexer to drop their documents. `still_valid(txn)` is
         asked inside that transaction; if it says no (e.g. holds changed since the batch was
         chosen), nothing is deleted and DeletionConflict is raised."""
-        with self.env.begin(write=True) as txn:
+        with self.writing() as txn:
             if still_valid is not None and not still_valid(txn):
                 raise DeletionConflict("the deletion was overtaken by a change of holds")
             deleted = [meta for digest in digests if (meta := self._delete_in(txn, _key(digest)))]
@@ -260,6 +287,8 @@ class Store:
         self._add_counter(txn, "messages", -1)
         self._add_counter(txn, "raw_bytes", -meta["size"])
         self._add_counter(txn, "stored_bytes", -meta["stored_size"])
+        self._add_counter(txn, time.strftime("deleted_bytes_day:%Y%m%d", time.gmtime()),
+                          meta["stored_size"])
         self._append(txn, "arrival", key)
         return {"digest": key.hex(), **meta}
 
@@ -371,7 +400,7 @@ class Store:
         return int(value) if value else 0
 
     def set_cursor(self, name: str, seq: int) -> None:
-        with self.env.begin(write=True) as txn:
+        with self.writing() as txn:
             txn.put(name.encode(), str(seq).encode(), db=self.db["cursors"])
 
     def record_indexed(self, seq: int | None, attachment_names: dict[str, list[str]],
@@ -384,7 +413,7 @@ class Store:
         (services.archive.metadata.HEADER_FIELDS) that the current code reads differently
         from the stored metadata."""
         failures, header_changes = failures or {}, header_changes or {}
-        with self.env.begin(write=True) as txn:
+        with self.writing() as txn:
             if seq is not None:
                 txn.put(b"indexer", str(seq).encode(), db=self.db["cursors"])
             for digest in attachment_names.keys() | header_changes.keys():
@@ -449,7 +478,7 @@ class Store:
         return json.loads(data) if data else {}
 
     def set_journal_state(self, account: str, state: dict) -> None:
-        with self.env.begin(write=True) as txn:
+        with self.writing() as txn:
             txn.put(_journal_key("state", account), json.dumps(state).encode(),
                     db=self.db["journal"])
 
@@ -470,7 +499,7 @@ class Store:
             return txn.get(_journal_key("taken", account, key), db=self.db["journal"]) is not None
 
     def mark_taken(self, account: str, key: str) -> None:
-        with self.env.begin(write=True) as txn:
+        with self.writing() as txn:
             txn.put(_journal_key("taken", account, key), b"", db=self.db["journal"])
 
     # -- settings ------------------------------------------------------------------------
@@ -483,7 +512,7 @@ class Store:
 
     def set_setting(self, name: str, value) -> None:
         """Set (or, with None, remove) a node-local setting, durably."""
-        with self.env.begin(write=True) as txn:
+        with self.writing() as txn:
             if value is None:
                 txn.delete(name.encode(), db=self.db["settings"])
             else:
@@ -501,7 +530,7 @@ class Store:
         return found
 
     def _ensure_node_id(self) -> str:
-        with self.env.begin(write=True) as txn:
+        with self.writing() as txn:
             node = txn.get(b"node_id", db=self.db["settings"])
             if node is None:
                 node = uuid.uuid4().hex[:12].encode()

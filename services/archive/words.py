@@ -113,6 +113,18 @@ def pieces(text: str) -> list[Piece]:
     return found
 
 
+def word_spans(text: str) -> Iterator[tuple[int, int]]:
+    """(start, end) str indexes of each word of `text` as ICU cuts it, before pieces()
+    joins compounds and CJK runs (for marking words in the text itself)."""
+    for start, end, _ in _word_segments(text):
+        yield start, end
+
+
+def word_parts(word: str) -> list[str]:
+    """A word cut at its punctuation: "O'Brien" -> ["O", "Brien"] (unfolded)."""
+    return _split_parts(word)
+
+
 def terms_of(text: str) -> list[str]:
     """Every term `text` is indexed under, in order (for tests and explanations)."""
     return [term for piece in pieces(text) for _, term in piece.postings()]

@@ -9,16 +9,22 @@ import sys
 import time
 from pathlib import Path
 
-from services.policy import audit, editing, saved_searches
+from firmware.errors import ArchiverError
+
+from services.policy import audit, editing, exports, saved_searches
 from services.archive import dates, reindex
 from services.archive.archive import Archive, default_data_dir
 from services.policy.audit import cli_actor
 from services.archive.indexer import Indexer, IndexerBusy, IndexLock, status
-from services.archive.mailfiles import MiB, count_mail, iter_mail, write_mbox, write_zip
+from services.archive.evidence import EmptyExport
+from services.archive.mailfiles import MiB, count_mail, iter_mail
 from services.archive.mime import summarize_headers
+from services.archive.store import NotFound
+from services.common.atomic_file import OutputExists, new_file_output
 from services.common.progress import Progress
 from services.policy.replicated import Replicated
 from services.archive.search import QuerySyntaxError, explain, search
+from services.archive.space import OutOfSpace, is_out_of_space, size_in_words
 from services.common.config import load_config
 
 IMPORT_BATCH = 200  # messages per durable transaction during bulk import
@@ -61,10 +67,14 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--raw", action="store_true", help="the message exactly as received, on stdout")
     p.add_argument("--json", action="store_true")
 
-    p = command("export", cmd_export, "export the messages a query matches")
+    p = command("export", cmd_export, "export the messages a query matches, with a manifest "
+                                      "(one zip: the messages as .eml files or one mbox, "
+                                      "manifest.csv, export.json, SHA256SUMS)")
     p.add_argument("query")
-    p.add_argument("--format", choices=["zip", "mbox"], required=True)
-    p.add_argument("-o", "--output", type=Path, required=True)
+    p.add_argument("--format", choices=["zip", "mbox"], required=True,
+                   help="zip: one .eml file per message; mbox: one messages.mbox")
+    p.add_argument("-o", "--output", type=Path, required=True,
+                   help="the zip to write (never overwritten; its folder must exist)")
     p.add_argument("--json", action="store_true")
 
     p = command("verify", cmd_verify, "recompute every digest (exit 1 naming corrupt messages)")
@@ -89,31 +99,40 @@ def cmd_import(args) -> int:
     counts = {"imported": 0, "duplicates": 0, "merged": 0, "failed": 0, "skipped": 0}
     problems: list[dict] = []  # what failed or was skipped, and why
     progress = Progress("importing", total=count_mail(args.paths), enabled=not args.json)
-    batch: list[tuple] = []
+    batch: list[tuple[str, tuple]] = []  # (label, what put_many takes)
 
     def flush():
-        for outcome in archive.store.put_many(batch):
+        for outcome in archive.store.put_many([entry for _, entry in batch]):
             counts["imported" if outcome.status == "new" else
                    "duplicates" if outcome.status == "duplicate" else "merged"] += 1
         progress.advance(len(batch))
         batch.clear()
 
-    # The model's message limit caps every file and zip member import reads.
-    for item in iter_mail(args.paths, archive.profile.smtp.max_message_mb * MiB):
-        if item.error:
-            outcome = "skipped" if item.skipped else "failed"
-            counts[outcome] += 1
-            problems.append({"item": item.label, "outcome": outcome, "reason": item.error})
-            print(f"archiver: {outcome} {item.label}: {item.error}", file=sys.stderr)
-            progress.advance()
-            continue
-        batch.append((item.raw, None, "import", None, item.from_line_date))
-        if len(batch) >= IMPORT_BATCH:
+    try:
+        # The model's message limit caps every file and zip member import reads.
+        for item in iter_mail(args.paths, archive.profile.smtp.max_message_mb * MiB):
+            if item.error:
+                outcome = "skipped" if item.skipped else "failed"
+                counts[outcome] += 1
+                problems.append({"item": item.label, "outcome": outcome, "reason": item.error})
+                print(f"archiver: {outcome} {item.label}: {item.error}", file=sys.stderr)
+                progress.advance()
+                continue
+            batch.append((item.label, (item.raw, None, "import", None, item.from_line_date)))
+            if len(batch) >= IMPORT_BATCH:
+                flush()
+        if batch:
             flush()
-    if batch:
-        flush()
+    except OutOfSpace as full:  # nothing of the batch is stored: the next run goes on there
+        progress.finish()
+        return _import_stopped(args, archive, counts, problems, full, batch, progress)
     progress.finish()
-    counts["indexed"] = 0 if args.no_index else _index_if_free(archive, quiet=args.json)
+    try:
+        counts["indexed"] = 0 if args.no_index else _index_if_free(archive, quiet=args.json)
+    except Exception as exc:
+        if not is_out_of_space(exc, archive.data_dir):
+            raise
+        return _indexing_stopped(args, archive, counts, problems)
     _print_summary(args, counts, problems)
     archive.close()
     return 0 if not counts["failed"] else 1
@@ -138,6 +157,44 @@ def _index_if_free(archive: Archive, quiet: bool) -> int:
         return done
     finally:
         lock.release()
+
+
+def _import_stopped(args, archive: Archive, counts: dict, problems: list[dict],
+                    full: OutOfSpace, batch: list[tuple[str, tuple]], progress: Progress) -> int:
+    """The one line of an import that stopped at a write that could not be made: how many
+    are stored, where it stopped, about how much room the rest needs. Exit 75 (try again)."""
+    stored = _stored(counts)
+    left = max(progress.total - progress.done, len(batch))
+    store = archive.store.counters()
+    ratio = store["stored_bytes"] / store["raw_bytes"] if store["raw_bytes"] else 1.0
+    needed = int(sum(len(entry[0]) for _, entry in batch) / len(batch) * left * ratio)
+    stopped = {"stored": stored, "stopped_at": batch[0][0], "left": left,
+               "needed_bytes": needed, "reason": full.brief}
+    print(f"archiver: import stopped: {full.brief}; {stored} messages stored, stopped at "
+          f"{batch[0][0]}; the {left} left need about {size_in_words(needed)} more: make room, "
+          "then run the same import again", file=sys.stderr)
+    if args.json:
+        print(json.dumps({**counts, "indexed": 0, "problems": problems, "stopped": stopped}))
+    archive.close()
+    return full.exit_code
+
+
+def _indexing_stopped(args, archive: Archive, counts: dict, problems: list[dict]) -> int:
+    """Everything is stored but the index ran out of room: say so in one line; exit 75."""
+    short = "; ".join(space.words() for space in archive.spaces() if space.state != "ok")
+    stored = _stored(counts)
+    print(f"archiver: import stored all {stored} messages, but indexing stopped: "
+          f"{short or 'a disk is full'}; the indexer service, or the next import, indexes "
+          "the rest once there is room", file=sys.stderr)
+    if args.json:
+        print(json.dumps({**counts, "indexed": 0, "problems": problems,
+                          "stopped": {"indexing": short}}))
+    archive.close()
+    return OutOfSpace.exit_code
+
+
+def _stored(counts: dict) -> int:
+    return counts["imported"] + counts["duplicates"] + counts["merged"]
 
 
 def _print_summary(args, counts: dict, problems: list[dict]) -> None:
@@ -242,10 +299,11 @@ def cmd_show(args) -> int:
 
 
 def cmd_export(args) -> int:
+    """The matches of a query as an export with its manifest (services.archive.evidence):
+    the same zip the web UI gives. Never overwrites; nothing is written for no matches."""
+    output = _export_path(args.output)
     archive = open_archive(args, create=False)
-    audit.record(archive.store, cli_actor(), "export", query=args.query, format=args.format,
-                 output=str(args.output))
-    index_dir, timezone = archive.index_dir(), configured_timezone()
+    index_dir, timezone, actor = archive.index_dir(), configured_timezone(), cli_actor()
     try:  # every match counted: the progress total, and a bad query fails before any output
         total = search(index_dir, args.query, 0, timezone=timezone, count_limit=2**31).total
     except QuerySyntaxError as error:
@@ -258,16 +316,46 @@ def cmd_export(args) -> int:
         while hits := search(index_dir, args.query, EXPORT_PAGE, offset, timezone=timezone,
                              now=now).hits:
             for hit in hits:
+                try:
+                    meta, raw = archive.store.meta(hit.digest), archive.store.get(hit.digest)
+                except NotFound:
+                    continue  # deleted since it was indexed (retention)
                 progress.advance()
-                yield hit.digest, archive.store.get(hit.digest)
+                yield hit.digest, raw, meta
             offset += len(hits)
 
-    written = (write_zip if args.format == "zip" else write_mbox)(messages(), args.output)
+    info = exports.new_info(archive.store, actor, args.format, query=args.query,
+                            timezone=timezone)
+    try:
+        with new_file_output(output) as stream:
+            result = exports.export(archive.store, actor, info, messages(), stream)
+    except EmptyExport as empty:
+        print(f"archiver: {empty}; {output} was not written", file=sys.stderr)
+        return 1
+    except OutputExists:
+        raise ArchiverError(f"{output} exists: an export never overwrites a file; remove "
+                            "it or choose another name") from None
     progress.finish()
-    count = written if isinstance(written, int) else progress.done
-    summary = {"exported": count, "format": args.format, "output": str(args.output)}
-    print(json.dumps(summary) if args.json else f"exported {count} messages to {args.output}")
+    summary = {"exported": result.messages, "format": args.format, "output": str(output),
+               "export": info.export_id, "manifest_sha256": result.manifest_sha256}
+    print(json.dumps(summary) if args.json else
+          f"exported {result.messages} messages to {output} (export {info.export_id}, "
+          f"manifest SHA-256 {result.manifest_sha256})")
     return 0
+
+
+def _export_path(path: Path) -> Path:
+    """The export's file: its folder must exist and the file must not (ArchiverError)."""
+    if path.is_dir():
+        raise ArchiverError(f"{path} is a folder: give the file to write, e.g. "
+                            f"{path / 'export.zip'}")
+    if not path.parent.is_dir():
+        raise ArchiverError(f"the folder {path.parent} does not exist: create it first, "
+                            "or export to another folder")
+    if path.exists() or path.is_symlink():
+        raise ArchiverError(f"{path} exists: an export never overwrites a file; remove it "
+                            "or choose another name")
+    return path
 
 
 def cmd_verify(args) -> int:

@@ -1,6 +1,6 @@
 """`archiver directory test [--user NAME] [--json]`: whether the company directory answers
 with the appliance's settings, and what a user would get from it (addresses, groups,
-role), without signing anyone in."""
+role), without signing anyone in; a warning when the settings send passwords in clear."""
 from __future__ import annotations
 
 import argparse
@@ -55,6 +55,8 @@ def _text(config, report: dict) -> list[str]:
     bound = f"bound as {settings.bind_dn}" if settings.bind_dn else "anonymous"
     lines = [f"directory {state['uri']} ({settings.kind}): {state['state']}"
              + (f": {state['error']}" if state["error"] else f", {bound}, base {settings.base_dn}")]
+    if state.get("warning"):
+        lines.append(f"warning: {state['warning']}")
     found = report["user"]
     if found is None:
         return lines

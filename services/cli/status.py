@@ -36,7 +36,9 @@ def cmd_status(args) -> int:
 
 def text_lines(report: dict) -> list[str]:
     lines = [f"node {report['node']}, model {report['model']}, firmware {report['firmware']}, "
-             f"at {report['time']}, time zone {report['timezone']}", "services:"]
+             f"at {report['time']}, time zone {report['timezone']}"]
+    lines += [f"space: {space['words']}" for space in report["space"].values()]
+    lines.append("services:")
     for name, state in report["services"].items():
         lines.append(f"  {name:8} {_service_line(state)}")
     index = report["queues"]["index"]
@@ -57,6 +59,8 @@ def text_lines(report: dict) -> list[str]:
     if directory is not None:
         lines.append(f"directory {directory['uri']}: {directory['state']}"
                      + (f" ({directory['error']})" if directory["error"] else ""))
+        if directory.get("warning"):
+            lines.append(f"  warning: {directory['warning']}")
     lines += _archived_lines(report)
     lines.append(_system_line(report["system"]))
     return lines

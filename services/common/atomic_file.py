@@ -13,21 +13,68 @@ def atomic_output(path: Path, suffix: str = "", mode: int = 0o600) -> Iterator[B
     """Write to a temporary file beside `path`, then fsync, rename over `path` (a symlink
     there is replaced, not followed) and fsync the folder; if writing fails, `path` keeps
     what it had."""
+    with _temporary_beside(path, suffix, mode) as (output, temporary):
+        try:
+            yield output
+            _synced(output)
+            os.replace(temporary, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+            raise
+    _fsync_directory(path.parent)  # the rename itself must be durable
+
+
+class OutputExists(FileExistsError):
+    pass
+
+
+@contextlib.contextmanager
+def new_file_output(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
+    """Like atomic_output, but `path` must not exist, then or when the file is put in
+    place (a hard link, which never replaces anything): raises OutputExists rather than
+    overwrite, FileNotFoundError when the folder is missing. Nothing is left behind when
+    writing fails."""
+    if path.exists() or path.is_symlink():
+        raise OutputExists(f"{path} exists")
+    with _temporary_beside(path, ".part", mode) as (output, temporary):
+        try:
+            yield output
+            _synced(output)
+            try:
+                os.link(temporary, path)
+            except FileExistsError:
+                raise OutputExists(f"{path} exists") from None
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+    _fsync_directory(path.parent)
+
+
+@contextlib.contextmanager
+def _temporary_beside(path: Path, suffix: str, mode: int) -> Iterator[tuple[BinaryIO, str]]:
+    """A new hidden file in `path`'s folder, open for writing: (file, its path); closed
+    on leaving. The caller puts it in place or removes it."""
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
                                              suffix=suffix)
     try:
         os.fchmod(descriptor, mode)
-        with os.fdopen(descriptor, "wb") as output:
-            yield output
-            output.flush()
-            os.fsync(output.fileno())
-        os.replace(temporary, path)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
+        os.close(descriptor)
+        os.unlink(temporary)
         raise
-    directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    with os.fdopen(descriptor, "wb") as output:
+        yield output, temporary
+
+
+def _synced(output: BinaryIO) -> None:
+    output.flush()
+    os.fsync(output.fileno())
+
+
+def _fsync_directory(folder: Path) -> None:
+    directory = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        os.fsync(directory)  # the rename itself must be durable
+        os.fsync(directory)
     finally:
         os.close(directory)

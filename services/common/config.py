@@ -25,8 +25,9 @@ validated: every error names the file, the key and what was expected.
       bind_dn: CN=archiver,CN=Users,DC=corp,DC=example,DC=com   # searches (none: anonymous)
       bind_password_file: /etc/archiver/directory.secret       # or bind_password: "..."
       base_dn: DC=corp,DC=example,DC=com
-      admin_groups: [Archive Admins]        # group names (cn) or DNs; nested groups count
-      auditor_groups: [Legal]               # everyone else found is a user
+      admin_groups: ["CN=Archive Admins,OU=Groups,DC=corp,DC=example,DC=com"]  # group DNs;
+      auditor_groups: ["CN=Legal,OU=Groups,DC=corp,DC=example,DC=com"]  # nested ones count;
+                                            # everyone else found is a user
       refresh_seconds: 300                  # a signed-in user's entry is read again after it
     two_factor:
       required_for: [admin]                 # local accounts of these roles must use TOTP
@@ -50,6 +51,9 @@ from dataclasses import dataclass
 from typing import ClassVar
 from urllib.parse import urlsplit
 from pathlib import Path
+
+from ldap3.core.exceptions import LDAPInvalidDnError
+from ldap3.utils.dn import parse_dn
 
 from firmware.models import load_models
 from firmware.strict import ConfigError, build, field, load_yaml, positive
@@ -165,7 +169,11 @@ DIRECTORY_PRESETS = {
     "ad": {"user_filter": "(&(objectCategory=person)(objectClass=user))",
            "login_attributes": ["sAMAccountName", "userPrincipalName"],
            "name_attribute": "sAMAccountName", "mail_attributes": ["mail", "proxyAddresses"],
-           "group_filter": "(objectClass=group)", "member_attributes": ["member"],
+           # security groups only (groupType bit 0x80000000): a distribution list is
+           # no one's permission
+           "group_filter": "(&(objectClass=group)"
+                           "(groupType:1.2.840.113556.1.4.803:=2147483648))",
+           "member_attributes": ["member"],
            "nested_groups": "in_chain"},
 }
 NESTED_GROUPS = ("in_chain", "recursive")
@@ -184,6 +192,24 @@ def _ldap_uri(value: str) -> bool:
 def _ldap_filter(value: str | None) -> bool:
     return value is None or (value.startswith("(") and value.endswith(")")
                              and value.count("(") == value.count(")"))
+
+
+GROUP_DN_EXPECTED = "a list of group DNs like cn=Archive Admins,ou=Groups,dc=example,dc=com"
+
+
+def _group_dns(values: list[str]) -> bool:
+    """Each a DN of two or more RDNs (cn=...,ou=...,dc=...): a group's name alone would
+    match a group of that name anywhere under base_dn."""
+    return all(isinstance(value, str) and len(_dn_parts(value)) >= 2 for value in values)
+
+
+def _dn_parts(value: str) -> list[tuple[str, str]]:
+    """(attribute, value) of each RDN of an RFC 4514 DN, [] when it is not one."""
+    try:
+        return [(kind.lower(), text.lower())
+                for kind, text, _ in parse_dn(value, escape=False, strip=True)]
+    except LDAPInvalidDnError:
+        return []
 
 
 def _attribute_names(values: list[str] | None) -> bool:
@@ -233,9 +259,11 @@ class DirectoryConfig:
     nested_groups: str | None = field(
         "in_chain (AD's LDAP_MATCHING_RULE_IN_CHAIN) or recursive (group by group)",
         check=lambda v: v in NESTED_GROUPS, expected="in_chain or recursive", default=None)
-    admin_groups: list[str] = field("groups (cn or DN) whose members are admins",
+    admin_groups: list[str] = field("DNs of the groups whose members are admins",
+                                    check=_group_dns, expected=GROUP_DN_EXPECTED,
                                     default_factory=list)
-    auditor_groups: list[str] = field("groups (cn or DN) whose members are auditors",
+    auditor_groups: list[str] = field("DNs of the groups whose members are auditors",
+                                      check=_group_dns, expected=GROUP_DN_EXPECTED,
                                       default_factory=list)
     refresh_seconds: float = field("a signed-in user's entry is read again after this long",
                                    check=positive, expected="a positive number of seconds",
@@ -243,6 +271,11 @@ class DirectoryConfig:
     timeout_seconds: float = field("to connect and for each answer of the directory",
                                    check=positive, expected="a positive number of seconds",
                                    default=10)
+    concurrency: int = field("directory operations (sign-ins, refreshes, status) that may "
+                             "wait for the directory at once; more are refused at once "
+                             "('directory busy'), so a hung directory holds at most this "
+                             "many of the web service's threads", check=lambda v: 1 <= v <= 4,
+                             expected="a whole number 1-4", default=2)
 
     def __post_init__(self):
         for key, value in DIRECTORY_PRESETS.get(self.kind, {}).items():
@@ -348,6 +381,12 @@ def _check_directory(directory: DirectoryConfig | None, path: Path) -> None:
         key = "directory.bind_dn" if given else "directory.bind_password"
         raise ConfigError(path, key, "bind_dn together with bind_password or "
                           "bind_password_file (or neither, for anonymous searches)")
+    base = _dn_parts(directory.base_dn)
+    for key in ("admin_groups", "auditor_groups"):
+        for dn in getattr(directory, key):
+            if _dn_parts(dn)[-len(base):] != base or not base:
+                raise ConfigError(path, f"directory.{key}", "group DNs under base_dn "
+                                  f"({directory.base_dn}): groups are searched there", got=dn)
     if directory.ca_file is not None and not Path(directory.ca_file).is_file():
         raise ConfigError(path, "directory.ca_file", "a PEM file that exists",
                           got=directory.ca_file)

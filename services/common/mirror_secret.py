@@ -7,7 +7,12 @@ for a secret that an online guesser cannot reach and that no word list holds:
     at least MIN_LENGTH characters, and at least 10**MIN_GUESSES_LOG10 guesses by zxcvbn's
     estimate (Dropbox's password strength estimator, Debian's python3-zxcvbn), which
     counts dictionary words, names, keyboard walks, repeats, sequences and dates as the
-    few guesses they are.
+    few guesses they are. The secret is scored three ways and the lowest score counts:
+    as typed; lowercased with its separators (spaces, dashes, dots, underscores) removed;
+    and, for a phrase, as the sum of its words' scores (a guesser of common words tries
+    them word by word). zxcvbn takes "correct horse battery staple" for random-ish text
+    between its spaces; "the quick brown fox jumps over the lazy dog" run together it
+    splits into rarer pieces than its nine common words.
 
 A generated secret (`archiver mirror join` without --secret) is 160 random bits as 32
 base32 characters in groups of four, e.g. "k7qm-2xpf-...": easy to read out and type.
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import math
+import re
 import secrets
 
 from zxcvbn import zxcvbn
@@ -33,6 +39,7 @@ _ESTIMATED_CHARACTERS = 100
 # Words an attacker of this product tries first, counted as single guesses.
 _PRODUCT_WORDS = ["archiver", "archive", "mirror", "mirroring", "secret", "shared",
                   "appliance", "peer", "password", "passphrase", "mail", "email"]
+_SEPARATORS = re.compile(r"[\s\-._]+")
 
 
 class WeakSecret(ArchiverError):
@@ -45,7 +52,8 @@ def problem(secret: str) -> str | None:
     if len(secret) < MIN_LENGTH:
         return (f"the mirror secret must have at least {MIN_LENGTH} characters; the one given "
                 f"has {len(secret)}")
-    estimate = zxcvbn(secret[:_ESTIMATED_CHARACTERS], user_inputs=_PRODUCT_WORDS)
+    estimate = min(_estimates(secret[:_ESTIMATED_CHARACTERS]),
+                   key=lambda found: found["guesses_log10"])
     if estimate["guesses_log10"] >= MIN_GUESSES_LOG10:
         return None
     warning = (estimate.get("feedback") or {}).get("warning") or ""
@@ -54,6 +62,23 @@ def problem(secret: str) -> str | None:
     return (f"the mirror secret is too easy to guess: about 10^{guesses} guesses{because}, "
             f"and it needs 10^{MIN_GUESSES_LOG10}; use random characters or several uncommon "
             "words, or let `archiver mirror join` make one")
+
+
+def _estimates(secret: str) -> list[dict]:
+    """zxcvbn's estimates of `secret` as typed, run together in lower case, and word by word
+    (a phrase of two words or more: log10 guesses summed; its warning says so)."""
+    together = _SEPARATORS.sub("", secret).lower()
+    found = [_zxcvbn(form) for form in dict.fromkeys([secret, together]) if form]
+    words = [word for word in _SEPARATORS.split(secret.lower()) if word]
+    if len(words) > 1:
+        found.append({"guesses_log10": sum(_zxcvbn(word)["guesses_log10"] for word in words),
+                      "feedback": {"warning": "A phrase of common words is guessed word by "
+                                              "word."}})
+    return found
+
+
+def _zxcvbn(text: str) -> dict:
+    return zxcvbn(text, user_inputs=_PRODUCT_WORDS)
 
 
 def check(secret: str) -> str:

@@ -10,11 +10,11 @@ import logging
 import time
 from pathlib import Path
 
-import psutil
-
 from firmware.models import ModelProfile
 
 from services.intake.journal_report import NotAJournalReport, is_journal_report, unwrap
+from services.archive.archive import spaces_of
+from services.archive.space import Space, size_in_words
 from services.archive.store import Envelope, PutOutcome, Store
 
 log = logging.getLogger(__name__)
@@ -75,10 +75,27 @@ class IntakeGate:
         return None
 
     def _check(self) -> str | None:
-        if self.store.space_left() <= 0:
-            return "the archive store is full"
-        free_mb = psutil.disk_usage(str(self.data_dir)).free // (1024 * 1024)
-        if free_mb < self.profile.intake.min_free_disk_mb:
-            return (f"the data disk is low on space ({free_mb} MB free, "
-                    f"{self.profile.intake.min_free_disk_mb} MB needed)")
+        for space in spaces_of(self.data_dir, self.store, self.profile.intake.min_free_disk_mb):
+            if _intake_waits_for(space):
+                return _space_reason(space)
         return None
+
+
+def _intake_waits_for(space: Space) -> bool:
+    """While a disk the store writes to is low, so the indexer and the bookkeeping keep the
+    rest, and while the store's capacity is full; the index's own disk only holds up
+    indexing, and the backlog limit holds intake up then."""
+    if space.key == "index_disk":
+        return False
+    return space.state == "full" if space.key == "store_capacity" else space.state != "ok"
+
+
+def _space_reason(space: Space) -> str:
+    """Why intake waits, e.g. "the data disk is low on space (3.2 MiB free, 5.0 MiB needed)"."""
+    if space.key == "store_capacity":
+        return "the archive store is full"
+    free = size_in_words(space.free_bytes)
+    if space.state == "full":
+        return f"the {space.name} is full ({free} free of {size_in_words(space.total_bytes)})"
+    return f"the {space.name} is low on space ({free} free, " \
+           f"{size_in_words(space.low_below_bytes)} needed)"

@@ -22,7 +22,7 @@ from typing import Callable, Protocol
 
 from services.common.config import JournalAccount
 from services.intake.gate import archive_message
-from services.archive.store import Envelope, PutOutcome, Store, StoreFullError
+from services.archive.store import Envelope, OutOfSpace, PutOutcome, Store
 
 log = logging.getLogger(__name__)
 
@@ -127,17 +127,26 @@ class JournalPuller:
         result.fetched += 1
         try:
             outcome = self._archive(raw)
-        except StoreFullError:
-            result.paused = "the archive store is full"
+        except OutOfSpace as full:  # it stays on the server until there is room
+            result.paused = full.brief
             return False
         if outcome.status == "duplicate":
             result.duplicates += 1
         else:
             result.imported += 1
-        if self.account.keep_on_server:
-            self.store.mark_taken(self.account.name, key)
-        else:
+        return self._delete_or_remember(mailbox, key, result)
+
+    def _delete_or_remember(self, mailbox: Mailbox, key: str, result: PollResult) -> bool:
+        """Delete a stored message from the server, or (keep_on_server) remember that it was
+        taken; False: stop this poll."""
+        if not self.account.keep_on_server:
             mailbox.delete(key)
+            return True
+        try:
+            self.store.mark_taken(self.account.name, key)
+        except OutOfSpace as full:  # not remembered: taken again next time, a duplicate then
+            result.paused = full.brief
+            return False
         return True
 
     def _archive(self, raw: bytes) -> PutOutcome:
@@ -157,7 +166,11 @@ class JournalPuller:
         else:
             state.update(state=f"paused: {result.paused}" if result.paused else "ok",
                          last_success=now)
-        self.store.set_journal_state(self.account.name, state)
+        try:
+            self.store.set_journal_state(self.account.name, state)
+        except OutOfSpace as full:  # the poll's outcome is in the log; the next one records
+            log.warning("journal %s: status not recorded: %s", self.account.name, full,
+                        extra={"ACCOUNT": self.account.name})
 
 
 def account_status(store: Store, account: str) -> dict:

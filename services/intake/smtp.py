@@ -1,7 +1,9 @@
 """SMTP intake (aiosmtpd): journaling, gateway relay and Exchange envelope journaling.
 
-The handler answers 250 only after the message is durable in the store; 4xx while intake
-must wait (IntakeGate; trusted servers keep a reserved share), 552 above the model's size
+The handler answers 250 only after the message is durable in the store; 451 4.3.1 while
+intake must wait (IntakeGate: the index behind, a disk low; trusted servers keep a reserved
+share of the backlog), 452 4.3.1 when a write finds no room (RFC 5321 4.2.2's insufficient
+system storage; nothing of it is stored, the sender retries), 552 above the model's size
 limit, 5xx with the reason for senders the AcceptancePolicy refuses. Sessions beyond the
 model's limits (SessionSlots: per client address, a share reserved for trusted servers)
 get 421 and retry later, as from any busy MTA; so does a session silent for
@@ -29,7 +31,7 @@ from services.intake.acceptance import AcceptancePolicy
 from services.intake.memory_budget import MemoryBudget, memory_to_store
 from services.intake.smtp_data import READ_LIMIT_BYTES, DataSpool, receive_data
 from services.intake.smtp_sessions import NoSessionSlot, SessionSlot, SessionSlots
-from services.archive.store import Envelope, PutOutcome, Store, StoreFullError
+from services.archive.store import Envelope, OutOfSpace, PutOutcome, Store
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +80,9 @@ class ArchiveHandler:
         try:
             outcome = await self._store(envelope.spool,
                                         Envelope(envelope.mail_from or None, recipients), trusted)
-        except StoreFullError:
-            return "452 4.3.1 the archive store is full; try again later"
+        except OutOfSpace as full:  # nothing was written: the sender keeps it and retries
+            log.warning("a message from %s waits: %s", session.peer[0], full)
+            return f"452 4.3.1 {full.brief}; try again later"
         except Exception:
             log.exception("could not archive a message from %s", session.peer)
             return "451 4.3.0 the message could not be archived; try again later"

@@ -1,9 +1,11 @@
 """Copies what this system archives to one peer: a cursor over the outbox log, batches
 acknowledged only when durable on the peer, retried forever with capped backoff.
 
-State per peer (services.mirror.state): connected, offline (unreachable, wrong secret, ...)
-or refused (another model or firmware; the reason in words). A refusal keeps the queue and
-is retried like an outage, so copying resumes by itself once both run the same firmware.
+State per peer (services.mirror.state): connected, offline (unreachable, wrong secret, ...),
+refused (another model or firmware; the reason in words) or waiting (the peer, or this
+system, has no room to store now: a full disk). A refusal or a wait keeps the queue and is
+retried like an outage, so copying resumes by itself once both run the same firmware, or
+once there is room again.
 A hello from any peer cuts the backoff short (retry_now): a peer that boots again, or comes
 back with new firmware, is copied to at once rather than after up to BACKOFF_CAP seconds.
 
@@ -32,7 +34,7 @@ from services.mirror.trust import (NodeIdentity, PeerCertificateResponse,
                                    describe_tls_failure, not_paired, pairing_context,
                                    presented_node_id)
 from services.policy.replicated import Replicated
-from services.archive.store import NotFound, Store
+from services.archive.store import NotFound, OutOfSpace, Store
 
 log = logging.getLogger(__name__)
 BATCH_MESSAGES = 200
@@ -48,6 +50,10 @@ READ_TIMEOUT_SECONDS = 30
 
 class PeerRefused(Exception):
     pass
+
+
+class PeerWaits(Exception):
+    """The peer cannot store now (503: its disk is low, ...) and asks to be sent it later."""
 
 
 class NotPaired(Exception):
@@ -89,6 +95,10 @@ class MirrorClient:
                     await self._copy_until(stop, session)
             except PeerRefused as refusal:
                 self._record("refused", str(refusal))
+            except PeerWaits as wait:
+                self._record("waiting", f"the peer cannot store now: {wait}")
+            except OutOfSpace as full:  # a copy the peer has is sent again: it is idempotent
+                self._record("waiting", f"this system cannot record its copying: {full.brief}")
             except (NotPaired, aiohttp.ClientError, ssl.SSLError, OSError,
                     asyncio.TimeoutError) as exc:
                 # Pair once, then try again at once; a pairing that does not help waits.
@@ -125,7 +135,11 @@ class MirrorClient:
             self._record("offline", f"authentication failed: {unpaired}; pairing failed: "
                          f"{failure_reason(exc).removeprefix('authentication failed: ')}")
             return False
-        self.trust.on_paired(server.node, server.pem)
+        try:
+            self.trust.on_paired(server.node, server.pem)
+        except OutOfSpace as full:  # paired again at the next try, once there is room
+            self._record("waiting", f"this system cannot record the pairing: {full.brief}")
+            return False
         log.info("mirror peer %s: paired with node %s", self.peer, server.node,
                  extra={"PEER": self.peer})
         return True
@@ -155,8 +169,13 @@ class MirrorClient:
                         peer.node, node, extra={"PEER": self.peer})
         self.status.node, self.status.model, self.status.version = node, peer.model, peer.version
         self.status.one_way = not reply.get("copies_back", False)
-        self._record("connected", "one-way: the peer does not copy back (it has not joined this "
-                     "system)" if self.status.one_way else "")
+        if self.status.state != "waiting":  # waiting ends when a batch is taken, not at hello
+            self._record("connected", self._connected_reason())
+
+    def _connected_reason(self) -> str:
+        if self.status.one_way:
+            return "one-way: the peer does not copy back (it has not joined this system)"
+        return ""
 
     def _compare_settings(self, reply: dict) -> None:
         """Saved searches, retention policies and holds should be equal on both sides."""
@@ -181,6 +200,8 @@ class MirrorClient:
             self.status.copied += len(batch)
             self.status.last_success = time.time()
             save_status(self.store, self.peer, self.status)
+            if self.status.state == "waiting":  # the peer took it: there is room again
+                self._record("connected", self._connected_reason())
 
     def _next_batch(self) -> tuple[int | None, list[MirroredMessage]]:
         entries = self.store.log_after("outbox", self.store.cursor(cursor_name(self.peer)),
@@ -206,16 +227,32 @@ class MirrorClient:
                 raise NotPaired((await response.json()).get("reason", "not paired"))
             if response.status == 409:
                 raise PeerRefused((await response.json()).get("reason", "refused"))
+            if response.status in (503, 507):  # 507: what a peer of the release before says
+                raise PeerWaits(await _reason_of(response))
             response.raise_for_status()
 
     def _record(self, state: str, reason: str) -> None:
         if state != self.status.state or reason != self.status.reason:
             log.info("mirror peer %s: %s %s", self.peer, state, reason,
                      extra={"PEER": self.peer})
+        if state == "connected" and self.status.state != "connected":
+            self.status.connected_since = time.time()
+        elif state != "connected":
+            self.status.connected_since = None
         self.status.state, self.status.reason = state, reason
         if state != "connected":
             self.status.last_error, self.status.last_error_time = reason, time.time()
-        save_status(self.store, self.peer, self.status)
+        try:
+            save_status(self.store, self.peer, self.status)
+        except OutOfSpace as full:  # the state is in the log; it is recorded once there is room
+            log.warning("mirror peer %s: status not recorded: %s", self.peer, full)
+
+
+async def _reason_of(response: aiohttp.ClientResponse) -> str:
+    try:
+        return str((await response.json()).get("reason") or response.reason)
+    except (aiohttp.ContentTypeError, ValueError):
+        return f"{response.status} {response.reason}"
 
 
 def _wants_pairing(exc: BaseException) -> bool:

@@ -7,6 +7,8 @@ certificate was pinned under: what its hello or headers claim does not change th
 
 Copies are stored with source "mirror:<peer node>" and their original origin, so they are
 indexed here but never copied on (no echo, nothing twice with three or more peers).
+While intake here must wait (a disk low, the store full, the index behind) a batch gets 503
+with Retry-After and nothing of it is stored; the peer keeps it queued.
 """
 from __future__ import annotations
 
@@ -22,9 +24,10 @@ from services.mirror.pairing import PairingServer
 from services.mirror.protocol import Hello, ProtocolError, decode_batch
 from services.mirror.trust import proven_node_id
 from services.policy.replicated import Replicated
-from services.archive.store import Envelope, Store, StoreFullError
+from services.archive.store import Envelope, OutOfSpace, Store
 
 log = logging.getLogger(__name__)
+RETRY_AFTER_SECONDS = 30  # what a peer is told to wait while intake here must wait
 
 
 NOT_PAIRED = ("this system has not paired with yours (or no longer trusts the certificate "
@@ -33,9 +36,11 @@ NOT_PAIRED = ("this system has not paired with yours (or no longer trusts the ce
 
 class MirrorServer:
     def __init__(self, store: Store, hello: Hello, copies_back_to, max_message_bytes: int,
-                 pairing: PairingServer, pins, peer_greeted=lambda: None):
+                 pairing: PairingServer, pins, peer_greeted=lambda: None,
+                 intake_waits=lambda: None):
         self.store, self.hello = store, hello
         self.pairing, self.pins = pairing, pins  # pins(): node id -> pinned certificate
+        self.intake_waits = intake_waits  # why intake must wait now (IntakeGate.reason), or None
         self.peer_greeted = peer_greeted  # a peer is up: our clients may retry at once
         self.replicated = Replicated(store)  # saved searches, policies and holds
         self.copies_back_to = copies_back_to  # node id -> bool: do we copy to that node?
@@ -80,7 +85,11 @@ class MirrorServer:
         if refusal is not None:
             log.info("refused mirroring with %s: %s", node, refusal.text)
             return refusal
-        taken = await asyncio.to_thread(self.replicated.merge, request_settings)
+        try:
+            taken = await asyncio.to_thread(self.replicated.merge, request_settings)
+        except OutOfSpace as full:  # taken at a later hello, once there is room
+            log.warning("replicated settings from %s not taken now: %s", node, full)
+            taken = 0
         if taken:
             log.info("took %d replicated settings from %s", taken, node)
         return web.json_response({**self.hello.to_json(),
@@ -99,13 +108,16 @@ class MirrorServer:
         refusal = self._refusal(peer)
         if refusal is not None:
             return refusal
-        body = await request.read()
+        body = await request.read()  # read even when refused: the peer is still sending it
+        waits = self.intake_waits()
+        if waits:
+            return _retry_later(waits)
         try:
             stored = await asyncio.to_thread(self._store_batch, body, sender_node)
         except ProtocolError as exc:
             return web.json_response({"reason": str(exc)}, status=400)
-        except StoreFullError as exc:
-            return web.json_response({"reason": str(exc)}, status=507)
+        except OutOfSpace as full:
+            return _retry_later(full.brief)
         return web.json_response({"stored": stored})
 
     def _store_batch(self, body: bytes, sender_node: str) -> int:
@@ -115,3 +127,8 @@ class MirrorServer:
         self.store.put_many(items)
         return len(items)
 
+
+def _retry_later(reason: str) -> web.Response:
+    """503 with Retry-After: nothing of the batch was stored; the peer keeps it queued."""
+    return web.json_response({"reason": reason, "retry_after": RETRY_AFTER_SECONDS},
+                             status=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})

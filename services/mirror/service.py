@@ -43,8 +43,10 @@ class IntakeActivity:
 
 
 class MirrorService:
-    def __init__(self, config: Config, archive: Archive):
+    def __init__(self, config: Config, archive: Archive, intake_waits=lambda: None):
+        """`intake_waits`: why intake must wait now (IntakeGate.reason), or None."""
         self.config, self.archive, self.store = config, archive, archive.store
+        self.intake_waits = intake_waits
         self.hello = Hello(self.store.node_id, archive.profile.model, str(this_version()))
         self.activity = IntakeActivity(self.store)
 
@@ -87,7 +89,8 @@ class MirrorService:
         server = MirrorServer(self.store, self.hello, self._copies_back_to(current),
                               self.archive.profile.smtp.max_message_mb * 1024 * 1024,
                               PairingServer(identity, secret, pin), pins,
-                              peer_greeted=retry_every_peer_now)
+                              peer_greeted=retry_every_peer_now,
+                              intake_waits=self.intake_waits)
         runner = web.AppRunner(server.app(), access_log=None)
         await runner.setup()
         host, _, port = current.listen.rpartition(":")

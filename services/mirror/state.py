@@ -23,7 +23,7 @@ DEFAULT_LISTEN = "0.0.0.0:8443"
 
 @dataclass
 class PeerStatus:
-    state: str = "offline"        # connected, offline or refused
+    state: str = "offline"        # connected, offline, refused or waiting (no room to store)
     reason: str = "not contacted yet"
     node: str | None = None
     model: int | None = None
@@ -31,6 +31,7 @@ class PeerStatus:
     one_way: bool = False
     settings_differ: bool = False  # saved searches, retention policies or holds differ
     copied: int = 0
+    connected_since: float | None = None  # while connected: since when
     last_success: float | None = None
     last_error: str | None = None
     last_error_time: float | None = None
@@ -124,6 +125,7 @@ def report(store: Store, peer: str) -> dict:
     queued = store.log_end("outbox") - store.cursor(cursor_name(peer))
     return {"peer": peer, **dataclasses.asdict(status), "queued": queued,
             "last_success": _iso(status.last_success),
+            "connected_since": _iso(status.connected_since),
             "last_error_time": _iso(status.last_error_time)}
 
 

@@ -43,7 +43,7 @@ def cli_actor() -> Actor:
 def record(store: Store, actor: Actor, action: str, **details) -> None:
     """Append one entry, durably, chained to the one before."""
     db = store.db["audit"]
-    with store.env.begin(write=True) as txn:
+    with store.writing() as txn:
         count, previous = _head(txn, db)
         entry = {"seq": count + 1, "time": time.time(), "who": actor.name, "role": actor.role,
                  "action": action, "details": details, "previous": previous}

@@ -5,10 +5,16 @@ A hold covers, at least, what its search matched when it was placed: the digests
 then are recorded in the hold (a replicated setting, so peers keep them too), and the
 holds on a saved search also take in what it matches just before it is changed. So an
 edit of the search can widen a hold, never shrink it.
+
+A hold is a replicated setting "hold:ID" = {"saved", "until", "by", "name", "reason",
+"created", "held"}: the matter's name, the reason for the hold and the recorded digests
+were added later, so a hold written before may lack them; all_holds() gives every hold
+the keys of FIELDS, None where a hold lacks one.
 """
 from __future__ import annotations
 
 import datetime as dt
+import time
 import uuid
 from pathlib import Path
 
@@ -20,6 +26,8 @@ from services.policy.saved_searches import matching, query_of
 
 PREFIX = "hold:"
 HELD = "held"  # the digests a hold keeps whatever its search matches now, sorted
+FIELDS = ("saved", "until", "by", "name", "reason", "created")
+NAME_LIMIT, REASON_LIMIT = 200, 2000  # characters
 
 
 class UnknownHold(ArchiverError):
@@ -27,21 +35,42 @@ class UnknownHold(ArchiverError):
 
 
 def add(replicated: Replicated, index_dir: Path, saved: str, until: dt.date | None,
-        actor: Actor) -> str:
-    """Hold what saved search `saved` matches, now (recorded) and from now on; its id."""
-    held = matching(index_dir, query_of(replicated, saved))  # the saved search must exist
+        actor: Actor, name: str | None = None, reason: str | None = None) -> str:
+    """Hold what saved search `saved` matches, now (recorded) and from now on, through
+    `until` (None: indefinitely), for the matter `name` and the `reason` given; returns
+    the hold's id. Raises UnknownSavedSearch, ArchiverError for a name or reason too long."""
+    query = query_of(replicated, saved)  # the saved search must exist
+    name, reason = (name or "").strip() or None, (reason or "").strip() or None
+    if name is not None and len(name) > NAME_LIMIT:
+        raise ArchiverError(f"the matter's name is longer than {NAME_LIMIT} characters")
+    if reason is not None and len(reason) > REASON_LIMIT:
+        raise ArchiverError(f"the reason is longer than {REASON_LIMIT} characters")
+    held = matching(index_dir, query)
     hold_id = uuid.uuid4().hex[:8]
     replicated.put(PREFIX + hold_id, {"saved": saved, "until": until.isoformat() if until else None,
-                                      "by": actor.name, HELD: sorted(held)})
+                                      "by": actor.name, "name": name, "reason": reason,
+                                      "created": time.time(), HELD: sorted(held)})
     return hold_id
 
 
 def all_holds(replicated: Replicated) -> dict[str, dict]:
-    """Each hold by id, as shown: saved, until, by, and `held_at_placement` (how many
-    messages it recorded, placement and edits of its search included)."""
-    return {hold_id: {**{k: v for k, v in hold.items() if k != HELD},
+    """Each hold by id, as shown: every key of FIELDS (None where an older hold has none)
+    and `held_at_placement` (how many messages it recorded, placement and edits of its
+    search included)."""
+    return {hold_id: {**dict.fromkeys(FIELDS), **{k: v for k, v in hold.items() if k != HELD},
                       "held_at_placement": len(hold.get(HELD, []))}
             for hold_id, hold in _entries(replicated).items()}
+
+
+def recorded(replicated: Replicated, hold_id: str) -> list[str]:
+    """The digests hold `hold_id` recorded (placement and edits of its search); [] for a
+    hold without a record or none by that id."""
+    return list(_entries(replicated).get(hold_id, {}).get(HELD, []))
+
+
+def in_force(hold: dict, today: dt.date) -> bool:
+    """Whether `hold` holds on `today` (an until-date holds through that day)."""
+    return hold["until"] is None or dt.date.fromisoformat(hold["until"]) >= today
 
 
 def _entries(replicated: Replicated) -> dict[str, dict]:
@@ -77,7 +106,7 @@ def active(replicated: Replicated, today: dt.date) -> list[tuple[str, list[str]]
     that day)."""
     found = []
     for hold in _entries(replicated).values():
-        if hold["until"] is None or dt.date.fromisoformat(hold["until"]) >= today:
+        if in_force(hold, today):
             try:
                 query = query_of(replicated, hold["saved"])
             except ArchiverError:

@@ -69,7 +69,7 @@ class Replicated:
         self._write(key, None, deleted=True)
 
     def _write(self, key: str, value: Any, deleted: bool) -> None:
-        with self.store.env.begin(write=True) as txn:
+        with self.store.writing() as txn:
             last = txn.get(CLOCK_KEY, db=self.db)
             stamp = _next_stamp(Stamp.from_json(json.loads(last)) if last else None,
                                 self.store.node_id)
@@ -106,7 +106,7 @@ class Replicated:
     def merge(self, entries: dict[str, dict]) -> int:
         """Take every entry newer than ours; returns how many were taken."""
         taken = 0
-        with self.store.env.begin(write=True) as txn:
+        with self.store.writing() as txn:
             for key, entry in entries.items():
                 ours = txn.get(key.encode(), db=self.db)
                 if ours is None or _stamp(entry) > _stamp(json.loads(ours)):

@@ -70,11 +70,16 @@ def _check_days(days: int | None) -> None:
 
 
 def run(store: Store, index_dir: Path, replicated: Replicated, actor: Actor,
-        dry_run: bool = False, now: float | None = None, timezone: str = "UTC") -> RunReport:
+        dry_run: bool = False, now: float | None = None, timezone: str = "UTC",
+        proposed: dict | None = None) -> RunReport:
     """`timezone`: the appliance's (IANA name); saved searches' days are its days, as in
-    a search, so a hold covers exactly what its search shows."""
+    a search, so a hold covers exactly what its search shows. `proposed` (dry runs only):
+    policies as policies() gives them, to be asked instead of the ones in force: what a
+    change would delete before it is made."""
+    if proposed is not None and not dry_run:
+        raise ValueError("proposed policies are only for a dry run")
     now = time.time() if now is None else now
-    settings = policies(replicated)
+    settings = proposed if proposed is not None else policies(replicated)
     report = RunReport(enabled=settings["enabled"], dry_run=dry_run)
     if not settings["enabled"] and not dry_run:
         return report

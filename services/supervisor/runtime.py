@@ -27,6 +27,7 @@ from services.common.config import Config, load_config
 from services.appliance.service_state import HEARTBEAT_SECONDS, ServiceRecords
 from services.appliance.systemd_integration import (log_to_journal_or_stderr, notify,
                                                     watchdog_interval)
+from services.supervisor.space_watch import SpaceWatch
 
 if TYPE_CHECKING:
     from services.archive.indexer import IndexLock
@@ -62,6 +63,8 @@ class Runtime:
         self.threads: list[tuple[str, threading.Thread]] = []
         self.tasks: list[tuple[str, asyncio.Task]] = []
         self._thread_errors: dict[str, str] = {}
+        self.space_watch = SpaceWatch(archive)
+        self.details: dict[str, str] = {}  # service -> what status adds ("paused: ...")
 
     # -- threads -------------------------------------------------------------------------
 
@@ -94,11 +97,22 @@ class Runtime:
         self.threads.append((service, thread))
 
     def run_indexer(self, lock: IndexLock) -> None:
-        """Follow the arrival log until stopped; `lock` is held and released here."""
+        """Follow the arrival log until stopped (rebuilding the index first when its schema
+        is old), pausing while a disk is full; `lock` is held and released here."""
         from services.archive import reindex
+        from services.supervisor.indexing import PausingIndexer
+
+        def disks():
+            return [space for space in self.archive.spaces() if space.key.endswith("_disk")]
+
+        def note(detail: str) -> None:
+            self.details["indexer"] = detail
+
+        def follow(indexer) -> None:
+            PausingIndexer(indexer, disks, self.stop, note).run()
         try:
             with self.archive.extraction_pool() as pool:
-                reindex.serve(self.archive, pool, stop=self.stop.is_set)
+                reindex.serve(self.archive, pool, stop=self.stop.is_set, follow=follow)
         finally:
             lock.release()
 
@@ -121,7 +135,7 @@ class Runtime:
             if "mirror" in self.services:
                 from services.mirror.service import MirrorService
                 self.tasks.append(("mirror", asyncio.create_task(
-                    MirrorService(self.config, self.archive).run(stopping))))
+                    MirrorService(self.config, self.archive, self.gate.reason).run(stopping))))
             await self._ready()
             await self._supervise()
         finally:
@@ -156,7 +170,7 @@ class Runtime:
                                        f"{detail}") from None
 
     async def _ready(self) -> None:
-        await asyncio.to_thread(self.records.running)
+        await self._record_running()
         summary = f"{', '.join(self.services)}: running"
         notify("READY=1", f"STATUS={summary}")
         log.info("ready: %s", summary)
@@ -193,11 +207,16 @@ class Runtime:
         store = self.archive.store
         backlog = store.log_end("arrival") - store.cursor("indexer")
         status = f"{', '.join(self.services)}: running; index backlog {backlog}"
+        short = await asyncio.to_thread(self.space_watch.check)
+        status += "".join(f"; {space.words()}" for space in short)
+        await self._record_running()
+        notify(f"STATUS={status}")
+
+    async def _record_running(self) -> None:
         try:
-            await asyncio.to_thread(self.records.running)
+            await asyncio.to_thread(self.records.running, dict(self.details))
         except Exception as exc:  # a full disk must not take the services down with it
             log.warning("cannot record the services' heartbeat: %s", exc)
-        notify(f"STATUS={status}")
 
 
 def run_services(args, services: list[str]) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import xapian
 
+from services.archive.addresses import lowercase_ascii
 from services.archive.archive import Archive
 from services.archive.index import address_term, addresses_of
 from services.archive.mime import summarize_headers
@@ -37,7 +38,7 @@ def mail_filter(user: User) -> xapian.Query | None:
 def may_read(user: User, raw: bytes, meta: dict) -> bool:
     if reads_all_mail(user):
         return True
-    mine = {address.lower() for address in user.emails}
+    mine = {lowercase_ascii(address) for address in user.emails}
     return bool(mine & addresses_of(summarize_headers(raw), meta.get("recipients", [])))
 
 

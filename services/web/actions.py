@@ -18,10 +18,11 @@ from services.common.config import Config
 from services.appliance.health import health
 from services.intake.journal_mailbox import account_status
 from services.policy.replicated import Replicated
-from services.archive.search import Results, explain as run_explain, search as run_search
+from services.archive.search import SORTS, Results, explain as run_explain, search as run_search
 from services.appliance.users import User
 from services.web import mail_view
 from services.web.access import mail_filter, read_message
+from services.web.auth import WrongProof
 
 MAX_PAGE = 500
 
@@ -33,13 +34,17 @@ class BadRequest(ArchiverError):
 # -- mail ------------------------------------------------------------------------------
 
 def search(archive: Archive, user: User, query: str, limit: int, offset: int,
-           oldest_first: bool = False, timezone: str = "UTC") -> Results:
+           oldest_first: bool = False, timezone: str = "UTC", sort: str = "date",
+           descending: bool | None = None) -> Results:
     """Raises BadRequest, QuerySyntaxError (both 400s), PatternTooBroad."""
     if not 1 <= limit <= MAX_PAGE or offset < 0:
         raise BadRequest(f"limit must be 1-{MAX_PAGE} and offset 0 or more")
+    if sort not in SORTS:
+        raise BadRequest(f"sort: expected one of {', '.join(SORTS)}, got {sort!r}")
     audit.record(archive.store, user.actor, "search", query=query, offset=offset, limit=limit)
     return run_search(archive.index_dir(), query, limit, offset, oldest_first,
-                      within=mail_filter(user), timezone=timezone)
+                      within=mail_filter(user), timezone=timezone, sort=sort,
+                      descending=descending)
 
 
 def explain(archive: Archive, user: User, query: str, timezone: str = "UTC") -> dict:
@@ -66,10 +71,6 @@ def attachment(archive: Archive, user: User, digest: str, number: int
     found = mail_view.attachment(raw, number)
     audit.record(archive.store, user.actor, "view", digest=digest, attachment=number)
     return found
-
-
-def export_started(archive: Archive, user: User, query: str, fmt: str) -> None:
-    audit.record(archive.store, user.actor, "export", query=query, format=fmt, via="web")
 
 
 # -- saved searches, retention, holds --------------------------------------------------
@@ -118,12 +119,15 @@ def all_holds(archive: Archive) -> list[dict]:
     return [{"id": hold_id, **hold} for hold_id, hold in sorted(found.items())]
 
 
-def add_hold(archive: Archive, user: User, saved_name: str, until: str | None) -> str:
+def add_hold(archive: Archive, user: User, saved_name: str, until: str | None,
+             name: str | None = None, reason: str | None = None) -> str:
+    """Hold a saved search's mail for a matter (`name`) and a `reason`; the hold's id."""
     until_date = _date(until)
     hold_id = holds.add(Replicated(archive.store), archive.index_dir(), saved_name, until_date,
-                        user.actor)
+                        user.actor, name, reason)
     audit.record(archive.store, user.actor, "hold-add", hold=hold_id, saved=saved_name,
-                 until=until_date.isoformat() if until_date else None)
+                 until=until_date.isoformat() if until_date else None, name=name,
+                 reason=reason)
     return hold_id
 
 
@@ -199,10 +203,11 @@ def audit_verify(archive: Archive) -> dict:
 
 
 def change_password(archive: Archive, user: User, current: str, new: str) -> None:
+    """WrongProof when `current` is not the password (callers throttle: Auth.proof)."""
     if is_directory_user(user):
         raise BadRequest("your password is the company directory's: change it there")
     if users.authenticate(archive, user.name, current) is None:
-        raise BadRequest("the current password is wrong")
+        raise WrongProof("the current password is wrong")
     users.set_password(archive, user.name, new)
     audit.record(archive.store, user.actor, "user-passwd", name=user.name)
 
@@ -235,20 +240,23 @@ def confirm_two_factor(archive: Archive, user: User, code: str) -> list[str]:
 
 def end_two_factor(config: Config, archive: Archive, user: User, code: str) -> None:
     """Switch codes off, with a current code (or a recovery code) as proof; never for an
-    account whose role requires them."""
+    account whose role requires them. WrongProof for a wrong code (callers throttle:
+    Auth.proof)."""
     _local_only(user)
     if user.role in config.two_factor.required_for:
         raise BadRequest(f"two-factor sign-in is required for {user.role}s here")
     if totp.enrolled(archive, user.name) and totp.verify(archive, user.name, code) is None:
-        raise BadRequest("wrong or already used code: two-factor sign-in stays on")
+        raise WrongProof("wrong or already used code: two-factor sign-in stays on")
     totp.remove(archive, user.name)
     audit.record(archive.store, user.actor, "two-factor-off", name=user.name)
 
 
 def renew_recovery_codes(archive: Archive, user: User, code: str) -> list[str]:
+    """New recovery codes, with a current code (or a recovery code) as proof; WrongProof
+    when it is wrong (callers throttle: Auth.proof)."""
     _local_only(user)
     if totp.verify(archive, user.name, code) is None:
-        raise BadRequest("wrong or already used code: the recovery codes stay as they were")
+        raise WrongProof("wrong or already used code: the recovery codes stay as they were")
     codes = totp.new_recovery_codes(archive, user.name)
     audit.record(archive.store, user.actor, "two-factor-recovery-codes", name=user.name)
     return codes

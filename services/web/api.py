@@ -11,11 +11,10 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 
 from services.policy import audit
-from services.archive.search import parse
 from services.web.auth import DirectoryDown
 from services.appliance.users import User
 from services.web import actions, export, openapi
-from services.web.auth import CSRF_HEADER, Identity, LoginFailed, tokens_match
+from services.web.auth import CSRF_HEADER, Identity, LoginFailed, client_address, tokens_match
 from services.web.transfers import Transfers
 
 EVERYONE = ("admin", "auditor", "user")
@@ -209,8 +208,9 @@ def _audit_logout(archive, user: User) -> None:
 async def change_password(request: web.Request, user: User) -> web.Response:
     body = await json_body(request)
     _, archive = context(request)
-    await blocking(actions.change_password, archive, user, _string(body, "current_password"),
-                   _string(body, "new_password"))
+    await request.app["auth"].proof(request, user, actions.change_password, archive, user,
+                                    _string(body, "current_password"),
+                                    _string(body, "new_password"))
     return reply({"changed": True})
 
 
@@ -227,6 +227,10 @@ QUERY = Param("q", "the query (README: words, \"phrases\", arch*, AND/OR/NOT, fr
           params=(QUERY, Param("limit", "hits per page (1-500)", "integer", default=50),
                   Param("offset", "hits to skip", "integer", default=0),
                   Param("oldest_first", "true: oldest first", "boolean", default=False),
+                  Param("sort", "date or size (largest first), from or subject (A to Z)",
+                        default="date", enum=("date", "size", "from", "subject")),
+                  Param("order", "asc or desc: the other way than the sort's own",
+                        enum=("asc", "desc")),
                   Param("explain", "true: how the query is understood (query, timezone, "
                                    "explanation lines, xapian) instead of hits", "boolean",
                         default=False)),
@@ -236,9 +240,14 @@ async def search(request: web.Request, user: User) -> web.Response:
     query = request.query.get("q", "")
     if bool_param(request, "explain"):
         return reply(await blocking(actions.explain, archive, user, query, config.timezone))
+    order = request.query.get("order")
+    if order not in (None, "asc", "desc"):
+        raise json_error(web.HTTPBadRequest, "order: expected asc or desc")
     results = await blocking(actions.search, archive, user, query,
                              int_param(request, "limit", 50), int_param(request, "offset", 0),
-                             bool_param(request, "oldest_first"), config.timezone)
+                             bool_param(request, "oldest_first"), config.timezone,
+                             request.query.get("sort", "date"),
+                             None if order is None else order == "desc")
     return reply({"query": query, "total": results.total, "total_exact": not results.more,
                   "total_text": results.total_text(), "notice": results.notice,
                   "offset": results.offset, "hits": [hit.as_json() for hit in results.hits]})
@@ -289,25 +298,36 @@ async def download_attachment(request: web.Request, user: User, number: int
         return await transfers.send(request, data, found.filename, "application/octet-stream")
 
 
-@endpoint("GET", "/api/export", "Export what a search finds, streamed as zip (.eml files) or "
-                                "mbox (mboxrd)",
+@endpoint("GET", "/api/export", "Export what a search finds, streamed: one zip with the "
+                                "messages (.eml files, or one mbox), manifest.csv, export.json "
+                                "and SHA256SUMS; 400 when nothing matches",
           params=(QUERY, Param("format", "zip or mbox", required=True, enum=("zip", "mbox"))),
-          produces="application/zip,application/mbox")
+          produces="application/zip")
 async def get_export(request: web.Request, user: User) -> web.StreamResponse:
     config, archive = context(request)
     query, fmt = request.query.get("q", ""), request.query.get("format", "")
-    return await start_export(request, archive, user, query, fmt, config.timezone)
+    return await export.start(request, archive, user, fmt, config.timezone, query=query)
 
 
-async def start_export(request, archive, user: User, query: str, fmt: str, timezone: str):
-    if fmt not in export.FORMATS:
-        raise actions.BadRequest(f"format: expected zip or mbox, got {fmt!r}")
-    await blocking(parse, query)  # a bad query is a 400, not a broken download
-    transfers: Transfers = request.app["transfers"]
-    async with transfers.slot(user):  # a 429 when the user's slots are taken
-        await blocking(actions.export_started, archive, user, query, fmt)
-        return await export.stream(request, transfers, fmt,
-                                   export.matching_messages(archive, user, query, timezone))
+@endpoint("POST", "/api/exports", "Export chosen messages (or a query's matches), streamed "
+                                  "as GET /api/export does",
+          body={"type": "object", "required": ["format"], "properties": {
+              "format": {"type": "string", "enum": ["zip", "mbox"]},
+              "digests": {"type": "array", "items": {"type": "string"},
+                          "description": "the messages, in this order; those one may not "
+                                         "read are left out"},
+              "query": {"type": "string", "description": "instead of digests"}}},
+          produces="application/zip")
+async def post_export(request: web.Request, user: User) -> web.StreamResponse:
+    body = await json_body(request)
+    config, archive = context(request)
+    digests = body.get("digests")
+    if digests is not None and (not isinstance(digests, list)
+                                or not all(isinstance(d, str) for d in digests)):
+        raise json_error(web.HTTPBadRequest, "digests: expected a list of strings")
+    return await export.start(request, archive, user, _string(body, "format"),
+                              config.timezone, query=_string(body, "query", required=False),
+                              digests=digests)
 
 
 # -- the system --------------------------------------------------------------------------
@@ -436,13 +456,18 @@ async def get_holds(request: web.Request, user: User) -> web.Response:
           body={"type": "object", "required": ["saved"], "properties": {
               "saved": {"type": "string", "description": "a saved search's name"},
               "until": {"type": "string", "format": "date", "nullable": True,
-                        "description": "through this day; default: indefinitely"}}},
+                        "description": "through this day; default: indefinitely"},
+              "name": {"type": "string", "nullable": True,
+                       "description": "the matter's name"},
+              "reason": {"type": "string", "nullable": True}}},
           response="Hold")
 async def post_hold(request: web.Request, user: User) -> web.Response:
     body = await json_body(request)
     _, archive = context(request)
     hold_id = await blocking(actions.add_hold, archive, user, _string(body, "saved"),
-                             _string(body, "until", required=False))
+                             _string(body, "until", required=False),
+                             _string(body, "name", required=False),
+                             _string(body, "reason", required=False))
     held = {hold["id"]: hold for hold in await blocking(actions.all_holds, archive)}
     return reply(held[hold_id])
 

@@ -14,9 +14,11 @@ from firmware.errors import ArchiverError
 from services.archive.archive import Archive
 from services.policy.audit import PermissionDenied
 from services.common.config import Config, WebConfig
-from services.archive.store import NotFound
+from services.archive.store import NotFound, OutOfSpace
 from services.appliance.sign_in import SignIn
 from services.web import api, metrics, ui
+# The page modules register their routes with ui.page when imported.
+from services.web import admin_pages, message_page, search_page, status_page  # noqa: F401
 from services.web.auth import Auth, LoginFailed, Throttled
 from services.web.transfers import Transfers, TransfersBusy
 
@@ -25,9 +27,11 @@ log = logging.getLogger(__name__)
 DEFAULT_TLS = (Path("/etc/archiver/tls.crt"), Path("/etc/archiver/tls.key"))
 STATIC_DIR = Path(__file__).parent / "static"
 # No script at all, no framing, forms only to ourselves: mail is from strangers, and
-# whatever of it slips into a page must not be able to act.
+# whatever of it slips into a page must not be able to act. Frames only of our own pages
+# (a message's sanitized HTML, under its own stricter policy: services.web.sanitize).
 CONTENT_SECURITY_POLICY = ("default-src 'none'; style-src 'self'; img-src 'self'; "
-                           "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+                           "frame-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+                           "base-uri 'none'")
 
 
 def create_app(config: Config, archive: Archive, tls: bool) -> web.Application:
@@ -38,7 +42,9 @@ def create_app(config: Config, archive: Archive, tls: bool) -> web.Application:
                        two_factor_roles=tuple(config.two_factor.required_for))
     app["transfers"] = Transfers(config.web.transfers, config.web.transfers_per_user,
                                  config.web.transfer_idle_seconds)
-    app.on_cleanup.append(_close_transfers)
+    # On shutdown, before aiohttp waits for running handlers: a transfer to a client that
+    # reads nothing would otherwise hold the stop for the idle write timeout.
+    app.on_shutdown.append(_close_transfers)
     api.add_routes(app)
     ui.add_routes(app)
     app.router.add_get("/metrics", metrics.handle)
@@ -118,6 +124,7 @@ async def _identify(request: web.Request, handler) -> web.StreamResponse:
 
 # What an error a user can act on becomes: its status, its message in words.
 _STATUS_OF = ((NotFound, web.HTTPNotFound), (PermissionDenied, web.HTTPForbidden),
+              (OutOfSpace, web.HTTPServiceUnavailable),  # e.g. the audit log cannot grow
               (ArchiverError, web.HTTPBadRequest), (ValueError, web.HTTPBadRequest))
 
 

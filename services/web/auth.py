@@ -12,6 +12,9 @@ Who a name and password are is services.appliance.sign_in's to say (local accoun
 the company directory). A local account with two-factor codes (services.appliance.totp)
 needs its code too: given with the password (API), or in a second step (the login form:
 PendingLogins). The throttle counts that attempt as failed until the code is right.
+Proofs asked for on the account page (a code to renew recovery codes or switch codes off,
+the current password to change it) are guesses too: Auth.proof throttles and audits them
+as logins are.
 """
 from __future__ import annotations
 
@@ -21,16 +24,19 @@ import binascii
 import hmac
 import ipaddress
 import secrets
+import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from firmware.errors import ArchiverError
+
 from services.policy import audit
 from services.appliance import totp
-from services.appliance.directory import DirectoryError
-from services.appliance.sign_in import SignIn, is_directory_user
+from services.appliance.directory import DirectoryBusy, DirectoryError
+from services.appliance.sign_in import LocalNameTaken, SignIn, is_directory_user
 from services.archive.archive import Archive
 from services.appliance.users import User
 from services.web.pending_logins import PendingLogins
@@ -48,6 +54,10 @@ class LoginFailed(Exception):
 
 class DirectoryDown(LoginFailed):
     """Only the company directory could say who this is, and it cannot answer now."""
+
+
+class WrongProof(ArchiverError):
+    """A wrong code or password given as proof for a change to one's own account."""
 
 
 class SecondFactorNeeded(LoginFailed):
@@ -72,65 +82,81 @@ class _Failures:
 
 
 class LoginThrottle:
-    """Slows password guessing, and never lets guessing lock anyone out: the right password
-    from an address that has not been guessing is always checked.
+    """Slows password guessing, and never refuses the right password from an address that
+    has not been guessing: fewer than `guessing` failures (3) in the last `forget_after`
+    seconds, and within its free failures per name and per address below.
 
     Failures are counted per (name, address), per address, and overall. After `free_per_pair`
     failures of one name from one address, or `free_per_address` from one address for any
     names (more, since many people share one NAT), each further attempt from that address
     must wait 2**(failures - free) seconds (at most `longest`) since its last failure;
-    earlier ones are answered 429 without looking at the password. Once more than
-    `free_overall` failures are counted (guessing spread over many addresses), every
-    address that has failed at all waits `overall_wait` * 2**(its failures - 1) seconds
-    (at most `longest`). Counts are forgotten `forget_after` seconds after the last failure.
+    earlier ones are answered 429 without looking at the password. While more than
+    `free_overall` failures happened in the last `forget_after` seconds (guessing spread over
+    many addresses), an address that is itself guessing (`guessing` failures or more) waits
+    `overall_wait` * 2**(its failures - guessing) seconds (at most `longest`); one typo, a
+    NAT neighbour's included, is never refused for it. A (name, address) and an address
+    are forgotten `forget_after` seconds after their last failure, or at a success of
+    that name from that address: the right password clears both.
 
     An attempt counts as a failure from its start and is taken back on success, so that
-    a burst of parallel guesses cannot all slip in before the first one has failed."""
+    a burst of parallel guesses cannot all slip in before the first one has failed.
+    Thread-safe: the web handlers call it from the event loop and from worker threads."""
 
     def __init__(self, free_per_pair: int = 5, free_per_address: int = 20,
                  free_overall: int = 100, overall_wait: float = 60.0, longest: float = 900.0,
-                 forget_after: float = 3600.0, max_keys: int = 100_000, clock=time.monotonic):
-        self.free = {"pair": free_per_pair, "address": free_per_address,
-                     "overall": free_overall}
-        self.overall_wait = overall_wait
+                 forget_after: float = 3600.0, max_keys: int = 100_000, guessing: int = 3,
+                 clock=time.monotonic):
+        self.free = {"pair": free_per_pair, "address": free_per_address}
+        self.free_overall, self.overall_wait, self.guessing = free_overall, overall_wait, guessing
         self.longest, self.forget_after, self.max_keys = longest, forget_after, max_keys
         self.clock = clock
         self._failures: OrderedDict[tuple[str, str], _Failures] = OrderedDict()
+        # When each failure of the last forget_after seconds happened, anywhere (oldest first).
+        self._recent: deque[float] = deque(maxlen=max_keys)
+        self._lock = threading.Lock()
 
     def begin(self, name: str, address: str) -> None:
         """Raise Throttled if this address must still wait; else count the attempt."""
-        now = self.clock()
-        self._trim(now)
-        keys = self._keys(name, address)
-        wait = max(self._wait(key, now, self.free[key[0]]) for key in keys[:2])
-        if self._count(("overall", ""), now) > self.free["overall"]:
-            wait = max(wait, self._wait(keys[1], now, 1, self.overall_wait))  # if it failed
-        if wait > 0:
-            raise Throttled(int(wait) + 1)
-        for key in keys:
-            failures = self._failures.pop(key, None) or _Failures()
-            failures.count, failures.last = failures.count + 1, now
-            self._failures[key] = failures  # most recent last, for trimming
+        with self._lock:
+            now = self.clock()
+            self._trim(now)
+            pair, per_address = self._keys(name, address)
+            wait = max(self._wait(pair, now, self.free["pair"]),
+                       self._wait(per_address, now, self.free["address"]))
+            if self._under_attack(now):
+                wait = max(wait, self._wait(per_address, now, self.guessing, self.overall_wait))
+            if wait > 0:
+                raise Throttled(int(wait) + 1)
+            for key in (pair, per_address):
+                failures = self._failures.pop(key, None) or _Failures()
+                failures.count, failures.last = failures.count + 1, now
+                self._failures[key] = failures  # most recent last, for trimming
+            self._recent.append(now)
 
     def succeeded(self, name: str, address: str) -> None:
-        pair, *counted = self._keys(name, address)
-        self._failures.pop(pair, None)
-        for key in counted:
-            failures = self._failures.get(key)
-            if failures is not None:
-                failures.count = max(failures.count - 1, 0)
+        """The right password (and code) for `name` from `address`: forget both their
+        failures, and take back the attempt begin() counted overall."""
+        with self._lock:
+            for key in self._keys(name, address):
+                self._failures.pop(key, None)
+            if self._recent:
+                self._recent.pop()
 
     def clear(self) -> None:
-        self._failures.clear()
+        with self._lock:
+            self._failures.clear()
+            self._recent.clear()
 
     @staticmethod
-    def _keys(name: str, address: str) -> tuple[tuple[str, str], ...]:
+    def _keys(name: str, address: str) -> tuple[tuple[str, str], tuple[str, str]]:
         network = _guessing_network(address)
-        return ("pair", f"{name.lower()}\n{network}"), ("address", network), ("overall", "")
+        return ("pair", f"{name.lower()}\n{network}"), ("address", network)
 
-    def _count(self, key: tuple[str, str], now: float) -> int:
-        failures = self._failures.get(key)
-        return failures.count if failures and now - failures.last < self.forget_after else 0
+    def _under_attack(self, now: float) -> bool:
+        """More than free_overall failures in the last forget_after seconds, anywhere."""
+        while self._recent and now - self._recent[0] >= self.forget_after:
+            self._recent.popleft()
+        return len(self._recent) > self.free_overall
 
     def _wait(self, key: tuple[str, str], now: float, free: int, step: float = 1.0) -> float:
         failures = self._failures.get(key)
@@ -240,9 +266,10 @@ class Auth:
             user = await asyncio.to_thread(self.sign_in.authenticate, name, password)
         except DirectoryError as error:
             await self._failed(name, address, via, reason=f"directory: {error}")
-            raise DirectoryDown("the company directory cannot be reached now, so directory "
-                                "accounts cannot sign in; try again later (local accounts "
-                                "still can)") from None
+            raise directory_down(error) from None
+        except LocalNameTaken as error:
+            await self._failed(name, address, via, reason=str(error))
+            raise LoginFailed(str(error)) from None
         if user is None:
             await self._failed(name, address, via)
             raise LoginFailed("wrong name or password")
@@ -303,6 +330,22 @@ class Auth:
             raise LoginFailed("wrong or already used two-factor code")
         return method
 
+    async def proof(self, request: web.Request, user: User, check, *args):
+        """`check(*args)`, a blocking function that asks `user` for a proof (a two-factor or
+        recovery code, their current password) and raises WrongProof when it is wrong, run
+        as a login attempt is: Throttled first when this address must wait, each wrong
+        proof audited ("proof-failed"). What `check` returns."""
+        address = client_address(request)
+        self.throttle.begin(user.name, address)
+        try:
+            result = await asyncio.to_thread(check, *args)
+        except WrongProof as error:
+            await self._audit(user.actor, "proof-failed", address, "account",
+                              reason=str(error), proof_for=getattr(check, "__name__", None))
+            raise
+        self.throttle.succeeded(user.name, address)
+        return result
+
     async def _failed(self, name: str, address: str, via: str, **details) -> None:
         self.failed_logins += 1
         await self._audit(audit.Actor(name[:64], "unknown"), "login-failed", address, via,
@@ -332,7 +375,11 @@ class Auth:
         if session is None:
             return Identity()
         # None when removed, given a new password, or no longer allowed by the directory
-        user = await asyncio.to_thread(self.sign_in.current, session.user, session.stamp)
+        try:
+            user = await asyncio.to_thread(self.sign_in.current, session.user, session.stamp)
+        except DirectoryBusy as busy:  # neither honoured nor ended: ask again soon
+            raise web.HTTPServiceUnavailable(reason=str(busy)[:200],
+                                             headers={"Retry-After": "5"}) from None
         if user is None:
             self.sessions.close(token)
             return Identity()
@@ -364,6 +411,18 @@ class Auth:
     def _set_cookie(self, response: web.StreamResponse, name: str, value: str) -> None:
         response.set_cookie(name, value, path="/", httponly=True, samesite="Strict",
                             secure=self.secure_cookies)
+
+
+def directory_down(error: DirectoryError) -> DirectoryDown:
+    """What a directory user is told when the directory cannot check their password now:
+    busy (too many sign-ins already waiting for it) or unreachable."""
+    if isinstance(error, DirectoryBusy):
+        return DirectoryDown("directory busy: too many sign-ins are waiting for the company "
+                             "directory's answer; try again in a moment (local accounts "
+                             "still sign in)")
+    return DirectoryDown("the company directory cannot be reached now, so directory "
+                         "accounts cannot sign in; try again later (local accounts "
+                         "still can)")
 
 
 def tokens_match(given: str | None, expected: str | None) -> bool:

@@ -1,67 +1,117 @@
-"""Exports of a search, streamed: the zip or mbox is written in a thread of the transfer
-pool (services.web.transfers) straight into the HTTP response, a chunk at a time, so an
-export of any size needs no disk and little memory; a client that goes away, or takes no
-data for the idle write timeout, stops the writer."""
+"""Exports of a search or of chosen messages, streamed: the evidence zip (the messages,
+manifest.csv, export.json, SHA256SUMS; services.archive.evidence) is written in a thread
+of the transfer pool (services.web.transfers) straight into the HTTP response, a chunk at
+a time, so an export of any size needs no disk and little memory; a client that goes
+away, or takes no data for the idle write timeout, stops the writer. The audit log gets
+the export with its manifest's digest once it is complete, or why it failed
+(services.policy.exports)."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
-from typing import Iterator
+from typing import BinaryIO, Callable, Iterable, Iterator
 
 from aiohttp import web
 
-from services.archive.archive import Archive
-from services.archive.mailfiles import write_mbox_to, write_zip_to
-from services.archive.search import search
-from services.archive.store import NotFound
 from services.appliance.users import User
+from services.archive.archive import Archive
+from services.archive.evidence import FORMATS
+from services.archive.search import parse, search
+from services.archive.store import NotFound
+from services.policy import exports
 from services.web.access import mail_filter, may_read
-from services.web.transfers import CHUNK, ClientIdle, Transfers
+from services.web.transfers import CHUNK, AppStopping, ClientIdle, Transfers
 
 PAGE = 500
-FORMATS = {"zip": ("application/zip", write_zip_to),
-           "mbox": ("application/mbox", write_mbox_to)}
+CONTENT_TYPE = "application/zip"
+
+
+class BadExport(ValueError):
+    """An export asked for wrongly (unknown format, nothing chosen): a 400."""
 
 
 def matching_messages(archive: Archive, user: User, query: str, timezone: str = "UTC"
-                      ) -> Iterator[tuple[str, bytes]]:
-    """(digest, raw) of every message `query` finds that `user` may read; dates are days
-    in `timezone`, relative ones as of the start of the export."""
+                      ) -> Iterator[tuple[str, bytes, dict]]:
+    """(digest, raw, metadata) of every message `query` finds that `user` may read, newest
+    first; dates are days in `timezone`, relative ones as of the start of the export."""
     index_dir, within, offset, now = archive.index_dir(), mail_filter(user), 0, time.time()
     while hits := search(index_dir, query, PAGE, offset, within=within, timezone=timezone,
                          now=now).hits:
-        for hit in hits:
-            try:
-                meta, raw = archive.store.meta(hit.digest), archive.store.get(hit.digest)
-            except NotFound:
-                continue  # deleted since it was indexed (retention)
-            if may_read(user, raw, meta):
-                yield hit.digest, raw
+        yield from selected_messages(archive, user, [hit.digest for hit in hits])
         offset += len(hits)
 
 
-def download_name(fmt: str) -> str:
-    return time.strftime(f"archive-export-%Y%m%dT%H%M%SZ.{fmt}", time.gmtime())
+def selected_messages(archive: Archive, user: User, digests: Iterable[str]
+                      ) -> Iterator[tuple[str, bytes, dict]]:
+    """(digest, raw, metadata) of each of `digests` that is stored and `user` may read, in
+    the order given; the others are left out (gone, or not theirs: not theirs to know)."""
+    for digest in digests:
+        try:
+            meta, raw = archive.store.meta(digest), archive.store.get(digest)
+        except NotFound:
+            continue  # deleted since it was indexed (retention), or no digest at all
+        if may_read(user, raw, meta):
+            yield digest, raw, meta
 
 
-async def stream(request: web.Request, transfers: Transfers, fmt: str,
-                 messages: Iterator[tuple[str, bytes]]) -> web.StreamResponse:
-    """Send the export; the caller holds the user's transfer slot (Transfers.slot)."""
-    content_type, write = FORMATS[fmt]
+async def start(request: web.Request, archive: Archive, user: User, fmt: str,
+                timezone: str, query: str | None = None,
+                digests: list[str] | None = None) -> web.StreamResponse:
+    """Stream the export of `digests` (when given) or of `query`'s matches, on the
+    transfer pool (request.app["transfers"]) in one of the user's transfer slots. Raises
+    BadExport, QuerySyntaxError, TransfersBusy (a 429: the user's or everyone's slots are
+    taken), or EmptyExport (nothing the user may read was chosen: then nothing is sent,
+    and the audit log says so)."""
+    if fmt not in FORMATS:
+        raise BadExport(f"format: expected zip or mbox, got {fmt!r}")
+    if digests is not None and not digests:
+        raise BadExport("no message chosen: tick some, or export all the results")
+    if digests is None:
+        await asyncio.to_thread(parse, query or "")  # a bad query is a 400, not a broken zip
+    transfers: Transfers = request.app["transfers"]
+    async with transfers.slot(user):
+        if digests is None:
+            messages = matching_messages(archive, user, query or "", timezone)
+        else:
+            messages = selected_messages(archive, user, digests)
+        info = exports.new_info(archive.store, user.actor, fmt, query, digests, timezone)
+        first = await transfers.run(next, messages, None)
+        if first is None:  # recorded, and said, before any byte of a download is sent
+            await transfers.run(exports.export, archive.store, user.actor, info, [], None)
+        chained = itertools.chain([first], messages)
+        return await stream(request, transfers, lambda sink: exports.export(
+            archive.store, user.actor, info, chained, sink), download_name(info))
+
+
+def download_name(info) -> str:
+    when = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(info.created))
+    kind = "-mbox" if info.format == "mbox" else ""
+    return f"archive-export-{when}-{info.export_id}{kind}.zip"
+
+
+async def stream(request: web.Request, transfers: Transfers,
+                 write: Callable[[BinaryIO], object], filename: str) -> web.StreamResponse:
+    """Send what `write(sink)` writes, as a download named `filename`; the caller holds
+    the user's transfer slot (Transfers.slot)."""
     response = web.StreamResponse(headers={
-        "Content-Type": content_type,
-        "Content-Disposition": f'attachment; filename="{download_name(fmt)}"'})
+        "Content-Type": CONTENT_TYPE,
+        "Content-Disposition": f'attachment; filename="{filename}"'})
     await response.prepare(request)
     sink = _ResponseSink(request, response, transfers, asyncio.get_running_loop())
 
     def produce() -> None:
-        write(messages, sink)
+        write(sink)
         sink.flush()
 
     try:
         await transfers.run(produce)
     except ClientIdle:
         return response  # cut: the connection is reset, the thread and slot are free
+    except AppStopping:
+        if request.transport is not None:
+            request.transport.abort()  # else the end of the response waits for the client
+        return response
     await transfers.finish(request, response)
     return response
 
@@ -86,4 +136,4 @@ class _ResponseSink:
         if self.buffer:
             chunk, self.buffer = bytes(self.buffer), bytearray()
             sent = self.transfers.write(self.request, self.response, chunk)
-            asyncio.run_coroutine_threadsafe(sent, self.loop).result()
+            self.transfers.wait_from_thread(sent, self.loop)

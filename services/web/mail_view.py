@@ -48,7 +48,7 @@ class MessageView:
 def view(raw: bytes) -> MessageView:
     message = parse_message(raw)
     body = _body_text(message)
-    return MessageView(_headers(message), body[:BODY_LIMIT], len(body) > BODY_LIMIT,
+    return MessageView(shown_headers(message), body[:BODY_LIMIT], len(body) > BODY_LIMIT,
                        [attachment for attachment, _ in _attachments(message)])
 
 
@@ -59,9 +59,11 @@ def attachment(raw: bytes, number: int) -> tuple[Attachment, bytes]:
     raise NotFound(f"the message has no attachment {number}")
 
 
-def _headers(message: Message) -> list[tuple[str, str]]:
+def shown_headers(message: Message, names: tuple[str, ...] = SHOWN_HEADERS
+                  ) -> list[tuple[str, str]]:
+    """(name, decoded value) of each header of `names` the message has, in that order."""
     shown = []
-    for name in SHOWN_HEADERS:
+    for name in names:
         for value in safely(lambda: message.get_all(name), None) or []:
             if isinstance(value, str):
                 shown.append((name, decode_header_text(value)))

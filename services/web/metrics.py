@@ -25,6 +25,7 @@ def render(report: dict, failed_logins: int, transfers=None) -> str:
     out.gauge("archiver_info", "node, model and firmware of this appliance", 1,
               node=report["node"], model=report["model"], firmware=report["firmware"])
     _storage(out, report)
+    _space(out, report["space"])
     _archived(out, report)
     _services(out, report)
     _peers(out, report["queues"]["peers"])
@@ -58,6 +59,21 @@ def _storage(out: "_Exposition", report: dict) -> None:
               storage["capacity_bytes"])
     out.gauge("archiver_store_free_bytes", "what the store may still grow by",
               storage["free_bytes"])
+
+
+def _space(out: "_Exposition", spaces: dict) -> None:
+    """Each disk of the archive and the store's capacity (services.archive.space)."""
+    for key, space in spaces.items():
+        out.gauge("archiver_space_free_bytes", "room left on a disk or in the store's capacity",
+                  space["free_bytes"], space=key)
+        out.gauge("archiver_space_total_bytes", "size of a disk or of the store's capacity",
+                  space["total_bytes"], space=key)
+        out.gauge("archiver_space_low_below_bytes", "free bytes below which a space is low "
+                  "(the model's min_free_disk_mb)", space["low_below_bytes"], space=key)
+        out.gauge("archiver_space_low", "1 if a space is low or full",
+                  int(space["state"] != "ok"), space=key)
+        out.gauge("archiver_space_full", "1 if a space is full", int(space["state"] == "full"),
+                  space=key)
 
 
 def _archived(out: "_Exposition", report: dict) -> None:

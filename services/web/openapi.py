@@ -20,6 +20,10 @@ SCHEMAS = {
     "Hit": {"type": "object", "properties": {
         "digest": _STRING, "date": {"type": "string", "format": "date-time"},
         "from": _STRING, "subject": _STRING, "size": _INTEGER, "attachments": _INTEGER,
+        "to": {"type": "array", "items": _STRING, "nullable": True,
+               "description": "the first recipients (To, Cc, then hidden ones); null from "
+                              "an index being rebuilt"},
+        "recipients": {"type": "integer", "description": "how many recipients in all"},
         "extraction_failed": {"type": "string", "nullable": True}}},
     "SearchResults": {"type": "object", "properties": {
         "query": _STRING,
@@ -49,6 +53,10 @@ SCHEMAS = {
     "Hold": {"type": "object", "properties": {
         "id": _STRING, "saved": _STRING, "by": _STRING,
         "until": {"type": "string", "format": "date", "nullable": True},
+        "name": {"type": "string", "nullable": True, "description": "the matter's name"},
+        "reason": {"type": "string", "nullable": True},
+        "created": {"type": "number", "nullable": True,
+                    "description": "epoch seconds; null for holds made before it was kept"},
         "held_at_placement": {"type": "integer", "description": "messages the hold keeps "
                               "whatever its search matches later: what it matched when "
                               "placed and before each edit of its search"}}},
@@ -56,7 +64,8 @@ SCHEMAS = {
         "enabled": _BOOLEAN, "global_days": {"type": "integer", "nullable": True},
         "saved": {"type": "object", "additionalProperties": _INTEGER}}},
     "Peer": {"type": "object", "properties": {
-        "peer": _STRING, "state": {"type": "string", "enum": ["connected", "offline", "refused"]},
+        "peer": _STRING,
+        "state": {"type": "string", "enum": ["connected", "offline", "refused", "waiting"]},
         "reason": _STRING, "queued": _INTEGER, "copied": _INTEGER,
         "last_success": {"type": "string", "nullable": True},
         "last_error": {"type": "string", "nullable": True}}},

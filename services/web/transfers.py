@@ -11,7 +11,9 @@ data for `idle_seconds` is cut (its connection reset), freeing its thread and sl
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import AsyncIterator, Callable
@@ -35,6 +37,10 @@ class ClientIdle(Exception):
     """The client took no data for the idle write timeout: the transfer was cut."""
 
 
+class AppStopping(Exception):
+    """The web app is shutting down: the transfer was cut."""
+
+
 class Transfers:
     """The pool of one web app. `workers`, `per_user`: transfers at once, in all and per
     user; `idle_seconds`: how long a write may wait for the client to read."""
@@ -45,6 +51,12 @@ class Transfers:
                                            thread_name_prefix="web-transfer")
         self.running: Counter[str] = Counter()
         self.cut = 0  # transfers cut for an idle client, for /metrics
+        # What writer threads wait for on the event loop; close() cancels them, since a
+        # stopped loop never completes them and a thread left waiting keeps the process
+        # from exiting (the executor's threads are joined at interpreter exit).
+        self._waits: set[concurrent.futures.Future] = set()
+        self._waits_lock = threading.Lock()
+        self._closed = False
 
     @contextlib.asynccontextmanager
     async def slot(self, user: User) -> AsyncIterator[None]:
@@ -108,5 +120,27 @@ class Transfers:
             if request.transport is not None:
                 request.transport.abort()
 
+    def wait_from_thread(self, coroutine, loop: asyncio.AbstractEventLoop):
+        """Run `coroutine` on `loop` and wait for its result in a transfer thread.
+        Raises AppStopping when the pool is closed meanwhile (the app shuts down), so the
+        thread ends instead of waiting on a loop that no longer serves it."""
+        future = asyncio.run_coroutine_threadsafe(coroutine, loop)
+        with self._waits_lock:
+            if self._closed:
+                future.cancel()
+            self._waits.add(future)
+        try:
+            return future.result()
+        except concurrent.futures.CancelledError:
+            raise AppStopping("the web app is stopping: transfer cut") from None
+        finally:
+            with self._waits_lock:
+                self._waits.discard(future)
+
     def close(self) -> None:
+        """Cancel queued transfers and release threads waiting on the event loop."""
+        with self._waits_lock:
+            self._closed = True
+            for future in self._waits:
+                future.cancel()
         self.executor.shutdown(wait=False, cancel_futures=True)

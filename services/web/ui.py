@@ -17,16 +17,13 @@ from firmware.errors import ArchiverError
 from services.policy import audit
 from services.appliance import users
 from services.archive import dates
-from services.archive.search import PatternTooBroad, QuerySyntaxError
 from services.appliance.sign_in import is_directory_user
 from services.web.auth import DirectoryDown, SecondFactorNeeded
 from services.appliance.users import User
-from services.web import actions
-from services.web.api import (ADMIN, EVERYONE, STAFF, download_attachment, download_raw,
-                              start_export)
+from services.web import actions, formatting
+from services.web.api import ADMIN, EVERYONE, STAFF, download_attachment, download_raw
 from services.web.auth import LOGIN_COOKIE, LoginFailed, tokens_match
 
-PAGE_SIZE = 50
 SAFE_NEXT = re.compile(r"/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*")
 TEMPLATES = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
@@ -36,7 +33,7 @@ NAVIGATION = (("/search", "Search", EVERYONE), ("/status", "Status", STAFF),
               ("/mirror", "Mirroring", ADMIN), ("/sources", "Mail sources", ADMIN),
               ("/saved", "Saved searches", STAFF), ("/retention", "Retention", STAFF),
               ("/holds", "Holds", STAFF), ("/audit", "Audit log", STAFF),
-              ("/account", "Account", EVERYONE))
+              ("/users", "Users", ADMIN), ("/account", "Account", EVERYONE))
 PAGES: list[tuple[str, str, tuple[str, ...], object]] = []
 # What an account that must set up two-factor sign-in first may still reach.
 ENROLMENT_PATHS = ("/account", "/logout")
@@ -109,11 +106,30 @@ async def _act(request: web.Request, back: str, done: str, function, *args):
     """Do a form's action; come back to `back` saying what happened."""
     session = request["identity"].session
     try:
-        await asyncio.to_thread(function, *args)
+        await _blocking(function, *args)
         session.flash = ("done", done)
     except (ArchiverError, ValueError) as exc:
         session.flash = ("error", str(exc).strip("'\""))
     raise web.HTTPSeeOther(back)
+
+
+async def _blocking(function, *args):
+    """`function(*args)` in a worker thread; or awaited, when it is a coroutine function
+    (an action wrapped by _proof)."""
+    if asyncio.iscoroutinefunction(function):
+        return await function(*args)
+    return await asyncio.to_thread(function, *args)
+
+
+def _proof(request: web.Request, action):
+    """`action` (which asks the signed-in user for a code or their password) run through
+    Auth.proof: throttled and audited like a login."""
+    user = request["identity"].user
+
+    async def checked(*args):
+        return await request.app["auth"].proof(request, user, action, *args)
+    checked.__name__ = action.__name__
+    return checked
 
 
 def _field(request: web.Request, name: str) -> str:
@@ -122,6 +138,10 @@ def _field(request: web.Request, name: str) -> str:
 
 def _context(request: web.Request):
     return request.app["config"], request.app["archive"]
+
+
+# The helpers above, for the page modules (search_page, message_page, admin_pages, ...).
+act, form_field, app_context = _act, _field, _context
 
 
 # -- logging in and out ------------------------------------------------------------------
@@ -207,46 +227,6 @@ def _safe_next(target) -> str:
 
 # -- mail --------------------------------------------------------------------------------
 
-@page("GET", "/search")
-async def search_page(request: web.Request, user: User) -> web.Response:
-    config, archive = _context(request)
-    query, results, error, understood = request.query.get("q"), None, None, None
-    offset = _offset(request.query.get("offset", "0"))
-    if query is not None:
-        try:
-            results = await asyncio.to_thread(actions.search, archive, user, query, PAGE_SIZE,
-                                              offset, False, config.timezone)
-            understood = await asyncio.to_thread(actions.explain, archive, user, query,
-                                                 config.timezone)
-        except QuerySyntaxError as exc:
-            error = exc
-        except PatternTooBroad as exc:
-            error = exc
-    return render(request, "search.html", query=query or "", results=results, error=error,
-                  understood=understood, timezone=config.timezone,
-                  offset=offset, page_size=PAGE_SIZE, may_save=user.role in STAFF,
-                  page_url=lambda at: "/search?" + urlencode({"q": query or "", "offset": at}))
-
-
-def _offset(text: str) -> int:
-    return int(text) if text.isdigit() else 0
-
-
-@page("POST", "/export")
-async def export_search(request: web.Request, user: User) -> web.StreamResponse:
-    config, archive = _context(request)
-    return await start_export(request, archive, user, _field(request, "q"),
-                              _field(request, "format"), config.timezone)
-
-
-@page("GET", "/message/{digest}")
-async def message_page(request: web.Request, user: User) -> web.Response:
-    _, archive = _context(request)
-    meta, view = await asyncio.to_thread(actions.message, archive, user,
-                                         request.match_info["digest"])
-    return render(request, "message.html", meta=meta, view=view)
-
-
 @page("GET", "/message/{digest}/raw")
 async def message_raw(request: web.Request, user: User) -> web.StreamResponse:
     return await download_raw(request, user)
@@ -261,12 +241,6 @@ async def message_attachment(request: web.Request, user: User) -> web.StreamResp
 
 
 # -- the system --------------------------------------------------------------------------
-
-@page("GET", "/status", STAFF)
-async def status_page(request: web.Request, user: User) -> web.Response:
-    report = await asyncio.to_thread(actions.status, *_context(request))
-    return render(request, "status.html", report=report)
-
 
 @page("GET", "/mirror", ADMIN)
 async def mirror_page(request: web.Request, user: User) -> web.Response:
@@ -304,13 +278,6 @@ async def sources_page(request: web.Request, user: User) -> web.Response:
     return render(request, "sources.html", sources=sources)
 
 
-@page("GET", "/audit", STAFF)
-async def audit_page(request: web.Request, user: User) -> web.Response:
-    _, archive = _context(request)
-    log = await asyncio.to_thread(actions.audit_log, archive, 200)
-    return render(request, "audit.html", entries=list(reversed(log["entries"])))
-
-
 # -- saved searches, retention, holds ----------------------------------------------------
 
 @page("GET", "/saved", STAFF)
@@ -336,58 +303,6 @@ async def delete_saved(request: web.Request, user: User):
                archive, user, name)
 
 
-@page("GET", "/retention", STAFF)
-async def retention_page(request: web.Request, user: User) -> web.Response:
-    _, archive = _context(request)
-    policies = await asyncio.to_thread(actions.retention_policies, archive)
-    saved = await asyncio.to_thread(actions.saved, archive)
-    return render(request, "retention.html", policies=policies, saved=saved,
-                  may_change=user.role in ADMIN)
-
-
-@page("POST", "/retention", ADMIN)
-async def set_retention(request: web.Request, user: User):
-    _, archive = _context(request)
-    changes = {"enabled": _field(request, "enabled") == "on",
-               "global_days": _field(request, "global_days") or None}
-    await _act(request, "/retention", "Retention settings saved.", actions.set_retention,
-               archive, user, changes)
-
-
-@page("POST", "/retention/saved", ADMIN)
-async def set_saved_retention(request: web.Request, user: User):
-    _, archive = _context(request)
-    name = _field(request, "name")
-    await _act(request, "/retention", f"Retention of {name!r} saved.",
-               actions.set_saved_retention, archive, user, name,
-               _field(request, "days") or None)
-
-
-@page("GET", "/holds", STAFF)
-async def holds_page(request: web.Request, user: User) -> web.Response:
-    _, archive = _context(request)
-    holds = await asyncio.to_thread(actions.all_holds, archive)
-    saved = await asyncio.to_thread(actions.saved, archive)
-    return render(request, "holds.html", holds=holds, saved=saved,
-                  may_remove=user.role in ADMIN)
-
-
-@page("POST", "/holds", STAFF)
-async def add_hold(request: web.Request, user: User):
-    _, archive = _context(request)
-    saved = _field(request, "saved")
-    await _act(request, "/holds", f"The mail of {saved!r} is held.", actions.add_hold,
-               archive, user, saved, _field(request, "until") or None)
-
-
-@page("POST", "/holds/remove", ADMIN)
-async def remove_hold(request: web.Request, user: User):
-    _, archive = _context(request)
-    hold_id = _field(request, "id")
-    await _act(request, "/holds", f"Hold {hold_id} removed.", actions.remove_hold, archive,
-               user, hold_id)
-
-
 # -- one's own account -------------------------------------------------------------------
 
 @page("GET", "/account")
@@ -410,7 +325,8 @@ async def confirm_two_factor(request: web.Request, user: User) -> web.Response:
 
 @page("POST", "/account/two-factor/recovery")
 async def renew_recovery_codes(request: web.Request, user: User) -> web.Response:
-    return await _recovery_codes(request, user, actions.renew_recovery_codes, first=False)
+    return await _recovery_codes(request, user, _proof(request, actions.renew_recovery_codes),
+                                 first=False)
 
 
 async def _recovery_codes(request: web.Request, user: User, action, first: bool
@@ -419,7 +335,7 @@ async def _recovery_codes(request: web.Request, user: User, action, first: bool
     goes back to the account page with the reason."""
     _, archive = _context(request)
     try:
-        codes = await asyncio.to_thread(action, archive, user, _field(request, "code"))
+        codes = await _blocking(action, archive, user, _field(request, "code"))
     except ArchiverError as exc:
         request["identity"].session.flash = ("error", str(exc))
         raise web.HTTPSeeOther("/account") from None
@@ -428,8 +344,9 @@ async def _recovery_codes(request: web.Request, user: User, action, first: bool
 
 @page("POST", "/account/two-factor/off")
 async def end_two_factor(request: web.Request, user: User):
-    await _act(request, "/account", "Two-factor sign-in is off.", actions.end_two_factor,
-               *_context(request), user, _field(request, "code"))
+    await _act(request, "/account", "Two-factor sign-in is off.",
+               _proof(request, actions.end_two_factor), *_context(request), user,
+               _field(request, "code"))
 
 
 @page("POST", "/account/password")
@@ -440,9 +357,9 @@ async def change_password(request: web.Request, user: User):
         session.flash = ("error", "The new passwords differ.")
         raise web.HTTPSeeOther("/account")
     try:
-        await asyncio.to_thread(actions.change_password, archive, user,
-                                _field(request, "current_password"),
-                                _field(request, "new_password"))
+        await _proof(request, actions.change_password)(archive, user,
+                                                       _field(request, "current_password"),
+                                                       _field(request, "new_password"))
     except (ArchiverError, ValueError) as exc:
         session.flash = ("error", str(exc))
         raise web.HTTPSeeOther("/account") from None
@@ -462,13 +379,4 @@ def _when(epoch, timezone: str = "UTC") -> str:
     return dt.datetime.fromtimestamp(float(epoch), zone).strftime("%Y-%m-%d %H:%M")
 
 
-def _size(count) -> str:
-    value = float(count or 0)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"
-
-
-TEMPLATES.filters.update(when=_when, size=_size)
+TEMPLATES.filters.update(when=_when, **formatting.FILTERS)

@@ -34,6 +34,7 @@ from . import corpus as corpus_module
 from .measure import run_measured
 from .mu_bench import run_mu
 from .notmuch_bench import percentile, run_notmuch
+from .snippet_bench import bench_snippets
 
 ARCHIVER = Path(sys.prefix) / "bin" / "archiver"
 # (our query, the same question in notmuch's syntax)
@@ -142,6 +143,9 @@ def import_versus_yardsticks(maildir: Path, data: Path, count: int, corpus: str,
         emit(bench="search", queries=len(QUERIES), repeat=SEARCH_REPEAT,
              p50_ms=percentile(in_process, 50), p99_ms=percentile(in_process, 99),
              cli_p50_ms=percentile(cli, 50), cli_p99_ms=percentile(cli, 99))
+        emit(bench="snippets", **bench_snippets(data),
+             note="results rows re-read each hit's body; storing body text would add "
+                  "body_text_bytes to the index")
         emit(bench="search_versus_notmuch",
              cli_p50_ratio=ratio(percentile(cli, 50), theirs["notmuch_search_p50_ms"]),
              inprocess_p50_ratio=ratio(percentile(in_process, 50),

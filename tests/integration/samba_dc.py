@@ -75,7 +75,7 @@ class SambaDC:
         """The archiver's `directory:` section for this DC."""
         return {"kind": "ad", "uri": self.ldaps_uri, "ca_file": str(self.ca.cert_path),
                 "bind_dn": f"CN={SERVICE_NAME},{USERS}", "bind_password": SERVICE_PASSWORD,
-                "base_dn": BASE, "admin_groups": ["Archive Admins"],
+                "base_dn": BASE, "admin_groups": [f"CN=Archive Admins,{USERS}"],
                 "auditor_groups": [f"CN=Legal,{USERS}"], **changes}
 
     # -- life cycle ---------------------------------------------------------------------

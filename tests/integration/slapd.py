@@ -148,7 +148,8 @@ class Slapd:
         """The archiver's `directory:` section for this server (ldaps:// by default)."""
         return {"kind": "openldap", "uri": self.ldaps_uri, "ca_file": str(self.ca.cert_path),
                 "bind_dn": SERVICE_DN, "bind_password": SERVICE_PASSWORD, "base_dn": BASE,
-                "admin_groups": ["Archive Admins"], "auditor_groups": [f"cn=Legal,ou=groups,{BASE}"],
+                "admin_groups": [f"cn=Archive Admins,ou=groups,{BASE}"],
+                "auditor_groups": [f"cn=Legal,ou=groups,{BASE}"],
                 **changes}
 
     def start(self) -> "Slapd":

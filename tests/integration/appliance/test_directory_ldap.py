@@ -15,7 +15,10 @@ from services.appliance.directory import Directory, DirectoryError
 from services.common.config import DirectoryConfig
 from tests.conftest import ARCHIVER
 from tests.integration import slapd
+from tests.integration.black_hole import BlackHole
 from tests.integration.certificates import TestCA
+from tests.integration.processes import free_port
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.integration]
 
@@ -148,3 +151,127 @@ def test_directory_test_fails_for_an_unknown_user_or_an_unreachable_directory(se
 def test_directory_test_without_a_directory_section_says_so(tmp_path):
     done = run_cli(tmp_path, None)
     assert done.returncode == 2 and "no directory: section" in done.stderr
+
+
+# -- settings that work as documented ------------------------------------------------------
+
+@pytest.mark.parametrize("timeout", [10, 10.0, 2.5, 0.4])
+def test_an_explicit_timeout_keeps_the_directory_working(server, timeout):
+    """timeout_seconds is a number of seconds (config.py); ldap3 wants whole ones."""
+    configured = directory(server, timeout_seconds=timeout)
+    assert configured.probe()["state"] == "ok"
+    assert configured.check_password("alice", slapd.PASSWORDS["alice"]).name == "alice"
+
+
+def test_directory_test_with_an_explicit_timeout_key(server, tmp_path):
+    done = run_cli(tmp_path, server.settings(timeout_seconds=10), "--user", "alice", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(done.stdout)["directory"]["state"] == "ok"
+
+
+# -- passwords no bind can carry -------------------------------------------------------------
+
+UNSENDABLE_PASSWORDS = ["\x00", "Wonderland-42\x00", "a\x07b", "\x1b[2J", "Wonder\x7fland",
+                        "\ud800", "Wonderland-42\udfff", "\u00ad", "\u200b\u00ad",
+                        "\ufff9x", "\U000e0001"]
+
+
+@pytest.mark.parametrize("password", UNSENDABLE_PASSWORDS, ids=ascii)
+def test_a_password_no_simple_bind_can_carry_is_a_wrong_password(server, password):
+    """SASLprep (RFC 4013) refuses control characters, maps soft hyphens and zero-width
+    spaces to nothing (an empty password: an unauthenticated bind, RFC 4513 5.1.2); UTF-8
+    cannot carry a lone surrogate. Each is a wrong password, never 'unreachable'."""
+    assert directory(server).check_password("alice", password) is None
+
+
+# -- what a failed sign-in costs ------------------------------------------------------------
+
+def log_operations(server, since: int, kind: str) -> list[str]:
+    """slapd's "stats" log lines of operation `kind` (BIND, SRCH) after offset `since`."""
+    text = server.log.read_bytes()[since:].decode("utf-8", "replace")
+    return [line for line in text.splitlines() if f" {kind} " in line]
+
+
+def user_binds(server, since: int) -> list[str]:
+    return [line for line in log_operations(server, since, "BIND")
+            if slapd.SERVICE_DN not in line]
+
+
+@pytest.mark.parametrize("name", ["nosuch-person", "sam", "mallory", "carol"])
+def test_a_failed_sign_in_costs_one_user_bind_and_no_group_search(server, name):
+    """Unknown (nosuch-person), ambiguous (sam), locked (mallory) and a wrong password
+    (carol) do the same work: the user search, then one bind as a user (a DN no entry has
+    when there is no one entry), and never the group searches, which only a right password
+    earns: how long a failure takes does not tell which names exist."""
+    since = server.log.stat().st_size
+    assert directory(server).check_password(name, "Not-The-Password-1") is None
+    wait_until(lambda: "UNBIND" in server.log.read_bytes()[since:].decode(errors="replace")
+               and len(user_binds(server, since)) >= 1, timeout=10, what="slapd's log")
+    binds = user_binds(server, since)
+    assert len(binds) == 1, binds
+    assert not [line for line in log_operations(server, since, "SRCH") if "member=" in line]
+
+
+def test_groups_are_read_once_the_password_is_right(server):
+    since = server.log.stat().st_size
+    assert directory(server).check_password("carol", slapd.PASSWORDS["carol"]).role == "admin"
+    wait_until(lambda: [line for line in log_operations(server, since, "SRCH")
+                        if "member=" in line], timeout=10, what="the group searches")
+
+
+# -- groups are DNs ---------------------------------------------------------------------------
+
+def test_a_group_of_the_admin_groups_name_elsewhere_makes_no_admin(server):
+    """admin_groups names cn=Archive Admins,ou=groups: a group of that name in another OU
+    (anyone allowed to make groups there) gives nothing."""
+    admin = server.admin()
+    elsewhere = f"cn=Archive Admins,ou=contractors,{slapd.BASE}"
+    admin.add(elsewhere, ["groupOfNames"], {"cn": "Archive Admins",
+                                            "member": [slapd.people_dn("erin")]})
+    try:
+        account = directory(server).find("erin")
+        assert account.role == "user" and elsewhere in account.groups
+        assert directory(server).find("carol").role == "admin"  # the configured one counts
+    finally:
+        admin.delete(elsewhere)
+
+
+# -- why the directory cannot be reached ---------------------------------------------------
+
+@pytest.mark.parametrize("scheme", ["ldaps", "ldap"])
+def test_a_connection_closed_at_once_is_reported_as_closed_not_as_a_certificate(scheme):
+    with BlackHole("close") as hole:
+        state = Directory(DirectoryConfig(uri=f"{scheme}://127.0.0.1:{hole.port}",
+                                          base_dn=slapd.BASE, timeout_seconds=5)).probe()
+    assert state["state"] == "unreachable"
+    assert "closed the connection" in state["error"] and "ca_file" not in state["error"]
+
+
+@pytest.mark.parametrize("scheme", ["ldaps", "ldap"])
+def test_a_directory_that_never_answers_is_reported_as_silent(scheme):
+    with BlackHole("silent") as hole:
+        state = Directory(DirectoryConfig(uri=f"{scheme}://127.0.0.1:{hole.port}",
+                                          base_dn=slapd.BASE, timeout_seconds=1)).probe()
+    assert state["state"] == "unreachable"
+    assert "no answer within 1 s" in state["error"] and "ca_file" not in state["error"]
+
+
+def test_a_refused_connection_is_reported_as_refused():
+    state = Directory(DirectoryConfig(uri=f"ldaps://127.0.0.1:{free_port()}",
+                                      base_dn=slapd.BASE)).probe()
+    assert "connection refused" in state["error"] and "ca_file" not in state["error"]
+
+
+# -- passwords in clear ------------------------------------------------------------------------
+
+def test_plain_ldap_without_start_tls_is_warned_about(server, tmp_path):
+    plain = run_cli(tmp_path, server.settings(uri=server.ldap_uri), "--json")
+    assert plain.returncode == 0, plain.stderr
+    assert "passwords cross the network in clear" in json.loads(plain.stdout)["directory"][
+        "warning"]
+    text = run_cli(tmp_path, server.settings(uri=server.ldap_uri)).stdout
+    assert "warning: passwords cross the network in clear" in text
+    for safe in (server.settings(), server.settings(uri=server.ldap_uri, start_tls=True)):
+        done = run_cli(tmp_path, safe, "--json")
+        assert json.loads(done.stdout)["directory"]["warning"] is None
+        assert "warning" not in run_cli(tmp_path, safe).stdout

@@ -10,11 +10,10 @@ from pathlib import Path
 import pytest
 
 from services.archive.archive import Archive
-from services.archive.extract import ExtractionPool
-from services.archive.indexer import Indexer
 from services.archive.search import search
 from services.archive.store import Envelope
 from services.web import mail_view
+from tests.integration.archive.indexed import indexed_archive, names_found
 
 CASES = Path(__file__).parents[2] / "data" / "cases"
 FILES = {
@@ -29,20 +28,15 @@ FILES = {
 
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory):
-    opened = Archive(tmp_path_factory.mktemp("data"), 450)
-    opened.raws = {name: (CASES / path).read_bytes() for name, path in FILES.items()}
-    opened.digests = {name: opened.store.put(raw, Envelope("gw@example.com", ["archive@example.com"]),
-                                             "smtp")
-                      for name, raw in opened.raws.items()}
-    with ExtractionPool(opened.profile.attachment_text_bytes) as pool:
-        Indexer(opened.store, opened.index_dir(), pool).catch_up()
-    opened.names = {digest: name for name, digest in opened.digests.items()}
+    opened = indexed_archive(tmp_path_factory.mktemp("data"),
+                             {name: (CASES / path).read_bytes() for name, path in FILES.items()},
+                             Envelope("gw@example.com", ["archive@example.com"]))
     yield opened
     opened.close()
 
 
 def found(archive, query) -> set[str]:
-    return {archive.names[hit.digest] for hit in search(archive.index_dir(), query).hits}
+    return set(names_found(archive, query))
 
 
 def test_every_case_is_stored_byte_exact(archive):

@@ -9,10 +9,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from services.archive.archive import Archive
-from services.archive.extract import ExtractionPool
-from services.archive.indexer import Indexer
-from services.archive.search import search
+from tests.integration.archive.indexed import indexed_archive, names_found
 from tests import reading_corpus as corpus
 from tests.unit.archive.test_extract import make_docx, make_xlsx, pdf_with_text
 
@@ -140,18 +137,13 @@ def build(tmp_path) -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory):
-    opened = Archive(tmp_path_factory.mktemp("data"), 450)
-    opened.raws = build(tmp_path_factory.mktemp("keys"))
-    opened.digests = {name: opened.store.put(raw, None, "smtp") for name, raw in opened.raws.items()}
-    with ExtractionPool(opened.profile.attachment_text_bytes) as pool:
-        Indexer(opened.store, opened.index_dir(), pool).catch_up()
-    opened.names = {digest: name for name, digest in opened.digests.items()}
+    opened = indexed_archive(tmp_path_factory.mktemp("data"), build(tmp_path_factory.mktemp("keys")))
     yield opened
     opened.close()
 
 
 def found(archive, query) -> set[str]:
-    return {archive.names[hit.digest] for hit in search(archive.index_dir(), query, 100).hits}
+    return set(names_found(archive, query, limit=100))
 
 
 def attachments(archive, name) -> list[str]:

@@ -3,11 +3,9 @@ from email.message import EmailMessage
 
 import pytest
 
-from services.archive.archive import Archive
-from services.archive.extract import ExtractionPool
-from services.archive.indexer import Indexer
 from services.archive.search import QuerySyntaxError, search
 from services.archive.store import Envelope
+from tests.integration.archive.indexed import indexed_archive, names_found
 
 pytestmark = pytest.mark.integration
 
@@ -47,17 +45,12 @@ MAILS = {
 
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory):
-    opened = Archive(tmp_path_factory.mktemp("data"), 450)
-    digests = {name: opened.store.put(raw, envelope, "smtp") for name, (raw, envelope) in MAILS.items()}
-    with ExtractionPool(opened.profile.attachment_text_bytes) as pool:
-        Indexer(opened.store, opened.index_dir(), pool).catch_up()
-    opened.names = {digest: name for name, digest in digests.items()}
+    opened = indexed_archive(tmp_path_factory.mktemp("data"), MAILS)
     yield opened
     opened.close()
 
 
-def found(archive, query, **options):
-    return [archive.names[hit.digest] for hit in search(archive.index_dir(), query, **options).hits]
+found = names_found
 
 
 @pytest.mark.parametrize("query, expected", [

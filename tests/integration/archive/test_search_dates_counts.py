@@ -6,10 +6,8 @@ from email.message import EmailMessage
 
 import pytest
 
-from services.archive.archive import Archive
-from services.archive.extract import ExtractionPool
-from services.archive.indexer import Indexer
 from services.archive.search import COUNT_LIMIT, search
+from tests.integration.archive.indexed import indexed_archive
 from tests.integration.archive.crowded import fill
 
 pytestmark = pytest.mark.integration
@@ -36,12 +34,8 @@ DATED = {  # NOW is Sunday 2024-03-10 12:00 UTC
 
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory):
-    opened = Archive(tmp_path_factory.mktemp("data"), 450)
-    digests = {name: opened.store.put(mail(name, date), None, "smtp")
-               for name, date in DATED.items()}
-    with ExtractionPool(opened.profile.attachment_text_bytes) as pool:
-        Indexer(opened.store, opened.index_dir(), pool).catch_up()
-    opened.names = {digest: name for name, digest in digests.items()}
+    opened = indexed_archive(tmp_path_factory.mktemp("data"),
+                             {name: mail(name, date) for name, date in DATED.items()})
     yield opened
     opened.close()
 

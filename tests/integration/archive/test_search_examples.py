@@ -6,10 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from services.archive.archive import Archive
-from services.archive.extract import ExtractionPool
-from services.archive.indexer import Indexer
 from services.archive.search import QuerySyntaxError, search
+from tests.integration.archive.indexed import indexed_archive, names_found
 
 pytestmark = pytest.mark.integration
 CASES = Path(__file__).resolve().parents[2] / "data" / "cases"
@@ -55,18 +53,13 @@ MAILS = {
 
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory):
-    opened = Archive(tmp_path_factory.mktemp("data"), 450)
-    digests = {name: opened.store.put(raw, None, "smtp") for name, raw in MAILS.items()}
-    with ExtractionPool(opened.profile.attachment_text_bytes) as pool:
-        Indexer(opened.store, opened.index_dir(), pool).catch_up()
-    opened.names = {digest: name for name, digest in digests.items()}
+    opened = indexed_archive(tmp_path_factory.mktemp("data"), MAILS)
     yield opened
     opened.close()
 
 
 def found(archive, query):
-    return sorted(archive.names[hit.digest]
-                  for hit in search(archive.index_dir(), query, limit=100).hits)
+    return sorted(names_found(archive, query, limit=100))
 
 
 @pytest.mark.parametrize("query", ["手続き", "subject:手続き", "会議", "予算案", '"会議の手続き"',

@@ -6,10 +6,8 @@ from email.message import EmailMessage
 
 import pytest
 
-from services.archive.archive import Archive
-from services.archive.extract import ExtractionPool
-from services.archive.indexer import Indexer
-from services.archive.search import search
+from tests.integration.archive.indexed import indexed_archive, names_found
+
 
 pytestmark = pytest.mark.integration
 
@@ -128,18 +126,13 @@ NOT_FOUND = [  # what must not match: a phrase out of order, a word in another f
 
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory):
-    opened = Archive(tmp_path_factory.mktemp("data"), 450)
-    digests = {language: opened.store.put(raw, None, "smtp") for language, raw in CORPUS.items()}
-    with ExtractionPool(opened.profile.attachment_text_bytes) as pool:
-        Indexer(opened.store, opened.index_dir(), pool).catch_up()
-    opened.languages = {digest: language for language, digest in digests.items()}
+    opened = indexed_archive(tmp_path_factory.mktemp("data"), CORPUS)  # named by language
     yield opened
     opened.close()
 
 
 def found(archive, query):
-    return sorted(archive.languages[hit.digest]
-                  for hit in search(archive.index_dir(), query, limit=100).hits)
+    return sorted(names_found(archive, query, limit=100))
 
 
 @pytest.mark.parametrize("language, query", WHOLE + PARTS + FOLDED + PHRASES + FILENAMES)

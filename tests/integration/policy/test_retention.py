@@ -107,13 +107,20 @@ def test_saved_search_policies_override_the_global_one_and_the_longest_wins(arch
     assert remaining(archive, digests) == ["legal-newsletter", "plain"]
 
 
-def test_holds_override_every_policy_until_they_expire(archive):
+def lawyers_case_past_retention(archive) -> dict[str, str]:
+    """Two messages 400 days old under a 30-day global retention: "case" (from the lawyer,
+    found by the saved search "case") and "other". Returns name -> digest."""
     digests = put_and_index(archive, {
         "case": message(1, "lawyer@x.com", "contract", 400 * DAY),
         "other": message(2, "bob@x.com", "lunch", 400 * DAY)})
     saved_searches.save(archive.replicated, "case", "from:lawyer", ADMIN)
     archive.replicated.put(retention.ENABLED, True)
     retention.set_global(archive.replicated, 30)
+    return digests
+
+
+def test_holds_override_every_policy_until_they_expire(archive):
+    digests = lawyers_case_past_retention(archive)
     today = time.strftime("%Y-%m-%d", time.gmtime(NOW))
     import datetime as dt
     holds.add(archive.replicated, archive.index_dir(), "case", dt.date.fromisoformat(today), ADMIN)
@@ -144,12 +151,7 @@ def test_a_hold_on_dates_covers_the_days_of_the_appliance_time_zone(archive):
 
 
 def test_a_hold_added_while_a_run_is_going_still_protects_its_mail(archive):
-    digests = put_and_index(archive, {
-        "case": message(1, "lawyer@x.com", "contract", 400 * DAY),
-        "other": message(2, "bob@x.com", "lunch", 400 * DAY)})
-    saved_searches.save(archive.replicated, "case", "from:lawyer", ADMIN)
-    archive.replicated.put(retention.ENABLED, True)
-    retention.set_global(archive.replicated, 30)
+    digests = lawyers_case_past_retention(archive)
     delete = archive.store.delete
     calls = []
 

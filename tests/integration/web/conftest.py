@@ -30,3 +30,22 @@ def site(tmp_path_factory, extra_mails):
 def fresh_throttle(site):
     """Each test starts with no failed logins counted."""
     site.app["auth"].throttle.clear()
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """Debian's Chromium, headless, driven by Playwright (tests marked `browser`)."""
+    from playwright.sync_api import sync_playwright
+    from tests.integration.web.browser import CHROMIUM, CHROMIUM_ARGS
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(chromium):
+    context = chromium.new_context(viewport={"width": 1280, "height": 900},
+                                   accept_downloads=True)
+    yield context.new_page()
+    context.close()

@@ -9,6 +9,9 @@ import zipfile
 
 import pytest
 
+from services.appliance import users
+from services.archive.mime import SUMMARY_HEADER_LIMIT
+from services.archive.store import Envelope
 from tests.integration.web.fixtures import BOB_MAIL, PASSWORD, Client, mail
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_throttle")]
@@ -49,22 +52,53 @@ BOBS = {
 }
 
 
-def _mail(name: str, to: str) -> tuple[bytes, None]:
+KATE = "kate@example.com"
+# Mail for dave in which kate appears only as a lookalike (U+212A KELVIN SIGN is no K): to
+# the header's address or the envelope's.
+NOT_KATES = {"kelvin-header": ("\u212aate@example.com", None),
+             "kelvin-envelope": (DAVE, "\u212aATE@Example.com")}
+
+
+def _mail(name: str, to: str, envelope_to: str | None = None) -> tuple[bytes, Envelope | None]:
     raw = mail("carol@example.com", "placeholder@example.org", f"Case {name}",
                f"For the eyes of dave only; bob ({BOB}) is mentioned here.",
                attachment=("case.bin", f"attachment of {name}".encode()))
-    return raw.replace(b"To: placeholder@example.org", b"To: " + to.encode()), None
+    envelope = Envelope("carol@example.com", [envelope_to]) if envelope_to else None
+    return raw.replace(b"To: placeholder@example.org", b"To: " + to.encode()), envelope
+
+
+def _cut_at_the_limit() -> tuple[bytes, None]:
+    """Mail to dave and bob@example.community whose header block passes
+    SUMMARY_HEADER_LIMIT right after `bob@example.com` (the reviewer's example)."""
+    raw, _ = _mail("cut-at-limit", "placeholder@example.org")
+    head, _, rest = raw.partition(b"To: placeholder@example.org\n")
+    field = b"To: dave@example.com, bob@example.com"
+    filler = SUMMARY_HEADER_LIMIT - len(head) - len(field)
+    pad = b"".join(b"X-Pad: " + b"a" * 990 + b"\n" for _ in range(filler // 998 - 1))
+    pad += b"X-Pad: " + b"b" * (filler - len(pad) - 8) + b"\n"
+    raw = head + pad + field + b"munity\n" + rest
+    assert raw[:SUMMARY_HEADER_LIMIT].endswith(b"bob@example.com")
+    return raw, None
 
 
 @pytest.fixture(scope="module")
 def extra_mails() -> dict:
     return {**{f"not-{name}": _mail(name, to) for name, to in NOT_BOBS.items()},
-            **{f"bob-{name}": _mail(name, to) for name, to in BOBS.items()}}
+            **{f"bob-{name}": _mail(name, to) for name, to in BOBS.items()},
+            **{f"not-kate-{name}": _mail(name, *to) for name, to in NOT_KATES.items()},
+            "kate-ascii-case": _mail("kate-ascii-case", "KATE@Example.COM"),
+            "not-bob-cut-at-limit": _cut_at_the_limit()}
 
 
 @pytest.fixture(scope="module")
 def bob(site) -> Client:
     return Client(site.url, basic=("bob", PASSWORD))
+
+
+@pytest.fixture(scope="module")
+def kate(site) -> Client:
+    users.add(site.archive, "kate", "user", [KATE], PASSWORD)
+    return Client(site.url, basic=("kate", PASSWORD))
 
 
 BOBS_MAIL = BOB_MAIL | {f"bob-{name}" for name in BOBS}
@@ -101,14 +135,17 @@ def test_bobs_export_holds_exactly_his_mail(site, bob, fmt):
     reply = bob.get(f"/api/export?format={fmt}&q=")
     assert reply.status == 200
     raws = {site.archive.store.get(digest): name for name, digest in site.digests.items()}
+    with zipfile.ZipFile(io.BytesIO(reply.body)) as exported:  # an evidence export
+        members = {name: exported.read(name) for name in exported.namelist()}
     if fmt == "zip":
-        with zipfile.ZipFile(io.BytesIO(reply.body)) as exported:
-            found = {site.names[member[:-4]] for member in exported.namelist()}
+        found = {site.names[member[len("messages/"):-4]] for member in members
+                 if member.startswith("messages/")}
     else:
-        found = {name for raw, name in raws.items() if _mbox_holds(reply.body, raw)}
+        found = {name for raw, name in raws.items() if _mbox_holds(members["messages.mbox"], raw)}
     assert found == BOBS_MAIL
-    for name in NOT_BOBS:
-        assert f"Case {name}\n".encode() not in reply.body.replace(b"\r\n", b"\n")
+    for name in NOT_BOBS:  # not in the mail, nor in the manifest
+        for content in members.values():
+            assert f"Case {name}".encode() not in content
 
 
 def test_the_auditor_still_reads_them_all(site):
@@ -121,3 +158,27 @@ def _mbox_holds(mbox: bytes, raw: bytes) -> bool:
     """Whether the message's subject line is in the mbox (mboxrd may quote its From_ lines)."""
     subject = next(line for line in raw.splitlines() if line.startswith(b"Subject: "))
     return subject in mbox
+
+
+def test_a_lookalike_of_kates_address_is_not_hers(site, kate):
+    """`\u212aate@example.com` lowercases to kate@example.com with str.lower(): in the To
+    header or the envelope, it gave kate search hits and downloads of dave's mail."""
+    hits = kate.get("/api/search?limit=500&q=").json()["hits"]
+    found = {site.names[hit["digest"]] for hit in hits}
+    assert found == {"kate-ascii-case"}
+    for name in NOT_KATES:
+        digest = site.digests[f"not-kate-{name}"]
+        for path in (f"/api/messages/{digest}", f"/api/messages/{digest}/raw"):
+            assert kate.get(path).status == 404, (name, path)
+    assert kate.get(f"/api/messages/{site.digests['kate-ascii-case']}").status == 200
+
+
+def test_a_header_cut_at_256_KiB_grants_bob_neither_search_nor_download(site, bob):
+    """The access check read the first 256 KiB of the header, the index all of it: the cut
+    made bob@example.community bob's for downloads by digest, though his search found none."""
+    digest = site.digests["not-bob-cut-at-limit"]
+    assert bob.get("/api/search?q=subject:cut-at-limit").json()["hits"] == []
+    for path in (f"/api/messages/{digest}", f"/api/messages/{digest}/raw"):
+        assert bob.get(path).status == 404, path
+    auditor = Client(site.url, basic=("audrey", PASSWORD))
+    assert auditor.get(f"/api/messages/{digest}/raw").body == site.archive.store.get(digest)

@@ -1,78 +1,35 @@
 """The web UI in headless Chromium (Debian's chromium, driven by Playwright): log in,
 search, open a message, export, read the status page, as `archiver serve web` serves
-them. Screenshots are kept in build/test-output/screenshots/."""
+them. Screenshots are kept in build/screenshots/."""
 from __future__ import annotations
 
 import zipfile
 
 import pytest
-import yaml
 
-from tests.conftest import TREE
-from tests.integration.processes import ArchiverService, wait_for_port
-from tests.integration.web.fixtures import ALICE_MAIL, MAILS, PASSWORD, build_archive
+from tests.integration.web import browser
+from tests.integration.web.browser import shot
+from tests.integration.web.fixtures import ALICE_MAIL, MAILS
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-SCREENSHOTS = TREE / "build" / "test-output" / "screenshots"
 
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("browser")
-    started = ArchiverService(directory, {"model": 450}, command=("serve", "web"))
-    archive, _ = build_archive(started.data)
-    archive.close()
-    started.config["web"]["plain_http"] = True
-    started.config_path.write_text(yaml.safe_dump(started.config))
-    started.start()
-    wait_for_port("127.0.0.1", started.web_port)
-    started.url = f"http://127.0.0.1:{started.web_port}"
+    started = browser.web_service(tmp_path_factory.mktemp("browser"))
     yield started
     assert started.stop() == 0
 
 
-@pytest.fixture(scope="module")
-def chromium():
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(chromium):
-    context = chromium.new_context(viewport={"width": 1280, "height": 900},
-                                   accept_downloads=True)
-    yield context.new_page()
-    context.close()
-
-
-def shot(page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
-
-
 def log_in(page, service, name: str, screenshot: str | None = None) -> None:
-    page.goto(service.url + "/search")
-    assert "/login" in page.url
-    page.fill("input[name=name]", name)
-    page.fill("input[name=password]", PASSWORD)
-    if screenshot:
-        shot(page, screenshot)
-    page.click("button:has-text('Log in')")
-    page.wait_for_url("**/search")
+    browser.log_in(page, service.url, name, screenshot)
 
 
 def search(page, query: str) -> list[str]:
     page.fill("input[name=q]", query)
     page.click("form.search button")
     page.wait_for_selector("p.summary")
-    return page.locator("table.hits tbody td:nth-child(3)").all_inner_texts()
+    return page.locator("table.hits tbody td.subject a").all_inner_texts()
 
 
 def test_log_in_search_open_a_message_and_export(page, service, tmp_path):
@@ -85,17 +42,18 @@ def test_log_in_search_open_a_message_and_export(page, service, tmp_path):
     page.click("a:has-text('Merger draft')")
     page.wait_for_selector("h1:has-text('Merger draft')")
     assert "alice@example.com" in page.inner_text("table.envelope")  # envelope recipient
-    assert "Draft of the merger" in page.inner_text("pre.body")
+    assert "Draft of the merger" in page.inner_text("pre.body")  # a text mail: as text
     shot(page, "03-message")
 
     page.go_back()
-    page.select_option("select[name=format]", "zip")
+    page.check("input[name=scope][value=all]")
     with page.expect_download() as started:
-        page.click("button:has-text('Export')")
+        page.click("button:has-text('Export (.eml files)')")
     saved = tmp_path / "export.zip"
     started.value.save_as(saved)
     with zipfile.ZipFile(saved) as archive:
-        assert len(archive.namelist()) == 4
+        assert len([n for n in archive.namelist() if n.startswith("messages/")]) == 4
+        assert "manifest.csv" in archive.namelist()
     shot(page, "04-export")
 
 
@@ -103,7 +61,7 @@ def test_message_with_an_attachment_downloads_it(page, service, tmp_path):
     log_in(page, service, "alice")
     search(page, "report")
     page.click("a:has-text('Quarterly report')")
-    page.wait_for_selector("ul.attachments")
+    page.wait_for_selector("ul.tree")
     shot(page, "05-attachment")
     with page.expect_download() as started:
         page.click("a:has-text('report.bin')")
@@ -125,10 +83,10 @@ def test_status_page(page, service):
     log_in(page, service, "admin")
     page.click("header nav a:has-text('Status')")
     page.wait_for_selector("h1:has-text('Status')")
-    storage = page.inner_text("section.card:has(h2:has-text('Storage'))")
+    storage = page.inner_text("section.card:has(h2:has-text('Model capacity'))")
     assert f"{len(MAILS)} messages" in storage
-    queues = page.inner_text("section.card:has(h2:has-text('Queues'))")
-    assert f"{len(MAILS)} of {len(MAILS)} indexed" in queues
+    index = page.inner_text("section.card:has(h2:has-text('Index'))")
+    assert f"{len(MAILS)} of {len(MAILS)} indexed" in index
     web_row = page.inner_text("table.services tr:has(td:text-is('web'))")
     assert "running" in web_row
     shot(page, "07-status")
@@ -147,12 +105,15 @@ def test_admin_pages(page, service, path, heading):
 def test_saving_a_search_and_holding_it(page, service):
     log_in(page, service, "audrey")
     search(page, "from:carol")
+    page.check("input[name=scope][value=all]")
+    page.click("summary:has-text('Save as a search')")
     page.fill("input[name=name]", "carol-mail")
     page.click("button:has-text('Save')")
     page.wait_for_url("**/saved")
     assert "carol-mail" in page.inner_text("table")
     page.goto(service.url + "/holds")
     page.select_option("select[name=saved]", "carol-mail")
+    page.fill("input[name=matter]", "Carol's matter")
     page.click("button:has-text('Hold')")
     page.wait_for_selector("p.flash")
     assert "is held" in page.inner_text("p.flash")

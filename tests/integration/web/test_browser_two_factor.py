@@ -10,27 +10,17 @@ from urllib.parse import parse_qs, urlsplit
 
 import pyotp
 import pytest
-import yaml
 
-from tests.integration.processes import ArchiverService, wait_for_port
-from tests.integration.web.fixtures import PASSWORD, build_archive
-from tests.integration.web.test_browser import chromium, page, shot  # noqa: F401 (fixtures)
+from tests.integration.web.fixtures import PASSWORD
+from tests.integration.web.browser import shot, web_service
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("browser-2fa")
-    started = ArchiverService(directory, {"model": 450}, command=("serve", "web"))
-    archive, _ = build_archive(started.data)
-    archive.close()
-    started.config["web"]["plain_http"] = True
-    started.config["two_factor"] = {"required_for": ["admin"], "issuer": "Archiver test"}
-    started.config_path.write_text(yaml.safe_dump(started.config))
-    started.start()
-    wait_for_port("127.0.0.1", started.web_port)
-    started.url = f"http://127.0.0.1:{started.web_port}"
+    started = web_service(tmp_path_factory.mktemp("browser-2fa"),
+                          two_factor={"required_for": ["admin"], "issuer": "Archiver test"})
     yield started
     assert started.stop() == 0
 
@@ -45,7 +35,7 @@ def read_qr_code(page, tmp_path) -> str:
     return done.stdout.strip()
 
 
-def test_an_admin_enrols_and_signs_in_with_a_code(page, service, tmp_path):  # noqa: F811
+def test_an_admin_enrols_and_signs_in_with_a_code(page, service, tmp_path):
     page.goto(service.url + "/search")
     page.fill("input[name=name]", "admin")
     page.fill("input[name=password]", PASSWORD)

@@ -174,6 +174,51 @@ def test_a_local_account_shadows_the_directory_user_of_the_same_name(site, direc
     assert local.get("/api/session").json()["name"] == "bob"
 
 
+@pytest.mark.parametrize("name", ["\ud800", "al\udfffice", "\udc80admin", "bob\udbff"],
+                         ids=ascii)
+def test_a_name_that_is_no_text_is_a_clear_400(site, directory, name):
+    """JSON can carry a lone surrogate, which UTF-8 cannot: a clear message, not Python's."""
+    reply = Client(site.url).log_in(name, "Some-Password-1")
+    assert reply.status == 400 and "not valid text" in reply.json()["error"]
+    assert "codec" not in reply.json()["error"]
+
+
+@pytest.mark.parametrize("name", ["alice", "bob"])
+def test_a_password_that_is_no_text_is_a_wrong_password(site, directory, name):
+    reply = Client(site.url).log_in(name, "Wonder\ud800land")
+    assert reply.status == 401 and "wrong name or password" in reply.json()["error"]
+
+
+def add_person(directory, name: str, password: str) -> str:
+    """A directory user `name` the test adds (each directory its way); their DN."""
+    connection = directory.admin()
+    if directory.kind == "ad":
+        samba_dc.SambaDC._user(connection, name, password, {})
+        dn = f"CN={name},{samba_dc.USERS}"
+    else:
+        dn = f"uid={name},ou=contractors,{slapd.BASE}"
+        connection.add(dn, ["inetOrgPerson"], {"uid": name, "cn": name, "sn": name,
+                                               "userPassword": password})
+    connection.unbind()
+    return dn
+
+
+def test_a_directory_name_a_local_accounts_but_for_case_is_refused_saying_why(site, directory):
+    """Local "audrey" and a directory "Audrey": only the local one ever signs in, and the
+    directory one is told why (its password was right)."""
+    dn = add_person(directory, "Audrey", "Directory-Pass-123")
+    try:
+        reply = Client(site.url).log_in("Audrey", "Directory-Pass-123")
+        assert reply.status == 401
+        assert "has the name of a local account" in reply.json()["error"]
+        assert log_in(site, directory, "audrey", PASSWORD).get(
+            "/api/session").json()["role"] == "auditor"
+    finally:
+        connection = directory.admin()
+        connection.delete(dn)
+        connection.unbind()
+
+
 # -- their mail and their role -----------------------------------------------------------
 
 def test_a_user_reads_the_mail_of_every_address_the_directory_knows_and_no_one_elses(
@@ -198,6 +243,38 @@ def test_the_role_comes_from_group_membership_nested_groups_included(site, direc
     everything = readable(site, client)
     if role != "user":
         assert everything == set(site.names.values())
+
+
+def test_only_the_configured_group_dns_make_admins(site, directory):
+    """A group of the admin group's name in another OU gives nothing; in AD, a distribution
+    group (no security group) gives nothing even when its DN is configured."""
+    connection = directory.admin()
+    if directory.kind == "ad":
+        alice, ou = f"CN=alice,{samba_dc.USERS}", f"OU=Sales,{samba_dc.BASE}"
+        connection.add(ou, ["top", "organizationalUnit"])
+        elsewhere, listed = f"CN=Archive Admins,{ou}", f"CN=Sales List,{ou}"
+        connection.add(elsewhere, ["top", "group"], {"sAMAccountName": "sales-archive-admins",
+                                                     "member": [alice]})
+        connection.add(listed, ["top", "group"], {"sAMAccountName": "sales-list",
+                                                  "groupType": 2,  # global distribution
+                                                  "member": [alice]})
+        made = [listed, elsewhere, ou]
+    else:
+        alice = slapd.people_dn("alice")
+        elsewhere = f"cn=Archive Admins,ou=contractors,{slapd.BASE}"
+        connection.add(elsewhere, ["groupOfNames"], {"cn": "Archive Admins", "member": [alice]})
+        made, listed = [elsewhere], None
+    try:
+        assert log_in(site, directory, "alice").get("/api/session").json()["role"] == "user"
+        if listed is not None:
+            configured = Directory(DirectoryConfig(**directory.settings(admin_groups=[listed])))
+            account = configured.find("alice")
+            assert account.role == "user" and listed not in account.groups
+            assert elsewhere in account.groups  # a security group is counted
+    finally:
+        for dn in made:
+            connection.delete(dn)
+        connection.unbind()
 
 
 def test_a_disabled_user_is_refused(site, directory):
@@ -297,6 +374,7 @@ def test_status_shows_the_directory(site, directory, tmp_path):
     done = subprocess.run([ARCHIVER, "status", "--config", config], capture_output=True,
                           text=True, timeout=120)
     assert f"directory {directory.settings()['uri']}: ok" in done.stdout
+    assert "warning" not in done.stdout  # ldaps://
 
 
 # -- TLS -------------------------------------------------------------------------------------

@@ -217,6 +217,49 @@ def test_signing_in_with_codes_again_and_again_is_never_throttled(site, clock, a
         clock.step()
 
 
+# -- proofs asked for on the account page ------------------------------------------------------
+
+def proofs_failed(site, name: str) -> list[dict]:
+    return [e for e in audit.entries(site.archive.store)
+            if e["action"] == "proof-failed" and e["who"] == name]
+
+
+@pytest.mark.parametrize("path", ["/account/two-factor/recovery", "/account/two-factor/off"])
+def test_codes_asked_for_on_the_account_page_are_throttled_and_audited(site, clock, account,
+                                                                       path):
+    """A session cookie must not buy unlimited code guesses: each wrong code counts as a
+    failed login does, and is audited."""
+    site.app["auth"].throttle.clock = lambda: 11000.0  # no time passes: waits stay waits
+    secret, codes = enrol(site, clock, signed_in(site, account))
+    client = signed_in_with(site, account, pyotp.TOTP(secret).at(clock.now))
+    clock.step()
+    guesses = [account_form(client, path, code=f"{n:06d}").status for n in range(8)]
+    assert guesses[:5] == [303] * 5 and guesses[5:] == [429] * 3
+    assert account_form(client, path, code=codes[0]).status == 429  # even a right one waits
+    assert totp.status(site.archive, account)["recovery_codes_left"] == totp.RECOVERY_CODES
+    failed = proofs_failed(site, account)
+    assert len(failed) == 5 and failed[0]["details"]["via"] == "account"
+    assert "wrong or already used code" in failed[0]["details"]["reason"]
+
+
+def test_the_current_password_asked_to_change_it_is_throttled_and_audited(site, clock,
+                                                                          account):
+    site.app["auth"].throttle.clock = lambda: 12000.0
+    client = Client(site.url)
+    assert client.log_in(account).status == 200
+    change = {"current_password": "a guess", "new_password": "Another-Pass-789"}
+    replies = [client.request("PUT", "/api/session/password", change) for _ in range(7)]
+    assert [r.status for r in replies] == [400] * 5 + [429] * 2
+    assert "current password is wrong" in replies[0].json()["error"]
+    right = dict(change, current_password=PASSWORD)
+    assert client.request("PUT", "/api/session/password", right).status == 429
+    page = account_form(client, "/account/password", current_password=PASSWORD,
+                        new_password="Another-Pass-789", repeat_password="Another-Pass-789")
+    assert page.status == 429  # the account page's form is the same guess
+    assert users.authenticate(site.archive, account, PASSWORD) is not None  # unchanged
+    assert len(proofs_failed(site, account)) == 5
+
+
 # -- turning it off, required for admins -----------------------------------------------------
 
 def test_turning_codes_off_takes_a_code(site, clock, account):

@@ -2,7 +2,9 @@
 sees which page, and mail shown as text. (test_browser.py drives it in Chromium.)"""
 from __future__ import annotations
 
+import io
 import re
+import zipfile
 
 import pytest
 
@@ -14,7 +16,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_throttle")
 
 XSS_SUBJECT = '<script>alert("x")</script> hello'
 STAFF_PAGES = ["/status", "/saved", "/retention", "/holds", "/audit"]
-ADMIN_PAGES = ["/mirror", "/sources"]
+ADMIN_PAGES = ["/mirror", "/sources", "/users"]
 
 
 @pytest.fixture(scope="module")
@@ -113,10 +115,13 @@ def test_mail_is_shown_as_text_never_as_markup(site):
 def test_export_form_downloads_the_search(site):
     browser = logged_in(site, "alice")
     page = browser.get("/search?q=lunch")
-    reply = browser.request("POST", "/export", form={"q": "lunch", "format": "mbox",
-                                                     "csrf_token": csrf_token(page.body)})
-    assert reply.status == 200 and reply.body.count(b"\nFrom ") + 1 == 1
-    assert b"Lunch plans" in reply.body
+    reply = browser.request("POST", "/selection", form={
+        "q": "lunch", "scope": "all", "action": "export-mbox",
+        "csrf_token": csrf_token(page.body)})
+    assert reply.status == 200
+    with zipfile.ZipFile(io.BytesIO(reply.body)) as exported:
+        mbox = exported.read("messages.mbox")
+    assert mbox.count(b"\nFrom ") + 1 == 1 and b"Lunch plans" in mbox
 
 
 def test_changing_ones_password_keeps_one_logged_in(site):

@@ -37,17 +37,19 @@ def test_attributes_not_configured_give_nothing():
                      ["mail"]) == ["a@example.com"]
 
 
-GROUPS = [("CN=IT,CN=Users,DC=corp,DC=example", "IT"),
-          ("CN=Archive Admins,CN=Users,DC=corp,DC=example", "Archive Admins")]
+GROUPS = ["CN=IT,CN=Users,DC=corp,DC=example", "CN=Archive Admins,CN=Users,DC=corp,DC=example"]
+ADMINS_DN = "CN=Archive Admins,CN=Users,DC=corp,DC=example"
+IT_DN = "CN=IT,CN=Users,DC=corp,DC=example"
 
 
 @pytest.mark.parametrize("admins, auditors, role", [
-    (["Archive Admins"], [], "admin"),
-    (["archive admins"], [], "admin"),
+    ([ADMINS_DN], [], "admin"),
     (["cn=archive admins, cn=users,dc=CORP,dc=example"], [], "admin"),
-    ([], ["IT"], "auditor"),
-    (["Archive Admins"], ["IT"], "admin"),  # the higher of the two
-    (["Admins"], ["cn=IT"], "user"),  # a name is a whole cn; "cn=IT" is no DN of theirs
+    ([], [IT_DN], "auditor"),
+    ([ADMINS_DN], [IT_DN], "admin"),  # the higher of the two
+    (["Archive Admins"], ["IT"], "user"),  # a group's name alone matches nothing
+    (["cn=IT"], [], "user"),  # a DN of another place in the tree
+    (["CN=Archive Admins,OU=Sales,DC=corp,DC=example"], [], "user"),  # same name, other OU
     (["CN=Archive Admins,CN=Users,DC=other"], [], "user"),
     ([], [], "user"),
 ])

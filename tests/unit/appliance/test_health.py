@@ -8,6 +8,8 @@ from services.common.config import Config
 from services.appliance.health import health
 from services.appliance.service_state import ServiceRecords
 from services.cli.status import text_lines
+from services.web.metrics import render
+from tests.integration.processes import models_file
 
 
 def message(n: int) -> bytes:
@@ -56,3 +58,33 @@ def test_the_text_view_shows_every_service_and_the_counters(archive):
     assert "smtp     failed: cannot listen on 0.0.0.0:25: address already in use" in text
     assert "journal  never started" in text
     assert "archived: 1 (import 1); this hour 1" in text
+
+
+def test_status_text_and_metrics_say_how_much_room_each_space_has(archive):
+    report = health(Config(), archive)
+    assert list(report["space"]) == ["data_disk", "store_capacity"]
+    data = report["space"]["data_disk"]
+    assert data["words"].startswith(f"data disk {data['state']}: ")
+    assert data["low_below_bytes"] == archive.profile.intake.min_free_disk_mb * 1024 * 1024
+    text = text_lines(report)
+    assert f"space: {data['words']}" in text and text.index(f"space: {data['words']}") == 1
+    exposition = render(report, failed_logins=0)
+    assert f'archiver_space_free_bytes{{space="data_disk"}} {data["free_bytes"]}' in exposition
+    assert 'archiver_space_full{space="store_capacity"} 0' in exposition
+
+
+def test_a_disk_below_the_models_threshold_is_low_before_it_is_full(tmp_path, monkeypatch):
+    monkeypatch.setenv("ARCHIVER_MODELS", str(models_file(tmp_path,
+                                                          intake={"min_free_disk_mb": 10**9})))
+    low = Archive(tmp_path / "data", 450)
+    try:
+        report = health(Config(), low)
+    finally:
+        low.close()
+    data = report["space"]["data_disk"]
+    assert data["state"] == "low" and data["words"].startswith("data disk low: ")
+    assert data["words"].endswith("(low below 953.7 TiB)")
+    assert f"space: {data['words']}" in text_lines(report)
+    exposition = render(report, failed_logins=0)
+    assert 'archiver_space_low{space="data_disk"} 1' in exposition
+    assert 'archiver_space_full{space="data_disk"} 0' in exposition

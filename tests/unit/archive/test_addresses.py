@@ -10,7 +10,7 @@ import string
 import xapian
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from services.archive.addresses import parse_address_list
+from services.archive.addresses import lowercase_ascii, parse_address_list
 from services.archive.extract import extract
 from services.archive.index import ADDRESS_PREFIX, addresses_of, build_document
 from services.archive.mime import addresses, summarize_headers
@@ -183,3 +183,61 @@ def test_a_huge_damaged_header_is_read_in_one_pass():
                   '"' + "a" * 2**18, "<" * 2**18, "a." * 2**17, "a@" * 2**17, ",;" * 2**17):
         assert parse_address_list(value) == []
     assert len(parse_address_list("a@b.c, " * 150_000)) == 150_000
+
+
+# Not ASCII, but lower(), upper() or casefold() gives ASCII letters: U+212A KELVIN SIGN ('k'),
+# U+0130 ('i' and a dot), U+0131 and U+017F (upper 'I', 'S'), U+00DF ('ss'), ligatures...
+# -> the ASCII letters they stand for, lowercased.
+LOOKALIKES = {
+    chr(code): letters
+    for code in range(0x80, 0x110000)
+    for letters in {"".join(c for c in form if c in string.ascii_letters).lower()
+                    for form in (chr(code).lower(), chr(code).upper(), chr(code).casefold())}
+    if letters
+}
+ASCII_UPPER = str.maketrans(string.ascii_lowercase, string.ascii_uppercase)
+
+
+def test_the_lookalikes_are_the_known_ones():
+    """The set the properties draw from holds the characters the attack used."""
+    assert {"\u212a": "k", "\u0130": "i", "\u017f": "s", "\u0131": "i",
+            "\u00df": "ss", "\ufb01": "fi"}.items() <= LOOKALIKES.items()
+
+
+@st.composite
+def spoofed(draw) -> tuple[str, str]:
+    """(a user's address, the same with some of its letters written as lookalikes and the
+    rest in any ASCII case, in the local part or the domain): never the same address."""
+    lookalike = draw(st.lists(st.sampled_from(sorted(LOOKALIKES)), min_size=1, max_size=3))
+    words = [draw(WORD) for _ in range(len(lookalike) + 1)]
+    real = words[0] + "".join(LOOKALIKES[c] + word for c, word in zip(lookalike, words[1:]))
+    spoof = words[0] + "".join(c + word for c, word in zip(lookalike, words[1:]))
+    spoof = "".join(c.translate(ASCII_UPPER) if draw(st.booleans()) else c for c in spoof)
+    if draw(st.booleans()):  # the domain is the spoofed part
+        return f"kate@{real}.example", f"Kate@{spoof}.EXAMPLE"
+    return f"{real}@{REAL_DOMAIN}", f"{spoof}@{REAL_DOMAIN.upper()}"
+
+
+@PROPERTY
+@given(spoofed(), st.sampled_from(["{}", "Name <{}>", "a@x.org, {}", "g: {};", "{} (c)"]))
+def test_a_lookalike_of_an_address_is_never_that_address(pair, form):
+    """U+212A KELVIN SIGN in `\u212aate@example.com` is no 'K': kate@example.com gets none
+    of it, from any header or the envelope. Addresses are lowercased in ASCII only."""
+    user, spoof = pair
+    shouted = spoof.translate(ASCII_UPPER)
+    raw = (f"To: {form.format(spoof)}\r\nCc: {form.format(shouted)}\r\n"
+           f"Subject: s\r\n\r\nfor {user}\r\n").encode()
+    assert user not in {m.address for m in parse_address_list(form.format(spoof))}
+    assert user not in addresses_of(summarize_headers(raw), [spoof, shouted])
+    document = build_document("0" * 64, {"recipients": [spoof], "size": len(raw),
+                                         "received": 0.0}, extract(raw, 1 << 20))
+    assert ADDRESS_PREFIX + user not in {term.term.decode() for term in document.termlist()}
+    assert lowercase_ascii(spoof) != user and lowercase_ascii(shouted) != user
+
+
+def test_ascii_case_still_does_not_matter():
+    assert [m.address for m in parse_address_list(
+        'KATE@Example.COM, <Kate@EXAMPLE.com>, "KATE"@example.com')] == ["kate@example.com"] * 3
+    assert "kate@example.com" in addresses_of(summarize_headers(b"To: x@y.z\r\n\r\n"),
+                                              [" KATE@Example.COM"])
+    assert lowercase_ascii("J\u00d6RG@\u212aate.EXAMPLE") == "j\u00d6rg@\u212aate.example"

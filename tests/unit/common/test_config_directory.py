@@ -13,7 +13,7 @@ directory:
   bind_dn: CN=archiver,CN=Users,DC=corp,DC=example,DC=com
   bind_password_file: /etc/archiver/directory.secret
   base_dn: DC=corp,DC=example,DC=com
-  admin_groups: [Archive Admins]
+  admin_groups: ["CN=Archive Admins,OU=Groups,DC=corp,DC=example,DC=com"]
   auditor_groups: ["CN=Legal,CN=Users,DC=corp,DC=example,DC=com"]
   refresh_seconds: 120
 two_factor:
@@ -31,6 +31,16 @@ def write(tmp_path):
         path.write_text(text.replace("{ca}", str(ca)))
         return path
     return written
+
+
+def test_the_documented_examples_name_groups_by_dn():
+    """config.py's and README's examples load: a group's name alone is refused."""
+    import re
+    from services.common import config
+    from tests.conftest import TREE
+    for text in (config.__doc__, (TREE / "README.md").read_text()):
+        for line in re.findall(r"(?:admin|auditor)_groups: \[.*\]", text):
+            assert "=" in line and "DC=" in line.upper(), line
 
 
 def test_the_documented_example_loads_with_the_defaults_of_its_kind(write):
@@ -93,6 +103,20 @@ def test_no_directory_and_no_two_factor_by_default(write):
     (("kind: ad", "kind: ad\n  nested_groups: deep"), "directory.nested_groups",
      "expected in_chain or recursive"),
     (("kind: ad", "kind: ad\n  admins: [x]"), "directory.admins", "expected one of the known keys"),
+    (("admin_groups: [\"CN=Archive Admins,OU=Groups,DC=corp,DC=example,DC=com\"]",
+      "admin_groups: [Archive Admins]"), "directory.admin_groups",
+     "expected a list of group DNs like cn=Archive Admins,ou=Groups,dc=example,dc=com, "
+     "got ['Archive Admins']"),
+    (("auditor_groups: [\"CN=Legal,CN=Users,DC=corp,DC=example,DC=com\"]",
+      "auditor_groups: [Legal, 'cn=Legal']"), "directory.auditor_groups",
+     "expected a list of group DNs like cn="),
+    (("auditor_groups: [\"CN=Legal,CN=Users,DC=corp,DC=example,DC=com\"]",
+      "auditor_groups: ['CN=Legal,CN=Users,DC=other,DC=com']"), "directory.auditor_groups",
+     "expected group DNs under base_dn (DC=corp,DC=example,DC=com)"),
+    (("refresh_seconds: 120", "refresh_seconds: 120\n  concurrency: 0"),
+     "directory.concurrency", "expected a whole number 1-4"),
+    (("refresh_seconds: 120", "refresh_seconds: 120\n  concurrency: 2.5"),
+     "directory.concurrency", "expected a whole number 1-4, got 2.5"),
     (("required_for: [admin]", "required_for: [root]"), "two_factor.required_for",
      "expected a list of roles (admin, auditor, user)"),
     (("required_for: [admin]", "required_for: admin"), "two_factor.required_for",

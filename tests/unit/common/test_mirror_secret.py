@@ -24,12 +24,21 @@ WEAK = [
     "secretsecretsecretsecret",
     "1qaz2wsx3edc4rfv5tgb6yhn",
     "iloveyouiloveyouiloveyou",
+    # Phrases of common words (zxcvbn scored them 10^20 or more as typed; the review's four)
+    "correct horse battery staple",
+    "the quick brown fox jumps over the lazy dog",
+    "mirror-secret-for-example-com",
+    "archiver-mirror-secret-2024-01",
+    "Correct.Horse_Battery-Staple",
+    "lab mirror secret, shared by every VM of the lab",  # the VM lab's old default
+    "a shared secret of enough length",
 ]
 STRONG = [
     "tulip-gravel-mosaic-ninja-orbit-fjord",
     "quartz-lantern-vivid-saddle-prism-otter",
     "x7Kq9pL2mR4vT8wZ3nB6yH5s",
-    "lab mirror secret, shared by every VM of the lab",
+    "lab: quartz lantern vivid saddle prism otter fjord",  # qemu/lab.py's default
+    "crème-brûlée-façade-naïve-élan-öre",
 ]
 
 
@@ -57,6 +66,17 @@ def test_length_alone_is_checked_first(length):
 @pytest.mark.parametrize("secret", STRONG)
 def test_strong_secrets_pass(secret):
     assert problem(secret) is None and check(secret) == secret
+
+
+@pytest.mark.parametrize("secret", WEAK[-7:])
+def test_a_phrase_of_common_words_is_refused_whatever_its_separators(secret):
+    reason = problem(secret)
+    assert reason is not None and "too easy to guess" in reason
+    for separator in ("-", ".", "_", " ", " - ", "__"):
+        variant = separator.join(secret.replace(",", "").split())
+        if len(variant) >= MIN_LENGTH:
+            assert problem(variant) is not None, variant
+            assert problem(variant.upper()) is not None, variant.upper()
 
 
 def test_generated_secrets_pass_and_differ():

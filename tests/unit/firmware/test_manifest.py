@@ -1,5 +1,6 @@
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -239,3 +240,84 @@ def test_a_file_in_nested_payload_folders_is_named_once(site):
     assert manifest.unlisted(root, found) == [
         f"{PACKAGES}/services/extra.py is not in the manifest (an unlisted file in the payload "
         f"folder {PACKAGES})"]
+
+
+# -- guarded folders: the names that run before or around the services -------------------
+
+GUARDED = {"etc/systemd/system": ["archiver-*", "*.service.d"],
+           "usr/lib/python3.11": ["sitecustomize*", "usercustomize*", "*.pth"]}
+
+
+@pytest.fixture
+def guarded_site(tmp_path):
+    """A root like an image's /etc/systemd/system (systemd's own links, an archiver unit's
+    enablement) and stdlib folder (sitecustomize.py a link into /etc/python3.11), signed
+    with those folders guarded."""
+    root = tmp_path / "root"
+    units = root / "etc" / "systemd" / "system"
+    (units / "multi-user.target.wants").mkdir(parents=True)
+    (units / "multi-user.target.wants" / "archiver.service").symlink_to(
+        "/usr/lib/systemd/system/archiver.service")
+    (units / "archiver-data.service.d").mkdir()
+    (units / "archiver-data.service.d" / "10-disk.conf").write_text("[Unit]\n")
+    stdlib = root / "usr" / "lib" / "python3.11"
+    stdlib.mkdir(parents=True)
+    (stdlib / "os.py").write_text("")
+    (stdlib / "sitecustomize.py").symlink_to("/etc/python3.11/sitecustomize.py")
+    (root / "etc" / "python3.11").mkdir()
+    (root / "etc" / "python3.11" / "sitecustomize.py").write_text("# Debian's\n")
+    private_path, public_path = keys.generate(tmp_path / "keys")
+    found = manifest.create(root, ["etc/python3.11"], 450, VERSION, guarded=GUARDED)
+    data = found.to_bytes()
+    signature = manifest.sign(data, keys.load_private(private_path))
+    return root, data, signature, keys.load_public(public_path), found
+
+
+def test_guarded_names_are_listed_and_the_rest_of_the_folder_is_not(guarded_site):
+    root, data, signature, public, found = guarded_site
+    assert found.guarded == {folder: sorted(names) for folder, names in GUARDED.items()}
+    assert "etc/systemd/system/archiver-data.service.d" in found.folders
+    assert found.links == {"usr/lib/python3.11/sitecustomize.py":
+                           "/etc/python3.11/sitecustomize.py"}
+    assert "usr/lib/python3.11/os.py" not in found.files
+    (root / "etc" / "systemd" / "system" / "timers.target.wants").mkdir()  # systemd's own
+    (root / "usr" / "lib" / "python3.11" / "new_module.py").write_text("")
+    assert manifest.verify(data, signature, public, root) == manifest.Manifest.from_bytes(data)
+
+
+GUARDED_ADDED = {
+    "etc/systemd/system/archiver-verify.service": "etc/systemd/system",  # overrides the unit
+    "etc/systemd/system/archiver-verify.service.d/override.conf": "etc/systemd/system",
+    "etc/systemd/system/systemd-journald.service.d/evil.conf": "etc/systemd/system",
+    "etc/systemd/system/archiver-data.service.d/20-evil.conf": None,  # a payload folder
+    "usr/lib/python3.11/usercustomize.py": "usr/lib/python3.11",
+    "usr/lib/python3.11/zz.pth": "usr/lib/python3.11",
+    "etc/python3.11/extra.py": None,
+}
+
+
+@pytest.mark.parametrize("added", GUARDED_ADDED)
+def test_a_unit_drop_in_or_start_up_module_added_fails_the_check(guarded_site, added):
+    root, data, signature, public, _ = guarded_site
+    path = root / added
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("[Service]\nExecStart=\nExecStart=/bin/true\n")
+    found = problems(data, signature, public, root)
+    folder = GUARDED_ADDED[added]
+    if folder is None:
+        assert found == [f"{added} is not in the manifest (an unlisted file in the payload "
+                         f"folder {Path(added).parent})"]
+    else:
+        entry = "/".join(Path(added).parts[:len(Path(folder).parts) + 1])
+        assert found == [f"{entry} is not in the manifest (a name the guarded folder {folder} "
+                         f"holds only as listed: {' '.join(sorted(GUARDED[folder]))})"]
+
+
+def test_sitecustomize_pointed_elsewhere_fails_the_check(guarded_site):
+    root, data, signature, public, _ = guarded_site
+    link = root / "usr" / "lib" / "python3.11" / "sitecustomize.py"
+    link.unlink()
+    link.symlink_to("/tmp/evil.py")
+    assert problems(data, signature, public, root) == [
+        "payload link usr/lib/python3.11/sitecustomize.py was changed (it points to "
+        "/tmp/evil.py, the manifest says /etc/python3.11/sitecustomize.py)"]

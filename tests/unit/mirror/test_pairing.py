@@ -19,8 +19,10 @@ from spake2 import SPAKE2_A
 from firmware.system import this_version
 from services.archive.store import Store
 from services.mirror import state as mirror_state
-from services.mirror.pairing import (CLIENT_ID, PENDING_MAX, SERVER_ID, PairingFailed,
-                                     PairingServer, confirmation, pair, transcript)
+from services.mirror import pairing
+from services.mirror.pairing import (CLIENT_ID, CONFIRM_PATH, PENDING_MAX, PENDING_PER_ADDRESS,
+                                     SERVER_ID, PairingBusy, PairingFailed, PairingServer,
+                                     confirmation, pair, transcript)
 from services.mirror.protocol import Hello, MirroredMessage, encode_batch
 from services.mirror.server import MirrorServer
 from services.mirror.trust import (PeerCertificateResponse, add_pins, client_context,
@@ -266,19 +268,145 @@ def test_a_wrong_confirmation_pins_nothing(tmp_path):
     assert again == 409 and pins == {}
 
 
-def test_open_pairings_are_bounded(tmp_path):
+def from_address(address: str) -> aiohttp.ClientSession:
+    """A pairing session whose connections come from `address` (127.0.0.0/8 is all ours)."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(ssl=pairing_context(), local_addr=(address, 0)),
+        response_class=PeerCertificateResponse)
+
+
+async def stranger_offer(url: str, address: str, stranger, n: int) -> tuple[int, dict]:
+    _, body = spake2_offer("guess", n.to_bytes(4, "big"), "stranger", stranger.certificate_pem)
+    async with from_address(address) as s, s.post(f"{url}/v1/pair", json=body) as response:
+        return response.status, dict(response.headers)
+
+
+class FloodBeforeConfirming:
+    """A session for pair() that lets `flood` run between its offer and its confirmation:
+    a real peer's pairing open while strangers send offers."""
+
+    def __init__(self, session: aiohttp.ClientSession, flood):
+        self.session, self.flood = session, flood
+
+    def post(self, url: str, **options):
+        inner = self.session.post(url, **options)
+        if not url.endswith(CONFIRM_PATH):
+            return inner
+        flood = self.flood
+
+        class Then:
+            async def __aenter__(self):
+                await flood()
+                return await inner.__aenter__()
+
+            async def __aexit__(self, *exc):
+                return await inner.__aexit__(*exc)
+        return Then()
+
+
+def test_offers_from_one_address_are_limited_and_answered_429_with_retry_after(tmp_path):
+    """One client sent ~62 offers a second, all 200: now PENDING_PER_ADDRESS open pairings,
+    then 429 with Retry-After, and the offers a second address makes are not held up."""
     stranger = load_or_create_identity(tmp_path / "s", "stranger")
 
     async def main():
-        async with Node(tmp_path, "node-a") as a, session(pairing_context()) as s:
-            for n in range(PENDING_MAX + 8):
-                _, body = spake2_offer("guess", n.to_bytes(4, "big"), "stranger",
-                                       stranger.certificate_pem)
-                async with s.post(f"{a.url}/v1/pair", json=body) as response:
-                    assert response.status == 200
-            return len(a.pairing._pending)
+        async with Node(tmp_path, "node-a") as a:
+            answers = [await stranger_offer(a.url, "127.0.0.1", stranger, n) for n in range(12)]
+            other = await stranger_offer(a.url, "127.0.0.2", stranger, 99)
+            return answers, other, len(a.pairing._pending)
 
-    assert run(main()) == PENDING_MAX
+    answers, other, pending = run(main())
+    statuses = [status for status, _ in answers]
+    assert statuses == [200] * PENDING_PER_ADDRESS + [429] * (12 - PENDING_PER_ADDRESS)
+    assert all(int(headers["Retry-After"]) >= 1 for status, headers in answers if status == 429)
+    assert other[0] == 200 and pending == PENDING_PER_ADDRESS + 1
+
+
+def test_offers_overall_and_per_address_are_rate_limited(tmp_path, monkeypatch):
+    """Offers that never stay open (no table limit reached) are still bounded: ADDRESS_BURST
+    from one address, OVERALL_BURST from all, then 429."""
+    monkeypatch.setattr(pairing, "PENDING_PER_ADDRESS", 1000)
+    monkeypatch.setattr(pairing, "PENDING_MAX", 1000)
+    stranger = load_or_create_identity(tmp_path / "s", "stranger")
+
+    async def main():
+        async with Node(tmp_path, "node-a") as a:
+            a.pairing.limits = pairing.OfferLimits(clock=lambda: 1000.0)  # no refill
+            one = [(await stranger_offer(a.url, "127.0.0.1", stranger, n))[0]
+                   for n in range(pairing.ADDRESS_BURST + 3)]
+            spread = [(await stranger_offer(a.url, f"127.0.1.{n}", stranger, n))[0]
+                      for n in range(pairing.OVERALL_BURST)]
+            return one, spread
+
+    one, spread = run(main())
+    assert one == [200] * pairing.ADDRESS_BURST + [429] * 3
+    assert spread.count(200) == pairing.OVERALL_BURST - pairing.ADDRESS_BURST
+    assert 429 in spread
+
+
+def test_strangers_offers_never_evict_a_peers_open_pairing(tmp_path, monkeypatch):
+    """70 offers from strangers while a peer is between its offer and its confirmation used
+    to evict its pairing ("no such pairing"): a full table now refuses them instead."""
+    monkeypatch.setattr(pairing, "OVERALL_BURST", 1000)
+    stranger = load_or_create_identity(tmp_path / "s", "stranger")
+    b_identity = load_or_create_identity(tmp_path / "b", "node-b")
+
+    async def main():
+        async with Node(tmp_path, "node-a") as a:
+            refused = []
+
+            async def flood():
+                for n in range(PENDING_MAX + 6):
+                    address = f"127.0.2.{n // PENDING_PER_ADDRESS + 1}"
+                    refused.append((await stranger_offer(a.url, address, stranger, n))[0])
+
+            async with session(pairing_context()) as s:
+                server = await pair(FloodBeforeConfirming(s, flood), a.url, b_identity, SECRET)
+            return server.node, a.pins(), refused, len(a.pairing._pending)
+
+    node, pins, statuses, pending = run(main())
+    assert node == "node-a" and list(pins) == ["node-b"]
+    assert statuses.count(200) == PENDING_MAX - 1 and statuses.count(429) == 7
+    assert pending == PENDING_MAX - 1  # the peer's confirmed and left; the strangers' stay
+
+
+def test_a_peer_answered_429_waits_and_pairs(tmp_path, monkeypatch):
+    """The client backs off as Retry-After says instead of failing: its address used up its
+    offers (a stranger behind the same address), and it pairs once the wait is over."""
+    monkeypatch.setattr(pairing, "ADDRESS_BURST", 1)
+    monkeypatch.setattr(pairing, "ADDRESS_INTERVAL", 1.0)
+    stranger = load_or_create_identity(tmp_path / "s", "stranger")
+    b_identity = load_or_create_identity(tmp_path / "b", "node-b")
+
+    async def main():
+        async with Node(tmp_path, "node-a") as a:
+            assert (await stranger_offer(a.url, "127.0.0.1", stranger, 1))[0] == 200
+            assert (await stranger_offer(a.url, "127.0.0.1", stranger, 2))[0] == 429
+            async with from_address("127.0.0.1") as s:
+                server = await pair(s, a.url, b_identity, SECRET)
+            return server.node, a.pins()
+
+    node, pins = run(main())
+    assert node == "node-a" and list(pins) == ["node-b"]
+
+
+def test_a_peer_still_busy_after_its_tries_is_pairing_busy(tmp_path, monkeypatch):
+    monkeypatch.setattr(pairing, "ADDRESS_BURST", 1)
+    monkeypatch.setattr(pairing, "ADDRESS_INTERVAL", 600.0)
+    monkeypatch.setattr(pairing, "PAIR_WAIT_CAP", 0.05)
+    stranger = load_or_create_identity(tmp_path / "s", "stranger")
+    b_identity = load_or_create_identity(tmp_path / "b", "node-b")
+
+    async def main():
+        async with Node(tmp_path, "node-a") as a:
+            await stranger_offer(a.url, "127.0.0.1", stranger, 1)
+            async with from_address("127.0.0.1") as s:
+                with pytest.raises(PairingBusy) as busy:
+                    await pair(s, a.url, b_identity, SECRET)
+            return str(busy.value), a.pins()
+
+    reason, pins = run(main())
+    assert "busy" in reason and pins == {}
 
 
 # -- a paired peer is its certificate's node id -----------------------------------------

@@ -55,15 +55,23 @@ def test_the_delay_is_capped_and_forgotten_after_an_hour():
     throttle.begin("bob", "10.1.1.1")
 
 
-def test_success_clears_the_name_and_takes_back_the_address_attempt():
+def test_success_clears_the_name_and_the_address():
+    """The right password from (name, address) forgets that pair's and that address's
+    failures: a typo or a NAT neighbour's guesses do not hang over the next login."""
     throttle = LoginThrottle(clock=Clock(), free_per_address=3)
+    fail(throttle, 2, name="alice")
+    fail(throttle, 1, name="carol")
+    with pytest.raises(Throttled):
+        throttle.begin("dave", "10.1.1.1")  # 3 failures from the address
+    throttle.begin("alice", "10.2.2.2")  # another address is not held
+    throttle.succeeded("alice", "10.2.2.2")
+    clock = Clock()
+    throttle = LoginThrottle(clock=clock, free_per_address=3)
     fail(throttle, 2, name="alice")
     throttle.begin("alice", "10.1.1.1")
     throttle.succeeded("alice", "10.1.1.1")
-    fail(throttle, 1, name="carol")  # the address has 3 failures now: 2 + carol's
-    with pytest.raises(Throttled):
-        throttle.begin("dave", "10.1.1.1")
-    throttle.begin("dave", "10.2.2.2")
+    fail(throttle, 2, name="carol")  # 2 since the success: not yet 3
+    throttle.begin("dave", "10.1.1.1")
 
 
 def test_sessions_expire_when_idle():
@@ -93,24 +101,72 @@ def test_guessing_from_one_address_never_refuses_the_user_at_another(guesses):
     throttle.succeeded("admin", "127.0.0.1")
 
 
-def test_guessing_spread_over_many_addresses_slows_every_address_that_guessed():
+def test_guessing_spread_over_many_addresses_slows_every_address_that_guesses():
+    """Past free_overall failures in the hour, an address with `guessing` (3) failures or
+    more waits overall_wait * 2**(failures - 3); one with fewer is checked at once."""
     clock = Clock()
     throttle = LoginThrottle(clock=clock, free_overall=30)
     for n in range(31):
         fail(throttle, 1, name="admin", address=f"10.0.0.{n}")
-    with pytest.raises(Throttled):
-        throttle.begin("admin", "10.0.0.7")  # failed before: now waits, whatever the name
+    fail(throttle, 2, name="admin", address="10.0.0.7")  # 3 failures: guessing
+    with pytest.raises(Throttled) as waiting:
+        throttle.begin("admin", "10.0.0.7")  # now waits, whatever the name
+    assert waiting.value.retry_after == 61
     with pytest.raises(Throttled):
         throttle.begin("alice", "10.0.0.7")
-    throttle.begin("admin", "192.0.2.1")  # never failed: its attempt is checked
+    throttle.begin("admin", "10.0.0.8")  # failed once: its attempt is checked
+    throttle.succeeded("admin", "10.0.0.8")
+    throttle.begin("admin", "192.0.2.1")  # never failed: checked
     throttle.succeeded("admin", "192.0.2.1")
     clock.now += 59
     with pytest.raises(Throttled):
         throttle.begin("admin", "10.0.0.7")
     clock.now += 1.01
     throttle.begin("admin", "10.0.0.7")  # after its wait (60 s), one more attempt
+    with pytest.raises(Throttled) as waiting:
+        throttle.begin("admin", "10.0.0.7")
+    assert waiting.value.retry_after == 121  # the fourth failure: 120 s
     clock.now += 3601
-    throttle.begin("admin", "10.0.0.8")  # an hour without failures: forgotten
+    throttle.begin("admin", "10.0.0.7")  # an hour without failures: forgotten
+
+
+@pytest.mark.parametrize("attackers", [101, 150, 1000])
+def test_one_typo_under_distributed_guessing_never_refuses_the_right_password(attackers):
+    """The reviewer's case: guessing from many addresses (one guess each, and a fresh one
+    every 30 s), an API client's one typo, then ten minutes of HTTP Basic requests with the
+    right password, one a second: every one is checked (590 of 600 were refused)."""
+    clock = Clock()
+    throttle = LoginThrottle(clock=clock)
+    for n in range(attackers):
+        throttle.begin("admin", f"10.{n // 62500}.{n // 250 % 250}.{n % 250}")
+    for typos in range(2):  # the typo, and a NAT neighbour's
+        throttle.begin(("script", "neighbour")[typos], "192.0.2.7")
+    for second in range(600):
+        clock.now += 1
+        throttle.begin("script", "192.0.2.7")
+        throttle.succeeded("script", "192.0.2.7")
+        if second % 30 == 0:
+            throttle.begin("admin", f"10.9.{second // 250}.{second % 250}")
+    assert throttle._under_attack(clock.now)
+
+
+def test_one_slow_guesser_alone_never_holds_the_others():
+    """One address guessing as fast as it may for six hours: only it is held; alice's
+    typo, then her right password, is checked at once."""
+    clock = Clock()
+    throttle = LoginThrottle(clock=clock)
+    for _ in range(6 * 3600):
+        clock.now += 1
+        try:
+            throttle.begin("admin", "203.0.113.66")
+        except Throttled:
+            pass
+    throttle.begin("alice", "198.51.100.1")
+    clock.now += 2
+    throttle.begin("alice", "198.51.100.1")
+    throttle.succeeded("alice", "198.51.100.1")
+    with pytest.raises(Throttled):
+        throttle.begin("admin", "203.0.113.66")
 
 
 def test_an_ipv6_site_is_one_guesser():

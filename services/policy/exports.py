@@ -1,0 +1,56 @@
+"""An export as the audit log sees it: written by services.archive.evidence, recorded with
+who made it, what it holds and its manifest's digest, whichever way it was asked for (web
+UI, HTTP API, `archiver export`).
+
+One entry per export: "export" once it is complete (export id, format, the query or the
+selected digests, how many messages, the SHA-256 of SHA256SUMS and of manifest.csv), or
+"export-failed" with the reason when it stopped short (a client that went away, a full
+disk); an export that found nothing writes nothing and records nothing but the attempt.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+from typing import BinaryIO, Iterable
+
+from services.archive.evidence import EmptyExport, ExportInfo, ExportResult, write_export
+from services.archive.store import Store
+from services.policy import audit
+from services.policy.audit import Actor
+
+
+def new_info(store: Store, actor: Actor, fmt: str, query: str | None = None,
+             selection: Iterable[str] | None = None, timezone: str = "UTC") -> ExportInfo:
+    """An ExportInfo with a fresh id, now, on this node; `selection` (digests) wins over
+    `query` when both are given."""
+    chosen = tuple(dict.fromkeys(selection)) if selection is not None else None
+    return ExportInfo(uuid.uuid4().hex[:12], time.time(), actor.name, actor.role,
+                      store.node_id, fmt, None if chosen is not None else (query or ""),
+                      chosen, timezone)
+
+
+def export(store: Store, actor: Actor, info: ExportInfo,
+           messages: Iterable[tuple[str, bytes, dict]], output: BinaryIO) -> ExportResult:
+    """Write the export to `output` and record it (module docstring). Raises EmptyExport
+    (recorded as "export-empty"), and whatever writing raised (recorded as
+    "export-failed")."""
+    try:
+        result = write_export(messages, output, info)
+    except EmptyExport:
+        audit.record(store, actor, "export-empty", **_what(info))
+        raise
+    except BaseException as exc:
+        audit.record(store, actor, "export-failed", **_what(info),
+                     reason=f"{type(exc).__name__}: {exc}"[:300])
+        raise
+    audit.record(store, actor, "export", **result.audit_details(info))
+    return result
+
+
+def _what(info: ExportInfo) -> dict:
+    what = {"export": info.export_id, "format": info.format}
+    if info.selection is not None:
+        what["selection"] = list(info.selection)
+    else:
+        what["query"] = info.query or ""
+    return what

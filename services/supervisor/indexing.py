@@ -1,0 +1,69 @@
+"""The indexer service's loop: follow the store's arrival log until stopped, pausing while
+a disk it writes to is full and going on by itself once there is room again.
+
+A write that fails for lack of room (Xapian's "Error writing block: No space left on
+device", the store's DiskFullError) pauses indexing: the index drops the half-written
+batch and goes on later from its last commit, which holds its position in the log, so
+nothing is lost or indexed twice. The pause ends when the disks the indexer writes to are
+no longer low (the operator freed space), or after RETRY_SECONDS in any case: a disk that
+stays low may still have room for the next batch. Any other error ends the service.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Callable
+
+from services.archive.indexer import Indexer
+from services.archive.space import Space, is_out_of_space
+
+log = logging.getLogger(__name__)
+RETRY_SECONDS = 60.0
+POLL_SECONDS = 1.0
+
+
+class PausingIndexer:
+    """Runs `indexer` until `stop` is set. `disks()` measures the disks it writes to;
+    `note(detail)` tells status why it is paused ("" once it indexes again)."""
+
+    def __init__(self, indexer: Indexer, disks: Callable[[], list[Space]],
+                 stop: threading.Event, note: Callable[[str], None] = lambda detail: None):
+        self.indexer, self.disks, self.stop, self.note = indexer, disks, stop, note
+        self.paused = False
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self.indexer.reopen()
+                self.indexer.record_progress()
+                self.indexer.catch_up(self._indexed)  # the backlog, and what a pause held up
+                self._resumed()  # (even if nothing was left to write)
+                self.indexer.follow(stop=self.stop.is_set, on_batch=self._indexed)
+            except Exception as exc:
+                if not is_out_of_space(exc, self.indexer.index_dir):
+                    raise
+                self.indexer.abandon_writes()
+                self._pause(exc)
+
+    def _pause(self, exc: Exception) -> None:
+        full = [space for space in self.disks() if space.state != "ok"]
+        why = "; ".join(space.words() for space in full) or f"a write failed ({exc})"
+        if not self.paused:  # once per pause, not at every retry
+            log.warning("indexer paused: %s; it goes on by itself once there is room", why,
+                        extra={"ARCHIVER_SERVICE": "indexer", "ARCHIVER_SPACE": why})
+        self.paused = True
+        self.note(f"paused: {why}")
+        waited = 0.0
+        while not self.stop.wait(POLL_SECONDS) and waited < RETRY_SECONDS:
+            waited += POLL_SECONDS
+            if all(space.state == "ok" for space in self.disks()):
+                return
+
+    def _indexed(self, count: int) -> None:
+        self._resumed()
+
+    def _resumed(self) -> None:
+        if self.paused:
+            self.paused = False
+            self.note("")
+            log.info("indexer resumed: there is room again", extra={"ARCHIVER_SERVICE": "indexer"})

@@ -1,0 +1,116 @@
+"""`archiver export` writes evidence: the messages, manifest.csv, export.json and
+SHA256SUMS in one zip (the web UI's download is the same), records the export in the audit
+log with the manifest's digest, and never overwrites, never writes an empty export, never
+prints a traceback."""
+import csv
+import hashlib
+import io
+import json
+import subprocess
+import zipfile
+
+import pytest
+
+from services.archive.evidence import MANIFEST_COLUMNS
+from tests.integration.archive.test_archive_cli import raw_message
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def data(archiver, tmp_path):
+    folder = tmp_path / "emls"
+    folder.mkdir()
+    for n in range(9):
+        (folder / f"{n}.eml").write_bytes(raw_message(n))
+    (folder / "formula.eml").write_bytes(
+        b"From: =cmd|' /C calc'!A0 <evil@example.com>\nTo: sender1@example.com\n"
+        b"Cc: \"Carol\" <carol@example.com>\nSubject: =HYPERLINK(\"http://x\")\n"
+        b"Message-ID: <formula@example.com>\nDate: Wed, 02 Feb 2022 10:00:00 +0000\n\nx\n")
+    data = tmp_path / "data"
+    archiver("import", "--data", data, "--json", folder, check=0)
+    return data
+
+
+def audit_entries(archiver, data) -> list[dict]:
+    from services.archive.store import Store
+    from services.policy import audit
+    store = Store(data / "store", 2**30)
+    try:
+        return audit.entries(store)
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("fmt", ["zip", "mbox"])
+def test_an_export_carries_its_manifest_and_the_audit_log_its_digest(archiver, data, tmp_path,
+                                                                     fmt):
+    out = tmp_path / "evidence.zip"
+    done = archiver("export", "sender1", "--format", fmt, "-o", out, "--data", data, "--json",
+                    check=0)
+    summary = json.loads(done.stdout)
+    with zipfile.ZipFile(out) as archive:
+        names = archive.namelist()
+        files = {name: archive.read(name) for name in names}
+    assert {"manifest.csv", "export.json", "SHA256SUMS"} <= set(names)
+    rows = list(csv.DictReader(io.StringIO(files["manifest.csv"].decode())))
+    assert tuple(rows[0]) == MANIFEST_COLUMNS
+    assert len(rows) == summary["exported"] == 3  # sender1: messages 1 and 8, and formula's To
+    by_id = {row["message_id"]: row for row in rows}
+    one = by_id["n1@example.com"]
+    assert one["from"] == "sender1@example.com" and one["to"] == "rcpt1@example.com"
+    assert one["subject"] == "message number 1" and one["source"] == "import"
+    assert one["date"] == "2022-02-02T10:00:00Z" and one["archived_at"].endswith("Z")
+    assert one["digest"] == hashlib.sha256(raw_message(1)).hexdigest()
+    assert int(one["size"]) == len(raw_message(1))
+    hostile = by_id["formula@example.com"]  # a spreadsheet must not take it for a formula
+    assert hostile["subject"] == "'=HYPERLINK(\"http://x\")"
+    assert hostile["from"].startswith("'=") and hostile["cc"] == "Carol <carol@example.com>"
+    if fmt == "zip":
+        assert files[one["file"]] == raw_message(1)
+        assert sorted(n for n in names if n.startswith("messages/")) == sorted(
+            r["file"] for r in rows)
+    else:
+        assert [r["file"] for r in rows] == [f"messages.mbox#{n}" for n in (1, 2, 3)]
+        assert files["messages.mbox"].count(b"\nFrom ") + 1 == 3
+    # every file's SHA-256, checked by sha256sum itself on the unpacked export
+    unpacked = tmp_path / "unpacked"
+    zipfile.ZipFile(out).extractall(unpacked)
+    checked = subprocess.run(["sha256sum", "--strict", "-c", "SHA256SUMS"], cwd=unpacked,
+                             capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert len(checked.stdout.splitlines()) == len(names) - 1  # all but SHA256SUMS itself
+    info = json.loads(files["export.json"])
+    assert info["query"] == "sender1" and info["selection"] is None
+    assert info["format"] == fmt and info["messages"] == 3 and info["exported_by"]
+    assert info["export"] == summary["export"]
+    manifest_digest = hashlib.sha256(files["SHA256SUMS"]).hexdigest()
+    assert summary["manifest_sha256"] == manifest_digest
+    recorded = [e for e in audit_entries(archiver, data) if e["action"] == "export"]
+    assert len(recorded) == 1
+    details = recorded[0]["details"]
+    assert details["manifest_sha256"] == manifest_digest
+    assert details["manifest_csv_sha256"] == hashlib.sha256(files["manifest.csv"]).hexdigest()
+    assert details["export"] == info["export"] and details["messages"] == 3
+    assert details["query"] == "sender1"
+
+
+def test_no_overwrite_no_missing_folder_no_empty_export_never_a_traceback(archiver, data,
+                                                                           tmp_path):
+    existing = tmp_path / "existing.zip"
+    existing.write_bytes(b"precious")
+    cases = [
+        (existing, "", 2, "exists: an export never overwrites"),
+        (tmp_path / "no" / "such" / "folder" / "x.zip", "", 2, "does not exist"),
+        (tmp_path, "", 2, "is a folder"),
+        (tmp_path / "empty.zip", "subject:nothingmatchesthis", 1, "matches no message"),
+    ]
+    for out, query, code, says in cases:
+        done = archiver("export", query, "--format", "zip", "-o", out, "--data", data,
+                        check=code)
+        assert says in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert existing.read_bytes() == b"precious"
+    assert not (tmp_path / "empty.zip").exists()
+    assert not list(tmp_path.glob(".*.part"))  # nothing half-written is left behind
+    actions = [e["action"] for e in audit_entries(archiver, data)]
+    assert "export" not in actions and actions.count("export-empty") == 1

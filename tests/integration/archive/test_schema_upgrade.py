@@ -1,0 +1,89 @@
+"""An index written by the schema before the sort keys (schema 2: ICU words, no sender or
+subject sort key, no recipients in a hit) is rebuilt by the same background mechanism as
+a schema-1 index (services.archive.reindex): until the switch the old index answers, in
+date order, and says sorting by sender or subject waits for the rebuild; after it, the
+new sorts and recipients work."""
+import json
+
+import pytest
+import xapian
+
+from services.archive import reindex
+from services.archive.archive import Archive
+from services.archive.extract import ExtractionPool
+from services.archive.index import (SCHEMA_KEY, SCHEMA_VERSION, SLOT_FROM, SLOT_SUBJECT,
+                                    schema_version)
+from services.archive.indexer import Indexer
+from services.archive.search import SORT_SCHEMA, search
+from services.archive.store import Envelope
+from tests.integration.archive.test_search import mail
+
+pytestmark = pytest.mark.integration
+
+PREVIOUS_SCHEMA = 2
+MAILS = {  # name -> (sender, subject, date)
+    "a": ("Zoe <zoe@example.com>", "budget", "Mon, 01 Jan 2024 10:00:00 +0000"),
+    "b": ("adam@example.com", "agenda", "Tue, 02 Jan 2024 10:00:00 +0000"),
+    "c": ("Eve <eve@example.com>", "minutes", "Wed, 03 Jan 2024 10:00:00 +0000"),
+}
+
+
+def as_schema_2(index_dir) -> None:
+    """Rewrite an index as the schema-2 code wrote it: no sort keys of sender and subject,
+    no recipients in a document's data, schema 2 recorded."""
+    database = xapian.WritableDatabase(str(index_dir), xapian.DB_OPEN)
+    for posting in list(database.postlist("")):
+        document = database.get_document(posting.docid)
+        document.remove_value(SLOT_FROM)
+        document.remove_value(SLOT_SUBJECT)
+        data = json.loads(document.get_data())
+        document.set_data(json.dumps({k: v for k, v in data.items()
+                                      if k not in ("to", "recipients")}))
+        database.replace_document(posting.docid, document)
+    database.set_metadata(SCHEMA_KEY, str(PREVIOUS_SCHEMA))
+    database.commit()
+    database.close()
+
+
+@pytest.fixture
+def upgraded(tmp_path):
+    archive = Archive(tmp_path / "data", 450)
+    names = {}
+    for name, (sender, subject, date) in MAILS.items():
+        raw = mail(sender, "to1@example.com", subject, "body", date)
+        names[archive.store.put(raw, Envelope("s@example.com", ["to1@example.com"]),
+                                "smtp")] = name
+    with ExtractionPool(archive.profile.attachment_text_bytes) as pool:
+        Indexer(archive.store, archive.index_dir(), pool).catch_up()
+    as_schema_2(archive.index_dir())
+    archive.names = names
+    yield archive
+    archive.close()
+
+
+def order(archive, results) -> str:
+    return "".join(archive.names[hit.digest] for hit in results.hits)
+
+
+def test_the_schema_is_one_above_the_previous_one():
+    assert SCHEMA_VERSION == SORT_SCHEMA == PREVIOUS_SCHEMA + 1
+
+
+def test_a_schema_2_index_is_rebuilt_and_then_sorts_by_sender(upgraded):
+    index_dir = upgraded.index_dir()
+    assert schema_version(xapian.Database(str(index_dir))) == PREVIOUS_SCHEMA
+    assert reindex.needs_rebuild(upgraded)
+    before = search(index_dir, "", sort="from")
+    assert order(upgraded, before) == "cba"  # date order, newest first, meanwhile
+    assert "sorting by from works once it is done" in before.notice
+    assert before.hits[0].to is None  # an older index's hit names no recipients
+    with ExtractionPool(upgraded.profile.attachment_text_bytes) as pool:
+        assert reindex.rebuild(upgraded, pool)
+    reindex.switch_over(upgraded)
+    index_dir = upgraded.index_dir()
+    assert schema_version(xapian.Database(str(index_dir))) == SCHEMA_VERSION
+    assert not reindex.needs_rebuild(upgraded)
+    after = search(index_dir, "", sort="from")
+    assert order(upgraded, after) == "bca" and after.notice is None  # adam, eve, zoe
+    assert order(upgraded, search(index_dir, "", sort="subject")) == "bac"
+    assert after.hits[0].to == ("to1@example.com",) and after.hits[0].recipients == 1

@@ -1,0 +1,252 @@
+"""`archiver run` on a disk that fills up: every service stays up in the same process,
+intake answers 4xx and leaves journal mail on the server, the indexer pauses; status,
+/metrics and the log say which disk is full with its numbers; once there is room again
+everything goes on by itself and all that was acknowledged is stored, indexed and sound.
+
+The disks are real and small (tests/integration/small_disk.py): a 64 MB ext4 for the data
+folder, a tmpfs for an index on a disk of its own."""
+import hashlib
+import json
+import random
+import re
+import smtplib
+import threading
+from email.message import EmailMessage
+
+import pytest
+
+from tests.integration.processes import ArchiverService, models_file, wait_for_port
+from tests.integration.small_disk import SmallDisk
+from tests.integration.web.fixtures import Client
+from tests.waiting import wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+PASSWORD = "correct horse battery"
+MiB = 1024 * 1024
+
+
+def message(n: int, attachment_bytes: int = 30_000, words: int = 10) -> bytes:
+    rng = random.Random(n)
+    msg = EmailMessage()
+    msg["From"], msg["To"] = f"sender{n % 5}@example.org", "bob@example.com"
+    msg["Subject"], msg["Message-ID"] = f"full disk {n}", f"<full{n}@example.org>"
+    msg.set_content(f"marker{n} " + " ".join(f"w{rng.randrange(10**9)}" for _ in range(words)))
+    if attachment_bytes:
+        msg.add_attachment(rng.randbytes(attachment_bytes), maintype="application",
+                           subtype="octet-stream", filename=f"blob{n}.bin")
+    return msg.as_bytes().replace(b"\n", b"\r\n")
+
+
+def digest(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()
+
+
+class Senders:
+    """SMTP clients sending without pause; every answer is kept: acknowledged digests and
+    refusals (code, text)."""
+
+    def __init__(self, service: ArchiverService, first: int, threads: int = 4, **shape):
+        self.service, self.shape = service, shape
+        self.acknowledged: list[str] = []
+        self.refused: list[tuple[int, bytes]] = []
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._send, args=(first + 100_000 * k,))
+                        for k in range(threads)]
+
+    def __enter__(self) -> "Senders":
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join()
+
+    def _send(self, n: int) -> None:
+        while not self.stop.is_set():
+            raw = message(n, **self.shape)
+            n += 1
+            try:
+                with smtplib.SMTP("127.0.0.1", self.service.smtp_port, timeout=60) as client:
+                    client.sendmail("alice@example.org", ["bob@example.com"], raw)
+                self.acknowledged.append(digest(raw))
+            except smtplib.SMTPResponseException as refusal:
+                self.refused.append((refusal.smtp_code, refusal.smtp_error))
+                self.stop.wait(0.05)
+
+
+def status(service: ArchiverService) -> dict:
+    done = service.cli("status", "--json", "--config", service.config_path)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def metrics(service: ArchiverService) -> str:
+    return Client(f"http://127.0.0.1:{service.web_port}").get("/metrics").body.decode()
+
+
+def log_of(service: ArchiverService) -> str:
+    return service.log.read_text(errors="replace")
+
+
+def still_running(service: ArchiverService, condition):
+    """`condition`, for wait_until, failing at once if `archiver run` has ended meanwhile."""
+    def check():
+        assert service.process.poll() is None, "archiver run ended: " + \
+            " | ".join(log_of(service).splitlines()[-3:])
+        return condition()
+    return check
+
+
+def indexer_reason(service: ArchiverService) -> str:
+    return status(service)["services"]["indexer"]["reason"]
+
+
+def same_process_runs_every_service(service: ArchiverService, pid: int) -> dict:
+    assert service.process.poll() is None and service.process.pid == pid
+    report = status(service)
+    for name, state in report["services"].items():
+        assert (state["state"], state["pid"]) == ("running", pid), (name, state)
+    return report
+
+
+def everything_acknowledged_is_there(service: ArchiverService, acknowledged: set[str]) -> None:
+    stats = service.stats()
+    assert stats["indexed"] == stats["stored"] and stats["pending"] == 0
+    assert acknowledged <= set(service.search(""))  # stored and indexed
+    verified = service.cli("verify", "--json")
+    assert verified.returncode == 0 and json.loads(verified.stdout)["corrupt"] == []
+
+
+def test_a_full_data_disk_pauses_intake_and_indexing_and_both_resume_by_themselves(
+        tmp_path, dovecot):
+    models = models_file(tmp_path, intake={"min_free_disk_mb": 8})
+    with SmallDisk(tmp_path / "disk", 64) as disk:
+        data = disk.mount_point / "data"
+        config = {"data_dir": str(data), "smtp": {"trusted_servers": ["127.0.0.1/32"]},
+                  "web": {"plain_http": True},
+                  "journal_accounts": [dovecot.account_settings("imap", "tls", poll_seconds=1)]}
+        service = ArchiverService(tmp_path, config, models=models)
+        service.data = data  # where its CLI helpers look
+        password = tmp_path / "password"
+        password.write_text(PASSWORD)
+        assert service.cli("user", "add", "operator", "--role", "admin", "--password-file",
+                           password).returncode == 0
+        service.start()
+        try:
+            pid = service.process.pid
+            wait_for_port("127.0.0.1", service.web_port)
+            browser = Client(f"http://127.0.0.1:{service.web_port}")
+            assert browser.log_in("operator", PASSWORD).status == 200
+            with Senders(service, first=0, attachment_bytes=10_000) as senders:
+                wait_until(lambda: len(senders.acknowledged) >= 30, 60, "mail acknowledged")
+                # Low first: status, metrics and the log say so, and intake waits, before
+                # anything fails.
+                disk.fill(leave_bytes=6 * MiB)  # what intake takes before it waits still fits
+                wait_until(still_running(service, lambda: "data disk low: " in log_of(service)),
+                           30, "the log to say the disk is low")
+                report = status(service)
+                assert report["space"]["data_disk"]["state"] == "low"
+                assert report["space"]["data_disk"]["words"].startswith("data disk low: ")
+                assert 'archiver_space_low{space="data_disk"} 1' in metrics(service)
+                assert 'archiver_space_full{space="data_disk"} 0' in metrics(service)
+                wait_until(lambda: any(b"the data disk is low on space (" in text
+                                       for _, text in senders.refused), 30, "intake to wait")
+                disk.release()
+                acknowledged_when_low = len(senders.acknowledged)
+                wait_until(lambda: len(senders.acknowledged) > acknowledged_when_low + 5, 60,
+                           "intake to go on once the disk is no longer low")
+                # Then a backlog the indexer is still writing (an import alongside SMTP
+                # intake, of mail whose index takes room) when the disk is full.
+                backlog = tmp_path / "backlog"
+                backlog.mkdir()
+                for n in range(300):
+                    (backlog / f"{n}.eml").write_bytes(
+                        message(500_000 + n, attachment_bytes=0, words=200))
+                assert service.cli("import", "--no-index", backlog).returncode == 0
+                disk.fill()
+                refused_before = len(senders.refused)
+                journal_mail = [message(900_000 + n) for n in range(3)]
+                for raw in journal_mail:
+                    dovecot.deliver(raw)
+
+                wait_until(still_running(service, lambda: "indexer paused: data disk " in
+                                         log_of(service)), 120, "the indexer to pause")
+                wait_until(lambda: len(senders.refused) >= refused_before + 5, 60,
+                           "intake to refuse")
+                assert all(code in (451, 452) and text.startswith(b"4.3.1 ")
+                           for code, text in senders.refused), senders.refused[-5:]
+                report = same_process_runs_every_service(service, pid)
+                space = report["space"]["data_disk"]
+                assert space["state"] == "full" and space["free_bytes"] < MiB
+                assert space["words"].startswith("data disk full: ")
+                wait_until(lambda: re.match(r"paused: data disk (low|full): ",
+                                            indexer_reason(service)),
+                           30, "status to say why the indexer waits")  # at its next heartbeat
+                text = service.cli("status", "--config", service.config_path).stdout
+                assert "space: data disk full: " in text
+                assert 'archiver_space_full{space="data_disk"} 1' in metrics(service)
+                page = browser.get("/status").body.decode()
+                assert "Data disk full</strong>" in page
+                assert "WARNING" in log_of(service) and "data disk full: " in log_of(service)
+                assert dovecot.count() == 3  # left on the server
+
+                acknowledged_when_full = len(senders.acknowledged)
+                disk.release()
+                wait_until(lambda: "data disk ok: " in log_of(service), 30, "the log to say ok")
+                wait_until(lambda: len(senders.acknowledged) > acknowledged_when_full + 20,
+                           120, "intake to resume by itself")
+                wait_until(lambda: dovecot.count() == 0, 60, "the journal mail to be taken")
+                wait_until(lambda: "indexer resumed" in log_of(service), 120,
+                           "the indexer to resume")
+            acknowledged = set(senders.acknowledged)
+            acknowledged |= {digest(raw) for raw in journal_mail}
+            acknowledged |= {digest(path.read_bytes()) for path in backlog.iterdir()}
+            service.wait_until_indexed(len(acknowledged), timeout=300)
+            everything_acknowledged_is_there(service, acknowledged)
+            wait_until(lambda: indexer_reason(service) == "", 30, "the pause to end in status")
+            report = same_process_runs_every_service(service, pid)
+            assert report["space"]["data_disk"]["state"] != "full"  # intake took some again
+            assert 'archiver_space_full{space="data_disk"} 0' in metrics(service)
+        finally:
+            assert service.stop() == 0
+
+
+def test_an_index_on_a_disk_of_its_own_that_fills_pauses_indexing_not_intake(tmp_path):
+    models = models_file(tmp_path, intake={"min_free_disk_mb": 1})
+    service = ArchiverService(tmp_path, {"smtp": {"trusted_servers": ["127.0.0.1/32"]},
+                                         "web": {"plain_http": True}}, models=models)
+    (tmp_path / "no-mail").mkdir()
+    # makes the archive and its (empty) live index folder
+    assert service.cli("import", tmp_path / "no-mail").returncode == 0
+    index_dir = (service.data / "index").resolve()
+    with SmallDisk(index_dir, 3, kind="tmpfs") as index_disk:
+        service.start()
+        try:
+            pid = service.process.pid
+            # Bodies of many distinct words: more index than 3 MB hold.
+            with Senders(service, first=0, attachment_bytes=0, words=300) as senders:
+                wait_until(still_running(service, lambda: "indexer paused: index disk full" in
+                                         log_of(service)), 180, "the indexer to pause")
+                acknowledged_when_paused = len(senders.acknowledged)
+                wait_until(lambda: len(senders.acknowledged) > acknowledged_when_paused + 20,
+                           60, "intake to go on while indexing waits")
+            assert senders.refused == []
+            wait_until(lambda: indexer_reason(service).startswith("paused: index disk full: "),
+                       30, "status to say why the indexer waits")  # at its next heartbeat
+            report = same_process_runs_every_service(service, pid)
+            assert report["space"]["index_disk"]["state"] == "full"
+            assert report["space"]["data_disk"]["state"] == "ok"
+            assert report["queues"]["index"]["backlog"] > 0
+            assert 'archiver_space_full{space="index_disk"} 1' in metrics(service)
+
+            index_disk.grow(128)
+            service.wait_until_indexed(len(senders.acknowledged), timeout=300)
+            everything_acknowledged_is_there(service, set(senders.acknowledged))
+            wait_until(lambda: indexer_reason(service) == "", 30, "the pause to end in status")
+            report = same_process_runs_every_service(service, pid)
+            assert report["space"]["index_disk"]["state"] == "ok"
+        finally:
+            assert service.stop() == 0

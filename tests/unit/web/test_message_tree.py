@@ -1,0 +1,73 @@
+"""A message as a tree of parts: stable paths, attached messages as parts with the
+message inside, what the indexer read, how each part can be shown, and the body."""
+import base64
+from email.message import EmailMessage
+
+import pytest
+
+from services.archive.mime import parse_message
+from services.archive.store import NotFound
+from services.web.message_tree import body, decoded, part_at, tree
+from tests.integration.web.review_mails import forwarded_mail, html_mail, pdf, png
+
+
+def test_a_forwarded_message_is_a_part_whose_child_is_the_message_inside():
+    message = parse_message(forwarded_mail("alice@example.com"))
+    root = tree(message, ["contract.pdf: PdfReadError: damaged"])
+    found = {part.path: part for part in root.walk()}
+    assert [path for path in found if path] == ["1", "2", "2.1", "2.1.1", "2.1.2", "2.1.3",
+                                                 "2.1.4"]
+    forwarded = found["2"]
+    assert forwarded.shown_as == "message" and forwarded.subject == "Signed contract"
+    assert forwarded.label == "Signed contract (message)"
+    assert (found["2.1.2"].filename, found["2.1.2"].shown_as) == ("contract.pdf", "pdf")
+    assert found["2.1.2"].text == "text not read: PdfReadError: damaged"
+    assert (found["2.1.3"].shown_as, found["2.1.3"].text) == (
+        "image", "no text: found by its name and type")
+    assert (found["2.1.4"].shown_as, found["2.1.4"].text) == ("text", "text read")
+    assert found["1"].label == "body text" and not found["1"].attachment
+    assert decoded(part_at(message, "2.1.2")).startswith(b"%PDF-1.4")
+    assert [p.path for p in root.walk(into_messages=False)] == ["", "1", "2"]
+
+
+def test_paths_the_message_lacks_are_not_found():
+    message = parse_message(forwarded_mail("a@example.com"))
+    for path in ("3", "2.2", "2.1.9", "x", "1.1", "0", "-1", "2..1"):
+        with pytest.raises(NotFound):
+            part_at(message, path)
+
+
+def test_an_encoded_attached_message_opens_too():
+    inner = b"From: x@example.com\r\nSubject: encoded inside\r\n\r\ninner body\r\n"
+    raw = (b"From: a@example.com\r\nSubject: outer\r\nMIME-Version: 1.0\r\n"
+           b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n"
+           b"\r\nouter body\r\n--b\r\nContent-Type: message/rfc822\r\n"
+           b"Content-Transfer-Encoding: base64\r\n\r\n" + base64.encodebytes(inner) +
+           b"--b--\r\n")
+    message = parse_message(raw)
+    node = tree(message, None, "2")
+    assert node.shown_as == "message" and node.subject == "encoded inside"
+    assert body(message, "2").text.strip() == "inner body"
+
+
+def test_the_body_is_the_first_html_and_text_and_the_images_they_name():
+    message = parse_message(html_mail("n", "a@example.com", '<img src="cid:logo@x">',
+                                      {"logo@x": ("logo.png", png())}))
+    shown = body(message)
+    assert shown.html == '<img src="cid:logo@x">\n'
+    assert shown.text.startswith("The plain-text alternative")
+    assert list(shown.images) == ["logo@x"] and shown.images["logo@x"][0] == "image/png"
+
+
+def test_an_image_is_shown_only_when_its_bytes_are_an_image():
+    message = EmailMessage()
+    message["From"] = "a@example.com"
+    message.set_content("see")
+    message.add_attachment(b"<html><script>evil()</script>", maintype="image", subtype="png",
+                           filename="fake.png")
+    message.add_attachment(png(), maintype="image", subtype="png", filename="real.png")
+    message.add_attachment(pdf(["p"]), maintype="application", subtype="octet-stream",
+                           filename="scan.pdf")
+    found = {p.filename: p for p in tree(parse_message(message.as_bytes()), None).walk()}
+    assert found["fake.png"].shown_as is None and found["real.png"].shown_as == "image"
+    assert found["scan.pdf"].shown_as == "pdf"  # the extension says what octet-stream is
