@@ -74,6 +74,17 @@ class ExtractionLimits:
 
 
 @dataclass(frozen=True)
+class IndexingLimits:
+    workers: int = field("extraction worker processes", check=positive, expected=POSITIVE)
+    memory_mb: int = field("memory of the indexer's batches in flight", check=positive,
+                           expected=POSITIVE)
+
+    @property
+    def memory_bytes(self) -> int:
+        return self.memory_mb * 1024 * 1024
+
+
+@dataclass(frozen=True)
 class VirtualAppliance:
     vcpus: int = field("virtual CPUs of the QEMU appliance", check=positive, expected=POSITIVE)
     memory_mb: int = field("memory of the QEMU appliance", check=positive, expected=POSITIVE)
@@ -90,6 +101,7 @@ class ModelProfile:
     attachment_text_kb: int = field("attachment text the index takes per attachment",
                                     check=positive, expected=POSITIVE)
     extraction: ExtractionLimits = field("limits of the sandboxed attachment reader")
+    indexing: IndexingLimits = field("the indexer's workers and memory")
     features: Features = field("what the model may do")
     smtp: SmtpLimits = field("SMTP intake limits")
     intake: IntakeLimits = field("back-pressure limits of all intake")

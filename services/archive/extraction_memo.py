@@ -108,3 +108,36 @@ class MemoryMemo:
 
 def _seq_key(seq: int) -> bytes:
     return struct.pack(">Q", seq)
+
+
+class TextMemo:
+    """Text read from documents, by the SHA-256 of their bytes and how they were read (type,
+    charset), in memory and least recently used first out, at most `capacity_bytes` of text
+    (counted as UTF-8): the same attachment in many messages (a policy PDF mailed to all
+    staff, a journaled message once per recipient) is read by its library once. Not
+    durable, on purpose: a memory of successes must not outlive the code that read them."""
+
+    def __init__(self, capacity_bytes: int):
+        self.capacity_bytes, self.size = capacity_bytes, 0
+        self._texts: OrderedDict[str, tuple[str, int]] = OrderedDict()
+
+    def text(self, key: str) -> str | None:
+        found = self._texts.get(key)
+        if found is None:
+            return None
+        self._texts.move_to_end(key)
+        return found[0]
+
+    def remember(self, key: str, text: str) -> None:
+        size = len(text.encode("utf-8", "replace")) + len(key)
+        if size > self.capacity_bytes // 4:
+            return  # one big text would push out many small ones
+        if key in self._texts:
+            self.size -= self._texts.pop(key)[1]
+        self._texts[key] = (text, size)
+        self.size += size
+        while self.size > self.capacity_bytes:
+            self.size -= self._texts.popitem(last=False)[1][1]
+
+    def __len__(self) -> int:
+        return len(self._texts)

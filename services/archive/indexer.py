@@ -18,7 +18,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import xapian
 
@@ -33,7 +33,16 @@ from services.archive.store import NotFound, Store
 log = logging.getLogger("archiver")
 CURSOR_KEY = "arrival_seq"
 BATCH_MESSAGES = 500
-BATCH_BYTES = 64 * 1024 * 1024
+# The memory of the batches in flight, by default (a model's is its indexing.memory_mb): a
+# quarter of it for raw messages read ahead, and a commit whenever the text added since the
+# last one reaches MEMORY_PER_TEXT_BYTE-th of it (Xapian keeps uncommitted changes in memory:
+# measured 22 bytes per byte of text on the bench corpus).
+MEMORY_BYTES = 64 * 1024 * 1024
+MEMORY_PER_TEXT_BYTE = 64
+# What is read is copied out of the store's map; the pages stay mapped in, some 200 KB
+# per message (the kernel maps 64 KB around each page LMDB reads: two B-tree leaves and
+# the value's own pages), until released (Store.release_pages) every this many messages.
+RELEASE_EVERY = 64
 
 
 class IndexerBusy(ArchiverError):
@@ -116,11 +125,14 @@ class Indexer:
     store's "indexer" cursor (intake's backlog); an index being rebuilt beside it is not."""
 
     def __init__(self, store: Store, index_dir: Path, pool: ExtractionPool, live: bool = True,
-                 reread_all: bool = False):
+                 reread_all: bool = False, memory_bytes: int = MEMORY_BYTES):
         """`reread_all`: derive every message's header metadata anew from its bytes (reindex),
-        not only metadata an older reading wrote (services.archive.metadata)."""
+        not only metadata an older reading wrote (services.archive.metadata).
+        `memory_bytes`: what the batches in flight may hold (a model's indexing.memory_mb)."""
         self.store, self.index_dir, self.pool, self.live = store, Path(index_dir), pool, live
         self.reread_all = reread_all
+        self.batch_bytes = memory_bytes // 4
+        self.commit_text_bytes = memory_bytes // MEMORY_PER_TEXT_BYTE
         self.database = xapian.WritableDatabase(str(self.index_dir), xapian.DB_CREATE_OR_OPEN)
         if schema_version(self.database) is None:  # a new, empty index: this code's schema
             self.database.set_metadata(SCHEMA_KEY, str(SCHEMA_VERSION))
@@ -174,6 +186,8 @@ class Indexer:
         batch, total = Batch([]), 0
         for seq, digest in self.store.log_after("arrival", after_seq, BATCH_MESSAGES):
             batch.entries.append((seq, digest))
+            if len(batch.entries) % RELEASE_EVERY == 0:
+                self.store.release_pages()
             if any(digest == seen for seen, _, _ in batch.present) or digest in batch.missing:
                 continue  # arrived twice in one batch: index it once
             try:
@@ -189,15 +203,23 @@ class Indexer:
                 meta = {**meta, **changes}
             batch.present.append((digest, meta, raw))
             total += len(raw)
-            if total >= BATCH_BYTES:
+            if total >= self.batch_bytes:
                 break
+        self.store.release_pages()
         return batch
 
     def _extract(self, batch: Batch) -> Batch:
-        batch.extracted = self.pool.extract_many([raw for _, _, raw in batch.present])
+        batch.extracted = self.pool.extract_many([raw for _, _, raw in batch.present],
+                                                 [meta for _, meta, _ in batch.present])
+        batch.present = [(digest, meta, b"") for digest, meta, _ in batch.present]  # read
         return batch
 
     def _write(self, batch: Batch) -> None:
+        """Write the batch in commits of at most commit_text_bytes of text each."""
+        for part in _parts(batch, self.commit_text_bytes):
+            self._commit(part)
+
+    def _commit(self, batch: Batch) -> None:
         """Replace each document by its store number (no term lookup), then commit the
         batch and its log position together. When Xapian refuses a document it drops the
         whole uncommitted batch, so the batch is written again, that message with less."""
@@ -244,7 +266,7 @@ class Indexer:
         built; raise _Refused when Xapian refuses it (the caller then starts over)."""
         while True:
             try:
-                document, content = document_at(level, digest, meta, extracted, reason)
+                document, content = _document(level, digest, meta, extracted, reason)
             except Exception as exc:  # MemoryError included: the document was the big thing
                 level, reason = self._less(digest, level, "building", exc)
                 continue
@@ -293,6 +315,37 @@ class Indexer:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+def _document(level: int, digest: str, meta: dict, extracted, reason: str | None):
+    """The whole document as the extraction worker built it, else document_at()'s."""
+    if level == 0 and extracted.document is not None:
+        return xapian.Document.unserialise(extracted.document), extracted
+    return document_at(level, digest, meta, extracted, reason)
+
+
+def _parts(batch: Batch, text_bytes: int) -> Iterator[Batch]:
+    """The batch as consecutive runs of its log entries, each run's extracted text under
+    `text_bytes` (or a single message), so that Xapian's uncommitted changes stay bounded."""
+    pending = {digest: (meta, content) for (digest, meta, _), content
+               in zip(batch.present, batch.extracted)}
+    part, size = Batch([]), 0
+    for seq, digest in batch.entries:
+        part.entries.append((seq, digest))
+        if digest in pending:  # its first entry in the batch: its document goes here
+            meta, content = pending.pop(digest)
+            part.present.append((digest, meta, b""))
+            part.extracted.append(content)
+            if digest in batch.header_changes:
+                part.header_changes[digest] = batch.header_changes[digest]
+            size += len(content.body) + sum(len(a.text) for a in content.attachments)
+        elif digest in batch.missing:
+            part.missing.append(digest)
+        if size >= text_bytes:
+            yield part
+            part, size = Batch([]), 0
+    if part.entries:
+        yield part
 
 
 def status(store: Store, index_dir: Path) -> IndexStatus:

@@ -29,11 +29,11 @@ def header_metadata(raw: bytes, from_line_date: float | None, arrival: float) ->
     dates). Never raises on bad input.
     """
     message = mime.parse_headers(raw)
-    summary = mime.summarize_message(message)
+    message_id, senders, subject = mime.summarize_origin(message)
     sent, source = message_date.message_date(message, from_line_date, arrival)
-    return {"message_id": summary.message_id, "sent_date": sent, "date_source": source,
-            "from": summary.from_addrs[0] if summary.from_addrs else "",
-            "subject": summary.subject[:SUBJECT_LIMIT], "reading": READING}
+    return {"message_id": message_id, "sent_date": sent, "date_source": source,
+            "from": senders[0] if senders else "",
+            "subject": subject[:SUBJECT_LIMIT], "reading": READING}
 
 
 def refreshed(meta: dict, raw: bytes) -> dict:

@@ -178,6 +178,15 @@ def summarize_message(message: Message) -> MessageSummary:
     )
 
 
+def summarize_origin(message: Message) -> tuple[str | None, list[str], str]:
+    """(Message-ID, From addresses as displayed, Subject) exactly as summarize_message reads
+    them, without reading recipients or parts: what the store's metadata takes at intake
+    (recipients are read once, by the indexer)."""
+    return (_message_id(header(message, "message-id")),
+            _displayed(addresses_in(message, "from")),
+            decode_header_text(header(message, "subject")))
+
+
 def iter_parts(message: Message, into_messages: bool = True) -> Iterator[Message]:
     """Every part, depth first, without recursion (deep trees must not blow the stack).
     With into_messages=False an attached message/rfc822 is a leaf."""

@@ -50,7 +50,7 @@ def rebuild(archive: Archive, pool: ExtractionPool, stop: Callable[[], bool] = l
 
     # A rebuild reads every message anew: old archives get the current reading.
     with Indexer(archive.store, next_index_dir(archive), pool, live=False,
-                 reread_all=True) as building:
+                 reread_all=True, memory_bytes=archive.profile.indexing.memory_bytes) as building:
         if progress is not None and building.position():
             progress(building.position())  # what an interrupted rebuild had done
         building.catch_up(progress, between)
@@ -101,13 +101,15 @@ def serve(archive: Archive, pool: ExtractionPool, stop: Callable[[], bool],
     if needs_rebuild(archive):
         log.info("rebuilding the index of %s for schema %d in the background",
                  archive.data_dir, SCHEMA_VERSION)
-        with Indexer(archive.store, archive.index_dir(), pool) as live:
+        with Indexer(archive.store, archive.index_dir(), pool,
+                     memory_bytes=archive.profile.indexing.memory_bytes) as live:
             finished = rebuild(archive, pool, stop, live=live)
         if not finished:
             return
         switch_over(archive)
         log.info("the rebuilt index of %s is live", archive.data_dir)
-    with Indexer(archive.store, archive.index_dir(), pool) as indexer:
+    with Indexer(archive.store, archive.index_dir(), pool,
+                 memory_bytes=archive.profile.indexing.memory_bytes) as indexer:
         log.info("indexer following %s", archive.data_dir)
         if follow is None:
             indexer.follow(stop=stop)

@@ -258,3 +258,15 @@ def _truncated(word: str) -> str:
     if len(data) <= MAX_WORD_BYTES:
         return word
     return data[:MAX_WORD_BYTES].decode("utf-8", "ignore")
+
+
+def cached_words() -> int:
+    """Entries in the caches of fold() and compound pieces (some 240 bytes each when full
+    of distinct words: 31 MB for both caches full)."""
+    return fold.cache_info().currsize + _compound_piece.cache_info().currsize
+
+
+def forget_words() -> None:
+    """Empty those caches (a process that must stay small, e.g. an extraction worker)."""
+    fold.cache_clear()
+    _compound_piece.cache_clear()

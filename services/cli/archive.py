@@ -149,7 +149,8 @@ def _index_if_free(archive: Archive, quiet: bool) -> int:
         pending = status(archive.store, archive.index_dir()).pending
         progress = Progress("indexing", total=pending, enabled=not quiet)
         with archive.extraction_pool() as pool:
-            indexer = Indexer(archive.store, archive.index_dir(), pool)
+            indexer = Indexer(archive.store, archive.index_dir(), pool,
+                              memory_bytes=archive.profile.indexing.memory_bytes)
             done = indexer.catch_up(progress.advance)
             indexer.close()
         progress.finish()

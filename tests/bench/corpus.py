@@ -2,7 +2,8 @@
 
 `generate(directory, count, seed)` writes a Maildir (directory/cur) of `count` messages:
 plain text, multipart/alternative with HTML, and multipart/mixed with attachments (text,
-HTML, PDF, DOCX, XLSX, a forwarded message/rfc822, images), with From/To/Cc, threads
+HTML, PDF, DOCX, XLSX, a forwarded message/rfc822, images); with attachments=False only
+conversations (plain text, or text with its HTML alternative); with From/To/Cc, threads
 (Re: with In-Reply-To/References), Dates over 2019-2024 in several zones, and sizes from
 2 KiB to 2 MiB, long-tailed: most messages are a few KiB, a few are over a MiB.
 
@@ -18,7 +19,7 @@ built once (python-docx and openpyxl take milliseconds each) and reused. Each me
 own random generator seeded by (seed, index), so output does not depend on how the work
 is split; large corpora are generated on every core.
 
-    python -m tests.bench.corpus DIR --count N [--seed S]
+    python -m tests.bench.corpus DIR --count N [--seed S] [--no-attachments]
 """
 from __future__ import annotations
 
@@ -319,8 +320,9 @@ def thread_subject(seed: int, index: int) -> str:
 class Composer:
     """Builds message `index` of a corpus; `markers` says which marker words it holds."""
 
-    def __init__(self, seed: int, index: int, assets: Assets):
+    def __init__(self, seed: int, index: int, assets: Assets, attachments: bool = True):
         self.seed, self.index, self.assets = seed, index, assets
+        self.attachments = attachments
         self.rng = random.Random(f"{seed}:{index}")
         self.markers: set[str] = set()
         self.sender = self.pick_person()
@@ -334,9 +336,10 @@ class Composer:
 
     def kind_and_target(self) -> tuple[str, int]:
         """What the message is and about how big: 70% conversation of a few KiB, 28% with
-        attachments (tens of KiB), 2% large (scans, photos; 600 KB up to nearly 2 MiB)."""
+        attachments (tens of KiB), 2% large (scans, photos; 600 KB up to nearly 2 MiB).
+        Without attachments, every message is a conversation."""
         roll = self.rng.random()
-        if roll < 0.70:
+        if roll < 0.70 or not self.attachments:
             return "chat", self.bounded(self.rng.lognormvariate(math.log(4500), 0.55), 40_000)
         if roll < 0.98:
             return "attachments", self.bounded(self.rng.lognormvariate(math.log(45_000), 0.8),
@@ -576,11 +579,12 @@ def maildir_name(seed: int, index: int) -> str:
     return f"{int(sent_time(seed, index).timestamp())}.M{index:07d}P{seed}.corpus:2,S"
 
 
-def write_range(directory: Path, seed: int, indexes: range, assets: Assets):
+def write_range(directory: Path, seed: int, indexes: range, assets: Assets,
+                attachments: bool = True):
     """Write messages `indexes`; returns (paths, marker counts, bytes written)."""
     paths, markers, total = [], Counter(), 0
     for index in indexes:
-        composer = Composer(seed, index, assets)
+        composer = Composer(seed, index, assets, attachments)
         data = composer.message()
         path = directory / "cur" / maildir_name(seed, index)
         path.write_bytes(data)
@@ -590,8 +594,9 @@ def write_range(directory: Path, seed: int, indexes: range, assets: Assets):
     return paths, markers, total
 
 
-def generate(directory: Path, count: int, seed: int = 1) -> Corpus:
-    """Write `count` messages into the Maildir `directory` (made if missing)."""
+def generate(directory: Path, count: int, seed: int = 1, attachments: bool = True) -> Corpus:
+    """Write `count` messages into the Maildir `directory` (made if missing); without
+    `attachments`, conversations only."""
     directory = Path(directory)
     for part in ("cur", "new", "tmp"):
         (directory / part).mkdir(parents=True, exist_ok=True)
@@ -600,10 +605,10 @@ def generate(directory: Path, count: int, seed: int = 1) -> Corpus:
     workers = min(os.cpu_count() or 1, max(1, count // 2000))
     pieces = split(range(count), workers)
     if workers == 1:
-        results = [write_range(directory, seed, pieces[0], assets)]
+        results = [write_range(directory, seed, pieces[0], assets, attachments)]
     else:
         with multiprocessing.get_context("fork").Pool(workers) as pool:
-            results = pool.starmap(write_range, [(directory, seed, piece, assets)
+            results = pool.starmap(write_range, [(directory, seed, piece, assets, attachments)
                                                  for piece in pieces])
     return Corpus((path for paths, _, _ in results for path in paths),
                   markers={word: sum(result[1][word] for result in results) for word in MARKERS},
@@ -621,9 +626,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("directory", type=Path)
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--no-attachments", action="store_true",
+                        help="conversations only (plain text, or text and HTML)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    corpus = generate(args.directory, args.count, args.seed)
+    corpus = generate(args.directory, args.count, args.seed, not args.no_attachments)
     print(json.dumps({"count": len(corpus), "total_bytes": corpus.total_bytes,
                       "seconds": round(time.perf_counter() - started, 3),
                       "markers": corpus.markers}))

@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from .measure import run_measured
+
 # No new.tags, so no inbox/unread noise; no excluded tags, so every message is searched.
 CONFIG = """\
 [database]
@@ -46,24 +48,27 @@ def run_notmuch(maildir: Path, queries: list[str], repeat: int = 5,
                 limit: int | None = 100) -> dict:
     """Index `maildir` with notmuch and time `repeat` runs of each query (notmuch syntax).
 
-    Each search lists the newest `limit` threads as JSON summaries, as a result page
+    Each search (none when `queries` is empty) lists the newest `limit` threads as JSON summaries, as a result page
     would (None for every match). notmuch_hits gives each query's matching messages,
     counted once, untimed, to check against what the corpus generator placed.
     """
     with tempfile.TemporaryDirectory(prefix="notmuch-bench-") as scratch:
         environment = notmuch_environment(Path(scratch), Path(maildir).resolve())
-        started = time.perf_counter()
-        notmuch(environment, "new", "--quiet")
-        indexing_seconds = time.perf_counter() - started
+        indexing = run_measured(["notmuch", "new", "--quiet"], env=environment)
+        if indexing.exit_code != 0:
+            raise RuntimeError(f"notmuch new failed with exit code {indexing.exit_code}")
+        indexing_seconds = indexing.seconds
         messages = int(notmuch(environment, "count", "--output=messages", "*"))
         latencies = [timed_search(environment, query, limit)
                      for _ in range(repeat) for query in queries]
         hits = {query: int(notmuch(environment, "count", "--output=messages", query))
                 for query in queries}
-    return {"notmuch_new_msgs_per_s": round(messages / indexing_seconds, 1),
-            "notmuch_search_p50_ms": percentile(latencies, 50),
-            "notmuch_search_p99_ms": percentile(latencies, 99),
+    searched = {"notmuch_search_p50_ms": percentile(latencies, 50),
+                "notmuch_search_p99_ms": percentile(latencies, 99)} if latencies else {}
+    return {"notmuch_new_msgs_per_s": round(messages / indexing_seconds, 1), **searched,
             "messages": messages, "notmuch_new_seconds": round(indexing_seconds, 3),
+            "notmuch_new_cpu_seconds": indexing.cpu_seconds,
+            "notmuch_new_peak_rss_mb": indexing.process_peak_mb,
             "notmuch_hits": hits}
 
 

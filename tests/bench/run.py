@@ -1,15 +1,25 @@
-"""`make bench`: the archive core's numbers as JSON lines, with notmuch as the yardstick.
+"""`make bench`: the archive core's numbers as JSON lines, with notmuch and mu as yardsticks.
 
-On one generated corpus (BENCH_MESSAGES, default 20,000): import+index throughput until
-searchable, SMTP intake with 8 clients (BENCH_SMTP_MESSAGES of the corpus, default 3,000),
-mirroring between two appliances in network namespaces (copy rate of BENCH_MIRROR_MESSAGES
-fresh messages, default 2,000, then catch-up of the whole corpus queued during a link cut), search latency p50/p99 over a mix of queries (in-process, as the web service
-sees it, and per CLI process, as notmuch is timed), the importing/indexing process's peak
-RSS, stored/raw bytes; then `notmuch new` and `notmuch search` on the same Maildir, and
-our figures divided by notmuch's. Numbers are reported, never asserted.
+On a generated corpus with attachments (--messages, $BENCH_MESSAGES, default 20,000) and
+one of conversations only (--plain-messages, $BENCH_PLAIN_MESSAGES, default the same
+count): `archiver import` until searchable and durable, then `notmuch new` and `mu index`
+on the same Maildir right after it, and the ratios ours/theirs of that one run (a busy
+machine slows all three alike, so ratios move less than rates). Each import reports wall
+and CPU time and peak memory of the whole process tree (the importing process and its
+extraction workers, tests.bench.measure). Then `archiver reindex` of the first archive
+(its rate over the import's), search latency p50/p99 over a mix of queries (in-process, as
+the web service sees it, and per CLI process, as notmuch is timed), SMTP intake with 8
+clients (BENCH_SMTP_MESSAGES of the corpus, default 3,000), and mirroring between two
+appliances in network namespaces (copy rate of BENCH_MIRROR_MESSAGES fresh messages,
+default 2,000, then catch-up of the whole corpus queued during a link cut).
+--only (or $BENCH_ONLY) picks some of: import, reindex, search, plain, mirror, smtp.
+Numbers are reported, never asserted.
+
+    python -m tests.bench.run [--messages N] [--plain-messages N] [--only import,plain]
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -21,9 +31,9 @@ from pathlib import Path
 from services.archive.search import search
 
 from . import corpus as corpus_module
+from .measure import run_measured
+from .mu_bench import run_mu
 from .notmuch_bench import percentile, run_notmuch
-from .mirror_bench import bench_mirror
-from .smtp_bench import bench_smtp
 from .snippet_bench import bench_snippets
 
 ARCHIVER = Path(sys.prefix) / "bin" / "archiver"
@@ -47,72 +57,141 @@ QUERIES = [
 SEARCH_REPEAT = 5
 SMTP_MESSAGES = int(os.environ.get("BENCH_SMTP_MESSAGES", "3000"))
 MIRROR_FRESH_MESSAGES = int(os.environ.get("BENCH_MIRROR_MESSAGES", "2000"))
+PARTS = ("import", "reindex", "search", "plain", "mirror", "smtp")
 
 
 def emit(**fields) -> None:
     print(json.dumps(fields), flush=True)
 
 
-def main() -> int:
-    count = int(os.environ.get("BENCH_MESSAGES", "20000"))
+def ratio(ours: float, theirs: float) -> float:
+    return round(ours / theirs, 3) if theirs else None
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench.run", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int,
+                        default=int(os.environ.get("BENCH_MESSAGES", "20000")))
+    parser.add_argument("--plain-messages", type=int,
+                        default=int(os.environ.get("BENCH_PLAIN_MESSAGES", "0")) or None)
+    parser.add_argument("--only", default=os.environ.get("BENCH_ONLY", ",".join(PARTS)),
+                        help=f"comma-separated parts among {', '.join(PARTS)}")
+    args = parser.parse_args(argv)
+    args.only = {part.strip() for part in args.only.split(",") if part.strip()}
+    if args.only - set(PARTS):
+        parser.error(f"unknown parts {sorted(args.only - set(PARTS))}; known: {PARTS}")
+    if args.only & {"reindex", "search"}:
+        args.only.add("import")  # they work on the imported archive
+    args.plain_messages = args.plain_messages or args.messages
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="archiver-bench-") as scratch:
         scratch = Path(scratch)
         maildir = scratch / "corpus"
-        started = time.perf_counter()
-        corpus = corpus_module.generate(maildir, count)
-        emit(bench="corpus", messages=len(corpus), bytes=corpus.total_bytes,
-             seconds=round(time.perf_counter() - started, 1))
-        ours = bench_archive(maildir, scratch / "data", len(corpus))
-        fresh = corpus_module.generate(scratch / "fresh", MIRROR_FRESH_MESSAGES, seed=2)
-        (scratch / "mirror").mkdir()
-        for result in bench_mirror(scratch / "mirror", scratch / "fresh", len(fresh), maildir,
-                                   len(corpus)):
-            emit(**result)
-        # On the wire SMTP lines end in CRLF (smtplib sends bytes as they are).
-        smtp_sample = [path.read_bytes().replace(b"\n", b"\r\n")
-                       for path in corpus[:SMTP_MESSAGES]]
-        (scratch / "smtp").mkdir()
-        emit(bench="smtp_intake", **bench_smtp(scratch / "smtp", smtp_sample))
-        theirs = run_notmuch(maildir, [q for _, q in QUERIES], repeat=SEARCH_REPEAT)
-        emit(bench="notmuch", **{k: v for k, v in theirs.items() if k != "notmuch_hits"})
-        emit(bench="versus_notmuch",
-             import_index_ratio=round(ours["msgs_per_s"] / theirs["notmuch_new_msgs_per_s"], 3),
-             search_cli_p50_ratio=round(ours["cli_p50_ms"] / theirs["notmuch_search_p50_ms"], 3),
-             search_inprocess_p50_ratio=round(ours["p50_ms"] / theirs["notmuch_search_p50_ms"], 3),
-             note="ratios are ours/notmuch: above 1 is faster for throughput, slower for latency")
+        corpus = generated(maildir, args.messages, attachments=True)
+        if "import" in args.only:
+            ours = import_versus_yardsticks(maildir, scratch / "data", len(corpus),
+                                            "with_attachments", "search" in args.only)
+            if "reindex" in args.only:
+                bench_reindex(scratch / "data", len(corpus), ours["msgs_per_s"])
+        if "plain" in args.only:
+            plain = generated(scratch / "plain", args.plain_messages, attachments=False)
+            import_versus_yardsticks(scratch / "plain", scratch / "plain-data", len(plain),
+                                     "without_attachments", with_search=False)
+        if "mirror" in args.only:
+            bench_mirror_both(scratch, maildir, len(corpus))
+        if "smtp" in args.only:
+            from .smtp_bench import bench_smtp
+            # On the wire SMTP lines end in CRLF (smtplib sends bytes as they are).
+            smtp_sample = [path.read_bytes().replace(b"\n", b"\r\n")
+                           for path in corpus[:SMTP_MESSAGES]]
+            (scratch / "smtp").mkdir()
+            emit(bench="smtp_intake", **bench_smtp(scratch / "smtp", smtp_sample))
     return 0
 
 
-def bench_archive(maildir: Path, data: Path, count: int) -> dict:
+def generated(maildir: Path, count: int, attachments: bool) -> corpus_module.Corpus:
     started = time.perf_counter()
-    process = subprocess.Popen([str(ARCHIVER), "import", "--json", "--data", str(data),
-                                str(maildir)], stdout=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - started
-    summary = json.loads(process.stdout.read())
-    rate = count / seconds
-    emit(bench="import_index", messages=count, seconds=round(seconds, 1),
+    corpus = corpus_module.generate(maildir, count, attachments=attachments)
+    emit(bench="corpus", attachments=attachments, messages=len(corpus),
+         bytes=corpus.total_bytes, seconds=round(time.perf_counter() - started, 1))
+    return corpus
+
+
+def import_versus_yardsticks(maildir: Path, data: Path, count: int, corpus: str,
+                             with_search: bool) -> dict:
+    """Our import, then notmuch's and mu's indexing of the same Maildir, and the ratios."""
+    ours = bench_import(maildir, data, count, corpus)
+    queries = [q for _, q in QUERIES] if with_search else []
+    theirs = run_notmuch(maildir, queries, repeat=SEARCH_REPEAT)
+    emit(bench="notmuch", corpus=corpus, **{k: v for k, v in theirs.items() if k != "notmuch_hits"})
+    mu = run_mu(maildir)
+    emit(bench="mu", corpus=corpus, **mu)
+    emit(bench="versus", corpus=corpus,
+         import_over_notmuch_new=ratio(ours["msgs_per_s"], theirs["notmuch_new_msgs_per_s"]),
+         import_over_mu_index=ratio(ours["msgs_per_s"], mu["mu_index_msgs_per_s"]),
+         cpu_over_notmuch_new=ratio(ours["tree_cpu_seconds"], theirs["notmuch_new_cpu_seconds"]),
+         cpu_over_mu_index=ratio(ours["tree_cpu_seconds"], mu["cpu_seconds"]),
+         note="throughput ratios ours/theirs in this run: above 1 is faster; CPU ratios: "
+              "above 1 costs more (ours counts the extraction workers)")
+    if with_search:
+        in_process, cli = search_latencies(data)
+        emit(bench="search", queries=len(QUERIES), repeat=SEARCH_REPEAT,
+             p50_ms=percentile(in_process, 50), p99_ms=percentile(in_process, 99),
+             cli_p50_ms=percentile(cli, 50), cli_p99_ms=percentile(cli, 99))
+        emit(bench="snippets", **bench_snippets(data),
+             note="results rows re-read each hit's body; storing body text would add "
+                  "body_text_bytes to the index")
+        emit(bench="search_versus_notmuch",
+             cli_p50_ratio=ratio(percentile(cli, 50), theirs["notmuch_search_p50_ms"]),
+             inprocess_p50_ratio=ratio(percentile(in_process, 50),
+                                       theirs["notmuch_search_p50_ms"]),
+             note="latency ratios ours/notmuch: above 1 is slower")
+    return ours
+
+
+def bench_import(maildir: Path, data: Path, count: int, corpus: str) -> dict:
+    measured = run_measured([str(ARCHIVER), "import", "--json", "--data", str(data),
+                             str(maildir)])
+    summary = json.loads(measured.stdout)
+    rate = count / measured.seconds
+    emit(bench="import_index", corpus=corpus, messages=count, seconds=round(measured.seconds, 1),
          msgs_per_s=round(rate, 1), imported=summary["imported"], indexed=summary["indexed"],
-         exit_status=os.waitstatus_to_exitcode(status))
-    emit(bench="indexer_peak_rss", mb=round(usage.ru_maxrss / 1024, 1),
-         note="peak RSS of the import process, which indexes inline (workers not included)")
+         exit_status=measured.exit_code, **measured.cpu(), **measured.memory(),
+         note="memory: the import process and its extraction workers (tests.bench.measure)")
     stats = json.loads(subprocess.run([str(ARCHIVER), "stats", "--json", "--data", str(data)],
                                       capture_output=True, check=True).stdout)
-    emit(bench="storage", raw_bytes=stats["raw_bytes"], stored_bytes=stats["stored_bytes"],
+    emit(bench="storage", corpus=corpus, raw_bytes=stats["raw_bytes"],
+         stored_bytes=stats["stored_bytes"],
          stored_over_raw=round(stats["stored_bytes"] / stats["raw_bytes"], 3))
     index_bytes = sum(f.stat().st_size for f in (data / "index").resolve().rglob("*")
                       if f.is_file())
-    emit(bench="index", bytes=index_bytes, bytes_per_message=round(index_bytes / count),
+    emit(bench="index", corpus=corpus, bytes=index_bytes,
+         bytes_per_message=round(index_bytes / count),
          over_raw=round(index_bytes / stats["raw_bytes"], 3))
-    in_process, cli = search_latencies(data)
-    emit(bench="search", queries=len(QUERIES), repeat=SEARCH_REPEAT,
-         p50_ms=percentile(in_process, 50), p99_ms=percentile(in_process, 99),
-         cli_p50_ms=percentile(cli, 50), cli_p99_ms=percentile(cli, 99))
-    emit(bench="snippets", **bench_snippets(data),
-         note="results rows re-read each hit's body; storing body text would add "
-              "body_text_bytes to the index")
-    return {"msgs_per_s": rate, "p50_ms": percentile(in_process, 50),
-            "cli_p50_ms": percentile(cli, 50)}
+    return {"msgs_per_s": rate, "tree_cpu_seconds": measured.tree_cpu_seconds}
+
+
+def bench_reindex(data: Path, count: int, import_rate: float) -> None:
+    measured = run_measured([str(ARCHIVER), "reindex", "--json", "--data", str(data)])
+    rate = count / measured.seconds
+    emit(bench="reindex", messages=count, seconds=round(measured.seconds, 1),
+         msgs_per_s=round(rate, 1), indexed=json.loads(measured.stdout)["indexed"],
+         exit_status=measured.exit_code, over_import=ratio(rate, import_rate),
+         **measured.cpu(), **measured.memory())
+
+
+def bench_mirror_both(scratch: Path, maildir: Path, count: int) -> None:
+    from .mirror_bench import bench_mirror
+    fresh = corpus_module.generate(scratch / "fresh", MIRROR_FRESH_MESSAGES, seed=2)
+    (scratch / "mirror").mkdir()
+    for result in bench_mirror(scratch / "mirror", scratch / "fresh", len(fresh), maildir,
+                               count):
+        emit(**result)
 
 
 def search_latencies(data: Path) -> tuple[list[float], list[float]]:

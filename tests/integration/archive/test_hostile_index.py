@@ -177,6 +177,21 @@ def ten(tmp_path):
     archive.close()
 
 
+def built_by_worker(monkeypatch, victim: str, spoil) -> None:
+    """The documents the extraction workers built (they build the whole one: the patches of
+    build_document above reach only the indexer's own process) spoiled the same way for
+    `victim`, as the indexer takes them in."""
+    unserialise = xapian.Document.unserialise
+
+    def spoiled(data):
+        document = unserialise(data)
+        if json.loads(document.get_data())["digest"] == victim:
+            spoil(document)
+        return document
+
+    monkeypatch.setattr(xapian.Document, "unserialise", staticmethod(spoiled))
+
+
 def test_a_document_xapian_refuses_costs_only_its_own_text(ten, monkeypatch):
     """Xapian drops the whole uncommitted batch with a refused document; the batch is
     written again, that message with its headers only."""
@@ -191,6 +206,7 @@ def test_a_document_xapian_refuses_costs_only_its_own_text(ten, monkeypatch):
         return document
 
     monkeypatch.setattr(index, "build_document", refused_once)
+    built_by_worker(monkeypatch, victim, lambda document: document.add_term("X" * 300))
     index_all(archive)
     assert found(archive, "afterword*") == set(digests)
     assert found(archive, "has:extraction-failure") == {victim}
@@ -211,6 +227,10 @@ def test_a_document_that_cannot_be_built_falls_back_to_the_stored_metadata(ten, 
         return build(digest, meta, extracted)
 
     monkeypatch.setattr(index, "build_document", broken)
+    def unbuildable(document):
+        raise RecursionError("maximum recursion depth exceeded")
+
+    built_by_worker(monkeypatch, victim, unbuildable)
     index_all(archive)
     assert found(archive, "afterword*") == set(digests)
     assert found(archive, "from:sender subject:afterword7 has:extraction-failure") == {victim}

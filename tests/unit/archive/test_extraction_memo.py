@@ -5,7 +5,7 @@ import lmdb
 import pytest
 
 from services.archive import extraction_memo
-from services.archive.extraction_memo import ExtractionMemo, MemoryMemo
+from services.archive.extraction_memo import ExtractionMemo, MemoryMemo, TextMemo
 from services.archive.store import Store
 
 MAP = 64 * 1024**2
@@ -79,3 +79,21 @@ def test_the_in_memory_memo_is_bounded_too():
     for n in range(3):
         memo.remember_failure(sha(n), str(n))
     assert [memo.failure(sha(n)) for n in range(3)] == [None, "1", "2"] and len(memo) == 2
+
+
+def test_text_read_before_is_found_by_its_key_least_recently_used_first_out():
+    memo = TextMemo(capacity_bytes=400)
+    for n in range(4):
+        memo.remember(f"k{n}", "x" * 60)  # 62 bytes each with its key
+    assert memo.text("k0") == "x" * 60    # now the most recently used
+    for n in range(4, 8):
+        memo.remember(f"k{n}", "y" * 60)
+    assert memo.size <= 400 and len(memo) == 6
+    assert memo.text("k0") == "x" * 60 and memo.text("k1") is None and memo.text("k7")
+
+
+def test_a_text_of_more_than_a_quarter_of_the_memo_is_not_kept():
+    memo = TextMemo(capacity_bytes=400)
+    memo.remember("small", "a")
+    memo.remember("big", "é" * 60)  # 120 bytes of UTF-8: more than 100
+    assert memo.text("big") is None and memo.text("small") == "a" and memo.size == 6

@@ -44,3 +44,14 @@ def test_long_addresses_and_file_names_give_exact_bounded_terms():
         assert all(len(t.encode()) <= MAX_TERM_BYTES for t in first + second)
         assert first[0] != second[0] and make(one) == first
 
+
+
+def test_the_word_caches_can_be_counted_and_emptied():
+    from services.archive import words
+    words.forget_words()
+    assert words.cached_words() == 0
+    words.pieces("Grüße aus Zürich, e-mail-migration")
+    assert words.cached_words() >= 4
+    words.forget_words()
+    assert words.cached_words() == 0
+    assert words.terms_of("Grüße") == ["grusse"]  # and they still work

@@ -7,7 +7,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.archive.mime import MessageSummary, addresses, decode_header_text, summarize
+from services.archive.mime import (MessageSummary, addresses, decode_header_text, parse_headers,
+                                   summarize, summarize_message, summarize_origin)
 
 TYPICAL = b"""\
 From: =?utf-8?q?J=C3=B6rg_M=C3=BCller?= <Joerg.Mueller@Example.DE>
@@ -327,3 +328,21 @@ def messages(draw):
 @given(messages())
 def test_summarize_never_raises_on_generated_messages(raw):
     assert_well_formed(summarize(raw))
+
+
+HEADER_VALUES = st.one_of(
+    st.text(max_size=60),
+    st.sampled_from(["=?utf-8?q?J=C3=B6rg?= <j@x.de>", "a@x.org, b@y.org", "<id@host>",
+                     "undisclosed-recipients:;", '"Last, First" <f@x.org> (comment)',
+                     "=?iso-8859-1?b?/w==?=", "Grüße <g@x.de>", "@@@", ""]))
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(["From", "Subject", "Message-ID", "To", "Sender"]),
+                          HEADER_VALUES), max_size=6))
+def test_the_origin_is_read_as_the_whole_summary_reads_it(fields):
+    raw = "".join(f"{name}: {value}\n" for name, value in fields).encode("utf-8",
+                                                                           "surrogateescape")
+    message = parse_headers(raw + b"\nbody\n")
+    whole = summarize_message(message)
+    assert summarize_origin(message) == (whole.message_id, whole.from_addrs, whole.subject)

@@ -158,3 +158,17 @@ def test_notmuch_finds_the_markers_it_indexes_as_often_as_the_generator_says(cor
     assert result["notmuch_new_msgs_per_s"] > 0
     assert 0 < result["notmuch_search_p50_ms"] <= result["notmuch_search_p99_ms"]
     assert not (corpus[0].parent.parent / ".notmuch").exists()
+
+
+def test_a_corpus_without_attachments_holds_conversations_only(tmp_path):
+    plain = generate(tmp_path / "plain", 200, seed=1, attachments=False)
+    kinds = Counter()
+    for path in plain:
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        kinds[message.get_content_type()] += 1
+        assert not any(part.is_attachment() for part in message.walk()), path.name
+        assert message.get_body(("plain",)).get_content().strip()
+    assert set(kinds) == {"text/plain", "multipart/alternative"}
+    assert max(path.stat().st_size for path in plain) <= 40_000 + 4096  # no large ones
+    assert plain.markers["tessellora"] == plain.markers["ottervane"] == 0
+    assert plain.markers["zanthoxylum"] > 0

@@ -25,7 +25,7 @@ def test_every_field_is_documented_in_the_file():
     for name in ("model", "name", "storage_gb", "attachment_text_kb", "mirroring",
                  "custom_branding", "concurrency", "max_message_mb", "sessions_per_address",
                  "reserved_for_trusted", "data_memory_mb", "index_backlog",
-                 "min_free_disk_mb", "vcpus", "memory_mb", "disk_gb", "timeout_s"):
+                 "min_free_disk_mb", "vcpus", "memory_mb", "disk_gb", "timeout_s", "workers"):
         assert f"#   {name}" in header or f"#     {name}" in header, name
 
 

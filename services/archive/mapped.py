@@ -1,0 +1,55 @@
+"""Letting go of the pages of a file mapped in for reading, so they stop counting as ours.
+
+LMDB reads through a shared, read-only mapping of its data file: every page read stays
+mapped into the reading process, so the resident memory of a process that reads the whole
+store (the indexer, a reindex) grows with the store, up to its size. The pages are page
+cache the kernel may reclaim under pressure, yet they count as the process's RSS, and a
+model's memory budget is read in RSS. madvise(MADV_DONTNEED) on such a mapping only drops
+this process's page table entries: the pages stay in the page cache, and the next read
+maps them again, unchanged (the mapping is of the file, MAP_SHARED, never written through).
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import os
+from pathlib import Path
+
+log = logging.getLogger("archiver")
+MADV_DONTNEED = 4  # <sys/mman.h> on Linux
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+_libc.madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+
+
+def mappings_of(path: Path) -> list[tuple[int, int]]:
+    """(start, end) addresses of this process's shared mappings of the file `path`, from
+    /proc/self/maps (proc(5)); empty where there is no /proc. Only shared ones: dropping
+    the pages of a private mapping would drop what the process wrote into them."""
+    target = str(Path(path).resolve())
+    found = []
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            for line in maps:
+                fields = line.split(maxsplit=5)
+                if len(fields) == 6 and "s" in fields[1] and fields[5].rstrip("\n") == target:
+                    start, end = (int(address, 16) for address in fields[0].split("-"))
+                    found.append((start, end))
+    except OSError:
+        pass
+    return found
+
+
+def release(path: Path, length: int | None = None) -> int:
+    """Drop this process's resident pages of every read mapping of `path` (at most its
+    first `length` bytes of each); return the bytes of address space advised. Never raises:
+    failing to release is a cost in memory, not an error."""
+    advised = 0
+    for start, end in mappings_of(path):
+        size = end - start if length is None else min(end - start, length)
+        size -= size % os.sysconf("SC_PAGE_SIZE")
+        if size and _libc.madvise(start, size, MADV_DONTNEED) == 0:
+            advised += size
+        elif size:
+            log.debug("madvise of %s failed: %s", path, os.strerror(ctypes.get_errno()))
+    return advised

@@ -1,0 +1,172 @@
+"""Running one command for a benchmark: wall time, CPU time and memory of its process tree.
+
+`run_measured(argv)` starts the command, samples /proc every SAMPLE_S seconds for the
+resident memory of the process and all its descendants (extraction workers, their fork
+server, tools they run), and waits for it with wait4(2) for its CPU time.
+
+Memory is reported four ways, because they answer different questions:
+  process_peak_mb  the top process's own peak RSS (VmHWM, its high-water mark, as last
+                   sampled). Not ru_maxrss: Linux carries the RSS of the process that forked
+                   it (this benchmark) over exec into that;
+  tree_rss_peak_mb  the largest sum of Rss over the tree at one sample: what `ps` adds up,
+                   pages shared between processes (libraries, the fork server's imports
+                   that its workers inherit) counted once per process;
+  tree_pss_peak_mb  the same for Pss (smaps_rollup): each shared page divided among the
+                   processes sharing it, so the sum is the memory the tree really holds,
+                   file pages mapped in (libraries, LMDB's map) included;
+  tree_anon_pss_peak_mb  Pss_Anon only: the memory no file backs, which the kernel can
+                   only swap, never drop (LMDB pages read through the map are page cache
+                   it drops under pressure).
+Sampling can miss a peak of the sums shorter than SAMPLE_S.
+
+CPU time (tree_cpu_seconds, less sensitive to a busy machine than wall time) is the top
+process's from wait4(2), which includes the children it waited for, plus each grandchild's
+as last sampled, with the children that grandchild waited for: the extraction workers sit
+there, behind multiprocessing's fork server (which nobody waits for), and the tools they
+run (pdftotext...) are their children. A grandchild's CPU after its last sample is missed.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+SAMPLE_S = 0.05
+
+
+@dataclass
+class Measured:
+    seconds: float
+    cpu_seconds: float        # user + system of the process and the children it waited for
+    tree_cpu_seconds: float   # the same for the whole tree (see the module docstring)
+    exit_code: int
+    stdout: bytes
+    process_peak_mb: float
+    tree_rss_peak_mb: float
+    tree_pss_peak_mb: float
+    tree_anon_pss_peak_mb: float
+
+    def memory(self) -> dict:
+        return {"process_peak_mb": self.process_peak_mb,
+                "tree_rss_peak_mb": self.tree_rss_peak_mb,
+                "tree_pss_peak_mb": self.tree_pss_peak_mb,
+                "tree_anon_pss_peak_mb": self.tree_anon_pss_peak_mb}
+
+    def cpu(self) -> dict:
+        return {"cpu_seconds": self.cpu_seconds, "tree_cpu_seconds": self.tree_cpu_seconds}
+
+
+def run_measured(argv: list[str], env: dict[str, str] | None = None) -> Measured:
+    """Run `argv` to its end (stdout captured, stderr passed through) and measure it."""
+    started = time.perf_counter()
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, env=env)
+    sampler = _TreeSampler(process.pid)
+    sampler.start()
+    stdout = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    sampler.stop()
+    process.returncode = os.waitstatus_to_exitcode(status)
+    cpu = usage.ru_utime + usage.ru_stime
+    return Measured(seconds=seconds, cpu_seconds=round(cpu, 2),
+                    tree_cpu_seconds=round(cpu + sampler.descendants_cpu(), 2),
+                    exit_code=process.returncode, stdout=stdout,
+                    process_peak_mb=round(sampler.root_hwm_kb / 1024, 1),
+                    **{f"tree_{name}_peak_mb": round(peak / 1024, 1)
+                       for name, peak in sampler.peaks_kb.items()})
+
+
+class _TreeSampler(threading.Thread):
+    def __init__(self, root: int):
+        super().__init__(name="rss-sampler", daemon=True)
+        self.root, self.root_hwm_kb = root, 0
+        self.peaks_kb = {"rss": 0, "pss": 0, "anon_pss": 0}
+        self._cpu: dict[int, float] = {}  # descendant -> CPU seconds last seen
+        self._stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self._stopping.wait(SAMPLE_S):
+            sums = dict.fromkeys(self.peaks_kb, 0)
+            for pid, depth in tree(self.root):
+                for name, kb in _memory_kb(pid).items():
+                    sums[name] += kb
+                if depth == 0:
+                    self.root_hwm_kb = max(self.root_hwm_kb, _high_water_kb(pid))
+                if depth == 2:
+                    self._cpu[pid] = _cpu_seconds(pid) or self._cpu.get(pid, 0)
+            for name, kb in sums.items():
+                self.peaks_kb[name] = max(self.peaks_kb[name], kb)
+
+    def descendants_cpu(self) -> float:
+        return sum(self._cpu.values())
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.join()
+
+
+def tree(root: int) -> list[tuple[int, int]]:
+    """(pid, depth) of `root` (depth 0) and all its descendants alive now (from
+    /proc/PID/task/*/children)."""
+    found, frontier = [], [(root, 0)]
+    while frontier:
+        pid, depth = frontier.pop()
+        found.append((pid, depth))
+        for task in _listdir(Path(f"/proc/{pid}/task")):
+            try:
+                frontier += [(int(child), depth + 1) for child in
+                             Path(f"/proc/{pid}/task/{task}/children").read_text().split()]
+            except OSError:
+                pass
+    return found
+
+
+def _listdir(path: Path) -> list[str]:
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and of the children it waited for (proc(5)
+    stat fields 14 to 17); 0 once it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat[stat.rindex(")") + 2:].split()  # after the command name, from field 3
+    ticks = sum(int(value) for value in fields[11:15])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _memory_kb(pid: int) -> dict[str, int]:
+    """Rss, Pss and Pss_Anon of a process in KiB (proc(5) smaps_rollup); {} once it is gone."""
+    try:
+        lines = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+    except OSError:
+        return {}
+    fields = _kb_fields(lines)
+    return {"rss": fields.get("Rss", 0), "pss": fields.get("Pss", 0),
+            "anon_pss": fields.get("Pss_Anon", 0)}
+
+
+def _high_water_kb(pid: int) -> int:
+    try:
+        return _kb_fields(Path(f"/proc/{pid}/status").read_text().splitlines()).get("VmHWM", 0)
+    except OSError:
+        return 0
+
+
+def _kb_fields(lines: list[str]) -> dict[str, int]:
+    """"Name:   1234 kB" lines as {name: 1234}."""
+    found = {}
+    for line in lines:
+        name, _, value = line.partition(":")
+        parts = value.split()
+        if len(parts) == 2 and parts[1] == "kB":
+            found[name] = int(parts[0])
+    return found

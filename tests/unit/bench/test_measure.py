@@ -1,0 +1,29 @@
+"""The benchmark's measurement of a command's process tree (tests.bench.measure)."""
+import sys
+
+from tests.bench.measure import run_measured
+
+# As `archiver import` with its extraction workers: the top process (~40 MB) starts a
+# child it never waits for (as multiprocessing's fork server), whose own child (a
+# worker) holds ~80 MB and burns CPU.
+WORKER = "import time; held = b'x' * (80 * 1024 * 1024); end = time.process_time() + 0.6\n" \
+         "while time.process_time() < end: pass"
+CHILD = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {WORKER!r}])"
+PARENT = f"""
+import subprocess, sys, time
+held = b"x" * (40 * 1024 * 1024)
+subprocess.Popen([sys.executable, "-c", {CHILD!r}], stdout=subprocess.DEVNULL)
+time.sleep(2.0)
+print("done")
+"""
+
+
+def test_the_tree_counts_the_memory_and_cpu_of_workers_nobody_waited_for():
+    measured = run_measured([sys.executable, "-c", PARENT])
+    assert measured.exit_code == 0 and measured.stdout.strip() == b"done"
+    assert 40 <= measured.process_peak_mb < 100
+    assert measured.tree_rss_peak_mb >= 40 + 80
+    assert measured.tree_pss_peak_mb >= 40 + 80
+    assert 40 + 80 <= measured.tree_anon_pss_peak_mb <= measured.tree_pss_peak_mb
+    assert measured.cpu_seconds < 0.4  # the worker's CPU is not the top process's
+    assert measured.tree_cpu_seconds >= measured.cpu_seconds + 0.5
