@@ -134,6 +134,7 @@ class LimitedSMTP(SMTP):
         self.first_command_seconds = first_command_seconds
         self._slot: SessionSlot | None = None
         self._refused, self._heard_at = False, 0.0
+        self._receiving_data = False
 
     def connection_made(self, transport) -> None:
         starting = self.transport is None  # not the STARTTLS upgrade of a running session
@@ -177,9 +178,11 @@ class LimitedSMTP(SMTP):
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
         spool = DataSpool(self.spool_dir)
+        self._receiving_data = True
         try:
             received = await receive_data(self._reader, spool, self.data_size_limit,
                                           self._heard_from)
+            self._receiving_data = False
             self._timeout_handle.cancel()  # the client waits for our reply: it is not idle
             if received.too_big:
                 status = f"552 5.3.4 the message is larger than {self.data_size_limit} bytes"
@@ -187,10 +190,19 @@ class LimitedSMTP(SMTP):
                 self.envelope.spool = spool
                 status = await self._call_handler_hook("DATA")
         finally:
+            self._receiving_data = False
             spool.close()
         self._set_post_data_state()
         self._reset_timeout()
         await self.push(status)
+
+    def data_received(self, data: bytes) -> None:
+        # receive_data takes DATA in pieces that end at a ".\r\n" or 64 KiB: a slow sender
+        # may take longer than the idle timeout to fill one, so bytes restart it as they
+        # arrive, as the network delivers them.
+        super().data_received(data)
+        if self._receiving_data:
+            self._heard_from()
 
     def _heard_from(self) -> None:
         now = self.loop.time()
