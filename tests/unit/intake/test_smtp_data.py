@@ -108,3 +108,16 @@ def test_a_spool_that_cannot_be_written_says_why_and_takes_no_more(tmp_path):
     spool.write(b"more")
     assert spool.size == 2 * IN_MEMORY_BYTES + 4
     spool.close()
+
+
+@pytest.mark.parametrize("piece_size", [LIMIT, 2 * LIMIT + 5])
+def test_a_piece_boundary_inside_cr_lf_or_before_a_dot_still_unstuffs(tmp_path, piece_size):
+    """A line longer than the read limit is taken in pieces; wherever a cut falls (between
+    CR and LF, between LF and a line's dot), the dot at the next line start goes."""
+    for length in range(LIMIT - 6, LIMIT + 6):
+        message = b"y" * length + b"\r\n.dot\r\n..\r\n.\r\nlast\r\n"
+        result, spooled, rest = received(stuffed(message), tmp_path, pieces=1,
+                                         after=b"QUIT\r\n")
+        assert spooled == message and rest == b"QUIT\r\n", length
+    big = (b"z" * (piece_size - 1) + b"\r\n.\r\n") * 3  # ".\r\n" lines around each cut
+    assert received(stuffed(big), tmp_path, pieces=3)[1] == big
