@@ -289,6 +289,8 @@ class Indexer:
     def abandon_writes(self) -> None:
         """Drop whatever a failed write (a full disk) left half done and close the index;
         reopen() goes on from the last commit, which holds the position in the log."""
+        if self.database is None:
+            return  # abandoned already
         try:  # a failed flush leaves changes pending, which close() would commit again
             self.database.begin_transaction(False)
             self.database.cancel_transaction()  # drops every change since the last commit

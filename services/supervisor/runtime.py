@@ -100,7 +100,7 @@ class Runtime:
         """Follow the arrival log until stopped (rebuilding the index first when its schema
         is old), pausing while a disk is full; `lock` is held and released here."""
         from services.archive import reindex
-        from services.supervisor.indexing import PausingIndexer
+        from services.supervisor.indexing import Pause, PausingIndexer
 
         def disks():
             return [space for space in self.archive.spaces() if space.key.endswith("_disk")]
@@ -108,11 +108,12 @@ class Runtime:
         def note(detail: str) -> None:
             self.details["indexer"] = detail
 
-        def follow(indexer) -> None:
-            PausingIndexer(indexer, disks, self.stop, note).run()
+        pause = Pause(disks, self.stop, note)
         try:
             with self.archive.extraction_pool() as pool:
-                reindex.serve(self.archive, pool, stop=self.stop.is_set, follow=follow)
+                reindex.serve(self.archive, pool, stop=self.stop.is_set,
+                              follow=lambda indexer: PausingIndexer(indexer, pause).run(),
+                              pause=pause)
         finally:
             lock.release()
 
