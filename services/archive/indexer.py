@@ -74,6 +74,8 @@ class IndexLock:
         self._fd: int | None = None
 
     def acquire(self, wait: bool) -> bool:
+        """Take the lock: True; False when another process holds it (and not `wait`).
+        Raises OSError when its file cannot be made (ENOSPC on a full disk)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -83,6 +85,10 @@ class IndexLock:
             self._fd = None
             return False
         return True
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
 
     def release(self) -> None:
         if self._fd is not None:

@@ -31,6 +31,7 @@ from services.intake.acceptance import AcceptancePolicy
 from services.intake.memory_budget import MemoryBudget, memory_to_store
 from services.intake.smtp_data import READ_LIMIT_BYTES, DataSpool, receive_data
 from services.intake.smtp_sessions import NoSessionSlot, SessionSlot, SessionSlots
+from services.archive.space import is_out_of_space
 from services.archive.store import Envelope, OutOfSpace, PutOutcome, Store
 
 log = logging.getLogger(__name__)
@@ -173,6 +174,8 @@ class LimitedSMTP(SMTP):
             await self.push("501 Syntax: DATA")
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
+        if not self.spool_dir.is_dir():  # made at start-up, unless the disk was full then
+            make_spool_dir(self.spool_dir)
         spool = DataSpool(self.spool_dir)
         try:
             received = await receive_data(self._reader, spool, self.data_size_limit,
@@ -196,6 +199,18 @@ class LimitedSMTP(SMTP):
             self._reset_timeout()
 
 
+def make_spool_dir(spool_dir: Path) -> None:
+    """Make the spool folder; on a full disk (ENOSPC) log it and go on: a message then
+    fails to spool (intake refuses mail on a full disk anyway) until there is room."""
+    try:
+        spool_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        if not is_out_of_space(exc, spool_dir.parent):
+            raise
+        log.warning("cannot make the SMTP spool folder %s: %s; made once there is room",
+                    spool_dir, exc.strerror or exc)
+
+
 def tls_context(config: SmtpConfig) -> ssl.SSLContext | None:
     if config.tls is None:
         return None
@@ -211,7 +226,7 @@ async def start_smtp(config: SmtpConfig, store: Store, gate: IntakeGate, limits:
     handler = ArchiveHandler(store, config, gate, limits)
     slots = SessionSlots(limits, handler.policy.trusted)
     context = tls_context(config)
-    Path(spool_dir).mkdir(parents=True, exist_ok=True)
+    make_spool_dir(Path(spool_dir))
     host, _, port = config.listen.rpartition(":")
     loop = asyncio.get_running_loop()
 
