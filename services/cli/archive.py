@@ -181,16 +181,22 @@ def _import_stopped(args, archive: Archive, counts: dict, problems: list[dict],
 
 def _indexing_stopped(args, archive: Archive, counts: dict, problems: list[dict]) -> int:
     """Everything is stored but the index ran out of room: say so in one line; exit 75."""
-    short = "; ".join(space.words() for space in archive.spaces() if space.state != "ok")
+    short = _disk_words(archive, None)
     stored = _stored(counts)
     print(f"archiver: import stored all {stored} messages, but indexing stopped: "
-          f"{short or 'a disk is full'}; the indexer service, or the next import, indexes "
+          f"{short}; the indexer service, or the next import, indexes "
           "the rest once there is room", file=sys.stderr)
     if args.json:
         print(json.dumps({**counts, "indexed": 0, "problems": problems,
                           "stopped": {"indexing": short}}))
     archive.close()
     return OutOfSpace.exit_code
+
+
+def _disk_words(archive: Archive, exc: Exception | None) -> str:
+    """Which spaces of `archive` are low or full, with their numbers; else what `exc` said."""
+    short = "; ".join(space.words() for space in archive.spaces() if space.state != "ok")
+    return short or (f"a write failed ({exc})" if exc is not None else "a disk is full")
 
 
 def _stored(counts: dict) -> int:
@@ -336,6 +342,10 @@ def cmd_export(args) -> int:
         raise ArchiverError(f"{output} exists: an export never overwrites a file; remove "
                             "it or choose another name") from None
     except OSError as exc:  # a folder one may not write in (/proc, read-only), a full disk
+        if is_out_of_space(exc, output.parent):
+            raise OutOfSpace(f"cannot write the export to {output}: "
+                             f"{exc.strerror or exc}; nothing was left behind: make room "
+                             "or choose another folder, and export again") from None
         raise ArchiverError(f"cannot write the export to {output}: "
                             f"{exc.strerror or exc}; choose another folder") from None
     progress.finish()
@@ -414,6 +424,13 @@ def cmd_reindex(args) -> int:
         reindex.switch_over(archive)
         progress.finish()
         indexed = status(archive.store, archive.index_dir()).indexed
+    except Exception as exc:
+        if not is_out_of_space(exc, archive.data_dir):
+            raise
+        progress.finish()
+        raise OutOfSpace(f"reindex stopped: {_disk_words(archive, exc)}; the old index "
+                         "still answers, and reindex run again once there is room goes on "
+                         "where this one stopped") from None
     finally:
         lock.release()
     print(json.dumps({"indexed": indexed}) if args.json else f"reindexed {indexed} messages")
