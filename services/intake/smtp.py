@@ -16,6 +16,7 @@ bytes for the store only once MemoryBudget grants what storing it takes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 from concurrent.futures import ThreadPoolExecutor
@@ -57,6 +58,13 @@ class ArchiveHandler:
         refusal = self.policy.refuse_sender(session.peer[0])
         if refusal:
             return f"550 5.7.1 {refusal}"
+        # Refused before the message is sent: refused mail never takes the room left.
+        waits = self.gate.room_reason()
+        if waits:
+            return f"451 4.3.1 {waits}; try again later"
+        too_large = self.gate.room_reason(_declared_size(mail_options))
+        if too_large:
+            return f"452 4.3.1 {too_large}; try again later"
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 OK"
@@ -65,6 +73,9 @@ class ArchiveHandler:
         refusal = self.policy.refuse_recipient(session.peer[0], address)
         if refusal:
             return f"550 5.7.1 {refusal}"
+        waits = self.gate.room_reason()
+        if waits:
+            return f"451 4.3.1 {waits}; try again later"
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         return "250 2.1.5 OK"
@@ -75,6 +86,9 @@ class ArchiveHandler:
         if reason:
             return f"451 4.3.1 {reason}; try again later"
         if envelope.spool.error is not None:
+            if is_out_of_space(envelope.spool.error, server.spool_dir):
+                return (f"452 4.3.1 there is no room to spool the message "
+                        f"({envelope.spool.error.strerror}); try again later")
             return (f"451 4.3.0 the message could not be spooled "
                     f"({envelope.spool.error.strerror or envelope.spool.error}); try again later")
         recipients = [r for r in envelope.rcpt_tos if r.lower() != self.journal_recipient]
@@ -107,6 +121,15 @@ class ArchiveHandler:
 
     def _store_now(self, spool: DataSpool, envelope: Envelope, trusted: bool) -> PutOutcome:
         return archive_message(self.store, spool.take(), envelope, "smtp", trusted)
+
+
+def _declared_size(mail_options: list[str]) -> int:
+    """The SIZE= a client declared at MAIL FROM (RFC 1870), in bytes; 0 if none."""
+    for option in mail_options:
+        name, _, value = option.partition("=")
+        if name.upper() == "SIZE" and value.isdigit():
+            return int(value)
+    return 0
 
 
 def _call_soon(loop: asyncio.AbstractEventLoop, callback, *args) -> None:
@@ -175,7 +198,8 @@ class LimitedSMTP(SMTP):
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
         if not self.spool_dir.is_dir():  # made at start-up, unless the disk was full then
-            make_spool_dir(self.spool_dir)
+            with contextlib.suppress(OSError):  # if not, the spool says why (DataSpool.error)
+                self.spool_dir.mkdir(parents=True)
         spool = DataSpool(self.spool_dir)
         try:
             received = await receive_data(self._reader, spool, self.data_size_limit,
