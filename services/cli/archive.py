@@ -102,11 +102,22 @@ def cmd_import(args) -> int:
     batch: list[tuple[str, tuple]] = []  # (label, what put_many takes)
 
     def flush():
-        for outcome in archive.store.put_many([entry for _, entry in batch]):
-            counts["imported" if outcome.status == "new" else
-                   "duplicates" if outcome.status == "duplicate" else "merged"] += 1
-        progress.advance(len(batch))
-        batch.clear()
+        """Store the batch; a part that finds no room is split, so that all that fits is
+        stored. Raises OutOfSpace with the batch left from the first message that does not."""
+        size = len(batch)
+        while batch:
+            try:
+                outcomes = archive.store.put_many([entry for _, entry in batch[:size]])
+            except OutOfSpace:
+                if size == 1:
+                    raise
+                size = (size + 1) // 2  # nothing of the part was stored: try a smaller one
+                continue
+            for outcome in outcomes:
+                counts["imported" if outcome.status == "new" else
+                       "duplicates" if outcome.status == "duplicate" else "merged"] += 1
+            progress.advance(size)
+            del batch[:size]
 
     try:
         # The model's message limit caps every file and zip member import reads.

@@ -232,3 +232,20 @@ def test_an_export_to_a_full_disk_says_so_in_one_line_and_leaves_nothing(
         out.grow(64)
         archiver("export", "", "--format", "zip", "-o", output, "--data", data, check=0)
         assert output.stat().st_size > 6 * MiB
+
+
+def test_an_import_stores_all_that_fits_not_only_whole_batches(archiver, disk, tmp_path):
+    raws = [message(n) for n in range(200)]  # one batch of import, about 6 MB
+    source, labels = write_mail("maildir", tmp_path / "maildir", raws)
+    data = disk.mount_point / "data"
+    disk.fill(leave_bytes=5 * MiB)  # room for part of the batch
+
+    done = archiver("import", source, "--data", data, "--json", check=75)
+    (line,) = done.stderr.splitlines()
+    count, where, left, _ = STOP_LINE.fullmatch(line).groups()
+    count = int(count)
+    assert 0 < count < 200 and int(left) == 200 - count and where == labels[count]
+    assert stored_digests(data) == {digest_of(raw) for raw in raws[:count]}
+    disk.release()
+    again = json.loads(archiver("import", source, "--data", data, "--json", check=0).stdout)
+    assert (again["imported"], again["duplicates"]) == (200 - count, count)
