@@ -74,6 +74,8 @@ class IndexLock:
         self._fd: int | None = None
 
     def acquire(self, wait: bool) -> bool:
+        """Take the lock: True; False when another process holds it (and not `wait`).
+        Raises OSError when its file cannot be made (ENOSPC on a full disk)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -83,6 +85,10 @@ class IndexLock:
             self._fd = None
             return False
         return True
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
 
     def release(self) -> None:
         if self._fd is not None:
@@ -289,6 +295,8 @@ class Indexer:
     def abandon_writes(self) -> None:
         """Drop whatever a failed write (a full disk) left half done and close the index;
         reopen() goes on from the last commit, which holds the position in the log."""
+        if self.database is None:
+            return  # abandoned already
         try:  # a failed flush leaves changes pending, which close() would commit again
             self.database.begin_transaction(False)
             self.database.cancel_transaction()  # drops every change since the last commit

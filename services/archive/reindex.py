@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import shutil
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Protocol
 
 import xapian
 
@@ -20,6 +20,7 @@ from services.archive.archive import Archive
 from services.archive.extract import ExtractionPool
 from services.archive.index import SCHEMA_VERSION, schema_version
 from services.archive.indexer import Indexer
+from services.archive.space import is_out_of_space
 
 log = logging.getLogger("archiver")
 
@@ -42,19 +43,81 @@ def rebuild(archive: Archive, pool: ExtractionPool, stop: Callable[[], bool] = l
     """Build the next index until it has caught up with the arrival log; True then, False
     when `stop()` said so first. `live`: the live index's writer, kept current between
     batches (the service); None when nothing else may write (the CLI holds the lock).
-    `progress(n)`: n more arrival-log entries are in the new index."""
+    `progress(n)`: n more arrival-log entries are in the new index. A write that fails
+    (a full disk: services.archive.space.is_out_of_space) drops what it left unsaved;
+    the next rebuild goes on from the last commit."""
+    with _building(archive, pool) as building:
+        try:
+            return _catch_up(building, stop, progress, live)
+        except BaseException:
+            building.abandon_writes()
+            raise
+
+
+def _building(archive: Archive, pool: ExtractionPool) -> Indexer:
+    """The writer of the index being rebuilt."""
+    # A rebuild reads every message anew: old archives get the current reading.
+    return Indexer(archive.store, next_index_dir(archive), pool, live=False,
+                   reread_all=True, memory_bytes=archive.profile.indexing.memory_bytes)
+
+
+def _catch_up(building: Indexer, stop: Callable[[], bool],
+              progress: Callable[[int], None] | None, live: Indexer | None) -> bool:
     def between() -> bool:
         if live is not None:
             live.catch_up()
         return stop()
 
-    # A rebuild reads every message anew: old archives get the current reading.
-    with Indexer(archive.store, next_index_dir(archive), pool, live=False,
-                 reread_all=True, memory_bytes=archive.profile.indexing.memory_bytes) as building:
-        if progress is not None and building.position():
-            progress(building.position())  # what an interrupted rebuild had done
-        building.catch_up(progress, between)
+    if progress is not None and building.position():
+        progress(building.position())  # what an interrupted rebuild had done
+    building.catch_up(progress, between)
     return not stop()
+
+
+class Pause(Protocol):
+    """How the service waits while a disk is full (services.supervisor.indexing.Pause)."""
+
+    def wait(self, exc: Exception) -> None: ...
+
+    def resumed(self, count: int = 0) -> None: ...
+
+
+def rebuild_pausing(archive: Archive, pool: ExtractionPool, stop: Callable[[], bool],
+                    pause: Pause) -> bool:
+    """rebuild() beside the live index (the service), waiting in `pause` whenever a write
+    runs out of room and then going on from the last commits; True once caught up, False
+    when stopped first. Any other error is raised. The writers stay open across pauses,
+    so what they committed and the store has yet to record is kept."""
+    writers: dict[str, Indexer] = {}
+    try:
+        while True:
+            try:
+                if "live" not in writers:
+                    writers["live"] = _live(archive, pool)
+                if "next" not in writers:
+                    writers["next"] = _building(archive, pool)
+                for writer in writers.values():
+                    writer.reopen()
+                    writer.record_progress()
+                finished = _catch_up(writers["next"], stop, pause.resumed, writers["live"])
+                pause.resumed()
+                return finished
+            except Exception as exc:
+                if not is_out_of_space(exc, archive.data_dir):
+                    raise
+                for writer in writers.values():
+                    writer.abandon_writes()
+                pause.wait(exc)
+                if stop():
+                    return False
+    finally:
+        for writer in writers.values():
+            writer.close()
+
+
+def _live(archive: Archive, pool: ExtractionPool) -> Indexer:
+    return Indexer(archive.store, archive.index_dir(), pool,
+                   memory_bytes=archive.profile.indexing.memory_bytes)
 
 
 def switch_over(archive: Archive) -> None:
@@ -94,22 +157,24 @@ def progress_of(archive: Archive) -> dict | None:
 
 
 def serve(archive: Archive, pool: ExtractionPool, stop: Callable[[], bool],
-          follow: Callable[[Indexer], None] | None = None) -> None:
+          follow: Callable[[Indexer], None] | None = None, pause: Pause | None = None) -> None:
     """The indexer service: rebuild first when needed (old index answering meanwhile),
     then follow the arrival log until stopped: `follow(indexer)` does that (the service's
-    pauses while a disk is full, services.supervisor.indexing), by default Indexer.follow."""
+    pauses while a disk is full, services.supervisor.indexing), by default Indexer.follow.
+    `pause`: how the rebuild waits while a disk is full; None: such an error is raised."""
     if needs_rebuild(archive):
         log.info("rebuilding the index of %s for schema %d in the background",
                  archive.data_dir, SCHEMA_VERSION)
-        with Indexer(archive.store, archive.index_dir(), pool,
-                     memory_bytes=archive.profile.indexing.memory_bytes) as live:
-            finished = rebuild(archive, pool, stop, live=live)
+        if pause is not None:
+            finished = rebuild_pausing(archive, pool, stop, pause)
+        else:
+            with _live(archive, pool) as live:
+                finished = rebuild(archive, pool, stop, live=live)
         if not finished:
             return
         switch_over(archive)
         log.info("the rebuilt index of %s is live", archive.data_dir)
-    with Indexer(archive.store, archive.index_dir(), pool,
-                 memory_bytes=archive.profile.indexing.memory_bytes) as indexer:
+    with _live(archive, pool) as indexer:
         log.info("indexer following %s", archive.data_dir)
         if follow is None:
             indexer.follow(stop=stop)

@@ -102,11 +102,22 @@ def cmd_import(args) -> int:
     batch: list[tuple[str, tuple]] = []  # (label, what put_many takes)
 
     def flush():
-        for outcome in archive.store.put_many([entry for _, entry in batch]):
-            counts["imported" if outcome.status == "new" else
-                   "duplicates" if outcome.status == "duplicate" else "merged"] += 1
-        progress.advance(len(batch))
-        batch.clear()
+        """Store the batch; a part that finds no room is split, so that all that fits is
+        stored. Raises OutOfSpace with the batch left from the first message that does not."""
+        size = len(batch)
+        while batch:
+            try:
+                outcomes = archive.store.put_many([entry for _, entry in batch[:size]])
+            except OutOfSpace:
+                if size == 1:
+                    raise
+                size = (size + 1) // 2  # nothing of the part was stored: try a smaller one
+                continue
+            for outcome in outcomes:
+                counts["imported" if outcome.status == "new" else
+                       "duplicates" if outcome.status == "duplicate" else "merged"] += 1
+            progress.advance(size)
+            del batch[:size]
 
     try:
         # The model's message limit caps every file and zip member import reads.
@@ -181,16 +192,22 @@ def _import_stopped(args, archive: Archive, counts: dict, problems: list[dict],
 
 def _indexing_stopped(args, archive: Archive, counts: dict, problems: list[dict]) -> int:
     """Everything is stored but the index ran out of room: say so in one line; exit 75."""
-    short = "; ".join(space.words() for space in archive.spaces() if space.state != "ok")
+    short = _disk_words(archive, None)
     stored = _stored(counts)
     print(f"archiver: import stored all {stored} messages, but indexing stopped: "
-          f"{short or 'a disk is full'}; the indexer service, or the next import, indexes "
+          f"{short}; the indexer service, or the next import, indexes "
           "the rest once there is room", file=sys.stderr)
     if args.json:
         print(json.dumps({**counts, "indexed": 0, "problems": problems,
                           "stopped": {"indexing": short}}))
     archive.close()
     return OutOfSpace.exit_code
+
+
+def _disk_words(archive: Archive, exc: Exception | None) -> str:
+    """Which spaces of `archive` are low or full, with their numbers; else what `exc` said."""
+    short = "; ".join(space.words() for space in archive.spaces() if space.state != "ok")
+    return short or (f"a write failed ({exc})" if exc is not None else "a disk is full")
 
 
 def _stored(counts: dict) -> int:
@@ -336,6 +353,10 @@ def cmd_export(args) -> int:
         raise ArchiverError(f"{output} exists: an export never overwrites a file; remove "
                             "it or choose another name") from None
     except OSError as exc:  # a folder one may not write in (/proc, read-only), a full disk
+        if is_out_of_space(exc, output.parent):
+            raise OutOfSpace(f"cannot write the export to {output}: "
+                             f"{exc.strerror or exc}; nothing was left behind: make room "
+                             "or choose another folder, and export again") from None
         raise ArchiverError(f"cannot write the export to {output}: "
                             f"{exc.strerror or exc}; choose another folder") from None
     progress.finish()
@@ -414,6 +435,13 @@ def cmd_reindex(args) -> int:
         reindex.switch_over(archive)
         progress.finish()
         indexed = status(archive.store, archive.index_dir()).indexed
+    except Exception as exc:
+        if not is_out_of_space(exc, archive.data_dir):
+            raise
+        progress.finish()
+        raise OutOfSpace(f"reindex stopped: {_disk_words(archive, exc)}; the old index "
+                         "still answers, and reindex run again once there is room goes on "
+                         "where this one stopped") from None
     finally:
         lock.release()
     print(json.dumps({"indexed": indexed}) if args.json else f"reindexed {indexed} messages")

@@ -52,6 +52,7 @@ class IntakeGate:
     def __init__(self, store: Store, profile: ModelProfile, data_dir: Path):
         self.store, self.profile, self.data_dir = store, profile, Path(data_dir)
         self._checked_at, self._reason, self._backlog = 0.0, None, 0
+        self._room_bytes = 0  # what intake may write before it waits (_check)
 
     def reason(self, trusted: bool = False) -> str | None:
         """Why intake from this source must wait (a sentence for a 4xx reply), or None.
@@ -59,11 +60,24 @@ class IntakeGate:
         trusted: a trusted server (smtp.trusted_servers) or a journal mailbox; it waits for
         the index only past TRUSTED_BACKLOG_FACTOR x intake.index_backlog messages behind,
         others past intake.index_backlog. A full store or disk stops everyone."""
+        self._refresh()
+        return self._reason or self._backlog_reason(trusted)
+
+    def room_reason(self, declared_bytes: int = 0) -> str | None:
+        """Why intake must wait for room (a disk low or full, the store's capacity full), or
+        None; with `declared_bytes` (RFC 1870 SIZE=), also when a message that large would
+        take the disks it is spooled and stored on below their low threshold."""
+        self._refresh()
+        if self._reason or declared_bytes <= self._room_bytes:
+            return self._reason
+        return (f"the message ({size_in_words(declared_bytes)}) is larger than the room "
+                f"left ({size_in_words(max(self._room_bytes, 0))})")
+
+    def _refresh(self) -> None:
         now = time.monotonic()
         if now - self._checked_at >= self.REFRESH_SECONDS:
             self._reason, self._backlog = self._check(), self._index_backlog()
             self._checked_at = now
-        return self._reason or self._backlog_reason(trusted)
 
     def _index_backlog(self) -> int:
         return self.store.log_end("arrival") - self.store.cursor("indexer")
@@ -75,10 +89,19 @@ class IntakeGate:
         return None
 
     def _check(self) -> str | None:
-        for space in spaces_of(self.data_dir, self.store, self.profile.intake.min_free_disk_mb):
+        spaces = [space for space in spaces_of(self.data_dir, self.store,
+                                               self.profile.intake.min_free_disk_mb)
+                  if space.key != "index_disk"]
+        self._room_bytes = min(_room(space) for space in spaces)
+        for space in spaces:
             if _intake_waits_for(space):
                 return _space_reason(space)
         return None
+
+
+def _room(space: Space) -> int:
+    """Bytes intake may still write to `space` before it waits."""
+    return space.free_bytes - (0 if space.key == "store_capacity" else space.low_below_bytes)
 
 
 def _intake_waits_for(space: Space) -> bool:

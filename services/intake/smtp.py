@@ -16,6 +16,7 @@ bytes for the store only once MemoryBudget grants what storing it takes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +32,7 @@ from services.intake.acceptance import AcceptancePolicy
 from services.intake.memory_budget import MemoryBudget, memory_to_store
 from services.intake.smtp_data import READ_LIMIT_BYTES, DataSpool, receive_data
 from services.intake.smtp_sessions import NoSessionSlot, SessionSlot, SessionSlots
+from services.archive.space import is_out_of_space
 from services.archive.store import Envelope, OutOfSpace, PutOutcome, Store
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,13 @@ class ArchiveHandler:
         refusal = self.policy.refuse_sender(session.peer[0])
         if refusal:
             return f"550 5.7.1 {refusal}"
+        # Refused before the message is sent: refused mail never takes the room left.
+        waits = self.gate.room_reason()
+        if waits:
+            return f"451 4.3.1 {waits}; try again later"
+        too_large = self.gate.room_reason(_declared_size(mail_options))
+        if too_large:
+            return f"452 4.3.1 {too_large}; try again later"
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 OK"
@@ -67,6 +76,9 @@ class ArchiveHandler:
         refusal = self.policy.refuse_recipient(session.peer[0], address)
         if refusal:
             return f"550 5.7.1 {refusal}"
+        waits = self.gate.room_reason()
+        if waits:
+            return f"451 4.3.1 {waits}; try again later"
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         return "250 2.1.5 OK"
@@ -77,6 +89,9 @@ class ArchiveHandler:
         if reason:
             return f"451 4.3.1 {reason}; try again later"
         if envelope.spool.error is not None:
+            if is_out_of_space(envelope.spool.error, server.spool_dir):
+                return (f"452 4.3.1 there is no room to spool the message "
+                        f"({envelope.spool.error.strerror}); try again later")
             return (f"451 4.3.0 the message could not be spooled "
                     f"({envelope.spool.error.strerror or envelope.spool.error}); try again later")
         recipients = [r for r in envelope.rcpt_tos if r.lower() != self.journal_recipient]
@@ -109,6 +124,15 @@ class ArchiveHandler:
 
     def _store_now(self, spool: DataSpool, envelope: Envelope, trusted: bool) -> PutOutcome:
         return archive_message(self.store, spool.take(), envelope, "smtp", trusted)
+
+
+def _declared_size(mail_options: list[str]) -> int:
+    """The SIZE= a client declared at MAIL FROM (RFC 1870), in bytes; 0 if none."""
+    for option in mail_options:
+        name, _, value = option.partition("=")
+        if name.upper() == "SIZE" and value.isdigit():
+            return int(value)
+    return 0
 
 
 def _call_soon(loop: asyncio.AbstractEventLoop, callback, *args) -> None:
@@ -177,6 +201,9 @@ class LimitedSMTP(SMTP):
             await self.push("501 Syntax: DATA")
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
+        if not self.spool_dir.is_dir():  # made at start-up, unless the disk was full then
+            with contextlib.suppress(OSError):  # if not, the spool says why (DataSpool.error)
+                self.spool_dir.mkdir(parents=True)
         spool = DataSpool(self.spool_dir)
         self._receiving_data = True
         try:
@@ -211,6 +238,18 @@ class LimitedSMTP(SMTP):
             self._reset_timeout()
 
 
+def make_spool_dir(spool_dir: Path) -> None:
+    """Make the spool folder; on a full disk (ENOSPC) log it and go on: a message then
+    fails to spool (intake refuses mail on a full disk anyway) until there is room."""
+    try:
+        spool_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        if not is_out_of_space(exc, spool_dir.parent):
+            raise
+        log.warning("cannot make the SMTP spool folder %s: %s; made once there is room",
+                    spool_dir, exc.strerror or exc)
+
+
 def tls_context(config: SmtpConfig) -> ssl.SSLContext | None:
     if config.tls is None:
         return None
@@ -228,7 +267,7 @@ async def start_smtp(config: SmtpConfig, store: Store, gate: IntakeGate, limits:
     handler = ArchiveHandler(store, config, gate, limits)
     slots = SessionSlots(limits, handler.policy.trusted)
     context = tls_context(config)
-    Path(spool_dir).mkdir(parents=True, exist_ok=True)
+    make_spool_dir(Path(spool_dir))
     host, _, port = config.listen.rpartition(":")
     loop = asyncio.get_running_loop()
 

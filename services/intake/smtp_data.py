@@ -46,6 +46,7 @@ class DataSpool:
         try:
             if self.error is None:
                 self._file.write(self._batch)
+                self._file.flush()  # a full disk fails here, not when the message is read
         except OSError as exc:  # ENOSPC, EIO, a spool directory gone: the message fails
             self.error = exc
         self._batch.clear()
@@ -63,7 +64,10 @@ class DataSpool:
 
     def close(self) -> None:
         with self._closing:
-            self._file.close()
+            try:
+                self._file.close()
+            except OSError:  # what could not be written: the message failed (self.error)
+                pass
 
 
 @dataclass

@@ -25,6 +25,7 @@ from services.archive import dates
 from services.archive.index import sent_date
 from services.policy.replicated import Replicated
 from services.policy.saved_searches import matching_in, query_of
+from services.archive.space import is_out_of_space
 from services.archive.store import DeletionConflict, Store
 
 log = logging.getLogger(__name__)
@@ -152,6 +153,7 @@ def _delete_batch(store, database, replicated, batch, now, report, actor, timezo
 
 LAST_RUN_SETTING = "retention.last_run"  # node-local: each appliance runs its own
 WEEK = 7 * DAY
+FULL_RETRY_SECONDS = 300  # a run that found its disk full tries again this much later
 SCHEDULER = Actor("retention-schedule", "admin")
 
 
@@ -169,11 +171,18 @@ def run_if_due(store: Store, index_dir: Path, replicated: Replicated,
 
 def run_weekly(store: Store, index_dir_of, replicated: Replicated, stop, check_seconds=3600,
                timezone: str = "UTC"):
-    """Until `stop` is set: every `check_seconds`, run retention if it is due."""
+    """Until `stop` is set: every `check_seconds`, run retention if it is due. A run that
+    finds no room to write (a full disk) is logged in one line and tried again within
+    FULL_RETRY_SECONDS."""
     while True:
+        wait = check_seconds
         try:
             run_if_due(store, index_dir_of(), replicated, timezone=timezone)
-        except Exception:  # a failed run is retried at the next check, not fatal to intake
-            log.exception("the scheduled retention run failed")
-        if stop.wait(timeout=check_seconds):
+        except Exception as exc:  # a failed run is retried later, not fatal to intake
+            if not is_out_of_space(exc, store.path):
+                log.exception("the scheduled retention run failed")
+            else:  # nothing to trace: it goes on once there is room
+                log.warning("the scheduled retention run waits for room: %s", exc)
+                wait = min(check_seconds, FULL_RETRY_SECONDS)
+        if stop.wait(timeout=wait):
             return

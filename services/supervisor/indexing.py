@@ -7,6 +7,8 @@ batch and goes on later from its last commit, which holds its position in the lo
 nothing is lost or indexed twice. The pause ends when the disks the indexer writes to are
 no longer low (the operator freed space), or after RETRY_SECONDS in any case: a disk that
 stays low may still have room for the next batch. Any other error ends the service.
+The background rebuild of an index of an older schema waits in the same Pause
+(services.archive.reindex.rebuild_pausing).
 """
 from __future__ import annotations
 
@@ -22,30 +24,19 @@ RETRY_SECONDS = 60.0
 POLL_SECONDS = 1.0
 
 
-class PausingIndexer:
-    """Runs `indexer` until `stop` is set. `disks()` measures the disks it writes to;
-    `note(detail)` tells status why it is paused ("" once it indexes again)."""
+class Pause:
+    """Waits while a disk the indexer writes to is full. `disks()` measures those disks;
+    `note(detail)` tells status why indexing is paused ("" once it goes on); `stop` ends
+    a wait early."""
 
-    def __init__(self, indexer: Indexer, disks: Callable[[], list[Space]],
-                 stop: threading.Event, note: Callable[[str], None] = lambda detail: None):
-        self.indexer, self.disks, self.stop, self.note = indexer, disks, stop, note
+    def __init__(self, disks: Callable[[], list[Space]], stop: threading.Event,
+                 note: Callable[[str], None] = lambda detail: None):
+        self.disks, self.stop, self.note = disks, stop, note
         self.paused = False
 
-    def run(self) -> None:
-        while not self.stop.is_set():
-            try:
-                self.indexer.reopen()
-                self.indexer.record_progress()
-                self.indexer.catch_up(self._indexed)  # the backlog, and what a pause held up
-                self._resumed()  # (even if nothing was left to write)
-                self.indexer.follow(stop=self.stop.is_set, on_batch=self._indexed)
-            except Exception as exc:
-                if not is_out_of_space(exc, self.indexer.index_dir):
-                    raise
-                self.indexer.abandon_writes()
-                self._pause(exc)
-
-    def _pause(self, exc: Exception) -> None:
+    def wait(self, exc: Exception) -> None:
+        """After `exc` (a write that ran out of room): until the disks are no longer low,
+        RETRY_SECONDS at most, or `stop` is set. Logged once per pause."""
         full = [space for space in self.disks() if space.state != "ok"]
         why = "; ".join(space.words() for space in full) or f"a write failed ({exc})"
         if not self.paused:  # once per pause, not at every retry
@@ -59,11 +50,30 @@ class PausingIndexer:
             if all(space.state == "ok" for space in self.disks()):
                 return
 
-    def _indexed(self, count: int) -> None:
-        self._resumed()
-
-    def _resumed(self) -> None:
+    def resumed(self, count: int = 0) -> None:
+        """Indexing went on (`count` log entries; a progress callback's shape)."""
         if self.paused:
             self.paused = False
             self.note("")
             log.info("indexer resumed: there is room again", extra={"ARCHIVER_SERVICE": "indexer"})
+
+
+class PausingIndexer:
+    """Runs `indexer` until `pause.stop` is set, waiting in `pause` while a disk is full."""
+
+    def __init__(self, indexer: Indexer, pause: Pause):
+        self.indexer, self.pause = indexer, pause
+
+    def run(self) -> None:
+        while not self.pause.stop.is_set():
+            try:
+                self.indexer.reopen()
+                self.indexer.record_progress()
+                self.indexer.catch_up(self.pause.resumed)  # the backlog, and what a pause held up
+                self.pause.resumed()  # (even if nothing was left to write)
+                self.indexer.follow(stop=self.pause.stop.is_set, on_batch=self.pause.resumed)
+            except Exception as exc:
+                if not is_out_of_space(exc, self.indexer.index_dir):
+                    raise
+                self.indexer.abandon_writes()
+                self.pause.wait(exc)

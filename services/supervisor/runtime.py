@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from firmware.errors import ArchiverError
 
 from services.archive.archive import Archive
+from services.archive.space import disk_space, is_out_of_space
 from services.common.config import Config, load_config
 from services.appliance.service_state import HEARTBEAT_SECONDS, ServiceRecords
 from services.appliance.systemd_integration import (log_to_journal_or_stderr, notify,
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 # run_indexer, serve): on a small appliance every module costs its services' start time.
 log = logging.getLogger("archiver")
 SUPERVISE_SECONDS = 0.2  # how soon a stop signal or a dead thread is noticed
+ROOM_POLL_SECONDS = 5.0  # how often start-up looks for room on a full disk
 
 
 class ServiceFailed(ArchiverError):
@@ -100,7 +102,7 @@ class Runtime:
         """Follow the arrival log until stopped (rebuilding the index first when its schema
         is old), pausing while a disk is full; `lock` is held and released here."""
         from services.archive import reindex
-        from services.supervisor.indexing import PausingIndexer
+        from services.supervisor.indexing import Pause, PausingIndexer
 
         def disks():
             return [space for space in self.archive.spaces() if space.key.endswith("_disk")]
@@ -108,11 +110,20 @@ class Runtime:
         def note(detail: str) -> None:
             self.details["indexer"] = detail
 
-        def follow(indexer) -> None:
-            PausingIndexer(indexer, disks, self.stop, note).run()
+        pause = Pause(disks, self.stop, note)
         try:
+            if not _take(lock, pause):
+                return
             with self.archive.extraction_pool() as pool:
-                reindex.serve(self.archive, pool, stop=self.stop.is_set, follow=follow)
+                while not self.stop.is_set():
+                    try:  # opening (or making) the index may want room too
+                        return reindex.serve(
+                            self.archive, pool, stop=self.stop.is_set, pause=pause,
+                            follow=lambda indexer: PausingIndexer(indexer, pause).run())
+                    except Exception as exc:
+                        if not is_out_of_space(exc, self.archive.data_dir):
+                            raise
+                        pause.wait(exc)
         finally:
             lock.release()
 
@@ -224,6 +235,8 @@ def run_services(args, services: list[str]) -> int:
     config = load_config(args.config)
     archive = Archive(args.data or config.data_dir, args.model or config.model)
     try:
+        if not _wait_for_the_store(archive):
+            return 0  # stopped while waiting
         index_lock = _index_lock(archive, services)
         if index_lock is None and "indexer" in services:
             services = [s for s in services if s != "indexer"]
@@ -234,19 +247,88 @@ def run_services(args, services: list[str]) -> int:
     return 0
 
 
+def _wait_for_the_store(archive: Archive) -> bool:
+    """Open (or create) the archive's store, waiting while its disk has no room to create
+    it (a fresh data folder on a full disk), saying why; False when stopped meanwhile."""
+    stopped = threading.Event()
+    handlers = {signum: signal.signal(signum, lambda *_: stopped.set())
+                for signum in (signal.SIGTERM, signal.SIGINT)}
+    waiting = False
+    try:
+        while True:
+            try:
+                archive.store
+                return True
+            except Exception as exc:
+                if not is_out_of_space(exc, _existing(archive.data_dir)):
+                    raise
+                why = _disk_in_words(archive, exc)
+                if not waiting:
+                    log.warning("cannot open the archive: %s; waiting for room", why,
+                                extra={"ARCHIVER_SPACE": why})
+                    waiting = True
+                notify(f"STATUS=waiting for room: {why}")
+            if stopped.wait(ROOM_POLL_SECONDS):
+                return False
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+
+
+def _disk_in_words(archive: Archive, exc: Exception) -> str:
+    """E.g. "data disk full: 0 B free of 35.0 MiB (full below 1.0 MiB)"."""
+    try:
+        return disk_space("data_disk", "data disk", _existing(archive.data_dir),
+                          archive.profile.intake.min_free_disk_mb * 1024 * 1024).words()
+    except OSError:
+        return _in_words(exc)
+
+
+def _existing(path: Path) -> Path:
+    """`path`, or its nearest folder that exists (a data folder not made yet)."""
+    while not path.exists() and path.parent != path:
+        path = path.parent
+    return path
+
+
 def _index_lock(archive: Archive, services: list[str]) -> IndexLock | None:
-    """The index lock if this process is to be the indexer; None if it runs no indexer."""
+    """The index lock if this process is to be the indexer; None if it runs no indexer.
+    When the disk has no room for the lock file, no other process can hold it: it is
+    returned not yet held, and the indexer takes it once there is room."""
     if "indexer" not in services:
         return None
     from services.archive.indexer import IndexerBusy, IndexLock
     lock = IndexLock(archive.data_dir)
-    if lock.acquire(wait=False):
+    try:
+        if lock.acquire(wait=False):
+            return lock
+    except OSError as exc:
+        if not is_out_of_space(exc, archive.data_dir):
+            raise
+        log.warning("cannot make the index lock: %s; the indexer waits for room",
+                    _disk_in_words(archive, exc))
         return lock
     if services == ["indexer"]:
         raise IndexerBusy(f"another process writes the index of {archive.data_dir}")
     log.warning("another process writes the index of %s; this one does not index",
                 archive.data_dir)
     return None
+
+
+def _take(lock: IndexLock, pause) -> bool:
+    """Hold `lock` (already held, or not yet for want of room), waiting in `pause` while the
+    disk has no room for it; False when stopped first."""
+    while not lock.held:
+        try:
+            if not lock.acquire(wait=False):  # an import took it meanwhile: it ends
+                pause.stop.wait(ROOM_POLL_SECONDS)
+        except OSError as exc:
+            if not is_out_of_space(exc, lock.path.parent):
+                raise
+            pause.wait(exc)
+        if pause.stop.is_set():
+            return False
+    return True
 
 
 def _run(runtime: Runtime, index_lock: IndexLock | None) -> None:

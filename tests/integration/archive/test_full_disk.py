@@ -174,3 +174,78 @@ def test_an_io_error_on_an_all_but_full_disk_is_a_full_disk(tmp_path):
         assert not is_out_of_space(short_write, small.mount_point)
         small.fill()
         assert is_out_of_space(short_write, small.mount_point)
+
+
+def searchable(archiver, data: Path) -> tuple[int, int]:
+    stats = json.loads(archiver("stats", "--data", data, "--json", check=0).stdout)
+    hits = archiver("search", "marker0 OR marker199", "--data", data, "--json", check=0)
+    return stats["indexed"], len(hits.stdout.splitlines())
+
+
+@pytest.mark.parametrize("leave", [0, 3 * MiB])
+def test_reindex_on_a_full_disk_says_so_in_one_line_and_the_next_one_finishes(
+        archiver, disk, tmp_path, leave):
+    raws = [message(n, attachment_bytes=100, words=200) for n in range(200)]
+    source, _ = write_mail("maildir", tmp_path / "maildir", raws)
+    data = disk.mount_point / "data"
+    archiver("import", source, "--data", data, check=0)
+    assert searchable(archiver, data) == (200, 2)
+    disk.fill(leave_bytes=leave)  # no room for the index being rebuilt beside the live one
+
+    done = archiver("reindex", "--data", data, "--json", check=75)
+    assert "Traceback" not in done.stderr and done.stdout == ""
+    (line,) = [line for line in done.stderr.splitlines() if line.startswith("archiver: ")]
+    assert re.fullmatch(r"archiver: reindex stopped: data disk (low|full): [\d.]+ \w+ free of "
+                        r"[\d.]+ MiB \(.*\); the old index still answers, .*", line), line
+    assert searchable(archiver, data) == (200, 2)
+
+    disk.release()
+    assert json.loads(archiver("reindex", "--data", data, "--json", check=0).stdout) == \
+        {"indexed": 200}
+    assert searchable(archiver, data) == (200, 2)
+    assert len([p for p in data.iterdir() if p.name.startswith("index.")]) == 1
+
+
+@pytest.mark.parametrize("where", ["data disk", "a disk of its own"])
+def test_an_export_to_a_full_disk_says_so_in_one_line_and_leaves_nothing(
+        archiver, disk, tmp_path, where):
+    source, _ = write_mail("maildir", tmp_path / "maildir", [message(n) for n in range(200)])
+    data = disk.mount_point / "data"
+    archiver("import", source, "--data", data, check=0)
+    with SmallDisk(tmp_path / "out", 2, kind="tmpfs") as out:
+        # the export (about 6 MB) cannot fit
+        if where == "data disk":
+            disk.fill(leave_bytes=2 * MiB)
+            output = disk.mount_point / "export.zip"
+        else:
+            output = out.mount_point / "export.zip"
+        done = archiver("export", "", "--format", "zip", "-o", output, "--data", data,
+                        check=75)
+        assert "Traceback" not in done.stderr
+        (line,) = [line for line in done.stderr.splitlines() if line.startswith("archiver: ")]
+        # the export file fills the disk, or the store's record of the export finds it full
+        assert line.startswith((f"archiver: cannot write the export to {output}: No space "
+                                "left on device; nothing was left behind",
+                                "archiver: the store's disk is full (")), line
+        assert not output.exists()
+        disk.release()
+        out.grow(64)
+        archiver("export", "", "--format", "zip", "-o", output, "--data", data, check=0)
+        assert output.stat().st_size > 6 * MiB
+
+
+def test_an_import_stores_all_that_fits_not_only_whole_batches(archiver, disk, tmp_path):
+    raws = [message(n) for n in range(200)]  # one batch of import, about 6 MB
+    source, labels = write_mail("maildir", tmp_path / "maildir", raws)
+    data = disk.mount_point / "data"
+    disk.fill(leave_bytes=5 * MiB)  # room for part of the batch
+
+    done = archiver("import", source, "--data", data, "--json", check=75)
+    (line,) = done.stderr.splitlines()
+    count, where, left, _ = STOP_LINE.fullmatch(line).groups()
+    count = int(count)
+    assert 0 < count < 200 and int(left) == 200 - count and where == labels[count]
+    assert stored_digests(data) == {digest_of(raw) for raw in raws[:count]}
+    disk.release()
+    again = json.loads(archiver("import", source, "--data", data, "--json", check=0).stdout)
+    assert (again["imported"], again["duplicates"]) == (200 - count, count)

@@ -14,7 +14,9 @@ import threading
 from email.message import EmailMessage
 
 import pytest
+import xapian
 
+from services.archive.index import SCHEMA_VERSION
 from tests.integration.processes import ArchiverService, models_file, wait_for_port
 from tests.integration.small_disk import SmallDisk
 from tests.integration.web.fixtures import Client
@@ -249,4 +251,126 @@ def test_an_index_on_a_disk_of_its_own_that_fills_pauses_indexing_not_intake(tmp
             report = same_process_runs_every_service(service, pid)
             assert report["space"]["index_disk"]["state"] == "ok"
         finally:
+            assert service.stop() == 0
+
+
+def test_a_background_index_rebuild_pauses_on_a_full_disk_and_finishes_by_itself(tmp_path):
+    models = models_file(tmp_path, intake={"min_free_disk_mb": 1})
+    with SmallDisk(tmp_path / "disk", 64) as disk:
+        data = disk.mount_point / "data"
+        service = ArchiverService(tmp_path, {"data_dir": str(data), "web": {"plain_http": True}},
+                                  models=models)
+        service.data = data
+        mail = tmp_path / "mail"
+        mail.mkdir()
+        for n in range(300):
+            (mail / f"{n}.eml").write_bytes(message(n, attachment_bytes=0, words=200))
+        assert service.cli("import", mail).returncode == 0
+        hits_before = sorted(service.search("marker7"))
+        assert hits_before
+        # An index of an older schema: the service rebuilds it beside the live one.
+        old = xapian.WritableDatabase(str((data / "index").resolve()), xapian.DB_OPEN)
+        old.set_metadata("schema_version", str(SCHEMA_VERSION - 1))
+        old.commit()
+        old.close()
+        disk.fill(leave_bytes=MiB // 2)  # the new index cannot fit
+        service.start()
+        try:
+            pid = service.process.pid
+            wait_until(still_running(service, lambda: "indexer paused: data disk " in
+                                     log_of(service)), 180, "the rebuild to pause")
+            wait_until(lambda: indexer_reason(service).startswith("paused: data disk "), 30,
+                       "status to say why the indexer waits")
+            same_process_runs_every_service(service, pid)
+            assert sorted(service.search("marker7")) == hits_before  # the old index answers
+            disk.release()
+
+            def rebuilt() -> bool:
+                assert service.process.poll() is None, log_of(service)[-2000:]
+                try:
+                    index = xapian.Database(str((data / "index").resolve()))
+                except xapian.Error:
+                    return False
+                return index.get_metadata("schema_version") == str(SCHEMA_VERSION).encode()
+            wait_until(rebuilt, 300, "the rebuild to finish by itself")
+            assert sorted(service.search("marker7")) == hits_before
+            assert len([p for p in data.iterdir() if p.name.startswith("index.")]) == 1
+            wait_until(lambda: indexer_reason(service) == "", 30, "the pause to end in status")
+            same_process_runs_every_service(service, pid)
+        finally:
+            assert service.stop() == 0
+
+
+def sent(service: ArchiverService, raw: bytes) -> bool:
+    """Whether intake acknowledged `raw`; False when it answered 4xx."""
+    try:
+        with smtplib.SMTP("127.0.0.1", service.smtp_port, timeout=30) as client:
+            client.sendmail("alice@example.org", ["bob@example.com"], raw)
+        return True
+    except smtplib.SMTPResponseException as refusal:
+        assert 400 <= refusal.smtp_code < 500, refusal
+        return False
+
+
+def on_a_full_disk(tmp_path, disk: SmallDisk, imported: int) -> ArchiverService:
+    models = models_file(tmp_path, intake={"min_free_disk_mb": 8})
+    data = disk.mount_point / "data"
+    service = ArchiverService(tmp_path, {"data_dir": str(data), "web": {"plain_http": True},
+                                         "smtp": {"trusted_servers": ["127.0.0.1/32"]}},
+                              models=models)
+    service.data = data
+    if imported:
+        mail = tmp_path / "mail"
+        mail.mkdir()
+        for n in range(imported):
+            (mail / f"{n}.eml").write_bytes(message(n))
+        assert service.cli("import", mail).returncode == 0
+    disk.fill()
+    assert disk.free_bytes() < 64 * 1024
+    return service
+
+
+def test_run_starts_on_a_full_disk_an_archive_with_no_spool_yet_and_goes_on_by_itself(
+        tmp_path):
+    with SmallDisk(tmp_path / "disk", 40) as disk:
+        service = on_a_full_disk(tmp_path, disk, imported=20)  # never ran: no spool/ yet
+        service.start()
+        try:
+            pid = service.process.pid
+            wait_for_port("127.0.0.1", service.web_port)
+            assert not sent(service, message(999))
+            # (the services' records wait for room too: they were never written)
+            assert status(service)["space"]["data_disk"]["state"] == "full"
+            wait_until(lambda: "the scheduled retention run waits for room: " in
+                       log_of(service), 30, "retention to say it waits")
+            assert "Traceback" not in log_of(service)
+            disk.release()
+            wait_until(still_running(service, lambda: sent(service, message(1000))), 60,
+                       "intake to take mail again")
+            service.wait_until_indexed(21, timeout=120)
+            wait_until(lambda: status(service)["services"]["smtp"]["pid"] == pid, 60,
+                       "the next heartbeat to record the services")
+            same_process_runs_every_service(service, pid)
+        finally:
+            assert service.stop() == 0
+
+
+def test_run_starts_on_a_full_disk_with_no_archive_yet_and_goes_on_by_itself(tmp_path):
+    with SmallDisk(tmp_path / "disk", 40) as disk:
+        service = on_a_full_disk(tmp_path, disk, imported=0)
+        starting = threading.Thread(target=service.start)  # it listens once it has room
+        starting.start()
+        try:
+            wait_until(lambda: service.process is not None and "cannot open the archive: data "
+                       "disk full: " in log_of(service), 60, "run to say why it waits")
+            assert service.process.poll() is None
+            disk.release()
+            starting.join()
+            wait_until(still_running(service, lambda: sent(service, message(1000))), 60,
+                       "intake to take mail")
+            service.wait_until_indexed(1, timeout=120)
+            same_process_runs_every_service(service, service.process.pid)
+            assert "Traceback" not in log_of(service)
+        finally:
+            starting.join()
             assert service.stop() == 0
