@@ -767,10 +767,7 @@ class ExtractionPool:
             entry.reading = payload
             known = self.memo.failure(payload)
             self.memo_hits += known is not None
-            try:
-                connection.send(known)
-            except OSError:
-                pass  # it died; its end-of-file is heard next
+            _answer(connection, known)
         elif kind == "read":
             if payload is not None:  # the library raised: as good as known for next time
                 self.memo.remember_failure(entry.reading, payload)
@@ -791,10 +788,7 @@ class ExtractionPool:
             return
         found = self.texts.text(payload)
         self.text_memo_hits += found is not None
-        try:
-            connection.send(found)
-        except OSError:
-            pass  # it died; its end-of-file is heard next
+        _answer(connection, found)
 
     def _failed(self, slot: int, running: dict, waiting: deque, results: list,
                 problem: str) -> None:
@@ -835,6 +829,14 @@ def _said_something(connection) -> bool:
 def _fallback_key(digest: str) -> str:
     """The memo's key for "even the fallback failed on this message"."""
     return hashlib.sha256(b"fallback\0" + digest.encode()).hexdigest()
+
+
+def _answer(connection, value) -> None:
+    """Answer a worker's question; one that died meanwhile is heard next as end-of-file."""
+    try:
+        connection.send(value)
+    except OSError:
+        pass
 
 
 class _Worker:

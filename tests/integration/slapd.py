@@ -25,6 +25,7 @@ import subprocess
 from pathlib import Path
 
 import ldap3
+import pytest
 
 from tests.integration.certificates import TestCA
 from tests.integration.processes import free_port, stop_process_group, wait_for_port
@@ -179,3 +180,13 @@ class Slapd:
         server = ldap3.Server(HOST, port=self.ldap_port, get_info=ldap3.NONE)
         return ldap3.Connection(server, ROOT_DN, ROOT_PASSWORD, auto_bind=True,
                                 raise_exceptions=True)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A private slapd for the tests of one module (imported there as a fixture)."""
+    started = Slapd(tmp_path_factory.mktemp("slapd"))
+    try:
+        yield started.start()
+    finally:
+        started.cleanup()

@@ -15,21 +15,13 @@ from services.appliance.directory import Directory, DirectoryError
 from services.common.config import DirectoryConfig
 from tests.conftest import ARCHIVER
 from tests.integration import slapd
+from tests.integration.slapd import server  # noqa: F401  (a fixture: one slapd per module)
 from tests.integration.black_hole import BlackHole
 from tests.integration.certificates import TestCA
 from tests.integration.processes import free_port
 from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.integration]
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    started = slapd.Slapd(tmp_path_factory.mktemp("slapd"))
-    try:
-        yield started.start()
-    finally:
-        started.cleanup()
 
 
 def directory(server, **changes) -> Directory:

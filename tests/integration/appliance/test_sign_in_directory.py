@@ -13,19 +13,11 @@ from services.appliance.sign_in import LocalNameTaken, SignIn
 from services.archive.archive import Archive
 from services.common.config import DirectoryConfig
 from tests.integration import slapd
+from tests.integration.slapd import server  # noqa: F401  (a fixture: one slapd per module)
 
 pytestmark = [pytest.mark.integration]
 
 PASSWORD = "Directory-Pass-123"
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    started = slapd.Slapd(tmp_path_factory.mktemp("slapd"))
-    try:
-        yield started.start()
-    finally:
-        started.cleanup()
 
 
 @pytest.fixture
