@@ -25,6 +25,7 @@ import struct
 import threading
 import time
 import uuid
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,6 +115,7 @@ class Store:
                    for name in DATABASES}
         self._local = threading.local()  # zstd contexts are not thread-safe
         self._committer: GroupCommitter | None = None
+        self._starting = threading.Lock()  # one committer, however many threads put at once
         self.node_id = self._ensure_node_id()
 
     # -- writing -----------------------------------------------------------------------
@@ -128,10 +130,19 @@ class Store:
     def put_outcome(self, raw: bytes, envelope: Envelope | None = None, source: str = "import",
                     origin: str | None = None, from_line_date: float | None = None
                     ) -> PutOutcome:
+        return self.put_future(raw, envelope, source, origin, from_line_date).result()
+
+    def put_future(self, raw: bytes, envelope: Envelope | None = None, source: str = "import",
+                   origin: str | None = None, from_line_date: float | None = None
+                   ) -> Future:
+        """put_outcome() without waiting for the commit: `raw` is hashed, summarized and
+        compressed in this thread, then the Future gets the PutOutcome (or the error, e.g.
+        OutOfSpace) once the group commit holding it is durable (GroupCommitter)."""
         prepared = self._prepare(raw, envelope, source, origin, from_line_date)
-        if self._committer is None:
-            self._committer = GroupCommitter(self._apply_batch, name="store-commit")
-        return self._committer.submit(prepared)
+        with self._starting:
+            if self._committer is None:
+                self._committer = GroupCommitter(self._apply_batch, name="store-commit")
+        return self._committer.submit_future(prepared)
 
     def put_many(self, items: Iterable[tuple]) -> list[PutOutcome]:
         """Store a batch in one durable transaction (bulk import, mirror copies): items are

@@ -20,15 +20,16 @@ import contextlib
 import logging
 import re
 import ssl
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Callable
 
 from aiosmtpd.smtp import SMTP, syntax
 
 from firmware.models import SmtpLimits
 
 from services.common.config import SmtpConfig
-from services.intake.gate import IntakeGate, archive_message
+from services.intake.gate import IntakeGate, submit_message
 from services.intake.acceptance import AcceptancePolicy
 from services.intake.memory_budget import MemoryBudget, memory_to_store
 from services.intake.smtp_data import READ_LIMIT_BYTES, DataSpool, receive_data
@@ -47,7 +48,7 @@ class ArchiveHandler:
         self.store, self.gate = store, gate
         self.policy = AcceptancePolicy(config)
         self.journal_recipient = (config.journal_recipient or "").lower()
-        # Durable puts block on a group commit; they wait in threads, not in the event loop.
+        # Hashing, the header summary and compression run in threads, beside the event loop.
         self.executor = ThreadPoolExecutor(max_workers=limits.concurrency,
                                            thread_name_prefix="smtp-put")
         self.memory = MemoryBudget(limits.data_memory_bytes)
@@ -110,21 +111,42 @@ class ArchiveHandler:
         return f"250 2.0.0 archived {outcome.digest[:16]}"
 
     async def _store(self, spool: DataSpool, envelope: Envelope, trusted: bool) -> PutOutcome:
-        """archive_message() in a thread, once the memory storing takes is granted."""
+        """The message stored durably, once the memory storing takes is granted: a worker
+        thread hashes, summarizes and compresses it and hands it to the group commit,
+        whose thread tells this loop when it is durable (no thread waits for the commit)."""
         amount = await self.memory.take(memory_to_store(spool.size))
         loop = asyncio.get_running_loop()
+        durable = loop.create_future()
+
+        def settle(outcome: Future) -> None:  # in the thread that ends the put
+            _call_soon(loop, self._settled, outcome, durable, amount)
+
         try:
-            work = self.executor.submit(self._store_now, spool, envelope, trusted)
+            self.executor.submit(self._submit, spool, envelope, trusted, settle)
         except BaseException:
             self.memory.give_back(amount)
             raise
-        # Given back when the put ends, not when the session does: a client that hangs up
-        # does not stop the thread, and its memory is in use until then.
-        work.add_done_callback(lambda _: _call_soon(loop, self.memory.give_back, amount))
-        return await asyncio.wrap_future(work)
+        return await durable
 
-    def _store_now(self, spool: DataSpool, envelope: Envelope, trusted: bool) -> PutOutcome:
-        return archive_message(self.store, spool.take(), envelope, "smtp", trusted)
+    def _submit(self, spool: DataSpool, envelope: Envelope, trusted: bool,
+                settle: Callable[[Future], None]) -> None:
+        try:
+            outcome = submit_message(self.store, spool.take(), envelope, "smtp", trusted)
+        except BaseException as exc:  # e.g. the session closed the spool: settled all the same
+            outcome = Future()
+            outcome.set_exception(exc)
+        outcome.add_done_callback(settle)
+
+    def _settled(self, outcome: Future, durable: asyncio.Future, amount: int) -> None:
+        # Memory is given back when the put ends, not when the session does: a client that
+        # hangs up does not stop the put, and its memory is in use until then.
+        self.memory.give_back(amount)
+        if durable.done():  # the session went away meanwhile
+            return
+        if outcome.exception() is not None:
+            durable.set_exception(outcome.exception())
+        else:
+            durable.set_result(outcome.result())
 
 
 def _declared_size(mail_options: list[str]) -> int:
