@@ -31,8 +31,8 @@ import xapian
 from firmware.errors import ArchiverError
 
 from services.archive import dates
-from services.archive.index import (BOOLEAN_PREFIXES, HAS_VALUES, SLOT_DATE, SLOT_SIZE,
-                                    TEXT_PREFIXES)
+from services.archive.index import (BARE_WORD_PREFIXES, BOOLEAN_PREFIXES, HAS_VALUES,
+                                    SLOT_DATE, SLOT_SIZE, TEXT_PREFIXES)
 from services.archive.terms import (ADDRESS_DOMAIN, ADDRESS_EXACT, ADDRESS_LOCAL,
                                     FILENAME_EXTENSION, FILENAME_WHOLE, term)
 from services.archive.words import Piece, fold, fold_whole, pieces
@@ -201,8 +201,8 @@ class Wildcard(Node):
     field: str | None
 
     def query(self, context):
-        prefix = TEXT_PREFIXES[self.field] if self.field else ""
-        return _expand(context, prefix + _stem_term(self.stem))
+        stem = _stem_term(self.stem)
+        return _expand(context, *(prefix + stem for prefix in _word_prefixes(self.field)))
 
     def explain(self, context):
         return f'a word beginning with "{_stem_term(self.stem)}" {_where(self.field)}'
@@ -657,15 +657,26 @@ def _piece_words(piece: Piece) -> str:
 def _pieces_query(found: list[Piece], field: str | None) -> xapian.Query:
     """Words as typed: one plain word is a term; anything longer (a compound, a CJK run,
     several pieces) is its whole term, or the phrase of its parts in some field."""
-    prefix = TEXT_PREFIXES[field] if field else ""
+    word_prefixes = _word_prefixes(field)
     if len(found) == 1 and len(found[0].parts) == 1:
-        return xapian.Query(prefix + found[0].parts[0])
+        return _any_term(word_prefixes, found[0].parts[0])
     sequence = [term for piece in found for term in piece.sequence()]
-    prefixes = [prefix] if field else list(TEXT_PREFIXES.values())
-    alternatives = [_phrase(p, sequence) for p in prefixes]
+    phrase_prefixes = word_prefixes if field else TEXT_PREFIXES.values()
+    alternatives = [_phrase(p, sequence) for p in phrase_prefixes]
     if len(found) == 1 and found[0].whole:
-        alternatives.insert(0, xapian.Query(prefix + found[0].whole))
+        alternatives.insert(0, _any_term(word_prefixes, found[0].whole))
     return xapian.Query(xapian.Query.OP_OR, alternatives)
+
+
+def _word_prefixes(field: str | None) -> tuple[str, ...]:
+    """Where a word of `field` is indexed; a bare word (None): index.BARE_WORD_PREFIXES."""
+    return (TEXT_PREFIXES[field],) if field else BARE_WORD_PREFIXES
+
+
+def _any_term(prefixes: tuple[str, ...], word: str) -> xapian.Query:
+    if len(prefixes) == 1:
+        return xapian.Query(prefixes[0] + word)
+    return xapian.Query(xapian.Query.OP_OR, [xapian.Query(prefix + word) for prefix in prefixes])
 
 
 def _phrase(prefix: str, sequence: list[str]) -> xapian.Query:
@@ -701,10 +712,14 @@ def _stem_term(stem: str) -> str:
     return fold(stem)
 
 
-def _expand(context: Context, prefix_term: str) -> xapian.Query:
+def _expand(context: Context, prefix_term: str, *more: str) -> xapian.Query:
+    """The terms beginning with `prefix_term` (or any of `more`: the same wildcard under
+    other prefixes, counted as one), ORed; each expansion at most EXPANSION_LIMIT terms."""
     context.count_pattern(prefix_term)
-    return xapian.Query(xapian.Query.OP_WILDCARD, prefix_term, EXPANSION_LIMIT,
-                        xapian.Query.WILDCARD_LIMIT_ERROR, xapian.Query.OP_OR)
+    expansions = [xapian.Query(xapian.Query.OP_WILDCARD, stem, EXPANSION_LIMIT,
+                               xapian.Query.WILDCARD_LIMIT_ERROR, xapian.Query.OP_OR)
+                  for stem in (prefix_term, *more)]
+    return expansions[0] if not more else xapian.Query(xapian.Query.OP_OR, expansions)
 
 
 def _has_wildcard(text: str) -> bool:

@@ -109,3 +109,41 @@ def test_results_are_newest_first_with_paging(archive):
 def test_bad_ranges_are_refused_with_the_reason(archive, query):
     with pytest.raises(QuerySyntaxError, match="cannot parse query"):
         search(archive.index_dir(), query)
+
+
+# --- schema 4: body and attachment text indexed once, still found by bare words -----------
+
+BARE = {
+    "body-only": mail("ann@example.com", "bob@example.com", "one",
+                      "plan the e-mail-migration of 東京都 before zebrafish season"),
+    "attachment-only": mail("ann@example.com", "bob@example.com", "two", "see attached",
+                            attachment=("a.txt", "quokka e-mail-migration 大阪府 sizing")),
+    "subject-only": mail("ann@example.com", "bob@example.com", "zebrafish quokka", "nothing"),
+}
+
+
+@pytest.fixture(scope="module")
+def bare(tmp_path_factory):
+    opened = indexed_archive(tmp_path_factory.mktemp("bare"), BARE)
+    yield opened
+    opened.close()
+
+
+@pytest.mark.parametrize("query, expected", [
+    ("zebrafish", ["subject-only", "body-only"]),
+    ("quokka", ["subject-only", "attachment-only"]),
+    ("zebra*", ["subject-only", "body-only"]),
+    ("quok*", ["subject-only", "attachment-only"]),
+    ("e-mail-migration", ["attachment-only", "body-only"]),
+    ("e-mail-mig*", ["attachment-only", "body-only"]),
+    ("東京", ["body-only"]),
+    ("大阪府", ["attachment-only"]),
+    ('"the e-mail-migration"', ["body-only"]),
+    ("body:quokka", []),
+    ("attachment:zebrafish", []),
+    ("subject:zebra*", ["subject-only"]),
+    ("sizing AND season", []),
+    ("zebrafish AND NOT body:zebrafish", ["subject-only"]),
+])
+def test_bare_words_find_text_indexed_only_under_its_field(bare, query, expected):
+    assert sorted(found(bare, query)) == sorted(expected)
