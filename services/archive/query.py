@@ -202,7 +202,8 @@ class Wildcard(Node):
 
     def query(self, context):
         stem = _stem_term(self.stem)
-        return _expand(context, *(prefix + stem for prefix in _word_prefixes(self.field)))
+        typed = f"{self.field}:{self.stem}*" if self.field else f"{self.stem}*"
+        return _expand(context, typed, [prefix + stem for prefix in _word_prefixes(self.field)])
 
     def explain(self, context):
         return f'a word beginning with "{_stem_term(self.stem)}" {_where(self.field)}'
@@ -226,9 +227,8 @@ class Address(Node):
         if form == "pattern":
             return _glob(context, prefix + ADDRESS_EXACT, fold(key))
         if form == "stem":
-            return xapian.Query(xapian.Query.OP_OR, [
-                _expand(context, prefix + _stem_term(key)),
-                _expand(context, prefix + ADDRESS_EXACT + fold(key))])
+            return _expand(context, f"{self.field}:{value}", [
+                prefix + _stem_term(key), prefix + ADDRESS_EXACT + fold(key)])
         return xapian.Query(xapian.Query.OP_OR, [
             _pieces_query(pieces(value), self.field),
             xapian.Query(term(prefix, ADDRESS_LOCAL + fold_whole(value))),
@@ -262,7 +262,8 @@ class Filename(Node):
         if form == "pattern":
             subqueries = [_glob(context, prefix + FILENAME_WHOLE, fold(key))]
             if key.endswith("*") and not _has_wildcard(key[:-1]):
-                subqueries.append(_expand(context, prefix + _stem_term(key[:-1])))
+                subqueries.append(_expand(context, f"filename:{key}",
+                                          [prefix + _stem_term(key[:-1])]))
             return xapian.Query(xapian.Query.OP_OR, subqueries)
         words = _phrase_query(prefix, value) if self.quoted else \
             _pieces_query(pieces(value), "filename")
@@ -288,7 +289,7 @@ class Boolean(Node):
     def query(self, context):
         prefix = BOOLEAN_PREFIXES[self.field]
         if self.value.endswith("*"):
-            return _expand(context, prefix + self.value[:-1])
+            return _expand(context, f"{self.field}:{self.value}", [prefix + self.value[:-1]])
         return xapian.Query(term(prefix, self.value))
 
     def explain(self, context):
@@ -712,14 +713,29 @@ def _stem_term(stem: str) -> str:
     return fold(stem)
 
 
-def _expand(context: Context, prefix_term: str, *more: str) -> xapian.Query:
-    """The terms beginning with `prefix_term` (or any of `more`: the same wildcard under
-    other prefixes, counted as one), ORed; each expansion at most EXPANSION_LIMIT terms."""
-    context.count_pattern(prefix_term)
-    expansions = [xapian.Query(xapian.Query.OP_WILDCARD, stem, EXPANSION_LIMIT,
+def _expand(context: Context, typed: str, prefix_terms: list[str]) -> xapian.Query:
+    """The terms beginning with any of `prefix_terms`, ORed: one wildcard, as `typed`,
+    looked up under one or more prefixes. It counts as one of PATTERN_LIMIT; its terms
+    under all prefixes together may be at most EXPANSION_LIMIT (PatternTooBroad naming
+    `typed`), so one wildcard costs no more wherever its words are indexed."""
+    context.count_pattern(typed)
+    if context.database is not None:
+        _bound_expansion(context.database, typed, prefix_terms)
+    expansions = [xapian.Query(xapian.Query.OP_WILDCARD, prefix_term, EXPANSION_LIMIT,
                                xapian.Query.WILDCARD_LIMIT_ERROR, xapian.Query.OP_OR)
-                  for stem in (prefix_term, *more)]
-    return expansions[0] if not more else xapian.Query(xapian.Query.OP_OR, expansions)
+                  for prefix_term in prefix_terms]
+    return expansions[0] if len(expansions) == 1 else \
+        xapian.Query(xapian.Query.OP_OR, expansions)
+
+
+def _bound_expansion(database: xapian.Database, typed: str, prefix_terms: list[str]) -> None:
+    count = 0
+    for prefix_term in prefix_terms:
+        for _ in database.allterms(prefix_term):
+            count += 1
+            if count > EXPANSION_LIMIT:
+                raise PatternTooBroad(f'the wildcard "{typed}" stands for more than '
+                                      f"{EXPANSION_LIMIT} words; make its beginning longer")
 
 
 def _has_wildcard(text: str) -> bool:

@@ -133,3 +133,25 @@ def test_a_schema_3_index_is_rebuilt_without_the_copy_of_long_text(tmp_path):
     for query in ("zebrafish", "zebra*", "body:zebrafish", '"zebrafish migration"'):
         assert search(archive.index_dir(), query).total == 1, query
     archive.close()
+
+
+def test_an_index_of_a_newer_schema_is_rebuilt_in_this_one(tmp_path):
+    """After a downgrade the index may be of a schema this code does not know: it is
+    rebuilt like an older one, not read as if it were this code's."""
+    archive = Archive(tmp_path / "data", 450)
+    raw = mail("ann@example.com", "to1@example.com", "budget", "zebrafish", None)
+    archive.store.put(raw, Envelope("s@example.com", ["to1@example.com"]), "smtp")
+    with ExtractionPool(archive.profile.attachment_text_bytes) as pool:
+        Indexer(archive.store, archive.index_dir(), pool).catch_up()
+    database = xapian.WritableDatabase(str(archive.index_dir()), xapian.DB_OPEN)
+    database.set_metadata(SCHEMA_KEY, str(SCHEMA_VERSION + 1))
+    database.commit()
+    database.close()
+    assert reindex.needs_rebuild(archive)
+    with ExtractionPool(archive.profile.attachment_text_bytes) as pool:
+        assert reindex.rebuild(archive, pool)
+    reindex.switch_over(archive)
+    assert schema_version(xapian.Database(str(archive.index_dir()))) == SCHEMA_VERSION
+    assert not reindex.needs_rebuild(archive)
+    assert search(archive.index_dir(), "zebrafish").total == 1
+    archive.close()
