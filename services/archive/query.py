@@ -203,7 +203,7 @@ class Wildcard(Node):
     def query(self, context):
         stem = _stem_term(self.stem)
         typed = f"{self.field}:{self.stem}*" if self.field else f"{self.stem}*"
-        return _expand(context, typed, [prefix + stem for prefix in _word_prefixes(self.field)])
+        return _expand(context, typed, [(prefix, stem) for prefix in _word_prefixes(self.field)])
 
     def explain(self, context):
         return f'a word beginning with "{_stem_term(self.stem)}" {_where(self.field)}'
@@ -228,7 +228,7 @@ class Address(Node):
             return _glob(context, prefix + ADDRESS_EXACT, fold(key))
         if form == "stem":
             return _expand(context, f"{self.field}:{value}", [
-                prefix + _stem_term(key), prefix + ADDRESS_EXACT + fold(key)])
+                (prefix, _stem_term(key)), (prefix + ADDRESS_EXACT, fold(key))])
         return xapian.Query(xapian.Query.OP_OR, [
             _pieces_query(pieces(value), self.field),
             xapian.Query(term(prefix, ADDRESS_LOCAL + fold_whole(value))),
@@ -263,7 +263,7 @@ class Filename(Node):
             subqueries = [_glob(context, prefix + FILENAME_WHOLE, fold(key))]
             if key.endswith("*") and not _has_wildcard(key[:-1]):
                 subqueries.append(_expand(context, f"filename:{key}",
-                                          [prefix + _stem_term(key[:-1])]))
+                                          [(prefix, _stem_term(key[:-1]))]))
             return xapian.Query(xapian.Query.OP_OR, subqueries)
         words = _phrase_query(prefix, value) if self.quoted else \
             _pieces_query(pieces(value), "filename")
@@ -289,7 +289,7 @@ class Boolean(Node):
     def query(self, context):
         prefix = BOOLEAN_PREFIXES[self.field]
         if self.value.endswith("*"):
-            return _expand(context, f"{self.field}:{self.value}", [prefix + self.value[:-1]])
+            return _expand(context, f"{self.field}:{self.value}", [(prefix, self.value[:-1])])
         return xapian.Query(term(prefix, self.value))
 
     def explain(self, context):
@@ -713,27 +713,30 @@ def _stem_term(stem: str) -> str:
     return fold(stem)
 
 
-def _expand(context: Context, typed: str, prefix_terms: list[str]) -> xapian.Query:
-    """The terms beginning with any of `prefix_terms`, ORed: one wildcard, as `typed`,
-    looked up under one or more prefixes. It counts as one of PATTERN_LIMIT; its terms
-    under all prefixes together may be at most EXPANSION_LIMIT (PatternTooBroad naming
-    `typed`), so one wildcard costs no more wherever its words are indexed."""
+def _expand(context: Context, typed: str, stems: list[tuple[str, str]]) -> xapian.Query:
+    """The terms beginning with any of `stems` ((prefix, folded stem) pairs), ORed: one
+    wildcard, as `typed`, looked up under one or more prefixes. It counts as one of PATTERN_LIMIT and may stand
+    for at most EXPANSION_LIMIT distinct words (its terms without their prefixes), wherever
+    they are indexed: PatternTooBroad naming it as typed, never an index prefix. (A bare
+    word's three places can make that up to three times as many terms to match as when
+    body words had an unprefixed copy: still bounded.)"""
     context.count_pattern(typed)
     if context.database is not None:
-        _bound_expansion(context.database, typed, prefix_terms)
-    expansions = [xapian.Query(xapian.Query.OP_WILDCARD, prefix_term, EXPANSION_LIMIT,
+        _bound_expansion(context.database, typed, stems)
+    expansions = [xapian.Query(xapian.Query.OP_WILDCARD, prefix + stem, EXPANSION_LIMIT,
                                xapian.Query.WILDCARD_LIMIT_ERROR, xapian.Query.OP_OR)
-                  for prefix_term in prefix_terms]
+                  for prefix, stem in stems]
     return expansions[0] if len(expansions) == 1 else \
         xapian.Query(xapian.Query.OP_OR, expansions)
 
 
-def _bound_expansion(database: xapian.Database, typed: str, prefix_terms: list[str]) -> None:
-    count = 0
-    for prefix_term in prefix_terms:
-        for _ in database.allterms(prefix_term):
-            count += 1
-            if count > EXPANSION_LIMIT:
+def _bound_expansion(database: xapian.Database, typed: str,
+                     stems: list[tuple[str, str]]) -> None:
+    words: set[bytes] = set()
+    for prefix, stem in stems:
+        for item in database.allterms(prefix + stem):
+            words.add(item.term[len(prefix.encode()):])
+            if len(words) > EXPANSION_LIMIT:
                 raise PatternTooBroad(f'the wildcard "{typed}" stands for more than '
                                       f"{EXPANSION_LIMIT} words; make its beginning longer")
 

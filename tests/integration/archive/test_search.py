@@ -157,12 +157,15 @@ def distinct_words(stem: str, count: int, start: int = 0) -> str:
 
 @pytest.fixture(scope="module")
 def wordy(tmp_path_factory):
-    """Six thousand zy- words in a body and six thousand others in an attachment; ten
-    thousand and one zx- words in a body."""
+    """Six thousand zy- words in a body and six thousand others in an attachment; the same
+    six thousand zw- words in a body and an attachment; ten thousand and one zx- words in a
+    body."""
     opened = indexed_archive(tmp_path_factory.mktemp("wordy"), {
         "body": mail("ann@example.com", "bob@example.com", "one", distinct_words("zy", 6000)),
         "attached": mail("ann@example.com", "bob@example.com", "two", "see attached",
                          attachment=("a.txt", distinct_words("zy", 6000, start=6000))),
+        "both": mail("ann@example.com", "bob@example.com", "four", distinct_words("zw", 6000),
+                     attachment=("b.txt", distinct_words("zw", 6000))),
         "zx": mail("ann@example.com", "bob@example.com", "three",
                    distinct_words("zx", EXPANSION_LIMIT + 1))})
     yield opened
@@ -183,3 +186,4 @@ def test_one_wildcard_stands_for_at_most_the_limit_wherever_its_words_are(wordy)
             found(wordy, query)
         assert "XB" not in str(refused.value) and "XA" not in str(refused.value)
     assert found(wordy, "zy0000*") == ["body"]  # a narrower one is answered
+    assert found(wordy, "zw*") == ["both"]  # 6,000 words, twice indexed, are 6,000 words
