@@ -1,8 +1,10 @@
 """The Xapian schema: which terms and values a message becomes (after notmuch's schema).
 
-Text fields are indexed twice (services.archive.terms): with their prefix and positions
-(for `from:alice`, `body:"race condition"`) and without prefix or positions (for a bare
-`alice`); words are cut and folded by services.archive.words. Boolean terms are lowercased,
+Text fields are indexed with their prefix and positions (for `from:alice`,
+`body:"race condition"`); the short ones once more without prefix or positions, and a bare
+`alice` is looked up there and under the body's and attachments' prefixes
+(BARE_WORD_PREFIXES, services.archive.terms); words are cut and folded by
+services.archive.words. Boolean terms are lowercased,
 so `has:Attachment` and `has:attachment` are the same filter. SCHEMA_VERSION names what
 this code indexes; an index of an older version is rebuilt (services.archive.reindex).
 
@@ -49,11 +51,16 @@ BOOLEAN_PREFIXES = {
     "origin": "XORIG",  # node id of the appliance that archived it first
     "digest": "Q",      # the unique id term: Q + SHA-256 hex
 }
+# Long text, indexed under its prefix only: a bare word is looked up without prefix (the
+# short fields' copy) and under these (BARE_WORD_PREFIXES).
+LONG_TEXT_FIELDS = ("body", "attachment")
+BARE_WORD_PREFIXES = ("", *(TEXT_PREFIXES[name] for name in LONG_TEXT_FIELDS))
 HAS_VALUES = {"attachment", "extraction-failure", "encrypted"}  # has:VALUE; any other is a query error
 # 1: Xapian's TermGenerator. 2: ICU words, folding, CJK n-grams, positions per field,
 # address and file name forms (services.archive.words, services.archive.terms). 3: sort
-# keys of sender and subject (SLOT_FROM, SLOT_SUBJECT); recipients in the summary.
-SCHEMA_VERSION = 3
+# keys of sender and subject (SLOT_FROM, SLOT_SUBJECT); recipients in the summary. 4: body
+# and attachment text without the unprefixed copy (LONG_TEXT_FIELDS).
+SCHEMA_VERSION = 4
 WORDS_SCHEMA = 2  # the first schema whose terms are ICU words (query.Context.legacy before)
 SCHEMA_KEY = "schema_version"  # Xapian metadata; an index without it is version 1
 ADDRESS_FIELDS = ("from", "to", "cc", "bcc")
@@ -215,7 +222,7 @@ def _index_text(terms: DocumentTerms, name: str, text: str) -> None:
         elif name == "filename":
             terms.add_filename(prefix, text)
         else:
-            terms.add_text(prefix, text)
+            terms.add_text(prefix, text, unprefixed=name not in LONG_TEXT_FIELDS)
 
 
 def _add_boolean_terms(document: xapian.Document, digest: str, meta: dict, extracted,

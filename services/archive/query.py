@@ -31,8 +31,8 @@ import xapian
 from firmware.errors import ArchiverError
 
 from services.archive import dates
-from services.archive.index import (BOOLEAN_PREFIXES, HAS_VALUES, SLOT_DATE, SLOT_SIZE,
-                                    TEXT_PREFIXES)
+from services.archive.index import (BARE_WORD_PREFIXES, BOOLEAN_PREFIXES, HAS_VALUES,
+                                    SLOT_DATE, SLOT_SIZE, TEXT_PREFIXES)
 from services.archive.terms import (ADDRESS_DOMAIN, ADDRESS_EXACT, ADDRESS_LOCAL,
                                     FILENAME_EXTENSION, FILENAME_WHOLE, term)
 from services.archive.words import Piece, fold, fold_whole, pieces
@@ -201,8 +201,9 @@ class Wildcard(Node):
     field: str | None
 
     def query(self, context):
-        prefix = TEXT_PREFIXES[self.field] if self.field else ""
-        return _expand(context, prefix + _stem_term(self.stem))
+        stem = _stem_term(self.stem)
+        typed = f"{self.field}:{self.stem}*" if self.field else f"{self.stem}*"
+        return _expand(context, typed, [(prefix, stem) for prefix in _word_prefixes(self.field)])
 
     def explain(self, context):
         return f'a word beginning with "{_stem_term(self.stem)}" {_where(self.field)}'
@@ -226,9 +227,8 @@ class Address(Node):
         if form == "pattern":
             return _glob(context, prefix + ADDRESS_EXACT, fold(key))
         if form == "stem":
-            return xapian.Query(xapian.Query.OP_OR, [
-                _expand(context, prefix + _stem_term(key)),
-                _expand(context, prefix + ADDRESS_EXACT + fold(key))])
+            return _expand(context, f"{self.field}:{value}", [
+                (prefix, _stem_term(key)), (prefix + ADDRESS_EXACT, fold(key))])
         return xapian.Query(xapian.Query.OP_OR, [
             _pieces_query(pieces(value), self.field),
             xapian.Query(term(prefix, ADDRESS_LOCAL + fold_whole(value))),
@@ -262,7 +262,8 @@ class Filename(Node):
         if form == "pattern":
             subqueries = [_glob(context, prefix + FILENAME_WHOLE, fold(key))]
             if key.endswith("*") and not _has_wildcard(key[:-1]):
-                subqueries.append(_expand(context, prefix + _stem_term(key[:-1])))
+                subqueries.append(_expand(context, f"filename:{key}",
+                                          [(prefix, _stem_term(key[:-1]))]))
             return xapian.Query(xapian.Query.OP_OR, subqueries)
         words = _phrase_query(prefix, value) if self.quoted else \
             _pieces_query(pieces(value), "filename")
@@ -288,7 +289,7 @@ class Boolean(Node):
     def query(self, context):
         prefix = BOOLEAN_PREFIXES[self.field]
         if self.value.endswith("*"):
-            return _expand(context, prefix + self.value[:-1])
+            return _expand(context, f"{self.field}:{self.value}", [(prefix, self.value[:-1])])
         return xapian.Query(term(prefix, self.value))
 
     def explain(self, context):
@@ -657,15 +658,26 @@ def _piece_words(piece: Piece) -> str:
 def _pieces_query(found: list[Piece], field: str | None) -> xapian.Query:
     """Words as typed: one plain word is a term; anything longer (a compound, a CJK run,
     several pieces) is its whole term, or the phrase of its parts in some field."""
-    prefix = TEXT_PREFIXES[field] if field else ""
+    word_prefixes = _word_prefixes(field)
     if len(found) == 1 and len(found[0].parts) == 1:
-        return xapian.Query(prefix + found[0].parts[0])
+        return _any_term(word_prefixes, found[0].parts[0])
     sequence = [term for piece in found for term in piece.sequence()]
-    prefixes = [prefix] if field else list(TEXT_PREFIXES.values())
-    alternatives = [_phrase(p, sequence) for p in prefixes]
+    phrase_prefixes = word_prefixes if field else TEXT_PREFIXES.values()
+    alternatives = [_phrase(p, sequence) for p in phrase_prefixes]
     if len(found) == 1 and found[0].whole:
-        alternatives.insert(0, xapian.Query(prefix + found[0].whole))
+        alternatives.insert(0, _any_term(word_prefixes, found[0].whole))
     return xapian.Query(xapian.Query.OP_OR, alternatives)
+
+
+def _word_prefixes(field: str | None) -> tuple[str, ...]:
+    """Where a word of `field` is indexed; a bare word (None): index.BARE_WORD_PREFIXES."""
+    return (TEXT_PREFIXES[field],) if field else BARE_WORD_PREFIXES
+
+
+def _any_term(prefixes: tuple[str, ...], word: str) -> xapian.Query:
+    if len(prefixes) == 1:
+        return xapian.Query(prefixes[0] + word)
+    return xapian.Query(xapian.Query.OP_OR, [xapian.Query(prefix + word) for prefix in prefixes])
 
 
 def _phrase(prefix: str, sequence: list[str]) -> xapian.Query:
@@ -701,10 +713,32 @@ def _stem_term(stem: str) -> str:
     return fold(stem)
 
 
-def _expand(context: Context, prefix_term: str) -> xapian.Query:
-    context.count_pattern(prefix_term)
-    return xapian.Query(xapian.Query.OP_WILDCARD, prefix_term, EXPANSION_LIMIT,
-                        xapian.Query.WILDCARD_LIMIT_ERROR, xapian.Query.OP_OR)
+def _expand(context: Context, typed: str, stems: list[tuple[str, str]]) -> xapian.Query:
+    """The terms beginning with any of `stems` ((prefix, folded stem) pairs), ORed: one
+    wildcard, as `typed`, looked up under one or more prefixes. It counts as one of PATTERN_LIMIT and may stand
+    for at most EXPANSION_LIMIT distinct words (its terms without their prefixes), wherever
+    they are indexed: PatternTooBroad naming it as typed, never an index prefix. (A bare
+    word's three places can make that up to three times as many terms to match as when
+    body words had an unprefixed copy: still bounded.)"""
+    context.count_pattern(typed)
+    if context.database is not None:
+        _bound_expansion(context.database, typed, stems)
+    expansions = [xapian.Query(xapian.Query.OP_WILDCARD, prefix + stem, EXPANSION_LIMIT,
+                               xapian.Query.WILDCARD_LIMIT_ERROR, xapian.Query.OP_OR)
+                  for prefix, stem in stems]
+    return expansions[0] if len(expansions) == 1 else \
+        xapian.Query(xapian.Query.OP_OR, expansions)
+
+
+def _bound_expansion(database: xapian.Database, typed: str,
+                     stems: list[tuple[str, str]]) -> None:
+    words: set[bytes] = set()
+    for prefix, stem in stems:
+        for item in database.allterms(prefix + stem):
+            words.add(item.term[len(prefix.encode()):])
+            if len(words) > EXPANSION_LIMIT:
+                raise PatternTooBroad(f'the wildcard "{typed}" stands for more than '
+                                      f"{EXPANSION_LIMIT} words; make its beginning longer")
 
 
 def _has_wildcard(text: str) -> bool:

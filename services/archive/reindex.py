@@ -1,7 +1,7 @@
 """Rebuilding the index from the store, beside the live one, then switching over.
 
-The index is derived data. When this code's schema (index.SCHEMA_VERSION) is newer than the
-live index's, the indexer service builds a new index in DATA/index.N (linked from
+The index is derived data. When this code's schema (index.SCHEMA_VERSION) is not the live
+index's (older; or newer, after a downgrade), the indexer service builds a new index in DATA/index.N (linked from
 DATA/index.next) while the old one keeps answering searches and keeps taking new mail;
 once the new one has caught up with the arrival log, DATA/index points to it and the old
 one is removed. An interrupted rebuild resumes where its last commit left it.
@@ -26,7 +26,9 @@ log = logging.getLogger("archiver")
 
 
 def needs_rebuild(archive: Archive) -> bool:
-    """True when the live index is of an older schema, or a rebuild was left unfinished."""
+    """True when the live index is of another schema, or a rebuild was left unfinished.
+    A newer one too: after a downgrade (flash --allow-downgrade) this code cannot know what
+    that schema left out that it looks for (schema 4 has no unprefixed body words)."""
     if archive.next_index_link.is_symlink():
         return True
     try:
@@ -35,7 +37,7 @@ def needs_rebuild(archive: Archive) -> bool:
         return False  # nothing indexed yet: the indexer creates it in this schema
     version = schema_version(database)
     database.close()
-    return version is not None and version < SCHEMA_VERSION
+    return version is not None and version != SCHEMA_VERSION
 
 
 def rebuild(archive: Archive, pool: ExtractionPool, stop: Callable[[], bool] = lambda: False,

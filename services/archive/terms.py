@@ -1,9 +1,12 @@
 """The terms of one field's text in a Xapian document, and the names of those terms.
 
-Every text field is indexed with its prefix and positions (phrases work in each field),
-and once more without prefix and without positions (a bare word searches everything; a
-bare "phrase" is the phrase in any one field). Words come from services.archive.words, the
-pipeline queries go through too.
+Every text field is indexed with its prefix and positions (phrases work in each field).
+The short fields (addresses, subject, file names) are indexed once more without prefix and
+without positions; the long ones (body, attachment text: most of a message's words) are
+not, and a bare word is looked up without prefix and under their two prefixes instead
+(services.archive.index.BARE_WORD_PREFIXES): copying them would double the terms a message
+adds and the index's size. A bare "phrase" is the phrase in any one field. Words come
+from services.archive.words, the pipeline queries go through too.
 
 Addresses (From, To, Cc, Bcc, envelope) add exact terms besides their words, under the
 field's prefix: E + the whole address, L + the local part, D + the domain and each parent
@@ -48,16 +51,17 @@ def term(prefix: str, value: str) -> str:
 
 
 class DocumentTerms:
-    """Adds the terms of texts to one document: positional under each field's prefix,
-    counted once more without prefix. `finish()` adds the unprefixed terms."""
+    """Adds the terms of texts to one document: positional under each field's prefix, and
+    counted once more without prefix when asked. `finish()` adds the unprefixed terms."""
 
     def __init__(self, document: xapian.Document):
         self.document = document
         self.next_position: dict[str, int] = {}
         self.unprefixed: Counter[str] = Counter()
 
-    def add_text(self, prefix: str, text: str) -> None:
-        """The words of `text` (any str) at the field's next positions."""
+    def add_text(self, prefix: str, text: str, unprefixed: bool = True) -> None:
+        """The words of `text` (any str) at the field's next positions; with `unprefixed`,
+        counted once more without prefix (see the module docstring)."""
         position = self.next_position.get(prefix, 1)
         add_posting, seen = self.document.add_posting, []
         for piece in pieces(text):
@@ -72,7 +76,8 @@ class DocumentTerms:
                 add_posting(prefix + term, position + offset)
                 seen.append(term)
             position += len(parts)
-        self.unprefixed.update(seen)
+        if unprefixed:
+            self.unprefixed.update(seen)
         self.next_position[prefix] = position + FIELD_GAP
 
     def add_address(self, prefix: str, display: str) -> None:

@@ -169,8 +169,9 @@ def _word_segments(text: str) -> Iterator[tuple[int, int, int]]:
     status, start = breaker.getRuleStatus, 0
     if len(utf16) == len(text):
         for end in breaker:
-            if status() >= _STATUS_WORD:
-                yield start, end, status()
+            rule = status()
+            if rule >= _STATUS_WORD:
+                yield start, end, rule
             start = end
         return
     # ICU counts UTF-16 code units, str code points: they differ after a character outside

@@ -1,8 +1,10 @@
 """Every operator of the query syntax, against a real store and a real Xapian index."""
+import re
 from email.message import EmailMessage
 
 import pytest
 
+from services.archive.query import EXPANSION_LIMIT
 from services.archive.search import QuerySyntaxError, search
 from services.archive.store import Envelope
 from tests.integration.archive.indexed import indexed_archive, names_found
@@ -109,3 +111,79 @@ def test_results_are_newest_first_with_paging(archive):
 def test_bad_ranges_are_refused_with_the_reason(archive, query):
     with pytest.raises(QuerySyntaxError, match="cannot parse query"):
         search(archive.index_dir(), query)
+
+
+# --- schema 4: body and attachment text indexed once, still found by bare words -----------
+
+BARE = {
+    "body-only": mail("ann@example.com", "bob@example.com", "one",
+                      "plan the e-mail-migration of 東京都 before zebrafish season"),
+    "attachment-only": mail("ann@example.com", "bob@example.com", "two", "see attached",
+                            attachment=("a.txt", "quokka e-mail-migration 大阪府 sizing")),
+    "subject-only": mail("ann@example.com", "bob@example.com", "zebrafish quokka", "nothing"),
+}
+
+
+@pytest.fixture(scope="module")
+def bare(tmp_path_factory):
+    opened = indexed_archive(tmp_path_factory.mktemp("bare"), BARE)
+    yield opened
+    opened.close()
+
+
+@pytest.mark.parametrize("query, expected", [
+    ("zebrafish", ["subject-only", "body-only"]),
+    ("quokka", ["subject-only", "attachment-only"]),
+    ("zebra*", ["subject-only", "body-only"]),
+    ("quok*", ["subject-only", "attachment-only"]),
+    ("e-mail-migration", ["attachment-only", "body-only"]),
+    ("e-mail-mig*", ["attachment-only", "body-only"]),
+    ("東京", ["body-only"]),
+    ("大阪府", ["attachment-only"]),
+    ('"the e-mail-migration"', ["body-only"]),
+    ("body:quokka", []),
+    ("attachment:zebrafish", []),
+    ("subject:zebra*", ["subject-only"]),
+    ("sizing AND season", []),
+    ("zebrafish AND NOT body:zebrafish", ["subject-only"]),
+])
+def test_bare_words_find_text_indexed_only_under_its_field(bare, query, expected):
+    assert sorted(found(bare, query)) == sorted(expected)
+
+
+def distinct_words(stem: str, count: int, start: int = 0) -> str:
+    return " ".join(f"{stem}{n:05d}" for n in range(start, start + count))
+
+
+@pytest.fixture(scope="module")
+def wordy(tmp_path_factory):
+    """Six thousand zy- words in a body and six thousand others in an attachment; the same
+    six thousand zw- words in a body and an attachment; ten thousand and one zx- words in a
+    body."""
+    opened = indexed_archive(tmp_path_factory.mktemp("wordy"), {
+        "body": mail("ann@example.com", "bob@example.com", "one", distinct_words("zy", 6000)),
+        "attached": mail("ann@example.com", "bob@example.com", "two", "see attached",
+                         attachment=("a.txt", distinct_words("zy", 6000, start=6000))),
+        "both": mail("ann@example.com", "bob@example.com", "four", distinct_words("zw", 6000),
+                     attachment=("b.txt", distinct_words("zw", 6000))),
+        "zx": mail("ann@example.com", "bob@example.com", "three",
+                   distinct_words("zx", EXPANSION_LIMIT + 1))})
+    yield opened
+    opened.close()
+
+
+def test_one_wildcard_stands_for_at_most_the_limit_wherever_its_words_are(wordy):
+    """EXPANSION_LIMIT bounds one wildcard's terms in all the places a bare word is looked
+    up together (a bare zy* would otherwise cost two expansions of 6,000); the refusal
+    names the wildcard as typed, never an index prefix."""
+    from services.archive.search import PatternTooBroad
+    assert sorted(found(wordy, "body:zy*")) == ["body"]
+    assert sorted(found(wordy, "attachment:zy*")) == ["attached"]
+    assert found(wordy, "zy00001") == ["body"] and found(wordy, "zy06001") == ["attached"]
+    for query, typed in (("zy*", '"zy*"'), ("body:zx*", '"body:zx*"'), ("zx*", '"zx*"')):
+        with pytest.raises(PatternTooBroad,
+                           match=re.escape(f"wildcard {typed} stands for more than")) as refused:
+            found(wordy, query)
+        assert "XB" not in str(refused.value) and "XA" not in str(refused.value)
+    assert found(wordy, "zy0000*") == ["body"]  # a narrower one is answered
+    assert found(wordy, "zw*") == ["both"]  # 6,000 words, twice indexed, are 6,000 words

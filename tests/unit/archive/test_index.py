@@ -55,3 +55,23 @@ def test_the_word_caches_can_be_counted_and_emptied():
     words.forget_words()
     assert words.cached_words() == 0
     assert words.terms_of("Grüße") == ["grusse"]  # and they still work
+
+
+def test_long_text_is_indexed_once_and_short_fields_twice():
+    """Schema 4: body and attachment words only under their prefix, with positions; the
+    subject (a short field) also without prefix. A bare word looks in all three places."""
+    from email.message import EmailMessage
+
+    from services.archive.extract import extract
+    message = EmailMessage()
+    message["From"], message["Subject"] = "ann@example.com", "Quarterly figures"
+    message.set_content("the merger closes friday")
+    message.add_attachment(b"confidential appendix", maintype="text", subtype="plain",
+                           filename="notes.txt")
+    document = index.build_document("0" * 64, {"size": 1, "received": 0.0},
+                                    extract(message.as_bytes(), 1 << 20))
+    positions = {t.term.decode(): list(t.positer) for t in document.termlist()}
+    assert positions["XBmerger"] == [2] and "merger" not in positions
+    assert positions["XAappendix"] == [2] and "appendix" not in positions
+    assert positions["Squarterly"] == [1] and "quarterly" in positions
+    assert index.BARE_WORD_PREFIXES == ("", "XB", "XA")
