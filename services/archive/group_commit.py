@@ -25,9 +25,15 @@ class GroupCommitter(Generic[Item, Result]):
 
     def submit(self, item: Item) -> Result:
         """Block until the batch holding `item` is durable; return its result or raise."""
+        return self.submit_future(item).result()
+
+    def submit_future(self, item: Item) -> Future:
+        """Hand in `item` without waiting: the Future gets its result (or exception) once
+        the batch holding it is durable; its done callbacks run in the committing thread,
+        so an event loop is told straight from there (no thread waits in between)."""
         future: Future = Future()
         self._pending.put((item, future))
-        return future.result()
+        return future
 
     def close(self) -> None:
         self._pending.put(None)

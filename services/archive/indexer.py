@@ -90,6 +90,16 @@ class IndexLock:
     def held(self) -> bool:
         return self._fd is not None
 
+    @property
+    def fd(self) -> int | None:
+        """The open file that holds the lock (flock), None when not held."""
+        return self._fd
+
+    def adopt(self, fd: int) -> None:
+        """Hold the lock through `fd`, an open file of it that another process holding the
+        lock handed over (the flock belongs to the open file, not to a process)."""
+        self._fd = fd
+
     def release(self) -> None:
         if self._fd is not None:
             os.close(self._fd)

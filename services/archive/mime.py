@@ -106,8 +106,11 @@ def summarize_parsed(message: Message, raw: bytes) -> MessageSummary:
 
 def header_end(raw: bytes) -> int:
     """Where the header block ends: after the first empty line, whatever the line endings."""
-    ends = [raw.find(blank) + len(blank) for blank in (b"\n\n", b"\r\n\r\n") if blank in raw]
-    return min(ends) if ends else len(raw)
+    crlf = raw.find(b"\r\n\r\n")
+    crlf_end = crlf + 4 if crlf >= 0 else len(raw)
+    # LF LF ends it first only if it lies before that: a CR LF message is not read through.
+    lf = raw.find(b"\n\n", 0, crlf_end)
+    return lf + 2 if lf >= 0 else crlf_end
 
 
 def header_block(raw: bytes) -> bytes:

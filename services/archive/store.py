@@ -25,6 +25,7 @@ import struct
 import threading
 import time
 import uuid
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,6 +115,7 @@ class Store:
                    for name in DATABASES}
         self._local = threading.local()  # zstd contexts are not thread-safe
         self._committer: GroupCommitter | None = None
+        self._starting = threading.Lock()  # one committer, however many threads put at once
         self.node_id = self._ensure_node_id()
 
     # -- writing -----------------------------------------------------------------------
@@ -128,10 +130,19 @@ class Store:
     def put_outcome(self, raw: bytes, envelope: Envelope | None = None, source: str = "import",
                     origin: str | None = None, from_line_date: float | None = None
                     ) -> PutOutcome:
+        return self.put_future(raw, envelope, source, origin, from_line_date).result()
+
+    def put_future(self, raw: bytes, envelope: Envelope | None = None, source: str = "import",
+                   origin: str | None = None, from_line_date: float | None = None
+                   ) -> Future:
+        """put_outcome() without waiting for the commit: `raw` is hashed, summarized and
+        compressed in this thread, then the Future gets the PutOutcome (or the error, e.g.
+        OutOfSpace) once the group commit holding it is durable (GroupCommitter)."""
         prepared = self._prepare(raw, envelope, source, origin, from_line_date)
-        if self._committer is None:
-            self._committer = GroupCommitter(self._apply_batch, name="store-commit")
-        return self._committer.submit(prepared)
+        with self._starting:
+            if self._committer is None:
+                self._committer = GroupCommitter(self._apply_batch, name="store-commit")
+        return self._committer.submit_future(prepared)
 
     def put_many(self, items: Iterable[tuple]) -> list[PutOutcome]:
         """Store a batch in one durable transaction (bulk import, mirror copies): items are
@@ -165,7 +176,10 @@ class Store:
 
     def _apply_batch(self, batch: list[_Prepared]) -> list[PutOutcome | Exception]:
         with self.writing() as txn:
-            return [self._put_in(txn, item) for item in batch]
+            totals = _Totals(txn, self.db)
+            outcomes = [self._put_in(txn, item, totals) for item in batch]
+            totals.write()
+            return outcomes
 
     @contextmanager
     def writing(self) -> Iterator[lmdb.Transaction]:
@@ -188,35 +202,35 @@ class Store:
             raise DiskFullError(f"{brief}: nothing more can be written until there is room",
                                 brief) from exc
 
-    def _put_in(self, txn, item: _Prepared) -> PutOutcome:
+    def _put_in(self, txn, item: _Prepared, totals: _Totals) -> PutOutcome:
         key, meta = item.digest, item.meta
         existing = txn.get(key, db=self.db["meta"])
         if existing is None:
             self._check_room(len(item.compressed))
             txn.put(key, item.compressed, db=self.db["raw"])
-            meta["number"] = self._add_counter(txn, "numbers", 1)  # the index's document id
+            meta["number"] = totals.add("numbers", 1)  # the index's document id
             self._write_meta(txn, key, meta)
             if meta["message_id"]:
                 txn.put(meta["message_id"].encode()[:500], key, db=self.db["msgid"])
-            self._add_counter(txn, "messages", 1)
-            self._add_counter(txn, "raw_bytes", meta["size"])
-            self._add_counter(txn, "stored_bytes", meta["stored_size"])
-            self._count_archived(txn, meta)
-            self._append_logs(txn, key, local=not meta["source"].startswith("mirror"))
+            totals.add("messages", 1)
+            totals.add("raw_bytes", meta["size"])
+            totals.add("stored_bytes", meta["stored_size"])
+            self._count_archived(txn, meta, totals)
+            _append_logs(totals, key, local=not meta["source"].startswith("mirror"))
             return PutOutcome(key.hex(), "new")
-        return self._merge_in(txn, key, json.loads(existing), meta)
+        return self._merge_in(txn, key, json.loads(existing), meta, totals)
 
-    def _merge_in(self, txn, key: bytes, old: dict, new: dict) -> PutOutcome:
+    def _merge_in(self, txn, key: bytes, old: dict, new: dict, totals: _Totals) -> PutOutcome:
         """The same bytes again: keep the one copy; add envelope recipients it lacked."""
         merged = sorted(set(old["recipients"]) | set(new["recipients"]))
-        self._add_counter(txn, "dedup_bytes", new["size"])  # bytes not stored a second time
+        totals.add("dedup_bytes", new["size"])  # bytes not stored a second time
         if merged == old["recipients"]:
-            self._add_counter(txn, "duplicates", 1)
+            totals.add("duplicates", 1)
             return PutOutcome(key.hex(), "duplicate")
         old["recipients"] = merged
         old["sender"] = old["sender"] or new["sender"]
         self._write_meta(txn, key, old)
-        self._append_logs(txn, key, local=not new["source"].startswith("mirror"))
+        _append_logs(totals, key, local=not new["source"].startswith("mirror"))
         return PutOutcome(key.hex(), "merged")
 
     def _check_room(self, needed: int) -> None:
@@ -231,36 +245,18 @@ class Store:
     def _write_meta(self, txn, key: bytes, meta: dict) -> None:
         txn.put(key, json.dumps(meta, separators=(",", ":")).encode(), db=self.db["meta"])
 
-    def _append_logs(self, txn, key: bytes, local: bool) -> None:
-        self._append(txn, "arrival", key)
-        if local:  # copies from a peer are never sent on
-            self._append(txn, "outbox", key)
-
-    def _append(self, txn, log: str, value: bytes) -> int:
-        with txn.cursor(db=self.db[log]) as cursor:
-            seq = _seq_of(cursor.key()) + 1 if cursor.last() else 1
-        txn.put(_seq_key(seq), value, db=self.db[log], append=True)
-        return seq
-
-    def _count_archived(self, txn, meta: dict) -> None:
+    def _count_archived(self, txn, meta: dict, totals: _Totals) -> None:
         """The status counters (appliance MIB): archived by source kind, per UTC hour and
         day, and when last; in the put's transaction, so they agree with the store."""
         when = time.gmtime(meta["received"])
         for name in (f"archived:{meta['source'].partition(':')[0]}",
                      time.strftime("archived_hour:%Y%m%d%H", when),
                      time.strftime("archived_day:%Y%m%d", when)):
-            self._add_counter(txn, name, 1)
+            totals.add(name, 1)
         # Bytes stored and deleted per UTC day: the store's size on any past day is today's
         # less what came since, plus what went (services.web.charts draws it).
-        self._add_counter(txn, time.strftime("stored_bytes_day:%Y%m%d", when),
-                          meta["stored_size"])
+        totals.add(time.strftime("stored_bytes_day:%Y%m%d", when), meta["stored_size"])
         txn.put(b"last_archived", str(int(meta["received"])).encode(), db=self.db["counters"])
-
-    def _add_counter(self, txn, name: str, delta: int) -> int:
-        current = txn.get(name.encode(), db=self.db["counters"])
-        value = (int(current) if current else 0) + delta
-        txn.put(name.encode(), str(value).encode(), db=self.db["counters"])
-        return value
 
     # -- deleting ----------------------------------------------------------------------
 
@@ -272,10 +268,13 @@ class Store:
         with self.writing() as txn:
             if still_valid is not None and not still_valid(txn):
                 raise DeletionConflict("the deletion was overtaken by a change of holds")
-            deleted = [meta for digest in digests if (meta := self._delete_in(txn, _key(digest)))]
+            totals = _Totals(txn, self.db)
+            deleted = [meta for digest in digests
+                       if (meta := self._delete_in(txn, _key(digest), totals))]
+            totals.write()
         return deleted
 
-    def _delete_in(self, txn, key: bytes) -> dict | None:
+    def _delete_in(self, txn, key: bytes, totals: _Totals) -> dict | None:
         stored = txn.get(key, db=self.db["meta"])
         if stored is None:
             return None
@@ -284,12 +283,11 @@ class Store:
         txn.delete(key, db=self.db["meta"])
         if meta.get("message_id"):
             txn.delete(meta["message_id"].encode()[:500], key, db=self.db["msgid"])
-        self._add_counter(txn, "messages", -1)
-        self._add_counter(txn, "raw_bytes", -meta["size"])
-        self._add_counter(txn, "stored_bytes", -meta["stored_size"])
-        self._add_counter(txn, time.strftime("deleted_bytes_day:%Y%m%d", time.gmtime()),
-                          meta["stored_size"])
-        self._append(txn, "arrival", key)
+        totals.add("messages", -1)
+        totals.add("raw_bytes", -meta["size"])
+        totals.add("stored_bytes", -meta["stored_size"])
+        totals.add(time.strftime("deleted_bytes_day:%Y%m%d", time.gmtime()), meta["stored_size"])
+        totals.append("arrival", key)
         return {"digest": key.hex(), **meta}
 
     # -- reading -----------------------------------------------------------------------
@@ -542,6 +540,44 @@ class Store:
             self._committer.close()
             self._committer = None
         self.env.close()
+
+
+class _Totals:
+    """The counters and log ends a batch of puts moves, kept while its transaction runs
+    and the counters written once at its end (write()): a batch reads and writes each
+    counter once, not once per message."""
+
+    def __init__(self, txn, db: dict):
+        self.txn, self.db = txn, db
+        self.counters: dict[str, int] = {}
+        self.last_seq: dict[str, int] = {}
+
+    def add(self, name: str, delta: int) -> int:
+        """The counter `name` moved by `delta`; returns its new value."""
+        if name not in self.counters:
+            current = self.txn.get(name.encode(), db=self.db["counters"])
+            self.counters[name] = int(current) if current else 0
+        self.counters[name] += delta
+        return self.counters[name]
+
+    def append(self, log: str, value: bytes) -> int:
+        """`value` appended to `log` (arrival, outbox); returns its sequence number."""
+        if log not in self.last_seq:
+            with self.txn.cursor(db=self.db[log]) as cursor:
+                self.last_seq[log] = _seq_of(cursor.key()) if cursor.last() else 0
+        self.last_seq[log] += 1
+        self.txn.put(_seq_key(self.last_seq[log]), value, db=self.db[log], append=True)
+        return self.last_seq[log]
+
+    def write(self) -> None:
+        for name, value in self.counters.items():
+            self.txn.put(name.encode(), str(value).encode(), db=self.db["counters"])
+
+
+def _append_logs(totals: _Totals, key: bytes, local: bool) -> None:
+    totals.append("arrival", key)
+    if local:  # copies from a peer are never sent on
+        totals.append("outbox", key)
 
 
 def _key(digest: str) -> bytes:

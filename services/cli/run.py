@@ -12,6 +12,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("serve", help="run one appliance service in the foreground")
     p.add_argument("service", choices=SERVICES)
     _add_options(p)
+    # `archiver run` hands its indexer child the index lock it holds (supervisor.indexer_process)
+    p.add_argument("--index-lock-fd", type=int, default=None, help=argparse.SUPPRESS)
     p.set_defaults(handler=lambda args: run_services(args, [args.service]))
 
     p = commands.add_parser("run", help="run every appliance service in one process")

@@ -7,9 +7,12 @@ A refusal is a sentence for the 5xx reply.
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 
 from services.common.config import SmtpConfig
+
+TRUSTED_CACHE_SIZE = 4096  # peer addresses whose answer is kept
 
 
 class AcceptancePolicy:
@@ -18,8 +21,12 @@ class AcceptancePolicy:
         self.networks = [ipaddress.ip_network(n, strict=False) for n in config.trusted_servers]
         self.local_domains = {d.lower().rstrip(".") for d in config.local_domains}
         self.journal_recipient = (config.journal_recipient or "").lower()
+        # Asked at each command of a session: the answer per address is kept (bounded).
+        self.trusted = functools.lru_cache(maxsize=TRUSTED_CACHE_SIZE)(self._trusted)
 
-    def trusted(self, peer_ip: str) -> bool:
+    def _trusted(self, peer_ip: str) -> bool:
+        """Whether `peer_ip` is in smtp.trusted_servers (an IPv4-mapped IPv6 address as its
+        IPv4 address); False for text that is no address."""
         try:
             address = ipaddress.ip_address(peer_ip)
         except ValueError:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import Future
 from pathlib import Path
 
 from firmware.models import ModelProfile
@@ -27,15 +28,22 @@ def archive_message(store: Store, raw: bytes, envelope: Envelope, source: str,
 
     Only reports from a journaling source (a trusted server, a journal mailbox) are
     unwrapped: anyone else could forge one to plant mail or invent Bcc recipients."""
+    return submit_message(store, raw, envelope, source, from_journaling_source).result()
+
+
+def submit_message(store: Store, raw: bytes, envelope: Envelope, source: str,
+                   from_journaling_source: bool = True) -> Future:
+    """archive_message() without waiting for the commit: the Future gets the PutOutcome
+    (or the error) once durable (Store.put_future)."""
     if from_journaling_source and is_journal_report(raw):
         try:
             report = unwrap(raw)
         except NotAJournalReport as exc:
             log.warning("journal report kept as it is: %s", exc)
         else:
-            return store.put_outcome(report.original, Envelope(report.sender, report.recipients),
-                                     source)
-    return store.put_outcome(raw, envelope, source)
+            return store.put_future(report.original, Envelope(report.sender, report.recipients),
+                                    source)
+    return store.put_future(raw, envelope, source)
 
 
 # Trusted servers and journal mailboxes keep a reserved share of the index backlog: they

@@ -35,7 +35,8 @@ from firmware.errors import ArchiverError
 from services.archive.mime import (POLICY, SUMMARY_HEADER_LIMIT, decode_text, header,
                                    header_end, safely)
 
-JOURNAL_HEADER = re.compile(rb"(?im)^x-ms-journal-report[ \t]*:")
+JOURNAL_HEADER_NAME = b"x-ms-journal-report"
+JOURNAL_HEADER = re.compile(rb"(?im)^" + JOURNAL_HEADER_NAME + rb"[ \t]*:")
 BLANK_LINE = re.compile(rb"\n\r?\n")
 LINE_BREAK = re.compile(r"\r\n|\r|\n")
 REDIRECTION = re.compile(r",\s*(expanded|forwarded)\s*:(.*)$", re.IGNORECASE | re.DOTALL)
@@ -79,7 +80,12 @@ def is_journal_report(raw: bytes) -> bool:
     if not isinstance(raw, (bytes, bytearray, memoryview)):
         return False
     raw = bytes(raw)
-    return JOURNAL_HEADER.search(raw, 0, header_end(raw)) is not None
+    end = header_end(raw)
+    # The name looked for in lower case first: a case-blind regular expression costs some
+    # 40 us a message at intake, and nearly no message is a journal report.
+    if JOURNAL_HEADER_NAME not in raw[:end].lower():
+        return False
+    return JOURNAL_HEADER.search(raw, 0, end) is not None
 
 
 def unwrap(raw: bytes) -> JournalReport:

@@ -76,8 +76,10 @@ class DataResult:
     too_big: bool      # over the limit: what came past it was read and dropped
 
 
-END_OF_DATA = b".\r\n"  # the lone dot's line: the data ends where it starts a line
+END_OF_DATA = b"\r\n.\r\n"  # the lone dot's line; its CR LF before it is the data's
+DOT_LINE = b"\r\n."  # a line that starts with a dot: stuffed (RFC 5321 4.5.2), or the end
 LINE_START = b"\r\n"  # only CR LF starts a line (a bare LF or CR does not)
+YIELD_EVERY_PIECES = 64  # a piece that ends soon after the last one has not waited for bytes
 
 
 async def receive_data(reader: asyncio.StreamReader, spool: DataSpool, limit: int | None,
@@ -87,31 +89,62 @@ async def receive_data(reader: asyncio.StreamReader, spool: DataSpool, limit: in
     4.2.5: the reply comes after the data). Raises what the reader raises on a lost
     connection.
 
-    The bytes are read in pieces that end at each ".\r\n" or at READ_LIMIT_BYTES, not line
-    by line: a piece is unstuffed with one bytes.replace (C speed), so a message costs a
-    few steps of the event loop however many lines it has (an attachment's base64 has
-    thousands). `tail`, the wire's last two bytes before the piece, says whether the
-    piece starts a line, also when a piece boundary falls inside CR LF."""
-    tail, size = LINE_START, 0  # the data starts a line
+    The bytes are read in pieces, not line by line: up to the next line that starts with a
+    dot (a stuffed line or the end, rare in between) or READ_LIMIT_BYTES, each unstuffed
+    with one bytes.replace (C speed), so a message costs a few steps of the event loop
+    however many lines it has. Where the bytes read so far end in a beginning of
+    END_OF_DATA, exactly as many bytes are read as would complete it (_deciding_bytes),
+    never more: the next command may follow at once. `context`, the wire's last bytes
+    before a piece, says whether the piece starts a line and ends the data, also when a
+    piece boundary falls inside CR LF . CR LF."""
+    context, size, pieces = LINE_START, 0, 0  # the data starts a line
+    held = b""  # a CR that ends the bytes read and may be the end's: written once it is not
     while True:
-        try:
-            piece = await reader.readuntil(END_OF_DATA)
-        except asyncio.LimitOverrunError as over:  # no ".\r\n" near: take what came
-            # over.consumed never cuts a ".\r\n" in two; fewer bytes never do either.
-            piece = await reader.read(min(over.consumed, READ_LIMIT_BYTES))
+        deciding = _deciding_bytes(context)
+        if deciding:
+            piece = await reader.readexactly(deciding)
+        else:
+            piece = await _read_to_a_dot_line(reader)
         heard_from()
-        seen = tail + piece
-        ends = piece.endswith(END_OF_DATA) and seen[:-len(END_OF_DATA)].endswith(LINE_START)
-        if ends:
-            seen = seen[:-len(END_OF_DATA)]
+        ends = bool(deciding) and (context + piece).endswith(END_OF_DATA)
+        seen = context[-len(LINE_START):] + piece
+        if ends:  # ". CR LF" goes, and `held` (its CR); its dot went if read before
+            seen = seen[:len(seen) - min(len(piece), len(END_OF_DATA) - len(LINE_START))]
         # RFC 5321 4.5.2: the first dot of each line goes. A dot removed is always past the
-        # two bytes of `tail`, so cutting them off leaves exactly this piece's bytes.
-        data = seen.replace(LINE_START + b".", LINE_START)[len(tail):]
-        tail = seen[-len(LINE_START):]
+        # two bytes before the piece, so cutting them off leaves exactly this piece's bytes.
+        data = seen.replace(DOT_LINE, LINE_START)[len(LINE_START):]
+        context = (context + piece)[-len(END_OF_DATA):]
+        if not ends:
+            data = held + data
+            held = data[-1:] if context.endswith(END_OF_DATA[:-1]) else b""
+            data = data[:len(data) - len(held)]
         size += len(data)
         if limit is None or size <= limit:
             spool.write(data)
         if ends:
             break
+        pieces += 1
+        if pieces % YIELD_EVERY_PIECES == 0:  # a sender of many tiny lines lets others in
+            await asyncio.sleep(0)
     spool.flush()
     return DataResult(size, limit is not None and size > limit)
+
+
+def _deciding_bytes(context: bytes) -> int:
+    """How many bytes to read after `context` to know whether END_OF_DATA ends there: when
+    `context` ends in a beginning of it, the rest of it; else 0. Never past the end: if
+    the data ends there, exactly that many bytes are left of it; if not, more are."""
+    for length in range(len(END_OF_DATA) - 1, 0, -1):
+        if context.endswith(END_OF_DATA[:length]):
+            return len(END_OF_DATA) - length
+    return 0
+
+
+async def _read_to_a_dot_line(reader: asyncio.StreamReader) -> bytes:
+    """The bytes up to and with the next DOT_LINE, or at most READ_LIMIT_BYTES without one;
+    never a piece that ends inside a DOT_LINE."""
+    try:
+        return await reader.readuntil(DOT_LINE)
+    except asyncio.LimitOverrunError as over:  # no dot line near: take what came
+        # over.consumed never cuts a DOT_LINE in two; fewer bytes never do either.
+        return await reader.read(min(over.consumed, READ_LIMIT_BYTES))

@@ -1,6 +1,7 @@
 """Runs appliance services: one (`archiver serve SERVICE`, a systemd unit) or all of them in
 one process (`archiver run`: development, tests, demos, a machine without systemd), with the
-same code.
+same code; `archiver run`'s indexer alone runs in a child process (its own GIL, as under
+systemd: services.supervisor.indexer_process).
 
 Under systemd (Type=notify) a service says READY=1 once it listens or follows, then
 WATCHDOG=1 every half WatchdogSec= while its threads and tasks are alive; whether or not
@@ -32,6 +33,7 @@ from services.supervisor.space_watch import SpaceWatch
 
 if TYPE_CHECKING:
     from services.archive.indexer import IndexLock
+    from services.supervisor.indexer_process import IndexerProcess
 
 # Each service's modules are imported only by a process that runs it (see _index_lock,
 # run_indexer, serve): on a small appliance every module costs its services' start time.
@@ -52,8 +54,10 @@ class Runtime:
     """The services one process runs and what they share: configuration, archive, a stop
     signal; their threads and tasks, watched for as long as they run."""
 
-    def __init__(self, config: Config, archive: Archive, services: list[str]):
+    def __init__(self, config: Config, archive: Archive, services: list[str],
+                 indexer: IndexerProcess | None = None):
         self.config, self.archive, self.services = config, archive, services
+        self.indexer = indexer  # `archiver run`'s indexer, in a child process
         self.stop = threading.Event()
         # Stop cleanly even when told to before the event loop runs (a fast restart).
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -128,9 +132,12 @@ class Runtime:
             lock.release()
 
     def join_threads(self) -> None:
+        """Stop and wait for the threads, and the indexer's child process."""
         self.stop.set()
         for _, thread in self.threads:
             thread.join(timeout=30)
+        if self.indexer is not None:
+            self.indexer.stop()
 
     # -- the event loop ------------------------------------------------------------------
 
@@ -205,6 +212,9 @@ class Runtime:
             await asyncio.sleep(min(SUPERVISE_SECONDS, interval or SUPERVISE_SECONDS))
 
     def _check_alive(self) -> None:
+        ended = self.indexer.ended(self.archive.store) if self.indexer is not None else None
+        if ended is not None and not self.stop.is_set():
+            raise ServiceFailed("indexer", ended)
         for service, thread in self.threads:
             if not thread.is_alive() and not self.stop.is_set():
                 raise ServiceFailed(service, self._thread_errors.get(thread.name,
@@ -237,10 +247,14 @@ def run_services(args, services: list[str]) -> int:
     try:
         if not _wait_for_the_store(archive):
             return 0  # stopped while waiting
-        index_lock = _index_lock(archive, services)
+        index_lock = _index_lock(archive, services, getattr(args, "index_lock_fd", None))
+        indexer = None
+        if index_lock is not None and len(services) > 1:  # `archiver run`: off this GIL
+            from services.supervisor.indexer_process import IndexerProcess
+            indexer, index_lock = IndexerProcess.start(args, index_lock), None
         if index_lock is None and "indexer" in services:
             services = [s for s in services if s != "indexer"]
-        runtime = Runtime(config, archive, services)
+        runtime = Runtime(config, archive, services, indexer)
         _run(runtime, index_lock)
     finally:
         archive.close()
@@ -291,14 +305,19 @@ def _existing(path: Path) -> Path:
     return path
 
 
-def _index_lock(archive: Archive, services: list[str]) -> IndexLock | None:
-    """The index lock if this process is to be the indexer; None if it runs no indexer.
-    When the disk has no room for the lock file, no other process can hold it: it is
-    returned not yet held, and the indexer takes it once there is room."""
+def _index_lock(archive: Archive, services: list[str], handed_fd: int | None = None
+                ) -> IndexLock | None:
+    """The index lock if this process (or its indexer child) is to be the indexer; None if
+    it runs no indexer. When the disk has no room for the lock file, no other process can
+    hold it: it is returned not yet held, and the indexer takes it once there is room.
+    `handed_fd`: the lock's open file, held, from the `archiver run` that started this."""
     if "indexer" not in services:
         return None
     from services.archive.indexer import IndexerBusy, IndexLock
     lock = IndexLock(archive.data_dir)
+    if handed_fd is not None:
+        lock.adopt(handed_fd)
+        return lock
     try:
         if lock.acquire(wait=False):
             return lock

@@ -9,7 +9,8 @@ and CPU time and peak memory of the whole process tree (the importing process an
 extraction workers, tests.bench.measure). Then `archiver reindex` of the first archive
 (its rate over the import's), search latency p50/p99 over a mix of queries (in-process, as
 the web service sees it, and per CLI process, as notmuch is timed), SMTP intake with 8
-clients (BENCH_SMTP_MESSAGES of the corpus, default 3,000), and mirroring between two
+clients (BENCH_SMTP_MESSAGES of the corpus, default 3,000; `archiver run`, then `serve
+smtp` alone), and mirroring between two
 appliances in network namespaces (copy rate of BENCH_MIRROR_MESSAGES fresh messages,
 default 2,000, then catch-up of the whole corpus queued during a link cut).
 --only (or $BENCH_ONLY) picks some of: import, reindex, search, plain, mirror, smtp.
@@ -111,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
                            for path in corpus[:SMTP_MESSAGES]]
             (scratch / "smtp").mkdir()
             emit(bench="smtp_intake", **bench_smtp(scratch / "smtp", smtp_sample))
+            (scratch / "smtp-alone").mkdir()
+            emit(bench="smtp_intake", **bench_smtp(scratch / "smtp-alone", smtp_sample,
+                                                   command=("serve", "smtp")))
     return 0
 
 

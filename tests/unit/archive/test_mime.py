@@ -7,8 +7,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.archive.mime import (MessageSummary, addresses, decode_header_text, parse_headers,
-                                   summarize, summarize_message, summarize_origin)
+from services.archive.mime import (MessageSummary, addresses, decode_header_text, header_end,
+                                   parse_headers, summarize, summarize_message, summarize_origin)
 
 TYPICAL = b"""\
 From: =?utf-8?q?J=C3=B6rg_M=C3=BCller?= <Joerg.Mueller@Example.DE>
@@ -346,3 +346,13 @@ def test_the_origin_is_read_as_the_whole_summary_reads_it(fields):
     message = parse_headers(raw + b"\nbody\n")
     whole = summarize_message(message)
     assert summarize_origin(message) == (whole.message_id, whole.from_addrs, whole.subject)
+
+
+@given(st.lists(st.sampled_from([b"\r", b"\n", b"\r\n", b"x", b"\n\n", b"\r\n\r\n"]),
+                max_size=14))
+def test_header_end_is_after_the_first_empty_line_whatever_the_line_endings(pieces):
+    """Against the definition (the earliest of LF LF and CR LF CR LF, or the whole message),
+    on variants of CR, LF and text: a CR LF message's body is never searched for LF LF."""
+    raw = b"".join(pieces)
+    ends = [raw.find(blank) + len(blank) for blank in (b"\n\n", b"\r\n\r\n") if blank in raw]
+    assert header_end(raw) == (min(ends) if ends else len(raw))

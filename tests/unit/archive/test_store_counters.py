@@ -47,3 +47,35 @@ def test_a_prefix_reads_only_its_own_counters(store):
     assert set(store.counters_with_prefix("archived_")) == {time.strftime("hour:%Y%m%d%H", time.gmtime()),
                                                             time.strftime("day:%Y%m%d", time.gmtime())}
     assert store.counters_with_prefix("nothing:") == {}
+
+
+def test_one_batch_counts_and_logs_exactly_as_its_puts_one_at_a_time(tmp_path):
+    """A batch keeps its counters and log ends while it runs and writes them once: new
+    messages, a duplicate, a merge, peer copies (arrival log only) and deletions in it end
+    up as the same counters, document numbers and logs as put one by one."""
+    items = [(message(1), Envelope(None, ["a@example.com"]), "smtp"),
+             (message(2), None, "mirror:peer", "peer"),
+             (message(1), Envelope(None, ["a@example.com"]), "smtp"),     # duplicate
+             (message(3), None, "import"),
+             (message(1), Envelope(None, ["b@example.com"]), "smtp"),     # merged
+             (message(4), None, "journal:exchange")]
+    batched, single = Store(tmp_path / "batched", GiB), Store(tmp_path / "single", GiB)
+    try:
+        batched.put_many(items)
+        for item in items:
+            single.put_many([item])
+        for store in (batched, single):
+            store.delete([store.put(message(5), None, "smtp"), store.put(message(6), None, "smtp")])
+
+        def state(store):
+            digests = sorted(store.digests())
+            counters = {name: value for name, value in store.counters_with_prefix("").items()
+                        if name != "last_archived"}  # a time in seconds: may differ by one
+            return (counters, [store.meta(d)["number"] for d in digests],
+                    store.log_after("arrival", 0, 100), store.log_after("outbox", 0, 100))
+        assert state(batched) == state(single)
+        assert batched.counters()["messages"] == 4 and batched.counters()["duplicates"] == 1
+        assert len(batched.log_after("arrival", 0, 100)) == 5 + 2 + 2  # new, merge, puts, deletes
+    finally:
+        batched.close()
+        single.close()

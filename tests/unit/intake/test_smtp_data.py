@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from services.intake.smtp_data import (IN_MEMORY_BYTES, READ_LIMIT_BYTES, DataSpool,
+from services.intake.smtp_data import (IN_MEMORY_BYTES, LINE_START, READ_LIMIT_BYTES, DataSpool,
                                        receive_data)
 
 LIMIT = READ_LIMIT_BYTES
@@ -49,7 +49,8 @@ def corpus() -> list[bytes]:
     8-bit bytes, a terminator-like sequence that is not at a line start."""
     rng = random.Random(14)
     shapes = [b".", b"..", b"...x", b".\r", b"x.\r\n", b"\n.\r\n", b"\r.\r\n", b"a\rb", b"a\nb",
-              b"\xff\xfe 8-bit \xe4", b"", b" .", b"-- \r"]
+              b"\xff\xfe 8-bit \xe4", b"", b" .", b"-- \r",
+              b"\r", b"\r\r", b".\r\r", b"..\r", b"\r\n.\r", b"x\r\n.\rx", b"a.", b"ab"]
     long = [b"y" * n for n in (LIMIT - 2, LIMIT - 1, LIMIT, LIMIT + 1, 2 * LIMIT + 3, 5 * LIMIT)]
     long += [b"." * n for n in (LIMIT - 1, LIMIT + 1, 3 * LIMIT)]  # a piece of one starts a "line"
     messages = [b"Subject: plain\r\n\r\nbody\r\n", b"no line end at all",
@@ -121,3 +122,56 @@ def test_a_piece_boundary_inside_cr_lf_or_before_a_dot_still_unstuffs(tmp_path, 
         assert spooled == message and rest == b"QUIT\r\n", length
     big = (b"z" * (piece_size - 1) + b"\r\n.\r\n") * 3  # ".\r\n" lines around each cut
     assert received(stuffed(big), tmp_path, pieces=3)[1] == big
+
+
+def test_prose_whose_lines_end_in_a_dot_is_read_in_few_pieces(tmp_path):
+    """Pieces end only where a line starts with a dot (stuffed, or the end): a message of
+    sentences, every line ending in ".", costs a few steps of the event loop, not one
+    per line."""
+    message = b"Subject: minutes\r\n\r\n" + b"We met and agreed on the plan.\r\n" * 200
+    async def run():
+        reader, spool, heard = asyncio.StreamReader(limit=LIMIT), DataSpool(tmp_path), []
+        reader.feed_data(stuffed(message) + b"QUIT\r\n")
+        result = await receive_data(reader, spool, None, lambda: heard.append(1))
+        assert spool.take() == message and result.size == len(message)
+        return len(heard)
+    assert asyncio.run(run()) <= 3
+
+
+def test_a_sender_of_many_tiny_lines_lets_other_sessions_in(tmp_path):
+    """Lines that each start with a dot or are empty are read a few bytes at a time; the
+    reading yields to the event loop now and then, so it never holds the others up for
+    the whole of its buffered bytes."""
+    message = b".\r\n\r\n" * (READ_LIMIT_BYTES // 6)
+    async def run():
+        reader, spool = asyncio.StreamReader(limit=LIMIT), DataSpool(tmp_path)
+        reader.feed_data(stuffed(message))  # all of it already there: reading it never waits
+        others_ran = []
+        async def other_session():
+            others_ran.append(receiving.done())
+        receiving = asyncio.create_task(receive_data(reader, spool, None, lambda: None))
+        await asyncio.sleep(0)  # the reading starts
+        other = asyncio.create_task(other_session())
+        result = await receiving
+        await other
+        assert spool.take() == message and result.size == len(message)
+        return others_ran
+    assert asyncio.run(run()) == [False]  # the other session ran before the reading ended
+
+
+def test_any_wire_ends_at_the_first_cr_lf_dot_cr_lf_and_leaves_the_rest(tmp_path):
+    """Also from senders that do not stuff: wires of CR, LF, dots and text around the
+    lone dot's line end exactly where CR LF . CR LF first appears (the CR LF that ends
+    DATA's command line counts), whatever the pieces, and what follows is left unread."""
+    rng = random.Random(5321)
+    alphabet = [b"\r", b"\n", b".", b"x", b"\r\n", b"\r\n.", b".\r\n", b"\r\n.\r"]
+    for number in range(300):
+        wire = b"".join(rng.choice(alphabet) for _ in range(rng.randint(0, 24)))
+        wire += b"\r\n.\r\n" + b"MAIL FROM:<a@example.org>\r\n"
+        whole = LINE_START + wire
+        end = whole.find(b"\r\n.\r\n")
+        expected = whole[:end + 2].replace(b"\r\n.", LINE_START)[len(LINE_START):]
+        for pieces in (1, 4, 40):
+            result, spooled, rest = received(wire, tmp_path, pieces, seed=number)
+            assert (spooled, rest) == (expected, whole[end + 5:]), wire
+            assert result.size == len(expected)

@@ -1,0 +1,94 @@
+"""`archiver run` indexes in a child process (off the SMTP event loop's GIL): it holds the
+index lock the run took, records its own state, goes with its parent however the parent
+ends, and a run whose indexer dies fails and says why."""
+import contextlib
+import json
+import os
+import signal
+import smtplib
+
+import psutil
+import pytest
+
+from services.archive.indexer import IndexLock
+from tests.integration.processes import ArchiverService
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.integration
+
+CONFIG = {"smtp": {"trusted_servers": ["127.0.0.1/32"]}}
+
+
+def raw(n: int) -> bytes:
+    return (f"From: alice@example.com\r\nTo: bob@example.com\r\nSubject: child {n}\r\n"
+            f"Message-ID: <child-{n}@example.com>\r\n\r\nbody marker{n}\r\n").encode()
+
+
+def end(service: ArchiverService) -> None:
+    """Whatever is left of the service's process group goes."""
+    with contextlib.suppress(ProcessLookupError):
+        service.kill()
+
+
+def services_of(service: ArchiverService) -> dict:
+    done = service.cli("status", "--json", "--config", service.config_path)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)["services"]
+
+
+def indexer_child(service: ArchiverService) -> psutil.Process:
+    """The run's child process that records itself as the indexer."""
+    wait_until(lambda: services_of(service)["indexer"]["state"] == "running", timeout=60)
+    pid = services_of(service)["indexer"]["pid"]
+    assert pid in [child.pid for child in psutil.Process(service.process.pid).children()]
+    return psutil.Process(pid)
+
+
+def test_the_indexer_runs_in_a_child_that_holds_the_index_lock(tmp_path):
+    service = ArchiverService(tmp_path, CONFIG, command=("run",)).start()
+    try:
+        child = indexer_child(service)
+        records = services_of(service)
+        assert child.pid != service.process.pid
+        assert records["smtp"]["pid"] == service.process.pid
+        assert not IndexLock(service.data).acquire(wait=False)  # held, by the child
+        with smtplib.SMTP("127.0.0.1", service.smtp_port) as client:
+            for n in range(3):
+                client.sendmail("alice@example.com", ["bob@example.com"], raw(n))
+        service.wait_until_indexed(3, timeout=60)
+        assert len(service.search("marker1")) == 1
+    finally:
+        assert service.stop() == 0
+    assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE
+    assert services_of(service)["indexer"]["state"] == "stopped"
+    lock = IndexLock(service.data)
+    assert lock.acquire(wait=False)  # let go with the run
+    lock.release()
+
+
+def test_a_run_killed_outright_takes_its_indexer_with_it(tmp_path):
+    service = ArchiverService(tmp_path, CONFIG, command=("run",)).start()
+    try:
+        child = indexer_child(service)
+        os.kill(service.process.pid, signal.SIGKILL)  # the run alone, not its group
+        service.process.wait()
+        child.wait(timeout=60)  # PR_SET_PDEATHSIG: it is told to stop, and does
+        lock = IndexLock(service.data)
+        assert lock.acquire(wait=False)
+        lock.release()
+    finally:
+        end(service)
+
+
+def test_a_run_whose_indexer_dies_fails_and_status_says_why(tmp_path):
+    service = ArchiverService(tmp_path, CONFIG, command=("run",)).start()
+    try:
+        child = indexer_child(service)
+        child.kill()
+        assert service.process.wait(timeout=60) == 1
+        records = services_of(service)
+        assert records["smtp"]["state"] == "stopped"
+        assert f"indexer failed: its process {child.pid} ended" in records["smtp"]["reason"]
+        assert f"indexer failed: its process {child.pid} ended" in service.log.read_text()
+    finally:
+        end(service)
