@@ -56,9 +56,9 @@ def rebuild(archive: Archive, pool: ExtractionPool, stop: Callable[[], bool] = l
 
 def _building(archive: Archive, pool: ExtractionPool) -> Indexer:
     """The writer of the index being rebuilt."""
-    # A rebuild reads every message anew: old archives get the current reading.
+    # Old archives get the current reading of their headers as they are indexed.
     return Indexer(archive.store, next_index_dir(archive), pool, live=False,
-                   reread_all=True, memory_bytes=archive.profile.indexing.memory_bytes)
+                   memory_bytes=archive.profile.indexing.memory_bytes)
 
 
 def _catch_up(building: Indexer, stop: Callable[[], bool],
