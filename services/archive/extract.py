@@ -37,7 +37,7 @@ from typing import Callable, Iterable, Iterator
 
 import lxml.html
 
-from services.archive import containers, documents, filetypes, mime
+from services.archive import containers, documents, filetypes, heap, mime
 from services.archive.extraction_memo import ExtractionMemo, MemoryMemo, TextMemo
 
 FALLBACK_BODY_BYTES = 1024 * 1024
@@ -996,7 +996,9 @@ def _serve(connection, cap_bytes: int, memory_mb: int) -> None:
         if reply[0] == "failed":
             return  # a MemoryError can leave a library half-initialised: start afresh
         del reply
-        _trim_heap()
+        # Parsing a large message leaves tens of MB free but resident in the worker
+        # (measured on the bench corpus: a worker's Pss 50-60 MB untrimmed, 30-40 MB trimmed).
+        heap.trim()
 
 
 class _PoolGuard(AttachmentGuard):
@@ -1032,25 +1034,6 @@ def _serialised_document(digest: str, metadata: dict, content: Extracted) -> byt
     finally:
         if words.cached_words() > WORKER_CACHED_WORDS:
             words.forget_words()  # each worker would else keep up to 31 MB of them
-
-
-def _trim_heap() -> None:
-    """Give the heap's free memory back to the system (glibc malloc_trim(3)): parsing a
-    large message leaves tens of MB free but resident in the worker (measured on the bench
-    corpus: a worker's Pss 50-60 MB without, 30-40 MB with; the call takes microseconds)."""
-    if _malloc_trim is not None:
-        _malloc_trim(0)
-
-
-def _find_malloc_trim():
-    import ctypes
-    try:
-        return ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):
-        return None  # not glibc
-
-
-_malloc_trim = _find_malloc_trim()
 
 
 def _limit_memory(memory_mb: int) -> None:

@@ -24,7 +24,7 @@ import xapian
 
 from firmware.errors import ArchiverError
 
-from services.archive import metadata
+from services.archive import heap, metadata
 from services.archive.extract import ExtractionPool
 from services.archive.index import (DOCUMENT_LEVELS, SCHEMA_KEY, SCHEMA_VERSION, document_at,
                                     id_term, schema_version)
@@ -152,6 +152,7 @@ class Indexer:
             self.database.commit()
         # What the index committed and the store has yet to record, merged over batches.
         self._unrecorded: _Progress | None = None
+        self._reads = 0  # messages read from the store for extraction
 
     def position(self) -> int:
         value = self.database.get_metadata(CURSOR_KEY)
@@ -239,8 +240,12 @@ class Indexer:
         return batch
 
     def _reader(self, digest: str) -> Callable[[], bytes | None]:
-        """A message's bytes, read from the store when called; None once it is deleted."""
+        """A message's bytes, read from the store when called; None once it is deleted.
+        The pages read are let go every RELEASE_EVERY reads."""
         def read() -> bytes | None:
+            self._reads += 1
+            if self._reads % RELEASE_EVERY == 0:
+                self.store.release_pages()
             try:
                 return self.store.get(digest)
             except NotFound:
@@ -251,6 +256,7 @@ class Indexer:
         """Write the batch in commits of at most commit_text_bytes of text each."""
         for part in _parts(batch, self.commit_text_bytes):
             self._commit(part)
+        heap.trim()  # a long run's memory would else creep up with what batches left free
 
     def _commit(self, batch: Batch) -> None:
         """Replace each document by its store number (no term lookup), then commit the
