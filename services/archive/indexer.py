@@ -44,10 +44,11 @@ BATCH_MESSAGES = 500
 MEMORY_BYTES = 64 * 1024 * 1024
 MEMORY_PER_TEXT_BYTE = 64
 BATCH_SHARE = 8
-# What is read is copied out of the store's map; the pages stay mapped in, some 200 KB
-# per message (the kernel maps 64 KB around each page LMDB reads: two B-tree leaves and
-# the value's own pages), until released (Store.release_pages) every this many messages.
-RELEASE_EVERY = 64
+# What is read is copied out of the store's map; the pages stay mapped in, some 300 KB
+# per message on the bench corpus (the kernel maps 64 KB around each page LMDB reads: two
+# B-tree leaves and the value's own pages; MADV_RANDOM does not change it), until released
+# (Store.release_pages) every this many messages: at most some 5 MB then.
+RELEASE_EVERY = 16
 
 
 class IndexerBusy(ArchiverError):
