@@ -152,3 +152,33 @@ def test_the_status_page_and_api_show_the_rebuild(upgraded):
         assert "Note: the index is being rebuilt" in results
     finally:
         server.stop()
+
+
+def test_a_rebuild_reads_again_only_header_metadata_an_older_reading_wrote(tmp_path,
+                                                                          monkeypatch):
+    """The store is parsed already: a rebuild derives header metadata anew only where an
+    older reading wrote it (services.archive.metadata.READING), and reads each message's
+    bytes from the store once."""
+    from services.archive import metadata
+    from services.archive.store import Store
+    archive = Archive(tmp_path / "data", 450)
+    digests = [archive.store.put(mail(n)) for n in range(MESSAGES)]
+    with archive.store.env.begin(write=True) as txn:  # one message of an older reading
+        old = {**archive.store.meta(digests[0]), "reading": metadata.READING - 1}
+        del old["digest"]
+        archive.store._write_meta(txn, bytes.fromhex(digests[0]), old)
+    reread, read = [], []
+    changes, get = metadata.changes, Store.get
+    monkeypatch.setattr(metadata, "changes", lambda meta, raw: (
+        reread.append(meta["number"]), changes(meta, raw))[1])
+    monkeypatch.setattr(Store, "get", lambda store, digest: (read.append(digest),
+                                                             get(store, digest))[1])
+    with ExtractionPool(archive.profile.attachment_text_bytes) as pool:
+        assert reindex.rebuild(archive, pool)
+    reindex.switch_over(archive)
+    assert reread == [archive.store.meta(digests[0])["number"]]
+    assert sorted(read) == sorted(digests)  # each once, the old one's bytes read for both
+    assert archive.store.meta(digests[0])["reading"] == metadata.READING
+    assert schema_version(xapian.Database(str(archive.index_dir()))) == SCHEMA_VERSION
+    assert xapian.Database(str(archive.index_dir())).get_doccount() == MESSAGES
+    archive.close()
