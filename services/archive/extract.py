@@ -729,8 +729,8 @@ class ExtractionPool:
         dropped: Extracted.without_text), so that parsing, word breaking and building all
         run beside the indexer, in the sandbox.
         A raw may be a function giving the bytes (read when a worker is ready for them;
-        None: the message is gone, and so is its result); its metadata's "size" and its
-        `digests` entry (SHA-256 hex of the bytes) are then required."""
+        None: the message is gone, and so is its result); its `digests` entry (SHA-256 hex
+        of the bytes) is then required, and its metadata's "size" sizes its cost."""
         results: list[Extracted | None] = [None] * len(raws)
         metadata = metadata or [None] * len(raws)
         waiting = deque(job for index, raw in enumerate(raws)
@@ -770,7 +770,7 @@ class ExtractionPool:
         if isinstance(source, (bytes, bytearray, memoryview)):
             size, digest = len(source), digest or hashlib.sha256(source).hexdigest()
         else:
-            size = metadata["size"]
+            size = (metadata or {}).get("size", 0)  # unknown: the least a message costs
         job = _Job(index, source, digest, extraction_cost(size), metadata)
         if (reason := self.memo.failure(_fallback_key(job.digest))) is not None:
             self.memo_hits += 1
