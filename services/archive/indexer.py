@@ -24,7 +24,7 @@ import xapian
 
 from firmware.errors import ArchiverError
 
-from services.archive import heap, metadata
+from services.archive import heap, metadata, unsynced
 from services.archive.extract import ExtractionPool
 from services.archive.index import (DOCUMENT_LEVELS, SCHEMA_KEY, SCHEMA_VERSION, document_at,
                                     id_term, schema_version)
@@ -139,15 +139,22 @@ class Indexer:
     store's "indexer" cursor (intake's backlog); an index being rebuilt beside it is not."""
 
     def __init__(self, store: Store, index_dir: Path, pool: ExtractionPool, live: bool = True,
-                 memory_bytes: int = MEMORY_BYTES):
+                 memory_bytes: int = MEMORY_BYTES, synced: bool = True):
         """`memory_bytes`: what the batches in flight may hold (a model's indexing.memory_mb).
+        `synced=False`: commits skip fsync (an index nobody searches yet: a rebuild); the
+        index carries services.archive.unsynced's mark until close() settles it.
         Header metadata an older reading wrote is derived anew from the message's bytes as
         it is indexed (services.archive.metadata); metadata of the current reading is what
         reading the bytes again would give, so it is not read again (nor by a reindex)."""
         self.store, self.index_dir, self.pool, self.live = store, Path(index_dir), pool, live
         self.batch_bytes = memory_bytes // BATCH_SHARE
         self.commit_text_bytes = memory_bytes // MEMORY_PER_TEXT_BYTE
-        self.database = xapian.WritableDatabase(str(self.index_dir), xapian.DB_CREATE_OR_OPEN)
+        self.synced = synced
+        self._flags = xapian.DB_CREATE_OR_OPEN | (0 if synced else xapian.DB_NO_SYNC)
+        if not synced:
+            self.index_dir.mkdir(parents=True, exist_ok=True)
+            unsynced.mark(self.index_dir)  # on disk before the first commit that is not
+        self.database = xapian.WritableDatabase(str(self.index_dir), self._flags)
         if schema_version(self.database) is None:  # a new, empty index: this code's schema
             self.database.set_metadata(SCHEMA_KEY, str(SCHEMA_VERSION))
             self.database.commit()
@@ -345,12 +352,16 @@ class Indexer:
     def reopen(self) -> None:
         """Open the index again after abandon_writes(); a no-op while it is open."""
         if self.database is None:
-            self.database = xapian.WritableDatabase(str(self.index_dir),
-                                                    xapian.DB_CREATE_OR_OPEN)
+            self.database = xapian.WritableDatabase(str(self.index_dir), self._flags)
 
     def close(self) -> None:
+        """Close the index; one written without fsync is written to disk and unmarked
+        (services.archive.unsynced.settle; OSError when that fails, the mark kept)."""
         if self.database is not None:
             self.database.close()
+            self.database = None
+        if not self.synced:
+            unsynced.settle(self.index_dir)
 
     def __enter__(self) -> "Indexer":
         return self

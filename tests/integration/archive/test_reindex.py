@@ -16,6 +16,7 @@ from services.archive.archive import Archive
 from services.archive.extract import ExtractionPool
 from services.archive.index import SCHEMA_KEY, SCHEMA_VERSION, SLOT_DATE, id_term, schema_version
 from services.archive.indexer import CURSOR_KEY, Indexer
+from services.archive.search import search
 from tests.conftest import ARCHIVER
 from tests.integration.processes import free_port
 from tests.integration.web.fixtures import PASSWORD, Client, ThreadedServer, web_config
@@ -182,3 +183,31 @@ def test_a_rebuild_reads_again_only_header_metadata_an_older_reading_wrote(tmp_p
     assert schema_version(xapian.Database(str(archive.index_dir()))) == SCHEMA_VERSION
     assert xapian.Database(str(archive.index_dir())).get_doccount() == MESSAGES
     archive.close()
+
+
+def test_a_rebuild_skips_fsync_and_is_trusted_again_only_within_the_same_boot(upgraded):
+    """The index being rebuilt commits without fsync (services.archive.unsynced): marked
+    with this boot while its writer is open, written to disk and unmarked when it closes;
+    an index left marked by this boot (a killed process) is resumed, one marked by another
+    boot (the system went down) is rebuilt from the start."""
+    from services.archive import unsynced
+    rebuilding = upgraded.next_index_link.resolve()
+    assert not unsynced.is_marked(rebuilding)  # the stopped rebuild closed its writer
+    with ExtractionPool(upgraded.profile.attachment_text_bytes) as pool:
+        writer = reindex._building(upgraded, pool)
+        assert writer.index_dir == rebuilding and unsynced.is_marked(rebuilding)
+        assert (rebuilding / unsynced.MARK).read_text().strip() == unsynced.boot_id()
+        with pytest.raises(RuntimeError, match="not on disk yet"):
+            reindex.switch_over(upgraded)
+        writer.abandon_writes()  # as if killed: the mark stays
+        assert unsynced.is_marked(rebuilding) and not unsynced.lost(rebuilding)
+        assert reindex.next_index_dir(upgraded) == rebuilding  # same boot: resumed
+        (rebuilding / unsynced.MARK).write_text("a-boot-before-this-one\n")
+        assert unsynced.lost(rebuilding)
+        fresh = reindex.next_index_dir(upgraded)
+        assert fresh != rebuilding and not rebuilding.exists()
+        assert reindex.progress_of(upgraded) == {"done": 0, "total": MESSAGES}
+        assert reindex.rebuild(upgraded, pool)
+    reindex.switch_over(upgraded)
+    assert not unsynced.is_marked(upgraded.index_link.resolve())
+    assert len(search(upgraded.index_dir(), "muller").hits) == MESSAGES
