@@ -638,8 +638,6 @@ def extraction_cost(size: int) -> int:
     return WORKER_MESSAGE_BYTES + WORKER_BYTES_PER_MESSAGE_BYTE * size
 
 
-
-
 @dataclass
 class _Job:
     index: int                       # position in extract_many's list
@@ -767,7 +765,7 @@ class ExtractionPool:
               results: list) -> _Job | None:
         """The job for one message, as far as its known failures allow; None when even its
         fallback failed before (its result is then set here)."""
-        if isinstance(source, (bytes, bytearray, memoryview)):
+        if _is_bytes(source):
             size, digest = len(source), digest or hashlib.sha256(source).hexdigest()
         else:
             size = (metadata or {}).get("size", 0)  # unknown: the least a message costs
@@ -785,8 +783,7 @@ class ExtractionPool:
                   results: list) -> None:
         if not self._workers[slot].process.is_alive():
             self._restart(slot)  # died idle (e.g. the OOM killer): start afresh
-        raw = job.source if isinstance(job.source, (bytes, bytearray, memoryview)) \
-            else job.source()
+        raw = job.source if _is_bytes(job.source) else job.source()
         if raw is None:
             return  # gone since it was planned: its result stays None
         self._admit(slot, job, running)
@@ -896,6 +893,11 @@ class ExtractionPool:
         self._workers[slot].stop(kill=True)
         self._workers[slot] = self._start_worker()
         self.worker_restarts += 1
+
+
+def _is_bytes(source) -> bool:
+    """Whether an extract_many source is the message itself (else a function giving it)."""
+    return isinstance(source, (bytes, bytearray, memoryview))
 
 
 def _said_something(connection) -> bool:
