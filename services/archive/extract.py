@@ -37,7 +37,7 @@ from typing import Callable, Iterable, Iterator
 
 import lxml.html
 
-from services.archive import containers, documents, filetypes, mime
+from services.archive import containers, documents, filetypes, heap, mime
 from services.archive.extraction_memo import ExtractionMemo, MemoryMemo, TextMemo
 
 FALLBACK_BODY_BYTES = 1024 * 1024
@@ -85,6 +85,24 @@ class Extracted:
     # The message's whole Xapian document (services.archive.index.build_document),
     # serialised, when the pool was asked to build it and could.
     document: bytes | None = None
+    # UTF-8 bytes of body and attachment text read, set when the pool dropped the text
+    # itself because `document` holds it (so the indexer's process never holds it).
+    text_bytes: int | None = None
+
+    def text_size(self) -> int:
+        """UTF-8 bytes of body and attachment text read (what the index takes of it)."""
+        if self.text_bytes is not None:
+            return self.text_bytes
+        return _utf8_len(self.body) + sum(_utf8_len(a.text) for a in self.attachments)
+
+    def without_text(self) -> Extracted:
+        """This result with body and attachment text dropped (text_bytes says how much there
+        was): what the indexer needs once `document` is built. Changes it in place."""
+        self.text_bytes = self.text_size()
+        self.body = ""
+        for attachment in self.attachments:
+            attachment.text = ""
+        return self
 
     @property
     def failures(self) -> list[str]:
@@ -94,6 +112,10 @@ class Extracted:
         found += [f"{a.filename or a.mime_type}: {a.error}" for a in self.attachments
                   if a.error and a.error != self.failed]
         return found[:MAX_FAILURES]
+
+
+def _utf8_len(text: str) -> int:
+    return len(text.encode("utf-8", "replace"))
 
 
 def unread(reason: str) -> Extracted:
@@ -602,13 +624,26 @@ WORKER_CACHED_WORDS = 16384
 # Reads of one message before it gets the fallback: the second one skips the attachment the
 # first was blamed on, so the rest of the message is still read.
 ATTEMPTS = 2
+# What reading a message costs a worker beyond its resting memory, estimated from its size
+# (measured on the bench corpus, 2 MB messages with PDF, DOCX, XLSX and forwarded messages:
+# 13-27 MB; a document library's parse alone some 6-8 MB): the message, its parsed tree
+# with decoded parts, a library's tree of a document, the text and the document built.
+WORKER_MESSAGE_BYTES = 8 * 1024 * 1024
+WORKER_BYTES_PER_MESSAGE_BYTE = 8
+
+
+def extraction_cost(size: int) -> int:
+    """Estimated bytes a worker holds while reading a message of `size` bytes (the pool's
+    memory budget admits messages by it)."""
+    return WORKER_MESSAGE_BYTES + WORKER_BYTES_PER_MESSAGE_BYTE * size
 
 
 @dataclass
 class _Job:
     index: int                       # position in extract_many's list
-    raw: bytes
+    source: bytes | Callable[[], bytes | None]  # the message, or where to read it from
     digest: str                      # SHA-256 of raw (the store's digest)
+    cost: int                        # extraction_cost() of its size
     metadata: dict | None = None     # the store's: the worker builds the document with it
     attempts: int = 0
     fallback_reason: str | None = None  # set: the worker gives fallback() for this reason
@@ -629,6 +664,11 @@ class ExtractionPool:
     Bounds: one message costs at most ATTEMPTS + 1 time limits of one worker the first time
     (two reads, then the fallback) and a memo lookup per attachment every later time; a
     worker never holds more than memory_mb; the pool process itself never parses mail.
+    Memory: the messages being read at once cost at most `budget_bytes` together (each its
+    extraction_cost()): a message is given to an idle worker only when its cost fits what
+    the others leave of the budget, or when no other is being read (a message costing
+    more than the whole budget is then read alone); the pool holds the bytes of only the
+    messages the workers are reading.
 
     Workers are started with 'forkserver', not 'fork': a forked indexer would hand its LMDB
     map and Xapian state to the child, and RLIMIT_AS would count the whole LMDB map.
@@ -636,8 +676,14 @@ class ExtractionPool:
 
     def __init__(self, cap_bytes: int, workers: int = 1, timeout_s: float = 20.0,
                  memory_mb: int = 512, memo: ExtractionMemo | MemoryMemo | None = None,
-                 text_memo_bytes: int = TEXT_MEMO_BYTES):
+                 text_memo_bytes: int = TEXT_MEMO_BYTES, budget_bytes: int | None = None):
+        """`budget_bytes`: what the messages being read at once may cost (None: no bound
+        but the workers' count)."""
         self.cap_bytes, self.timeout_s, self.memory_mb = cap_bytes, timeout_s, memory_mb
+        self.budget_bytes = budget_bytes
+        # The extraction_cost() of the messages being read now, and the most it has been
+        # (for metrics and tests: never above budget_bytes but for a message read alone).
+        self.admitted_bytes = self.peak_admitted_bytes = 0
         self.memo = memo if memo is not None else MemoryMemo()
         self.texts = TextMemo(text_memo_bytes)
         # For status, metrics and tests: workers killed at their time limit, workers
@@ -655,13 +701,14 @@ class ExtractionPool:
     @classmethod
     def for_model(cls, profile, memo: ExtractionMemo | None = None) -> ExtractionPool:
         """A pool sized for a model profile (firmware.models.ModelProfile): its attachment
-        text cap and extraction limits, and its indexing.workers (no more than there are
-        cores)."""
+        text cap and extraction limits, its indexing.workers (no more than there are
+        cores), and its share of indexing.memory_mb (budget_for_model)."""
         return cls(profile.attachment_text_bytes,
                    workers=min(profile.indexing.workers, os.cpu_count() or 1),
                    timeout_s=profile.extraction.timeout_s,
                    memory_mb=profile.extraction.memory_mb, memo=memo,
-                   text_memo_bytes=profile.indexing.memory_bytes // 8)
+                   text_memo_bytes=profile.indexing.memory_bytes // 8,
+                   budget_bytes=budget_for_model(profile))
 
     def __enter__(self) -> ExtractionPool:
         return self
@@ -669,26 +716,37 @@ class ExtractionPool:
     def __exit__(self, *exc_info) -> None:
         self.close()
 
-    def extract_many(self, raws: list[bytes], metadata: list[dict] | None = None
-                     ) -> list[Extracted]:
+    def extract_many(self, raws: list[bytes | Callable[[], bytes | None]],
+                     metadata: list[dict] | None = None, digests: list[str] | None = None
+                     ) -> list[Extracted | None]:
         """Results in the order of raws. Never raises for a message: one that times out, runs
         out of memory or kills its worker is read again without the attachment blamed, or
         gets fallback(), or at worst unread(); the worker is replaced. With `metadata`
-        (the store's, one per raw, with "number"), the worker also builds each message's
-        Xapian document from what it read (Extracted.document), so that parsing, word
-        breaking and building all run beside the indexer, in the sandbox."""
+        (the store's, one per raw, with "number" and "size"), the worker also builds each
+        message's Xapian document from what it read (Extracted.document, its text then
+        dropped: Extracted.without_text), so that parsing, word breaking and building all
+        run beside the indexer, in the sandbox.
+        A raw may be a function giving the bytes (read when a worker is ready for them;
+        None: the message is gone, and so is its result); its `digests` entry (SHA-256 hex
+        of the bytes) is then required, and its metadata's "size" sizes its cost."""
         results: list[Extracted | None] = [None] * len(raws)
         metadata = metadata or [None] * len(raws)
         waiting = deque(job for index, raw in enumerate(raws)
-                        if (job := self._plan(index, raw, metadata[index], results))
+                        if (job := self._plan(index, raw, metadata[index],
+                                              digests[index] if digests else None, results))
                         is not None)
         running: dict[int, _Running] = {}  # worker slot -> the job it works on
         while waiting or running:
             for slot in range(len(self._workers)):
-                if slot not in running and waiting:
+                if slot not in running and waiting and self._admits(waiting[0], running):
                     self._dispatch(slot, waiting.popleft(), running, waiting, results)
             self._collect(running, waiting, results)
         return results
+
+    def _admits(self, job: _Job, running: dict) -> bool:
+        """Whether the memory budget lets `job` be read beside those running."""
+        return (self.budget_bytes is None or not running
+                or self.admitted_bytes + job.cost <= self.budget_bytes)
 
     @property
     def worker_pids(self) -> list[int]:
@@ -703,11 +761,15 @@ class ExtractionPool:
     def _start_worker(self) -> _Worker:
         return _Worker(self._context, self.cap_bytes, self.memory_mb)
 
-    def _plan(self, index: int, raw: bytes, metadata: dict | None,
+    def _plan(self, index: int, source, metadata: dict | None, digest: str | None,
               results: list) -> _Job | None:
         """The job for one message, as far as its known failures allow; None when even its
         fallback failed before (its result is then set here)."""
-        job = _Job(index, raw, hashlib.sha256(raw).hexdigest(), metadata)
+        if _is_bytes(source):
+            size, digest = len(source), digest or hashlib.sha256(source).hexdigest()
+        else:
+            size = (metadata or {}).get("size", 0)  # unknown: the least a message costs
+        job = _Job(index, source, digest, extraction_cost(size), metadata)
         if (reason := self.memo.failure(_fallback_key(job.digest))) is not None:
             self.memo_hits += 1
             results[index] = unread(reason)
@@ -721,17 +783,31 @@ class ExtractionPool:
                   results: list) -> None:
         if not self._workers[slot].process.is_alive():
             self._restart(slot)  # died idle (e.g. the OOM killer): start afresh
-        running[slot] = _Running(job, time.monotonic() + self.timeout_s)
+        raw = job.source if _is_bytes(job.source) else job.source()
+        if raw is None:
+            return  # gone since it was planned: its result stays None
+        self._admit(slot, job, running)
         mode = EXTRACT if job.fallback_reason is None else FALLBACK
         try:
             self._workers[slot].connection.send((mode, job.fallback_reason, job.metadata,
                                                  job.digest))
-            self._workers[slot].connection.send_bytes(job.raw)
+            self._workers[slot].connection.send_bytes(raw)
         except OSError:  # it gave up reading the message (too big for its memory limit)
             if _said_something(self._workers[slot].connection):
                 self._hear(slot, running, waiting, results)  # why: ("failed", ...)
             else:
                 self._failed(slot, running, waiting, results, "worker died")
+
+    def _admit(self, slot: int, job: _Job, running: dict) -> None:
+        running[slot] = _Running(job, time.monotonic() + self.timeout_s)
+        self.admitted_bytes += job.cost
+        self.peak_admitted_bytes = max(self.peak_admitted_bytes, self.admitted_bytes)
+
+    def _settled(self, slot: int, running: dict) -> _Running:
+        """The worker in `slot` is done with its job (read, failed or killed)."""
+        entry = running.pop(slot)
+        self.admitted_bytes -= entry.job.cost
+        return entry
 
     def _collect(self, running: dict, waiting: deque, results: list) -> None:
         """Wait for the first word from a worker or the first deadline; hear out every worker
@@ -776,7 +852,7 @@ class ExtractionPool:
             self._text_word(connection, kind, payload)
         elif kind == "ok":
             results[entry.job.index] = payload
-            del running[slot]
+            self._settled(slot, running)
         else:
             self._failed(slot, running, waiting, results, payload)
 
@@ -794,7 +870,7 @@ class ExtractionPool:
                 problem: str) -> None:
         """The worker in `slot` timed out, ran out of memory or died: replace it, remember
         what was to blame, and decide what the message gets next."""
-        entry = running.pop(slot)
+        entry = self._settled(slot, running)
         self._restart(slot)
         job, reason = entry.job, f"attachment extraction {problem}"
         if job.fallback_reason is not None:  # even the fallback failed: headers from intake
@@ -819,6 +895,11 @@ class ExtractionPool:
         self.worker_restarts += 1
 
 
+def _is_bytes(source) -> bool:
+    """Whether an extract_many source is the message itself (else a function giving it)."""
+    return isinstance(source, (bytes, bytearray, memoryview))
+
+
 def _said_something(connection) -> bool:
     try:
         return connection.poll()
@@ -837,6 +918,12 @@ def _answer(connection, value) -> None:
         connection.send(value)
     except OSError:
         pass
+
+
+def budget_for_model(profile) -> int:
+    """The extraction memory budget of a model (firmware.models.ModelProfile): half its
+    indexing.memory_mb (the other half is the indexer's, services.archive.indexer)."""
+    return profile.indexing.memory_bytes // 2
 
 
 class _Worker:
@@ -905,11 +992,15 @@ def _serve(connection, cap_bytes: int, memory_mb: int) -> None:
         del raw
         if reply[0] == "ok" and metadata is not None:
             reply[1].document = _serialised_document(digest, metadata, reply[1])
+            if reply[1].document is not None:
+                reply[1].without_text()  # the document holds it: not sent, not held
         connection.send(reply)
         if reply[0] == "failed":
             return  # a MemoryError can leave a library half-initialised: start afresh
         del reply
-        _trim_heap()
+        # Parsing a large message leaves tens of MB free but resident in the worker
+        # (measured on the bench corpus: a worker's Pss 50-60 MB untrimmed, 30-40 MB trimmed).
+        heap.trim()
 
 
 class _PoolGuard(AttachmentGuard):
@@ -945,25 +1036,6 @@ def _serialised_document(digest: str, metadata: dict, content: Extracted) -> byt
     finally:
         if words.cached_words() > WORKER_CACHED_WORDS:
             words.forget_words()  # each worker would else keep up to 31 MB of them
-
-
-def _trim_heap() -> None:
-    """Give the heap's free memory back to the system (glibc malloc_trim(3)): parsing a
-    large message leaves tens of MB free but resident in the worker (measured on the bench
-    corpus: a worker's Pss 50-60 MB without, 30-40 MB with; the call takes microseconds)."""
-    if _malloc_trim is not None:
-        _malloc_trim(0)
-
-
-def _find_malloc_trim():
-    import ctypes
-    try:
-        return ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):
-        return None  # not glibc
-
-
-_malloc_trim = _find_malloc_trim()
 
 
 def _limit_memory(memory_mb: int) -> None:

@@ -24,7 +24,7 @@ import xapian
 
 from firmware.errors import ArchiverError
 
-from services.archive import metadata
+from services.archive import heap, metadata, unsynced
 from services.archive.extract import ExtractionPool
 from services.archive.index import (DOCUMENT_LEVELS, SCHEMA_KEY, SCHEMA_VERSION, document_at,
                                     id_term, schema_version)
@@ -33,16 +33,22 @@ from services.archive.store import NotFound, Store
 log = logging.getLogger("archiver")
 CURSOR_KEY = "arrival_seq"
 BATCH_MESSAGES = 500
-# The memory of the batches in flight, by default (a model's is its indexing.memory_mb): a
-# quarter of it for raw messages read ahead, and a commit whenever the text added since the
-# last one reaches MEMORY_PER_TEXT_BYTE-th of it (Xapian keeps uncommitted changes in memory:
-# measured 22 bytes per byte of text on the bench corpus).
+# The memory of the batches in flight, by default (a model's is its indexing.memory_mb):
+# half of it for the messages the extraction workers read at once (services.archive.
+# extract.budget_for_model); a batch is at most an eighth of it in message bytes (its
+# documents, about as big on the bench corpus, are held until written, and the next
+# batch's while this one is written; the messages themselves are read from the store only
+# as a worker takes each, never a batch of them at once); and a commit whenever the text added since
+# the last one reaches MEMORY_PER_TEXT_BYTE-th of it (Xapian keeps uncommitted changes in
+# memory: measured 22 bytes per byte of text on the bench corpus).
 MEMORY_BYTES = 64 * 1024 * 1024
 MEMORY_PER_TEXT_BYTE = 64
-# What is read is copied out of the store's map; the pages stay mapped in, some 200 KB
-# per message (the kernel maps 64 KB around each page LMDB reads: two B-tree leaves and
-# the value's own pages), until released (Store.release_pages) every this many messages.
-RELEASE_EVERY = 64
+BATCH_SHARE = 8
+# What is read is copied out of the store's map; the pages stay mapped in, some 300 KB
+# per message on the bench corpus (the kernel maps 64 KB around each page LMDB reads: two
+# B-tree leaves and the value's own pages; MADV_RANDOM does not change it), until released
+# (Store.release_pages) every this many messages: at most some 5 MB then.
+RELEASE_EVERY = 16
 
 
 class IndexerBusy(ArchiverError):
@@ -110,7 +116,9 @@ class IndexLock:
 class Batch:
     """One slice of the arrival log on its way into the index."""
     entries: list[tuple[int, str]]                  # (seq, digest) as logged
-    present: list[tuple[str, dict, bytes]] = field(default_factory=list)  # digest, meta, raw
+    # digest, meta, and the raw bytes when they were read already (else None: the
+    # extraction pool reads them from the store when a worker takes the message)
+    present: list[tuple[str, dict, bytes | None]] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # deleted since they arrived
     extracted: list = field(default_factory=list)
     # digest -> header metadata the current code reads differently from the stored one
@@ -141,20 +149,28 @@ class Indexer:
     store's "indexer" cursor (intake's backlog); an index being rebuilt beside it is not."""
 
     def __init__(self, store: Store, index_dir: Path, pool: ExtractionPool, live: bool = True,
-                 reread_all: bool = False, memory_bytes: int = MEMORY_BYTES):
-        """`reread_all`: derive every message's header metadata anew from its bytes (reindex),
-        not only metadata an older reading wrote (services.archive.metadata).
-        `memory_bytes`: what the batches in flight may hold (a model's indexing.memory_mb)."""
+                 memory_bytes: int = MEMORY_BYTES, synced: bool = True):
+        """`memory_bytes`: what the batches in flight may hold (a model's indexing.memory_mb).
+        `synced=False`: commits skip fsync (an index nobody searches yet: a rebuild); the
+        index carries services.archive.unsynced's mark until close() settles it.
+        Header metadata an older reading wrote is derived anew from the message's bytes as
+        it is indexed (services.archive.metadata); metadata of the current reading is what
+        reading the bytes again would give, so it is not read again (nor by a reindex)."""
         self.store, self.index_dir, self.pool, self.live = store, Path(index_dir), pool, live
-        self.reread_all = reread_all
-        self.batch_bytes = memory_bytes // 4
+        self.batch_bytes = memory_bytes // BATCH_SHARE
         self.commit_text_bytes = memory_bytes // MEMORY_PER_TEXT_BYTE
-        self.database = xapian.WritableDatabase(str(self.index_dir), xapian.DB_CREATE_OR_OPEN)
+        self.synced = synced
+        self._flags = xapian.DB_CREATE_OR_OPEN | (0 if synced else xapian.DB_NO_SYNC)
+        if not synced:
+            self.index_dir.mkdir(parents=True, exist_ok=True)
+            unsynced.mark(self.index_dir)  # on disk before the first commit that is not
+        self.database = xapian.WritableDatabase(str(self.index_dir), self._flags)
         if schema_version(self.database) is None:  # a new, empty index: this code's schema
             self.database.set_metadata(SCHEMA_KEY, str(SCHEMA_VERSION))
             self.database.commit()
         # What the index committed and the store has yet to record, merged over batches.
         self._unrecorded: _Progress | None = None
+        self._reads = 0  # messages read from the store for extraction
 
     def position(self) -> int:
         value = self.database.get_metadata(CURSOR_KEY)
@@ -207,33 +223,58 @@ class Indexer:
             if any(digest == seen for seen, _, _ in batch.present) or digest in batch.missing:
                 continue  # arrived twice in one batch: index it once
             try:
-                meta, raw = self.store.meta(digest), self.store.get(digest)
+                meta = self.store.meta(digest)
+                raw = None if metadata.is_current(meta) else self.store.get(digest)
             except NotFound:
                 batch.missing.append(digest)
                 continue
-            # Old archives: their metadata brought up to this reading.
-            changes = {} if metadata.is_current(meta) and not self.reread_all \
-                else metadata.changes(meta, raw)
-            if changes:
-                batch.header_changes[digest] = changes
-                meta = {**meta, **changes}
+            if raw is not None:  # old archives: their metadata brought up to this reading
+                changes = metadata.changes(meta, raw)
+                if changes:
+                    batch.header_changes[digest] = changes
+                    meta = {**meta, **changes}
             batch.present.append((digest, meta, raw))
-            total += len(raw)
+            total += meta["size"]
             if total >= self.batch_bytes:
                 break
         self.store.release_pages()
         return batch
 
     def _extract(self, batch: Batch) -> Batch:
-        batch.extracted = self.pool.extract_many([raw for _, _, raw in batch.present],
-                                                 [meta for _, meta, _ in batch.present])
-        batch.present = [(digest, meta, b"") for digest, meta, _ in batch.present]  # read
+        """Extract the batch's messages (the pool reads each from the store as a worker
+        takes it); one deleted meanwhile joins the batch's missing ones."""
+        extracted = self.pool.extract_many(
+            [raw if raw is not None else self._reader(digest) for digest, _, raw in batch.present],
+            [meta for _, meta, _ in batch.present], [digest for digest, _, _ in batch.present])
+        present = [(digest, meta, None) for digest, meta, _ in batch.present]  # read
+        batch.present, batch.extracted = [], []
+        for entry, content in zip(present, extracted):
+            if content is None:
+                batch.missing.append(entry[0])
+            else:
+                batch.present.append(entry)
+                batch.extracted.append(content)
+        self.store.release_pages()
         return batch
+
+    def _reader(self, digest: str) -> Callable[[], bytes | None]:
+        """A message's bytes, read from the store when called; None once it is deleted.
+        The pages read are let go every RELEASE_EVERY reads."""
+        def read() -> bytes | None:
+            self._reads += 1
+            if self._reads % RELEASE_EVERY == 0:
+                self.store.release_pages()
+            try:
+                return self.store.get(digest)
+            except NotFound:
+                return None
+        return read
 
     def _write(self, batch: Batch) -> None:
         """Write the batch in commits of at most commit_text_bytes of text each."""
         for part in _parts(batch, self.commit_text_bytes):
             self._commit(part)
+        heap.trim()  # a long run's memory would else creep up with what batches left free
 
     def _commit(self, batch: Batch) -> None:
         """Replace each document by its store number (no term lookup), then commit the
@@ -321,12 +362,16 @@ class Indexer:
     def reopen(self) -> None:
         """Open the index again after abandon_writes(); a no-op while it is open."""
         if self.database is None:
-            self.database = xapian.WritableDatabase(str(self.index_dir),
-                                                    xapian.DB_CREATE_OR_OPEN)
+            self.database = xapian.WritableDatabase(str(self.index_dir), self._flags)
 
     def close(self) -> None:
+        """Close the index; one written without fsync is written to disk and unmarked
+        (services.archive.unsynced.settle; OSError when that fails, the mark kept)."""
         if self.database is not None:
             self.database.close()
+            self.database = None
+        if not self.synced:
+            unsynced.settle(self.index_dir)
 
     def __enter__(self) -> "Indexer":
         return self
@@ -352,11 +397,11 @@ def _parts(batch: Batch, text_bytes: int) -> Iterator[Batch]:
         part.entries.append((seq, digest))
         if digest in pending:  # its first entry in the batch: its document goes here
             meta, content = pending.pop(digest)
-            part.present.append((digest, meta, b""))
+            part.present.append((digest, meta, None))
             part.extracted.append(content)
             if digest in batch.header_changes:
                 part.header_changes[digest] = batch.header_changes[digest]
-            size += len(content.body) + sum(len(a.text) for a in content.attachments)
+            size += content.text_size()
         elif digest in batch.missing:
             part.missing.append(digest)
         if size >= text_bytes:

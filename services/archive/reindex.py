@@ -16,6 +16,7 @@ from typing import Callable, Protocol
 
 import xapian
 
+from services.archive import unsynced
 from services.archive.archive import Archive
 from services.archive.extract import ExtractionPool
 from services.archive.index import SCHEMA_VERSION, schema_version
@@ -58,9 +59,11 @@ def rebuild(archive: Archive, pool: ExtractionPool, stop: Callable[[], bool] = l
 
 def _building(archive: Archive, pool: ExtractionPool) -> Indexer:
     """The writer of the index being rebuilt."""
-    # A rebuild reads every message anew: old archives get the current reading.
+    # Old archives get the current reading of their headers as they are indexed. Nobody
+    # searches it before the switch: its commits skip fsync (services.archive.unsynced),
+    # and closing it writes it to disk.
     return Indexer(archive.store, next_index_dir(archive), pool, live=False,
-                   reread_all=True, memory_bytes=archive.profile.indexing.memory_bytes)
+                   memory_bytes=archive.profile.indexing.memory_bytes, synced=False)
 
 
 def _catch_up(building: Indexer, stop: Callable[[], bool],
@@ -123,17 +126,25 @@ def _live(archive: Archive, pool: ExtractionPool) -> Indexer:
 
 
 def switch_over(archive: Archive) -> None:
-    """Make the rebuilt index live (its writer closed); the old one is removed."""
-    archive.swap_index(archive.next_index_link.resolve())
+    """Make the rebuilt index live (its writer closed, so it is on disk); the old one is
+    removed. Raises RuntimeError for an index not yet written to disk."""
+    rebuilt = archive.next_index_link.resolve()
+    if unsynced.is_marked(rebuilt):
+        raise RuntimeError(f"the rebuilt index {rebuilt} is not on disk yet: close its writer")
+    archive.swap_index(rebuilt)
     archive.next_index_link.unlink(missing_ok=True)
 
 
 def next_index_dir(archive: Archive) -> Path:
-    """The index being rebuilt: the unfinished one of this schema, or a new one."""
+    """The index being rebuilt: the unfinished one of this schema, or a new one (also
+    when the system went down while the unfinished one was not on disk)."""
     link = archive.next_index_link
     if link.is_symlink():
         existing = link.resolve()
-        if existing.is_dir() and _schema_of(existing) in (None, SCHEMA_VERSION):
+        if unsynced.lost(existing):
+            log.warning("the index being rebuilt, %s, was not on disk when the system went "
+                        "down: rebuilding it from the start", existing)
+        elif existing.is_dir() and _schema_of(existing) in (None, SCHEMA_VERSION):
             return existing
         link.unlink()
         shutil.rmtree(existing, ignore_errors=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 from firmware.errors import ArchiverError
 
 from services.policy import audit, editing, exports, saved_searches
-from services.archive import dates, reindex
+from services.archive import dates, heap, reindex
 from services.archive.archive import Archive, default_data_dir
 from services.policy.audit import cli_actor
 from services.archive.indexer import Indexer, IndexerBusy, IndexLock, status
@@ -27,7 +27,10 @@ from services.archive.search import QuerySyntaxError, explain, search
 from services.archive.space import OutOfSpace, is_out_of_space, size_in_words
 from services.common.config import load_config
 
-IMPORT_BATCH = 200  # messages per durable transaction during bulk import
+IMPORT_BATCH = 200  # messages per durable transaction during bulk import, at most
+# Message bytes per such transaction, at most, as a share of the model's indexing.memory_mb:
+# the batch is held twice (raw and compressed) until it is durable.
+IMPORT_BATCH_SHARE = 8
 EXPORT_PAGE = 500
 
 
@@ -100,6 +103,8 @@ def cmd_import(args) -> int:
     problems: list[dict] = []  # what failed or was skipped, and why
     progress = Progress("importing", total=count_mail(args.paths), enabled=not args.json)
     batch: list[tuple[str, tuple]] = []  # (label, what put_many takes)
+    batch_bytes = [0]  # of the messages in `batch`
+    most_bytes = archive.profile.indexing.memory_bytes // IMPORT_BATCH_SHARE
 
     def flush():
         """Store the batch; a part that finds no room is split, so that all that fits is
@@ -117,6 +122,7 @@ def cmd_import(args) -> int:
                 counts["imported" if outcome.status == "new" else
                        "duplicates" if outcome.status == "duplicate" else "merged"] += 1
             progress.advance(size)
+            batch_bytes[0] -= sum(len(entry[0]) for _, entry in batch[:size])
             del batch[:size]
 
     try:
@@ -130,10 +136,12 @@ def cmd_import(args) -> int:
                 progress.advance()
                 continue
             batch.append((item.label, (item.raw, None, "import", None, item.from_line_date)))
-            if len(batch) >= IMPORT_BATCH:
+            batch_bytes[0] += len(item.raw)
+            if len(batch) >= IMPORT_BATCH or batch_bytes[0] >= most_bytes:
                 flush()
         if batch:
             flush()
+        heap.trim()  # what storing left free goes back before indexing starts
     except OutOfSpace as full:  # nothing of the batch is stored: the next run goes on there
         progress.finish()
         return _import_stopped(args, archive, counts, problems, full, batch, progress)

@@ -17,7 +17,10 @@ Memory is reported four ways, because they answer different questions:
   tree_anon_pss_peak_mb  Pss_Anon only: the memory no file backs, which the kernel can
                    only swap, never drop (LMDB pages read through the map are page cache
                    it drops under pressure).
-Sampling can miss a peak of the sums shorter than SAMPLE_S.
+Sampling can miss a peak of the sums shorter than SAMPLE_S. Each address space counts once:
+a child that shares its parent's (vfork(2), as subprocess starts a tool, until the child
+execs) reports the parent's memory as its own, and would double it in a sum (kcmp(2)
+KCMP_VM tells; where kcmp is refused the child counts).
 
 CPU time (tree_cpu_seconds, less sensitive to a busy machine than wall time) is the top
 process's from wait4(2), which includes the children it waited for, plus each grandchild's
@@ -27,6 +30,7 @@ run (pdftotext...) are their children. A grandchild's CPU after its last sample 
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import subprocess
 import threading
@@ -90,7 +94,9 @@ class _TreeSampler(threading.Thread):
     def run(self) -> None:
         while not self._stopping.wait(SAMPLE_S):
             sums = dict.fromkeys(self.peaks_kb, 0)
-            for pid, depth in tree(self.root):
+            for pid, depth, parent in tree_with_parents(self.root):
+                if parent is not None and same_address_space(pid, parent):
+                    continue  # a vfork child before its exec: its parent's memory
                 for name, kb in _memory_kb(pid).items():
                     sums[name] += kb
                 if depth == 0:
@@ -111,17 +117,35 @@ class _TreeSampler(threading.Thread):
 def tree(root: int) -> list[tuple[int, int]]:
     """(pid, depth) of `root` (depth 0) and all its descendants alive now (from
     /proc/PID/task/*/children)."""
-    found, frontier = [], [(root, 0)]
+    return [(pid, depth) for pid, depth, _ in tree_with_parents(root)]
+
+
+def tree_with_parents(root: int) -> list[tuple[int, int, int | None]]:
+    """(pid, depth, parent pid) of `root` (depth 0, parent None) and its descendants."""
+    found, frontier = [], [(root, 0, None)]
     while frontier:
-        pid, depth = frontier.pop()
-        found.append((pid, depth))
+        pid, depth, parent = frontier.pop()
+        found.append((pid, depth, parent))
         for task in _listdir(Path(f"/proc/{pid}/task")):
             try:
-                frontier += [(int(child), depth + 1) for child in
+                frontier += [(int(child), depth + 1, pid) for child in
                              Path(f"/proc/{pid}/task/{task}/children").read_text().split()]
             except OSError:
                 pass
     return found
+
+
+_KCMP_VM = 1  # <linux/kcmp.h>
+_SYS_KCMP = {"x86_64": 312, "aarch64": 272}.get(os.uname().machine)
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def same_address_space(pid: int, other: int) -> bool:
+    """Whether two processes share one address space (kcmp(2) KCMP_VM); False where that
+    cannot be told (no kcmp, no permission, a process gone)."""
+    if _SYS_KCMP is None:
+        return False
+    return _libc.syscall(_SYS_KCMP, pid, other, _KCMP_VM, 0, 0) == 0
 
 
 def _listdir(path: Path) -> list[str]:

@@ -7,7 +7,7 @@ from email.message import EmailMessage
 import docx
 import pytest
 
-from services.archive.extract import ExtractionPool
+from services.archive.extract import ExtractionPool, extract
 
 pytestmark = pytest.mark.integration
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -89,7 +89,11 @@ def test_given_the_metadata_the_worker_builds_the_document_the_indexer_would():
     assert plain[0].document is None  # not asked
     for raw, meta, result in zip(raws, metadata, results):
         built = xapian.Document.unserialise(result.document)
-        here = build_document(digest_of(raw), meta, result)
+        read_here = extract(raw, 256 * 1024)
+        here = build_document(digest_of(raw), meta, read_here)
+        # The text is in the document: the result carries only its size, not the text.
+        assert (result.body, [a.text for a in result.attachments]) == ("", [""])
+        assert result.text_size() == read_here.text_size() > 0
         assert [(t.term, t.wdf, list(t.positer)) for t in built.termlist()] == \
             [(t.term, t.wdf, list(t.positer)) for t in here.termlist()]
         assert built.get_data() == here.get_data()

@@ -1,18 +1,22 @@
 """The indexer's memory is bounded whatever the backlog: it commits whenever the text added
 since its last commit reaches its share of the model's indexing memory, each commit with
 its log position; a message deleted or delivered twice within a batch lands in the right
-commit; and the store's pages it read leave its resident memory."""
+commit; and the store's pages it read leave its resident memory. The extraction workers read
+messages at once only as far as their memory budget (half the model's indexing memory)
+admits, and import stores batches bounded in bytes."""
 import os
 from email.message import EmailMessage
 
 import pytest
 import xapian
 
+from firmware.models import load_models
 from services.archive.archive import Archive
-from services.archive.extract import ExtractionPool
+from services.archive.extract import ExtractionPool, budget_for_model, extraction_cost
 from services.archive.indexer import CURSOR_KEY, MEMORY_PER_TEXT_BYTE, Indexer, status
 from services.archive.search import search
 from services.archive.store import Envelope
+from services.cli.archive import IMPORT_BATCH_SHARE
 
 pytestmark = pytest.mark.integration
 WORDS_PER_MESSAGE = 2000  # about 16 KB of body text each
@@ -90,3 +94,90 @@ def test_a_bulk_import_leaves_no_store_pages_resident(tmp_path):
         archive.store.put_many([(b"Subject: noise\n\n" + os.urandom(40_000), None, "import")
                                 for _ in range(20)])
     assert resident_file_kb() < baseline + 4 * 1024
+
+
+# --- the memory of the extraction in flight ------------------------------------------------
+
+def unique_words(tag: str, count: int) -> str:
+    return " ".join(f"{tag}w{k}" for k in range(count))
+
+
+def large_mail(n: int) -> bytes:
+    """Some 1.3 MB: a body and a text attachment of words of its own."""
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = "a@example.org", "b@example.net", f"big {n}"
+    message.set_content(f"marker{n} " + unique_words(f"b{n}", 60_000))
+    message.add_attachment(unique_words(f"a{n}", 60_000), filename=f"notes{n}.txt")
+    return message.as_bytes()
+
+
+@pytest.fixture(scope="module")
+def large_and_small():
+    large = [large_mail(n) for n in range(4)]
+    small = [mail(n) for n in range(4)]
+    return [m for pair in zip(large, small) for m in pair]  # large, small, large, ...
+
+
+def test_workers_read_large_messages_at_once_only_within_the_budget(large_and_small):
+    sizes = sorted(len(raw) for raw in large_and_small)
+    one_large_one_small = extraction_cost(sizes[-1]) + extraction_cost(sizes[0])
+    assert 2 * extraction_cost(sizes[-1]) > one_large_one_small  # two large do not fit
+    with ExtractionPool(256 * 1024, workers=2, budget_bytes=one_large_one_small) as pool:
+        results = pool.extract_many(large_and_small)
+        assert pool.admitted_bytes == 0
+        peak = pool.peak_admitted_bytes
+    assert peak <= one_large_one_small
+    assert peak > extraction_cost(sizes[-1])  # a small one was read beside a large one
+    for n in range(4):
+        large, small = results[2 * n], results[2 * n + 1]
+        assert large.body.startswith(f"marker{n} ") and large.failures == []
+        assert large.attachments[0].text.startswith(f"a{n}w0 a{n}w1 ")
+        assert small.body.rstrip().endswith(f"word{n}x1999")
+
+
+def test_a_message_costing_more_than_the_budget_is_read_alone(large_and_small):
+    largest = max(extraction_cost(len(raw)) for raw in large_and_small)
+    with ExtractionPool(256 * 1024, workers=2, budget_bytes=largest // 2) as pool:
+        results = pool.extract_many(large_and_small)
+        peak = pool.peak_admitted_bytes
+    assert peak == largest  # alone: nothing was read beside it
+    assert [r.failures for r in results] == [[]] * len(large_and_small)
+    assert all(r.body for r in results)
+
+
+@pytest.mark.parametrize("profile", list(load_models()), ids=lambda p: str(p.model))
+def test_each_models_extraction_budget_is_half_its_indexing_memory(profile):
+    budget = budget_for_model(profile)
+    assert budget == profile.indexing.memory_bytes // 2
+    # Every worker the model has can read a small message at the same time.
+    assert budget >= profile.indexing.workers * extraction_cost(64 * 1024)
+
+
+def test_a_pool_for_a_model_has_its_budget(tmp_path):
+    archive = Archive(tmp_path / "data", 450)
+    with archive.extraction_pool() as pool:
+        assert pool.budget_bytes == 24 * 1024 * 1024  # models.yaml: indexing.memory_mb 48
+    archive.close()
+
+
+def test_import_stores_batches_of_bounded_bytes(tmp_path, monkeypatch):
+    from services.archive.store import Store
+    from services.cli.main import main
+    maildir = tmp_path / "Mail"
+    for part in ("cur", "new", "tmp"):
+        (maildir / part).mkdir(parents=True)
+    raws = [large_mail(n) for n in range(16)]  # some 21 MB
+    for n, raw in enumerate(raws):
+        (maildir / "cur" / f"{n}:2,S").write_bytes(raw)
+    batches, put_many = [], Store.put_many
+
+    def recording(store, items):
+        items = list(items)
+        batches.append(sum(len(item[0]) for item in items))
+        return put_many(store, items)
+    monkeypatch.setattr(Store, "put_many", recording)
+    assert main(["import", "--no-index", "--json", "--model", "450",
+                 "--data", str(tmp_path / "data"), str(maildir)]) == 0
+    bound = load_models().get(450).indexing.memory_bytes // IMPORT_BATCH_SHARE
+    assert sum(batches) == sum(len(raw) for raw in raws)
+    assert len(batches) > 1 and max(batches) < bound + max(len(raw) for raw in raws)

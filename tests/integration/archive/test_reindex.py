@@ -16,6 +16,7 @@ from services.archive.archive import Archive
 from services.archive.extract import ExtractionPool
 from services.archive.index import SCHEMA_KEY, SCHEMA_VERSION, SLOT_DATE, id_term, schema_version
 from services.archive.indexer import CURSOR_KEY, Indexer
+from services.archive.search import search
 from tests.conftest import ARCHIVER
 from tests.integration.processes import free_port
 from tests.integration.web.fixtures import PASSWORD, Client, ThreadedServer, web_config
@@ -152,3 +153,61 @@ def test_the_status_page_and_api_show_the_rebuild(upgraded):
         assert "Note: the index is being rebuilt" in results
     finally:
         server.stop()
+
+
+def test_a_rebuild_reads_again_only_header_metadata_an_older_reading_wrote(tmp_path,
+                                                                          monkeypatch):
+    """The store is parsed already: a rebuild derives header metadata anew only where an
+    older reading wrote it (services.archive.metadata.READING), and reads each message's
+    bytes from the store once."""
+    from services.archive import metadata
+    from services.archive.store import Store
+    archive = Archive(tmp_path / "data", 450)
+    digests = [archive.store.put(mail(n)) for n in range(MESSAGES)]
+    with archive.store.env.begin(write=True) as txn:  # one message of an older reading
+        old = {**archive.store.meta(digests[0]), "reading": metadata.READING - 1}
+        del old["digest"]
+        archive.store._write_meta(txn, bytes.fromhex(digests[0]), old)
+    reread, read = [], []
+    changes, get = metadata.changes, Store.get
+    monkeypatch.setattr(metadata, "changes", lambda meta, raw: (
+        reread.append(meta["number"]), changes(meta, raw))[1])
+    monkeypatch.setattr(Store, "get", lambda store, digest: (read.append(digest),
+                                                             get(store, digest))[1])
+    with ExtractionPool(archive.profile.attachment_text_bytes) as pool:
+        assert reindex.rebuild(archive, pool)
+    reindex.switch_over(archive)
+    assert reread == [archive.store.meta(digests[0])["number"]]
+    assert sorted(read) == sorted(digests)  # each once, the old one's bytes read for both
+    assert archive.store.meta(digests[0])["reading"] == metadata.READING
+    assert schema_version(xapian.Database(str(archive.index_dir()))) == SCHEMA_VERSION
+    assert xapian.Database(str(archive.index_dir())).get_doccount() == MESSAGES
+    archive.close()
+
+
+def test_a_rebuild_skips_fsync_and_is_trusted_again_only_within_the_same_boot(upgraded):
+    """The index being rebuilt commits without fsync (services.archive.unsynced): marked
+    with this boot while its writer is open, written to disk and unmarked when it closes;
+    an index left marked by this boot (a killed process) is resumed, one marked by another
+    boot (the system went down) is rebuilt from the start."""
+    from services.archive import unsynced
+    rebuilding = upgraded.next_index_link.resolve()
+    assert not unsynced.is_marked(rebuilding)  # the stopped rebuild closed its writer
+    with ExtractionPool(upgraded.profile.attachment_text_bytes) as pool:
+        writer = reindex._building(upgraded, pool)
+        assert writer.index_dir == rebuilding and unsynced.is_marked(rebuilding)
+        assert (rebuilding / unsynced.MARK).read_text().strip() == unsynced.boot_id()
+        with pytest.raises(RuntimeError, match="not on disk yet"):
+            reindex.switch_over(upgraded)
+        writer.abandon_writes()  # as if killed: the mark stays
+        assert unsynced.is_marked(rebuilding) and not unsynced.lost(rebuilding)
+        assert reindex.next_index_dir(upgraded) == rebuilding  # same boot: resumed
+        (rebuilding / unsynced.MARK).write_text("a-boot-before-this-one\n")
+        assert unsynced.lost(rebuilding)
+        fresh = reindex.next_index_dir(upgraded)
+        assert fresh != rebuilding and not rebuilding.exists()
+        assert reindex.progress_of(upgraded) == {"done": 0, "total": MESSAGES}
+        assert reindex.rebuild(upgraded, pool)
+    reindex.switch_over(upgraded)
+    assert not unsynced.is_marked(upgraded.index_link.resolve())
+    assert len(search(upgraded.index_dir(), "muller").hits) == MESSAGES
