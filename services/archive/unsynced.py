@@ -19,6 +19,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from services.common.atomic_file import fsync_path
+
 MARK = "unsynced-since-boot"
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 
@@ -39,7 +41,7 @@ def mark(index_dir: Path) -> None:
         file.write(boot_id() + "\n")
         file.flush()
         os.fsync(file.fileno())
-    _sync_directory(Path(index_dir))
+    fsync_path(Path(index_dir))
 
 
 def lost(index_dir: Path) -> bool:
@@ -65,19 +67,8 @@ def settle(index_dir: Path) -> None:
         return
     for path in directory.iterdir():
         if path.is_file() and path.name != MARK:
-            descriptor = os.open(path, os.O_RDONLY)
-            try:
-                os.fsync(descriptor)
-            finally:
-                os.close(descriptor)
-    _sync_directory(directory)
+            fsync_path(path)
+    fsync_path(directory)
     (directory / MARK).unlink()
-    _sync_directory(directory)
+    fsync_path(directory)
 
-
-def _sync_directory(directory: Path) -> None:
-    descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

@@ -22,7 +22,7 @@ def atomic_output(path: Path, suffix: str = "", mode: int = 0o600) -> Iterator[B
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temporary)
             raise
-    _fsync_directory(path.parent)  # the rename itself must be durable
+    fsync_path(path.parent)  # the rename itself must be durable
 
 
 class OutputExists(FileExistsError):
@@ -48,7 +48,7 @@ def new_file_output(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temporary)
-    _fsync_directory(path.parent)
+    fsync_path(path.parent)
 
 
 @contextlib.contextmanager
@@ -72,9 +72,11 @@ def _synced(output: BinaryIO) -> None:
     os.fsync(output.fileno())
 
 
-def _fsync_directory(folder: Path) -> None:
-    directory = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+def fsync_path(path: Path) -> None:
+    """fsync(2) a file or a directory (for a directory: the names in it) by its path.
+    Raises OSError."""
+    descriptor = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if path.is_dir() else 0))
     try:
-        os.fsync(directory)
+        os.fsync(descriptor)
     finally:
-        os.close(directory)
+        os.close(descriptor)
