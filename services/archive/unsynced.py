@@ -16,10 +16,9 @@ answers meanwhile.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from services.common.atomic_file import fsync_path
+from services.common.atomic_file import atomic_output, fsync_path
 
 MARK = "unsynced-since-boot"
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
@@ -36,12 +35,8 @@ def boot_id() -> str:
 def mark(index_dir: Path) -> None:
     """Mark `index_dir` as written without fsync since this boot, durably (before any
     such write). Raises OSError when the mark cannot be written."""
-    path = Path(index_dir) / MARK
-    with open(path, "w", encoding="ascii") as file:
-        file.write(boot_id() + "\n")
-        file.flush()
-        os.fsync(file.fileno())
-    fsync_path(Path(index_dir))
+    with atomic_output(Path(index_dir) / MARK, mode=0o644) as output:
+        output.write(f"{boot_id()}\n".encode("ascii"))
 
 
 def lost(index_dir: Path) -> bool:

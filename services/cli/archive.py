@@ -97,13 +97,17 @@ def open_archive(args, create: bool = True) -> Archive:
     return archive if create else archive.require_existing()
 
 
+def _message_bytes(batch: list[tuple[str, tuple]]) -> int:
+    """Bytes of the messages in an import batch ((label, put_many item) pairs)."""
+    return sum(len(item[0]) for _, item in batch)
+
+
 def cmd_import(args) -> int:
     archive = open_archive(args)
     counts = {"imported": 0, "duplicates": 0, "merged": 0, "failed": 0, "skipped": 0}
     problems: list[dict] = []  # what failed or was skipped, and why
     progress = Progress("importing", total=count_mail(args.paths), enabled=not args.json)
     batch: list[tuple[str, tuple]] = []  # (label, what put_many takes)
-    batch_bytes = [0]  # of the messages in `batch`
     most_bytes = archive.profile.indexing.memory_bytes // IMPORT_BATCH_SHARE
 
     def flush():
@@ -122,7 +126,6 @@ def cmd_import(args) -> int:
                 counts["imported" if outcome.status == "new" else
                        "duplicates" if outcome.status == "duplicate" else "merged"] += 1
             progress.advance(size)
-            batch_bytes[0] -= sum(len(entry[0]) for _, entry in batch[:size])
             del batch[:size]
 
     try:
@@ -136,8 +139,7 @@ def cmd_import(args) -> int:
                 progress.advance()
                 continue
             batch.append((item.label, (item.raw, None, "import", None, item.from_line_date)))
-            batch_bytes[0] += len(item.raw)
-            if len(batch) >= IMPORT_BATCH or batch_bytes[0] >= most_bytes:
+            if len(batch) >= IMPORT_BATCH or _message_bytes(batch) >= most_bytes:
                 flush()
         if batch:
             flush()
