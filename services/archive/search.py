@@ -76,6 +76,22 @@ def search(index_dir: Path, text: str, limit: int = 50, offset: int = 0,
         raise ValueError(f"sort: expected one of {', '.join(SORTS)}, got {sort!r}")
     tz, now = dates.zone(timezone), time.time() if now is None else now
     tree = parse_tree(text, tz, now)
+    # The indexer may commit twice while this opens or reads the index: Xapian then says
+    # the revision read was discarded, and a fresh open reads the new one.
+    for attempt in range(MODIFIED_RETRIES):
+        try:
+            return _search_once(index_dir, tree, tz, now, limit, offset, oldest_first, within,
+                                count_limit, sort, descending)
+        except xapian.DatabaseModifiedError:
+            if attempt == MODIFIED_RETRIES - 1:
+                raise
+
+
+MODIFIED_RETRIES = 5
+
+
+def _search_once(index_dir, tree, tz, now, limit, offset, oldest_first, within, count_limit,
+                 sort, descending) -> Results:
     try:
         database = xapian.Database(str(index_dir))
     except xapian.DatabaseOpeningError:
