@@ -28,6 +28,7 @@ from services.archive import heap, metadata, unsynced
 from services.archive.extract import ExtractionPool
 from services.archive.index import (DOCUMENT_LEVELS, SCHEMA_KEY, SCHEMA_VERSION, document_at,
                                     id_term, schema_version)
+from services.archive.index_reader import read_index
 from services.archive.store import NotFound, Store
 
 log = logging.getLogger("archiver")
@@ -412,11 +413,8 @@ def _parts(batch: Batch, text_bytes: int) -> Iterator[Batch]:
 
 
 def status(store: Store, index_dir: Path) -> IndexStatus:
-    try:
-        database = xapian.Database(str(index_dir))
-        indexed, position = database.get_doccount(), int(database.get_metadata(CURSOR_KEY) or 0)
-    except xapian.DatabaseOpeningError:
-        indexed, position = 0, 0
+    indexed, position = read_index(index_dir, lambda database: (
+        database.get_doccount(), int(database.get_metadata(CURSOR_KEY) or 0)), absent=(0, 0))
     end = store.log_end("arrival")
     return IndexStatus(stored=store.counters()["messages"], indexed=indexed,
                        pending=end - position, position=position, log_end=end)

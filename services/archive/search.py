@@ -14,6 +14,7 @@ import xapian
 from services.archive import dates
 from services.archive.index import (SCHEMA_VERSION, SLOT_DATE, SLOT_FROM, SLOT_SIZE,
                                     SLOT_SUBJECT, WORDS_SCHEMA, schema_version)
+from services.archive.index_reader import open_index, read_consistently, read_index
 from services.archive.query import (Context, PatternTooBroad, QuerySyntaxError, explanation,
                                     parse as parse_tree)
 
@@ -76,26 +77,13 @@ def search(index_dir: Path, text: str, limit: int = 50, offset: int = 0,
         raise ValueError(f"sort: expected one of {', '.join(SORTS)}, got {sort!r}")
     tz, now = dates.zone(timezone), time.time() if now is None else now
     tree = parse_tree(text, tz, now)
-    # The indexer may commit twice while this opens or reads the index: Xapian then says
-    # the revision read was discarded, and a fresh open reads the new one.
-    for attempt in range(MODIFIED_RETRIES):
-        try:
-            return _search_once(index_dir, tree, tz, now, limit, offset, oldest_first, within,
-                                count_limit, sort, descending)
-        except xapian.DatabaseModifiedError:
-            if attempt == MODIFIED_RETRIES - 1:
-                raise
+    return read_index(index_dir, lambda database: _results(
+        database, tree, tz, now, limit, offset, oldest_first, within, count_limit, sort,
+        descending), absent=Results(0, offset, []))
 
 
-MODIFIED_RETRIES = 5
-
-
-def _search_once(index_dir, tree, tz, now, limit, offset, oldest_first, within, count_limit,
-                 sort, descending) -> Results:
-    try:
-        database = xapian.Database(str(index_dir))
-    except xapian.DatabaseOpeningError:
-        return Results(0, offset, [])  # nothing indexed yet
+def _results(database, tree, tz, now, limit, offset, oldest_first, within, count_limit, sort,
+             descending) -> Results:
     version = schema_version(database) or SCHEMA_VERSION
     query = tree.query(Context(database, tz, now, version < WORDS_SCHEMA))
     if within is not None:
@@ -145,16 +133,14 @@ def explain(index_dir: Path | None, text: str, timezone: str = "UTC",
     the terms they match: those would show addresses and names of mail one may not read."""
     tz, now = dates.zone(timezone), time.time() if now is None else now
     tree = parse_tree(text, tz, now)
-    database = None
-    if index_dir is not None:
-        try:
-            database = xapian.Database(str(index_dir))
-        except xapian.DatabaseOpeningError:
-            pass
-    context = Context(database, tz, now)
-    return {"query": text, "timezone": getattr(tz, "key", str(tz)),
-            "explanation": explanation(tree, context),
-            "xapian": str(tree.query(context))}
+    database = open_index(index_dir) if index_dir is not None else None
+
+    def explained(database: xapian.Database | None) -> dict:
+        context = Context(database, tz, now)
+        return {"query": text, "timezone": getattr(tz, "key", str(tz)),
+                "explanation": explanation(tree, context),
+                "xapian": str(tree.query(context))}
+    return explained(None) if database is None else read_consistently(database, explained)
 
 
 def _notice(database: xapian.Database) -> str:

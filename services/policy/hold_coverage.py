@@ -16,6 +16,7 @@ from firmware.errors import ArchiverError
 
 from services.archive import dates
 from services.archive.index import id_term
+from services.archive.index_reader import read_index
 from services.archive.search import parse
 from services.policy import holds
 from services.policy.replicated import Replicated
@@ -36,13 +37,13 @@ def covered(replicated: Replicated, index_dir: Path, hold_id: str, hold: dict,
     covers: its search's matches and its recorded digests; counted whether or not the
     hold is in force today. 0 when nothing is indexed. Raises QuerySyntaxError for a
     saved query the syntax no longer takes."""
-    database = _open(index_dir)
-    if database is None:
-        return 0
-    found = matching_in(database, hold_query(replicated, hold), timezone, now)
-    found |= {digest for digest in holds.recorded(replicated, hold_id)
-              if database.term_exists(id_term(digest))}
-    return len(found)
+    query, recorded = hold_query(replicated, hold), holds.recorded(replicated, hold_id)
+
+    def count(database: xapian.Database) -> int:
+        found = matching_in(database, query, timezone, now)
+        found |= {digest for digest in recorded if database.term_exists(id_term(digest))}
+        return len(found)
+    return read_index(index_dir, count, absent=0)
 
 
 def covering(replicated: Replicated, index_dir: Path, digest: str, timezone: str = "UTC",
@@ -50,15 +51,17 @@ def covering(replicated: Replicated, index_dir: Path, digest: str, timezone: str
     """The holds in force today that cover the message `digest`: each {"id", **hold}."""
     now = time.time() if now is None else now
     today = dt.datetime.fromtimestamp(now, dates.zone(timezone)).date()
-    database = _open(index_dir)
-    found = []
-    for hold_id, hold in sorted(holds.all_holds(replicated).items()):
-        if holds.in_force(hold, today) and (
-                digest in holds.recorded(replicated, hold_id)
-                or database is not None and _matches(database, replicated, hold, digest,
-                                                     timezone, now)):
-            found.append({"id": hold_id, **hold})
-    return found
+    in_force = [(hold_id, hold) for hold_id, hold in sorted(holds.all_holds(replicated).items())
+                if holds.in_force(hold, today)]
+    searched = [(hold_id, hold) for hold_id, hold in in_force
+                if digest not in holds.recorded(replicated, hold_id)]
+
+    def matched(database: xapian.Database) -> set[str]:
+        return {hold_id for hold_id, hold in searched
+                if _matches(database, replicated, hold, digest, timezone, now)}
+    found = read_index(index_dir, matched, absent=set())
+    return [{"id": hold_id, **hold} for hold_id, hold in in_force
+            if hold_id in found or digest in holds.recorded(replicated, hold_id)]
 
 
 def _matches(database: xapian.Database, replicated: Replicated, hold: dict, digest: str,
@@ -71,9 +74,3 @@ def _matches(database: xapian.Database, replicated: Replicated, hold: dict, dige
     enquire.set_query(query)
     return enquire.get_mset(0, 1).size() > 0
 
-
-def _open(index_dir: Path) -> xapian.Database | None:
-    try:
-        return xapian.Database(str(index_dir))
-    except xapian.DatabaseOpeningError:
-        return None

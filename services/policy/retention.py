@@ -23,6 +23,7 @@ from services.policy import audit, holds
 from services.policy.audit import Actor
 from services.archive import dates
 from services.archive.index import sent_date
+from services.archive.index_reader import read_consistently
 from services.policy.replicated import Replicated
 from services.policy.saved_searches import matching_in, query_of
 from services.archive.space import is_out_of_space
@@ -85,7 +86,11 @@ def run(store: Store, index_dir: Path, replicated: Replicated, actor: Actor,
     if not settings["enabled"] and not dry_run:
         return report
     database = _open(index_dir)
-    expired = _expired(store, database, replicated, settings, now, report, timezone)
+
+    def expired_in(database: xapian.Database) -> list[str]:
+        report.examined = report.not_indexed = 0  # counted again when read again
+        return _expired(store, database, replicated, settings, now, report, timezone)
+    expired = read_consistently(database, expired_in)
     report.expired = len(expired)
     for start in range(0, len(expired), BATCH):
         _delete_batch(store, database, replicated, expired[start:start + BATCH], now, report,
@@ -130,7 +135,8 @@ def _delete_batch(store, database, replicated, batch, now, report, actor, timezo
     while True:
         database.reopen()  # see mail indexed since the run began
         generation = replicated.holds_generation()
-        held = _held(database, replicated, now, timezone)
+        held = read_consistently(database, lambda database: _held(database, replicated, now,
+                                                                        timezone))
         doomed = [digest for digest in batch if digest not in held]
         if report.dry_run:
             report.held += len(batch) - len(doomed)

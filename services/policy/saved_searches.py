@@ -13,6 +13,7 @@ from firmware.errors import ArchiverError
 
 from services.policy.audit import Actor, PermissionDenied
 from services.policy.replicated import Replicated
+from services.archive.index_reader import read_index
 from services.archive.search import parse
 
 PREFIX = "saved:"
@@ -87,11 +88,7 @@ def delete(replicated: Replicated, name: str) -> None:
 
 def matching(index_dir: Path, query: str) -> set[str]:
     """The digests of every indexed message `query` matches (none when nothing is indexed)."""
-    try:
-        database = xapian.Database(str(index_dir))
-    except xapian.DatabaseOpeningError:
-        return set()
-    return matching_in(database, query)
+    return read_index(index_dir, lambda database: matching_in(database, query), absent=set())
 
 
 def matching_in(database: xapian.Database, query: str, timezone: str = "UTC",
