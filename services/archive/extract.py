@@ -88,6 +88,9 @@ class Extracted:
     # UTF-8 bytes of body and attachment text read, set when the pool dropped the text
     # itself because `document` holds it (so the indexer's process never holds it).
     text_bytes: int | None = None
+    # This reading as the store keeps it (services.archive.readings), set by the pool for
+    # a message it read whole and built the document of: the indexer stores it.
+    reading: bytes | None = None
 
     def text_size(self) -> int:
         """UTF-8 bytes of body and attachment text read (what the index takes of it)."""
@@ -615,7 +618,9 @@ def truncate_utf8(text: str, cap_bytes: int) -> str:
 # --- the sandboxed pool -------------------------------------------------------------------
 
 READY = b"ready"
-EXTRACT, FALLBACK = "extract", "fallback"
+# How a worker is to read a message: extract() it, give its fallback(), or build its
+# document from the reading the store kept of it (services.archive.readings).
+EXTRACT, FALLBACK, READ_BACK = "extract", "fallback", "read back"
 # Text of documents kept by a pool that is not sized for a model (a model's: an eighth of
 # its indexing.memory_mb), so that the same attachment is read by its library once.
 TEXT_MEMO_BYTES = 8 * 1024 * 1024
@@ -645,6 +650,7 @@ class _Job:
     digest: str                      # SHA-256 of raw (the store's digest)
     cost: int                        # extraction_cost() of its size
     metadata: dict | None = None     # the store's: the worker builds the document with it
+    reading: bytes | None = None     # kept by the store: read back instead of extracted
     attempts: int = 0
     fallback_reason: str | None = None  # set: the worker gives fallback() for this reason
 
@@ -695,7 +701,8 @@ class ExtractionPool:
         # a timeout is a cheap fork and a time limit counts reading, not importing (takes
         # effect only if the fork server is not yet running).
         self._context.set_forkserver_preload(["services.archive.extract",
-                                              "services.archive.index", *PRELOADED])
+                                              "services.archive.index",
+                                              "services.archive.readings", *PRELOADED])
         self._workers = [self._start_worker() for _ in range(max(1, workers))]
 
     @classmethod
@@ -717,8 +724,8 @@ class ExtractionPool:
         self.close()
 
     def extract_many(self, raws: list[bytes | Callable[[], bytes | None]],
-                     metadata: list[dict] | None = None, digests: list[str] | None = None
-                     ) -> list[Extracted | None]:
+                     metadata: list[dict] | None = None, digests: list[str] | None = None,
+                     readings: list[bytes | None] | None = None) -> list[Extracted | None]:
         """Results in the order of raws. Never raises for a message: one that times out, runs
         out of memory or kills its worker is read again without the attachment blamed, or
         gets fallback(), or at worst unread(); the worker is replaced. With `metadata`
@@ -728,12 +735,18 @@ class ExtractionPool:
         run beside the indexer, in the sandbox.
         A raw may be a function giving the bytes (read when a worker is ready for them;
         None: the message is gone, and so is its result); its `digests` entry (SHA-256 hex
-        of the bytes) is then required, and its metadata's "size" sizes its cost."""
+        of the bytes) is then required, and its metadata's "size" sizes its cost.
+        `readings` (with `metadata`): per message, what the store kept of reading it before
+        (services.archive.readings) or None; a worker builds the document from it instead of
+        reading the message, unless it is stale (then the message is read). A message read
+        whole here gets its reading in Extracted.reading, for the store to keep."""
         results: list[Extracted | None] = [None] * len(raws)
         metadata = metadata or [None] * len(raws)
+        readings = readings or [None] * len(raws)
         waiting = deque(job for index, raw in enumerate(raws)
                         if (job := self._plan(index, raw, metadata[index],
-                                              digests[index] if digests else None, results))
+                                              digests[index] if digests else None, results,
+                                              readings[index]))
                         is not None)
         running: dict[int, _Running] = {}  # worker slot -> the job it works on
         while waiting or running:
@@ -762,14 +775,15 @@ class ExtractionPool:
         return _Worker(self._context, self.cap_bytes, self.memory_mb)
 
     def _plan(self, index: int, source, metadata: dict | None, digest: str | None,
-              results: list) -> _Job | None:
+              results: list, reading: bytes | None = None) -> _Job | None:
         """The job for one message, as far as its known failures allow; None when even its
         fallback failed before (its result is then set here)."""
         if _is_bytes(source):
             size, digest = len(source), digest or hashlib.sha256(source).hexdigest()
         else:
             size = (metadata or {}).get("size", 0)  # unknown: the least a message costs
-        job = _Job(index, source, digest, extraction_cost(size), metadata)
+        job = _Job(index, source, digest, extraction_cost(size), metadata,
+                   reading if metadata is not None else None)
         if (reason := self.memo.failure(_fallback_key(job.digest))) is not None:
             self.memo_hits += 1
             results[index] = unread(reason)
@@ -783,11 +797,13 @@ class ExtractionPool:
                   results: list) -> None:
         if not self._workers[slot].process.is_alive():
             self._restart(slot)  # died idle (e.g. the OOM killer): start afresh
-        raw = job.source if _is_bytes(job.source) else job.source()
+        mode = (FALLBACK if job.fallback_reason is not None
+                else READ_BACK if job.reading is not None else EXTRACT)
+        raw = (job.reading if mode == READ_BACK
+               else job.source if _is_bytes(job.source) else job.source())
         if raw is None:
             return  # gone since it was planned: its result stays None
         self._admit(slot, job, running)
-        mode = EXTRACT if job.fallback_reason is None else FALLBACK
         try:
             self._workers[slot].connection.send((mode, job.fallback_reason, job.metadata,
                                                  job.digest))
@@ -853,6 +869,9 @@ class ExtractionPool:
         elif kind == "ok":
             results[entry.job.index] = payload
             self._settled(slot, running)
+        elif kind == "stale":  # the kept reading is of no use: read the message itself
+            entry.job.reading = None
+            waiting.appendleft(self._settled(slot, running).job)
         else:
             self._failed(slot, running, waiting, results, payload)
 
@@ -873,6 +892,10 @@ class ExtractionPool:
         entry = self._settled(slot, running)
         self._restart(slot)
         job, reason = entry.job, f"attachment extraction {problem}"
+        if job.reading is not None:  # building from the kept reading failed: read the message
+            job.reading = None
+            waiting.appendleft(job)
+            return
         if job.fallback_reason is not None:  # even the fallback failed: headers from intake
             reason = f"{job.fallback_reason}; the fallback {problem} too"
             self.memo.remember_failure(_fallback_key(job.digest), reason)
@@ -967,8 +990,10 @@ class _Worker:
 
 def _serve(connection, cap_bytes: int, memory_mb: int) -> None:
     """Worker main loop: (mode, fallback reason, metadata or None, digest) and a message
-    in; ("reading", SHA-256) and ("read", error) around each attachment a library parses;
-    one ("ok", Extracted) or ("failed", why) out."""
+    (READ_BACK: the store's reading of it) in; ("reading", SHA-256) and ("read", error)
+    around each attachment a library parses; one ("ok", Extracted), ("stale", why: the
+    reading is of no use) or ("failed", why) out."""
+    from services.archive import readings
     _limit_memory(memory_mb)
     logging.getLogger("pypdf").setLevel(logging.ERROR)  # malformed PDFs are routine here
     connection.send_bytes(READY)
@@ -983,17 +1008,20 @@ def _serve(connection, cap_bytes: int, memory_mb: int) -> None:
             connection.send(("failed", f"ran out of memory (limit {memory_mb} MB)"))
             return           # out of step: start afresh
         try:
-            reply = ("ok", fallback(raw, reason) if mode == FALLBACK
-                     else extract(raw, cap_bytes, guard))
+            reply = _read_message(mode, raw, reason, cap_bytes, guard)
+        except readings.StaleReading as exc:
+            reply = ("stale", str(exc))
         except MemoryError:
             reply = ("failed", f"ran out of memory (limit {memory_mb} MB)")
         except Exception as exc:  # extract() should not raise; if it does, say what it was
             reply = ("failed", f"failed: {type(exc).__name__}: {exc}"[:500])
         del raw
         if reply[0] == "ok" and metadata is not None:
+            reading = readings.encode(reply[1]) if mode == EXTRACT else None
             reply[1].document = _serialised_document(digest, metadata, reply[1])
             if reply[1].document is not None:
                 reply[1].without_text()  # the document holds it: not sent, not held
+                reply[1].reading = reading
         connection.send(reply)
         if reply[0] == "failed":
             return  # a MemoryError can leave a library half-initialised: start afresh
@@ -1001,6 +1029,16 @@ def _serve(connection, cap_bytes: int, memory_mb: int) -> None:
         # Parsing a large message leaves tens of MB free but resident in the worker
         # (measured on the bench corpus: a worker's Pss 50-60 MB untrimmed, 30-40 MB trimmed).
         heap.trim()
+
+
+def _read_message(mode: str, data: bytes, reason: str | None, cap_bytes: int,
+                  guard: AttachmentGuard) -> tuple[str, Extracted]:
+    """A worker's reading of one message, as `mode` says (EXTRACT, FALLBACK, READ_BACK).
+    Raises readings.StaleReading for a kept reading it cannot use."""
+    from services.archive import readings
+    if mode == READ_BACK:
+        return "ok", readings.decode(data)
+    return "ok", fallback(data, reason) if mode == FALLBACK else extract(data, cap_bytes, guard)
 
 
 class _PoolGuard(AttachmentGuard):

@@ -24,7 +24,7 @@ import xapian
 
 from firmware.errors import ArchiverError
 
-from services.archive import heap, metadata, unsynced
+from services.archive import heap, metadata, readings, unsynced
 from services.archive.extract import ExtractionPool
 from services.archive.index import (DOCUMENT_LEVELS, SCHEMA_KEY, SCHEMA_VERSION, document_at,
                                     id_term, schema_version)
@@ -50,6 +50,12 @@ BATCH_SHARE = 8
 # B-tree leaves and the value's own pages; MADV_RANDOM does not change it), until released
 # (Store.release_pages) every this many messages: at most some 5 MB then.
 RELEASE_EVERY = 16
+# While following live intake, commits are at least this far apart (a batch waits out the
+# rest before its commit; what arrives meanwhile goes into the next, larger batch). A
+# search open on one revision fails once two more are committed (services.archive.
+# index_reader reads it again): so any search shorter than this is never overtaken, where
+# a commit per message let the indexer overtake a slow one again and again.
+FOLLOW_COMMIT_SECONDS = 0.5
 
 
 class IndexerBusy(ArchiverError):
@@ -124,6 +130,8 @@ class Batch:
     extracted: list = field(default_factory=list)
     # digest -> header metadata the current code reads differently from the stored one
     header_changes: dict[str, dict] = field(default_factory=dict)
+    # digest -> what reading it gave before, as the store kept it (services.archive.readings)
+    readings: dict[str, bytes] = field(default_factory=dict)
 
     @property
     def last_seq(self) -> int:
@@ -137,12 +145,14 @@ class _Progress:
     names: dict[str, list[str]]                      # digest -> attachment names
     failures: dict[str, list[str]]                   # digest -> what could not be read
     header_changes: dict[str, dict]                  # digest -> header metadata read anew
+    readings: dict[str, bytes]                       # digest -> what reading it gave
 
     def then(self, later: "_Progress") -> "_Progress":
         """This progress and a later batch's, as one; the later one wins per digest."""
         return _Progress(later.seq, {**self.names, **later.names},
                          {**self.failures, **later.failures},
-                         {**self.header_changes, **later.header_changes})
+                         {**self.header_changes, **later.header_changes},
+                         {**self.readings, **later.readings})
 
 
 class Indexer:
@@ -172,6 +182,7 @@ class Indexer:
         # What the index committed and the store has yet to record, merged over batches.
         self._unrecorded: _Progress | None = None
         self._reads = 0  # messages read from the store for extraction
+        self._committed_at = 0.0  # time.monotonic() of the last commit
 
     def position(self) -> int:
         value = self.database.get_metadata(CURSOR_KEY)
@@ -185,11 +196,12 @@ class Indexer:
         return len(batch.entries)
 
     def catch_up(self, progress: Callable[[int], None] | None = None,
-                 between: Callable[[], bool] | None = None) -> int:
+                 between: Callable[[], bool] | None = None, spacing: float = 0.0) -> int:
         """Index everything logged so far. The next batch is read and extracted (in the
         worker processes) while this one is written, so both cores stay busy.
         `between()` runs between batches, while the extraction pool is idle; when it
-        returns True, catching up stops after the batch at hand."""
+        returns True, catching up stops after the batch at hand. `spacing`: the least
+        seconds between two commits (FOLLOW_COMMIT_SECONDS while following)."""
         done = 0
         with ThreadPoolExecutor(1, thread_name_prefix="prefetch") as prefetch:
             upcoming = prefetch.submit(self._read_and_extract, self.position())
@@ -197,7 +209,7 @@ class Indexer:
                 stopping = between is not None and between()
                 if not stopping:
                     upcoming = prefetch.submit(self._read_and_extract, batch.last_seq)
-                self._write(batch)
+                self._write(batch, spacing)
                 done += len(batch.entries)
                 if progress:
                     progress(len(batch.entries))
@@ -208,7 +220,7 @@ class Indexer:
     def follow(self, stop: Callable[[], bool], idle_sleep: float = 0.2,
                on_batch: Callable[[int], None] | None = None) -> None:
         while not stop():
-            count = self.catch_up(on_batch)
+            count = self.catch_up(on_batch, spacing=FOLLOW_COMMIT_SECONDS)
             if not count:
                 time.sleep(idle_sleep)
 
@@ -235,6 +247,8 @@ class Indexer:
                     batch.header_changes[digest] = changes
                     meta = {**meta, **changes}
             batch.present.append((digest, meta, raw))
+            if (reading := self.store.reading(digest)) and readings.is_current(reading):
+                batch.readings[digest] = reading
             total += meta["size"]
             if total >= self.batch_bytes:
                 break
@@ -246,7 +260,9 @@ class Indexer:
         takes it); one deleted meanwhile joins the batch's missing ones."""
         extracted = self.pool.extract_many(
             [raw if raw is not None else self._reader(digest) for digest, _, raw in batch.present],
-            [meta for _, meta, _ in batch.present], [digest for digest, _, _ in batch.present])
+            [meta for _, meta, _ in batch.present], [digest for digest, _, _ in batch.present],
+            [batch.readings.get(digest) for digest, _, _ in batch.present])
+        batch.readings = {}  # read back into documents: no longer needed
         present = [(digest, meta, None) for digest, meta, _ in batch.present]  # read
         batch.present, batch.extracted = [], []
         for entry, content in zip(present, extracted):
@@ -271,13 +287,14 @@ class Indexer:
                 return None
         return read
 
-    def _write(self, batch: Batch) -> None:
-        """Write the batch in commits of at most commit_text_bytes of text each."""
+    def _write(self, batch: Batch, spacing: float = 0.0) -> None:
+        """Write the batch in commits of at most commit_text_bytes of text each, at least
+        `spacing` seconds apart."""
         for part in _parts(batch, self.commit_text_bytes):
-            self._commit(part)
+            self._commit(part, spacing)
         heap.trim()  # a long run's memory would else creep up with what batches left free
 
-    def _commit(self, batch: Batch) -> None:
+    def _commit(self, batch: Batch, spacing: float = 0.0) -> None:
         """Replace each document by its store number (no term lookup), then commit the
         batch and its log position together. When Xapian refuses a document it drops the
         whole uncommitted batch, so the batch is written again, that message with less."""
@@ -289,12 +306,16 @@ class Indexer:
             except _Refused as refusal:
                 refused[refusal.digest] = (refusal.level, refusal.reason)
         self.database.set_metadata(CURSOR_KEY, str(batch.last_seq))
+        time.sleep(max(0.0, self._committed_at + spacing - time.monotonic()))
         self.database.commit()
+        self._committed_at = time.monotonic()
         names = {digest: [a.filename for a in content.attachments if a.filename]
                  for digest, content in written.items()}
         failures = {digest: content.failures for digest, content in written.items()}
+        kept = {digest: content.reading for digest, content in written.items()
+                if content.reading}
         progress = _Progress(batch.last_seq if self.live else None, names, failures,
-                             batch.header_changes)
+                             batch.header_changes, kept)
         self._unrecorded = progress if self._unrecorded is None \
             else self._unrecorded.then(progress)
         self.record_progress()
@@ -305,8 +326,12 @@ class Indexer:
         its disk may be full."""
         if self._unrecorded is not None:
             progress = self._unrecorded
-            self.store.record_indexed(progress.seq, progress.names, progress.failures,
-                                      progress.header_changes)
+            try:
+                self.store.record_indexed(progress.seq, progress.names, progress.failures,
+                                          progress.header_changes, progress.readings)
+            except Exception:
+                progress.readings = {}  # derived, and what fills a full disk: not kept
+                raise
             self._unrecorded = None
 
     def _add_all(self, batch: Batch, refused: dict) -> dict:

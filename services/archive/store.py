@@ -12,6 +12,8 @@ Named databases:
   journal   state|ACCOUNT -> JSON                  (journal puller status per account)
             taken|ACCOUNT|KEY -> ""                (what keep_on_server took; | is NUL)
   extraction  SHA-256 -> why reading it failed  (services.archive.extraction_memo)
+  reading   digest -> what reading it gave         (services.archive.readings; derived,
+                                                    kept once indexed, deleted with it)
 
 A put is acknowledged only after the transaction holding it is committed and synced;
 concurrent puts share one commit (group commit).
@@ -42,7 +44,7 @@ from services.archive.metadata import HEADER_FIELDS, header_metadata
 from services.archive.space import OutOfSpace, is_out_of_space, size_in_words
 
 DATABASES = ("raw", "meta", "msgid", "arrival", "outbox", "cursors", "counters", "settings",
-             "journal", "replicated", "audit", "extraction")
+             "journal", "replicated", "audit", "extraction", "reading")
 COMPRESSION_LEVEL = 3
 # Head-room kept free in the map so a full store can still commit cursors and settings.
 RESERVE_BYTES = 4 * 1024 * 1024
@@ -281,6 +283,7 @@ class Store:
         meta = json.loads(stored)
         txn.delete(key, db=self.db["raw"])
         txn.delete(key, db=self.db["meta"])
+        txn.delete(key, db=self.db["reading"])
         if meta.get("message_id"):
             txn.delete(meta["message_id"].encode()[:500], key, db=self.db["msgid"])
         totals.add("messages", -1)
@@ -333,6 +336,19 @@ class Store:
         if data is None:
             raise NotFound(f"no message with digest {digest}")
         return {"digest": digest, **json.loads(data)}
+
+    def database_bytes(self, name: str) -> int:
+        """The bytes the named database (one of DATABASES) takes in the store file: its
+        pages, as LMDB counts them."""
+        with self.env.begin() as txn:
+            stat = txn.stat(self.db[name])
+        return stat["psize"] * (stat["branch_pages"] + stat["leaf_pages"] + stat["overflow_pages"])
+
+    def reading(self, digest: str) -> bytes | None:
+        """What reading the message gave when it was last indexed (services.archive.
+        readings: its version is the caller's to check), or None when none is kept."""
+        with self.env.begin() as txn:
+            return txn.get(_key(digest), db=self.db["reading"])
 
     def __contains__(self, digest: str) -> bool:
         with self.env.begin() as txn:
@@ -403,17 +419,23 @@ class Store:
 
     def record_indexed(self, seq: int | None, attachment_names: dict[str, list[str]],
                        failures: dict[str, list[str]] | None = None,
-                       header_changes: dict[str, dict] | None = None) -> None:
+                       header_changes: dict[str, dict] | None = None,
+                       readings: dict[str, bytes] | None = None) -> None:
         """The indexer's progress (seq; None: an index being rebuilt, not the live one's)
         and what it read, in one transaction: attachment names from its full parse; per
         digest, why parts of it could not be read (metadata key "extraction_failures",
-        absent when nothing failed); and header metadata
+        absent when nothing failed); header metadata
         (services.archive.metadata.HEADER_FIELDS) that the current code reads differently
-        from the stored metadata."""
+        from the stored metadata; and what reading a message gave
+        (services.archive.readings.encode), kept for the next time it is indexed."""
         failures, header_changes = failures or {}, header_changes or {}
         with self.writing() as txn:
             if seq is not None:
                 txn.put(b"indexer", str(seq).encode(), db=self.db["cursors"])
+            for digest, reading in (readings or {}).items():
+                key = bytes.fromhex(digest)
+                if txn.get(key, db=self.db["meta"]) is not None:  # else deleted meanwhile
+                    txn.put(key, reading, db=self.db["reading"])
             for digest in attachment_names.keys() | header_changes.keys():
                 key = bytes.fromhex(digest)
                 stored = txn.get(key, db=self.db["meta"])

@@ -415,7 +415,9 @@ def cmd_stats(args) -> int:
     index = status(archive.store, archive.index_dir())
     stats = {"stored": counters["messages"], "indexed": index.indexed, "pending": index.pending,
              "raw_bytes": counters["raw_bytes"], "stored_bytes": counters["stored_bytes"],
-             "duplicates": counters["duplicates"], "model": archive.profile.model,
+             "duplicates": counters["duplicates"],
+             "reading_bytes": archive.store.database_bytes("reading"),
+             "model": archive.profile.model,
              "capacity_bytes": archive.profile.storage_bytes}
     if args.json:
         print(json.dumps(stats))
@@ -425,6 +427,7 @@ def cmd_stats(args) -> int:
               f"pending {stats['pending']}")
         print(f"raw {counters['raw_bytes']} bytes, stored {counters['stored_bytes']} bytes "
               f"({ratio:.0%}), {counters['duplicates']} duplicates refused")
+        print(f"readings kept for reindexing {stats['reading_bytes']} bytes")
     return 0
 
 

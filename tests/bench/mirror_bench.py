@@ -50,4 +50,5 @@ def _catch_up(a: Node, b: Node, maildir: Path, count: int, already: int) -> dict
     searchable = time.perf_counter() - started
     return {"bench": "mirror_catch_up", "backlog": queued, "seconds_to_drain": round(drained, 1),
             "seconds_until_searchable_on_peer": round(searchable, 1),
+            "searchable_msgs_per_s": round(queued / searchable, 1),
             "msgs_per_s": round(queued / drained, 1)}

@@ -104,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
             import_versus_yardsticks(scratch / "plain", scratch / "plain-data", len(plain),
                                      "without_attachments", with_search=False)
         if "mirror" in args.only:
-            bench_mirror_both(scratch, maildir, len(corpus))
+            bench_mirror_both(scratch, maildir, len(corpus),
+                              ours["msgs_per_s"] if "import" in args.only else None)
         if "smtp" in args.only:
             from .smtp_bench import bench_smtp
             # On the wire SMTP lines end in CRLF (smtplib sends bytes as they are).
@@ -171,7 +172,11 @@ def bench_import(maildir: Path, data: Path, count: int, corpus: str) -> dict:
                                       capture_output=True, check=True).stdout)
     emit(bench="storage", corpus=corpus, raw_bytes=stats["raw_bytes"],
          stored_bytes=stats["stored_bytes"],
-         stored_over_raw=round(stats["stored_bytes"] / stats["raw_bytes"], 3))
+         stored_over_raw=round(stats["stored_bytes"] / stats["raw_bytes"], 3),
+         reading_bytes=stats["reading_bytes"],
+         reading_over_raw=round(stats["reading_bytes"] / stats["raw_bytes"], 3),
+         note="reading: what reading each message gave, kept so a reindex need not read "
+              "it again (services.archive.readings)")
     index_bytes = sum(f.stat().st_size for f in (data / "index").resolve().rglob("*")
                       if f.is_file())
     emit(bench="index", corpus=corpus, bytes=index_bytes,
@@ -189,12 +194,18 @@ def bench_reindex(data: Path, count: int, import_rate: float) -> None:
          **measured.cpu(), **measured.memory())
 
 
-def bench_mirror_both(scratch: Path, maildir: Path, count: int) -> None:
+def bench_mirror_both(scratch: Path, maildir: Path, count: int,
+                      import_rate: float | None) -> None:
+    """Copy rate, then catch-up of the whole corpus; with `import_rate` (this run's
+    import until searchable, msg/s), the catch-up's rate until searchable over it."""
     from .mirror_bench import bench_mirror
     fresh = corpus_module.generate(scratch / "fresh", MIRROR_FRESH_MESSAGES, seed=2)
     (scratch / "mirror").mkdir()
     for result in bench_mirror(scratch / "mirror", scratch / "fresh", len(fresh), maildir,
                                count):
+        if result["bench"] == "mirror_catch_up" and import_rate:
+            result["searchable_over_import"] = ratio(result["searchable_msgs_per_s"],
+                                                     import_rate)
         emit(**result)
 
 

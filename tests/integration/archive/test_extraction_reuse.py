@@ -6,6 +6,7 @@ from email.message import EmailMessage
 
 import docx
 import pytest
+import xapian
 
 from services.archive.extract import ExtractionPool, extract
 
@@ -99,3 +100,37 @@ def test_given_the_metadata_the_worker_builds_the_document_the_indexer_would():
         assert built.get_data() == here.get_data()
         assert [(v.num, v.value) for v in built.values()] == \
             [(v.num, v.value) for v in here.values()]
+
+
+def test_a_kept_reading_that_exhausts_the_worker_is_read_from_the_message_instead():
+    """A kept reading is derived data: one that kills its worker (here a zstd bomb: 768 MB
+    of text in a few KB, beyond the worker's 512 MB) costs that try, never the message, and
+    is not remembered as the message's failure."""
+    import zstandard
+    from services.archive import readings
+    from services.archive.store import digest_of
+    raws = [mail(n, document(f"zebra{n} policy")) for n in range(2)]
+    metadata = [{"number": n + 1, "size": len(raw), "received": 1.7e9, "sent_date": 1.7e9,
+                 "recipients": ["audit@example.org"], "source": "import", "origin": "node1"}
+                for n, raw in enumerate(raws)]
+    bomb = zstd_bomb(768)
+    kept = [readings.READING_VERSION.to_bytes(2, "big") + bomb,
+            readings.encode(extract(raws[1], 256 * 1024))]
+    with ExtractionPool(256 * 1024, workers=1, memory_mb=512) as pool:
+        results = pool.extract_many(raws, metadata, [digest_of(raw) for raw in raws], kept)
+        assert pool.memo.failure(digest_of(raws[0])) is None
+    for n, result in enumerate(results):
+        assert result.failures == [] and result.document is not None
+        built = xapian.Document.unserialise(result.document)  # held while its terms are read
+        assert f"XAzebra{n}".encode() in {item.term for item in built.termlist()}
+    # The message read anew brings its reading; the one built from its reading does not.
+    assert results[0].reading is not None and results[1].reading is None
+
+
+def zstd_bomb(megabytes: int) -> bytes:
+    """A zstd frame that says (and holds) `megabytes` MB of spaces, in a few KB."""
+    import zstandard
+    compressor = zstandard.ZstdCompressor(write_content_size=True)
+    stream = compressor.compressobj(size=megabytes * 1024**2)
+    chunk = b" " * 1024**2
+    return b"".join([*(stream.compress(chunk) for _ in range(megabytes)), stream.flush()])

@@ -1,0 +1,92 @@
+"""services.archive.readings: a message's reading, kept and read back exactly, never one with
+failures; and a guard that READING_VERSION moves with what extract() reads."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+import zstandard
+
+from services.archive import readings
+from services.archive.extract import extract
+from services.archive.readings import READING_VERSION, StaleReading, decode, encode, is_current
+from tests.bench import corpus
+from tests.unit.archive.test_extract import DOCX_TYPE, PDF_TYPE, mail
+
+CAP = 1 << 20
+CASES = Path(__file__).parents[2] / "data" / "cases"
+# What extract() reads from FINGERPRINT_CORPUS, by READING_VERSION: SHA-256 over every
+# message's reading as JSON. When extraction reads differently, this test fails: bump
+# READING_VERSION (kept readings are then read again from their messages) and record the
+# new fingerprint under it.
+FINGERPRINTS = {1: "22d8be9b649d30abb15748cc1ff322a47ac0ab15a358843d76ba209bc6d9cfe1"}
+FINGERPRINT_MESSAGES = 120
+
+
+@pytest.fixture(scope="module")
+def bench_messages(tmp_path_factory) -> list[bytes]:
+    """A seeded bench corpus (PDF, DOCX, XLSX, forwarded messages, many charsets) and the
+    real-world cases."""
+    directory = tmp_path_factory.mktemp("corpus")
+    paths = corpus.generate(directory, FINGERPRINT_MESSAGES, seed=7)
+    cases = sorted(path for path in CASES.rglob("*") if path.suffix in (".eml", ".mbox"))
+    return [path.read_bytes() for path in [*paths, *cases]]
+
+
+def test_every_reading_without_failures_reads_back_exactly(bench_messages):
+    kept = 0
+    for raw in bench_messages:
+        extracted = extract(raw, CAP)
+        data = encode(extracted)
+        if extracted.failures:
+            assert data is None
+            continue
+        assert decode(data) == extracted
+        kept += 1
+    assert kept >= FINGERPRINT_MESSAGES
+
+
+def test_a_reading_with_a_failure_is_not_kept():
+    raw = mail(attachments=[(b"%PDF-1.4 this is no pdf", PDF_TYPE, "broken.pdf"),
+                            ("fine words", "plain", "notes.txt")]).as_bytes()
+    extracted = extract(raw, CAP)
+    assert extracted.failures and encode(extracted) is None
+
+
+def test_text_no_utf8_can_carry_reads_back():
+    raw = mail(body="caf\u00e9 and \u4f1a\u8b70 and \U0001f600").as_bytes()
+    extracted = extract(raw, CAP)
+    extracted.body += " \ud800 lone"  # as a broken decoder could leave them
+    extracted.summary = dataclasses.replace(extracted.summary, subject="caf\udce9")
+    assert decode(encode(extracted)) == extracted
+
+
+def test_a_reading_whose_text_was_dropped_is_not_kept():
+    extracted = extract(mail(attachments=[("words", "plain", "a.txt")]).as_bytes(), CAP)
+    assert encode(extracted.without_text()) is None
+
+
+def test_a_reading_of_another_version_or_damaged_is_stale():
+    data = encode(extract(mail().as_bytes(), CAP))
+    assert is_current(data)
+    other = (READING_VERSION + 1).to_bytes(2, "big") + data[2:]
+    assert not is_current(other)
+    for stale in (other, data[:2] + b"not zstd", data[:2] + zstandard.compress(b"[1, 2]"),
+                  data[:2] + zstandard.compress(b'{"summary": {}}'), b"", b"\x00"):
+        with pytest.raises(StaleReading):
+            decode(stale)
+
+
+def test_the_reading_version_moves_with_what_extract_reads(bench_messages):
+    fingerprint = hashlib.sha256()
+    for raw in bench_messages[:FINGERPRINT_MESSAGES]:
+        data = encode(extract(raw, CAP))
+        record = json.loads(zstandard.decompress(data[2:])) if data else None
+        fingerprint.update(json.dumps(record, sort_keys=True).encode("utf-8", "surrogatepass"))
+    assert FINGERPRINTS.get(READING_VERSION) == fingerprint.hexdigest(), (
+        "extract() reads the fingerprint corpus differently from what READING_VERSION "
+        f"{READING_VERSION} recorded: bump services.archive.readings.READING_VERSION and "
+        f"record {fingerprint.hexdigest()} for it in FINGERPRINTS")
