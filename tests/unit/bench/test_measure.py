@@ -5,21 +5,27 @@ from tests.bench.measure import run_measured
 
 # As `archiver import` with its extraction workers: the top process (~40 MB) starts a
 # child it never waits for (as multiprocessing's fork server), whose own child (a
-# worker) holds ~80 MB and burns CPU.
-WORKER = "import time; held = b'x' * (80 * 1024 * 1024); end = time.process_time() + 0.6\n" \
-         "while time.process_time() < end: pass"
-CHILD = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {WORKER!r}])"
+# worker) holds ~80 MB and burns CPU. The top process ends once the worker has burnt its
+# CPU (it says so in a file) and the sampler has seen it since: on a busy machine a fixed
+# sleep let the top process end first.
+WORKER = "import time, sys; held = b'x' * (80 * 1024 * 1024); end = time.process_time() + 0.6\n" \
+         "while time.process_time() < end: pass\n" \
+         "open(sys.argv[1], 'w').close(); time.sleep(2.0)"
+CHILD = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {WORKER!r}, sys.argv[1]])"
 PARENT = f"""
-import subprocess, sys, time
+import os, subprocess, sys, time
 held = b"x" * (40 * 1024 * 1024)
-subprocess.Popen([sys.executable, "-c", {CHILD!r}], stdout=subprocess.DEVNULL)
-time.sleep(2.0)
+subprocess.Popen([sys.executable, "-c", {CHILD!r}, sys.argv[1]], stdout=subprocess.DEVNULL)
+deadline = time.monotonic() + 120
+while not os.path.exists(sys.argv[1]) and time.monotonic() < deadline:
+    time.sleep(0.05)
+time.sleep(1.0)
 print("done")
 """
 
 
-def test_the_tree_counts_the_memory_and_cpu_of_workers_nobody_waited_for():
-    measured = run_measured([sys.executable, "-c", PARENT])
+def test_the_tree_counts_the_memory_and_cpu_of_workers_nobody_waited_for(tmp_path):
+    measured = run_measured([sys.executable, "-c", PARENT, str(tmp_path / "burnt")])
     assert measured.exit_code == 0 and measured.stdout.strip() == b"done"
     assert 40 <= measured.process_peak_mb < 100
     assert measured.tree_rss_peak_mb >= 40 + 80
