@@ -1017,7 +1017,7 @@ def _serve(connection, cap_bytes: int, memory_mb: int) -> None:
             reply = ("failed", f"failed: {type(exc).__name__}: {exc}"[:500])
         del raw
         if reply[0] == "ok" and metadata is not None:
-            reading = readings.encode(reply[1]) if mode == EXTRACT else None
+            reading = readings.encode(reply[1], cap_bytes) if mode == EXTRACT else None
             reply[1].document = _serialised_document(digest, metadata, reply[1])
             if reply[1].document is not None:
                 reply[1].without_text()  # the document holds it: not sent, not held
@@ -1037,7 +1037,7 @@ def _read_message(mode: str, data: bytes, reason: str | None, cap_bytes: int,
     Raises readings.StaleReading for a kept reading it cannot use."""
     from services.archive import readings
     if mode == READ_BACK:
-        return "ok", readings.decode(data)
+        return "ok", readings.decode(data, cap_bytes)
     return "ok", fallback(data, reason) if mode == FALLBACK else extract(data, cap_bytes, guard)
 
 

@@ -9,16 +9,21 @@ truth, and a reading that is missing, of another READING_VERSION or unreadable i
 read again from the message.
 
 Kept only for a message read whole, without failures (a time limit or a memory limit hit
-under load may go another way next time). Deleted with its message (Store.delete).
+under load may go another way next time). Deleted with its message (Store.delete). A
+reading is of the text cap it was read with (the model's attachment_text_kb): a pool of
+another cap reads the message again.
 
-Encoding: READING_VERSION as 2 bytes, big-endian, then zstd(JSON of the Extracted's
-summary, body, attachments and encrypted flag).
+Encoding: READING_VERSION as 2 bytes, big-endian, then zstd with its checksum (RFC 8878) of
+the JSON of the Extracted's summary, body, attachments and encrypted flag, and the text cap.
+Anything else (damage, a record of another shape) is a StaleReading, never an Extracted.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
 import struct
+import types
+import typing
 
 import zstandard
 
@@ -30,9 +35,11 @@ __all__ = ["READING_VERSION", "StaleReading", "decode", "encode", "is_current"]
 # cut, summary fields): every kept reading is then read again from its message.
 # tests/unit/archive/test_readings.py fails when the reading code changes without a
 # decision about this number.
-READING_VERSION = 1
+READING_VERSION = 2
 _VERSION = struct.Struct(">H")
-_compressor = zstandard.ZstdCompressor(level=3)
+# The checksum makes damage to a kept reading a StaleReading, where it could else decode
+# to other text.
+_compressor = zstandard.ZstdCompressor(level=3, write_checksum=True)
 _decompressor = zstandard.ZstdDecompressor()
 
 
@@ -40,14 +47,15 @@ class StaleReading(ValueError):
     """A kept reading this code cannot use (another version, or damaged)."""
 
 
-def encode(extracted: Extracted) -> bytes | None:
-    """The reading of a message as kept (bytes, see the module's docstring), or None when
-    it is not kept: the reading had failures, or its text was dropped already."""
+def encode(extracted: Extracted, cap_bytes: int) -> bytes | None:
+    """The reading of a message, extracted with a text cap of `cap_bytes` per attachment,
+    as kept (bytes, see the module's docstring), or None when it is not kept: the reading
+    had failures, or its text was dropped already."""
     if extracted.failures or extracted.text_bytes is not None or extracted.document is not None:
         return None
     record = {"summary": dataclasses.asdict(extracted.summary), "body": extracted.body,
               "attachments": [dataclasses.asdict(item) for item in extracted.attachments],
-              "encrypted": extracted.encrypted}
+              "encrypted": extracted.encrypted, "cap_bytes": cap_bytes}
     data = json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8",
                                                                                "surrogatepass")
     return _VERSION.pack(READING_VERSION) + _compressor.compress(data)
@@ -58,16 +66,47 @@ def is_current(data: bytes) -> bool:
     return len(data) >= _VERSION.size and _VERSION.unpack_from(data)[0] == READING_VERSION
 
 
-def decode(data: bytes) -> Extracted:
-    """The Extracted a kept reading holds. Raises StaleReading for another version or
-    damaged bytes."""
+def decode(data: bytes, cap_bytes: int) -> Extracted:
+    """The Extracted a kept reading holds, for a reader whose text cap is `cap_bytes` per
+    attachment. Raises StaleReading for another version, another cap, damaged bytes or a
+    record of another shape than encode() writes."""
     if not is_current(data):
         raise StaleReading("a reading of another version")
     try:
         record = json.loads(_decompressor.decompress(data[_VERSION.size:])
                             .decode("utf-8", "surrogatepass"))
-        summary = mime.MessageSummary(**record["summary"])
-        attachments = [AttachmentText(**item) for item in record["attachments"]]
-        return Extracted(summary, record["body"], attachments, encrypted=record["encrypted"])
-    except (zstandard.ZstdError, ValueError, KeyError, TypeError) as exc:
+    except (zstandard.ZstdError, ValueError) as exc:
         raise StaleReading(f"a damaged reading: {type(exc).__name__}: {exc}") from None
+    if not _conforms(record, _RECORD):
+        raise StaleReading("a damaged reading: not the shape of a kept reading")
+    if record["cap_bytes"] != cap_bytes:
+        raise StaleReading(f"a reading cut at {record['cap_bytes']} bytes, not {cap_bytes}")
+    return Extracted(mime.MessageSummary(**record["summary"]), record["body"],
+                     [AttachmentText(**item) for item in record["attachments"]],
+                     encrypted=record["encrypted"])
+
+
+_RECORD = {"summary": mime.MessageSummary, "body": str, "attachments": list[AttachmentText],
+           "encrypted": bool, "cap_bytes": int}
+
+
+def _conforms(value, hint) -> bool:
+    """Whether the JSON `value` has the shape `hint` says: a dict of exactly these keys, a
+    dataclass (its fields' annotations), list[X], dict[K, V], a union, str, int, float
+    (an int too), bool or None."""
+    if isinstance(hint, dict) or dataclasses.is_dataclass(hint):
+        fields = hint if isinstance(hint, dict) else typing.get_type_hints(hint)
+        return (isinstance(value, dict) and value.keys() == fields.keys()
+                and all(_conforms(value[name], field) for name, field in fields.items()))
+    origin, arguments = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_conforms(value, argument) for argument in arguments)
+    if origin is list:
+        return isinstance(value, list) and all(_conforms(item, arguments[0]) for item in value)
+    if origin is dict:
+        return isinstance(value, dict) and all(
+            _conforms(key, arguments[0]) and _conforms(item, arguments[1])
+            for key, item in value.items())
+    if hint is float:
+        return type(value) in (int, float)
+    return type(value) is hint  # str, int, bool, NoneType: exactly (a bool is no int here)

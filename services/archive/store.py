@@ -48,6 +48,8 @@ DATABASES = ("raw", "meta", "msgid", "arrival", "outbox", "cursors", "counters",
 COMPRESSION_LEVEL = 3
 # Head-room kept free in the map so a full store can still commit cursors and settings.
 RESERVE_BYTES = 4 * 1024 * 1024
+# What a kept reading may take beyond its bytes: a B-tree entry and its last page's rest.
+READING_OVERHEAD_BYTES = 4096
 MIN_PREFIX = 8  # hex digits of a digest prefix (git's default abbreviation is 7)
 AMBIGUOUS_SHOWN = 5  # digests an ambiguous prefix error names, at most
 
@@ -417,6 +419,20 @@ class Store:
         with self.writing() as txn:
             txn.put(name.encode(), str(seq).encode(), db=self.db["cursors"])
 
+    def _keep_readings(self, txn, readings: dict[str, bytes]) -> None:
+        """Put each reading of a message still stored, while there is room for it beside
+        the reserve: derived data never takes the room bookkeeping needs (a reading not
+        kept is read again from its message)."""
+        room = self.space_left()
+        for digest, reading in readings.items():
+            key = bytes.fromhex(digest)
+            if txn.get(key, db=self.db["meta"]) is None:
+                continue  # deleted meanwhile
+            room -= len(reading) + READING_OVERHEAD_BYTES
+            if room < 0:
+                return
+            txn.put(key, reading, db=self.db["reading"])
+
     def record_indexed(self, seq: int | None, attachment_names: dict[str, list[str]],
                        failures: dict[str, list[str]] | None = None,
                        header_changes: dict[str, dict] | None = None,
@@ -432,10 +448,7 @@ class Store:
         with self.writing() as txn:
             if seq is not None:
                 txn.put(b"indexer", str(seq).encode(), db=self.db["cursors"])
-            for digest, reading in (readings or {}).items():
-                key = bytes.fromhex(digest)
-                if txn.get(key, db=self.db["meta"]) is not None:  # else deleted meanwhile
-                    txn.put(key, reading, db=self.db["reading"])
+            self._keep_readings(txn, readings or {})
             for digest in attachment_names.keys() | header_changes.keys():
                 key = bytes.fromhex(digest)
                 stored = txn.get(key, db=self.db["meta"])

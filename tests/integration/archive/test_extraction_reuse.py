@@ -115,7 +115,7 @@ def test_a_kept_reading_that_exhausts_the_worker_is_read_from_the_message_instea
                 for n, raw in enumerate(raws)]
     bomb = zstd_bomb(768)
     kept = [readings.READING_VERSION.to_bytes(2, "big") + bomb,
-            readings.encode(extract(raws[1], 256 * 1024))]
+            readings.encode(extract(raws[1], 256 * 1024), 256 * 1024)]
     with ExtractionPool(256 * 1024, workers=1, memory_mb=512) as pool:
         results = pool.extract_many(raws, metadata, [digest_of(raw) for raw in raws], kept)
         assert pool.memo.failure(digest_of(raws[0])) is None

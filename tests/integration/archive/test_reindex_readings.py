@@ -95,16 +95,17 @@ def test_reindex_reads_the_kept_reading_and_reads_a_stale_one_again(imported):
     used, damaged, other_version = [digest for digest in digests if digest not in failed][:3]
     before = documents(data, digests)
     archive = Archive(data)
+    cap = archive.profile.attachment_text_bytes
     kept = {digest: archive.store.reading(digest) for digest in (used, other_version)}
-    marked = readings.decode(kept[used])
+    marked = readings.decode(kept[used], cap)
     marked.body += " readbackproof"
     with archive.store.env.begin(write=True) as txn:
         db = archive.store.db["reading"]
-        txn.put(bytes.fromhex(used), readings.encode(marked), db=db)
+        txn.put(bytes.fromhex(used), readings.encode(marked, cap), db=db)
         txn.put(bytes.fromhex(damaged), kept[used][:2] + b"damaged", db=db)
-        stale = readings.decode(kept[other_version])
+        stale = readings.decode(kept[other_version], cap)
         stale.body += " otherversionword"
-        older = readings.encode(stale)
+        older = readings.encode(stale, cap)
         txn.put(bytes.fromhex(other_version),
                 (readings.READING_VERSION - 1).to_bytes(2, "big") + older[2:], db=db)
     archive.close()
@@ -116,7 +117,7 @@ def test_reindex_reads_the_kept_reading_and_reads_a_stale_one_again(imported):
     after = documents(data, digests)
     assert after[damaged] == before[damaged] and after[other_version] == before[other_version]
     for digest in (damaged, other_version):
-        assert readings.decode(kept_readings(data, [digest])[digest]).body
+        assert readings.decode(kept_readings(data, [digest])[digest], cap).body
 
 
 def test_a_deleted_message_takes_its_reading_with_it(imported):
@@ -129,3 +130,21 @@ def test_a_deleted_message_takes_its_reading_with_it(imported):
         assert archive.store.reading(victim) is None
     finally:
         archive.close()
+
+
+def test_a_reindex_for_a_model_with_a_larger_text_cap_reads_the_attachments_again(tmp_path):
+    """A reading cut at the 150's 256 KB per attachment is no reading for a 450 (1 MB): words
+    past 256 KB are found after a reindex for the 450, as an import for it finds them."""
+    words = " ".join(f"filler{n}" for n in range(60_000))  # about 500 KB
+    late = "latecomerword"
+    maildir = tmp_path / "mail"
+    (maildir / "cur").mkdir(parents=True)
+    raw = mail(subject="big", attachments=[(f"{words} {late}", "plain", "big.txt")]).as_bytes()
+    (maildir / "cur" / "big.eml").write_bytes(raw)
+    data = tmp_path / "data"
+    archiver("import", "--data", data, "--model", 150, maildir)
+    assert search(data / "index", late).total == 0  # past the 150's cap
+    archiver("reindex", "--data", data, "--model", 450)
+    assert search(data / "index", late).total == 1
+    archiver("reindex", "--data", data, "--model", 150)
+    assert search(data / "index", late).total == 0

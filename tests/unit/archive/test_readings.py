@@ -22,7 +22,8 @@ CASES = Path(__file__).parents[2] / "data" / "cases"
 # message's reading as JSON. When extraction reads differently, this test fails: bump
 # READING_VERSION (kept readings are then read again from their messages) and record the
 # new fingerprint under it.
-FINGERPRINTS = {1: "22d8be9b649d30abb15748cc1ff322a47ac0ab15a358843d76ba209bc6d9cfe1"}
+FINGERPRINTS = {1: "22d8be9b649d30abb15748cc1ff322a47ac0ab15a358843d76ba209bc6d9cfe1",
+                2: "c3631334a5bb734f28cca7bf2d2c34b2809b62c30278328719918ffc5fc1b284"}  # + cap_bytes
 FINGERPRINT_MESSAGES = 120
 
 
@@ -40,11 +41,11 @@ def test_every_reading_without_failures_reads_back_exactly(bench_messages):
     kept = 0
     for raw in bench_messages:
         extracted = extract(raw, CAP)
-        data = encode(extracted)
+        data = encode(extracted, CAP)
         if extracted.failures:
             assert data is None
             continue
-        assert decode(data) == extracted
+        assert decode(data, CAP) == extracted
         kept += 1
     assert kept >= FINGERPRINT_MESSAGES
 
@@ -53,7 +54,7 @@ def test_a_reading_with_a_failure_is_not_kept():
     raw = mail(attachments=[(b"%PDF-1.4 this is no pdf", PDF_TYPE, "broken.pdf"),
                             ("fine words", "plain", "notes.txt")]).as_bytes()
     extracted = extract(raw, CAP)
-    assert extracted.failures and encode(extracted) is None
+    assert extracted.failures and encode(extracted, CAP) is None
 
 
 def test_text_no_utf8_can_carry_reads_back():
@@ -61,32 +62,83 @@ def test_text_no_utf8_can_carry_reads_back():
     extracted = extract(raw, CAP)
     extracted.body += " \ud800 lone"  # as a broken decoder could leave them
     extracted.summary = dataclasses.replace(extracted.summary, subject="caf\udce9")
-    assert decode(encode(extracted)) == extracted
+    assert decode(encode(extracted, CAP), CAP) == extracted
 
 
 def test_a_reading_whose_text_was_dropped_is_not_kept():
     extracted = extract(mail(attachments=[("words", "plain", "a.txt")]).as_bytes(), CAP)
-    assert encode(extracted.without_text()) is None
+    assert encode(extracted.without_text(), CAP) is None
 
 
 def test_a_reading_of_another_version_or_damaged_is_stale():
-    data = encode(extract(mail().as_bytes(), CAP))
+    data = encode(extract(mail().as_bytes(), CAP), CAP)
     assert is_current(data)
     other = (READING_VERSION + 1).to_bytes(2, "big") + data[2:]
     assert not is_current(other)
     for stale in (other, data[:2] + b"not zstd", data[:2] + zstandard.compress(b"[1, 2]"),
                   data[:2] + zstandard.compress(b'{"summary": {}}'), b"", b"\x00"):
         with pytest.raises(StaleReading):
-            decode(stale)
+            decode(stale, CAP)
 
 
 def test_the_reading_version_moves_with_what_extract_reads(bench_messages):
     fingerprint = hashlib.sha256()
     for raw in bench_messages[:FINGERPRINT_MESSAGES]:
-        data = encode(extract(raw, CAP))
+        data = encode(extract(raw, CAP), CAP)
         record = json.loads(zstandard.decompress(data[2:])) if data else None
         fingerprint.update(json.dumps(record, sort_keys=True).encode("utf-8", "surrogatepass"))
     assert FINGERPRINTS.get(READING_VERSION) == fingerprint.hexdigest(), (
         "extract() reads the fingerprint corpus differently from what READING_VERSION "
         f"{READING_VERSION} recorded: bump services.archive.readings.READING_VERSION and "
         f"record {fingerprint.hexdigest()} for it in FINGERPRINTS")
+
+
+def test_a_reading_capped_for_another_model_is_stale():
+    """The text cap is the model's (attachment_text_kb): a reading cut at a 150's 256 KB
+    must not stand for what a 450 (1 MB) reads, nor the other way round."""
+    extracted = extract(mail(attachments=[("words " * 100, "plain", "a.txt")]).as_bytes(), CAP)
+    data = encode(extracted, CAP)
+    assert decode(data, CAP) == extracted
+    for other in (CAP // 4, CAP * 4):
+        with pytest.raises(StaleReading):
+            decode(data, other)
+
+
+def kept_record(**changes) -> bytes:
+    """A kept reading of a message with an attachment, its JSON record changed."""
+    extracted = extract(mail(attachments=[("words", "plain", "a.txt")]).as_bytes(), CAP)
+    record = json.loads(zstandard.decompress(encode(extracted, CAP)[2:]))
+    for path, value in changes.items():
+        *parents, name = path.split("__")
+        target = record
+        for parent in parents:
+            target = target[int(parent)] if parent.isdigit() else target[parent]
+        target[name] = value
+    return encode(extracted, CAP)[:2] + zstandard.compress(json.dumps(record).encode())
+
+
+@pytest.mark.parametrize("changes", [
+    {"body": 12345}, {"body": None}, {"attachments": "a.txt"}, {"attachments": [1]},
+    {"encrypted": "yes"}, {"summary": []}, {"summary__subject": ["a", "b"]},
+    {"summary__sent_date": "yesterday"}, {"summary__to": "bob@example.org"},
+    {"summary__to": [None]}, {"summary__has_attachment": 1},
+    {"summary__header_addresses": {"from": "alice@example.org"}},
+    {"attachments__0__text": ["t"]}, {"attachments__0__filename": 5},
+    {"attachments__0__mime_type": None}, {"attachments__0__encrypted": "no"},
+    {"summary__extra": 1}, {"attachments__0__extra": 1},
+])
+def test_a_reading_of_the_wrong_shape_is_stale_not_an_extracted_that_breaks_indexing(changes):
+    with pytest.raises(StaleReading):
+        decode(kept_record(**changes), CAP)
+
+
+def test_a_damaged_byte_anywhere_is_stale_never_other_text():
+    extracted = extract(mail(body="apple banana cherry " * 20).as_bytes(), CAP)
+    data = encode(extracted, CAP)
+    for position in range(2, len(data)):
+        damaged = bytearray(data)
+        damaged[position] ^= 0x20
+        try:
+            assert decode(bytes(damaged), CAP) == extracted, f"byte {position}"
+        except StaleReading:
+            pass

@@ -1,4 +1,5 @@
 import hashlib
+import random
 import threading
 
 import lmdb
@@ -182,3 +183,25 @@ def test_an_ambiguous_prefix_names_the_messages_it_could_mean(store):
         store.resolve(digests[0][:8])
     longer = next(n for n in range(9, 64) if digests[0][:n] != digests[1][:n])
     assert store.resolve(digests[1][:longer]) == digests[1]
+
+
+def test_kept_readings_never_take_the_reserve_kept_for_bookkeeping(tmp_path):
+    """Readings are derived: recorded only where there is room beside the reserve, so a
+    store that mail has filled can still commit cursors and settings."""
+    from services.archive.store import RESERVE_BYTES
+    small = Store(tmp_path / "small", map_size=RESERVE_BYTES + 3 * 1024 * 1024)
+    try:
+        digests = []
+        with pytest.raises(StoreFullError):
+            for n in range(100):
+                digests.append(small.put(random.Random(n).randbytes(200_000)))
+        left = small.space_left()
+        assert left >= 0
+        reading = random.Random(1).randbytes(left + 2 * 1024 * 1024)  # fits only the reserve
+        small.record_indexed(None, {}, readings={digests[0]: reading})
+        assert small.reading(digests[0]) is None
+        assert small.space_left() >= 0
+        small.record_indexed(None, {}, readings={digests[1]: b"small"})
+        assert small.reading(digests[1]) == b"small"
+    finally:
+        small.close()
