@@ -619,8 +619,10 @@ EXTRACT, FALLBACK = "extract", "fallback"
 # Text of documents kept by a pool that is not sized for a model (a model's: an eighth of
 # its indexing.memory_mb), so that the same attachment is read by its library once.
 TEXT_MEMO_BYTES = 8 * 1024 * 1024
-# Folded words an extraction worker keeps cached (services.archive.words), some 4 MB.
+# Folded words an extraction worker keeps cached (services.archive.words), some 3-4 MB.
 WORKER_CACHED_WORDS = 16384
+# Free heap an extraction worker keeps between messages (above it, it trims: heap.trim).
+WORKER_FREE_HEAP_BYTES = 8 * 1024 * 1024
 # Reads of one message before it gets the fallback: the second one skips the attachment the
 # first was blamed on, so the rest of the message is still read.
 ATTEMPTS = 2
@@ -969,8 +971,10 @@ def _serve(connection, cap_bytes: int, memory_mb: int) -> None:
     """Worker main loop: (mode, fallback reason, metadata or None, digest) and a message
     in; ("reading", SHA-256) and ("read", error) around each attachment a library parses;
     one ("ok", Extracted) or ("failed", why) out."""
+    from services.archive import words
     _limit_memory(memory_mb)
     logging.getLogger("pypdf").setLevel(logging.ERROR)  # malformed PDFs are routine here
+    words.bound_cached_words(WORKER_CACHED_WORDS)  # each would else keep up to 31 MB
     connection.send_bytes(READY)
     guard = _PoolGuard(connection)
     while True:
@@ -1000,7 +1004,9 @@ def _serve(connection, cap_bytes: int, memory_mb: int) -> None:
         del reply
         # Parsing a large message leaves tens of MB free but resident in the worker
         # (measured on the bench corpus: a worker's Pss 50-60 MB untrimmed, 30-40 MB trimmed).
-        heap.trim()
+        # The few MB a small one leaves are kept: handing them back after every message
+        # cost a page fault per page when the next message took them again.
+        heap.trim(above_bytes=WORKER_FREE_HEAP_BYTES)
 
 
 class _PoolGuard(AttachmentGuard):
@@ -1027,15 +1033,11 @@ class _PoolGuard(AttachmentGuard):
 def _serialised_document(digest: str, metadata: dict, content: Extracted) -> bytes | None:
     """The whole document of a message (services.archive.index), serialised; None when it
     cannot be built here: the indexer then builds it, or less of it, itself."""
-    from services.archive import words
     from services.archive.index import build_document
     try:
         return build_document(digest, metadata, content).serialise()
     except (Exception, MemoryError):  # noqa: BLE001 - the indexer says why, at its level
         return None
-    finally:
-        if words.cached_words() > WORKER_CACHED_WORDS:
-            words.forget_words()  # each worker would else keep up to 31 MB of them
 
 
 def _limit_memory(memory_mb: int) -> None:
