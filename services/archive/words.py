@@ -293,14 +293,13 @@ def forget_words() -> None:
 
 
 def bound_cached_words(entries: int) -> None:
-    """Keep at most `entries` words in those caches together (half of them tokens), the
+    """Keep at most `entries` words in those caches together (3/4 of them tokens), the
     least recently used leaving first (a process that must stay small, e.g. an extraction
     worker, calls this once when it starts). Emptying them when full would do too, but
     then the words every message has are cut and folded again. Words cut after this call
     use the bounded caches; a module that imported fold() by name keeps the unbounded one."""
     global fold, _compound_piece, _token_pieces
-    tokens = entries // 2
-    fold = lru_cache(maxsize=(entries - tokens) // 2)(fold.__wrapped__)
-    _compound_piece = lru_cache(maxsize=entries - tokens - (entries - tokens) // 2)(
-        _compound_piece.__wrapped__)
-    _token_pieces = lru_cache(maxsize=tokens)(_token_pieces.__wrapped__)
+    words = entries // 8  # each for folded words and compounds: looked up on a token's miss
+    fold = lru_cache(maxsize=words)(fold.__wrapped__)
+    _compound_piece = lru_cache(maxsize=words)(_compound_piece.__wrapped__)
+    _token_pieces = lru_cache(maxsize=entries - 2 * words)(_token_pieces.__wrapped__)
