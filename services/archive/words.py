@@ -40,6 +40,9 @@ BASE_LETTERS = str.maketrans({"ı": "i", "ł": "l", "ø": "o", "đ": "d", "ð": 
                               "ŧ": "t", "ŀ": "l", "ƒ": "f", "þ": "th", "æ": "ae", "œ": "oe"})
 _STATUS_WORD = 100  # ICU rule status below 100: spaces, punctuation, symbols
 _STATUS_KANA = 300  # 300-399 kana, 400-499 ideographs (UBRK_WORD_KANA, UBRK_WORD_IDEO)
+# Longer tokens (a URL, a sentence of Japanese) are cut by ICU each time, not cached: an
+# entry of the cache then holds at most a few KB.
+MAX_CACHED_TOKEN = 32
 NARROW_NO_BREAK_SPACE = "\u202f"
 # What str.split() cuts at (str.isspace()) but U+202F.
 _SPACES = re.compile("[\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u205f\u3000]+")
@@ -82,7 +85,10 @@ def pieces(text: str) -> list[Piece]:
     joiner must touch both words), so cutting there first changes nothing; all but
     U+202F, which joins words as "_" does (Word_Break ExtendNumLet)."""
     tokens = text.split() if NARROW_NO_BREAK_SPACE not in text else _SPACES.split(text)
-    return list(chain.from_iterable(map(_token_pieces, tokens)))
+    if max(map(len, tokens), default=0) <= MAX_CACHED_TOKEN:  # the common case, all in C
+        return list(chain.from_iterable(map(_token_pieces, tokens)))
+    return [piece for token in tokens for piece in (
+        _token_pieces(token) if len(token) <= MAX_CACHED_TOKEN else _icu_pieces(token))]
 
 
 @lru_cache(maxsize=32768)

@@ -98,3 +98,12 @@ def test_text_is_cut_at_every_space_str_split_knows_but_the_one_that_joins():
         expected = ["a", "b"] if space != "\u202f" else ["a\u202fb"]
         assert words._SPACES.split(f"a{space}b") == expected
         same(f"a{space}b x{space}{space}-y")
+
+
+def test_long_tokens_are_cut_as_icu_cuts_them_and_not_cached():
+    words.forget_words()
+    long_one = "https://example.com/a-very/long-path/to_the.file?q=1,000.5"
+    japanese = "会議室の予約は明日です。" * 4
+    for text in (long_one, japanese, f"short {long_one} words {japanese} again"):
+        same(text)
+    assert words._token_pieces.cache_info().currsize == 3  # short, words, again
