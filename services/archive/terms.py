@@ -63,21 +63,18 @@ class DocumentTerms:
         """The words of `text` (any str) at the field's next positions; with `unprefixed`,
         counted once more without prefix (see the module docstring)."""
         position = self.next_position.get(prefix, 1)
-        add_posting, seen = self.document.add_posting, []
-        for piece in pieces(text):
+        add_posting, found = self.document.add_posting, pieces(text)
+        for piece in found:
             parts, whole, cjk = piece
-            if whole is None and not cjk and len(parts) == 1:
-                term = parts[0]  # the common case, without the generator's cost
-                add_posting(prefix + term, position)
-                seen.append(term)
+            if whole is None and not cjk:  # one word: the common case, without a generator
+                add_posting(prefix + parts[0], position)
                 position += 1
                 continue
             for offset, term in piece.postings():
                 add_posting(prefix + term, position + offset)
-                seen.append(term)
             position += len(parts)
-        if unprefixed:
-            self.unprefixed.update(seen)
+        if unprefixed:  # the short fields: counted apart, so the long ones pay nothing
+            self.unprefixed.update(term for piece in found for _, term in piece.postings())
         self.next_position[prefix] = position + FIELD_GAP
 
     def add_address(self, prefix: str, display: str) -> None:

@@ -26,6 +26,7 @@ import re
 import threading
 import unicodedata
 from functools import lru_cache
+from itertools import chain
 from typing import Iterator, NamedTuple
 
 import icu
@@ -39,6 +40,12 @@ BASE_LETTERS = str.maketrans({"ı": "i", "ł": "l", "ø": "o", "đ": "d", "ð": 
                               "ŧ": "t", "ŀ": "l", "ƒ": "f", "þ": "th", "æ": "ae", "œ": "oe"})
 _STATUS_WORD = 100  # ICU rule status below 100: spaces, punctuation, symbols
 _STATUS_KANA = 300  # 300-399 kana, 400-499 ideographs (UBRK_WORD_KANA, UBRK_WORD_IDEO)
+# Longer tokens (a URL, a sentence of Japanese) are cut by ICU each time, not cached: an
+# entry of the cache then holds at most a few KB.
+MAX_CACHED_TOKEN = 32
+NARROW_NO_BREAK_SPACE = "\u202f"
+# What str.split() cuts at (str.isspace()) but U+202F.
+_SPACES = re.compile("[\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u205f\u3000]+")
 _HANGUL = re.compile("[\u1100-\u11ff\u3130-\u318f\uac00-\ud7af]+")
 
 
@@ -72,10 +79,28 @@ class Piece(NamedTuple):
 def pieces(text: str) -> list[Piece]:
     """The pieces of `text`, in order (str of any length; no error is raised).
 
-    One pass over ICU's word segments, written for speed (every message's text goes
-    through it; separators are only looked at where a word begins): a word extends the
-    current compound when one hyphen joins them, a CJK segment extends the current CJK run
-    when nothing separates them, anything else ends both."""
+    Mail repeats its words, so the text is cut at whitespace into tokens and each token's
+    pieces are looked up (_token_pieces()), found by ICU only the first time. Whitespace
+    ends a word, a compound and a CJK run (UAX #29: no rule joins across it, and a
+    joiner must touch both words), so cutting there first changes nothing; all but
+    U+202F, which joins words as "_" does (Word_Break ExtendNumLet)."""
+    tokens = text.split() if NARROW_NO_BREAK_SPACE not in text else _SPACES.split(text)
+    if max(map(len, tokens), default=0) <= MAX_CACHED_TOKEN:  # the common case, all in C
+        return list(chain.from_iterable(map(_token_pieces, tokens)))
+    return [piece for token in tokens for piece in (
+        _token_pieces(token) if len(token) <= MAX_CACHED_TOKEN else _icu_pieces(token))]
+
+
+@lru_cache(maxsize=32768)
+def _token_pieces(token: str) -> tuple[Piece, ...]:
+    return tuple(_icu_pieces(token))
+
+
+def _icu_pieces(text: str) -> list[Piece]:
+    """pieces() without the lookup: one pass over ICU's word segments, written for speed
+    (separators are only looked at where a word begins): a word extends the current
+    compound when one hyphen joins them, a CJK segment extends the current CJK run when
+    nothing separates them, anything else ends both."""
     found: list[Piece] = []
     add, compound_piece = found.append, _compound_piece
     compound = cjk_run = ""
@@ -262,12 +287,25 @@ def _truncated(word: str) -> str:
 
 
 def cached_words() -> int:
-    """Entries in the caches of fold() and compound pieces (some 240 bytes each when full
-    of distinct words: 31 MB for both caches full)."""
-    return fold.cache_info().currsize + _compound_piece.cache_info().currsize
+    """Entries in the caches of fold(), compound pieces and token pieces (some 200 bytes
+    each when full of distinct words: 32 MB for the three caches full)."""
+    return sum(cache.cache_info().currsize for cache in (fold, _compound_piece, _token_pieces))
 
 
 def forget_words() -> None:
-    """Empty those caches (a process that must stay small, e.g. an extraction worker)."""
-    fold.cache_clear()
-    _compound_piece.cache_clear()
+    """Empty those caches."""
+    for cache in (fold, _compound_piece, _token_pieces):
+        cache.cache_clear()
+
+
+def bound_cached_words(entries: int) -> None:
+    """Keep at most `entries` words in those caches together (3/4 of them tokens), the
+    least recently used leaving first (a process that must stay small, e.g. an extraction
+    worker, calls this once when it starts). Emptying them when full would do too, but
+    then the words every message has are cut and folded again. Words cut after this call
+    use the bounded caches; a module that imported fold() by name keeps the unbounded one."""
+    global fold, _compound_piece, _token_pieces
+    words = entries // 8  # each for folded words and compounds: looked up on a token's miss
+    fold = lru_cache(maxsize=words)(fold.__wrapped__)
+    _compound_piece = lru_cache(maxsize=words)(_compound_piece.__wrapped__)
+    _token_pieces = lru_cache(maxsize=entries - 2 * words)(_token_pieces.__wrapped__)
