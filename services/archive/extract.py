@@ -624,9 +624,11 @@ EXTRACT, FALLBACK, READ_BACK = "extract", "fallback", "read back"
 # Text of documents kept by a pool that is not sized for a model (a model's: an eighth of
 # its indexing.memory_mb), so that the same attachment is read by its library once.
 TEXT_MEMO_BYTES = 8 * 1024 * 1024
-# Words and tokens an extraction worker keeps cached (services.archive.words), some 8 MB:
-# on the bench's corpora all it meets in 2,000 messages (16384 missed one token in ten).
-WORKER_CACHED_WORDS = 32768
+# Words and tokens an extraction worker keeps cached (services.archive.words), some 4 MB.
+# 32768 missed fewer tokens on the bench corpora (16384 misses one in ten) but no CPU
+# difference showed on an import of 10,000, while its peak Pss went from 252 to 256 MB,
+# the model 450's bound.
+WORKER_CACHED_WORDS = 16384
 # Reads of one message before it gets the fallback: the second one skips the attachment the
 # first was blamed on, so the rest of the message is still read.
 ATTEMPTS = 2
