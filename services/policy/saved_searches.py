@@ -111,8 +111,8 @@ def matching_in(database: xapian.Database, query: str, timezone: str = "UTC",
 
 def _matching_among(database: xapian.Database, parsed: xapian.Query, among: Collection[str]
                     ) -> set[str]:
-    """Which of `among` (digests) `parsed` matches; told by document id, not by reading
-    each match's document (most of the time of a read of a few thousand)."""
+    """Which of `among` (digests) `parsed` matches, told by document id (no document read);
+    digests not indexed match nothing."""
     ids = {posting.docid: digest for digest in among
            for posting in database.postlist(id_term(digest))}
     if not ids:
