@@ -7,6 +7,7 @@ import json
 import time
 from pathlib import Path
 
+from services.common.progress import Progress
 from services.policy import audit, holds, retention
 from services.cli.archive import (_index_if_free, add_archive_options, configured_timezone,
                                   open_archive)
@@ -113,8 +114,11 @@ def cmd_retention_show(args) -> int:
 
 def cmd_retention_run(args) -> int:
     archive, replicated, actor = _context(args)
+    progress = Progress("examining", total=archive.store.counters()["messages"],
+                        enabled=not args.json)
     report = retention.run(archive.store, archive.index_dir(), replicated, actor, args.dry_run,
-                           timezone=configured_timezone())
+                           timezone=configured_timezone(), progress=progress.advance)
+    progress.finish()
     if not args.dry_run:
         archive.store.set_setting(retention.LAST_RUN_SETTING, time.time())
     if not args.dry_run:  # drop deleted documents now (also an interrupted run's), unless

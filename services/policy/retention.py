@@ -12,17 +12,19 @@ so a hold added while a run is going still protects its mail.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import xapian
 
 from services.policy import audit, holds
 from services.policy.audit import Actor
 from services.archive import dates
-from services.archive.index import sent_date
+from services.archive.index import id_term, sent_date
 from services.archive.index_reader import read_consistently
 from services.policy.replicated import Replicated
 from services.policy.saved_searches import matching_in, query_of
@@ -32,6 +34,12 @@ from services.archive.store import DeletionConflict, Store
 log = logging.getLogger(__name__)
 ENABLED, GLOBAL, SAVED_PREFIX = "retention:enabled", "retention:global", "retention:saved:"
 BATCH = 500
+# Stored messages whose expiry is read from the index on one revision. The indexer commits
+# every FOLLOW_COMMIT_SECONDS (0.5 s) under steady intake and a revision is discarded two
+# commits on, so each read must be short: measured, about 10 ms per saved search with a
+# policy for CHUNK messages (2 shared cores), so twenty such searches still read in 0.2 s,
+# and an overtaken chunk is all that is read again.
+CHUNK = 1000
 DAY = 86400
 
 
@@ -73,11 +81,14 @@ def _check_days(days: int | None) -> None:
 
 def run(store: Store, index_dir: Path, replicated: Replicated, actor: Actor,
         dry_run: bool = False, now: float | None = None, timezone: str = "UTC",
-        proposed: dict | None = None) -> RunReport:
+        proposed: dict | None = None, progress: Callable[[int], None] | None = None
+        ) -> RunReport:
     """`timezone`: the appliance's (IANA name); saved searches' days are its days, as in
     a search, so a hold covers exactly what its search shows. `proposed` (dry runs only):
     policies as policies() gives them, to be asked instead of the ones in force: what a
-    change would delete before it is made."""
+    change would delete before it is made. `progress(count)`: told of each chunk of
+    stored messages examined (count messages). Raises xapian.DatabaseModifiedError when
+    the indexer overtook one chunk's read for PATIENCE_SECONDS."""
     if proposed is not None and not dry_run:
         raise ValueError("proposed policies are only for a dry run")
     now = time.time() if now is None else now
@@ -86,11 +97,7 @@ def run(store: Store, index_dir: Path, replicated: Replicated, actor: Actor,
     if not settings["enabled"] and not dry_run:
         return report
     database = _open(index_dir)
-
-    def expired_in(database: xapian.Database) -> list[str]:
-        report.examined = report.not_indexed = 0  # counted again when read again
-        return _expired(store, database, replicated, settings, now, report, timezone)
-    expired = read_consistently(database, expired_in)
+    expired = _expired(store, database, replicated, settings, now, report, timezone, progress)
     report.expired = len(expired)
     for start in range(0, len(expired), BATCH):
         _delete_batch(store, database, replicated, expired[start:start + BATCH], now, report,
@@ -102,32 +109,51 @@ def _open(index_dir: Path) -> xapian.Database:
     return xapian.Database(str(index_dir))
 
 
-def _expired(store, database, replicated, settings, now, report, timezone) -> list[str]:
-    """Digests past their retention, oldest policy first; unindexed mail is left alone
-    (it cannot yet be told whether a longer policy or a hold covers it)."""
-    saved_days = {name: days for name, days in settings["saved"].items()}
-    matches = {name: matching_in(database, query_of(replicated, name), timezone, now)
-               for name in saved_days}
-    expired = []
-    for digest in store.digests():
-        report.examined += 1
-        if not database.get_termfreq("Q" + digest):
-            report.not_indexed += 1
-            continue
-        applying = [saved_days[name] for name, found in matches.items() if digest in found]
-        days = max(applying) if applying else settings["global_days"]
-        if days is not None and now - sent_date(store.meta(digest)) >= days * DAY:
-            expired.append(digest)
+def _expired(store, database, replicated, settings, now, report, timezone, progress
+             ) -> list[str]:
+    """Digests past their retention, in the store's order; unindexed mail is left alone
+    (it cannot yet be told whether a longer policy or a hold covers it). Read CHUNK stored
+    messages at a time, each chunk on one revision of the index (see _judged)."""
+    queries = {name: query_of(replicated, name) for name in settings["saved"]}
+    expired, digests = [], store.digests()
+    while chunk := list(itertools.islice(digests, CHUNK)):
+        database.reopen()  # the newest revision: the indexer discards it two commits later
+        indexed, applying = read_consistently(database, lambda database: _judged(
+            database, chunk, queries, settings["saved"], timezone, now))
+        report.examined += len(chunk)
+        report.not_indexed += len(chunk) - len(indexed)
+        for digest in indexed:
+            days = applying.get(digest, settings["global_days"])
+            if days is not None and now - sent_date(store.meta(digest)) >= days * DAY:
+                expired.append(digest)
+        if progress is not None:
+            progress(len(chunk))
     return expired
 
 
-def _held(database: xapian.Database, replicated: Replicated, now: float, timezone: str
-          ) -> set[str]:
-    """What the holds in force keep: what their searches match, and what they recorded."""
+def _judged(database, chunk, queries, saved_days, timezone, now
+            ) -> tuple[list[str], dict[str, int]]:
+    """Of `chunk` (digests), read on the one revision `database` is at: those indexed, and
+    for those some saved search with a policy matches, the longest of its days. One
+    revision for both, so mail indexed meanwhile is never judged indexed by one revision
+    and unmatched by an older one (the global policy instead of its search's longer one)."""
+    indexed = [digest for digest in chunk if database.term_exists(id_term(digest))]
+    applying: dict[str, int] = {}
+    for name, query in queries.items():
+        for digest in matching_in(database, query, timezone, now, among=indexed):
+            applying[digest] = max(applying.get(digest, 0), saved_days[name])
+    return indexed, applying
+
+
+def _held(database: xapian.Database, replicated: Replicated, batch: list[str], now: float,
+          timezone: str) -> set[str]:
+    """Which of `batch` (digests) the holds in force keep: what their searches match, and
+    what they recorded."""
     today = dt.datetime.fromtimestamp(now, dates.zone(timezone)).date()
-    held = set()
+    held, among = set(), set(batch)
     for query_text, recorded in holds.active(replicated, today):
-        held |= matching_in(database, query_text, timezone, now) | set(recorded)
+        held |= matching_in(database, query_text, timezone, now, among=batch)
+        held |= among.intersection(recorded)
     return held
 
 
@@ -135,8 +161,8 @@ def _delete_batch(store, database, replicated, batch, now, report, actor, timezo
     while True:
         database.reopen()  # see mail indexed since the run began
         generation = replicated.holds_generation()
-        held = read_consistently(database, lambda database: _held(database, replicated, now,
-                                                                        timezone))
+        held = read_consistently(database, lambda database: _held(database, replicated, batch,
+                                                                        now, timezone))
         doomed = [digest for digest in batch if digest not in held]
         if report.dry_run:
             report.held += len(batch) - len(doomed)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Collection
 
 import xapian
 
@@ -13,6 +14,7 @@ from firmware.errors import ArchiverError
 
 from services.policy.audit import Actor, PermissionDenied
 from services.policy.replicated import Replicated
+from services.archive.index import id_term
 from services.archive.index_reader import read_index
 from services.archive.search import parse
 
@@ -92,11 +94,31 @@ def matching(index_dir: Path, query: str) -> set[str]:
 
 
 def matching_in(database: xapian.Database, query: str, timezone: str = "UTC",
-                now: float | None = None) -> set[str]:
+                now: float | None = None, among: Collection[str] | None = None) -> set[str]:
     """The digests `query` matches in `database`, dates as days in `timezone` and relative
-    ones as of `now` (epoch seconds; None: now). Raises QuerySyntaxError."""
+    ones as of `now` (epoch seconds; None: now); with `among` (digests), only those of
+    them it matches: a read as short as `among` is small, whatever the query matches in
+    all. Raises QuerySyntaxError."""
+    parsed = parse(query, database, timezone, now)
+    if among is not None:
+        return _matching_among(database, parsed, among)
     enquire = xapian.Enquire(database)
-    enquire.set_query(parse(query, database, timezone, now))
+    enquire.set_query(parsed)
     enquire.set_weighting_scheme(xapian.BoolWeight())
     return {json.loads(match.document.get_data())["digest"]
             for match in enquire.get_mset(0, max(database.get_doccount(), 1))}
+
+
+def _matching_among(database: xapian.Database, parsed: xapian.Query, among: Collection[str]
+                    ) -> set[str]:
+    """Which of `among` (digests) `parsed` matches, told by document id (no document read);
+    digests not indexed match nothing."""
+    ids = {posting.docid: digest for digest in among
+           for posting in database.postlist(id_term(digest))}
+    if not ids:
+        return set()
+    enquire = xapian.Enquire(database)
+    enquire.set_query(xapian.Query(xapian.Query.OP_FILTER, parsed, xapian.Query(
+        xapian.Query.OP_OR, [xapian.Query(id_term(digest)) for digest in ids.values()])))
+    enquire.set_weighting_scheme(xapian.BoolWeight())
+    return {ids[match.docid] for match in enquire.get_mset(0, len(ids))}

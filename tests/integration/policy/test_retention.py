@@ -259,3 +259,113 @@ def test_holds_recorded_by_a_peer_before_records_existed_still_hold_by_query(arc
     retention.set_global(archive.replicated, 30)
     assert run(archive).deleted == 0 and remaining(archive, digests) == ["case"]
     assert holds.all_holds(archive.replicated)["0ld"]["held_at_placement"] == 0
+
+
+
+def between_walked(archive, every: int, between) -> None:
+    """Call `between()` each `every` stored messages the run walks (Store.digests): the old
+    run read the index all along that walk, the chunked one reads between its steps."""
+    walk = archive.store.digests
+
+    def digests():
+        for walked, digest in enumerate(walk()):
+            if walked and walked % every == 0:
+                between()
+            yield digest
+    archive.store.digests = digests
+
+
+class LiveIntake:
+    """The live indexer: new mail (young: no policy deletes it) stored and indexed by a
+    real Indexer, `commits` commits each time it is called."""
+
+    def __init__(self, archive, indexer, commits: int):
+        self.archive, self.indexer, self.commits = archive, indexer, commits
+        self.committed = self.sent = 0
+
+    def __call__(self) -> None:
+        for _ in range(self.commits):
+            for _ in range(40):
+                self.sent += 1
+                self.archive.store.put(message(100_000 + self.sent, "new@x.com", "fresh", DAY))
+            self.committed += self.indexer.catch_up() > 0
+
+
+def live_indexer(archive):
+    return Indexer(archive.store, archive.index_dir(),
+                   ExtractionPool(archive.profile.attachment_text_bytes))
+
+
+def test_a_run_overtaken_by_the_live_indexer_between_chunks_completes(archive, monkeypatch):
+    """The indexer commits twice (a revision is discarded two commits on) before each chunk
+    of the run: each chunk reads one revision, so none is read again, and the decision is
+    the one an undisturbed run makes. The old run read the whole walk on one revision, read
+    it again on each discard, and gave up: xapian.DatabaseModifiedError."""
+    monkeypatch.setattr(retention, "CHUNK", 60)
+    legal = {f"legal{n}": message(n, "lawyer@x.com", "legal matter", 400 * DAY)
+             for n in range(100)}
+    plain = {f"plain{n}": message(1000 + n, "bob@x.com", "lunch", 400 * DAY) for n in range(200)}
+    digests = put_and_index(archive, legal | plain)
+    saved_searches.save(archive.replicated, "legal", "subject:legal", ADMIN)
+    archive.replicated.put(retention.ENABLED, True)
+    retention.set_global(archive.replicated, 30)
+    retention.set_saved(archive.replicated, "legal", 3650)
+    with live_indexer(archive) as indexer:
+        intake = LiveIntake(archive, indexer, commits=2)
+        between_walked(archive, 60, intake)
+        report = run(archive)
+    assert intake.committed == 2 * 4  # twice before each chunk after the first
+    assert (report.examined, report.not_indexed, report.expired, report.deleted,
+            report.held) == (300, 0, 200, 200, 0)
+    assert remaining(archive, digests) == sorted(legal)
+    assert archive.store.counters()["messages"] == 100 + intake.sent
+
+
+def test_mail_indexed_between_chunks_is_judged_by_its_saved_search_never_early(
+        archive, monkeypatch):
+    """Mail stored before the run and indexed during it, with a saved search keeping it
+    ten years where the global policy keeps 30 days: its chunk tells whether it is indexed
+    and what matches it from one revision, so it is either not yet indexed (left alone)
+    or kept by its search; never matched on an older revision and found indexed on a
+    newer one, which would give it the global 30 days."""
+    monkeypatch.setattr(retention, "CHUNK", 50)
+    digests = put_and_index(archive, {f"plain{n}": message(n, "bob@x.com", "lunch", 400 * DAY)
+                                      for n in range(200)})
+    late = {f"late{n}": archive.store.put(message(500 + n, "lawyer@x.com", "legal matter",
+                                                  400 * DAY)) for n in range(30)}
+    saved_searches.save(archive.replicated, "legal", "subject:legal", ADMIN)
+    archive.replicated.put(retention.ENABLED, True)
+    retention.set_global(archive.replicated, 30)
+    retention.set_saved(archive.replicated, "legal", 3650)
+    walk = sorted([*digests.values(), *late.values()])  # the store's order: by digest
+    read_before = [name for name, digest in late.items() if walk.index(digest) < 50]
+    assert len(read_before) < len(late)  # some are read after they are indexed
+    with live_indexer(archive) as indexer:
+        caught_up = []
+        between_walked(archive, 50, lambda: caught_up or caught_up.append(indexer.catch_up()))
+        report = run(archive)
+    assert caught_up == [len(late)]  # indexed after the first chunk was read
+    assert (report.examined, report.not_indexed, report.deleted) == (230, len(read_before), 200)
+    assert remaining(archive, digests | late) == sorted(late)
+
+
+def test_a_hold_is_checked_among_each_deletion_batch(archive, monkeypatch):
+    """Holds are asked only about the batch at hand (a read as short as the batch), by
+    their searches and by what they recorded, each batch on the newest revision."""
+    monkeypatch.setattr(retention, "BATCH", 7)
+    digests = put_and_index(archive, {
+        **{f"case{n}": message(n, "lawyer@x.com", "contract", 400 * DAY) for n in range(20)},
+        **{f"other{n}": message(100 + n, "bob@x.com", "lunch", 400 * DAY) for n in range(30)}})
+    saved_searches.save(archive.replicated, "case", "from:lawyer", ADMIN)
+    saved_searches.save(archive.replicated, "one", "subject:lunch", ADMIN)
+    archive.replicated.put(retention.ENABLED, True)
+    retention.set_global(archive.replicated, 30)
+    holds.add(archive.replicated, archive.index_dir(), "case", None, ADMIN)
+    recorded = holds.add(archive.replicated, archive.index_dir(), "one", None, ADMIN)
+    saved_searches.save(archive.replicated, "one", "subject:nothing-at-all", ADMIN)
+    dry = run(archive, dry_run=True)
+    assert (dry.expired, dry.held, dry.deleted) == (50, 50, 0)
+    holds.remove(archive.replicated, recorded, ADMIN)
+    report = run(archive)
+    assert (report.expired, report.held, report.deleted) == (50, 20, 30)
+    assert remaining(archive, digests) == sorted(f"case{n}" for n in range(20))
