@@ -1012,7 +1012,7 @@ def _serve(connection, cap_bytes: int, memory_mb: int) -> None:
             connection.send(("failed", f"ran out of memory (limit {memory_mb} MB)"))
             return           # out of step: start afresh
         try:
-            reply = _read_message(mode, raw, reason, cap_bytes, guard)
+            reply = ("ok", _read_message(mode, raw, reason, cap_bytes, guard))
         except readings.StaleReading as exc:
             reply = ("stale", str(exc))
         except MemoryError:
@@ -1038,13 +1038,13 @@ def _serve(connection, cap_bytes: int, memory_mb: int) -> None:
 
 
 def _read_message(mode: str, data: bytes, reason: str | None, cap_bytes: int,
-                  guard: AttachmentGuard) -> tuple[str, Extracted]:
+                  guard: AttachmentGuard) -> Extracted:
     """A worker's reading of one message, as `mode` says (EXTRACT, FALLBACK, READ_BACK).
     Raises readings.StaleReading for a kept reading it cannot use."""
-    from services.archive import readings
+    from services.archive import readings  # it imports this module
     if mode == READ_BACK:
-        return "ok", readings.decode(data, cap_bytes)
-    return "ok", fallback(data, reason) if mode == FALLBACK else extract(data, cap_bytes, guard)
+        return readings.decode(data, cap_bytes)
+    return fallback(data, reason) if mode == FALLBACK else extract(data, cap_bytes, guard)
 
 
 class _PoolGuard(AttachmentGuard):

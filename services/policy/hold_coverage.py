@@ -17,7 +17,6 @@ from firmware.errors import ArchiverError
 from services.archive import dates
 from services.archive.index import id_term
 from services.archive.index_reader import read_index
-from services.archive.search import parse
 from services.policy import holds
 from services.policy.replicated import Replicated
 from services.policy.saved_searches import matching_in, query_of
@@ -58,19 +57,9 @@ def covering(replicated: Replicated, index_dir: Path, digest: str, timezone: str
 
     def matched(database: xapian.Database) -> set[str]:
         return {hold_id for hold_id, hold in searched
-                if _matches(database, replicated, hold, digest, timezone, now)}
+                if matching_in(database, hold_query(replicated, hold), timezone, now,
+                               among=[digest])}
     found = read_index(index_dir, matched, absent=set())
     return [{"id": hold_id, **hold} for hold_id, hold in in_force
             if hold_id in found or digest in holds.recorded(replicated, hold_id)]
-
-
-def _matches(database: xapian.Database, replicated: Replicated, hold: dict, digest: str,
-             timezone: str, now: float) -> bool:
-    """Whether the hold's search matches the message `digest`."""
-    query = xapian.Query(xapian.Query.OP_FILTER,
-                         parse(hold_query(replicated, hold), database, timezone, now),
-                         xapian.Query(id_term(digest)))
-    enquire = xapian.Enquire(database)
-    enquire.set_query(query)
-    return enquire.get_mset(0, 1).size() > 0
 
