@@ -273,13 +273,22 @@ def self_check(root: Path, log: BuildLog, cmdline: str) -> dict:
     """`archiver firmware show --json` inside the tree, given the image's command line
     (in /proc of the chroot is the build host's)."""
     given = root / "tmp" / "archiver-build-cmdline"
+    shown = root / "tmp" / "archiver-build-shown.json"
     given.write_text(cmdline + "\n")
     try:
-        shown = chroot(root, log, "env", f"ARCHIVER_KERNEL_CMDLINE=/{given.relative_to(root)}",
-                       "archiver", "firmware", "show", "--json")
+        # stdout to a file of its own: the log merges stderr, where a warning could land
+        # after the JSON line
+        ran = chroot(root, log, "sh", "-c", f"ARCHIVER_KERNEL_CMDLINE=/{given.relative_to(root)} "
+                     f"exec archiver firmware show --json > /{shown.relative_to(root)}",
+                     check=False)
+        try:
+            return json.loads(shown.read_text())
+        except (OSError, ValueError):
+            raise BuildError(f"`archiver firmware show --json` in the image printed no state "
+                             f"(exit code {ran.returncode}):\n{ran.stdout[-2000:]}") from None
     finally:
         given.unlink()
-    return json.loads(shown.stdout.strip().splitlines()[-1])
+        shown.unlink(missing_ok=True)
 
 
 def boot_files(root: Path, output: Path, public_key) -> str:

@@ -17,6 +17,7 @@ admin-password itself.
 """
 from __future__ import annotations
 
+import collections
 import json
 import secrets
 import socket
@@ -85,8 +86,31 @@ def ensure_image(model: int, version: str | None = None, newer_than: Path | None
         if version and str(version) != str(current_version()):
             command += ["--version", str(version)]
         print(f"lab: building the image {folder.name} ...", file=sys.stderr, flush=True)
-        subprocess.run(command, check=True, cwd=BUILD.parent)
+        run_build(command, folder.name)
     return folder
+
+
+class ImageBuildFailed(Exception):
+    """An image the lab needs did not build. The message ends with the build's last lines
+    of output, so that a test's one-line failure summary says why."""
+
+    def __init__(self, name: str, tail: list[str]):
+        last = tail[-1] if tail else "(no output)"
+        super().__init__(f"the image {name} did not build: {last}\nits output ended:\n"
+                         + "\n".join(tail))
+
+
+def run_build(command: list[str], name: str, kept_lines: int = 15) -> None:
+    """Run an image build, its progress (stderr) passed through to ours as it comes.
+    Raises ImageBuildFailed with the last kept_lines of that output when it fails."""
+    process = subprocess.Popen(command, cwd=BUILD.parent, stderr=subprocess.PIPE, text=True,
+                               errors="replace")
+    tail: collections.deque[str] = collections.deque(maxlen=kept_lines)
+    for line in process.stderr:
+        sys.stderr.write(line)
+        tail.append(line.rstrip("\n"))
+    if process.wait() != 0:
+        raise ImageBuildFailed(name, list(tail))
 
 
 def appliance_config() -> str:

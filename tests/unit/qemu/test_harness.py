@@ -128,3 +128,15 @@ def test_overlay_is_made_anew_only_when_the_firmware_changes(vms):
     assert json.loads(subprocess.run(["qemu-img", "info", "--output=json", str(overlay)],
                                      capture_output=True, text=True, check=True).stdout)[
         "format"] == "qcow2"
+
+
+def test_a_failed_image_build_says_why_in_the_exception(capsys):
+    """The lab's image build failure carries the build's own last words, so that a test's
+    failure summary (all CI shows) names the cause, not just an exit status."""
+    from qemu.lab import ImageBuildFailed, ensure_image
+    with pytest.raises(ImageBuildFailed) as failed:
+        ensure_image(999)
+    first_line = str(failed.value).splitlines()[0]
+    assert first_line.startswith("the image 999-")
+    assert "image build failed: unknown model 999" in first_line
+    assert "unknown model 999" in capsys.readouterr().err  # passed through as it came
