@@ -97,17 +97,13 @@ def open_archive(args, create: bool = True) -> Archive:
     return archive if create else archive.require_existing()
 
 
-def _message_bytes(batch: list[tuple[str, tuple]]) -> int:
-    """Bytes of the messages in an import batch ((label, put_many item) pairs)."""
-    return sum(len(item[0]) for _, item in batch)
-
-
 def cmd_import(args) -> int:
     archive = open_archive(args)
     counts = {"imported": 0, "duplicates": 0, "merged": 0, "failed": 0, "skipped": 0}
     problems: list[dict] = []  # what failed or was skipped, and why
     progress = Progress("importing", total=count_mail(args.paths), enabled=not args.json)
     batch: list[tuple[str, tuple]] = []  # (label, what put_many takes)
+    batch_bytes = 0  # of the messages in batch
     most_bytes = archive.profile.indexing.memory_bytes // IMPORT_BATCH_SHARE
 
     def flush():
@@ -139,8 +135,10 @@ def cmd_import(args) -> int:
                 progress.advance()
                 continue
             batch.append((item.label, (item.raw, None, "import", None, item.from_line_date)))
-            if len(batch) >= IMPORT_BATCH or _message_bytes(batch) >= most_bytes:
-                flush()
+            batch_bytes += len(item.raw)
+            if len(batch) >= IMPORT_BATCH or batch_bytes >= most_bytes:
+                flush()  # stores all of the batch, or raises
+                batch_bytes = 0
         if batch:
             flush()
         heap.trim()  # what storing left free goes back before indexing starts
