@@ -67,10 +67,10 @@ def after_each_search(monkeypatch, between) -> None:
     """Call between() each time the code has run a search (Enquire.get_mset): the old count
     read its matches' documents after it, on the revision the indexer then discards; the
     chunked one reads nothing more of a span once its search has run."""
-    run = xapian.Enquire.get_mset
+    get_mset_of = xapian.Enquire.get_mset
 
     def get_mset(enquire, *args):
-        found = run(enquire, *args)
+        found = get_mset_of(enquire, *args)
         between()
         return found
     monkeypatch.setattr(xapian.Enquire, "get_mset", get_mset)
