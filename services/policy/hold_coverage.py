@@ -6,7 +6,9 @@ so what is shown held is what retention leaves alone. A hold whose saved search 
 holds everything (as retention treats it)."""
 from __future__ import annotations
 
+import bisect
 import datetime as dt
+import itertools
 import time
 from pathlib import Path
 
@@ -15,11 +17,11 @@ import xapian
 from firmware.errors import ArchiverError
 
 from services.archive import dates
-from services.archive.index import id_term
 from services.archive.index_reader import read_index
+from services.archive.index_walk import document_ids, read_chunks, read_spans
 from services.policy import holds
 from services.policy.replicated import Replicated
-from services.policy.saved_searches import matching_in, query_of
+from services.policy.saved_searches import count_in, matching_in, query_of
 
 
 def hold_query(replicated: Replicated, hold: dict) -> str:
@@ -34,15 +36,29 @@ def covered(replicated: Replicated, index_dir: Path, hold_id: str, hold: dict,
             timezone: str = "UTC", now: float | None = None) -> int:
     """How many indexed messages hold `hold_id` (`hold`, as holds.all_holds gives it)
     covers: its search's matches and its recorded digests; counted whether or not the
-    hold is in force today. 0 when nothing is indexed. Raises QuerySyntaxError for a
-    saved query the syntax no longer takes."""
-    query, recorded = hold_query(replicated, hold), holds.recorded(replicated, hold_id)
+    hold is in force today. Read index_walk.SPAN document ids at a time, each span on one
+    revision, up to the highest id when the count begins: each message counted once, if
+    it is indexed when its span is read. 0 when nothing is indexed. Raises
+    QuerySyntaxError for a saved query the syntax no longer takes,
+    xapian.DatabaseModifiedError when the indexer overtook one span's read for
+    index_reader.PATIENCE_SECONDS."""
+    query, now = hold_query(replicated, hold), time.time() if now is None else now
+    named = _recorded_ids(index_dir, holds.recorded(replicated, hold_id))
+    return sum(read_spans(index_dir, lambda database, ids: count_in(
+        database, query, ids, _slice(named, ids), timezone, now)))
 
-    def count(database: xapian.Database) -> int:
-        found = matching_in(database, query, timezone, now)
-        found |= {digest for digest in recorded if database.term_exists(id_term(digest))}
-        return len(found)
-    return read_index(index_dir, count, absent=0)
+
+def _recorded_ids(index_dir: Path, recorded: list[str]) -> list[int]:
+    """The document ids of the `recorded` digests that are indexed, ascending; looked up
+    index_walk.SPAN digests at a time. A document keeps its id (its store number), so ids
+    found on one revision name the same documents on the next."""
+    return sorted(itertools.chain.from_iterable(read_chunks(
+        index_dir, recorded, lambda database, digests: list(document_ids(database, digests)))))
+
+
+def _slice(ids: list[int], span: range) -> list[int]:
+    """Those of `ids` (ascending) within `span`."""
+    return ids[bisect.bisect_left(ids, span.start):bisect.bisect_left(ids, span.stop)]
 
 
 def covering(replicated: Replicated, index_dir: Path, digest: str, timezone: str = "UTC",

@@ -38,7 +38,11 @@ def add(replicated: Replicated, index_dir: Path, saved: str, until: dt.date | No
         actor: Actor, name: str | None = None, reason: str | None = None) -> str:
     """Hold what saved search `saved` matches, now (recorded) and from now on, through
     `until` (None: indefinitely), for the matter `name` and the `reason` given; returns
-    the hold's id. Raises UnknownSavedSearch, ArchiverError for a name or reason too long."""
+    the hold's id. What it matches now is read in spans (saved_searches.matching), up to
+    the newest document; what is indexed after is held by the search. Raises
+    UnknownSavedSearch, ArchiverError for a name or reason too long,
+    xapian.DatabaseModifiedError when the indexer overtook one span's read for
+    index_reader.PATIENCE_SECONDS."""
     query = query_of(replicated, saved)  # the saved search must exist
     name, reason = (name or "").strip() or None, (reason or "").strip() or None
     if name is not None and len(name) > NAME_LIMIT:
@@ -87,17 +91,18 @@ def remove(replicated: Replicated, hold_id: str, actor: Actor) -> None:
 
 
 def keep_current_matches(replicated: Replicated, index_dir: Path, saved: str) -> int:
-    """Before saved search `saved` changes: each hold on it records what it matches now.
-    Returns how many digests were added to the holds' records."""
+    """Before saved search `saved` changes: each hold on it records what it matches now
+    (saved_searches.matching: read in spans, up to the newest document). Returns how many
+    digests were added to the holds' records."""
+    holding = {hold_id: hold for hold_id, hold in _entries(replicated).items()
+               if hold["saved"] == saved}
+    matched = matching(index_dir, query_of(replicated, saved)) if holding else set()
     added = 0
-    for hold_id, hold in _entries(replicated).items():
-        if hold["saved"] != saved:
-            continue
+    for hold_id, hold in holding.items():
         before = set(hold.get(HELD, []))
-        now = before | matching(index_dir, query_of(replicated, saved))
-        if now != before:
-            replicated.put(PREFIX + hold_id, {**hold, HELD: sorted(now)})
-            added += len(now) - len(before)
+        if not matched <= before:
+            replicated.put(PREFIX + hold_id, {**hold, HELD: sorted(before | matched)})
+            added += len(matched - before)
     return added
 
 

@@ -5,8 +5,9 @@ policy (an admin), never by an auditor who may only add holds."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
-from typing import Collection
+from typing import Collection, Sequence
 
 import xapian
 
@@ -15,7 +16,7 @@ from firmware.errors import ArchiverError
 from services.policy.audit import Actor, PermissionDenied
 from services.policy.replicated import Replicated
 from services.archive.index import id_term
-from services.archive.index_reader import read_index
+from services.archive.index_walk import document_ids, read_spans, within
 from services.archive.search import parse
 
 PREFIX = "saved:"
@@ -88,37 +89,66 @@ def delete(replicated: Replicated, name: str) -> None:
     replicated.delete(PREFIX + name)
 
 
-def matching(index_dir: Path, query: str) -> set[str]:
-    """The digests of every indexed message `query` matches (none when nothing is indexed)."""
-    return read_index(index_dir, lambda database: matching_in(database, query), absent=set())
+def matching(index_dir: Path, query: str, timezone: str = "UTC", now: float | None = None
+             ) -> set[str]:
+    """The digests of every indexed message `query` matches (none when nothing is indexed),
+    read index_walk.SPAN document ids at a time, each span on one revision, up to the
+    newest document when the walk ends: mail indexed while it goes on is in it too. Dates
+    as matching_in takes them, relative ones as of `now` for every span. Raises
+    QuerySyntaxError, xapian.DatabaseModifiedError when the indexer overtook one span's
+    read for index_reader.PATIENCE_SECONDS."""
+    now = time.time() if now is None else now
+    found: set[str] = set()
+    for digests in read_spans(index_dir, lambda database, ids: matching_in(
+            database, query, timezone, now, documents=ids), follow=True):
+        found |= digests
+    return found
 
 
 def matching_in(database: xapian.Database, query: str, timezone: str = "UTC",
-                now: float | None = None, among: Collection[str] | None = None) -> set[str]:
+                now: float | None = None, among: Collection[str] | None = None,
+                documents: Sequence[int] | None = None) -> set[str]:
     """The digests `query` matches in `database`, dates as days in `timezone` and relative
     ones as of `now` (epoch seconds; None: now); with `among` (digests), only those of
     them it matches: a read as short as `among` is small, whatever the query matches in
-    all. Raises QuerySyntaxError."""
+    all; with `documents` (ascending document ids, index_walk), only those documents.
+    Raises QuerySyntaxError."""
     parsed = parse(query, database, timezone, now)
+    if documents is not None:
+        parsed = within(parsed, documents)
     if among is not None:
         return _matching_among(database, parsed, among)
+    at_most = len(documents) if documents is not None else database.get_doccount()
+    return {json.loads(match.document.get_data())["digest"]
+            for match in _matches(database, parsed, at_most)}
+
+
+def count_in(database: xapian.Database, query: str, documents: Sequence[int],
+             named: Sequence[int] = (), timezone: str = "UTC", now: float | None = None
+             ) -> int:
+    """How many of the documents `documents` (ascending ids) in `database` `query` matches
+    (dates as matching_in takes them) or `named` (ascending ids) names: each document once,
+    no document read. Raises QuerySyntaxError."""
+    either = xapian.Query(xapian.Query.OP_OR, parse(query, database, timezone, now),
+                          within(xapian.Query.MatchAll, named))
+    return _matches(database, within(either, documents), len(documents)).size()
+
+
+def _matches(database: xapian.Database, parsed: xapian.Query, at_most: int) -> xapian.MSet:
+    """Up to `at_most` documents `parsed` matches, unranked (every match weighs the same)."""
     enquire = xapian.Enquire(database)
     enquire.set_query(parsed)
     enquire.set_weighting_scheme(xapian.BoolWeight())
-    return {json.loads(match.document.get_data())["digest"]
-            for match in enquire.get_mset(0, max(database.get_doccount(), 1))}
+    return enquire.get_mset(0, max(at_most, 1))
 
 
 def _matching_among(database: xapian.Database, parsed: xapian.Query, among: Collection[str]
                     ) -> set[str]:
     """Which of `among` (digests) `parsed` matches, told by document id (no document read);
     digests not indexed match nothing."""
-    ids = {posting.docid: digest for digest in among
-           for posting in database.postlist(id_term(digest))}
+    ids = document_ids(database, among)
     if not ids:
         return set()
-    enquire = xapian.Enquire(database)
-    enquire.set_query(xapian.Query(xapian.Query.OP_FILTER, parsed, xapian.Query(
-        xapian.Query.OP_OR, [xapian.Query(id_term(digest)) for digest in ids.values()])))
-    enquire.set_weighting_scheme(xapian.BoolWeight())
-    return {ids[match.docid] for match in enquire.get_mset(0, len(ids))}
+    parsed = xapian.Query(xapian.Query.OP_FILTER, parsed, xapian.Query(
+        xapian.Query.OP_OR, [xapian.Query(id_term(digest)) for digest in ids.values()]))
+    return {ids[match.docid] for match in _matches(database, parsed, len(ids))}
