@@ -283,7 +283,8 @@ def configured_timezone() -> str:
 def _saved_searches(args, archive) -> int:
     replicated, actor = Replicated(archive.store), cli_actor()
     if args.save:
-        editing.save_search(archive.store, archive.index_dir(), args.save, args.query, actor)
+        editing.save_search(archive.store, archive.index_dir(), args.save, args.query, actor,
+                            configured_timezone())
         print(f"saved {args.save!r}: {args.query}")
     elif args.delete_saved:
         saved_searches.delete(replicated, args.delete_saved)

@@ -137,7 +137,8 @@ def cmd_retention_run(args) -> int:
 
 def cmd_hold_add(args) -> int:
     archive, replicated, actor = _context(args)
-    hold_id = holds.add(replicated, archive.index_dir(), args.saved, args.until, actor)
+    hold_id = holds.add(replicated, archive.index_dir(), args.saved, args.until, actor,
+                        timezone=configured_timezone())
     audit.record(archive.store, actor, "hold-add", hold=hold_id, saved=args.saved,
                  until=args.until.isoformat() if args.until else None)
     print(hold_id)

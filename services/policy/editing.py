@@ -13,14 +13,16 @@ from services.policy.audit import Actor
 from services.policy.replicated import Replicated
 
 
-def save_search(store: Store, index_dir: Path, name: str, query: str, actor: Actor) -> None:
-    """Save `query` as `name`. Raises ArchiverError for a bad name or query and
-    PermissionDenied when `actor` may not change it (before anything is changed)."""
+def save_search(store: Store, index_dir: Path, name: str, query: str, actor: Actor,
+                timezone: str = "UTC") -> None:
+    """Save `query` as `name`; holds on it first record what it matches now, its days
+    being days in `timezone` (the appliance's). Raises ArchiverError for a bad name or
+    query and PermissionDenied when `actor` may not change it (before anything is changed)."""
     replicated = Replicated(store)
     saved_searches.check(name, query)
     saved_searches.check_may_change(replicated, name, actor)
     built_on = saved_searches.dependents(replicated, name)
-    recorded = holds.keep_current_matches(replicated, index_dir, name)
+    recorded = holds.keep_current_matches(replicated, index_dir, name, timezone)
     before = saved_searches.save(replicated, name, query, actor)
     audit.record(store, actor, "saved-search", name=name, query=query, old_query=before,
                  built_on=built_on, newly_recorded_by_holds=recorded)

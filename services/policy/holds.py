@@ -35,10 +35,12 @@ class UnknownHold(ArchiverError):
 
 
 def add(replicated: Replicated, index_dir: Path, saved: str, until: dt.date | None,
-        actor: Actor, name: str | None = None, reason: str | None = None) -> str:
+        actor: Actor, name: str | None = None, reason: str | None = None,
+        timezone: str = "UTC") -> str:
     """Hold what saved search `saved` matches, now (recorded) and from now on, through
     `until` (None: indefinitely), for the matter `name` and the `reason` given; returns
-    the hold's id. What it matches now is read in spans (saved_searches.matching), up to
+    the hold's id. The search's days are days in `timezone` (the appliance's, as
+    retention reads them). What it matches now is read in spans (saved_searches.matching), up to
     the newest document; what is indexed after is held by the search. Raises
     UnknownSavedSearch, ArchiverError for a name or reason too long,
     xapian.DatabaseModifiedError when the indexer overtook one span's read for
@@ -49,7 +51,7 @@ def add(replicated: Replicated, index_dir: Path, saved: str, until: dt.date | No
         raise ArchiverError(f"the matter's name is longer than {NAME_LIMIT} characters")
     if reason is not None and len(reason) > REASON_LIMIT:
         raise ArchiverError(f"the reason is longer than {REASON_LIMIT} characters")
-    held = matching(index_dir, query)
+    held = matching(index_dir, query, timezone)
     hold_id = uuid.uuid4().hex[:8]
     replicated.put(PREFIX + hold_id, {"saved": saved, "until": until.isoformat() if until else None,
                                       "by": actor.name, "name": name, "reason": reason,
@@ -90,13 +92,14 @@ def remove(replicated: Replicated, hold_id: str, actor: Actor) -> None:
     replicated.delete(PREFIX + hold_id)
 
 
-def keep_current_matches(replicated: Replicated, index_dir: Path, saved: str) -> int:
+def keep_current_matches(replicated: Replicated, index_dir: Path, saved: str,
+                         timezone: str = "UTC") -> int:
     """Before saved search `saved` changes: each hold on it records what it matches now
-    (saved_searches.matching: read in spans, up to the newest document). Returns how many
-    digests were added to the holds' records."""
+    (saved_searches.matching: read in spans, up to the newest document; days in
+    `timezone`). Returns how many digests were added to the holds' records."""
     holding = {hold_id: hold for hold_id, hold in _entries(replicated).items()
                if hold["saved"] == saved}
-    matched = matching(index_dir, query_of(replicated, saved)) if holding else set()
+    matched = matching(index_dir, query_of(replicated, saved), timezone) if holding else set()
     added = 0
     for hold_id, hold in holding.items():
         before = set(hold.get(HELD, []))

@@ -80,8 +80,9 @@ def saved(archive: Archive) -> list[dict]:
     return [{"name": name, "query": query} for name, query in sorted(found.items())]
 
 
-def save_search(archive: Archive, user: User, name: str, query: str) -> None:
-    editing.save_search(archive.store, archive.index_dir(), name, query, user.actor)
+def save_search(archive: Archive, user: User, name: str, query: str,
+                timezone: str = "UTC") -> None:
+    editing.save_search(archive.store, archive.index_dir(), name, query, user.actor, timezone)
 
 
 def delete_saved(archive: Archive, user: User, name: str) -> None:
@@ -120,11 +121,13 @@ def all_holds(archive: Archive) -> list[dict]:
 
 
 def add_hold(archive: Archive, user: User, saved_name: str, until: str | None,
-             name: str | None = None, reason: str | None = None) -> str:
-    """Hold a saved search's mail for a matter (`name`) and a `reason`; the hold's id."""
+             name: str | None = None, reason: str | None = None,
+             timezone: str = "UTC") -> str:
+    """Hold a saved search's mail (its days in `timezone`) for a matter (`name`) and a
+    `reason`; the hold's id."""
     until_date = _date(until)
     hold_id = holds.add(Replicated(archive.store), archive.index_dir(), saved_name, until_date,
-                        user.actor, name, reason)
+                        user.actor, name, reason, timezone)
     audit.record(archive.store, user.actor, "hold-add", hold=hold_id, saved=saved_name,
                  until=until_date.isoformat() if until_date else None, name=name,
                  reason=reason)

@@ -199,11 +199,12 @@ async def holds_page(request: web.Request, user: User) -> web.Response:
 
 @page("POST", "/holds", STAFF)
 async def add_hold(request: web.Request, user: User):
-    _, archive = app_context(request)
+    config, archive = app_context(request)
     saved = form_field(request, "saved")
     await act(request, "/holds", f"The mail of {saved!r} is held.", actions.add_hold,
               archive, user, saved, form_field(request, "until") or None,
-              form_field(request, "matter") or None, form_field(request, "reason") or None)
+              form_field(request, "matter") or None, form_field(request, "reason") or None,
+              config.timezone)
 
 
 @page("POST", "/holds/remove", ADMIN)

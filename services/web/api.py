@@ -411,9 +411,9 @@ async def get_saved(request: web.Request, user: User) -> web.Response:
                 "properties": {"query": {"type": "string"}}})
 async def put_saved(request: web.Request, user: User) -> web.Response:
     body = await json_body(request)
-    _, archive = context(request)
+    config, archive = context(request)
     name, query = request.match_info["name"], _string(body, "query", required=False) or ""
-    await blocking(actions.save_search, archive, user, name, query)
+    await blocking(actions.save_search, archive, user, name, query, config.timezone)
     return reply({"name": name, "query": query})
 
 
@@ -473,11 +473,11 @@ async def get_holds(request: web.Request, user: User) -> web.Response:
           response="Hold")
 async def post_hold(request: web.Request, user: User) -> web.Response:
     body = await json_body(request)
-    _, archive = context(request)
+    config, archive = context(request)
     hold_id = await blocking(actions.add_hold, archive, user, _string(body, "saved"),
                              _string(body, "until", required=False),
                              _string(body, "name", required=False),
-                             _string(body, "reason", required=False))
+                             _string(body, "reason", required=False), config.timezone)
     held = {hold["id"]: hold for hold in await blocking(actions.all_holds, archive)}
     return reply(held[hold_id])
 

@@ -289,10 +289,10 @@ async def saved_page(request: web.Request, user: User) -> web.Response:
 
 @page("POST", "/saved", STAFF)
 async def save_search(request: web.Request, user: User):
-    _, archive = _context(request)
+    config, archive = _context(request)
     name = _field(request, "name")
     await _act(request, "/saved", f"Saved search {name!r} saved.", actions.save_search,
-               archive, user, name, _field(request, "query"))
+               archive, user, name, _field(request, "query"), config.timezone)
 
 
 @page("POST", "/saved/delete", STAFF)

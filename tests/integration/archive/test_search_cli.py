@@ -105,3 +105,28 @@ def test_a_bad_time_zone_names_the_file_the_key_and_what_was_expected(archiver, 
     done = archiver("status", "--data", data, env=bad, check=2)
     assert str(tmp_path / "archiver.yaml") in done.stderr and "timezone" in done.stderr
     assert "IANA time zone name" in done.stderr or "expected a string" in done.stderr
+
+
+@pytest.mark.parametrize("zone, recorded", [("UTC", 2), ("Europe/Berlin", 1)])
+def test_a_hold_records_the_days_of_the_appliances_time_zone(archiver, data, tmp_path, zone,
+                                                             recorded):
+    """`late` (23:30 UTC) is sent on 6 March in Berlin: a hold placed on "date:2024-03-05",
+    and the record an edit of a held search makes, count days as retention and search do."""
+    env = config(tmp_path, f"timezone: {zone}\n")
+
+    def save(name, query):
+        archiver("search", "--save", name, query, "--data", data, env=env, check=0)
+
+    def hold(name):
+        archiver("hold", "add", "--saved", name, "--data", data, env=env, check=0)
+
+    save("placed", "date:2024-03-05")
+    hold("placed")
+    save("edited", "nothing-matches-this")
+    hold("edited")
+    save("edited", "date:2024-03-05")
+    save("edited", "date:2024-03-07")  # what date:2024-03-05 matched is recorded first
+    listed = archiver("hold", "list", "--json", "--data", data, env=env, check=0).stdout
+    held = {hold["saved"]: hold["held_at_placement"] for hold in map(json.loads,
+                                                                       listed.splitlines())}
+    assert held == {"placed": recorded, "edited": recorded}
