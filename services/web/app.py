@@ -3,6 +3,7 @@
 web.listen, with TLS when a certificate is there."""
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 from pathlib import Path
@@ -94,8 +95,14 @@ def split_listen(listen: str) -> tuple[str, int]:
 
 
 async def _close_transfers(app: web.Application) -> None:
-    app["transfers"].close()
-    app["renders"].close()
+    """Cut transfers and drop queued renders, then wait until their threads have ended:
+    they read and write the archive (a cut export still writes its audit entry), which
+    the caller closes once the app is down, and LMDB used after its close crashes the
+    process."""
+    for pool in (app["transfers"], app["renders"]):
+        pool.close()
+    for pool in (app["transfers"], app["renders"]):
+        await asyncio.to_thread(pool.join)
 
 
 async def _healthz(request: web.Request) -> web.Response:

@@ -129,3 +129,7 @@ class Renders:
     def close(self) -> None:
         """Drop queued renders; running ones end within the renderer's time limit."""
         self.executor.shutdown(wait=False, cancel_futures=True)
+
+    def join(self) -> None:
+        """Wait until running renders have ended (within the renderer's time limit)."""
+        self.executor.shutdown(wait=True)

@@ -144,3 +144,8 @@ class Transfers:
             for future in self._waits:
                 future.cancel()
         self.executor.shutdown(wait=False, cancel_futures=True)
+
+    def join(self) -> None:
+        """Wait until the running transfers' threads have ended (after close(): each ends
+        at its next write to the client, or when it finishes reading)."""
+        self.executor.shutdown(wait=True)

@@ -9,6 +9,7 @@ import dataclasses
 import io
 import os
 import socket
+import threading
 import zipfile
 
 import pytest
@@ -107,17 +108,32 @@ def test_a_stalled_export_is_cut_after_the_idle_write_timeout(site):
         server.stop()
 
 
-def test_stopping_the_web_app_ends_the_threads_of_stalled_exports(site):
+@pytest.mark.parametrize("stalled", [1, STALLED])
+def test_stopping_the_web_app_ends_the_threads_of_stalled_exports(site, stalled):
     """A writer thread waits on the event loop for each chunk; once the app stops, that
     loop never answers, and a thread left waiting keeps the whole process from exiting
-    (the executor's threads are joined at exit): the web service could not be stopped."""
+    (the executor's threads are joined at exit): the web service could not be stopped.
+    And the app is down only once they have ended, also when their clients went first: a
+    cut export still writes its audit entry, and the archive, closed next, must not be
+    used after (LMDB would crash the process)."""
     server = serve(site, idle_seconds=3600)
-    sock = stalled_export(server, "bob")
+    socks = [stalled_export(server, "bob") for _ in range(stalled)]
     writers = server.app["transfers"].executor._threads  # pylint: disable=protected-access
-    wait_until(lambda: writers, 30, "the export's writer thread")
-    server.stop()
+    stopping = threading.Thread(target=server.stop)
     try:
-        wait_until(lambda: not any(thread.is_alive() for thread in writers), 30,
-                   "the stalled export's writer thread to end after the app stopped")
+        wait_until(lambda: len(writers) >= stalled, 30, "the exports' writer threads")
+        with site.archive.store.writing():  # the cut exports' audit entries wait for this
+            for sock in socks:  # the clients go: aiohttp cancels their handlers, not threads
+                sock.close()
+            stopping.start()
+            stopping.join(timeout=3)
+            stopped_while_writers_waited = not stopping.is_alive()
+        stopping.join(timeout=60)
+        alive = [thread.name for thread in writers if thread.is_alive()]
     finally:
-        sock.close()
+        if not stopping.is_alive() and stopping.ident is None:
+            server.stop()
+        for sock in socks:
+            sock.close()
+    assert not stopped_while_writers_waited and not stopping.is_alive()
+    assert not alive
