@@ -105,17 +105,18 @@ def read_spans(index_dir: Path, read: Callable[[xapian.Database, range], T],
 
 
 def read_chunks(index_dir: Path, items: Iterable[X],
-                read: Callable[[xapian.Database, list[X]], T]) -> Iterator[T]:
-    """read(database, chunk) for each SPAN of `items` in turn (taken from `items` between
-    reads, never during one), each chunk on the newest revision when it begins, as
-    read_spans reads a span. Nothing when nothing is indexed. Raises
+                read: Callable[[xapian.Database, list[X]], T], size: int | None = None
+                ) -> Iterator[T]:
+    """read(database, chunk) for each `size` (default SPAN) of `items` in turn (taken from
+    `items` between reads, never during one), each chunk on the newest revision when it
+    begins, as read_spans reads a span. Nothing when nothing is indexed. Raises
     xapian.DatabaseModifiedError as read_spans does."""
     database = open_index(index_dir)
     if database is None:
         return
     items = iter(items)
     try:
-        while chunk := list(itertools.islice(items, SPAN)):
+        while chunk := list(itertools.islice(items, size or SPAN)):
             database.reopen()
             yield read_consistently(database, lambda database: read(database, chunk))
     finally:

@@ -12,7 +12,6 @@ so a hold added while a run is going still protects its mail.
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from services.policy.audit import Actor
 from services.archive import dates
 from services.archive.index import id_term, sent_date
 from services.archive.index_reader import read_consistently
+from services.archive.index_walk import read_chunks
 from services.policy.replicated import Replicated
 from services.policy.saved_searches import matching_in, query_of
 from services.archive.space import is_out_of_space
@@ -97,7 +97,7 @@ def run(store: Store, index_dir: Path, replicated: Replicated, actor: Actor,
     if not settings["enabled"] and not dry_run:
         return report
     database = _open(index_dir)
-    expired = _expired(store, database, replicated, settings, now, report, timezone, progress)
+    expired = _expired(store, index_dir, replicated, settings, now, report, timezone, progress)
     report.expired = len(expired)
     for start in range(0, len(expired), BATCH):
         _delete_batch(store, database, replicated, expired[start:start + BATCH], now, report,
@@ -109,25 +109,24 @@ def _open(index_dir: Path) -> xapian.Database:
     return xapian.Database(str(index_dir))
 
 
-def _expired(store, database, replicated, settings, now, report, timezone, progress
+def _expired(store, index_dir, replicated, settings, now, report, timezone, progress
              ) -> list[str]:
     """Digests past their retention, in the store's order; unindexed mail is left alone
     (it cannot yet be told whether a longer policy or a hold covers it). Read CHUNK stored
     messages at a time, each chunk on one revision of the index (see _judged)."""
     queries = {name: query_of(replicated, name) for name in settings["saved"]}
-    expired, digests = [], store.digests()
-    while chunk := list(itertools.islice(digests, CHUNK)):
-        database.reopen()  # the newest revision: the indexer discards it two commits later
-        indexed, applying = read_consistently(database, lambda database: _judged(
-            database, chunk, queries, settings["saved"], timezone, now))
-        report.examined += len(chunk)
-        report.not_indexed += len(chunk) - len(indexed)
+    expired = []
+    for examined, indexed, applying in read_chunks(
+            index_dir, store.digests(), lambda database, chunk: (len(chunk), *_judged(
+                database, chunk, queries, settings["saved"], timezone, now)), CHUNK):
+        report.examined += examined
+        report.not_indexed += examined - len(indexed)
         for digest in indexed:
             days = applying.get(digest, settings["global_days"])
             if days is not None and now - sent_date(store.meta(digest)) >= days * DAY:
                 expired.append(digest)
         if progress is not None:
-            progress(len(chunk))
+            progress(examined)
     return expired
 
 
