@@ -55,6 +55,10 @@ RELEASE_EVERY = 16
 # search open on one revision fails once two more are committed (services.archive.
 # index_reader reads it again): so any search shorter than this is never overtaken, where
 # a commit per message let the indexer overtake a slow one again and again.
+# A full batch (the log held more than BATCH_MESSAGES or batch_bytes: a backlog, such as
+# a mirror peer's copies after a cut link) is committed without waiting, as import does:
+# its commits are as large as memory allows already, so waiting would not make them fewer,
+# only later (measured: the wait was a quarter of a 2,000-message catch-up on 2 cores).
 FOLLOW_COMMIT_SECONDS = 0.5
 
 
@@ -123,6 +127,7 @@ class IndexLock:
 class Batch:
     """One slice of the arrival log on its way into the index."""
     entries: list[tuple[int, str]]                  # (seq, digest) as logged
+    full: bool = False  # cut at BATCH_MESSAGES or batch_bytes: a backlog, not a trickle
     # digest, meta, and the raw bytes when they were read already (else None: the
     # extraction pool reads them from the store when a worker takes the message)
     present: list[tuple[str, dict, bytes | None]] = field(default_factory=list)
@@ -201,7 +206,8 @@ class Indexer:
         worker processes) while this one is written, so both cores stay busy.
         `between()` runs between batches, while the extraction pool is idle; when it
         returns True, catching up stops after the batch at hand. `spacing`: the least
-        seconds between two commits (FOLLOW_COMMIT_SECONDS while following)."""
+        seconds between two commits (FOLLOW_COMMIT_SECONDS while following) of a batch
+        that is not full; a full one (a backlog) is committed without waiting."""
         done = 0
         with ThreadPoolExecutor(1, thread_name_prefix="prefetch") as prefetch:
             upcoming = prefetch.submit(self._read_and_extract, self.position())
@@ -209,7 +215,7 @@ class Indexer:
                 stopping = between is not None and between()
                 if not stopping:
                     upcoming = prefetch.submit(self._read_and_extract, batch.last_seq)
-                self._write(batch, spacing)
+                self._write(batch, 0.0 if batch.full else spacing)
                 done += len(batch.entries)
                 if progress:
                     progress(len(batch.entries))
@@ -219,6 +225,8 @@ class Indexer:
 
     def follow(self, stop: Callable[[], bool], idle_sleep: float = 0.2,
                on_batch: Callable[[int], None] | None = None) -> None:
+        """Index what arrives until stop() is true: a trickle in commits at least
+        FOLLOW_COMMIT_SECONDS apart, a backlog (full batches) as import does."""
         while not stop():
             count = self.catch_up(on_batch, spacing=FOLLOW_COMMIT_SECONDS)
             if not count:
@@ -229,7 +237,9 @@ class Indexer:
 
     def _read(self, after_seq: int) -> Batch:
         batch, total = Batch([]), 0
-        for seq, digest in self.store.log_after("arrival", after_seq, BATCH_MESSAGES):
+        logged = self.store.log_after("arrival", after_seq, BATCH_MESSAGES)
+        batch.full = len(logged) == BATCH_MESSAGES
+        for seq, digest in logged:
             batch.entries.append((seq, digest))
             if len(batch.entries) % RELEASE_EVERY == 0:
                 self.store.release_pages()
@@ -251,6 +261,7 @@ class Indexer:
                 batch.readings[digest] = reading
             total += meta["size"]
             if total >= self.batch_bytes:
+                batch.full = True
                 break
         self.store.release_pages()
         return batch

@@ -22,6 +22,7 @@ Anything else (damage, a record of another shape) is a StaleReading, never an Ex
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import struct
 import types
@@ -29,9 +30,12 @@ import typing
 
 import zstandard
 
-from services.archive import mime
-from services.archive.extract import AttachmentText, Extracted
+if typing.TYPE_CHECKING:
+    from services.archive.extract import Extracted
 
+# The reading classes (services.archive.extract, services.archive.mime) are imported only
+# to decode: a mirror client or server that passes readings on as bytes, checking only
+# is_current(), need not load the extraction libraries.
 __all__ = ["READING_VERSION", "StaleReading", "decode", "encode", "is_current", "pack"]
 # Bump it whenever extract() would read a message differently (what it finds, how text is
 # cut, summary fields): every kept reading is then read again from its message.
@@ -85,17 +89,24 @@ def decode(data: bytes, cap_bytes: int) -> Extracted:
                             .decode("utf-8", "surrogatepass"))
     except (zstandard.ZstdError, ValueError) as exc:
         raise StaleReading(f"a damaged reading: {type(exc).__name__}: {exc}") from None
-    if not _conforms(record, _RECORD):
+    if not _conforms(record, _record_shape()):
         raise StaleReading("a damaged reading: not the shape of a kept reading")
     if record["cap_bytes"] != cap_bytes:
         raise StaleReading(f"a reading cut at {record['cap_bytes']} bytes, not {cap_bytes}")
+    from services.archive import mime
+    from services.archive.extract import AttachmentText, Extracted
     return Extracted(mime.MessageSummary(**record["summary"]), record["body"],
                      [AttachmentText(**item) for item in record["attachments"]],
                      encrypted=record["encrypted"])
 
 
-_RECORD = {"summary": mime.MessageSummary, "body": str, "attachments": list[AttachmentText],
-           "encrypted": bool, "cap_bytes": int}
+@functools.cache
+def _record_shape() -> dict:
+    """The shape of a kept reading's JSON record (for _conforms)."""
+    from services.archive import mime
+    from services.archive.extract import AttachmentText
+    return {"summary": mime.MessageSummary, "body": str, "attachments": list[AttachmentText],
+            "encrypted": bool, "cap_bytes": int}
 
 
 def _conforms(value, hint) -> bool:

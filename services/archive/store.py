@@ -13,7 +13,8 @@ Named databases:
             taken|ACCOUNT|KEY -> ""                (what keep_on_server took; | is NUL)
   extraction  SHA-256 -> why reading it failed  (services.archive.extraction_memo)
   reading   digest -> what reading it gave         (services.archive.readings; derived,
-                                                    kept once indexed, deleted with it)
+                                                    kept once indexed, or as a mirror
+                                                    peer sent it; deleted with it)
 
 A put is acknowledged only after the transaction holding it is committed and synced;
 concurrent puts share one commit (group commit).
@@ -148,11 +149,16 @@ class Store:
                 self._committer = GroupCommitter(self._apply_batch, name="store-commit")
         return self._committer.submit_future(prepared)
 
-    def put_many(self, items: Iterable[tuple]) -> list[PutOutcome]:
+    def put_many(self, items: Iterable[tuple], readings: dict[str, bytes] | None = None
+                 ) -> list[PutOutcome]:
         """Store a batch in one durable transaction (bulk import, mirror copies): items are
         (raw, envelope, source), (raw, envelope, source, origin) or (raw, envelope, source,
-        origin, from_line_date)."""
-        outcomes = self._apply_batch([self._prepare(*item) for item in items])
+        origin, from_line_date). `readings`: digest -> what reading the message gave
+        elsewhere (a mirror peer's, services.archive.readings, unchecked here), kept in the
+        same transaction for each message new to the store, while there is room beside
+        the batch and the reserve (derived data: one not kept is read from the message)."""
+        prepared = [self._prepare(*item) for item in items]
+        outcomes = self._apply_batch(prepared, readings or {})
         self.release_pages()  # a bulk writer maps in some 40% of what it writes: let go
         return outcomes
 
@@ -178,10 +184,16 @@ class Store:
             self._local.compressor = zstandard.ZstdCompressor(level=COMPRESSION_LEVEL)
         return self._local.compressor
 
-    def _apply_batch(self, batch: list[_Prepared]) -> list[PutOutcome | Exception]:
+    def _apply_batch(self, batch: list[_Prepared], readings: dict[str, bytes] | None = None
+                     ) -> list[PutOutcome | Exception]:
         with self.writing() as txn:
             totals = _Totals(txn, self.db)
             outcomes = [self._put_in(txn, item, totals) for item in batch]
+            if readings:
+                new = {outcome.digest for outcome in outcomes if outcome.status == "new"}
+                self._keep_readings(txn, {digest: reading for digest, reading
+                                          in readings.items() if digest in new},
+                                    written=sum(len(item.compressed) for item in batch))
             totals.write()
             return outcomes
 
@@ -419,11 +431,12 @@ class Store:
         with self.writing() as txn:
             txn.put(name.encode(), str(seq).encode(), db=self.db["cursors"])
 
-    def _keep_readings(self, txn, readings: dict[str, bytes]) -> None:
+    def _keep_readings(self, txn, readings: dict[str, bytes], written: int = 0) -> None:
         """Put each reading of a message still stored, while there is room for it beside
-        the reserve: derived data never takes the room bookkeeping needs (a reading not
-        kept is read again from its message)."""
-        room = self.space_left()
+        the reserve and the `written` bytes `txn` holds already: derived data never takes
+        the room messages and bookkeeping need (a reading not kept is read again from its
+        message)."""
+        room = self.space_left() - written
         for digest, reading in readings.items():
             key = bytes.fromhex(digest)
             if txn.get(key, db=self.db["meta"]) is None:

@@ -27,6 +27,7 @@ import aiohttp
 from firmware.compat import may_mirror
 from firmware.models import load_models
 
+from services.archive import readings
 from services.mirror.pairing import PairingFailed, pair
 from services.mirror.protocol import Hello, MirroredMessage, encode_batch
 from services.mirror.state import PeerStatus, cursor_name, load_status, save_status
@@ -38,7 +39,13 @@ from services.archive.store import NotFound, OutOfSpace, Store
 
 log = logging.getLogger(__name__)
 BATCH_MESSAGES = 200
-BATCH_BYTES = 16 * 1024 * 1024
+BATCH_BYTES = 16 * 1024 * 1024  # raw bytes and readings; a batch ends past it
+# A kept reading (services.archive.readings) is sent with its message when of this
+# firmware's version and at most this big, so that the peer indexes the copy from it, as
+# a reindex does (measured: about a third less extraction work on the bench corpus). The
+# bound keeps a batch under what the peer takes (its largest message plus 32 MiB: a batch
+# holds under BATCH_BYTES before its last message, that message, and its reading).
+READING_BYTES = 8 * 1024 * 1024
 IDLE_POLL_SECONDS = 0.3
 BACKOFF_FIRST, BACKOFF_CAP = 1.0, 30.0
 INTAKE_YIELD_SECONDS = 0.05
@@ -213,12 +220,21 @@ class MirrorClient:
                 meta, raw = self.store.meta(digest), self.store.get(digest)
             except NotFound:
                 continue  # deleted before it was copied (retention): nothing to send
+            reading = self._reading(digest)
             batch.append(MirroredMessage(digest, raw, meta.get("sender"), meta["recipients"],
-                                         meta["origin"], meta.get("from_line_date")))
-            size += len(raw)
+                                         meta["origin"], meta.get("from_line_date"), reading))
+            size += len(raw) + len(reading or b"")
             if size >= BATCH_BYTES:
                 break
         return last_seq, batch
+
+    def _reading(self, digest: str) -> bytes | None:
+        """The kept reading to send with a message, or None (none kept, of another
+        version, or larger than READING_BYTES: the peer then reads the message itself)."""
+        reading = self.store.reading(digest)
+        if reading is None or not readings.is_current(reading) or len(reading) > READING_BYTES:
+            return None
+        return reading
 
     async def _send(self, session: aiohttp.ClientSession, batch: list[MirroredMessage]) -> None:
         body = await asyncio.to_thread(encode_batch, batch)

@@ -5,7 +5,13 @@
 
 Every request carries the sender's identity in headers, so a peer that was re-flashed to
 another firmware between two batches is refused at the next batch, not after a reconnect.
-A batch is a sequence of frames: 4-byte length + JSON metadata, 4-byte length + raw bytes.
+A batch is a sequence of frames: 4-byte length + JSON metadata, 4-byte length + raw bytes,
+and when the metadata says "reading": true, 4-byte length + what reading the message gave
+on the sender (services.archive.readings, as its store keeps it). Peers run the same
+firmware, so the receiver's indexer can build the copy's document from that reading, as a
+reindex does, instead of reading the message again; it is derived data, hostile until
+read like the rest of the batch: its sandboxed extraction worker decodes it and reads the
+message itself when the reading is stale or damaged.
 """
 from __future__ import annotations
 
@@ -19,7 +25,7 @@ from firmware.compat import SystemIdentity
 from firmware.errors import ArchiverError
 from firmware.version import FirmwareVersion
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: a message's reading may follow its raw bytes
 HEADER_NODE, HEADER_MODEL, HEADER_VERSION = "X-Archiver-Node", "X-Archiver-Model", "X-Archiver-Firmware"
 _LENGTH = struct.Struct(">I")
 
@@ -67,30 +73,47 @@ class MirroredMessage:
     recipients: list[str]
     origin: str
     from_line_date: float | None = None  # the mbox From_ line's date: evidence of its date
+    reading: bytes | None = None  # the sender's reading of it (services.archive.readings)
 
 
 def encode_batch(messages: list[MirroredMessage]) -> bytes:
     parts = []
     for message in messages:
-        meta = json.dumps({"digest": message.digest, "sender": message.sender,
-                           "recipients": message.recipients, "origin": message.origin,
-                           "from_line_date": message.from_line_date}).encode()
-        parts += [_LENGTH.pack(len(meta)), meta, _LENGTH.pack(len(message.raw)), message.raw]
+        meta = {"digest": message.digest, "sender": message.sender,
+                "recipients": message.recipients, "origin": message.origin,
+                "from_line_date": message.from_line_date}
+        if message.reading is not None:
+            meta["reading"] = True
+        meta_bytes = json.dumps(meta).encode()
+        parts += [_LENGTH.pack(len(meta_bytes)), meta_bytes,
+                  _LENGTH.pack(len(message.raw)), message.raw]
+        if message.reading is not None:
+            parts += [_LENGTH.pack(len(message.reading)), message.reading]
     return b"".join(parts)
 
 
 def decode_batch(body: bytes) -> Iterator[MirroredMessage]:
     """The messages of a batch; refuses a truncated batch or a message whose bytes do not
-    match its digest (nothing of such a batch is stored)."""
+    match its digest (nothing of such a batch is stored). A reading is passed on as it
+    came: only the receiver's extraction worker decodes it."""
     position = 0
     while position < len(body):
         meta_bytes, position = _frame(body, position)
         raw, position = _frame(body, position)
         try:
             meta = json.loads(meta_bytes)
+            with_reading = meta.get("reading", False)
+            if type(with_reading) is not bool:
+                raise TypeError(f"reading must be true or false, not {with_reading!r}")
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise ProtocolError(f"malformed message metadata ({exc})") from None
+        reading = None
+        if with_reading:
+            reading, position = _frame(body, position)
+        try:
             message = MirroredMessage(meta["digest"], raw, meta.get("sender"),
                                       list(meta.get("recipients") or []), str(meta["origin"]),
-                                      _epoch_or_none(meta.get("from_line_date")))
+                                      _epoch_or_none(meta.get("from_line_date")), reading)
         except (ValueError, KeyError, TypeError) as exc:
             raise ProtocolError(f"malformed message metadata ({exc})") from None
         if hashlib.sha256(raw).hexdigest() != message.digest:

@@ -7,6 +7,11 @@ certificate was pinned under: what its hello or headers claim does not change th
 
 Copies are stored with source "mirror:<peer node>" and their original origin, so they are
 indexed here but never copied on (no echo, nothing twice with three or more peers).
+The peer's reading of a copy (services.archive.readings) is kept with it, in the same
+transaction, when the copy is new here and the reading of this firmware's version: the
+indexer builds the copy's document from it, as a reindex does. It is not decoded here
+(that is the sandboxed extraction worker's job, which reads the message itself when the
+reading is damaged), and the copy is acknowledged whether or not it was kept.
 While intake here must wait (a disk low, the store full, the index behind) a batch gets 503
 with Retry-After and nothing of it is stored; the peer keeps it queued.
 """
@@ -20,6 +25,7 @@ from aiohttp import web
 from firmware.compat import may_mirror
 from firmware.models import load_models
 
+from services.archive import readings
 from services.mirror.pairing import PairingServer
 from services.mirror.protocol import Hello, ProtocolError, decode_batch
 from services.mirror.trust import proven_node_id
@@ -124,7 +130,9 @@ class MirrorServer:
         messages = list(decode_batch(body))  # all checked before anything is stored
         items = [(m.raw, Envelope(m.sender, m.recipients), f"mirror:{sender_node}", m.origin,
                   m.from_line_date) for m in messages]
-        self.store.put_many(items)
+        kept = {m.digest: m.reading for m in messages
+                if m.reading is not None and readings.is_current(m.reading)}
+        self.store.put_many(items, kept)
         return len(items)
 
 

@@ -205,3 +205,34 @@ def test_kept_readings_never_take_the_reserve_kept_for_bookkeeping(tmp_path):
         assert small.reading(digests[1]) == b"small"
     finally:
         small.close()
+
+
+def test_a_copy_keeps_the_reading_it_came_with_only_when_it_is_new(store):
+    """A mirror copy's reading (services.archive.readings, from the peer) is kept in the
+    copy's own transaction; a copy of a message stored already keeps the reading it has."""
+    first, second = message(1), message(2)
+    here = store.put(first, Envelope(None, ["bob@example.com"]), "smtp")
+    store.record_indexed(None, {}, readings={here: b"reading made here"})
+    outcomes = store.put_many([(first, Envelope(None, ["bob@example.com"]), "mirror:b", "b"),
+                               (second, Envelope(None, ["bob@example.com"]), "mirror:b", "b")],
+                              {here: b"the peer's reading",
+                               hashlib.sha256(second).hexdigest(): b"the peer's reading 2"})
+    assert [outcome.status for outcome in outcomes] == ["duplicate", "new"]
+    assert store.reading(here) == b"reading made here"
+    assert store.reading(outcomes[1].digest) == b"the peer's reading 2"
+
+
+def test_a_copy_is_stored_even_when_its_reading_finds_no_room(tmp_path):
+    """The reading is derived: a copy that fits is stored (and can be acknowledged)
+    whether or not its reading fits beside it and the reserve."""
+    from services.archive.store import RESERVE_BYTES
+    small = Store(tmp_path / "small", map_size=RESERVE_BYTES + 3 * 1024 * 1024)
+    try:
+        raw = random.Random(2).randbytes(1_000_000)
+        reading = random.Random(3).randbytes(small.space_left())  # fits alone, not beside raw
+        [outcome] = small.put_many([(raw, None, "mirror:b", "b")],
+                                   {hashlib.sha256(raw).hexdigest(): reading})
+        assert outcome.status == "new" and small.get(outcome.digest) == raw
+        assert small.reading(outcome.digest) is None and small.space_left() >= 0
+    finally:
+        small.close()

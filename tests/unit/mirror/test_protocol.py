@@ -1,5 +1,8 @@
 """The mirror batch format carries what a copy needs to read a message as its origin did."""
+import dataclasses
 import hashlib
+import json
+import struct
 
 import pytest
 
@@ -19,4 +22,30 @@ def test_the_from_line_date_travels_with_the_copy():
 def test_a_from_line_date_that_is_no_number_refuses_the_batch():
     body = encode_batch([mirrored(b"Subject: x\n\n", "yesterday")])
     with pytest.raises(ProtocolError, match="from_line_date must be a number"):
+        list(decode_batch(body))
+
+
+def test_a_reading_travels_with_its_copy_and_a_copy_without_one_stays_as_it_was():
+    batch = [mirrored(b"Subject: with\n\nbody\n"), mirrored(b"Subject: without\n\n"),
+             mirrored(b"Subject: empty\n\n")]
+    batch[0] = dataclasses.replace(batch[0], reading=b"\x00\x02 the sender's reading")
+    batch[2] = dataclasses.replace(batch[2], reading=b"")
+    assert list(decode_batch(encode_batch(batch))) == batch
+
+
+@pytest.mark.parametrize("cut", [1, 4, 10])
+def test_a_batch_cut_inside_or_before_a_reading_is_refused(cut):
+    copy = dataclasses.replace(mirrored(b"Subject: x\n\n"), reading=b"0123456789")
+    with pytest.raises(ProtocolError, match="truncated"):
+        list(decode_batch(encode_batch([copy])[:-cut]))
+
+
+@pytest.mark.parametrize("flag", ["yes", 1, None, [True], {"bytes": 3}])
+def test_a_reading_flag_that_is_no_boolean_refuses_the_batch(flag):
+    raw = b"Subject: x\n\n"
+    meta = json.dumps({"digest": hashlib.sha256(raw).hexdigest(), "origin": "node-a",
+                       "reading": flag}).encode()
+    body = b"".join([struct.pack(">I", len(meta)), meta, struct.pack(">I", len(raw)), raw,
+                     struct.pack(">I", 0)])
+    with pytest.raises(ProtocolError, match="reading must be true or false"):
         list(decode_batch(body))
