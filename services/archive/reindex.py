@@ -10,20 +10,23 @@ one is removed. An interrupted rebuild resumes where its last commit left it.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from pathlib import Path
 from typing import Callable, Protocol
 
 import xapian
 
-from services.archive import unsynced
+from services.archive import compaction, unsynced
 from services.archive.archive import Archive
 from services.archive.extract import ExtractionPool
 from services.archive.index import SCHEMA_VERSION, schema_version
 from services.archive.indexer import Indexer
 from services.archive.space import is_out_of_space
+from services.common.atomic_file import fsync_path
 
 log = logging.getLogger("archiver")
+COMPACTING = "index.compacting"  # where the copy of a rebuilt index is written
 
 
 def needs_rebuild(archive: Archive) -> bool:
@@ -125,14 +128,54 @@ def _live(archive: Archive, pool: ExtractionPool) -> Indexer:
                    memory_bytes=archive.profile.indexing.memory_bytes)
 
 
-def switch_over(archive: Archive) -> None:
-    """Make the rebuilt index live (its writer closed, so it is on disk); the old one is
-    removed. Raises RuntimeError for an index not yet written to disk."""
+def switch_over(archive: Archive, live: Indexer | None = None) -> None:
+    """Make the rebuilt index live (its writer closed, so it is on disk), compacted
+    (services.archive.compaction; as it is when the disk has no room for the copy); the
+    old one is removed, and so is any index directory an interrupted switch left.
+    `live`: the old live index's writer (the service), which takes new mail while the
+    copy is written and is closed before the switch. Raises RuntimeError for an index not
+    yet written to disk."""
     rebuilt = archive.next_index_link.resolve()
     if unsynced.is_marked(rebuilt):
         raise RuntimeError(f"the rebuilt index {rebuilt} is not on disk yet: close its writer")
-    archive.swap_index(rebuilt)
+    try:
+        compacted = _compacted(archive, rebuilt, _keeping_current(live))
+    finally:
+        if live is not None:
+            live.close()
+    archive.swap_index(compacted)
     archive.next_index_link.unlink(missing_ok=True)
+    _remove_other_indexes(archive, compacted)
+
+
+def _compacted(archive: Archive, rebuilt: Path, keep_current: Callable[[], None]) -> Path:
+    """A compacted copy of `rebuilt`, under a name of its own; `rebuilt` itself when the
+    disk has no room for it."""
+    working = archive.data_dir / COMPACTING
+    shutil.rmtree(working, ignore_errors=True)
+    try:
+        compaction.compact(rebuilt, working, keep_current)
+    except (OSError, xapian.Error) as exc:
+        shutil.rmtree(working, ignore_errors=True)
+        if not is_out_of_space(exc, archive.data_dir):
+            raise
+        log.warning("no room to compact the rebuilt index (%s): it goes live as it is", exc)
+        return rebuilt
+    log.info("compacted the rebuilt index: %d bytes, %d before",
+             compaction.size_of(working), compaction.size_of(rebuilt))
+    named = archive.new_index_dir()  # empty: the rename takes its place
+    os.replace(working, named)
+    fsync_path(archive.data_dir)
+    return named
+
+
+def _remove_other_indexes(archive: Archive, live: Path) -> None:
+    """Remove every index directory but the live one: the rebuilt index once its copy
+    is live, and what a switch cut short by a crash left (a copy, or an index that was
+    never made live). Only the switch makes indexes other than the live one."""
+    for path in archive.data_dir.glob("index.*"):
+        if path.is_dir() and not path.is_symlink() and path != live:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def next_index_dir(archive: Archive) -> Path:
@@ -185,7 +228,7 @@ def serve(archive: Archive, pool: ExtractionPool, stop: Callable[[], bool],
                 finished = rebuild(archive, pool, stop, live=live)
         if not finished:
             return
-        switch_over(archive)
+        switch_over(archive, live=_live(archive, pool))
         log.info("the rebuilt index of %s is live", archive.data_dir)
     with _live(archive, pool) as indexer:
         log.info("indexer following %s", archive.data_dir)
@@ -193,6 +236,26 @@ def serve(archive: Archive, pool: ExtractionPool, stop: Callable[[], bool],
             indexer.follow(stop=stop)
         else:
             follow(indexer)
+
+
+def _keeping_current(live: Indexer | None) -> Callable[[], None]:
+    """What keeps the old live index taking new mail while the rebuilt one is compacted;
+    once its disk is full, it stops (the rebuilt index takes that mail once it is live)."""
+    full = live is None
+
+    def keep_current() -> None:
+        nonlocal full
+        if full:
+            return
+        try:
+            live.catch_up()
+        except Exception as exc:
+            if not is_out_of_space(exc, live.index_dir):
+                raise
+            live.abandon_writes()
+            full = True
+
+    return keep_current
 
 
 def _schema_of(index_dir: Path) -> int | None:

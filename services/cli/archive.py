@@ -12,7 +12,7 @@ from pathlib import Path
 from firmware.errors import ArchiverError
 
 from services.policy import audit, editing, exports, saved_searches
-from services.archive import dates, heap, reindex
+from services.archive import compaction, dates, heap, reindex
 from services.archive.archive import Archive, default_data_dir
 from services.policy.audit import cli_actor
 from services.archive.indexer import Indexer, IndexerBusy, IndexLock, status
@@ -447,6 +447,7 @@ def cmd_reindex(args) -> int:
         reindex.switch_over(archive)
         progress.finish()
         indexed = status(archive.store, archive.index_dir()).indexed
+        index_bytes = compaction.size_of(archive.index_dir())
     except Exception as exc:
         if not is_out_of_space(exc, archive.data_dir):
             raise
@@ -456,7 +457,8 @@ def cmd_reindex(args) -> int:
                          "where this one stopped") from None
     finally:
         lock.release()
-    print(json.dumps({"indexed": indexed}) if args.json else f"reindexed {indexed} messages")
+    print(json.dumps({"indexed": indexed, "index_bytes": index_bytes}) if args.json else
+          f"reindexed {indexed} messages (index: {index_bytes / 1e6:.1f} MB, compacted)")
     return 0
 
 

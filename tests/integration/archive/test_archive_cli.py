@@ -132,7 +132,7 @@ def test_reindex_rebuilds_the_same_index(archiver, data, tmp_path):
     archiver("import", "--data", data, *[tmp_path / f"{n}.eml" for n in range(20)], check=0)
     before = digests_of(archiver, data, "sender3")
     old_index = (data / "index").resolve()
-    assert json.loads(archiver("reindex", "--data", data, "--json", check=0).stdout) == {"indexed": 20}
+    assert json.loads(archiver("reindex", "--data", data, "--json", check=0).stdout)["indexed"] == 20
     assert (data / "index").resolve() != old_index and not old_index.exists()
     assert digests_of(archiver, data, "sender3") == before and before
 

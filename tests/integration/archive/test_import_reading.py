@@ -286,7 +286,7 @@ def test_reindex_brings_an_archive_made_by_older_code_up_to_the_new_reading(arch
     assert found(archiver, data, "date:2024-03-05") == []  # old code: dated on import
     assert "date_source" not in shown(archiver, data, eml)
     done = archiver("reindex", "--data", data, "--json", check=0)
-    assert json.loads(done.stdout) == {"indexed": 1}
+    assert json.loads(done.stdout)["indexed"] == 1
     assert [hit["digest"] for hit in found(archiver, data, "date:2024-03-05")] == [eml]
     meta = shown(archiver, data, eml)
     assert (meta["sent_date"], meta["date_source"]) == (1709620269.0, "received-header")

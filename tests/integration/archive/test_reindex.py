@@ -125,7 +125,8 @@ def test_archiver_reindex_resumes_the_rebuild_in_the_foreground(upgraded):
     data = upgraded.data_dir
     upgraded.close()
     done = cli("reindex", "--data", data)
-    assert done.stdout == f"reindexed {MESSAGES} messages\n"
+    assert re.fullmatch(rf"reindexed {MESSAGES} messages \(index: [\d.]+ MB, compacted\)\n",
+                        done.stdout), done.stdout
     assert re.search(rf"reindexing {MESSAGES}/{MESSAGES} 100%", done.stderr)
     assert not (data / "index.next").exists()
     assert len(cli("search", "muller", "--data", data).stdout.splitlines()) == MESSAGES

@@ -83,7 +83,7 @@ def test_archiver_run_stays_up_and_indexes_past_hostile_mail(service):
     archive.close()
     done = service.cli("reindex", "--json")
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == {"indexed": len(set(acknowledged))}
+    assert json.loads(done.stdout)["indexed"] == len(set(acknowledged))
     assert set(service.search("afterword*")) == {digest(raw) for raw in after}
     assert json.loads(service.cli("show", digest(loops[0]), "--json").stdout)[
         "extraction_failures"] == [LOOP_REASON]
