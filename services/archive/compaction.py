@@ -12,15 +12,46 @@ the start) and the index's metadata (the indexer's position in the arrival log).
 """
 from __future__ import annotations
 
+import logging
+import os
+import shutil
 import threading
 from pathlib import Path
 from typing import Callable
 
 import xapian
 
+from services.archive.archive import Archive
+from services.archive.space import is_out_of_space
 from services.common.atomic_file import fsync_path
 
+log = logging.getLogger("archiver")
 KEEP_CURRENT_SECONDS = 0.5  # how often keep_current() runs while Xapian compacts
+COMPACTING = "index.compacting"  # where a copy is written, in the archive's data directory
+
+
+def copy(archive: Archive, index_dir: Path, keep_current: Callable[[], None] = lambda: None
+         ) -> Path | None:
+    """A compacted, durable copy of `index_dir` (its writer closed) in a new index
+    directory of `archive` (the caller makes it live: Archive.swap_index); None when the
+    disk has no room for it (logged). `keep_current`: as compact() says. Raises any other
+    failure of compact(); a partial copy is removed either way."""
+    working = archive.data_dir / COMPACTING
+    shutil.rmtree(working, ignore_errors=True)
+    try:
+        compact(index_dir, working, keep_current)
+    except (OSError, xapian.Error) as exc:
+        shutil.rmtree(working, ignore_errors=True)
+        if not is_out_of_space(exc, archive.data_dir):
+            raise
+        log.warning("no room to compact the index %s (%s)", index_dir, exc)
+        return None
+    log.info("compacted the index %s: %d bytes, %d before", index_dir, size_of(working),
+             size_of(index_dir))
+    named = archive.new_index_dir()  # empty: the rename takes its place
+    os.replace(working, named)
+    fsync_path(archive.data_dir)
+    return named
 
 
 def compact(source: Path, target: Path, keep_current: Callable[[], None] = lambda: None

@@ -10,7 +10,6 @@ one is removed. An interrupted rebuild resumes where its last commit left it.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 from pathlib import Path
 from typing import Callable, Protocol
@@ -23,10 +22,8 @@ from services.archive.extract import ExtractionPool
 from services.archive.index import SCHEMA_VERSION, schema_version
 from services.archive.indexer import Indexer
 from services.archive.space import is_out_of_space
-from services.common.atomic_file import fsync_path
 
 log = logging.getLogger("archiver")
-COMPACTING = "index.compacting"  # where the copy of a rebuilt index is written
 
 
 def needs_rebuild(archive: Archive) -> bool:
@@ -139,34 +136,13 @@ def switch_over(archive: Archive, live: Indexer | None = None) -> None:
     if unsynced.is_marked(rebuilt):
         raise RuntimeError(f"the rebuilt index {rebuilt} is not on disk yet: close its writer")
     try:
-        compacted = _compacted(archive, rebuilt, _keeping_current(live))
+        compacted = compaction.copy(archive, rebuilt, _keeping_current(live)) or rebuilt
     finally:
         if live is not None:
             live.close()
     archive.swap_index(compacted)
     archive.next_index_link.unlink(missing_ok=True)
     _remove_other_indexes(archive, compacted)
-
-
-def _compacted(archive: Archive, rebuilt: Path, keep_current: Callable[[], None]) -> Path:
-    """A compacted copy of `rebuilt`, under a name of its own; `rebuilt` itself when the
-    disk has no room for it."""
-    working = archive.data_dir / COMPACTING
-    shutil.rmtree(working, ignore_errors=True)
-    try:
-        compaction.compact(rebuilt, working, keep_current)
-    except (OSError, xapian.Error) as exc:
-        shutil.rmtree(working, ignore_errors=True)
-        if not is_out_of_space(exc, archive.data_dir):
-            raise
-        log.warning("no room to compact the rebuilt index (%s): it goes live as it is", exc)
-        return rebuilt
-    log.info("compacted the rebuilt index: %d bytes, %d before",
-             compaction.size_of(working), compaction.size_of(rebuilt))
-    named = archive.new_index_dir()  # empty: the rename takes its place
-    os.replace(working, named)
-    fsync_path(archive.data_dir)
-    return named
 
 
 def _remove_other_indexes(archive: Archive, live: Path) -> None:

@@ -89,6 +89,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     p = command("reindex", cmd_reindex, "rebuild the index from the store")
     p.add_argument("--json", action="store_true")
 
+    p = command("compact", cmd_compact,
+                "rewrite the index compacted (after a large import: about 40%% of the size)")
+    p.add_argument("--json", action="store_true")
+
 
 def open_archive(args, create: bool = True) -> Archive:
     """The archive of --data (or $ARCHIVER_DATA); with create=False it must exist already
@@ -468,3 +472,29 @@ def _iso(epoch: float) -> str:
 
 def _day(epoch: float, zone: dt.tzinfo) -> str:
     return dt.datetime.fromtimestamp(epoch, zone).strftime("%Y-%m-%d")
+
+
+def cmd_compact(args) -> int:
+    """Write the live index again compacted (services.archive.compaction), then switch to
+    it: searches go on meanwhile; the indexer service must be stopped (it holds the index
+    while it runs). Exits 75 when the disk has no room for the copy (the index as it was)."""
+    archive = open_archive(args, create=False)
+    lock = IndexLock(archive.data_dir)
+    if not lock.acquire(wait=False):
+        raise IndexerBusy("the indexer service holds the index: stop archiver-indexer, "
+                          "then run compact again")
+    try:
+        live = archive.index_dir()
+        before = compaction.size_of(live)
+        copied = compaction.copy(archive, live)
+        if copied is None:
+            raise OutOfSpace(f"compact stopped: {_disk_words(archive, None)}; it needs room "
+                             f"for a copy of the index (at most {before / 1e6:.1f} MB); the "
+                             "index is as it was")
+        archive.swap_index(copied)
+        after = compaction.size_of(copied)
+    finally:
+        lock.release()
+    print(json.dumps({"index_bytes_before": before, "index_bytes": after}) if args.json else
+          f"compacted the index: {after / 1e6:.1f} MB, {before / 1e6:.1f} MB before")
+    return 0

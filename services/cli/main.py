@@ -13,7 +13,8 @@ from firmware.errors import ArchiverError
 # emulated appliance, at every `archiver` start.
 COMMAND_MODULES = {
     "firmware": "firmware.cli",
-    **dict.fromkeys(["import", "search", "show", "export", "verify", "stats", "reindex"],
+    **dict.fromkeys(["import", "search", "show", "export", "verify", "stats", "reindex",
+                     "compact"],
                     "services.cli.archive"),
     **dict.fromkeys(["serve", "run"], "services.cli.run"),
     "journal": "services.cli.journal",

@@ -103,7 +103,7 @@ def test_without_room_for_the_copy_the_rebuilt_index_goes_live_as_it_is(archive,
     monkeypatch.setattr(compaction, "compact", no_room)
     reindex.switch_over(archive)
     assert archive.index_dir() == rebuilt
-    assert not (archive.data_dir / reindex.COMPACTING).exists()
+    assert not (archive.data_dir / compaction.COMPACTING).exists()
     assert search(rebuilt, "quarterly").total == MESSAGES - 5
 
 
@@ -125,7 +125,7 @@ def test_what_a_switch_cut_short_left_is_removed_by_the_next_one(archive):
     rebuilt index, which is switched to (compacted again) when the service starts again."""
     stray_copy = archive.new_index_dir()
     compaction.compact(archive.next_index_link.resolve(), stray_copy / "x")
-    (archive.data_dir / reindex.COMPACTING).mkdir()
+    (archive.data_dir / compaction.COMPACTING).mkdir()
     reindex.switch_over(archive)
     assert sorted(p.name for p in archive.data_dir.glob("index.*") if not p.is_symlink()) \
         == [archive.index_dir().name]
