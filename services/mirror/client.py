@@ -47,7 +47,9 @@ BATCH_BYTES = 16 * 1024 * 1024  # raw bytes and readings; a batch ends past it
 # holds under BATCH_BYTES before its last message, that message, and its reading).
 READING_BYTES = 8 * 1024 * 1024
 IDLE_POLL_SECONDS = 0.3
-BACKOFF_FIRST, BACKOFF_CAP = 1.0, 30.0
+# The cap bounds how long copying waits after a link cut heals (neither side says hello
+# until one of them retries): measured up to 26 s with 30 s, a tenth of a 20k catch-up.
+BACKOFF_FIRST, BACKOFF_CAP = 1.0, 10.0
 INTAKE_YIELD_SECONDS = 0.05
 REHELLO_SECONDS = 10.0  # a peer that joins back later shows as two-way within this time
 # A cut link resets nothing: a request waits for its reply until this read timeout says
