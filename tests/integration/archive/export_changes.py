@@ -5,6 +5,7 @@ search results by offset (500 a page). Shared by the CLI's and the web UI's expo
 from __future__ import annotations
 
 import email.utils
+import itertools
 from pathlib import Path
 from typing import Callable
 
@@ -72,7 +73,8 @@ def change_after_reads(monkeypatch, reads: int, change: Callable[[Store], None])
 class AddMailMeanwhile:
     """A change storing and indexing `count` new messages with `word` in their subjects: a
     third newer than all the bulk, a third older, a third among it; `added`: their
-    digests, once it ran."""
+    digests, once it ran. Each run's messages are new ones."""
+    numbers = itertools.count(90_000)
 
     def __init__(self, index_dir: Path, word: str, count: int = 60,
                  to: str = "alice@example.com"):
@@ -82,8 +84,8 @@ class AddMailMeanwhile:
     def __call__(self, store: Store) -> None:
         for n in range(self.count):
             days = (-30 - n, 10_000 + n, 100 + n / 7)[n % 3]
-            self.added.append(store.put(bulk_mail(90_000 + n, days, self.to, self.word),
-                                        source="smtp"))
+            self.added.append(store.put(bulk_mail(next(self.numbers), days, self.to,
+                                                  self.word), source="smtp"))
         index_now(store, self.index_dir)
 
 
