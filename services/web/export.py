@@ -4,9 +4,8 @@ of the transfer pool (services.web.transfers) straight into the HTTP response, a
 a time, so an export of any size needs no disk and little memory; a client that goes
 away, or takes no data for the idle write timeout, stops the writer. A search's export
 lists what it matched when the export began, each message once, newest first
-(services.archive.search_snapshot). The audit log gets
-the export with its manifest's digest once it is complete, or why it failed
-(services.policy.exports)."""
+(services.archive.search_snapshot). The audit log gets the export with its manifest's
+digest once it is complete, or why it failed (services.policy.exports)."""
 from __future__ import annotations
 
 import asyncio
@@ -68,8 +67,8 @@ async def start(request: web.Request, archive: Archive, user: User, fmt: str,
         as_of = None
         if digests is None:  # each match once, as of now, newest first
             snapshot = await transfers.run(matching, archive, user, query or "", timezone)
-            messages, as_of = selected_messages(archive, user, snapshot.digests()), \
-                snapshot.as_of
+            messages = snapshot.messages(archive.store, functools.partial(may_read, user))
+            as_of = snapshot.as_of
         else:
             messages = selected_messages(archive, user, digests)
         info = exports.new_info(archive.store, user.actor, fmt, query, digests, timezone,

@@ -88,7 +88,7 @@ def _messages(archive, query: str):
     if not hasattr(export, "matching"):
         return export.matching_messages(archive, admin, query), None
     snapshot = export.matching(archive, admin, query)
-    return export.selected_messages(archive, admin, snapshot.digests()), snapshot.nbytes()
+    return snapshot.messages(archive.store), snapshot.nbytes()
 
 
 def main(argv: list[str] | None = None) -> int:
