@@ -57,6 +57,9 @@ class ExportInfo:
     query: str | None = None
     selection: tuple[str, ...] | None = None
     timezone: str = "UTC"     # the days a query's date: means
+    # The index a query's matches were read from: {"index_revision", "last_document"}
+    # (services.archive.search_snapshot.AsOf); None for a selection.
+    as_of: dict | None = None
 
     def described(self) -> str:
         """What was exported, in words (for the audit log and error messages)."""
@@ -81,6 +84,8 @@ class ExportResult:
             details["selection"] = list(info.selection)
         else:
             details["query"] = info.query or ""
+            if info.as_of is not None:
+                details["as_of"] = info.as_of
         return details
 
 
@@ -239,6 +244,7 @@ def _info_bytes(info: ExportInfo, result: ExportResult) -> bytes:
         "query": info.query if info.selection is None else None,
         "selection": list(info.selection) if info.selection is not None else None,
         "messages": result.messages,
+        "as_of": _as_of(info.as_of),
         "files": {"manifest": MANIFEST_NAME, "checksums": SUMS_NAME,
                   "messages": MBOX_NAME if info.format == "mbox" else MESSAGES_FOLDER + "/"},
         "columns": list(MANIFEST_COLUMNS),
@@ -246,6 +252,17 @@ def _info_bytes(info: ExportInfo, result: ExportResult) -> bytes:
                 "spreadsheets show them as text",
     }
     return (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def _as_of(as_of: dict | None) -> dict | None:
+    """What export.json says of the moment a query's matches were read."""
+    if as_of is None:
+        return None
+    return {**as_of, "note": "the messages the query matched in the index when the export "
+                             f"began (revision {as_of['index_revision']}, document ids up to "
+                             f"{as_of['last_document']}), each once, newest first; mail "
+                             "indexed after is not in it, mail deleted while the export was "
+                             "written is left out"}
 
 
 def _chain(first, rest) -> Iterator:

@@ -80,10 +80,11 @@ def document_ids(database: xapian.Database, digests: Iterable[str]) -> dict[int,
 
 
 def read_spans(index_dir: Path, read: Callable[[xapian.Database, range], T],
-               follow: bool = False) -> Iterator[T]:
+               follow: bool = False, through: int | None = None) -> Iterator[T]:
     """read(database, ids) for each SPAN document ids in turn (`ids`: a range), from 1
     through the highest id in the index when the walk begins; with `follow`, through the
-    highest of the revision the last span was read on (mail indexed meanwhile read too).
+    highest of the revision the last span was read on (mail indexed meanwhile read too);
+    with `through`, through that id at most (the highest when a snapshot was taken).
     Each span is read on the newest revision when it begins, all of it on that one
     (read_consistently: `read` must have no effect beside its result). Nothing when
     nothing is indexed. Raises xapian.DatabaseModifiedError when the indexer overtook one
@@ -92,6 +93,8 @@ def read_spans(index_dir: Path, read: Callable[[xapian.Database, range], T],
     if database is None:
         return
     first, last = 1, database.get_lastdocid()
+    if through is not None:
+        last = min(last, through)
     try:
         while first <= last:
             ids = range(first, min(first + SPAN, last + 1))

@@ -19,7 +19,7 @@ from services.archive.query import (Context, PatternTooBroad, QuerySyntaxError, 
                                     parse as parse_tree)
 
 __all__ = ["COUNT_LIMIT", "Hit", "PatternTooBroad", "QuerySyntaxError", "Results", "explain",
-           "parse", "search"]
+           "matches_of", "parse", "query_in", "search", "unranked"]
 MAX_OFFSET = 2**31 - 1  # Xapian's offsets are 32-bit: a larger one simply finds nothing
 COUNT_LIMIT = 10000  # matches counted exactly; above it a result says "more than 10,000"
 # What results may be sorted by: (value slot, newest/largest first by default).
@@ -85,20 +85,11 @@ def search(index_dir: Path, text: str, limit: int = 50, offset: int = 0,
 def _results(database, tree, tz, now, limit, offset, oldest_first, within, count_limit, sort,
              descending) -> Results:
     version = schema_version(database) or SCHEMA_VERSION
-    query = tree.query(Context(database, tz, now, version < WORDS_SCHEMA))
-    if within is not None:
-        query = xapian.Query(xapian.Query.OP_FILTER, query, within)
-    enquire = xapian.Enquire(database)
-    enquire.set_query(query)
-    enquire.set_weighting_scheme(xapian.BoolWeight())  # the order is by values anyway
+    enquire = unranked(database, query_in(database, tree, tz, now, within))
     if oldest_first and sort == "date" and descending is None:
         descending = False
     enquire.set_sort_by_key_then_relevance(_sorter(sort, descending), False)
-    try:
-        matches = enquire.get_mset(min(offset, MAX_OFFSET), limit, count_limit + 1)
-    except xapian.WildcardError as exc:
-        raise PatternTooBroad(f"a wildcard stands for too many words ({exc.get_msg()}); "
-                              "make its beginning longer") from None
+    matches = matches_of(enquire, min(offset, MAX_OFFSET), limit, count_limit + 1)
     more = matches.get_matches_lower_bound() > count_limit
     total = count_limit if more else matches.get_matches_estimated()
     hits = [_hit(json.loads(match.document.get_data())) for match in matches]
@@ -106,6 +97,38 @@ def _results(database, tree, tz, now, limit, offset, oldest_first, within, count
     if notice and sort in ("from", "subject") and version < SORT_SCHEMA:
         notice += f"; sorting by {sort} works once it is done (meanwhile mail is in date order)"
     return Results(total, offset, hits, more, notice)
+
+
+def query_in(database: xapian.Database, tree, tz, now: float,
+             within: xapian.Query | None = None) -> xapian.Query:
+    """The Xapian query of `tree` (a parsed search, query.parse) for `database`'s schema,
+    patterns expanded in it, dates as days in `tz` and relative ones as of `now`; ANDed
+    with `within` as a filter when given."""
+    version = schema_version(database) or SCHEMA_VERSION
+    query = tree.query(Context(database, tz, now, version < WORDS_SCHEMA))
+    if within is not None:
+        query = xapian.Query(xapian.Query.OP_FILTER, query, within)
+    return query
+
+
+def unranked(database: xapian.Database, query: xapian.Query) -> xapian.Enquire:
+    """An Enquire of `query` with every match weighing the same (results are ordered by
+    values, or not at all)."""
+    enquire = xapian.Enquire(database)
+    enquire.set_query(query)
+    enquire.set_weighting_scheme(xapian.BoolWeight())
+    return enquire
+
+
+def matches_of(enquire: xapian.Enquire, first: int, limit: int, check_at_least: int = 0
+               ) -> xapian.MSet:
+    """enquire.get_mset(first, limit, check_at_least); raises PatternTooBroad for a
+    wildcard that stands for more than query.EXPANSION_LIMIT words."""
+    try:
+        return enquire.get_mset(first, limit, check_at_least)
+    except xapian.WildcardError as exc:
+        raise PatternTooBroad(f"a wildcard stands for too many words ({exc.get_msg()}); "
+                              "make its beginning longer") from None
 
 
 def _sorter(sort: str, descending: bool | None) -> xapian.MultiValueKeyMaker:

@@ -6,20 +6,18 @@ import datetime as dt
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 from firmware.errors import ArchiverError
 
 from services.policy import audit, editing, exports, saved_searches
-from services.archive import compaction, dates, heap, reindex
+from services.archive import compaction, dates, heap, reindex, search_snapshot
 from services.archive.archive import Archive, default_data_dir
 from services.policy.audit import cli_actor
 from services.archive.indexer import Indexer, IndexerBusy, IndexLock, status
 from services.archive.evidence import EmptyExport
 from services.archive.mailfiles import MiB, count_mail, iter_mail
 from services.archive.mime import summarize_headers
-from services.archive.store import NotFound
 from services.common.atomic_file import OutputExists, new_file_output
 from services.common.progress import Progress
 from services.policy.replicated import Replicated
@@ -31,7 +29,6 @@ IMPORT_BATCH = 200  # messages per durable transaction during bulk import, at mo
 # Message bytes per such transaction, at most, as a share of the model's indexing.memory_mb:
 # the batch is held twice (raw and compressed) until it is durable.
 IMPORT_BATCH_SHARE = 8
-EXPORT_PAGE = 500
 
 
 def add_archive_options(parser: argparse.ArgumentParser) -> None:
@@ -333,29 +330,20 @@ def cmd_export(args) -> int:
     the same zip the web UI gives. Never overwrites; nothing is written for no matches."""
     output = _export_path(args.output)
     archive = open_archive(args, create=False)
-    index_dir, timezone, actor = archive.index_dir(), configured_timezone(), cli_actor()
-    try:  # every match counted: the progress total, and a bad query fails before any output
-        total = search(index_dir, args.query, 0, timezone=timezone, count_limit=2**31).total
+    timezone, actor = configured_timezone(), cli_actor()
+    try:  # each match once, as of now, newest first; a bad query fails before any output
+        snapshot = search_snapshot.take(archive.index_dir(), args.query, timezone)
     except QuerySyntaxError as error:
         return _query_error(error)
-    progress = Progress("exporting", total=total, enabled=not args.json)
-    now = time.time()  # one moment for every page: relative dates do not move mid-export
+    progress = Progress("exporting", total=len(snapshot), enabled=not args.json)
 
     def messages():
-        offset = 0
-        while hits := search(index_dir, args.query, EXPORT_PAGE, offset, timezone=timezone,
-                             now=now).hits:
-            for hit in hits:
-                try:
-                    meta, raw = archive.store.meta(hit.digest), archive.store.get(hit.digest)
-                except NotFound:
-                    continue  # deleted since it was indexed (retention)
-                progress.advance()
-                yield hit.digest, raw, meta
-            offset += len(hits)
+        for message in snapshot.messages(archive.store):
+            progress.advance()
+            yield message
 
     info = exports.new_info(archive.store, actor, args.format, query=args.query,
-                            timezone=timezone)
+                            timezone=timezone, as_of=snapshot.as_of)
     try:
         with new_file_output(output) as stream:
             result = exports.export(archive.store, actor, info, messages(), stream)

@@ -14,19 +14,23 @@ import uuid
 from typing import BinaryIO, Iterable
 
 from services.archive.evidence import EmptyExport, ExportInfo, ExportResult, write_export
+from services.archive.search_snapshot import AsOf
 from services.archive.store import Store
 from services.policy import audit
 from services.policy.audit import Actor
 
 
 def new_info(store: Store, actor: Actor, fmt: str, query: str | None = None,
-             selection: Iterable[str] | None = None, timezone: str = "UTC") -> ExportInfo:
+             selection: Iterable[str] | None = None, timezone: str = "UTC",
+             as_of: AsOf | None = None) -> ExportInfo:
     """An ExportInfo with a fresh id, now, on this node; `selection` (digests) wins over
-    `query` when both are given."""
+    `query` when both are given. `as_of`: the index the query's matches were read from
+    (search_snapshot.Snapshot.as_of)."""
     chosen = tuple(dict.fromkeys(selection)) if selection is not None else None
     return ExportInfo(uuid.uuid4().hex[:12], time.time(), actor.name, actor.role,
                       store.node_id, fmt, None if chosen is not None else (query or ""),
-                      chosen, timezone)
+                      chosen, timezone,
+                      as_of.as_json() if as_of is not None and chosen is None else None)
 
 
 def export(store: Store, actor: Actor, info: ExportInfo,

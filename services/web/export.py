@@ -2,12 +2,14 @@
 manifest.csv, export.json, SHA256SUMS; services.archive.evidence) is written in a thread
 of the transfer pool (services.web.transfers) straight into the HTTP response, a chunk at
 a time, so an export of any size needs no disk and little memory; a client that goes
-away, or takes no data for the idle write timeout, stops the writer. The audit log gets
-the export with its manifest's digest once it is complete, or why it failed
-(services.policy.exports)."""
+away, or takes no data for the idle write timeout, stops the writer. A search's export
+lists what it matched when the export began, each message once, newest first
+(services.archive.search_snapshot). The audit log gets the export with its manifest's
+digest once it is complete, or why it failed (services.policy.exports)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import time
 from typing import BinaryIO, Callable, Iterable, Iterator
@@ -16,14 +18,13 @@ from aiohttp import web
 
 from services.appliance.users import User
 from services.archive.archive import Archive
+from services.archive import search_snapshot
 from services.archive.evidence import FORMATS
-from services.archive.search import parse, search
-from services.archive.store import NotFound
+from services.archive.search import parse
 from services.policy import exports
 from services.web.access import mail_filter, may_read
 from services.web.transfers import CHUNK, AppStopping, ClientIdle, Transfers
 
-PAGE = 500
 CONTENT_TYPE = "application/zip"
 
 
@@ -31,28 +32,20 @@ class BadExport(ValueError):
     """An export asked for wrongly (unknown format, nothing chosen): a 400."""
 
 
-def matching_messages(archive: Archive, user: User, query: str, timezone: str = "UTC"
-                      ) -> Iterator[tuple[str, bytes, dict]]:
-    """(digest, raw, metadata) of every message `query` finds that `user` may read, newest
-    first; dates are days in `timezone`, relative ones as of the start of the export."""
-    index_dir, within, offset, now = archive.index_dir(), mail_filter(user), 0, time.time()
-    while hits := search(index_dir, query, PAGE, offset, within=within, timezone=timezone,
-                         now=now).hits:
-        yield from selected_messages(archive, user, [hit.digest for hit in hits])
-        offset += len(hits)
+def matching(archive: Archive, user: User, query: str, timezone: str = "UTC"
+             ) -> search_snapshot.Snapshot:
+    """What `query` matches now among the mail `user` may read (search_snapshot.take);
+    dates are days in `timezone`. Raises QuerySyntaxError, PatternTooBroad."""
+    return search_snapshot.take(archive.index_dir(), query, timezone,
+                                within_query=mail_filter(user))
 
 
 def selected_messages(archive: Archive, user: User, digests: Iterable[str]
                       ) -> Iterator[tuple[str, bytes, dict]]:
     """(digest, raw, metadata) of each of `digests` that is stored and `user` may read, in
     the order given; the others are left out (gone, or not theirs: not theirs to know)."""
-    for digest in digests:
-        try:
-            meta, raw = archive.store.meta(digest), archive.store.get(digest)
-        except NotFound:
-            continue  # deleted since it was indexed (retention), or no digest at all
-        if may_read(user, raw, meta):
-            yield digest, raw, meta
+    return search_snapshot.stored_messages(archive.store, digests,
+                                           functools.partial(may_read, user))
 
 
 async def start(request: web.Request, archive: Archive, user: User, fmt: str,
@@ -71,11 +64,15 @@ async def start(request: web.Request, archive: Archive, user: User, fmt: str,
         await asyncio.to_thread(parse, query or "")  # a bad query is a 400, not a broken zip
     transfers: Transfers = request.app["transfers"]
     async with transfers.slot(user):
-        if digests is None:
-            messages = matching_messages(archive, user, query or "", timezone)
+        as_of = None
+        if digests is None:  # each match once, as of now, newest first
+            snapshot = await transfers.run(matching, archive, user, query or "", timezone)
+            messages = snapshot.messages(archive.store, functools.partial(may_read, user))
+            as_of = snapshot.as_of
         else:
             messages = selected_messages(archive, user, digests)
-        info = exports.new_info(archive.store, user.actor, fmt, query, digests, timezone)
+        info = exports.new_info(archive.store, user.actor, fmt, query, digests, timezone,
+                                as_of)
         first = await transfers.run(next, messages, None)
         if first is None:  # recorded, and said, before any byte of a download is sent
             await transfers.run(exports.export, archive.store, user.actor, info, [], None)

@@ -80,6 +80,18 @@ def test_spans_cover_every_id_up_to_the_highest_when_the_walk_began(index, monke
     assert [docid for _, found in walked for docid in found][-3:] == [99, 150, 170]
 
 
+def test_spans_stop_at_the_id_given_as_the_highest(index, monkeypatch):
+    """`through`: the highest id when a snapshot began (a search's export), below the
+    highest in the index now."""
+    index_dir, _ = index
+    monkeypatch.setattr(index_walk, "SPAN", 30)
+    walked = list(read_spans(index_dir, lambda database, ids: ids, through=64))
+    assert walked == [range(1, 31), range(31, 61), range(61, 65)]
+    assert list(read_spans(index_dir, lambda database, ids: ids, through=0)) == []
+    assert list(read_spans(index_dir, lambda database, ids: ids, through=500))[-1] == \
+        range(91, 101)
+
+
 def test_a_span_overtaken_by_two_commits_is_read_again_alone(tmp_path, monkeypatch):
     """Each span starts on the newest revision; one the indexer discards is read again,
     the spans before it are not. Documents as tests/unit/archive/test_index_reader's."""

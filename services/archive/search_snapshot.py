@@ -1,0 +1,150 @@
+"""What a search matches as of one moment, each message once, newest first: what an export
+of a search lists (services.policy.exports, the web UI's and `archiver export`'s).
+
+Paging through a search by offset reads each page on a newer revision of the index: mail
+indexed or deleted between two pages shifts the later ones, so a message would be listed
+twice or not at all, and a page deep in a result costs time in proportion to its offset.
+A snapshot instead reads the matching document ids once, index_walk.SPAN ids at a time
+(each span on one revision), from 1 through the highest id in the index when it begins:
+ids only grow (a document's id is its store number), so mail indexed later is not in it.
+Each match is kept as its date and id in arrays (12 bytes a match: 12 MB for a million),
+each span's matches sorted into a run; the runs are merged, newest first, as the messages
+are read, and each message is looked up (digest, then the store) only when its turn comes,
+so one deleted meanwhile (retention) is left out.
+"""
+from __future__ import annotations
+
+import heapq
+import json
+import time
+from array import array
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import xapian
+
+from services.archive import dates
+from services.archive.index import SLOT_DATE
+from services.archive.index_reader import read_index
+from services.archive.index_walk import read_chunks, read_spans, within
+from services.archive.query import parse as parse_tree
+from services.archive.search import matches_of, query_in, unranked
+from services.archive.store import NotFound, Store
+
+__all__ = ["AsOf", "Snapshot", "stored_messages", "take"]
+
+
+@dataclass(frozen=True)
+class AsOf:
+    """The index a snapshot was taken of: its revision, and its highest document id (every
+    document above it was indexed after)."""
+    revision: int
+    last_document: int
+
+    def as_json(self) -> dict:
+        return {"index_revision": self.revision, "last_document": self.last_document}
+
+
+class Snapshot:
+    """The matches of a search as `take` read them: len() of them, their document ids
+    newest first (`document_ids`), their digests (`digests`) and messages (`messages`)."""
+
+    def __init__(self, index_dir: Path, as_of: AsOf):
+        self.index_dir, self.as_of = Path(index_dir), as_of
+        # Match i is (dates[i], ids[i]); runs[k] is where run k begins (each run sorted).
+        self.dates, self.ids, self.runs = array("d"), array("I"), array("Q")
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def add_run(self, matches: list[tuple[float, int]]) -> None:
+        """Add one span's matches ((date, document id) pairs, any order)."""
+        if matches:
+            self.runs.append(len(self.ids))
+            for date, docid in sorted(matches, key=_newest_first):
+                self.dates.append(date)
+                self.ids.append(docid)
+
+    def nbytes(self) -> int:
+        """The bytes the matches are kept in."""
+        return sum(part.itemsize * len(part) for part in (self.dates, self.ids, self.runs))
+
+    def document_ids(self) -> Iterator[int]:
+        """Every match's document id, newest (sent date) first, ties in id order: the order
+        search.search gives."""
+        bounds = [*self.runs, len(self.ids)]
+        merged = heapq.merge(*(self._run(start, stop) for start, stop
+                               in zip(bounds, bounds[1:])))
+        return (docid for _, docid in merged)
+
+    def _run(self, start: int, stop: int) -> Iterator[tuple[float, int]]:
+        dates, ids = self.dates, self.ids
+        return ((-dates[i], ids[i]) for i in range(start, stop))
+
+    def digests(self) -> Iterator[str]:
+        """The digest of every match still indexed, in document_ids' order; read
+        index_walk.SPAN at a time, each on one revision. A document deleted since the
+        snapshot (retention) is left out."""
+        for found in read_chunks(self.index_dir, self.document_ids(), _digests_of):
+            yield from found
+
+    def messages(self, store: Store, readable: Callable[[bytes, dict], bool] | None = None
+                 ) -> Iterator[tuple[str, bytes, dict]]:
+        """(digest, raw, metadata) of every match still stored, newest first, each once
+        (stored_messages)."""
+        return stored_messages(store, self.digests(), readable)
+
+
+def take(index_dir: Path, text: str, timezone: str = "UTC", now: float | None = None,
+         within_query: xapian.Query | None = None) -> Snapshot:
+    """The messages search `text` matches now (search.search's query: dates as days in
+    `timezone`, relative ones as of `now`, epoch seconds; ANDed with `within_query`, e.g.
+    a user's services.web.access.mail_filter): read in spans of document ids up to the
+    highest one in the index now. An empty snapshot (AsOf(0, 0)) when nothing is indexed.
+    Raises QuerySyntaxError, PatternTooBroad, xapian.DatabaseModifiedError when the
+    indexer overtook one span's read for index_reader.PATIENCE_SECONDS."""
+    tz, now = dates.zone(timezone), time.time() if now is None else now
+    tree = parse_tree(text, tz, now)  # a bad query fails before the index is read
+    as_of = read_index(index_dir, lambda database: AsOf(
+        database.get_revision(), database.get_lastdocid()), absent=AsOf(0, 0))
+    snapshot = Snapshot(index_dir, as_of)
+
+    def span(database: xapian.Database, ids: range) -> list[tuple[float, int]]:
+        query = within(query_in(database, tree, tz, now, within_query), ids)
+        return [(xapian.sortable_unserialise(match.document.get_value(SLOT_DATE)),
+                 match.docid) for match in matches_of(unranked(database, query), 0, len(ids))]
+    for matches in read_spans(index_dir, span, through=as_of.last_document):
+        snapshot.add_run(matches)
+    return snapshot
+
+
+def stored_messages(store: Store, digests: Iterable[str],
+                    readable: Callable[[bytes, dict], bool] | None = None
+                    ) -> Iterator[tuple[str, bytes, dict]]:
+    """(digest, raw, metadata) of each of `digests` that is stored (and `readable(raw,
+    metadata)`, when given), in the order given; the others are left out: deleted since
+    they were found (retention), or not the reader's."""
+    for digest in digests:
+        try:
+            meta, raw = store.meta(digest), store.get(digest)
+        except NotFound:
+            continue
+        if readable is None or readable(raw, meta):
+            yield digest, raw, meta
+
+
+def _newest_first(match: tuple[float, int]) -> tuple[float, int]:
+    return -match[0], match[1]
+
+
+def _digests_of(database: xapian.Database, ids: list[int]) -> list[str]:
+    """The digests of the documents `ids` in `database`, in that order; ids of no document
+    (deleted) left out."""
+    found = []
+    for docid in ids:
+        try:
+            found.append(json.loads(database.get_document(docid).get_data())["digest"])
+        except xapian.DocNotFoundError:
+            continue
+    return found
