@@ -167,5 +167,11 @@ def active(replicated: Replicated, today: dt.date) -> list[tuple[str, str]]:
 
 def recorded_among(replicated: Replicated, hold_ids: list[str], digests: list[str]
                    ) -> set[str]:
-    """Those of `digests` that any of `hold_ids` recorded (a lookup per pair)."""
-    return hold_records.recorded_among(replicated.store, hold_ids, digests)
+    """Those of `digests` that any of `hold_ids` recorded (a lookup per pair), and any
+    still listed in an entry of an older release's format (not migrated while the store
+    was full: see services.policy.replicated)."""
+    found = hold_records.recorded_among(replicated.store, hold_ids, digests)
+    for hold_id, hold in _entries(replicated).items():
+        if hold_id in hold_ids and HELD in hold:
+            found |= set(digests).intersection(hold[HELD])
+    return found

@@ -9,21 +9,25 @@ Litigation holds ("hold:ID") keep what they recorded outside their entry, in
 services.policy.hold_records: an entry is only the hold's own fields. A hold entry that
 still carries the old "held" list of digests (written by an older release, here or on a
 peer) has that list moved into the records: when a peer's entry is merged, when one is
-written, and for a whole store once, the first time Replicated opens it (migrate_holds).
+written, and for a whole store once, the first time Replicated opens it (migrate_holds;
+while a full store keeps it from that, holds.recorded_among still reads the lists).
 A hold's tombstone drops its records in the transaction that writes it.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 import weakref
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from services.archive.space import OutOfSpace
 from services.archive.store import Store
 from services.policy import hold_records
 
+log = logging.getLogger(__name__)
 CLOCK_KEY = b"\x00clock"  # the last stamp this node issued, kept in the same database
 HOLD_PREFIX, OLD_HELD = "hold:", "held"  # an older release kept a hold's records in "held"
 MIGRATED_KEY = b"\x00holds-records"  # set once no hold entry carries "held" any more
@@ -55,8 +59,11 @@ class Replicated:
     def __init__(self, store: Store):
         self.store, self.db = store, store.db["replicated"]
         if store not in _migrated:
-            self.migrate_holds()
-            _migrated.add(store)
+            try:
+                self.migrate_holds()
+                _migrated.add(store)
+            except OutOfSpace as full:  # tried again by the next Replicated of the store
+                log.warning("holds' recorded lists not migrated yet: %s", full)
 
     def get(self, key: str, default: Any = None) -> Any:
         entry = self._entry(key)
