@@ -15,6 +15,8 @@ Named databases:
   reading   digest -> what reading it gave         (services.archive.readings; derived,
                                                     kept once indexed, or as a mirror
                                                     peer sent it; deleted with it)
+  hold_records, hold_sums  what each litigation hold recorded, and its count
+                           (services.policy.hold_records)
 
 A put is acknowledged only after the transaction holding it is committed and synced;
 concurrent puts share one commit (group commit).
@@ -45,7 +47,8 @@ from services.archive.metadata import HEADER_FIELDS, header_metadata
 from services.archive.space import OutOfSpace, is_out_of_space, size_in_words
 
 DATABASES = ("raw", "meta", "msgid", "arrival", "outbox", "cursors", "counters", "settings",
-             "journal", "replicated", "audit", "extraction", "reading")
+             "journal", "replicated", "audit", "extraction", "reading", "hold_records",
+             "hold_sums")
 COMPRESSION_LEVEL = 3
 # Head-room kept free in the map so a full store can still commit cursors and settings.
 RESERVE_BYTES = 4 * 1024 * 1024

@@ -12,10 +12,14 @@ back with new firmware, is copied to at once rather than after up to BACKOFF_CAP
 A peer whose certificate is not pinned here, or that does not know this system's, is paired
 with first (services.mirror.pairing); if the secrets differ that fails, and status says so.
 The peer's node id is the one its pinned certificate proves, not what its hello says.
+Each hello exchanges the replicated settings, then what holds recorded where the peer's
+count or fingerprint differs (services.mirror.hold_sync, in bounded pages); status keeps
+the bytes of the last hello and how many records went each way.
 """
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import ssl
 import time
@@ -28,13 +32,15 @@ from firmware.compat import may_mirror
 from firmware.models import load_models
 
 from services.archive import readings
+from services.mirror import hold_sync
 from services.mirror.pairing import PairingFailed, pair
 from services.mirror.protocol import Hello, MirroredMessage, encode_batch
 from services.mirror.state import PeerStatus, cursor_name, load_status, save_status
 from services.mirror.trust import (NodeIdentity, PeerCertificateResponse,
                                    describe_tls_failure, not_paired, pairing_context,
                                    presented_node_id)
-from services.policy.replicated import Replicated
+from services.policy.hold_records import BadHoldRecords
+from services.policy.replicated import HOLD_PREFIX, Replicated
 from services.archive.store import NotFound, OutOfSpace, Store
 
 log = logging.getLogger(__name__)
@@ -155,10 +161,13 @@ class MirrorClient:
 
     async def _handshake(self, session: aiohttp.ClientSession) -> None:
         """Introduce ourselves and exchange the replicated settings (last writer wins)."""
-        offer = {**self.hello.to_json(), "settings": self.replicated.export()}
-        async with session.post(f"{self.url}/v1/hello", json=offer) as response:
+        offer = json.dumps({**self.hello.to_json(), "settings": self.replicated.export()})
+        async with session.post(f"{self.url}/v1/hello", data=offer.encode(),
+                                headers={"Content-Type": "application/json"}) as response:
             node = presented_node_id(response.peer_certificate, self.trust.pins())
+            body = await response.read()  # kept: json() reads it from here
             reply = await response.json()
+        self.status.handshake_bytes = len(offer.encode()) + len(body)
         if response.status == 403 and reply.get("pair"):
             raise NotPaired(f"the peer has not paired with this system: {reply.get('reason')}")
         if node is None:  # TLS accepted a certificate that is no longer pinned
@@ -168,11 +177,14 @@ class MirrorClient:
             raise PeerRefused(reply.get("reason", "the peer refused to mirror"))
         response.raise_for_status()
         await asyncio.to_thread(self.replicated.merge, dict(reply.get("settings") or {}))
-        self._compare_settings(reply)
         peer = Hello.from_json(reply)
         verdict = may_mirror(self.hello.identity(), peer.identity(), load_models())
         if not verdict.allowed:
+            self._compare_settings(reply)
             raise PeerRefused(verdict.reason)
+        if "hold_records" in reply:  # a peer of a release before hold records has none
+            await self._exchange_hold_records(session, reply["hold_records"])
+        self._compare_settings(reply)
         if peer.node != node:
             log.warning("mirror peer %s says it is %s; its certificate proves %s", self.peer,
                         peer.node, node, extra={"PEER": self.peer})
@@ -180,6 +192,27 @@ class MirrorClient:
         self.status.one_way = not reply.get("copies_back", False)
         if self.status.state != "waiting":  # waiting ends when a batch is taken, not at hello
             self._record("connected", self._connected_reason())
+
+    async def _exchange_hold_records(self, session: aiohttp.ClientSession, theirs) -> None:
+        """Both sides end with the union of what each hold recorded (hold_sync)."""
+        live = {key[len(HOLD_PREFIX):] for key in self.replicated.items(HOLD_PREFIX)}
+        try:
+            differing = await asyncio.to_thread(hold_sync.differing, self.store, live, theirs)
+            done = await hold_sync.exchange(self.store, lambda path, document: self._post_json(
+                session, path, document), differing)
+        except BadHoldRecords as exc:
+            raise PeerRefused(f"the peer sent malformed hold records: {exc}") from exc
+        self.status.hold_records_taken += done.taken
+        self.status.hold_records_given += done.given
+        if done.taken or done.given:
+            log.info("mirror peer %s: %d hold records taken, %d given (%d holds)", self.peer,
+                     done.taken, done.given, done.holds, extra={"PEER": self.peer})
+
+    async def _post_json(self, session: aiohttp.ClientSession, path: str, document: dict
+                         ) -> dict:
+        async with session.post(f"{self.url}{path}", json=document) as response:
+            await _check_answer(response)
+            return await response.json()
 
     def _connected_reason(self) -> str:
         if self.status.one_way:
@@ -241,13 +274,7 @@ class MirrorClient:
     async def _send(self, session: aiohttp.ClientSession, batch: list[MirroredMessage]) -> None:
         body = await asyncio.to_thread(encode_batch, batch)
         async with session.post(f"{self.url}/v1/messages", data=body) as response:
-            if response.status == 403:
-                raise NotPaired((await response.json()).get("reason", "not paired"))
-            if response.status == 409:
-                raise PeerRefused((await response.json()).get("reason", "refused"))
-            if response.status in (503, 507):  # 507: what a peer of the release before says
-                raise PeerWaits(await _reason_of(response))
-            response.raise_for_status()
+            await _check_answer(response)
 
     def _record(self, state: str, reason: str) -> None:
         if state != self.status.state or reason != self.status.reason:
@@ -264,6 +291,18 @@ class MirrorClient:
             save_status(self.store, self.peer, self.status)
         except OutOfSpace as full:  # the state is in the log; it is recorded once there is room
             log.warning("mirror peer %s: status not recorded: %s", self.peer, full)
+
+
+async def _check_answer(response: aiohttp.ClientResponse) -> None:
+    """Raise what a request's answer other than 200 means: NotPaired, PeerRefused,
+    PeerWaits, aiohttp.ClientResponseError."""
+    if response.status == 403:
+        raise NotPaired((await response.json()).get("reason", "not paired"))
+    if response.status == 409:
+        raise PeerRefused((await response.json()).get("reason", "refused"))
+    if response.status in (503, 507):  # 507: what a peer of the release before says
+        raise PeerWaits(await _reason_of(response))
+    response.raise_for_status()
 
 
 async def _reason_of(response: aiohttp.ClientResponse) -> str:

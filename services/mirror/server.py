@@ -14,10 +14,13 @@ indexer builds the copy's document from it, as a reindex does. It is not decoded
 reading is damaged), and the copy is acknowledged whether or not it was kept.
 While intake here must wait (a disk low, the store full, the index behind) a batch gets 503
 with Retry-After and nothing of it is stored; the peer keeps it queued.
+The hello reply carries the count and fingerprint of what each hold recorded; a peer whose
+differ walks and adds to them in bounded pages (services.mirror.hold_sync).
 """
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 
 from aiohttp import web
@@ -26,9 +29,11 @@ from firmware.compat import may_mirror
 from firmware.models import load_models
 
 from services.archive import readings
+from services.mirror import hold_sync
 from services.mirror.pairing import PairingServer
 from services.mirror.protocol import Hello, ProtocolError, decode_batch
 from services.mirror.trust import proven_node_id
+from services.policy.hold_records import BadHoldRecords
 from services.policy.replicated import Replicated
 from services.archive.store import Envelope, OutOfSpace, Store
 
@@ -56,6 +61,8 @@ class MirrorServer:
         app = web.Application(client_max_size=self.max_batch_bytes)
         app.router.add_post("/v1/hello", self.handle_hello)
         app.router.add_post("/v1/messages", self.handle_messages)
+        app.router.add_post(hold_sync.PAGE_PATH, self.handle_hold_records_page)
+        app.router.add_post(hold_sync.ADD_PATH, self.handle_hold_records_add)
         self.pairing.add_routes(app)
         return app
 
@@ -101,19 +108,47 @@ class MirrorServer:
         return web.json_response({**self.hello.to_json(),
                                   "copies_back": self.copies_back_to(node),
                                   "settings": self.replicated.export(),
-                                  "settings_digest": self.replicated.digest()})
+                                  "settings_digest": self.replicated.digest(),
+                                  "hold_records": hold_sync.summaries_json(self.store)})
 
-    async def handle_messages(self, request: web.Request) -> web.Response:
-        sender_node = self._peer_node(request)  # never the X-Archiver-Node header's claim
-        if sender_node is None:
+    def _not_welcome(self, request: web.Request) -> web.Response | None:
+        """Why a request after the hello is not taken (not paired, a bad hello in its
+        headers, refused), or None."""
+        if self._peer_node(request) is None:  # never the X-Archiver-Node header's claim
             return web.json_response({"reason": NOT_PAIRED, "pair": True}, status=403)
         try:
             peer = Hello.from_headers(request.headers)
         except ProtocolError as exc:
             return web.json_response({"reason": str(exc)}, status=400)
-        refusal = self._refusal(peer)
-        if refusal is not None:
-            return refusal
+        return self._refusal(peer)
+
+    async def handle_hold_records_page(self, request: web.Request) -> web.Response:
+        return await self._hold_records(request, hold_sync.read_page)
+
+    async def handle_hold_records_add(self, request: web.Request) -> web.Response:
+        return await self._hold_records(request, hold_sync.take_page)
+
+    async def _hold_records(self, request: web.Request, handle) -> web.Response:
+        """A page of hold records read or taken (services.mirror.hold_sync)."""
+        body = await request.read()
+        refused = self._not_welcome(request)
+        if refused is not None:
+            return refused
+        try:
+            document = json.loads(body)
+            if not isinstance(document, dict):
+                raise BadHoldRecords("expected a JSON object")
+            return web.json_response(await asyncio.to_thread(handle, self.store, document))
+        except (ValueError, BadHoldRecords) as exc:  # json's errors are ValueErrors
+            return web.json_response({"reason": str(exc)}, status=400)
+        except OutOfSpace as full:
+            return _retry_later(full.brief)
+
+    async def handle_messages(self, request: web.Request) -> web.Response:
+        refused = self._not_welcome(request)
+        if refused is not None:
+            return refused
+        sender_node = self._peer_node(request)
         body = await request.read()  # read even when refused: the peer is still sending it
         waits = self.intake_waits()
         if waits:

@@ -35,6 +35,9 @@ class PeerStatus:
     last_success: float | None = None
     last_error: str | None = None
     last_error_time: float | None = None
+    handshake_bytes: int = 0       # the last hello: what was sent and what came back
+    hold_records_taken: int = 0    # what holds recorded, taken from the peer (in total)
+    hold_records_given: int = 0    # and taken by the peer from here
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import datetime as dt
 import itertools
 import time
 from pathlib import Path
+from typing import Iterable
 
 import xapian
 
@@ -48,9 +49,10 @@ def covered(replicated: Replicated, index_dir: Path, hold_id: str, hold: dict,
         database, query, ids, _slice(named, ids), timezone, now)))
 
 
-def _recorded_ids(index_dir: Path, recorded: list[str]) -> list[int]:
+def _recorded_ids(index_dir: Path, recorded: Iterable[str]) -> list[int]:
     """The document ids of the `recorded` digests that are indexed, ascending; looked up
-    index_walk.SPAN digests at a time. A document keeps its id (its store number), so ids
+    index_walk.SPAN digests at a time, as they are read (holds.recorded reads them in
+    chunks): only the ids are kept. A document keeps its id (its store number), so ids
     found on one revision name the same documents on the next."""
     return sorted(itertools.chain.from_iterable(read_chunks(
         index_dir, recorded, lambda database, digests: list(document_ids(database, digests)))))
@@ -68,8 +70,9 @@ def covering(replicated: Replicated, index_dir: Path, digest: str, timezone: str
     today = dt.datetime.fromtimestamp(now, dates.zone(timezone)).date()
     in_force = [(hold_id, hold) for hold_id, hold in sorted(holds.all_holds(replicated).items())
                 if holds.in_force(hold, today)]
-    searched = [(hold_id, hold) for hold_id, hold in in_force
-                if digest not in holds.recorded(replicated, hold_id)]
+    recorded = {hold_id for hold_id, _ in in_force
+                if holds.is_recorded(replicated, hold_id, digest)}
+    searched = [(hold_id, hold) for hold_id, hold in in_force if hold_id not in recorded]
 
     def matched(database: xapian.Database) -> set[str]:
         return {hold_id for hold_id, hold in searched
@@ -77,5 +80,5 @@ def covering(replicated: Replicated, index_dir: Path, digest: str, timezone: str
                                among=[digest])}
     found = read_index(index_dir, matched, absent=set())
     return [{"id": hold_id, **hold} for hold_id, hold in in_force
-            if hold_id in found or digest in holds.recorded(replicated, hold_id)]
+            if hold_id in found or hold_id in recorded]
 

@@ -2,14 +2,17 @@
 never deleted, whatever retention says; only an admin removes a hold.
 
 A hold covers, at least, what its search matched when it was placed: the digests matched
-then are recorded in the hold (a replicated setting, so peers keep them too), and the
-holds on a saved search also take in what it matches just before it is changed. So an
-edit of the search can widen a hold, never shrink it.
+then are recorded for the hold, and the holds on a saved search also record what it
+matches just before it is changed. So an edit of the search can widen a hold, never
+shrink it.
 
 A hold is a replicated setting "hold:ID" = {"saved", "until", "by", "name", "reason",
-"created", "held"}: the matter's name, the reason for the hold and the recorded digests
-were added later, so a hold written before may lack them; all_holds() gives every hold
-the keys of FIELDS, None where a hold lacks one.
+"created"}: the matter's name and the reason for the hold were added later, so a hold
+written before may lack them; all_holds() gives every hold the keys of FIELDS, None where
+a hold lacks one. What it recorded is kept apart, as a grow-only set per hold
+(services.policy.hold_records, mirrored by services.mirror.hold_sync), so that nothing
+here costs more with how many it recorded; an older release kept it in the entry, as the
+sorted list "held" (HELD), which services.policy.replicated moves into the records.
 """
 from __future__ import annotations
 
@@ -17,15 +20,17 @@ import datetime as dt
 import time
 import uuid
 from pathlib import Path
+from typing import Iterator
 
 from firmware.errors import ArchiverError
 
+from services.policy import hold_records
 from services.policy.audit import Actor, PermissionDenied
 from services.policy.replicated import Replicated
-from services.policy.saved_searches import matching, query_of
+from services.policy.saved_searches import matching_spans, query_of
 
 PREFIX = "hold:"
-HELD = "held"  # the digests a hold keeps whatever its search matches now, sorted
+HELD = "held"  # where an older release kept a hold's records, in its entry
 FIELDS = ("saved", "until", "by", "name", "reason", "created")
 NAME_LIMIT, REASON_LIMIT = 200, 2000  # characters
 
@@ -40,8 +45,11 @@ def add(replicated: Replicated, index_dir: Path, saved: str, until: dt.date | No
     """Hold what saved search `saved` matches, now (recorded) and from now on, through
     `until` (None: indefinitely), for the matter `name` and the `reason` given; returns
     the hold's id. The search's days are days in `timezone` (the appliance's, as
-    retention reads them). What it matches now is read in spans (saved_searches.matching), up to
-    the newest document; what is indexed after is held by the search. Raises
+    retention reads them). What it matches now is read in spans (saved_searches.
+    matching_spans), up to the newest document, and recorded hold_records.CHUNK at a
+    time, the last chunk with the hold's entry (so the hold is in force once all is
+    recorded; a placement cut short leaves records no hold names, never used); what is
+    indexed after is held by the search. Raises
     UnknownSavedSearch, ArchiverError for a name or reason too long,
     xapian.DatabaseModifiedError when the indexer overtook one span's read for
     index_reader.PATIENCE_SECONDS."""
@@ -51,27 +59,61 @@ def add(replicated: Replicated, index_dir: Path, saved: str, until: dt.date | No
         raise ArchiverError(f"the matter's name is longer than {NAME_LIMIT} characters")
     if reason is not None and len(reason) > REASON_LIMIT:
         raise ArchiverError(f"the reason is longer than {REASON_LIMIT} characters")
-    held = matching(index_dir, query, timezone)
     hold_id = uuid.uuid4().hex[:8]
+    pending, _ = _record_matches(replicated, index_dir, query, timezone, [hold_id])
     replicated.put(PREFIX + hold_id, {"saved": saved, "until": until.isoformat() if until else None,
                                       "by": actor.name, "name": name, "reason": reason,
-                                      "created": time.time(), HELD: sorted(held)})
+                                      "created": time.time()},
+                   also=lambda txn: hold_records.add_in(replicated.store, txn, hold_id, pending))
     return hold_id
+
+
+def _record_matches(replicated: Replicated, index_dir: Path, query: str, timezone: str,
+                    hold_ids: list[str]) -> tuple[list[str], int]:
+    """Record what `query` matches now for each of `hold_ids`, read a span at a time
+    (saved_searches.matching_spans) and written hold_records.CHUNK at a time, each chunk in
+    one transaction (the store's writer lock is never held while the index is read);
+    returns the last chunk, not yet written, for the caller to write with what completes
+    it, and how many records were added before it."""
+    chunk: list[str] = []
+    added = 0
+    for digests in matching_spans(index_dir, query, timezone):
+        chunk.extend(digests)
+        if len(chunk) >= hold_records.CHUNK:
+            added, chunk = added + _write_records(replicated, hold_ids, chunk), []
+    return chunk, added
+
+
+def _write_records(replicated: Replicated, hold_ids: list[str], digests: list[str]) -> int:
+    """Record `digests` for each of `hold_ids` not removed meanwhile, in one transaction."""
+    with replicated.store.writing() as txn:
+        return sum(hold_records.add_in(replicated.store, txn, hold_id, digests)
+                   for hold_id in hold_ids
+                   if not hold_records.is_removed(replicated.store, txn, hold_id))
 
 
 def all_holds(replicated: Replicated) -> dict[str, dict]:
     """Each hold by id, as shown: every key of FIELDS (None where an older hold has none)
     and `held_at_placement` (how many messages it recorded, placement and edits of its
-    search included)."""
+    search included: one lookup)."""
     return {hold_id: {**dict.fromkeys(FIELDS), **{k: v for k, v in hold.items() if k != HELD},
-                      "held_at_placement": len(hold.get(HELD, []))}
+                      "held_at_placement": hold_records.summary(replicated.store,
+                                                                hold_id).count}
             for hold_id, hold in _entries(replicated).items()}
 
 
-def recorded(replicated: Replicated, hold_id: str) -> list[str]:
-    """The digests hold `hold_id` recorded (placement and edits of its search); [] for a
-    hold without a record or none by that id."""
-    return list(_entries(replicated).get(hold_id, {}).get(HELD, []))
+def recorded(replicated: Replicated, hold_id: str) -> Iterator[str]:
+    """The digests hold `hold_id` recorded (placement and edits of its search), ascending,
+    read hold_records.CHUNK at a time; none for a hold without a record or none by that
+    id."""
+    if hold_id not in _entries(replicated):
+        return iter(())
+    return hold_records.iterate(replicated.store, hold_id)
+
+
+def is_recorded(replicated: Replicated, hold_id: str, digest: str) -> bool:
+    """Whether hold `hold_id` recorded message `digest` (one lookup)."""
+    return hold_records.contains(replicated.store, hold_id, digest)
 
 
 def in_force(hold: dict, today: dt.date) -> bool:
@@ -84,6 +126,8 @@ def _entries(replicated: Replicated) -> dict[str, dict]:
 
 
 def remove(replicated: Replicated, hold_id: str, actor: Actor) -> None:
+    """Remove the hold (a tombstone, which drops its records here and on every peer).
+    Raises PermissionDenied unless `actor` is an admin, UnknownHold."""
     if actor.role != "admin":
         raise PermissionDenied(f"only an admin removes a litigation hold ({actor.name} is "
                                f"{actor.role})")
@@ -95,29 +139,39 @@ def remove(replicated: Replicated, hold_id: str, actor: Actor) -> None:
 def keep_current_matches(replicated: Replicated, index_dir: Path, saved: str,
                          timezone: str = "UTC") -> int:
     """Before saved search `saved` changes: each hold on it records what it matches now
-    (saved_searches.matching: read in spans, up to the newest document; days in
-    `timezone`). Returns how many digests were added to the holds' records."""
-    holding = {hold_id: hold for hold_id, hold in _entries(replicated).items()
-               if hold["saved"] == saved}
-    matched = matching(index_dir, query_of(replicated, saved), timezone) if holding else set()
-    added = 0
-    for hold_id, hold in holding.items():
-        before = set(hold.get(HELD, []))
-        if not matched <= before:
-            replicated.put(PREFIX + hold_id, {**hold, HELD: sorted(before | matched)})
-            added += len(matched - before)
-    return added
+    (saved_searches.matching_spans: read in spans, up to the newest document; days in
+    `timezone`), hold_records.CHUNK at a time. Returns how many records were added to the
+    holds (a digest new to two holds counts twice)."""
+    holding = [hold_id for hold_id, hold in _entries(replicated).items()
+               if hold["saved"] == saved]
+    if not holding:
+        return 0
+    pending, added = _record_matches(replicated, index_dir, query_of(replicated, saved),
+                                     timezone, holding)
+    return added + (_write_records(replicated, holding, pending) if pending else 0)
 
 
-def active(replicated: Replicated, today: dt.date) -> list[tuple[str, list[str]]]:
-    """(query, recorded digests) of each hold in force today (an until-date holds through
-    that day)."""
+def active(replicated: Replicated, today: dt.date) -> list[tuple[str, str]]:
+    """(hold id, query) of each hold in force today (an until-date holds through that
+    day); what each recorded is asked by lookup (recorded_among)."""
     found = []
-    for hold in _entries(replicated).values():
+    for hold_id, hold in _entries(replicated).items():
         if in_force(hold, today):
             try:
                 query = query_of(replicated, hold["saved"])
             except ArchiverError:
                 query = ""  # its saved search is gone: hold everything, to be safe
-            found.append((query, hold.get(HELD, [])))
+            found.append((hold_id, query))
+    return found
+
+
+def recorded_among(replicated: Replicated, hold_ids: list[str], digests: list[str]
+                   ) -> set[str]:
+    """Those of `digests` that any of `hold_ids` recorded (a lookup per pair), and any
+    still listed in an entry of an older release's format (not migrated while the store
+    was full: see services.policy.replicated)."""
+    found = hold_records.recorded_among(replicated.store, hold_ids, digests)
+    for hold_id, hold in _entries(replicated).items():
+        if hold_id in hold_ids and HELD in hold:
+            found |= set(digests).intersection(hold[HELD])
     return found

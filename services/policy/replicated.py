@@ -4,18 +4,34 @@ Each entry carries a hybrid logical clock stamp (wall milliseconds, counter, nod
 merging keeps, per key, the entry with the larger stamp (last writer wins), so peers that
 exchange their entries in any order and any number of times agree. A deletion is an entry
 too (a tombstone), so it wins over older writes instead of being undone by them.
+
+Litigation holds ("hold:ID") keep what they recorded outside their entry, in
+services.policy.hold_records: an entry is only the hold's own fields. A hold entry that
+still carries the old "held" list of digests (written by an older release, here or on a
+peer) has that list moved into the records: when a peer's entry is merged, when one is
+written, and for a whole store once, the first time Replicated opens it (migrate_holds;
+while a full store keeps it from that, holds.recorded_among still reads the lists).
+A hold's tombstone drops its records in the transaction that writes it.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
+import weakref
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
+from services.archive.space import OutOfSpace
 from services.archive.store import Store
+from services.policy import hold_records
 
+log = logging.getLogger(__name__)
 CLOCK_KEY = b"\x00clock"  # the last stamp this node issued, kept in the same database
+HOLD_PREFIX, OLD_HELD = "hold:", "held"  # an older release kept a hold's records in "held"
+MIGRATED_KEY = b"\x00holds-records"  # set once no hold entry carries "held" any more
+_migrated: "weakref.WeakSet[Store]" = weakref.WeakSet()  # stores checked by this process
 
 
 @dataclass(frozen=True, order=True)
@@ -42,6 +58,12 @@ def _next_stamp(last: Stamp | None, node: str) -> Stamp:
 class Replicated:
     def __init__(self, store: Store):
         self.store, self.db = store, store.db["replicated"]
+        if store not in _migrated:
+            try:
+                self.migrate_holds()
+                _migrated.add(store)
+            except OutOfSpace as full:  # tried again by the next Replicated of the store
+                log.warning("holds' recorded lists not migrated yet: %s", full)
 
     def get(self, key: str, default: Any = None) -> Any:
         entry = self._entry(key)
@@ -62,33 +84,75 @@ class Replicated:
                         found[key.decode()] = entry["value"]
         return found
 
-    def put(self, key: str, value: Any) -> None:
-        self._write(key, value, deleted=False)
+    def put(self, key: str, value: Any, also: Callable | None = None) -> None:
+        """Write `value` under `key`; `also(txn)`, if given, writes more in the same
+        transaction (a hold's last records with its entry)."""
+        self._write(key, value, deleted=False, also=also)
 
     def delete(self, key: str) -> None:
         self._write(key, None, deleted=True)
 
-    def _write(self, key: str, value: Any, deleted: bool) -> None:
+    def _write(self, key: str, value: Any, deleted: bool, also: Callable | None = None
+               ) -> None:
         with self.store.writing() as txn:
             last = txn.get(CLOCK_KEY, db=self.db)
             stamp = _next_stamp(Stamp.from_json(json.loads(last)) if last else None,
                                 self.store.node_id)
             txn.put(CLOCK_KEY, json.dumps(stamp.to_json()).encode(), db=self.db)
-            entry = {"value": value, "deleted": deleted, "stamp": stamp.to_json()}
+            entry, held = _split_held(key, {"value": value, "deleted": deleted,
+                                            "stamp": stamp.to_json()})
             txn.put(key.encode(), json.dumps(entry).encode(), db=self.db)
             self._bump_generation(txn, key)
+            self._keep_records(txn, key, entry, held)
+            if also is not None:
+                also(txn)
 
     def _bump_generation(self, txn, key: str) -> None:
         """Holds carry a generation so a deletion can tell it was overtaken (retention)."""
-        if key.startswith("hold:"):
-            generation = int(txn.get(b"\x00holds-generation", db=self.db) or b"0") + 1
-            txn.put(b"\x00holds-generation", str(generation).encode(), db=self.db)
+        if key.startswith(HOLD_PREFIX):
+            hold_records.bump_generation(self.store, txn)
+
+    def _keep_records(self, txn, key: str, winner: dict, held: list[str]) -> None:
+        """A hold's records after its entry `winner` was written or kept: dropped with a
+        tombstone, else `held` (an older release's list) added."""
+        hold_id = key[len(HOLD_PREFIX):]
+        if not key.startswith(HOLD_PREFIX) or not hold_records.is_hold_id(hold_id):
+            return  # no records can name such a hold
+        if winner["deleted"]:
+            hold_records.drop_in(self.store, txn, hold_id)
+        elif held:
+            hold_records.add_in(self.store, txn, hold_id, held)
 
     def holds_generation(self, txn=None) -> int:
         if txn is None:
             with self.store.env.begin() as txn:
                 return self.holds_generation(txn)
-        return int(txn.get(b"\x00holds-generation", db=self.db) or b"0")
+        return int(txn.get(hold_records.GENERATION_KEY, db=self.db) or b"0")
+
+    def migrate_holds(self) -> int:
+        """Move the "held" lists of hold entries written by an older release into
+        services.policy.hold_records, each hold in one transaction with its entry (kept
+        under its stamp: no change to replicate); once done, remembered in the store.
+        Returns how many entries were migrated."""
+        with self.store.env.begin() as txn:
+            if txn.get(MIGRATED_KEY, db=self.db) is not None:
+                return 0
+            keys = []
+            with txn.cursor(db=self.db) as cursor:
+                if cursor.set_range(HOLD_PREFIX.encode()):
+                    for key, data in cursor:
+                        if not key.startswith(HOLD_PREFIX.encode()):
+                            break
+                        if b'"held"' in data:
+                            keys.append(key)
+        for key in keys:
+            with self.store.writing() as txn:
+                entry, held = _split_held(key.decode(), json.loads(txn.get(key, db=self.db)))
+                txn.put(key, json.dumps(entry).encode(), db=self.db)
+                self._keep_records(txn, key.decode(), entry, held)
+        with self.store.writing() as txn:
+            txn.put(MIGRATED_KEY, b"1", db=self.db)
+        return len(keys)
 
     def _entry(self, key: str) -> dict | None:
         with self.store.env.begin() as txn:
@@ -98,21 +162,28 @@ class Replicated:
     # -- replication ---------------------------------------------------------------------
 
     def export(self) -> dict[str, dict]:
-        """Every entry with its stamp, tombstones included, for a peer to merge."""
+        """Every entry with its stamp, tombstones included, for a peer to merge. Holds'
+        records are not in it (services.mirror.hold_sync exchanges them)."""
         with self.store.env.begin() as txn, txn.cursor(db=self.db) as cursor:
             return {key.decode(): json.loads(data) for key, data in cursor
                     if not key.startswith(b"\x00")}
 
     def merge(self, entries: dict[str, dict]) -> int:
-        """Take every entry newer than ours; returns how many were taken."""
+        """Take every entry newer than ours; returns how many were taken. A hold entry
+        with an older release's "held" list adds that list to the hold's records while the
+        hold is live here, whichever entry wins."""
         taken = 0
         with self.store.writing() as txn:
             for key, entry in entries.items():
                 ours = txn.get(key.encode(), db=self.db)
-                if ours is None or _stamp(entry) > _stamp(json.loads(ours)):
+                entry, held = _split_held(key, entry)
+                winner = json.loads(ours) if ours is not None else None
+                if winner is None or _stamp(entry) > _stamp(winner):
                     txn.put(key.encode(), json.dumps(entry).encode(), db=self.db)
                     self._bump_generation(txn, key)
-                    taken += 1
+                    taken, winner = taken + 1, entry
+                if winner["deleted"] or held:
+                    self._keep_records(txn, key, winner, held)
             self._observe(txn, [_stamp(entry) for entry in entries.values()])
         return taken
 
@@ -125,10 +196,27 @@ class Replicated:
             txn.put(CLOCK_KEY, json.dumps(seen.to_json()).encode(), db=self.db)
 
     def digest(self, prefix: str = "") -> str:
-        """A fingerprint of the live values under `prefix` (to tell whether peers agree)."""
-        canonical = json.dumps(self.items(prefix), sort_keys=True).encode()
+        """A fingerprint of the live values under `prefix` (to tell whether peers agree),
+        holds' records (their counts and fingerprints) included where holds are."""
+        values = self.items(prefix)
+        if HOLD_PREFIX.startswith(prefix) or prefix.startswith(HOLD_PREFIX):
+            values["\x00hold-records"] = {
+                hold_id: found.to_json() for hold_id, found
+                in hold_records.summaries(self.store).items()
+                if (HOLD_PREFIX + hold_id).startswith(prefix)}
+        canonical = json.dumps(values, sort_keys=True).encode()
         return hashlib.sha256(canonical).hexdigest()[:16]
 
 
 def _stamp(entry: dict) -> Stamp:
     return Stamp.from_json(entry["stamp"])
+
+
+def _split_held(key: str, entry: dict) -> tuple[dict, list[str]]:
+    """A hold entry without an older release's "held" list, and that list ([] if none)."""
+    value = entry.get("value")
+    if not key.startswith(HOLD_PREFIX) or not isinstance(value, dict) or OLD_HELD not in value:
+        return entry, []
+    held = value[OLD_HELD] if isinstance(value[OLD_HELD], list) else []
+    return ({**entry, "value": {k: v for k, v in value.items() if k != OLD_HELD}},
+            [digest for digest in held if hold_records.is_digest(digest)])

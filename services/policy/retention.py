@@ -148,12 +148,12 @@ def _judged(database, chunk, queries, saved_days, timezone, now
 def _held(database: xapian.Database, replicated: Replicated, batch: list[str], now: float,
           timezone: str) -> set[str]:
     """Which of `batch` (digests) the holds in force keep: what their searches match, and
-    what they recorded."""
+    what they recorded (looked up, digest by digest)."""
     today = dt.datetime.fromtimestamp(now, dates.zone(timezone)).date()
-    held, among = set(), set(batch)
-    for query_text, recorded in holds.active(replicated, today):
+    in_force = holds.active(replicated, today)
+    held = holds.recorded_among(replicated, [hold_id for hold_id, _ in in_force], batch)
+    for _, query_text in in_force:
         held |= matching_in(database, query_text, timezone, now, among=batch)
-        held |= among.intersection(recorded)
     return held
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Collection, Sequence
+from typing import Collection, Iterator, Sequence
 
 import xapian
 
@@ -97,12 +97,20 @@ def matching(index_dir: Path, query: str, timezone: str = "UTC", now: float | No
     as matching_in takes them, relative ones as of `now` for every span. Raises
     QuerySyntaxError, xapian.DatabaseModifiedError when the indexer overtook one span's
     read for index_reader.PATIENCE_SECONDS."""
-    now = time.time() if now is None else now
     found: set[str] = set()
-    for digests in read_spans(index_dir, lambda database, ids: matching_in(
-            database, query, timezone, now, documents=ids), follow=True):
+    for digests in matching_spans(index_dir, query, timezone, now):
         found |= digests
     return found
+
+
+def matching_spans(index_dir: Path, query: str, timezone: str = "UTC",
+                   now: float | None = None) -> Iterator[set[str]]:
+    """matching(), a span at a time: the digests `query` matches among each
+    index_walk.SPAN document ids in turn (each match in one span only), so that a caller
+    that writes them as it goes holds one span, not every match. Raises as matching()."""
+    now = time.time() if now is None else now
+    yield from read_spans(index_dir, lambda database, ids: matching_in(
+        database, query, timezone, now, documents=ids), follow=True)
 
 
 def matching_in(database: xapian.Database, query: str, timezone: str = "UTC",

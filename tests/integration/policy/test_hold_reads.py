@@ -6,7 +6,7 @@ import xapian
 
 from services.archive import index_walk
 from services.archive.store import Envelope
-from services.policy import editing, hold_coverage, holds, retention, saved_searches
+from services.policy import editing, hold_coverage, hold_records, holds, retention, saved_searches
 from tests.integration.policy.test_retention import (  # noqa: F401 (archive: a fixture)
     ADMIN, DAY, LiveIntake, archive, index, live_indexer, message, put_and_index, remaining,
     run)
@@ -107,16 +107,15 @@ def test_editing_a_held_search_records_its_matches_while_the_indexer_commits(
     digests = put_and_index(archive, raws)
     saved_searches.save(archive.replicated, "case", "subject:legal", ADMIN)
     hold_id = holds.add(archive.replicated, archive.index_dir(), "case", None, ADMIN)
-    archive.replicated.put(holds.PREFIX + hold_id, {  # as a hold placed before records
-        key: value for key, value in archive.replicated.get(holds.PREFIX + hold_id).items()
-        if key != holds.HELD})
+    with archive.store.writing() as txn:  # as a hold placed before records
+        hold_records.drop_in(archive.store, txn, hold_id)
     with live_indexer(archive) as indexer, monkeypatch.context() as patch:
         journal = Redelivery(archive, indexer, list(raws.values()), commits=2)
         after_matches_read(patch, SPAN // 2, journal)
         editing.save_search(archive.store, archive.index_dir(), "case", "subject:gone",
                             ADMIN)
     assert journal.committed == 2 * 4  # twice after each span's matches
-    assert len(holds.recorded(archive.replicated, hold_id)) == 100
+    assert len(list(holds.recorded(archive.replicated, hold_id))) == 100
     archive.replicated.put(retention.ENABLED, True)
     retention.set_global(archive.replicated, 30)
     report = run(archive)
