@@ -47,9 +47,9 @@ MEMORY_PER_TEXT_BYTE = 64
 BATCH_SHARE = 8
 # What is read is copied out of the store's map; the pages stay mapped in, some 300 KB
 # per message on the bench corpus (the kernel maps 64 KB around each page LMDB reads: two
-# B-tree leaves and the value's own pages; MADV_RANDOM does not change it), until released
-# (Store.release_pages) every this many messages: at most some 5 MB then.
-RELEASE_EVERY = 16
+# B-tree leaves and the value's own pages; MADV_RANDOM does not change it), until the
+# store lets go of them (Store.release_pages_if_grown, after every read: at most
+# store.MAPPED_BYTES and one message then).
 # While following live intake, commits are at least this far apart (a batch waits out the
 # rest before its commit; what arrives meanwhile goes into the next, larger batch). A
 # search open on one revision fails once two more are committed (services.archive.
@@ -186,7 +186,6 @@ class Indexer:
             self.database.commit()
         # What the index committed and the store has yet to record, merged over batches.
         self._unrecorded: _Progress | None = None
-        self._reads = 0  # messages read from the store for extraction
         self._committed_at = 0.0  # time.monotonic() of the last commit
 
     def position(self) -> int:
@@ -241,8 +240,6 @@ class Indexer:
         batch.full = len(logged) == BATCH_MESSAGES
         for seq, digest in logged:
             batch.entries.append((seq, digest))
-            if len(batch.entries) % RELEASE_EVERY == 0:
-                self.store.release_pages()
             if any(digest == seen for seen, _, _ in batch.present) or digest in batch.missing:
                 continue  # arrived twice in one batch: index it once
             try:
@@ -286,12 +283,8 @@ class Indexer:
         return batch
 
     def _reader(self, digest: str) -> Callable[[], bytes | None]:
-        """A message's bytes, read from the store when called; None once it is deleted.
-        The pages read are let go every RELEASE_EVERY reads."""
+        """A message's bytes, read from the store when called; None once it is deleted."""
         def read() -> bytes | None:
-            self._reads += 1
-            if self._reads % RELEASE_EVERY == 0:
-                self.store.release_pages()
             try:
                 return self.store.get(digest)
             except NotFound:

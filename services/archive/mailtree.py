@@ -21,6 +21,7 @@ reached twice (a tree named twice, a bind mount) is read once.
 from __future__ import annotations
 
 import errno
+import heapq
 import os
 import stat
 from dataclasses import dataclass
@@ -33,6 +34,11 @@ SINGLE_MESSAGE_SUFFIX = ".eml"
 # on import when all of them are at the root of a zip or of a folder (an unpacked export).
 EXPORT_MANIFEST_FILES = ("manifest.csv", "export.json", "SHA256SUMS")
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NOCTTY | os.O_CLOEXEC
+# Entries of a Maildir folder held at once, at most (some 200 bytes each): a folder of
+# more is read in name order a chunk at a time, each chunk a scan of the folder for the
+# next names, so an import of millions of messages in one folder does not hold all their
+# names (a scan of a million entries takes about a second; a million messages, hours).
+LISTING_CHUNK = 50_000
 
 
 @dataclass(frozen=True)
@@ -135,12 +141,10 @@ def _walk_directory(directory: Path, tree: str, visited: set[tuple[int, int]],
 
 
 def _maildir_messages(folder: Path, tree: str, opens: str | None = None) -> Iterator[Found]:
-    try:
-        entries, _ = _list_directory(opens or folder, tree)
-    except (OSError, NotReadable) as exc:
-        yield Found(folder, tree, error=describe(exc, folder))
-        return
-    for entry in entries:
+    for entry in _entries_in_chunks(opens or folder, tree):
+        if isinstance(entry, BaseException):
+            yield Found(folder, tree, error=describe(entry, folder))
+            return
         if entry.name.startswith("."):
             continue
         path = folder / entry.name
@@ -163,6 +167,35 @@ def _list_directory(directory: Path | str, tree: str
     finally:
         os.close(descriptor)
     return entries, (status.st_dev, status.st_ino)
+
+
+def _entries_in_chunks(directory: Path | str, tree: str
+                       ) -> Iterator[os.DirEntry | OSError | NotReadable]:
+    """The entries of a directory in name order, as _list_directory gives them, holding at
+    most LISTING_CHUNK of them at once: each chunk is the smallest names after the last
+    chunk's, from a scan of its own (a folder of N entries is scanned N / LISTING_CHUNK
+    times, rounded up). Ends with the error (not raised) when the directory cannot be read
+    or no longer lies inside `tree`."""
+    after = None
+    while True:
+        try:
+            descriptor = os.open(directory, _OPEN_FLAGS | os.O_DIRECTORY)
+            try:
+                _refuse_outside(descriptor, tree)
+                with os.scandir(descriptor) as listing:
+                    chunk = heapq.nsmallest(
+                        LISTING_CHUNK, (entry for entry in listing
+                                        if after is None or entry.name > after),
+                        key=lambda entry: entry.name)
+            finally:
+                os.close(descriptor)
+        except (OSError, NotReadable) as exc:
+            yield exc
+            return
+        yield from chunk
+        if len(chunk) < LISTING_CHUNK:
+            return
+        after = chunk[-1].name
 
 
 def _refuse_irregular(status: os.stat_result) -> None:

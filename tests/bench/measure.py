@@ -14,9 +14,16 @@ Memory is reported four ways, because they answer different questions:
   tree_pss_peak_mb  the same for Pss (smaps_rollup): each shared page divided among the
                    processes sharing it, so the sum is the memory the tree really holds,
                    file pages mapped in (libraries, LMDB's map) included;
-  tree_anon_pss_peak_mb  Pss_Anon only: the memory no file backs, which the kernel can
-                   only swap, never drop (LMDB pages read through the map are page cache
-                   it drops under pressure).
+  tree_anon_pss_peak_mb  Pss_Anon + Pss_Shmem: the memory no file on disk backs, which
+                   the kernel can only swap, never drop (LMDB pages read through the map
+                   are page cache it drops under pressure);
+  tree_pss_peak_anon_mb, tree_pss_peak_file_mb  the sample of tree_pss_peak_mb split in
+                   two: its anonymous part (Pss_Anon + Pss_Shmem) and its file-backed part
+                   (Pss_File: libraries and LMDB's map, clean page cache), so a note can say
+                   how much of the peak is reclaimable;
+  tree_roles_at_pss_peak  that sample per process role (main: the top process; workers:
+                   its grandchildren, as the extraction workers behind the fork server;
+                   tools: deeper; others by depth), each {pss_mb, anon_mb, file_mb}.
 Sampling can miss a peak of the sums shorter than SAMPLE_S. Each address space counts once:
 a child that shares its parent's (vfork(2), as subprocess starts a tool, until the child
 execs) reports the parent's memory as its own, and would double it in a sum (kcmp(2)
@@ -35,7 +42,7 @@ import os
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 SAMPLE_S = 0.05
@@ -52,12 +59,18 @@ class Measured:
     tree_rss_peak_mb: float
     tree_pss_peak_mb: float
     tree_anon_pss_peak_mb: float
+    tree_pss_peak_anon_mb: float = 0.0
+    tree_pss_peak_file_mb: float = 0.0
+    tree_roles_at_pss_peak: dict = field(default_factory=dict)
 
     def memory(self) -> dict:
         return {"process_peak_mb": self.process_peak_mb,
                 "tree_rss_peak_mb": self.tree_rss_peak_mb,
                 "tree_pss_peak_mb": self.tree_pss_peak_mb,
-                "tree_anon_pss_peak_mb": self.tree_anon_pss_peak_mb}
+                "tree_anon_pss_peak_mb": self.tree_anon_pss_peak_mb,
+                "tree_pss_peak_anon_mb": self.tree_pss_peak_anon_mb,
+                "tree_pss_peak_file_mb": self.tree_pss_peak_file_mb,
+                "tree_roles_at_pss_peak": self.tree_roles_at_pss_peak}
 
     def cpu(self) -> dict:
         return {"cpu_seconds": self.cpu_seconds, "tree_cpu_seconds": self.tree_cpu_seconds}
@@ -79,8 +92,17 @@ def run_measured(argv: list[str], env: dict[str, str] | None = None) -> Measured
                     tree_cpu_seconds=round(cpu + sampler.descendants_cpu(), 2),
                     exit_code=process.returncode, stdout=stdout,
                     process_peak_mb=round(sampler.root_hwm_kb / 1024, 1),
-                    **{f"tree_{name}_peak_mb": round(peak / 1024, 1)
-                       for name, peak in sampler.peaks_kb.items()})
+                    **{f"tree_{name}_peak_mb": _mb(peak) for name, peak in sampler.peaks_kb.items()},
+                    tree_pss_peak_anon_mb=_mb(sampler.at_pss_peak["anon_pss"]),
+                    tree_pss_peak_file_mb=_mb(sampler.at_pss_peak["file_pss"]),
+                    tree_roles_at_pss_peak={
+                        role: {"pss_mb": _mb(kb["pss"]), "anon_mb": _mb(kb["anon_pss"]),
+                               "file_mb": _mb(kb["file_pss"])}
+                        for role, kb in sampler.roles_at_pss_peak.items()})
+
+
+def _mb(kb: int) -> float:
+    return round(kb / 1024, 1)
 
 
 class _TreeSampler(threading.Thread):
@@ -88,23 +110,33 @@ class _TreeSampler(threading.Thread):
         super().__init__(name="rss-sampler", daemon=True)
         self.root, self.root_hwm_kb = root, 0
         self.peaks_kb = {"rss": 0, "pss": 0, "anon_pss": 0}
+        # The sample with the largest Pss sum, whole and per role (role_of), in KiB.
+        self.at_pss_peak = {"pss": 0, "anon_pss": 0, "file_pss": 0}
+        self.roles_at_pss_peak: dict[str, dict[str, int]] = {}
         self._cpu: dict[int, float] = {}  # descendant -> CPU seconds last seen
         self._stopping = threading.Event()
 
     def run(self) -> None:
         while not self._stopping.wait(SAMPLE_S):
-            sums = dict.fromkeys(self.peaks_kb, 0)
+            sums = dict.fromkeys(self.peaks_kb.keys() | self.at_pss_peak.keys(), 0)
+            roles: dict[str, dict[str, int]] = {}
             for pid, depth, parent in tree_with_parents(self.root):
                 if parent is not None and same_address_space(pid, parent):
                     continue  # a vfork child before its exec: its parent's memory
+                role = roles.setdefault(role_of(depth), dict.fromkeys(self.at_pss_peak, 0))
                 for name, kb in _memory_kb(pid).items():
                     sums[name] += kb
+                    if name in role:
+                        role[name] += kb
                 if depth == 0:
                     self.root_hwm_kb = max(self.root_hwm_kb, _high_water_kb(pid))
                 if depth == 2:
                     self._cpu[pid] = _cpu_seconds(pid) or self._cpu.get(pid, 0)
-            for name, kb in sums.items():
-                self.peaks_kb[name] = max(self.peaks_kb[name], kb)
+            for name in self.peaks_kb:
+                self.peaks_kb[name] = max(self.peaks_kb[name], sums[name])
+            if sums["pss"] > self.at_pss_peak["pss"]:
+                self.at_pss_peak = {name: sums[name] for name in self.at_pss_peak}
+                self.roles_at_pss_peak = roles
 
     def descendants_cpu(self) -> float:
         return sum(self._cpu.values())
@@ -167,15 +199,25 @@ def _cpu_seconds(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def role_of(depth: int) -> str:
+    """The role of a process at `depth` in an import's tree: main (the command), its
+    children (the fork server, multiprocessing's resource tracker), workers (theirs:
+    the extraction workers), tools (what workers run: pdftotext...)."""
+    return ("main", "children", "workers")[depth] if depth < 3 else "tools"
+
+
 def _memory_kb(pid: int) -> dict[str, int]:
-    """Rss, Pss and Pss_Anon of a process in KiB (proc(5) smaps_rollup); {} once it is gone."""
+    """Rss, Pss, its anonymous part (Pss_Anon + Pss_Shmem: no file on disk backs it) and
+    its file-backed part (Pss_File) of a process in KiB (proc(5) smaps_rollup); {} once it
+    is gone."""
     try:
         lines = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
     except OSError:
         return {}
     fields = _kb_fields(lines)
     return {"rss": fields.get("Rss", 0), "pss": fields.get("Pss", 0),
-            "anon_pss": fields.get("Pss_Anon", 0)}
+            "anon_pss": fields.get("Pss_Anon", 0) + fields.get("Pss_Shmem", 0),
+            "file_pss": fields.get("Pss_File", 0)}
 
 
 def _high_water_kb(pid: int) -> int:

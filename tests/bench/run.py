@@ -59,6 +59,10 @@ SEARCH_REPEAT = 5
 SMTP_MESSAGES = int(os.environ.get("BENCH_SMTP_MESSAGES", "3000"))
 MIRROR_FRESH_MESSAGES = int(os.environ.get("BENCH_MIRROR_MESSAGES", "2000"))
 PARTS = ("import", "reindex", "search", "plain", "mirror", "smtp")
+MEMORY_NOTE = ("memory: the process and its extraction workers (tests.bench.measure); of "
+               "the Pss peak, tree_pss_peak_anon_mb is anonymous (only swap frees it), "
+               "tree_pss_peak_file_mb file-backed (libraries, LMDB's map: page cache the "
+               "kernel drops under pressure)")
 
 
 def emit(**fields) -> None:
@@ -167,7 +171,7 @@ def bench_import(maildir: Path, data: Path, count: int, corpus: str) -> dict:
     emit(bench="import_index", corpus=corpus, messages=count, seconds=round(measured.seconds, 1),
          msgs_per_s=round(rate, 1), imported=summary["imported"], indexed=summary["indexed"],
          exit_status=measured.exit_code, **measured.cpu(), **measured.memory(),
-         note="memory: the import process and its extraction workers (tests.bench.measure)")
+         note=MEMORY_NOTE)
     stats = json.loads(subprocess.run([str(ARCHIVER), "stats", "--json", "--data", str(data)],
                                       capture_output=True, check=True).stdout)
     emit(bench="storage", corpus=corpus, raw_bytes=stats["raw_bytes"],
@@ -193,7 +197,7 @@ def bench_reindex(data: Path, count: int, import_rate: float) -> None:
          msgs_per_s=round(rate, 1), indexed=report["indexed"],
          index_bytes=report["index_bytes"],  # compacted when it goes live
          exit_status=measured.exit_code, over_import=ratio(rate, import_rate),
-         **measured.cpu(), **measured.memory())
+         **measured.cpu(), **measured.memory(), note=MEMORY_NOTE)
 
 
 def bench_mirror_both(scratch: Path, maildir: Path, count: int,

@@ -15,7 +15,7 @@ from services.archive.archive import Archive
 from services.archive.extract import ExtractionPool, budget_for_model, extraction_cost
 from services.archive.indexer import CURSOR_KEY, MEMORY_PER_TEXT_BYTE, Indexer, status
 from services.archive.search import search
-from services.archive.store import Envelope
+from services.archive.store import MAPPED_BYTES, Envelope, Store
 from services.cli.archive import IMPORT_BATCH_SHARE
 
 pytestmark = pytest.mark.integration
@@ -77,14 +77,75 @@ def test_the_store_pages_read_leave_the_readers_resident_memory(tmp_path):
     # Random hex bodies: 24 MiB, some 12 MiB of the store's map once compressed.
     digests = [archive.store.put(b"Subject: noise\n\n" + os.urandom(1024 * 1024).hex().encode())
                for _ in range(12)]
-    baseline = resident_file_kb()
+    archive.store.release_pages()
+    baseline, most = resident_file_kb(), 0
     for digest in digests:
         archive.store.get(digest)
-    grown = resident_file_kb()
-    assert grown - baseline > 8 * 1024  # the pages read are resident...
+        most = max(most, resident_file_kb() - baseline)
+    # Let go of whenever they pass MAPPED_BYTES: never more than that and one message
+    # (each some 1 MiB compressed), where all 12 MiB stayed resident before.
+    assert most < (MAPPED_BYTES + 2 * 1024 * 1024) // 1024
     archive.store.release_pages()
-    assert resident_file_kb() < baseline + 4 * 1024  # ...until released
+    assert resident_file_kb() < baseline + 4 * 1024  # and none once released
     assert all(archive.store.get(digest).startswith(b"Subject: noise") for digest in digests)
+
+
+def noise_mail() -> bytes:
+    return (b"Subject: noise\nMessage-ID: <%s@example.org>\n\n" % os.urandom(8).hex().encode()
+            + os.urandom(1500).hex().encode())
+
+
+@pytest.fixture
+def store_of_small_messages(tmp_path):
+    """A store of 6,000 small messages, its pages let go: random digests, so each lookup
+    lands on a leaf of its own in every database a put touches."""
+    archive = Archive(tmp_path / "data", 450)
+    for _ in range(6):
+        archive.store.put_many([(noise_mail(), None, "import") for _ in range(1000)])
+    archive.store.release_pages()
+    yield archive
+    archive.close()
+
+
+def test_one_large_batch_of_puts_keeps_few_store_pages_resident(store_of_small_messages,
+                                                                 monkeypatch):
+    """Within one transaction: a batch's random lookups mapped in some 30 MB of this store
+    (and more the larger the store) before the batch ended."""
+    archive, put_in, most = store_of_small_messages, Store._put_in, 0
+    baseline = resident_file_kb()
+
+    def sampling(store, *args):
+        nonlocal most
+        most = max(most, resident_file_kb() - baseline)
+        return put_in(store, *args)
+    monkeypatch.setattr(Store, "_put_in", sampling)
+    archive.store.put_many([(noise_mail(), None, "import") for _ in range(1000)])
+    assert most < (MAPPED_BYTES + 1024 * 1024) // 1024
+    assert archive.store.counters()["messages"] == 7000
+
+
+def test_the_indexers_bookkeeping_over_the_whole_store_keeps_few_pages_resident(
+        store_of_small_messages, monkeypatch):
+    """The indexer reads each message's metadata and records what it read in one
+    transaction per commit (Store.record_indexed): both walk the whole store."""
+    archive = store_of_small_messages
+    digests = list(archive.store.digests())
+    archive.store.release_pages()
+    baseline, most = resident_file_kb(), 0
+    for digest in digests:
+        archive.store.meta(digest)
+        most = max(most, resident_file_kb() - baseline)
+    assert most < (MAPPED_BYTES + 1024 * 1024) // 1024
+    write_meta = Store._write_meta
+
+    def sampling(store, *args):
+        nonlocal most
+        most = max(most, resident_file_kb() - baseline)
+        return write_meta(store, *args)
+    monkeypatch.setattr(Store, "_write_meta", sampling)
+    archive.store.record_indexed(None, {digest: ["a.pdf"] for digest in digests})
+    assert most < (MAPPED_BYTES + 1024 * 1024) // 1024
+    assert archive.store.meta(digests[-1])["attachments"] == ["a.pdf"]
 
 
 def test_a_bulk_import_leaves_no_store_pages_resident(tmp_path):

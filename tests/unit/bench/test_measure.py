@@ -31,5 +31,13 @@ def test_the_tree_counts_the_memory_and_cpu_of_workers_nobody_waited_for(tmp_pat
     assert measured.tree_rss_peak_mb >= 40 + 80
     assert measured.tree_pss_peak_mb >= 40 + 80
     assert 40 + 80 <= measured.tree_anon_pss_peak_mb <= measured.tree_pss_peak_mb
+    # The peak's split: anonymous (the bytes objects) and file-backed (libraries) parts add
+    # up to it, and the parts sit in the roles holding them.
+    assert measured.tree_pss_peak_anon_mb >= 40 + 80
+    assert abs(measured.tree_pss_peak_anon_mb + measured.tree_pss_peak_file_mb
+               - measured.tree_pss_peak_mb) <= 1.0
+    roles = measured.tree_roles_at_pss_peak
+    assert roles["main"]["anon_mb"] >= 40 and roles["workers"]["anon_mb"] >= 80
+    assert roles["children"]["anon_mb"] < 40
     assert measured.cpu_seconds < 0.4  # the worker's CPU is not the top process's
     assert measured.tree_cpu_seconds >= measured.cpu_seconds + 0.5
