@@ -15,9 +15,10 @@ this parser does not reproduce it refuses: parse() returns None and the caller r
 feedparser. It refuses every input on which the feedparser would record a defect other
 than InvalidMultipartContentTransferEncodingDefect (missing start or close delimiter,
 a multipart without boundary, a header block without separator, a misplaced "From "
-line, a continuation line first...), repeated delimiter lines, a boundary holding a line
-break, message/delivery-status (header blocks separated by blank lines) and nesting deeper
-than MAX_DEPTH. tests/unit/archive/test_mimetree.py compares the two parsers' trees.
+line, a continuation line first...), a "From " line ending a header block (the feedparser
+makes it the first line of the body, without the blank line after it), a boundary holding a line
+break, a message/delivery-status block that is not headers alone, and nesting deeper than
+MAX_DEPTH. tests/unit/archive/test_mimetree.py compares the two parsers' trees.
 """
 from __future__ import annotations
 
@@ -118,15 +119,10 @@ class _Parser:
         that ended it starts)."""
         if depth > MAX_DEPTH:
             raise _Refused("nested too deeply")
-        message = self.factory(policy=self.policy)
-        if parent and parent.get_content_type() == "multipart/digest":
-            message.set_default_type("message/rfc822")
-        if parent is not None:
-            parent.attach(message)
-        self.last = message
+        message = self._new_message(parent)
         start = self._headers(message, start)
         if message.get_content_type() == "message/delivery-status":
-            raise _Refused("delivery-status header blocks")
+            return message, self._delivery_status(message, start)
         maintype = message.get_content_maintype()
         if maintype == "message":
             return message, self._message(start, message, depth + 1)[1]
@@ -136,13 +132,43 @@ class _Parser:
         message.set_payload(self.text[start:end])
         return message, end
 
-    def _headers(self, message: Message, start: int) -> int:
-        """Reads the header block at `start` into `message`; where its body starts."""
+    def _new_message(self, parent: Message | None) -> Message:
+        message = self.factory(policy=self.policy)
+        if parent and parent.get_content_type() == "multipart/digest":
+            message.set_default_type("message/rfc822")
+        if parent is not None:
+            parent.attach(message)
+        self.last = message
+        return message
+
+    def _delivery_status(self, message: Message, start: int) -> int:
+        """The header blocks of a message/delivery-status body (RFC 3464) whose first
+        starts at `start`, each a part with an empty payload; where the line that ended the
+        last starts. A blank line ends a block, as in the feedparser."""
+        position = start
+        while True:
+            block = self._new_message(message)
+            position = self._headers(block, position, blank_ends=True)
+            if block.get_content_maintype() in ("message", "multipart"):
+                raise _Refused("a delivery-status block with a body")
+            block.set_payload("")
+            if not self._at_eof(position):
+                position = self._line_end(position)  # the blank line after the block
+            if self._at_eof(position):
+                return position
+
+    def _at_eof(self, position: int) -> bool:
+        """Whether the feedparser's readline() answers EOF at the line at `position`."""
+        return position >= self.size or self._is_eof(self._line_at(position), self.separators)
+
+    def _headers(self, message: Message, start: int, blank_ends: bool = False) -> int:
+        """Reads the header block at `start` into `message`; where its body starts. With
+        blank_ends, the blank line after the block is left unread."""
         lines, position = [], start
         while position < self.size:
             end = self._line_end(position)
             line = self.text[position:end]
-            if self._is_eof(line, self.separators):
+            if self._is_eof(line, self.separators) or (blank_ends and line[0] in "\r\n"):
                 break
             if not headerRE.match(line):
                 if line[0] not in "\r\n":
@@ -195,9 +221,11 @@ class _Parser:
         close = False
         while not close:
             part_start = self._line_end(line_start)
-            if part_start >= self.size or self._is_eof(self._line_at(part_start),
-                                                       [*outer, separator]):
-                raise _Refused("repeated delimiter, or no part after it")
+            while not self._at_eof(part_start) and \
+                    delimiter(self._line_at(part_start), separator) is not None:
+                part_start = self._line_end(part_start)  # more delimiters: no part between
+            if self._at_eof(part_start):
+                raise _Refused("no part after the last delimiter")
             self.separators = [*outer, separator]
             try:
                 _, line_start = self._message(part_start, message, depth + 1)
