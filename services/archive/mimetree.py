@@ -70,6 +70,9 @@ def _without_line_end(text: str) -> str:
 
 
 class _Parser:
+    """One parse of one message's text: positions into it stand for the feedparser's lines
+    (a line ends after CRLF, CR or LF), "at EOF" for its readline() returning ''."""
+
     def __init__(self, text: str, policy):
         self.text, self.size, self.policy = text, len(text), policy
         self.factory = policy.message_factory or Message
