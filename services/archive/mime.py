@@ -18,7 +18,7 @@ from email.parser import BytesParser
 from email.policy import Compat32
 from typing import Iterator
 
-from services.archive import charsets
+from services.archive import charsets, mimetree
 from services.archive.addresses import parse_address_list
 
 # The header block the intake summary reads: a message without a blank line is all header,
@@ -137,9 +137,12 @@ def parse_headers(raw: bytes) -> Message:
 
 
 def parse_message(raw: bytes) -> Message:
-    """The message tree; on a too deeply nested one, its headers only (with a defect)."""
+    """The message tree; on a too deeply nested one, its headers only (with a defect).
+    The tree is the stdlib feedparser's; services.archive.mimetree builds the same tree for
+    a fraction of the CPU where it can, the feedparser where it cannot."""
     try:
-        return BytesParser(policy=POLICY).parsebytes(raw)
+        message = mimetree.parse(raw, POLICY)
+        return message if message is not None else BytesParser(policy=POLICY).parsebytes(raw)
     except RecursionError:
         message = _parse_headers_only(raw)
         message.defects.append(NestingTooDeep())

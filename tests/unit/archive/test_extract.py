@@ -22,7 +22,7 @@ from services.archive.extract import (AttachmentText, ExtractionPool, Extracted,
                                       truncate_utf8)
 from services.archive.extraction_memo import MemoryMemo
 from services.archive.mime import MessageSummary
-from services.archive import mime, tools
+from services.archive import mime, mimetree, tools
 from tests.reading_corpus import docx_bomb, slow_xlsx
 from tests.unit.archive.test_mime import MEGABYTE_LINES, messages, nested_multiparts
 
@@ -318,7 +318,16 @@ def test_running_out_of_memory_is_not_mistaken_for_bad_input(monkeypatch):
         def parsebytes(self, raw, headersonly=False):
             raise MemoryError
 
+    def exhausted(self):
+        raise MemoryError
+
     monkeypatch.setattr(mime, "BytesParser", ExhaustedParser)
+    # no blank line after the header: left to the feedparser (services.archive.mimetree)
+    with pytest.raises(MemoryError):
+        extract(b"Subject: x\nbody\n", CAP)
+    with pytest.raises(MemoryError):
+        mime.summarize(b"Subject: x\nbody\n")
+    monkeypatch.setattr(mimetree._Parser, "root", exhausted)  # what mimetree parses
     with pytest.raises(MemoryError):
         extract(b"Subject: x\n\nbody\n", CAP)
     with pytest.raises(MemoryError):
