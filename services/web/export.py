@@ -22,7 +22,7 @@ from services.archive import search_snapshot
 from services.archive.evidence import FORMATS
 from services.archive.search import parse
 from services.policy import exports
-from services.web.access import mail_filter, may_read
+from services.web.access import mail_filter, may_read, reads_all_mail
 from services.web.transfers import CHUNK, AppStopping, ClientIdle, Transfers
 
 CONTENT_TYPE = "application/zip"
@@ -68,7 +68,9 @@ async def start(request: web.Request, archive: Archive, user: User, fmt: str,
         if digests is None:  # each match once, as of now, newest first
             snapshot = await transfers.run(matching, archive, user, query or "", timezone)
             messages = snapshot.messages(archive.store, functools.partial(may_read, user))
-            as_of = snapshot.as_of
+            # The highest document id tells how much mail the archive ever took in: only
+            # for those who may read all of it.
+            as_of = snapshot.as_of if reads_all_mail(user) else None
         else:
             messages = selected_messages(archive, user, digests)
         info = exports.new_info(archive.store, user.actor, fmt, query, digests, timezone,

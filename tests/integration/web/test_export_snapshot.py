@@ -54,8 +54,11 @@ def test_mail_indexed_during_an_export_is_not_in_it_and_moves_nothing(site, monk
     digests, info = exported(site, name)
     assert ran and set(adding.added) <= set(at_start(site, name))  # they match now
     assert digests == before  # each once, newest first, nothing added
-    assert info["as_of"]["last_document"] < site.archive.store.meta(
-        adding.added[0])["number"]
+    if name == "audrey":
+        assert info["as_of"]["last_document"] < site.archive.store.meta(
+            adding.added[0])["number"]
+    else:  # how much mail the archive holds is not hers to know
+        assert info["as_of"] is None
 
 
 @pytest.mark.parametrize("name", USERS)
