@@ -11,6 +11,10 @@ write the same):
     SHA256SUMS              the SHA-256 of every other file, as sha256sum(1) writes it, so
                             `sha256sum -c SHA256SUMS` checks an unpacked export
 
+The zip is written in one pass (services.archive.zip_stream), in memory that does not grow
+with the number of messages: manifest.csv, SHA256SUMS and the zip's central directory are
+spooled to unnamed files while the messages are written, and copied in at the end.
+
 The digest of SHA256SUMS is the manifest's digest: it covers every file, the CSV and
 export.json included, and is what the audit log records (services.policy.exports).
 

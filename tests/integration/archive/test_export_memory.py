@@ -62,6 +62,9 @@ class Discarding:
         self.size += len(data)
         return len(data)
 
+    def flush(self) -> None:
+        pass
+
 
 def peak_of_export(store: Store, digests: list[str], fmt: str) -> int:
     """The peak of Python's allocations while exporting `digests` from `store`."""

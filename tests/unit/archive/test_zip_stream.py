@@ -23,6 +23,9 @@ class Unseekable:
     def write(self, data: bytes) -> int:
         return self.file.write(data)
 
+    def flush(self) -> None:
+        pass
+
 
 def checked_by_every_reader(path: Path, seven_zip: bool = True) -> None:
     """zipfile's CRC check, `unzip -t` and (where installed) `7z t` find no error."""
