@@ -19,7 +19,8 @@ DEBIAN_RUNTIME := $(shell sed -e 's/\#.*//' image/debian-runtime.txt)
 # What the build host needs to build images, boot VMs and run the tests.
 DEBIAN_HOST := python3-venv python3-pip python3-setuptools python3-wheel git make \
 	qemu-system-x86 qemu-utils mmdebstrap dovecot-imapd dovecot-pop3d swaks notmuch maildir-utils mutt \
-	iproute2 openssl systemd chromium e2fsprogs openssh-client python3-xlwt
+	iproute2 openssl systemd chromium e2fsprogs openssh-client python3-xlwt \
+	p7zip-full
 DEBIAN_PACKAGES := $(DEBIAN_RUNTIME) $(DEBIAN_HOST)
 # Also for the tests: the directories they start (OpenLDAP's slapd; Samba as an AD domain
 # controller) and a QR code reader. Installing them may start system daemons (where systemd

@@ -11,6 +11,10 @@ write the same):
     SHA256SUMS              the SHA-256 of every other file, as sha256sum(1) writes it, so
                             `sha256sum -c SHA256SUMS` checks an unpacked export
 
+The zip is written in one pass (services.archive.zip_stream), in memory that does not grow
+with the number of messages: manifest.csv, SHA256SUMS and the zip's central directory are
+spooled to unnamed files while the messages are written, and copied in at the end.
+
 The digest of SHA256SUMS is the manifest's digest: it covers every file, the CSV and
 export.json included, and is what the audit log records (services.policy.exports).
 
@@ -20,19 +24,22 @@ from strangers, and a subject "=HYPERLINK(...)" must stay text on an auditor's s
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import hashlib
 import io
 import json
-import zipfile
+import tempfile
 from dataclasses import dataclass, field
 from email.message import Message
+from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator
 
 from services.archive.mailfiles import EXPORT_MANIFEST_FILES, write_mbox_to
 from services.archive.mime import (decode_header_text, parse_headers, safely,
                                    summarize_headers)
+from services.archive.zip_stream import ZipStream
 
 FORMATS = ("zip", "mbox")
 MANIFEST_COLUMNS = ("file", "digest", "message_id", "date", "from", "to", "cc", "subject",
@@ -70,8 +77,10 @@ class ExportInfo:
 
 @dataclass
 class ExportResult:
-    """What was written: `messages` exported, the SHA-256 (hex) of every file by name, and
-    the manifest's digest (that of SHA256SUMS)."""
+    """What was written: `messages` exported, the SHA-256 (hex) by name of the files other
+    than messages/*.eml (manifest.csv, export.json, messages.mbox: each message's is in
+    SHA256SUMS only, so that a million of them are not kept in memory), and the
+    manifest's digest (that of SHA256SUMS)."""
     messages: int
     files: dict[str, str] = field(default_factory=dict)
     manifest_sha256: str = ""
@@ -94,11 +103,16 @@ class EmptyExport(ValueError):
 
 
 def write_export(messages: Iterable[tuple[str, bytes, dict]], output: BinaryIO,
-                 info: ExportInfo) -> ExportResult:
+                 info: ExportInfo, spool_dir: Path | str | None = None) -> ExportResult:
     """Write the export of `messages` ((digest, raw bytes, store metadata) triples, in the
-    order they are to appear) to `output`, a binary stream that need not be seekable (the
-    web UI streams it). Raises EmptyExport, before writing anything, when `messages` is
-    empty; ValueError for a format not in FORMATS."""
+    order they are to appear; a query's each once, as search_snapshot gives them; a
+    selection's repeats are left out) to `output`, a binary stream that need not be
+    seekable (the web UI streams it). Memory does not grow with the number of messages:
+    the manifest rows, the checksums and the zip's central directory are spooled to
+    unnamed files in `spool_dir` (on the data disk; None: tempfile's default folder),
+    gone when the export ends, however it ends. Raises EmptyExport, before writing
+    anything, when `messages` is empty; ValueError for a format not in FORMATS; OSError
+    when the spool folder or the output cannot be written."""
     if info.format not in FORMATS:
         raise ValueError(f"format: expected one of {', '.join(FORMATS)}, got {info.format!r}")
     items = iter(messages)
@@ -106,18 +120,18 @@ def write_export(messages: Iterable[tuple[str, bytes, dict]], output: BinaryIO,
     if first is None:
         raise EmptyExport(f"nothing to export: {info.described()} matches no message "
                           "you may read")
-    result, rows = ExportResult(0), _ManifestRows()
-    with zipfile.ZipFile(output, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        chained = _chain(first, items)
+    result = ExportResult(0)
+    with contextlib.ExitStack() as stack:
+        archive = stack.enter_context(ZipStream(output, spool_dir))
+        files = stack.enter_context(_ExportFiles(archive, result, spool_dir))
+        chained = _once(_chain(first, items), info)
         if info.format == "zip":
-            _write_eml_files(archive, chained, rows, result)
+            _write_eml_files(files, chained)
         else:
-            _write_mbox(archive, chained, rows, result)
-        _add(archive, MANIFEST_NAME, rows.csv_bytes(), result)
-        _add(archive, INFO_NAME, _info_bytes(info, result), result)
-        sums = "".join(f"{digest}  {name}\n" for name, digest in result.files.items())
-        result.manifest_sha256 = hashlib.sha256(sums.encode()).hexdigest()
-        _member(archive, SUMS_NAME, sums.encode())
+            _write_mbox(files, chained)
+        files.copy(MANIFEST_NAME, files.manifest.spooled())
+        files.add(INFO_NAME, _info_bytes(info, result))
+        result.manifest_sha256 = files.write_sums()
     return result
 
 
@@ -165,50 +179,121 @@ def spreadsheet_safe(value) -> str:
 # -- writing ------------------------------------------------------------------------------
 
 class _ManifestRows:
-    def __init__(self):
-        self.buffer = io.StringIO()
-        self.writer = csv.DictWriter(self.buffer, MANIFEST_COLUMNS, lineterminator="\r\n")
+    """manifest.csv's rows as they are added, spooled to an unnamed file in `folder`."""
+
+    def __init__(self, folder: Path | str | None):
+        self.file = io.TextIOWrapper(tempfile.TemporaryFile(dir=folder, prefix="export-csv-"),
+                                     encoding="utf-8", newline="")
+        self.writer = csv.DictWriter(self.file, MANIFEST_COLUMNS, lineterminator="\r\n")
         self.writer.writeheader()
 
     def add(self, row: dict) -> None:
         self.writer.writerow({key: spreadsheet_safe(value) for key, value in row.items()})
 
-    def csv_bytes(self) -> bytes:
-        return self.buffer.getvalue().encode("utf-8")
+    def spooled(self) -> BinaryIO:
+        """The CSV's bytes (UTF-8), read from the start."""
+        self.file.flush()
+        self.file.buffer.seek(0)
+        return self.file.buffer
+
+    def close(self) -> None:
+        self.file.close()
 
 
-def _write_eml_files(archive: zipfile.ZipFile, messages, rows: _ManifestRows,
-                     result: ExportResult) -> None:
+class _ExportFiles:
+    """The export's members as they are written into `archive`: each file's SHA-256 goes
+    to a spooled SHA256SUMS, the manifest's rows to a spooled manifest.csv; `result`
+    counts the messages and keeps the digests of the files other than messages."""
+
+    def __init__(self, archive: ZipStream, result: ExportResult, folder: Path | str | None):
+        self.archive, self.result = archive, result
+        self.sums = tempfile.TemporaryFile(dir=folder, prefix="export-sums-")
+        try:
+            self.manifest = _ManifestRows(folder)
+        except BaseException:
+            self.sums.close()
+            raise
+
+    def __enter__(self) -> "_ExportFiles":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self.manifest.close()
+        finally:
+            self.sums.close()
+
+    def message(self, name: str, data: bytes) -> None:
+        """A message's member, its SHA-256 kept only in the spooled SHA256SUMS."""
+        self.archive.add(name, data)
+        self.checksum(name, hashlib.sha256(data).hexdigest())
+
+    def add(self, name: str, data: bytes) -> None:
+        self.archive.add(name, data)
+        self.result.files[name] = self.checksum(name, hashlib.sha256(data).hexdigest())
+
+    def copy(self, name: str, source: BinaryIO) -> None:
+        """The member `name` holding what `source` reads."""
+        hashing = hashlib.sha256()
+        with self.archive.member(name, zip64=True) as member:
+            while chunk := source.read(CHUNK):
+                hashing.update(chunk)
+                member.write(chunk)
+        self.result.files[name] = self.checksum(name, hashing.hexdigest())
+
+    def checksum(self, name: str, digest: str) -> str:
+        self.sums.write(f"{digest}  {name}\n".encode())
+        return digest
+
+    def write_sums(self) -> str:
+        """Write SHA256SUMS (every file so far, in the order written); its SHA-256."""
+        self.sums.seek(0)
+        hashing = hashlib.sha256()
+        with self.archive.member(SUMS_NAME, zip64=True) as member:
+            while chunk := self.sums.read(CHUNK):
+                hashing.update(chunk)
+                member.write(chunk)
+        return hashing.hexdigest()
+
+
+def _once(messages: Iterator, info: ExportInfo) -> Iterator:
+    """A selection's messages each once, however often it names one (the set is as big
+    as the selection, which `info` holds already); a query's as they come: its snapshot
+    gives each once, and a set of every digest of a million-message export would not be
+    bounded."""
+    if info.selection is None:
+        yield from messages
+        return
     seen = set()
     for digest, raw, meta in messages:
-        if digest in seen:
-            continue  # one file per message, however often it was asked for
-        seen.add(digest)
+        if digest not in seen:
+            seen.add(digest)
+            yield digest, raw, meta
+
+
+def _write_eml_files(files: _ExportFiles, messages) -> None:
+    for digest, raw, meta in messages:
         name = f"{MESSAGES_FOLDER}/{digest}.eml"
-        _add(archive, name, raw, result)
-        rows.add(manifest_row(name, digest, raw, meta))
-        result.messages += 1
+        files.message(name, raw)
+        files.manifest.add(manifest_row(name, digest, raw, meta))
+        files.result.messages += 1
 
 
-def _write_mbox(archive: zipfile.ZipFile, messages, rows: _ManifestRows,
-                result: ExportResult) -> None:
+def _write_mbox(files: _ExportFiles, messages) -> None:
     """One mbox member, written as it goes (no message is held longer than its turn)."""
+    result = files.result
+
+    def counted() -> Iterator[tuple[str, bytes]]:
+        for digest, raw, meta in messages:
+            result.messages += 1
+            files.manifest.add(manifest_row(f"{MBOX_NAME}#{result.messages}", digest, raw,
+                                            meta))
+            yield digest, raw
+
     hashing = hashlib.sha256()
-    with archive.open(_info(MBOX_NAME), "w", force_zip64=True) as member:
-        sink = _HashingWriter(member, hashing)
-
-        def counted() -> Iterator[tuple[str, bytes]]:
-            seen = set()
-            for digest, raw, meta in messages:
-                if digest in seen:
-                    continue
-                seen.add(digest)
-                result.messages += 1
-                rows.add(manifest_row(f"{MBOX_NAME}#{result.messages}", digest, raw, meta))
-                yield digest, raw
-
-        write_mbox_to(counted(), sink)
-    result.files[MBOX_NAME] = hashing.hexdigest()
+    with files.archive.member(MBOX_NAME, zip64=True) as member:
+        write_mbox_to(counted(), _HashingWriter(member, hashing))
+    result.files[MBOX_NAME] = files.checksum(MBOX_NAME, hashing.hexdigest())
 
 
 class _HashingWriter:
@@ -218,22 +303,6 @@ class _HashingWriter:
     def write(self, data: bytes) -> int:
         self.hashing.update(data)
         return self.output.write(data)
-
-
-def _add(archive: zipfile.ZipFile, name: str, data: bytes, result: ExportResult) -> None:
-    result.files[name] = hashlib.sha256(data).hexdigest()
-    _member(archive, name, data)
-
-
-def _member(archive: zipfile.ZipFile, name: str, data: bytes) -> None:
-    archive.writestr(_info(name), data)
-
-
-def _info(name: str) -> zipfile.ZipInfo:
-    member = zipfile.ZipInfo(name, date_time=dt.datetime.now().timetuple()[:6])
-    member.compress_type = zipfile.ZIP_DEFLATED
-    member.external_attr = 0o644 << 16  # readable once unpacked; the default is 0600
-    return member
 
 
 def _info_bytes(info: ExportInfo, result: ExportResult) -> bytes:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from pathlib import Path
 from typing import BinaryIO, Iterable
 
 from services.archive.evidence import EmptyExport, ExportInfo, ExportResult, write_export
@@ -35,11 +36,12 @@ def new_info(store: Store, actor: Actor, fmt: str, query: str | None = None,
 
 def export(store: Store, actor: Actor, info: ExportInfo,
            messages: Iterable[tuple[str, bytes, dict]], output: BinaryIO) -> ExportResult:
-    """Write the export to `output` and record it (module docstring). Raises EmptyExport
-    (recorded as "export-empty"), and whatever writing raised (recorded as
-    "export-failed")."""
+    """Write the export to `output` and record it (module docstring); its spooled files
+    (evidence.write_export) are unnamed files in the archive's spool folder, on the data
+    disk (services.archive.archive). Raises EmptyExport (recorded as "export-empty"), and
+    whatever writing raised (recorded as "export-failed")."""
     try:
-        result = write_export(messages, output, info)
+        result = write_export(messages, output, info, spool_folder(store))
     except EmptyExport:
         audit.record(store, actor, "export-empty", **_what(info))
         raise
@@ -49,6 +51,13 @@ def export(store: Store, actor: Actor, info: ExportInfo,
         raise
     audit.record(store, actor, "export", **result.audit_details(info))
     return result
+
+
+def spool_folder(store: Store) -> Path:
+    """DATA/spool, beside the store DATA/store: on the data disk, never a RAM /tmp."""
+    folder = Path(store.path).parent / "spool"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    return folder
 
 
 def _what(info: ExportInfo) -> dict:

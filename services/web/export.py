@@ -1,8 +1,9 @@
 """Exports of a search or of chosen messages, streamed: the evidence zip (the messages,
 manifest.csv, export.json, SHA256SUMS; services.archive.evidence) is written in a thread
 of the transfer pool (services.web.transfers) straight into the HTTP response, a chunk at
-a time, so an export of any size needs no disk and little memory; a client that goes
-away, or takes no data for the idle write timeout, stops the writer. A search's export
+a time, so an export of any size needs memory that does not grow with it (its manifest,
+checksums and zip directory are spooled to unnamed files on the data disk); a client that
+goes away, or takes no data for the idle write timeout, stops the writer. A search's export
 lists what it matched when the export began, each message once, newest first
 (services.archive.search_snapshot). The audit log gets the export with its manifest's
 digest once it is complete, or why it failed (services.policy.exports)."""
