@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import threading
 from pathlib import Path
@@ -28,6 +29,7 @@ from services.common.atomic_file import fsync_path
 log = logging.getLogger("archiver")
 KEEP_CURRENT_SECONDS = 0.5  # how often keep_current() runs while Xapian compacts
 COMPACTING = "index.compacting"  # where a copy is written, in the archive's data directory
+INDEX_DIR_NAME = re.compile(r"index\.(\d+|compacting)")  # Archive.new_index_dir's names
 
 
 def copy(archive: Archive, index_dir: Path, keep_current: Callable[[], None] = lambda: None
@@ -95,3 +97,16 @@ def compact(source: Path, target: Path, keep_current: Callable[[], None] = lambd
 def size_of(index_dir: Path) -> int:
     """Bytes of the files in directory `index_dir`."""
     return sum(path.stat().st_size for path in Path(index_dir).iterdir() if path.is_file())
+
+
+def remove_strays(archive: Archive) -> None:
+    """Remove the index directories of `archive` that are neither live nor being rebuilt:
+    a rebuilt index once its compacted copy is live, and what a switch or a compaction cut
+    short by a crash left. Only directories named as Archive.new_index_dir names them
+    (or COMPACTING) are touched, compared by their resolved paths."""
+    keep = {link.resolve() for link in (archive.index_link, archive.next_index_link)
+            if link.is_symlink()}
+    for path in archive.data_dir.iterdir():
+        if INDEX_DIR_NAME.fullmatch(path.name) and path.is_dir() and not path.is_symlink() \
+                and path.resolve() not in keep:
+            shutil.rmtree(path, ignore_errors=True)

@@ -22,6 +22,7 @@ MAX_DEPTH. tests/unit/archive/test_mimetree.py compares the two parsers' trees.
 """
 from __future__ import annotations
 
+import re
 from email import errors
 from email.feedparser import headerRE
 from email.message import Message
@@ -31,6 +32,7 @@ from email.message import Message
 MAX_DEPTH = 48
 VALID_MULTIPART_ENCODINGS = ("7bit", "8bit", "binary")
 LINE_ENDS = ("", "\r\n", "\r", "\n")
+LINE_END = re.compile(r"\r\n|\r|\n")  # a line's end, as the feedparser splits lines
 
 
 class _Refused(Exception):
@@ -91,11 +93,10 @@ class _Parser:
 
     def _line_end(self, start: int) -> int:
         """Where the line starting at `start` ends (after its CRLF, CR or LF)."""
+        if self.bare_cr:  # one search: finding the next LF first could scan to the end
+            found = LINE_END.search(self.text, start)  # every line, a quadratic walk
+            return found.end() if found else self.size
         newline = self.text.find("\n", start)
-        if self.bare_cr:
-            carriage = self.text.find("\r", start, newline if newline >= 0 else self.size)
-            if carriage >= 0 and carriage + 1 != newline:
-                return carriage + 1
         return newline + 1 if newline >= 0 else self.size
 
     def _is_eof(self, line: str, separators: list[str]) -> bool:

@@ -142,16 +142,7 @@ def switch_over(archive: Archive, live: Indexer | None = None) -> None:
             live.close()
     archive.swap_index(compacted)
     archive.next_index_link.unlink(missing_ok=True)
-    _remove_other_indexes(archive, compacted)
-
-
-def _remove_other_indexes(archive: Archive, live: Path) -> None:
-    """Remove every index directory but the live one: the rebuilt index once its copy
-    is live, and what a switch cut short by a crash left (a copy, or an index that was
-    never made live). Only the switch makes indexes other than the live one."""
-    for path in archive.data_dir.glob("index.*"):
-        if path.is_dir() and not path.is_symlink() and path != live:
-            shutil.rmtree(path, ignore_errors=True)
+    compaction.remove_strays(archive)
 
 
 def next_index_dir(archive: Archive) -> Path:

@@ -472,6 +472,7 @@ def cmd_compact(args) -> int:
         raise IndexerBusy("the indexer service holds the index: stop archiver-indexer, "
                           "then run compact again")
     try:
+        compaction.remove_strays(archive)  # a copy an earlier compact left when cut short
         live = archive.index_dir()
         before = compaction.size_of(live)
         copied = compaction.copy(archive, live)

@@ -24,6 +24,7 @@ from services.policy.hold_records import BadHoldRecords, Summary
 
 PAGE = 4096  # digests per request or reply
 MAX_PAGE = 10_000  # the most a server gives or takes in one request
+MAX_BODY_BYTES = 2 * 1024 * 1024  # a request's body: MAX_PAGE digests as JSON are ~0.7 MB
 PAGE_PATH, ADD_PATH = "/v1/hold-records/page", "/v1/hold-records/add"
 
 Post = Callable[[str, dict], Awaitable[dict]]  # path, JSON document -> the JSON reply
@@ -70,7 +71,7 @@ async def exchange(store: Store, post: Post, hold_ids: list[str]) -> Exchanged:
         after = None
         while True:
             reply = await post(PAGE_PATH, {"hold": hold_id, "after": after, "limit": PAGE})
-            page = _digests(reply, PAGE)
+            page = _digests(reply, PAGE, after)
             if page:
                 done.taken += await asyncio.to_thread(hold_records.add, store, hold_id, page)
             last = page[-1] if len(page) == PAGE else None  # None: the peer has no more
@@ -98,11 +99,18 @@ async def _give(store: Store, post: Post, hold_id: str, after: str | None,
         after = within[-1]
 
 
-def _digests(reply: dict, limit: int) -> list[str]:
+def _digests(reply: dict, limit: int, after: str | None) -> list[str]:
+    """The digests of a page the peer sent: at most `limit`, each a digest, in strictly
+    ascending order after `after`, else BadHoldRecords (a page that repeats itself would
+    keep exchange() walking forever)."""
     digests = reply.get("digests") if isinstance(reply, dict) else None
     if not isinstance(digests, list) or len(digests) > limit \
             or not all(hold_records.is_digest(digest) for digest in digests):
         raise BadHoldRecords(f"a page of hold records: expected at most {limit} digests")
+    bounds = ([after] if after is not None else []) + digests
+    if any(earlier >= later for earlier, later in zip(bounds, bounds[1:])):
+        raise BadHoldRecords("a page of hold records: expected digests in ascending order, "
+                             "after the page before")
     return digests
 
 

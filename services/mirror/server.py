@@ -129,18 +129,23 @@ class MirrorServer:
         return await self._hold_records(request, hold_sync.take_page)
 
     async def _hold_records(self, request: web.Request, handle) -> web.Response:
-        """A page of hold records read or taken (services.mirror.hold_sync)."""
-        body = await request.read()
+        """A page of hold records read or taken (services.mirror.hold_sync). Who asks is
+        checked before the body is read, and the body is bounded (hold_sync.MAX_BODY_BYTES):
+        a stranger must not make this server buffer what it sends."""
         refused = self._not_welcome(request)
         if refused is not None:
             return refused
+        body = await _body_within(request, hold_sync.MAX_BODY_BYTES)
+        if body is None:
+            return web.json_response({"reason": "a page of hold records is at most "
+                                      f"{hold_sync.MAX_BODY_BYTES} bytes"}, status=413)
         try:
-            document = json.loads(body)
+            document = await asyncio.to_thread(json.loads, body)
             if not isinstance(document, dict):
                 raise BadHoldRecords("expected a JSON object")
             return web.json_response(await asyncio.to_thread(handle, self.store, document))
-        except (ValueError, BadHoldRecords) as exc:  # json's errors are ValueErrors
-            return web.json_response({"reason": str(exc)}, status=400)
+        except (ValueError, RecursionError, BadHoldRecords) as exc:  # json's: ValueErrors
+            return web.json_response({"reason": str(exc)[:300]}, status=400)
         except OutOfSpace as full:
             return _retry_later(full.brief)
 
@@ -175,3 +180,15 @@ def _retry_later(reason: str) -> web.Response:
     """503 with Retry-After: nothing of the batch was stored; the peer keeps it queued."""
     return web.json_response({"reason": reason, "retry_after": RETRY_AFTER_SECONDS},
                              status=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
+async def _body_within(request: web.Request, limit: int) -> bytes | None:
+    """The request's body, or None once it is longer than `limit` bytes (the rest unread)."""
+    if (request.content_length or 0) > limit:
+        return None
+    body = bytearray()
+    while chunk := await request.content.read(limit + 1 - len(body)):
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)

@@ -9,6 +9,7 @@ disk); an export that found nothing writes nothing and records nothing but the a
 """
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from pathlib import Path
@@ -54,9 +55,14 @@ def export(store: Store, actor: Actor, info: ExportInfo,
 
 
 def spool_folder(store: Store) -> Path:
-    """DATA/spool, beside the store DATA/store: on the data disk, never a RAM /tmp."""
+    """DATA/spool, beside the store DATA/store: on the data disk, never a RAM /tmp. It
+    belongs to whoever owns the store: an export by root's CLI that makes it must not
+    take it from the services, which run as their own user."""
     folder = Path(store.path).parent / "spool"
     folder.mkdir(mode=0o700, exist_ok=True)
+    owner = Path(store.path).stat()
+    if os.geteuid() == 0 and folder.stat().st_uid != owner.st_uid:
+        os.chown(folder, owner.st_uid, owner.st_gid)
     return folder
 
 

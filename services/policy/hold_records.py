@@ -18,6 +18,7 @@ it is checked again (services.policy.retention).
 from __future__ import annotations
 
 import json
+import re
 import struct
 from typing import Iterable, Iterator, NamedTuple
 
@@ -31,6 +32,7 @@ GENERATION_KEY = b"\x00holds-generation"  # in the replicated database
 CHUNK = 10_000  # records written (or read) per transaction: a bounded write under the lock
 MODULUS = 1 << 256
 HOLD_ID_LIMIT = 100  # characters
+DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
 class BadHoldRecords(ArchiverError):
@@ -52,20 +54,24 @@ def check_hold_id(hold_id: str) -> bytes:
     """The hold id as key bytes; BadHoldRecords for one that cannot be a key part."""
     if not isinstance(hold_id, str) or not hold_id or "\0" in hold_id \
             or len(hold_id) > HOLD_ID_LIMIT:
-        raise BadHoldRecords(f"hold id {hold_id!r}: expected 1 to {HOLD_ID_LIMIT} "
+        raise BadHoldRecords(f"hold id {_quoted(hold_id)}: expected 1 to {HOLD_ID_LIMIT} "
                              "characters without NUL")
     return hold_id.encode()
 
 
 def digest_bytes(digest: str) -> bytes:
-    """A message digest (64 hex digits) as its 32 bytes; BadHoldRecords otherwise."""
-    try:
-        raw = bytes.fromhex(digest) if isinstance(digest, str) else b""
-    except ValueError:
-        raw = b""
-    if len(raw) != 32:
-        raise BadHoldRecords(f"{digest!r} is not a message digest (64 hex digits)")
-    return raw
+    """A message digest (64 lowercase hex digits, as the store names messages) as its 32
+    bytes; BadHoldRecords otherwise. Only the one spelling: records are compared as text
+    too (services.mirror.hold_sync), so "AB..." or "ab ab ..." must not pass for "ab..."."""
+    if not isinstance(digest, str) or not DIGEST.fullmatch(digest):
+        raise BadHoldRecords(f"{_quoted(digest)} is not a message digest (64 hex digits)")
+    return bytes.fromhex(digest)
+
+
+def _quoted(value, limit: int = 80) -> str:
+    """`value` as an error message shows it: a peer's 80 MB string is not sent back."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def is_hold_id(hold_id) -> bool:

@@ -129,3 +129,29 @@ def test_what_a_switch_cut_short_left_is_removed_by_the_next_one(archive):
     reindex.switch_over(archive)
     assert sorted(p.name for p in archive.data_dir.glob("index.*") if not p.is_symlink()) \
         == [archive.index_dir().name]
+
+
+def test_a_relative_data_folder_keeps_the_index_that_went_live(tmp_path, monkeypatch):
+    """`--data ./data` on a disk without room for the copy: the rebuilt index goes live
+    as it is, and the clean-up after the switch must know it by its resolved path."""
+    monkeypatch.chdir(tmp_path)
+    archive = Archive("data", 450)
+    for n in range(6):
+        archive.store.put(mail(n), None, "smtp")
+    with ExtractionPool(archive.profile.attachment_text_bytes) as pool:
+        assert reindex.rebuild(archive, pool)
+    monkeypatch.setattr(compaction, "compact", lambda *_: (_ for _ in ()).throw(
+        OSError(errno.ENOSPC, "No space left on device")))
+    reindex.switch_over(archive)
+    assert archive.index_dir().is_dir()
+    assert search(archive.index_dir(), "quarterly").total == 6
+    archive.close()
+
+
+def test_the_clean_up_touches_only_index_folders_it_named(archive):
+    (archive.data_dir / "index.notes").mkdir()
+    (archive.data_dir / "index.12345").mkdir()
+    compaction.remove_strays(archive)
+    assert (archive.data_dir / "index.notes").is_dir()
+    assert not (archive.data_dir / "index.12345").exists()
+    assert archive.next_index_link.resolve().is_dir()  # being rebuilt: kept

@@ -10,7 +10,7 @@ import pytest
 from services.archive.archive import Archive
 from services.policy import hold_records
 from tests.integration.mirror.test_mirror import pair  # noqa: F401 (a fixture)
-from tests.integration.mirror_nodes import wait_until
+from tests.integration.mirror_nodes import MIRROR_PORT, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 # A hello carries each hold's count and fingerprint, not its records: far under this
@@ -92,3 +92,35 @@ def test_a_hold_removed_on_one_side_drops_its_records_on_both(pair):  # noqa: F8
     a.stop(), b.stop()
     for node in (a, b):
         assert records_of(node, hold_id) == (hold_records.EMPTY, [])
+
+
+STRANGER = """
+import socket, ssl, sys, time
+host, port, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+for attempt in range(120):  # until the node listens
+    try:
+        connection = socket.create_connection((host, port), timeout=20)
+        break
+    except ConnectionRefusedError:
+        time.sleep(0.5)
+tls = context.wrap_socket(connection)
+tls.sendall(f"POST {path} HTTP/1.1\\r\\nHost: {host}\\r\\nContent-Type: application/json\\r\\n"
+            f"Content-Length: 50000000\\r\\n\\r\\n".encode() + b"[" * 1000)
+try:
+    print(tls.recv(200).split(b"\\r\\n")[0].decode())
+except socket.timeout:
+    print("no answer")
+"""
+
+
+@pytest.mark.parametrize("path", ["/v1/hold-records/add", "/v1/hold-records/page"])
+def test_a_stranger_is_refused_before_its_body_is_read(pair, path):  # noqa: F811
+    """A client without a pinned certificate announces 50 MB and sends 1 KB: the server
+    answers at once, without waiting for (and buffering) the rest."""
+    a, b = pair
+    b.start()
+    answer = a.lab.run("a", ["python3", "-c", STRANGER, a.lab.address("b"), str(MIRROR_PORT), path],
+                       capture_output=True, text=True, timeout=60)
+    assert answer.stdout.strip() == "HTTP/1.1 403 Forbidden", answer

@@ -242,3 +242,12 @@ def test_mutated_messages_are_extracted_alike(feedparser_only):
     for number in range(300):
         raw = mime_variants.random_message(rng) if number % 2 else rng.choice(seeds)
         assert_same_extraction(mime_variants.mutate(raw, rng), feedparser_only)
+
+
+@pytest.mark.parametrize("line_end", [b"\r", b"\n\r", b"\r\r\n"], ids=["CR", "LF-CR", "CR-CRLF"])
+def test_many_parts_with_bare_carriage_returns_have_the_feedparsers_tree(line_end):
+    """Bare CRs end lines too; each line's end is one search (an LF searched for first
+    scanned to the end of the text for every line: 8.6 s for 1.1 MB of such parts)."""
+    raw = line_end.join([b"Content-Type: multipart/mixed; boundary=b", b""]
+                        + [b"--b" + line_end + line_end + b"x"] * 3000 + [b"--b--", b""])
+    assert taken(raw)
