@@ -102,10 +102,14 @@ def cmd_retention_set(args) -> int:
 def cmd_retention_show(args) -> int:
     _, replicated, _ = _context(args)
     shown = retention.policies(replicated)
+    waiting = replicated.records_pending() > 0
     if args.json:
-        print(json.dumps(shown))
+        print(json.dumps({**shown, "waiting_for_hold_records": waiting}))
         return 0
     print(f"retention {'enabled' if shown['enabled'] else 'disabled'}")
+    if waiting:
+        print("waiting: a mirror peer's holds or saved searches came before their hold "
+              "records; nothing is deleted until the peers have exchanged them")
     print(f"global: {shown['global_days'] or 'keep forever'} days")
     for name, days in sorted(shown["saved"].items()):
         print(f"saved search {name}: {days} days")
@@ -128,6 +132,9 @@ def cmd_retention_run(args) -> int:
         print(json.dumps({**summary, "digests": report.deleted_digests}))
     elif not report.enabled and not args.dry_run:
         print("retention is disabled: nothing deleted (archiver retention enable)")
+    elif report.waiting_for_hold_records:
+        print("nothing deleted: a mirror peer's holds or saved searches came before their "
+              "hold records; retention deletes once the peers have exchanged them")
     else:
         verb = "would delete" if args.dry_run else "deleted"
         print(f"examined {report.examined}, expired {report.expired}, held {report.held}, "

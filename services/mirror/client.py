@@ -196,12 +196,14 @@ class MirrorClient:
     async def _exchange_hold_records(self, session: aiohttp.ClientSession, theirs) -> None:
         """Both sides end with the union of what each hold recorded (hold_sync)."""
         live = {key[len(HOLD_PREFIX):] for key in self.replicated.items(HOLD_PREFIX)}
+        pending = self.replicated.records_pending()  # what merges so far wait for
         try:
             differing = await asyncio.to_thread(hold_sync.differing, self.store, live, theirs)
             done = await hold_sync.exchange(self.store, lambda path, document: self._post_json(
                 session, path, document), differing)
         except BadHoldRecords as exc:
             raise PeerRefused(f"the peer sent malformed hold records: {exc}") from exc
+        await asyncio.to_thread(self.replicated.records_settled, pending)
         self.status.hold_records_taken += done.taken
         self.status.hold_records_given += done.given
         if done.taken or done.given:

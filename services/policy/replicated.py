@@ -30,6 +30,8 @@ from services.policy import hold_records
 log = logging.getLogger(__name__)
 CLOCK_KEY = b"\x00clock"  # the last stamp this node issued, kept in the same database
 HOLD_PREFIX, OLD_HELD = "hold:", "held"  # an older release kept a hold's records in "held"
+SAVED_PREFIX = "saved:"  # services.policy.saved_searches.PREFIX (which imports this module)
+RECORDS_PENDING_KEY = b"\x00hold-records-pending"  # see Replicated._await_records
 MIGRATED_KEY = b"\x00holds-records"  # set once no hold entry carries "held" any more
 _migrated: "weakref.WeakSet[Store]" = weakref.WeakSet()  # stores checked by this process
 
@@ -123,6 +125,33 @@ class Replicated:
         elif held:
             hold_records.add_in(self.store, txn, hold_id, held)
 
+    def _await_records(self, txn, key: str, entry: dict) -> None:
+        """A peer's hold, or saved search (which a hold may use), is merged here before the
+        records that go with it (services.mirror.hold_sync pages them after the hello): a
+        hold's records of what its search matched before it was narrowed, or at placement.
+        Until an exchange of records has ended after this, retention must not read holds
+        from searches alone (services.policy.retention), or it could delete held mail."""
+        if not entry["deleted"] and key.startswith((HOLD_PREFIX, SAVED_PREFIX)):
+            txn.put(RECORDS_PENDING_KEY, str(self.records_pending(txn) + 1).encode(),
+                    db=self.db)
+
+    def records_pending(self, txn=None) -> int:
+        """0 when no merged hold or saved search awaits its records; else a count that
+        grows with each such merge (for records_settled)."""
+        if txn is None:
+            with self.store.env.begin() as txn:
+                return self.records_pending(txn)
+        return int(txn.get(RECORDS_PENDING_KEY, db=self.db) or b"0")
+
+    def records_settled(self, pending: int) -> bool:
+        """An exchange of hold records that began when records_pending() was `pending` has
+        ended: clear the mark unless another merge came meanwhile. True when cleared."""
+        with self.store.writing() as txn:
+            if self.records_pending(txn) != pending:
+                return False
+            txn.delete(RECORDS_PENDING_KEY, db=self.db)
+            return True
+
     def holds_generation(self, txn=None) -> int:
         if txn is None:
             with self.store.env.begin() as txn:
@@ -181,6 +210,7 @@ class Replicated:
                 if winner is None or _stamp(entry) > _stamp(winner):
                     txn.put(key.encode(), json.dumps(entry).encode(), db=self.db)
                     self._bump_generation(txn, key)
+                    self._await_records(txn, key, entry)
                     taken, winner = taken + 1, entry
                 if winner["deleted"] or held:
                     self._keep_records(txn, key, winner, held)

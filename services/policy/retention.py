@@ -54,6 +54,9 @@ class RunReport:
     not_indexed: int = 0
     deleted: int = 0
     deleted_digests: list[str] = field(default_factory=list)
+    # A peer's hold or saved search came before its records (Replicated._await_records):
+    # nothing was deleted; the next run after the exchange of records deletes.
+    waiting_for_hold_records: bool = False
 
 
 def policies(replicated: Replicated) -> dict:
@@ -97,13 +100,28 @@ def run(store: Store, index_dir: Path, replicated: Replicated, actor: Actor,
     report = RunReport(enabled=settings["enabled"], dry_run=dry_run)
     if not settings["enabled"] and not dry_run:
         return report
+    if _waits_for_records(replicated, report):
+        return report
     database = _open(index_dir)
     expired = _expired(store, index_dir, replicated, settings, now, report, timezone, progress)
     report.expired = len(expired)
     for start in range(0, len(expired), BATCH):
         _delete_batch(store, database, replicated, expired[start:start + BATCH], now, report,
                       actor, timezone)
+        if report.waiting_for_hold_records:
+            break
     return report
+
+
+def _waits_for_records(replicated: Replicated, report: RunReport) -> bool:
+    """Whether a run must delete nothing now: a peer's hold or saved search awaits its
+    records (a dry run still says what it would delete)."""
+    if report.dry_run or not replicated.records_pending():
+        return False
+    log.warning("retention waits: a mirror peer's holds or saved searches came before "
+                "their hold records; nothing is deleted until the records are exchanged")
+    report.waiting_for_hold_records = True
+    return True
 
 
 def _open(index_dir: Path) -> xapian.Database:
@@ -159,6 +177,8 @@ def _held(database: xapian.Database, replicated: Replicated, batch: list[str], n
 
 def _delete_batch(store, database, replicated, batch, now, report, actor, timezone) -> None:
     while True:
+        if _waits_for_records(replicated, report):
+            return
         database.reopen()  # see mail indexed since the run began
         generation = replicated.holds_generation()
         held = read_consistently(database, lambda database: _held(database, replicated, batch,
@@ -171,7 +191,8 @@ def _delete_batch(store, database, replicated, batch, now, report, actor, timezo
             return
         try:
             deleted = store.delete(doomed, still_valid=lambda txn:
-                                   replicated.holds_generation(txn) == generation)
+                                   replicated.holds_generation(txn) == generation
+                                   and not replicated.records_pending(txn))
         except DeletionConflict:
             continue  # a hold changed between the check and the deletion: check again
         report.held += len(batch) - len(doomed)

@@ -234,7 +234,8 @@ def test_policies_holds_and_saved_searches_replicate_both_ways(pair, tmp_path):
     a.cli("search", "--save", "case", "from:lawyer")
     a.cli("retention", "set", "--global-days", "365")
     a.cli("retention", "enable")
-    expected = {"enabled": True, "global_days": 365, "saved": {}}
+    expected = {"enabled": True, "global_days": 365, "saved": {},
+                "waiting_for_hold_records": False}  # merged, then the records exchanged
     wait_until(lambda: json.loads(b.cli("retention", "show", "--json").stdout) == expected,
                60, "the policy to reach b")
     hold_id = b.cli("hold", "add", "--saved", "case").stdout.strip()
@@ -243,6 +244,9 @@ def test_policies_holds_and_saved_searches_replicate_both_ways(pair, tmp_path):
     wait_until(lambda: json.loads(a.cli("retention", "show", "--json").stdout)["global_days"]
                == 730, 60, "the newer policy to reach a")
     assert not a.peer_status(b)["settings_differ"]
+    for node in (a, b):  # the hold came before its records; their exchange ended the wait
+        wait_until(lambda: not json.loads(node.cli("retention", "show", "--json").stdout)[
+            "waiting_for_hold_records"], 60, "the hold records to be exchanged")
 
 
 def test_status_warns_when_a_refused_peer_has_other_policies(tmp_path):

@@ -369,3 +369,45 @@ def test_a_hold_is_checked_among_each_deletion_batch(archive, monkeypatch):
     report = run(archive)
     assert (report.expired, report.held, report.deleted) == (50, 20, 30)
     assert remaining(archive, digests) == sorted(f"case{n}" for n in range(20))
+
+
+def test_a_peers_hold_merged_before_its_records_deletes_nothing_until_they_came(archive,
+                                                                              tmp_path):
+    """A mirror peer's hold (and the saved search it uses) reach this system at its hello;
+    the mail the hold recorded there comes after, in pages (services.mirror.hold_sync).
+    Meanwhile retention must not judge holds by their searches alone."""
+    from services.archive.store import Store
+    from services.policy import hold_records
+    digests = lawyers_case_past_retention(archive)
+    peer = Replicated(Store(tmp_path / "peer", map_size=1 << 26))
+    saved_searches.save(peer, "case", "from:lawyer", ADMIN)
+    peer.put("hold:h1", {"saved": "case", "until": None, "by": "root"})
+    archive.replicated.merge(peer.export())
+    pending = archive.replicated.records_pending()
+    assert pending > 0
+
+    report = run(archive)
+    assert report.waiting_for_hold_records and report.deleted == 0
+    assert remaining(archive, digests) == ["case", "other"]
+    assert run(archive, dry_run=True).deleted == 1  # what it would delete, still said
+
+    hold_records.add(archive.store, "h1", [digests["other"]])  # the peer had recorded it
+    assert archive.replicated.records_settled(pending)
+    report = run(archive)
+    assert not report.waiting_for_hold_records and (report.deleted, report.held) == (0, 2)
+    assert remaining(archive, digests) == ["case", "other"]
+
+
+def test_a_merge_during_the_exchange_keeps_retention_waiting(archive, tmp_path):
+    from services.archive.store import Store
+    lawyers_case_past_retention(archive)
+    peer = Replicated(Store(tmp_path / "peer", map_size=1 << 26))
+    peer.put("hold:h1", {"saved": "case", "until": None, "by": "root"})
+    archive.replicated.merge(peer.export())
+    pending = archive.replicated.records_pending()
+    saved_searches.save(peer, "case", "from:nobody", ADMIN)  # narrowed again meanwhile
+    archive.replicated.merge(peer.export())
+    assert not archive.replicated.records_settled(pending)
+    assert run(archive).waiting_for_hold_records
+    assert archive.replicated.records_settled(archive.replicated.records_pending())
+    assert archive.replicated.records_pending() == 0
