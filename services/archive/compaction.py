@@ -24,7 +24,7 @@ import xapian
 
 from services.archive.archive import Archive
 from services.archive.space import is_out_of_space
-from services.common.atomic_file import fsync_path
+from services.common.atomic_file import fsync_files_of, fsync_path
 
 log = logging.getLogger("archiver")
 KEEP_CURRENT_SECONDS = 0.5  # how often keep_current() runs while Xapian compacts
@@ -89,9 +89,7 @@ def compact(source: Path, target: Path, keep_current: Callable[[], None] = lambd
         worker.join()
     if failure:
         raise failure[0]
-    for path in Path(target).iterdir():
-        fsync_path(path)
-    fsync_path(target)
+    fsync_files_of(target)
 
 
 def size_of(index_dir: Path) -> int:

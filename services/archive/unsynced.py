@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.common.atomic_file import atomic_output, fsync_path
+from services.common.atomic_file import atomic_output, fsync_files_of, fsync_path
 
 MARK = "unsynced-since-boot"
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
@@ -60,10 +60,7 @@ def settle(index_dir: Path) -> None:
     directory = Path(index_dir)
     if not is_marked(directory):
         return
-    for path in directory.iterdir():
-        if path.is_file() and path.name != MARK:
-            fsync_path(path)
-    fsync_path(directory)
+    fsync_files_of(directory, skip=(MARK,))
     (directory / MARK).unlink()
     fsync_path(directory)
 

@@ -72,6 +72,17 @@ def _synced(output: BinaryIO) -> None:
     os.fsync(output.fileno())
 
 
+def fsync_files_of(directory: Path, skip: tuple[str, ...] = ()) -> None:
+    """fsync(2) every regular file in `directory` (but those named in `skip`), then the
+    directory itself: what a writer that did not sync (Xapian's DB_NO_SYNC, its compact)
+    left there, made durable. Raises OSError."""
+    directory = Path(directory)
+    for path in directory.iterdir():
+        if path.is_file() and path.name not in skip:
+            fsync_path(path)
+    fsync_path(directory)
+
+
 def fsync_path(path: Path) -> None:
     """fsync(2) a file or a directory (for a directory: the names in it) by its path.
     Raises OSError."""

@@ -138,10 +138,7 @@ class Replicated:
     def records_pending(self, txn=None) -> int:
         """0 when no merged hold or saved search awaits its records; else a count that
         grows with each such merge (for records_settled)."""
-        if txn is None:
-            with self.store.env.begin() as txn:
-                return self.records_pending(txn)
-        return int(txn.get(RECORDS_PENDING_KEY, db=self.db) or b"0")
+        return self._counter(RECORDS_PENDING_KEY, txn)
 
     def records_settled(self, pending: int) -> bool:
         """An exchange of hold records that began when records_pending() was `pending` has
@@ -153,10 +150,15 @@ class Replicated:
             return True
 
     def holds_generation(self, txn=None) -> int:
+        return self._counter(hold_records.GENERATION_KEY, txn)
+
+    def _counter(self, key: bytes, txn=None) -> int:
+        """A bookkeeping count of this database (0 when never set), in `txn` or a read of
+        its own."""
         if txn is None:
             with self.store.env.begin() as txn:
-                return self.holds_generation(txn)
-        return int(txn.get(hold_records.GENERATION_KEY, db=self.db) or b"0")
+                return self._counter(key, txn)
+        return int(txn.get(key, db=self.db) or b"0")
 
     def migrate_holds(self) -> int:
         """Move the "held" lists of hold entries written by an older release into
