@@ -21,18 +21,19 @@ equals a drawn one.
 from __future__ import annotations
 
 import hashlib
+import math
 
 MOVED_DIGITS = 8  # hex digits of the incarnation's hash in a moved hold's id
 
 
 def incarnation(entry: dict) -> float | None:
     """The "created" time of the hold `entry` ({"value", "deleted", "stamp"}) is, or
-    removed if a tombstone; None when unknown (no such field, or not a number)."""
+    removed if a tombstone; None when unknown (no such field, or not a finite number)."""
     value = entry.get("value")
     created = value.get("created") if isinstance(value, dict) else None
     if isinstance(created, bool) or not isinstance(created, (int, float)):
         return None
-    return float(created)
+    return float(created) if math.isfinite(created) else None
 
 
 def tombstone_value(entry: dict | None) -> dict | None:

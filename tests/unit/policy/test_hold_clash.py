@@ -9,10 +9,12 @@ import hashlib
 import itertools
 import time
 
+import pytest
+
 from services.archive.store import Store
 from services.policy import hold_identity, hold_records, holds
 from services.policy.audit import Actor
-from services.policy.replicated import Replicated
+from services.policy.replicated import KeyTaken, Replicated
 
 ADMIN = Actor("root", "admin")
 HOLD = "1a2b3c4d"  # an older release's 8-hex-digit id
@@ -123,3 +125,25 @@ def test_three_peers_agree_whatever_order_they_meet_in(tmp_path):
         outcomes.add(tuple(sorted((hold, created, len(recorded)) for hold, (created, recorded)
                                   in shown(nodes[0]).items())))
     assert outcomes == {((HOLD, 3000.0, 10), (moved(1000.0), 1000.0, 10))}
+
+
+def test_a_new_hold_never_overwrites_an_entry_that_took_its_id_meanwhile(tmp_path):
+    """A placement writes its entry only where there is none: a peer's hold (or its
+    tombstone) merged under the drawn id while the placement recorded is kept."""
+    a, b = replicas(tmp_path, "a", "b")
+    place(b, HOLD, 1000.0, digests(5, "b"))
+    a.merge(b.export())
+    with pytest.raises(KeyTaken):
+        a.put("hold:" + HOLD, {"saved": "mine", "created": 2000.0}, new=True)
+    assert holds.all_holds(a)[HOLD]["saved"] == "case"
+
+
+def test_a_peers_malformed_created_time_is_merged_by_its_stamp(tmp_path):
+    """No incarnation (not a finite number): the entry is merged as before, by stamp."""
+    a, b = replicas(tmp_path, "a", "b")
+    place(a, HOLD, 1000.0, [])
+    for created in (float("nan"), float("inf"), True, "1000", None):
+        b.put("hold:" + HOLD, {"saved": "case", "until": None, "by": "t", "created": created})
+        a.merge(b.export())
+        shown = holds.all_holds(a)
+        assert list(shown) == [HOLD] and repr(shown[HOLD]["created"]) == repr(created)
