@@ -10,7 +10,8 @@ uniformly spread): order-independent and kept up to date as records are added, s
 two mirror peers tell whether a hold's records agree from its count and fingerprint alone
 (services.mirror.hold_sync), and held_at_placement is one lookup.
 
-Only removing the hold (a tombstone in services.policy.replicated) drops its records;
+Only removing the hold (a tombstone in services.policy.replicated) drops its records, and
+only a hold that yields its id to another (services.policy.hold_identity) moves them;
 records for a hold that is removed, or not known here, are never taken from a peer. Each
 write of records also moves the holds generation, so a retention deletion decided before
 it is checked again (services.policy.retention).
