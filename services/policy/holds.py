@@ -8,9 +8,9 @@ shrink it.
 
 A hold is a replicated setting "hold:ID" = {"saved", "until", "by", "name", "reason",
 "created"}, ID being 16 hex digits (new_id; 8 from an older release, or "ID-" and 8 more
-for a hold that yielded its id to another placed apart: services.policy.hold_identity),
-typed as shown: the matter's name and the reason for the hold were added later, so a hold
-written before may lack them; all_holds() gives every hold the keys of FIELDS, None where
+for a hold that yielded its id to another placed apart: services.policy.hold_identity).
+The matter's name and the reason for the hold were added later, so a hold written before
+may lack them; all_holds() gives every hold the keys of FIELDS, None where
 a hold lacks one. What it recorded is kept apart, as a grow-only set per hold
 (services.policy.hold_records, mirrored by services.mirror.hold_sync), so that nothing
 here costs more with how many it recorded; an older release kept it in the entry, as the
