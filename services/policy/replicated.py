@@ -25,10 +25,10 @@ import weakref
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from services.archive.space import OutOfSpace
-from services.archive.store import Store
 from firmware.errors import ArchiverError
 
+from services.archive.space import OutOfSpace
+from services.archive.store import Store
 from services.policy import hold_identity, hold_records
 
 log = logging.getLogger(__name__)

@@ -6,6 +6,7 @@ The random source is forced to draw an id again (what an 8-hex-digit id, 32 bits
 by chance among some tens of thousands of holds): each draw, by the older release's
 uuid.uuid4().hex or by secrets.token_hex, gives the next id of a list."""
 import datetime as dt
+import json
 import re
 import secrets
 import time
@@ -14,7 +15,9 @@ from types import SimpleNamespace
 
 import pytest
 
+from services.archive.archive import Archive
 from services.policy import hold_coverage, hold_records, holds, retention, saved_searches
+from services.policy.replicated import Replicated
 from tests.integration.policy.test_retention import (  # noqa: F401 (archive: a fixture)
     ADMIN, DAY, archive, put_and_index, remaining)
 
@@ -102,3 +105,30 @@ def test_new_hold_ids_are_16_hex_digits_and_old_8_digit_ones_still_work(archive)
     assert holds.all_holds(archive.replicated)["1a2b3c4d"]["held_at_placement"] == 1
     holds.remove(archive.replicated, "1a2b3c4d", ADMIN)
     assert "1a2b3c4d" not in holds.all_holds(archive.replicated)
+
+
+def test_the_cli_places_16_digit_ids_and_still_lists_and_removes_old_8_digit_ones(
+        archiver, tmp_path):
+    folder = tmp_path / "mail"
+    folder.mkdir()
+    for name, raw in recent_mail(2, time.time()).items():
+        (folder / f"{name}.eml").write_bytes(raw)
+    data = tmp_path / "data"
+    archiver("import", "--data", data, "--json", folder, check=0)
+    archiver("search", "--save", "month", "date:30d", "--data", data, check=0)
+    placed = archiver("hold", "add", "--saved", "month", "--data", data, check=0).stdout.strip()
+    assert re.fullmatch(r"[0-9a-f]{16}", placed)
+    opened = Archive(data, 450)
+    try:  # as an older release placed it: 8 hex digits, its records in the entry
+        Replicated(opened.store).put("hold:1a2b3c4d", {
+            "saved": "month", "until": None, "by": "t", "created": 1.5e9, "held": [LEFT]})
+    finally:
+        opened.close()
+    listed = archiver("hold", "list", "--json", "--data", data, check=0).stdout
+    counts = {hold["id"]: hold["held_at_placement"] for hold in map(json.loads,
+                                                                    listed.splitlines())}
+    assert counts == {placed: 2, "1a2b3c4d": 1}
+    removed = archiver("hold", "remove", "1a2b3c4d", "--data", data, check=0)
+    assert removed.stdout.strip() == "removed hold 1a2b3c4d"
+    listed = archiver("hold", "list", "--data", data, check=0).stdout
+    assert listed.startswith(placed) and "1a2b3c4d" not in listed
