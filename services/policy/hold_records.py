@@ -10,7 +10,8 @@ uniformly spread): order-independent and kept up to date as records are added, s
 two mirror peers tell whether a hold's records agree from its count and fingerprint alone
 (services.mirror.hold_sync), and held_at_placement is one lookup.
 
-Only removing the hold (a tombstone in services.policy.replicated) drops its records;
+Only removing the hold (a tombstone in services.policy.replicated) drops its records, and
+only a hold that yields its id to another (services.policy.hold_identity) moves them;
 records for a hold that is removed, or not known here, are never taken from a peer. Each
 write of records also moves the holds generation, so a retention deletion decided before
 it is checked again (services.policy.retention).
@@ -113,6 +114,14 @@ def is_removed(store: Store, txn, hold_id: str) -> bool:
     return entry is not None and json.loads(entry)["deleted"]
 
 
+def is_known(store: Store, txn, hold_id: str) -> bool:
+    """Whether this node knows the id `hold_id`: an entry (a live hold or a tombstone) or
+    records (of a placement cut short) under it."""
+    hold_key = check_hold_id(hold_id)
+    return (txn.get(HOLD_PREFIX + hold_key, db=store.db["replicated"]) is not None
+            or txn.get(hold_key, db=store.db[SUMS]) is not None)
+
+
 def bump_generation(store: Store, txn) -> None:
     """Holds changed: a retention deletion decided before must be checked again."""
     db = store.db["replicated"]
@@ -165,6 +174,27 @@ def drop_in(store: Store, txn, hold_id: str) -> int:
     txn.delete(hold_key, db=store.db[SUMS])
     bump_generation(store, txn)
     return dropped
+
+
+def move_in(store: Store, txn, source: str, target: str) -> int:
+    """Move every record of hold `source` to hold `target` in the write transaction `txn`
+    (a hold that yields its id to another: services.policy.hold_identity); returns how
+    many were new to `target`. All in one transaction, unlike CHUNK-sized writes: it is
+    only done on an id clash, and the records must never be under neither id."""
+    prefix = _prefix(source)
+    with txn.cursor(db=store.db[RECORDS]) as cursor:
+        found = [key[len(prefix):].hex() for key in _keys_from(cursor, prefix)]
+    drop_in(store, txn, source)
+    return add_in(store, txn, target, found)
+
+
+def _keys_from(cursor, prefix: bytes) -> Iterator[bytes]:
+    """The keys of `cursor`'s database that start with `prefix`, ascending."""
+    if cursor.set_range(prefix):
+        for key in cursor.iternext(values=False):
+            if not key.startswith(prefix):
+                return
+            yield key
 
 
 def summary(store: Store, hold_id: str, txn=None) -> Summary:

@@ -7,8 +7,10 @@ matches just before it is changed. So an edit of the search can widen a hold, ne
 shrink it.
 
 A hold is a replicated setting "hold:ID" = {"saved", "until", "by", "name", "reason",
-"created"}: the matter's name and the reason for the hold were added later, so a hold
-written before may lack them; all_holds() gives every hold the keys of FIELDS, None where
+"created"}, ID being 16 hex digits (new_id; 8 from an older release, or "ID-" and 8 more
+for a hold that yielded its id to another placed apart: services.policy.hold_identity).
+The matter's name and the reason for the hold were added later, so a hold written before
+may lack them; all_holds() gives every hold the keys of FIELDS, None where
 a hold lacks one. What it recorded is kept apart, as a grow-only set per hold
 (services.policy.hold_records, mirrored by services.mirror.hold_sync), so that nothing
 here costs more with how many it recorded; an older release kept it in the entry, as the
@@ -17,8 +19,8 @@ sorted list "held" (HELD), which services.policy.replicated moves into the recor
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 import time
-import uuid
 from pathlib import Path
 from typing import Iterator
 
@@ -33,6 +35,11 @@ PREFIX = "hold:"
 HELD = "held"  # where an older release kept a hold's records, in its entry
 FIELDS = ("saved", "until", "by", "name", "reason", "created")
 NAME_LIMIT, REASON_LIMIT = 200, 2000  # characters
+# A hold id: ID_BYTES random bytes as hex. 8 (64 bits) make two ids drawn anywhere, on any
+# peer, the same with odds of about n**2 / 2**65 for n holds ever placed: nil in practice,
+# where the 8 hex digits (32 bits) of older releases were not. Those stay valid ids.
+ID_BYTES = 8
+ID_ATTEMPTS = 16  # ids drawn before giving up, each one this node knows
 
 
 class UnknownHold(ArchiverError):
@@ -52,20 +59,35 @@ def add(replicated: Replicated, index_dir: Path, saved: str, until: dt.date | No
     indexed after is held by the search. Raises
     UnknownSavedSearch, ArchiverError for a name or reason too long,
     xapian.DatabaseModifiedError when the indexer overtook one span's read for
-    index_reader.PATIENCE_SECONDS."""
+    index_reader.PATIENCE_SECONDS, replicated.KeyTaken if a peer's hold took the new id
+    meanwhile (what was recorded then stays with that hold: more held, never less)."""
     query = query_of(replicated, saved)  # the saved search must exist
     name, reason = (name or "").strip() or None, (reason or "").strip() or None
     if name is not None and len(name) > NAME_LIMIT:
         raise ArchiverError(f"the matter's name is longer than {NAME_LIMIT} characters")
     if reason is not None and len(reason) > REASON_LIMIT:
         raise ArchiverError(f"the reason is longer than {REASON_LIMIT} characters")
-    hold_id = uuid.uuid4().hex[:8]
+    hold_id = new_id(replicated)
     pending, _ = _record_matches(replicated, index_dir, query, timezone, [hold_id])
     replicated.put(PREFIX + hold_id, {"saved": saved, "until": until.isoformat() if until else None,
                                       "by": actor.name, "name": name, "reason": reason,
                                       "created": time.time()},
-                   also=lambda txn: hold_records.add_in(replicated.store, txn, hold_id, pending))
+                   also=lambda txn: hold_records.add_in(replicated.store, txn, hold_id, pending),
+                   new=True)
     return hold_id
+
+
+def new_id(replicated: Replicated) -> str:
+    """A hold id (2 * ID_BYTES lowercase hex digits) this node knows nothing under: no
+    live hold, no tombstone, no records (hold_records.is_known), so that a new hold never
+    takes an old one's place or records. Raises ArchiverError after ID_ATTEMPTS known
+    ones (a broken random source)."""
+    with replicated.store.env.begin() as txn:
+        for _ in range(ID_ATTEMPTS):
+            hold_id = secrets.token_hex(ID_BYTES)
+            if not hold_records.is_known(replicated.store, txn, hold_id):
+                return hold_id
+    raise ArchiverError(f"no unused hold id in {ID_ATTEMPTS} random draws")
 
 
 def _record_matches(replicated: Replicated, index_dir: Path, query: str, timezone: str,

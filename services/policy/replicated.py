@@ -11,7 +11,9 @@ still carries the old "held" list of digests (written by an older release, here 
 peer) has that list moved into the records: when a peer's entry is merged, when one is
 written, and for a whole store once, the first time Replicated opens it (migrate_holds;
 while a full store keeps it from that, holds.recorded_among still reads the lists).
-A hold's tombstone drops its records in the transaction that writes it.
+A hold's tombstone drops its records in the transaction that writes it, and names the hold
+it removes; two different holds under one id (an id clash) are both kept, the later
+created keeping the id (services.policy.hold_identity).
 """
 from __future__ import annotations
 
@@ -23,9 +25,11 @@ import weakref
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from firmware.errors import ArchiverError
+
 from services.archive.space import OutOfSpace
 from services.archive.store import Store
-from services.policy import hold_records
+from services.policy import hold_identity, hold_records
 
 log = logging.getLogger(__name__)
 CLOCK_KEY = b"\x00clock"  # the last stamp this node issued, kept in the same database
@@ -34,6 +38,10 @@ SAVED_PREFIX = "saved:"  # services.policy.saved_searches.PREFIX (which imports 
 RECORDS_PENDING_KEY = b"\x00hold-records-pending"  # see Replicated._await_records
 MIGRATED_KEY = b"\x00holds-records"  # set once no hold entry carries "held" any more
 _migrated: "weakref.WeakSet[Store]" = weakref.WeakSet()  # stores checked by this process
+
+
+class KeyTaken(ArchiverError):
+    """A new entry's key already has an entry (live or a tombstone)."""
 
 
 @dataclass(frozen=True, order=True)
@@ -86,17 +94,26 @@ class Replicated:
                         found[key.decode()] = entry["value"]
         return found
 
-    def put(self, key: str, value: Any, also: Callable | None = None) -> None:
+    def put(self, key: str, value: Any, also: Callable | None = None, new: bool = False
+            ) -> None:
         """Write `value` under `key`; `also(txn)`, if given, writes more in the same
-        transaction (a hold's last records with its entry)."""
-        self._write(key, value, deleted=False, also=also)
+        transaction (a hold's last records with its entry). With `new`, raises KeyTaken
+        (nothing written) if `key` has an entry, a tombstone included."""
+        self._write(key, value, deleted=False, also=also, new=new)
 
     def delete(self, key: str) -> None:
+        """Write a tombstone under `key`; a hold's names the hold it removes
+        (hold_identity.tombstone_value)."""
         self._write(key, None, deleted=True)
 
-    def _write(self, key: str, value: Any, deleted: bool, also: Callable | None = None
-               ) -> None:
+    def _write(self, key: str, value: Any, deleted: bool, also: Callable | None = None,
+               new: bool = False) -> None:
         with self.store.writing() as txn:
+            ours = self._entry(key, txn)
+            if new and ours is not None:
+                raise KeyTaken(f"{key!r} is taken")
+            if deleted and key.startswith(HOLD_PREFIX):
+                value = hold_identity.tombstone_value(ours)
             last = txn.get(CLOCK_KEY, db=self.db)
             stamp = _next_stamp(Stamp.from_json(json.loads(last)) if last else None,
                                 self.store.node_id)
@@ -185,9 +202,13 @@ class Replicated:
             txn.put(MIGRATED_KEY, b"1", db=self.db)
         return len(keys)
 
-    def _entry(self, key: str) -> dict | None:
-        with self.store.env.begin() as txn:
-            data = txn.get(key.encode(), db=self.db)
+    def _entry(self, key: str, txn=None) -> dict | None:
+        """The entry under `key` ({"value", "deleted", "stamp"}; None: none), in `txn` or a
+        read of its own."""
+        if txn is None:
+            with self.store.env.begin() as txn:
+                return self._entry(key, txn)
+        data = txn.get(key.encode(), db=self.db)
         return json.loads(data) if data else None
 
     # -- replication ---------------------------------------------------------------------
@@ -202,22 +223,54 @@ class Replicated:
     def merge(self, entries: dict[str, dict]) -> int:
         """Take every entry newer than ours; returns how many were taken. A hold entry
         with an older release's "held" list adds that list to the hold's records while the
-        hold is live here, whichever entry wins."""
+        hold is live here, whichever entry wins. A hold entry that is a different hold
+        from ours under its id (hold_identity.clash) is kept too, under another id."""
         taken = 0
         with self.store.writing() as txn:
             for key, entry in entries.items():
-                ours = txn.get(key.encode(), db=self.db)
                 entry, held = _split_held(key, entry)
-                winner = json.loads(ours) if ours is not None else None
-                if winner is None or _stamp(entry) > _stamp(winner):
-                    txn.put(key.encode(), json.dumps(entry).encode(), db=self.db)
-                    self._bump_generation(txn, key)
-                    self._await_records(txn, key, entry)
-                    taken, winner = taken + 1, entry
-                if winner["deleted"] or held:
-                    self._keep_records(txn, key, winner, held)
+                taken += self._take(txn, self._slot(txn, key, entry), entry, held)
             self._observe(txn, [_stamp(entry) for entry in entries.values()])
         return taken
+
+    def _take(self, txn, key: str, entry: dict, held: list[str]) -> bool:
+        """Merge `entry` (`held`: its older release's list) under `key` in `txn`: it
+        replaces ours if its stamp is larger. Whether it did."""
+        winner = self._entry(key, txn)
+        taken = winner is None or _stamp(entry) > _stamp(winner)
+        if taken:
+            txn.put(key.encode(), json.dumps(entry).encode(), db=self.db)
+            self._bump_generation(txn, key)
+            self._await_records(txn, key, entry)
+            winner = entry
+        if winner["deleted"] or held:
+            self._keep_records(txn, key, winner, held)
+        return taken
+
+    def _slot(self, txn, key: str, entry: dict) -> str:
+        """The key a peer's `entry` for `key` is merged under: `key`, unless ours there is
+        a different hold (hold_identity.clash). Then the later created keeps `key`: ours
+        is moved away (_move) or `entry` goes to its moved key (and so on, if that too
+        holds a different hold)."""
+        ours = self._entry(key, txn) if key.startswith(HOLD_PREFIX) else None
+        if ours is None or not hold_identity.clash(ours, entry):
+            return key
+        if hold_identity.keeps_id(ours, entry):
+            return self._slot(txn, hold_identity.moved_key(key, entry), entry)
+        self._move(txn, key, ours)
+        return key
+
+    def _move(self, txn, key: str, ours: dict) -> None:
+        """Move our hold entry `ours` under `key`, and its records, to its moved key
+        (merged there as a peer's entry, keeping its stamp), leaving `key` free."""
+        target = self._slot(txn, hold_identity.moved_key(key, ours), ours)
+        log.warning("two holds share the id %s: the one created earlier is now %s",
+                    key[len(HOLD_PREFIX):], target[len(HOLD_PREFIX):])
+        txn.delete(key.encode(), db=self.db)
+        if hold_records.is_hold_id(key[len(HOLD_PREFIX):]):
+            hold_records.move_in(self.store, txn, key[len(HOLD_PREFIX):],
+                                 target[len(HOLD_PREFIX):])
+        self._take(txn, target, ours, [])
 
     def _observe(self, txn, stamps: list[Stamp]) -> None:
         """A hybrid clock never runs behind what it has seen: a change made here after a
