@@ -97,3 +97,11 @@ class IndexingAlongside:
                 return
             if not count:
                 self._stored.wait(IDLE_SECONDS)
+
+
+def index_pending(archive: Archive, quiet: bool) -> int:
+    """Index everything pending now, unless the indexer service holds the index (then 0: it
+    indexes it itself); how many arrival-log entries were indexed. Raises what stopped
+    indexing (OSError/xapian.Error)."""
+    indexing = IndexingAlongside(archive, quiet)
+    return indexing.finish() if indexing.start() else 0

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from services.common.progress import Progress
 from services.policy import audit, holds, retention
-from services.cli.archive import (_index_if_free, add_archive_options, configured_timezone,
-                                  open_archive)
+from services.cli.archive import add_archive_options, configured_timezone, open_archive
+from services.cli.import_indexing import index_pending
 from services.policy.audit import cli_actor
 from services.policy.replicated import Replicated
 
@@ -126,7 +126,7 @@ def cmd_retention_run(args) -> int:
     if not args.dry_run:
         archive.store.set_setting(retention.LAST_RUN_SETTING, time.time())
     if not args.dry_run:  # drop deleted documents now (also an interrupted run's), unless
-        _index_if_free(archive, quiet=True)  # the indexer service is there to do it
+        index_pending(archive, quiet=True)  # the indexer service is there to do it
     summary = {k: v for k, v in report.__dict__.items() if k != "deleted_digests"}
     if args.json:
         print(json.dumps({**summary, "digests": report.deleted_digests}))
