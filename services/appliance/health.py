@@ -20,6 +20,7 @@ from services.mirror import state as mirror_state
 from services.archive.archive import Archive
 from services.common.config import Config
 from services.archive.indexer import status as index_status
+from services.archive import live_compaction
 from services.archive.reindex import progress_of as reindex_progress
 from services.intake.journal_mailbox import account_status
 from services.appliance.directory import Directory
@@ -92,12 +93,34 @@ def systemd_unit_states() -> dict[str, str]:
 
 def queues(config: Config, archive: Archive) -> dict:
     store = archive.store
-    # The live index as it is: status must not create one (archive.index_dir() would).
-    index = index_status(store, archive.index_link)
+    # The live index as it is: status must not create one (archive.index_dir() would);
+    # the link resolved first, so that a switch while Xapian opens it mixes no two indexes.
+    index = index_status(store, archive.index_link.resolve())
     peers = mirror_state.settings(config, store).peers
     return {"index": {"backlog": index.pending, "indexed": index.indexed,
-                      "stored": index.stored, "reindexing": reindex_progress(archive)},
+                      "stored": index.stored, "reindexing": reindex_progress(archive),
+                      "compaction": compaction_state(archive)},
             "peers": [mirror_state.report(store, peer) for peer in peers]}
+
+
+def compaction_state(archive: Archive) -> dict:
+    """The live index's size and its compaction (services.archive.live_compaction):
+    {"index_bytes", "compacts_at_bytes", "not_before", "compactions", "last": {"at",
+    "bytes_before", "bytes_after", "messages"} or None, "skipped": {"at", "index_bytes",
+    "reason"} or None (the last one, when the live index was skipped since it was
+    compacted)}; sizes in bytes, None where there is no index yet."""
+    state = live_compaction.status(archive)
+    record = state.record
+    live = archive.index_link.resolve().name if state.index_bytes is not None else None
+    last = None if record.compacted_at is None else {
+        "at": _iso(record.compacted_at), "bytes_before": record.bytes_before,
+        "bytes_after": record.bytes_after, "messages": record.messages}
+    skipped = None if record.skipped_at is None or record.skipped_index != live else {
+        "at": _iso(record.skipped_at), "index_bytes": record.skipped_bytes,
+        "reason": record.skipped_reason}
+    return {"index_bytes": state.index_bytes, "compacts_at_bytes": state.compacts_at_bytes,
+            "not_before": _iso(state.not_before), "compactions": record.compactions,
+            "last": last, "skipped": skipped}
 
 
 def archived(store: Store, now: float) -> dict:

@@ -83,14 +83,15 @@ class Archive:
         path.mkdir(parents=True)
         return path
 
-    def swap_index(self, new_dir: Path) -> None:
-        """Make `new_dir` the live index in one atomic rename; drop the old one."""
+    def swap_index(self, new_dir: Path, remove_old: bool = True) -> None:
+        """Make `new_dir` the live index in one atomic rename; drop the old one (unless
+        not `remove_old`: the caller removes it later)."""
         old = self.index_link.resolve() if self.index_link.is_symlink() else None
         temporary = self.data_dir / "index.link-new"
         temporary.unlink(missing_ok=True)
         temporary.symlink_to(new_dir.name)
         os.replace(temporary, self.index_link)
-        if old is not None and old != new_dir.resolve():
+        if remove_old and old is not None and old != new_dir.resolve():
             shutil.rmtree(old, ignore_errors=True)
 
     def spaces(self) -> list[Space]:

@@ -4,11 +4,17 @@ order.
 An index written a batch at a time leaves its B-tree blocks part full: 2,000 bench
 messages indexed in 13 commits took 48 MB, and 20 MB once compacted (in 0.2 s). A rebuilt
 index is compacted once before it goes live (services.archive.reindex.switch_over). The
-live index is not: taking a commit every few seconds, it would split its blocks again.
+live index splits its blocks again with the first commits that touch them, so the indexer
+service compacts it only once it has grown well past its size before the last compaction
+(services.archive.live_compaction).
 
 The copy keeps every document under its document id (DBCOMPACT_NO_RENUMBER: the index's
 document ids are the store's message numbers, and by default Xapian would close a gap at
 the start) and the index's metadata (the indexer's position in the arrival log).
+
+The last compaction (by the indexer service, services.archive.live_compaction; by a
+rebuild's switch; by `archiver compact`) is recorded in the store's node-local settings
+(Record), for status and for when the service compacts next.
 """
 from __future__ import annotations
 
@@ -17,19 +23,76 @@ import os
 import re
 import shutil
 import threading
+import time
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Callable
 
 import xapian
 
 from services.archive.archive import Archive
-from services.archive.space import is_out_of_space
+from services.archive.space import OutOfSpace, is_out_of_space
+from services.archive.store import Store
 from services.common.atomic_file import fsync_files_of, fsync_path
 
 log = logging.getLogger("archiver")
 KEEP_CURRENT_SECONDS = 0.5  # how often keep_current() runs while Xapian compacts
 COMPACTING = "index.compacting"  # where a copy is written, in the archive's data directory
 INDEX_DIR_NAME = re.compile(r"index\.(\d+|compacting)")  # Archive.new_index_dir's names
+RECORD_SETTING = "index.compaction"  # the store's node-local setting Record is kept in
+
+
+@dataclass(frozen=True)
+class Record:
+    """The last compaction of an index of this archive, and the last one the indexer
+    service skipped (no room, a failed copy). Times in epoch seconds, sizes in bytes
+    (size_of); `index`, `skipped_index`: the name of the index directory (index.N) each
+    is about."""
+    index: str | None = None
+    compacted_at: float | None = None
+    bytes_before: int | None = None
+    bytes_after: int | None = None
+    messages: int | None = None        # documents in the compacted index
+    compactions: int = 0               # recorded since the archive was made
+    skipped_index: str | None = None
+    skipped_at: float | None = None
+    skipped_bytes: int | None = None   # the index's size when it was skipped
+    skipped_reason: str | None = None
+
+    @classmethod
+    def load(cls, store: Store) -> "Record":
+        """The record kept in `store`; an empty one when there is none."""
+        kept = store.setting(RECORD_SETTING) or {}
+        return cls(**{f.name: kept[f.name] for f in fields(cls) if f.name in kept})
+
+    def save(self, store: Store) -> None:
+        """Keep it in `store`; a store without room keeps the one before (logged): the
+        record is for status, and the indexer service keeps its own copy meanwhile."""
+        try:
+            store.set_setting(RECORD_SETTING, asdict(self))
+        except OutOfSpace as full:
+            log.warning("the index compaction is not recorded: %s", full)
+
+    def compacted(self, index_dir: Path, bytes_before: int, messages: int,
+                  now: float | None = None) -> "Record":
+        """This record after `index_dir` (the compacted copy, as named live) was made
+        from an index of `bytes_before` bytes, with `messages` documents."""
+        return Record(Path(index_dir).name, time.time() if now is None else now,
+                      bytes_before, size_of(index_dir), messages, self.compactions + 1)
+
+    def skipped(self, index_dir: Path, size: int, reason: str, now: float) -> "Record":
+        """This record after the compaction of `index_dir` (`size` bytes) was skipped."""
+        return replace(self, skipped_index=Path(index_dir).name, skipped_at=now,
+                       skipped_bytes=size, skipped_reason=reason)
+
+
+def record(store: Store, index_dir: Path, bytes_before: int) -> None:
+    """Record in `store` that `index_dir`, about to go live, is a compacted copy of an
+    index of `bytes_before` bytes (Record)."""
+    database = xapian.Database(str(index_dir))
+    messages = database.get_doccount()
+    database.close()
+    Record.load(store).compacted(index_dir, bytes_before, messages).save(store)
 
 
 def copy(archive: Archive, index_dir: Path, keep_current: Callable[[], None] = lambda: None

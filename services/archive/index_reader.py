@@ -15,7 +15,7 @@ from typing import Callable, TypeVar
 
 import xapian
 
-__all__ = ["PATIENCE_SECONDS", "open_index", "read_consistently", "read_index"]
+__all__ = ["PATIENCE_SECONDS", "open_index", "read_consistently", "read_index", "reopen"]
 T = TypeVar("T")
 # How long a question is read again while the indexer keeps overtaking it. A count would not
 # do: an indexer committing every few milliseconds overtook five searches in a row in a test.
@@ -28,6 +28,17 @@ def open_index(index_dir: Path) -> xapian.Database | None:
         return xapian.Database(str(index_dir))
     except xapian.DatabaseOpeningError:
         return None
+
+
+def reopen(database: xapian.Database) -> None:
+    """Move `database` to the newest revision of its index. An index the indexer switched
+    away from (services.archive.live_compaction, services.archive.reindex) takes no commit
+    any more and its folder goes: a reader that has it open stays on the revision it has,
+    that index's last one (its files stay readable while they are open)."""
+    try:
+        database.reopen()
+    except xapian.DatabaseOpeningError:  # its folder is gone (DatabaseNotFoundError)
+        pass
 
 
 def read_consistently(database: xapian.Database, read: Callable[[xapian.Database], T],

@@ -20,7 +20,7 @@ from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 import xapian
 
 from services.archive.index import id_term
-from services.archive.index_reader import open_index, read_consistently
+from services.archive.index_reader import open_index, read_consistently, reopen
 
 __all__ = ["SPAN", "DocumentIds", "document_ids", "read_chunks", "read_spans", "within"]
 T, X = TypeVar("T"), TypeVar("X")
@@ -98,7 +98,7 @@ def read_spans(index_dir: Path, read: Callable[[xapian.Database, range], T],
     try:
         while first <= last:
             ids = range(first, min(first + SPAN, last + 1))
-            database.reopen()  # the newest revision: the indexer discards it two commits on
+            reopen(database)  # the newest revision: the indexer discards it two commits on
             result, newest = read_consistently(database, lambda database: (
                 read(database, ids), database.get_lastdocid()))
             yield result
@@ -120,7 +120,7 @@ def read_chunks(index_dir: Path, items: Iterable[X],
     items = iter(items)
     try:
         while chunk := list(itertools.islice(items, size or SPAN)):
-            database.reopen()
+            reopen(database)
             yield read_consistently(database, lambda database: read(database, chunk))
     finally:
         database.close()

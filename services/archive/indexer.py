@@ -223,11 +223,17 @@ class Indexer:
         return done
 
     def follow(self, stop: Callable[[], bool], idle_sleep: float = 0.2,
-               on_batch: Callable[[int], None] | None = None) -> None:
+               on_batch: Callable[[int], None] | None = None,
+               caught_up: Callable[[], object] | None = None) -> None:
         """Index what arrives until stop() is true: a trickle in commits at least
-        FOLLOW_COMMIT_SECONDS apart, a backlog (full batches) as import does."""
+        FOLLOW_COMMIT_SECONDS apart, a backlog (full batches) as import does.
+        `caught_up()` runs each time the indexer has caught up with the arrival log (never
+        between the batches of a backlog), with nothing uncommitted (the service's
+        compaction: services.archive.live_compaction)."""
         while not stop():
             count = self.catch_up(on_batch, spacing=FOLLOW_COMMIT_SECONDS)
+            if caught_up is not None:
+                caught_up()
             if not count:
                 time.sleep(idle_sleep)
 
@@ -398,6 +404,14 @@ class Indexer:
         """Open the index again after abandon_writes(); a no-op while it is open."""
         if self.database is None:
             self.database = xapian.WritableDatabase(str(self.index_dir), self._flags)
+
+    def move_to(self, index_dir: Path) -> None:
+        """Write the index in `index_dir` from now on: a copy of this one, holding its
+        position in the arrival log (services.archive.live_compaction); this one is
+        closed first."""
+        self.close()
+        self.index_dir = Path(index_dir)
+        self.reopen()
 
     def close(self) -> None:
         """Close the index; one written without fsync is written to disk and unmarked

@@ -135,11 +135,14 @@ def switch_over(archive: Archive, live: Indexer | None = None) -> None:
     rebuilt = archive.next_index_link.resolve()
     if unsynced.is_marked(rebuilt):
         raise RuntimeError(f"the rebuilt index {rebuilt} is not on disk yet: close its writer")
+    before = compaction.size_of(rebuilt)
     try:
         compacted = compaction.copy(archive, rebuilt, _keeping_current(live)) or rebuilt
     finally:
         if live is not None:
             live.close()
+    if compacted != rebuilt:
+        compaction.record(archive.store, compacted, before)
     archive.swap_index(compacted)
     archive.next_index_link.unlink(missing_ok=True)
     compaction.remove_strays(archive)

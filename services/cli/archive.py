@@ -480,6 +480,7 @@ def cmd_compact(args) -> int:
             raise OutOfSpace(f"compact stopped: {_disk_words(archive, None)}; it needs room "
                              f"for a copy of the index (at most {before / 1e6:.1f} MB); the "
                              "index is as it was")
+        compaction.record(archive.store, copied, before)
         archive.swap_index(copied)
         after = compaction.size_of(copied)
     finally:

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from services.archive.archive import Archive, default_data_dir
+from services.archive.space import size_in_words
 from services.common.config import load_config
 from services.appliance.health import health
 
@@ -44,6 +45,7 @@ def text_lines(report: dict) -> list[str]:
     index = report["queues"]["index"]
     lines.append(f"index: {index['indexed']} of {index['stored']} messages indexed, "
                  f"backlog {index['backlog']}")
+    lines.append(_compaction_line(index["compaction"]))
     if index["reindexing"]:
         lines.append(f"  reindexing {index['reindexing']['done']} of "
                      f"{index['reindexing']['total']} (the old index answers until then)")
@@ -64,6 +66,22 @@ def text_lines(report: dict) -> list[str]:
     lines += _archived_lines(report)
     lines.append(_system_line(report["system"]))
     return lines
+
+
+def _compaction_line(state: dict) -> str:
+    """E.g. "  index size 71.3 MiB; compacted 2026-11-30T15:00:00Z, 70.1 MiB to 29.0 MiB;
+    compacts next at 43.5 MiB"."""
+    if state["index_bytes"] is None:
+        return "  index size 0 B (no index yet)"
+    line = f"  index size {size_in_words(state['index_bytes'])}"
+    last = state["last"]
+    if last is not None:
+        line += (f"; compacted {last['at']}, {size_in_words(last['bytes_before'])} to "
+                 f"{size_in_words(last['bytes_after'])}")
+    line += f"; compacts next at {size_in_words(state['compacts_at_bytes'])}"
+    if state["skipped"] is not None:
+        line += f"; last skipped {state['skipped']['at']}: {state['skipped']['reason']}"
+    return line
 
 
 def _service_line(state: dict) -> str:

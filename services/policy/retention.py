@@ -24,7 +24,7 @@ from services.policy import audit, holds
 from services.policy.audit import Actor
 from services.archive import dates
 from services.archive.index import id_term, sent_date
-from services.archive.index_reader import read_consistently
+from services.archive.index_reader import read_consistently, reopen
 from services.archive.index_walk import read_chunks
 from services.policy.replicated import Replicated
 from services.policy.saved_searches import matching_in, query_of
@@ -179,7 +179,7 @@ def _delete_batch(store, database, replicated, batch, now, report, actor, timezo
     while True:
         if _waits_for_records(replicated, report):
             return
-        database.reopen()  # see mail indexed since the run began
+        reopen(database)  # see mail indexed since the run began
         generation = replicated.holds_generation()
         held = read_consistently(database, lambda database: _held(database, replicated, batch,
                                                                         now, timezone))

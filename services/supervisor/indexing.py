@@ -7,6 +7,8 @@ batch and goes on later from its last commit, which holds its position in the lo
 nothing is lost or indexed twice. The pause ends when the disks the indexer writes to are
 no longer low (the operator freed space), or after RETRY_SECONDS in any case: a disk that
 stays low may still have room for the next batch. Any other error ends the service.
+Each time the indexer has caught up, it compacts the live index if that is due
+(services.archive.live_compaction).
 The background rebuild of an index of an older schema waits in the same Pause
 (services.archive.reindex.rebuild_pausing).
 """
@@ -59,10 +61,12 @@ class Pause:
 
 
 class PausingIndexer:
-    """Runs `indexer` until `pause.stop` is set, waiting in `pause` while a disk is full."""
+    """Runs `indexer` until `pause.stop` is set, waiting in `pause` while a disk is full;
+    `caught_up()` runs each time it has caught up with the arrival log (Indexer.follow)."""
 
-    def __init__(self, indexer: Indexer, pause: Pause):
-        self.indexer, self.pause = indexer, pause
+    def __init__(self, indexer: Indexer, pause: Pause,
+                 caught_up: Callable[[], object] | None = None):
+        self.indexer, self.pause, self.caught_up = indexer, pause, caught_up
 
     def run(self) -> None:
         while not self.pause.stop.is_set():
@@ -71,7 +75,8 @@ class PausingIndexer:
                 self.indexer.record_progress()
                 self.indexer.catch_up(self.pause.resumed)  # the backlog, and what a pause held up
                 self.pause.resumed()  # (even if nothing was left to write)
-                self.indexer.follow(stop=self.pause.stop.is_set, on_batch=self.pause.resumed)
+                self.indexer.follow(stop=self.pause.stop.is_set, on_batch=self.pause.resumed,
+                                    caught_up=self.caught_up)
             except Exception as exc:
                 if not is_out_of_space(exc, self.indexer.index_dir):
                     raise

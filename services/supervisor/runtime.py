@@ -106,6 +106,7 @@ class Runtime:
         """Follow the arrival log until stopped (rebuilding the index first when its schema
         is old), pausing while a disk is full; `lock` is held and released here."""
         from services.archive import reindex
+        from services.archive.live_compaction import LiveCompaction
         from services.supervisor.indexing import Pause, PausingIndexer
 
         def disks():
@@ -123,7 +124,9 @@ class Runtime:
                     try:  # opening (or making) the index may want room too
                         return reindex.serve(
                             self.archive, pool, stop=self.stop.is_set, pause=pause,
-                            follow=lambda indexer: PausingIndexer(indexer, pause).run())
+                            follow=lambda indexer: PausingIndexer(
+                                indexer, pause, LiveCompaction(self.archive, indexer).caught_up
+                            ).run())
                     except Exception as exc:
                         if not is_out_of_space(exc, self.archive.data_dir):
                             raise

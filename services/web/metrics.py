@@ -27,6 +27,7 @@ def render(report: dict, failed_logins: int, transfers=None, renders=None) -> st
     out.gauge("archiver_info", "node, model and firmware of this appliance", 1,
               node=report["node"], model=report["model"], firmware=report["firmware"])
     _storage(out, report)
+    _compaction(out, report["queues"]["index"]["compaction"])
     _space(out, report["space"])
     _archived(out, report)
     _services(out, report)
@@ -66,6 +67,25 @@ def _storage(out: "_Exposition", report: dict) -> None:
               storage["capacity_bytes"])
     out.gauge("archiver_store_free_bytes", "what the store may still grow by",
               storage["free_bytes"])
+
+
+def _compaction(out: "_Exposition", state: dict) -> None:
+    """The live index's size and compaction (services.archive.live_compaction)."""
+    if state["index_bytes"] is not None:
+        out.gauge("archiver_index_bytes", "size of the live search index on disk",
+                  state["index_bytes"])
+        out.gauge("archiver_index_compacts_at_bytes", "size at which the indexer compacts "
+                  "the live index next", state["compacts_at_bytes"])
+    out.counter("archiver_index_compactions_total", "compactions of the index",
+                state["compactions"])
+    last = state["last"]
+    if last is not None:
+        out.gauge("archiver_index_last_compaction_timestamp_seconds", "when the index was "
+                  "last compacted", _epoch(last["at"]))
+        out.gauge("archiver_index_compacted_bytes", "size of the index right after its last "
+                  "compaction", last["bytes_after"])
+    out.gauge("archiver_index_compaction_skipped", "1 if the live index's last compaction "
+              "was skipped (no room)", int(state["skipped"] is not None))
 
 
 def _space(out: "_Exposition", spaces: dict) -> None:

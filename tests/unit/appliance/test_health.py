@@ -37,8 +37,10 @@ def test_counters_queues_and_services_of_a_busy_archive(archive):
     assert list(archived["per_hour"].values())[0] == 4 and len(archived["per_hour"]) == 24
     assert archived["last_archived"].startswith(time.strftime("%Y-%m-%dT", time.gmtime()))
     assert report["dedup"] == {"duplicates": 1, "bytes_saved": len(message(0))}
-    assert report["queues"]["index"] == {"backlog": 4, "indexed": 0, "stored": 4,
-                                         "reindexing": None}
+    assert report["queues"]["index"] == {
+        "backlog": 4, "indexed": 0, "stored": 4, "reindexing": None,
+        "compaction": {"index_bytes": None, "compacts_at_bytes": None, "not_before": None,
+                       "compactions": 0, "last": None, "skipped": None}}
     assert report["services"]["smtp"]["state"] == "running"
     assert report["services"]["mirror"]["state"] == "never started"
     assert report["storage"]["messages"] == 4 and report["storage"]["free_bytes"] > 0
@@ -88,3 +90,33 @@ def test_a_disk_below_the_models_threshold_is_low_before_it_is_full(tmp_path, mo
     exposition = render(report, failed_logins=0)
     assert 'archiver_space_low{space="data_disk"} 1' in exposition
     assert 'archiver_space_full{space="data_disk"} 0' in exposition
+
+
+def test_status_and_metrics_say_when_the_index_was_compacted_and_why_it_was_not(archive):
+    from services.archive import compaction, live_compaction
+    live = archive.index_dir()
+    (live / "postlist.glass").write_bytes(b"x" * 5000)  # the live index's size on disk
+    at = time.time()
+    compaction.Record().compacted(live, 12_000, 40, now=at).save(archive.store)
+    state = health(Config(), archive)["queues"]["index"]["compaction"]
+    last = state["last"]
+    assert last == {"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at)),
+                    "bytes_before": 12_000, "bytes_after": 5000, "messages": 40}
+    assert state["index_bytes"] == 5000 and state["compactions"] == 1
+    assert state["compacts_at_bytes"] == live_compaction.threshold(
+        compaction.Record.load(archive.store), live.name) > 5000
+    assert state["skipped"] is None
+    exposition = render(health(Config(), archive), failed_logins=0)
+    assert "archiver_index_bytes 5000\n" in exposition
+    assert "archiver_index_compactions_total 1\n" in exposition
+    assert "archiver_index_compacted_bytes 5000\n" in exposition
+    assert "archiver_index_compaction_skipped 0\n" in exposition
+    assert f"  index size 4.9 KiB; compacted {last['at']}, 11.7 KiB to 4.9 KiB; " \
+           "compacts next at " in "\n".join(text_lines(health(Config(), archive)))
+
+    compaction.Record.load(archive.store).skipped(live, 5000, "no room for a copy", at
+                                                  ).save(archive.store)
+    report = health(Config(), archive)
+    assert report["queues"]["index"]["compaction"]["skipped"]["reason"] == "no room for a copy"
+    assert "archiver_index_compaction_skipped 1\n" in render(report, failed_logins=0)
+    assert "; last skipped " in "\n".join(text_lines(report))
