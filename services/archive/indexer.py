@@ -1,4 +1,5 @@
-"""The single Xapian writer: follows the store's arrival log and indexes in batches.
+"""The single Xapian writer: follows the store's arrival log and indexes in batches, each
+shard of the index (services.archive.shards) written by a thread of its own.
 
 The arrival-log position is Xapian metadata committed in the same commit as the batch, so a
 SIGKILL at any point leaves index and position agreeing: on restart the writer redoes

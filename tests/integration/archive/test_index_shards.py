@@ -22,8 +22,8 @@ from services.policy.audit import Actor
 from services.policy.replicated import Replicated
 
 pytestmark = pytest.mark.integration
-QUERIES = ["from:*example.org", "common", "even", "odd", "subject:mail7*", "from:sender3@example.org",
-           "common NOT even", "has:extraction-failure", "has:attachment"]
+QUERIES = ["from:*example.org", "common", "even", "odd", "subject:mail7*",
+           "from:sender3@example.org", "common NOT even", "has:extraction-failure", "has:attachment"]
 SHARDS = 3
 
 
