@@ -173,8 +173,8 @@ class Indexer:
     """Writes one index. `live`: it is the index searches use, so its progress is the
     store's "indexer" cursor (intake's backlog); an index being rebuilt beside it is not.
 
-    The index is in shards (services.archive.shards), each written by a thread of its own,
-    so that writing keeps up with the extraction workers; a new index gets as many shards
+    The index is in shards (services.archive.shards), written at once, each by one thread
+    at a time, so that writing keeps up with the extraction workers; a new index gets as many shards
     as the pool has workers. A commit commits every shard but the first, then the first
     with the arrival-log position: the position only moves once every shard holds the
     batch. A crash between leaves shards ahead of the position, and the batch written
@@ -387,17 +387,14 @@ class Indexer:
         def write(k: int) -> dict:
             for term in terms:
                 self.shards[k].delete_document(term)
-            written, refusals = {}, []
+            written = {}
             for at in mine[k]:
                 (digest, meta, _), extracted = batch.present[at], batch.extracted[at]
                 level, reason = refused.get(digest, (0, None))
                 try:
                     written[digest] = self._add(k, digest, meta, extracted, level, reason)
                 except _Refused as refusal:  # the shard's changes are gone: no use going on
-                    refusals.append(refusal)
-                    break
-            if refusals:
-                raise _RefusedMany(refusals)
+                    raise _RefusedMany([refusal]) from None
             return written
 
         results = self._on_shards(range(count), write)
