@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -14,7 +15,8 @@ from services.policy import audit, editing, exports, saved_searches
 from services.archive import compaction, dates, heap, reindex, search_snapshot
 from services.archive.archive import Archive, default_data_dir
 from services.policy.audit import cli_actor
-from services.archive.indexer import Indexer, IndexerBusy, IndexLock, status
+from services.archive.indexer import IndexerBusy, IndexLock, status
+from services.cli.import_indexing import IndexingAlongside
 from services.archive.evidence import EmptyExport
 from services.archive.mailfiles import MiB, count_mail, iter_mail
 from services.archive.mime import summarize_headers
@@ -125,6 +127,9 @@ def cmd_import(args) -> int:
             progress.advance(size)
             del batch[:size]
 
+    indexing = IndexingAlongside(archive, quiet=args.json)
+    if not args.no_index:
+        indexing.start()
     try:
         # The model's message limit caps every file and zip member import reads.
         for item in iter_mail(args.paths, archive.profile.smtp.max_message_mb * MiB):
@@ -142,41 +147,37 @@ def cmd_import(args) -> int:
                 batch_bytes = 0
         if batch:
             flush()
-        heap.trim()  # what storing left free goes back before indexing starts
+        heap.trim()  # what storing left free goes back
     except OutOfSpace as full:  # nothing of the batch is stored: the next run goes on there
         progress.finish()
+        counts["indexed"] = _indexed_until_stopped(indexing, archive)
         return _import_stopped(args, archive, counts, problems, full, batch, progress)
+    except BaseException:
+        with contextlib.suppress(Exception):  # what stopped storing is the error to show
+            indexing.finish(stop=True)
+        raise
     progress.finish()
     try:
-        counts["indexed"] = 0 if args.no_index else _index_if_free(archive, quiet=args.json)
+        counts["indexed"] = indexing.finish()
     except Exception as exc:
         if not is_out_of_space(exc, archive.data_dir):
             raise
+        counts["indexed"] = indexing.indexed
         return _indexing_stopped(args, archive, counts, problems)
     _print_summary(args, counts, problems)
     archive.close()
     return 0 if not counts["failed"] else 1
 
 
-def _index_if_free(archive: Archive, quiet: bool) -> int:
-    """Index what is pending now, unless the indexer service holds the index."""
-    lock = IndexLock(archive.data_dir)
-    if not lock.acquire(wait=False):
-        print("archiver: the indexer service is running; it indexes the new mail",
-              file=sys.stderr)
-        return 0
+def _indexed_until_stopped(indexing: IndexingAlongside, archive: Archive) -> int:
+    """Storing stopped early: stop indexing after the batch at hand; how many log entries
+    it indexed (0 when a full disk stopped it too: storing's stop is what is reported)."""
     try:
-        pending = status(archive.store, archive.index_dir()).pending
-        progress = Progress("indexing", total=pending, enabled=not quiet)
-        with archive.extraction_pool() as pool:
-            indexer = Indexer(archive.store, archive.index_dir(), pool,
-                              memory_bytes=archive.profile.indexing.memory_bytes)
-            done = indexer.catch_up(progress.advance)
-            indexer.close()
-        progress.finish()
-        return done
-    finally:
-        lock.release()
+        return indexing.finish(stop=True)
+    except Exception as exc:
+        if not is_out_of_space(exc, archive.data_dir):
+            raise
+        return 0
 
 
 def _import_stopped(args, archive: Archive, counts: dict, problems: list[dict],
@@ -194,7 +195,7 @@ def _import_stopped(args, archive: Archive, counts: dict, problems: list[dict],
           f"{batch[0][0]}; the {left} left need about {size_in_words(needed)} more: make room, "
           "then run the same import again", file=sys.stderr)
     if args.json:
-        print(json.dumps({**counts, "indexed": 0, "problems": problems, "stopped": stopped}))
+        print(json.dumps({**counts, "problems": problems, "stopped": stopped}))
     archive.close()
     return full.exit_code
 
@@ -207,8 +208,7 @@ def _indexing_stopped(args, archive: Archive, counts: dict, problems: list[dict]
           f"{short}; the indexer service, or the next import, indexes "
           "the rest once there is room", file=sys.stderr)
     if args.json:
-        print(json.dumps({**counts, "indexed": 0, "problems": problems,
-                          "stopped": {"indexing": short}}))
+        print(json.dumps({**counts, "problems": problems, "stopped": {"indexing": short}}))
     archive.close()
     return OutOfSpace.exit_code
 

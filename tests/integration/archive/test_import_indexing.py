@@ -1,0 +1,123 @@
+"""`archiver import` indexes what it has stored while it goes on reading and storing.
+
+The import runs in this process (services.cli.main) over a real Maildir, store, extraction
+workers and Xapian index; only its source is held back: the real iter_mail, paused after
+some messages (as a slow disk or network share would), so the test can look at the
+archive from another process (`archiver stats`) while the import is still reading.
+"""
+import json
+import mailbox
+import threading
+
+import pytest
+
+from services.archive.indexer import IndexLock
+from services.cli import archive as archive_cli
+from services.cli.main import main
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.integration
+
+FIRST, LATER = 230, 40  # more than one store transaction (IMPORT_BATCH) before the pause
+
+
+def raw_message(n: int) -> bytes:
+    return (f"From: sender{n % 7}@example.com\nTo: rcpt{n % 5}@example.com\n"
+            f"Subject: import while indexing {n}\nMessage-ID: <iw{n}@example.com>\n"
+            f"Date: Tue, {1 + n % 28:02d} Feb 2022 10:00:00 +0000\n\n"
+            f"Body word{n} of message {n}.\n").encode()
+
+
+@pytest.fixture
+def maildir(tmp_path):
+    box = mailbox.Maildir(tmp_path / "Maildir", create=True)
+    for n in range(FIRST + LATER):
+        box.add(raw_message(n))
+    return tmp_path / "Maildir"
+
+
+def source_that_pauses(monkeypatch, after: int, then):
+    """iter_mail as the import uses it, calling then() before its item number `after`."""
+    real = archive_cli.iter_mail
+
+    def pausing(paths, max_bytes):
+        for number, item in enumerate(real(paths, max_bytes)):
+            if number == after:
+                then()
+            yield item
+    monkeypatch.setattr(archive_cli, "iter_mail", pausing)
+
+
+def stats(archiver, data) -> dict:
+    return json.loads(archiver("stats", "--data", data, "--json", check=0).stdout)
+
+
+def run_import(data, maildir, result: dict) -> threading.Thread:
+    def run():
+        try:
+            result["exit"] = main(["import", "--json", "--data", str(data), str(maildir)])
+        except BaseException as exc:  # noqa: BLE001 - the test looks at it
+            result["error"] = exc
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def test_what_is_stored_is_indexed_while_the_import_still_reads(archiver, maildir, tmp_path,
+                                                                monkeypatch, capsys):
+    data, go_on, result = tmp_path / "data", threading.Event(), {}
+    source_that_pauses(monkeypatch, FIRST, lambda: go_on.wait(120))
+    importing = run_import(data, maildir, result)
+    try:
+        # The first store transaction (IMPORT_BATCH messages) is durable by now; before,
+        # indexing began only once every message was read and stored.
+        seen = wait_until(lambda: (now := stats(archiver, data))["indexed"] >= 200 and now,
+                          timeout=90, what="indexing while the import is paused")
+        assert seen["stored"] < FIRST + LATER and importing.is_alive()
+    finally:
+        go_on.set()
+        importing.join(120)
+    assert result == {"exit": 0}
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["imported"], summary["indexed"], summary["failed"]) == (FIRST + LATER,) * 2 + (0,)
+    after = stats(archiver, data)
+    assert (after["stored"], after["indexed"], after["pending"]) == (FIRST + LATER,) * 2 + (0,)
+    hits = archiver("search", "word0 OR word269", "--data", data, "--json", check=0).stdout
+    assert len(hits.splitlines()) == 2
+
+
+def test_an_import_that_fails_midway_stops_indexing_and_the_next_one_finishes(
+        archiver, maildir, tmp_path, monkeypatch):
+    data, result = tmp_path / "data", {}
+
+    def fail():
+        raise RuntimeError("the source went away")
+    source_that_pauses(monkeypatch, FIRST, fail)
+    run_import(data, maildir, result).join(120)
+    assert isinstance(result.get("error"), RuntimeError)
+    assert not [thread for thread in threading.enumerate() if thread.name == "import-indexing"]
+    lock = IndexLock(data)
+    assert lock.acquire(wait=False)  # released: the service or the next import can index
+    lock.release()
+    partial = stats(archiver, data)
+    assert partial["indexed"] + partial["pending"] == partial["stored"] < FIRST + LATER
+
+    monkeypatch.undo()
+    again = json.loads(archiver("import", "--data", data, "--json", maildir, check=0).stdout)
+    assert again["imported"] + again["duplicates"] == FIRST + LATER
+    after = stats(archiver, data)
+    assert (after["stored"], after["indexed"], after["pending"]) == (FIRST + LATER,) * 2 + (0,)
+
+
+def test_with_the_index_held_elsewhere_the_import_only_stores(archiver, maildir, tmp_path):
+    data = tmp_path / "data"
+    archiver("import", "--data", data, "--no-index", maildir, check=0)  # makes the archive
+    held = IndexLock(data)
+    assert held.acquire(wait=False)
+    try:
+        done = archiver("import", "--data", data, "--json", maildir, check=0)
+    finally:
+        held.release()
+    assert "the indexer service is running" in done.stderr
+    assert json.loads(done.stdout)["indexed"] == 0
+    assert stats(archiver, data)["pending"] == FIRST + LATER
