@@ -1,7 +1,7 @@
 """An archive on disk: where its store and index live, and the model it is sized for.
 
   DATA/store/          the LMDB environment (services.archive.store)
-  DATA/index           symlink to the live Xapian database DATA/index.N/
+  DATA/index           symlink to the live index DATA/index.N/ (in shards: services.archive.shards)
   DATA/index.next      symlink to an index being rebuilt (services.archive.reindex)
   DATA/indexer.lock    held by whichever process writes the index
   DATA/spool/          SMTP DATA past 1 MiB, in unnamed files (services.intake.smtp_data)

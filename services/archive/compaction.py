@@ -10,7 +10,10 @@ service compacts it only once it has grown well past its size before the last co
 
 The copy keeps every document under its document id (DBCOMPACT_NO_RENUMBER: the index's
 document ids are the store's message numbers, and by default Xapian would close a gap at
-the start) and the index's metadata (the indexer's position in the arrival log).
+the start) and the index's metadata (the indexer's position in the arrival log). An index
+in shards (services.archive.shards) is copied a shard at a time, into the same shards:
+Xapian's compact of them opened as one would merge them into a single database, where
+ids no longer interleave as the stub says.
 
 The last compaction (by the indexer service, services.archive.live_compaction; by a
 rebuild's switch; by `archiver compact`) is recorded in the store's node-local settings
@@ -30,6 +33,7 @@ from typing import Callable
 
 import xapian
 
+from services.archive import shards
 from services.archive.archive import Archive
 from services.archive.space import OutOfSpace, is_out_of_space
 from services.archive.store import Store
@@ -134,11 +138,7 @@ def compact(source: Path, target: Path, keep_current: Callable[[], None] = lambd
 
     def run() -> None:
         try:
-            database = xapian.Database(str(source))
-            try:
-                database.compact(str(target), xapian.DBCOMPACT_NO_RENUMBER)
-            finally:
-                database.close()
+            _compact_shards(Path(source), Path(target))
         except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
             failure.append(exc)
 
@@ -155,9 +155,30 @@ def compact(source: Path, target: Path, keep_current: Callable[[], None] = lambd
     fsync_files_of(target)
 
 
+def _compact_shards(source: Path, target: Path) -> None:
+    """Compact each shard of the index at `source` into the same place under `target`,
+    then write the stub (a single database: into `target` itself)."""
+    dirs = shards.shard_dirs(source)
+    if dirs == [source]:
+        _compact_one(source, target)
+        return
+    target.mkdir()
+    for path in dirs:
+        _compact_one(path, target / path.name)
+    shutil.copyfile(source / shards.STUB, target / shards.STUB)
+
+
+def _compact_one(source: Path, target: Path) -> None:
+    database = xapian.Database(str(source))
+    try:
+        database.compact(str(target), xapian.DBCOMPACT_NO_RENUMBER)
+    finally:
+        database.close()
+
+
 def size_of(index_dir: Path) -> int:
-    """Bytes of the files in directory `index_dir`."""
-    return sum(path.stat().st_size for path in Path(index_dir).iterdir() if path.is_file())
+    """Bytes of the files of the index in directory `index_dir`, its shards' included."""
+    return sum(path.stat().st_size for path in shards.files_of(index_dir))
 
 
 def remove_strays(archive: Archive) -> None:

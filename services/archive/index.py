@@ -84,6 +84,19 @@ REPLY_PREFIXES = re.compile(r"^(\s*(re|fwd?|aw|wg|sv|vs|tr|antw|rif|r)(\[\d+\])?
 BODY_TEXT_LIMIT = 4 * 1024 * 1024  # a pathological body is indexed up to here
 
 
+# Terms that say where a document's id (its store number) lies, for index_walk.within on
+# an index of several shards (services.archive.shards): Xapian 1.4's Python bindings cannot
+# clone a posting source for each shard, so there a set of ids is a query of these terms.
+NUMBER_PREFIX = "XDOCN"  # + the document id
+BLOCK_PREFIX = "XDOCB"   # + (id - 1) // ID_BLOCK: each block of ID_BLOCK consecutive ids
+ID_BLOCK = 1000
+
+
+def number_terms(number: int) -> tuple[str, str]:
+    """The terms of document id `number` (>= 1): its own and its block's."""
+    return f"{NUMBER_PREFIX}{number}", f"{BLOCK_PREFIX}{(number - 1) // ID_BLOCK}"
+
+
 def id_term(digest: str) -> str:
     return term(BOOLEAN_PREFIXES["digest"], digest)
 

@@ -8,7 +8,9 @@ a span once read is never changed by mail stored later, and a walk that goes up 
 highest id of the newest revision (`follow`) reads the mail indexed while it went on too.
 
 Xapian 1.4 has no query for a set of document ids; `within` filters a query to one with a
-posting source (DocumentIds).
+posting source (DocumentIds) on an index of one database, and on an index of several shards
+(services.archive.shards), where Xapian's Python bindings cannot run a posting source,
+with the terms the indexer gives each document for its id (index.number_terms).
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
 import xapian
 
-from services.archive.index import id_term
+from services.archive.index import ID_BLOCK, id_term, number_terms
 from services.archive.index_reader import open_index, read_consistently, reopen
 
 __all__ = ["SPAN", "DocumentIds", "document_ids", "read_chunks", "read_spans", "within"]
@@ -65,11 +67,28 @@ class DocumentIds(xapian.PostingSource):
         return self.ids[self.at]
 
 
-def within(query: xapian.Query, ids: Sequence[int]) -> xapian.Query:
-    """`query` matching only documents whose id is in `ids` (ascending ints). `query` must
-    itself match only documents (any parsed search does; xapian.Query.MatchAll for every
-    document of `ids` that exists)."""
-    return xapian.Query(xapian.Query.OP_FILTER, query, xapian.Query(DocumentIds(ids)))
+def within(database: xapian.Database, query: xapian.Query, ids: Sequence[int]
+           ) -> xapian.Query:
+    """`query` matching only documents of `database` whose id is in `ids` (ascending ints).
+    `query` must itself match only documents (any parsed search does; xapian.Query.MatchAll
+    for every document of `ids` that exists)."""
+    if b":" not in database.get_uuid():  # one database (its uuid; shards' are joined by ":")
+        return xapian.Query(xapian.Query.OP_FILTER, query, xapian.Query(DocumentIds(ids)))
+    return xapian.Query(xapian.Query.OP_FILTER, query, _ids_by_terms(ids))
+
+
+def _ids_by_terms(ids: Sequence[int]) -> xapian.Query:
+    """A query of the documents whose id is in `ids` (ascending) by their terms: a whole
+    block of ids by its block's term (a span of read_spans), the others one by one."""
+    wanted = []
+    for block, members in itertools.groupby(ids, lambda docid: (docid - 1) // ID_BLOCK):
+        members = list(members)
+        if len(members) == ID_BLOCK:
+            wanted.append(number_terms(members[0])[1])
+        else:
+            wanted.extend(number_terms(docid)[0] for docid in members)
+    return xapian.Query(xapian.Query.OP_OR, [xapian.Query(term) for term in wanted]) \
+        if wanted else xapian.Query.MatchNothing
 
 
 def document_ids(database: xapian.Database, digests: Iterable[str]) -> dict[int, str]:

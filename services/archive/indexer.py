@@ -1,4 +1,5 @@
-"""The single Xapian writer: follows the store's arrival log and indexes in batches.
+"""The single Xapian writer: follows the store's arrival log and indexes in batches, each
+shard of the index (services.archive.shards) written by a thread of its own.
 
 The arrival-log position is Xapian metadata committed in the same commit as the batch, so a
 SIGKILL at any point leaves index and position agreeing: on restart the writer redoes
@@ -24,10 +25,10 @@ import xapian
 
 from firmware.errors import ArchiverError
 
-from services.archive import heap, metadata, readings, unsynced
+from services.archive import heap, metadata, readings, shards, unsynced
 from services.archive.extract import ExtractionPool
 from services.archive.index import (DOCUMENT_LEVELS, SCHEMA_KEY, SCHEMA_VERSION, document_at,
-                                    id_term, schema_version)
+                                    id_term, number_terms, schema_version)
 from services.archive.index_reader import read_index
 from services.archive.store import NotFound, Store
 
@@ -67,11 +68,19 @@ class IndexerBusy(ArchiverError):
 
 
 class _Refused(Exception):
-    """Xapian refused a document, and with it every change not yet committed."""
+    """Xapian refused a document, and with it every change of its shard not yet committed."""
 
     def __init__(self, digest: str, level: int, reason: str):
         super().__init__(reason)
         self.digest, self.level, self.reason = digest, level, reason
+
+
+class _RefusedMany(Exception):
+    """Shards refused documents (_Refused each), at once."""
+
+    def __init__(self, refusals: list[_Refused]):
+        super().__init__(", ".join(refusal.reason for refusal in refusals))
+        self.refusals = refusals
 
 
 @dataclass
@@ -162,16 +171,26 @@ class _Progress:
 
 class Indexer:
     """Writes one index. `live`: it is the index searches use, so its progress is the
-    store's "indexer" cursor (intake's backlog); an index being rebuilt beside it is not."""
+    store's "indexer" cursor (intake's backlog); an index being rebuilt beside it is not.
+
+    The index is in shards (services.archive.shards), written at once, each by one thread
+    at a time, so that writing keeps up with the extraction workers; a new index gets as many shards
+    as the pool has workers. A commit commits every shard but the first, then the first
+    with the arrival-log position: the position only moves once every shard holds the
+    batch. A crash between leaves shards ahead of the position, and the batch written
+    again comes to the same (documents replaced by number, deleted by digest term)."""
 
     def __init__(self, store: Store, index_dir: Path, pool: ExtractionPool, live: bool = True,
-                 memory_bytes: int = MEMORY_BYTES, synced: bool = True):
+                 memory_bytes: int = MEMORY_BYTES, synced: bool = True,
+                 shard_count: int | None = None):
         """`memory_bytes`: what the batches in flight may hold (a model's indexing.memory_mb).
         `synced=False`: commits skip fsync (an index nobody searches yet: a rebuild); the
         index carries services.archive.unsynced's mark until close() settles it.
         Header metadata an older reading wrote is derived anew from the message's bytes as
         it is indexed (services.archive.metadata); metadata of the current reading is what
-        reading the bytes again would give, so it is not read again (nor by a reindex)."""
+        reading the bytes again would give, so it is not read again (nor by a reindex).
+        `shard_count`: the shards of a new index (default: the pool's workers); an existing
+        index keeps its own."""
         self.store, self.index_dir, self.pool, self.live = store, Path(index_dir), pool, live
         self.batch_bytes = memory_bytes // BATCH_SHARE
         self.commit_text_bytes = memory_bytes // MEMORY_PER_TEXT_BYTE
@@ -180,16 +199,29 @@ class Indexer:
         if not synced:
             self.index_dir.mkdir(parents=True, exist_ok=True)
             unsynced.mark(self.index_dir)  # on disk before the first commit that is not
-        self.database = xapian.WritableDatabase(str(self.index_dir), self._flags)
-        if schema_version(self.database) is None:  # a new, empty index: this code's schema
-            self.database.set_metadata(SCHEMA_KEY, str(SCHEMA_VERSION))
-            self.database.commit()
+        self.shards = shards.open_shards(self.index_dir, self._flags) or shards.create(
+            self.index_dir, shard_count or len(pool.worker_pids), self._flags)
+        if schema_version(self.shards[0]) is None:  # a new, empty index: this code's schema
+            self.shards[0].set_metadata(SCHEMA_KEY, str(SCHEMA_VERSION))
+            self.shards[0].commit()
+        # One thread a shard writes it (a single shard: the calling thread).
+        self._writers = ThreadPoolExecutor(len(self.shards), thread_name_prefix="shard") \
+            if len(self.shards) > 1 else None
         # What the index committed and the store has yet to record, merged over batches.
         self._unrecorded: _Progress | None = None
         self._committed_at = 0.0  # time.monotonic() of the last commit
 
+    @property
+    def database(self) -> xapian.WritableDatabase | None:
+        """The first shard: the index's metadata (schema, position) and revision."""
+        return self.shards[0] if self.shards else None
+
+    def document_count(self) -> int:
+        """Documents in the index, over every shard (committed or not)."""
+        return sum(shard.get_doccount() for shard in self.shards)
+
     def position(self) -> int:
-        value = self.database.get_metadata(CURSOR_KEY)
+        value = self.shards[0].get_metadata(CURSOR_KEY)
         return int(value) if value else 0
 
     def index_batch(self) -> int:
@@ -314,11 +346,13 @@ class Indexer:
             try:
                 written = self._add_all(batch, refused)
                 break
-            except _Refused as refusal:
-                refused[refusal.digest] = (refusal.level, refusal.reason)
-        self.database.set_metadata(CURSOR_KEY, str(batch.last_seq))
+            except _RefusedMany as refusals:  # written again on every shard: idempotent
+                refused.update({refusal.digest: (refusal.level, refusal.reason)
+                                for refusal in refusals.refusals})
         time.sleep(max(0.0, self._committed_at + spacing - time.monotonic()))
-        self.database.commit()
+        self._on_shards(range(1, len(self.shards)), lambda k: self.shards[k].commit())
+        self.shards[0].set_metadata(CURSOR_KEY, str(batch.last_seq))
+        self.shards[0].commit()  # the position, once every other shard is durable
         self._committed_at = time.monotonic()
         names = {digest: [a.filename for a in content.attachments if a.filename]
                  for digest, content in written.items()}
@@ -346,18 +380,62 @@ class Indexer:
             self._unrecorded = None
 
     def _add_all(self, batch: Batch, refused: dict) -> dict:
-        """Every change of the batch, uncommitted; digest -> what each document was made of."""
-        for digest in batch.missing:
-            self.database.delete_document(id_term(digest))
-        written = {}
-        for (digest, meta, _), extracted in zip(batch.present, batch.extracted):
-            level, reason = refused.get(digest, (0, None))
-            written[digest] = self._add(digest, meta, extracted, level, reason)
-        return written
+        """Every change of the batch, uncommitted, each shard's by its own thread; digest ->
+        what each document was made of. Raises _RefusedMany when shards refused documents
+        (each dropped its uncommitted changes: the caller writes the batch again)."""
+        count = len(self.shards)
+        # Any document of a digest is dropped from every shard first: a message deleted
+        # and stored again has a new number, maybe on another shard, and its old document
+        # is gone only if the indexer read the deletion before the message came back
+        # (21 us a shard when there is none).
+        terms = [id_term(digest) for digest in batch.missing] + \
+                [id_term(digest) for digest, _, _ in batch.present]
+        mine: list[list[int]] = [[] for _ in range(count)]
+        for at, (_, meta, _) in enumerate(batch.present):
+            mine[shards.shard_of(meta["number"], count)].append(at)
 
-    def _add(self, digest: str, meta: dict, extracted, level: int, reason: str | None):
-        """Add one message's document at `level`, or at the first level above it that can be
-        built; raise _Refused when Xapian refuses it (the caller then starts over)."""
+        def write(k: int) -> dict:
+            for term in terms:
+                self.shards[k].delete_document(term)
+            written = {}
+            for at in mine[k]:
+                (digest, meta, _), extracted = batch.present[at], batch.extracted[at]
+                level, reason = refused.get(digest, (0, None))
+                try:
+                    written[digest] = self._add(k, digest, meta, extracted, level, reason)
+                except _Refused as refusal:  # the shard's changes are gone: no use going on
+                    raise _RefusedMany([refusal]) from None
+            return written
+
+        results = self._on_shards(range(count), write)
+        return {digest: content for written in results for digest, content in written.items()}
+
+    def _on_shards(self, numbers: range, work: Callable[[int], object]) -> list:
+        """work(k) for each shard k of `numbers`, each in its shard's thread, all at once;
+        their results. Raises _RefusedMany with every shard's refusals, else the first
+        other error (once every shard's work is over: none is left writing)."""
+        if self._writers is None:
+            return [work(k) for k in numbers]
+        futures = [self._writers.submit(work, k) for k in numbers]
+        results, refusals, failure = [], [], None
+        for future in futures:
+            try:
+                results.append(future.result())
+            except _RefusedMany as refused:
+                refusals.extend(refused.refusals)
+            except BaseException as exc:  # noqa: BLE001 - raised below, once all are done
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+        if refusals:
+            raise _RefusedMany(refusals)
+        return results
+
+    def _add(self, shard: int, digest: str, meta: dict, extracted, level: int,
+             reason: str | None):
+        """Add one message's document to shard `shard` at `level`, or at the first level
+        above it that can be built; raise _Refused when Xapian refuses it (the caller then
+        starts over)."""
         while True:
             try:
                 document, content = _document(level, digest, meta, extracted, reason)
@@ -365,11 +443,10 @@ class Indexer:
                 level, reason = self._less(digest, level, "building", exc)
                 continue
             try:
-                # A message deleted and stored again has a new number; its old document is
-                # gone only if the indexer read the deletion before the message came back.
-                # Dropping any document of the digest first keeps one (21 us when none).
-                self.database.delete_document(id_term(digest))
-                self.database.replace_document(meta["number"], document)
+                for term in number_terms(meta["number"]):  # for index_walk.within
+                    document.add_boolean_term(term)
+                self.shards[shard].replace_document(
+                    shards.local_id(meta["number"], len(self.shards)), document)
             except xapian.LogicError as exc:  # this document's fault, e.g. a term too long
                 raise _Refused(digest, *self._less(digest, level, "adding", exc)) from None
             return content
@@ -387,40 +464,45 @@ class Indexer:
     def abandon_writes(self) -> None:
         """Drop whatever a failed write (a full disk) left half done and close the index;
         reopen() goes on from the last commit, which holds the position in the log."""
-        if self.database is None:
-            return  # abandoned already
-        try:  # a failed flush leaves changes pending, which close() would commit again
-            self.database.begin_transaction(False)
-            self.database.cancel_transaction()  # drops every change since the last commit
-        except xapian.Error:
-            pass  # Xapian dropped them itself and closed the index
-        try:
-            self.database.close()
-        except xapian.Error:
-            pass
-        self.database = None  # and with the object goes its write lock
+        for shard in self.shards:
+            try:  # a failed flush leaves changes pending, which close() would commit again
+                shard.begin_transaction(False)
+                shard.cancel_transaction()  # drops every change since the last commit
+            except xapian.Error:
+                pass  # Xapian dropped them itself and closed the shard
+            try:
+                shard.close()
+            except xapian.Error:
+                pass
+        self.shards = []  # and with the objects go their write locks
 
     def reopen(self) -> None:
         """Open the index again after abandon_writes(); a no-op while it is open."""
-        if self.database is None:
-            self.database = xapian.WritableDatabase(str(self.index_dir), self._flags)
+        if not self.shards:
+            self.shards = shards.open_shards(self.index_dir, self._flags)
 
     def move_to(self, index_dir: Path) -> None:
         """Write the index in `index_dir` from now on: a copy of this one, holding its
         position in the arrival log (services.archive.live_compaction); this one is
         closed first."""
-        self.close()
+        self._close_shards()  # the writer threads stay: the copy has the same shards
         self.index_dir = Path(index_dir)
         self.reopen()
 
     def close(self) -> None:
         """Close the index; one written without fsync is written to disk and unmarked
         (services.archive.unsynced.settle; OSError when that fails, the mark kept)."""
-        if self.database is not None:
-            self.database.close()
-            self.database = None
+        self._close_shards()
+        if self._writers is not None:
+            self._writers.shutdown()
+            self._writers = None
         if not self.synced:
             unsynced.settle(self.index_dir)
+
+    def _close_shards(self) -> None:
+        for shard in self.shards:
+            shard.close()
+        self.shards = []
 
     def __enter__(self) -> "Indexer":
         return self

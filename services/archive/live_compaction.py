@@ -167,7 +167,7 @@ class LiveCompaction:
                                    {"ignore_errors": True})
         retiring.daemon = True  # a stop meanwhile leaves it to remove_strays at the next start
         retiring.start()
-        self.record = self.record.compacted(copied, size, self.indexer.database.get_doccount(),
+        self.record = self.record.compacted(copied, size, self.indexer.document_count(),
                                             self.now())
         self.record.save(self.archive.store)
         log.info("compacted the live index: %s, %s before; %d messages",

@@ -24,7 +24,7 @@ from typing import Callable, Iterable, Iterator
 
 import xapian
 
-from services.archive import dates
+from services.archive import dates, shards
 from services.archive.index import SLOT_DATE
 from services.archive.index_reader import read_index
 from services.archive.index_walk import read_chunks, read_spans, within
@@ -107,11 +107,11 @@ def take(index_dir: Path, text: str, timezone: str = "UTC", now: float | None = 
     tz, now = dates.zone(timezone), time.time() if now is None else now
     tree = parse_tree(text, tz, now)  # a bad query fails before the index is read
     as_of = read_index(index_dir, lambda database: AsOf(
-        database.get_revision(), database.get_lastdocid()), absent=AsOf(0, 0))
+        shards.revision(index_dir), database.get_lastdocid()), absent=AsOf(0, 0))
     snapshot = Snapshot(index_dir, as_of)
 
     def span(database: xapian.Database, ids: range) -> list[tuple[float, int]]:
-        query = within(query_in(database, tree, tz, now, within_query), ids)
+        query = within(database, query_in(database, tree, tz, now, within_query), ids)
         return [(xapian.sortable_unserialise(match.document.get_value(SLOT_DATE)),
                  match.docid) for match in matches_of(unranked(database, query), 0, len(ids))]
     for matches in read_spans(index_dir, span, through=as_of.last_document):

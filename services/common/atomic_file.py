@@ -73,12 +73,15 @@ def _synced(output: BinaryIO) -> None:
 
 
 def fsync_files_of(directory: Path, skip: tuple[str, ...] = ()) -> None:
-    """fsync(2) every regular file in `directory` (but those named in `skip`), then the
-    directory itself: what a writer that did not sync (Xapian's DB_NO_SYNC, its compact)
-    left there, made durable. Raises OSError."""
+    """fsync(2) every regular file in `directory` (but those named in `skip`) and in its
+    subdirectories (not followed through symlinks), then each directory itself: what a
+    writer that did not sync (Xapian's DB_NO_SYNC, its compact) left there, made durable.
+    Raises OSError."""
     directory = Path(directory)
     for path in directory.iterdir():
-        if path.is_file() and path.name not in skip:
+        if path.is_dir() and not path.is_symlink():
+            fsync_files_of(path)
+        elif path.is_file() and path.name not in skip:
             fsync_path(path)
     fsync_path(directory)
 

@@ -123,7 +123,7 @@ def matching_in(database: xapian.Database, query: str, timezone: str = "UTC",
     Raises QuerySyntaxError."""
     parsed = parse(query, database, timezone, now)
     if documents is not None:
-        parsed = within(parsed, documents)
+        parsed = within(database, parsed, documents)
     if among is not None:
         return _matching_among(database, parsed, among)
     at_most = len(documents) if documents is not None else database.get_doccount()
@@ -138,8 +138,8 @@ def count_in(database: xapian.Database, query: str, documents: Sequence[int],
     (dates as matching_in takes them) or `named` (ascending ids) names: each document once,
     no document read. Raises QuerySyntaxError."""
     either = xapian.Query(xapian.Query.OP_OR, parse(query, database, timezone, now),
-                          within(xapian.Query.MatchAll, named))
-    return _matches(database, within(either, documents), len(documents)).size()
+                          within(database, xapian.Query.MatchAll, named))
+    return _matches(database, within(database, either, documents), len(documents)).size()
 
 
 def _matches(database: xapian.Database, parsed: xapian.Query, at_most: int) -> xapian.MSet:

@@ -3,24 +3,30 @@ in spans of ids (or chunks of digests), each on one revision."""
 import pytest
 import xapian
 
-from services.archive import index_walk
-from services.archive.index import id_term
+from services.archive import index_walk, shards
+from services.archive.index import id_term, number_terms
 from services.archive.index_walk import document_ids, read_chunks, read_spans, within
 from tests.unit.archive.test_index_reader import DOCUMENTS, write_generation
 
 
 def add(writer: xapian.WritableDatabase, docid: int, *terms: str) -> None:
     document = xapian.Document()
-    for term in (id_term(f"d{docid}"), *terms):
+    for term in (id_term(f"d{docid}"), *number_terms(docid), *terms):
         document.add_term(term)
     writer.replace_document(docid, document)
 
 
-@pytest.fixture
-def index(tmp_path):
+@pytest.fixture(params=[1, 3], ids=["single", "3-shards"])
+def index(tmp_path, request):
     """Documents 1..100 (ids as store numbers), every third with the term "third", ids 10
-    to 19 deleted; committed."""
-    writer = xapian.WritableDatabase(str(tmp_path), xapian.DB_CREATE_OR_OPEN)
+    to 19 deleted; committed. An index of one database, or of 3 shards (written through
+    the stub, as one database: the ids interleave as the indexer's do)."""
+    if request.param == 1:
+        writer = xapian.WritableDatabase(str(tmp_path), xapian.DB_CREATE_OR_OPEN)
+    else:
+        for shard in shards.create(tmp_path, request.param, 0):
+            shard.close()
+        writer = xapian.WritableDatabase(str(tmp_path))
     for docid in range(1, 101):
         add(writer, docid, *(["third"] if docid % 3 == 0 else []))
     for docid in range(10, 20):
@@ -43,13 +49,13 @@ def test_a_query_within_ids_matches_exactly_those_of_its_matches(index, ids):
     index_dir, _ = index
     database = xapian.Database(str(index_dir))
     existing = [docid for docid in range(1, 101) if not 10 <= docid < 20]
-    assert matched(database, within(xapian.Query("third"), ids)) == [
+    assert matched(database, within(database, xapian.Query("third"), ids)) == [
         docid for docid in existing if docid in ids and docid % 3 == 0]
-    assert matched(database, within(xapian.Query.MatchAll, ids)) == [
+    assert matched(database, within(database, xapian.Query.MatchAll, ids)) == [
         docid for docid in existing if docid in ids]
-    assert matched(database, within(xapian.Query(
-        xapian.Query.OP_OR, xapian.Query("third"), within(xapian.Query.MatchAll, [1, 2, 12])),
-        ids)) == [docid for docid in existing if docid in ids and (docid % 3 == 0 or docid < 3)]
+    either = xapian.Query(xapian.Query.OP_OR, xapian.Query("third"),
+                          within(database, xapian.Query.MatchAll, [1, 2, 12]))
+    assert matched(database, within(database, either, ids)) == [docid for docid in existing if docid in ids and (docid % 3 == 0 or docid < 3)]
 
 
 def test_document_ids_names_the_indexed_digests_only(index):
@@ -68,7 +74,7 @@ def test_spans_cover_every_id_up_to_the_highest_when_the_walk_began(index, monke
             if ids.start == 31:  # after the first span: the indexer adds one
                 add(writer, arriving, "third")
                 writer.commit()
-            return ids, matched(database, within(xapian.Query("third"), ids))
+            return ids, matched(database, within(database, xapian.Query("third"), ids))
         return list(read_spans(index_dir, read, follow=follow))
     walked = walk(150, follow=False)
     assert [ids for ids, _ in walked] == [range(1, 31), range(31, 61), range(61, 91),
@@ -135,3 +141,25 @@ def test_nothing_indexed_yet_is_walked_as_nothing(tmp_path):
     never = lambda database, ids: 1 / 0  # noqa: E731
     assert list(read_spans(tmp_path / "no-index", never)) == []
     assert list(read_chunks(tmp_path / "no-index", ["d1"], never)) == []
+
+
+def test_a_whole_block_of_ids_on_shards_is_one_term_and_exact(tmp_path):
+    """Spans of read_spans are whole blocks of index.ID_BLOCK ids: on shards each is read by
+    its block's term; one document deleted from the block and ids of the next block are
+    not matched."""
+    for shard in shards.create(tmp_path, 2, 0):
+        shard.close()
+    writer = xapian.WritableDatabase(str(tmp_path))
+    for docid in range(1, 2501):
+        add(writer, docid, *(["third"] if docid % 3 == 0 else []))
+    writer.delete_document(1500)
+    writer.commit()
+    database = xapian.Database(str(tmp_path))
+    block = range(1001, 2001)
+    assert matched(database, within(database, xapian.Query.MatchAll, block)) == [
+        docid for docid in block if docid != 1500]
+    assert matched(database, within(database, xapian.Query("third"), block)) == [
+        docid for docid in block if docid % 3 == 0 and docid != 1500]
+    assert matched(database, within(database, xapian.Query.MatchAll, range(2001, 2101))) == \
+        list(range(2001, 2101))
+    writer.close()
