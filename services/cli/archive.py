@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import json
 import os
@@ -127,57 +126,42 @@ def cmd_import(args) -> int:
             progress.advance(size)
             del batch[:size]
 
-    indexing = IndexingAlongside(archive, quiet=args.json)
-    if not args.no_index:
-        indexing.start()
-    try:
-        # The model's message limit caps every file and zip member import reads.
-        for item in iter_mail(args.paths, archive.profile.smtp.max_message_mb * MiB):
-            if item.error:
-                outcome = "skipped" if item.skipped else "failed"
-                counts[outcome] += 1
-                problems.append({"item": item.label, "outcome": outcome, "reason": item.error})
-                print(f"archiver: {outcome} {item.label}: {item.error}", file=sys.stderr)
-                progress.advance()
-                continue
-            batch.append((item.label, (item.raw, None, "import", None, item.from_line_date)))
-            batch_bytes += len(item.raw)
-            if len(batch) >= IMPORT_BATCH or batch_bytes >= most_bytes:
-                flush()  # stores all of the batch, or raises
-                batch_bytes = 0
-        if batch:
-            flush()
-        heap.trim()  # what storing left free goes back
-    except OutOfSpace as full:  # nothing of the batch is stored: the next run goes on there
+    with IndexingAlongside(archive, quiet=args.json, enabled=not args.no_index) as indexing:
+        try:
+            # The model's message limit caps every file and zip member import reads.
+            for item in iter_mail(args.paths, archive.profile.smtp.max_message_mb * MiB):
+                if item.error:
+                    outcome = "skipped" if item.skipped else "failed"
+                    counts[outcome] += 1
+                    problems.append({"item": item.label, "outcome": outcome,
+                                     "reason": item.error})
+                    print(f"archiver: {outcome} {item.label}: {item.error}", file=sys.stderr)
+                    progress.advance()
+                    continue
+                batch.append((item.label, (item.raw, None, "import", None,
+                                           item.from_line_date)))
+                batch_bytes += len(item.raw)
+                if len(batch) >= IMPORT_BATCH or batch_bytes >= most_bytes:
+                    flush()  # stores all of the batch, or raises
+                    batch_bytes = 0
+            if batch:
+                flush()
+            heap.trim()  # what storing left free goes back
+        except OutOfSpace as full:  # nothing of the batch is stored: the next run goes on there
+            progress.finish()
+            counts["indexed"] = indexing.stop()
+            return _import_stopped(args, archive, counts, problems, full, batch, progress)
         progress.finish()
-        counts["indexed"] = _indexed_until_stopped(indexing, archive)
-        return _import_stopped(args, archive, counts, problems, full, batch, progress)
-    except BaseException:
-        with contextlib.suppress(Exception):  # what stopped storing is the error to show
-            indexing.finish(stop=True)
-        raise
-    progress.finish()
-    try:
-        counts["indexed"] = indexing.finish()
-    except Exception as exc:
-        if not is_out_of_space(exc, archive.data_dir):
-            raise
-        counts["indexed"] = indexing.indexed
-        return _indexing_stopped(args, archive, counts, problems)
+        try:
+            counts["indexed"] = indexing.finish()
+        except Exception as exc:
+            if not is_out_of_space(exc, archive.data_dir):
+                raise
+            counts["indexed"] = indexing.indexed
+            return _indexing_stopped(args, archive, counts, problems)
     _print_summary(args, counts, problems)
     archive.close()
     return 0 if not counts["failed"] else 1
-
-
-def _indexed_until_stopped(indexing: IndexingAlongside, archive: Archive) -> int:
-    """Storing stopped early: stop indexing after the batch at hand; how many log entries
-    it indexed (0 when a full disk stopped it too: storing's stop is what is reported)."""
-    try:
-        return indexing.finish(stop=True)
-    except Exception as exc:
-        if not is_out_of_space(exc, archive.data_dir):
-            raise
-        return 0
 
 
 def _import_stopped(args, archive: Archive, counts: dict, problems: list[dict],

@@ -25,12 +25,14 @@ IDLE_SECONDS = 0.05  # how long the indexer waits for storing to log more, when 
 class IndexingAlongside:
     """Indexes an archive's arrival log in a thread until told that storing has ended.
 
-    start() takes the index lock (unless the indexer service holds it: then nothing is
-    indexed here, as before); finish() waits for the thread and gives how many log entries
-    it indexed, or raises what stopped it (OSError/xapian.Error, e.g. a full disk)."""
+    Used as a context manager around the storing: on entering, indexing starts when the
+    index is free; finish() (once storing has ended) waits until what was stored is indexed
+    and gives how many log entries were; leaving the block any other way (an error,
+    Ctrl-C) stops indexing after the batch at hand. Either way the thread has ended and the
+    index lock is released when the block is left."""
 
-    def __init__(self, archive: Archive, quiet: bool):
-        self.archive, self.quiet = archive, quiet
+    def __init__(self, archive: Archive, quiet: bool, enabled: bool = True):
+        self.archive, self.quiet, self.enabled = archive, quiet, enabled
         self.indexed = 0
         self._lock = IndexLock(archive.data_dir)
         self._stored = threading.Event()    # storing has ended: index the rest, then stop
@@ -38,36 +40,74 @@ class IndexingAlongside:
         self._progress: Progress | None = None  # shown only once storing has ended
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
+        # Set by the thread as it ends. Not Thread.join()/is_alive(): a Ctrl-C that
+        # interrupts join() makes Python 3.11 take the thread for ended while it runs.
+        self._done = threading.Event()
 
-    def start(self) -> bool:
-        """Start indexing beside the storing; False (and a line on stderr) when the indexer
-        service holds the index: it indexes the new mail itself."""
+    def __enter__(self) -> "IndexingAlongside":
+        if self.enabled:
+            self._start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._end(stop=True)
+
+    def _start(self) -> bool:
+        """Start indexing when no other process (the indexer service, another import)
+        holds the index; False when one does."""
         if not self._lock.acquire(wait=False):
-            print("archiver: the indexer service is running; it indexes the new mail",
-                  file=sys.stderr)
             return False
         self._thread = threading.Thread(target=self._run, name="import-indexing")
         self._thread.start()
         return True
 
-    def finish(self, stop: bool = False) -> int:
-        """Storing has ended: wait until what it stored is indexed (with `stop`: only until
-        the batch at hand is, because storing failed), release the index, and return how
-        many log entries were indexed. Raises the error that stopped indexing, if one did."""
-        if self._thread is None:
+    def finish(self) -> int:
+        """Storing has ended: index what it stored, and return how many log entries were
+        indexed. The index held by another process at the start is tried once more; still
+        held, nothing is indexed here (a line on stderr says who will). Raises the error
+        that stopped indexing (OSError/xapian.Error, e.g. a full disk)."""
+        if not self.enabled:
             return 0
-        if stop:
-            self._stopping.set()
-        else:
-            self._show_progress()
-        self._stored.set()
-        self._thread.join()
-        self._lock.release()
+        if self._thread is None and not self._start():
+            print("archiver: another process holds the index (the indexer service, or "
+                  "another import): the service or the next import indexes the new mail",
+                  file=sys.stderr)
+            return 0
+        self._show_progress()
+        self._end(stop=False)
         if self._progress is not None:
             self._progress.finish()
         if self._error is not None:
             raise self._error
         return self.indexed
+
+    def stop(self) -> int:
+        """Storing failed: stop indexing after the batch at hand; how many log entries were
+        indexed (an error of indexing's own is dropped: storing's is the one reported)."""
+        self._end(stop=True)
+        return self.indexed
+
+    def _end(self, stop: bool) -> None:
+        """Tell the thread storing has ended (`stop`: stop after the batch at hand), wait
+        for it and release the index; a no-op once done. A Ctrl-C meanwhile stops it
+        after its batch, and is raised again once it has ended: leaving while it is inside
+        Xapian would abort the interpreter at exit."""
+        if self._thread is None:
+            return
+        if stop:
+            self._stopping.set()
+        self._stored.set()
+        interrupted = False
+        while not self._done.is_set():
+            try:
+                self._done.wait()
+            except KeyboardInterrupt:
+                interrupted = True
+                self._stopping.set()
+        self._thread = None
+        self._lock.release()
+        if interrupted:
+            raise KeyboardInterrupt
 
     def _show_progress(self) -> None:
         """From now on, indexing shows its progress over what is still pending."""
@@ -87,6 +127,8 @@ class IndexingAlongside:
                     self._follow(indexer)
         except BaseException as exc:  # noqa: BLE001 - handed to finish(), which raises it
             self._error = exc
+        finally:
+            self._done.set()
 
     def _follow(self, indexer: Indexer) -> None:
         """Catch up with the log until a catch-up that began after storing ended is done."""
@@ -100,8 +142,8 @@ class IndexingAlongside:
 
 
 def index_pending(archive: Archive, quiet: bool) -> int:
-    """Index everything pending now, unless the indexer service holds the index (then 0: it
-    indexes it itself); how many arrival-log entries were indexed. Raises what stopped
-    indexing (OSError/xapian.Error)."""
-    indexing = IndexingAlongside(archive, quiet)
-    return indexing.finish() if indexing.start() else 0
+    """Index everything pending now, unless another process holds the index (then 0: the
+    indexer service indexes it); how many arrival-log entries were indexed. Raises what
+    stopped indexing (OSError/xapian.Error)."""
+    with IndexingAlongside(archive, quiet) as indexing:
+        return indexing.finish()

@@ -33,7 +33,11 @@ def incarnation(entry: dict) -> float | None:
     created = value.get("created") if isinstance(value, dict) else None
     if isinstance(created, bool) or not isinstance(created, (int, float)):
         return None
-    return float(created) if math.isfinite(created) else None
+    try:
+        created = float(created)  # an int of any size (JSON allows 10**400)
+    except OverflowError:
+        return None
+    return created if math.isfinite(created) else None
 
 
 def tombstone_value(entry: dict | None) -> dict | None:

@@ -118,6 +118,6 @@ def test_with_the_index_held_elsewhere_the_import_only_stores(archiver, maildir,
         done = archiver("import", "--data", data, "--json", maildir, check=0)
     finally:
         held.release()
-    assert "the indexer service is running" in done.stderr
+    assert "another process holds the index" in done.stderr
     assert json.loads(done.stdout)["indexed"] == 0
     assert stats(archiver, data)["pending"] == FIRST + LATER

@@ -7,6 +7,7 @@ Records cross as services.mirror.hold_sync moves them: the union, for holds live
 sides (exchange())."""
 import hashlib
 import itertools
+import json
 import time
 
 import pytest
@@ -147,3 +148,20 @@ def test_a_peers_malformed_created_time_is_merged_by_its_stamp(tmp_path):
         a.merge(b.export())
         shown = holds.all_holds(a)
         assert list(shown) == [HOLD] and repr(shown[HOLD]["created"]) == repr(created)
+
+
+def test_a_huge_integer_created_from_a_peer_does_not_stop_the_merge(tmp_path):
+    """A peer's created of 10**400 (valid JSON) has no float: it is an unknown incarnation
+    (merged by its stamp), and the peer's other entries still arrive (found by a reviewer:
+    OverflowError failed every merge, so the peer's holds never arrived)."""
+    (a,) = replicas(tmp_path, "a")
+    place(a, HOLD, 1000.0, [])
+    stamp = int(time.time() * 1000) + 60_000
+    sent = json.loads('{"hold:%s": {"value": {"saved": "case", "until": null, "by": "t", '
+                      '"created": 1%s}, "deleted": false, "stamp": [%d, 0, "peer"]}}'
+                      % (HOLD, "0" * 400, stamp))
+    sent["hold:00112233445566aa"] = {"value": {"saved": "other", "until": None, "by": "t",
+                                               "created": 5.0},
+                                     "deleted": False, "stamp": [stamp, 0, "peer"]}
+    a.merge(sent)
+    assert "00112233445566aa" in holds.all_holds(a)
