@@ -7,6 +7,7 @@ import re
 import mailbox
 import signal
 import subprocess
+import sys
 import threading
 import time
 
@@ -61,16 +62,36 @@ def test_ctrl_c_while_indexing_ends_the_import_with_130_not_an_abort(tmp_path, a
     assert archiver("verify", "--data", data, check=0).returncode == 0
 
 
+# Import B as its own process, its mail source pausing after `pause_after` messages until
+# the file `resume` exists: a slow source, holding no lock (a SIGSTOP could land while B
+# holds the store's write lock, and stall import A with it).
+PAUSING_IMPORT = """
+import os, sys, time
+from services.cli import archive as archive_cli
+from services.cli.main import main
+pause_after, resume = int(sys.argv[1]), sys.argv[2]
+real = archive_cli.iter_mail
+def pausing(paths, max_bytes):
+    for number, item in enumerate(real(paths, max_bytes)):
+        while number == pause_after and not os.path.exists(resume):
+            time.sleep(0.05)
+        yield item
+archive_cli.iter_mail = pausing
+sys.exit(main(sys.argv[3:]))
+"""
+
+
 def test_an_import_that_starts_while_another_indexes_leaves_nothing_unindexed(
         tmp_path, archiver, monkeypatch):
     """Import A (small, here) holds the index lock for its whole run; import B (another
     process), started meanwhile, only stores ("the indexer service is running", though
     none is), and what B stores after A has ended is indexed by nobody: B exits 0, its mail
-    unsearchable. B is stopped (SIGSTOP) for a while, as a slow source would hold it.
+    unsearchable. B's source pauses until A has ended, as a slow source would.
     Before this change B took the lock after storing and indexed it."""
     small = make_maildir(tmp_path / "small", 5)
     big = make_maildir(tmp_path / "big", 6000, first=100_000)
     data = tmp_path / "data"
+    resume_b = tmp_path / "resume-b"
     go_a = threading.Event()
     real = archive_cli.iter_mail
 
@@ -84,6 +105,7 @@ def test_an_import_that_starts_while_another_indexes_leaves_nothing_unindexed(
     a = threading.Thread(target=lambda: result.update(a=main(
         ["import", "--json", "--data", str(data), str(small)])))
     a.start()
+    b = None
     try:
         def a_holds_the_lock():
             lock = IndexLock(data)
@@ -92,17 +114,17 @@ def test_an_import_that_starts_while_another_indexes_leaves_nothing_unindexed(
                 return False
             return True
         wait_until(a_holds_the_lock, timeout=60, what="import A holds the index lock")
-        b = subprocess.Popen([str(ARCHIVER), "import", "--json", "--data", str(data), str(big)],
+        b = subprocess.Popen([sys.executable, "-c", PAUSING_IMPORT, "400", str(resume_b),
+                              "import", "--json", "--data", str(data), str(big)],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         wait_until(lambda: stats(archiver, data)["stored"] >= 400, timeout=60,
                    what="import B storing")
-        b.send_signal(signal.SIGSTOP)
     finally:
         go_a.set()
         a.join(120)
-    b.send_signal(signal.SIGCONT)
+        resume_b.touch()
     out, err = b.communicate(timeout=300)
-    assert result == {"a": 0} and b.returncode == 0
+    assert result == {"a": 0} and b.returncode == 0, (result, b.returncode, err[-500:])
     after = stats(archiver, data)
     assert (after["stored"], after["pending"]) == (6005, 0), (after, out)
     assert "another process holds the index" not in err, err  # A had ended: B indexed
