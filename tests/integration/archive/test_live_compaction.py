@@ -25,13 +25,16 @@ MESSAGES = 400  # 200 words each of no other message: some 13 MB of index, 4 com
 QUERIES = ["marker7", "sender3", "compaction AND marker123", "from:sender1@example.org"]
 
 
-def mail(n: int) -> bytes:
+def mail(n: int, to: str = "archive@example.com", id_prefix: str = "live",
+         crlf: bool = False) -> bytes:
+    """Message n: 200 random words after "marker<n>", so indexes grow as real ones do."""
     rng = random.Random(n)
     message = EmailMessage()
-    message["From"], message["To"] = f"sender{n % 5}@example.org", "archive@example.com"
-    message["Subject"], message["Message-ID"] = f"compaction {n}", f"<live{n}@example.org>"
+    message["From"], message["To"] = f"sender{n % 5}@example.org", to
+    message["Subject"], message["Message-ID"] = f"compaction {n}", f"<{id_prefix}{n}@example.org>"
     message.set_content(f"marker{n} " + " ".join(f"w{rng.randrange(10**9)}" for _ in range(200)))
-    return message.as_bytes()
+    raw = message.as_bytes()
+    return raw.replace(b"\n", b"\r\n") if crlf else raw
 
 
 def answers(index_dir) -> dict[str, list[str]]:

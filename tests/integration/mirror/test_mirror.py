@@ -223,6 +223,7 @@ while True:
         tls = context.wrap_socket(connection, server_side=True)
         data = tls.recv(65536)
         open(out, "ab").write(data)
+        tls.close()  # no answer: the client learns at once, not after its read timeout
     except (ssl.SSLError, OSError):
         pass
 """

@@ -4,15 +4,14 @@ it searchable after; status --json, the text status and /metrics say when and ho
 On a disk without room for the copy (a real, small ext4) it leaves the index as it was,
 says why once, keeps running, and compacts once there is room and the index has grown."""
 import json
-import random
 import smtplib
 import threading
-from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
 
 from services.archive.compaction import size_of
+from tests.integration.archive.test_live_compaction import mail as compaction_mail
 from tests.integration.processes import ArchiverService, models_file, wait_for_port
 from tests.integration.small_disk import SmallDisk
 from tests.integration.web.fixtures import Client
@@ -24,12 +23,7 @@ MiB = 1024 * 1024
 
 
 def mail(n: int) -> bytes:
-    rng = random.Random(n)
-    message = EmailMessage()
-    message["From"], message["To"] = f"sender{n % 5}@example.org", "bob@example.com"
-    message["Subject"], message["Message-ID"] = f"compaction {n}", f"<run{n}@example.org>"
-    message.set_content(f"marker{n} " + " ".join(f"w{rng.randrange(10**9)}" for _ in range(200)))
-    return message.as_bytes().replace(b"\n", b"\r\n")
+    return compaction_mail(n, to="bob@example.com", id_prefix="run", crlf=True)
 
 
 def maildir(where: Path, numbers) -> Path:
