@@ -12,7 +12,9 @@ for a hold that yielded its id to another placed apart: services.policy.hold_ide
 The matter's name and the reason for the hold were added later, so a hold written before
 may lack them; all_holds() gives every hold the keys of FIELDS, None where
 a hold lacks one. A stored value of another shape (services.policy.hold_values) is shown
-as unreadable, and holds everything while in force, which it always is, until removed. What it recorded is kept apart, as a grow-only set per hold
+as unreadable, and holds everything, always in force, until an admin removes it.
+
+What a hold recorded is kept apart, as a grow-only set per hold
 (services.policy.hold_records, mirrored by services.mirror.hold_sync), so that nothing
 here costs more with how many it recorded; an older release kept it in the entry, as the
 sorted list "held" (HELD), which services.policy.replicated moves into the records.

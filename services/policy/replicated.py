@@ -281,7 +281,7 @@ class Replicated:
         if not hold_records.is_hold_id(key[len(HOLD_PREFIX):]):
             return f"not a hold id (1 to {hold_records.HOLD_ID_LIMIT} characters, no NUL)"
         if entry["deleted"]:
-            return hold_values.tombstone_problem(entry["value"])
+            return hold_values.tombstone_problem(entry.get("value"))
         return hold_values.problem(_split_held(key, entry)[0]["value"])
 
     def _take(self, txn, key: str, entry: dict, held: list[str]) -> bool:
@@ -307,9 +307,11 @@ class Replicated:
         on while that too holds a different hold. Only reads; raises _Refused when that
         takes more than hold_identity.MOVES steps or comes back to a key (a chain of
         entries made to clash: ours stay where they are)."""
+        if not key.startswith(HOLD_PREFIX):
+            return key, []
         steps: list[tuple[str | None, str, dict]] = []  # (from, to, entry) as settled
         source, at, moving, visited = None, key, entry, set()
-        while key.startswith(HOLD_PREFIX):
+        while True:
             if len(visited) > hold_identity.MOVES or at in visited:
                 raise _Refused(f"its id clashes with a chain of more than "
                                f"{hold_identity.MOVES} other holds")
@@ -378,8 +380,10 @@ def _key_problem(key, limit: int) -> str | None:
 
 def _entry_problem(entry) -> str | None:
     """Why `entry` is not {"value", "deleted": true|false, "stamp": [wall ms, counter,
-    node]} (two non-negative integers and a text), in words; None when it is."""
-    if not isinstance(entry, dict) or "value" not in entry:
+    node]} (two non-negative integers and a text; "value" may be left out of a tombstone),
+    in words; None when it is."""
+    if not isinstance(entry, dict) \
+            or ("value" not in entry and entry.get("deleted") is not True):
         return 'expected {"value", "deleted", "stamp"}'
     if not isinstance(entry.get("deleted"), bool):
         return "deleted: expected true or false"
