@@ -7,6 +7,8 @@ import json
 import time
 from pathlib import Path
 
+from firmware.errors import ArchiverError
+
 from services.common.progress import Progress
 from services.policy import audit, holds, retention
 from services.cli.archive import add_archive_options, configured_timezone, open_archive
@@ -56,6 +58,10 @@ def _register_holds(commands) -> None:
     _sub(sub, "list", cmd_hold_list, "the holds", json_option=True)
     p = _sub(sub, "remove", cmd_hold_remove, "remove a hold (admins only)")
     p.add_argument("hold_id", metavar="ID")
+    p.add_argument("--created", type=_created, default=holds.UNSTATED, metavar="SECONDS|none",
+                   help="the created time `hold list` shows for the hold you mean: removed "
+                        "only if it is still the hold under ID (needed when holds placed "
+                        "apart on mirror peers share the ID)")
 
 
 def _register_audit(commands) -> None:
@@ -72,6 +78,13 @@ def _days(text: str) -> int | None:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a number of days (1 or more) or none, got {text!r}")
     return int(text)
+
+
+def _created(text: str) -> float | None:
+    try:
+        return holds.parse_created(text)
+    except ArchiverError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _context(args):
@@ -153,20 +166,36 @@ def cmd_hold_add(args) -> int:
 
 
 def cmd_hold_list(args) -> int:
+    """Each hold, with the created time that names it to `hold remove --created`."""
     _, replicated, _ = _context(args)
     for hold_id, hold in sorted(holds.all_holds(replicated).items()):
+        created = "none" if hold["created"] is None else hold["created"]
         if args.json:
             print(json.dumps({"id": hold_id, **hold}))
+        elif hold["unreadable"]:
+            print(f"{hold_id}  UNREADABLE ({hold['unreadable']}): holds everything until "
+                  f"removed  created {created}  ({hold['held_at_placement']} messages "
+                  "recorded)")
         else:
             print(f"{hold_id}  {hold['saved']}  until {hold['until'] or 'indefinitely'}  "
-                  f"by {hold['by']}  ({hold['held_at_placement']} messages recorded)")
+                  f"by {hold['by']}  created {created}  ({hold['held_at_placement']} "
+                  "messages recorded)")
     return 0
 
 
 def cmd_hold_remove(args) -> int:
+    """`archiver hold remove ID [--created SECONDS|none]`. --created is optional: an admin
+    at a shell names the id `hold list` showed a moment ago, and scripts of earlier
+    releases name only the id. Without it, the hold is removed only while no other hold
+    shares its id (holds.remove: no clash between mirror peers, so the id names one hold
+    and no merge can have swapped it); once one does, the command exits 2 naming each hold
+    of the id and its created time, and removes nothing: the admin says which by
+    --created. With --created, it exits 2 and removes nothing when the hold under ID now
+    has another created time (it changed since it was listed)."""
     archive, replicated, actor = _context(args)
-    holds.remove(replicated, args.hold_id, actor)
-    audit.record(archive.store, actor, "hold-remove", hold=args.hold_id)
+    holds.remove(replicated, args.hold_id, actor, args.created)
+    audit.record(archive.store, actor, "hold-remove", hold=args.hold_id,
+                 **({} if args.created is holds.UNSTATED else {"created": args.created}))
     print(f"removed hold {args.hold_id}")
     return 0
 

@@ -15,22 +15,18 @@ from typing import Iterable
 
 import xapian
 
-from firmware.errors import ArchiverError
-
 from services.archive import dates
 from services.archive.index_reader import read_index
 from services.archive.index_walk import document_ids, read_chunks, read_spans
 from services.policy import holds
 from services.policy.replicated import Replicated
-from services.policy.saved_searches import count_in, matching_in, query_of
+from services.policy.saved_searches import count_in, matching_in
 
 
 def hold_query(replicated: Replicated, hold: dict) -> str:
-    """The query a hold keeps: its saved search's; "" (everything) once that is gone."""
-    try:
-        return query_of(replicated, hold["saved"])
-    except ArchiverError:
-        return ""
+    """The query a hold keeps: its saved search's; "" (everything) once that is gone, or
+    when the hold is unreadable (holds.held_query)."""
+    return holds.held_query(replicated, hold)
 
 
 def covered(replicated: Replicated, index_dir: Path, hold_id: str, hold: dict,

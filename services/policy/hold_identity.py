@@ -17,13 +17,28 @@ digits of a hash of its incarnation. Every peer derives the same key from the en
 and the moved entry keeps its stamp, so peers that meet the clash in any order agree
 without a new write. Ids drawn by services.policy.holds are hex only, so a moved key never
 equals a drawn one.
+
+A moved hold that clashes again at its moved key moves on to the next key of its own
+sequence: the id before the first "-" (its base), "-", and eight hex digits of a hash of
+the key it leaves and its incarnation; so a moved id is never longer than the base and
+nine characters (and the base is cut to BASE_LIMIT), however long a chain of clashes a
+peer sends (hold_records.HOLD_ID_LIMIT). Each hold's sequence of keys is fixed by its
+base and incarnation, and a clash is always settled the same way (the later created
+stays), so peers still agree whatever order they meet in. The first step is the same as
+an older release's, which appended a hash at every step; they differ only from a second
+clash of one hold on. services.policy.replicated follows a chain for at most MOVES steps
+per merged entry, and refuses the entry past that.
 """
 from __future__ import annotations
 
 import hashlib
 import math
 
+from services.policy import hold_records
+
 MOVED_DIGITS = 8  # hex digits of the incarnation's hash in a moved hold's id
+BASE_LIMIT = hold_records.HOLD_ID_LIMIT - 1 - MOVED_DIGITS  # of a moved id's base
+MOVES = 16  # clashes one merged entry may settle; only a crafted chain takes more
 
 
 def incarnation(entry: dict) -> float | None:
@@ -60,7 +75,21 @@ def keeps_id(ours: dict, theirs: dict) -> bool:
 
 
 def moved_key(key: str, entry: dict) -> str:
-    """Where clashing `entry` (of a known incarnation) goes from `key` ("hold:ID"):
-    "hold:ID-" and MOVED_DIGITS hex digits of the SHA-256 of its incarnation (repr)."""
-    mark = hashlib.sha256(repr(incarnation(entry)).encode()).hexdigest()[:MOVED_DIGITS]
-    return f"{key}-{mark}"
+    """Where clashing `entry` (of a known incarnation) goes from `key` ("hold:ID"): from an
+    id without "-", "hold:ID-" and MOVED_DIGITS hex digits of the SHA-256 of its
+    incarnation (repr); from a moved id "hold:BASE-...", "hold:BASE-" and MOVED_DIGITS hex
+    digits of the SHA-256 of that id, a newline and the incarnation (repr). BASE is cut to
+    BASE_LIMIT characters: the result is a hold id of at most 100."""
+    prefix, _, hold_id = key.partition(":")
+    seed = repr(incarnation(entry))
+    if "-" in hold_id:
+        seed = f"{hold_id}\n{seed}"
+    mark = hashlib.sha256(seed.encode("utf-8", "surrogatepass")).hexdigest()[:MOVED_DIGITS]
+    return f"{prefix}:{base(hold_id)[:BASE_LIMIT]}-{mark}"
+
+
+def base(hold_id: str) -> str:
+    """The id `hold_id` was moved from, if moved (the part before the first "-"): holds of
+    one base are the ones that clashed, and a release that names none of them by its
+    incarnation must tell them apart (services.policy.holds.remove)."""
+    return hold_id.partition("-")[0]

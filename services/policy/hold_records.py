@@ -55,7 +55,7 @@ def check_hold_id(hold_id: str) -> bytes:
     """The hold id as key bytes; BadHoldRecords for one that cannot be a key part."""
     if not isinstance(hold_id, str) or not hold_id or "\0" in hold_id \
             or len(hold_id) > HOLD_ID_LIMIT:
-        raise BadHoldRecords(f"hold id {_quoted(hold_id)}: expected 1 to {HOLD_ID_LIMIT} "
+        raise BadHoldRecords(f"hold id {quoted(hold_id)}: expected 1 to {HOLD_ID_LIMIT} "
                              "characters without NUL")
     return hold_id.encode()
 
@@ -65,11 +65,11 @@ def digest_bytes(digest: str) -> bytes:
     bytes; BadHoldRecords otherwise. Only the one spelling: records are compared as text
     too (services.mirror.hold_sync), so "AB..." or "ab ab ..." must not pass for "ab..."."""
     if not isinstance(digest, str) or not DIGEST.fullmatch(digest):
-        raise BadHoldRecords(f"{_quoted(digest)} is not a message digest (64 hex digits)")
+        raise BadHoldRecords(f"{quoted(digest)} is not a message digest (64 hex digits)")
     return bytes.fromhex(digest)
 
 
-def _quoted(value, limit: int = 80) -> str:
+def quoted(value, limit: int = 80) -> str:
     """`value` as an error message shows it: a peer's 80 MB string is not sent back."""
     text = repr(value)
     return text if len(text) <= limit else text[:limit] + "..."

@@ -11,14 +11,22 @@ A hold is a replicated setting "hold:ID" = {"saved", "until", "by", "name", "rea
 for a hold that yielded its id to another placed apart: services.policy.hold_identity).
 The matter's name and the reason for the hold were added later, so a hold written before
 may lack them; all_holds() gives every hold the keys of FIELDS, None where
-a hold lacks one. What it recorded is kept apart, as a grow-only set per hold
+a hold lacks one. A stored value of another shape (services.policy.hold_values) is shown
+as unreadable, and holds everything, always in force, until an admin removes it.
+
+What a hold recorded is kept apart, as a grow-only set per hold
 (services.policy.hold_records, mirrored by services.mirror.hold_sync), so that nothing
 here costs more with how many it recorded; an older release kept it in the entry, as the
 sorted list "held" (HELD), which services.policy.replicated moves into the records.
+
+A release names the hold the admin saw by its id and its incarnation (its "created"), so
+that a mirror merge which moved that hold to another id meanwhile, and put a peer's hold
+under this one, never has the peer's hold released in its place (remove()).
 """
 from __future__ import annotations
 
 import datetime as dt
+import math
 import secrets
 import time
 from pathlib import Path
@@ -26,14 +34,14 @@ from typing import Iterator
 
 from firmware.errors import ArchiverError
 
-from services.policy import hold_records
+from services.policy import hold_identity, hold_records, hold_values
 from services.policy.audit import Actor, PermissionDenied
 from services.policy.replicated import Replicated
 from services.policy.saved_searches import matching_spans, query_of
 
 PREFIX = "hold:"
 HELD = "held"  # where an older release kept a hold's records, in its entry
-FIELDS = ("saved", "until", "by", "name", "reason", "created")
+FIELDS = hold_values.FIELDS
 NAME_LIMIT, REASON_LIMIT = 200, 2000  # characters
 # A hold id: ID_BYTES random bytes as hex. 8 (64 bits) make two ids drawn anywhere, on any
 # peer, the same with odds of about n**2 / 2**65 for n holds ever placed: nil in practice,
@@ -44,6 +52,20 @@ ID_ATTEMPTS = 16  # ids drawn before giving up, each one this node knows
 
 class UnknownHold(ArchiverError):
     pass
+
+
+class HoldChanged(ArchiverError):
+    """A release that does not name the hold now under its id: another hold took the id
+    since it was shown (a mirror merge of an id clash), or the id clashed and the release
+    did not say which of the holds it means. Nothing was removed."""
+
+
+class _Unstated:
+    def __repr__(self) -> str:
+        return "UNSTATED"
+
+
+UNSTATED = _Unstated()  # a release that does not say which incarnation it saw (remove())
 
 
 def add(replicated: Replicated, index_dir: Path, saved: str, until: dt.date | None,
@@ -115,13 +137,13 @@ def _write_records(replicated: Replicated, hold_ids: list[str], digests: list[st
 
 
 def all_holds(replicated: Replicated) -> dict[str, dict]:
-    """Each hold by id, as shown: every key of FIELDS (None where an older hold has none)
-    and `held_at_placement` (how many messages it recorded, placement and edits of its
-    search included: one lookup)."""
-    return {hold_id: {**dict.fromkeys(FIELDS), **{k: v for k, v in hold.items() if k != HELD},
-                      "held_at_placement": hold_records.summary(replicated.store,
-                                                                hold_id).count}
-            for hold_id, hold in _entries(replicated).items()}
+    """Each hold by id, as shown: every key of FIELDS (None where an older hold has none,
+    or has a value of another type), "unreadable" (None, or why its stored value is not a
+    hold's: hold_values.shown) and `held_at_placement` (how many messages it recorded,
+    placement and edits of its search included: one lookup)."""
+    return {hold_id: {**hold, "held_at_placement": hold_records.summary(replicated.store,
+                                                                        hold_id).count}
+            for hold_id, hold in _shown(replicated).items()}
 
 
 def recorded(replicated: Replicated, hold_id: str) -> Iterator[str]:
@@ -139,23 +161,117 @@ def is_recorded(replicated: Replicated, hold_id: str, digest: str) -> bool:
 
 
 def in_force(hold: dict, today: dt.date) -> bool:
-    """Whether `hold` holds on `today` (an until-date holds through that day)."""
-    return hold["until"] is None or dt.date.fromisoformat(hold["until"]) >= today
+    """Whether `hold` (as all_holds gives it) holds on `today` (an until-date holds
+    through that day); an unreadable hold always does."""
+    return bool(hold.get("unreadable")) or hold["until"] is None \
+        or dt.date.fromisoformat(hold["until"]) >= today
 
 
-def _entries(replicated: Replicated) -> dict[str, dict]:
-    return {key[len(PREFIX):]: value for key, value in replicated.items(PREFIX).items()}
+def held_query(replicated: Replicated, hold: dict) -> str:
+    """The query `hold` (as all_holds gives it) keeps: its saved search's; "" (everything)
+    once that is gone, or when the hold is unreadable."""
+    if hold.get("unreadable") or hold["saved"] is None:
+        return ""
+    try:
+        return query_of(replicated, hold["saved"])
+    except ArchiverError:
+        return ""
 
 
-def remove(replicated: Replicated, hold_id: str, actor: Actor) -> None:
-    """Remove the hold (a tombstone, which drops its records here and on every peer).
-    Raises PermissionDenied unless `actor` is an admin, UnknownHold."""
+def _entries(replicated: Replicated, txn=None, prefix: str = PREFIX) -> dict:
+    """Each live hold's stored value (any JSON value, as it is) by id: of every hold, or of
+    those whose key starts with `prefix`; in `txn` or a read of its own."""
+    return {key[len(PREFIX):]: value for key, value in replicated.items(prefix, txn).items()}
+
+
+def _shown(replicated: Replicated) -> dict[str, dict]:
+    """Each hold by id, as hold_values.shown reads it."""
+    return {hold_id: hold_values.shown(value)
+            for hold_id, value in _entries(replicated).items()}
+
+
+def parse_created(text: str) -> float | None:
+    """A hold's "created" as an admin gives it to name the hold they mean: seconds since
+    the epoch as all_holds and `archiver hold list` show it, or "none" for a hold without
+    one (placed by an older release). Raises ArchiverError otherwise."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        created = float(text)
+    except ValueError:
+        created = math.nan
+    if not math.isfinite(created):
+        raise ArchiverError(f"created {text!r}: expected the hold's created time in seconds "
+                            "since the epoch, as the holds list shows it, or none")
+    return created
+
+
+def remove(replicated: Replicated, hold_id: str, actor: Actor, created=UNSTATED) -> None:
+    """Remove (release) hold `hold_id`: a tombstone, which drops its records here and on
+    every peer. `created` names which hold the admin saw under that id: its incarnation
+    (its "created", seconds since the epoch, as all_holds gives it; None for a hold
+    without one), checked in the transaction that writes the tombstone, since a mirror
+    merge may meanwhile have moved that hold to another id and put a peer's under this
+    one (services.policy.hold_identity). UNSTATED (an admin naming an id they read from
+    `archiver hold list`, or an API client that does not say) is taken only while no
+    other live hold shares the id's base: once ids clashed, an id alone no longer tells
+    which hold is meant. Raises PermissionDenied unless `actor` is an admin; UnknownHold;
+    HoldChanged (nothing removed) for another hold under the id, or a clash unstated."""
     if actor.role != "admin":
         raise PermissionDenied(f"only an admin removes a litigation hold ({actor.name} is "
                                f"{actor.role})")
-    if hold_id not in _entries(replicated):
-        raise UnknownHold(f"no hold with id {hold_id!r}")
-    replicated.delete(PREFIX + hold_id)
+
+    def still_the_one_seen(txn, ours: dict | None) -> None:
+        kin = _kin(replicated, hold_id, txn)
+        if ours is None or ours["deleted"]:
+            raise UnknownHold(f"no hold with id {hold_id!r}{_now_at(kin, created)}")
+        now = hold_identity.incarnation(ours)
+        if created is UNSTATED and len(kin) > 1:
+            raise HoldChanged(
+                f"hold {hold_id} shares its id with other holds, placed apart on mirror "
+                f"peers: {_listed(kin)}. Nothing was removed: say which one you mean by "
+                "its created time")
+        if created is not UNSTATED and now != created:
+            raise HoldChanged(
+                f"hold {hold_id} changed since it was shown: the hold under that id now is "
+                f"the one {_created_words(now)}, not the one {_created_words(created)} (a "
+                f"mirror peer's hold of the same id was merged meanwhile)"
+                f"{_now_at(kin, created)}. Nothing was removed: look at the holds again "
+                "and remove the one you mean")
+
+    replicated.delete(PREFIX + hold_id, guard=still_the_one_seen)
+
+
+def _kin(replicated: Replicated, hold_id: str, txn) -> dict[str, float | None]:
+    """The live holds of `hold_id`'s base (hold_identity.base), itself included if live,
+    with their incarnations, read in `txn`."""
+    base = hold_identity.base(hold_id)
+    return {kin_id: hold_identity.incarnation({"value": value})
+            for kin_id, value in _entries(replicated, txn, PREFIX + base).items()
+            if hold_identity.base(kin_id) == base}
+
+
+def _now_at(kin: dict[str, float | None], created) -> str:
+    """Where the hold of incarnation `created` is now, in words ("" when not found)."""
+    found = [kin_id for kin_id, now in kin.items() if created is not UNSTATED and now == created]
+    return f"; the one {_created_words(created)} is now hold {found[0]}" if found else ""
+
+
+def _listed(kin: dict[str, float | None]) -> str:
+    return ", ".join(f"{kin_id} ({_created_words(now)})" for kin_id, now in sorted(kin.items()))
+
+
+def _created_words(created: float | None) -> str:
+    """`created` as an admin reads it and gives it back: "created 2024-06-10 12:00:00 UTC
+    (1718020800.0)"."""
+    if created is None:
+        return "without a created time (none)"
+    try:
+        when = dt.datetime.fromtimestamp(created, dt.timezone.utc).strftime(
+            "%Y-%m-%d %H:%M:%S UTC ")
+    except (OverflowError, ValueError, OSError):
+        when = ""
+    return f"created {when}({created!r})"
 
 
 def keep_current_matches(replicated: Replicated, index_dir: Path, saved: str,
@@ -164,7 +280,7 @@ def keep_current_matches(replicated: Replicated, index_dir: Path, saved: str,
     (saved_searches.matching_spans: read in spans, up to the newest document; days in
     `timezone`), hold_records.CHUNK at a time. Returns how many records were added to the
     holds (a digest new to two holds counts twice)."""
-    holding = [hold_id for hold_id, hold in _entries(replicated).items()
+    holding = [hold_id for hold_id, hold in _shown(replicated).items()
                if hold["saved"] == saved]
     if not holding:
         return 0
@@ -176,15 +292,8 @@ def keep_current_matches(replicated: Replicated, index_dir: Path, saved: str,
 def active(replicated: Replicated, today: dt.date) -> list[tuple[str, str]]:
     """(hold id, query) of each hold in force today (an until-date holds through that
     day); what each recorded is asked by lookup (recorded_among)."""
-    found = []
-    for hold_id, hold in _entries(replicated).items():
-        if in_force(hold, today):
-            try:
-                query = query_of(replicated, hold["saved"])
-            except ArchiverError:
-                query = ""  # its saved search is gone: hold everything, to be safe
-            found.append((hold_id, query))
-    return found
+    return [(hold_id, held_query(replicated, hold))
+            for hold_id, hold in _shown(replicated).items() if in_force(hold, today)]
 
 
 def recorded_among(replicated: Replicated, hold_ids: list[str], digests: list[str]
@@ -194,6 +303,6 @@ def recorded_among(replicated: Replicated, hold_ids: list[str], digests: list[st
     was full: see services.policy.replicated)."""
     found = hold_records.recorded_among(replicated.store, hold_ids, digests)
     for hold_id, hold in _entries(replicated).items():
-        if hold_id in hold_ids and HELD in hold:
+        if hold_id in hold_ids and isinstance(hold, dict) and isinstance(hold.get(HELD), list):
             found |= set(digests).intersection(hold[HELD])
     return found

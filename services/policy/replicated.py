@@ -14,6 +14,12 @@ while a full store keeps it from that, holds.recorded_among still reads the list
 A hold's tombstone drops its records in the transaction that writes it, and names the hold
 it removes; two different holds under one id (an id clash) are both kept, the later
 created keeping the id (services.policy.hold_identity).
+
+A peer's entry is checked before it is merged (refusal()): its key, stamp and, for a hold
+or a saved search, the shape of its value (services.policy.hold_values). One of another
+shape, or a hold that a chain of clashes would move more than hold_identity.MOVES times,
+is refused alone, with a warning in the log, and ours is kept: no entry a peer sends fails
+the merge of the others, or replaces a hold by what no reader can take for one.
 """
 from __future__ import annotations
 
@@ -29,7 +35,7 @@ from firmware.errors import ArchiverError
 
 from services.archive.space import OutOfSpace
 from services.archive.store import Store
-from services.policy import hold_identity, hold_records
+from services.policy import hold_identity, hold_records, hold_values
 
 log = logging.getLogger(__name__)
 CLOCK_KEY = b"\x00clock"  # the last stamp this node issued, kept in the same database
@@ -79,10 +85,14 @@ class Replicated:
         entry = self._entry(key)
         return default if entry is None or entry["deleted"] else entry["value"]
 
-    def items(self, prefix: str) -> dict[str, Any]:
-        """Live values whose key starts with `prefix`, by key."""
+    def items(self, prefix: str, txn=None) -> dict[str, Any]:
+        """Live values whose key starts with `prefix`, by key (in `txn`, or a read of its
+        own)."""
+        if txn is None:
+            with self.store.env.begin() as txn:
+                return self.items(prefix, txn)
         found = {}
-        with self.store.env.begin() as txn, txn.cursor(db=self.db) as cursor:
+        with txn.cursor(db=self.db) as cursor:
             if cursor.set_range(prefix.encode()):
                 for key, data in cursor:
                     if not key.startswith(prefix.encode()):
@@ -101,15 +111,19 @@ class Replicated:
         (nothing written) if `key` has an entry, a tombstone included."""
         self._write(key, value, deleted=False, also=also, new=new)
 
-    def delete(self, key: str) -> None:
+    def delete(self, key: str, guard: Callable | None = None) -> None:
         """Write a tombstone under `key`; a hold's names the hold it removes
-        (hold_identity.tombstone_value)."""
-        self._write(key, None, deleted=True)
+        (hold_identity.tombstone_value). `guard(txn, entry)`, if given, is called first in
+        the same transaction with our entry under `key` (None: none): what it raises ends
+        the transaction, nothing written (a release of a hold that changed meanwhile)."""
+        self._write(key, None, deleted=True, guard=guard)
 
     def _write(self, key: str, value: Any, deleted: bool, also: Callable | None = None,
-               new: bool = False) -> None:
+               new: bool = False, guard: Callable | None = None) -> None:
         with self.store.writing() as txn:
             ours = self._entry(key, txn)
+            if guard is not None:
+                guard(txn, ours)
             if new and ours is not None:
                 raise KeyTaken(f"{key!r} is taken")
             if deleted and key.startswith(HOLD_PREFIX):
@@ -224,14 +238,51 @@ class Replicated:
         """Take every entry newer than ours; returns how many were taken. A hold entry
         with an older release's "held" list adds that list to the hold's records while the
         hold is live here, whichever entry wins. A hold entry that is a different hold
-        from ours under its id (hold_identity.clash) is kept too, under another id."""
-        taken = 0
+        from ours under its id (hold_identity.clash) is kept too, under another id. An
+        entry refusal() refuses, or that would move holds more than hold_identity.MOVES
+        times, is left out (logged; ours kept); the others are merged."""
+        taken, seen = 0, []
         with self.store.writing() as txn:
             for key, entry in entries.items():
-                entry, held = _split_held(key, entry)
-                taken += self._take(txn, self._slot(txn, key, entry), entry, held)
-            self._observe(txn, [_stamp(entry) for entry in entries.values()])
+                try:
+                    taken += self._merge_entry(txn, key, entry)
+                except _Refused as refused:
+                    log.warning("a peer's setting %s is refused, ours kept: %s",
+                                hold_records.quoted(key), refused)
+                    continue
+                seen.append(_stamp(entry))
+            self._observe(txn, seen)
         return taken
+
+    def _merge_entry(self, txn, key: str, entry: dict) -> bool:
+        """Merge one peer's `entry` under `key` in `txn`: whether it was taken. Raises
+        _Refused, before anything is written, for an entry refusal() refuses or one that
+        cannot be placed (_placement)."""
+        problem = self.refusal(key, entry)
+        if problem is not None:
+            raise _Refused(problem)
+        entry, held = _split_held(key, entry)
+        slot, moves = self._placement(txn, key, entry)
+        for source, target, ours in moves:
+            self._move(txn, source, target, ours)
+        return self._take(txn, slot, entry, held)
+
+    def refusal(self, key, entry) -> str | None:
+        """Why a peer's `entry` for `key` cannot be merged, in words; None when it can: a
+        key LMDB takes (UTF-8, at most its key size; not bookkeeping), an entry {"value",
+        "deleted": bool, "stamp": [wall ms, counter, node]}, and for a hold (an id
+        hold_records takes) or a saved search a value of its shape (hold_values)."""
+        problem = _key_problem(key, self.store.env.max_key_size()) or _entry_problem(entry)
+        if problem is not None or not key.startswith((HOLD_PREFIX, SAVED_PREFIX)):
+            return problem
+        if key.startswith(SAVED_PREFIX):
+            return None if entry["deleted"] or _is_saved_search(entry["value"]) else \
+                'expected a saved search {"query": text}'
+        if not hold_records.is_hold_id(key[len(HOLD_PREFIX):]):
+            return f"not a hold id (1 to {hold_records.HOLD_ID_LIMIT} characters, no NUL)"
+        if entry["deleted"]:
+            return hold_values.tombstone_problem(entry.get("value"))
+        return hold_values.problem(_split_held(key, entry)[0]["value"])
 
     def _take(self, txn, key: str, entry: dict, held: list[str]) -> bool:
         """Merge `entry` (`held`: its older release's list) under `key` in `txn`: it
@@ -247,28 +298,43 @@ class Replicated:
             self._keep_records(txn, key, winner, held)
         return taken
 
-    def _slot(self, txn, key: str, entry: dict) -> str:
-        """The key a peer's `entry` for `key` is merged under: `key`, unless ours there is
-        a different hold (hold_identity.clash). Then the later created keeps `key`: ours
-        is moved away (_move) or `entry` goes to its moved key (and so on, if that too
-        holds a different hold)."""
-        ours = self._entry(key, txn) if key.startswith(HOLD_PREFIX) else None
-        if ours is None or not hold_identity.clash(ours, entry):
-            return key
-        if hold_identity.keeps_id(ours, entry):
-            return self._slot(txn, hold_identity.moved_key(key, entry), entry)
-        self._move(txn, key, ours)
-        return key
+    def _placement(self, txn, key: str, entry: dict
+                   ) -> tuple[str, list[tuple[str, str, dict]]]:
+        """Where a peer's `entry` for `key` is merged, and which of our holds move first to
+        make room: (its key, [(from key, to key, our entry)] in the order to move them).
+        Its key is `key`, unless ours there is a different hold (hold_identity.clash):
+        then the later created keeps it, and the other goes on to its moved key, and so
+        on while that too holds a different hold. Only reads; raises _Refused when that
+        takes more than hold_identity.MOVES steps or comes back to a key (a chain of
+        entries made to clash: ours stay where they are)."""
+        if not key.startswith(HOLD_PREFIX):
+            return key, []
+        steps: list[tuple[str | None, str, dict]] = []  # (from, to, entry) as settled
+        source, at, moving, visited = None, key, entry, set()
+        while True:
+            if len(visited) > hold_identity.MOVES or at in visited:
+                raise _Refused(f"its id clashes with a chain of more than "
+                               f"{hold_identity.MOVES} other holds")
+            visited.add(at)
+            ours = self._entry(at, txn)
+            if ours is None or not hold_identity.clash(ours, moving):
+                break
+            if hold_identity.keeps_id(ours, moving):
+                at = hold_identity.moved_key(at, moving)
+                continue
+            steps.append((source, at, moving))  # `moving` takes `at`; ours moves on
+            source, at, moving = at, hold_identity.moved_key(at, ours), ours
+        steps.append((source, at, moving))
+        return steps[0][1], [step for step in reversed(steps[1:])]
 
-    def _move(self, txn, key: str, ours: dict) -> None:
-        """Move our hold entry `ours` under `key`, and its records, to its moved key
-        (merged there as a peer's entry, keeping its stamp), leaving `key` free."""
-        target = self._slot(txn, hold_identity.moved_key(key, ours), ours)
+    def _move(self, txn, source: str, target: str, ours: dict) -> None:
+        """Move our hold entry `ours` under `source`, and its records, to `target` (merged
+        there as a peer's entry, keeping its stamp), leaving `source` free."""
         log.warning("two holds share the id %s: the one created earlier is now %s",
-                    key[len(HOLD_PREFIX):], target[len(HOLD_PREFIX):])
-        txn.delete(key.encode(), db=self.db)
-        if hold_records.is_hold_id(key[len(HOLD_PREFIX):]):
-            hold_records.move_in(self.store, txn, key[len(HOLD_PREFIX):],
+                    source[len(HOLD_PREFIX):], target[len(HOLD_PREFIX):])
+        txn.delete(source.encode(), db=self.db)
+        if hold_records.is_hold_id(source[len(HOLD_PREFIX):]):
+            hold_records.move_in(self.store, txn, source[len(HOLD_PREFIX):],
                                  target[len(HOLD_PREFIX):])
         self._take(txn, target, ours, [])
 
@@ -293,8 +359,44 @@ class Replicated:
         return hashlib.sha256(canonical).hexdigest()[:16]
 
 
+class _Refused(Exception):
+    """A peer's entry that is not merged (why, in words)."""
+
+
 def _stamp(entry: dict) -> Stamp:
     return Stamp.from_json(entry["stamp"])
+
+
+def _key_problem(key, limit: int) -> str | None:
+    """Why `key` cannot be a replicated setting's key in LMDB (`limit`: its key size)."""
+    if not isinstance(key, str) or not key or key.startswith("\x00"):
+        return "expected a setting's name"
+    try:
+        size = len(key.encode())
+    except UnicodeEncodeError:
+        return "the name is not UTF-8 text"
+    return None if size <= limit else f"the name is longer than {limit} bytes"
+
+
+def _entry_problem(entry) -> str | None:
+    """Why `entry` is not {"value", "deleted": true|false, "stamp": [wall ms, counter,
+    node]} (two non-negative integers and a text; "value" may be left out of a tombstone),
+    in words; None when it is."""
+    if not isinstance(entry, dict) \
+            or ("value" not in entry and entry.get("deleted") is not True):
+        return 'expected {"value", "deleted", "stamp"}'
+    if not isinstance(entry.get("deleted"), bool):
+        return "deleted: expected true or false"
+    stamp = entry.get("stamp")
+    if not (isinstance(stamp, list) and len(stamp) == 3
+            and all(type(part) is int and part >= 0 for part in stamp[:2])
+            and isinstance(stamp[2], str)):
+        return "stamp: expected [wall milliseconds, counter, node]"
+    return None
+
+
+def _is_saved_search(value) -> bool:
+    return isinstance(value, dict) and isinstance(value.get("query"), str)
 
 
 def _split_held(key: str, entry: dict) -> tuple[dict, list[str]]:

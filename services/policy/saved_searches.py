@@ -13,6 +13,7 @@ import xapian
 
 from firmware.errors import ArchiverError
 
+from services.policy import hold_values
 from services.policy.audit import Actor, PermissionDenied
 from services.policy.replicated import Replicated
 from services.archive.index import id_term
@@ -49,7 +50,7 @@ def check(name: str, query: str) -> None:
 def dependents(replicated: Replicated, name: str) -> list[str]:
     """What is built on saved search `name`, in words: "hold ID", "retention policy"."""
     found = [f"hold {key.split(':', 1)[1]}" for key, hold in replicated.items("hold:").items()
-             if hold.get("saved") == name]
+             if hold_values.shown(hold)["saved"] == name]
     if replicated.get(f"retention:saved:{name}") is not None:
         found.append("retention policy")
     return found
@@ -79,7 +80,8 @@ def query_of(replicated: Replicated, name: str) -> str:
 def delete(replicated: Replicated, name: str) -> None:
     """Delete a saved search no hold and no retention policy is defined on."""
     query_of(replicated, name)
-    holding = [key for key, hold in replicated.items("hold:").items() if hold["saved"] == name]
+    holding = [key for key, hold in replicated.items("hold:").items()
+               if hold_values.shown(hold)["saved"] == name]
     if holding:
         raise ArchiverError(f"saved search {name!r} is held by {', '.join(holding)}; "
                             "remove the hold first")

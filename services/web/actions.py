@@ -134,9 +134,16 @@ def add_hold(archive: Archive, user: User, saved_name: str, until: str | None,
     return hold_id
 
 
-def remove_hold(archive: Archive, user: User, hold_id: str) -> None:
-    holds.remove(Replicated(archive.store), hold_id, user.actor)
-    audit.record(archive.store, user.actor, "hold-remove", hold=hold_id)
+def remove_hold(archive: Archive, user: User, hold_id: str, created: str | None) -> None:
+    """Release hold `hold_id` if it is still the hold the user saw: the one `created`
+    (its created time as the holds list gave it, or "none"; holds.parse_created) names.
+    None (an API client that does not say) is taken only while no other hold shares the
+    id (holds.remove). Raises ArchiverError for a bad `created`, holds.HoldChanged,
+    holds.UnknownHold, PermissionDenied."""
+    seen = holds.UNSTATED if created is None else holds.parse_created(created)
+    holds.remove(Replicated(archive.store), hold_id, user.actor, seen)
+    audit.record(archive.store, user.actor, "hold-remove", hold=hold_id,
+                 **({} if seen is holds.UNSTATED else {"created": seen}))
 
 
 # -- the system ------------------------------------------------------------------------

@@ -212,5 +212,5 @@ async def remove_hold(request: web.Request, user: User):
     _, archive = app_context(request)
     hold_id = form_field(request, "id")
     await act(request, "/holds", f"Hold {hold_id} removed.", actions.remove_hold, archive,
-              user, hold_id)
+              user, hold_id, form_field(request, "created"))  # "" (no field): refused
 

@@ -482,10 +482,15 @@ async def post_hold(request: web.Request, user: User) -> web.Response:
     return reply(held[hold_id])
 
 
-@endpoint("DELETE", "/api/holds/{id}", "Remove a hold", roles=ADMIN)
+@endpoint("DELETE", "/api/holds/{id}", "Remove a hold: the one created at `created`, if "
+          "given (409 when another hold has the id now); without it, only while no other "
+          "hold shares the id (409 names them)", roles=ADMIN,
+          params=(Param("created", "the hold's created time as GET /api/holds gives it "
+                         "(seconds since the epoch), or none for a hold without one"),))
 async def delete_hold(request: web.Request, user: User) -> web.Response:
     _, archive = context(request)
-    await blocking(actions.remove_hold, archive, user, request.match_info["id"])
+    await blocking(actions.remove_hold, archive, user, request.match_info["id"],
+                   request.query.get("created"))
     return reply({"removed": request.match_info["id"]})
 
 

@@ -14,6 +14,7 @@ from firmware.errors import ArchiverError
 
 from services.archive.archive import Archive
 from services.policy.audit import PermissionDenied
+from services.policy.holds import HoldChanged
 from services.common.config import Config, WebConfig
 from services.archive.store import NotFound, OutOfSpace
 from services.appliance.sign_in import SignIn
@@ -134,6 +135,7 @@ async def _identify(request: web.Request, handler) -> web.StreamResponse:
 
 # What an error a user can act on becomes: its status, its message in words.
 _STATUS_OF = ((NotFound, web.HTTPNotFound), (PermissionDenied, web.HTTPForbidden),
+              (HoldChanged, web.HTTPConflict),  # a release of a hold that changed meanwhile
               (OutOfSpace, web.HTTPServiceUnavailable),  # e.g. the audit log cannot grow
               (ArchiverError, web.HTTPBadRequest), (ValueError, web.HTTPBadRequest))
 

@@ -56,7 +56,11 @@ SCHEMAS = {
         "name": {"type": "string", "nullable": True, "description": "the matter's name"},
         "reason": {"type": "string", "nullable": True},
         "created": {"type": "number", "nullable": True,
-                    "description": "epoch seconds; null for holds made before it was kept"},
+                    "description": "epoch seconds; null for holds made before it was kept. "
+                    "Names the hold to DELETE /api/holds/{id}"},
+        "unreadable": {"type": "string", "nullable": True,
+                       "description": "why the stored hold is not readable (then it holds "
+                       "everything until removed); null for a readable hold"},
         "held_at_placement": {"type": "integer", "description": "messages the hold keeps "
                               "whatever its search matches later: what it matched when "
                               "placed and before each edit of its search"}}},

@@ -376,7 +376,10 @@ def _when(epoch, timezone: str = "UTC") -> str:
     if not epoch:
         return "-"
     zone = dt.timezone.utc if timezone == "UTC" else dates.zone(timezone)
-    return dt.datetime.fromtimestamp(float(epoch), zone).strftime("%Y-%m-%d %H:%M")
+    try:
+        return dt.datetime.fromtimestamp(float(epoch), zone).strftime("%Y-%m-%d %H:%M")
+    except (OverflowError, ValueError, OSError):  # a peer's odd time: shown, not a crash
+        return str(epoch)
 
 
 TEMPLATES.filters.update(when=_when, **formatting.FILTERS)

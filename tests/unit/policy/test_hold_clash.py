@@ -139,15 +139,27 @@ def test_a_new_hold_never_overwrites_an_entry_that_took_its_id_meanwhile(tmp_pat
     assert holds.all_holds(a)[HOLD]["saved"] == "case"
 
 
-def test_a_peers_malformed_created_time_is_merged_by_its_stamp(tmp_path):
-    """No incarnation (not a finite number): the entry is merged as before, by stamp."""
+def test_a_peers_hold_without_a_created_time_is_merged_by_its_stamp(tmp_path):
+    """No incarnation (null, as a hold of an older release has): the entry is merged as
+    before, by stamp."""
     a, b = replicas(tmp_path, "a", "b")
     place(a, HOLD, 1000.0, [])
-    for created in (float("nan"), float("inf"), True, "1000", None):
+    b.put("hold:" + HOLD, {"saved": "case", "until": None, "by": "t", "created": None})
+    a.merge(b.export())
+    shown = holds.all_holds(a)
+    assert list(shown) == [HOLD] and shown[HOLD]["created"] is None
+
+
+def test_a_peers_malformed_created_time_is_refused_and_ours_kept(tmp_path):
+    """A created that is no finite number is no hold's value (hold_values): that entry
+    is refused, whatever its stamp, and ours stays as it was (before, it was merged by its
+    stamp and replaced ours)."""
+    a, b = replicas(tmp_path, "a", "b")
+    place(a, HOLD, 1000.0, digests(3, "a"))
+    for created in (float("nan"), float("inf"), -float("inf"), True, "1000", [1000.0], {}):
         b.put("hold:" + HOLD, {"saved": "case", "until": None, "by": "t", "created": created})
-        a.merge(b.export())
-        shown = holds.all_holds(a)
-        assert list(shown) == [HOLD] and repr(shown[HOLD]["created"]) == repr(created)
+        assert a.merge(b.export()) == 0
+        assert shown(a) == {HOLD: (1000.0, set(digests(3, "a")))}
 
 
 def test_a_huge_integer_created_from_a_peer_does_not_stop_the_merge(tmp_path):
