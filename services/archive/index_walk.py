@@ -79,16 +79,20 @@ def within(database: xapian.Database, query: xapian.Query, ids: Sequence[int]
 
 def _ids_by_terms(ids: Sequence[int]) -> xapian.Query:
     """A query of the documents whose id is in `ids` (ascending) by their terms: a whole
-    block of ids by its block's term (a span of read_spans), the others one by one."""
+    block of ids by its block's term (a span of read_spans), the others by their own terms,
+    each block's filtered by its block's term. One flat OR of every id's term costs time
+    in the square of their count in Xapian 1.4 (5,000 scattered ids 0.6 s, 20,000 8.8 s,
+    50,000 90 s on 2 shared cores); an OR of blocks, each bounded, grows with the count."""
     wanted = []
     for block, members in itertools.groupby(ids, lambda docid: (docid - 1) // ID_BLOCK):
-        members = list(members)
+        members = sorted(set(members))
+        block_term = xapian.Query(number_terms(members[0])[1])
         if len(members) == ID_BLOCK:
-            wanted.append(number_terms(members[0])[1])
+            wanted.append(block_term)
         else:
-            wanted.extend(number_terms(docid)[0] for docid in members)
-    return xapian.Query(xapian.Query.OP_OR, [xapian.Query(term) for term in wanted]) \
-        if wanted else xapian.Query.MatchNothing
+            wanted.append(xapian.Query(xapian.Query.OP_FILTER, xapian.Query(
+                xapian.Query.OP_OR, [number_terms(docid)[0] for docid in members]), block_term))
+    return xapian.Query(xapian.Query.OP_OR, wanted) if wanted else xapian.Query.MatchNothing
 
 
 def document_ids(database: xapian.Database, digests: Iterable[str]) -> dict[int, str]:

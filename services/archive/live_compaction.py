@@ -155,14 +155,12 @@ class LiveCompaction:
 
     def _switch(self, live: Path, copied: Path, size: int) -> None:
         """Make `copied` live and the indexer write it; `live` is retired."""
-        self.indexer.close()  # nothing uncommitted: it has caught up
-        try:
+        try:  # the writer has caught up: nothing uncommitted, the copy holds it all
             self.archive.swap_index(copied, remove_old=False)
         except BaseException:
-            self.indexer.reopen()
             shutil.rmtree(copied, ignore_errors=True)
             raise
-        self.indexer.move_to(copied)
+        self.indexer.move_to(copied)  # not close(): that ends the shards' writer threads
         retiring = threading.Timer(RETIRED_SECONDS, shutil.rmtree, (live,),
                                    {"ignore_errors": True})
         retiring.daemon = True  # a stop meanwhile leaves it to remove_strays at the next start
