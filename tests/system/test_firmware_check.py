@@ -1,7 +1,8 @@
 """The boot check on a running virtual appliance: a file the firmware manifest does not list,
 dropped into a payload folder (a .pth file in dist-packages, which every Python process would
 run), keeps every archiver service from starting at the next boot, and the console says why.
-The test removes the file and leaves the pair healthy and mirrored, as every system test does.
+The test removes the file and leaves the pair healthy and mirrored, as every system test does
+(the check, run again, then passes and the services start).
 """
 from __future__ import annotations
 
@@ -38,8 +39,10 @@ def test_an_unlisted_file_in_dist_packages_stops_the_archiver_services_at_boot(v
         assert machine.execute("systemctl is-failed archiver-verify")[1].strip() == "failed"
     finally:
         machine.wait_for_ssh(600)
-        machine.succeed(f"rm -f {UNLISTED} && sync")
-        machine.reboot()
+        # Without the file, starting the boot's target again runs the check again (it failed,
+        # so it is no longer active) and then the services: a reboot's worth, in a third of
+        # the time under TCG.
+        machine.succeed(f"rm -f {UNLISTED} && sync && systemctl start multi-user.target")
         lab.wait_ready(names=["b"])
         lab.wait_mirrored()
     assert "manifest: verified" in b.run("archiver firmware show")

@@ -1,12 +1,10 @@
-"""A fresh reviewer's attack on the live compaction of an index in shards (the indexer
+"""The live compaction of an index in shards (the indexer
 service's writer, real store, real Xapian, two extraction workers: two shards). After the
 copy goes live the writer still writes each shard in a thread of its own (indexer.Indexer:
 "one thread a shard writes them at once"): LiveCompaction._switch closed the indexer
 (Indexer.close shuts the shard threads down for good), so every batch after the first
 compaction was written one shard after the other in the calling thread."""
-import random
 import threading
-from email.message import EmailMessage
 
 import pytest
 
@@ -15,18 +13,10 @@ from services.archive.archive import Archive
 from services.archive.extract import ExtractionPool
 from services.archive.indexer import Indexer
 from services.archive.search import search
+from tests.integration.archive.test_live_compaction import mail
 
 pytestmark = pytest.mark.integration
 MESSAGES = 60
-
-
-def mail(n: int) -> bytes:
-    rng = random.Random(n)
-    message = EmailMessage()
-    message["From"], message["To"] = f"sender{n % 5}@example.org", "archive@example.com"
-    message["Subject"], message["Message-ID"] = f"review10 {n}", f"<r10live{n}@example.org>"
-    message.set_content(f"marker{n} " + " ".join(f"w{rng.randrange(10**9)}" for _ in range(200)))
-    return message.as_bytes()
 
 
 def shard_threads() -> set[str]:

@@ -1,19 +1,21 @@
 """Loaded by every Python process of a test service whose PYTHONPATH names this folder
-(tests/integration/supervisor/test_review10_crashes.py): kills the whole service (its
+(tests/integration/supervisor/test_compaction_crashes.py): kills the whole service (its
 process group: `archiver run`, its indexer child, the extraction workers) with SIGKILL at
-one step of indexing or of the live index's compaction, named by $REVIEW10_KILL_AT, as a
-power cut or the OOM killer would at that instant. $REVIEW10_MIN_GROWTH_BYTES lowers the
-size at which the indexer service compacts, so that a small corpus reaches it."""
+one step of indexing or of the live index's compaction, named by $KILL_HOOK_KILL_AT, as a
+power cut or the OOM killer would at that instant. $KILL_HOOK_MIN_GROWTH_BYTES lowers the
+size at which the indexer service compacts, so that a small corpus reaches it, and
+$KILL_HOOK_RETIRED_SECONDS how long a replaced index is kept (the tests wait that out)."""
 import os
 import signal
 import threading
 
-KILL_AT = os.environ.get("REVIEW10_KILL_AT")
-MIN_GROWTH = os.environ.get("REVIEW10_MIN_GROWTH_BYTES")
+KILL_AT = os.environ.get("KILL_HOOK_KILL_AT")
+MIN_GROWTH = os.environ.get("KILL_HOOK_MIN_GROWTH_BYTES")
+RETIRED = os.environ.get("KILL_HOOK_RETIRED_SECONDS")
 
 
 def _die(step: str) -> None:
-    marker = os.environ.get("REVIEW10_KILLED_FILE")
+    marker = os.environ.get("KILL_HOOK_KILLED_FILE")
     if marker:
         with open(marker, "w") as out:
             out.write(step)
@@ -25,6 +27,8 @@ def _install() -> None:
     from services.archive import indexer as indexer_module
     if MIN_GROWTH:
         live_compaction.MIN_GROWTH_BYTES = int(MIN_GROWTH)
+    if RETIRED:
+        live_compaction.RETIRED_SECONDS = float(RETIRED)
     if KILL_AT == "copy":  # one shard copied, the next not: index.compacting half made
         real_one, done = compaction._compact_one, []
 
@@ -84,7 +88,7 @@ class _DyingShard:
         return getattr(self._shard, name)
 
 
-if KILL_AT or MIN_GROWTH:
+if KILL_AT or MIN_GROWTH or RETIRED:
     try:
         _install()
     except ImportError:  # a Python that is not the archiver's

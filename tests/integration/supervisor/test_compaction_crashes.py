@@ -1,4 +1,4 @@
-"""A fresh reviewer's attacks on the index in shards and the indexer service's own
+"""The index in shards and the indexer service's own
 compaction of the live index, with real processes: `archiver run` (SMTP intake, the
 indexer child, extraction workers) SIGKILLed as a whole at each step of a compaction and
 between the shards' commits of a batch, with SMTP mail arriving all along; then started
@@ -7,12 +7,10 @@ document id its store number), every acknowledged message is found, nothing was 
 with a 5xx, and what the cut-short compaction left is removed."""
 import json
 import os
-import random
 import smtplib
 import subprocess
 import sys
 import threading
-from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -20,22 +18,18 @@ import xapian
 
 from services.archive import shards
 from services.archive.index import id_term
+from tests.integration.archive.test_live_compaction import mail as compaction_mail
 from tests.integration.processes import ArchiverService
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
-HOOKS = Path(__file__).parent / "review10_kill"
+HOOKS = Path(__file__).parent / "kill_hooks"
 BACKLOG = 160          # ~ 4 MiB of index in two shards
 MIN_GROWTH = 1024 * 1024
 
 
 def mail(n: int) -> bytes:
-    rng = random.Random(n)
-    message = EmailMessage()
-    message["From"], message["To"] = f"sender{n % 5}@example.org", "bob@example.com"
-    message["Subject"], message["Message-ID"] = f"review10 {n}", f"<r10-{n}@example.org>"
-    message.set_content(f"marker{n} " + " ".join(f"w{rng.randrange(10**9)}" for _ in range(200)))
-    return message.as_bytes().replace(b"\n", b"\r\n")
+    return compaction_mail(n, to="bob@example.com", id_prefix="crash", crlf=True)
 
 
 class Trickle:
@@ -73,7 +67,8 @@ class Trickle:
 def start(service: ArchiverService, **env: str) -> None:
     saved = service.env
     service.env = {**saved, "PYTHONPATH": str(HOOKS),
-                   "REVIEW10_MIN_GROWTH_BYTES": str(MIN_GROWTH), **env}
+                   "KILL_HOOK_MIN_GROWTH_BYTES": str(MIN_GROWTH),
+                   "KILL_HOOK_RETIRED_SECONDS": "3", **env}
     try:
         service.start()
     finally:
@@ -122,7 +117,7 @@ def crash_then_recover(tmp_path: Path, kill_at: str) -> dict:
         (maildir / f"{n}.eml").write_bytes(mail(n))
     assert service.cli("import", "--no-index", maildir).returncode == 0
     killed = tmp_path / "killed"
-    start(service, REVIEW10_KILL_AT=kill_at, REVIEW10_KILLED_FILE=str(killed))
+    start(service, KILL_HOOK_KILL_AT=kill_at, KILL_HOOK_KILLED_FILE=str(killed))
     with Trickle(service, first=100_000) as first:
         wait_until(lambda: service.process.poll() is not None, 300,
                    f"the service to be killed at {kill_at}")
@@ -138,7 +133,7 @@ def crash_then_recover(tmp_path: Path, kill_at: str) -> dict:
         assert_indexed_exactly_once(service)
         for number in [*range(0, BACKLOG, 37), *acknowledged]:
             assert len(service.search(f"marker{number}")) == 1, number
-        assert len(service.search("review10")) == BACKLOG + len(acknowledged)
+        assert len(service.search("compaction")) == BACKLOG + len(acknowledged)
         wait_until(lambda: index_dirs(service) == [live_index(service).name], 120,
                    "what the cut-short compaction left to be removed")
         status = json.loads(service.cli("status", "--config", service.config_path,
