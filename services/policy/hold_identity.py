@@ -85,11 +85,12 @@ def moved_key(key: str, entry: dict) -> str:
     if "-" in hold_id:
         seed = f"{hold_id}\n{seed}"
     mark = hashlib.sha256(seed.encode("utf-8", "surrogatepass")).hexdigest()[:MOVED_DIGITS]
-    return f"{prefix}:{base(hold_id)[:BASE_LIMIT]}-{mark}"
+    return f"{prefix}:{base(hold_id)}-{mark}"
 
 
 def base(hold_id: str) -> str:
-    """The id `hold_id` was moved from, if moved (the part before the first "-"): holds of
-    one base are the ones that clashed, and a release that names none of them by its
-    incarnation must tell them apart (services.policy.holds.remove)."""
-    return hold_id.partition("-")[0]
+    """The id `hold_id` was moved from, if moved (the part before the first "-"), cut to
+    BASE_LIMIT characters as moved_key cuts it: holds of one base are the ones that
+    clashed, and a release that names none of them by its incarnation must tell them
+    apart (services.policy.holds.remove)."""
+    return hold_id.partition("-")[0][:BASE_LIMIT]

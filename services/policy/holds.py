@@ -34,6 +34,7 @@ from typing import Iterator
 
 from firmware.errors import ArchiverError
 
+from services.archive.search import parse
 from services.policy import hold_identity, hold_records, hold_values
 from services.policy.audit import Actor, PermissionDenied
 from services.policy.replicated import Replicated
@@ -169,11 +170,15 @@ def in_force(hold: dict, today: dt.date) -> bool:
 
 def held_query(replicated: Replicated, hold: dict) -> str:
     """The query `hold` (as all_holds gives it) keeps: its saved search's; "" (everything)
-    once that is gone, or when the hold is unreadable."""
+    once that is gone, when the hold is unreadable, or when its saved search is (not a
+    saved search's value, or a peer's query this release does not parse: its shape is
+    checked at merge, not its syntax)."""
     if hold.get("unreadable") or hold["saved"] is None:
         return ""
     try:
-        return query_of(replicated, hold["saved"])
+        query = query_of(replicated, hold["saved"])
+        parse(query)  # QuerySyntaxError, an ArchiverError, as retention would meet it
+        return query
     except ArchiverError:
         return ""
 

@@ -241,17 +241,17 @@ class Replicated:
         from ours under its id (hold_identity.clash) is kept too, under another id. An
         entry refusal() refuses, or that would move holds more than hold_identity.MOVES
         times, is left out (logged; ours kept); the others are merged."""
-        taken, seen = 0, []
+        taken, seen, refused = 0, [], []
         with self.store.writing() as txn:
             for key, entry in entries.items():
                 try:
                     taken += self._merge_entry(txn, key, entry)
-                except _Refused as refused:
-                    log.warning("a peer's setting %s is refused, ours kept: %s",
-                                hold_records.quoted(key), refused)
+                except _Refused as why:
+                    refused.append((key, why))
                     continue
                 seen.append(_stamp(entry))
             self._observe(txn, seen)
+        _log_refused(refused)
         return taken
 
     def _merge_entry(self, txn, key: str, entry: dict) -> bool:
@@ -357,6 +357,19 @@ class Replicated:
                 if (HOLD_PREFIX + hold_id).startswith(prefix)}
         canonical = json.dumps(values, sort_keys=True).encode()
         return hashlib.sha256(canonical).hexdigest()[:16]
+
+
+REFUSALS_LOGGED = 3  # refused entries named in a merge's one warning (a peer re-sends them)
+
+
+def _log_refused(refused: list[tuple[str, "_Refused"]]) -> None:
+    """One warning for a merge's refused entries (how many, and why for the first few):
+    a peer re-sends them at every hello, so a line each would grow the log without bound."""
+    if refused:
+        log.warning("%d of a peer's settings are refused, ours kept: %s%s", len(refused),
+                    "; ".join(f"{hold_records.quoted(key)}: {why}"
+                              for key, why in refused[:REFUSALS_LOGGED]),
+                    "; ..." if len(refused) > REFUSALS_LOGGED else "")
 
 
 class _Refused(Exception):

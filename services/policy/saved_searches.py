@@ -74,6 +74,9 @@ def query_of(replicated: Replicated, name: str) -> str:
     saved = replicated.get(PREFIX + name)
     if saved is None:
         raise UnknownSavedSearch(f"no saved search named {name!r}")
+    if not isinstance(saved, dict) or not isinstance(saved.get("query"), str):
+        # stored before a peer's saved searches were checked (Replicated.refusal)
+        raise ArchiverError(f'saved search {name!r} is unreadable: expected {{"query": text}}')
     return saved["query"]
 
 
