@@ -162,7 +162,11 @@ def test_sigkill_of_the_indexer_at_any_point_indexes_everything_exactly_once(arc
     # before the service has started ends it the default way (-15), which is not under test.
     while "archiver: ready" not in log.read_text() or json.loads(
             archiver("stats", "--data", data, "--json", check=0).stdout)["pending"]:
-        assert time.monotonic() < deadline, "the indexer did not start and catch up"
+        assert time.monotonic() < deadline, (  # what explains it, should it ever fail
+            "the indexer did not start and catch up", log.read_text()[-3000:],
+            archiver("status", "--data", data, check=0).stdout,
+            subprocess.run(["ps", "-eo", "pid,pgid,stat,etime,args"], capture_output=True,
+                           text=True).stdout[-3000:])
         time.sleep(0.3)
     indexer.terminate()
     assert indexer.wait(timeout=30) == 0
