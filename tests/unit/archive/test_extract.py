@@ -23,7 +23,7 @@ from services.archive.extract import (AttachmentText, ExtractionPool, Extracted,
 from services.archive.extraction_memo import MemoryMemo
 from services.archive.mime import MessageSummary
 from services.archive import mime, mimetree, tools
-from tests.reading_corpus import docx_bomb, slow_xlsx
+from tests.reading_corpus import docx_bomb, stall_xlsx
 from tests.unit.archive.test_mime import MEGABYTE_LINES, messages, nested_multiparts
 
 CAP = 64 * 1024
@@ -405,7 +405,7 @@ def test_the_pool_gives_what_extract_gives_in_order(small_messages):
         assert pool.extract_many([]) == []
 
 
-STALL_XLSX = slow_xlsx(100_000)  # 5 million empty cells: openpyxl walks them for many seconds
+STALL_XLSX = stall_xlsx()
 
 
 def looping_mail(body: str) -> bytes:
