@@ -40,8 +40,8 @@ def test_an_unlisted_file_in_dist_packages_stops_the_archiver_services_at_boot(v
     finally:
         machine.wait_for_ssh(600)
         # Without the file, starting the boot's target again runs the check again (it failed,
-        # so it is no longer active) and then the services: a reboot's worth, in a third of
-        # the time under TCG.
+        # so it is no longer active) and then the services: what a reboot would check,
+        # without booting again under TCG.
         machine.succeed(f"rm -f {UNLISTED} && sync && systemctl start multi-user.target")
         lab.wait_ready(names=["b"])
         lab.wait_mirrored()
