@@ -147,6 +147,13 @@ class AttachmentGuard:
     def read(self, key: str, text: str) -> None:
         """The library read `text` from the content `key` names."""
 
+    def known(self, key: str, sha256_hex: str) -> tuple[str | None, str | None]:
+        """text(key) and, when that is None, before(sha256_hex), as one question:
+        (text read before, None), else (None, why reading these bytes failed before or
+        None: then they are read next)."""
+        text = self.text(key)
+        return (text, None) if text is not None else (None, self.before(sha256_hex))
+
 
 _guard = contextvars.ContextVar("attachment_guard", default=AttachmentGuard())
 
@@ -235,6 +242,8 @@ def _body_and_attachments(message: Message, cap_bytes: int, nesting: int,
 
 def words_not_in(text: str, reference: str) -> str:
     """The words of text (in order, once each) that reference lacks, ignoring case."""
+    if not text:  # most mail has no HTML beside its plain text: no reference to read
+        return ""
     known = set(WORD.findall(reference.casefold()))
     extra = []
     for word in WORD.findall(text):
@@ -331,10 +340,9 @@ def _read_with_library(reader: Callable[[bytes], Iterable[str]], data: bytes,
     failed before). documents.Encrypted passes through (a verdict, not a failure)."""
     guard, sha256_hex = _guard.get(), hashlib.sha256(data).hexdigest()
     key = text_key(sha256_hex, how, cap_bytes)
-    remembered = guard.text(key)
+    remembered, known = guard.known(key, sha256_hex)
     if remembered is not None:
         return remembered, None
-    known = guard.before(sha256_hex)
     if known is not None:
         return "", known
     try:
@@ -867,6 +875,8 @@ class ExtractionPool:
             if payload is not None:  # the library raised: as good as known for next time
                 self.memo.remember_failure(entry.reading, payload)
             entry.reading = None
+        elif kind == "known?":
+            self._known_word(connection, entry, *payload)
         elif kind in ("text?", "text"):
             self._text_word(connection, kind, payload)
         elif kind == "ok":
@@ -877,6 +887,19 @@ class ExtractionPool:
             waiting.appendleft(self._settled(slot, running).job)
         else:
             self._failed(slot, running, waiting, results, payload)
+
+    def _known_word(self, connection, entry: _Running, key: str, sha256_hex: str) -> None:
+        """A worker asks, before a library parses an attachment, for the text read before
+        from it (AttachmentGuard.known): (text, None) when there is some; else it is about
+        to read it ("reading", as before() says), and gets (None, the failure known)."""
+        text = self.texts.text(key)
+        self.text_memo_hits += text is not None
+        failure = None
+        if text is None:
+            entry.reading = sha256_hex
+            failure = self.memo.failure(sha256_hex)
+            self.memo_hits += failure is not None
+        _answer(connection, (text, failure))
 
     def _text_word(self, connection, kind: str, payload) -> None:
         """A worker asks for the text read before from some content ("text?", key), or
@@ -993,9 +1016,11 @@ class _Worker:
 
 def _serve(connection, cap_bytes: int, memory_mb: int) -> None:
     """Worker main loop: (mode, fallback reason, metadata or None, digest) and a message
-    (READ_BACK: the store's reading of it) in; ("reading", SHA-256) and ("read", error)
-    around each attachment a library parses; one ("ok", Extracted), ("stale", why: the
-    reading is of no use) or ("failed", why) out."""
+    (READ_BACK: the store's reading of it) in; ("known?", (text key, SHA-256)) before each
+    attachment a library would parse (answered: the text read before, else the failure
+    known, else it is read), ("read", error) after it and ("text", (key, text)) when it
+    was read; one ("ok", Extracted), ("stale", why: the reading is of no use) or
+    ("failed", why) out."""
     from services.archive import readings, words
     _limit_memory(memory_mb)
     logging.getLogger("pypdf").setLevel(logging.ERROR)  # malformed PDFs are routine here
@@ -1062,6 +1087,12 @@ class _PoolGuard(AttachmentGuard):
 
     def text(self, key: str) -> str | None:
         self.connection.send(("text?", key))
+        return self.connection.recv()
+
+    def known(self, key: str, sha256_hex: str) -> tuple[str | None, str | None]:
+        # One round trip where text() and before() take two: the worker waits for each
+        # answer, and the pool's answer waits for its process's turn (its GIL).
+        self.connection.send(("known?", (key, sha256_hex)))
         return self.connection.recv()
 
     def read(self, key: str, text: str) -> None:
