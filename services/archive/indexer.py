@@ -276,10 +276,13 @@ class Indexer:
         batch, total = Batch([]), 0
         logged = self.store.log_after("arrival", after_seq, BATCH_MESSAGES)
         batch.full = len(logged) == BATCH_MESSAGES
+        seen: set[str] = set()  # present or missing: a set, where a scan of the batch per
+        # entry cost 500,000 steps a 2,000 (some 50 ms under the GIL the pool answers by)
         for seq, digest in logged:
             batch.entries.append((seq, digest))
-            if any(digest == seen for seen, _, _ in batch.present) or digest in batch.missing:
+            if digest in seen:
                 continue  # arrived twice in one batch: index it once
+            seen.add(digest)
             try:
                 meta = self.store.meta(digest)
                 raw = None if metadata.is_current(meta) else self.store.get(digest)

@@ -92,6 +92,29 @@ def test_a_tool_that_writes_too_much_is_stopped_with_the_reason(monkeypatch):
         tools.run(["dd", "if=/dev/zero", "of=out", "bs=1M", "count=1"], b"")
 
 
+def test_a_tool_fed_on_standard_input_has_its_limits_before_it_reads_a_byte():
+    # The shell reads all its input, then `cat` (its child, with its limits) shows them.
+    stdout, _ = tools.run(["sh", "-c", "cat > /dev/null; cat /proc/self/limits"],
+                          b"x" * 300_000, stdin=True)
+    limits = {line[:26].strip(): line[26:].split()[:2] for line in stdout.decode().splitlines()}
+    memory = str(tools._memory_limit())
+    assert limits["Max cpu time"] == [str(tools.CPU_S)] * 2
+    assert limits["Max file size"] == [str(tools.OUTPUT_BYTES)] * 2
+    assert limits["Max address space"] == [memory, memory]
+
+
+def test_a_tool_fed_on_standard_input_that_runs_too_long_is_stopped(monkeypatch):
+    monkeypatch.setattr(tools, "TIMEOUT_S", 0.5)
+    with pytest.raises(tools.ToolFailed, match="sleep timed out after 0.5 s"):
+        tools.run(["sleep", "5"], b"input", stdin=True)
+
+
+def test_a_tool_fed_on_standard_input_that_writes_too_much_is_stopped(monkeypatch, tmp_path):
+    monkeypatch.setattr(tools, "OUTPUT_BYTES", 4096)
+    with pytest.raises(tools.ToolFailed, match="output size limit"):
+        tools.run(["dd", f"of={tmp_path / 'out'}", "bs=64k"], bytes(1024 * 1024), stdin=True)
+
+
 def test_a_missing_tool_is_a_reason_not_a_crash():
     with pytest.raises(tools.ToolFailed, match="no-such-reader is not installed"):
         tools.run(["no-such-reader", "{input}"], b"data")

@@ -107,3 +107,13 @@ def test_long_tokens_are_cut_as_icu_cuts_them_and_not_cached():
     for text in (long_one, japanese, f"short {long_one} words {japanese} again"):
         same(text)
     assert words._token_pieces.cache_info().currsize == 3  # short, words, again
+
+
+def test_ascii_words_between_edge_punctuation_are_cut_as_icu_cuts_them():
+    # Such tokens skip ICU (words._plain_ascii_word); the rest must not take that way.
+    edges = ["", *words.EDGE_PUNCTUATION, "((", ".,", '?!"', "_", "@", "-", "/", "#", "'s"]
+    cores = ["a", "Budget", "x9", "2024", "A1b2", "z" * 130, "e.g", "3,000", "a_b", "x@y",
+             "O'Brien", "e-mail", "caf\u00e9", ""]
+    for before, core, after in itertools.product(edges, cores, edges):
+        token = before + core + after
+        assert words._token_pieces.__wrapped__(token) == tuple(words._icu_pieces(token)), token
