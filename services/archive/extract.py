@@ -626,15 +626,6 @@ def truncate_utf8(text: str, cap_bytes: int) -> str:
 # --- the sandboxed pool -------------------------------------------------------------------
 
 READY = b"ready"
-# What the pool sends a worker: a job (its header, then the message's bytes as a message
-# of their own) or the answer to a question the worker asked about an attachment.
-JOB, ANSWER = "job", "answer"
-# A message up to this size (or the reading sent for it) is sent to a busy worker behind
-# the one it reads (one at most), so that the worker goes on without waiting for the pool's
-# next word (measured: some 0.9 s of 1.6 s CPU a worker waited so on 2,000 plain messages).
-# Far below what a worker's socket holds unread (some 180 KB), so sending it never waits on
-# the worker: a worker sending a large result meanwhile could not take it.
-QUEUED_MESSAGE_BYTES = 64 * 1024
 # How a worker is to read a message: extract() it, give its fallback(), or build its
 # document from the reading the store kept of it (services.archive.readings).
 EXTRACT, FALLBACK, READ_BACK = "extract", "fallback", "read back"
@@ -671,7 +662,6 @@ class _Job:
     cost: int                        # extraction_cost() of its size
     metadata: dict | None = None     # the store's: the worker builds the document with it
     reading: bytes | None = None     # kept by the store: read back instead of extracted
-    size: int = 0                    # bytes of the message (its metadata's "size" if unread)
     attempts: int = 0
     fallback_reason: str | None = None  # set: the worker gives fallback() for this reason
 
@@ -681,8 +671,6 @@ class _Running:
     job: _Job
     deadline: float                  # time.monotonic()
     reading: str | None = None       # SHA-256 of the attachment a library is reading now
-    reserved: int = 0                # of the pool's budget: job.cost, more with `queued`
-    queued: _Job | None = None       # sent behind `job`: the worker reads it next
 
 
 class ExtractionPool:
@@ -776,9 +764,6 @@ class ExtractionPool:
             for slot in range(len(self._workers)):
                 if slot not in running and waiting and self._admits(waiting[0], running):
                     self._dispatch(slot, waiting.popleft(), running, waiting, results)
-            for slot in range(len(self._workers)):  # then one more behind each busy one
-                if slot in running and waiting and self._queues(slot, waiting[0], running):
-                    self._dispatch(slot, waiting.popleft(), running, waiting, results)
             self._collect(running, waiting, results)
         return results
 
@@ -786,16 +771,6 @@ class ExtractionPool:
         """Whether the memory budget lets `job` be read beside those running."""
         return (self.budget_bytes is None or not running
                 or self.admitted_bytes + job.cost <= self.budget_bytes)
-
-    def _queues(self, slot: int, job: _Job, running: dict) -> bool:
-        """Whether `job` may be sent behind the one the worker in `slot` reads: it is small,
-        none is queued there yet, and the budget holds the slot's larger cost of the two and
-        the bytes of the one waiting (a worker reads one message at a time)."""
-        entry = running[slot]
-        if entry.queued is not None or _sent_bytes(job) > QUEUED_MESSAGE_BYTES:
-            return False
-        more = _queued_reserve(entry, job) - entry.reserved
-        return self.budget_bytes is None or self.admitted_bytes + more <= self.budget_bytes
 
     @property
     def worker_pids(self) -> list[int]:
@@ -819,7 +794,7 @@ class ExtractionPool:
         else:
             size = (metadata or {}).get("size", 0)  # unknown: the least a message costs
         job = _Job(index, source, digest, extraction_cost(size), metadata,
-                   reading if metadata is not None else None, size)
+                   reading if metadata is not None else None)
         if (reason := self.memo.failure(_fallback_key(job.digest))) is not None:
             self.memo_hits += 1
             results[index] = unread(reason)
@@ -831,8 +806,7 @@ class ExtractionPool:
 
     def _dispatch(self, slot: int, job: _Job, running: dict, waiting: deque,
                   results: list) -> None:
-        """Send `job` to the worker in `slot`: idle, or busy (then it is queued there)."""
-        if slot not in running and not self._workers[slot].process.is_alive():
+        if not self._workers[slot].process.is_alive():
             self._restart(slot)  # died idle (e.g. the OOM killer): start afresh
         mode = (FALLBACK if job.fallback_reason is not None
                 else READ_BACK if job.reading is not None else EXTRACT)
@@ -840,55 +814,26 @@ class ExtractionPool:
                else job.source if _is_bytes(job.source) else job.source())
         if raw is None:
             return  # gone since it was planned: its result stays None
-        queued = slot in running
-        if queued and len(raw) > QUEUED_MESSAGE_BYTES:  # its size was unknown: not queued
-            job.size = len(raw)
-            waiting.appendleft(job)
-            return
         self._admit(slot, job, running)
         try:
-            self._workers[slot].connection.send((JOB, (mode, job.fallback_reason,
-                                                       job.metadata, job.digest)))
+            self._workers[slot].connection.send((mode, job.fallback_reason, job.metadata,
+                                                 job.digest))
             self._workers[slot].connection.send_bytes(raw)
         except OSError:  # it gave up reading the message (too big for its memory limit)
-            if queued:  # the worker is gone: what it was reading hears of it (_collect)
-                self._unqueue(slot, running, waiting)
-            elif _said_something(self._workers[slot].connection):
+            if _said_something(self._workers[slot].connection):
                 self._hear(slot, running, waiting, results)  # why: ("failed", ...)
             else:
                 self._failed(slot, running, waiting, results, "worker died")
 
     def _admit(self, slot: int, job: _Job, running: dict) -> None:
-        """`job` runs in `slot` now, or, when the slot is busy, next (queued)."""
-        entry = running.get(slot)
-        if entry is None:
-            running[slot] = _Running(job, time.monotonic() + self.timeout_s, reserved=job.cost)
-            self.admitted_bytes += job.cost
-        else:
-            reserve = _queued_reserve(entry, job)
-            self.admitted_bytes += reserve - entry.reserved
-            entry.reserved, entry.queued = reserve, job
+        running[slot] = _Running(job, time.monotonic() + self.timeout_s)
+        self.admitted_bytes += job.cost
         self.peak_admitted_bytes = max(self.peak_admitted_bytes, self.admitted_bytes)
 
-    def _unqueue(self, slot: int, running: dict, waiting: deque) -> None:
-        """Take back the job queued in `slot`, never begun: it waits again."""
-        entry = running[slot]
-        self.admitted_bytes -= entry.reserved - entry.job.cost
-        entry.reserved = entry.job.cost
-        waiting.appendleft(entry.queued)
-        entry.queued = None
-
-    def _settled(self, slot: int, running: dict, worker_goes_on: bool = True) -> _Running:
-        """The worker in `slot` is done with its job (read, failed or killed); the job queued
-        behind it, if any, runs now when `worker_goes_on` (else the caller sends it again:
-        it went with the worker)."""
+    def _settled(self, slot: int, running: dict) -> _Running:
+        """The worker in `slot` is done with its job (read, failed or killed)."""
         entry = running.pop(slot)
-        self.admitted_bytes -= entry.reserved
-        if worker_goes_on and entry.queued is not None:
-            running[slot] = _Running(entry.queued, time.monotonic() + self.timeout_s,
-                                     reserved=entry.queued.cost)
-            self.admitted_bytes += entry.queued.cost
-            entry.queued = None
+        self.admitted_bytes -= entry.job.cost
         return entry
 
     def _collect(self, running: dict, waiting: deque, results: list) -> None:
@@ -970,10 +915,8 @@ class ExtractionPool:
                 problem: str) -> None:
         """The worker in `slot` timed out, ran out of memory or died: replace it, remember
         what was to blame, and decide what the message gets next."""
-        entry = self._settled(slot, running, worker_goes_on=False)
+        entry = self._settled(slot, running)
         self._restart(slot)
-        if entry.queued is not None:  # never begun: it goes again, as it was
-            waiting.appendleft(entry.queued)
         job, reason = entry.job, f"attachment extraction {problem}"
         if job.reading is not None:  # building from the kept reading failed: read the message
             job.reading = None
@@ -1001,17 +944,6 @@ class ExtractionPool:
         self.worker_restarts += 1
 
 
-def _sent_bytes(job: _Job) -> int:
-    """What the pool sends a worker for `job`: the kept reading, or the message."""
-    return len(job.reading) if job.reading is not None else job.size
-
-
-def _queued_reserve(entry: _Running, job: _Job) -> int:
-    """The budget a busy slot holds with `job` queued behind its own: the larger cost of
-    the two (one is read at a time) and the queued one's bytes, waiting meanwhile."""
-    return max(entry.reserved, job.cost) + _sent_bytes(job)
-
-
 def _is_bytes(source) -> bool:
     """Whether an extract_many source is the message itself (else a function giving it)."""
     return isinstance(source, (bytes, bytearray, memoryview))
@@ -1032,7 +964,7 @@ def _fallback_key(digest: str) -> str:
 def _answer(connection, value) -> None:
     """Answer a worker's question; one that died meanwhile is heard next as end-of-file."""
     try:
-        connection.send((ANSWER, value))
+        connection.send(value)
     except OSError:
         pass
 
@@ -1083,13 +1015,12 @@ class _Worker:
 
 
 def _serve(connection, cap_bytes: int, memory_mb: int) -> None:
-    """Worker main loop: (JOB, (mode, fallback reason, metadata or None, digest)) and a
-    message (READ_BACK: the store's reading of it) in, maybe while it reads the one before
-    (it keeps that for next: _PoolGuard); ("known?", (text key, SHA-256)) out before each
-    attachment a library would parse, answered (ANSWER, (the text read before, else None;
-    the failure known, else None: then it is read)); ("read", error) after it and ("text",
-    (key, text)) when it was read; one ("ok", Extracted), ("stale", why: the reading is of
-    no use) or ("failed", why) out."""
+    """Worker main loop: (mode, fallback reason, metadata or None, digest) and a message
+    (READ_BACK: the store's reading of it) in; ("known?", (text key, SHA-256)) before each
+    attachment a library would parse (answered: the text read before, else the failure
+    known, else it is read), ("read", error) after it and ("text", (key, text)) when it
+    was read; one ("ok", Extracted), ("stale", why: the reading is of no use) or
+    ("failed", why) out."""
     from services.archive import readings, words
     _limit_memory(memory_mb)
     logging.getLogger("pypdf").setLevel(logging.ERROR)  # malformed PDFs are routine here
@@ -1098,7 +1029,8 @@ def _serve(connection, cap_bytes: int, memory_mb: int) -> None:
     guard = _PoolGuard(connection)
     while True:
         try:
-            mode, reason, metadata, digest, raw = guard.next_job()
+            mode, reason, metadata, digest = connection.recv()
+            raw = connection.recv_bytes()
         except EOFError:
             return
         except MemoryError:  # the message alone is too big for the limit; the pipe is now
@@ -1145,42 +1077,23 @@ class _PoolGuard(AttachmentGuard):
 
     def __init__(self, connection):
         self.connection = connection
-        # Jobs the pool sent behind the one at hand, met while waiting for an answer.
-        self.jobs: deque[tuple] = deque()
-
-    def next_job(self) -> tuple:
-        """(mode, fallback reason, metadata, digest, message bytes) of the next job.
-        Raises EOFError when the pool is gone, MemoryError for bytes beyond the limit."""
-        if self.jobs:
-            return self.jobs.popleft()
-        return self._job(self.connection.recv())
-
-    def _job(self, word: tuple) -> tuple:
-        kind, header = word
-        if kind != JOB:
-            raise EOFError(f"the pool sent {kind!r} where a job was due")  # out of step
-        return (*header, self.connection.recv_bytes())
-
-    def _ask(self, question: tuple):
-        """The pool's answer to `question`; jobs it sent meanwhile are kept for later."""
-        self.connection.send(question)
-        while (word := self.connection.recv())[0] != ANSWER:
-            self.jobs.append(self._job(word))
-        return word[1]
 
     def before(self, sha256_hex: str) -> str | None:
-        return self._ask(("reading", sha256_hex))
+        self.connection.send(("reading", sha256_hex))
+        return self.connection.recv()
 
     def after(self, sha256_hex: str, error: str | None) -> None:
         self.connection.send(("read", error))
 
     def text(self, key: str) -> str | None:
-        return self._ask(("text?", key))
+        self.connection.send(("text?", key))
+        return self.connection.recv()
 
     def known(self, key: str, sha256_hex: str) -> tuple[str | None, str | None]:
         # One round trip where text() and before() take two: the worker waits for each
         # answer, and the pool's answer waits for its process's turn (its GIL).
-        return self._ask(("known?", (key, sha256_hex)))
+        self.connection.send(("known?", (key, sha256_hex)))
+        return self.connection.recv()
 
     def read(self, key: str, text: str) -> None:
         self.connection.send(("text", (key, text)))

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from services.archive.extract import (AttachmentText, ExtractionPool, Extracted, extract, fallback,
-                                      extraction_cost, truncate_utf8)
+                                      truncate_utf8)
 from services.archive.extraction_memo import MemoryMemo
 from services.archive.mime import MessageSummary
 from services.archive import mime, mimetree, tools
@@ -403,25 +403,6 @@ def test_the_pool_gives_what_extract_gives_in_order(small_messages):
         assert len(set(pool.worker_pids)) == 2
         assert pool.extract_many(small_messages) == [extract(raw, CAP) for raw in small_messages]
         assert pool.extract_many([]) == []
-
-
-def test_a_busy_worker_is_sent_the_next_small_message_behind_its_own(small_messages):
-    # One worker: the second message is queued behind the first at once, its bytes held
-    # against the budget beside the larger cost of the two (one is read at a time).
-    first, second = small_messages[1], small_messages[2]
-    with ExtractionPool(CAP, workers=1, budget_bytes=64 * 2**20) as pool:
-        assert pool.extract_many([first, second]) == [extract(first, CAP), extract(second, CAP)]
-        assert pool.peak_admitted_bytes == max(
-            extraction_cost(len(first)), extraction_cost(len(second))) + len(second)
-        assert pool.admitted_bytes == 0
-
-
-def test_a_message_is_queued_behind_another_only_within_the_budget(small_messages):
-    first, second = small_messages[1], small_messages[2]
-    budget = max(extraction_cost(len(first)), extraction_cost(len(second)))
-    with ExtractionPool(CAP, workers=1, budget_bytes=budget) as pool:
-        assert pool.extract_many([first, second]) == [extract(first, CAP), extract(second, CAP)]
-        assert pool.peak_admitted_bytes <= budget and pool.admitted_bytes == 0
 
 
 STALL_XLSX = stall_xlsx()
