@@ -133,26 +133,17 @@ class AttachmentGuard:
     everything be read; the worker's asks its pool, which remembers failures, and text
     read before."""
 
-    def before(self, sha256_hex: str) -> str | None:
-        """Why reading these bytes failed before (then they are not read), or None."""
-        return None
+    def known(self, key: str, sha256_hex: str) -> tuple[str | None, str | None]:
+        """Before a library parses an attachment's bytes (SHA-256 `sha256_hex`): (the text
+        read before from the content `key` names (text_key()), None), else (None, why
+        reading these bytes failed before, or None: then they are read next)."""
+        return None, None
 
     def after(self, sha256_hex: str, error: str | None) -> None:
         """The library read them (error None) or raised `error`."""
 
-    def text(self, key: str) -> str | None:
-        """The text read before from the content `key` names (text_key()), or None."""
-        return None
-
     def read(self, key: str, text: str) -> None:
         """The library read `text` from the content `key` names."""
-
-    def known(self, key: str, sha256_hex: str) -> tuple[str | None, str | None]:
-        """text(key) and, when that is None, before(sha256_hex), as one question:
-        (text read before, None), else (None, why reading these bytes failed before or
-        None: then they are read next)."""
-        text = self.text(key)
-        return (text, None) if text is not None else (None, self.before(sha256_hex))
 
 
 _guard = contextvars.ContextVar("attachment_guard", default=AttachmentGuard())
@@ -866,19 +857,14 @@ class ExtractionPool:
             code = self._workers[slot].exit_code()
             self._failed(slot, running, waiting, results, f"worker died (exit code {code})")
             return
-        if kind == "reading":
-            entry.reading = payload
-            known = self.memo.failure(payload)
-            self.memo_hits += known is not None
-            _answer(connection, known)
+        if kind == "known?":
+            self._known_word(connection, entry, *payload)
         elif kind == "read":
             if payload is not None:  # the library raised: as good as known for next time
                 self.memo.remember_failure(entry.reading, payload)
             entry.reading = None
-        elif kind == "known?":
-            self._known_word(connection, entry, *payload)
-        elif kind in ("text?", "text"):
-            self._text_word(connection, kind, payload)
+        elif kind == "text":  # what a library read from some content: (key, text)
+            self.texts.remember(*payload)
         elif kind == "ok":
             results[entry.job.index] = payload
             self._settled(slot, running)
@@ -891,7 +877,8 @@ class ExtractionPool:
     def _known_word(self, connection, entry: _Running, key: str, sha256_hex: str) -> None:
         """A worker asks, before a library parses an attachment, for the text read before
         from it (AttachmentGuard.known): (text, None) when there is some; else it is about
-        to read it ("reading", as before() says), and gets (None, the failure known)."""
+        to read these bytes (the ones a timeout then blames), and gets (None, the failure
+        known)."""
         text = self.texts.text(key)
         self.text_memo_hits += text is not None
         failure = None
@@ -900,16 +887,6 @@ class ExtractionPool:
             failure = self.memo.failure(sha256_hex)
             self.memo_hits += failure is not None
         _answer(connection, (text, failure))
-
-    def _text_word(self, connection, kind: str, payload) -> None:
-        """A worker asks for the text read before from some content ("text?", key), or
-        says what a library read from it ("text", (key, text))."""
-        if kind == "text":
-            self.texts.remember(*payload)
-            return
-        found = self.texts.text(payload)
-        self.text_memo_hits += found is not None
-        _answer(connection, found)
 
     def _failed(self, slot: int, running: dict, waiting: deque, results: list,
                 problem: str) -> None:
@@ -1078,22 +1055,14 @@ class _PoolGuard(AttachmentGuard):
     def __init__(self, connection):
         self.connection = connection
 
-    def before(self, sha256_hex: str) -> str | None:
-        self.connection.send(("reading", sha256_hex))
+    def known(self, key: str, sha256_hex: str) -> tuple[str | None, str | None]:
+        # One question, not one for the text and one for a failure: the worker waits for
+        # each answer, and the pool's answer waits for its process's turn (its GIL).
+        self.connection.send(("known?", (key, sha256_hex)))
         return self.connection.recv()
 
     def after(self, sha256_hex: str, error: str | None) -> None:
         self.connection.send(("read", error))
-
-    def text(self, key: str) -> str | None:
-        self.connection.send(("text?", key))
-        return self.connection.recv()
-
-    def known(self, key: str, sha256_hex: str) -> tuple[str | None, str | None]:
-        # One round trip where text() and before() take two: the worker waits for each
-        # answer, and the pool's answer waits for its process's turn (its GIL).
-        self.connection.send(("known?", (key, sha256_hex)))
-        return self.connection.recv()
 
     def read(self, key: str, text: str) -> None:
         self.connection.send(("text", (key, text)))
