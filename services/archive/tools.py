@@ -95,10 +95,9 @@ def _run_fed(argv: list[str], data: bytes, cwd: Path, env: dict[str, str]
 
 
 def _limit(process: subprocess.Popen) -> None:
-    """The limits _limits() gives prlimit(1), set on a running process (prlimit(2))."""
+    """The tool limits, set on a running process (prlimit(2))."""
     try:
-        for which, value in ((resource.RLIMIT_CPU, CPU_S), (resource.RLIMIT_FSIZE, OUTPUT_BYTES),
-                             (resource.RLIMIT_AS, _memory_limit())):
+        for which, _, value in _tool_limits():
             resource.prlimit(process.pid, which, (value, value))
     except ProcessLookupError:
         pass  # it is gone already, without a byte of its input: there is nothing to limit
@@ -107,16 +106,19 @@ def _limit(process: subprocess.Popen) -> None:
 
 
 def _limits() -> list[str]:
-    """prlimit(1) arguments: CPU seconds, file size, address space (at most the worker's)."""
-    memory = _memory_limit()
-    return ["prlimit", f"--cpu={CPU_S}:{CPU_S}", f"--fsize={OUTPUT_BYTES}:{OUTPUT_BYTES}",
-            f"--as={memory}:{memory}", "--"]
+    """The tool limits as prlimit(1) arguments, in front of the tool's own."""
+    return ["prlimit", *(f"--{option}={value}:{value}" for _, option, value in _tool_limits()),
+            "--"]
 
 
-def _memory_limit() -> int:
-    """A tool's address space: MEMORY_BYTES, at most the worker's own limit."""
+def _tool_limits() -> list[tuple[int, str, int]]:
+    """(resource, prlimit(1) option, soft = hard value) of each limit a tool runs under:
+    CPU seconds, file size in bytes, address space in bytes (MEMORY_BYTES, at most the
+    worker's own)."""
     soft, _ = resource.getrlimit(resource.RLIMIT_AS)
-    return MEMORY_BYTES if soft == resource.RLIM_INFINITY else min(soft, MEMORY_BYTES)
+    memory = MEMORY_BYTES if soft == resource.RLIM_INFINITY else min(soft, MEMORY_BYTES)
+    return [(resource.RLIMIT_CPU, "cpu", CPU_S), (resource.RLIMIT_FSIZE, "fsize", OUTPUT_BYTES),
+            (resource.RLIMIT_AS, "as", memory)]
 
 
 def _limit_hint(signal_number: int) -> str:
