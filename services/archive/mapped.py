@@ -14,12 +14,16 @@ import ctypes
 import ctypes.util
 import logging
 import os
+import threading
 from pathlib import Path
+from typing import Callable, TypeVar
 
 log = logging.getLogger("archiver")
 MADV_DONTNEED = 4  # <sys/mman.h> on Linux
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
 _libc.madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+_opening = threading.Lock()  # mapping_made_by's: one open of a mapped file at a time
+T = TypeVar("T")
 
 
 def mappings_of(path: Path) -> list[tuple[int, int]]:
@@ -58,12 +62,32 @@ def resident_file_bytes() -> int:
         return 0
 
 
+def mapping_made_by(path: Path, open_file: Callable[[], T]) -> tuple[T, list[tuple[int, int]]]:
+    """open_file()'s result and the (start, end) shared mappings of `path` it made (those
+    of /proc/self/maps after it and not before; an LMDB environment's map), for
+    release_ranges() to release without reading /proc/self/maps each time (some 0.6 ms in
+    a process of a few hundred mappings: 2,500 times an import of 5,000 messages did).
+    Opens through here are one at a time, so another thread's mapping of the same file is
+    never taken for this one's. The ranges are valid until what open_file() opened is
+    closed: the caller stops using them first."""
+    with _opening:
+        before = set(mappings_of(path))
+        opened = open_file()
+        return opened, [found for found in mappings_of(path) if found not in before]
+
+
 def release(path: Path, length: int | None = None) -> int:
     """Drop this process's resident pages of every read mapping of `path` (at most its
     first `length` bytes of each); return the bytes of address space advised. Never raises:
     failing to release is a cost in memory, not an error."""
+    return release_ranges(mappings_of(path), length)
+
+
+def release_ranges(ranges: list[tuple[int, int]], length: int | None = None) -> int:
+    """release() of known mappings of a file (mapping_made_by): (start, end) addresses of
+    shared mappings that are still mapped."""
     advised = 0
-    for start, end in mappings_of(path):
+    for start, end in ranges:
         size = end - start if length is None else min(end - start, length)
         size -= size % _PAGE_SIZE
         if size and _libc.madvise(start, size, MADV_DONTNEED) == 0:

@@ -124,9 +124,11 @@ class Store:
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         self.map_size = map_size
-        self.env = lmdb.open(str(self.path), map_size=map_size, max_dbs=len(DATABASES) + 4,
-                             subdir=True, readonly=False, sync=True, metasync=True,
-                             max_readers=256, lock=True)
+        # LMDB maps the file once, at open, for as long as the environment is open (the
+        # map is never resized here): its address is found once (release_pages).
+        self.env, self._map = mapped.mapping_made_by(self.path / "data.mdb", lambda: lmdb.open(
+            str(self.path), map_size=map_size, max_dbs=len(DATABASES) + 4, subdir=True,
+            readonly=False, sync=True, metasync=True, max_readers=256, lock=True))
         self.db = {name: self.env.open_db(name.encode(), dupsort=(name == "msgid"))
                    for name in DATABASES}
         self._local = threading.local()  # zstd contexts are not thread-safe
@@ -429,7 +431,7 @@ class Store:
         hold the store's size in RSS; one that writes a lot (bulk import), some 40% of what
         it wrote (the kernel maps page-cache neighbours of each page LMDB reads)."""
         used = (self.env.info()["last_pgno"] + 1) * self.env.stat()["psize"]
-        mapped.release(self.path / "data.mdb", used)
+        mapped.release_ranges(self._map, used)
         self._resident_file_after_release = mapped.resident_file_bytes()
 
     def release_pages_if_grown(self) -> None:
@@ -628,6 +630,7 @@ class Store:
         if self._committer is not None:
             self._committer.close()
             self._committer = None
+        self._map = []  # gone with the environment: never advised again
         self.env.close()
 
 
