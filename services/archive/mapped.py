@@ -76,6 +76,14 @@ def mapping_made_by(path: Path, open_file: Callable[[], T]) -> tuple[T, list[tup
         return opened, [found for found in mappings_of(path) if found not in before]
 
 
+def unmapped_by(close_file: Callable[[], object]) -> None:
+    """close_file() (what undoes a mapping_made_by() open) while no mapping_made_by() runs:
+    an open beside it could be given the address just freed and, having seen it before,
+    not take it for its own."""
+    with _opening:
+        close_file()
+
+
 def release(path: Path, length: int | None = None) -> int:
     """Drop this process's resident pages of every read mapping of `path` (at most its
     first `length` bytes of each); return the bytes of address space advised. Never raises:
@@ -93,5 +101,6 @@ def release_ranges(ranges: list[tuple[int, int]], length: int | None = None) -> 
         if size and _libc.madvise(start, size, MADV_DONTNEED) == 0:
             advised += size
         elif size:
-            log.debug("madvise of %s failed: %s", path, os.strerror(ctypes.get_errno()))
+            log.debug("madvise of %#x-%#x failed: %s", start, end,
+                      os.strerror(ctypes.get_errno()))
     return advised

@@ -124,8 +124,9 @@ class Store:
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         self.map_size = map_size
-        # LMDB maps the file once, at open, for as long as the environment is open (the
-        # map is never resized here): its address is found once (release_pages).
+        # LMDB maps the file once, at open, for as long as the environment is open: its
+        # address is found once (release_pages). Never env.set_mapsize(): it moves the map,
+        # and release_pages would then drop whatever is mapped at the old address.
         self.env, self._map = mapped.mapping_made_by(self.path / "data.mdb", lambda: lmdb.open(
             str(self.path), map_size=map_size, max_dbs=len(DATABASES) + 4, subdir=True,
             readonly=False, sync=True, metasync=True, max_readers=256, lock=True))
@@ -631,7 +632,7 @@ class Store:
             self._committer.close()
             self._committer = None
         self._map = []  # gone with the environment: never advised again
-        self.env.close()
+        mapped.unmapped_by(self.env.close)
 
 
 class _Totals:

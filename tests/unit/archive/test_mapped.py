@@ -48,3 +48,49 @@ def test_mapping_made_by_finds_the_mapping_its_call_made_and_releases_only_that(
             assert mapped.release_ranges(ranges) == size
             left = mapped.resident_file_bytes() - before
             assert size - 1024 * 1024 <= left <= size + 1024 * 1024  # the first map's pages
+
+
+def test_releasing_a_range_that_is_no_longer_mapped_advises_nothing_and_does_not_raise():
+    with mmap.mmap(-1, 4 * mmap.PAGESIZE) as scratch:
+        ranges = [(start, end) for start, end in [_address_range(scratch)]]
+    assert mapped.release_ranges(ranges) == 0  # munmapped: madvise fails with ENOMEM
+
+
+def test_a_store_closes_only_while_no_store_is_opening(tmp_path, monkeypatch):
+    """A Store closing while another on the same path opens would free its map after the
+    opener looked at the maps: the kernel likes to give that address to the new map,
+    which the opener, having seen it before, would not take for its own (and release
+    none of its pages). So a close waits for the open."""
+    import threading
+    import time
+    import lmdb
+    from services.archive import store as store_module
+    size = 64 * 1024 * 1024
+    first = store_module.Store(tmp_path / "store", size)
+    inside, events, opened = threading.Event(), [], []
+    real_open = lmdb.open
+
+    def slow_open(*args, **kwargs):  # after mapping_made_by looked at the maps
+        inside.set()
+        time.sleep(0.5)  # a close that could run now would be over before this
+        events.append("opened")
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(store_module.lmdb, "open", slow_open)
+    opener = threading.Thread(target=lambda: opened.append(
+        store_module.Store(tmp_path / "store", size)))
+    opener.start()
+    assert inside.wait(timeout=10)
+    first.close()
+    events.append("closed")
+    opener.join()
+    assert events == ["opened", "closed"]
+    (second,) = opened
+    assert [end - start for start, end in second._map] == [size]
+    second.close()
+
+
+def _address_range(view: mmap.mmap) -> tuple[int, int]:
+    import ctypes
+    start = ctypes.addressof(ctypes.c_char.from_buffer(view))
+    return start, start + len(view)
