@@ -296,7 +296,7 @@ def _file(filename: str | None, declared: str, data: bytes, cap_bytes: int, nest
     """One file, by its type from content (libmagic) where the declaration is generic or
     wrong: its own entry first, then the entries of the files it contains."""
     declared = _type_of_extension(declared, filename)
-    mime_type = filetypes.reading_type(declared, data)
+    mime_type = filetypes.effective_type(declared, filetypes.content_type(data))
     entry = AttachmentText(filename, mime_type, "", container=container,
                            declared_type=declared if declared != mime_type else None)
     inner, body = [], ""

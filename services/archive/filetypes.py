@@ -47,25 +47,13 @@ SIGNATURE_PREFIXES = ("application/vnd.openxmlformats-officedocument.",
 SNIFF_BYTES = 16 * 1024
 
 
-def reading_type(declared: str, data: bytes) -> str:
-    """The type to read an attachment declared `declared` as: effective_type() of what
-    libmagic finds in `data`. For a text/* declaration libmagic's text tests are skipped
-    (its binary signatures are still looked for, and PGP armour, calendars, vCards): what
-    only they find (text/html, text/xml, message/rfc822, text/plain) never overrules a
-    text declaration, and they cost some 3.5 ms a text attachment, where a binary one
-    takes 0.03-0.2 ms."""
-    return effective_type(declared, content_type(
-        data, text_tests=not declared.lower().startswith("text/")))
-
-
-def content_type(data: bytes, text_tests: bool = True) -> str:
+def content_type(data: bytes) -> str:
     """libmagic's MIME type of the first bytes of data, lowercased ("application/pdf");
-    application/octet-stream when libmagic cannot tell (or, without `text_tests`, when
-    data is text that no binary signature matches)."""
+    application/octet-stream when libmagic cannot tell."""
     if not data:
         return "application/x-empty"
     try:
-        found = _magic(text_tests).from_buffer(data[:SNIFF_BYTES])
+        found = _magic().from_buffer(data[:SNIFF_BYTES])
     except Exception:  # libmagic errors on odd input are no reason to fail the attachment
         return "application/octet-stream"
     return (found or "application/octet-stream").split(";")[0].strip().lower()
@@ -90,11 +78,7 @@ def effective_type(declared: str, detected: str) -> str:
     return declared
 
 
-@functools.lru_cache(maxsize=2)
-def _magic(text_tests: bool):
+@functools.lru_cache(maxsize=1)
+def _magic():
     import magic  # loads the magic database (a few MB): once per worker process
-    found = magic.Magic(mime=True)
-    if not text_tests:  # libmagic's MAGIC_NO_CHECK_TEXT: no tests of text's encoding or content
-        magic.magic_setflags(found.cookie, magic.MAGIC_MIME_TYPE | magic.MAGIC_NO_CHECK_TEXT
-                             | magic.MAGIC_NO_CHECK_ENCODING)
-    return found
+    return magic.Magic(mime=True)
