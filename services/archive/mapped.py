@@ -84,16 +84,11 @@ def unmapped_by(close_file: Callable[[], object]) -> None:
         close_file()
 
 
-def release(path: Path, length: int | None = None) -> int:
-    """Drop this process's resident pages of every read mapping of `path` (at most its
-    first `length` bytes of each); return the bytes of address space advised. Never raises:
-    failing to release is a cost in memory, not an error."""
-    return release_ranges(mappings_of(path), length)
-
-
 def release_ranges(ranges: list[tuple[int, int]], length: int | None = None) -> int:
-    """release() of known mappings of a file (mapping_made_by): (start, end) addresses of
-    shared mappings that are still mapped."""
+    """Drop this process's resident pages of shared file mappings that are still mapped
+    ((start, end) addresses: mapping_made_by's, or mappings_of's just read), at most the
+    first `length` bytes of each; return the bytes of address space advised. Never raises:
+    failing to release is a cost in memory, not an error."""
     advised = 0
     for start, end in ranges:
         size = end - start if length is None else min(end - start, length)
