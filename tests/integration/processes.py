@@ -1,6 +1,7 @@
 """Appliance services as real processes for host integration tests."""
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -9,6 +10,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Iterator
 
 import yaml
 
@@ -20,6 +22,21 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def refusing_port() -> Iterator[int]:
+    """Yield a loopback port that refuses connections while the context lasts.
+
+    A port from free_port() alone is not enough: it lies in the ephemeral range, so a
+    connect() to it may be given the same port as its own source and, by TCP simultaneous
+    open, connect to itself (a client then reads its own TLS hello: "unexpected message").
+    Holding the port bound but not listening keeps the kernel from choosing it as a source
+    port, and a SYN to it is answered with RST: connection refused.
+    """
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        yield holder.getsockname()[1]
 
 
 def wait_for_port(host: str, port: int, timeout: float = 30) -> None:

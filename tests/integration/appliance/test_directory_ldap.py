@@ -18,7 +18,7 @@ from tests.integration import slapd
 from tests.integration.slapd import server  # noqa: F401  (a fixture: one slapd per module)
 from tests.integration.black_hole import BlackHole
 from tests.integration.certificates import TestCA
-from tests.integration.processes import free_port
+from tests.integration.processes import refusing_port
 from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.integration]
@@ -249,8 +249,9 @@ def test_a_directory_that_never_answers_is_reported_as_silent(scheme):
 
 
 def test_a_refused_connection_is_reported_as_refused():
-    state = Directory(DirectoryConfig(uri=f"ldaps://127.0.0.1:{free_port()}",
-                                      base_dn=slapd.BASE)).probe()
+    with refusing_port() as port:
+        state = Directory(DirectoryConfig(uri=f"ldaps://127.0.0.1:{port}",
+                                          base_dn=slapd.BASE)).probe()
     assert "connection refused" in state["error"] and "ca_file" not in state["error"]
 
 
