@@ -40,13 +40,17 @@ def refusing_port() -> Iterator[int]:
 
 
 def wait_for_port(host: str, port: int, timeout: float = 30) -> None:
+    """Until something listens on host:port; TimeoutError after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            socket.create_connection((host, port), timeout=1).close()
-            return
+            with socket.create_connection((host, port), timeout=1) as connection:
+                # A socket connected to itself (refusing_port() says how) met no listener.
+                if connection.getsockname() != connection.getpeername():
+                    return
         except OSError:
-            time.sleep(0.05)
+            pass
+        time.sleep(0.05)
     raise TimeoutError(f"nothing listens on {host}:{port} after {timeout} s")
 
 
