@@ -123,9 +123,11 @@ def cmd_retention_show(args) -> int:
     if waiting:
         print("waiting: a mirror peer's holds or saved searches came before their hold "
               "records; nothing is deleted until the peers have exchanged them")
-    print(f"global: {shown['global_days'] or 'keep forever'} days")
+    print(f"global: {shown['global_days']} days" if shown["global_days"]
+          else "global: keep forever")
     for name, days in sorted(shown["saved"].items()):
-        print(f"saved search {name}: {days} days")
+        print(f"saved search {name}: {days} days" if days is not None
+              else f"saved search {name}: unreadable, the mail it matches is kept")
     return 0
 
 

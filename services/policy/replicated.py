@@ -15,8 +15,9 @@ A hold's tombstone drops its records in the transaction that writes it, and name
 it removes; two different holds under one id (an id clash) are both kept, the later
 created keeping the id (services.policy.hold_identity).
 
-A peer's entry is checked before it is merged (refusal()): its key, stamp and, for a hold
-or a saved search, the shape of its value (services.policy.hold_values). One of another
+A peer's entry is checked before it is merged (refusal()): its key, stamp and, for a hold,
+a saved search or a retention setting, the shape of its value (services.policy.hold_values,
+services.policy.retention_values). One of another
 shape, or a hold that a chain of clashes would move more than hold_identity.MOVES times,
 is refused alone, with a warning in the log, and ours is kept: no entry a peer sends fails
 the merge of the others, or replaces a hold by what no reader can take for one.
@@ -35,7 +36,7 @@ from firmware.errors import ArchiverError
 
 from services.archive.space import OutOfSpace
 from services.archive.store import Store
-from services.policy import hold_identity, hold_records, hold_values
+from services.policy import hold_identity, hold_records, hold_values, retention_values
 
 log = logging.getLogger(__name__)
 CLOCK_KEY = b"\x00clock"  # the last stamp this node issued, kept in the same database
@@ -271,10 +272,14 @@ class Replicated:
         """Why a peer's `entry` for `key` cannot be merged, in words; None when it can: a
         key LMDB takes (UTF-8, at most its key size; not bookkeeping), an entry {"value",
         "deleted": bool, "stamp": [wall ms, counter, node]}, and for a hold (an id
-        hold_records takes) or a saved search a value of its shape (hold_values)."""
+        hold_records takes), a saved search or a retention setting a value of its shape
+        (hold_values, retention_values)."""
         problem = _key_problem(key, self.store.env.max_key_size()) or _entry_problem(entry)
-        if problem is not None or not key.startswith((HOLD_PREFIX, SAVED_PREFIX)):
+        if problem is not None or not key.startswith(
+                (HOLD_PREFIX, SAVED_PREFIX, retention_values.PREFIX)):
             return problem
+        if key.startswith(retention_values.PREFIX):
+            return None if entry["deleted"] else retention_values.problem(key, entry["value"])
         if key.startswith(SAVED_PREFIX):
             return None if entry["deleted"] or _is_saved_search(entry["value"]) else \
                 'expected a saved search {"query": text}'

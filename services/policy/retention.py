@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Callable
 
 import xapian
 
-from services.policy import audit, holds
+from services.policy import audit, holds, retention_values
 from services.policy.audit import Actor
 from services.archive import dates
 from services.archive.index import id_term, sent_date
@@ -32,7 +33,9 @@ from services.archive.space import is_out_of_space
 from services.archive.store import DeletionConflict, Store
 
 log = logging.getLogger(__name__)
-ENABLED, GLOBAL, SAVED_PREFIX = "retention:enabled", "retention:global", "retention:saved:"
+ENABLED, GLOBAL, SAVED_PREFIX = (retention_values.ENABLED, retention_values.GLOBAL,
+                                 retention_values.SAVED_PREFIX)
+KEPT = math.inf  # the days of a saved search's policy that cannot be read: its mail is kept
 BATCH = 500
 # Stored messages whose expiry is read from the index on one revision. The indexer commits
 # every FOLLOW_COMMIT_SECONDS (0.5 s) under steady intake, a backlog as fast as it writes
@@ -60,10 +63,23 @@ class RunReport:
 
 
 def policies(replicated: Replicated) -> dict:
-    return {"enabled": bool(replicated.get(ENABLED, False)),
-            "global_days": replicated.get(GLOBAL),
-            "saved": {key[len(SAVED_PREFIX):]: days
-                      for key, days in replicated.items(SAVED_PREFIX).items()}}
+    """{"enabled": bool, "global_days": int or None, "saved": {saved search: int or None}}.
+
+    A stored value of another shape (retention_values; only one stored before values were
+    checked can be) reads fail-safe, with a warning: "enabled" only when it is true, no
+    global policy, and None for a saved search's, whose mail a run then keeps (KEPT)."""
+    enabled, global_days = replicated.get(ENABLED, False), replicated.get(GLOBAL)
+    saved = replicated.items(SAVED_PREFIX)
+    for key, value in [(ENABLED, enabled), (GLOBAL, global_days), *saved.items()]:
+        if value is not None and retention_values.problem(key, value) is not None:
+            log.warning("retention setting %s is unreadable (%s); read as %s", key,
+                        retention_values.problem(key, value),
+                        "off" if key == ENABLED else "no policy" if key == GLOBAL
+                        else "keeping the mail its saved search matches")
+    return {"enabled": retention_values.readable_enabled(enabled),
+            "global_days": retention_values.readable_days(global_days),
+            "saved": {key[len(SAVED_PREFIX):]: retention_values.readable_days(days)
+                      for key, days in saved.items()}}
 
 
 def set_global(replicated: Replicated, days: int | None) -> None:
@@ -79,8 +95,9 @@ def set_saved(replicated: Replicated, name: str, days: int | None) -> None:
 
 
 def _check_days(days: int | None) -> None:
-    if days is not None and days < 1:
-        raise ValueError(f"retention in days must be at least 1, got {days}")
+    problem = None if days is None else retention_values.days_problem(days)
+    if problem is not None:
+        raise ValueError(f"retention in days: {problem}")
 
 
 def run(store: Store, index_dir: Path, replicated: Replicated, actor: Actor,
@@ -134,10 +151,12 @@ def _expired(store, index_dir, replicated, settings, now, report, timezone, prog
     (it cannot yet be told whether a longer policy or a hold covers it). Read CHUNK stored
     messages at a time, each chunk on one revision of the index (see _judged)."""
     queries = {name: query_of(replicated, name) for name in settings["saved"]}
+    saved_days = {name: KEPT if days is None else days
+                  for name, days in settings["saved"].items()}
     expired = []
     for examined, indexed, applying in read_chunks(
             index_dir, store.digests(), lambda database, chunk: (len(chunk), *_judged(
-                database, chunk, queries, settings["saved"], timezone, now)), CHUNK):
+                database, chunk, queries, saved_days, timezone, now)), CHUNK):
         report.examined += examined
         report.not_indexed += examined - len(indexed)
         for digest in indexed:
@@ -150,7 +169,7 @@ def _expired(store, index_dir, replicated, settings, now, report, timezone, prog
 
 
 def _judged(database, chunk, queries, saved_days, timezone, now
-            ) -> tuple[list[str], dict[str, int]]:
+            ) -> tuple[list[str], dict[str, float]]:
     """Of `chunk` (digests), read on the one revision `database` is at: those indexed, and
     for those some saved search with a policy matches, the longest of its days. One
     revision for both, so mail indexed meanwhile is never judged indexed by one revision

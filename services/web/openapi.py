@@ -66,7 +66,9 @@ SCHEMAS = {
                               "placed and before each edit of its search"}}},
     "Retention": {"type": "object", "properties": {
         "enabled": _BOOLEAN, "global_days": {"type": "integer", "nullable": True},
-        "saved": {"type": "object", "additionalProperties": _INTEGER}}},
+        "saved": {"type": "object", "additionalProperties": {
+            "type": "integer", "nullable": True,
+            "description": "days; null for a policy stored unreadable (its mail is kept)"}}}},
     "Peer": {"type": "object", "properties": {
         "peer": _STRING,
         "state": {"type": "string", "enum": ["connected", "offline", "refused", "waiting"]},
