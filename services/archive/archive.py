@@ -4,10 +4,12 @@
   DATA/index           symlink to the live index DATA/index.N/ (in shards: services.archive.shards)
   DATA/index.next      symlink to an index being rebuilt (services.archive.reindex)
   DATA/indexer.lock    held by whichever process writes the index
+  DATA/index-first.lock  held while the first index is made (Archive.index_dir)
   DATA/spool/          SMTP DATA past 1 MiB, in unnamed files (services.intake.smtp_data)
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import time
@@ -75,8 +77,17 @@ class Archive:
     def index_dir(self) -> Path:
         """The live index (created empty on first use)."""
         if not self.index_link.exists():
-            self.swap_index(self.new_index_dir())
+            self._make_first_index()
         return self.index_link.resolve()
+
+    def _make_first_index(self) -> None:
+        # At first boot every service asks at once: unserialized, each made an index of its
+        # own and swapped it in, removing the one another had just swapped in and opened.
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.data_dir / "index-first.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not self.index_link.exists():
+                self.swap_index(self.new_index_dir())
 
     def new_index_dir(self) -> Path:
         path = self.data_dir / f"index.{time.time_ns()}"
