@@ -13,8 +13,10 @@ import fcntl
 import os
 import shutil
 import time
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
+from typing import Iterator
 
 from firmware.errors import ArchiverError
 from firmware.models import ModelProfile, load_models
@@ -83,11 +85,18 @@ class Archive:
     def _make_first_index(self) -> None:
         # At first boot every service asks at once: unserialized, each made an index of its
         # own and swapped it in, removing the one another had just swapped in and opened.
+        with self.first_index_lock():
+            if not self.index_link.exists():
+                self.swap_index(self.new_index_dir())
+
+    @contextmanager
+    def first_index_lock(self) -> Iterator[None]:
+        """Held while the first index is made, and by whatever removes index directories
+        that are not live (compaction.remove_strays), which the one being made is not yet."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.data_dir / "index-first.lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            if not self.index_link.exists():
-                self.swap_index(self.new_index_dir())
+            yield
 
     def new_index_dir(self) -> Path:
         path = self.data_dir / f"index.{time.time_ns()}"

@@ -186,9 +186,10 @@ def remove_strays(archive: Archive) -> None:
     a rebuilt index once its compacted copy is live, and what a switch or a compaction cut
     short by a crash left. Only directories named as Archive.new_index_dir names them
     (or COMPACTING) are touched, compared by their resolved paths."""
-    keep = {link.resolve() for link in (archive.index_link, archive.next_index_link)
-            if link.is_symlink()}
-    for path in archive.data_dir.iterdir():
-        if INDEX_DIR_NAME.fullmatch(path.name) and path.is_dir() and not path.is_symlink() \
-                and path.resolve() not in keep:
-            shutil.rmtree(path, ignore_errors=True)
+    with archive.first_index_lock():
+        keep = {link.resolve() for link in (archive.index_link, archive.next_index_link)
+                if link.is_symlink()}
+        for path in archive.data_dir.iterdir():
+            if INDEX_DIR_NAME.fullmatch(path.name) and path.is_dir() \
+                    and not path.is_symlink() and path.resolve() not in keep:
+                shutil.rmtree(path, ignore_errors=True)

@@ -128,6 +128,10 @@ def cmd_retention_show(args) -> int:
     for name, days in sorted(shown["saved"].items()):
         print(f"saved search {name}: {days} days" if days is not None
               else f"saved search {name}: unreadable, the mail it matches is kept")
+    for name, why in sorted(shown["unusable"].items()):
+        print(f"retention deletes nothing: the policy on saved search {name} cannot be "
+              f"applied ({why}); remove it (archiver retention set --saved {name} --days "
+              "none) or save the search again")
     return 0
 
 
@@ -147,6 +151,10 @@ def cmd_retention_run(args) -> int:
         print(json.dumps({**summary, "digests": report.deleted_digests}))
     elif not report.enabled and not args.dry_run:
         print("retention is disabled: nothing deleted (archiver retention enable)")
+    elif report.unusable_policies:
+        print("nothing deleted: " + "; ".join(
+            f"the policy on saved search {name} cannot be applied ({why})"
+            for name, why in sorted(report.unusable_policies.items())))
     elif report.waiting_for_hold_records:
         print("nothing deleted: a mirror peer's holds or saved searches came before their "
               "hold records; retention deletes once the peers have exchanged them")

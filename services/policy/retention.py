@@ -21,6 +21,8 @@ from typing import Callable
 
 import xapian
 
+from firmware.errors import ArchiverError
+
 from services.policy import audit, holds, retention_values
 from services.policy.audit import Actor
 from services.archive import dates
@@ -29,6 +31,7 @@ from services.archive.index_reader import read_consistently, reopen
 from services.archive.index_walk import read_chunks
 from services.policy.replicated import Replicated
 from services.policy.saved_searches import matching_in, query_of
+from services.archive.search import parse
 from services.archive.space import is_out_of_space
 from services.archive.store import DeletionConflict, Store
 
@@ -60,10 +63,14 @@ class RunReport:
     # A peer's hold or saved search came before its records (Replicated._await_records):
     # nothing was deleted; the next run after the exchange of records deletes.
     waiting_for_hold_records: bool = False
+    # Saved search -> why its policy cannot be applied (unusable_policies): nothing was
+    # deleted, since its mail might be meant to outlive the global policy.
+    unusable_policies: dict[str, str] = field(default_factory=dict)
 
 
 def policies(replicated: Replicated) -> dict:
-    """{"enabled": bool, "global_days": int or None, "saved": {saved search: int or None}}.
+    """{"enabled": bool, "global_days": int or None, "saved": {saved search: int or None},
+    "unusable": {saved search: why its policy cannot be applied (unusable_policies)}}.
 
     A stored value of another shape (retention_values; only one stored before values were
     checked can be) reads fail-safe, with a warning: "enabled" only when it is true, no
@@ -76,10 +83,28 @@ def policies(replicated: Replicated) -> dict:
                         retention_values.problem(key, value),
                         "off" if key == ENABLED else "no policy" if key == GLOBAL
                         else "keeping the mail its saved search matches")
+    names = [key[len(SAVED_PREFIX):] for key in saved]
     return {"enabled": retention_values.readable_enabled(enabled),
             "global_days": retention_values.readable_days(global_days),
-            "saved": {key[len(SAVED_PREFIX):]: retention_values.readable_days(days)
-                      for key, days in saved.items()}}
+            "saved": {name: retention_values.readable_days(saved[SAVED_PREFIX + name])
+                      for name in names},
+            "unusable": _policy_queries(replicated, names)[1]}
+
+
+def _policy_queries(replicated: Replicated, names) -> tuple[dict[str, str], dict[str, str]]:
+    """({saved search: its query}, {saved search: why not}) for the saved searches named,
+    which policies are built on. A policy cannot be applied when its saved search is gone
+    (a peer deleted it while this one set a policy on it: both changes are merged), cannot
+    be read, or its query does not parse here (a peer's)."""
+    queries, unusable = {}, {}
+    for name in names:
+        try:
+            queries[name] = query_of(replicated, name)
+            parse(queries[name])
+        except ArchiverError as why:  # UnknownSavedSearch, QuerySyntaxError among them
+            queries.pop(name, None)
+            unusable[name] = str(why)
+    return queries, unusable
 
 
 def set_global(replicated: Replicated, days: int | None) -> None:
@@ -88,8 +113,11 @@ def set_global(replicated: Replicated, days: int | None) -> None:
 
 
 def set_saved(replicated: Replicated, name: str, days: int | None) -> None:
+    """A policy of `days` on saved search `name`; None removes it, even when the saved
+    search is gone (unusable_policies)."""
     _check_days(days)
-    query_of(replicated, name)  # the saved search must exist
+    if days is not None:
+        query_of(replicated, name)  # the saved search must exist
     key = SAVED_PREFIX + name
     replicated.put(key, days) if days is not None else replicated.delete(key)
 
@@ -119,8 +147,14 @@ def run(store: Store, index_dir: Path, replicated: Replicated, actor: Actor,
         return report
     if _waits_for_records(replicated, report):
         return report
+    queries, report.unusable_policies = _policy_queries(replicated, settings["saved"])
+    if report.unusable_policies:
+        log.warning("retention deletes nothing: %s", "; ".join(
+            f"the policy on saved search {name!r} cannot be applied ({why})"
+            for name, why in report.unusable_policies.items()))
+        return report
     database = _open(index_dir)
-    expired = _expired(store, index_dir, replicated, settings, now, report, timezone, progress)
+    expired = _expired(store, index_dir, queries, settings, now, report, timezone, progress)
     report.expired = len(expired)
     for start in range(0, len(expired), BATCH):
         _delete_batch(store, database, replicated, expired[start:start + BATCH], now, report,
@@ -145,12 +179,11 @@ def _open(index_dir: Path) -> xapian.Database:
     return xapian.Database(str(index_dir))
 
 
-def _expired(store, index_dir, replicated, settings, now, report, timezone, progress
+def _expired(store, index_dir, queries, settings, now, report, timezone, progress
              ) -> list[str]:
     """Digests past their retention, in the store's order; unindexed mail is left alone
     (it cannot yet be told whether a longer policy or a hold covers it). Read CHUNK stored
     messages at a time, each chunk on one revision of the index (see _judged)."""
-    queries = {name: query_of(replicated, name) for name in settings["saved"]}
     saved_days = {name: KEPT if days is None else days
                   for name, days in settings["saved"].items()}
     expired = []

@@ -108,7 +108,8 @@ def holds_covering(archive: Archive, user: User, digest: str, timezone: str) -> 
 def retention_preview(archive: Archive, user: User, proposed: dict, timezone: str) -> dict:
     """What the retention policies `proposed` ({"enabled", "global_days", "saved": {name:
     days}}, as retention.policies gives them) would delete if they ran now: {"count",
-    "held", "examined", "not_indexed", "sample": [metadata of PREVIEW_SAMPLE of them]}."""
+    "held", "examined", "not_indexed", "sample": [metadata of PREVIEW_SAMPLE of them],
+    "unusable_policies": {saved search: why its policy cannot be applied}}."""
     if not proposed.get("enabled"):
         return {"count": 0, "held": 0, "examined": 0, "not_indexed": 0, "sample": [],
                 "off": True}
@@ -123,7 +124,8 @@ def retention_preview(archive: Archive, user: User, proposed: dict, timezone: st
     audit.record(archive.store, user.actor, "retention-preview", proposed=proposed,
                  would_delete=report.deleted)
     return {"count": report.deleted, "held": report.held, "examined": report.examined,
-            "not_indexed": report.not_indexed, "sample": sample, "off": False}
+            "not_indexed": report.not_indexed, "sample": sample, "off": False,
+            "unusable_policies": report.unusable_policies}
 
 
 # -- accounts ----------------------------------------------------------------------------

@@ -68,7 +68,10 @@ SCHEMAS = {
         "enabled": _BOOLEAN, "global_days": {"type": "integer", "nullable": True},
         "saved": {"type": "object", "additionalProperties": {
             "type": "integer", "nullable": True,
-            "description": "days; null for a policy stored unreadable (its mail is kept)"}}}},
+            "description": "days; null for a policy stored unreadable (its mail is kept)"}},
+        "unusable": {"type": "object", "additionalProperties": _STRING,
+                     "description": "saved search -> why its policy cannot be applied "
+                                    "(retention then deletes nothing)"}}},
     "Peer": {"type": "object", "properties": {
         "peer": _STRING,
         "state": {"type": "string", "enum": ["connected", "offline", "refused", "waiting"]},

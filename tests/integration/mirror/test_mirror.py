@@ -235,7 +235,7 @@ def test_policies_holds_and_saved_searches_replicate_both_ways(pair, tmp_path):
     a.cli("search", "--save", "case", "from:lawyer")
     a.cli("retention", "set", "--global-days", "365")
     a.cli("retention", "enable")
-    expected = {"enabled": True, "global_days": 365, "saved": {},
+    expected = {"enabled": True, "global_days": 365, "saved": {}, "unusable": {},
                 "waiting_for_hold_records": False}  # merged, then the records exchanged
     wait_until(lambda: json.loads(b.cli("retention", "show", "--json").stdout) == expected,
                60, "the policy to reach b")

@@ -51,14 +51,14 @@ def test_a_peers_settings_of_the_right_shape_and_its_tombstones_are_merged(archi
         retention.ENABLED: peer_entry(True), retention.GLOBAL: peer_entry(None, deleted=True),
         retention.SAVED_PREFIX + "old": peer_entry(3650)}) == 3
     assert retention.policies(archive.replicated) == {
-        "enabled": True, "global_days": None, "saved": {"old": 3650}}
+        "enabled": True, "global_days": None, "saved": {"old": 3650}, "unusable": {}}
 
 
 def test_one_refused_setting_does_not_keep_the_others_out(archive):
     assert archive.replicated.merge({retention.GLOBAL: peer_entry(0),
                                      retention.ENABLED: peer_entry(True)}) == 1
     assert retention.policies(archive.replicated) == {
-        "enabled": True, "global_days": None, "saved": {}}
+        "enabled": True, "global_days": None, "saved": {}, "unusable": {}}
 
 
 @pytest.mark.parametrize("value", [0, -5, "1", True, 0.5], ids=repr)
@@ -106,3 +106,52 @@ def test_an_admin_cannot_set_a_policy_that_is_no_period(archive, days):
         retention.set_global(archive.replicated, days)
     with pytest.raises(ValueError, match="whole number of days"):
         retention.set_saved(archive.replicated, "old", days)
+
+
+# -- a policy on a saved search that cannot be applied ---------------------------------------
+
+def _old_contract_and_lunch(archive):
+    digests = put_and_index(archive, {
+        "contract": message(1, "a@x.com", "contract", 400 * DAY),
+        "lunch": message(2, "a@x.com", "lunch", 400 * DAY)})
+    saved_searches.save(archive.replicated, "contracts", "subject:contract", ADMIN)
+    archive.replicated.put(retention.ENABLED, True)
+    retention.set_global(archive.replicated, 30)
+    retention.set_saved(archive.replicated, "contracts", 3650)
+    return digests
+
+
+def test_a_policy_whose_saved_search_a_peer_deleted_deletes_nothing_until_removed(archive):
+    """A peer deleted the saved search while this appliance set a policy on it: both
+    changes are merged. Its mail cannot be told apart, so nothing is deleted (it may be
+    meant to outlive the global policy), and the run says why; removing the policy,
+    without the search, lets retention go on."""
+    digests = _old_contract_and_lunch(archive)
+    assert archive.replicated.merge({"saved:contracts": peer_entry(None, deleted=True)}) == 1
+    shown = retention.policies(archive.replicated)
+    assert shown["saved"] == {"contracts": 3650}
+    assert "no saved search named 'contracts'" in shown["unusable"]["contracts"]
+    for dry_run in (True, False):
+        report = run(archive, dry_run=dry_run)
+        assert report.deleted == 0 and list(report.unusable_policies) == ["contracts"]
+    assert remaining(archive, digests) == ["contract", "lunch"]
+    retention.set_saved(archive.replicated, "contracts", None)
+    assert retention.policies(archive.replicated)["unusable"] == {}
+    assert run(archive).deleted == 2
+
+
+def test_a_policy_on_a_saved_search_whose_query_does_not_parse_deletes_nothing(archive):
+    """A peer's saved search is checked for its shape at merge, not its syntax (a later
+    release may parse more)."""
+    digests = _old_contract_and_lunch(archive)
+    archive.replicated.put("saved:contracts", {"query": "subject:("})
+    report = run(archive)
+    assert report.deleted == 0 and "cannot parse" in report.unusable_policies["contracts"]
+    assert remaining(archive, digests) == ["contract", "lunch"]
+
+
+def test_usable_policies_are_applied_as_before(archive):
+    digests = _old_contract_and_lunch(archive)
+    report = run(archive)
+    assert report.unusable_policies == {} and report.deleted == 1
+    assert remaining(archive, digests) == ["contract"]

@@ -353,7 +353,7 @@ def test_saved_searches_retention_and_holds(site):
     assert auditor.request("DELETE", f"/api/holds/{hold['id']}").status == 403
     assert auditor.request("DELETE", "/api/saved-searches/carol").status == 400  # held
     assert admin.request("PUT", "/api/retention", {"enabled": True, "global_days": 3650}).json() \
-        == {"enabled": True, "global_days": 3650, "saved": {}}
+        == {"enabled": True, "global_days": 3650, "saved": {}, "unusable": {}}
     policies = admin.request("PUT", "/api/retention/saved/carol", {"days": 7000}).json()
     assert policies["saved"] == {"carol": 7000}
     assert auditor.get("/api/retention").json()["saved"] == {"carol": 7000}
