@@ -1,0 +1,107 @@
+"""A backlog's commits are full: the small run of messages a batch ends with (less text
+than a commit takes) is carried into the next batch's first commit instead of being a
+commit of its own, which cost much the same as a full one. What was carried is indexed
+as the later batch has it: a message that arrived again meanwhile with its later
+metadata, one deleted meanwhile not at all; the last batch's rest is committed at the end,
+and the position committed with each commit is that of its last message."""
+import xapian
+import pytest
+
+from services.archive import indexer as indexer_module
+from services.archive.archive import Archive
+from services.archive.extract import ExtractionPool
+from services.archive.indexer import (CURSOR_KEY, MEMORY_PER_TEXT_BYTE, BATCH_SHARE, Batch,
+                                      Indexer, _joined, _parts, _text_size, status)
+from services.archive.search import search
+from tests.integration.archive.test_indexer_memory import WORDS_PER_MESSAGE, mail
+
+pytestmark = pytest.mark.integration
+TEXT = len(" ".join(f"word0x{k}" for k in range(WORDS_PER_MESSAGE)))
+
+
+def test_only_the_last_commit_of_a_backlog_is_less_than_full(tmp_path, monkeypatch):
+    archive = Archive(tmp_path / "data", 450)
+    count = 60
+    for n in range(count):
+        archive.store.put(mail(n))
+    committed = []  # (text bytes, log position) of each commit
+    commit = Indexer._commit
+    monkeypatch.setattr(Indexer, "_commit", lambda self, part, spacing=0.0: (
+        committed.append((_text_size(part), part.last_seq)), commit(self, part, spacing)))
+    # A commit takes 3.5 messages of text (so 4 messages), a batch 27 messages of bytes
+    # (memory / BATCH_SHARE): every batch ends in a rest of 3, which used to be a commit
+    # of its own.
+    memory = int(3.5 * TEXT * MEMORY_PER_TEXT_BYTE)
+    assert int(memory / BATCH_SHARE / len(mail(0))) % 4 == 3
+    with ExtractionPool(archive.profile.attachment_text_bytes) as pool, \
+            Indexer(archive.store, archive.index_dir(), pool, memory_bytes=memory) as indexer:
+        indexer.catch_up()
+        limit = indexer.commit_text_bytes
+    assert all(size >= limit for size, _ in committed[:-1]), committed
+    assert len(committed) == count // 4  # as few as the text allows (it made 16 before)
+    assert [seq for _, seq in committed] == sorted(seq for _, seq in committed)
+    database = xapian.Database(str(archive.index_dir()))
+    assert int(database.get_metadata(CURSOR_KEY)) == archive.store.log_end("arrival")
+    assert database.get_doccount() == count and status(archive.store,
+                                                       archive.index_dir()).pending == 0
+    assert len(search(archive.index_dir(), "word59x1999").hits) == 1
+    archive.close()
+
+
+def test_a_trickle_is_not_carried(tmp_path, monkeypatch):
+    """Carrying waits for the next batch: only a full batch (a backlog) carries its rest,
+    so mail that trickles in is searchable at once."""
+    archive = Archive(tmp_path / "data", 450)
+    for n in range(3):
+        archive.store.put(mail(n))
+    with ExtractionPool(archive.profile.attachment_text_bytes) as pool, \
+            Indexer(archive.store, archive.index_dir(), pool) as indexer:
+        assert indexer.catch_up() == 3
+        assert xapian.Database(str(archive.index_dir())).get_doccount() == 3
+    archive.close()
+
+
+class _Read:
+    """A stand-in for what the extraction pool gives back (Extracted): its text size."""
+
+    def __init__(self, name: str, size: int = 10):
+        self.name, self.size = name, size
+
+    def text_size(self) -> int:
+        return self.size
+
+
+def _batch(entries, present=(), missing=(), full=True) -> Batch:
+    return Batch(list(entries), full, [(digest, {"v": version}, None) for digest, version in present],
+                 list(missing), [_Read(f"{digest}{version}") for digest, version in present])
+
+
+def _indexed(batch: Batch) -> tuple[dict, list]:
+    """What the parts of `batch` add ({digest: its metadata's version}) and delete."""
+    added, deleted = {}, []
+    for part in _parts(batch, 10 ** 9):
+        added.update({digest: meta["v"] for digest, meta, _ in part.present})
+        deleted += part.missing
+    return added, deleted
+
+
+def test_a_message_in_both_is_indexed_as_the_later_batch_has_it():
+    carried = _batch([(1, "a"), (2, "b")], present=[("a", 1), ("b", 1)])
+    later = _batch([(3, "a"), (4, "c")], present=[("a", 2), ("c", 1)])
+    joined = _joined(carried, later)
+    assert joined.entries == [(1, "a"), (2, "b"), (3, "a"), (4, "c")]
+    assert _indexed(joined) == ({"a": 2, "b": 1, "c": 1}, [])
+    assert [read.name for read in joined.extracted] == ["b1", "a2", "c1"]
+
+
+def test_a_message_deleted_in_the_later_batch_is_not_indexed():
+    carried = _batch([(1, "a"), (2, "b")], present=[("a", 1), ("b", 1)])
+    later = _batch([(3, "a")], missing=["a"], full=False)
+    joined = _joined(carried, later)
+    added, deleted = _indexed(joined)
+    assert added == {"b": 1} and "a" in deleted and joined.full is False
+
+
+def test_nothing_carried_is_the_batch_itself():
+    later = _batch([(3, "a")], present=[("a", 1)])
+    assert _joined(None, later) is later
