@@ -246,8 +246,11 @@ class Indexer:
                 stopping = between is not None and between()
                 if not stopping:
                     upcoming = prefetch.submit(self._read_and_extract, batch.last_seq)
+                # Only what this batch brought may be carried: a rest carried again and
+                # again (batches of little text) would grow without bound.
+                carry_from = batch.entries[0][0] if batch.full and not stopping else None
                 carried = self._write(_joined(carried, batch), 0.0 if batch.full else spacing,
-                                      carry=batch.full and not stopping)
+                                      carry_from)
                 done += len(batch.entries)
                 if progress:
                     progress(len(batch.entries))
@@ -335,17 +338,19 @@ class Indexer:
                 return None
         return read
 
-    def _write(self, batch: Batch, spacing: float = 0.0, carry: bool = False
+    def _write(self, batch: Batch, spacing: float = 0.0, carry_from: int | None = None
                ) -> Batch | None:
         """Write the batch in commits of at most commit_text_bytes of text each, at least
-        `spacing` seconds apart. With `carry` (a backlog: the next batch is on its way),
-        its last run of messages, when it has less text than that, is not written but
-        returned, for the caller to write with the next batch (_joined): a commit costs
-        much the same for 20 messages as for 200, and one batch in two ended in such a
-        run. Nothing of it is in the index then, so Xapian's changes stay as bounded."""
+        `spacing` seconds apart. With `carry_from` (a backlog: the next batch is on its
+        way), its last run of messages, when it has less text than that and all its log
+        entries are at `carry_from` or later, is not written but returned, for the caller
+        to write with the next batch (_joined): a commit costs much the same for 20
+        messages as for 200, and one batch in two ended in such a run. Nothing of it is
+        in the index then, so Xapian's changes stay as bounded, and what is held is at
+        most one batch."""
         parts = list(_parts(batch, self.commit_text_bytes))
-        rest = parts.pop() if carry and _text_size(parts[-1]) < self.commit_text_bytes \
-            else None
+        rest = parts.pop() if carry_from is not None and parts[-1].entries[0][0] >= carry_from \
+            and _text_size(parts[-1]) < self.commit_text_bytes else None
         for part in parts:
             self._commit(part, spacing)
         heap.trim()  # a long run's memory would else creep up with what batches left free
@@ -535,16 +540,19 @@ def _document(level: int, digest: str, meta: dict, extracted, reason: str | None
 
 def _joined(earlier: Batch | None, later: Batch) -> Batch:
     """A run of messages carried over (Indexer._write) and the batch read after it, as one
-    batch. A message in both is indexed as the later batch has it (its metadata may have
-    merged more recipients since), and one the later batch found deleted not at all."""
+    batch. A message in both is indexed as the later batch has it: with the metadata it
+    has now (merged recipients) if present in both, not at all if the later batch found it
+    deleted, and indexed if the later batch found it stored again after a deletion."""
     if earlier is None:
         return later
-    superseded = {digest for digest, _, _ in later.present} | set(later.missing)
+    present_later = {digest for digest, _, _ in later.present}
+    superseded = present_later | set(later.missing)
     kept = [(entry, content) for entry, content in zip(earlier.present, earlier.extracted)
             if entry[0] not in superseded]
     return Batch(earlier.entries + later.entries, later.full,
                  [entry for entry, _ in kept] + later.present,
-                 earlier.missing + later.missing,
+                 [digest for digest in earlier.missing if digest not in present_later]
+                 + later.missing,
                  [content for _, content in kept] + later.extracted,
                  {**earlier.header_changes, **later.header_changes})
 

@@ -2,14 +2,19 @@
 than a commit takes) is carried into the next batch's first commit instead of being a
 commit of its own, which cost much the same as a full one. What was carried is indexed
 as the later batch has it: a message that arrived again meanwhile with its later
-metadata, one deleted meanwhile not at all; the last batch's rest is committed at the end,
-and the position committed with each commit is that of its last message."""
+metadata, one deleted meanwhile not at all, one deleted and stored again indexed; the last
+batch's rest is committed at the end, and the position committed with each commit is that
+of its last message. A rest is carried once: batches of little text are not held back
+until the log ends (review)."""
+from email.message import EmailMessage
+
 import xapian
 import pytest
 
 from services.archive import indexer as indexer_module
 from services.archive.archive import Archive
 from services.archive.extract import ExtractionPool
+from services.archive.index import id_term
 from services.archive.indexer import (CURSOR_KEY, MEMORY_PER_TEXT_BYTE, BATCH_SHARE, Batch,
                                       Indexer, _joined, _parts, _text_size, status)
 from services.archive.search import search
@@ -45,6 +50,69 @@ def test_only_the_last_commit_of_a_backlog_is_less_than_full(tmp_path, monkeypat
     assert database.get_doccount() == count and status(archive.store,
                                                        archive.index_dir()).pending == 0
     assert len(search(archive.index_dir(), "word59x1999").hits) == 1
+    archive.close()
+
+
+def test_a_message_deleted_then_stored_again_across_a_carry_is_indexed(tmp_path,
+                                                                        monkeypatch):
+    """Found by review: the carried rest had the message as deleted, the next batch as
+    stored again; the joined batch had it as both, and a later part deleted its document
+    while the position moved past it."""
+    monkeypatch.setattr(indexer_module, "BATCH_MESSAGES", 10)
+    archive = Archive(tmp_path / "data", 450)
+    for n in range(8):
+        archive.store.put(mail(n))                  # log entries 1-8
+    again = archive.store.put(mail(100))            # 9
+    archive.store.delete([again])                   # 10: the first batch's rest
+    read, reads = Indexer._read, []
+
+    def read_then_store_again(self, after):
+        batch = read(self, after)
+        if not reads:  # the first batch is read: the message comes back after it
+            for n in range(8, 12):
+                archive.store.put(mail(n))          # 11-14
+            archive.store.put(mail(100))            # 15
+        reads.append(after)
+        return batch
+
+    monkeypatch.setattr(Indexer, "_read", read_then_store_again)
+    memory = int(3.5 * TEXT * MEMORY_PER_TEXT_BYTE)  # a commit: 4 messages of text
+    with ExtractionPool(archive.profile.attachment_text_bytes) as pool, \
+            Indexer(archive.store, archive.index_dir(), pool, memory_bytes=memory) as indexer:
+        indexer.catch_up()
+    database = xapian.Database(str(archive.index_dir()))
+    assert again in archive.store and database.get_termfreq(id_term(again)) == 1
+    assert database.get_doccount() == archive.store.counters()["messages"] == 13
+    archive.close()
+
+
+def _photo(n: int) -> bytes:
+    """A message of almost no text: an empty body and an image."""
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = "a@example.org", "b@example.net", "p"
+    message["Message-ID"] = f"<p{n}@example.org>"
+    message.set_content("")
+    message.add_attachment(b"\x89PNG" + bytes(2000), maintype="image", subtype="png",
+                           filename=f"p{n}.png")
+    return message.as_bytes()
+
+
+def test_a_backlog_of_little_text_is_not_held_back(tmp_path, monkeypatch):
+    """Found by review: the whole joined batch, under a commit's text, was carried again
+    and again, so nothing was committed (and every document held) until the log ended.
+    A rest is carried once: a commit spans at most two batches."""
+    monkeypatch.setattr(indexer_module, "BATCH_MESSAGES", 100)
+    archive = Archive(tmp_path / "data", 450)
+    archive.store.put_many([(_photo(n), None, "import") for n in range(600)])
+    committed = []
+    commit = Indexer._commit
+    monkeypatch.setattr(Indexer, "_commit", lambda self, part, spacing=0.0: (
+        committed.append(len(part.entries)), commit(self, part, spacing)))
+    with ExtractionPool(archive.profile.attachment_text_bytes) as pool, \
+            Indexer(archive.store, archive.index_dir(), pool) as indexer:
+        indexer.catch_up()
+    assert committed == [200, 200, 200]
+    assert xapian.Database(str(archive.index_dir())).get_doccount() == 600
     archive.close()
 
 
