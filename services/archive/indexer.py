@@ -542,7 +542,9 @@ def _joined(earlier: Batch | None, later: Batch) -> Batch:
     """A run of messages carried over (Indexer._write) and the batch read after it, as one
     batch. A message in both is indexed as the later batch has it: with the metadata it
     has now (merged recipients) if present in both, not at all if the later batch found it
-    deleted, and indexed if the later batch found it stored again after a deletion."""
+    deleted, and indexed if the later batch found it stored again after a deletion. What
+    the earlier batch read anew of a superseded message's headers is dropped with it: it
+    may be of a copy deleted since."""
     if earlier is None:
         return later
     present_later = {digest for digest, _, _ in later.present}
@@ -554,7 +556,8 @@ def _joined(earlier: Batch | None, later: Batch) -> Batch:
                  [digest for digest in earlier.missing if digest not in present_later]
                  + later.missing,
                  [content for _, content in kept] + later.extracted,
-                 {**earlier.header_changes, **later.header_changes})
+                 {**{digest: changes for digest, changes in earlier.header_changes.items()
+                     if digest not in superseded}, **later.header_changes})
 
 
 def _text_size(batch: Batch) -> int:

@@ -170,6 +170,21 @@ def test_a_message_deleted_in_the_later_batch_is_not_indexed():
     assert added == {"b": 1} and "a" in deleted and joined.full is False
 
 
+def test_header_metadata_read_anew_goes_with_the_copy_indexed():
+    """Found by review: a carried message's headers read anew (an older reading's
+    metadata) were recorded although the later batch replaced it (deleted and stored
+    again: its metadata is current), so the store took the deleted copy's dates."""
+    carried = _batch([(1, "a"), (2, "b")], present=[("a", 1), ("b", 1)])
+    carried.header_changes = {"a": {"sent_date": 1.0}, "b": {"sent_date": 2.0}}
+    later = _batch([(3, "a"), (4, "a")], present=[("a", 2)], missing=[])
+    assert _joined(carried, later).header_changes == {"b": {"sent_date": 2.0}}
+    later.header_changes = {"a": {"sent_date": 3.0}}
+    assert _joined(carried, later).header_changes == {"a": {"sent_date": 3.0},
+                                                       "b": {"sent_date": 2.0}}
+    deleted = _batch([(3, "b")], missing=["b"])
+    assert _joined(carried, deleted).header_changes == {"a": {"sent_date": 1.0}}
+
+
 def test_nothing_carried_is_the_batch_itself():
     later = _batch([(3, "a")], present=[("a", 1)])
     assert _joined(None, later) is later
