@@ -112,7 +112,7 @@ def retention_preview(archive: Archive, user: User, proposed: dict, timezone: st
     "unusable_policies": {saved search: why its policy cannot be applied}}."""
     if not proposed.get("enabled"):
         return {"count": 0, "held": 0, "examined": 0, "not_indexed": 0, "sample": [],
-                "off": True}
+                "off": True, "unusable_policies": {}}
     report = retention.run(archive.store, archive.index_dir(), Replicated(archive.store),
                            user.actor, dry_run=True, timezone=timezone, proposed=proposed)
     sample = []
