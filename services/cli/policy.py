@@ -152,9 +152,7 @@ def cmd_retention_run(args) -> int:
     elif not report.enabled and not args.dry_run:
         print("retention is disabled: nothing deleted (archiver retention enable)")
     elif report.unusable_policies:
-        print("nothing deleted: " + "; ".join(
-            f"the policy on saved search {name} cannot be applied ({why})"
-            for name, why in sorted(report.unusable_policies.items())))
+        print("nothing deleted: " + retention.unusable_in_words(report.unusable_policies))
     elif report.waiting_for_hold_records:
         print("nothing deleted: a mirror peer's holds or saved searches came before their "
               "hold records; retention deletes once the peers have exchanged them")

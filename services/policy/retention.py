@@ -78,9 +78,9 @@ def policies(replicated: Replicated) -> dict:
     enabled, global_days = replicated.get(ENABLED, False), replicated.get(GLOBAL)
     saved = replicated.items(SAVED_PREFIX)
     for key, value in [(ENABLED, enabled), (GLOBAL, global_days), *saved.items()]:
-        if value is not None and retention_values.problem(key, value) is not None:
-            log.warning("retention setting %s is unreadable (%s); read as %s", key,
-                        retention_values.problem(key, value),
+        problem = None if value is None else retention_values.problem(key, value)
+        if problem is not None:
+            log.warning("retention setting %s is unreadable (%s); read as %s", key, problem,
                         "off" if key == ENABLED else "no policy" if key == GLOBAL
                         else "keeping the mail its saved search matches")
     names = [key[len(SAVED_PREFIX):] for key in saved]
@@ -105,6 +105,12 @@ def _policy_queries(replicated: Replicated, names) -> tuple[dict[str, str], dict
             queries.pop(name, None)
             unusable[name] = str(why)
     return queries, unusable
+
+
+def unusable_in_words(unusable: dict[str, str]) -> str:
+    """RunReport.unusable_policies as one sentence, for the log and the CLI."""
+    return "; ".join(f"the policy on saved search {name!r} cannot be applied ({why})"
+                     for name, why in sorted(unusable.items()))
 
 
 def set_global(replicated: Replicated, days: int | None) -> None:
@@ -149,9 +155,8 @@ def run(store: Store, index_dir: Path, replicated: Replicated, actor: Actor,
         return report
     queries, report.unusable_policies = _policy_queries(replicated, settings["saved"])
     if report.unusable_policies:
-        log.warning("retention deletes nothing: %s", "; ".join(
-            f"the policy on saved search {name!r} cannot be applied ({why})"
-            for name, why in report.unusable_policies.items()))
+        log.warning("retention deletes nothing: %s",
+                    unusable_in_words(report.unusable_policies))
         return report
     database = _open(index_dir)
     expired = _expired(store, index_dir, queries, settings, now, report, timezone, progress)

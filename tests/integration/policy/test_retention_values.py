@@ -6,8 +6,8 @@ and "30" (text) stopped every run with a TypeError."""
 import pytest
 
 from services.policy import retention, saved_searches
-from tests.integration.policy.test_retention import (ADMIN, DAY, archive, message,  # noqa: F401
-                                                     put_and_index, remaining, run)
+from tests.integration.policy.test_retention import (  # noqa: F401 (archive: a fixture)
+    ADMIN, DAY, archive, lawyers_case_past_retention, message, put_and_index, remaining, run)
 from tests.unit.policy.test_hold_chains import peer_entry
 
 pytestmark = pytest.mark.integration
@@ -87,16 +87,11 @@ def test_a_stored_saved_search_policy_that_is_no_period_keeps_the_mail_it_matche
                                                                                   value):
     """Its mail is kept (it may have been a longer policy than the global one); the
     global policy still applies to the rest, and the run goes on."""
-    digests = put_and_index(archive, {
-        "kept": message(1, "a@x.com", "contract", 400 * DAY),
-        "other": message(2, "a@x.com", "lunch", 400 * DAY)})
-    saved_searches.save(archive.replicated, "contracts", "subject:contract", ADMIN)
-    archive.replicated.put(retention.ENABLED, True)
-    retention.set_global(archive.replicated, 30)
-    archive.replicated.put(retention.SAVED_PREFIX + "contracts", value)
-    assert retention.policies(archive.replicated)["saved"] == {"contracts": None}
+    digests = lawyers_case_past_retention(archive)
+    archive.replicated.put(retention.SAVED_PREFIX + "case", value)
+    assert retention.policies(archive.replicated)["saved"] == {"case": None}
     assert run(archive).deleted == 1
-    assert remaining(archive, digests) == ["kept"]
+    assert remaining(archive, digests) == ["case"]
 
 
 @pytest.mark.parametrize("days", [0, -1, True, 1.5, "30"], ids=repr)
@@ -110,14 +105,9 @@ def test_an_admin_cannot_set_a_policy_that_is_no_period(archive, days):
 
 # -- a policy on a saved search that cannot be applied ---------------------------------------
 
-def _old_contract_and_lunch(archive):
-    digests = put_and_index(archive, {
-        "contract": message(1, "a@x.com", "contract", 400 * DAY),
-        "lunch": message(2, "a@x.com", "lunch", 400 * DAY)})
-    saved_searches.save(archive.replicated, "contracts", "subject:contract", ADMIN)
-    archive.replicated.put(retention.ENABLED, True)
-    retention.set_global(archive.replicated, 30)
-    retention.set_saved(archive.replicated, "contracts", 3650)
+def _case_kept_ten_years(archive) -> dict[str, str]:
+    digests = lawyers_case_past_retention(archive)
+    retention.set_saved(archive.replicated, "case", 3650)
     return digests
 
 
@@ -126,16 +116,16 @@ def test_a_policy_whose_saved_search_a_peer_deleted_deletes_nothing_until_remove
     changes are merged. Its mail cannot be told apart, so nothing is deleted (it may be
     meant to outlive the global policy), and the run says why; removing the policy,
     without the search, lets retention go on."""
-    digests = _old_contract_and_lunch(archive)
-    assert archive.replicated.merge({"saved:contracts": peer_entry(None, deleted=True)}) == 1
+    digests = _case_kept_ten_years(archive)
+    assert archive.replicated.merge({"saved:case": peer_entry(None, deleted=True)}) == 1
     shown = retention.policies(archive.replicated)
-    assert shown["saved"] == {"contracts": 3650}
-    assert "no saved search named 'contracts'" in shown["unusable"]["contracts"]
+    assert shown["saved"] == {"case": 3650}
+    assert "no saved search named 'case'" in shown["unusable"]["case"]
     for dry_run in (True, False):
         report = run(archive, dry_run=dry_run)
-        assert report.deleted == 0 and list(report.unusable_policies) == ["contracts"]
-    assert remaining(archive, digests) == ["contract", "lunch"]
-    retention.set_saved(archive.replicated, "contracts", None)
+        assert report.deleted == 0 and list(report.unusable_policies) == ["case"]
+    assert remaining(archive, digests) == ["case", "other"]
+    retention.set_saved(archive.replicated, "case", None)
     assert retention.policies(archive.replicated)["unusable"] == {}
     assert run(archive).deleted == 2
 
@@ -143,15 +133,15 @@ def test_a_policy_whose_saved_search_a_peer_deleted_deletes_nothing_until_remove
 def test_a_policy_on_a_saved_search_whose_query_does_not_parse_deletes_nothing(archive):
     """A peer's saved search is checked for its shape at merge, not its syntax (a later
     release may parse more)."""
-    digests = _old_contract_and_lunch(archive)
-    archive.replicated.put("saved:contracts", {"query": "subject:("})
+    digests = _case_kept_ten_years(archive)
+    archive.replicated.put("saved:case", {"query": "subject:("})
     report = run(archive)
-    assert report.deleted == 0 and "cannot parse" in report.unusable_policies["contracts"]
-    assert remaining(archive, digests) == ["contract", "lunch"]
+    assert report.deleted == 0 and "cannot parse" in report.unusable_policies["case"]
+    assert remaining(archive, digests) == ["case", "other"]
 
 
 def test_usable_policies_are_applied_as_before(archive):
-    digests = _old_contract_and_lunch(archive)
+    digests = _case_kept_ten_years(archive)
     report = run(archive)
     assert report.unusable_policies == {} and report.deleted == 1
-    assert remaining(archive, digests) == ["contract"]
+    assert remaining(archive, digests) == ["case"]
