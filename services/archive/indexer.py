@@ -175,9 +175,9 @@ class Indexer:
 
     The index is in shards (services.archive.shards), written at once, each by one thread
     at a time, so that writing keeps up with the extraction workers; a new index gets as many shards
-    as the pool has workers. Each shard commits its documents with its own arrival-log
-    position, all shards at once; the index's position is the least of theirs
-    (least_position). A crash between leaves some shards ahead of it, and the batch written
+    as the pool has workers. A commit commits every shard but the first, then the first
+    with the arrival-log position: the position only moves once every shard holds the
+    batch. A crash between leaves shards ahead of the position, and the batch written
     again comes to the same (documents replaced by number, deleted by digest term)."""
 
     def __init__(self, store: Store, index_dir: Path, pool: ExtractionPool, live: bool = True,
@@ -201,7 +201,6 @@ class Indexer:
             unsynced.mark(self.index_dir)  # on disk before the first commit that is not
         self.shards = shards.open_shards(self.index_dir, self._flags) or shards.create(
             self.index_dir, shard_count or len(pool.worker_pids), self._flags)
-        self._give_every_shard_a_position()
         if schema_version(self.shards[0]) is None:  # a new, empty index: this code's schema
             self.shards[0].set_metadata(SCHEMA_KEY, str(SCHEMA_VERSION))
             self.shards[0].commit()
@@ -222,19 +221,8 @@ class Indexer:
         return sum(shard.get_doccount() for shard in self.shards)
 
     def position(self) -> int:
-        """The arrival-log sequence number up to which every shard holds the log."""
-        return least_position([shard.get_metadata(CURSOR_KEY) for shard in self.shards])
-
-    def _give_every_shard_a_position(self) -> None:
-        """Older code committed the position in the first shard alone, and last, once
-        every other shard held the batch: a shard without a position of its own holds the
-        first shard's (a new index's: none, so 0). Written down here, before any batch,
-        so that no shard lacks one once the first shard's may be ahead of it."""
-        first = self.shards[0].get_metadata(CURSOR_KEY) or b"0"
-        for shard in [*self.shards[1:], self.shards[0]]:
-            if not shard.get_metadata(CURSOR_KEY):
-                shard.set_metadata(CURSOR_KEY, first)
-                shard.commit()
+        value = self.shards[0].get_metadata(CURSOR_KEY)
+        return int(value) if value else 0
 
     def index_batch(self) -> int:
         """Index the next batch of the arrival log; return how many log entries it took."""
@@ -382,14 +370,9 @@ class Indexer:
                 refused.update({refusal.digest: (refusal.level, refusal.reason)
                                 for refusal in refusals.refusals})
         time.sleep(max(0.0, self._committed_at + spacing - time.monotonic()))
-        position = str(batch.last_seq)
-
-        def commit(k: int) -> None:  # each shard's documents with its own position
-            self.shards[k].set_metadata(CURSOR_KEY, position)
-            self.shards[k].commit()
-        # All at once: one after the other, commits were half the wall time of writing an
-        # import's batches (measured, 20,000 messages in 2 shards on 2 cores: 28 s of 56).
-        self._on_shards(range(len(self.shards)), commit)
+        self._on_shards(range(1, len(self.shards)), lambda k: self.shards[k].commit())
+        self.shards[0].set_metadata(CURSOR_KEY, str(batch.last_seq))
+        self.shards[0].commit()  # the position, once every other shard is durable
         self._committed_at = time.monotonic()
         names = {digest: [a.filename for a in content.attachments if a.filename]
                  for digest, content in written.items()}
@@ -605,25 +588,9 @@ def _parts(batch: Batch, text_bytes: int) -> Iterator[Batch]:
         yield part
 
 
-def least_position(recorded: list[bytes]) -> int:
-    """The arrival-log position every shard holds, of each shard's CURSOR_KEY metadata in
-    shard order (b"" where it has none): the least of them, a shard without one counted at
-    the first shard's (an index of older code, whose first shard alone had it: see
-    Indexer._give_every_shard_a_position); 0 for no index."""
-    first = recorded[0] if recorded else b""
-    return min((int(value or first or 0) for value in recorded), default=0)
-
-
-def index_position(index_dir: Path) -> int:
-    """The arrival-log position every shard of the index at `index_dir` holds (0 when
-    there is no index yet)."""
-    return least_position([read_index(path, lambda shard: shard.get_metadata(CURSOR_KEY), b"")
-                           for path in shards.shard_dirs(index_dir)])
-
-
 def status(store: Store, index_dir: Path) -> IndexStatus:
-    indexed = read_index(index_dir, lambda database: database.get_doccount(), absent=0)
-    position = index_position(index_dir)
+    indexed, position = read_index(index_dir, lambda database: (
+        database.get_doccount(), int(database.get_metadata(CURSOR_KEY) or 0)), absent=(0, 0))
     end = store.log_end("arrival")
     return IndexStatus(stored=store.counters()["messages"], indexed=indexed,
                        pending=end - position, position=position, log_end=end)

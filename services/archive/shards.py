@@ -8,9 +8,8 @@ So every reader opens an index the same way, and a document's id stays its store
 The indexer (services.archive.indexer) instead opens each shard for itself, so that one
 thread a shard writes them at once (Xapian releases the interpreter lock in its calls).
 
-Metadata of the whole index (the schema) is shard 0's: the combined database reads and
-writes only the first shard's. The arrival-log position is each shard's own (services.
-archive.indexer.index_position). N is recorded in the stub only.
+Metadata of the whole index (schema, the arrival-log position) is shard 0's: the combined
+database reads and writes only the first shard's. N is recorded in the stub only.
 
 An index directory made by older code is one glass database (its iamglass file at the
 top): it is read and written as a single shard, as it always was, until a reindex makes a
@@ -83,8 +82,8 @@ def local_id(docid: int, count: int) -> int:
 
 def revision(index_dir: Path) -> int:
     """The index's revision: its first shard's, which every commit of the indexer commits
-    (all shards commit at once). Xapian gives no revision for several shards opened as one.
-    Raises xapian.DatabaseOpeningError when there is no index."""
+    last (with the arrival-log position). Xapian gives no revision for several shards
+    opened as one. Raises xapian.DatabaseOpeningError when there is no index."""
     dirs = shard_dirs(index_dir)
     if not dirs:
         raise xapian.DatabaseOpeningError(f"no index in {index_dir}")
