@@ -238,7 +238,9 @@ class Indexer:
         `between()` runs between batches, while the extraction pool is idle; when it
         returns True, catching up stops after the batch at hand. `spacing`: the least
         seconds between two commits (FOLLOW_COMMIT_SECONDS while following) of a batch
-        that is not full; a full one (a backlog) is committed without waiting."""
+        that is not full; a full one (a backlog) is committed without waiting.
+        `progress(n)` runs once n more log entries are committed (a batch's carried rest
+        counts with the commit that takes it). Returns how many log entries were indexed."""
         done, carried = 0, None
         with ThreadPoolExecutor(1, thread_name_prefix="prefetch") as prefetch:
             upcoming = prefetch.submit(self._read_and_extract, self.position())
@@ -249,15 +251,16 @@ class Indexer:
                 # Only what this batch brought may be carried: a rest carried again and
                 # again (batches of little text) would grow without bound.
                 carry_from = batch.entries[0][0] if batch.full and not stopping else None
-                carried = self._write(_joined(carried, batch), 0.0 if batch.full else spacing,
-                                      carry_from)
+                joined = _joined(carried, batch)
+                carried = self._write(joined, 0.0 if batch.full else spacing, carry_from)
                 done += len(batch.entries)
-                if progress:
-                    progress(len(batch.entries))
+                held = len(carried.entries) if carried is not None else 0
+                _report(progress, len(joined.entries) - held)
                 if stopping:
                     break
             if carried is not None:  # the log ended after a full batch
                 self._write(carried)
+                _report(progress, len(carried.entries))
         return done
 
     def follow(self, stop: Callable[[], bool], idle_sleep: float = 0.2,
@@ -536,6 +539,11 @@ def _document(level: int, digest: str, meta: dict, extracted, reason: str | None
     if level == 0 and extracted.document is not None:
         return xapian.Document.unserialise(extracted.document), extracted
     return document_at(level, digest, meta, extracted, reason)
+
+
+def _report(progress: Callable[[int], None] | None, committed: int) -> None:
+    if progress is not None and committed:
+        progress(committed)
 
 
 def _joined(earlier: Batch | None, later: Batch) -> Batch:

@@ -5,15 +5,15 @@ one of conversations only (--plain-messages, $BENCH_PLAIN_MESSAGES, default the 
 count): `archiver import` until searchable and durable, then `notmuch new` and `mu index`
 on the same Maildir right after it, and the ratios ours/theirs (a busy machine slows all
 three alike, so ratios move less than rates). With --rounds N ($BENCH_ROUNDS, default 1)
-the three run N times, interleaved, each round into a fresh store: a 2-core virtual machine
-here ran the same import in 50 to 68 s within an hour, so one round's ratio can be off by a
-fifth; each round's ratios are printed, and the "versus" line gives their median. Each import reports wall
-and CPU time and peak memory of the whole process tree (the importing process and its
-extraction workers, tests.bench.measure). Then `archiver reindex` of the first archive
-(its rate over the import's), search latency p50/p99 over a mix of queries (in-process, as
-the web service sees it, and per CLI process, as notmuch is timed), SMTP intake with 8
-clients (BENCH_SMTP_MESSAGES of the corpus, default 3,000; `archiver run`, then `serve
-smtp` alone), and mirroring between two
+the three run N times, interleaved, each round into a fresh store: a 2-core virtual
+machine here ran the same import in 50 to 68 s within an hour, so one round's ratio can
+be off by a fifth; the "versus" line then gives the median of the rounds' ratios, and each
+round's in <ratio>_rounds. Each import reports wall and CPU time and peak memory of the
+whole process tree (the importing process and its extraction workers, tests.bench.measure).
+Then `archiver reindex` of the first round's archive (its rate over the import's), search
+latency p50/p99 over a mix of queries (in-process, as the web service sees it, and per CLI
+process, as notmuch is timed), SMTP intake with 8 clients (BENCH_SMTP_MESSAGES of the
+corpus, default 3,000; `archiver run`, then `serve smtp` alone), and mirroring between two
 appliances in network namespaces (copy rate of BENCH_MIRROR_MESSAGES fresh messages,
 default 2,000, then catch-up of the whole corpus queued during a link cut).
 --only (or $BENCH_ONLY) picks some of: import, reindex, search, plain, mirror, smtp.
@@ -75,8 +75,17 @@ def emit(**fields) -> None:
     print(json.dumps(fields), flush=True)
 
 
-def ratio(ours: float, theirs: float) -> float:
-    return round(ours / theirs, 3) if theirs else None
+def ratio(ours: float, theirs: float) -> float | None:
+    return rounded(exact_ratio(ours, theirs))
+
+
+def exact_ratio(ours: float, theirs: float) -> float | None:
+    """ours / theirs, unrounded; None when theirs is 0 (too short to measure)."""
+    return ours / theirs if theirs else None
+
+
+def rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -88,12 +97,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         default=int(os.environ.get("BENCH_PLAIN_MESSAGES", "0")) or None)
     parser.add_argument("--only", default=os.environ.get("BENCH_ONLY", ",".join(PARTS)),
                         help=f"comma-separated parts among {', '.join(PARTS)}")
-    parser.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", "1")),
+    parser.add_argument("--rounds", type=int, default=os.environ.get("BENCH_ROUNDS", "1"),
                         help="rounds of our import, notmuch new and mu index, interleaved "
-                             "(ratios: each round's and their median)")
-    args = parser.parse_args(argv)
+                             "(ratios: each round's and their median); default "
+                             "$BENCH_ROUNDS, else 1")
+    args = parser.parse_args(argv)  # a default string goes through type=int too
     if args.rounds < 1:
-        parser.error(f"--rounds must be at least 1, not {args.rounds}")
+        parser.error(f"--rounds (or $BENCH_ROUNDS) must be at least 1, not {args.rounds}")
     args.only = {part.strip() for part in args.only.split(",") if part.strip()}
     if args.only - set(PARTS):
         parser.error(f"unknown parts {sorted(args.only - set(PARTS))}; known: {PARTS}")
@@ -118,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         if "plain" in args.only:
             plain = generated(scratch / "plain", args.plain_messages, attachments=False)
             import_versus_yardsticks(scratch / "plain", scratch / "plain-data", len(plain),
-                                     "without_attachments", False, args.rounds)
+                                     "without_attachments", with_search=False,
+                                     rounds=args.rounds)
         if "mirror" in args.only:
             bench_mirror_both(scratch, maildir, len(corpus),
                               ours["msgs_per_s"] if "import" in args.only else None)
@@ -155,12 +166,12 @@ def import_versus_yardsticks(maildir: Path, data: Path, count: int, corpus: str,
         round_ratios.append(import_round(maildir, again, count, corpus, False, number)[2])
         shutil.rmtree(again)
     emit(bench="versus", corpus=corpus, rounds=rounds,
-         **{name: median_of(round_ratios, name) for name in round_ratios[0]},
-         **({f"{name}_rounds": [ratios[name] for ratios in round_ratios]
+         **{name: rounded(median_of(round_ratios, name)) for name in round_ratios[0]},
+         **({f"{name}_rounds": [rounded(ratios[name]) for ratios in round_ratios]
              for name in round_ratios[0]} if rounds > 1 else {}),
          note="throughput ratios ours/theirs: above 1 is faster; CPU ratios: above 1 costs "
-              "more (ours counts the extraction workers); each a round's, or the median of "
-              "the rounds'")
+              "more (ours counts the extraction workers); with rounds > 1, each is the "
+              "median of the rounds' ratios, listed in <ratio>_rounds")
     if with_search:
         in_process, cli = search_latencies(data)
         emit(bench="search", queries=len(QUERIES), repeat=SEARCH_REPEAT,
@@ -180,7 +191,8 @@ def import_versus_yardsticks(maildir: Path, data: Path, count: int, corpus: str,
 def import_round(maildir: Path, data: Path, count: int, corpus: str, with_search: bool,
                  number: int) -> tuple[dict, dict, dict]:
     """One round: our import into `data`, then notmuch new (and its searches, `with_search`)
-    and mu index, one right after the other; ours, notmuch's results, and the ratios."""
+    and mu index, one right after the other; ours, notmuch's results, and the ratios
+    (unrounded)."""
     ours = bench_import(maildir, data, count, corpus, number)
     queries = [q for _, q in QUERIES] if with_search else []
     theirs = run_notmuch(maildir, queries, repeat=SEARCH_REPEAT)
@@ -189,17 +201,18 @@ def import_round(maildir: Path, data: Path, count: int, corpus: str, with_search
     mu = run_mu(maildir)
     emit(bench="mu", corpus=corpus, round=number, **mu)
     return ours, theirs, {
-        "import_over_notmuch_new": ratio(ours["msgs_per_s"], theirs["notmuch_new_msgs_per_s"]),
-        "import_over_mu_index": ratio(ours["msgs_per_s"], mu["mu_index_msgs_per_s"]),
-        "cpu_over_notmuch_new": ratio(ours["tree_cpu_seconds"],
-                                      theirs["notmuch_new_cpu_seconds"]),
-        "cpu_over_mu_index": ratio(ours["tree_cpu_seconds"], mu["cpu_seconds"])}
+        "import_over_notmuch_new": exact_ratio(ours["msgs_per_s"],
+                                               theirs["notmuch_new_msgs_per_s"]),
+        "import_over_mu_index": exact_ratio(ours["msgs_per_s"], mu["mu_index_msgs_per_s"]),
+        "cpu_over_notmuch_new": exact_ratio(ours["tree_cpu_seconds"],
+                                            theirs["notmuch_new_cpu_seconds"]),
+        "cpu_over_mu_index": exact_ratio(ours["tree_cpu_seconds"], mu["cpu_seconds"])}
 
 
 def median_of(round_ratios: list[dict], name: str) -> float | None:
     """The median of one ratio over the rounds (None when a round has none)."""
     values = [ratios[name] for ratios in round_ratios]
-    return None if None in values else round(statistics.median(values), 3)
+    return None if None in values else statistics.median(values)
 
 
 def bench_import(maildir: Path, data: Path, count: int, corpus: str, number: int = 1) -> dict:
@@ -214,7 +227,7 @@ def bench_import(maildir: Path, data: Path, count: int, corpus: str, number: int
          note=MEMORY_NOTE)
     stats = json.loads(subprocess.run([str(ARCHIVER), "stats", "--json", "--data", str(data)],
                                       capture_output=True, check=True).stdout)
-    emit(bench="storage", corpus=corpus, raw_bytes=stats["raw_bytes"],
+    emit(bench="storage", corpus=corpus, round=number, raw_bytes=stats["raw_bytes"],
          stored_bytes=stats["stored_bytes"],
          stored_over_raw=round(stats["stored_bytes"] / stats["raw_bytes"], 3),
          reading_bytes=stats["reading_bytes"],
@@ -223,7 +236,7 @@ def bench_import(maildir: Path, data: Path, count: int, corpus: str, number: int
               "it again (services.archive.readings)")
     index_bytes = sum(f.stat().st_size for f in (data / "index").resolve().rglob("*")
                       if f.is_file())
-    emit(bench="index", corpus=corpus, bytes=index_bytes,
+    emit(bench="index", corpus=corpus, round=number, bytes=index_bytes,
          bytes_per_message=round(index_bytes / count),
          over_raw=round(index_bytes / stats["raw_bytes"], 3))
     return {"msgs_per_s": rate, "tree_cpu_seconds": measured.tree_cpu_seconds}

@@ -53,6 +53,26 @@ def test_only_the_last_commit_of_a_backlog_is_less_than_full(tmp_path, monkeypat
     archive.close()
 
 
+def test_progress_counts_only_what_is_committed(tmp_path, monkeypatch):
+    """A carried rest is counted with the commit that takes it, not with its own batch: the
+    indexer service says "resumed" and import shows progress by these counts."""
+    archive = Archive(tmp_path / "data", 450)
+    count = 60
+    for n in range(count):
+        archive.store.put(mail(n))
+    memory = int(3.5 * TEXT * MEMORY_PER_TEXT_BYTE)  # as above: every batch carries 3
+    seen = []  # (entries counted so far, the index's position then)
+    with ExtractionPool(archive.profile.attachment_text_bytes) as pool, \
+            Indexer(archive.store, archive.index_dir(), pool, memory_bytes=memory) as indexer:
+        def progress(committed):
+            seen.append((committed + (seen[-1][0] if seen else 0), indexer.position()))
+        assert indexer.catch_up(progress) == count
+    # log entries are 1..count here, so the position is how many are committed
+    assert all(counted == position for counted, position in seen), seen
+    assert seen[-1] == (count, count) and len(seen) > 2
+    archive.close()
+
+
 def test_a_message_deleted_then_stored_again_across_a_carry_is_indexed(tmp_path,
                                                                         monkeypatch):
     """Found by review: the carried rest had the message as deleted, the next batch as
