@@ -239,8 +239,9 @@ class Indexer:
         returns True, catching up stops after the batch at hand. `spacing`: the least
         seconds between two commits (FOLLOW_COMMIT_SECONDS while following) of a batch
         that is not full; a full one (a backlog) is committed without waiting.
-        `progress(n)` runs once n more log entries are committed (a batch's carried rest
-        counts with the commit that takes it). Returns how many log entries were indexed."""
+        `progress(n)` runs after each commit, with the n log entries it committed (a
+        batch's carried rest counts with the commit that takes it). Returns how many log
+        entries were indexed."""
         done, carried = 0, None
         with ThreadPoolExecutor(1, thread_name_prefix="prefetch") as prefetch:
             upcoming = prefetch.submit(self._read_and_extract, self.position())
@@ -251,16 +252,13 @@ class Indexer:
                 # Only what this batch brought may be carried: a rest carried again and
                 # again (batches of little text) would grow without bound.
                 carry_from = batch.entries[0][0] if batch.full and not stopping else None
-                joined = _joined(carried, batch)
-                carried = self._write(joined, 0.0 if batch.full else spacing, carry_from)
+                carried = self._write(_joined(carried, batch), 0.0 if batch.full else spacing,
+                                      carry_from, progress)
                 done += len(batch.entries)
-                held = len(carried.entries) if carried is not None else 0
-                _report(progress, len(joined.entries) - held)
                 if stopping:
                     break
             if carried is not None:  # the log ended after a full batch
-                self._write(carried)
-                _report(progress, len(carried.entries))
+                self._write(carried, committed=progress)
         return done
 
     def follow(self, stop: Callable[[], bool], idle_sleep: float = 0.2,
@@ -341,8 +339,8 @@ class Indexer:
                 return None
         return read
 
-    def _write(self, batch: Batch, spacing: float = 0.0, carry_from: int | None = None
-               ) -> Batch | None:
+    def _write(self, batch: Batch, spacing: float = 0.0, carry_from: int | None = None,
+               committed: Callable[[int], None] | None = None) -> Batch | None:
         """Write the batch in commits of at most commit_text_bytes of text each, at least
         `spacing` seconds apart. With `carry_from` (a backlog: the next batch is on its
         way), its last run of messages, when it has less text than that and all its log
@@ -350,12 +348,18 @@ class Indexer:
         to write with the next batch (_joined): a commit costs much the same for 20
         messages as for 200, and one batch in two ended in such a run. Nothing of it is
         in the index then, so Xapian's changes stay as bounded, and what is held is at
-        most one batch."""
+        most one batch. `committed(n)` runs after each commit, with its n log entries
+        (before the store is told, which may fail on a full disk: the commit stands)."""
         parts = list(_parts(batch, self.commit_text_bytes))
         rest = parts.pop() if carry_from is not None and parts[-1].entries[0][0] >= carry_from \
             and _text_size(parts[-1]) < self.commit_text_bytes else None
         for part in parts:
             self._commit(part, spacing)
+            try:
+                if committed is not None:
+                    committed(len(part.entries))
+            finally:  # told even when showing progress fails (a full disk's stderr)
+                self.record_progress()
         heap.trim()  # a long run's memory would else creep up with what batches left free
         return rest
 
@@ -386,7 +390,6 @@ class Indexer:
                              batch.header_changes, kept)
         self._unrecorded = progress if self._unrecorded is None \
             else self._unrecorded.then(progress)
-        self.record_progress()
 
     def record_progress(self) -> None:
         """Tell the store what the index committed (status, attachment names, failures,
@@ -539,11 +542,6 @@ def _document(level: int, digest: str, meta: dict, extracted, reason: str | None
     if level == 0 and extracted.document is not None:
         return xapian.Document.unserialise(extracted.document), extracted
     return document_at(level, digest, meta, extracted, reason)
-
-
-def _report(progress: Callable[[int], None] | None, committed: int) -> None:
-    if progress is not None and committed:
-        progress(committed)
 
 
 def _joined(earlier: Batch | None, later: Batch) -> Batch:

@@ -53,23 +53,108 @@ def test_only_the_last_commit_of_a_backlog_is_less_than_full(tmp_path, monkeypat
     archive.close()
 
 
-def test_progress_counts_only_what_is_committed(tmp_path, monkeypatch):
-    """A carried rest is counted with the commit that takes it, not with its own batch: the
-    indexer service says "resumed" and import shows progress by these counts."""
+def counting_progress(indexer, seen: list) -> callable:
+    """A progress callback that records (entries counted so far, the index's position)."""
+    def progress(committed):
+        seen.append((committed + (seen[-1][0] if seen else 0), indexer.position()))
+    return progress
+
+
+@pytest.mark.parametrize("count", [25, 30])
+def test_progress_counts_only_what_is_committed(tmp_path, monkeypatch, count):
+    """A carried rest is counted with the commit that takes it, not with its own batch
+    (import's indexed count, the indexer service's "resumed"): with the log ending after a
+    batch that is not full (25), and right after a full one, whose rest is then written
+    once the log has ended (30)."""
+    monkeypatch.setattr(indexer_module, "BATCH_MESSAGES", 10)  # full at 10 entries
     archive = Archive(tmp_path / "data", 450)
-    count = 60
     for n in range(count):
         archive.store.put(mail(n))
-    memory = int(3.5 * TEXT * MEMORY_PER_TEXT_BYTE)  # as above: every batch carries 3
+    read, batches = Indexer._read, []  # (full, last entry) of each batch read
+    monkeypatch.setattr(Indexer, "_read", lambda self, after: (
+        batch := read(self, after), batch.entries and batches.append(
+            (batch.full, batch.last_seq)))[0])
+    memory = int(3.5 * TEXT * MEMORY_PER_TEXT_BYTE)  # a commit: 4 messages of text
     seen = []  # (entries counted so far, the index's position then)
     with ExtractionPool(archive.profile.attachment_text_bytes) as pool, \
             Indexer(archive.store, archive.index_dir(), pool, memory_bytes=memory) as indexer:
-        def progress(committed):
-            seen.append((committed + (seen[-1][0] if seen else 0), indexer.position()))
-        assert indexer.catch_up(progress) == count
+        assert indexer.catch_up(counting_progress(indexer, seen)) == count
+    assert batches[:2] == [(True, 10), (True, 20)] and batches[-1] == (count == 30, count)
     # log entries are 1..count here, so the position is how many are committed
     assert all(counted == position for counted, position in seen), seen
-    assert seen[-1] == (count, count) and len(seen) > 2
+    positions = [position for _, position in seen]
+    assert positions[:3] == [4, 8, 12]  # the first batch's rest (9, 10) went with 11, 12
+    assert positions[-2:] == ([24, 25] if count == 25 else [28, 30])  # 29, 30: after the log
+    archive.close()
+
+
+def commits_failing(monkeypatch, at: int) -> None:
+    """Indexer._commit raises as on a full disk at its `at`-th call (nothing committed)."""
+    commit, calls = Indexer._commit, []
+
+    def commit_until_the_disk_is_full(self, part, spacing=0.0):
+        calls.append(part.last_seq)
+        if len(calls) == at:
+            raise OSError(28, "No space left on device")
+        commit(self, part, spacing)
+    monkeypatch.setattr(Indexer, "_commit", commit_until_the_disk_is_full)
+
+
+def store_failing(monkeypatch, archive, at: int) -> None:
+    """The store's record_indexed raises as on a full disk at its `at`-th call."""
+    record, calls = archive.store.record_indexed, []
+
+    def record_until_the_disk_is_full(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == at:
+            raise OSError(28, "No space left on device")
+        return record(*args, **kwargs)
+    monkeypatch.setattr(archive.store, "record_indexed", record_until_the_disk_is_full)
+
+
+@pytest.mark.parametrize("failing", ["the third commit", "telling the store of the second"])
+def test_progress_counts_the_commits_made_before_a_write_fails(tmp_path, monkeypatch,
+                                                               failing):
+    """A full disk in the middle of a batch, in Xapian's commit or in the store told of
+    one: what was committed before is counted (import reports it as indexed), nothing
+    after it; what the store was not told is kept for it (record_progress)."""
+    archive = Archive(tmp_path / "data", 450)
+    for n in range(60):
+        archive.store.put(mail(n))
+    memory = int(3.5 * TEXT * MEMORY_PER_TEXT_BYTE)  # a commit: 4 messages of text
+    if failing == "the third commit":
+        commits_failing(monkeypatch, 3)
+    else:
+        store_failing(monkeypatch, archive, 2)
+    seen = []
+    with ExtractionPool(archive.profile.attachment_text_bytes) as pool, \
+            Indexer(archive.store, archive.index_dir(), pool, memory_bytes=memory) as indexer:
+        with pytest.raises(OSError):
+            indexer.catch_up(counting_progress(indexer, seen))
+        assert indexer.position() == 8  # two commits of the first batch
+        assert seen == [(4, 4), (8, 8)]
+        if failing != "the third commit":
+            assert indexer._unrecorded.seq == 8  # for the store, once it has room
+            indexer.record_progress()
+        assert archive.store.cursor("indexer") == 8
+    archive.close()
+
+
+def test_the_store_is_told_even_when_progress_fails(tmp_path):
+    """Progress shown on a full disk's stderr (ENOSPC), a closed pipe, a Ctrl-C: the commit
+    stands, and the store learns of it all the same."""
+    archive = Archive(tmp_path / "data", 450)
+    for n in range(6):
+        archive.store.put(mail(n))
+
+    def failing_progress(committed):
+        raise OSError(28, "No space left on device")
+    with ExtractionPool(archive.profile.attachment_text_bytes) as pool, \
+            Indexer(archive.store, archive.index_dir(), pool) as indexer:
+        with pytest.raises(OSError):
+            indexer.catch_up(failing_progress)
+        assert indexer.position() == 6 and indexer._unrecorded is None
+    assert archive.store.cursor("indexer") == 6
     archive.close()
 
 
