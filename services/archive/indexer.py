@@ -253,7 +253,7 @@ class Indexer:
                 # again (batches of little text) would grow without bound.
                 carry_from = batch.entries[0][0] if batch.full and not stopping else None
                 carried = self._write(_joined(carried, batch), 0.0 if batch.full else spacing,
-                                      carry_from, progress)
+                                      carry_from, committed=progress)
                 done += len(batch.entries)
                 if stopping:
                     break

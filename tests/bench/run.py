@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         if "import" in args.only:
             ours = import_versus_yardsticks(maildir, scratch / "data", len(corpus),
                                             "with_attachments", "search" in args.only,
-                                            args.rounds)
+                                            rounds=args.rounds)
             if "reindex" in args.only:
                 bench_reindex(scratch / "data", len(corpus), ours["msgs_per_s"])
         if "plain" in args.only:
@@ -215,7 +215,7 @@ def median_of(round_ratios: list[dict], name: str) -> float | None:
     return None if None in values else statistics.median(values)
 
 
-def bench_import(maildir: Path, data: Path, count: int, corpus: str, number: int = 1) -> dict:
+def bench_import(maildir: Path, data: Path, count: int, corpus: str, number: int) -> dict:
     measured = run_measured([str(ARCHIVER), "import", "--json", "--data", str(data),
                              str(maildir)])
     summary = json.loads(measured.stdout)

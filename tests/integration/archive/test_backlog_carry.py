@@ -88,28 +88,17 @@ def test_progress_counts_only_what_is_committed(tmp_path, monkeypatch, count):
     archive.close()
 
 
-def commits_failing(monkeypatch, at: int) -> None:
-    """Indexer._commit raises as on a full disk at its `at`-th call (nothing committed)."""
-    commit, calls = Indexer._commit, []
+def full_disk_at(real, at: int):
+    """`real` (a function or method), raising as on a full disk at its `at`-th call instead
+    of doing anything."""
+    calls = []
 
-    def commit_until_the_disk_is_full(self, part, spacing=0.0):
-        calls.append(part.last_seq)
-        if len(calls) == at:
-            raise OSError(28, "No space left on device")
-        commit(self, part, spacing)
-    monkeypatch.setattr(Indexer, "_commit", commit_until_the_disk_is_full)
-
-
-def store_failing(monkeypatch, archive, at: int) -> None:
-    """The store's record_indexed raises as on a full disk at its `at`-th call."""
-    record, calls = archive.store.record_indexed, []
-
-    def record_until_the_disk_is_full(*args, **kwargs):
+    def until_the_disk_is_full(*args, **kwargs):
         calls.append(args)
         if len(calls) == at:
             raise OSError(28, "No space left on device")
-        return record(*args, **kwargs)
-    monkeypatch.setattr(archive.store, "record_indexed", record_until_the_disk_is_full)
+        return real(*args, **kwargs)
+    return until_the_disk_is_full
 
 
 @pytest.mark.parametrize("failing", ["the third commit", "telling the store of the second"])
@@ -123,9 +112,10 @@ def test_progress_counts_the_commits_made_before_a_write_fails(tmp_path, monkeyp
         archive.store.put(mail(n))
     memory = int(3.5 * TEXT * MEMORY_PER_TEXT_BYTE)  # a commit: 4 messages of text
     if failing == "the third commit":
-        commits_failing(monkeypatch, 3)
+        monkeypatch.setattr(Indexer, "_commit", full_disk_at(Indexer._commit, 3))
     else:
-        store_failing(monkeypatch, archive, 2)
+        monkeypatch.setattr(archive.store, "record_indexed",
+                            full_disk_at(archive.store.record_indexed, 2))
     seen = []
     with ExtractionPool(archive.profile.attachment_text_bytes) as pool, \
             Indexer(archive.store, archive.index_dir(), pool, memory_bytes=memory) as indexer:
