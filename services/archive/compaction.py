@@ -21,6 +21,7 @@ rebuild's switch; by `archiver compact`) is recorded in the store's node-local s
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -177,8 +178,16 @@ def _compact_one(source: Path, target: Path) -> None:
 
 
 def size_of(index_dir: Path) -> int:
-    """Bytes of the files of the index in directory `index_dir`, its shards' included."""
-    return sum(path.stat().st_size for path in shards.files_of(index_dir))
+    """Bytes of the files of the index in directory `index_dir`, its shards' included; 0
+    when the directory is gone. Status and /metrics ask while the indexer commits, and
+    each Xapian commit writes a shard's version file as v.tmp and renames it: a file gone
+    between the listing and its size counts nothing, as in any look at a folder that
+    changes meanwhile (it raised FileNotFoundError, and /metrics answered 500)."""
+    total = 0
+    for path in shards.files_of(index_dir):
+        with contextlib.suppress(FileNotFoundError):
+            total += path.stat().st_size
+    return total
 
 
 def remove_strays(archive: Archive) -> None:

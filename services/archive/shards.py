@@ -95,8 +95,14 @@ def revision(index_dir: Path) -> int:
 
 
 def files_of(index_dir: Path) -> Iterator[Path]:
-    """Every regular file of the index at `index_dir`, its shards' included."""
-    for path in Path(index_dir).iterdir():
+    """Every regular file of the index at `index_dir`, its shards' included, as listed:
+    one may be gone by the time it is looked at (compaction.size_of); a directory gone
+    (an index retired after a switch) lists nothing."""
+    try:
+        listing = list(Path(index_dir).iterdir())
+    except FileNotFoundError:
+        return
+    for path in listing:
         if path.is_dir() and not path.is_symlink():
             yield from files_of(path)
         elif path.is_file():
