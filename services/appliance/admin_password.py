@@ -9,7 +9,10 @@ import hmac
 import json
 import os
 import secrets
+import stat
 from pathlib import Path
+
+from services.common.atomic_file import atomic_output
 
 ADMIN_FILE = "admin.json"
 ADMIN_USER = "admin"
@@ -42,14 +45,33 @@ def load(data_dir: Path) -> dict | None:
 
 
 def save(data_dir: Path, record: dict) -> Path:
-    """Write the record readable by its owner only (created 0600, never wider)."""
+    """Replace the record whole: written beside it and renamed over it, so the web service,
+    which loads it on every admin request and sign-in, and a power cut, find the old record
+    or the new one, never an empty file. A new file is readable by its owner only (0600);
+    one there before keeps its mode and owner (the service user's, when root on the console
+    sets the password). Raises OSError."""
     path = Path(data_dir) / ADMIN_FILE
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as output:
-        json.dump(record, output)
-        output.flush()
-        os.fsync(output.fileno())
+    before = _status(path)
+    with atomic_output(path, mode=stat.S_IMODE(before.st_mode) if before else 0o600) as output:
+        if before is not None:
+            _same_owner(output.fileno(), before)
+        output.write(json.dumps(record).encode())
     return path
+
+
+def _status(path: Path) -> os.stat_result | None:
+    try:
+        return path.stat()
+    except FileNotFoundError:
+        return None
+
+
+def _same_owner(descriptor: int, before: os.stat_result) -> None:
+    """Give the new file the old one's owner; chown only when they differ, as a process
+    other than root may not chown at all."""
+    now = os.fstat(descriptor)
+    if (now.st_uid, now.st_gid) != (before.st_uid, before.st_gid):
+        os.fchown(descriptor, before.st_uid, before.st_gid)
 
 
 def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
