@@ -26,7 +26,8 @@ hold a thread for up to timeout_seconds when the directory hangs); one more is r
 once (DirectoryBusy), never queued behind them.
 
 Errors: DirectoryError when the directory cannot answer (unreachable, TLS refused, the
-service account refused); a wrong password or an unknown name is not an error but None.
+service account refused, directory.ca_file gone or spoiled since the config was loaded); a
+wrong password or an unknown name is not an error but None.
 """
 from __future__ import annotations
 
@@ -306,10 +307,11 @@ class Directory:
             _close(connection)
 
     def _open(self, dn: str | None, password: str | None) -> ldap3.Connection:
-        """A connection (TLS started when configured), not yet bound."""
+        """A connection (TLS started when configured), not yet bound. Raises DirectoryError
+        when the directory cannot be reached or directory.ca_file cannot be used."""
+        tls = self._tls()
         # A Server of its own each time: ldap3's remembers an address that failed once as
         # unusable for a while, which would outlast the directory's own outage.
-        tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=self.config.ca_file)
         # whole seconds: ldap3 packs receive_timeout into SO_RCVTIMEO as an integer
         timeout = max(math.ceil(self.config.timeout_seconds), 1)
         server = ldap3.Server(self.host, port=self.port, use_ssl=self.use_ssl, tls=tls,
@@ -328,6 +330,21 @@ class Directory:
             raise DirectoryError(f"{self.config.uri}: {_reason(error, self.config)}",
                                  "unreachable") from None
         return connection
+
+    def _tls(self) -> ldap3.Tls:
+        """ldap3's TLS settings. directory.ca_file is read here for each connection, not
+        only when the config is loaded: an admin may replace or remove it while the
+        appliance runs, and ldap3 would raise its own exception for a missing file, or
+        fail the handshake naming no file for an unreadable or spoiled one. Raises
+        DirectoryError ("unreachable") naming the file and what is wrong with it."""
+        ca_file = self.config.ca_file
+        try:
+            if ca_file is not None:
+                ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=ca_file)
+            return ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=ca_file)
+        except (OSError, ldap_errors.LDAPSSLConfigurationError) as error:
+            raise DirectoryError(f"directory.ca_file {ca_file}: {_ca_file_problem(error)}",
+                                 "unreachable") from None
 
     def _bind(self, connection: ldap3.Connection) -> bool:
         """True if the directory accepts the connection's password, False if it refuses it
@@ -463,6 +480,14 @@ def _decoded(raw: dict) -> dict[str, list[str]]:
     return {name.lower(): [value.decode("utf-8", "replace") if isinstance(value, bytes)
                            else str(value) for value in values]
             for name, values in raw.items()}
+
+
+def _ca_file_problem(error: Exception) -> str:
+    if isinstance(error, ssl.SSLError):  # read, but OpenSSL found no certificate
+        return f"holds no CA certificate in PEM ({error.reason or error})"
+    if isinstance(error, OSError):
+        return f"cannot be read ({error.strerror})"
+    return "cannot be read (No such file or directory)"  # removed after load_verify_locations
 
 
 CERTIFICATE_WORDS = ("certificate", "hostname mismatch", "doesn't match", "ca_certs")

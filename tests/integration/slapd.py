@@ -26,7 +26,9 @@ from pathlib import Path
 
 import ldap3
 import pytest
+import yaml
 
+from services.common.config import Config, load_config
 from tests.integration.certificates import TestCA
 from tests.integration.processes import free_port, stop_process_group, wait_for_port
 
@@ -152,6 +154,18 @@ class Slapd:
                 "admin_groups": [f"cn=Archive Admins,ou=groups,{BASE}"],
                 "auditor_groups": [f"cn=Legal,ou=groups,{BASE}"],
                 **changes}
+
+    def loaded_config(self, folder: Path, **changes) -> tuple[Config, Path]:
+        """An archiver.yaml in `folder` whose directory is this server, its ca_file a copy
+        of the test's CA in `folder` (for a test to remove or spoil), loaded as the
+        appliance loads it: (the config, the CA file)."""
+        ca_file = Path(folder) / "directory-ca.pem"
+        shutil.copyfile(self.ca.cert_path, ca_file)
+        path = Path(folder) / "archiver.yaml"
+        path.write_text(yaml.safe_dump({"data_dir": str(Path(folder) / "data"), "model": 450,
+                                        "directory": self.settings(ca_file=str(ca_file),
+                                                                   **changes)}))
+        return load_config(path), ca_file
 
     def start(self) -> "Slapd":
         urls = f"{self.ldap_uri}/ {self.ldaps_uri}/"

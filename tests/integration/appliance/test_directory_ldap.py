@@ -6,12 +6,15 @@ tests/integration/web/test_directory.py."""
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import subprocess
 
 import pytest
 import yaml
 
 from services.appliance.directory import Directory, DirectoryError
+from services.appliance.health import directory_state
 from services.common.config import DirectoryConfig
 from tests.conftest import ARCHIVER
 from tests.integration import slapd
@@ -54,6 +57,45 @@ def test_a_certificate_for_another_name_is_refused(tmp_path):
         assert by_address["state"] == "unreachable" and "TLS failed" in by_address["error"]
     finally:
         named.cleanup()
+
+
+def remove(path) -> str:
+    path.unlink()
+    return "cannot be read (No such file or directory)"
+
+
+def put_a_folder_there(path) -> str:
+    path.unlink()
+    path.mkdir()
+    return "cannot be read (Is a directory)"
+
+
+def spoil(path) -> str:
+    path.write_text("not a certificate\n")
+    return "holds no CA certificate in PEM"
+
+
+@pytest.mark.parametrize("breaking", [remove, put_a_folder_there, spoil],
+                         ids=lambda breaking: breaking.__name__)
+def test_a_ca_file_gone_or_spoiled_since_the_config_was_loaded_is_named(server, tmp_path,
+                                                                        breaking):
+    """The file is checked when the config is loaded; an admin may replace or remove it
+    while the appliance runs. The status (the web service's /status and /metrics) shows
+    the directory unreachable and why, and a sign-in fails saying so. Before, a missing
+    file raised ldap3's LDAPSSLConfigurationError from both (an HTTP 500), and the other
+    two failed naming no file."""
+    config, ca_file = server.loaded_config(tmp_path)
+    assert directory_state(config)["state"] == "ok"
+    problem = breaking(ca_file)
+    state = directory_state(config)
+    assert state["state"] == "unreachable"
+    assert f"directory.ca_file {ca_file}: {problem}" in state["error"]
+    with pytest.raises(DirectoryError, match=re.escape(f"directory.ca_file {ca_file}")):
+        Directory(config.directory).check_password("alice", slapd.PASSWORDS["alice"])
+    if ca_file.is_dir():
+        ca_file.rmdir()
+    shutil.copyfile(server.ca.cert_path, ca_file)  # put back: read at each connection
+    assert directory_state(config)["state"] == "ok"
 
 
 # -- who a name is -------------------------------------------------------------------------

@@ -5,10 +5,12 @@ app: tests/integration/web/test_directory.py."""
 from __future__ import annotations
 
 import logging
+import re
 
 import pytest
 
 from services.appliance import users
+from services.appliance.directory import DirectoryError
 from services.appliance.sign_in import LocalNameTaken, SignIn
 from services.archive.archive import Archive
 from services.common.config import DirectoryConfig
@@ -79,3 +81,22 @@ def test_a_second_entry_for_a_signed_in_users_name_ends_their_session(server, ar
         server.admin().delete(dn)
     clock.now = 10.0  # the duplicate gone, erin signs in again
     assert sign_in.authenticate("erin", slapd.PASSWORDS["erin"]).name == "erin"
+
+
+def test_with_the_ca_file_gone_since_the_config_was_loaded_sign_in_fails_saying_so(
+        server, archive, tmp_path):
+    """An admin removed directory.ca_file while the appliance runs: a directory sign-in
+    fails naming the file, a directory user's session is not honoured once it is due to be
+    read again, local accounts sign in as ever (ldap3's LDAPSSLConfigurationError used to
+    escape from each, an HTTP 500)."""
+    config, ca_file = server.loaded_config(tmp_path, refresh_seconds=1)
+    clock = Clock()
+    sign_in = SignIn(archive, config.directory, clock=clock)
+    alice = sign_in.authenticate("alice", slapd.PASSWORDS["alice"])
+    ca_file.unlink()
+    gone = re.escape(f"directory.ca_file {ca_file}: cannot be read (No such file or directory)")
+    with pytest.raises(DirectoryError, match=gone):
+        sign_in.authenticate("bob", slapd.PASSWORDS["bob"])
+    assert sign_in.authenticate("auditor1", "Local-Pass-456").name == "auditor1"
+    clock.now = 5.0
+    assert sign_in.current("alice", alice.credential_stamp) is None
