@@ -33,6 +33,7 @@ from firmware.errors import ArchiverError
 
 from services.appliance import admin_password
 from services.archive.archive import Archive
+from services.common.atomic_file import atomic_output
 
 MARKER = "firstboot.done"
 CREDENTIAL = "admin-password"
@@ -116,11 +117,10 @@ def make_tls_certificate(cert_path: Path, key_path: Path, hostname: str) -> None
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .sign(key, hashes.SHA256()))
     key_path.parent.mkdir(parents=True, exist_ok=True)
-    _write_private(key_path, key.private_bytes(serialization.Encoding.PEM,
-                                               serialization.PrivateFormat.PKCS8,
-                                               serialization.NoEncryption()), mode=0o640)
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    cert_path.chmod(0o644)
+    _write_whole(key_path, key.private_bytes(serialization.Encoding.PEM,
+                                             serialization.PrivateFormat.PKCS8,
+                                             serialization.NoEncryption()), mode=0o640)
+    _write_whole(cert_path, certificate.public_bytes(serialization.Encoding.PEM), mode=0o644)
 
 
 def _set_admin_password(data_dir: Path, places: Places, outcome: Outcome) -> None:
@@ -181,13 +181,14 @@ def _hand_over(data_dir: Path, owner: pwd.struct_passwd) -> None:
             os.chown(name, owner.pw_uid, owner.pw_gid, follow_symlinks=False)
 
 
-def _write_private(path: Path, data: bytes, mode: int) -> None:
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(descriptor, "wb") as output:
+def _write_whole(path: Path, data: bytes, mode: int) -> None:
+    """`data` at `path` with `mode`, replacing what was there whole and durably: a power cut
+    during first boot must not leave an empty key or certificate that later boots keep (they
+    only ask whether the files exist), nor a marker before them. Raises OSError."""
+    with atomic_output(path, mode=mode) as output:
         output.write(data)
-    os.chmod(path, mode)  # O_CREAT's mode is only for new files; umask may narrow it too
 
 
 def _write_marker(marker: Path, outcome: Outcome) -> None:
-    marker.write_text(json.dumps({"done": dt.datetime.now(dt.timezone.utc).isoformat(),
-                                  "node_id": outcome.node_id}) + "\n")
+    _write_whole(marker, (json.dumps({"done": dt.datetime.now(dt.timezone.utc).isoformat(),
+                                      "node_id": outcome.node_id}) + "\n").encode(), 0o644)

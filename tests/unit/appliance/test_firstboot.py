@@ -125,3 +125,29 @@ def test_the_command_reads_the_credential_from_credentials_directory(root):
     assert json.loads(done.stdout)["admin_password"] == "from credential"
     again = subprocess.run(list(map(str, command)), capture_output=True, text=True, env=env)
     assert json.loads(again.stdout)["already_done"] is True
+
+
+def test_key_certificate_and_marker_are_replaced_whole_never_rewritten_in_place(root):
+    """Each is written beside its name, synced and renamed over it (atomic_output): what was
+    there stays whole until the new file is complete and durable, so a power cut during
+    first boot leaves no empty key or certificate that later boots would keep. Seen from a
+    reader that opened the old files: they keep their content (rewritten in place, they
+    would not), and the names point at new files."""
+    boot(root)
+    paths = [root / "etc" / "tls.key", root / "etc" / "tls.crt", root / "data" / "firstboot.done"]
+    old = {path: (path.read_bytes(), open(path, "rb")) for path in paths}
+    try:
+        (root / "etc" / "tls.crt").unlink()        # a new certificate is made, and its key
+        (root / "data" / "firstboot.done").unlink()
+        outcome, _ = boot(root)
+        assert outcome.tls_certificate == "created"
+        for path, (content, reader) in old.items():
+            assert reader.read() == content, path   # the old file, untouched
+            assert os.fstat(reader.fileno()).st_ino != path.stat().st_ino, path
+            assert path.read_bytes() not in (b"", content), path
+    finally:
+        for _, reader in old.values():
+            reader.close()
+    assert oct((root / "etc" / "tls.key").stat().st_mode & 0o777) == "0o640"
+    assert oct((root / "etc" / "tls.crt").stat().st_mode & 0o777) == "0o644"
+    assert not [p for p in (root / "etc").iterdir() if p.name.startswith(".")]  # no temporary
