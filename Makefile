@@ -64,10 +64,9 @@ $(SETUP_STAMP): $(SETUP_INPUTS)
 	@rm -f $(VENV)/.setup-*; touch $@
 
 # Every tier: unit, integration (processes, namespaces, Dovecot, browser, image builds) and
-# the VM tier (tests/system on a fresh mirrored pair of virtual appliances of MODEL), in two
-# streams at once: what builds images or boots VMs, and the rest (tests/tiers.py).
+# the VM tier (tests/system on a fresh mirrored pair of virtual appliances of MODEL).
 test: setup
-	MODEL=$(MODEL) $(PY) -m tests.tiers
+	MODEL=$(MODEL) $(PYTEST) --durations=15 tests
 
 # For iteration: no VMs, no image builds, no browser, nothing marked slow.
 test-fast: setup
