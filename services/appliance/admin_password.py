@@ -44,34 +44,41 @@ def load(data_dir: Path) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def save(data_dir: Path, record: dict) -> Path:
+def save(data_dir: Path, record: dict, owner: tuple[int, int] | None = None) -> Path:
     """Replace the record whole: written beside it and renamed over it, so the web service,
     which loads it on every admin request and sign-in, and a power cut, find the old record
-    or the new one, never an empty file. A new file is readable by its owner only (0600);
-    one there before keeps its mode and owner (the service user's, when root on the console
-    sets the password). Raises OSError."""
+    or the new one, never an empty file. `owner` (uid, gid): whose the file is (root on the
+    console writes it for the service user), else the owner of the file there before, else
+    the writer. A new file is readable by its owner only (0600); one there before keeps its
+    permission bits. Both are set on the new file before it takes the name: nothing is
+    changed through the name afterwards, so a symlink put there (the data folder is the
+    service user's) is replaced, never followed. Raises OSError."""
     path = Path(data_dir) / ADMIN_FILE
-    before = _status(path)
-    with atomic_output(path, mode=stat.S_IMODE(before.st_mode) if before else 0o600) as output:
-        if before is not None:
-            _same_owner(output.fileno(), before)
+    before = _regular_file_status(path)
+    mode = stat.S_IMODE(before.st_mode) & 0o777 if before else 0o600
+    owner = owner or ((before.st_uid, before.st_gid) if before else None)
+    with atomic_output(path, mode=mode) as output:
+        if owner is not None:
+            _give(output.fileno(), owner)
         output.write(json.dumps(record).encode())
     return path
 
 
-def _status(path: Path) -> os.stat_result | None:
+def _regular_file_status(path: Path) -> os.stat_result | None:
+    """lstat() of `path` if it is a regular file; None for nothing or anything else."""
     try:
-        return path.stat()
+        status = path.lstat()
     except FileNotFoundError:
         return None
+    return status if stat.S_ISREG(status.st_mode) else None
 
 
-def _same_owner(descriptor: int, before: os.stat_result) -> None:
-    """Give the new file the old one's owner; chown only when they differ, as a process
-    other than root may not chown at all."""
+def _give(descriptor: int, owner: tuple[int, int]) -> None:
+    """chown the open file to `owner`, only when it differs: a process other than root may
+    not chown at all."""
     now = os.fstat(descriptor)
-    if (now.st_uid, now.st_gid) != (before.st_uid, before.st_gid):
-        os.fchown(descriptor, before.st_uid, before.st_gid)
+    if (now.st_uid, now.st_gid) != owner:
+        os.fchown(descriptor, *owner)
 
 
 def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:

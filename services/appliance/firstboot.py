@@ -82,11 +82,13 @@ def first_boot(archive: Archive, places: Places) -> Outcome:
     outcome.mirror_dir = str(mirror_dir)
     if admin_password.load(archive.data_dir) is None:
         _set_admin_password(archive.data_dir, places, outcome)
+    # The key must stay root's, yet the services must read it: root's, of their group.
+    key_owner = (0, owner.pw_gid) if owner is not None else None
     if not places.tls_key.exists() or not places.tls_cert.exists():
-        make_tls_certificate(places.tls_cert, places.tls_key, socket.gethostname())
+        make_tls_certificate(places.tls_cert, places.tls_key, socket.gethostname(), key_owner)
         outcome.tls_certificate = "created"
-    if owner is not None:  # the key must stay root's, yet the services must read it
-        os.chown(places.tls_key, 0, owner.pw_gid)
+    elif key_owner is not None:
+        os.chown(places.tls_key, *key_owner)
     if owner is not None:
         _hand_over(archive.data_dir, owner)
     _write_marker(marker, outcome)
@@ -103,9 +105,14 @@ def _service_user(name: str | None) -> pwd.struct_passwd | None:
                              "creates it; --user NAME names another)") from None
 
 
-def make_tls_certificate(cert_path: Path, key_path: Path, hostname: str) -> None:
+def make_tls_certificate(cert_path: Path, key_path: Path, hostname: str,
+                         key_owner: tuple[int, int] | None = None) -> None:
     """A self-signed certificate for `hostname`. RSA 2048, not EC: some older mail
-    servers that journal to the appliance offer no EC cipher suites for STARTTLS."""
+    servers that journal to the appliance offer no EC cipher suites for STARTTLS.
+    `key_owner` (uid, gid): the key's, set before it takes its name. The certificate is
+    written first and the key last, each whole: the boot's unit runs first boot again
+    while the key is missing, so a power cut between the two leaves no key without its
+    certificate, nor one the services cannot read. Raises OSError."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
     now = dt.datetime.now(dt.timezone.utc)
@@ -117,10 +124,11 @@ def make_tls_certificate(cert_path: Path, key_path: Path, hostname: str) -> None
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .sign(key, hashes.SHA256()))
     key_path.parent.mkdir(parents=True, exist_ok=True)
+    _write_whole(cert_path, certificate.public_bytes(serialization.Encoding.PEM), mode=0o644)
     _write_whole(key_path, key.private_bytes(serialization.Encoding.PEM,
                                              serialization.PrivateFormat.PKCS8,
-                                             serialization.NoEncryption()), mode=0o640)
-    _write_whole(cert_path, certificate.public_bytes(serialization.Encoding.PEM), mode=0o644)
+                                             serialization.NoEncryption()),
+                 mode=0o640, owner=key_owner)
 
 
 def _set_admin_password(data_dir: Path, places: Places, outcome: Outcome) -> None:
@@ -181,11 +189,15 @@ def _hand_over(data_dir: Path, owner: pwd.struct_passwd) -> None:
             os.chown(name, owner.pw_uid, owner.pw_gid, follow_symlinks=False)
 
 
-def _write_whole(path: Path, data: bytes, mode: int) -> None:
-    """`data` at `path` with `mode`, replacing what was there whole and durably: a power cut
-    during first boot must not leave an empty key or certificate that later boots keep (they
-    only ask whether the files exist), nor a marker before them. Raises OSError."""
+def _write_whole(path: Path, data: bytes, mode: int,
+                 owner: tuple[int, int] | None = None) -> None:
+    """`data` at `path` with `mode` (and `owner`), replacing what was there whole and
+    durably: a power cut during first boot must not leave an empty key or certificate that
+    later boots keep (they only ask whether the files exist), nor a marker before them.
+    Raises OSError."""
     with atomic_output(path, mode=mode) as output:
+        if owner is not None:
+            os.fchown(output.fileno(), *owner)
         output.write(data)
 
 

@@ -112,8 +112,8 @@ def set_password(archive: Archive, name: str, password: str) -> None:
     if name == admin_password.ADMIN_USER:  # also makes it, if firstboot never ran here
         _check_length(password)
         archive.data_dir.mkdir(parents=True, exist_ok=True)
-        path = admin_password.save(archive.data_dir, admin_password.hashed(password))
-        _owned_like_data(path, archive.data_dir)
+        admin_password.save(archive.data_dir, admin_password.hashed(password),
+                            owner=_data_owner(archive.data_dir))
         return
     record = _stored_record(archive, name)
     record["password"] = hash_password(password)
@@ -189,11 +189,13 @@ def _user(name: str, record: dict) -> User:
                 bool(record.get("disabled")), record.get("created"))
 
 
-def _owned_like_data(path, data_dir) -> None:
-    """root on the console writes the file; the web service (the data's owner) reads it."""
-    if os.geteuid() == 0:
-        owner = Path(data_dir).stat()
-        os.chown(path, owner.st_uid, owner.st_gid)
+def _data_owner(data_dir: Path) -> tuple[int, int] | None:
+    """(uid, gid) of the data folder when root writes there (on the console), so the web
+    service, the data's owner, reads what root wrote; None for anyone else."""
+    if os.geteuid() != 0:
+        return None
+    owner = Path(data_dir).stat()
+    return owner.st_uid, owner.st_gid
 
 
 def _firstboot_admin(archive: Archive) -> User | None:

@@ -96,7 +96,8 @@ def test_netconfig_runs_as_root_with_network_administration_only():
 def test_firstboot_runs_once_and_takes_the_password_credential():
     unit = units()["archiver-firstboot.service"]
     assert unit["Unit"]["ConditionPathExists"] == ["|!/var/lib/archiver/firstboot.done",
-                                                   "|!/etc/archiver/tls.key"]
+                                                   "|!/etc/archiver/tls.key",
+                                                   "|!/etc/archiver/tls.crt"]
     assert unit["Service"]["LoadCredential"] == ["admin-password"]
     assert unit["Service"]["ExecStart"] == [f"{INSTALLED_ARCHIVER} firstboot"]
 

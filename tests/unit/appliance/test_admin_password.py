@@ -7,7 +7,10 @@ import stat
 import threading
 import time
 
-from services.appliance import admin_password
+import pytest
+
+from services.appliance import admin_password, users
+from services.archive.archive import Archive
 
 SECONDS = 2
 
@@ -42,6 +45,7 @@ def test_a_reader_never_sees_the_file_half_written(tmp_path):
     assert os.listdir(tmp_path) == [admin_password.ADMIN_FILE]  # no temporary file left
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root")
 def test_a_new_file_is_its_owners_only_and_a_saved_again_one_keeps_owner_and_mode(tmp_path):
     """As root on the console (`archiver user passwd admin`) the file must stay the
     service user's, or the web service could no longer read it."""
@@ -56,3 +60,32 @@ def test_a_new_file_is_its_owners_only_and_a_saved_again_one_keeps_owner_and_mod
     assert (kept.st_uid, kept.st_gid) == (nobody.pw_uid, nobody.pw_gid)
     assert stat.S_IMODE(kept.st_mode) == 0o640
     assert admin_password.load(tmp_path) == new
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root")
+def test_root_setting_the_password_gives_the_service_user_the_file_never_a_symlinks_target(
+        tmp_path):
+    """The data folder is the service user's: whoever runs as it may put a symlink named
+    admin.json there, to /etc/shadow say, and wait for root on the console to set the admin
+    password. Root must replace the link with a file of the service user's, and leave the
+    link's target as it was (its owner, mode and content)."""
+    nobody = pwd.getpwnam("nobody")
+    data = tmp_path / "data"
+    data.mkdir()
+    archive = Archive(data, 450)
+    try:
+        os.chown(data, nobody.pw_uid, nobody.pw_gid)
+        target = tmp_path / "shadow"
+        target.write_text("root:secret\n")
+        target.chmod(0o640)
+        (data / admin_password.ADMIN_FILE).symlink_to(target)
+        users.set_password(archive, admin_password.ADMIN_USER, "a long new password")
+    finally:
+        archive.close()
+    kept = target.stat()
+    assert (kept.st_uid, kept.st_gid, stat.S_IMODE(kept.st_mode)) == (0, 0, 0o640)
+    assert target.read_text() == "root:secret\n"
+    written = (data / admin_password.ADMIN_FILE).lstat()
+    assert stat.S_ISREG(written.st_mode) and stat.S_IMODE(written.st_mode) == 0o600
+    assert (written.st_uid, written.st_gid) == (nobody.pw_uid, nobody.pw_gid)
+    assert admin_password.verify(admin_password.load(data), "a long new password")

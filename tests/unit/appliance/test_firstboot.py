@@ -132,14 +132,16 @@ def test_key_certificate_and_marker_are_replaced_whole_never_rewritten_in_place(
     there stays whole until the new file is complete and durable, so a power cut during
     first boot leaves no empty key or certificate that later boots would keep. Seen from a
     reader that opened the old files: they keep their content (rewritten in place, they
-    would not), and the names point at new files."""
-    boot(root)
-    paths = [root / "etc" / "tls.key", root / "etc" / "tls.crt", root / "data" / "firstboot.done"]
+    would not), and the names point at new files. The key, written last, is root's and of
+    the service user's group from the start."""
+    nobody = pwd.getpwnam("nobody")
+    boot(root, user="nobody")
+    key = root / "etc" / "tls.key"
+    paths = [root / "etc" / "tls.crt", root / "data" / "firstboot.done"]
     old = {path: (path.read_bytes(), open(path, "rb")) for path in paths}
     try:
-        (root / "etc" / "tls.crt").unlink()        # a new certificate is made, and its key
-        (root / "data" / "firstboot.done").unlink()
-        outcome, _ = boot(root)
+        key.unlink()                          # a certificate and its key are made again
+        outcome, _ = boot(root, user="nobody")
         assert outcome.tls_certificate == "created"
         for path, (content, reader) in old.items():
             assert reader.read() == content, path   # the old file, untouched
@@ -148,6 +150,7 @@ def test_key_certificate_and_marker_are_replaced_whole_never_rewritten_in_place(
     finally:
         for _, reader in old.values():
             reader.close()
-    assert oct((root / "etc" / "tls.key").stat().st_mode & 0o777) == "0o640"
+    made = key.stat()
+    assert (made.st_uid, made.st_gid, oct(made.st_mode & 0o777)) == (0, nobody.pw_gid, "0o640")
     assert oct((root / "etc" / "tls.crt").stat().st_mode & 0o777) == "0o644"
     assert not [p for p in (root / "etc").iterdir() if p.name.startswith(".")]  # no temporary
