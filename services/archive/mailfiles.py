@@ -41,8 +41,8 @@ from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator
 
 from services.archive import mbox
-from services.archive.mailtree import (EXPORT_MANIFEST_FILES, Found, NotReadable, describe,
-                                       is_single_message, open_file, walk)
+from services.archive.mailtree import (EXPORT_MANIFEST_FILES, Found, Moved, NotReadable,
+                                       describe, is_single_message, open_file, walk)
 from services.common.atomic_file import atomic_output
 
 MiB = 1024 * 1024
@@ -87,7 +87,9 @@ def count_mail(paths: Iterable[Path | str]) -> int:
     """How many items iter_mail will yield, for a progress bar; does not parse messages.
 
     Exact but for files that change meanwhile: single-message files count one each
-    unopened, mbox files count their separators, zips their members.
+    unopened, mbox files count their separators, zips their members. (In a live Maildir,
+    a message moved from new/ to cur/ after it was read or counted is read or counted
+    again in cur/; one deleted is still one item, reported gone.)
     """
     return sum(_count_found(found) for found in walk(paths))
 
@@ -103,6 +105,8 @@ def _read_found(found: Found, max_bytes: int) -> Iterator[MailItem]:
                 yield _single_message(stream, label, max_bytes, _file_size(stream))
             else:
                 yield from _read_stream(stream, label, max_bytes, depth=0)
+    except Moved:
+        return  # a Maildir message renamed or deleted: its walk lists it again, or reports it
     except (OSError, NotReadable) as exc:
         yield MailItem(label, error=describe(exc, found.path))
     except Exception as exc:  # a reader's bug must not end the import: report it, go on

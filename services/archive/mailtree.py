@@ -17,6 +17,15 @@ Dovecot's fs layout) while loose files there (dovecot.index, subscriptions) are 
 In any other directory every regular file is mail, and hidden entries (.git, .DS_Store)
 are skipped. Paths named by the caller are always read, hidden or not. A directory
 reached twice (a tree named twice, a bind mount) is read once.
+
+A Maildir may be live: a server delivering into it, clients flagging its mail (an admin
+imports a user's Maildir from a running Dovecot). It changes only by rename and unlink
+(https://cr.yp.to/proto/maildir.html): a message seen by a client moves from new/ to cur/
+("UNIQUE" -> "UNIQUE:2,"), a flag change renames it in cur/ ("UNIQUE:2,S" ->
+"UNIQUE:2,RS"); its unique name, before the ":" of the info, stays. Every message that is
+there for the whole walk is read (unless it is renamed during each listing of its part of
+the folder: _MaildirWalk says how); one moved from new/ after it was read is read again in
+cur/, the same bytes (the store counts a duplicate).
 """
 from __future__ import annotations
 
@@ -24,21 +33,29 @@ import errno
 import heapq
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Iterable, Iterator
+from typing import BinaryIO, Generator, Iterable, Iterator
 
-MAILDIR_PARTS = ("cur", "new")
+# new/ first: a message moved from new/ to cur/ while new/ is read is met again in cur/,
+# listed later; read cur/ first and a message moved during it is in neither listing.
+MAILDIR_PARTS = ("new", "cur")
+INFO_SEPARATOR = ":"  # a Maildir file's name is its unique name, then ":" and the info
 SINGLE_MESSAGE_SUFFIX = ".eml"
 # The files an evidence export adds beside its mail (services.archive.evidence): skipped
 # on import when all of them are at the root of a zip or of a folder (an unpacked export).
 EXPORT_MANIFEST_FILES = ("manifest.csv", "export.json", "SHA256SUMS")
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NOCTTY | os.O_CLOEXEC
-# Entries of a Maildir folder held at once, at most (some 200 bytes each): a folder of
-# more is read in name order a chunk at a time, each chunk a scan of the folder for the
-# next names, so an import of millions of messages in one folder does not hold all their
-# names (a scan of a million entries takes about a second; a million messages, hours).
+# Entries of a Maildir folder held at once, at most (some 300 bytes each, with the unique
+# names read): a folder of more is read in name order a range at a time, each listing a
+# scan of the folder for the next names, so an import of millions of messages in one
+# folder does not hold all their names (a scan of a million entries takes about a second;
+# a million messages, hours).
 LISTING_CHUNK = 50_000
+# Listings of one range of a Maildir folder that show unread messages, at most: a quiet
+# folder takes two (the second shows none); a message renamed during a listing may be in
+# it under neither name, and one moved in from new/ is new to cur/ (see _MaildirWalk).
+LISTINGS = 4
 
 
 @dataclass(frozen=True)
@@ -48,8 +65,10 @@ class Found:
     tree: str = "/"             # real path of the tree it was found in
     opens: str | None = None    # the path to open (a named symlink's target), else `path`
     error: str | None = None
-    skipped: bool = False       # a symlink not followed: reported, not a failure
+    skipped: bool = False       # reported, not a failure: a symlink not followed, a message gone
     single_message: bool = False  # a Maildir entry or a .eml file: exactly one message
+    # A message of a Maildir being walked: the walk to tell when it is not where listed.
+    maildir: _MaildirWalk | None = field(default=None, compare=False, repr=False)
 
 
 class NotReadable(Exception):
@@ -57,8 +76,16 @@ class NotReadable(Exception):
     outside the tree it was found in."""
 
 
+class Moved(Exception):
+    """A Maildir message not where it was listed: renamed since (a flag change, a move from
+    new/ to cur/) or deleted. It gives nothing: its walk lists it again under its new name,
+    or reports it gone."""
+
+
 def walk(paths: Iterable[Path | str]) -> Iterator[Found]:
-    """Every file under `paths` that may hold mail, in a stable order (name order)."""
+    """Every file under `paths` that may hold mail, in a stable order (name order; a
+    Maildir's new/ before its cur/). Open each Found (open_file) before taking the next, as
+    iter_mail does: a Maildir message renamed since it was listed is then found again."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]  # one path, not the characters of its name
     visited: set[tuple[int, int]] = set()
@@ -72,7 +99,7 @@ def walk(paths: Iterable[Path | str]) -> Iterator[Found]:
             yield Found(path, error=describe(exc, path))
             continue
         if os.path.isdir(tree) and _is_maildir_part(tree):  # Mail/cur named on its own
-            yield from _maildir_messages(path, tree, opens=tree)
+            yield from _MaildirWalk(tree, [(path, tree)]).messages()
         elif os.path.isdir(tree):
             yield from _walk_directory(path, tree, visited, loose_files_are_mail=True,
                                        opens=tree)
@@ -83,8 +110,15 @@ def walk(paths: Iterable[Path | str]) -> Iterator[Found]:
 
 def open_file(found: Found) -> BinaryIO:
     """Open a found regular file for reading, never through a symlink and never outside its
-    tree; raises NotReadable (with the reason) or OSError."""
-    descriptor = os.open(found.opens or found.path, _OPEN_FLAGS | os.O_NONBLOCK)
+    tree; raises NotReadable (with the reason), Moved (a Maildir message no longer where it
+    was listed; its walk is told) or OSError."""
+    try:
+        descriptor = os.open(found.opens or found.path, _OPEN_FLAGS | os.O_NONBLOCK)
+    except FileNotFoundError:
+        if found.maildir is None:
+            raise
+        found.maildir.lose(found)
+        raise Moved(found.path) from None
     try:
         _refuse_irregular(os.fstat(descriptor))
         _refuse_outside(descriptor, found.tree)
@@ -121,8 +155,8 @@ def _walk_directory(directory: Path, tree: str, visited: set[tuple[int, int]],
     maildir = all(part in real_directories for part in MAILDIR_PARTS)
     unpacked_export = {entry.name for entry in entries}.issuperset(EXPORT_MANIFEST_FILES)
     if maildir:
-        for part in MAILDIR_PARTS:
-            yield from _maildir_messages(directory / part, tree)
+        parts = [(directory / part, directory / part) for part in MAILDIR_PARTS]
+        yield from _MaildirWalk(tree, parts).messages()
     for entry in entries:
         path = directory / entry.name
         if maildir and entry.name in MAILDIR_PARTS + ("tmp",):
@@ -140,18 +174,101 @@ def _walk_directory(directory: Path, tree: str, visited: set[tuple[int, int]],
             yield Found(path, tree, single_message=is_single_message(path.name))
 
 
-def _maildir_messages(folder: Path, tree: str, opens: str | None = None) -> Iterator[Found]:
-    for entry in _entries_in_chunks(opens or folder, tree):
-        if isinstance(entry, BaseException):
-            yield Found(folder, tree, error=describe(entry, folder))
-            return
-        if entry.name.startswith("."):
-            continue
+class _MaildirWalk:
+    """The messages of one Maildir: its new/ then its cur/ (or the one of them named alone),
+    then those that went away during the walk.
+
+    A folder is read a range of names at a time (LISTING_CHUNK at most, in name order), and
+    each range is listed until a listing shows no message not read from it yet (by unique
+    name: a message keeps its place in name order, and so its range, whatever its info).
+    Why list it again:
+      * A listing is no snapshot: a message renamed while the folder is listed may be in it
+        under neither name (ext4 lists in hash order: the new name may land where the
+        listing has been already). The next listing shows it.
+      * A message not found when it is opened (open_file calls lose()) was renamed or
+        deleted since it was listed: its range is listed again at once, which shows it under
+        its new name and the rest of the range as it is now (a burst of renames, a client
+        marking all read, costs a few listings, not one per rename).
+      * One lost from new/ was moved to cur/, read later, or deleted. One lost and not
+        listed again by the end was deleted, or moved to another folder, during the walk:
+        it is reported gone, skipped and not failed, as no longer there to import.
+    So a message there all along is missed only if it is renamed during every listing of its
+    range: at least two, the second once the range is read; at most LISTINGS that showed
+    unread messages.
+    """
+
+    def __init__(self, tree: str, folders: list[tuple[Path, Path | str]]):
+        self.tree = tree
+        self.folders = folders  # (the path as the caller sees it, the path to list)
+        self.lost: dict[str, Found] = {}  # unique name -> its message not found when opened
+
+    def messages(self) -> Iterator[Found]:
+        for folder, listed in self.folders:
+            yield from self._folder(folder, listed)
+        parts = " or ".join(f"{Path(listed).name}/" for _, listed in self.folders)
+        for found in self.lost.values():
+            yield Found(found.path, self.tree, skipped=True, error=(
+                f"gone during the import: no longer in {parts} (deleted or moved away)"))
+
+    def lose(self, found: Found) -> None:
+        self.lost[unique_name(found.path.name)] = found
+
+    def _folder(self, folder: Path, listed: Path | str) -> Iterator[Found]:
+        after = None  # the last name of the ranges read
+        while True:
+            try:
+                after = yield from self._range(folder, listed, after)
+            except (OSError, NotReadable) as exc:  # listing it failed
+                yield Found(folder, self.tree, error=describe(exc, folder))
+                return
+            if after is None:
+                return
+
+    def _range(self, folder: Path, listed: Path | str, after: str | None
+               ) -> Generator[Found, None, str | None]:
+        """The messages named after `after`, LISTING_CHUNK at most, listed until a listing
+        shows none unread; returns the range's last name, None if it is the folder's end.
+        Raises OSError or NotReadable when the folder cannot be listed."""
+        read: set[str] = set()  # unique names
+        last, listings = None, 0
+        while listings < LISTINGS:
+            entries = _listing(listed, self.tree, after, last)
+            if len(entries) == LISTING_CHUNK:
+                last = entries[-1].name  # the next range goes on after it
+            unread = [entry for entry in entries if not entry.name.startswith(".")
+                      and unique_name(entry.name) not in read]
+            if not unread:
+                break
+            if (yield from self._read(folder, unread, read)):
+                listings += 1  # one cut short by a lost message is listed again, uncounted
+        return last
+
+    def _read(self, folder: Path, entries: list[os.DirEntry], read: set[str]
+              ) -> Generator[Found, None, bool]:
+        """A Found for each entry, its unique name added to `read`; False as soon as the
+        reader lost one (it is no longer read), True once all were read."""
+        for entry in entries:
+            unique = unique_name(entry.name)
+            read.add(unique)
+            found = self._found(folder, entry)
+            yield found
+            if self.lost.get(unique) is found:
+                read.discard(unique)
+                return False
+        return True
+
+    def _found(self, folder: Path, entry: os.DirEntry) -> Found:
         path = folder / entry.name
         if _is_symlink(entry):
-            yield _skipped_symlink(path, tree)
-        else:
-            yield Found(path, tree, single_message=True)
+            return _skipped_symlink(path, self.tree)
+        self.lost.pop(unique_name(entry.name), None)  # found again, under this name
+        return Found(path, self.tree, single_message=True, maildir=self)
+
+
+def unique_name(name: str) -> str:
+    """A Maildir file's unique name: its name up to the info (":2,FLAGS"), which is what a
+    flag change rewrites; the whole name if it has no info (in new/)."""
+    return name.partition(INFO_SEPARATOR)[0]
 
 
 def _list_directory(directory: Path | str, tree: str
@@ -169,33 +286,21 @@ def _list_directory(directory: Path | str, tree: str
     return entries, (status.st_dev, status.st_ino)
 
 
-def _entries_in_chunks(directory: Path | str, tree: str
-                       ) -> Iterator[os.DirEntry | OSError | NotReadable]:
-    """The entries of a directory in name order, as _list_directory gives them, holding at
-    most LISTING_CHUNK of them at once: each chunk is the smallest names after the last
-    chunk's, from a scan of its own (a folder of N entries is scanned N / LISTING_CHUNK
-    times, rounded up). Ends with the error (not raised) when the directory cannot be read
-    or no longer lies inside `tree`."""
-    after = None
-    while True:
-        try:
-            descriptor = os.open(directory, _OPEN_FLAGS | os.O_DIRECTORY)
-            try:
-                _refuse_outside(descriptor, tree)
-                with os.scandir(descriptor) as listing:
-                    chunk = heapq.nsmallest(
-                        LISTING_CHUNK, (entry for entry in listing
-                                        if after is None or entry.name > after),
-                        key=lambda entry: entry.name)
-            finally:
-                os.close(descriptor)
-        except (OSError, NotReadable) as exc:
-            yield exc
-            return
-        yield from chunk
-        if len(chunk) < LISTING_CHUNK:
-            return
-        after = chunk[-1].name
+def _listing(directory: Path | str, tree: str, after: str | None, last: str | None
+             ) -> list[os.DirEntry]:
+    """The LISTING_CHUNK smallest names of a directory after `after` and up to `last` (no
+    bound where None), in name order, from one scan of it (a folder of N entries is read in
+    about N / LISTING_CHUNK ranges). The directory is opened without following a symlink and
+    must lie inside `tree`; raises OSError or NotReadable."""
+    descriptor = os.open(directory, _OPEN_FLAGS | os.O_DIRECTORY)
+    try:
+        _refuse_outside(descriptor, tree)
+        with os.scandir(descriptor) as listing:
+            return heapq.nsmallest(LISTING_CHUNK, (
+                entry for entry in listing if (after is None or entry.name > after)
+                and (last is None or entry.name <= last)), key=lambda entry: entry.name)
+    finally:
+        os.close(descriptor)
 
 
 def _refuse_irregular(status: os.stat_result) -> None:

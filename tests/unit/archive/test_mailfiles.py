@@ -52,10 +52,10 @@ def test_reads_a_maildir_with_cur_new_and_maildir_plus_plus_subfolders(tmp_path)
     write(inbox / "dovecot-uidlist", b"3 V1 N4\n")
     write(inbox / "subscriptions", b"Sent\n")
     items = list(iter_mail([inbox]))
-    assert [item.label for item in items] == [
-        str(inbox / "cur/1.a:2,S"), str(inbox / "new/2.b"),
+    assert [item.label for item in items] == [  # new/ first (see mailtree.MAILDIR_PARTS)
+        str(inbox / "new/2.b"), str(inbox / "cur/1.a:2,S"),
         str(inbox / ".Sent/cur/4.d:2,S"), str(inbox / ".Sent.2019/new/5.e")]
-    assert [item.raw for item in items] == [message("one"), message("two"), message("sent"),
+    assert [item.raw for item in items] == [message("two"), message("one"), message("sent"),
                                             message("old sent")]
     assert all(item.error is None for item in items)
     assert count_mail([inbox]) == 4
@@ -187,8 +187,8 @@ def test_an_unlistable_maildir_folder_is_an_error_item(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "open", open_refusing_cur)
     assert list(iter_mail([inbox])) == [
-        MailItem(str(inbox / "cur"), error="cannot read: permission denied"),
-        MailItem(str(inbox / "new/1"), raw=message("one"))]
+        MailItem(str(inbox / "new/1"), raw=message("one")),
+        MailItem(str(inbox / "cur"), error="cannot read: permission denied")]
 
 
 def test_an_empty_mbox_message_is_an_error_item(tmp_path):
