@@ -56,6 +56,10 @@ LISTING_CHUNK = 50_000
 # folder takes two (the second shows none); a message renamed during a listing may be in
 # it under neither name, and one moved in from new/ is new to cur/ (see _MaildirWalk).
 LISTINGS = 4
+# Listings of one range cut short by a message lost when opened, at most: past them, what is
+# still lost is reported gone (a client renaming one message over and over must not keep
+# an import listing the folder for ever).
+CUT_SHORT_LISTINGS = 100
 
 
 @dataclass(frozen=True)
@@ -194,7 +198,8 @@ class _MaildirWalk:
         it is reported gone, skipped and not failed, as no longer there to import.
     So a message there all along is missed only if it is renamed during every listing of its
     range: at least two, the second once the range is read; at most LISTINGS that showed
-    unread messages.
+    unread messages, besides CUT_SHORT_LISTINGS cut short by a lost one (past them, a
+    message lost again is reported gone: one renamed over and over cannot stall the walk).
     """
 
     def __init__(self, tree: str, folders: list[tuple[Path, Path | str]]):
@@ -230,7 +235,7 @@ class _MaildirWalk:
         shows none unread; returns the range's last name, None if it is the folder's end.
         Raises OSError or NotReadable when the folder cannot be listed."""
         read: set[str] = set()  # unique names
-        last, listings = None, 0
+        last, listings, cut_short = None, 0, 0
         while listings < LISTINGS:
             entries = _listing(listed, self.tree, after, last)
             if len(entries) == LISTING_CHUNK:
@@ -239,20 +244,24 @@ class _MaildirWalk:
                       and unique_name(entry.name) not in read]
             if not unread:
                 break
-            if (yield from self._read(folder, unread, read)):
-                listings += 1  # one cut short by a lost message is listed again, uncounted
+            patient = cut_short < CUT_SHORT_LISTINGS  # may stop at a lost one, list again
+            if (yield from self._read(folder, unread, read, stop_at_loss=patient)):
+                listings += 1
+            else:  # a lost message: listed again at once, counted apart
+                cut_short += 1
         return last
 
-    def _read(self, folder: Path, entries: list[os.DirEntry], read: set[str]
-              ) -> Generator[Found, None, bool]:
-        """A Found for each entry, its unique name added to `read`; False as soon as the
-        reader lost one (it is no longer read), True once all were read."""
+    def _read(self, folder: Path, entries: list[os.DirEntry], read: set[str],
+              stop_at_loss: bool = True) -> Generator[Found, None, bool]:
+        """A Found for each entry, its unique name added to `read`; with `stop_at_loss`,
+        False as soon as the reader lost one (it is no longer read), else True once all
+        were read."""
         for entry in entries:
             unique = unique_name(entry.name)
             read.add(unique)
             found = self._found(folder, entry)
             yield found
-            if self.lost.get(unique) is found:
+            if stop_at_loss and self.lost.get(unique) is found:
                 read.discard(unique)
                 return False
         return True

@@ -217,3 +217,25 @@ def test_a_maildir_moved_and_flagged_through_a_whole_import_is_imported_whole(
             summary["problems"]) == (count, 0, 0, []), err[-2000:]
     assert digests_of(archiver, data) == sorted(
         hashlib.sha256(raw_message(n)).hexdigest() for n in range(count))
+
+
+@pytest.mark.timeout(120)
+def test_a_message_renamed_each_time_it_is_about_to_be_read_ends_reported_gone(
+        tmp_path, monkeypatch, capsys):
+    """A client that flags one message over and over, each time just before the import opens
+    it: the import lists its range again a bounded number of times
+    (mailtree.CUT_SHORT_LISTINGS), then reports it gone, and imports the rest."""
+    root = make_maildir(tmp_path / "Maildir", ["cur/a:2,S", "cur/b:2,", "cur/c:2,S"])
+    real, renames = mailfiles.open_file, []
+
+    def opening(found):
+        if found.path.name.startswith("b:"):  # flagged again, now: never where it was listed
+            flags = "S" if found.path.name.endswith(",") else ""
+            os.rename(found.path, found.path.with_name(f"b:2,{flags}"))
+            renames.append(found.path.name)
+        return real(found)
+    monkeypatch.setattr(mailfiles, "open_file", opening)
+    code, summary = import_in_process(capsys, tmp_path / "data", root)
+    assert len(renames) == mailtree.CUT_SHORT_LISTINGS + 1  # one more, read without a relist
+    assert (code, summary["imported"], summary["failed"], summary["skipped"]) == (0, 2, 0, 1)
+    assert "gone during the import" in json.dumps(summary["problems"])
