@@ -60,6 +60,9 @@ LISTINGS = 4
 # still lost is reported gone (a client renaming one message over and over must not keep
 # an import listing the folder for ever).
 CUT_SHORT_LISTINGS = 100
+# Unique names one range may hold as read, at most: names keep coming into a range (a
+# hostile user hard-links new ones in between its listings), the memory they hold may not.
+READ_NAMES_HELD = 2 * LISTING_CHUNK
 
 
 @dataclass(frozen=True)
@@ -198,8 +201,8 @@ class _MaildirWalk:
         it is reported gone, skipped and not failed, as no longer there to import.
     So a message there all along is missed only if it is renamed during every listing of its
     range: at least two, the second once the range is read; at most LISTINGS that showed
-    unread messages, besides CUT_SHORT_LISTINGS cut short by a lost one (past them, a
-    message lost again is reported gone: one renamed over and over cannot stall the walk).
+    unread messages or missed a lost one, besides CUT_SHORT_LISTINGS cut short by a lost
+    one (one renamed over and over cannot stall the walk: it ends reported gone).
     """
 
     def __init__(self, tree: str, folders: list[tuple[Path, Path | str]]):
@@ -232,38 +235,43 @@ class _MaildirWalk:
     def _range(self, folder: Path, listed: Path | str, after: str | None
                ) -> Generator[Found, None, str | None]:
         """The messages named after `after`, LISTING_CHUNK at most, listed until a listing
-        shows none unread; returns the range's last name, None if it is the folder's end.
-        Raises OSError or NotReadable when the folder cannot be listed."""
+        shows none unread and none lost from it still missing; returns the range's last
+        name, None if it is the folder's end. Raises OSError or NotReadable when the
+        folder cannot be listed."""
         read: set[str] = set()  # unique names
+        lost_here: set[str] = set()  # unique names lost when opened, from this range
         last, listings, cut_short = None, 0, 0
-        while listings < LISTINGS:
+        while listings < LISTINGS and len(read) <= READ_NAMES_HELD:
             entries = _listing(listed, self.tree, after, last)
             if len(entries) == LISTING_CHUNK:
                 last = entries[-1].name  # the next range goes on after it
             unread = [entry for entry in entries if not entry.name.startswith(".")
                       and unique_name(entry.name) not in read]
-            if not unread:
+            if not unread and not lost_here & self.lost.keys():
                 break
             patient = cut_short < CUT_SHORT_LISTINGS  # may stop at a lost one, list again
-            if (yield from self._read(folder, unread, read, stop_at_loss=patient)):
-                listings += 1
+            if (yield from self._read(folder, unread, read, lost_here, stop_at_loss=patient)):
+                listings += 1  # also one that showed a lost message under neither name
             else:  # a lost message: listed again at once, counted apart
                 cut_short += 1
         return last
 
     def _read(self, folder: Path, entries: list[os.DirEntry], read: set[str],
-              stop_at_loss: bool = True) -> Generator[Found, None, bool]:
-        """A Found for each entry, its unique name added to `read`; with `stop_at_loss`,
-        False as soon as the reader lost one (it is no longer read), else True once all
-        were read."""
+              lost_here: set[str], stop_at_loss: bool) -> Generator[Found, None, bool]:
+        """A Found for each entry, its unique name added to `read`; one the reader lost is
+        taken out of `read` again (a later listing shows it under its new name) and put in
+        `lost_here`. With `stop_at_loss`, False at the first loss; else True once all were
+        read."""
         for entry in entries:
             unique = unique_name(entry.name)
             read.add(unique)
             found = self._found(folder, entry)
             yield found
-            if stop_at_loss and self.lost.get(unique) is found:
+            if self.lost.get(unique) is found:
                 read.discard(unique)
-                return False
+                lost_here.add(unique)
+                if stop_at_loss:
+                    return False
         return True
 
     def _found(self, folder: Path, entry: os.DirEntry) -> Found:

@@ -223,8 +223,8 @@ def test_a_maildir_moved_and_flagged_through_a_whole_import_is_imported_whole(
 def test_a_message_renamed_each_time_it_is_about_to_be_read_ends_reported_gone(
         tmp_path, monkeypatch, capsys):
     """A client that flags one message over and over, each time just before the import opens
-    it: the import lists its range again a bounded number of times
-    (mailtree.CUT_SHORT_LISTINGS), then reports it gone, and imports the rest."""
+    it: the import lists its range again a bounded number of times (mailtree.LISTINGS
+    besides CUT_SHORT_LISTINGS), then reports it gone, and imports the rest."""
     root = make_maildir(tmp_path / "Maildir", ["cur/a:2,S", "cur/b:2,", "cur/c:2,S"])
     real, renames = mailfiles.open_file, []
 
@@ -236,6 +236,47 @@ def test_a_message_renamed_each_time_it_is_about_to_be_read_ends_reported_gone(
         return real(found)
     monkeypatch.setattr(mailfiles, "open_file", opening)
     code, summary = import_in_process(capsys, tmp_path / "data", root)
-    assert len(renames) == mailtree.CUT_SHORT_LISTINGS + 1  # one more, read without a relist
+    assert len(renames) == mailtree.CUT_SHORT_LISTINGS + mailtree.LISTINGS
     assert (code, summary["imported"], summary["failed"], summary["skipped"]) == (0, 2, 0, 1)
     assert "gone during the import" in json.dumps(summary["problems"])
+
+
+def test_a_message_flagged_once_past_the_cut_short_listings_is_still_imported(
+        tmp_path, monkeypatch, capsys):
+    """Once a range's listings cut short by lost messages are spent (a busy folder), a
+    message flagged before it is read is still read under its new name, by a counted
+    listing, not reported gone while it is there."""
+    root = make_maildir(tmp_path / "Maildir", ["cur/a:2,S", "cur/b:2,", "cur/c:2,S"])
+    monkeypatch.setattr(mailtree, "CUT_SHORT_LISTINGS", 0)
+    changing_before_reading(monkeypatch, root, {"cur/b:2,": [("cur/b:2,", "cur/b:2,S")]})
+    code, summary = import_in_process(capsys, tmp_path / "data", root)
+    assert (code, summary["imported"], summary["failed"], summary["skipped"],
+            summary["problems"]) == (0, 3, 0, 0, [])
+
+
+def test_a_lost_message_missing_from_the_next_listing_too_is_found_by_one_more(
+        tmp_path, monkeypatch, capsys):
+    """Flagged just before it is read (lost), then flagged again while its range is listed
+    anew, so that listing shows it under neither name (ext4's hash order): the range is
+    listed once more while a message lost from it is missing, and it is imported."""
+    root = make_maildir(tmp_path / "Maildir", ["cur/a:2,S", "cur/b:2,"])  # b read last
+    real_open, real_scandir, armed = mailfiles.open_file, os.scandir, []
+
+    def opening(found):
+        if found.path.name == "b:2,":
+            os.rename(found.path, found.path.with_name("b:2,S"))
+            armed.append(True)
+        return real_open(found)
+
+    def scandir(directory):
+        listing = Listing(real_scandir(directory))
+        if armed and any(entry.name == "b:2,S" for entry in listing):
+            armed.clear()
+            os.rename(root / "cur" / "b:2,S", root / "cur" / "b:2,RS")
+            listing = Listing(entry for entry in listing if not entry.name.startswith("b:"))
+        return listing
+    monkeypatch.setattr(mailfiles, "open_file", opening)
+    monkeypatch.setattr(os, "scandir", scandir)
+    code, summary = import_in_process(capsys, tmp_path / "data", root)
+    assert (code, summary["imported"], summary["failed"], summary["skipped"],
+            summary["problems"]) == (0, 2, 0, 0, [])
