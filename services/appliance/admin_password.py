@@ -57,9 +57,7 @@ def save(data_dir: Path, record: dict, owner: tuple[int, int] | None = None) -> 
     before = _regular_file_status(path)
     mode = stat.S_IMODE(before.st_mode) & 0o777 if before else 0o600
     owner = owner or ((before.st_uid, before.st_gid) if before else None)
-    with atomic_output(path, mode=mode) as output:
-        if owner is not None:
-            _give(output.fileno(), owner)
+    with atomic_output(path, mode=mode, owner=owner) as output:
         output.write(json.dumps(record).encode())
     return path
 
@@ -71,14 +69,6 @@ def _regular_file_status(path: Path) -> os.stat_result | None:
     except FileNotFoundError:
         return None
     return status if stat.S_ISREG(status.st_mode) else None
-
-
-def _give(descriptor: int, owner: tuple[int, int]) -> None:
-    """chown the open file to `owner`, only when it differs: a process other than root may
-    not chown at all."""
-    now = os.fstat(descriptor)
-    if (now.st_uid, now.st_gid) != owner:
-        os.fchown(descriptor, *owner)
 
 
 def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:

@@ -195,9 +195,7 @@ def _write_whole(path: Path, data: bytes, mode: int,
     durably: a power cut during first boot must not leave an empty key or certificate that
     later boots keep (they only ask whether the files exist), nor a marker before them.
     Raises OSError."""
-    with atomic_output(path, mode=mode) as output:
-        if owner is not None:
-            os.fchown(output.fileno(), *owner)
+    with atomic_output(path, mode=mode, owner=owner) as output:
         output.write(data)
 
 

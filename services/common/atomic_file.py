@@ -9,12 +9,17 @@ from typing import BinaryIO, Iterator
 
 
 @contextlib.contextmanager
-def atomic_output(path: Path, suffix: str = "", mode: int = 0o600) -> Iterator[BinaryIO]:
+def atomic_output(path: Path, suffix: str = "", mode: int = 0o600,
+                  owner: tuple[int, int] | None = None) -> Iterator[BinaryIO]:
     """Write to a temporary file beside `path`, then fsync, rename over `path` (a symlink
     there is replaced, not followed) and fsync the folder; if writing fails, `path` keeps
-    what it had."""
+    what it had. `owner` (uid, gid): given to the new file before it takes the name, so
+    nothing is ever changed through the name (chown only where it differs: a process
+    other than root may not chown at all)."""
     with _temporary_beside(path, suffix, mode) as (output, temporary):
         try:
+            if owner is not None and os.fstat(output.fileno())[4:6] != tuple(owner):
+                os.fchown(output.fileno(), *owner)
             yield output
             _synced(output)
             os.replace(temporary, path)
