@@ -29,6 +29,7 @@ cur/, the same bytes (the store counts a duplicate).
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import heapq
 import os
@@ -291,15 +292,11 @@ def unique_name(name: str) -> str:
 def _list_directory(directory: Path | str, tree: str
                     ) -> tuple[list[os.DirEntry], tuple[int, int]]:
     """The entries of a directory in name order, and its (device, inode); the directory is
-    opened without following a symlink and must lie inside `tree`."""
-    descriptor = os.open(directory, _OPEN_FLAGS | os.O_DIRECTORY)
-    try:
-        _refuse_outside(descriptor, tree)
+    opened as _opened_directory opens it."""
+    with _opened_directory(directory, tree) as descriptor:
         status = os.fstat(descriptor)
         with os.scandir(descriptor) as listing:
             entries = sorted(listing, key=lambda entry: entry.name)
-    finally:
-        os.close(descriptor)
     return entries, (status.st_dev, status.st_ino)
 
 
@@ -307,15 +304,23 @@ def _listing(directory: Path | str, tree: str, after: str | None, last: str | No
              ) -> list[os.DirEntry]:
     """The LISTING_CHUNK smallest names of a directory after `after` and up to `last` (no
     bound where None), in name order, from one scan of it (a folder of N entries is read in
-    about N / LISTING_CHUNK ranges). The directory is opened without following a symlink and
-    must lie inside `tree`; raises OSError or NotReadable."""
+    about N / LISTING_CHUNK ranges). The directory is opened as _opened_directory opens it;
+    raises OSError or NotReadable."""
+    with _opened_directory(directory, tree) as descriptor, os.scandir(descriptor) as listing:
+        return heapq.nsmallest(LISTING_CHUNK, (
+            entry for entry in listing if (after is None or entry.name > after)
+            and (last is None or entry.name <= last)), key=lambda entry: entry.name)
+
+
+@contextlib.contextmanager
+def _opened_directory(directory: Path | str, tree: str) -> Iterator[int]:
+    """A descriptor of `directory`, opened without following a symlink, closed on leaving;
+    raises NotReadable when it does not lie inside `tree`, OSError when it cannot be
+    opened."""
     descriptor = os.open(directory, _OPEN_FLAGS | os.O_DIRECTORY)
     try:
         _refuse_outside(descriptor, tree)
-        with os.scandir(descriptor) as listing:
-            return heapq.nsmallest(LISTING_CHUNK, (
-                entry for entry in listing if (after is None or entry.name > after)
-                and (last is None or entry.name <= last)), key=lambda entry: entry.name)
+        yield descriptor
     finally:
         os.close(descriptor)
 
