@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import math
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +31,7 @@ from services.archive.extract import ExtractionPool
 from services.archive.index import (DOCUMENT_LEVELS, SCHEMA_KEY, SCHEMA_VERSION, document_at,
                                     id_term, number_terms, schema_version)
 from services.archive.index_reader import read_index
+from services.archive.space import FULL_BELOW_BYTES, OutOfSpace, size_in_words
 from services.archive.store import NotFound, Store
 
 log = logging.getLogger("archiver")
@@ -61,10 +63,36 @@ BATCH_SHARE = 8
 # its commits are as large as memory allows already, so waiting would not make them fewer,
 # only later (measured: the wait was a quarter of a 2,000-message catch-up on 2 cores).
 FOLLOW_COMMIT_SECONDS = 0.5
+# A commit is begun only with room for what it may write on the index's disk, because
+# Xapian 1.4 cannot be let meet a full disk there: the value streams are written by a
+# destructor (Glass::ValueUpdater, in GlassDatabase::set_revision_number), so the
+# DatabaseError of a write refused for ENOSPC ends the whole process (std::terminate)
+# instead of being raised. What a commit takes, measured (statvfs before and after each
+# commit of an import into a new index): up to 22 bytes per byte of text (17.6 MB for
+# 787 KB, the bench corpus with attachments) and 3.2 KB per document of little text.
+COMMIT_DISK_PER_TEXT_BYTE = 32
+COMMIT_DISK_PER_DOCUMENT = 8192
 
 
 class IndexerBusy(ArchiverError):
     exit_code = 3
+
+
+class NoRoomToCommit(OutOfSpace):
+    """The index's disk has less room than the next commit may take (COMMIT_DISK_PER_...);
+    nothing of the commit was written."""
+
+    def __init__(self, path: Path, need_bytes: int, free_bytes: int):
+        super().__init__(f"the index's disk has {size_in_words(free_bytes)} free; its next "
+                         f"commit may take up to {size_in_words(need_bytes)} ({path})")
+        self.path, self.need_bytes = path, need_bytes
+
+    def fits_now(self) -> bool:
+        """Whether the commit would be begun now (the disk measured again)."""
+        try:
+            return _free_bytes(self.path) >= self.need_bytes
+        except OSError:
+            return False
 
 
 class _Refused(Exception):
@@ -367,7 +395,17 @@ class Indexer:
         """Replace each document by its store number (any other of its digest dropped), then
         commit the batch and its log position together. When Xapian refuses a document it
         drops the whole uncommitted batch, so the batch is written again, that message with
-        less."""
+        less. Begun only with room for it on the index's disk (COMMIT_DISK_PER_TEXT_BYTE):
+        in halves where the whole does not fit; raises NoRoomToCommit, nothing written, when
+        one message does not."""
+        if len(batch.entries) > 1 and self._room_short_by(batch) > 0:
+            # Near a full disk: in smaller commits, each begun only where it fits.
+            for half in _parts(batch, math.inf, (len(batch.entries) + 1) // 2):
+                self._commit(half, spacing)
+            return
+        if self._room_short_by(batch) > 0:
+            raise NoRoomToCommit(self.index_dir, self._room_for(batch),
+                                 _free_bytes(self.index_dir))
         refused: dict[str, tuple[int, str]] = {}  # digest -> (level, why)
         while True:
             try:
@@ -390,6 +428,16 @@ class Indexer:
                              batch.header_changes, kept)
         self._unrecorded = progress if self._unrecorded is None \
             else self._unrecorded.then(progress)
+
+    @staticmethod
+    def _room_for(batch: Batch) -> int:
+        """Bytes the index's disk must have free for committing `batch`."""
+        return (FULL_BELOW_BYTES + COMMIT_DISK_PER_TEXT_BYTE * _text_size(batch)
+                + COMMIT_DISK_PER_DOCUMENT * len(batch.present))
+
+    def _room_short_by(self, batch: Batch) -> int:
+        """Bytes the index's disk lacks for committing `batch` (0 or less: it fits)."""
+        return self._room_for(batch) - _free_bytes(self.index_dir)
 
     def record_progress(self) -> None:
         """Tell the store what the index committed (status, attachment names, failures,
@@ -491,11 +539,7 @@ class Indexer:
         """Drop whatever a failed write (a full disk) left half done and close the index;
         reopen() goes on from the last commit, which holds the position in the log."""
         for shard in self.shards:
-            try:  # a failed flush leaves changes pending, which close() would commit again
-                shard.begin_transaction(False)
-                shard.cancel_transaction()  # drops every change since the last commit
-            except xapian.Error:
-                pass  # Xapian dropped them itself and closed the shard
+            _drop_uncommitted(shard)
             try:
                 shard.close()
             except xapian.Error:
@@ -526,7 +570,11 @@ class Indexer:
             unsynced.settle(self.index_dir)
 
     def _close_shards(self) -> None:
+        """Close each shard. What it has not committed (a batch an error cut short) is
+        dropped: Xapian's close() would commit it, without its log position, and on a full
+        disk that commit could end the process (COMMIT_DISK_PER_TEXT_BYTE)."""
         for shard in self.shards:
+            _drop_uncommitted(shard)
             shard.close()
         self.shards = []
 
@@ -535,6 +583,22 @@ class Indexer:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+def _drop_uncommitted(shard: xapian.WritableDatabase) -> None:
+    """Drop every change of `shard` since its last commit (a failed flush leaves changes
+    pending, which close() would commit)."""
+    try:
+        shard.begin_transaction(False)  # False: begun without committing first
+        shard.cancel_transaction()
+    except xapian.Error:
+        pass  # Xapian dropped them itself and closed the shard
+
+
+def _free_bytes(path: Path) -> int:
+    """Room an unprivileged writer has on the filesystem of `path` (statvfs f_bavail)."""
+    found = os.statvfs(path)
+    return found.f_bavail * found.f_frsize
 
 
 def _document(level: int, digest: str, meta: dict, extracted, reason: str | None):
@@ -570,9 +634,10 @@ def _text_size(batch: Batch) -> int:
     return sum(content.text_size() for content in batch.extracted)
 
 
-def _parts(batch: Batch, text_bytes: int) -> Iterator[Batch]:
+def _parts(batch: Batch, text_bytes: float, entries: int | None = None) -> Iterator[Batch]:
     """The batch as consecutive runs of its log entries, each run's extracted text under
-    `text_bytes` (or a single message), so that Xapian's uncommitted changes stay bounded."""
+    `text_bytes` (or a single message), so that Xapian's uncommitted changes stay bounded;
+    and of at most `entries` log entries each, when given."""
     pending = {digest: (meta, content) for (digest, meta, _), content
                in zip(batch.present, batch.extracted)}
     part, size = Batch([]), 0
@@ -587,7 +652,7 @@ def _parts(batch: Batch, text_bytes: int) -> Iterator[Batch]:
             size += content.text_size()
         elif digest in batch.missing:
             part.missing.append(digest)
-        if size >= text_bytes:
+        if size >= text_bytes or len(part.entries) == entries:
             yield part
             part, size = Batch([]), 0
     if part.entries:

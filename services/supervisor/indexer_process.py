@@ -7,48 +7,75 @@ It holds the index lock the parent took (the lock's open file is handed over, so
 import can slip in between), dies with its parent (PR_SET_PDEATHSIG: a SIGKILLed `archiver
 run` leaves no indexer behind holding the lock), records its own state for status like
 any service, and is stopped (SIGTERM) when the parent stops.
+
+A child that ends on its own (a crash: Xapian's C++ code can abort the process) is started
+again RESTART_SECONDS later, as systemd's Restart=on-failure starts the appliance's indexer
+unit again: the new one goes on from the index's last commit, and the run's other services
+never stop for it. Only a child that keeps ending (START_LIMIT_BURST times within
+START_LIMIT_SECONDS, systemd's start limit) fails the run.
 """
 from __future__ import annotations
 
 import ctypes
 import functools
+import logging
 import os
 import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from services.appliance.service_state import describe
+from services.archive.indexer import IndexLock
 
 if TYPE_CHECKING:
-    from services.archive.indexer import IndexLock
     from services.archive.store import Store
 
+log = logging.getLogger("archiver")
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 STOP_SECONDS = 30.0  # then SIGKILL, as systemd's TimeoutStopSec would
+RESTART_SECONDS = 2.0  # the units' RestartSec
+START_LIMIT_BURST = 5  # endings within START_LIMIT_SECONDS that fail the run
+START_LIMIT_SECONDS = 60.0
 
 
 class IndexerProcess:
     """The child process running the indexer service for this `archiver run`."""
 
-    def __init__(self, process: subprocess.Popen):
-        self.process = process
+    def __init__(self, process: subprocess.Popen, args):
+        self.process, self.args = process, args
+        self.endings: list[float] = []  # time.monotonic() of its recent endings
+        self.why_ended: str | None = None  # while it waits to be started again
 
     @classmethod
     def start(cls, args, lock: IndexLock) -> "IndexerProcess":
         """`archiver serve indexer` with `args`' --config, --data and --model; it takes over
         `lock` when held (this process then lets go of its copy)."""
-        command = [sys.executable, "-m", "services.cli.main", "serve", "indexer"]
-        for option in ("config", "data", "model"):
-            if getattr(args, option, None) is not None:
-                command += [f"--{option}", str(getattr(args, option))]
-        handed = [lock.fd] if lock.held else []
-        if handed:
-            command += ["--index-lock-fd", str(lock.fd)]
-        process = subprocess.Popen(command, pass_fds=handed,
-                                   preexec_fn=functools.partial(_die_with_parent, os.getpid()))
-        lock.release()  # the child's copy of the open file keeps the lock held
-        return cls(process)
+        return cls(_spawn(args, lock), args)
+
+    def supervise(self, store: Store, data_dir: Path) -> str | None:
+        """Run every few seconds by the parent: start the child again RESTART_SECONDS after
+        it ended, once the index lock it let go of is free (an import may hold it a while).
+        Returns why it ended once it has ended START_LIMIT_BURST times within
+        START_LIMIT_SECONDS (the run fails then); else None."""
+        if self.why_ended is None:
+            self.why_ended = self.ended(store)
+            if self.why_ended is None:
+                return None
+            now = time.monotonic()
+            self.endings = [at for at in self.endings if now - at < START_LIMIT_SECONDS] + [now]
+            if len(self.endings) >= START_LIMIT_BURST:
+                return (f"{self.why_ended}; it ended {len(self.endings)} times within "
+                        f"{START_LIMIT_SECONDS:.0f} s")
+            log.error("indexer failed: %s; it is started again in %.0f s", self.why_ended,
+                      RESTART_SECONDS, extra={"ARCHIVER_SERVICE": "indexer"})
+        if time.monotonic() - self.endings[-1] >= RESTART_SECONDS:
+            lock = IndexLock(data_dir)
+            if lock.acquire(wait=False):
+                self.process, self.why_ended = _spawn(self.args, lock), None
+        return None
 
     def ended(self, store: Store) -> str | None:
         """None while it runs; else why it ended, as its own record says."""
@@ -67,6 +94,22 @@ class IndexerProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+def _spawn(args, lock: IndexLock) -> subprocess.Popen:
+    """The child, handed `lock` when held (this process then lets go of its copy: the
+    child's copy of the open file keeps the lock held)."""
+    command = [sys.executable, "-m", "services.cli.main", "serve", "indexer"]
+    for option in ("config", "data", "model"):
+        if getattr(args, option, None) is not None:
+            command += [f"--{option}", str(getattr(args, option))]
+    handed = [lock.fd] if lock.held else []
+    if handed:
+        command += ["--index-lock-fd", str(lock.fd)]
+    process = subprocess.Popen(command, pass_fds=handed,
+                               preexec_fn=functools.partial(_die_with_parent, os.getpid()))
+    lock.release()
+    return process
 
 
 def _die_with_parent(parent: int) -> None:

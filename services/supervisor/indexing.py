@@ -2,11 +2,13 @@
 a disk it writes to is full and going on by itself once there is room again.
 
 A write that fails for lack of room (Xapian's "Error writing block: No space left on
-device", the store's DiskFullError) pauses indexing: the index drops the half-written
-batch and goes on later from its last commit, which holds its position in the log, so
-nothing is lost or indexed twice. The pause ends when the disks the indexer writes to are
-no longer low (the operator freed space), or after RETRY_SECONDS in any case: a disk that
-stays low may still have room for the next batch. Any other error ends the service.
+device", the store's DiskFullError), or a commit not begun for want of room for it
+(services.archive.indexer.NoRoomToCommit), pauses indexing: the index drops the
+half-written batch and goes on later from its last commit, which holds its position in the
+log, so nothing is lost or indexed twice. The pause ends when the disks the indexer writes
+to are no longer low and the commit would fit (the operator freed space), or after
+RETRY_SECONDS in any case: a disk that stays low may still have room for the next batch.
+Any other error ends the service.
 Each time the indexer has caught up, it compacts the live index if that is due
 (services.archive.live_compaction).
 The background rebuild of an index of an older schema waits in the same Pause
@@ -18,7 +20,7 @@ import logging
 import threading
 from typing import Callable
 
-from services.archive.indexer import Indexer
+from services.archive.indexer import Indexer, NoRoomToCommit
 from services.archive.space import Space, is_out_of_space
 
 log = logging.getLogger(__name__)
@@ -37,10 +39,12 @@ class Pause:
         self.paused = False
 
     def wait(self, exc: Exception) -> None:
-        """After `exc` (a write that ran out of room): until the disks are no longer low,
+        """After `exc` (a write that ran out of room, or a commit not begun for want of it:
+        NoRoomToCommit): until the disks are no longer low and the commit fits,
         RETRY_SECONDS at most, or `stop` is set. Logged once per pause."""
         full = [space for space in self.disks() if space.state != "ok"]
-        why = "; ".join(space.words() for space in full) or f"a write failed ({exc})"
+        why = "; ".join(space.words() for space in full) or (
+            str(exc) if isinstance(exc, NoRoomToCommit) else f"a write failed ({exc})")
         if not self.paused:  # once per pause, not at every retry
             log.warning("indexer paused: %s; it goes on by itself once there is room", why,
                         extra={"ARCHIVER_SERVICE": "indexer", "ARCHIVER_SPACE": why})
@@ -49,7 +53,8 @@ class Pause:
         waited = 0.0
         while not self.stop.wait(POLL_SECONDS) and waited < RETRY_SECONDS:
             waited += POLL_SECONDS
-            if all(space.state == "ok" for space in self.disks()):
+            if all(space.state == "ok" for space in self.disks()) and (
+                    not isinstance(exc, NoRoomToCommit) or exc.fits_now()):
                 return
 
     def resumed(self, count: int = 0) -> None:

@@ -215,9 +215,9 @@ class Runtime:
             await asyncio.sleep(min(SUPERVISE_SECONDS, interval or SUPERVISE_SECONDS))
 
     def _check_alive(self) -> None:
-        ended = self.indexer.ended(self.archive.store) if self.indexer is not None else None
-        if ended is not None and not self.stop.is_set():
-            raise ServiceFailed("indexer", ended)
+        if self.indexer is not None and not self.stop.is_set():
+            if (gave_up := self.indexer.supervise(self.archive.store, self.archive.data_dir)):
+                raise ServiceFailed("indexer", gave_up)
         for service, thread in self.threads:
             if not thread.is_alive() and not self.stop.is_set():
                 raise ServiceFailed(service, self._thread_errors.get(thread.name,

@@ -22,6 +22,7 @@ import xapian
 from services.archive import compaction
 from services.archive.archive import Archive
 from services.archive.index import SCHEMA_VERSION
+from services.archive.space import FULL_BELOW_BYTES
 from tests.integration.processes import ArchiverService, models_file, wait_for_port
 from tests.integration.small_disk import SmallDisk
 from tests.integration.web.fixtures import Client
@@ -239,7 +240,9 @@ def test_a_full_data_disk_pauses_intake_and_indexing_and_both_resume_by_themselv
 
 
 def test_an_index_on_a_disk_of_its_own_that_fills_pauses_indexing_not_intake(tmp_path):
-    models = models_file(tmp_path, intake={"min_free_disk_mb": 1})
+    # The index's disk is low below 2 MiB; the indexer pauses below that, where its next
+    # commit no longer fits (services.archive.indexer.NoRoomToCommit), before it is full.
+    models = models_file(tmp_path, intake={"min_free_disk_mb": 2})
     service = ArchiverService(tmp_path, {"smtp": {"trusted_servers": ["127.0.0.1/32"]},
                                          "web": {"plain_http": True}}, models=models)
     (tmp_path / "no-mail").mkdir()
@@ -252,19 +255,20 @@ def test_an_index_on_a_disk_of_its_own_that_fills_pauses_indexing_not_intake(tmp
             pid = service.process.pid
             # Bodies of many distinct words: more index than 3 MB hold.
             with Senders(service, first=0, attachment_bytes=0, words=300) as senders:
-                wait_until(still_running(service, lambda: "indexer paused: index disk full" in
+                wait_until(still_running(service, lambda: "indexer paused: index disk low" in
                                          log_of(service)), 180, "the indexer to pause")
                 acknowledged_when_paused = len(senders.acknowledged)
                 wait_until(lambda: len(senders.acknowledged) > acknowledged_when_paused + 20,
                            60, "intake to go on while indexing waits")
             assert senders.refused == []
-            wait_until(lambda: indexer_reason(service).startswith("paused: index disk full: "),
+            wait_until(lambda: indexer_reason(service).startswith("paused: index disk low: "),
                        30, "status to say why the indexer waits")  # at its next heartbeat
             report = the_run_runs_every_service(service, pid)
-            assert report["space"]["index_disk"]["state"] == "full"
+            assert report["space"]["index_disk"]["state"] == "low"
+            assert report["space"]["index_disk"]["free_bytes"] >= FULL_BELOW_BYTES  # not full
             assert report["space"]["data_disk"]["state"] == "ok"
             assert report["queues"]["index"]["backlog"] > 0
-            assert 'archiver_space_full{space="index_disk"} 1' in metrics(service)
+            assert 'archiver_space_low{space="index_disk"} 1' in metrics(service)
 
             index_disk.grow(128)
             service.wait_until_indexed(len(senders.acknowledged), timeout=300)

@@ -1,6 +1,7 @@
 """`archiver run` indexes in a child process (off the SMTP event loop's GIL): it holds the
 index lock the run took, records its own state, goes with its parent however the parent
-ends, and a run whose indexer dies fails and says why."""
+ends; a run whose indexer dies starts it again, and one whose indexer keeps dying fails and
+says why."""
 import contextlib
 import json
 import os
@@ -11,6 +12,7 @@ import psutil
 import pytest
 
 from services.archive.indexer import IndexLock
+from services.supervisor.indexer_process import START_LIMIT_BURST
 from tests.integration.processes import ArchiverService
 from tests.waiting import wait_until
 
@@ -80,15 +82,50 @@ def test_a_run_killed_outright_takes_its_indexer_with_it(tmp_path):
         end(service)
 
 
-def test_a_run_whose_indexer_dies_fails_and_status_says_why(tmp_path):
+def test_an_indexer_that_aborts_is_started_again_and_the_run_goes_on(tmp_path):
+    """As Xapian aborts the process (std::terminate) when a commit meets a full disk: the
+    run restarts its indexer, as systemd restarts the appliance's indexer unit."""
     service = ArchiverService(tmp_path, CONFIG, command=("run",)).start()
     try:
         child = indexer_child(service)
-        child.kill()
+        with smtplib.SMTP("127.0.0.1", service.smtp_port) as client:
+            client.sendmail("alice@example.com", ["bob@example.com"], raw(0))
+        service.wait_until_indexed(1, timeout=60)
+        child.send_signal(signal.SIGABRT)
+        child.wait(timeout=30)
+        wait_until(lambda: services_of(service)["indexer"]["pid"] != child.pid, 60,
+                   "a new indexer to record itself")
+        again = indexer_child(service)
+        assert again.pid != child.pid and service.process.poll() is None
+        assert not IndexLock(service.data).acquire(wait=False)  # held, by the new child
+        with smtplib.SMTP("127.0.0.1", service.smtp_port) as client:
+            for n in range(1, 4):
+                client.sendmail("alice@example.com", ["bob@example.com"], raw(n))
+        service.wait_until_indexed(4, timeout=60)
+        assert len(service.search("marker3")) == 1
+        assert services_of(service)["smtp"]["state"] == "running"
+        assert f"indexer failed: its process {child.pid} ended (exit status -6); it is " \
+               "started again in 2 s" in service.log.read_text()
+    finally:
+        assert service.stop() == 0
+
+
+def test_a_run_whose_indexer_keeps_dying_fails_and_status_says_why(tmp_path):
+    service = ArchiverService(tmp_path, CONFIG, command=("run",)).start()
+    try:
+        killed = []
+        while service.process.poll() is None and len(killed) < START_LIMIT_BURST:
+            child = indexer_child(service)
+            if child.pid not in killed:
+                child.kill()
+                killed.append(child.pid)
+                child.wait(timeout=30)
         assert service.process.wait(timeout=60) == 1
         records = services_of(service)
         assert records["smtp"]["state"] == "stopped"
-        assert f"indexer failed: its process {child.pid} ended" in records["smtp"]["reason"]
-        assert f"indexer failed: its process {child.pid} ended" in service.log.read_text()
+        last = f"indexer failed: its process {killed[-1]} ended (exit status -9); it ended " \
+               f"{START_LIMIT_BURST} times within 60 s"
+        assert last in records["smtp"]["reason"]
+        assert last in service.log.read_text()
     finally:
         end(service)

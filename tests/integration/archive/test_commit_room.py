@@ -1,0 +1,135 @@
+"""The indexer begins a commit only with room for it on the index's disk, and never commits
+by closing: Xapian 1.4 ends the whole process (std::terminate) when a commit's value
+streams meet a full disk, so a full disk must be met before a commit, never inside one.
+The disk is a small ext4 of the test's own (tests/integration/small_disk.py)."""
+import threading
+import time
+
+import pytest
+import xapian
+
+from services.archive import shards
+from services.archive.archive import Archive
+from services.archive.indexer import COMMIT_DISK_PER_DOCUMENT, Indexer, NoRoomToCommit
+from services.archive.search import search
+from services.archive.space import FULL_BELOW_BYTES, disk_space, is_out_of_space
+from services.archive.store import Envelope
+from services.supervisor.indexing import POLL_SECONDS, RETRY_SECONDS, Pause
+from tests.integration.small_disk import SmallDisk
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+MiB = 1024 * 1024
+COUNT = 50
+
+
+def messages(start: int, count: int) -> list[tuple]:
+    """put_many items: short messages, some 1 KB of text each."""
+    return [(f"From: a@example.org\r\nTo: b@example.net\r\nSubject: room {n}\r\n"
+             f"Message-ID: <room{n}@example.org>\r\n\r\nroomy{n} ".encode() + b"words " * 170,
+             Envelope(None, ["b@example.net"]), "test", None)
+            for n in range(start, start + count)]
+
+
+def revisions(index_dir) -> list[int]:
+    """Each shard's revision."""
+    revisions = []
+    for path in shards.shard_dirs(index_dir):
+        database = xapian.Database(str(path))
+        revisions.append(database.get_revision())
+        database.close()
+    return revisions
+
+
+@pytest.fixture
+def disk(tmp_path):
+    with SmallDisk(tmp_path / "disk", 40) as small:
+        yield small
+
+
+def test_a_commit_without_room_for_it_is_not_begun_and_goes_on_once_there_is(disk):
+    archive = Archive(disk.mount_point / "data")
+    archive.store.put_many(messages(0, COUNT))
+    with archive.extraction_pool() as pool:
+        indexer = Indexer(archive.store, archive.index_dir(), pool)
+        before = revisions(archive.index_dir())
+        # Less than even one message's commit is taken to need; far more than the whole
+        # batch's commit would take: without the check, it would be written.
+        disk.fill(leave_bytes=FULL_BELOW_BYTES + COMMIT_DISK_PER_DOCUMENT)
+        with pytest.raises(NoRoomToCommit) as refused:
+            indexer.catch_up()
+        assert is_out_of_space(refused.value, archive.index_dir())
+        assert str(refused.value).startswith("the index's disk has ")
+        assert "its next commit may take up to " in str(refused.value)
+        assert not refused.value.fits_now()
+        indexer.abandon_writes()
+        assert revisions(archive.index_dir()) == before  # nothing of it written
+        disk.release()
+        assert refused.value.fits_now()
+        indexer.reopen()
+        assert indexer.catch_up() == COUNT
+        indexer.close()
+    assert search(archive.index_dir(), "roomy7").total == 1
+    archive.close()
+
+
+def test_near_a_full_disk_a_batch_is_committed_in_smaller_commits_that_fit(disk):
+    archive = Archive(disk.mount_point / "data")
+    archive.store.put_many(messages(0, COUNT))
+    with archive.extraction_pool() as pool:
+        indexer = Indexer(archive.store, archive.index_dir(), pool)
+        first = revisions(archive.index_dir())[0]
+        # Room for a commit of some of the batch, not of all of it at once.
+        disk.fill(leave_bytes=FULL_BELOW_BYTES + 10 * COMMIT_DISK_PER_DOCUMENT * 2)
+        try:
+            indexer.catch_up()
+        except NoRoomToCommit:  # the room ran out before the batch's end: the rest waits
+            indexer.abandon_writes()
+            indexer.reopen()
+        assert revisions(archive.index_dir())[0] - first >= 2  # commits of parts of it
+        assert 0 < indexer.position()
+        disk.release()
+        indexer.catch_up()
+        assert indexer.document_count() == COUNT
+        indexer.close()
+    assert search(archive.index_dir(), "roomy49").total == 1
+    archive.close()
+
+
+def test_the_pause_after_a_commit_not_begun_lasts_until_it_fits(disk):
+    """The disk is not low (its threshold is the model's), yet the commit does not fit: the
+    pause waits for room, rather than trying again at every poll."""
+    path = disk.mount_point
+    disk.fill(leave_bytes=4 * MiB)
+    refused = NoRoomToCommit(path, 8 * MiB, disk.free_bytes())
+    stop = threading.Event()
+    pause = Pause(lambda: [disk_space("data_disk", "data disk", path, MiB)], stop)
+    assert pause.disks()[0].state == "ok"
+    waiting = threading.Thread(target=pause.wait, args=(refused,))
+    waiting.start()
+    try:
+        time.sleep(3 * POLL_SECONDS)
+        assert waiting.is_alive()
+        disk.release()
+        waiting.join(timeout=3 * POLL_SECONDS)
+        assert not waiting.is_alive()
+    finally:
+        stop.set()
+        waiting.join()
+    assert RETRY_SECONDS > 6 * POLL_SECONDS  # so it ended for the room, not the retry
+
+
+def test_closing_drops_what_was_not_committed(tmp_path):
+    """Xapian's own close() commits what is pending; the indexer's does not."""
+    archive = Archive(tmp_path)
+    with archive.extraction_pool() as pool:
+        indexer = Indexer(archive.store, archive.index_dir(), pool, shard_count=1)
+        document = xapian.Document()
+        document.add_term("Qpending")
+        indexer.shards[0].replace_document(7, document)
+        before = revisions(archive.index_dir())
+        indexer.close()
+    assert revisions(archive.index_dir()) == before
+    reader = xapian.Database(str(shards.shard_dirs(archive.index_dir())[0]))
+    assert reader.get_termfreq("Qpending") == 0
+    archive.close()
