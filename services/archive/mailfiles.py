@@ -22,6 +22,11 @@ What a file holds:
     says it is) and nothing of it is stored. Malformed mail is still mail, kept byte-exact.
     Messages inside an mbox are mail by their separator: an export of anything reads back.
 
+An mbox file may be live: an MTA appending to it under its lock. Each is read up to the
+size it had under its lock (services.archive.mbox.Ends, shared by `count_mail` and
+`iter_mail` so their counts agree); one locked for longer than the wait is an item that
+failed, with the reason, and nothing of it is read.
+
 Limits (issue: nothing read can stop the import): a message, file or zip member over
 `max_bytes` (the model's smtp.max_message_mb) is an item that failed, never read whole;
 a zip member that claims to expand more than MAX_COMPRESSION_RATIO times is refused
@@ -75,26 +80,31 @@ class MailItem:
 
 # --- reading ----------------------------------------------------------------------------
 
-def iter_mail(paths: Iterable[Path | str], max_bytes: int = DEFAULT_MAX_BYTES
-              ) -> Iterator[MailItem]:
+def iter_mail(paths: Iterable[Path | str], max_bytes: int = DEFAULT_MAX_BYTES,
+              mbox_ends: mbox.Ends | None = None) -> Iterator[MailItem]:
     """Every message under `paths`, in a stable order, as the bytes on disk; a message of
-    more than `max_bytes` is an item with an error. Never raises on what it reads."""
+    more than `max_bytes` is an item with an error. An mbox file is read up to its end in
+    `mbox_ends` (the one count_mail was given, for the same count; a new one if None).
+    Never raises on what it reads."""
+    mbox_ends = mbox_ends or mbox.Ends()
     for found in walk(paths):
-        yield from _read_found(found, max_bytes)
+        yield from _read_found(found, max_bytes, mbox_ends)
 
 
-def count_mail(paths: Iterable[Path | str]) -> int:
+def count_mail(paths: Iterable[Path | str], mbox_ends: mbox.Ends | None = None) -> int:
     """How many items iter_mail will yield, for a progress bar; does not parse messages.
 
     Exact but for files that change meanwhile: single-message files count one each
-    unopened, mbox files count their separators, zips their members. (In a live Maildir,
-    a message moved from new/ to cur/ after it was read or counted is read or counted
-    again in cur/; one deleted is still one item, reported gone.)
+    unopened, mbox files count their separators up to their end in `mbox_ends` (give
+    iter_mail the same: an mbox that grows meanwhile counts what is read), zips their
+    members. (In a live Maildir, a message moved from new/ to cur/ after it was read or
+    counted is read or counted again in cur/; one deleted is still one item, reported gone.)
     """
-    return sum(_count_found(found) for found in walk(paths))
+    mbox_ends = mbox_ends or mbox.Ends()
+    return sum(_count_found(found, mbox_ends) for found in walk(paths))
 
 
-def _read_found(found: Found, max_bytes: int) -> Iterator[MailItem]:
+def _read_found(found: Found, max_bytes: int, mbox_ends: mbox.Ends) -> Iterator[MailItem]:
     label = str(found.path)
     if found.error:
         yield MailItem(label, error=found.error, skipped=found.skipped)
@@ -103,10 +113,15 @@ def _read_found(found: Found, max_bytes: int) -> Iterator[MailItem]:
         with open_file(found) as stream:
             if found.single_message:
                 yield _single_message(stream, label, max_bytes, _file_size(stream))
+            elif (kind := _sniff(stream)) == "mbox":  # a file an MTA may be appending to
+                end = mbox_ends.end_of(stream, found.path)
+                yield from _read_mbox(stream, label, max_bytes, end)
             else:
-                yield from _read_stream(stream, label, max_bytes, depth=0)
+                yield from _read_stream(stream, label, max_bytes, depth=0, kind=kind)
     except Moved:
         return  # a Maildir message renamed or deleted: its walk lists it again, or reports it
+    except mbox.Locked as exc:
+        yield MailItem(label, error=str(exc))
     except (OSError, NotReadable) as exc:
         yield MailItem(label, error=describe(exc, found.path))
     except Exception as exc:  # a reader's bug must not end the import: report it, go on
@@ -114,9 +129,10 @@ def _read_found(found: Found, max_bytes: int) -> Iterator[MailItem]:
 
 
 def _read_stream(stream: BinaryIO, label: str, max_bytes: int, depth: int,
-                 size: int | None = None) -> Iterator[MailItem]:
-    """The messages in a file or a zip member, told apart by content, never by name."""
-    kind = _sniff(stream)
+                 size: int | None = None, kind: str | None = None) -> Iterator[MailItem]:
+    """The messages in a file or a zip member, told apart by content (`kind`, if sniffed
+    already), never by name."""
+    kind = kind or _sniff(stream)
     if kind == "zip" and size is not None and size > max_bytes:
         # A zip inside a zip is read by seeking, which re-inflates the member each time.
         yield MailItem(label, error=f"a zip inside a zip, {too_large(size, max_bytes)}")
@@ -128,18 +144,20 @@ def _read_stream(stream: BinaryIO, label: str, max_bytes: int, depth: int,
         yield _single_message(stream, label, max_bytes, size or _file_size(stream))
 
 
-def _count_found(found: Found) -> int:
+def _count_found(found: Found, mbox_ends: mbox.Ends) -> int:
     if found.error or found.single_message:
         return 1
     try:
         with open_file(found) as stream:
-            return _count_stream(stream, depth=0)
+            if (kind := _sniff(stream)) == "mbox":
+                return mbox.count_entries(stream, mbox_ends.end_of(stream, found.path))
+            return _count_stream(stream, depth=0, kind=kind)
     except Exception:  # reading it will report the problem
         return 1
 
 
-def _count_stream(stream: BinaryIO, depth: int) -> int:
-    kind = _sniff(stream)
+def _count_stream(stream: BinaryIO, depth: int, kind: str | None = None) -> int:
+    kind = kind or _sniff(stream)
     if kind == "mbox":
         return mbox.count_entries(stream)
     if kind == "zip" and depth <= MAX_ZIP_DEPTH:
@@ -205,10 +223,12 @@ def _file_size(stream: BinaryIO) -> int | None:
 
 # --- mbox ---------------------------------------------------------------------------------
 
-def _read_mbox(stream: BinaryIO, label: str, max_bytes: int) -> Iterator[MailItem]:
+def _read_mbox(stream: BinaryIO, label: str, max_bytes: int, end: int | None = None
+               ) -> Iterator[MailItem]:
+    """The messages of an mbox up to byte `end` (None: all of it; a zip member's)."""
     number = 0
     try:
-        for entry in mbox.read_entries(stream, max_bytes):
+        for entry in mbox.read_entries(stream, max_bytes, end):
             number += 1
             item_label = f"{label}#{number}"
             if entry.raw is None:

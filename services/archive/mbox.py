@@ -19,13 +19,24 @@ Python's mailbox.mbox and mutt quote mboxo-style ("From " only) and never unquot
 price of reading them as mboxrd is mboxo's own ambiguity: a body line that read ">From "
 before such a writer quoted nothing comes back as "From ". The blank line before a
 separator (LF or CRLF) belongs to the separator, not to the message.
+
+Locking: an MTA (postfix local, dovecot-lda, procmail, mutt) appends to an mbox holding its
+fcntl write lock and/or its dotlock "<mbox>.lock", so a message it is halfway through
+writing is there for anyone who reads without the lock. A reader does as mutt and Dovecot
+do: it takes an fcntl read lock and waits for no dotlock to be there (creating none: reading
+needs no more, and the folder may not be ours), takes the file's size, and lets go at once;
+that size is a message boundary, and it reads no further (`end_under_lock`, `Ends`).
 """
 from __future__ import annotations
 
 import calendar
+import contextlib
 import email.parser
 import email.policy
 import email.utils
+import errno
+import fcntl
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -47,6 +58,15 @@ _QUOTED_FROM = re.compile(rb"^>(>*From )", re.MULTILINE)
 _FROM_TO_QUOTE = re.compile(rb"^(>*From )", re.MULTILINE)
 _HEADER_END = re.compile(rb"\n\r?\n")
 _PLAIN_ADDRESS = re.compile(r"[!-~]+")  # printable ASCII without spaces, as a From_ line needs
+# How long reading waits for an appender to let go of an mbox before it gives up on it: a
+# delivery holds the lock for the time it takes to write one message (milliseconds; seconds
+# for a large one on a busy disk). Longer is a stuck or stale lock, and waiting on hides it.
+LOCK_WAIT_SECONDS = 30.0
+LOCK_POLL_SECONDS = 0.05  # how often it looks again meanwhile
+DOTLOCK_SUFFIX = ".lock"  # "<mbox>.lock", as postfix, procmail, mutt and Dovecot make it
+# Errors of a lock attempt that mean another process holds a conflicting lock (POSIX
+# allows either); any other means the file system keeps no fcntl locks (NFS without lockd).
+_HELD = (errno.EACCES, errno.EAGAIN)
 
 
 @dataclass(frozen=True)
@@ -96,11 +116,12 @@ def starts_with_from_line(start: bytes) -> bool:
 
 # --- reading ------------------------------------------------------------------------------
 
-def read_entries(stream: BinaryIO, max_bytes: int) -> Iterator[Entry]:
-    """The messages of an mbox stream that starts with a From_ line, in order. A message of
-    more than `max_bytes` is not kept (raw None, its size given); memory holds one chunk
-    plus at most `max_bytes` of one message, whatever the mbox's size."""
-    for block, size in _blocks(stream, max_bytes):
+def read_entries(stream: BinaryIO, max_bytes: int, end: int | None = None) -> Iterator[Entry]:
+    """The messages of an mbox stream that starts with a From_ line, in order, up to byte
+    `end` (from the stream's position; None: to its end). A message of more than `max_bytes`
+    is not kept (raw None, its size given); memory holds one chunk plus at most `max_bytes`
+    of one message, whatever the mbox's size."""
+    for block, size in _blocks(stream, max_bytes, end):
         if block is None or size > max_bytes:
             yield Entry(None, None, size)
             continue
@@ -113,14 +134,17 @@ def read_entries(stream: BinaryIO, max_bytes: int) -> Iterator[Entry]:
         yield Entry(message, parse_from_line(line), size)
 
 
-def count_entries(stream: BinaryIO) -> int:
-    """How many messages read_entries finds, holding no message in memory."""
-    return sum(1 for _ in _blocks(stream, max_bytes=0))
+def count_entries(stream: BinaryIO, end: int | None = None) -> int:
+    """How many messages read_entries finds up to byte `end`, holding no message in memory."""
+    return sum(1 for _ in _blocks(stream, max_bytes=0, end=end))
 
 
-def _blocks(stream: BinaryIO, max_bytes: int) -> Iterator[tuple[bytes | None, int]]:
+def _blocks(stream: BinaryIO, max_bytes: int, end: int | None
+            ) -> Iterator[tuple[bytes | None, int]]:
     """(block, size) per message: a block is its From_ line through the blank line before
-    the next separator; None when it grew past `max_bytes` (its bytes were dropped)."""
+    the next separator; None when it grew past `max_bytes` (its bytes were dropped). Reads
+    no further than byte `end`, if given."""
+    left = end  # bytes still to read; None: all there is
     buffer = bytearray()
     start = 0     # where the current block begins in buffer
     scanned = 0   # no separator starts a line in buffer[start:scanned + 1]
@@ -147,7 +171,8 @@ def _blocks(stream: BinaryIO, max_bytes: int) -> Iterator[tuple[bytes | None, in
             let_go = max(0, min(scanned, len(buffer)) - 3)
             del buffer[:let_go]
             scanned, dropped = scanned - let_go, dropped + let_go
-        chunk = stream.read(READ_CHUNK)
+        chunk = stream.read(READ_CHUNK if left is None else min(READ_CHUNK, left))
+        left = None if left is None else left - len(chunk)
         at_end = not chunk
         buffer += chunk
     if start < len(buffer) or dropped:
@@ -169,6 +194,117 @@ def _without_separator_line(message: bytes) -> bytes:
         if message == blank or message.endswith(b"\n" + blank):
             return message[:-len(blank)]
     return message
+
+
+# --- the mailbox lock ---------------------------------------------------------------------
+
+class Locked(Exception):
+    """An mbox whose lock another program held for all the time reading would wait."""
+
+
+class Ends:
+    """Where each mbox file of one import ends (bytes): its size taken under its lock
+    (end_under_lock) the first time it is counted or read, so counting for progress and
+    reading see the same messages, and messages appended meanwhile wait for the next import
+    (which stores only those: the store keeps the same bytes once). Files are told apart by
+    (device, inode). An end that is no message boundary any more (the mbox was rewritten,
+    an expunge) is taken again. An mbox found locked stays so for the import: it waits once."""
+
+    def __init__(self, lock_wait: float = LOCK_WAIT_SECONDS):
+        self.lock_wait = lock_wait  # seconds
+        self._ends: dict[tuple[int, int], int | Locked] = {}
+
+    def end_of(self, stream: BinaryIO, path: os.PathLike | str) -> int:
+        """The end of the open mbox `stream` found at `path`; raises Locked (see
+        end_under_lock) or OSError."""
+        status = os.fstat(stream.fileno())
+        identity = (status.st_dev, status.st_ino)
+        known = self._ends.get(identity)
+        if isinstance(known, Locked):
+            raise known
+        if known is None or not _still_ends_there(stream.fileno(), known, status.st_size):
+            try:
+                known = end_under_lock(stream, path, self.lock_wait)
+            except Locked as locked:
+                self._ends[identity] = locked
+                raise
+            self._ends[identity] = known
+        return known
+
+
+def end_under_lock(stream: BinaryIO, path: os.PathLike | str,
+                   wait: float = LOCK_WAIT_SECONDS) -> int:
+    """The size in bytes of the open mbox `stream` (the file at `path`), taken while no
+    appender can be writing to it: holding an fcntl read lock (F_RDLCK, the whole file) with
+    no dotlock "<path>.lock" there, as mutt and Dovecot read an mbox. The lock is let go at
+    once: reading takes minutes, a delivery must not wait for it. Appends only extend an
+    mbox, so bytes up to that size are whole messages whatever is appended later. Waits at
+    most `wait` seconds, then raises Locked naming the file; OSError if it cannot stat it."""
+    dotlock = f"{os.fspath(path)}{DOTLOCK_SUFFIX}"
+    deadline = time.monotonic() + wait
+    while (size := _size_if_unlocked(stream.fileno(), dotlock)) is None:
+        if time.monotonic() >= deadline:
+            raise Locked(_locked_reason(path, dotlock, wait))
+        time.sleep(LOCK_POLL_SECONDS)
+    return size
+
+
+def _still_ends_there(descriptor: int, end: int, size: int) -> bool:
+    """Whether a message still ends at byte `end` of the file of `size` bytes: the file ends
+    there, or a separator (a From_ line after a blank line) starts there. Appending keeps it
+    so; rewriting the mbox (an expunge) need not. Its bytes are read without the lock: an
+    appender writing there now writes a new entry, whose From_ line starts at `end`."""
+    if end == size or end == 0:
+        return True
+    if end > size:
+        return False
+    start = max(0, end - 3)  # the blank line before it: LF, or CRLF, then the LF at end - 1
+    around = bytearray(os.pread(descriptor, end - start + FROM_LINE_LIMIT + 2, start))
+    newline = end - 1 - start
+    line = around[newline + 1:]
+    line = line[:line.find(b"\n") + 1] or line  # up to its line ending (none: the last line)
+    return around[newline:newline + 1] == b"\n" and _follows_blank_line(around, newline) \
+        and FROM_LINE.fullmatch(line) is not None
+
+
+def _size_if_unlocked(descriptor: int, dotlock: str) -> int | None:
+    """The file's size if we hold its read lock and no dotlock is there, else None."""
+    with _read_lock(descriptor) as taken:
+        # The dotlock is looked for under our lock: a writer taking both (Dovecot, postfix)
+        # may hold the dotlock while it waits for the fcntl lock we hold. Looked for again
+        # after the size: one who takes the dotlock alone may just have begun writing.
+        if not taken or os.path.lexists(dotlock):
+            return None
+        size = os.fstat(descriptor).st_size
+        return None if os.path.lexists(dotlock) else size
+
+
+@contextlib.contextmanager
+def _read_lock(descriptor: int) -> Iterator[bool]:
+    """An fcntl read lock on the whole file, taken without waiting: False if another process
+    holds a write lock. On a file system that keeps no fcntl locks no one can hold one, and
+    MTAs writing there rely on the dotlock alone: True, nothing taken."""
+    try:
+        fcntl.lockf(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in _HELD:
+            yield False
+            return
+    try:
+        yield True
+    finally:
+        with contextlib.suppress(OSError):
+            fcntl.lockf(descriptor, fcntl.LOCK_UN)
+
+
+def _locked_reason(path: os.PathLike | str, dotlock: str, wait: float) -> str:
+    if os.path.lexists(dotlock):
+        return (f"mbox {path} is locked by another program (an MTA delivering?): its lock "
+                f"file {dotlock} was there for {wait:g} s; not read. Import it again when the "
+                f"delivery is done, or remove {dotlock} if no program is delivering to it "
+                "(a stale lock)")
+    return (f"mbox {path} is locked by another program (an MTA delivering?): its fcntl lock "
+            f"was held for {wait:g} s; not read. Import it again when the delivery is done")
 
 
 # --- writing ------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from pathlib import Path
 from firmware.errors import ArchiverError
 
 from services.policy import audit, editing, exports, saved_searches
-from services.archive import compaction, dates, heap, reindex, search_snapshot
+from services.archive import compaction, dates, heap, mbox, reindex, search_snapshot
 from services.archive.archive import Archive, default_data_dir
 from services.policy.audit import cli_actor
 from services.archive.indexer import IndexerBusy, IndexLock, status
@@ -103,7 +103,9 @@ def cmd_import(args) -> int:
     archive = open_archive(args)
     counts = {"imported": 0, "duplicates": 0, "merged": 0, "failed": 0, "skipped": 0}
     problems: list[dict] = []  # what failed or was skipped, and why
-    progress = Progress("importing", total=count_mail(args.paths), enabled=not args.json)
+    mbox_ends = mbox.Ends()  # counted and read up to the same end: the counts agree
+    progress = Progress("importing", total=count_mail(args.paths, mbox_ends=mbox_ends),
+                        enabled=not args.json)
     batch: list[tuple[str, tuple]] = []  # (label, what put_many takes)
     batch_bytes = 0  # of the messages in batch
     most_bytes = archive.profile.indexing.memory_bytes // IMPORT_BATCH_SHARE
@@ -129,7 +131,8 @@ def cmd_import(args) -> int:
     with IndexingAlongside(archive, quiet=args.json, enabled=not args.no_index) as indexing:
         try:
             # The model's message limit caps every file and zip member import reads.
-            for item in iter_mail(args.paths, archive.profile.smtp.max_message_mb * MiB):
+            for item in iter_mail(args.paths, archive.profile.smtp.max_message_mb * MiB,
+                                  mbox_ends=mbox_ends):
                 if item.error:
                     outcome = "skipped" if item.skipped else "failed"
                     counts[outcome] += 1

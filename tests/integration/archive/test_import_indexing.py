@@ -40,8 +40,8 @@ def source_that_pauses(monkeypatch, after: int, then):
     """iter_mail as the import uses it, calling then() before its item number `after`."""
     real = archive_cli.iter_mail
 
-    def pausing(paths, max_bytes):
-        for number, item in enumerate(real(paths, max_bytes)):
+    def pausing(paths, max_bytes, mbox_ends=None):
+        for number, item in enumerate(real(paths, max_bytes, mbox_ends=mbox_ends)):
             if number == after:
                 then()
             yield item

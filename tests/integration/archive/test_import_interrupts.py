@@ -71,8 +71,8 @@ from services.cli import archive as archive_cli
 from services.cli.main import main
 pause_after, resume = int(sys.argv[1]), sys.argv[2]
 real = archive_cli.iter_mail
-def pausing(paths, max_bytes):
-    for number, item in enumerate(real(paths, max_bytes)):
+def pausing(paths, max_bytes, mbox_ends=None):
+    for number, item in enumerate(real(paths, max_bytes, mbox_ends=mbox_ends)):
         while number == pause_after and not os.path.exists(resume):
             time.sleep(0.05)
         yield item
@@ -95,8 +95,8 @@ def test_an_import_that_starts_while_another_indexes_leaves_nothing_unindexed(
     go_a = threading.Event()
     real = archive_cli.iter_mail
 
-    def pausing(paths, max_bytes):
-        for number, item in enumerate(real(paths, max_bytes)):
+    def pausing(paths, max_bytes, mbox_ends=None):
+        for number, item in enumerate(real(paths, max_bytes, mbox_ends=mbox_ends)):
             if number == 1:
                 go_a.wait(60)
             yield item
