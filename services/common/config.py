@@ -46,6 +46,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import ssl
 import zoneinfo
 from dataclasses import dataclass
 from typing import ClassVar
@@ -344,7 +345,7 @@ def load_config(explicit: str | Path | None = None) -> Config:
     data = load_yaml(path)
     config = build(Config, data if data is not None else {}, file=path)
     _check_model(config, path)
-    _check_unique_names(config, path)
+    _check_journal_accounts(config, path)
     _check_directory(config.directory, path)
     object.__setattr__(config, "source", str(path))
     return config
@@ -357,13 +358,28 @@ def _check_model(config: Config, path: Path) -> None:
         raise ConfigError(path, "model", f"one of the models {known}", got=config.model)
 
 
-def _check_unique_names(config: Config, path: Path) -> None:
+def _check_journal_accounts(config: Config, path: Path) -> None:
     seen = set()
     for position, account in enumerate(config.journal_accounts):
         if account.name in seen:
             raise ConfigError(path, f"journal_accounts[{position}].name",
                               "a name no other account has", got=account.name)
         seen.add(account.name)
+        _check_ca_file(account.ca_file, f"journal_accounts[{position}].ca_file", path)
+
+
+def _check_ca_file(ca_file: str | None, key: str, path: Path) -> None:
+    """A CA file given must be a PEM file of certificates that TLS can load, found when the
+    configuration is loaded rather than at the first connection."""
+    if ca_file is None:
+        return
+    if not Path(ca_file).is_file():
+        raise ConfigError(path, key, "a PEM file that exists", got=ca_file)
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=ca_file)
+    except (ssl.SSLError, OSError) as error:
+        raise ConfigError(path, key, f"a PEM file of CA certificates ({error})",
+                          got=ca_file) from None
 
 
 def _check_directory(directory: DirectoryConfig | None, path: Path) -> None:
@@ -387,6 +403,4 @@ def _check_directory(directory: DirectoryConfig | None, path: Path) -> None:
             if _dn_parts(dn)[-len(base):] != base or not base:
                 raise ConfigError(path, f"directory.{key}", "group DNs under base_dn "
                                   f"({directory.base_dn}): groups are searched there", got=dn)
-    if directory.ca_file is not None and not Path(directory.ca_file).is_file():
-        raise ConfigError(path, "directory.ca_file", "a PEM file that exists",
-                          got=directory.ca_file)
+    _check_ca_file(directory.ca_file, "directory.ca_file", path)

@@ -72,6 +72,21 @@ def test_each_bad_value_names_file_key_and_expectation(tmp_path, change, key, ex
     assert expected in message, message
 
 
+def test_a_journal_accounts_ca_file_is_checked_when_the_config_is_loaded(tmp_path):
+    """Not at its first poll, where a missing or spoiled file was a warning every poll."""
+    spoiled = tmp_path / "spoiled.pem"
+    spoiled.write_text("-----BEGIN CERTIFICATE-----\nnot base64 at all\n")
+    for ca_file, expected in ((tmp_path / "gone.pem", "expected a PEM file that exists"),
+                              (tmp_path, "expected a PEM file that exists"),
+                              (spoiled, "expected a PEM file of CA certificates (")):
+        path = write(tmp_path, GOOD.replace("user: j, ", f"user: j, ca_file: '{ca_file}', "))
+        with pytest.raises(ConfigError) as caught:
+            load_config(path)
+        message = str(caught.value)
+        assert message.startswith(f"{path}: key 'journal_accounts[1].ca_file': "), message
+        assert expected in message and str(ca_file) in message, message
+
+
 def test_the_web_section_is_strict_and_defaults_to_port_8000(tmp_path):
     assert Config().web.listen == "0.0.0.0:8000" and Config().web.tls is None
     config = load_config(write(tmp_path, "web: {listen: 127.0.0.1:8080, plain_http: true}\n"))

@@ -4,6 +4,7 @@ import pytest
 
 from firmware.strict import ConfigError
 from services.common.config import DIRECTORY_PRESETS, load_config
+from tests.integration.certificates import TestCA
 
 GOOD = """\
 directory:
@@ -23,8 +24,7 @@ two_factor:
 
 @pytest.fixture
 def write(tmp_path):
-    ca = tmp_path / "ca.pem"
-    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    ca = TestCA(tmp_path).cert_path  # a real one: the file is loaded as the config is
 
     def written(text: str):
         path = tmp_path / "archiver.yaml"
