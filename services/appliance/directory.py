@@ -338,11 +338,13 @@ class Directory:
         fail the handshake naming no file for an unreadable or spoiled one. Raises
         DirectoryError ("unreachable") naming the file and what is wrong with it."""
         ca_file = self.config.ca_file
-        try:
-            if ca_file is not None:
-                ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=ca_file)
-            return ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=ca_file)
-        except (OSError, ldap_errors.LDAPSSLConfigurationError) as error:
+        if ca_file is None:
+            return ldap3.Tls(validate=ssl.CERT_REQUIRED)
+        try:  # read once, checked, and handed to ldap3 as data: it does not read it again
+            pem = Path(ca_file).read_bytes().decode("ascii", "replace")
+            ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cadata=pem)
+            return ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_data=pem)
+        except (OSError, ValueError, ldap_errors.LDAPSSLConfigurationError) as error:
             raise DirectoryError(f"directory.ca_file {ca_file}: {_ca_file_problem(error)}",
                                  "unreachable") from None
 
@@ -487,7 +489,7 @@ def _ca_file_problem(error: Exception) -> str:
         return f"holds no CA certificate in PEM ({error.reason or error})"
     if isinstance(error, OSError):
         return f"cannot be read ({error.strerror})"
-    return "cannot be read (No such file or directory)"  # removed after load_verify_locations
+    return f"holds no CA certificate in PEM ({error})"  # empty: ValueError; ldap3's own
 
 
 CERTIFICATE_WORDS = ("certificate", "hostname mismatch", "doesn't match", "ca_certs")
