@@ -238,6 +238,8 @@ def _read_mbox(stream: BinaryIO, label: str, max_bytes: int, end: int | None = N
             else:
                 date = entry.from_line.date if entry.from_line else None
                 yield MailItem(item_label, raw=entry.raw, from_line_date=date)
+    except (mbox.Rewritten, mbox.Locked) as exc:  # a live mbox: the rest waits for next time
+        yield MailItem(f"{label}#{number + 1}", error=str(exc))
     except ZIP_MEMBER_ERRORS as exc:  # a read error of the file, or of the zip member
         yield MailItem(f"{label}#{number + 1}", error=f"read error: {exc}")
 

@@ -36,11 +36,12 @@ import email.policy
 import email.utils
 import errno
 import fcntl
+import io
 import os
 import re
 import time
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Callable, Iterator
 
 from services.archive.message_date import epoch_of
 
@@ -63,6 +64,7 @@ _PLAIN_ADDRESS = re.compile(r"[!-~]+")  # printable ASCII without spaces, as a F
 # for a large one on a busy disk). Longer is a stuck or stale lock, and waiting on hides it.
 LOCK_WAIT_SECONDS = 30.0
 LOCK_POLL_SECONDS = 0.05  # how often it looks again meanwhile
+REWRITE_CHECK_BYTES = 4096  # the last bytes read, found again before the next chunk is read
 DOTLOCK_SUFFIX = ".lock"  # "<mbox>.lock", as postfix, procmail, mutt and Dovecot make it
 # Errors of a lock attempt that mean another process holds a conflicting lock (POSIX
 # allows either); any other means the file system keeps no fcntl locks (NFS without lockd).
@@ -143,8 +145,12 @@ def _blocks(stream: BinaryIO, max_bytes: int, end: int | None
             ) -> Iterator[tuple[bytes | None, int]]:
     """(block, size) per message: a block is its From_ line through the blank line before
     the next separator; None when it grew past `max_bytes` (its bytes were dropped). Reads
-    no further than byte `end`, if given."""
+    no further than byte `end`, if given: then the stream is a live mbox file, read a chunk
+    at a time under its lock, and Rewritten is raised when what was read is no longer there
+    (a message spanning the change is never yielded)."""
     left = end  # bytes still to read; None: all there is
+    live = end is not None and _is_file(stream)  # a file of its own, not in memory
+    tail = b""  # the last bytes read: still there, unless the mbox was rewritten
     buffer = bytearray()
     start = 0     # where the current block begins in buffer
     scanned = 0   # no separator starts a line in buffer[start:scanned + 1]
@@ -171,7 +177,9 @@ def _blocks(stream: BinaryIO, max_bytes: int, end: int | None
             let_go = max(0, min(scanned, len(buffer)) - 3)
             del buffer[:let_go]
             scanned, dropped = scanned - let_go, dropped + let_go
-        chunk = stream.read(READ_CHUNK if left is None else min(READ_CHUNK, left))
+        size = READ_CHUNK if left is None else min(READ_CHUNK, left)
+        chunk = _read_unrewritten(stream, size, tail) if live else stream.read(size)
+        tail = (tail + chunk)[-REWRITE_CHECK_BYTES:]
         left = None if left is None else left - len(chunk)
         at_end = not chunk
         buffer += chunk
@@ -202,32 +210,71 @@ class Locked(Exception):
     """An mbox whose lock another program held for all the time reading would wait."""
 
 
+class Rewritten(Exception):
+    """An mbox rewritten in place while it was read (a mail client's expunge or flag change
+    shifts its bytes): the messages read before are whole; the rest is not read."""
+
+
+def _is_file(stream: BinaryIO) -> bool:
+    try:
+        stream.fileno()
+    except (AttributeError, io.UnsupportedOperation):
+        return False
+    return True
+
+
+def _read_unrewritten(stream: BinaryIO, size: int, tail: bytes) -> bytes:
+    """Up to `size` bytes of a live mbox, read holding its shared locks (a rewrite, made under
+    the writer's lock, is never half read), once the `tail` read last is found still where
+    it was; raises Rewritten if it is not, Locked if a writer holds the lock past
+    LOCK_WAIT_SECONDS."""
+    descriptor, offset = stream.fileno(), stream.tell()
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    while True:
+        with _read_lock(descriptor) as taken:
+            if taken:
+                if tail and os.pread(descriptor, len(tail), offset - len(tail)) != tail:
+                    raise Rewritten(f"the mbox was rewritten while it was read (a mail "
+                                    f"client's expunge or flag change?): the messages after "
+                                    f"byte {offset - len(tail)} are not read; import it again")
+                return stream.read(size)
+        if time.monotonic() >= deadline:
+            raise Locked(f"an mbox stayed locked for {LOCK_WAIT_SECONDS:g} s in the middle "
+                         f"of reading it, at byte {offset}; the rest is not read")
+        time.sleep(LOCK_POLL_SECONDS)
+
+
 class Ends:
     """Where each mbox file of one import ends (bytes): its size taken under its lock
     (end_under_lock) the first time it is counted or read, so counting for progress and
     reading see the same messages, and messages appended meanwhile wait for the next import
     (which stores only those: the store keeps the same bytes once). Files are told apart by
     (device, inode). An end that is no message boundary any more (the mbox was rewritten,
-    an expunge) is taken again. An mbox found locked stays so for the import: it waits once."""
+    an expunge) is taken again."""
 
     def __init__(self, lock_wait: float = LOCK_WAIT_SECONDS):
-        self.lock_wait = lock_wait  # seconds
-        self._ends: dict[tuple[int, int], int | Locked] = {}
+        self.lock_wait = lock_wait  # seconds, for all the import's mboxes together
+        self._ends: dict[tuple[int, int], int | None] = {}  # None: found locked
 
     def end_of(self, stream: BinaryIO, path: os.PathLike | str) -> int:
         """The end of the open mbox `stream` found at `path`; raises Locked (see
-        end_under_lock) or OSError."""
+        end_under_lock) or OSError. The import waits lock_wait seconds for locked mboxes
+        in all, not each (a user can leave a dotlock beside each of theirs); one found
+        locked before is looked at once more, without waiting."""
         status = os.fstat(stream.fileno())
         identity = (status.st_dev, status.st_ino)
-        known = self._ends.get(identity)
-        if isinstance(known, Locked):
-            raise known
-        if known is None or not _still_ends_there(stream.fileno(), known, status.st_size):
+        known = self._ends.get(identity, -1)
+        if known is None or known < 0 or not _still_ends_there(stream.fileno(), known,
+                                                                status.st_size):
+            wait = 0.0 if known is None else self.lock_wait
+            started = time.monotonic()
             try:
-                known = end_under_lock(stream, path, self.lock_wait)
-            except Locked as locked:
-                self._ends[identity] = locked
+                known = end_under_lock(stream, path, wait)
+            except Locked:
+                self._ends[identity] = None
                 raise
+            finally:
+                self.lock_wait = max(0.0, self.lock_wait - (time.monotonic() - started))
             self._ends[identity] = known
         return known
 
@@ -276,16 +323,26 @@ def _size_if_unlocked(descriptor: int, dotlock: str) -> int | None:
         if not taken or os.path.lexists(dotlock):
             return None
         size = os.fstat(descriptor).st_size
-        return None if os.path.lexists(dotlock) else size
+        if os.path.lexists(dotlock) or os.fstat(descriptor).st_size != size:
+            return None  # a delivery under the dotlock alone came and went meanwhile
+        return size
 
 
 @contextlib.contextmanager
 def _read_lock(descriptor: int) -> Iterator[bool]:
-    """An fcntl read lock on the whole file, taken without waiting: False if another process
-    holds a write lock. On a file system that keeps no fcntl locks no one can hold one, and
-    MTAs writing there rely on the dotlock alone: True, nothing taken."""
+    """Shared locks on the whole file of both kinds a writer may take, fcntl (POSIX) and
+    flock (BSD; on Linux neither sees the other), taken without waiting: False if another
+    process holds a write lock of either kind. On a file system that keeps no locks of a
+    kind no one can hold one, and MTAs writing there rely on the dotlock: True then."""
+    with _shared(fcntl.lockf, descriptor) as posix, _shared(fcntl.flock, descriptor) as bsd:
+        yield posix and bsd
+
+
+@contextlib.contextmanager
+def _shared(lock: Callable, descriptor: int) -> Iterator[bool]:
+    """A shared lock by `lock` (fcntl.lockf or fcntl.flock) without waiting: False if held."""
     try:
-        fcntl.lockf(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        lock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except OSError as exc:
         if exc.errno in _HELD:
             yield False
@@ -294,17 +351,19 @@ def _read_lock(descriptor: int) -> Iterator[bool]:
         yield True
     finally:
         with contextlib.suppress(OSError):
-            fcntl.lockf(descriptor, fcntl.LOCK_UN)
+            lock(descriptor, fcntl.LOCK_UN)
 
 
 def _locked_reason(path: os.PathLike | str, dotlock: str, wait: float) -> str:
+    waited = f"waited {wait:g} s" if wait else "the import's wait for locked mboxes is over"
     if os.path.lexists(dotlock):
         return (f"mbox {path} is locked by another program (an MTA delivering?): its lock "
-                f"file {dotlock} was there for {wait:g} s; not read. Import it again when the "
+                f"file {dotlock} is there ({waited}); not read. Import it again when the "
                 f"delivery is done, or remove {dotlock} if no program is delivering to it "
                 "(a stale lock)")
-    return (f"mbox {path} is locked by another program (an MTA delivering?): its fcntl lock "
-            f"was held for {wait:g} s; not read. Import it again when the delivery is done")
+    return (f"mbox {path} is locked by another program (an MTA delivering?): its fcntl or "
+            f"flock lock is held ({waited}); not read. Import it again when the delivery is "
+            "done")
 
 
 # --- writing ------------------------------------------------------------------------------
