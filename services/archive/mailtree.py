@@ -149,12 +149,22 @@ def describe(exc: BaseException, path: Path) -> str:
     return f"cannot read: {exc}"
 
 
+def _listing_failed(folder: Path, tree: str, exc: BaseException) -> Found:
+    """The item for a folder that could not be listed. One that is no longer there was
+    there when the walk found it: deleted or moved away during the import (a mail client's
+    IMAP DELETE or RENAME), so not ours to import, and skipped, not failed."""
+    if isinstance(exc, FileNotFoundError):
+        return Found(folder, tree, skipped=True, error="gone during the import: the folder "
+                     "was deleted or moved away")
+    return Found(folder, tree, error=describe(exc, folder))
+
+
 def _walk_directory(directory: Path, tree: str, visited: set[tuple[int, int]],
                     loose_files_are_mail: bool, opens: str | None = None) -> Iterator[Found]:
     try:
         entries, identity = _list_directory(opens or directory, tree)
     except (OSError, NotReadable) as exc:
-        yield Found(directory, tree, error=describe(exc, directory))
+        yield _listing_failed(directory, tree, exc)
         return
     if identity in visited:
         return
@@ -228,7 +238,7 @@ class _MaildirWalk:
             try:
                 after = yield from self._range(folder, listed, after)
             except (OSError, NotReadable) as exc:  # listing it failed
-                yield Found(folder, self.tree, error=describe(exc, folder))
+                yield _listing_failed(folder, self.tree, exc)
                 return
             if after is None:
                 return

@@ -159,6 +159,28 @@ def test_a_message_deleted_before_it_is_read_is_reported_gone_not_failed(
     assert problem["reason"].startswith("gone during the import: no longer in new/ or cur/")
 
 
+def test_a_maildir_folder_deleted_during_the_import_is_reported_gone_not_failed(
+        tmp_path, monkeypatch, capsys):
+    """A mail client deletes a folder (IMAP DELETE) while the import reads the one before
+    it: its messages are not ours to import, and the import did not fail."""
+    root = tmp_path / "Maildir"
+    make_maildir(root, ["cur/a:2,S"])
+    make_maildir(root / ".Trash", ["cur/t:2,S"])
+    gone = root / ".Trash"
+    real = mailfiles.open_file
+
+    def opening(found):
+        if found.path == root / "cur/a:2,S" and gone.exists():
+            subprocess.run(["rm", "-rf", str(gone)], check=True)
+        return real(found)
+    monkeypatch.setattr(mailfiles, "open_file", opening)
+    code, summary = import_in_process(capsys, tmp_path / "data", root)
+    assert (code, summary["imported"], summary["failed"], summary["skipped"]) == (0, 1, 0, 1)
+    (problem,) = summary["problems"]
+    assert problem["outcome"] == "skipped" and problem["item"].startswith(str(gone))
+    assert problem["reason"] == "gone during the import: the folder was deleted or moved away"
+
+
 class Server(threading.Thread):
     """Moves messages from new/ to cur/ and changes their flags, as Dovecot does while its
     clients read and flag mail: each a rename(2), one every `pause` seconds, until stopped."""
