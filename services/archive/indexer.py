@@ -17,6 +17,7 @@ import logging
 import math
 import os
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,10 +69,17 @@ FOLLOW_COMMIT_SECONDS = 0.5
 # destructor (Glass::ValueUpdater, in GlassDatabase::set_revision_number), so the
 # DatabaseError of a write refused for ENOSPC ends the whole process (std::terminate)
 # instead of being raised. What a commit takes, measured (statvfs before and after each
-# commit of an import into a new index): up to 22 bytes per byte of text (17.6 MB for
-# 787 KB, the bench corpus with attachments) and 3.2 KB per document of little text.
-COMMIT_DISK_PER_TEXT_BYTE = 32
+# commit of an import into a new index): up to 22 bytes per byte of the serialised
+# documents (29.4 MB for 1.32 MB, the bench corpus with attachments), 2.9 for documents of
+# little text; deleting a document rewrites a block of postings per term, at most (10.2 KB
+# per document in a commit of 1,000 deletions, whose blocks are shared; 1 MB and more for
+# one alone). It is an estimate, not a bound (a first
+# commit after a compaction can take more): what an abort costs is a restart of the
+# indexer, by systemd or `archiver run`, from the last commit.
+COMMIT_DISK_PER_DOCUMENT_BYTE = 24
 COMMIT_DISK_PER_DOCUMENT = 8192
+COMMIT_DISK_PER_TERM_DELETED = 8192  # a Xapian block
+STORED_METADATA_LEVEL = DOCUMENT_LEVELS.index("stored metadata only")
 
 
 class IndexerBusy(ArchiverError):
@@ -381,7 +389,14 @@ class Indexer:
         parts = list(_parts(batch, self.commit_text_bytes))
         rest = parts.pop() if carry_from is not None and parts[-1].entries[0][0] >= carry_from \
             and _text_size(parts[-1]) < self.commit_text_bytes else None
-        for part in parts:
+        pending = deque(parts)
+        while pending:
+            part = pending.popleft()
+            if len(part.entries) > 1 and self._room_short_by(part) > 0:
+                # Near a full disk: in smaller commits, each begun only where it fits.
+                pending.extendleft(reversed(list(
+                    _parts(part, math.inf, (len(part.entries) + 1) // 2))))
+                continue
             self._commit(part, spacing)
             try:
                 if committed is not None:
@@ -395,18 +410,14 @@ class Indexer:
         """Replace each document by its store number (any other of its digest dropped), then
         commit the batch and its log position together. When Xapian refuses a document it
         drops the whole uncommitted batch, so the batch is written again, that message with
-        less. Begun only with room for it on the index's disk (COMMIT_DISK_PER_TEXT_BYTE):
-        in halves where the whole does not fit; raises NoRoomToCommit, nothing written, when
-        one message does not."""
-        if len(batch.entries) > 1 and self._room_short_by(batch) > 0:
-            # Near a full disk: in smaller commits, each begun only where it fits.
-            for half in _parts(batch, math.inf, (len(batch.entries) + 1) // 2):
-                self._commit(half, spacing)
-            return
-        if self._room_short_by(batch) > 0:
-            raise NoRoomToCommit(self.index_dir, self._room_for(batch),
-                                 _free_bytes(self.index_dir))
+        less. Begun only with room for it on the index's disk (COMMIT_DISK_PER_DOCUMENT_BYTE;
+        _write cuts a batch that does not fit into smaller ones): a message that does not fit
+        alone is indexed without its text (DOCUMENT_LEVELS' stored metadata, flagged), so
+        that one long message cannot hold up the others; NoRoomToCommit, nothing written,
+        when even that does not fit."""
         refused: dict[str, tuple[int, str]] = {}  # digest -> (level, why)
+        if (short := self._room_short_by(batch)) > 0:
+            refused = self._without_text(batch, short)
         while True:
             try:
                 written = self._add_all(batch, refused)
@@ -429,11 +440,34 @@ class Indexer:
         self._unrecorded = progress if self._unrecorded is None \
             else self._unrecorded.then(progress)
 
-    @staticmethod
-    def _room_for(batch: Batch) -> int:
-        """Bytes the index's disk must have free for committing `batch`."""
-        return (FULL_BELOW_BYTES + COMMIT_DISK_PER_TEXT_BYTE * _text_size(batch)
-                + COMMIT_DISK_PER_DOCUMENT * len(batch.present))
+    def _without_text(self, batch: Batch, short: int) -> dict[str, tuple[int, str]]:
+        """For a batch of one message whose commit may not fit, `short` bytes short: its
+        document at the stored-metadata level (digest -> (level, why)), when that fits;
+        raises NoRoomToCommit when it does not."""
+        need = self._room_for(batch, whole=False)
+        free = _free_bytes(self.index_dir)
+        if len(batch.present) != 1 or free < need:
+            raise NoRoomToCommit(self.index_dir, max(need, free + short), free)
+        why = (f"indexed without its text: the index's disk had {size_in_words(free)} free, "
+               f"its whole document may take {size_in_words(free + short)}")
+        return {batch.present[0][0]: (STORED_METADATA_LEVEL, why)}
+
+    def _room_for(self, batch: Batch, whole: bool = True) -> int:
+        """Bytes the index's disk must have free for committing `batch` (not `whole`: its
+        documents without their text)."""
+        documents = sum(_document_bytes(content) for content in batch.extracted) if whole else 0
+        return (FULL_BELOW_BYTES + COMMIT_DISK_PER_DOCUMENT_BYTE * documents
+                + COMMIT_DISK_PER_DOCUMENT * len(batch.present)
+                + COMMIT_DISK_PER_TERM_DELETED * self._terms_deleted(batch))
+
+    def _terms_deleted(self, batch: Batch) -> int:
+        """Terms of the documents the batch deletes or replaces, over every shard: deleting
+        a document rewrites the postings of each of its terms."""
+        terms = [id_term(digest) for digest in batch.missing] + \
+                [id_term(digest) for digest, _, _ in batch.present]
+        return sum(shard.get_document(posting.docid).termlist_count()
+                   for shard in self.shards for term in terms
+                   for posting in shard.postlist(term))
 
     def _room_short_by(self, batch: Batch) -> int:
         """Bytes the index's disk lacks for committing `batch` (0 or less: it fits)."""
@@ -572,7 +606,7 @@ class Indexer:
     def _close_shards(self) -> None:
         """Close each shard. What it has not committed (a batch an error cut short) is
         dropped: Xapian's close() would commit it, without its log position, and on a full
-        disk that commit could end the process (COMMIT_DISK_PER_TEXT_BYTE)."""
+        disk that commit could end the process (COMMIT_DISK_PER_DOCUMENT_BYTE)."""
         for shard in self.shards:
             _drop_uncommitted(shard)
             shard.close()
@@ -628,6 +662,12 @@ def _joined(earlier: Batch | None, later: Batch) -> Batch:
                  [content for _, content in kept] + later.extracted,
                  {**{digest: changes for digest, changes in earlier.header_changes.items()
                      if digest not in superseded}, **later.header_changes})
+
+
+def _document_bytes(content) -> int:
+    """The size of a message's serialised document (its text's, where the worker built
+    none): what its commit writes grows with it."""
+    return len(content.document) if content.document is not None else content.text_size()
 
 
 def _text_size(batch: Batch) -> int:

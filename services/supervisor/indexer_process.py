@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from services.appliance.service_state import describe
+from services.appliance.service_state import ServiceRecords, describe
 from services.archive.indexer import IndexLock
 
 if TYPE_CHECKING:
@@ -71,6 +71,9 @@ class IndexerProcess:
                         f"{START_LIMIT_SECONDS:.0f} s")
             log.error("indexer failed: %s; it is started again in %.0f s", self.why_ended,
                       RESTART_SECONDS, extra={"ARCHIVER_SERVICE": "indexer"})
+            # Status says so meanwhile (the child's own record names a pid that is gone).
+            ServiceRecords(store, ["indexer"]).failed(
+                f"{self.why_ended}; it is started again in {RESTART_SECONDS:.0f} s")
         if time.monotonic() - self.endings[-1] >= RESTART_SECONDS:
             lock = IndexLock(data_dir)
             if lock.acquire(wait=False):

@@ -53,9 +53,8 @@ def test_a_commit_without_room_for_it_is_not_begun_and_goes_on_once_there_is(dis
     with archive.extraction_pool() as pool:
         indexer = Indexer(archive.store, archive.index_dir(), pool)
         before = revisions(archive.index_dir())
-        # Less than even one message's commit is taken to need; far more than the whole
-        # batch's commit would take: without the check, it would be written.
-        disk.fill(leave_bytes=FULL_BELOW_BYTES + COMMIT_DISK_PER_DOCUMENT)
+        # Less than even one message's commit without its text is taken to need.
+        disk.fill(leave_bytes=FULL_BELOW_BYTES - 16 * COMMIT_DISK_PER_DOCUMENT)
         with pytest.raises(NoRoomToCommit) as refused:
             indexer.catch_up()
         assert is_out_of_space(refused.value, archive.index_dir())
