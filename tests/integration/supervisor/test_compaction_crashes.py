@@ -69,7 +69,10 @@ class Trickle:
 
 def start(service: ArchiverService, **env: str) -> None:
     saved = service.env
-    service.env = {**saved, "PYTHONPATH": str(HOOKS),
+    # the hooks first, then the path the tests run with (a worktree's code, not the
+    # installed one)
+    search_path = os.pathsep.join(filter(None, [str(HOOKS), saved.get("PYTHONPATH")]))
+    service.env = {**saved, "PYTHONPATH": search_path,
                    "KILL_HOOK_MIN_GROWTH_BYTES": str(MIN_GROWTH),
                    "KILL_HOOK_RETIRED_SECONDS": "3", **env}
     try:
