@@ -3,6 +3,7 @@
   DATA/store/          the LMDB environment (services.archive.store)
   DATA/index           symlink to the live index DATA/index.N/ (in shards: services.archive.shards)
   DATA/index.next      symlink to an index being rebuilt (services.archive.reindex)
+  DATA/index.N/retired  in an index switched from, kept a while (services.archive.retired_index)
   DATA/indexer.lock    held by whichever process writes the index
   DATA/index-first.lock  held while the first index is made (Archive.index_dir)
   DATA/spool/          SMTP DATA past 1 MiB, in unnamed files (services.intake.smtp_data)
@@ -10,8 +11,8 @@
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
-import shutil
 import time
 from contextlib import contextmanager
 from functools import cached_property
@@ -22,10 +23,12 @@ from firmware.errors import ArchiverError
 from firmware.models import ModelProfile, load_models
 from firmware.system import this_model
 
+from services.archive import retired_index
 from services.archive.space import Space, capacity_space, distinct_disks
 from services.archive.store import RESERVE_BYTES, Store
 
 DEFAULT_DATA = "/var/lib/archiver"
+log = logging.getLogger("archiver")
 
 
 def default_data_dir(configured: str | Path | None = None) -> Path:
@@ -103,16 +106,24 @@ class Archive:
         path.mkdir(parents=True)
         return path
 
-    def swap_index(self, new_dir: Path, remove_old: bool = True) -> None:
-        """Make `new_dir` the live index in one atomic rename; drop the old one (unless
-        not `remove_old`: the caller removes it later)."""
+    def swap_index(self, new_dir: Path) -> Path | None:
+        """Make `new_dir` the live index in one atomic rename. The old one is marked
+        retired (services.archive.retired_index), not removed: a reader that resolved the
+        link just before still opens it; compaction.remove_strays removes it later.
+        Returns the old one's path (None: there was none, or it was `new_dir`)."""
         old = self.index_link.resolve() if self.index_link.is_symlink() else None
         temporary = self.data_dir / "index.link-new"
         temporary.unlink(missing_ok=True)
         temporary.symlink_to(new_dir.name)
         os.replace(temporary, self.index_link)
-        if remove_old and old is not None and old != new_dir.resolve():
-            shutil.rmtree(old, ignore_errors=True)
+        if old is None or old == new_dir.resolve() or not old.is_dir():
+            return None
+        try:  # never raised: the switch is done, and the caller would undo it
+            retired_index.mark(old)
+        except OSError as exc:  # a full disk: it goes at the next clean-up, as before
+            log.warning("the index %s switched from is not marked retired (%s): the next "
+                        "clean-up removes it at once", old, exc)
+        return old
 
     def spaces(self) -> list[Space]:
         """Room left on its disks and in the store's capacity (services.archive.space)."""

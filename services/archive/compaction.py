@@ -34,7 +34,7 @@ from typing import Callable
 
 import xapian
 
-from services.archive import shards
+from services.archive import retired_index, shards
 from services.archive.archive import Archive
 from services.archive.space import OutOfSpace, is_out_of_space
 from services.archive.store import Store
@@ -190,15 +190,38 @@ def size_of(index_dir: Path) -> int:
     return total
 
 
-def remove_strays(archive: Archive) -> None:
-    """Remove the index directories of `archive` that are neither live nor being rebuilt:
-    a rebuilt index once its compacted copy is live, and what a switch or a compaction cut
-    short by a crash left. Only directories named as Archive.new_index_dir names them
-    (or COMPACTING) are touched, compared by their resolved paths."""
-    with archive.first_index_lock():
-        keep = {link.resolve() for link in (archive.index_link, archive.next_index_link)
-                if link.is_symlink()}
-        for path in archive.data_dir.iterdir():
-            if INDEX_DIR_NAME.fullmatch(path.name) and path.is_dir() \
-                    and not path.is_symlink() and path.resolve() not in keep:
-                shutil.rmtree(path, ignore_errors=True)
+def remove_strays(archive: Archive, now: float | None = None) -> list[Path]:
+    """Remove the index directories of `archive` that are neither live nor being rebuilt
+    (what its links name, compared by resolved paths, whatever their marks): one retired
+    by a switch (services.archive.retired_index) once it has been for RETIRED_SECONDS as
+    of `now` (epoch seconds; default: the clock), so that a reader that found it just
+    before the switch still opens it; one never made live (a rebuilt index once its
+    compacted copy is live, what a copy or a switch cut short by a crash left) at once.
+    Only directories named as Archive.new_index_dir names them (or COMPACTING) are
+    touched. Returns those removed. The caller holds the indexer's lock (IndexLock), so
+    that no copy or rebuild is under way; the first index, made without it, is never
+    taken for a stray (first_index_lock). Cheap when there is nothing to remove: the
+    indexer service asks each time it has caught up."""
+    now = time.time() if now is None else now
+    if not _strays(archive, now):
+        return []
+    with archive.first_index_lock():  # one listed may have gone live meanwhile: list again
+        strays = _strays(archive, now)
+        for path in strays:
+            shutil.rmtree(path, ignore_errors=True)
+    return strays
+
+
+def _strays(archive: Archive, now: float) -> list[Path]:
+    """The index directories remove_strays would remove at `now`."""
+    keep = {link.resolve() for link in (archive.index_link, archive.next_index_link)
+            if link.is_symlink()}
+    return [path for path in sorted(archive.data_dir.iterdir())
+            if INDEX_DIR_NAME.fullmatch(path.name) and path.is_dir()
+            and not path.is_symlink() and path.resolve() not in keep
+            and _may_go(path, now)]
+
+
+def _may_go(index_dir: Path, now: float) -> bool:
+    at = retired_index.retired_at(index_dir)
+    return at is None or retired_index.expired(at, now, retired_index.RETIRED_SECONDS)

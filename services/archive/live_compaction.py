@@ -33,9 +33,11 @@ waits: it may not commit to the index being read (Xapian discards the revision a
 is on two commits later, and the compaction fails with xapian.DatabaseModifiedError).
 Mail arriving meanwhile waits in the arrival log, durable; the copy holds the live
 index's position in the log, so the indexer indexes that mail into the copy as soon as it
-is live. Searches go on in the old index all along; it is removed RETIRED_SECONDS after
-the switch, so that a search that found it just before still opens it, and a longer walk
-stays on its last revision (index_reader.reopen).
+is live. Searches go on in the old index all along; the switch marks it retired
+(services.archive.retired_index), and compaction.remove_strays, which runs each time the
+indexer has caught up, removes it once it has been for RETIRED_SECONDS: a search that
+found it just before still opens it, and a longer walk stays on its last revision
+(index_reader.reopen). A stop meanwhile leaves the mark for the next start.
 
 Room: the copy is written on the data disk beside the live index, at most as large as the
 live index; it is begun only when the data disk would still have ROOM_RESERVES times the
@@ -51,7 +53,6 @@ import logging
 import math
 import os
 import shutil
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,8 +69,6 @@ MIN_GROWTH_BYTES = 8 * 1024 * 1024
 MIN_INTERVAL_SECONDS = 3600.0
 RETRY_FACTOR = 1.1
 ROOM_RESERVES = 2
-# A search resolves the index link, then opens the folder: well within this.
-RETIRED_SECONDS = 60.0
 
 
 def threshold(record: compaction.Record, index_name: str) -> int:
@@ -106,15 +105,14 @@ class LiveCompaction:
                  now: Callable[[], float] = time.time):
         self.archive, self.indexer, self.now = archive, indexer, now
         self.record = compaction.Record.load(archive.store)
-        self._strays_removed = False
 
     def caught_up(self) -> bool:
-        """Compact the live index if it is due and the arrival log holds nothing more to
-        index; True when the copy went live. Never raises for a compaction that failed
-        (skipped, logged): indexing goes on either way."""
-        if not self._strays_removed:  # what a compaction or switch cut short by a crash left
-            compaction.remove_strays(self.archive)
-            self._strays_removed = True
+        """Remove the index directories no longer wanted (compaction.remove_strays: those
+        retired long enough, what a crash left), then compact the live index if it is due
+        and the arrival log holds nothing more to index; True when the copy went live.
+        Never raises for a compaction that failed (skipped, logged): indexing goes on
+        either way."""
+        compaction.remove_strays(self.archive)
         pending = self.archive.store.log_end("arrival") - self.indexer.position()
         if pending >= indexer_module.BATCH_MESSAGES:
             return False  # a backlog (a full batch or more): indexing comes first
@@ -134,7 +132,7 @@ class LiveCompaction:
         if copied is None:
             self._skip(live, size, why_not)
             return False
-        self._switch(live, copied, size)
+        self._switch(copied, size)
         return True
 
     def _no_room(self, live: Path, size: int) -> str | None:
@@ -153,18 +151,15 @@ class LiveCompaction:
                 f"{size_in_words(size)}, and {size_in_words(ROOM_RESERVES * reserve)} stay "
                 "free for intake")
 
-    def _switch(self, live: Path, copied: Path, size: int) -> None:
-        """Make `copied` live and the indexer write it; `live` is retired."""
+    def _switch(self, copied: Path, size: int) -> None:
+        """Make `copied` live and the indexer write it; the index it was copied from is
+        retired (swap_index marks it; remove_strays removes it later)."""
         try:  # the writer has caught up: nothing uncommitted, the copy holds it all
-            self.archive.swap_index(copied, remove_old=False)
+            self.archive.swap_index(copied)
         except BaseException:
             shutil.rmtree(copied, ignore_errors=True)
             raise
         self.indexer.move_to(copied)  # not close(): that ends the shards' writer threads
-        retiring = threading.Timer(RETIRED_SECONDS, shutil.rmtree, (live,),
-                                   {"ignore_errors": True})
-        retiring.daemon = True  # a stop meanwhile leaves it to remove_strays at the next start
-        retiring.start()
         self.record = self.record.compacted(copied, size, self.indexer.document_count(),
                                             self.now())
         self.record.save(self.archive.store)

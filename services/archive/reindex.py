@@ -4,7 +4,8 @@ The index is derived data. When this code's schema (index.SCHEMA_VERSION) is not
 index's (older; or newer, after a downgrade), the indexer service builds a new index in DATA/index.N (linked from
 DATA/index.next) while the old one keeps answering searches and keeps taking new mail;
 once the new one has caught up with the arrival log, DATA/index points to it and the old
-one is removed. An interrupted rebuild resumes where its last commit left it.
+one is retired: kept a while for searches that found it just before, then removed
+(services.archive.retired_index). An interrupted rebuild resumes where its last commit left it.
 `archiver reindex` runs the same rebuild in the foreground.
 """
 from __future__ import annotations
@@ -128,7 +129,9 @@ def _live(archive: Archive, pool: ExtractionPool) -> Indexer:
 def switch_over(archive: Archive, live: Indexer | None = None) -> None:
     """Make the rebuilt index live (its writer closed, so it is on disk), compacted
     (services.archive.compaction; as it is when the disk has no room for the copy); the
-    old one is removed, and so is any index directory an interrupted switch left.
+    old one is retired (Archive.swap_index: compaction.remove_strays removes it later),
+    and the rebuilt one, when its copy went live, and any index directory an interrupted
+    switch left are removed.
     `live`: the old live index's writer (the service), which takes new mail while the
     copy is written and is closed before the switch. Raises RuntimeError for an index not
     yet written to disk."""

@@ -451,15 +451,18 @@ def _day(epoch: float, zone: dt.tzinfo) -> str:
 
 def cmd_compact(args) -> int:
     """Write the live index again compacted (services.archive.compaction), then switch to
-    it: searches go on meanwhile; the indexer service must be stopped (it holds the index
-    while it runs). Exits 75 when the disk has no room for the copy (the index as it was)."""
+    it: searches go on meanwhile, and the old index is retired, kept for the searches
+    that found it just before (removed by the indexer service once it runs again, or by
+    the next compact: compaction.remove_strays); the indexer service must be stopped (it
+    holds the index while it runs). Exits 75 when the disk has no room for the copy (the
+    index as it was)."""
     archive = open_archive(args, create=False)
     lock = IndexLock(archive.data_dir)
     if not lock.acquire(wait=False):
         raise IndexerBusy("the indexer service holds the index: stop archiver-indexer, "
                           "then run compact again")
     try:
-        compaction.remove_strays(archive)  # a copy an earlier compact left when cut short
+        compaction.remove_strays(archive)  # what an earlier compact retired, or left when cut short
         live = archive.index_dir()
         before = compaction.size_of(live)
         copied = compaction.copy(archive, live)

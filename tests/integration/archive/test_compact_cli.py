@@ -1,5 +1,6 @@
 """`archiver compact`: the live index written again compacted (after a large import, whose
-batch commits leave its blocks part full), the same searches answered the same; refused
+batch commits leave its blocks part full), the same searches answered the same, the old
+index retired (kept for the searches that found it just before, removed later); refused
 while the indexer holds the index; on a disk without room for the copy, exit 75 and the
 index as it was. The disk is a real, small ext4 (tests/integration/small_disk.py)."""
 import json
@@ -9,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from services.archive import retired_index
 from services.archive.indexer import IndexLock
+from services.archive.search import search
 from tests.integration.small_disk import SmallDisk
 
 pytestmark = pytest.mark.integration
@@ -48,9 +51,17 @@ def test_compact_shrinks_the_index_and_every_search_answers_the_same(archiver, t
     report = json.loads(archiver("compact", "--data", data, "--json", check=0).stdout)
     assert report["index_bytes"] < 0.8 * report["index_bytes_before"]
     assert answers(archiver, data) == before
-    assert (data / "index").resolve() != old and index_dirs(data) == [(data / "index").resolve().name]
+    first = (data / "index").resolve()
+    assert first != old and index_dirs(data) == sorted([first.name, old.name])
+    # retired, not removed: a search that resolved the link before the switch answers
+    assert retired_index.retired_at(old) is not None
+    assert search(old, "quarterly", limit=1000).total == COUNT
+
+    retired_index.mark(old, retired_index.retired_at(old) - retired_index.RETIRED_SECONDS)
     again = archiver("compact", "--data", data, check=0).stdout
     assert re.fullmatch(r"compacted the index: [\d.]+ MB, [\d.]+ MB before\n", again), again
+    # the next compact removes the one retired long enough, keeps the one just retired
+    assert index_dirs(data) == sorted([(data / "index").resolve().name, first.name])
 
 
 def test_compact_is_refused_while_the_indexer_holds_the_index(archiver, tmp_path):

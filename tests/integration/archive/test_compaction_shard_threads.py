@@ -26,7 +26,6 @@ def shard_threads() -> set[str]:
 def test_after_a_live_compaction_each_shard_is_still_written_by_its_own_thread(
         tmp_path, monkeypatch):
     monkeypatch.setattr(live_compaction, "MIN_GROWTH_BYTES", 64 * 1024)
-    monkeypatch.setattr(live_compaction, "RETIRED_SECONDS", 1.0)
     archive = Archive(tmp_path / "data", 450)
     with ExtractionPool(archive.profile.attachment_text_bytes, workers=2) as pool, \
             Indexer(archive.store, archive.index_dir(), pool) as indexer:

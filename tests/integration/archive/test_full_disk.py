@@ -12,6 +12,7 @@ from pathlib import Path
 import lmdb
 import pytest
 
+from services.archive import retired_index
 from services.archive.space import is_out_of_space
 from services.archive.store import DiskFullError, Store, digest_of
 from tests.integration.small_disk import SmallDisk
@@ -192,6 +193,7 @@ def test_reindex_on_a_full_disk_says_so_in_one_line_and_the_next_one_finishes(
     data = disk.mount_point / "data"
     archiver("import", source, "--data", data, check=0)
     assert searchable(archiver, data) == (200, 2)
+    old = (data / "index").resolve()
     disk.fill(leave_bytes=leave)  # no room for the index being rebuilt beside the live one
 
     done = archiver("reindex", "--data", data, "--json", check=75)
@@ -205,7 +207,10 @@ def test_reindex_on_a_full_disk_says_so_in_one_line_and_the_next_one_finishes(
     assert json.loads(archiver("reindex", "--data", data, "--json", check=0).stdout)[
         "indexed"] == 200
     assert searchable(archiver, data) == (200, 2)
-    assert len([p for p in data.iterdir() if p.name.startswith("index.")]) == 1
+    # nothing the stopped reindex wrote is left; the index switched from is retired
+    assert sorted(p.name for p in data.iterdir() if p.name.startswith("index.")) == \
+        sorted([(data / "index").resolve().name, old.name])
+    assert retired_index.retired_at(old) is not None
 
 
 @pytest.mark.parametrize("where", ["data disk", "a disk of its own"])

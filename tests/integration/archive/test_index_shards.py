@@ -10,7 +10,7 @@ from email.message import EmailMessage
 import pytest
 import xapian
 
-from services.archive import compaction, indexer as indexer_module, reindex, shards
+from services.archive import compaction, indexer as indexer_module, reindex, retired_index, shards
 from services.archive.archive import Archive
 from services.archive.extract import ExtractionPool
 from services.archive.index import id_term
@@ -231,7 +231,7 @@ def test_a_reindex_of_an_index_of_one_database_makes_one_in_shards(archive, pool
     assert reindex.rebuild(archive, pool)
     reindex.switch_over(archive)
     live = archive.index_dir()
-    assert live != old and not old.exists()
+    assert live != old and retired_index.retired_at(old) is not None  # removed later
     assert [path.name for path in shards.shard_dirs(live)] == ["shard0", "shard1"]
     assert contents(archive, live) == before
     assert_numbers_are_ids(archive, live)

@@ -11,7 +11,7 @@ import pytest
 import xapian
 
 from services.appliance import users
-from services.archive import indexer as indexer_module, reindex
+from services.archive import indexer as indexer_module, reindex, retired_index
 from services.archive.archive import Archive
 from services.archive.extract import ExtractionPool
 from services.archive.index import SCHEMA_KEY, SCHEMA_VERSION, SLOT_DATE, id_term, schema_version
@@ -101,7 +101,8 @@ def test_the_service_rebuilds_in_the_background_while_the_old_index_answers(upgr
     finally:
         service.terminate()
         assert service.wait(timeout=60) == 0
-    assert not old.exists() and (data / "index").resolve() != old
+    assert (data / "index").resolve() != old
+    assert retired_index.retired_at(old) is not None  # kept a while for searches begun in it
     assert "reindexing" not in cli("status", "--data", data).stdout
     assert "note:" not in cli("search", "muller", "--data", data).stderr
     assert schema_version(xapian.Database(str(data / "index"))) == SCHEMA_VERSION
@@ -122,7 +123,7 @@ def test_mail_arriving_during_the_rebuild_reaches_the_old_index_too(upgraded, mo
 
 
 def test_archiver_reindex_resumes_the_rebuild_in_the_foreground(upgraded):
-    data = upgraded.data_dir
+    data, old = upgraded.data_dir, upgraded.index_link.resolve()
     upgraded.close()
     done = cli("reindex", "--data", data)
     assert re.fullmatch(rf"reindexed {MESSAGES} messages \(index: [\d.]+ MB, compacted\)\n",
@@ -131,7 +132,8 @@ def test_archiver_reindex_resumes_the_rebuild_in_the_foreground(upgraded):
     assert not (data / "index.next").exists()
     assert len(cli("search", "muller", "--data", data).stdout.splitlines()) == MESSAGES
     assert sorted(p.name for p in data.iterdir() if p.name.startswith("index.")) == \
-        [(data / "index").resolve().name]
+        sorted([(data / "index").resolve().name, old.name])  # the old one retired
+    assert retired_index.retired_at(old) is not None
 
 
 def test_the_status_page_and_api_show_the_rebuild(upgraded):

@@ -1,15 +1,16 @@
 """A rebuilt index goes live compacted (services.archive.compaction): the same documents
 under the same document ids (the store's message numbers, gaps included), the indexer's
 position kept, and less disk; the old index takes mail while the copy is written; a disk
-without room for the copy gets the rebuilt index as it is; a switch cut short leaves
-nothing behind once the next one is done."""
+without room for the copy gets the rebuilt index as it is; the index switched from is
+retired, kept for the searches that found it just before; a switch cut short leaves
+nothing else behind once the next one is done."""
 import errno
 from email.message import EmailMessage
 
 import pytest
 import xapian
 
-from services.archive import compaction, indexer as indexer_module, reindex
+from services.archive import compaction, indexer as indexer_module, reindex, retired_index
 from services.archive.archive import Archive
 from services.archive.extract import ExtractionPool
 from services.archive.indexer import CURSOR_KEY, Indexer
@@ -54,12 +55,12 @@ def documents(index_dir) -> dict[int, bytes]:
 
 def test_the_rebuilt_index_goes_live_compacted_with_the_same_documents_ids_and_position(
         archive):
-    rebuilt = archive.next_index_link.resolve()
+    old, rebuilt = archive.index_dir(), archive.next_index_link.resolve()
     before, size_before = documents(rebuilt), compaction.size_of(rebuilt)
     position = xapian.Database(str(rebuilt)).get_metadata(CURSOR_KEY)
     reindex.switch_over(archive)
     live = archive.index_dir()
-    assert live != rebuilt and not rebuilt.exists()
+    assert live != rebuilt and not rebuilt.exists()  # never live: removed at once
     assert documents(live) == before
     numbers = {archive.store.meta(digest)["number"] for digest in archive.store.digests()}
     assert set(before) == numbers and min(numbers) == 6  # no id moved to close the gap
@@ -67,7 +68,8 @@ def test_the_rebuilt_index_goes_live_compacted_with_the_same_documents_ids_and_p
     assert compaction.size_of(live) < 0.8 * size_before
     assert len(search(live, "marker33").hits) == 1
     assert sorted(p.name for p in archive.data_dir.glob("index.*") if not p.is_symlink()) \
-        == [live.name]
+        == sorted([live.name, old.name])
+    assert retired_index.retired_at(old) is not None  # kept a while for searches begun in it
 
 
 def test_the_old_index_takes_mail_while_the_copy_is_written(archive, monkeypatch):
@@ -122,13 +124,14 @@ def test_another_failure_of_the_copy_is_raised_and_leaves_the_rebuild_to_switch_
 
 def test_what_a_switch_cut_short_left_is_removed_by_the_next_one(archive):
     """A crash after the copy was named and before the switch: the copy stays beside the
-    rebuilt index, which is switched to (compacted again) when the service starts again."""
-    stray_copy = archive.new_index_dir()
+    rebuilt index, which is switched to (compacted again) when the service starts again.
+    The copy, never live, goes at once; the index switched from stays, retired."""
+    old, stray_copy = archive.index_dir(), archive.new_index_dir()
     compaction.compact(archive.next_index_link.resolve(), stray_copy / "x")
     (archive.data_dir / compaction.COMPACTING).mkdir()
     reindex.switch_over(archive)
     assert sorted(p.name for p in archive.data_dir.glob("index.*") if not p.is_symlink()) \
-        == [archive.index_dir().name]
+        == sorted([archive.index_dir().name, old.name])
 
 
 def test_a_relative_data_folder_keeps_the_index_that_went_live(tmp_path, monkeypatch):

@@ -23,12 +23,12 @@ def _die(step: str) -> None:
 
 
 def _install() -> None:
-    from services.archive import archive, compaction, live_compaction
+    from services.archive import archive, compaction, live_compaction, retired_index
     from services.archive import indexer as indexer_module
     if MIN_GROWTH:
         live_compaction.MIN_GROWTH_BYTES = int(MIN_GROWTH)
     if RETIRED:
-        live_compaction.RETIRED_SECONDS = float(RETIRED)
+        retired_index.RETIRED_SECONDS = float(RETIRED)
     if KILL_AT == "copy":  # one shard copied, the next not: index.compacting half made
         real_one, done = compaction._compact_one, []
 
@@ -41,16 +41,17 @@ def _install() -> None:
     elif KILL_AT == "before-switch":  # the copy renamed to index.N, not yet live
         real_switch = live_compaction.LiveCompaction._switch
 
-        def switch(self, live, copied, size):
+        def switch(self, copied, size):
             _die(KILL_AT)
         live_compaction.LiveCompaction._switch = switch
     elif KILL_AT == "swapped":  # the link points to the copy; the indexer not yet moved
         real_swap = archive.Archive.swap_index
 
-        def swap_index(self, new_dir, remove_old=True):
-            real_swap(self, new_dir, remove_old)
-            if not remove_old:  # the live compaction's swap (a rebuild's removes the old)
-                _die(KILL_AT)
+        def swap_index(self, new_dir):
+            old = real_swap(self, new_dir)
+            if old is not None:  # not the first index: these tests rebuild none, so the
+                _die(KILL_AT)    # live compaction's swap
+            return old
         archive.Archive.swap_index = swap_index
     elif KILL_AT == "retiring":  # the copy live and written; the old one not yet removed
         real_move = indexer_module.Indexer.move_to

@@ -1,0 +1,49 @@
+"""An index directory switched away from, kept a while for the readers that found it just
+before.
+
+A reader resolves the link DATA/index, then opens the directory it names: a switch to
+another index in between (the indexer service's compaction, a rebuild's switch, `archiver
+compact`: Archive.swap_index) must leave that directory for it to open, or a search finds
+nothing there, and says so as if nothing matched. So the switch marks the old directory
+retired (a file MARK inside it holding the epoch second of the switch) instead of
+removing it, and compaction.remove_strays removes it only once it has been retired for
+RETIRED_SECONDS. A reader that has the index open by then reads on: Xapian opens every
+file of a database when it opens it, and open files outlive their names.
+
+A directory is marked the same way whoever switched from it, and whether or not the
+process that did still runs: there is no timer to be lost when the service stops.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from services.common.atomic_file import atomic_output
+
+MARK = "retired"  # in a retired index directory: the epoch second it was retired, as text
+# A reader resolves the index link, then opens the directory: well within this.
+RETIRED_SECONDS = 60.0
+
+
+def mark(index_dir: Path, now: float | None = None) -> None:
+    """Mark `index_dir` retired at `now` (epoch seconds; default: the clock), durably.
+    Raises OSError when the mark cannot be written."""
+    at = time.time() if now is None else now
+    with atomic_output(Path(index_dir) / MARK, mode=0o644) as output:
+        output.write(f"{at!r}\n".encode("ascii"))
+
+
+def retired_at(index_dir: Path) -> float | None:
+    """The epoch second `index_dir` was retired at; None when it is not marked (or its
+    mark cannot be read: the caller treats it as never made live)."""
+    try:
+        return float((Path(index_dir) / MARK).read_text(encoding="ascii"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+
+
+def expired(at: float, now: float, retired_for: float) -> bool:
+    """Whether an index retired at `at` may go at `now` (epoch seconds), `retired_for`
+    seconds being its time. A clock set back by as much counts as that time passed: a
+    mark in the future would otherwise keep the index for as long as the clock was off."""
+    return abs(now - at) >= retired_for
