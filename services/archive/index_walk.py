@@ -24,7 +24,8 @@ import xapian
 from services.archive.index import ID_BLOCK, id_term, number_terms
 from services.archive.index_reader import open_index, read_consistently, reopen
 
-__all__ = ["SPAN", "DocumentIds", "document_ids", "read_chunks", "read_spans", "within"]
+__all__ = ["SPAN", "DocumentIds", "chunks_of", "document_ids", "read_chunks", "read_spans",
+           "spans_of", "within"]
 T, X = TypeVar("T"), TypeVar("X")
 # Document ids (or digests) read on one revision. The indexer commits every 0.5 s under
 # steady intake and a revision is discarded two commits on; a span of a search that
@@ -115,19 +116,26 @@ def read_spans(index_dir: Path, read: Callable[[xapian.Database, range], T],
     database = open_index(index_dir)
     if database is None:
         return
+    try:
+        yield from spans_of(database, read, follow, through)
+    finally:
+        database.close()
+
+
+def spans_of(database: xapian.Database, read: Callable[[xapian.Database, range], T],
+             follow: bool = False, through: int | None = None) -> Iterator[T]:
+    """read_spans on `database`, an index opened for reading (left open): for a caller
+    that reads it more than once, and must read the same index each time."""
     first, last = 1, database.get_lastdocid()
     if through is not None:
         last = min(last, through)
-    try:
-        while first <= last:
-            ids = range(first, min(first + SPAN, last + 1))
-            reopen(database)  # the newest revision: the indexer discards it two commits on
-            result, newest = read_consistently(database, lambda database: (
-                read(database, ids), database.get_lastdocid()))
-            yield result
-            first, last = ids.stop, max(last, newest) if follow else last
-    finally:
-        database.close()
+    while first <= last:
+        ids = range(first, min(first + SPAN, last + 1))
+        reopen(database)  # the newest revision: the indexer discards it two commits on
+        result, newest = read_consistently(database, lambda database: (
+            read(database, ids), database.get_lastdocid()))
+        yield result
+        first, last = ids.stop, max(last, newest) if follow else last
 
 
 def read_chunks(index_dir: Path, items: Iterable[X],
@@ -140,10 +148,17 @@ def read_chunks(index_dir: Path, items: Iterable[X],
     database = open_index(index_dir)
     if database is None:
         return
-    items = iter(items)
     try:
-        while chunk := list(itertools.islice(items, size or SPAN)):
-            reopen(database)
-            yield read_consistently(database, lambda database: read(database, chunk))
+        yield from chunks_of(database, items, read, size)
     finally:
         database.close()
+
+
+def chunks_of(database: xapian.Database, items: Iterable[X],
+              read: Callable[[xapian.Database, list[X]], T], size: int | None = None
+              ) -> Iterator[T]:
+    """read_chunks on `database`, an index opened for reading (left open), as spans_of."""
+    items = iter(items)
+    while chunk := list(itertools.islice(items, size or SPAN)):
+        reopen(database)
+        yield read_consistently(database, lambda database: read(database, chunk))

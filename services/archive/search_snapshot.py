@@ -11,6 +11,12 @@ Each match is kept as its date and id in arrays (12 bytes a match: 12 MB for a m
 each span's matches sorted into a run; the runs are merged, newest first, as the messages
 are read, and each message is looked up (digest, then the store) only when its turn comes,
 so one deleted meanwhile (retention) is left out.
+
+The snapshot keeps the index open from the moment it is taken until its messages have
+been read: a compaction or a rebuild may switch to another index meanwhile and the old
+one be removed (services.archive.retired_index), and an index open before that reads on
+(Xapian opens every file of it at once; open files outlive their names). Read again
+after that, it raises IndexGone rather than list nothing.
 """
 from __future__ import annotations
 
@@ -24,15 +30,21 @@ from typing import Callable, Iterable, Iterator
 
 import xapian
 
+from firmware.errors import ArchiverError
 from services.archive import dates, shards
 from services.archive.index import SLOT_DATE
-from services.archive.index_reader import read_index
-from services.archive.index_walk import read_chunks, read_spans, within
+from services.archive.index_reader import open_index, read_consistently
+from services.archive.index_walk import chunks_of, spans_of, within
 from services.archive.query import parse as parse_tree
 from services.archive.search import matches_of, query_in, unranked
 from services.archive.store import NotFound, Store
 
-__all__ = ["AsOf", "Snapshot", "stored_messages", "take"]
+__all__ = ["AsOf", "IndexGone", "Snapshot", "stored_messages", "take"]
+
+
+class IndexGone(ArchiverError):
+    """The index a snapshot was taken of is gone (switched from, then removed) when its
+    matches are read again: they cannot be listed."""
 
 
 @dataclass(frozen=True)
@@ -48,10 +60,14 @@ class AsOf:
 
 class Snapshot:
     """The matches of a search as `take` read them: len() of them, their document ids
-    newest first (`document_ids`), their digests (`digests`) and messages (`messages`)."""
+    newest first (`document_ids`), their digests (`digests`) and messages (`messages`).
+    `database`: the index at `index_dir` as take opened it, kept open for the first walk
+    of the digests, which closes it (if none walks them, it is closed with the snapshot);
+    None: each walk opens the index by its path."""
 
-    def __init__(self, index_dir: Path, as_of: AsOf):
+    def __init__(self, index_dir: Path, as_of: AsOf, database: xapian.Database | None = None):
         self.index_dir, self.as_of = Path(index_dir), as_of
+        self._database = database
         # Match i is (dates[i], ids[i]); runs[k] is where run k begins (each run sorted).
         self.dates, self.ids, self.runs = array("d"), array("I"), array("Q")
 
@@ -85,9 +101,26 @@ class Snapshot:
     def digests(self) -> Iterator[str]:
         """The digest of every match still indexed, in document_ids' order; read
         index_walk.SPAN at a time, each on one revision. A document deleted since the
-        snapshot (retention) is left out."""
-        for found in read_chunks(self.index_dir, self.document_ids(), _digests_of):
-            yield from found
+        snapshot (retention) is left out. Raises IndexGone when the index was removed
+        before a walk other than the first began."""
+        database, self._database = self._database, None  # the first walk reads the one held
+        if database is None:
+            database = self._opened_again()
+        if database is None:
+            return
+        try:
+            for found in chunks_of(database, self.document_ids(), _digests_of):
+                yield from found
+        finally:
+            database.close()
+
+    def _opened_again(self) -> xapian.Database | None:
+        """The index opened by its path; None when there is none and nothing matched."""
+        database = open_index(self.index_dir)
+        if database is None and len(self):
+            raise IndexGone(f"the index the search was read from, {self.index_dir}, is gone "
+                            "(a compaction or a rebuild replaced it): search again")
+        return database
 
     def messages(self, store: Store, readable: Callable[[bytes, dict], bool] | None = None
                  ) -> Iterator[tuple[str, bytes, dict]]:
@@ -102,20 +135,28 @@ def take(index_dir: Path, text: str, timezone: str = "UTC", now: float | None = 
     `timezone`, relative ones as of `now`, epoch seconds; ANDed with `within_query`, e.g.
     a user's services.web.access.mail_filter): read in spans of document ids up to the
     highest one in the index now. An empty snapshot (AsOf(0, 0)) when nothing is indexed.
-    Raises QuerySyntaxError, PatternTooBroad, xapian.DatabaseModifiedError when the
-    indexer overtook one span's read for index_reader.PATIENCE_SECONDS."""
+    The snapshot holds the index open (Snapshot). Raises QuerySyntaxError,
+    PatternTooBroad, xapian.DatabaseModifiedError when the indexer overtook one span's
+    read for index_reader.PATIENCE_SECONDS."""
     tz, now = dates.zone(timezone), time.time() if now is None else now
     tree = parse_tree(text, tz, now)  # a bad query fails before the index is read
-    as_of = read_index(index_dir, lambda database: AsOf(
-        shards.revision(index_dir), database.get_lastdocid()), absent=AsOf(0, 0))
-    snapshot = Snapshot(index_dir, as_of)
+    database = open_index(index_dir)
+    if database is None:
+        return Snapshot(index_dir, AsOf(0, 0))
 
     def span(database: xapian.Database, ids: range) -> list[tuple[float, int]]:
         query = within(database, query_in(database, tree, tz, now, within_query), ids)
         return [(xapian.sortable_unserialise(match.document.get_value(SLOT_DATE)),
                  match.docid) for match in matches_of(unranked(database, query), 0, len(ids))]
-    for matches in read_spans(index_dir, span, through=as_of.last_document):
-        snapshot.add_run(matches)
+    try:
+        as_of = read_consistently(database, lambda database: AsOf(
+            shards.revision(index_dir), database.get_lastdocid()))
+        snapshot = Snapshot(index_dir, as_of, database)
+        for matches in spans_of(database, span, through=as_of.last_document):
+            snapshot.add_run(matches)
+    except BaseException:
+        database.close()
+        raise
     return snapshot
 
 

@@ -16,8 +16,8 @@ from typing import Iterable
 import xapian
 
 from services.archive import dates
-from services.archive.index_reader import read_index
-from services.archive.index_walk import document_ids, read_chunks, read_spans
+from services.archive.index_reader import open_index, read_index
+from services.archive.index_walk import chunks_of, document_ids, spans_of
 from services.policy import holds
 from services.policy.replicated import Replicated
 from services.policy.saved_searches import count_in, matching_in
@@ -35,23 +35,31 @@ def covered(replicated: Replicated, index_dir: Path, hold_id: str, hold: dict,
     covers: its search's matches and its recorded digests; counted whether or not the
     hold is in force today. Read index_walk.SPAN document ids at a time, each span on one
     revision, up to the highest id when the count begins: each message counted once, if
-    it is indexed when its span is read. 0 when nothing is indexed. Raises
-    QuerySyntaxError for a saved query the syntax no longer takes,
+    it is indexed when its span is read. 0 when nothing is indexed. The index is opened
+    once for all of it: an index switched from meanwhile, and removed
+    (services.archive.retired_index), is read on to the end, never taken for one that
+    holds nothing. Raises QuerySyntaxError for a saved query the syntax no longer takes,
     xapian.DatabaseModifiedError when the indexer overtook one span's read for
     index_reader.PATIENCE_SECONDS."""
     query, now = hold_query(replicated, hold), time.time() if now is None else now
-    named = _recorded_ids(index_dir, holds.recorded(replicated, hold_id))
-    return sum(read_spans(index_dir, lambda database, ids: count_in(
-        database, query, ids, _slice(named, ids), timezone, now)))
+    database = open_index(index_dir)
+    if database is None:
+        return 0
+    try:
+        named = _recorded_ids(database, holds.recorded(replicated, hold_id))
+        return sum(spans_of(database, lambda database, ids: count_in(
+            database, query, ids, _slice(named, ids), timezone, now)))
+    finally:
+        database.close()
 
 
-def _recorded_ids(index_dir: Path, recorded: Iterable[str]) -> list[int]:
+def _recorded_ids(database: xapian.Database, recorded: Iterable[str]) -> list[int]:
     """The document ids of the `recorded` digests that are indexed, ascending; looked up
     index_walk.SPAN digests at a time, as they are read (holds.recorded reads them in
     chunks): only the ids are kept. A document keeps its id (its store number), so ids
     found on one revision name the same documents on the next."""
-    return sorted(itertools.chain.from_iterable(read_chunks(
-        index_dir, recorded, lambda database, digests: list(document_ids(database, digests)))))
+    return sorted(itertools.chain.from_iterable(chunks_of(
+        database, recorded, lambda database, digests: list(document_ids(database, digests)))))
 
 
 def _slice(ids: list[int], span: range) -> list[int]:

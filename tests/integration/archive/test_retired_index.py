@@ -3,18 +3,20 @@ real store and index: a search that resolved the index link before a rebuild's s
 still answers from it; compaction.remove_strays removes it only once it has been retired
 for RETIRED_SECONDS, removes what was never made live at once, and never the live or the
 next index; the indexer service's clean-up removes it each time the indexer has caught
-up."""
+up; an export (search_snapshot) taken before a switch lists every match after the old
+index is gone, and one read again then fails rather than list nothing."""
 import errno
 import time
 
 import pytest
 
-from services.archive import compaction, reindex, retired_index
+from services.archive import compaction, index_walk, reindex, retired_index
 from services.archive.archive import Archive
 from services.archive.extract import ExtractionPool
 from services.archive.indexer import Indexer
 from services.archive.live_compaction import LiveCompaction
 from services.archive.search import search
+from services.archive.search_snapshot import IndexGone, take
 from tests.integration.archive.export_changes import bulk, in_order, index_now
 
 pytestmark = pytest.mark.integration
@@ -124,3 +126,15 @@ def test_the_indexer_service_removes_a_retired_index_each_time_it_has_caught_up(
         assert not service.caught_up()
         assert not old.exists() and index_dirs(archive) == [archive.index_dir().name]
 
+
+def test_an_export_taken_before_a_switch_lists_every_match_after_the_old_index_is_gone(
+        archive, monkeypatch):
+    monkeypatch.setattr(index_walk, "SPAN", 25)  # several chunks of digests
+    index_dir = archive.index_dir()
+    expected = in_order(index_dir, "subject:bulk")
+    snapshot = take(index_dir, "subject:bulk")
+    assert compact(archive) == index_dir
+    assert compaction.remove_strays(archive, now=time.time() + RETIRED) == [index_dir]
+    assert [digest for digest, _, _ in snapshot.messages(archive.store)] == expected
+    with pytest.raises(IndexGone, match="is gone"):  # read again: never an empty list
+        list(snapshot.digests())

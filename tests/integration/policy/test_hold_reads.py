@@ -1,10 +1,12 @@
 """Litigation holds read the whole archive (placement, an edit of the held search, how many
 messages a hold covers) in spans of document ids, each span on one revision, against a
 real store and index while the live indexer commits between the spans."""
+import time
+
 import pytest
 import xapian
 
-from services.archive import index_walk
+from services.archive import compaction, index_walk, retired_index
 from services.archive.store import Envelope
 from services.policy import editing, hold_coverage, hold_records, holds, retention, saved_searches
 from tests.integration.policy.test_retention import (  # noqa: F401 (archive: a fixture)
@@ -200,3 +202,27 @@ def test_a_message_deleted_and_stored_again_during_a_count_is_counted_once(
     assert hold_coverage.covered(archive.replicated, archive.index_dir(), hold_id, hold) == 100
     assert archive.store.meta(digests["legal149"])["number"] == 201
     assert hold_coverage.covered(archive.replicated, archive.index_dir(), hold_id, hold) == 100
+
+
+def test_a_count_across_a_switch_of_the_index_reads_the_index_it_began_in(
+        archive, monkeypatch):
+    """The index is switched to a compacted copy, and the old one removed (retired long
+    enough), while a count reads the hold's recorded digests: the count reads on in the
+    index it opened. It opened the old one again by its path for the search, found no
+    index there, and counted 0."""
+    monkeypatch.setattr(index_walk, "SPAN", SPAN)
+    case_files(archive, 200)
+    saved_searches.save(archive.replicated, "case", "subject:legal", ADMIN)
+    hold_id = holds.add(archive.replicated, archive.index_dir(), "case", None, ADMIN)
+    hold, index_dir = holds.all_holds(archive.replicated)[hold_id], archive.index_dir()
+    recorded = holds.recorded
+
+    def recorded_then_switched(replicated, hold_id):
+        yield from recorded(replicated, hold_id)
+        archive.swap_index(compaction.copy(archive, index_dir))
+        assert compaction.remove_strays(
+            archive, now=time.time() + retired_index.RETIRED_SECONDS) == [index_dir]
+
+    monkeypatch.setattr(holds, "recorded", recorded_then_switched)
+    assert hold_coverage.covered(archive.replicated, index_dir, hold_id, hold) == 100
+    assert not index_dir.exists()
