@@ -15,6 +15,9 @@ process that did still runs: there is no timer to be lost when the service stops
 """
 from __future__ import annotations
 
+import math
+import os
+import stat
 import time
 from pathlib import Path
 
@@ -23,6 +26,9 @@ from services.common.atomic_file import atomic_output
 MARK = "retired"  # in a retired index directory: the epoch second it was retired, as text
 # A reader resolves the index link, then opens the directory: well within this.
 RETIRED_SECONDS = 60.0
+
+
+MARK_BYTES = 64  # more than a mark holds: what is read of one at most
 
 
 def mark(index_dir: Path, now: float | None = None) -> None:
@@ -34,12 +40,22 @@ def mark(index_dir: Path, now: float | None = None) -> None:
 
 
 def retired_at(index_dir: Path) -> float | None:
-    """The epoch second `index_dir` was retired at; None when it is not marked (or its
-    mark cannot be read: the caller treats it as never made live)."""
+    """The epoch second `index_dir` was retired at; None when it is not marked, or its
+    mark is no regular file holding a finite number (it is opened without following a
+    symlink or waiting on a FIFO, and read MARK_BYTES at most)."""
     try:
-        return float((Path(index_dir) / MARK).read_text(encoding="ascii"))
+        descriptor = os.open(Path(index_dir) / MARK, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            return None
+        at = float(os.read(descriptor, MARK_BYTES).decode("ascii"))
     except (OSError, UnicodeDecodeError, ValueError):
         return None
+    finally:
+        os.close(descriptor)
+    return at if math.isfinite(at) else None
 
 
 def expired(at: float, now: float, retired_for: float) -> bool:

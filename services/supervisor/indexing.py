@@ -34,14 +34,18 @@ class Pause:
     a wait early."""
 
     def __init__(self, disks: Callable[[], list[Space]], stop: threading.Event,
-                 note: Callable[[str], None] = lambda detail: None):
-        self.disks, self.stop, self.note = disks, stop, note
+                 note: Callable[[str], None] = lambda detail: None,
+                 tidy: Callable[[], object] = lambda: None):
+        """`tidy()` runs as each wait begins, frees what room it can (the index folders
+        retired long enough: compaction.remove_strays) and must not raise."""
+        self.disks, self.stop, self.note, self.tidy = disks, stop, note, tidy
         self.paused = False
 
     def wait(self, exc: Exception) -> None:
         """After `exc` (a write that ran out of room, or a commit not begun for want of it:
         NoRoomToCommit): until the disks are no longer low and the commit fits,
         RETRY_SECONDS at most, or `stop` is set. Logged once per pause."""
+        self.tidy()
         full = [space for space in self.disks() if space.state != "ok"]
         why = "; ".join(space.words() for space in full) or (
             str(exc) if isinstance(exc, NoRoomToCommit) else f"a write failed ({exc})")

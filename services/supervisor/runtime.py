@@ -105,7 +105,7 @@ class Runtime:
     def run_indexer(self, lock: IndexLock) -> None:
         """Follow the arrival log until stopped (rebuilding the index first when its schema
         is old), pausing while a disk is full; `lock` is held and released here."""
-        from services.archive import reindex
+        from services.archive import compaction, reindex
         from services.archive.live_compaction import LiveCompaction
         from services.supervisor.indexing import Pause, PausingIndexer
 
@@ -115,10 +115,20 @@ class Runtime:
         def note(detail: str) -> None:
             self.details["indexer"] = detail
 
-        pause = Pause(disks, self.stop, note)
+        def tidy() -> None:
+            """Index folders retired long enough go (only with the lock: no switch is
+            under way): also while indexing waits for room, which they may hold."""
+            if lock.held:
+                try:
+                    compaction.remove_strays(self.archive)
+                except Exception as exc:  # the clean-up must not stop the indexer
+                    log.warning("cannot remove index folders no longer used: %s", exc)
+
+        pause = Pause(disks, self.stop, note, tidy)
         try:
             if not _take(lock, pause):
                 return
+            tidy()  # what the last run left: before a rebuild wants room of its own
             with self.archive.extraction_pool() as pool:
                 while not self.stop.is_set():
                     try:  # opening (or making) the index may want room too

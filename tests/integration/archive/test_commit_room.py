@@ -118,6 +118,22 @@ def test_the_pause_after_a_commit_not_begun_lasts_until_it_fits(disk):
     assert RETRY_SECONDS > 6 * POLL_SECONDS  # so it ended for the room, not the retry
 
 
+def test_each_pause_first_frees_what_room_it_can(disk):
+    """The index folders retired long enough go as each pause begins (the service passes
+    compaction.remove_strays), not only once indexing has caught up: a pause for room
+    must not wait while a retired index holds it."""
+    path = disk.mount_point
+    ballast = path / "retired-index"
+    ballast.write_bytes(b"x" * 8 * MiB)
+    disk.fill(leave_bytes=4 * MiB)
+    refused = NoRoomToCommit(path, 8 * MiB, disk.free_bytes())
+    pause = Pause(lambda: [disk_space("data_disk", "data disk", path, MiB)], threading.Event(),
+                  tidy=lambda: ballast.unlink())
+    started = time.monotonic()
+    pause.wait(refused)  # freed at once: over at its first poll
+    assert not ballast.exists() and time.monotonic() - started < RETRY_SECONDS / 2
+
+
 def test_closing_drops_what_was_not_committed(tmp_path):
     """Xapian's own close() commits what is pending; the indexer's does not."""
     archive = Archive(tmp_path)

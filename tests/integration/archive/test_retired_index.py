@@ -6,6 +6,7 @@ next index; the indexer service's clean-up removes it each time the indexer has 
 up; an export (search_snapshot) taken before a switch lists every match after the old
 index is gone, and one read again then fails rather than list nothing."""
 import errno
+import os
 import time
 
 import pytest
@@ -79,13 +80,18 @@ def test_a_clock_set_back_by_retired_seconds_counts_as_that_time_passed(archive)
 
 def test_a_stray_never_made_live_is_removed_at_once(archive):
     """What a crash left: a copy named but never switched to, a copy half written, a
-    folder with a mark that cannot be read."""
+    folder with a mark that cannot be read (not a number, not finite, no regular file:
+    a FIFO is not waited on)."""
     copy = compaction.copy(archive, archive.index_dir())
     half = archive.data_dir / compaction.COMPACTING
     half.mkdir()
     unreadable = archive.new_index_dir()
     (unreadable / retired_index.MARK).write_text("not a time\n")
-    assert compaction.remove_strays(archive) == sorted([copy, half, unreadable])
+    endless = archive.new_index_dir()
+    (endless / retired_index.MARK).write_text("nan\n")
+    fifo = archive.new_index_dir()
+    os.mkfifo(fifo / retired_index.MARK)
+    assert compaction.remove_strays(archive) == sorted([copy, half, unreadable, endless, fifo])
     assert index_dirs(archive) == [archive.index_dir().name]
 
 
