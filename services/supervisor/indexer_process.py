@@ -37,6 +37,11 @@ log = logging.getLogger("archiver")
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 STOP_SECONDS = 30.0  # then SIGKILL, as systemd's TimeoutStopSec would
 RESTART_SECONDS = 2.0  # the units' RestartSec
+# The index is derived and catches up; a 250 waits for the CPU it shares with indexing.
+# Measured (make bench's SMTP line, 3,000 messages with attachments, 8 clients, 5 rounds
+# each way): 250s at 486 msg/s median with the indexer at nice 10, 416 at the same
+# priority; everything searchable 0.5 s later.
+INDEXER_NICE = 10
 START_LIMIT_BURST = 5  # endings within START_LIMIT_SECONDS that fail the run
 START_LIMIT_SECONDS = 60.0
 
@@ -117,7 +122,9 @@ def _spawn(args, lock: IndexLock) -> subprocess.Popen:
 
 def _die_with_parent(parent: int) -> None:
     """In the child, before exec: SIGTERM when the parent dies (Linux); at once if it died
-    before this was asked for."""
+    before this was asked for. And a lower priority (INDEXER_NICE) than the services that
+    acknowledge mail."""
+    os.nice(INDEXER_NICE)
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     if os.getppid() != parent:
         os.kill(os.getpid(), signal.SIGTERM)

@@ -12,7 +12,7 @@ import psutil
 import pytest
 
 from services.archive.indexer import IndexLock
-from services.supervisor.indexer_process import START_LIMIT_BURST
+from services.supervisor.indexer_process import INDEXER_NICE, START_LIMIT_BURST
 from tests.integration.processes import ArchiverService
 from tests.waiting import wait_until
 
@@ -52,6 +52,7 @@ def test_the_indexer_runs_in_a_child_that_holds_the_index_lock(tmp_path):
         child = indexer_child(service)
         records = services_of(service)
         assert child.pid != service.process.pid
+        assert child.nice() == psutil.Process(service.process.pid).nice() + INDEXER_NICE
         assert records["smtp"]["pid"] == service.process.pid
         assert not IndexLock(service.data).acquire(wait=False)  # held, by the child
         with smtplib.SMTP("127.0.0.1", service.smtp_port) as client:
