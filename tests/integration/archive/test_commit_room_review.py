@@ -128,6 +128,29 @@ CHILD = textwrap.dedent("""
 """)
 
 
+def index_in_a_child(tmp_path: Path, data: Path) -> subprocess.CompletedProcess:
+    """CHILD's run on the archive in `data`: an abort ends it, not pytest."""
+    child = tmp_path / "child.py"
+    child.write_text(CHILD)
+    return subprocess.run([sys.executable, str(child), str(data)], capture_output=True,
+                          text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def indexed_then_deleted(data: Path, mail: list[Path], deleted: int) -> None:
+    """An archive in `data` of `mail`, indexed, then `deleted` of them (chosen at random,
+    seeded) deleted from the store, not yet from the index."""
+    archive = Archive(data)
+    archive.store.put_many([(path.read_bytes(), Envelope(None, ["b@example.net"]), "test", None)
+                            for path in mail])
+    with archive.extraction_pool() as pool:
+        with Indexer(archive.store, archive.index_dir(), pool) as indexer:
+            indexer.catch_up()
+    digests = [digest for _, digest in archive.store.log_after("arrival", 0, len(mail))]
+    random.Random(1).shuffle(digests)
+    archive.store.delete(digests[:deleted])
+    archive.close()
+
+
 def many_recipients(n: int, count: int) -> tuple:
     """A put_many item of some 230 KB: `count` distinct addresses in To: (folded), and
     almost no body text. A sender chooses its headers (kept up to mime's 256 KB)."""
@@ -153,11 +176,7 @@ def test_the_room_for_a_commit_counts_what_headers_add(tmp_path):
         archive.index_dir()
         archive.close()
         disk.fill(leave_bytes=30 * MiB)
-        child = tmp_path / "child.py"
-        child.write_text(CHILD)
-        done = subprocess.run([sys.executable, str(child), str(disk.mount_point / "data")],
-                              capture_output=True, text=True, cwd=ROOT,
-                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+        done = index_in_a_child(tmp_path, disk.mount_point / "data")
     assert done.returncode == 0 and "No space left" not in done.stderr, _failure(done)
 
 
@@ -169,22 +188,9 @@ def test_the_room_for_a_commit_counts_deletions(tmp_path):
     1 MiB margin required. Deleting mail is what an operator does on a full disk."""
     mail = corpus.generate(tmp_path / "mail", 800, seed=3, attachments=False)
     with SmallDisk(tmp_path / "disk", 200) as disk:
-        archive = Archive(disk.mount_point / "data")
-        archive.store.put_many([(path.read_bytes(), Envelope(None, ["b@example.net"]), "test",
-                                 None) for path in sorted(mail)])
-        with archive.extraction_pool() as pool:
-            with Indexer(archive.store, archive.index_dir(), pool) as indexer:
-                indexer.catch_up()
-        digests = [digest for _, digest in archive.store.log_after("arrival", 0, 800)]
-        random.Random(1).shuffle(digests)
-        archive.store.delete(digests[:400])
-        archive.close()
+        indexed_then_deleted(disk.mount_point / "data", sorted(mail), 400)
         disk.fill(leave_bytes=2 * MiB)  # the estimate for deletions alone: 1 MiB
-        child = tmp_path / "child.py"
-        child.write_text(CHILD)
-        done = subprocess.run([sys.executable, str(child), str(disk.mount_point / "data")],
-                              capture_output=True, text=True, cwd=ROOT,
-                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+        done = index_in_a_child(tmp_path, disk.mount_point / "data")
     assert done.returncode == 0 and "No space left" not in done.stderr, _failure(done)
 
 
@@ -194,16 +200,7 @@ def deleted_half(tmp_path_factory):
     index), in a folder of the host's disk."""
     base = tmp_path_factory.mktemp("deleted_half")
     mail = sorted(corpus.generate(base / "mail", 2200, seed=3, attachments=False))[:2000]
-    archive = Archive(base / "data")
-    archive.store.put_many([(path.read_bytes(), Envelope(None, ["b@example.net"]), "test", None)
-                            for path in mail])
-    with archive.extraction_pool() as pool:
-        with Indexer(archive.store, archive.index_dir(), pool) as indexer:
-            indexer.catch_up()
-    digests = [digest for _, digest in archive.store.log_after("arrival", 0, 2000)]
-    random.Random(1).shuffle(digests)
-    archive.store.delete(digests[:1000])
-    archive.close()
+    indexed_then_deleted(base / "data", mail, 1000)
     return base / "data"
 
 
@@ -218,10 +215,6 @@ def test_a_commit_of_deletions_begun_by_the_estimate_does_not_abort_the_process(
         subprocess.run(["cp", "-a", str(deleted_half), str(disk.mount_point / "data")],
                        check=True)
         disk.fill(leave_bytes=free_bytes)
-        child = tmp_path / "child.py"
-        child.write_text(CHILD)
-        done = subprocess.run([sys.executable, str(child), str(disk.mount_point / "data")],
-                              capture_output=True, text=True, cwd=ROOT,
-                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+        done = index_in_a_child(tmp_path, disk.mount_point / "data")
     assert done.returncode != -6, _failure(done)
     assert done.returncode == 0 and "No space left" not in done.stderr, _failure(done)
