@@ -64,6 +64,10 @@ class IntakeLimits:
     min_free_disk_mb: int = field("free disk below which intake answers 4xx", check=positive,
                                   expected=POSITIVE)
 
+    @property
+    def min_free_disk_bytes(self) -> int:
+        return self.min_free_disk_mb * 1024 * 1024
+
 
 @dataclass(frozen=True)
 class ExtractionLimits:

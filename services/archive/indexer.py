@@ -218,7 +218,7 @@ class Indexer:
 
     def __init__(self, store: Store, index_dir: Path, pool: ExtractionPool, live: bool = True,
                  memory_bytes: int = MEMORY_BYTES, synced: bool = True,
-                 shard_count: int | None = None):
+                 shard_count: int | None = None, low_below_bytes: int = 0):
         """`memory_bytes`: what the batches in flight may hold (a model's indexing.memory_mb).
         `synced=False`: commits skip fsync (an index nobody searches yet: a rebuild); the
         index carries services.archive.unsynced's mark until close() settles it.
@@ -226,8 +226,11 @@ class Indexer:
         it is indexed (services.archive.metadata); metadata of the current reading is what
         reading the bytes again would give, so it is not read again (nor by a reindex).
         `shard_count`: the shards of a new index (default: the pool's workers); an existing
-        index keeps its own."""
+        index keeps its own. `low_below_bytes`: free bytes below which the index's disk is
+        low (the model's intake.min_free_disk_mb); a message whose commit does not fit is
+        indexed without its text only on a disk that is not low (_without_text)."""
         self.store, self.index_dir, self.pool, self.live = store, Path(index_dir), pool, live
+        self.low_below_bytes = low_below_bytes
         self.batch_bytes = memory_bytes // BATCH_SHARE
         self.commit_text_bytes = memory_bytes // MEMORY_PER_TEXT_BYTE
         self.synced = synced
@@ -412,9 +415,9 @@ class Indexer:
         drops the whole uncommitted batch, so the batch is written again, that message with
         less. Begun only with room for it on the index's disk (COMMIT_DISK_PER_DOCUMENT_BYTE;
         _write cuts a batch that does not fit into smaller ones): a message that does not fit
-        alone is indexed without its text (DOCUMENT_LEVELS' stored metadata, flagged), so
-        that one long message cannot hold up the others; NoRoomToCommit, nothing written,
-        when even that does not fit."""
+        alone on a disk that is not low is indexed without its text (DOCUMENT_LEVELS'
+        stored metadata, flagged), so that one long message cannot hold up the others;
+        NoRoomToCommit, nothing written, on a low disk or when even that does not fit."""
         refused: dict[str, tuple[int, str]] = {}  # digest -> (level, why)
         if (short := self._room_short_by(batch)) > 0:
             refused = self._without_text(batch, short)
@@ -442,11 +445,13 @@ class Indexer:
 
     def _without_text(self, batch: Batch, short: int) -> dict[str, tuple[int, str]]:
         """For a batch of one message whose commit may not fit, `short` bytes short: its
-        document at the stored-metadata level (digest -> (level, why)), when that fits;
-        raises NoRoomToCommit when it does not."""
+        document at the stored-metadata level (digest -> (level, why)), when that fits on a
+        disk that is not low; raises NoRoomToCommit otherwise. On a low disk it is the disk,
+        not the message, that is short of room: every message would lose its text there
+        (and a search for its words would find nothing), so indexing waits for room."""
         need = self._room_for(batch, whole=False)
         free = _free_bytes(self.index_dir)
-        if len(batch.present) != 1 or free < need:
+        if len(batch.present) != 1 or free < max(need, self.low_below_bytes):
             raise NoRoomToCommit(self.index_dir, max(need, free + short), free)
         why = (f"indexed without its text: the index's disk had {size_in_words(free)} free, "
                f"its whole document may take {size_in_words(free + short)}")

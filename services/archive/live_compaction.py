@@ -140,12 +140,12 @@ class LiveCompaction:
         if os.stat(live).st_dev != os.stat(self.archive.data_dir).st_dev:
             return ("the index is on a disk of its own: a compacted copy, written on the "
                     "data disk, would move it there")
-        reserve = self.archive.profile.intake.min_free_disk_mb * 1024 * 1024
+        reserve = self.archive.profile.intake.min_free_disk_bytes
         free = disk_space("data_disk", "data disk", self.archive.data_dir, reserve).free_bytes
         return self._room_words(size) if free - size < ROOM_RESERVES * reserve else None
 
     def _room_words(self, size: int) -> str:
-        reserve = self.archive.profile.intake.min_free_disk_mb * 1024 * 1024
+        reserve = self.archive.profile.intake.min_free_disk_bytes
         disk = disk_space("data_disk", "data disk", self.archive.data_dir, reserve)
         return (f"no room for a copy of the index: {disk.words()}; a copy takes up to "
                 f"{size_in_words(size)}, and {size_in_words(ROOM_RESERVES * reserve)} stay "

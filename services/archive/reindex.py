@@ -64,7 +64,8 @@ def _building(archive: Archive, pool: ExtractionPool) -> Indexer:
     # searches it before the switch: its commits skip fsync (services.archive.unsynced),
     # and closing it writes it to disk.
     return Indexer(archive.store, next_index_dir(archive), pool, live=False,
-                   memory_bytes=archive.profile.indexing.memory_bytes, synced=False)
+                   memory_bytes=archive.profile.indexing.memory_bytes, synced=False,
+                   low_below_bytes=archive.profile.intake.min_free_disk_bytes)
 
 
 def _catch_up(building: Indexer, stop: Callable[[], bool],
@@ -123,7 +124,8 @@ def rebuild_pausing(archive: Archive, pool: ExtractionPool, stop: Callable[[], b
 
 def _live(archive: Archive, pool: ExtractionPool) -> Indexer:
     return Indexer(archive.store, archive.index_dir(), pool,
-                   memory_bytes=archive.profile.indexing.memory_bytes)
+                   memory_bytes=archive.profile.indexing.memory_bytes,
+                   low_below_bytes=archive.profile.intake.min_free_disk_bytes)
 
 
 def switch_over(archive: Archive, live: Indexer | None = None) -> None:

@@ -123,7 +123,9 @@ class IndexingAlongside:
         try:
             with self.archive.extraction_pool() as pool:
                 with Indexer(self.archive.store, self.archive.index_dir(), pool,
-                             memory_bytes=self.archive.profile.indexing.memory_bytes) as indexer:
+                             memory_bytes=self.archive.profile.indexing.memory_bytes,
+                             low_below_bytes=self.archive.profile.intake.min_free_disk_bytes
+                             ) as indexer:
                     self._follow(indexer)
         except BaseException as exc:  # noqa: BLE001 - handed to finish(), which raises it
             self._error = exc

@@ -306,7 +306,7 @@ def _disk_in_words(archive: Archive, exc: Exception) -> str:
     """E.g. "data disk full: 0 B free of 35.0 MiB (full below 1.0 MiB)"."""
     try:
         return disk_space("data_disk", "data disk", _existing(archive.data_dir),
-                          archive.profile.intake.min_free_disk_mb * 1024 * 1024).words()
+                          archive.profile.intake.min_free_disk_bytes).words()
     except OSError:
         return _in_words(exc)
 
