@@ -114,17 +114,21 @@ def _spawn(args, lock: IndexLock) -> subprocess.Popen:
     handed = [lock.fd] if lock.held else []
     if handed:
         command += ["--index-lock-fd", str(lock.fd)]
+    # prctl is looked up here, not in the child: between fork and exec a child of a process
+    # with threads must not take the dynamic loader's lock (dlopen), which another thread
+    # may have held at the fork.
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
     process = subprocess.Popen(command, pass_fds=handed,
-                               preexec_fn=functools.partial(_die_with_parent, os.getpid()))
+                               preexec_fn=functools.partial(_die_with_parent, os.getpid(), prctl))
     lock.release()
     return process
 
 
-def _die_with_parent(parent: int) -> None:
-    """In the child, before exec: SIGTERM when the parent dies (Linux); at once if it died
-    before this was asked for. And a lower priority (INDEXER_NICE) than the services that
-    acknowledge mail."""
+def _die_with_parent(parent: int, prctl) -> None:
+    """In the child, before exec: SIGTERM when the parent dies (Linux; `prctl` is libc's,
+    looked up by the parent); at once if it died before this was asked for. And a lower
+    priority (INDEXER_NICE) than the services that acknowledge mail."""
     os.nice(INDEXER_NICE)
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     if os.getppid() != parent:
         os.kill(os.getpid(), signal.SIGTERM)
