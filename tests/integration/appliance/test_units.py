@@ -10,6 +10,7 @@ import pytest
 
 from services.appliance.service_state import SERVICES
 from services.appliance.unit_files import INSTALLED_ARCHIVER, LONG_RUNNING, install, unit_paths
+from services.supervisor.indexer_process import INDEXER_NICE
 from tests.conftest import ARCHIVER, TREE
 
 pytestmark = pytest.mark.integration
@@ -80,6 +81,15 @@ def test_long_running_services_notify_restart_and_are_sandboxed(name):
     capabilities = "CAP_NET_BIND_SERVICE" if name == "smtp" else ""  # port 25
     assert settings["CapabilityBoundingSet"] == [capabilities]
     assert settings["AmbientCapabilities"] == [capabilities]
+
+
+def test_the_indexer_runs_below_the_services_that_acknowledge_mail():
+    """As `archiver run`'s indexer child does: acknowledging mail comes first."""
+    assert service("archiver-indexer.service")["Nice"] == [str(INDEXER_NICE)]
+    assert INDEXER_NICE > 0
+    for name in LONG_RUNNING:
+        if name != "indexer":
+            assert "Nice" not in service(f"archiver-{name}.service"), name
 
 
 def test_the_services_they_start_exist():

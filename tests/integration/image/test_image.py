@@ -386,9 +386,12 @@ def test_boots_to_multi_user_with_archiver_services(flashed_450, keyring, tmp_pa
             console[-6000:]
         done = appliance.ssh("systemctl is-active archiver-verify archiver-smtp "
                              "archiver-indexer; sshd -T | grep -i permitrootlogin; "
-                             "findmnt -n -o SOURCE /var/lib/archiver", keyring["ssh"])
+                             "findmnt -n -o SOURCE /var/lib/archiver; "
+                             "for unit in archiver-smtp archiver-indexer; do "
+                             "ps -o ni= -p $(systemctl show -p MainPID --value $unit); done",
+                             keyring["ssh"])
         assert done.stdout.split() == ["active"] * 3 + ["permitrootlogin", "without-password",
-                                                        "/dev/vdb"], done
+                                                        "/dev/vdb", "0", "10"], done
     finally:
         appliance.stop()
 
