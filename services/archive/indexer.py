@@ -8,7 +8,9 @@ message that arrives again (merged recipients) still has one document.
 
 No message stops the writer: a document that cannot be built, or that Xapian refuses, is
 indexed with less of the message (services.archive.index.document_at) and flagged
-has:extraction-failure with the reason, which the store's metadata keeps too.
+has:extraction-failure with the reason, which the store's metadata keeps too. Only room
+does: a commit is begun only where it fits on the index's disk, and on a low disk the
+writer waits for room rather than index any message without its text (Indexer._commit).
 """
 from __future__ import annotations
 
@@ -87,8 +89,9 @@ class IndexerBusy(ArchiverError):
 
 
 class NoRoomToCommit(OutOfSpace):
-    """The index's disk has less room than the next commit may take (COMMIT_DISK_PER_...);
-    nothing of the commit was written."""
+    """The index's disk has less room than the next commit may take (COMMIT_DISK_PER_...),
+    or is low and has no room for the message's whole document; nothing of the commit was
+    written. `need_bytes`: the free bytes at which it would be begun."""
 
     def __init__(self, path: Path, need_bytes: int, free_bytes: int):
         super().__init__(f"the index's disk has {size_in_words(free_bytes)} free; its next "
@@ -451,8 +454,12 @@ class Indexer:
         (and a search for its words would find nothing), so indexing waits for room."""
         need = self._room_for(batch, whole=False)
         free = _free_bytes(self.index_dir)
-        if len(batch.present) != 1 or free < max(need, self.low_below_bytes):
-            raise NoRoomToCommit(self.index_dir, max(need, free + short), free)
+        whole = max(need, free + short)
+        if len(batch.present) != 1:
+            raise NoRoomToCommit(self.index_dir, whole, free)
+        enough = max(need, self.low_below_bytes)  # to go on without its text
+        if free < enough:  # begun once either fits: a pause need not wait for the whole
+            raise NoRoomToCommit(self.index_dir, min(whole, enough), free)
         why = (f"indexed without its text: the index's disk had {size_in_words(free)} free, "
                f"its whole document may take {size_in_words(free + short)}")
         return {batch.present[0][0]: (STORED_METADATA_LEVEL, why)}

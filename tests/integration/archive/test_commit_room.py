@@ -95,6 +95,14 @@ def test_near_a_full_disk_a_batch_is_committed_in_smaller_commits_that_fit(disk)
     archive.close()
 
 
+def long_message() -> tuple:
+    """A put_many item of some 90 KB of distinct words: its whole commit is taken to need
+    about 4 MiB, without its text 1 MiB and 8 KiB."""
+    body = " ".join(f"wordy{n}" for n in range(8000)).encode()
+    return (b"From: a@example.org\r\nSubject: long\r\n\r\nlongmail " + body,
+            Envelope(None, ["b@example.net"]), "test", None)
+
+
 @pytest.mark.parametrize("low_below_bytes, waits", [(8 * MiB, True), (MiB // 2, False)])
 def test_only_on_a_disk_that_is_not_low_is_a_message_that_does_not_fit_indexed_without_text(
         disk, low_below_bytes, waits):
@@ -103,9 +111,7 @@ def test_only_on_a_disk_that_is_not_low_is_a_message_that_does_not_fit_indexed_w
     it is the disk that is short: every message would lose its text there (a service
     found 181 of 4,315 so on a 3 MiB index disk), so indexing waits for room instead."""
     archive = Archive(disk.mount_point / "data")
-    body = " ".join(f"wordy{n}" for n in range(8000)).encode()  # some 90 KB of text
-    archive.store.put_many([(b"From: a@example.org\r\nSubject: long\r\n\r\nlongmail " + body,
-                             Envelope(None, ["b@example.net"]), "test", None)])
+    archive.store.put_many([long_message()])
     with archive.extraction_pool() as pool:
         indexer = Indexer(archive.store, archive.index_dir(), pool,
                           low_below_bytes=low_below_bytes)
@@ -123,6 +129,28 @@ def test_only_on_a_disk_that_is_not_low_is_a_message_that_does_not_fit_indexed_w
         indexer.close()
     assert search(archive.index_dir(), "longmail").total == int(waits)
     assert search(archive.index_dir(), "has:extraction-failure").total == int(not waits)
+    archive.close()
+
+
+def test_a_wait_for_room_on_a_low_disk_ends_once_the_disk_is_not_low(disk):
+    """Freed up to the threshold, though not up to the whole commit: it is begun (without
+    the message's text), so the pause must not wait for the whole (RETRY_SECONDS)."""
+    archive = Archive(disk.mount_point / "data")
+    archive.store.put_many([long_message()])
+    with archive.extraction_pool() as pool:
+        indexer = Indexer(archive.store, archive.index_dir(), pool, low_below_bytes=2 * MiB)
+        disk.fill(leave_bytes=3 * MiB)
+        disk.fill(leave_bytes=FULL_BELOW_BYTES + 256 * 1024)
+        with pytest.raises(NoRoomToCommit) as refused:
+            indexer.catch_up()
+        indexer.abandon_writes()
+        assert not refused.value.fits_now()
+        disk.ballast.pop().unlink()  # about 3 MiB free: not low, short of the whole
+        assert refused.value.fits_now()
+        indexer.reopen()
+        assert indexer.catch_up() == 1
+        indexer.close()
+    assert search(archive.index_dir(), "has:extraction-failure").total == 1
     archive.close()
 
 
