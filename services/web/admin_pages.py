@@ -14,7 +14,7 @@ from services.appliance.users import ROLES, User
 from services.policy import audit, audit_search
 from services.web import actions, admin_actions
 from services.web.api import ADMIN, STAFF
-from services.web.ui import act, app_context, form_field, page, render
+from services.web.ui import act, app_context, chosen_field, form_field, page, render
 
 
 # -- users -------------------------------------------------------------------------------
@@ -137,7 +137,7 @@ async def retention_preview(request: web.Request, user: User) -> web.Response:
 def _proposed(request: web.Request, current: dict) -> tuple[dict, dict]:
     """(the change as the form gives it, the policies it would make)."""
     if form_field(request, "kind") == "saved":
-        name, days = form_field(request, "name"), form_field(request, "days")
+        name, days = chosen_field(request, "name"), form_field(request, "days")
         saved = dict(current["saved"])
         if days:
             saved[name] = _days(days)
@@ -172,7 +172,7 @@ async def set_retention(request: web.Request, user: User):
 async def set_saved_retention(request: web.Request, user: User):
     _, archive = app_context(request)
     _require_confirmation(request)
-    name = form_field(request, "name")
+    name = chosen_field(request, "name")
     await act(request, "/retention", f"Retention of {name!r} saved.",
               actions.set_saved_retention, archive, user, name,
               form_field(request, "days") or None)
@@ -200,7 +200,7 @@ async def holds_page(request: web.Request, user: User) -> web.Response:
 @page("POST", "/holds", STAFF)
 async def add_hold(request: web.Request, user: User):
     config, archive = app_context(request)
-    saved = form_field(request, "saved")
+    saved = chosen_field(request, "saved")
     await act(request, "/holds", f"The mail of {saved!r} is held.", actions.add_hold,
               archive, user, saved, form_field(request, "until") or None,
               form_field(request, "matter") or None, form_field(request, "reason") or None,
@@ -210,7 +210,7 @@ async def add_hold(request: web.Request, user: User):
 @page("POST", "/holds/remove", ADMIN)
 async def remove_hold(request: web.Request, user: User):
     _, archive = app_context(request)
-    hold_id = form_field(request, "id")
+    hold_id = chosen_field(request, "id")
     await act(request, "/holds", f"Hold {hold_id} removed.", actions.remove_hold, archive,
               user, hold_id, form_field(request, "created"))  # "" (no field): refused
 

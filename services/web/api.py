@@ -22,6 +22,7 @@ STAFF = ("admin", "auditor")
 ADMIN = ("admin",)
 JSON = "application/json"
 CHANGING_METHODS = {"POST", "PUT", "DELETE", "PATCH"}
+REST_OF_PATH = ".+"  # what a path parameter naming something someone chose matches
 
 Handler = Callable[[web.Request, User], Awaitable[web.StreamResponse]]
 
@@ -48,6 +49,21 @@ class Endpoint:
     response: str | dict | None = None  # a schema name of openapi.SCHEMAS, or a schema
     produces: str = JSON
     public: bool = False
+    # Whether the path's last parameter is a name someone chose (a hold id, a saved
+    # search's name): any text, "/" included, so it takes the rest of the path.
+    names_in_path: bool = False
+
+    @property
+    def route(self) -> str:
+        """The path as the router matches it. aiohttp's {name} stops at a "/", and
+        whether it takes a %2F has changed between aiohttp releases: a chosen name
+        matches the rest of the path, sent with "/" as it is or as %2F."""
+        if not self.names_in_path:
+            return self.path
+        head, _, last = self.path.rpartition("/")
+        if not (last.startswith("{") and last.endswith("}")):
+            raise ValueError(f"{self.path}: only a path's last parameter can be a name")
+        return f"{head}/{last[:-1]}:{REST_OF_PATH}}}"
 
 
 ENDPOINTS: list[Endpoint] = []
@@ -62,7 +78,7 @@ def endpoint(method: str, path: str, summary: str, roles=EVERYONE, **details):
 
 def add_routes(app: web.Application) -> None:
     for declared in ENDPOINTS:
-        app.router.add_route(declared.method, declared.path, _guarded(declared))
+        app.router.add_route(declared.method, declared.route, _guarded(declared))
 
 
 def _guarded(declared: Endpoint):
@@ -407,6 +423,7 @@ async def get_saved(request: web.Request, user: User) -> web.Response:
 
 
 @endpoint("PUT", "/api/saved-searches/{name}", "Save a search under a name", roles=STAFF,
+          names_in_path=True,
           body={"type": "object", "required": ["query"],
                 "properties": {"query": {"type": "string"}}})
 async def put_saved(request: web.Request, user: User) -> web.Response:
@@ -418,7 +435,8 @@ async def put_saved(request: web.Request, user: User) -> web.Response:
 
 
 @endpoint("DELETE", "/api/saved-searches/{name}",
-          "Delete a saved search no hold or retention policy uses", roles=STAFF)
+          "Delete a saved search no hold or retention policy uses", roles=STAFF,
+          names_in_path=True)
 async def delete_saved(request: web.Request, user: User) -> web.Response:
     _, archive = context(request)
     await blocking(actions.delete_saved, archive, user, request.match_info["name"])
@@ -444,6 +462,7 @@ async def put_retention(request: web.Request, user: User) -> web.Response:
 
 
 @endpoint("PUT", "/api/retention/saved/{name}", "Set a saved search's retention", roles=ADMIN,
+          names_in_path=True,
           body={"type": "object", "required": ["days"], "properties": {
               "days": {"type": "integer", "nullable": True, "minimum": 1,
                        "description": "null: remove the policy"}}})
@@ -484,7 +503,7 @@ async def post_hold(request: web.Request, user: User) -> web.Response:
 
 @endpoint("DELETE", "/api/holds/{id}", "Remove a hold: the one created at `created`, if "
           "given (409 when another hold has the id now); without it, only while no other "
-          "hold shares the id (409 names them)", roles=ADMIN,
+          "hold shares the id (409 names them)", roles=ADMIN, names_in_path=True,
           params=(Param("created", "the hold's created time as GET /api/holds gives it "
                          "(seconds since the epoch), or none for a hold without one"),))
 async def delete_hold(request: web.Request, user: User) -> web.Response:

@@ -7,6 +7,12 @@ from firmware.system import this_version
 ROLES_NOTE = ("Roles: admin (everything), auditor (all mail, saved searches, holds; no "
               "system settings), user (only mail from or to their own addresses).")
 
+# How a client sends a hold id or a saved search's name (any text) in a path. A "/" as it
+# is also works, since the name is the rest of the path, but a client may rewrite the
+# "./" and "../" in a path before sending it: %2F is safe.
+CHOSEN_NAME_IN_PATH = ("any text, percent-encoded as UTF-8 (% as %25, ? as %3F, # as %23, a "
+                       "space as %20); send / as %2F")
+
 _STRING, _INTEGER, _BOOLEAN = {"type": "string"}, {"type": "integer"}, {"type": "boolean"}
 _OBJECT = {"type": "object", "additionalProperties": True}
 
@@ -126,7 +132,8 @@ def _operation(endpoint) -> dict:
     operation = {"summary": endpoint.summary, "operationId": endpoint.handler.__name__,
                  "description": _description(endpoint),
                  "parameters": [_parameter(p) for p in endpoint.params]
-                 + [_path_parameter(name) for name in _path_names(endpoint.path)],
+                 + [_path_parameter(name, endpoint.names_in_path)
+                    for name in _path_names(endpoint.path)],
                  "responses": _responses(endpoint)}
     if endpoint.public:
         operation["security"] = []
@@ -152,8 +159,12 @@ def _parameter(param) -> dict:
             "description": param.description, "schema": schema}
 
 
-def _path_parameter(name: str) -> dict:
-    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+def _path_parameter(name: str, chosen_name: bool) -> dict:
+    """A path parameter; one that names what someone chose (any text) says how to send it."""
+    parameter = {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+    if chosen_name:
+        parameter["description"] = CHOSEN_NAME_IN_PATH
+    return parameter
 
 
 def _path_names(path: str) -> list[str]:

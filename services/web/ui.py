@@ -136,12 +136,19 @@ def _field(request: web.Request, name: str) -> str:
     return str(request["form"].get(name, "")).strip()
 
 
+def _chosen(request: web.Request, name: str) -> str:
+    """A field that names what exists (a hold's id, a saved search's name), as the page
+    gave it: such a name may begin or end with spaces (one from the API or a mirror peer),
+    so it is never stripped as typed text is."""
+    return str(request["form"].get(name, ""))
+
+
 def _context(request: web.Request):
     return request.app["config"], request.app["archive"]
 
 
 # The helpers above, for the page modules (search_page, message_page, admin_pages, ...).
-act, form_field, app_context = _act, _field, _context
+act, form_field, chosen_field, app_context = _act, _field, _chosen, _context
 
 
 # -- logging in and out ------------------------------------------------------------------
@@ -298,7 +305,7 @@ async def save_search(request: web.Request, user: User):
 @page("POST", "/saved/delete", STAFF)
 async def delete_saved(request: web.Request, user: User):
     _, archive = _context(request)
-    name = _field(request, "name")
+    name = _chosen(request, "name")
     await _act(request, "/saved", f"Saved search {name!r} deleted.", actions.delete_saved,
                archive, user, name)
 

@@ -121,3 +121,56 @@ def test_an_unreadable_hold_is_listed_and_can_be_released(site):
     admin.request("POST", "/holds/remove", form=remove_form(page, "0dd0dd0d"))
     assert "0dd0dd0d" not in listed(site)
     assert holds.all_holds(Replicated(site.archive.store)) == {}
+
+
+# -- ids and names with characters a URL gives a meaning to ------------------------------
+# Ids drawn here are hex, but a mirror peer's hold may have any id without NUL: one with
+# "/", "%", "?", "#", spaces (at its ends too) and non-ASCII must be released like any.
+
+
+def odd_id(matter: str) -> str:
+    """Such an id, told apart by `matter`."""
+    return f" {matter}/2024 50%?#é "
+
+
+def peer_places(site, hold_id: str, saved: str) -> float:
+    """A mirror peer's hold under `hold_id` on saved search `saved`, merged as a hello
+    would; returns its created time."""
+    created = time.time()
+    assert Replicated(site.archive.store).merge({"hold:" + hold_id: {
+        "value": {"saved": saved, "until": None, "by": "peer", "created": created},
+        "deleted": False, "stamp": [int(time.time() * 1000), 0, "peer"]}}) == 1
+    return created
+
+
+def last_release(site) -> dict:
+    """The details of the audit log's newest hold-remove entry."""
+    return [e for e in audit.entries(site.archive.store)
+            if e["action"] == "hold-remove"][-1]["details"]
+
+
+def test_the_api_releases_holds_whose_ids_have_url_characters(site):
+    """Each id percent-encoded as UTF-8, its "/" sent as it is or as %2F."""
+    admin = api(site)
+    assert admin.request("PUT", "/api/saved-searches/odd-ids",
+                         {"query": "from:carol"}).status == 200
+    for hold_id, slash in ((odd_id("api"), "/"), (odd_id("api") + "/2", "%2F")):
+        created = peer_places(site, hold_id, "odd-ids")
+        path = "/api/holds/" + quote(hold_id, safe="").replace("%2F", slash)
+        reply = admin.request("DELETE", f"{path}?created={quote(repr(created))}")
+        assert reply.status == 200 and reply.json() == {"removed": hold_id}
+        assert hold_id not in listed(site)
+        assert last_release(site) == {"hold": hold_id, "created": created}
+
+
+def test_the_holds_page_releases_a_hold_whose_id_has_url_characters(site):
+    hold_id = odd_id("page")
+    api(site).request("PUT", "/api/saved-searches/odd-page", {"query": "from:carol"})
+    created = peer_places(site, hold_id, "odd-page")
+    admin = logged_in(site, "admin")
+    form = remove_form(html.unescape(admin.get("/holds").body.decode()), hold_id)
+    assert form["id"] == hold_id
+    assert admin.request("POST", "/holds/remove", form=form).status == 303
+    assert f"Hold {hold_id} removed." in html.unescape(admin.get("/holds").body.decode())
+    assert hold_id not in listed(site)
+    assert last_release(site) == {"hold": hold_id, "created": created}
