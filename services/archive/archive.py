@@ -85,6 +85,13 @@ class Archive:
             self._make_first_index()
         return self.index_link.resolve()
 
+    def live_index_link(self) -> Path:
+        """The link naming the live index (made, empty, on first use): for a reader that
+        keeps the index open (index_reader.open_index), which resolves the link itself,
+        and again when the directory it named was removed before the reader held it."""
+        self.index_dir()
+        return self.index_link
+
     def _make_first_index(self) -> None:
         # At first boot every service asks at once: unserialized, each made an index of its
         # own and swapped it in, removing the one another had just swapped in and opened.

@@ -34,7 +34,7 @@ from typing import Callable
 
 import xapian
 
-from services.archive import retired_index, shards
+from services.archive import index_hold, retired_index, shards
 from services.archive.archive import Archive
 from services.archive.space import OutOfSpace, is_out_of_space
 from services.archive.store import Store
@@ -197,19 +197,20 @@ def remove_strays(archive: Archive, now: float | None = None) -> list[Path]:
     of `now` (epoch seconds; default: the clock), so that a reader that found it just
     before the switch still opens it; one never made live (a rebuilt index once its
     compacted copy is live, what a copy or a switch cut short by a crash left) at once.
-    Only directories named as Archive.new_index_dir names them (or COMPACTING) are
-    touched. Returns those removed. The caller holds the indexer's lock (IndexLock), so
-    that no copy or rebuild is under way; the first index, made without it, is never
-    taken for a stray (first_index_lock). Cheap when there is nothing to remove: the
+    One a reader holds (services.archive.index_hold: an export, a hold's count still
+    reading it) is left, whatever its age, for a call after the reader lets it go; this
+    never waits for a reader. Only directories named as Archive.new_index_dir names them
+    (or COMPACTING) are touched. Returns those removed (sorted paths). The caller holds
+    the indexer's lock (IndexLock), so that no copy or rebuild is under way; the first
+    index, made without it, is never taken for a stray (first_index_lock). Cheap when
+    there is nothing to remove, or only held directories (a lock tried on each): the
     indexer service asks each time it has caught up."""
     now = time.time() if now is None else now
     if not _strays(archive, now):
         return []
     with archive.first_index_lock():  # one listed may have gone live meanwhile: list again
-        strays = _strays(archive, now)
-        for path in strays:
-            shutil.rmtree(path, ignore_errors=True)
-    return strays
+        return [path for path in _strays(archive, now)
+                if index_hold.remove_unless_held(path)]
 
 
 def _strays(archive: Archive, now: float) -> list[Path]:

@@ -7,8 +7,8 @@ compact`: Archive.swap_index) must leave that directory for it to open, or a sea
 nothing there, and says so as if nothing matched. So the switch marks the old directory
 retired (a file MARK inside it holding the epoch second of the switch) instead of
 removing it, and compaction.remove_strays removes it only once it has been retired for
-RETIRED_SECONDS. A reader that has the index open by then reads on: Xapian opens every
-file of a database when it opens it, and open files outlive their names.
+RETIRED_SECONDS. A reader that keeps the index open longer (an export, a hold's count)
+holds it (services.archive.index_hold), and remove_strays leaves it until it is let go.
 
 A directory is marked the same way whoever switched from it, and whether or not the
 process that did still runs: there is no timer to be lost when the service stops.

@@ -163,7 +163,12 @@ def explain(index_dir: Path | None, text: str, timezone: str = "UTC",
         return {"query": text, "timezone": getattr(tz, "key", str(tz)),
                 "explanation": explanation(tree, context),
                 "xapian": str(tree.query(context))}
-    return explained(None) if database is None else read_consistently(database, explained)
+    if database is None:
+        return explained(None)
+    try:
+        return read_consistently(database, explained)
+    finally:
+        database.close()  # let the index go (index_reader.open_index holds it)
 
 
 def _notice(database: xapian.Database) -> str:

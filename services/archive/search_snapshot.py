@@ -12,11 +12,11 @@ each span's matches sorted into a run; the runs are merged, newest first, as the
 are read, and each message is looked up (digest, then the store) only when its turn comes,
 so one deleted meanwhile (retention) is left out.
 
-The snapshot keeps the index open from the moment it is taken until its messages have
-been read: a compaction or a rebuild may switch to another index meanwhile and the old
-one be removed (services.archive.retired_index), and an index open before that reads on
-(Xapian opens every file of it at once; open files outlive their names). Read again
-after that, it raises IndexGone rather than list nothing.
+The snapshot keeps the index open, and held against removal (index_reader.open_index),
+from the moment it is taken until its messages have been read: a compaction or a rebuild
+may switch to another index meanwhile, and the old one is removed (services.archive.
+retired_index) only once the snapshot has let it go, however long the export takes. Read
+again after that, it raises IndexGone rather than list nothing.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ import xapian
 from firmware.errors import ArchiverError
 from services.archive import dates, shards
 from services.archive.index import SLOT_DATE
-from services.archive.index_reader import open_index, read_consistently
+from services.archive.index_reader import HeldDatabase, open_index, read_consistently
 from services.archive.index_walk import chunks_of, spans_of, within
 from services.archive.query import parse as parse_tree
 from services.archive.search import matches_of, query_in, unranked
@@ -61,11 +61,11 @@ class AsOf:
 class Snapshot:
     """The matches of a search as `take` read them: len() of them, their document ids
     newest first (`document_ids`), their digests (`digests`) and messages (`messages`).
-    `database`: the index at `index_dir` as take opened it, kept open for the first walk
-    of the digests, which closes it (if none walks them, it is closed with the snapshot);
-    None: each walk opens the index by its path."""
+    `database`: the index at `index_dir` (a directory, resolved) as take opened it, held,
+    kept for the first walk of the digests, which closes it (if none walks them, it is
+    closed with the snapshot); None: each walk opens the index by its path."""
 
-    def __init__(self, index_dir: Path, as_of: AsOf, database: xapian.Database | None = None):
+    def __init__(self, index_dir: Path, as_of: AsOf, database: HeldDatabase | None = None):
         self.index_dir, self.as_of = Path(index_dir), as_of
         self._database = database
         # Match i is (dates[i], ids[i]); runs[k] is where run k begins (each run sorted).
@@ -115,7 +115,8 @@ class Snapshot:
             database.close()
 
     def _opened_again(self) -> xapian.Database | None:
-        """The index opened by its path; None when there is none and nothing matched."""
+        """The index opened (held) by its path; None when there is none and nothing
+        matched."""
         database = open_index(self.index_dir)
         if database is None and len(self):
             raise IndexGone(f"the index the search was read from, {self.index_dir}, is gone "
@@ -133,9 +134,11 @@ def take(index_dir: Path, text: str, timezone: str = "UTC", now: float | None = 
          within_query: xapian.Query | None = None) -> Snapshot:
     """The messages search `text` matches now (search.search's query: dates as days in
     `timezone`, relative ones as of `now`, epoch seconds; ANDed with `within_query`, e.g.
-    a user's services.web.access.mail_filter): read in spans of document ids up to the
-    highest one in the index now. An empty snapshot (AsOf(0, 0)) when nothing is indexed.
-    The snapshot holds the index open (Snapshot). Raises QuerySyntaxError,
+    a user's services.web.access.mail_filter) in the index `index_dir` names (the index
+    link, or an index directory): read in spans of document ids up to the highest one in
+    the index now. An empty snapshot (AsOf(0, 0)) when nothing is indexed. The snapshot
+    holds the index open, and held against removal, until its first walk ends (Snapshot).
+    Raises QuerySyntaxError,
     PatternTooBroad, xapian.DatabaseModifiedError when the indexer overtook one span's
     read for index_reader.PATIENCE_SECONDS."""
     tz, now = dates.zone(timezone), time.time() if now is None else now
@@ -148,10 +151,11 @@ def take(index_dir: Path, text: str, timezone: str = "UTC", now: float | None = 
         query = within(database, query_in(database, tree, tz, now, within_query), ids)
         return [(xapian.sortable_unserialise(match.document.get_value(SLOT_DATE)),
                  match.docid) for match in matches_of(unranked(database, query), 0, len(ids))]
+    held_dir = database.index_dir  # what the link named when it was held: read that one
     try:
         as_of = read_consistently(database, lambda database: AsOf(
-            shards.revision(index_dir), database.get_lastdocid()))
-        snapshot = Snapshot(index_dir, as_of, database)
+            shards.revision(held_dir), database.get_lastdocid()))
+        snapshot = Snapshot(held_dir, as_of, database)
         for matches in spans_of(database, span, through=as_of.last_document):
             snapshot.add_run(matches)
     except BaseException:

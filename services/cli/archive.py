@@ -319,7 +319,7 @@ def cmd_export(args) -> int:
     archive = open_archive(args, create=False)
     timezone, actor = configured_timezone(), cli_actor()
     try:  # each match once, as of now, newest first; a bad query fails before any output
-        snapshot = search_snapshot.take(archive.index_dir(), args.query, timezone)
+        snapshot = search_snapshot.take(archive.live_index_link(), args.query, timezone)
     except QuerySyntaxError as error:
         return _query_error(error)
     progress = Progress("exporting", total=len(snapshot), enabled=not args.json)

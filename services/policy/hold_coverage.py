@@ -35,10 +35,11 @@ def covered(replicated: Replicated, index_dir: Path, hold_id: str, hold: dict,
     covers: its search's matches and its recorded digests; counted whether or not the
     hold is in force today. Read index_walk.SPAN document ids at a time, each span on one
     revision, up to the highest id when the count begins: each message counted once, if
-    it is indexed when its span is read. 0 when nothing is indexed. The index is opened
-    once for all of it: an index switched from meanwhile, and removed
-    (services.archive.retired_index), is read on to the end, never taken for one that
-    holds nothing. Raises QuerySyntaxError for a saved query the syntax no longer takes,
+    it is indexed when its span is read. 0 when nothing is indexed. `index_dir`: the index
+    link, or an index directory. The index is opened once for all of it, and held against
+    removal until the count ends (index_reader.open_index): an index switched from
+    meanwhile is read on to the end, never taken for one that holds nothing. Raises
+    QuerySyntaxError for a saved query the syntax no longer takes,
     xapian.DatabaseModifiedError when the indexer overtook one span's read for
     index_reader.PATIENCE_SECONDS."""
     query, now = hold_query(replicated, hold), time.time() if now is None else now

@@ -89,8 +89,8 @@ def holds_with_coverage(archive: Archive, timezone: str) -> list[dict]:
     for hold_id, hold in sorted(holds.all_holds(replicated).items(),
                                 key=lambda item: -(item[1]["created"] or 0)):
         found.append({"id": hold_id, **hold, "query": hold_coverage.hold_query(replicated, hold),
-                      "covers": hold_coverage.covered(replicated, archive.index_dir(), hold_id,
-                                                      hold, timezone),
+                      "covers": hold_coverage.covered(replicated, archive.live_index_link(),
+                                                      hold_id, hold, timezone),
                       "in_force": holds.in_force(hold, today)})
     return found
 

@@ -37,7 +37,7 @@ def matching(archive: Archive, user: User, query: str, timezone: str = "UTC"
              ) -> search_snapshot.Snapshot:
     """What `query` matches now among the mail `user` may read (search_snapshot.take);
     dates are days in `timezone`. Raises QuerySyntaxError, PatternTooBroad."""
-    return search_snapshot.take(archive.index_dir(), query, timezone,
+    return search_snapshot.take(archive.live_index_link(), query, timezone,
                                 within_query=mail_filter(user))
 
 

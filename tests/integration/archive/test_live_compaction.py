@@ -141,10 +141,12 @@ def test_nothing_is_compacted_while_a_backlog_is_pending(tmp_path, pool, monkeyp
     archive.close()
 
 
-def test_a_walk_begun_before_the_switch_reads_on_once_the_old_index_is_gone(
+def test_a_walk_begun_before_the_switch_keeps_the_old_index_until_it_ends(
         tmp_path, pool, monkeypatch):
     """An export or a retention run walks the index span by span, moving to the newest
-    revision before each: the old index, once switched from and removed, keeps its last."""
+    revision before each: the old index, once switched from, is held by the walk
+    (services.archive.index_hold) and read to its last revision; the clean-up after the
+    walk removes it."""
     monkeypatch.setattr(index_walk, "SPAN", 50)
     monkeypatch.setattr(retired_index, "RETIRED_SECONDS", 0.0)
     archive = Archive(tmp_path / "data", 450)
@@ -158,8 +160,9 @@ def test_a_walk_begun_before_the_switch_reads_on_once_the_old_index_is_gone(
         first = next(walk)
         compactor = live_compaction.LiveCompaction(archive, indexer)
         assert compactor.caught_up()
-        assert not compactor.caught_up() and not old.exists()  # the clean-up removed it
+        assert not compactor.caught_up() and old.is_dir()  # the clean-up left it: held
         rest = [document for span in walk for document in span]
+        assert not compactor.caught_up() and not old.exists()  # let go: removed
     assert len(first) + len(rest) == MESSAGES
     archive.close()
 
