@@ -27,11 +27,13 @@ __all__ = ["Held", "hold", "remove_unless_held"]
 
 class Held:
     """Index directory `path` (resolved) held by a shared flock on `descriptor`, until
-    release() or until this object is collected (whichever comes first)."""
+    release() or until this object is collected (whichever comes first). Without a
+    descriptor (a directory this process may search but not list) it is read unheld."""
 
-    def __init__(self, path: Path, descriptor: int):
+    def __init__(self, path: Path, descriptor: int | None):
         self.path = path
-        self._close = weakref.finalize(self, os.close, descriptor)  # runs at most once
+        self._close = weakref.finalize(self, os.close, descriptor) if descriptor is not None \
+            else lambda: None  # finalize runs at most once
 
     def release(self) -> None:
         self._close()
@@ -46,12 +48,19 @@ def hold(index_path: Path) -> Held | None:
     tried = None
     while (path := Path(index_path).resolve()) != tried:  # the same again: it is gone
         tried = path
-        descriptor = _directory_descriptor(path)
-        if descriptor is None:
+        try:
+            descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        except PermissionError:  # Xapian needs only search permission: read it unheld,
+            return Held(path, None) if path.is_dir() else None  # never as nothing indexed
+        except OSError:
             continue
-        fcntl.flock(descriptor, fcntl.LOCK_SH)
-        if _still_at(path, descriptor):
-            return Held(path, descriptor)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_SH)
+            if _still_at(path, descriptor):
+                return Held(path, descriptor)
+        except BaseException:
+            os.close(descriptor)
+            raise
         os.close(descriptor)
     return None
 
@@ -62,12 +71,12 @@ def remove_unless_held(index_dir: Path) -> bool:
     not stop for an export. Readers that come while it is removed wait, then find it
     gone. False for one held, one that cannot be opened, or one not all removed (the
     next clean-up tries again)."""
-    descriptor = _directory_descriptor(index_dir, follow=False)
+    descriptor = _directory_descriptor(index_dir)
     if descriptor is None:
         return False
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:  # held by a reader
+    except OSError:  # held by a reader (BlockingIOError), or no lock to be had: kept
         os.close(descriptor)
         return False
     try:
@@ -77,12 +86,11 @@ def remove_unless_held(index_dir: Path) -> bool:
     return not os.path.lexists(index_dir)  # what could not be removed is tried again later
 
 
-def _directory_descriptor(path: Path, follow: bool = True) -> int | None:
-    """A read-only descriptor of directory `path`; None when there is none there, or it
-    cannot be opened (as Xapian finds no index where it cannot read)."""
-    flags = os.O_RDONLY | os.O_DIRECTORY | (0 if follow else os.O_NOFOLLOW)
+def _directory_descriptor(path: Path) -> int | None:
+    """A read-only descriptor of directory `path`, not followed if a symlink; None when
+    there is none there, or it cannot be opened."""
     try:
-        return os.open(path, flags)
+        return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     except OSError:
         return None
 

@@ -27,7 +27,7 @@ from services.policy import audit, holds, retention_values
 from services.policy.audit import Actor
 from services.archive import dates
 from services.archive.index import id_term, sent_date
-from services.archive.index_reader import read_consistently, reopen
+from services.archive.index_reader import open_index, read_consistently, reopen
 from services.archive.index_walk import read_chunks
 from services.policy.replicated import Replicated
 from services.policy.saved_searches import matching_in, query_of
@@ -158,14 +158,21 @@ def run(store: Store, index_dir: Path, replicated: Replicated, actor: Actor,
         log.warning("retention deletes nothing: %s",
                     unusable_in_words(report.unusable_policies))
         return report
-    database = _open(index_dir)
-    expired = _expired(store, index_dir, queries, settings, now, report, timezone, progress)
-    report.expired = len(expired)
-    for start in range(0, len(expired), BATCH):
-        _delete_batch(store, database, replicated, expired[start:start + BATCH], now, report,
-                      actor, timezone)
-        if report.waiting_for_hold_records:
-            break
+    # Held for the whole run (services.archive.index_hold), which may last past a switch.
+    database = open_index(index_dir)
+    if database is None:  # nothing indexed: nothing can be judged
+        return report
+    try:
+        expired = _expired(store, index_dir, queries, settings, now, report, timezone,
+                           progress)
+        report.expired = len(expired)
+        for start in range(0, len(expired), BATCH):
+            _delete_batch(store, database, replicated, expired[start:start + BATCH], now,
+                          report, actor, timezone)
+            if report.waiting_for_hold_records:
+                break
+    finally:
+        database.close()
     return report
 
 
@@ -178,10 +185,6 @@ def _waits_for_records(replicated: Replicated, report: RunReport) -> bool:
                 "their hold records; nothing is deleted until the records are exchanged")
     report.waiting_for_hold_records = True
     return True
-
-
-def _open(index_dir: Path) -> xapian.Database:
-    return xapian.Database(str(index_dir))
 
 
 def _expired(store, index_dir, queries, settings, now, report, timezone, progress

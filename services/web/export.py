@@ -74,14 +74,28 @@ async def start(request: web.Request, archive: Archive, user: User, fmt: str,
             as_of = snapshot.as_of if reads_all_mail(user) else None
         else:
             messages = selected_messages(archive, user, digests)
-        info = exports.new_info(archive.store, user.actor, fmt, query, digests, timezone,
-                                as_of)
-        first = await transfers.run(next, messages, None)
-        if first is None:  # recorded, and said, before any byte of a download is sent
-            await transfers.run(exports.export, archive.store, user.actor, info, [], None)
-        chained = itertools.chain([first], messages)
-        return await stream(request, transfers, lambda sink: exports.export(
-            archive.store, user.actor, info, chained, sink), download_name(info))
+        try:
+            info = exports.new_info(archive.store, user.actor, fmt, query, digests,
+                                    timezone, as_of)
+            first = await transfers.run(next, messages, None)
+            if first is None:  # recorded, and said, before any byte of a download is sent
+                await transfers.run(exports.export, archive.store, user.actor, info, [], None)
+            chained = itertools.chain([first], messages)
+            return await stream(request, transfers, lambda sink: exports.export(
+                archive.store, user.actor, info, chained, sink), download_name(info))
+        finally:
+            _let_go(messages)
+
+
+def _let_go(messages: Iterator) -> None:
+    """Close an export's messages once it is over, finished or cut: what they read from
+    (the index a search's snapshot holds: services.archive.index_hold) is let go now. One
+    still being read in a transfer thread (the request was cancelled) is let go as that
+    thread ends."""
+    try:
+        messages.close()
+    except ValueError:  # "generator already executing"
+        pass
 
 
 def download_name(info) -> str:

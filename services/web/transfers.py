@@ -136,6 +136,10 @@ class Transfers:
         finally:
             with self._waits_lock:
                 self._waits.discard(future)
+            # The future holds an error raised in it, whose traceback holds this frame: a
+            # cycle that would keep what the transfer read (an export's index hold) until
+            # the garbage collector next runs.
+            del future
 
     def close(self) -> None:
         """Cancel queued transfers and release threads waiting on the event loop."""

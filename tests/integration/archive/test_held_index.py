@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -105,6 +106,7 @@ def test_an_export_stopped_partway_lets_its_index_go(data):
 
 HOLDING_CHILD = """
 import sys
+import tempfile
 from services.archive.index_reader import open_index
 from services.archive.store import Envelope
 database = open_index(sys.argv[1])
@@ -168,3 +170,30 @@ def test_a_reader_that_resolved_the_link_before_its_directory_was_removed_reads_
     assert live != old and database is not None and database.index_dir == live
     assert database.get_doccount() == BULK
     database.close()
+
+
+def test_a_reader_that_may_search_an_index_folder_but_not_list_it_still_reads_it():
+    """Xapian needs only search permission on the folder; holding it needs a descriptor,
+    which needs read permission. Such a reader reads the index unheld, never "nothing
+    indexed" (a false zero). Run as user nobody, in a child process."""
+    top = Path(tempfile.mkdtemp(dir="/tmp"))
+    try:
+        data = top / "data"
+        archive = Archive(data, 450)
+        archive.store.put_many((raw, None, "import") for raw in bulk(20))
+        index_now(archive.store, archive.index_dir())
+        folder = archive.index_dir()
+        archive.close()
+        for path in [top, data, *data.rglob("*")]:
+            path.chmod(0o711 if path.is_dir() else 0o644)
+        code = ("import os, sys; os.setgid(65534); os.setuid(65534)\n"
+                "from services.archive.index_reader import open_index\n"
+                "database = open_index(sys.argv[1])\n"
+                "print(None if database is None else database.get_doccount())")
+        done = subprocess.run([sys.executable, "-c", code, str(folder)], cwd=REPO,
+                              capture_output=True, text=True, timeout=60,
+                              env={**os.environ, "PYTHONPATH": str(REPO)})
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split() == ["20"]
+    finally:
+        shutil.rmtree(top)

@@ -411,3 +411,32 @@ def test_a_merge_during_the_exchange_keeps_retention_waiting(archive, tmp_path):
     assert run(archive).waiting_for_hold_records
     assert archive.replicated.records_settled(archive.replicated.records_pending())
     assert archive.replicated.records_pending() == 0
+
+
+def test_a_run_holds_the_index_it_judged_by_until_it_ends(archive, monkeypatch):
+    """A run may last past a switch of the index (a live compaction) and the 60 s its old
+    folder stays: the deletion phase asks holds in the index it opened, so that folder
+    must stay until the run ends (services.archive.index_hold), then go."""
+    from services.archive import compaction, retired_index
+    digests = put_and_index(archive, {f"old{n}": message(n, "a@x.com", "old", 400 * DAY)
+                                      for n in range(5)})
+    archive.replicated.put(retention.ENABLED, True)
+    retention.set_global(archive.replicated, 30)
+    switched_from = []
+    judged = retention._expired
+
+    def judged_then_switched(*args, **kwargs):
+        expired = judged(*args, **kwargs)
+        live = archive.index_dir()
+        assert archive.swap_index(compaction.copy(archive, live)) == live
+        later = time.time() + retired_index.RETIRED_SECONDS + 1
+        assert compaction.remove_strays(archive, now=later) == []  # held by the run
+        switched_from.append(live)
+        return expired
+
+    monkeypatch.setattr(retention, "_expired", judged_then_switched)
+    assert retention.run(archive.store, archive.index_dir(), archive.replicated, ADMIN,
+                         now=NOW).deleted == 5
+    assert remaining(archive, digests) == []
+    later = time.time() + retired_index.RETIRED_SECONDS + 1
+    assert compaction.remove_strays(archive, now=later) == switched_from  # let go

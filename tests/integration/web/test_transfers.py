@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import fcntl
 import io
 import os
 import socket
@@ -104,6 +105,35 @@ def test_a_stalled_export_is_cut_after_the_idle_write_timeout(site):
         names = [name for name in zipfile.ZipFile(io.BytesIO(export.body)).namelist()
                  if name.startswith("messages/")]  # the evidence export's mail
         assert len(names) == BIG_MAILS + 2  # his big mail and fixtures.BOB_MAIL
+    finally:
+        server.stop()
+
+
+def index_folder_held(data_dir) -> bool:
+    """Whether a reader holds the live index's folder (services.archive.index_hold)."""
+    descriptor = os.open((data_dir / "index").resolve(), os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(descriptor)
+
+
+def test_a_cut_export_lets_go_of_the_index_it_read_at_once(site):
+    """Not at the garbage collector's next run, which on a quiet appliance may be long:
+    the folder of an index switched from stays on disk while a reader holds it."""
+    server = serve(site, idle_seconds=2)
+    try:
+        sock = stalled_export(server, "bob")
+        assert index_folder_held(site.archive.data_dir)  # it reads the index
+        transfers = server.app["transfers"]
+        wait_until(lambda: transfers.cut >= 1, 120, "the stalled export to be cut")
+        sock.close()
+        wait_until(lambda: not transfers.running, 60, "bob's slot to be free")
+        wait_until(lambda: not index_folder_held(site.archive.data_dir), 10,
+                   "the export to let go of the index")
     finally:
         server.stop()
 
