@@ -21,6 +21,7 @@ from services.archive.index_walk import document_ids, read_spans, within
 from services.archive.search import parse
 
 PREFIX = "saved:"
+DOT_SEGMENTS = {".", ".."}
 # Who may change what holds and retention policies are built on: who may change those.
 GOVERNING_ROLE = "admin"
 
@@ -44,6 +45,12 @@ def check(name: str, query: str) -> None:
     """ArchiverError, with the reason, for a bad name or a query that does not parse."""
     if not name.strip() or ":" in name:
         raise ArchiverError(f"saved search name {name!r}: expected a non-empty name without ':'")
+    if DOT_SEGMENTS & set(name.split("/")):
+        # A name is the last part of its API paths (/api/saved-searches/NAME); HTTP
+        # clients resolve "." and ".." there before sending (RFC 3986 5.2.4), so such a
+        # name could steer a request for it to another path (another endpoint).
+        raise ArchiverError(f"saved search name {name!r}: expected no '.' or '..' between "
+                            "slashes")
     parse(query)
 
 

@@ -57,7 +57,9 @@ class Endpoint:
     def route(self) -> str:
         """The path as the router matches it. aiohttp's {name} stops at a "/", and
         whether it takes a %2F has changed between aiohttp releases: a chosen name
-        matches the rest of the path, sent with "/" as it is or as %2F."""
+        matches the rest of the path. Clients are told to send "/" as %2F (openapi):
+        with "/" as it is they resolve "." and ".." segments first, which is why a saved
+        search's name may not have them (saved_searches.check)."""
         if not self.names_in_path:
             return self.path
         head, _, last = self.path.rpartition("/")

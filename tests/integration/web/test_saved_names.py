@@ -106,3 +106,18 @@ def test_the_saved_searches_page_deletes_one(site):
     assert post(browser, "/saved/delete", "/saved", name=shown).status == 303
     assert name not in saved_names(site)
     assert audited(site, "saved-search-delete") == {"name": name}
+
+
+@pytest.mark.parametrize("name", ["x/../../holds/abc", "..", ".", "a/./b", "a/.."])
+def test_a_name_with_dot_segments_is_refused(site, name):
+    """HTTP clients resolve "." and ".." between slashes before sending (RFC 3986 5.2.4):
+    an admin's DELETE of such a name, "/" sent as it is, went to another endpoint
+    (`x/../../holds/ID` released hold ID). No such name can be saved."""
+    reply = api(site).request("PUT", f"/api/saved-searches/{in_path(name, '%2F')}",
+                              {"query": "from:carol"})
+    assert reply.status == 400
+    assert "expected no '.' or '..' between slashes" in reply.json()["error"]
+    assert name not in saved_names(site)
+    for fine in ("..x", "a.b/c.", "x/...") if name == "." else ():
+        assert api(site).request("PUT", f"/api/saved-searches/{in_path(fine, '%2F')}",
+                                 {"query": "from:carol"}).status == 200
