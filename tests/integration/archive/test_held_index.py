@@ -25,21 +25,12 @@ from tests.integration.archive.export_changes import (BULK, READS_BEFORE_CHANGE,
                                                       AddMailMeanwhile, bulk,
                                                       change_after_reads, in_order,
                                                       index_now)
-from tests.integration.archive.test_export_snapshot import QUERY, exported
+from tests.integration.archive.test_export_snapshot import (  # noqa: F401
+    QUERY, data, exported)  # data: the fixture, an archive of BULK indexed messages
 
 pytestmark = pytest.mark.integration
 LATER = retired_index.RETIRED_SECONDS + 1  # past the time a retired index is kept
 REPO = Path(__file__).resolve().parents[3]
-
-
-@pytest.fixture
-def data(tmp_path) -> Path:
-    data = tmp_path / "data"
-    archive = Archive(data, 450)
-    archive.store.put_many((raw, None, "import") for raw in bulk(BULK))
-    index_now(archive.store, archive.index_dir())
-    archive.close()
-    return data
 
 
 def compact(data: Path) -> Path:
