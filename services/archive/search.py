@@ -14,7 +14,7 @@ import xapian
 from services.archive import dates
 from services.archive.index import (SCHEMA_VERSION, SLOT_DATE, SLOT_FROM, SLOT_SIZE,
                                     SLOT_SUBJECT, WORDS_SCHEMA, schema_version)
-from services.archive.index_reader import open_index, read_consistently, read_index
+from services.archive.index_reader import read_index
 from services.archive.query import (Context, PatternTooBroad, QuerySyntaxError, explanation,
                                     parse as parse_tree)
 
@@ -156,19 +156,14 @@ def explain(index_dir: Path | None, text: str, timezone: str = "UTC",
     the terms they match: those would show addresses and names of mail one may not read."""
     tz, now = dates.zone(timezone), time.time() if now is None else now
     tree = parse_tree(text, tz, now)
-    database = open_index(index_dir) if index_dir is not None else None
 
     def explained(database: xapian.Database | None) -> dict:
         context = Context(database, tz, now)
         return {"query": text, "timezone": getattr(tz, "key", str(tz)),
                 "explanation": explanation(tree, context),
                 "xapian": str(tree.query(context))}
-    if database is None:
-        return explained(None)
-    try:
-        return read_consistently(database, explained)
-    finally:
-        database.close()  # let the index go (index_reader.open_index holds it)
+    found = read_index(index_dir, explained, None) if index_dir is not None else None
+    return explained(None) if found is None else found
 
 
 def _notice(database: xapian.Database) -> str:

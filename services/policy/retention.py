@@ -28,7 +28,7 @@ from services.policy.audit import Actor
 from services.archive import dates
 from services.archive.index import id_term, sent_date
 from services.archive.index_reader import open_index, read_consistently, reopen
-from services.archive.index_walk import read_chunks
+from services.archive.index_walk import chunks_of
 from services.policy.replicated import Replicated
 from services.policy.saved_searches import matching_in, query_of
 from services.archive.search import parse
@@ -158,12 +158,13 @@ def run(store: Store, index_dir: Path, replicated: Replicated, actor: Actor,
         log.warning("retention deletes nothing: %s",
                     unusable_in_words(report.unusable_policies))
         return report
-    # Held for the whole run (services.archive.index_hold), which may last past a switch.
+    # One index for the whole run, held (services.archive.index_hold): the scan and the
+    # deletions' hold checks read the same one, though the run may last past a switch.
     database = open_index(index_dir)
     if database is None:  # nothing indexed: nothing can be judged
         return report
     try:
-        expired = _expired(store, index_dir, queries, settings, now, report, timezone,
+        expired = _expired(store, database, queries, settings, now, report, timezone,
                            progress)
         report.expired = len(expired)
         for start in range(0, len(expired), BATCH):
@@ -187,16 +188,17 @@ def _waits_for_records(replicated: Replicated, report: RunReport) -> bool:
     return True
 
 
-def _expired(store, index_dir, queries, settings, now, report, timezone, progress
+def _expired(store, database, queries, settings, now, report, timezone, progress
              ) -> list[str]:
     """Digests past their retention, in the store's order; unindexed mail is left alone
     (it cannot yet be told whether a longer policy or a hold covers it). Read CHUNK stored
-    messages at a time, each chunk on one revision of the index (see _judged)."""
+    messages at a time from `database` (the run's, open), each chunk on one revision of
+    the index (see _judged)."""
     saved_days = {name: KEPT if days is None else days
                   for name, days in settings["saved"].items()}
     expired = []
-    for examined, indexed, applying in read_chunks(
-            index_dir, store.digests(), lambda database, chunk: (len(chunk), *_judged(
+    for examined, indexed, applying in chunks_of(
+            database, store.digests(), lambda database, chunk: (len(chunk), *_judged(
                 database, chunk, queries, saved_days, timezone, now)), CHUNK):
         report.examined += examined
         report.not_indexed += examined - len(indexed)
