@@ -152,6 +152,12 @@ def tree(root: int) -> list[tuple[int, int]]:
     return [(pid, depth) for pid, depth, _ in tree_with_parents(root)]
 
 
+def tree_cpu_seconds(root: int) -> float:
+    """User + system CPU seconds of `root` and its descendants alive now, each with the
+    children it waited for (a process that ended unwaited meanwhile is not counted)."""
+    return sum(_cpu_seconds(pid) for pid, _ in tree(root))
+
+
 def tree_with_parents(root: int) -> list[tuple[int, int, int | None]]:
     """(pid, depth, parent pid) of `root` (depth 0, parent None) and its descendants."""
     found, frontier = [], [(root, 0, None)]

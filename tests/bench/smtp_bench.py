@@ -9,7 +9,13 @@ POLL_SECONDS), not with `archiver stats` in a process of its own: each of those 
 Beside the times it reports the CPU seconds the service and everything it started took,
 its start and stop included (they are its children, waited for when it stops), and the
 load average before it: on a machine shared with other work the times vary with that
-load, the CPU much less."""
+load, the CPU much less.
+
+While the clients send it also measures CPU per message: the service's process tree's
+(under `archiver run` that includes the indexing done meanwhile) and the clients' (they run
+in this process, on the same cores). cpu_bound_msgs_per_s is the machine's cores divided by
+the two together: the rate no SMTP server of this per-message CPU could pass here with these
+clients, however well it spread its work over the cores."""
 from __future__ import annotations
 
 import os
@@ -22,6 +28,8 @@ from services.archive.archive import Archive
 from services.archive.indexer import status
 from tests.integration.processes import ArchiverService
 
+from .measure import tree_cpu_seconds
+
 CLIENTS = 8
 POLL_SECONDS = 0.05
 
@@ -32,9 +40,13 @@ def bench_smtp(scratch: Path, messages: list[bytes], command=("run",)) -> dict:
     service = ArchiverService(scratch, config, command=command).start()
     indexes = "run" in command
     try:
+        service_cpu_before, clients_cpu_before = tree_cpu_seconds(service.process.pid), \
+            time.process_time()
         started = time.perf_counter()
         _send_all(service.smtp_port, messages)
         accepted = time.perf_counter() - started
+        clients_cpu = time.process_time() - clients_cpu_before
+        service_cpu = tree_cpu_seconds(service.process.pid) - service_cpu_before
         if indexes:
             _wait_until_searchable(service, len(messages), timeout=3600)
         searchable = time.perf_counter() - started
@@ -44,7 +56,17 @@ def bench_smtp(scratch: Path, messages: list[bytes], command=("run",)) -> dict:
             "accepted_msgs_per_s": round(len(messages) / accepted, 1),
             "seconds_to_250": round(accepted, 2),
             **({"seconds_to_searchable": round(searchable, 2)} if indexes else {}),
-            "service_cpu_s": round(_children_cpu() - cpu_before, 2), "load_average": round(load, 2)}
+            "service_cpu_s": round(_children_cpu() - cpu_before, 2), "load_average": round(load, 2),
+            **_cpu_per_message(service_cpu, clients_cpu, len(messages))}
+
+
+def _cpu_per_message(service_cpu: float, clients_cpu: float, count: int) -> dict:
+    """CPU milliseconds per message of the service and of the clients while sending, and
+    the rate the machine's cores bound them to (msg/s)."""
+    both = service_cpu + clients_cpu
+    return {"service_cpu_ms_per_message": round(service_cpu / count * 1000, 3),
+            "clients_cpu_ms_per_message": round(clients_cpu / count * 1000, 3),
+            "cpu_bound_msgs_per_s": round(os.cpu_count() * count / both, 1) if both else None}
 
 
 def _children_cpu() -> float:

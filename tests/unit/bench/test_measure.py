@@ -1,7 +1,11 @@
 """The benchmark's measurement of a command's process tree (tests.bench.measure)."""
+import os
+import subprocess
 import sys
+import time
 
-from tests.bench.measure import run_measured
+from tests.bench.measure import _cpu_seconds, run_measured, tree_cpu_seconds
+from tests.bench.smtp_bench import _cpu_per_message
 
 # As `archiver import` with its extraction workers: the top process (~40 MB) starts a
 # child it never waits for (as multiprocessing's fork server), whose own child (a
@@ -41,3 +45,26 @@ def test_the_tree_counts_the_memory_and_cpu_of_workers_nobody_waited_for(tmp_pat
     assert roles["children"]["anon_mb"] < 40
     assert measured.cpu_seconds < 0.4  # the worker's CPU is not the top process's
     assert measured.tree_cpu_seconds >= measured.cpu_seconds + 0.5
+
+
+def test_tree_cpu_counts_the_cpu_of_live_descendants(tmp_path):
+    # The parent only sleeps; its child burns ~0.6 s of CPU, says so, then waits to be
+    # measured: the tree's CPU is the child's, though nobody has waited for it yet.
+    parent = subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path / "burnt")])
+    try:
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "burnt").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert tree_cpu_seconds(parent.pid) >= 0.5
+        assert _cpu_seconds(parent.pid) < 0.5  # the parent's own share is small
+    finally:
+        parent.kill()
+        parent.wait()
+
+
+def test_smtp_cpu_per_message_bounds_the_rate_by_the_cores():
+    found = _cpu_per_message(service_cpu=3.0, clients_cpu=1.0, count=2000)
+    assert found["service_cpu_ms_per_message"] == 1.5
+    assert found["clients_cpu_ms_per_message"] == 0.5
+    assert found["cpu_bound_msgs_per_s"] == round(os.cpu_count() * 2000 / 4.0, 1)
+    assert _cpu_per_message(0.0, 0.0, 10)["cpu_bound_msgs_per_s"] is None
