@@ -15,7 +15,8 @@ cur/ and new/ (tmp/ holds deliveries in progress, names starting with "." are no
 messages), and its subdirectories are searched for more Maildirs (Maildir++ ".Sent",
 Dovecot's fs layout) while loose files there (dovecot.index, subscriptions) are skipped.
 In any other directory every regular file is mail, and hidden entries (.git, .DS_Store)
-are skipped. Paths named by the caller are always read, hidden or not. A directory
+are skipped, as is the dotlock "<mbox>.lock" beside an mbox (an MTA delivering into it, a
+mail client reading it: reported as the mbox's lock, not read). Paths named by the caller are always read, hidden or not. A directory
 reached twice (a tree named twice, a bind mount) is read once.
 
 A Maildir may be live: a server delivering into it, clients flagging its mail (an admin
@@ -37,6 +38,8 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Generator, Iterable, Iterator
+
+from services.archive.mbox import DOTLOCK_SUFFIX
 
 # new/ first: a message moved from new/ to cur/ while new/ is read is met again in cur/,
 # listed later; read cur/ first and a message moved during it is in neither listing.
@@ -170,6 +173,7 @@ def _walk_directory(directory: Path, tree: str, visited: set[tuple[int, int]],
         return
     visited.add(identity)
     real_directories = {entry.name for entry in entries if _is_directory(entry)}
+    names = {entry.name for entry in entries}
     maildir = all(part in real_directories for part in MAILDIR_PARTS)
     unpacked_export = {entry.name for entry in entries}.issuperset(EXPORT_MANIFEST_FILES)
     if maildir:
@@ -189,7 +193,17 @@ def _walk_directory(directory: Path, tree: str, visited: set[tuple[int, int]],
         elif entry.name in real_directories:
             yield from _walk_directory(path, tree, visited, loose_files_are_mail and not maildir)
         elif loose_files_are_mail and not maildir:
-            yield Found(path, tree, single_message=is_single_message(path.name))
+            yield _loose_file(path, tree, names - real_directories)
+
+
+def _loose_file(path: Path, tree: str, files_beside: set[str]) -> Found:
+    """A file of a folder that is not a Maildir: mail, unless it is the dotlock of a file
+    beside it (mbox.DOTLOCK_SUFFIX)."""
+    locked = path.name.removesuffix(DOTLOCK_SUFFIX)
+    if locked != path.name and locked in files_beside:
+        return Found(path, tree, skipped=True,
+                     error=f"the dotlock of {locked} (held while mail is written to it), not mail")
+    return Found(path, tree, single_message=is_single_message(path.name))
 
 
 class _MaildirWalk:

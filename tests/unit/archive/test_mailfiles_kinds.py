@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from services.archive import mailtree
+from services.archive import mbox
 from services.archive.mailfiles import MailItem, count_mail, iter_mail, not_mail
 
 MiB = 1024 * 1024
@@ -297,3 +298,41 @@ def test_a_fifo_in_a_maildir_is_refused_without_blocking(tmp_path):
     os.mkfifo(mail / "cur/1:2,S")
     assert list(iter_mail([mail])) == [
         MailItem(f"{mail}/cur/1:2,S", error="not a regular file (a FIFO)")]
+
+
+def test_the_dotlock_beside_a_mail_file_is_skipped_as_its_lock_not_failed_as_mail(tmp_path):
+    """/var/mail while an MTA delivers: "inbox.lock" beside "inbox" is the mbox's lock
+    (reported, not read, not a failure; the mbox itself waits for it, as before). A
+    ".lock" file beside no file of that name, a directory so named, and a lock named by
+    the caller are read as any other."""
+    folder = tmp_path / "mail"
+    one, two = message("one", "first\n"), message("two", "second\n")
+    write(folder / "inbox", b"From a@b Wed Jan 15 11:11:37 2025\n" + one +
+          b"\nFrom a@b Wed Jan 15 11:11:38 2025\n" + two)
+    write(folder / "notes.eml", message("notes"))
+    write(folder / "notes.eml.lock", b"")
+    write(folder / "stray.lock", message("stray"))
+    write(folder / "Sent.lock" / "kept.eml", message("kept"))
+    items = list(iter_mail([folder], mbox_ends=mbox.Ends(lock_wait=0.0)))
+    by_label = {item.label.removeprefix(f"{folder}/"): item for item in items}
+    lock = by_label["notes.eml.lock"]
+    assert lock.skipped and lock.raw is None
+    assert lock.error == "the dotlock of notes.eml (held while mail is written to it), not mail"
+    assert by_label["stray.lock"].raw == message("stray") and not by_label["stray.lock"].error
+    assert by_label["Sent.lock/kept.eml"].raw == message("kept")
+    assert by_label["notes.eml"].raw == message("notes")
+    assert [item.raw for item in items if item.label.startswith(f"{folder}/inbox")] == [one, two]
+    assert not [item for item in items if item.error and not item.skipped]
+    assert count_mail([folder], mbox.Ends(lock_wait=0.0)) == len(items)
+    (named,) = iter_mail([folder / "notes.eml.lock"])  # named by the caller: read
+    assert not named.skipped and named.error.startswith("not mail")
+
+
+def test_an_mbox_being_delivered_to_waits_for_its_lock_and_the_lock_is_no_failure(tmp_path):
+    folder = tmp_path / "spool"
+    write(folder / "inbox", b"From a@b Wed Jan 15 11:11:37 2025\n" + message("one", "x\n"))
+    write(folder / "inbox.lock", b"4242\n")  # the pid procmail writes
+    items = list(iter_mail([folder], mbox_ends=mbox.Ends(lock_wait=0.0)))
+    assert [item.label for item in items if not item.skipped] == [str(folder / "inbox")]
+    (lock,) = [item for item in items if item.skipped]
+    assert lock.label == str(folder / "inbox.lock") and "dotlock of inbox" in lock.error
