@@ -71,6 +71,17 @@ class Archive:
         from services.archive.extraction_memo import ExtractionMemo
         return ExtractionPool.for_model(self.profile, memo=ExtractionMemo(self.store))
 
+    def indexer(self, pool, index_dir: Path | None = None, **options):
+        """A services.archive.indexer.Indexer of this archive's store into `index_dir`
+        (default: the live index, index_dir()) fed by `pool`, within the model's limits:
+        the memory indexing may hold, and the index disk's low threshold (below it, a
+        message whose commit does not fit waits for room). `options`: the Indexer's others
+        (live, synced). Close it after use."""
+        from services.archive.indexer import Indexer  # Xapian: not for every command
+        return Indexer(self.store, index_dir or self.index_dir(), pool,
+                       memory_bytes=self.profile.indexing.memory_bytes,
+                       low_below_bytes=self.profile.intake.min_free_disk_bytes, **options)
+
     @property
     def index_link(self) -> Path:
         return self.data_dir / "index"

@@ -63,9 +63,7 @@ def _building(archive: Archive, pool: ExtractionPool) -> Indexer:
     # Old archives get the current reading of their headers as they are indexed. Nobody
     # searches it before the switch: its commits skip fsync (services.archive.unsynced),
     # and closing it writes it to disk.
-    return Indexer(archive.store, next_index_dir(archive), pool, live=False,
-                   memory_bytes=archive.profile.indexing.memory_bytes, synced=False,
-                   low_below_bytes=archive.profile.intake.min_free_disk_bytes)
+    return archive.indexer(pool, next_index_dir(archive), live=False, synced=False)
 
 
 def _catch_up(building: Indexer, stop: Callable[[], bool],
@@ -123,9 +121,7 @@ def rebuild_pausing(archive: Archive, pool: ExtractionPool, stop: Callable[[], b
 
 
 def _live(archive: Archive, pool: ExtractionPool) -> Indexer:
-    return Indexer(archive.store, archive.index_dir(), pool,
-                   memory_bytes=archive.profile.indexing.memory_bytes,
-                   low_below_bytes=archive.profile.intake.min_free_disk_bytes)
+    return archive.indexer(pool)
 
 
 def switch_over(archive: Archive, live: Indexer | None = None) -> None:

@@ -122,10 +122,7 @@ class IndexingAlongside:
     def _run(self) -> None:
         try:
             with self.archive.extraction_pool() as pool:
-                with Indexer(self.archive.store, self.archive.index_dir(), pool,
-                             memory_bytes=self.archive.profile.indexing.memory_bytes,
-                             low_below_bytes=self.archive.profile.intake.min_free_disk_bytes
-                             ) as indexer:
+                with self.archive.indexer(pool) as indexer:
                     self._follow(indexer)
         except BaseException as exc:  # noqa: BLE001 - handed to finish(), which raises it
             self._error = exc

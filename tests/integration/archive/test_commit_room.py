@@ -10,7 +10,7 @@ import xapian
 
 from services.archive import shards
 from services.archive.archive import Archive
-from services.archive.indexer import COMMIT_DISK_PER_DOCUMENT, Indexer, NoRoomToCommit
+from services.archive.indexer import BATCH_SHARE, COMMIT_DISK_PER_DOCUMENT, Indexer, NoRoomToCommit
 from services.archive.search import search
 from services.archive.space import FULL_BELOW_BYTES, disk_space, is_out_of_space
 from services.archive.store import Envelope
@@ -207,3 +207,19 @@ def test_closing_drops_what_was_not_committed(tmp_path):
     reader = xapian.Database(str(shards.shard_dirs(archive.index_dir())[0]))
     assert reader.get_termfreq("Qpending") == 0
     archive.close()
+
+
+@pytest.mark.parametrize("model", [150, 450, 1050])
+def test_every_indexer_the_archive_makes_keeps_the_models_limits(tmp_path, model):
+    """Import, reindex and the indexer service all get their Indexer from
+    Archive.indexer: the model's indexing memory and low-disk threshold, whatever else."""
+    archive = Archive(tmp_path / "data", model=model)
+    archive.store.put_many(messages(0, 2))
+    with archive.extraction_pool() as pool:
+        for index_dir, options in ((None, {}), (tmp_path / "next", {"live": False,
+                                                                   "synced": False})):
+            with archive.indexer(pool, index_dir, **options) as indexer:
+                assert indexer.low_below_bytes == archive.profile.intake.min_free_disk_bytes
+                assert indexer.batch_bytes == archive.profile.indexing.memory_bytes // BATCH_SHARE
+                assert indexer.catch_up() == 2
+    assert search(archive.index_dir(), "roomy1").total == 1
