@@ -11,6 +11,8 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 
 from services.policy import audit
+from services.policy.holds import UnknownHold
+from services.policy.saved_searches import UnknownSavedSearch
 from services.web.auth import DirectoryDown
 from services.appliance.users import User
 from services.web import actions, export, openapi
@@ -441,7 +443,7 @@ async def put_saved(request: web.Request, user: User) -> web.Response:
           names_in_path=True)
 async def delete_saved(request: web.Request, user: User) -> web.Response:
     _, archive = context(request)
-    await blocking(actions.delete_saved, archive, user, request.match_info["name"])
+    await _on_named(actions.delete_saved, archive, user, request.match_info["name"])
     return reply({"deleted": request.match_info["name"]})
 
 
@@ -471,8 +473,8 @@ async def put_retention(request: web.Request, user: User) -> web.Response:
 async def put_saved_retention(request: web.Request, user: User) -> web.Response:
     body = await json_body(request)
     _, archive = context(request)
-    await blocking(actions.set_saved_retention, archive, user, request.match_info["name"],
-                   body.get("days"))
+    await _on_named(actions.set_saved_retention, archive, user, request.match_info["name"],
+                    body.get("days"))
     return reply(await blocking(actions.retention_policies, archive))
 
 
@@ -510,9 +512,19 @@ async def post_hold(request: web.Request, user: User) -> web.Response:
                          "(seconds since the epoch), or none for a hold without one"),))
 async def delete_hold(request: web.Request, user: User) -> web.Response:
     _, archive = context(request)
-    await blocking(actions.remove_hold, archive, user, request.match_info["id"],
-                   request.query.get("created"))
+    await _on_named(actions.remove_hold, archive, user, request.match_info["id"],
+                    request.query.get("created"))
     return reply({"removed": request.match_info["id"]})
+
+
+async def _on_named(call: Callable, *args) -> Any:
+    """blocking(call, *args) for an endpoint whose path names a saved search or a hold:
+    when the one it names does not exist, 404 (as the OpenAPI document says), not the 400
+    of an error in the request's content (a saved search a hold's body names)."""
+    try:
+        return await blocking(call, *args)
+    except (UnknownSavedSearch, UnknownHold) as unknown:
+        raise json_error(web.HTTPNotFound, str(unknown)) from None
 
 
 # -- the audit log -----------------------------------------------------------------------

@@ -121,3 +121,24 @@ def test_a_name_with_dot_segments_is_refused(site, name):
     for fine in ("..x", "a.b/c.", "x/...") if name == "." else ():
         assert api(site).request("PUT", f"/api/saved-searches/{in_path(fine, '%2F')}",
                                  {"query": "from:carol"}).status == 200
+
+
+@pytest.mark.parametrize("method, path, body", [
+    ("DELETE", "/api/saved-searches/{name}", None),
+    ("PUT", "/api/retention/saved/{name}", {"days": 30}),
+    ("DELETE", "/api/holds/{id}", None),
+])
+def test_a_path_naming_no_saved_search_or_hold_is_404_as_the_openapi_document_says(
+        site, method, path, body):
+    """Not 400: the request is well formed, what it names is not there. Nothing changes,
+    and a body naming an unknown saved search (POST /api/holds) stays a 400."""
+    before = api(site).get("/api/retention").json(), api(site).get("/api/holds").json()
+    name = odd_name("nowhere")
+    reply = api(site).request(method, path.replace(path[path.index("{"):],
+                                                   in_path(name, "%2F")), body)
+    assert reply.status == 404
+    assert repr(name) in reply.json()["error"] and reply.json()["error"].startswith("no ")
+    operation = api(site).get("/api/openapi.json").json()["paths"][path][method.lower()]
+    assert "404" in operation["responses"]
+    assert (api(site).get("/api/retention").json(), api(site).get("/api/holds").json()) == before
+    assert api(site).request("POST", "/api/holds", {"saved": name}).status == 400
