@@ -63,6 +63,9 @@ HAS_VALUES = {"attachment", "extraction-failure", "encrypted"}  # has:VALUE; any
 SCHEMA_VERSION = 4
 WORDS_SCHEMA = 2  # the first schema whose terms are ICU words (query.Context.legacy before)
 SCHEMA_KEY = "schema_version"  # Xapian metadata; an index without it is version 1
+# Xapian metadata: the store's arrival-log position the index has caught up with (decimal);
+# committed with each batch, so it is where the index is in the snapshot a reader opens.
+CURSOR_KEY = "arrival_seq"
 ADDRESS_FIELDS = ("from", "to", "cc", "bcc")
 # Exact addresses (From, To, Cc, Bcc headers, envelope recipients), lowercased in ASCII
 # (services.archive.addresses.lowercase_ascii): the filter

@@ -31,14 +31,13 @@ from firmware.errors import ArchiverError
 
 from services.archive import heap, metadata, readings, shards, unsynced
 from services.archive.extract import ExtractionPool
-from services.archive.index import (DOCUMENT_LEVELS, SCHEMA_KEY, SCHEMA_VERSION, document_at,
-                                    id_term, number_terms, schema_version)
+from services.archive.index import (CURSOR_KEY, DOCUMENT_LEVELS, SCHEMA_KEY, SCHEMA_VERSION,
+                                    document_at, id_term, number_terms, schema_version)
 from services.archive.index_reader import read_index
 from services.archive.space import FULL_BELOW_BYTES, OutOfSpace, size_in_words
 from services.archive.store import NotFound, Store
 
 log = logging.getLogger("archiver")
-CURSOR_KEY = "arrival_seq"
 BATCH_MESSAGES = 500
 # The memory of the batches in flight, by default (a model's is its indexing.memory_mb):
 # half of it for the messages the extraction workers read at once (services.archive.

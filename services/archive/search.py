@@ -6,13 +6,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import xapian
 
 from services.archive import dates
-from services.archive.index import (SCHEMA_VERSION, SLOT_DATE, SLOT_FROM, SLOT_SIZE,
+from services.archive.index import (CURSOR_KEY, SCHEMA_VERSION, SLOT_DATE, SLOT_FROM, SLOT_SIZE,
                                     SLOT_SUBJECT, WORDS_SCHEMA, schema_version)
 from services.archive.index_reader import read_index
 from services.archive.query import (Context, PatternTooBroad, QuerySyntaxError, explanation,
@@ -55,6 +55,8 @@ class Results:
     hits: list[Hit]
     more: bool = False  # more than COUNT_LIMIT matches
     notice: str | None = None  # what makes the answer incomplete (an index being rebuilt)
+    not_indexed: int = 0  # arrivals and deletions the index has still to take in
+    position: int = 0  # the arrival-log position of the index read
 
     def total_text(self) -> str:
         """"1,234" or "more than 10,000"."""
@@ -65,9 +67,14 @@ def search(index_dir: Path, text: str, limit: int = 50, offset: int = 0,
            oldest_first: bool = False, within: xapian.Query | None = None,
            timezone: str = "UTC", now: float | None = None,
            count_limit: int = COUNT_LIMIT, sort: str = "date",
-           descending: bool | None = None) -> Results:
+           descending: bool | None = None, log_end: int | None = None) -> Results:
     """Newest first; `within`, when given, is ANDed to the query as a filter (the web UI
     limits a user to their own mail with it). Dates are days in `timezone` (IANA name).
+    `log_end`: the store's arrival-log end (Store.log_end("arrival")), read before the
+    search: the entries between the index's position and it (messages stored or deleted
+    that the index has not taken in yet: they may match and are not found, or are found
+    and gone) are the answer's `not_indexed`, and its notice says so, so that a zero
+    while the indexer is behind is not taken for "nothing matches".
     `sort`: a key of SORTS (date, size: largest first; from, subject: A to Z), reversed
     by `descending` False/True; `oldest_first` is sort by date, oldest first. Ties are in
     date order, newest first. Raises QuerySyntaxError for a query the syntax does not
@@ -77,9 +84,23 @@ def search(index_dir: Path, text: str, limit: int = 50, offset: int = 0,
         raise ValueError(f"sort: expected one of {', '.join(SORTS)}, got {sort!r}")
     tz, now = dates.zone(timezone), time.time() if now is None else now
     tree = parse_tree(text, tz, now)
-    return read_index(index_dir, lambda database: _results(
+    results = read_index(index_dir, lambda database: _results(
         database, tree, tz, now, limit, offset, oldest_first, within, count_limit, sort,
         descending), absent=Results(0, offset, []))
+    return results if log_end is None else _with_backlog(results, log_end)
+
+
+def _with_backlog(results: Results, log_end: int) -> Results:
+    """`results` with the log entries after the position of the index it read."""
+    behind = max(0, log_end - results.position)
+    if not behind:
+        return results
+    changes = f"{behind:,} change{'s' if behind != 1 else ''} to the archive"
+    notice = (f"{changes} (mail stored or deleted) not indexed yet: this answer may miss "
+              f"{'them' if behind != 1 else 'it'} or still show {'them' if behind != 1 else 'it'} "
+              "(indexing catches up by itself; archiver status shows the backlog)")
+    return replace(results, not_indexed=behind,
+                   notice=f"{results.notice}; {notice}" if results.notice else notice)
 
 
 def _results(database, tree, tz, now, limit, offset, oldest_first, within, count_limit, sort,
@@ -96,7 +117,8 @@ def _results(database, tree, tz, now, limit, offset, oldest_first, within, count
     notice = _notice(database) if version < SCHEMA_VERSION else None
     if notice and sort in ("from", "subject") and version < SORT_SCHEMA:
         notice += f"; sorting by {sort} works once it is done (meanwhile mail is in date order)"
-    return Results(total, offset, hits, more, notice)
+    return Results(total, offset, hits, more, notice,
+                   position=int(database.get_metadata(CURSOR_KEY) or 0))
 
 
 def query_in(database: xapian.Database, tree, tz, now: float,

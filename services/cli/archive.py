@@ -227,7 +227,8 @@ def cmd_search(args) -> int:
             return _explain(archive, args, timezone)
         audit.record(archive.store, cli_actor(), "search", query=args.query)
         results = search(archive.index_dir(), args.query, args.limit, args.offset,
-                         args.oldest_first, timezone=timezone)
+                         args.oldest_first, timezone=timezone,
+                         log_end=archive.store.log_end("arrival"))
     except QuerySyntaxError as error:
         return _query_error(error)
     zone = dates.zone(timezone)

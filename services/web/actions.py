@@ -44,7 +44,7 @@ def search(archive: Archive, user: User, query: str, limit: int, offset: int,
     audit.record(archive.store, user.actor, "search", query=query, offset=offset, limit=limit)
     return run_search(archive.index_dir(), query, limit, offset, oldest_first,
                       within=mail_filter(user), timezone=timezone, sort=sort,
-                      descending=descending)
+                      descending=descending, log_end=archive.store.log_end("arrival"))
 
 
 def explain(archive: Archive, user: User, query: str, timezone: str = "UTC") -> dict:

@@ -280,7 +280,7 @@ async def search(request: web.Request, user: User) -> web.Response:
                              None if order is None else order == "desc")
     return reply({"query": query, "total": results.total, "total_exact": not results.more,
                   "total_text": results.total_text(), "notice": results.notice,
-                  "offset": results.offset, "hits": [hit.as_json() for hit in results.hits]})
+                  "not_indexed": results.not_indexed, "offset": results.offset, "hits": [hit.as_json() for hit in results.hits]})
 
 
 @endpoint("GET", "/api/messages/{digest}", "A message's metadata, headers and attachments",

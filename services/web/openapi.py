@@ -37,7 +37,11 @@ SCHEMAS = {
         "total_exact": {"type": "boolean", "description": "false: more than `total` match"},
         "total_text": {"type": "string", "description": "e.g. 1,234 or more than 10,000"},
         "notice": {"type": "string", "nullable": True,
-                   "description": "why the answer may be incomplete (an index being rebuilt)"},
+                   "description": "why the answer may be incomplete (an index being "
+                                  "rebuilt, mail not indexed yet)"},
+        "not_indexed": {"type": "integer", "description": "messages stored or deleted that "
+                        "the index has not taken in yet: while it is not 0, a message may "
+                        "match and not be found, or be found and be gone"},
         "offset": _INTEGER, "hits": {"type": "array", "items": {"$ref": "#/components/schemas/Hit"}}}},
     "Message": {"type": "object", "properties": {
         "digest": _STRING, "message_id": {"type": "string", "nullable": True},
