@@ -100,12 +100,14 @@ def set_retention(archive: Archive, user: User, changes: dict) -> None:
     if unknown:
         raise BadRequest(f"unknown retention settings: {', '.join(sorted(unknown))} "
                          "(expected enabled, global_days)")
+    # Every value is checked before any is written: a refused request changes nothing.
+    days = _days(changes["global_days"]) if "global_days" in changes else None
+    if "enabled" in changes and not isinstance(changes["enabled"], bool):
+        raise BadRequest("enabled: expected true or false")
     replicated = Replicated(archive.store)
     if "global_days" in changes:
-        retention.set_global(replicated, _days(changes["global_days"]))
+        retention.set_global(replicated, days)
     if "enabled" in changes:
-        if not isinstance(changes["enabled"], bool):
-            raise BadRequest("enabled: expected true or false")
         replicated.put(retention.ENABLED, changes["enabled"])
     audit.record(archive.store, user.actor, "retention", **changes)
 

@@ -367,6 +367,23 @@ def test_saved_searches_retention_and_holds(site):
     assert auditor.request("POST", "/api/holds", {"saved": "gone"}).status == 400
 
 
+
+@pytest.mark.parametrize("refused", [{"global_days": 1, "enabled": "yes"},
+                                     {"enabled": True, "global_days": 0},
+                                     {"global_days": 1, "enabled": None}])
+def test_a_refused_retention_change_changes_nothing_and_writes_no_audit_entry(site, refused):
+    """Every value is checked before any is written: a request refused for one value
+    does not keep the others (global_days=1 would expire all but a day's mail)."""
+    admin = client(site, "admin")
+    before = admin.request("PUT", "/api/retention", {"enabled": False, "global_days": 3650})
+    before = before.json()
+    seq = audit.entries(site.archive.store, 1)[-1]["seq"]
+    reply = admin.request("PUT", "/api/retention", refused)
+    assert reply.status == 400, reply.body
+    assert admin.get("/api/retention").json() == before
+    assert [e["action"] for e in audit.entries(site.archive.store, 50) if e["seq"] > seq
+            and e["action"] == "retention"] == []
+
 def test_status_and_metrics(site):
     status = client(site, "audrey").get("/api/status").json()
     assert status["storage"]["messages"] == len(MAILS)
