@@ -85,11 +85,7 @@ def add(replicated: Replicated, index_dir: Path, saved: str, until: dt.date | No
     index_reader.PATIENCE_SECONDS, replicated.KeyTaken if a peer's hold took the new id
     meanwhile (what was recorded then stays with that hold: more held, never less)."""
     query = query_of(replicated, saved)  # the saved search must exist
-    name, reason = (name or "").strip() or None, (reason or "").strip() or None
-    if name is not None and len(name) > NAME_LIMIT:
-        raise ArchiverError(f"the matter's name is longer than {NAME_LIMIT} characters")
-    if reason is not None and len(reason) > REASON_LIMIT:
-        raise ArchiverError(f"the reason is longer than {REASON_LIMIT} characters")
+    name, reason = checked_words(name, reason)
     hold_id = new_id(replicated)
     pending, _ = _record_matches(replicated, index_dir, query, timezone, [hold_id])
     replicated.put(PREFIX + hold_id, {"saved": saved, "until": until.isoformat() if until else None,
@@ -98,6 +94,17 @@ def add(replicated: Replicated, index_dir: Path, saved: str, until: dt.date | No
                    also=lambda txn: hold_records.add_in(replicated.store, txn, hold_id, pending),
                    new=True)
     return hold_id
+
+
+def checked_words(name: str | None, reason: str | None) -> tuple[str | None, str | None]:
+    """A hold's matter `name` and `reason` as add() stores them (stripped; None for
+    nothing). Raises ArchiverError for one too long, as add() does."""
+    name, reason = (name or "").strip() or None, (reason or "").strip() or None
+    if name is not None and len(name) > NAME_LIMIT:
+        raise ArchiverError(f"the matter's name is longer than {NAME_LIMIT} characters")
+    if reason is not None and len(reason) > REASON_LIMIT:
+        raise ArchiverError(f"the reason is longer than {REASON_LIMIT} characters")
+    return name, reason
 
 
 def new_id(replicated: Replicated) -> str:

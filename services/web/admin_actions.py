@@ -6,6 +6,7 @@ entry here, as services.web.actions does. Functions block; handlers run them in 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 import time
 
@@ -18,13 +19,14 @@ from services.archive.search import parse
 from services.policy import (audit, audit_search, hold_coverage, holds, retention,
                              saved_searches)
 from services.policy.replicated import Replicated
-from services.web.actions import BadRequest, add_hold, save_search
+from services.web.actions import BadRequest, add_hold, check_hold, delete_saved, save_search
 
 DIGEST = re.compile(r"[0-9a-f]{64}")
 # "digest:" + 64 hex digits + " OR ": so many fit in the longest query the syntax takes.
 MAX_CHOSEN = (QUERY_LIMIT + len(" OR ")) // len("digest:" + "0" * 64 + " OR ")
 PREVIEW_SAMPLE = 20
 AUDIT_PAGE = 100
+log = logging.getLogger(__name__)
 
 
 # -- a chosen set of messages --------------------------------------------------------------
@@ -59,14 +61,32 @@ def save_chosen(archive: Archive, user: User, name: str, query: str | None,
 def hold_chosen(archive: Archive, user: User, matter: str, reason: str, until: str | None,
                 query: str | None, digests: list[str] | None) -> tuple[str, str]:
     """Place what was chosen on hold for a matter: a saved search named after the matter
-    (made unique) holds it. Returns (the saved search's name, the hold's id)."""
+    (made unique) holds it. Returns (the saved search's name, the hold's id). A refused
+    request leaves nothing behind: what add_hold would refuse is refused before the search
+    is saved, and should the hold fail all the same (the index changing under it, a
+    peer's hold taking its id), the saved search made for it is deleted (audited)."""
     matter = " ".join(matter.split())
     if not matter:
         raise BadRequest("give the matter's name: a hold says what it is for")
     chosen = chosen_query(query, digests)
+    check_hold(until, matter, reason or None)
     name = _unused_name(archive, f"hold {matter.replace(':', ' ')}"[:80])
     save_search(archive, user, name, chosen)
-    return name, add_hold(archive, user, name, until, matter, reason or None)
+    try:
+        return name, add_hold(archive, user, name, until, matter, reason or None)
+    except Exception:
+        _forget_saved(archive, user, name)
+        raise
+
+
+def _forget_saved(archive: Archive, user: User, name: str) -> None:
+    """Delete saved search `name`, made for a hold that failed; if it cannot be (a peer
+    built on it meanwhile), it stays, logged, and the hold's own error is what is told."""
+    try:
+        delete_saved(archive, user, name)
+    except Exception:
+        log.warning("saved search %r, made for a hold that failed, could not be deleted",
+                    name, exc_info=True)
 
 
 def _unused_name(archive: Archive, wanted: str) -> str:

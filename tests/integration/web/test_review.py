@@ -223,6 +223,53 @@ def test_ticked_messages_held_are_as_many_as_a_query_can_name(site):
     assert f"takes at most {MAX_CHOSEN}" in html.unescape(auditor.get("/search?q=").body.decode())
 
 
+
+CHANGES = ("saved-search", "saved-search-delete", "hold-add")
+
+
+def _holds_and_saved(site) -> tuple[list, dict, list]:
+    from services.policy import holds, saved_searches
+    from services.policy.replicated import Replicated
+    replicated = Replicated(site.archive.store)
+    return (sorted(holds.all_holds(replicated)), saved_searches.all_saved(replicated),
+            [e for e in audit.entries(site.archive.store) if e["action"] in CHANGES])
+
+
+@pytest.mark.parametrize("refused, why", [
+    ({"until": "not-a-date"}, "until: expected a date"),
+    ({"until": "2031-02-30"}, "until: expected a date"),
+    ({"matter": "m" * 201}, "matter's name is longer than 200"),
+    ({"reason": "r" * 2001}, "reason is longer than 2000")])
+def test_a_hold_refused_from_the_results_leaves_no_saved_search_behind(site, refused, why):
+    auditor = logged_in(site, "audrey")
+    before = _holds_and_saved(site)
+    form = {"q": "salary", "scope": "all", "action": "hold", "matter": "Acme",
+            "reason": "", **refused}
+    reply = post(auditor, "/selection", "/search?q=salary", **form)
+    assert reply.status == 303 and reply.headers["Location"] == "/search?q=salary"
+    assert why in html.unescape(auditor.get("/search?q=salary").body.decode())
+    assert _holds_and_saved(site) == before
+
+
+def test_a_hold_failing_after_its_search_was_saved_deletes_that_search(site, monkeypatch):
+    from services.policy import holds
+    from firmware.errors import ArchiverError
+
+    def overtaken(*args, **kwargs):
+        raise ArchiverError("the index changed while the hold was being placed")
+    monkeypatch.setattr(holds, "add", overtaken)
+    auditor = logged_in(site, "audrey")
+    held, saved, _ = _holds_and_saved(site)
+    seq = audit.entries(site.archive.store, 1)[-1]["seq"]
+    reply = post(auditor, "/selection", "/search?q=salary", q="salary", scope="all",
+                 action="hold", matter="Acme", reason="", until="")
+    assert reply.status == 303 and reply.headers["Location"] == "/search?q=salary"
+    assert "the index changed" in auditor.get("/search?q=salary").body.decode()
+    assert _holds_and_saved(site)[:2] == (held, saved)
+    after = [(e["action"], e["details"].get("name")) for e in audit.entries(site.archive.store)
+             if e["seq"] > seq and e["action"] in CHANGES]
+    assert after == [("saved-search", "hold Acme"), ("saved-search-delete", "hold Acme")]
+
 def test_old_holds_without_matter_or_reason_stay_readable(site):
     from services.policy.replicated import Replicated
     replicated = Replicated(site.archive.store)
