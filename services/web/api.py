@@ -142,6 +142,9 @@ async def json_body(request: web.Request) -> dict:
         body = await request.json()
     except (ValueError, UnicodeDecodeError):
         raise json_error(web.HTTPBadRequest, "the body must be a JSON object") from None
+    except RecursionError:  # arrays or objects nested deeper than the parser goes
+        raise json_error(web.HTTPBadRequest, "the body must be a JSON object, not one "
+                         "nested this deeply") from None
     if not isinstance(body, dict):
         raise json_error(web.HTTPBadRequest, "the body must be a JSON object")
     declared: Endpoint | None = request.get("endpoint")

@@ -177,11 +177,15 @@ class Client:
         self.opener = urllib.request.build_opener(
             *handlers, *([_FromAddress(source)] if source else []))
 
-    def request(self, method: str, path: str, json_body=None, form=None, headers=None
-                ) -> Reply:
+    def request(self, method: str, path: str, json_body=None, form=None, headers=None,
+                raw: bytes | None = None) -> Reply:
+        """`raw`: the body as it is, sent as JSON (what json_body cannot make)."""
         headers = dict(headers or {})
         data = None
-        if json_body is not None:
+        if raw is not None:
+            data = raw
+            headers.setdefault("Content-Type", "application/json")
+        elif json_body is not None:
             data = json.dumps(json_body).encode()
             headers.setdefault("Content-Type", "application/json")
         elif form is not None:

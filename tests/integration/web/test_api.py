@@ -83,6 +83,25 @@ def test_every_endpoint_answers_each_role_as_declared(site, declared, name):
         assert reply.status == 403, (reply.status, reply.body)
 
 
+
+DEEP = [b"[" * 100_000 + b"]" * 100_000,  # under the 1 MiB limit, too deep to parse
+        b'{"query": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"]
+
+
+@pytest.mark.parametrize("body", DEEP, ids=["array", "in an object"])
+@pytest.mark.parametrize("who, method, path", [
+    ("audrey", "PUT", "/api/saved-searches/deep"), ("admin", "PUT", "/api/retention"),
+    ("audrey", "POST", "/api/holds")])
+def test_a_json_body_nested_too_deeply_is_400_and_logs_no_traceback(site, caplog, who,
+                                                                      method, path, body):
+    before = client(site, who).get("/api/saved-searches").json()
+    reply = client(site, who).request(method, path, raw=body)
+    assert reply.status == 400, reply.body
+    assert reply.json()["error"].startswith("the body must be a JSON object")
+    assert [r for r in caplog.records if r.exc_info or r.levelname in ("ERROR", "CRITICAL")] \
+        == []
+    assert client(site, who).get("/api/saved-searches").json() == before
+
 # -- sessions ----------------------------------------------------------------------------
 
 def test_session_login_sets_a_strict_httponly_cookie_and_needs_the_csrf_token(site):
