@@ -436,7 +436,12 @@ async def get_saved(request: web.Request, user: User) -> web.Response:
 async def put_saved(request: web.Request, user: User) -> web.Response:
     body = await json_body(request)
     config, archive = context(request)
-    name, query = request.match_info["name"], _string(body, "query", required=False) or ""
+    name, query = request.match_info["name"], body.get("query")
+    if query is None:  # missing: not "" (which matches all mail), as the body declares
+        raise json_error(web.HTTPBadRequest, 'query: required (a string; "" matches all '
+                         "mail)")
+    if not isinstance(query, str):
+        raise json_error(web.HTTPBadRequest, "query: expected a string")
     await blocking(actions.save_search, archive, user, name, query, config.timezone)
     return reply({"name": name, "query": query})
 

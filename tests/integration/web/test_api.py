@@ -387,6 +387,28 @@ def test_saved_searches_retention_and_holds(site):
 
 
 
+
+@pytest.mark.parametrize("body, error", [({}, "query: required"),
+                                         ({"query": None}, "query: required"),
+                                         ({"query": 5}, "query: expected a string")])
+def test_a_saved_search_without_a_query_is_refused_not_saved_matching_all_mail(site, body,
+                                                                              error):
+    """A missing query is not "" (all mail): a retention policy built on the search would
+    then delete everything older than its days. Nothing is saved or changed."""
+    auditor, admin = client(site, "audrey"), client(site, "admin")
+    assert admin.request("PUT", "/api/saved-searches/kept", {"query": "from:carol"}).status \
+        == 200
+    for name in ("kept", "new-one"):
+        reply = admin.request("PUT", f"/api/saved-searches/{name}", body)
+        assert reply.status == 400 and reply.json()["error"].startswith(error), reply.body
+    saved = {s["name"]: s["query"] for s in auditor.get("/api/saved-searches").json()}
+    assert saved["kept"] == "from:carol" and "new-one" not in saved
+    everything = auditor.request("PUT", "/api/saved-searches/everything", {"query": ""})
+    assert everything.status == 200 and everything.json() == {"name": "everything",
+                                                               "query": ""}
+    assert auditor.request("DELETE", "/api/saved-searches/everything").status == 200
+    assert admin.request("DELETE", "/api/saved-searches/kept").status == 200
+
 @pytest.mark.parametrize("refused", [{"global_days": 1, "enabled": "yes"},
                                      {"enabled": True, "global_days": 0},
                                      {"global_days": 1, "enabled": None}])
