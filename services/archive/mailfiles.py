@@ -61,6 +61,9 @@ SNIFF_BYTES = mbox.FROM_LINE_LIMIT + 2
 # RFC 5322 allows any printable ASCII in a name; names in use are tokens (RFC 2045's token
 # characters, starting with a letter or digit), and "<x:xmpmeta" or "(D:2024" are not.
 # Windows tools may put a UTF-8 byte order mark first: still mail, kept as it is.
+# A dotlock's content: empty, or a process id and maybe a host name (at most 64 bytes).
+DOTLOCK_MAX_BYTES = 64
+DOTLOCK_CONTENT = re.compile(rb"\s*(?:\d+(?:[ \t:@]+[A-Za-z0-9.-]+)?\s*)?\x00?")
 HEADER_FIELD = re.compile(rb"(?:\xef\xbb\xbf)?[A-Za-z0-9][A-Za-z0-9!#$%&'*+.^_`|~-]*[ \t]*:")
 
 # Damaged, encrypted or oddly compressed members; the run goes on with the next one.
@@ -111,7 +114,14 @@ def _read_found(found: Found, max_bytes: int, mbox_ends: mbox.Ends) -> Iterator[
         return
     try:
         with open_file(found) as stream:
-            if found.single_message:
+            if found.dotlock_of and is_dotlock(stream):
+                yield MailItem(label, skipped=True, error=(
+                    f"the dotlock of {found.dotlock_of} (held while mail is written to it)"))
+            elif not found.single_message and _file_size(stream) == 0:
+                # An mbox emptied by its mail client: nothing to import, nothing wrong (an
+                # empty .eml or Maildir entry is a damaged message, and fails).
+                yield MailItem(label, skipped=True, error="empty: no mail in it")
+            elif found.single_message:
                 yield _single_message(stream, label, max_bytes, _file_size(stream))
             elif (kind := _sniff(stream)) == "mbox":  # a file an MTA may be appending to
                 end = mbox_ends.end_of(stream, found.path)
@@ -189,6 +199,15 @@ def _single_message(stream: BinaryIO, label: str, max_bytes: int,
     if refusal:
         return MailItem(label, error=refusal)
     return MailItem(label, raw=raw, from_line_date=from_line.date if from_line else None)
+
+
+def is_dotlock(stream: BinaryIO) -> bool:
+    """Whether an open "<name>.lock" file holds what a dotlock holds: nothing, or the
+    locker's process id (liblockfile, mutt_dotlock), maybe with its host name; a file of
+    anything else (a message so named) is not one. Leaves the stream at its start."""
+    held = stream.read(DOTLOCK_MAX_BYTES + 1)
+    stream.seek(0)
+    return len(held) <= DOTLOCK_MAX_BYTES and DOTLOCK_CONTENT.fullmatch(held) is not None
 
 
 def not_mail(raw: bytes) -> str | None:

@@ -15,8 +15,11 @@ cur/ and new/ (tmp/ holds deliveries in progress, names starting with "." are no
 messages), and its subdirectories are searched for more Maildirs (Maildir++ ".Sent",
 Dovecot's fs layout) while loose files there (dovecot.index, subscriptions) are skipped.
 In any other directory every regular file is mail, and hidden entries (.git, .DS_Store)
-are skipped, as is the dotlock "<mbox>.lock" beside an mbox (an MTA delivering into it, a
-mail client reading it: reported as the mbox's lock, not read). Paths named by the caller are always read, hidden or not. A directory
+are listed as skipped, not read, unless a hidden folder is a Maildir (".Sent" beside a
+Maildir's cur/ whose new/ was lost in a copy): then its mail is read. A file "<name>.lock" beside a regular file <name> may be its dotlock (an MTA
+delivering to an mbox): Found.dotlock_of says so, and the reader lists it as the lock
+when it holds what a lock holds (mailfiles.is_dotlock), else reads it as any file (a
+message so named is not hidden from the import). Paths named by the caller are always read, hidden or not. A directory
 reached twice (a tree named twice, a bind mount) is read once.
 
 A Maildir may be live: a server delivering into it, clients flagging its mail (an admin
@@ -60,6 +63,8 @@ LISTING_CHUNK = 50_000
 # folder takes two (the second shows none); a message renamed during a listing may be in
 # it under neither name, and one moved in from new/ is new to cur/ (see _MaildirWalk).
 LISTINGS = 4
+# Why a hidden entry (.git, .DS_Store, ~/.cache) of a folder of loose mail is not read.
+HIDDEN = "hidden (its name starts with '.'): not read; name it to import it"
 # Listings of one range cut short by a message lost when opened, at most: past them, what is
 # still lost is reported gone (a client renaming one message over and over must not keep
 # an import listing the folder for ever).
@@ -78,6 +83,7 @@ class Found:
     error: str | None = None
     skipped: bool = False       # reported, not a failure: a symlink not followed, a message gone
     single_message: bool = False  # a Maildir entry or a .eml file: exactly one message
+    dotlock_of: str | None = None  # "<name>.lock" beside the regular file <name>: its name
     # A message of a Maildir being walked: the walk to tell when it is not where listed.
     maildir: _MaildirWalk | None = field(default=None, compare=False, repr=False)
 
@@ -116,7 +122,8 @@ def walk(paths: Iterable[Path | str]) -> Iterator[Found]:
                                        opens=tree)
         else:
             single = is_single_message(path.name) or _is_maildir_part(os.path.dirname(tree))
-            yield Found(path, tree, opens=tree, single_message=single)
+            yield Found(path, tree, opens=tree, single_message=single,
+                        dotlock_of=_locked_by(path.name, _regular_files_beside(tree)))
 
 
 def open_file(found: Found) -> BinaryIO:
@@ -163,7 +170,10 @@ def _listing_failed(folder: Path, tree: str, exc: BaseException) -> Found:
 
 
 def _walk_directory(directory: Path, tree: str, visited: set[tuple[int, int]],
-                    loose_files_are_mail: bool, opens: str | None = None) -> Iterator[Found]:
+                    loose_files_are_mail: bool, opens: str | None = None,
+                    hidden: bool = False) -> Iterator[Found]:
+    """The Founds below `directory`; a `hidden` one (".Sent" where mail is loose files)
+    is read only if it is a Maildir, else listed as skipped, not walked (~/.cache)."""
     try:
         entries, identity = _list_directory(opens or directory, tree)
     except (OSError, NotReadable) as exc:
@@ -173,8 +183,11 @@ def _walk_directory(directory: Path, tree: str, visited: set[tuple[int, int]],
         return
     visited.add(identity)
     real_directories = {entry.name for entry in entries if _is_directory(entry)}
-    names = {entry.name for entry in entries}
+    files = {entry.name for entry in entries if _is_regular_file(entry)}
     maildir = all(part in real_directories for part in MAILDIR_PARTS)
+    if hidden and not maildir:
+        yield Found(directory, tree, skipped=True, error=HIDDEN)
+        return
     unpacked_export = {entry.name for entry in entries}.issuperset(EXPORT_MANIFEST_FILES)
     if maildir:
         parts = [(directory / part, directory / part) for part in MAILDIR_PARTS]
@@ -184,6 +197,10 @@ def _walk_directory(directory: Path, tree: str, visited: set[tuple[int, int]],
         if maildir and entry.name in MAILDIR_PARTS + ("tmp",):
             continue
         if loose_files_are_mail and not maildir and entry.name.startswith("."):
+            if entry.name in real_directories:  # a Maildir++ folder of a Maildir without new/
+                yield from _walk_directory(path, tree, visited, False, hidden=True)
+            else:
+                yield Found(path, tree, skipped=True, error=HIDDEN)
             continue
         if unpacked_export and entry.name in EXPORT_MANIFEST_FILES:
             continue  # an unpacked export's manifest: what its mail is, not mail
@@ -193,17 +210,15 @@ def _walk_directory(directory: Path, tree: str, visited: set[tuple[int, int]],
         elif entry.name in real_directories:
             yield from _walk_directory(path, tree, visited, loose_files_are_mail and not maildir)
         elif loose_files_are_mail and not maildir:
-            yield _loose_file(path, tree, names - real_directories)
+            yield Found(path, tree, single_message=is_single_message(path.name),
+                        dotlock_of=_locked_by(path.name, files))
 
 
-def _loose_file(path: Path, tree: str, files_beside: set[str]) -> Found:
-    """A file of a folder that is not a Maildir: mail, unless it is the dotlock of a file
-    beside it (mbox.DOTLOCK_SUFFIX)."""
-    locked = path.name.removesuffix(DOTLOCK_SUFFIX)
-    if locked != path.name and locked in files_beside:
-        return Found(path, tree, skipped=True,
-                     error=f"the dotlock of {locked} (held while mail is written to it), not mail")
-    return Found(path, tree, single_message=is_single_message(path.name))
+def _locked_by(name: str, files_beside: set[str] | None) -> str | None:
+    """The file `name` may be the dotlock of ("inbox" for "inbox.lock", mbox.DOTLOCK_SUFFIX),
+    when it is among `files_beside` (the regular files of its folder)."""
+    locked = name.removesuffix(DOTLOCK_SUFFIX)
+    return locked if locked and locked != name and locked in files_beside else None
 
 
 class _MaildirWalk:
@@ -400,6 +415,24 @@ def _is_maildir_part(directory: str) -> bool:
     name, parent = os.path.basename(directory), os.path.dirname(directory)
     return name in MAILDIR_PARTS and all(
         os.path.isdir(os.path.join(parent, part)) for part in MAILDIR_PARTS)
+
+
+def _regular_files_beside(path: str) -> set[str]:
+    """The name of the regular file `path` (a named file's real path) may lock, if there is
+    one beside it (`import /var/mail/*` names the locks too)."""
+    locked = os.path.basename(path).removesuffix(DOTLOCK_SUFFIX)
+    try:
+        found = os.lstat(os.path.join(os.path.dirname(path), locked))
+    except (OSError, ValueError):
+        return set()
+    return {locked} if stat.S_ISREG(found.st_mode) else set()
+
+
+def _is_regular_file(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_file(follow_symlinks=False)
+    except OSError:
+        return False
 
 
 def _is_directory(entry: os.DirEntry) -> bool:

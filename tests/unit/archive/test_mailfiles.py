@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from services.archive import mailfiles, mbox
+from services.archive import mailtree
 from services.archive.mailfiles import MailItem, count_mail, iter_mail, write_mbox, write_zip
 
 
@@ -94,11 +95,28 @@ def test_reads_a_mixed_directory_recursively_in_name_order(tmp_path):
     write(top / ".DS_Store", b"\0\0\0\1Bud1")
     write(top / ".git/objects/ab/cdef", b"x\x9c")
     items = list(iter_mail([top]))
-    assert [(item.label, item.raw) for item in items] == [
+    assert [(item.label, item.raw) for item in items if not item.skipped] == [
         (f"{top}/a.mbox#1", message("mb1")), (f"{top}/a.mbox#2", message("mb2")),
         (f"{top}/b.eml", message("eml")), (f"{top}/deeper/c.eml", message("deep")),
         (f"{top}/maildir/cur/1", message("md"))]
-    assert count_mail([top]) == 5
+    # Hidden entries are listed, not read: .git once, not each file in it.
+    assert [(item.label, item.error) for item in items if item.skipped] == [
+        (f"{top}/.DS_Store", mailtree.HIDDEN), (f"{top}/.git", mailtree.HIDDEN)]
+    assert count_mail([top]) == len(items) == 7
+
+
+def test_a_hidden_folder_that_is_a_maildir_is_read_and_other_hidden_ones_are_listed(tmp_path):
+    """A Maildir whose empty new/ was lost in a copy (git and some zip tools drop empty
+    folders) is no Maildir, but its Maildir++ folders still are; ~/.mail/inbox is listed."""
+    top = tmp_path / "M"
+    make_maildir(top / ".Sent", {"cur/1:2,S": message("sent")})
+    write(top / "cur" / "2:2,S", message("inbox"))
+    write(top / ".mail" / "inbox", b"From x Mon Jan  1 00:00:00 2024\n" + message("mb"))
+    items = list(iter_mail([top]))
+    assert [item.raw for item in items if item.raw] == [message("sent"), message("inbox")]
+    assert [(item.label, item.skipped, item.error) for item in items if item.error] == [
+        (f"{top}/.mail", True, mailtree.HIDDEN)]
+    assert count_mail([top]) == len(items)
 
 
 def test_reads_a_zip_that_export_wrote(tmp_path):

@@ -300,39 +300,67 @@ def test_a_fifo_in_a_maildir_is_refused_without_blocking(tmp_path):
         MailItem(f"{mail}/cur/1:2,S", error="not a regular file (a FIFO)")]
 
 
-def test_the_dotlock_beside_a_mail_file_is_skipped_as_its_lock_not_failed_as_mail(tmp_path):
-    """/var/mail while an MTA delivers: "inbox.lock" beside "inbox" is the mbox's lock
-    (reported, not read, not a failure; the mbox itself waits for it, as before). A
-    ".lock" file beside no file of that name, a directory so named, and a lock named by
-    the caller are read as any other."""
+def test_the_dotlock_beside_a_mail_file_is_listed_as_its_lock_not_failed_as_mail(tmp_path):
+    """/var/mail while an MTA delivers: "inbox.lock" beside "inbox", empty or holding the
+    locker's pid, is the mbox's lock (listed as skipped, not a failure; the mbox itself
+    waits for it, as before), whether found in a folder or named (`import /var/mail/*`).
+    What is not a lock is read as any file: a ".lock" beside no file of that name, beside
+    a symlink or a FIFO, a directory so named, and above all a message named "X.lock"
+    beside X (a name alone never hides mail from the import)."""
     folder = tmp_path / "mail"
     one, two = message("one", "first\n"), message("two", "second\n")
     write(folder / "inbox", b"From a@b Wed Jan 15 11:11:37 2025\n" + one +
           b"\nFrom a@b Wed Jan 15 11:11:38 2025\n" + two)
-    write(folder / "notes.eml", message("notes"))
-    write(folder / "notes.eml.lock", b"")
+    locks = {"notes.eml.lock": b"", "spool.lock": b"4242\n", "pid.lock": b"17 host.example\n"}
+    for name, content in locks.items():
+        write(folder / name.removesuffix(".lock"), message(name))
+        write(folder / name, content)
+    hidden = message("named like a lock")
+    write(folder / "memo", message("memo"))
+    write(folder / "memo.lock", hidden)
     write(folder / "stray.lock", message("stray"))
+    (folder / "link").symlink_to(folder / "memo")
+    write(folder / "link.lock", message("beside a link"))
+    os.mkfifo(folder / "fifo")
+    write(folder / "fifo.lock", message("beside a fifo"))
     write(folder / "Sent.lock" / "kept.eml", message("kept"))
     items = list(iter_mail([folder], mbox_ends=mbox.Ends(lock_wait=0.0)))
     by_label = {item.label.removeprefix(f"{folder}/"): item for item in items}
-    lock = by_label["notes.eml.lock"]
-    assert lock.skipped and lock.raw is None
-    assert lock.error == "the dotlock of notes.eml (held while mail is written to it), not mail"
-    assert by_label["stray.lock"].raw == message("stray") and not by_label["stray.lock"].error
-    assert by_label["Sent.lock/kept.eml"].raw == message("kept")
-    assert by_label["notes.eml"].raw == message("notes")
+    for name in locks:
+        assert by_label[name].skipped and by_label[name].raw is None
+        assert by_label[name].error == (f"the dotlock of {name.removesuffix('.lock')} (held "
+                                        "while mail is written to it)")
+    for name, subject in (("memo.lock", "named like a lock"), ("stray.lock", "stray"),
+                          ("link.lock", "beside a link"), ("fifo.lock", "beside a fifo"),
+                          ("Sent.lock/kept.eml", "kept")):
+        assert by_label[name].raw == message(subject) and not by_label[name].skipped, name
     assert [item.raw for item in items if item.label.startswith(f"{folder}/inbox")] == [one, two]
-    assert not [item for item in items if item.error and not item.skipped]
     assert count_mail([folder], mbox.Ends(lock_wait=0.0)) == len(items)
-    (named,) = iter_mail([folder / "notes.eml.lock"])  # named by the caller: read
-    assert not named.skipped and named.error.startswith("not mail")
+    named = list(iter_mail(sorted(folder.glob("*.lock")), mbox_ends=mbox.Ends(lock_wait=0.0)))
+    assert {item.label.removeprefix(f"{folder}/") for item in named if item.skipped} == set(locks)
+    assert [item.raw for item in named if item.label.endswith("memo.lock")] == [hidden]
+    failed = {item.label for item in items + named if item.error and not item.skipped}
+    assert failed == {str(folder / "fifo")}  # no file to read: as before
 
 
 def test_an_mbox_being_delivered_to_waits_for_its_lock_and_the_lock_is_no_failure(tmp_path):
     folder = tmp_path / "spool"
     write(folder / "inbox", b"From a@b Wed Jan 15 11:11:37 2025\n" + message("one", "x\n"))
-    write(folder / "inbox.lock", b"4242\n")  # the pid procmail writes
+    write(folder / "inbox.lock", b"4242\n")  # the pid liblockfile writes
     items = list(iter_mail([folder], mbox_ends=mbox.Ends(lock_wait=0.0)))
     assert [item.label for item in items if not item.skipped] == [str(folder / "inbox")]
     (lock,) = [item for item in items if item.skipped]
     assert lock.label == str(folder / "inbox.lock") and "dotlock of inbox" in lock.error
+
+
+def test_an_emptied_mailbox_is_listed_as_empty_not_failed_and_an_empty_message_fails(tmp_path):
+    write(tmp_path / "spool" / "bob", b"")  # /var/mail/bob after bob's client emptied it
+    write(tmp_path / "spool" / "Trash", b"")
+    write(tmp_path / "spool" / "lost.eml", b"")  # one message, and no byte of it: damage
+    items = {item.label: item for item in iter_mail([tmp_path / "spool",
+                                                     tmp_path / "spool" / "bob"])}
+    for name in ("bob", "Trash"):
+        empty = items[str(tmp_path / "spool" / name)]
+        assert empty.skipped and empty.error == "empty: no mail in it" and empty.raw is None
+    assert items[str(tmp_path / "spool" / "lost.eml")].error == "not mail: empty"
+    assert not items[str(tmp_path / "spool" / "lost.eml")].skipped
