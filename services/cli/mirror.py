@@ -25,7 +25,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--secret", help=f"the shared secret: {mirror_secret.RULE}. Without it "
                    "(and --secret-file) the secret this system has is kept, or, when it has "
                    "none, a strong one is made and shown once")
-    p.add_argument("--secret-file", type=Path, help="read the secret from a file instead")
+    p.add_argument("--secret-file", type=Path,
+                   help="read the secret from a file instead (its first line, as written)")
     p.add_argument("--peer", action="append", default=[],
                    help="HOST:PORT of a peer to copy to (repeat the option, or join again, "
                         "for more)")
@@ -59,8 +60,15 @@ def _check_peer(peer: str) -> None:
         raise MirrorSetupError(f"peer {peer!r}: expected HOST:PORT, e.g. 10.0.0.2:8443")
 
 
+def _first_line(path: Path) -> str:
+    """A secret file's first line, as typed: spaces at its ends are part of the secret (the
+    API, the web form and --secret take them), only the line's end is not."""
+    text = path.read_text()
+    return text.splitlines()[0] if text else ""
+
+
 def cmd_join(args) -> int:
-    given = args.secret_file.read_text().strip() if args.secret_file else args.secret
+    given = _first_line(args.secret_file) if args.secret_file else args.secret
     if given is not None:
         mirror_secret.check(given)          # WeakSecret says which part of the rule fails
     for peer in args.peer:

@@ -14,7 +14,8 @@ from services.appliance.users import ROLES, User
 from services.policy import audit, audit_search
 from services.web import actions, admin_actions
 from services.web.api import ADMIN, STAFF
-from services.web.ui import act, app_context, chosen_field, form_field, page, render
+from services.web.ui import (act, app_context, chosen_field, form_field, page, render,
+                             secret_field)
 
 
 # -- users -------------------------------------------------------------------------------
@@ -32,7 +33,7 @@ async def add_user(request: web.Request, user: User):
     name = form_field(request, "name")
     emails = [email for email in form_field(request, "emails").replace(",", " ").split()]
     await act(request, "/users", f"User {name!r} added.", admin_actions.add_user, archive,
-              user, name, form_field(request, "role"), emails, form_field(request, "password"))
+              user, name, form_field(request, "role"), emails, secret_field(request, "password"))
 
 
 @page("POST", "/users/role", ADMIN)
@@ -49,7 +50,7 @@ async def reset_password(request: web.Request, user: User):
     name = form_field(request, "name")
     await act(request, "/users", f"The password of {name!r} is reset; their sessions ended.",
               admin_actions.reset_password, archive, user, name,
-              form_field(request, "password"))
+              secret_field(request, "password"))
 
 
 @page("POST", "/users/disabled", ADMIN)

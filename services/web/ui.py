@@ -136,6 +136,12 @@ def _field(request: web.Request, name: str) -> str:
     return str(request["form"].get(name, "")).strip()
 
 
+def _secret(request: web.Request, name: str) -> str:
+    """A password or other secret, exactly as typed: spaces at its ends are part of it
+    (logging in, the API and the CLI take it so; stripped here, it would not match)."""
+    return str(request["form"].get(name, ""))
+
+
 def _chosen(request: web.Request, name: str) -> str:
     """A field that names what exists (a hold's id, a saved search's name), as the page
     gave it: such a name may begin or end with spaces (one from the API or a mirror peer),
@@ -148,7 +154,8 @@ def _context(request: web.Request):
 
 
 # The helpers above, for the page modules (search_page, message_page, admin_pages, ...).
-act, form_field, chosen_field, app_context = _act, _field, _chosen, _context
+act, form_field, chosen_field, secret_field, app_context = \
+    _act, _field, _chosen, _secret, _context
 
 
 # -- logging in and out ------------------------------------------------------------------
@@ -261,7 +268,7 @@ async def mirror_join(request: web.Request, user: User):
     peer = _field(request, "peer")
     await _act(request, "/mirror", f"Joined {peer}: mail archived from now on is copied.",
                actions.mirror_join, config, archive, user, peer,
-               _field(request, "secret") or None)
+               _secret(request, "secret") or None)
 
 
 @page("POST", "/mirror/leave", ADMIN)
@@ -360,13 +367,13 @@ async def end_two_factor(request: web.Request, user: User):
 async def change_password(request: web.Request, user: User):
     _, archive = _context(request)
     session = request["identity"].session
-    if _field(request, "new_password") != _field(request, "repeat_password"):
+    if _secret(request, "new_password") != _secret(request, "repeat_password"):
         session.flash = ("error", "The new passwords differ.")
         raise web.HTTPSeeOther("/account")
     try:
         await _proof(request, actions.change_password)(archive, user,
-                                                       _field(request, "current_password"),
-                                                       _field(request, "new_password"))
+                                                       _secret(request, "current_password"),
+                                                       _secret(request, "new_password"))
     except (ArchiverError, ValueError) as exc:
         session.flash = ("error", str(exc))
         raise web.HTTPSeeOther("/account") from None

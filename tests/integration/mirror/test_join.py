@@ -64,6 +64,16 @@ def test_join_takes_a_strong_secret_as_given(archiver, tmp_path):
     assert secret not in joined.stdout and stored_secret(data) == secret
 
 
+def test_join_takes_a_secret_files_first_line_as_typed(archiver, tmp_path):
+    """--secret-file stripped the secret's spaces: a peer joined with " secret " by the API
+    or the web form, and one joined with that line in a file, held different secrets."""
+    data, given = tmp_path / "data", tmp_path / "secret"
+    secret = " quartz-lantern-vivid-saddle-prism-otter "
+    given.write_text(secret + "\n")
+    archiver("mirror", "join", "--secret-file", given, "--peer", PEER, "--data", data, check=0)
+    assert stored_secret(data) == secret
+
+
 def test_a_weak_secret_in_archiver_yaml_is_refused_naming_file_and_key(archiver, tmp_path):
     config = tmp_path / "archiver.yaml"
     config.write_text(yaml.safe_dump({"data_dir": str(tmp_path / "data"),

@@ -134,3 +134,70 @@ def test_changing_ones_password_keeps_one_logged_in(site):
     assert b"Password changed" in browser.get("/account").body
     from services.appliance import users
     users.set_password(site.archive, "bob", PASSWORD)
+
+
+def form_login(site, name: str, password: str) -> Client | None:
+    """Logged in with the login form, or None when the form refused."""
+    browser = Client(site.url)
+    token = csrf_token(browser.get("/login").body, "login_token")
+    reply = browser.request("POST", "/login", form={
+        "login_token": token, "name": name, "password": password, "next": "/search"})
+    return browser if reply.status == 303 else None
+
+
+def test_a_password_set_on_the_account_page_is_kept_as_typed(site):
+    """The account page stripped its password fields: "  spaced secret  " was stored as
+    "spaced secret", and what was typed no longer logged in (the form and the API take a
+    password as typed); a password ending in a space (set by the API or the CLI) could never
+    be changed there, the stripped current password being "wrong"."""
+    from services.appliance import users
+    spaced = "  spaced secret  "
+    browser = logged_in(site, "bob")
+    reply = browser.request("POST", "/account/password", form={
+        "csrf_token": csrf_token(browser.get("/account").body), "current_password": PASSWORD,
+        "new_password": spaced, "repeat_password": spaced})
+    assert reply.status == 303 and b"Password changed" in browser.get("/account").body
+    assert form_login(site, "bob", spaced) is not None
+    assert Client(site.url).log_in("bob", spaced).status == 200
+    assert form_login(site, "bob", spaced.strip()) is None
+    users.set_password(site.archive, "bob", "trailing space ")
+    browser = form_login(site, "bob", "trailing space ")
+    reply = browser.request("POST", "/account/password", form={
+        "csrf_token": csrf_token(browser.get("/account").body),
+        "current_password": "trailing space ", "new_password": PASSWORD,
+        "repeat_password": PASSWORD})
+    assert reply.status == 303 and b"Password changed" in browser.get("/account").body
+    assert Client(site.url).log_in("bob", PASSWORD).status == 200
+    users.set_password(site.archive, "bob", PASSWORD)
+
+
+def test_the_admins_password_forms_keep_a_password_as_typed(site):
+    from services.appliance import users
+    admin = logged_in(site, "admin")
+    token = csrf_token(admin.get("/users").body)
+    added = admin.request("POST", "/users", form={
+        "csrf_token": token, "name": "spacey", "role": "user", "emails": "spacey@example.com",
+        "password": " added with spaces "})
+    page = admin.get("/users").body
+    assert added.status == 303 and b"User &#39;spacey&#39; added." in page, \
+        re.search(rb'class="flash[^>]*>([^<]*)', page)
+    assert Client(site.url).log_in("spacey", " added with spaces ").status == 200
+    assert Client(site.url).log_in("spacey", "added with spaces").status == 401
+    reset = admin.request("POST", "/users/password", form={
+        "csrf_token": token, "name": "spacey", "password": "reset with a space "})
+    assert reset.status == 303 and b"is reset" in admin.get("/users").body
+    assert form_login(site, "spacey", "reset with a space ") is not None
+    assert users.authenticate(site.archive, "spacey", "reset with a space") is None
+
+
+def test_the_mirror_form_keeps_the_secret_as_typed(site):
+    """The peers share the secret: one joined with the API (which takes it as typed) and
+    one with this form must hold the same."""
+    from services.mirror.state import SECRET_KEY
+    admin = logged_in(site, "admin")
+    secret = " tulip-gravel-mosaic-ninja-orbit-fjord "
+    joined = admin.request("POST", "/mirror/join", form={
+        "csrf_token": csrf_token(admin.get("/mirror").body), "peer": "10.0.0.7:8443",
+        "secret": secret})
+    assert joined.status == 303 and b"Joined" in admin.get("/mirror").body
+    assert site.archive.store.setting(SECRET_KEY) == secret
