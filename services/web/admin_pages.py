@@ -14,8 +14,8 @@ from services.appliance.users import ROLES, User
 from services.policy import audit, audit_search
 from services.web import actions, admin_actions
 from services.web.api import ADMIN, STAFF
-from services.web.ui import (act, app_context, chosen_field, form_field, page, render,
-                             secret_field)
+from services.web.ui import (act, app_context, chosen_field, form_field, message_of, page,
+                             render, secret_field)
 
 
 # -- users -------------------------------------------------------------------------------
@@ -129,7 +129,7 @@ async def retention_preview(request: web.Request, user: User) -> web.Response:
         preview = await asyncio.to_thread(admin_actions.retention_preview, archive, user,
                                           proposed, config.timezone)
     except ValueError as exc:
-        request["identity"].session.flash = ("error", str(exc).strip("'\""))
+        request["identity"].session.flash = ("error", message_of(exc))
         raise web.HTTPSeeOther("/retention") from None
     return render(request, "retention_preview.html", preview=preview, change=change,
                   proposed=proposed, timezone=config.timezone)

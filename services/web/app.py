@@ -157,7 +157,7 @@ async def _errors(request: web.Request, handler) -> web.StreamResponse:
         return page
     except tuple(kind for kind, _ in _STATUS_OF) as exc:
         status = next(http for kind, http in _STATUS_OF if isinstance(exc, kind))
-        message = str(exc).strip("'\"") or type(exc).__name__
+        message = ui.message_of(exc) or type(exc).__name__
         if request.path.startswith("/api/"):
             raise api.json_error(status, message) from None
         return await ui.error_page(request, status.status_code, message)

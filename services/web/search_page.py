@@ -16,7 +16,7 @@ from services.archive.highlight import Highlighter
 from services.archive.search import PatternTooBroad, QuerySyntaxError
 from services.web import actions, admin_actions, export, results
 from services.web.api import STAFF
-from services.web.ui import app_context, form_field, page, render
+from services.web.ui import app_context, form_field, message_of, page, render
 
 DATE_FIELDS = ("since", "until")
 
@@ -112,5 +112,5 @@ async def act_on_selection(request: web.Request, user: User) -> web.StreamRespon
             raise web.HTTPSeeOther("/saved")
         raise web.HTTPBadRequest(reason=f"unknown action {action[:40]!r}")
     except (EmptyExport, export.BadExport, QuerySyntaxError, ArchiverError) as exc:
-        session.flash = ("error", str(exc).strip("'\""))
+        session.flash = ("error", message_of(exc))
         raise web.HTTPSeeOther(back) from None

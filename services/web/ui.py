@@ -109,8 +109,18 @@ async def _act(request: web.Request, back: str, done: str, function, *args):
         await _blocking(function, *args)
         session.flash = ("done", done)
     except (ArchiverError, ValueError) as exc:
-        session.flash = ("error", str(exc).strip("'\""))
+        session.flash = ("error", message_of(exc))
     raise web.HTTPSeeOther(back)
+
+
+def message_of(exc: BaseException) -> str:
+    """An error's message as its words: str(exc), except that a KeyError's own str() quotes
+    its message (repr), and those quotes go. Quotes the message has (e.g. "got '2020-13-45'")
+    stay: the message's ends were once stripped of every quote mark, and lost one of them."""
+    if isinstance(exc, KeyError) and type(exc).__str__ is KeyError.__str__ \
+            and len(exc.args) == 1:
+        return str(exc.args[0])
+    return str(exc)
 
 
 async def _blocking(function, *args):

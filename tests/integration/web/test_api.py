@@ -478,3 +478,19 @@ def test_mail_sources_show_no_passwords(site):
 def _quoted(text: str) -> str:
     from urllib.parse import quote
     return quote(text)
+
+
+def test_error_messages_keep_their_quotes(site):
+    """Every error message was stripped of quote marks at its ends (for KeyError's quoting),
+    so one that ends with a quoted value lost its closing quote: "got '2020-13-45"."""
+    auditor = client(site, "audrey")
+    assert auditor.request("PUT", "/api/saved-searches/quoted", {"query": "x"}).status == 200
+    bad_day = auditor.request("POST", "/api/holds", {"saved": "quoted", "until": "2020-13-45"})
+    assert bad_day.status == 400
+    assert bad_day.json()["error"].endswith("got '2020-13-45'")
+    bad_sort = auditor.get("/api/search?q=x&sort=bogus")
+    assert bad_sort.status == 400 and bad_sort.json()["error"].endswith("got 'bogus'")
+    assert auditor.request("DELETE", "/api/saved-searches/quoted").status == 200
+    # A NotFound (a KeyError) says its words without KeyError's quotes.
+    missing = auditor.get(f"/api/messages/{'0' * 64}")
+    assert missing.status == 404 and not missing.json()["error"].startswith(("'", '"'))

@@ -190,6 +190,23 @@ def test_the_admins_password_forms_keep_a_password_as_typed(site):
     assert users.authenticate(site.archive, "spacey", "reset with a space") is None
 
 
+def test_error_messages_on_pages_keep_their_quotes(site):
+    """Pages stripped quote marks from both ends of an error message: "there is already a
+    user named 'audrey" (a form's flash), "got '2020-13-45" and "02938eab7e54' is not a message
+    digest" (error pages)."""
+    admin = logged_in(site, "admin")
+    taken = admin.request("POST", "/users", form={
+        "csrf_token": csrf_token(admin.get("/users").body), "name": "audrey",
+        "role": "user", "emails": "audrey@example.com", "password": PASSWORD})
+    assert taken.status == 303
+    assert b"there is already a user named &#39;audrey&#39;</p>" in admin.get("/users").body
+    page = admin.get("/audit?since=2020-13-45")
+    assert page.status == 400 and b"got &#39;2020-13-45&#39;</p>" in page.body
+    page = admin.get("/message/02938eab7e54")
+    assert page.status == 404
+    assert b">&#39;02938eab7e54&#39; is not a message digest" in page.body
+
+
 def test_the_mirror_form_keeps_the_secret_as_typed(site):
     """The peers share the secret: one joined with the API (which takes it as typed) and
     one with this form must hold the same."""
