@@ -14,6 +14,7 @@ from services.policy import audit
 from services.policy.holds import UnknownHold
 from services.policy.saved_searches import UnknownSavedSearch
 from services.web.auth import DirectoryDown
+from services.appliance import users
 from services.appliance.users import User
 from services.web import actions, export, openapi
 from services.web.auth import CSRF_HEADER, Identity, LoginFailed, client_address, tokens_match
@@ -234,17 +235,31 @@ def _audit_logout(archive, user: User) -> None:
     audit.record(archive.store, user.actor, "logout")
 
 
-@endpoint("PUT", "/api/session/password", "Change one's own password (ends other sessions)",
+@endpoint("PUT", "/api/session/password",
+          "Change one's own password (ends other sessions; a session that asks stays logged "
+          "in, as a new session: a new cookie, and the new csrf_token in the reply)",
           body={"type": "object", "required": ["current_password", "new_password"],
                 "properties": {"current_password": {"type": "string"},
-                               "new_password": {"type": "string", "minLength": 8}}})
+                               "new_password": {"type": "string", "minLength": 8}}},
+          response={"type": "object", "properties": {
+              "changed": {"type": "boolean"},
+              "csrf_token": {"type": "string", "nullable": True, "description":
+                             "the new session's (null for HTTP Basic credentials)"}}})
 async def change_password(request: web.Request, user: User) -> web.Response:
     body = await json_body(request)
     _, archive = context(request)
-    await request.app["auth"].proof(request, user, actions.change_password, archive, user,
-                                    _string(body, "current_password"),
-                                    _string(body, "new_password"))
-    return reply({"changed": True})
+    auth, identity = request.app["auth"], request["identity"]
+    await auth.proof(request, user, actions.change_password, archive, user,
+                     _string(body, "current_password"), _string(body, "new_password"))
+    if identity.session is None:  # HTTP Basic: the next request gives the new password
+        return reply({"changed": True, "csrf_token": None})
+    # The new password ended every session of the user, this one too: as the account page
+    # does, the session that proved the current password goes on as a new one.
+    auth.sessions.close(identity.session.token)
+    renewed = auth.sessions.open(await blocking(users.get, archive, user.name))
+    response = reply({"changed": True, "csrf_token": renewed.csrf})
+    auth.set_session_cookie(response, renewed)
+    return response
 
 
 # -- mail --------------------------------------------------------------------------------

@@ -254,6 +254,37 @@ def test_password_change_ends_the_sessions_opened_before(site):
     users.set_password(site.archive, "alice", PASSWORD)
 
 
+def test_the_session_that_changes_the_password_stays_logged_in(site):
+    """The endpoint says it ends the *other* sessions, but the caller's own answered 401
+    from then on (the account page opens a new session; the API did not)."""
+    alice = client(site, "alice", basic=False)
+    old_token = next(cookie.value for cookie in alice.jar)
+    old_csrf = alice.csrf
+    reply = alice.request("PUT", "/api/session/password",
+                          {"current_password": PASSWORD, "new_password": "a new password"})
+    assert reply.status == 200 and reply.json()["changed"]
+    assert alice.get("/api/session").status == 200
+    assert reply.json()["csrf_token"] == alice.get("/api/session").json()["csrf_token"]
+    assert reply.json()["csrf_token"] != old_csrf
+    assert next(cookie.value for cookie in alice.jar) != old_token  # a new session
+    refused = alice.request("PUT", "/api/session/password",  # the old CSRF token ended too
+                            {"current_password": "a new password", "new_password": PASSWORD})
+    assert refused.status == 403
+    alice.csrf = reply.json()["csrf_token"]
+    again = alice.request("PUT", "/api/session/password",
+                          {"current_password": "a new password", "new_password": PASSWORD})
+    assert again.status == 200 and alice.get("/api/session").status == 200
+    # HTTP Basic credentials have no session to keep: the next request gives the new one.
+    basic = client(site, "alice")
+    reply = basic.request("PUT", "/api/session/password",
+                          {"current_password": PASSWORD, "new_password": "a new password"})
+    assert reply.status == 200 and reply.json() == {"changed": True, "csrf_token": None}
+    assert basic.get("/api/session").status == 401
+    assert Client(site.url, basic=("alice", "a new password")).get("/api/session").status == 200
+    from services.appliance import users
+    users.set_password(site.archive, "alice", PASSWORD)
+
+
 # -- mail, and whose it is ---------------------------------------------------------------
 
 def test_a_user_finds_exactly_their_own_mail(site):
