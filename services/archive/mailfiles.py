@@ -14,8 +14,9 @@ What a file holds:
     changes.
   * Any other file is told by its content, never its name: "PK\\3\\4" makes a zip (its
     members are read the same way, so the zip `write_zip` makes imports again, and so does
-    Google Takeout's zip of an mbox), a From_ line at the start an mbox (services.archive.
-    mbox splits it only at real separators), anything else one message.
+    Google Takeout's zip of an mbox), a From_ line at the start (after a byte order mark or
+    blank lines, if any) an mbox (services.archive.mbox splits it only at real
+    separators), anything else one message.
   * A message must be mail: its first line (after a dropped From_ line) is an RFC 5322
     header field, as every mail parser reads it. A PDF, a README or random bytes has no
     header field before its first blank line: it is refused with the reason (what libmagic
@@ -56,7 +57,7 @@ ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with members, an empty zip
 MAX_COMPRESSION_RATIO = 100  # mail deflates 3-10x; deflate's own ceiling is ~1032x
 RATIO_CHECKED_FROM = 1 * MiB  # smaller members cannot hurt, whatever their ratio
 MAX_ZIP_DEPTH = 2  # a zip in a zip is read (a Takeout export zipped again); no deeper
-SNIFF_BYTES = mbox.FROM_LINE_LIMIT + 2
+SNIFF_BYTES = mbox.SNIFF_BYTES  # a byte order mark and blank lines, then a From_ line
 # A header field: its name, then ":" (RFC 5322; obsolete syntax allows blanks before it).
 # RFC 5322 allows any printable ASCII in a name; names in use are tokens (RFC 2045's token
 # characters, starting with a letter or digit), and "<x:xmpmeta" or "(D:2024" are not.

@@ -1,10 +1,15 @@
 """The mbox format: From_ lines, splitting a stream into messages, and mboxrd quoting.
 
-A separator is a From_ line, "From <sender> <asctime date>" (the form qmail's mbox(5) and
-RFC 4155 describe, with the variants writers use: no seconds, a zone before or after the
-year, "remote from"), that starts the file or follows a blank line. Any other line that
-begins with "From " is body text and stays in its message: that is what keeps a body's
-"From the moderators: ..." from becoming a headerless message of its own.
+A separator is a From_ line that starts the file (after a UTF-8 byte order mark or blank
+lines, if any) or follows a blank line. A From_ line is "From <sender> <date>": the
+asctime date qmail's mbox(5) and RFC 4155 describe, with the variants writers use (no
+seconds or fractional ones, a zone name or offset before or after the year, a two-digit
+year, day and month names in any case, "remote from"), or an RFC 5322 date; the sender is
+one word (or none), a quoted local part that has blanks, or pipermail's "alice at
+example.com". Any other line that begins with "From " is body text and stays in its
+message: with no such sender and date, a body's "From the moderators: ..." never becomes
+a headerless message of its own. tests/unit/archive/test_mbox_from_variants.py lists the
+writers' lines.
 
 Dialect: mboxrd, both ways. Writing puts one ">" before every line matching "^>*From ";
 reading takes one ">" off every line matching "^>+From ". So a written mbox reads back
@@ -47,14 +52,47 @@ from services.archive.message_date import epoch_of
 
 READ_CHUNK = 1 << 20  # an mbox is read a MiB at a time, never whole
 FROM_LINE_LIMIT = 1000  # bytes; a longer line is no From_ line (RFC 5322 caps lines at 998)
-_MONTHS = {name: number for number, name in enumerate(calendar.month_abbr) if name}
-FROM_LINE = re.compile(
-    rb"From (?P<sender>\S*) +(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) +"
-    rb"(?P<month>Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +(?P<day>\d{1,2}) +"
-    rb"(?P<hour>\d{1,2}):(?P<minute>\d\d)(?::(?P<second>\d\d))?"
-    rb"(?: +(?:[A-Z]{1,5}|(?P<zone_before>[+-]\d{4})))? +(?P<year>\d{4})"
-    rb"(?: +(?P<zone_after>[+-]\d{4}))?(?: +remote from \S+)? *\r?\n?")
+_MONTHS = {name.lower(): number for number, name in enumerate(calendar.month_abbr) if name}
+_DAY_NAME = rb"(?i:Mon|Tue|Wed|Thu|Fri|Sat|Sun)"
+_MONTH = rb"(?P<month>(?i:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec))"
+_TIME = (rb"(?P<hour>\d{1,2}):(?P<minute>\d\d)"
+         rb"(?::(?P<second>\d\d)(?:[.,]\d{1,9})?)?")  # seconds may be missing or fractional
+_YEAR = rb"(?P<year>\d{4}|\d\d)"  # two digits: "96" (old ctime-alikes)
+# CET, EST, UTC, GMT: capitals only, so that "2024 and" is words, not a zone. Read as UTC
+# but for RFC 5322's own names (_ZONE_NAMES).
+_ZONE_NAME = rb"[A-Z]{1,5}"
+_ZONE_OFFSET = rb"[+-]\d\d:?\d\d"
+_BLANKS = rb"[ \t]+"
+# The sender: one word (an address, "MAILER-DAEMON", Thunderbird's "-", Eudora's "???@???"),
+# none at all, a quoted local part that has blanks ('"john smith"@example.org'), or
+# pipermail's spelled-out address ("alice at example.com"). Never free text: "From the
+# moderators: ..." has no date after it anyway, and may never have one.
+_SENDER = rb'(?P<sender>"[^"\r\n]*"\S*|\S+ at \S+|\S+)'
+_ENDING = rb"(?:" + _BLANKS + rb"remote from \S+)?[ \t]*\r?\n?"
+# asctime (ctime(3)), as qmail's mbox(5), RFC 4155, mutt, postfix local(8), procmail,
+# Dovecot, Python's mailbox, Thunderbird and Gmail Takeout write it, with the variants some
+# add: a zone name or offset before the year (Takeout's "+0000 2024") or after it.
+_ASCTIME = (_DAY_NAME + _BLANKS + _MONTH + _BLANKS + rb"(?P<day>\d{1,2})" + _BLANKS + _TIME
+            + rb"(?:" + _BLANKS + rb"(?:(?P<zone_before>" + _ZONE_OFFSET + rb")|"
+            + rb"(?P<name_before>" + _ZONE_NAME + rb")))?"
+            + _BLANKS + _YEAR
+            + rb"(?:" + _BLANKS + rb"(?:(?P<zone_after>" + _ZONE_OFFSET + rb")|"
+            + rb"(?P<name_after>" + _ZONE_NAME + rb")))?")
+# An RFC 5322 date-time, as some exporters write it: "Tue, 05 Mar 2024 11:00:00 +0000".
+_RFC5322 = (rb"(?:" + _DAY_NAME + rb",?" + _BLANKS + rb")?(?P<day>\d{1,2})" + _BLANKS + _MONTH
+            + _BLANKS + _YEAR + _BLANKS + _TIME
+            + rb"(?:" + _BLANKS + rb"(?:(?P<zone_after>" + _ZONE_OFFSET + rb")|"
+            + rb"(?P<name_after>" + _ZONE_NAME + rb")))?(?:" + _BLANKS + rb"\([^()\r\n]*\))?")
+FROM_LINES = tuple(re.compile(rb"From" + _BLANKS + rb"(?:" + _SENDER + _BLANKS + rb")?"
+                              + date + _ENDING)
+                   for date in (_ASCTIME, _RFC5322))
+# RFC 5322's zone names (4.3, obsolete syntax); any other name is read as UTC.
+_ZONE_NAMES = {b"UT": 0, b"UTC": 0, b"GMT": 0, b"Z": 0, b"EST": -5, b"EDT": -4, b"CST": -6,
+               b"CDT": -5, b"MST": -7, b"MDT": -6, b"PST": -8, b"PDT": -7}
 _SEPARATOR_CANDIDATE = b"\nFrom "
+PRELUDE_LIMIT = 1024  # bytes of byte order mark and blank lines before the first From_ line
+_PRELUDE = re.compile(rb"(?:\xef\xbb\xbf)?(?:[ \t]*\r?\n)*")
+SNIFF_BYTES = PRELUDE_LIMIT + FROM_LINE_LIMIT + 2  # what tells an mbox (starts_with_from_line)
 _QUOTED_FROM = re.compile(rb"^>(>*From )", re.MULTILINE)
 _FROM_TO_QUOTE = re.compile(rb"^(>*From )", re.MULTILINE)
 _HEADER_END = re.compile(rb"\n\r?\n")
@@ -87,33 +125,69 @@ class Entry:
 
 def parse_from_line(line: bytes) -> FromLine | None:
     """The From_ line `line` (with or without its line ending), or None if it is not one.
-    A date without a zone is UTC, as writers since Python's mailbox and qmail write it."""
-    match = FROM_LINE.fullmatch(line) if len(line) <= FROM_LINE_LIMIT + 2 else None
+    A date without a zone, or with a zone name RFC 5322 does not define (CET), is UTC, as
+    writers since Python's mailbox and qmail write it; a two-digit year is 19xx from 50 on,
+    else 20xx (RFC 5322 4.3); a date that is no real, plausible one is None."""
+    match = _from_line_match(line)
     if not match:
         return None
-    zone = match["zone_before"] or match["zone_after"]
-    offset = (1 if zone[:1] == b"+" else -1) * (int(zone[1:3]) * 3600 + int(zone[3:]) * 60) \
-        if zone else 0
-    date = epoch_of(int(match["year"]), _MONTHS[match["month"].decode()], int(match["day"]),
+    zone = match["zone_after"] or match.groupdict().get("zone_before")
+    name = match["name_after"] or match.groupdict().get("name_before")
+    if zone:
+        zone = zone.replace(b":", b"")
+        offset = (1 if zone[:1] == b"+" else -1) * (int(zone[1:3]) * 3600 + int(zone[3:]) * 60)
+    else:
+        offset = _ZONE_NAMES.get(name.upper(), 0) * 3600 if name else 0
+    year = int(match["year"])
+    if len(match["year"]) == 2:
+        year += 1900 if year >= 50 else 2000
+    date = epoch_of(year, _MONTHS[match["month"].decode().lower()], int(match["day"]),
                     int(match["hour"]), int(match["minute"]), int(match["second"] or 0), offset)
-    return FromLine(match["sender"].decode("ascii", "replace"), date)
+    return FromLine(match["sender"].decode("ascii", "replace") if match["sender"] else "", date)
+
+
+def is_from_line(line: bytes) -> bool:
+    """Whether `line` (with or without its line ending) is a From_ line, date read or not."""
+    return _from_line_match(line) is not None
+
+
+def _from_line_match(line: bytes) -> re.Match | None:
+    if len(line) > FROM_LINE_LIMIT + 2 or not line.startswith(b"From"):
+        return None
+    for pattern in FROM_LINES:
+        match = pattern.fullmatch(line)
+        if match:
+            return match
+    return None
+
+
+def prelude_length(start: bytes) -> int:
+    """How many bytes come before the first line of `start` that may be a From_ line: a
+    UTF-8 byte order mark (Windows tools write one) and blank lines (some exporters begin
+    an mbox with one), at most PRELUDE_LIMIT bytes. 0 when there are none."""
+    match = _PRELUDE.match(start, 0, PRELUDE_LIMIT)
+    return match.end() if match else 0
 
 
 def split_leading_from_line(raw: bytes) -> tuple[bytes, FromLine | None]:
-    """A single message's bytes without the mbox From_ line it may start with, and that
-    line; nothing else changes. Bytes that start with no From_ line come back as they are."""
-    if not raw.startswith(b"From "):
+    """A single message's bytes without the mbox From_ line it may start with (and a byte
+    order mark or blank lines before it), and that line; nothing else changes. Bytes that
+    start with no From_ line come back as they are."""
+    skip = prelude_length(raw)
+    if not raw.startswith(b"From ", skip):
         return raw, None
-    end = raw.find(b"\n", 0, FROM_LINE_LIMIT + 2)
-    line = raw[:end + 1] if end >= 0 else raw
+    end = raw.find(b"\n", skip, skip + FROM_LINE_LIMIT + 2)
+    line = raw[skip:end + 1] if end >= 0 else raw[skip:]
     from_line = parse_from_line(line)
-    return (raw[len(line):], from_line) if from_line else (raw, None)
+    return (raw[skip + len(line):], from_line) if from_line else (raw, None)
 
 
 def starts_with_from_line(start: bytes) -> bool:
-    """Whether a file whose first bytes are `start` is an mbox (starts with a From_ line)."""
-    end = start.find(b"\n", 0, FROM_LINE_LIMIT + 2)
-    return parse_from_line(start[:end + 1] if end >= 0 else start) is not None
+    """Whether a file whose first bytes are `start` (SNIFF_BYTES of them, or all there is) is
+    an mbox: starts with a From_ line, after a byte order mark or blank lines if any."""
+    skip = prelude_length(start)
+    end = start.find(b"\n", skip, skip + FROM_LINE_LIMIT + 2)
+    return is_from_line(start[skip:end + 1] if end >= 0 else start[skip:])
 
 
 # --- reading ------------------------------------------------------------------------------
@@ -156,19 +230,27 @@ def _blocks(stream: BinaryIO, max_bytes: int, end: int | None
     scanned = 0   # no separator starts a line in buffer[start:scanned + 1]
     dropped = 0   # bytes of the current block already let go (over the limit)
     at_end = False
+    leading = True  # where the first message starts is not known yet (prelude_length)
     while True:
-        while (found := buffer.find(_SEPARATOR_CANDIDATE, max(scanned, start + 1))) >= 0:
+        if leading and (at_end or len(buffer) > PRELUDE_LIMIT + len(_SEPARATOR_CANDIDATE)):
+            leading = False
+            skip = prelude_length(bytes(buffer[:PRELUDE_LIMIT]))
+            if skip and buffer.startswith(b"From ", skip):  # not a message's: dropped
+                start = scanned = skip
+        while not leading and \
+                (found := buffer.find(_SEPARATOR_CANDIDATE, max(scanned, start + 1))) >= 0:
             line_end = buffer.find(b"\n", found + 1, found + FROM_LINE_LIMIT + 2)
             if line_end < 0 and not at_end and len(buffer) - found < FROM_LINE_LIMIT + 2:
                 break  # the candidate line continues in the next chunk
             scanned = found + 1
             # Without a line ending within the limit, the line is no From_ line (or the last).
             line = buffer[found + 1:line_end + 1 if line_end >= 0 else found + FROM_LINE_LIMIT + 2]
-            if _follows_blank_line(buffer, found) and FROM_LINE.fullmatch(line):
+            if _follows_blank_line(buffer, found) and is_from_line(line):
                 yield _block(buffer, start, found + 1, dropped)
                 start, dropped = found + 1, 0
         else:
-            scanned = max(start, len(buffer) - len(_SEPARATOR_CANDIDATE) + 1)
+            if not leading:
+                scanned = max(start, len(buffer) - len(_SEPARATOR_CANDIDATE) + 1)
         if at_end:
             break
         del buffer[:start]  # once per chunk, so small messages do not shift the buffer
@@ -311,7 +393,7 @@ def _still_ends_there(descriptor: int, end: int, size: int) -> bool:
     line = around[newline + 1:]
     line = line[:line.find(b"\n") + 1] or line  # up to its line ending (none: the last line)
     return around[newline:newline + 1] == b"\n" and _follows_blank_line(around, newline) \
-        and FROM_LINE.fullmatch(line) is not None
+        and is_from_line(line)
 
 
 def _size_if_unlocked(descriptor: int, dotlock: str) -> int | None:
