@@ -488,7 +488,8 @@ def _forwarded_bytes(entry, data, cap_bytes, nesting, budget) -> list[Attachment
 
 def _forwarded_message(entry: AttachmentText, inner: Message, cap_bytes: int, nesting: int,
                        budget: containers.ReadBudget) -> list[AttachmentText]:
-    lines = [f"{name}: {mime.decode_header_text(mime.header(inner, name))}"
+    declared = mime.charsets_of(inner)
+    lines = [f"{name}: {mime.decode_header_text(mime.header(inner, name), declared)}"
              for name in ("From", "To", "Subject")]
     if nesting >= MAX_NESTED_MESSAGES:
         entry.text = "\n".join(lines)

@@ -17,7 +17,9 @@ from services.archive import message_date, mime
 # The fields header_metadata() gives; everything else in the metadata (envelope, arrival,
 # sizes, source, origin, attachment names) is not read from the headers.
 HEADER_FIELDS = ("message_id", "sent_date", "date_source", "from", "subject", "reading")
-READING = 2  # the version of header_metadata's reading (2: WHATWG charsets, RFC 2047 joined as bytes)
+# The version of header_metadata's reading (2: WHATWG charsets, RFC 2047 joined as bytes;
+# 3: raw 8-bit header bytes in the message's declared or detected charset, ISO-2022 escapes)
+READING = 3
 SUBJECT_LIMIT = 300  # characters kept in the metadata; the index has the whole subject
 
 

@@ -11,6 +11,7 @@ import binascii
 import dataclasses
 import email.utils
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from email import errors
 from email.message import Message
@@ -42,6 +43,25 @@ HEADER_CONTROLS = {c: " " for c in [*range(0x00, 0x20), 0x7F]} | {0x0D: None, 0x
 # one header value gets at most this many attempts, so a header of thousands of encoded
 # words in made-up charsets stays linear.
 HEADER_DETECTIONS = 2
+# Raw (unencoded) 8-bit header bytes that are not UTF-8 (RFC 6532) are most likely in the
+# charset the message declares for its text: its own Content-Type charset, else that of its
+# first text part (found within this many bytes after the header block, so that the store's
+# metadata at put, which parses the header block alone, reads them as the index does). A
+# declared charset is taken when the bytes decode in it without error into text that is no
+# mess (charset-normalizer's mess ratio of its first HINT_SAMPLE characters below
+# HINT_MESS_LIMIT, no private-use, unassigned or control characters): a label that lies
+# leaves the bytes to the guess (charsets.decode_unlabelled), as an unlabelled message.
+CHARSET_SCAN_LIMIT = 64 * 1024
+HINT_SAMPLE = 4096
+HINT_MESS_LIMIT = 0.1
+# 7-bit header text with escape sequences (ISO-2022-JP and kin, sent raw by Japanese
+# mailers), decoded by the first of these (after a declared ISO-2022 charset) it fits.
+ISO_2022 = ("iso2022_jp_2", "iso2022_jp_ext", "iso2022_jp_2004", "iso2022_kr")
+_CONTENT_TYPE_FIELD = re.compile(rb"(?im)^content-type:([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)")
+_CHARSET_PARAMETER = re.compile(rb'(?i)(?:^|[;\s])charset[ \t]*=[ \t]*"?[ \t]*([^"\s;]{1,64})')
+BODY_SAMPLE_BYTES = 16 * 1024
+_TRANSFER_ENCODING = re.compile(rb"(?im)^content-transfer-encoding:[ \t]*([a-z0-9-]+)")
+_CHARSETS_KEY = "_declared_charsets"  # where parse_message/parse_headers leave them on a part
 
 
 @dataclass(frozen=True)
@@ -133,7 +153,8 @@ def parse_headers(raw: bytes) -> Message:
     """The top-level header block of a raw message, parsed alone (no body, no parts): a
     third of the cost of parse_message on the same block. Only header_block(raw) is read,
     as for summarize_headers: this runs at intake."""
-    return _parse_headers_only(header_block(raw))
+    message = _parse_headers_only(header_block(raw))
+    return _declaring(message, raw)
 
 
 def parse_message(raw: bytes) -> Message:
@@ -142,15 +163,155 @@ def parse_message(raw: bytes) -> Message:
     a fraction of the CPU where it can, the feedparser where it cannot."""
     try:
         message = mimetree.parse(raw, POLICY)
-        return message if message is not None else BytesParser(policy=POLICY).parsebytes(raw)
+        if message is None:
+            message = BytesParser(policy=POLICY).parsebytes(raw)
     except RecursionError:
         message = _parse_headers_only(raw)
         message.defects.append(NestingTooDeep())
-        return message
     except MemoryError:
         raise  # not bad input: the caller's resources ran out (the extraction pool says so)
     except Exception:  # the parser is meant to record defects, not raise; never trust it
-        return _parse_headers_only(raw)
+        message = _parse_headers_only(raw)
+    return _declaring(message, raw)
+
+
+class _Declared:
+    """The codecs of the charsets a message declares (declared_charsets), found the first
+    time they are asked for: most header blocks are ASCII and never ask. `guessed()`: the
+    charset detection finds in its first text part's body (body_sample), for raw header
+    bytes that fit none of them (a message with no label, or one that lies)."""
+
+    def __init__(self, find, guess=lambda: ()):
+        self._find, self._found, self._guess, self._guessed = find, None, guess, None
+
+    def __iter__(self):
+        if self._found is None:
+            self._found = tuple(self._find())
+        return iter(self._found)
+
+    def __eq__(self, other):  # what they find (trees compared whole, as in the tests)
+        return isinstance(other, _Declared) and \
+            (tuple(self), self.guessed()) == (tuple(other), other.guessed())
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"_Declared({tuple(self)!r}, guessed={self.guessed()!r})"
+
+    def guessed(self) -> tuple[str, ...]:
+        if self._guessed is None:
+            self._guessed = tuple(self._guess())
+        return self._guessed
+
+
+def _detected_in(sample: bytes) -> tuple[str, ...]:
+    codec = charsets.detected(sample) if not sample.isascii() else None
+    return (codec,) if codec else ()
+
+
+def _declaring(message: Message, raw: bytes) -> Message:
+    """`message` with every part knowing the charsets its message declares (charsets_of):
+    the top-level message's from its raw bytes (declared_charsets, as at put), an attached
+    message's from its own parts."""
+    stack = [(message, _Declared(lambda: declared_charsets(raw),
+                                      lambda: _detected_in(body_sample(raw))))]
+    while stack:
+        part, declared = stack.pop()
+        part.__dict__[_CHARSETS_KEY] = declared
+        if not part.is_multipart():
+            continue
+        inner = part is not message and safely(part.get_content_maintype, "") == "message"
+        for child in part.get_payload():
+            if isinstance(child, Message):
+                stack.append((child, _tree_declared(child) if inner else declared))
+    return message
+
+
+def declared_charsets(raw: bytes) -> tuple[str, ...]:
+    """The codecs (charsets.codec_for) of the charsets a raw message declares for its text:
+    its Content-Type's, then its first text part's with one (within CHARSET_SCAN_LIMIT bytes
+    after the header block). Read from the bytes, so the header block alone (at put) and the
+    whole message (the indexer) give the same."""
+    found = []
+    field = _CONTENT_TYPE_FIELD.search(header_block(raw))
+    if field:
+        found.append(_charset_parameter(field.group(1)))
+    start = header_end(raw)
+    for field in _CONTENT_TYPE_FIELD.finditer(raw, start, start + CHARSET_SCAN_LIMIT):
+        if field.group(1).lstrip().lower().startswith(b"text/"):
+            codec = _charset_parameter(field.group(1))
+            if codec:
+                found.append(codec)
+                break
+    return tuple(dict.fromkeys(codec for codec in found if codec))
+
+
+def body_sample(raw: bytes) -> bytes:
+    """The first BODY_SAMPLE_BYTES of the first text part's content (transfer encoding
+    undone), found as declared_charsets finds its label; the body of a message that is not
+    multipart."""
+    start = header_end(raw)
+    block = header_block(raw)
+    field = _CONTENT_TYPE_FIELD.search(block)
+    if field is None or not field.group(1).lstrip().lower().startswith(b"multipart/"):
+        return _content(block, raw[start:start + BODY_SAMPLE_BYTES * 2])
+    for field in _CONTENT_TYPE_FIELD.finditer(raw, start, start + CHARSET_SCAN_LIMIT):
+        if field.group(1).lstrip().lower().startswith(b"text/"):
+            part_start = field.start()
+            head_end = part_start + header_end(raw[part_start:part_start + CHARSET_SCAN_LIMIT])
+            return _content(raw[part_start:head_end],
+                            raw[head_end:head_end + BODY_SAMPLE_BYTES * 2])
+    return b""
+
+
+def _content(head: bytes, data: bytes) -> bytes:
+    encoding = _TRANSFER_ENCODING.search(head)
+    encoding = encoding.group(1).lower() if encoding else b""
+    data = data.split(b"\n--", 1)[0]
+    try:
+        if encoding == b"base64":
+            data = binascii.a2b_base64(b"".join(data.split())[:BODY_SAMPLE_BYTES // 3 * 4])
+        elif encoding == b"quoted-printable":
+            data = binascii.a2b_qp(data)
+    except (binascii.Error, ValueError):
+        return b""
+    return data[:BODY_SAMPLE_BYTES]
+
+
+def _tree_declared(message: Message) -> _Declared:
+    def sample() -> bytes:
+        for part in iter_parts(message, into_messages=False):
+            if not part.is_multipart() and safely(part.get_content_maintype, "") == "text":
+                data = safely(lambda: part.get_payload(decode=True), None)
+                return data[:BODY_SAMPLE_BYTES] if isinstance(data, bytes) else b""
+        return b""
+    return _Declared(lambda: _tree_charsets(message), lambda: _detected_in(sample()))
+
+
+def _charset_parameter(value: bytes) -> str | None:
+    label = _CHARSET_PARAMETER.search(value)
+    return charsets.codec_for(label.group(1).decode("ascii", "replace")) if label else None
+
+
+def _tree_charsets(message: Message) -> tuple[str, ...]:
+    """declared_charsets of a message known only as a parsed tree (an attached message)."""
+    found = [charsets.codec_for(safely(message.get_content_charset, None))]
+    for part in iter_parts(message, into_messages=False):
+        if not part.is_multipart() and safely(part.get_content_maintype, "") == "text":
+            codec = charsets.codec_for(safely(part.get_content_charset, None))
+            if codec:
+                found.append(codec)
+                break
+    return tuple(dict.fromkeys(codec for codec in found if codec))
+
+
+def charsets_of(part: Message) -> tuple[str, ...] | _Declared:
+    """The codecs of the charsets the message `part` belongs to declares: the hints for
+    decoding its raw 8-bit header bytes (decode_header_text)."""
+    declared = part.__dict__.get(_CHARSETS_KEY)
+    if declared is None:  # a Message not made by parse_message or parse_headers
+        declared = part.__dict__[_CHARSETS_KEY] = _tree_declared(part)
+    return declared
 
 
 def _parse_headers_only(raw: bytes) -> Message:
@@ -164,6 +325,7 @@ def _parse_headers_only(raw: bytes) -> Message:
 
 def summarize_message(message: Message) -> MessageSummary:
     names, has_attachment = [], False
+    declared = charsets_of(message)
     found = {name: addresses_in(message, name) for name in ADDRESS_HEADERS}
     for part in iter_parts(message):
         if is_attachment(part):
@@ -176,7 +338,7 @@ def summarize_message(message: Message) -> MessageSummary:
         sent_date=_epoch(header(message, "date")),
         from_addrs=_displayed(found["from"]), to=_displayed(found["to"]),
         cc=_displayed(found["cc"]), bcc=_displayed(found["bcc"]),
-        subject=decode_header_text(header(message, "subject")),
+        subject=decode_header_text(header(message, "subject"), declared),
         attachment_names=names,
         has_attachment=has_attachment,
         header_addresses={name: [address for _, address in pairs]
@@ -190,7 +352,7 @@ def summarize_origin(message: Message) -> tuple[str | None, list[str], str]:
     (recipients are read once, by the indexer)."""
     return (_message_id(header(message, "message-id")),
             _displayed(addresses_in(message, "from")),
-            decode_header_text(header(message, "subject")))
+            decode_header_text(header(message, "subject"), charsets_of(message)))
 
 
 def iter_parts(message: Message, into_messages: bool = True) -> Iterator[Message]:
@@ -228,7 +390,10 @@ def filename_of(part: Message) -> str | None:
         name = charsets.decode(str(text).encode("raw-unicode-escape"), charset, detect=False)
     if not isinstance(name, str):
         return None
-    name = decode_header_text(name)
+    own = charsets.codec_for(safely(part.get_content_charset, None))
+    declared = charsets_of(part)
+    name = decode_header_text(name, _Declared(lambda: ((own,) if own else ()) + tuple(declared),
+                                              declared.guessed))
     return name or None
 
 
@@ -241,26 +406,66 @@ def header(message: Message, name: str) -> str:
 def addresses_in(message: Message, name: str) -> list[tuple[str, str]]:
     """(display name, address) pairs of every `name` header of `message` (see addresses)."""
     values = safely(lambda: message.get_all(name), None) or []
-    return [pair for value in values for pair in addresses(value)]
+    return [pair for value in values for pair in addresses(value, charsets_of(message))]
 
 
-def addresses(header_value) -> list[tuple[str, str]]:
+def addresses(header_value, declared=()) -> list[tuple[str, str]]:
     """(display name, lowercased address) pairs of an address header, read by the one strict
     parser (services.archive.addresses): a display name or comment is never an address,
     and a malformed entry yields nothing. Names are RFC 2047 decoded; addresses are not
-    (RFC 2047 section 5), but raw 8-bit bytes are read as UTF-8 (RFC 6532)."""
+    (RFC 2047 section 5), but raw 8-bit bytes are read as UTF-8 (RFC 6532), else as
+    decode_header_text reads them (`declared`: the message's charsets, charsets_of)."""
     if not isinstance(header_value, str) or not header_value.strip():
         return []
-    value = _decode_escaped(header_value.replace("\r", "").replace("\n", ""))
+    value = decode_raw(header_value.replace("\r", "").replace("\n", ""), declared)
     return [(decode_header_text(mailbox.display_name), mailbox.address)
             for mailbox in parse_address_list(value)]
 
 
-def _decode_escaped(text: str) -> str:
-    """Undo the parser's surrogate escapes: 8-bit header bytes, decoded by guess."""
+def decode_raw(text: str, declared=(), detect: bool = True) -> str:
+    """Header text as the parser left it, decoded: 8-bit bytes (the parser's surrogate
+    escapes) as UTF-8 when they are (RFC 6532), else in the first charset the message
+    declares (`declared`, charsets_of) they fit into text that is no mess, else by guess
+    (charsets.decode_unlabelled, detection only if `detect`); ISO-2022 escape sequences in
+    7-bit text by the ISO-2022 charset they fit."""
     if text.isascii():
-        return text
-    return decode_text(text.encode("utf-8", "surrogateescape"), None)
+        return _iso_2022(text, declared) if "\x1b" in text else text
+    data = text.encode("utf-8", "surrogateescape")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    for codec in (*declared, *(declared.guessed() if isinstance(declared, _Declared) else ())):
+        try:
+            decoded = data.decode(codec)
+        except (UnicodeDecodeError, LookupError):
+            continue
+        if _no_mess(decoded):
+            return decoded
+    return charsets.decode_unlabelled(data, detect)
+
+
+def _iso_2022(text: str, declared) -> str:
+    data = text.encode("ascii")
+    for codec in dict.fromkeys([*(c for c in declared if c.startswith("iso2022")), *ISO_2022]):
+        try:
+            decoded = data.decode(codec)
+        except UnicodeDecodeError:
+            continue
+        if "\x1b" not in decoded:
+            return decoded
+    return text
+
+
+def _no_mess(text: str) -> bool:
+    """Whether decoded header text reads as text: no private-use, unassigned or control
+    characters, and a mess ratio (python3-charset-normalizer) under HINT_MESS_LIMIT."""
+    sample = text[:HINT_SAMPLE]
+    if any(unicodedata.category(c) in ("Co", "Cn", "Cs") or
+           (unicodedata.category(c) == "Cc" and c not in "\t") for c in sample):
+        return False
+    from charset_normalizer.md import mess_ratio  # 0.1 s to import: only where needed
+    return mess_ratio(sample, HINT_MESS_LIMIT) < HINT_MESS_LIMIT
 
 
 def _displayed(pairs: list[tuple[str, str]]) -> list[str]:
@@ -268,14 +473,15 @@ def _displayed(pairs: list[tuple[str, str]]) -> list[str]:
     return [f"{person} <{address}>" if person else address for person, address in pairs]
 
 
-def decode_header_text(value: str) -> str:
-    """A header value as text: unfolded, RFC 2047 words and raw 8-bit bytes decoded,
+def decode_header_text(value: str, declared=()) -> str:
+    """A header value as text: unfolded, RFC 2047 words and raw bytes decoded (decode_raw;
+    `declared`: the charsets of its message, charsets_of),
     control characters blanked. Whitespace between adjacent encoded words is dropped, and
     adjacent words in one charset are joined as bytes before decoding (RFC 2047 section
     6.2), so a character split across two words survives. Linear in len(value)."""
     if not isinstance(value, str):
         return ""
-    decoder = _HeaderDecoder()
+    decoder = _HeaderDecoder(declared)
     position, after_word = 0, False
     for word in ENCODED_WORD.finditer(value):
         gap = value[position:word.start()]
@@ -291,7 +497,8 @@ class _HeaderDecoder:
     """Collects a header's pieces; runs of encoded words in one charset become one byte
     string, decoded once."""
 
-    def __init__(self):
+    def __init__(self, declared=()):
+        self.declared = declared
         self.pieces: list[str] = []
         self.run_charset: str | None = None
         self.run: list[bytes] = []
@@ -299,11 +506,11 @@ class _HeaderDecoder:
 
     def add_text(self, text: str) -> None:
         self._flush()
-        if text.isascii():
+        if text.isascii() and "\x1b" not in text:
             self.pieces.append(text)
-        else:  # the parser's surrogate escapes: raw 8-bit header bytes, decoded by guess
-            data = text.encode("utf-8", "surrogateescape")
-            self.pieces.append(charsets.decode_unlabelled(data, self._may_detect()))
+        else:  # raw 8-bit header bytes (the parser's surrogate escapes) or ISO-2022 escapes
+            self.pieces.append(decode_raw(text, self.declared,
+                                          detect=not text.isascii() and self._may_detect()))
 
     def add_word(self, charset: str, encoding: str, encoded: str) -> None:
         data = _word_bytes(encoding, encoded)

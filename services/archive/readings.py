@@ -41,7 +41,7 @@ __all__ = ["READING_VERSION", "StaleReading", "decode", "encode", "is_current", 
 # cut, summary fields): every kept reading is then read again from its message.
 # tests/unit/archive/test_readings.py fails when the reading code changes without a
 # decision about this number.
-READING_VERSION = 2
+READING_VERSION = 3  # 3: raw 8-bit header bytes read in the declared or detected charset
 _VERSION = struct.Struct(">H")
 # The checksum makes damage to a kept reading a StaleReading, where it could else decode
 # to other text.

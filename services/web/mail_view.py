@@ -12,8 +12,8 @@ from email.message import Message
 
 import lxml.html
 
-from services.archive.mime import (decode_header_text, decode_text, filename_of, is_attachment,
-                                   iter_parts, parse_message, safely)
+from services.archive.mime import (charsets_of, decode_header_text, decode_text, filename_of,
+                                   is_attachment, iter_parts, parse_message, safely)
 from services.archive.store import NotFound
 
 SHOWN_HEADERS = ("From", "Sender", "To", "Cc", "Bcc", "Reply-To", "Date", "Subject",
@@ -66,7 +66,7 @@ def shown_headers(message: Message, names: tuple[str, ...] = SHOWN_HEADERS
     for name in names:
         for value in safely(lambda: message.get_all(name), None) or []:
             if isinstance(value, str):
-                shown.append((name, decode_header_text(value)))
+                shown.append((name, decode_header_text(value, charsets_of(message))))
     return shown
 
 

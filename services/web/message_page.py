@@ -24,7 +24,8 @@ from services.appliance.users import User
 from services.archive import message_date
 from services.archive.archive import Archive
 from services.archive.highlight import Highlighter, Segment
-from services.archive.mime import decode_header_text, decode_text, parse_message, safely
+from services.archive.mime import (charsets_of, decode_header_text, decode_text, parse_message,
+                                   safely)
 from services.archive.store import NotFound
 from services.policy import audit
 from services.web import admin_actions, message_tree, pdf_pages, sanitize
@@ -190,7 +191,8 @@ def message_model(archive: Archive, user: User, digest: str, path: str, query: s
     tree = message_tree.tree(message, meta.get("extraction_failures"), path)
     audit.record(archive.store, user.actor, "view", digest=digest, **({"part": path} if path else {}))
     return MessageModel(
-        meta, path, decode_header_text(_header(shown, "subject")) or meta.get("subject", ""),
+        meta, path, decode_header_text(_header(shown, "subject"), charsets_of(shown))
+        or meta.get("subject", ""),
         _headers(shown, all_headers), all_headers, body,
         highlighter.segments((body.text or "")[:TEXT_SHOWN]) if body.text else [],
         remote, tree, _previews(message, tree, highlighter, set(body.images)),
@@ -247,7 +249,8 @@ def _header(message: Message, name: str) -> str:
 def _headers(message: Message, every: bool) -> list[tuple[str, str]]:
     if every:
         items = safely(message.items, []) or []
-        return [(str(name), decode_header_text(value)) for name, value in items
+        return [(str(name), decode_header_text(value, charsets_of(message)))
+                for name, value in items
                 if isinstance(value, str)]
     return shown_headers(message, COMMON_HEADERS)
 

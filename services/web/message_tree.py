@@ -27,8 +27,8 @@ from PIL import Image
 
 from services.archive import containers, tools
 from services.archive.extract import effective_type, inner_message, reads_text_of
-from services.archive.mime import (decode_header_text, decode_text, filename_of, header,
-                                   is_attachment, iter_parts, parse_message, safely)
+from services.archive.mime import (charsets_of, decode_header_text, decode_text, filename_of,
+                                   header, is_attachment, iter_parts, parse_message, safely)
 from services.archive.store import NotFound
 from services.web.formatting import visible
 from services.web.sanitize import content_id_key
@@ -188,7 +188,8 @@ def _node(part: Message, path: str, failed: dict[str, str], depth: int, root: bo
     node.shown_as = _shown_as(node, part)
     if node.shown_as == "message":
         inner = children(part)
-        node.subject = decode_header_text(header(inner[0], "subject")) if inner else None
+        node.subject = decode_header_text(header(inner[0], "subject"),
+                                          charsets_of(inner[0])) if inner else None
     if depth < MAX_DEPTH:
         node.children = [_node(child, f"{path}.{number}" if path else str(number), failed,
                                depth + 1, root=False, top=maintype == "message")
