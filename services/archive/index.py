@@ -56,6 +56,13 @@ BOOLEAN_PREFIXES = {
 LONG_TEXT_FIELDS = ("body", "attachment")
 BARE_WORD_PREFIXES = ("", *(TEXT_PREFIXES[name] for name in LONG_TEXT_FIELDS))
 HAS_VALUES = {"attachment", "extraction-failure", "encrypted"}  # has:VALUE; any other is a query error
+# The kinds of source the store records (Store.put's source: "smtp" from services.intake.smtp,
+# "import" from archiver import, "journal:NAME" from a journal mailbox, "mirror:NODE" from a
+# mirror peer), each indexed both whole and as its kind (document_terms). source:VALUE takes a
+# kind, or KIND:NAME for the kinds that carry a name; any other is a query error.
+SOURCE_KINDS = ("smtp", "import", "journal", "mirror")
+NAMED_SOURCE_KINDS = ("journal", "mirror")
+DIGEST_HEX = 64  # digest:VALUE is a SHA-256 in hex; anything else is a query error
 # 1: Xapian's TermGenerator. 2: ICU words, folding, CJK n-grams, positions per field,
 # address and file name forms (services.archive.words, services.archive.terms). 3: sort
 # keys of sender and subject (SLOT_FROM, SLOT_SUBJECT); recipients in the summary. 4: body

@@ -7,7 +7,9 @@ explains itself in words.
                            wildcards (bob*@example.*), "a phrase"
     subject: body: attachment:   a word, "a phrase", arch*, or field:(a OR b)
     filename:              report.pdf, report, pdf, .pdf, *.pdf, inv*2024*.pdf
-    has: type: source: origin: digest:   exact values (type:image/* too)
+    has: type: source: origin: digest:   exact values (type:image/* too); has:, source:
+                           (smtp, import, journal[:NAME], mirror[:NODE]) and digest: (64
+                           hex digits) take only what the index can hold, else an error
     date: before: after:   services.archive.dates, in the appliance's time zone
     size:                  10k..2M, ..500k, 1M..
 
@@ -31,8 +33,9 @@ import xapian
 from firmware.errors import ArchiverError
 
 from services.archive import dates
-from services.archive.index import (BARE_WORD_PREFIXES, BOOLEAN_PREFIXES, HAS_VALUES,
-                                    SLOT_DATE, SLOT_SIZE, TEXT_PREFIXES)
+from services.archive.index import (BARE_WORD_PREFIXES, BOOLEAN_PREFIXES, DIGEST_HEX,
+                                    HAS_VALUES, NAMED_SOURCE_KINDS, SLOT_DATE, SLOT_SIZE,
+                                    SOURCE_KINDS, TEXT_PREFIXES)
 from services.archive.terms import (ADDRESS_DOMAIN, ADDRESS_EXACT, ADDRESS_LOCAL,
                                     FILENAME_EXTENSION, FILENAME_WHOLE, term)
 from services.archive.words import Piece, fold, fold_whole, pieces
@@ -555,6 +558,13 @@ class _Parser:
         if "*" in value[:-1] or (field != "type" and value.endswith("*")):
             self._fail(token, f"{field}: takes an exact value" +
                        ("; a wildcard may end it, as in type:image/*" if field == "type" else ""))
+        if field == "source" and not _known_source(value):
+            known = ", ".join([*(f"source:{kind}" for kind in SOURCE_KINDS),
+                               *(f"source:{kind}:NAME" for kind in NAMED_SOURCE_KINDS)])
+            self._fail(token, f"source:{value} is not known; known are {known}")
+        if field == "digest" and not _is_digest(value):
+            self._fail(token, f"digest:{value} is not a digest: {DIGEST_HEX} hex digits "
+                       "(archiver show takes 8 or more)")
         return Boolean(field, value)
 
     def _range(self, token: Token, field: str) -> Node:
@@ -643,6 +653,19 @@ def _without(base: xapian.Query, negative: list[xapian.Query]) -> xapian.Query:
 
 def _where(field: str | None) -> str:
     return f"in the {_field_words(field)}" if field else "anywhere"
+
+
+def _known_source(value: str) -> bool:
+    """A source the store records (index.SOURCE_KINDS): a kind, or KIND:NAME of a kind
+    that carries a name (journal:NAME, mirror:NODE)."""
+    kind, colon, name = value.partition(":")
+    if not colon:
+        return kind in SOURCE_KINDS
+    return kind in NAMED_SOURCE_KINDS and name != ""
+
+
+def _is_digest(value: str) -> bool:
+    return len(value) == DIGEST_HEX and all(c in "0123456789abcdef" for c in value)
 
 
 def _field_words(field: str) -> str:

@@ -43,6 +43,16 @@ def error_of(text: str) -> QuerySyntaxError:
     ("date:(2024 OR 2025)", 1, "takes one value, not a group"),
     ("has:pdf", 5, "has:pdf is not known"),
     ("source:sm*", 8, "takes an exact value"),
+    ("source:nonsense", 8, "source:nonsense is not known; known are source:smtp, source:import, "
+     "source:journal, source:mirror, source:journal:NAME, source:mirror:NAME"),
+    ("a AND source:SMPT", 14, "source:smpt is not known"),
+    ("source:smtp:relay", 8, "source:smtp:relay is not known"),
+    ("source:import:x", 8, "is not known"),
+    ("source:journal:", 8, "source:journal: is not known"),
+    ("source:(smtp OR imap)", 1, "takes one value, not a group"),
+    ("digest:xyz", 8, "digest:xyz is not a digest: 64 hex digits"),
+    ("digest:" + "0" * 63, 8, "is not a digest"),
+    ("digest:" + "g" * 64, 8, "is not a digest"),
     ("ar*ch", 1, "a wildcard * goes at the end"),
     ("*", 1, "a wildcard * goes at the end"),
     ("-- ...", 1, "no letter or digit"),
@@ -67,7 +77,10 @@ def test_hostile_queries_are_refused_not_crashed_on():
                                   "a and b or not c", "-spam", "+ham", "a -(b OR c)",
                                   'to:"Bob Stone"', "type:image/*", "source:journal:exchange",
                                   "10:30", "what?", "date:2024-01-01..", "size:..10k",
-                                  "filename:report(1).pdf", "(filename:report(1).pdf)"])
+                                  "filename:report(1).pdf", "(filename:report(1).pdf)",
+                                  "source:smtp", "SOURCE:IMPORT", "source:journal",
+                                  "source:mirror", "source:mirror:node-7f3a", "digest:" + "A" * 64,
+                                  'source:"smtp"'])
 def test_what_the_syntax_knows_parses(text):
     parse(text, UTC, NOW)
 
