@@ -108,7 +108,16 @@ def tnef_contents(data: bytes, budget: ReadBudget) -> tuple[Member | None, list[
     """The message body (a Member named body.txt, .rtf or .html) and the attached files of
     a TNEF stream, unpacked by the `tnef` tool within the read budget. Raises
     tools.ToolFailed when tnef cannot read it."""
-    limit = budget.read_limit()
+    body, files, _ = tnef_read(data, budget)
+    return body, files
+
+
+def tnef_read(data: bytes, budget: ReadBudget
+              ) -> tuple[Member | None, list[Member], str | None]:
+    """tnef_contents(), and a problem of the stream as a whole (or None): files left out
+    because the stream has more than MAX_MEMBERS or the message's containers more than
+    their budget of members, as zip_members says of a zip."""
+    limit, problem = budget.read_limit(), None
     body_name = "body-" + secrets.token_hex(8)  # a name no attachment in the file can take
     with tempfile.TemporaryDirectory(prefix="archiver-tnef-") as directory:
         out = Path(directory) / "files"
@@ -118,16 +127,20 @@ def tnef_contents(data: bytes, budget: ReadBudget) -> tuple[Member | None, list[
             "--body-pref=THR", "--number-backups", f"--maxsize={max(1, limit)}", "--verbose"],
             data, stdin=True)
         body, files = None, []
-        for title, path in _tnef_listing(listing, out):
+        listed = _tnef_listing(listing, out)
+        if len(listed) > MAX_MEMBERS:
+            problem = f"{len(listed)} files; the first {MAX_MEMBERS} are listed"
+        for title, path in listed[:MAX_MEMBERS]:
             if budget.members <= 0:
+                problem = "too many members in this message's containers; the rest are not listed"
                 break
             content = _read_capped(path, budget)
             if os.path.basename(path).startswith(body_name):
                 body = Member("body" + os.path.splitext(path)[1].lower(), content)
             else:
-                problem = None if content is not None else "not read: over the size limit"
-                files.append(Member(title, content, problem))
-    return body, files
+                files.append(Member(title, content, None if content is not None
+                                    else "not read: over the size limit"))
+    return body, files, problem
 
 
 def _tnef_listing(listing: bytes, out: Path) -> list[tuple[str, Path]]:
@@ -139,7 +152,7 @@ def _tnef_listing(listing: bytes, out: Path) -> list[tuple[str, Path]]:
             path = Path(fields[1]) if os.path.isabs(fields[1]) else out.parent / fields[1]
             if path.resolve().parent == out.resolve() and path.is_file():
                 found.append((fields[0] or path.name, path))
-    return found[:MAX_MEMBERS]
+    return found
 
 
 def _read_capped(path: Path, budget: ReadBudget) -> bytes | None:

@@ -39,11 +39,13 @@ import lxml.html
 
 from services.archive import containers, documents, filetypes, heap, mime
 from services.archive.extraction_memo import ExtractionMemo, MemoryMemo, TextMemo
+from services.archive.index import BODY_TEXT_LIMIT, PARTLY_INDEXED
 
 FALLBACK_BODY_BYTES = 1024 * 1024
 FALLBACK_PARSE_BYTES = 4 * 1024 * 1024
-MAX_FAILURES = 20               # reasons kept per message
-MAX_NESTED_MESSAGES = 5         # message/rfc822 inside message/rfc822 ... deeper ones: headers only
+MAX_FAILURES = 20               # reasons kept per message (the last says how many more)
+MAX_NESTED_MESSAGES = 5         # message/rfc822 inside message/rfc822 ... deeper ones: headers
+                                # only, flagged (AttachmentText.cut)
 MAX_NESTED_CONTAINERS = 4       # a zip in a zip in a TNEF ...: deeper ones are listed, not opened
 # All files found inside containers of one message share this many attachment caps of text
 # (a zip of 500 documents must not become 500 caps of index).
@@ -73,6 +75,8 @@ class AttachmentText:
     declared_type: str | None = None    # as declared, when the content says otherwise
     container: str | None = None        # the file it was found in (forwarded message, zip...)
     encrypted: bool = False             # needs a key or password we do not have
+    # Why its text is only partly indexed (a limit cut it: PARTLY_INDEXED + why), if so.
+    cut: str | None = None
 
 
 @dataclass
@@ -91,6 +95,8 @@ class Extracted:
     # This reading as the store keeps it (services.archive.readings), set by the pool for
     # a message it read whole and built the document of: the indexer stores it.
     reading: bytes | None = None
+    # Why the body is only partly indexed (over BODY_TEXT_LIMIT: PARTLY_INDEXED + why).
+    cut: str | None = None
 
     def text_size(self) -> int:
         """UTF-8 bytes of body and attachment text read (what the index takes of it)."""
@@ -108,13 +114,27 @@ class Extracted:
         return self
 
     @property
-    def failures(self) -> list[str]:
+    def errors(self) -> list[str]:
         """Why something could not be read: the message's reason, then each attachment's
-        ("NAME: reason"), at most MAX_FAILURES of them; empty when all was read."""
+        ("NAME: reason"); empty when all was read (whether or not a limit cut its text)."""
         found = [self.failed] if self.failed else []
         found += [f"{a.filename or a.mime_type}: {a.error}" for a in self.attachments
                   if a.error and a.error != self.failed]
-        return found[:MAX_FAILURES]
+        return found
+
+    @property
+    def failures(self) -> list[str]:
+        """Why the message's text is not indexed whole: its errors, then the limits that cut
+        its text (each starting PARTLY_INDEXED, after "NAME: " for an attachment), at most
+        MAX_FAILURES of them (the last then says how many more there are); empty when all
+        was read and indexed. What has:extraction-failure flags and `archiver show` lists."""
+        found = self.errors
+        found += [self.cut] if self.cut else []
+        found += [f"{a.filename or a.mime_type}: {a.cut}" for a in self.attachments if a.cut]
+        if len(found) > MAX_FAILURES:
+            more = len(found) - MAX_FAILURES + 1
+            found = [*found[:MAX_FAILURES - 1], f"and {more} more reasons"]
+        return found
 
 
 def _utf8_len(text: str) -> int:
@@ -165,7 +185,22 @@ def _extract(raw: bytes, cap_bytes: int) -> Extracted:
         return fallback(raw, "MIME structure nested too deeply; headers and raw body only")
     body, attachments = _body_and_attachments(message, cap_bytes, nesting=0)
     return Extracted(mime.summarize_parsed(message, raw), body, attachments,
-                     encrypted=PGP_ARMOR in body)
+                     encrypted=PGP_ARMOR in body, cut=body_cut(body))
+
+
+def body_cut(body: str) -> str | None:
+    """Why the index takes only part of this body text (services.archive.index takes its
+    first BODY_TEXT_LIMIT characters), or None when it takes it whole."""
+    if len(body) <= BODY_TEXT_LIMIT:
+        return None
+    return (f"{PARTLY_INDEXED}body text cut at {BODY_TEXT_LIMIT} characters (of {len(body)}); "
+            "the rest is not indexed")
+
+
+def cap_cut(cap_bytes: int) -> str:
+    """Why an attachment's text holds only its first cap_bytes (the model's text cap)."""
+    return (f"{PARTLY_INDEXED}text cut at {cap_bytes} bytes, the attachment text cap "
+            "(attachment_text_kb); the rest is not indexed")
 
 
 def fallback(raw: bytes, reason: str) -> Extracted:
@@ -310,11 +345,14 @@ def _file(filename: str | None, declared: str, data: bytes, cap_bytes: int, nest
         elif mime_type == "message/rfc822":
             inner = _forwarded_bytes(entry, data, cap_bytes, nesting, budget)
         elif mime_type.startswith("text/") and mime_type not in GUARDED_TEXT_TYPES:
-            entry.text = join_capped(_file_pieces(mime_type, data, cap_bytes, charset), cap_bytes)
+            entry.text, cut = capped_text(_file_pieces(mime_type, data, cap_bytes, charset),
+                                          cap_bytes)
+            entry.cut = cap_cut(cap_bytes) if cut else None
         else:  # a parser or tool reads it: a known hostile file is not read again
-            entry.text, entry.error = _read_with_library(
+            entry.text, entry.error, cut = _read_with_library(
                 lambda d: _file_pieces(mime_type, d, cap_bytes, charset), data, cap_bytes,
                 f"{mime_type};{charset or ''}")
+            entry.cut = cap_cut(cap_bytes) if cut else None
     except MemoryError:
         raise
     except documents.Encrypted as exc:
@@ -325,19 +363,23 @@ def _file(filename: str | None, declared: str, data: bytes, cap_bytes: int, nest
 
 
 def _read_with_library(reader: Callable[[bytes], Iterable[str]], data: bytes,
-                       cap_bytes: int, how: str) -> tuple[str, str | None]:
-    """(text, error) of a document a parser or tool reads (`how`: its type and charset),
-    unless the guard knows it: then (the text read before, None), or ("", the reason it
-    failed before). documents.Encrypted passes through (a verdict, not a failure)."""
+                       cap_bytes: int, how: str) -> tuple[str, str | None, bool]:
+    """(text, error, whether cap_bytes cut the text) of a document a parser or tool reads
+    (`how`: its type and charset), unless the guard knows it: then (the text read before,
+    None, whether it was cut), or ("", the reason it failed before, False).
+    documents.Encrypted passes through (a verdict, not a failure)."""
     guard, sha256_hex = _guard.get(), hashlib.sha256(data).hexdigest()
     key = text_key(sha256_hex, how, cap_bytes)
     remembered, known = guard.known(key, sha256_hex)
     if remembered is not None:
-        return remembered, None
+        # Text cut at the cap is remembered with CUT_MARK after it (never in capped text).
+        cut = remembered.endswith(CUT_MARK)
+        return (remembered[:-len(CUT_MARK)] if cut else remembered), None, cut
     if known is not None:
-        return "", known
+        return "", known, False
+    cut = False
     try:
-        text, error = join_capped(reader(data), cap_bytes), None
+        (text, cut), error = capped_text(reader(data), cap_bytes), None
     except MemoryError:
         raise
     except documents.Encrypted:
@@ -347,8 +389,8 @@ def _read_with_library(reader: Callable[[bytes], Iterable[str]], data: bytes,
         text, error = "", _error_text(exc)
     guard.after(sha256_hex, error)
     if error is None:
-        guard.read(key, text)
-    return text, error
+        guard.read(key, text + CUT_MARK if cut else text)
+    return text, error, cut
 
 
 def text_key(sha256_hex: str, how: str, cap_bytes: int) -> str:
@@ -399,8 +441,9 @@ def _file_pieces(mime_type: str, data: bytes, cap_bytes: int,
     if mime_type == "text/html":
         return [_html_to_text(data, charset)]
     if mime_type.startswith("text/") and mime_type not in documents.RTF_TYPES:
-        # Each character is at most 4 bytes in any charset, so this prefix holds the cap.
-        return [mime.decode_text(data[:4 * cap_bytes], charset)]
+        # Each character is at most 4 bytes in any charset, so this prefix holds the cap,
+        # and one character more when there is more (capped_text then sees the cut).
+        return [mime.decode_text(data[:4 * cap_bytes + 4], charset)]
     if documents.handles(mime_type):
         return [documents.text_of(mime_type, data)]
     if mime_type == DOCX_MIME:
@@ -423,6 +466,11 @@ def _member_entries(entry: AttachmentText, members: list[containers.Member], cap
         cap = max(0, min(cap_bytes, budget.text_bytes))
         entries, _ = _file(member.name, "application/octet-stream", member.data, cap,
                            nesting + 1, budget, entry.filename or entry.mime_type)
+        if entries[0].cut and cap < cap_bytes:
+            entries[0].cut = (
+                f"{PARTLY_INDEXED}text cut at {cap} bytes: the files inside this message's "
+                f"containers share {CONTAINER_TEXT_FACTOR} attachment text caps, used up by "
+                "those before it; the rest is not indexed")
         budget.text_bytes -= len(entries[0].text.encode("utf-8", "replace"))
         found += entries
     return found
@@ -440,11 +488,12 @@ def _zip(entry, data, cap_bytes, nesting, budget) -> list[AttachmentText]:
 
 def _tnef(entry, data, cap_bytes, nesting, budget) -> list[AttachmentText]:
     """winmail.dat: its body text becomes this entry's text, its files entries of their own."""
-    body, files = containers.tnef_contents(data, budget)
+    body, files, entry.error = containers.tnef_read(data, budget)
     if body is not None and body.data:
         body_type = {".rtf": "application/rtf", ".html": "text/html"}.get(
             _extension(body.name), "text/plain")
-        entry.text = join_capped(_file_pieces(body_type, body.data, cap_bytes), cap_bytes)
+        entry.text, cut = capped_text(_file_pieces(body_type, body.data, cap_bytes), cap_bytes)
+        entry.cut = cap_cut(cap_bytes) if cut else None
     return _member_entries(entry, files, cap_bytes, nesting, budget)
 
 
@@ -493,9 +542,13 @@ def _forwarded_message(entry: AttachmentText, inner: Message, cap_bytes: int, ne
              for name in ("From", "To", "Subject")]
     if nesting >= MAX_NESTED_MESSAGES:
         entry.text = "\n".join(lines)
+        entry.cut = (f"{PARTLY_INDEXED}a forwarded message nested deeper than "
+                     f"{MAX_NESTED_MESSAGES} levels: only its From, To and Subject are indexed, "
+                     "not its body, its attachments or the messages it forwards")
         return []
     attachments, body = _inner_entries(inner, entry, cap_bytes, nesting, budget)
-    entry.text = truncate_utf8("\n".join([*lines, "", body]), cap_bytes)
+    entry.text, cut = capped_text(["\n".join([*lines, "", body])], cap_bytes)
+    entry.cut = cap_cut(cap_bytes) if cut else None
     return attachments
 
 
@@ -599,13 +652,26 @@ def _mime_type(part: Message) -> str:
 def join_capped(pieces: Iterable[str], cap_bytes: int) -> str:
     """Join text pieces, stopping once cap_bytes of UTF-8 are reached (so a 500-page PDF is
     not read to the end for a 256 KB cap)."""
-    taken, size = [], 0
-    for piece in pieces:
+    return capped_text(pieces, cap_bytes)[0]
+
+
+# Marks remembered text (AttachmentGuard.read) that the cap cut: a lone surrogate, which
+# capped text never holds (truncate_utf8 makes each one '?').
+CUT_MARK = "\ud800"
+
+
+def capped_text(pieces: Iterable[str], cap_bytes: int) -> tuple[str, bool]:
+    """join_capped(), and whether the cap cut text off: more than whitespace past cap_bytes,
+    in the pieces read or those left unread."""
+    taken, size, iterator = [], 0, iter(pieces)
+    for piece in iterator:
         taken.append(piece)
         size += len(piece.encode("utf-8", "replace"))
         if size >= cap_bytes:
             break
-    return truncate_utf8("".join(taken), cap_bytes)
+    joined = "".join(taken)
+    text = truncate_utf8(joined, cap_bytes)  # a prefix of joined, as long in characters
+    return text, bool(joined[len(text):].strip()) or any(piece.strip() for piece in iterator)
 
 
 def truncate_utf8(text: str, cap_bytes: int) -> str:

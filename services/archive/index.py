@@ -13,7 +13,9 @@ Xapian refuses a term longer than 245 bytes, and with it every change not yet co
 it in bytes; word terms come from services.archive.terms, which caps words far below that.
 A message whose document still cannot be built or added is indexed with less of itself
 (document_at(): headers only, then what the store recorded at intake, then its digest
-alone) and flagged has:extraction-failure with the reason.
+alone) and flagged has:extraction-failure with the reason; so is one whose text a limit cut
+(a reason starting PARTLY_INDEXED), so that a search that finds nothing can be trusted for
+every message not so flagged.
 """
 from __future__ import annotations
 
@@ -91,7 +93,13 @@ SUMMARY_RECIPIENTS = 3  # recipients named in a document's summary; the rest are
 # Reply and forward prefixes of common mail clients, in several languages, repeated.
 REPLY_PREFIXES = re.compile(r"^(\s*(re|fwd?|aw|wg|sv|vs|tr|antw|rif|r)(\[\d+\])?\s*:)+\s*",
                             re.IGNORECASE)
-BODY_TEXT_LIMIT = 4 * 1024 * 1024  # a pathological body is indexed up to here
+# A pathological body is indexed up to here (characters); one cut is flagged (extract.body_cut).
+BODY_TEXT_LIMIT = 4 * 1024 * 1024
+# Starts each reason a limit cut a message's text for (the body's, an attachment's, a
+# forwarded message's: services.archive.extract): has:extraction-failure finds these
+# messages too, `archiver show` lists them as "cut:". Not a failure to read: the part that
+# was read is indexed, the rest is not, and a search for it must not be trusted to find it.
+PARTLY_INDEXED = "partly indexed: "
 
 
 # Terms that say where a document's id (its store number) lies, for index_walk.within on

@@ -10,13 +10,15 @@ read again from the message.
 
 Kept only for a message with attachments (re-reading mail without them costs little, about
 a third of indexing it, while its reading, short text compressed alone, took 1.4 times the
-stored mail on the bench corpus), read whole, without failures (a time limit or a memory
-limit hit under load may go another way next time). Deleted with its message (Store.delete). A
+stored mail on the bench corpus), read whole, without errors (a time limit or a memory
+limit hit under load may go another way next time; a limit that cut text, its cut kept in
+the reading, goes the same way every time). Deleted with its message (Store.delete). A
 reading is of the text cap it was read with (the model's attachment_text_kb): a pool of
 another cap reads the message again.
 
 Encoding: READING_VERSION as 2 bytes, big-endian, then zstd with its checksum (RFC 8878) of
-the JSON of the Extracted's summary, body, attachments and encrypted flag, and the text cap.
+the JSON of the Extracted's summary, body, attachments, encrypted flag and cut, and the text
+cap.
 Anything else (damage, a record of another shape) is a StaleReading, never an Extracted.
 """
 from __future__ import annotations
@@ -41,7 +43,8 @@ __all__ = ["READING_VERSION", "StaleReading", "decode", "encode", "is_current", 
 # cut, summary fields): every kept reading is then read again from its message.
 # tests/unit/archive/test_readings.py fails when the reading code changes without a
 # decision about this number.
-READING_VERSION = 3  # 3: raw 8-bit header bytes read in the declared or detected charset
+READING_VERSION = 3  # 3: raw 8-bit header bytes read in the declared or detected charset;
+                     # the limits that cut text (Extracted.cut, AttachmentText.cut)
 _VERSION = struct.Struct(">H")
 # The checksum makes damage to a kept reading a StaleReading, where it could else decode
 # to other text.
@@ -56,8 +59,8 @@ class StaleReading(ValueError):
 def encode(extracted: Extracted, cap_bytes: int) -> bytes | None:
     """The reading of a message, extracted with a text cap of `cap_bytes` per attachment,
     as kept (bytes, see the module's docstring), or None when it is not kept: the message
-    has no attachments, the reading had failures, or its text was dropped already."""
-    if not extracted.attachments or extracted.failures or extracted.text_bytes is not None \
+    has no attachments, the reading had errors, or its text was dropped already."""
+    if not extracted.attachments or extracted.errors or extracted.text_bytes is not None \
             or extracted.document is not None:
         return None
     return pack(extracted, cap_bytes)
@@ -67,7 +70,7 @@ def pack(extracted: Extracted, cap_bytes: int) -> bytes:
     """The bytes kept of a reading (see the module's docstring), whatever it holds."""
     record = {"summary": dataclasses.asdict(extracted.summary), "body": extracted.body,
               "attachments": [dataclasses.asdict(item) for item in extracted.attachments],
-              "encrypted": extracted.encrypted, "cap_bytes": cap_bytes}
+              "encrypted": extracted.encrypted, "cut": extracted.cut, "cap_bytes": cap_bytes}
     data = json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8",
                                                                                "surrogatepass")
     return _VERSION.pack(READING_VERSION) + _compressor.compress(data)
@@ -97,7 +100,7 @@ def decode(data: bytes, cap_bytes: int) -> Extracted:
     from services.archive.extract import AttachmentText, Extracted
     return Extracted(mime.MessageSummary(**record["summary"]), record["body"],
                      [AttachmentText(**item) for item in record["attachments"]],
-                     encrypted=record["encrypted"])
+                     encrypted=record["encrypted"], cut=record["cut"])
 
 
 @functools.cache
@@ -106,7 +109,7 @@ def _record_shape() -> dict:
     from services.archive import mime
     from services.archive.extract import AttachmentText
     return {"summary": mime.MessageSummary, "body": str, "attachments": list[AttachmentText],
-            "encrypted": bool, "cap_bytes": int}
+            "encrypted": bool, "cut": str | None, "cap_bytes": int}
 
 
 def _conforms(value, hint) -> bool:

@@ -14,6 +14,7 @@ from services.policy import audit, editing, exports, saved_searches
 from services.archive import compaction, dates, heap, mbox, reindex, search_snapshot
 from services.archive.archive import Archive, default_data_dir
 from services.policy.audit import cli_actor
+from services.archive.index import PARTLY_INDEXED
 from services.archive.indexer import IndexerBusy, IndexLock, status
 from services.cli.import_indexing import IndexingAlongside
 from services.archive.evidence import EmptyExport
@@ -308,8 +309,10 @@ def cmd_show(args) -> int:
         if isinstance(value, list):
             value = ", ".join(value) or "-"
         print(f"{key + ':':<13} {value if value not in (None, '') else '-'}")
-    for problem in meta.get("extraction_failures") or []:
-        print(f"{'unreadable:':<13} {problem}")
+    for problem in meta.get("extraction_failures") or []:  # a cut: "[NAME: ]partly indexed: ..."
+        label = "cut:" if problem.startswith(PARTLY_INDEXED) or \
+            f": {PARTLY_INDEXED}" in problem else "unreadable:"
+        print(f"{label:<13} {problem}")
     return 0
 
 

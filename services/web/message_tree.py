@@ -27,6 +27,7 @@ from PIL import Image
 
 from services.archive import containers, tools
 from services.archive.extract import effective_type, inner_message, reads_text_of
+from services.archive.index import PARTLY_INDEXED
 from services.archive.mime import (charsets_of, decode_header_text, decode_text, filename_of,
                                    header, is_attachment, iter_parts, parse_message, safely)
 from services.archive.store import NotFound
@@ -49,7 +50,8 @@ class Part:
     filename: str | None
     size: int                      # decoded bytes; a message: its bytes
     attachment: bool
-    text: str                      # "text read", "text not read: REASON", "no text: ..."
+    text: str                      # "text read", "text not read: REASON", "partly indexed:
+                                   # REASON", "no text: ..."
     shown_as: str | None = None    # image, pdf, text, html, message, or None (download)
     content_id: str | None = None
     children: list["Part"] = field(default_factory=list)
@@ -203,8 +205,8 @@ def _text_status(node: Part, failed: dict[str, str], part: Message) -> str:
     if node.content_type in containers.CMS_TYPES and _cms_kind(part) != "signed-data":
         return ENCRYPTED
     reason = failed.get(node.filename or node.content_type)
-    if reason is not None:
-        return f"text not read: {reason}"
+    if reason is not None:  # a limit's cut says "partly indexed: ..." itself
+        return reason if reason.startswith(PARTLY_INDEXED) else f"text not read: {reason}"
     if reads_text_of(node.content_type, node.filename):
         return "text read"
     return "no text: found by its name and type"

@@ -156,7 +156,8 @@ def structures() -> list[Case]:
             b"Content-Type: text/plain; charset=utf-8\r\n\r\nbody text\r\n", deep), "hostdeep",
             flagged=True),
         Case("deep-rfc822", message("hostrfc822", parts=[
-            b"Content-Type: message/rfc822\r\n\r\n" + inner]), "hostrfc822"),
+            b"Content-Type: message/rfc822\r\n\r\n" + inner]), "hostrfc822",
+            flagged=True),  # levels past MAX_NESTED_MESSAGES: headers only, a cut
         Case("many-recipients", message("hostmany", {"To": ", ".join(many)}), "hostmany",
              recipients=many + [f"bcc{n}@example.com" for n in range(3000)]),
         Case("loop-pdf", message("hostloop", parts=[attachment(

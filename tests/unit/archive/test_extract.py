@@ -231,6 +231,48 @@ def test_a_broken_attachment_is_reported_and_the_rest_still_extracted():
 
 # --- the cap --------------------------------------------------------------------------------
 
+def test_text_the_cap_cuts_is_flagged_and_text_within_it_is_not():
+    from services.archive.extract import capped_text
+    assert capped_text(["ab", "cd"], 4) == ("abcd", False)
+    assert capped_text(["ab", "cd", ""], 4) == ("abcd", False)
+    assert capped_text(["ab", "cd", "e"], 4) == ("abcd", True)
+    assert capped_text(["abc", "de"], 4) == ("abcd", True)
+    assert capped_text(["a\u20ac"], 3) == ("a", True)
+    whole = extract(mail(attachments=[("x" * CAP, "plain", "full.txt")]).as_bytes(), CAP)
+    cut = extract(mail(attachments=[("x" * (CAP + 1), "plain", "over.txt")]).as_bytes(), CAP)
+    assert whole.failures == [] and whole.attachments[0].cut is None
+    assert cut.failures == [f"over.txt: partly indexed: text cut at {CAP} bytes, the "
+                            "attachment text cap (attachment_text_kb); the rest is not indexed"]
+
+
+def test_a_cut_document_is_flagged_when_its_text_is_remembered_too():
+    """The pool remembers a document's text (TextMemo); a cut one is remembered as cut."""
+    from services.archive.extract import AttachmentGuard
+    html = ("<p>" + "word " * CAP + "</p>").encode()
+
+    class Remembering(AttachmentGuard):
+        texts: dict = {}
+
+        def known(self, key, sha256_hex):
+            return self.texts.get(key), None
+
+        def read(self, key, text):
+            self.texts[key] = text
+
+    raw = mail(attachments=[(html, "text/html", "page.html")]).as_bytes()
+    first, again = extract(raw, CAP, Remembering()), extract(raw, CAP, Remembering())
+    assert first.attachments[0].cut and again.attachments[0].cut == first.attachments[0].cut
+    assert again.attachments[0].text == first.attachments[0].text
+
+
+def test_more_reasons_than_kept_say_how_many_more():
+    from services.archive.extract import MAX_FAILURES
+    many = Extracted(MessageSummary(None, None, [], [], [], [], "", [], False), "", [
+        AttachmentText(f"f{n}.pdf", PDF_TYPE, "", error="broken") for n in range(25)])
+    assert len(many.failures) == MAX_FAILURES
+    assert many.failures[-1] == f"and {25 - MAX_FAILURES + 1} more reasons"
+
+
 def test_truncate_utf8_cuts_on_a_character_boundary():
     assert truncate_utf8("aé€😀", 1) == "a"
     assert truncate_utf8("aé€😀", 2) == "a"

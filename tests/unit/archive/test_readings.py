@@ -25,8 +25,8 @@ CASES = Path(__file__).parents[2] / "data" / "cases"
 # new fingerprint under it.
 FINGERPRINTS = {1: "22d8be9b649d30abb15748cc1ff322a47ac0ab15a358843d76ba209bc6d9cfe1",
                 2: "c3631334a5bb734f28cca7bf2d2c34b2809b62c30278328719918ffc5fc1b284",  # + cap_bytes
-                # 3: raw header bytes in the declared charset (the corpus has none: same)
-                3: "c3631334a5bb734f28cca7bf2d2c34b2809b62c30278328719918ffc5fc1b284"}
+                # 3: raw header bytes in the declared charset (the corpus has none), and cuts
+                3: "84828d3ea90acbe0c04a4fdeba44592c975ec683210bae092cd3eeee6180d342"}
 FINGERPRINT_MESSAGES = 120
 
 
@@ -45,7 +45,7 @@ def test_every_reading_without_failures_reads_back_exactly(bench_messages):
     for raw in bench_messages:
         extracted = extract(raw, CAP)
         data = encode(extracted, CAP)
-        if extracted.failures or not extracted.attachments:
+        if extracted.errors or not extracted.attachments:
             assert data is None
             data = pack(extracted, CAP)
         else:
@@ -96,7 +96,7 @@ def test_the_reading_version_moves_with_what_extract_reads(bench_messages):
     fingerprint = hashlib.sha256()
     for raw in bench_messages[:FINGERPRINT_MESSAGES]:
         extracted = extract(raw, CAP)
-        data = pack(extracted, CAP) if not extracted.failures else None
+        data = pack(extracted, CAP) if not extracted.errors else None
         record = json.loads(zstandard.decompress(data[2:])) if data else None
         fingerprint.update(json.dumps(record, sort_keys=True).encode("utf-8", "surrogatepass"))
     assert FINGERPRINTS.get(READING_VERSION) == fingerprint.hexdigest(), (
@@ -154,3 +154,13 @@ def test_a_damaged_byte_anywhere_is_stale_never_other_text():
             assert decode(bytes(damaged), CAP) == extracted, f"byte {position}"
         except StaleReading:
             pass
+
+
+def test_a_reading_cut_by_the_cap_is_kept_with_its_cut():
+    """A cut is no error: the same cap cuts the same text every time, so the reading is kept,
+    and the cut comes back with it (the message stays flagged after a reindex)."""
+    raw = mail(attachments=[("word " * CAP, "plain", "long.txt")]).as_bytes()
+    extracted = extract(raw, CAP)
+    assert not extracted.errors and extracted.attachments[0].cut
+    assert extracted.failures == [f"long.txt: {extracted.attachments[0].cut}"]
+    assert decode(encode(extracted, CAP), CAP).failures == extracted.failures
