@@ -2,8 +2,9 @@
 
 Reading (`iter_mail`, `count_mail`) takes Maildir folders, mbox files, single messages,
 zip files and directories holding any mix of those (services.archive.mailtree walks them,
-never leaving the trees it is given). An evidence export (services.archive.evidence),
-zipped or unpacked, imports again: its manifest files are skipped. Every message comes
+never leaving the trees it is given, and a zip's members by the same rules: a zip reads as
+the same tree unpacked). An evidence export (services.archive.evidence), zipped or
+unpacked, imports again: its manifest files are listed as skipped. Every message comes
 out as the bytes that were on disk, because the store keeps and hashes exactly those; a
 file that gives no message becomes an item with the reason, and the run goes on.
 
@@ -33,6 +34,12 @@ Limits (issue: nothing read can stop the import): a message, file or zip member 
 a zip member that claims to expand more than MAX_COMPRESSION_RATIO times is refused
 unread; zips nest at most MAX_ZIP_DEPTH deep. Member sizes are the zip's own, and
 zipfile never returns more bytes than a member declares (its CRC check fails instead).
+The ratio applies to every member alike, mbox or not: it is what bounds the work a small
+zip can cost (each member is inflated twice, counted and read), a bomb may begin with a
+From_ line as well as an mbox, and deflate itself stops near 1032:1, so a cap high enough
+for a genuine mbox of near-identical mail (cron reports reach 150:1 and more) would be no
+cap. Such an mbox is refused whole, the reason saying to unzip it and import the folder
+(on disk its size is plain, and an mbox is read a message at a time).
 """
 from __future__ import annotations
 
@@ -47,8 +54,9 @@ from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator
 
 from services.archive import mbox
-from services.archive.mailtree import (EXPORT_MANIFEST_FILES, Found, Moved, NotReadable,
-                                       describe, is_single_message, open_file, walk)
+from services.archive.mailtree import (EXPORT_MANIFEST_FILES, EXPORT_MANIFEST_SKIPPED, Found,
+                                       Moved, NotReadable, ZipFound, describe,
+                                       open_file, walk, walk_zip)
 from services.common.atomic_file import atomic_output
 
 MiB = 1024 * 1024
@@ -67,6 +75,15 @@ DOTLOCK_MAX_BYTES = 64
 DOTLOCK_CONTENT = re.compile(rb"\s*(?:\d+(?:[ \t:@]+[A-Za-z0-9.-]+)?\s*)?\x00?")
 HEADER_FIELD = re.compile(rb"(?:\xef\xbb\xbf)?[A-Za-z0-9][A-Za-z0-9!#$%&'*+.^_`|~-]*[ \t]*:")
 
+# How an evidence export's manifest files begin (services.archive.evidence writes them; its
+# tests check these match): the CSV's header row (evidence.MANIFEST_COLUMNS), export.json's
+# first key, SHA256SUMS's first line (empty: an export of nothing is never written).
+EXPORT_MANIFEST_SNIFF_BYTES = 4096
+EXPORT_MANIFEST_STARTS = {
+    "manifest.csv": re.compile(rb"(?:\xef\xbb\xbf)?file,digest,message_id,date,"),
+    "export.json": re.compile(rb'\s*\{\s*"export"\s*:'),
+    "SHA256SUMS": re.compile(rb"[0-9a-f]{64} [ *]\S"),
+}
 # Damaged, encrypted or oddly compressed members; the run goes on with the next one.
 ZIP_MEMBER_ERRORS = (zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError,
                      EOFError, ValueError, OSError)
@@ -115,13 +132,8 @@ def _read_found(found: Found, max_bytes: int, mbox_ends: mbox.Ends) -> Iterator[
         return
     try:
         with open_file(found) as stream:
-            if found.dotlock_of and is_dotlock(stream):
-                yield MailItem(label, skipped=True, error=(
-                    f"the dotlock of {found.dotlock_of} (held while mail is written to it)"))
-            elif not found.single_message and _file_size(stream) == 0:
-                # An mbox emptied by its mail client: nothing to import, nothing wrong (an
-                # empty .eml or Maildir entry is a damaged message, and fails).
-                yield MailItem(label, skipped=True, error="empty: no mail in it")
+            if skipped := _skipped_by_content(found, stream, _file_size(stream)):
+                yield MailItem(label, skipped=True, error=skipped)
             elif found.single_message:
                 yield _single_message(stream, label, max_bytes, _file_size(stream))
             elif (kind := _sniff(stream)) == "mbox":  # a file an MTA may be appending to
@@ -137,6 +149,23 @@ def _read_found(found: Found, max_bytes: int, mbox_ends: mbox.Ends) -> Iterator[
         yield MailItem(label, error=describe(exc, found.path))
     except Exception as exc:  # a reader's bug must not end the import: report it, go on
         yield MailItem(label, error=f"cannot read: {type(exc).__name__}: {exc}")
+
+
+def _skipped_by_content(found: Found | ZipFound, stream: BinaryIO, size: int | None
+                       ) -> str | None:
+    """Why a file or zip member is listed as skipped, not read, by what it holds: the
+    dotlock of the file beside it, an export's manifest file, an emptied mailbox; None if it
+    is read. Leaves the stream at its start."""
+    if found.dotlock_of and is_dotlock(stream):
+        return f"the dotlock of {found.dotlock_of} (held while mail is written to it)"
+    if found.export_manifest and is_export_manifest(found.name if isinstance(
+            found, ZipFound) else found.path.name, stream):
+        return EXPORT_MANIFEST_SKIPPED
+    if not found.single_message and size == 0:
+        # An mbox emptied by its mail client: nothing to import, nothing wrong (an empty
+        # .eml or Maildir entry is a damaged message, and fails).
+        return "empty: no mail in it"
+    return None
 
 
 def _read_stream(stream: BinaryIO, label: str, max_bytes: int, depth: int,
@@ -211,6 +240,17 @@ def is_dotlock(stream: BinaryIO) -> bool:
     return len(held) <= DOTLOCK_MAX_BYTES and DOTLOCK_CONTENT.fullmatch(held) is not None
 
 
+def is_export_manifest(name: str, stream: BinaryIO) -> bool:
+    """Whether an open manifest.csv, export.json or SHA256SUMS (`name`, a path or its last
+    part) holds what an evidence export writes there (services.archive.evidence): the CSV's
+    header row, a JSON object naming the export, sha256sum(1) lines. A message so named is
+    not one (it begins with a header field): it is read. Leaves the stream at its start."""
+    start = stream.read(EXPORT_MANIFEST_SNIFF_BYTES)
+    stream.seek(0)
+    pattern = EXPORT_MANIFEST_STARTS.get(name.rpartition("/")[2])
+    return pattern is not None and pattern.match(start) is not None
+
+
 def not_mail(raw: bytes) -> str | None:
     """Why `raw` is not mail, or None if it is: mail begins with a header field."""
     if HEADER_FIELD.match(raw):
@@ -267,8 +307,10 @@ def _read_mbox(stream: BinaryIO, label: str, max_bytes: int, end: int | None = N
 # --- zip ----------------------------------------------------------------------------------
 
 def _read_zip(stream: BinaryIO, label: str, max_bytes: int, depth: int) -> Iterator[MailItem]:
-    """Each member is read like a file (a .eml member as one message): an export's .eml
-    files, or Google Takeout's mbox; members too large or too compressed are refused."""
+    """The zip read as the same tree unpacked would be (mailtree.walk_zip): each member
+    that may hold mail is read like a file (a .eml member or a Maildir entry as one
+    message): an export's .eml files, Google Takeout's mbox, a zipped Maildir; members too
+    large or too compressed are refused unread."""
     if depth > MAX_ZIP_DEPTH:
         yield MailItem(label, error=f"a zip nested more than {MAX_ZIP_DEPTH} deep: not read")
         return
@@ -278,15 +320,20 @@ def _read_zip(stream: BinaryIO, label: str, max_bytes: int, depth: int) -> Itera
         yield MailItem(label, error=f"damaged zip file ({exc})")
         return
     with archive:
-        for member in _zip_members(archive):
-            member_label = f"{label}#{member.filename}"
-            refusal = _member_refusal(member, max_bytes)
+        for found in walk_zip(archive.infolist()):
+            member, member_label = found.member, f"{label}#{found.name}"
+            if member is None or found.error:
+                yield MailItem(member_label, error=found.error, skipped=found.skipped)
+                continue
+            refusal = _member_refusal(member, found.single_message, max_bytes)
             if refusal:
                 yield MailItem(member_label, error=refusal)
                 continue
             try:
                 with archive.open(member) as member_stream:
-                    if is_single_message(member.filename):
+                    if skipped := _skipped_by_content(found, member_stream, member.file_size):
+                        yield MailItem(member_label, skipped=True, error=skipped)
+                    elif found.single_message:
                         yield _single_message(member_stream, member_label, max_bytes,
                                               member.file_size)
                     else:
@@ -296,13 +343,15 @@ def _read_zip(stream: BinaryIO, label: str, max_bytes: int, depth: int) -> Itera
                 yield MailItem(member_label, error=f"cannot read zip member: {exc}")
 
 
-def _member_refusal(member: zipfile.ZipInfo, max_bytes: int) -> str | None:
+def _member_refusal(member: zipfile.ZipInfo, single_message: bool, max_bytes: int
+                    ) -> str | None:
     """Why a member is not even opened: it expands past the limit, or absurdly."""
     if member.file_size >= RATIO_CHECKED_FROM and \
             member.file_size > MAX_COMPRESSION_RATIO * max(member.compress_size, 1):
         return (f"expands {member.compress_size} bytes to {member.file_size}, more than "
-                f"{MAX_COMPRESSION_RATIO} times (a zip bomb?): not read")
-    if member.file_size > max_bytes and is_single_message(member.filename):
+                f"{MAX_COMPRESSION_RATIO} times (a zip bomb?): not read; if it is mail (an "
+                "mbox of many near-identical messages), unzip it and import the folder")
+    if member.file_size > max_bytes and single_message:
         return too_large(member.file_size, max_bytes)
     return None
 
@@ -310,30 +359,21 @@ def _member_refusal(member: zipfile.ZipInfo, max_bytes: int) -> str | None:
 def _count_zip(stream: BinaryIO, depth: int) -> int:
     try:
         with zipfile.ZipFile(stream) as archive:
-            return sum(_count_zip_member(archive, member, depth)
-                       for member in _zip_members(archive))
+            return sum(_count_zip_member(archive, found, depth)
+                       for found in walk_zip(archive.infolist()))
     except ZIP_MEMBER_ERRORS:
         return 1
 
 
-def _count_zip_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, depth: int) -> int:
-    if is_single_message(member.filename) or _member_refusal(member, DEFAULT_MAX_BYTES):
+def _count_zip_member(archive: zipfile.ZipFile, found: ZipFound, depth: int) -> int:
+    if found.member is None or found.error or found.single_message or \
+            _member_refusal(found.member, found.single_message, DEFAULT_MAX_BYTES):
         return 1
     try:
-        with archive.open(member) as member_stream:
+        with archive.open(found.member) as member_stream:
             return _count_stream(member_stream, depth + 1)
     except ZIP_MEMBER_ERRORS:
         return 1
-
-
-def _zip_members(archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
-    """The members that may be mail: not folders, and not the manifest files of an
-    evidence export (services.archive.evidence), which describe its mail."""
-    members = [member for member in archive.infolist() if not member.is_dir()]
-    names = {member.filename for member in members}
-    if names.issuperset(EXPORT_MANIFEST_FILES):
-        members = [member for member in members if member.filename not in EXPORT_MANIFEST_FILES]
-    return members
 
 
 # --- writing ------------------------------------------------------------------------------

@@ -13,14 +13,25 @@ the tree, so swapping a directory for a symlink during the walk leads nowhere ei
 What is mail: a directory with cur/ and new/ is a Maildir; its messages are the files in
 cur/ and new/ (tmp/ holds deliveries in progress, names starting with "." are not
 messages), and its subdirectories are searched for more Maildirs (Maildir++ ".Sent",
-Dovecot's fs layout) while loose files there (dovecot.index, subscriptions) are skipped.
+Dovecot's fs layout) while loose files there (dovecot.index, subscriptions) are skipped;
+there, a folder with cur/ or new/ is a Maildir (the other, empty, lost in a copy: git and
+some zip tools drop empty folders), as its mail would be read nowhere else.
 In any other directory every regular file is mail, and hidden entries (.git, .DS_Store)
 are listed as skipped, not read, unless a hidden folder is a Maildir (".Sent" beside a
 Maildir's cur/ whose new/ was lost in a copy): then its mail is read. A file "<name>.lock" beside a regular file <name> may be its dotlock (an MTA
 delivering to an mbox): Found.dotlock_of says so, and the reader lists it as the lock
 when it holds what a lock holds (mailfiles.is_dotlock), else reads it as any file (a
-message so named is not hidden from the import). Paths named by the caller are always read, hidden or not. A directory
+message so named is not hidden from the import). A folder "__MACOSX" where mail is loose
+files (macOS's Archive Utility puts the other files' resource forks there) is listed as
+skipped once, not walked. An evidence export's manifest files (manifest.csv, export.json,
+SHA256SUMS, all three in one folder) are listed as skipped when they hold what an export
+writes there (mailfiles.is_export_manifest), else read (a message so named is read).
+Paths named by the caller are always read, hidden or not. A directory
 reached twice (a tree named twice, a bind mount) is read once.
+
+A zip is read by the same rules (walk_zip), on the folders its members' names make, as
+the same zip unpacked would be: the same members read, listed as skipped or left out, in
+the same order.
 
 A Maildir may be live: a server delivering into it, clients flagging its mail (an admin
 imports a user's Maildir from a running Dovecot). It changes only by rename and unlink
@@ -49,8 +60,9 @@ from services.archive.mbox import DOTLOCK_SUFFIX
 MAILDIR_PARTS = ("new", "cur")
 INFO_SEPARATOR = ":"  # a Maildir file's name is its unique name, then ":" and the info
 SINGLE_MESSAGE_SUFFIX = ".eml"
-# The files an evidence export adds beside its mail (services.archive.evidence): skipped
-# on import when all of them are at the root of a zip or of a folder (an unpacked export).
+# The files an evidence export adds beside its mail (services.archive.evidence): listed as
+# skipped on import when all of them are in one folder (of a zip, or an unpacked export)
+# and each holds what an export writes there.
 EXPORT_MANIFEST_FILES = ("manifest.csv", "export.json", "SHA256SUMS")
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NOCTTY | os.O_CLOEXEC
 # Entries of a Maildir folder held at once, at most (some 300 bytes each, with the unique
@@ -65,6 +77,13 @@ LISTING_CHUNK = 50_000
 LISTINGS = 4
 # Why a hidden entry (.git, .DS_Store, ~/.cache) of a folder of loose mail is not read.
 HIDDEN = "hidden (its name starts with '.'): not read; name it to import it"
+# The folder macOS's Archive Utility adds to a zip (and leaves when unpacked elsewhere): the
+# resource forks and Finder data ("._NAME" AppleDouble files) of the other files, never mail.
+MACOS_METADATA = "__MACOSX"
+MACOS_METADATA_SKIPPED = ("macOS's metadata of the other files (resource forks, '._' "
+                          "files): not mail, not read")
+# Why an export's manifest file is not read as mail.
+EXPORT_MANIFEST_SKIPPED = "an export's manifest: what its mail is, not mail"
 # Listings of one range cut short by a message lost when opened, at most: past them, what is
 # still lost is reported gone (a client renaming one message over and over must not keep
 # an import listing the folder for ever).
@@ -84,6 +103,9 @@ class Found:
     skipped: bool = False       # reported, not a failure: a symlink not followed, a message gone
     single_message: bool = False  # a Maildir entry or a .eml file: exactly one message
     dotlock_of: str | None = None  # "<name>.lock" beside the regular file <name>: its name
+    # manifest.csv, export.json or SHA256SUMS beside the other two: an export's, if it
+    # holds what an export writes there (mailfiles.is_export_manifest)
+    export_manifest: bool = False
     # A message of a Maildir being walked: the walk to tell when it is not where listed.
     maildir: _MaildirWalk | None = field(default=None, compare=False, repr=False)
 
@@ -184,13 +206,14 @@ def _walk_directory(directory: Path, tree: str, visited: set[tuple[int, int]],
     visited.add(identity)
     real_directories = {entry.name for entry in entries if _is_directory(entry)}
     files = {entry.name for entry in entries if _is_regular_file(entry)}
-    maildir = all(part in real_directories for part in MAILDIR_PARTS)
+    maildir = is_maildir(real_directories, in_maildir=not loose_files_are_mail and not hidden)
     if hidden and not maildir:
         yield Found(directory, tree, skipped=True, error=HIDDEN)
         return
     unpacked_export = {entry.name for entry in entries}.issuperset(EXPORT_MANIFEST_FILES)
     if maildir:
-        parts = [(directory / part, directory / part) for part in MAILDIR_PARTS]
+        parts = [(directory / part, directory / part) for part in MAILDIR_PARTS
+                 if part in real_directories]
         yield from _MaildirWalk(tree, parts).messages()
     for entry in entries:
         path = directory / entry.name
@@ -202,8 +225,10 @@ def _walk_directory(directory: Path, tree: str, visited: set[tuple[int, int]],
             else:
                 yield Found(path, tree, skipped=True, error=HIDDEN)
             continue
-        if unpacked_export and entry.name in EXPORT_MANIFEST_FILES:
-            continue  # an unpacked export's manifest: what its mail is, not mail
+        if loose_files_are_mail and not maildir and entry.name == MACOS_METADATA \
+                and entry.name in real_directories:
+            yield Found(path, tree, skipped=True, error=MACOS_METADATA_SKIPPED)
+            continue
         if _is_symlink(entry):
             if loose_files_are_mail and not maildir or _points_to_directory(path):
                 yield _skipped_symlink(path, tree)
@@ -211,7 +236,104 @@ def _walk_directory(directory: Path, tree: str, visited: set[tuple[int, int]],
             yield from _walk_directory(path, tree, visited, loose_files_are_mail and not maildir)
         elif loose_files_are_mail and not maildir:
             yield Found(path, tree, single_message=is_single_message(path.name),
-                        dotlock_of=_locked_by(path.name, files))
+                        dotlock_of=_locked_by(path.name, files),
+                        export_manifest=unpacked_export and entry.name in EXPORT_MANIFEST_FILES)
+
+
+def is_maildir(folders: Iterable[str], in_maildir: bool = False) -> bool:
+    """Whether a folder holding the folders named `folders` is a Maildir: it has cur/ and
+    new/; inside a Maildir (`in_maildir`: its Maildir++ folders, where loose files are not
+    mail), cur/ or new/ will do, the other lost in a copy (an empty folder that git, some
+    zip tools and some backups drop), as its mail would be read nowhere else."""
+    present = [part in folders for part in MAILDIR_PARTS]
+    return all(present) or in_maildir and any(present)
+
+
+# --- zips: the same rules, on the folders the members' names make ----------------------
+
+@dataclass(frozen=True)
+class ZipFound:
+    """What a zip holds, as a Found says it of a tree on disk: a member to read (`member`,
+    a zipfile.ZipInfo), or a folder of the zip's listed as skipped (`member` None). `name`
+    is the member's name, or the folder's path in the zip: the label after "ZIP#"."""
+    name: str
+    member: object | None = None
+    error: str | None = None
+    skipped: bool = False
+    single_message: bool = False
+    dotlock_of: str | None = None
+    export_manifest: bool = False
+
+
+class _ZipFolder:
+    def __init__(self):
+        self.folders: dict[str, _ZipFolder] = {}
+        self.files: dict[str, list] = {}  # name -> its members (a zip may repeat a name)
+
+
+def walk_zip(members: Iterable) -> Iterator[ZipFound]:
+    """The members of a zip (zipfile.ZipInfo) that may hold mail, and the folders and
+    members listed as skipped, by the rules a tree on disk is walked by (_walk_directory),
+    applied to the folders the members' names make (a zip need not list its folders): the
+    zip is read as the same tree unpacked would be, and in the same order. Empty, "." and
+    ".." parts of a name are left out of where it lies (as unzip does), not out of its
+    label."""
+    root = _ZipFolder()
+    for member in members:
+        parts = [part for part in member.filename.split("/") if part not in ("", ".", "..")]
+        folder = root
+        for part in parts[:-1] if not member.is_dir() else parts:
+            folder = folder.folders.setdefault(part, _ZipFolder())
+        if parts and not member.is_dir():
+            folder.files.setdefault(parts[-1], []).append(member)
+    yield from _walk_zip_folder(root, "", loose_files_are_mail=True, hidden=False)
+
+
+def _walk_zip_folder(folder: _ZipFolder, path: str, loose_files_are_mail: bool,
+                     hidden: bool) -> Iterator[ZipFound]:
+    maildir = is_maildir(folder.folders, in_maildir=not loose_files_are_mail and not hidden)
+    if hidden and not maildir:
+        yield ZipFound(path.rstrip("/"), skipped=True, error=HIDDEN)
+        return
+    loose = loose_files_are_mail and not maildir
+    unpacked_export = {*folder.folders, *folder.files}.issuperset(EXPORT_MANIFEST_FILES)
+    if maildir:
+        for part in MAILDIR_PARTS:
+            if part in folder.folders:
+                yield from _zip_maildir_part(folder.folders[part], f"{path}{part}/")
+    for name in sorted({*folder.folders, *folder.files}):
+        if maildir and name in MAILDIR_PARTS + ("tmp",):
+            continue
+        if loose and name.startswith("."):
+            if name in folder.folders:
+                yield from _walk_zip_folder(folder.folders[name], f"{path}{name}/", False,
+                                            hidden=True)
+            for member in folder.files.get(name, ()):
+                yield ZipFound(member.filename, skipped=True, error=HIDDEN)
+            continue
+        if name in folder.folders:
+            if loose and name == MACOS_METADATA:
+                yield ZipFound(path + name, skipped=True, error=MACOS_METADATA_SKIPPED)
+            else:
+                yield from _walk_zip_folder(folder.folders[name], f"{path}{name}/", loose,
+                                            hidden=False)
+        if loose:
+            for member in folder.files.get(name, ()):
+                yield ZipFound(member.filename, member, single_message=is_single_message(name),
+                               dotlock_of=_locked_by(name, folder.files.keys()),
+                               export_manifest=unpacked_export and name in EXPORT_MANIFEST_FILES)
+
+
+def _zip_maildir_part(part: _ZipFolder, path: str) -> Iterator[ZipFound]:
+    """A zipped Maildir's cur/ or new/, as _MaildirWalk reads one on disk: every file not
+    hidden is one message; a folder in it is no message."""
+    for name in sorted({*part.folders, *part.files}):
+        if name.startswith("."):
+            continue
+        if name in part.folders:
+            yield ZipFound(path + name, error="not a regular file (a directory)")
+        for member in part.files.get(name, ()):
+            yield ZipFound(member.filename, member, single_message=True)
 
 
 def _locked_by(name: str, files_beside: set[str] | None) -> str | None:
