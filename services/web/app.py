@@ -18,6 +18,7 @@ from services.policy.holds import HoldChanged
 from services.common.config import Config, WebConfig
 from services.archive.store import NotFound, OutOfSpace
 from services.appliance.sign_in import SignIn
+from services.web.connections import GuardedRunner
 from services.web import api, metrics, ui
 # The page modules register their routes with ui.page when imported.
 from services.web import admin_pages, message_page, search_page, status_page  # noqa: F401
@@ -61,7 +62,7 @@ def create_app(config: Config, archive: Archive, tls: bool) -> web.Application:
 async def start_web(config: Config, archive: Archive) -> web.AppRunner:
     """Listen on web.listen; the caller cleans the returned runner up when stopping."""
     context = tls_context(config.web)
-    runner = web.AppRunner(create_app(config, archive, tls=context is not None),
+    runner = GuardedRunner(create_app(config, archive, tls=context is not None),
                            access_log=None)  # the audit log says who read what
     await runner.setup()
     host, port = split_listen(config.web.listen)

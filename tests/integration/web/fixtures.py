@@ -25,6 +25,7 @@ from services.common.config import Config, JournalAccount, WebConfig
 from services.archive.extract import ExtractionPool
 from services.archive.indexer import Indexer
 from services.archive.store import Envelope
+from services.web.connections import GuardedRunner
 from services.web.app import create_app
 
 PASSWORD = "correct horse battery"
@@ -121,7 +122,7 @@ class ThreadedServer:
 
     def start(self) -> "ThreadedServer":
         self.thread.start()
-        self.runner = web.AppRunner(self.app, access_log=None)
+        self.runner = GuardedRunner(self.app, access_log=None)  # as start_web's
         self._call(self.runner.setup())
         self._call(web.TCPSite(self.runner, "127.0.0.1", self.port).start())
         return self
