@@ -108,16 +108,19 @@ def add(archive: Archive, name: str, role: str, emails: list[str], password: str
     return _user(name, record)
 
 
-def set_password(archive: Archive, name: str, password: str) -> None:
+def set_password(archive: Archive, name: str, password: str) -> User:
+    """The account as written with its new password (a session opened after the change
+    is of this one, not of whatever another writer stored since)."""
     if name == admin_password.ADMIN_USER:  # also makes it, if firstboot never ran here
         _check_length(password)
         archive.data_dir.mkdir(parents=True, exist_ok=True)
         admin_password.save(archive.data_dir, admin_password.hashed(password),
                             owner=_data_owner(archive.data_dir))
-        return
+        return _firstboot_admin(archive)
     record = _stored_record(archive, name)
     record["password"] = hash_password(password)
     archive.store.set_setting(SETTING_PREFIX + name, record)
+    return _user(name, record)
 
 
 def set_role(archive: Archive, name: str, role: str) -> None:

@@ -67,14 +67,17 @@ def search(index_dir: Path, text: str, limit: int = 50, offset: int = 0,
            oldest_first: bool = False, within: xapian.Query | None = None,
            timezone: str = "UTC", now: float | None = None,
            count_limit: int = COUNT_LIMIT, sort: str = "date",
-           descending: bool | None = None, log_end: int | None = None) -> Results:
+           descending: bool | None = None, log_end: int | None = None,
+           count_backlog: bool = True) -> Results:
     """Newest first; `within`, when given, is ANDed to the query as a filter (the web UI
     limits a user to their own mail with it). Dates are days in `timezone` (IANA name).
     `log_end`: the store's arrival-log end (Store.log_end("arrival")), read before the
     search: the entries between the index's position and it (messages stored or deleted
     that the index has not taken in yet: they may match and are not found, or are found
     and gone) are the answer's `not_indexed`, and its notice says so, so that a zero
-    while the indexer is behind is not taken for "nothing matches".
+    while the indexer is behind is not taken for "nothing matches". With count_backlog
+    False (a user who reads only their own mail: the archive's traffic is not theirs to
+    count) `not_indexed` is 1 for any backlog and the notice gives no number.
     `sort`: a key of SORTS (date, size: largest first; from, subject: A to Z), reversed
     by `descending` False/True; `oldest_first` is sort by date, oldest first. Ties are in
     date order, newest first. Raises QuerySyntaxError for a query the syntax does not
@@ -87,18 +90,23 @@ def search(index_dir: Path, text: str, limit: int = 50, offset: int = 0,
     results = read_index(index_dir, lambda database: _results(
         database, tree, tz, now, limit, offset, oldest_first, within, count_limit, sort,
         descending), absent=Results(0, offset, []))
-    return results if log_end is None else _with_backlog(results, log_end)
+    return results if log_end is None else _with_backlog(results, log_end, count_backlog)
 
 
-def _with_backlog(results: Results, log_end: int) -> Results:
+def _with_backlog(results: Results, log_end: int, counted: bool) -> Results:
     """`results` with the log entries after the position of the index it read."""
     behind = max(0, log_end - results.position)
     if not behind:
         return results
-    changes = f"{behind:,} change{'s' if behind != 1 else ''} to the archive"
-    notice = (f"{changes} (mail stored or deleted) not indexed yet: this answer may miss "
-              f"{'them' if behind != 1 else 'it'} or still show {'them' if behind != 1 else 'it'} "
-              "(indexing catches up by itself; archiver status shows the backlog)")
+    if not counted:
+        behind = 1
+        notice = ("some mail stored or deleted just now is not indexed yet: this answer "
+                  "may miss it or still show it (indexing catches up by itself)")
+    else:
+        them = "them" if behind != 1 else "it"
+        notice = (f"{behind:,} change{'s' if behind != 1 else ''} to the archive (mail stored "
+                  f"or deleted) not indexed yet: this answer may miss {them} or still show "
+                  f"{them} (indexing catches up by itself; archiver status shows the backlog)")
     return replace(results, not_indexed=behind,
                    notice=f"{results.notice}; {notice}" if results.notice else notice)
 

@@ -219,7 +219,7 @@ class PairingServer:
             client_message = _bytes(doc, "spake2")
         except PairingFailed as exc:
             return web.json_response({"reason": str(exc)}, status=400)
-        except (ValueError, AttributeError):
+        except (ValueError, RecursionError, AttributeError):  # nested too deep: RecursionError
             return web.json_response({"reason": "the pairing offer is not a JSON object"},
                                      status=400)
         busy = self._refusal(address)
@@ -278,7 +278,7 @@ class PairingServer:
             confirm = _bytes(doc, "confirm")
         except PairingFailed as exc:
             return web.json_response({"reason": str(exc)}, status=400)
-        except (ValueError, AttributeError):
+        except (ValueError, RecursionError, AttributeError):
             return web.json_response({"reason": "the confirmation is not a JSON object"},
                                      status=400)
         if pending is None or pending.expires < time.monotonic():
@@ -357,7 +357,7 @@ async def _json(response: aiohttp.ClientResponse) -> dict:
                             "older firmware")
     try:
         doc = await response.json(content_type=None)
-    except (ValueError, aiohttp.ContentTypeError):
+    except (ValueError, RecursionError, aiohttp.ContentTypeError):
         doc = None
     if not isinstance(doc, dict):
         raise PairingFailed(f"the peer answered pairing with {response.status} and no JSON "

@@ -105,7 +105,7 @@ def decode_batch(body: bytes) -> Iterator[MirroredMessage]:
             with_reading = meta.get("reading", False)
             if type(with_reading) is not bool:
                 raise TypeError(f"reading must be true or false, not {with_reading!r}")
-        except (ValueError, TypeError, AttributeError) as exc:
+        except (ValueError, TypeError, AttributeError, RecursionError) as exc:
             raise ProtocolError(f"malformed message metadata ({exc})") from None
         reading = None
         if with_reading:

@@ -44,7 +44,8 @@ def search(archive: Archive, user: User, query: str, limit: int, offset: int,
     audit.record(archive.store, user.actor, "search", query=query, offset=offset, limit=limit)
     return run_search(archive.index_dir(), query, limit, offset, oldest_first,
                       within=mail_filter(user), timezone=timezone, sort=sort,
-                      descending=descending, log_end=archive.store.log_end("arrival"))
+                      descending=descending, log_end=archive.store.log_end("arrival"),
+                      count_backlog=user.role != "user")
 
 
 def explain(archive: Archive, user: User, query: str, timezone: str = "UTC") -> dict:
@@ -223,14 +224,16 @@ def audit_verify(archive: Archive) -> dict:
             "problems": problems}
 
 
-def change_password(archive: Archive, user: User, current: str, new: str) -> None:
-    """WrongProof when `current` is not the password (callers throttle: Auth.proof)."""
+def change_password(archive: Archive, user: User, current: str, new: str) -> User:
+    """The account as written with its new password; WrongProof when `current` is not the
+    password (callers throttle: Auth.proof)."""
     if is_directory_user(user):
         raise BadRequest("your password is the company directory's: change it there")
     if users.authenticate(archive, user.name, current) is None:
         raise WrongProof("the current password is wrong")
-    users.set_password(archive, user.name, new)
+    changed = users.set_password(archive, user.name, new)
     audit.record(archive.store, user.actor, "user-passwd", name=user.name)
+    return changed
 
 
 def two_factor_view(config: Config, archive: Archive, user: User) -> dict:

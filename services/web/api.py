@@ -14,7 +14,6 @@ from services.policy import audit
 from services.policy.holds import UnknownHold
 from services.policy.saved_searches import UnknownSavedSearch
 from services.web.auth import DirectoryDown
-from services.appliance import users
 from services.appliance.users import User
 from services.web import actions, export, openapi
 from services.web.auth import CSRF_HEADER, Identity, LoginFailed, client_address, tokens_match
@@ -249,14 +248,14 @@ async def change_password(request: web.Request, user: User) -> web.Response:
     body = await json_body(request)
     _, archive = context(request)
     auth, identity = request.app["auth"], request["identity"]
-    await auth.proof(request, user, actions.change_password, archive, user,
-                     _string(body, "current_password"), _string(body, "new_password"))
+    changed = await auth.proof(request, user, actions.change_password, archive, user,
+                               _string(body, "current_password"), _string(body, "new_password"))
     if identity.session is None:  # HTTP Basic: the next request gives the new password
         return reply({"changed": True, "csrf_token": None})
     # The new password ended every session of the user, this one too: as the account page
     # does, the session that proved the current password goes on as a new one.
     auth.sessions.close(identity.session.token)
-    renewed = auth.sessions.open(await blocking(users.get, archive, user.name))
+    renewed = auth.sessions.open(changed)
     response = reply({"changed": True, "csrf_token": renewed.csrf})
     auth.set_session_cookie(response, renewed)
     return response

@@ -41,7 +41,8 @@ SCHEMAS = {
                                   "rebuilt, mail not indexed yet)"},
         "not_indexed": {"type": "integer", "description": "messages stored or deleted that "
                         "the index has not taken in yet: while it is not 0, a message may "
-                        "match and not be found, or be found and be gone"},
+                        "match and not be found, or be found and be gone (for the user "
+                        "role, 1 for any number: the archive's traffic is not theirs)"},
         "offset": _INTEGER, "hits": {"type": "array", "items": {"$ref": "#/components/schemas/Hit"}}}},
     "Message": {"type": "object", "properties": {
         "digest": _STRING, "message_id": {"type": "string", "nullable": True},

@@ -15,7 +15,6 @@ from aiohttp import web
 from firmware.errors import ArchiverError
 
 from services.policy import audit
-from services.appliance import users
 from services.archive import dates
 from services.appliance.sign_in import is_directory_user
 from services.web.auth import DirectoryDown, SecondFactorNeeded
@@ -381,15 +380,14 @@ async def change_password(request: web.Request, user: User):
         session.flash = ("error", "The new passwords differ.")
         raise web.HTTPSeeOther("/account")
     try:
-        await _proof(request, actions.change_password)(archive, user,
-                                                       _secret(request, "current_password"),
-                                                       _secret(request, "new_password"))
+        changed = await _proof(request, actions.change_password)(
+            archive, user, _secret(request, "current_password"), _secret(request, "new_password"))
     except (ArchiverError, ValueError) as exc:
         session.flash = ("error", str(exc))
         raise web.HTTPSeeOther("/account") from None
     # The new password ended every session of the user, this one too: open a new one.
     response = web.HTTPSeeOther("/account")
-    renewed = request.app["auth"].start_session(response, users.get(archive, user.name))
+    renewed = request.app["auth"].start_session(response, changed)
     renewed.flash = ("done", "Password changed; other sessions of yours are logged out.")
     raise response
 

@@ -71,3 +71,15 @@ def test_the_count_is_of_the_index_read_and_an_empty_index_counts_everything(tmp
     assert (found.total, found.not_indexed, found.notice) == (3, 0, None)
     assert search(archive.index_dir(), "quokka").not_indexed == 0  # not asked: not counted
     archive.close()
+
+
+def test_a_user_is_told_mail_is_not_indexed_yet_but_not_how_much_the_archive_takes(site):
+    store = site.archive.store
+    digests = [store.put(mail("eve@example.com", "someone@example.org", f"Busy {n}", "x"))
+               for n in range(3)]
+    alice = Client(site.url, basic=("alice", PASSWORD)).get("/api/search?q=lunch").json()
+    assert alice["not_indexed"] == 1 and "not indexed yet" in alice["notice"]
+    assert "3" not in alice["notice"]
+    assert searched(site, "busy")["not_indexed"] == 3  # staff see the count
+    store.delete(digests)
+    catch_up(site.archive)

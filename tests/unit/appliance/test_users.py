@@ -46,7 +46,8 @@ def test_the_firstboot_admin_logs_in_and_can_get_a_new_password(archive):
     admin = users.authenticate(archive, "admin", "from firstboot")
     assert admin.role == "admin" and admin.actor.name == "admin"
     stamp = admin.credential_stamp
-    users.set_password(archive, "admin", "a new admin password")
+    written = users.set_password(archive, "admin", "a new admin password")
+    assert written == users.authenticate(archive, "admin", "a new admin password")
     assert users.authenticate(archive, "admin", "from firstboot") is None
     assert users.get(archive, "admin").credential_stamp != stamp
     assert admin_password.load(archive.data_dir)["user"] == "admin"
@@ -58,8 +59,8 @@ def test_list_passwd_and_remove(archive):
     users.add(archive, "bob", "user", ["bob@example.com"], "a good password")
     users.add(archive, "alice", "auditor", [], "a good password")
     assert [user.name for user in users.all_users(archive)] == ["alice", "bob"]
-    users.set_password(archive, "bob", "another password")
-    assert users.authenticate(archive, "bob", "another password")
+    written = users.set_password(archive, "bob", "another password")
+    assert written == users.authenticate(archive, "bob", "another password")  # as written
     users.remove(archive, "bob")
     assert users.get(archive, "bob") is None
     with pytest.raises(UserError, match="no user"):

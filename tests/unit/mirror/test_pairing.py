@@ -210,6 +210,7 @@ def test_a_client_that_has_not_paired_may_only_pair(tmp_path):
 BAD_OFFERS = [
     b"not json", b"[]", b"{}", json.dumps({"node": "x"}).encode(),
     json.dumps({"node": "x", "certificate": "not a certificate", "spake2": "AA=="}).encode(),
+    b"[" * 100_000 + b"]" * 100_000,  # nested too deep for json: RecursionError, not 500
 ]
 
 
@@ -236,12 +237,16 @@ def test_malformed_pairing_messages_are_refused_and_pin_nothing(tmp_path):
             for confirm in ({}, {"session": "nope", "confirm": "AAAA"}, []):
                 async with s.post(f"{a.url}/v1/pair/confirm", json=confirm) as response:
                     statuses.append((response.status, (await response.json())["reason"]))
+            async with s.post(f"{a.url}/v1/pair/confirm", data=BAD_OFFERS[-1],
+                              headers={"Content-Type": "application/json"}) as response:
+                statuses.append((response.status, (await response.json())["reason"]))
             pins_before = a.pins()
             await pair(s, a.url, b_identity, SECRET)          # the server still pairs
             return statuses, pins_before, a.pins()
 
     statuses, before, after = run(main())
-    assert [code for code, _ in statuses] == [400] * len(offers) + [400, 409, 400], statuses
+    assert [code for code, _ in statuses] == [400] * len(offers) + [400, 409, 400, 400], \
+        statuses
     assert all(reason for _, reason in statuses)
     assert before == {} and list(after) == ["node-b"]
 
