@@ -96,6 +96,12 @@ def add(archive: Archive, name: str, role: str, emails: list[str], password: str
                         "(archiver user passwd sets its password)")
     if get(archive, name) is not None:
         raise UserError(f"there is already a user named {name!r}")
+    alike = [user.name for user in all_users(archive) if user.name.casefold() == name.casefold()]
+    if alike or name.casefold() == admin_password.ADMIN_USER:
+        # Told apart by case only, two accounts would be mistaken for each other (in the
+        # users list, the audit log, the login throttle, which counts names caseless).
+        raise UserError(f"user name {name!r}: there is already a user named "
+                        f"{(alike or [admin_password.ADMIN_USER])[0]!r}, the same but for case")
     if role not in ROLES:
         raise UserError(f"role {role!r}: expected one of {', '.join(ROLES)}")
     addresses = _check_emails(emails)

@@ -34,6 +34,7 @@ from typing import Iterator
 
 from firmware.errors import ArchiverError
 
+from services.archive import dates
 from services.archive.search import parse
 from services.policy import hold_identity, hold_records, hold_values
 from services.policy.audit import Actor, PermissionDenied
@@ -80,12 +81,16 @@ def add(replicated: Replicated, index_dir: Path, saved: str, until: dt.date | No
     time, the last chunk with the hold's entry (so the hold is in force once all is
     recorded; a placement cut short leaves records no hold names, never used); what is
     indexed after is held by the search. Raises
-    UnknownSavedSearch, ArchiverError for a name or reason too long,
+    UnknownSavedSearch, ArchiverError for a name or reason too long or a past `until`,
     xapian.DatabaseModifiedError when the indexer overtook one span's read for
     index_reader.PATIENCE_SECONDS, replicated.KeyTaken if a peer's hold took the new id
     meanwhile (what was recorded then stays with that hold: more held, never less)."""
     query = query_of(replicated, saved)  # the saved search must exist
     name, reason = checked_words(name, reason)
+    today = dt.datetime.now(dates.zone(timezone)).date()
+    if until is not None and until < today:  # it would hold nothing: a typo, most likely
+        raise ArchiverError(f"until {until.isoformat()}: the day is past (today is "
+                            f"{today.isoformat()} in {timezone}): such a hold holds nothing")
     hold_id = new_id(replicated)
     pending, _ = _record_matches(replicated, index_dir, query, timezone, [hold_id])
     replicated.put(PREFIX + hold_id, {"saved": saved, "until": until.isoformat() if until else None,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+import unicodedata
 from pathlib import Path
 from typing import Collection, Iterator, Sequence
 
@@ -45,6 +46,13 @@ def check(name: str, query: str) -> None:
     """ArchiverError, with the reason, for a bad name or a query that does not parse."""
     if not name.strip() or ":" in name:
         raise ArchiverError(f"saved search name {name!r}: expected a non-empty name without ':'")
+    if unicodedata.normalize("NFC", name) != name or any(
+            unicodedata.category(c) in ("Cc", "Cf") for c in name):
+        # Invisible characters (zero-width space, a right-to-left override) and decomposed
+        # accents make a name that looks like another's: an admin could pick the wrong one
+        # to hold or to set retention on.
+        raise ArchiverError(f"saved search name {name!r}: expected no control or invisible "
+                            "characters, accents composed (Unicode NFC)")
     if DOT_SEGMENTS & set(name.split("/")):
         # A name is the last part of its API paths (/api/saved-searches/NAME); HTTP
         # clients resolve "." and ".." there before sending (RFC 3986 5.2.4), so such a

@@ -57,3 +57,17 @@ def test_an_admin_narrowing_a_held_search_never_shrinks_the_hold(site):
     stored = {name for name, digest in site.digests.items() if digest in site.archive.store}
     assert stored == CAROLS  # held since placement; everything else was past one day
     assert report.held == len(CAROLS) and report.deleted == len(MAILS) - len(CAROLS)
+
+
+def test_a_hold_through_a_day_already_past_is_refused_as_holding_nothing(site):
+    auditor = as_(site, "audrey")
+    assert auditor.request("PUT", "/api/saved-searches/past", {"query": "from:carol"}).status == 200
+    before = auditor.get("/api/holds").json()
+    refused = auditor.request("POST", "/api/holds", {"saved": "past", "until": "2001-01-01"})
+    assert refused.status == 400 and "the day is past" in refused.json()["error"]
+    assert auditor.get("/api/holds").json() == before
+    today = time.strftime("%Y-%m-%d", time.gmtime())  # the site's timezone is UTC
+    placed = auditor.request("POST", "/api/holds", {"saved": "past", "until": today})
+    assert placed.status == 200  # through today: in force until the day ends
+    assert as_(site, "admin").request("DELETE", f"/api/holds/{placed.json()['id']}").status == 200
+    assert auditor.request("DELETE", "/api/saved-searches/past").status == 200

@@ -108,6 +108,17 @@ def test_the_saved_searches_page_deletes_one(site):
     assert audited(site, "saved-search-delete") == {"name": name}
 
 
+@pytest.mark.parametrize("name", ["cafe\u0301", "audit\u200bs", "\u202eevil", "tab\there"])
+def test_a_name_that_looks_like_another_is_refused(site, name):
+    """Decomposed accents (NFD "café"), invisible characters (a zero-width space, a
+    right-to-left override) and control characters would make a look-alike of a saved
+    search a hold or a retention policy is built on."""
+    reply = api(site).request("PUT", f"/api/saved-searches/{in_path(name, '%2F')}",
+                              {"query": "from:carol"})
+    assert reply.status == 400 and "invisible" in reply.json()["error"]
+    assert name not in saved_names(site)
+
+
 @pytest.mark.parametrize("name", ["x/../../holds/abc", "..", ".", "a/./b", "a/.."])
 def test_a_name_with_dot_segments_is_refused(site, name):
     """HTTP clients resolve "." and ".." between slashes before sending (RFC 3986 5.2.4):

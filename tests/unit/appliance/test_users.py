@@ -65,3 +65,11 @@ def test_list_passwd_and_remove(archive):
     assert users.get(archive, "bob") is None
     with pytest.raises(UserError, match="no user"):
         users.remove(archive, "bob")
+
+
+def test_a_user_named_like_another_but_for_case_is_refused(archive):
+    users.add(archive, "audrey", "auditor", [], "a good password")
+    for name in ("Audrey", "AUDREY", "Admin"):
+        with pytest.raises(UserError, match="the same but for case"):
+            users.add(archive, name, "auditor", [], "a good password")
+    assert [user.name for user in users.all_users(archive)] == ["audrey"]
