@@ -1,15 +1,16 @@
 """The mbox format: From_ lines, splitting a stream into messages, and mboxrd quoting.
 
 A separator is a From_ line that starts the file (after a UTF-8 byte order mark or blank
-lines, if any) or follows a blank line. A From_ line is "From <sender> <date>": the
-asctime date qmail's mbox(5) and RFC 4155 describe, with the variants writers use (no
-seconds or fractional ones, a zone name or offset before or after the year, a two-digit
-year, day and month names in any case, "remote from"), or an RFC 5322 date; the sender is
-one word (or none), a quoted local part that has blanks, or pipermail's "alice at
-example.com". Any other line that begins with "From " is body text and stays in its
-message: with no such sender and date, a body's "From the moderators: ..." never becomes
-a headerless message of its own. tests/unit/archive/test_mbox_from_variants.py lists the
-writers' lines.
+lines, if any) or follows a blank line. A From_ line is "From <sender> <date>", "From" and
+one space as every writer writes it: the asctime date qmail's mbox(5) and RFC 4155
+describe, with the variants writers use (no seconds or fractional ones, a zone name or
+offset before or after the year, a two-digit year, day and month names in any case,
+"remote from"), after one word, none (two blanks), a quoted local part that has blanks or
+pipermail's "alice at example.com"; or an RFC 5322 date after a sender that looks like
+one (an "@" in it, MAILER-DAEMON, "-", pipermail's). Any other line that begins with
+"From " is body text and stays in its message: a body's "From the moderators: ..." or
+"From 9 Mar 2024 22:00 UTC" never becomes a headerless message of its own.
+tests/unit/archive/test_mbox_from_variants.py lists the writers' lines and such prose.
 
 Dialect: mboxrd, both ways. Writing puts one ">" before every line matching "^>*From ";
 reading takes one ">" off every line matching "^>+From ". So a written mbox reads back
@@ -58,17 +59,33 @@ _MONTH = rb"(?P<month>(?i:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec))"
 _TIME = (rb"(?P<hour>\d{1,2}):(?P<minute>\d\d)"
          rb"(?::(?P<second>\d\d)(?:[.,]\d{1,9})?)?")  # seconds may be missing or fractional
 _YEAR = rb"(?P<year>\d{4}|\d\d)"  # two digits: "96" (old ctime-alikes)
-# CET, EST, UTC, GMT: capitals only, so that "2024 and" is words, not a zone. Read as UTC
-# but for RFC 5322's own names (_ZONE_NAMES).
+# Every unbounded quantifier below is possessive (never gives back what it took): the
+# pattern runs on any "From " line after a blank line of an untrusted mbox, and with the
+# optional parts each starting with blanks, greedy ones backtracked quadratically over a
+# line of blanks (test_from_line_patterns_cannot_backtrack_over_a_long_line).
+_BLANKS = rb"[ \t]++"
+# A zone name before an asctime year: any capitals, as before RFC 5322 dates were read
+# (capitals only, so that "2024 and" is words). Anywhere else only a name zones have:
+# RFC 5322's (4.3; the military letters aside) and common abbreviations, never AM or PM.
+# Read as UTC but for RFC 5322's own names (_ZONE_NAMES).
 _ZONE_NAME = rb"[A-Z]{1,5}"
+_KNOWN_ZONE_NAME = (rb"(?:UTC?|GMT|[ECMP][SD]T|WES?T|CES?T|MES?T|EES?T|BST|IST|MSK|JST|KST"
+                    rb"|HKT|SGT|AWST|AC[SD]T|AE[SD]T|NZ[SD]T|HST|AK[SD]T|[AN][SD]T)")
 _ZONE_OFFSET = rb"[+-]\d\d:?\d\d"
-_BLANKS = rb"[ \t]+"
-# The sender: one word (an address, "MAILER-DAEMON", Thunderbird's "-", Eudora's "???@???"),
-# none at all, a quoted local part that has blanks ('"john smith"@example.org'), or
-# pipermail's spelled-out address ("alice at example.com"). Never free text: "From the
-# moderators: ..." has no date after it anyway, and may never have one.
-_SENDER = rb'(?P<sender>"[^"\r\n]*"\S*|\S+ at \S+|\S+)'
-_ENDING = rb"(?:" + _BLANKS + rb"remote from \S+)?[ \t]*\r?\n?"
+# The sender. Under an asctime date, as before RFC 5322 dates were read, one word or none
+# (two blanks: "From %s %s" of an empty sender), a quoted local part that has blanks
+# ('"john smith"@example.org') or pipermail's spelled-out address ("alice at example.com",
+# a dot in its domain). Under an RFC 5322 date only what looks like a sender: a word with
+# an "@" (Eudora's "???@???" too), "MAILER-DAEMON", Thunderbird's "-", or pipermail's:
+# prose has RFC 5322-like dates ("From Monday 5 May 2024 10:00", "From 9 Mar 2024 22:00
+# UTC"), and never becomes a headerless message of its own.
+_QUOTED_LOCAL = rb'"[^"\r\n]*+"'
+_PIPERMAIL = rb"\S++ at [^\s.]++(?:\.[^\s.]++)++"
+_ASCTIME_SENDER = rb"(?:(?P<sender>" + _QUOTED_LOCAL + rb"\S*+|" + _PIPERMAIL + rb"|\S++)" \
+    + _BLANKS + rb"|" + _BLANKS + rb")"
+_ADDRESS_SENDER = (rb"(?P<sender>" + _QUOTED_LOCAL + rb"[^\s@]*+@\S*+|[^\s@\"]*+@\S*+|"
+                   + _PIPERMAIL + rb"|MAILER-DAEMON|-)" + _BLANKS)
+_ENDING = rb"(?:" + _BLANKS + rb"remote from \S++)?[ \t]*+\r?\n?"
 # asctime (ctime(3)), as qmail's mbox(5), RFC 4155, mutt, postfix local(8), procmail,
 # Dovecot, Python's mailbox, Thunderbird and Gmail Takeout write it, with the variants some
 # add: a zone name or offset before the year (Takeout's "+0000 2024") or after it.
@@ -77,15 +94,16 @@ _ASCTIME = (_DAY_NAME + _BLANKS + _MONTH + _BLANKS + rb"(?P<day>\d{1,2})" + _BLA
             + rb"(?P<name_before>" + _ZONE_NAME + rb")))?"
             + _BLANKS + _YEAR
             + rb"(?:" + _BLANKS + rb"(?:(?P<zone_after>" + _ZONE_OFFSET + rb")|"
-            + rb"(?P<name_after>" + _ZONE_NAME + rb")))?")
+            + rb"(?P<name_after>" + _KNOWN_ZONE_NAME + rb")))?")
 # An RFC 5322 date-time, as some exporters write it: "Tue, 05 Mar 2024 11:00:00 +0000".
 _RFC5322 = (rb"(?:" + _DAY_NAME + rb",?" + _BLANKS + rb")?(?P<day>\d{1,2})" + _BLANKS + _MONTH
             + _BLANKS + _YEAR + _BLANKS + _TIME
             + rb"(?:" + _BLANKS + rb"(?:(?P<zone_after>" + _ZONE_OFFSET + rb")|"
-            + rb"(?P<name_after>" + _ZONE_NAME + rb")))?(?:" + _BLANKS + rb"\([^()\r\n]*\))?")
-FROM_LINES = tuple(re.compile(rb"From" + _BLANKS + rb"(?:" + _SENDER + _BLANKS + rb")?"
-                              + date + _ENDING)
-                   for date in (_ASCTIME, _RFC5322))
+            + rb"(?P<name_after>" + _KNOWN_ZONE_NAME + rb")))?"
+            + rb"(?:" + _BLANKS + rb"\([^()\r\n]*+\))?")
+# "From" and one space, as every writer writes it: the splitter looks for "\nFrom ".
+FROM_LINES = (re.compile(rb"From " + _ASCTIME_SENDER + _ASCTIME + _ENDING),
+              re.compile(rb"From " + _ADDRESS_SENDER + _RFC5322 + _ENDING))
 # RFC 5322's zone names (4.3, obsolete syntax); any other name is read as UTC.
 _ZONE_NAMES = {b"UT": 0, b"UTC": 0, b"GMT": 0, b"Z": 0, b"EST": -5, b"EDT": -4, b"CST": -6,
                b"CDT": -5, b"MST": -7, b"MDT": -6, b"PST": -8, b"PDT": -7}
@@ -152,7 +170,7 @@ def is_from_line(line: bytes) -> bool:
 
 
 def _from_line_match(line: bytes) -> re.Match | None:
-    if len(line) > FROM_LINE_LIMIT + 2 or not line.startswith(b"From"):
+    if len(line) > FROM_LINE_LIMIT + 2 or not line.startswith(b"From "):
         return None
     for pattern in FROM_LINES:
         match = pattern.fullmatch(line)

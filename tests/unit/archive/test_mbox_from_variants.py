@@ -32,8 +32,7 @@ VARIANTS = [
     ("two blanks after the sender", b"From alice@example.com  Tue Mar  5 11:00:00 2024",
      AT_11_UTC),
     ("blanks and tabs", b"From alice@example.com\tTue  Mar  5  11:00:00 \t2024", AT_11_UTC),
-    ("no sender", b"From  Tue Mar  5 11:00:00 2024", AT_11_UTC),
-    ("no sender, one blank", b"From Tue Mar  5 11:00:00 2024", AT_11_UTC),
+    ("no sender", b"From  Tue Mar  5 11:00:00 2024", AT_11_UTC),  # "From %s %s" of ""
     ("quoted sender with a blank", b'From "john smith"@example.org Tue Mar  5 11:00:00 2024',
      AT_11_UTC),
     ("offset before the year", b"From a@example.com Tue Mar  5 12:00:00 +0100 2024", AT_11_UTC),
@@ -82,6 +81,38 @@ NOT_FROM_LINES = [
     b"From alice@example.com Tue Mar 35 11:00:00 2024 x",
     b"From: Alice <alice@example.com>",
     b"From",
+    # Prose with an RFC 5322-like date: no sender, or a word that is no address.
+    b"From 9 Mar 2024 22:00 UTC",
+    b"From 1 Apr 2024 9:00 AM",                            # AM is no zone
+    b"From 1 Apr 2024 9:00 pm",
+    b"From 5 May 24 10:00",
+    b"From Monday 5 May 2024 10:00",                       # a day is no sender
+    b"From Friday, 5 Mar 2024 10:00 CET",
+    b"From noon 9 Jun 2024 08:00",
+    b"From 1 Apr 2024 9:00 (Paris time)",
+    b"From Tue, 5 Mar 2024 10:00",
+    b"From Tue, 5 Mar 2024 10:00 +0100",
+    b"From  5 Mar 2024 10:00 +0000",                       # no sender, two blanks
+    b"From tomorrow 6 Mar 2024 08:30 PST",
+    b"From Paris 9 Jun 2024 08:00 CEST",
+    b"From Bob 5 Mar 2024 10:00 +0100",
+    b"From bob at work 5 Mar 2024 10:00 GMT",              # "at" but no domain
+    b"From bob at work Tue Mar  5 11:00:00 2024",
+    b"From alice@example.com 5 Mar 2024 10:00 AM",          # an address, but AM
+    b"From alice@example.com 5 Mar 2024 10:00 and on",
+    b"From alice@example.com 5 Mar 2024 10:00 NOON",
+    # Schedules and quoted replies.
+    b"From 2024-03-05 10:00 Alice wrote:",
+    b"From 2024-03-05 10:00",
+    b"From 05.03.2024 10:00 to 12:00",
+    b"From 10:00 5 Mar 2024",
+    b"From 5 Mar 2024 10:00 to 6 Mar 2024 12:00",
+    b"From Mon 9:00 to Fri 17:00",
+    # No writer writes these: a tab after "From" (every writer writes a space), and no
+    # sender with one blank (an empty sender gives two, "From  Tue ...").
+    b"From\talice@example.com Tue Mar  5 11:00:00 2024",
+    b"From\tTue Mar  5 11:00:00 2024",
+    b"From Tue Mar  5 11:00:00 2024",
 ]
 
 # What may come before the first From_ line of a file.
@@ -194,3 +225,54 @@ def test_a_file_that_begins_with_such_a_line_is_no_mbox(tmp_path, text, prelude)
     (item,) = iter_mail([path])
     assert item.raw is None and item.error.startswith("not mail")
     assert count_mail([path]) == 1
+
+
+def test_a_file_of_from_lines_with_a_tab_is_no_mbox_and_never_split(tmp_path):
+    line = b"From\talice@example.com Tue Mar  5 11:00:00 2024"
+    raws = [message(number, b"text", b"\n") for number in (1, 2)]
+    data = b"\n".join(line + b"\n" + raw for raw in raws)
+    assert not mbox.starts_with_from_line(data[:mbox.SNIFF_BYTES])
+    good = VARIANTS[0][1] + b"\n"
+    assert [entry.raw for entry in read(good + data)] == [data]
+    path = tmp_path / "tabs.mbox"
+    path.write_bytes(data)
+    (item,) = iter_mail([path])
+    assert item.raw is None and item.error.startswith("not mail")
+
+
+def _unbounded_repeats(parsed):
+    """The quantifiers in a parsed pattern that may backtrack over any number of bytes:
+    greedy or lazy ones without an upper bound (possessive ones never give back)."""
+    from re import _constants as constants, _parser as parser  # Python 3.11+
+    found = []
+    for op, argument in parsed:
+        if op in (constants.MAX_REPEAT, constants.MIN_REPEAT):
+            low, high, item = argument
+            if high == constants.MAXREPEAT:
+                found.append((op, low))
+            found += _unbounded_repeats(item)
+        elif op in (constants.POSSESSIVE_REPEAT,):
+            found += _unbounded_repeats(argument[2])
+        elif op in (constants.SUBPATTERN,):
+            found += _unbounded_repeats(argument[-1])
+        elif op in (constants.ATOMIC_GROUP,):
+            found += _unbounded_repeats(argument)
+        elif op == constants.BRANCH:
+            for branch in argument[1]:
+                found += _unbounded_repeats(branch)
+        elif isinstance(argument, parser.SubPattern):
+            found += _unbounded_repeats(argument)
+    return found
+
+
+@pytest.mark.parametrize("pattern", mbox.FROM_LINES, ids=["asctime", "rfc5322"])
+def test_from_line_patterns_cannot_backtrack_over_a_long_line(pattern):
+    # A separator candidate is matched for every "From " after a blank line of an untrusted
+    # mbox. With no greedy unbounded quantifier, the few optional parts and alternatives
+    # each scan a line at most once: linear time, whatever the line (no wall clock here).
+    from re import _parser as parser
+    assert _unbounded_repeats(parser.parse(pattern.pattern)) == []
+    for line in (b"From " + b" " * 995, b"From x Mon" + b" " * 985,
+                 b"From x 1 Jan 2024 1:00" + b" " * 975 + b"!",
+                 b"From x Tue Mar  5 11:00:00 2024" + b" " * 960 + b"!"):
+        assert mbox.parse_from_line(line) is None
