@@ -145,7 +145,9 @@ def parse_from_line(line: bytes) -> FromLine | None:
     """The From_ line `line` (with or without its line ending), or None if it is not one.
     A date without a zone, or with a zone name RFC 5322 does not define (CET), is UTC, as
     writers since Python's mailbox and qmail write it; a two-digit year is 19xx from 50 on,
-    else 20xx (RFC 5322 4.3); a date that is no real, plausible one is None."""
+    else 20xx (RFC 5322 4.3). A line of the form with a date that is no real, plausible
+    one ("Mon Jan 99 99:99 2024", 1970) is still a From_ line, a separator: its date is
+    None (FromLine(sender, None)), as before RFC 5322 dates were read."""
     match = _from_line_match(line)
     if not match:
         return None

@@ -227,6 +227,12 @@ def test_a_file_that_begins_with_such_a_line_is_no_mbox(tmp_path, text, prelude)
     assert count_mail([path]) == 1
 
 
+def test_a_from_line_with_an_impossible_date_is_one_without_a_date():
+    assert mbox.parse_from_line(b"From a@example.com Mon Jan 99 99:99 2024\n") == \
+        mbox.FromLine("a@example.com", None)
+    assert mbox.parse_from_line(b"From  Mon Jan 99 99:99 2024") == mbox.FromLine("", None)
+
+
 def test_a_file_of_from_lines_with_a_tab_is_no_mbox_and_never_split(tmp_path):
     line = b"From\talice@example.com Tue Mar  5 11:00:00 2024"
     raws = [message(number, b"text", b"\n") for number in (1, 2)]
