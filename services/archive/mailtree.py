@@ -17,8 +17,9 @@ Dovecot's fs layout) while loose files there (dovecot.index, subscriptions) are 
 there, a folder with cur/ or new/ is a Maildir (the other, empty, lost in a copy: git and
 some zip tools drop empty folders), as its mail would be read nowhere else.
 In any other directory every regular file is mail, and hidden entries (.git, .DS_Store)
-are listed as skipped, not read, unless a hidden folder is a Maildir (".Sent" beside a
-Maildir's cur/ whose new/ was lost in a copy): then its mail is read. A file "<name>.lock" beside a regular file <name> may be its dotlock (an MTA
+are listed as skipped, not read (so is a hidden folder that cannot be listed: another
+user's ~/.gnupg), unless a hidden folder is a Maildir folder, with cur/ or new/ (".Sent"
+beside a Maildir's cur/, the empty new/ of both lost in a copy): then its mail is read. A file "<name>.lock" beside a regular file <name> may be its dotlock (an MTA
 delivering to an mbox): Found.dotlock_of says so, and the reader lists it as the lock
 when it holds what a lock holds (mailfiles.is_dotlock), else reads it as any file (a
 message so named is not hidden from the import). A folder "__MACOSX" where mail is loose
@@ -26,8 +27,9 @@ files (macOS's Archive Utility puts the other files' resource forks there) is li
 skipped once, not walked. An evidence export's manifest files (manifest.csv, export.json,
 SHA256SUMS, all three in one folder) are listed as skipped when they hold what an export
 writes there (mailfiles.is_export_manifest), else read (a message so named is read).
-Paths named by the caller are always read, hidden or not. A directory
-reached twice (a tree named twice, a bind mount) is read once.
+Paths named by the caller are always read, hidden or not (`import d1 d1/.Sent` reads
+.Sent, listed as skipped by the walk of d1 too). A directory walked twice (a tree named
+twice, a bind mount) is read once.
 
 A zip is read by the same rules (walk_zip), on the folders its members' names make, as
 the same zip unpacked would be: the same members read, listed as skipped or left out, in
@@ -195,21 +197,24 @@ def _walk_directory(directory: Path, tree: str, visited: set[tuple[int, int]],
                     loose_files_are_mail: bool, opens: str | None = None,
                     hidden: bool = False) -> Iterator[Found]:
     """The Founds below `directory`; a `hidden` one (".Sent" where mail is loose files)
-    is read only if it is a Maildir, else listed as skipped, not walked (~/.cache)."""
+    is read only if it is a Maildir (cur/ or new/ will do), else listed as skipped, not
+    walked (~/.cache), as is one that cannot be listed (another user's ~/.gnupg). A folder
+    is `visited` once walked, not when listed as skipped: named too, it is read."""
     try:
         entries, identity = _list_directory(opens or directory, tree)
     except (OSError, NotReadable) as exc:
-        yield _listing_failed(directory, tree, exc)
+        yield Found(directory, tree, skipped=True, error=HIDDEN) if hidden \
+            else _listing_failed(directory, tree, exc)
         return
     if identity in visited:
         return
-    visited.add(identity)
     real_directories = {entry.name for entry in entries if _is_directory(entry)}
     files = {entry.name for entry in entries if _is_regular_file(entry)}
-    maildir = is_maildir(real_directories, in_maildir=not loose_files_are_mail and not hidden)
+    maildir = is_maildir(real_directories, in_maildir=not loose_files_are_mail)
     if hidden and not maildir:
         yield Found(directory, tree, skipped=True, error=HIDDEN)
         return
+    visited.add(identity)
     unpacked_export = {entry.name for entry in entries}.issuperset(EXPORT_MANIFEST_FILES)
     if maildir:
         parts = [(directory / part, directory / part) for part in MAILDIR_PARTS
@@ -291,7 +296,7 @@ def walk_zip(members: Iterable) -> Iterator[ZipFound]:
 
 def _walk_zip_folder(folder: _ZipFolder, path: str, loose_files_are_mail: bool,
                      hidden: bool) -> Iterator[ZipFound]:
-    maildir = is_maildir(folder.folders, in_maildir=not loose_files_are_mail and not hidden)
+    maildir = is_maildir(folder.folders, in_maildir=not loose_files_are_mail)
     if hidden and not maildir:
         yield ZipFound(path.rstrip("/"), skipped=True, error=HIDDEN)
         return

@@ -379,3 +379,71 @@ def test_an_export_replaces_the_old_file_whole(tmp_path, writer):
     writer([("a", message("a"))], tmp_path / "out")
     assert [item.raw for item in iter_mail([tmp_path / "out"])] == [message("a")]
     assert [path.name for path in tmp_path.iterdir()] == ["out"]
+
+
+def test_a_hidden_folder_named_with_its_parent_is_read(tmp_path):
+    """The walk of d1 lists .Sent as skipped ("name it to import it"); named, it is read,
+    whichever of the two is named first."""
+    write(tmp_path / "d1" / "a.eml", message("a"))
+    write(tmp_path / "d1" / ".Sent" / "b.eml", message("b"))
+    d1, sent = tmp_path / "d1", tmp_path / "d1" / ".Sent"
+    for paths in ([d1, sent], [sent, d1]):
+        items = list(iter_mail(paths))
+        assert sorted(item.raw for item in items if item.raw) == [message("a"), message("b")]
+        assert [item.label for item in items if item.skipped] == (
+            [str(sent)] if paths[0] == d1 else [])
+        assert count_mail(paths) == len(items)
+
+
+def test_a_hidden_folder_with_cur_or_new_alone_is_a_maildir_folder(tmp_path):
+    """A Maildir copied by git (its empty new/ folders dropped): d1/cur and d1/.Sent/cur."""
+    write(tmp_path / "d1" / "cur" / "1:2,S", message("inbox"))
+    write(tmp_path / "d1" / ".Sent" / "cur" / "2:2,S", message("sent"))
+    write(tmp_path / "d1" / ".Drafts" / "new" / "3", message("draft"))
+    items = list(iter_mail([tmp_path / "d1"]))
+    assert [(item.label, item.raw) for item in items if item.raw] == [
+        (f"{tmp_path}/d1/.Drafts/new/3", message("draft")),
+        (f"{tmp_path}/d1/.Sent/cur/2:2,S", message("sent")),
+        (f"{tmp_path}/d1/cur/1:2,S", message("inbox"))]
+    assert count_mail([tmp_path / "d1"]) == len(items) == 3
+
+
+LISTING = """
+import json, sys
+from services.archive.mailfiles import count_mail, iter_mail
+items = [(item.label, item.raw is not None, item.skipped, item.error)
+         for item in iter_mail(sys.argv[1:])]
+print(json.dumps({"items": items, "count": count_mail(sys.argv[1:])}))
+"""
+
+
+def test_a_hidden_folder_that_cannot_be_listed_is_skipped_as_hidden(tmp_path):
+    """~/.gnupg or ~/.ssh (mode 0700) of another user: hidden, so skipped, not failed.
+    As root, listed by uid 65534 (root lists any folder)."""
+    import json
+    import sys
+    import tempfile
+    top = Path(tempfile.mkdtemp(dir="/tmp" if os.geteuid() == 0 else tmp_path))
+    try:
+        os.chmod(top, 0o755)
+        write(top / "home" / "a.eml", message("a"))
+        write(top / "home" / ".gnupg" / "secring.gpg", b"\x95\x01")
+        os.chmod(top / "home" / ".gnupg", 0o700 if os.geteuid() == 0 else 0)
+        if os.geteuid() == 0:
+            for path in (top / "home", top / "home" / "a.eml"):
+                os.chmod(path, 0o755)
+            done = subprocess.run(
+                [sys.executable, "-c", LISTING, str(top / "home")], user=65534, group=65534,
+                extra_groups=[], capture_output=True, check=True,
+                env={**os.environ, "PYTHONPATH": str(Path(mailfiles.__file__).parents[2])})
+            result = json.loads(done.stdout)
+        else:
+            items = list(iter_mail([top / "home"]))
+            result = {"items": [[item.label, item.raw is not None, item.skipped, item.error]
+                                for item in items], "count": count_mail([top / "home"])}
+    finally:
+        os.chmod(top / "home" / ".gnupg", 0o700)
+        shutil.rmtree(top)
+    assert result["items"] == [[f"{top}/home/.gnupg", False, True, mailtree.HIDDEN],
+                               [f"{top}/home/a.eml", True, False, None]]
+    assert result["count"] == 2

@@ -242,3 +242,14 @@ def test_a_maildir_plus_plus_folder_whose_new_was_lost_is_read_on_disk(tmp_path)
     assert [(item.label, item.raw) for item in items] == [
         (f"{tmp_path}/Mail/.Drafts/cur/1:2,D", message("draft"))]
     assert count_mail([tmp_path / "Mail"]) == 1
+
+
+def test_a_zipped_hidden_folder_with_cur_or_new_alone_is_a_maildir_folder(tmp_path):
+    """A Maildir copied by git, then zipped: d1/cur and d1/.Sent/cur, no new/."""
+    archive = zip_of(tmp_path / "g.zip", {
+        "d1/cur/1:2,S": message("inbox"), "d1/.Sent/cur/2:2,S": message("sent"),
+        "d1/.Drafts/new/3": message("draft"), "d1/.cache/x": b"not mail"})
+    items = list(iter_mail([archive]))
+    assert outcome(items) == [("d1/.Drafts/new/3", "read"), ("d1/.Sent/cur/2:2,S", "read"),
+                              ("d1/.cache", "skipped"), ("d1/cur/1:2,S", "read")]
+    assert count_mail([archive]) == len(items)
