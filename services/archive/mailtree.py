@@ -33,7 +33,10 @@ twice, a bind mount) is read once.
 
 A zip is read by the same rules (walk_zip), on the folders its members' names make, as
 the same zip unpacked would be: the same members read, listed as skipped or left out, in
-the same order.
+the same order; except where no tree could hold what it holds: a symlink member is read as
+a file (its bytes are the link's target, refused as not mail unless that is mail), each of
+several members of one name is read, and a member with no name left ("..") or a folder's
+entry that holds data fails, with why.
 
 A Maildir may be live: a server delivering into it, clients flagging its mail (an admin
 imports a user's Maildir from a running Dovecot). It changes only by rename and unlink
@@ -276,26 +279,55 @@ class _ZipFolder:
         self.files: dict[str, list] = {}  # name -> its members (a zip may repeat a name)
 
 
+# Why a zip member is not read when its name leaves it nowhere to lie once unpacked.
+NO_NAME_LEFT = ("no name left once its '.', '..' and empty parts are dropped (nowhere to "
+                "unpack it): not read")
+
+
 def walk_zip(members: Iterable) -> Iterator[ZipFound]:
     """The members of a zip (zipfile.ZipInfo) that may hold mail, and the folders and
     members listed as skipped, by the rules a tree on disk is walked by (_walk_directory),
     applied to the folders the members' names make (a zip need not list its folders): the
     zip is read as the same tree unpacked would be, and in the same order. Empty, "." and
     ".." parts of a name are left out of where it lies (as unzip does), not out of its
-    label."""
-    root = _ZipFolder()
+    label. What no tree unpacked could hold comes last, in the zip's order, each failed with
+    why: a member whose name has no part left ("."; "..") and a folder's entry (a name
+    ending in "/") that holds data. A zip can also hold what a tree cannot and is read
+    anyway: a symlink member is read as a file, each of several members of one name is
+    read, a file and a folder may share a name."""
+    root, unplaced = _ZipFolder(), []
     for member in members:
         parts = [part for part in member.filename.split("/") if part not in ("", ".", "..")]
+        if not member.is_dir() and not parts:
+            unplaced.append(ZipFound(member.filename, error=NO_NAME_LEFT))
+            continue
+        if member.is_dir() and member.file_size:
+            unplaced.append(ZipFound(member.filename, error=(
+                f"a folder's entry (its name ends in '/') holding {member.file_size} bytes: "
+                "not read")))
         folder = root
         for part in parts[:-1] if not member.is_dir() else parts:
             folder = folder.folders.setdefault(part, _ZipFolder())
         if parts and not member.is_dir():
             folder.files.setdefault(parts[-1], []).append(member)
-    yield from _walk_zip_folder(root, "", loose_files_are_mail=True, hidden=False)
+    # Folders are walked from a stack of their walks, not by recursion: a member's name may
+    # nest some 30,000 folders deep.
+    walks = [_walk_zip_folder(root, "", loose_files_are_mail=True, hidden=False)]
+    while walks:
+        step = next(walks[-1], None)
+        if step is None:
+            walks.pop()
+        elif isinstance(step, ZipFound):
+            yield step
+        else:
+            walks.append(_walk_zip_folder(*step))
+    yield from unplaced
 
 
 def _walk_zip_folder(folder: _ZipFolder, path: str, loose_files_are_mail: bool,
-                     hidden: bool) -> Iterator[ZipFound]:
+                     hidden: bool) -> Iterator[ZipFound | tuple]:
+    """What one folder of a zip gives, in order: ZipFounds, and for each folder in it to
+    walk there, the arguments of its own walk (walk_zip walks it)."""
     maildir = is_maildir(folder.folders, in_maildir=not loose_files_are_mail)
     if hidden and not maildir:
         yield ZipFound(path.rstrip("/"), skipped=True, error=HIDDEN)
@@ -311,8 +343,7 @@ def _walk_zip_folder(folder: _ZipFolder, path: str, loose_files_are_mail: bool,
             continue
         if loose and name.startswith("."):
             if name in folder.folders:
-                yield from _walk_zip_folder(folder.folders[name], f"{path}{name}/", False,
-                                            hidden=True)
+                yield folder.folders[name], f"{path}{name}/", False, True
             for member in folder.files.get(name, ()):
                 yield ZipFound(member.filename, skipped=True, error=HIDDEN)
             continue
@@ -320,8 +351,7 @@ def _walk_zip_folder(folder: _ZipFolder, path: str, loose_files_are_mail: bool,
             if loose and name == MACOS_METADATA:
                 yield ZipFound(path + name, skipped=True, error=MACOS_METADATA_SKIPPED)
             else:
-                yield from _walk_zip_folder(folder.folders[name], f"{path}{name}/", loose,
-                                            hidden=False)
+                yield folder.folders[name], f"{path}{name}/", loose, False
         if loose:
             for member in folder.files.get(name, ()):
                 yield ZipFound(member.filename, member, single_message=is_single_message(name),

@@ -253,3 +253,26 @@ def test_a_zipped_hidden_folder_with_cur_or_new_alone_is_a_maildir_folder(tmp_pa
     assert outcome(items) == [("d1/.Drafts/new/3", "read"), ("d1/.Sent/cur/2:2,S", "read"),
                               ("d1/.cache", "skipped"), ("d1/cur/1:2,S", "read")]
     assert count_mail([archive]) == len(items)
+
+
+def test_a_very_deep_member_is_read_with_the_members_after_it(tmp_path):
+    """One folder level per nested generator stopped the whole zip (RecursionError)."""
+    deep = "b/" * 1200 + "x.eml"
+    archive = zip_of(tmp_path / "deep.zip", {"a.eml": message("a"), deep: message("deep"),
+                                             "z.eml": message("z")})
+    items = list(iter_mail([archive]))
+    assert outcome(items) == [("a.eml", "read"), (deep, "read"), ("z.eml", "read")]
+    assert count_mail([archive]) == len(items) == 3
+
+
+def test_members_with_no_name_left_or_data_in_a_folder_entry_fail_with_why(tmp_path):
+    """Unpacked, each would be nowhere (unzip refuses or drops them): each is an item."""
+    archive = zip_of(tmp_path / "odd.zip", {
+        ".": message("dot"), "..": message("dot dot"), "./..": b"x", "./": b"",
+        "mail/": message("data in a folder's entry"), "mail/one.eml": message("one")})
+    items = list(iter_mail([archive]))
+    assert outcome(items) == [("mail/one.eml", "read"), (".", "failed"), ("..", "failed"),
+                              ("./..", "failed"), ("mail/", "failed")]
+    assert items[1].error == mailtree.NO_NAME_LEFT
+    assert items[4].error.startswith("a folder's entry (its name ends in '/') holding ")
+    assert count_mail([archive]) == len(items) == 5
