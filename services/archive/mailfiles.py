@@ -113,8 +113,10 @@ def iter_mail(paths: Iterable[Path | str], max_bytes: int = DEFAULT_MAX_BYTES,
         yield from _read_found(found, max_bytes, mbox_ends)
 
 
-def count_mail(paths: Iterable[Path | str], mbox_ends: mbox.Ends | None = None) -> int:
+def count_mail(paths: Iterable[Path | str], mbox_ends: mbox.Ends | None = None,
+               max_bytes: int = DEFAULT_MAX_BYTES) -> int:
     """How many items iter_mail will yield, for a progress bar; does not parse messages.
+    Give it iter_mail's `max_bytes`: a zip inside a zip over it is one item, not its members.
 
     Exact but for files that change meanwhile: single-message files count one each
     unopened, mbox files count their separators up to their end in `mbox_ends` (give
@@ -123,7 +125,7 @@ def count_mail(paths: Iterable[Path | str], mbox_ends: mbox.Ends | None = None) 
     counted is read or counted again in cur/; one deleted is still one item, reported gone.)
     """
     mbox_ends = mbox_ends or mbox.Ends()
-    return sum(_count_found(found, mbox_ends) for found in walk(paths))
+    return sum(_count_found(found, mbox_ends, max_bytes) for found in walk(paths))
 
 
 def _read_found(found: Found, max_bytes: int, mbox_ends: mbox.Ends) -> Iterator[MailItem]:
@@ -185,24 +187,26 @@ def _read_stream(stream: BinaryIO, label: str, max_bytes: int, depth: int,
         yield _single_message(stream, label, max_bytes, size or _file_size(stream))
 
 
-def _count_found(found: Found, mbox_ends: mbox.Ends) -> int:
+def _count_found(found: Found, mbox_ends: mbox.Ends, max_bytes: int) -> int:
     if found.error or found.single_message:
         return 1
     try:
         with open_file(found) as stream:
             if (kind := _sniff(stream)) == "mbox":
                 return mbox.count_entries(stream, mbox_ends.end_of(stream, found.path))
-            return _count_stream(stream, depth=0, kind=kind)
+            return _count_stream(stream, 0, max_bytes, kind=kind)
     except Exception:  # reading it will report the problem
         return 1
 
 
-def _count_stream(stream: BinaryIO, depth: int, kind: str | None = None) -> int:
+def _count_stream(stream: BinaryIO, depth: int, max_bytes: int, size: int | None = None,
+                  kind: str | None = None) -> int:
+    """How many items _read_stream gives for the same stream (and `size`, `max_bytes`)."""
     kind = kind or _sniff(stream)
     if kind == "mbox":
         return mbox.count_entries(stream)
-    if kind == "zip" and depth <= MAX_ZIP_DEPTH:
-        return _count_zip(stream, depth)
+    if kind == "zip" and (size is None or size <= max_bytes) and depth <= MAX_ZIP_DEPTH:
+        return _count_zip(stream, depth, max_bytes)
     return 1
 
 
@@ -357,22 +361,23 @@ def _member_refusal(member: zipfile.ZipInfo, single_message: bool, max_bytes: in
     return None
 
 
-def _count_zip(stream: BinaryIO, depth: int) -> int:
+def _count_zip(stream: BinaryIO, depth: int, max_bytes: int) -> int:
     try:
         with zipfile.ZipFile(stream) as archive:
-            return sum(_count_zip_member(archive, found, depth)
+            return sum(_count_zip_member(archive, found, depth, max_bytes)
                        for found in walk_zip(archive.infolist()))
     except ZIP_MEMBER_ERRORS:
         return 1
 
 
-def _count_zip_member(archive: zipfile.ZipFile, found: ZipFound, depth: int) -> int:
+def _count_zip_member(archive: zipfile.ZipFile, found: ZipFound, depth: int,
+                      max_bytes: int) -> int:
     if found.member is None or found.error or found.single_message or \
-            _member_refusal(found.member, found.single_message, DEFAULT_MAX_BYTES):
+            _member_refusal(found.member, found.single_message, max_bytes):
         return 1
     try:
         with archive.open(found.member) as member_stream:
-            return _count_stream(member_stream, depth + 1)
+            return _count_stream(member_stream, depth + 1, max_bytes, found.member.file_size)
     except ZIP_MEMBER_ERRORS:
         return 1
 

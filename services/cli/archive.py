@@ -105,7 +105,9 @@ def cmd_import(args) -> int:
     counts = {"imported": 0, "duplicates": 0, "merged": 0, "failed": 0, "skipped": 0}
     problems: list[dict] = []  # what failed or was skipped, and why
     mbox_ends = mbox.Ends()  # counted and read up to the same end: the counts agree
-    progress = Progress("importing", total=count_mail(args.paths, mbox_ends=mbox_ends),
+    max_bytes = archive.profile.smtp.max_message_mb * MiB
+    progress = Progress("importing", total=count_mail(args.paths, mbox_ends=mbox_ends,
+                                                      max_bytes=max_bytes),
                         enabled=not args.json)
     batch: list[tuple[str, tuple]] = []  # (label, what put_many takes)
     batch_bytes = 0  # of the messages in batch
@@ -132,7 +134,7 @@ def cmd_import(args) -> int:
     with IndexingAlongside(archive, quiet=args.json, enabled=not args.no_index) as indexing:
         try:
             # The model's message limit caps every file and zip member import reads.
-            for item in iter_mail(args.paths, archive.profile.smtp.max_message_mb * MiB,
+            for item in iter_mail(args.paths, max_bytes,
                                   mbox_ends=mbox_ends):
                 if item.error:
                     outcome = "skipped" if item.skipped else "failed"

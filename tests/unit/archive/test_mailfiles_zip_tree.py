@@ -276,3 +276,20 @@ def test_members_with_no_name_left_or_data_in_a_folder_entry_fail_with_why(tmp_p
     assert items[1].error == mailtree.NO_NAME_LEFT
     assert items[4].error.startswith("a folder's entry (its name ends in '/') holding ")
     assert count_mail([archive]) == len(items) == 5
+
+
+def test_a_zip_inside_a_zip_over_the_limit_counts_as_its_one_item(tmp_path):
+    """It fails whole (read by seeking, it would be inflated again and again); count_mail
+    counted its members."""
+    inner = io.BytesIO()
+    with zipfile.ZipFile(inner, "w") as archive:  # stored: no ratio to refuse it by
+        for number in range(5):
+            archive.writestr(f"{number}.eml", message(f"inner {number}") * 20)
+    archive = zip_of(tmp_path / "outer.zip", {"inner.zip": inner.getvalue(),
+                                              "one.eml": message("one")})
+    limit = len(inner.getvalue()) - 1
+    items = list(iter_mail([archive], max_bytes=limit))
+    assert outcome(items) == [("inner.zip", "failed"), ("one.eml", "read")]
+    assert "a zip inside a zip" in items[0].error
+    assert count_mail([archive], max_bytes=limit) == len(items) == 2
+    assert count_mail([archive]) == len(list(iter_mail([archive]))) == 6
