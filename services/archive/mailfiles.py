@@ -4,10 +4,13 @@ Reading (`iter_mail`, `count_mail`) takes Maildir folders, mbox files, single me
 zip files and directories holding any mix of those (services.archive.mailtree walks them,
 never leaving the trees it is given, and a zip's members by the same rules: a zip reads as
 the same tree unpacked, but for what no tree holds: a symlink member is read as a file,
-members of one name are each read, one that has no name or is a folder holding data fails). An evidence export (services.archive.evidence), zipped or
-unpacked, imports again: its manifest files are listed as skipped. Every message comes
-out as the bytes that were on disk, because the store keeps and hashes exactly those; a
-file that gives no message becomes an item with the reason, and the run goes on.
+members of one name are each read, one that has no name or is a folder holding data
+fails). An evidence export (services.archive.evidence), zipped or unpacked, imports again:
+its manifest files are listed as skipped. An empty file is skipped as an emptied mailbox,
+unless it is a single-message file (below): an empty .eml or Maildir entry is a damaged
+message, and fails. Every message comes out as the bytes that were on disk, because the
+store keeps and hashes exactly those; a file that gives no message becomes an item with
+the reason, and the run goes on.
 
 What a file holds:
   * A single-message file (a .eml file, a Maildir entry under cur/ or new/, a zip member
