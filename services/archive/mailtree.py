@@ -80,6 +80,9 @@ LISTING_CHUNK = 50_000
 # folder takes two (the second shows none); a message renamed during a listing may be in
 # it under neither name, and one moved in from new/ is new to cur/ (see _MaildirWalk).
 LISTINGS = 4
+# Parts of a zip member's name, at most (a name may hold 30,000: one member so deep would
+# make its walk hold some 30,000 paths of up to 64 KB each).
+ZIP_NAME_PARTS = 256
 # Why a hidden entry (.git, .DS_Store, ~/.cache) of a folder of loose mail is not read.
 HIDDEN = "hidden (its name starts with '.'): not read; name it to import it"
 # The folder macOS's Archive Utility adds to a zip (and leaves when unpacked elsewhere): the
@@ -291,8 +294,8 @@ def walk_zip(members: Iterable) -> Iterator[ZipFound]:
     zip is read as the same tree unpacked would be, and in the same order. Empty, "." and
     ".." parts of a name are left out of where it lies (as unzip does), not out of its
     label. What no tree unpacked could hold comes last, in the zip's order, each failed with
-    why: a member whose name has no part left ("."; "..") and a folder's entry (a name
-    ending in "/") that holds data. A zip can also hold what a tree cannot and is read
+    why: a member whose name has no part left ("."; ".."), one nested more than
+    ZIP_NAME_PARTS deep, and a folder's entry (a name ending in "/") that holds data. A zip can also hold what a tree cannot and is read
     anyway: a symlink member is read as a file, each of several members of one name is
     read, a file and a folder may share a name."""
     root, unplaced = _ZipFolder(), []
@@ -300,6 +303,11 @@ def walk_zip(members: Iterable) -> Iterator[ZipFound]:
         parts = [part for part in member.filename.split("/") if part not in ("", ".", "..")]
         if not member.is_dir() and not parts:
             unplaced.append(ZipFound(member.filename, error=NO_NAME_LEFT))
+            continue
+        if len(parts) > ZIP_NAME_PARTS:  # each level's walk holds its path: bounded
+            unplaced.append(ZipFound(member.filename, error=(
+                f"its name nests {len(parts) - 1} folders deep (at most {ZIP_NAME_PARTS - 1} "
+                "are read): not read")))
             continue
         if member.is_dir() and member.file_size:
             unplaced.append(ZipFound(member.filename, error=(
@@ -310,8 +318,7 @@ def walk_zip(members: Iterable) -> Iterator[ZipFound]:
             folder = folder.folders.setdefault(part, _ZipFolder())
         if parts and not member.is_dir():
             folder.files.setdefault(parts[-1], []).append(member)
-    # Folders are walked from a stack of their walks, not by recursion: a member's name may
-    # nest some 30,000 folders deep.
+    # Folders are walked from a stack of their walks, not by recursion.
     walks = [_walk_zip_folder(root, "", loose_files_are_mail=True, hidden=False)]
     while walks:
         step = next(walks[-1], None)

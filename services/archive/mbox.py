@@ -80,7 +80,9 @@ _ZONE_OFFSET = rb"[+-]\d\d:?\d\d"
 # prose has RFC 5322-like dates ("From Monday 5 May 2024 10:00", "From 9 Mar 2024 22:00
 # UTC"), and never becomes a headerless message of its own.
 _QUOTED_LOCAL = rb'"[^"\r\n]*+"'
-_PIPERMAIL = rb"\S++ at [^\s.]++(?:\.[^\s.]++)++"
+# Pipermail's "x at host.domain": no possessive repeat of a group, which CPython before
+# 3.11.5 (gh-106052) ran wrongly, so a host is its first label, a dot and the rest.
+_PIPERMAIL = rb"\S++ at [^\s.]++\.\S*+"
 _ASCTIME_SENDER = rb"(?:(?P<sender>" + _QUOTED_LOCAL + rb"\S*+|" + _PIPERMAIL + rb"|\S++)" \
     + _BLANKS + rb"|" + _BLANKS + rb")"
 _ADDRESS_SENDER = (rb"(?P<sender>" + _QUOTED_LOCAL + rb"[^\s@]*+@\S*+|[^\s@\"]*+@\S*+|"

@@ -90,6 +90,8 @@ class MirrorServer:
             request_settings = dict(document.get("settings") or {})
         except (ProtocolError, ValueError, TypeError, AttributeError) as exc:
             return web.json_response({"reason": str(exc)}, status=400)
+        except RecursionError:  # json: a document nested too deeply
+            return web.json_response({"reason": "the hello is nested too deeply"}, status=400)
         if peer.node != node:
             log.warning("peer %s says it is %s in its hello; it is taken as %s", node,
                         peer.node, node)

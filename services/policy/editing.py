@@ -19,7 +19,8 @@ def save_search(store: Store, index_dir: Path, name: str, query: str, actor: Act
     being days in `timezone` (the appliance's). Raises ArchiverError for a bad name or
     query and PermissionDenied when `actor` may not change it (before anything is changed)."""
     replicated = Replicated(store)
-    saved_searches.check(name, query)
+    saved_searches.check(name, query, stored=replicated.get(saved_searches.PREFIX + name)
+                         is not None)
     saved_searches.check_may_change(replicated, name, actor)
     built_on = saved_searches.dependents(replicated, name)
     recorded = holds.keep_current_matches(replicated, index_dir, name, timezone)

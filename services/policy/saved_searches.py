@@ -35,19 +35,23 @@ def save(replicated: Replicated, name: str, query: str, actor: Actor) -> str | N
     """Save `query` under `name`; returns the query it had before (None: a new one).
     Raises ArchiverError for a bad name or query, PermissionDenied when a hold or retention
     policy is built on the search and `actor` is not an admin. The caller audits."""
-    check(name, query)
-    check_may_change(replicated, name, actor)
     before = replicated.get(PREFIX + name)
+    check(name, query, stored=before is not None)
+    check_may_change(replicated, name, actor)
     replicated.put(PREFIX + name, {"query": query})
     return before["query"] if before else None
 
 
-def check(name: str, query: str) -> None:
-    """ArchiverError, with the reason, for a bad name or a query that does not parse."""
+JOINERS = "\u200c\u200d"  # zero-width non-joiner (Persian...), zero-width joiner (emoji)
+
+
+def check(name: str, query: str, stored: bool = False) -> None:
+    """ArchiverError, with the reason, for a bad name or a query that does not parse.
+    `stored`: a saved search of that name exists (saved before the rules on look-alike
+    names: it keeps its name, and its query may still be changed)."""
     if not name.strip() or ":" in name:
         raise ArchiverError(f"saved search name {name!r}: expected a non-empty name without ':'")
-    if unicodedata.normalize("NFC", name) != name or any(
-            unicodedata.category(c) in ("Cc", "Cf") for c in name):
+    if not stored and _looks_like_another(name):
         # Invisible characters (zero-width space, a right-to-left override) and decomposed
         # accents make a name that looks like another's: an admin could pick the wrong one
         # to hold or to set retention on.
@@ -60,6 +64,14 @@ def check(name: str, query: str) -> None:
         raise ArchiverError(f"saved search name {name!r}: expected no '.' or '..' between "
                             "slashes")
     parse(query)
+
+
+def _looks_like_another(name: str) -> bool:
+    """Whether `name` holds control or invisible characters, or accents not composed
+    (Unicode NFC). The joiners some scripts and emoji need (ZWNJ U+200C, ZWJ U+200D) are
+    no reason."""
+    return unicodedata.normalize("NFC", name) != name or any(
+        unicodedata.category(c) in ("Cc", "Cf") and c not in JOINERS for c in name)
 
 
 def dependents(replicated: Replicated, name: str) -> list[str]:

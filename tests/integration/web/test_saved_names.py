@@ -153,3 +153,22 @@ def test_a_path_naming_no_saved_search_or_hold_is_404_as_the_openapi_document_sa
     assert "404" in operation["responses"]
     assert (api(site).get("/api/retention").json(), api(site).get("/api/holds").json()) == before
     assert api(site).request("POST", "/api/holds", {"saved": name}).status == 400
+
+
+def test_a_look_alike_name_saved_before_the_rule_keeps_working_and_joiners_are_names(site):
+    """A name stored before the rule (or by older firmware) keeps its name and its query
+    may still be changed and deleted; the joiners Persian words and emoji need are
+    allowed."""
+    from services.policy import saved_searches
+    from services.policy.replicated import Replicated
+    old = "audit\u200bs"
+    Replicated(site.archive.store).put(saved_searches.PREFIX + old, {"query": "from:carol"})
+    path = f"/api/saved-searches/{in_path(old, '%2F')}"
+    assert api(site).request("PUT", path, {"query": "from:dave"}).status == 200
+    assert {"name": old, "query": "from:dave"} in api(site).get("/api/saved-searches").json()
+    assert api(site).request("DELETE", path).status == 200
+    for name in ("\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645", "\U0001f469\u200d\U0001f4bb team"):
+        assert api(site).request("PUT", f"/api/saved-searches/{in_path(name, '%2F')}",
+                                 {"query": "from:carol"}).status == 200, name
+        assert api(site).request("DELETE", f"/api/saved-searches/{in_path(name, '%2F')}"
+                                 ).status == 200

@@ -255,14 +255,19 @@ def test_a_zipped_hidden_folder_with_cur_or_new_alone_is_a_maildir_folder(tmp_pa
     assert count_mail([archive]) == len(items)
 
 
-def test_a_very_deep_member_is_read_with_the_members_after_it(tmp_path):
-    """One folder level per nested generator stopped the whole zip (RecursionError)."""
-    deep = "b/" * 1200 + "x.eml"
+def test_a_deep_member_is_read_and_a_deeper_one_fails_and_the_rest_are_read(tmp_path):
+    """One folder level per nested generator stopped the whole zip (RecursionError); one
+    per level of a stack held a path each (some 1 GB for a name 30,000 folders deep): a
+    member nested deeper than ZIP_NAME_PARTS fails, with why, and the others are read."""
+    deep = "b/" * (mailtree.ZIP_NAME_PARTS - 1) + "x.eml"
+    deeper = "c/" * 20_000 + "x.eml"
     archive = zip_of(tmp_path / "deep.zip", {"a.eml": message("a"), deep: message("deep"),
-                                             "z.eml": message("z")})
+                                             deeper: message("deeper"), "z.eml": message("z")})
     items = list(iter_mail([archive]))
-    assert outcome(items) == [("a.eml", "read"), (deep, "read"), ("z.eml", "read")]
-    assert count_mail([archive]) == len(items) == 3
+    assert outcome(items) == [("a.eml", "read"), (deep, "read"), ("z.eml", "read"),
+                              (deeper, "failed")]
+    assert items[3].error == "its name nests 20000 folders deep (at most 255 are read): not read"
+    assert count_mail([archive]) == len(items) == 4
 
 
 def test_members_with_no_name_left_or_data_in_a_folder_entry_fail_with_why(tmp_path):
