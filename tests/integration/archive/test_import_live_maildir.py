@@ -70,8 +70,8 @@ def changing_while_listing(monkeypatch, root, old: str, new: str):
             listing = Listing(entry for entry in listing if entry.name != name)
         return listing
 
-    def count_mail(paths, mbox_ends=None):
-        total = real_count(paths, mbox_ends=mbox_ends)
+    def count_mail(paths, mbox_ends=None, **options):  # max_bytes, as import gives it
+        total = real_count(paths, mbox_ends=mbox_ends, **options)
         pending.append(True)
         return total
     monkeypatch.setattr(os, "scandir", scandir)

@@ -11,6 +11,7 @@ import pytest
 import xapian
 
 from firmware.models import load_models
+from services.archive import extract
 from services.archive.archive import Archive
 from services.archive.extract import ExtractionPool, budget_for_model, extraction_cost
 from services.archive.indexer import CURSOR_KEY, MEMORY_PER_TEXT_BYTE, Indexer, status
@@ -172,6 +173,11 @@ def large_mail(n: int) -> bytes:
     return message.as_bytes()
 
 
+def cut_at_the_cap(n: int) -> str:
+    """What large_mail(n)'s extraction says of its attachment, cut at a 256 KiB cap."""
+    return f"notes{n}.txt: {extract.cap_cut(256 * 1024)}"
+
+
 @pytest.fixture(scope="module")
 def large_and_small():
     large = [large_mail(n) for n in range(4)]
@@ -191,7 +197,8 @@ def test_workers_read_large_messages_at_once_only_within_the_budget(large_and_sm
     assert peak > extraction_cost(sizes[-1])  # a small one was read beside a large one
     for n in range(4):
         large, small = results[2 * n], results[2 * n + 1]
-        assert large.body.startswith(f"marker{n} ") and large.failures == []
+        assert large.body.startswith(f"marker{n} ") and large.errors == []
+        assert large.failures == [cut_at_the_cap(n)]  # its 500 KB attachment, at 256 KB
         assert large.attachments[0].text.startswith(f"a{n}w0 a{n}w1 ")
         assert small.body.rstrip().endswith(f"word{n}x1999")
 
@@ -202,7 +209,9 @@ def test_a_message_costing_more_than_the_budget_is_read_alone(large_and_small):
         results = pool.extract_many(large_and_small)
         peak = pool.peak_admitted_bytes
     assert peak == largest  # alone: nothing was read beside it
-    assert [r.failures for r in results] == [[]] * len(large_and_small)
+    assert [r.errors for r in results] == [[]] * len(large_and_small)
+    assert [r.failures for r in results] == [
+        [cut_at_the_cap(n // 2)] if n % 2 == 0 else [] for n in range(len(large_and_small))]
     assert all(r.body for r in results)
 
 
