@@ -19,8 +19,9 @@ some zip tools drop empty folders), as its mail would be read nowhere else.
 In any other directory every regular file is mail, and hidden entries (.git, .DS_Store)
 are listed as skipped, not read (so is a hidden folder that cannot be listed: another
 user's ~/.gnupg), unless a hidden folder is a Maildir folder, with cur/ or new/ (".Sent"
-beside a Maildir's cur/, the empty new/ of both lost in a copy): then its mail is read. A file "<name>.lock" beside a regular file <name> may be its dotlock (an MTA
-delivering to an mbox): Found.dotlock_of says so, and the reader lists it as the lock
+beside a Maildir's cur/, the empty new/ of both lost in a copy): then its mail is read.
+A file "<name>.lock" beside a regular file <name> may be its dotlock (an MTA delivering
+to an mbox): Found.dotlock_of says so, and the reader lists it as the lock
 when it holds what a lock holds (mailfiles.is_dotlock), else reads it as any file (a
 message so named is not hidden from the import). A folder "__MACOSX" where mail is loose
 files (macOS's Archive Utility puts the other files' resource forks there) is listed as
@@ -56,7 +57,7 @@ import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Generator, Iterable, Iterator
+from typing import BinaryIO, Collection, Generator, Iterable, Iterator
 
 from services.archive.mbox import DOTLOCK_SUFFIX
 
@@ -295,9 +296,10 @@ def walk_zip(members: Iterable) -> Iterator[ZipFound]:
     ".." parts of a name are left out of where it lies (as unzip does), not out of its
     label. What no tree unpacked could hold comes last, in the zip's order, each failed with
     why: a member whose name has no part left ("."; ".."), one nested more than
-    ZIP_NAME_PARTS deep, and a folder's entry (a name ending in "/") that holds data. A zip can also hold what a tree cannot and is read
-    anyway: a symlink member is read as a file, each of several members of one name is
-    read, a file and a folder may share a name."""
+    ZIP_NAME_PARTS deep, and a folder's entry (a name ending in "/") that holds data. A zip
+    can also hold what a tree cannot and is read anyway: a symlink member is read as a
+    file, each of several members of one name is read, a file and a folder may share a
+    name."""
     root, unplaced = _ZipFolder(), []
     for member in members:
         parts = [part for part in member.filename.split("/") if part not in ("", ".", "..")]
@@ -378,7 +380,7 @@ def _zip_maildir_part(part: _ZipFolder, path: str) -> Iterator[ZipFound]:
             yield ZipFound(member.filename, member, single_message=True)
 
 
-def _locked_by(name: str, files_beside: set[str] | None) -> str | None:
+def _locked_by(name: str, files_beside: Collection[str]) -> str | None:
     """The file `name` may be the dotlock of ("inbox" for "inbox.lock", mbox.DOTLOCK_SUFFIX),
     when it is among `files_beside` (the regular files of its folder)."""
     locked = name.removesuffix(DOTLOCK_SUFFIX)
