@@ -32,6 +32,9 @@ def _sub(parent, name, handler, help_text, json_option=False):
     return parser
 
 
+_NOT_GIVEN = object()  # --days absent: distinct from "none", which removes the policy
+
+
 def _register_retention(commands) -> None:
     group = commands.add_parser("retention", help="retention policies (off by default)")
     sub = group.add_subparsers(dest="retention_command", required=True, metavar="ACTION")
@@ -41,7 +44,8 @@ def _register_retention(commands) -> None:
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--global-days", type=_days, metavar="N|none")
     which.add_argument("--saved", metavar="NAME")
-    p.add_argument("--days", type=_days, metavar="N|none", help="with --saved")
+    p.add_argument("--days", type=_days, default=_NOT_GIVEN, metavar="N|none",
+                   help="with --saved (required there): keep its mail N days, or none")
     _sub(sub, "show", cmd_retention_show, "the policies", json_option=True)
     p = _sub(sub, "run", cmd_retention_run, "delete what has expired (never held mail)",
              json_option=True)
@@ -101,8 +105,14 @@ def _set_enabled(args, enabled: bool) -> int:
 
 
 def cmd_retention_set(args) -> int:
+    if args.saved is not None and args.days is _NOT_GIVEN:
+        raise ArchiverError(f"retention set --saved {args.saved} needs --days N (keep its mail "
+                            "N days) or --days none (remove its policy)")
+    if args.saved is None and args.days is not _NOT_GIVEN:
+        raise ArchiverError("retention set: --days goes with --saved NAME; the global policy "
+                            "is set with --global-days N|none")
     archive, replicated, actor = _context(args)
-    if args.saved:
+    if args.saved is not None:
         retention.set_saved(replicated, args.saved, args.days)
         audit.record(archive.store, actor, "retention", saved=args.saved, days=args.days)
     else:

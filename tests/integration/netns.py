@@ -32,6 +32,7 @@ connections promptly in both directions, which a bridge-side cut does not:
   the application's own timeouts (read timeout, TCP_USER_TIMEOUT, keepalive).
 The node's address stays configured, so its services keep listening (and can restart and
 bind) while it is cut. restore(name) brings the link up; connections work at once.
+throttle(name, rate) shapes what the node sends (tc tbf on its `eth0`); unthrottle(name) ends it.
 No sysctl is needed: the bridge forwards with STP off, and nothing is routed.
 """
 from __future__ import annotations
@@ -49,6 +50,7 @@ from pyroute2 import NetNS, netns
 from pyroute2.netlink.exceptions import NetlinkError
 
 IP = shutil.which("ip") or "/usr/sbin/ip"
+TC = shutil.which("tc") or "/usr/sbin/tc"
 NODE_LINK = "eth0"
 BRIDGE = "br0"
 
@@ -99,6 +101,15 @@ class Lab:
     def restore(self, name: str) -> None:
         self._set_link_state(name, "up")
 
+    def throttle(self, name: str, rate: str) -> None:
+        """Shape what the node sends to `rate` (tc's units, e.g. "16mbit") with a token
+        bucket filter, so that a transfer takes long enough for a test to act mid-way."""
+        self._qdisc(name, "replace", "root", "tbf", "rate", rate,
+                    "burst", "64kb", "latency", "500ms")
+
+    def unthrottle(self, name: str) -> None:
+        self._qdisc(name, "del", "root")
+
     def command(self, name: str, argv) -> list[str]:
         return [IP, "netns", "exec", self.namespaces[name], *map(str, argv)]
 
@@ -137,6 +148,10 @@ class Lab:
     def _set_link_state(self, name: str, state: str) -> None:
         with NetNS(self.namespaces[name], flags=0) as node:
             node.link("set", index=node.link_lookup(ifname=NODE_LINK)[0], state=state)
+
+    def _qdisc(self, name: str, *arguments: str) -> None:
+        self.run(name, [TC, "qdisc", arguments[0], "dev", NODE_LINK, *arguments[1:]],
+                 check=True, capture_output=True)
 
     def _forget_neighbour(self, name: str, address: str) -> None:
         """Drop a cached MAC so the next packet asks ARP again and fails within seconds."""

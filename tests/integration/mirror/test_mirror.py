@@ -72,10 +72,13 @@ def test_a_peer_that_comes_back_is_copied_to_at_once_not_after_the_backoff(pair,
 def test_sigkill_of_the_receiver_mid_copy_loses_and_doubles_nothing(pair, tmp_path):
     a, b = pair
     a.start(), b.start()
-    sent = a.receive(tmp_path / "in", 1500, filler=60_000)  # ~90 MB: copying takes a while
+    # a sends at 16 Mbit/s: the ~90 MB copy takes about 45 s, so the kill lands mid-copy.
+    a.lab.throttle("a", "16mbit")
+    sent = a.receive(tmp_path / "in", 1500, filler=60_000)
     wait_until(lambda: b.stats()["stored"] > 0, 60, "copying to start", interval=0.05)
     b.kill()
     assert b.stats()["stored"] < 1500  # killed mid-copy
+    a.lab.unthrottle("a")
     b.start()
     wait_until(lambda: a.peer_status(b)["queued"] == 0, 300, "the queue to drain")
     wait_searchable(b, 1500, timeout=300)

@@ -440,3 +440,23 @@ def test_a_run_holds_the_index_it_judged_by_until_it_ends(archive, monkeypatch):
     assert remaining(archive, digests) == []
     later = time.time() + retired_index.RETIRED_SECONDS + 1
     assert compaction.remove_strays(archive, now=later) == switched_from  # let go
+
+
+def test_retention_set_saved_without_days_is_refused_and_keeps_the_policy(archiver, tmp_path):
+    """`--days none` removes a saved search's policy; leaving --days out must not do the same."""
+    data, folder = tmp_path / "data", tmp_path / "mail"
+    folder.mkdir()
+    (folder / "1.eml").write_bytes(message(1, "a@x.com", "old", 400 * DAY))
+    archiver("import", "--data", data, folder, check=0)
+    archiver("search", "--data", data, "--save", "old", "subject:old", check=0)
+    archiver("retention", "set", "--data", data, "--saved", "old", "--days", "90", check=0)
+    refused = archiver("retention", "set", "--data", data, "--saved", "old", check=2)
+    assert "needs --days N" in refused.stderr and "--days none" in refused.stderr
+    stray = archiver("retention", "set", "--data", data, "--global-days", "30", "--days", "5",
+                     check=2)
+    assert "--days goes with --saved" in stray.stderr
+    shown = json.loads(archiver("retention", "show", "--data", data, "--json", check=0).stdout)
+    assert shown["saved"] == {"old": 90} and shown["global_days"] is None
+    archiver("retention", "set", "--data", data, "--saved", "old", "--days", "none", check=0)
+    shown = json.loads(archiver("retention", "show", "--data", data, "--json", check=0).stdout)
+    assert shown["saved"] == {}
