@@ -87,10 +87,7 @@ def add(replicated: Replicated, index_dir: Path, saved: str, until: dt.date | No
     meanwhile (what was recorded then stays with that hold: more held, never less)."""
     query = query_of(replicated, saved)  # the saved search must exist
     name, reason = checked_words(name, reason)
-    today = dt.datetime.now(dates.zone(timezone)).date()
-    if until is not None and until < today:  # it would hold nothing: a typo, most likely
-        raise ArchiverError(f"until {until.isoformat()}: the day is past (today is "
-                            f"{today.isoformat()} in {timezone}): such a hold holds nothing")
+    check_until(until, timezone)
     hold_id = new_id(replicated)
     pending, _ = _record_matches(replicated, index_dir, query, timezone, [hold_id])
     replicated.put(PREFIX + hold_id, {"saved": saved, "until": until.isoformat() if until else None,
@@ -99,6 +96,16 @@ def add(replicated: Replicated, index_dir: Path, saved: str, until: dt.date | No
                    also=lambda txn: hold_records.add_in(replicated.store, txn, hold_id, pending),
                    new=True)
     return hold_id
+
+
+def check_until(until: dt.date | None, timezone: str) -> None:
+    """Refuse (ArchiverError) a last day `until` already past in `timezone` (an IANA zone
+    name): such a hold would hold nothing, and is a typo most likely. None (indefinitely)
+    always passes."""
+    today = dt.datetime.now(dates.zone(timezone)).date()
+    if until is not None and until < today:
+        raise ArchiverError(f"until {until.isoformat()}: the day is past (today is "
+                            f"{today.isoformat()} in {timezone}): such a hold holds nothing")
 
 
 def checked_words(name: str | None, reason: str | None) -> tuple[str | None, str | None]:

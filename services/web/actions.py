@@ -128,7 +128,7 @@ def add_hold(archive: Archive, user: User, saved_name: str, until: str | None,
              timezone: str = "UTC") -> str:
     """Hold a saved search's mail (its days in `timezone`) for a matter (`name`) and a
     `reason`; the hold's id."""
-    until_date = check_hold(until, name, reason)
+    until_date = check_hold(until, name, reason, timezone)
     hold_id = holds.add(Replicated(archive.store), archive.index_dir(), saved_name, until_date,
                         user.actor, name, reason, timezone)
     audit.record(archive.store, user.actor, "hold-add", hold=hold_id, saved=saved_name,
@@ -137,12 +137,15 @@ def add_hold(archive: Archive, user: User, saved_name: str, until: str | None,
     return hold_id
 
 
-def check_hold(until: str | None, name: str | None, reason: str | None) -> dt.date | None:
-    """The last day of a hold through `until` (None: indefinitely). Raises BadRequest,
-    ArchiverError for an `until`, matter `name` or `reason` add_hold would refuse: a caller
-    that makes something for a hold first (a saved search) checks them before it does."""
+def check_hold(until: str | None, name: str | None, reason: str | None,
+               timezone: str) -> dt.date | None:
+    """The last day of a hold through `until` (YYYY-MM-DD, a day in `timezone`; None:
+    indefinitely). Raises BadRequest, ArchiverError for an `until` (malformed or past),
+    matter `name` or `reason` add_hold would refuse: a caller that makes something for a
+    hold first (a saved search) checks them before it does."""
     until_date = _date(until)
     holds.checked_words(name, reason)
+    holds.check_until(until_date, timezone)
     return until_date
 
 

@@ -59,9 +59,11 @@ def save_chosen(archive: Archive, user: User, name: str, query: str | None,
 
 
 def hold_chosen(archive: Archive, user: User, matter: str, reason: str, until: str | None,
-                query: str | None, digests: list[str] | None) -> tuple[str, str]:
+                query: str | None, digests: list[str] | None,
+                timezone: str) -> tuple[str, str]:
     """Place what was chosen on hold for a matter: a saved search named after the matter
-    (made unique) holds it. Returns (the saved search's name, the hold's id). A refused
+    (made unique) holds it, its days (and `until`) read in `timezone`, the appliance's, as
+    the search page showed them. Returns (the saved search's name, the hold's id). A refused
     request leaves nothing behind: what add_hold would refuse is refused before the search
     is saved, and should the hold fail all the same (the index changing under it, a
     peer's hold taking its id), the saved search made for it is deleted (audited)."""
@@ -69,11 +71,11 @@ def hold_chosen(archive: Archive, user: User, matter: str, reason: str, until: s
     if not matter:
         raise BadRequest("give the matter's name: a hold says what it is for")
     chosen = chosen_query(query, digests)
-    check_hold(until, matter, reason or None)
+    check_hold(until, matter, reason or None, timezone)
     name = _unused_name(archive, f"hold {matter.replace(':', ' ')}"[:80])
     save_search(archive, user, name, chosen)
     try:
-        return name, add_hold(archive, user, name, until, matter, reason or None)
+        return name, add_hold(archive, user, name, until, matter, reason or None, timezone)
     except Exception:
         _forget_saved(archive, user, name)
         raise

@@ -99,7 +99,7 @@ async def act_on_selection(request: web.Request, user: User) -> web.StreamRespon
             name, hold_id = await asyncio.to_thread(
                 admin_actions.hold_chosen, archive, user, form_field(request, "matter"),
                 form_field(request, "reason"), form_field(request, "until") or None, query,
-                digests)
+                digests, config.timezone)
             session.flash = ("done", f"Placed on hold {hold_id} for "
                                      f"{form_field(request, 'matter')!r} (saved search "
                                      f"{name!r}).")
