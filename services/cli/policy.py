@@ -96,8 +96,14 @@ def _context(args):
     return archive, Replicated(archive.store), cli_actor()
 
 
+def _admin_context(args, doing: str):
+    """_context's, once the CLI's user is known to be an admin (PermissionDenied else)."""
+    audit.require_admin(cli_actor(), doing)
+    return _context(args)
+
+
 def _set_enabled(args, enabled: bool) -> int:
-    archive, replicated, actor = _context(args)
+    archive, replicated, actor = _admin_context(args, "turns retention on or off")
     replicated.put(retention.ENABLED, enabled)
     audit.record(archive.store, actor, "retention", enabled=enabled)
     print(f"retention {'enabled' if enabled else 'disabled'}")
@@ -111,7 +117,7 @@ def cmd_retention_set(args) -> int:
     if args.saved is None and args.days is not _NOT_GIVEN:
         raise ArchiverError("retention set: --days goes with --saved NAME; the global policy "
                             "is set with --global-days N|none")
-    archive, replicated, actor = _context(args)
+    archive, replicated, actor = _admin_context(args, "sets retention policies")
     if args.saved is not None:
         retention.set_saved(replicated, args.saved, args.days)
         audit.record(archive.store, actor, "retention", saved=args.saved, days=args.days)
@@ -146,7 +152,9 @@ def cmd_retention_show(args) -> int:
 
 
 def cmd_retention_run(args) -> int:
-    archive, replicated, actor = _context(args)
+    archive, replicated, actor = (_context(args) if args.dry_run else
+                                  _admin_context(args, "runs retention (--dry-run shows what "
+                                                       "it would delete)"))
     progress = Progress("examining", total=archive.store.counters()["messages"],
                         enabled=not args.json)
     report = retention.run(archive.store, archive.index_dir(), replicated, actor, args.dry_run,
@@ -157,6 +165,8 @@ def cmd_retention_run(args) -> int:
     if not args.dry_run:  # drop deleted documents now (also an interrupted run's), unless
         index_pending(archive, quiet=True)  # the indexer service is there to do it
     summary = {k: v for k, v in report.__dict__.items() if k != "deleted_digests"}
+    if args.dry_run:  # nothing was deleted: say what would have been, under that name
+        summary = {**summary, "dry_run": True, "deleted": 0, "would_delete": report.deleted}
     if args.json:
         print(json.dumps({**summary, "digests": report.deleted_digests}))
     elif not report.enabled and not args.dry_run:

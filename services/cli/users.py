@@ -69,6 +69,7 @@ def read_password(args) -> str:
 
 
 def cmd_add(args) -> int:
+    audit.require_admin(cli_actor(), "adds accounts")
     archive = open_archive(args)
     user = users.add(archive, args.name, args.role, args.email, read_password(args))
     audit.record(archive.store, cli_actor(), "user-add", name=user.name, role=user.role,
@@ -78,6 +79,7 @@ def cmd_add(args) -> int:
 
 
 def cmd_passwd(args) -> int:
+    audit.require_admin(cli_actor(), "sets passwords")
     archive = open_archive(args)
     password = read_password(args)
     if args.name != users.admin_password.ADMIN_USER and users.get(archive, args.name) is None:
@@ -99,6 +101,7 @@ def cmd_list(args) -> int:
 
 
 def cmd_remove(args) -> int:
+    audit.require_admin(cli_actor(), "removes accounts")
     archive = open_archive(args)
     users.remove(archive, args.name)
     audit.record(archive.store, cli_actor(), "user-remove", name=args.name)
@@ -107,6 +110,7 @@ def cmd_remove(args) -> int:
 
 
 def cmd_two_factor_off(args) -> int:
+    audit.require_admin(cli_actor(), "turns two-factor codes off")
     archive = open_archive(args)
     if args.name != users.admin_password.ADMIN_USER and users.get(archive, args.name) is None:
         raise users.UserError(f"there is no user named {args.name!r}")

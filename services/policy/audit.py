@@ -40,6 +40,13 @@ def cli_actor() -> Actor:
     return Actor(name, role)
 
 
+def require_admin(actor: Actor, doing: str) -> None:
+    """Raise PermissionDenied (exit 4) unless `actor` is an admin; `doing` says what was
+    asked ("changes retention"), as the web API's admin-only endpoints refuse it."""
+    if actor.role != "admin":
+        raise PermissionDenied(f"only an admin {doing} ({actor.name} is {actor.role})")
+
+
 def record(store: Store, actor: Actor, action: str, **details) -> None:
     """Append one entry, durably, chained to the one before."""
     db = store.db["audit"]

@@ -460,3 +460,48 @@ def test_retention_set_saved_without_days_is_refused_and_keeps_the_policy(archiv
     archiver("retention", "set", "--data", data, "--saved", "old", "--days", "none", check=0)
     shown = json.loads(archiver("retention", "show", "--data", data, "--json", check=0).stdout)
     assert shown["saved"] == {}
+
+
+def test_only_an_admin_changes_or_runs_retention_from_the_cli(archiver):
+    """The CLI's user is an admin only as root or the service user (audit.cli_actor); any
+    other owner of the files is an auditor, refused what the web API keeps for admins."""
+    import pwd
+    import shutil
+    import tempfile
+    from pathlib import Path
+    from tests.conftest import ARCHIVER
+    nobody = pwd.getpwnam("nobody")
+    top = Path(tempfile.mkdtemp(dir="/tmp"))  # pytest's own tmp is closed to other users
+    try:
+        data, folder = top / "data", top / "mail"
+        folder.mkdir()
+        (folder / "1.eml").write_bytes(message(1, "a@x.com", "old", 400 * DAY))
+        archiver("import", "--data", data, folder, check=0)
+        archiver("retention", "set", "--data", data, "--global-days", "30", check=0)
+        archiver("retention", "enable", "--data", data, check=0)
+        subprocess.run(["chown", "-R", f"{nobody.pw_uid}:{nobody.pw_gid}", str(top)],
+                       check=True)
+
+        def as_nobody(*args):
+            return subprocess.run([str(ARCHIVER), *map(str, args), "--data", str(data)],
+                                  user=nobody.pw_uid, group=nobody.pw_gid, extra_groups=[],
+                                  env={**os.environ, "HOME": str(top), "USER": "nobody",
+                                       "SUDO_USER": ""},
+                                  capture_output=True, text=True, timeout=120, cwd=top)
+
+        for args in (("retention", "run"), ("retention", "disable"),
+                     ("retention", "set", "--global-days", "1"),
+                     ("user", "add", "eve", "--role", "admin", "--password-file", "/dev/null")):
+            refused = as_nobody(*args)
+            assert refused.returncode == 4 and "only an admin" in refused.stderr, (args, refused)
+        dry = as_nobody("retention", "run", "--dry-run", "--json")
+        assert dry.returncode == 0, dry.stderr
+        report = json.loads(dry.stdout)
+        assert (report["dry_run"], report["deleted"], report["would_delete"]) == (True, 0, 1)
+        assert json.loads(archiver("stats", "--data", data, "--json", check=0).stdout
+                          )["stored"] == 1
+        assert json.loads(archiver("retention", "show", "--data", data, "--json", check=0
+                                   ).stdout)["global_days"] == 30
+        assert "eve" not in archiver("user", "list", "--data", data, check=0).stdout
+    finally:
+        shutil.rmtree(top)
