@@ -109,8 +109,9 @@ class SmtpConfig:
     local_domains: list[str] = field("domains other senders may hand in mail for",
                                      default_factory=list)
     forwarding: bool = field("true: only trusted servers may hand in mail at all", default=False)
-    journal_recipient: str | None = field("address of Bcc journaling; mail to it is archived "
-                                          "with its envelope", default=None)
+    journal_recipient: str | None = field(
+        "address of Bcc journaling; mail to it is archived with its envelope, and an Exchange "
+        "journal report a trusted server sends to it alone is unwrapped", default=None)
     tls: TlsFiles | None = field("certificate and key for STARTTLS", default=None)
     first_command_seconds: float = field(
         "seconds a new session may stay silent before its first command (then 421)",

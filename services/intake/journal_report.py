@@ -89,6 +89,11 @@ def is_journal_report(raw: bytes) -> bool:
 
 
 def unwrap(raw: bytes) -> JournalReport:
+    """The original message (byte-exact) and envelope of an Exchange journal report
+    (X-MS-Journal-Report; Microsoft's envelope journaling format: a text/plain envelope
+    part, then the message/rfc822 original). Raises NotAJournalReport, saying why, for
+    anything else: no such header, no original or envelope part, an empty original, an
+    envelope part that names no recipient."""
     if not is_journal_report(raw):
         raise NotAJournalReport("no X-MS-Journal-Report header")
     raw = bytes(raw)
@@ -103,7 +108,10 @@ def unwrap(raw: bytes) -> JournalReport:
     if not original.strip():
         raise NotAJournalReport("the attached message is empty")
     text = decode_text(_decoded_body(raw, envelope), envelope.charset)
-    return _report(original, _envelope_fields(text))
+    report = _report(original, _envelope_fields(text))
+    if not report.recipients:  # unwrapped, it would be archived as mail to nobody
+        raise NotAJournalReport("the envelope part names no recipient")
+    return report
 
 
 # --- MIME structure, on the raw bytes -------------------------------------------------------

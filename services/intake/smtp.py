@@ -7,7 +7,10 @@ system storage; nothing of it is stored, the sender retries), 552 above the mode
 limit, 5xx with the reason for senders the AcceptancePolicy refuses. Sessions beyond the
 model's limits (SessionSlots: per client address, a share reserved for trusted servers)
 get 421 and retry later, as from any busy MTA; so does a session silent for
-smtp.first_command_seconds before its first command or smtp.idle_seconds after.
+smtp.first_command_seconds before its first command or smtp.idle_seconds after. A message
+takes at most MAX_RECIPIENTS recipients: RCPT beyond them gets 452 4.5.3 and the client
+sends the rest in another transaction (RFC 5321 4.5.3.1.10). No AUTH is offered: who may
+hand in mail is decided by address (AcceptancePolicy), never by a password.
 
 Memory (models.yaml smtp.data_memory_mb has the arithmetic): DATA is spooled (smtp_data:
 at most 1 MiB in memory per session, the rest on disk), and a message is read back as
@@ -24,7 +27,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
-from aiosmtpd.smtp import SMTP, syntax
+from aiosmtpd.smtp import SMTP, TLSSetupException, syntax
 
 from firmware.models import SmtpLimits
 
@@ -41,6 +44,10 @@ log = logging.getLogger(__name__)
 # aiosmtpd's logger: it logs each command of a session at INFO (five records a message,
 # a fifth of the event loop's time with 8 clients); its warnings and errors still show.
 AIOSMTPD_LOG = "mail.log"
+# Recipients of one transaction. RFC 5321 4.5.3.1.8 asks a server to take at least 100;
+# 1,000 is Postfix's smtpd_recipient_limit. Without a limit one session sending a million
+# RCPT commands grew the SMTP process by 600 MB and the indexer by gigabytes.
+MAX_RECIPIENTS = 1000
 
 
 class ArchiveHandler:
@@ -62,7 +69,18 @@ class ArchiveHandler:
         # aiosmtpd reads commands one line at a time, so pipelined commands are answered in
         # order; saying so lets gateways send MAIL, RCPT and DATA in one round trip.
         session.host_name = hostname
-        return responses[:-1] + ["250-PIPELINING"] + responses[-1:]
+        offered = [line for line in responses if not line[4:].upper().startswith("AUTH")]
+        return offered[:-1] + ["250-PIPELINING"] + offered[-1:]
+
+    async def handle_exception(self, error: Exception) -> str:
+        """aiosmtpd's hook for an exception in a session: a client that fails the TLS
+        handshake (garbage after STARTTLS, a scanner) is one warning line, not a traceback;
+        anything else is logged whole, as aiosmtpd would."""
+        if isinstance(error, TLSSetupException):
+            log.warning("STARTTLS handshake failed: %s", error.__cause__ or error)
+            return "454 4.7.0 TLS not available"  # not sent: aiosmtpd closes the session
+        log.exception("SMTP session exception")
+        return f"500 Error: ({error.__class__.__name__}) {error}"  # as aiosmtpd answers
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         refusal = self.policy.refuse_sender(session.peer[0])
@@ -83,6 +101,8 @@ class ArchiveHandler:
         refusal = self.policy.refuse_recipient(session.peer[0], address)
         if refusal:
             return f"550 5.7.1 {refusal}"
+        if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
+            return f"452 4.5.3 too many recipients: at most {MAX_RECIPIENTS} a message"
         waits = self.gate.room_reason()
         if waits:
             return f"451 4.3.1 {waits}; try again later"
@@ -104,7 +124,8 @@ class ArchiveHandler:
         recipients = [r for r in envelope.rcpt_tos if r.lower() != self.journal_recipient]
         try:
             outcome = await self._store(envelope.spool,
-                                        Envelope(envelope.mail_from or None, recipients), trusted)
+                                        Envelope(envelope.mail_from or None, recipients),
+                                        self._journaled(trusted, envelope.rcpt_tos, recipients))
         except OutOfSpace as full:  # nothing was written: the sender keeps it and retries
             log.warning("a message from %s waits: %s", session.peer[0], full)
             return f"452 4.3.1 {full.brief}; try again later"
@@ -115,7 +136,15 @@ class ArchiveHandler:
                  extra={"MESSAGE_DIGEST": outcome.digest})
         return f"250 2.0.0 archived {outcome.digest[:16]}"
 
-    async def _store(self, spool: DataSpool, envelope: Envelope, trusted: bool) -> PutOutcome:
+    def _journaled(self, trusted: bool, rcpt_tos: list[str], recipients: list[str]) -> bool:
+        """Whether a journal report in this transaction is the journaling server's, to be
+        unwrapped: a trusted server sent it to the journal recipient alone. A report that
+        a trusted gateway relays to anyone else is mail in transit, whose headers any
+        sender on the Internet wrote: unwrapping it would archive the message it claims
+        instead of the one delivered."""
+        return trusted and bool(self.journal_recipient) and bool(rcpt_tos) and not recipients
+
+    async def _store(self, spool: DataSpool, envelope: Envelope, journaled: bool) -> PutOutcome:
         """The message stored durably, once the memory storing takes is granted: a worker
         thread hashes, summarizes and compresses it and hands it to the group commit,
         whose thread tells this loop when it is durable (no thread waits for the commit)."""
@@ -128,16 +157,16 @@ class ArchiveHandler:
 
         try:
             lane = self.quick if spool.size <= IN_MEMORY_BYTES else self.executor
-            lane.submit(self._submit, spool, envelope, trusted, settle)
+            lane.submit(self._submit, spool, envelope, journaled, settle)
         except BaseException:
             self.memory.give_back(amount)
             raise
         return await durable
 
-    def _submit(self, spool: DataSpool, envelope: Envelope, trusted: bool,
+    def _submit(self, spool: DataSpool, envelope: Envelope, journaled: bool,
                 settle: Callable[[Future], None]) -> None:
         try:
-            outcome = submit_message(self.store, spool.take(), envelope, "smtp", trusted)
+            outcome = submit_message(self.store, spool.take(), envelope, "smtp", journaled)
         except BaseException as exc:  # e.g. the session closed the spool: settled all the same
             outcome = Future()
             outcome.set_exception(exc)
@@ -279,6 +308,13 @@ class LimitedSMTP(SMTP):
         super().data_received(data)
         if self._receiving_data:
             self._heard_from()
+
+    @syntax("AUTH <mechanism>")
+    async def smtp_AUTH(self, arg: str) -> None:
+        """Not offered (the EHLO reply leaves it out): aiosmtpd would take LOGIN and PLAIN
+        with no authenticator and refuse every attempt, without limit."""
+        await self.push("502 5.5.1 AUTH is not offered: mail is accepted by the sending "
+                        "server's address")
 
     def _heard_from(self) -> None:
         now = self.loop.time()
