@@ -1,7 +1,9 @@
 """Group commit: many threads hand in work, one thread applies it in batches.
 
 Each batch is one durable LMDB transaction, so N concurrent puts cost one sync instead of
-N, and every caller is answered only after the batch holding its item is committed.
+N, and every caller is answered only after the batch holding its item is committed. A batch
+that fails (its transaction is then aborted: nothing of it is written) is applied again one
+item at a time, so that only the items that fail by themselves are refused.
 """
 from __future__ import annotations
 
@@ -59,7 +61,14 @@ class GroupCommitter(Generic[Item, Result]):
     def _commit(self, batch) -> None:
         try:
             results = self._apply_batch([item for item, _ in batch])
-        except BaseException as exc:  # the whole batch failed: tell every caller why
+        except Exception as exc:
+            if len(batch) == 1:
+                batch[0][1].set_exception(exc)
+            else:  # nothing of it was written: one bad item must not fail the others
+                for one in batch:
+                    self._commit([one])
+            return
+        except BaseException as exc:  # KeyboardInterrupt, SystemExit: tell every caller why
             for _, future in batch:
                 future.set_exception(exc)
             return

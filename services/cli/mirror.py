@@ -82,7 +82,7 @@ def cmd_join(args) -> int:
     if generated:
         secret = mirror_secret.generate()
     for peer in args.peer or [None]:
-        mirror_state.join(archive.store, secret, peer)
+        mirror_state.join(archive.store, secret, peer, _configured_secret(config))
     if generated:
         # Shown this once: the store keeps it, but no command shows it again.
         print("made a new mirror secret; give it to every peer (archiver mirror join "
@@ -90,6 +90,10 @@ def cmd_join(args) -> int:
     print(f"joined{''.join(' ' + peer for peer in args.peer)}: mail archived from now on is "
           "copied; `archiver mirror backfill` queues what is already here")
     return 0
+
+
+def _configured_secret(config) -> str | None:
+    return config.mirror.secret if config.mirror else None
 
 
 def cmd_leave(args) -> int:

@@ -305,7 +305,8 @@ MIN_SECRET_LENGTH = mirror_secret.MIN_LENGTH
 class MirrorConfig:
     listen: str = field("address and port the mirror server listens on", check=_listen_address,
                         expected="HOST:PORT, e.g. 0.0.0.0:8443", default="0.0.0.0:8443")
-    secret: str | None = field("the secret all mirrored systems share",
+    secret: str | None = field("the secret all mirrored systems share; when set, the one in "
+                               "use (`archiver mirror join` then takes no other)",
                                check=lambda v: mirror_secret.problem(v) is None,
                                expected=f"a secret of {mirror_secret.RULE}",
                                secret=True, default=None)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import struct
 from dataclasses import asdict, dataclass
 from typing import Iterator
@@ -111,8 +112,8 @@ def decode_batch(body: bytes) -> Iterator[MirroredMessage]:
         if with_reading:
             reading, position = _frame(body, position)
         try:
-            message = MirroredMessage(meta["digest"], raw, meta.get("sender"),
-                                      list(meta.get("recipients") or []), str(meta["origin"]),
+            message = MirroredMessage(meta["digest"], raw, _address_or_none(meta.get("sender")),
+                                      _addresses(meta.get("recipients")), _origin(meta["origin"]),
                                       _epoch_or_none(meta.get("from_line_date")), reading)
         except (ValueError, KeyError, TypeError) as exc:
             raise ProtocolError(f"malformed message metadata ({exc})") from None
@@ -121,12 +122,50 @@ def decode_batch(body: bytes) -> Iterator[MirroredMessage]:
         yield message
 
 
+# A peer's metadata is hostile until read, like its bytes: the store merges and the indexer
+# reads these fields as the strings and numbers SMTP and import give, and a copy whose
+# recipients were numbers made every later delivery of the same message fail (451).
+ADDRESS_CHARACTERS = 2048  # an SMTP path is at most 256 octets (RFC 5321 4.5.3.1.3)
+ORIGIN_CHARACTERS = 256  # a node id is 32 hex digits
+
+
+def _address_or_none(value) -> str | None:
+    return None if value is None else _address(value)
+
+
+def _address(value) -> str:
+    if not isinstance(value, str) or len(value) > ADDRESS_CHARACTERS:
+        raise TypeError(f"an address must be a string of at most {ADDRESS_CHARACTERS} "
+                        f"characters, not {_shown(value)}")
+    return value
+
+
+def _addresses(value) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise TypeError(f"recipients must be a list of addresses, not {_shown(value)}")
+    return [_address(address) for address in value]
+
+
+def _origin(value) -> str:
+    if not isinstance(value, str) or not 0 < len(value) <= ORIGIN_CHARACTERS:
+        raise TypeError(f"origin must be a node id (1 to {ORIGIN_CHARACTERS} characters), "
+                        f"not {_shown(value)}")
+    return value
+
+
 def _epoch_or_none(value) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"from_line_date must be a number, not {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not math.isfinite(value):
+        raise TypeError(f"from_line_date must be a finite number, not {_shown(value)}")
     return float(value)
+
+
+def _shown(value) -> str:
+    return repr(value)[:80]
 
 
 def _frame(body: bytes, position: int) -> tuple[bytes, int]:

@@ -1,7 +1,9 @@
 """Mirroring settings and per-peer status, kept in the store's node-local settings.
 
 The secret and the peers come from `archiver mirror join` (kept here) and from the
-`mirror:` section of archiver.yaml; they are never replicated. The pins (node id -> the
+`mirror:` section of archiver.yaml; they are never replicated. A secret written in
+archiver.yaml is the one in use: an admin who changes it there (a leaked secret) must not
+find the old one still pairing, so join refuses another while the file names one. The pins (node id -> the
 certificate that node proved by pairing, services.mirror.pairing) are kept here too, and
 dropped when the secret changes. Status is written by the mirror service and read by
 `archiver mirror status` in another process.
@@ -13,6 +15,8 @@ import hashlib
 import hmac
 import time
 from dataclasses import dataclass
+
+from firmware.errors import ArchiverError
 
 from services.common.config import Config
 from services.archive.store import Store
@@ -54,7 +58,7 @@ def cursor_name(peer: str) -> str:
 def settings(config: Config, store: Store) -> MirrorSettings:
     section = config.mirror
     peers = list(dict.fromkeys((section.peers if section else []) + joined_peers(store)))
-    secret = store.setting(SECRET_KEY) or (section.secret if section else None)
+    secret = (section.secret if section else None) or store.setting(SECRET_KEY)
     return MirrorSettings(section.listen if section else DEFAULT_LISTEN, secret, peers)
 
 
@@ -62,9 +66,19 @@ def joined_peers(store: Store) -> list[str]:
     return list(store.setting(PEERS_KEY) or [])
 
 
-def join(store: Store, secret: str, peer: str | None) -> None:
+class SecretInConfig(ArchiverError):
+    """A join with another secret than the one archiver.yaml names (mirror.secret)."""
+
+
+def join(store: Store, secret: str, peer: str | None, configured: str | None = None) -> None:
     """Remember the secret and the peer; only mail archived from now on is copied to it.
-    Peers paired under another secret pair again with this one (see load_pins)."""
+    Peers paired under another secret pair again with this one (see load_pins).
+    `configured`: the secret archiver.yaml names, if any, which is the one in use: another
+    `secret` raises SecretInConfig (nothing is changed)."""
+    if configured and secret != configured:
+        raise SecretInConfig("archiver.yaml sets mirror.secret, and that is the secret in "
+                             "use: change it there (then restart the mirror service), or "
+                             "remove it there to join with another")
     store.set_setting(SECRET_KEY, secret)
     if peer and peer not in joined_peers(store):
         store.set_setting(PEERS_KEY, joined_peers(store) + [peer])

@@ -187,7 +187,8 @@ def mirror_join(config: Config, archive: Archive, user: User, peer: str,
         raise BadRequest(f"give the shared secret ({mirror_secret.RULE})")
     if (weak := mirror_secret.problem(secret)) is not None:
         raise BadRequest(weak)
-    mirror_state.join(archive.store, secret, peer)
+    mirror_state.join(archive.store, secret, peer,
+                      config.mirror.secret if config.mirror else None)
     audit.record(archive.store, user.actor, "mirror-join", peer=peer)
 
 

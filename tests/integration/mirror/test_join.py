@@ -83,3 +83,26 @@ def test_a_weak_secret_in_archiver_yaml_is_refused_naming_file_and_key(archiver,
     assert f"{config}: key 'mirror.secret': expected a secret of at least 20 characters" \
         in refused.stderr
     assert "mirror secret mirror secret" not in refused.stderr
+
+
+def test_a_secret_changed_in_archiver_yaml_is_the_one_in_use_and_join_takes_no_other(
+        archiver, tmp_path):
+    """An admin rotating a leaked secret in archiver.yaml found the one `mirror join` had
+    stored still in use, with no warning."""
+    from services.common.config import load_config
+    from services.mirror.state import settings
+    data, config = tmp_path / "data", tmp_path / "archiver.yaml"
+    old, new = "tulip-gravel-mosaic-ninja-orbit-fjord", "quartz-lantern-vivid-saddle-prism-otter"
+    archiver("mirror", "join", "--secret", old, "--peer", PEER, "--data", data, check=0)
+    config.write_text(yaml.safe_dump({"data_dir": str(data), "mirror": {"secret": new}}))
+    store = Store(data / "store", map_size=1 << 30)
+    try:
+        assert settings(load_config(config), store).secret == new
+    finally:
+        store.close()
+    refused = archiver("mirror", "join", "--secret", old, "--peer", "10.0.0.3:8443",
+                       "--config", config)
+    assert refused.returncode != 0 and "archiver.yaml sets mirror.secret" in refused.stderr
+    assert old not in refused.stderr and stored_secret(data) == old  # nothing changed
+    archiver("mirror", "join", "--secret", new, "--peer", "10.0.0.3:8443", "--config", config,
+             check=0)

@@ -40,6 +40,7 @@ def test_submit_future_answers_once_applied_and_what_came_meanwhile_is_one_batch
 
 
 def test_an_item_that_fails_fails_alone_and_a_batch_that_fails_fails_everyone():
+    """(A batch that fails for every item, e.g. a full disk, fails every caller.)"""
     apply = GatedBatches()
     apply.release.set()
     committer = GroupCommitter(apply)
@@ -59,4 +60,31 @@ def test_an_item_that_fails_fails_alone_and_a_batch_that_fails_fails_everyone():
             with pytest.raises(OSError, match="no room"):
                 future.result(timeout=10)
     finally:
+        committer.close()
+
+
+def test_an_item_that_fails_the_whole_batch_is_refused_alone_and_the_rest_applied():
+    """One item raising inside the batch's transaction (a store merge that met metadata of
+    another shape) aborted the batch: innocent mail committed with it got 451 too."""
+    gate, applied = threading.Event(), []
+
+    def poisoned(items):
+        assert gate.wait(10)
+        if "poison" in items:
+            raise TypeError("'<' not supported between instances of 'str' and 'int'")
+        applied.append(list(items))
+        return list(items)
+
+    committer = GroupCommitter(poisoned)
+    try:
+        first = committer.submit_future("first")
+        futures = {item: committer.submit_future(item) for item in ("a", "poison", "b")}
+        gate.set()
+        assert first.result(timeout=10) == "first"
+        with pytest.raises(TypeError):
+            futures["poison"].result(timeout=10)
+        assert [futures[item].result(timeout=10) for item in ("a", "b")] == ["a", "b"]
+        assert ["a", "poison", "b"] not in applied and ["a"] in applied and ["b"] in applied
+    finally:
+        gate.set()
         committer.close()

@@ -21,7 +21,7 @@ def test_the_from_line_date_travels_with_the_copy():
 
 def test_a_from_line_date_that_is_no_number_refuses_the_batch():
     body = encode_batch([mirrored(b"Subject: x\n\n", "yesterday")])
-    with pytest.raises(ProtocolError, match="from_line_date must be a number"):
+    with pytest.raises(ProtocolError, match="from_line_date must be a finite number"):
         list(decode_batch(body))
 
 
@@ -48,4 +48,31 @@ def test_a_reading_flag_that_is_no_boolean_refuses_the_batch(flag):
     body = b"".join([struct.pack(">I", len(meta)), meta, struct.pack(">I", len(raw)), raw,
                      struct.pack(">I", 0)])
     with pytest.raises(ProtocolError, match="reading must be true or false"):
+        list(decode_batch(body))
+
+
+@pytest.mark.parametrize("field, value, says", [
+    ("recipients", [1, 2], "an address must be a string"),
+    ("recipients", "abc@x", "recipients must be a list"),
+    ("recipients", ["a@x", None], "an address must be a string"),
+    ("recipients", ["x" * 2049], "at most 2048"),
+    ("sender", {"a": 1}, "an address must be a string"),
+    ("sender", 7, "an address must be a string"),
+    ("origin", None, "origin must be a node id"),
+    ("origin", "n" * 100_000, "origin must be a node id"),
+    ("origin", "", "origin must be a node id"),
+    ("from_line_date", float("inf"), "finite number"),
+    ("from_line_date", float("nan"), "finite number"),
+])
+def test_metadata_of_another_shape_than_intake_gives_refuses_the_batch(field, value, says):
+    """A peer's metadata is read like its bytes: a copy whose recipients were numbers made
+    every later SMTP delivery of the same message fail in the store's merge."""
+    raw = b"Subject: x\n\n"
+    meta = {"digest": hashlib.sha256(raw).hexdigest(), "origin": "node-a",
+            "sender": "s@example.com", "recipients": ["r@example.com"], field: value}
+    good = encode_batch([mirrored(b"Subject: fine\n\n")])
+    framed = json.dumps(meta).encode()
+    body = good + b"".join([struct.pack(">I", len(framed)), framed, struct.pack(">I", len(raw)),
+                            raw])
+    with pytest.raises(ProtocolError, match=says):
         list(decode_batch(body))
