@@ -301,11 +301,14 @@ class Store:
 
     # -- deleting ----------------------------------------------------------------------
 
-    def delete(self, digests: list[str], still_valid: Callable | None = None) -> list[dict]:
+    def delete(self, digests: list[str], still_valid: Callable | None = None,
+               also: Callable | None = None) -> list[dict]:
         """Delete messages (raw bytes, metadata, Message-ID entry) in one durable transaction;
         the arrival log tells the indexer to drop their documents. `still_valid(txn)` is
         asked inside that transaction; if it says no (e.g. holds changed since the batch was
-        chosen), nothing is deleted and DeletionConflict is raised."""
+        chosen), nothing is deleted and DeletionConflict is raised. `also(txn, deleted)`
+        writes in the same transaction what must be durable with the deletion (its audit
+        entry). Returns the metadata of the messages deleted (those still stored)."""
         with self.writing() as txn:
             if still_valid is not None and not still_valid(txn):
                 raise DeletionConflict("the deletion was overtaken by a change of holds")
@@ -313,6 +316,8 @@ class Store:
             deleted = [meta for digest in digests
                        if (meta := self._delete_in(txn, _key(digest), totals))]
             totals.write()
+            if also is not None:
+                also(txn, deleted)
         return deleted
 
     def _delete_in(self, txn, key: bytes, totals: _Totals) -> dict | None:

@@ -49,14 +49,20 @@ def require_admin(actor: Actor, doing: str) -> None:
 
 def record(store: Store, actor: Actor, action: str, **details) -> None:
     """Append one entry, durably, chained to the one before."""
-    db = store.db["audit"]
     with store.writing() as txn:
-        count, previous = _head(txn, db)
-        entry = {"seq": count + 1, "time": time.time(), "who": actor.name, "role": actor.role,
-                 "action": action, "details": details, "previous": previous}
-        entry["hash"] = _hash(entry)
-        txn.put(struct.pack(">Q", count + 1), json.dumps(entry).encode(), db=db)
-        txn.put(HEAD_KEY, json.dumps([count + 1, entry["hash"]]).encode(), db=db)
+        record_in(store, txn, actor, action, **details)
+
+
+def record_in(store: Store, txn, actor: Actor, action: str, **details) -> None:
+    """record() inside the caller's write transaction `txn`, so that the entry is durable
+    exactly when the change it records is (a deletion and its entry: both or neither)."""
+    db = store.db["audit"]
+    count, previous = _head(txn, db)
+    entry = {"seq": count + 1, "time": time.time(), "who": actor.name, "role": actor.role,
+             "action": action, "details": details, "previous": previous}
+    entry["hash"] = _hash(entry)
+    txn.put(struct.pack(">Q", count + 1), json.dumps(entry).encode(), db=db)
+    txn.put(HEAD_KEY, json.dumps([count + 1, entry["hash"]]).encode(), db=db)
 
 
 def entries(store: Store, limit: int | None = None) -> list[dict]:

@@ -254,16 +254,23 @@ def _delete_batch(store, database, replicated, batch, now, report, actor, timezo
         try:
             deleted = store.delete(doomed, still_valid=lambda txn:
                                    replicated.holds_generation(txn) == generation
-                                   and not replicated.records_pending(txn))
+                                   and not replicated.records_pending(txn),
+                                   also=lambda txn, deleted: _audit_deletion(store, txn, actor,
+                                                                             deleted))
         except DeletionConflict:
             continue  # a hold changed between the check and the deletion: check again
         report.held += len(batch) - len(doomed)
         report.deleted += len(deleted)
         report.deleted_digests += [meta["digest"] for meta in deleted]
-        if deleted:
-            audit.record(store, actor, "delete", reason="retention", count=len(deleted),
-                         digests=[meta["digest"] for meta in deleted])
         return
+
+
+def _audit_deletion(store, txn, actor, deleted: list[dict]) -> None:
+    """The audit entry of a deletion, in its transaction: a crash never leaves mail deleted
+    without the entry that says so."""
+    if deleted:
+        audit.record_in(store, txn, actor, "delete", reason="retention", count=len(deleted),
+                        digests=[meta["digest"] for meta in deleted])
 
 
 LAST_RUN_SETTING = "retention.last_run"  # node-local: each appliance runs its own

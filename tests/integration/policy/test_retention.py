@@ -155,11 +155,11 @@ def test_a_hold_added_while_a_run_is_going_still_protects_its_mail(archive):
     delete = archive.store.delete
     calls = []
 
-    def hold_arrives_first(batch, still_valid=None):
+    def hold_arrives_first(batch, still_valid=None, also=None):
         if not calls:  # the batch was chosen without a hold; one lands before it is deleted
             holds.add(archive.replicated, archive.index_dir(), "case", None, ADMIN)
         calls.append(list(batch))
-        return delete(batch, still_valid)
+        return delete(batch, still_valid, also)
 
     archive.store.delete = hold_arrives_first
     report = run(archive)
@@ -505,3 +505,28 @@ def test_only_an_admin_changes_or_runs_retention_from_the_cli(archiver):
         assert "eve" not in archiver("user", "list", "--data", data, check=0).stdout
     finally:
         shutil.rmtree(top)
+
+
+def test_a_deletion_and_its_audit_entry_are_durable_together(archive):
+    """They were two transactions: a crash between them left mail deleted with no entry."""
+    digests = put_and_index(archive, {"old": message(1, "a@x.com", "old", 400 * DAY)})
+    archive.replicated.put(retention.ENABLED, True)
+    retention.set_global(archive.replicated, 30)
+
+    def crash_after_the_entry(store, txn, *args, **details):
+        audit_record_in(store, txn, *args, **details)
+        raise OSError("power lost before the commit")
+
+    audit_record_in = audit.record_in
+    audit.record_in = crash_after_the_entry
+    try:
+        with pytest.raises(OSError, match="power lost"):
+            run(archive)
+    finally:
+        audit.record_in = audit_record_in
+    assert digests["old"] in archive.store  # neither the deletion nor its entry
+    assert [e for e in audit.entries(archive.store) if e["action"] == "delete"] == []
+    run(archive)
+    assert digests["old"] not in archive.store
+    entry = [e for e in audit.entries(archive.store) if e["action"] == "delete"][-1]
+    assert entry["details"]["digests"] == [digests["old"]]
