@@ -10,6 +10,8 @@ In order, the first that gives a plausible date wins:
 
 "Plausible" is a real calendar date between 1971 (the first e-mail) and 2200: a Date of
 1 Jan 1970 or 10000 is a broken clock or a zero, not a date, so the next evidence decides.
+A year is read as RFC 5322 4.3 says: as written in four digits (0000 is the year 0, not
+2000), 00-49 in two digits as 2000-2049 and 50-99 as 1950-1999, three digits plus 1900.
 The source used is recorded in the metadata as `date_source`.
 """
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import email.utils
+import re
 from email.message import Message
 
 from services.archive import mime
@@ -27,6 +30,9 @@ EARLIEST = calendar.timegm((1971, 1, 1, 0, 0, 0))
 LATEST = calendar.timegm((2200, 1, 1, 0, 0, 0))
 DATE_TEXT_LIMIT = 200  # a date-time is under 50 characters; the rest is not read
 RECEIVED_FIELDS_READ = 100  # a message with more trace fields than this is a loop, not mail
+# A number of 2 to 4 digits standing alone: not part of a time (":", "."), a zone ("+", "-")
+# or a word. The year email.utils read is one of these.
+_NUMBER_TOKEN = re.compile(r"(?<![\w:.+\-])\d{2,4}(?![\w:.])")
 
 
 def message_date(message: Message, from_line_date: float | None,
@@ -70,7 +76,32 @@ def parse_date(text: str) -> float | None:
         return None
     if not parsed:
         return None
-    return epoch_of(*parsed[:6], offset=parsed[9] or 0)
+    year = rfc5322_year(text, parsed[0])
+    return epoch_of(year, *parsed[1:6], offset=parsed[9] or 0)
+
+
+def rfc5322_year(text: str, read_year: int) -> int:
+    """The year of date-time `text` as RFC 5322 4.3 reads it, given `read_year`, the year
+    email.utils.parsedate_tz read from it. That one reads every year below 100 by the POSIX
+    two-digit rule (0-68 as 2000-2068, 69-99 as 1969-1999), however many digits it was
+    written in: "0000" is 2000 and "0070" 1970 to it, plausible dates a sender could
+    choose. RFC 5322 reads four digits as written, three plus 1900, and two: below 50 plus
+    2000, else plus 1900. The year token is the year read written out, else the longest
+    number of 2-4 digits in `text` of the value read (a day of the same value has 1 or 2
+    digits, and so reads alike)."""
+    if not 1969 <= read_year <= 2068:
+        return read_year  # written as it was read, in four digits
+    numbers = _NUMBER_TOKEN.findall(text)
+    written = read_year % 100
+    tokens = [token for token in numbers if int(token) == written]
+    if not tokens or str(read_year) in numbers:
+        return read_year
+    token = max(tokens, key=len)
+    if len(token) == 4:
+        return written
+    if len(token) == 3 or written >= 50:
+        return 1900 + written
+    return 2000 + written
 
 
 def epoch_of(year: int, month: int, day: int, hour: int, minute: int, second: int,

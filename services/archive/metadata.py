@@ -18,8 +18,9 @@ from services.archive import message_date, mime
 # sizes, source, origin, attachment names) is not read from the headers.
 HEADER_FIELDS = ("message_id", "sent_date", "date_source", "from", "subject", "reading")
 # The version of header_metadata's reading (2: WHATWG charsets, RFC 2047 joined as bytes;
-# 3: raw 8-bit header bytes in the message's declared or detected charset, ISO-2022 escapes)
-READING = 3
+# 3: raw 8-bit header bytes in the message's declared or detected charset, ISO-2022 escapes;
+# 4: years as RFC 5322 4.3 reads them, so a Date in the year 0000 is no longer 2000)
+READING = 4
 SUBJECT_LIMIT = 300  # characters kept in the metadata; the index has the whole subject
 
 

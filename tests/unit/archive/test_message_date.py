@@ -1,6 +1,7 @@
 """A message's date from its own evidence: Date, then the topmost Received, then the mbox
 From_ line, then arrival; and the metadata that records which."""
 import calendar
+import time
 
 import pytest
 
@@ -91,3 +92,37 @@ def test_changes_names_only_what_the_current_reading_makes_different():
     kept_evidence = {**current, "from_line_date": FROM_LINE_DATE}
     assert changes(kept_evidence, raw()) == {"sent_date": FROM_LINE_DATE,
                                               "date_source": "mbox-from-line"}
+
+
+# The forms a date-time's year is read in: RFC 5322's, its obsolete ones (no day name, no
+# seconds, a named zone, "-0000") and the asctime order some mailers still write.
+DATE_FORMS = ["{dow}, {day} Mar {year} 10:00:00 +0000", "{day} Mar {year} 10:00 -0000",
+              "{dow}, {day} Mar {year} 05:00:00 EST", "{dow}, {day:02d} Mar {year} 10:00:00 GMT",
+              "{dow} Mar {day} 10:00:00 {year}"]
+
+
+def dates_in_every_form(year: str) -> list[str]:
+    return [form.format(dow="Tue", day=day, year=year) for form in DATE_FORMS
+            for day in (5, 24)]
+
+
+@pytest.mark.parametrize("year", ["0000", "0001", "0024", "0070", "0099", "000", "024", "070",
+                                  "50", "55", "68"])
+def test_a_year_before_1971_as_rfc_5322_reads_it_is_implausible(year):
+    """email.utils reads every year below 100 by the POSIX two-digit rule: 0000 as 2000,
+    0070 as 1970, 55 as 2055. RFC 5322 4.3 reads 4 digits as written, 3 digits and 50-99
+    plus 1900: all of these are before 1971, so the next evidence decides."""
+    for date in dates_in_every_form(year):
+        data = raw(TOPMOST_RECEIVED, f"Date: {date}\n")
+        assert dated(data) == (RECEIVED_DATE, "received-header"), date
+        assert dated(raw(f"Received: by y; {date}\n", TOPMOST_RECEIVED)) == (
+            RECEIVED_DATE, "received-header"), date
+
+
+@pytest.mark.parametrize("year, full_year", [("24", 2024), ("00", 2000), ("49", 2049),
+                                             ("71", 1971), ("99", 1999), ("099", 1999),
+                                             ("2024", 2024), ("1999", 1999), ("2055", 2055)])
+def test_a_plausible_year_is_read_as_rfc_5322_says(year, full_year):
+    for date in dates_in_every_form(year):
+        sent, source = dated(raw(TOPMOST_RECEIVED, f"Date: {date}\n"))
+        assert (source, time.gmtime(sent).tm_year) == ("date-header", full_year), date
