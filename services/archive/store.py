@@ -141,24 +141,30 @@ class Store:
     # -- writing -----------------------------------------------------------------------
 
     def put(self, raw: bytes, envelope: Envelope | None = None, source: str = "import",
-            origin: str | None = None, from_line_date: float | None = None) -> str:
+            origin: str | None = None, from_line_date: float | None = None,
+            origin_received: float | None = None) -> str:
         """Store `raw` durably; return its SHA-256 digest. Safe from many threads at once.
         `from_line_date`: epoch seconds of the mbox From_ line `raw` was filed under (import,
-        mirror copies), evidence of its date when its headers have none."""
-        return self.put_outcome(raw, envelope, source, origin, from_line_date).digest
+        mirror copies), evidence of its date when its headers have none. `origin_received`
+        (mirror copies): epoch seconds its origin received it live, where its retention
+        starts (services.policy.retention_clock); kept in the metadata when given."""
+        return self.put_outcome(raw, envelope, source, origin, from_line_date,
+                                origin_received).digest
 
     def put_outcome(self, raw: bytes, envelope: Envelope | None = None, source: str = "import",
-                    origin: str | None = None, from_line_date: float | None = None
-                    ) -> PutOutcome:
-        return self.put_future(raw, envelope, source, origin, from_line_date).result()
+                    origin: str | None = None, from_line_date: float | None = None,
+                    origin_received: float | None = None) -> PutOutcome:
+        return self.put_future(raw, envelope, source, origin, from_line_date,
+                               origin_received).result()
 
     def put_future(self, raw: bytes, envelope: Envelope | None = None, source: str = "import",
-                   origin: str | None = None, from_line_date: float | None = None
-                   ) -> Future:
+                   origin: str | None = None, from_line_date: float | None = None,
+                   origin_received: float | None = None) -> Future:
         """put_outcome() without waiting for the commit: `raw` is hashed, summarized and
         compressed in this thread, then the Future gets the PutOutcome (or the error, e.g.
         OutOfSpace) once the group commit holding it is durable (GroupCommitter)."""
-        prepared = self._prepare(raw, envelope, source, origin, from_line_date)
+        prepared = self._prepare(raw, envelope, source, origin, from_line_date,
+                                 origin_received)
         with self._starting:
             if self._committer is None:
                 self._committer = GroupCommitter(self._apply_batch, name="store-commit")
@@ -167,8 +173,9 @@ class Store:
     def put_many(self, items: Iterable[tuple], readings: dict[str, bytes] | None = None
                  ) -> list[PutOutcome]:
         """Store a batch in one durable transaction (bulk import, mirror copies): items are
-        (raw, envelope, source), (raw, envelope, source, origin) or (raw, envelope, source,
-        origin, from_line_date). `readings`: digest -> what reading the message gave
+        (raw, envelope, source), (raw, envelope, source, origin), (raw, envelope, source,
+        origin, from_line_date) or (raw, envelope, source, origin, from_line_date,
+        origin_received), as put() takes them. `readings`: digest -> what reading the message gave
         elsewhere (a mirror peer's, services.archive.readings, unchecked here), kept in the
         same transaction for each message new to the store, while there is room beside
         the batch and the reserve (derived data: one not kept is read from the message)."""
@@ -178,7 +185,8 @@ class Store:
         return outcomes
 
     def _prepare(self, raw: bytes, envelope: Envelope | None, source: str,
-                 origin: str | None = None, from_line_date: float | None = None) -> _Prepared:
+                 origin: str | None = None, from_line_date: float | None = None,
+                 origin_received: float | None = None) -> _Prepared:
         # Hashing, parsing and compressing happen in the caller's thread, in parallel;
         # only the LMDB writes are serialized.
         envelope = envelope or Envelope()
@@ -192,6 +200,8 @@ class Store:
             "from_line_date": from_line_date,
             "attachments": [],  # filled in by the indexer
         }
+        if origin_received is not None:  # only copies have one: the key says it was sent
+            meta["origin_received"] = origin_received
         return _Prepared(hashlib.sha256(raw).digest(), compressed, meta)
 
     def _compressor(self) -> zstandard.ZstdCompressor:

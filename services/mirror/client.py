@@ -41,6 +41,7 @@ from services.mirror.trust import (NodeIdentity, PeerCertificateResponse,
                                    presented_node_id)
 from services.policy.hold_records import BadHoldRecords
 from services.policy.replicated import HOLD_PREFIX, Replicated
+from services.policy.retention_clock import live_arrival
 from services.archive.store import NotFound, OutOfSpace, Store
 
 log = logging.getLogger(__name__)
@@ -259,7 +260,8 @@ class MirrorClient:
                 continue  # deleted before it was copied (retention): nothing to send
             reading = self._reading(digest)
             batch.append(MirroredMessage(digest, raw, meta.get("sender"), meta["recipients"],
-                                         meta["origin"], meta.get("from_line_date"), reading))
+                                         meta["origin"], meta.get("from_line_date"), reading,
+                                         live_arrival(meta)))
             size += len(raw) + len(reading or b"")
             if size >= BATCH_BYTES:
                 break

@@ -12,6 +12,11 @@ firmware, so the receiver's indexer can build the copy's document from that read
 reindex does, instead of reading the message again; it is derived data, hostile until
 read like the rest of the batch: its sandboxed extraction worker decodes it and reads the
 message itself when the reading is stale or damaged.
+
+A message's metadata says when the appliance that first archived it received it live
+("origin_received", epoch seconds; absent or null for imported mail), so that both peers
+count its retention from the same moment (services.policy.retention_clock). A peer of older
+firmware neither sends nor reads it: its copies count by the message date, as before.
 """
 from __future__ import annotations
 
@@ -75,6 +80,9 @@ class MirroredMessage:
     origin: str
     from_line_date: float | None = None  # the mbox From_ line's date: evidence of its date
     reading: bytes | None = None  # the sender's reading of it (services.archive.readings)
+    # Epoch seconds its first archiving appliance received it live (SMTP, a journal
+    # mailbox): where its retention starts (services.policy.retention_clock); None if imported
+    origin_received: float | None = None
 
 
 def encode_batch(messages: list[MirroredMessage]) -> bytes:
@@ -82,7 +90,8 @@ def encode_batch(messages: list[MirroredMessage]) -> bytes:
     for message in messages:
         meta = {"digest": message.digest, "sender": message.sender,
                 "recipients": message.recipients, "origin": message.origin,
-                "from_line_date": message.from_line_date}
+                "from_line_date": message.from_line_date,
+                "origin_received": message.origin_received}
         if message.reading is not None:
             meta["reading"] = True
         meta_bytes = json.dumps(meta).encode()
@@ -114,7 +123,10 @@ def decode_batch(body: bytes) -> Iterator[MirroredMessage]:
         try:
             message = MirroredMessage(meta["digest"], raw, _address_or_none(meta.get("sender")),
                                       _addresses(meta.get("recipients")), _origin(meta["origin"]),
-                                      _epoch_or_none(meta.get("from_line_date")), reading)
+                                      _epoch_or_none(meta.get("from_line_date"),
+                                                     "from_line_date"), reading,
+                                      _epoch_or_none(meta.get("origin_received"),
+                                                     "origin_received"))
         except (ValueError, KeyError, TypeError) as exc:
             raise ProtocolError(f"malformed message metadata ({exc})") from None
         if hashlib.sha256(raw).hexdigest() != message.digest:
@@ -155,12 +167,14 @@ def _origin(value) -> str:
     return value
 
 
-def _epoch_or_none(value) -> float | None:
+def _epoch_or_none(value, name: str) -> float | None:
+    """`value` (field `name`) as epoch seconds, or None; raises TypeError unless it is a
+    finite number or null."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) \
             or not math.isfinite(value):
-        raise TypeError(f"from_line_date must be a finite number, not {_shown(value)}")
+        raise TypeError(f"{name} must be a finite number, not {_shown(value)}")
     return float(value)
 
 

@@ -6,7 +6,8 @@ batch; anyone else may only pair (services.mirror.pairing). A peer is the node i
 certificate was pinned under: what its hello or headers claim does not change that.
 
 Copies are stored with source "mirror:<peer node>" and their original origin, so they are
-indexed here but never copied on (no echo, nothing twice with three or more peers).
+indexed here but never copied on (no echo, nothing twice with three or more peers), and
+with the origin's live arrival, where their retention starts as it does on the origin.
 The peer's reading of a copy (services.archive.readings) is kept with it, in the same
 transaction, when the copy is new here and the reading of this firmware's version: the
 indexer builds the copy's document from it, as a reindex does. It is not decoded here
@@ -171,7 +172,7 @@ class MirrorServer:
     def _store_batch(self, body: bytes, sender_node: str) -> int:
         messages = list(decode_batch(body))  # all checked before anything is stored
         items = [(m.raw, Envelope(m.sender, m.recipients), f"mirror:{sender_node}", m.origin,
-                  m.from_line_date) for m in messages]
+                  m.from_line_date, m.origin_received) for m in messages]
         kept = {m.digest: m.reading for m in messages
                 if m.reading is not None and readings.is_current(m.reading)}
         self.store.put_many(items, kept)

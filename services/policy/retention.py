@@ -2,8 +2,12 @@
 
 Policies (replicated): a global one in days, and per saved search in days, which overrides
 the global one for the mail the search matches; where several saved searches match, the
-longest wins. Age counts from the sent date (the Date header, else the received time); a
-message kept N days expires once N*24 hours have passed. Retention is off until enabled.
+longest wins. A message kept N days expires once N*24 hours have passed since its retention
+started (services.policy.retention_clock): for mail received live (SMTP journaling, journal
+mailboxes) its arrival, never its Date header, which the sender writes and could set to 1971
+to have their mail deleted at the next run, or to 2199 to keep it forever; for imported mail
+its message date, no later than its import; a mirror copy counts as its origin does.
+Retention is off until enabled.
 
 Deletion goes in batches. Each batch is checked against the holds, then deleted in a
 transaction that first checks the holds did not change meanwhile (else it is re-checked),
@@ -26,10 +30,11 @@ from firmware.errors import ArchiverError
 from services.policy import audit, holds, retention_values
 from services.policy.audit import Actor
 from services.archive import dates
-from services.archive.index import id_term, sent_date
+from services.archive.index import id_term
 from services.archive.index_reader import open_index, read_consistently, reopen
 from services.archive.index_walk import chunks_of
 from services.policy.replicated import Replicated
+from services.policy.retention_clock import retention_start
 from services.policy.saved_searches import matching_in, query_of
 from services.archive.search import parse
 from services.archive.space import is_out_of_space
@@ -204,7 +209,7 @@ def _expired(store, database, queries, settings, now, report, timezone, progress
         report.not_indexed += examined - len(indexed)
         for digest in indexed:
             days = applying.get(digest, settings["global_days"])
-            if days is not None and now - sent_date(store.meta(digest)) >= days * DAY:
+            if days is not None and now - retention_start(store.meta(digest)) >= days * DAY:
                 expired.append(digest)
         if progress is not None:
             progress(examined)

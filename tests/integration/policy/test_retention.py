@@ -8,11 +8,13 @@ import time
 import pytest
 
 from services.policy import audit, holds, retention, saved_searches
+from services.archive import store as store_module
 from services.archive.archive import Archive
 from services.policy.audit import Actor
 from services.archive.extract import ExtractionPool
 from services.archive.indexer import Indexer
 from services.policy.replicated import Replicated
+from tests.module_clock import ModuleClock
 
 pytestmark = pytest.mark.integration
 
@@ -28,6 +30,16 @@ def message(n: int, sender: str, subject: str, age_seconds: float | None) -> byt
                                         time.gmtime(NOW - age_seconds)) + "\n"
     return (f"From: {sender}\nTo: bob@example.com\nSubject: {subject}\n{date}"
             f"Message-ID: <ret{n}@example.com>\n\nbody {n}\n").encode()
+
+
+@pytest.fixture(autouse=True)
+def arrivals(monkeypatch) -> ModuleClock:
+    """Mail stored in a test arrives at NOW, the "now" its dates are written from: live
+    mail counts from its arrival and imported mail never from after it (retention_clock),
+    so an arrival at the real time would decide instead of the dates under test."""
+    clock = ModuleClock(NOW)
+    monkeypatch.setattr(store_module, "time", clock)
+    return clock
 
 
 @pytest.fixture
@@ -88,6 +100,71 @@ def test_no_date_header_counts_from_the_received_time(archive):
         report = retention.run(archive.store, archive.index_dir(), archive.replicated, ADMIN,
                                now=now)
         assert report.deleted == deleted
+
+
+SENDER_DATES = {"1971": "Sat, 02 Jan 1971 00:00:00 +0000",
+                "2199": "Wed, 01 Jan 2199 00:00:00 +0000"}
+
+
+def dated(n: int, date: str) -> bytes:
+    return (f"From: insider@x.com\nTo: bob@example.com\nSubject: dated {n}\nDate: {date}\n"
+            f"Message-ID: <dated{n}@example.com>\n\nbody {n}\n").encode()
+
+
+def put_from(archive, source: str, raws: dict, origin_received=None) -> dict:
+    digests = {name: archive.store.put(raw, None, source, None, None, origin_received)
+               for name, raw in raws.items()}
+    index(archive)
+    return digests
+
+
+def expiring(archive, now: float, days: int = 30) -> list[str]:
+    """The digests a run at `now` under a global policy of `days` would delete."""
+    archive.replicated.put(retention.ENABLED, True)
+    retention.set_global(archive.replicated, days)
+    return retention.run(archive.store, archive.index_dir(), archive.replicated, ADMIN,
+                         dry_run=True, now=now).deleted_digests
+
+
+@pytest.mark.parametrize("source", ["smtp", "journal:ops"])
+def test_mail_received_live_counts_from_its_arrival_never_from_the_date_its_sender_wrote(
+        archive, source):
+    """A sender dating their mail 1971 must not have it deleted at the next run, nor one
+    dating it 2199 have it kept forever: live mail arrived at NOW counts from NOW."""
+    digests = put_from(archive, source, {year: dated(n, date)
+                                         for n, (year, date) in enumerate(SENDER_DATES.items())})
+    assert expiring(archive, NOW) == []
+    assert expiring(archive, NOW + 30 * DAY - 1) == []
+    assert sorted(expiring(archive, NOW + 30 * DAY)) == sorted(digests.values())
+    assert run(archive).deleted == 0 and remaining(archive, digests) == ["1971", "2199"]
+
+
+def test_imported_mail_counts_from_its_date_but_never_from_after_its_import(archive):
+    """A migration's mail of long ago expires by its dates; a Date after the import (2199)
+    counts from the import, so it cannot keep its message forever."""
+    digests = put_from(archive, "import", {"old": message(1, "a@x.com", "old", 400 * DAY),
+                                           "2199": dated(2, SENDER_DATES["2199"])})
+    assert expiring(archive, NOW) == [digests["old"]]
+    assert expiring(archive, NOW + 30 * DAY - 1) == [digests["old"]]
+    assert sorted(expiring(archive, NOW + 30 * DAY)) == sorted(digests.values())
+    assert run(archive).deleted == 1 and remaining(archive, digests) == ["2199"]
+
+
+def test_a_mirror_copy_counts_from_its_origins_arrival_and_without_one_by_its_date(
+        archive, arrivals):
+    """A copy arrives here later than at its origin (a backlog drained after an outage):
+    it expires with the origin's when the origin sent its live arrival; a copy stored by
+    firmware that did not send one (nor had an origin that received it live) counts as
+    imported mail does."""
+    copied = put_from(archive, "mirror:node-b", {"live": dated(1, SENDER_DATES["2199"])},
+                      origin_received=NOW - 31 * DAY)
+    arrivals.now = NOW - 10 * DAY
+    unsent = put_from(archive, "mirror:node-b", {
+        "old-copy": message(2, "a@x.com", "o", 40 * DAY), "2199": dated(3, SENDER_DATES["2199"])})
+    assert sorted(expiring(archive, NOW)) == sorted([copied["live"], unsent["old-copy"]])
+    assert sorted(expiring(archive, NOW + 20 * DAY - 1)) == sorted(expiring(archive, NOW))
+    assert sorted(expiring(archive, NOW + 20 * DAY)) == sorted([*copied.values(),
+                                                                *unsent.values()])
 
 
 def test_saved_search_policies_override_the_global_one_and_the_longest_wins(archive):

@@ -16,10 +16,11 @@ from urllib.parse import quote, unquote, unquote_plus, urlencode
 import pytest
 
 from services.mirror import state as mirror_state
-from services.policy import audit
+from services.policy import audit, retention
 from tests.integration.web.fixtures import PASSWORD, Client
 from tests.integration.web.review_mails import review_mails
 from tests.integration.web.test_ui import csrf_token, logged_in
+from tests.module_clock import ModuleClock
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_throttle")]
 
@@ -412,7 +413,10 @@ def test_the_audit_log_is_filtered_paged_exported_and_verified(site):
         ["audit-export", "audit-verify"], ["audit-verify", "login"])
 
 
-def test_retention_changes_are_previewed_then_confirmed(site):
+def test_retention_changes_are_previewed_then_confirmed(site, monkeypatch):
+    # The site's mail arrived by SMTP today and counts from then (retention_clock): the
+    # preview is asked two days on, when a policy of one day would delete all of it.
+    monkeypatch.setattr(retention, "time", ModuleClock(time.time() + 2 * 86400))
     admin = logged_in(site, "admin")
     unconfirmed = post(admin, "/retention", "/retention", enabled="on", global_days="1")
     assert unconfirmed.status == 303 and b"Preview the change first" in admin.get("/retention").body

@@ -20,15 +20,18 @@ from urllib.parse import unquote_plus
 import pytest
 
 from services.mirror import state as mirror_state
+from services.archive import store as store_module
 from services.archive.store import Store
 from tests.integration.processes import free_port
 from tests.integration.web.browser import log_in, shot, web_service
 from tests.integration.web.fixtures import ALICE_MAIL, MAILS, build_archive
 from tests.integration.web.review_mails import MARKER, png, review_mails
+from tests.module_clock import ModuleClock
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 PIXEL = png(1, 1)
+ARRIVED_DAYS_AGO = 45 * 86400  # the review mail arrived this long before the tests (seconds)
 
 
 class Listener:
@@ -76,7 +79,11 @@ def listener():
 @pytest.fixture(scope="module")
 def service(tmp_path_factory, listener):
     def prepare(data) -> dict:
-        archive, digests = build_archive(data, review_mails(listener.origin))
+        # The mail arrived 45 days ago: retention counts live mail from its arrival
+        # (services.policy.retention_clock), and the preview of 30 days must show some.
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(store_module, "time", ModuleClock(time.time() - ARRIVED_DAYS_AGO))
+            archive, digests = build_archive(data, review_mails(listener.origin))
         _a_peer_of_each_kind(archive.store)
         archive.close()
         return digests

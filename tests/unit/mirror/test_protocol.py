@@ -76,3 +76,26 @@ def test_metadata_of_another_shape_than_intake_gives_refuses_the_batch(field, va
                             raw])
     with pytest.raises(ProtocolError, match=says):
         list(decode_batch(body))
+
+
+def test_the_origins_live_arrival_travels_with_the_copy():
+    live = dataclasses.replace(mirrored(b"Subject: live\n\n"), origin_received=1709620269.5)
+    batch = [live, mirrored(b"Subject: imported\n\n")]
+    assert [copy.origin_received for copy in decode_batch(encode_batch(batch))] == [
+        1709620269.5, None]
+
+
+def test_a_copy_from_firmware_that_sends_no_live_arrival_has_none():
+    raw = b"Subject: x\n\n"
+    meta = json.dumps({"digest": hashlib.sha256(raw).hexdigest(), "origin": "node-a",
+                       "from_line_date": None}).encode()
+    body = b"".join([struct.pack(">I", len(meta)), meta, struct.pack(">I", len(raw)), raw])
+    assert [copy.origin_received for copy in decode_batch(body)] == [None]
+
+
+@pytest.mark.parametrize("value", ["yesterday", True, [1.0], float("nan"), float("inf")])
+def test_a_live_arrival_that_is_no_number_refuses_the_batch(value):
+    body = encode_batch([dataclasses.replace(mirrored(b"Subject: x\n\n"),
+                                             origin_received=value)])
+    with pytest.raises(ProtocolError, match="origin_received must be a finite number"):
+        list(decode_batch(body))
