@@ -72,7 +72,8 @@ def _register_audit(commands) -> None:
     group = commands.add_parser("audit", help="the hash-chained audit log")
     sub = group.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
     p = _sub(sub, "show", cmd_audit_show, "the newest entries", json_option=True)
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--limit", type=_count, default=50, metavar="N",
+                   help="the newest N entries (1 or more; default 50)")
     _sub(sub, "verify", cmd_audit_verify, "check the chain (exit 1 if broken)", json_option=True)
 
 
@@ -81,6 +82,15 @@ def _days(text: str) -> int | None:
         return None
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a number of days (1 or more) or none, got {text!r}")
+    return int(text)
+
+
+def _count(text: str) -> int:
+    """A count of entries to show, 1 or more (argparse type; ArgumentTypeError otherwise):
+    audit.entries reads 0 as "all" and a negative count as a slice from the start, which
+    showed everything for 0 and silently dropped the oldest entries for -N."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of entries (1 or more), got {text!r}")
     return int(text)
 
 

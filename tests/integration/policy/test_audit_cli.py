@@ -1,0 +1,40 @@
+"""The audit log as an auditor reads it: `archiver audit show --limit`, and what a search
+adds to it (a search that ran, never one that was refused)."""
+import json
+
+import pytest
+
+
+pytestmark = pytest.mark.integration
+
+
+def mail(n: int) -> bytes:
+    return (f"From: a{n}@example.com\nTo: b@example.com\nSubject: note {n}\n"
+            f"Message-ID: <note{n}@example.com>\nDate: Tue, 01 Feb 2022 10:00:00 +0000\n\n"
+            f"body {n}\n").encode()
+
+
+@pytest.fixture
+def data(tmp_path, archiver):
+    for n in range(2):
+        (tmp_path / f"{n}.eml").write_bytes(mail(n))
+    archiver("import", "--data", tmp_path / "data", tmp_path / "0.eml", tmp_path / "1.eml",
+             check=0)
+    return tmp_path / "data"
+
+
+def actions_logged(archiver, data, *options) -> list[str]:
+    shown = archiver("audit", "show", "--json", "--data", data, *options, check=0).stdout
+    return [json.loads(line)["action"] for line in shown.splitlines()]
+
+
+@pytest.mark.parametrize("limit", ["0", "-1", "none"])
+def test_audit_show_refuses_a_limit_under_one(archiver, data, limit):
+    for query in ("note", "body"):
+        archiver("search", query, "--data", data, check=0)
+    refused = archiver("audit", "show", "--limit", limit, "--data", data)
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert "--limit: expected a number of entries (1 or more)" in refused.stderr
+    assert actions_logged(archiver, data, "--limit", "1") == ["search"]
+    assert len(actions_logged(archiver, data)) == 2
+
