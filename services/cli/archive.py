@@ -228,12 +228,14 @@ def cmd_search(args) -> int:
     try:
         if args.explain:
             return _explain(archive, args, timezone)
-        audit.record(archive.store, cli_actor(), "search", query=args.query)
         results = search(archive.index_dir(), args.query, args.limit, args.offset,
                          args.oldest_first, timezone=timezone,
                          log_end=archive.store.log_end("arrival"))
     except QuerySyntaxError as error:
         return _query_error(error)
+    # Recorded once the search has run and before anything is shown: the log says who
+    # saw which results, and a refused query (exit 2) showed nothing and read no mail.
+    audit.record(archive.store, cli_actor(), "search", query=args.query)
     zone = dates.zone(timezone)
     for hit in results.hits:
         if args.json:

@@ -36,16 +36,20 @@ class BadRequest(ArchiverError):
 def search(archive: Archive, user: User, query: str, limit: int, offset: int,
            oldest_first: bool = False, timezone: str = "UTC", sort: str = "date",
            descending: bool | None = None) -> Results:
-    """Raises BadRequest, QuerySyntaxError (both 400s), PatternTooBroad."""
+    """The page of `query`'s matches `user` may see; recorded in the audit log ("search")
+    only once it has run. Raises BadRequest, QuerySyntaxError (both 400s), PatternTooBroad."""
     if not 1 <= limit <= MAX_PAGE or offset < 0:
         raise BadRequest(f"limit must be 1-{MAX_PAGE} and offset 0 or more")
     if sort not in SORTS:
         raise BadRequest(f"sort: expected one of {', '.join(SORTS)}, got {sort!r}")
+    results = run_search(archive.index_dir(), query, limit, offset, oldest_first,
+                         within=mail_filter(user), timezone=timezone, sort=sort,
+                         descending=descending, log_end=archive.store.log_end("arrival"),
+                         count_backlog=user.role != "user")
+    # Recorded once the search has run, before its results are returned: the log says who
+    # saw which results; a refused query (a 400, a too broad pattern) read no mail.
     audit.record(archive.store, user.actor, "search", query=query, offset=offset, limit=limit)
-    return run_search(archive.index_dir(), query, limit, offset, oldest_first,
-                      within=mail_filter(user), timezone=timezone, sort=sort,
-                      descending=descending, log_end=archive.store.log_end("arrival"),
-                      count_backlog=user.role != "user")
+    return results
 
 
 def explain(archive: Archive, user: User, query: str, timezone: str = "UTC") -> dict:

@@ -4,6 +4,11 @@ import json
 
 import pytest
 
+from services.appliance import users
+from services.archive.search import QuerySyntaxError
+from services.policy import audit
+from services.web import actions
+from tests.integration.web.fixtures import build_archive
 
 pytestmark = pytest.mark.integration
 
@@ -38,3 +43,26 @@ def test_audit_show_refuses_a_limit_under_one(archiver, data, limit):
     assert actions_logged(archiver, data, "--limit", "1") == ["search"]
     assert len(actions_logged(archiver, data)) == 2
 
+
+def test_a_refused_cli_search_writes_no_audit_entry(archiver, data):
+    refused = archiver("search", "foo:bar", "--data", data)
+    assert refused.returncode == 2 and 'unknown field "foo:"' in refused.stderr
+    assert actions_logged(archiver, data) == []
+    archiver("search", "note", "--data", data, check=0)
+    shown = archiver("audit", "show", "--json", "--data", data, check=0).stdout
+    assert [json.loads(line)["details"] for line in shown.splitlines()] == [{"query": "note"}]
+
+
+def test_a_refused_web_search_writes_no_audit_entry(tmp_path):
+    archive, _ = build_archive(tmp_path / "data")
+    try:
+        auditor = users.get(archive, "audrey")
+        before = len(audit.entries(archive.store))
+        with pytest.raises(QuerySyntaxError):
+            actions.search(archive, auditor, "foo:bar", 50, 0)
+        assert len(audit.entries(archive.store)) == before
+        actions.search(archive, auditor, "hello", 50, 0)
+        (entry,) = audit.entries(archive.store)[before:]
+        assert (entry["action"], entry["details"]["query"]) == ("search", "hello")
+    finally:
+        archive.close()
