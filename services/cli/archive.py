@@ -23,7 +23,7 @@ from services.archive.mime import summarize_headers
 from services.common.atomic_file import OutputExists, new_file_output
 from services.common.progress import Progress
 from services.policy.replicated import Replicated
-from services.archive.search import QuerySyntaxError, explain, search
+from services.archive.search import QuerySyntaxError, Results, explain, search
 from services.archive.space import OutOfSpace, is_out_of_space, size_in_words
 from services.common.config import load_config
 
@@ -62,7 +62,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--offset", type=int, default=0)
     p.add_argument("--oldest-first", action="store_true")
-    p.add_argument("--json", action="store_true", help="one JSON object per hit")
+    p.add_argument("--json", action="store_true",
+                   help='one JSON object per hit, then {"summary": {"total": ...}}')
 
     p = command("show", cmd_show, "a message's metadata, or its raw bytes")
     p.add_argument("digest", help="its digest, or a unique prefix of it (8 or more hex digits)")
@@ -242,12 +243,28 @@ def cmd_search(args) -> int:
             print(json.dumps(hit.as_json()))
         else:
             print(f"{hit.digest}  {_day(hit.date, zone)}  {hit.sender[:40]:<40}  {hit.subject}")
+    if args.json:
+        print(json.dumps(search_summary(results)))
     if results.notice:
         print(f"archiver: note: {results.notice}", file=sys.stderr)
     if not args.json:
         shown = f"{args.offset + 1}-{args.offset + len(results.hits)}" if results.hits else "none"
         print(f"({shown} of {results.total_text()})", file=sys.stderr)
     return 0
+
+
+def search_summary(results: Results) -> dict:
+    """The last line of `archiver search --json`, after one object per hit (JSON Lines):
+    {"summary": {"total", "more", "total_text", "offset", "shown", "not_indexed",
+    "notice"}}. Its one key, which no hit has, tells it from a hit, and it is always
+    printed, so a script tells no match (total 0) from a page cut by --limit (total
+    over offset + shown) and from an index still behind (not_indexed, notice). `total`
+    is exact unless `more` (then it is search.COUNT_LIMIT, as the web API's total with
+    total_exact false); `notice` is None when the answer is complete."""
+    return {"summary": {"total": results.total, "more": results.more,
+                        "total_text": results.total_text(), "offset": results.offset,
+                        "shown": len(results.hits), "not_indexed": results.not_indexed,
+                        "notice": results.notice}}
 
 
 def _query_error(error: QuerySyntaxError) -> int:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+from tests import search_output
 from tests.conftest import ARCHIVER
 from tests.waiting import wait_until
 
@@ -90,7 +91,7 @@ class Node:
 
     def digests(self) -> list[str]:
         done = self.cli("search", "", "--json", "--limit", "1000000")
-        return sorted(json.loads(line)["digest"] for line in done.stdout.splitlines())
+        return sorted(search_output.digests(done.stdout))
 
     def peer_status(self, peer: "Node") -> dict:
         done = self.cli("mirror", "status", "--json", "--config", self.config)

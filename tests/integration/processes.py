@@ -15,6 +15,7 @@ from typing import Iterator
 import yaml
 
 from firmware.models import TREE_MODELS_FILE
+from tests import search_output
 from tests.conftest import ARCHIVER
 
 
@@ -128,7 +129,7 @@ class ArchiverService:
     def search(self, query: str) -> list[str]:
         done = self.cli("search", query, "--json", "--limit", "100000")
         assert done.returncode == 0, done.stderr
-        return [json.loads(line)["digest"] for line in done.stdout.splitlines()]
+        return search_output.digests(done.stdout)
 
     def wait_until_indexed(self, count: int, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout

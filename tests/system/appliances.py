@@ -18,6 +18,7 @@ from email.utils import make_msgid
 
 import testinfra
 
+from tests import search_output
 from tests import waiting
 
 DOMAIN = "example.com"
@@ -47,7 +48,7 @@ class Appliance:
 
     def hits(self, query: str) -> list[dict]:
         out = self.archiver("search", query, "--json", "--limit", "1000000")
-        return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+        return search_output.hits(out)
 
     def subjects(self, tag: str) -> list[str]:
         return sorted(h["subject"] for h in self.hits(f"subject:{tag}"))

@@ -11,6 +11,7 @@ import zipfile
 import pytest
 
 from services.archive import retired_index
+from tests import search_output
 from tests.conftest import ARCHIVER
 
 pytestmark = pytest.mark.integration
@@ -30,7 +31,7 @@ def data(tmp_path):
 
 def digests_of(archiver, data, query=""):
     done = archiver("search", query, "--data", data, "--json", "--limit", 100000, check=0)
-    return sorted(json.loads(line)["digest"] for line in done.stdout.splitlines())
+    return sorted(search_output.digests(done.stdout))
 
 
 def test_import_of_each_format_then_search_show_and_stats(archiver, data, tmp_path):
@@ -51,8 +52,8 @@ def test_import_of_each_format_then_search_show_and_stats(archiver, data, tmp_pa
     assert json.loads(done.stdout) == {"imported": 9, "duplicates": 0, "merged": 0, "failed": 0,
                                        "skipped": 0, "indexed": 9, "problems": []}
     assert len(digests_of(archiver, data)) == 9
-    (hit,) = [json.loads(line) for line in archiver(
-        "search", "subject:number AND 8", "--data", data, "--json", check=0).stdout.splitlines()]
+    (hit,) = search_output.hits(archiver(
+        "search", "subject:number AND 8", "--data", data, "--json", check=0).stdout)
     assert hit["digest"] == hashlib.sha256(raw_message(8)).hexdigest()
     raw = subprocess.run([str(ARCHIVER), "show", hit["digest"], "--raw", "--data", str(data)],
                          capture_output=True, check=True).stdout

@@ -13,6 +13,7 @@ import pytest
 from services.archive import retired_index
 from services.archive.indexer import IndexLock
 from services.archive.search import search
+from tests import search_output
 from tests.integration.small_disk import SmallDisk
 
 pytestmark = pytest.mark.integration
@@ -34,8 +35,9 @@ def write_maildir(where: Path, count: int) -> Path:
 
 
 def answers(archiver, data: Path) -> dict[str, list[str]]:
-    return {query: archiver("search", query, "--data", data, "--json", "--limit", "1000",
-                            check=0).stdout.splitlines() for query in QUERIES}
+    return {query: search_output.hits(archiver("search", query, "--data", data, "--json",
+                                               "--limit", "1000", check=0).stdout)
+            for query in QUERIES}
 
 
 def index_dirs(data: Path) -> list[str]:

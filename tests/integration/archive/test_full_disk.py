@@ -15,6 +15,7 @@ import pytest
 from services.archive import retired_index
 from services.archive.space import is_out_of_space
 from services.archive.store import DiskFullError, Store, digest_of
+from tests import search_output
 from tests.integration.small_disk import SmallDisk
 
 pytestmark = pytest.mark.integration
@@ -106,8 +107,9 @@ def test_import_stops_at_the_first_write_that_fails_and_goes_on_after_room_is_ma
     assert 0.8 * grown <= summary["stopped"]["needed_bytes"] <= 1.25 * grown  # "about"
     assert archiver("verify", "--data", data, check=0).stdout.strip().endswith(
         f"checked {COUNT} messages, 0 corrupt")
-    hits = archiver("search", f"marker{COUNT - 1} OR marker0 OR marker{count}", "--data", data,
-                    "--json", check=0).stdout.splitlines()
+    hits = search_output.hits(archiver("search", f"marker{COUNT - 1} OR marker0 OR "
+                                                 f"marker{count}", "--data", data, "--json",
+                                       check=0).stdout)
     assert len(hits) == 3
 
 
@@ -146,8 +148,8 @@ def test_indexing_that_runs_out_of_room_stops_the_import_and_the_next_one_finish
     assert finished["indexed"] == 200 - stopped["indexed"] and finished["duplicates"] == 200
     stats = json.loads(archiver("stats", "--data", data, "--json", check=0).stdout)
     assert (stats["stored"], stats["indexed"], stats["pending"]) == (200, 200, 0)
-    assert len(archiver("search", "marker0 OR marker199", "--data", data, "--json",
-                        check=0).stdout.splitlines()) == 2
+    assert len(search_output.hits(archiver("search", "marker0 OR marker199", "--data", data,
+                                           "--json", check=0).stdout)) == 2
 
 
 @pytest.mark.parametrize("kind", ["ext4", "tmpfs"])
@@ -182,7 +184,7 @@ def test_an_io_error_on_an_all_but_full_disk_is_a_full_disk(tmp_path):
 def searchable(archiver, data: Path) -> tuple[int, int]:
     stats = json.loads(archiver("stats", "--data", data, "--json", check=0).stdout)
     hits = archiver("search", "marker0 OR marker199", "--data", data, "--json", check=0)
-    return stats["indexed"], len(hits.stdout.splitlines())
+    return stats["indexed"], len(search_output.hits(hits.stdout))
 
 
 @pytest.mark.parametrize("leave", [0, 3 * MiB])

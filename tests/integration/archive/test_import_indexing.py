@@ -14,6 +14,7 @@ import pytest
 from services.archive.indexer import IndexLock
 from services.cli import archive as archive_cli
 from services.cli.main import main
+from tests import search_output
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -83,7 +84,7 @@ def test_what_is_stored_is_indexed_while_the_import_still_reads(archiver, maildi
     after = stats(archiver, data)
     assert (after["stored"], after["indexed"], after["pending"]) == (FIRST + LATER,) * 2 + (0,)
     hits = archiver("search", "word0 OR word269", "--data", data, "--json", check=0).stdout
-    assert len(hits.splitlines()) == 2
+    assert len(search_output.hits(hits)) == 2
 
 
 def test_an_import_that_fails_midway_stops_indexing_and_the_next_one_finishes(

@@ -16,6 +16,7 @@ import pytest
 from services.archive.indexer import IndexLock
 from services.cli import archive as archive_cli
 from services.cli.main import main
+from tests import search_output
 from tests.conftest import ARCHIVER
 from tests.integration.archive.test_import_indexing import raw_message, stats
 from tests.waiting import wait_until
@@ -129,7 +130,7 @@ def test_an_import_that_starts_while_another_indexes_leaves_nothing_unindexed(
     assert (after["stored"], after["pending"]) == (6005, 0), (after, out)
     assert "another process holds the index" not in err, err  # A had ended: B indexed
     hits = archiver("search", "word105999", "--data", data, "--json", check=0).stdout
-    assert len(hits.splitlines()) == 1
+    assert len(search_output.hits(hits)) == 1
 
 
 def test_ctrl_c_before_storing_is_told_it_ended_does_not_leave_indexing_forever(

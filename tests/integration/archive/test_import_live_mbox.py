@@ -17,6 +17,7 @@ import pytest
 
 from services.archive import mbox
 from services.archive.mailfiles import iter_mail
+from tests import search_output
 from tests.conftest import ARCHIVER
 from tests.mbox_appender import Appender, entry_of
 from tests.waiting import wait_until
@@ -38,7 +39,7 @@ def digest(raw: bytes) -> str:
 
 def stored_digests(archiver, data) -> list[str]:
     done = archiver("search", "", "--data", data, "--json", "--limit", 1000, check=0)
-    return sorted(json.loads(line)["digest"] for line in done.stdout.splitlines())
+    return sorted(search_output.digests(done.stdout))
 
 
 def has_open(pid: int, path: Path) -> bool:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import search_output
 from tests.conftest import ARCHIVER, TREE
 from tests.integration.processes import models_file
 
@@ -39,7 +40,7 @@ def imported(archiver, data, *paths, check=0, env=None, model=None) -> dict:
 
 def found(archiver, data, query) -> list[dict]:
     done = archiver("search", query, "--data", data, "--json", "--limit", 1000, check=0)
-    return [json.loads(line) for line in done.stdout.splitlines()]
+    return search_output.hits(done.stdout)
 
 
 def shown(archiver, data, digest) -> dict:

@@ -2,13 +2,13 @@
 MAX_NESTED_MESSAGES, a body over BODY_TEXT_LIMIT, an attachment over the model's text cap)
 is found by has:extraction-failure, and `archiver show` says what was cut and why; a
 message within the limits is not flagged. Through the CLI, as an auditor uses it."""
-import json
 from email.message import EmailMessage
 
 import pytest
 
 from services.archive.extract import MAX_NESTED_MESSAGES
 from services.archive.index import BODY_TEXT_LIMIT
+from tests import search_output
 
 pytestmark = pytest.mark.integration
 
@@ -42,12 +42,12 @@ def plain(subject: str, body: str, attachment: str | None = None) -> bytes:
 
 def search(archiver, data, query) -> set[str]:
     done = archiver("search", query, "--data", data, "--json", "--limit", 1000, check=0)
-    return {json.loads(line)["subject"] for line in done.stdout.splitlines()}
+    return {hit["subject"] for hit in search_output.hits(done.stdout)}
 
 
 def shown(archiver, data, subject) -> list[str]:
     done = archiver("search", f'subject:"{subject}"', "--data", data, "--json", check=0)
-    (digest,) = [json.loads(line)["digest"] for line in done.stdout.splitlines()]
+    (digest,) = search_output.digests(done.stdout)
     return archiver("show", digest, "--data", data, check=0).stdout.splitlines()
 
 

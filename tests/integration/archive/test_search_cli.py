@@ -4,6 +4,7 @@ import json
 from email.message import EmailMessage
 
 import pytest
+from tests import search_output
 
 pytestmark = pytest.mark.integration
 
@@ -62,6 +63,27 @@ def test_counts_are_exact(archiver, data):
         "(none of 0)"
 
 
+def test_json_ends_with_a_summary_telling_no_match_from_a_cut_page(archiver, data, tmp_path):
+    page = archiver("search", "muller", "--limit", 1, "--data", data, "--json", check=0)
+    assert len(search_output.hits(page.stdout)) == 1
+    assert page.stdout.splitlines()[-1] == json.dumps({"summary": {
+        "total": 2, "more": False, "total_text": "2", "offset": 0, "shown": 1,
+        "not_indexed": 0, "notice": None}})
+    last = search_output.summary(archiver("search", "muller", "--offset", 2, "--data", data,
+                                          "--json", check=0).stdout)
+    assert (last["total"], last["offset"], last["shown"]) == (2, 2, 0)
+    nothing = archiver("search", "nothing", "--data", data, "--json", check=0).stdout
+    assert [json.loads(line) for line in nothing.splitlines()] == [{"summary": {
+        "total": 0, "more": False, "total_text": "0", "offset": 0, "shown": 0,
+        "not_indexed": 0, "notice": None}}]
+    (tmp_path / "later.eml").write_bytes(mail("later", "Wed, 06 Mar 2024 09:00:00 +0000"))
+    archiver("import", "--no-index", "--data", data, tmp_path / "later.eml", check=0)
+    behind = archiver("search", "later", "--data", data, "--json", check=0)
+    summary = search_output.summary(behind.stdout)
+    assert (summary["total"], summary["not_indexed"]) == (0, 1)
+    assert "not indexed yet" in summary["notice"] and "not indexed yet" in behind.stderr
+
+
 def test_explain_prints_how_the_query_is_understood(archiver, data):
     done = archiver("search", "--explain", 'from:muller body:"race condition" date:7d',
                     "--data", data, check=0)
@@ -86,7 +108,8 @@ def test_explain_prints_how_the_query_is_understood(archiver, data):
 
 def test_days_are_days_of_the_configured_time_zone(archiver, data, tmp_path):
     utc = archiver("search", "date:2024-03-06", "--data", data, "--json", check=0)
-    assert utc.stdout == ""
+    assert search_output.hits(utc.stdout) == []
+    assert search_output.summary(utc.stdout)["total"] == 0
     berlin = config(tmp_path, "timezone: Europe/Berlin\n")
     found = archiver("search", "date:2024-03-06", "--data", data, env=berlin, check=0)
     assert len(found.stdout.splitlines()) == 1 and "  2024-03-06  " in found.stdout

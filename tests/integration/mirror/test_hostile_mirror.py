@@ -1,6 +1,7 @@
 """Hostile mail archived on one appliance is copied to its peer, and neither stops indexing."""
 import pytest
 
+from tests import search_output
 from tests.integration.archive.hostile import corpus, normal
 from tests.integration.mirror_nodes import Node, wait_searchable
 from tests.integration.netns import Lab
@@ -28,6 +29,6 @@ def test_the_hostile_corpus_is_copied_and_indexed_on_both_peers(tmp_path):
             assert a.digests() == b.digests() and len(a.digests()) == len(cases)
             for node in (a, b):
                 found = node.cli("search", "afterword*", "--json", "--limit", "1000").stdout
-                assert len(found.splitlines()) == len(corpus())
+                assert len(search_output.hits(found)) == len(corpus())
         finally:
             a.stop(), b.stop()

@@ -10,6 +10,7 @@ import zstandard
 
 from services.archive import readings
 from services.archive.archive import Archive
+from tests import search_output
 from tests.bench import corpus
 from tests.integration.mirror_nodes import Node, wait_searchable
 from tests.integration.netns import Lab
@@ -69,7 +70,7 @@ def kept_readings(node: Node) -> dict[str, bytes | None]:
 
 def hits(node: Node, query: str) -> list[str]:
     found = node.cli("search", query, "--json", "--limit", "1000").stdout
-    return sorted(json.loads(line)["digest"] for line in found.splitlines())
+    return sorted(search_output.digests(found))
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ import pytest
 
 from services.archive.archive import Archive
 from services.archive.extraction_memo import ExtractionMemo
+from tests import search_output
 from tests.integration.archive.hostile import (STALL_XLSX, XLSX_TYPE, corpus, long_address,
                                               message, normal)
 from tests.integration.archive.hostile import attachment
@@ -105,4 +106,4 @@ def test_archiver_import_goes_through_hostile_files_to_the_end(tmp_path, archive
         len(cases), len(cases), 0)
     found = archiver("search", "afterword*", "--json", "--limit", 1000, "--data",
                      tmp_path / "data", "--model", 450, env=env, check=0)
-    assert len(found.stdout.splitlines()) == len(corpus())
+    assert len(search_output.hits(found.stdout)) == len(corpus())
