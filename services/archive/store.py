@@ -17,6 +17,9 @@ Named databases:
                                                     peer sent it; deleted with it)
   hold_records, hold_sums  what each litigation hold recorded, and its count
                            (services.policy.hold_records)
+  deleted   digest -> seq                          (the arrival-log entry of its last
+                                                    deletion: verify tells a message deleted
+                                                    by the store from one that went missing)
 
 A put is acknowledged only after the transaction holding it is committed and synced;
 concurrent puts share one commit (group commit).
@@ -48,7 +51,7 @@ from services.archive.space import OutOfSpace, is_out_of_space, size_in_words
 
 DATABASES = ("raw", "meta", "msgid", "arrival", "outbox", "cursors", "counters", "settings",
              "journal", "replicated", "audit", "extraction", "reading", "hold_records",
-             "hold_sums")
+             "hold_sums", "deleted")
 COMPRESSION_LEVEL = 3
 # Head-room kept free in the map so a full store can still commit cursors and settings.
 RESERVE_BYTES = 4 * 1024 * 1024
@@ -64,6 +67,11 @@ READING_OVERHEAD_BYTES = 4096
 MAPPED_BYTES = 4 * 1024 * 1024
 MIN_PREFIX = 8  # hex digits of a digest prefix (git's default abbreviation is 7)
 AMBIGUOUS_SHOWN = 5  # digests an ambiguous prefix error names, at most
+# The node-local setting holding the first arrival-log position whose deletions the
+# "deleted" database records (set when firmware that records them first opens the store):
+# a message gone that an earlier entry names may have been deleted by older firmware.
+DELETIONS_RECORDED_FROM = "deletions_recorded_from"
+MISSING_SHOWN = 100  # arrival-log entries naming a missing message that verify lists, at most
 
 
 class StoreFullError(OutOfSpace):
@@ -137,6 +145,7 @@ class Store:
         self._starting = threading.Lock()  # one committer, however many threads put at once
         self._resident_file_after_release = mapped.resident_file_bytes()
         self.node_id = self._ensure_node_id()
+        self._ensure_deletions_recorded()
 
     # -- writing -----------------------------------------------------------------------
 
@@ -344,7 +353,9 @@ class Store:
         totals.add("raw_bytes", -meta["size"])
         totals.add("stored_bytes", -meta["stored_size"])
         totals.add(time.strftime("deleted_bytes_day:%Y%m%d", time.gmtime()), meta["stored_size"])
-        totals.append("arrival", key)
+        seq = totals.append("arrival", key)
+        # Some 50 bytes a deleted message: what lets verify tell this deletion from a loss.
+        txn.put(key, _seq_key(seq), db=self.db["deleted"])
         return {"digest": key.hex(), **meta}
 
     # -- reading -----------------------------------------------------------------------
@@ -555,24 +566,74 @@ class Store:
     # -- integrity -----------------------------------------------------------------------
 
     def verify(self, progress=None) -> list[dict]:
-        """Recompute every digest; return the problems found (empty when all is well)."""
-        problems = []
-        decompressor = zstandard.ZstdDecompressor()
+        """Recompute every digest; return the problems found (empty when all is well):
+        [{"digest", "problem"}]. check() gives these and what is missing."""
+        return self.check(progress).corrupt
+
+    def check(self, progress=None) -> "StoreCheck":
+        """Everything verify checks, in one read snapshot: each message's bytes against
+        its SHA-256 digest (FIPS 180-4) and its metadata; how many messages there are
+        against the store's counter; and every arrival-log entry against the store: the
+        message it names must be stored, or deleted by the store at or after it (the
+        "deleted" database). Streams: memory stays bounded whatever the store's size
+        (point lookups per log entry, MISSING_SHOWN entries kept). `progress(1)` runs per
+        message read. Raises lmdb.Error only for a store LMDB cannot read."""
+        found = StoreCheck(counted=self.counters()["messages"])
         with self.env.begin() as txn:
-            for key, compressed in txn.cursor(db=self.db["raw"]):
-                problem = _check_one(decompressor, key, compressed)
-                if problem is None and txn.get(key, db=self.db["meta"]) is None:
-                    problem = "raw bytes without metadata"
-                if problem:
-                    problems.append({"digest": key.hex(), "problem": problem})
-                if progress:
-                    progress(1)
-                self.release_pages_if_grown()
-            for key in txn.cursor(db=self.db["meta"]).iternext(values=False):
-                if txn.get(key, db=self.db["raw"]) is None:
-                    problems.append({"digest": key.hex(), "problem": "metadata without raw bytes"})
-                self.release_pages_if_grown()
-        return problems
+            self._check_messages(txn, found, progress)
+            self._check_arrivals(txn, found)
+        return found
+
+    def _check_messages(self, txn, found: "StoreCheck", progress) -> None:
+        decompressor = zstandard.ZstdDecompressor()
+        for key, compressed in txn.cursor(db=self.db["raw"]):
+            found.raw += 1
+            problem = _check_one(decompressor, key, compressed)
+            if problem is None and txn.get(key, db=self.db["meta"]) is None:
+                problem = "raw bytes without metadata"
+            if problem:
+                found.corrupt.append({"digest": key.hex(), "problem": problem})
+            if progress:
+                progress(1)
+            self.release_pages_if_grown()
+        for key in txn.cursor(db=self.db["meta"]).iternext(values=False):
+            found.meta += 1
+            if txn.get(key, db=self.db["raw"]) is None:
+                found.corrupt.append({"digest": key.hex(), "problem": "metadata without raw bytes"})
+            self.release_pages_if_grown()
+
+    def _check_arrivals(self, txn, found: "StoreCheck") -> None:
+        """Each arrival-log entry in order, by a lookup of its digest: the log is in order
+        of arrival, not of digest, so there are no two sorted runs to walk side by side."""
+        recorded = txn.get(DELETIONS_RECORDED_FROM.encode(), db=self.db["settings"])
+        found.log_checked_from = json.loads(recorded) if recorded else 1
+        for seq_key, key in txn.cursor(db=self.db["arrival"]):
+            found.log_entries += 1
+            self.release_pages_if_grown()
+            if txn.get(key, db=self.db["meta"]) is not None:
+                continue
+            deleted = txn.get(key, db=self.db["deleted"])
+            seq = _seq_of(seq_key)
+            if deleted is not None and _seq_of(deleted) >= seq:
+                continue  # deleted by the store, at this entry or after it
+            if seq < found.log_checked_from:
+                found.log_unverifiable += 1  # perhaps deleted by firmware that kept no record
+                continue
+            found.missing_entries += 1
+            if len(found.missing) < MISSING_SHOWN:
+                found.missing.append({"digest": key.hex(), "seq": seq, "problem": (
+                    f"arrival-log entry {seq} stored it; it is not in the store and "
+                    "no deletion of it is recorded")})
+
+    @contextmanager
+    def digests_in_order(self) -> Iterator[tuple[int, Iterator[bytes]]]:
+        """One read snapshot of the store: (the arrival log's end, the digests of the
+        messages stored, as 32 bytes each in ascending byte order, the order of their hex
+        too). For walking beside another sorted run of digests (the index's)."""
+        with self.env.begin() as txn, txn.cursor(db=self.db["meta"]) as cursor:
+            with txn.cursor(db=self.db["arrival"]) as log:
+                end = _seq_of(log.key()) if log.last() else 0
+            yield end, cursor.iternext(keys=True, values=False)
 
     # -- journal mailboxes ---------------------------------------------------------------
 
@@ -634,6 +695,17 @@ class Store:
                     found[key.decode()] = json.loads(value)
         return found
 
+    def _ensure_deletions_recorded(self) -> None:
+        """Note, once, where the arrival log stood when this store first recorded its
+        deletions (DELETIONS_RECORDED_FROM): entries before it are not checked for them."""
+        if self.setting(DELETIONS_RECORDED_FROM) is None:
+            with self.writing() as txn:
+                if txn.get(DELETIONS_RECORDED_FROM.encode(), db=self.db["settings"]) is None:
+                    with txn.cursor(db=self.db["arrival"]) as log:
+                        end = _seq_of(log.key()) if log.last() else 0
+                    txn.put(DELETIONS_RECORDED_FROM.encode(), str(end + 1).encode(),
+                            db=self.db["settings"])
+
     def _ensure_node_id(self) -> str:
         with self.writing() as txn:
             node = txn.get(b"node_id", db=self.db["settings"])
@@ -648,6 +720,31 @@ class Store:
             self._committer = None
         self._map = []  # gone with the environment: never advised again
         mapped.unmapped_by(self.env.close)
+
+
+@dataclass
+class StoreCheck:
+    """What Store.check found. `corrupt`: [{"digest", "problem"}], every one; `counted`:
+    the store's message counter, `raw` and `meta` the messages found with bytes and with
+    metadata; `missing`: the first MISSING_SHOWN arrival-log entries naming a message
+    neither stored nor deleted by the store ({"digest", "seq", "problem"}), of
+    `missing_entries` in all, of the `log_entries` read; `log_unverifiable`: entries
+    before `log_checked_from` (DELETIONS_RECORDED_FROM) whose message is gone, perhaps
+    deleted by older firmware, which kept no record of deletions."""
+    counted: int = 0
+    raw: int = 0
+    meta: int = 0
+    corrupt: list[dict] = field(default_factory=list)
+    missing: list[dict] = field(default_factory=list)
+    missing_entries: int = 0
+    log_entries: int = 0
+    log_checked_from: int = 1
+    log_unverifiable: int = 0
+
+    @property
+    def uncounted(self) -> int:
+        """Messages the counter has that were not found (negative: found, not counted)."""
+        return self.counted - min(self.raw, self.meta)
 
 
 class _Totals:

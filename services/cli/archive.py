@@ -80,7 +80,8 @@ def register(commands: argparse._SubParsersAction) -> None:
                    help="the zip to write (never overwritten; its folder must exist)")
     p.add_argument("--json", action="store_true")
 
-    p = command("verify", cmd_verify, "recompute every digest (exit 1 naming corrupt messages)")
+    p = command("verify", cmd_verify, "recompute every digest and check that nothing is missing "
+                                      "from the store or the index (exit 1 naming what)")
     p.add_argument("--json", action="store_true")
 
     p = command("stats", cmd_stats, "messages stored, indexed and pending; bytes")
@@ -398,18 +399,73 @@ def _export_path(path: Path) -> Path:
 
 
 def cmd_verify(args) -> int:
+    """Every message's bytes against its digest and metadata, then what should be there
+    and is not: messages the store's counter has that were not found, arrival-log entries
+    naming a message neither stored nor deleted, index documents whose message is gone,
+    and (once indexing has caught up) stored messages without a document. Exit 1 when
+    anything is corrupt or missing. --json: {"checked", "corrupt"} as before, and
+    "counted", "found", "missing", "missing_entries", "log_entries", "log_checked_from",
+    "log_unverifiable", "index" (index_check.IndexCheck.as_json), "mismatches"."""
+    from services.archive import index_check  # Xapian: only here
     archive = open_archive(args, create=False)
-    total = archive.store.counters()["messages"]
-    progress = Progress("verifying", total=total, enabled=not args.json)
-    problems = archive.store.verify(progress.advance)
+    progress = Progress("verifying", total=archive.store.counters()["messages"],
+                        enabled=not args.json)
+    found = archive.store.check(progress.advance)
     progress.finish()
+    index = index_check.check(archive.store, archive.live_index_link())
+    mismatches = (found.missing_entries + (found.uncounted != 0) + index.mismatches)
     if args.json:
-        print(json.dumps({"checked": progress.done, "corrupt": problems}))
+        print(json.dumps({"checked": progress.done, "corrupt": found.corrupt,
+                          "counted": found.counted, "found": {"raw": found.raw,
+                                                              "meta": found.meta},
+                          "missing": found.missing, "missing_entries": found.missing_entries,
+                          "log_entries": found.log_entries,
+                          "log_checked_from": found.log_checked_from,
+                          "log_unverifiable": found.log_unverifiable,
+                          "index": index.as_json(), "mismatches": mismatches}))
     else:
-        for problem in problems:
-            print(f"CORRUPT {problem['digest']}: {problem['problem']}")
-        print(f"checked {progress.done} messages, {len(problems)} corrupt")
-    return 1 if problems else 0
+        _print_verified(progress.done, found, index, mismatches)
+    return 1 if found.corrupt or mismatches else 0
+
+
+def _print_verified(checked: int, found, index, mismatches: int) -> None:
+    """One line per problem (CORRUPT, MISSING, UNCOUNTED, INDEXED-GONE, NOT-INDEXED, at most
+    store.MISSING_SHOWN and index_check.SHOWN of a kind, then how many more), notes on what
+    could not be checked, and the summary line `checked N messages, K corrupt` (then, when
+    something is missing, how many mismatches)."""
+    for problem in found.corrupt:
+        print(f"CORRUPT {problem['digest']}: {problem['problem']}")
+    _print_some("MISSING", [(p["digest"], p["problem"]) for p in found.missing],
+                found.missing_entries, "arrival-log entries name a missing message")
+    if found.uncounted:
+        print(f"UNCOUNTED: the store's counter says {found.counted} messages; {found.raw} "
+              f"have their bytes, {found.meta} their metadata")
+    _print_some("INDEXED-GONE", [(d, "the index has a document for it, but the store has "
+                                     "no such message: searches find it, show and export "
+                                     "cannot") for d in index.without_message],
+                index.without_message_count, "index documents without their message")
+    _print_some("NOT-INDEXED", [(d, "stored, but the index has no document for it though "
+                                    "indexing has caught up: searches miss it; archiver "
+                                    "reindex adds it") for d in index.not_indexed],
+                index.not_indexed_count, "stored messages without a document")
+    if not index.checked:
+        changes = f"{index.pending} change{'s' if index.pending != 1 else ''}"
+        print(f"note: the index was not checked against the store: it has {changes} still "
+              "to take in; run verify again once indexing has caught up")
+    if found.log_unverifiable:
+        print(f"note: {found.log_unverifiable} arrival-log entries before entry "
+              f"{found.log_checked_from} name messages not stored: deleted by firmware that "
+              "kept no record of deletions, or missing (the counter and index checks cover them)")
+    summary = f"checked {checked} messages, {len(found.corrupt)} corrupt"
+    print(summary + (f"; {mismatches} mismatches of what should be stored: see above"
+                     if mismatches else ""))
+
+
+def _print_some(label: str, problems: list[tuple[str, str]], count: int, what: str) -> None:
+    for digest, problem in problems:
+        print(f"{label} {digest}: {problem}")
+    if count > len(problems):
+        print(f"{label}: {count - len(problems)} more {what} (not listed)")
 
 
 def cmd_stats(args) -> int:

@@ -128,6 +128,78 @@ def test_verify_exits_1_naming_the_corrupt_message(archiver, data, tmp_path):
     assert f"CORRUPT {corrupt}: content does not match its digest" in done.stdout
 
 
+def delete_offline(data, digest: str) -> None:
+    """Remove a message's bytes and metadata behind the store's back (an operator with
+    python-lmdb), leaving its counter, log entries and index document as they were."""
+    import lmdb
+    env = lmdb.open(str(data / "store"), max_dbs=32)
+    with env.begin(write=True) as txn:
+        for name in (b"raw", b"meta"):
+            assert txn.delete(bytes.fromhex(digest), db=env.open_db(name, txn=txn))
+    env.close()
+
+
+def test_verify_exits_1_naming_mail_deleted_offline(archiver, data, tmp_path):
+    folder = tmp_path / "mail"
+    folder.mkdir()
+    for n in range(13):
+        (folder / f"{n}.eml").write_bytes(raw_message(n))
+    archiver("import", "--data", data, folder, check=0)
+    healthy = json.loads(archiver("verify", "--data", data, "--json", check=0).stdout)
+    assert (healthy["checked"], healthy["counted"], healthy["mismatches"]) == (13, 13, 0)
+    assert healthy["index"]["checked"] and healthy["missing"] == []
+    gone = hashlib.sha256(raw_message(4)).hexdigest()
+    delete_offline(data, gone)
+    found = json.loads(archiver("verify", "--data", data, "--json", check=1).stdout)
+    assert (found["checked"], found["corrupt"], found["counted"]) == (12, [], 13)
+    assert found["found"] == {"raw": 12, "meta": 12}
+    (missing,) = found["missing"]
+    assert missing["digest"] == gone and 1 <= missing["seq"] <= 13
+    assert found["index"]["documents_without_message"] == [gone]
+    assert found["index"]["not_indexed"] == [] and found["mismatches"] == 3
+    lines = archiver("verify", "--data", data, check=1).stdout.splitlines()
+    assert f"MISSING {gone}: arrival-log entry {missing['seq']} stored it; it is not in the " \
+           "store and no deletion of it is recorded" in lines
+    assert "UNCOUNTED: the store's counter says 13 messages; 12 have their bytes, 12 their " \
+           "metadata" in lines
+    assert any(line.startswith(f"INDEXED-GONE {gone}: ") for line in lines)
+    assert lines[-1] == "checked 12 messages, 0 corrupt; 3 mismatches of what should be " \
+                        "stored: see above"
+
+
+def test_verify_tells_deletions_by_the_store_from_losses_and_unindexed_mail(archiver, data,
+                                                                            tmp_path):
+    from services.archive.store import Store
+    folder = tmp_path / "mail"
+    folder.mkdir()
+    for n in range(3):
+        (folder / f"{n}.eml").write_bytes(raw_message(n))
+    archiver("import", "--data", data, folder, check=0)
+    store = Store(data / "store", map_size=1 << 30)
+    store.delete([hashlib.sha256(raw_message(0)).hexdigest()])  # retention's way
+    store.close()
+    behind = archiver("verify", "--data", data, "--json", check=0)  # nothing is missing
+    assert json.loads(behind.stdout)["index"] == {
+        "checked": False, "pending": 1, "documents_without_message": [],
+        "documents_without_message_count": 0, "not_indexed": [],
+        "not_indexed_count": 0}  # the deletion is not indexed yet: no verdict on the index
+    assert "note: the index was not checked against the store: it has 1 change still to " \
+        "take in" in archiver("verify", "--data", data, check=0).stdout
+    (tmp_path / "late.eml").write_bytes(raw_message(9))
+    archiver("import", "--data", data, tmp_path / "late.eml", check=0)  # indexes the backlog
+    assert json.loads(archiver("verify", "--data", data, "--json", check=0).stdout)[
+        "mismatches"] == 0
+    import xapian
+    index = xapian.WritableDatabase(str((data / "index").resolve()), xapian.DB_OPEN)
+    unindexed = hashlib.sha256(raw_message(9)).hexdigest()
+    index.delete_document("Q" + unindexed)
+    index.commit()
+    index.close()
+    found = json.loads(archiver("verify", "--data", data, "--json", check=1).stdout)
+    assert found["index"]["not_indexed"] == [unindexed] and found["missing"] == []
+    assert found["mismatches"] == 1
+
+
 def test_reindex_rebuilds_the_same_index(archiver, data, tmp_path):
     for n in range(20):
         (tmp_path / f"{n}.eml").write_bytes(raw_message(n))

@@ -5,7 +5,8 @@ import threading
 import lmdb
 import pytest
 
-from services.archive.store import AmbiguousDigest, Envelope, NotFound, Store, StoreFullError
+from services.archive.store import (DELETIONS_RECORDED_FROM, AmbiguousDigest, Envelope, NotFound,
+                                    Store, StoreFullError)
 
 GiB = 1024**3
 
@@ -105,6 +106,30 @@ def test_verify_names_a_corrupt_message(store):
         txn.put(bytes.fromhex(bad), store._compressor().compress(b"tampered"), db=store.db["raw"])
     assert store.verify() == [{"digest": bad, "problem": "content does not match its digest"}]
     assert store.get(good) == message(1)
+
+
+def test_check_tells_a_deletion_by_the_store_from_a_message_gone_missing(store):
+    kept, deleted, lost = (store.put(message(n)) for n in range(3))
+    store.delete([deleted])
+    assert (store.check().missing_entries, store.check().uncounted) == (0, 0)
+    with store.env.begin(write=True) as txn:  # gone behind the store's back
+        for name in ("raw", "meta"):
+            txn.delete(bytes.fromhex(lost), db=store.db[name])
+    found = store.check()
+    assert (found.corrupt, found.counted, found.raw, found.meta) == ([], 2, 1, 1)
+    assert found.uncounted == 1 and found.log_entries == 4
+    assert found.missing == [{"digest": lost, "seq": 3, "problem": (
+        "arrival-log entry 3 stored it; it is not in the store and no deletion of it is "
+        "recorded")}] and found.missing_entries == 1
+    store.put(message(1))  # stored again after its deletion, then lost too
+    with store.env.begin(write=True) as txn:
+        for name in ("raw", "meta"):
+            txn.delete(bytes.fromhex(deleted), db=store.db[name])
+    assert [m["digest"] for m in store.check().missing] == [lost, deleted]
+    store.set_setting(DELETIONS_RECORDED_FROM, 6)  # as if older firmware wrote entries 1-5
+    older = store.check()
+    assert [m["digest"] for m in older.missing] == [] and older.log_unverifiable == 2
+    assert store.verify() == [] and store.get(kept) == message(0)
 
 
 def test_a_full_store_refuses_new_mail_and_keeps_what_it_has(tmp_path):
