@@ -141,8 +141,14 @@ class ArchiveHandler:
         unwrapped: a trusted server sent it to the journal recipient alone. A report that
         a trusted gateway relays to anyone else is mail in transit, whose headers any
         sender on the Internet wrote: unwrapping it would archive the message it claims
-        instead of the one delivered."""
-        return trusted and bool(self.journal_recipient) and bool(rcpt_tos) and not recipients
+        instead of the one delivered. Without a journal recipient configured, every report
+        a trusted server sends is taken as journaling, as before that key (start_smtp
+        warns)."""
+        if not trusted:
+            return False
+        if not self.journal_recipient:
+            return True
+        return bool(rcpt_tos) and not recipients
 
     async def _store(self, spool: DataSpool, envelope: Envelope, journaled: bool) -> PutOutcome:
         """The message stored durably, once the memory storing takes is granted: a worker
@@ -349,6 +355,10 @@ async def start_smtp(config: SmtpConfig, store: Store, gate: IntakeGate, limits:
     returns the running server."""
     # The handler's "archived <digest> from <address>" line is the record of each message.
     logging.getLogger(AIOSMTPD_LOG).setLevel(logging.WARNING)
+    if config.trusted_servers and not config.journal_recipient:
+        log.warning("smtp.journal_recipient is not set: journal reports from trusted servers "
+                    "are unwrapped whatever their recipients, also one a gateway relays from "
+                    "the Internet; set it to the address Exchange journals to")
     handler = ArchiveHandler(store, config, gate, limits)
     slots = SessionSlots(limits, handler.policy.trusted)
     context = tls_context(config)

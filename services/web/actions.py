@@ -34,7 +34,7 @@ class BadRequest(ArchiverError):
 # -- mail ------------------------------------------------------------------------------
 
 def search(archive: Archive, user: User, query: str, limit: int, offset: int,
-           oldest_first: bool = False, timezone: str = "UTC", sort: str = "date",
+           oldest_first: bool, timezone: str, sort: str = "date",
            descending: bool | None = None) -> Results:
     """The page of `query`'s matches `user` may see; recorded in the audit log ("search")
     only once it has run. Raises BadRequest, QuerySyntaxError (both 400s), PatternTooBroad."""
@@ -52,7 +52,7 @@ def search(archive: Archive, user: User, query: str, limit: int, offset: int,
     return results
 
 
-def explain(archive: Archive, user: User, query: str, timezone: str = "UTC") -> dict:
+def explain(archive: Archive, user: User, query: str, timezone: str) -> dict:
     """How `query` is understood; a user (who reads only their own mail) sees patterns
     unexpanded, never the addresses and names the whole archive holds."""
     return run_explain(archive.index_dir() if user.role != "user" else None, query, timezone)
@@ -85,8 +85,9 @@ def saved(archive: Archive) -> list[dict]:
     return [{"name": name, "query": query} for name, query in sorted(found.items())]
 
 
-def save_search(archive: Archive, user: User, name: str, query: str,
-                timezone: str = "UTC") -> None:
+def save_search(archive: Archive, user: User, name: str, query: str, timezone: str) -> None:
+    """Save `query` as `name`, its days (and those of holds recording what it matches
+    before the change) in `timezone`, the appliance's: the web always has one to give."""
     editing.save_search(archive.store, archive.index_dir(), name, query, user.actor, timezone)
 
 
@@ -128,8 +129,7 @@ def all_holds(archive: Archive) -> list[dict]:
 
 
 def add_hold(archive: Archive, user: User, saved_name: str, until: str | None,
-             name: str | None = None, reason: str | None = None,
-             timezone: str = "UTC") -> str:
+             name: str | None, reason: str | None, timezone: str) -> str:
     """Hold a saved search's mail (its days in `timezone`) for a matter (`name`) and a
     `reason`; the hold's id."""
     until_date = check_hold(until, name, reason, timezone)

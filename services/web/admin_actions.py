@@ -51,10 +51,11 @@ def chosen_query(query: str | None, digests: list[str] | None) -> str:
 
 
 def save_chosen(archive: Archive, user: User, name: str, query: str | None,
-                digests: list[str] | None) -> str:
-    """Save what was chosen as a search named `name`; returns its query."""
+                digests: list[str] | None, timezone: str) -> str:
+    """Save what was chosen as a search named `name` (its days in `timezone`, the
+    appliance's, as the search page showed them); returns its query."""
     chosen = chosen_query(query, digests)
-    save_search(archive, user, name, chosen)
+    save_search(archive, user, name, chosen, timezone)
     return chosen
 
 
@@ -73,7 +74,7 @@ def hold_chosen(archive: Archive, user: User, matter: str, reason: str, until: s
     chosen = chosen_query(query, digests)
     check_hold(until, matter, reason or None, timezone)
     name = _unused_name(archive, f"hold {matter.replace(':', ' ')}"[:80])
-    save_search(archive, user, name, chosen)
+    save_search(archive, user, name, chosen, timezone)
     try:
         return name, add_hold(archive, user, name, until, matter, reason or None, timezone)
     except Exception:

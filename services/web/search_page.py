@@ -107,7 +107,7 @@ async def act_on_selection(request: web.Request, user: User) -> web.StreamRespon
         if action == "save":
             name = form_field(request, "name")
             await asyncio.to_thread(admin_actions.save_chosen, archive, user, name, query,
-                                    digests)
+                                    digests, config.timezone)
             session.flash = ("done", f"Saved search {name!r} saved.")
             raise web.HTTPSeeOther("/saved")
         raise web.HTTPBadRequest(reason=f"unknown action {action[:40]!r}")

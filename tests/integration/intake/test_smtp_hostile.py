@@ -112,3 +112,17 @@ def _trusting_nothing() -> ssl.SSLContext:
     context = ssl.create_default_context()
     context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
     return context
+
+
+def test_without_a_journal_recipient_a_trusted_servers_reports_are_unwrapped_as_before(
+        tmp_path):
+    """Setups made before journal_recipient existed keep working, with a warning."""
+    config = {"smtp": {"trusted_servers": ["127.0.0.1/32"], "local_domains": ["example.com"]}}
+    service = ArchiverService(tmp_path, config, command=("serve", "smtp")).start()
+    try:
+        with smtplib.SMTP("127.0.0.1", service.smtp_port, source_address=(TRUSTED, 0)) as c:
+            c.sendmail("journal-agent@example.com", [JOURNAL], report(FIRST))
+        assert "dave@example.com" in stored_meta(service, ORIGINAL)["recipients"]
+        assert "smtp.journal_recipient is not set" in service.log.read_text()
+    finally:
+        service.stop()

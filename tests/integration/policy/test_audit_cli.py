@@ -59,9 +59,9 @@ def test_a_refused_web_search_writes_no_audit_entry(tmp_path):
         auditor = users.get(archive, "audrey")
         before = len(audit.entries(archive.store))
         with pytest.raises(QuerySyntaxError):
-            actions.search(archive, auditor, "foo:bar", 50, 0)
+            actions.search(archive, auditor, "foo:bar", 50, 0, False, "UTC")
         assert len(audit.entries(archive.store)) == before
-        actions.search(archive, auditor, "hello", 50, 0)
+        actions.search(archive, auditor, "hello", 50, 0, False, "UTC")
         (entry,) = audit.entries(archive.store)[before:]
         assert (entry["action"], entry["details"]["query"]) == ("search", "hello")
     finally:

@@ -8,6 +8,7 @@ import pytest
 from firmware.errors import ArchiverError
 
 from services.appliance import users
+from services.archive.extract import ExtractionPool
 from services.web import actions, admin_actions
 from tests.integration.web.fixtures import build_archive, mail
 
@@ -28,7 +29,7 @@ def archive(tmp_path):
 
 def test_chosen_results_are_held_by_the_appliances_days(archive):
     auditor = users.get(archive, "audrey")
-    shown = actions.search(archive, auditor, "date:2024-01-06", 50, 0, timezone=TOKYO)
+    shown = actions.search(archive, auditor, "date:2024-01-06", 50, 0, False, TOKYO)
     shown_digests = {hit.digest for hit in shown.hits}
     assert archive.digests["late"] in shown_digests  # the 6th in Tokyo
     _, hold_id = admin_actions.hold_chosen(archive, auditor, "Tokyo matter", "", None,
@@ -47,3 +48,23 @@ def test_a_hold_through_yesterday_in_the_appliances_zone_is_refused_before_savin
         admin_actions.hold_chosen(archive, auditor, "Late matter", "", yesterday.isoformat(),
                                   "from:carol", None, zone)
     assert actions.saved(archive) == saved_before and actions.all_holds(archive) == []
+
+
+def test_a_held_search_replaced_from_the_results_page_keeps_what_it_held(archive):
+    """Saving chosen results under a held search's name records what the old query matched
+    first: in the appliance's days, as the hold reads them (it was UTC's)."""
+    auditor = users.get(archive, "audrey")
+    admin = users.User("admin", "admin", (), {})
+    _, hold_id = admin_actions.hold_chosen(archive, auditor, "Tokyo matter", "", None,
+                                           "date:2024-01-06", None, TOKYO)
+    name = {h["id"]: h for h in actions.all_holds(archive)}[hold_id]["saved"]
+    # Arrived after the hold was placed: held by its search alone, until the search changes.
+    later = archive.store.put(mail("carol@example.com", "dave@example.com", "Later call",
+                                   "Call me again", date="Fri, 05 Jan 2024 23:45:00 +0000"))
+    with ExtractionPool(1024 * 1024, workers=1) as pool:
+        indexer = archive.indexer(pool)
+        indexer.catch_up()
+        indexer.close()
+    admin_actions.save_chosen(archive, admin, name, "subject:nothing-matches", None, TOKYO)
+    covering = admin_actions.holds_covering(archive, admin, later, TOKYO)
+    assert [hold["id"] for hold in covering] == [hold_id]  # the 6th in Tokyo: still held
