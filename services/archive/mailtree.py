@@ -31,6 +31,9 @@ writes there (mailfiles.is_export_manifest), else read (a message so named is re
 Paths named by the caller are always read, hidden or not (`import d1 d1/.Sent` reads
 .Sent, listed as skipped by the walk of d1 too). A directory walked twice (a tree named
 twice, a bind mount) is read once.
+A tree is walked whatever its depth, holding one listing per level and no open directory
+(so no more descriptors than a flat tree); a folder nested so deep that its path is longer
+than the system opens (PATH_MAX) fails, with why, and the rest is read.
 
 A zip is read by the same rules (walk_zip), on the folders its members' names make, as
 the same zip unpacked would be: the same members read, listed as skipped or left out, in
@@ -51,15 +54,18 @@ cur/, the same bytes (the store counts a duplicate).
 from __future__ import annotations
 
 import contextlib
+import enum
 import errno
 import heapq
 import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Collection, Generator, Iterable, Iterator
+from typing import BinaryIO, Collection, Generator, Iterable, Iterator, NamedTuple, TypeVar
 
 from services.archive.mbox import DOTLOCK_SUFFIX
+
+T = TypeVar("T")
 
 # new/ first: a message moved from new/ to cur/ while new/ is read is met again in cur/,
 # listed later; read cur/ first and a message moved during it is in neither listing.
@@ -149,8 +155,8 @@ def walk(paths: Iterable[Path | str]) -> Iterator[Found]:
         if os.path.isdir(tree) and _is_maildir_part(tree):  # Mail/cur named on its own
             yield from _MaildirWalk(tree, [(path, tree)]).messages()
         elif os.path.isdir(tree):
-            yield from _walk_directory(path, tree, visited, loose_files_are_mail=True,
-                                       opens=tree)
+            yield from _walked(_walk_directory(path, tree, visited, loose_files_are_mail=True,
+                                               opens=tree))
         else:
             single = is_single_message(path.name) or _is_maildir_part(os.path.dirname(tree))
             yield Found(path, tree, opens=tree, single_message=single,
@@ -185,6 +191,9 @@ def describe(exc: BaseException, path: Path) -> str:
         return "a symlink (not followed)" if os.path.islink(path) else "a symlink loop"
     if isinstance(exc, OSError) and exc.errno == errno.ENOENT:
         return "dangling symlink" if os.path.islink(path) else "no such file"
+    if isinstance(exc, OSError) and exc.errno == errno.ENAMETOOLONG:
+        return (f"cannot read: its path, {len(os.fsencode(path))} bytes, is longer than the "
+                "system opens (nested too deep, or a name too long)")
     if isinstance(exc, OSError) and exc.strerror:
         return f"cannot read: {exc.strerror.lower()}"
     return f"cannot read: {exc}"
@@ -202,11 +211,13 @@ def _listing_failed(folder: Path, tree: str, exc: BaseException) -> Found:
 
 def _walk_directory(directory: Path, tree: str, visited: set[tuple[int, int]],
                     loose_files_are_mail: bool, opens: str | None = None,
-                    hidden: bool = False) -> Iterator[Found]:
-    """The Founds below `directory`; a `hidden` one (".Sent" where mail is loose files)
-    is read only if it is a Maildir (cur/ or new/ will do), else listed as skipped, not
-    walked (~/.cache), as is one that cannot be listed (another user's ~/.gnupg). A folder
-    is `visited` once walked, not when listed as skipped: named too, it is read."""
+                    hidden: bool = False) -> Iterator[Found | _Subwalk]:
+    """What one folder on disk gives, in order (_walked takes it): Founds, and for each
+    folder in it to walk there, a _Subwalk of its own walk. A `hidden` folder (".Sent"
+    where mail is loose files) is read only if it is a Maildir (cur/ or new/ will do), else
+    listed as skipped, not walked (~/.cache), as is one that cannot be listed (another
+    user's ~/.gnupg). A folder is `visited` once walked, not when listed as skipped: named
+    too, it is read."""
     try:
         entries, identity = _list_directory(opens or directory, tree)
     except (OSError, NotReadable) as exc:
@@ -216,40 +227,104 @@ def _walk_directory(directory: Path, tree: str, visited: set[tuple[int, int]],
     if identity in visited:
         return
     real_directories = {entry.name for entry in entries if _is_directory(entry)}
-    files = {entry.name for entry in entries if _is_regular_file(entry)}
-    maildir = is_maildir(real_directories, in_maildir=not loose_files_are_mail)
-    if hidden and not maildir:
+    rules = _FolderRules.of(real_directories, [entry.name for entry in entries],
+                            loose_files_are_mail)
+    if hidden and not rules.maildir:
         yield Found(directory, tree, skipped=True, error=HIDDEN)
         return
     visited.add(identity)
-    unpacked_export = {entry.name for entry in entries}.issuperset(EXPORT_MANIFEST_FILES)
-    if maildir:
+    if rules.maildir:
         parts = [(directory / part, directory / part) for part in MAILDIR_PARTS
                  if part in real_directories]
         yield from _MaildirWalk(tree, parts).messages()
+    files = {entry.name for entry in entries if _is_regular_file(entry)}
     for entry in entries:
         path = directory / entry.name
-        if maildir and entry.name in MAILDIR_PARTS + ("tmp",):
-            continue
-        if loose_files_are_mail and not maildir and entry.name.startswith("."):
-            if entry.name in real_directories:  # a Maildir++ folder of a Maildir without new/
-                yield from _walk_directory(path, tree, visited, False, hidden=True)
-            else:
-                yield Found(path, tree, skipped=True, error=HIDDEN)
-            continue
-        if loose_files_are_mail and not maildir and entry.name == MACOS_METADATA \
-                and entry.name in real_directories:
-            yield Found(path, tree, skipped=True, error=MACOS_METADATA_SKIPPED)
-            continue
-        if _is_symlink(entry):
-            if loose_files_are_mail and not maildir or _points_to_directory(path):
-                yield _skipped_symlink(path, tree)
-        elif entry.name in real_directories:
-            yield from _walk_directory(path, tree, visited, loose_files_are_mail and not maildir)
-        elif loose_files_are_mail and not maildir:
+        verdict = rules.verdict(entry.name, _kind(entry, path, real_directories))
+        if verdict in _WALKED:
+            hidden_folder = verdict is _Verdict.HIDDEN_FOLDER
+            yield _Subwalk(_walk_directory(path, tree, visited, rules.loose and not hidden_folder,
+                                           hidden=hidden_folder))
+        elif verdict is _Verdict.MAIL:
             yield Found(path, tree, single_message=is_single_message(path.name),
                         dotlock_of=_locked_by(path.name, files),
-                        export_manifest=unpacked_export and entry.name in EXPORT_MANIFEST_FILES)
+                        export_manifest=rules.is_export_manifest(entry.name))
+        elif verdict is _Verdict.SYMLINK:
+            yield _skipped_symlink(path, tree)
+        elif verdict in _SKIPPED_WHY:
+            yield Found(path, tree, skipped=True, error=_SKIPPED_WHY[verdict])
+
+
+def _kind(entry: os.DirEntry, path: Path, real_directories: Collection[str]) -> _Kind:
+    if entry.name in real_directories:
+        return _Kind.FOLDER
+    if _is_symlink(entry):
+        return _Kind.LINK_TO_FOLDER if _points_to_directory(path) else _Kind.LINK
+    return _Kind.FILE
+
+
+# --- the tree rules: one statement of them, for a tree on disk and the folders of a zip -
+
+class _Kind(enum.Enum):
+    """What an entry of a folder is, as far as the tree rules ask."""
+    FOLDER = enum.auto()          # a real folder (a zip's: one its members' names make)
+    FILE = enum.auto()            # anything else but a symlink (a zip's symlink member too)
+    LINK = enum.auto()            # a symlink (on disk) to no folder
+    LINK_TO_FOLDER = enum.auto()  # a symlink (on disk) to a folder
+
+
+class _Verdict(enum.Enum):
+    """What the tree rules make of an entry of a folder."""
+    LEFT_OUT = enum.auto()        # neither read nor listed (tmp/, dovecot.index)
+    MAIL = enum.auto()            # a file to read
+    FOLDER = enum.auto()          # a folder to walk
+    HIDDEN_FOLDER = enum.auto()   # a folder to walk only if it is a Maildir folder
+    HIDDEN = enum.auto()          # listed as skipped: hidden
+    MACOS_METADATA = enum.auto()  # listed as skipped: macOS's metadata, not walked
+    SYMLINK = enum.auto()         # listed as skipped: a symlink, not followed
+
+
+_WALKED = (_Verdict.FOLDER, _Verdict.HIDDEN_FOLDER)
+_SKIPPED_WHY = {_Verdict.HIDDEN: HIDDEN, _Verdict.MACOS_METADATA: MACOS_METADATA_SKIPPED}
+
+
+@dataclass(frozen=True)
+class _FolderRules:
+    """How the tree rules read one folder, from the names in it alone, so that a folder on
+    disk and the same folder in a zip are read alike."""
+    maildir: bool          # its new/ and cur/ hold its messages; its loose files are not mail
+    loose: bool            # mail is loose files here: each file is read, hidden ones not
+    unpacked_export: bool  # it holds all of an export's manifest files
+
+    @classmethod
+    def of(cls, folders: Collection[str], names: Collection[str],
+           loose_files_are_mail: bool) -> _FolderRules:
+        """The rules of a folder holding the folders `folders` among the entries `names`,
+        found where mail is loose files (`loose_files_are_mail`) or inside a Maildir."""
+        maildir = is_maildir(folders, in_maildir=not loose_files_are_mail)
+        return cls(maildir, loose_files_are_mail and not maildir,
+                   set(names).issuperset(EXPORT_MANIFEST_FILES))
+
+    def verdict(self, name: str, kind: _Kind) -> _Verdict:
+        """What the entry `name`, a `kind`, of this folder is."""
+        if self.maildir and name in MAILDIR_PARTS + ("tmp",):
+            return _Verdict.LEFT_OUT  # new/ and cur/ are read as the Maildir's messages
+        if self.loose and name.startswith("."):
+            # A Maildir++ folder of a Maildir whose new/ was lost is hidden, and read.
+            return _Verdict.HIDDEN_FOLDER if kind is _Kind.FOLDER else _Verdict.HIDDEN
+        if self.loose and name == MACOS_METADATA and kind is _Kind.FOLDER:
+            return _Verdict.MACOS_METADATA
+        if kind is _Kind.LINK_TO_FOLDER or kind is _Kind.LINK and self.loose:
+            # Where it might have been mail: a folder, or a file where files are mail.
+            return _Verdict.SYMLINK
+        if kind is _Kind.FOLDER:
+            return _Verdict.FOLDER
+        return _Verdict.MAIL if self.loose and kind is _Kind.FILE else _Verdict.LEFT_OUT
+
+    def is_export_manifest(self, name: str) -> bool:
+        """Whether the file `name` may be an export's manifest (mailfiles.is_export_manifest
+        says whether it holds what one does)."""
+        return self.unpacked_export and name in EXPORT_MANIFEST_FILES
 
 
 def is_maildir(folders: Iterable[str], in_maildir: bool = False) -> bool:
@@ -259,6 +334,29 @@ def is_maildir(folders: Iterable[str], in_maildir: bool = False) -> bool:
     zip tools and some backups drop), as its mail would be read nowhere else."""
     present = [part in folders for part in MAILDIR_PARTS]
     return all(present) or in_maildir and any(present)
+
+
+# --- walking folders in folders, at any depth -------------------------------------------
+
+class _Subwalk(NamedTuple):
+    """The walk of a folder, given by the walk of the folder it is in (_walked walks it)."""
+    walk: Iterator
+
+
+def _walked(walk: Iterator[T | _Subwalk]) -> Iterator[T]:
+    """What a folder's `walk` gives, each _Subwalk replaced by what that folder's walk
+    gives. The walks are held on a stack, not nested (a generator per level of a tree
+    1,000 folders deep is a RecursionError); none holds a descriptor open between steps,
+    so a deep tree holds no more descriptors than a flat one."""
+    walks = [walk]
+    while walks:
+        step = next(walks[-1], None)
+        if step is None:
+            walks.pop()
+        elif isinstance(step, _Subwalk):
+            walks.append(step.walk)
+        else:
+            yield step
 
 
 # --- zips: the same rules, on the folders the members' names make ----------------------
@@ -290,7 +388,7 @@ NO_NAME_LEFT = ("no name left once its '.', '..' and empty parts are dropped (no
 
 def walk_zip(members: Iterable) -> Iterator[ZipFound]:
     """The members of a zip (zipfile.ZipInfo) that may hold mail, and the folders and
-    members listed as skipped, by the rules a tree on disk is walked by (_walk_directory),
+    members listed as skipped, by the rules a tree on disk is walked by (_FolderRules),
     applied to the folders the members' names make (a zip need not list its folders): the
     zip is read as the same tree unpacked would be, and in the same order. Empty, "." and
     ".." parts of a name are left out of where it lies (as unzip does), not out of its
@@ -320,52 +418,40 @@ def walk_zip(members: Iterable) -> Iterator[ZipFound]:
             folder = folder.folders.setdefault(part, _ZipFolder())
         if parts and not member.is_dir():
             folder.files.setdefault(parts[-1], []).append(member)
-    # Folders are walked from a stack of their walks, not by recursion.
-    walks = [_walk_zip_folder(root, "", loose_files_are_mail=True, hidden=False)]
-    while walks:
-        step = next(walks[-1], None)
-        if step is None:
-            walks.pop()
-        elif isinstance(step, ZipFound):
-            yield step
-        else:
-            walks.append(_walk_zip_folder(*step))
+    yield from _walked(_walk_zip_folder(root, "", loose_files_are_mail=True, hidden=False))
     yield from unplaced
 
 
 def _walk_zip_folder(folder: _ZipFolder, path: str, loose_files_are_mail: bool,
-                     hidden: bool) -> Iterator[ZipFound | tuple]:
-    """What one folder of a zip gives, in order: ZipFounds, and for each folder in it to
-    walk there, the arguments of its own walk (walk_zip walks it)."""
-    maildir = is_maildir(folder.folders, in_maildir=not loose_files_are_mail)
-    if hidden and not maildir:
+                     hidden: bool) -> Iterator[ZipFound | _Subwalk]:
+    """What one folder of a zip gives, in order (_walked takes it), as _walk_directory
+    gives it of the same folder on disk: ZipFounds, and for each folder in it to walk
+    there, a _Subwalk of its own walk."""
+    names = sorted({*folder.folders, *folder.files})
+    rules = _FolderRules.of(folder.folders, names, loose_files_are_mail)
+    if hidden and not rules.maildir:
         yield ZipFound(path.rstrip("/"), skipped=True, error=HIDDEN)
         return
-    loose = loose_files_are_mail and not maildir
-    unpacked_export = {*folder.folders, *folder.files}.issuperset(EXPORT_MANIFEST_FILES)
-    if maildir:
+    if rules.maildir:
         for part in MAILDIR_PARTS:
             if part in folder.folders:
                 yield from _zip_maildir_part(folder.folders[part], f"{path}{part}/")
-    for name in sorted({*folder.folders, *folder.files}):
-        if maildir and name in MAILDIR_PARTS + ("tmp",):
-            continue
-        if loose and name.startswith("."):
-            if name in folder.folders:
-                yield folder.folders[name], f"{path}{name}/", False, True
-            for member in folder.files.get(name, ()):
-                yield ZipFound(member.filename, skipped=True, error=HIDDEN)
-            continue
-        if name in folder.folders:
-            if loose and name == MACOS_METADATA:
-                yield ZipFound(path + name, skipped=True, error=MACOS_METADATA_SKIPPED)
-            else:
-                yield folder.folders[name], f"{path}{name}/", loose, False
-        if loose:
-            for member in folder.files.get(name, ()):
+    for name in names:  # a name may be both a folder and files: each is an entry
+        verdict = rules.verdict(name, _Kind.FOLDER)
+        if name in folder.folders and verdict in _WALKED:
+            hidden_folder = verdict is _Verdict.HIDDEN_FOLDER
+            yield _Subwalk(_walk_zip_folder(folder.folders[name], f"{path}{name}/",
+                                            rules.loose and not hidden_folder, hidden_folder))
+        elif name in folder.folders and verdict in _SKIPPED_WHY:
+            yield ZipFound(path + name, skipped=True, error=_SKIPPED_WHY[verdict])
+        verdict = rules.verdict(name, _Kind.FILE)
+        for member in folder.files.get(name, ()):
+            if verdict is _Verdict.MAIL:
                 yield ZipFound(member.filename, member, single_message=is_single_message(name),
                                dotlock_of=_locked_by(name, folder.files.keys()),
-                               export_manifest=unpacked_export and name in EXPORT_MANIFEST_FILES)
+                               export_manifest=rules.is_export_manifest(name))
+            elif verdict in _SKIPPED_WHY:
+                yield ZipFound(member.filename, skipped=True, error=_SKIPPED_WHY[verdict])
 
 
 def _zip_maildir_part(part: _ZipFolder, path: str) -> Iterator[ZipFound]:

@@ -3,6 +3,7 @@ import hashlib
 import json
 import mailbox
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -109,6 +110,41 @@ def test_export_then_import_into_an_empty_archive_gives_the_same_digests(archive
     imported = archiver("import", "--data", target, "--json", out, check=0)
     assert json.loads(imported.stdout)["imported"] == 4
     assert digests_of(archiver, target) == digests_of(archiver, source, "sender1 OR sender2")
+
+
+@pytest.fixture
+def deep_tree(tmp_path):
+    """A folder 1,500 folders deep ("d/d/.../d"), and the folders of its chain, top first;
+    removed bottom up afterwards (shutil.rmtree recurses a frame per level: on Python 3.11
+    a RecursionError at this depth)."""
+    folders = [tmp_path / "deep"]
+    for _ in range(1500):
+        folders.append(folders[-1] / "d")
+    for folder in folders:
+        folder.mkdir()
+    yield folders
+    for below, folder in zip([None, *reversed(folders)], reversed(folders)):
+        for entry in os.scandir(folder):
+            if not entry.is_dir(follow_symlinks=False):
+                os.unlink(entry.path)
+            elif entry.path != str(below):  # a folder of the test's, beside the chain
+                shutil.rmtree(entry.path)
+        folder.rmdir()
+
+
+def test_a_tree_1500_folders_deep_is_imported_whole(archiver, data, deep_tree):
+    """Walking a folder a generator deeper than the one it is in ended the whole import
+    with RecursionError near 1,000 folders deep: each message is read, at any depth."""
+    levels = (0, 1, 500, 999, 1000, 1001, 1499, 1500)
+    for n, level in enumerate(levels):
+        (deep_tree[level] / "m.eml").write_bytes(raw_message(n))
+    (deep_tree[0] / "z").mkdir()  # after the chain in name order: the walk comes back up
+    (deep_tree[0] / "z" / "last.eml").write_bytes(raw_message(len(levels)))
+    done = archiver("import", "--data", data, "--json", deep_tree[0], check=0)
+    assert json.loads(done.stdout) == {
+        "imported": len(levels) + 1, "duplicates": 0, "merged": 0, "failed": 0, "skipped": 0,
+        "indexed": len(levels) + 1, "problems": []}
+    assert len(digests_of(archiver, data)) == len(levels) + 1
 
 
 def test_verify_exits_1_naming_the_corrupt_message(archiver, data, tmp_path):

@@ -1,7 +1,9 @@
+import contextlib
 import email
 import mailbox
 import os
 import re
+import resource
 import shutil
 import subprocess
 import zipfile
@@ -447,3 +449,106 @@ def test_a_hidden_folder_that_cannot_be_listed_is_skipped_as_hidden(tmp_path):
     assert result["items"] == [[f"{top}/home/.gnupg", False, True, mailtree.HIDDEN],
                                [f"{top}/home/a.eml", True, False, None]]
     assert result["count"] == 2
+
+
+# --- deep trees ---------------------------------------------------------------------------
+
+def nested(top: Path, depth: int, name: str) -> list[int]:
+    """A chain of `depth` folders named `name` under `top`, made and left open one at a
+    time (its paths may be longer than PATH_MAX); the descriptors of top and each folder,
+    top first."""
+    descriptors = [os.open(top, os.O_RDONLY | os.O_DIRECTORY)]
+    for _ in range(depth):
+        os.mkdir(name, dir_fd=descriptors[-1])
+        descriptors.append(os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=descriptors[-1]))
+    return descriptors
+
+
+def remove_nested(descriptors: list[int], name: str) -> None:
+    """Empty and remove the chain `nested` made, bottom up (shutil.rmtree recurses a frame
+    per level), and close its descriptors."""
+    for parent, folder in reversed(list(zip(descriptors, descriptors[1:]))):
+        for entry in os.listdir(folder):
+            os.unlink(entry, dir_fd=folder)
+        os.close(folder)
+        os.rmdir(name, dir_fd=parent)
+    os.close(descriptors[0])
+
+
+def put(descriptor: int, name: str, data: bytes) -> None:
+    file = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644, dir_fd=descriptor)
+    with os.fdopen(file, "wb") as out:
+        out.write(data)
+
+
+@contextlib.contextmanager
+def few_descriptors():
+    """Within it, some 64 more descriptors may be opened (a new one takes the lowest number
+    free, below the limit)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + 64, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+@pytest.fixture
+def chain_1500_deep(tmp_path):
+    """The folders of a chain 1,500 deep ("top/d/d/.../d"), top first; removed bottom up
+    (shutil.rmtree recurses a frame per level)."""
+    folders = [tmp_path / "top"]
+    for _ in range(1500):
+        folders.append(folders[-1] / "d")
+    for folder in folders:
+        folder.mkdir()
+    yield folders
+    for folder in reversed(folders):
+        for entry in os.scandir(folder):
+            if entry.is_file(follow_symlinks=False):
+                os.unlink(entry.path)
+        folder.rmdir()
+
+
+def test_a_tree_1500_folders_deep_is_walked_holding_no_descriptor_per_level(chain_1500_deep):
+    """Each folder's walk a generator inside its parent's was a RecursionError near 1,000
+    deep; a walk holding each level's directory open would run out of descriptors here."""
+    for level in (0, 999, 1000, 1500):
+        write(chain_1500_deep[level] / f"{level}.eml", message(f"level {level}"))
+    write(chain_1500_deep[0] / "z.eml", message("after the chain"))
+    top = chain_1500_deep[0]
+    with few_descriptors():
+        items, counted = list(iter_mail([top])), count_mail([top])
+    assert [(item.label, item.raw) for item in items] == [
+        (f"{top}/0.eml", message("level 0")),
+        (f"{top}/" + "d/" * 999 + "999.eml", message("level 999")),
+        (f"{top}/" + "d/" * 1000 + "1000.eml", message("level 1000")),
+        (f"{top}/" + "d/" * 1500 + "1500.eml", message("level 1500")),
+        (f"{top}/z.eml", message("after the chain"))]
+    assert counted == len(items)
+
+
+def test_a_folder_nested_past_what_the_system_opens_fails_with_why_and_the_rest_is_read(
+        tmp_path):
+    """A path longer than PATH_MAX (4096 bytes on Linux) cannot be opened: the folder so
+    deep fails, once, with why, and what lies above it and after it is read."""
+    name = "n" * 200
+    chain = nested(tmp_path, 30, name)
+    try:
+        put(chain[5], "five.eml", message("five levels down"))
+        put(chain[0], "z.eml", message("after the chain"))
+        items = list(iter_mail([tmp_path]))
+        counted = count_mail([tmp_path])
+    finally:
+        remove_nested(chain, name)
+    def folder(level: int) -> str:
+        return f"{tmp_path}/" + "/".join([name] * level)
+    deepest = next(folder(level) for level in range(31)
+                   if len(os.fsencode(folder(level))) >= 4096)  # Linux's PATH_MAX, with NUL
+    assert [(item.label, item.raw is not None, item.skipped, item.error) for item in items] == [
+        (f"{tmp_path}/" + f"{name}/" * 5 + "five.eml", True, False, None),
+        (deepest, False, False, f"cannot read: its path, {len(os.fsencode(deepest))} bytes, "
+                                "is longer than the system opens (nested too deep, or a name "
+                                "too long)"),
+        (f"{tmp_path}/z.eml", True, False, None)]
+    assert counted == len(items)

@@ -4,10 +4,12 @@ tools differ), gives what the same zip unpacked gives, item for item, and count_
 counts each item."""
 import io
 import os
+import tempfile
 import zipfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from services.archive import evidence, mailfiles, mailtree
 from services.archive.mailfiles import MailItem, count_mail, iter_mail
@@ -128,6 +130,52 @@ def test_a_zip_is_read_as_the_same_tree_unpacked(tmp_path, layout, folders):
     assert relabelled(from_zip, f"{archive}#") == relabelled(from_disk, f"{unpacked}/")
     assert count_mail([archive]) == len(from_zip)
     assert count_mail([unpacked]) == len(from_disk)
+
+
+# Generated trees: folders of the names the tree rules look at, files of what they read.
+NAMES = ["cur", "new", "tmp", ".Sent", ".DS_Store", "__MACOSX", "m", "a.eml", "inbox",
+         "inbox.lock", "manifest.csv", "export.json", "SHA256SUMS", "1:2,S", "dovecot.index"]
+CONTENTS = [message("x"), mbox_of("y1", "y2"), FROM_LINE + message("z"), b"", b"4242 host\n",
+            b"not mail\n", MANIFEST_CSV, EXPORT_JSON, SHA256SUMS]
+
+
+def locks_an_mbox(tree: dict) -> bool:
+    """Whether a folder of `tree` holds an mbox and a "<its name>.lock": on disk that is a
+    delivery in progress (the mbox reader waits for it, then fails it), not in a zip."""
+    return any(isinstance(content, bytes) and content.startswith(FROM_LINE)
+               and f"{name}.lock" in tree for name, content in tree.items()) or any(
+        locks_an_mbox(content) for content in tree.values() if isinstance(content, dict))
+
+
+TREES = st.recursive(st.sampled_from(CONTENTS),
+                     lambda folders: st.dictionaries(st.sampled_from(NAMES), folders, max_size=5),
+                     max_leaves=16).filter(lambda tree: isinstance(tree, dict)
+                                           and not locks_an_mbox(tree))
+
+
+def layout_of(tree: dict, prefix: str = "") -> dict:
+    """A generated tree as a layout `build` makes (an empty folder: None)."""
+    layout = {}
+    for name, content in tree.items():
+        if isinstance(content, dict):
+            layout.update(layout_of(content, f"{prefix}{name}/") or {f"{prefix}{name}": None})
+        else:
+            layout[f"{prefix}{name}"] = content
+    return layout
+
+
+@settings(max_examples=300, deadline=None)
+@given(tree=TREES)
+def test_a_generated_tree_zipped_is_read_as_on_disk(tree):
+    """What the walk of a tree on disk finds and lists, the walk of it zipped (with its
+    folders' entries: a zip without them loses its empty folders) finds and lists too."""
+    with tempfile.TemporaryDirectory() as scratch:
+        on_disk = build(Path(scratch) / "tree", layout_of(tree))
+        on_disk.mkdir(exist_ok=True)
+        archive = zipped(on_disk, Path(scratch) / "t.zip", folders=True)
+        from_zip, from_disk = list(iter_mail([archive])), list(iter_mail([on_disk]))
+        assert relabelled(from_zip, f"{archive}#") == relabelled(from_disk, f"{on_disk}/")
+        assert count_mail([archive]) == len(from_zip) and count_mail([on_disk]) == len(from_disk)
 
 
 def outcome(items) -> list[tuple]:
