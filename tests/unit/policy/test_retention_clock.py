@@ -42,3 +42,21 @@ def test_a_copy_without_its_origins_arrival_counts_as_imported_mail(sent_date, s
     for copy in (meta("mirror:node-a", sent_date),  # older firmware's: no such key
                  meta("mirror:node-a", sent_date, origin_received=None)):
         assert retention_start(copy) == start and live_arrival(copy) is None
+
+
+@pytest.mark.parametrize("claimed, start", [
+    (1e300, ARRIVED),            # after the copy arrived here: it cannot have been
+    (ARRIVED + 86400, ARRIVED),  # a peer's clock a day ahead
+    (0.0, LONG_AGO),             # a clock reset to 1970: the message's date decides
+    (-1e12, LONG_AGO),
+])
+def test_a_peers_claimed_arrival_is_believed_only_within_what_can_be(claimed, start):
+    """A peer's clock far off, or a hostile peer, made its copies expire at once or never."""
+    copy = meta("mirror:node-a", LONG_AGO, origin_received=claimed)
+    assert retention_start(copy) == start
+
+
+def test_mail_stored_while_the_clock_read_1970_counts_from_its_date():
+    for source in ("smtp", "import"):
+        assert retention_start({"source": source, "received": 1000.0,
+                                "sent_date": LONG_AGO}) == LONG_AGO
