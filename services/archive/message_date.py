@@ -32,7 +32,6 @@ DATE_TEXT_LIMIT = 200  # a date-time is under 50 characters; the rest is not rea
 RECEIVED_FIELDS_READ = 100  # a message with more trace fields than this is a loop, not mail
 # A number of 2 to 4 digits standing alone: not part of a time (":", "."), a zone ("+", "-")
 # or a word. The year email.utils read is one of these.
-_NUMBER_TOKEN = re.compile(r"(?<![\w:.+\-])\d{2,4}(?![\w:.])")
 
 
 def message_date(message: Message, from_line_date: float | None,
@@ -85,23 +84,44 @@ def rfc5322_year(text: str, read_year: int) -> int:
     email.utils.parsedate_tz read from it. That one reads every year below 100 by the POSIX
     two-digit rule (0-68 as 2000-2068, 69-99 as 1969-1999), however many digits it was
     written in: "0000" is 2000 and "0070" 1970 to it, plausible dates a sender could
-    choose. RFC 5322 reads four digits as written, three plus 1900, and two: below 50 plus
-    2000, else plus 1900. The year token is the year read written out, else the longest
-    number of 2-4 digits in `text` of the value read (a day of the same value has 1 or 2
-    digits, and so reads alike)."""
+    choose. RFC 5322 reads four digits (or more) as written, three plus 1900, and two:
+    below 50 plus 2000, else plus 1900. Which run of digits is the year is asked of
+    parsedate_tz itself, not guessed: a run is the year if writing another year in its
+    place changes the year it reads (RFC 850's "01-Jan-0000", a comment "(2000)" and a
+    day of the same value then read as they should)."""
     if not 1969 <= read_year <= 2068:
         return read_year  # written as it was read, in four digits
-    numbers = _NUMBER_TOKEN.findall(text)
     written = read_year % 100
-    tokens = [token for token in numbers if int(token) == written]
-    if not tokens or str(read_year) in numbers:
-        return read_year
-    token = max(tokens, key=len)
-    if len(token) == 4:
-        return written
-    if len(token) == 3 or written >= 50:
-        return 1900 + written
-    return 2000 + written
+    candidates = [match for match in _DIGITS.finditer(text) if int(match[0]) == written
+                  or match[0] == str(read_year)]
+    if [match[0] for match in candidates] == [str(read_year)]:
+        return read_year  # the everyday case: one run, the year in four digits
+    for match in candidates:
+        if _reads_as_year(text, match):
+            return _year_as_written(match[0])
+    return read_year
+
+
+_DIGITS = re.compile(r"\d+")
+_PROBE_YEAR = 1234  # read as written by every rule: only the year's place makes it a year
+
+
+def _reads_as_year(text: str, run: re.Match) -> bool:
+    probe = f"{text[:run.start()]}{_PROBE_YEAR}{text[run.end():]}"
+    try:
+        parsed = email.utils.parsedate_tz(probe)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return False
+    return bool(parsed) and parsed[0] == _PROBE_YEAR
+
+
+def _year_as_written(digits: str) -> int:
+    value = int(digits)
+    if len(digits) >= 4:
+        return value
+    if len(digits) == 3 or value >= 50:
+        return 1900 + value
+    return 2000 + value
 
 
 def epoch_of(year: int, month: int, day: int, hour: int, minute: int, second: int,

@@ -126,3 +126,19 @@ def test_a_plausible_year_is_read_as_rfc_5322_says(year, full_year):
     for date in dates_in_every_form(year):
         sent, source = dated(raw(TOPMOST_RECEIVED, f"Date: {date}\n"))
         assert (source, time.gmtime(sent).tm_year) == ("date-header", full_year), date
+
+
+@pytest.mark.parametrize("date", ["01-Jan-0000 00:00:00 GMT",           # RFC 850's form
+                                  "Sat, 01 Jan 00000 00:00:00 +0000",   # five digits
+                                  "Sat, 01 Jan 0000 00:00:00 +0000 (Year 2000)",
+                                  "Sat, 01 Jan 0000 00:00:00 +2000"])
+def test_a_year_written_0000_is_implausible_whatever_surrounds_it(date):
+    """The year's digits are the ones email.utils reads as the year, not any 2000 nearby."""
+    assert dated(raw(TOPMOST_RECEIVED, f"Date: {date}\n")) == (RECEIVED_DATE, "received-header")
+
+
+def test_a_comment_or_zone_of_the_same_value_does_not_move_a_real_year():
+    for date in ("Sat, 01 Jan 2000 00:00:00 +0000 (2000)", "Sat, 01 Jan 00 00:00:00 +0000",
+                 "01-Jan-00 00:00:00 GMT"):
+        sent, source = dated(raw(TOPMOST_RECEIVED, f"Date: {date}\n"))
+        assert (source, time.gmtime(sent)[:3]) == ("date-header", (2000, 1, 1)), date
