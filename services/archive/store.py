@@ -71,7 +71,8 @@ AMBIGUOUS_SHOWN = 5  # digests an ambiguous prefix error names, at most
 # "deleted" database records (set when firmware that records them first opens the store):
 # a message gone that an earlier entry names may have been deleted by older firmware.
 DELETIONS_RECORDED_FROM = "deletions_recorded_from"
-MISSING_SHOWN = 100  # arrival-log entries naming a missing message that verify lists, at most
+MISSING_SHOWN = 100  # corrupt messages, and arrival-log entries naming a missing message,
+# that verify lists at most (of each kind; all are counted)
 
 
 class StoreFullError(OutOfSpace):
@@ -567,7 +568,8 @@ class Store:
 
     def verify(self, progress=None) -> list[dict]:
         """Recompute every digest; return the problems found (empty when all is well):
-        [{"digest", "problem"}]. check() gives these and what is missing."""
+        [{"digest", "problem"}], the first MISSING_SHOWN. check() gives these, how many in
+        all, and what is missing."""
         return self.check(progress).corrupt
 
     def check(self, progress=None) -> "StoreCheck":
@@ -576,10 +578,11 @@ class Store:
         against the store's counter; and every arrival-log entry against the store: the
         message it names must be stored, or deleted by the store at or after it (the
         "deleted" database). Streams: memory stays bounded whatever the store's size
-        (point lookups per log entry, MISSING_SHOWN entries kept). `progress(1)` runs per
+        (point lookups per log entry, MISSING_SHOWN entries of a kind kept). `progress(1)` runs per
         message read. Raises lmdb.Error only for a store LMDB cannot read."""
-        found = StoreCheck(counted=self.counters()["messages"])
         with self.env.begin() as txn:
+            counted = txn.get(b"messages", db=self.db["counters"])  # in the same snapshot
+            found = StoreCheck(counted=int(counted) if counted else 0)
             self._check_messages(txn, found, progress)
             self._check_arrivals(txn, found)
         return found
@@ -592,14 +595,14 @@ class Store:
             if problem is None and txn.get(key, db=self.db["meta"]) is None:
                 problem = "raw bytes without metadata"
             if problem:
-                found.corrupt.append({"digest": key.hex(), "problem": problem})
+                found.note_corrupt(key, problem)
             if progress:
                 progress(1)
             self.release_pages_if_grown()
         for key in txn.cursor(db=self.db["meta"]).iternext(values=False):
             found.meta += 1
             if txn.get(key, db=self.db["raw"]) is None:
-                found.corrupt.append({"digest": key.hex(), "problem": "metadata without raw bytes"})
+                found.note_corrupt(key, "metadata without raw bytes")
             self.release_pages_if_grown()
 
     def _check_arrivals(self, txn, found: "StoreCheck") -> None:
@@ -724,7 +727,8 @@ class Store:
 
 @dataclass
 class StoreCheck:
-    """What Store.check found. `corrupt`: [{"digest", "problem"}], every one; `counted`:
+    """What Store.check found. `corrupt`: [{"digest", "problem"}], the first MISSING_SHOWN
+    of `corrupt_entries` in all; `counted`:
     the store's message counter, `raw` and `meta` the messages found with bytes and with
     metadata; `missing`: the first MISSING_SHOWN arrival-log entries naming a message
     neither stored nor deleted by the store ({"digest", "seq", "problem"}), of
@@ -735,11 +739,17 @@ class StoreCheck:
     raw: int = 0
     meta: int = 0
     corrupt: list[dict] = field(default_factory=list)
+    corrupt_entries: int = 0
     missing: list[dict] = field(default_factory=list)
     missing_entries: int = 0
     log_entries: int = 0
     log_checked_from: int = 1
     log_unverifiable: int = 0
+
+    def note_corrupt(self, key: bytes, problem: str) -> None:
+        self.corrupt_entries += 1
+        if len(self.corrupt) < MISSING_SHOWN:
+            self.corrupt.append({"digest": key.hex(), "problem": problem})
 
     @property
     def uncounted(self) -> int:

@@ -403,8 +403,8 @@ def cmd_verify(args) -> int:
     and is not: messages the store's counter has that were not found, arrival-log entries
     naming a message neither stored nor deleted, index documents whose message is gone,
     and (once indexing has caught up) stored messages without a document. Exit 1 when
-    anything is corrupt or missing. --json: {"checked", "corrupt"} as before, and
-    "counted", "found", "missing", "missing_entries", "log_entries", "log_checked_from",
+    anything is corrupt or missing. --json: {"checked", "corrupt"} as before (corrupt: the
+    first store.MISSING_SHOWN), and "corrupt_entries", "counted", "found", "missing", "missing_entries", "log_entries", "log_checked_from",
     "log_unverifiable", "index" (index_check.IndexCheck.as_json), "mismatches"."""
     from services.archive import index_check  # Xapian: only here
     archive = open_archive(args, create=False)
@@ -416,7 +416,7 @@ def cmd_verify(args) -> int:
     mismatches = (found.missing_entries + (found.uncounted != 0) + index.mismatches)
     if args.json:
         print(json.dumps({"checked": progress.done, "corrupt": found.corrupt,
-                          "counted": found.counted, "found": {"raw": found.raw,
+                          "corrupt_entries": found.corrupt_entries, "counted": found.counted, "found": {"raw": found.raw,
                                                               "meta": found.meta},
                           "missing": found.missing, "missing_entries": found.missing_entries,
                           "log_entries": found.log_entries,
@@ -433,8 +433,8 @@ def _print_verified(checked: int, found, index, mismatches: int) -> None:
     store.MISSING_SHOWN and index_check.SHOWN of a kind, then how many more), notes on what
     could not be checked, and the summary line `checked N messages, K corrupt` (then, when
     something is missing, how many mismatches)."""
-    for problem in found.corrupt:
-        print(f"CORRUPT {problem['digest']}: {problem['problem']}")
+    _print_some("CORRUPT", [(p["digest"], p["problem"]) for p in found.corrupt],
+                found.corrupt_entries, "corrupt messages")
     _print_some("MISSING", [(p["digest"], p["problem"]) for p in found.missing],
                 found.missing_entries, "arrival-log entries name a missing message")
     if found.uncounted:
@@ -456,7 +456,7 @@ def _print_verified(checked: int, found, index, mismatches: int) -> None:
         print(f"note: {found.log_unverifiable} arrival-log entries before entry "
               f"{found.log_checked_from} name messages not stored: deleted by firmware that "
               "kept no record of deletions, or missing (the counter and index checks cover them)")
-    summary = f"checked {checked} messages, {len(found.corrupt)} corrupt"
+    summary = f"checked {checked} messages, {found.corrupt_entries} corrupt"
     print(summary + (f"; {mismatches} mismatches of what should be stored: see above"
                      if mismatches else ""))
 

@@ -108,6 +108,18 @@ def test_verify_names_a_corrupt_message(store):
     assert store.get(good) == message(1)
 
 
+def test_check_lists_the_first_corrupt_messages_and_counts_them_all(store):
+    """It kept every one: a badly damaged store's check grew without bound."""
+    from services.archive.store import MISSING_SHOWN
+    digests = store.put_many([(message(n), None, "import") for n in range(MISSING_SHOWN + 20)])
+    with store.env.begin(write=True) as txn:
+        for outcome in digests:
+            txn.put(bytes.fromhex(outcome.digest), store._compressor().compress(b"x"),
+                    db=store.db["raw"])
+    found = store.check()
+    assert len(found.corrupt) == MISSING_SHOWN and found.corrupt_entries == MISSING_SHOWN + 20
+
+
 def test_check_tells_a_deletion_by_the_store_from_a_message_gone_missing(store):
     kept, deleted, lost = (store.put(message(n)) for n in range(3))
     store.delete([deleted])
