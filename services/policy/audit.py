@@ -66,9 +66,20 @@ def record_in(store: Store, txn, actor: Actor, action: str, **details) -> None:
 
 
 def entries(store: Store, limit: int | None = None) -> list[dict]:
+    """The audit entries, oldest first; with `limit` (1 or more), only the newest `limit`,
+    read from the log's end: `audit show` costs the entries it shows, not the whole log
+    (every search adds one)."""
     with store.env.begin() as txn, txn.cursor(db=store.db["audit"]) as cursor:
-        found = [json.loads(value) for key, value in cursor if key != HEAD_KEY]
-    return found[-limit:] if limit else found
+        if not limit:
+            return [json.loads(value) for key, value in cursor if key != HEAD_KEY]
+        newest = []
+        if cursor.last():
+            for key, value in cursor.iterprev():
+                if key != HEAD_KEY:
+                    newest.append(json.loads(value))
+                    if len(newest) == limit:
+                        break
+    return newest[::-1]
 
 
 def verify(store: Store) -> list[str]:

@@ -36,6 +36,12 @@ def test_an_untouched_log_verifies(store):
     assert audit.verify(store) == [] and [e["seq"] for e in audit.entries(store)] == [1, 2, 3, 4, 5]
 
 
+@pytest.mark.parametrize("limit, seqs", [(1, [5]), (3, [3, 4, 5]), (5, [1, 2, 3, 4, 5]),
+                                         (50, [1, 2, 3, 4, 5])])
+def test_the_newest_entries_oldest_first(store, limit, seqs):
+    assert [e["seq"] for e in audit.entries(store, limit)] == seqs
+
+
 def test_an_edited_entry_is_detected(store):
     rewrite(store, 3, lambda e: e["details"].update(query="something else"))
     assert audit.verify(store) == ["entry 3 was changed after it was written"]
