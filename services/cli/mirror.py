@@ -112,6 +112,8 @@ def cmd_status(args) -> int:
         for report in reports:
             print(json.dumps(report))
         return 0
+    if mirror_state.joined_secret_unused(config, archive.store):
+        print(f"WARNING: {mirror_state.SECRET_OVERRIDDEN}")
     if not current.secret:
         print("mirroring is off: no secret (archiver mirror join)")
     elif (weak := mirror_secret.problem(current.secret)) is not None:

@@ -65,6 +65,8 @@ class MirrorService:
                 await runner.cleanup()
 
     async def _start(self, current: MirrorSettings):
+        if mirror_state.joined_secret_unused(self.config, self.store):
+            log.warning(mirror_state.SECRET_OVERRIDDEN)
         identity = await asyncio.to_thread(load_or_create_identity, self._identity_dir(),
                                            self.store.node_id)
         secret = current.secret

@@ -66,6 +66,19 @@ def joined_peers(store: Store) -> list[str]:
     return list(store.setting(PEERS_KEY) or [])
 
 
+def joined_secret_unused(config: Config, store: Store) -> bool:
+    """Whether `mirror join` stored a secret that archiver.yaml's mirror.secret overrides:
+    a secret rotated by join before this rule, now set back to the file's."""
+    configured = config.mirror.secret if config.mirror else None
+    joined = store.setting(SECRET_KEY)
+    return bool(configured and joined and joined != configured)
+
+
+SECRET_OVERRIDDEN = ("the secret `archiver mirror join` stored is not in use: mirror.secret "
+                     "in archiver.yaml is, and it differs; put the secret the peers share "
+                     "there (or remove it there to use the joined one)")
+
+
 class SecretInConfig(ArchiverError):
     """A join with another secret than the one archiver.yaml names (mirror.secret)."""
 

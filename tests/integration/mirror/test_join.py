@@ -104,5 +104,9 @@ def test_a_secret_changed_in_archiver_yaml_is_the_one_in_use_and_join_takes_no_o
                        "--config", config)
     assert refused.returncode != 0 and "archiver.yaml sets mirror.secret" in refused.stderr
     assert old not in refused.stderr and stored_secret(data) == old  # nothing changed
+    status = archiver("mirror", "status", "--config", config, check=0).stdout
+    assert "WARNING: the secret `archiver mirror join` stored is not in use" in status
+    assert old not in status and new not in status
     archiver("mirror", "join", "--secret", new, "--peer", "10.0.0.3:8443", "--config", config,
              check=0)
+    assert "WARNING" not in archiver("mirror", "status", "--config", config, check=0).stdout
