@@ -5,7 +5,8 @@ An export is one zip, whichever its format (the web UI's download and `archiver 
 write the same):
 
     messages/<digest>.eml   format "zip": each message byte-exact as received
-    messages.mbox           format "mbox": every message in one mboxrd file
+    messages.mbox           format "mbox": every message in one mboxrd file (not byte-exact:
+                            export.json's "mbox" says how to get each message back)
     manifest.csv            one row per message (MANIFEST_COLUMNS), in export order
     export.json             who exported what and when (ExportInfo), how many messages
     SHA256SUMS              the SHA-256 of every other file, as sha256sum(1) writes it, so
@@ -46,6 +47,13 @@ MANIFEST_COLUMNS = ("file", "digest", "message_id", "date", "from", "to", "cc", 
                     "size", "archived_at", "source")
 MESSAGES_FOLDER = "messages"
 MBOX_NAME = "messages.mbox"
+# mboxrd cannot keep every message byte-exact; what a third party does to check each one.
+MBOX_RECIPE = ("messages.mbox is mboxrd: each message follows its From_ line and is followed "
+               "by a blank line; a line of a message matching ^>*From got one more '>', and a "
+               "message not ending in a line break got one. To check a message against its "
+               "digest in manifest.csv: take the bytes between its From_ line and that blank "
+               "line, unquote (remove one '>' from each line matching ^>+From ), and cut it "
+               "to its size in manifest.csv. The zip format keeps each message byte-exact.")
 MANIFEST_NAME, INFO_NAME, SUMS_NAME = EXPORT_MANIFEST_FILES
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 CHUNK = 1024 * 1024
@@ -320,6 +328,8 @@ def _info_bytes(info: ExportInfo, result: ExportResult) -> bytes:
         "note": "cells of manifest.csv that begin with = + - @ are prefixed with ' so that "
                 "spreadsheets show them as text",
     }
+    if info.format == "mbox":
+        document["mbox"] = MBOX_RECIPE
     return (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 

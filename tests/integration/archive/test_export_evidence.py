@@ -6,6 +6,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 import subprocess
 import zipfile
 from pathlib import Path
@@ -132,3 +133,52 @@ def test_a_from_that_cannot_be_parsed_keeps_its_text_in_the_manifest(header, cel
     raw = header + b"\r\nTo: a@example.com\r\nSubject: s\r\n\r\nbody\r\n"
     row = manifest_row("messages/x.eml", "x", raw, {})
     assert spreadsheet_safe(row["from"]) == cell and row["to"] == "a@example.com"
+
+
+MBOX_CORPUS = {  # what mboxrd cannot keep as it is: each must still be checkable
+    "no-final-newline": b"From: a@x.com\nTo: t@x.com\nSubject: cut\n\nno line break at the end",
+    "crlf-no-final": b"From: a@x.com\r\nTo: t@x.com\r\nSubject: crlf\r\n\r\nbody\r\nend",
+    "ends-in-cr": b"From: a@x.com\nTo: t@x.com\nSubject: cr\n\nbody\r",
+    "from-lines": b"From: a@x.com\nTo: t@x.com\nSubject: quoted\n\nFrom here\n>From there\n"
+                  b">>From far\nFrom \n",
+    "blank-end": b"From: a@x.com\nTo: t@x.com\nSubject: blank\n\nbody\n\n\n",
+}
+
+
+def test_each_message_of_an_mbox_export_checks_against_its_digest_as_export_json_says(
+        archiver, tmp_path):
+    """mboxrd adds a line break to a message without one: the auditor found it did not
+    match its digest, and nothing said how to check it. export.json now says how, and
+    this follows that recipe as a third party would."""
+    folder, data, out = tmp_path / "mbox-corpus", tmp_path / "mbox-data", tmp_path / "e.zip"
+    folder.mkdir()
+    for name, raw in MBOX_CORPUS.items():
+        (folder / f"{name}.eml").write_bytes(raw)
+    archiver("import", "--data", data, folder, check=0)
+    archiver("export", "to:t@x.com", "--format", "mbox", "-o", out, "--data", data, check=0)
+    with zipfile.ZipFile(out) as archive:
+        mbox = archive.read("messages.mbox")
+        rows = list(csv.DictReader(io.StringIO(archive.read("manifest.csv").decode())))
+        info = json.loads(archive.read("export.json"))
+    assert "cut it to its size" in info["mbox"] and "unquote" in info["mbox"]
+    recovered = _mboxrd_messages(mbox)
+    assert len(recovered) == len(rows) == len(MBOX_CORPUS)
+    for row, quoted in zip(rows, recovered):
+        message = _unquoted(quoted)[:int(row["size"])]
+        assert hashlib.sha256(message).hexdigest() == row["digest"], row["subject"]
+    assert sorted(row["digest"] for row in rows) == sorted(
+        hashlib.sha256(raw).hexdigest() for raw in MBOX_CORPUS.values())
+
+
+def _mboxrd_messages(mbox: bytes) -> list[bytes]:
+    """Each message's quoted bytes. The writer puts a From_ line, the message ending in a
+    line break, then a blank line; quoting leaves no line beginning "From " inside a
+    message, so "\n\nFrom " is found only between two messages."""
+    assert mbox.startswith(b"From ") and mbox.endswith(b"\n\n")
+    chunks = mbox[:-1].split(b"\n\nFrom ")  # the last one without its blank line
+    bodies = [chunk.split(b"\n", 1)[1] for chunk in chunks]  # each From_ line dropped
+    return [body + b"\n" for body in bodies[:-1]] + bodies[-1:]
+
+
+def _unquoted(message: bytes) -> bytes:
+    return re.sub(rb"(?m)^>(>*From )", rb"\1", message)
