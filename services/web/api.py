@@ -363,7 +363,8 @@ async def get_export(request: web.Request, user: User) -> web.StreamResponse:
               "digests": {"type": "array", "items": {"type": "string"},
                           "description": "the messages, in this order; those one may not "
                                          "read are left out"},
-              "query": {"type": "string", "description": "instead of digests"}}},
+              "query": {"type": "string", "description": "instead of digests; \"\" is all "
+                                                         "the mail the caller may read"}}},
           produces="application/zip")
 async def post_export(request: web.Request, user: User) -> web.StreamResponse:
     body = await json_body(request)
@@ -372,6 +373,10 @@ async def post_export(request: web.Request, user: User) -> web.StreamResponse:
     if digests is not None and (not isinstance(digests, list)
                                 or not all(isinstance(d, str) for d in digests)):
         raise json_error(web.HTTPBadRequest, "digests: expected a list of strings")
+    # Neither was an export of everything the caller may read: say so, never assume it.
+    if (digests is None) == ("query" not in body):
+        raise json_error(web.HTTPBadRequest, 'give "digests" or "query" (one of them; '
+                                             'query "" exports all the mail you may read)')
     return await export.start(request, archive, user, _string(body, "format"),
                               config.timezone, query=_string(body, "query", required=False),
                               digests=digests)

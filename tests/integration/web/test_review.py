@@ -481,6 +481,20 @@ def test_the_api_exports_chosen_messages(site):
     assert auditor.request("POST", "/api/exports", {"format": "zip", "digests": "x"}).status == 400
 
 
+def test_an_api_export_names_what_it_exports_never_all_by_default(site):
+    """{"format": "zip"} alone exported all the mail the caller may read."""
+    auditor = Client(site.url, basic=("audrey", PASSWORD))
+    for body in ({"format": "zip"}, {"format": "zip", "query": "", "digests": ["x"]}):
+        refused = auditor.request("POST", "/api/exports", body)
+        assert refused.status == 400 and 'give "digests" or "query"' in refused.json()["error"]
+    everything = auditor.request("POST", "/api/exports", {"format": "zip", "query": ""})
+    assert everything.status == 200
+    with zipfile.ZipFile(io.BytesIO(everything.body)) as exported:
+        rows = list(csv.DictReader(io.StringIO(exported.read("manifest.csv").decode())))
+    total = auditor.get("/api/search?q=&limit=1").json()["total"]
+    assert len(rows) == total >= len(site.digests)  # an auditor reads all of it
+
+
 @pytest.mark.parametrize("method, path, body, key", [
     ("POST", "/api/exports", {"format": "zip", "selection": ["x"]}, "selection"),
     ("POST", "/api/session", {"name": "audrey", "password": PASSWORD, "otp": "1"}, "otp"),
