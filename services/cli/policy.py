@@ -218,6 +218,8 @@ def cmd_hold_list(args) -> int:
             print(f"{hold_id}  {hold['saved']}  until {hold['until'] or 'indefinitely'}  "
                   f"by {hold['by']}  created {created}  ({hold['held_at_placement']} "
                   "messages recorded)")
+            if hold["holds_everything"]:
+                print(f"    holds every message: {hold['holds_everything']}")
     return 0
 
 

@@ -159,10 +159,12 @@ def _write_records(replicated: Replicated, hold_ids: list[str], digests: list[st
 def all_holds(replicated: Replicated) -> dict[str, dict]:
     """Each hold by id, as shown: every key of FIELDS (None where an older hold has none,
     or has a value of another type), "unreadable" (None, or why its stored value is not a
-    hold's: hold_values.shown) and `held_at_placement` (how many messages it recorded,
-    placement and edits of its search included: one lookup)."""
+    hold's: hold_values.shown), `held_at_placement` (how many messages it recorded,
+    placement and edits of its search included: one lookup) and `holds_everything` (None,
+    or why it keeps every message: holds_everything_because)."""
     return {hold_id: {**hold, "held_at_placement": hold_records.summary(replicated.store,
-                                                                        hold_id).count}
+                                                                        hold_id).count,
+                      "holds_everything": holds_everything_because(replicated, hold)}
             for hold_id, hold in _shown(replicated).items()}
 
 
@@ -189,17 +191,27 @@ def in_force(hold: dict, today: dt.date) -> bool:
 
 def held_query(replicated: Replicated, hold: dict) -> str:
     """The query `hold` (as all_holds gives it) keeps: its saved search's; "" (everything)
-    once that is gone, when the hold is unreadable, or when its saved search is (not a
-    saved search's value, or a peer's query this release does not parse: its shape is
-    checked at merge, not its syntax)."""
-    if hold.get("unreadable") or hold["saved"] is None:
+    when holds_everything_because says why."""
+    if holds_everything_because(replicated, hold) is not None:
         return ""
+    return query_of(replicated, hold["saved"])
+
+
+def holds_everything_because(replicated: Replicated, hold: dict) -> str | None:
+    """Why `hold` (as _shown gives it) keeps every message, erring on the safe side; None
+    when it keeps what its saved search matches. It does once its saved search is gone,
+    when the hold is unreadable, or when its saved search is (not a saved search's value,
+    or a query this release does not parse: a peer's, or one saved before a syntax change;
+    its shape is checked at merge, not its syntax)."""
+    if hold.get("unreadable"):
+        return f"the hold cannot be read ({hold['unreadable']})"
+    if hold["saved"] is None:
+        return "it names no saved search"
     try:
-        query = query_of(replicated, hold["saved"])
-        parse(query)  # QuerySyntaxError, an ArchiverError, as retention would meet it
-        return query
-    except ArchiverError:
-        return ""
+        parse(query_of(replicated, hold["saved"]))  # as retention would meet it
+    except ArchiverError as why:  # UnknownSavedSearch, QuerySyntaxError among them
+        return f"its saved search {hold['saved']!r} cannot be used: {why}"
+    return None
 
 
 def _entries(replicated: Replicated, txn=None, prefix: str = PREFIX) -> dict:

@@ -74,7 +74,11 @@ SCHEMAS = {
                        "everything until removed); null for a readable hold"},
         "held_at_placement": {"type": "integer", "description": "messages the hold keeps "
                               "whatever its search matches later: what it matched when "
-                              "placed and before each edit of its search"}}},
+                              "placed and before each edit of its search"},
+        "holds_everything": {"type": "string", "nullable": True,
+                             "description": "why the hold keeps every message (its saved "
+                             "search is gone or no longer parses; it is unreadable); null "
+                             "when it keeps what its search matches"}}},
     "Retention": {"type": "object", "properties": {
         "enabled": _BOOLEAN, "global_days": {"type": "integer", "nullable": True},
         "saved": {"type": "object", "additionalProperties": {

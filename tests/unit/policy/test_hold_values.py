@@ -71,7 +71,8 @@ def test_an_odd_hold_already_stored_is_shown_unreadable_and_holds_everything(tmp
     a.put("hold:" + HOLD, value)
     shown_hold = holds.all_holds(a)[HOLD]
     assert shown_hold["unreadable"] == hold_values.problem(value)
-    assert set(shown_hold) == {*holds.FIELDS, "unreadable", "held_at_placement"}
+    assert set(shown_hold) == {*holds.FIELDS, "unreadable", "held_at_placement", "holds_everything"}
+    assert shown_hold["holds_everything"].startswith("the hold cannot be read")
     assert holds.active(a, dt.date(2999, 1, 1)) == [(HOLD, "")]  # "": everything
     assert holds.in_force(shown_hold, dt.date(2999, 1, 1))
     assert holds.recorded_among(a, [HOLD], digests(2, "x")) == set()
@@ -95,4 +96,6 @@ def test_a_readable_holds_fields_are_shown_as_stored(tmp_path):
     (a,) = replicas(tmp_path, "a")
     value = {**GOOD, "until": "2030-01-01", "name": "Smith", "reason": "letter"}
     a.put("hold:" + HOLD, value)
-    assert holds.all_holds(a)[HOLD] == {**value, "unreadable": None, "held_at_placement": 0}
+    shown = holds.all_holds(a)[HOLD]
+    assert "no saved search named" in shown.pop("holds_everything")  # "case" was never saved
+    assert shown == {**value, "unreadable": None, "held_at_placement": 0}
