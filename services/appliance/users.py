@@ -50,6 +50,7 @@ class User:
     password: dict  # the scrypt record
     disabled: bool = False
     created: float | None = None
+    disablings: int = 0  # times the account was disabled: each ends its sessions for good
 
     @property
     def actor(self) -> Actor:
@@ -58,8 +59,12 @@ class User:
     @property
     def credential_stamp(self) -> str:
         """Changes whenever the password does, and when the account is disabled: sessions
-        opened before end. (A new role needs no new session: each request reads it.)"""
+        opened before end, and stay ended once it is enabled again (a session stolen
+        before it was disabled must not come back). (A new role needs no new session: each
+        request reads it.)"""
         stamp = self.password.get("hash", "")[:16]
+        if self.disablings:
+            stamp = f"{stamp}:{self.disablings}"
         return f"{stamp}:disabled" if self.disabled else stamp
 
     def as_json(self) -> dict:
@@ -145,6 +150,8 @@ def set_role(archive: Archive, name: str, role: str) -> None:
 def set_disabled(archive: Archive, name: str, disabled: bool) -> None:
     """Disable an account (no more logins, its sessions end) or enable it again."""
     record = _stored_record(archive, _not_firstboot(name, "cannot be disabled"))
+    if disabled and not record.get("disabled"):
+        record["disablings"] = record.get("disablings", 0) + 1
     record["disabled"] = bool(disabled)
     archive.store.set_setting(SETTING_PREFIX + name, record)
 
@@ -195,7 +202,8 @@ def _stored_record(archive: Archive, name: str) -> dict:
 
 def _user(name: str, record: dict) -> User:
     return User(name, record["role"], tuple(record.get("emails", [])), record["password"],
-                bool(record.get("disabled")), record.get("created"))
+                bool(record.get("disabled")), record.get("created"),
+                int(record.get("disablings", 0)))
 
 
 def _data_owner(data_dir: Path) -> tuple[int, int] | None:

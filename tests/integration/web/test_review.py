@@ -375,12 +375,17 @@ def test_users_are_added_changed_reset_and_disabled_by_admins(site):
     assert carl.get("/status").status == 200  # the new role holds at once
     post(admin, "/users/password", "/users", name="carl", password="a new password 1")
     assert carl.get("/search").status == 303  # the reset ended carl's session
+    carl = logged_in(site, "carl", "a new password 1")
+    assert carl.get("/search").status == 200
     post(admin, "/users/disabled", "/users", name="carl", disabled="yes")
     refused = Client(site.url, basic=("carl", "a new password 1")).get("/api/session")
     assert refused.status == 401
     assert "disabled" in admin.get("/users").body.decode().split('id="user-carl"')[1][:600]
     post(admin, "/users/disabled", "/users", name="carl", disabled="no")
     assert Client(site.url, basic=("carl", "a new password 1")).get("/api/session").status == 200
+    # The session carl had before he was disabled, unused meanwhile, stays ended: a session
+    # stolen before the account was disabled must not come back with it.
+    assert carl.get("/search").status == 303
     myself = post(admin, "/users/disabled", "/users", name="admin", disabled="yes")
     assert b"firstboot" in admin.get("/users").body and myself.status == 303
     actions = [e["action"] for e in audit.entries(site.archive.store, 40) if e["who"] == "admin"]

@@ -29,12 +29,12 @@ def csrf_token(html: bytes, name: str = "csrf_token") -> str:
     return re.search(rf'name="{name}" value="([^"]+)"', html.decode()).group(1)
 
 
-def logged_in(site, name: str) -> Client:
+def logged_in(site, name: str, password: str = PASSWORD) -> Client:
     browser = Client(site.url)
     form = browser.get("/login")
     reply = browser.request("POST", "/login", form={
         "login_token": csrf_token(form.body, "login_token"), "name": name,
-        "password": PASSWORD, "next": "/search"})
+        "password": password, "next": "/search"})
     assert reply.status == 303 and reply.headers["Location"] == "/search"
     return browser
 
