@@ -153,25 +153,43 @@ def parse_headers(raw: bytes) -> Message:
     """The top-level header block of a raw message, parsed alone (no body, no parts): a
     third of the cost of parse_message on the same block. Only header_block(raw) is read,
     as for summarize_headers: this runs at intake."""
-    message = _parse_headers_only(header_block(raw))
+    message = _parse_headers_only(with_field_names_closed(header_block(raw)))
     return _declaring(message, raw)
+
+
+# RFC 5322 4.5.3 (obs-optional): white space may come between a field's name and its colon.
+# The stdlib parser takes such a line ("CC : alice@...") for the end of the header block,
+# so the fields after it were lost: the subject, the date, a Cc that grants access.
+_OBS_FIELD_NAME = re.compile(rb"^([!-9;-~]+)[ \t]+:", re.MULTILINE)
+
+
+def with_field_names_closed(raw: bytes) -> bytes:
+    """`raw` with white space between a top-level header field's name and its colon
+    removed (RFC 5322 4.5.3's obsolete syntax), for parsing only: what is stored stays as
+    it came. The body is left as it is. Bytes in, bytes out; never raises."""
+    end = header_end(raw)
+    block = raw[:end]
+    if not _OBS_FIELD_NAME.search(block):
+        return raw
+    return _OBS_FIELD_NAME.sub(rb"\1:", block) + raw[end:]
 
 
 def parse_message(raw: bytes) -> Message:
     """The message tree; on a too deeply nested one, its headers only (with a defect).
     The tree is the stdlib feedparser's; services.archive.mimetree builds the same tree for
     a fraction of the CPU where it can, the feedparser where it cannot."""
+    parsed = with_field_names_closed(raw)
     try:
-        message = mimetree.parse(raw, POLICY)
+        message = mimetree.parse(parsed, POLICY)
         if message is None:
-            message = BytesParser(policy=POLICY).parsebytes(raw)
+            message = BytesParser(policy=POLICY).parsebytes(parsed)
     except RecursionError:
-        message = _parse_headers_only(raw)
+        message = _parse_headers_only(parsed)
         message.defects.append(NestingTooDeep())
     except MemoryError:
         raise  # not bad input: the caller's resources ran out (the extraction pool says so)
     except Exception:  # the parser is meant to record defects, not raise; never trust it
-        message = _parse_headers_only(raw)
+        message = _parse_headers_only(parsed)
     return _declaring(message, raw)
 
 

@@ -356,3 +356,26 @@ def test_header_end_is_after_the_first_empty_line_whatever_the_line_endings(piec
     raw = b"".join(pieces)
     ends = [raw.find(blank) + len(blank) for blank in (b"\n\n", b"\r\n\r\n") if blank in raw]
     assert header_end(raw) == (min(ends) if ends else len(raw))
+
+
+@pytest.mark.parametrize("space", [" ", "\t", "  ", " \t"])
+@pytest.mark.parametrize("field", ["Cc", "To", "Subject", "From", "Date", "Message-ID"])
+@pytest.mark.parametrize("ending", ["\r\n", "\n"])
+def test_white_space_before_a_fields_colon_is_rfc_5322s_obsolete_syntax(space, field, ending):
+    """RFC 5322 4.5.3: "CC : alice@..." is a header field. The stdlib parser took it for the
+    end of the header block: the fields after it were lost (a Cc that grants access, the
+    subject, the date) and went into the body."""
+    from services.archive.metadata import header_metadata
+    from services.archive.mime import parse_headers, parse_message, summarize_message
+    values = {"From": "carol@example.com", "To": "dave@example.com",
+              "Cc": "alice@example.com", "Subject": "NEST8 plans",
+              "Date": "Tue, 05 Mar 2024 10:00:00 +0000", "Message-ID": "<n8@example.com>"}
+    lines = [f"{name}{space if name == field else ''}: {value}" for name, value in values.items()]
+    raw = (ending.join(lines) + ending + ending + f"body line{ending}Note : kept{ending}").encode()
+    summary = summarize_message(parse_message(raw))
+    assert (summary.from_addrs, summary.to, summary.cc, summary.subject) == (
+        ["carol@example.com"], ["dave@example.com"], ["alice@example.com"], "NEST8 plans")
+    assert summary.sent_date == calendar.timegm((2024, 3, 5, 10, 0, 0))
+    assert parse_headers(raw)["cc"] == "alice@example.com"
+    assert header_metadata(raw, None, 0.0)["message_id"] == "n8@example.com"
+    assert parse_message(raw).get_payload().endswith(f"Note : kept{ending}")  # body as it was
