@@ -49,11 +49,13 @@ MESSAGES_FOLDER = "messages"
 MBOX_NAME = "messages.mbox"
 # mboxrd cannot keep every message byte-exact; what a third party does to check each one.
 MBOX_RECIPE = ("messages.mbox is mboxrd: each message follows its From_ line and is followed "
-               "by a blank line; a line of a message matching ^>*From got one more '>', and a "
-               "message not ending in a line break got one. To check a message against its "
-               "digest in manifest.csv: take the bytes between its From_ line and that blank "
-               "line, unquote (remove one '>' from each line matching ^>+From ), and cut it "
-               "to its size in manifest.csv. The zip format keeps each message byte-exact.")
+               "by a blank line; lines are split at LF only (a bare CR is part of its line), "
+               "a line matching ^>*From  (with the space) got one more '>', and a message "
+               "not ending in a line break got one. To check a message against its digest "
+               "in manifest.csv: take the bytes between its From_ line and that blank line, "
+               "unquote (remove one '>' from each line, split at LF, matching ^>+From  with "
+               "the space), and cut it to its size in manifest.csv. The zip format keeps "
+               "each message byte-exact.")
 MANIFEST_NAME, INFO_NAME, SUMS_NAME = EXPORT_MANIFEST_FILES
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 CHUNK = 1024 * 1024

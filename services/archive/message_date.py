@@ -92,10 +92,13 @@ def rfc5322_year(text: str, read_year: int) -> int:
     if not 1969 <= read_year <= 2068:
         return read_year  # written as it was read, in four digits
     written = read_year % 100
+    # parsedate_tz reads the year from the first five words (day, month, year, time, zone
+    # in some order), so only the first runs can be it: a hostile Date of a hundred "0 "
+    # would otherwise cost a hundred parses.
     candidates = [match for match in _DIGITS.finditer(text) if int(match[0]) == written
-                  or match[0] == str(read_year)]
+                  or match[0] == str(read_year)][:PROBES]
     if [match[0] for match in candidates] == [str(read_year)]:
-        return read_year  # the everyday case: one run, the year in four digits
+        return read_year  # one run, the year in four digits: no second parse
     for match in candidates:
         if _reads_as_year(text, match):
             return _year_as_written(match[0])
@@ -103,6 +106,7 @@ def rfc5322_year(text: str, read_year: int) -> int:
 
 
 _DIGITS = re.compile(r"\d+")
+PROBES = 6  # runs asked about at most: the five words parsedate_tz reads, and one spare
 _PROBE_YEAR = 1234  # read as written by every rule: only the year's place makes it a year
 
 

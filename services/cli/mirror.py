@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from firmware.errors import ArchiverError
@@ -108,6 +109,8 @@ def cmd_status(args) -> int:
     archive, config = _archive(args)
     current = mirror_state.settings(config, archive.store)
     reports = [mirror_state.report(archive.store, peer) for peer in current.peers]
+    if args.json and mirror_state.joined_secret_unused(config, archive.store):
+        print(f"WARNING: {mirror_state.SECRET_OVERRIDDEN}", file=sys.stderr)  # stdout: JSON
     if args.json:
         for report in reports:
             print(json.dumps(report))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from firmware.errors import ArchiverError
 
+from services.archive import dates
 from services.common.progress import Progress
 from services.policy import audit, holds, retention
 from services.cli.archive import add_archive_options, configured_timezone, open_archive
@@ -206,6 +207,7 @@ def cmd_hold_add(args) -> int:
 def cmd_hold_list(args) -> int:
     """Each hold, with the created time that names it to `hold remove --created`."""
     _, replicated, _ = _context(args)
+    today = dt.datetime.now(dates.zone(configured_timezone())).date()
     for hold_id, hold in sorted(holds.all_holds(replicated).items()):
         created = "none" if hold["created"] is None else hold["created"]
         if args.json:
@@ -218,7 +220,7 @@ def cmd_hold_list(args) -> int:
             print(f"{hold_id}  {hold['saved']}  until {hold['until'] or 'indefinitely'}  "
                   f"by {hold['by']}  created {created}  ({hold['held_at_placement']} "
                   "messages recorded)")
-            if hold["holds_everything"]:
+            if hold["holds_everything"] and holds.in_force(hold, today):
                 print(f"    holds every message: {hold['holds_everything']}")
     return 0
 

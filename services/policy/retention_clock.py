@@ -10,9 +10,12 @@ of 2015 mail must expire by 2015 dates, but never from later than its import. A 
 (`origin_received`, services.mirror.protocol), else, for a copy of imported mail or one
 stored by firmware that did not send it, by the imported mail's rule; never from after the
 copy arrived here (a peer's clock ahead). An arrival before 1971 is a clock that was wrong
-(reset to 1970), not evidence: the message's date decides then.
+(reset to 1970), not evidence: the message's date decides then, and with no date either
+the message is kept (its retention never starts: math.inf).
 """
 from __future__ import annotations
+
+import math
 
 from services.archive.index import sent_date
 from services.archive.message_date import EARLIEST
@@ -42,7 +45,8 @@ def _from_origin(origin_received: float, received: float | None) -> float:
 def retention_start(meta: dict) -> float:
     """Epoch seconds from which retention counts a stored message's age, from its store
     metadata (Store.meta): its live arrival (live_arrival) if that is after 1971, else its
-    message date (services.archive.index.sent_date) but no later than its arrival here.
+    message date (services.archive.index.sent_date) but no later than its arrival here;
+    math.inf (kept) when neither is after 1971.
     Raises KeyError only for metadata without "received" from a live source."""
     live = live_arrival(meta)
     if live is not None and live >= EARLIEST:
@@ -51,4 +55,6 @@ def retention_start(meta: dict) -> float:
     # or on the origin): it would expire the mail at once, so the date's evidence decides.
     arrival = meta.get("received")
     date = sent_date(meta)
+    if date < EARLIEST:  # no evidence at all: the date is a 1970 clock's arrival; keep it
+        return math.inf
     return date if arrival is None or arrival < EARLIEST else min(date, arrival)

@@ -142,6 +142,7 @@ MBOX_CORPUS = {  # what mboxrd cannot keep as it is: each must still be checkabl
     "from-lines": b"From: a@x.com\nTo: t@x.com\nSubject: quoted\n\nFrom here\n>From there\n"
                   b">>From far\nFrom \n",
     "blank-end": b"From: a@x.com\nTo: t@x.com\nSubject: blank\n\nbody\n\n\n",
+    "bare-cr": b"From: a@x.com\nTo: t@x.com\nSubject: cr\n\nline\r>From here\rFrom x\n",
 }
 
 

@@ -3,6 +3,7 @@ none is given, weak ones refused with the rule's reason, and archiver.yaml held 
 rule."""
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -107,6 +108,9 @@ def test_a_secret_changed_in_archiver_yaml_is_the_one_in_use_and_join_takes_no_o
     status = archiver("mirror", "status", "--config", config, check=0).stdout
     assert "WARNING: the secret `archiver mirror join` stored is not in use" in status
     assert old not in status and new not in status
+    as_json = archiver("mirror", "status", "--json", "--config", config, check=0)
+    assert "WARNING: the secret" in as_json.stderr  # stdout stays JSON for scripts
+    assert all(json.loads(line) for line in as_json.stdout.splitlines())
     archiver("mirror", "join", "--secret", new, "--peer", "10.0.0.3:8443", "--config", config,
              check=0)
     assert "WARNING" not in archiver("mirror", "status", "--config", config, check=0).stdout

@@ -489,9 +489,13 @@ def test_the_api_exports_chosen_messages(site):
 def test_an_api_export_names_what_it_exports_never_all_by_default(site):
     """{"format": "zip"} alone exported all the mail the caller may read."""
     auditor = Client(site.url, basic=("audrey", PASSWORD))
-    for body in ({"format": "zip"}, {"format": "zip", "query": "", "digests": ["x"]}):
+    for body in ({"format": "zip"}, {"format": "zip", "query": "", "digests": ["x"]},
+                 {"format": "zip", "query": None}, {"format": "zip", "digests": None}):
         refused = auditor.request("POST", "/api/exports", body)
         assert refused.status == 400 and 'give "digests" or "query"' in refused.json()["error"]
+    chosen = auditor.request("POST", "/api/exports", {"format": "zip", "query": None,
+                                                      "digests": [site.digests["lookalike"]]})
+    assert chosen.status == 200  # a null field is an absent one
     everything = auditor.request("POST", "/api/exports", {"format": "zip", "query": ""})
     assert everything.status == 200
     with zipfile.ZipFile(io.BytesIO(everything.body)) as exported:

@@ -142,3 +142,20 @@ def test_a_comment_or_zone_of_the_same_value_does_not_move_a_real_year():
                  "01-Jan-00 00:00:00 GMT"):
         sent, source = dated(raw(TOPMOST_RECEIVED, f"Date: {date}\n"))
         assert (source, time.gmtime(sent)[:3]) == ("date-header", (2000, 1, 1)), date
+
+
+def test_a_date_of_many_year_like_numbers_costs_a_few_parses_not_one_each(monkeypatch):
+    """Each run of digits equal to the year's was asked about: a hostile Date of a hundred
+    "0 " cost a hundred parses (ten thousand for a message of 150 Received fields)."""
+    import email.utils
+    from services.archive import message_date
+    calls = []
+
+    def counted(text):
+        calls.append(text)
+        return parsedate_tz(text)
+
+    parsedate_tz = email.utils.parsedate_tz
+    monkeypatch.setattr(message_date.email.utils, "parsedate_tz", counted)
+    assert message_date.parse_date("Jan 0 UT 0.0 -0000 " + "0 " * 95) is None
+    assert len(calls) <= 1 + message_date.PROBES

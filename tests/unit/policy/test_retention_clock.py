@@ -60,3 +60,11 @@ def test_mail_stored_while_the_clock_read_1970_counts_from_its_date():
     for source in ("smtp", "import"):
         assert retention_start({"source": source, "received": 1000.0,
                                 "sent_date": LONG_AGO}) == LONG_AGO
+
+
+def test_mail_stored_under_a_1970_clock_with_no_date_of_its_own_is_kept():
+    """Its date is then its arrival (message_date's last resort), 1970 too: it expired at
+    the next run."""
+    for source in ("smtp", "import", "mirror:node-a"):
+        assert retention_start({"source": source, "received": 3600.0, "sent_date": 3600.0,
+                                "date_source": "arrival"}) == float("inf")
