@@ -64,8 +64,9 @@ def _status_line(status: dict) -> str:
 def cmd_poll(args) -> int:
     config, archive = _open(args)
     failed = False
+    max_bytes = archive.profile.smtp.max_message_bytes
     for account in _chosen(config, args.account):
-        result = JournalPuller(account, archive.store).poll_once()
+        result = JournalPuller(account, archive.store, max_message_bytes=max_bytes).poll_once()
         failed = failed or result.error is not None
         if args.json:
             print(json.dumps({"account": account.name, **asdict(result)}))
@@ -73,7 +74,8 @@ def cmd_poll(args) -> int:
             print(f"{account.name}: fetched {result.fetched}, imported {result.imported}, "
                   f"duplicates {result.duplicates}"
                   + (f"; paused: {result.paused}" if result.paused else "")
-                  + (f"; error: {result.error}" if result.error else ""))
+                  + (f"; error: {result.error}" if result.error else "")
+                  + "".join(f"\n  {problem}" for problem in result.problems))
     archive.close()
     return 1 if failed else 0
 

@@ -87,8 +87,9 @@ class Runtime:
             from services.intake.journal_mailbox import JournalPuller
             for account in self.config.journal_accounts:
                 # A journal mailbox is a trusted source: it keeps the trusted share.
-                puller = JournalPuller(account, self.archive.store,
-                                       functools.partial(self.gate.reason, trusted=True))
+                puller = JournalPuller(
+                    account, self.archive.store, functools.partial(self.gate.reason, trusted=True),
+                    max_message_bytes=self.archive.profile.smtp.max_message_bytes)
                 self._start_thread("journal", f"journal-{account.name}", puller.run, self.stop)
 
     def _start_thread(self, service: str, name: str, target, *args) -> None:

@@ -290,7 +290,8 @@ def test_cli_polls_and_reports_status(dovecot, archiver, tmp_path):
     done = archiver("journal", "poll", "--config", config, "--json", check=1)
     polled = {line["account"]: line for line in map(json.loads, done.stdout.splitlines())}
     assert polled["exchange"] == {"account": "exchange", "fetched": 2, "imported": 2,
-                                  "duplicates": 0, "error": None, "paused": None}
+                                  "duplicates": 0, "error": None, "paused": None,
+                                  "problems": []}
     assert "Authentication failed" in polled["wrong"]["error"]
     assert dovecot.count() == 0
 

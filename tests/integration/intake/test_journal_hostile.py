@@ -1,0 +1,336 @@
+"""The journal puller against hostile or broken IMAP and POP3 servers (fakes, in-process).
+
+The standard: nothing leaves the server before exactly that message is stored byte-exact;
+a bad answer leaves its message on the server, says why, and the others go on; no answer,
+however large or slow, grows memory without limit or holds a poll (or a stopping service)."""
+import hashlib
+import threading
+import time
+
+import pytest
+
+from services.common.config import JournalAccount
+from services.archive.store import Store
+from services.intake import journal_mailbox as journal
+from services.intake.journal_mailbox import JournalPuller
+from services.intake.journal_wire import Limits, Watchdog
+from tests.integration.fake_mail_servers import (
+    FakeImap, FakePop3, fetch_response, message, multiline)
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+MiB = 1024 * 1024
+
+
+@pytest.fixture
+def store(tmp_path):
+    opened = Store(tmp_path / "store", map_size=256 * MiB)
+    yield opened
+    opened.close()
+
+
+def account(fake, protocol: str, **changes) -> JournalAccount:
+    settings = dict(name="fake", protocol=protocol, host="127.0.0.1", port=fake.port,
+                    tls="none", user="journal", password="pw")
+    return JournalAccount(**{**settings, **changes})
+
+
+def digest(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()
+
+
+def stored(store) -> set[str]:
+    return set(store.digests())
+
+
+MESSAGES = {uid: message(uid) for uid in (1, 2, 3)}
+
+
+# -- IMAP: answers to UID FETCH that are not the message asked for -----------------------------
+
+def _body(n: int) -> bytes:
+    return MESSAGES[n]
+
+
+WRONG_FETCH_ANSWERS = {
+    "another UID": lambda: fetch_response(1, 2, _body(2)),
+    "no UID": lambda: b"* 1 FETCH (BODY[] {%d}\r\n%s)\r\n" % (len(_body(1)), _body(1)),
+    "a partial section": lambda: b"* 1 FETCH (UID 1 BODY[]<0> {40}\r\n%s)\r\n" % _body(1)[:40],
+    "a partial section, whole": lambda: b"* 1 FETCH (UID 1 BODY[]<0> {%d}\r\n%s)\r\n" % (
+        len(_body(1)), _body(1)),
+    "BODY[TEXT]": lambda: b"* 1 FETCH (UID 1 BODY[TEXT] {4}\r\nbody)\r\n",
+    "RFC822 and BODY[]": lambda: b"* 1 FETCH (UID 1 RFC822 {%d}\r\n%s BODY[] {%d}\r\n%s)\r\n" % (
+        len(_body(1)), _body(1), len(_body(1)), _body(1)),
+    "a short literal": lambda: b"* 1 FETCH (UID 1 BODY[] {%d}\r\n%sLAST LINE)\r\n" % (
+        len(_body(1)), _body(1)),
+    "junk after the literal": lambda: fetch_response(1, 1, _body(1))[:-3] + b" junk)\r\n",
+    "RFC822.SIZE disagrees": lambda: b"* 1 FETCH (UID 1 RFC822.SIZE 9999 BODY[] {%d}\r\n%s)\r\n"
+        % (len(_body(1)), _body(1)),
+    "two bodies": lambda: fetch_response(1, 1, _body(1)) + fetch_response(1, 1, _body(3)),
+    "BODY[] NIL": lambda: b"* 1 FETCH (UID 1 BODY[] NIL)\r\n",
+    "unclosed": lambda: b"* 1 FETCH (UID 1 BODY[] {%d}\r\n%s\r\n" % (len(_body(1)), _body(1)),
+}
+
+
+@pytest.mark.parametrize("shape", WRONG_FETCH_ANSWERS)
+def test_a_fetch_answer_that_is_not_exactly_body_of_the_uid_leaves_the_message(store, shape):
+    with FakeImap(MESSAGES) as fake:
+        def answer(session, tag, args):
+            if args[0] == "1":
+                session.send(WRONG_FETCH_ANSWERS[shape]())
+                session.ok(tag)
+            else:
+                session.do_UID_FETCH(tag, args)
+        fake.handlers["UID FETCH"] = answer
+        result = JournalPuller(account(fake, "imap"), store).poll_once()
+        assert result.error is None
+        assert 1 in fake.messages and sorted(fake.expunged) == [2, 3]
+        assert stored(store) == {digest(MESSAGES[2]), digest(MESSAGES[3])}
+        assert len(result.problems) == 1 and result.problems[0].startswith("777:1 left on")
+        assert store.journal_state("fake")["state"].startswith("ok, with 1 problem(s): 777:1")
+
+
+def test_a_fetch_answer_that_breaks_the_session_stops_holding_up_the_others_after_3_polls(store):
+    """A literal short by a line: its rest reads as junk responses and imaplib gives up."""
+    with FakeImap(MESSAGES) as fake:
+        def answer(session, tag, args):
+            if args[0] == "1":
+                session.send(b"* 1 FETCH (UID 1 BODY[] {%d}\r\n%s)\r\n" % (
+                    len(_body(1)) - 10, _body(1)))
+                session.ok(tag)
+            else:
+                session.do_UID_FETCH(tag, args)
+        fake.handlers["UID FETCH"] = answer
+        puller = JournalPuller(account(fake, "imap"), store)
+        for _ in range(journal.FETCH_ATTEMPTS):
+            assert puller.poll_once().error and fake.expunged == [] and stored(store) == set()
+        result = puller.poll_once()
+        assert result.error is None and sorted(fake.expunged) == [2, 3]
+        assert result.problems[0].startswith("777:1 left on the server: the session broke")
+        assert 1 in fake.messages
+
+
+def test_a_fetch_answer_with_other_attributes_in_any_order_is_taken(store):
+    with FakeImap(MESSAGES) as fake:
+        def answer(session, tag, args):
+            uid = int(args[0])
+            body = fake.messages[uid]
+            session.send(b"* %d FETCH (FLAGS (\\Seen))\r\n" % uid)  # unsolicited, harmless
+            session.send(b'* %d FETCH (BODY[] {%d}\r\n%s FLAGS (\\Seen "a)") UID %d)\r\n'
+                         % (uid, len(body), body, uid))
+            session.ok(tag)
+        fake.handlers["UID FETCH"] = answer
+        result = JournalPuller(account(fake, "imap"), store).poll_once()
+        assert (result.imported, result.error, result.problems) == (3, None, [])
+        assert stored(store) == set(map(digest, MESSAGES.values()))
+
+
+def test_an_unsolicited_fetch_from_an_earlier_command_is_never_taken_for_the_answer(store):
+    decoy = message(99)
+    with FakeImap(MESSAGES) as fake:
+        def search(session, tag, args):
+            session.send(fetch_response(1, 1, decoy))  # nobody asked for it
+            session.do_UID_SEARCH(tag, args)
+        def fetch(session, tag, args):  # answers nothing for UID 1: it is gone
+            if args[0] != "1":
+                session.do_UID_FETCH(tag, args)
+            else:
+                session.ok(tag)
+        fake.handlers.update({"UID SEARCH": search, "UID FETCH": fetch})
+        result = JournalPuller(account(fake, "imap"), store).poll_once()
+        assert digest(decoy) not in stored(store)
+        assert 1 in fake.messages and sorted(fake.expunged) == [2, 3]
+        assert result.imported == 2
+
+
+@pytest.mark.parametrize("answer", [b"1,2,3", b"1:3", b"1:*", b"*", b"0", b"01", b"1.0",
+                                    b"99999999999"])
+def test_only_plain_uids_from_search_are_used(store, answer):
+    with FakeImap(MESSAGES) as fake:
+        def search(session, tag, args):
+            session.send(b"* SEARCH %s\r\n" % answer)
+            session.ok(tag)
+        fake.handlers["UID SEARCH"] = search
+        result = JournalPuller(account(fake, "imap"), store).poll_once()
+        assert fake.expunged == [] and stored(store) == set()
+        assert "not a UID" in result.problems[0]
+        assert not any(name in fake.commands for name in ("UID STORE", "UID EXPUNGE", "EXPUNGE"))
+
+
+# -- IMAP without UIDPLUS --------------------------------------------------------------------
+
+def test_without_uidplus_another_clients_deleted_message_is_archived_before_any_expunge(store):
+    with FakeImap(MESSAGES, uidplus=False, flagged={2}) as fake:
+        result = JournalPuller(account(fake, "imap"), store).poll_once()
+        assert result.imported == 3
+        assert stored(store) == set(map(digest, MESSAGES.values()))
+        assert sorted(fake.expunged) == [1, 2, 3]
+
+
+def test_without_uidplus_nothing_is_expunged_while_a_deleted_message_is_not_archived(store):
+    with FakeImap(MESSAGES, uidplus=False, flagged={2}) as fake:
+        def fetch(session, tag, args):
+            if args[0] == "2":
+                session.send(fetch_response(2, 3, MESSAGES[3]))  # refused: not UID 2
+                session.ok(tag)
+            else:
+                session.do_UID_FETCH(tag, args)
+        fake.handlers["UID FETCH"] = fetch
+        result = JournalPuller(account(fake, "imap"), store).poll_once()
+        assert fake.expunged == [] and "EXPUNGE" not in fake.commands
+        assert any(problem.startswith("not expunged") for problem in result.problems)
+        assert stored(store) == {digest(MESSAGES[1]), digest(MESSAGES[3])}
+
+
+# -- IMAP: size and volume ---------------------------------------------------------------------
+
+def test_a_literal_over_the_largest_message_is_not_read_and_the_rest_goes_on(store):
+    with FakeImap(MESSAGES) as fake:
+        def fetch(session, tag, args):
+            if args[0] == "1":
+                session.send(b"* 1 FETCH (UID 1 BODY[] {10000000000}\r\n" + b"X" * MiB)
+                return "bye"
+            session.do_UID_FETCH(tag, args)
+        fake.handlers["UID FETCH"] = fetch
+        puller = JournalPuller(account(fake, "imap"), store, max_message_bytes=MiB)
+        result = puller.poll_once()
+        assert "10000000000-byte message" in result.error and fake.expunged == []
+        assert store.journal_state("fake")["state"] == "error"
+
+        again = puller.poll_once()  # left on the server; the others are taken
+        assert again.error is None and sorted(fake.expunged) == [2, 3]
+        assert "777:1 left on the server" in again.problems[0]
+
+
+def test_a_flood_of_untagged_responses_ends_the_session(store):
+    with FakeImap(MESSAGES) as fake:
+        def search(session, tag, args):
+            try:
+                for _ in range(5000):
+                    session.send(b"* OK [ALERT] flood " + b"x" * 900 + b"\r\n")
+                session.do_UID_SEARCH(tag, args)
+            except OSError:
+                return "bye"
+        fake.handlers["UID SEARCH"] = search
+        puller = JournalPuller(account(fake, "imap"), store)
+        puller.limits = Limits(message_bytes=MiB, untagged_responses=1000)
+        result = puller.poll_once()
+        assert "untagged responses" in result.error and fake.expunged == []
+
+
+def test_the_untagged_byte_cap_follows_the_largest_message():
+    assert Limits.for_largest_message(MiB).untagged_bytes > Limits.for_largest_message(MiB).message_bytes > MiB
+
+
+def test_a_mailbox_of_200k_messages_can_be_listed(store):
+    many = {uid: b"x" for uid in range(1, 200_001)}
+    with FakeImap(many) as fake:
+        with Watchdog(threading.Event()) as watchdog:
+            mailbox = journal.open_mailbox(account(fake, "imap"), 30,
+                                           Limits.for_largest_message(MiB), watchdog)
+            keys = mailbox.keys()
+            mailbox.close(clean=True)
+        assert len(keys) == 200_000 and keys[0] == "777:1" and keys[-1] == "777:200000"
+
+
+# -- stalls ----------------------------------------------------------------------------------
+
+def _trickle(session, tag, args):
+    try:
+        for byte in b"* SEARCH 1 2 3\r\n":
+            session.send(bytes([byte]))
+            time.sleep(0.5)
+    except OSError:
+        pass
+    return "bye"
+
+
+def test_a_server_trickling_bytes_ends_the_poll_at_the_command_deadline(store):
+    with FakeImap(MESSAGES) as fake:
+        fake.handlers["UID SEARCH"] = _trickle
+        puller = JournalPuller(account(fake, "imap"), store, command_seconds=2)
+        seen = []
+        threading.Timer(1, lambda: seen.append(store.journal_state("fake")["state"])).start()
+        started = time.monotonic()
+        result = puller.poll_once()
+        assert time.monotonic() - started < 6
+        assert "did not complete a command in 2 s" in result.error and fake.expunged == []
+        assert seen[0].startswith("polling since ")
+
+
+@pytest.mark.parametrize("protocol", ["imap", "pop3"])
+def test_stopping_the_service_ends_a_stalled_poll_promptly(store, protocol):
+    fake = FakeImap(MESSAGES) if protocol == "imap" else FakePop3([("u1", message(1))])
+    with fake:
+        fake.handlers["UID SEARCH" if protocol == "imap" else "UIDL"] = \
+            (_trickle if protocol == "imap" else lambda s, a: _trickle(s, b"", a))
+        puller = JournalPuller(account(fake, protocol, poll_seconds=3600), store)
+        stop = threading.Event()
+        thread = threading.Thread(target=puller.run, args=(stop,), daemon=True)
+        thread.start()
+        time.sleep(1.5)
+        stop.set()
+        thread.join(timeout=5)
+        assert not thread.is_alive()
+        assert "shutting down" in store.journal_state("fake")["last_error"]
+
+
+# -- POP3 ------------------------------------------------------------------------------------
+
+AWKWARD = [
+    ("bare CR", b"line1\r\n\rstarts with CR\r\n\r\n\r.dot after CR\r\nx\r\r\nend\r\n"),
+    ("dots", b".leading dot\r\n..two dots\r\n.\r\n. \r\nend\r\n"),
+    ("a 5 MiB line", b"A" * (5 * MiB) + b"\r\n"),
+    ("no final line end", b"last line\r\nno end"),
+]
+
+
+@pytest.mark.parametrize("name,body", AWKWARD, ids=[name for name, _ in AWKWARD])
+def test_pop3_messages_are_archived_byte_exact(store, name, body):
+    raw = message(1, body)
+    with FakePop3([("u1", raw), ("u2", message(2))]) as fake:
+        result = JournalPuller(account(fake, "pop3"), store).poll_once()
+        assert (result.error, result.imported) == (None, 2)
+        expected = raw if raw.endswith(b"\r\n") else raw + b"\r\n"  # the protocol adds it
+        assert store.get(digest(expected)) == expected
+        assert fake.deleted == ["u1", "u2"]
+
+
+def test_pop3_a_message_over_the_cap_is_left_and_the_others_are_taken(store):
+    with FakePop3([("u1", message(1, b"B" * (3 * MiB))), ("u2", message(2))]) as fake:
+        puller = JournalPuller(account(fake, "pop3"), store, max_message_bytes=MiB)
+        result = puller.poll_once()
+        assert "over" in result.error and fake.deleted == []
+        again = puller.poll_once()
+        assert again.error is None and fake.deleted == ["u2"]
+        assert again.problems[0].startswith("u1 left on the server")
+
+
+def test_pop3_an_endless_retr_ends_the_session_and_deletes_nothing(store):
+    with FakePop3([("u1", message(1)), ("u2", message(2))]) as fake:
+        def endless(session, args):
+            if args[0] == "1":
+                session.do_RETR(args)
+                return
+            session.send(b"+OK\r\n")
+            try:
+                while True:
+                    session.send(b"Y" * 1000 + b"\r\n")
+            except OSError:
+                return "bye"
+        fake.handlers["RETR"] = endless
+        result = JournalPuller(account(fake, "pop3"), store, max_message_bytes=MiB).poll_once()
+        assert "over" in result.error and fake.deleted == []
+
+
+def test_pop3_keep_on_server_takes_every_message_of_a_duplicated_uidl(store):
+    raws = [message(1), message(2), message(3)]
+    with FakePop3([("u1", raws[0]), ("u1", raws[1]), ("u3", raws[2])]) as fake:
+        result = JournalPuller(account(fake, "pop3", keep_on_server=True), store).poll_once()
+        assert result.imported == 3 and stored(store) == set(map(digest, raws))
+        assert "UIDL 'u1' names 2 messages" in result.problems[0]
+        assert store.journal_state("fake")["problems"] == result.problems
+
+
+def test_pop3_multiline_helper_round_trips():
+    assert multiline(b".a\r\nb") == b"..a\r\nb\r\n.\r\n"
