@@ -27,6 +27,8 @@ MiB = 1024 * 1024
 MESSAGE_SLACK_BYTES = 1 * MiB
 # A SEARCH answer is read in chunks of this many messages: far below LINE_BYTES.
 LINE_BYTES = 4 * MiB
+# Untagged responses kept for one command: their text (literals aside) and literals.
+UNTAGGED_TEXT_BYTES = 16 * MiB
 UNTAGGED_EXTRA_BYTES = 16 * MiB
 UNTAGGED_RESPONSES = 100_000
 # How long one command may take: a largest message at a slow link's pace.
@@ -51,6 +53,7 @@ class Limits:
     message_bytes: int
     line_bytes: int = LINE_BYTES
     untagged_responses: int = UNTAGGED_RESPONSES
+    untagged_text_bytes: int = UNTAGGED_TEXT_BYTES
 
     @classmethod
     def for_largest_message(cls, max_message_bytes: int) -> "Limits":
@@ -58,7 +61,7 @@ class Limits:
         return cls(message_bytes=max_message_bytes + MESSAGE_SLACK_BYTES)
 
     @property
-    def untagged_bytes(self) -> int:
+    def untagged_literal_bytes(self) -> int:
         return self.message_bytes + UNTAGGED_EXTRA_BYTES
 
 
@@ -135,7 +138,7 @@ class _BoundedImap:
     def __init__(self, *args, limits: Limits, watchdog: Watchdog, **kwargs):
         self.limits, self.watchdog = limits, watchdog
         self.messages = 0
-        self._kept_count = self._kept_bytes = 0
+        self._kept = [0, 0, 0]  # responses, text bytes, literal bytes: this command's
         watchdog.watch(lambda: getattr(self, "sock", None))
         watchdog.arm()  # the greeting
         try:
@@ -147,7 +150,7 @@ class _BoundedImap:
         # Untagged responses of earlier commands (an unsolicited FETCH) must never be taken
         # for this command's answer.
         self.untagged_responses.clear()
-        self._kept_count = self._kept_bytes = 0
+        self._kept = [0, 0, 0]
         self.watchdog.arm()
         try:
             return super()._simple_command(name, *args)
@@ -155,12 +158,14 @@ class _BoundedImap:
             self.watchdog.disarm()
 
     def _append_untagged(self, typ, dat):
-        self._kept_count += 1
-        self._kept_bytes += len(dat[1]) if isinstance(dat, tuple) else len(dat or b"")
-        if self._kept_count > self.limits.untagged_responses \
-                or self._kept_bytes > self.limits.untagged_bytes:
-            raise self.abort(f"the server sent over {self.limits.untagged_responses} untagged"
-                             f" responses or {self.limits.untagged_bytes} bytes for one command")
+        text, literal = dat if isinstance(dat, tuple) else (dat or b"", b"")
+        kept = self._kept = [self._kept[0] + 1, self._kept[1] + len(text),
+                             self._kept[2] + len(literal)]
+        caps = [self.limits.untagged_responses, self.limits.untagged_text_bytes,
+                self.limits.untagged_literal_bytes]
+        if any(count > cap for count, cap in zip(kept, caps)):
+            raise self.abort(f"the server sent over {caps[0]} untagged responses, {caps[1]}"
+                             f" bytes of them or {caps[2]} bytes of literals for one command")
         self._follow_count(typ, dat)
         super()._append_untagged(typ, dat)
 
@@ -219,6 +224,12 @@ class _BoundedPop3:
             return super()._longcmd(line)
         finally:
             self.watchdog.disarm()
+
+    def _getlongresp(self):
+        # poplib's own (CAPA, LIST, ...) kept every line of an endless answer: bounded here.
+        resp = self._getresp()
+        body = self._read_multiline(self.limits.line_bytes)
+        return resp, body.splitlines(), len(body)
 
     def multiline(self, command: str, cap: int) -> bytes:
         """Send `command`; after +OK, its multi-line answer as sent (RFC 1939 section 3):

@@ -218,8 +218,20 @@ def test_a_flood_of_untagged_responses_ends_the_session(store):
         assert "untagged responses" in result.error and fake.expunged == []
 
 
-def test_the_untagged_byte_cap_follows_the_largest_message():
-    assert Limits.for_largest_message(MiB).untagged_bytes > Limits.for_largest_message(MiB).message_bytes > MiB
+def test_a_flood_of_long_untagged_lines_ends_the_session_at_the_text_cap(store):
+    with FakeImap(MESSAGES) as fake:
+        def search(session, tag, args):
+            try:
+                for _ in range(200):
+                    session.send(b"* OK [ALERT] flood " + b"x" * 100_000 + b"\r\n")
+                session.do_UID_SEARCH(tag, args)
+            except OSError:
+                return "bye"
+        fake.handlers["UID SEARCH"] = search
+        puller = JournalPuller(account(fake, "imap"), store)
+        puller.limits = Limits(message_bytes=MiB, untagged_text_bytes=MiB)
+        result = puller.poll_once()
+        assert "untagged responses" in result.error and fake.expunged == []
 
 
 def test_a_mailbox_of_200k_messages_can_be_listed(store):
@@ -334,3 +346,21 @@ def test_pop3_keep_on_server_takes_every_message_of_a_duplicated_uidl(store):
 
 def test_pop3_multiline_helper_round_trips():
     assert multiline(b".a\r\nb") == b"..a\r\nb\r\n.\r\n"
+
+
+def test_pop3_an_endless_answer_to_poplibs_own_commands_is_capped():
+    with FakePop3([("u1", message(1))]) as fake:
+        def capa(session, args):
+            session.send(b"+OK\r\n")
+            try:
+                while True:
+                    session.send(b"CAPABILITY " + b"Z" * 1000 + b"\r\n")
+            except OSError:
+                return "bye"
+        fake.handlers["CAPA"] = capa
+        with Watchdog(threading.Event()) as watchdog:
+            client = journal.BoundedPOP3("127.0.0.1", fake.port, timeout=10, watchdog=watchdog,
+                                         limits=Limits(message_bytes=MiB, line_bytes=MiB))
+            with pytest.raises(journal.MessageTooLarge):
+                client.capa()
+            client.close()
