@@ -462,6 +462,7 @@ class Pop3Mailbox:
         for line in listing.splitlines():
             number, uidl = line.split()[:2]
             by_uidl.setdefault(uidl.decode("ascii", "replace"), []).append(int(number))
+        self.sizes = self._sizes()
         self.numbers = {}  # key -> message number in this session
         for uidl, numbers in by_uidl.items():
             if len(numbers) == 1:
@@ -471,6 +472,22 @@ class Pop3Mailbox:
             self.problems.append(f"UIDL {uidl!r} names {len(numbers)} messages; each is taken")
             self.numbers.update({f"{uidl} (message {n})": n for n in numbers})
 
+    def _sizes(self) -> dict[int, int]:
+        """Message number -> size in octets from LIST (RFC 1939); {} if the server's LIST
+        is unusable: RETR's own cap still holds then."""
+        try:
+            listing = self.client.multiline("LIST", self.limits.message_bytes)
+        except poplib.error_proto as exc:
+            if not isinstance(exc.args[0], bytes):
+                raise
+            return {}
+        sizes = {}
+        for line in listing.splitlines():
+            words = line.split()
+            if len(words) >= 2 and words[0].isdigit() and words[1].isdigit():
+                sizes[int(words[0])] = int(words[1])
+        return sizes
+
     def keys(self) -> list[str]:
         return list(self.numbers)
 
@@ -478,6 +495,9 @@ class Pop3Mailbox:
         number = self.numbers.get(key)
         if number is None:
             return None
+        if self.sizes.get(number, 0) > self.limits.message_bytes:  # left, session kept
+            raise Refused(f"{self.sizes[number]} octets (LIST), over the largest message"
+                          f" taken ({self.limits.message_bytes} bytes)")
         try:
             return self._retr(number)
         except poplib.error_proto as exc:

@@ -82,7 +82,8 @@ class FakeImap(_Fake):
 
     def uids(self, uid_set: str) -> list[int]:
         """UIDs of a UID set (RFC 3501 sequence-set over UIDs) that exist."""
-        return [uid for uid in self.messages if _in_set(uid, uid_set, max(self.messages, default=0))]
+        largest = max(self.messages, default=0)
+        return [uid for uid in self.messages if _in_set(uid, uid_set, largest)]
 
 
 def _in_set(n: int, number_set: str, largest: int) -> bool:
@@ -237,6 +238,10 @@ class _Pop3Session(_Session):
 
     def do_UIDL(self, args):
         self.send(b"+OK\r\n" + b"".join(b"%d %s\r\n" % (n, self.fake.messages[n][0].encode())
+                                        for n in self.live()) + b".\r\n")
+
+    def do_LIST(self, args):
+        self.send(b"+OK\r\n" + b"".join(b"%d %d\r\n" % (n, len(self.fake.messages[n][1]))
                                         for n in self.live()) + b".\r\n")
 
     def do_RETR(self, args):

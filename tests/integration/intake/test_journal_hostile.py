@@ -308,8 +308,16 @@ def test_pop3_messages_are_archived_byte_exact(store, name, body):
         assert fake.deleted == ["u1", "u2"]
 
 
-def test_pop3_a_message_over_the_cap_is_left_and_the_others_are_taken(store):
+def test_pop3_a_message_listed_over_the_cap_is_left_and_the_others_are_taken(store):
     with FakePop3([("u1", message(1, b"B" * (3 * MiB))), ("u2", message(2))]) as fake:
+        result = JournalPuller(account(fake, "pop3"), store, max_message_bytes=MiB).poll_once()
+        assert result.error is None and fake.deleted == ["u2"] and fake.commands.count("RETR") == 1
+        assert result.problems[0].startswith("u1 left on the server: 3145")
+
+
+def test_pop3_a_message_over_the_cap_but_listed_small_is_left_and_the_others_taken(store):
+    with FakePop3([("u1", message(1, b"B" * (3 * MiB))), ("u2", message(2))]) as fake:
+        fake.handlers["LIST"] = lambda session, args: session.send(b"-ERR no LIST\r\n")
         puller = JournalPuller(account(fake, "pop3"), store, max_message_bytes=MiB)
         result = puller.poll_once()
         assert "over" in result.error and fake.deleted == []
