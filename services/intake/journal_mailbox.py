@@ -44,6 +44,7 @@ IMAP_EXPUNGE_EVERY = 100
 # A SEARCH asks for this many message numbers at a time (answer < 600 kB).
 SEARCH_CHUNK = 50_000
 MAX_UID = 2 ** 32 - 1
+MAX_MESSAGES = 10_000_000  # more in one folder: a broken or hostile server's count
 _NZ_NUMBER = re.compile(rb"[1-9][0-9]{0,9}")
 # Without a model's profile (tests): the largest message of the largest model.
 DEFAULT_MAX_MESSAGE_BYTES = 100 * 1024 * 1024
@@ -319,6 +320,7 @@ class ImapMailbox:
                  watchdog: Watchdog):
         self.problems: list[str] = []
         self.flagged: set[int] = set()  # flagged \Deleted here, not yet expunged
+        self.watchdog = watchdog
         self.client = self._connect(account, timeout, limits, watchdog)
         _dropping_on_error(self.client.shutdown, lambda: self._open_folder(account))
 
@@ -357,7 +359,12 @@ class ImapMailbox:
         answer for a large folder outgrows any sane line limit (150k UIDs ~ 1 MB)."""
         uids: dict[int, None] = {}
         count = self.client.messages
+        if count > MAX_MESSAGES:  # searched a chunk at a time, it would take days of commands
+            raise MailboxError(f"the server says the folder holds {count} messages; more "
+                               f"than {MAX_MESSAGES} is not a mailbox this puller reads")
         for first in range(1, count + 1, SEARCH_CHUNK):
+            if self.watchdog.stop.is_set():
+                raise SessionAborted("stopped: the service is shutting down")
             last = "*" if first + SEARCH_CHUNK > count else str(first + SEARCH_CHUNK - 1)
             _, found = _ok(self.client.uid("SEARCH", f"{first}:{last}", criteria), "search")
             uids.update(dict.fromkeys(self._uids_in(found)))
@@ -460,8 +467,11 @@ class Pop3Mailbox:
         listing = self.client.multiline("UIDL", self.limits.message_bytes)
         by_uidl: dict[str, list[int]] = {}
         for line in listing.splitlines():
-            number, uidl = line.split()[:2]
-            by_uidl.setdefault(uidl.decode("ascii", "replace"), []).append(int(number))
+            words = line.split()
+            if len(words) < 2 or not _NZ_NUMBER.fullmatch(words[0]):
+                self.problems.append(f"ignored a malformed UIDL line: {_text([line])[:60]!r}")
+                continue
+            by_uidl.setdefault(words[1].decode("ascii", "replace"), []).append(int(words[0]))
         self.sizes = self._sizes()
         self.numbers = {}  # key -> message number in this session
         for uidl, numbers in by_uidl.items():
@@ -515,6 +525,13 @@ class Pop3Mailbox:
         except poplib.error_proto as exc:
             self.in_step = isinstance(exc.args[0], bytes)  # the server's -ERR line: in step
             raise
+        listed = self.sizes.get(number)
+        if listed is not None and len(raw) < listed:
+            # A dot line the server did not stuff ends the answer early: what is left of the
+            # message is still on the wire, so the session is out of step (no QUIT: it would
+            # commit this session's deletions on a misread stream).
+            raise MailboxError(f"message {number}: the server sent {len(raw)} octets where "
+                               f"LIST said {listed} (a line '.' not dot-stuffed?)")
         self.in_step = True
         return raw
 
@@ -530,7 +547,7 @@ class Pop3Mailbox:
         # error; a failed QUIT leaves the deletions undone, which a clean poll must report.
         # After an answer cut short the server's next line is not QUIT's: drop the line.
         try:
-            if not self.in_step:
+            if not self.in_step or self.client.out_of_step:
                 raise MailboxError("session ended mid-answer")
             self.client.quit()
         except Exception:

@@ -6,9 +6,10 @@ imaplib and poplib do the protocol; these subclasses add what they lack:
 - a cap on the untagged IMAP responses kept for one command, which imaplib otherwise keeps
   across commands (so an old unsolicited FETCH would answer a later UID FETCH): they are
   cleared before each command;
-- a watchdog that shuts the socket down when one command runs past its deadline (socket
-  timeouts bound each read, and a server trickling a byte at a time never trips them) or
-  the service is stopping;
+- a watchdog that shuts the socket down when one command has run past its deadline while
+  bringing less than a slow link's pace of bytes (socket timeouts bound each read, and a
+  server trickling a byte at a time never trips them; a large message on a slow link is
+  not cut), or the service is stopping;
 - a byte-exact reader of POP3 multi-line responses (RFC 1939 section 3): poplib drops a
   line's leading CR and refuses long lines.
 """
@@ -31,12 +32,15 @@ LINE_BYTES = 4 * MiB
 UNTAGGED_TEXT_BYTES = 16 * MiB
 UNTAGGED_EXTRA_BYTES = 16 * MiB
 UNTAGGED_RESPONSES = 100_000
-# How long one command may take: a largest message at a slow link's pace.
+# A command may take this long whatever it brings; past it, it must bring MIN_BYTES_PER_SECOND
+# on average since it began (a 100 MiB message takes 3.6 h at that pace, a trickle is cut).
 COMMAND_SECONDS = 600
+MIN_BYTES_PER_SECOND = 8 * 1024
 # A command already running when the service is told to stop gets this long to finish.
 STOP_GRACE_SECONDS = 1.0
 WATCH_TICK_SECONDS = 0.2
 POP3_READ_CHUNK = 64 * 1024
+READ_PIECE_BYTES = 64 * 1024  # an IMAP literal is read this much at a time
 
 
 class MessageTooLarge(Exception):
@@ -75,6 +79,7 @@ class Watchdog:
         self.why: str | None = None
         self._socket_of: Callable[[], socket.socket | None] = lambda: None
         self._started: float | None = None
+        self._received = 0  # bytes the running command brought so far
         self._over = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="journal-watchdog",
                                          daemon=True)
@@ -95,7 +100,12 @@ class Watchdog:
         """A command starts now."""
         if self.why:
             raise SessionAborted(self.why)
+        self._received = 0
         self._started = time.monotonic()
+
+    def brought(self, count: int) -> None:
+        """The running command brought `count` more bytes (progress, for _why_end)."""
+        self._received += count
 
     def disarm(self) -> None:
         """The command is answered: time spent archiving does not count."""
@@ -115,9 +125,10 @@ class Watchdog:
         running = time.monotonic() - started
         if self.stop.is_set() and running > STOP_GRACE_SECONDS:
             return "stopped mid-command: the service is shutting down"
-        if running > self.command_seconds:
-            return (f"the server did not complete a command in {self.command_seconds:g} s;"
-                    " session ended")
+        if running > self.command_seconds and \
+                self._received < MIN_BYTES_PER_SECOND * running:
+            return (f"the server did not complete a command in {running:.0f} s, at under "
+                    f"{MIN_BYTES_PER_SECOND // 1024} KiB/s; session ended")
         return None
 
     def _shut(self) -> None:
@@ -179,7 +190,15 @@ class _BoundedImap:
         if size > self.limits.message_bytes:
             raise MessageTooLarge(f"the server announced a {size}-byte message; the largest"
                                   f" taken is {self.limits.message_bytes} bytes")
-        return super().read(size)
+        parts = []  # in pieces: the watchdog sees a large message arrive, not a stall
+        while size > 0:
+            part = super().read(min(size, READ_PIECE_BYTES))
+            if not part:
+                break
+            self.watchdog.brought(len(part))
+            parts.append(part)
+            size -= len(part)
+        return b"".join(parts)
 
     def readline(self):
         line = self.file.readline(self.limits.line_bytes + 1)
@@ -210,6 +229,17 @@ class _BoundedPop3:
             super().__init__(*args, **kwargs)
         finally:
             watchdog.disarm()
+
+    out_of_step = False  # a reply was neither +OK nor -ERR: the stream was misread
+
+    def _getresp(self):
+        try:
+            return super()._getresp()
+        except poplib.error_proto as exc:
+            line = exc.args[0] if exc.args else b""
+            if not (isinstance(line, bytes) and line.startswith(b"-ERR")):
+                self.out_of_step = True  # e.g. the rest of a message a stray dot line cut
+            raise
 
     def _shortcmd(self, line):
         self.watchdog.arm()
@@ -251,8 +281,9 @@ class _BoundedPop3:
             chunk = self.file.readline(POP3_READ_CHUNK)
             if not chunk:
                 raise poplib.error_proto("-ERR EOF")
+            self.watchdog.brought(len(chunk))
             if at_line_start:
-                if chunk in (b".\r\n", b".\n"):
+                if chunk == b".\r\n":  # RFC 1939: CRLF.CRLF ends it, nothing looser
                     return bytes(out)
                 if chunk.startswith(b"."):
                     chunk = chunk[1:]

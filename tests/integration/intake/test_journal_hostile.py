@@ -64,8 +64,6 @@ WRONG_FETCH_ANSWERS = {
     "a short literal": lambda: b"* 1 FETCH (UID 1 BODY[] {%d}\r\n%sLAST LINE)\r\n" % (
         len(_body(1)), _body(1)),
     "junk after the literal": lambda: fetch_response(1, 1, _body(1))[:-3] + b" junk)\r\n",
-    "RFC822.SIZE disagrees": lambda: b"* 1 FETCH (UID 1 RFC822.SIZE 9999 BODY[] {%d}\r\n%s)\r\n"
-        % (len(_body(1)), _body(1)),
     "two bodies": lambda: fetch_response(1, 1, _body(1)) + fetch_response(1, 1, _body(3)),
     "BODY[] NIL": lambda: b"* 1 FETCH (UID 1 BODY[] NIL)\r\n",
     "unclosed": lambda: b"* 1 FETCH (UID 1 BODY[] {%d}\r\n%s\r\n" % (len(_body(1)), _body(1)),
@@ -372,3 +370,59 @@ def test_pop3_an_endless_answer_to_poplibs_own_commands_is_capped():
             with pytest.raises(journal.MessageTooLarge):
                 client.capa()
             client.close()
+
+
+# -- after a review of the fixes -----------------------------------------------------------
+
+def test_pop3_a_dot_line_the_server_did_not_stuff_deletes_nothing(store):
+    """The answer ended at the inner '.', the cut copy was stored, DELE sent, the rest of
+    the message read as DELE's reply, and QUIT still committed the deletion."""
+    cut = message(1, b"before\r\n.\r\nafter the dot line\r\n")
+    with FakePop3([("u2", message(2)), ("u1", cut), ("u3", message(3))]) as fake:
+        def unstuffed(session, args):
+            n = int(args[0])
+            raw = session.fake.messages[n][1]
+            session.send(b"+OK\r\n" + (raw + b".\r\n" if n == 2 else multiline(raw)))
+        fake.handlers["RETR"] = unstuffed
+        result = JournalPuller(account(fake, "pop3"), store).poll_once()
+        assert "where LIST said" in result.error
+        assert fake.deleted == []  # not even message 1's, taken before it: no QUIT
+        assert digest(cut[:cut.index(b".\r\n")]) not in stored(store)
+
+
+def test_pop3_a_malformed_uidl_line_is_skipped_and_the_others_taken(store):
+    with FakePop3([("u1", message(1)), ("u2", message(2))]) as fake:
+        def uidl(session, args):
+            session.send(b"+OK\r\n\r\n1\r\nx u9\r\n1 u1\r\n2 u2\r\n.\r\n")
+        fake.handlers["UIDL"] = uidl
+        result = JournalPuller(account(fake, "pop3"), store).poll_once()
+        assert result.error is None and sorted(fake.deleted) == ["u1", "u2"]
+        assert sum("malformed UIDL line" in problem for problem in result.problems) == 3
+
+
+def test_imap_a_folder_said_to_hold_a_trillion_messages_is_an_error_at_once(store):
+    with FakeImap(MESSAGES) as fake:
+        def select(session, tag, args):
+            session.send(b"* 999999999999 EXISTS\r\n* OK [UIDVALIDITY 777] ok\r\n")
+            session.send(tag + b" OK [READ-WRITE] SELECT completed\r\n")
+        fake.handlers["SELECT"] = select
+        started = time.monotonic()
+        result = JournalPuller(account(fake, "imap"), store).poll_once()
+        assert "999999999999 messages" in result.error and time.monotonic() - started < 30
+        assert fake.expunged == []
+
+
+def test_a_command_that_keeps_bringing_bytes_is_not_cut_and_a_trickle_is():
+    """A fixed deadline cut a large message on a slow link (50 MB needs 83 KB/s in 600 s):
+    past the deadline, only a command bringing under MIN_BYTES_PER_SECOND is ended."""
+    from services.intake import journal_wire
+    stop = threading.Event()
+    with Watchdog(stop, command_seconds=0.3) as flowing, \
+            Watchdog(stop, command_seconds=0.3) as trickling:
+        flowing.arm(), trickling.arm()
+        for _ in range(10):
+            time.sleep(0.1)
+            flowing.brought(journal_wire.MIN_BYTES_PER_SECOND)  # ten times the pace needed
+            trickling.brought(1)
+        assert flowing.why is None
+        assert "at under" in (trickling.why or "")
