@@ -15,18 +15,19 @@ imaplib and poplib do the protocol; these subclasses add what they lack:
 """
 from __future__ import annotations
 
+import contextlib
 import imaplib
 import poplib
 import socket
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 MiB = 1024 * 1024
 # Room beyond the model's largest message: line ends a server adds, a journal wrapper.
 MESSAGE_SLACK_BYTES = 1 * MiB
-# A SEARCH answer is read in chunks of this many messages: far below LINE_BYTES.
+# The longest line taken from a server (a SEARCH answer, asked a chunk at a time, is far below).
 LINE_BYTES = 4 * MiB
 # Untagged responses kept for one command: their text (literals aside) and literals.
 UNTAGGED_TEXT_BYTES = 16 * MiB
@@ -70,9 +71,10 @@ class Limits:
 
 
 class Watchdog:
-    """Ends a session's socket when a command runs past `command_seconds` (seconds) or when
-    `stop` is set while a command runs; `why` then says which. Use as a context manager
-    around a session: its thread lives as long as the session."""
+    """Ends a session's socket when a command has run past `command_seconds` (seconds) while
+    bringing under MIN_BYTES_PER_SECOND on average, or when `stop` is set while a command
+    runs; `why` then says which. Use as a context manager around a session: its thread lives
+    as long as the session. Each command runs in `with watchdog.command():`."""
 
     def __init__(self, stop: threading.Event, command_seconds: float = COMMAND_SECONDS):
         self.stop, self.command_seconds = stop, command_seconds
@@ -95,6 +97,16 @@ class Watchdog:
     def watch(self, socket_of: Callable[[], socket.socket | None]) -> None:
         """Watch the socket `socket_of()` returns (it changes with STARTTLS)."""
         self._socket_of = socket_of
+
+    @contextlib.contextmanager
+    def command(self) -> Iterator[None]:
+        """One command, from now until the block ends: time spent after it (archiving) does
+        not count. Raises SessionAborted at once if the watchdog already ended the session."""
+        self.arm()
+        try:
+            yield
+        finally:
+            self.disarm()
 
     def arm(self) -> None:
         """A command starts now."""
@@ -151,22 +163,16 @@ class _BoundedImap:
         self.messages = 0
         self._kept = [0, 0, 0]  # responses, text bytes, literal bytes: this command's
         watchdog.watch(lambda: getattr(self, "sock", None))
-        watchdog.arm()  # the greeting
-        try:
+        with watchdog.command():  # the greeting
             super().__init__(*args, **kwargs)
-        finally:
-            watchdog.disarm()
 
     def _simple_command(self, name, *args):
         # Untagged responses of earlier commands (an unsolicited FETCH) must never be taken
         # for this command's answer.
         self.untagged_responses.clear()
         self._kept = [0, 0, 0]
-        self.watchdog.arm()
-        try:
+        with self.watchdog.command():
             return super()._simple_command(name, *args)
-        finally:
-            self.watchdog.disarm()
 
     def _append_untagged(self, typ, dat):
         text, literal = dat if isinstance(dat, tuple) else (dat or b"", b"")
@@ -224,11 +230,8 @@ class _BoundedPop3:
     def __init__(self, *args, limits: Limits, watchdog: Watchdog, **kwargs):
         self.limits, self.watchdog = limits, watchdog
         watchdog.watch(lambda: getattr(self, "sock", None))
-        watchdog.arm()  # the greeting
-        try:
+        with watchdog.command():  # the greeting
             super().__init__(*args, **kwargs)
-        finally:
-            watchdog.disarm()
 
     out_of_step = False  # a reply was neither +OK nor -ERR: the stream was misread
 
@@ -242,18 +245,12 @@ class _BoundedPop3:
             raise
 
     def _shortcmd(self, line):
-        self.watchdog.arm()
-        try:
+        with self.watchdog.command():
             return super()._shortcmd(line)
-        finally:
-            self.watchdog.disarm()
 
     def _longcmd(self, line):
-        self.watchdog.arm()
-        try:
+        with self.watchdog.command():
             return super()._longcmd(line)
-        finally:
-            self.watchdog.disarm()
 
     def _getlongresp(self):
         # poplib's own (CAPA, LIST, ...) kept every line of an endless answer: bounded here.
@@ -266,13 +263,10 @@ class _BoundedPop3:
         dot-stuffing undone, the terminating ".CRLF" dropped, every other byte kept (line
         ends, a leading CR). Raises poplib.error_proto (-ERR, EOF), MessageTooLarge over
         `cap` bytes (the session is then unusable)."""
-        self.watchdog.arm()
-        try:
+        with self.watchdog.command():
             self._putcmd(command)
             self._getresp()
             return self._read_multiline(cap)
-        finally:
-            self.watchdog.disarm()
 
     def _read_multiline(self, cap: int) -> bytes:
         out, at_line_start = bytearray(), True
