@@ -3,7 +3,6 @@ import hashlib
 import json
 import mailbox
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -13,6 +12,7 @@ import pytest
 
 from services.archive import retired_index
 from tests import search_output
+from tests.deep_folders import folder_chain
 from tests.conftest import ARCHIVER
 
 pytestmark = pytest.mark.integration
@@ -114,22 +114,9 @@ def test_export_then_import_into_an_empty_archive_gives_the_same_digests(archive
 
 @pytest.fixture
 def deep_tree(tmp_path):
-    """A folder 1,500 folders deep ("d/d/.../d"), and the folders of its chain, top first;
-    removed bottom up afterwards (shutil.rmtree recurses a frame per level: on Python 3.11
-    a RecursionError at this depth)."""
-    folders = [tmp_path / "deep"]
-    for _ in range(1500):
-        folders.append(folders[-1] / "d")
-    for folder in folders:
-        folder.mkdir()
-    yield folders
-    for below, folder in zip([None, *reversed(folders)], reversed(folders)):
-        for entry in os.scandir(folder):
-            if not entry.is_dir(follow_symlinks=False):
-                os.unlink(entry.path)
-            elif entry.path != str(below):  # a folder of the test's, beside the chain
-                shutil.rmtree(entry.path)
-        folder.rmdir()
+    """A folder 1,500 folders deep ("deep/d/.../d"), and the folders of its chain, top first."""
+    with folder_chain(tmp_path / "deep", 1500) as folders:
+        yield folders
 
 
 def test_a_tree_1500_folders_deep_is_imported_whole(archiver, data, deep_tree):

@@ -200,34 +200,22 @@ def test_a_literal_over_the_largest_message_is_not_read_and_the_rest_goes_on(sto
         assert "777:1 left on the server" in again.problems[0]
 
 
-def test_a_flood_of_untagged_responses_ends_the_session(store):
+@pytest.mark.parametrize("lines, length, cap", [
+    (5000, 900, {"untagged_responses": 1000}),         # many short lines: the count's cap
+    (200, 100_000, {"untagged_text_bytes": MiB}),      # long lines: the text's cap
+])
+def test_a_flood_of_untagged_responses_ends_the_session_at_its_cap(store, lines, length, cap):
     with FakeImap(MESSAGES) as fake:
         def search(session, tag, args):
             try:
-                for _ in range(5000):
-                    session.send(b"* OK [ALERT] flood " + b"x" * 900 + b"\r\n")
+                for _ in range(lines):
+                    session.send(b"* OK [ALERT] flood " + b"x" * length + b"\r\n")
                 session.do_UID_SEARCH(tag, args)
             except OSError:
                 return "bye"
         fake.handlers["UID SEARCH"] = search
         puller = JournalPuller(account(fake, "imap"), store)
-        puller.limits = Limits(message_bytes=MiB, untagged_responses=1000)
-        result = puller.poll_once()
-        assert "untagged responses" in result.error and fake.expunged == []
-
-
-def test_a_flood_of_long_untagged_lines_ends_the_session_at_the_text_cap(store):
-    with FakeImap(MESSAGES) as fake:
-        def search(session, tag, args):
-            try:
-                for _ in range(200):
-                    session.send(b"* OK [ALERT] flood " + b"x" * 100_000 + b"\r\n")
-                session.do_UID_SEARCH(tag, args)
-            except OSError:
-                return "bye"
-        fake.handlers["UID SEARCH"] = search
-        puller = JournalPuller(account(fake, "imap"), store)
-        puller.limits = Limits(message_bytes=MiB, untagged_text_bytes=MiB)
+        puller.limits = Limits(message_bytes=MiB, **cap)
         result = puller.poll_once()
         assert "untagged responses" in result.error and fake.expunged == []
 

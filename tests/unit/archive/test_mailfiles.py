@@ -15,6 +15,7 @@ from hypothesis import given, settings, strategies as st
 from services.archive import mailfiles, mbox
 from services.archive import mailtree
 from services.archive.mailfiles import MailItem, count_mail, iter_mail, write_mbox, write_zip
+from tests.deep_folders import folder_chain
 
 
 def message(subject: str, body: str = "Hello.\n", newline: str = "\n") -> bytes:
@@ -495,19 +496,9 @@ def few_descriptors():
 
 @pytest.fixture
 def chain_1500_deep(tmp_path):
-    """The folders of a chain 1,500 deep ("top/d/d/.../d"), top first; removed bottom up
-    (shutil.rmtree recurses a frame per level)."""
-    folders = [tmp_path / "top"]
-    for _ in range(1500):
-        folders.append(folders[-1] / "d")
-    for folder in folders:
-        folder.mkdir()
-    yield folders
-    for folder in reversed(folders):
-        for entry in os.scandir(folder):
-            if entry.is_file(follow_symlinks=False):
-                os.unlink(entry.path)
-        folder.rmdir()
+    """The folders of a chain 1,500 deep ("top/d/d/.../d"), top first."""
+    with folder_chain(tmp_path / "top", 1500) as folders:
+        yield folders
 
 
 def test_a_tree_1500_folders_deep_is_walked_holding_no_descriptor_per_level(chain_1500_deep):
