@@ -128,6 +128,12 @@ def _seq_of(key: bytes) -> int:
     return struct.unpack(">Q", key)[0]
 
 
+def _log_end_in(txn, db) -> int:
+    """The sequence number of the last entry of the log `db` in `txn`; 0 when it is empty."""
+    with txn.cursor(db=db) as cursor:
+        return _seq_of(cursor.key()) if cursor.last() else 0
+
+
 class Store:
     def __init__(self, path: str | Path, map_size: int, readonly: bool = False):
         self.path = Path(path)
@@ -486,8 +492,8 @@ class Store:
         return found
 
     def log_end(self, log: str) -> int:
-        with self.env.begin() as txn, txn.cursor(db=self.db[log]) as cursor:
-            return _seq_of(cursor.key()) if cursor.last() else 0
+        with self.env.begin() as txn:
+            return _log_end_in(txn, self.db[log])
 
     def cursor(self, name: str) -> int:
         with self.env.begin() as txn:
@@ -634,9 +640,7 @@ class Store:
         messages stored, as 32 bytes each in ascending byte order, the order of their hex
         too). For walking beside another sorted run of digests (the index's)."""
         with self.env.begin() as txn, txn.cursor(db=self.db["meta"]) as cursor:
-            with txn.cursor(db=self.db["arrival"]) as log:
-                end = _seq_of(log.key()) if log.last() else 0
-            yield end, cursor.iternext(keys=True, values=False)
+            yield _log_end_in(txn, self.db["arrival"]), cursor.iternext(keys=True, values=False)
 
     # -- journal mailboxes ---------------------------------------------------------------
 
@@ -704,8 +708,7 @@ class Store:
         if self.setting(DELETIONS_RECORDED_FROM) is None:
             with self.writing() as txn:
                 if txn.get(DELETIONS_RECORDED_FROM.encode(), db=self.db["settings"]) is None:
-                    with txn.cursor(db=self.db["arrival"]) as log:
-                        end = _seq_of(log.key()) if log.last() else 0
+                    end = _log_end_in(txn, self.db["arrival"])
                     txn.put(DELETIONS_RECORDED_FROM.encode(), str(end + 1).encode(),
                             db=self.db["settings"])
 
@@ -778,8 +781,7 @@ class _Totals:
     def append(self, log: str, value: bytes) -> int:
         """`value` appended to `log` (arrival, outbox); returns its sequence number."""
         if log not in self.last_seq:
-            with self.txn.cursor(db=self.db[log]) as cursor:
-                self.last_seq[log] = _seq_of(cursor.key()) if cursor.last() else 0
+            self.last_seq[log] = _log_end_in(self.txn, self.db[log])
         self.last_seq[log] += 1
         self.txn.put(_seq_key(self.last_seq[log]), value, db=self.db[log], append=True)
         return self.last_seq[log]
