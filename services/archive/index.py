@@ -57,6 +57,14 @@ BOOLEAN_PREFIXES = {
 # short fields' copy) and under these (BARE_WORD_PREFIXES).
 LONG_TEXT_FIELDS = ("body", "attachment")
 BARE_WORD_PREFIXES = ("", *(TEXT_PREFIXES[name] for name in LONG_TEXT_FIELDS))
+# The recipients every recipient of a message is shown (To and Cc headers), indexed once
+# more apart from the hidden ones (Bcc header, envelope recipients no header shows): a
+# searcher who may not see hidden recipients matches these (services.archive.query.Reader).
+SHOWN_RECIPIENTS_PREFIX = "XSHOWN"
+# Where a word may be for such a searcher: every field but those that hold hidden recipients.
+SHOWN_WORD_PREFIXES = tuple(
+    [SHOWN_RECIPIENTS_PREFIX if name == "to" else prefix
+     for name, prefix in TEXT_PREFIXES.items() if name != "bcc"])
 HAS_VALUES = {"attachment", "extraction-failure", "encrypted"}  # has:VALUE; any other is a query error
 # The kinds of source the store records (Store.put's source: "smtp" from services.intake.smtp,
 # "import" from archiver import, "journal:NAME" from a journal mailbox, "mirror:NODE" from a
@@ -68,8 +76,9 @@ DIGEST_HEX = 64  # digest:VALUE is a SHA-256 in hex; anything else is a query er
 # 1: Xapian's TermGenerator. 2: ICU words, folding, CJK n-grams, positions per field,
 # address and file name forms (services.archive.words, services.archive.terms). 3: sort
 # keys of sender and subject (SLOT_FROM, SLOT_SUBJECT); recipients in the summary. 4: body
-# and attachment text without the unprefixed copy (LONG_TEXT_FIELDS).
-SCHEMA_VERSION = 4
+# and attachment text without the unprefixed copy (LONG_TEXT_FIELDS). 5: the shown
+# recipients apart (SHOWN_RECIPIENTS_PREFIX), and counted in the summary ("shown").
+SCHEMA_VERSION = 5
 WORDS_SCHEMA = 2  # the first schema whose terms are ICU words (query.Context.legacy before)
 SCHEMA_KEY = "schema_version"  # Xapian metadata; an index without it is version 1
 # Xapian metadata: the store's arrival-log position the index has caught up with (decimal);
@@ -185,6 +194,7 @@ def build_document(digest: str, meta: dict, extracted) -> xapian.Document:
     hidden = [r for r in meta.get("recipients", []) if lowercase_ascii(r.strip()) not in shown]
     fields = [
         ("from", summary.from_addrs), ("to", header_recipients + meta.get("recipients", [])),
+        ("shown", summary.to + summary.cc),
         ("cc", summary.cc), ("bcc", summary.bcc + hidden), ("subject", [summary.subject]),
         ("body", [extracted.body[:BODY_TEXT_LIMIT]]),
         ("attachment", [a.text for a in extracted.attachments]),
@@ -201,10 +211,10 @@ def build_document(digest: str, meta: dict, extracted) -> xapian.Document:
     document.add_value(SLOT_RECEIVED, xapian.sortable_serialise(meta.get("received", 0)))
     document.add_value(SLOT_FROM, sort_key(meta.get("from", "")))
     document.add_value(SLOT_SUBJECT, sort_key(REPLY_PREFIXES.sub("", meta.get("subject", ""))))
-    recipients = _recipients(summary, meta)
+    recipients, shown = _recipients(summary, meta)
     document.set_data(json.dumps({
         "digest": digest, "date": date, "from": meta.get("from", ""),
-        "to": recipients[:SUMMARY_RECIPIENTS], "recipients": len(recipients),
+        "to": recipients[:SUMMARY_RECIPIENTS], "recipients": len(recipients), "shown": shown,
         "subject": meta.get("subject", ""), "size": meta.get("size", 0),
         "attachments": len(extracted.attachments),
         "failed": "; ".join(extracted.failures) or None,
@@ -218,17 +228,20 @@ def sort_key(text: str) -> bytes:
     return fold_whole(" ".join(text.split())[:SORT_KEY_CHARS]).encode("utf-8", "replace")
 
 
-def _recipients(summary, meta: dict) -> list[str]:
-    """To, then Cc, then Bcc and envelope recipients no header shows, as displayed, once."""
-    shown = [pair for name in ("to", "cc", "bcc")
-             for pair in zip(getattr(summary, name), summary.header_addresses.get(name, []))]
+def _recipients(summary, meta: dict) -> tuple[list[str], int]:
+    """To, then Cc, then Bcc and envelope recipients no header shows, as displayed, once;
+    and how many of them the To and Cc headers show (the first ones)."""
+    def pairs(name: str) -> list[tuple[str, str]]:
+        return list(zip(getattr(summary, name), summary.header_addresses.get(name, [])))
     envelope = [(recipient, recipient.strip().lower()) for recipient in meta.get("recipients", [])]
     found, seen = [], set()
-    for display, address in shown + envelope:
+    for display, address in pairs("to") + pairs("cc") + pairs("bcc") + envelope:
         if address and address not in seen:
             seen.add(address)
             found.append(clean(display))
-    return found
+    shown = {address for address in summary.header_addresses.get("to", []) +
+             summary.header_addresses.get("cc", []) if address}
+    return found, len(shown)
 
 
 def _with_stored_headers(summary, meta: dict):
@@ -246,7 +259,9 @@ def clean(text: str) -> str:
 
 
 def _index_text(terms: DocumentTerms, name: str, text: str) -> None:
-    if text:
+    if text and name == "shown":  # the To recipients' words are counted unprefixed already
+        terms.add_address(SHOWN_RECIPIENTS_PREFIX, clean(text), unprefixed=False)
+    elif text:
         text, prefix = clean(text), TEXT_PREFIXES[name]
         if name in ADDRESS_FIELDS:
             terms.add_address(prefix, text)

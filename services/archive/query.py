@@ -20,6 +20,7 @@ with nothing to join. Nothing is quietly read as plain words.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import fnmatch
 import math
@@ -34,8 +35,9 @@ from firmware.errors import ArchiverError
 
 from services.archive import dates
 from services.archive.index import (BARE_WORD_PREFIXES, BOOLEAN_PREFIXES, DIGEST_HEX,
-                                    HAS_VALUES, NAMED_SOURCE_KINDS, SLOT_DATE, SLOT_SIZE,
-                                    SOURCE_KINDS, TEXT_PREFIXES)
+                                    HAS_VALUES, NAMED_SOURCE_KINDS, SHOWN_RECIPIENTS_PREFIX,
+                                    SHOWN_WORD_PREFIXES, SLOT_DATE, SLOT_SIZE, SOURCE_KINDS,
+                                    TEXT_PREFIXES)
 from services.archive.terms import (ADDRESS_DOMAIN, ADDRESS_EXACT, ADDRESS_LOCAL,
                                     FILENAME_EXTENSION, FILENAME_WHOLE, term)
 from services.archive.words import Piece, fold, fold_whole, pieces
@@ -45,6 +47,7 @@ WORD_FIELDS = ("subject", "body", "attachment")
 RANGE_FIELDS = ("date", "before", "after", "size")
 FIELDS = (*ADDRESS_FIELDS, *WORD_FIELDS, "filename", *BOOLEAN_PREFIXES, *RANGE_FIELDS)
 GROUPING_FIELDS = (*ADDRESS_FIELDS, *WORD_FIELDS, "filename")
+HIDDEN_HOLDING = ("to", "bcc")  # the fields that hold hidden recipients (Reader)
 OPERATORS = ("and", "or", "not")
 QUOTES = '"\u201c\u201d\u201e'
 EXPANSION_LIMIT = 10000  # words one wildcard may stand for; more is an error, not a guess
@@ -73,6 +76,18 @@ class QuerySyntaxError(ArchiverError):
         return f"  {self.query}\n  {' ' * (self.column - 1)}^"
 
 
+@dataclass(frozen=True)
+class Reader:
+    """A searcher who may not see every recipient of the mail they read (a user: services.
+    web.access). A message's hidden recipients (its Bcc header, the envelope recipients
+    neither To nor Cc shows) are theirs to see, and to find mail by, only in mail they sent
+    (`sent`: the Xapian query of that mail), and where the hidden recipient is one of their
+    own addresses (`own`: folded, services.archive.words.fold_whole), as their mailbox would
+    show them. Everything else matches only what To and Cc show."""
+    sent: xapian.Query
+    own: frozenset[str]
+
+
 @dataclass
 class Context:
     """What building a Xapian query needs beyond the tree: the index (to expand wildcards;
@@ -81,10 +96,18 @@ class Context:
     tz: dt.tzinfo
     now: float
     legacy: bool = False  # the index is of schema 1 (being rebuilt): match its terms too
+    reader: Reader | None = None  # None: one who sees every recipient (admin, auditor)
     patterns: int = 0     # wildcards expanded so far (PATTERN_LIMIT)
+    counting: bool = True  # False: a second lookup of a wildcard already counted
+
+    def uncounted(self) -> Context:
+        """This context for looking up once more a wildcard counted already."""
+        return dataclasses.replace(self, counting=False)
 
     def count_pattern(self, pattern: str) -> None:
         """One more wildcard; PatternTooBroad past PATTERN_LIMIT of them in one query."""
+        if not self.counting:
+            return
         self.patterns += 1
         if self.patterns > PATTERN_LIMIT:
             raise PatternTooBroad(f"a query may hold at most {PATTERN_LIMIT} wildcards "
@@ -160,10 +183,14 @@ class Words(Node):
     field: str | None
 
     def query(self, context):
-        query = _pieces_query(pieces(self.text), self.field)
+        found = pieces(self.text)
+        query = _pieces_query(found, self.field)
         if context.legacy:
             query = xapian.Query(xapian.Query.OP_OR,
                                  [query, _legacy_phrase(self.field, self.text)])
+        if self.field is None:
+            return _as_read(context, query, lambda: _pieces_in(
+                found, SHOWN_WORD_PREFIXES, SHOWN_WORD_PREFIXES))
         return query
 
     def explain(self, context):
@@ -184,11 +211,15 @@ class Phrase(Node):
 
     def query(self, context):
         sequence = [term for piece in pieces(self.text) for term in piece.sequence()]
-        prefixes = [TEXT_PREFIXES[self.field]] if self.field else list(TEXT_PREFIXES.values())
-        alternatives = [_phrase(prefix, sequence) for prefix in prefixes]
-        if context.legacy:
-            alternatives.append(_legacy_phrase(self.field, self.text))
-        return xapian.Query(xapian.Query.OP_OR, alternatives)
+        if self.field:
+            query = _in_field(context, self.field, lambda _, prefix: _phrase(prefix, sequence))
+        else:
+            query = _as_read(context, _any_phrase(TEXT_PREFIXES.values(), sequence),
+                             lambda: _any_phrase(SHOWN_WORD_PREFIXES, sequence))
+        if context.legacy and context.reader is None:  # schema 1 has no shown recipients
+            query = xapian.Query(xapian.Query.OP_OR,
+                                 [query, _legacy_phrase(self.field, self.text)])
+        return query
 
     def explain(self, context):
         shown = " ".join(term for piece in pieces(self.text) for term in piece.sequence())
@@ -206,7 +237,11 @@ class Wildcard(Node):
     def query(self, context):
         stem = _stem_term(self.stem)
         typed = f"{self.field}:{self.stem}*" if self.field else f"{self.stem}*"
-        return _expand(context, typed, [(prefix, stem) for prefix in _word_prefixes(self.field)])
+        query = _expand(context, typed, [(prefix, stem) for prefix in _word_prefixes(self.field)])
+        if self.field is None:
+            return _as_read(context, query, lambda: _expand(
+                context.uncounted(), typed, [(prefix, stem) for prefix in SHOWN_WORD_PREFIXES]))
+        return query
 
     def explain(self, context):
         return f'a word beginning with "{_stem_term(self.stem)}" {_where(self.field)}'
@@ -219,8 +254,17 @@ class Address(Node):
     value: str
 
     def query(self, context):
-        prefix, value = TEXT_PREFIXES[self.field], self.value
-        form, key = _address_form(value)
+        query = _in_field(context, self.field, self._under)
+        form, key = _address_form(self.value)
+        if context.reader is not None and self.field in HIDDEN_HOLDING and form == "exact" \
+                and fold_whole(key) in context.reader.own:  # their own address: theirs
+            query = xapian.Query(xapian.Query.OP_OR, [query, xapian.Query(
+                term(TEXT_PREFIXES[self.field], ADDRESS_EXACT + fold_whole(key)))])
+        return query
+
+    def _under(self, context: Context, prefix: str) -> xapian.Query:
+        """This value as the address terms under `prefix` match it."""
+        form, key = _address_form(self.value)
         if form == "exact":
             return xapian.Query(term(prefix, ADDRESS_EXACT + fold_whole(key)))
         if form == "local":
@@ -230,12 +274,12 @@ class Address(Node):
         if form == "pattern":
             return _glob(context, prefix + ADDRESS_EXACT, fold(key))
         if form == "stem":
-            return _expand(context, f"{self.field}:{value}", [
+            return _expand(context, f"{self.field}:{self.value}", [
                 (prefix, _stem_term(key)), (prefix + ADDRESS_EXACT, fold(key))])
         return xapian.Query(xapian.Query.OP_OR, [
-            _pieces_query(pieces(value), self.field),
-            xapian.Query(term(prefix, ADDRESS_LOCAL + fold_whole(value))),
-            xapian.Query(term(prefix, ADDRESS_DOMAIN + fold_whole(value)))])
+            _pieces_in(pieces(self.value), (prefix,), (prefix,)),
+            xapian.Query(term(prefix, ADDRESS_LOCAL + fold_whole(self.value))),
+            xapian.Query(term(prefix, ADDRESS_DOMAIN + fold_whole(self.value)))])
 
     def explain(self, context):
         form, key = _address_form(self.value)
@@ -679,17 +723,52 @@ def _piece_words(piece: Piece) -> str:
 
 
 def _pieces_query(found: list[Piece], field: str | None) -> xapian.Query:
-    """Words as typed: one plain word is a term; anything longer (a compound, a CJK run,
-    several pieces) is its whole term, or the phrase of its parts in some field."""
+    """Words as typed in `field` (None: bare, anywhere): _pieces_in where they are."""
     word_prefixes = _word_prefixes(field)
+    return _pieces_in(found, word_prefixes,
+                      word_prefixes if field else tuple(TEXT_PREFIXES.values()))
+
+
+def _pieces_in(found: list[Piece], word_prefixes: tuple[str, ...],
+               phrase_prefixes: tuple[str, ...]) -> xapian.Query:
+    """Words as typed: one plain word is a term under any of `word_prefixes`; anything
+    longer (a compound, a CJK run, several pieces) is its whole term there, or the phrase
+    of its parts under one of `phrase_prefixes`."""
     if len(found) == 1 and len(found[0].parts) == 1:
         return _any_term(word_prefixes, found[0].parts[0])
     sequence = [term for piece in found for term in piece.sequence()]
-    phrase_prefixes = word_prefixes if field else TEXT_PREFIXES.values()
     alternatives = [_phrase(p, sequence) for p in phrase_prefixes]
     if len(found) == 1 and found[0].whole:
         alternatives.insert(0, _any_term(word_prefixes, found[0].whole))
     return xapian.Query(xapian.Query.OP_OR, alternatives)
+
+
+def _in_field(context: Context, field: str, under) -> xapian.Query:
+    """`under(context, prefix)`, a query of terms under `field`'s prefix, as the searcher
+    may match it: a Reader matches to: and bcc:, which hold hidden recipients, only in mail
+    they sent, and to: in what To and Cc show (SHOWN_RECIPIENTS_PREFIX) too."""
+    query = under(context, TEXT_PREFIXES[field])
+    if context.reader is None or field not in HIDDEN_HOLDING:
+        return query
+    seen = [_filtered(query, context.reader.sent)]
+    if field == "to":
+        seen.append(under(context.uncounted(), SHOWN_RECIPIENTS_PREFIX))
+    return xapian.Query(xapian.Query.OP_OR, seen)
+
+
+def _as_read(context: Context, everywhere: xapian.Query, shown) -> xapian.Query:
+    """A bare word's query as the searcher may match it: `everywhere` for one who sees
+    every recipient; for a Reader, `shown()` (the query over the fields every recipient
+    sees) or `everywhere` in mail they sent."""
+    if context.reader is None:
+        return everywhere
+    return xapian.Query(xapian.Query.OP_OR,
+                        [shown(), _filtered(everywhere, context.reader.sent)])
+
+
+def _filtered(query: xapian.Query, only: xapian.Query) -> xapian.Query:
+    """`query`, matching only documents `only` matches too (its weights kept)."""
+    return xapian.Query(xapian.Query.OP_FILTER, query, only)
 
 
 def _word_prefixes(field: str | None) -> tuple[str, ...]:
@@ -701,6 +780,10 @@ def _any_term(prefixes: tuple[str, ...], word: str) -> xapian.Query:
     if len(prefixes) == 1:
         return xapian.Query(prefixes[0] + word)
     return xapian.Query(xapian.Query.OP_OR, [xapian.Query(prefix + word) for prefix in prefixes])
+
+
+def _any_phrase(prefixes, sequence: list[str]) -> xapian.Query:
+    return xapian.Query(xapian.Query.OP_OR, [_phrase(prefix, sequence) for prefix in prefixes])
 
 
 def _phrase(prefix: str, sequence: list[str]) -> xapian.Query:

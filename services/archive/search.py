@@ -15,8 +15,8 @@ from services.archive import dates
 from services.archive.index import (CURSOR_KEY, SCHEMA_VERSION, SLOT_DATE, SLOT_FROM, SLOT_SIZE,
                                     SLOT_SUBJECT, WORDS_SCHEMA, schema_version)
 from services.archive.index_reader import read_index
-from services.archive.query import (Context, PatternTooBroad, QuerySyntaxError, explanation,
-                                    parse as parse_tree)
+from services.archive.query import (Context, PatternTooBroad, QuerySyntaxError, Reader,
+                                    explanation, parse as parse_tree)
 
 __all__ = ["COUNT_LIMIT", "Hit", "PatternTooBroad", "QuerySyntaxError", "Results", "explain",
            "matches_of", "parse", "query_in", "search", "unranked"]
@@ -68,9 +68,10 @@ def search(index_dir: Path, text: str, limit: int = 50, offset: int = 0,
            timezone: str = "UTC", now: float | None = None,
            count_limit: int = COUNT_LIMIT, sort: str = "date",
            descending: bool | None = None, log_end: int | None = None,
-           count_backlog: bool = True) -> Results:
+           count_backlog: bool = True, reader: Reader | None = None) -> Results:
     """Newest first; `within`, when given, is ANDed to the query as a filter (the web UI
-    limits a user to their own mail with it). Dates are days in `timezone` (IANA name).
+    limits a user to their own mail with it), and `reader` limits which recipients the
+    query may match (query.Reader: a user finds no mail by its hidden recipients). Dates are days in `timezone` (IANA name).
     `log_end`: the store's arrival-log end (Store.log_end("arrival")), read before the
     search: the entries between the index's position and it (messages stored or deleted
     that the index has not taken in yet: they may match and are not found, or are found
@@ -89,7 +90,7 @@ def search(index_dir: Path, text: str, limit: int = 50, offset: int = 0,
     tree = parse_tree(text, tz, now)
     results = read_index(index_dir, lambda database: _results(
         database, tree, tz, now, limit, offset, oldest_first, within, count_limit, sort,
-        descending), absent=Results(0, offset, []))
+        descending, reader), absent=Results(0, offset, []))
     return results if log_end is None else _with_backlog(results, log_end, count_backlog)
 
 
@@ -112,16 +113,16 @@ def _with_backlog(results: Results, log_end: int, counted: bool) -> Results:
 
 
 def _results(database, tree, tz, now, limit, offset, oldest_first, within, count_limit, sort,
-             descending) -> Results:
+             descending, reader) -> Results:
     version = schema_version(database) or SCHEMA_VERSION
-    enquire = unranked(database, query_in(database, tree, tz, now, within))
+    enquire = unranked(database, query_in(database, tree, tz, now, within, reader))
     if oldest_first and sort == "date" and descending is None:
         descending = False
     enquire.set_sort_by_key_then_relevance(_sorter(sort, descending), False)
     matches = matches_of(enquire, min(offset, MAX_OFFSET), limit, count_limit + 1)
     more = matches.get_matches_lower_bound() > count_limit
     total = count_limit if more else matches.get_matches_estimated()
-    hits = [_hit(json.loads(match.document.get_data())) for match in matches]
+    hits = [_hit(json.loads(match.document.get_data()), reader) for match in matches]
     notice = _notice(database) if version < SCHEMA_VERSION else None
     if notice and sort in ("from", "subject") and version < SORT_SCHEMA:
         notice += f"; sorting by {sort} works once it is done (meanwhile mail is in date order)"
@@ -130,12 +131,14 @@ def _results(database, tree, tz, now, limit, offset, oldest_first, within, count
 
 
 def query_in(database: xapian.Database, tree, tz, now: float,
-             within: xapian.Query | None = None) -> xapian.Query:
+             within: xapian.Query | None = None, reader: Reader | None = None
+             ) -> xapian.Query:
     """The Xapian query of `tree` (a parsed search, query.parse) for `database`'s schema,
     patterns expanded in it, dates as days in `tz` and relative ones as of `now`; ANDed
-    with `within` as a filter when given."""
+    with `within` as a filter when given; matching only the recipients `reader` may see
+    when given (query.Reader)."""
     version = schema_version(database) or SCHEMA_VERSION
-    query = tree.query(Context(database, tz, now, version < WORDS_SCHEMA))
+    query = tree.query(Context(database, tz, now, version < WORDS_SCHEMA, reader))
     if within is not None:
         query = xapian.Query(xapian.Query.OP_FILTER, query, within)
     return query
@@ -201,11 +204,16 @@ def _notice(database: xapian.Database) -> str:
             "some mail may not be found (archiver status shows the progress)")
 
 
-def _hit(data: dict) -> Hit:
-    to = data.get("to")
+def _hit(data: dict, reader: Reader | None) -> Hit:
+    """The hit of a document's summary; for a `reader`, with only the recipients To and Cc
+    show (an older index's summary does not say which: None, as if it had none)."""
+    to, count = data.get("to"), data.get("recipients", 0)
+    if reader is not None:
+        shown = data.get("shown")
+        to, count = (to[:shown], shown) if to is not None and shown is not None else (None, 0)
     return Hit(data["digest"], data["date"], data.get("from", ""), data.get("subject", ""),
                data.get("size", 0), data.get("attachments", 0), data.get("failed"),
-               tuple(to) if to is not None else None, data.get("recipients", 0))
+               tuple(to) if to is not None else None, count)
 
 
 def _iso(epoch: float) -> str:

@@ -35,7 +35,7 @@ from services.archive import dates, shards
 from services.archive.index import SLOT_DATE
 from services.archive.index_reader import HeldDatabase, open_index, read_consistently
 from services.archive.index_walk import chunks_of, spans_of, within
-from services.archive.query import parse as parse_tree
+from services.archive.query import Reader, parse as parse_tree
 from services.archive.search import matches_of, query_in, unranked
 from services.archive.store import NotFound, Store
 
@@ -131,10 +131,12 @@ class Snapshot:
 
 
 def take(index_dir: Path, text: str, timezone: str = "UTC", now: float | None = None,
-         within_query: xapian.Query | None = None) -> Snapshot:
+         within_query: xapian.Query | None = None, reader: Reader | None = None
+         ) -> Snapshot:
     """The messages search `text` matches now (search.search's query: dates as days in
     `timezone`, relative ones as of `now`, epoch seconds; ANDed with `within_query`, e.g.
-    a user's services.web.access.mail_filter) in the index `index_dir` names (the index
+    a user's services.web.access.mail_filter; matching only the recipients `reader` may
+    see, query.Reader) in the index `index_dir` names (the index
     link, or an index directory): read in spans of document ids up to the highest one in
     the index now. An empty snapshot (AsOf(0, 0)) when nothing is indexed. The snapshot
     holds the index open, and held against removal, until its first walk ends (Snapshot).
@@ -148,7 +150,7 @@ def take(index_dir: Path, text: str, timezone: str = "UTC", now: float | None = 
         return Snapshot(index_dir, AsOf(0, 0))
 
     def span(database: xapian.Database, ids: range) -> list[tuple[float, int]]:
-        query = within(database, query_in(database, tree, tz, now, within_query), ids)
+        query = within(database, query_in(database, tree, tz, now, within_query, reader), ids)
         return [(xapian.sortable_unserialise(match.document.get_value(SLOT_DATE)),
                  match.docid) for match in matches_of(unranked(database, query), 0, len(ids))]
     held_dir = database.index_dir  # what the link named when it was held: read that one

@@ -5,17 +5,33 @@ Checked twice, so that one mistake does not leak mail: every search is filtered 
 by exact address terms (services.archive.index.ADDRESS_PREFIX), and every message fetched by
 digest is checked again against its own headers and envelope. Another user's message is
 "not found", never "forbidden": its existence is not theirs to learn either.
+
+A message's hidden recipients (its Bcc and Resent-Bcc fields, the envelope recipients no
+To or Cc field shows) are a user's to see only in mail they sent, and where they are the
+user's own addresses, as their mailbox would show them: a search matches no mail by the
+others (services.archive.query.Reader), and the copy a user reads (the page, the API, the
+.eml download, an export) leaves them out (`as_read`). What is stored stays byte-exact.
 """
 from __future__ import annotations
+
+import re
 
 import xapian
 
 from services.archive.addresses import lowercase_ascii
 from services.archive.archive import Archive
-from services.archive.index import address_term, addresses_of
-from services.archive.mime import summarize_headers
+from services.archive.index import TEXT_PREFIXES, address_term, addresses_of
+from services.archive.mime import header_end, summarize_headers
+from services.archive.query import Reader
 from services.archive.store import NotFound
+from services.archive.terms import ADDRESS_EXACT, term
+from services.archive.words import fold_whole
 from services.appliance.users import User
+
+# A Bcc or Resent-Bcc field of the top-level header block (RFC 5322 3.6.3, 3.6.6; white
+# space before the colon: 4.5.3), its folded lines included.
+_HIDDEN_FIELD = re.compile(
+    rb"(?im)^(?:resent-)?bcc[ \t]*:[^\r\n]*(?:\r?\n[ \t][^\r\n]*)*(?:\r?\n)?")
 
 READ_ALL_MAIL = ("admin", "auditor")
 
@@ -35,6 +51,34 @@ def mail_filter(user: User) -> xapian.Query | None:
     return xapian.Query(xapian.Query.OP_OR, terms)
 
 
+def reader(user: User) -> Reader | None:
+    """What `user` may match of a message's recipients (query.Reader); None for one who
+    reads all mail."""
+    if reads_all_mail(user):
+        return None
+    own = frozenset(fold_whole(address) for address in user.emails)
+    sent = [xapian.Query(term(TEXT_PREFIXES["from"], ADDRESS_EXACT + address))
+            for address in sorted(own)]
+    return Reader(xapian.Query(xapian.Query.OP_OR, sent) if sent else xapian.Query.MatchNothing,
+                  own)
+
+
+def as_read(user: User, raw: bytes, meta: dict) -> tuple[bytes, dict]:
+    """The copy of a message (raw bytes, store metadata) `user` reads: whole for one who
+    reads all mail or sent it; for another user, without the Bcc and Resent-Bcc fields of
+    its header block and with only the envelope recipients To or Cc shows or that are
+    theirs (module docstring)."""
+    summary = summarize_headers(raw)
+    mine = {lowercase_ascii(address) for address in user.emails}
+    if reads_all_mail(user) or mine & set(summary.header_addresses.get("from", [])):
+        return raw, meta
+    shown = mine | set(summary.header_addresses.get("to", []) +
+                       summary.header_addresses.get("cc", []))
+    recipients = [r for r in meta.get("recipients", []) if lowercase_ascii(r.strip()) in shown]
+    end = header_end(raw)
+    return _HIDDEN_FIELD.sub(b"", raw[:end]) + raw[end:], {**meta, "recipients": recipients}
+
+
 def may_read(user: User, raw: bytes, meta: dict) -> bool:
     if reads_all_mail(user):
         return True
@@ -43,9 +87,10 @@ def may_read(user: User, raw: bytes, meta: dict) -> bool:
 
 
 def read_message(archive: Archive, user: User, digest: str) -> tuple[bytes, dict]:
-    """The raw bytes and metadata of a message `user` may read; NotFound otherwise."""
+    """The raw bytes and metadata of a message `user` may read, as they read it (as_read);
+    NotFound otherwise."""
     meta = archive.store.meta(digest)
     raw = archive.store.get(digest)
     if not may_read(user, raw, meta):
         raise NotFound(f"no message with digest {digest}")
-    return raw, meta
+    return as_read(user, raw, meta)

@@ -21,7 +21,7 @@ from services.policy.replicated import Replicated
 from services.archive.search import SORTS, Results, explain as run_explain, search as run_search
 from services.appliance.users import User
 from services.web import mail_view
-from services.web.access import mail_filter, read_message
+from services.web.access import mail_filter, read_message, reader
 from services.web.auth import WrongProof
 
 MAX_PAGE = 500
@@ -43,8 +43,9 @@ def search(archive: Archive, user: User, query: str, limit: int, offset: int,
     if sort not in SORTS:
         raise BadRequest(f"sort: expected one of {', '.join(SORTS)}, got {sort!r}")
     results = run_search(archive.index_dir(), query, limit, offset, oldest_first,
-                         within=mail_filter(user), timezone=timezone, sort=sort,
-                         descending=descending, log_end=archive.store.log_end("arrival"),
+                         within=mail_filter(user), reader=reader(user), timezone=timezone,
+                         sort=sort, descending=descending,
+                         log_end=archive.store.log_end("arrival"),
                          count_backlog=user.role != "user")
     # Recorded once the search has run, before its results are returned: the log says who
     # saw which results; a refused query (a 400, a too broad pattern) read no mail.

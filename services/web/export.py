@@ -23,7 +23,7 @@ from services.archive import search_snapshot
 from services.archive.evidence import FORMATS
 from services.archive.search import parse
 from services.policy import exports
-from services.web.access import mail_filter, may_read, reads_all_mail
+from services.web.access import as_read, mail_filter, may_read, reader, reads_all_mail
 from services.web.transfers import CHUNK, AppStopping, ClientIdle, Transfers
 
 CONTENT_TYPE = "application/zip"
@@ -38,15 +38,26 @@ def matching(archive: Archive, user: User, query: str, timezone: str = "UTC"
     """What `query` matches now among the mail `user` may read (search_snapshot.take);
     dates are days in `timezone`. Raises QuerySyntaxError, PatternTooBroad."""
     return search_snapshot.take(archive.live_index_link(), query, timezone,
-                                within_query=mail_filter(user))
+                                within_query=mail_filter(user), reader=reader(user))
 
 
 def selected_messages(archive: Archive, user: User, digests: Iterable[str]
                       ) -> Iterator[tuple[str, bytes, dict]]:
     """(digest, raw, metadata) of each of `digests` that is stored and `user` may read, in
-    the order given; the others are left out (gone, or not theirs: not theirs to know)."""
-    return search_snapshot.stored_messages(archive.store, digests,
-                                           functools.partial(may_read, user))
+    the order given, as they read it (access.as_read); the others are left out (gone, or
+    not theirs: not theirs to know)."""
+    return _as_read(user, search_snapshot.stored_messages(archive.store, digests,
+                                                          functools.partial(may_read, user)))
+
+
+def _as_read(user: User, messages: Iterator[tuple[str, bytes, dict]]
+             ) -> Iterator[tuple[str, bytes, dict]]:
+    """`messages` as `user` reads them (access.as_read); closing this closes them."""
+    try:
+        for digest, raw, meta in messages:
+            yield (digest, *as_read(user, raw, meta))
+    finally:
+        messages.close()
 
 
 async def start(request: web.Request, archive: Archive, user: User, fmt: str,
@@ -68,7 +79,8 @@ async def start(request: web.Request, archive: Archive, user: User, fmt: str,
         as_of = None
         if digests is None:  # each match once, as of now, newest first
             snapshot = await transfers.run(matching, archive, user, query or "", timezone)
-            messages = snapshot.messages(archive.store, functools.partial(may_read, user))
+            messages = _as_read(user, snapshot.messages(archive.store,
+                                                        functools.partial(may_read, user)))
             # The highest document id tells how much mail the archive ever took in: only
             # for those who may read all of it.
             as_of = snapshot.as_of if reads_all_mail(user) else None
