@@ -11,9 +11,10 @@ import xapian
 from services.archive import reindex
 from services.archive.archive import Archive
 from services.archive.extract import ExtractionPool
-from services.archive.index import (SCHEMA_KEY, SCHEMA_VERSION, SLOT_FROM, SLOT_SUBJECT,
-                                    schema_version)
+from services.archive.index import (SCHEMA_KEY, SCHEMA_VERSION, SHOWN_RECIPIENTS_PREFIX,
+                                    SLOT_FROM, SLOT_SUBJECT, schema_version)
 from services.archive.indexer import Indexer
+from services.archive.query import Reader
 from services.archive.search import SORT_SCHEMA, search
 from services.archive.store import Envelope
 from tests.integration.archive.test_search import mail
@@ -128,7 +129,7 @@ def test_a_schema_3_index_is_rebuilt_without_the_copy_of_long_text(tmp_path):
     with ExtractionPool(archive.profile.attachment_text_bytes) as pool:
         assert reindex.rebuild(archive, pool)
     reindex.switch_over(archive)
-    assert schema_version(xapian.Database(str(archive.index_dir()))) == SCHEMA_VERSION == 4
+    assert schema_version(xapian.Database(str(archive.index_dir()))) == SCHEMA_VERSION
     assert "zebrafish" not in bare_copies() and "budget" in bare_copies()
     for query in ("zebrafish", "zebra*", "body:zebrafish", '"zebrafish migration"'):
         assert search(archive.index_dir(), query).total == 1, query
@@ -154,4 +155,52 @@ def test_an_index_of_a_newer_schema_is_rebuilt_in_this_one(tmp_path):
     assert schema_version(xapian.Database(str(archive.index_dir()))) == SCHEMA_VERSION
     assert not reindex.needs_rebuild(archive)
     assert search(archive.index_dir(), "zebrafish").total == 1
+    archive.close()
+
+
+def as_schema_4(index_dir) -> None:
+    """Rewrite an index as the schema-4 code wrote it: no shown recipients apart (every
+    recipient under to:'s prefix only), no count of them in a document's data."""
+    database = xapian.WritableDatabase(str(index_dir), xapian.DB_OPEN)
+    for posting in list(database.postlist("")):
+        document = database.get_document(posting.docid)
+        for item in list(document.termlist()):
+            if item.term.decode().startswith(SHOWN_RECIPIENTS_PREFIX):
+                document.remove_term(item.term)
+        data = json.loads(document.get_data())
+        document.set_data(json.dumps({k: v for k, v in data.items() if k != "shown"}))
+        database.replace_document(posting.docid, document)
+    database.set_metadata(SCHEMA_KEY, "4")
+    database.commit()
+    database.close()
+
+
+def test_a_schema_4_index_shows_a_user_no_hidden_recipient_until_and_after_its_rebuild(
+        tmp_path):
+    """Schema 4 has every recipient under to:'s prefix: a user (query.Reader) must find no
+    mail by a hidden recipient there either; their to: finds mail they sent, or mail to
+    their own whole address, until the rebuild, and what To and Cc show after it."""
+    archive = Archive(tmp_path / "data", 450)
+    raw = mail("ann@example.com", "carol@example.com", "budget", "plans", None)
+    archive.store.put(raw, Envelope("ann@example.com", ["carol@example.com",
+                                                        "frank@example.com"]), "smtp")
+    with ExtractionPool(archive.profile.attachment_text_bytes) as pool:
+        Indexer(archive.store, archive.index_dir(), pool).catch_up()
+    as_schema_4(archive.index_dir())
+    carol = Reader(xapian.Query("FEcarol@example.com"), frozenset({"carol@example.com"}))
+
+    def found(query: str, reader=carol) -> tuple[int, tuple | None]:
+        results = search(archive.index_dir(), query, reader=reader)
+        return results.total, results.hits[0].to if results.hits else None
+
+    for query in ("frank", "to:frank", "bcc:frank@example.com", "fran*"):
+        assert found(query) == (0, None), query
+        assert found(query, None)[0] == 1, query  # an auditor's search
+    assert found("to:carol@example.com") == (1, None)  # her own: the summary waits
+    assert found("to:carol") == (0, None)  # no shown recipients in schema 4
+    with ExtractionPool(archive.profile.attachment_text_bytes) as pool:
+        assert reindex.rebuild(archive, pool)
+    reindex.switch_over(archive)
+    assert found("to:carol") == (1, ("carol@example.com",))
+    assert found("frank") == (0, None) and found("frank", None)[0] == 1
     archive.close()
