@@ -11,7 +11,7 @@ from firmware.errors import ArchiverError
 
 from services.archive import dates
 from services.common.progress import Progress
-from services.policy import audit, holds, retention
+from services.policy import audit, audit_anchor, holds, retention
 from services.cli.archive import add_archive_options, configured_timezone, open_archive
 from services.cli.import_indexing import index_pending
 from services.policy.audit import cli_actor
@@ -75,7 +75,11 @@ def _register_audit(commands) -> None:
     p = _sub(sub, "show", cmd_audit_show, "the newest entries", json_option=True)
     p.add_argument("--limit", type=_count, default=50, metavar="N",
                    help="the newest N entries (1 or more; default 50)")
-    _sub(sub, "verify", cmd_audit_verify, "check the chain (exit 1 if broken)", json_option=True)
+    _sub(sub, "verify", cmd_audit_verify, "check the chain, and the mirror peers' logs "
+         "anchored here (exit 1 if broken)", json_option=True)
+    p = _sub(sub, "accept-peer", cmd_audit_accept_peer,
+             "anchor a mirror peer's audit log afresh, broken or not (admins only)")
+    p.add_argument("node", metavar="NODE", help="the peer's node id (audit verify lists them)")
 
 
 def _days(text: str) -> int | None:
@@ -256,12 +260,25 @@ def cmd_audit_show(args) -> int:
 
 def cmd_audit_verify(args) -> int:
     archive, _, _ = _context(args)
-    problems = audit.verify(archive.store)
-    count = len(audit.entries(archive.store))
+    found = audit_anchor.verified(archive.store)
     if args.json:
-        print(json.dumps({"entries": count, "intact": not problems, "problems": problems}))
-    else:
-        for problem in problems:
-            print(f"BROKEN: {problem}")
-        print(f"{count} entries, {'intact' if not problems else 'the chain is broken'}")
-    return 1 if problems else 0
+        print(json.dumps(found))
+        return 0 if found["intact"] else 1
+    for problem in found["problems"]:
+        print(f"BROKEN: {problem}")
+    print(f"{found['entries']} entries, {'intact' if found['intact'] else 'the chain is broken'}")
+    for node, anchor in sorted(found["peers"].items()):
+        when = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(anchor["at"])) \
+            if anchor["at"] else "never"
+        print(f"mirror peer {node}: {anchor['count']} entries anchored here (last {when})"
+              + (", BROKEN" if anchor["broken"] else ""))
+    return 0 if found["intact"] else 1
+
+
+def cmd_audit_accept_peer(args) -> int:
+    actor = cli_actor()
+    audit.require_admin(actor, "accepts a mirror peer's audit log afresh")
+    archive, _, _ = _context(args)
+    audit_anchor.accept(archive.store, args.node, actor)
+    print(f"the audit log of {args.node} is anchored afresh from its next entries")
+    return 0

@@ -34,11 +34,12 @@ from firmware.models import load_models
 from services.archive import readings
 from services.mirror import hold_sync
 from services.mirror.pairing import PairingFailed, pair
-from services.mirror.protocol import Hello, MirroredMessage, encode_batch
+from services.mirror.protocol import AUDIT_PATH, Hello, MirroredMessage, encode_batch
 from services.mirror.state import PeerStatus, cursor_name, load_status, save_status
 from services.mirror.trust import (NodeIdentity, PeerCertificateResponse,
                                    describe_tls_failure, not_paired, pairing_context,
                                    presented_node_id)
+from services.policy import audit_anchor
 from services.policy.hold_records import BadHoldRecords
 from services.policy.replicated import HOLD_PREFIX, Replicated
 from services.policy.retention_clock import live_arrival
@@ -185,6 +186,8 @@ class MirrorClient:
             raise PeerRefused(verdict.reason)
         if "hold_records" in reply:  # a peer of a release before hold records has none
             await self._exchange_hold_records(session, reply["hold_records"])
+        if "audit_anchor" in reply:  # nor one before audit anchors
+            await self._anchor_audit_log(session, reply["audit_anchor"])
         self._compare_settings(reply)
         if peer.node != node:
             log.warning("mirror peer %s says it is %s; its certificate proves %s", self.peer,
@@ -210,6 +213,20 @@ class MirrorClient:
         if done.taken or done.given:
             log.info("mirror peer %s: %d hold records taken, %d given (%d holds)", self.peer,
                      done.taken, done.given, done.holds, extra={"PEER": self.peer})
+
+    async def _anchor_audit_log(self, session: aiohttp.ClientSession, theirs) -> None:
+        """Send the peer this node's audit head and entries after the anchor it holds, a
+        page at a time, until it holds the head (services.policy.audit_anchor)."""
+        count = theirs[0] if isinstance(theirs, list) and theirs and type(theirs[0]) is int \
+            else 0
+        while True:
+            request = await asyncio.to_thread(audit_anchor.request_json, self.store, count)
+            found = await self._post_json(session, AUDIT_PATH, request)
+            self.status.audit_anchored = found.get("count")
+            self.status.audit_broken = found.get("broken")
+            if found.get("broken") or not request["entries"] or found.get("count") == count:
+                return
+            count = found["count"]
 
     async def _post_json(self, session: aiohttp.ClientSession, path: str, document: dict
                          ) -> dict:

@@ -2,6 +2,8 @@
 
     POST /v1/hello      JSON identity both ways; 409 with the reason when they may not mirror
     POST /v1/messages   a batch of framed messages; 200 only once all are durable on the peer
+    POST /v1/audit      the sender's audit head and entries after the anchor the peer
+                        holds (services.policy.audit_anchor); the anchor after them
 
 Every request carries the sender's identity in headers, so a peer that was re-flashed to
 another firmware between two batches is refused at the next batch, not after a reconnect.
@@ -32,6 +34,7 @@ from firmware.errors import ArchiverError
 from firmware.version import FirmwareVersion
 
 PROTOCOL_VERSION = 2  # 2: a message's reading may follow its raw bytes
+AUDIT_PATH = "/v1/audit"
 HEADER_NODE, HEADER_MODEL, HEADER_VERSION = "X-Archiver-Node", "X-Archiver-Model", "X-Archiver-Firmware"
 _LENGTH = struct.Struct(">I")
 

@@ -16,7 +16,9 @@ reading is damaged), and the copy is acknowledged whether or not it was kept.
 While intake here must wait (a disk low, the store full, the index behind) a batch gets 503
 with Retry-After and nothing of it is stored; the peer keeps it queued.
 The hello reply carries the count and fingerprint of what each hold recorded; a peer whose
-differ walks and adds to them in bounded pages (services.mirror.hold_sync).
+differ walks and adds to them in bounded pages (services.mirror.hold_sync). It carries the
+peer's audit-log anchor here too; the peer sends its entries after it (POST /v1/audit:
+services.policy.audit_anchor).
 """
 from __future__ import annotations
 
@@ -32,8 +34,9 @@ from firmware.models import load_models
 from services.archive import readings
 from services.mirror import hold_sync
 from services.mirror.pairing import PairingServer
-from services.mirror.protocol import Hello, ProtocolError, decode_batch
+from services.mirror.protocol import AUDIT_PATH, Hello, ProtocolError, decode_batch
 from services.mirror.trust import proven_node_id
+from services.policy import audit_anchor
 from services.policy.hold_records import BadHoldRecords
 from services.policy.replicated import Replicated
 from services.archive.store import Envelope, OutOfSpace, Store
@@ -64,6 +67,7 @@ class MirrorServer:
         app.router.add_post("/v1/messages", self.handle_messages)
         app.router.add_post(hold_sync.PAGE_PATH, self.handle_hold_records_page)
         app.router.add_post(hold_sync.ADD_PATH, self.handle_hold_records_add)
+        app.router.add_post(AUDIT_PATH, self.handle_audit)
         self.pairing.add_routes(app)
         return app
 
@@ -112,7 +116,8 @@ class MirrorServer:
                                   "copies_back": self.copies_back_to(node),
                                   "settings": self.replicated.export(),
                                   "settings_digest": self.replicated.digest(),
-                                  "hold_records": hold_sync.summaries_json(self.store)})
+                                  "hold_records": hold_sync.summaries_json(self.store),
+                                  "audit_anchor": audit_anchor.hello_json(self.store, node)})
 
     def _not_welcome(self, request: web.Request) -> web.Response | None:
         """Why a request after the hello is not taken (not paired, a bad hello in its
@@ -151,6 +156,31 @@ class MirrorServer:
             return web.json_response({"reason": str(exc)[:300]}, status=400)
         except OutOfSpace as full:
             return _retry_later(full.brief)
+
+    async def handle_audit(self, request: web.Request) -> web.Response:
+        """The peer's audit head and entries after its anchor here (audit_anchor.take);
+        answers the anchor after them. Who asks is checked before the body is read."""
+        refused = self._not_welcome(request)
+        if refused is not None:
+            return refused
+        node = self._peer_node(request)
+        body = await _body_within(request, audit_anchor.MAX_BODY_BYTES)
+        if body is None:
+            return web.json_response({"reason": "a page of audit entries is at most "
+                                      f"{audit_anchor.MAX_BODY_BYTES} bytes"}, status=413)
+        try:
+            document = await asyncio.to_thread(json.loads, body)
+            if not isinstance(document, dict):
+                raise audit_anchor.BadEntries("expected a JSON object")
+            found = await asyncio.to_thread(audit_anchor.take, self.store, node,
+                                            document.get("head"), document.get("entries"))
+        except (ValueError, RecursionError, audit_anchor.BadEntries) as exc:
+            return web.json_response({"reason": str(exc)[:300]}, status=400)
+        except OutOfSpace as full:
+            return _retry_later(full.brief)
+        if found["broken"]:
+            log.warning("the audit log of mirror peer %s is broken: %s", node, found["broken"])
+        return web.json_response(found)
 
     async def handle_messages(self, request: web.Request) -> web.Response:
         refused = self._not_welcome(request)

@@ -42,6 +42,8 @@ class PeerStatus:
     handshake_bytes: int = 0       # the last hello: what was sent and what came back
     hold_records_taken: int = 0    # what holds recorded, taken from the peer (in total)
     hold_records_given: int = 0    # and taken by the peer from here
+    audit_anchored: int | None = None  # this node's audit entries the peer anchored
+    audit_broken: str | None = None    # why the peer says this node's audit log broke
 
 
 @dataclass(frozen=True)

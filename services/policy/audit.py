@@ -60,7 +60,7 @@ def record_in(store: Store, txn, actor: Actor, action: str, **details) -> None:
     count, previous = _head(txn, db)
     entry = {"seq": count + 1, "time": time.time(), "who": actor.name, "role": actor.role,
              "action": action, "details": details, "previous": previous}
-    entry["hash"] = _hash(entry)
+    entry["hash"] = entry_hash(entry)
     txn.put(struct.pack(">Q", count + 1), json.dumps(entry).encode(), db=db)
     txn.put(HEAD_KEY, json.dumps([count + 1, entry["hash"]]).encode(), db=db)
 
@@ -82,6 +82,31 @@ def entries(store: Store, limit: int | None = None) -> list[dict]:
     return newest[::-1]
 
 
+def entries_after(store: Store, count: int, limit: int) -> list[dict]:
+    """At most `limit` entries after entry `count`, oldest first."""
+    found = []
+    with store.env.begin() as txn, txn.cursor(db=store.db["audit"]) as cursor:
+        if cursor.set_range(struct.pack(">Q", count + 1)):
+            for key, value in cursor:
+                if key == HEAD_KEY or len(found) == limit:
+                    break
+                found.append(json.loads(value))
+    return found
+
+
+def count(store: Store) -> int:
+    """How many entries the log holds (not its head's count: a cut log holds fewer)."""
+    with store.env.begin() as txn:
+        stored = txn.stat(store.db["audit"])["entries"]
+        return stored - (txn.get(HEAD_KEY, db=store.db["audit"]) is not None)
+
+
+def head(store: Store) -> tuple[int, str]:
+    """(count, hash of the last entry) as the log's head records them."""
+    with store.env.begin() as txn:
+        return _head(txn, store.db["audit"])
+
+
 def verify(store: Store) -> list[str]:
     """Every break in the chain, in words; empty when the log is intact."""
     problems, previous, expected_seq = [], GENESIS, 1
@@ -93,7 +118,7 @@ def verify(store: Store) -> list[str]:
             problems.append(f"entry {expected_seq} is missing (found {seq} next)")
         if entry.get("previous") != previous:
             problems.append(f"entry {seq} does not follow the entry before it")
-        if _hash(entry) != entry.get("hash"):
+        if entry_hash(entry) != entry.get("hash"):
             problems.append(f"entry {seq} was changed after it was written")
         previous, expected_seq = entry.get("hash"), (seq or expected_seq) + 1
     if expected_seq - 1 != count or previous != head_hash:
@@ -107,6 +132,7 @@ def _head(txn, db) -> tuple[int, str]:
     return tuple(json.loads(data)) if data else (0, GENESIS)
 
 
-def _hash(entry: dict) -> str:
+def entry_hash(entry: dict) -> str:
+    """The SHA-256 (hex) an entry's "hash" must be: of the entry without it, as sorted JSON."""
     body = {k: v for k, v in entry.items() if k != "hash"}
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()

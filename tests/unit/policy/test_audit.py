@@ -50,7 +50,7 @@ def test_an_edited_entry_is_detected(store):
 def test_an_edited_entry_with_a_recomputed_hash_breaks_the_chain(store):
     def forge(entry):
         entry["who"] = "nobody"
-        entry["hash"] = audit._hash(entry)
+        entry["hash"] = audit.entry_hash(entry)
     rewrite(store, 2, forge)
     assert "entry 3 does not follow the entry before it" in audit.verify(store)
 

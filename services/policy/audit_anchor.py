@@ -1,0 +1,149 @@
+"""Each mirror peer's audit log, anchored here, so that an auditor can trust a peer's
+`audit verify`: whoever rewrites the whole of an appliance's log on its disk, every hash
+recomputed, passes the chain check there, but not the anchor its peer holds.
+
+The anchor of a peer is where its log was last seen to reach: (count, hash of entry
+`count`). At each hello the peer learns its anchor here (the hello reply's `audit_anchor`)
+and sends its head and the entries after it, at most PAGE at a time (POST /v1/audit
+{"head": [count, hash], "entries": [...]}); they are taken only when they continue the
+chain from the anchor, each hash recomputed, and the anchor moves to the last of them. A
+head below the anchor (the log was cut), a head at it with another hash, or entries that do
+not continue it (an entry at or before it was changed since) move nothing and mark the
+anchor broken, for good: `archiver audit verify` here says so and exits 1, and only
+`archiver audit accept-peer NODE` (an admin, on the record: after the peer's data disk was
+replaced, say) anchors that peer afresh.
+"""
+from __future__ import annotations
+
+import json
+import time
+
+from firmware.errors import ArchiverError
+
+from services.archive.store import Store
+from services.policy import audit
+
+PAGE = 1000  # entries per request
+PAGE_BYTES = 8 * 1024 * 1024  # and their JSON, past the first entry (an export's may be long)
+MAX_BODY_BYTES = 32 * 1024 * 1024  # what the server reads of a request
+SETTING = "audit.anchor."  # + peer node id: {"count", "hash", "at", "broken"}
+GENESIS = {"count": 0, "hash": audit.GENESIS, "at": None, "broken": None}
+
+
+class BadEntries(ArchiverError):
+    """A request that is no head and list of audit entries (a 400)."""
+
+
+def anchor(store: Store, peer: str) -> dict:
+    """Where `peer`'s log was last seen to reach here: {"count", "hash", "at" (epoch
+    seconds or None), "broken" (why it no longer continues, or None)}."""
+    return {**GENESIS, **store.setting(SETTING + peer, {})}
+
+
+def anchors(store: Store) -> dict[str, dict]:
+    """The anchor of every peer that sent entries, by node id."""
+    return {name[len(SETTING):]: {**GENESIS, **value}
+            for name, value in store.settings_with_prefix(SETTING).items()}
+
+
+def verified(store: Store) -> dict:
+    """The audit log here checked (audit.verify), and the logs of the mirror peers anchored
+    here: {"entries": count, "intact": bool, "problems": [text], "peers": {node: anchor}};
+    a broken anchor is a problem too."""
+    problems = audit.verify(store)
+    peers = anchors(store)
+    problems += [f"mirror peer {node}: {found['broken']}"
+                 for node, found in sorted(peers.items()) if found["broken"]]
+    return {"entries": audit.count(store), "intact": not problems, "problems": problems,
+            "peers": peers}
+
+
+def hello_json(store: Store, peer: str) -> list:
+    """What the hello reply to `peer` carries: [count, hash] of its anchor here."""
+    found = anchor(store, peer)
+    return [found["count"], found["hash"]]
+
+
+def request_json(store: Store, count: int) -> dict:
+    """The request (POST /v1/audit) that sends a peer this node's head and its entries after
+    entry `count`, the anchor the peer holds: at most PAGE entries and PAGE_BYTES of their
+    JSON (one entry at least)."""
+    entries, size = [], 0
+    for entry in audit.entries_after(store, count, PAGE):
+        size += len(json.dumps(entry))
+        if entries and size > PAGE_BYTES:
+            break
+        entries.append(entry)
+    return {"head": list(audit.head(store)), "entries": entries}
+
+
+def take(store: Store, peer: str, head, entries) -> dict:
+    """Move `peer`'s anchor over `entries` (its entries after the anchor, oldest first) when
+    they continue its chain and its `head` ([count, hash] of its last entry) is not behind
+    the anchor; mark it broken when not. Returns the anchor after. Raises BadEntries for a
+    head or page of the wrong shape, before anything changes."""
+    if not (isinstance(head, list) and len(head) == 2 and type(head[0]) is int
+            and isinstance(head[1], str)):
+        raise BadEntries("head: expected [count, hash] of the last entry")
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries) \
+            or len(entries) > PAGE:
+        raise BadEntries(f"entries: expected a list of at most {PAGE} audit entries")
+    key = (SETTING + peer).encode()
+    with store.writing() as txn:  # read and moved in one transaction: one move at a time
+        stored = txn.get(key, db=store.db["settings"])
+        found = {**GENESIS, **(json.loads(stored) if stored else {})}
+        if found["broken"]:
+            return found
+        problem = _behind(found, head) or _discontinuity(found, entries)
+        if not problem and not entries:
+            return found
+        if problem:
+            found["broken"] = f"{problem} (seen {_now_text()})"
+        else:
+            found.update(count=entries[-1]["seq"], hash=entries[-1]["hash"], at=time.time())
+        txn.put(key, json.dumps(found).encode(), db=store.db["settings"])
+    return found
+
+
+def accept(store: Store, peer: str, actor: audit.Actor) -> dict:
+    """Forget `peer`'s anchor (broken or not), so that its log is anchored afresh from its
+    next entries on, and record who did, in one transaction. Returns the anchor forgotten;
+    raises ArchiverError when none was held."""
+    was = store.setting(SETTING + peer)
+    if was is None:
+        raise ArchiverError(f"no audit log of a mirror peer {peer!r} is anchored here "
+                            "(audit verify lists those that are)")
+    with store.writing() as txn:
+        txn.delete((SETTING + peer).encode(), db=store.db["settings"])
+        audit.record_in(store, txn, actor, "audit-accept-peer", node=peer,
+                        anchored=was.get("count"), broken=was.get("broken"))
+    return {**GENESIS, **was}
+
+
+def _behind(found: dict, head: list) -> str | None:
+    """Why a peer's head says its log no longer reaches its anchor, or None."""
+    count, last = head
+    if count < found["count"]:
+        return (f"its log ends at entry {count}, before entry {found['count']} anchored "
+                "here: entries were removed")
+    if count == found["count"] and last != found["hash"]:
+        return f"its entry {count}, anchored here, was changed"
+    return None
+
+
+def _discontinuity(found: dict, entries: list[dict]) -> str | None:
+    """Why `entries` do not continue the chain anchored at `found`, or None."""
+    count, previous = found["count"], found["hash"]
+    for entry in entries:
+        seq = entry.get("seq")
+        if type(seq) is not int or seq != count + 1 or entry.get("previous") != previous:
+            return (f"its log no longer continues from entry {found['count']} anchored here: "
+                    f"entry {seq} follows another entry (rewritten or cut)")
+        if audit.entry_hash(entry) != entry.get("hash"):
+            return f"its entry {seq} does not match its own hash"
+        count, previous = seq, entry["hash"]
+    return None
+
+
+def _now_text() -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
