@@ -29,9 +29,13 @@ from services.archive.words import fold_whole
 from services.appliance.users import User
 
 # A Bcc or Resent-Bcc field of the top-level header block (RFC 5322 3.6.3, 3.6.6; white
-# space before the colon: 4.5.3), its folded lines included.
+# space before the colon: 4.5.3), its folded lines included. Lines end where the parser
+# that shows the message ends them (services.archive.mimetree.LINE_END, the feedparser's):
+# at CR LF, LF or a bare CR, so a field after a bare CR ("To: carol\rBcc: frank") is one
+# the page and the API show, and is removed too.
 _HIDDEN_FIELD = re.compile(
-    rb"(?im)^(?:resent-)?bcc[ \t]*:[^\r\n]*(?:\r?\n[ \t][^\r\n]*)*(?:\r?\n)?")
+    rb"(?i)(?:\A|(?<=[\r\n]))(?:resent-)?bcc[ \t]*:[^\r\n]*"
+    rb"(?:(?:\r\n|\r|\n)[ \t][^\r\n]*)*(?:\r\n|\r|\n)?")
 
 READ_ALL_MAIL = ("admin", "auditor")
 
