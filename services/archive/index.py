@@ -90,6 +90,11 @@ ADDRESS_FIELDS = ("from", "to", "cc", "bcc")
 # that limits a user to their own mail. Words would not do: "alice@example.com" as words
 # also matches bob.alice@example.com.
 ADDRESS_PREFIX = "XADDR"
+# The same exact addresses of the From field alone, and of the hidden recipients alone (Bcc
+# field, envelope recipients To and Cc do not show): which mail a user sent, and where
+# they were a hidden recipient themselves (services.archive.query.Reader). Folded terms
+# would not do: ｃarol@ (fullwidth) folds to carol@, and is not carol.
+SENDER_PREFIX, HIDDEN_PREFIX = "XSENDER", "XHIDDEN"
 # Less of a message, for a document that could not be built or added whole (document_at).
 DOCUMENT_LEVELS = ("whole", "headers only", "stored metadata only", "digest only")
 SLOT_DATE = 0      # sent date (services.archive.message_date), sortable_serialise(epoch)
@@ -128,8 +133,19 @@ def id_term(digest: str) -> str:
     return term(BOOLEAN_PREFIXES["digest"], digest)
 
 
-def address_term(address: str) -> str:
-    return term(ADDRESS_PREFIX, lowercase_ascii(address))
+def address_term(address: str, prefix: str = ADDRESS_PREFIX) -> str:
+    """The exact term of `address` (lowercased in ASCII) under ADDRESS_PREFIX, or under
+    SENDER_PREFIX or HIDDEN_PREFIX."""
+    return term(prefix, lowercase_ascii(address))
+
+
+def hidden_addresses(summary, envelope_recipients: list[str]) -> set[str]:
+    """The hidden recipients of a message, lowercased in ASCII: its Bcc field's addresses
+    (read by the strict parser) and the envelope recipients no To or Cc field shows."""
+    shown = set(summary.header_addresses.get("to", []) + summary.header_addresses.get("cc", []))
+    found = set(summary.header_addresses.get("bcc", []))
+    found |= {lowercase_ascii(r.strip()) for r in envelope_recipients} - shown
+    return {address for address in found if address}
 
 
 def addresses_of(summary, envelope_recipients: list[str]) -> set[str]:
@@ -280,6 +296,10 @@ def _add_boolean_terms(document: xapian.Document, digest: str, meta: dict, extra
     terms |= {("type", a.declared_type) for a in extracted.attachments if a.declared_type}
     for address in addresses_of(summary, meta.get("recipients", [])):
         document.add_boolean_term(address_term(address))
+    for address in summary.header_addresses.get("from", []):
+        document.add_boolean_term(address_term(address, SENDER_PREFIX))
+    for address in hidden_addresses(summary, meta.get("recipients", [])):
+        document.add_boolean_term(address_term(address, HIDDEN_PREFIX))
     if extracted.attachments:
         terms.add(("has", "attachment"))
     if extracted.failures:

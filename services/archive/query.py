@@ -34,10 +34,11 @@ import xapian
 from firmware.errors import ArchiverError
 
 from services.archive import dates
+from services.archive.addresses import lowercase_ascii
 from services.archive.index import (BARE_WORD_PREFIXES, BOOLEAN_PREFIXES, DIGEST_HEX,
-                                    HAS_VALUES, NAMED_SOURCE_KINDS, SHOWN_RECIPIENTS_PREFIX,
-                                    SHOWN_WORD_PREFIXES, SLOT_DATE, SLOT_SIZE, SOURCE_KINDS,
-                                    TEXT_PREFIXES)
+                                    HAS_VALUES, HIDDEN_PREFIX, NAMED_SOURCE_KINDS,
+                                    SHOWN_RECIPIENTS_PREFIX, SHOWN_WORD_PREFIXES, SLOT_DATE,
+                                    SLOT_SIZE, SOURCE_KINDS, TEXT_PREFIXES, address_term)
 from services.archive.terms import (ADDRESS_DOMAIN, ADDRESS_EXACT, ADDRESS_LOCAL,
                                     FILENAME_EXTENSION, FILENAME_WHOLE, term)
 from services.archive.words import Piece, fold, fold_whole, pieces
@@ -81,9 +82,10 @@ class Reader:
     """A searcher who may not see every recipient of the mail they read (a user: services.
     web.access). A message's hidden recipients (its Bcc header, the envelope recipients
     neither To nor Cc shows) are theirs to see, and to find mail by, only in mail they sent
-    (`sent`: the Xapian query of that mail), and where the hidden recipient is one of their
-    own addresses (`own`: folded, services.archive.words.fold_whole), as their mailbox would
-    show them. Everything else matches only what To and Cc show."""
+    (`sent`: the Xapian query of that mail, by index.SENDER_PREFIX terms), and where the
+    hidden recipient is one of their own addresses (`own`: lowercased in ASCII, services.
+    archive.addresses.lowercase_ascii; matched by index.HIDDEN_PREFIX terms), as their
+    mailbox would show them. Everything else matches only what To and Cc show."""
     sent: xapian.Query
     own: frozenset[str]
 
@@ -257,9 +259,9 @@ class Address(Node):
         query = _in_field(context, self.field, self._under)
         form, key = _address_form(self.value)
         if context.reader is not None and self.field in HIDDEN_HOLDING and form == "exact" \
-                and fold_whole(key) in context.reader.own:  # their own address: theirs
-            query = xapian.Query(xapian.Query.OP_OR, [query, xapian.Query(
-                term(TEXT_PREFIXES[self.field], ADDRESS_EXACT + fold_whole(key)))])
+                and lowercase_ascii(key) in context.reader.own:  # their own address: theirs
+            query = xapian.Query(xapian.Query.OP_OR,
+                                 [query, xapian.Query(address_term(key, HIDDEN_PREFIX))])
         return query
 
     def _under(self, context: Context, prefix: str) -> xapian.Query:

@@ -20,12 +20,10 @@ import xapian
 
 from services.archive.addresses import lowercase_ascii
 from services.archive.archive import Archive
-from services.archive.index import TEXT_PREFIXES, address_term, addresses_of
+from services.archive.index import SENDER_PREFIX, address_term, addresses_of
 from services.archive.mime import header_end, summarize_headers
 from services.archive.query import Reader
 from services.archive.store import NotFound
-from services.archive.terms import ADDRESS_EXACT, term
-from services.archive.words import fold_whole
 from services.appliance.users import User
 
 # A Bcc or Resent-Bcc field of the top-level header block (RFC 5322 3.6.3, 3.6.6; white
@@ -60,9 +58,8 @@ def reader(user: User) -> Reader | None:
     reads all mail."""
     if reads_all_mail(user):
         return None
-    own = frozenset(fold_whole(address) for address in user.emails)
-    sent = [xapian.Query(term(TEXT_PREFIXES["from"], ADDRESS_EXACT + address))
-            for address in sorted(own)]
+    own = frozenset(lowercase_ascii(address) for address in user.emails)
+    sent = [xapian.Query(address_term(address, SENDER_PREFIX)) for address in sorted(own)]
     return Reader(xapian.Query(xapian.Query.OP_OR, sent) if sent else xapian.Query.MatchNothing,
                   own)
 

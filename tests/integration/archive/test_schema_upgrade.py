@@ -11,8 +11,9 @@ import xapian
 from services.archive import reindex
 from services.archive.archive import Archive
 from services.archive.extract import ExtractionPool
-from services.archive.index import (SCHEMA_KEY, SCHEMA_VERSION, SHOWN_RECIPIENTS_PREFIX,
-                                    SLOT_FROM, SLOT_SUBJECT, schema_version)
+from services.archive.index import (SCHEMA_KEY, SCHEMA_VERSION, HIDDEN_PREFIX,
+                                    SENDER_PREFIX, SHOWN_RECIPIENTS_PREFIX, SLOT_FROM, SLOT_SUBJECT,
+                                    address_term, schema_version)
 from services.archive.indexer import Indexer
 from services.archive.query import Reader
 from services.archive.search import SORT_SCHEMA, search
@@ -165,7 +166,8 @@ def as_schema_4(index_dir) -> None:
     for posting in list(database.postlist("")):
         document = database.get_document(posting.docid)
         for item in list(document.termlist()):
-            if item.term.decode().startswith(SHOWN_RECIPIENTS_PREFIX):
+            if item.term.decode().startswith((SHOWN_RECIPIENTS_PREFIX, SENDER_PREFIX,
+                                              HIDDEN_PREFIX)):
                 document.remove_term(item.term)
         data = json.loads(document.get_data())
         document.set_data(json.dumps({k: v for k, v in data.items() if k != "shown"}))
@@ -178,16 +180,20 @@ def as_schema_4(index_dir) -> None:
 def test_a_schema_4_index_shows_a_user_no_hidden_recipient_until_and_after_its_rebuild(
         tmp_path):
     """Schema 4 has every recipient under to:'s prefix: a user (query.Reader) must find no
-    mail by a hidden recipient there either; their to: finds mail they sent, or mail to
-    their own whole address, until the rebuild, and what To and Cc show after it."""
+    mail by a hidden recipient there either; their to: and bcc: find nothing until the
+    rebuild (schema 4 has no terms of the shown, the sender, the hidden apart), and what To
+    and Cc show, or their own hidden address, after it."""
     archive = Archive(tmp_path / "data", 450)
     raw = mail("ann@example.com", "carol@example.com", "budget", "plans", None)
     archive.store.put(raw, Envelope("ann@example.com", ["carol@example.com",
                                                         "frank@example.com"]), "smtp")
+    raw = mail("ann@example.com", "dora@example.com", "hidden carol", "plans", None)
+    archive.store.put(raw, Envelope("ann@example.com", ["carol@example.com"]), "smtp")
     with ExtractionPool(archive.profile.attachment_text_bytes) as pool:
         Indexer(archive.store, archive.index_dir(), pool).catch_up()
     as_schema_4(archive.index_dir())
-    carol = Reader(xapian.Query("FEcarol@example.com"), frozenset({"carol@example.com"}))
+    carol = Reader(xapian.Query(address_term("carol@example.com", SENDER_PREFIX)),
+                   frozenset({"carol@example.com"}))
 
     def found(query: str, reader=carol) -> tuple[int, tuple | None]:
         results = search(archive.index_dir(), query, reader=reader)
@@ -196,11 +202,13 @@ def test_a_schema_4_index_shows_a_user_no_hidden_recipient_until_and_after_its_r
     for query in ("frank", "to:frank", "bcc:frank@example.com", "fran*"):
         assert found(query) == (0, None), query
         assert found(query, None)[0] == 1, query  # an auditor's search
-    assert found("to:carol@example.com") == (1, None)  # her own: the summary waits
+    assert found("to:carol@example.com") == (0, None)
     assert found("to:carol") == (0, None)  # no shown recipients in schema 4
     with ExtractionPool(archive.profile.attachment_text_bytes) as pool:
         assert reindex.rebuild(archive, pool)
     reindex.switch_over(archive)
     assert found("to:carol") == (1, ("carol@example.com",))
+    assert found("to:carol@example.com")[0] == 2  # hers, shown and hidden
+    assert found("bcc:carol@example.com") == (1, ("dora@example.com",))
     assert found("frank") == (0, None) and found("frank", None)[0] == 1
     archive.close()

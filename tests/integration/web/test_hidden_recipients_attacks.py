@@ -138,11 +138,6 @@ def test_a_bare_cr_hides_nothing_from_search(site, clients):
             set(BARE_CR) - {"bare-cr-resent-bcc"}, query
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "not fixed: query.Reader's `sent` (services.web.access.reader) and its own-address "
-    "exception match From and Bcc by folded exact-address terms (fold_whole: NFKC, case, "
-    "accents), so a From address that only folds to the user's counts as hers; the index has "
-    "no From-only exact ASCII-lowercased term to use instead (a schema change)"))
 def test_a_lookalike_of_a_users_address_is_not_hers(site, clients):
     carol = clients["a-carol"]
     for query in ("bcc:frank", f"to:{FRANK}", "frank", "zebedee", "bcc:covert.example.org"):
