@@ -159,19 +159,38 @@ def parse_headers(raw: bytes) -> Message:
 
 # RFC 5322 4.5.3 (obs-optional): white space may come between a field's name and its colon.
 # The stdlib parser takes such a line ("CC : alice@...") for the end of the header block,
-# so the fields after it were lost: the subject, the date, a Cc that grants access.
+# so the fields after it were lost: the subject, the date, a Cc that grants access; in a
+# MIME part's header block, its type, its file name, its encoding (the attachment was read
+# as text of the part before it).
 _OBS_FIELD_NAME = re.compile(rb"^([!-9;-~]+)[ \t]+:", re.MULTILINE)
+# A boundary a multipart declares (RFC 2046 5.1.1: 1-70 characters), quoted or not.
+_BOUNDARY = re.compile(rb'(?i)[;\s]boundary[ \t]*=[ \t]*(?:"([^"\r\n]{1,70})"|([^\s;"]{1,70}))')
 
 
 def with_field_names_closed(raw: bytes) -> bytes:
-    """`raw` with white space between a top-level header field's name and its colon
-    removed (RFC 5322 4.5.3's obsolete syntax), for parsing only: what is stored stays as
-    it came. The body is left as it is. Bytes in, bytes out; never raises."""
-    end = header_end(raw)
-    block = raw[:end]
-    if not _OBS_FIELD_NAME.search(block):
+    """`raw` with white space between a header field's name and its colon removed (RFC 5322
+    4.5.3's obsolete syntax) in the top-level header block and in each MIME part's, the
+    lines after a delimiter of a boundary the message declares (RFC 2046 5.1.1) up to the
+    first empty line; for parsing only: what is stored stays as it came. Bodies are left
+    as they are. Bytes in, bytes out; never raises."""
+    if b" :" not in raw and b"\t:" not in raw:  # the common case, at the speed of a find
         return raw
-    return _OBS_FIELD_NAME.sub(rb"\1:", block) + raw[end:]
+    end = header_end(raw)
+    return _OBS_FIELD_NAME.sub(rb"\1:", raw[:end]) + _part_field_names_closed(raw, end)
+
+
+def _part_field_names_closed(raw: bytes, start: int) -> bytes:
+    """raw[start:] with the obsolete white space removed in each part's header block."""
+    delimiters = {b"--" + (quoted or bare) for quoted, bare in _BOUNDARY.findall(raw)}
+    if not delimiters:
+        return raw[start:]
+    lines, in_header = raw[start:].splitlines(keepends=True), False
+    for at, line in enumerate(lines):
+        if in_header and line.strip(b"\r\n"):
+            lines[at] = _OBS_FIELD_NAME.sub(rb"\1:", line)
+        else:  # a delimiter line, with its transport padding, opens a part's header block
+            in_header = line.rstrip() in delimiters
+    return b"".join(lines)
 
 
 def parse_message(raw: bytes) -> Message:

@@ -379,3 +379,48 @@ def test_white_space_before_a_fields_colon_is_rfc_5322s_obsolete_syntax(space, f
     assert parse_headers(raw)["cc"] == "alice@example.com"
     assert header_metadata(raw, None, 0.0)["message_id"] == "n8@example.com"
     assert parse_message(raw).get_payload().endswith(f"Note : kept{ending}")  # body as it was
+
+
+def _with_obsolete_part_fields(space: str, field: str, ending: str, nested: bool,
+                               quoted: bool) -> bytes:
+    """A message whose attachment (a base64 text file, notes.txt) has `field` written with
+    `space` before its colon, in a multipart/mixed (inside a multipart/alternative when
+    `nested`), its boundary declared `quoted` or not."""
+    def name(header: str) -> str:
+        return f"{header}{space}" if header == field else header
+    outer, inner = "=_outer", "inner.7"
+    declared = (lambda b: f'"{b}"') if quoted else (lambda b: b)
+    attachment = [f"--{inner if nested else outer}",
+                  f"{name('Content-Type')}: text/plain; charset=utf-8",
+                  f'{name("Content-Disposition")}: attachment; filename="notes.txt"',
+                  f"{name('Content-Transfer-Encoding')}: base64", "",
+                  "emVicmFmaXNoIG1pZ3JhdGlvbg=="]  # "zebrafish migration"
+    body = ["--" + (inner if nested else outer), "Content-Type: text/plain", "",
+            "The body. Note : this line is text, not a field."]
+    if nested:
+        body = [f"--{outer}", f"Content-Type: multipart/related; boundary={declared(inner)}",
+                "", *body, *attachment, f"--{inner}--"]
+    else:
+        body += attachment
+    lines = ["From: carol@example.com", "To: dave@example.com", "Subject: parts",
+             "MIME-Version: 1.0", f"Content-Type: multipart/mixed; boundary={declared(outer)}",
+             "", *body, f"--{outer}--", ""]
+    return ending.join(lines).encode()
+
+
+@pytest.mark.parametrize("space", [" ", "\t", "  "])
+@pytest.mark.parametrize("field", ["Content-Type", "Content-Disposition",
+                                   "Content-Transfer-Encoding"])
+@pytest.mark.parametrize("ending", ["\r\n", "\n"])
+@pytest.mark.parametrize("nested, quoted", [(False, True), (True, False), (True, True)])
+def test_white_space_before_a_colon_in_a_mime_parts_fields_is_read(space, field, ending,
+                                                                    nested, quoted):
+    """RFC 5322 4.5.3's obsolete syntax in a MIME part's header block: the stdlib parser
+    ended the part's header at "Content-Type : ...", so the attachment was read as text of
+    a part without a name or type (no filename:, its base64 indexed as words)."""
+    from services.archive.extract import extract
+    raw = _with_obsolete_part_fields(space, field, ending, nested, quoted)
+    found = extract(raw, 1 << 20)
+    assert [(a.filename, a.text.strip()) for a in found.attachments] == [
+        ("notes.txt", "zebrafish migration")]
+    assert "Note : this line is text" in found.body  # bodies are left as they are
