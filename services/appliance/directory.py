@@ -15,7 +15,13 @@ hashes are never read). Everything else is read with the configured service acco
     auditor_groups, else user (groups are compared by DN: a group of the same name
     elsewhere in the tree gives nothing; AD's presets count only security groups);
   - whether they may sign in at all: not when AD's userAccountControl has ACCOUNTDISABLE
-    (bit 2), nor when OpenLDAP's ppolicy has locked the entry (pwdAccountLockedTime).
+    (bit 2), its accountExpires has passed, or its msDS-User-Account-Control-Computed says
+    locked out (UF_LOCKOUT) or that the password expired or must be changed at the next
+    logon (UF_PASSWORD_EXPIRED, pwdLastSet 0) ([MS-ADTS] 2.2.16, 3.1.1.4.5.17); nor when
+    OpenLDAP's ppolicy has locked the entry (pwdAccountLockedTime). AD refuses such a
+    user's bind by itself; these are read so that a signed-in user loses access too;
+  - when their password was last set (AD's pwdLastSet, ppolicy's pwdChangedTime), part of
+    their sessions' credential stamp: a password reset ends the sessions opened before it.
 
 A name the directory does not know costs the same work as a wrong password (a search,
 then a bind, against a DN no entry has), and groups are read only once the password is
@@ -58,7 +64,12 @@ log = logging.getLogger(__name__)
 
 IN_CHAIN = "1.2.840.113556.1.4.1941"  # LDAP_MATCHING_RULE_IN_CHAIN: nested membership (AD)
 ACCOUNTDISABLE = 0x2  # userAccountControl bit of a disabled AD account
-STATE_ATTRIBUTES = ("userAccountControl", "pwdAccountLockedTime")
+UF_LOCKOUT, UF_PASSWORD_EXPIRED = 0x10, 0x800000  # msDS-User-Account-Control-Computed bits
+ACCOUNT_NEVER_EXPIRES = (0, 0x7FFFFFFFFFFFFFFF)  # accountExpires values that mean never
+FILETIME_UNIX_EPOCH = 116444736000000000  # 1970-01-01 in 100 ns since 1601 (FILETIME)
+PASSWORD_SET_ATTRIBUTES = ("pwdLastSet", "pwdChangedTime")  # AD; OpenLDAP ppolicy
+STATE_ATTRIBUTES = ("userAccountControl", "accountExpires", "msDS-User-Account-Control-Computed",
+                    "pwdAccountLockedTime", *PASSWORD_SET_ATTRIBUTES)
 INVALID_CREDENTIALS = 49  # RFC 4511 resultCode: wrong password, or AD's disabled/locked
 SIZE_LIMIT_EXCEEDED = 4  # more entries than asked for: enough to know a name is ambiguous
 FILTER_BATCH = 50  # member DNs per group search
@@ -113,6 +124,7 @@ class DirectoryAccount:
     groups: tuple[str, ...]  # DNs of every group they are in, nested ones included
     role: str  # admin, auditor or user
     disabled: str | None  # why they may not sign in, or None
+    password_set: str | None = None  # pwdLastSet or pwdChangedTime as the directory says
 
     def as_json(self) -> dict:
         return {"name": self.name, "dn": self.dn, "emails": list(self.emails),
@@ -233,7 +245,7 @@ class Directory:
             emails=tuple(addresses(values, self.config.mail_attributes)),
             groups=tuple(groups),
             role=role_of(groups, self.config.admin_groups, self.config.auditor_groups),
-            disabled=disabled_reason(values))
+            disabled=disabled_reason(values), password_set=password_set(values))
 
     def _groups(self, connection: ldap3.Connection, user_dn: str) -> list[str]:
         """The DN of every group `user_dn` is in, directly or through other groups."""
@@ -409,13 +421,46 @@ def role_of(groups: list[str], admin_groups: list[str], auditor_groups: list[str
     return "auditor" if member_of(auditor_groups) else "user"
 
 
-def disabled_reason(values: dict[str, list[str]]) -> str | None:
-    control = values.get("useraccountcontrol", [])
-    if control and control[0].lstrip("-").isdigit() and int(control[0]) & ACCOUNTDISABLE:
+def disabled_reason(values: dict[str, list[str]], now: float | None = None) -> str | None:
+    """Why the entry whose attributes are `values` (lower-cased names) may not sign in, or
+    None: AD's userAccountControl, accountExpires (FILETIME, 100 ns since 1601; `now`:
+    epoch seconds, default the clock) and msDS-User-Account-Control-Computed, OpenLDAP
+    ppolicy's pwdAccountLockedTime."""
+    computed = _integer(values, "msds-user-account-control-computed") or 0
+    if (_integer(values, "useraccountcontrol") or 0) & ACCOUNTDISABLE:
         return "disabled in Active Directory (userAccountControl)"
+    if _expired(_integer(values, "accountexpires"), time.time() if now is None else now):
+        return "expired in Active Directory (accountExpires)"
+    if computed & UF_LOCKOUT:
+        return "locked out in Active Directory (msDS-User-Account-Control-Computed)"
+    if computed & UF_PASSWORD_EXPIRED:
+        return ("password expired or to be changed at the next logon in Active Directory "
+                "(msDS-User-Account-Control-Computed)")
     if values.get("pwdaccountlockedtime"):
         return "locked in the directory (pwdAccountLockedTime)"
     return None
+
+
+def password_set(values: dict[str, list[str]]) -> str | None:
+    """When the entry's password was last set, as the directory writes it (AD pwdLastSet,
+    ppolicy pwdChangedTime), or None when it says neither (or hides them)."""
+    for attribute in PASSWORD_SET_ATTRIBUTES:
+        found = values.get(attribute.lower())
+        if found:
+            return f"{attribute}={found[0]}"
+    return None
+
+
+def _integer(values: dict[str, list[str]], attribute: str) -> int | None:
+    found = values.get(attribute, [])
+    return int(found[0]) if found and found[0].lstrip("-").isdigit() else None
+
+
+def _expired(account_expires: int | None, now: float) -> bool:
+    """Whether an AD accountExpires (FILETIME) lies before `now` (epoch seconds)."""
+    if account_expires is None or account_expires in ACCOUNT_NEVER_EXPIRES:
+        return False
+    return (account_expires - FILETIME_UNIX_EPOCH) / 10_000_000 <= now
 
 
 def normalized_dn(dn: str) -> str:

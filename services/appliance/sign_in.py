@@ -7,8 +7,10 @@ matching: "ADMIN", "Admin" and fullwidth "ＡＤＭＩＮ" are all "admin") neve
 no two accounts' names (nor their audit entries) differ only so.
 
 A directory user becomes a users.User with the directory's addresses and role, whose
-credential stamp is made from their DN: it never equals a local account's, so a session
-opened for one can never pass for the other. What the directory said is kept for
+credential stamp is made from their DN and when their password was last set (AD's
+pwdLastSet, ppolicy's pwdChangedTime): it never equals a local account's, so a session
+opened for one can never pass for the other, and a password reset in the directory ends
+the sessions opened before it (at the next refresh), as a local password change does. What the directory said is kept for
 directory.refresh_seconds; a session that outlives it reads the entry again, and a user
 since removed, disabled or moved out of user_filter loses access then. While the
 directory cannot be read, directory users' sessions are not honoured (closed, not
@@ -149,8 +151,10 @@ def folded_name(name: str) -> str:
 
 def directory_user(account: DirectoryAccount) -> User:
     """The archiver's view of a directory account; its "password" record holds no secret,
-    only what makes its credential stamp (the DN)."""
-    digest = hashlib.sha256(account.dn.lower().encode()).hexdigest()
+    only what makes its credential stamp: the DN and when the password was last set, so
+    that a password reset in the directory ends the sessions opened before it."""
+    stamped = f"{account.dn.lower()}\n{account.password_set or ''}"
+    digest = hashlib.sha256(stamped.encode()).hexdigest()
     return User(account.name, account.role, account.emails,
                 {"scheme": DIRECTORY_SCHEME, "dn": account.dn,
                  "hash": f"{DIRECTORY_SCHEME}:{digest}"})

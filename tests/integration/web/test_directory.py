@@ -333,6 +333,81 @@ def test_a_new_group_membership_changes_the_role_at_the_next_refresh(site, direc
     assert client.get("/api/session").json()["role"] == "user"
 
 
+
+def remove_person(directory, dn: str) -> None:
+    connection = directory.admin()
+    connection.delete(dn)
+    connection.unbind()
+
+
+def reset_password(directory, dn: str, password: str) -> None:
+    """What an administrator does for a stolen password (each directory its way)."""
+    connection = directory.admin()
+    if directory.kind == "ad":
+        connection.extend.microsoft.modify_password(dn, password)
+    else:  # RFC 3062; the ppolicy overlay writes pwdChangedTime
+        connection.extend.standard.modify_password(dn, None, password)
+    assert connection.result["result"] == 0, connection.result
+    connection.unbind()
+
+
+def test_a_password_reset_in_the_directory_ends_the_sessions_opened_before_it(site, directory):
+    """A stolen directory password reset by an administrator: the thief's session ends at
+    the next refresh, as a local account's does at a password change; the user signs in
+    again with the new password and stays in."""
+    dn = add_person(directory, "frank", "Frank-First-123")
+    try:
+        stolen = log_in(site, directory, "frank", "Frank-First-123")
+        reset_password(directory, dn, "Frank-Second-456")
+        site.clock.now += site.config.directory.refresh_seconds + 1
+        assert stolen.get("/api/session").status == 401
+        if directory.kind == "openldap":  # Samba takes an old password for an hour more
+            assert Client(site.url).log_in("frank", "Frank-First-123").status == 401
+        again = log_in(site, directory, "frank", "Frank-Second-456")
+        site.clock.now += site.config.directory.refresh_seconds + 1
+        assert again.get("/api/session").status == 200
+    finally:
+        remove_person(directory, dn)
+
+
+FILETIME_1970 = "116444736000000000"  # an accountExpires long past
+
+
+@pytest.mark.parametrize("change", ["expired", "must change password", "locked out"])
+def test_an_ad_account_expired_locked_or_to_change_its_password_loses_access(site, directory,
+                                                                            change):
+    """AD refuses such an account's bind by itself, but a signed-in user never binds again:
+    the entry read at the refresh must say it (accountExpires, pwdLastSet 0 and
+    msDS-User-Account-Control-Computed)."""
+    if directory.kind != "ad":
+        pytest.skip("Active Directory's account states")
+    dn = add_person(directory, "grace", "Grace-Hopper-123")
+    connection = directory.admin()
+    try:
+        client = log_in(site, directory, "grace", "Grace-Hopper-123")
+        if change == "expired":
+            connection.modify(dn, {"accountExpires": [(ldap3.MODIFY_REPLACE, [FILETIME_1970])]})
+        elif change == "must change password":
+            connection.modify(dn, {"pwdLastSet": [(ldap3.MODIFY_REPLACE, ["0"])]})
+        else:
+            lock_out(connection, dn)
+        site.clock.now += site.config.directory.refresh_seconds + 1
+        assert client.get("/api/session").status == 401
+        assert client.get("/api/search?q=").status == 401
+    finally:
+        connection.modify(samba_dc.BASE, {"lockoutThreshold": [(ldap3.MODIFY_REPLACE, ["0"])]})
+        connection.delete(dn)
+        connection.unbind()
+
+
+def lock_out(connection, dn: str) -> None:
+    """Three wrong passwords against a domain that locks out at three."""
+    connection.modify(samba_dc.BASE, {"lockoutThreshold": [(ldap3.MODIFY_REPLACE, ["3"])]})
+    for _ in range(3):
+        guess = ldap3.Connection(connection.server, dn, "Not-Her-Password-1")
+        assert not guess.bind()
+
+
 # -- the directory down --------------------------------------------------------------------
 
 def test_with_the_directory_down_local_accounts_still_sign_in(site, directory):
