@@ -9,8 +9,11 @@ hashes are never read). Everything else is read with the configured service acco
     (uid; sAMAccountName or userPrincipalName) is the name given;
   - their addresses: every value of mail_attributes; of AD's proxyAddresses only the
     "smtp:" entries (any case; "SMTP:" is the primary one), never X500:, SIP: and the like;
-  - their groups, nested ones included: AD's LDAP_MATCHING_RULE_IN_CHAIN
-    (1.2.840.113556.1.4.1941) in one search, or group by group (OpenLDAP);
+  - their groups, nested ones included, group by group: each level's groups must match
+    group_filter, so nesting passes only through groups that count (AD's preset: security
+    groups; a distribution list nested in an admin group makes none of its members
+    admins, as Windows gives them no such membership). AD's LDAP_MATCHING_RULE_IN_CHAIN
+    would follow every group, distribution lists included, and is not used;
   - their role: admin if one of those groups is in admin_groups, else auditor if one is in
     auditor_groups, else user (groups are compared by DN: a group of the same name
     elsewhere in the tree gives nothing; AD's presets count only security groups);
@@ -62,7 +65,6 @@ from services.common.config import DirectoryConfig
 
 log = logging.getLogger(__name__)
 
-IN_CHAIN = "1.2.840.113556.1.4.1941"  # LDAP_MATCHING_RULE_IN_CHAIN: nested membership (AD)
 ACCOUNTDISABLE = 0x2  # userAccountControl bit of a disabled AD account
 UF_LOCKOUT, UF_PASSWORD_EXPIRED = 0x10, 0x800000  # msDS-User-Account-Control-Computed bits
 ACCOUNT_NEVER_EXPIRES = (0, 0x7FFFFFFFFFFFFFFF)  # accountExpires values that mean never
@@ -248,12 +250,9 @@ class Directory:
             disabled=disabled_reason(values), password_set=password_set(values))
 
     def _groups(self, connection: ldap3.Connection, user_dn: str) -> list[str]:
-        """The DN of every group `user_dn` is in, directly or through other groups."""
-        if self.config.nested_groups == "in_chain":
-            members = _any_of(self.config.member_attributes, [user_dn], rule=IN_CHAIN)
-            entries = self._search(connection, self.config.base_dn,
-                                   f"(&{self.config.group_filter}{members})", [])
-            return [entry["dn"] for entry in entries]
+        """The DN of every group matching group_filter that `user_dn` is in, directly or
+        through other such groups (one search a level of nesting, MAX_GROUP_DEPTH at
+        most)."""
         found: dict[str, str] = {}  # normalized DN -> DN
         members = [user_dn]
         for _ in range(MAX_GROUP_DEPTH):  # one level of nesting a round
@@ -505,9 +504,8 @@ def is_utf8(text: str) -> bool:
     return True
 
 
-def _any_of(attributes: list[str], dns: list[str], rule: str | None = None) -> str:
-    matching = f":{rule}:" if rule else ""
-    terms = "".join(f"({attribute}{matching}={escape_filter_chars(dn)})"
+def _any_of(attributes: list[str], dns: list[str]) -> str:
+    terms = "".join(f"({attribute}={escape_filter_chars(dn)})"
                     for attribute in attributes for dn in dns)
     return f"(|{terms})"
 

@@ -176,7 +176,7 @@ DIRECTORY_PRESETS = {
            "group_filter": "(&(objectClass=group)"
                            "(groupType:1.2.840.113556.1.4.803:=2147483648))",
            "member_attributes": ["member"],
-           "nested_groups": "in_chain"},
+           "nested_groups": "recursive"},
 }
 NESTED_GROUPS = ("in_chain", "recursive")
 
@@ -259,7 +259,10 @@ class DirectoryConfig:
         "attributes of a group naming its members' DNs", check=_attribute_names,
         expected="a non-empty list of attribute names", default=None)
     nested_groups: str | None = field(
-        "in_chain (AD's LDAP_MATCHING_RULE_IN_CHAIN) or recursive (group by group)",
+        "recursive: nested groups are followed group by group, through groups matching "
+        "group_filter only; in_chain (AD's LDAP_MATCHING_RULE_IN_CHAIN, which follows "
+        "distribution lists too, making the members of one nested in an admin group "
+        "admins) is accepted and read as recursive",
         check=lambda v: v in NESTED_GROUPS, expected="in_chain or recursive", default=None)
     admin_groups: list[str] = field("DNs of the groups whose members are admins",
                                     check=_group_dns, expected=GROUP_DN_EXPECTED,

@@ -277,6 +277,31 @@ def test_only_the_configured_group_dns_make_admins(site, directory):
         connection.unbind()
 
 
+def test_a_distribution_list_nested_in_the_admin_group_makes_no_admin(site, directory):
+    """AD: Windows gives no one membership of a security group through a distribution list
+    nested in it, and a list's members are often managed by its owner or join it
+    themselves: LDAP_MATCHING_RULE_IN_CHAIN follows it all the same, so nesting is
+    followed group by group, through security groups only."""
+    if directory.kind != "ad":
+        pytest.skip("Active Directory's distribution lists")
+    listed, admins = f"CN=Everyone List,{samba_dc.USERS}", f"CN=Archive Admins,{samba_dc.USERS}"
+    connection = directory.admin()
+    connection.add(listed, ["top", "group"], {"sAMAccountName": "everyone-list",
+                                              "groupType": 2,  # global distribution
+                                              "member": [f"CN=alice,{samba_dc.USERS}"]})
+    connection.modify(admins, {"member": [(ldap3.MODIFY_ADD, [listed])]})
+    try:
+        client = log_in(site, directory, "alice")
+        assert client.get("/api/session").json()["role"] == "user"
+        assert client.get("/api/mirror").status == 403
+        assert Directory(DirectoryConfig(**directory.settings(
+            nested_groups="in_chain"))).find("alice").role == "user"
+        assert log_in(site, directory, "carol").get("/api/session").json()["role"] == "admin"
+    finally:
+        connection.modify(admins, {"member": [(ldap3.MODIFY_DELETE, [listed])]})
+        connection.delete(listed)
+        connection.unbind()
+
 def test_a_disabled_user_is_refused(site, directory):
     reply = Client(site.url).log_in("mallory", directory.passwords["mallory"])
     assert reply.status == 401 and "wrong name or password" in reply.json()["error"]

@@ -49,7 +49,7 @@ def test_the_documented_example_loads_with_the_defaults_of_its_kind(write):
     assert directory.kind == "ad" and directory.refresh_seconds == 120
     assert directory.login_attributes == ["sAMAccountName", "userPrincipalName"]
     assert directory.mail_attributes == ["mail", "proxyAddresses"]
-    assert directory.nested_groups == "in_chain"
+    assert directory.nested_groups == "recursive"
     assert config.two_factor.required_for == ["admin"]
 
 
