@@ -21,8 +21,11 @@ hashes are never read). Everything else is read with the configured service acco
     (bit 2), its accountExpires has passed, or its msDS-User-Account-Control-Computed says
     locked out (UF_LOCKOUT) or that the password expired or must be changed at the next
     logon (UF_PASSWORD_EXPIRED, pwdLastSet 0) ([MS-ADTS] 2.2.16, 3.1.1.4.5.17); nor when
-    OpenLDAP's ppolicy has locked the entry (pwdAccountLockedTime). AD refuses such a
-    user's bind by itself; these are read so that a signed-in user loses access too;
+    OpenLDAP's ppolicy has locked the entry (pwdAccountLockedTime) or wants the password
+    an administrator set changed first (pwdReset TRUE, under pwdMustChange: the bind
+    succeeds, only a password change may follow; draft-behera-ldap-password-policy 5.3.7).
+    AD refuses such a user's bind by itself; these are read so that a signed-in user loses
+    access too;
   - when their password was last set (AD's pwdLastSet, ppolicy's pwdChangedTime), part of
     their sessions' credential stamp: a password reset ends the sessions opened before it.
 
@@ -71,7 +74,7 @@ ACCOUNT_NEVER_EXPIRES = (0, 0x7FFFFFFFFFFFFFFF)  # accountExpires values that me
 FILETIME_UNIX_EPOCH = 116444736000000000  # 1970-01-01 in 100 ns since 1601 (FILETIME)
 PASSWORD_SET_ATTRIBUTES = ("pwdLastSet", "pwdChangedTime")  # AD; OpenLDAP ppolicy
 STATE_ATTRIBUTES = ("userAccountControl", "accountExpires", "msDS-User-Account-Control-Computed",
-                    "pwdAccountLockedTime", *PASSWORD_SET_ATTRIBUTES)
+                    "pwdAccountLockedTime", "pwdReset", *PASSWORD_SET_ATTRIBUTES)
 INVALID_CREDENTIALS = 49  # RFC 4511 resultCode: wrong password, or AD's disabled/locked
 SIZE_LIMIT_EXCEEDED = 4  # more entries than asked for: enough to know a name is ambiguous
 FILTER_BATCH = 50  # member DNs per group search
@@ -424,7 +427,7 @@ def disabled_reason(values: dict[str, list[str]], now: float | None = None) -> s
     """Why the entry whose attributes are `values` (lower-cased names) may not sign in, or
     None: AD's userAccountControl, accountExpires (FILETIME, 100 ns since 1601; `now`:
     epoch seconds, default the clock) and msDS-User-Account-Control-Computed, OpenLDAP
-    ppolicy's pwdAccountLockedTime."""
+    ppolicy's pwdAccountLockedTime and pwdReset."""
     computed = _integer(values, "msds-user-account-control-computed") or 0
     if (_integer(values, "useraccountcontrol") or 0) & ACCOUNTDISABLE:
         return "disabled in Active Directory (userAccountControl)"
@@ -437,6 +440,8 @@ def disabled_reason(values: dict[str, list[str]], now: float | None = None) -> s
                 "(msDS-User-Account-Control-Computed)")
     if values.get("pwdaccountlockedtime"):
         return "locked in the directory (pwdAccountLockedTime)"
+    if [value.upper() for value in values.get("pwdreset", [])] == ["TRUE"]:
+        return "to change the password an administrator set first (pwdReset)"
     return None
 
 

@@ -395,6 +395,26 @@ def test_a_password_reset_in_the_directory_ends_the_sessions_opened_before_it(si
         remove_person(directory, dn)
 
 
+
+def test_a_password_an_openldap_administrator_set_must_be_changed_before_signing_in(
+        site, directory):
+    """ppolicy's pwdReset (pwdMustChange): the bind with the password an administrator set
+    succeeds, and only a password change may follow; it must not open the archive, nor
+    keep a session open (as AD's pwdLastSet 0 does not)."""
+    if directory.kind != "openldap":
+        pytest.skip("OpenLDAP ppolicy's pwdReset")
+    dn = add_person(directory, "heidi", "Heidi-Helpdesk-123")
+    connection = directory.admin()
+    try:
+        client = log_in(site, directory, "heidi", "Heidi-Helpdesk-123")
+        connection.modify(dn, {"pwdReset": [(ldap3.MODIFY_REPLACE, ["TRUE"])]})
+        assert Client(site.url).log_in("heidi", "Heidi-Helpdesk-123").status == 401
+        site.clock.now += site.config.directory.refresh_seconds + 1
+        assert client.get("/api/session").status == 401
+    finally:
+        connection.delete(dn)
+        connection.unbind()
+
 FILETIME_1970 = "116444736000000000"  # an accountExpires long past
 
 
