@@ -468,13 +468,15 @@ def _expired(account_expires: int | None, now: float) -> bool:
 
 
 def normalized_dn(dn: str) -> str:
-    """A DN compared as LDAP does: attribute names and values without case, spaces around
-    separators dropped."""
+    """A DN compared as LDAP does (RFC 4514): attribute names and values without case,
+    spaces around separators dropped, each separator kept: "cn=A+ou=B,dc=x" (one RDN of
+    two values) is another entry than "cn=A,ou=B,dc=x"."""
     try:
         parts = parse_dn(dn, escape=False, strip=True)
     except ldap_errors.LDAPInvalidDnError:
         return dn.strip().lower()
-    return ",".join(f"{kind.lower()}={value.lower()}" for kind, value, _ in parts)
+    return "".join(f"{kind.lower()}={value.lower()}{separator}"
+                   for kind, value, separator in parts)
 
 
 def _is_address(value: str) -> bool:

@@ -277,6 +277,25 @@ def test_only_the_configured_group_dns_make_admins(site, directory):
         connection.unbind()
 
 
+def test_a_group_whose_rdn_spells_the_admin_groups_dn_makes_no_admin(site, directory):
+    """OpenLDAP: whoever may add groups above the admin group (cn=Archive Admins,ou=groups)
+    adds "cn=Archive Admins+ou=groups" (one RDN of two values: groupOfNames may have an
+    ou) at the base: another entry, though its attribute types and values, read one
+    after the other, are the admin group's."""
+    if directory.kind != "openldap":
+        pytest.skip("multi-valued RDNs (AD has none)")
+    forged = f"cn=Archive Admins+ou=groups,{slapd.BASE}"
+    connection = directory.admin()
+    connection.add(forged, ["groupOfNames"], {"cn": "Archive Admins", "ou": "groups",
+                                              "member": [slapd.people_dn("alice")]})
+    try:
+        client = log_in(site, directory, "alice")
+        assert client.get("/api/session").json()["role"] == "user"
+        assert client.get("/api/mirror").status == 403
+    finally:
+        connection.delete(forged)
+        connection.unbind()
+
 def test_a_distribution_list_nested_in_the_admin_group_makes_no_admin(site, directory):
     """AD: Windows gives no one membership of a security group through a distribution list
     nested in it, and a list's members are often managed by its owner or join it
