@@ -30,7 +30,9 @@ from services.archive.store import RESERVE_BYTES, Store
 HOURS_SHOWN, DAYS_SHOWN = 24, 7
 
 
-def health(config: Config, archive: Archive, now: float | None = None) -> dict:
+def health(config: Config, archive: Archive, now: float | None = None,
+           ask_directory: bool = True) -> dict:
+    """The report; without `ask_directory`, its "directory" is None (not asked)."""
     now = time.time() if now is None else now
     store = archive.store
     return {"node": store.node_id, "model": archive.profile.model,
@@ -45,7 +47,7 @@ def health(config: Config, archive: Archive, now: float | None = None) -> dict:
             "dedup": dedup(store),
             "storage": storage(store, archive.data_dir),
             "space": {space.key: space.as_json() for space in archive.spaces()},
-            "directory": directory_state(config)}
+            "directory": directory_state(config) if ask_directory else None}
 
 
 def directory_state(config: Config) -> dict | None:

@@ -14,7 +14,10 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 async def handle(request: web.Request) -> web.Response:
-    report = await asyncio.to_thread(health, request.app["config"], request.app["archive"])
+    # No directory state in the exposition, and no login to fetch it: asking the directory
+    # for each fetch let anyone fill the directory.concurrency places sign-ins wait in.
+    report = await asyncio.to_thread(health, request.app["config"], request.app["archive"],
+                                     ask_directory=False)
     text = render(report, request.app["auth"].failed_logins, request.app["transfers"],
                   request.app["renders"])
     return web.Response(body=text.encode(), headers={"Content-Type": CONTENT_TYPE})

@@ -12,6 +12,7 @@ import dataclasses
 import json
 import re
 import subprocess
+import threading
 
 import ldap3
 import pytest
@@ -514,6 +515,33 @@ def test_status_shows_the_directory(site, directory, tmp_path):
                           text=True, timeout=120)
     assert f"directory {directory.settings()['uri']}: ok" in done.stdout
     assert "warning" not in done.stdout  # ldaps://
+
+
+def test_metrics_fetched_without_end_never_keep_directory_users_from_signing_in(site,
+                                                                              directory):
+    """/metrics needs no login and shows whether the directory answers: an outsider
+    fetching it from several connections at once, without end, must not fill the
+    directory.concurrency places sign-ins wait in (each fetch asked the directory: 19 of 20
+    sign-ins were refused "directory busy")."""
+    stop = threading.Event()
+
+    def fetch_metrics(number: int) -> None:
+        outsider = Client(site.url, source=f"127.0.70.{number + 1}")
+        while not stop.is_set():
+            assert outsider.get("/metrics").status == 200
+
+    fetchers = [threading.Thread(target=fetch_metrics, args=(n,), daemon=True)
+                for n in range(4)]
+    for fetcher in fetchers:
+        fetcher.start()
+    try:
+        statuses = [Client(site.url, source=f"127.0.71.{n + 1}").log_in(
+            "alice", directory.passwords["alice"]).status for n in range(10)]
+    finally:
+        stop.set()
+        for fetcher in fetchers:
+            fetcher.join(timeout=60)
+    assert statuses == [200] * 10
 
 
 # -- TLS -------------------------------------------------------------------------------------
