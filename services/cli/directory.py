@@ -10,6 +10,7 @@ from pathlib import Path
 from firmware.errors import ArchiverError
 
 from services.appliance.directory import AmbiguousName, Directory, DirectoryError
+from services.appliance.health import directory_warning
 from services.common.config import load_config
 
 
@@ -33,7 +34,9 @@ def cmd_test(args) -> int:
         raise ArchiverError(f"{config.source}: no directory: section (see archiver.yaml's "
                             "documentation in services/common/config.py)")
     directory = Directory(config.directory)
-    report = {"directory": directory.probe(), "user": None}
+    state = directory.probe()
+    state["warning"] = directory_warning(config, state["warning"])
+    report = {"directory": state, "user": None}
     if args.user is not None and report["directory"]["state"] == "ok":
         report["user"] = _look_up(directory, args.user)
     print(json.dumps(report, indent=2) if args.json else "\n".join(_text(config, report)))

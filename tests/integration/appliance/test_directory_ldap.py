@@ -145,9 +145,11 @@ def test_the_service_password_can_come_from_a_file(server, tmp_path):
 
 # -- archiver directory test -------------------------------------------------------------
 
-def run_cli(tmp_path, settings: dict | None, *args) -> subprocess.CompletedProcess:
+def run_cli(tmp_path, settings: dict | None, *args, **keys) -> subprocess.CompletedProcess:
+    """`archiver directory test ARGS` with an archiver.yaml of `settings` (its directory:)
+    and `keys` (other top-level keys)."""
     config = tmp_path / "archiver.yaml"
-    document = {"data_dir": str(tmp_path / "data")}
+    document = {"data_dir": str(tmp_path / "data"), **keys}
     if settings is not None:
         document["directory"] = settings
     config.write_text(yaml.safe_dump(document))
@@ -310,3 +312,22 @@ def test_plain_ldap_without_start_tls_is_warned_about(server, tmp_path):
         done = run_cli(tmp_path, safe, "--json")
         assert json.loads(done.stdout)["directory"]["warning"] is None
         assert "warning" not in run_cli(tmp_path, safe).stdout
+
+
+def test_two_factor_required_for_a_role_the_directory_gives_is_warned_about(server, tmp_path):
+    """two_factor.required_for asks codes of local accounts only: a directory admin (carol,
+    through her groups) signs in with her directory password alone, which an operator who
+    listed admin must be told (the status page and `archiver status` show the same)."""
+    codes = {"required_for": ["admin"]}
+    done = run_cli(tmp_path, server.settings(), "--json", two_factor=codes)
+    assert done.returncode == 0, done.stderr
+    warning = json.loads(done.stdout)["directory"]["warning"]
+    assert "two_factor.required_for lists admin" in warning and "alone" in warning
+    assert "warning: two_factor.required_for" in run_cli(tmp_path, server.settings(),
+                                                         two_factor=codes).stdout
+    no_admins = run_cli(tmp_path, server.settings(admin_groups=[]), "--json", two_factor=codes)
+    assert json.loads(no_admins.stdout)["directory"]["warning"] is None
+    for_users = run_cli(tmp_path, server.settings(uri=server.ldap_uri), "--json",
+                        two_factor={"required_for": ["user"]})
+    both = json.loads(for_users.stdout)["directory"]["warning"]
+    assert "in clear" in both and "required_for lists user" in both
