@@ -20,10 +20,10 @@ hashes are never read). Everything else is read with the configured service acco
   - whether they may sign in at all: not when AD's userAccountControl has ACCOUNTDISABLE
     (bit 2), its accountExpires has passed, or its msDS-User-Account-Control-Computed says
     locked out (UF_LOCKOUT) or that the password expired or must be changed at the next
-    logon (UF_PASSWORD_EXPIRED, pwdLastSet 0) ([MS-ADTS] 2.2.16, 3.1.1.4.5.17); nor when
+    logon (UF_PASSWORD_EXPIRED, pwdLastSet 0) ([MS-ADTS], [MS-SAMR]); nor when
     OpenLDAP's ppolicy has locked the entry (pwdAccountLockedTime) or wants the password
     an administrator set changed first (pwdReset TRUE, under pwdMustChange: the bind
-    succeeds, only a password change may follow; draft-behera-ldap-password-policy 5.3.7).
+    succeeds, only a password change may follow: draft-behera-ldap-password-policy).
     AD refuses such a user's bind by itself; these are read so that a signed-in user loses
     access too;
   - when their password was last set (AD's pwdLastSet, ppolicy's pwdChangedTime), part of

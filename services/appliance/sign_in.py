@@ -10,9 +10,11 @@ A directory user becomes a users.User with the directory's addresses and role, w
 credential stamp is made from their DN and when their password was last set (AD's
 pwdLastSet, ppolicy's pwdChangedTime): it never equals a local account's, so a session
 opened for one can never pass for the other, and a password reset in the directory ends
-the sessions opened before it (at the next refresh), as a local password change does. What the directory said is kept for
-directory.refresh_seconds; a session that outlives it reads the entry again, and a user
-since removed, disabled or moved out of user_filter loses access then. While the
+the sessions opened before it (at the next refresh), as a local password change does.
+What the directory said is kept for directory.refresh_seconds; a session that outlives
+it reads the entry again, and a user since removed, disabled (expired, locked out, ...:
+directory.disabled_reason), given a new password or moved out of user_filter loses
+access then. While the
 directory cannot be read, directory users' sessions are not honoured (closed, not
 open): only the directory can say they still may. A name two entries answer to (one was
 added) ends the sessions as a removed user does.
