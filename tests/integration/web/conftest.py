@@ -49,3 +49,18 @@ def page(chromium):
                                    accept_downloads=True)
     yield context.new_page()
     context.close()
+
+
+def pytest_collection_modifyitems(config, items):
+    """A test marked only_directory(KIND) runs with that kind of directory only (the
+    `directory` fixture's parameter): the other is deselected, not skipped, since it has
+    nothing of the kind to test."""
+    kept, dropped = [], []
+    for item in items:
+        marker = item.get_closest_marker("only_directory")
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        wrong = marker is not None and params.get("directory") not in (None, *marker.args)
+        (dropped if wrong else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
