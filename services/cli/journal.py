@@ -24,6 +24,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     p = actions.add_parser("poll", help="poll the accounts (or one) once, now")
     _add_options(p)
     p.add_argument("--account", metavar="NAME", help="only this account")
+    p.add_argument("--retry-left", action="store_true",
+                   help="try again the messages left on the server (too large, or their "
+                        "fetch broke the session 3 times), which polls otherwise pass by")
     p.set_defaults(handler=cmd_poll)
 
 
@@ -66,7 +69,10 @@ def cmd_poll(args) -> int:
     failed = False
     max_bytes = archive.profile.smtp.max_message_bytes
     for account in _chosen(config, args.account):
-        result = JournalPuller(account, archive.store, max_message_bytes=max_bytes).poll_once()
+        puller = JournalPuller(account, archive.store, max_message_bytes=max_bytes)
+        if args.retry_left:
+            puller.retry_left()
+        result = puller.poll_once()
         failed = failed or result.error is not None
         if args.json:
             print(json.dumps({"account": account.name, **asdict(result)}))

@@ -37,8 +37,10 @@ MAX_RETRY_SECONDS = 300
 # deletions keeps an outage from sending a long poll's messages round again.
 POP3_DELETES_PER_SESSION = 100
 # A message whose fetch breaks the session this many polls in a row is left on the server
-# (until the service restarts): a transient outage retries, a poisonous answer is passed by.
+# (until `archiver journal poll --retry-left`): a transient outage retries, a poisonous
+# answer is passed by, after a restart too.
 FETCH_ATTEMPTS = 3
+REMEMBERED = 1000  # messages left on the server (and fetches that broke) an account keeps
 # Without UIDPLUS, messages flagged \Deleted are expunged together every this many.
 IMAP_EXPUNGE_EVERY = 100
 # A SEARCH asks for this many message numbers at a time (answer < 600 kB).
@@ -83,7 +85,10 @@ class JournalPuller:
         self.account, self.store, self.gate = account, store, gate
         self.connect_timeout, self.command_seconds = connect_timeout, command_seconds
         self.limits = Limits.for_largest_message(max_message_bytes)
-        # key -> why it stays on the server (too large); skipped by later polls of this process
+        # key -> why it stays on the server (too large, its fetch broke the session
+        # FETCH_ATTEMPTS times): skipped by later polls, after a restart too: the account's
+        # status keeps both, read at the start of each poll (`archiver journal poll
+        # --retry-left` forgets them, for the service's next poll too).
         self.left_on_server: dict[str, str] = {}
         self.broken_fetches: dict[str, int] = {}  # key -> polls in a row its fetch broke
         self.source = f"journal:{account.name}"
@@ -145,7 +150,9 @@ class JournalPuller:
     def _take_all(self, mailbox: Mailbox, result: PollResult) -> None:
         skip = self.store.journal_taken(self.account.name) if self.account.keep_on_server \
             else set()
-        for key in mailbox.keys():
+        keys = mailbox.keys()
+        self._forget_gone(keys)
+        for key in keys:
             if key in skip:
                 continue
             if key in self.left_on_server:
@@ -187,6 +194,21 @@ class JournalPuller:
             result.imported += 1
         return self._delete_or_remember(mailbox, key, result)
 
+    def _forget_gone(self, keys: list[str]) -> None:
+        """What was left or broke is forgotten once it is no longer on the server."""
+        present = set(keys)
+        self.left_on_server = {k: v for k, v in self.left_on_server.items() if k in present}
+        self.broken_fetches = {k: v for k, v in self.broken_fetches.items() if k in present}
+
+    def retry_left(self) -> int:
+        """Forget what was left on the server, so the next poll tries it again; returns how
+        many were left. Recorded in the account's status at once."""
+        count = len(account_status(self.store, self.account.name)["left_on_server"])
+        self.left_on_server, self.broken_fetches = {}, {}
+        self._save_state({**account_status(self.store, self.account.name),
+                          "left_on_server": {}, "broken_fetches": {}})
+        return count
+
     def _count_broken_fetch(self, key: str, exc: Exception) -> None:
         self.broken_fetches[key] = tries = self.broken_fetches.get(key, 0) + 1
         if tries >= FETCH_ATTEMPTS and not self._stop.is_set():
@@ -213,8 +235,11 @@ class JournalPuller:
     # -- status --------------------------------------------------------------------------
 
     def _record_start(self) -> None:
-        """Status says a poll runs (and since when) while it does: a stalled one shows."""
+        """Status says a poll runs (and since when) while it does: a stalled one shows.
+        What was left on the server is read back from it."""
         state = account_status(self.store, self.account.name)
+        self.left_on_server = dict(state["left_on_server"])
+        self.broken_fetches = dict(state["broken_fetches"])
         self._save_state({**state, "state": f"polling since {_now()}"})
 
     def _record(self, result: PollResult) -> None:
@@ -224,6 +249,8 @@ class JournalPuller:
         state["imported_total"] += result.imported
         state["duplicates_total"] += result.duplicates
         state["problems"] = result.problems[:20]
+        state["left_on_server"] = _newest(self.left_on_server)
+        state["broken_fetches"] = _newest(self.broken_fetches)
         if result.error:
             state.update(state="error", last_error=result.error, last_error_at=now)
         elif result.paused:
@@ -247,7 +274,13 @@ def account_status(store: Store, account: str) -> dict:
     """An account's status as last recorded; last_error stays after recovery (state says)."""
     return {"state": "not polled yet", "last_poll": None, "last_success": None,
             "last_error": None, "last_error_at": None, "imported_total": 0,
-            "duplicates_total": 0, "problems": [], **store.journal_state(account)}
+            "duplicates_total": 0, "problems": [], "left_on_server": {}, "broken_fetches": {},
+            **store.journal_state(account)}
+
+
+def _newest(found: dict) -> dict:
+    """The REMEMBERED newest entries of `found` (insertion order): a status stays small."""
+    return dict(list(found.items())[-REMEMBERED:])
 
 
 def _now() -> str:

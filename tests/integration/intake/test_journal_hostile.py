@@ -414,3 +414,67 @@ def test_a_command_that_keeps_bringing_bytes_is_not_cut_and_a_trickle_is():
             trickling.brought(1)
         assert flowing.why is None
         assert "at under" in (trickling.why or "")
+
+
+# -- what was left on the server stays left across restarts -----------------------------------
+
+def test_a_message_left_on_the_server_is_passed_by_after_a_restart_until_retried(store):
+    """The puller remembered what it left (too large here) in memory only: each restart of
+    the service fetched it again (a transfer of up to the largest message, then an error
+    poll). The account's status keeps it now, and `journal poll --retry-left` forgets it."""
+    fetched = []
+    with FakeImap(MESSAGES) as fake:
+        def fetch(session, tag, args):
+            fetched.append(args[0])
+            if args[0] == "1":
+                session.send(b"* 1 FETCH (UID 1 BODY[] {10000000000}\r\n" + b"X" * MiB)
+                return "bye"
+            session.do_UID_FETCH(tag, args)
+        fake.handlers["UID FETCH"] = fetch
+
+        def restarted():
+            return JournalPuller(account(fake, "imap"), store, max_message_bytes=MiB)
+        assert "10000000000-byte message" in restarted().poll_once().error
+        again = restarted().poll_once()
+        assert again.error is None and fetched.count("1") == 1
+        assert again.problems[0].startswith("777:1 left on the server")
+        assert list(store.journal_state("fake")["left_on_server"]) == ["777:1"]
+        assert restarted().retry_left() == 1
+        assert "10000000000-byte message" in restarted().poll_once().error
+        assert fetched.count("1") == 2
+
+
+def test_fetches_that_break_the_session_are_counted_across_restarts(store):
+    """A poisonous answer that also ended the service (a restart per poll) was fetched
+    forever: the count of polls in a row it broke lived in the process."""
+    with FakeImap(MESSAGES) as fake:
+        def answer(session, tag, args):
+            if args[0] == "1":
+                session.send(b"* 1 FETCH (UID 1 BODY[] {%d}\r\n%s)\r\n" % (
+                    len(_body(1)) - 10, _body(1)))
+                session.ok(tag)
+            else:
+                session.do_UID_FETCH(tag, args)
+        fake.handlers["UID FETCH"] = answer
+        for _ in range(journal.FETCH_ATTEMPTS):
+            assert JournalPuller(account(fake, "imap"), store).poll_once().error
+        result = JournalPuller(account(fake, "imap"), store).poll_once()
+        assert result.error is None and sorted(fake.expunged) == [2, 3]
+        assert result.problems[0].startswith("777:1 left on the server: the session broke")
+
+
+def test_a_message_left_on_the_server_is_forgotten_once_it_is_gone(store):
+    def too_large(fake):
+        def fetch(session, tag, args):
+            if args[0] == "1":
+                session.send(b"* 1 FETCH (UID 1 BODY[] {10000000000}\r\n" + b"X" * MiB)
+                return "bye"
+            session.do_UID_FETCH(tag, args)
+        fake.handlers["UID FETCH"] = fetch
+    with FakeImap(MESSAGES) as fake:
+        too_large(fake)
+        JournalPuller(account(fake, "imap"), store, max_message_bytes=MiB).poll_once()
+        assert list(store.journal_state("fake")["left_on_server"]) == ["777:1"]
+    with FakeImap({3: message(3)}) as fake:  # someone removed it meanwhile
+        result = JournalPuller(account(fake, "imap"), store, max_message_bytes=MiB).poll_once()
+        assert result.problems == [] and store.journal_state("fake")["left_on_server"] == {}
