@@ -137,50 +137,48 @@ class MirrorServer:
         return await self._hold_records(request, hold_sync.take_page)
 
     async def _hold_records(self, request: web.Request, handle) -> web.Response:
-        """A page of hold records read or taken (services.mirror.hold_sync). Who asks is
-        checked before the body is read, and the body is bounded (hold_sync.MAX_BODY_BYTES):
-        a stranger must not make this server buffer what it sends."""
-        refused = self._not_welcome(request)
-        if refused is not None:
-            return refused
-        body = await _body_within(request, hold_sync.MAX_BODY_BYTES)
-        if body is None:
-            return web.json_response({"reason": "a page of hold records is at most "
-                                      f"{hold_sync.MAX_BODY_BYTES} bytes"}, status=413)
-        try:
-            document = await asyncio.to_thread(json.loads, body)
-            if not isinstance(document, dict):
-                raise BadHoldRecords("expected a JSON object")
-            return web.json_response(await asyncio.to_thread(handle, self.store, document))
-        except (ValueError, RecursionError, BadHoldRecords) as exc:  # json's: ValueErrors
-            return web.json_response({"reason": str(exc)[:300]}, status=400)
-        except OutOfSpace as full:
-            return _retry_later(full.brief)
+        """A page of hold records read or taken (services.mirror.hold_sync)."""
+        return await self._json_request(request, hold_sync.MAX_BODY_BYTES,
+                                        "a page of hold records", (BadHoldRecords,),
+                                        lambda node, document: handle(self.store, document))
 
     async def handle_audit(self, request: web.Request) -> web.Response:
         """The peer's audit head and entries after its anchor here (audit_anchor.take);
-        answers the anchor after them. Who asks is checked before the body is read."""
+        answers the anchor after them."""
+        return await self._json_request(request, audit_anchor.MAX_BODY_BYTES,
+                                        "a page of audit entries", (audit_anchor.BadEntries,),
+                                        self._take_audit_entries)
+
+    def _take_audit_entries(self, node: str, document: dict) -> dict:
+        found = audit_anchor.take(self.store, node, document.get("head"),
+                                  document.get("entries"))
+        if found["broken"]:
+            log.warning("the audit log of mirror peer %s is broken: %s", node, found["broken"])
+        return found
+
+    async def _json_request(self, request: web.Request, limit: int, what: str, errors,
+                            answer) -> web.Response:
+        """A JSON object from a paired peer, of at most `limit` bytes, answered with
+        `answer(node, document)` (run in a thread); `errors` it raises, and malformed JSON,
+        are a 400, a full store a 503. Who asks is checked before the body is read: a
+        stranger must not make this server buffer what it sends."""
         refused = self._not_welcome(request)
         if refused is not None:
             return refused
-        node = self._peer_node(request)
-        body = await _body_within(request, audit_anchor.MAX_BODY_BYTES)
+        body = await _body_within(request, limit)
         if body is None:
-            return web.json_response({"reason": "a page of audit entries is at most "
-                                      f"{audit_anchor.MAX_BODY_BYTES} bytes"}, status=413)
+            return web.json_response({"reason": f"{what} is at most {limit} bytes"},
+                                     status=413)
         try:
             document = await asyncio.to_thread(json.loads, body)
             if not isinstance(document, dict):
-                raise audit_anchor.BadEntries("expected a JSON object")
-            found = await asyncio.to_thread(audit_anchor.take, self.store, node,
-                                            document.get("head"), document.get("entries"))
-        except (ValueError, RecursionError, audit_anchor.BadEntries) as exc:
+                raise ValueError("expected a JSON object")
+            return web.json_response(await asyncio.to_thread(
+                answer, self._peer_node(request), document))
+        except (ValueError, RecursionError, *errors) as exc:  # json's: ValueErrors
             return web.json_response({"reason": str(exc)[:300]}, status=400)
         except OutOfSpace as full:
             return _retry_later(full.brief)
-        if found["broken"]:
-            log.warning("the audit log of mirror peer %s is broken: %s", node, found["broken"])
-        return web.json_response(found)
 
     async def handle_messages(self, request: web.Request) -> web.Response:
         refused = self._not_welcome(request)
