@@ -111,6 +111,9 @@ def test_a_user_who_did_not_send_it_reads_no_hidden_recipient_but_their_own(
     for row in rows:
         assert FRANK not in json.dumps(row) and "Frank" not in json.dumps(row), row
         assert row["recipients"] == 2, row  # To and Cc
+    page = clients[f"{viewer}-browser"].get("/search?q=subject%3Ahidden")
+    assert page.status == 200 and page.body.count(b"Hidden case") >= len(KINDS)
+    assert b"covert" not in page.body.lower() and b"+1" not in page.body  # Bob, Frank
     for kind in KINDS:
         digest = site.digests[kind]
         shown = client.get(f"/api/messages/{digest}")
