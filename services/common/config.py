@@ -12,6 +12,8 @@ validated: every error names the file, the key and what was expected.
       tls: {cert: /etc/archiver/tls.crt, key: /etc/archiver/tls.key}   # optional: STARTTLS
       first_command_seconds: 30             # a silent new session is closed (421) after it
       idle_seconds: 300                     # silence allowed between commands and in DATA
+      stress_idle_seconds: 10               # the same for strangers while they hold 3/4 of
+                                            # their sessions (a flood of slow clients)
     journal_accounts:
       - {name: exchange, protocol: imap, host: mail.example.com, port: 993, tls: tls,
          user: journal, password: "...", keep_on_server: false, poll_seconds: 60,
@@ -120,6 +122,11 @@ class SmtpConfig:
         "seconds a session may stay silent between commands or within DATA (RFC 5321 "
         "4.5.3.2.7: at least 5 minutes)", check=positive,
         expected="a positive number of seconds", default=300)
+    stress_idle_seconds: float = field(
+        "the first-command and idle timeouts of a session that is no trusted server's, while "
+        "such sessions hold 3/4 of theirs or more (then in DATA only 1 KiB or more in it "
+        "keeps the session)", check=positive, expected="a positive number of seconds",
+        default=10)
 
 
 @dataclass(frozen=True)

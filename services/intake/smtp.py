@@ -224,21 +224,33 @@ def everyday_path(arg: str) -> tuple[str, str] | None:
 
 class LimitedSMTP(SMTP):
     """aiosmtpd's SMTP within the model's limits: sessions (SessionSlots, 421 beyond
-    them), a first-command and an idle timeout, and DATA spooled instead of in memory."""
+    them), a first-command and an idle timeout, and DATA spooled instead of in memory.
+    A session that delivers nothing cannot be held without end: past JUNK_COMMAND_LIMIT
+    commands that deliver nothing (NOOP, RSET, VRFY, EXPN, HELP) or ERROR_LIMIT error
+    replies since its last message, it gets 421 and is closed (Postfix's
+    smtpd_junk_command_limit and smtpd_hard_error_limit). Under stress (SessionSlots.
+    stressed) an untrusted session's timeouts are smtp.stress_idle_seconds at most, and in
+    DATA only STRESS_DATA_BYTES or more in a timeout restart it."""
 
     # Commands are short; DATA lines of any length are read in pieces (smtp_data), so this
     # only sizes the read buffer of a session (at most twice this, plus one read).
     line_length_limit = READ_LIMIT_BYTES
     HEARD_FROM_SECONDS = 1.0  # how often bytes arriving in DATA restart the idle timer
+    JUNK_COMMAND_LIMIT = 100
+    ERROR_LIMIT = 20
+    STRESS_DATA_BYTES = 1024
 
     def __init__(self, handler, slots: SessionSlots, spool_dir: Path,
-                 first_command_seconds: float, **options):
+                 first_command_seconds: float, stress_idle_seconds: float = 10.0, **options):
         super().__init__(handler, **options)
         self.slots, self.spool_dir = slots, spool_dir
         self.first_command_seconds = first_command_seconds
+        self.stress_idle_seconds = stress_idle_seconds
         self._slot: SessionSlot | None = None
         self._refused, self._heard_at = False, 0.0
         self._receiving_data = False
+        self._junk = self._errors = 0  # since the session's last message
+        self._bytes_heard = 0  # in DATA since the timer last restarted
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         found = None if self.local_part_limit else everyday_path(arg)
@@ -266,6 +278,63 @@ class LimitedSMTP(SMTP):
             self.slots.give_back(self._slot)
             self._slot = None
         super().connection_lost(error)
+
+    def _reset_timeout(self, duration: float | None = None) -> None:
+        if self._stressed():
+            duration = min(duration or self._timeout_duration, self.stress_idle_seconds)
+        self._bytes_heard = 0
+        super()._reset_timeout(duration)
+
+    def _stressed(self) -> bool:
+        slot = getattr(self, "_slot", None)  # None before __init__ is through
+        return slot is not None and not slot.trusted and self.slots.stressed()
+
+    async def push(self, status) -> None:
+        await super().push(status)
+        text = status if isinstance(status, str) else status.decode("ascii", "replace")
+        if text.startswith("5"):
+            self._errors += 1
+            if self._errors > self.ERROR_LIMIT:
+                await self._close_with("421 4.7.0 too many errors in this session; closing")
+
+    async def _count_junk(self) -> bool:
+        """One more command that delivers nothing; True (and the session closed) past
+        JUNK_COMMAND_LIMIT of them since its last message."""
+        self._junk += 1
+        if self._junk <= self.JUNK_COMMAND_LIMIT:
+            return False
+        await self._close_with("421 4.7.0 too many commands that deliver nothing; closing")
+        return True
+
+    async def _close_with(self, reply: str) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            await super().push(reply)
+            self._handler_coroutine.cancel()
+            self.transport.close()
+
+    @syntax("NOOP [ignored]")
+    async def smtp_NOOP(self, arg: str) -> None:
+        if not await self._count_junk():
+            await super().smtp_NOOP(arg)
+
+    @syntax("RSET")
+    async def smtp_RSET(self, arg: str) -> None:
+        if not await self._count_junk():
+            await super().smtp_RSET(arg)
+
+    @syntax("VRFY <address>")
+    async def smtp_VRFY(self, arg: str) -> None:
+        if not await self._count_junk():
+            await super().smtp_VRFY(arg)
+
+    async def smtp_EXPN(self, arg: str) -> None:
+        if not await self._count_junk():
+            await super().smtp_EXPN(arg)
+
+    @syntax("HELP [command]")
+    async def smtp_HELP(self, arg: str) -> None:
+        if not await self._count_junk():
+            await super().smtp_HELP(arg)
 
     def _timeout_cb(self) -> None:
         # RFC 5321 4.5.3.2: the server may close a silent session; 421 says why.
@@ -305,6 +374,8 @@ class LimitedSMTP(SMTP):
             spool.close()
         self._set_post_data_state()
         self._reset_timeout()
+        if status.startswith("250"):  # a message delivered: the session earns its keep
+            self._junk = self._errors = 0
         await self.push(status)
 
     def data_received(self, data: bytes) -> None:
@@ -313,7 +384,7 @@ class LimitedSMTP(SMTP):
         # arrive, as the network delivers them.
         super().data_received(data)
         if self._receiving_data:
-            self._heard_from()
+            self._heard_from(len(data))
 
     @syntax("AUTH <mechanism>")
     async def smtp_AUTH(self, arg: str) -> None:
@@ -322,7 +393,10 @@ class LimitedSMTP(SMTP):
         await self.push("502 5.5.1 AUTH is not offered: mail is accepted by the sending "
                         "server's address")
 
-    def _heard_from(self) -> None:
+    def _heard_from(self, size: int = 0) -> None:
+        self._bytes_heard += size
+        if self._stressed() and self._bytes_heard < self.STRESS_DATA_BYTES:
+            return  # under stress a byte now and then does not keep a session
         now = self.loop.time()
         if now - self._heard_at >= self.HEARD_FROM_SECONDS:
             self._heard_at = now
@@ -368,7 +442,7 @@ async def start_smtp(config: SmtpConfig, store: Store, gate: IntakeGate, limits:
 
     def protocol():
         return LimitedSMTP(handler, slots, Path(spool_dir), config.first_command_seconds,
-                           data_size_limit=limits.max_message_bytes, timeout=config.idle_seconds,
+                           config.stress_idle_seconds, data_size_limit=limits.max_message_bytes, timeout=config.idle_seconds,
                            tls_context=context, hostname=None, ident="archiver ESMTP",
                            enable_SMTPUTF8=True, loop=loop)
 

@@ -6,6 +6,11 @@
 - a client that is not a trusted server holds at most `sessions_per_address` at once,
   counted per IPv4 address and per IPv6 /64 (one host usually has a whole /64).
 A refusal is a sentence for the 421 reply.
+
+Under stress (`stressed()`: untrusted sessions hold STRESS_SHARE of theirs or more, as a
+flood of slow clients makes them), untrusted sessions are held to shorter timeouts and a
+minimum rate in DATA (services.intake.smtp.LimitedSMTP), as Postfix's smtpd does under
+stress: a client that keeps a session by a command or a byte now and then gives it up.
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from typing import Callable
 from firmware.models import SmtpLimits
 
 IPV6_CLIENT_PREFIX = 64
+STRESS_SHARE = 0.75  # of the untrusted sessions held: past it, timeouts shorten
 
 
 def client_of(peer_ip: str) -> str:
@@ -61,6 +67,11 @@ class SessionSlots:
             self.untrusted += 1
             self.by_client[slot.client] += 1
         return slot
+
+    def stressed(self) -> bool:
+        """Whether untrusted sessions hold STRESS_SHARE of theirs or more now."""
+        shared = self.limits.concurrency - self.limits.reserved_for_trusted
+        return self.untrusted >= max(1, shared * STRESS_SHARE)
 
     def give_back(self, slot: SessionSlot) -> None:
         self.active -= 1

@@ -3,6 +3,7 @@
 first-command and idle timeouts, memory for concurrent DATA, back-pressure that keeps a
 trusted share (issue 14)."""
 import base64
+import contextlib
 import os
 import smtplib
 import socket
@@ -162,6 +163,100 @@ def test_the_idle_timeout_closes_a_silent_session_but_not_a_slow_data_transfer(t
             client.send(b".\r\n")
             assert client.getreply()[0] == 250
         assert digest(raw) in service.cli("show", digest(raw), "--json").stdout
+    finally:
+        service.stop()
+
+
+# -- sessions that deliver nothing ---------------------------------------------------------
+
+def command(connection: socket.socket, line: bytes) -> bytes:
+    connection.sendall(line + b"\r\n")
+    return read_line(connection)
+
+
+def greeted(service, source: str = UNTRUSTED) -> socket.socket:
+    connection, greeting = open_session(service, source)
+    assert greeting.startswith(b"220")
+    connection.sendall(b"HELO stranger\r\n")
+    assert read_line(connection).startswith(b"250")
+    return connection
+
+
+def test_a_session_that_only_sends_junk_commands_or_errors_is_closed(tmp_path):
+    """NOOP, RSET, VRFY, EXPN and HELP deliver nothing; nor do commands in error: a client
+    that sends only those held its session (and its slot) for as long as it liked."""
+    service = smtp_service(tmp_path)
+    try:
+        junk = [b"NOOP", b"RSET", b"VRFY bob@example.com", b"EXPN staff", b"HELP"]
+        connection = greeted(service)
+        for n in range(100):
+            assert not command(connection, junk[n % 5]).startswith(b"421")
+        assert command(connection, b"NOOP").startswith(b"421 4.7.0 too many commands")
+        assert connection.recv(1) == b""
+        connection = greeted(service)
+        for _ in range(20):  # (aiosmtpd itself closes after 5 unknown commands)
+            assert command(connection, b"RCPT TO:<bob@example.com>").startswith(b"503")
+        assert command(connection, b"RCPT TO:<bob@example.com>").startswith(b"503")
+        assert read_line(connection).startswith(b"421 4.7.0 too many errors")
+        assert connection.recv(1) == b""
+    finally:
+        service.stop()
+
+
+def test_a_message_delivered_starts_the_count_of_junk_commands_again(tmp_path):
+    service = smtp_service(tmp_path)
+    try:
+        with smtplib.SMTP("127.0.0.1", service.smtp_port, timeout=30,
+                          source_address=(UNTRUSTED, 0)) as client:
+            client.ehlo()
+            for n in range(3):
+                for _ in range(90):
+                    assert client.noop()[0] == 250
+                assert client.sendmail("alice@example.org", ["bob@example.com"],
+                                       message(200 + n)) == {}
+            assert client.noop()[0] == 250
+    finally:
+        service.stop()
+
+
+def test_under_stress_strangers_sessions_are_held_to_the_short_timeout(tmp_path):
+    """Slow clients from many addresses holding the strangers' sessions (a NOOP, or a byte of
+    DATA, just before each idle timeout): past 3/4 of them, a stranger's session gets
+    stress_idle_seconds and needs 1 KiB of DATA in it; a trusted server keeps idle_seconds."""
+    smtp = {"concurrency": 10, "sessions_per_address": 2, "reserved_for_trusted": 2}
+    service = smtp_service(tmp_path, models=models_file(tmp_path, smtp=smtp),
+                           first_command_seconds=60, idle_seconds=60, stress_idle_seconds=2)
+    held = []
+    try:
+        held = [greeted(service, source) for source in STRANGERS[:6]]  # 6 of 8: stressed
+        trusted = greeted(service, TRUSTED)
+        for connection in held[:5]:
+            assert command(connection, b"NOOP").startswith(b"250")  # timer: 2 s now
+        assert command(trusted, b"NOOP").startswith(b"250")
+        dripping = held[5]
+        for line in (b"MAIL FROM:<a@example.org>", b"RCPT TO:<b@example.com>", b"DATA"):
+            assert command(dripping, line)[:1] in b"23"
+        with contextlib.suppress(OSError):  # until the server closes it
+            for _ in range(6):  # a byte a second: under 1 KiB in 2 s
+                dripping.sendall(b"x")
+                time.sleep(1)
+        for connection in held:
+            assert read_line(connection).startswith(b"421 4.4.2"), "closed under stress"
+        assert command(trusted, b"NOOP").startswith(b"250")  # a trusted server is not
+        trusted.close()
+    finally:
+        close_all(held)
+        service.stop()
+
+
+def test_without_stress_a_strangers_session_keeps_its_idle_timeout(tmp_path):
+    service = smtp_service(tmp_path, first_command_seconds=60, idle_seconds=60,
+                           stress_idle_seconds=1)
+    try:
+        connection = greeted(service)
+        time.sleep(3)
+        assert command(connection, b"NOOP").startswith(b"250")
+        connection.close()
     finally:
         service.stop()
 
