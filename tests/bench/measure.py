@@ -34,6 +34,9 @@ process's from wait4(2), which includes the children it waited for, plus each gr
 as last sampled, with the children that grandchild waited for: the extraction workers sit
 there, behind multiprocessing's fork server (which nobody waits for), and the tools they
 run (pdftotext...) are their children. A grandchild's CPU after its last sample is missed.
+tree_cpu_by_role splits that sum: main (the top process and the children it waited for,
+from wait4), workers (the grandchildren's own CPU) and tools (the CPU of the children the
+grandchildren waited for: pdftotext and the like, which a Python profiler never sees).
 """
 from __future__ import annotations
 
@@ -62,6 +65,7 @@ class Measured:
     tree_pss_peak_anon_mb: float = 0.0
     tree_pss_peak_file_mb: float = 0.0
     tree_roles_at_pss_peak: dict = field(default_factory=dict)
+    tree_cpu_by_role: dict = field(default_factory=dict)  # main, workers, tools: seconds
 
     def memory(self) -> dict:
         return {"process_peak_mb": self.process_peak_mb,
@@ -73,7 +77,8 @@ class Measured:
                 "tree_roles_at_pss_peak": self.tree_roles_at_pss_peak}
 
     def cpu(self) -> dict:
-        return {"cpu_seconds": self.cpu_seconds, "tree_cpu_seconds": self.tree_cpu_seconds}
+        return {"cpu_seconds": self.cpu_seconds, "tree_cpu_seconds": self.tree_cpu_seconds,
+                "tree_cpu_by_role": self.tree_cpu_by_role}
 
 
 def run_measured(argv: list[str], env: dict[str, str] | None = None) -> Measured:
@@ -90,6 +95,7 @@ def run_measured(argv: list[str], env: dict[str, str] | None = None) -> Measured
     cpu = usage.ru_utime + usage.ru_stime
     return Measured(seconds=seconds, cpu_seconds=round(cpu, 2),
                     tree_cpu_seconds=round(cpu + sampler.descendants_cpu(), 2),
+                    tree_cpu_by_role={"main": round(cpu, 2), **sampler.descendants_cpu_split()},
                     exit_code=process.returncode, stdout=stdout,
                     process_peak_mb=round(sampler.root_hwm_kb / 1024, 1),
                     **{f"tree_{name}_peak_mb": _mb(peak) for name, peak in sampler.peaks_kb.items()},
@@ -113,7 +119,8 @@ class _TreeSampler(threading.Thread):
         # The sample with the largest Pss sum, whole and per role (role_of), in KiB.
         self.at_pss_peak = {"pss": 0, "anon_pss": 0, "file_pss": 0}
         self.roles_at_pss_peak: dict[str, dict[str, int]] = {}
-        self._cpu: dict[int, float] = {}  # descendant -> CPU seconds last seen
+        # Grandchild -> (its own CPU seconds, those of the children it waited for), last seen.
+        self._cpu: dict[int, tuple[float, float]] = {}
         self._stopping = threading.Event()
 
     def run(self) -> None:
@@ -131,7 +138,7 @@ class _TreeSampler(threading.Thread):
                 if depth == 0:
                     self.root_hwm_kb = max(self.root_hwm_kb, _high_water_kb(pid))
                 if depth == 2:
-                    self._cpu[pid] = _cpu_seconds(pid) or self._cpu.get(pid, 0)
+                    self._cpu[pid] = _cpu_split(pid) or self._cpu.get(pid, (0.0, 0.0))
             for name in self.peaks_kb:
                 self.peaks_kb[name] = max(self.peaks_kb[name], sums[name])
             if sums["pss"] > self.at_pss_peak["pss"]:
@@ -139,7 +146,12 @@ class _TreeSampler(threading.Thread):
                 self.roles_at_pss_peak = roles
 
     def descendants_cpu(self) -> float:
-        return sum(self._cpu.values())
+        return sum(own + waited for own, waited in self._cpu.values())
+
+    def descendants_cpu_split(self) -> dict[str, float]:
+        """{"workers": the grandchildren's own CPU seconds, "tools": their children's}."""
+        return {"workers": round(sum(own for own, _ in self._cpu.values()), 2),
+                "tools": round(sum(waited for _, waited in self._cpu.values()), 2)}
 
     def stop(self) -> None:
         self._stopping.set()
@@ -196,13 +208,20 @@ def _listdir(path: Path) -> list[str]:
 def _cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of a process and of the children it waited for (proc(5)
     stat fields 14 to 17); 0 once it is gone."""
+    return sum(_cpu_split(pid) or (0.0,))
+
+
+def _cpu_split(pid: int) -> tuple[float, float] | None:
+    """(user + system CPU seconds of a process itself, those of the children it waited
+    for): proc(5) stat fields 14-15 and 16-17; None once it is gone."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return 0.0
+        return None
     fields = stat[stat.rindex(")") + 2:].split()  # after the command name, from field 3
-    ticks = sum(int(value) for value in fields[11:15])
-    return ticks / os.sysconf("SC_CLK_TCK")
+    ticks = [int(value) for value in fields[11:15]]
+    per_second = os.sysconf("SC_CLK_TCK")
+    return (ticks[0] + ticks[1]) / per_second, (ticks[2] + ticks[3]) / per_second
 
 
 def role_of(depth: int) -> str:

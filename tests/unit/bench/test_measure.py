@@ -47,6 +47,23 @@ def test_the_tree_counts_the_memory_and_cpu_of_workers_nobody_waited_for(tmp_pat
     assert measured.tree_cpu_seconds >= measured.cpu_seconds + 0.5
 
 
+# As a worker running pdftotext: the worker waits for a tool that burns the CPU.
+TOOL = "import time; end = time.process_time() + 0.6\nwhile time.process_time() < end: pass"
+TOOL_WORKER = f"import subprocess, sys, time; subprocess.run([sys.executable, '-c', {TOOL!r}])\n" \
+    "open(sys.argv[1], 'w').close(); time.sleep(2.0)"
+TOOL_CHILD = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {TOOL_WORKER!r}, " \
+    "sys.argv[1]])"
+
+
+def test_the_tree_cpu_is_split_into_main_workers_and_their_tools(tmp_path):
+    parent = PARENT.replace(repr(CHILD), repr(TOOL_CHILD))
+    measured = run_measured([sys.executable, "-c", parent, str(tmp_path / "burnt")])
+    split = measured.tree_cpu_by_role
+    assert measured.exit_code == 0 and split["main"] == measured.cpu_seconds
+    assert split["tools"] >= 0.5 and split["workers"] < 0.4  # the tool's, not the worker's
+    assert abs(sum(split.values()) - measured.tree_cpu_seconds) <= 0.02
+
+
 def test_tree_cpu_counts_the_cpu_of_live_descendants(tmp_path):
     # The parent only sleeps; its child burns ~0.6 s of CPU, says so, then waits to be
     # measured: the tree's CPU is the child's, though nobody has waited for it yet.
