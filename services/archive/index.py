@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # search and the web import this module; extraction (lxml) th
 # Probabilistic (free text) fields: search keyword -> term prefix.
 TEXT_PREFIXES = {
     "from": "F",
-    "to": "XTO",        # every recipient: To, Cc, Bcc headers and the envelope
+    "to": "XTO",        # To and Cc fields' recipients (to: matches under bcc's prefix too)
     "cc": "XCC",
     "bcc": "XBCC",      # Bcc header and envelope recipients the headers do not show
     "subject": "S",
@@ -57,14 +57,10 @@ BOOLEAN_PREFIXES = {
 # short fields' copy) and under these (BARE_WORD_PREFIXES).
 LONG_TEXT_FIELDS = ("body", "attachment")
 BARE_WORD_PREFIXES = ("", *(TEXT_PREFIXES[name] for name in LONG_TEXT_FIELDS))
-# The recipients every recipient of a message is shown (To and Cc headers), indexed once
-# more apart from the hidden ones (Bcc header, envelope recipients no header shows): a
-# searcher who may not see hidden recipients matches these (services.archive.query.Reader).
-SHOWN_RECIPIENTS_PREFIX = "XSHOWN"
-# Where a word may be for such a searcher: every field but those that hold hidden recipients.
-SHOWN_WORD_PREFIXES = tuple(
-    [SHOWN_RECIPIENTS_PREFIX if name == "to" else prefix
-     for name, prefix in TEXT_PREFIXES.items() if name != "bcc"])
+# Where a word may be for a searcher who may not see hidden recipients (Bcc field, envelope
+# recipients no To or Cc field shows: all of them under bcc's prefix, none under to's since
+# schema 5; services.archive.query.Reader): every field but bcc.
+SHOWN_WORD_PREFIXES = tuple(prefix for name, prefix in TEXT_PREFIXES.items() if name != "bcc")
 HAS_VALUES = {"attachment", "extraction-failure", "encrypted"}  # has:VALUE; any other is a query error
 # The kinds of source the store records (Store.put's source: "smtp" from services.intake.smtp,
 # "import" from archiver import, "journal:NAME" from a journal mailbox, "mirror:NODE" from a
@@ -76,9 +72,12 @@ DIGEST_HEX = 64  # digest:VALUE is a SHA-256 in hex; anything else is a query er
 # 1: Xapian's TermGenerator. 2: ICU words, folding, CJK n-grams, positions per field,
 # address and file name forms (services.archive.words, services.archive.terms). 3: sort
 # keys of sender and subject (SLOT_FROM, SLOT_SUBJECT); recipients in the summary. 4: body
-# and attachment text without the unprefixed copy (LONG_TEXT_FIELDS). 5: the shown
-# recipients apart (SHOWN_RECIPIENTS_PREFIX), and counted in the summary ("shown").
+# and attachment text without the unprefixed copy (LONG_TEXT_FIELDS). 5: to's prefix holds
+# the To and Cc recipients only (the hidden ones are under bcc's), the summary counts them
+# ("shown"), and the exact terms of the sender and hidden recipients (SENDER_PREFIX,
+# HIDDEN_PREFIX).
 SCHEMA_VERSION = 5
+RECIPIENTS_APART_SCHEMA = 5  # the first whose to: prefix holds no hidden recipient
 WORDS_SCHEMA = 2  # the first schema whose terms are ICU words (query.Context.legacy before)
 SCHEMA_KEY = "schema_version"  # Xapian metadata; an index without it is version 1
 # Xapian metadata: the store's arrival-log position the index has caught up with (decimal);
@@ -205,12 +204,10 @@ def build_document(digest: str, meta: dict, extracted) -> xapian.Document:
     document = xapian.Document()
     terms = DocumentTerms(document)
     summary = _with_stored_headers(extracted.summary, meta)
-    header_recipients = summary.to + summary.cc + summary.bcc
     shown = set(summary.header_addresses.get("to", []) + summary.header_addresses.get("cc", []))
     hidden = [r for r in meta.get("recipients", []) if lowercase_ascii(r.strip()) not in shown]
     fields = [
-        ("from", summary.from_addrs), ("to", header_recipients + meta.get("recipients", [])),
-        ("shown", summary.to + summary.cc),
+        ("from", summary.from_addrs), ("to", summary.to + summary.cc),
         ("cc", summary.cc), ("bcc", summary.bcc + hidden), ("subject", [summary.subject]),
         ("body", [extracted.body[:BODY_TEXT_LIMIT]]),
         ("attachment", [a.text for a in extracted.attachments]),
@@ -275,9 +272,7 @@ def clean(text: str) -> str:
 
 
 def _index_text(terms: DocumentTerms, name: str, text: str) -> None:
-    if text and name == "shown":  # the To recipients' words are counted unprefixed already
-        terms.add_address(SHOWN_RECIPIENTS_PREFIX, clean(text), unprefixed=False)
-    elif text:
+    if text:
         text, prefix = clean(text), TEXT_PREFIXES[name]
         if name in ADDRESS_FIELDS:
             terms.add_address(prefix, text)

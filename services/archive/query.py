@@ -37,7 +37,7 @@ from services.archive import dates
 from services.archive.addresses import lowercase_ascii
 from services.archive.index import (BARE_WORD_PREFIXES, BOOLEAN_PREFIXES, DIGEST_HEX,
                                     HAS_VALUES, HIDDEN_PREFIX, NAMED_SOURCE_KINDS,
-                                    SHOWN_RECIPIENTS_PREFIX, SHOWN_WORD_PREFIXES, SLOT_DATE,
+                                    SHOWN_WORD_PREFIXES, SLOT_DATE,
                                     SLOT_SIZE, SOURCE_KINDS, TEXT_PREFIXES, address_term)
 from services.archive.terms import (ADDRESS_DOMAIN, ADDRESS_EXACT, ADDRESS_LOCAL,
                                     FILENAME_EXTENSION, FILENAME_WHOLE, term)
@@ -99,8 +99,15 @@ class Context:
     now: float
     legacy: bool = False  # the index is of schema 1 (being rebuilt): match its terms too
     reader: Reader | None = None  # None: one who sees every recipient (admin, auditor)
+    recipients_apart: bool = True  # the index's to: prefix holds no hidden recipient
     patterns: int = 0     # wildcards expanded so far (PATTERN_LIMIT)
     counting: bool = True  # False: a second lookup of a wildcard already counted
+
+    def shown_word_prefixes(self) -> tuple[str, ...]:
+        """Where a Reader's bare word may be: every field that holds no hidden recipient."""
+        if self.recipients_apart:
+            return SHOWN_WORD_PREFIXES
+        return tuple(prefix for prefix in SHOWN_WORD_PREFIXES if prefix != TEXT_PREFIXES["to"])
 
     def uncounted(self) -> Context:
         """This context for looking up once more a wildcard counted already."""
@@ -192,7 +199,7 @@ class Words(Node):
                                  [query, _legacy_phrase(self.field, self.text)])
         if self.field is None:
             return _as_read(context, query, lambda: _pieces_in(
-                found, SHOWN_WORD_PREFIXES, SHOWN_WORD_PREFIXES))
+                found, context.shown_word_prefixes(), context.shown_word_prefixes()))
         return query
 
     def explain(self, context):
@@ -217,7 +224,7 @@ class Phrase(Node):
             query = _in_field(context, self.field, lambda _, prefix: _phrase(prefix, sequence))
         else:
             query = _as_read(context, _any_phrase(TEXT_PREFIXES.values(), sequence),
-                             lambda: _any_phrase(SHOWN_WORD_PREFIXES, sequence))
+                             lambda: _any_phrase(context.shown_word_prefixes(), sequence))
         if context.legacy and context.reader is None:  # schema 1 has no shown recipients
             query = xapian.Query(xapian.Query.OP_OR,
                                  [query, _legacy_phrase(self.field, self.text)])
@@ -242,7 +249,8 @@ class Wildcard(Node):
         query = _expand(context, typed, [(prefix, stem) for prefix in _word_prefixes(self.field)])
         if self.field is None:
             return _as_read(context, query, lambda: _expand(
-                context.uncounted(), typed, [(prefix, stem) for prefix in SHOWN_WORD_PREFIXES]))
+                context.uncounted(), typed,
+                [(prefix, stem) for prefix in context.shown_word_prefixes()]))
         return query
 
     def explain(self, context):
@@ -746,16 +754,19 @@ def _pieces_in(found: list[Piece], word_prefixes: tuple[str, ...],
 
 
 def _in_field(context: Context, field: str, under) -> xapian.Query:
-    """`under(context, prefix)`, a query of terms under `field`'s prefix, as the searcher
-    may match it: a Reader matches to: and bcc:, which hold hidden recipients, only in mail
-    they sent, and to: in what To and Cc show (SHOWN_RECIPIENTS_PREFIX) too."""
-    query = under(context, TEXT_PREFIXES[field])
-    if context.reader is None or field not in HIDDEN_HOLDING:
-        return query
-    seen = [_filtered(query, context.reader.sent)]
+    """`under(context, prefix)`, a query of terms under a prefix, for `field` as the
+    searcher may match it. to: is the To and Cc recipients (to's prefix) and the hidden
+    ones (bcc's prefix; an index before RECIPIENTS_APART_SCHEMA holds them under to's too);
+    a Reader matches hidden recipients only in mail they sent."""
+    if field not in HIDDEN_HOLDING:
+        return under(context, TEXT_PREFIXES[field])
+    hidden, shown = [under(context, TEXT_PREFIXES["bcc"])], []
     if field == "to":
-        seen.append(under(context.uncounted(), SHOWN_RECIPIENTS_PREFIX))
-    return xapian.Query(xapian.Query.OP_OR, seen)
+        to = under(context.uncounted(), TEXT_PREFIXES["to"])
+        (shown if context.recipients_apart else hidden).append(to)
+    if context.reader is not None:
+        hidden = [_filtered(xapian.Query(xapian.Query.OP_OR, hidden), context.reader.sent)]
+    return xapian.Query(xapian.Query.OP_OR, shown + hidden)
 
 
 def _as_read(context: Context, everywhere: xapian.Query, shown) -> xapian.Query:

@@ -12,8 +12,9 @@ from pathlib import Path
 import xapian
 
 from services.archive import dates
-from services.archive.index import (CURSOR_KEY, SCHEMA_VERSION, SLOT_DATE, SLOT_FROM, SLOT_SIZE,
-                                    SLOT_SUBJECT, WORDS_SCHEMA, schema_version)
+from services.archive.index import (CURSOR_KEY, RECIPIENTS_APART_SCHEMA, SCHEMA_VERSION,
+                                    SLOT_DATE, SLOT_FROM, SLOT_SIZE, SLOT_SUBJECT, WORDS_SCHEMA,
+                                    schema_version)
 from services.archive.index_reader import read_index
 from services.archive.query import (Context, PatternTooBroad, QuerySyntaxError, Reader,
                                     explanation, parse as parse_tree)
@@ -138,7 +139,8 @@ def query_in(database: xapian.Database, tree, tz, now: float,
     with `within` as a filter when given; matching only the recipients `reader` may see
     when given (query.Reader)."""
     version = schema_version(database) or SCHEMA_VERSION
-    query = tree.query(Context(database, tz, now, version < WORDS_SCHEMA, reader))
+    query = tree.query(Context(database, tz, now, version < WORDS_SCHEMA, reader,
+                               version >= RECIPIENTS_APART_SCHEMA))
     if within is not None:
         query = xapian.Query(xapian.Query.OP_FILTER, query, within)
     return query

@@ -77,10 +77,9 @@ class DocumentTerms:
             self.unprefixed.update(term for piece in found for _, term in piece.postings())
         self.next_position[prefix] = position + FIELD_GAP
 
-    def add_address(self, prefix: str, display: str, unprefixed: bool = True) -> None:
-        """`display`: "Name <addr>" or "addr" (services.archive.mime.display_addresses);
-        `unprefixed` as for add_text."""
-        self.add_text(prefix, display, unprefixed)
+    def add_address(self, prefix: str, display: str) -> None:
+        """`display`: "Name <addr>" or "addr" (services.archive.mime.display_addresses)."""
+        self.add_text(prefix, display)
         address = bare_address(display)
         if address:
             for term in address_terms(prefix, address):

@@ -11,9 +11,9 @@ import xapian
 from services.archive import reindex
 from services.archive.archive import Archive
 from services.archive.extract import ExtractionPool
-from services.archive.index import (SCHEMA_KEY, SCHEMA_VERSION, HIDDEN_PREFIX,
-                                    SENDER_PREFIX, SHOWN_RECIPIENTS_PREFIX, SLOT_FROM, SLOT_SUBJECT,
-                                    address_term, schema_version)
+from services.archive.index import (HIDDEN_PREFIX, SCHEMA_KEY, SCHEMA_VERSION, SENDER_PREFIX,
+                                    SLOT_FROM, SLOT_SUBJECT, TEXT_PREFIXES, address_term,
+                                    schema_version)
 from services.archive.indexer import Indexer
 from services.archive.query import Reader
 from services.archive.search import SORT_SCHEMA, search
@@ -160,15 +160,19 @@ def test_an_index_of_a_newer_schema_is_rebuilt_in_this_one(tmp_path):
 
 
 def as_schema_4(index_dir) -> None:
-    """Rewrite an index as the schema-4 code wrote it: no shown recipients apart (every
-    recipient under to:'s prefix only), no count of them in a document's data."""
+    """Rewrite an index as the schema-4 code wrote it: every recipient under to:'s prefix,
+    hidden ones too (bcc:'s terms copied there), no exact terms of the sender and the
+    hidden recipients, no count of the shown ones in a document's data."""
+    to, bcc = TEXT_PREFIXES["to"], TEXT_PREFIXES["bcc"]
     database = xapian.WritableDatabase(str(index_dir), xapian.DB_OPEN)
     for posting in list(database.postlist("")):
         document = database.get_document(posting.docid)
         for item in list(document.termlist()):
-            if item.term.decode().startswith((SHOWN_RECIPIENTS_PREFIX, SENDER_PREFIX,
-                                              HIDDEN_PREFIX)):
+            name = item.term.decode()
+            if name.startswith((SENDER_PREFIX, HIDDEN_PREFIX)):
                 document.remove_term(item.term)
+            elif name.startswith(bcc):
+                document.add_term(to + name[len(bcc):])
         data = json.loads(document.get_data())
         document.set_data(json.dumps({k: v for k, v in data.items() if k != "shown"}))
         database.replace_document(posting.docid, document)
