@@ -1,0 +1,60 @@
+"""Attacks on the audit-log anchors two mirror peers hold of each other
+(services.policy.audit_anchor), over two real LMDB stores: an admin with root on one
+appliance who rewrites its log on its disk, and a hostile (paired) peer."""
+import json
+import struct
+
+import pytest
+
+from services.archive.store import Store
+from services.policy import audit
+from tests.unit.policy.test_audit_anchor import ADMIN, anchor_at_peer, changed
+
+
+@pytest.fixture
+def stores(tmp_path):
+    a = Store(tmp_path / "a", map_size=1 << 30)  # the peer whose log is anchored
+    b = Store(tmp_path / "b", map_size=1 << 30)  # the node that anchors it
+    for n in range(10):
+        audit.record(a, ADMIN, "search", query=f"q{n}")
+    yield a, b
+    a.close(), b.close()
+
+
+def write_log_keyed(store: Store, entries: list[dict], key) -> None:
+    """Replace `store`'s log with `entries`, every hash and the head recomputed, entry n
+    stored under key(n) rather than the 8-byte big-endian n the firmware writes."""
+    db, previous = store.db["audit"], audit.GENESIS
+    with store.env.begin(write=True) as txn:
+        txn.drop(db, delete=False)
+        for seq, entry in enumerate(entries, 1):
+            entry = {**entry, "seq": seq, "previous": previous}
+            entry["hash"] = previous = audit.entry_hash(entry)
+            txn.put(key(seq), json.dumps(entry).encode(), db=db)
+        txn.put(audit.HEAD_KEY, json.dumps([len(entries), previous]).encode(), db=db)
+
+
+def test_entries_stored_past_the_head_key_neither_pass_here_nor_stall_the_anchor(stores):
+    """The head is kept in the same table as the entries, under b"\\x00head"; the entries
+    after the anchor were read only up to it. Entries rewritten and stored under keys that
+    sort after the head passed the chain check here, while the peer was sent no entries at
+    all: its anchor neither moved nor broke, and both sides' verify said intact."""
+    a, b = stores
+    assert anchor_at_peer(a, b)["count"] == 10
+    rewritten = changed(audit.entries(a), 5) + [
+        {"time": 0, "who": "root", "role": "admin", "action": "search",
+         "details": {"query": f"cover {n}"}} for n in range(3)]
+    write_log_keyed(a, rewritten, lambda seq: (struct.pack(">Q", seq) if seq <= 10
+                                               else b"\x01" + struct.pack(">Q", seq)))
+    here = audit.verify(a)
+    there = anchor_at_peer(a, b)
+    assert here or there["broken"], "the rewrite is seen on neither side"
+    assert there["broken"], "the peer's anchor should break: entries 11-13 follow another 10"
+
+
+def test_no_entry_is_read_from_under_another_key_than_its_seq(stores):
+    """An entry must be stored where the firmware puts it (its seq, 8 bytes big-endian):
+    verify reports one stored elsewhere."""
+    a, _ = stores
+    write_log_keyed(a, audit.entries(a), lambda seq: struct.pack(">Q", seq) + b"\x00")
+    assert audit.verify(a)
