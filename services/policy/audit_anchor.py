@@ -94,6 +94,7 @@ def take(store: Store, peer: str, head, entries) -> dict:
         found = {**GENESIS, **(json.loads(stored) if stored else {})}
         if found["broken"]:
             return found
+        entries = _past_anchor(found, entries)
         problem = _behind(found, head) or _discontinuity(found, entries)
         if not problem and not entries:
             return found
@@ -129,6 +130,19 @@ def _behind(found: dict, head: list) -> str | None:
     if count == found["count"] and last != found["hash"]:
         return f"its entry {count}, anchored here, was changed"
     return None
+
+
+def _past_anchor(found: dict, entries: list[dict]) -> list[dict]:
+    """`entries` less those the anchor covers already, when they hold the anchored entry
+    itself, unchanged: a page sent again (the peer named twice in mirror.peers, a client
+    that timed out and said hello again before its first page was taken) is the same log,
+    no rewrite. Otherwise `entries` as they came (_discontinuity says what is wrong)."""
+    for position, entry in enumerate(entries):
+        seq = entry.get("seq")
+        if type(seq) is int and seq == found["count"]:
+            same = entry.get("hash") == found["hash"] == audit.entry_hash(entry)
+            return entries[position + 1:] if same else entries
+    return entries
 
 
 def _discontinuity(found: dict, entries: list[dict]) -> str | None:

@@ -7,8 +7,8 @@ import struct
 import pytest
 
 from services.archive.store import Store
-from services.policy import audit
-from tests.unit.policy.test_audit_anchor import ADMIN, anchor_at_peer, changed
+from services.policy import audit, audit_anchor
+from tests.unit.policy.test_audit_anchor import ADMIN, PEER, anchor_at_peer, changed
 
 
 @pytest.fixture
@@ -58,3 +58,33 @@ def test_no_entry_is_read_from_under_another_key_than_its_seq(stores):
     a, _ = stores
     write_log_keyed(a, audit.entries(a), lambda seq: struct.pack(">Q", seq) + b"\x00")
     assert audit.verify(a)
+
+
+def test_a_page_taken_twice_does_not_break_the_anchor(stores):
+    """Two clients to the same peer (it is named twice in mirror.peers, by name and by
+    address) or one that timed out and said hello again both send the page after the
+    anchor they were told; the second, identical, arrives after the first moved the
+    anchor. That is no rewrite: the anchor must not break."""
+    a, b = stores
+    request = audit_anchor.request_json(a, 0)
+    first = audit_anchor.take(b, PEER, request["head"], request["entries"])
+    again = audit_anchor.take(b, PEER, request["head"], request["entries"])
+    assert first["count"] == 10 and not first["broken"]
+    assert not again["broken"] and again["count"] == 10
+    # and a page that overlaps the anchor and goes on past it moves it
+    audit.record(a, ADMIN, "search", query="eleven")
+    overlapping = audit_anchor.request_json(a, 5)
+    assert audit_anchor.take(b, PEER, overlapping["head"], overlapping["entries"]) \
+        == {**again, "count": 11, "hash": audit.head(a)[1],
+            "at": audit_anchor.anchor(b, PEER)["at"]}
+
+
+def test_an_overlapping_page_that_differs_at_the_anchor_still_breaks_it(stores):
+    a, b = stores
+    assert anchor_at_peer(a, b)["count"] == 10
+    entries = changed(audit.entries(a), 10)  # entry 10, anchored, changed and rehashed
+    entries[-1] = {**entries[-1], "hash": audit.entry_hash(entries[-1])}
+    found = audit_anchor.take(b, PEER, [10, entries[-1]["hash"]], entries)
+    assert found["broken"]
+    found = audit_anchor.take(b, PEER, [11, "x"], entries)
+    assert found["broken"]
