@@ -216,17 +216,22 @@ class MirrorClient:
 
     async def _anchor_audit_log(self, session: aiohttp.ClientSession, theirs) -> None:
         """Send the peer this node's audit head and entries after the anchor it holds, a
-        page at a time, until it holds the head (services.policy.audit_anchor)."""
-        count = theirs[0] if isinstance(theirs, list) and theirs and type(theirs[0]) is int \
-            else 0
+        page at a time, until it holds the head (services.policy.audit_anchor). What the
+        peer says is hostile until read: an anchor that is no [count, hash] with a count
+        this log could reach refuses the peer, in words, rather than end this client."""
+        count = _anchor_count(theirs[0] if isinstance(theirs, list) and theirs else None)
         while True:
             request = await asyncio.to_thread(audit_anchor.request_json, self.store, count)
             found = await self._post_json(session, AUDIT_PATH, request)
-            self.status.audit_anchored = found.get("count")
-            self.status.audit_broken = found.get("broken")
-            if found.get("broken") or not request["entries"] or found.get("count") == count:
+            if not isinstance(found, dict):
+                raise PeerRefused(f"the peer answered its audit anchor with {_shown(found)}")
+            broken = found.get("broken")
+            after = _anchor_count(found.get("count"))
+            self.status.audit_anchored = after
+            self.status.audit_broken = str(broken)[:1000] if broken else None
+            if broken or not request["entries"] or after == count:
                 return
-            count = found["count"]
+            count = after
 
     async def _post_json(self, session: aiohttp.ClientSession, path: str, document: dict
                          ) -> dict:
@@ -312,6 +317,17 @@ class MirrorClient:
             save_status(self.store, self.peer, self.status)
         except OutOfSpace as full:  # the state is in the log; it is recorded once there is room
             log.warning("mirror peer %s: status not recorded: %s", self.peer, full)
+
+
+def _anchor_count(value) -> int:
+    """A peer's anchor count of this log; PeerRefused unless a whole number from 0 on."""
+    if type(value) is not int or not 0 <= value < 2 ** 63:
+        raise PeerRefused(f"the peer sent a malformed audit anchor: {_shown(value)}")
+    return value
+
+
+def _shown(value) -> str:
+    return repr(value)[:80]
 
 
 async def _check_answer(response: aiohttp.ClientResponse) -> None:

@@ -1,12 +1,15 @@
 """Attacks on the audit-log anchors two mirror peers hold of each other
 (services.policy.audit_anchor), over two real LMDB stores: an admin with root on one
 appliance who rewrites its log on its disk, and a hostile (paired) peer."""
+import asyncio
 import json
 import struct
 
 import pytest
 
 from services.archive.store import Store
+from services.mirror import client as mirror_client
+from services.mirror.protocol import Hello
 from services.policy import audit, audit_anchor
 from tests.unit.policy.test_audit_anchor import ADMIN, PEER, anchor_at_peer, changed
 
@@ -88,3 +91,36 @@ def test_an_overlapping_page_that_differs_at_the_anchor_still_breaks_it(stores):
     assert found["broken"]
     found = audit_anchor.take(b, PEER, [11, "x"], entries)
     assert found["broken"]
+
+
+class _FakeClient(mirror_client.MirrorClient):
+    def __init__(self, store, answers):
+        super().__init__(store, "b.example:8443", Hello("node-a", 450, "1.0.0"), trust=None)
+        self.answers = list(answers)
+
+    async def _post_json(self, session, path, document):
+        return self.answers.pop(0) if self.answers else {"count": 10, "broken": None}
+
+
+@pytest.mark.parametrize("theirs", [[-5, "x"], [2 ** 64, "x"], [-1, audit.GENESIS]])
+def test_a_hostile_peers_anchor_in_its_hello_does_not_kill_the_mirror_client(stores, theirs):
+    """A peer's hello reply is hostile until read: an anchor count struct cannot pack made
+    the client's task end with struct.error, for good: nothing was copied to that peer
+    again and its status stayed "connected"."""
+    a, _ = stores
+    client = _FakeClient(a, [])
+    try:
+        asyncio.run(client._anchor_audit_log(None, theirs))
+    except mirror_client.PeerRefused:
+        pass  # said in status, retried like an outage
+
+
+@pytest.mark.parametrize("answer", [["not", "an", "object"], {"count": "ten"},
+                                    {"count": -3}, "broken", None])
+def test_a_hostile_peers_audit_answer_does_not_kill_the_mirror_client(stores, answer):
+    a, _ = stores
+    client = _FakeClient(a, [answer])
+    try:
+        asyncio.run(client._anchor_audit_log(None, [0, audit.GENESIS]))
+    except mirror_client.PeerRefused:
+        pass
