@@ -184,6 +184,13 @@ class MirrorClient:
         if not verdict.allowed:
             self._compare_settings(reply)
             raise PeerRefused(verdict.reason)
+        if self.status.node and node != self.status.node:  # before its log is taken
+            moved = await asyncio.to_thread(audit_anchor.renamed, self.store,
+                                            self.status.node, node, self.peer)
+            if moved is not None:
+                log.warning("mirror peer %s was node %s and is now node %s: %s", self.peer,
+                            self.status.node, node, moved["broken"], extra={"PEER": self.peer})
+            self.status.node = node  # said once: the anchor moved with it
         if "hold_records" in reply:  # a peer of a release before hold records has none
             await self._exchange_hold_records(session, reply["hold_records"])
         if "audit_anchor" in reply:  # nor one before audit anchors

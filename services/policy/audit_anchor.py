@@ -121,6 +121,32 @@ def accept(store: Store, peer: str, actor: audit.Actor) -> dict:
     return {**GENESIS, **was}
 
 
+def renamed(store: Store, old: str, new: str, where: str) -> dict | None:
+    """The mirror peer at `where` (an address in mirror.peers) was node `old` and now
+    proves it is node `new`. The node id is only what the store on the peer's data disk
+    says: a log rewritten there under a new node id would be anchored afresh, from
+    nothing, while `old`'s anchor stayed intact and never moved again. So `old`'s anchor
+    (when one is held) becomes `new`'s, broken: a new log, or the old one under another
+    name, for an admin to accept (accept-peer `new`: its data disk was replaced). Returns
+    `new`'s anchor then, or None when `old`'s log was not anchored here."""
+    if old == new:
+        return None
+    with store.writing() as txn:
+        settings = store.db["settings"]
+        stored = txn.get((SETTING + old).encode(), db=settings)
+        if stored is None:
+            return None
+        was = {**GENESIS, **json.loads(stored)}
+        found = {**was, "broken": (
+            f"the mirror peer at {where}, whose log was anchored here as node {old} "
+            f"(entry {was['count']}), now says it is node {new}: a new log, or its log "
+            f"rewritten under another name (seen {_now_text()}); if its data disk was "
+            f"replaced, accept it: archiver audit accept-peer {new}")}
+        txn.put((SETTING + new).encode(), json.dumps(found).encode(), db=settings)
+        txn.delete((SETTING + old).encode(), db=settings)
+    return found
+
+
 def _behind(found: dict, head: list) -> str | None:
     """Why a peer's head says its log no longer reaches its anchor, or None."""
     count, last = head
