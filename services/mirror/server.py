@@ -60,6 +60,7 @@ class MirrorServer:
         self.replicated = Replicated(store)  # saved searches, policies and holds
         self.copies_back_to = copies_back_to  # node id -> bool: do we copy to that node?
         self.max_batch_bytes = max_message_bytes + 32 * 1024 * 1024
+        self._json_pages = asyncio.Lock()  # hold-record and audit pages: parsed one by one
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.max_batch_bytes)
@@ -161,7 +162,8 @@ class MirrorServer:
         """A JSON object from a paired peer, of at most `limit` bytes, answered with
         `answer(node, document)` (run in a thread); `errors` it raises, and malformed JSON,
         are a 400, a full store a 503. Who asks is checked before the body is read: a
-        stranger must not make this server buffer what it sends."""
+        stranger must not make this server buffer what it sends; pages are parsed one at a
+        time (a body of empty objects parses to some 250 times its size)."""
         refused = self._not_welcome(request)
         if refused is not None:
             return refused
@@ -170,11 +172,12 @@ class MirrorServer:
             return web.json_response({"reason": f"{what} is at most {limit} bytes"},
                                      status=413)
         try:
-            document = await asyncio.to_thread(json.loads, body)
-            if not isinstance(document, dict):
-                raise ValueError("expected a JSON object")
-            return web.json_response(await asyncio.to_thread(
-                answer, self._peer_node(request), document))
+            async with self._json_pages:  # one page in memory at a time, whoever sends
+                document = await asyncio.to_thread(json.loads, body)
+                if not isinstance(document, dict):
+                    raise ValueError("expected a JSON object")
+                return web.json_response(await asyncio.to_thread(
+                    answer, self._peer_node(request), document))
         except (ValueError, RecursionError, *errors) as exc:  # json's: ValueErrors
             return web.json_response({"reason": str(exc)[:300]}, status=400)
         except OutOfSpace as full:

@@ -24,8 +24,13 @@ from services.archive.store import Store
 from services.policy import audit
 
 PAGE = 1000  # entries per request
-PAGE_BYTES = 8 * 1024 * 1024  # and their JSON, past the first entry (an export's may be long)
-MAX_BODY_BYTES = 32 * 1024 * 1024  # what the server reads of a request
+# A page's JSON is parsed whole before its length is checked, and JSON costs up to ~21
+# times its bytes in Python ("{}," is 3 bytes, an empty dict 64): a paired peer's 32 MiB
+# of empty objects took ~850 MB, most of a model 450. The longest entries the firmware
+# writes are an export's selection (the web UI's 1 MiB body) and a query given to the CLI
+# (at most 128 KiB): a 4 MiB body holds either, and costs at most ~90 MB.
+PAGE_BYTES = 1024 * 1024  # and their JSON, past the first entry (an export's may be long)
+MAX_BODY_BYTES = 4 * 1024 * 1024  # what the server reads of a request
 SETTING = "audit.anchor."  # + peer node id: {"count", "hash", "at", "broken"}
 GENESIS = {"count": 0, "hash": audit.GENESIS, "at": None, "broken": None}
 

@@ -124,3 +124,27 @@ def test_a_hostile_peers_audit_answer_does_not_kill_the_mirror_client(stores, an
         asyncio.run(client._anchor_audit_log(None, [0, audit.GENESIS]))
     except mirror_client.PeerRefused:
         pass
+
+
+WORST_PAGE = """
+import json, resource, sys
+from services.policy import audit_anchor
+size = audit_anchor.MAX_BODY_BYTES
+body = b'{"head":[0,"x"],"entries":[' + b'{},' * ((size - 40) // 3) + b'{}]}'
+assert len(body) <= size
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+json.loads(body)  # what MirrorServer.handle_audit does with a body within the bound
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
+"""
+
+
+def test_a_hostile_peers_page_of_audit_entries_costs_its_server_little_memory():
+    """A paired peer may send POST /v1/audit a body up to MAX_BODY_BYTES, parsed whole
+    before the page's length is checked. Empty objects ("{},": 3 bytes, 64 in Python)
+    made 32 MiB cost about 850 MB: one request is most of a model 450's 1 GiB, on which
+    SMTP, the indexer and the web UI run too."""
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, "-c", WORST_PAGE], capture_output=True,
+                          text=True, check=True)
+    assert int(done.stdout) < 160, f"{done.stdout.strip()} MiB for one page"
