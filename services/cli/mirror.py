@@ -128,6 +128,15 @@ def cmd_status(args) -> int:
             print("    WARNING: retention policies, holds or saved searches differ from the peer's")
         print(f"    queued {report['queued']}, copied {report['copied']}, last success "
               f"{report['last_success'] or 'never'}, last error {report['last_error'] or '-'}")
+        if report.get("audit_broken"):
+            print(f"    WARNING: the peer says this system's audit log was rewritten or cut "
+                  f"(audit_broken): {report['audit_broken']}")
+        elif report.get("audit_anchored") is not None:
+            print(f"    this system's audit log anchored there up to entry "
+                  f"{report['audit_anchored']}")
+        else:
+            print("    this system's audit log not anchored there (yet): audit verify there "
+                  "cannot vouch for it")
     return 0
 
 

@@ -48,3 +48,24 @@ def test_a_log_rewritten_under_a_new_node_id_is_reported_by_its_peer(pair):  # n
     wait_until(lambda: verified(b)["exit"] == 1, 60, "b's verify to report a's log")
     assert any(p["broken"] for p in verified(b)["peers"].values())
     wait_until(lambda: a.peer_status(b)["audit_broken"], 60, "a's status to say so")
+
+
+def test_plain_mirror_status_says_the_peer_found_the_log_rewritten(pair):  # noqa: F811
+    """The README says the rewritten node's mirror status shows audit_broken: only its
+    --json did; the plain status an admin reads said nothing of the audit log."""
+    a, b = pair
+    a.cli("search", "q0")
+    a.start(), b.start()
+    wait_until(lambda: a.peer_status(b)["audit_anchored"], 60, "b to anchor a's log")
+    assert "audit log anchored there up to entry" in a.cli("mirror", "status", "--config",
+                                                           a.config).stdout
+    a.stop()
+    archive = Archive(a.data, 450)
+    try:
+        write_log(archive.store, [])
+    finally:
+        archive.close()
+    a.start()
+    wait_until(lambda: a.peer_status(b)["audit_broken"], 60, "a's status to say so")
+    shown = a.cli("mirror", "status", "--config", a.config).stdout
+    assert "WARNING" in shown and "audit log was rewritten or cut" in shown, shown
