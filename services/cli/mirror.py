@@ -12,6 +12,7 @@ from services.mirror import state as mirror_state
 from services.archive.archive import Archive
 from services.common import mirror_secret
 from services.common.config import load_config
+from services.common.terminal import terminal_safe
 
 
 class MirrorSetupError(ArchiverError):
@@ -122,15 +123,16 @@ def cmd_status(args) -> int:
     elif (weak := mirror_secret.problem(current.secret)) is not None:
         print(f"WARNING: {weak}; join again with a stronger one on every peer")
     for report in reports:
-        reason = f": {report['reason']}" if report["reason"] else ""
+        reason = f": {terminal_safe(report['reason'])}" if report["reason"] else ""
         print(f"{report['peer']}  {report['state']}{reason}")
         if report["settings_differ"]:
             print("    WARNING: retention policies, holds or saved searches differ from the peer's")
         print(f"    queued {report['queued']}, copied {report['copied']}, last success "
-              f"{report['last_success'] or 'never'}, last error {report['last_error'] or '-'}")
+              f"{report['last_success'] or 'never'}, last error "
+              f"{terminal_safe(report['last_error'] or '-')}")
         if report.get("audit_broken"):
             print(f"    WARNING: the peer says this system's audit log was rewritten or cut "
-                  f"(audit_broken): {report['audit_broken']}")
+                  f"(audit_broken): {terminal_safe(report['audit_broken'])}")
         elif report.get("audit_anchored") is not None:
             print(f"    this system's audit log anchored there up to entry "
                   f"{report['audit_anchored']}")

@@ -13,6 +13,7 @@ from services.archive import dates
 from services.common.progress import Progress
 from services.policy import audit, audit_anchor, holds, retention
 from services.cli.archive import add_archive_options, configured_timezone, open_archive
+from services.common.terminal import terminal_safe
 from services.cli.import_indexing import index_pending
 from services.policy.audit import cli_actor
 from services.policy.replicated import Replicated
@@ -265,13 +266,13 @@ def cmd_audit_verify(args) -> int:
         print(json.dumps(found))
         return 0 if found["intact"] else 1
     for problem in found["problems"]:
-        print(f"BROKEN: {problem}")
+        print(f"BROKEN: {terminal_safe(problem)}")
     print(f"{found['entries']} entries, {'intact' if found['intact'] else 'the chain is broken'}")
     for node, anchor in sorted(found["peers"].items()):
         when = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(anchor["at"])) \
             if anchor["at"] else "never"
-        print(f"mirror peer {node}: {anchor['count']} entries anchored here (last {when})"
-              + (", BROKEN" if anchor["broken"] else ""))
+        print(f"mirror peer {terminal_safe(node)}: {anchor['count']} entries anchored here "
+              f"(last {when})" + (", BROKEN" if anchor["broken"] else ""))
     return 0 if found["intact"] else 1
 
 

@@ -148,3 +148,24 @@ def test_a_hostile_peers_page_of_audit_entries_costs_its_server_little_memory():
     done = subprocess.run([sys.executable, "-c", WORST_PAGE], capture_output=True,
                           text=True, check=True)
     assert int(done.stdout) < 160, f"{done.stdout.strip()} MiB for one page"
+
+
+def test_a_peers_node_id_cannot_rewrite_what_audit_verify_shows(tmp_path):
+    """A node id is whatever a paired peer's certificate says (any string): one holding
+    terminal controls (cursor up, erase line) printed raw could erase the BROKEN lines
+    above it on the auditor's screen and print "intact" in their place."""
+    import subprocess
+    import sys
+    from services.archive.archive import Archive
+    archive = Archive(tmp_path / "data", 450)
+    try:
+        archive.store.set_setting(audit_anchor.SETTING + "good", {
+            "count": 3, "hash": "h", "at": None, "broken": "its entry 3 was changed"})
+        archive.store.set_setting(audit_anchor.SETTING + "zz\x1b[3A\x1b[2K\r5 entries, intact", {
+            "count": 1, "hash": "h", "at": None, "broken": None})
+    finally:
+        archive.close()
+    done = subprocess.run([sys.executable, "-m", "services.cli.main", "audit", "verify",
+                           "--data", str(tmp_path / "data"), "--model", "450"], capture_output=True, text=True)
+    assert done.returncode == 1 and "BROKEN: mirror peer good" in done.stdout
+    assert "\x1b" not in done.stdout and "\r" not in done.stdout, done.stdout
