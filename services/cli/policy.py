@@ -268,6 +268,8 @@ def cmd_audit_verify(args) -> int:
     for problem in found["problems"]:
         print(f"BROKEN: {terminal_safe(problem)}")
     print(f"{found['entries']} entries, {'intact' if found['intact'] else 'the chain is broken'}")
+    for warning in found["warnings"]:
+        print(f"WARNING: {terminal_safe(warning)}")
     for node, anchor in sorted(found["peers"].items()):
         when = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(anchor["at"])) \
             if anchor["at"] else "never"

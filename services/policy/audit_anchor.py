@@ -31,8 +31,14 @@ PAGE = 1000  # entries per request
 # (at most 128 KiB): a 4 MiB body holds either, and costs at most ~90 MB.
 PAGE_BYTES = 1024 * 1024  # and their JSON, past the first entry (an export's may be long)
 MAX_BODY_BYTES = 4 * 1024 * 1024  # what the server reads of a request
-SETTING = "audit.anchor."  # + peer node id: {"count", "hash", "at", "broken"}
-GENESIS = {"count": 0, "hash": audit.GENESIS, "at": None, "broken": None}
+SETTING = "audit.anchor."  # + peer node id: {"count", "hash", "at", "broken", "heard"}
+GENESIS = {"count": 0, "hash": audit.GENESIS, "at": None, "broken": None, "heard": None}
+# "heard": when the peer last sent its head (kept to the minute: a write per peer per
+# minute, not per hello). A peer not heard from for STALE_SECONDS is named in verify's
+# warnings: what it logged since is anchored nowhere here, whatever its own verify says
+# (its mirror stopped or firewalled, or it came back under another node id).
+HEARD_EVERY = 60
+STALE_SECONDS = 3600
 
 
 class BadEntries(ArchiverError):
@@ -53,13 +59,23 @@ def anchors(store: Store) -> dict[str, dict]:
 
 def verified(store: Store) -> dict:
     """The audit log here checked (audit.verify), and the logs of the mirror peers anchored
-    here: {"entries": count, "intact": bool, "problems": [text], "peers": {node: anchor}};
-    a broken anchor is a problem too."""
+    here: {"entries": count, "intact": bool, "problems": [text], "warnings": [text],
+    "peers": {node: anchor}}; a broken anchor is a problem too, a peer not heard from for
+    STALE_SECONDS a warning (intact stays true: it may only be offline)."""
     problems = audit.verify(store)
     peers = anchors(store)
     problems += [f"mirror peer {node}: {found['broken']}"
                  for node, found in sorted(peers.items()) if found["broken"]]
+    now, warnings = time.time(), []
+    for node, found in sorted(peers.items()):
+        last = found["heard"] or found["at"]
+        if not found["broken"] and (last is None or now - last > STALE_SECONDS):
+            since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(last)) if last \
+                else "it was anchored"
+            warnings.append(f"mirror peer {node} has not sent its audit log since {since}: "
+                            "what it logged since is anchored nowhere here")
     return {"entries": audit.count(store), "intact": not problems, "problems": problems,
+            "warnings": warnings,
             "peers": peers}
 
 
@@ -101,8 +117,13 @@ def take(store: Store, peer: str, head, entries) -> dict:
             return found
         entries = _past_anchor(found, entries)
         problem = _behind(found, head) or _discontinuity(found, entries)
+        now = time.time()
         if not problem and not entries:
+            if stored is not None and not now - (found["heard"] or 0) < HEARD_EVERY:
+                found["heard"] = now
+                txn.put(key, json.dumps(found).encode(), db=store.db["settings"])
             return found
+        found["heard"] = now
         if problem:
             found["broken"] = f"{problem} (seen {_now_text()})"
         else:

@@ -77,9 +77,8 @@ def test_a_page_taken_twice_does_not_break_the_anchor(stores):
     # and a page that overlaps the anchor and goes on past it moves it
     audit.record(a, ADMIN, "search", query="eleven")
     overlapping = audit_anchor.request_json(a, 5)
-    assert audit_anchor.take(b, PEER, overlapping["head"], overlapping["entries"]) \
-        == {**again, "count": 11, "hash": audit.head(a)[1],
-            "at": audit_anchor.anchor(b, PEER)["at"]}
+    moved = audit_anchor.take(b, PEER, overlapping["head"], overlapping["entries"])
+    assert (moved["count"], moved["hash"], moved["broken"]) == (11, audit.head(a)[1], None)
 
 
 def test_an_overlapping_page_that_differs_at_the_anchor_still_breaks_it(stores):
@@ -169,3 +168,20 @@ def test_a_peers_node_id_cannot_rewrite_what_audit_verify_shows(tmp_path):
                            "--data", str(tmp_path / "data"), "--model", "450"], capture_output=True, text=True)
     assert done.returncode == 1 and "BROKEN: mirror peer good" in done.stdout
     assert "\x1b" not in done.stdout and "\r" not in done.stdout, done.stdout
+
+
+def test_a_peer_that_stops_sending_its_log_is_named_by_verify(stores, monkeypatch):
+    """An admin with root on a keeps a's client from reaching b (a firewall rule on a's
+    way out, or a's mirror stopped while b's client still reaches a; or a back under a new
+    node id b's client cannot reach): b's anchor of a stops, and b's verify said intact,
+    "anchored here", with nothing to tell an auditor that a's entries since are anchored
+    nowhere. A peer not heard from for an hour is named in verify's warnings."""
+    a, b = stores
+    assert anchor_at_peer(a, b)["count"] == 10
+    assert audit_anchor.verified(b)["warnings"] == []
+    now = audit_anchor.time.time()
+    monkeypatch.setattr(audit_anchor.time, "time", lambda: now + 2 * 3600)
+    found = audit_anchor.verified(b)
+    assert found["intact"] and len(found["warnings"]) == 1 and PEER in found["warnings"][0]
+    anchor_at_peer(a, b)  # a's hello two hours on, nothing new: heard again
+    assert audit_anchor.verified(b)["warnings"] == []
