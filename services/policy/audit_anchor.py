@@ -203,8 +203,9 @@ def _discontinuity(found: dict, entries: list[dict]) -> str | None:
     for entry in entries:
         seq = entry.get("seq")
         if type(seq) is not int or seq != count + 1 or entry.get("previous") != previous:
+            shown = repr(seq)[:40]  # the peer's, as it came
             return (f"its log no longer continues from entry {found['count']} anchored here: "
-                    f"entry {seq} follows another entry (rewritten or cut)")
+                    f"entry {shown} follows another entry (rewritten or cut)")
         if audit.entry_hash(entry) != entry.get("hash"):
             return f"its entry {seq} does not match its own hash"
         count, previous = seq, entry["hash"]

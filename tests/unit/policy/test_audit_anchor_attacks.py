@@ -185,3 +185,13 @@ def test_a_peer_that_stops_sending_its_log_is_named_by_verify(stores, monkeypatc
     assert found["intact"] and len(found["warnings"]) == 1 and PEER in found["warnings"][0]
     anchor_at_peer(a, b)  # a's hello two hours on, nothing new: heard again
     assert audit_anchor.verified(b)["warnings"] == []
+
+
+def test_a_hostile_peers_entry_cannot_fill_the_reason_its_anchor_broke(stores):
+    """The reason an anchor broke quoted the peer's "seq" as it came: a string of 3 MB
+    was kept in the anchor and printed by every `audit verify`, shown on the audit page
+    and sent back in every answer to that peer."""
+    _, b = stores
+    found = audit_anchor.take(b, PEER, [1, "x"], [{"seq": "9" * 3_000_000}])
+    assert found["broken"] and len(found["broken"]) < 1000
+    assert len(json.dumps(audit_anchor.verified(b))) < 10_000
