@@ -163,11 +163,16 @@ def renamed(store: Store, old: str, new: str, where: str) -> dict | None:
         if stored is None:
             return None
         was = {**GENESIS, **json.loads(stored)}
+        new_shown = new if len(new) <= 100 else new[:100] + "..."  # the peer's words
         found = {**was, "broken": (
             f"the mirror peer at {where}, whose log was anchored here as node {old} "
-            f"(entry {was['count']}), now says it is node {new}: a new log, or its log "
+            f"(entry {was['count']}), now says it is node {new_shown}: a new log, or its log "
             f"rewritten under another name (seen {_now_text()}); if its data disk was "
-            f"replaced, accept it: archiver audit accept-peer {new}")}
+            f"replaced, accept it: archiver audit accept-peer {new_shown}")}
+        if len((SETTING + new).encode()) > store.env.max_key_size():  # it is anchored
+            # nowhere here (its requests fail): the old anchor says so where it is
+            txn.put((SETTING + old).encode(), json.dumps(found).encode(), db=settings)
+            return found
         txn.put((SETTING + new).encode(), json.dumps(found).encode(), db=settings)
         txn.delete((SETTING + old).encode(), db=settings)
     return found

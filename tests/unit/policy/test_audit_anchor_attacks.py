@@ -195,3 +195,14 @@ def test_a_hostile_peers_entry_cannot_fill_the_reason_its_anchor_broke(stores):
     found = audit_anchor.take(b, PEER, [1, "x"], [{"seq": "9" * 3_000_000}])
     assert found["broken"] and len(found["broken"]) < 1000
     assert len(json.dumps(audit_anchor.verified(b))) < 10_000
+
+
+def test_a_peer_renamed_to_a_node_id_too_long_for_a_key_still_breaks_its_anchor(stores):
+    """The peer at an address b's client reaches now proves a node id too long for an
+    LMDB key (a certificate's CN is any string): moving the old anchor under it raised
+    lmdb.BadValsizeError in b's client, ending it like any unexpected exception."""
+    a, b = stores
+    assert anchor_at_peer(a, b)["count"] == 10
+    found = audit_anchor.renamed(b, PEER, "n" * 600, "a.example:8443")
+    assert found["broken"]
+    assert audit_anchor.verified(b)["intact"] is False
