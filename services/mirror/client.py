@@ -125,6 +125,13 @@ class MirrorClient:
                         continue
                 else:
                     self._record("offline", failure_reason(exc))
+            except Exception as exc:  # noqa: BLE001 - a peer's answer is hostile until read
+                # Whatever a peer's answer made raise must not end this client for good
+                # (the service gathers its clients only when it stops): said, and retried.
+                log.exception("mirror peer %s: unexpected failure", self.peer,
+                              extra={"PEER": self.peer})
+                self._record("offline", f"unexpected failure: {type(exc).__name__}: "
+                             f"{str(exc)[:200]}")
             paired_now = False
             if not stop.is_set():
                 await _sleep_unless(stop, backoff, self._retry_now)

@@ -206,3 +206,37 @@ def test_a_peer_renamed_to_a_node_id_too_long_for_a_key_still_breaks_its_anchor(
     found = audit_anchor.renamed(b, PEER, "n" * 600, "a.example:8443")
     assert found["broken"]
     assert audit_anchor.verified(b)["intact"] is False
+
+
+def test_a_mirror_client_outlives_whatever_a_hostile_peers_answers_raise(stores):
+    """Any exception MirrorClient.run does not list (a hello answered with a JSON list:
+    AttributeError on reply.get; a field of the wrong type: TypeError ...) ended the
+    client's task for good, silently: the service gathers its clients only when it
+    stops. Nothing was copied to that peer again, and its status kept its last state."""
+    import contextlib
+    import types
+    a, _ = stores
+    client = _FakeClient(a, [])
+    client.trust = types.SimpleNamespace(context=None)
+    calls = []
+
+    @contextlib.asynccontextmanager
+    async def session(context):
+        yield None
+
+    async def handshake(session):
+        calls.append(1)
+        if len(calls) == 2:
+            stop.set()
+        raise AttributeError("'list' object has no attribute 'get'")
+
+    client._session, client._handshake = session, handshake
+
+    async def run():
+        nonlocal stop
+        stop = asyncio.Event()
+        await asyncio.wait_for(client.run(stop), 20)
+    stop = None
+    asyncio.run(run())
+    assert len(calls) == 2
+    assert client.status.state == "offline" and "list" in client.status.reason
