@@ -389,8 +389,8 @@ def test_searches_views_exports_and_logins_are_audited(site):
     assert ("login", "user") in actions and ("search", "user") in actions
     assert ("view", "user") in actions and ("export", "user") in actions
     auditor = client(site, "audrey")
-    log = auditor.get("/api/audit?limit=5").json()["entries"]
-    assert len(log) == 5 and log[-1]["seq"] > log[0]["seq"]
+    log = auditor.get("/api/audit?limit=3").json()["entries"]  # of alice's 4 at least
+    assert len(log) == 3 and log[-1]["seq"] > log[0]["seq"]
     assert auditor.get("/api/audit/verify").json()["intact"] is True
 
 
