@@ -27,6 +27,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import random
 import re
 import shlex
 import shutil
@@ -52,8 +53,26 @@ class MachineError(AssertionError):
     """A command with the wrong exit status, a timeout, a QEMU that died: says what and why."""
 
 
+# Host ports for the guests' forwards are drawn below the kernel's ephemeral range
+# (net.ipv4.ip_local_port_range, 32768 and up by default): a port the kernel hands out (to
+# bind(0) or to an outgoing connection) may be taken again before QEMU binds it, and QEMU
+# then exits ("Could not set up host forwarding rule"): a whole VM tier errored so once.
+HOST_PORTS = range(20000, 32000)
+PORT_ATTEMPTS = 3  # boots tried with fresh ports when one was taken meanwhile anyway
+PORT_TAKEN = "Could not set up host forwarding rule"
+QMP_WAIT_SECONDS = 30  # for a starting QEMU's QMP socket
+
+
 def free_port() -> int:
-    with socket.socket() as s:
+    """A TCP port on 127.0.0.1 that nothing listens on now, from HOST_PORTS."""
+    for port in random.sample(HOST_PORTS, 100):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:  # the range is crowded: any free port
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
@@ -169,6 +188,7 @@ class Machine:
         self.qmp: QMP | None = None
         self.boots = 0
         self.boot_offset = 0
+        self.log_offset = 0
         self.started_at = 0.0
 
     # -- description ----------------------------------------------------------------------
@@ -262,6 +282,19 @@ class Machine:
         return self.process is not None and self.process.poll() is None
 
     def start(self) -> "Machine":
+        """Boot the VM (QEMU up and its QMP answering); a host port taken between drawing
+        it and QEMU binding it is drawn again, PORT_ATTEMPTS times. Raises MachineError
+        when QEMU exits, QMPError when its QMP never answers."""
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            try:
+                return self._start_once()
+            except MachineError as exc:
+                if PORT_TAKEN not in str(exc) or attempt == PORT_ATTEMPTS:
+                    raise
+                self.ports = {name: free_port() for name in GUEST_PORTS}
+        raise AssertionError("unreachable")
+
+    def _start_once(self) -> "Machine":
         if self.is_up():
             return self
         command = self.command()
@@ -274,22 +307,28 @@ class Machine:
         self.boot_offset = self.serial.stat().st_size
         self.started_at = time.monotonic()
         qemu_log = open(self.dir / "qemu.log", "ab")
+        self.log_offset = qemu_log.tell()  # this boot's output starts here
         qemu_log.write((" ".join(map(shlex.quote, command)) + "\n").encode())
         qemu_log.flush()
         self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=qemu_log,
                                         stderr=subprocess.STDOUT, start_new_session=True)
         qemu_log.close()
         self.qmp = QMP(self.qmp_path)
-        try:
-            self.qmp.connect(wait=30)
-        except QMPError:
-            self._check_alive()
-            raise
-        return self
+        deadline = time.monotonic() + QMP_WAIT_SECONDS
+        while True:  # a QEMU that exits (a bad disk, a port taken) is said at once
+            try:
+                self.qmp.connect(wait=0.5)
+                return self
+            except QMPError:
+                self._check_alive()
+                if time.monotonic() > deadline:
+                    raise
 
     def _check_alive(self) -> None:
         if self.process is not None and self.process.poll() is not None:
-            tail = (self.dir / "qemu.log").read_text(errors="replace")[-2000:]
+            with open(self.dir / "qemu.log", "rb") as log:  # this boot's output only
+                log.seek(self.log_offset)
+                tail = log.read().decode(errors="replace")[-2000:]
             raise MachineError(f"QEMU of {self.name} exited ({self.process.returncode}):\n{tail}")
 
     def _stopped(self) -> None:

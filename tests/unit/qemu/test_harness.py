@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from qemu.lab import Lab
-from qemu.machine import Machine
+from qemu.machine import HOST_PORTS, PORT_TAKEN, Machine, MachineError, free_port
 from qemu.qmp import QMP, QMPError
 
 
@@ -140,3 +140,27 @@ def test_a_failed_image_build_says_why_in_the_exception(capsys):
     assert first_line.startswith("the image 999-")
     assert "image build failed: unknown model 999" in first_line
     assert "unknown model 999" in capsys.readouterr().err  # passed through as it came
+
+
+def test_host_ports_are_drawn_below_the_kernels_ephemeral_ports():
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports = {free_port() for _ in range(20)}
+    assert all(port in HOST_PORTS and port < low for port in ports)
+
+
+def test_a_host_port_taken_before_qemu_binds_it_is_drawn_again(vms):
+    """A whole VM tier errored once: a forwarded port was free when drawn and taken when
+    QEMU bound it ("Could not set up host forwarding rule"). Real QEMU: the SMTP port is
+    held here; the boot after the new draw gets past the forwards and fails only on this
+    fixture's missing kernel."""
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(vms / "a" / "data.qcow2"),
+                    "1M"], check=True)  # QEMU opens the disks before the forwards
+    a = Machine("a", vms_dir=vms, accel="tcg")
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", a.ports["smtp"]))
+        held.listen()
+        taken = a.ports["smtp"]
+        with pytest.raises(MachineError) as failed:
+            a.start()
+    assert "kernel" in str(failed.value) and PORT_TAKEN not in str(failed.value)
+    assert a.ports["smtp"] != taken and a.boots == 2
