@@ -88,17 +88,23 @@ def test_a_fetch_answer_that_is_not_exactly_body_of_the_uid_leaves_the_message(s
         assert store.journal_state("fake")["state"].startswith("ok, with 1 problem(s): 777:1")
 
 
+def break_fetches_of_uid_1(fake) -> None:
+    """UID 1's FETCH answer is a literal short by a line: its rest reads as junk responses
+    and imaplib gives up the session; the others are answered as they should be."""
+    def answer(session, tag, args):
+        if args[0] == "1":
+            session.send(b"* 1 FETCH (UID 1 BODY[] {%d}\r\n%s)\r\n" % (
+                len(_body(1)) - 10, _body(1)))
+            session.ok(tag)
+        else:
+            session.do_UID_FETCH(tag, args)
+    fake.handlers["UID FETCH"] = answer
+
+
 def test_a_fetch_answer_that_breaks_the_session_stops_holding_up_the_others_after_3_polls(store):
     """A literal short by a line: its rest reads as junk responses and imaplib gives up."""
     with FakeImap(MESSAGES) as fake:
-        def answer(session, tag, args):
-            if args[0] == "1":
-                session.send(b"* 1 FETCH (UID 1 BODY[] {%d}\r\n%s)\r\n" % (
-                    len(_body(1)) - 10, _body(1)))
-                session.ok(tag)
-            else:
-                session.do_UID_FETCH(tag, args)
-        fake.handlers["UID FETCH"] = answer
+        break_fetches_of_uid_1(fake)
         puller = JournalPuller(account(fake, "imap"), store)
         for _ in range(journal.FETCH_ATTEMPTS):
             assert puller.poll_once().error and fake.expunged == [] and stored(store) == set()
@@ -182,14 +188,23 @@ def test_without_uidplus_nothing_is_expunged_while_a_deleted_message_is_not_arch
 
 # -- IMAP: size and volume ---------------------------------------------------------------------
 
+def announce_10_gb_for_uid_1(fake, fetched: list | None = None) -> None:
+    """UID 1's FETCH answer announces a 10 GB literal (and sends 1 MiB of it), then the
+    server hangs up; the others are answered as they should be. `fetched` gets each UID
+    asked for."""
+    def fetch(session, tag, args):
+        if fetched is not None:
+            fetched.append(args[0])
+        if args[0] == "1":
+            session.send(b"* 1 FETCH (UID 1 BODY[] {10000000000}\r\n" + b"X" * MiB)
+            return "bye"
+        session.do_UID_FETCH(tag, args)
+    fake.handlers["UID FETCH"] = fetch
+
+
 def test_a_literal_over_the_largest_message_is_not_read_and_the_rest_goes_on(store):
     with FakeImap(MESSAGES) as fake:
-        def fetch(session, tag, args):
-            if args[0] == "1":
-                session.send(b"* 1 FETCH (UID 1 BODY[] {10000000000}\r\n" + b"X" * MiB)
-                return "bye"
-            session.do_UID_FETCH(tag, args)
-        fake.handlers["UID FETCH"] = fetch
+        announce_10_gb_for_uid_1(fake)
         puller = JournalPuller(account(fake, "imap"), store, max_message_bytes=MiB)
         result = puller.poll_once()
         assert "10000000000-byte message" in result.error and fake.expunged == []
@@ -424,13 +439,7 @@ def test_a_message_left_on_the_server_is_passed_by_after_a_restart_until_retried
     poll). The account's status keeps it now, and `journal poll --retry-left` forgets it."""
     fetched = []
     with FakeImap(MESSAGES) as fake:
-        def fetch(session, tag, args):
-            fetched.append(args[0])
-            if args[0] == "1":
-                session.send(b"* 1 FETCH (UID 1 BODY[] {10000000000}\r\n" + b"X" * MiB)
-                return "bye"
-            session.do_UID_FETCH(tag, args)
-        fake.handlers["UID FETCH"] = fetch
+        announce_10_gb_for_uid_1(fake, fetched)
 
         def restarted():
             return JournalPuller(account(fake, "imap"), store, max_message_bytes=MiB)
@@ -448,14 +457,7 @@ def test_fetches_that_break_the_session_are_counted_across_restarts(store):
     """A poisonous answer that also ended the service (a restart per poll) was fetched
     forever: the count of polls in a row it broke lived in the process."""
     with FakeImap(MESSAGES) as fake:
-        def answer(session, tag, args):
-            if args[0] == "1":
-                session.send(b"* 1 FETCH (UID 1 BODY[] {%d}\r\n%s)\r\n" % (
-                    len(_body(1)) - 10, _body(1)))
-                session.ok(tag)
-            else:
-                session.do_UID_FETCH(tag, args)
-        fake.handlers["UID FETCH"] = answer
+        break_fetches_of_uid_1(fake)
         for _ in range(journal.FETCH_ATTEMPTS):
             assert JournalPuller(account(fake, "imap"), store).poll_once().error
         result = JournalPuller(account(fake, "imap"), store).poll_once()
@@ -464,15 +466,8 @@ def test_fetches_that_break_the_session_are_counted_across_restarts(store):
 
 
 def test_a_message_left_on_the_server_is_forgotten_once_it_is_gone(store):
-    def too_large(fake):
-        def fetch(session, tag, args):
-            if args[0] == "1":
-                session.send(b"* 1 FETCH (UID 1 BODY[] {10000000000}\r\n" + b"X" * MiB)
-                return "bye"
-            session.do_UID_FETCH(tag, args)
-        fake.handlers["UID FETCH"] = fetch
     with FakeImap(MESSAGES) as fake:
-        too_large(fake)
+        announce_10_gb_for_uid_1(fake)
         JournalPuller(account(fake, "imap"), store, max_message_bytes=MiB).poll_once()
         assert list(store.journal_state("fake")["left_on_server"]) == ["777:1"]
     with FakeImap({3: message(3)}) as fake:  # someone removed it meanwhile

@@ -11,17 +11,8 @@ from services.archive.store import Store
 from services.mirror import client as mirror_client
 from services.mirror.protocol import Hello
 from services.policy import audit, audit_anchor
-from tests.unit.policy.test_audit_anchor import ADMIN, PEER, anchor_at_peer, changed
-
-
-@pytest.fixture
-def stores(tmp_path):
-    a = Store(tmp_path / "a", map_size=1 << 30)  # the peer whose log is anchored
-    b = Store(tmp_path / "b", map_size=1 << 30)  # the node that anchors it
-    for n in range(10):
-        audit.record(a, ADMIN, "search", query=f"q{n}")
-    yield a, b
-    a.close(), b.close()
+from tests.unit.policy.test_audit_anchor import (ADMIN, PEER, anchor_at_peer, changed,
+                                                 stores)  # noqa: F401 (a fixture)
 
 
 def write_log_keyed(store: Store, entries: list[dict], key) -> None:
