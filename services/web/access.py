@@ -64,14 +64,19 @@ def reader(user: User) -> Reader | None:
                   own)
 
 
-def as_read(user: User, raw: bytes, meta: dict) -> tuple[bytes, dict]:
-    """The copy of a message (raw bytes, store metadata) `user` reads: whole for one who
-    reads all mail or sent it; for another user, without the Bcc and Resent-Bcc fields of
-    its header block and with only the envelope recipients To or Cc shows or that are
-    theirs (module docstring)."""
+def as_read(user: User, raw: bytes, meta: dict) -> tuple[bytes, dict] | None:
+    """The copy of a message (raw bytes, store metadata) `user` reads, None when it is not
+    theirs to read (may_read): whole for one who reads all mail or sent it; for another
+    user, without the Bcc and Resent-Bcc fields of its header block and with only the
+    envelope recipients To or Cc shows or that are theirs (module docstring). The header
+    block is parsed once, and not at all for one who reads all mail."""
+    if reads_all_mail(user):
+        return raw, meta
     summary = summarize_headers(raw)
     mine = {lowercase_ascii(address) for address in user.emails}
-    if reads_all_mail(user) or mine & set(summary.header_addresses.get("from", [])):
+    if not mine & addresses_of(summary, meta.get("recipients", [])):
+        return None
+    if mine & set(summary.header_addresses.get("from", [])):
         return raw, meta
     shown = mine | set(summary.header_addresses.get("to", []) +
                        summary.header_addresses.get("cc", []))
@@ -90,8 +95,7 @@ def may_read(user: User, raw: bytes, meta: dict) -> bool:
 def read_message(archive: Archive, user: User, digest: str) -> tuple[bytes, dict]:
     """The raw bytes and metadata of a message `user` may read, as they read it (as_read);
     NotFound otherwise."""
-    meta = archive.store.meta(digest)
-    raw = archive.store.get(digest)
-    if not may_read(user, raw, meta):
+    copy = as_read(user, archive.store.get(digest), archive.store.meta(digest))
+    if copy is None:
         raise NotFound(f"no message with digest {digest}")
-    return as_read(user, raw, meta)
+    return copy

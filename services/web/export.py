@@ -10,7 +10,6 @@ digest once it is complete, or why it failed (services.policy.exports)."""
 from __future__ import annotations
 
 import asyncio
-import functools
 import itertools
 import time
 from typing import BinaryIO, Callable, Iterable, Iterator
@@ -23,7 +22,7 @@ from services.archive import search_snapshot
 from services.archive.evidence import FORMATS
 from services.archive.search import parse
 from services.policy import exports
-from services.web.access import as_read, mail_filter, may_read, reader, reads_all_mail
+from services.web.access import as_read, mail_filter, reader, reads_all_mail
 from services.web.transfers import CHUNK, AppStopping, ClientIdle, Transfers
 
 CONTENT_TYPE = "application/zip"
@@ -46,16 +45,18 @@ def selected_messages(archive: Archive, user: User, digests: Iterable[str]
     """(digest, raw, metadata) of each of `digests` that is stored and `user` may read, in
     the order given, as they read it (access.as_read); the others are left out (gone, or
     not theirs: not theirs to know)."""
-    return _as_read(user, search_snapshot.stored_messages(archive.store, digests,
-                                                          functools.partial(may_read, user)))
+    return _as_read(user, search_snapshot.stored_messages(archive.store, digests))
 
 
 def _as_read(user: User, messages: Iterator[tuple[str, bytes, dict]]
              ) -> Iterator[tuple[str, bytes, dict]]:
-    """`messages` as `user` reads them (access.as_read); closing this closes them."""
+    """Those of `messages` `user` may read, as they read them (access.as_read); closing
+    this closes them."""
     try:
         for digest, raw, meta in messages:
-            yield (digest, *as_read(user, raw, meta))
+            copy = as_read(user, raw, meta)
+            if copy is not None:
+                yield (digest, *copy)
     finally:
         messages.close()
 
@@ -79,8 +80,7 @@ async def start(request: web.Request, archive: Archive, user: User, fmt: str,
         as_of = None
         if digests is None:  # each match once, as of now, newest first
             snapshot = await transfers.run(matching, archive, user, query or "", timezone)
-            messages = _as_read(user, snapshot.messages(archive.store,
-                                                        functools.partial(may_read, user)))
+            messages = _as_read(user, snapshot.messages(archive.store))
             # The highest document id tells how much mail the archive ever took in: only
             # for those who may read all of it.
             as_of = snapshot.as_of if reads_all_mail(user) else None
