@@ -138,12 +138,17 @@ def address_term(address: str, prefix: str = ADDRESS_PREFIX) -> str:
     return term(prefix, lowercase_ascii(address))
 
 
+def shown_addresses(summary) -> set[str]:
+    """The addresses of a message's To and Cc fields (the strict parser's, lowercased in
+    ASCII): the recipients every recipient is shown."""
+    return set(summary.header_addresses.get("to", []) + summary.header_addresses.get("cc", []))
+
+
 def hidden_addresses(summary, envelope_recipients: list[str]) -> set[str]:
     """The hidden recipients of a message, lowercased in ASCII: its Bcc field's addresses
     (read by the strict parser) and the envelope recipients no To or Cc field shows."""
-    shown = set(summary.header_addresses.get("to", []) + summary.header_addresses.get("cc", []))
     found = set(summary.header_addresses.get("bcc", []))
-    found |= {lowercase_ascii(r.strip()) for r in envelope_recipients} - shown
+    found |= {lowercase_ascii(r.strip()) for r in envelope_recipients} - shown_addresses(summary)
     return {address for address in found if address}
 
 
@@ -204,7 +209,7 @@ def build_document(digest: str, meta: dict, extracted) -> xapian.Document:
     document = xapian.Document()
     terms = DocumentTerms(document)
     summary = _with_stored_headers(extracted.summary, meta)
-    shown = set(summary.header_addresses.get("to", []) + summary.header_addresses.get("cc", []))
+    shown = shown_addresses(summary)
     hidden = [r for r in meta.get("recipients", []) if lowercase_ascii(r.strip()) not in shown]
     fields = [
         ("from", summary.from_addrs), ("to", summary.to + summary.cc),
@@ -252,9 +257,7 @@ def _recipients(summary, meta: dict) -> tuple[list[str], int]:
         if address and address not in seen:
             seen.add(address)
             found.append(clean(display))
-    shown = {address for address in summary.header_addresses.get("to", []) +
-             summary.header_addresses.get("cc", []) if address}
-    return found, len(shown)
+    return found, len(shown_addresses(summary) - {""})
 
 
 def _with_stored_headers(summary, meta: dict):

@@ -20,7 +20,7 @@ import xapian
 
 from services.archive.addresses import lowercase_ascii
 from services.archive.archive import Archive
-from services.archive.index import SENDER_PREFIX, address_term, addresses_of
+from services.archive.index import SENDER_PREFIX, address_term, addresses_of, shown_addresses
 from services.archive.mime import header_end, summarize_headers
 from services.archive.query import Reader
 from services.archive.store import NotFound
@@ -78,8 +78,7 @@ def as_read(user: User, raw: bytes, meta: dict) -> tuple[bytes, dict] | None:
         return None
     if mine & set(summary.header_addresses.get("from", [])):
         return raw, meta
-    shown = mine | set(summary.header_addresses.get("to", []) +
-                       summary.header_addresses.get("cc", []))
+    shown = mine | shown_addresses(summary)
     recipients = [r for r in meta.get("recipients", []) if lowercase_ascii(r.strip()) in shown]
     end = header_end(raw)
     return _HIDDEN_FIELD.sub(b"", raw[:end]) + raw[end:], {**meta, "recipients": recipients}
