@@ -50,6 +50,7 @@ import secrets
 import ssl
 import threading
 import time
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +76,9 @@ FILETIME_UNIX_EPOCH = 116444736000000000  # 1970-01-01 in 100 ns since 1601 (FIL
 PASSWORD_SET_ATTRIBUTES = ("pwdLastSet", "pwdChangedTime")  # AD; OpenLDAP ppolicy
 STATE_ATTRIBUTES = ("userAccountControl", "accountExpires", "msDS-User-Account-Control-Computed",
                     "pwdAccountLockedTime", "pwdReset", *PASSWORD_SET_ATTRIBUTES)
+# An entry's identity for life, kept through renames and moves and never given to another
+# entry: AD's objectGUID (16 bytes, [MS-ADA3]), the entryUUID of RFC 4530 elsewhere.
+ID_ATTRIBUTES = ("objectGUID", "entryUUID")
 INVALID_CREDENTIALS = 49  # RFC 4511 resultCode: wrong password, or AD's disabled/locked
 SIZE_LIMIT_EXCEEDED = 4  # more entries than asked for: enough to know a name is ambiguous
 FILTER_BATCH = 50  # member DNs per group search
@@ -130,6 +134,7 @@ class DirectoryAccount:
     role: str  # admin, auditor or user
     disabled: str | None  # why they may not sign in, or None
     password_set: str | None = None  # pwdLastSet or pwdChangedTime as the directory says
+    entry_id: str | None = None  # ID_ATTRIBUTES as a UUID string; None if the entry has none
 
     def as_json(self) -> dict:
         return {"name": self.name, "dn": self.dn, "emails": list(self.emails),
@@ -239,7 +244,8 @@ class Directory:
     def _user_attributes(self) -> list[str]:
         config = self.config
         return list(dict.fromkeys([config.name_attribute, *config.login_attributes,
-                                   *config.mail_attributes, *STATE_ATTRIBUTES]))
+                                   *config.mail_attributes, *STATE_ATTRIBUTES,
+                                   *ID_ATTRIBUTES]))
 
     def _account(self, connection: ldap3.Connection, entry: dict) -> DirectoryAccount:
         values = entry["attributes"]
@@ -250,7 +256,8 @@ class Directory:
             emails=tuple(addresses(values, self.config.mail_attributes)),
             groups=tuple(groups),
             role=role_of(groups, self.config.admin_groups, self.config.auditor_groups),
-            disabled=disabled_reason(values), password_set=password_set(values))
+            disabled=disabled_reason(values), password_set=password_set(values),
+            entry_id=entry["id"])
 
     def _groups(self, connection: ldap3.Connection, user_dn: str) -> list[str]:
         """The DN of every group matching group_filter that `user_dn` is in, directly or
@@ -295,7 +302,8 @@ class Directory:
         if result["result"] not in (0, SIZE_LIMIT_EXCEEDED):
             raise DirectoryError(f"{self.config.uri}: search under {base} refused: "
                                  f"{result['description']} {result.get('message') or ''}".strip())
-        return [{"dn": entry["dn"], "attributes": _decoded(entry["raw_attributes"])}
+        return [{"dn": entry["dn"], "attributes": _decoded(entry["raw_attributes"]),
+                 "id": entry_id(entry["raw_attributes"])}
                 for entry in connection.response or [] if entry.get("type") == "searchResEntry"]
 
     # -- connections ----------------------------------------------------------------------
@@ -526,6 +534,21 @@ def _close(connection: ldap3.Connection) -> None:
             connection.strategy.close()
         except Exception:  # noqa: BLE001
             pass
+
+
+def entry_id(raw: dict) -> str | None:
+    """The entry's ID_ATTRIBUTES value as a lower-case UUID string (RFC 4122 text form):
+    objectGUID's 16 bytes are a GUID in Microsoft's mixed-endian layout, entryUUID is
+    already text (RFC 4530). None when the entry has neither (or a malformed one)."""
+    values = {name.lower(): value for name, value in raw.items()}
+    guid = values.get("objectguid") or []
+    if guid and len(guid[0]) == 16:
+        return str(uuid.UUID(bytes_le=bytes(guid[0])))
+    text = values.get("entryuuid") or []
+    try:
+        return str(uuid.UUID(text[0].decode("ascii"))) if text else None
+    except (ValueError, UnicodeDecodeError):
+        return None
 
 
 def _decoded(raw: dict) -> dict[str, list[str]]:

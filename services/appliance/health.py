@@ -53,27 +53,11 @@ def health(config: Config, archive: Archive, now: float | None = None,
 def directory_state(config: Config) -> dict | None:
     """Whether the company directory answers now (asked afresh; None when none is
     configured): {"uri", "state": "ok", "unreachable" or "failing", "error", "warning",
-    "checked"}; warning: what is unsafe in the settings (directory_warning)."""
+    "checked"}; warning: what is unsafe in the settings (Directory.warning)."""
     if config.directory is None:
         return None
     state = Directory(config.directory).probe()
-    return {**state, "warning": directory_warning(config, state["warning"]),
-            "checked": _iso(state["checked"])}
-
-
-def directory_warning(config: Config, connection_warning: str | None) -> str | None:
-    """`connection_warning` (Directory.warning) and, when two_factor.required_for names a
-    role the directory gives (user always; admin, auditor through their groups), that
-    its directory accounts sign in with the directory's password alone: the codes are
-    local accounts' (services.web.auth). None when neither."""
-    settings = config.directory
-    given = {"admin": bool(settings.admin_groups), "auditor": bool(settings.auditor_groups),
-             "user": True}
-    roles = [role for role in config.two_factor.required_for if given.get(role)]
-    codes = (f"two_factor.required_for lists {', '.join(roles)}, but directory accounts of "
-             "that role sign in with their directory password alone (two-factor codes are "
-             "for local accounts)") if roles else None
-    return "; ".join(text for text in (connection_warning, codes) if text) or None
+    return {**state, "checked": _iso(state["checked"])}
 
 
 def system_resources(data_dir: Path, now: float) -> dict:

@@ -158,8 +158,23 @@ def directory_user(account: DirectoryAccount) -> User:
     stamped = f"{account.dn.lower()}\n{account.password_set or ''}"
     digest = hashlib.sha256(stamped.encode()).hexdigest()
     return User(account.name, account.role, account.emails,
-                {"scheme": DIRECTORY_SCHEME, "dn": account.dn,
+                {"scheme": DIRECTORY_SCHEME, "dn": account.dn, "entry_id": account.entry_id,
                  "hash": f"{DIRECTORY_SCHEME}:{digest}"})
+
+
+def two_factor_name(user: User) -> str:
+    """The name `user`'s two-factor codes are kept under (services.appliance.totp): a local
+    account's own name; for a directory account "directory:" and its entry's id for life
+    (directory.ID_ATTRIBUTES), so an account that later takes a removed one's name neither
+    inherits its codes nor is locked out by them, and a renamed one keeps them. A directory
+    that gives no such id keys them by DN ("directory-dn:"). Local names hold no ":"
+    (users.NAME_PATTERN), so the two never meet."""
+    if not is_directory_user(user):
+        return user.name
+    entry_id = user.password.get("entry_id")
+    if entry_id:
+        return f"directory:{entry_id}"
+    return f"directory-dn:{user.password['dn'].lower()}"
 
 
 def is_directory_stamp(stamp: str) -> bool:

@@ -1,4 +1,4 @@
-"""Two-factor sign-in for local accounts: time-based one-time passwords (TOTP, RFC 6238:
+"""Two-factor sign-in for local and directory accounts: time-based one-time passwords (TOTP, RFC 6238:
 HMAC-SHA1, 6 digits, 30-second steps, through Debian's python3-pyotp) and one-time
 recovery codes.
 
@@ -11,7 +11,9 @@ recovery code works once in place of a code.
 
 Kept node-local (never replicated, like passwords) in the store's setting
 "two_factor:NAME" = {"secret": base32, "confirmed": bool, "last_step": int,
-"recovery": {"salt": hex, "hashes": [hex, ...]}, "enrolled": epoch}. The TOTP secret must
+"recovery": {"salt": hex, "hashes": [hex, ...]}, "enrolled": epoch, "account": the name the
+account signs in with}. NAME is what sign_in.two_factor_name gives: a local account's name,
+or a directory entry's id for life. The TOTP secret must
 stay readable to check codes (RFC 6238 is a shared secret); recovery codes are kept only
 as salted SHA-256 hashes: they are random (60 bits), so a slow hash buys nothing.
 """
@@ -66,13 +68,15 @@ def status(archive: Archive, name: str) -> dict:
             "recovery_codes_left": len(record.get("recovery", {}).get("hashes", []))}
 
 
-def begin(archive: Archive, name: str, issuer: str) -> Enrolment:
-    """Start (or start over) an enrolment with a new secret. TwoFactorError if the account
-    already uses codes: removing them first takes a code."""
+def begin(archive: Archive, name: str, issuer: str, account: str | None = None) -> Enrolment:
+    """Start (or start over) an enrolment with a new secret; `account`: the name the
+    account signs in with, for the app's label and `named` (default `name`). TwoFactorError
+    if the account already uses codes: removing them first takes a code."""
     with _lock:
         if enrolled(archive, name):
             raise TwoFactorError("two-factor sign-in is already on for this account")
-        record = {"secret": pyotp.random_base32(), "confirmed": False, "last_step": -1}
+        record = {"secret": pyotp.random_base32(), "confirmed": False, "last_step": -1,
+                  "account": account or name}
         archive.store.set_setting(SETTING_PREFIX + name, record)
     return pending(archive, name, issuer)
 
@@ -82,7 +86,8 @@ def pending(archive: Archive, name: str, issuer: str) -> Enrolment | None:
     record = _record(archive, name)
     if not record or record.get("confirmed"):
         return None
-    uri = pyotp.TOTP(record["secret"]).provisioning_uri(name=name, issuer_name=issuer)
+    uri = pyotp.TOTP(record["secret"]).provisioning_uri(name=record.get("account", name),
+                                                        issuer_name=issuer)
     return Enrolment(record["secret"], uri, qr_svg(uri))
 
 
@@ -130,6 +135,15 @@ def new_recovery_codes(archive: Archive, name: str) -> list[str]:
         codes, record["recovery"] = _recovery_codes()
         archive.store.set_setting(SETTING_PREFIX + name, record)
     return codes
+
+
+def named(archive: Archive, account: str) -> list[str]:
+    """The NAMEs of the codes enrolled (or begun) by accounts that signed in as `account`
+    (directory accounts are kept by entry id: a directory may have reused the name)."""
+    prefix_length = len(SETTING_PREFIX)
+    return [key[prefix_length:] for key, record in
+            archive.store.settings_with_prefix(SETTING_PREFIX).items()
+            if record and record.get("account", key[prefix_length:]) == account]
 
 
 def remove(archive: Archive, name: str) -> None:

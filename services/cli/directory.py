@@ -10,7 +10,6 @@ from pathlib import Path
 from firmware.errors import ArchiverError
 
 from services.appliance.directory import AmbiguousName, Directory, DirectoryError
-from services.appliance.health import directory_warning
 from services.common.config import load_config
 
 
@@ -35,7 +34,6 @@ def cmd_test(args) -> int:
                             "documentation in services/common/config.py)")
     directory = Directory(config.directory)
     state = directory.probe()
-    state["warning"] = directory_warning(config, state["warning"])
     report = {"directory": state, "user": None}
     if args.user is not None and report["directory"]["state"] == "ok":
         report["user"] = _look_up(directory, args.user)

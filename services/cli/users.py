@@ -110,13 +110,19 @@ def cmd_remove(args) -> int:
 
 
 def cmd_two_factor_off(args) -> int:
+    """A local account's codes by its name; a directory account's (kept by entry id) by the
+    name it signed in with when it set them up."""
     audit.require_admin(cli_actor(), "turns two-factor codes off")
     archive = open_archive(args)
-    if args.name != users.admin_password.ADMIN_USER and users.get(archive, args.name) is None:
-        raise users.UserError(f"there is no user named {args.name!r}")
-    if not totp.status(archive, args.name)["enrolled"]:
+    local = args.name == users.admin_password.ADMIN_USER or users.get(archive, args.name)
+    kept_as = [args.name] if local else [
+        name for name in totp.named(archive, args.name) if ":" in name]
+    if not local and not kept_as:
+        raise users.UserError(f"there is no user named {args.name!r} with two-factor codes")
+    if not any(totp.status(archive, name)["enrolled"] for name in kept_as):
         raise users.UserError(f"{args.name} has no two-factor codes")
-    totp.remove(archive, args.name)
+    for name in kept_as:
+        totp.remove(archive, name)
     audit.record(archive.store, cli_actor(), "two-factor-off", name=args.name)
     print(f"two-factor codes of {args.name} are off")
     return 0

@@ -301,8 +301,8 @@ ROLE_NAMES = ("admin", "auditor", "user")  # services.appliance.users.ROLES
 @dataclass(frozen=True)
 class TwoFactorConfig:
     required_for: list[str] = field(
-        "roles whose local accounts must sign in with a TOTP code (they enrol at their next "
-        "sign-in)", check=lambda roles: all(role in ROLE_NAMES for role in roles),
+        "roles whose accounts, local or the directory's, must sign in with a TOTP code "
+        "(they enrol at their next sign-in)", check=lambda roles: all(role in ROLE_NAMES for role in roles),
         expected="a list of roles (admin, auditor, user)", default_factory=list)
     issuer: str = field("the name authenticator apps show for the accounts",
                         default="Archiver")
@@ -340,7 +340,7 @@ class Config:
                           expected="an IANA time zone name, e.g. UTC or Europe/Berlin")
     directory: DirectoryConfig | None = field("signing in with LDAP or Active Directory",
                                               default=None)
-    two_factor: TwoFactorConfig = field("two-factor (TOTP) codes for local accounts",
+    two_factor: TwoFactorConfig = field("two-factor (TOTP) codes for local and directory accounts",
                                         default_factory=TwoFactorConfig)
     source: ClassVar[str] = "<defaults>"  # the file it came from (set by load_config)
 

@@ -11,7 +11,7 @@ from firmware.errors import ArchiverError
 from services.policy import audit, audit_anchor, editing, holds, retention, saved_searches
 from services.mirror import state as mirror_state
 from services.appliance import totp, users
-from services.appliance.sign_in import is_directory_user
+from services.appliance.sign_in import is_directory_user, two_factor_name
 from services.archive.archive import Archive
 from services.common import mirror_secret
 from services.common.config import Config
@@ -245,27 +245,21 @@ def change_password(archive: Archive, user: User, current: str, new: str) -> Use
 
 
 def two_factor_view(config: Config, archive: Archive, user: User) -> dict:
-    """What the account page shows of two-factor sign-in: {"available" (local accounts
-    only), "required", "enrolled", "pending": totp.Enrolment or None,
-    "recovery_codes_left"}."""
-    if is_directory_user(user):
-        return {"available": False, "required": False, "enrolled": False, "pending": None,
-                "recovery_codes_left": 0}
-    state = totp.status(archive, user.name)
-    return {**state, "available": True,
+    """What the account page shows of two-factor sign-in: {"required", "enrolled",
+    "pending": totp.Enrolment or None, "recovery_codes_left"}."""
+    name = two_factor_name(user)
+    return {**totp.status(archive, name),
             "required": user.role in config.two_factor.required_for,
-            "pending": totp.pending(archive, user.name, config.two_factor.issuer)}
+            "pending": totp.pending(archive, name, config.two_factor.issuer)}
 
 
 def begin_two_factor(config: Config, archive: Archive, user: User) -> None:
-    _local_only(user)
-    totp.begin(archive, user.name, config.two_factor.issuer)
+    totp.begin(archive, two_factor_name(user), config.two_factor.issuer, account=user.name)
 
 
 def confirm_two_factor(archive: Archive, user: User, code: str) -> list[str]:
     """Switch codes on; the recovery codes, to show once."""
-    _local_only(user)
-    codes = totp.confirm(archive, user.name, code)
+    codes = totp.confirm(archive, two_factor_name(user), code)
     audit.record(archive.store, user.actor, "two-factor-on", name=user.name)
     return codes
 
@@ -274,30 +268,24 @@ def end_two_factor(config: Config, archive: Archive, user: User, code: str) -> N
     """Switch codes off, with a current code (or a recovery code) as proof; never for an
     account whose role requires them. WrongProof for a wrong code (callers throttle:
     Auth.proof)."""
-    _local_only(user)
     if user.role in config.two_factor.required_for:
         raise BadRequest(f"two-factor sign-in is required for {user.role}s here")
-    if totp.enrolled(archive, user.name) and totp.verify(archive, user.name, code) is None:
+    name = two_factor_name(user)
+    if totp.enrolled(archive, name) and totp.verify(archive, name, code) is None:
         raise WrongProof("wrong or already used code: two-factor sign-in stays on")
-    totp.remove(archive, user.name)
+    totp.remove(archive, name)
     audit.record(archive.store, user.actor, "two-factor-off", name=user.name)
 
 
 def renew_recovery_codes(archive: Archive, user: User, code: str) -> list[str]:
     """New recovery codes, with a current code (or a recovery code) as proof; WrongProof
     when it is wrong (callers throttle: Auth.proof)."""
-    _local_only(user)
-    if totp.verify(archive, user.name, code) is None:
+    name = two_factor_name(user)
+    if totp.verify(archive, name, code) is None:
         raise WrongProof("wrong or already used code: the recovery codes stay as they were")
-    codes = totp.new_recovery_codes(archive, user.name)
+    codes = totp.new_recovery_codes(archive, name)
     audit.record(archive.store, user.actor, "two-factor-recovery-codes", name=user.name)
     return codes
-
-
-def _local_only(user: User) -> None:
-    if is_directory_user(user):
-        raise BadRequest("directory accounts sign in as the company directory says; "
-                         "two-factor codes are for local accounts")
 
 
 # -- checks ----------------------------------------------------------------------------

@@ -9,8 +9,8 @@ Sessions live in this process's memory: a restart of the web service logs everyo
 and a password change ends the sessions opened before it.
 
 Who a name and password are is services.appliance.sign_in's to say (local accounts, then
-the company directory). A local account with two-factor codes (services.appliance.totp)
-needs its code too: given with the password (API), or in a second step (the login form:
+the company directory). An account with two-factor codes (services.appliance.totp), local
+or the directory's, needs its code too: given with the password (API), or in a second step (the login form:
 PendingLogins). The throttle counts that attempt as failed until the code is right.
 Proofs asked for on the account page (a code to renew recovery codes or switch codes off,
 the current password to change it) are guesses too: Auth.proof throttles and audits them
@@ -36,7 +36,7 @@ from firmware.errors import ArchiverError
 from services.policy import audit
 from services.appliance import totp
 from services.appliance.directory import DirectoryBusy, DirectoryError
-from services.appliance.sign_in import LocalNameTaken, SignIn, is_directory_user
+from services.appliance.sign_in import LocalNameTaken, SignIn, two_factor_name
 from services.archive.archive import Archive
 from services.appliance.users import User
 from services.web.pending_logins import PendingLogins
@@ -251,7 +251,7 @@ class Auth:
         self.sessions = Sessions()
         self.throttle = throttle or LoginThrottle()
         self.sign_in = sign_in or SignIn(archive, None)
-        self.two_factor_roles = tuple(two_factor_roles)  # local accounts must enrol
+        self.two_factor_roles = tuple(two_factor_roles)  # their accounts must enrol
         self.pending = PendingLogins()
         self.failed_logins = 0  # for /metrics
 
@@ -315,16 +315,17 @@ class Auth:
         return user
 
     def uses_codes(self, user: User) -> bool:
-        """Whether `user` signs in with a two-factor code (local accounts that enrolled)."""
-        return not is_directory_user(user) and totp.enrolled(self.archive, user.name)
+        """Whether `user` signs in with a two-factor code (accounts that enrolled)."""
+        return totp.enrolled(self.archive, two_factor_name(user))
 
     def must_enrol(self, user: User) -> bool:
         """Whether `user` must set up two-factor codes before anything else (blocks)."""
-        return (user.role in self.two_factor_roles and not is_directory_user(user)
-                and not totp.enrolled(self.archive, user.name))
+        return (user.role in self.two_factor_roles
+                and not totp.enrolled(self.archive, two_factor_name(user)))
 
     async def _check_code(self, user: User, code: str, address: str, via: str) -> str:
-        method = await asyncio.to_thread(totp.verify, self.archive, user.name, code)
+        method = await asyncio.to_thread(totp.verify, self.archive, two_factor_name(user),
+                                         code)
         if method is None:
             await self._failed(user.name, address, via, reason="wrong two-factor code")
             raise LoginFailed("wrong or already used two-factor code")

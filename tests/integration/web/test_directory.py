@@ -146,7 +146,7 @@ def test_the_login_form_signs_directory_users_in(site, directory):
     assert reply.status == 303 and reply.headers["Location"] == "/account"
     page = client.get("/account").body.decode()
     assert "from the company directory" in page and "a.liddell@example.com" in page
-    assert "Change password" not in page and "two-factor" not in page.lower()
+    assert "Change password" not in page and "Set up two-factor sign-in" in page
 
 
 def test_a_user_signs_in_with_each_of_their_login_names(site, directory):

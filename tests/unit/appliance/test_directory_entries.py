@@ -1,8 +1,12 @@
 """What a directory entry says, read without a server: addresses (mail, AD proxyAddresses),
-the role from groups, whether the account is disabled, DNs compared as LDAP does."""
+the role from groups, whether the account is disabled, DNs compared as LDAP does, the
+entry's id for life."""
+import uuid
+
 import pytest
 
-from services.appliance.directory import addresses, disabled_reason, normalized_dn, role_of
+from services.appliance.directory import (addresses, disabled_reason, entry_id, normalized_dn,
+                                          role_of)
 
 AD_MAIL = ["mail", "proxyAddresses"]
 
@@ -75,3 +79,14 @@ def test_dns_compare_without_case_or_spaces():
     assert normalized_dn("CN=Alice Liddell, OU=People,DC=Example") == \
         normalized_dn("cn=alice liddell,ou=people, dc=example")
     assert normalized_dn("cn=a\\,b,dc=x") != normalized_dn("cn=a,cn=b,dc=x")
+
+
+def test_the_entry_id_is_ads_object_guid_in_its_mixed_endian_layout_or_the_entry_uuid():
+    # [MS-DTYP] 2.3.4.2: a GUID's first three fields little-endian; Samba shows this one as
+    # 3f2504e0-4f89-11d3-9a0c-0305e82c3301 (RFC 4122's own example UUID)
+    guid = uuid.UUID("3f2504e0-4f89-11d3-9a0c-0305e82c3301")
+    assert entry_id({"objectGUID": [guid.bytes_le]}) == str(guid)
+    assert entry_id({"entryUUID": [b"3F2504E0-4F89-11D3-9A0C-0305E82C3301"]}) == str(guid)
+    assert entry_id({"objectGUID": [b"short"], "entryUUID": [b"not a uuid"]}) is None
+    assert entry_id({"entryUUID": [b"\xff" * 36]}) is None
+    assert entry_id({}) is None

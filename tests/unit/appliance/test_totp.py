@@ -1,4 +1,4 @@
-"""Two-factor codes for local accounts: RFC 6238's test vectors, one step of drift, each
+"""Two-factor codes: RFC 6238's test vectors, one step of drift, each
 step once, recovery codes once and only as hashes, the QR code."""
 import base64
 import subprocess
@@ -122,3 +122,12 @@ def test_removing_an_account_removes_its_codes(archive):
     users.remove(archive, "alice")
     users.add(archive, "alice", "user", ["alice@example.com"], "a good password")
     assert not totp.enrolled(archive, "alice")
+
+
+def test_codes_kept_by_an_entry_id_are_found_by_the_name_they_signed_in_with(archive):
+    enrolment = totp.begin(archive, "directory:1234", "Archiver", account="carol")
+    assert "carol" in enrolment.uri and "1234" not in enrolment.uri  # the app shows the name
+    totp.begin(archive, "directory:5678", "Archiver", account="carol")  # a later carol
+    totp.begin(archive, "carl", "Archiver")
+    assert sorted(totp.named(archive, "carol")) == ["directory:1234", "directory:5678"]
+    assert totp.named(archive, "carl") == ["carl"] and totp.named(archive, "dave") == []
