@@ -10,11 +10,14 @@ A message's hidden recipients (its Bcc and Resent-Bcc fields, the envelope recip
 To or Cc field shows) are a user's to see only in mail they sent, and where they are the
 user's own addresses, as their mailbox would show them: a search matches no mail by the
 others (services.archive.query.Reader), and the copy a user reads (the page, the API, the
-.eml download, an export) leaves them out (`as_read`). What is stored stays byte-exact.
+.eml download, an export) leaves them out (`as_read`), the trace fields that name them too
+(Delivered-To and its kin, a Received field's FOR clause): a hidden recipient's own
+delivered copy names them there. What is stored stays byte-exact.
 """
 from __future__ import annotations
 
 import re
+from email.utils import getaddresses
 
 import xapian
 
@@ -26,14 +29,26 @@ from services.archive.query import Reader
 from services.archive.store import NotFound
 from services.appliance.users import User
 
-# A Bcc or Resent-Bcc field of the top-level header block (RFC 5322 3.6.3, 3.6.6; white
-# space before the colon: 4.5.3), its folded lines included. Lines end where the parser
-# that shows the message ends them (services.archive.mimetree.LINE_END, the feedparser's):
-# at CR LF, LF or a bare CR, so a field after a bare CR ("To: carol\rBcc: frank") is one
-# the page and the API show, and is removed too.
-_HIDDEN_FIELD = re.compile(
-    rb"(?i)(?:\A|(?<=[\r\n]))(?:resent-)?bcc[ \t]*:[^\r\n]*"
-    rb"(?:(?:\r\n|\r|\n)[ \t][^\r\n]*)*(?:\r\n|\r|\n)?")
+# A line of the top-level header block with its end. Lines end where the parser that shows
+# the message ends them (services.archive.mimetree.LINE_END, the feedparser's): at CR LF, LF
+# or a bare CR, so a field after a bare CR ("To: carol\rBcc: frank") is one the page and
+# the API show, and is judged as any other.
+_LINE = re.compile(rb"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
+_FIELD_NAME = re.compile(rb"([!-9;-~]+)[ \t]*:")  # RFC 5322 3.6.8 ftext; 4.5.3 WSP before ":"
+# Fields that name hidden recipients and nothing else (RFC 5322 3.6.3, 3.6.6).
+HIDDEN_FIELDS = (b"bcc", b"resent-bcc")
+# Trace fields MTAs add naming the envelope recipient a copy was delivered to (RFC 9228
+# Delivered-To; Postfix X-Original-To; Exim Envelope-to; others' X-Envelope-To, X-Rcpt-To,
+# Apparently-To): a hidden recipient's own delivered copy names them there.
+RECIPIENT_TRACE_FIELDS = (b"delivered-to", b"x-original-to", b"envelope-to", b"x-envelope-to",
+                          b"x-rcpt-to", b"apparently-to")
+# The fields a message is composed with (RFC 5322 3.6.1-3.6.5, RFC 2045's MIME-Version):
+# what a delivery adds in transit lies above the first of them, as MTAs prepend.
+COMPOSED_FIELDS = (b"date", b"from", b"sender", b"reply-to", b"to", b"cc", b"bcc",
+                   b"message-id", b"in-reply-to", b"references", b"subject", b"comments",
+                   b"keywords", b"mime-version")
+# A Received field's FOR clause (RFC 5321 4.4: "FOR" FWS (Path / Mailbox)), one address.
+_FOR_CLAUSE = re.compile(rb"(?i)(?<![\w-])for[ \t\r\n]+<?([^\s<>;()]+@[^\s<>;()]+)>?")
 
 READ_ALL_MAIL = ("admin", "auditor")
 
@@ -67,9 +82,9 @@ def reader(user: User) -> Reader | None:
 def as_read(user: User, raw: bytes, meta: dict) -> tuple[bytes, dict] | None:
     """The copy of a message (raw bytes, store metadata) `user` reads, None when it is not
     theirs to read (may_read): whole for one who reads all mail or sent it; for another
-    user, without the Bcc and Resent-Bcc fields of its header block and with only the
-    envelope recipients To or Cc shows or that are theirs (module docstring). The header
-    block is parsed once, and not at all for one who reads all mail."""
+    user, with only the envelope recipients To or Cc shows or that are theirs, and a header
+    block without what names others (_shown_fields; module docstring). The header block is
+    parsed once, and not at all for one who reads all mail."""
     if reads_all_mail(user):
         return raw, meta
     summary = summarize_headers(raw)
@@ -81,7 +96,71 @@ def as_read(user: User, raw: bytes, meta: dict) -> tuple[bytes, dict] | None:
     shown = mine | shown_addresses(summary)
     recipients = [r for r in meta.get("recipients", []) if lowercase_ascii(r.strip()) in shown]
     end = header_end(raw)
-    return _HIDDEN_FIELD.sub(b"", raw[:end]) + raw[end:], {**meta, "recipients": recipients}
+    return (b"".join(_shown_fields(raw[:end], shown)) + raw[end:],
+            {**meta, "recipients": recipients})
+
+
+def _shown_fields(header: bytes, shown: set[str]):
+    """The fields (bytes, folded lines and line ends included) of a header block as a user
+    who may see only the addresses `shown` reads it: no Bcc or Resent-Bcc field, a trace
+    field of recipients only when it names shown addresses alone, no FOR clause of a
+    Received field that names another; and in another's delivered copy (a trace field
+    names them) none of the fields the delivery put above the message as composed, whose
+    hosts (`by mx.their-domain`, Authentication-Results) would name their domain."""
+    fields = list(_fields(header))
+    names = [_field_name(field) for field in fields]
+    if any(_names_other(name, field, shown) for name, field in zip(names, fields)):
+        composed = next((at for at, name in enumerate(names) if name in COMPOSED_FIELDS), 0)
+        fields, names = fields[composed:], names[composed:]
+    for name, field in zip(names, fields):
+        if name in HIDDEN_FIELDS or _names_other(name, field, shown) and name != b"received":
+            continue
+        if name == b"received":
+            field = _FOR_CLAUSE.sub(lambda clause: clause.group(0) if _address(
+                clause.group(1)) in shown else b"", field)
+        yield field
+
+
+def _field_name(field: bytes) -> bytes:
+    name = _FIELD_NAME.match(field)
+    return name.group(1).lower() if name else b""
+
+
+def _names_other(name: bytes, field: bytes, shown: set[str]) -> bool:
+    """Whether a trace field names a recipient not in `shown` (or one it cannot read)."""
+    if name in RECIPIENT_TRACE_FIELDS:
+        return not _names_only(field[field.index(b":") + 1:], shown)
+    if name == b"received":
+        return any(_address(clause.group(1)) not in shown
+                   for clause in _FOR_CLAUSE.finditer(field))
+    return False
+
+
+def _fields(header: bytes):
+    """The header block's fields: each line with the lines that continue it (folded: they
+    begin with white space, RFC 5322 2.2.3)."""
+    field = b""
+    for line in _LINE.findall(header):
+        if field and not line[:1] in (b" ", b"\t"):
+            yield field
+            field = b""
+        field += line
+    if field:
+        yield field
+
+
+def _names_only(value: bytes, shown: set[str]) -> bool:
+    """Whether a field value names one or more addresses, all of them in `shown`."""
+    named = {_address(address) for _, address in getaddresses([_text(value)])} - {""}
+    return bool(named) and named <= shown
+
+
+def _address(address: bytes | str) -> str:
+    return lowercase_ascii(_text(address).strip().strip("<>"))
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
 
 
 def may_read(user: User, raw: bytes, meta: dict) -> bool:
