@@ -215,3 +215,13 @@ class Client:
         if reply.status == 200:
             self.csrf = reply.json()["csrf_token"]
         return reply
+
+
+def user_clients(site, accounts: dict[str, str]) -> dict[str, Client]:
+    """A local user account for each name -> address of `accounts` (PASSWORD), and a client
+    of each signing in with HTTP Basic; "auditor": audrey's, who reads all mail."""
+    for name, address in accounts.items():
+        users.add(site.archive, name, "user", [address], PASSWORD)
+    found = {name: Client(site.url, basic=(name, PASSWORD)) for name in accounts}
+    found["auditor"] = Client(site.url, basic=("audrey", PASSWORD))
+    return found

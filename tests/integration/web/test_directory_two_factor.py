@@ -20,8 +20,8 @@ from tests.integration.processes import free_port
 from tests.integration.web.fixtures import Client, ThreadedServer, build_archive, web_config
 from tests.integration.web.test_directory import (FakeClock, add_person, directory,  # noqa: F401
                                                   remove_person)
-from tests.integration.web.test_two_factor import (StepClock, account_form, enrol,
-                                                   form_login, post_code)
+from tests.integration.web.test_two_factor import (account_form, clock,  # noqa: F401
+                                                   enrol, form_login, post_code)
 
 pytestmark = [pytest.mark.integration]
 
@@ -41,14 +41,6 @@ def site(directory, tmp_path_factory):  # noqa: F811 (the imported fixture)
     yield server
     server.stop()
     archive.close()
-
-
-@pytest.fixture(autouse=True)
-def clock(site, monkeypatch):
-    site.app["auth"].throttle.clear()
-    stepped = StepClock(1_800_000_000.0)
-    monkeypatch.setattr(totp, "clock", stepped)
-    return stepped
 
 
 def signed_in(site, name: str, password: str):

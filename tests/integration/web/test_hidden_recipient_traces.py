@@ -11,9 +11,8 @@ import zipfile
 
 import pytest
 
-from services.appliance import users
 from services.web.access import RECIPIENT_TRACE_FIELDS
-from tests.integration.web.fixtures import PASSWORD, Client
+from tests.integration.web.fixtures import Client, user_clients
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_throttle")]
 
@@ -75,11 +74,7 @@ def extra_mails() -> dict:
 
 @pytest.fixture(scope="module")
 def clients(site) -> dict[str, Client]:
-    for name, address in ACCOUNTS.items():
-        users.add(site.archive, name, "user", [address], PASSWORD)
-    found = {name: Client(site.url, basic=(name, PASSWORD)) for name in ACCOUNTS}
-    found["auditor"] = Client(site.url, basic=("audrey", PASSWORD))
-    return found
+    return user_clients(site, ACCOUNTS)
 
 
 def _franks(data: bytes) -> list[bytes]:

@@ -17,8 +17,7 @@ import zipfile
 
 import pytest
 
-from services.appliance import users
-from tests.integration.web.fixtures import PASSWORD, Client
+from tests.integration.web.fixtures import Client, user_clients
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_throttle")]
 
@@ -81,12 +80,9 @@ def extra_mails() -> dict:
 
 @pytest.fixture(scope="module")
 def clients(site) -> dict[str, Client]:
-    for name, address in ACCOUNTS.items():
-        users.add(site.archive, name, "user", [address], PASSWORD)
-    found = {name: Client(site.url, basic=(name, PASSWORD)) for name in ACCOUNTS}
+    found = user_clients(site, ACCOUNTS)
     found["a-carol-browser"] = Client(site.url)
     assert found["a-carol-browser"].log_in("a-carol").status == 200
-    found["auditor"] = Client(site.url, basic=("audrey", PASSWORD))
     return found
 
 
