@@ -36,7 +36,7 @@ from firmware.errors import ArchiverError
 from services.policy import audit
 from services.appliance import totp
 from services.appliance.directory import DirectoryBusy, DirectoryError
-from services.appliance.sign_in import LocalNameTaken, SignIn, two_factor_name
+from services.appliance.sign_in import LocalNameTaken, SignIn, folded_name, two_factor_name
 from services.archive.archive import Archive
 from services.appliance.users import User
 from services.web.pending_logins import PendingLogins
@@ -142,6 +142,21 @@ class LoginThrottle:
             if self._recent:
                 self._recent.pop()
 
+    def unchecked(self, name: str, address: str) -> None:
+        """The attempt begin() counted was never checked (the directory could not answer):
+        take it back, and it alone; the failures before it stay counted. Nothing is learnt
+        of a password that was not checked, so a guesser gains nothing by it, and a user
+        who tried while the directory was busy is not held up once it answers."""
+        with self._lock:
+            for key in self._keys(name, address):
+                failures = self._failures.get(key)
+                if failures is not None:
+                    failures.count -= 1
+                    if failures.count <= 0:
+                        del self._failures[key]
+            if self._recent:
+                self._recent.pop()
+
     def clear(self) -> None:
         with self._lock:
             self._failures.clear()
@@ -150,7 +165,9 @@ class LoginThrottle:
     @staticmethod
     def _keys(name: str, address: str) -> tuple[tuple[str, str], tuple[str, str]]:
         network = _guessing_network(address)
-        return ("pair", f"{name.lower()}\n{network}"), ("address", network)
+        # one name whatever its case and width, as the directory's matching rules take it
+        # (caseIgnoreMatch prepares strings with NFKC, RFC 4518): "ＡＬＩＣＥ" is alice
+        return ("pair", f"{folded_name(name)}\n{network}"), ("address", network)
 
     def _under_attack(self, now: float) -> bool:
         """More than free_overall failures in the last forget_after seconds, anywhere."""
@@ -265,6 +282,7 @@ class Auth:
         try:
             user = await asyncio.to_thread(self.sign_in.authenticate, name, password)
         except DirectoryError as error:
+            self.throttle.unchecked(name, address)
             await self._failed(name, address, via, reason=f"directory: {error}")
             raise directory_down(error) from None
         except LocalNameTaken as error:

@@ -40,6 +40,29 @@ def test_five_failures_then_an_exponential_delay():
     throttle.begin("bob", "10.1.1.1")
 
 
+@pytest.mark.parametrize("spelling", ["BOB", "Bob", "\uff42\uff4f\uff42", "\uff22\uff2f\uff22",
+                                      "\u1d2e\u1d3c\u1d2e"])
+def test_a_name_in_another_case_or_width_is_the_same_name(spelling):
+    """Fullwidth letters are the same name to a directory (RFC 4518 maps them with NFKC):
+    five guesses at bob, then one at ｂｏｂ, is a sixth guess at bob."""
+    throttle = LoginThrottle(clock=Clock())
+    fail(throttle, 5)
+    with pytest.raises(Throttled):
+        throttle.begin(spelling, "10.1.1.1")
+
+
+def test_an_attempt_never_checked_is_taken_back_alone():
+    """The directory was busy: that attempt is no failure, the earlier ones still count."""
+    throttle = LoginThrottle(clock=Clock())
+    fail(throttle, 4)
+    for _ in range(10):
+        throttle.begin("bob", "10.1.1.1")
+        throttle.unchecked("bob", "10.1.1.1")
+    fail(throttle, 1)  # the fifth failure
+    with pytest.raises(Throttled):
+        throttle.begin("bob", "10.1.1.1")
+
+
 def test_the_delay_is_capped_and_forgotten_after_an_hour():
     clock = Clock()
     throttle = LoginThrottle(clock=clock, longest=60)
