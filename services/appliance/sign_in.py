@@ -7,8 +7,10 @@ matching: "ADMIN", "Admin" and fullwidth "ＡＤＭＩＮ" are all "admin") neve
 no two accounts' names (nor their audit entries) differ only so.
 
 A directory user becomes a users.User with the directory's addresses and role, whose
-credential stamp is made from their DN and when their password was last set (AD's
-pwdLastSet, ppolicy's pwdChangedTime): it never equals a local account's, so a session
+credential stamp is made from their DN, when their password was last set (AD's
+pwdLastSet, ppolicy's pwdChangedTime) and their entry's id for life (objectGUID,
+entryUUID): it never equals a local account's, nor a removed entry's whose DN a later one
+was given, so a session
 opened for one can never pass for the other, and a password reset in the directory ends
 the sessions opened before it (at the next refresh), as a local password change does.
 What the directory said is kept for directory.refresh_seconds; a session that outlives
@@ -153,9 +155,13 @@ def folded_name(name: str) -> str:
 
 def directory_user(account: DirectoryAccount) -> User:
     """The archiver's view of a directory account; its "password" record holds no secret,
-    only what makes its credential stamp: the DN and when the password was last set, so
-    that a password reset in the directory ends the sessions opened before it."""
-    stamped = f"{account.dn.lower()}\n{account.password_set or ''}"
+    only what makes its credential stamp: the DN, when the password was last set and the
+    entry's id for life (directory.ID_ATTRIBUTES), so that a password reset in the
+    directory ends the sessions opened before it, and a session (or a login waiting for
+    its code) of a removed entry never passes for a later entry given the same DN (a
+    directory without a password-set attribute, or the same second, would give the same
+    stamp otherwise)."""
+    stamped = f"{account.dn.lower()}\n{account.password_set or ''}\n{account.entry_id or ''}"
     digest = hashlib.sha256(stamped.encode()).hexdigest()
     return User(account.name, account.role, account.emails,
                 {"scheme": DIRECTORY_SCHEME, "dn": account.dn, "entry_id": account.entry_id,
