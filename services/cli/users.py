@@ -9,7 +9,10 @@ from pathlib import Path
 
 from services.policy import audit
 from services.appliance import totp, users
+from services.appliance.directory import AmbiguousName, Directory
+from services.appliance.sign_in import directory_user, two_factor_name
 from services.cli.archive import add_archive_options, open_archive
+from services.common.config import load_config
 from services.policy.audit import cli_actor
 
 
@@ -39,7 +42,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     p = _command(sub, "two-factor-off", cmd_two_factor_off,
                  "switch an account's two-factor codes off (a lost phone and recovery "
                  "codes); it sets them up again at its next sign-in where they are required")
-    p.add_argument("name")
+    p.add_argument("name", help="a local account's name, or a name a directory account "
+                                "signs in with (the directory is asked which entry it is)")
+    p.add_argument("--config", type=Path, default=None,
+                   help="for the directory: default $ARCHIVER_CONFIG or "
+                        "/etc/archiver/archiver.yaml")
 
 
 def _command(sub, name, handler, help_text) -> argparse.ArgumentParser:
@@ -110,19 +117,36 @@ def cmd_remove(args) -> int:
 
 
 def cmd_two_factor_off(args) -> int:
-    """A local account's codes by its name; a directory account's (kept by entry id) by the
-    name it signed in with when it set them up."""
+    """A local account's codes by its name; a directory account's by a name it signs in
+    with now: the directory says which entry that is, and only that entry's codes (kept
+    by its id for life) go. The name an account had when it set its codes up is no guide:
+    the directory may since have renamed it, and given the name to someone else."""
     audit.require_admin(cli_actor(), "turns two-factor codes off")
     archive = open_archive(args)
     local = args.name == users.admin_password.ADMIN_USER or users.get(archive, args.name)
-    kept_as = [args.name] if local else [
-        name for name in totp.named(archive, args.name) if ":" in name]
-    if not local and not kept_as:
-        raise users.UserError(f"there is no user named {args.name!r} with two-factor codes")
-    if not any(totp.status(archive, name)["enrolled"] for name in kept_as):
+    kept_as = args.name if local else _directory_codes(args)
+    if not totp.status(archive, kept_as)["enrolled"]:
         raise users.UserError(f"{args.name} has no two-factor codes")
-    for name in kept_as:
-        totp.remove(archive, name)
-    audit.record(archive.store, cli_actor(), "two-factor-off", name=args.name)
+    totp.remove(archive, kept_as)
+    audit.record(archive.store, cli_actor(), "two-factor-off", name=args.name,
+                 **({} if local else {"kept_as": kept_as}))
     print(f"two-factor codes of {args.name} are off")
     return 0
+
+
+def _directory_codes(args) -> str:
+    """The name (totp) the codes of the directory account `args.name` signs in as are
+    kept under; UserError when there is no such account, DirectoryError when the
+    directory cannot say now."""
+    config = load_config(args.config)
+    if config.directory is None:
+        raise users.UserError(f"there is no user named {args.name!r} (no local account, and "
+                              f"{config.source} configures no directory)")
+    try:
+        account = Directory(config.directory).find(args.name)
+    except AmbiguousName as error:
+        raise users.UserError(f"{error}: the directory must give the name to one entry")
+    if account is None:
+        raise users.UserError(f"there is no user named {args.name!r} (no local account, and "
+                              "no directory account signs in with that name)")
+    return two_factor_name(directory_user(account))

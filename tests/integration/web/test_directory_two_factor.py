@@ -11,6 +11,7 @@ import subprocess
 
 import pyotp
 import pytest
+import yaml
 
 from services.appliance import totp, users
 from services.common.config import DirectoryConfig, TwoFactorConfig
@@ -80,8 +81,12 @@ def test_a_directory_admin_must_set_codes_up_then_signs_in_with_one(site, direct
              if e["action"] == "login" and e["who"] == "carol"][-1]
     assert login["details"]["second_factor"] == "totp"
 
+    config_file = site.data.parent / "archiver.yaml"  # the directory to ask who carol is
+    config_file.write_text(yaml.safe_dump({"data_dir": str(site.data), "model": 450,
+                                           "directory": directory.settings()}))
     off = subprocess.run([ARCHIVER, "user", "two-factor-off", "carol", "--data",
-                          str(site.data)], capture_output=True, text=True, timeout=60)
+                          str(site.data), "--config", str(config_file)],
+                         capture_output=True, text=True, timeout=60)
     assert off.returncode == 0 and "are off" in off.stdout, off.stderr
     assert codes_kept_for(site, "carol") == []
     assert signed_in(site, "carol", password).get("/search").headers["Location"] == "/account"

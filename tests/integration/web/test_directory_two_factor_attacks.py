@@ -362,9 +362,28 @@ def test_two_factor_off_for_a_new_holder_of_a_name_leaves_the_renamed_ones_codes
         remove_person(directory, new)
 
 
-def test_two_factor_off_of_a_directory_name_never_touches_a_local_accounts(site, clock):
-    """"bob" is both a local account and a directory user (the local one shadows it):
-    the local bob's codes are the ones `two-factor-off bob` is about; a directory name
-    that is no one's is refused."""
+def test_two_factor_off_of_a_name_no_one_signs_in_with_is_refused(site, clock):
+    """Neither a local account nor a directory entry answers to these names (the second
+    is what a directory account's codes are kept under): refused."""
     assert two_factor_off(site, "nobody-at-all").returncode != 0
     assert two_factor_off(site, "directory:00000000-0000-0000-0000-000000000000").returncode != 0
+
+
+def test_two_factor_off_takes_the_name_as_the_directory_matches_it(site, directory, clock):
+    """The directory answers to "CAROL" as to "carol" (she may sign in so): the
+    administrator's spelling finds her codes, and only hers."""
+    password = directory.passwords["carol"]
+    enrol(site, clock, signed_in(site, "carol", password))
+    dn = add_person(directory, "dora", "Dora-Keeps-1")
+    try:
+        enrol(site, clock, signed_in(site, "dora", "Dora-Keeps-1"))
+        off = two_factor_off(site, "CAROL")
+        assert off.returncode == 0, off.stderr
+        assert kept_as(site, "carol") == []
+        assert asks_for_code(site, "dora", "Dora-Keeps-1")
+        assert two_factor_off(site, "carol").returncode != 0  # none left: says so
+    finally:
+        for name in ("carol", "dora"):
+            for key in kept_as(site, name):
+                totp.remove(site.archive, key)
+        remove_person(directory, dn)
