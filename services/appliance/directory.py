@@ -77,8 +77,12 @@ PASSWORD_SET_ATTRIBUTES = ("pwdLastSet", "pwdChangedTime")  # AD; OpenLDAP ppoli
 STATE_ATTRIBUTES = ("userAccountControl", "accountExpires", "msDS-User-Account-Control-Computed",
                     "pwdAccountLockedTime", "pwdReset", *PASSWORD_SET_ATTRIBUTES)
 # An entry's identity for life, kept through renames and moves and never given to another
-# entry: AD's objectGUID (16 bytes, [MS-ADA3]), the entryUUID of RFC 4530 elsewhere.
+# entry: AD's objectGUID (16 bytes, [MS-ADA3]), the entryUUID of RFC 4530 elsewhere. Only
+# the one of the directory's kind is read: elsewhere an attribute of the other's name is
+# no identity (a schema may define objectGUID as an ordinary attribute someone can write,
+# and so make an entry's id another's).
 ID_ATTRIBUTES = ("objectGUID", "entryUUID")
+ID_ATTRIBUTE_OF_KIND = {"ad": "objectGUID", "openldap": "entryUUID"}
 INVALID_CREDENTIALS = 49  # RFC 4511 resultCode: wrong password, or AD's disabled/locked
 SIZE_LIMIT_EXCEEDED = 4  # more entries than asked for: enough to know a name is ambiguous
 FILTER_BATCH = 50  # member DNs per group search
@@ -245,7 +249,11 @@ class Directory:
         config = self.config
         return list(dict.fromkeys([config.name_attribute, *config.login_attributes,
                                    *config.mail_attributes, *STATE_ATTRIBUTES,
-                                   *ID_ATTRIBUTES]))
+                                   *self._id_attributes()]))
+
+    def _id_attributes(self) -> tuple[str, ...]:
+        kind = ID_ATTRIBUTE_OF_KIND.get(self.config.kind)
+        return (kind,) if kind else ID_ATTRIBUTES
 
     def _account(self, connection: ldap3.Connection, entry: dict) -> DirectoryAccount:
         values = entry["attributes"]
@@ -303,7 +311,7 @@ class Directory:
             raise DirectoryError(f"{self.config.uri}: search under {base} refused: "
                                  f"{result['description']} {result.get('message') or ''}".strip())
         return [{"dn": entry["dn"], "attributes": _decoded(entry["raw_attributes"]),
-                 "id": entry_id(entry["raw_attributes"])}
+                 "id": entry_id(entry["raw_attributes"], self.config.kind)}
                 for entry in connection.response or [] if entry.get("type") == "searchResEntry"]
 
     # -- connections ----------------------------------------------------------------------
@@ -536,11 +544,14 @@ def _close(connection: ldap3.Connection) -> None:
             pass
 
 
-def entry_id(raw: dict) -> str | None:
+def entry_id(raw: dict, kind: str | None = None) -> str | None:
     """The entry's ID_ATTRIBUTES value as a lower-case UUID string (RFC 4122 text form):
     objectGUID's 16 bytes are a GUID in Microsoft's mixed-endian layout, entryUUID is
-    already text (RFC 4530). None when the entry has neither (or a malformed one)."""
-    values = {name.lower(): value for name, value in raw.items()}
+    already text (RFC 4530). Only the attribute of `kind` (ID_ATTRIBUTE_OF_KIND) when the
+    directory's kind is given. None when the entry has neither (or a malformed one)."""
+    wanted = ID_ATTRIBUTE_OF_KIND.get(kind)
+    values = {name.lower(): value for name, value in raw.items()
+              if wanted is None or name.lower() == wanted.lower()}
     guid = values.get("objectguid") or []
     if guid and len(guid[0]) == 16:
         return str(uuid.UUID(bytes_le=bytes(guid[0])))

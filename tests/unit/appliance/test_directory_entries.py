@@ -90,3 +90,16 @@ def test_the_entry_id_is_ads_object_guid_in_its_mixed_endian_layout_or_the_entry
     assert entry_id({"objectGUID": [b"short"], "entryUUID": [b"not a uuid"]}) is None
     assert entry_id({"entryUUID": [b"\xff" * 36]}) is None
     assert entry_id({}) is None
+
+
+def test_the_entry_id_is_only_ever_the_attribute_of_the_directorys_kind():
+    """An OpenLDAP schema may define objectGUID as an ordinary attribute that a user (or a
+    helpdesk) can write: set to another entry's entryUUID, it would make that entry's
+    codes theirs. Only entryUUID is an OpenLDAP entry's id, only objectGUID an AD one's."""
+    victim = uuid.UUID("3f2504e0-4f89-11d3-9a0c-0305e82c3301")
+    own = "6ba7b810-9dad-11d1-80b4-00c04fd430c8"
+    forged = {"objectGUID": [victim.bytes_le], "entryUUID": [own.encode()]}
+    assert entry_id(forged, "openldap") == own
+    assert entry_id({"objectGUID": [victim.bytes_le]}, "openldap") is None
+    assert entry_id(forged, "ad") == str(victim)
+    assert entry_id({"entryUUID": [own.encode()]}, "ad") is None
