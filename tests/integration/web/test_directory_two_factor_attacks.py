@@ -27,13 +27,12 @@ from tests.integration.web.test_directory import (FakeClock, add_person, directo
 from tests.integration.web.test_two_factor import (StepClock, account_form, enrol,
                                                    form_login, form_token, post_code)
 
-pytestmark = [pytest.mark.integration]
+# the attacks change entries the OpenLDAP way (modrdn, entryUUID)
+pytestmark = [pytest.mark.integration, pytest.mark.only_directory("openldap")]
 
 
 @pytest.fixture(scope="module")
 def site(directory, tmp_path_factory):  # noqa: F811 (the imported fixture)
-    if directory.kind != "openldap":
-        pytest.skip("these attacks change entries the OpenLDAP way (modrdn, entryUUID)")
     folder = tmp_path_factory.mktemp("web")
     data = folder / "data"
     archive, _ = build_archive(data)
