@@ -7,6 +7,15 @@ pdftotext replaces pypdf for text: it is C, several times faster, keeps words ap
 pypdf runs them together, and a malformed content stream that sends pypdf 3.4 into an endless
 loop (../shared/cases hostile/loop.pdf) is a syntax error to it.
 
+Why not poppler's GObject binding in the worker (tried for #20: it would spare the
+pdftotext process, some 1.4 s of the 19.5 s CPU of the bench import of 3,000 messages):
+its text is selection text, not pdftotext's reading order, and on real PDFs it runs words
+together that pdftotext keeps apart ("1Introduction", "-ASelect", "ustarPOSIX": up to 2.6%
+of the words of man pages, a texinfo manual, a DocBook spec), which a search then misses;
+only per-glyph boxes could split them, and reading those costs more in Python than the
+process saves. tests/unit/archive/test_pdf_text.py holds what any replacement must give
+(the merges above come from real documents' layout; no handmade PDF there shows them).
+
 text_of() raises Encrypted for a document that needs a password, tools.ToolFailed (or
 ValueError) with the reason for one that cannot be read.
 """
