@@ -39,16 +39,33 @@ _FIELD_NAME = re.compile(rb"([!-9;-~]+)[ \t]*:")  # RFC 5322 3.6.8 ftext; 4.5.3 
 HIDDEN_FIELDS = (b"bcc", b"resent-bcc")
 # Trace fields MTAs add naming the envelope recipient a copy was delivered to (RFC 9228
 # Delivered-To; Postfix X-Original-To; Exim Envelope-to; others' X-Envelope-To, X-Rcpt-To,
-# Apparently-To): a hidden recipient's own delivered copy names them there.
+# Apparently-To; Fastmail's X-Delivered-to and X-Resolved-to; Gmail's X-Gm-Original-To and,
+# forwarding, X-Forwarded-To and X-Forwarded-For; Yahoo's X-Apparently-To; Pigeonhole
+# Sieve's X-Sieve-Redirected-From; Exchange's X-MS-Exchange-Organization-
+# OriginalEnvelopeRecipients; RFC 3798 Original-Recipient and its X- form; procmail
+# recipes' X-Loop): a hidden recipient's own delivered copy names them there.
 RECIPIENT_TRACE_FIELDS = (b"delivered-to", b"x-original-to", b"envelope-to", b"x-envelope-to",
-                          b"x-rcpt-to", b"apparently-to")
+                          b"x-rcpt-to", b"apparently-to", b"x-delivered-to", b"x-resolved-to",
+                          b"x-gm-original-to", b"x-forwarded-to", b"x-forwarded-for",
+                          b"x-apparently-to", b"x-sieve-redirected-from",
+                          b"x-ms-exchange-organization-originalenveloperecipients",
+                          b"original-recipient", b"x-original-recipient",
+                          b"x-envelope-recipient", b"x-loop")
 # The fields a message is composed with (RFC 5322 3.6.1-3.6.5, RFC 2045's MIME-Version):
 # what a delivery adds in transit lies above the first of them, as MTAs prepend.
 COMPOSED_FIELDS = (b"date", b"from", b"sender", b"reply-to", b"to", b"cc", b"bcc",
                    b"message-id", b"in-reply-to", b"references", b"subject", b"comments",
                    b"keywords", b"mime-version")
-# A Received field's FOR clause (RFC 5321 4.4: "FOR" FWS (Path / Mailbox)), one address.
-_FOR_CLAUSE = re.compile(rb"(?i)(?<![\w-])for[ \t\r\n]+<?([^\s<>;()]+@[^\s<>;()]+)>?")
+# A Received field's FOR clause (RFC 5321 4.4: "FOR" FWS (Path / Mailbox)), as MTAs write
+# it and worse: a path in angle brackets whatever it holds (a quoted local part with white
+# space, a source route, obsolete white space around "@"), a quoted local part, a bare one
+# (Dovecot LMTP's "for <frank>", fetchmail's "for frank"), comments before it, and a list
+# ("for a@x, b@y"). Gmail's X-Received and its kin have them too (RECEIVED_FIELDS).
+_FOR_ITEM = rb'<[^<>]*>|"(?:[^"\\]|\\.)*"@[^\s<>;(),]*|[^\s<>;()",]+'
+_FOR_CLAUSE = re.compile(rb'(?i)(?<![\w.@-])for(?:[ \t\r\n]|\((?:[^()\\]|\\.)*\))+((?:'
+                         + _FOR_ITEM + rb')(?:[ \t\r\n]*,[ \t\r\n]*(?:' + _FOR_ITEM + rb'))*)')
+_FOR_ADDRESS = re.compile(_FOR_ITEM)
+RECEIVED_FIELDS = (b"received", b"x-received")
 
 READ_ALL_MAIL = ("admin", "auditor")
 
@@ -110,19 +127,35 @@ def _shown_fields(header: bytes, shown: set[str]):
     fields = list(_fields(header))
     names = [_field_name(field) for field in fields]
     if any(_names_other(name, field, shown) for name, field in zip(names, fields)):
-        composed = next((at for at, name in enumerate(names) if name in COMPOSED_FIELDS), 0)
+        # no field of the message as composed (not even its MIME ones): all of it is trace
+        # (but the empty line that ends the block)
+        composed = next((at for at, name in enumerate(names) if _composed(name)),
+                        len(fields) - (fields[-1:] in ([b"\r\n"], [b"\n"], [b"\r"])))
         fields, names = fields[composed:], names[composed:]
     for name, field in zip(names, fields):
-        if name in HIDDEN_FIELDS or _names_other(name, field, shown) and name != b"received":
+        if name in HIDDEN_FIELDS or _names_other(name, field, shown) and \
+                name not in RECEIVED_FIELDS:
             continue
-        if name == b"received":
-            field = _FOR_CLAUSE.sub(lambda clause: clause.group(0) if _address(
-                clause.group(1)) in shown else b"", field)
+        if name in RECEIVED_FIELDS:
+            field = _FOR_CLAUSE.sub(lambda clause: clause.group(0) if _for_shown(
+                clause.group(1), shown) else b"", field)
         yield field
 
 
+def _composed(name: bytes) -> bool:
+    return name in COMPOSED_FIELDS or name.startswith(b"content-")
+
+
+def _for_shown(clause: bytes, shown: set[str]) -> bool:
+    """Whether a FOR clause's addresses are all in `shown`."""
+    return all(_address(address) in shown for address in _FOR_ADDRESS.findall(clause))
+
+
 def _field_name(field: bytes) -> bytes:
-    name = _FIELD_NAME.match(field)
+    """The lowercased name of a field; a first line that begins with white space (a
+    continuation of nothing, which the page's parser drops but the .eml keeps) is judged
+    by the field it spells."""
+    name = _FIELD_NAME.match(field.lstrip(b" \t"))
     return name.group(1).lower() if name else b""
 
 
@@ -130,9 +163,9 @@ def _names_other(name: bytes, field: bytes, shown: set[str]) -> bool:
     """Whether a trace field names a recipient not in `shown` (or one it cannot read)."""
     if name in RECIPIENT_TRACE_FIELDS:
         return not _names_only(field[field.index(b":") + 1:], shown)
-    if name == b"received":
-        return any(_address(clause.group(1)) not in shown
-                   for clause in _FOR_CLAUSE.finditer(field))
+    if name in RECEIVED_FIELDS:
+        return not all(_for_shown(clause.group(1), shown)
+                       for clause in _FOR_CLAUSE.finditer(field))
     return False
 
 
@@ -150,9 +183,11 @@ def _fields(header: bytes):
 
 
 def _names_only(value: bytes, shown: set[str]) -> bool:
-    """Whether a field value names one or more addresses, all of them in `shown`."""
-    named = {_address(address) for _, address in getaddresses([_text(value)])} - {""}
-    return bool(named) and named <= shown
+    """Whether a field value names one or more addresses, all of them in `shown`, and
+    nothing else: a display name or comment ("carol@x (Frank Z)") may name another."""
+    pairs = getaddresses([_text(value)])
+    named = {_address(address) for _, address in pairs} - {""}
+    return bool(named) and named <= shown and not any(name for name, _ in pairs)
 
 
 def _address(address: bytes | str) -> str:
