@@ -134,6 +134,10 @@ def extra_mails() -> dict:
     mails = {name: (raw, None) for name, raw in MAILS.items()}
     mails.update(NO_COMPOSED)
     mails.update({name: (_message(name, trace), None) for name, trace in CAROLS.items()})
+    appended = ("X-MS-Exchange-Organization-AuthSource: ex01.covert.example.org\r\n"
+                f"X-MS-Exchange-Organization-OriginalEnvelopeRecipients: {FRANK}\r\n")
+    mails["exchange-appended"] = (_message("exchange-appended", []).replace(
+        b"charset=utf-8\r\n\r\n", b"charset=utf-8\r\n" + appended.encode() + b"\r\n"), None)
     mails["unnamed-delivered-copy"] = (_message("unnamed-delivered-copy", [
         _received("id 4F2A1")]), None)
     return mails
@@ -220,3 +224,14 @@ def test_an_unnamed_delivered_copy_keeps_its_trace(site, clients):
     digest = site.digests["unnamed-delivered-copy"]
     assert clients["ta-carol"].get(f"/api/messages/{digest}/raw").body == \
         site.archive.store.get(digest)
+
+
+def test_fields_a_delivery_appends_below_the_message_stay(site, clients):
+    """Not fixed, outside what the README promises ("every field its delivery added above
+    the message as composed"): Exchange appends its X-MS-Exchange-Organization-* fields
+    below the composed ones, and a field there naming frank's server (AuthSource) stays in
+    carol's copy of his delivered copy; the field naming frank himself goes."""
+    raw = clients["ta-carol"].get(
+        f"/api/messages/{site.digests['exchange-appended']}/raw").body
+    assert b"OriginalEnvelopeRecipients" not in raw and b"frank@" not in raw
+    assert b"AuthSource: ex01.covert.example.org" in raw
