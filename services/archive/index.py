@@ -37,9 +37,9 @@ if TYPE_CHECKING:  # search and the web import this module; extraction (lxml) th
 # Probabilistic (free text) fields: search keyword -> term prefix.
 TEXT_PREFIXES = {
     "from": "F",
-    "to": "XTO",        # To and Cc fields' recipients (to: matches under bcc's prefix too)
-    "cc": "XCC",
-    "bcc": "XBCC",      # Bcc header and envelope recipients the headers do not show
+    "to": "XTO",        # To, Cc, Resent-To, Resent-Cc recipients (to: matches bcc's too)
+    "cc": "XCC",        # Cc and Resent-Cc
+    "bcc": "XBCC",      # Bcc, Resent-Bcc and envelope recipients the headers do not show
     "subject": "S",
     "body": "XB",
     "attachment": "XA",  # text extracted from attachments
@@ -57,9 +57,9 @@ BOOLEAN_PREFIXES = {
 # short fields' copy) and under these (BARE_WORD_PREFIXES).
 LONG_TEXT_FIELDS = ("body", "attachment")
 BARE_WORD_PREFIXES = ("", *(TEXT_PREFIXES[name] for name in LONG_TEXT_FIELDS))
-# Where a word may be for a searcher who may not see hidden recipients (Bcc field, envelope
-# recipients no To or Cc field shows: all of them under bcc's prefix, none under to's since
-# schema 5; services.archive.query.Reader): every field but bcc.
+# Where a word may be for a searcher who may not see hidden recipients (Bcc and Resent-Bcc
+# fields, envelope recipients no To or Cc field shows: all of them under bcc's prefix, none
+# under to's since schema 5; services.archive.query.Reader): every field but bcc.
 SHOWN_WORD_PREFIXES = tuple(prefix for name, prefix in TEXT_PREFIXES.items() if name != "bcc")
 HAS_VALUES = {"attachment", "extraction-failure", "encrypted"}  # has:VALUE; any other is a query error
 # The kinds of source the store records (Store.put's source: "smtp" from services.intake.smtp,
@@ -75,8 +75,10 @@ DIGEST_HEX = 64  # digest:VALUE is a SHA-256 in hex; anything else is a query er
 # and attachment text without the unprefixed copy (LONG_TEXT_FIELDS). 5: to's prefix holds
 # the To and Cc recipients only (the hidden ones are under bcc's), the summary counts them
 # ("shown"), and the exact terms of the sender and hidden recipients (SENDER_PREFIX,
-# HIDDEN_PREFIX).
-SCHEMA_VERSION = 5
+# HIDDEN_PREFIX). 6: the Resent- recipients (RFC 5322 3.6.6) as To, Cc and Bcc are:
+# Resent-To and Resent-Cc shown (to:, cc:), Resent-Bcc hidden (bcc:, HIDDEN_PREFIX), all
+# of them whose mail it is (ADDRESS_PREFIX); schema 5 has none of them.
+SCHEMA_VERSION = 6
 RECIPIENTS_APART_SCHEMA = 5  # the first whose to: prefix holds no hidden recipient
 WORDS_SCHEMA = 2  # the first schema whose terms are ICU words (query.Context.legacy before)
 SCHEMA_KEY = "schema_version"  # Xapian metadata; an index without it is version 1
@@ -84,15 +86,17 @@ SCHEMA_KEY = "schema_version"  # Xapian metadata; an index without it is version
 # committed with each batch, so it is where the index is in the snapshot a reader opens.
 CURSOR_KEY = "arrival_seq"
 ADDRESS_FIELDS = ("from", "to", "cc", "bcc")
-# Exact addresses (From, To, Cc, Bcc headers, envelope recipients), lowercased in ASCII
+# Exact addresses (From, To, Cc, Bcc headers and their Resent- kin, envelope recipients),
+# lowercased in ASCII
 # (services.archive.addresses.lowercase_ascii): the filter
 # that limits a user to their own mail. Words would not do: "alice@example.com" as words
 # also matches bob.alice@example.com.
 ADDRESS_PREFIX = "XADDR"
 # The same exact addresses of the From field alone, and of the hidden recipients alone (Bcc
-# field, envelope recipients To and Cc do not show): which mail a user sent, and where
-# they were a hidden recipient themselves (services.archive.query.Reader). Folded terms
-# would not do: ｃarol@ (fullwidth) folds to carol@, and is not carol.
+# and Resent-Bcc fields, envelope recipients the shown fields do not show): which mail a
+# user sent, and where they were a hidden recipient themselves
+# (services.archive.query.Reader). Folded terms would not do: ｃarol@ (fullwidth) folds to
+# carol@, and is not carol.
 SENDER_PREFIX, HIDDEN_PREFIX = "XSENDER", "XHIDDEN"
 # Less of a message, for a document that could not be built or added whole (document_at).
 DOCUMENT_LEVELS = ("whole", "headers only", "stored metadata only", "digest only")
@@ -138,25 +142,35 @@ def address_term(address: str, prefix: str = ADDRESS_PREFIX) -> str:
     return term(prefix, lowercase_ascii(address))
 
 
+# The address fields every recipient is shown, and those only the sender sees (RFC 5322
+# 3.6.3; 3.6.6: the Resent- fields of a resent copy work as To, Cc and Bcc do).
+SHOWN_FIELDS = ("to", "cc", "resent-to", "resent-cc")
+HIDDEN_FIELDS = ("bcc", "resent-bcc")
+
+
 def shown_addresses(summary) -> set[str]:
-    """The addresses of a message's To and Cc fields (the strict parser's, lowercased in
-    ASCII): the recipients every recipient is shown."""
-    return set(summary.header_addresses.get("to", []) + summary.header_addresses.get("cc", []))
+    """The addresses of a message's To, Cc, Resent-To and Resent-Cc fields (the strict
+    parser's, lowercased in ASCII): the recipients every recipient is shown."""
+    return {address for name in SHOWN_FIELDS
+            for address in summary.header_addresses.get(name, [])}
 
 
 def hidden_addresses(summary, envelope_recipients: list[str]) -> set[str]:
-    """The hidden recipients of a message, lowercased in ASCII: its Bcc field's addresses
-    (read by the strict parser) and the envelope recipients no To or Cc field shows."""
-    found = set(summary.header_addresses.get("bcc", []))
+    """The hidden recipients of a message, lowercased in ASCII: its Bcc and Resent-Bcc
+    fields' addresses (read by the strict parser) and the envelope recipients no shown
+    field (SHOWN_FIELDS) names."""
+    found = {address for name in HIDDEN_FIELDS
+             for address in summary.header_addresses.get(name, [])}
     found |= {lowercase_ascii(r.strip()) for r in envelope_recipients} - shown_addresses(summary)
     return {address for address in found if address}
 
 
 def addresses_of(summary, envelope_recipients: list[str]) -> set[str]:
-    """Every address a message was from or to, lowercased in ASCII: the From, To, Cc and Bcc
-    addresses of `summary` (services.archive.mime.MessageSummary, read by the one strict
-    parser, services.archive.addresses) and the envelope recipients. Never a display name,
-    a comment or text: this set is who may read the message (services.web.access)."""
+    """Every address a message was from or to, lowercased in ASCII: the From, To, Cc, Bcc
+    and Resent-To, -Cc, -Bcc addresses of `summary` (services.archive.mime.MessageSummary,
+    read by the one strict parser, services.archive.addresses) and the envelope recipients.
+    Never a display name, a comment or text: this set is who may read the message
+    (services.web.access)."""
     found = {address for shown in summary.header_addresses.values() for address in shown}
     found |= {lowercase_ascii(recipient.strip()) for recipient in envelope_recipients}
     return {address for address in found if address}
@@ -211,9 +225,11 @@ def build_document(digest: str, meta: dict, extracted) -> xapian.Document:
     summary = _with_stored_headers(extracted.summary, meta)
     shown = shown_addresses(summary)
     hidden = [r for r in meta.get("recipients", []) if lowercase_ascii(r.strip()) not in shown]
+    cc = summary.cc + summary.resent_cc
     fields = [
-        ("from", summary.from_addrs), ("to", summary.to + summary.cc),
-        ("cc", summary.cc), ("bcc", summary.bcc + hidden), ("subject", [summary.subject]),
+        ("from", summary.from_addrs), ("to", summary.to + summary.resent_to + cc),
+        ("cc", cc), ("bcc", summary.bcc + summary.resent_bcc + hidden),
+        ("subject", [summary.subject]),
         ("body", [extracted.body[:BODY_TEXT_LIMIT]]),
         ("attachment", [a.text for a in extracted.attachments]),
         ("filename", [a.filename for a in extracted.attachments if a.filename]),
@@ -247,13 +263,16 @@ def sort_key(text: str) -> bytes:
 
 
 def _recipients(summary, meta: dict) -> tuple[list[str], int]:
-    """To, then Cc, then Bcc and envelope recipients no header shows, as displayed, once;
-    and how many of them the To and Cc headers show (the first ones)."""
+    """The shown recipients (SHOWN_FIELDS: To, Cc, Resent-To, Resent-Cc), then the hidden
+    ones (Bcc, Resent-Bcc, envelope recipients no header shows), as displayed, once; and how
+    many of them are shown (the first ones)."""
     def pairs(name: str) -> list[tuple[str, str]]:
-        return list(zip(getattr(summary, name), summary.header_addresses.get(name, [])))
+        displayed = getattr(summary, name.replace("-", "_"))
+        return list(zip(displayed, summary.header_addresses.get(name, [])))
     envelope = [(recipient, recipient.strip().lower()) for recipient in meta.get("recipients", [])]
+    headers = [pair for name in SHOWN_FIELDS + HIDDEN_FIELDS for pair in pairs(name)]
     found, seen = [], set()
-    for display, address in pairs("to") + pairs("cc") + pairs("bcc") + envelope:
+    for display, address in headers + envelope:
         if address and address not in seen:
             seen.add(address)
             found.append(clean(display))

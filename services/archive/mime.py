@@ -30,7 +30,10 @@ from services.archive.addresses import parse_address_list
 SUMMARY_HEADER_LIMIT = 256 * 1024
 
 PARAMETER_HEADERS = ("content-type", "content-disposition")
-ADDRESS_HEADERS = ("from", "to", "cc", "bcc")  # whose addresses say whose mail it is
+# Whose addresses say whose mail it is. The Resent- fields (RFC 5322 3.6.6) are the
+# recipients of a resent copy: they work as To, Cc and Bcc do ("function identically ...
+# except that they indicate the recipients of the resent message").
+ADDRESS_HEADERS = ("from", "to", "cc", "bcc", "resent-to", "resent-cc", "resent-bcc")
 PARAMETER_HEADER_LIMIT = 16 * 1024
 
 # RFC 2047 encoded words. Encoded text holds no '?', so `[^?]*` stops at the next '?' and
@@ -75,10 +78,16 @@ class MessageSummary:
     subject: str
     attachment_names: list[str]
     has_attachment: bool
-    # The bare addresses of From, To, Cc and Bcc by header name ("from", "to", "cc", "bcc";
-    # absent when none), lowercased, as services.archive.addresses read them: whose mail
-    # the message is. Always read from header_block(raw) (summarize_parsed).
+    # The bare addresses of From, To, Cc, Bcc and the Resent- recipients by header name
+    # (ADDRESS_HEADERS: "from", "to", ..., "resent-bcc"; absent when none), lowercased, as
+    # services.archive.addresses read them: whose mail the message is. Always read from
+    # header_block(raw) (summarize_parsed).
     header_addresses: dict[str, list[str]] = field(default_factory=dict)
+    # The Resent-To, Resent-Cc and Resent-Bcc fields' recipients, as displayed (all resent
+    # blocks' together, RFC 5322 3.6.6).
+    resent_to: list[str] = field(default_factory=list)
+    resent_cc: list[str] = field(default_factory=list)
+    resent_bcc: list[str] = field(default_factory=list)
 
 
 class NestingTooDeep(errors.MessageDefect):
@@ -380,6 +389,8 @@ def summarize_message(message: Message) -> MessageSummary:
         has_attachment=has_attachment,
         header_addresses={name: [address for _, address in pairs]
                           for name, pairs in found.items() if pairs},
+        resent_to=_displayed(found["resent-to"]), resent_cc=_displayed(found["resent-cc"]),
+        resent_bcc=_displayed(found["resent-bcc"]),
     )
 
 

@@ -1,5 +1,6 @@
 """What mail a user may read. Admins and auditors read all of it; a user reads only mail
-from or to one of their addresses (From, To, Cc, Bcc headers, envelope recipients).
+from or to one of their addresses (From, To, Cc, Bcc headers, their Resent- kin of RFC
+5322 3.6.6, envelope recipients).
 
 Checked twice, so that one mistake does not leak mail: every search is filtered in Xapian
 by exact address terms (services.archive.index.ADDRESS_PREFIX), and every message fetched by
@@ -7,12 +8,12 @@ digest is checked again against its own headers and envelope. Another user's mes
 "not found", never "forbidden": its existence is not theirs to learn either.
 
 A message's hidden recipients (its Bcc and Resent-Bcc fields, the envelope recipients no
-To or Cc field shows) are a user's to see only in mail they sent, and where they are the
-user's own addresses, as their mailbox would show them: a search matches no mail by the
-others (services.archive.query.Reader), and the copy a user reads (the page, the API, the
-.eml download, an export) leaves them out (`as_read`), the trace fields that name them too
-(Delivered-To and its kin, a Received field's FOR clause): a hidden recipient's own
-delivered copy names them there. What is stored stays byte-exact.
+To, Cc, Resent-To or Resent-Cc field shows) are a user's to see only in mail they sent,
+and where they are the user's own addresses, as their mailbox would show them: a search
+matches no mail by the others (services.archive.query.Reader), and the copy a user reads
+(the page, the API, the .eml download, an export) leaves them out (`as_read`), the trace
+fields that name them too (Delivered-To and its kin, a Received field's FOR clause): a
+hidden recipient's own delivered copy names them there. What is stored stays byte-exact.
 """
 from __future__ import annotations
 

@@ -16,8 +16,13 @@ from services.archive.mime import (charsets_of, decode_header_text, decode_text,
                                    is_attachment, iter_parts, parse_message, safely)
 from services.archive.store import NotFound
 
+# The fields of a resent copy (RFC 5322 3.6.6): who resent it when, and to whom; search
+# finds mail by its resent recipients, so the reader is shown them (a user's copy has no
+# Resent-Bcc, services.web.access.as_read).
+RESENT_HEADERS = ("Resent-From", "Resent-Sender", "Resent-Date", "Resent-To", "Resent-Cc",
+                  "Resent-Bcc")
 SHOWN_HEADERS = ("From", "Sender", "To", "Cc", "Bcc", "Reply-To", "Date", "Subject",
-                 "Message-ID")
+                 "Message-ID", *RESENT_HEADERS)
 BODY_LIMIT = 512 * 1024  # characters shown; the rest is in the raw download
 
 

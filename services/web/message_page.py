@@ -30,14 +30,14 @@ from services.archive.store import NotFound
 from services.policy import audit
 from services.web import admin_actions, message_tree, pdf_pages, sanitize
 from services.web.access import read_message
-from services.web.mail_view import shown_headers
+from services.web.mail_view import RESENT_HEADERS, shown_headers
 from services.web.message_tree import Body, Part
 from services.web.renders import RenderFailed, Renders, RendersBusy
 from services.web.transfers import Transfers
 from services.web.ui import app_context, page, render
 
 COMMON_HEADERS = ("From", "Sender", "Reply-To", "To", "Cc", "Bcc", "Date", "Subject",
-                  "Message-ID", "In-Reply-To")
+                  "Message-ID", "In-Reply-To", *RESENT_HEADERS)
 TEXT_SHOWN = 512 * 1024  # characters of a body or text attachment shown; downloads have all
 
 

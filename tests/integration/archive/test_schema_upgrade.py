@@ -216,3 +216,32 @@ def test_a_schema_4_index_shows_a_user_no_hidden_recipient_until_and_after_its_r
     assert found("bcc:carol@example.com") == (1, ("dora@example.com",))
     assert found("frank") == (0, None) and found("frank", None)[0] == 1
     archive.close()
+
+
+def test_a_schema_5_index_is_rebuilt_with_the_resent_recipients(tmp_path):
+    """Schema 5 has no Resent-To, -Cc, -Bcc recipients (RFC 5322 3.6.6): its index is
+    rebuilt, and then bcc: finds the Resent-Bcc recipient and to: the Resent-To one, a
+    Reader only the shown one. (Kept readings without them are of READING_VERSION 4 and
+    read again: test_readings.)"""
+    archive = Archive(tmp_path / "data", 450)
+    raw = (b"From: ann@example.com\nTo: carol@example.com\nSubject: budget\n"
+           b"Resent-To: ron@example.com\nResent-Bcc: hugo@example.com\n\nplans\n")
+    archive.store.put(raw, None, "import")
+    with ExtractionPool(archive.profile.attachment_text_bytes) as pool:
+        Indexer(archive.store, archive.index_dir(), pool).catch_up()
+    database = xapian.WritableDatabase(str(archive.index_dir()), xapian.DB_OPEN)
+    database.set_metadata(SCHEMA_KEY, "5")
+    database.commit()
+    database.close()
+    assert reindex.needs_rebuild(archive)
+    with ExtractionPool(archive.profile.attachment_text_bytes) as pool:
+        assert reindex.rebuild(archive, pool)
+    reindex.switch_over(archive)
+    assert schema_version(xapian.Database(str(archive.index_dir()))) == SCHEMA_VERSION == 6
+    carol = Reader(xapian.Query(address_term("carol@example.com", SENDER_PREFIX)),
+                   frozenset({"carol@example.com"}))
+    for query in ("bcc:hugo", "to:hugo@example.com", "to:ron", "cc:nobody OR to:ron"):
+        assert search(archive.index_dir(), query).total == 1, query
+    assert search(archive.index_dir(), "to:ron", reader=carol).total == 1
+    assert search(archive.index_dir(), "hugo", reader=carol).total == 0
+    archive.close()

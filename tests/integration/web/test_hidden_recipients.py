@@ -20,9 +20,9 @@ from tests.integration.web.fixtures import PASSWORD, Client
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_throttle")]
 
 DOMAIN = "hidden.example.net"
-ALICE, CAROL, DORA, BOB, FRANK = (f"{name}@{DOMAIN}" for name in
-                                  ("alice", "carol", "dora", "bob", "frank"))
-ACCOUNTS = {"h-alice": ALICE, "h-carol": CAROL, "h-dora": DORA, "h-bob": BOB}
+ALICE, CAROL, DORA, BOB, FRANK, RON, CORA = (
+    f"{name}@{DOMAIN}" for name in ("alice", "carol", "dora", "bob", "frank", "ron", "cora"))
+ACCOUNTS = {"h-alice": ALICE, "h-carol": CAROL, "h-dora": DORA, "h-bob": BOB, "h-ron": RON}
 
 
 def _message(kind: str, hidden_field: str | None, newline: str = "\n") -> bytes:
@@ -48,6 +48,8 @@ KINDS = {
                    EVERYONE),
     "bcc-crlf": (_message("bcc-crlf", f"Bcc: {HIDDEN}", "\r\n"), EVERYONE),
     "resent-bcc": (_message("resent-bcc", f"Resent-Bcc: {HIDDEN}"), EVERYONE),
+    "resent-bcc-no-envelope": (_message("resent-bcc-no-envelope", f"Resent-Bcc: {HIDDEN}"),
+                               None),
     "envelope-only": (_message("envelope-only", None), EVERYONE),
     "bcc-field-no-envelope": (_message("bcc-field-no-envelope", f"Bcc: {HIDDEN}"), None),
 }
@@ -58,10 +60,18 @@ BY_FRANK = ["frank", "Frank", "bcc:frank", "to:frank", f"to:{FRANK}", f"bcc:{FRA
             'bcc:"frank covert"', "bcc:(frank OR nobody)", "to:(fra* OR nobody)"]
 
 
+# A copy Alice resent (RFC 5322 3.6.6) to Ron and Cora, and to Bob and Frank unseen; no
+# envelope, as imported: its Resent- fields alone say whose mail it is.
+RESENT = (f"From: Alice Sender <{ALICE}>\nTo: Carol Shown <{CAROL}>\nSubject: Resent plan\n"
+          f"Resent-From: {ALICE}\nResent-To: Ron Resent <{RON}>\nResent-Cc: {CORA}\n"
+          f"Resent-Bcc: {HIDDEN}\n\nThe plan, once more.\n").encode()
+
+
 @pytest.fixture(scope="module")
 def extra_mails() -> dict:
-    return {kind: (raw, Envelope(ALICE, recipients) if recipients else None)
-            for kind, (raw, recipients) in KINDS.items()}
+    mails = {kind: (raw, Envelope(ALICE, recipients) if recipients else None)
+             for kind, (raw, recipients) in KINDS.items()}
+    return {**mails, "resent": (RESENT, None)}
 
 
 @pytest.fixture(scope="module")
@@ -144,3 +154,26 @@ def test_the_sender_and_the_auditor_read_every_message_byte_exact(site, clients,
         assert clients[viewer].get(f"/api/messages/{digest}/raw").body == \
             site.archive.store.get(digest)
         assert "frank" in clients[viewer].get(f"/api/messages/{digest}").body.decode().lower()
+
+
+def test_resent_to_and_cc_are_shown_recipients_and_resent_bcc_a_hidden_one(site, clients):
+    """Resent-To and Resent-Cc work as To and Cc do, Resent-Bcc as Bcc does (RFC 5322
+    3.6.6): Ron, named in Resent-To only, reads the copy and finds it by to:; Carol finds
+    it by its resent recipients but not by Frank or Bob; Bob finds it by his own address."""
+    def found(viewer: str, query: str) -> bool:
+        reply = clients[viewer].get(f"/api/search?limit=500&q={urllib.parse.quote(query)}")
+        assert reply.status == 200, (query, reply.body)
+        return site.digests["resent"] in {hit["digest"] for hit in reply.json()["hits"]}
+
+    for query in (f"to:{RON}", "to:ron", "cc:cora", f"to:{CORA}", "ron"):
+        assert found("h-ron", query) and found("h-carol", query), query
+    for query in ("frank", "to:frank", f"bcc:{BOB}", "covert"):
+        assert not found("h-carol", query) and not found("h-ron", query), query
+        assert found("h-alice", query) and found("auditor", query), query
+    assert found("h-bob", f"bcc:{BOB}") and not found("h-bob", "frank")
+    row = next(hit for hit in clients["h-ron"].get("/api/search?q=to:ron").json()["hits"]
+               if hit["digest"] == site.digests["resent"])
+    assert row["recipients"] == 3 and "frank" not in json.dumps(row).lower()  # Carol, Ron, Cora
+    for viewer in ("h-ron", "h-bob"):
+        raw = clients[viewer].get(f"/api/messages/{site.digests['resent']}/raw").body
+        assert b"Resent-To: Ron Resent" in raw and b"frank" not in raw.lower(), viewer

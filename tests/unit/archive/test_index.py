@@ -75,3 +75,29 @@ def test_long_text_is_indexed_once_and_short_fields_twice():
     assert positions["XAappendix"] == [2] and "appendix" not in positions
     assert positions["Squarterly"] == [1] and "quarterly" in positions
     assert index.BARE_WORD_PREFIXES == ("", "XB", "XA")
+
+
+def test_resent_recipients_are_indexed_as_to_cc_and_bcc_are():
+    """Schema 6 (RFC 5322 3.6.6): Resent-To and Resent-Cc are shown recipients (to:, cc:),
+    Resent-Bcc a hidden one (bcc: and the hidden exact terms only); each is whose mail it
+    is (the exact address terms), and an envelope recipient Resent-To shows is not hidden."""
+    import json
+
+    from services.archive.extract import extract
+    raw = (b"From: ann@example.com\nTo: carl@example.com\nSubject: budget\n"
+           b"Resent-From: rita@example.com\nResent-To: Ron Shown <ron@example.com>\n"
+           b"Resent-Cc: cora@example.com\nResent-Bcc: Hugo Covert <hugo@example.com>\n\nplans\n")
+    meta = {"size": 1, "received": 0.0, "recipients": ["ron@example.com", "eve@example.com"]}
+    document = index.build_document("0" * 64, meta, extract(raw, 1 << 20))
+    terms = {t.term.decode() for t in document.termlist()}
+    assert {"XTOron", "XTOshown", "XTOcora", "XCCcora", "XBCChugo", "XBCCcovert",
+            "XBCCeve"} <= terms
+    assert not {"XTOhugo", "XTOcovert", "XCCron", "XBCCron"} & terms
+    addresses = {"ron@example.com", "cora@example.com", "hugo@example.com"}
+    assert {index.address_term(a) for a in addresses} <= terms
+    hidden = {t[len(index.HIDDEN_PREFIX):] for t in terms if t.startswith(index.HIDDEN_PREFIX)}
+    assert hidden == {"hugo@example.com", "eve@example.com"}
+    summary = json.loads(document.get_data())
+    assert summary["recipients"] == 5 and summary["shown"] == 3  # carl, ron, cora shown
+    assert summary["to"] == ["carl@example.com", "Ron Shown <ron@example.com>",
+                             "cora@example.com"]
