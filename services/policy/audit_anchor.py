@@ -12,10 +12,18 @@ not continue it (an entry at or before it was changed since) move nothing and ma
 anchor broken, for good: `archiver audit verify` here says so and exits 1, and only
 `archiver audit accept-peer NODE` (an admin, on the record: after the peer's data disk was
 replaced, say) anchors that peer afresh.
+
+A page wholly before the anchor (entries all older than it: a request retried after a
+timeout, or a second client's, that arrives after another moved the anchor past it) is
+stale, not a cut log: it is checked against the hashes of the last RECENT entries anchored
+(kept beside the anchor) and moves nothing when it matches them; one that differs from an
+anchored entry breaks the anchor. An empty page whose head is behind the anchor is what a
+cut log sends, and breaks it still.
 """
 from __future__ import annotations
 
 import json
+import struct
 import time
 
 from firmware.errors import ArchiverError
@@ -32,6 +40,12 @@ PAGE = 1000  # entries per request
 PAGE_BYTES = 1024 * 1024  # and their JSON, past the first entry (an export's may be long)
 MAX_BODY_BYTES = 4 * 1024 * 1024  # what the server reads of a request
 SETTING = "audit.anchor."  # + peer node id: {"count", "hash", "at", "broken", "heard"}
+# The hashes of the last RECENT entries anchored, + peer node id: the seq of the first (8
+# bytes, big-endian), then each SHA-256, 32 bytes: what a stale page is checked against.
+RECENT_SETTING = "audit.recent."
+RECENT = 2 * PAGE
+_SEQ = struct.Struct(">Q")
+_HASH_BYTES = 32
 GENESIS = {"count": 0, "hash": audit.GENESIS, "at": None, "broken": None, "heard": None}
 # "heard": when the peer last sent its head (kept to the minute: a write per peer per
 # minute, not per hello). A peer not heard from for STALE_SECONDS is named in verify's
@@ -101,8 +115,11 @@ def request_json(store: Store, count: int) -> dict:
 def take(store: Store, peer: str, head, entries) -> dict:
     """Move `peer`'s anchor over `entries` (its entries after the anchor, oldest first) when
     they continue its chain and its `head` ([count, hash] of its last entry) is not behind
-    the anchor; mark it broken when not. Returns the anchor after. Raises BadEntries for a
-    head or page of the wrong shape, before anything changes."""
+    the anchor; mark it broken when not. A stale page (wholly before the anchor: a request
+    sent again, or another client's, after the anchor moved past it) that matches the
+    entries anchored changes nothing; one that differs from them marks it broken. Returns
+    the anchor after. Raises BadEntries for a head or page of the wrong shape, before
+    anything changes."""
     if not (isinstance(head, list) and len(head) == 2 and type(head[0]) is int
             and isinstance(head[1], str)):
         raise BadEntries("head: expected [count, hash] of the last entry")
@@ -116,7 +133,14 @@ def take(store: Store, peer: str, head, entries) -> dict:
         if found["broken"]:
             return found
         entries = _past_anchor(found, entries)
-        problem = _behind(found, head) or _discontinuity(found, entries)
+        recent_key = (RECENT_SETTING + peer).encode()
+        recent = _recent_hashes(txn.get(recent_key, db=store.db["settings"]), found)
+        if _is_stale(found, entries):
+            problem = _disagreement(recent, head, entries)
+            if not problem:
+                return found  # taken already: a no-op
+        else:
+            problem = _behind(found, head) or _discontinuity(found, entries)
         now = time.time()
         if not problem and not entries:
             if stored is not None and not now - (found["heard"] or 0) < HEARD_EVERY:
@@ -128,6 +152,8 @@ def take(store: Store, peer: str, head, entries) -> dict:
             found["broken"] = f"{problem} (seen {_now_text()})"
         else:
             found.update(count=entries[-1]["seq"], hash=entries[-1]["hash"], at=time.time())
+            recent.update((entry["seq"], entry["hash"]) for entry in entries)
+            txn.put(recent_key, _packed(recent), db=store.db["settings"])
         txn.put(key, json.dumps(found).encode(), db=store.db["settings"])
     return found
 
@@ -142,6 +168,7 @@ def accept(store: Store, peer: str, actor: audit.Actor) -> dict:
                             "(audit verify lists those that are)")
     with store.writing() as txn:
         txn.delete((SETTING + peer).encode(), db=store.db["settings"])
+        txn.delete((RECENT_SETTING + peer).encode(), db=store.db["settings"])
         audit.record_in(store, txn, actor, "audit-accept-peer", node=peer,
                         anchored=was.get("count"), broken=was.get("broken"))
     return {**GENESIS, **was}
@@ -175,6 +202,7 @@ def renamed(store: Store, old: str, new: str, where: str) -> dict | None:
             return found
         txn.put((SETTING + new).encode(), json.dumps(found).encode(), db=settings)
         txn.delete((SETTING + old).encode(), db=settings)
+        txn.delete((RECENT_SETTING + old).encode(), db=settings)
     return found
 
 
@@ -187,6 +215,55 @@ def _behind(found: dict, head: list) -> str | None:
     if count == found["count"] and last != found["hash"]:
         return f"its entry {count}, anchored here, was changed"
     return None
+
+
+def _is_stale(found: dict, entries: list[dict]) -> bool:
+    """Whether `entries` (past _past_anchor) are a page wholly before the anchor: some, each
+    with a numeric seq, the last of them older than the anchored entry."""
+    seqs = [entry.get("seq") for entry in entries]
+    return bool(seqs) and all(type(seq) is int for seq in seqs) and seqs[-1] < found["count"]
+
+
+def _disagreement(recent: dict[int, str], head: list, entries: list[dict]) -> str | None:
+    """Why a stale page (_is_stale) is not a prefix of the log anchored here, or None:
+    an entry or the head's entry differs from the one anchored under its seq (`recent`:
+    {seq: hash} of the last RECENT entries anchored), an entry does not match its own
+    hash, or the head is before the page's own entries. Entries older than `recent` reach
+    cannot be compared; they move nothing either."""
+    count, last = head
+    if count < entries[-1]["seq"]:
+        return (f"its log ends at entry {count}, before entry {entries[-1]['seq']} it sent: "
+                "entries were removed")
+    for entry in entries:
+        seq = entry["seq"]
+        if audit.entry_hash(entry) != entry.get("hash"):
+            return f"its entry {seq} does not match its own hash"
+        if seq in recent and recent[seq] != entry["hash"]:
+            return f"its entry {seq}, anchored here, was changed"
+    if count in recent and recent[count] != last:
+        return f"its entry {count}, anchored here, was changed"
+    return None
+
+
+def _recent_hashes(stored: bytes | None, found: dict) -> dict[int, str]:
+    """{seq: hash} of the last RECENT entries anchored (RECENT_SETTING's value), the
+    anchored entry always among them; only it for an anchor kept before they were."""
+    recent = {}
+    if stored and len(stored) >= _SEQ.size and (len(stored) - _SEQ.size) % _HASH_BYTES == 0:
+        first = _SEQ.unpack_from(stored)[0]
+        for index in range(_SEQ.size, len(stored), _HASH_BYTES):
+            recent[first + (index - _SEQ.size) // _HASH_BYTES] = \
+                stored[index:index + _HASH_BYTES].hex()
+    if recent.get(found["count"]) != found["hash"]:  # another anchor's (accepted afresh)
+        recent = {}
+    recent[found["count"]] = found["hash"]
+    return recent
+
+
+def _packed(recent: dict[int, str]) -> bytes:
+    """RECENT_SETTING's value of `recent` ({seq: hash}, consecutive seqs): its last RECENT."""
+    seqs = sorted(recent)[-RECENT:]
+    return _SEQ.pack(seqs[0]) + b"".join(bytes.fromhex(recent[seq]) for seq in seqs)
 
 
 def _past_anchor(found: dict, entries: list[dict]) -> list[dict]:

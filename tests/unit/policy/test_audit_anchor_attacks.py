@@ -72,6 +72,54 @@ def test_a_page_taken_twice_does_not_break_the_anchor(stores):
     assert (moved["count"], moved["hash"], moved["broken"]) == (11, audit.head(a)[1], None)
 
 
+def test_a_stale_page_behind_the_anchor_is_a_no_op(stores):
+    """A page sent when the peer's log had 10 entries (head [10, ...]) that arrives after a
+    second client's page moved the anchor to 12: wholly before the anchor and matching what
+    it took, it moves nothing and breaks nothing. So does a retried first page of a log
+    anchored page after page past it (head at the anchor, entries all before it)."""
+    a, b = stores
+    stale = audit_anchor.request_json(a, 0)
+    for n in range(2):
+        audit.record(a, ADMIN, "search", query=f"more {n}")
+    fresh = audit_anchor.request_json(a, 0)
+    assert audit_anchor.take(b, PEER, fresh["head"], fresh["entries"])["count"] == 12
+    found = audit_anchor.take(b, PEER, stale["head"], stale["entries"])
+    assert (found["count"], found["broken"]) == (12, None)
+    assert found == audit_anchor.anchor(b, PEER)
+    for n in range(audit_anchor.PAGE):
+        audit.record(a, ADMIN, "view", digest=f"{n:064x}")
+    first = audit_anchor.request_json(a, 12)  # entries 13 ... 1012 of 1012 + 5
+    for n in range(5):
+        audit.record(a, ADMIN, "view", digest=f"{n:064x}")
+    assert anchor_at_peer(a, b)["count"] == audit.head(a)[0] == 1017
+    found = audit_anchor.take(b, PEER, first["head"], first["entries"])
+    assert (found["count"], found["broken"]) == (1017, None)
+    assert audit_anchor.take(b, PEER, list(audit.head(a)), first["entries"])["broken"] is None
+
+
+def test_a_stale_page_that_differs_from_the_anchored_entries_breaks_the_anchor(stores):
+    a, b = stores
+    stale = audit_anchor.request_json(a, 0)
+    audit.record(a, ADMIN, "search", query="eleven")
+    assert anchor_at_peer(a, b)["count"] == 11
+    entries = changed(stale["entries"], 5)  # entry 5 changed, and every hash after it
+    for position in range(4, len(entries)):
+        entries[position]["previous"] = entries[position - 1]["hash"]
+        entries[position] = {**entries[position], "hash": audit.entry_hash(entries[position])}
+    found = audit_anchor.take(b, PEER, [10, entries[-1]["hash"]], entries)
+    assert found["broken"] and "entry 5" in found["broken"] and found["count"] == 11
+
+
+def test_an_empty_page_whose_head_is_behind_the_anchor_still_breaks_it(stores):
+    """What a log cut back sends (its entries past the anchor: none), even when the entries
+    it kept are the anchored ones."""
+    a, b = stores
+    head = list(audit.head(a))
+    audit.record(a, ADMIN, "search", query="eleven")
+    assert anchor_at_peer(a, b)["count"] == 11
+    assert audit_anchor.take(b, PEER, head, [])["broken"]
+
+
 def test_an_overlapping_page_that_differs_at_the_anchor_still_breaks_it(stores):
     a, b = stores
     assert anchor_at_peer(a, b)["count"] == 10
