@@ -14,7 +14,11 @@ indexer builds the copy's document from it, as a reindex does. It is not decoded
 (that is the sandboxed extraction worker's job, which reads the message itself when the
 reading is damaged), and the copy is acknowledged whether or not it was kept.
 While intake here must wait (a disk low, the store full, the index behind) a batch gets 503
-with Retry-After and nothing of it is stored; the peer keeps it queued.
+with Retry-After and nothing of it is stored; the peer keeps it queued. Batches are read
+and stored BATCHES_AT_ONCE at a time, whoever sends them: each is held whole in memory (up
+to the largest message + 32 MiB, and its messages decoded beside it), so N peers, or one
+peer's retries, must not take N times that. A batch that waits BATCH_WAIT_SECONDS for its
+turn gets a 503 too (its body read and dropped, never held), and is sent again later.
 The hello reply carries the count and fingerprint of what each hold recorded; a peer whose
 differ walks and adds to them in bounded pages (services.mirror.hold_sync). It carries the
 peer's audit-log anchor here too; the peer sends its entries after it (POST /v1/audit:
@@ -43,6 +47,16 @@ from services.archive.store import Envelope, OutOfSpace, Store
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 30  # what a peer is told to wait while intake here must wait
+# Batches held in memory at once. One: the store takes one write transaction at a time
+# anyway (LMDB), so a second batch would only overlap its upload with the first's commit,
+# at the cost of another largest message + 32 MiB (132 MiB and its decoded copy on a 450
+# of 1 GiB). A pair has one sender, which sends a batch only once the last is answered.
+BATCHES_AT_ONCE = 1
+# How long a batch waits for its turn before it gets 503, well within the client's read
+# timeout (services.mirror.client.READ_TIMEOUT_SECONDS), so that it is told "later"
+# rather than cut off; and the Retry-After it is given then.
+BATCH_WAIT_SECONDS = 10.0
+BUSY_RETRY_AFTER_SECONDS = 5
 
 
 NOT_PAIRED = ("this system has not paired with yours (or no longer trusts the certificate "
@@ -61,6 +75,7 @@ class MirrorServer:
         self.copies_back_to = copies_back_to  # node id -> bool: do we copy to that node?
         self.max_batch_bytes = max_message_bytes + 32 * 1024 * 1024
         self._json_pages = asyncio.Lock()  # hold-record and audit pages: parsed one by one
+        self._batches = asyncio.Semaphore(BATCHES_AT_ONCE)  # batches held in memory
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.max_batch_bytes)
@@ -188,6 +203,20 @@ class MirrorServer:
         if refused is not None:
             return refused
         sender_node = self._peer_node(request)
+        try:
+            await asyncio.wait_for(self._batches.acquire(), BATCH_WAIT_SECONDS)
+        except asyncio.TimeoutError:
+            # the peer is still sending it: read to its end, none of it held
+            await _drain(request, self.max_batch_bytes)
+            return _retry_later("busy storing other batches from mirror peers",
+                                BUSY_RETRY_AFTER_SECONDS)
+        try:
+            return await self._take_batch(request, sender_node)
+        finally:
+            self._batches.release()
+
+    async def _take_batch(self, request: web.Request, sender_node: str) -> web.Response:
+        """A batch read whole and stored durably (its turn taken: self._batches)."""
         body = await request.read()  # read even when refused: the peer is still sending it
         waits = self.intake_waits()
         if waits:
@@ -210,10 +239,19 @@ class MirrorServer:
         return len(items)
 
 
-def _retry_later(reason: str) -> web.Response:
-    """503 with Retry-After: nothing of the batch was stored; the peer keeps it queued."""
-    return web.json_response({"reason": reason, "retry_after": RETRY_AFTER_SECONDS},
-                             status=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+def _retry_later(reason: str, seconds: int = RETRY_AFTER_SECONDS) -> web.Response:
+    """503 with Retry-After (RFC 9110 15.6.4, 10.2.3) of `seconds`: nothing of the batch was
+    stored; the peer keeps it queued (services.mirror.client.PeerWaits)."""
+    return web.json_response({"reason": reason, "retry_after": seconds},
+                             status=503, headers={"Retry-After": str(seconds)})
+
+
+async def _drain(request: web.Request, limit: int) -> None:
+    """Read the request's body to its end, a chunk at a time, keeping none of it; at most
+    `limit` bytes (a longer one is cut off with the connection, as aiohttp does)."""
+    read = 0
+    while read <= limit and (chunk := await request.content.readany()):
+        read += len(chunk)
 
 
 async def _body_within(request: web.Request, limit: int) -> bytes | None:
