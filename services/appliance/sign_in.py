@@ -16,7 +16,9 @@ the sessions opened before it (at the next refresh), as a local password change 
 What the directory said is kept for directory.refresh_seconds; a session that outlives
 it reads the entry again, and a user since removed, disabled (expired, locked out, ...:
 directory.disabled_reason), given a new password or moved out of user_filter loses
-access then. While the
+access then, and every session opened before that refusal ends for good (refused_at;
+services.web.auth deletes them): enabled again, the user signs in afresh, as after a
+password reset. While the
 directory cannot be read, directory users' sessions are not honoured (closed, not
 open): only the directory can say they still may. A name two entries answer to (one was
 added) ends the sessions as a removed user does.
@@ -68,6 +70,9 @@ class SignIn:
         self.directory = Directory(directory) if directory is not None else None
         self.refresh_seconds = directory.refresh_seconds if directory is not None else 0.0
         self._known: dict[str, _Known] = {}
+        # name -> when (time.time(), the clock of web sessions' "created") the directory
+        # last refused it: removed, disabled, or two entries answer to it
+        self._refused: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def authenticate(self, name: str, password: str) -> User | None:
@@ -108,6 +113,14 @@ class SignIn:
             user = self._refresh(name)
         return user if user is not None and user.credential_stamp == stamp else None
 
+    def refused_at(self, name: str) -> float | None:
+        """When (epoch seconds) a refresh last found the directory user `name` removed,
+        disabled (directory.disabled_reason: expired, locked out, ...) or ambiguous; None if
+        never. The sessions opened before then must end, not come back when it is enabled
+        again."""
+        with self._lock:
+            return self._refused.get(name)
+
     def _refresh(self, name: str) -> User | None:
         """Raises DirectoryBusy: the session is neither honoured nor ended then."""
         try:
@@ -125,6 +138,7 @@ class SignIn:
                      account.disabled if account else "is no longer in the directory")
             with self._lock:
                 self._known.pop(name, None)
+                self._refused[name] = time.time()
             return None
         return self._remember(account)
 

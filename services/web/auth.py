@@ -243,6 +243,15 @@ class Sessions:
     def close(self, token: str) -> None:
         self._by_token.pop(token, None)
 
+    def close_opened_before(self, name: str, moment: float) -> int:
+        """End every session of user `name` opened at or before `moment` (epoch seconds);
+        how many were open."""
+        ended = [token for token, session in self._by_token.items()
+                 if session.user == name and session.created <= moment]
+        for token in ended:
+            del self._by_token[token]
+        return len(ended)
+
     def _expired(self, session: Session, now: float) -> bool:
         return now - session.last_seen > self.idle or now - session.created > self.lifetime
 
@@ -401,8 +410,17 @@ class Auth:
                                              headers={"Retry-After": "5"}) from None
         if user is None:
             self.sessions.close(token)
+            self._end_refused_sessions(session.user)
             return Identity()
         return Identity(user, session, "session")
+
+    def _end_refused_sessions(self, name: str) -> None:
+        """The directory refused `name` (removed, disabled, expired, locked out): every
+        session opened before that ends now, so that none comes back when the account is
+        enabled again (its credential stamp is unchanged then)."""
+        refused = self.sign_in.refused_at(name)
+        if refused is not None:
+            self.sessions.close_opened_before(name, refused)
 
     # -- cookies -----------------------------------------------------------------------
 

@@ -348,6 +348,28 @@ def test_a_user_disabled_in_the_directory_loses_access_at_the_next_refresh(site,
     assert log_in(site, directory, "dave").get("/api/session").status == 200
 
 
+def test_sessions_refused_while_disabled_stay_ended_when_the_account_is_enabled_again(
+        site, directory):
+    """The refresh that finds the account disabled ends every session opened before it,
+    the one that asked and those not used meanwhile (a second browser, a stolen cookie):
+    enabling the account again (its DN and password unchanged, so its sessions' credential
+    stamp too) gives none of them back; the user signs in afresh."""
+    used, unused = log_in(site, directory, "dave"), log_in(site, directory, "dave")
+    set_disabled(directory, "dave", True)
+    try:
+        site.clock.now += site.config.directory.refresh_seconds + 1
+        assert used.get("/api/session").status == 401
+    finally:
+        set_disabled(directory, "dave", False)
+    site.clock.now += site.config.directory.refresh_seconds + 1
+    assert unused.get("/api/session").status == 401
+    assert unused.get("/api/search?q=").status == 401
+    assert used.get("/api/session").status == 401
+    fresh = log_in(site, directory, "dave")
+    site.clock.now += site.config.directory.refresh_seconds + 1
+    assert fresh.get("/api/session").status == 200
+
+
 def test_a_user_removed_from_the_directory_loses_access_at_the_next_refresh(site, directory):
     client = log_in(site, directory, "erin")
     connection = directory.admin()
