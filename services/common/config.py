@@ -42,6 +42,15 @@ validated: every error names the file, the key and what was expected.
       transfers_per_user: 6                 # and per user; one whose client takes no data
       transfer_idle_seconds: 60             # for this long is cut
     timezone: Europe/Berlin                 # days of searches (date:, before:, after:)
+    mirror:
+      listen: 0.0.0.0:8443
+      peers: [192.168.1.20:8443]            # also added by `archiver mirror join`
+      retry_first_seconds: 1                # an unreachable or refusing peer is retried
+      retry_cap_seconds: 10                 # after 1, 2, 4, ... up to 10 s (a hello from
+                                            # it cuts the wait short)
+      rehello_seconds: 10                   # a connected peer is greeted again this often
+      read_timeout_seconds: 30              # a peer that sends no reply for this long is
+                                            # offline (a cut link)
 """
 from __future__ import annotations
 
@@ -323,6 +332,23 @@ class MirrorConfig:
     peers: list[str] = field("peers to copy to, HOST:PORT", default_factory=list,
                              check=lambda peers: all(_listen_address(p) for p in peers),
                              expected="a list of HOST:PORT")
+    retry_first_seconds: float = field(
+        "seconds before the first retry of a peer that is unreachable, refuses or cannot "
+        "store now; each retry waits twice as long, up to retry_cap_seconds (a hello from "
+        "the peer cuts any wait short)", check=positive,
+        expected="a positive number of seconds", default=1.0)
+    retry_cap_seconds: float = field(
+        "the longest wait between retries of a peer: how long copying may wait after a cut "
+        "link heals", check=positive, expected="a positive number of seconds", default=10.0)
+    rehello_seconds: float = field(
+        "seconds between hellos to a connected peer (settings, holds and whether it copies "
+        "back are exchanged again)", check=positive,
+        expected="a positive number of seconds", default=10.0)
+    read_timeout_seconds: float = field(
+        "seconds a request to a peer waits for its reply (while it is sent too) before the "
+        "peer counts as gone: how long a cut link takes to show as offline; it must outlast "
+        "sending a 16 MiB batch over the link", check=positive,
+        expected="a positive number of seconds", default=30.0)
 
 
 @dataclass(frozen=True)

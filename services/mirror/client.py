@@ -55,14 +55,17 @@ BATCH_BYTES = 16 * 1024 * 1024  # raw bytes and readings; a batch ends past it
 # holds under BATCH_BYTES before its last message, that message, and its reading).
 READING_BYTES = 8 * 1024 * 1024
 IDLE_POLL_SECONDS = 0.3
+# The defaults of archiver.yaml's mirror.retry_first_seconds, retry_cap_seconds and
+# rehello_seconds (services.common.config; tests set them shorter to wait less).
 # The cap bounds how long copying waits after a link cut heals (neither side says hello
 # until one of them retries): measured up to 26 s with 30 s, a tenth of a 20k catch-up.
 BACKOFF_FIRST, BACKOFF_CAP = 1.0, 10.0
 INTAKE_YIELD_SECONDS = 0.05
 REHELLO_SECONDS = 10.0  # a peer that joins back later shows as two-way within this time
 # A cut link resets nothing: a request waits for its reply until this read timeout says
-# the peer is gone (a durable batch on a healthy peer takes well under a second).
-READ_TIMEOUT_SECONDS = 30
+# the peer is gone (a durable batch on a healthy peer takes well under a second; the timer
+# runs while a batch is sent too, so it must outlast sending 16 MiB on a slow link).
+READ_TIMEOUT_SECONDS = 30.0
 
 
 class PeerRefused(Exception):
@@ -87,11 +90,28 @@ class Trust:
     on_paired: Callable[[str, str], None]  # pins a peer that proved the secret
 
 
+@dataclass(frozen=True)
+class Timers:
+    """How long a client waits, in seconds (archiver.yaml mirror.*; these are the defaults)."""
+    retry_first: float = BACKOFF_FIRST  # before the first retry of a failed peer
+    retry_cap: float = BACKOFF_CAP      # the longest wait between retries (it doubles)
+    rehello: float = REHELLO_SECONDS    # between hellos to a connected peer
+    read_timeout: float = READ_TIMEOUT_SECONDS  # a request's reply, until the peer is gone
+
+    @classmethod
+    def of(cls, section) -> "Timers":
+        """The timers a MirrorConfig (or None: no mirror section) sets."""
+        if section is None:
+            return cls()
+        return cls(section.retry_first_seconds, section.retry_cap_seconds,
+                   section.rehello_seconds, section.read_timeout_seconds)
+
+
 class MirrorClient:
     def __init__(self, store: Store, peer: str, hello: Hello, trust: Trust,
-                 intake_busy=lambda: False):
+                 intake_busy=lambda: False, timers: Timers = Timers()):
         self.store, self.peer, self.hello = store, peer, hello
-        self.trust, self.intake_busy = trust, intake_busy
+        self.trust, self.intake_busy, self.timers = trust, intake_busy, timers
         self.url = f"https://{peer}"
         self.status = load_status(store, peer)
         self.replicated = Replicated(store)
@@ -102,13 +122,13 @@ class MirrorClient:
         self._retry_now.set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        backoff, paired_now = BACKOFF_FIRST, False
+        backoff, paired_now = self.timers.retry_first, False
         while not stop.is_set():
             self._retry_now.clear()
             try:
                 async with self._session(self.trust.context) as session:
                     await self._handshake(session)
-                    backoff, paired_now = BACKOFF_FIRST, False
+                    backoff, paired_now = self.timers.retry_first, False
                     await self._copy_until(stop, session)
             except PeerRefused as refusal:
                 self._record("refused", str(refusal))
@@ -135,12 +155,12 @@ class MirrorClient:
             paired_now = False
             if not stop.is_set():
                 await _sleep_unless(stop, backoff, self._retry_now)
-                backoff = min(backoff * 2, BACKOFF_CAP)
+                backoff = min(backoff * 2, self.timers.retry_cap)
 
     def _session(self, context: ssl.SSLContext) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(ssl=context, limit=1)
         timeout = aiohttp.ClientTimeout(total=None, connect=10, sock_connect=10,
-                                        sock_read=READ_TIMEOUT_SECONDS)
+                                        sock_read=self.timers.read_timeout)
         return aiohttp.ClientSession(connector=connector, timeout=timeout,
                                      headers=self.hello.headers(),
                                      response_class=PeerCertificateResponse)
@@ -266,7 +286,7 @@ class MirrorClient:
     async def _copy_until(self, stop: asyncio.Event, session: aiohttp.ClientSession) -> None:
         greeted = time.monotonic()
         while not stop.is_set():
-            if time.monotonic() - greeted > REHELLO_SECONDS:
+            if time.monotonic() - greeted > self.timers.rehello:
                 await self._handshake(session)
                 greeted = time.monotonic()
             if self.intake_busy():  # local intake comes first; copying only slows down

@@ -14,7 +14,7 @@ from firmware.system import this_version
 from services.archive.archive import Archive
 from services.common.config import Config
 from services.mirror import state as mirror_state
-from services.mirror.client import MirrorClient, Trust
+from services.mirror.client import MirrorClient, Timers, Trust
 from services.mirror.pairing import PairingServer
 from services.mirror.protocol import Hello
 from services.mirror.server import MirrorServer
@@ -82,7 +82,8 @@ class MirrorService:
                 for context in (client_tls, server_tls):
                     add_pins(context, [certificate_pem])
         trust = Trust(client_tls, identity, secret, pins, pin)
-        clients = [MirrorClient(self.store, peer, self.hello, trust, self.activity.busy)
+        timers = Timers.of(self.config.mirror)
+        clients = [MirrorClient(self.store, peer, self.hello, trust, self.activity.busy, timers)
                    for peer in current.peers]
 
         def retry_every_peer_now():

@@ -17,10 +17,16 @@ from tests.waiting import wait_until
 
 MIRROR_PORT = 8443
 SECRET = "tulip-gravel-mosaic-ninja-orbit-fjord"
+# archiver.yaml's mirror timers, shorter than the appliance's (retries 1 s doubling up to
+# 10 s, a hello every 10 s), so that a test waiting for a retry or the next hello waits
+# about 2 s, not 10. A test that needs another wait passes its own (Node(mirror=...)).
+TEST_TIMERS = {"retry_cap_seconds": 2, "rehello_seconds": 2}
 
 
 class Node:
-    def __init__(self, lab, name: str, root: Path, model: int = 450, env: dict | None = None):
+    def __init__(self, lab, name: str, root: Path, model: int = 450, env: dict | None = None,
+                 mirror: dict | None = None):
+        """`mirror`: archiver.yaml mirror keys over TEST_TIMERS (seconds)."""
         self.lab, self.name = lab, name
         self.dir = root / name
         self.data = self.dir / "data"
@@ -29,7 +35,7 @@ class Node:
         self.config.write_text(yaml.safe_dump({
             "data_dir": str(self.data), "model": model,
             "smtp": {"listen": "127.0.0.1:2525"},
-            "mirror": {"listen": f"0.0.0.0:{MIRROR_PORT}"}}))
+            "mirror": {"listen": f"0.0.0.0:{MIRROR_PORT}", **TEST_TIMERS, **(mirror or {})}}))
         self.env = dict(env or {})
         self.process = None
         self.imported = 0

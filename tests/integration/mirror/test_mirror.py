@@ -1,10 +1,10 @@
 """Mirroring between appliances running as processes in their own network namespaces."""
+import contextlib
 import json
 import socket
 import ssl
 import subprocess
 import threading
-import time
 
 import pytest
 
@@ -15,13 +15,23 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture
-def pair(tmp_path):
+def pair(tmp_path, request):
+    """a and b joined; a test's indirect parameter: archiver.yaml mirror keys of both."""
+    with joined_pair(tmp_path, **getattr(request, "param", {})) as nodes:
+        yield nodes
+
+
+@contextlib.contextmanager
+def joined_pair(tmp_path, **mirror):
+    """a and b joined with each other; `mirror`: archiver.yaml mirror keys of both."""
     with Lab(["a", "b"]) as lab:
-        a, b = Node(lab, "a", tmp_path), Node(lab, "b", tmp_path)
+        a, b = Node(lab, "a", tmp_path, mirror=mirror), Node(lab, "b", tmp_path, mirror=mirror)
         a.join(b)
         b.join(a)
-        yield a, b
-        a.stop(), b.stop()
+        try:
+            yield a, b
+        finally:
+            a.stop(), b.stop()
 
 
 def test_mail_sent_to_either_is_searchable_on_both(pair, tmp_path):
@@ -33,10 +43,14 @@ def test_mail_sent_to_either_is_searchable_on_both(pair, tmp_path):
     assert a.stats()["stored"] == b.stats()["stored"] == 50
     status = a.peer_status(b)
     assert status["state"] == "connected" and status["queued"] == 0 and status["copied"] == 30
-    # Each side learns the other copies back at its next hello (every 10 s at most).
+    # Each side learns the other copies back at its next hello (mirror.rehello_seconds).
     wait_until(lambda: "one-way" not in a.peer_status(b)["reason"], 30, "a two-way status")
 
 
+# A reply that does not come in 8 s (not the appliance's 30) shows the cut link: these
+# batches are a few KiB.
+@pytest.mark.parametrize("pair", [{"read_timeout_seconds": 8}], indirect=True,
+                         ids=["read_timeout_8s"])
 def test_a_cut_link_queues_then_drains(pair, tmp_path):
     a, b = pair
     a.start(), b.start()
@@ -54,19 +68,26 @@ def test_a_cut_link_queues_then_drains(pair, tmp_path):
     assert b.digests() == sorted(sent + more) == a.digests()
 
 
-def test_a_peer_that_comes_back_is_copied_to_at_once_not_after_the_backoff(pair, tmp_path):
-    a, b = pair
-    a.start()
-    sent = a.receive(tmp_path / "in", 5)
-    # b stays down until a's retries to it are 30 s apart (1, 2, 4, 8, 16, 30, ...):
-    # copying would resume up to 30 s after b is back if b's hello did not cut that short.
-    wait_until(lambda: a.peer_status(b)["state"] == "offline", 30, "a to see b offline")
-    time.sleep(32)
-    b.start()
-    wait_until(lambda: b.peer_status(a)["state"] == "connected", 60, "b's hello to reach a")
-    wait_until(lambda: a.peer_status(b)["queued"] == 0, 10, "a to copy to b at once")
-    wait_searchable(b, 5)
-    assert b.digests() == sorted(sent)
+def test_a_peer_that_comes_back_is_copied_to_at_once_not_after_the_backoff(tmp_path):
+    # a retries b 120 s apart from its first failure on: once b is back, copying would
+    # resume up to 120 s later if b's hello did not cut that short.
+    with Lab(["a", "b"]) as lab:
+        a = Node(lab, "a", tmp_path, mirror={"retry_first_seconds": 120,
+                                             "retry_cap_seconds": 120})
+        b = Node(lab, "b", tmp_path)
+        a.join(b), b.join(a)
+        a.start()
+        try:
+            sent = a.receive(tmp_path / "in", 5)
+            wait_until(lambda: a.peer_status(b)["state"] == "offline", 30, "a to see b offline")
+            b.start()
+            wait_until(lambda: b.peer_status(a)["state"] == "connected", 60,
+                       "b's hello to reach a")
+            wait_until(lambda: a.peer_status(b)["queued"] == 0, 10, "a to copy to b at once")
+            wait_searchable(b, 5)
+            assert b.digests() == sorted(sent)
+        finally:
+            a.stop(), b.stop()
 
 
 def test_sigkill_of_the_receiver_mid_copy_loses_and_doubles_nothing(pair, tmp_path):
