@@ -32,9 +32,11 @@ def fresh_throttle(site):
     site.app["auth"].throttle.clear()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def chromium():
-    """Debian's Chromium, headless, driven by Playwright (tests marked `browser`)."""
+    """Debian's Chromium, headless, driven by Playwright (tests marked `browser`): one for
+    the web tests (a launch costs about 1.7 s; each test has a browser context, so cookies
+    and pages of its own)."""
     from playwright.sync_api import sync_playwright
     from tests.integration.web.browser import CHROMIUM, CHROMIUM_ARGS
     with sync_playwright() as playwright:
