@@ -113,16 +113,16 @@ def run_build(command: list[str], name: str, kept_lines: int = 15) -> None:
         raise ImageBuildFailed(name, list(tail))
 
 
-def appliance_config() -> str:
+def appliance_config(mirror: dict | None = None) -> str:
     """archiver.yaml of a lab VM: SMTP takes mail for example.com from anyone and anything
     from the build host (which the user-mode NIC shows as 10.0.2.2); web and mirror on
-    their usual ports."""
+    their usual ports; `mirror`: more keys of the mirror section (timers, in seconds)."""
     return yaml.safe_dump({
         "data_dir": "/var/lib/archiver",
         "smtp": {"listen": "0.0.0.0:25", "trusted_servers": [f"{SLIRP_HOST}/32"],
                  "local_domains": [MAIL_DOMAIN]},
         "web": {"listen": "0.0.0.0:8000"},
-        "mirror": {"listen": f"0.0.0.0:{MIRROR_PORT}"},
+        "mirror": {"listen": f"0.0.0.0:{MIRROR_PORT}", **(mirror or {})},
     }, sort_keys=False)
 
 
@@ -149,8 +149,11 @@ def parallel(function, items) -> list:
 class Lab:
     def __init__(self, names=("a", "b"), *, model: int = 450, secret: str = DEFAULT_SECRET,
                  admin_password: str | None = None, fresh: bool = True, vms_dir: Path = VMS,
-                 accel: str | None = None):
+                 accel: str | None = None, mirror: dict | None = None):
+        """`mirror`: archiver.yaml mirror keys of every VM beyond the listen address (the
+        appliance's timers when None)."""
         self.names, self.model, self.secret = list(names), model, secret
+        self.mirror = dict(mirror or {})
         self.vms_dir, self.fresh = Path(vms_dir), fresh
         self.admin_password = admin_password or f"admin-{secrets.token_urlsafe(9)}"
         self.mcast_port = free_udp_port()
@@ -169,7 +172,7 @@ class Lab:
     def credentials(self, name: str) -> dict[str, str]:
         peers = [self.mirror_address(n) for n in self.names if n != name]
         return {"archiver.name": name, "archiver.address": f"{self.address(name)}/24",
-                "archiver.mgmt": f"eth1 {MGMT_ADDRESS}", "archiver.config": appliance_config(),
+                "archiver.mgmt": f"eth1 {MGMT_ADDRESS}", "archiver.config": appliance_config(self.mirror),
                 "archiver.secret": self.secret, "archiver.peers": " ".join(peers),
                 "admin-password": self.admin_password}
 

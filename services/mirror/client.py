@@ -55,8 +55,9 @@ BATCH_BYTES = 16 * 1024 * 1024  # raw bytes and readings; a batch ends past it
 # holds under BATCH_BYTES before its last message, that message, and its reading).
 READING_BYTES = 8 * 1024 * 1024
 IDLE_POLL_SECONDS = 0.3
-# The defaults of archiver.yaml's mirror.retry_first_seconds, retry_cap_seconds and
-# rehello_seconds (services.common.config; tests set them shorter to wait less).
+# The defaults of archiver.yaml's mirror.retry_first_seconds, retry_cap_seconds,
+# rehello_seconds and read_timeout_seconds (services.common.config; Timers below; tests set
+# them shorter to wait less).
 # The cap bounds how long copying waits after a link cut heals (neither side says hello
 # until one of them retries): measured up to 26 s with 30 s, a tenth of a 20k catch-up.
 BACKOFF_FIRST, BACKOFF_CAP = 1.0, 10.0

@@ -27,6 +27,11 @@ import pytest
 from tests.system.appliances import Appliance
 
 TREE = Path(__file__).resolve().parents[2]
+# archiver.yaml mirror timers of the virtual pair: a request whose reply has not come in 10 s
+# (not 30: the batches here are a few hundred small messages) shows a cut link, and a peer is
+# retried at most 3 s apart (not 10), so a healed link is used within seconds. Real boxes
+# (HOSTS) keep their own configuration.
+LAB_MIRROR_TIMERS = {"read_timeout_seconds": 10, "retry_cap_seconds": 3}
 
 
 def _host_specs(config) -> list[str]:
@@ -58,7 +63,7 @@ def lab(request):
     from qemu.lab import Lab
     model = int(os.environ.get("MODEL", "450"))
     began = time.monotonic()
-    lab = Lab(["a", "b"], model=model, fresh=True)
+    lab = Lab(["a", "b"], model=model, fresh=True, mirror=LAB_MIRROR_TIMERS)
     lab.prepare()
     lab.start()
     try:

@@ -164,3 +164,18 @@ def test_a_host_port_taken_before_qemu_binds_it_is_drawn_again(vms):
             a.start()
     assert "kernel" in str(failed.value) and PORT_TAKEN not in str(failed.value)
     assert a.ports["smtp"] != taken and a.boots == 2
+
+
+
+def test_a_labs_mirror_keys_reach_each_vms_archiver_yaml(tmp_path):
+    """What the system tests' pair is given: valid archiver.yaml keys, and only there."""
+    from services.common.config import load_config
+    from services.mirror.client import Timers
+
+    def timers(lab: Lab, name: str) -> Timers:
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(lab.credentials(name)["archiver.config"])
+        return Timers.of(load_config(path).mirror)
+    assert timers(Lab(["a", "b"]), "a") == Timers()  # the appliance's own
+    lab = Lab(["a", "b"], mirror={"read_timeout_seconds": 10, "retry_cap_seconds": 3})
+    assert timers(lab, "b") == Timers(retry_cap=3, read_timeout=10)
