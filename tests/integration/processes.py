@@ -5,6 +5,7 @@ import contextlib
 import copy
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -19,21 +20,41 @@ from tests import search_output
 from tests.conftest import ARCHIVER
 
 
+# Ports the tests' servers listen on: below the kernel's ephemeral range (32768-60999 by
+# default), so no outgoing connection is given one between free_port() and the server's bind,
+# and apart from qemu.machine.HOST_PORTS (20000-31999), the VMs' forwarded ports.
+TEST_PORTS = range(10000, 20000)
+_handed_out: set[int] = set()  # by free_port() in this process: never handed out twice
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A loopback TCP port from TEST_PORTS that nothing is bound to now and that no earlier
+    call handed out (a server that has not bound its port yet still owns it: bind(port 0)
+    twice may give the same port twice). RuntimeError when none is found."""
+    start = random.randrange(len(TEST_PORTS))  # runs at once (other checkouts) start apart
+    for step in range(len(TEST_PORTS)):
+        port = TEST_PORTS[(start + step) % len(TEST_PORTS)]
+        if port in _handed_out:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free loopback port left in {TEST_PORTS}")
 
 
 @contextlib.contextmanager
 def refusing_port() -> Iterator[int]:
     """Yield a loopback port that refuses connections while the context lasts.
 
-    A port from free_port() alone is not enough: it lies in the ephemeral range, so a
-    connect() to it may be given the same port as its own source and, by TCP simultaneous
-    open, connect to itself (a client then reads its own TLS hello: "unexpected message").
-    Holding the port bound but not listening keeps the kernel from choosing it as a source
-    port, and a SYN to it is answered with RST: connection refused.
+    A port nothing listens on is not enough: one in the ephemeral range may be given to a
+    connect() to it as its own source port and, by TCP simultaneous open, connect to itself
+    (a client then reads its own TLS hello: "unexpected message"). Holding the port bound but
+    not listening keeps the kernel from choosing it as a source port, and a SYN to it is
+    answered with RST: connection refused.
     """
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))

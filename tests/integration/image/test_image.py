@@ -12,7 +12,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ import pytest
 from firmware import keys, manifest
 from image import artifacts, disk
 from image.wheel import SITE_PACKAGES
+from tests.integration.processes import free_port
 
 pytestmark = [pytest.mark.image, pytest.mark.integration, pytest.mark.slow]
 
@@ -356,12 +356,6 @@ class Appliance:
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
