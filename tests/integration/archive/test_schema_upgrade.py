@@ -137,22 +137,28 @@ def test_a_schema_3_index_is_rebuilt_without_the_copy_of_long_text(tmp_path):
     archive.close()
 
 
-def test_an_index_of_a_newer_schema_is_rebuilt_in_this_one(tmp_path):
-    """After a downgrade the index may be of a schema this code does not know: it is
-    rebuilt like an older one, not read as if it were this code's."""
-    archive = Archive(tmp_path / "data", 450)
-    raw = mail("ann@example.com", "to1@example.com", "budget", "zebrafish", None)
-    archive.store.put(raw, Envelope("s@example.com", ["to1@example.com"]), "smtp")
+def rebuilt_from_schema(archive, version: int) -> None:
+    """Index the archive's mail, label the index schema `version` (its terms as this code
+    writes them), then let reindex find it must rebuild, and rebuild and switch over."""
     with ExtractionPool(archive.profile.attachment_text_bytes) as pool:
         Indexer(archive.store, archive.index_dir(), pool).catch_up()
     database = xapian.WritableDatabase(str(archive.index_dir()), xapian.DB_OPEN)
-    database.set_metadata(SCHEMA_KEY, str(SCHEMA_VERSION + 1))
+    database.set_metadata(SCHEMA_KEY, str(version))
     database.commit()
     database.close()
     assert reindex.needs_rebuild(archive)
     with ExtractionPool(archive.profile.attachment_text_bytes) as pool:
         assert reindex.rebuild(archive, pool)
     reindex.switch_over(archive)
+
+
+def test_an_index_of_a_newer_schema_is_rebuilt_in_this_one(tmp_path):
+    """After a downgrade the index may be of a schema this code does not know: it is
+    rebuilt like an older one, not read as if it were this code's."""
+    archive = Archive(tmp_path / "data", 450)
+    raw = mail("ann@example.com", "to1@example.com", "budget", "zebrafish", None)
+    archive.store.put(raw, Envelope("s@example.com", ["to1@example.com"]), "smtp")
+    rebuilt_from_schema(archive, SCHEMA_VERSION + 1)
     assert schema_version(xapian.Database(str(archive.index_dir()))) == SCHEMA_VERSION
     assert not reindex.needs_rebuild(archive)
     assert search(archive.index_dir(), "zebrafish").total == 1
@@ -227,16 +233,7 @@ def test_a_schema_5_index_is_rebuilt_with_the_resent_recipients(tmp_path):
     raw = (b"From: ann@example.com\nTo: carol@example.com\nSubject: budget\n"
            b"Resent-To: ron@example.com\nResent-Bcc: hugo@example.com\n\nplans\n")
     archive.store.put(raw, None, "import")
-    with ExtractionPool(archive.profile.attachment_text_bytes) as pool:
-        Indexer(archive.store, archive.index_dir(), pool).catch_up()
-    database = xapian.WritableDatabase(str(archive.index_dir()), xapian.DB_OPEN)
-    database.set_metadata(SCHEMA_KEY, "5")
-    database.commit()
-    database.close()
-    assert reindex.needs_rebuild(archive)
-    with ExtractionPool(archive.profile.attachment_text_bytes) as pool:
-        assert reindex.rebuild(archive, pool)
-    reindex.switch_over(archive)
+    rebuilt_from_schema(archive, 5)
     assert schema_version(xapian.Database(str(archive.index_dir()))) == SCHEMA_VERSION == 6
     carol = Reader(xapian.Query(address_term("carol@example.com", SENDER_PREFIX)),
                    frozenset({"carol@example.com"}))

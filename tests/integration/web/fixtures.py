@@ -217,11 +217,16 @@ class Client:
         return reply
 
 
-def user_clients(site, accounts: dict[str, str]) -> dict[str, Client]:
+def user_clients(site, accounts: dict[str, str], browser: str | None = None
+                 ) -> dict[str, Client]:
     """A local user account for each name -> address of `accounts` (PASSWORD), and a client
-    of each signing in with HTTP Basic; "auditor": audrey's, who reads all mail."""
+    of each signing in with HTTP Basic; "auditor": audrey's, who reads all mail; and
+    "BROWSER-browser": a client with a session of account `browser`, as a browser has."""
     for name, address in accounts.items():
         users.add(site.archive, name, "user", [address], PASSWORD)
     found = {name: Client(site.url, basic=(name, PASSWORD)) for name in accounts}
     found["auditor"] = Client(site.url, basic=("audrey", PASSWORD))
+    if browser is not None:
+        found[f"{browser}-browser"] = Client(site.url)
+        assert found[f"{browser}-browser"].log_in(browser).status == 200
     return found

@@ -29,7 +29,8 @@ pytestmark = [pytest.mark.integration]
 
 @pytest.fixture(scope="module")
 def site(directory, tmp_path_factory):  # noqa: F811 (the imported fixture)
-    data = tmp_path_factory.mktemp("web") / "data"
+    folder = tmp_path_factory.mktemp("web")
+    data = folder / "data"
     archive, _ = build_archive(data)
     users.remove(archive, "alice")  # the directory's alice, not the local one
     config = dataclasses.replace(web_config(data, free_port()),
@@ -39,6 +40,11 @@ def site(directory, tmp_path_factory):  # noqa: F811 (the imported fixture)
     server.clock = FakeClock()
     server.app["auth"].sign_in.clock = server.clock
     server.archive, server.config, server.data = archive, config, data
+    # what `archiver` on the appliance reads: the same data and directory
+    server.config_file = folder / "archiver.yaml"
+    server.config_file.write_text(yaml.safe_dump({
+        "data_dir": str(data), "model": 450, "directory": directory.settings(),
+        "two_factor": {"required_for": ["admin"]}}))
     yield server
     server.stop()
     archive.close()
@@ -81,11 +87,8 @@ def test_a_directory_admin_must_set_codes_up_then_signs_in_with_one(site, direct
              if e["action"] == "login" and e["who"] == "carol"][-1]
     assert login["details"]["second_factor"] == "totp"
 
-    config_file = site.data.parent / "archiver.yaml"  # the directory to ask who carol is
-    config_file.write_text(yaml.safe_dump({"data_dir": str(site.data), "model": 450,
-                                           "directory": directory.settings()}))
     off = subprocess.run([ARCHIVER, "user", "two-factor-off", "carol", "--data",
-                          str(site.data), "--config", str(config_file)],
+                          str(site.data), "--config", str(site.config_file)],
                          capture_output=True, text=True, timeout=60)
     assert off.returncode == 0 and "are off" in off.stdout, off.stderr
     assert codes_kept_for(site, "carol") == []

@@ -6,7 +6,6 @@ moved entries, a name taken over, a name that looks like a key), and making
 `archiver user two-factor-off` switch off the wrong account's codes."""
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 import subprocess
@@ -14,63 +13,24 @@ import subprocess
 import ldap3
 import pyotp
 import pytest
-import yaml
 
-from services.appliance import totp, users
-from services.common.config import DirectoryConfig, TwoFactorConfig
+from services.appliance import totp
 from tests.conftest import ARCHIVER
 from tests.integration import slapd
-from tests.integration.processes import free_port
-from tests.integration.web.fixtures import Client, ThreadedServer, build_archive, web_config
-from tests.integration.web.test_directory import (FakeClock, add_person, directory,  # noqa: F401
+from tests.integration.web.fixtures import Client
+from tests.integration.web.test_directory import (add_person, directory,  # noqa: F401
                                                   remove_person)
-from tests.integration.web.test_two_factor import (StepClock, account_form, enrol,
-                                                   form_login, form_token, post_code)
+from tests.integration.web.test_directory_two_factor import signed_in, site  # noqa: F401
+from tests.integration.web.test_two_factor import (account_form, clock,  # noqa: F401
+                                                   enrol, form_login, form_token, post_code)
 
 # the attacks change entries the OpenLDAP way (modrdn, entryUUID)
 pytestmark = [pytest.mark.integration, pytest.mark.only_directory("openldap")]
 
 
-@pytest.fixture(scope="module")
-def site(directory, tmp_path_factory):  # noqa: F811 (the imported fixture)
-    folder = tmp_path_factory.mktemp("web")
-    data = folder / "data"
-    archive, _ = build_archive(data)
-    users.remove(archive, "alice")  # the directory's alice, not the local one
-    config = dataclasses.replace(web_config(data, free_port()),
-                                 directory=DirectoryConfig(**directory.settings()),
-                                 two_factor=TwoFactorConfig(required_for=["admin"]))
-    server = ThreadedServer(config, archive).start()
-    server.clock = FakeClock()
-    server.app["auth"].sign_in.clock = server.clock
-    server.archive, server.config, server.data = archive, config, data
-    # what `archiver` on the appliance reads: the same data and directory
-    server.config_file = folder / "archiver.yaml"
-    server.config_file.write_text(yaml.safe_dump({
-        "data_dir": str(data), "model": 450, "directory": directory.settings(),
-        "two_factor": {"required_for": ["admin"]}}))
-    yield server
-    server.stop()
-    archive.close()
-
-
-@pytest.fixture(autouse=True)
-def clock(site, monkeypatch):
-    site.app["auth"].throttle.clear()
-    stepped = StepClock(1_800_000_000.0)
-    monkeypatch.setattr(totp, "clock", stepped)
-    return stepped
-
-
 def refresh(site) -> None:
     """Let every signed-in directory user's entry be read again."""
     site.clock.now += site.config.directory.refresh_seconds + 1
-
-
-def signed_in(site, name: str, password: str) -> Client:
-    client, reply = form_login(site, name, password)
-    assert reply.status == 303, reply.body
-    return client
 
 
 def signed_in_with_code(site, clock, name: str, password: str, secret: str) -> Client:

@@ -145,10 +145,7 @@ def extra_mails() -> dict:
 
 @pytest.fixture(scope="module")
 def clients(site) -> dict[str, Client]:
-    found = user_clients(site, ACCOUNTS)
-    found["ta-carol-browser"] = Client(site.url)
-    assert found["ta-carol-browser"].log_in("ta-carol").status == 200
-    return found
+    return user_clients(site, ACCOUNTS, browser="ta-carol")
 
 
 def _franks(data: bytes) -> list[bytes]:

@@ -23,6 +23,7 @@ from services.archive.extract import (AttachmentText, ExtractionPool, Extracted,
 from services.archive.extraction_memo import MemoryMemo
 from services.archive.mime import MessageSummary
 from services.archive import mime, mimetree, tools
+from tests.bench.corpus import pdf_file
 from tests.reading_corpus import docx_bomb, stall_xlsx
 from tests.unit.archive.test_mime import MEGABYTE_LINES, messages, nested_multiparts
 
@@ -47,16 +48,7 @@ def make_pdf(content_stream: bytes, deflated: bool = False) -> bytes:
         b"<< /Length %d %s>>\nstream\n%s\nendstream" % (len(content_stream), filters,
                                                         content_stream),
     ]
-    pdf, offsets = b"%PDF-1.4\n", []
-    for number, body in enumerate(objects, 1):
-        offsets.append(len(pdf))
-        pdf += b"%d 0 obj\n%s\nendobj\n" % (number, body)
-    xref = len(pdf)
-    pdf += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    pdf += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    pdf += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1, xref)
-    return pdf
+    return pdf_file(objects)
 
 
 def pdf_with_text(text: str) -> bytes:

@@ -12,7 +12,7 @@ import pytest
 
 from services.archive import documents, tools
 from services.archive.extract import ExtractionPool
-from tests.bench.corpus import make_pdf as corpus_pdf
+from tests.bench.corpus import make_pdf as corpus_pdf, pdf_file
 from tests.reading_corpus import encrypted_pdf
 from tests.unit.archive.test_extract import CAP, PDF_TYPE, mail, pdf_bomb, pdf_with_text
 
@@ -35,16 +35,7 @@ def pdf_of_pages(contents: list[bytes]) -> bytes:
     objects += [b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font"
                 b" << /F1 3 0 R >> >> /Contents %d 0 R >>" % (4 + streams.index(content))
                 for content in contents]
-    pdf, offsets = bytearray(b"%PDF-1.4\n"), []
-    for number, body in enumerate(objects, 1):
-        offsets.append(len(pdf))
-        pdf += b"%d 0 obj\n%s\nendobj\n" % (number, body)
-    xref = len(pdf)
-    pdf += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    pdf += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    pdf += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1, xref)
-    return bytes(pdf)
+    return pdf_file(objects)
 
 
 def lines(*texts: bytes, x: int = 72) -> bytes:
