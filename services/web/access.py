@@ -127,15 +127,15 @@ def _shown_fields(header: bytes, shown: set[str]):
     hosts (`by mx.their-domain`, Authentication-Results) would name their domain."""
     fields = list(_fields(header))
     names = [_field_name(field) for field in fields]
-    if any(_names_other(name, field, shown) for name, field in zip(names, fields)):
+    others = [_names_other(name, field, shown) for name, field in zip(names, fields)]
+    if any(others):
         # no field of the message as composed (not even its MIME ones): all of it is trace
         # (but the empty line that ends the block)
         composed = next((at for at, name in enumerate(names) if _composed(name)),
                         len(fields) - (fields[-1:] in ([b"\r\n"], [b"\n"], [b"\r"])))
-        fields, names = fields[composed:], names[composed:]
-    for name, field in zip(names, fields):
-        if name in HIDDEN_FIELDS or _names_other(name, field, shown) and \
-                name not in RECEIVED_FIELDS:
+        fields, names, others = fields[composed:], names[composed:], others[composed:]
+    for name, field, names_other in zip(names, fields, others):
+        if name in HIDDEN_FIELDS or names_other and name not in RECEIVED_FIELDS:
             continue
         if name in RECEIVED_FIELDS:
             field = _FOR_CLAUSE.sub(lambda clause: clause.group(0) if _for_shown(
