@@ -172,7 +172,8 @@ class Lab:
     def credentials(self, name: str) -> dict[str, str]:
         peers = [self.mirror_address(n) for n in self.names if n != name]
         return {"archiver.name": name, "archiver.address": f"{self.address(name)}/24",
-                "archiver.mgmt": f"eth1 {MGMT_ADDRESS}", "archiver.config": appliance_config(self.mirror),
+                "archiver.mgmt": f"eth1 {MGMT_ADDRESS}",
+                "archiver.config": appliance_config(self.mirror),
                 "archiver.secret": self.secret, "archiver.peers": " ".join(peers),
                 "admin-password": self.admin_password}
 

@@ -1,6 +1,6 @@
-"""Two-factor sign-in for local and directory accounts: time-based one-time passwords (TOTP, RFC 6238:
-HMAC-SHA1, 6 digits, 30-second steps, through Debian's python3-pyotp) and one-time
-recovery codes.
+"""Two-factor sign-in for local and directory accounts: time-based one-time passwords
+(TOTP, RFC 6238: HMAC-SHA1, 6 digits, 30-second steps, through Debian's python3-pyotp) and
+one-time recovery codes.
 
 Enrolment: begin() makes a secret and shows it as an otpauth:// URI, a QR code
 (python3-qrcode, inline SVG) and text; confirm() with a code from the app switches it on
@@ -70,7 +70,7 @@ def status(archive: Archive, name: str) -> dict:
 
 def begin(archive: Archive, name: str, issuer: str, account: str | None = None) -> Enrolment:
     """Start (or start over) an enrolment with a new secret; `account`: the name the
-    account signs in with, for the app's label and `named` (default `name`). TwoFactorError
+    account signs in with, for the app's label (default `name`). TwoFactorError
     if the account already uses codes: removing them first takes a code."""
     with _lock:
         if enrolled(archive, name):
@@ -135,15 +135,6 @@ def new_recovery_codes(archive: Archive, name: str) -> list[str]:
         codes, record["recovery"] = _recovery_codes()
         archive.store.set_setting(SETTING_PREFIX + name, record)
     return codes
-
-
-def named(archive: Archive, account: str) -> list[str]:
-    """The NAMEs of the codes enrolled (or begun) by accounts that signed in as `account`
-    (directory accounts are kept by entry id: a directory may have reused the name)."""
-    prefix_length = len(SETTING_PREFIX)
-    return [key[prefix_length:] for key, record in
-            archive.store.settings_with_prefix(SETTING_PREFIX).items()
-            if record and record.get("account", key[prefix_length:]) == account]
 
 
 def remove(archive: Archive, name: str) -> None:

@@ -311,7 +311,8 @@ ROLE_NAMES = ("admin", "auditor", "user")  # services.appliance.users.ROLES
 class TwoFactorConfig:
     required_for: list[str] = field(
         "roles whose accounts, local or the directory's, must sign in with a TOTP code "
-        "(they enrol at their next sign-in)", check=lambda roles: all(role in ROLE_NAMES for role in roles),
+        "(they enrol at their next sign-in)",
+        check=lambda roles: all(role in ROLE_NAMES for role in roles),
         expected="a list of roles (admin, auditor, user)", default_factory=list)
     issuer: str = field("the name authenticator apps show for the accounts",
                         default="Archiver")

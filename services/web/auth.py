@@ -10,8 +10,8 @@ and a password change ends the sessions opened before it.
 
 Who a name and password are is services.appliance.sign_in's to say (local accounts, then
 the company directory). An account with two-factor codes (services.appliance.totp), local
-or the directory's, needs its code too: given with the password (API), or in a second step (the login form:
-PendingLogins). The throttle counts that attempt as failed until the code is right.
+or the directory's, needs its code too: given with the password (API), or in a second step
+(the login form: PendingLogins). The throttle counts that attempt as failed until the code is right.
 Proofs asked for on the account page (a code to renew recovery codes or switch codes off,
 the current password to change it) are guesses too: Auth.proof throttles and audits them
 as logins are.

@@ -56,8 +56,12 @@ def signed_in(site, name: str, password: str):
     return client
 
 
-def codes_kept_for(site, name: str) -> list[str]:
-    return totp.named(site.archive, name)
+def codes_kept_for(site, account: str) -> list[str]:
+    """The NAMEs (totp's settings "two_factor:NAME") of the codes set up, or begun, by
+    accounts that signed in as `account` when they did."""
+    found = site.archive.store.settings_with_prefix(totp.SETTING_PREFIX)
+    return [key.removeprefix(totp.SETTING_PREFIX) for key, record in found.items()
+            if record and record.get("account") == account]
 
 
 def test_a_directory_admin_must_set_codes_up_then_signs_in_with_one(site, directory, clock):

@@ -20,7 +20,8 @@ from tests.integration import slapd
 from tests.integration.web.fixtures import Client
 from tests.integration.web.test_directory import (add_person, directory,  # noqa: F401
                                                   remove_person)
-from tests.integration.web.test_directory_two_factor import signed_in, site  # noqa: F401
+from tests.integration.web.test_directory_two_factor import (  # noqa: F401
+    codes_kept_for as kept_as, signed_in, site)
 from tests.integration.web.test_two_factor import (account_form, clock,  # noqa: F401
                                                    enrol, form_login, form_token, post_code)
 
@@ -52,10 +53,6 @@ def two_factor_off(site, name: str) -> subprocess.CompletedProcess:
     return subprocess.run([ARCHIVER, "user", "two-factor-off", name, "--data", str(site.data)],
                           capture_output=True, text=True, timeout=60,
                           env={**os.environ, "ARCHIVER_CONFIG": str(site.config_file)})
-
-
-def kept_as(site, name: str) -> list[str]:
-    return totp.named(site.archive, name)
 
 
 def entry_uuid(directory, dn: str) -> str:
