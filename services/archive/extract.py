@@ -864,8 +864,8 @@ class ExtractionPool:
 
     def _dispatch(self, slot: int, job: _Job, running: dict, waiting: deque,
                   results: list) -> None:
-        if not self._workers[slot].process.is_alive():
-            self._restart(slot)  # died idle (e.g. the OOM killer): start afresh
+        if self._workers[slot].died_idle():
+            self._restart(slot)  # e.g. the OOM killer: start afresh, the job is not to blame
         mode = (FALLBACK if job.fallback_reason is not None
                 else READ_BACK if job.reading is not None else EXTRACT)
         raw = (job.reading if mode == READ_BACK
@@ -1041,6 +1041,13 @@ class _Worker:
         code = self.exit_code()
         self.stop(kill=True)
         raise RuntimeError(f"extraction worker did not start (exit code {code})")
+
+    def died_idle(self) -> bool:
+        """Whether this worker, between jobs, is dead. An idle worker says nothing
+        unprompted, so a word waiting from it is the end-of-file of its death; asked first
+        because is_alive() says True until the fork server has reaped the worker and
+        reported its exit."""
+        return _said_something(self.connection) or not self.process.is_alive()
 
     def exit_code(self) -> int | None:
         self.process.join(timeout=1)
