@@ -7,7 +7,7 @@ system, has no room to store now: a full disk). A refusal or a wait keeps the qu
 retried like an outage, so copying resumes by itself once both run the same firmware, or
 once there is room again.
 A hello from any peer cuts the backoff short (retry_now): a peer that boots again, or comes
-back with new firmware, is copied to at once rather than after up to BACKOFF_CAP seconds.
+back with new firmware, is copied to at once rather than after up to mirror.retry_cap_seconds.
 
 A peer whose certificate is not pinned here, or that does not know this system's, is paired
 with first (services.mirror.pairing); if the secrets differ that fails, and status says so.
@@ -32,6 +32,7 @@ from firmware.compat import may_mirror
 from firmware.models import load_models
 
 from services.archive import readings
+from services.common.config import MirrorConfig
 from services.mirror import hold_sync
 from services.mirror.pairing import PairingFailed, pair
 from services.mirror.protocol import AUDIT_PATH, Hello, MirroredMessage, encode_batch
@@ -55,18 +56,7 @@ BATCH_BYTES = 16 * 1024 * 1024  # raw bytes and readings; a batch ends past it
 # holds under BATCH_BYTES before its last message, that message, and its reading).
 READING_BYTES = 8 * 1024 * 1024
 IDLE_POLL_SECONDS = 0.3
-# The defaults of archiver.yaml's mirror.retry_first_seconds, retry_cap_seconds,
-# rehello_seconds and read_timeout_seconds (services.common.config; Timers below; tests set
-# them shorter to wait less).
-# The cap bounds how long copying waits after a link cut heals (neither side says hello
-# until one of them retries): measured up to 26 s with 30 s, a tenth of a 20k catch-up.
-BACKOFF_FIRST, BACKOFF_CAP = 1.0, 10.0
 INTAKE_YIELD_SECONDS = 0.05
-REHELLO_SECONDS = 10.0  # a peer that joins back later shows as two-way within this time
-# A cut link resets nothing: a request waits for its reply until this read timeout says
-# the peer is gone (a durable batch on a healthy peer takes well under a second; the timer
-# runs while a batch is sent too, so it must outlast sending 16 MiB on a slow link).
-READ_TIMEOUT_SECONDS = 30.0
 
 
 class PeerRefused(Exception):
@@ -91,19 +81,23 @@ class Trust:
     on_paired: Callable[[str, str], None]  # pins a peer that proved the secret
 
 
+SHIPPED = MirrorConfig()  # archiver.yaml's mirror section as shipped
+
+
 @dataclass(frozen=True)
 class Timers:
-    """How long a client waits, in seconds (archiver.yaml mirror.*; these are the defaults)."""
-    retry_first: float = BACKOFF_FIRST  # before the first retry of a failed peer
-    retry_cap: float = BACKOFF_CAP      # the longest wait between retries (it doubles)
-    rehello: float = REHELLO_SECONDS    # between hellos to a connected peer
-    read_timeout: float = READ_TIMEOUT_SECONDS  # a request's reply, until the peer is gone
+    """How long a client waits, in seconds: archiver.yaml's mirror.retry_first_seconds,
+    retry_cap_seconds, rehello_seconds and read_timeout_seconds (why each default is what
+    it is: services.common.config.MirrorConfig); tests set them shorter to wait less."""
+    retry_first: float = SHIPPED.retry_first_seconds  # before the first retry of a failed peer
+    retry_cap: float = SHIPPED.retry_cap_seconds      # the longest wait between retries
+    rehello: float = SHIPPED.rehello_seconds          # between hellos to a connected peer
+    read_timeout: float = SHIPPED.read_timeout_seconds  # a reply, until the peer is gone
 
     @classmethod
-    def of(cls, section) -> "Timers":
-        """The timers a MirrorConfig (or None: no mirror section) sets."""
-        if section is None:
-            return cls()
+    def of(cls, section: MirrorConfig | None) -> Timers:
+        """The timers a mirror section sets (None: no mirror section, the defaults)."""
+        section = section or SHIPPED
         return cls(section.retry_first_seconds, section.retry_cap_seconds,
                    section.rehello_seconds, section.read_timeout_seconds)
 

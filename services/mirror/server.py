@@ -53,7 +53,7 @@ RETRY_AFTER_SECONDS = 30  # what a peer is told to wait while intake here must w
 # of 1 GiB). A pair has one sender, which sends a batch only once the last is answered.
 BATCHES_AT_ONCE = 1
 # How long a batch waits for its turn before it gets 503, well within the client's read
-# timeout (services.mirror.client.READ_TIMEOUT_SECONDS), so that it is told "later"
+# timeout (archiver.yaml mirror.read_timeout_seconds), so that it is told "later"
 # rather than cut off; and the Retry-After it is given then.
 BATCH_WAIT_SECONDS = 10.0
 BUSY_RETRY_AFTER_SECONDS = 5

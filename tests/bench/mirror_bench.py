@@ -45,7 +45,7 @@ def _catch_up(a: Node, b: Node, maildir: Path, count: int, already: int) -> dict
     started = time.perf_counter()
     a.lab.restore("b")
     # Both clients retry the cut link with capped backoff (services.mirror.client): copying
-    # resumes up to BACKOFF_CAP seconds after the link is back, reported on its own.
+    # resumes up to mirror.retry_cap_seconds after the link is back, reported on its own.
     wait_until(lambda: b.stats()["stored"] > already, 3600, "copying to resume", 0.2)
     resumed = time.perf_counter() - started
     wait_until(lambda: a.peer_status(b)["queued"] == 0, 3600, "the backlog to drain", 0.5)
