@@ -63,18 +63,26 @@ PORT_TAKEN = "Could not set up host forwarding rule"
 QMP_WAIT_SECONDS = 30  # for a starting QEMU's QMP socket
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on now, from HOST_PORTS."""
-    for port in random.sample(HOST_PORTS, 100):
-        with socket.socket() as s:
+_handed_out: set[int] = set()  # by free_port() in this process: never handed out twice
+
+
+def free_port(ports: range = HOST_PORTS) -> int:
+    """A loopback TCP port from `ports` that nothing is bound to now and that no earlier call
+    handed out (a server or VM that has not bound its port yet still owns it: two probes
+    may find the same port free). RuntimeError when none is left."""
+    start = random.randrange(len(ports))  # runs at once (other checkouts) start apart
+    for step in range(len(ports)):
+        port = ports[(start + step) % len(ports)]
+        if port in _handed_out:
+            continue
+        with socket.socket() as probe:
             try:
-                s.bind(("127.0.0.1", port))
+                probe.bind(("127.0.0.1", port))
             except OSError:
                 continue
-            return port
-    with socket.socket() as s:  # the range is crowded: any free port
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free loopback port left in {ports}")
 
 
 def ssh_config(path: Path = BUILD / "ssh" / "ssh_config", key: Path = SSH_KEY) -> Path:

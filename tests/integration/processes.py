@@ -5,7 +5,6 @@ import contextlib
 import copy
 import json
 import os
-import random
 import signal
 import socket
 import subprocess
@@ -16,6 +15,7 @@ from typing import Iterator
 import yaml
 
 from firmware.models import TREE_MODELS_FILE
+from qemu import machine
 from tests import search_output
 from tests.conftest import ARCHIVER
 
@@ -24,26 +24,12 @@ from tests.conftest import ARCHIVER
 # default), so no outgoing connection is given one between free_port() and the server's bind,
 # and apart from qemu.machine.HOST_PORTS (20000-31999), the VMs' forwarded ports.
 TEST_PORTS = range(10000, 20000)
-_handed_out: set[int] = set()  # by free_port() in this process: never handed out twice
 
 
 def free_port() -> int:
-    """A loopback TCP port from TEST_PORTS that nothing is bound to now and that no earlier
-    call handed out (a server that has not bound its port yet still owns it: bind(port 0)
-    twice may give the same port twice). RuntimeError when none is found."""
-    start = random.randrange(len(TEST_PORTS))  # runs at once (other checkouts) start apart
-    for step in range(len(TEST_PORTS)):
-        port = TEST_PORTS[(start + step) % len(TEST_PORTS)]
-        if port in _handed_out:
-            continue
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        _handed_out.add(port)
-        return port
-    raise RuntimeError(f"no free loopback port left in {TEST_PORTS}")
+    """A loopback port for a test's server from TEST_PORTS, never the same twice in a run
+    (qemu.machine.free_port)."""
+    return machine.free_port(TEST_PORTS)
 
 
 @contextlib.contextmanager
