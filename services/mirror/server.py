@@ -74,7 +74,7 @@ class MirrorServer:
         self.replicated = Replicated(store)  # saved searches, policies and holds
         self.copies_back_to = copies_back_to  # node id -> bool: do we copy to that node?
         self.max_batch_bytes = max_message_bytes + 32 * 1024 * 1024
-        self._json_pages = asyncio.Lock()  # hold-record and audit pages: parsed one by one
+        self._json_pages = asyncio.Lock()  # hold-record and audit pages: read one by one
         self._batches = asyncio.Semaphore(BATCHES_AT_ONCE)  # batches held in memory
 
     def app(self) -> web.Application:
@@ -177,22 +177,36 @@ class MirrorServer:
         """A JSON object from a paired peer, of at most `limit` bytes, answered with
         `answer(node, document)` (run in a thread); `errors` it raises, and malformed JSON,
         are a 400, a full store a 503. Who asks is checked before the body is read: a
-        stranger must not make this server buffer what it sends; pages are parsed one at a
-        time (a body of empty objects parses to some 250 times its size)."""
+        stranger must not make this server buffer what it sends. Pages are read and parsed
+        one at a time, whoever sends (a body of empty objects parses to some 250 times its
+        size); one that waits BATCH_WAIT_SECONDS for its turn is told to send it later."""
         refused = self._not_welcome(request)
         if refused is not None:
             return refused
+        try:
+            await asyncio.wait_for(self._json_pages.acquire(), BATCH_WAIT_SECONDS)
+        except asyncio.TimeoutError:
+            await _drain(request, limit)
+            return _retry_later("busy with other pages from mirror peers",
+                                BUSY_RETRY_AFTER_SECONDS)
+        try:
+            return await self._answer_json(request, limit, what, errors, answer)
+        finally:
+            self._json_pages.release()
+
+    async def _answer_json(self, request: web.Request, limit: int, what: str, errors,
+                           answer) -> web.Response:
+        """_json_request's reading and answering, its turn taken (self._json_pages)."""
         body = await _body_within(request, limit)
         if body is None:
             return web.json_response({"reason": f"{what} is at most {limit} bytes"},
                                      status=413)
         try:
-            async with self._json_pages:  # one page in memory at a time, whoever sends
-                document = await asyncio.to_thread(json.loads, body)
-                if not isinstance(document, dict):
-                    raise ValueError("expected a JSON object")
-                return web.json_response(await asyncio.to_thread(
-                    answer, self._peer_node(request), document))
+            document = await asyncio.to_thread(json.loads, body)
+            if not isinstance(document, dict):
+                raise ValueError("expected a JSON object")
+            return web.json_response(await asyncio.to_thread(
+                answer, self._peer_node(request), document))
         except (ValueError, RecursionError, *errors) as exc:  # json's: ValueErrors
             return web.json_response({"reason": str(exc)[:300]}, status=400)
         except OutOfSpace as full:

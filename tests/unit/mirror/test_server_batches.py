@@ -1,12 +1,13 @@
-"""The mirror server holds a bounded number of batches in memory, however many peers (or
-one peer's retries) send at once: the rest wait their turn, or are told to send again
-later (503 with Retry-After, which the client takes as "the peer waits"), and no message
+"""The mirror server holds a bounded number of batches (and of audit and hold-record pages)
+in memory, however many peers (or one peer's retries) send at once: the rest wait their
+turn, or are told to send again later (503 with Retry-After, which the client takes as "the peer waits"), and no message
 is lost either way. Over a real aiohttp server on loopback (no TLS: who may send is
 tested in test_pairing)."""
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import threading
 import time
 import tracemalloc
@@ -18,7 +19,7 @@ from aiohttp import web
 from services.archive.store import Store
 from services.mirror import client as mirror_client
 from services.mirror import server as mirror_server
-from services.mirror.protocol import Hello, MirroredMessage, encode_batch
+from services.mirror.protocol import AUDIT_PATH, Hello, MirroredMessage, encode_batch
 
 PEERS = 6            # batches sent at once
 PER_BATCH = 8        # messages in each
@@ -78,13 +79,14 @@ def store(tmp_path):
     opened.close()
 
 
-async def send_all(server: SlowServer, bodies: list[bytes]) -> list[tuple[int, str | None]]:
-    """POST every body at once; (status, Retry-After) of each."""
+async def send_all(server: SlowServer, bodies: list[bytes], path: str = "/v1/messages"
+                   ) -> list[tuple[int, str | None]]:
+    """POST every body to `path` at once; (status, Retry-After) of each."""
     runner = web.AppRunner(server.app(), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/v1/messages"
+    url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}{path}"
 
     async def send(body: bytes) -> tuple[int, str | None]:
         async with aiohttp.ClientSession() as session:
@@ -100,11 +102,12 @@ async def send_all(server: SlowServer, bodies: list[bytes]) -> list[tuple[int, s
         await runner.cleanup()
 
 
-def sent(server: SlowServer, bodies: list[bytes]) -> tuple[list, int]:
+def sent(server: SlowServer, bodies: list[bytes], path: str = "/v1/messages"
+         ) -> tuple[list, int]:
     """The answers to `bodies` sent at once, and the most memory traced meanwhile (bytes)."""
     tracemalloc.start()
     try:
-        answers = asyncio.run(send_all(server, bodies))
+        answers = asyncio.run(send_all(server, bodies, path))
         return answers, tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -146,3 +149,34 @@ def test_a_batch_that_waits_too_long_is_told_to_retry_and_nothing_is_lost(store,
     assert not pending and told_later and most_storing == 1
     for messages in batches:
         assert all(store.get(m.digest) == m.raw for m in messages)
+
+
+class SlowAuditServer(SlowServer):
+    """Its audit pages are answered slowly, so that the others pile up meanwhile."""
+
+    def _take_audit_entries(self, node: str, document: dict) -> dict:
+        time.sleep(STORE_SECONDS)
+        return super()._take_audit_entries(node, document)
+
+
+def audit_page(peer: int) -> bytes:
+    """A page just under the server's 4 MiB limit (its entries malformed: answered 400)."""
+    return json.dumps({"head": None, "entries": [chr(65 + peer) * 1000] * 4000}).encode()
+
+
+def test_concurrent_audit_pages_are_read_one_at_a_time(store):
+    pages = [audit_page(peer) for peer in range(PEERS)]
+    answers, peak = sent(SlowAuditServer(store), pages, AUDIT_PATH)
+    assert [status for status, _ in answers] == [400] * PEERS
+    # one page read and parsed costs under 4 times its size (measured 3.7); PEERS pages
+    # read at once and parsed one by one cost nearly 10
+    assert peak < 6 * len(pages[0]), peak
+
+
+def test_an_audit_page_that_waits_too_long_is_told_to_send_it_later(store, monkeypatch):
+    monkeypatch.setattr(mirror_server, "BATCH_WAIT_SECONDS", STORE_SECONDS / 3)
+    answers, _ = sent(SlowAuditServer(store), [audit_page(peer) for peer in range(3)],
+                      AUDIT_PATH)
+    later = [retry_after for status, retry_after in answers if status == 503]
+    assert later and all(seconds == str(mirror_server.BUSY_RETRY_AFTER_SECONDS)
+                         for seconds in later)
