@@ -3,14 +3,17 @@
 one-time recovery codes.
 
 Enrolment: begin() makes a secret and shows it as an otpauth:// URI, a QR code
-(python3-qrcode, inline SVG) and text; confirm() with a code from the app switches it on
-and hands out RECOVERY_CODES recovery codes, shown once. A code is accepted one step
+(python3-qrcode, inline SVG) and text; nothing is kept until confirm() with a code from
+the app switches it on and hands out RECOVERY_CODES recovery codes, shown once. Until then
+the Enrolment is its caller's alone (the web session that began it: no other session of
+the account sees the secret or switches codes on with it). A code is accepted one step
 early or late (clock drift, RFC 6238 section 5.2), and each step only once, never a step
 before one already used (a code seen over a shoulder or in a proxy's log is spent). A
 recovery code works once in place of a code.
 
 Kept node-local (never replicated, like passwords) in the store's setting
-"two_factor:NAME" = {"secret": base32, "confirmed": bool, "last_step": int,
+"two_factor:NAME" = {"secret": base32, "confirmed": true (false: an enrolment an older
+tree kept while it waited for its code, which counts for nothing), "last_step": int,
 "recovery": {"salt": hex, "hashes": [hex, ...]}, "enrolled": epoch, "account": the name the
 account signs in with}. NAME is what sign_in.two_factor_name gives: a local account's name,
 or a directory entry's id for life. The TOTP secret must
@@ -50,6 +53,8 @@ class TwoFactorError(ArchiverError):
 
 @dataclass(frozen=True)
 class Enrolment:
+    name: str  # what the codes are to be kept under (NAME above)
+    account: str  # the name the account signs in with: the app's label
     secret: str  # base32, for typing into an app by hand
     uri: str  # otpauth://totp/ISSUER:NAME?secret=...&issuer=ISSUER
     qr_svg: str  # the URI as a QR code, an <svg> element to put in a page
@@ -60,51 +65,52 @@ def enrolled(archive: Archive, name: str) -> bool:
     return bool(record and record.get("confirmed"))
 
 
+def in_use(archive: Archive, name: str) -> str | None:
+    """Which codes `name` uses now (codes_id), None if it uses none. Codes switched off
+    and on again are others: this changes."""
+    record = _record(archive, name)
+    return codes_id(record["secret"]) if record and record.get("confirmed") else None
+
+
+def codes_id(secret: str) -> str:
+    """Which codes a secret makes, telling nothing of it: its SHA-256, hex."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
 def status(archive: Archive, name: str) -> dict:
-    """{"enrolled": bool, "pending": bool (begun, not confirmed), "recovery_codes_left"}."""
+    """{"enrolled": bool, "recovery_codes_left": int}."""
     record = _record(archive, name) or {}
     return {"enrolled": bool(record.get("confirmed")),
-            "pending": bool(record) and not record.get("confirmed"),
             "recovery_codes_left": len(record.get("recovery", {}).get("hashes", []))}
 
 
 def begin(archive: Archive, name: str, issuer: str, account: str | None = None) -> Enrolment:
-    """Start (or start over) an enrolment with a new secret; `account`: the name the
-    account signs in with, for the app's label (default `name`). TwoFactorError
-    if the account already uses codes: removing them first takes a code."""
+    """A new secret for `name`'s codes, kept nowhere: the caller holds the Enrolment until
+    confirm(). `account`: the name the account signs in with, for the app's label (default
+    `name`). TwoFactorError if the account already uses codes (removing them takes a code)."""
+    if enrolled(archive, name):
+        raise TwoFactorError("two-factor sign-in is already on for this account")
+    secret, label = pyotp.random_base32(), account or name
+    uri = pyotp.TOTP(secret).provisioning_uri(name=label, issuer_name=issuer)
+    return Enrolment(name, label, secret, uri, qr_svg(uri))
+
+
+def confirm(archive: Archive, enrolment: Enrolment, code: str,
+            now: float | None = None) -> list[str]:
+    """Switch `enrolment`'s codes on with a first `code` from the app; the recovery codes,
+    to show once. TwoFactorError if the account uses codes already (another enrolment was
+    confirmed first) or the code is wrong."""
     with _lock:
-        if enrolled(archive, name):
+        if enrolled(archive, enrolment.name):
             raise TwoFactorError("two-factor sign-in is already on for this account")
-        record = {"secret": pyotp.random_base32(), "confirmed": False, "last_step": -1,
-                  "account": account or name}
-        archive.store.set_setting(SETTING_PREFIX + name, record)
-    return pending(archive, name, issuer)
-
-
-def pending(archive: Archive, name: str, issuer: str) -> Enrolment | None:
-    """The enrolment begun and not yet confirmed, to show again; None if there is none."""
-    record = _record(archive, name)
-    if not record or record.get("confirmed"):
-        return None
-    uri = pyotp.TOTP(record["secret"]).provisioning_uri(name=record.get("account", name),
-                                                        issuer_name=issuer)
-    return Enrolment(record["secret"], uri, qr_svg(uri))
-
-
-def confirm(archive: Archive, name: str, code: str, now: float | None = None) -> list[str]:
-    """Switch codes on with a first `code` from the app; the recovery codes, to show once.
-    TwoFactorError if nothing is pending or the code is wrong."""
-    with _lock:
-        record = _record(archive, name)
-        if not record or record.get("confirmed"):
-            raise TwoFactorError("no two-factor enrolment is waiting for a code: start again")
+        record = {"secret": enrolment.secret, "last_step": -1, "account": enrolment.account}
         step = _matching_step(record, code, now)
         if step is None:
             raise TwoFactorError("that code is not the app's current one: check the app's "
                                  "account and the clock, and try the next code")
         codes, record["recovery"] = _recovery_codes()
         record.update(confirmed=True, last_step=step, enrolled=time.time())
-        archive.store.set_setting(SETTING_PREFIX + name, record)
+        archive.store.set_setting(SETTING_PREFIX + enrolment.name, record)
     return codes
 
 
@@ -138,7 +144,7 @@ def new_recovery_codes(archive: Archive, name: str) -> list[str]:
 
 
 def remove(archive: Archive, name: str) -> None:
-    """Switch codes off (or drop a pending enrolment)."""
+    """Switch codes off."""
     with _lock:
         archive.store.set_setting(SETTING_PREFIX + name, None)
 

@@ -244,24 +244,37 @@ def change_password(archive: Archive, user: User, current: str, new: str) -> Use
     return changed
 
 
-def two_factor_view(config: Config, archive: Archive, user: User) -> dict:
+def two_factor_view(config: Config, archive: Archive, user: User,
+                    enrolment: totp.Enrolment | None) -> dict:
     """What the account page shows of two-factor sign-in: {"required", "enrolled",
-    "pending": totp.Enrolment or None, "recovery_codes_left"}."""
-    name = two_factor_name(user)
-    return {**totp.status(archive, name),
-            "required": user.role in config.two_factor.required_for,
-            "pending": totp.pending(archive, name, config.two_factor.issuer)}
+    "pending": `enrolment` (the one the asking session began) while it waits for its code,
+    else None, "recovery_codes_left"}."""
+    status = totp.status(archive, two_factor_name(user))
+    waiting = not status["enrolled"] and _own_enrolment(user, enrolment)
+    return {**status, "required": user.role in config.two_factor.required_for,
+            "pending": enrolment if waiting else None}
 
 
-def begin_two_factor(config: Config, archive: Archive, user: User) -> None:
-    totp.begin(archive, two_factor_name(user), config.two_factor.issuer, account=user.name)
+def begin_two_factor(config: Config, archive: Archive, user: User) -> totp.Enrolment:
+    """A new enrolment, for the session that asked to keep (totp.begin)."""
+    return totp.begin(archive, two_factor_name(user), config.two_factor.issuer,
+                      account=user.name)
 
 
-def confirm_two_factor(archive: Archive, user: User, code: str) -> list[str]:
-    """Switch codes on; the recovery codes, to show once."""
-    codes = totp.confirm(archive, two_factor_name(user), code)
+def confirm_two_factor(archive: Archive, user: User, enrolment: totp.Enrolment | None,
+                       code: str) -> list[str]:
+    """Switch on the codes of `enrolment` (the one the asking session began); the recovery
+    codes, to show once. TwoFactorError when it began none (or one for another account),
+    the code is wrong, or codes are on already."""
+    if not _own_enrolment(user, enrolment):
+        raise totp.TwoFactorError("no two-factor enrolment is waiting for a code: start again")
+    codes = totp.confirm(archive, enrolment, code)
     audit.record(archive.store, user.actor, "two-factor-on", name=user.name)
     return codes
+
+
+def _own_enrolment(user: User, enrolment: totp.Enrolment | None) -> bool:
+    return enrolment is not None and enrolment.name == two_factor_name(user)
 
 
 def end_two_factor(config: Config, archive: Archive, user: User, code: str) -> None:

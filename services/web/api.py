@@ -203,13 +203,14 @@ async def log_in(request: web.Request, user: User | None) -> web.Response:
     body = await json_body(request)
     auth = request.app["auth"]
     try:
-        user = await auth.login(request, _string(body, "name"), _string(body, "password"),
-                                "api", _string(body, "code", required=False))
+        user, codes = await auth.login(request, _string(body, "name"),
+                                       _string(body, "password"), "api",
+                                       _string(body, "code", required=False))
     except DirectoryDown as down:
         raise json_error(web.HTTPServiceUnavailable, str(down)) from None
     except LoginFailed as failure:
         raise json_error(web.HTTPUnauthorized, str(failure)) from None
-    session = auth.sessions.open(user)
+    session = auth.sessions.open(user, codes)
     response = reply(_session_json(user, session.csrf))
     auth.set_session_cookie(response, session)
     return response
@@ -255,7 +256,7 @@ async def change_password(request: web.Request, user: User) -> web.Response:
     # The new password ended every session of the user, this one too: as the account page
     # does, the session that proved the current password goes on as a new one.
     auth.sessions.close(identity.session.token)
-    renewed = auth.sessions.open(changed)
+    renewed = auth.sessions.open(changed, identity.session.codes)
     response = reply({"changed": True, "csrf_token": renewed.csrf})
     auth.set_session_cookie(response, renewed)
     return response

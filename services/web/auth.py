@@ -6,7 +6,10 @@ token. An API client logs in the same way (POST /api/session) and sends the toke
 X-CSRF-Token, or sends HTTP Basic credentials with each request.
 
 Sessions live in this process's memory: a restart of the web service logs everyone out,
-and a password change ends the sessions opened before it.
+and a password change ends the sessions opened before it. A session of an account that
+uses two-factor codes is honoured only if it proved those codes: signed in with one, or
+switched them on; so switching codes on ends the account's other sessions, and codes
+switched off and on again end those of the old ones.
 
 Who a name and password are is services.appliance.sign_in's to say (local accounts, then
 the company directory). An account with two-factor codes (services.appliance.totp), local
@@ -209,6 +212,10 @@ class Session:
     token: str
     user: str
     stamp: str  # the user's credential stamp when it was opened
+    # totp.codes_id of the two-factor codes it proved (signed in with one, or switched them
+    # on); None: it proved none
+    codes: str | None = None
+    enrolment: totp.Enrolment | None = None  # codes it began to set up, not yet on
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     created: float = field(default_factory=time.time)
     last_seen: float = field(default_factory=time.time)
@@ -225,9 +232,10 @@ class Sessions:
         self.idle, self.lifetime = idle, lifetime
         self._by_token: dict[str, Session] = {}
 
-    def open(self, user: User) -> Session:
+    def open(self, user: User, codes: str | None = None) -> Session:
+        """A new session for `user`; `codes`: see Session.codes."""
         self._drop_expired(time.time())
-        session = Session(secrets.token_urlsafe(32), user.name, user.credential_stamp)
+        session = Session(secrets.token_urlsafe(32), user.name, user.credential_stamp, codes)
         self._by_token[session.token] = session
         return session
 
@@ -282,10 +290,10 @@ class Auth:
         self.failed_logins = 0  # for /metrics
 
     async def login(self, request: web.Request, name: str, password: str, via: str,
-                    code: str | None = None) -> User:
-        """The user, or LoginFailed (DirectoryDown; SecondFactorNeeded when the account
-        needs a `code` and none was given) / Throttled; every outcome but Throttled and
-        SecondFactorNeeded is audited."""
+                    code: str | None = None) -> tuple[User, str | None]:
+        """(the user, the codes it proved: Session.codes), or LoginFailed (DirectoryDown;
+        SecondFactorNeeded when the account needs a `code` and none was given) / Throttled;
+        every outcome but Throttled and SecondFactorNeeded is audited."""
         address = client_address(request)
         self.throttle.begin(name, address)
         try:
@@ -303,19 +311,20 @@ class Auth:
         if await asyncio.to_thread(self.uses_codes, user):
             if code is None:
                 raise SecondFactorNeeded(user)  # the attempt stays counted as failed
-            second_factor = await self._check_code(user, code, address, via)
+            second_factor, codes = await self._check_code(user, code, address, via)
         else:
-            second_factor = None
+            second_factor = codes = None
         self.throttle.succeeded(name, address)
         if via != "basic":  # Basic credentials come with every request: not a login each
             await self._audit(user.actor, "login", address, via, second_factor=second_factor,
                               directory=user.password.get("dn"))
-        return user
+        return user, codes
 
-    async def finish_login(self, request: web.Request, token: str, code: str) -> User:
+    async def finish_login(self, request: web.Request, token: str, code: str
+                           ) -> tuple[User, str]:
         """The second step of a form login: `code` for the login PendingLogins holds as
-        `token`. LoginFailed (also when the step came too late or failed too often) or
-        Throttled."""
+        `token`; (the user, the codes it proved: Session.codes). LoginFailed (also when the
+        step came too late or failed too often) or Throttled."""
         expired = LoginFailed("the sign-in has expired: give your name and password again")
         waiting = self.pending.peek(token)
         if waiting is None:
@@ -330,7 +339,7 @@ class Auth:
             await self._failed(pending.name, address, "form")
             raise LoginFailed("wrong name or password")
         try:
-            second_factor = await self._check_code(user, code, address, "form")
+            second_factor, codes = await self._check_code(user, code, address, "form")
         except LoginFailed:
             self.pending.put_back(token, pending)
             raise
@@ -339,7 +348,7 @@ class Auth:
         for _ in range(2):
             self.throttle.succeeded(pending.name, address)
         await self._audit(user.actor, "login", address, "form", second_factor=second_factor)
-        return user
+        return user, codes
 
     def uses_codes(self, user: User) -> bool:
         """Whether `user` signs in with a two-factor code (accounts that enrolled)."""
@@ -350,13 +359,17 @@ class Auth:
         return (user.role in self.two_factor_roles
                 and not totp.enrolled(self.archive, two_factor_name(user)))
 
-    async def _check_code(self, user: User, code: str, address: str, via: str) -> str:
-        method = await asyncio.to_thread(totp.verify, self.archive, two_factor_name(user),
-                                         code)
+    async def _check_code(self, user: User, code: str, address: str, via: str
+                          ) -> tuple[str, str]:
+        """(how `code` signed in: totp.verify, the codes it proved: Session.codes), or
+        LoginFailed."""
+        name = two_factor_name(user)
+        codes = await asyncio.to_thread(totp.in_use, self.archive, name)
+        method = await asyncio.to_thread(totp.verify, self.archive, name, code)
         if method is None:
             await self._failed(user.name, address, via, reason="wrong two-factor code")
             raise LoginFailed("wrong or already used two-factor code")
-        return method
+        return method, codes
 
     async def proof(self, request: web.Request, user: User, check, *args):
         """`check(*args)`, a blocking function that asks `user` for a proof (a two-factor or
@@ -395,16 +408,16 @@ class Auth:
         header = request.headers.get("Authorization", "")
         if request.path.startswith("/api/") and header[:6].lower() == "basic ":
             name, password = _basic_credentials(header[6:])
-            return Identity(await self.login(request, name, password, "basic"), via="basic")
+            user, _ = await self.login(request, name, password, "basic")
+            return Identity(user, via="basic")
         return Identity()
 
     async def _from_session(self, token: str) -> Identity:
         session = self.sessions.find(token)
         if session is None:
             return Identity()
-        # None when removed, given a new password, or no longer allowed by the directory
         try:
-            user = await asyncio.to_thread(self.sign_in.current, session.user, session.stamp)
+            user = await asyncio.to_thread(self._honoured, session)
         except DirectoryBusy as busy:  # neither honoured nor ended: ask again soon
             raise web.HTTPServiceUnavailable(reason=str(busy)[:200],
                                              headers={"Retry-After": "5"}) from None
@@ -413,6 +426,17 @@ class Auth:
             self._end_refused_sessions(session.user)
             return Identity()
         return Identity(user, session, "session")
+
+    def _honoured(self, session: Session) -> User | None:
+        """The user `session` is, None when it may no longer be honoured: removed, given a
+        new password, no longer allowed by the directory (sign_in.current), or using
+        two-factor codes the session did not prove (switched on since it signed in).
+        Raises DirectoryBusy."""
+        user = self.sign_in.current(session.user, session.stamp)
+        if user is None:
+            return None
+        codes = totp.in_use(self.archive, two_factor_name(user))
+        return user if codes is None or codes == session.codes else None
 
     def _end_refused_sessions(self, name: str) -> None:
         """The directory refused `name` (removed, disabled, expired, locked out): every
@@ -424,8 +448,10 @@ class Auth:
 
     # -- cookies -----------------------------------------------------------------------
 
-    def start_session(self, response: web.StreamResponse, user: User) -> Session:
-        session = self.sessions.open(user)
+    def start_session(self, response: web.StreamResponse, user: User,
+                      codes: str | None = None) -> Session:
+        """A new session for `user` (`codes`: Session.codes), its cookie set on `response`."""
+        session = self.sessions.open(user, codes)
         self.set_session_cookie(response, session)
         return session
 

@@ -16,6 +16,7 @@ from firmware.errors import ArchiverError
 
 from services.policy import audit
 from services.archive import dates
+from services.appliance import totp
 from services.appliance.sign_in import is_directory_user
 from services.web.auth import DirectoryDown, SecondFactorNeeded
 from services.appliance.users import User
@@ -185,8 +186,8 @@ async def log_in(request: web.Request) -> web.Response:
         return await login_form(request, "The login form was out of date; try again.", 403)
     auth = request.app["auth"]
     try:
-        user = await auth.login(request, str(form.get("name", "")),
-                                str(form.get("password", "")), "form")
+        user, codes = await auth.login(request, str(form.get("name", "")),
+                                       str(form.get("password", "")), "form")
     except SecondFactorNeeded as needed:
         return await code_form(request, auth.pending.open(needed.user), form.get("next"))
     except DirectoryDown as down:
@@ -194,7 +195,7 @@ async def log_in(request: web.Request) -> web.Response:
     except LoginFailed:
         return await login_form(request, "Wrong name or password.", 401)
     response = web.HTTPSeeOther(_safe_next(form.get("next")))
-    auth.start_session(response, user)
+    auth.start_session(response, user, codes)
     raise response
 
 
@@ -215,7 +216,7 @@ async def log_in_code(request: web.Request) -> web.Response:
         return await login_form(request, "The login form was out of date; try again.", 403)
     auth, pending = request.app["auth"], str(form.get("pending", ""))
     try:
-        user = await auth.finish_login(request, pending, str(form.get("code", "")))
+        user, codes = await auth.finish_login(request, pending, str(form.get("code", "")))
     except LoginFailed:
         if auth.pending.peek(pending) is None:  # expired or out of tries: start again
             return await login_form(request, "That sign-in has ended (too late, or too many "
@@ -223,7 +224,7 @@ async def log_in_code(request: web.Request) -> web.Response:
         return await code_form(request, pending, form.get("next"),
                                "Wrong or already used code.", 401)
     response = web.HTTPSeeOther(_safe_next(form.get("next")))
-    auth.start_session(response, user)
+    auth.start_session(response, user, codes)
     raise response
 
 
@@ -330,20 +331,38 @@ async def delete_saved(request: web.Request, user: User):
 
 @page("GET", "/account")
 async def account_page(request: web.Request, user: User) -> web.Response:
-    two_factor = await asyncio.to_thread(actions.two_factor_view, *_context(request), user)
+    two_factor = await asyncio.to_thread(actions.two_factor_view, *_context(request), user,
+                                         request["identity"].session.enrolment)
     return render(request, "account.html", two_factor=two_factor,
                   directory_account=is_directory_user(user))
 
 
 @page("POST", "/account/two-factor/begin")
 async def begin_two_factor(request: web.Request, user: User):
+    """The enrolment is this session's alone (Session.enrolment): no other session of the
+    account sees its secret or confirms it."""
+    session = request["identity"].session
+
+    def begin(*args):
+        session.enrolment = actions.begin_two_factor(*args)
     await _act(request, "/account", "Scan the code with your app, then give the code it shows.",
-               actions.begin_two_factor, *_context(request), user)
+               begin, *_context(request), user)
 
 
 @page("POST", "/account/two-factor/confirm")
 async def confirm_two_factor(request: web.Request, user: User) -> web.Response:
-    return await _recovery_codes(request, user, actions.confirm_two_factor, first=True)
+    """Codes on: this session proved them (Session.codes, set before they are on, so that
+    none of its requests meanwhile is ended), the account's other sessions end."""
+    session = request["identity"].session
+
+    def confirm(archive, user: User, code: str) -> list[str]:
+        enrolment = session.enrolment
+        if enrolment is not None:
+            session.codes = totp.codes_id(enrolment.secret)
+        codes = actions.confirm_two_factor(archive, user, enrolment, code)
+        session.enrolment = None
+        return codes
+    return await _recovery_codes(request, user, confirm, first=True)
 
 
 @page("POST", "/account/two-factor/recovery")
@@ -367,6 +386,7 @@ async def _recovery_codes(request: web.Request, user: User, action, first: bool
 
 @page("POST", "/account/two-factor/off")
 async def end_two_factor(request: web.Request, user: User):
+    request["identity"].session.enrolment = None  # also "Cancel" for one begun
     await _act(request, "/account", "Two-factor sign-in is off.",
                _proof(request, actions.end_two_factor), *_context(request), user,
                _field(request, "code"))
@@ -387,7 +407,7 @@ async def change_password(request: web.Request, user: User):
         raise web.HTTPSeeOther("/account") from None
     # The new password ended every session of the user, this one too: open a new one.
     response = web.HTTPSeeOther("/account")
-    renewed = request.app["auth"].start_session(response, changed)
+    renewed = request.app["auth"].start_session(response, changed, session.codes)
     renewed.flash = ("done", "Password changed; other sessions of yours are logged out.")
     raise response
 

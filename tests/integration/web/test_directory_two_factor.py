@@ -22,7 +22,7 @@ from tests.integration.web.fixtures import Client, ThreadedServer, build_archive
 from tests.integration.web.test_directory import (FakeClock, add_person, directory,  # noqa: F401
                                                   remove_person)
 from tests.integration.web.test_two_factor import (account_form, clock,  # noqa: F401
-                                                   enrol, form_login, post_code)
+                                                   enrol, form_login, post_code, shown_secret)
 
 pytestmark = [pytest.mark.integration]
 
@@ -112,6 +112,26 @@ def test_a_directory_user_may_set_codes_up_and_switch_them_off(site, directory, 
     off = account_form(client, "/account/two-factor/off", code=pyotp.TOTP(secret).at(clock.now))
     assert off.status == 303 and codes_kept_for(site, "alice") == []
     assert signed_in(site, "alice", password).get("/search").status == 200
+
+
+def test_setting_codes_up_is_the_session_s_and_ends_the_account_s_other_sessions(
+        site, directory, clock):
+    """A directory account's enrolment is its session's alone, and switching codes on ends
+    the account's sessions that signed in with the password alone (form and API)."""
+    dn = add_person(directory, "otto", "Otto-Sessions-1")
+    try:
+        enrolling, other = (signed_in(site, "otto", "Otto-Sessions-1") for _ in range(2))
+        api = Client(site.url)
+        assert api.log_in("otto", "Otto-Sessions-1").status == 200
+        assert account_form(enrolling, "/account/two-factor/begin").status == 303
+        assert shown_secret(enrolling) and shown_secret(other) is None
+        enrol(site, clock, enrolling)
+        assert other.get("/search").status == 303 and api.get("/api/session").status == 401
+        assert enrolling.get("/api/session").json()["name"] == "otto"
+    finally:
+        for key in codes_kept_for(site, "otto"):
+            totp.remove(site.archive, key)
+        remove_person(directory, dn)
 
 
 def test_a_new_account_of_a_removed_ones_name_neither_inherits_nor_is_locked_out(

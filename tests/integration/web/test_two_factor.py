@@ -88,6 +88,12 @@ def account_form(client: Client, path: str, **fields):
     return client.request("POST", path, form={"csrf_token": csrf, **fields})
 
 
+def shown_secret(client: Client) -> str | None:
+    """The key the account page shows this client for an enrolment, None if it shows none."""
+    found = re.search(r'class="totp-secret">([A-Z2-7]+)<', client.get("/account").body.decode())
+    return found.group(1) if found else None
+
+
 def enrol(site, clock, client: Client) -> tuple[str, list[str]]:
     """Enrol the client's account from the account page: (secret, recovery codes)."""
     assert account_form(client, "/account/two-factor/begin").status == 303
@@ -129,6 +135,58 @@ def test_enrolment_from_the_account_page(site, clock, account):
     assert "On: signing in takes a code" in client.get("/account").body.decode()
     assert any(e["action"] == "two-factor-on" and e["who"] == account
                for e in audit.entries(site.archive.store))
+
+
+def test_an_enrolment_is_the_session_s_that_began_it(site, clock, account):
+    """Someone with the password but not the codes (another session of the account) never
+    sees the secret an enrolment shows, nor switches codes on with it; setting up codes of
+    its own gives it another secret, and the first session's stays as it was."""
+    mine, other = signed_in(site, account), signed_in(site, account)
+    assert account_form(mine, "/account/two-factor/begin").status == 303
+    secret = shown_secret(mine)
+    page = other.get("/account").body.decode()
+    assert secret not in page and "<svg" not in page and "Set up two-factor sign-in" in page
+    taken = account_form(other, "/account/two-factor/confirm",
+                         code=pyotp.TOTP(secret).at(clock.now))
+    assert taken.status == 303 and not totp.enrolled(site.archive, account)
+    assert "waiting for a code" in other.get("/account").body.decode()
+    assert account_form(other, "/account/two-factor/begin").status == 303
+    assert shown_secret(other) not in (None, secret) and shown_secret(mine) == secret
+    right = account_form(mine, "/account/two-factor/confirm",
+                         code=pyotp.TOTP(secret).at(clock.now))
+    assert right.status == 200 and totp.enrolled(site.archive, account)
+    assert totp.verify(site.archive, account, pyotp.TOTP(secret).at(clock.now + 30)) == "totp"
+
+
+def test_switching_codes_on_ends_the_account_s_other_sessions(site, clock, account):
+    """Sessions that signed in with the password alone end when codes are switched on (the
+    form's, the API's); the session that switched them on goes on."""
+    enrolling, form = signed_in(site, account), signed_in(site, account)
+    api = Client(site.url)
+    assert api.log_in(account).status == 200 and form.get("/search").status == 200
+    secret, _ = enrol(site, clock, enrolling)
+    ended = form.get("/search")
+    assert ended.status == 303 and ended.headers["Location"].startswith("/login")
+    assert api.get("/api/session").status == 401
+    assert enrolling.get("/search").status == 200
+    assert enrolling.get("/api/session").json()["name"] == account
+
+
+def test_codes_switched_off_and_on_again_end_the_sessions_of_the_old_codes(site, clock,
+                                                                           account):
+    """A session that signed in with codes since switched off is no session of the new ones:
+    setting up new codes (in another session) ends it too."""
+    old_secret, _ = enrol(site, clock, signed_in(site, account))
+    with_old = signed_in_with(site, account, pyotp.TOTP(old_secret).at(clock.now))
+    clock.step()
+    renewing = signed_in_with(site, account, pyotp.TOTP(old_secret).at(clock.now))
+    clock.step()
+    off = account_form(renewing, "/account/two-factor/off",
+                       code=pyotp.TOTP(old_secret).at(clock.now))
+    assert off.status == 303 and not totp.enrolled(site.archive, account)
+    assert with_old.get("/search").status == 200  # codes off ends no session
+    enrol(site, clock, renewing)
+    assert with_old.get("/search").status == 303 and renewing.get("/search").status == 200
 
 
 # -- signing in with a code ----------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Two-factor codes: RFC 6238's test vectors, one step of drift, each
 step once, recovery codes once and only as hashes, the QR code."""
 import base64
+import dataclasses
 import subprocess
 
 import pytest
@@ -24,11 +25,9 @@ def archive(tmp_path):
 
 
 def enrol(archive, name="alice", secret=RFC_SECRET, at=59.0) -> list[str]:
-    totp.begin(archive, name, "Archiver")
-    record = archive.store.setting(totp.SETTING_PREFIX + name)
-    record["secret"] = secret  # the RFC's key, to check against its vectors
-    archive.store.set_setting(totp.SETTING_PREFIX + name, record)
-    return totp.confirm(archive, name, code_at(secret, at), now=at)
+    # the RFC's key, to check against its vectors
+    enrolment = dataclasses.replace(totp.begin(archive, name, "Archiver"), secret=secret)
+    return totp.confirm(archive, enrolment, code_at(secret, at), now=at)
 
 
 def code_at(secret: str, when: float) -> str:
@@ -87,14 +86,42 @@ def test_recovery_codes_work_once_each_and_are_kept_only_as_hashes(archive):
 
 
 def test_enrolment_needs_a_right_first_code(archive):
-    totp.begin(archive, "alice", "Archiver")
-    assert not totp.enrolled(archive, "alice") and totp.status(archive, "alice")["pending"]
+    enrolment = totp.begin(archive, "alice", "Archiver")
+    assert archive.store.setting(totp.SETTING_PREFIX + "alice") is None  # the caller's alone
     with pytest.raises(TwoFactorError, match="not the app's current one"):
-        totp.confirm(archive, "alice", "000000", now=0)
+        totp.confirm(archive, enrolment, "000000", now=0)
+    assert not totp.enrolled(archive, "alice") and totp.in_use(archive, "alice") is None
     assert totp.verify(archive, "alice", "000000", now=0) is None  # pending is not on
+    enrol(archive)
     with pytest.raises(TwoFactorError, match="already on"):
-        enrol(archive)
         totp.begin(archive, "alice", "Archiver")
+
+
+def test_of_two_enrolments_begun_only_the_first_confirmed_switches_codes_on(archive):
+    first, second = (totp.begin(archive, "alice", "Archiver") for _ in range(2))
+    assert first.secret != second.secret
+    totp.confirm(archive, second, code_at(second.secret, 3000), now=3000)
+    with pytest.raises(TwoFactorError, match="already on"):
+        totp.confirm(archive, first, code_at(first.secret, 3000), now=3000)
+    assert totp.verify(archive, "alice", code_at(second.secret, 3030), now=3030) == "totp"
+
+
+def test_codes_switched_off_and_on_again_are_others(archive):
+    enrol(archive, at=1000 * 30)
+    before = totp.in_use(archive, "alice")
+    totp.remove(archive, "alice")
+    totp.confirm(archive, new := totp.begin(archive, "alice", "Archiver"),
+                 code_at(new.secret, 1001 * 30), now=1001 * 30)  # a new secret: new codes
+    assert None is not totp.in_use(archive, "alice") != before
+
+
+def test_an_enrolment_an_older_tree_kept_counts_for_nothing(archive):
+    archive.store.set_setting(totp.SETTING_PREFIX + "alice", {
+        "secret": RFC_SECRET, "confirmed": False, "last_step": -1, "account": "alice"})
+    assert not totp.enrolled(archive, "alice")
+    assert totp.verify(archive, "alice", code_at(RFC_SECRET, 90), now=90) is None
+    enrol(archive, at=120)
+    assert totp.enrolled(archive, "alice")
 
 
 def test_the_enrolment_shows_an_otpauth_uri_and_its_qr_code(archive):
@@ -127,7 +154,9 @@ def test_removing_an_account_removes_its_codes(archive):
 def test_codes_kept_by_an_entry_id_keep_the_name_they_signed_in_with(archive):
     enrolment = totp.begin(archive, "directory:1234", "Archiver", account="carol")
     assert "carol" in enrolment.uri and "1234" not in enrolment.uri  # the app shows the name
-    totp.begin(archive, "carl", "Archiver")
+    totp.confirm(archive, enrolment, code_at(enrolment.secret, 60), now=60)
+    enrolment = totp.begin(archive, "carl", "Archiver")
+    totp.confirm(archive, enrolment, code_at(enrolment.secret, 60), now=60)
     accounts = {key: record["account"] for key, record in
                 archive.store.settings_with_prefix(totp.SETTING_PREFIX).items()}
     assert accounts == {"two_factor:directory:1234": "carol", "two_factor:carl": "carl"}
