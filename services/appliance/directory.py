@@ -27,7 +27,13 @@ hashes are never read). Everything else is read with the configured service acco
     AD refuses such a user's bind by itself; these are read so that a signed-in user loses
     access too;
   - when their password was last set (AD's pwdLastSet, ppolicy's pwdChangedTime), part of
-    their sessions' credential stamp: a password reset ends the sessions opened before it.
+    their sessions' credential stamp: a password reset ends the sessions opened before it;
+  - AD: how often, and by which write, userAccountControl, accountExpires and lockoutTime
+    were last written (access_writes: the entry's replication metadata), part of the stamp
+    too, so that an account disabled (expired, locked out) and enabled again between two
+    refreshes loses the sessions opened before. OpenLDAP keeps no such thing per attribute
+    (only entryCSN and modifyTimestamp, which every write to the entry changes, ppolicy's
+    record of each failed bind and lastbind's of each successful one included).
 
 A name the directory does not know costs the same work as a wrong password (a search,
 then a bind, against a DN no entry has), and groups are read only once the password is
@@ -48,6 +54,7 @@ import logging
 import math
 import secrets
 import ssl
+import struct
 import threading
 import time
 import uuid
@@ -83,6 +90,15 @@ STATE_ATTRIBUTES = ("userAccountControl", "accountExpires", "msDS-User-Account-C
 # and so make an entry's id another's).
 ID_ATTRIBUTES = ("objectGUID", "entryUUID")
 ID_ATTRIBUTE_OF_KIND = {"ad": "objectGUID", "openldap": "entryUUID"}
+# AD's replication metadata of an entry (replPropertyMetaDataBlob, version 1: per
+# attribute its version, raised by each originating write, the same on every DC, and which
+# write that was; layout as Samba's drsblobs.idl). Of it, the attributes that say whether
+# an account may sign in, by their ATTRTYP (the base schema's prefix 9,
+# 1.2.840.113556.1.4, and the OID's last arc).
+METADATA_ATTRIBUTE = "replPropertyMetaData"
+ACCESS_ATTRIBUTE_TYPES = {0x00090008: "userAccountControl", 0x0009009F: "accountExpires",
+                          0x00090296: "lockoutTime"}
+_METADATA_HEADER, _METADATA_ENTRY = struct.Struct("<IIII"), struct.Struct("<IIQ16sqq")
 INVALID_CREDENTIALS = 49  # RFC 4511 resultCode: wrong password, or AD's disabled/locked
 SIZE_LIMIT_EXCEEDED = 4  # more entries than asked for: enough to know a name is ambiguous
 FILTER_BATCH = 50  # member DNs per group search
@@ -139,6 +155,7 @@ class DirectoryAccount:
     disabled: str | None  # why they may not sign in, or None
     password_set: str | None = None  # pwdLastSet or pwdChangedTime as the directory says
     entry_id: str | None = None  # ID_ATTRIBUTES as a UUID string; None if the entry has none
+    access_writes: str | None = None  # AD: access_writes(); None elsewhere
 
     def as_json(self) -> dict:
         return {"name": self.name, "dn": self.dn, "emails": list(self.emails),
@@ -249,7 +266,8 @@ class Directory:
         config = self.config
         return list(dict.fromkeys([config.name_attribute, *config.login_attributes,
                                    *config.mail_attributes, *STATE_ATTRIBUTES,
-                                   *self._id_attributes()]))
+                                   *self._id_attributes(),
+                                   *([METADATA_ATTRIBUTE] if config.kind == "ad" else [])]))
 
     def _id_attributes(self) -> tuple[str, ...]:
         kind = ID_ATTRIBUTE_OF_KIND.get(self.config.kind)
@@ -265,7 +283,7 @@ class Directory:
             groups=tuple(groups),
             role=role_of(groups, self.config.admin_groups, self.config.auditor_groups),
             disabled=disabled_reason(values), password_set=password_set(values),
-            entry_id=entry["id"])
+            entry_id=entry["id"], access_writes=entry["access_writes"])
 
     def _groups(self, connection: ldap3.Connection, user_dn: str) -> list[str]:
         """The DN of every group matching group_filter that `user_dn` is in, directly or
@@ -311,7 +329,8 @@ class Directory:
             raise DirectoryError(f"{self.config.uri}: search under {base} refused: "
                                  f"{result['description']} {result.get('message') or ''}".strip())
         return [{"dn": entry["dn"], "attributes": _decoded(entry["raw_attributes"]),
-                 "id": entry_id(entry["raw_attributes"], self.config.kind)}
+                 "id": entry_id(entry["raw_attributes"], self.config.kind),
+                 "access_writes": access_writes(entry["raw_attributes"], self.config.kind)}
                 for entry in connection.response or [] if entry.get("type") == "searchResEntry"]
 
     # -- connections ----------------------------------------------------------------------
@@ -560,6 +579,29 @@ def entry_id(raw: dict, kind: str | None = None) -> str | None:
         return str(uuid.UUID(text[0].decode("ascii"))) if text else None
     except (ValueError, UnicodeDecodeError):
         return None
+
+
+def access_writes(raw: dict, kind: str | None) -> str | None:
+    """AD: which writes last changed the entry's ACCESS_ATTRIBUTE_TYPES, from its
+    replPropertyMetaData: "ATTRTYP:version:originating time:originating DC:its USN" for
+    each, in order, the same on every DC (the local USN, which is not, left out). None for
+    another kind of directory, or when the entry shows no (or no readable) metadata: a DC
+    that hides it from the service account leaves the stamp as without it."""
+    values = [value for name, value in raw.items() if name.lower() == METADATA_ATTRIBUTE.lower()]
+    blob = bytes(values[0][0]) if kind == "ad" and values and values[0] else b""
+    if len(blob) < _METADATA_HEADER.size:
+        return None
+    version, _, count, _ = _METADATA_HEADER.unpack_from(blob)
+    if version != 1 or len(blob) < _METADATA_HEADER.size + count * _METADATA_ENTRY.size:
+        return None
+    writes = []
+    for index in range(count):
+        attribute, *write, _local_usn = _METADATA_ENTRY.unpack_from(
+            blob, _METADATA_HEADER.size + index * _METADATA_ENTRY.size)
+        if attribute in ACCESS_ATTRIBUTE_TYPES:
+            changed, when, dc, usn = write
+            writes.append(f"{attribute:x}:{changed}:{when}:{dc.hex()}:{usn}")
+    return " ".join(sorted(writes))
 
 
 def _decoded(raw: dict) -> dict[str, list[str]]:

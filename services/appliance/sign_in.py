@@ -8,11 +8,13 @@ no two accounts' names (nor their audit entries) differ only so.
 
 A directory user becomes a users.User with the directory's addresses and role, whose
 credential stamp is made from their DN, when their password was last set (AD's
-pwdLastSet, ppolicy's pwdChangedTime) and their entry's id for life (objectGUID,
-entryUUID): it never equals a local account's, nor a removed entry's whose DN a later one
-was given, so a session
+pwdLastSet, ppolicy's pwdChangedTime), their entry's id for life (objectGUID,
+entryUUID) and, in AD, the writes that last changed whether it may sign in
+(directory.access_writes): it never equals a local account's, nor a removed entry's whose
+DN a later one was given, so a session
 opened for one can never pass for the other, and a password reset in the directory ends
-the sessions opened before it (at the next refresh), as a local password change does.
+the sessions opened before it (at the next refresh), as a local password change does; so
+does an AD account disabled (expired, locked out) and enabled again between two refreshes.
 What the directory said is kept for directory.refresh_seconds; a session that outlives
 it reads the entry again, and a user since removed, disabled (expired, locked out, ...:
 directory.disabled_reason), given a new password or moved out of user_filter loses
@@ -169,13 +171,16 @@ def folded_name(name: str) -> str:
 
 def directory_user(account: DirectoryAccount) -> User:
     """The archiver's view of a directory account; its "password" record holds no secret,
-    only what makes its credential stamp: the DN, when the password was last set and the
-    entry's id for life (directory.ID_ATTRIBUTES), so that a password reset in the
-    directory ends the sessions opened before it, and a session (or a login waiting for
-    its code) of a removed entry never passes for a later entry given the same DN (a
+    only what makes its credential stamp: the DN, when the password was last set, the
+    entry's id for life (directory.ID_ATTRIBUTES) and AD's last writes of whether it may
+    sign in (directory.access_writes), so that a password reset in the directory, or an AD
+    account disabled and enabled again, ends the sessions opened before it, and a session
+    (or a login waiting for its code) of a removed entry never passes for a later entry
+    given the same DN (a
     directory without a password-set attribute, or the same second, would give the same
     stamp otherwise)."""
-    stamped = f"{account.dn.lower()}\n{account.password_set or ''}\n{account.entry_id or ''}"
+    stamped = "\n".join([account.dn.lower(), account.password_set or "",
+                         account.entry_id or "", account.access_writes or ""])
     digest = hashlib.sha256(stamped.encode()).hexdigest()
     return User(account.name, account.role, account.emails,
                 {"scheme": DIRECTORY_SCHEME, "dn": account.dn, "entry_id": account.entry_id,

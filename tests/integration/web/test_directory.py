@@ -483,6 +483,47 @@ def test_an_ad_account_expired_locked_or_to_change_its_password_loses_access(sit
         connection.unbind()
 
 
+NEVER_EXPIRES = "9223372036854775807"
+
+
+@pytest.mark.only_directory("ad")
+@pytest.mark.parametrize("change", ["disabled", "expired", "locked out"])
+def test_an_ad_account_disabled_and_enabled_again_between_two_refreshes_loses_its_sessions(
+        site, directory, change):
+    """No refresh sees the account disabled (expired, locked out), yet the sessions opened
+    before end: AD's replication metadata counts each write of userAccountControl,
+    accountExpires and lockoutTime, which the sessions' credential stamp holds. Other
+    writes to the entry, and a wrong password, end none."""
+    dn = add_person(directory, "hank", "Hank-Hopper-123")
+    connection = directory.admin()
+    try:
+        client = log_in(site, directory, "hank", "Hank-Hopper-123")
+        connection.modify(dn, {"description": [(ldap3.MODIFY_REPLACE, ["moved desks"])]})
+        assert Client(site.url).log_in("hank", "Not-His-Password-1").status == 401
+        site.clock.now += site.config.directory.refresh_seconds + 1
+        assert client.get("/api/session").status == 200
+        if change == "disabled":
+            set_disabled(directory, "hank", True)
+            set_disabled(directory, "hank", False)
+        elif change == "expired":
+            connection.modify(dn, {"accountExpires": [(ldap3.MODIFY_REPLACE, [FILETIME_1970])]})
+            connection.modify(dn, {"accountExpires": [(ldap3.MODIFY_REPLACE, [NEVER_EXPIRES])]})
+        else:
+            lock_out(connection, dn)
+            connection.modify(dn, {"lockoutTime": [(ldap3.MODIFY_REPLACE, ["0"])]})
+        assert Client(site.url).log_in("hank", "Hank-Hopper-123").status == 200  # enabled
+        site.clock.now += site.config.directory.refresh_seconds + 1
+        assert client.get("/api/session").status == 401
+        assert client.get("/api/search?q=").status == 401
+        fresh = log_in(site, directory, "hank", "Hank-Hopper-123")
+        site.clock.now += site.config.directory.refresh_seconds + 1
+        assert fresh.get("/api/session").status == 200
+    finally:
+        connection.modify(samba_dc.BASE, {"lockoutThreshold": [(ldap3.MODIFY_REPLACE, ["0"])]})
+        connection.delete(dn)
+        connection.unbind()
+
+
 def lock_out(connection, dn: str) -> None:
     """Three wrong passwords against a domain that locks out at three."""
     connection.modify(samba_dc.BASE, {"lockoutThreshold": [(ldap3.MODIFY_REPLACE, ["3"])]})

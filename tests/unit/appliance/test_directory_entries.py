@@ -1,12 +1,13 @@
 """What a directory entry says, read without a server: addresses (mail, AD proxyAddresses),
 the role from groups, whether the account is disabled, DNs compared as LDAP does, the
-entry's id for life."""
+entry's id for life, AD's last writes of whether an account may sign in."""
+import struct
 import uuid
 
 import pytest
 
-from services.appliance.directory import (addresses, disabled_reason, entry_id, normalized_dn,
-                                          role_of)
+from services.appliance.directory import (access_writes, addresses, disabled_reason, entry_id,
+                                          normalized_dn, role_of)
 
 AD_MAIL = ["mail", "proxyAddresses"]
 
@@ -103,3 +104,32 @@ def test_the_entry_id_is_only_ever_the_attribute_of_the_directorys_kind():
     assert entry_id({"objectGUID": [victim.bytes_le]}, "openldap") is None
     assert entry_id(forged, "ad") == str(victim)
     assert entry_id({"entryUUID": [own.encode()]}, "ad") is None
+
+
+def metadata(*entries: tuple[int, int, int]) -> bytes:
+    """A replPropertyMetaData blob (version 1): (ATTRTYP, version, local USN) each,
+    written at one time by one DC."""
+    blob = struct.pack("<IIII", 1, 0, len(entries), 0)
+    for attribute, version, local_usn in entries:
+        blob += struct.pack("<IIQ16sqq", attribute, version, 13_300_000_000, b"\x01" * 16,
+                            4000 + version, local_usn)
+    return blob
+
+
+def test_ads_writes_of_whether_an_account_may_sign_in_are_read_from_its_metadata():
+    """userAccountControl (0x90008), accountExpires (0x9009f), lockoutTime (0x90296) count;
+    other attributes (description, 0xd) and the local USN, which differs from DC to DC, not."""
+    before = access_writes({"replPropertyMetaData": [metadata((0x90008, 1, 10), (0xD, 1, 11))]},
+                           "ad")
+    assert before and before.startswith("90008:1:")
+    assert access_writes({"replPropertyMetaData": [metadata((0x90008, 1, 99), (0xD, 7, 12))]},
+                         "ad") == before
+    for changed in [(0x90008, 3, 10)], [(0x90008, 1, 10), (0x9009F, 2, 12)], \
+            [(0x90008, 1, 10), (0x90296, 1, 13)]:
+        assert access_writes({"replPropertyMetaData": [metadata(*changed)]}, "ad") != before
+    assert access_writes({"replPropertyMetaData": [metadata((0x90008, 1, 10))]},
+                         "openldap") is None
+    for spoiled in [b"", b"\x01\x00", metadata((0x90008, 1, 10))[:-1],
+                    struct.pack("<IIII", 2, 0, 0, 0)]:
+        assert access_writes({"replPropertyMetaData": [spoiled]}, "ad") is None
+    assert access_writes({}, "ad") is None
