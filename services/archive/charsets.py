@@ -75,8 +75,8 @@ def codec_for(label: str | None) -> str | None:
     says nothing (us-ascii, unknown-8bit...), is unknown, or names no text encoding
     (punycode, base64, rot13...). Never raises."""
     label = _normalise(label)
-    if label in UNINFORMATIVE:
-        return None
+    if label in UNINFORMATIVE or not (label.isascii() and label.isprintable()):
+        return None  # charset names are printable US-ASCII (RFC 2978 2.3)
     for candidate in _spellings(label):
         name = _lookup(candidate)
         if name is not None:

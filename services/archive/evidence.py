@@ -192,8 +192,10 @@ class _ManifestRows:
     """manifest.csv's rows as they are added, spooled to an unnamed file in `folder`."""
 
     def __init__(self, folder: Path | str | None):
+        # errors="replace": metadata stored by releases before 2026-12 may hold lone
+        # surrogates (8-bit bytes in a malformed encoded-word), which UTF-8 cannot carry
         self.file = io.TextIOWrapper(tempfile.TemporaryFile(dir=folder, prefix="export-csv-"),
-                                     encoding="utf-8", newline="")
+                                     encoding="utf-8", errors="replace", newline="")
         self.writer = csv.DictWriter(self.file, MANIFEST_COLUMNS, lineterminator="\r\n")
         self.writer.writeheader()
 

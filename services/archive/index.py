@@ -247,9 +247,9 @@ def build_document(digest: str, meta: dict, extracted) -> xapian.Document:
     document.add_value(SLOT_SUBJECT, sort_key(REPLY_PREFIXES.sub("", meta.get("subject", ""))))
     recipients, shown = _recipients(summary, meta)
     document.set_data(json.dumps({
-        "digest": digest, "date": date, "from": meta.get("from", ""),
+        "digest": digest, "date": date, "from": clean(meta.get("from", "")),
         "to": recipients[:SUMMARY_RECIPIENTS], "recipients": len(recipients), "shown": shown,
-        "subject": meta.get("subject", ""), "size": meta.get("size", 0),
+        "subject": clean(meta.get("subject", "")), "size": meta.get("size", 0),
         "attachments": len(extracted.attachments),
         "failed": "; ".join(extracted.failures) or None,
     }))

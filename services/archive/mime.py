@@ -570,9 +570,8 @@ class _HeaderDecoder:
 
     def add_word(self, charset: str, encoding: str, encoded: str) -> None:
         data = _word_bytes(encoding, encoded)
-        if data is None:  # not valid Q or B: shown as it came
-            self._flush()
-            self.pieces.append(encoded)
+        if data is None:  # not valid Q or B: shown as it came, its 8-bit bytes decoded
+            self.add_text(encoded)
             return
         charset = charset.split("*", 1)[0].strip().lower()  # RFC 2231 language: "utf-8*en"
         if self.run and charset != self.run_charset:

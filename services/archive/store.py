@@ -278,7 +278,7 @@ class Store:
             meta["number"] = totals.add("numbers", 1)  # the index's document id
             self._write_meta(txn, key, meta)
             if meta["message_id"]:
-                txn.put(meta["message_id"].encode()[:500], key, db=self.db["msgid"])
+                txn.put(_message_id_key(meta["message_id"]), key, db=self.db["msgid"])
             totals.add("messages", 1)
             totals.add("raw_bytes", meta["size"])
             totals.add("stored_bytes", meta["stored_size"])
@@ -355,7 +355,7 @@ class Store:
         txn.delete(key, db=self.db["meta"])
         txn.delete(key, db=self.db["reading"])
         if meta.get("message_id"):
-            txn.delete(meta["message_id"].encode()[:500], key, db=self.db["msgid"])
+            txn.delete(_message_id_key(meta["message_id"]), key, db=self.db["msgid"])
         totals.add("messages", -1)
         totals.add("raw_bytes", -meta["size"])
         totals.add("stored_bytes", -meta["stored_size"])
@@ -432,7 +432,7 @@ class Store:
 
     def digests_for_message_id(self, message_id: str) -> list[str]:
         with self.env.begin() as txn, txn.cursor(db=self.db["msgid"]) as cursor:
-            if not cursor.set_key(message_id.encode()[:500]):
+            if not cursor.set_key(_message_id_key(message_id)):
                 return []
             return [value.hex() for value in cursor.iternext_dup()]
 
@@ -566,9 +566,9 @@ class Store:
         if old == new:
             return
         if old:
-            txn.delete(old.encode()[:500], key, db=self.db["msgid"])
+            txn.delete(_message_id_key(old), key, db=self.db["msgid"])
         if new:
-            txn.put(new.encode()[:500], key, db=self.db["msgid"])
+            txn.put(_message_id_key(new), key, db=self.db["msgid"])
 
     # -- integrity -----------------------------------------------------------------------
 
@@ -797,6 +797,13 @@ def _append_logs(totals: _Totals, key: bytes, local: bool) -> None:
         totals.append("outbox", key)
 
 
+def _message_id_key(message_id: str) -> bytes:
+    """The msgid table's key of a Message-ID: its UTF-8, at most 500 bytes (LMDB's key
+    limit is 511). An 8-bit header decodes to lone surrogates, which strict UTF-8 refuses:
+    they are written as their code points ("surrogatepass"), one key for one text."""
+    return message_id.encode("utf-8", "surrogatepass")[:500]
+
+
 def _key(digest: str) -> bytes:
     try:
         key = bytes.fromhex(digest)
@@ -809,7 +816,7 @@ def _key(digest: str) -> bytes:
 
 def _journal_key(*parts: str) -> bytes:
     # NUL cannot occur in account names or keys, so one account's keys never run into another's.
-    return "\0".join(parts).encode()[:500]
+    return "\0".join(parts).encode("utf-8", "surrogatepass")[:500]
 
 
 def _check_one(decompressor, key: bytes, compressed: bytes) -> str | None:

@@ -91,7 +91,10 @@ def render(request: web.Request, template: str, status: int = 200, **values
         navigation=[(path, label) for path, label, roles in NAVIGATION
                     if user is not None and user.role in roles],
         current=request.path, **values)
-    return web.Response(text=html, content_type="text/html", status=status)
+    # "replace": text an older release read from a malformed header may hold lone
+    # surrogates, which UTF-8 cannot carry; one such message must not fail every page
+    return web.Response(body=html.encode("utf-8", "replace"), content_type="text/html",
+                        charset="utf-8", status=status)
 
 
 async def error_page(request: web.Request, status: int, message: str) -> web.Response:

@@ -139,6 +139,64 @@ def broken_encodings() -> list[Case]:
     return cases
 
 
+# Charset labels no charset has: 8-bit bytes (decoded to lone surrogates), valid UTF-8 that is
+# not ASCII (fullwidth "utf-8", a zero-width space before it, an accent), control bytes, an
+# encoded surrogate, a label past any real one's length. Each stopped an import once.
+HOSTILE_LABELS = [b"x-\xff", b"\xff\xfe", b"utf-8\xc3\xa9", "\uff55\uff54\uff46-8".encode(),
+                  b"\xe2\x80\x8butf-8", b"utf\x01-8", b"\xed\xa0\x80", b"u" * 300]
+LABEL = "LABELHERE"  # stands for the label until the message is bytes
+# Where a label can stand (RFC 2047 encoded-words, RFC 2231 parameters, a part's charset).
+LABEL_PLACES = {
+    "subject": lambda word: message(f"{word} =?{LABEL}?Q?hi?="),
+    "from": lambda word: message(word, {"From": f"=?{LABEL}?B?aGk=?= <{word}@example.org>"}),
+    "to": lambda word: message(word, {"To": f"=?{LABEL}?Q?hi?= <rcpt@example.com>"}),
+    "message-id": lambda word: message(word, {"Message-ID": f"<=?{LABEL}?B?aGk=?={word}@x>"}),
+    "filename-2231": lambda word: message(word, parts=[attachment(
+        b"text", "text/plain", f"filename*={LABEL}''{word}.txt")]),
+    "filename-2047": lambda word: message(word, parts=[attachment(
+        b"text", "text/plain", f'filename="=?{LABEL}?Q?{word}?=.txt"')]),
+    "body-charset": lambda word: message(word, body="caf\u00e9").replace(
+        b"charset=utf-8", f"charset={LABEL}".encode()),
+    "part-charset": lambda word: message(word, parts=[
+        f"Content-Type: text/plain; charset={LABEL}\r\n\r\ncaf\u00e9\r\n".encode()]),
+}
+
+
+def charset_labels() -> list[Case]:
+    """Every hostile label (HOSTILE_LABELS) in every place a charset is named."""
+    cases = []
+    for number, label in enumerate(HOSTILE_LABELS):
+        for place, make in LABEL_PLACES.items():
+            word = f"hostlabel{number}{place.replace('-', '')}"
+            cases.append(Case(f"label-{number}-{place}",
+                              make(word).replace(LABEL.encode(), label), word))
+    return cases
+
+
+# 8-bit bytes where a header field's text is decoded: bare, and in the encoded text of an
+# encoded-word of a real charset and of a hostile one (they decode to lone surrogates).
+EIGHT_BIT_TEXTS = [b"\xff\xfe\xc3(", b"=?utf-8?B?\xf1\x82\x95\xe2\xdaG\xae\x87?=",
+                   b"=?utf-8?B?aGk\xff?=", b"=?x-\xff?B?\xf1\x82\x95\xe2\xdaG\xae\x87?=",
+                   b"=?utf-8?Q?caf\xe9?="]
+EIGHT_BIT_FIELDS = ("Message-ID", "In-Reply-To", "References", "Subject", "From", "To", "Cc",
+                    "Date", "Resent-Message-ID", "Resent-From", "Content-Type")
+
+
+def eight_bit_headers() -> list[Case]:
+    """Every EIGHT_BIT_TEXTS in every field the store or a page decodes."""
+    cases = []
+    for number, text in enumerate(EIGHT_BIT_TEXTS):
+        for name in EIGHT_BIT_FIELDS:
+            word = f"host8bit{number}{name.replace('-', '').lower()}"
+            value = {"Message-ID": f"<{word} {LABEL}@example.org>",
+                     "Content-Type": f'text/plain; charset=utf-8; name="{LABEL}"',
+                     "Subject": f"{word} {LABEL}"}.get(name, f"{LABEL} <{word}@example.org>")
+            raw = message(word, {name: value}) if name != "Content-Type" else message(
+                word).replace(b"text/plain; charset=utf-8", value.encode())
+            cases.append(Case(f"8bit-{number}-{name}", raw.replace(LABEL.encode(), text), word))
+    return cases
+
+
 def structures() -> list[Case]:
     """Deep MIME trees, deep message/rfc822 nesting, many recipients, parts that fail to be
     read (a PDF that loops, one that is no PDF, a DOCX that is no zip)."""
@@ -171,7 +229,8 @@ def structures() -> list[Case]:
 
 
 def corpus() -> list[Case]:
-    cases = long_addresses() + long_texts() + broken_encodings() + structures()
+    cases = (long_addresses() + long_texts() + broken_encodings() + charset_labels()
+             + eight_bit_headers() + structures())
     assert len({case.word for case in cases}) == len(cases)
     return cases
 

@@ -13,6 +13,7 @@ import sys
 import pytest
 
 from services.archive import charsets, mime
+from tests.integration.archive.hostile import HOSTILE_LABELS
 
 GERMAN = "Grüße aus Köln, Übersicht über Stückzahlen"
 THAI = "รายงาน ยอดขาย ประจำเดือน"
@@ -196,3 +197,11 @@ def test_work_on_a_header_is_linear_in_its_size(word):
     calls = [calls_to_decode("".join(word.format(i=i) for i in range(n)))
              for n in (8000, 16000, 32000)]
     assert calls[2] - calls[1] <= 2.5 * (calls[1] - calls[0])
+
+
+@pytest.mark.parametrize("label", HOSTILE_LABELS)
+def test_a_label_that_is_no_printable_ascii_names_no_charset(label):
+    # as the parser hands a header's 8-bit bytes over: lone surrogates
+    text = label.decode("ascii", "surrogateescape")
+    assert charsets.codec_for(text) is None
+    assert charsets.decode("café".encode(), text) == "café"
