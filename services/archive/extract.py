@@ -183,9 +183,12 @@ def _extract(raw: bytes, cap_bytes: int) -> Extracted:
     message = mime.parse_message(raw)
     if any(isinstance(defect, mime.NestingTooDeep) for defect in message.defects):
         return fallback(raw, "MIME structure nested too deeply; headers and raw body only")
-    body, attachments = _body_and_attachments(message, cap_bytes, nesting=0)
+    budget = containers.ReadBudget(text_bytes=CONTAINER_TEXT_FACTOR * cap_bytes)
+    body, attachments = _body_and_attachments(message, cap_bytes, 0, budget)
+    cuts = [body_cut(body), attachments_cut(budget)]
     return Extracted(mime.summarize_parsed(message, raw), body, attachments,
-                     encrypted=PGP_ARMOR in body, cut=body_cut(body))
+                     encrypted=PGP_ARMOR in body,
+                     cut="; ".join(cut for cut in cuts if cut) or None)
 
 
 def body_cut(body: str) -> str | None:
@@ -195,6 +198,14 @@ def body_cut(body: str) -> str | None:
         return None
     return (f"{PARTLY_INDEXED}body text cut at {BODY_TEXT_LIMIT} characters (of {len(body)}); "
             "the rest is not indexed")
+
+
+def attachments_cut(budget: containers.ReadBudget) -> str | None:
+    """Why some attachments of the message are not indexed (past MESSAGE_ATTACHMENTS)."""
+    if not budget.attachments_passed:
+        return None
+    return (f"{PARTLY_INDEXED}{budget.attachments_passed} attachments past the first "
+            f"{containers.MESSAGE_ATTACHMENTS} not read")
 
 
 def cap_cut(cap_bytes: int) -> str:
@@ -247,6 +258,10 @@ def _body_and_attachments(message: Message, cap_bytes: int, nesting: int,
         if mime.is_attachment(part):
             if not read_attachments:
                 continue
+            if budget.attachments <= 0:
+                budget.attachments_passed += 1
+                continue
+            budget.attachments -= 1
             entries, body = _attachment(part, cap_bytes, nesting, budget, container)
             if id(part) in pgp_encrypted:
                 entries[0].encrypted, entries[0].error = True, "encrypted (PGP/MIME)"

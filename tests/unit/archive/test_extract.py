@@ -24,7 +24,7 @@ from services.archive.extract import (AttachmentText, ExtractionPool, Extracted,
                                       truncate_utf8)
 from services.archive.extraction_memo import MemoryMemo
 from services.archive.mime import MessageSummary
-from services.archive import mime, mimetree, tools
+from services.archive import containers, mime, mimetree, tools
 from tests.bench.corpus import pdf_file
 from tests.reading_corpus import docx_bomb, stall_xlsx
 from tests.unit.archive.test_mime import MEGABYTE_LINES, messages, nested_multiparts
@@ -587,3 +587,35 @@ def test_close_ends_the_workers():
     pids = pool.worker_pids
     pool.close()
     assert not any(psutil.pid_exists(pid) for pid in pids)
+
+
+@pytest.mark.parametrize("part_type", ["text/plain", "image/png", "application/pdf",
+                                       "message/rfc822"])
+def test_attachments_past_the_message_limit_are_not_read_and_the_message_says_so(part_type):
+    # 60,000 tiny attachments (5.5 MB) took a worker's whole time limit to read
+    count = containers.MESSAGE_ATTACHMENTS + 150
+    parts = b"".join(b"--B\r\nContent-Type: %s\r\nContent-Disposition: attachment; "
+                     b"filename=f%d\r\n\r\nw%d\r\n" % (part_type.encode(), n, n)
+                     for n in range(count))
+    raw = (b"From: a@example.org\r\nSubject: many\r\nMIME-Version: 1.0\r\n"
+           b"Content-Type: multipart/mixed; boundary=B\r\n\r\n" + parts + b"--B--\r\n")
+    found = extract(raw, CAP)
+    assert len([a for a in found.attachments if a.container is None]) \
+        == containers.MESSAGE_ATTACHMENTS
+    assert found.cut == (f"partly indexed: 150 attachments past the first "
+                         f"{containers.MESSAGE_ATTACHMENTS} not read")
+
+
+def test_a_forwarded_messages_attachments_count_toward_the_same_limit():
+    inner_parts = b"".join(b"--I\r\nContent-Type: text/plain\r\nContent-Disposition: "
+                           b"attachment; filename=i%d\r\n\r\ni%d\r\n" % (n, n) for n in range(700))
+    inner = (b"From: b@example.org\r\nSubject: inner\r\nMIME-Version: 1.0\r\n"
+             b"Content-Type: multipart/mixed; boundary=I\r\n\r\n" + inner_parts + b"--I--\r\n")
+    outer_parts = b"".join(b"--B\r\nContent-Type: text/plain\r\nContent-Disposition: "
+                           b"attachment; filename=o%d\r\n\r\no%d\r\n" % (n, n) for n in range(700))
+    raw = (b"From: a@example.org\r\nSubject: outer\r\nMIME-Version: 1.0\r\n"
+           b"Content-Type: multipart/mixed; boundary=B\r\n\r\n--B\r\n"
+           b"Content-Type: message/rfc822\r\n\r\n" + inner + b"\r\n" + outer_parts + b"--B--\r\n")
+    found = extract(raw, CAP)
+    assert found.failures == [f"partly indexed: 401 attachments past the first "
+                              f"{containers.MESSAGE_ATTACHMENTS} not read"]
