@@ -81,12 +81,6 @@ def cmd_show(args) -> int:
     return 0 if state.state != "invalid" else 1
 
 
-def boot_check() -> int:
-    """`firmware show` for the boot check (image/rootfs/usr/lib/archiver/verify-firmware),
-    which runs it in a Python started with -I -S: exit 0 verified (or absent), 1 invalid."""
-    return cmd_show(argparse.Namespace(json=False))
-
-
 def cmd_check_peer(args) -> int:
     peer = SystemIdentity(model=args.model, version=FirmwareVersion.parse(args.version))
     verdict = may_mirror(this_identity(), peer, load_models())

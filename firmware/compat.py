@@ -6,9 +6,12 @@ sentences that say what differs and what to do.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from .models import ModelCatalog
 from .version import FirmwareVersion
+
+if TYPE_CHECKING:  # the boot check imports this module and needs no YAML (firmware.models)
+    from .models import ModelCatalog
 
 
 @dataclass(frozen=True)

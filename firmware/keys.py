@@ -9,7 +9,6 @@ import base64
 import binascii
 import hashlib
 import os
-import subprocess
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -107,6 +106,7 @@ def _load(path: Path, loader, **kwargs):
 
 def _refuse_tracked(directory: Path) -> None:
     """Refuse a folder inside a git work tree unless git ignores it."""
+    import subprocess  # here: the boot check imports this module and runs no command
     probe = directory.resolve()
     while not probe.exists():
         probe = probe.parent

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import hashlib
+import errno
 import fnmatch
+import hashlib
 import json
 import os
+import stat
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -77,10 +79,19 @@ class Manifest:
 
 
 def sha256_file(path: Path) -> str:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return _sha256(fd)
+    finally:
+        os.close(fd)
+
+
+def _sha256(fd: int) -> str:
+    # Plain os.read: hashlib.file_digest zeroes a fresh 256 KiB buffer for every file, and
+    # over the 3,254 files of an image that cost the boot check 0.5 s under TCG.
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
+    while block := os.read(fd, 1 << 20):
+        digest.update(block)
     return digest.hexdigest()
 
 
@@ -121,18 +132,28 @@ def collect_payload(root: Path, paths: list[str]) -> Payload:
 
 
 def _walk(root: Path, folder: Path, files: set, links: dict, problems: list) -> None:
-    for directory, dirnames, filenames in os.walk(folder):
-        dirnames.sort()
-        for name in [*filenames, *[d for d in dirnames
-                                   if os.path.islink(os.path.join(directory, d))]]:
-            path = Path(directory) / name
-            if path.is_symlink():
-                links[_relative(root, path)] = os.readlink(path)
-            elif path.is_file():
-                files.add(_relative(root, path))
-            else:
-                problems.append(f"{_relative(root, path)} is neither a file, a folder nor a "
-                                "link")
+    """Add what `folder` holds to files, links and problems; a folder that does not exist
+    (or is no folder) holds nothing, as with os.walk, but one that cannot be read raises
+    (os.walk skipped it, unlisted files and all). Plain strings and os.scandir, whose
+    entries know their kind without a stat each: pathlib per entry cost seconds under TCG."""
+    pending = [(os.fspath(folder), _relative(root, folder))]
+    while pending:
+        directory, prefix = pending.pop()
+        try:
+            entries = os.scandir(directory)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        with entries:
+            for entry in entries:
+                rel = f"{prefix}/{entry.name}"
+                if entry.is_symlink():
+                    links[rel] = os.readlink(entry.path)
+                elif entry.is_dir(follow_symlinks=False):
+                    pending.append((entry.path, rel))
+                elif entry.is_file(follow_symlinks=False):
+                    files.add(rel)
+                else:
+                    problems.append(f"{rel} is neither a file, a folder nor a link")
 
 
 def _relative(root: Path, path: Path) -> str:
@@ -246,7 +267,7 @@ def _check_signature(manifest_bytes: bytes, signature_doc: bytes, public_key) ->
 
 
 def _leaves_root(rel: str) -> bool:
-    return ".." in Path(rel).parts or Path(rel).is_absolute()
+    return rel.startswith("/") or ".." in rel.split("/")
 
 
 def _check_link(root: Path, rel: str, target: str) -> str | None:
@@ -262,14 +283,26 @@ def _check_link(root: Path, rel: str, target: str) -> str | None:
 
 
 def _check_file(root: Path, rel: str, want: str) -> str | None:
-    path = root / rel
     if _leaves_root(rel):
         return f"payload path {rel} leaves the payload root"
-    if path.is_symlink():
-        return f"payload file {rel} was replaced by a link"
-    if not path.is_file():
+    # One open that refuses a link (O_NOFOLLOW) and never waits on a FIFO (O_NONBLOCK),
+    # then fstat of what was opened: what is hashed is what was checked to be a file.
+    try:
+        fd = os.open(os.path.join(root, rel), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
         return f"payload file {rel} is missing"
-    have = sha256_file(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return f"payload file {rel} was replaced by a link"
+        if exc.errno == errno.ENOTDIR:
+            return f"payload file {rel} is missing"
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return f"payload file {rel} is missing"
+        have = _sha256(fd)
+    finally:
+        os.close(fd)
     if have != want:
         return f"payload file {rel} was changed (sha256 {have[:16]}..., manifest says {want[:16]}...)"
     return None

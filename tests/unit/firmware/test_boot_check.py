@@ -56,7 +56,7 @@ def with_site_enabled(root: Path, environment: dict) -> subprocess.CompletedProc
     folder (.pth files included), as the image's dist-packages is read."""
     code = (f"import site, sys; site.addsitedir({str(root / SITE)!r}); "
             f"sys.path.append({DEBIAN_LIBRARIES!r}); "
-            "from firmware.cli import boot_check; sys.exit(boot_check())")
+            "from firmware.system import boot_check; sys.exit(boot_check())")
     return subprocess.run(["/usr/bin/python3", "-c", code], env=environment,
                           capture_output=True, text=True, timeout=120)
 
@@ -77,6 +77,26 @@ def test_a_pth_file_that_patches_the_checker_fails_the_check(image):
     done = check(environment)
     assert done.returncode == 1
     assert f"{SITE}/zz-evil.pth is not in the manifest" in done.stdout
+    assert "FIRMWARE VERIFICATION FAILED" in done.stdout
+
+
+def test_a_changed_payload_file_fails_the_check(image):
+    root, environment = image
+    module = root / SITE / "firmware" / "compat.py"
+    module.write_text(module.read_text() + "\n")
+    done = check(environment)
+    assert done.returncode == 1
+    assert f"payload file {SITE}/firmware/compat.py was changed" in done.stdout
+    assert "FIRMWARE VERIFICATION FAILED" in done.stdout
+
+
+def test_a_manifest_changed_after_signing_fails_the_check(image):
+    _, environment = image
+    signed = Path(environment["ARCHIVER_FIRMWARE_DIR"]) / "manifest.json"
+    signed.write_bytes(signed.read_bytes().replace(b'"model": 450', b'"model": 650'))
+    done = check(environment)
+    assert done.returncode == 1
+    assert "signature does not match the manifest" in done.stdout
     assert "FIRMWARE VERIFICATION FAILED" in done.stdout
 
 
@@ -101,3 +121,15 @@ def test_the_check_runs_isolated_without_site():
     """The script's Python is started -I -S: its flags, read from the script itself."""
     text = SCRIPT.read_text()
     assert "/usr/bin/python3 -I -S -B -c" in text and "/usr/bin/archiver firmware" not in text
+
+
+def test_the_check_imports_nothing_it_does_not_need():
+    """Under TCG every import costs the boot: YAML and models.yaml (for the model's name),
+    argparse and subprocess took a third of a second of the check and checked nothing."""
+    code = ("import sys; sys.path[:0] = sys.argv[1].split(':'); import firmware.system; "
+            "print(sorted({'yaml', 'argparse', 'subprocess', 'firmware.models'} & "
+            "set(sys.modules)))")
+    done = subprocess.run(["/usr/bin/python3", "-I", "-S", "-B", "-c", code,
+                           f"{TREE}:{DEBIAN_LIBRARIES}"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr

@@ -55,6 +55,30 @@ def test_a_changed_payload_file_is_named(signed):
     assert found.startswith("payload file etc/archiver.yaml was changed")
 
 
+@pytest.mark.parametrize("kind", ["fifo", "folder", "file in place of its folder"])
+def test_a_listed_file_that_is_no_longer_a_file_is_named_without_waiting(signed, kind):
+    """The check opens each listed file once (no link followed, no FIFO waited on) and
+    hashes it only if what it opened is a regular file."""
+    root, data, signature, public, _ = signed
+    (root / "app.whl").unlink()
+    if kind == "fifo":
+        os.mkfifo(root / "app.whl")   # opened for reading without O_NONBLOCK, this blocks
+    elif kind == "folder":
+        (root / "app.whl").mkdir()
+    else:
+        (root / "app.whl").write_bytes(b"wheel bytes")
+        for name in ("archiver.yaml", "units.txt"):
+            (root / "etc" / name).unlink()
+        (root / "etc").rmdir()
+        (root / "etc").write_text("not a folder\n")
+    found = problems(data, signature, public, root)
+    if kind == "file in place of its folder":
+        assert found == ["payload file etc/archiver.yaml is missing",
+                         "payload file etc/units.txt is missing"]
+    else:
+        assert found == ["payload file app.whl is missing"]
+
+
 def test_every_missing_file_is_named(signed):
     root, data, signature, public, _ = signed
     (root / "app.whl").unlink()
