@@ -61,6 +61,14 @@ def with_site_enabled(root: Path, environment: dict) -> subprocess.CompletedProc
                           capture_output=True, text=True, timeout=120)
 
 
+def assert_fails(environment: dict, reason: str) -> None:
+    """The boot check fails, saying `reason` and that no archiver service will start."""
+    done = check(environment)
+    assert done.returncode == 1
+    assert reason in done.stdout
+    assert "FIRMWARE VERIFICATION FAILED" in done.stdout
+
+
 def test_a_clean_payload_verifies(image):
     root, environment = image
     done = check(environment)
@@ -74,30 +82,21 @@ def test_a_pth_file_that_patches_the_checker_fails_the_check(image):
     evil = root / SITE / "zz-evil.pth"
     evil.write_text(PATCH_THE_CHECKER.format(library=DEBIAN_LIBRARIES))
     assert "manifest: verified" in with_site_enabled(root, environment).stdout  # it works
-    done = check(environment)
-    assert done.returncode == 1
-    assert f"{SITE}/zz-evil.pth is not in the manifest" in done.stdout
-    assert "FIRMWARE VERIFICATION FAILED" in done.stdout
+    assert_fails(environment, f"{SITE}/zz-evil.pth is not in the manifest")
 
 
 def test_a_changed_payload_file_fails_the_check(image):
     root, environment = image
     module = root / SITE / "firmware" / "compat.py"
     module.write_text(module.read_text() + "\n")
-    done = check(environment)
-    assert done.returncode == 1
-    assert f"payload file {SITE}/firmware/compat.py was changed" in done.stdout
-    assert "FIRMWARE VERIFICATION FAILED" in done.stdout
+    assert_fails(environment, f"payload file {SITE}/firmware/compat.py was changed")
 
 
 def test_a_manifest_changed_after_signing_fails_the_check(image):
     _, environment = image
     signed = Path(environment["ARCHIVER_FIRMWARE_DIR"]) / "manifest.json"
     signed.write_bytes(signed.read_bytes().replace(b'"model": 450', b'"model": 650'))
-    done = check(environment)
-    assert done.returncode == 1
-    assert "signature does not match the manifest" in done.stdout
-    assert "FIRMWARE VERIFICATION FAILED" in done.stdout
+    assert_fails(environment, "signature does not match the manifest")
 
 
 @pytest.mark.parametrize("variable", ["PYTHONPATH", "PYTHONSTARTUP", "PYTHONHOME"])
