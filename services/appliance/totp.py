@@ -11,14 +11,22 @@ early or late (clock drift, RFC 6238 section 5.2), and each step only once, neve
 before one already used (a code seen over a shoulder or in a proxy's log is spent). A
 recovery code works once in place of a code.
 
+Which codes state an account is in (in_use) has an id that never repeats: codes switched on
+get a new random one, and switching them off (remove) leaves a record of its own with
+another (a tombstone, {"confirmed": false, "state": id, "off": epoch}) instead of no record.
+So web sessions, which note the state they signed in (or proved codes) under, end at any
+change (codes on, off, on again, removed by the CLI, the account removed and made again),
+however long they made no request; NO_CODES is the state of an account that never had any.
+
 Kept node-local (never replicated, like passwords) in the store's setting
 "two_factor:NAME" = {"secret": base32, "confirmed": true (false: an enrolment an older
 tree kept while it waited for its code, which counts for nothing), "last_step": int,
 "recovery": {"salt": hex, "hashes": [hex, ...]}, "enrolled": epoch, "account": the name the
-account signs in with}. NAME is what sign_in.two_factor_name gives: a local account's name,
-or a directory entry's id for life. The TOTP secret must
-stay readable to check codes (RFC 6238 is a shared secret); recovery codes are kept only
-as salted SHA-256 hashes: they are random (60 bits), so a slow hash buys nothing.
+account signs in with, "state": the id above}; a tombstone counts as no codes. NAME is
+what sign_in.two_factor_name gives: a local account's name, or a directory entry's id for
+life. The TOTP secret must stay readable to check codes (RFC 6238 is a shared secret);
+recovery codes are kept only as salted SHA-256 hashes: they are random (60 bits), so a
+slow hash buys nothing.
 """
 from __future__ import annotations
 
@@ -43,6 +51,7 @@ DRIFT_STEPS = 1
 RECOVERY_CODES = 10
 RECOVERY_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i to misread
 RECOVERY_GROUPS, RECOVERY_GROUP_LENGTH = 3, 4
+NO_CODES = "none"  # the state of an account that never had codes (no record at all)
 _lock = threading.Lock()  # codes are spent by read-modify-write of one setting
 clock = time.time  # what "now" is for codes (tests move it on by steps)
 
@@ -58,6 +67,7 @@ class Enrolment:
     secret: str  # base32, for typing into an app by hand
     uri: str  # otpauth://totp/ISSUER:NAME?secret=...&issuer=ISSUER
     qr_svg: str  # the URI as a QR code, an <svg> element to put in a page
+    state: str = ""  # the id of the codes state confirming it brings about (in_use)
 
 
 def enrolled(archive: Archive, name: str) -> bool:
@@ -65,11 +75,32 @@ def enrolled(archive: Archive, name: str) -> bool:
     return bool(record and record.get("confirmed"))
 
 
-def in_use(archive: Archive, name: str) -> str | None:
-    """Which codes `name` uses now (codes_id), None if it uses none. Codes switched off
-    and on again are others: this changes."""
+def in_use(archive: Archive, name: str) -> str:
+    """The id of the codes state `name` is in (see above): it changes whenever codes go on
+    or off, and never comes back."""
+    return state_of(_record(archive, name))
+
+
+def current(archive: Archive, name: str) -> tuple[str, bool]:
+    """(in_use, enrolled) of one reading of the record."""
     record = _record(archive, name)
-    return codes_id(record["secret"]) if record and record.get("confirmed") else None
+    return state_of(record), bool(record and record.get("confirmed"))
+
+
+def state_of(record: dict | None) -> str:
+    """in_use for a record as read (None: there is none)."""
+    if not record:
+        return NO_CODES
+    if record.get("state"):
+        return record["state"]
+    # an older tree's records: its codes (by their secret), or an enrolment it kept
+    # unconfirmed, which counts for nothing: as no codes
+    return codes_id(record["secret"]) if record.get("confirmed") else NO_CODES
+
+
+def new_state() -> str:
+    """A fresh codes state id, never given before."""
+    return secrets.token_urlsafe(24)
 
 
 def codes_id(secret: str) -> str:
@@ -92,7 +123,7 @@ def begin(archive: Archive, name: str, issuer: str, account: str | None = None) 
         raise TwoFactorError("two-factor sign-in is already on for this account")
     secret, label = pyotp.random_base32(), account or name
     uri = pyotp.TOTP(secret).provisioning_uri(name=label, issuer_name=issuer)
-    return Enrolment(name, label, secret, uri, qr_svg(uri))
+    return Enrolment(name, label, secret, uri, qr_svg(uri), new_state())
 
 
 def confirm(archive: Archive, enrolment: Enrolment, code: str,
@@ -109,7 +140,8 @@ def confirm(archive: Archive, enrolment: Enrolment, code: str,
             raise TwoFactorError("that code is not the app's current one: check the app's "
                                  "account and the clock, and try the next code")
         codes, record["recovery"] = _recovery_codes()
-        record.update(confirmed=True, last_step=step, enrolled=time.time())
+        record.update(confirmed=True, last_step=step, enrolled=time.time(),
+                      state=enrolment.state or new_state())
         archive.store.set_setting(SETTING_PREFIX + enrolment.name, record)
     return codes
 
@@ -143,10 +175,14 @@ def new_recovery_codes(archive: Archive, name: str) -> list[str]:
     return codes
 
 
-def remove(archive: Archive, name: str) -> None:
-    """Switch codes off."""
+def remove(archive: Archive, name: str, state: str | None = None) -> str:
+    """Switch codes off (whether or not any are on): a tombstone with a new state id
+    (`state`, else a fresh one) takes the record's place; that id."""
+    state = state or new_state()
     with _lock:
-        archive.store.set_setting(SETTING_PREFIX + name, None)
+        archive.store.set_setting(SETTING_PREFIX + name,
+                                  {"confirmed": False, "state": state, "off": time.time()})
+    return state
 
 
 def qr_svg(text: str) -> str:

@@ -11,6 +11,7 @@ from services.policy import audit
 from services.appliance import totp, users
 from services.appliance.directory import AmbiguousName, Directory
 from services.appliance.sign_in import directory_user, two_factor_name
+from services.archive.archive import Archive
 from services.cli.archive import add_archive_options, open_archive
 from services.common.config import load_config
 from services.policy.audit import cli_actor
@@ -45,8 +46,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("name", help="a local account's name, or a name a directory account "
                                 "signs in with (the directory is asked which entry it is)")
     p.add_argument("--config", type=Path, default=None,
-                   help="for the directory: default $ARCHIVER_CONFIG or "
-                        "/etc/archiver/archiver.yaml")
+                   help="for the directory, and its data_dir unless --data is given: "
+                        "default $ARCHIVER_CONFIG or /etc/archiver/archiver.yaml")
 
 
 def _command(sub, name, handler, help_text) -> argparse.ArgumentParser:
@@ -122,7 +123,11 @@ def cmd_two_factor_off(args) -> int:
     by its id for life) go. The name an account had when it set its codes up is no guide:
     the directory may since have renamed it, and given the name to someone else."""
     audit.require_admin(cli_actor(), "turns two-factor codes off")
-    archive = open_archive(args)
+    if args.config is not None and args.data is None:  # the config's archive, as elsewhere
+        config = load_config(args.config)
+        archive = Archive(config.data_dir, args.model or config.model)
+    else:
+        archive = open_archive(args)
     local = args.name == users.admin_password.ADMIN_USER or users.get(archive, args.name)
     kept_as = args.name if local else _directory_codes(args)
     if not totp.status(archive, kept_as)["enrolled"]:

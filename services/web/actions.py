@@ -262,14 +262,16 @@ def begin_two_factor(config: Config, archive: Archive, user: User) -> totp.Enrol
 
 
 def confirm_two_factor(archive: Archive, user: User, enrolment: totp.Enrolment | None,
-                       code: str) -> list[str]:
-    """Switch on the codes of `enrolment` (the one the asking session began); the recovery
-    codes, to show once. TwoFactorError when it began none (or one for another account),
-    the code is wrong, or codes are on already."""
+                       code: str, client: str | None = None) -> list[str]:
+    """Switch on the codes of `enrolment` (the one the asking session began; the codes state
+    it brings about: enrolment.state); the recovery codes, to show once. `client`: the
+    address asking, for the audit log. TwoFactorError when it began none (or one for
+    another account), the code is wrong, or codes are on already."""
     if not _own_enrolment(user, enrolment):
         raise totp.TwoFactorError("no two-factor enrolment is waiting for a code: start again")
     codes = totp.confirm(archive, enrolment, code)
-    audit.record(archive.store, user.actor, "two-factor-on", name=user.name)
+    audit.record(archive.store, user.actor, "two-factor-on", name=user.name,
+                 **_client(client))
     return codes
 
 
@@ -277,17 +279,28 @@ def _own_enrolment(user: User, enrolment: totp.Enrolment | None) -> bool:
     return enrolment is not None and enrolment.name == two_factor_name(user)
 
 
-def end_two_factor(config: Config, archive: Archive, user: User, code: str) -> None:
+def end_two_factor(config: Config, archive: Archive, user: User, code: str,
+                   state: str | None = None, client: str | None = None) -> bool:
     """Switch codes off, with a current code (or a recovery code) as proof; never for an
-    account whose role requires them. WrongProof for a wrong code (callers throttle:
-    Auth.proof)."""
+    account whose role requires them. `state`: the codes state it brings about (totp.remove);
+    `client`: the address asking, for the audit log. Whether codes were on: with none on
+    (an enrolment cancelled before it was confirmed) nothing changes and nothing is
+    recorded. WrongProof for a wrong code (callers throttle: Auth.proof)."""
+    name = two_factor_name(user)
+    if not totp.enrolled(archive, name):
+        return False
     if user.role in config.two_factor.required_for:
         raise BadRequest(f"two-factor sign-in is required for {user.role}s here")
-    name = two_factor_name(user)
-    if totp.enrolled(archive, name) and totp.verify(archive, name, code) is None:
+    if totp.verify(archive, name, code) is None:
         raise WrongProof("wrong or already used code: two-factor sign-in stays on")
-    totp.remove(archive, name)
-    audit.record(archive.store, user.actor, "two-factor-off", name=user.name)
+    totp.remove(archive, name, state)
+    audit.record(archive.store, user.actor, "two-factor-off", name=user.name,
+                 **_client(client))
+    return True
+
+
+def _client(address: str | None) -> dict:
+    return {} if address is None else {"client": address}
 
 
 def renew_recovery_codes(archive: Archive, user: User, code: str) -> list[str]:

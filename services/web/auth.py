@@ -6,10 +6,12 @@ token. An API client logs in the same way (POST /api/session) and sends the toke
 X-CSRF-Token, or sends HTTP Basic credentials with each request.
 
 Sessions live in this process's memory: a restart of the web service logs everyone out,
-and a password change ends the sessions opened before it. A session of an account that
-uses two-factor codes is honoured only if it proved those codes: signed in with one, or
-switched them on; so switching codes on ends the account's other sessions, and codes
-switched off and on again end those of the old ones.
+and a password change ends the sessions opened before it. A session notes the state of
+its account's two-factor codes it signed in under (totp.in_use: an id that never repeats;
+with codes on, the session signed in with one) and is honoured only in that state, or in
+the one it brings about itself (switching codes on or off). So any change of the codes
+(on, off, on again; by the web or `archiver user two-factor-off` in another process; the
+account removed and made again) ends the account's other sessions for good.
 
 Who a name and password are is services.appliance.sign_in's to say (local accounts, then
 the company directory). An account with two-factor codes (services.appliance.totp), local
@@ -212,9 +214,12 @@ class Session:
     token: str
     user: str
     stamp: str  # the user's credential stamp when it was opened
-    # totp.codes_id of the two-factor codes it proved (signed in with one, or switched them
-    # on); None: it proved none
+    # totp.in_use: the state of the account's two-factor codes it signed in (with a code,
+    # when on) or switched codes on or off under; the only state it is honoured in
     codes: str | None = None
+    # the state it is bringing about itself (switching codes on or off), honoured too
+    # until that is done
+    next_codes: str | None = None
     enrolment: totp.Enrolment | None = None  # codes it began to set up, not yet on
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     created: float = field(default_factory=time.time)
@@ -290,10 +295,13 @@ class Auth:
         self.failed_logins = 0  # for /metrics
 
     async def login(self, request: web.Request, name: str, password: str, via: str,
-                    code: str | None = None) -> tuple[User, str | None]:
-        """(the user, the codes it proved: Session.codes), or LoginFailed (DirectoryDown;
-        SecondFactorNeeded when the account needs a `code` and none was given) / Throttled;
-        every outcome but Throttled and SecondFactorNeeded is audited."""
+                    code: str | None = None) -> tuple[User, str]:
+        """(the user, the state of its codes it signed in under: Session.codes), or
+        LoginFailed (DirectoryDown; SecondFactorNeeded when the account needs a `code` and
+        none was given) / Throttled; every outcome but Throttled and the form's
+        SecondFactorNeeded (its code step follows) is audited: over the API (no "code", or
+        HTTP Basic) the right password without a code is a failed login ("no two-factor
+        code"), counted as a wrong one is."""
         address = client_address(request)
         self.throttle.begin(name, address)
         try:
@@ -308,12 +316,16 @@ class Auth:
         if user is None:
             await self._failed(name, address, via)
             raise LoginFailed("wrong name or password")
-        if await asyncio.to_thread(self.uses_codes, user):
-            if code is None:
-                raise SecondFactorNeeded(user)  # the attempt stays counted as failed
+        # read before it is decided: codes changed since end the session (Auth._honoured)
+        codes, on = await asyncio.to_thread(totp.current, self.archive, two_factor_name(user))
+        if on:
+            if code is None:  # the attempt stays counted as failed in the throttle
+                if via != "form":  # the form asks for the code next; the API cannot
+                    await self._failed(name, address, via, reason="no two-factor code")
+                raise SecondFactorNeeded(user)
             second_factor, codes = await self._check_code(user, code, address, via)
         else:
-            second_factor = codes = None
+            second_factor = None
         self.throttle.succeeded(name, address)
         if via != "basic":  # Basic credentials come with every request: not a login each
             await self._audit(user.actor, "login", address, via, second_factor=second_factor,
@@ -350,10 +362,6 @@ class Auth:
         await self._audit(user.actor, "login", address, "form", second_factor=second_factor)
         return user, codes
 
-    def uses_codes(self, user: User) -> bool:
-        """Whether `user` signs in with a two-factor code (accounts that enrolled)."""
-        return totp.enrolled(self.archive, two_factor_name(user))
-
     def must_enrol(self, user: User) -> bool:
         """Whether `user` must set up two-factor codes before anything else (blocks)."""
         return (user.role in self.two_factor_roles
@@ -361,8 +369,8 @@ class Auth:
 
     async def _check_code(self, user: User, code: str, address: str, via: str
                           ) -> tuple[str, str]:
-        """(how `code` signed in: totp.verify, the codes it proved: Session.codes), or
-        LoginFailed."""
+        """(how `code` signed in: totp.verify, the state of the codes it proved, read before:
+        Session.codes), or LoginFailed."""
         name = two_factor_name(user)
         codes = await asyncio.to_thread(totp.in_use, self.archive, name)
         method = await asyncio.to_thread(totp.verify, self.archive, name, code)
@@ -429,14 +437,14 @@ class Auth:
 
     def _honoured(self, session: Session) -> User | None:
         """The user `session` is, None when it may no longer be honoured: removed, given a
-        new password, no longer allowed by the directory (sign_in.current), or using
-        two-factor codes the session did not prove (switched on since it signed in).
-        Raises DirectoryBusy."""
+        new password, no longer allowed by the directory (sign_in.current), or its
+        two-factor codes changed (on, off, on again) since it signed in, other than by
+        itself (Session.codes, Session.next_codes). Raises DirectoryBusy."""
         user = self.sign_in.current(session.user, session.stamp)
         if user is None:
             return None
         codes = totp.in_use(self.archive, two_factor_name(user))
-        return user if codes is None or codes == session.codes else None
+        return user if codes in (session.codes, session.next_codes) else None
 
     def _end_refused_sessions(self, name: str) -> None:
         """The directory refused `name` (removed, disabled, expired, locked out): every

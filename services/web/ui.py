@@ -18,7 +18,7 @@ from services.policy import audit
 from services.archive import dates
 from services.appliance import totp
 from services.appliance.sign_in import is_directory_user
-from services.web.auth import DirectoryDown, SecondFactorNeeded
+from services.web.auth import DirectoryDown, SecondFactorNeeded, client_address
 from services.appliance.users import User
 from services.web import actions, formatting
 from services.web.api import ADMIN, EVERYONE, STAFF, download_attachment, download_raw
@@ -354,15 +354,19 @@ async def begin_two_factor(request: web.Request, user: User):
 
 @page("POST", "/account/two-factor/confirm")
 async def confirm_two_factor(request: web.Request, user: User) -> web.Response:
-    """Codes on: this session proved them (Session.codes, set before they are on, so that
-    none of its requests meanwhile is ended), the account's other sessions end."""
-    session = request["identity"].session
+    """Codes on: this session takes their state (Session.next_codes while they go on, so that
+    none of its requests meanwhile is ended; Session.codes once they are), the account's
+    other sessions end."""
+    session, client = request["identity"].session, client_address(request)
 
     def confirm(archive, user: User, code: str) -> list[str]:
         enrolment = session.enrolment
-        if enrolment is not None:
-            session.codes = totp.codes_id(enrolment.secret)
-        codes = actions.confirm_two_factor(archive, user, enrolment, code)
+        session.next_codes = enrolment.state if enrolment is not None else None
+        try:
+            codes = actions.confirm_two_factor(archive, user, enrolment, code, client)
+            session.codes = enrolment.state
+        finally:
+            session.next_codes = None
         session.enrolment = None
         return codes
     return await _recovery_codes(request, user, confirm, first=True)
@@ -389,10 +393,27 @@ async def _recovery_codes(request: web.Request, user: User, action, first: bool
 
 @page("POST", "/account/two-factor/off")
 async def end_two_factor(request: web.Request, user: User):
-    request["identity"].session.enrolment = None  # also "Cancel" for one begun
-    await _act(request, "/account", "Two-factor sign-in is off.",
-               _proof(request, actions.end_two_factor), *_context(request), user,
-               _field(request, "code"))
+    """Codes off: this session takes the new state (as confirm_two_factor), the account's
+    other sessions end. Also "Cancel" for an enrolment begun: nothing was on, nothing
+    changes but that."""
+    session = request["identity"].session
+    session.enrolment = None
+    _, archive = _context(request)
+    state = totp.new_state()
+    session.next_codes = state
+    try:
+        switched = await _proof(request, actions.end_two_factor)(
+            request.app["config"], archive, user, _field(request, "code"), state,
+            client_address(request))
+        if switched:
+            session.codes = state
+        session.flash = ("done", "Two-factor sign-in is off." if switched
+                         else "Setting up two-factor sign-in was cancelled.")
+    except (ArchiverError, ValueError) as exc:
+        session.flash = ("error", message_of(exc))
+    finally:
+        session.next_codes = None
+    raise web.HTTPSeeOther("/account")
 
 
 @page("POST", "/account/password")

@@ -6,6 +6,7 @@ the browser's sign-in with a real clock is in test_browser_two_factor.py."""
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import subprocess
 
@@ -175,7 +176,7 @@ def test_switching_codes_on_ends_the_account_s_other_sessions(site, clock, accou
 def test_codes_switched_off_and_on_again_end_the_sessions_of_the_old_codes(site, clock,
                                                                            account):
     """A session that signed in with codes since switched off is no session of the new ones:
-    setting up new codes (in another session) ends it too."""
+    switching them off (in another session) ends it, and it stays ended."""
     old_secret, _ = enrol(site, clock, signed_in(site, account))
     with_old = signed_in_with(site, account, pyotp.TOTP(old_secret).at(clock.now))
     clock.step()
@@ -184,9 +185,97 @@ def test_codes_switched_off_and_on_again_end_the_sessions_of_the_old_codes(site,
     off = account_form(renewing, "/account/two-factor/off",
                        code=pyotp.TOTP(old_secret).at(clock.now))
     assert off.status == 303 and not totp.enrolled(site.archive, account)
-    assert with_old.get("/search").status == 200  # codes off ends no session
+    assert "Two-factor sign-in is off." in renewing.get("/account").body.decode()
+    assert with_old.get("/search").status == 303  # codes off ends the other sessions
     enrol(site, clock, renewing)
     assert with_old.get("/search").status == 303 and renewing.get("/search").status == 200
+
+
+def idle_session(site, name: str) -> Client:
+    """A session that signed in with the password alone and now makes no request: its
+    cookie, as a thief who took it (or a browser left signed in elsewhere) keeps it."""
+    client = signed_in(site, name)
+    assert client.get("/search").status == 200
+    return client
+
+
+def test_a_session_from_before_codes_never_comes_back(site, clock, account):
+    """A password-only session that made no request while codes were on is not honoured
+    again when they go off (nor when codes go on again), so it cannot set up codes of its
+    own and lock the owner out; the session that switched them off goes on."""
+    dormant = idle_session(site, account)
+    owner = signed_in(site, account)
+    secret, _ = enrol(site, clock, owner)
+    off = account_form(owner, "/account/two-factor/off", code=pyotp.TOTP(secret).at(clock.now))
+    assert off.status == 303 and not totp.enrolled(site.archive, account)
+    assert owner.get("/search").status == 200
+    refused = dormant.get("/account")
+    assert refused.status == 303 and refused.headers["Location"].startswith("/login")
+    assert dormant.request("POST", "/account/two-factor/begin", form={}).status in (303, 403)
+    assert not totp.enrolled(site.archive, account)
+    enrol(site, clock, owner)
+    assert dormant.get("/search").status == 303 and owner.get("/search").status == 200
+
+
+def test_a_session_refused_once_is_never_honoured_again(site, clock, account):
+    """Refused while codes are on (it signed in without one), a session stays ended after
+    they go off: the refusal is not undone by the codes state it was refused in ending."""
+    dormant = idle_session(site, account)
+    api = Client(site.url)
+    assert api.log_in(account).status == 200
+    owner = signed_in(site, account)
+    secret, _ = enrol(site, clock, owner)
+    assert dormant.get("/search").status == 303 and api.get("/api/session").status == 401
+    account_form(owner, "/account/two-factor/off", code=pyotp.TOTP(secret).at(clock.now))
+    assert dormant.get("/search").status == 303 and api.get("/api/session").status == 401
+    assert owner.get("/api/session").json()["name"] == account
+
+
+def test_switching_codes_off_ends_the_account_s_other_sessions(site, clock, account):
+    """Sessions that signed in with a code end when codes go off (in another session):
+    what a code proved is no longer what the account asks for."""
+    secret, _ = enrol(site, clock, signed_in(site, account))
+    with_code = signed_in_with(site, account, pyotp.TOTP(secret).at(clock.now))
+    clock.step()
+    api = Client(site.url)
+    assert api.request("POST", "/api/session", {"name": account, "password": PASSWORD,
+                       "code": pyotp.TOTP(secret).at(clock.now)}).status == 200
+    clock.step()
+    switching = signed_in_with(site, account, pyotp.TOTP(secret).at(clock.now))
+    clock.step()
+    account_form(switching, "/account/two-factor/off", code=pyotp.TOTP(secret).at(clock.now))
+    assert with_code.get("/search").status == 303 and api.get("/api/session").status == 401
+    assert switching.get("/search").status == 200
+    assert signed_in(site, account).get("/search").status == 200  # password alone again
+
+
+def test_cancelling_an_enrolment_switches_nothing_off_and_records_nothing(site, clock,
+                                                                        account):
+    """"Cancel" while codes are being set up posts to .../off: nothing was on, so nothing is
+    recorded, and no session ends (none changed state)."""
+    other = idle_session(site, account)
+    client = signed_in(site, account)
+    assert account_form(client, "/account/two-factor/begin").status == 303
+    before = len(audit.entries(site.archive.store))
+    assert account_form(client, "/account/two-factor/off").status == 303
+    assert [e["action"] for e in audit.entries(site.archive.store)[before:]
+            if e["who"] == account] == []
+    assert "cancelled" in client.get("/account").body.decode()
+    assert shown_secret(client) is None and not totp.enrolled(site.archive, account)
+    assert other.get("/search").status == 200 and client.get("/search").status == 200
+
+
+def test_switching_codes_on_and_off_is_recorded_with_the_client_address(site, clock, account):
+    client = signed_in(site, account)
+    secret, _ = enrol(site, clock, client)
+    account_form(client, "/account/two-factor/off", code=pyotp.TOTP(secret).at(clock.now))
+    recorded = [e for e in audit.entries(site.archive.store) if e["who"] == account
+                and e["action"] in ("two-factor-on", "two-factor-off")]
+    assert [e["action"] for e in recorded] == ["two-factor-on", "two-factor-off"]
+    login = [e for e in audit.entries(site.archive.store)
+             if e["who"] == account and e["action"] == "login"][-1]
+    assert login["details"]["client"] == "127.0.0.1"
+    assert all(e["details"]["client"] == "127.0.0.1" for e in recorded), recorded
 
 
 # -- signing in with a code ----------------------------------------------------------------
@@ -226,6 +315,26 @@ def test_the_api_takes_the_code_with_the_password_and_each_code_once(site, clock
     assert again.status == 401 and "already used" in again.json()["error"]
     basic = Client(site.url, basic=(account, PASSWORD)).get("/api/session")
     assert basic.status == 401 and "HTTP Basic cannot carry one" in basic.json()["error"]
+
+
+def test_the_right_password_without_a_code_is_recorded_as_a_failed_login(site, clock,
+                                                                          account):
+    """Over the API (no "code", or HTTP Basic) the right password of an account with codes
+    is a failed login, recorded as a wrong password is: its owner sees it is known. The
+    login form's first step is no failure: the code step follows."""
+    enrol(site, clock, signed_in(site, account))
+    before = len(audit.entries(site.archive.store))
+    failed_before = site.app["auth"].failed_logins
+    assert Client(site.url).log_in(account).status == 401
+    assert Client(site.url, basic=(account, PASSWORD)).get("/api/session").status == 401
+    _, step = form_login(site, account)
+    assert b'action="/login/code"' in step.body
+    recorded = [(e["action"], e["details"].get("via"), e["details"].get("reason"),
+                 e["details"].get("client"))
+                for e in audit.entries(site.archive.store)[before:] if e["who"] == account]
+    assert recorded == [("login-failed", "api", "no two-factor code", "127.0.0.1"),
+                        ("login-failed", "basic", "no two-factor code", "127.0.0.1")]
+    assert site.app["auth"].failed_logins == failed_before + 2
 
 
 def test_a_recovery_code_signs_in_once(site, clock, account):
@@ -350,12 +459,44 @@ def test_admins_must_enrol_before_anything_else_when_the_setting_says_so(site, c
 
 
 def test_the_cli_switches_an_accounts_codes_off(site, clock, account):
-    enrol(site, clock, signed_in(site, account))
+    """From another process than the web service's, as a lost phone's remedy: the
+    account's web sessions end, those that signed in with a code (the phone's thief) and
+    those from before codes went on, and stay ended."""
+    dormant = idle_session(site, account)
+    secret, _ = enrol(site, clock, signed_in(site, account))
+    thief = signed_in_with(site, account, pyotp.TOTP(secret).at(clock.now))
+    assert thief.get("/search").status == 200
     site.archive.store.env.sync()
     done = subprocess.run([ARCHIVER, "user", "two-factor-off", account, "--data", site.data],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert not totp.enrolled(site.archive, account)
+    assert thief.get("/account").status == 303 and dormant.get("/account").status == 303
+    assert account_form(signed_in(site, account), "/account/two-factor/begin").status == 303
     again = subprocess.run([ARCHIVER, "user", "two-factor-off", account, "--data", site.data],
                            capture_output=True, text=True, timeout=120)
     assert again.returncode != 0 and "has no two-factor codes" in again.stderr
+
+
+def test_the_cli_acts_on_the_archive_its_config_names(site, clock, account, tmp_path):
+    """`two-factor-off NAME --config FILE` opens the config's data_dir (not $ARCHIVER_DATA
+    or /var/lib/archiver, where it made an empty archive); --data still wins."""
+    enrol(site, clock, signed_in(site, account))
+    site.archive.store.env.sync()
+    config_file = tmp_path / "archiver.yaml"
+    config_file.write_text(f"data_dir: {site.data}\nmodel: 450\n")
+    default = tmp_path / "default-data"
+    default.mkdir()
+    environment = {**os.environ, "ARCHIVER_DATA": str(default)}
+    done = subprocess.run([ARCHIVER, "user", "two-factor-off", account, "--config",
+                           str(config_file)], capture_output=True, text=True, timeout=120,
+                          env=environment)
+    assert done.returncode == 0, done.stderr
+    assert not totp.enrolled(site.archive, account)
+    assert list(default.iterdir()) == []
+    wrong = tmp_path / "elsewhere"
+    again = subprocess.run([ARCHIVER, "user", "two-factor-off", account, "--config",
+                            str(config_file), "--data", str(wrong)], capture_output=True,
+                           text=True, timeout=120, env=environment)
+    assert again.returncode != 0 and "no user named" in again.stderr  # not in that archive
+    assert (wrong / "store").exists() and list(default.iterdir()) == []

@@ -90,7 +90,8 @@ def test_enrolment_needs_a_right_first_code(archive):
     assert archive.store.setting(totp.SETTING_PREFIX + "alice") is None  # the caller's alone
     with pytest.raises(TwoFactorError, match="not the app's current one"):
         totp.confirm(archive, enrolment, "000000", now=0)
-    assert not totp.enrolled(archive, "alice") and totp.in_use(archive, "alice") is None
+    assert not totp.enrolled(archive, "alice")
+    assert totp.in_use(archive, "alice") == totp.NO_CODES  # nothing kept: never had codes
     assert totp.verify(archive, "alice", "000000", now=0) is None  # pending is not on
     enrol(archive)
     with pytest.raises(TwoFactorError, match="already on"):
@@ -112,13 +113,51 @@ def test_codes_switched_off_and_on_again_are_others(archive):
     totp.remove(archive, "alice")
     totp.confirm(archive, new := totp.begin(archive, "alice", "Archiver"),
                  code_at(new.secret, 1001 * 30), now=1001 * 30)  # a new secret: new codes
-    assert None is not totp.in_use(archive, "alice") != before
+    assert totp.in_use(archive, "alice") not in (before, totp.NO_CODES)
+
+
+def test_every_change_of_codes_is_a_state_never_seen_before(archive):
+    """On, off, on again, off by the account's removal, made again: each state its own id,
+    none of them an earlier one's or NO_CODES (a session noted under one ends at the next);
+    an off state (a tombstone) is no codes to enrolled(), status() and verify()."""
+    users.add(archive, "alice", "auditor", [], "a good password")
+    seen = [totp.in_use(archive, "alice")]
+    assert seen == [totp.NO_CODES] and totp.current(archive, "alice") == (totp.NO_CODES, False)
+    for at in (1000, 1010):
+        enrol(archive, at=at * 30)
+        seen.append(totp.in_use(archive, "alice"))
+        assert totp.current(archive, "alice") == (seen[-1], True)
+        off = totp.remove(archive, "alice")
+        assert totp.in_use(archive, "alice") == off
+        seen.append(off)
+        assert not totp.enrolled(archive, "alice")
+        assert totp.status(archive, "alice") == {"enrolled": False, "recovery_codes_left": 0}
+        assert totp.verify(archive, "alice", code_at(RFC_SECRET, at * 30 + 30),
+                           now=at * 30 + 30) is None
+        with pytest.raises(TwoFactorError, match="not on"):
+            totp.new_recovery_codes(archive, "alice")
+    totp.verify(archive, "alice", "000000")  # a code tried changes no state
+    users.remove(archive, "alice")
+    seen.append(totp.in_use(archive, "alice"))
+    users.add(archive, "alice", "auditor", [], "a good password")
+    assert totp.in_use(archive, "alice") == seen[-1]  # made again: the removal's state
+    assert len(set(seen)) == len(seen) == 6, seen
+
+
+def test_codes_an_older_tree_switched_on_keep_one_state(archive):
+    """A record without a state (an older tree's) is in one state while it stays."""
+    archive.store.set_setting(totp.SETTING_PREFIX + "alice", {
+        "secret": RFC_SECRET, "confirmed": True, "last_step": -1, "account": "alice"})
+    first = totp.in_use(archive, "alice")
+    assert totp.verify(archive, "alice", code_at(RFC_SECRET, 90), now=90) == "totp"
+    assert totp.in_use(archive, "alice") == first != totp.NO_CODES
 
 
 def test_an_enrolment_an_older_tree_kept_counts_for_nothing(archive):
     archive.store.set_setting(totp.SETTING_PREFIX + "alice", {
         "secret": RFC_SECRET, "confirmed": False, "last_step": -1, "account": "alice"})
     assert not totp.enrolled(archive, "alice")
+    assert totp.in_use(archive, "alice") == totp.NO_CODES
     assert totp.verify(archive, "alice", code_at(RFC_SECRET, 90), now=90) is None
     enrol(archive, at=120)
     assert totp.enrolled(archive, "alice")
