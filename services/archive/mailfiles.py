@@ -35,15 +35,18 @@ failed, with the reason, and nothing of it is read.
 
 Limits (issue: nothing read can stop the import): a message, file or zip member over
 `max_bytes` (the model's smtp.max_message_mb) is an item that failed, never read whole;
-a zip member that claims to expand more than MAX_COMPRESSION_RATIO times is refused
-unread; zips nest at most MAX_ZIP_DEPTH deep. Member sizes are the zip's own, and
-zipfile never returns more bytes than a member declares (its CRC check fails instead).
-The ratio applies to every member alike, mbox or not: it is what bounds the work a small
-zip can cost (each member is inflated twice, counted and read), a bomb may begin with a
-From_ line as well as an mbox, and deflate itself stops near 1032:1, so a cap high enough
-for a genuine mbox of near-identical mail (cron reports reach 150:1 and more) would be no
-cap. Such an mbox is refused whole, the reason saying to unzip it and import the folder
-(on disk its size is plain, and an mbox is read a message at a time).
+zips nest at most MAX_ZIP_DEPTH deep. Member sizes are the zip's own, and zipfile never
+returns more bytes than a member declares (its CRC check fails instead), so what a zip
+expands to is known before a member is opened. What bounds the work a small zip can cost
+(each member is inflated twice, counted and read) is a budget: a zip given to import, the
+zips inside it included, expands to at most MAX_EXPANSION times its own size plus one
+message. Deflate itself stops near 1032:1, so no zip of deflated members one level deep
+ever runs out of it, however compressible the mail (the appliance's own export of cron
+reports, one mbox of near-identical mail or one 5 MB log: export and import move mail
+between appliances); what does is amplification past deflate's: zips nested to multiply
+it, or bzip2 and LZMA members. Past the budget, members are refused unread ("a zip bomb?")
+and the rest of the zip with them. A one-message member over `max_bytes` that expands more
+than MAX_COMPRESSION_RATIO times says so too.
 """
 from __future__ import annotations
 
@@ -66,8 +69,8 @@ from services.common.atomic_file import atomic_output
 MiB = 1024 * 1024
 DEFAULT_MAX_BYTES = 100 * MiB  # the largest max_message_mb of models.yaml
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with members, an empty zip
-MAX_COMPRESSION_RATIO = 100  # mail deflates 3-10x; deflate's own ceiling is ~1032x
-RATIO_CHECKED_FROM = 1 * MiB  # smaller members cannot hurt, whatever their ratio
+MAX_COMPRESSION_RATIO = 100  # mail deflates 3-10x: a message over the limit past this is a bomb
+MAX_EXPANSION = 1100  # deflate's own ceiling is ~1032x: past it, amplification is contrived
 MAX_ZIP_DEPTH = 2  # a zip in a zip is read (a Takeout export zipped again); no deeper
 SNIFF_BYTES = mbox.SNIFF_BYTES  # a byte order mark and blank lines, then a From_ line
 # A header field: its name, then ":" (RFC 5322; obsolete syntax allows blanks before it).
@@ -175,15 +178,16 @@ def _skipped_by_content(found: Found | ZipFound, stream: BinaryIO, size: int | N
 
 
 def _read_stream(stream: BinaryIO, label: str, max_bytes: int, depth: int,
-                 size: int | None = None, kind: str | None = None) -> Iterator[MailItem]:
+                 size: int | None = None, kind: str | None = None,
+                 budget: "_Expansion | None" = None) -> Iterator[MailItem]:
     """The messages in a file or a zip member, told apart by content (`kind`, if sniffed
-    already), never by name."""
+    already), never by name; `budget`: the enclosing zip's, for a member."""
     kind = kind or _sniff(stream)
     if kind == "zip" and size is not None and size > max_bytes:
         # A zip inside a zip is read by seeking, which re-inflates the member each time.
         yield MailItem(label, error=f"a zip inside a zip, {too_large(size, max_bytes)}")
     elif kind == "zip":
-        yield from _read_zip(stream, label, max_bytes, depth)
+        yield from _read_zip(stream, label, max_bytes, depth, budget)
     elif kind == "mbox":
         yield from _read_mbox(stream, label, max_bytes)
     else:
@@ -203,13 +207,14 @@ def _count_found(found: Found, mbox_ends: mbox.Ends, max_bytes: int) -> int:
 
 
 def _count_stream(stream: BinaryIO, depth: int, max_bytes: int, size: int | None = None,
-                  kind: str | None = None) -> int:
-    """How many items _read_stream gives for the same stream (and `size`, `max_bytes`)."""
+                  kind: str | None = None, budget: "_Expansion | None" = None) -> int:
+    """How many items _read_stream gives for the same stream (and `size`, `max_bytes`,
+    a budget in the same state)."""
     kind = kind or _sniff(stream)
     if kind == "mbox":
         return mbox.count_entries(stream)
     if kind == "zip" and (size is None or size <= max_bytes) and depth <= MAX_ZIP_DEPTH:
-        return _count_zip(stream, depth, max_bytes)
+        return _count_zip(stream, depth, max_bytes, budget)
     return 1
 
 
@@ -314,14 +319,24 @@ def _read_mbox(stream: BinaryIO, label: str, max_bytes: int, end: int | None = N
 
 # --- zip ----------------------------------------------------------------------------------
 
-def _read_zip(stream: BinaryIO, label: str, max_bytes: int, depth: int) -> Iterator[MailItem]:
+class _Expansion:
+    """What a zip given to import, with the zips inside it, may still expand to (bytes)."""
+
+    def __init__(self, stream: BinaryIO, max_bytes: int):
+        self.left = max_bytes + MAX_EXPANSION * stream.seek(0, io.SEEK_END)
+        stream.seek(0)
+
+
+def _read_zip(stream: BinaryIO, label: str, max_bytes: int, depth: int,
+              budget: _Expansion | None = None) -> Iterator[MailItem]:
     """The zip read as the same tree unpacked would be (mailtree.walk_zip): each member
     that may hold mail is read like a file (a .eml member or a Maildir entry as one
     message): an export's .eml files, Google Takeout's mbox, a zipped Maildir; members too
-    large or too compressed are refused unread."""
+    large or past the zip's budget are refused unread."""
     if depth > MAX_ZIP_DEPTH:
         yield MailItem(label, error=f"a zip nested more than {MAX_ZIP_DEPTH} deep: not read")
         return
+    budget = budget or _Expansion(stream, max_bytes)
     try:
         archive = zipfile.ZipFile(stream)
     except ZIP_MEMBER_ERRORS as exc:
@@ -333,7 +348,7 @@ def _read_zip(stream: BinaryIO, label: str, max_bytes: int, depth: int) -> Itera
             if member is None or found.error:
                 yield MailItem(member_label, error=found.error, skipped=found.skipped)
                 continue
-            refusal = _member_refusal(member, found.single_message, max_bytes)
+            refusal = _member_refusal(member, found.single_message, max_bytes, budget)
             if refusal:
                 yield MailItem(member_label, error=refusal)
                 continue
@@ -346,41 +361,51 @@ def _read_zip(stream: BinaryIO, label: str, max_bytes: int, depth: int) -> Itera
                                               member.file_size)
                     else:
                         yield from _read_stream(member_stream, member_label, max_bytes,
-                                                depth + 1, member.file_size)
+                                                depth + 1, member.file_size, budget=budget)
             except ZIP_MEMBER_ERRORS as exc:
                 yield MailItem(member_label, error=f"cannot read zip member: {exc}")
 
 
-def _member_refusal(member: zipfile.ZipInfo, single_message: bool, max_bytes: int
-                    ) -> str | None:
-    """Why a member is not even opened: it expands past the limit, or absurdly."""
-    if member.file_size >= RATIO_CHECKED_FROM and \
-            member.file_size > MAX_COMPRESSION_RATIO * max(member.compress_size, 1):
-        return (f"expands {member.compress_size} bytes to {member.file_size}, more than "
-                f"{MAX_COMPRESSION_RATIO} times (a zip bomb?): not read; if it is mail (an "
-                "mbox of many near-identical messages), unzip it and import the folder")
-    if member.file_size > max_bytes and single_message:
-        return too_large(member.file_size, max_bytes)
+def _member_refusal(member: zipfile.ZipInfo, single_message: bool, max_bytes: int,
+                    budget: _Expansion) -> str | None:
+    """Why a member is not even opened: it is one message over the limit, or it expands
+    the zip past its budget; a member that is opened is spent from the budget."""
+    size = member.file_size
+    if single_message and size > max_bytes:
+        if size > MAX_COMPRESSION_RATIO * max(member.compress_size, 1):
+            return (f"expands {member.compress_size} bytes to {size}, more than "
+                    f"{MAX_COMPRESSION_RATIO} times (a zip bomb?): not read")
+        return too_large(size, max_bytes)
+    if size > budget.left:
+        return (f"expands to {size} bytes, past what this zip may expand to in all ({MAX_EXPANSION} "
+                "times its size and one message, zips inside it included; a zip bomb?): not read")
+    budget.left -= size
     return None
 
 
-def _count_zip(stream: BinaryIO, depth: int, max_bytes: int) -> int:
+def _count_zip(stream: BinaryIO, depth: int, max_bytes: int,
+               budget: _Expansion | None = None) -> int:
     try:
+        budget = budget or _Expansion(stream, max_bytes)
         with zipfile.ZipFile(stream) as archive:
-            return sum(_count_zip_member(archive, found, depth, max_bytes)
+            return sum(_count_zip_member(archive, found, depth, max_bytes, budget)
                        for found in walk_zip(archive.infolist()))
     except ZIP_MEMBER_ERRORS:
         return 1
 
 
 def _count_zip_member(archive: zipfile.ZipFile, found: ZipFound, depth: int,
-                      max_bytes: int) -> int:
-    if found.member is None or found.error or found.single_message or \
-            _member_refusal(found.member, found.single_message, max_bytes):
+                      max_bytes: int, budget: _Expansion) -> int:
+    if found.member is None or found.error:
+        return 1
+    # spent as _read_zip spends it, one-message members included
+    if _member_refusal(found.member, found.single_message, max_bytes, budget) or \
+            found.single_message:
         return 1
     try:
         with archive.open(found.member) as member_stream:
-            return _count_stream(member_stream, depth + 1, max_bytes, found.member.file_size)
+            return _count_stream(member_stream, depth + 1, max_bytes, found.member.file_size,
+                                 budget=budget)
     except ZIP_MEMBER_ERRORS:
         return 1
 

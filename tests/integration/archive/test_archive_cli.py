@@ -274,3 +274,24 @@ def test_sigkill_of_the_indexer_at_any_point_indexes_everything_exactly_once(arc
     import xapian
     database = xapian.Database(str(data / "index"))
     assert all(database.get_termfreq("Q" + d) == 1 for d in digests_of(archiver, data, "sender0"))
+
+
+@pytest.mark.parametrize("fmt", ["zip", "mbox"])
+def test_an_export_of_very_compressible_mail_imports_back(archiver, tmp_path, fmt):
+    """Moving mail between appliances: logs of 1 to 5 MB of one repeated line and 300 cron
+    mails were refused by import as "a zip bomb?" (a member over 100:1), the mbox whole."""
+    source, target, folder = tmp_path / "a", tmp_path / "b", tmp_path / "emls"
+    folder.mkdir()
+    for megabytes in (1, 3, 5):
+        (folder / f"log{megabytes}.eml").write_bytes(
+            f"From: cron@example.com\nSubject: log {megabytes}\n\n".encode()
+            + b"job ok: nothing to do\n" * (megabytes * 1024 * 1024 // 22))
+    for n in range(300):
+        (folder / f"cron{n}.eml").write_bytes(
+            f"From: cron@example.com\nSubject: cron {n}\n\nnothing to do\n".encode())
+    archiver("import", "--data", source, "--json", folder, check=0)
+    out = tmp_path / f"export-{fmt}.zip"
+    archiver("export", "", "--format", fmt, "-o", out, "--data", source, check=0)
+    done = archiver("import", "--data", target, "--json", out, check=0)
+    assert (json.loads(done.stdout)["imported"], json.loads(done.stdout)["failed"]) == (303, 0)
+    assert digests_of(archiver, target) == digests_of(archiver, source)
