@@ -11,11 +11,15 @@ is opened with O_NOFOLLOW, and the path the kernel opened (/proc/self/fd) must l
 the tree, so swapping a directory for a symlink during the walk leads nowhere either.
 
 What is mail: a directory with cur/ and new/ is a Maildir; its messages are the files in
-cur/ and new/ (tmp/ holds deliveries in progress, names starting with "." are not
-messages), and its subdirectories are searched for more Maildirs (Maildir++ ".Sent",
-Dovecot's fs layout) while loose files there (dovecot.index, subscriptions) are skipped;
-there, a folder with cur/ or new/ is a Maildir (the other, empty, lost in a copy: git and
-some zip tools drop empty folders), as its mail would be read nowhere else.
+cur/ and new/ (names starting with "." are not messages), and its subdirectories are
+searched for more Maildirs (Maildir++ ".Sent", Dovecot's fs layout); there, a folder with
+cur/ or new/ is a Maildir (the other, empty, lost in a copy: git and some zip tools drop
+empty folders), as its mail would be read nowhere else. Nothing else inside a Maildir is
+read, but only its servers' housekeeping (dovecot.index*, dovecot-uidlist, subscriptions,
+Courier's courierimap*: MAILDIR_HOUSEKEEPING) is left out unlisted: a tmp/ holding
+anything (deliveries in progress, or abandoned) is listed once as skipped, and so is each
+other file (an Archive.eml or old.mbox put there by hand), symlink and hidden entry, so an
+operator sees what was not imported and can name it.
 In any other directory every regular file is mail, and hidden entries (.git, .DS_Store)
 are listed as skipped, not read (so is a hidden folder that cannot be listed: another
 user's ~/.gnupg), unless a hidden folder is a Maildir folder, with cur/ or new/ (".Sent"
@@ -58,6 +62,7 @@ import enum
 import errno
 import heapq
 import os
+import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,6 +95,13 @@ LISTINGS = 4
 # Parts of a zip member's name, at most (a name may hold 30,000: one member so deep would
 # make its walk hold some 30,000 paths of up to 64 KB each).
 ZIP_NAME_PARTS = 256
+# Files and folders Maildir servers keep beside cur/ and new/ (Dovecot's indexes and lists,
+# Courier's and the Maildir++ quota's): never mail, left out unlisted.
+MAILDIR_HOUSEKEEPING = re.compile(r"dovecot[.-].*|subscriptions|maildirfolder|maildirsize|"
+                                  r"courierimap.*|courierpop3dsizelist")
+MAILDIR_TMP = ("a Maildir's tmp/ (deliveries in progress, or abandoned): not read; name a "
+               "file in it to import it")
+IN_MAILDIR = "inside a Maildir but not in its cur/ or new/: not read; name it to import it"
 # Why a hidden entry (.git, .DS_Store, ~/.cache) of a folder of loose mail is not read.
 HIDDEN = "hidden (its name starts with '.'): not read; name it to import it"
 # The folder macOS's Archive Utility adds to a zip (and leaves when unpacked elsewhere): the
@@ -221,7 +233,8 @@ def _walk_directory(directory: Path, tree: str, visited: set[tuple[int, int]],
     try:
         entries, identity = _list_directory(opens or directory, tree)
     except (OSError, NotReadable) as exc:
-        yield Found(directory, tree, skipped=True, error=HIDDEN) if hidden \
+        yield Found(directory, tree, skipped=True, error=HIDDEN) \
+            if hidden and not isinstance(exc, FileNotFoundError) \
             else _listing_failed(directory, tree, exc)
         return
     if identity in visited:
@@ -253,6 +266,18 @@ def _walk_directory(directory: Path, tree: str, visited: set[tuple[int, int]],
             yield _skipped_symlink(path, tree)
         elif verdict in _SKIPPED_WHY:
             yield Found(path, tree, skipped=True, error=_SKIPPED_WHY[verdict])
+        elif verdict is _Verdict.MAILDIR_TMP and _holds_anything(path, tree):
+            yield Found(path, tree, skipped=True, error=MAILDIR_TMP)
+
+
+def _holds_anything(directory: Path, tree: str) -> bool:
+    """Whether a folder has an entry (one that cannot be listed may: it is listed)."""
+    try:
+        with _opened_directory(directory, tree) as descriptor, \
+                os.scandir(descriptor) as listing:
+            return any(True for _ in listing)
+    except (OSError, NotReadable):
+        return True
 
 
 def _kind(entry: os.DirEntry, path: Path, real_directories: Collection[str]) -> _Kind:
@@ -275,17 +300,20 @@ class _Kind(enum.Enum):
 
 class _Verdict(enum.Enum):
     """What the tree rules make of an entry of a folder."""
-    LEFT_OUT = enum.auto()        # neither read nor listed (tmp/, dovecot.index)
+    LEFT_OUT = enum.auto()        # neither read nor listed (cur/ and new/, dovecot.index)
     MAIL = enum.auto()            # a file to read
     FOLDER = enum.auto()          # a folder to walk
     HIDDEN_FOLDER = enum.auto()   # a folder to walk only if it is a Maildir folder
     HIDDEN = enum.auto()          # listed as skipped: hidden
     MACOS_METADATA = enum.auto()  # listed as skipped: macOS's metadata, not walked
     SYMLINK = enum.auto()         # listed as skipped: a symlink, not followed
+    IN_MAILDIR = enum.auto()      # listed as skipped: a file in a Maildir, not in cur/ new/
+    MAILDIR_TMP = enum.auto()     # listed as skipped once, if it holds anything: tmp/
 
 
 _WALKED = (_Verdict.FOLDER, _Verdict.HIDDEN_FOLDER)
-_SKIPPED_WHY = {_Verdict.HIDDEN: HIDDEN, _Verdict.MACOS_METADATA: MACOS_METADATA_SKIPPED}
+_SKIPPED_WHY = {_Verdict.HIDDEN: HIDDEN, _Verdict.MACOS_METADATA: MACOS_METADATA_SKIPPED,
+                _Verdict.IN_MAILDIR: IN_MAILDIR}
 
 
 @dataclass(frozen=True)
@@ -307,19 +335,23 @@ class _FolderRules:
 
     def verdict(self, name: str, kind: _Kind) -> _Verdict:
         """What the entry `name`, a `kind`, of this folder is."""
-        if self.maildir and name in MAILDIR_PARTS + ("tmp",):
-            return _Verdict.LEFT_OUT  # new/ and cur/ are read as the Maildir's messages
-        if self.loose and name.startswith("."):
-            # A Maildir++ folder of a Maildir whose new/ was lost is hidden, and read.
+        if self.maildir and name in MAILDIR_PARTS:
+            return _Verdict.LEFT_OUT  # read as the Maildir's messages
+        if self.maildir and name == "tmp" and kind is _Kind.FOLDER:
+            return _Verdict.MAILDIR_TMP
+        if not self.loose and MAILDIR_HOUSEKEEPING.fullmatch(name):
+            return _Verdict.LEFT_OUT
+        if kind in (_Kind.LINK, _Kind.LINK_TO_FOLDER) and not (
+                self.loose and name.startswith(".")):  # where loose mail is: hidden
+            return _Verdict.SYMLINK
+        if name.startswith("."):
+            # A Maildir++ folder (".Sent") is hidden, and read: it has cur/ or new/.
             return _Verdict.HIDDEN_FOLDER if kind is _Kind.FOLDER else _Verdict.HIDDEN
         if self.loose and name == MACOS_METADATA and kind is _Kind.FOLDER:
             return _Verdict.MACOS_METADATA
-        if kind is _Kind.LINK_TO_FOLDER or kind is _Kind.LINK and self.loose:
-            # Where it might have been mail: a folder, or a file where files are mail.
-            return _Verdict.SYMLINK
         if kind is _Kind.FOLDER:
             return _Verdict.FOLDER
-        return _Verdict.MAIL if self.loose and kind is _Kind.FILE else _Verdict.LEFT_OUT
+        return _Verdict.MAIL if self.loose else _Verdict.IN_MAILDIR
 
     def is_export_manifest(self, name: str) -> bool:
         """Whether the file `name` may be an export's manifest (mailfiles.is_export_manifest
@@ -444,6 +476,9 @@ def _walk_zip_folder(folder: _ZipFolder, path: str, loose_files_are_mail: bool,
                                             rules.loose and not hidden_folder, hidden_folder))
         elif name in folder.folders and verdict in _SKIPPED_WHY:
             yield ZipFound(path + name, skipped=True, error=_SKIPPED_WHY[verdict])
+        elif name in folder.folders and verdict is _Verdict.MAILDIR_TMP and (
+                folder.folders[name].files or folder.folders[name].folders):
+            yield ZipFound(path + name, skipped=True, error=MAILDIR_TMP)
         verdict = rules.verdict(name, _Kind.FILE)
         for member in folder.files.get(name, ()):
             if verdict is _Verdict.MAIL:

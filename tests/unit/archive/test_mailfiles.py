@@ -58,11 +58,12 @@ def test_reads_a_maildir_with_cur_new_and_maildir_plus_plus_subfolders(tmp_path)
     items = list(iter_mail([inbox]))
     assert [item.label for item in items] == [  # new/ first (see mailtree.MAILDIR_PARTS)
         str(inbox / "new/2.b"), str(inbox / "cur/1.a:2,S"),
-        str(inbox / ".Sent/cur/4.d:2,S"), str(inbox / ".Sent.2019/new/5.e")]
+        str(inbox / ".Sent/cur/4.d:2,S"), str(inbox / ".Sent.2019/new/5.e"), str(inbox / "tmp")]
     assert [item.raw for item in items] == [message("two"), message("one"), message("sent"),
-                                            message("old sent")]
-    assert all(item.error is None for item in items)
-    assert count_mail([inbox]) == 4
+                                            message("old sent"), None]
+    assert all(item.error is None for item in items[:4])
+    assert items[4].skipped and items[4].error == mailtree.MAILDIR_TMP
+    assert count_mail([inbox]) == 5
 
 
 def test_reads_an_mbox_message_by_message_without_separators_and_quoting(tmp_path):
@@ -543,3 +544,73 @@ def test_a_folder_nested_past_what_the_system_opens_fails_with_why_and_the_rest_
                                 "too long)"),
         (f"{tmp_path}/z.eml", True, False, None)]
     assert counted == len(items)
+
+
+# --- what a Maildir holds beside cur/ and new/ ----------------------------------------------
+
+# Entries put inside a Maildir (or a Maildir++ folder of it) beside cur/ and new/: each is
+# listed as skipped, with why; none is read (a name given on its own is).
+LOOSE_IN_MAILDIR = {
+    "Archive.eml": mailtree.IN_MAILDIR, "old.mbox": mailtree.IN_MAILDIR,
+    "notes.txt": mailtree.IN_MAILDIR, "exports/x.eml": mailtree.IN_MAILDIR,
+    "exports/deeper/y": mailtree.IN_MAILDIR, "tmp/123.host": mailtree.MAILDIR_TMP,
+    ".hidden.eml": mailtree.HIDDEN, ".git/config": mailtree.HIDDEN,
+}
+# What servers keep there: never mail, left out unlisted.
+HOUSEKEEPING = ["dovecot.index", "dovecot.index.log", "dovecot-uidlist", "dovecot-keywords",
+                "dovecot-uidvalidity.5f0c", "dovecot.list.index", "subscriptions",
+                "maildirfolder", "maildirsize", "courierimapuiddb", "courierimapkeywords/1",
+                "courierpop3dsizelist"]
+
+
+def loose_entries(maildir: Path, name: str) -> str:
+    """Put the entry `name` of LOOSE_IN_MAILDIR in `maildir`; the label it is listed by."""
+    if name.startswith("tmp/"):
+        write(maildir / name, message("half delivered"))
+        return "tmp"
+    write(maildir / name, FROM_LINE + message(name) if name.endswith(".mbox") else message(name))
+    return ".git" if name.startswith(".git/") else name
+
+
+FROM_LINE = b"From a@example.com Tue Mar  5 13:07:09 2024\n"
+
+
+@pytest.mark.parametrize("where", ["", ".Sent/"], ids=["maildir", "maildir++ folder"])
+@pytest.mark.parametrize("name", sorted(LOOSE_IN_MAILDIR))
+@pytest.mark.parametrize("zipped", [False, True], ids=["on disk", "zipped"])
+def test_what_a_maildir_holds_beside_cur_and_new_is_listed_with_why(tmp_path, name, where,
+                                                                    zipped):
+    """md/Archive.eml, md/old.mbox, md/exports/x.eml, md/tmp/* were dropped unlisted."""
+    root = make_maildir(tmp_path / "md", {"cur/1:2,S": message("inbox")})
+    folder = make_maildir(root / where, {"new/2": message("sent")}) if where else root
+    label = where + loose_entries(folder, name)
+    for housekeeping in HOUSEKEEPING:
+        write(root / housekeeping, b"3 V1 N4\n")
+    if where:
+        (root / "tmp").rmdir()  # the one tmp/ holding something
+    given = root
+    if zipped:
+        given = tmp_path / "md.zip"
+        with zipfile.ZipFile(given, "w") as archive:
+            for path in sorted(root.rglob("*")):  # folders too: new/ is empty
+                archive.write(path, f"md/{path.relative_to(root)}")
+    items = list(iter_mail([given]))
+    prefix = f"{given}#md/" if zipped else f"{root}/"
+    listed = [(item.label.removeprefix(prefix), item.error) for item in items if not item.raw]
+    assert listed == [(label, LOOSE_IN_MAILDIR[name])]
+    assert all(item.skipped for item in items if not item.raw)
+    assert len([item for item in items if item.raw]) == (2 if where else 1)
+    assert count_mail([given]) == len(items)
+
+
+def test_symlinks_and_fifos_inside_a_maildir_are_listed(tmp_path):
+    root = make_maildir(tmp_path / "md", {"cur/1:2,S": message("inbox")})
+    (root / "link.eml").symlink_to(root / "cur/1:2,S")
+    (root / "dangling").symlink_to(tmp_path / "nowhere")
+    os.mkfifo(root / "fifo")
+    items = list(iter_mail([root]))
+    listed = {item.label.removeprefix(f"{root}/"): item.error for item in items if not item.raw}
+    assert set(listed) == {"link.eml", "dangling", "fifo"}
+    assert "not followed" in listed["link.eml"] and "dangling" in listed["dangling"]
+    assert listed["fifo"] == mailtree.IN_MAILDIR
+    assert all(item.skipped for item in items if not item.raw)

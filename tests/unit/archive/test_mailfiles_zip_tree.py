@@ -200,8 +200,9 @@ def test_a_zipped_maildirs_tmp_and_dovecots_files_are_not_read(tmp_path):
         "Mail/.Sent/cur/4:2,S": message("sent")})
     items = list(iter_mail([archive]))
     assert outcome(items) == [("Mail/new/2", "read"), ("Mail/cur/1:2,S", "read"),
-                              ("Mail/.Sent/cur/4:2,S", "read")]
-    assert count_mail([archive]) == 3
+                              ("Mail/.Sent/cur/4:2,S", "read"), ("Mail/tmp", "skipped")]
+    assert items[3].error == mailtree.MAILDIR_TMP
+    assert count_mail([archive]) == 4
 
 
 def test_a_zipped_dotlock_is_listed_as_the_lock(tmp_path):
