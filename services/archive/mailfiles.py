@@ -26,7 +26,10 @@ What a file holds:
     header field, as every mail parser reads it. A PDF, a README or random bytes has no
     header field before its first blank line: it is refused with the reason (what libmagic
     says it is) and nothing of it is stored. Malformed mail is still mail, kept byte-exact.
-    Messages inside an mbox are mail by their separator: an export of anything reads back.
+    A message of an mbox is held to the same test (its position and line named when it
+    fails); one that holds a From_ line followed by a header field with no blank line
+    before it (a writer that left the blank line out: messages merged) is stored as it is,
+    with a warning naming the lines.
 
 An mbox file may be live: an MTA appending to it under its lock. Each is read up to the
 size it had under its lock (services.archive.mbox.Ends, shared by `count_mail` and
@@ -73,14 +76,10 @@ MAX_COMPRESSION_RATIO = 100  # mail deflates 3-10x: a message over the limit pas
 MAX_EXPANSION = 1100  # deflate's own ceiling is ~1032x: past it, amplification is contrived
 MAX_ZIP_DEPTH = 2  # a zip in a zip is read (a Takeout export zipped again); no deeper
 SNIFF_BYTES = mbox.SNIFF_BYTES  # a byte order mark and blank lines, then a From_ line
-# A header field: its name, then ":" (RFC 5322; obsolete syntax allows blanks before it).
-# RFC 5322 allows any printable ASCII in a name; names in use are tokens (RFC 2045's token
-# characters, starting with a letter or digit), and "<x:xmpmeta" or "(D:2024" are not.
-# Windows tools may put a UTF-8 byte order mark first: still mail, kept as it is.
 # A dotlock's content: empty, or a process id and maybe a host name (at most 64 bytes).
 DOTLOCK_MAX_BYTES = 64
 DOTLOCK_CONTENT = re.compile(rb"\s*(?:\d+(?:[ \t:@]+[A-Za-z0-9.-]+)?\s*)?\x00?")
-HEADER_FIELD = re.compile(rb"(?:\xef\xbb\xbf)?[A-Za-z0-9][A-Za-z0-9!#$%&'*+.^_`|~-]*[ \t]*:")
+HEADER_FIELD = mbox.HEADER_FIELD  # what mail begins with
 
 # How an evidence export's manifest files begin (services.archive.evidence writes them; its
 # tests check these match): the CSV's header row (evidence.MANIFEST_COLUMNS), export.json's
@@ -104,6 +103,7 @@ class MailItem:
     error: str | None = None
     from_line_date: float | None = None  # epoch seconds of the mbox From_ line it came under
     skipped: bool = False  # a symlink not followed: reported, but no failure
+    warning: str | None = None  # about a message read (raw): stored, and the reader told
 
 
 # --- reading ----------------------------------------------------------------------------
@@ -308,13 +308,28 @@ def _read_mbox(stream: BinaryIO, label: str, max_bytes: int, end: int | None = N
                 yield MailItem(item_label, error=too_large(entry.size, max_bytes))
             elif not entry.raw:
                 yield MailItem(item_label, error="empty message")
+            elif refusal := not_mail(entry.raw):  # as a .eml of the same bytes is refused
+                yield MailItem(item_label, error=f"{refusal} (the message after the From_ "
+                               f"line on line {entry.line})")
             else:
                 date = entry.from_line.date if entry.from_line else None
-                yield MailItem(item_label, raw=entry.raw, from_line_date=date)
+                yield MailItem(item_label, raw=entry.raw, from_line_date=date,
+                               warning=_unseparated(entry))
     except (mbox.Rewritten, mbox.Locked) as exc:  # a live mbox: the rest waits for next time
         yield MailItem(f"{label}#{number + 1}", error=str(exc))
     except ZIP_MEMBER_ERRORS as exc:  # a read error of the file, or of the zip member
         yield MailItem(f"{label}#{number + 1}", error=f"read error: {exc}")
+
+
+def _unseparated(entry: mbox.Entry) -> str | None:
+    if not entry.unseparated:
+        return None
+    lines = ", ".join(map(str, entry.unseparated[:10])) + (
+        ", ..." if len(entry.unseparated) > 10 else "")
+    which = f"line {lines} looks" if len(entry.unseparated) == 1 else f"lines {lines} look"
+    return (f"stored as one message (from line {entry.line}), but {which} like a From_ line "
+            "and a header field: messages with no blank line before their From_ line? An "
+            "mbox splits only after a blank line; the bytes are kept as they are")
 
 
 # --- zip ----------------------------------------------------------------------------------

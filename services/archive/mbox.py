@@ -108,6 +108,12 @@ FROM_LINES = (re.compile(rb"From " + _ASCTIME_SENDER + _ASCTIME + _ENDING),
 _ZONE_NAMES = {b"UT": 0, b"UTC": 0, b"GMT": 0, b"Z": 0, b"EST": -5, b"EDT": -4, b"CST": -6,
                b"CDT": -5, b"MST": -7, b"MDT": -6, b"PST": -8, b"PDT": -7}
 _SEPARATOR_CANDIDATE = b"\nFrom "
+_LINE_STARTING_FROM = re.compile(rb"^From ", re.MULTILINE)
+# A header field: its name, then ":" (RFC 5322; obsolete syntax allows blanks before it).
+# RFC 5322 allows any printable ASCII in a name; names in use are tokens (RFC 2045's token
+# characters, starting with a letter or digit), and "<x:xmpmeta" or "(D:2024" are not.
+# Windows tools may put a UTF-8 byte order mark first: still mail, kept as it is.
+HEADER_FIELD = re.compile(rb"(?:\xef\xbb\xbf)?[A-Za-z0-9][A-Za-z0-9!#$%&'*+.^_`|~-]*[ \t]*:")
 PRELUDE_LIMIT = 1024  # bytes of byte order mark and blank lines before the first From_ line
 _PRELUDE = re.compile(rb"(?:\xef\xbb\xbf)?(?:[ \t]*\r?\n)*")
 SNIFF_BYTES = PRELUDE_LIMIT + FROM_LINE_LIMIT + 2  # what tells an mbox (starts_with_from_line)
@@ -143,6 +149,11 @@ class Entry:
     raw: bytes | None
     from_line: FromLine | None
     size: int  # bytes between its From_ line and the next separator
+    line: int = 1  # the line of the mbox its From_ line is on
+    # Lines of the mbox in it that look like a From_ line followed by a header field: the
+    # separator of a message its writer put no blank line before, so merged into this one
+    # (kept so: a body may hold such a line; the reader is told).
+    unseparated: tuple[int, ...] = ()
 
 
 def parse_from_line(line: bytes) -> FromLine | None:
@@ -221,17 +232,30 @@ def read_entries(stream: BinaryIO, max_bytes: int, end: int | None = None) -> It
     `end` (from the stream's position; None: to its end). A message of more than `max_bytes`
     is not kept (raw None, its size given); memory holds one chunk plus at most `max_bytes`
     of one message, whatever the mbox's size."""
-    for block, size in _blocks(stream, max_bytes, end):
+    for block, size, first_line in _blocks(stream, max_bytes, end):
         if block is None or size > max_bytes:
-            yield Entry(None, None, size)
+            yield Entry(None, None, size, first_line)
             continue
         line_end = block.find(b"\n")
         line, message = (block[:line_end + 1], block[line_end + 1:]) if line_end >= 0 \
             else (block, b"")
         message = _without_separator_line(message)
+        unseparated = tuple(first_line + 1 + n for n in _unseparated_from_lines(message))
         if b">From " in message:
             message = _QUOTED_FROM.sub(rb"\1", message)
-        yield Entry(message, parse_from_line(line), size)
+        yield Entry(message, parse_from_line(line), size, first_line, unseparated)
+
+
+def _unseparated_from_lines(message: bytes) -> list[int]:
+    """The lines (from 0) of a message, as written (still quoted), that are From_ lines
+    followed by a header field: a separator a writer put no blank line before."""
+    found = []
+    for match in _LINE_STARTING_FROM.finditer(message):
+        end = message.find(b"\n", match.start(), match.start() + FROM_LINE_LIMIT + 1)
+        if end >= 0 and is_from_line(message[match.start():end + 1]) and \
+                HEADER_FIELD.match(message, end + 1):
+            found.append(message.count(b"\n", 0, match.start()))
+    return found
 
 
 def count_entries(stream: BinaryIO, end: int | None = None) -> int:
@@ -240,9 +264,10 @@ def count_entries(stream: BinaryIO, end: int | None = None) -> int:
 
 
 def _blocks(stream: BinaryIO, max_bytes: int, end: int | None
-            ) -> Iterator[tuple[bytes | None, int]]:
-    """(block, size) per message: a block is its From_ line through the blank line before
-    the next separator; None when it grew past `max_bytes` (its bytes were dropped). Reads
+            ) -> Iterator[tuple[bytes | None, int, int]]:
+    """(block, size, line) per message: a block is its From_ line through the blank line
+    before the next separator, None when it grew past `max_bytes` (its bytes were dropped);
+    line, the line of the mbox it starts on. Reads
     no further than byte `end`, if given: then the stream is a live mbox file, read a chunk
     at a time under its lock, and Rewritten is raised when what was read is no longer there
     (a message spanning the change is never yielded)."""
@@ -255,12 +280,15 @@ def _blocks(stream: BinaryIO, max_bytes: int, end: int | None
     dropped = 0   # bytes of the current block already let go (over the limit)
     at_end = False
     leading = True  # where the first message starts is not known yet (prelude_length)
+    first = 1  # the line of the mbox buffer[start] is on
+    dropped_lines = 0  # line endings of the current block already let go
     while True:
         if leading and (at_end or len(buffer) > PRELUDE_LIMIT + len(_SEPARATOR_CANDIDATE)):
             leading = False
             skip = prelude_length(bytes(buffer[:PRELUDE_LIMIT]))
             if skip and buffer.startswith(b"From ", skip):  # not a message's: dropped
                 start = scanned = skip
+                first += buffer.count(b"\n", 0, skip)
         while not leading and \
                 (found := buffer.find(_SEPARATOR_CANDIDATE, max(scanned, start + 1))) >= 0:
             line_end = buffer.find(b"\n", found + 1, found + FROM_LINE_LIMIT + 2)
@@ -270,8 +298,9 @@ def _blocks(stream: BinaryIO, max_bytes: int, end: int | None
             # Without a line ending within the limit, the line is no From_ line (or the last).
             line = buffer[found + 1:line_end + 1 if line_end >= 0 else found + FROM_LINE_LIMIT + 2]
             if _follows_blank_line(buffer, found) and is_from_line(line):
-                yield _block(buffer, start, found + 1, dropped)
-                start, dropped = found + 1, 0
+                yield (*_block(buffer, start, found + 1, dropped), first)
+                first += buffer.count(b"\n", start, found + 1) + dropped_lines
+                start, dropped, dropped_lines = found + 1, 0, 0
         else:
             if not leading:
                 scanned = max(start, len(buffer) - len(_SEPARATOR_CANDIDATE) + 1)
@@ -281,6 +310,7 @@ def _blocks(stream: BinaryIO, max_bytes: int, end: int | None
         scanned, start = scanned - start, 0
         if len(buffer) > max_bytes:  # over the limit: keep only what a separator check needs
             let_go = max(0, min(scanned, len(buffer)) - 3)
+            dropped_lines += buffer.count(b"\n", 0, let_go)
             del buffer[:let_go]
             scanned, dropped = scanned - let_go, dropped + let_go
         size = READ_CHUNK if left is None else min(READ_CHUNK, left)
@@ -290,7 +320,7 @@ def _blocks(stream: BinaryIO, max_bytes: int, end: int | None
         at_end = not chunk
         buffer += chunk
     if start < len(buffer) or dropped:
-        yield _block(buffer, start, len(buffer), dropped)
+        yield (*_block(buffer, start, len(buffer), dropped), first)
 
 
 def _block(buffer: bytearray, start: int, end: int, dropped: int) -> tuple[bytes | None, int]:

@@ -149,6 +149,10 @@ def cmd_import(args) -> int:
                     print(f"archiver: {outcome} {item.label}: {item.error}", file=sys.stderr)
                     progress.advance()
                     continue
+                if item.warning:  # stored, but the operator should look at it
+                    problems.append({"item": item.label, "outcome": "warning",
+                                     "reason": item.warning})
+                    print(f"archiver: warning {item.label}: {item.warning}", file=sys.stderr)
                 batch.append((item.label, (item.raw, None, "import", None,
                                            item.from_line_date)))
                 batch_bytes += len(item.raw)

@@ -347,3 +347,21 @@ def test_the_indexer_service_rereads_metadata_an_older_reading_wrote(tmp_path):
     assert {hit.digest for hit in search(archive.index_dir(), "date:2024-03-05").hits} == {
         old, current}
     archive.close()
+
+
+def test_an_mbox_piece_not_mail_fails_and_merged_messages_are_warned_about(archiver, data,
+                                                                           tmp_path):
+    separator = b"From a@example.com Mon Jan  1 10:00:00 2024\n"
+    (tmp_path / "p.mbox").write_bytes(separator + b"From: a@example.com\nSubject: first\n\nx\n\n"
+                                      + separator + b"\x00\x01\x02\xff binary junk\n")
+    (tmp_path / "nb.mbox").write_bytes(b"".join(
+        separator + f"From: a@example.com\nSubject: nb{n}\n\nx\n".encode() for n in range(3)))
+    done = archiver("import", "--data", data, "--json", "--no-index", tmp_path / "p.mbox",
+                    tmp_path / "nb.mbox", check=1)
+    summary = json.loads(done.stdout)
+    assert (summary["imported"], summary["failed"]) == (2, 1)
+    assert [(problem["item"], problem["outcome"]) for problem in summary["problems"]] == [
+        (f"{tmp_path}/p.mbox#2", "failed"), (f"{tmp_path}/nb.mbox#1", "warning")]
+    assert "line 7" in summary["problems"][0]["reason"]
+    assert "lines 6, 11 look like a From_ line" in summary["problems"][1]["reason"]
+    assert f"archiver: warning {tmp_path}/nb.mbox#1" in done.stderr

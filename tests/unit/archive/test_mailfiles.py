@@ -236,7 +236,8 @@ def test_from_lines_in_bodies_survive_the_mbox_round_trip_byte_exact(tmp_path):
             b"From: x@example.com\nSubject: no body\n\n",
             b"From nobody\nSubject: starts like an mbox\n\nbody\n",
             message("ends with blank lines", "text\n\n\n")]
-    assert mbox_round_trip(tmp_path, raws) == raws
+    # "From nobody" is no header field (nor a From_ line): not mail, in an mbox as in a .eml
+    assert mbox_round_trip(tmp_path, raws) == [raws[0], raws[1], None, raws[3]]
     written = (tmp_path / "export.mbox").read_bytes()
     assert b"\n>From the start\n>>From quoted\n>>>From twice\n From indented\n" in written
     assert b"\nFrom after" not in written and b"\n>From after a blank line\n" in written
@@ -252,7 +253,7 @@ def test_mbox_adds_the_final_line_ending_a_message_lacks_and_nothing_else(tmp_pa
     # What mbox cannot carry: the blank separator line must start a line of its own.
     lf, crlf = message("lf", "no newline at the end"), message("crlf", "no end", "\r\n")
     assert mbox_round_trip(tmp_path, [lf, crlf, b"x: y\n\nends in CR\r", b""]) == [
-        lf + b"\n", crlf + b"\r\n", b"x: y\n\nends in CR\r\n", b"\n"]
+        lf + b"\n", crlf + b"\r\n", b"x: y\n\nends in CR\r\n", None]  # empty: not mail
 
 
 @settings(max_examples=150, deadline=None)
@@ -270,9 +271,9 @@ def test_any_messages_survive_mbox_and_zip_in_any_chunking(tmp_path_factory, raw
         from_mbox = list(iter_mail([directory / "x.mbox"]))
     finally:
         mbox.READ_CHUNK = original_chunk
-    # An empty message comes back as "\n": mbox cannot carry a message without a line.
+    # Each message is read if it is mail, as a .eml would be, with a final line ending.
     assert [item.raw for item in from_mbox] == [
-        mbox.with_final_line_ending(raw) for raw in raws]
+        None if mailfiles.not_mail(raw) else mbox.with_final_line_ending(raw) for raw in raws]
     assert count_mail([directory / "x.mbox"]) == len(raws)
     # Each .eml member is one message if it is mail (these hold no real From_ line).
     assert [item.raw for item in iter_mail([directory / "x.zip"])] == [
@@ -614,3 +615,74 @@ def test_symlinks_and_fifos_inside_a_maildir_are_listed(tmp_path):
     assert "not followed" in listed["link.eml"] and "dangling" in listed["dangling"]
     assert listed["fifo"] == mailtree.IN_MAILDIR
     assert all(item.skipped for item in items if not item.raw)
+
+
+# --- what an mbox holds that is no message of its own ------------------------------------
+
+SEPARATORS = [b"From a@example.com Tue Mar  5 13:07:09 2024",
+              b"From MAILER-DAEMON Fri Jul  8 12:08:34 2011",
+              b"From bob@example.org  Mon Jan  1 00:00:00 +0100 2024",
+              b"From a@example.com Tue, 5 Mar 2024 13:07:09 +0000"]
+NOT_MAIL = {"binary junk": b"\x00\x01\x02\xff binary junk\n", "pdf": b"%PDF-1.7\n%\xe2\xe3\n",
+            "prose": b"hello world, no header here\n\nat all\n", "blank lines": b"\n\n\n",
+            "a colon late": b"not a header: field\n"}  # an empty one: "empty message"
+
+
+@pytest.mark.parametrize("separator", SEPARATORS)
+@pytest.mark.parametrize("kind", sorted(NOT_MAIL))
+@pytest.mark.parametrize("zipped", [False, True], ids=["file", "zip member"])
+def test_an_mbox_piece_that_is_not_mail_fails_as_a_eml_of_it_would(tmp_path, separator, kind,
+                                                                     zipped):
+    """After a From_ line anything was stored as a message, though the same bytes as a
+    .eml were refused as not mail."""
+    junk = NOT_MAIL[kind]
+    data = (separator + b"\n" + message("one") + b"\n" + separator + b"\n" + junk
+            + b"\n" + separator + b"\n" + message("three"))
+    given = write(tmp_path / "box", data)
+    if zipped:
+        given = tmp_path / "box.zip"
+        with zipfile.ZipFile(given, "w") as archive:
+            archive.writestr("box", data)
+    items = list(iter_mail([given]))
+    assert [item.raw for item in items] == [message("one"), None, message("three")]
+    assert items[1].label.endswith("box#2") and items[1].error.startswith("not mail")
+    line = (separator + b"\n" + message("one") + b"\n").count(b"\n") + 1
+    assert items[1].error.endswith(f"(the message after the From_ line on line {line})")
+    (as_eml,) = iter_mail([write(tmp_path / "junk.eml", junk)])
+    assert as_eml.error.startswith("not mail")
+    assert count_mail([given]) == 3
+
+
+@pytest.mark.parametrize("separator", SEPARATORS)
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n"], ids=["LF", "CRLF"])
+@pytest.mark.parametrize("merged", [2, 3])
+def test_from_lines_with_no_blank_line_before_them_are_warned_about_not_split(
+        tmp_path, separator, newline, merged):
+    """An mbox whose writer put no blank line before its From_ lines: its messages were
+    merged into one, silently. Still one message, byte-exact, with a warning naming each
+    line that looks like a separator; the next message, after a blank line, is not merged."""
+    parts = [separator + newline + message(f"m{n}", newline=newline.decode())
+             for n in range(merged)]
+    tail = newline + separator + newline + message("after a blank line")
+    path = write(tmp_path / "nb.mbox", b"".join(parts) + tail)
+    items = list(iter_mail([path]))
+    assert [item.raw for item in items] == [b"".join(parts)[len(parts[0][:len(separator)])
+                                                             + len(newline):],
+                                            message("after a blank line")]
+    lines = [1 + sum(part.count(b"\n") for part in parts[:n]) for n in range(1, merged)]
+    assert items[0].warning.startswith("stored as one message (from line 1), but line")
+    assert ", ".join(map(str, lines)) + (" looks" if merged == 2 else " look") \
+        in items[0].warning
+    assert items[1].warning is None
+
+
+@pytest.mark.parametrize("body", [
+    b"From a@example.com Tue Mar  5 13:07:09 2024\nhello, no header after it\n",  # prose
+    b">From a@example.com Tue Mar  5 13:07:09 2024\nSubject: quoted, so not one\n",
+    b"From the moderators: welcome\nSubject: a header, but no From_ line above\n",
+    b"From a@example.com Tue Mar  5 13:07:09 2024\n\nSubject: after a blank line\n"])
+def test_a_body_line_starting_with_from_is_no_warning(tmp_path, body):
+    path = write(tmp_path / "ok.mbox",
+                 SEPARATORS[0] + b"\n" + message("x", "Hi.\n" + body.decode()))
+    (item,) = iter_mail([path])
+    assert item.raw and item.warning is None
