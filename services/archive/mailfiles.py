@@ -36,8 +36,9 @@ size it had under its lock (services.archive.mbox.Ends, shared by `count_mail` a
 `iter_mail` so their counts agree); one locked for longer than the wait is an item that
 failed, with the reason, and nothing of it is read.
 
-Limits (issue: nothing read can stop the import): a message, file or zip member over
-`max_bytes` (the model's smtp.max_message_mb) is an item that failed, never read whole;
+Limits (issue: nothing read can stop the import): a message (an mbox's, a file's or a zip
+member's) over `max_bytes` (the model's smtp.max_message_mb) is an item that failed, never
+read whole;
 zips nest at most MAX_ZIP_DEPTH deep. Member sizes are the zip's own, and zipfile never
 returns more bytes than a member declares (its CRC check fails instead), so what a zip
 expands to is known before a member is opened. What bounds the work a small zip can cost
@@ -47,8 +48,8 @@ message. Deflate itself stops near 1032:1, so no zip of deflated members one lev
 ever runs out of it, however compressible the mail (the appliance's own export of cron
 reports, one mbox of near-identical mail or one 5 MB log: export and import move mail
 between appliances); what does is amplification past deflate's: zips nested to multiply
-it, or bzip2 and LZMA members. Past the budget, members are refused unread ("a zip bomb?")
-and the rest of the zip with them. A one-message member over `max_bytes` that expands more
+it, or bzip2 and LZMA members. A member that would take the zip past its budget is
+refused unread ("a zip bomb?"). A one-message member over `max_bytes` that expands more
 than MAX_COMPRESSION_RATIO times says so too.
 """
 from __future__ import annotations
