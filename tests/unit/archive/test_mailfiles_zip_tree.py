@@ -184,8 +184,9 @@ def outcome(items) -> list[tuple]:
              "skipped" if item.skipped else "failed") for item in items]
 
 
-def zip_of(path: Path, members: dict[str, bytes]) -> Path:
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+def zip_of(path: Path, members: dict[str, bytes], compression: int = zipfile.ZIP_DEFLATED
+           ) -> Path:
+    with zipfile.ZipFile(path, "w", compression) as archive:
         for name, data in members.items():
             archive.writestr(name, data)
     return path
@@ -309,10 +310,7 @@ def test_an_mbox_of_near_identical_mail_is_read_from_a_zip(tmp_path, count):
 
 
 def bzip2_zip(path: Path, members: dict[str, bytes]) -> Path:
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_BZIP2) as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return path
+    return zip_of(path, members, zipfile.ZIP_BZIP2)
 
 
 def test_expanding_past_the_budget_is_refused_and_counted_alike(tmp_path):
