@@ -33,7 +33,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import threading
 import time
 from dataclasses import dataclass
 
@@ -44,6 +43,7 @@ import qrcode.image.svg
 from firmware.errors import ArchiverError
 
 from services.archive.archive import Archive
+from services.archive.store import UNCHANGED
 
 SETTING_PREFIX = "two_factor:"
 STEP_SECONDS = 30
@@ -52,7 +52,6 @@ RECOVERY_CODES = 10
 RECOVERY_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i to misread
 RECOVERY_GROUPS, RECOVERY_GROUP_LENGTH = 3, 4
 NO_CODES = "none"  # the state of an account that never had codes (no record at all)
-_lock = threading.Lock()  # codes are spent by read-modify-write of one setting
 clock = time.time  # what "now" is for codes (tests move it on by steps)
 
 
@@ -131,8 +130,8 @@ def confirm(archive: Archive, enrolment: Enrolment, code: str,
     """Switch `enrolment`'s codes on with a first `code` from the app; the recovery codes,
     to show once. TwoFactorError if the account uses codes already (another enrolment was
     confirmed first) or the code is wrong."""
-    with _lock:
-        if enrolled(archive, enrolment.name):
+    def switch_on(found: dict | None) -> tuple[dict, list[str]]:
+        if found and found.get("confirmed"):
             raise TwoFactorError("two-factor sign-in is already on for this account")
         record = {"secret": enrolment.secret, "last_step": -1, "account": enrolment.account}
         step = _matching_step(record, code, now)
@@ -142,47 +141,72 @@ def confirm(archive: Archive, enrolment: Enrolment, code: str,
         codes, record["recovery"] = _recovery_codes()
         record.update(confirmed=True, last_step=step, enrolled=time.time(),
                       state=enrolment.state or new_state())
-        archive.store.set_setting(SETTING_PREFIX + enrolment.name, record)
-    return codes
+        return record, codes
+    return _update(archive, enrolment.name, switch_on)
 
 
 def verify(archive: Archive, name: str, code: str, now: float | None = None) -> str | None:
     """How `code` signs `name` in: "totp" (a current code, now spent), "recovery" (a
     recovery code, now spent), or None (wrong, already used, or no codes enrolled)."""
-    with _lock:
-        record = _record(archive, name)
-        if not record or not record.get("confirmed"):
-            return None
-        step = _matching_step(record, code, now)
-        if step is not None:
-            record["last_step"] = step
-            archive.store.set_setting(SETTING_PREFIX + name, record)
-            return "totp"
-        if _spend_recovery_code(record, code):
-            archive.store.set_setting(SETTING_PREFIX + name, record)
-            return "recovery"
-    return None
+    def spend(record: dict | None) -> tuple[object, str | None]:
+        method = _spent(record, code, now)
+        return (record if method else UNCHANGED), method
+    return _update(archive, name, spend)
 
 
 def new_recovery_codes(archive: Archive, name: str) -> list[str]:
     """Replace the recovery codes (the old ones stop working); the new ones, to show once."""
-    with _lock:
-        record = _record(archive, name)
+    def renew(record: dict | None) -> tuple[dict, list[str]]:
         if not record or not record.get("confirmed"):
             raise TwoFactorError("two-factor sign-in is not on for this account")
         codes, record["recovery"] = _recovery_codes()
-        archive.store.set_setting(SETTING_PREFIX + name, record)
-    return codes
+        return record, codes
+    return _update(archive, name, renew)
 
 
 def remove(archive: Archive, name: str, state: str | None = None) -> str:
     """Switch codes off (whether or not any are on): a tombstone with a new state id
     (`state`, else a fresh one) takes the record's place; that id."""
     state = state or new_state()
-    with _lock:
-        archive.store.set_setting(SETTING_PREFIX + name,
-                                  {"confirmed": False, "state": state, "off": time.time()})
+    _update(archive, name, lambda _: (_tombstone(state), None))
     return state
+
+
+def switch_off(archive: Archive, name: str, code: str, state: str | None = None,
+               now: float | None = None) -> str:
+    """Switch codes off with `code` (a current or recovery code) as proof, the check and the
+    change in one write (two requests at once switch them off once): "off" (the state is
+    now `state`, else a fresh one), "wrong" (a wrong or used code: they stay on) or "none"
+    (none were on)."""
+    def check_then_off(record: dict | None) -> tuple[object, str]:
+        if not record or not record.get("confirmed"):
+            return UNCHANGED, "none"
+        if _spent(record, code, now) is None:
+            return UNCHANGED, "wrong"
+        return _tombstone(state or new_state()), "off"
+    return _update(archive, name, check_then_off)
+
+
+def _spent(record: dict | None, code: str, now: float | None) -> str | None:
+    """Spend `code` in `record` (changed in place): "totp", "recovery" or None."""
+    if not record or not record.get("confirmed"):
+        return None
+    step = _matching_step(record, code, now)
+    if step is not None:
+        record["last_step"] = step
+        return "totp"
+    return "recovery" if _spend_recovery_code(record, code) else None
+
+
+def _tombstone(state: str) -> dict:
+    return {"confirmed": False, "state": state, "off": time.time()}
+
+
+def _update(archive: Archive, name: str, change):
+    """Store.update_setting of the account's record: read and written in one transaction,
+    so that a code is spent once and an off from another process (the CLI) is never
+    written over by a read made before it."""
+    return archive.store.update_setting(SETTING_PREFIX + name, change)
 
 
 def qr_svg(text: str) -> str:

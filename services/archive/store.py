@@ -37,7 +37,7 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 import lmdb
 import zstandard
@@ -53,6 +53,8 @@ DATABASES = ("raw", "meta", "msgid", "arrival", "outbox", "cursors", "counters",
              "journal", "replicated", "audit", "extraction", "reading", "hold_records",
              "hold_sums", "deleted")
 COMPRESSION_LEVEL = 3
+UNCHANGED = object()  # what Store.update_setting's change gives to leave a setting as it is
+T = TypeVar("T")
 # Head-room kept free in the map so a full store can still commit cursors and settings.
 RESERVE_BYTES = 4 * 1024 * 1024
 # What a kept reading may take beyond its bytes: a B-tree entry and its last page's rest.
@@ -690,6 +692,20 @@ class Store:
                 txn.delete(name.encode(), db=self.db["settings"])
             else:
                 txn.put(name.encode(), json.dumps(value).encode(), db=self.db["settings"])
+
+    def update_setting(self, name: str, change: Callable[[Any], tuple[Any, T]]) -> T:
+        """Read and rewrite a node-local setting in one write transaction, so that no other
+        writer, in this process or another, lands between the read and the write (LMDB has
+        one writer at a time). `change(value or None)` gives (the new value: None removes
+        it, UNCHANGED leaves it; what to return). What `change` raises aborts it."""
+        with self.writing() as txn:
+            found = txn.get(name.encode(), db=self.db["settings"])
+            value, result = change(json.loads(found) if found is not None else None)
+            if value is None:
+                txn.delete(name.encode(), db=self.db["settings"])
+            elif value is not UNCHANGED:
+                txn.put(name.encode(), json.dumps(value).encode(), db=self.db["settings"])
+        return result
 
     def settings_with_prefix(self, prefix: str) -> dict:
         """Node-local settings whose names start with `prefix`, by full name."""

@@ -291,9 +291,11 @@ def end_two_factor(config: Config, archive: Archive, user: User, code: str,
         return False
     if user.role in config.two_factor.required_for:
         raise BadRequest(f"two-factor sign-in is required for {user.role}s here")
-    if totp.verify(archive, name, code) is None:
+    switched = totp.switch_off(archive, name, code, state)
+    if switched == "wrong":
         raise WrongProof("wrong or already used code: two-factor sign-in stays on")
-    totp.remove(archive, name, state)
+    if switched == "none":  # another request switched them off first
+        return False
     audit.record(archive.store, user.actor, "two-factor-off", name=user.name,
                  **_client(client))
     return True

@@ -3,6 +3,7 @@ step once, recovery codes once and only as hashes, the QR code."""
 import base64
 import dataclasses
 import subprocess
+import sys
 
 import pytest
 
@@ -199,3 +200,54 @@ def test_codes_kept_by_an_entry_id_keep_the_name_they_signed_in_with(archive):
     accounts = {key: record["account"] for key, record in
                 archive.store.settings_with_prefix(totp.SETTING_PREFIX).items()}
     assert accounts == {"two_factor:directory:1234": "carol", "two_factor:carl": "carl"}
+
+
+OFF_IN_ANOTHER_PROCESS = """
+import sys
+from services.appliance import totp
+from services.archive.archive import Archive
+archive = Archive(sys.argv[1], 450)
+totp.remove(archive, "alice")
+archive.close()
+"""
+
+
+@pytest.mark.parametrize("spend", ["code", "recovery code", "renewal"])
+def test_codes_switched_off_by_another_process_while_one_is_spent_stay_off(archive, tmp_path,
+                                                                         monkeypatch, spend):
+    """`archiver user two-factor-off` (another process) landing while the web service spends
+    a code: the spend's read and write are one transaction, so its write never brings back
+    the codes the other process switched off."""
+    recovery = enrol(archive, at=59.0)
+    checking = totp._matching_step
+
+    def while_checking(record, code, now):  # the other process tries to write meanwhile
+        other = subprocess.Popen([sys.executable, "-c", OFF_IN_ANOTHER_PROCESS,
+                                  str(tmp_path / "data")])
+        try:
+            other.wait(timeout=2)  # it finishes only if nothing holds the write
+        except subprocess.TimeoutExpired:
+            pass
+        monkeypatch.setattr(totp, "_matching_step", checking)
+        waiting.append(other)
+        return checking(record, code, now)
+    waiting = []
+    monkeypatch.setattr(totp, "_matching_step", while_checking)
+    if spend == "code":
+        assert totp.verify(archive, "alice", code_at(RFC_SECRET, 120.0), now=120.0) == "totp"
+    elif spend == "recovery code":
+        assert totp.verify(archive, "alice", recovery[0], now=120.0) == "recovery"
+    else:
+        monkeypatch.setattr(totp, "_recovery_codes", lambda: (
+            while_checking({"secret": RFC_SECRET}, "0", 0.0), ([], {}))[1])
+        totp.new_recovery_codes(archive, "alice")
+    assert waiting and waiting[0].wait(timeout=30) == 0
+    assert not totp.enrolled(archive, "alice")
+
+
+def test_two_switch_offs_at_once_switch_off_once(archive):
+    recovery = enrol(archive, at=59.0)
+    first = totp.switch_off(archive, "alice", code_at(RFC_SECRET, 120.0), "first", now=120.0)
+    second = totp.switch_off(archive, "alice", recovery[0], "second", now=120.0)
+    assert (first, second, totp.in_use(archive, "alice")) == ("off", "none", "first")
+    assert totp.switch_off(archive, "alice", "000000") == "none"
