@@ -305,14 +305,17 @@ def _client(address: str | None) -> dict:
     return {} if address is None else {"client": address}
 
 
-def renew_recovery_codes(archive: Archive, user: User, code: str) -> list[str]:
+def renew_recovery_codes(archive: Archive, user: User, code: str,
+                         client: str | None = None) -> list[str]:
     """New recovery codes, with a current code (or a recovery code) as proof; WrongProof
-    when it is wrong (callers throttle: Auth.proof)."""
+    when it is wrong (callers throttle: Auth.proof). `client`: the address asking, for the
+    audit log."""
     name = two_factor_name(user)
     if totp.verify(archive, name, code) is None:
         raise WrongProof("wrong or already used code: the recovery codes stay as they were")
     codes = totp.new_recovery_codes(archive, name)
-    audit.record(archive.store, user.actor, "two-factor-recovery-codes", name=user.name)
+    audit.record(archive.store, user.actor, "two-factor-recovery-codes", name=user.name,
+                 **_client(client))
     return codes
 
 

@@ -298,10 +298,11 @@ class Auth:
                     code: str | None = None) -> tuple[User, str]:
         """(the user, the state of its codes it signed in under: Session.codes), or
         LoginFailed (DirectoryDown; SecondFactorNeeded when the account needs a `code` and
-        none was given) / Throttled; every outcome but Throttled and the form's
-        SecondFactorNeeded (its code step follows) is audited: over the API (no "code", or
-        HTTP Basic) the right password without a code is a failed login ("no two-factor
-        code"), counted as a wrong one is."""
+        none was given) / Throttled; every outcome but Throttled is audited: over the API
+        (no "code", or HTTP Basic) the right password without a code is a failed login
+        ("no two-factor code"), counted as a wrong one is; on the form, whose code step
+        follows, it is "login-code-asked", so that a password known to someone who never
+        gives a code still shows in the log."""
         address = client_address(request)
         self.throttle.begin(name, address)
         try:
@@ -320,7 +321,9 @@ class Auth:
         codes, on = await asyncio.to_thread(totp.current, self.archive, two_factor_name(user))
         if on:
             if code is None:  # the attempt stays counted as failed in the throttle
-                if via != "form":  # the form asks for the code next; the API cannot
+                if via == "form":  # the form asks for the code next; the API cannot
+                    await self._audit(user.actor, "login-code-asked", address, via)
+                else:
                     await self._failed(name, address, via, reason="no two-factor code")
                 raise SecondFactorNeeded(user)
             second_factor, codes = await self._check_code(user, code, address, via)

@@ -374,8 +374,11 @@ async def confirm_two_factor(request: web.Request, user: User) -> web.Response:
 
 @page("POST", "/account/two-factor/recovery")
 async def renew_recovery_codes(request: web.Request, user: User) -> web.Response:
-    return await _recovery_codes(request, user, _proof(request, actions.renew_recovery_codes),
-                                 first=False)
+    renew, client = _proof(request, actions.renew_recovery_codes), client_address(request)
+
+    async def renew_from_client(archive, user: User, code: str) -> list[str]:
+        return await renew(archive, user, code, client)
+    return await _recovery_codes(request, user, renew_from_client, first=False)
 
 
 async def _recovery_codes(request: web.Request, user: User, action, first: bool

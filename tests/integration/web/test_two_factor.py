@@ -278,6 +278,18 @@ def test_switching_codes_on_and_off_is_recorded_with_the_client_address(site, cl
     assert all(e["details"]["client"] == "127.0.0.1" for e in recorded), recorded
 
 
+def test_renewed_recovery_codes_are_recorded_with_the_client_address(site, clock, account):
+    client = signed_in(site, account)
+    secret, first = enrol(site, clock, client)
+    clock.step()
+    reply = account_form(client, "/account/two-factor/recovery",
+                         code=pyotp.TOTP(secret).at(clock.now))
+    assert reply.status == 200 and first[0].encode() not in reply.body
+    renewed = [e for e in audit.entries(site.archive.store)
+               if e["who"] == account and e["action"] == "two-factor-recovery-codes"]
+    assert [e["details"].get("client") for e in renewed] == ["127.0.0.1"], renewed
+
+
 # -- signing in with a code ----------------------------------------------------------------
 
 def test_the_login_form_asks_for_the_code_after_the_password(site, clock, account):
@@ -321,7 +333,8 @@ def test_the_right_password_without_a_code_is_recorded_as_a_failed_login(site, c
                                                                           account):
     """Over the API (no "code", or HTTP Basic) the right password of an account with codes
     is a failed login, recorded as a wrong password is: its owner sees it is known. The
-    login form's first step is no failure: the code step follows."""
+    login form's first step is no failure (the code step follows), but it is recorded too:
+    a password known to someone who never gives a code shows in the log."""
     enrol(site, clock, signed_in(site, account))
     before = len(audit.entries(site.archive.store))
     failed_before = site.app["auth"].failed_logins
@@ -333,7 +346,8 @@ def test_the_right_password_without_a_code_is_recorded_as_a_failed_login(site, c
                  e["details"].get("client"))
                 for e in audit.entries(site.archive.store)[before:] if e["who"] == account]
     assert recorded == [("login-failed", "api", "no two-factor code", "127.0.0.1"),
-                        ("login-failed", "basic", "no two-factor code", "127.0.0.1")]
+                        ("login-failed", "basic", "no two-factor code", "127.0.0.1"),
+                        ("login-code-asked", "form", None, "127.0.0.1")]
     assert site.app["auth"].failed_logins == failed_before + 2
 
 
