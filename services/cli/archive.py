@@ -17,6 +17,7 @@ from services.policy.audit import cli_actor
 from services.archive.index import PARTLY_INDEXED
 from services.archive.indexer import IndexerBusy, IndexLock, status
 from services.cli.import_indexing import IndexingAlongside
+from services.cli.main import print_json_error
 from services.archive.evidence import EmptyExport
 from services.archive.mailfiles import MiB, count_mail, iter_mail
 from services.archive.mime import summarize_headers
@@ -238,7 +239,7 @@ def cmd_search(args) -> int:
                          args.oldest_first, timezone=timezone,
                          log_end=archive.store.log_end("arrival"))
     except QuerySyntaxError as error:
-        return _query_error(error)
+        return _query_error(error, args.json)
     # Recorded once the search has run and before anything is shown: the log says who
     # saw which results, and a refused query (exit 2) showed nothing and read no mail.
     audit.record(archive.store, cli_actor(), "search", query=args.query)
@@ -272,9 +273,11 @@ def search_summary(results: Results) -> dict:
                         "notice": results.notice}}
 
 
-def _query_error(error: QuerySyntaxError) -> int:
-    """What is wrong, then the query with a caret under where."""
+def _query_error(error: QuerySyntaxError, as_json: bool) -> int:
+    """What is wrong, then the query with a caret under where (and --json's error line)."""
     print(f"archiver: {error}\n{error.pointer()}", file=sys.stderr)
+    if as_json:
+        print_json_error(str(error), error.exit_code)
     return error.exit_code
 
 
@@ -351,7 +354,7 @@ def cmd_export(args) -> int:
     try:  # each match once, as of now, newest first; a bad query fails before any output
         snapshot = search_snapshot.take(archive.live_index_link(), args.query, timezone)
     except QuerySyntaxError as error:
-        return _query_error(error)
+        return _query_error(error, args.json)
     progress = Progress("exporting", total=len(snapshot), enabled=not args.json)
 
     def messages():
@@ -366,6 +369,8 @@ def cmd_export(args) -> int:
             result = exports.export(archive.store, actor, info, messages(), stream)
     except EmptyExport as empty:
         print(f"archiver: {empty}; {output} was not written", file=sys.stderr)
+        if args.json:
+            print_json_error(f"{empty}; {output} was not written", 1)
         return 1
     except OutputExists:
         raise ArchiverError(f"{output} exists: an export never overwrites a file; remove "

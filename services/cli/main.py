@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import sys
 
 from firmware.errors import ArchiverError
@@ -39,15 +40,25 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; its exit code. A command that fails (ArchiverError) says why in one
+    line on stderr, and with --json also as {"error": why, "exit_code": n} on stdout, so a
+    script reading the JSON is told too."""
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(argv[0] if argv else None).parse_args(argv)
     try:
         return args.handler(args) or 0
     except ArchiverError as exc:
         print(f"archiver: {exc}", file=sys.stderr)
+        if getattr(args, "json", False):
+            print_json_error(str(exc), exc.exit_code)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+
+
+def print_json_error(why: str, exit_code: int) -> None:
+    """A failed --json command's line on stdout: {"error": why, "exit_code": exit_code}."""
+    print(json.dumps({"error": why, "exit_code": exit_code}))
 
 
 if __name__ == "__main__":

@@ -295,3 +295,28 @@ def test_an_export_of_very_compressible_mail_imports_back(archiver, tmp_path, fm
     done = archiver("import", "--data", target, "--json", out, check=0)
     assert (json.loads(done.stdout)["imported"], json.loads(done.stdout)["failed"]) == (303, 0)
     assert digests_of(archiver, target) == digests_of(archiver, source)
+
+
+@pytest.mark.parametrize("command, exit_code, says", [
+    (["stats"], 2, "no archive in"),
+    (["search", "(race OR"], 2, "cannot parse query: OR needs something after it"),
+    (["export", "subject:nothing-matches", "--format", "zip", "-o", "{out}"], 1,
+     "was not written"),
+    (["export", "", "--format", "zip", "-o", "{existing}"], 2, "exists: an export never"),
+])
+def test_a_failed_json_command_says_why_in_json_on_stdout(archiver, data, tmp_path, command,
+                                                          exit_code, says):
+    """A script reading --json's stdout is told why a command failed, not left with
+    nothing: {"error": why, "exit_code": n}, the same why as stderr's line."""
+    if command[0] != "stats":
+        (tmp_path / "m.eml").write_bytes(raw_message(1))
+        archiver("import", tmp_path / "m.eml", "--data", data, check=0)
+    (tmp_path / "existing.zip").write_bytes(b"kept")
+    argv = [str(word).format(out=tmp_path / "out.zip", existing=tmp_path / "existing.zip")
+            for word in command]
+    done = archiver(*argv, "--json", "--data", data if command[0] != "stats"
+                    else tmp_path / "none", check=exit_code)
+    error = json.loads(done.stdout.splitlines()[-1])
+    assert error["exit_code"] == exit_code and says in error["error"], done.stdout
+    assert error["error"] in done.stderr and "Traceback" not in done.stderr
+    assert (tmp_path / "existing.zip").read_bytes() == b"kept"

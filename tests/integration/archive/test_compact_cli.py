@@ -92,7 +92,9 @@ def test_compact_without_room_for_the_copy_exits_75_and_leaves_the_index_as_it_w
         assert re.fullmatch(r"archiver: compact stopped: data disk (low|full): .*; it needs "
                             r"room for a copy of the index \(at most [\d.]+ MB\); the index "
                             r"is as it was", line), line
-        assert done.stdout == "" and "Traceback" not in done.stderr
+        assert "Traceback" not in done.stderr
+        assert json.loads(done.stdout) == {"error": line.removeprefix("archiver: "),
+                                           "exit_code": 75}
         assert (data / "index").resolve() == live and index_dirs(data) == [live.name]
         assert answers(archiver, data) == before
         disk.release()

@@ -199,7 +199,8 @@ def test_reindex_on_a_full_disk_says_so_in_one_line_and_the_next_one_finishes(
     disk.fill(leave_bytes=leave)  # no room for the index being rebuilt beside the live one
 
     done = archiver("reindex", "--data", data, "--json", check=75)
-    assert "Traceback" not in done.stderr and done.stdout == ""
+    assert "Traceback" not in done.stderr
+    assert json.loads(done.stdout)["exit_code"] == 75  # --json: the error as JSON too
     (line,) = [line for line in done.stderr.splitlines() if line.startswith("archiver: ")]
     assert re.fullmatch(r"archiver: reindex stopped: data disk (low|full): [\d.]+ \w+ free of "
                         r"[\d.]+ MiB \(.*\); the old index still answers, .*", line), line
