@@ -40,6 +40,11 @@ class NoArchive(ArchiverError):
     """A data folder without an archive, given to a command that only uses one."""
 
 
+class UnusableDataFolder(ArchiverError):
+    """A data folder that is no folder this process can write in (a file, another user's
+    folder, a read-only disk): said with its path, not a traceback."""
+
+
 class Archive:
     def __init__(self, data_dir: Path | str | None = None, model: int | None = None):
         self.data_dir = Path(data_dir) if data_dir else default_data_dir()
@@ -60,8 +65,23 @@ class Archive:
 
     @cached_property
     def store(self) -> Store:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.make_data_dir()
         return Store(self.data_dir / "store", map_size=self.profile.storage_bytes)
+
+    def make_data_dir(self) -> None:
+        """The data folder, made if missing; UnusableDataFolder if it cannot be used."""
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            usable = os.access(self.data_dir, os.W_OK | os.X_OK)
+            why = "this user cannot write in it"
+        except (FileExistsError, NotADirectoryError):  # it, or a folder above it, is a file
+            usable, why = False, "it, or a folder above it, is a file"
+        except OSError as exc:
+            usable, why = False, f"it cannot be made: {(exc.strerror or str(exc)).lower()}"
+        if not usable:
+            raise UnusableDataFolder(
+                f"cannot use {self.data_dir} as the data folder ({why}): give --data or "
+                "ARCHIVER_DATA a folder this user can write in, or where one can be made")
 
     def extraction_pool(self):
         """A services.archive.extract.ExtractionPool sized for the model, remembering failures

@@ -100,7 +100,10 @@ def open_archive(args, create: bool = True) -> Archive:
     """The archive of --data (or $ARCHIVER_DATA); with create=False it must exist already
     (NoArchive otherwise): commands that only read never make an empty one."""
     archive = Archive(args.data or default_data_dir(), args.model)
-    return archive if create else archive.require_existing()
+    if not create:
+        archive.require_existing()
+    archive.make_data_dir()  # a file or a folder it cannot write in: said before any work
+    return archive
 
 
 def cmd_import(args) -> int:

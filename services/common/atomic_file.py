@@ -3,9 +3,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
+import time
 from pathlib import Path
 from typing import BinaryIO, Iterator
+
+# A new_file_output temporary unchanged this long was left by a writer that died.
+STALE_PART_S = 30 * 60
+TEMPORARY_CHARACTERS = r"[a-z0-9_]{8}"  # the random part tempfile.mkstemp puts in a name
 
 
 @contextlib.contextmanager
@@ -42,6 +48,7 @@ def new_file_output(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
     writing fails."""
     if path.exists() or path.is_symlink():
         raise OutputExists(f"{path} exists")
+    remove_stale_parts(path)
     with _temporary_beside(path, ".part", mode) as (output, temporary):
         try:
             yield output
@@ -54,6 +61,23 @@ def new_file_output(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temporary)
     fsync_path(path.parent)
+
+
+def remove_stale_parts(path: Path, stale_s: float = STALE_PART_S) -> list[Path]:
+    """Remove what a writer of `path` killed midway (SIGKILL, a power cut) left beside it:
+    the hidden files new_file_output writes to, named exactly as _temporary_beside names
+    them, regular files unchanged for `stale_s` (a live writer changes its own all along).
+    Returns those removed."""
+    pattern = re.compile(re.escape(f".{path.name}.") + TEMPORARY_CHARACTERS + r"\.part")
+    removed = []
+    with contextlib.suppress(OSError), os.scandir(path.parent) as listing:
+        for entry in listing:
+            with contextlib.suppress(OSError):
+                if pattern.fullmatch(entry.name) and entry.is_file(follow_symlinks=False) \
+                        and time.time() - entry.stat(follow_symlinks=False).st_mtime > stale_s:
+                    os.unlink(entry.path)
+                    removed.append(Path(entry.path))
+    return removed
 
 
 @contextlib.contextmanager

@@ -183,3 +183,27 @@ def _mboxrd_messages(mbox: bytes) -> list[bytes]:
 
 def _unquoted(message: bytes) -> bytes:
     return re.sub(rb"(?m)^>(>*From )", rb"\1", message)
+
+
+def test_an_export_removes_what_an_export_of_its_name_killed_midway_left(archiver, data,
+                                                                           tmp_path):
+    """An export killed midway (SIGKILL) left a hidden .NAME.zip.XXXXXXXX.part for ever.
+    The next export to that name removes those unchanged for STALE_PART_S; nothing else."""
+    import os
+    from services.common.atomic_file import STALE_PART_S
+    out = tmp_path / "out"
+    out.mkdir()
+    old = os.stat(out).st_mtime - STALE_PART_S - 60
+    names = {".e.zip.abc_1234.part": False, ".e.zip.zzzzzzzz.part": False,  # stale: removed
+             ".e.zip.fresh123.part": True,  # being written, maybe
+             ".f.zip.abcd1234.part": True, ".e.zip.abc.part": True, "e.zip.abcd1234.part": True,
+             ".e.zip.abcd1234.part.keep": True, ".e.zip.abcd12345.part": True}
+    for name in names:
+        (out / name).write_bytes(b"half an export")
+        if name != ".e.zip.fresh123.part":
+            os.utime(out / name, (old, old))
+    (out / ".e.zip.link1234.part").symlink_to(out / ".f.zip.abcd1234.part")
+    os.utime(out / ".e.zip.link1234.part", (old, old), follow_symlinks=False)
+    archiver("export", "", "--format", "zip", "-o", out / "e.zip", "--data", data, check=0)
+    assert sorted(path.name for path in out.iterdir()) == sorted(
+        [name for name, kept in names.items() if kept] + ["e.zip", ".e.zip.link1234.part"])

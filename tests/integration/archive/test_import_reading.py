@@ -148,6 +148,32 @@ def test_a_folder_without_an_archive_is_named_and_never_made_one(archiver, tmp_p
     assert f"no archive in {empty}" in by_environment.stderr and not empty.exists()
 
 
+@pytest.mark.parametrize("bad", ["a-file", "a-file/below", "/proc/no-such-folder"])
+@pytest.mark.parametrize("command", [["import", "m.eml"], ["search", "x"], ["stats"],
+                                     ["export", "x", "--format", "zip", "-o", "out.zip"]])
+def test_a_data_folder_that_cannot_be_one_is_named_without_a_traceback(archiver, tmp_path,
+                                                                      bad, command):
+    """--data naming a file (or a path below one, or where no folder can be made) ended
+    import with a FileExistsError traceback."""
+    (tmp_path / "a-file").write_bytes(b"x")
+    (tmp_path / "m.eml").write_bytes(b"From: a@example.com\nSubject: m\n\nx\n")
+    done = archiver(*command, "--data", bad, check=2)
+    assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1, done.stderr
+    assert f"cannot use {bad} as the data folder" in done.stderr or \
+        command[0] != "import" and f"no archive in {bad}" in done.stderr
+    assert (tmp_path / "a-file").read_bytes() == b"x"
+
+
+def test_a_data_folder_this_user_cannot_write_in_is_named(tmp_path, monkeypatch):
+    from services.archive.archive import Archive, UnusableDataFolder
+    (tmp_path / "data").mkdir()
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: False if str(path) == str(
+        tmp_path / "data") else real(path, mode))
+    with pytest.raises(UnusableDataFolder, match="this user cannot write in it"):
+        Archive(tmp_path / "data").make_data_dir()
+
+
 def test_status_reads_the_archive_archiver_data_names(archiver, data, tmp_path):
     (tmp_path / "m.eml").write_bytes(b"From: a@example.com\nSubject: s\n\nbody\n")
     imported(archiver, data, tmp_path / "m.eml")
