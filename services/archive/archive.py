@@ -24,7 +24,7 @@ from firmware.models import ModelProfile, load_models
 from firmware.system import this_model
 
 from services.archive import retired_index
-from services.archive.space import Space, capacity_space, distinct_disks
+from services.archive.space import Space, capacity_space, distinct_disks, is_no_room_error
 from services.archive.store import RESERVE_BYTES, Store
 
 DEFAULT_DATA = "/var/lib/archiver"
@@ -43,6 +43,13 @@ class NoArchive(ArchiverError):
 class UnusableDataFolder(ArchiverError):
     """A data folder that is no folder this process can write in (a file, another user's
     folder, a read-only disk): said with its path, not a traceback."""
+
+
+def _why_not_made(exc: OSError) -> str:
+    """Why mkdir of a data folder failed, in words for the one line the CLI prints."""
+    if isinstance(exc, (FileExistsError, NotADirectoryError)):
+        return "it, or a folder above it, is a file"
+    return f"it cannot be made: {(exc.strerror or str(exc)).lower()}"
 
 
 class Archive:
@@ -69,19 +76,26 @@ class Archive:
         return Store(self.data_dir / "store", map_size=self.profile.storage_bytes)
 
     def make_data_dir(self) -> None:
-        """The data folder, made if missing; UnusableDataFolder if it cannot be used."""
+        """The data folder, made (with the folders above it) if missing.
+
+        Raises UnusableDataFolder, naming it and why, when it cannot be one: it or a folder
+        above it is a file, it cannot be made (no permission, a read-only disk, /proc), or
+        this user cannot write in it. A full disk (ENOSPC, EDQUOT) raises the mkdir's own
+        OSError: that is no wrong --data but a want of room, which `archiver run` waits out
+        (services.supervisor.runtime._wait_for_the_store) and other commands report as such."""
         try:
             self.data_dir.mkdir(parents=True, exist_ok=True)
-            usable = os.access(self.data_dir, os.W_OK | os.X_OK)
-            why = "this user cannot write in it"
-        except (FileExistsError, NotADirectoryError):  # it, or a folder above it, is a file
-            usable, why = False, "it, or a folder above it, is a file"
         except OSError as exc:
-            usable, why = False, f"it cannot be made: {(exc.strerror or str(exc)).lower()}"
-        if not usable:
-            raise UnusableDataFolder(
-                f"cannot use {self.data_dir} as the data folder ({why}): give --data or "
-                "ARCHIVER_DATA a folder this user can write in, or where one can be made")
+            if is_no_room_error(exc):
+                raise
+            raise self._unusable(_why_not_made(exc)) from exc
+        if not os.access(self.data_dir, os.W_OK | os.X_OK):
+            raise self._unusable("this user cannot write in it")
+
+    def _unusable(self, why: str) -> "UnusableDataFolder":
+        return UnusableDataFolder(
+            f"cannot use {self.data_dir} as the data folder ({why}): give --data or "
+            "ARCHIVER_DATA a folder this user can write in, or where one can be made")
 
     def extraction_pool(self):
         """A services.archive.extract.ExtractionPool sized for the model, remembering failures

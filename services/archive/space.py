@@ -107,13 +107,19 @@ def is_out_of_space(exc: BaseException, path: Path | str) -> bool:
     if isinstance(exc, (OutOfSpace, lmdb.DiskError, lmdb.MapFullError)):
         return True
     if isinstance(exc, OSError):
-        if exc.errno in _OUT_OF_SPACE:
+        if is_no_room_error(exc):
             return True
         return exc.errno == errno.EIO and _all_but_full(path)
     words = _error_words(exc)
     if any(text in words for text in _OUT_OF_SPACE_WORDS):
         return True
     return os.strerror(errno.EIO) in words and _all_but_full(path)
+
+
+def is_no_room_error(exc: OSError) -> bool:
+    """Whether `exc` is the disk's (or the user's quota's) want of room, ENOSPC or EDQUOT:
+    nothing wrong with the path written to, and the same write succeeds once there is room."""
+    return exc.errno in _OUT_OF_SPACE
 
 
 def _error_words(exc: BaseException) -> str:

@@ -403,3 +403,29 @@ def test_run_starts_on_a_full_disk_with_no_archive_yet_and_goes_on_by_itself(tmp
         finally:
             starting.join()
             assert service.stop() == 0
+
+
+def test_a_data_folder_a_full_disk_has_no_room_for_is_a_want_of_room_not_a_wrong_one(
+        tmp_path, archiver):
+    """Archive.make_data_dir, checking --data for every command, took the mkdir's ENOSPC on
+    a full disk for a folder that cannot be one (UnusableDataFolder, exit 2): `archiver
+    run` then ended instead of waiting for room. The OSError itself comes through, which
+    _wait_for_the_store takes for a full disk; once there is room the folder is made."""
+    import errno
+    from services.archive.space import is_out_of_space
+    with SmallDisk(tmp_path / "disk", 40) as disk:
+        data = disk.mount_point / "data"
+        disk.fill()
+        for opening in (lambda archive: archive.make_data_dir(), lambda archive: archive.store):
+            archive = Archive(data, 450)
+            with pytest.raises(OSError) as raised:
+                opening(archive)
+            assert raised.value.errno == errno.ENOSPC and is_out_of_space(
+                raised.value, disk.mount_point), raised.value
+        (tmp_path / "m.eml").write_bytes(message(1))
+        done = archiver("import", "--data", data, tmp_path / "m.eml")
+        assert done.returncode != 2 and "as the data folder" not in done.stderr, done.stderr
+        assert "No space left on device" in done.stderr and not data.exists()
+        disk.release()
+        Archive(data, 450).make_data_dir()
+        assert data.is_dir()
