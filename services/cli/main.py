@@ -2,11 +2,17 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import json
 import sys
 
 from firmware.errors import ArchiverError
+
+# A want of room (services.archive.space's errnos and exit code, here without importing
+# the archive's libraries into every command's start).
+NO_ROOM_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+NO_ROOM_EXIT_CODE = 75  # EX_TEMPFAIL (sysexits.h): try again later
 
 # The module that registers each command (its `register(commands)` adds the subcommands, each
 # setting `handler` to a function(args) -> int). Only the module of the command given is
@@ -42,18 +48,30 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run one command; its exit code. A command that fails (ArchiverError) says why in one
     line on stderr, and with --json also as {"error": why, "exit_code": n} on stdout, so a
-    script reading the JSON is told too."""
+    script reading the JSON is told too. So does one that meets a full disk where it did
+    not expect one (an OSError ENOSPC/EDQUOT: making a new archive's folder, writing an
+    export), with services.archive.space.OutOfSpace's exit code 75."""
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(argv[0] if argv else None).parse_args(argv)
     try:
         return args.handler(args) or 0
     except ArchiverError as exc:
-        print(f"archiver: {exc}", file=sys.stderr)
-        if getattr(args, "json", False):
-            print_json_error(str(exc), exc.exit_code)
-        return exc.exit_code
+        return _failed(args, str(exc), exc.exit_code)
+    except OSError as exc:
+        if exc.errno not in NO_ROOM_ERRNOS:
+            raise
+        return _failed(args, f"no room on the disk of {exc.filename or 'the data folder'} "
+                             f"({exc.strerror}): make room, then run the same command again",
+                       NO_ROOM_EXIT_CODE)
     except KeyboardInterrupt:
         return 130
+
+
+def _failed(args, why: str, exit_code: int) -> int:
+    print(f"archiver: {why}", file=sys.stderr)
+    if getattr(args, "json", False):
+        print_json_error(why, exit_code)
+    return exit_code
 
 
 def print_json_error(why: str, exit_code: int) -> None:

@@ -423,9 +423,12 @@ def test_a_data_folder_a_full_disk_has_no_room_for_is_a_want_of_room_not_a_wrong
             assert raised.value.errno == errno.ENOSPC and is_out_of_space(
                 raised.value, disk.mount_point), raised.value
         (tmp_path / "m.eml").write_bytes(message(1))
-        done = archiver("import", "--data", data, tmp_path / "m.eml")
-        assert done.returncode != 2 and "as the data folder" not in done.stderr, done.stderr
-        assert "No space left on device" in done.stderr and not data.exists()
+        done = archiver("import", "--data", data, tmp_path / "m.eml", "--json")
+        assert done.returncode == 75 and "as the data folder" not in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1, done.stderr
+        assert done.stderr == f"archiver: {json.loads(done.stdout)['error']}\n"
+        assert f"no room on the disk of {data} (No space left on device)" in done.stderr
+        assert not data.exists()
         disk.release()
         Archive(data, 450).make_data_dir()
         assert data.is_dir()
