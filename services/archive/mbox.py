@@ -120,6 +120,9 @@ SNIFF_BYTES = PRELUDE_LIMIT + FROM_LINE_LIMIT + 2  # what tells an mbox (starts_
 _QUOTED_FROM = re.compile(rb"^>(>*From )", re.MULTILINE)
 _FROM_TO_QUOTE = re.compile(rb"^(>*From )", re.MULTILINE)
 _HEADER_END = re.compile(rb"\n\r?\n")
+# Lines of a message an Entry names as unseparated From_ lines: the import's warning shows 10
+# and "..." when there are more (services.archive.mailfiles).
+UNSEPARATED_KEPT = 11
 FROM_FIELD_LIMIT = 2000  # bytes of a field a From_ line is made from (RFC 5322: 998 a line)
 # A header field a From_ line is made from, with its continuation lines (RFC 5322 2.2.3).
 _FROM_LINE_FIELD = re.compile(rb"^(return-path|sender|from|date)[ \t]*:(.*(?:\r?\n[ \t].*)*)",
@@ -152,7 +155,7 @@ class Entry:
     line: int = 1  # the line of the mbox its From_ line is on
     # Lines of the mbox in it that look like a From_ line followed by a header field: the
     # separator of a message its writer put no blank line before, so merged into this one
-    # (kept so: a body may hold such a line; the reader is told).
+    # (kept so: a body may hold such a line; the reader is told). The first UNSEPARATED_KEPT.
     unseparated: tuple[int, ...] = ()
 
 
@@ -248,13 +251,21 @@ def read_entries(stream: BinaryIO, max_bytes: int, end: int | None = None) -> It
 
 def _unseparated_from_lines(message: bytes) -> list[int]:
     """The lines (from 0) of a message, as written (still quoted), that are From_ lines
-    followed by a header field: a separator a writer put no blank line before."""
-    found = []
+    followed by a header field: a separator a writer put no blank line before. The first
+    UNSEPARATED_KEPT of them: the warning shows 10 lines and "..." for more. Lines are
+    counted on from the last one found (counting from the start for each took hours for
+    a message of a million such lines)."""
+    found: list[int] = []
+    line, counted = 0, 0  # line: the line number of byte `counted`
     for match in _LINE_STARTING_FROM.finditer(message):
         end = message.find(b"\n", match.start(), match.start() + FROM_LINE_LIMIT + 1)
         if end >= 0 and is_from_line(message[match.start():end + 1]) and \
                 HEADER_FIELD.match(message, end + 1):
-            found.append(message.count(b"\n", 0, match.start()))
+            line += message.count(b"\n", counted, match.start())
+            counted = match.start()
+            found.append(line)
+            if len(found) == UNSEPARATED_KEPT:
+                break
     return found
 
 
