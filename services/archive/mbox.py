@@ -124,9 +124,12 @@ _HEADER_END = re.compile(rb"\n\r?\n")
 # and "..." when there are more (services.archive.mailfiles).
 UNSEPARATED_KEPT = 11
 FROM_FIELD_LIMIT = 2000  # bytes of a field a From_ line is made from (RFC 5322: 998 a line)
-# A header field a From_ line is made from, with its continuation lines (RFC 5322 2.2.3).
-_FROM_LINE_FIELD = re.compile(rb"^(return-path|sender|from|date)[ \t]*:(.*(?:\r?\n[ \t].*)*)",
+# Where a header field a From_ line is made from starts; its value runs on through its
+# continuation lines (RFC 5322 2.2.3), read by hand (_unfolded): a pattern matching them too
+# kept backtracking state for every one (a 12 MB field of short lines took 945 MB).
+_FROM_LINE_FIELD = re.compile(rb"^(return-path|sender|from|date)[ \t]*:",
                               re.MULTILINE | re.IGNORECASE)
+_FROM_LINE_FIELD_NAMES = 4
 _PLAIN_ADDRESS = re.compile(r"[!-~]+")  # printable ASCII without spaces, as a From_ line needs
 # How long reading waits for an appender to let go of an mbox before it gives up on it: a
 # delivery holds the lock for the time it takes to write one message (milliseconds; seconds
@@ -553,12 +556,30 @@ def _from_line_fields(raw: bytes) -> dict[str, str]:
     each at most FROM_FIELD_LIMIT bytes (lowercased name -> value). Only these are read:
     the whole section through the email package cost 13 times a 48 MB header field."""
     end = _HEADER_END.search(raw)
+    limit = end.start() + 1 if end else len(raw)
     fields: dict[str, str] = {}
-    for match in _FROM_LINE_FIELD.finditer(raw, 0, end.start() + 1 if end else len(raw)):
+    for match in _FROM_LINE_FIELD.finditer(raw, 0, limit):
         name = match.group(1).lower().decode("ascii")
-        value = re.sub(rb"\r?\n", b"", match.group(2)[:FROM_FIELD_LIMIT])
-        fields.setdefault(name, value.decode("ascii", "surrogateescape").strip())
+        if name not in fields:
+            value = re.sub(rb"\r?\n", b"", _unfolded(raw, match.end(), limit))
+            fields[name] = value.decode("ascii", "surrogateescape").strip()
+            if len(fields) == _FROM_LINE_FIELD_NAMES:
+                break
     return fields
+
+
+def _unfolded(raw: bytes, start: int, limit: int) -> bytes:
+    """The first FROM_FIELD_LIMIT bytes of the field value starting at `start` (line endings
+    still in it), through its continuation lines (those starting with a space or a tab), at
+    most to byte `limit`; it ends before the line ending of its last line. Reads no more
+    than FROM_FIELD_LIMIT + 2 bytes, however many lines the field has."""
+    window = raw[start:min(limit, start + FROM_FIELD_LIMIT + 2)]
+    position = 0
+    while (line_end := window.find(b"\n", position)) >= 0:
+        if window[line_end + 1:line_end + 2] not in (b" ", b"\t"):
+            return window[:min(line_end, FROM_FIELD_LIMIT)]
+        position = line_end + 1
+    return window[:FROM_FIELD_LIMIT]
 
 
 def _envelope_sender(headers: dict[str, str]) -> str:

@@ -223,3 +223,19 @@ def test_a_long_header_field_costs_the_mbox_writer_little_memory():
         tracemalloc.stop()
     assert peak < 3 * len(raw), peak  # the output's copy and one more; was 13 times
 
+
+def test_a_field_of_many_continuation_lines_costs_the_mbox_writer_little_memory():
+    """The From: field's continuation lines are read only up to FROM_FIELD_LIMIT: a pattern
+    matching them all kept backtracking state for each (3 MB of them took 300 MB)."""
+    def folded(lines: int) -> bytes:
+        return (b"Date: Tue, 05 Mar 2024 10:00:00 +0000\nFrom: a@b.example\n"
+                + b" x\n" * lines + b"Subject: s\n\nbody\n")
+    raw = folded(1_000_000)
+    tracemalloc.start()
+    try:
+        line = mbox.from_line_for(raw)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < len(raw), peak
+    assert line == mbox.from_line_for(folded(1000))  # both past the limit: the same line
