@@ -68,6 +68,10 @@ DETECTION_CANDIDATES = ["cp1252", "iso8859_15", "cp1250", "iso8859_2", "cp1251",
 MULTIBYTE_CANDIDATES = {"shift_jis", "euc_jp", "iso2022_jp", "euc_kr", "gb18030", "big5"}
 DETECTION_MIN_MULTIBYTE = 24
 FALLBACK = "cp1252"
+# Halves of UTF-16 surrogate pairs: no character, and UTF-8 cannot carry one (printing,
+# storing or serving text with one raises UnicodeEncodeError). Python's UTF-7 decoder
+# yields them for "+2D0-" (U+D83D alone); UTF-8, -16 and -32 refuse them as invalid.
+SURROGATES = re.compile("[\ud800-\udfff]")
 
 
 def codec_for(label: str | None) -> str | None:
@@ -89,16 +93,31 @@ def decode(data: bytes, label: str | None, detect: bool = True) -> str:
     """Bytes as text, never raising, in time linear in len(data): the label's charset when
     it is a text charset the bytes fit (a few bad bytes become U+FFFD), else UTF-8 if they
     are valid UTF-8, else the charset detection is confident of (detect=True), else
-    Windows-1252."""
+    Windows-1252. Never holds a lone surrogate: one a codec yields (UTF-7's "+2D0-") is a
+    bad byte sequence like any other."""
     codec = codec_for(label)
     if codec is not None:
         try:
-            return data.decode(codec)
+            text = data.decode(codec)
         except UnicodeDecodeError:
             text = data.decode(codec, "replace")
-            if text.count("\ufffd") <= LIE_RATIO * len(data):
+        else:
+            if not has_surrogates(text):
                 return text
+        text = without_surrogates(text)
+        if text.count("\ufffd") <= LIE_RATIO * len(data):
+            return text
     return decode_unlabelled(data, detect)
+
+
+def has_surrogates(text: str) -> bool:
+    """Whether `text` holds a lone surrogate (SURROGATES)."""
+    return not text.isascii() and SURROGATES.search(text) is not None
+
+
+def without_surrogates(text: str) -> str:
+    """`text` with every lone surrogate (SURROGATES) replaced by U+FFFD."""
+    return SURROGATES.sub("\ufffd", text) if has_surrogates(text) else text
 
 
 def decode_unlabelled(data: bytes, detect: bool = True) -> str:
@@ -108,7 +127,7 @@ def decode_unlabelled(data: bytes, detect: bool = True) -> str:
     except UnicodeDecodeError:
         pass
     codec = detected(data) if detect else None
-    return data.decode(codec or FALLBACK, "replace")
+    return without_surrogates(data.decode(codec or FALLBACK, "replace"))
 
 
 def detected(data: bytes) -> str | None:

@@ -488,7 +488,7 @@ def decode_raw(text: str, declared=(), detect: bool = True) -> str:
             decoded = data.decode(codec)
         except (UnicodeDecodeError, LookupError):
             continue
-        if _no_mess(decoded):
+        if not charsets.has_surrogates(decoded) and _no_mess(decoded):
             return decoded
     return charsets.decode_unlabelled(data, detect)
 

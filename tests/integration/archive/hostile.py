@@ -114,7 +114,7 @@ def long_texts() -> list[Case]:
 def broken_encodings() -> list[Case]:
     """NULs, lone surrogates (UTF-7 halves of a pair, 8-bit bytes in headers), codecs that
     are no text encodings, and declared charsets that do not fit the bytes."""
-    lone = "=?utf-7?q?+2D3-?="  # UTF-7 for a lone high surrogate, U+D834
+    lone = "=?utf-7?q?+2DQ-?="  # UTF-7 for a lone high surrogate, U+D834
     cases = [
         Case("nul-everywhere", message("hostnul", {
             "From": "nul\x00user@example.org", "To": f"a\x00{long_address('é')}"},
@@ -197,6 +197,51 @@ def eight_bit_headers() -> list[Case]:
     return cases
 
 
+# Encoded text that decodes to lone surrogates (which UTF-8 cannot carry), under labels of
+# its charset: UTF-7 halves of a pair, high (U+D83D, U+D834), low (U+DE00), two highs.
+# Python's UTF-7 decoder yields them; no other text codec services.archive.charsets accepts
+# does (UTF-8, -16 and -32 refuse them as invalid; every 1- and 2-byte sequence, and every
+# 4-byte GB18030 one, of the others was tried).
+SURROGATE_TEXTS = [("utf-7", b"+2D0-"), ("UTF-7", b"a+3gA-b"), ("unicode-1-1-utf-7", b"+2DQ-"),
+                   ("utf7", b"+2D3YPQ- x")]
+TEXT = "TEXTHERE"  # stands for the encoded text (B or Q, as the place says) until then
+SURROGATE_PLACES = {
+    "subject": lambda word: message(f"{word} =?{LABEL}?Q?{TEXT}?= hello"),
+    "from": lambda word: message(word, {"From": f"=?{LABEL}?B?{TEXT}?= <{word}@example.org>"}),
+    "to": lambda word: message(word, {"To": f"=?{LABEL}?Q?{TEXT}?= <rcpt@example.com>"}),
+    "message-id": lambda word: message(word, {"Message-ID": f"<=?{LABEL}?B?{TEXT}?={word}@x>"}),
+    "filename-2231": lambda word: message(word, parts=[attachment(
+        b"text", "text/plain", f"filename*={LABEL}''{TEXT}{word}.txt")]),
+    "filename-2047": lambda word: message(word, parts=[attachment(
+        b"text", "application/octet-stream", f'filename="=?{LABEL}?B?{TEXT}?={word}.bin"')]),
+    "name-2047": lambda word: message(word, parts=[attachment(
+        b"text", f'application/octet-stream; name="=?{LABEL}?Q?{TEXT}?={word}.bin"',
+        "size=4")]),  # no filename=: the name is the Content-Type's
+    "body-charset": lambda word: message(word, body=f"{TEXT} body").replace(
+        b"charset=utf-8", f"charset={LABEL}".encode()),
+    "part-charset": lambda word: message(word, parts=[
+        f"Content-Type: text/plain; charset={LABEL}\r\n\r\n{TEXT} part\r\n".encode()]),
+}
+
+
+def surrogate_texts() -> list[Case]:
+    """Every SURROGATE_TEXTS in every place a charset's text is decoded."""
+    cases = []
+    for number, (label, text) in enumerate(SURROGATE_TEXTS):
+        for place, make in SURROGATE_PLACES.items():
+            word = f"hostsurrogate{number}{place.replace('-', '')}"
+            if "-2231" in place:
+                encoded = urllib.parse.quote(text, safe="")
+            elif b"?B?" in make(word):
+                encoded = base64.b64encode(text).decode()
+            else:  # Q, and the raw text of a body or part
+                encoded = text.decode()
+            raw = make(word).replace(LABEL.encode(), label.encode()).replace(
+                TEXT.encode(), encoded.encode())
+            cases.append(Case(f"surrogate-{number}-{place}", raw, word))
+    return cases
+
+
 def structures() -> list[Case]:
     """Deep MIME trees, deep message/rfc822 nesting, many recipients, parts that fail to be
     read (a PDF that loops, one that is no PDF, a DOCX that is no zip)."""
@@ -230,7 +275,7 @@ def structures() -> list[Case]:
 
 def corpus() -> list[Case]:
     cases = (long_addresses() + long_texts() + broken_encodings() + charset_labels()
-             + eight_bit_headers() + structures())
+             + eight_bit_headers() + surrogate_texts() + structures())
     assert len({case.word for case in cases}) == len(cases)
     return cases
 

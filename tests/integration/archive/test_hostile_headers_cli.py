@@ -15,14 +15,14 @@ from services.archive.store import Store
 from services.cli.main import main
 from tests import search_output
 from tests.integration.archive.hostile import (charset_labels, corpus, eight_bit_headers,
-                                              message, normal)
+                                              message, normal, surrogate_texts)
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def cases():
-    hostile = charset_labels() + eight_bit_headers()
+    hostile = charset_labels() + eight_bit_headers() + surrogate_texts()
     return [case for n, bad in enumerate(hostile) for case in (bad, normal(n))]
 
 
@@ -50,7 +50,15 @@ def test_every_message_is_imported_indexed_and_shown(archiver, imported, cases, 
     for case in cases:  # `archiver show` in this process: a process each would take minutes
         digest = hashlib.sha256(case.raw).hexdigest()
         assert main(["show", digest, "--data", str(data), "--json"]) == 0, case.name
-        assert json.loads(capsys.readouterr().out)["digest"] == digest, case.name
+        meta = json.loads(capsys.readouterr().out)
+        assert meta["digest"] == digest, case.name
+        texts = [value for value in meta.values() if isinstance(value, str)] + [
+            text for value in meta.values() if isinstance(value, list)
+            for text in value if isinstance(text, str)]
+        assert all(text == text.encode("utf-8", "replace").decode("utf-8")
+                   for text in texts), (case.name, texts)  # UTF-8 can carry it
+        assert main(["show", digest, "--data", str(data)]) == 0, case.name
+        assert f"digest:       {digest}" in capsys.readouterr().out, case.name
 
 
 def test_an_export_holds_every_message_and_imports_back_byte_exact(archiver, imported, cases,
@@ -97,3 +105,4 @@ def test_metadata_an_older_release_stored_with_lone_surrogates_is_exported(archi
     archiver("export", "", "--data", data, "--format", "zip", "-o", tmp_path / "e.zip", check=0)
     with zipfile.ZipFile(tmp_path / "e.zip") as exported:
         assert "older??@x" in exported.read("manifest.csv").decode()
+

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from services.archive.store import Store
-from tests.integration.archive.hostile import charset_labels, eight_bit_headers
+from tests.integration.archive.hostile import charset_labels, eight_bit_headers, surrogate_texts
 from tests.integration.certificates import TestCA
 from tests.integration.intake.test_journal_report_smtp import FIRST, ORIGINAL, report
 from tests.integration.processes import ArchiverService
@@ -131,9 +131,10 @@ def test_without_a_journal_recipient_a_trusted_servers_reports_are_unwrapped_as_
 
 
 def test_every_hostile_header_message_gets_250_and_is_stored_byte_exact(service):
-    """Charsets no charset has, 8-bit bytes in encoded-words (hostile.charset_labels,
-    eight_bit_headers): one such Subject got 451 on every try, never archived."""
-    cases = charset_labels() + eight_bit_headers()
+    """Charsets no charset has, 8-bit bytes in encoded-words, text that decodes to lone
+    surrogates (hostile.charset_labels, eight_bit_headers, surrogate_texts): one such
+    Subject got 451 on every try, never archived."""
+    cases = charset_labels() + eight_bit_headers() + surrogate_texts()
     with smtplib.SMTP("127.0.0.1", service.smtp_port, source_address=(UNTRUSTED, 0),
                       timeout=60) as client:
         for case in cases:

@@ -12,11 +12,12 @@ import xapian
 from services.archive import shards
 from services.archive.index import id_term
 from services.archive.store import Envelope, _key
-from tests.integration.archive.hostile import charset_labels, eight_bit_headers, message
+from tests.integration.archive.hostile import (charset_labels, eight_bit_headers, message,
+                                              surrogate_texts)
 from tests.integration.web.test_ui import logged_in
 
 pytestmark = pytest.mark.integration
-CASES = charset_labels() + eight_bit_headers()
+CASES = charset_labels() + eight_bit_headers() + surrogate_texts()
 OLDER = "olderreleasesurrogates"
 
 
@@ -59,7 +60,7 @@ def test_each_message_page_opens(site):
 
 def test_the_results_that_list_them_open(site):
     alice = logged_in(site, "alice")
-    for prefix in ("hostlabel*", "host8bit*"):
+    for prefix in ("hostlabel*", "host8bit*", "hostsurrogate*"):
         reply = alice.get(f"/search?q={prefix}")
         assert reply.status == 200
         assert sum(case.word in reply.body.decode() for case in CASES) > 20, prefix

@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from services.archive import charsets, mime
-from tests.integration.archive.hostile import HOSTILE_LABELS
+from tests.integration.archive.hostile import HOSTILE_LABELS, SURROGATE_TEXTS, surrogate_texts
 
 GERMAN = "Grüße aus Köln, Übersicht über Stückzahlen"
 THAI = "รายงาน ยอดขาย ประจำเดือน"
@@ -205,3 +205,55 @@ def test_a_label_that_is_no_printable_ascii_names_no_charset(label):
     text = label.decode("ascii", "surrogateescape")
     assert charsets.codec_for(text) is None
     assert charsets.decode("café".encode(), text) == "café"
+
+
+def valid(text: str) -> bool:
+    """Whether UTF-8 can carry `text` (no lone surrogate)."""
+    return text == text.encode("utf-8", "replace").decode("utf-8")
+
+
+@pytest.mark.parametrize("label, data", SURROGATE_TEXTS)
+def test_text_a_codec_decodes_to_lone_surrogates_is_a_bad_byte_sequence(label, data):
+    """UTF-7's "+2D0-" is U+D83D alone to Python: no character. Like any bad sequence it
+    becomes U+FFFD, and a label whose text is mostly that is not believed (it was kept, and
+    `archiver show`, pages and exports met a lone surrogate: UnicodeEncodeError)."""
+    assert charsets.decode(data, label) == data.decode("ascii")
+    long = b"Grand total: 42. " * 20 + data
+    assert charsets.decode(long, label) == \
+        charsets.SURROGATES.sub("\ufffd", long.decode(charsets.codec_for(label)))
+    for encoding in "QB":
+        encoded = data.decode() if encoding == "Q" else base64.b64encode(data).decode()
+        text = mime.decode_header_text(f"=?{label}?{encoding}?{encoded}?= hello")
+        assert valid(text) and text == f"{data.decode()} hello"
+
+
+# Bytes that spell lone surrogates in the UTFs: UTF-8 (CESU), UTF-16 either order, with and
+# without a byte order mark, UTF-32, UTF-7.
+SURROGATE_BYTES = [b"\xed\xa0\xbd", b"\x3d\xd8", b"\xd8\x3d", b"\xff\xfe\x3d\xd8x\x00",
+                   b"\xfe\xff\xd8\x3d\x00x", b"\x00\xd8\x00\x00", b"\x00\x00\xd8\x00",
+                   b"\xff\xfe\x00\x00\x00\xd8\x00\x00", *(data for _, data in SURROGATE_TEXTS)]
+
+
+@pytest.mark.parametrize("codec", sorted(charsets.TEXT_CODECS))
+def test_no_accepted_codec_decodes_to_a_lone_surrogate(codec):
+    for data in SURROGATE_BYTES + [bytes([byte]) for byte in range(256)]:
+        for padded in (data, b"Grand total: 42. " * 20 + data):
+            assert valid(charsets.decode(padded, codec)), (codec, padded)
+
+
+@pytest.mark.parametrize("case", surrogate_texts(), ids=lambda case: case.name)
+def test_what_is_read_of_a_message_with_lone_surrogate_text_is_valid_unicode(case):
+    """Headers, file names (RFC 2231 and 2047), body and part text, as stored and indexed."""
+    from services.archive import extract, metadata
+    meta = metadata.header_metadata(case.raw, None, 0.0)
+    summary = mime.summarize_headers(case.raw)
+    read = extract._extract(case.raw, 1024 * 1024)
+    texts = [value for value in meta.values() if isinstance(value, str)] + [
+        summary.subject, summary.message_id or "", *summary.from_addrs, *summary.to,
+        read.body] + [text or "" for item in read.attachments
+                      for text in (item.filename, item.text, item.error)]
+    assert all(valid(text) for text in texts), (case.name, texts)
+    assert case.word in meta["subject"]
+    if "filename" in case.name or "name-" in case.name:
+        assert [item.filename for item in read.attachments if item.filename
+                and case.word in item.filename], case.name
