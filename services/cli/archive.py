@@ -340,12 +340,19 @@ def cmd_show(args) -> int:
             value = _iso(value)
         if isinstance(value, list):
             value = ", ".join(value) or "-"
-        print(f"{key + ':':<13} {value if value not in (None, '') else '-'}")
+        print(_printable(f"{key + ':':<13} {value if value not in (None, '') else '-'}"))
     for problem in meta.get("extraction_failures") or []:  # a cut: "[NAME: ]partly indexed: ..."
         label = "cut:" if problem.startswith(PARTLY_INDEXED) or \
             f": {PARTLY_INDEXED}" in problem else "unreadable:"
-        print(f"{label:<13} {problem}")
+        print(_printable(f"{label:<13} {problem}"))
     return 0
+
+
+def _printable(text: str) -> str:
+    """`text` with what standard output's encoding cannot carry as "?": a lone surrogate
+    in metadata an older release stored (its UTF-7 decoding left them) made `show` fail."""
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    return text.encode(encoding, "replace").decode(encoding)
 
 
 def cmd_export(args) -> int:

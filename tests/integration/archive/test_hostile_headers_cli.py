@@ -106,3 +106,25 @@ def test_metadata_an_older_release_stored_with_lone_surrogates_is_exported(archi
     with zipfile.ZipFile(tmp_path / "e.zip") as exported:
         assert "older??@x" in exported.read("manifest.csv").decode()
 
+
+def test_metadata_an_older_release_stored_with_lone_surrogates_is_shown(archiver, tmp_path,
+                                                                        capsys):
+    """Its UTF-7 decoding kept U+D83D alone in the Subject and Message-ID of
+    "=?utf-7?Q?+2D0-?=" (and older ones 8-bit bytes as surrogate escapes in a From):
+    `archiver show` failed with UnicodeEncodeError."""
+    raw = message("olderreleaseshow")
+    (tmp_path / "one.eml").write_bytes(raw)
+    data, digest = tmp_path / "data", hashlib.sha256(raw).hexdigest()
+    archiver("import", "--data", data, "--json", tmp_path / "one.eml", check=0)
+    store = Store(data / "store", 2**30)  # as a release before the fix wrote it
+    try:
+        meta = {**store.meta(digest), "subject": "\ud83d hello", "message_id": "\ud83d@x",
+                "from": "\udcf1\udc82@x"}
+        with store.env.begin(write=True) as txn:
+            store._write_meta(txn, bytes.fromhex(digest), meta)
+    finally:
+        store.close()
+    assert main(["show", digest, "--data", str(data)]) == 0
+    shown = capsys.readouterr().out
+    assert "subject:      ? hello" in shown and "message_id:   ?@x" in shown
+    assert "from:         ??@x" in shown
