@@ -119,7 +119,9 @@ def _results(database, tree, tz, now, limit, offset, oldest_first, within, count
     enquire = unranked(database, query_in(database, tree, tz, now, within, reader))
     if oldest_first and sort == "date" and descending is None:
         descending = False
-    enquire.set_sort_by_key_then_relevance(_sorter(sort, descending), False)
+    # By the key alone: ties in document id order (as when every match weighed the same),
+    # not by the weights unranked computes.
+    enquire.set_sort_by_key(_sorter(sort, descending), False)
     matches = matches_of(enquire, min(offset, MAX_OFFSET), limit, count_limit + 1)
     more = matches.get_matches_lower_bound() > count_limit
     total = count_limit if more else matches.get_matches_estimated()
@@ -147,11 +149,20 @@ def query_in(database: xapian.Database, tree, tz, now: float,
 
 
 def unranked(database: xapian.Database, query: xapian.Query) -> xapian.Enquire:
-    """An Enquire of `query` with every match weighing the same (results are ordered by
-    values, or not at all)."""
+    """An Enquire of `query` whose order is not the weights' (results are ordered by
+    values, or not at all: a caller sorts with set_sort_by_key, never by relevance).
+
+    Not xapian.BoolWeight, nor any scheme whose weights need no wdf: Xapian 1.4 (1.4.22,
+    Debian 12's) then replaces a term that indexes every document of a shard by that
+    shard's all-documents posting list, named after the term; once a deletion leaves a
+    gap in the shard's document ids that list is read from the document-length chunks
+    with the term's name, and moving past the first chunk raises DatabaseCorruptError
+    "Unexpected end of posting list for 'TERM'" (a term in every message, on an index of
+    2 shards of a few thousand documents each after a retention run). The default
+    weighting (BM25) needs the wdf of the query's terms, so they are read as themselves;
+    the weights are computed and not used (the cost is within the noise)."""
     enquire = xapian.Enquire(database)
     enquire.set_query(query)
-    enquire.set_weighting_scheme(xapian.BoolWeight())
     return enquire
 
 

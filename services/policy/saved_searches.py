@@ -19,7 +19,7 @@ from services.policy.audit import Actor, PermissionDenied
 from services.policy.replicated import Replicated
 from services.archive.index import id_term
 from services.archive.index_walk import document_ids, read_spans, within
-from services.archive.search import parse
+from services.archive.search import parse, unranked
 
 PREFIX = "saved:"
 DOT_SEGMENTS = {".", ".."}
@@ -175,11 +175,10 @@ def count_in(database: xapian.Database, query: str, documents: Sequence[int],
 
 
 def _matches(database: xapian.Database, parsed: xapian.Query, at_most: int) -> xapian.MSet:
-    """Up to `at_most` documents `parsed` matches, unranked (every match weighs the same)."""
-    enquire = xapian.Enquire(database)
-    enquire.set_query(parsed)
-    enquire.set_weighting_scheme(xapian.BoolWeight())
-    return enquire.get_mset(0, max(at_most, 1))
+    """Up to `at_most` documents `parsed` matches, in no order that means anything
+    (search.unranked: not BoolWeight, which a term in every document of a shard with
+    deletions makes fail)."""
+    return unranked(database, parsed).get_mset(0, max(at_most, 1))
 
 
 def _matching_among(database: xapian.Database, parsed: xapian.Query, among: Collection[str]
