@@ -142,8 +142,11 @@ class Replicated:
                 also(txn)
 
     def _bump_generation(self, txn, key: str) -> None:
-        """Holds carry a generation so a deletion can tell it was overtaken (retention)."""
-        if key.startswith(HOLD_PREFIX):
+        """Holds carry a generation so a deletion can tell it was overtaken (retention).
+        A saved search moves it too, whatever is built on it: a hold reads its query, so
+        an edit (here or a peer's, merged) widening a held search must send a deletion
+        decided on the old query back to be checked again."""
+        if key.startswith((HOLD_PREFIX, SAVED_PREFIX)):
             hold_records.bump_generation(self.store, txn)
 
     def _keep_records(self, txn, key: str, winner: dict, held: list[str]) -> None:

@@ -11,7 +11,8 @@ Retention is off until enabled.
 
 Deletion goes in batches. Each batch is checked against the holds, then deleted in a
 transaction that first checks the holds did not change meanwhile (else it is re-checked),
-so a hold added while a run is going still protects its mail.
+so a hold added while a run is going still protects its mail, and so does an edit
+widening the saved search a hold is built on (it moves the holds generation too).
 """
 from __future__ import annotations
 

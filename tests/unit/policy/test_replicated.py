@@ -36,16 +36,23 @@ def test_stamps_order_by_time_then_counter_then_node():
     assert Stamp(1, 0, "b") > Stamp(1, 0, "a")
 
 
-def test_writing_a_hold_changes_the_holds_generation(tmp_path):
+def test_writing_a_hold_or_a_saved_search_changes_the_holds_generation(tmp_path):
+    """A hold reads its saved search's query: an edit of it (here, or a peer's merged)
+    must overtake a retention deletion decided before, as a hold does."""
     (a,) = replicas(tmp_path, "a")
     before = a.holds_generation()
-    a.put("saved:x", {"query": "q"})
+    a.put("retention:enabled", True)
     assert a.holds_generation() == before
-    a.put("hold:1", {"saved": "x", "until": None, "by": "t"})
+    a.put("saved:x", {"query": "q"})
     assert a.holds_generation() == before + 1
+    a.put("hold:1", {"saved": "x", "until": None, "by": "t"})
+    assert a.holds_generation() == before + 2
     b = replicas(tmp_path, "b")[0]
     b.merge(a.export())
-    assert b.holds_generation() == 1
+    assert b.holds_generation() == 2
+    a.put("saved:x", {"query": "q OR r"})
+    b.merge(a.export())
+    assert b.holds_generation() == 3
 
 
 def test_a_clock_behind_still_issues_increasing_stamps(tmp_path, monkeypatch):
