@@ -4,7 +4,10 @@ never deleted, whatever retention says; only an admin removes a hold.
 A hold covers, at least, what its search matched when it was placed: the digests matched
 then are recorded for the hold, and the holds on a saved search also record what it
 matches just before it is changed. So an edit of the search can widen a hold, never
-shrink it.
+shrink it. What is stored but not yet indexed then (or not indexed on the mirror peer
+whose edit is merged here) cannot be matched yet: the old query is kept and holds by
+itself until this node's index has caught up and its matches are recorded
+(superseded_queries, settle_superseded).
 
 A hold is a replicated setting "hold:ID" = {"saved", "until", "by", "name", "reason",
 "created"}, ID being 16 hex digits (new_id; 8 from an older release, or "ID-" and 8 more
@@ -26,6 +29,7 @@ under this one, never has the peer's hold released in its place (remove()).
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 import secrets
 import time
@@ -35,12 +39,15 @@ from typing import Iterator
 from firmware.errors import ArchiverError
 
 from services.archive import dates
+from services.archive.index import CURSOR_KEY
+from services.archive.index_reader import read_index
 from services.archive.search import parse
 from services.policy import hold_identity, hold_records, hold_values
 from services.policy.audit import Actor, PermissionDenied
 from services.policy.replicated import Replicated
 from services.policy.saved_searches import matching_spans, query_of
 
+log = logging.getLogger(__name__)
 PREFIX = "hold:"
 HELD = "held"  # where an older release kept a hold's records, in its entry
 FIELDS = hold_values.FIELDS
@@ -323,6 +330,53 @@ def keep_current_matches(replicated: Replicated, index_dir: Path, saved: str,
     pending, added = _record_matches(replicated, index_dir, query_of(replicated, saved),
                                      timezone, holding)
     return added + (_write_records(replicated, holding, pending) if pending else 0)
+
+
+def superseded_queries(replicated: Replicated, hold_ids: list[str]) -> list[str]:
+    """The queries that holds among `hold_ids` held before their saved search changed
+    (here or on a peer) and that this node has not yet recorded the matches of
+    (Replicated._supersede): held by query meanwhile, as the hold's own."""
+    return [entry["query"] for entry in replicated.superseded()
+            if set(entry["holds"]).intersection(hold_ids)]
+
+
+def index_behind(store, index_dir: Path) -> int:
+    """How many changes to the archive (mail stored or deleted) the index has still to
+    take in: the arrival log's end less the index's position (0: caught up)."""
+    log_end = store.log_end("arrival")  # first: the index only moves on meanwhile
+    position = read_index(index_dir, lambda database: int(
+        database.get_metadata(CURSOR_KEY) or 0), absent=0)
+    return max(0, log_end - position)
+
+
+def settle_superseded(replicated: Replicated, index_dir: Path, timezone: str = "UTC"
+                      ) -> int:
+    """Once the index has caught up with the store: each superseded query (see
+    superseded_queries) has its holds record what it matches, and is then no longer held
+    by query (in the transaction of its last records). Mail stored before the change is
+    all indexed by then, so nothing it matched before is let go (mail that came after and
+    matches the old query is recorded too: more held, never less). Does nothing while the
+    index is behind; a query this release cannot parse stays held by query (all its
+    holds' candidates kept). Returns how many records were added."""
+    if not replicated.superseded() or index_behind(replicated.store, index_dir):
+        return 0
+    added = 0
+    for entry in replicated.superseded():
+        try:
+            pending, written = _record_matches(replicated, index_dir, entry["query"],
+                                               timezone, entry["holds"])
+        except ArchiverError as why:
+            log.warning("the query %r saved search %r had before it changed cannot be "
+                        "read (%s): its holds keep holding by it", entry["query"],
+                        entry["saved"], why)
+            continue
+        with replicated.store.writing() as txn:
+            written += sum(hold_records.add_in(replicated.store, txn, hold_id, pending)
+                           for hold_id in entry["holds"]
+                           if not hold_records.is_removed(replicated.store, txn, hold_id))
+            replicated.settle_superseded(txn, entry)
+        added += written
+    return added
 
 
 def active(replicated: Replicated, today: dt.date) -> list[tuple[str, str]]:

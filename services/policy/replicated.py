@@ -44,6 +44,9 @@ HOLD_PREFIX, OLD_HELD = "hold:", "held"  # an older release kept a hold's record
 SAVED_PREFIX = "saved:"  # services.policy.saved_searches.PREFIX (which imports this module)
 RECORDS_PENDING_KEY = b"\x00hold-records-pending"  # see Replicated._await_records
 MIGRATED_KEY = b"\x00holds-records"  # set once no hold entry carries "held" any more
+# Node-local: queries a held saved search had before it was changed (here or by a peer),
+# still held until this node recorded what they matched (see Replicated._supersede).
+SUPERSEDED_KEY = b"\x00held-superseded-queries"
 _migrated: "weakref.WeakSet[Store]" = weakref.WeakSet()  # stores checked by this process
 
 
@@ -135,6 +138,7 @@ class Replicated:
             txn.put(CLOCK_KEY, json.dumps(stamp.to_json()).encode(), db=self.db)
             entry, held = _split_held(key, {"value": value, "deleted": deleted,
                                             "stamp": stamp.to_json()})
+            self._supersede(txn, key, ours, entry)
             txn.put(key.encode(), json.dumps(entry).encode(), db=self.db)
             self._bump_generation(txn, key)
             self._keep_records(txn, key, entry, held)
@@ -147,6 +151,52 @@ class Replicated:
         an edit (here or a peer's, merged) widening a held search must send a deletion
         decided on the old query back to be checked again."""
         if key.startswith((HOLD_PREFIX, SAVED_PREFIX)):
+            hold_records.bump_generation(self.store, txn)
+
+    def _supersede(self, txn, key: str, ours: dict | None, entry: dict) -> None:
+        """Saved search `key` goes from our entry `ours` to `entry` (an edit here, a peer's
+        merged, or a deletion): while holds live here are built on it, its old query is
+        kept in SUPERSEDED_KEY with their ids, in the same transaction. Recording what the
+        old query matched before the change (holds.keep_current_matches) sees only what
+        is indexed, and a peer's edit records only what the peer indexed: mail stored here
+        but not indexed yet would be let go. A superseded query holds like the hold's own
+        (retention) until this node, its index caught up, has recorded what it matches
+        (holds.settle_superseded)."""
+        if not key.startswith(SAVED_PREFIX) or ours is None or ours["deleted"] \
+                or not _is_saved_search(ours.get("value")):
+            return
+        old = ours["value"]["query"]
+        if not entry["deleted"] and _is_saved_search(entry.get("value")) \
+                and entry["value"]["query"] == old:
+            return
+        name = key[len(SAVED_PREFIX):]
+        holding = sorted(hold_key[len(HOLD_PREFIX):] for hold_key, value
+                         in self.items(HOLD_PREFIX, txn).items()
+                         if isinstance(value, dict) and value.get("saved") == name)
+        if not holding:
+            return
+        pending = self.superseded(txn)
+        pending.append({"saved": name, "query": old, "holds": holding})
+        txn.put(SUPERSEDED_KEY, json.dumps(pending).encode(), db=self.db)
+
+    def superseded(self, txn=None) -> list[dict]:
+        """The superseded queries still held: [{"saved", "query", "holds": [hold ids]}]."""
+        if txn is None:
+            with self.store.env.begin() as txn:
+                return self.superseded(txn)
+        data = txn.get(SUPERSEDED_KEY, db=self.db)
+        return json.loads(data) if data else []
+
+    def settle_superseded(self, txn, done: dict) -> None:
+        """Superseded query `done` (as superseded() gives it) was recorded by its holds:
+        no longer held by query (in the write transaction `txn`, with its last records)."""
+        pending = self.superseded(txn)
+        if done in pending:
+            pending.remove(done)
+            if pending:
+                txn.put(SUPERSEDED_KEY, json.dumps(pending).encode(), db=self.db)
+            else:
+                txn.delete(SUPERSEDED_KEY, db=self.db)
             hold_records.bump_generation(self.store, txn)
 
     def _keep_records(self, txn, key: str, winner: dict, held: list[str]) -> None:
@@ -298,6 +348,7 @@ class Replicated:
         winner = self._entry(key, txn)
         taken = winner is None or _stamp(entry) > _stamp(winner)
         if taken:
+            self._supersede(txn, key, winner, entry)
             txn.put(key.encode(), json.dumps(entry).encode(), db=self.db)
             self._bump_generation(txn, key)
             self._await_records(txn, key, entry)

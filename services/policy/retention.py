@@ -159,6 +159,8 @@ def run(store: Store, index_dir: Path, replicated: Replicated, actor: Actor,
         return report
     if _waits_for_records(replicated, report):
         return report
+    if not dry_run:
+        _settle_superseded(replicated, index_dir, timezone)
     queries, report.unusable_policies = _policy_queries(replicated, settings["saved"])
     if report.unusable_policies:
         log.warning("retention deletes nothing: %s",
@@ -181,6 +183,16 @@ def run(store: Store, index_dir: Path, replicated: Replicated, actor: Actor,
     finally:
         database.close()
     return report
+
+
+def _settle_superseded(replicated: Replicated, index_dir: Path, timezone: str) -> None:
+    """Record what held saved searches matched before they changed, once the index has
+    caught up (holds.settle_superseded); until then they hold by query (_held)."""
+    try:
+        holds.settle_superseded(replicated, index_dir, timezone)
+    except (ArchiverError, xapian.Error) as why:  # still held by query: nothing is lost
+        log.warning("the queries held saved searches had before they changed are not "
+                    "recorded yet (%s); they keep holding by query", why)
 
 
 def _waits_for_records(replicated: Replicated, report: RunReport) -> bool:
@@ -237,9 +249,15 @@ def _held(database: xapian.Database, replicated: Replicated, batch: list[str], n
     what they recorded (looked up, digest by digest)."""
     today = dt.datetime.fromtimestamp(now, dates.zone(timezone)).date()
     in_force = holds.active(replicated, today)
-    held = holds.recorded_among(replicated, [hold_id for hold_id, _ in in_force], batch)
+    hold_ids = [hold_id for hold_id, _ in in_force]
+    held = holds.recorded_among(replicated, hold_ids, batch)
     for _, query_text in in_force:
         held |= matching_in(database, query_text, timezone, now, among=batch)
+    for query_text in holds.superseded_queries(replicated, hold_ids):
+        try:
+            held |= matching_in(database, query_text, timezone, now, among=batch)
+        except ArchiverError:  # an old query this release cannot read: keep them all
+            held |= set(batch)
     return held
 
 

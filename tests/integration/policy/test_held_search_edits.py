@@ -32,3 +32,51 @@ def test_widening_a_held_search_while_a_run_deletes_stops_that_runs_deletion(arc
     assert len(calls) == 2 and digests["other"] in calls[0] and calls[1] == []
     assert remaining(archive, digests) == ["case", "other"]
     assert (report.deleted, report.held) == (0, 2)
+
+
+def held_case_with_mail_not_yet_indexed(archive) -> dict[str, str]:
+    """A hold on "case" (from:lawyer), placed with the lawyer's "case" indexed; then the
+    lawyer's "late" stored, not indexed yet. Both are past retention."""
+    digests = lawyers_case_past_retention(archive)
+    holds.add(archive.replicated, archive.index_dir(), "case", None, ADMIN)
+    digests["late"] = archive.store.put(message(3, "lawyer@x.com", "memo", 400 * DAY))
+    return digests
+
+
+def test_narrowing_a_held_search_keeps_what_it_matched_before_indexed_or_not(archive):
+    digests = held_case_with_mail_not_yet_indexed(archive)
+    editing.save_search(archive.store, archive.index_dir(), "case", "from:nobody", ADMIN)
+    index(archive)
+    unrelated = archive.store.put(message(4, "eve@x.com", "news", 1 * DAY))
+    report = run(archive)  # the index is behind ("unrelated"): held by the old query
+    assert remaining(archive, digests) == ["case", "late"] and report.deleted == 1
+    assert [e["query"] for e in archive.replicated.superseded()] == ["from:lawyer"]
+    index(archive)
+    report = run(archive)  # caught up: what the old query matched is recorded, then let go
+    assert remaining(archive, digests) == ["case", "late"] and report.deleted == 0
+    assert archive.replicated.superseded() == []
+    [hold_id] = holds.all_holds(archive.replicated)
+    assert holds.is_recorded(archive.replicated, hold_id, digests["late"])
+    assert unrelated in archive.store
+
+
+def test_a_peers_narrowing_of_a_held_search_keeps_what_it_matched_here(archive, tmp_path):
+    """The peer records what the old query matched in its own index, which lacks "late";
+    its edit merged here must not let "late" go."""
+    from services.archive.archive import Archive
+    from services.policy.replicated import Replicated
+    from services.policy import saved_searches
+    digests = held_case_with_mail_not_yet_indexed(archive)
+    peer = Archive(tmp_path / "peer", 450)
+    try:
+        peer_settings = Replicated(peer.store)
+        peer_settings.merge(archive.replicated.export())
+        saved_searches.save(peer_settings, "case", "from:nobody", ADMIN)
+        archive.replicated.merge(peer_settings.export())
+    finally:
+        peer.close()
+    assert archive.replicated.records_settled(archive.replicated.records_pending())
+    index(archive)
+    report = run(archive)
+    assert remaining(archive, digests) == ["case", "late"] and report.deleted == 1
+    assert archive.replicated.superseded() == []

@@ -62,3 +62,26 @@ def test_a_clock_behind_still_issues_increasing_stamps(tmp_path, monkeypatch):
     a.put("k", 2)
     entries = a.export()
     assert entries["k"]["value"] == 2 and Stamp.from_json(entries["k"]["stamp"]).counter == 1
+
+
+def test_a_held_saved_searchs_old_query_is_kept_until_recorded_here_or_merged(tmp_path):
+    """An edit (here, or a peer's merged) or a deletion of a saved search that a hold
+    here is built on keeps its old query, with the holds, for this node to record;
+    a search no hold is on, a write of the same query, or another hold's search: none."""
+    a, b = replicas(tmp_path, "a", "b")
+    a.put("saved:x", {"query": "q"})
+    a.put("saved:free", {"query": "f"})
+    a.put("hold:1", {"saved": "x", "until": None, "by": "t"})
+    b.merge(a.export())
+    a.put("saved:x", {"query": "q"})
+    a.put("saved:free", {"query": "g"})
+    assert a.superseded() == []
+    a.put("saved:x", {"query": "r"})
+    assert a.superseded() == [{"saved": "x", "query": "q", "holds": ["1"]}]
+    b.merge(a.export())
+    assert b.superseded() == [{"saved": "x", "query": "q", "holds": ["1"]}]
+    b.delete("saved:x")
+    assert [entry["query"] for entry in b.superseded()] == ["q", "r"]
+    with a.store.writing() as txn:
+        a.settle_superseded(txn, a.superseded()[0])
+    assert a.superseded() == []
