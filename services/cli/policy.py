@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -201,11 +202,14 @@ def cmd_retention_run(args) -> int:
 
 def cmd_hold_add(args) -> int:
     archive, replicated, actor = _context(args)
+    notice = holds.index_notice(archive.store, archive.index_dir())
     hold_id = holds.add(replicated, archive.index_dir(), args.saved, args.until, actor,
                         timezone=configured_timezone())
     audit.record(archive.store, actor, "hold-add", hold=hold_id, saved=args.saved,
                  until=args.until.isoformat() if args.until else None)
     print(hold_id)
+    if notice:
+        print(f"archiver: note: {notice}", file=sys.stderr)
     return 0
 
 

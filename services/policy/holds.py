@@ -145,11 +145,14 @@ def _record_matches(replicated: Replicated, index_dir: Path, query: str, timezon
     (saved_searches.matching_spans) and written hold_records.CHUNK at a time, each chunk in
     one transaction (the store's writer lock is never held while the index is read);
     returns the last chunk, not yet written, for the caller to write with what completes
-    it, and how many records were added before it."""
+    it, and how many records were added before it. Only messages in the store are
+    recorded: an index behind still has documents of mail deleted since, which no hold
+    can keep (and would be counted as held)."""
     chunk: list[str] = []
     added = 0
+    store = replicated.store
     for digests in matching_spans(index_dir, query, timezone):
-        chunk.extend(digests)
+        chunk.extend(digest for digest in digests if digest in store)
         if len(chunk) >= hold_records.CHUNK:
             added, chunk = added + _write_records(replicated, hold_ids, chunk), []
     return chunk, added
@@ -347,6 +350,20 @@ def index_behind(store, index_dir: Path) -> int:
     position = read_index(index_dir, lambda database: int(
         database.get_metadata(CURSOR_KEY) or 0), absent=0)
     return max(0, log_end - position)
+
+
+def index_notice(store, index_dir: Path) -> str | None:
+    """What to tell whoever places a hold while the index is behind (as a search says it):
+    the hold records what the index shows now, of the mail in the store; None when the
+    index has caught up."""
+    behind = index_behind(store, index_dir)
+    if not behind:
+        return None
+    return (f"{behind:,} change{'s' if behind != 1 else ''} to the archive (mail stored or "
+            "deleted) not indexed yet: the hold recorded what its search matches among the "
+            "indexed mail still stored; mail not indexed yet is held by its search once "
+            "indexed (retention never deletes mail before it is indexed; archiver status "
+            "shows the backlog)")
 
 
 def settle_superseded(replicated: Replicated, index_dir: Path, timezone: str = "UTC"

@@ -142,6 +142,11 @@ def add_hold(archive: Archive, user: User, saved_name: str, until: str | None,
     return hold_id
 
 
+def hold_notice(archive: Archive) -> str | None:
+    """What a hold placed now is to be told of the index (behind: holds.index_notice)."""
+    return holds.index_notice(archive.store, archive.index_dir())
+
+
 def check_hold(until: str | None, name: str | None, reason: str | None,
                timezone: str) -> dt.date | None:
     """The last day of a hold through `until` (YYYY-MM-DD, a day in `timezone`; None:

@@ -202,7 +202,9 @@ async def holds_page(request: web.Request, user: User) -> web.Response:
 async def add_hold(request: web.Request, user: User):
     config, archive = app_context(request)
     saved = chosen_field(request, "saved")
-    await act(request, "/holds", f"The mail of {saved!r} is held.", actions.add_hold,
+    notice = await asyncio.to_thread(actions.hold_notice, archive)
+    await act(request, "/holds", f"The mail of {saved!r} is held."
+              + (f" Note: {notice}." if notice else ""), actions.add_hold,
               archive, user, saved, form_field(request, "until") or None,
               form_field(request, "matter") or None, form_field(request, "reason") or None,
               config.timezone)

@@ -526,12 +526,13 @@ async def get_holds(request: web.Request, user: User) -> web.Response:
 async def post_hold(request: web.Request, user: User) -> web.Response:
     body = await json_body(request)
     config, archive = context(request)
+    notice = await blocking(actions.hold_notice, archive)
     hold_id = await blocking(actions.add_hold, archive, user, _string(body, "saved"),
                              _string(body, "until", required=False),
                              _string(body, "name", required=False),
                              _string(body, "reason", required=False), config.timezone)
     held = {hold["id"]: hold for hold in await blocking(actions.all_holds, archive)}
-    return reply(held[hold_id])
+    return reply({**held[hold_id], "notice": notice})
 
 
 @endpoint("DELETE", "/api/holds/{id}", "Remove a hold: the one created at `created`, if "

@@ -78,7 +78,11 @@ SCHEMAS = {
         "holds_everything": {"type": "string", "nullable": True,
                              "description": "why the hold keeps every message (its saved "
                              "search is gone or no longer parses; it is unreadable); null "
-                             "when it keeps what its search matches"}}},
+                             "when it keeps what its search matches"},
+        "notice": {"type": "string", "nullable": True,
+                   "description": "in the answer to POST /api/holds only: the index was "
+                   "behind when the hold was placed (what it recorded is what the index "
+                   "showed; mail not indexed yet is held by its search once indexed)"}}},
     "Retention": {"type": "object", "properties": {
         "enabled": _BOOLEAN, "global_days": {"type": "integer", "nullable": True},
         "saved": {"type": "object", "additionalProperties": {

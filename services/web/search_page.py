@@ -96,13 +96,15 @@ async def act_on_selection(request: web.Request, user: User) -> web.StreamRespon
             raise web.HTTPForbidden(reason=f"{user.role}s may export their mail, not hold "
                                            "or save it")
         if action == "hold":
+            notice = await asyncio.to_thread(actions.hold_notice, archive)
             name, hold_id = await asyncio.to_thread(
                 admin_actions.hold_chosen, archive, user, form_field(request, "matter"),
                 form_field(request, "reason"), form_field(request, "until") or None, query,
                 digests, config.timezone)
             session.flash = ("done", f"Placed on hold {hold_id} for "
                                      f"{form_field(request, 'matter')!r} (saved search "
-                                     f"{name!r}).")
+                                     f"{name!r})." + (f" Note: {notice}." if notice
+                                                        else ""))
             raise web.HTTPSeeOther("/holds")
         if action == "save":
             name = form_field(request, "name")
