@@ -532,7 +532,7 @@ async def post_hold(request: web.Request, user: User) -> web.Response:
                              _string(body, "name", required=False),
                              _string(body, "reason", required=False), config.timezone)
     held = {hold["id"]: hold for hold in await blocking(actions.all_holds, archive)}
-    return reply({**held[hold_id], "notice": notice})
+    return reply({**held[hold_id], **({"notice": notice} if notice else {})})
 
 
 @endpoint("DELETE", "/api/holds/{id}", "Remove a hold: the one created at `created`, if "

@@ -80,7 +80,7 @@ SCHEMAS = {
                              "search is gone or no longer parses; it is unreadable); null "
                              "when it keeps what its search matches"},
         "notice": {"type": "string", "nullable": True,
-                   "description": "in the answer to POST /api/holds only: the index was "
+                   "description": "in the answer to POST /api/holds only, when the index was "
                    "behind when the hold was placed (what it recorded is what the index "
                    "showed; mail not indexed yet is held by its search once indexed)"}}},
     "Retention": {"type": "object", "properties": {
