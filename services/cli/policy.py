@@ -119,10 +119,15 @@ def _admin_context(args, doing: str):
     return _context(args)
 
 
+def _audited(archive, actor, action: str, **details):
+    """The `also(txn)` that writes a change's audit entry in the change's transaction."""
+    return lambda txn: audit.record_in(archive.store, txn, actor, action, **details)
+
+
 def _set_enabled(args, enabled: bool) -> int:
     archive, replicated, actor = _admin_context(args, "turns retention on or off")
-    replicated.put(retention.ENABLED, enabled)
-    audit.record(archive.store, actor, "retention", enabled=enabled)
+    replicated.put(retention.ENABLED, enabled, also=_audited(archive, actor, "retention",
+                                                           enabled=enabled))
     print(f"retention {'enabled' if enabled else 'disabled'}")
     return 0
 
@@ -136,11 +141,11 @@ def cmd_retention_set(args) -> int:
                             "is set with --global-days N|none")
     archive, replicated, actor = _admin_context(args, "sets retention policies")
     if args.saved is not None:
-        retention.set_saved(replicated, args.saved, args.days)
-        audit.record(archive.store, actor, "retention", saved=args.saved, days=args.days)
+        retention.set_saved(replicated, args.saved, args.days, also=_audited(
+            archive, actor, "retention", saved=args.saved, days=args.days))
     else:
-        retention.set_global(replicated, args.global_days)
-        audit.record(archive.store, actor, "retention", global_days=args.global_days)
+        retention.set_global(replicated, args.global_days, also=_audited(
+            archive, actor, "retention", global_days=args.global_days))
     print("retention policy set")
     return 0
 
@@ -204,9 +209,11 @@ def cmd_hold_add(args) -> int:
     archive, replicated, actor = _context(args)
     notice = holds.index_notice(archive.store, archive.index_dir())
     hold_id = holds.add(replicated, archive.index_dir(), args.saved, args.until, actor,
-                        timezone=configured_timezone())
-    audit.record(archive.store, actor, "hold-add", hold=hold_id, saved=args.saved,
-                 until=args.until.isoformat() if args.until else None)
+                        timezone=configured_timezone(),
+                        also=lambda txn, hold_id: audit.record_in(
+                            archive.store, txn, actor, "hold-add", hold=hold_id,
+                            saved=args.saved,
+                            until=args.until.isoformat() if args.until else None))
     print(hold_id)
     if notice:
         print(f"archiver: note: {notice}", file=sys.stderr)
@@ -244,9 +251,9 @@ def cmd_hold_remove(args) -> int:
     --created. With --created, it exits 2 and removes nothing when the hold under ID now
     has another created time (it changed since it was listed)."""
     archive, replicated, actor = _context(args)
-    holds.remove(replicated, args.hold_id, actor, args.created)
-    audit.record(archive.store, actor, "hold-remove", hold=args.hold_id,
-                 **({} if args.created is holds.UNSTATED else {"created": args.created}))
+    holds.remove(replicated, args.hold_id, actor, args.created, also=_audited(
+        archive, actor, "hold-remove", hold=args.hold_id,
+        **({} if args.created is holds.UNSTATED else {"created": args.created})))
     print(f"removed hold {args.hold_id}")
     return 0
 

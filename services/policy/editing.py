@@ -1,7 +1,8 @@
 """Changing a saved search, and all that follows from it, in one place: whether the actor
 may (saved_searches.check_may_change: an admin, when a hold or retention policy is built
 on it), the holds on it recording what it matches before it changes (so an edit widens a
-hold, never shrinks it), and the audit entry with the old and the new query. The API, the
+hold, never shrinks it), and the audit entry with the old and the new query, written in
+the change's transaction (a crash never leaves the change without its entry). The API, the
 web pages and the CLI all change saved searches through here."""
 from __future__ import annotations
 
@@ -24,6 +25,6 @@ def save_search(store: Store, index_dir: Path, name: str, query: str, actor: Act
     saved_searches.check_may_change(replicated, name, actor)
     built_on = saved_searches.dependents(replicated, name)
     recorded = holds.keep_current_matches(replicated, index_dir, name, timezone)
-    before = saved_searches.save(replicated, name, query, actor)
-    audit.record(store, actor, "saved-search", name=name, query=query, old_query=before,
-                 built_on=built_on, newly_recorded_by_holds=recorded)
+    saved_searches.save(replicated, name, query, actor, also=lambda txn, before: audit.record_in(
+        store, txn, actor, "saved-search", name=name, query=query, old_query=before,
+        built_on=built_on, newly_recorded_by_holds=recorded))

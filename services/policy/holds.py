@@ -79,7 +79,7 @@ UNSTATED = _Unstated()  # a release that does not say which incarnation it saw (
 
 def add(replicated: Replicated, index_dir: Path, saved: str, until: dt.date | None,
         actor: Actor, name: str | None = None, reason: str | None = None,
-        timezone: str = "UTC") -> str:
+        timezone: str = "UTC", also=None) -> str:
     """Hold what saved search `saved` matches, now (recorded) and from now on, through
     `until` (None: indefinitely), for the matter `name` and the `reason` given; returns
     the hold's id. The search's days are days in `timezone` (the appliance's, as
@@ -91,7 +91,9 @@ def add(replicated: Replicated, index_dir: Path, saved: str, until: dt.date | No
     UnknownSavedSearch, ArchiverError for a name or reason too long or a past `until`,
     xapian.DatabaseModifiedError when the indexer overtook one span's read for
     index_reader.PATIENCE_SECONDS, replicated.KeyTaken if a peer's hold took the new id
-    meanwhile (what was recorded then stays with that hold: more held, never less)."""
+    meanwhile (what was recorded then stays with that hold: more held, never less).
+    `also(txn, hold_id)`, if given, writes more in the transaction of the hold's entry
+    (its audit entry)."""
     query = query_of(replicated, saved)  # the saved search must exist
     name, reason = checked_words(name, reason)
     check_until(until, timezone)
@@ -100,7 +102,9 @@ def add(replicated: Replicated, index_dir: Path, saved: str, until: dt.date | No
     replicated.put(PREFIX + hold_id, {"saved": saved, "until": until.isoformat() if until else None,
                                       "by": actor.name, "name": name, "reason": reason,
                                       "created": time.time()},
-                   also=lambda txn: hold_records.add_in(replicated.store, txn, hold_id, pending),
+                   also=lambda txn: (hold_records.add_in(replicated.store, txn, hold_id,
+                                                         pending),
+                                     also is not None and also(txn, hold_id)),
                    new=True)
     return hold_id
 
@@ -252,7 +256,8 @@ def parse_created(text: str) -> float | None:
     return created
 
 
-def remove(replicated: Replicated, hold_id: str, actor: Actor, created=UNSTATED) -> None:
+def remove(replicated: Replicated, hold_id: str, actor: Actor, created=UNSTATED,
+           also=None) -> None:
     """Remove (release) hold `hold_id`: a tombstone, which drops its records here and on
     every peer. `created` names which hold the admin saw under that id: its incarnation
     (its "created", seconds since the epoch, as all_holds gives it; None for a hold
@@ -262,7 +267,8 @@ def remove(replicated: Replicated, hold_id: str, actor: Actor, created=UNSTATED)
     `archiver hold list`, or an API client that does not say) is taken only while no
     other live hold shares the id's base: once ids clashed, an id alone no longer tells
     which hold is meant. Raises PermissionDenied unless `actor` is an admin; UnknownHold;
-    HoldChanged (nothing removed) for another hold under the id, or a clash unstated."""
+    HoldChanged (nothing removed) for another hold under the id, or a clash unstated.
+    `also(txn)`, if given, writes more in the tombstone's transaction (its audit entry)."""
     if actor.role != "admin":
         raise PermissionDenied(f"only an admin removes a litigation hold ({actor.name} is "
                                f"{actor.role})")
@@ -285,7 +291,7 @@ def remove(replicated: Replicated, hold_id: str, actor: Actor, created=UNSTATED)
                 f"{_now_at(kin, created)}. Nothing was removed: look at the holds again "
                 "and remove the one you mean")
 
-    replicated.delete(PREFIX + hold_id, guard=still_the_one_seen)
+    replicated.delete(PREFIX + hold_id, guard=still_the_one_seen, also=also)
 
 
 def _kin(replicated: Replicated, hold_id: str, txn) -> dict[str, float | None]:

@@ -50,6 +50,9 @@ SUPERSEDED_KEY = b"\x00held-superseded-queries"
 _migrated: "weakref.WeakSet[Store]" = weakref.WeakSet()  # stores checked by this process
 
 
+DELETE = object()  # write_all: a tombstone under that key
+
+
 class KeyTaken(ArchiverError):
     """A new entry's key already has an entry (live or a tombstone)."""
 
@@ -115,35 +118,52 @@ class Replicated:
         (nothing written) if `key` has an entry, a tombstone included."""
         self._write(key, value, deleted=False, also=also, new=new)
 
-    def delete(self, key: str, guard: Callable | None = None) -> None:
+    def delete(self, key: str, guard: Callable | None = None, also: Callable | None = None
+               ) -> None:
         """Write a tombstone under `key`; a hold's names the hold it removes
         (hold_identity.tombstone_value). `guard(txn, entry)`, if given, is called first in
         the same transaction with our entry under `key` (None: none): what it raises ends
-        the transaction, nothing written (a release of a hold that changed meanwhile)."""
-        self._write(key, None, deleted=True, guard=guard)
+        the transaction, nothing written (a release of a hold that changed meanwhile).
+        `also(txn)`, as put's (the change's audit entry)."""
+        self._write(key, None, deleted=True, also=also, guard=guard)
+
+    def write_all(self, changes: dict[str, Any], also: Callable | None = None) -> None:
+        """Write each of `changes` (key -> value; DELETE for a tombstone) and `also(txn)`
+        in one transaction: several settings changed at once, and their audit entry, are
+        durable together or not at all."""
+        with self.store.writing() as txn:
+            for key, value in changes.items():
+                self._write_in(txn, key, None if value is DELETE else value,
+                               deleted=value is DELETE)
+            if also is not None:
+                also(txn)
 
     def _write(self, key: str, value: Any, deleted: bool, also: Callable | None = None,
                new: bool = False, guard: Callable | None = None) -> None:
         with self.store.writing() as txn:
-            ours = self._entry(key, txn)
-            if guard is not None:
-                guard(txn, ours)
-            if new and ours is not None:
-                raise KeyTaken(f"{key!r} is taken")
-            if deleted and key.startswith(HOLD_PREFIX):
-                value = hold_identity.tombstone_value(ours)
-            last = txn.get(CLOCK_KEY, db=self.db)
-            stamp = _next_stamp(Stamp.from_json(json.loads(last)) if last else None,
-                                self.store.node_id)
-            txn.put(CLOCK_KEY, json.dumps(stamp.to_json()).encode(), db=self.db)
-            entry, held = _split_held(key, {"value": value, "deleted": deleted,
-                                            "stamp": stamp.to_json()})
-            self._supersede(txn, key, ours, entry)
-            txn.put(key.encode(), json.dumps(entry).encode(), db=self.db)
-            self._bump_generation(txn, key)
-            self._keep_records(txn, key, entry, held)
+            self._write_in(txn, key, value, deleted, new, guard)
             if also is not None:
                 also(txn)
+
+    def _write_in(self, txn, key: str, value: Any, deleted: bool, new: bool = False,
+                  guard: Callable | None = None) -> None:
+        ours = self._entry(key, txn)
+        if guard is not None:
+            guard(txn, ours)
+        if new and ours is not None:
+            raise KeyTaken(f"{key!r} is taken")
+        if deleted and key.startswith(HOLD_PREFIX):
+            value = hold_identity.tombstone_value(ours)
+        last = txn.get(CLOCK_KEY, db=self.db)
+        stamp = _next_stamp(Stamp.from_json(json.loads(last)) if last else None,
+                            self.store.node_id)
+        txn.put(CLOCK_KEY, json.dumps(stamp.to_json()).encode(), db=self.db)
+        entry, held = _split_held(key, {"value": value, "deleted": deleted,
+                                        "stamp": stamp.to_json()})
+        self._supersede(txn, key, ours, entry)
+        txn.put(key.encode(), json.dumps(entry).encode(), db=self.db)
+        self._bump_generation(txn, key)
+        self._keep_records(txn, key, entry, held)
 
     def _bump_generation(self, txn, key: str) -> None:
         """Holds carry a generation so a deletion can tell it was overtaken (retention).

@@ -119,19 +119,30 @@ def unusable_in_words(unusable: dict[str, str]) -> str:
                      for name, why in sorted(unusable.items()))
 
 
-def set_global(replicated: Replicated, days: int | None) -> None:
+def set_global(replicated: Replicated, days: int | None, also: Callable | None = None
+               ) -> None:
+    """The global policy of `days` (None: none); `also(txn)` writes more in its
+    transaction (the change's audit entry)."""
     _check_days(days)
-    replicated.put(GLOBAL, days) if days is not None else replicated.delete(GLOBAL)
+    replicated.put(GLOBAL, days, also=also) if days is not None \
+        else replicated.delete(GLOBAL, also=also)
 
 
-def set_saved(replicated: Replicated, name: str, days: int | None) -> None:
+def set_saved(replicated: Replicated, name: str, days: int | None,
+              also: Callable | None = None) -> None:
     """A policy of `days` on saved search `name`; None removes it, even when the saved
-    search is gone (unusable_policies)."""
+    search is gone (unusable_policies). `also(txn)` as set_global's."""
     _check_days(days)
     if days is not None:
         query_of(replicated, name)  # the saved search must exist
     key = SAVED_PREFIX + name
-    replicated.put(key, days) if days is not None else replicated.delete(key)
+    replicated.put(key, days, also=also) if days is not None \
+        else replicated.delete(key, also=also)
+
+
+def check_days(days: int | None) -> None:
+    """ValueError for days no policy can have (None, no policy, passes)."""
+    _check_days(days)
 
 
 def _check_days(days: int | None) -> None:

@@ -31,15 +31,19 @@ class UnknownSavedSearch(ArchiverError):
     pass
 
 
-def save(replicated: Replicated, name: str, query: str, actor: Actor) -> str | None:
+def save(replicated: Replicated, name: str, query: str, actor: Actor, also=None
+         ) -> str | None:
     """Save `query` under `name`; returns the query it had before (None: a new one).
     Raises ArchiverError for a bad name or query, PermissionDenied when a hold or retention
-    policy is built on the search and `actor` is not an admin. The caller audits."""
+    policy is built on the search and `actor` is not an admin. The caller audits, in the
+    change's transaction if it gives `also(txn, old query or None)`."""
     before = replicated.get(PREFIX + name)
     check(name, query, stored=before is not None)
     check_may_change(replicated, name, actor)
-    replicated.put(PREFIX + name, {"query": query})
-    return before["query"] if before else None
+    old = before["query"] if before else None
+    replicated.put(PREFIX + name, {"query": query},
+                   also=None if also is None else lambda txn: also(txn, old))
+    return old
 
 
 JOINERS = "\u200c\u200d"  # zero-width non-joiner (Persian...), zero-width joiner (emoji)
@@ -107,8 +111,9 @@ def query_of(replicated: Replicated, name: str) -> str:
     return saved["query"]
 
 
-def delete(replicated: Replicated, name: str) -> None:
-    """Delete a saved search no hold and no retention policy is defined on."""
+def delete(replicated: Replicated, name: str, also=None) -> None:
+    """Delete a saved search no hold and no retention policy is defined on; `also(txn)`,
+    if given, writes more in its transaction (its audit entry)."""
     query_of(replicated, name)
     holding = [key for key, hold in replicated.items("hold:").items()
                if hold_values.shown(hold)["saved"] == name]
@@ -118,7 +123,7 @@ def delete(replicated: Replicated, name: str) -> None:
     if replicated.get(f"retention:saved:{name}") is not None:
         raise ArchiverError(f"saved search {name!r} has a retention policy; remove it first "
                             "(archiver retention set --saved NAME --days none)")
-    replicated.delete(PREFIX + name)
+    replicated.delete(PREFIX + name, also=also)
 
 
 def matching(index_dir: Path, query: str, timezone: str = "UTC", now: float | None = None

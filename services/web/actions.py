@@ -17,7 +17,7 @@ from services.common import mirror_secret
 from services.common.config import Config
 from services.appliance.health import health
 from services.intake.journal_mailbox import account_status
-from services.policy.replicated import Replicated
+from services.policy.replicated import DELETE, Replicated
 from services.archive.search import SORTS, Results, explain as run_explain, search as run_search
 from services.appliance.users import User
 from services.web import mail_view
@@ -93,8 +93,13 @@ def save_search(archive: Archive, user: User, name: str, query: str, timezone: s
 
 
 def delete_saved(archive: Archive, user: User, name: str) -> None:
-    saved_searches.delete(Replicated(archive.store), name)
-    audit.record(archive.store, user.actor, "saved-search-delete", name=name)
+    saved_searches.delete(Replicated(archive.store), name, also=_audited(
+        archive, user, "saved-search-delete", name=name))
+
+
+def _audited(archive: Archive, user: User, action: str, **details):
+    """The `also(txn)` that writes a change's audit entry in the change's transaction."""
+    return lambda txn: audit.record_in(archive.store, txn, user.actor, action, **details)
 
 
 def retention_policies(archive: Archive) -> dict:
@@ -111,17 +116,19 @@ def set_retention(archive: Archive, user: User, changes: dict) -> None:
     days = _days(changes["global_days"]) if "global_days" in changes else None
     if "enabled" in changes and not isinstance(changes["enabled"], bool):
         raise BadRequest("enabled: expected true or false")
-    replicated = Replicated(archive.store)
+    written = {}
     if "global_days" in changes:
-        retention.set_global(replicated, days)
+        retention.check_days(days)
+        written[retention.GLOBAL] = days if days is not None else DELETE
     if "enabled" in changes:
-        replicated.put(retention.ENABLED, changes["enabled"])
-    audit.record(archive.store, user.actor, "retention", **changes)
+        written[retention.ENABLED] = changes["enabled"]
+    Replicated(archive.store).write_all(written, also=_audited(archive, user, "retention",
+                                                               **changes))
 
 
 def set_saved_retention(archive: Archive, user: User, name: str, days) -> None:
-    retention.set_saved(Replicated(archive.store), name, _days(days))
-    audit.record(archive.store, user.actor, "retention", saved=name, days=days)
+    retention.set_saved(Replicated(archive.store), name, _days(days),
+                        also=_audited(archive, user, "retention", saved=name, days=days))
 
 
 def all_holds(archive: Archive) -> list[dict]:
@@ -135,10 +142,12 @@ def add_hold(archive: Archive, user: User, saved_name: str, until: str | None,
     `reason`; the hold's id."""
     until_date = check_hold(until, name, reason, timezone)
     hold_id = holds.add(Replicated(archive.store), archive.index_dir(), saved_name, until_date,
-                        user.actor, name, reason, timezone)
-    audit.record(archive.store, user.actor, "hold-add", hold=hold_id, saved=saved_name,
-                 until=until_date.isoformat() if until_date else None, name=name,
-                 reason=reason)
+                        user.actor, name, reason, timezone,
+                        also=lambda txn, hold_id: audit.record_in(
+                            archive.store, txn, user.actor, "hold-add", hold=hold_id,
+                            saved=saved_name,
+                            until=until_date.isoformat() if until_date else None, name=name,
+                            reason=reason))
     return hold_id
 
 
@@ -166,9 +175,9 @@ def remove_hold(archive: Archive, user: User, hold_id: str, created: str | None)
     id (holds.remove). Raises ArchiverError for a bad `created`, holds.HoldChanged,
     holds.UnknownHold, PermissionDenied."""
     seen = holds.UNSTATED if created is None else holds.parse_created(created)
-    holds.remove(Replicated(archive.store), hold_id, user.actor, seen)
-    audit.record(archive.store, user.actor, "hold-remove", hold=hold_id,
-                 **({} if seen is holds.UNSTATED else {"created": seen}))
+    holds.remove(Replicated(archive.store), hold_id, user.actor, seen, also=_audited(
+        archive, user, "hold-remove", hold=hold_id,
+        **({} if seen is holds.UNSTATED else {"created": seen})))
 
 
 # -- the system ------------------------------------------------------------------------
