@@ -309,8 +309,8 @@ def _saved_searches(args, archive) -> int:
                             configured_timezone())
         print(f"saved {args.save!r}: {args.query}")
     elif args.delete_saved:
-        saved_searches.delete(replicated, args.delete_saved)
-        audit.record(archive.store, actor, "saved-search-delete", name=args.delete_saved)
+        saved_searches.delete(replicated, args.delete_saved, also=lambda txn: audit.record_in(
+            archive.store, txn, actor, "saved-search-delete", name=args.delete_saved))
         print(f"deleted saved search {args.delete_saved!r}")
     else:
         for name, query in sorted(saved_searches.all_saved(replicated).items()):

@@ -9,6 +9,7 @@ import pytest
 
 from firmware.errors import ArchiverError
 
+from services.cli import archive as cli_archive
 from services.cli import policy as cli
 from services.policy import audit, editing, holds, retention, saved_searches
 from services.web import actions
@@ -38,6 +39,7 @@ def cli_on(monkeypatch, archive):
     monkeypatch.setattr(cli, "_admin_context",
                         lambda args, doing: (archive, archive.replicated, ADMIN))
     monkeypatch.setattr(cli, "cli_actor", lambda: ADMIN)
+    monkeypatch.setattr(cli_archive, "cli_actor", lambda: ADMIN)
     return archive
 
 
@@ -66,12 +68,15 @@ def attempts(archive, hold_id):
         "web hold add": lambda: actions.add_hold(archive, web, "case", None, "m", "r", "UTC"),
         "web hold remove": lambda: actions.remove_hold(archive, web, hold_id, None),
         "web saved-search delete": lambda: actions.delete_saved(archive, web, "spare"),
+        "cli search --delete-saved": lambda: cli_archive._saved_searches(argparse.Namespace(
+            save=None, delete_saved="spare2"), archive),
     }
 
 
 def test_a_change_whose_audit_entry_fails_is_not_made(archive, cli_on, crashing):
     lawyers_case_past_retention(archive)
     saved_searches.save(archive.replicated, "spare", "from:nobody", ADMIN)
+    saved_searches.save(archive.replicated, "spare2", "from:no-one", ADMIN)
     hold_id = holds.add(archive.replicated, archive.index_dir(), "case", None, ADMIN)
     crashing()
     made = []
@@ -89,6 +94,7 @@ def test_a_change_whose_audit_entry_fails_is_not_made(archive, cli_on, crashing)
 def test_each_change_is_recorded_with_its_entry(archive, cli_on, capsys):
     lawyers_case_past_retention(archive)
     saved_searches.save(archive.replicated, "spare", "from:nobody", ADMIN)
+    saved_searches.save(archive.replicated, "spare2", "from:no-one", ADMIN)
     hold_id = holds.add(archive.replicated, archive.index_dir(), "case", None, ADMIN)
     before = len(audit.entries(archive.store))
     for name, attempt in attempts(archive, hold_id).items():
@@ -98,4 +104,4 @@ def test_each_change_is_recorded_with_its_entry(archive, cli_on, capsys):
     actions_recorded = [entry["action"] for entry in audit.entries(archive.store)[before:]]
     assert actions_recorded == ["retention"] * 3 + ["hold-add", "hold-remove",
                                                     "saved-search"] + ["retention"] * 2 + [
-        "hold-add", "saved-search-delete"]
+        "hold-add", "saved-search-delete", "saved-search-delete"]
