@@ -15,8 +15,10 @@ cur/ and new/ (names starting with "." are not messages), and its subdirectories
 searched for more Maildirs (Maildir++ ".Sent", Dovecot's fs layout); there, a folder with
 cur/ or new/ is a Maildir (the other, empty, lost in a copy: git and some zip tools drop
 empty folders), as its mail would be read nowhere else. Nothing else inside a Maildir is
-read, but only its servers' housekeeping (dovecot.index*, dovecot-uidlist, subscriptions,
-Courier's courierimap*: MAILDIR_HOUSEKEEPING) is left out unlisted: a tmp/ holding
+read, but only its servers' housekeeping files (dovecot.index*, dovecot-uidlist, subscriptions,
+Courier's courierimap*: MAILDIR_HOUSEKEEPING; files only, a folder so named is walked, but
+for Courier's keyword and ACL folders, left out unless they hold cur/ or new/) is left out
+unlisted: a tmp/ holding
 anything (deliveries in progress, or abandoned) is listed once as skipped, and so is each
 other file (an Archive.eml or old.mbox put there by hand), symlink and hidden entry, so an
 operator sees what was not imported and can name it.
@@ -95,10 +97,19 @@ LISTINGS = 4
 # Parts of a zip member's name, at most (a name may hold 30,000: one member so deep would
 # make its walk hold some 30,000 paths of up to 64 KB each).
 ZIP_NAME_PARTS = 256
-# Files and folders Maildir servers keep beside cur/ and new/ (Dovecot's indexes and lists,
-# Courier's and the Maildir++ quota's): never mail, left out unlisted.
-MAILDIR_HOUSEKEEPING = re.compile(r"dovecot[.-].*|subscriptions|maildirfolder|maildirsize|"
-                                  r"courierimap.*|courierpop3dsizelist")
+# Files Maildir servers keep beside cur/ and new/, by their real names (Dovecot's indexes,
+# logs and lists, Courier's and the Maildir++ quota's): never mail, left out unlisted. Files
+# only: a folder so named (Dovecot's fs layout makes a folder of any mailbox name, and a
+# mailbox may be called "subscriptions") is walked, and any other file ("dovecot-backup.mbox")
+# is listed as not read.
+MAILDIR_HOUSEKEEPING = re.compile(
+    r"dovecot\.index(?:\..*)?|dovecot\.list\.index(?:\..*)?|dovecot\.mailbox\.log(?:\..*)?|"
+    r"dovecot-uidlist|dovecot-keywords|dovecot-uidvalidity(?:\..*)?|"
+    r"dovecot-acl|dovecot-acl-list|dovecot-shared|subscriptions|"
+    r"maildirfolder|maildirsize|courierimap.*|courierpop3dsizelist")
+# Folders Courier keeps beside cur/ and new/ (its keywords and ACLs): left out unlisted too,
+# unless one holds cur/ or new/ (a mailbox so named: its mail is read).
+MAILDIR_HOUSEKEEPING_FOLDERS = re.compile(r"courierimapkeywords|courierimaphieracl")
 MAILDIR_TMP = ("a Maildir's tmp/ (deliveries in progress, or abandoned): not read; name a "
                "file in it to import it")
 IN_MAILDIR = "inside a Maildir but not in its cur/ or new/: not read; name it to import it"
@@ -223,7 +234,8 @@ def _listing_failed(folder: Path, tree: str, exc: BaseException) -> Found:
 
 def _walk_directory(directory: Path, tree: str, visited: set[tuple[int, int]],
                     loose_files_are_mail: bool, opens: str | None = None,
-                    hidden: bool = False) -> Iterator[Found | _Subwalk]:
+                    hidden: bool = False, housekeeping: bool = False
+                    ) -> Iterator[Found | _Subwalk]:
     """What one folder on disk gives, in order (_walked takes it): Founds, and for each
     folder in it to walk there, a _Subwalk of its own walk. A `hidden` folder (".Sent"
     where mail is loose files) is read only if it is a Maildir (cur/ or new/ will do), else
@@ -242,9 +254,10 @@ def _walk_directory(directory: Path, tree: str, visited: set[tuple[int, int]],
     real_directories = {entry.name for entry in entries if _is_directory(entry)}
     rules = _FolderRules.of(real_directories, [entry.name for entry in entries],
                             loose_files_are_mail)
-    if hidden and not rules.maildir:
-        yield Found(directory, tree, skipped=True, error=HIDDEN)
-        return
+    if (hidden or housekeeping) and not rules.maildir:
+        if hidden:
+            yield Found(directory, tree, skipped=True, error=HIDDEN)
+        return  # a server's housekeeping folder: left out unlisted
     visited.add(identity)
     if rules.maildir:
         parts = [(directory / part, directory / part) for part in MAILDIR_PARTS
@@ -257,7 +270,8 @@ def _walk_directory(directory: Path, tree: str, visited: set[tuple[int, int]],
         if verdict in _WALKED:
             hidden_folder = verdict is _Verdict.HIDDEN_FOLDER
             yield _Subwalk(_walk_directory(path, tree, visited, rules.loose and not hidden_folder,
-                                           hidden=hidden_folder))
+                                           hidden=hidden_folder, housekeeping=verdict is
+                                           _Verdict.HOUSEKEEPING_FOLDER))
         elif verdict is _Verdict.MAIL:
             yield Found(path, tree, single_message=is_single_message(path.name),
                         dotlock_of=_locked_by(path.name, files),
@@ -304,6 +318,7 @@ class _Verdict(enum.Enum):
     MAIL = enum.auto()            # a file to read
     FOLDER = enum.auto()          # a folder to walk
     HIDDEN_FOLDER = enum.auto()   # a folder to walk only if it is a Maildir folder
+    HOUSEKEEPING_FOLDER = enum.auto()  # the same, else left out unlisted (courierimapkeywords)
     HIDDEN = enum.auto()          # listed as skipped: hidden
     MACOS_METADATA = enum.auto()  # listed as skipped: macOS's metadata, not walked
     SYMLINK = enum.auto()         # listed as skipped: a symlink, not followed
@@ -311,7 +326,7 @@ class _Verdict(enum.Enum):
     MAILDIR_TMP = enum.auto()     # listed as skipped once, if it holds anything: tmp/
 
 
-_WALKED = (_Verdict.FOLDER, _Verdict.HIDDEN_FOLDER)
+_WALKED = (_Verdict.FOLDER, _Verdict.HIDDEN_FOLDER, _Verdict.HOUSEKEEPING_FOLDER)
 _SKIPPED_WHY = {_Verdict.HIDDEN: HIDDEN, _Verdict.MACOS_METADATA: MACOS_METADATA_SKIPPED,
                 _Verdict.IN_MAILDIR: IN_MAILDIR}
 
@@ -339,8 +354,11 @@ class _FolderRules:
             return _Verdict.LEFT_OUT  # read as the Maildir's messages
         if self.maildir and name == "tmp" and kind is _Kind.FOLDER:
             return _Verdict.MAILDIR_TMP
-        if not self.loose and MAILDIR_HOUSEKEEPING.fullmatch(name):
-            return _Verdict.LEFT_OUT
+        if not self.loose and kind is _Kind.FILE and MAILDIR_HOUSEKEEPING.fullmatch(name):
+            return _Verdict.LEFT_OUT  # a file only: a folder so named may hold mail
+        if not self.loose and kind is _Kind.FOLDER and \
+                MAILDIR_HOUSEKEEPING_FOLDERS.fullmatch(name):
+            return _Verdict.HOUSEKEEPING_FOLDER
         if kind in (_Kind.LINK, _Kind.LINK_TO_FOLDER) and not (
                 self.loose and name.startswith(".")):  # where loose mail is: hidden
             return _Verdict.SYMLINK
@@ -455,15 +473,17 @@ def walk_zip(members: Iterable) -> Iterator[ZipFound]:
 
 
 def _walk_zip_folder(folder: _ZipFolder, path: str, loose_files_are_mail: bool,
-                     hidden: bool) -> Iterator[ZipFound | _Subwalk]:
+                     hidden: bool, housekeeping: bool = False
+                     ) -> Iterator[ZipFound | _Subwalk]:
     """What one folder of a zip gives, in order (_walked takes it), as _walk_directory
     gives it of the same folder on disk: ZipFounds, and for each folder in it to walk
     there, a _Subwalk of its own walk."""
     names = sorted({*folder.folders, *folder.files})
     rules = _FolderRules.of(folder.folders, names, loose_files_are_mail)
-    if hidden and not rules.maildir:
-        yield ZipFound(path.rstrip("/"), skipped=True, error=HIDDEN)
-        return
+    if (hidden or housekeeping) and not rules.maildir:
+        if hidden:
+            yield ZipFound(path.rstrip("/"), skipped=True, error=HIDDEN)
+        return  # a server's housekeeping folder: left out unlisted
     if rules.maildir:
         for part in MAILDIR_PARTS:
             if part in folder.folders:
@@ -473,7 +493,8 @@ def _walk_zip_folder(folder: _ZipFolder, path: str, loose_files_are_mail: bool,
         if name in folder.folders and verdict in _WALKED:
             hidden_folder = verdict is _Verdict.HIDDEN_FOLDER
             yield _Subwalk(_walk_zip_folder(folder.folders[name], f"{path}{name}/",
-                                            rules.loose and not hidden_folder, hidden_folder))
+                                            rules.loose and not hidden_folder, hidden_folder,
+                                            verdict is _Verdict.HOUSEKEEPING_FOLDER))
         elif name in folder.folders and verdict in _SKIPPED_WHY:
             yield ZipFound(path + name, skipped=True, error=_SKIPPED_WHY[verdict])
         elif name in folder.folders and verdict is _Verdict.MAILDIR_TMP and (
