@@ -39,24 +39,32 @@ failed, with the reason, and nothing of it is read.
 Limits (issue: nothing read can stop the import): a message (an mbox's, a file's or a zip
 member's) over `max_bytes` (the model's smtp.max_message_mb) is an item that failed, never
 read whole;
-zips nest at most MAX_ZIP_DEPTH deep. Member sizes are the zip's own, and zipfile never
-returns more bytes than a member declares (its CRC check fails instead), so what a zip
-expands to is known before a member is opened. What bounds the work a small zip can cost
-(each member is inflated twice, counted and read) is a budget: a zip given to import, the
-zips inside it included, expands to at most MAX_EXPANSION times its own size plus one
-message. Deflate itself stops near 1032:1, so no zip of deflated members one level deep
-ever runs out of it, however compressible the mail (the appliance's own export of cron
+zips nest at most MAX_ZIP_DEPTH deep. Only stored and deflated members are read
+(ZIP_METHODS_READ: what mail clients, Takeout, zip tools by default and the appliance's own
+export write); a member compressed otherwise (bzip2, LZMA, deflate64...) is an item that
+failed, naming its method, unread: zipfile inflates bzip2 and LZMA with no bound on one
+chunk's output before cutting it to the declared size. Member sizes are the zip's own, and
+zipfile inflates a deflated member (or reads a stored one) only as far as it is asked, and a
+member is asked for no more than it declares, and never returns more bytes than it declares
+(its CRC check fails instead), so what a zip expands to is known before a member is opened. What bounds the work a small zip can cost (each member is inflated twice,
+counted and read; a zip inside a zip is copied out once each time, to memory or a temporary
+file, and read from the copy, never by seeking in its member) is a budget: a zip given to
+import, the zips inside it included, expands to at most MAX_EXPANSION times its own size
+plus one message. Deflate itself stops near 1032:1, so no zip of deflated members one level
+deep ever runs out of it, however compressible the mail (the appliance's own export of cron
 reports, one mbox of near-identical mail or one 5 MB log: export and import move mail
 between appliances); what does is amplification past deflate's: zips nested to multiply
-it, or bzip2 and LZMA members. A member that would take the zip past its budget is
-refused unread ("a zip bomb?"). A one-message member over `max_bytes` that expands more
-than MAX_COMPRESSION_RATIO times says so too.
+it. A member that would take the zip past its budget is refused unread ("a zip bomb?"). A
+one-message member over `max_bytes` that expands more than MAX_COMPRESSION_RATIO times
+says so too.
 """
 from __future__ import annotations
 
 import io
 import os
 import re
+import shutil
+import tempfile
 import time
 import zipfile
 import zlib
@@ -76,6 +84,16 @@ ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with members, an empty zip
 MAX_COMPRESSION_RATIO = 100  # mail deflates 3-10x: a message over the limit past this is a bomb
 MAX_EXPANSION = 1100  # deflate's own ceiling is ~1032x: past it, amplification is contrived
 MAX_ZIP_DEPTH = 2  # a zip in a zip is read (a Takeout export zipped again); no deeper
+# A zip inside a zip is copied out once (to memory up to this, then a temporary file) and
+# read from there: read where it lies, each seek back inflated its member again from the start.
+SPILL_IN_MEMORY = 8 * MiB
+# The compression methods read: what mail clients, Google Takeout, Archive Utility, Windows
+# and Info-ZIP or 7-Zip write by default (and the appliance's own export: deflate). zipfile
+# inflates bzip2 and LZMA members with no bound on what one chunk gives before cutting it to
+# the size the member declares (a 473-byte member declaring 4 KB took 400 MB).
+ZIP_METHODS_READ = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflated"}
+ZIP_METHOD_NAMES = {zipfile.ZIP_BZIP2: "bzip2", zipfile.ZIP_LZMA: "LZMA", 9: "deflate64",
+                    98: "PPMd", 93: "Zstandard", 95: "xz"}
 SNIFF_BYTES = mbox.SNIFF_BYTES  # a byte order mark and blank lines, then a From_ line
 # A dotlock's content: empty, or a process id and maybe a host name (at most 64 bytes).
 DOTLOCK_MAX_BYTES = 64
@@ -187,6 +205,17 @@ def _read_stream(stream: BinaryIO, label: str, max_bytes: int, depth: int,
     if kind == "zip" and size is not None and size > max_bytes:
         # A zip inside a zip is read by seeking, which re-inflates the member each time.
         yield MailItem(label, error=f"a zip inside a zip, {too_large(size, max_bytes)}")
+    elif kind == "zip" and depth > 0:  # a zip member: read from a copy (_spilled)
+        if depth > MAX_ZIP_DEPTH:
+            yield from _read_zip(stream, label, max_bytes, depth, budget)
+            return
+        try:
+            copy = _spilled(stream, size)
+        except ZIP_MEMBER_ERRORS as exc:
+            yield MailItem(label, error=f"cannot read zip member: {exc}")
+            return
+        with copy:
+            yield from _read_zip(copy, label, max_bytes, depth, budget)
     elif kind == "zip":
         yield from _read_zip(stream, label, max_bytes, depth, budget)
     elif kind == "mbox":
@@ -215,8 +244,33 @@ def _count_stream(stream: BinaryIO, depth: int, max_bytes: int, size: int | None
     if kind == "mbox":
         return mbox.count_entries(stream)
     if kind == "zip" and (size is None or size <= max_bytes) and depth <= MAX_ZIP_DEPTH:
-        return _count_zip(stream, depth, max_bytes, budget)
+        if depth == 0:
+            return _count_zip(stream, depth, max_bytes, budget)
+        try:
+            with _spilled(stream, size) as copy:  # as _read_stream reads it
+                return _count_zip(copy, depth, max_bytes, budget)
+        except ZIP_MEMBER_ERRORS:
+            return 1
     return 1
+
+
+def _spilled(stream: BinaryIO, size: int | None) -> BinaryIO:
+    """A copy of a zip member (`size` bytes, as it declares; already spent from the zip's
+    budget) that seeks at no cost: a zip inside a zip is read by seeking (its directory
+    at the end, then each member's), and a zip member seeks back by inflating itself again
+    from its start, so each member of an inner zip read out of order cost the whole inner
+    zip. Copied once, it costs its size, however its members lie."""
+    copy = tempfile.SpooledTemporaryFile(max_size=SPILL_IN_MEMORY)
+    try:
+        stream.seek(0)
+        shutil.copyfileobj(stream, copy, 1024 * 1024)
+        if size is not None and copy.tell() != size:
+            raise zipfile.BadZipFile(f"it holds {copy.tell()} bytes, not the {size} it declares")
+        copy.seek(0)
+        return copy
+    except BaseException:
+        copy.close()
+        raise
 
 
 def _sniff(stream: BinaryIO) -> str:
@@ -235,7 +289,13 @@ def _single_message(stream: BinaryIO, label: str, max_bytes: int,
     """One message: all the bytes of `stream` but a leading From_ line; or why not."""
     if size is not None and size > max_bytes:
         return MailItem(label, error=too_large(size, max_bytes))
-    raw = stream.read(max_bytes + 1)
+    # Asked for no more than its size: a zip member inflates (or reads, stored) as much as
+    # it is asked for before cutting to the size it declares, a deflated one that
+    # understates its size included.
+    first = max_bytes if size is None else min(size, max_bytes)
+    raw = stream.read(first + 1)
+    if first < len(raw) <= max_bytes:  # a file that grew since its size was taken
+        raw += stream.read(max_bytes + 1 - len(raw))
     if len(raw) > max_bytes:  # it grew since, or its size was not known
         return MailItem(label, error=too_large(len(raw), max_bytes))
     raw, from_line = mbox.split_leading_from_line(raw)
@@ -384,9 +444,16 @@ def _read_zip(stream: BinaryIO, label: str, max_bytes: int, depth: int,
 
 def _member_refusal(member: zipfile.ZipInfo, single_message: bool, max_bytes: int,
                     budget: _Expansion) -> str | None:
-    """Why a member is not even opened: it is one message over the limit, or it expands
-    the zip past its budget; a member that is opened is spent from the budget."""
+    """Why a member is not even opened: it is compressed by a method not read
+    (ZIP_METHODS_READ), one message over the limit, or it expands the zip past its budget; a
+    member that is opened is spent from the budget."""
     size = member.file_size
+    if member.compress_type not in ZIP_METHODS_READ:
+        method = ZIP_METHOD_NAMES.get(member.compress_type, f"method {member.compress_type}")
+        return (f"compressed with {method} (zip method {member.compress_type}): only stored "
+                "and deflated members are read (what mail clients, Takeout and zip tools "
+                "write by default; others can inflate past the size they declare): not "
+                "read; unzip it and import the folder")
     if single_message and size > max_bytes:
         if size > MAX_COMPRESSION_RATIO * max(member.compress_size, 1):
             return (f"expands {member.compress_size} bytes to {size}, more than "
