@@ -27,7 +27,10 @@ What a file holds:
     header field before its first blank line: it is refused with the reason (what libmagic
     says it is) and nothing of it is stored. Malformed mail is still mail, kept byte-exact.
     A message of an mbox is held to the same test (its position and line named when it
-    fails); one that holds a From_ line followed by a header field with no blank line
+    fails), but for one that begins with From_ lines before its header (a message whose
+    first line was one, quoted by the export; a doubled envelope line) and one under the
+    From_ line the appliance's own export writes for it (mbox_piece_refusal: what the
+    appliance stored, mail or not, imports again); one that holds a From_ line followed by a header field with no blank line
     before it (a writer that left the blank line out: messages merged) is stored as it is,
     with a warning naming the lines.
 
@@ -369,7 +372,7 @@ def _read_mbox(stream: BinaryIO, label: str, max_bytes: int, end: int | None = N
                 yield MailItem(item_label, error=too_large(entry.size, max_bytes))
             elif not entry.raw:
                 yield MailItem(item_label, error="empty message")
-            elif refusal := not_mail(entry.raw):  # as a .eml of the same bytes is refused
+            elif refusal := mbox_piece_refusal(entry):
                 yield MailItem(item_label, error=f"{refusal} (the message after the From_ "
                                f"line on line {entry.line})")
             else:
@@ -380,6 +383,46 @@ def _read_mbox(stream: BinaryIO, label: str, max_bytes: int, end: int | None = N
         yield MailItem(f"{label}#{number + 1}", error=str(exc))
     except ZIP_MEMBER_ERRORS as exc:  # a read error of the file, or of the zip member
         yield MailItem(f"{label}#{number + 1}", error=f"read error: {exc}")
+
+
+# From_ lines a message of an mbox may begin with before its header, at most (an envelope
+# line doubled: "From MAILER-DAEMON ...", then ">From alice ...", unquoted to a From_ line).
+LEADING_FROM_LINES = 8
+
+
+def mbox_piece_refusal(entry: mbox.Entry) -> str | None:
+    """Why a message of an mbox (entry.raw, unquoted) is not stored, or None if it is.
+    The test is the one a .eml of the same bytes is held to (not_mail), for what is plainly
+    no mail after a From_ line (binary junk, a PDF, prose in a file that begins like an
+    mbox), but two kinds of piece are mail all the same, stored as they are:
+      * one that begins with From_ lines and then a header field: a message whose first
+        line was a From_ line (SMTP intake stores any bytes; the export quotes it ">From",
+        the import unquotes it), or an mbox whose writer doubled the envelope line;
+      * one under a From_ line of the form the appliance's own export writes for it
+        (mbox.from_line_for: the same sender): whatever the appliance stored, the export
+        writes and the import gives back (not-mail mail kept byte-exact by SMTP intake)."""
+    refusal = not_mail(entry.raw)
+    if refusal is None:
+        return None
+    rest = entry.raw
+    for _ in range(LEADING_FROM_LINES):
+        rest, from_line = mbox.split_leading_from_line(rest)
+        if from_line is None:
+            break
+        if HEADER_FIELD.match(rest):
+            return None
+    if entry.from_line is not None and _as_exported(entry.raw) == entry.from_line.sender:
+        return None
+    return refusal
+
+
+def _as_exported(raw: bytes) -> str | None:
+    """The sender of the From_ line the appliance's export writes before `raw`."""
+    try:
+        from_line = mbox.parse_from_line(mbox.from_line_for(raw))
+    except Exception:  # the refusal stands; reading goes on
+        return None
+    return from_line.sender if from_line else None
 
 
 def _unseparated(entry: mbox.Entry) -> str | None:

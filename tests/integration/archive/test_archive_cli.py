@@ -320,3 +320,33 @@ def test_a_failed_json_command_says_why_in_json_on_stdout(archiver, data, tmp_pa
     assert error["exit_code"] == exit_code and says in error["error"], done.stdout
     assert error["error"] in done.stderr and "Traceback" not in done.stderr
     assert (tmp_path / "existing.zip").read_bytes() == b"kept"
+
+
+# What SMTP intake may store (any bytes, kept byte-exact): each shape an mbox export writes.
+STORED_ANY_BYTES = [
+    b"hello, no header at all\r\n",
+    b"From someone Sat Jan  1 00:00:00 2000\r\nSubject: x\r\n\r\nbody\r\n",
+    b"From a Sat Jan  1 00:00:00 2000\n>From b Sat Jan  1 00:00:00 2000\nSubject: y\n\nbody\n",
+    b"Subject: ok\r\n\r\nbody\r\n",
+    b"\x00\x01 binary\n",
+    b"From nobody\nSubject: starts like an mbox\n\nbody\n",
+]
+
+
+def test_an_mbox_export_of_whatever_was_stored_imports_back_byte_exact(archiver, tmp_path):
+    """Review 117: a stored message whose first line is a From_ line is exported quoted
+    (">From"), came back unquoted and was refused as not mail, and so was anything SMTP
+    stored that is no mail: 1 imported, 2 failed of 3."""
+    from services.archive.archive import Archive
+    source, target = tmp_path / "a", tmp_path / "b"
+    Archive(source).store.put_many([(raw, None, "smtp") for raw in STORED_ANY_BYTES])
+    archiver("reindex", "--data", source, "--json", check=0)
+    out = tmp_path / "export.mbox"
+    done = archiver("export", "", "--format", "mbox", "-o", out, "--data", source, "--json",
+                    check=0)
+    assert json.loads(done.stdout)["exported"] == len(STORED_ANY_BYTES)
+    done = archiver("import", "--data", target, "--json", out, check=0)
+    result = json.loads(done.stdout)
+    assert (result["imported"], result["failed"]) == (len(STORED_ANY_BYTES), 0), result
+    assert digests_of(archiver, target) == digests_of(archiver, source) == sorted(
+        hashlib.sha256(raw).hexdigest() for raw in STORED_ANY_BYTES)

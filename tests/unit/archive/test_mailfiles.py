@@ -236,8 +236,9 @@ def test_from_lines_in_bodies_survive_the_mbox_round_trip_byte_exact(tmp_path):
             b"From: x@example.com\nSubject: no body\n\n",
             b"From nobody\nSubject: starts like an mbox\n\nbody\n",
             message("ends with blank lines", "text\n\n\n")]
-    # "From nobody" is no header field (nor a From_ line): not mail, in an mbox as in a .eml
-    assert mbox_round_trip(tmp_path, raws) == [raws[0], raws[1], None, raws[3]]
+    # "From nobody" is no header field (nor a From_ line): not mail as a .eml, but what the
+    # appliance stored its export writes, and the import gives back (review 117)
+    assert mbox_round_trip(tmp_path, raws) == raws
     written = (tmp_path / "export.mbox").read_bytes()
     assert b"\n>From the start\n>>From quoted\n>>>From twice\n From indented\n" in written
     assert b"\nFrom after" not in written and b"\n>From after a blank line\n" in written
@@ -253,7 +254,7 @@ def test_mbox_adds_the_final_line_ending_a_message_lacks_and_nothing_else(tmp_pa
     # What mbox cannot carry: the blank separator line must start a line of its own.
     lf, crlf = message("lf", "no newline at the end"), message("crlf", "no end", "\r\n")
     assert mbox_round_trip(tmp_path, [lf, crlf, b"x: y\n\nends in CR\r", b""]) == [
-        lf + b"\n", crlf + b"\r\n", b"x: y\n\nends in CR\r\n", None]  # empty: not mail
+        lf + b"\n", crlf + b"\r\n", b"x: y\n\nends in CR\r\n", b"\n"]  # empty: a line ending
 
 
 @settings(max_examples=150, deadline=None)
@@ -271,9 +272,9 @@ def test_any_messages_survive_mbox_and_zip_in_any_chunking(tmp_path_factory, raw
         from_mbox = list(iter_mail([directory / "x.mbox"]))
     finally:
         mbox.READ_CHUNK = original_chunk
-    # Each message is read if it is mail, as a .eml would be, with a final line ending.
-    assert [item.raw for item in from_mbox] == [
-        None if mailfiles.not_mail(raw) else mbox.with_final_line_ending(raw) for raw in raws]
+    # Each message is read, mail or not (what the appliance stored, its export writes and
+    # the import gives back: review 117), with a final line ending.
+    assert [item.raw for item in from_mbox] == [mbox.with_final_line_ending(raw) for raw in raws]
     assert count_mail([directory / "x.mbox"]) == len(raws)
     # Each .eml member is one message if it is mail (these hold no real From_ line).
     assert [item.raw for item in iter_mail([directory / "x.zip"])] == [
@@ -634,8 +635,12 @@ NOT_MAIL = {"binary junk": b"\x00\x01\x02\xff binary junk\n", "pdf": b"%PDF-1.7\
 def test_an_mbox_piece_that_is_not_mail_fails_as_a_eml_of_it_would(tmp_path, separator, kind,
                                                                      zipped):
     """After a From_ line anything was stored as a message, though the same bytes as a
-    .eml were refused as not mail."""
+    .eml were refused as not mail. But for under the From_ line the appliance's export
+    writes before it (MAILER-DAEMON: the bytes name no sender): what the appliance stored,
+    mail or not, imports again (review 117)."""
     junk = NOT_MAIL[kind]
+    exported = mbox.parse_from_line(separator).sender == mbox.parse_from_line(
+        mbox.from_line_for(junk)).sender
     data = (separator + b"\n" + message("one") + b"\n" + separator + b"\n" + junk
             + b"\n" + separator + b"\n" + message("three"))
     given = write(tmp_path / "box", data)
@@ -644,6 +649,10 @@ def test_an_mbox_piece_that_is_not_mail_fails_as_a_eml_of_it_would(tmp_path, sep
         with zipfile.ZipFile(given, "w") as archive:
             archive.writestr("box", data)
     items = list(iter_mail([given]))
+    if exported:
+        assert [item.raw for item in items] == [message("one"), junk, message("three")]
+        assert count_mail([given]) == 3
+        return
     assert [item.raw for item in items] == [message("one"), None, message("three")]
     assert items[1].label.endswith("box#2") and items[1].error.startswith("not mail")
     line = (separator + b"\n" + message("one") + b"\n").count(b"\n") + 1
