@@ -164,3 +164,15 @@ def test_a_member_understating_its_size_is_read_in_bounded_memory(tmp_path, meth
     else:
         assert items[0].error.startswith("compressed with")
     assert peak < 20 * MiB  # 200 MB inflated at once before
+
+
+@pytest.mark.parametrize("method,name", [(9, "deflate64"), (50, "method 50"), (98, "PPMd")])
+def test_members_of_other_methods_fail_named_and_counted(tmp_path, method, name):
+    """Windows writes deflate64 for large files; 7-Zip PPMd on request: zipfile reads
+    neither (it raised NotImplementedError when opened); each is listed with its method."""
+    raw = message("other method")
+    archive = raw_zip(tmp_path / "o.zip", b"a.eml", method, raw, len(raw), zlib.crc32(raw))
+    (item,) = iter_mail([archive])
+    assert item.raw is None and item.error.startswith(f"compressed with {name} (zip method "
+                                                      f"{method})")
+    assert count_mail([archive]) == 1
