@@ -20,7 +20,7 @@ from services.archive.query import (Context, PatternTooBroad, QuerySyntaxError, 
                                     explanation, parse as parse_tree)
 
 __all__ = ["COUNT_LIMIT", "Hit", "PatternTooBroad", "QuerySyntaxError", "Results", "explain",
-           "matches_of", "parse", "query_in", "search", "unranked"]
+           "matches_of", "parse", "query_in", "readable", "search", "unranked"]
 MAX_OFFSET = 2**31 - 1  # Xapian's offsets are 32-bit: a larger one simply finds nothing
 COUNT_LIMIT = 10000  # matches counted exactly; above it a result says "more than 10,000"
 # What results may be sorted by: (value slot, newest/largest first by default).
@@ -145,7 +145,66 @@ def query_in(database: xapian.Database, tree, tz, now: float,
                                version >= RECIPIENTS_APART_SCHEMA))
     if within is not None:
         query = xapian.Query(xapian.Query.OP_FILTER, query, within)
-    return query
+    return readable(query)
+
+
+def readable(query: xapian.Query) -> xapian.Query:
+    """`query`, matching the same documents, with no AND_NOT where Xapian reads it
+    unweighted (what an AND_NOT excludes, the filter side of a FILTER). There, a term
+    every document of a shard has is read as that shard's all-documents list, which
+    Xapian 1.4.22 cannot walk on with next() once the shard has gaps (see unranked), and
+    an AND_NOT walks its left side on with next(): "bob -(report -from:x)" failed after
+    a retention run whatever the weighting. x AND_NOT (P AND_NOT N) is read as
+    (x AND_NOT P) OR (x AND N); x AND_NOT (A OR B) as (x AND_NOT A) AND_NOT B; x AND_NOT
+    (A AND B) as (x AND_NOT A) OR (x AND_NOT B); and a FILTER as an AND, so that its
+    filter is read weighted too (a filter side's all-documents list may be the one an
+    AND walks on; the weights are not used: results are sorted by values). A query with
+    neither AND_NOT nor FILTER is returned as it is."""
+    kind, parts = query.get_type(), _parts(query)
+    if not parts or not _rewritten(query):
+        return query
+    if kind == xapian.Query.OP_AND_NOT:
+        kept = readable(parts[0])
+        for excluded in parts[1:]:
+            kept = _excluding(kept, excluded)
+        return kept
+    if kind in (xapian.Query.OP_AND, xapian.Query.OP_OR, xapian.Query.OP_FILTER):
+        kind = xapian.Query.OP_AND if kind == xapian.Query.OP_FILTER else kind
+        return xapian.Query(kind, [readable(part) for part in parts])
+    return query  # phrases, wildcards, value ranges: the query builder puts none in
+
+
+def _excluding(kept: xapian.Query, excluded: xapian.Query) -> xapian.Query:
+    """kept AND_NOT excluded, with no AND_NOT inside what is excluded (readable)."""
+    kind, parts = excluded.get_type(), _parts(excluded)
+    if not _negates(excluded):
+        return xapian.Query(xapian.Query.OP_AND_NOT, kept, readable(excluded))
+    if kind == xapian.Query.OP_AND_NOT:  # not (P and not N...) = not P, or N
+        return xapian.Query(xapian.Query.OP_OR, [_excluding(kept, parts[0])] + [
+            readable(xapian.Query(xapian.Query.OP_AND, kept, part)) for part in parts[1:]])
+    if kind == xapian.Query.OP_OR:  # not (A or B) = not A and not B
+        for part in parts:
+            kept = _excluding(kept, part)
+        return kept
+    if kind in (xapian.Query.OP_AND, xapian.Query.OP_FILTER):  # not (A and B): not A, or not B
+        return xapian.Query(xapian.Query.OP_OR, [_excluding(kept, part) for part in parts])
+    return xapian.Query(xapian.Query.OP_AND_NOT, kept, excluded)
+
+
+def _parts(query: xapian.Query) -> list[xapian.Query]:
+    return [query.get_subquery(i) for i in range(query.get_num_subqueries())]
+
+
+def _rewritten(query: xapian.Query) -> bool:
+    """Whether `query` holds an AND_NOT or a FILTER (what readable rewrites)."""
+    return query.get_type() in (xapian.Query.OP_AND_NOT, xapian.Query.OP_FILTER) or any(
+        _rewritten(part) for part in _parts(query))
+
+
+def _negates(query: xapian.Query) -> bool:
+    """Whether `query` holds an AND_NOT."""
+    return query.get_type() == xapian.Query.OP_AND_NOT or any(
+        _negates(part) for part in _parts(query))
 
 
 def unranked(database: xapian.Database, query: xapian.Query) -> xapian.Enquire:
@@ -192,7 +251,7 @@ def parse(text: str, database: xapian.Database | None = None, timezone: str = "U
     """The Xapian query of `text`; raises QuerySyntaxError saying what and where. Without
     `database`, patterns are not expanded (enough to check the syntax)."""
     tz, now = dates.zone(timezone), time.time() if now is None else now
-    return parse_tree(text, tz, now).query(Context(database, tz, now))
+    return readable(parse_tree(text, tz, now).query(Context(database, tz, now)))
 
 
 def explain(index_dir: Path | None, text: str, timezone: str = "UTC",

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -51,6 +53,9 @@ def new_file_output(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
     remove_stale_parts(path)
     with _temporary_beside(path, ".part", mode) as (output, temporary):
         try:
+            # Held until closed, even while this process is stopped: remove_stale_parts
+            # leaves a locked part alone. The kernel lets go of it when the writer dies.
+            fcntl.flock(output.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             yield output
             _synced(output)
             try:
@@ -66,18 +71,39 @@ def new_file_output(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
 def remove_stale_parts(path: Path, stale_s: float = STALE_PART_S) -> list[Path]:
     """Remove what a writer of `path` killed midway (SIGKILL, a power cut) left beside it:
     the hidden files new_file_output writes to, named exactly as _temporary_beside names
-    them, regular files unchanged for `stale_s` (a live writer changes its own all along).
-    Returns those removed."""
+    them, that are regular files of this user, unchanged for `stale_s`, and locked by no
+    one (a live writer holds a lock on its own, even while stopped; another user's are
+    theirs, in a shared folder). Returns those removed."""
     pattern = re.compile(re.escape(f".{path.name}.") + TEMPORARY_CHARACTERS + r"\.part")
     removed = []
     with contextlib.suppress(OSError), os.scandir(path.parent) as listing:
         for entry in listing:
             with contextlib.suppress(OSError):
-                if pattern.fullmatch(entry.name) and entry.is_file(follow_symlinks=False) \
-                        and time.time() - entry.stat(follow_symlinks=False).st_mtime > stale_s:
-                    os.unlink(entry.path)
+                if pattern.fullmatch(entry.name) and _is_stale_part(entry, stale_s):
                     removed.append(Path(entry.path))
     return removed
+
+
+def _is_stale_part(entry: os.DirEntry, stale_s: float) -> bool:
+    """Whether `entry` is one of this user's regular files, unchanged for `stale_s` and
+    unlocked; if so it is removed, under the lock taken to check, so that no writer can
+    take it meanwhile. Raises OSError."""
+    listed = entry.stat(follow_symlinks=False)
+    if not stat.S_ISREG(listed.st_mode) or listed.st_uid != os.geteuid() \
+            or time.time() - listed.st_mtime <= stale_s:
+        return False
+    descriptor = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        if os.fstat(descriptor).st_ino != listed.st_ino:
+            return False  # replaced since it was listed
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # a live (perhaps stopped) writer's
+        os.unlink(entry.path)
+        return True
+    finally:
+        os.close(descriptor)
 
 
 @contextlib.contextmanager

@@ -3,6 +3,7 @@ SHA256SUMS in one zip (the web UI's download is the same), records the export in
 log with the manifest's digest, and never overwrites, never writes an empty export, never
 prints a traceback."""
 import csv
+import fcntl
 import hashlib
 import io
 import json
@@ -196,14 +197,31 @@ def test_an_export_removes_what_an_export_of_its_name_killed_midway_left(archive
     old = os.stat(out).st_mtime - STALE_PART_S - 60
     names = {".e.zip.abc_1234.part": False, ".e.zip.zzzzzzzz.part": False,  # stale: removed
              ".e.zip.fresh123.part": True,  # being written, maybe
+             ".e.zip.nobody12.part": True,  # another user's, in a shared folder
+             ".e.zip.locked12.part": True,  # a live writer's, stopped for half an hour
              ".f.zip.abcd1234.part": True, ".e.zip.abc.part": True, "e.zip.abcd1234.part": True,
              ".e.zip.abcd1234.part.keep": True, ".e.zip.abcd12345.part": True}
     for name in names:
         (out / name).write_bytes(b"half an export")
         if name != ".e.zip.fresh123.part":
             os.utime(out / name, (old, old))
+    os.chown(out / ".e.zip.nobody12.part", 65534, 65534)
     (out / ".e.zip.link1234.part").symlink_to(out / ".f.zip.abcd1234.part")
     os.utime(out / ".e.zip.link1234.part", (old, old), follow_symlinks=False)
-    archiver("export", "", "--format", "zip", "-o", out / "e.zip", "--data", data, check=0)
+    with open(out / ".e.zip.locked12.part", "rb") as live:
+        fcntl.flock(live.fileno(), fcntl.LOCK_EX)  # as new_file_output's writer holds it
+        archiver("export", "", "--format", "zip", "-o", out / "e.zip", "--data", data, check=0)
     assert sorted(path.name for path in out.iterdir()) == sorted(
         [name for name, kept in names.items() if kept] + ["e.zip", ".e.zip.link1234.part"])
+
+
+def test_an_export_holds_a_lock_on_its_part_while_it_writes(tmp_path):
+    """What tells a live writer's part (even a stopped writer's) from a dead one's."""
+    from services.common.atomic_file import new_file_output
+    with new_file_output(tmp_path / "e.zip") as output:
+        (part,) = [path for path in tmp_path.iterdir() if path.name.endswith(".part")]
+        with open(part, "rb") as other:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(other.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        output.write(b"done")
+    assert (tmp_path / "e.zip").read_bytes() == b"done"

@@ -142,3 +142,44 @@ def test_ties_in_the_key_stay_in_document_id_order(tmp_path):
     enquire.set_sort_by_key(maker, False)
     mset = matches_of(enquire, 0, 600)
     assert [match.docid for match in mset] == sorted(match.docid for match in mset)
+
+
+def test_readable_answers_random_negations_and_filters_exactly(tmp_path):
+    """What a negation excludes and a filter's side are read unweighted by any weighting:
+    there too a term in every document is read as the all-documents list, and an AND_NOT
+    walks its left side on with next(). search.readable rewrites them; random nestings of
+    AND, OR, FILTER and AND_NOT over such terms then answer as the sets say."""
+    import random
+
+    from services.archive.search import readable
+    database = shards(tmp_path)
+    alive = left()
+    leaves = {"report": set(alive), "XTbob": set(alive), "*": set(alive),
+              "XFu1": {n for n in alive if n % 50 == 1},
+              "XFu2": {n for n in alive if n % 50 == 2}}
+    operations = {"FILTER": set.__and__, "AND": set.__and__, "OR": set.__or__,
+                  "AND_NOT": set.__sub__}
+    chance = random.Random(2)
+
+    def made(depth: int) -> tuple[xapian.Query, set[int]]:
+        if depth == 0:
+            name = chance.choice(sorted(leaves))
+            return (Q.MatchAll if name == "*" else Q(name)), leaves[name]
+        name = chance.choice(sorted(operations))
+        (left_query, left_set), (right_query, right_set) = made(depth - 1), made(depth - 1)
+        return (Q(getattr(Q, f"OP_{name}"), left_query, right_query),
+                operations[name](left_set, right_set))
+    for _ in range(300):
+        query, wanted = made(chance.choice([1, 2, 3, 4]))
+        enquire = unranked(database, readable(query))
+        enquire.set_sort_by_key(newest_first(), False)
+        assert numbers(matches_of(enquire, 0, len(alive), 10001)) == \
+            sorted(wanted, reverse=True), str(query)
+
+
+def test_readable_keeps_a_query_without_negation_or_filter(tmp_path):
+    from services.archive.search import readable
+    query = Q(Q.OP_OR, Q("report"), Q(Q.OP_AND, Q("XFu1"), Q("XFu2")))
+    assert str(readable(query)) == str(query)
+    assert str(readable(Q(Q.OP_AND_NOT, Q("a"), Q(Q.OP_AND_NOT, Q("b"), Q("c"))))) == \
+        "Query(((a AND_NOT b) OR (a AND c)))"
