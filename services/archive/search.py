@@ -154,41 +154,50 @@ def readable(query: xapian.Query) -> xapian.Query:
     every document of a shard has is read as that shard's all-documents list, which
     Xapian 1.4.22 cannot walk on with next() once the shard has gaps (see unranked), and
     an AND_NOT walks its left side on with next(): "bob -(report -from:x)" failed after
-    a retention run whatever the weighting. x AND_NOT (P AND_NOT N) is read as
-    (x AND_NOT P) OR (x AND N); x AND_NOT (A OR B) as (x AND_NOT A) AND_NOT B; x AND_NOT
-    (A AND B) as (x AND_NOT A) OR (x AND_NOT B); and a FILTER as an AND, so that its
-    filter is read weighted too (a filter side's all-documents list may be the one an
-    AND walks on; the weights are not used: results are sorted by values). A query with
+    a retention run whatever the weighting. So x AND_NOT E, where E holds an AND_NOT, is
+    read as x AND (not E), `not E` written out by De Morgan's laws down to MatchAll
+    AND_NOT what holds no negation (_complement); a FILTER as an AND, so that its filter
+    is read weighted too (the weights are not used: results are sorted by values). The
+    rewritten query is at most a few times the size of `query`: x is never repeated (a
+    chain of n such exclusions written as unions repeating x grew as 2^n). A query with
     neither AND_NOT nor FILTER is returned as it is."""
     kind, parts = query.get_type(), _parts(query)
     if not parts or not _rewritten(query):
         return query
     if kind == xapian.Query.OP_AND_NOT:
-        kept = readable(parts[0])
+        kept = [readable(parts[0])]
         for excluded in parts[1:]:
-            kept = _excluding(kept, excluded)
-        return kept
+            if _negates(excluded):
+                kept.append(_complement(excluded))
+            else:
+                kept = [xapian.Query(xapian.Query.OP_AND_NOT, _all_of(kept), readable(excluded))]
+        return _all_of(kept)
     if kind in (xapian.Query.OP_AND, xapian.Query.OP_OR, xapian.Query.OP_FILTER):
         kind = xapian.Query.OP_AND if kind == xapian.Query.OP_FILTER else kind
         return xapian.Query(kind, [readable(part) for part in parts])
     return query  # phrases, wildcards, value ranges: the query builder puts none in
 
 
-def _excluding(kept: xapian.Query, excluded: xapian.Query) -> xapian.Query:
-    """kept AND_NOT excluded, with no AND_NOT inside what is excluded (readable)."""
-    kind, parts = excluded.get_type(), _parts(excluded)
-    if not _negates(excluded):
-        return xapian.Query(xapian.Query.OP_AND_NOT, kept, readable(excluded))
-    if kind == xapian.Query.OP_AND_NOT:  # not (P and not N...) = not P, or N
-        return xapian.Query(xapian.Query.OP_OR, [_excluding(kept, parts[0])] + [
-            readable(xapian.Query(xapian.Query.OP_AND, kept, part)) for part in parts[1:]])
-    if kind == xapian.Query.OP_OR:  # not (A or B) = not A and not B
-        for part in parts:
-            kept = _excluding(kept, part)
-        return kept
-    if kind in (xapian.Query.OP_AND, xapian.Query.OP_FILTER):  # not (A and B): not A, or not B
-        return xapian.Query(xapian.Query.OP_OR, [_excluding(kept, part) for part in parts])
-    return xapian.Query(xapian.Query.OP_AND_NOT, kept, excluded)
+def _complement(query: xapian.Query) -> xapian.Query:
+    """The documents `query` does not match, with no AND_NOT inside what an AND_NOT
+    excludes: not (P AND_NOT N) = (not P) OR N; not (A AND B) = (not A) OR (not B);
+    not (A OR B) = (not A) AND (not B); not Q, Q without negation = MatchAll AND_NOT Q
+    (MatchAll is the all-documents list under its own name, which Xapian walks right)."""
+    kind, parts = query.get_type(), _parts(query)
+    if not _negates(query):
+        return xapian.Query(xapian.Query.OP_AND_NOT, xapian.Query.MatchAll, readable(query))
+    if kind == xapian.Query.OP_AND_NOT:
+        return xapian.Query(xapian.Query.OP_OR,
+                            [_complement(parts[0])] + [readable(part) for part in parts[1:]])
+    if kind in (xapian.Query.OP_AND, xapian.Query.OP_FILTER):
+        return xapian.Query(xapian.Query.OP_OR, [_complement(part) for part in parts])
+    if kind == xapian.Query.OP_OR:
+        return xapian.Query(xapian.Query.OP_AND, [_complement(part) for part in parts])
+    return xapian.Query(xapian.Query.OP_AND_NOT, xapian.Query.MatchAll, query)
+
+
+def _all_of(queries: list[xapian.Query]) -> xapian.Query:
+    return queries[0] if len(queries) == 1 else xapian.Query(xapian.Query.OP_AND, queries)
 
 
 def _parts(query: xapian.Query) -> list[xapian.Query]:
