@@ -248,7 +248,7 @@ def read_entries(stream: BinaryIO, max_bytes: int, end: int | None = None) -> It
         message = _without_separator_line(message)
         unseparated = tuple(first_line + 1 + n for n in _unseparated_from_lines(message))
         if b">From " in message:
-            message = _QUOTED_FROM.sub(rb"\1", message)
+            message = unquote_from_lines(message)
         yield Entry(message, parse_from_line(line), size, first_line, unseparated)
 
 
@@ -524,24 +524,92 @@ def write_entries(messages, output: BinaryIO) -> int:
     written = 0
     for _name, raw in messages:
         output.write(from_line_for(raw))
-        output.write(with_final_line_ending(quote_from_lines(raw)))
+        write_quoted(raw, output)
+        output.write(final_line_ending(raw))
         output.write(b"\n")  # the blank line after every message, the last one too
         written += 1
     return written
 
 
+# Quoting and unquoting go through the message a match at a time and pass on the bytes
+# between matches in pieces of at most this size. re.sub built a list of two pieces per
+# match and joined them: quoting a 52 MB message of 8.7 million "From " lines took 2 GB.
+_PIECE = 1 << 20
+
+
+def write_quoted(raw: bytes, output: BinaryIO) -> None:
+    """Write `raw` to `output` with mboxrd quoting (quote_from_lines), in pieces of at most
+    _PIECE bytes (bytes objects): memory beyond `raw` stays about 2 * _PIECE however many
+    lines there are to quote."""
+    if b"From " not in raw:
+        output.write(raw)
+        return
+    _write_edited(raw, _FROM_TO_QUOTE, b">", 0, output.write)
+
+
 def quote_from_lines(raw: bytes) -> bytes:
     """mboxrd quoting: one more ">" before every line matching "^>*From "."""
-    return _FROM_TO_QUOTE.sub(rb">\1", raw) if b"From " in raw else raw
+    if b"From " not in raw:
+        return raw
+    result = io.BytesIO()
+    _write_edited(raw, _FROM_TO_QUOTE, b">", 0, result.write)
+    return result.getvalue()
+
+
+def unquote_from_lines(message: bytes) -> bytes:
+    """mboxrd unquoting: one ">" less before every line matching "^>+From "."""
+    if b">From " not in message:
+        return message
+    result = io.BytesIO()
+    _write_edited(message, _QUOTED_FROM, b"", 1, result.write)
+    return result.getvalue()
+
+
+def _write_edited(raw: bytes, pattern: re.Pattern, insert: bytes, skip: int,
+                  write: Callable[[bytes], object]) -> None:
+    """Write `raw` with `insert` put before, and `skip` bytes left out at, the start of each
+    match of `pattern`, in pieces (bytes) of at most about _PIECE bytes."""
+    pending = bytearray()
+    start = 0  # raw[start:] is not written yet
+
+    def flush() -> None:
+        nonlocal pending
+        if pending:
+            write(bytes(pending))
+            pending = bytearray()
+
+    def copy(end: int) -> None:  # raw[start:end]
+        if end - start + len(pending) <= _PIECE:
+            pending.extend(memoryview(raw)[start:end])
+            return
+        flush()
+        for at in range(start, end, _PIECE):
+            write(raw[at:min(at + _PIECE, end)])
+
+    for match in pattern.finditer(raw):
+        copy(match.start())
+        pending.extend(insert)
+        start = match.start() + skip
+        if len(pending) >= _PIECE:
+            flush()
+    copy(len(raw))
+    flush()
+
+
+def final_line_ending(raw: bytes) -> bytes:
+    """What with_final_line_ending adds to `raw` (quoted or not: quoting changes neither its
+    last bytes nor whether it holds a CRLF)."""
+    if raw.endswith(b"\n"):
+        return b""
+    if raw.endswith(b"\r"):
+        return b"\n"
+    return b"\r\n" if b"\r\n" in raw else b"\n"
 
 
 def with_final_line_ending(raw: bytes) -> bytes:
     """`raw` ending in a line ending: CRLF if it uses CRLF, else LF."""
-    if raw.endswith(b"\n"):
-        return raw
-    if raw.endswith(b"\r"):
-        return raw + b"\n"
-    return raw + (b"\r\n" if b"\r\n" in raw else b"\n")
+    ending = final_line_ending(raw)
+    return raw + ending if ending else raw
 
 
 def from_line_for(raw: bytes) -> bytes:
