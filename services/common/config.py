@@ -64,9 +64,6 @@ from typing import ClassVar
 from urllib.parse import urlsplit
 from pathlib import Path
 
-from ldap3.core.exceptions import LDAPInvalidDnError
-from ldap3.utils.dn import parse_dn
-
 from firmware.models import load_models
 from firmware.strict import ConfigError, build, field, load_yaml, positive
 
@@ -223,6 +220,10 @@ def _group_dns(values: list[str]) -> bool:
 
 def _dn_parts(value: str) -> list[tuple[str, str]]:
     """(attribute, value) of each RDN of an RFC 4514 DN, [] when it is not one."""
+    # ldap3 only here, where a directory's DNs are checked: importing it costs every
+    # `archiver` command ~25 ms, and most read no directory settings.
+    from ldap3.core.exceptions import LDAPInvalidDnError
+    from ldap3.utils.dn import parse_dn
     try:
         return [(kind.lower(), text.lower())
                 for kind, text, _ in parse_dn(value, escape=False, strip=True)]
