@@ -116,11 +116,14 @@ class MirrorServer:
         if peer.node != node:
             log.warning("peer %s says it is %s in its hello; it is taken as %s", node,
                         peer.node, node)
-        self.peer_greeted()
         refusal = self._refusal(peer)
         if refusal is not None:
             log.info("refused mirroring with %s: %s", node, refusal.text)
             return refusal
+        # Only a peer this one mirrors with may cut our clients' backoff short: the rule is
+        # symmetric, so a refused peer would refuse them too, and two refused peers each
+        # answering the other's hello with one of their own said hello every 50 ms.
+        self.peer_greeted()
         try:
             taken = await asyncio.to_thread(self.replicated.merge, request_settings)
         except OutOfSpace as full:  # taken at a later hello, once there is room

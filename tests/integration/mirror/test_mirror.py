@@ -5,6 +5,7 @@ import socket
 import ssl
 import subprocess
 import threading
+import time
 
 import pytest
 
@@ -285,5 +286,15 @@ def test_status_warns_when_a_refused_peer_has_other_policies(tmp_path):
             assert a.peer_status(b)["settings_differ"]
             shown = a.cli("mirror", "status", "--config", a.config).stdout
             assert "WARNING: retention policies, holds or saved searches differ" in shown
+            # Refused peers back off (1 s doubling to 10 s): each refused hello is not an
+            # invitation to say hello again at once (they did so every ~50 ms).
+            before = refused_hellos(b)
+            time.sleep(8)
+            assert refused_hellos(b) - before <= 6, refused_hellos(b) - before
         finally:
             a.stop(), b.stop()
+
+
+def refused_hellos(node: Node) -> int:
+    return (node.dir / "service.log").read_text(errors="replace").count(
+        "refused mirroring with")
