@@ -37,9 +37,13 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="one JSON object per account")
 
 
-def _open(args) -> tuple[Config, Archive]:
+def _open(args, create: bool = False) -> tuple[Config, Archive]:
+    """The config and the archive; status's must be there already (NoArchive: a mistyped
+    --data is told so, not given an empty new archive); poll archives mail, as the service
+    does, and may make it."""
     config = load_config(args.config)
-    return config, Archive(args.data or config.data_dir, config.model)
+    archive = Archive(args.data or config.data_dir, config.model)
+    return config, (archive if create else archive.require_existing())
 
 
 def cmd_status(args) -> int:
@@ -65,7 +69,7 @@ def _status_line(status: dict) -> str:
 
 
 def cmd_poll(args) -> int:
-    config, archive = _open(args)
+    config, archive = _open(args, create=True)
     failed = False
     max_bytes = archive.profile.smtp.max_message_bytes
     for account in _chosen(config, args.account):

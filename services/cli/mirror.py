@@ -51,9 +51,13 @@ def _command(sub, name, handler, help_text) -> argparse.ArgumentParser:
     return parser
 
 
-def _archive(args) -> tuple[Archive, object]:
+def _archive(args, create: bool = False) -> tuple[Archive, object]:
+    """The archive and the config. Unless `create` (join, which may come first on a fresh
+    data folder) the archive must be there already: a mistyped --data is told so
+    (NoArchive), not given an empty new archive."""
     config = load_config(args.config)
-    return Archive(args.data or config.data_dir, config.model), config
+    archive = Archive(args.data or config.data_dir, config.model)
+    return (archive if create else archive.require_existing()), config
 
 
 def _check_peer(peer: str) -> None:
@@ -75,7 +79,7 @@ def cmd_join(args) -> int:
         mirror_secret.check(given)          # WeakSecret says which part of the rule fails
     for peer in args.peer:
         _check_peer(peer)
-    archive, config = _archive(args)
+    archive, config = _archive(args, create=True)
     if not archive.profile.features.mirroring:
         raise MirrorSetupError(f"a model {archive.profile.model} cannot mirror: mirroring needs "
                                "model 450 or higher")

@@ -108,15 +108,20 @@ def _created(text: str) -> float | None:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _context(args):
-    archive = open_archive(args)
+def _context(args, create: bool = False):
+    """The archive, its replicated settings and the CLI's actor. The archive must be there
+    already (NoArchive: a mistyped --data is told so, not given an empty new archive whose
+    empty audit log `audit verify` would call intact), unless `create`: the commands that
+    set a policy or a hold (retention set|enable|disable, hold add) may, as before, be the
+    first on a fresh data folder."""
+    archive = open_archive(args, create=create)
     return archive, Replicated(archive.store), cli_actor()
 
 
-def _admin_context(args, doing: str):
+def _admin_context(args, doing: str, create: bool = False):
     """_context's, once the CLI's user is known to be an admin (PermissionDenied else)."""
     audit.require_admin(cli_actor(), doing)
-    return _context(args)
+    return _context(args, create)
 
 
 def _audited(archive, actor, action: str, **details):
@@ -125,7 +130,7 @@ def _audited(archive, actor, action: str, **details):
 
 
 def _set_enabled(args, enabled: bool) -> int:
-    archive, replicated, actor = _admin_context(args, "turns retention on or off")
+    archive, replicated, actor = _admin_context(args, "turns retention on or off", create=True)
     replicated.put(retention.ENABLED, enabled, also=_audited(archive, actor, "retention",
                                                            enabled=enabled))
     print(f"retention {'enabled' if enabled else 'disabled'}")
@@ -139,7 +144,7 @@ def cmd_retention_set(args) -> int:
     if args.saved is None and args.days is not _NOT_GIVEN:
         raise ArchiverError("retention set: --days goes with --saved NAME; the global policy "
                             "is set with --global-days N|none")
-    archive, replicated, actor = _admin_context(args, "sets retention policies")
+    archive, replicated, actor = _admin_context(args, "sets retention policies", create=True)
     if args.saved is not None:
         retention.set_saved(replicated, args.saved, args.days, also=_audited(
             archive, actor, "retention", saved=args.saved, days=args.days))
@@ -206,7 +211,7 @@ def cmd_retention_run(args) -> int:
 
 
 def cmd_hold_add(args) -> int:
-    archive, replicated, actor = _context(args)
+    archive, replicated, actor = _context(args, create=True)
     notice = holds.index_notice(archive.store, archive.index_dir())
     hold_id = holds.add(replicated, archive.index_dir(), args.saved, args.until, actor,
                         timezone=configured_timezone(),

@@ -78,7 +78,7 @@ def read_password(args) -> str:
 
 def cmd_add(args) -> int:
     audit.require_admin(cli_actor(), "adds accounts")
-    archive = open_archive(args)
+    archive = open_archive(args)  # may be the first command on a fresh data folder
     user = users.add(archive, args.name, args.role, args.email, read_password(args))
     audit.record(archive.store, cli_actor(), "user-add", name=user.name, role=user.role,
                  emails=list(user.emails))
@@ -88,7 +88,7 @@ def cmd_add(args) -> int:
 
 def cmd_passwd(args) -> int:
     audit.require_admin(cli_actor(), "sets passwords")
-    archive = open_archive(args)
+    archive = open_archive(args, create=False)
     password = read_password(args)
     if args.name != users.admin_password.ADMIN_USER and users.get(archive, args.name) is None:
         raise users.UserError(f"there is no user named {args.name!r}")
@@ -99,7 +99,7 @@ def cmd_passwd(args) -> int:
 
 
 def cmd_list(args) -> int:
-    archive = open_archive(args)
+    archive = open_archive(args, create=False)
     for user in users.all_users(archive):
         if args.json:
             print(json.dumps(user.as_json()))
@@ -110,7 +110,7 @@ def cmd_list(args) -> int:
 
 def cmd_remove(args) -> int:
     audit.require_admin(cli_actor(), "removes accounts")
-    archive = open_archive(args)
+    archive = open_archive(args, create=False)
     users.remove(archive, args.name)
     audit.record(archive.store, cli_actor(), "user-remove", name=args.name)
     print(f"removed {args.name}")
@@ -125,9 +125,9 @@ def cmd_two_factor_off(args) -> int:
     audit.require_admin(cli_actor(), "turns two-factor codes off")
     if args.config is not None and args.data is None:  # the config's archive, as elsewhere
         config = load_config(args.config)
-        archive = Archive(config.data_dir, args.model or config.model)
+        archive = Archive(config.data_dir, args.model or config.model).require_existing()
     else:
-        archive = open_archive(args)
+        archive = open_archive(args, create=False)
     local = args.name == users.admin_password.ADMIN_USER or users.get(archive, args.name)
     kept_as = args.name if local else _directory_codes(args)
     if not totp.status(archive, kept_as)["enrolled"]:
