@@ -35,9 +35,10 @@ def crashing(monkeypatch):
 
 @pytest.fixture
 def cli_on(monkeypatch, archive):
-    monkeypatch.setattr(cli, "_context", lambda args: (archive, archive.replicated, ADMIN))
+    monkeypatch.setattr(cli, "_context",
+                        lambda args, create=False: (archive, archive.replicated, ADMIN))
     monkeypatch.setattr(cli, "_admin_context",
-                        lambda args, doing: (archive, archive.replicated, ADMIN))
+                        lambda args, doing, create=False: (archive, archive.replicated, ADMIN))
     monkeypatch.setattr(cli, "cli_actor", lambda: ADMIN)
     monkeypatch.setattr(cli_archive, "cli_actor", lambda: ADMIN)
     return archive
