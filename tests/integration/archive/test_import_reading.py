@@ -172,6 +172,10 @@ ONE_JOURNAL_ACCOUNT = ("journal_accounts:\n  - {name: j, protocol: imap, host: 1
                        "port: 9, tls: none, user: u, password: p}\n")
 
 
+NEED_AN_ARCHIVE = [["mirror", "status"], ["mirror", "backfill", "--peer", "10.0.0.2:8443"],
+                   ["journal", "status"]]
+
+
 @pytest.mark.parametrize("bad", ["a-file", "a-file/below", "/proc/no-such-folder"])
 @pytest.mark.parametrize("command", [["mirror", "status"], ["mirror", "backfill", "--peer",
                                      "10.0.0.2:8443"], ["journal", "status"],
@@ -183,7 +187,10 @@ def test_other_commands_name_a_data_folder_that_cannot_be_one(archiver, tmp_path
     (tmp_path / "archiver.yaml").write_text(ONE_JOURNAL_ACCOUNT)
     done = archiver(*command, "--config", "archiver.yaml", "--data", bad, check=2)
     assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1, done.stderr
-    assert f"cannot use {bad} as the data folder" in done.stderr
+    # mirror status|backfill and journal status need an archive there (review 126): told
+    # so, as the open_archive commands above are; poll, run and serve may make one.
+    assert f"cannot use {bad} as the data folder" in done.stderr or \
+        command in NEED_AN_ARCHIVE and f"no archive in {bad}" in done.stderr
     assert (tmp_path / "a-file").read_bytes() == b"x"
 
 

@@ -512,5 +512,7 @@ def test_the_cli_acts_on_the_archive_its_config_names(site, clock, account, tmp_
     again = subprocess.run([ARCHIVER, "user", "two-factor-off", account, "--config",
                             str(config_file), "--data", str(wrong)], capture_output=True,
                            text=True, timeout=120, env=environment)
-    assert again.returncode != 0 and "no user named" in again.stderr  # not in that archive
-    assert (wrong / "store").exists() and list(default.iterdir()) == []
+    # --data wins over the config, and names no archive: told so, none made there (review
+    # 126: it made an empty one, and said "no user named" of it)
+    assert again.returncode == 2 and f"no archive in {wrong}" in again.stderr
+    assert not wrong.exists() and list(default.iterdir()) == []
