@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import logging
 import os
@@ -18,6 +19,8 @@ from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from typing import Iterator
+
+import lmdb
 
 from firmware.errors import ArchiverError
 from firmware.models import ModelProfile, load_models
@@ -52,14 +55,40 @@ def _why_not_made(exc: OSError) -> str:
     return f"it cannot be made: {(exc.strerror or str(exc)).lower()}"
 
 
+class UnreadableArchive(ArchiverError):
+    """An archive's store this process cannot open: another user's files (the service user
+    or root made them), or a store/data.mdb that is no LMDB file (damaged, or something
+    else): said with its path, not a traceback."""
+
+
+def _why_unreadable(exc: Exception) -> str:
+    """Why the store could not be opened, in words for the one line the CLI prints."""
+    if isinstance(exc, (lmdb.ReadonlyError, PermissionError)) or (
+            isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS)):
+        return ("this user may not open it for writing (permission denied): run the command "
+                "as the user the archive belongs to (the service user, or root)")
+    if isinstance(exc, (lmdb.InvalidError, lmdb.CorruptedError, lmdb.VersionMismatchError)):
+        return ("store/data.mdb is not a readable archive store (not an LMDB file, damaged, "
+                "or of another LMDB version): restore it from a backup or a mirror peer, or "
+                "give --data the folder an archive lives in")
+    if isinstance(exc, OSError):
+        return (exc.strerror or str(exc)).lower()
+    return str(exc)
+
+
 class Archive:
     def __init__(self, data_dir: Path | str | None = None, model: int | None = None):
         self.data_dir = Path(data_dir) if data_dir else default_data_dir()
         self.profile: ModelProfile = load_models().get(model if model else this_model())
 
     def exists(self) -> bool:
-        """Whether the data folder holds an archive (its store) already."""
-        return (self.data_dir / "store" / "data.mdb").is_file()
+        """Whether the data folder holds an archive (its store) already. A path that cannot
+        be looked at (a name too long, a folder above it not searchable) raises
+        UnusableDataFolder naming it and why."""
+        try:
+            return (self.data_dir / "store" / "data.mdb").is_file()
+        except OSError as exc:
+            raise self._unusable((exc.strerror or str(exc)).lower()) from exc
 
     def require_existing(self) -> "Archive":
         """This archive, if there is one; else NoArchive, so that reading commands never
@@ -72,8 +101,23 @@ class Archive:
 
     @cached_property
     def store(self) -> Store:
+        """The store, opened (made if missing). UnreadableArchive, naming it and why, when
+        this user may not open its files or they are no LMDB store; a full disk raises its
+        own OSError, as make_data_dir's does."""
         self.make_data_dir()
-        return Store(self.data_dir / "store", map_size=self.profile.storage_bytes)
+        path = self.data_dir / "store"
+        try:
+            return Store(path, map_size=self.profile.storage_bytes)
+        except (lmdb.ReadonlyError, lmdb.InvalidError, lmdb.CorruptedError,
+                lmdb.VersionMismatchError) as exc:
+            raise UnreadableArchive(f"cannot open the archive in {path}: "
+                                    f"{_why_unreadable(exc)}") from exc
+        except OSError as exc:
+            if is_no_room_error(exc) or exc.errno not in (errno.EACCES, errno.EPERM,
+                                                          errno.EROFS):
+                raise
+            raise UnreadableArchive(f"cannot open the archive in {path}: "
+                                    f"{_why_unreadable(exc)}") from exc
 
     def make_data_dir(self) -> None:
         """The data folder, made (with the folders above it) if missing.

@@ -167,7 +167,12 @@ def walk(paths: Iterable[Path | str]) -> Iterator[Found]:
         paths = [paths]  # one path, not the characters of its name
     visited: set[tuple[int, int]] = set()
     for path in map(Path, paths):
-        if path.is_symlink() and not path.is_dir():
+        try:  # a name too long (ENAMETOOLONG), a folder above not searchable: said, named
+            symlink = path.is_symlink() and not path.is_dir()
+        except OSError as exc:
+            yield Found(path, error=describe(exc, path))
+            continue
+        if symlink:
             yield _skipped_symlink(path, os.path.realpath(path.parent))
             continue
         try:

@@ -403,6 +403,14 @@ def cmd_export(args) -> int:
 
 def _export_path(path: Path) -> Path:
     """The export's file: its folder must exist and the file must not (ArchiverError)."""
+    try:
+        return _checked_export_path(path)
+    except OSError as exc:  # a name too long (ENAMETOOLONG), a folder above not searchable
+        raise ArchiverError(f"cannot export to {path}: {exc.strerror or exc}; choose "
+                            "another name or folder") from None
+
+
+def _checked_export_path(path: Path) -> Path:
     if path.is_dir():
         raise ArchiverError(f"{path} is a folder: give the file to write, e.g. "
                             f"{path / 'export.zip'}")

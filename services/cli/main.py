@@ -5,6 +5,7 @@ import argparse
 import errno
 import importlib
 import json
+import os
 import sys
 
 from firmware.errors import ArchiverError
@@ -13,6 +14,15 @@ from firmware.errors import ArchiverError
 # the archive's libraries into every command's start).
 NO_ROOM_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 NO_ROOM_EXIT_CODE = 75  # EX_TEMPFAIL (sysexits.h): try again later
+BROKEN_PIPE_EXIT_CODE = 141  # 128 + SIGPIPE: what a shell shows for a reader gone
+# The last guard's: an OSError naming a file the command was given or found (a name too
+# long, no permission, a read-only disk, not a folder, a loop of links) is the
+# environment's, said in one line with exit 2 like an ArchiverError; any other OSError (no
+# file named, or a file missing or there already: more often a bug or a race) stays a
+# traceback.
+FILE_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENAMETOOLONG, errno.ENOTDIR,
+               errno.ELOOP)
+ENVIRONMENT_EXIT_CODE = 2
 
 # The module that registers each command (its `register(commands)` adds the subcommands, each
 # setting `handler` to a function(args) -> int). Only the module of the command given is
@@ -50,21 +60,42 @@ def main(argv: list[str] | None = None) -> int:
     line on stderr, and with --json also as {"error": why, "exit_code": n} on stdout, so a
     script reading the JSON is told too. So does one that meets a full disk where it did
     not expect one (an OSError ENOSPC/EDQUOT: making a new archive's folder, writing an
-    export), with services.archive.space.OutOfSpace's exit code 75."""
+    export), with services.archive.space.OutOfSpace's exit code 75. An OSError naming a
+    file the environment got wrong (FILE_ERRNOS) is said so too, with exit 2; a reader of
+    stdout gone ends the command quietly, with exit 141."""
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(argv[0] if argv else None).parse_args(argv)
     try:
-        return args.handler(args) or 0
+        code = args.handler(args) or 0
+        sys.stdout.flush()  # a reader gone (`| head -1`) is found here, not at exit
+        return code
+    except BrokenPipeError:
+        return _reader_gone()
     except ArchiverError as exc:
         return _failed(args, str(exc), exc.exit_code)
     except OSError as exc:
-        if exc.errno not in NO_ROOM_ERRNOS:
-            raise
-        return _failed(args, f"no room on the disk of {exc.filename or 'the data folder'} "
-                             f"({exc.strerror}): make room, then run the same command again",
-                       NO_ROOM_EXIT_CODE)
+        if exc.errno in NO_ROOM_ERRNOS:
+            return _failed(args, f"no room on the disk of {exc.filename or 'the data folder'} "
+                                 f"({exc.strerror}): make room, then run the same command "
+                                 "again", NO_ROOM_EXIT_CODE)
+        if exc.filename is None or exc.errno not in FILE_ERRNOS:
+            raise  # no file named: a bug to see, not a path to correct
+        hint = ("; run the command as the user it belongs to (the service user, or root)"
+                if exc.errno in (errno.EACCES, errno.EPERM) else "")
+        return _failed(args, f"cannot use {exc.filename}: {exc.strerror or exc}{hint}",
+                       ENVIRONMENT_EXIT_CODE)
     except KeyboardInterrupt:
         return 130
+
+
+def _reader_gone() -> int:
+    """stdout's reader has gone (`archiver search --json ... | head -1`): stop quietly, as
+    a command killed by SIGPIPE would. stdout goes to /dev/null so that the interpreter's
+    flush at exit does not fail again (https://docs.python.org/3/library/signal.html
+    #note-on-sigpipe)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return BROKEN_PIPE_EXIT_CODE
 
 
 def _failed(args, why: str, exit_code: int) -> int:
