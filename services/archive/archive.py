@@ -95,8 +95,9 @@ class Archive:
         create an empty archive where none was (a mistyped --data)."""
         if not self.exists():
             raise NoArchive(f"no archive in {self.data_dir} (it has no store/data.mdb): give "
-                            "--data or ARCHIVER_DATA the folder an archive lives in; only "
-                            "import, run, serve and firstboot create one")
+                            "--data or ARCHIVER_DATA the folder an archive lives in (import, "
+                            "run, serve, firstboot, journal poll and the commands that set "
+                            "something up create one)")
         return self
 
     @cached_property
