@@ -349,13 +349,17 @@ def superseded_queries(replicated: Replicated, hold_ids: list[str]) -> list[str]
             if set(entry["holds"]).intersection(hold_ids)]
 
 
+def index_position(index_dir: Path) -> int:
+    """How far along the arrival log the index has taken in changes (0: nothing)."""
+    return read_index(index_dir, lambda database: int(
+        database.get_metadata(CURSOR_KEY) or 0), absent=0)
+
+
 def index_behind(store, index_dir: Path) -> int:
     """How many changes to the archive (mail stored or deleted) the index has still to
     take in: the arrival log's end less the index's position (0: caught up)."""
     log_end = store.log_end("arrival")  # first: the index only moves on meanwhile
-    position = read_index(index_dir, lambda database: int(
-        database.get_metadata(CURSOR_KEY) or 0), absent=0)
-    return max(0, log_end - position)
+    return max(0, log_end - index_position(index_dir))
 
 
 def index_notice(store, index_dir: Path) -> str | None:
@@ -374,17 +378,25 @@ def index_notice(store, index_dir: Path) -> str | None:
 
 def settle_superseded(replicated: Replicated, index_dir: Path, timezone: str = "UTC"
                       ) -> int:
-    """Once the index has caught up with the store: each superseded query (see
-    superseded_queries) has its holds record what it matches, and is then no longer held
-    by query (in the transaction of its last records). Mail stored before the change is
-    all indexed by then, so nothing it matched before is let go (mail that came after and
-    matches the old query is recorded too: more held, never less). Does nothing while the
-    index is behind; a query this release cannot parse stays held by query (all its
-    holds' candidates kept). Returns how many records were added."""
-    if not replicated.superseded() or index_behind(replicated.store, index_dir):
+    """Each superseded query (see superseded_queries) the index has caught up with (its
+    position has reached the arrival log's end when the query was superseded, its "at":
+    what was stored before the change is all indexed, whatever came after) has its
+    holds record what it matches, and is then no longer held by query (in the
+    transaction of its last records). Nothing it matched before is let go (mail that
+    came after and matches the old query is recorded too: more held, never less). A
+    query this release cannot parse stays held by query (all its holds' candidates
+    kept) while its holds live. Returns how many records were added."""
+    if not replicated.superseded():
         return 0
-    added = 0
+    position, added = index_position(index_dir), 0
+    live = set(_entries(replicated))
     for entry in replicated.superseded():
+        if not live.intersection(entry["holds"]):  # its holds all removed: nothing holds by it
+            with replicated.store.writing() as txn:
+                replicated.settle_superseded(txn, entry)
+            continue
+        if position < entry.get("at", replicated.store.log_end("arrival")):
+            continue  # mail stored before the change is not all indexed yet
         try:
             pending, written = _record_matches(replicated, index_dir, entry["query"],
                                                timezone, entry["holds"])

@@ -35,7 +35,7 @@ from typing import Any, Callable
 from firmware.errors import ArchiverError
 
 from services.archive.space import OutOfSpace
-from services.archive.store import Store
+from services.archive.store import Store, _log_end_in as store_log_end
 from services.policy import hold_identity, hold_records, hold_values, retention_values
 
 log = logging.getLogger(__name__)
@@ -164,6 +164,8 @@ class Replicated:
         txn.put(key.encode(), json.dumps(entry).encode(), db=self.db)
         self._bump_generation(txn, key)
         self._keep_records(txn, key, entry, held)
+        if deleted and key.startswith(HOLD_PREFIX):
+            self._prune_superseded(txn)
 
     def _bump_generation(self, txn, key: str) -> None:
         """Holds carry a generation so a deletion can tell it was overtaken (retention).
@@ -195,12 +197,40 @@ class Replicated:
                          if isinstance(value, dict) and value.get("saved") == name)
         if not holding:
             return
+        at = store_log_end(txn, self.store.db["arrival"])
         pending = self.superseded(txn)
-        pending.append({"saved": name, "query": old, "holds": holding})
-        txn.put(SUPERSEDED_KEY, json.dumps(pending).encode(), db=self.db)
+        for kept in pending:
+            if kept["saved"] == name and kept["query"] == old:  # the same old query again
+                kept["holds"] = sorted(set(kept["holds"]).union(holding))
+                kept["at"] = max(kept.get("at", at), at)
+                break
+        else:
+            pending.append({"saved": name, "query": old, "holds": holding, "at": at})
+        self._put_superseded(txn, pending)
+
+    def _put_superseded(self, txn, pending: list[dict]) -> None:
+        if pending:
+            txn.put(SUPERSEDED_KEY, json.dumps(pending).encode(), db=self.db)
+        else:
+            txn.delete(SUPERSEDED_KEY, db=self.db)
+
+    def _prune_superseded(self, txn) -> None:
+        """Superseded queries hold only for holds still live: a hold's tombstone takes its
+        id out of them, and an entry whose holds are all gone goes (in `txn`)."""
+        pending = self.superseded(txn)
+        if not pending:
+            return
+        live = {key[len(HOLD_PREFIX):] for key in self.items(HOLD_PREFIX, txn)}
+        kept = [{**entry, "holds": [hold_id for hold_id in entry["holds"] if hold_id in live]}
+                for entry in pending]
+        kept = [entry for entry in kept if entry["holds"]]
+        if kept != pending:
+            self._put_superseded(txn, kept)
 
     def superseded(self, txn=None) -> list[dict]:
-        """The superseded queries still held: [{"saved", "query", "holds": [hold ids]}]."""
+        """The superseded queries still held: [{"saved", "query", "holds": [hold ids],
+        "at": the arrival log's end when it was superseded}] ("at" may lack in an entry
+        written by an earlier version: then it settles once the index has caught up)."""
         if txn is None:
             with self.store.env.begin() as txn:
                 return self.superseded(txn)
@@ -213,10 +243,7 @@ class Replicated:
         pending = self.superseded(txn)
         if done in pending:
             pending.remove(done)
-            if pending:
-                txn.put(SUPERSEDED_KEY, json.dumps(pending).encode(), db=self.db)
-            else:
-                txn.delete(SUPERSEDED_KEY, db=self.db)
+            self._put_superseded(txn, pending)
             hold_records.bump_generation(self.store, txn)
 
     def _keep_records(self, txn, key: str, winner: dict, held: list[str]) -> None:
@@ -372,6 +399,8 @@ class Replicated:
             txn.put(key.encode(), json.dumps(entry).encode(), db=self.db)
             self._bump_generation(txn, key)
             self._await_records(txn, key, entry)
+            if entry["deleted"] and key.startswith(HOLD_PREFIX):
+                self._prune_superseded(txn)
             winner = entry
         if winner["deleted"] or held:
             self._keep_records(txn, key, winner, held)

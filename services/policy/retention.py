@@ -166,12 +166,12 @@ def run(store: Store, index_dir: Path, replicated: Replicated, actor: Actor,
     now = time.time() if now is None else now
     settings = proposed if proposed is not None else policies(replicated)
     report = RunReport(enabled=settings["enabled"], dry_run=dry_run)
+    if not dry_run:  # even with retention off: what they hold is kept by records then
+        _settle_superseded(replicated, index_dir, timezone)
     if not settings["enabled"] and not dry_run:
         return report
     if _waits_for_records(replicated, report):
         return report
-    if not dry_run:
-        _settle_superseded(replicated, index_dir, timezone)
     queries, report.unusable_policies = _policy_queries(replicated, settings["saved"])
     if report.unusable_policies:
         log.warning("retention deletes nothing: %s",

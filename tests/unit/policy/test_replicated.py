@@ -64,6 +64,11 @@ def test_a_clock_behind_still_issues_increasing_stamps(tmp_path, monkeypatch):
     assert entries["k"]["value"] == 2 and Stamp.from_json(entries["k"]["stamp"]).counter == 1
 
 
+def _without_at(superseded):
+    assert all(isinstance(entry.pop("at"), int) for entry in superseded)
+    return superseded
+
+
 def test_a_held_saved_searchs_old_query_is_kept_until_recorded_here_or_merged(tmp_path):
     """An edit (here, or a peer's merged) or a deletion of a saved search that a hold
     here is built on keeps its old query, with the holds, for this node to record;
@@ -77,9 +82,9 @@ def test_a_held_saved_searchs_old_query_is_kept_until_recorded_here_or_merged(tm
     a.put("saved:free", {"query": "g"})
     assert a.superseded() == []
     a.put("saved:x", {"query": "r"})
-    assert a.superseded() == [{"saved": "x", "query": "q", "holds": ["1"]}]
+    assert _without_at(a.superseded()) == [{"saved": "x", "query": "q", "holds": ["1"]}]
     b.merge(a.export())
-    assert b.superseded() == [{"saved": "x", "query": "q", "holds": ["1"]}]
+    assert _without_at(b.superseded()) == [{"saved": "x", "query": "q", "holds": ["1"]}]
     b.delete("saved:x")
     assert [entry["query"] for entry in b.superseded()] == ["q", "r"]
     with a.store.writing() as txn:

@@ -1,0 +1,58 @@
+"""Superseded queries of held saved searches (review 124): bounded, settled under intake,
+kept under an id clash, and what they hold shown."""
+import time
+
+import pytest
+
+from services.archive.archive import Archive
+from services.policy import editing, holds, retention, saved_searches
+from services.policy.replicated import Replicated
+from tests.integration.policy.test_retention import (  # noqa: F401
+    ADMIN, DAY, archive, index, message, put_and_index, remaining, run)
+
+pytestmark = pytest.mark.integration
+
+
+def _held_case(archive):
+    put_and_index(archive, {f"m{i}": message(100 + i, f"u{i}@x.com", "s", 400 * DAY)
+                            for i in range(5)})
+    saved_searches.save(archive.replicated, "case", "from:lawyer", ADMIN)
+    archive.replicated.put(retention.ENABLED, True)
+    retention.set_global(archive.replicated, 30)
+    return holds.add(archive.replicated, archive.index_dir(), "case", None, ADMIN)
+
+
+def test_repeated_edits_keep_one_entry_per_old_query_and_go_with_the_hold(archive):
+    hold_id = _held_case(archive)
+    archive.store.put(message(99, "z@x.com", "unindexed", 1 * DAY))  # index behind
+    for i in range(40):
+        editing.save_search(archive.store, archive.index_dir(), "case",
+                            "from:lawyer" if i % 2 else "from:nobody", ADMIN)
+    kept = archive.replicated.superseded()
+    assert sorted(entry["query"] for entry in kept) == ["from:lawyer", "from:nobody"]
+    assert all(entry["holds"] == [hold_id] for entry in kept)
+    holds.remove(archive.replicated, hold_id, ADMIN)
+    assert archive.replicated.superseded() == []
+
+
+def test_settles_once_the_index_reached_the_change_though_mail_arrived_after(archive):
+    hold_id = _held_case(archive)
+    late = archive.store.put(message(3, "lawyer@x.com", "memo", 400 * DAY))  # not indexed
+    editing.save_search(archive.store, archive.index_dir(), "case", "from:nobody", ADMIN)
+    index(archive)
+    archive.store.put(message(98, "z@x.com", "steady intake", 1 * DAY))  # behind again
+    run(archive)
+    assert archive.replicated.superseded() == []
+    assert holds.is_recorded(archive.replicated, hold_id, late)
+    assert late in archive.store
+
+
+def test_settles_while_retention_is_off(archive):
+    hold_id = _held_case(archive)
+    late = archive.store.put(message(3, "lawyer@x.com", "memo", 400 * DAY))
+    editing.save_search(archive.store, archive.index_dir(), "case", "from:nobody", ADMIN)
+    index(archive)
+    archive.replicated.put(retention.ENABLED, False)
+    run(archive)
+    assert archive.replicated.superseded() == []
+    assert holds.is_recorded(archive.replicated, hold_id, late)
