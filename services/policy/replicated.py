@@ -437,14 +437,26 @@ class Replicated:
 
     def _move(self, txn, source: str, target: str, ours: dict) -> None:
         """Move our hold entry `ours` under `source`, and its records, to `target` (merged
-        there as a peer's entry, keeping its stamp), leaving `source` free."""
+        there as a peer's entry, keeping its stamp), and the superseded queries it holds,
+        leaving `source` free."""
         log.warning("two holds share the id %s: the one created earlier is now %s",
                     source[len(HOLD_PREFIX):], target[len(HOLD_PREFIX):])
         txn.delete(source.encode(), db=self.db)
         if hold_records.is_hold_id(source[len(HOLD_PREFIX):]):
             hold_records.move_in(self.store, txn, source[len(HOLD_PREFIX):],
                                  target[len(HOLD_PREFIX):])
+        self._rename_superseded(txn, source[len(HOLD_PREFIX):], target[len(HOLD_PREFIX):])
         self._take(txn, target, ours, [])
+
+    def _rename_superseded(self, txn, source_id: str, target_id: str) -> None:
+        """Our hold `source_id` moved to `target_id`: the superseded queries it holds by
+        name it there (the peer's hold taking `source_id` held none of them)."""
+        pending = self.superseded(txn)
+        renamed = [{**entry, "holds": sorted({target_id if hold_id == source_id else hold_id
+                                              for hold_id in entry["holds"]})}
+                   for entry in pending]
+        if renamed != pending:
+            self._put_superseded(txn, renamed)
 
     def _observe(self, txn, stamps: list[Stamp]) -> None:
         """A hybrid clock never runs behind what it has seen: a change made here after a

@@ -56,3 +56,29 @@ def test_settles_while_retention_is_off(archive):
     run(archive)
     assert archive.replicated.superseded() == []
     assert holds.is_recorded(archive.replicated, hold_id, late)
+
+
+def test_an_id_clash_moving_our_hold_moves_its_superseded_queries(archive):
+    digests = put_and_index(archive, {"case": message(1, "lawyer@x.com", "contract", 400 * DAY),
+                                      "other": message(2, "bob@x.com", "lunch", 400 * DAY)})
+    saved_searches.save(archive.replicated, "case", "from:lawyer", ADMIN)
+    saved_searches.save(archive.replicated, "misc", "from:nobody", ADMIN)
+    archive.replicated.put(retention.ENABLED, True)
+    retention.set_global(archive.replicated, 30)
+    hold_id = holds.add(archive.replicated, archive.index_dir(), "case", None, ADMIN)
+    digests["late"] = archive.store.put(message(3, "lawyer@x.com", "memo", 400 * DAY))
+    editing.save_search(archive.store, archive.index_dir(), "case", "from:nobody", ADMIN)
+    mine = holds.all_holds(archive.replicated)[hold_id]["created"]
+    # a peer's hold under the same id, created later (an id clash): ours moves
+    archive.replicated.merge({f"hold:{hold_id}": {"value": {
+        "saved": "misc", "until": None, "by": "p", "name": None, "reason": None,
+        "created": mine + 10}, "deleted": False,
+        "stamp": [int(time.time() * 1000) + 1000, 0, "peer"]}})
+    archive.replicated.records_settled(archive.replicated.records_pending())
+    [moved] = [other for other in holds.all_holds(archive.replicated) if other != hold_id]
+    assert [entry["holds"] for entry in archive.replicated.superseded()] == [[moved]]
+    holds.remove(archive.replicated, hold_id, ADMIN, mine + 10)  # the peer's matter is over
+    index(archive)
+    run(archive)
+    assert remaining(archive, digests) == ["case", "late"]
+    assert holds.is_recorded(archive.replicated, moved, digests["late"])
