@@ -171,8 +171,9 @@ class Replicated:
         """Holds carry a generation so a deletion can tell it was overtaken (retention).
         A saved search moves it too, whatever is built on it: a hold reads its query, so
         an edit (here or a peer's, merged) widening a held search must send a deletion
-        decided on the old query back to be checked again."""
-        if key.startswith((HOLD_PREFIX, SAVED_PREFIX)):
+        decided on the old query back to be checked again. So does a retention setting
+        (enabled, a policy's days): a deletion decided before is checked again under it."""
+        if key.startswith((HOLD_PREFIX, SAVED_PREFIX, retention_values.PREFIX)):
             hold_records.bump_generation(self.store, txn)
 
     def _supersede(self, txn, key: str, ours: dict | None, entry: dict) -> None:

@@ -12,7 +12,9 @@ Retention is off until enabled.
 Deletion goes in batches. Each batch is checked against the holds, then deleted in a
 transaction that first checks the holds did not change meanwhile (else it is re-checked),
 so a hold added while a run is going still protects its mail, and so does an edit
-widening the saved search a hold is built on (it moves the holds generation too).
+widening the saved search a hold is built on (it moves the holds generation too). A change
+of the retention settings moves it as well, and the re-check reads them anew: a batch is
+deleted only if retention is still enabled and the batch still expired under them.
 """
 from __future__ import annotations
 
@@ -281,6 +283,9 @@ def _delete_batch(store, database, replicated, batch, now, report, actor, timezo
         held = read_consistently(database, lambda database: _held(database, replicated, batch,
                                                                         now, timezone))
         doomed = [digest for digest in batch if digest not in held]
+        if not report.dry_run:  # the settings now, read after the generation
+            doomed = read_consistently(database, lambda database: _still_expired(
+                store, database, replicated, doomed, now, timezone))
         if report.dry_run:
             report.held += len(batch) - len(doomed)
             report.deleted_digests += doomed
@@ -298,6 +303,24 @@ def _delete_batch(store, database, replicated, batch, now, report, actor, timezo
         report.deleted += len(deleted)
         report.deleted_digests += [meta["digest"] for meta in deleted]
         return
+
+
+def _still_expired(store, database, replicated, digests, now, timezone) -> list[str]:
+    """Those of `digests` expired under the retention settings now (read anew: an admin
+    may have disabled retention or lengthened a policy since the run judged them); none
+    when retention is off or a policy cannot be applied."""
+    settings = policies(replicated)
+    if not settings["enabled"] or not digests:
+        return []
+    queries, unusable = _policy_queries(replicated, settings["saved"])
+    if unusable:
+        return []
+    saved_days = {name: KEPT if days is None else days
+                  for name, days in settings["saved"].items()}
+    indexed, applying = _judged(database, digests, queries, saved_days, timezone, now)
+    return [digest for digest in indexed if digest in store
+            and (days := applying.get(digest, settings["global_days"])) is not None
+            and now - retention_start(store.meta(digest)) >= days * DAY]
 
 
 def _audit_deletion(store, txn, actor, deleted: list[dict]) -> None:

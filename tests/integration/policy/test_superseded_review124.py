@@ -82,3 +82,33 @@ def test_an_id_clash_moving_our_hold_moves_its_superseded_queries(archive):
     run(archive)
     assert remaining(archive, digests) == ["case", "late"]
     assert holds.is_recorded(archive.replicated, moved, digests["late"])
+
+
+def _settings_change_between_check_and_deletion(archive, change):
+    digests = put_and_index(archive, {"a": message(1, "lawyer@x.com", "contract", 400 * DAY),
+                                      "b": message(2, "bob@x.com", "lunch", 400 * DAY)})
+    saved_searches.save(archive.replicated, "case", "from:lawyer OR from:bob", ADMIN)
+    archive.replicated.put(retention.ENABLED, True)
+    retention.set_global(archive.replicated, 30)
+    delete, calls = archive.store.delete, []
+
+    def admin_acts_first(batch, still_valid=None, also=None):
+        if not calls:
+            change()
+        calls.append(list(batch))
+        return delete(batch, still_valid, also)
+
+    archive.store.delete = admin_acts_first
+    report = run(archive)
+    return digests, report, calls
+
+
+@pytest.mark.parametrize("change", ["disable", "saved policy", "global days"])
+def test_a_retention_setting_changed_mid_run_overtakes_the_deletion(archive, change):
+    act = {"disable": lambda: archive.replicated.put(retention.ENABLED, False),
+           "saved policy": lambda: retention.set_saved(archive.replicated, "case", 3650),
+           "global days": lambda: retention.set_global(archive.replicated, 3650)}[change]
+    digests, report, calls = _settings_change_between_check_and_deletion(archive, act)
+    assert len(calls) == 2 and calls[1] == []
+    assert remaining(archive, digests) == ["a", "b"] and report.deleted == 0
+

@@ -36,12 +36,22 @@ def test_stamps_order_by_time_then_counter_then_node():
     assert Stamp(1, 0, "b") > Stamp(1, 0, "a")
 
 
+def test_a_retention_setting_changes_the_holds_generation(tmp_path):
+    """A deletion decided under retention settings since changed is checked again."""
+    (a,) = replicas(tmp_path, "a")
+    for key, value in [("retention:enabled", True), ("retention:global", 30),
+                       ("retention:saved:x", 90)]:
+        before = a.holds_generation()
+        a.put(key, value)
+        assert a.holds_generation() == before + 1
+
+
 def test_writing_a_hold_or_a_saved_search_changes_the_holds_generation(tmp_path):
     """A hold reads its saved search's query: an edit of it (here, or a peer's merged)
     must overtake a retention deletion decided before, as a hold does."""
     (a,) = replicas(tmp_path, "a")
     before = a.holds_generation()
-    a.put("retention:enabled", True)
+    a.put("mirror:note", True)
     assert a.holds_generation() == before
     a.put("saved:x", {"query": "q"})
     assert a.holds_generation() == before + 1
