@@ -176,10 +176,29 @@ def all_holds(replicated: Replicated) -> dict[str, dict]:
     hold's: hold_values.shown), `held_at_placement` (how many messages it recorded,
     placement and edits of its search included: one lookup) and `holds_everything` (None,
     or why it keeps every message: holds_everything_because)."""
+    superseded = unusable_superseded(replicated)
     return {hold_id: {**hold, "held_at_placement": hold_records.summary(replicated.store,
                                                                         hold_id).count,
-                      "holds_everything": holds_everything_because(replicated, hold)}
+                      "holds_everything": holds_everything_because(replicated, hold)
+                      or superseded.get(hold_id)}
             for hold_id, hold in _shown(replicated).items()}
+
+
+def unusable_superseded(replicated: Replicated) -> dict[str, str]:
+    """{hold id: why it keeps every message} for the holds that a superseded query this
+    release cannot parse holds by (Replicated._supersede): such a query cannot be matched,
+    so is never settled, and retention keeps every message for it while the hold lives."""
+    found: dict[str, str] = {}
+    for entry in replicated.superseded():
+        try:
+            parse(entry["query"])
+        except ArchiverError as why:
+            for hold_id in entry["holds"]:
+                found.setdefault(hold_id, (
+                    f"the query {entry['query']!r} its saved search {entry['saved']!r} had "
+                    f"before it changed cannot be used ({why}); it is kept until the hold "
+                    "is removed"))
+    return found
 
 
 def recorded(replicated: Replicated, hold_id: str) -> Iterator[str]:
@@ -331,13 +350,19 @@ def keep_current_matches(replicated: Replicated, index_dir: Path, saved: str,
     """Before saved search `saved` changes: each hold on it records what it matches now
     (saved_searches.matching_spans: read in spans, up to the newest document; days in
     `timezone`), hold_records.CHUNK at a time. Returns how many records were added to the
-    holds (a digest new to two holds counts twice)."""
+    holds (a digest new to two holds counts twice). A query that does not parse here
+    records nothing and does not refuse the edit (an admin fixing it): superseded, it
+    holds every message while its holds live (Replicated._supersede, all_holds)."""
     holding = [hold_id for hold_id, hold in _shown(replicated).items()
                if hold["saved"] == saved]
     if not holding:
         return 0
-    pending, added = _record_matches(replicated, index_dir, query_of(replicated, saved),
-                                     timezone, holding)
+    try:
+        query = query_of(replicated, saved)
+        parse(query)
+    except ArchiverError:  # gone, or a query this release cannot read (a peer's): nothing
+        return 0           # to record; once superseded it holds every message (all_holds)
+    pending, added = _record_matches(replicated, index_dir, query, timezone, holding)
     return added + (_write_records(replicated, holding, pending) if pending else 0)
 
 

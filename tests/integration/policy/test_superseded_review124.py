@@ -112,3 +112,41 @@ def test_a_retention_setting_changed_mid_run_overtakes_the_deletion(archive, cha
     assert len(calls) == 2 and calls[1] == []
     assert remaining(archive, digests) == ["a", "b"] and report.deleted == 0
 
+
+def _peers_hold_on_a_query_not_parsed_here(archive):
+    digests = put_and_index(archive, {"other": message(2, "bob@x.com", "x", 400 * DAY)})
+    archive.replicated.put(retention.ENABLED, True)
+    retention.set_global(archive.replicated, 30)
+    stamp = int(time.time() * 1000)
+    archive.replicated.merge({"saved:case": {"value": {"query": "from:(lawyer"},
+                                             "deleted": False, "stamp": [stamp - 5000, 0, "peer"]},
+                              "hold:00112233445566aa": {"value": {
+                                  "saved": "case", "until": None, "by": "x", "name": None,
+                                  "reason": None, "created": 1.0},
+                                  "deleted": False, "stamp": [stamp - 4000, 0, "peer"]}})
+    assert archive.replicated.records_settled(archive.replicated.records_pending())
+    return digests, "00112233445566aa"
+
+
+def test_an_edit_away_from_a_query_not_parsed_here_holds_everything_until_the_hold_goes(archive):
+    digests, hold_id = _peers_hold_on_a_query_not_parsed_here(archive)
+    editing.save_search(archive.store, archive.index_dir(), "case", "from:lawyer", ADMIN)
+    assert [entry["query"] for entry in archive.replicated.superseded()] == ["from:(lawyer"]
+    assert "'from:(lawyer'" in holds.all_holds(archive.replicated)[hold_id]["holds_everything"]
+    for _ in range(2):
+        run(archive)
+        assert remaining(archive, digests) == ["other"]
+    holds.remove(archive.replicated, hold_id, ADMIN)
+    assert archive.replicated.superseded() == []
+    run(archive)
+    assert remaining(archive, digests) == []
+
+
+def test_a_peers_edit_away_from_a_query_not_parsed_here_is_shown_holding_everything(archive):
+    digests, hold_id = _peers_hold_on_a_query_not_parsed_here(archive)
+    archive.replicated.merge({"saved:case": {"value": {"query": "from:lawyer"}, "deleted": False,
+                                             "stamp": [int(time.time() * 1000) + 5000, 0, "peer"]}})
+    assert archive.replicated.records_settled(archive.replicated.records_pending())
+    assert holds.all_holds(archive.replicated)[hold_id]["holds_everything"]
+    run(archive)
+    assert remaining(archive, digests) == ["other"]
