@@ -179,6 +179,21 @@ def count_in(database: xapian.Database, query: str, documents: Sequence[int],
     return _matches(database, within(database, either, documents), len(documents)).size()
 
 
+def count_without(database: xapian.Database, queries: Sequence[str],
+                  documents: Sequence[int], named: Sequence[int], excluded: Sequence[int],
+                  timezone: str = "UTC", now: float | None = None) -> int:
+    """As count_in, with any of `queries` matching, and none of the documents `excluded`
+    (ascending ids: of mail deleted since, an index behind on deletions still has them)
+    counted. No document read. Raises QuerySyntaxError."""
+    either = xapian.Query(xapian.Query.OP_OR, [
+        *(parse(query, database, timezone, now) for query in queries),
+        within(database, xapian.Query.MatchAll, named)])
+    if excluded:
+        either = xapian.Query(xapian.Query.OP_AND_NOT, either,
+                              within(database, xapian.Query.MatchAll, excluded))
+    return _matches(database, within(database, either, documents), len(documents)).size()
+
+
 def _matches(database: xapian.Database, parsed: xapian.Query, at_most: int) -> xapian.MSet:
     """Up to `at_most` documents `parsed` matches, in no order that means anything
     (search.unranked: not BoolWeight, which a term in every document of a shard with
