@@ -552,7 +552,7 @@ def quote_from_lines(raw: bytes) -> bytes:
     if b"From " not in raw:
         return raw
     result = io.BytesIO()
-    _write_edited(raw, _FROM_TO_QUOTE, b">", 0, result.write)
+    write_quoted(raw, result)
     return result.getvalue()
 
 
