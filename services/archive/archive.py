@@ -55,6 +55,10 @@ def _why_not_made(exc: OSError) -> str:
     return f"it cannot be made: {(exc.strerror or str(exc)).lower()}"
 
 
+# What the system says when this user may not open a file (read-only disks included).
+NOT_PERMITTED_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
 class UnreadableArchive(ArchiverError):
     """An archive's store this process cannot open: another user's files (the service user
     or root made them), or a store/data.mdb that is no LMDB file (damaged, or something
@@ -64,7 +68,7 @@ class UnreadableArchive(ArchiverError):
 def _why_unreadable(exc: Exception) -> str:
     """Why the store could not be opened, in words for the one line the CLI prints."""
     if isinstance(exc, (lmdb.ReadonlyError, PermissionError)) or (
-            isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS)):
+            isinstance(exc, OSError) and exc.errno in NOT_PERMITTED_ERRNOS):
         return ("this user may not open it for writing (permission denied): run the command "
                 "as the user the archive belongs to (the service user, or root)")
     if isinstance(exc, (lmdb.InvalidError, lmdb.CorruptedError, lmdb.VersionMismatchError)):
@@ -110,13 +114,9 @@ class Archive:
         try:
             return Store(path, map_size=self.profile.storage_bytes)
         except (lmdb.ReadonlyError, lmdb.InvalidError, lmdb.CorruptedError,
-                lmdb.VersionMismatchError) as exc:
-            raise UnreadableArchive(f"cannot open the archive in {path}: "
-                                    f"{_why_unreadable(exc)}") from exc
-        except OSError as exc:
-            if is_no_room_error(exc) or exc.errno not in (errno.EACCES, errno.EPERM,
-                                                          errno.EROFS):
-                raise
+                lmdb.VersionMismatchError, OSError) as exc:
+            if isinstance(exc, OSError) and exc.errno not in NOT_PERMITTED_ERRNOS:
+                raise  # a full disk (waited out by `archiver run`), or a bug to see
             raise UnreadableArchive(f"cannot open the archive in {path}: "
                                     f"{_why_unreadable(exc)}") from exc
 
