@@ -90,18 +90,25 @@ def test_header_text_read_from_any_hostile_message_is_valid_unicode():
             assert text == text.encode("utf-8", "replace").decode("utf-8"), (case.name, text)
 
 
-def test_metadata_an_older_release_stored_with_lone_surrogates_is_exported(archiver, tmp_path):
-    raw = message("olderrelease")
+def imported_with_older_metadata(archiver, tmp_path, word: str, **older) -> tuple:
+    """(data folder, digest) of message `word` imported, its stored metadata then given
+    `older` values, as a release before the fix wrote them."""
+    raw = message(word)
     (tmp_path / "one.eml").write_bytes(raw)
     data, digest = tmp_path / "data", hashlib.sha256(raw).hexdigest()
     archiver("import", "--data", data, "--json", tmp_path / "one.eml", check=0)
-    store = Store(data / "store", 2**30)  # as a release before the fix wrote it
+    store = Store(data / "store", 2**30)
     try:
-        meta = {**store.meta(digest), "message_id": "older\udcf1\udc82@x"}
         with store.env.begin(write=True) as txn:
-            store._write_meta(txn, bytes.fromhex(digest), meta)
+            store._write_meta(txn, bytes.fromhex(digest), {**store.meta(digest), **older})
     finally:
         store.close()
+    return data, digest
+
+
+def test_metadata_an_older_release_stored_with_lone_surrogates_is_exported(archiver, tmp_path):
+    data, _ = imported_with_older_metadata(archiver, tmp_path, "olderrelease",
+                                           message_id="older\udcf1\udc82@x")
     archiver("export", "", "--data", data, "--format", "zip", "-o", tmp_path / "e.zip", check=0)
     with zipfile.ZipFile(tmp_path / "e.zip") as exported:
         assert "older??@x" in exported.read("manifest.csv").decode()
@@ -112,18 +119,9 @@ def test_metadata_an_older_release_stored_with_lone_surrogates_is_shown(archiver
     """Its UTF-7 decoding kept U+D83D alone in the Subject and Message-ID of
     "=?utf-7?Q?+2D0-?=" (and older ones 8-bit bytes as surrogate escapes in a From):
     `archiver show` failed with UnicodeEncodeError."""
-    raw = message("olderreleaseshow")
-    (tmp_path / "one.eml").write_bytes(raw)
-    data, digest = tmp_path / "data", hashlib.sha256(raw).hexdigest()
-    archiver("import", "--data", data, "--json", tmp_path / "one.eml", check=0)
-    store = Store(data / "store", 2**30)  # as a release before the fix wrote it
-    try:
-        meta = {**store.meta(digest), "subject": "\ud83d hello", "message_id": "\ud83d@x",
-                "from": "\udcf1\udc82@x"}
-        with store.env.begin(write=True) as txn:
-            store._write_meta(txn, bytes.fromhex(digest), meta)
-    finally:
-        store.close()
+    data, digest = imported_with_older_metadata(
+        archiver, tmp_path, "olderreleaseshow", subject="\ud83d hello",
+        message_id="\ud83d@x", **{"from": "\udcf1\udc82@x"})
     assert main(["show", digest, "--data", str(data)]) == 0
     shown = capsys.readouterr().out
     assert "subject:      ? hello" in shown and "message_id:   ?@x" in shown
