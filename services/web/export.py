@@ -91,7 +91,8 @@ async def start(request: web.Request, archive: Archive, user: User, fmt: str,
                                     timezone, as_of)
             first = await transfers.run(next, messages, None)
             if first is None:  # recorded, and said, before any byte of a download is sent
-                await transfers.run(exports.export, archive.store, user.actor, info, [], None)
+                await transfers.run_to_end(exports.export, archive.store, user.actor,
+                                           info, [], None)
             chained = itertools.chain([first], messages)
             return await stream(request, transfers, lambda sink: exports.export(
                 archive.store, user.actor, info, chained, sink), download_name(info))
@@ -131,7 +132,7 @@ async def stream(request: web.Request, transfers: Transfers,
         sink.flush()
 
     try:
-        await transfers.run(produce)
+        await transfers.run_to_end(produce)
     except ClientIdle:
         return response  # cut: the connection is reset, the thread and slot are free
     except AppStopping:

@@ -82,6 +82,16 @@ class Transfers:
         """function(*args) on the transfer pool (a blocking read or a writer thread)."""
         return await asyncio.get_running_loop().run_in_executor(self.executor, function, *args)
 
+    async def run_to_end(self, function: Callable, *args):
+        """run(), but once submitted `function` runs to its end even when the request is
+        cancelled meanwhile (its client went before a thread took it up): an export whose
+        response has begun then still writes its audit entry ("export-failed"), as one cut
+        mid-way does. A cancelled caller gets CancelledError; the function's own error is
+        then dropped (a client that went makes its writes fail)."""
+        future = asyncio.get_running_loop().run_in_executor(self.executor, function, *args)
+        future.add_done_callback(_retrieve_error)
+        return await asyncio.shield(future)
+
     async def write(self, request: web.Request, response: web.StreamResponse,
                     data: bytes) -> None:
         """Send `data`; ClientIdle (after resetting the connection) when the client takes
@@ -142,14 +152,23 @@ class Transfers:
             del future
 
     def close(self) -> None:
-        """Cancel queued transfers and release threads waiting on the event loop."""
+        """Release threads waiting on the event loop; take no new transfers."""
         with self._waits_lock:
             self._closed = True
             for future in self._waits:
                 future.cancel()
-        self.executor.shutdown(wait=False, cancel_futures=True)
+        # Queued jobs are not cancelled: each runs to its first write, which fails now
+        # (AppStopping), so an export still records how it ended. Never many: the slots
+        # let at most `workers` transfers run, each with one job in the pool at a time.
+        self.executor.shutdown(wait=False)
 
     def join(self) -> None:
         """Wait until the running transfers' threads have ended (after close(): each ends
         at its next write to the client, or when it finishes reading)."""
         self.executor.shutdown(wait=True)
+
+
+def _retrieve_error(future: asyncio.Future) -> None:
+    """Mark a shielded job's error as seen: its caller may have gone (run_to_end)."""
+    if not future.cancelled():
+        future.exception()

@@ -15,6 +15,7 @@ import zipfile
 
 import pytest
 
+from services.policy import audit
 from tests.integration.processes import free_port
 from tests.integration.web.fixtures import (PASSWORD, Client, ThreadedServer, mail,
                                             web_config)
@@ -145,7 +146,9 @@ def test_stopping_the_web_app_ends_the_threads_of_stalled_exports(site, stalled)
     (the executor's threads are joined at exit): the web service could not be stopped.
     And the app is down only once they have ended, also when their clients went first: a
     cut export still writes its audit entry, and the archive, closed next, must not be
-    used after (LMDB would crash the process)."""
+    used after (LMDB would crash the process). Each export whose response began is
+    recorded, also one whose client went before a thread took it up."""
+    recorded_before = len(audit.entries(site.archive.store))
     server = serve(site, idle_seconds=3600)
     socks = [stalled_export(server, "bob") for _ in range(stalled)]
     writers = server.app["transfers"].executor._threads  # pylint: disable=protected-access
@@ -167,3 +170,5 @@ def test_stopping_the_web_app_ends_the_threads_of_stalled_exports(site, stalled)
             sock.close()
     assert not stopped_while_writers_waited and not stopping.is_alive()
     assert not alive
+    recorded = audit.entries(site.archive.store)[recorded_before:]
+    assert [entry["action"] for entry in recorded] == ["export-failed"] * stalled
