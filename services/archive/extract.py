@@ -37,7 +37,7 @@ from typing import Callable, Iterable, Iterator
 
 import lxml.html
 
-from services.archive import containers, documents, filetypes, heap, mime
+from services.archive import containers, documents, filetypes, header_blocks, heap, mime
 from services.archive.extraction_memo import ExtractionMemo, MemoryMemo, TextMemo
 from services.archive.index import BODY_TEXT_LIMIT, PARTLY_INDEXED
 
@@ -220,7 +220,8 @@ def fallback(raw: bytes, reason: str) -> Extracted:
     from the first FALLBACK_PARSE_BYTES of the message, so that its time and memory do not
     grow with the message (parsing takes some twenty times a message's size in memory).
     The header fields, as always, from mime.header_block (well inside that cut)."""
-    message = mime.parse_message(raw[:FALLBACK_PARSE_BYTES])
+    # Bounded first: the first megabytes of a message padded with header lines are header.
+    message = mime.parse_message(header_blocks.bounded(raw)[:FALLBACK_PARSE_BYTES])
     body_part = next((part for part in mime.iter_parts(message, into_messages=False)
                       if _is_body(part) and part.get_content_type() == "text/plain"), None)
     if body_part is not None:  # (not `if body_part`: a Message without headers is falsy)

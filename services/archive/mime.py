@@ -19,7 +19,7 @@ from email.parser import BytesParser
 from email.policy import Compat32
 from typing import Iterator
 
-from services.archive import charsets, mimetree
+from services.archive import charsets, header_blocks, mimetree
 from services.archive.addresses import parse_address_list
 
 # The header block the intake summary reads: a message without a blank line is all header,
@@ -171,7 +171,8 @@ def parse_headers(raw: bytes) -> Message:
 # so the fields after it were lost: the subject, the date, a Cc that grants access; in a
 # MIME part's header block, its type, its file name, its encoding (the attachment was read
 # as text of the part before it).
-_OBS_FIELD_NAME = re.compile(rb"^([!-9;-~]+)[ \t]+:", re.MULTILINE)
+# A line starts after a LF or a lone CR: the feedparser ends lines at both.
+_OBS_FIELD_NAME = re.compile(rb"(?:^|(?<=\r))([!-9;-~]+)[ \t]+:", re.MULTILINE)
 # A boundary a multipart declares (RFC 2046 5.1.1: 1-70 characters), quoted or not.
 _BOUNDARY = re.compile(rb'(?i)[;\s]boundary[ \t]*=[ \t]*(?:"([^"\r\n]{1,70})"|([^\s;"]{1,70}))')
 
@@ -205,8 +206,10 @@ def _part_field_names_closed(raw: bytes, start: int) -> bytes:
 def parse_message(raw: bytes) -> Message:
     """The message tree; on a too deeply nested one, its headers only (with a defect).
     The tree is the stdlib feedparser's; services.archive.mimetree builds the same tree for
-    a fraction of the CPU where it can, the feedparser where it cannot."""
-    parsed = with_field_names_closed(raw)
+    a fraction of the CPU where it can, the feedparser where it cannot. Of a header block
+    longer than header_blocks.BLOCK_LIMIT, its first fields and its MIME fields
+    (services.archive.header_blocks): millions of header lines would take gigabytes."""
+    parsed = with_field_names_closed(header_blocks.bounded(raw))
     try:
         message = mimetree.parse(parsed, POLICY)
         if message is None:

@@ -1,0 +1,81 @@
+"""Header blocks padded with many lines, in every place and shape (tests.padded_headers):
+what they hide is read, and the parser holds a bounded number of fields. A message padded
+with 3 million header lines once ran an extraction worker out of memory, and its body was
+never searchable (the big ones: tests/integration/archive/test_padded_headers_cli.py)."""
+import pytest
+
+from services.archive import extract, header_blocks, mime
+from tests.padded_headers import corpus
+
+LINES = 40_000  # of padding: past LIMIT, which the tests set lower than the real one
+LIMIT = 5_000
+
+
+@pytest.fixture(autouse=True)
+def lower_limit(monkeypatch):
+    """Parsing the real limit's 200,000 lines 50 times would take a minute: the same cuts
+    at a lower limit (the real one, on 3 million lines: test_padded_headers_cli)."""
+    monkeypatch.setattr(header_blocks, "HEADER_LINES_LIMIT", LIMIT)
+
+
+def found_texts(extracted) -> str:
+    names = [entry.filename or "" for entry in extracted.attachments]
+    texts = [entry.text for entry in extracted.attachments]
+    return " ".join([extracted.body, *names, *texts])
+
+
+@pytest.mark.parametrize("case", corpus(LINES), ids=lambda case: case.name)
+def test_what_a_padded_header_block_hides_is_read(case):
+    extracted = extract.extract(case.raw, 100_000)
+    assert extracted.failed is None, case.name
+    for word in case.words:
+        assert word in found_texts(extracted), (case.name, word)
+
+
+@pytest.mark.parametrize("case", corpus(LINES), ids=lambda case: case.name)
+def test_the_parser_gets_a_bounded_number_of_fields(case):
+    message = mime.parse_message(case.raw)
+    names = [name.lower() for part in mime.iter_parts(message) for name in part.keys()]
+    other = [name for name in names if not name.startswith("content-") and name != "mime-version"]
+    assert len(other) <= LIMIT, case.name  # of some 40,000 in the padding
+    assert len(names) - len(other) <= 12, case.name  # the MIME fields of its parts
+
+
+def test_the_cut_keeps_whole_fields_and_the_first_of_each_mime_name():
+    pad = b"".join(b"X-Pad: %d\r\n" % n for n in range(LINES))
+    raw = (b"Subject: s\r\n" + pad + b"Content-Type: text/html\r\nContent-Type: text/plain\r\n"
+           b"content-transfer-encoding : base64\r\n\tcontinued\r\n\r\nPGI+aGk8L2I+\r\n")
+    kept = header_blocks.bounded(raw)
+    head, _, body = kept.partition(b"\r\n\r\n")
+    assert body == b"PGI+aGk8L2I+\r\n"
+    lines = head.split(b"\r\n")
+    assert len(lines) == LIMIT + 3
+    assert lines[0] == b"Subject: s"
+    assert all(line.startswith(b"X-Pad: ") and line[7:].isdigit() for line in lines[1:-3])
+    assert lines[-3:] == [b"Content-Type: text/html", b"content-transfer-encoding : base64",
+                          b"\tcontinued"]
+
+
+def test_a_kept_mime_field_of_millions_of_bytes_is_cut_at_a_line_end():
+    folded = b"".join(b"\tx%d=y\r\n" % n for n in range(LINES))
+    raw = (b"Subject: s\r\n" + b"".join(b"X-Pad: %d\r\n" % n for n in range(LINES))
+           + b"Content-Type: text/plain; charset=utf-8;\r\n" + folded + b"\r\nbody\r\n")
+    kept = header_blocks.bounded(raw)
+    field = kept[kept.index(b"Content-Type"):kept.index(b"\r\n\r\n") + 2]
+    assert len(field) <= header_blocks.KEPT_FIELD_LIMIT and field.endswith(b"\r\n")
+    assert mime.parse_message(raw).get_content_charset() == "utf-8"
+
+
+def big_body(line: bytes) -> bytes:
+    return line * 2 * LIMIT
+
+
+@pytest.mark.parametrize("raw", [
+    b"Subject: small header\r\n\r\n" + big_body(b"Key: value lines in a body\r\n"),
+    b"Subject: a body glued to its header\r\n" + big_body(b"QUJDREVGR0hJSktMTU5PUA==\r\n"),
+    b"To: " + b", ".join(b"user%d@example.org" % n for n in range(60_000)) + b"\n\nbody",
+    (b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n"
+     + big_body(b"Key: value\r\n") + b"--b--\r\n"),
+], ids=["body-of-field-lines", "no-blank-line", "one-long-line", "part-body-of-field-lines"])
+def test_bodies_and_short_blocks_are_left_as_they_are(raw):
+    assert header_blocks.bounded(raw) is raw
