@@ -23,6 +23,7 @@ BROKEN_PIPE_EXIT_CODE = 141  # 128 + SIGPIPE: what a shell shows for a reader go
 FILE_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENAMETOOLONG, errno.ENOTDIR,
                errno.ELOOP)
 ENVIRONMENT_EXIT_CODE = 2
+USAGE_EXIT_CODE = 2  # argparse's for a command line it refuses
 
 # The module that registers each command (its `register(commands)` adds the subcommands, each
 # setting `handler` to a function(args) -> int). Only the module of the command given is
@@ -45,9 +46,23 @@ COMMAND_MODULES = {
 }
 
 
+class UsageError(Exception):
+    """A command line argparse refuses: its message, as argparse words it."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's, with its usage errors raised for main() to report (on stdout as JSON
+    too, under --json) instead of exiting from deep inside parse_args. Its subcommands'
+    parsers are of this class too (add_subparsers takes the parent's class)."""
+
+    def error(self, message: str):
+        self.print_usage(sys.stderr)
+        raise UsageError(f"{self.prog}: error: {message}")
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser of `command`'s group, or of every group for help or an unknown command."""
-    parser = argparse.ArgumentParser(prog="archiver", description="Email-archiving appliance.")
+    parser = _Parser(prog="archiver", description="Email-archiving appliance.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     wanted = [COMMAND_MODULES[command]] if command in COMMAND_MODULES else COMMAND_MODULES.values()
     for module in dict.fromkeys(wanted):  # each module once, in the order above
@@ -62,9 +77,16 @@ def main(argv: list[str] | None = None) -> int:
     not expect one (an OSError ENOSPC/EDQUOT: making a new archive's folder, writing an
     export), with services.archive.space.OutOfSpace's exit code 75. An OSError naming a
     file the environment got wrong (FILE_ERRNOS) is said so too, with exit 2; a reader of
-    stdout gone ends the command quietly, with exit 141."""
+    stdout gone ends the command quietly, with exit 141. A command line argparse refuses
+    gets its usage and error on stderr, exit 2, and under --json the error on stdout."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser(argv[0] if argv else None).parse_args(argv)
+    try:
+        args = build_parser(argv[0] if argv else None).parse_args(argv)
+    except UsageError as exc:  # argparse's words and exit code; under --json, its line too
+        print(exc, file=sys.stderr)
+        if "--json" in argv:
+            print_json_error(str(exc), USAGE_EXIT_CODE)
+        return USAGE_EXIT_CODE
     try:
         code = args.handler(args) or 0
         sys.stdout.flush()  # a reader gone (`| head -1`) is found here, not at exit
