@@ -18,6 +18,7 @@ from services.archive.index import PARTLY_INDEXED
 from services.archive.indexer import IndexerBusy, IndexLock, status
 from services.cli.import_indexing import IndexingAlongside
 from services.cli.main import print_json_error
+from services.common.terminal import line_safe
 from services.archive.evidence import EmptyExport
 from services.archive.mailfiles import MiB, count_mail, iter_mail
 from services.archive.mime import summarize_headers
@@ -251,7 +252,8 @@ def cmd_search(args) -> int:
         if args.json:
             print(json.dumps(hit.as_json()))
         else:
-            print(f"{hit.digest}  {_day(hit.date, zone)}  {hit.sender[:40]:<40}  {hit.subject}")
+            print(_printable(f"{hit.digest}  {_day(hit.date, zone)}  "
+                             f"{line_safe(hit.sender[:40]):<40}  {line_safe(hit.subject)}"))
     if args.json:
         print(json.dumps(search_summary(results)))
     if results.notice:
@@ -340,11 +342,12 @@ def cmd_show(args) -> int:
             value = _iso(value)
         if isinstance(value, list):
             value = ", ".join(value) or "-"
-        print(_printable(f"{key + ':':<13} {value if value not in (None, '') else '-'}"))
+        shown = line_safe(value) if value not in (None, "") else "-"
+        print(_printable(f"{key + ':':<13} {shown}"))
     for problem in meta.get("extraction_failures") or []:  # a cut: "[NAME: ]partly indexed: ..."
         label = "cut:" if problem.startswith(PARTLY_INDEXED) or \
             f": {PARTLY_INDEXED}" in problem else "unreadable:"
-        print(_printable(f"{label:<13} {problem}"))
+        print(_printable(f"{label:<13} {line_safe(problem)}"))
     return 0
 
 
