@@ -11,7 +11,7 @@ memory or dies, the pool blames that attachment, remembers the failure by its SH
 (services.archive.extraction_memo) and reads the message again without it; the next message
 carrying the same attachment costs a lookup. A failure no attachment explains gives the
 message fallback() (headers and plain body only), in a fresh worker under the same limits;
-if even that fails, the message is indexed from what the store recorded at intake.
+if even that fails, the message is indexed from its header block, as intake reads it.
 What a library did read, the pool keeps too (in memory, bounded: extraction_memo.TextMemo),
 so the same document in the next message costs a lookup as well.
 """
@@ -813,7 +813,7 @@ class ExtractionPool:
                      readings: list[bytes | None] | None = None) -> list[Extracted | None]:
         """Results in the order of raws. Never raises for a message: one that times out, runs
         out of memory or kills its worker is read again without the attachment blamed, or
-        gets fallback(), or at worst unread(); the worker is replaced. With `metadata`
+        gets fallback(), or at worst headers_only(); the worker is replaced. With `metadata`
         (the store's, one per raw, with "number" and "size"), the worker also builds each
         message's Xapian document from what it read (Extracted.document, its text then
         dropped: Extracted.without_text), so that parsing, word breaking and building all
@@ -871,7 +871,7 @@ class ExtractionPool:
                    reading if metadata is not None else None)
         if (reason := self.memo.failure(_fallback_key(job.digest))) is not None:
             self.memo_hits += 1
-            results[index] = unread(reason)
+            results[index] = headers_only(source, reason)
             return None
         if (reason := self.memo.failure(job.digest)) is not None:
             self.memo_hits += 1
@@ -985,7 +985,7 @@ class ExtractionPool:
         if job.fallback_reason is not None:  # even the fallback failed: headers from intake
             reason = f"{job.fallback_reason}; the fallback {problem} too"
             self.memo.remember_failure(_fallback_key(job.digest), reason)
-            results[job.index] = unread(reason)
+            results[job.index] = headers_only(job.source, reason)
             return
         if entry.reading is not None:
             self.memo.remember_failure(entry.reading, reason)
@@ -1002,6 +1002,19 @@ class ExtractionPool:
         self._workers[slot].stop(kill=True)
         self._workers[slot] = self._start_worker()
         self.worker_restarts += 1
+
+
+def headers_only(source, reason: str) -> Extracted:
+    """unread(reason), with the summary of the message's header block as intake reads it
+    (mime.summarize_headers: at most mime.SUMMARY_HEADER_LIMIT bytes, parsed here, never
+    the message): whose mail it is, its recipients included, stays known when neither a
+    worker nor its fallback could read the message. `source`: the message's bytes, or a
+    function that reads them (None: no longer stored)."""
+    extracted = unread(reason)
+    raw = source if _is_bytes(source) else source()
+    if raw:
+        extracted.summary = mime.summarize_headers(raw)
+    return extracted
 
 
 def _is_bytes(source) -> bool:

@@ -524,16 +524,20 @@ def test_running_out_of_memory_in_a_library_blames_that_attachment(small_message
 def test_a_message_too_big_even_for_the_fallback_is_left_to_its_intake_headers():
     """The worker cannot even take in 64 MB under a 128 MB limit (its libraries alone map
     some 95 MB), neither to read the message nor for the fallback: the pool gives up on it
-    without parsing it itself, and remembers that."""
+    without parsing more of it than its header block (as intake does), and remembers
+    that. Whose mail it is stays known: its recipients may still find it."""
     line = b"sixty-four megabytes of text, line after line\n"
-    big = (b"Subject: big\nFrom: a@example.org\n\n" + line * (64 * 2**20 // len(line)))
+    big = (b"Subject: big\nFrom: a@example.org\nTo: Bob <bob@example.com>\n\n"
+           + line * (64 * 2**20 // len(line)))
     with ExtractionPool(CAP, workers=1, memory_mb=128) as pool:
         (result,) = pool.extract_many([big])
         assert pool.worker_restarts == 2
         assert pool.extract_many([big]) == [result] and pool.worker_restarts == 2
     assert result.failed == ("attachment extraction ran out of memory (limit 128 MB); "
                              "the fallback ran out of memory (limit 128 MB) too")
-    assert (result.body, result.attachments, result.summary.subject) == ("", [], "")
+    assert (result.body, result.attachments, result.summary.subject) == ("", [], "big")
+    assert result.summary.header_addresses == {"from": ["a@example.org"],
+                                               "to": ["bob@example.com"]}
 
 
 def test_a_library_error_is_remembered_by_the_attachment_sha256():
