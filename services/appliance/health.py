@@ -17,6 +17,9 @@ from systemd import daemon
 from firmware.system import this_version
 
 from services.mirror import state as mirror_state
+from services.archive import dates
+from services.policy import holds
+from services.policy.replicated import Replicated
 from services.archive.archive import Archive
 from services.common.config import Config
 from services.archive.indexer import status as index_status
@@ -47,7 +50,23 @@ def health(config: Config, archive: Archive, now: float | None = None,
             "dedup": dedup(store),
             "storage": storage(store, archive.data_dir),
             "space": {space.key: space.as_json() for space in archive.spaces()},
+            "holds": holds_state(store, config.timezone, now),
             "directory": directory_state(config) if ask_directory else None}
+
+
+def holds_state(store: Store, timezone: str, now: float) -> dict:
+    """The litigation holds in force today (in `timezone`): {"in_force": count,
+    "holding_everything": [{"id", "why"}]}, the latter those that keep every message
+    (services.policy.holds.all_holds: an unreadable hold, a saved search gone or one this
+    release cannot parse, now or before it was changed): while one lives, retention
+    deletes nothing, which an admin should know without asking `hold list`."""
+    today = dt.datetime.fromtimestamp(now, dates.zone(timezone)).date()
+    in_force = {hold_id: hold for hold_id, hold in holds.all_holds(Replicated(store)).items()
+                if holds.in_force(hold, today)}
+    return {"in_force": len(in_force),
+            "holding_everything": [{"id": hold_id, "why": hold["holds_everything"]}
+                                   for hold_id, hold in sorted(in_force.items())
+                                   if hold["holds_everything"]]}
 
 
 def directory_state(config: Config) -> dict | None:

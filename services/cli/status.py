@@ -9,6 +9,7 @@ from services.archive.archive import Archive, default_data_dir
 from services.archive.space import size_in_words
 from services.common.config import load_config
 from services.appliance.health import health
+from services.common.terminal import terminal_safe
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -63,6 +64,7 @@ def text_lines(report: dict) -> list[str]:
                      + (f" ({directory['error']})" if directory["error"] else ""))
         if directory.get("warning"):
             lines.append(f"  warning: {directory['warning']}")
+    lines += _hold_lines(report["holds"])
     lines += _archived_lines(report)
     lines.append(_system_line(report["system"]))
     return lines
@@ -95,6 +97,17 @@ def _service_line(state: dict) -> str:
     if state.get("unit"):
         line += f"; systemd: {state['unit']}"
     return line
+
+
+def _hold_lines(state: dict) -> list[str]:
+    lines = [f"holds: {state['in_force']} in force"]
+    if state["holding_everything"]:
+        keeping = len(state["holding_everything"])
+        lines[0] += (f"; {keeping} {'keeps' if keeping == 1 else 'keep'} every message: "
+                     "retention deletes nothing while they live")
+    lines += [f"  hold {hold['id']} keeps every message: {terminal_safe(hold['why'])}"
+              for hold in state["holding_everything"]]
+    return lines
 
 
 def _archived_lines(report: dict) -> list[str]:

@@ -32,6 +32,8 @@ def test_a_hold_on_a_search_that_no_longer_parses_says_it_holds_everything(site)
                                  str(site.archive.store.path.parent)], capture_output=True,
                                 text=True, timeout=120)
         assert "holds every message: its saved search 'relay' cannot be used" in listed.stdout
+        status = html.unescape(logged_in(site, "admin").get("/status").body.decode())
+        assert "1 hold keeps every message</strong>: retention deletes nothing" in status
     finally:
         holds.remove(replicated, hold_id, ADMIN, holds.UNSTATED)
         replicated.delete(saved_searches.PREFIX + "relay")
