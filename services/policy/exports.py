@@ -43,6 +43,9 @@ def export(store: Store, actor: Actor, info: ExportInfo,
     whatever writing raised (recorded as "export-failed")."""
     try:
         result = write_export(messages, output, info, spool_folder(store))
+        # All of it handed on before it is recorded as complete: what `output` still
+        # buffers (the web's last chunk, a whole small export) may fail to go yet.
+        output.flush()
     except EmptyExport:
         audit.record(store, actor, "export-empty", **_what(info))
         raise

@@ -24,7 +24,7 @@ from services.web import api, metrics, ui
 from services.web import admin_pages, message_page, search_page, status_page  # noqa: F401
 from services.web.auth import Auth, LoginFailed, Throttled
 from services.web.renders import Renders
-from services.web.transfers import Transfers, TransfersBusy
+from services.web.transfers import AppStopping, Transfers, TransfersBusy
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +138,7 @@ async def _identify(request: web.Request, handler) -> web.StreamResponse:
 _STATUS_OF = ((NotFound, web.HTTPNotFound), (PermissionDenied, web.HTTPForbidden),
               (HoldChanged, web.HTTPConflict),  # a release of a hold that changed meanwhile
               (OutOfSpace, web.HTTPServiceUnavailable),  # e.g. the audit log cannot grow
+              (AppStopping, web.HTTPServiceUnavailable),  # a transfer asked for as it stops
               (ArchiverError, web.HTTPBadRequest), (ValueError, web.HTTPBadRequest))
 
 

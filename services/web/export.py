@@ -10,6 +10,7 @@ digest once it is complete, or why it failed (services.policy.exports)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
 from typing import BinaryIO, Callable, Iterable, Iterator
@@ -120,21 +121,36 @@ def download_name(info) -> str:
 async def stream(request: web.Request, transfers: Transfers,
                  write: Callable[[BinaryIO], object], filename: str) -> web.StreamResponse:
     """Send what `write(sink)` writes, as a download named `filename`; the caller holds
-    the user's transfer slot (Transfers.slot)."""
+    the user's transfer slot (Transfers.slot). The writer job is submitted before any byte
+    is sent: once the response has begun, the job runs and records how the export ended;
+    a pool that is closed already (the app stops) refuses it, and nothing is sent
+    (AppStopping). The job's first write waits until the response has begun."""
     response = web.StreamResponse(headers={
         "Content-Type": CONTENT_TYPE,
         "Content-Disposition": f'attachment; filename="{filename}"'})
-    await response.prepare(request)
-    sink = _ResponseSink(request, response, transfers, asyncio.get_running_loop())
+    loop = asyncio.get_running_loop()
+    began = loop.create_future()  # True once the status line and headers are sent
+    sink = _ResponseSink(request, response, transfers, loop, began)
 
     def produce() -> None:
         write(sink)
         sink.flush()
 
+    job = transfers.run_to_end(produce)
     try:
-        await transfers.run_to_end(produce)
-    except ClientIdle:
-        return response  # cut: the connection is reset, the thread and slot are free
+        await response.prepare(request)
+    except BaseException:
+        began.set_result(False)  # its writes fail: the export is recorded as failed
+        with contextlib.suppress(Exception):
+            await job  # the slot is held until the thread is done
+        raise
+    began.set_result(True)
+    try:
+        await job
+    except (ClientIdle, ConnectionError):
+        # cut, or the client went: the connection is reset or gone, the thread and slot
+        # are free, and the audit log has the export as failed
+        return response
     except AppStopping:
         if request.transport is not None:
             request.transport.abort()  # else the end of the response waits for the client
@@ -148,9 +164,11 @@ class _ResponseSink:
     and the thread waits for it, so a slow client slows the export, not memory."""
 
     def __init__(self, request: web.Request, response: web.StreamResponse,
-                 transfers: Transfers, loop: asyncio.AbstractEventLoop):
+                 transfers: Transfers, loop: asyncio.AbstractEventLoop,
+                 began: asyncio.Future):
         self.request, self.response, self.transfers, self.loop = (request, response,
                                                                   transfers, loop)
+        self.began = began  # stream(): whether the response has begun
         self.buffer = bytearray()
 
     def write(self, data: bytes) -> int:
@@ -162,5 +180,9 @@ class _ResponseSink:
     def flush(self) -> None:
         if self.buffer:
             chunk, self.buffer = bytes(self.buffer), bytearray()
-            sent = self.transfers.write(self.request, self.response, chunk)
-            self.transfers.wait_from_thread(sent, self.loop)
+            self.transfers.wait_from_thread(self._send(chunk), self.loop)
+
+    async def _send(self, chunk: bytes) -> None:
+        if not await asyncio.shield(self.began):
+            raise ConnectionResetError("the response could not begin")
+        await self.transfers.write(self.request, self.response, chunk)

@@ -78,19 +78,33 @@ class Transfers:
             if not self.running[user.name]:
                 del self.running[user.name]
 
-    async def run(self, function: Callable, *args):
-        """function(*args) on the transfer pool (a blocking read or a writer thread)."""
-        return await asyncio.get_running_loop().run_in_executor(self.executor, function, *args)
+    @property
+    def closed(self) -> bool:
+        """Whether close() was called: the pool takes no new transfers."""
+        return self._closed
 
-    async def run_to_end(self, function: Callable, *args):
-        """run(), but once submitted `function` runs to its end even when the request is
-        cancelled meanwhile (its client went before a thread took it up): an export whose
-        response has begun then still writes its audit entry ("export-failed"), as one cut
-        mid-way does. A cancelled caller gets CancelledError; the function's own error is
-        then dropped (a client that went makes its writes fail)."""
-        future = asyncio.get_running_loop().run_in_executor(self.executor, function, *args)
+    async def run(self, function: Callable, *args):
+        """function(*args) on the transfer pool (a blocking read or a writer thread).
+        AppStopping when the pool is closed (the app stops): nothing was run."""
+        return await self._submit(function, *args)
+
+    def run_to_end(self, function: Callable, *args) -> asyncio.Future:
+        """Submit function(*args) now and return what to await for its result; once
+        submitted it runs to its end even when the request is cancelled meanwhile (its
+        client went before a thread took it up): an export whose response has begun then
+        still writes its audit entry ("export-failed"), as one cut mid-way does. A
+        cancelled caller gets CancelledError; the function's own error is then dropped (a
+        client that went makes its writes fail). AppStopping at once when the pool is
+        closed (the app stops): then nothing runs, so submit before any byte is sent."""
+        future = self._submit(function, *args)
         future.add_done_callback(_retrieve_error)
-        return await asyncio.shield(future)
+        return asyncio.shield(future)
+
+    def _submit(self, function: Callable, *args) -> asyncio.Future:
+        # A closed pool's executor refuses jobs with a RuntimeError; the app stops.
+        if self._closed:
+            raise AppStopping("the web app is stopping: no new downloads or exports")
+        return asyncio.get_running_loop().run_in_executor(self.executor, function, *args)
 
     async def write(self, request: web.Request, response: web.StreamResponse,
                     data: bytes) -> None:
@@ -116,8 +130,11 @@ class Transfers:
         response.content_length = len(data)
         await response.prepare(request)
         view = memoryview(data)
-        for start in range(0, len(data), CHUNK):
-            await self.write(request, response, bytes(view[start:start + CHUNK]))
+        try:
+            for start in range(0, len(data), CHUNK):
+                await self.write(request, response, bytes(view[start:start + CHUNK]))
+        except (ClientIdle, ConnectionError):
+            return response  # cut, or the client went: nothing more to send, no error
         await self.finish(request, response)
         return response
 
@@ -129,6 +146,8 @@ class Transfers:
             self.cut += 1
             if request.transport is not None:
                 request.transport.abort()
+        except ConnectionError:
+            pass  # the client went: nothing is left to send it
 
     def wait_from_thread(self, coroutine, loop: asyncio.AbstractEventLoop):
         """Run `coroutine` on `loop` and wait for its result in a transfer thread.

@@ -8,14 +8,17 @@ import base64
 import dataclasses
 import fcntl
 import io
+import logging
 import os
 import socket
+import struct
 import threading
 import zipfile
 
 import pytest
 
-from services.policy import audit
+from services.policy import audit, exports
+from services.web import export as web_export
 from tests.integration.processes import free_port
 from tests.integration.web.fixtures import (PASSWORD, Client, ThreadedServer, mail,
                                             web_config)
@@ -172,3 +175,112 @@ def test_stopping_the_web_app_ends_the_threads_of_stalled_exports(site, stalled)
     assert not alive
     recorded = audit.entries(site.archive.store)[recorded_before:]
     assert [entry["action"] for entry in recorded] == ["export-failed"] * stalled
+
+
+def raw_request(server: ThreadedServer, path: str, name: str = "bob") -> socket.socket:
+    """A GET on a raw socket that takes little at a time (as stalled_export's)."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(60)
+    sock.connect(("127.0.0.1", server.port))
+    token = base64.b64encode(f"{name}:{PASSWORD}".encode()).decode()
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: archiver\r\n"
+                 f"Authorization: Basic {token}\r\n\r\n".encode())
+    return sock
+
+
+def test_a_small_export_whose_client_went_is_recorded_as_failed(site, monkeypatch, caplog):
+    """A small export is written whole before its one chunk is sent: it is recorded as
+    complete only once that chunk went, and as failed when its client had gone by then
+    (once it was recorded as complete, and the send's error logged as a server error)."""
+    written, client_gone = threading.Event(), threading.Event()
+
+    def write_then_wait(*args):
+        result = real_write_export(*args)
+        written.set()
+        client_gone.wait(30)
+        return result
+    real_write_export = exports.write_export
+    monkeypatch.setattr(exports, "write_export", write_then_wait)
+    recorded_before = len(audit.entries(site.archive.store))
+    server = serve(site, idle_seconds=3600)
+    try:
+        sock = raw_request(server, "/api/export?format=zip&q=salary")
+        status = sock.recv(12)
+        assert status == b"HTTP/1.1 200", status
+        assert written.wait(30)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()  # reset: the client is gone
+        wait_until(lambda: not server.runner.guard.open, 30, "the server to see it gone")
+        client_gone.set()
+        transfers = server.app["transfers"]
+        wait_until(lambda: not transfers.running, 30, "the slot to be free")
+    finally:
+        client_gone.set()
+        server.stop()
+    recorded = audit.entries(site.archive.store)[recorded_before:]
+    assert [entry["action"] for entry in recorded] == ["export-failed"]
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+
+
+def test_an_export_the_app_stops_before_it_began_sends_nothing(site, monkeypatch, caplog):
+    """The app stops while an export reads its first message: it is answered 503 and
+    nothing of it is sent (once: a 200 whose download then broke off, recorded nowhere,
+    the pool refusing the writer with a RuntimeError logged as a server error)."""
+    reading, stopped = threading.Event(), threading.Event()
+
+    def slow_as_read(*args):
+        reading.set()
+        stopped.wait(30)
+        return real_as_read(*args)
+    real_as_read = web_export.as_read
+    monkeypatch.setattr(web_export, "as_read", slow_as_read)
+    recorded_before = len(audit.entries(site.archive.store))
+    server = serve(site, idle_seconds=3600)
+    stopping = threading.Thread(target=server.stop)
+    try:
+        sock = raw_request(server, "/api/export?format=zip&q=")
+        assert reading.wait(30)
+        stopping.start()
+        transfers = server.app["transfers"]
+        wait_until(lambda: transfers._closed,  # pylint: disable=protected-access
+                   30, "the pool to be closed")
+        stopped.set()
+        reply = b""
+        while chunk := sock.recv(1 << 16):
+            reply += chunk
+        sock.close()
+        stopping.join(timeout=60)
+    finally:
+        stopped.set()
+        if stopping.ident is None:
+            server.stop()
+    assert not stopping.is_alive()
+    assert reply.startswith(b"HTTP/1.1 503"), reply[:100]
+    assert b"stopping" in reply
+    assert audit.entries(site.archive.store)[recorded_before:] == []
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+
+
+@pytest.mark.parametrize("what", ["raw", "export"])
+def test_a_download_whose_client_went_logs_no_server_error(site, caplog, what):
+    """A client that goes mid-way is no error of the server's (it once logged one, with
+    its traceback, for each); the export is recorded as failed, the raw message as viewed
+    (what the audit log says of it, once it was read for the download)."""
+    recorded_before = len(audit.entries(site.archive.store))
+    server = serve(site, idle_seconds=3600)
+    path = (f"/api/messages/{site.digests['big-0']}/raw" if what == "raw"
+            else "/api/export?format=zip&q=")
+    try:
+        sock = raw_request(server, path)
+        assert sock.recv(12) == b"HTTP/1.1 200"
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+        transfers = server.app["transfers"]
+        wait_until(lambda: not transfers.running, 30, "the slot to be free")
+    finally:
+        server.stop()
+    recorded = audit.entries(site.archive.store)[recorded_before:]
+    assert [entry["action"] for entry in recorded] == (
+        ["view"] if what == "raw" else ["export-failed"])
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
