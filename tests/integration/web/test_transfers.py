@@ -47,13 +47,8 @@ def serve(site, idle_seconds: float) -> ThreadedServer:
 
 def stalled_export(server: ThreadedServer, name: str) -> socket.socket:
     """An export request on a raw socket that reads its status line and then nothing."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock = raw_request(server, "/api/export?format=zip&q=", name)
     sock.settimeout(120)
-    sock.connect(("127.0.0.1", server.port))
-    token = base64.b64encode(f"{name}:{PASSWORD}".encode()).decode()
-    sock.sendall(f"GET /api/export?format=zip&q= HTTP/1.1\r\nHost: archiver\r\n"
-                 f"Authorization: Basic {token}\r\n\r\n".encode())
     status = b""
     while not status.endswith(b"\r\n"):
         status += sock.recv(1)
