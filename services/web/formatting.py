@@ -1,10 +1,15 @@
-"""Template filters of the review pages: counts, ages, durations and sizes in words."""
+"""Template filters of the review pages: counts, ages, durations and sizes in words; a
+stranger's text (subjects, names) shown as what it is."""
 from __future__ import annotations
 
+import re
 import time
 import unicodedata
 
+from markupsafe import Markup, escape
+
 from services.archive.space import size_in_words
+from services.common.terminal import BIDI_CONTROLS, line_safe
 
 
 def count(value) -> str:
@@ -35,14 +40,37 @@ def plural(amount, word: str, many: str | None = None) -> str:
     return f"{count(amount)} {word if int(amount or 0) == 1 else many or word + 's'}"
 
 
-def visible(text: str) -> str:
+def visible(text: str, keep: frozenset = frozenset()) -> str:
     """`text` with its control and format characters (Unicode Cc, Cf: the bidi overrides
     and isolates that make "invoice\u202egpj.exe" read "invoiceexe.jpg", zero-width
-    characters) shown as escapes (\\u202e), so a name reads as what it is."""
+    characters) shown as escapes (\\u202e), so a name reads as what it is; those in `keep`
+    as they are (the bidi controls, for `isolated` to mark)."""
     return "".join(f"\\u{ord(char):04x}" if unicodedata.category(char) in ("Cc", "Cf")
-                   else char for char in text)
+                   and char not in keep else char for char in text)
+
+
+_BIDI_CONTROL = re.compile("[" + "".join(sorted(BIDI_CONTROLS)) + "]")
+
+
+def _marker(found: re.Match) -> str:
+    char = found.group()
+    code = f"U+{ord(char):04X}"
+    return (f'<span class="bidi-control" title="{code} {unicodedata.name(char, "")}: a '
+            f'bidirectional control in the mail, shown here, not applied">{code}</span>')
+
+
+def isolated(text) -> Markup:
+    """A stranger's text (a subject, a sender's name, a file name) as one field of a page:
+    HTML-escaped, each bidirectional control (UAX #9: U+202E ...) shown as a marked
+    "U+202E", never applied, and the whole isolated in a <bdi> (its direction its own,
+    from its first strong character), so nothing turns "invoice\u202efdp.exe" into
+    "invoice exe.pdf" or runs on into the next field. Every other character, right-to-left
+    scripts, no-break spaces and joiners included, as it is. (In an attribute or the
+    page's title, where no HTML is, `line_safe` writes the escapes "\\u202e" instead.)"""
+    shown = _BIDI_CONTROL.sub(_marker, str(escape("" if text is None else text)))
+    return Markup(f"<bdi>{shown}</bdi>")
 
 
 # Sizes read as the model profile counts them (the messages about space use the same words).
 FILTERS = {"count": count, "ago": ago, "duration": duration, "plural": plural, "visible": visible,
-           "size": size_in_words}
+           "size": size_in_words, "isolated": isolated, "line_safe": line_safe}

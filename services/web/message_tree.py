@@ -31,6 +31,7 @@ from services.archive.index import PARTLY_INDEXED
 from services.archive.mime import (charsets_of, decode_header_text, decode_text, filename_of,
                                    header, is_attachment, iter_parts, parse_message, safely)
 from services.archive.store import NotFound
+from services.common.terminal import BIDI_CONTROLS
 from services.web.formatting import visible
 from services.web.sanitize import content_id_key
 
@@ -60,12 +61,22 @@ class Part:
 
     @property
     def label(self) -> str:
-        """How the part is named in the page: control and bidi characters of a stranger's
-        names escaped (services.web.formatting.visible)."""
+        """How the part is named in the page where no HTML is (an attribute): control and
+        bidi characters of a stranger's names escaped (services.web.formatting.visible)."""
+        return self._named(visible)
+
+    @property
+    def label_text(self) -> str:
+        """The label as text of the page: its bidirectional controls left as they are, for
+        the `isolated` filter to mark (never shown without it); other control and format
+        characters escaped as in `label`."""
+        return self._named(lambda text: visible(text, keep=BIDI_CONTROLS))
+
+    def _named(self, escaped) -> str:
         if self.shown_as == "message":
-            return f"{visible(self.subject or '(no subject)')} (message)"
+            return f"{escaped(self.subject or '(no subject)')} (message)"
         if self.filename:
-            return visible(self.filename)
+            return escaped(self.filename)
         if not self.attachment and self.content_type in ("text/plain", "text/html"):
             return "body HTML" if self.content_type == "text/html" else "body text"
         return f"part {self.path}"

@@ -9,6 +9,7 @@ import base64
 import io
 import re
 import struct
+import unicodedata
 import zlib
 from email.message import EmailMessage
 
@@ -62,11 +63,19 @@ def tnef_mail() -> bytes:
     return message.as_bytes()
 
 
-BIDI_NAMES = {  # a stranger's file name -> how the tree shows it
-    "invoice\u202egpj.exe": "invoice\\u202egpj.exe",          # RIGHT-TO-LEFT OVERRIDE
-    "report\u2066fdp.\u2069exe": "report\\u2066fdp.\\u2069exe",  # isolates
-    "zero\u200bwidth\u200f.txt": "zero\\u200bwidth\\u200f.txt",
-    "mark\u061c.txt": "mark\\u061c.txt",                         # ARABIC LETTER MARK
+def marked(char: str) -> str:
+    """A bidirectional control as the page shows it (services.web.formatting.isolated)."""
+    code = f"U+{ord(char):04X}"
+    return (f'<span class="bidi-control" title="{code} {unicodedata.name(char)}: a '
+            f'bidirectional control in the mail, shown here, not applied">{code}</span>')
+
+
+BIDI_NAMES = {  # a stranger's file name -> how the tree shows it: bidi controls marked,
+    # other format characters escaped
+    "invoice\u202egpj.exe": f"invoice{marked(chr(0x202e))}gpj.exe",  # RIGHT-TO-LEFT OVERRIDE
+    "report\u2066fdp.\u2069exe": f"report{marked(chr(0x2066))}fdp.{marked(chr(0x2069))}exe",
+    "zero\u200bwidth\u200f.txt": f"zero\\u200bwidth{marked(chr(0x200f))}.txt",
+    "mark\u061c.txt": f"mark{marked(chr(0x61c))}.txt",                 # ARABIC LETTER MARK
 }
 
 
@@ -85,7 +94,7 @@ def test_control_and_bidi_characters_in_names_are_shown_escaped(site):
     alice, digest = logged_in(site, "alice"), site.digests["bidi-names"]
     parts = tree(alice.get(f"/message/{digest}").body.decode())
     for number, shown in enumerate(BIDI_NAMES.values(), 2):
-        assert f'href="/message/{digest}/part/{number}">{shown}</a>' in parts, shown
+        assert f'href="/message/{digest}/part/{number}"><bdi>{shown}</bdi></a>' in parts, shown
     assert not any(char in parts for char in "\u202e\u2066\u2069\u200b\u200f\u061c")
 
 
@@ -125,7 +134,8 @@ def tree(page: str) -> str:
 def test_a_scanned_pdf_is_a_part_with_its_pages(site, name, label):
     alice, digest = logged_in(site, "alice"), site.digests[name]
     page = alice.get(f"/message/{digest}").body.decode()
-    assert f'<a class="download" href="/message/{digest}/part/1">{label}</a>' in tree(page)
+    assert f'<a class="download" href="/message/{digest}/part/1"><bdi>{label}</bdi></a>' \
+        in tree(page)
     assert f'<img class="pdf-page" src="/message/{digest}/part/1/page/2"' in page
     assert alice.get(f"/message/{digest}/part/1").body == SCAN
     shown = alice.get(f"/message/{digest}/part/1/page/1")
@@ -145,8 +155,8 @@ def test_opaque_signed_mail_shows_the_signed_content(site, name):
     page = alice.get(f"/message/{digest}").body.decode()
     assert '<pre class="body" id="body">The signed words of the contract.' in page
     parts = tree(page)
-    assert f'href="/message/{digest}/part/1">smime.p7m</a>' in parts
-    terms = re.search(r'href="/message/\w+/part/([\d.]+)">terms.pdf</a>', parts).group(1)
+    assert f'href="/message/{digest}/part/1"><bdi>smime.p7m</bdi></a>' in parts
+    terms = re.search(r'href="/message/\w+/part/([\d.]+)"><bdi>terms.pdf</bdi></a>', parts).group(1)
     assert terms == "1.1.2"
     assert f'<img class="pdf-page" src="/message/{digest}/part/1.1.2/page/1"' in page
     assert alice.get(f"/message/{digest}/part/1.1.2").body == SCAN
@@ -166,7 +176,8 @@ def test_encrypted_mail_says_so_and_downloads(site, name):
 def test_a_forwarded_scan_opens_with_its_pdf(site):
     alice, digest = logged_in(site, "alice"), site.digests["forwarded-scan"]
     inner = alice.get(f"/message/{digest}?part=2").body.decode()
-    assert f'<a class="download" href="/message/{digest}/part/2.1.1">inner.pdf</a>' in inner
+    assert f'<a class="download" href="/message/{digest}/part/2.1.1"><bdi>inner.pdf</bdi></a>' \
+        in inner
     assert f'src="/message/{digest}/part/2.1.1/page/1"' in inner
     assert alice.get(f"/message/{digest}/part/2.1.1").body == SCAN
 
@@ -175,9 +186,9 @@ def test_the_files_of_a_tnef_attachment_are_listed_and_downloadable(site):
     alice, digest = logged_in(site, "alice"), site.digests["tnef"]
     page = alice.get(f"/message/{digest}").body.decode()
     parts = tree(page)
-    assert f'href="/message/{digest}/part/2">winmail.dat</a>' in parts
-    assert f'href="/message/{digest}/part/2.1">forecast-q3.txt</a>' in parts
-    assert f'href="/message/{digest}/part/2.2">chart.pdf</a>' in parts
+    assert f'href="/message/{digest}/part/2"><bdi>winmail.dat</bdi></a>' in parts
+    assert f'href="/message/{digest}/part/2.1"><bdi>forecast-q3.txt</bdi></a>' in parts
+    assert f'href="/message/{digest}/part/2.2"><bdi>chart.pdf</bdi></a>' in parts
     assert alice.get(f"/message/{digest}/part/2.1").body == b"Q3 forecast: 42 units\n"
     assert alice.get(f"/message/{digest}/part/2.2").body == SCAN
     assert "Q3 forecast: 42 units" in page  # the text file's preview
@@ -234,7 +245,7 @@ def test_images_too_large_are_said_and_downloaded_never_inline(site):
     assert inline == ["6"]  # small.png only
     figures = re.findall(r'<figure class="preview preview-image">(.*?)</figure>', page, re.S)
     for (name, (data, says)), number in zip(BIG_IMAGES.items(), range(2, 6)):
-        figure = next(f for f in figures if f">{name}</a>" in f)
+        figure = next(f for f in figures if f"><bdi>{name}</bdi></a>" in f)
         assert says in figure and "download it" in figure, (name, figure)
         reply = alice.get(f"/message/{digest}/part/{number}/inline")
         assert reply.headers["Content-Disposition"].startswith("attachment"), name

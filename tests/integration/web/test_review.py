@@ -48,7 +48,7 @@ def test_results_name_recipients_mark_the_words_and_link_the_query(site):
     # The newsletter says "merger" only in its HTML alternative, which is indexed too.
     assert [site.names[d] for d in rows(page)] == ["forwarded", "newsletter",
                                                    "lookalike-domain", "alice-envelope"]
-    assert '<td class="to">dave@example.com, alice@example.com</td>' in page
+    assert '<td class="to"><bdi>dave@example.com</bdi>, <bdi>alice@example.com</bdi></td>' in page
     assert "Draft of the <mark>merger</mark>" in page
     assert "The words are not in the body" in page  # found in the forwarded PDF's text
     assert f'href="/message/{site.digests["alice-envelope"]}?q=merger"' in page
@@ -65,7 +65,8 @@ def test_first_recipients_then_how_many_more(site):
     with ExtractionPool(1024 * 1024) as pool:
         Indexer(site.archive.store, site.archive.index_dir(), pool).catch_up()
     page = logged_in(site, "audrey").get("/search?q=subject:many").body.decode()
-    assert '<td class="to">A, b@example.com <span class="more">+2</span></td>' in page
+    assert '<td class="to"><bdi>A</bdi>, <bdi>b@example.com</bdi> ' \
+           '<span class="more">+2</span></td>' in page
     assert digest in page
 
 
@@ -76,7 +77,8 @@ def test_first_recipients_then_how_many_more(site):
 ])
 def test_sorted_by_a_column_either_way(site, sort, order, expected):
     page = logged_in(site, "audrey").get(f"/search?q=from:carol&sort={sort}&order={order}")
-    subjects = re.findall(r'<td class="subject"><a [^>]+>([^<]+)</a>', page.body.decode())
+    subjects = re.findall(r'<td class="subject"><a [^>]+><bdi>([^<]+)</bdi></a>',
+                          page.body.decode())
     assert subjects == expected
 
 
@@ -316,21 +318,22 @@ def test_the_plain_text_and_all_headers_on_request(site):
     assert "<iframe" not in text
     assert "X-Mailer" not in alice.get(f"/message/{digest}").body.decode()
     every = alice.get(f"/message/{digest}?headers=all").body.decode()
-    assert "<th>X-Mailer</th><td>Review test mailer</td>" in every
-    assert "<th>MIME-Version</th>" in every
+    assert "<th><bdi>X-Mailer</bdi></th><td><bdi>Review test mailer</bdi></td>" in every
+    assert "<th><bdi>MIME-Version</bdi></th>" in every
 
 
 def test_a_forwarded_message_opens_as_a_message_with_its_attachments(site):
     alice = logged_in(site, "alice")
     digest = site.digests["forwarded"]
     outer = alice.get(f"/message/{digest}").body.decode()
-    assert f'href="/message/{digest}?part=2">Signed contract (message)</a>' in outer
+    assert f'href="/message/{digest}?part=2"><bdi>Signed contract (message)</bdi></a>' in outer
     assert "contract.pdf" in outer and "Attachments shown" not in outer  # its own page has them
-    assert "<th>Envelope recipients</th><td>alice@example.com</td>" in outer
+    assert "<th>Envelope recipients</th><td><bdi>alice@example.com</bdi></td>" in outer
     assert "<th>Date from</th><td>the Date header</td>" in outer
     assert f"<code class=\"digest\">{digest}</code>" in outer
     inner = alice.get(f"/message/{digest}?part=2&q=merger").body.decode()
-    assert "<h1>Signed contract</h1>" in inner and "Please find the signed contract" in inner
+    assert "<h1><bdi>Signed contract</bdi></h1>" in inner
+    assert "Please find the signed contract" in inner
     assert f'<img class="pdf-page" src="/message/{digest}/part/2.1.2/page/1"' in inner
     assert f'src="/message/{digest}/part/2.1.3/inline"' in inner
     assert "the parties agree on the <mark>merger</mark> terms" in inner
