@@ -18,6 +18,8 @@ start at the message's start, after each delimiter line of a multipart's boundar
 from __future__ import annotations
 
 import re
+from email.message import Message
+from email.policy import compat32
 from typing import Iterator
 
 # Lines of all the header blocks of one message together, fields and continuation lines:
@@ -34,25 +36,30 @@ MAX_BLOCKS = 100_000
 
 
 _FOLDED = rb"[^\r\n]*(?:\r?\n[ \t][^\r\n]*)*"  # a field's value, with its continuation lines
-# A line that is neither a header field nor a continuation line: where a block ends.
-_NOT_HEADER_LINE = re.compile(rb"^(?![!-9;-~]+[ \t]*:|[ \t])", re.MULTILINE)
+# A line that is neither a header field nor a continuation line: where a block ends. As the
+# feedparser's headerRE reads a block, a "From " line (a misplaced envelope line, ignored)
+# and a line of an empty name and a colon (":x", ignored) do not end it: padding after
+# one still reaches the parser.
+_NOT_HEADER_LINE = re.compile(rb"^(?!From |:|[!-9;-~]+[ \t]*:|[ \t])", re.MULTILINE)
 # A line that starts a field (not a continuation line).
-_FIELD_START = re.compile(rb"^[!-9;-~]+[ \t]*:", re.MULTILINE)
+_FIELD_START = re.compile(rb"^(?:From |:|[!-9;-~]+[ \t]*:)", re.MULTILINE)
 # The fields the parser acts on: a part's type, boundary, encoding, file name.
 _MIME_FIELD = re.compile(rb"^(content-[!-9;-~]*|mime-version)[ \t]*:" + _FOLDED + rb"(?:\r?\n)?",
                          re.MULTILINE | re.IGNORECASE)
-_CONTENT_TYPE = re.compile(rb"^content-type[ \t]*:[ \t]*([!-~]+?/[!-~]+?)[ \t]*(?:;|\r?\n|$)("
-                           + _FOLDED + rb")", re.MULTILINE | re.IGNORECASE)
+# A block's Content-Type field, read by the stdlib's own Message (its type, its boundary:
+# RFC 2231 continuations, quoted strings, comments, any length), as the parser reads it.
+_CONTENT_TYPE = re.compile(rb"^content-type[ \t]*:" + _FOLDED, re.MULTILINE | re.IGNORECASE)
+# Where a Content-Type's type may say multipart or message (before its first ';').
+_COMPOSITE = re.compile(rb"(?i)multipart|message")
+_BLANK_LINE = re.compile(rb"^\r?\n", re.MULTILINE)
 # The feedparser also ends a line at a lone CR; the walk reads a copy with each lone CR
 # made a LF (same length, so every position holds in both), where re's `^` finds them.
 _LONE_CR = re.compile(rb"\r(?!\n)")
 _LINE_END = re.compile(rb"\r?\n")
 LONE_CR_CHUNK = 1 << 20
-_BOUNDARY = re.compile(rb'(?i)(?:^|[;\s])boundary[ \t]*=[ \t]*(?:"([^"\r\n]{1,70})"'
-                       rb'|([^\s;"]{1,70}))')
-# Spaces and tabs a delimiter line may carry after the delimiter (RFC 2046's transport
-# padding) before this parser stops looking for its end.
-PADDING_LIMIT = 200
+# What follows the delimiter on a delimiter line, as the feedparser's boundaryre reads it:
+# "--" for the close one, then spaces and tabs (any number), then the line's end.
+_DELIMITER_TAIL = re.compile(rb"(--)?[ \t]*(?:\r?\n|\Z)")
 
 
 def bounded(raw: bytes) -> bytes:
@@ -66,14 +73,10 @@ def bounded(raw: bytes) -> bytes:
     if raw.count(b"\n") + raw.count(b"\r") <= HEADER_LINES_LIMIT:
         return raw
     lines = _lone_crs_as_line_feeds(raw) if _LONE_CR.search(raw) else raw
-    pieces, done, budget = [], 0, HEADER_LINES_LIMIT
-    for start, end in _blocks(lines):
-        count = lines.count(b"\n", start, end)
-        if count > budget:
-            cut = _last_field_start(lines, start, _line_start(lines, start, budget))
-            pieces += [raw[done:cut], *_mime_fields(lines, raw, cut, end)]
-            done = end
-        budget = max(0, budget - count)
+    pieces, done = [], 0
+    for cut, end in _cuts(lines):
+        pieces += [raw[done:cut], *_mime_fields(lines, raw, cut, end)]
+        done = end
     return b"".join([*pieces, raw[done:]]) if pieces else raw
 
 
@@ -90,15 +93,40 @@ def _lone_crs_as_line_feeds(raw: bytes) -> bytes:
     return b"".join(pieces)
 
 
-def _blocks(lines: bytes) -> Iterator[tuple[int, int]]:
-    """(start, end) of each header block, in order: the message's, then depth first."""
-    regions, walked = [(0, len(lines))], 0
-    while regions and walked < MAX_BLOCKS:
-        start, limit = regions.pop()
+def _cuts(lines: bytes) -> Iterator[tuple[int, int]]:
+    """(where it is cut, its end) of each block cut, in order: the blocks are walked in
+    order (the message's, then depth first), each counted against what the ones before it
+    left of HEADER_LINES_LIMIT; a block's parts are looked for after its cut is known, so
+    that a cut Content-Type field is read as the parser gets it. A multipart's parts and
+    a delivery status's blocks are found as the walk reaches them: a message of millions
+    of parts costs MAX_BLOCKS of them and holds none."""
+    # Each entry: (start, limit, default type, in a delivery status), or an iterator of them.
+    pending: list = [(0, len(lines), "text/plain", False)]
+    walked, budget = 0, HEADER_LINES_LIMIT
+    while pending and walked < MAX_BLOCKS:
+        entry = pending.pop()
+        if not isinstance(entry, tuple):
+            following = next(entry, None)
+            if following is None:
+                continue
+            pending.append(entry)
+            entry = following
+        start, limit, default, in_status = entry
         end = _block_end(lines, start, limit)
         walked += 1
-        yield start, end
-        regions += reversed(list(_inner_regions(lines, start, end, limit)))
+        count, cut = lines.count(b"\n", start, end), None
+        if count > budget:
+            cut = _last_field_start(lines, start, _line_start(lines, start, budget))
+            yield cut, end
+        budget = max(0, budget - count)
+        if in_status:  # the next block of a delivery status: after the next blank line
+            blank = _BLANK_LINE.search(lines, end, limit)
+            if blank is not None and blank.end() < limit:
+                pending.append((blank.end(), limit, "text/plain", True))
+        else:
+            inner = _inner_regions(lines, start, end, limit, default, cut)
+            if inner is not None:
+                pending.append(inner)
 
 
 def _line_start(lines: bytes, start: int, count: int) -> int:
@@ -113,49 +141,82 @@ def _block_end(raw: bytes, start: int, limit: int) -> int:
     return found.start() if found else limit
 
 
-def _inner_regions(raw: bytes, start: int, end: int, limit: int) -> Iterator[tuple[int, int]]:
-    """Where the blocks inside this block's body start, each with the end of its part."""
-    content_type = _CONTENT_TYPE.search(raw, start, end)
-    if content_type is None:
-        return
-    kind = content_type.group(1).lower()
-    if kind.startswith(b"message/") and kind != b"message/delivery-status":
-        yield _after_blank_line(raw, end), limit
-    elif kind.startswith(b"multipart/"):
-        boundary = _BOUNDARY.search(content_type.group(2))
-        if boundary is not None:
-            yield from _parts(raw, b"--" + (boundary.group(1) or boundary.group(2)), end, limit)
+def _inner_regions(lines: bytes, start: int, end: int, limit: int, default: str,
+                   cut: int | None) -> Iterator[tuple] | None:
+    """Where the blocks inside this block's body start, each with the end of its part, its
+    default type and whether it is a delivery status's block (an iterator), or None."""
+    content_type, boundary = _type_and_boundary(lines, start, end, default, cut)
+    if content_type == "message/delivery-status":  # RFC 3464: header blocks, one a recipient
+        return iter([(_after_blank_line(lines, end), limit, "text/plain", True)])
+    if content_type.startswith("message/"):
+        return iter([(_after_blank_line(lines, end), limit, "text/plain", False)])
+    if content_type.startswith("multipart/") and boundary is not None:
+        inner_default = "message/rfc822" if content_type == "multipart/digest" else "text/plain"
+        try:
+            delimiter = b"--" + boundary.encode("ascii", "surrogateescape")
+        except UnicodeEncodeError:  # (RFC 2231 decoded) no line of the message can match it
+            return None
+        return ((part_start, part_end, inner_default, False)
+                for part_start, part_end in _parts(lines, delimiter, end, limit))
+    return None
+
+
+def _type_and_boundary(lines: bytes, start: int, end: int, default: str,
+                       cut: int | None) -> tuple[str, str | None]:
+    """The block's content type and boundary as the stdlib's Message reads them from the
+    first Content-Type field the parser gets (of a cut block's kept field, its head)."""
+    found = _CONTENT_TYPE.search(lines, start, end)
+    if found is None:
+        return default, None
+    if not _COMPOSITE.search(lines, found.start(), _type_end(lines, found)):
+        return "text/plain", None  # (not composite, whatever it is: the common case, fast)
+    field_end = found.end()
+    if cut is not None and found.start() >= cut:  # kept past the cut: its head only
+        field_end = _field_head_end(lines, found.start(), field_end)
+    text = lines[found.start():field_end].decode("ascii", "surrogateescape")
+    message = Message(policy=compat32)  # the value as Compat32.header_source_parse makes it
+    message.set_raw("Content-Type", text.split(":", 1)[1].lstrip(" \t").rstrip("\r\n"))
+    try:
+        return message.get_content_type(), message.get_boundary()
+    except Exception:  # as the parser's: a boundary it cannot read is no boundary
+        return message.get_content_type(), None
 
 
 def _parts(raw: bytes, delimiter: bytes, start: int, limit: int) -> Iterator[tuple[int, int]]:
     """(start, end) of each body part: after a delimiter line, up to the next one."""
-    lines = list(_delimiter_lines(raw, delimiter, start, limit))
-    for (_, line_end, close), (following, _, _) in zip(lines, [*lines[1:], (limit, 0, 0)]):
-        if not close:
-            yield line_end, following
+    part_start = None
+    for at, line_end, close in _delimiter_lines(raw, delimiter, start, limit):
+        if part_start is not None:
+            yield part_start, at
+        part_start = None if close else line_end
+    if part_start is not None:
+        yield part_start, limit
+
+
+def _type_end(lines: bytes, found: re.Match) -> int:
+    """The end of a Content-Type field's type: its first ';', or the field's end."""
+    semicolon = lines.find(b";", found.start(), found.end())
+    return found.end() if semicolon < 0 else semicolon
 
 
 def _delimiter_lines(raw: bytes, delimiter: bytes, start: int,
                      limit: int) -> Iterator[tuple[int, int, bool]]:
     """(start, end, is the close delimiter) of each delimiter line, as the feedparser
     matches them: the delimiter at a line's start, "--" for the close one, then only
-    spaces and tabs (at most PADDING_LIMIT) to the line's end. Each look is bounded, so
-    a line holding the delimiter a million times costs a million short looks."""
-    at = raw.find(delimiter, start, limit)
+    spaces and tabs to the line's end. Only the delimiter at a line's start is looked at
+    (a find of LF and the delimiter), so a line holding it a million times costs one find."""
+    needle = b"\n" + delimiter
+    at = start if start == 0 and raw.startswith(delimiter, 0, limit) else -1
+    if at < 0:
+        found = raw.find(needle, max(0, start - 1), limit)
+        at = found + 1 if found >= 0 else -1
     while at >= 0:
         after = at + len(delimiter)
-        window = min(limit, after + PADDING_LIMIT)
-        line_end = _LINE_END.search(raw, after, window)
-        end = line_end.end() if line_end else (limit if window == limit else -1)
-        rest = raw[after:window if end < 0 else end]
-        close = rest.startswith(b"--")
-        if end >= 0 and _starts_line(raw, at) and not rest[2 * close:].strip(b" \t\r\n"):
-            yield at, end, close
-        at = raw.find(delimiter, after, limit)
-
-
-def _starts_line(raw: bytes, at: int) -> bool:
-    return at == 0 or raw[at - 1] == 0x0A
+        tail = _DELIMITER_TAIL.match(raw, after, limit)
+        if tail is not None:
+            yield at, tail.end(), tail.group(1) is not None
+        found = raw.find(needle, after - 1, limit)
+        at = found + 1 if found >= 0 else -1
 
 
 def _after_blank_line(raw: bytes, end: int) -> int:

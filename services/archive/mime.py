@@ -207,7 +207,7 @@ def parse_message(raw: bytes) -> Message:
     """The message tree; on a too deeply nested one, its headers only (with a defect).
     The tree is the stdlib feedparser's; services.archive.mimetree builds the same tree for
     a fraction of the CPU where it can, the feedparser where it cannot. Of a header block
-    longer than header_blocks.BLOCK_LIMIT, its first fields and its MIME fields
+    past header_blocks.HEADER_LINES_LIMIT, its first fields and its MIME fields
     (services.archive.header_blocks): millions of header lines would take gigabytes."""
     parsed = with_field_names_closed(header_blocks.bounded(raw))
     try:
