@@ -30,6 +30,16 @@ HEADER_LINES_LIMIT = 200_000
 # A MIME field kept from past the cut: its first lines up to this many bytes (its type and
 # parameters; mime.PARAMETER_HEADER_LIMIT reads no more of it).
 KEPT_FIELD_LIMIT = 16 * 1024
+# The fields the message's summary reads (services.archive.mime.summarize_message: its
+# addresses, subject, date, Message-ID; a forwarded message's From, To and Subject), kept
+# from past the cut too, at most this many bytes of each: a To of 250,000 addresses folded
+# one a line was cut out whole, and the Subject after it with it (neither was searchable).
+SUMMARY_FIELDS = (b"from", b"to", b"cc", b"bcc", b"resent-to", b"resent-cc", b"resent-bcc",
+                  b"subject", b"date", b"message-id")
+KEPT_SUMMARY_FIELD_LIMIT = 1024 * 1024
+# Lines of a kept field, at most: the parser holds each line of a block while it reads it
+# (a megabyte of "\tx" continuation lines is 330,000 of them).
+KEPT_FIELD_LINES = 10_000
 # Blocks walked in one message: each is a few finds; a message of more parts than this is
 # bounded in its first ones only.
 MAX_BLOCKS = 100_000
@@ -44,8 +54,12 @@ _NOT_HEADER_LINE = re.compile(rb"^(?!From |:|[!-9;-~]+[ \t]*:|[ \t])", re.MULTIL
 # A line that starts a field (not a continuation line).
 _FIELD_START = re.compile(rb"^(?:From |:|[!-9;-~]+[ \t]*:)", re.MULTILINE)
 # The fields the parser acts on: a part's type, boundary, encoding, file name.
-_MIME_FIELD = re.compile(rb"^(content-[!-9;-~]*|mime-version)[ \t]*:" + _FOLDED + rb"(?:\r?\n)?",
-                         re.MULTILINE | re.IGNORECASE)
+# Named, not any Content-*: a block of 3 million fields of distinct names (Content-Pad-1,
+# Content-Pad-2...) kept them all, and the parser got the whole padding.
+MIME_FIELDS = (b"content-type", b"content-transfer-encoding", b"content-disposition",
+               b"content-id", b"content-description", b"content-location", b"mime-version")
+_MIME_FIELD = re.compile(rb"^(" + b"|".join(MIME_FIELDS + SUMMARY_FIELDS) + rb")[ \t]*:"
+                         + _FOLDED + rb"(?:\r?\n)?", re.MULTILINE | re.IGNORECASE)
 # A block's Content-Type field, read by the stdlib's own Message (its type, its boundary:
 # RFC 2231 continuations, quoted strings, comments, any length), as the parser reads it.
 _CONTENT_TYPE = re.compile(rb"^content-type[ \t]*:" + _FOLDED, re.MULTILINE | re.IGNORECASE)
@@ -66,8 +80,8 @@ def bounded(raw: bytes) -> bytes:
     """`raw` (bytes of an RFC 5322 message) with its header blocks holding at most
     HEADER_LINES_LIMIT lines together: the block that reaches the limit, and each after
     it, cut at the last field start within the limit, keeping from past the cut the first
-    field of each MIME name (Content-*, MIME-Version: the one the parser uses), at most
-    KEPT_FIELD_LIMIT bytes of it. For parsing only. Returns `raw` itself when its blocks
+    field of each name of MIME_FIELDS (the one the parser uses) and SUMMARY_FIELDS, at
+    most KEPT_FIELD_LIMIT (KEPT_SUMMARY_FIELD_LIMIT) bytes and KEPT_FIELD_LINES lines of it. For parsing only. Returns `raw` itself when its blocks
     are within the limit (always for a message of fewer lines). Never raises but
     MemoryError."""
     if raw.count(b"\n") + raw.count(b"\r") <= HEADER_LINES_LIMIT:
@@ -226,15 +240,21 @@ def _after_blank_line(raw: bytes, end: int) -> int:
 
 
 def _mime_fields(lines: bytes, raw: bytes, start: int, end: int) -> Iterator[bytes]:
-    """The first field of each MIME name in the block's lines from `start` to `end`, at
-    most KEPT_FIELD_LIMIT bytes of each (cut at a line's end). Found in `lines`, taken
+    """The first field of each name of MIME_FIELDS and SUMMARY_FIELDS in the block's lines
+    from `start` to `end`, at most KEPT_FIELD_LIMIT (KEPT_SUMMARY_FIELD_LIMIT) bytes and
+    KEPT_FIELD_LINES lines of each (cut at a line's end). Found in `lines`, taken
     from `raw`."""
     names = set()
     for field in _MIME_FIELD.finditer(lines, start, end):
         name = field.group(1).lower()
         if name not in names:
             names.add(name)
-            yield raw[field.start():_field_head_end(lines, field.start(), field.end())]
+            if name in SUMMARY_FIELDS:
+                field_end = _field_head_end(lines, field.start(), field.end(),
+                                            KEPT_SUMMARY_FIELD_LIMIT, b",")
+            else:
+                field_end = _field_head_end(lines, field.start(), field.end())
+            yield raw[field.start():field_end]
 
 
 def _last_field_start(lines: bytes, start: int, limit: int) -> int:
@@ -249,10 +269,18 @@ def _last_field_start(lines: bytes, start: int, limit: int) -> int:
     return last
 
 
-def _field_head_end(lines: bytes, start: int, end: int) -> int:
-    """Where a field kept whole or cut ends: at most KEPT_FIELD_LIMIT bytes on, at a line's
-    end (a field of one line longer than that is cut in its line)."""
-    if end - start <= KEPT_FIELD_LIMIT:
+def _field_head_end(lines: bytes, start: int, end: int, limit: int = KEPT_FIELD_LIMIT,
+                    separator: bytes | None = None) -> int:
+    """Where a field kept whole or cut ends: at most `limit` bytes and KEPT_FIELD_LINES lines
+    on, at a line's end (a field of one line longer than that is cut in its line: before
+    its last `separator` within the limit if it has one, so that an address list loses no
+    part of an address)."""
+    if lines.count(b"\n", start, min(end, start + limit)) > KEPT_FIELD_LINES:
+        return _line_start(lines, start, KEPT_FIELD_LINES)
+    if end - start <= limit:
         return end
-    line_end = lines.rfind(b"\n", start, start + KEPT_FIELD_LIMIT)
-    return line_end + 1 if line_end >= 0 else start + KEPT_FIELD_LIMIT
+    line_end = lines.rfind(b"\n", start, start + limit)
+    if line_end >= 0:
+        return line_end + 1
+    cut = lines.rfind(separator, start, start + limit) if separator else -1
+    return cut if cut > start else start + limit

@@ -16,6 +16,7 @@ def lower_limit(monkeypatch):
     """Parsing the real limit's 200,000 lines 50 times would take a minute: the same cuts
     at a lower limit (the real one, on 3 million lines: test_padded_headers_cli)."""
     monkeypatch.setattr(header_blocks, "HEADER_LINES_LIMIT", LIMIT)
+    monkeypatch.setattr(header_blocks, "KEPT_FIELD_LINES", LIMIT // 10)
 
 
 def found_texts(extracted) -> str:
@@ -159,3 +160,35 @@ def test_a_line_holding_the_delimiter_millions_of_times_costs_one_find():
     started = time.process_time()
     assert header_blocks.bounded(raw) is raw
     assert time.process_time() - started < 2
+
+
+def test_fields_of_distinct_content_names_are_not_kept_past_the_cut():
+    """Only the MIME fields the parser reads are kept: a padding of fields named
+    Content-Pad-0, Content-Pad-1... was kept whole, one field of each name."""
+    pad = b"".join(b"Content-Pad-%d: x\r\n" % n for n in range(LINES))
+    raw = (b"From: a@example.org\r\nSubject: s\r\n" + pad
+           + b"Content-Type: text/plain\r\n\r\nhiddenbodyword\r\n")
+    assert len(mime.parse_message(raw).keys()) <= LIMIT + 1
+    assert "hiddenbodyword" in extract.extract(raw, 100_000).body
+
+
+def test_a_recipient_list_past_the_limit_keeps_its_head_and_the_fields_after_it():
+    """A To of more addresses than the limit has lines, folded one a line, was cut out
+    whole, and the Subject and Date after it too: the message was not found by them."""
+    recipients = b",\r\n ".join(b"user%d@example.org" % n for n in range(2 * LIMIT))
+    raw = (b"From: a@example.org\r\nTo: " + recipients + b"\r\nSubject: the subject\r\n"
+           b"Date: Thu, 3 Dec 2026 07:00:00 +0000\r\n\r\nbody\r\n")
+    summary = extract.extract(raw, 100_000).summary
+    assert summary.subject == "the subject"
+    assert summary.sent_date is not None
+    assert summary.to[:2] == ["user0@example.org", "user1@example.org"]
+    assert len(summary.to) <= header_blocks.KEPT_FIELD_LINES
+
+
+def test_a_kept_field_holds_at_most_kept_field_lines_lines():
+    folded = b"".join(b"\tx\r\n" for _ in range(LINES))
+    raw = (b"Subject: s\r\n" + b"".join(b"X-Pad: %d\r\n" % n for n in range(LINES))
+           + b"To: a@example.org\r\n" + folded + b"\r\nbody\r\n")
+    kept = header_blocks.bounded(raw)
+    head = kept[kept.index(b"\r\nTo: ") + 2:kept.index(b"\r\n\r\n") + 2]
+    assert head.count(b"\n") == header_blocks.KEPT_FIELD_LINES
