@@ -51,6 +51,13 @@ _FOLDED = rb"[^\r\n]*(?:\r?\n[ \t][^\r\n]*)*"  # a field's value, with its conti
 # and a line of an empty name and a colon (":x", ignored) do not end it: padding after
 # one still reaches the parser.
 _NOT_HEADER_LINE = re.compile(rb"^(?!From |:|[!-9;-~]+[ \t]*:|[ \t])", re.MULTILINE)
+# A run of SHORT_RUN or more header lines (fields and continuation lines), matched
+# possessively: a run is matched from its first line, never again from within it. Runs
+# of fewer lines are not counted: each is a block of its own, so a message has to have a
+# part for each (some 340 bytes of the parser's memory, as much as the fields it has).
+SHORT_RUN = 3
+_HEADER_RUN = re.compile(rb"(?:^(?:From |:|[!-9;-~]+[ \t]*:|[ \t])[^\n]*\n?){%d,}+" % SHORT_RUN,
+                         re.MULTILINE)
 # A line that starts a field (not a continuation line).
 _FIELD_START = re.compile(rb"^(?:From |:|[!-9;-~]+[ \t]*:)", re.MULTILINE)
 # The fields the parser acts on: a part's type, boundary, encoding, file name.
@@ -87,11 +94,16 @@ def bounded(raw: bytes) -> bytes:
     if raw.count(b"\n") + raw.count(b"\r") <= HEADER_LINES_LIMIT:
         return raw
     lines = _lone_crs_as_line_feeds(raw) if _LONE_CR.search(raw) else raw
-    pieces, done = [], 0
-    for cut, end in _cuts(lines):
-        pieces += [raw[done:cut], *_mime_fields(lines, raw, cut, end)]
+    kept, done, view = bytearray(), 0, memoryview(raw)  # (no copy of each piece: there may
+    for cut, end in _cuts(lines):                       # be millions, past MAX_BLOCKS)
+        kept += view[done:cut]
+        for field in _mime_fields(lines, raw, cut, end):
+            kept += field
         done = end
-    return b"".join([*pieces, raw[done:]]) if pieces else raw
+    if not done:
+        return raw
+    kept += view[done:]
+    return bytes(kept)
 
 
 def _lone_crs_as_line_feeds(raw: bytes) -> bytes:
@@ -141,6 +153,37 @@ def _cuts(lines: bytes) -> Iterator[tuple[int, int]]:
             inner = _inner_regions(lines, start, end, limit, default, cut)
             if inner is not None:
                 pending.append(inner)
+    rest = _next_start(pending)
+    if rest is not None and lines.count(b"\n", rest) > budget:
+        yield from _runs_cut(lines, rest, budget)
+
+
+def _next_start(pending: list) -> int | None:
+    """Where the first block the walk did not reach starts (None: it reached them all)."""
+    while pending:
+        entry = pending.pop()
+        if isinstance(entry, tuple):
+            return entry[0]
+        following = next(entry, None)
+        if following is not None:
+            return following[0]
+    return None
+
+
+def _runs_cut(lines: bytes, start: int, budget: int) -> Iterator[tuple[int, int]]:
+    """Past MAX_BLOCKS blocks (a message of more parts than the walk reads), the cuts of
+    every run of header lines from `start` on, counted against the `budget` left as if it
+    were a block: each of the parser's blocks there is in one, so however the parts are
+    written the parser gets no more lines than the limit (a run in a body is cut too, but
+    only in a message of so many parts, and only past the limit). One match a run: a
+    message of 100,001 empty parts and 3 million lines of padding in the next one once
+    reached the parser whole."""
+    for run in _HEADER_RUN.finditer(lines, start):
+        count = lines.count(b"\n", run.start(), run.end())
+        if count > budget:
+            yield _last_field_start(lines, run.start(),
+                                    _line_start(lines, run.start(), budget)), run.end()
+        budget = max(0, budget - count)
 
 
 def _line_start(lines: bytes, start: int, count: int) -> int:

@@ -192,3 +192,18 @@ def test_a_kept_field_holds_at_most_kept_field_lines_lines():
     kept = header_blocks.bounded(raw)
     head = kept[kept.index(b"\r\nTo: ") + 2:kept.index(b"\r\n\r\n") + 2]
     assert head.count(b"\n") == header_blocks.KEPT_FIELD_LINES
+
+
+def test_padding_past_max_blocks_blocks_is_bounded(monkeypatch):
+    """The walk reads MAX_BLOCKS blocks; past them, each run of header lines counts against
+    the limit: 100,001 empty parts before a padded one once left its padding whole."""
+    monkeypatch.setattr(header_blocks, "MAX_BLOCKS", 100)
+    pad = b"".join(b"X-Pad: %d\r\n" % n for n in range(LINES))
+    raw = (b"From: a@example.org\r\nContent-Type: multipart/mixed; boundary=b1\r\n\r\n"
+           + b"--b1\r\n\r\np\r\n" * 150 + b"--b1\r\nContent-Type: application/octet-stream\r\n"
+           + pad + b"Content-Disposition: attachment; filename=\"hiddenfilename.txt\"\r\n\r\n"
+           b"data\r\n--b1\r\nContent-Type: text/plain\r\n\r\nhiddenpartword\r\n--b1--\r\n")
+    message = mime.parse_message(raw)
+    assert sum(len(part.keys()) for part in message.walk()) <= LIMIT + 12
+    assert "hiddenpartword" in found_texts(extract.extract(raw, 100_000))
+    assert "hiddenfilename" in found_texts(extract.extract(raw, 100_000))
