@@ -88,9 +88,9 @@ def bounded(raw: bytes) -> bytes:
     HEADER_LINES_LIMIT lines together: the block that reaches the limit, and each after
     it, cut at the last field start within the limit, keeping from past the cut the first
     field of each name of MIME_FIELDS (the one the parser uses) and SUMMARY_FIELDS, at
-    most KEPT_FIELD_LIMIT (KEPT_SUMMARY_FIELD_LIMIT) bytes and KEPT_FIELD_LINES lines of it. For parsing only. Returns `raw` itself when its blocks
-    are within the limit (always for a message of fewer lines). Never raises but
-    MemoryError."""
+    most KEPT_FIELD_LIMIT (KEPT_SUMMARY_FIELD_LIMIT) bytes and KEPT_FIELD_LINES lines of
+    it. For parsing only. Returns `raw` itself when its blocks are within the limit
+    (always for a message of fewer lines). Never raises but MemoryError."""
     if raw.count(b"\n") + raw.count(b"\r") <= HEADER_LINES_LIMIT:
         return raw
     lines = _lone_crs_as_line_feeds(raw) if _LONE_CR.search(raw) else raw
