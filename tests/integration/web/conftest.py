@@ -4,8 +4,26 @@ from __future__ import annotations
 
 import pytest
 
+from services.appliance import admin_password
 from tests.integration.processes import free_port
 from tests.integration.web.fixtures import ThreadedServer, build_archive, web_config
+
+# scrypt's cost N for the passwords of the accounts these tests make (in this process).
+QUICK_SCRYPT_N = 2**8
+
+
+@pytest.fixture(scope="package", autouse=True)
+def quick_password_hashes():
+    """Accounts made here hash their passwords at N = QUICK_SCRYPT_N, not the appliance's
+    2**14 (admin_password.SCRYPT_N, ~40 ms a check). A password is checked with the N its
+    record holds, and a client with HTTP Basic credentials has it checked on every
+    request: some thousand requests of these tests took a minute of CPU in scrypt. The
+    same code checks them (admin_password.verify, the same scrypt, salt and comparison);
+    what the cost is stays with tests/unit/appliance and the CLI (`archiver user add`
+    runs in a process of its own, at the appliance's N)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(admin_password, "SCRYPT_N", QUICK_SCRYPT_N)
+        yield
 
 
 @pytest.fixture(scope="module")
