@@ -358,10 +358,13 @@ class Appliance:
         self.process.wait()
 
 
-@pytest.fixture
-def flashed_450(images, keyring, tmp_path):
-    flash(images[450][0], "a", tmp_path / "vms", keyring, check=0)
-    return tmp_path / "vms" / "a"
+@pytest.fixture(scope="module")
+def flashed_450(images, keyring, tmp_path_factory):
+    """VM a, flashed with the 450 image once for both boots: each boots overlays over its
+    disks (Appliance), so neither writes to what the other boots from."""
+    vms = tmp_path_factory.mktemp("vms")
+    flash(images[450][0], "a", vms, keyring, check=0)
+    return vms / "a"
 
 
 @pytest.mark.system
