@@ -94,9 +94,11 @@ def test_a_peer_that_comes_back_is_copied_to_at_once_not_after_the_backoff(tmp_p
 def test_sigkill_of_the_receiver_mid_copy_loses_and_doubles_nothing(pair, tmp_path):
     a, b = pair
     a.start(), b.start()
-    # a sends at 16 Mbit/s: the ~90 MB copy takes about 45 s, so the kill lands mid-copy.
+    # a sends at 16 Mbit/s: the ~30 MB copy (8 batches of 200, services.mirror.client)
+    # takes about 15 s and its first batch about 2 s, so the kill lands mid-copy. (Bodies of
+    # 60 KB, 90 MB, took 45 s and 6 s, and the import and both indexers three times the work.)
     a.lab.throttle("a", "16mbit")
-    sent = a.receive(tmp_path / "in", 1500, filler=60_000)
+    sent = a.receive(tmp_path / "in", 1500, filler=20_000)
     wait_until(lambda: b.stats()["stored"] > 0, 60, "copying to start", interval=0.05)
     b.kill()
     assert b.stats()["stored"] < 1500  # killed mid-copy
