@@ -60,6 +60,18 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: error: {message}")
 
 
+def _asks_json(argv: list[str]) -> bool:
+    """Whether a command line asks for --json as argparse reads it: an abbreviation of it
+    ("--js", which argparse takes for --json) or "--json=..." too, never past "--"."""
+    for arg in argv:
+        if arg == "--":
+            return False
+        name = arg.split("=", 1)[0]
+        if len(name) >= 3 and "--json".startswith(name):
+            return True
+    return False
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser of `command`'s group, or of every group for help or an unknown command."""
     parser = _Parser(prog="archiver", description="Email-archiving appliance.")
@@ -84,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser(argv[0] if argv else None).parse_args(argv)
     except UsageError as exc:  # argparse's words and exit code; under --json, its line too
         print(exc, file=sys.stderr)
-        if "--json" in argv:
+        if _asks_json(argv):
             print_json_error(str(exc), USAGE_EXIT_CODE)
         return USAGE_EXIT_CODE
     try:

@@ -38,3 +38,17 @@ def test_help_still_prints_and_exits_zero(capsys):
     with pytest.raises(SystemExit) as exited:
         main(["search", "--help"])
     assert exited.value.code == 0 and "usage: archiver search" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("asked", ["--js", "--jso", "--json=yes"])
+def test_json_asked_by_an_abbreviation_is_answered_in_json(asked, capsys):
+    """argparse takes "--js" for --json: a script that wrote it got JSON from a command
+    that ran, and nothing on stdout from one refused."""
+    assert main(["search", asked, "--bogus", "x"]) == 2
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["exit_code"] == 2
+
+
+def test_json_past_a_double_dash_is_a_query(capsys):
+    assert main(["search", "--bogus", "--", "--json"]) == 2
+    assert capsys.readouterr().out == ""
