@@ -234,15 +234,16 @@ def cmd_hold_list(args) -> int:
         if args.json:
             print(json.dumps({"id": hold_id, **hold}))
         elif hold["unreadable"]:
-            print(f"{hold_id}  UNREADABLE ({hold['unreadable']}): holds everything until "
+            print(f"{terminal_safe(hold_id)}  UNREADABLE "
+                  f"({terminal_safe(hold['unreadable'])}): holds everything until "
                   f"removed  created {created}  ({hold['held_at_placement']} messages "
                   "recorded)")
         else:
-            print(f"{hold_id}  {hold['saved']}  until {hold['until'] or 'indefinitely'}  "
-                  f"by {hold['by']}  created {created}  ({hold['held_at_placement']} "
-                  "messages recorded)")
+            print(f"{terminal_safe(hold_id)}  {terminal_safe(hold['saved'])}  until "
+                  f"{hold['until'] or 'indefinitely'}  by {terminal_safe(hold['by'])}  "
+                  f"created {created}  ({hold['held_at_placement']} messages recorded)")
             if hold["holds_everything"] and holds.in_force(hold, today):
-                print(f"    holds every message: {hold['holds_everything']}")
+                print(f"    holds every message: {terminal_safe(hold['holds_everything'])}")
     return 0
 
 
@@ -270,8 +271,12 @@ def cmd_audit_show(args) -> int:
             print(json.dumps(entry))
         else:
             when = dt.datetime.fromtimestamp(entry["time"], dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-            details = ", ".join(f"{k}={v}" for k, v in entry["details"].items() if k != "digests")
-            print(f"{entry['seq']:>6}  {when}  {entry['who']:<12} {entry['action']:<12} {details}")
+            details = terminal_safe(", ".join(f"{k}={v}" for k, v in
+                                              entry["details"].items() if k != "digests"))
+            # who (a login's name as typed), a search's query, a saved search's name: as
+            # one line each, never a line of entries forged by a newline or turned around
+            print(f"{entry['seq']:>6}  {when}  {terminal_safe(entry['who']):<12} "
+                  f"{terminal_safe(entry['action']):<12} {details}")
     return 0
 
 

@@ -105,7 +105,8 @@ def _hold_lines(state: dict) -> list[str]:
         keeping = len(state["holding_everything"])
         lines[0] += (f"; {keeping} {'keeps' if keeping == 1 else 'keep'} every message: "
                      "retention deletes nothing while they live")
-    lines += [f"  hold {hold['id']} keeps every message: {terminal_safe(hold['why'])}"
+    lines += [f"  hold {terminal_safe(hold['id'])} keeps every message: "
+              f"{terminal_safe(hold['why'])}"
               for hold in state["holding_everything"]]
     return lines
 

@@ -66,3 +66,20 @@ def test_a_refused_web_search_writes_no_audit_entry(tmp_path):
         assert (entry["action"], entry["details"]["query"]) == ("search", "hello")
     finally:
         archive.close()
+
+
+def test_audit_show_prints_each_entry_on_its_line(archiver, data):
+    """A failed login records the name as typed (anyone who reaches the login form), a
+    search its query as typed: a line break in them forged an entry of its own in `audit
+    show`, and a U+202E turned the rest of the line around; each is shown as an escape."""
+    from services.archive.archive import Archive
+    store = Archive(data).store
+    forged = "\n    99  2026-12-03 07:00:00  admin        delete       reason=retention"
+    audit.record(store, audit.Actor(("x" + forged)[:64], "unknown"), "login-failed",
+                 client="192.0.2.1", via="form")
+    audit.record(store, audit.Actor("carol", "user"), "search", query="q\r" + forged + "\u202e")
+    shown = archiver("audit", "show", "--data", data, check=0).stdout
+    lines = shown.splitlines()
+    assert len(lines) == 2 and not any("    99  " in line[:10] for line in lines)
+    assert "x\\n    99" in lines[0] and "login-failed" in lines[0]
+    assert "query=q\\r\\n    99" in lines[1] and "\\u202e" in lines[1] and "\u202e" not in shown
