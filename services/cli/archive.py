@@ -309,11 +309,13 @@ def _saved_searches(args, archive) -> int:
     if args.save:
         editing.save_search(archive.store, archive.index_dir(), args.save, args.query, actor,
                             configured_timezone())
-        print(f"saved {args.save!r}: {args.query}")
+        print(json.dumps({"saved": args.save, "query": args.query}) if args.json
+              else f"saved {args.save!r}: {args.query}")
     elif args.delete_saved:
         saved_searches.delete(replicated, args.delete_saved, also=lambda txn: audit.record_in(
             archive.store, txn, actor, "saved-search-delete", name=args.delete_saved))
-        print(f"deleted saved search {args.delete_saved!r}")
+        print(json.dumps({"deleted": args.delete_saved}) if args.json
+              else f"deleted saved search {args.delete_saved!r}")
     else:
         for name, query in sorted(saved_searches.all_saved(replicated).items()):
             print(json.dumps({"name": name, "query": query}) if args.json else f"{name}: {query}")

@@ -153,3 +153,16 @@ def test_a_hold_records_the_days_of_the_appliances_time_zone(archiver, data, tmp
     held = {hold["saved"]: hold["held_at_placement"] for hold in map(json.loads,
                                                                        listed.splitlines())}
     assert held == {"placed": recorded, "edited": recorded}
+
+
+def test_saving_and_deleting_a_search_under_json_answer_in_json(archiver, data):
+    """--save and --delete-saved printed their words on stdout under --json too: a script
+    reading it got no JSON."""
+    saved = archiver("search", "--json", "--save", "reports", "status", "--data", data, check=0)
+    assert json.loads(saved.stdout) == {"saved": "reports", "query": "status"}
+    listed = archiver("search", "--json", "--list-saved", "--data", data, check=0)
+    assert json.loads(listed.stdout) == {"name": "reports", "query": "status"}
+    deleted = archiver("search", "--json", "--delete-saved", "reports", "--data", data, check=0)
+    assert json.loads(deleted.stdout) == {"deleted": "reports"}
+    kept = archiver("search", "--save", "reports", "status", "--data", data, check=0)
+    assert kept.stdout == "saved 'reports': status\n"
