@@ -51,19 +51,20 @@ def text_lines(report: dict) -> list[str]:
         lines.append(f"  reindexing {index['reindexing']['done']} of "
                      f"{index['reindexing']['total']} (the old index answers until then)")
     for peer in report["queues"]["peers"]:
-        reason = f" ({peer['reason']})" if peer["reason"] else ""
+        reason = f" ({terminal_safe(peer['reason'])})" if peer["reason"] else ""
         lines.append(f"  peer {peer['peer']}: {peer['state']}{reason}, queued {peer['queued']}, "
                      f"last success {peer['last_success'] or 'never'}, "
-                     f"last error {peer['last_error'] or '-'}")
+                     f"last error {terminal_safe(peer['last_error'] or '-')}")
     for account in report["journal_accounts"]:
         lines.append(f"  journal {account['account']}: {account['state']}, last poll "
-                     f"{account['last_poll'] or '-'}, last error {account['last_error'] or '-'}")
+                     f"{account['last_poll'] or '-'}, last error "
+                     f"{terminal_safe(account['last_error'] or '-')}")
     directory = report.get("directory")
     if directory is not None:
         lines.append(f"directory {directory['uri']}: {directory['state']}"
-                     + (f" ({directory['error']})" if directory["error"] else ""))
+                     + (f" ({terminal_safe(directory['error'])})" if directory["error"] else ""))
         if directory.get("warning"):
-            lines.append(f"  warning: {directory['warning']}")
+            lines.append(f"  warning: {terminal_safe(directory['warning'])}")
     lines += _hold_lines(report["holds"])
     lines += _archived_lines(report)
     lines.append(_system_line(report["system"]))
