@@ -9,6 +9,7 @@ from pathlib import Path
 from firmware.errors import ArchiverError
 
 from services.archive.archive import Archive
+from services.common.terminal import terminal_safe
 from services.common.config import Config, JournalAccount, load_config
 from services.intake.journal_mailbox import JournalPuller, account_status
 
@@ -59,7 +60,7 @@ def cmd_status(args) -> int:
 
 
 def _status_line(status: dict) -> str:
-    error = status["last_error"]
+    error = status["last_error"] and terminal_safe(status["last_error"])  # a server's words
     if error and status["state"] != "error":
         error = f"{error} (at {status['last_error_at']}, since recovered)"
     return (f"{status['account']}: {status['state']}; {status['protocol']} {status['server']}; "
@@ -84,7 +85,7 @@ def cmd_poll(args) -> int:
             print(f"{account.name}: fetched {result.fetched}, imported {result.imported}, "
                   f"duplicates {result.duplicates}"
                   + (f"; paused: {result.paused}" if result.paused else "")
-                  + (f"; error: {result.error}" if result.error else "")
+                  + (f"; error: {terminal_safe(result.error)}" if result.error else "")
                   + "".join(f"\n  {problem}" for problem in result.problems))
     archive.close()
     return 1 if failed else 0
