@@ -70,7 +70,7 @@ def attempts(archive, hold_id):
         "web hold remove": lambda: actions.remove_hold(archive, web, hold_id, None),
         "web saved-search delete": lambda: actions.delete_saved(archive, web, "spare"),
         "cli search --delete-saved": lambda: cli_archive._saved_searches(argparse.Namespace(
-            save=None, delete_saved="spare2"), archive),
+            save=None, delete_saved="spare2", json=False), archive),
     }
 
 
