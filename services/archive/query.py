@@ -560,7 +560,7 @@ class _Parser:
             self._next()
             if self._peek() is not None and self._peek().kind == "close":
                 self._fail(value, "empty parentheses")
-            inner = self._or(name.text)
+            inner = self._nested(value, lambda: self._or(name.text))  # from:(from:(... too
             if self._peek() is None or self._peek().kind != "close":
                 self._fail(value, "unbalanced parenthesis: this ( is never closed")
             self._next()
