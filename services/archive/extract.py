@@ -834,12 +834,24 @@ class ExtractionPool:
                                               readings[index]))
                         is not None)
         running: dict[int, _Running] = {}  # worker slot -> the job it works on
-        while waiting or running:
-            for slot in range(len(self._workers)):
-                if slot not in running and waiting and self._admits(waiting[0], running):
-                    self._dispatch(slot, waiting.popleft(), running, waiting, results)
-            self._collect(running, waiting, results)
+        try:
+            while waiting or running:
+                for slot in range(len(self._workers)):
+                    if slot not in running and waiting and self._admits(waiting[0], running):
+                        self._dispatch(slot, waiting.popleft(), running, waiting, results)
+                self._collect(running, waiting, results)
+        except BaseException:
+            self._abandon(running)
+            raise
         return results
+
+    def _abandon(self, running: dict) -> None:
+        """What raised in extract_many (a source's store read, the memo's write) goes to the
+        caller; the workers still reading its messages are replaced, their memory given
+        back: their answers would else be taken for the next call's messages."""
+        for slot in list(running):
+            self._settled(slot, running)
+            self._restart(slot)
 
     def _admits(self, job: _Job, running: dict) -> bool:
         """Whether the memory budget lets `job` be read beside those running."""

@@ -26,7 +26,7 @@ from services.archive.extraction_memo import MemoryMemo
 from services.archive.mime import MessageSummary
 from services.archive import containers, mime, mimetree, tools
 from tests.bench.corpus import pdf_file
-from tests.reading_corpus import docx_bomb, stall_xlsx
+from tests.reading_corpus import docx_bomb, slow_xlsx, stall_xlsx
 from tests.unit.archive.test_mime import MEGABYTE_LINES, messages, nested_multiparts
 
 CAP = 64 * 1024
@@ -627,3 +627,23 @@ def test_a_forwarded_messages_attachments_count_toward_the_same_limit():
     found = extract(raw, CAP)
     assert found.failures == [f"partly indexed: 401 attachments past the first "
                               f"{containers.MESSAGE_ATTACHMENTS} not read"]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_after_an_error_in_a_batch_the_next_batch_gets_its_own_results(workers):
+    """A message's source (the store's read) raises while a worker reads another message:
+    the error goes to the caller. The pool, used again (the indexer service goes on after
+    a full disk), gave that worker's late answer to the next batch's first message
+    (found by helper 135)."""
+    slow = mail(body="slow one", attachments=[(slow_xlsx(6000, sheets=1), XLSX_TYPE,
+                                                "m.xlsx")]).as_bytes()
+    others = [mail(body=f"other {n}").as_bytes() for n in range(workers - 1)]
+
+    def broken():
+        raise OSError("store read failed")
+    with ExtractionPool(CAP, workers=workers, timeout_s=10) as pool:
+        with pytest.raises(OSError):
+            pool.extract_many([slow, *others, broken], digests=[None] * workers + ["0" * 64])
+        assert pool.admitted_bytes == 0
+        (result,) = pool.extract_many([mail(body="plain 99").as_bytes()])
+    assert result.body.strip() == "plain 99", result.body[:60]
