@@ -38,20 +38,26 @@ ACCOUNTS = {  # name -> (role, addresses)
 
 
 def mail(sender, to, subject, body="hello", cc=None, bcc=None, attachment=None, date=None):
-    message = EmailMessage()
-    message["From"], message["To"], message["Subject"] = sender, to, subject
-    message["Date"] = date or "Fri, 15 Mar 2024 09:00:00 +0000"
-    message["Message-ID"] = f"<{re.sub(r'[^A-Za-z0-9]', '.', subject)}@example.com>"
+    return message(sender, to, subject, body, cc, bcc, attachment, date).as_bytes()
+
+
+def message(sender, to, subject, body="hello", cc=None, bcc=None, attachment=None,
+            date=None) -> EmailMessage:
+    """mail()'s message, before it is made bytes (a test adds parts to it)."""
+    built = EmailMessage()
+    built["From"], built["To"], built["Subject"] = sender, to, subject
+    built["Date"] = date or "Fri, 15 Mar 2024 09:00:00 +0000"
+    built["Message-ID"] = f"<{re.sub(r'[^A-Za-z0-9]', '.', subject)}@example.com>"
     if cc:
-        message["Cc"] = cc
+        built["Cc"] = cc
     if bcc:
-        message["Bcc"] = bcc
-    message.set_content(body)
+        built["Bcc"] = bcc
+    built.set_content(body)
     if attachment:
         name, data = attachment
-        message.add_attachment(data, maintype="application", subtype="octet-stream",
-                               filename=name)
-    return message.as_bytes()
+        built.add_attachment(data, maintype="application", subtype="octet-stream",
+                            filename=name)
+    return built
 
 
 # name -> (raw, envelope); which of them alice may read is in ALICE_MAIL.

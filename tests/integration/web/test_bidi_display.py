@@ -17,7 +17,7 @@ import pytest
 from services.common.terminal import BIDI_CONTROLS
 from services.web.ui import TEMPLATES
 from tests.integration.web import browser
-from tests.integration.web.fixtures import PASSWORD, Client
+from tests.integration.web.fixtures import PASSWORD, Client, mail, message
 from tests.integration.web.test_ui import logged_in
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_throttle")]
@@ -30,27 +30,18 @@ AS_IS = "caf\u00e9\u00a0\U0001F468\u200d\U0001F469 \u05e9\u05dc\u05d5\u05dd"
 
 
 def bidi_mail() -> bytes:
-    message = EmailMessage()
-    message["From"] = f"{SENDER} <eve@example.org>"
-    message["To"], message["Subject"] = "alice@example.com", SUBJECT
-    message["Date"] = "Fri, 15 Mar 2024 09:00:00 +0000"
-    message.set_content("see the bidiword attached")
-    message.add_attachment(b"MZ", maintype="application", subtype="octet-stream",
-                           filename=FILE_NAME)
+    outer = message(f"{SENDER} <eve@example.org>", "alice@example.com", SUBJECT,
+                    "see the bidiword attached", attachment=(FILE_NAME, b"MZ"))
     inner = EmailMessage()
     inner["From"], inner["Subject"] = "x@example.org", "Inner \u202eevil"
     inner.set_content("inside")
-    message.add_attachment(inner)  # message/rfc822, part 3
-    return message.as_bytes()
+    outer.add_attachment(inner)  # message/rfc822, part 3
+    return outer.as_bytes()
 
 
 def hebrew_mail() -> bytes:
-    message = EmailMessage()
-    message["From"] = f"{AS_IS} <dan@example.org>"
-    message["To"], message["Subject"] = "alice@example.com", HEBREW
-    message["Date"] = "Sat, 16 Mar 2024 09:00:00 +0000"
-    message.set_content("shalom")
-    return message.as_bytes()
+    return mail(f"{AS_IS} <dan@example.org>", "alice@example.com", HEBREW, "shalom",
+                date="Sat, 16 Mar 2024 09:00:00 +0000")
 
 
 @pytest.fixture(scope="module")
