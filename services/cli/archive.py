@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -380,8 +381,12 @@ def cmd_export(args) -> int:
     info = exports.new_info(archive.store, actor, args.format, query=args.query,
                             timezone=timezone, as_of=snapshot.as_of)
     try:
-        with new_file_output(output) as stream:
-            result = exports.export(archive.store, actor, info, messages(), stream)
+        with contextlib.ExitStack() as file_output:
+            stream = file_output.enter_context(new_file_output(output))
+            # Closing file_output syncs the file and links it under its name: only once
+            # the export is recorded (an error before then leaves nothing behind).
+            result = exports.export(archive.store, actor, info, messages(), stream,
+                                    put_in_place=file_output.close)
     except EmptyExport as empty:
         print(f"archiver: {empty}; {output} was not written", file=sys.stderr)
         if args.json:

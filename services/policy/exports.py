@@ -5,7 +5,7 @@ UI, HTTP API, `archiver export`).
 One entry per export: "export" once it is complete (export id, format, the query or the
 selected digests, how many messages, the SHA-256 of SHA256SUMS and of manifest.csv), or
 "export-failed" with the reason when it stopped short (a client that went away, a full
-disk); an export that found nothing writes nothing and records nothing but the attempt.
+disk), after "export" when a CLI export's file could not be put in place; an export that found nothing writes nothing and records nothing but the attempt.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import os
 import time
 import uuid
 from pathlib import Path
-from typing import BinaryIO, Iterable
+from typing import BinaryIO, Callable, Iterable
 
 from services.archive.evidence import EmptyExport, ExportInfo, ExportResult, write_export
 from services.archive.search_snapshot import AsOf
@@ -36,11 +36,15 @@ def new_info(store: Store, actor: Actor, fmt: str, query: str | None = None,
 
 
 def export(store: Store, actor: Actor, info: ExportInfo,
-           messages: Iterable[tuple[str, bytes, dict]], output: BinaryIO) -> ExportResult:
+           messages: Iterable[tuple[str, bytes, dict]], output: BinaryIO,
+           put_in_place: Callable[[], object] | None = None) -> ExportResult:
     """Write the export to `output` and record it (module docstring); its spooled files
     (evidence.write_export) are unnamed files in the archive's spool folder, on the data
-    disk (services.archive.archive). Raises EmptyExport (recorded as "export-empty"), and
-    whatever writing raised (recorded as "export-failed")."""
+    disk (services.archive.archive). `put_in_place` (the CLI's: sync the file and link it
+    under its name) runs once the export is recorded, so that no file is ever in place
+    unrecorded, even after a power cut; when it fails, "export-failed" follows "export".
+    Raises EmptyExport (recorded as "export-empty"), and whatever writing or putting in
+    place raised (recorded as "export-failed")."""
     try:
         result = write_export(messages, output, info, spool_folder(store))
         # All of it handed on before it is recorded as complete: what `output` still
@@ -50,11 +54,21 @@ def export(store: Store, actor: Actor, info: ExportInfo,
         audit.record(store, actor, "export-empty", **_what(info))
         raise
     except BaseException as exc:
-        audit.record(store, actor, "export-failed", **_what(info),
-                     reason=f"{type(exc).__name__}: {exc}"[:300])
+        _record_failure(store, actor, info, exc)
         raise
     audit.record(store, actor, "export", **result.audit_details(info))
+    if put_in_place is not None:
+        try:
+            put_in_place()
+        except BaseException as exc:
+            _record_failure(store, actor, info, exc)
+            raise
     return result
+
+
+def _record_failure(store: Store, actor: Actor, info: ExportInfo, exc: BaseException) -> None:
+    audit.record(store, actor, "export-failed", **_what(info),
+                 reason=f"{type(exc).__name__}: {exc}"[:300])
 
 
 def spool_folder(store: Store) -> Path:

@@ -225,3 +225,49 @@ def test_an_export_holds_a_lock_on_its_part_while_it_writes(tmp_path):
                 fcntl.flock(other.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         output.write(b"done")
     assert (tmp_path / "e.zip").read_bytes() == b"done"
+
+
+def test_an_export_whose_file_cannot_be_put_in_place_is_recorded_as_failed(archiver, tmp_path):
+    """An export whose file is then not put in place is recorded as failed: here another
+    writer takes the export's name while it writes (its last step, the hard link, refuses to
+    replace that file)."""
+    import base64
+    import os
+    import signal
+    import time
+    emls = tmp_path / "emls"
+    emls.mkdir()
+    attachment = base64.encodebytes(os.urandom(12 * 2**20))  # long enough to catch it writing
+    (emls / "big.eml").write_bytes(
+        b"From: a@example.com\nTo: b@example.com\nSubject: big\nMessage-ID: <big@example.com>\n"
+        b"MIME-Version: 1.0\nContent-Type: application/octet-stream\n"
+        b"Content-Transfer-Encoding: base64\n\n" + attachment)
+    data = tmp_path / "data"
+    archiver("import", "--data", data, emls, check=0)
+    out = tmp_path / "out"
+    out.mkdir()
+    target = out / "e.zip"
+    from tests.conftest import ARCHIVER
+    writer = subprocess.Popen([str(ARCHIVER), "export", "", "--format", "zip", "-o", target,
+                               "--data", data], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(out.glob(".e.zip.*.part")) and writer.poll() is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.001)
+        writer.send_signal(signal.SIGSTOP)  # while it writes: the other writer comes now
+        assert not target.exists()
+        target.write_bytes(b"the other writer's")
+        writer.send_signal(signal.SIGCONT)
+        _, stderr = writer.communicate(timeout=120)
+    finally:
+        writer.kill()
+    assert writer.returncode == 2, stderr
+    assert "exists: an export never overwrites" in stderr and "Traceback" not in stderr
+    assert target.read_bytes() == b"the other writer's"
+    assert not list(out.glob(".*.part"))
+    # recorded before it is put in place (never a file in place unrecorded), then failed
+    entries = [e for e in audit_entries(archiver, data) if e["action"].startswith("export")]
+    assert [e["action"] for e in entries] == ["export", "export-failed"], entries
+    assert entries[0]["details"]["export"] == entries[1]["details"]["export"]
+    assert "OutputExists" in entries[1]["details"]["reason"], entries[1]
