@@ -25,7 +25,6 @@ import logging
 import multiprocessing
 import os
 import multiprocessing.connection
-import quopri
 import re
 import resource
 import time
@@ -37,7 +36,8 @@ from typing import Callable, Iterable, Iterator
 
 import lxml.html
 
-from services.archive import containers, documents, filetypes, header_blocks, heap, mime
+from services.archive import (containers, documents, filetypes, header_blocks, heap, mime,
+                              transfer_encoding)
 from services.archive.extraction_memo import ExtractionMemo, MemoryMemo, TextMemo
 from services.archive.index import BODY_TEXT_LIMIT, PARTLY_INDEXED
 
@@ -581,7 +581,7 @@ def _inner_message(part: Message) -> Message:
         if encoding == "base64":
             source = binascii.a2b_base64(source)
         elif encoding == "quoted-printable":
-            source = quopri.decodestring(source)
+            source = transfer_encoding.decode_quoted_printable(source)
     except (binascii.Error, ValueError, TypeError, LookupError):
         return inner if isinstance(inner, Message) else Message()
     return mime.parse_message(source)
@@ -646,8 +646,7 @@ def _tidy_whitespace(text: str) -> str:
 
 
 def _part_bytes(part: Message) -> bytes:
-    data = mime.safely(lambda: part.get_payload(decode=True), None)
-    return data if isinstance(data, bytes) else b""
+    return transfer_encoding.decoded_payload(part)
 
 
 def _part_text(part: Message, limit_bytes: int | None) -> str:

@@ -19,7 +19,7 @@ from email.parser import BytesParser
 from email.policy import Compat32
 from typing import Iterator
 
-from services.archive import charsets, header_blocks, mimetree
+from services.archive import charsets, header_blocks, mimetree, transfer_encoding
 from services.archive.addresses import parse_address_list
 
 # The header block the intake summary reads: a message without a blank line is all header,
@@ -321,7 +321,7 @@ def _content(head: bytes, data: bytes) -> bytes:
         if encoding == b"base64":
             data = binascii.a2b_base64(b"".join(data.split())[:BODY_SAMPLE_BYTES // 3 * 4])
         elif encoding == b"quoted-printable":
-            data = binascii.a2b_qp(data)
+            data = transfer_encoding.decode_quoted_printable(data)
     except (binascii.Error, ValueError):
         return b""
     return data[:BODY_SAMPLE_BYTES]
@@ -331,8 +331,7 @@ def _tree_declared(message: Message) -> _Declared:
     def sample() -> bytes:
         for part in iter_parts(message, into_messages=False):
             if not part.is_multipart() and safely(part.get_content_maintype, "") == "text":
-                data = safely(lambda: part.get_payload(decode=True), None)
-                return data[:BODY_SAMPLE_BYTES] if isinstance(data, bytes) else b""
+                return transfer_encoding.decoded_payload(part)[:BODY_SAMPLE_BYTES]
         return b""
     return _Declared(lambda: _tree_charsets(message), lambda: _detected_in(sample()))
 

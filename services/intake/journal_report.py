@@ -34,6 +34,7 @@ from typing import NamedTuple
 from firmware.errors import ArchiverError
 from services.archive.mime import (POLICY, SUMMARY_HEADER_LIMIT, decode_text, header,
                                    header_end, safely)
+from services.archive.transfer_encoding import decode_quoted_printable
 
 JOURNAL_HEADER_NAME = b"x-ms-journal-report"
 JOURNAL_HEADER = re.compile(rb"(?im)^" + JOURNAL_HEADER_NAME + rb"[ \t]*:")
@@ -180,7 +181,7 @@ def _decoded_body(raw: bytes, part: _Part) -> bytes:
         if part.transfer_encoding == "base64":
             return binascii.a2b_base64(body)
         if part.transfer_encoding == "quoted-printable":
-            return binascii.a2b_qp(body)
+            return decode_quoted_printable(body)
     except (binascii.Error, ValueError) as exc:
         raise NotAJournalReport(f"bad {part.transfer_encoding} in the {part.content_type} "
                                 "part") from exc

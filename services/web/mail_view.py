@@ -15,6 +15,7 @@ import lxml.html
 from services.archive.mime import (charsets_of, decode_header_text, decode_text, filename_of,
                                    is_attachment, iter_parts, parse_message, safely)
 from services.archive.store import NotFound
+from services.archive.transfer_encoding import decoded_payload
 
 # The fields of a resent copy (RFC 5322 3.6.6): who resent it when, and to whom; search
 # finds mail by its resent recipients, so the reader is shown them (a user's copy has no
@@ -92,8 +93,7 @@ def _part_bytes(part: Message) -> bytes:
     if safely(part.get_content_maintype, "") == "message" and part.is_multipart():
         inner = part.get_payload()
         return safely(lambda: inner[0].as_bytes(), b"") if inner else b""
-    payload = safely(lambda: part.get_payload(decode=True), None)
-    return payload if isinstance(payload, bytes) else b""
+    return decoded_payload(part)
 
 
 def _body_text(message: Message) -> str:

@@ -31,6 +31,7 @@ from services.archive.index import PARTLY_INDEXED
 from services.archive.mime import (charsets_of, decode_header_text, decode_text, filename_of,
                                    header, is_attachment, iter_parts, parse_message, safely)
 from services.archive.store import NotFound
+from services.archive.transfer_encoding import decoded_payload
 from services.common.terminal import BIDI_CONTROLS
 from services.web.formatting import visible
 from services.web.sanitize import content_id_key
@@ -176,8 +177,7 @@ def decoded(part: Message) -> bytes:
     if safely(part.get_content_maintype, "") == "message":
         inner = children(part)
         return safely(lambda: inner[0].as_bytes(), b"") if inner else b""
-    data = safely(lambda: part.get_payload(decode=True), None)
-    return data if isinstance(data, bytes) else b""
+    return decoded_payload(part)
 
 
 def tree(message: Message, failures: list[str] | None, root_path: str = "") -> Part:

@@ -1,0 +1,125 @@
+"""Quoted-printable bodies lose no text (services.archive.transfer_encoding): CPython's
+a2b_qp skipped from "=<CR>" to the next LF, so a lone-CR message (classic Mac OS mailers)
+lost everything after its first soft line break, and any message could hide the rest of a
+line behind "=<CR>". The corpus: each line ending, each soft line break (with RFC 2045's
+transport padding or not), in each place a part's text is decoded (a single part, a part of
+a multipart, HTML, a text attachment, a quoted-printable attached message, the web's views,
+a journal report's envelope)."""
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from services.archive import extract
+from services.archive.mime import parse_message
+from services.archive.transfer_encoding import decode_quoted_printable, decoded_payload
+from services.intake.journal_report import unwrap
+from services.web import mail_view, message_tree
+from tests.unit.intake.test_journal_report import original_message, report
+
+LINE_ENDINGS = {"crlf": b"\r\n", "lf": b"\n", "cr": b"\r"}
+SOFT_BREAKS = {"bare": b"=", "padded": b"= ", "tabs": b"=\t \t"}
+
+
+def qp_text(nl: bytes, soft: bytes) -> bytes:
+    """Quoted-printable lines whose decoding says "joinedword caf\u00e9 lastword"."""
+    return nl.join([b"joined" + soft, b"word caf=C3=A9" + soft, b" lastword", b""])
+
+
+def message(nl: bytes, headers: list[bytes], body: list[bytes]) -> bytes:
+    return nl.join([b"From: a@example.com", b"To: b@example.com", b"Subject: qp",
+                    b"MIME-Version: 1.0", *headers, b"", *body])
+
+
+QP = b"Content-Transfer-Encoding: quoted-printable"
+
+
+def places(nl: bytes, soft: bytes) -> dict[str, bytes]:
+    text = qp_text(nl, soft)
+    inner = message(nl, [b"Content-Type: text/plain; charset=utf-8", b"Subject: inner"],
+                    [b"inner", b""])
+    inner_qp = inner.replace(b"=", b"=3D").replace(b"inner" + nl, b"inner " + text)
+    part = [b"--B", b"Content-Type: text/plain; charset=utf-8", QP, b""]
+    return {
+        "single part": message(nl, [b"Content-Type: text/plain; charset=utf-8", QP],
+                               [text]),
+        "html": message(nl, [b"Content-Type: text/html; charset=utf-8", QP],
+                        [b"<p>" + text + b"</p>"]),
+        "multipart": message(nl, [b"Content-Type: multipart/mixed; boundary=B"],
+                             [*part, text, b"--B", b"Content-Type: text/plain", b"",
+                              b"second part", b"--B--", b""]),
+        "text attachment": message(nl, [b"Content-Type: multipart/mixed; boundary=B"], [
+            b"--B", b"Content-Type: text/plain", b"", b"see attached", b"--B",
+            b"Content-Type: text/plain; charset=utf-8; name=notes.txt",
+            b"Content-Disposition: attachment; filename=notes.txt", QP, b"", text,
+            b"--B--", b""]),
+        "attached message": message(nl, [b"Content-Type: multipart/mixed; boundary=B"], [
+            b"--B", b"Content-Type: text/plain", b"", b"forwarded", b"--B",
+            b"Content-Type: message/rfc822", QP, b"", inner_qp, b"--B--", b""]),
+    }
+
+
+CASES = [(nl, soft, place) for nl, soft in itertools.product(LINE_ENDINGS, SOFT_BREAKS)
+         for place in places(b"\n", b"=")]
+
+
+def indexed_text(raw: bytes) -> str:
+    extracted = extract.extract(raw, 10**7)
+    return " ".join([extracted.body, *(a.text for a in extracted.attachments)])
+
+
+@pytest.mark.parametrize("nl, soft, place", CASES)
+def test_every_soft_line_break_is_joined_and_nothing_after_it_is_lost(nl, soft, place):
+    raw = places(LINE_ENDINGS[nl], SOFT_BREAKS[soft])[place]
+    text = indexed_text(raw)
+    assert "joinedword caf\u00e9 lastword" in text, text
+
+
+@pytest.mark.parametrize("nl, soft", itertools.product(LINE_ENDINGS, SOFT_BREAKS))
+def test_the_web_shows_the_whole_quoted_printable_body(nl, soft):
+    raw = places(LINE_ENDINGS[nl], SOFT_BREAKS[soft])["single part"]
+    assert "joinedword caf\u00e9 lastword" in mail_view.view(raw).body
+    assert "joinedword caf\u00e9 lastword" in message_tree.body(parse_message(raw)).text
+
+
+def test_a_carriage_return_after_an_equals_sign_hides_nothing_on_its_line():
+    raw = (b"From: a@example.com\r\nSubject: qp\r\nContent-Transfer-Encoding: quoted-printable"
+           b"\r\n\r\nharmless words =\rwire the money tonight\r\nsecond line\r\n")
+    text = indexed_text(raw)
+    assert "harmless words wire the money tonight" in text, text
+
+
+@pytest.mark.parametrize("nl", [b"\r\n", b"\n"], ids=["crlf", "lf"])
+def test_a_journal_envelope_cannot_hide_a_bcc_recipient_behind_a_soft_line_break(nl):
+    envelope = nl.join([b"Sender: alice@contoso.com", b"Message-ID: <abc@contoso.com>",
+                        b"To: bob@contoso.com", b"Bcc: auditor@fabrikam.com=\r",
+                        b"Bcc: hidden@fabrikam.com", b"Bcc: dave@contoso.com", b""])
+    envelope = envelope.replace(b"=\r" + nl, b"=\r")  # the "=<CR>" mid-line, as sent
+    unwrapped = unwrap(report(original_message(nl), nl, envelope=envelope, envelope_headers=(
+        b"Content-Type: text/plain; charset=utf-8", QP)))
+    assert "dave@contoso.com" in unwrapped.bcc
+    assert any("hidden@fabrikam.com" in address for address in unwrapped.recipients), \
+        unwrapped.recipients
+
+
+@pytest.mark.parametrize("encoded, decoded", [
+    (b"a=\rb", b"ab"), (b"a=\r\nb", b"ab"), (b"a=\nb", b"ab"), (b"a= \t\r\nb", b"ab"),
+    (b"a=\r=\rb", b"ab"), (b"a=\r\rb", b"a\rb"), (b"caf=C3=A9", b"caf\xc3\xa9"),
+    (b"a = b", b"a = b"), (b"=ZZ", b"=ZZ"), (b"end=", b"end"), (b"", b""),
+    (b"line\rline\r", b"line\rline\r"),  # a lone CR that ends no soft break stays
+])
+def test_decoding(encoded, decoded):
+    assert decode_quoted_printable(encoded) == decoded
+
+
+def test_a_part_decodes_as_the_email_package_decodes_it_but_for_soft_line_breaks():
+    raw = message(b"\n", [b"Content-Type: multipart/mixed; boundary=B"], [
+        b"--B", b"Content-Type: text/plain", b"Content-Transfer-Encoding: base64", b"",
+        b"aGVsbG8=", b"--B", b"Content-Type: text/plain; charset=latin-1", QP, b"",
+        b"gr\xfc=DF=", b"e", b"--B", b"Content-Type: text/plain", b"", b"plain", b"--B--", b""])
+    base64_part, qp_part, plain_part = parse_message(raw).get_payload()
+    assert decoded_payload(base64_part) == b"hello"
+    assert decoded_payload(qp_part) == b"gr\xfc\xdfe"  # the LF before "--B" is the delimiter's
+    assert decoded_payload(plain_part) == b"plain"
+    assert decoded_payload(parse_message(raw)) == b""  # a multipart has no payload bytes
