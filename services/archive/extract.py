@@ -17,7 +17,6 @@ so the same document in the next message costs a lookup as well.
 """
 from __future__ import annotations
 
-import binascii
 import contextvars
 import hashlib
 import io
@@ -579,10 +578,10 @@ def _inner_message(part: Message) -> Message:
     try:
         source = inner.as_bytes() if isinstance(inner, Message) else _part_bytes(part)
         if encoding == "base64":
-            source = binascii.a2b_base64(source)
+            source = transfer_encoding.decode_base64(source)
         elif encoding == "quoted-printable":
             source = transfer_encoding.decode_quoted_printable(source)
-    except (binascii.Error, ValueError, TypeError, LookupError):
+    except (ValueError, TypeError, LookupError):
         return inner if isinstance(inner, Message) else Message()
     return mime.parse_message(source)
 

@@ -319,7 +319,8 @@ def _content(head: bytes, data: bytes) -> bytes:
     data = data.split(b"\n--", 1)[0]
     try:
         if encoding == b"base64":
-            data = binascii.a2b_base64(b"".join(data.split())[:BODY_SAMPLE_BYTES // 3 * 4])
+            data = transfer_encoding.decode_base64(
+                b"".join(data.split())[:BODY_SAMPLE_BYTES // 3 * 4])
         elif encoding == b"quoted-printable":
             data = transfer_encoding.decode_quoted_printable(data)
     except (binascii.Error, ValueError):

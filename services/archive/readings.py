@@ -49,8 +49,8 @@ READING_VERSION = 6  # 3: raw 8-bit header bytes read in the declared or detecte
                      # top-level header block and in each MIME part's
                      # 5: the Resent-To, -Cc, -Bcc recipients (MessageSummary.resent_*,
                      # header_addresses); a reading without them is read again
-                     # 6: quoted-printable's soft line breaks after a lone CR, and text
-                     # after "=<CR>" (services.archive.transfer_encoding)
+                     # 6: quoted-printable's soft line breaks after a lone CR, text after
+                     # "=<CR>", base64 after a padded chunk (services.archive.transfer_encoding)
 _VERSION = struct.Struct(">H")
 # The checksum makes damage to a kept reading a StaleReading, where it could else decode
 # to other text.

@@ -24,7 +24,6 @@ as in services.archive.mime, MemoryError is left alone (a limit, not bad input).
 """
 from __future__ import annotations
 
-import binascii
 import re
 from dataclasses import dataclass
 from email.message import Message
@@ -34,7 +33,7 @@ from typing import NamedTuple
 from firmware.errors import ArchiverError
 from services.archive.mime import (POLICY, SUMMARY_HEADER_LIMIT, decode_text, header,
                                    header_end, safely)
-from services.archive.transfer_encoding import decode_quoted_printable
+from services.archive.transfer_encoding import decode_base64, decode_quoted_printable
 
 JOURNAL_HEADER_NAME = b"x-ms-journal-report"
 JOURNAL_HEADER = re.compile(rb"(?im)^" + JOURNAL_HEADER_NAME + rb"[ \t]*:")
@@ -177,14 +176,10 @@ def _part(raw: bytes, start: int, end: int) -> _Part:
 
 def _decoded_body(raw: bytes, part: _Part) -> bytes:
     body = raw[part.body_start:part.body_end]
-    try:
-        if part.transfer_encoding == "base64":
-            return binascii.a2b_base64(body)
-        if part.transfer_encoding == "quoted-printable":
-            return decode_quoted_printable(body)
-    except (binascii.Error, ValueError) as exc:
-        raise NotAJournalReport(f"bad {part.transfer_encoding} in the {part.content_type} "
-                                "part") from exc
+    if part.transfer_encoding == "base64":
+        return decode_base64(body)
+    if part.transfer_encoding == "quoted-printable":
+        return decode_quoted_printable(body)
     return body
 
 

@@ -32,7 +32,7 @@ FINGERPRINTS = {1: "22d8be9b649d30abb15748cc1ff322a47ac0ab15a358843d76ba209bc6d9
                 4: "84828d3ea90acbe0c04a4fdeba44592c975ec683210bae092cd3eeee6180d342",
                 # 5: the Resent- recipients in the summary (resent_to, resent_cc, resent_bcc)
                 5: "dadd915ebbbe1ddf338ce7209dcbc0db7ebc17a5ab57464c855dbac8013e66d3",
-                # 6: quoted-printable soft line breaks after a lone CR (the corpus has none:
+                # 6: quoted-printable after a lone CR, base64 after padding (the corpus has none:
                 # kept readings of mail that has are read again)
                 6: "dadd915ebbbe1ddf338ce7209dcbc0db7ebc17a5ab57464c855dbac8013e66d3"}
 FINGERPRINT_MESSAGES = 120

@@ -1,19 +1,23 @@
-"""Quoted-printable bodies lose no text (services.archive.transfer_encoding): CPython's
-a2b_qp skipped from "=<CR>" to the next LF, so a lone-CR message (classic Mac OS mailers)
-lost everything after its first soft line break, and any message could hide the rest of a
-line behind "=<CR>". The corpus: each line ending, each soft line break (with RFC 2045's
-transport padding or not), in each place a part's text is decoded (a single part, a part of
-a multipart, HTML, a text attachment, a quoted-printable attached message, the web's views,
-a journal report's envelope)."""
+"""Quoted-printable and base64 bodies lose no text (services.archive.transfer_encoding):
+CPython's a2b_qp skipped from "=<CR>" to the next LF, so a lone-CR message (classic Mac OS
+mailers) lost everything after its first soft line break, and any message could hide the
+rest of a line behind "=<CR>"; a2b_base64 stopped at the first padding, so a body of chunks
+encoded one by one kept its first chunk only. The corpus: each line ending, each soft line
+break (with RFC 2045's transport padding or not), in each place a part's text is decoded (a
+single part, a part of a multipart, HTML, a text attachment, a quoted-printable attached
+message, the web's views, a journal report's envelope), and base64 bodies of each shape.
+"""
 from __future__ import annotations
 
+import base64
 import itertools
 
 import pytest
 
 from services.archive import extract
 from services.archive.mime import parse_message
-from services.archive.transfer_encoding import decode_quoted_printable, decoded_payload
+from services.archive.transfer_encoding import (decode_base64, decode_quoted_printable,
+                                                 decoded_payload)
 from services.intake.journal_report import unwrap
 from services.web import mail_view, message_tree
 from tests.unit.intake.test_journal_report import original_message, report
@@ -123,3 +127,41 @@ def test_a_part_decodes_as_the_email_package_decodes_it_but_for_soft_line_breaks
     assert decoded_payload(qp_part) == b"gr\xfc\xdfe"  # the LF before "--B" is the delimiter's
     assert decoded_payload(plain_part) == b"plain"
     assert decoded_payload(parse_message(raw)) == b""  # a multipart has no payload bytes
+
+
+BASE64_BODIES = {  # body: what it says
+    "padded chunks": (b"aGVsbA==\nd29ybGQ=\n", "hellworld"),  # each line encoded on its own
+    "padding mid-line": (b"aGVsbG8=d29ybGQ=\n", "helloworld"),
+    "no padding": (b"aGVsbG8gd29y\nbGQ\n", "hello world"),
+    "blanks and junk": (b"aGVs bG8g\td29y*bGQ=\n", "hello world"),
+}
+
+
+@pytest.mark.parametrize("name", BASE64_BODIES)
+@pytest.mark.parametrize("nl", LINE_ENDINGS)
+def test_base64_text_after_padding_is_not_lost(name, nl):
+    body, says = BASE64_BODIES[name]
+    raw = message(LINE_ENDINGS[nl], [b"Content-Type: text/plain", b"Content-Transfer-Encoding:"
+                                      b" base64"], [body.replace(b"\n", LINE_ENDINGS[nl])])
+    assert says in indexed_text(raw)
+    assert says in mail_view.view(raw).body
+    assert says in message_tree.body(parse_message(raw)).text
+
+
+@pytest.mark.parametrize("encoded, decoded", [
+    (b"aGVsbA==d29ybGQ=", b"hellworld"), (b"aGVsbG8gd29ybGQ", b"hello world"),
+    (b"aGVs\r\nbG8=", b"hello"), (b"", b""), (b"=", b""), (b"a", b""), (b"YQ", b"a"),
+    (b"YQ==YQ==YQ", b"aaa"),
+])
+def test_base64_decoding(encoded, decoded):
+    assert decode_base64(encoded) == decoded
+
+
+def test_a_base64_journal_envelope_in_padded_chunks_keeps_every_recipient():
+    envelope = [b"Sender: alice@contoso.com\r\n", b"To: bob@contoso.com\r\n",
+                b"Bcc: hidden@fabrikam.com\r\n"]
+    encoded = b"\r\n".join(base64.b64encode(line) for line in envelope) + b"\r\n"
+    unwrapped = unwrap(report(original_message(b"\r\n"), b"\r\n", envelope=encoded,
+                              envelope_headers=(b"Content-Type: text/plain; charset=utf-8",
+                                                b"Content-Transfer-Encoding: base64")))
+    assert unwrapped.bcc == ["hidden@fabrikam.com"], unwrapped
