@@ -149,13 +149,15 @@ def cmd_import(args) -> int:
                     counts[outcome] += 1
                     problems.append({"item": item.label, "outcome": outcome,
                                      "reason": item.error})
-                    print(f"archiver: {outcome} {item.label}: {item.error}", file=sys.stderr)
+                    print(f"archiver: {outcome} {line_safe(item.label)}: {line_safe(item.error)}",
+                          file=sys.stderr)
                     progress.advance()
                     continue
                 if item.warning:  # stored, but the operator should look at it
                     problems.append({"item": item.label, "outcome": "warning",
                                      "reason": item.warning})
-                    print(f"archiver: warning {item.label}: {item.warning}", file=sys.stderr)
+                    print(f"archiver: warning {line_safe(item.label)}: {line_safe(item.warning)}",
+                          file=sys.stderr)
                 batch.append((item.label, (item.raw, None, "import", None,
                                            item.from_line_date)))
                 batch_bytes += len(item.raw)
@@ -194,8 +196,8 @@ def _import_stopped(args, archive: Archive, counts: dict, problems: list[dict],
     stopped = {"stored": stored, "stopped_at": batch[0][0], "left": left,
                "needed_bytes": needed, "reason": full.brief}
     print(f"archiver: import stopped: {full.brief}; {stored} messages stored, stopped at "
-          f"{batch[0][0]}; the {left} left need about {size_in_words(needed)} more: make room, "
-          "then run the same import again", file=sys.stderr)
+          f"{line_safe(batch[0][0])}; the {left} left need about {size_in_words(needed)} "
+          "more: make room, then run the same import again", file=sys.stderr)
     if args.json:
         print(json.dumps({**counts, "problems": problems, "stopped": stopped}))
     archive.close()

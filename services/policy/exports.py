@@ -5,7 +5,9 @@ UI, HTTP API, `archiver export`).
 One entry per export: "export" once it is complete (export id, format, the query or the
 selected digests, how many messages, the SHA-256 of SHA256SUMS and of manifest.csv), or
 "export-failed" with the reason when it stopped short (a client that went away, a full
-disk), after "export" when a CLI export's file could not be put in place; an export that found nothing writes nothing and records nothing but the attempt.
+disk); an export that found nothing writes nothing and records nothing but the attempt.
+A CLI export's file is put in place only once its "export" is recorded, so that no export
+file is ever unrecorded; when putting it in place fails, "export-failed" follows.
 """
 from __future__ import annotations
 

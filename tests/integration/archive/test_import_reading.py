@@ -429,3 +429,23 @@ def test_an_mbox_piece_not_mail_fails_and_merged_messages_are_warned_about(archi
     assert "line 7" in summary["problems"][0]["reason"]
     assert "lines 6, 11 look like a From_ line" in summary["problems"][1]["reason"]
     assert f"archiver: warning {tmp_path}/nb.mbox#1" in done.stderr
+
+
+def test_names_from_a_zip_reach_the_terminal_without_their_controls(archiver, data, tmp_path):
+    """A member's name is whatever the zip says: printed raw, its escapes could clear the
+    operator's screen, retitle the terminal or forge a line of the import's report."""
+    forged = "x\x1b[2J\x1b]0;pwned\x07\rimported 1000, failed 0\u202e.eml"
+    with zipfile.ZipFile(tmp_path / "names.zip", "w") as archive:
+        archive.writestr("ok.eml", b"From: a@example.com\nSubject: ok\n\nbody\n")
+        archive.writestr(forged, b"")
+        archive.writestr("y\x1b[31m.zip", b"PK\x03\x04not a zip")
+    done = archiver("import", "--data", data, "--no-index", tmp_path / "names.zip", check=1)
+    lines = [line for line in done.stderr.splitlines() if line.startswith("archiver: failed")]
+    assert len(lines) == 2, done.stderr
+    assert not any(c in done.stderr for c in "\x1b\x07\r\u202e"), repr(done.stderr)
+    assert "x\\x1b[2J\\x1b]0;pwned\\x07\\rimported 1000, failed 0\\u202e.eml: not mail" \
+        in lines[0], lines
+    summary = json.loads(archiver("import", "--data", data, "--no-index", "--json",
+                                  tmp_path / "names.zip", check=1).stdout)
+    assert {p["item"] for p in summary["problems"]} == {  # the JSON keeps the names exactly
+        f"{tmp_path / 'names.zip'}#{forged}", f"{tmp_path / 'names.zip'}#y\x1b[31m.zip"}
