@@ -232,11 +232,14 @@ def test_flash_creates_the_vm_and_keeps_its_data_disk(images, keyring, tmp_path)
 def test_flash_refuses_another_models_image(images, keyring, tmp_path):
     flash(images[450][0], "a", tmp_path, keyring, check=0)
     before = manifest.sha256_file(tmp_path / "a" / "disk.qcow2")
+    vm_before = json.loads((tmp_path / "a" / "vm.json").read_text())
     done = flash(images[650][0], "a", tmp_path, keyring, check=1)
     assert "VM a is a model 450 appliance" in done.stderr
     assert "image is for model 650" in done.stderr
     assert manifest.sha256_file(tmp_path / "a" / "disk.qcow2") == before
-    assert json.loads((tmp_path / "a" / "vm.json").read_text())["model"] == 450
+    # the VM as it was: its model and the firmware it holds (version included)
+    vm_after = json.loads((tmp_path / "a" / "vm.json").read_text())
+    assert vm_after["model"] == 450 and vm_after == vm_before, (vm_before, vm_after)
     done = flash(images[650][0], "b", tmp_path, keyring, "--model", "450", check=1)
     assert "is an image for model 650, not 450" in done.stderr
     assert not (tmp_path / "b" / "disk.qcow2").exists()
