@@ -70,13 +70,24 @@ class Appliance:
         reports = self.peer_reports()
         return ([r for r in reports if self._names(peer, r["peer"])] or reports)[0]
 
+    def _peer_gauge(self, metric: str, peer: "Appliance", exposition: str | None = None) -> int:
+        sample = re.compile(rf'^{metric}\{{peer="([^"]+)"\}} (\S+)$', re.M)
+        values = {name: float(value) for name, value in
+                  sample.findall(self.metrics() if exposition is None else exposition)}
+        return int(([v for name, v in values.items() if self._names(peer, name)]
+                    or list(values.values()))[0])
+
     def queued_for(self, peer: "Appliance") -> int:
         """Messages queued for the peer, from /metrics: a fast poll (every `archiver` command
         over SSH costs a small appliance seconds)."""
-        sample = re.compile(r'^archiver_mirror_queued_messages\{peer="([^"]+)"\} (\S+)$', re.M)
-        queued = {peer: float(value) for peer, value in sample.findall(self.metrics())}
-        return int(([v for name, v in queued.items() if self._names(peer, name)]
-                    or list(queued.values()))[0])
+        return self._peer_gauge("archiver_mirror_queued_messages", peer)
+
+    def drained_to(self, peer: "Appliance") -> bool:
+        """Connected to the peer with nothing queued for it, from one /metrics read (the
+        same mirror report `archiver mirror status` shows): a fast poll, as queued_for."""
+        exposition = self.metrics()
+        return (self._peer_gauge("archiver_mirror_peer_connected", peer, exposition) == 1
+                and self._peer_gauge("archiver_mirror_queued_messages", peer, exposition) == 0)
 
     def metrics(self) -> str:
         context = ssl.create_default_context()
