@@ -1,6 +1,6 @@
 """A mirrored pair of appliances, virtual (QEMU) or real: units, ports, sandboxing, mail both
-ways, a cut link, hard power-offs, firmware of another version (another model's image:
-tests/integration/image/test_image.py).
+ways, a cut link, hard power-offs, the boot check on a running appliance, firmware of another
+version (another model's image: tests/integration/image/test_image.py).
 
 The pair is booted once for the session (tests/system/conftest.py); tests run in file order
 and each leaves the pair healthy and mirrored. Each test tags its messages with a subject
@@ -8,6 +8,7 @@ word of its own, so the sets it compares are its own.
 """
 from __future__ import annotations
 
+import re
 import threading
 
 import pytest
@@ -20,6 +21,10 @@ SERVICES = ("archiver-smtp", "archiver-journal", "archiver-indexer", "archiver-m
             "archiver-web")
 UNITS = (*(f"{s}.service" for s in SERVICES), "archiver-verify.service",
          "archiver-data.service", "archiver-retention.timer")
+# A file the firmware manifest does not list, in a payload folder: a .pth file in
+# dist-packages, which every Python process would run.
+PACKAGES = "usr/lib/python3/dist-packages"
+UNLISTED = f"/{PACKAGES}/zz-unlisted-by-the-manifest.pth"
 
 
 def _drained(sender, receiver) -> bool:
@@ -111,10 +116,36 @@ def test_a_cut_link_queues_mail_then_drains(vm_pair, lab):
     assert a.digests(tag) == b.digests(tag)
 
 
-def test_hard_power_off_of_b_while_copying_and_during_intake(vm_pair, lab):
+def _boot_check_failed(machine) -> None:
+    """The boot that just began stops at the boot check for UNLISTED: the console says why,
+    and no archiver service starts."""
+    machine.wait_for_console_text(r"FIRMWARE VERIFICATION FAILED", 900)
+    machine.wait_for_console_text(r"Reached target .*multi-user", 900)
+    console = machine.console()
+    reason = (f"{UNLISTED.lstrip('/')} is not in the manifest (an unlisted file in the "
+              f"payload folder {PACKAGES})")
+    assert reason in console.replace("\n", " ") or reason in console, console[-6000:]
+    assert re.search(r"Dependency failed for .*archiver-smtp", console), console[-6000:]
+    assert not re.search(r"Started .*archiver-(smtp|indexer|journal|mirror|web)", console), \
+        console[-6000:]
+    machine.wait_for_ssh(600)
+    states = machine.execute("systemctl is-active " + " ".join(
+        (*SERVICES, "archiver-firstboot")))[1].split()
+    assert "active" not in states, states
+    assert machine.execute("systemctl is-failed archiver-verify")[1].strip() == "failed"
+
+
+def test_hard_power_off_of_b_while_copying_and_during_intake_then_the_boot_check(vm_pair, lab):
     """B loses power while A copies a backlog to it and while B itself takes in mail over
     SMTP (one power-off for both: each boot costs a minute or more under TCG). After B boots
-    again every message either acknowledged is there exactly once, on both."""
+    again every message either acknowledged is there exactly once, on both.
+
+    The same boot is the boot check's (one boot fewer under TCG than a reboot of its own): a
+    file the firmware manifest does not list, dropped into a payload folder of the running B
+    before the power-off, keeps every archiver service from starting at the next boot, and
+    the console says why. Without the file, starting the boot's target again runs the check
+    again and then the services (what a reboot would check, without booting again), which
+    then take up what the power-off left."""
     a, b = vm_pair
     copy_tag, intake_tag = new_tag("copy"), new_tag("intake")
     backlog = 400  # two batches: the power goes off once the first is acknowledged
@@ -131,26 +162,36 @@ def test_hard_power_off_of_b_while_copying_and_during_intake(vm_pair, lab):
                 break
 
     sender = threading.Thread(target=deliver)
-    b.machine.set_link(False)  # A queues a backlog for B ...
+    machine = b.machine
+    machine.succeed(f"printf 'import os\\n' > {UNLISTED} && sync")
     try:
-        sent_to_a = a.send(copy_tag, backlog)
-        wait_until(lambda: a.queued_for(b) >= backlog, 300, "a's backlog for b", interval=1)
-        sender.start()  # ... B takes in mail of its own ...
-        wait_until(lambda: len(acknowledged) >= 10, 120, "intake on b", interval=0.2)
+        b.machine.set_link(False)  # A queues a backlog for B ...
+        try:
+            sent_to_a = a.send(copy_tag, backlog)
+            wait_until(lambda: a.queued_for(b) >= backlog, 300, "a's backlog for b", interval=1)
+            sender.start()  # ... B takes in mail of its own ...
+            wait_until(lambda: len(acknowledged) >= 10, 120, "intake on b", interval=0.2)
+        finally:
+            b.machine.set_link(True)  # ... and the backlog starts to flow to B
+        try:
+            queued = wait_until(lambda: (q := a.queued_for(b)) < backlog and q + 1, 300,
+                                "copying to b to start", interval=0.1) - 1
+            b.machine.crash()
+        finally:
+            stop.set()
+            sender.join(120)
+        print(f"\nb powered off hard with {backlog - queued} of {backlog} copies acknowledged "
+              f"to a and {len(acknowledged)} messages acknowledged over SMTP")
+        assert queued > 0, "the copy had finished before the power-off"
+        machine.start()
+        _boot_check_failed(machine)
     finally:
-        b.machine.set_link(True)  # ... and the backlog starts to flow to B
-    try:
-        queued = wait_until(lambda: (q := a.queued_for(b)) < backlog and q + 1, 300,
-                            "copying to b to start", interval=0.1) - 1
-        b.machine.crash()
-    finally:
-        stop.set()
-        sender.join(120)
-    print(f"\nb powered off hard with {backlog - queued} of {backlog} copies acknowledged to a "
-          f"and {len(acknowledged)} messages acknowledged over SMTP")
-    assert queued > 0, "the copy had finished before the power-off"
-    b.machine.start()
+        if not machine.is_up():
+            machine.start()
+        machine.wait_for_ssh(600)
+        machine.succeed(f"rm -f {UNLISTED} && sync && systemctl start multi-user.target")
     lab.wait_ready(names=["b"])
+    assert "manifest: verified" in b.run("archiver firmware show")
     wait_until(lambda: _drained(a, b) and _drained(b, a), 600, "both queues to drain",
                interval=1)
     on_b = wait_searchable(b, copy_tag, backlog, timeout=600)
