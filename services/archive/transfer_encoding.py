@@ -32,7 +32,13 @@ _PADDING = re.compile(rb"=+")
 def decode_quoted_printable(data: bytes) -> bytes:
     """The bytes quoted-printable `data` stands for (RFC 2045 6.7): soft line breaks after
     any line ending joined, "=XX" decoded, anything else kept as it is. Never raises."""
-    return binascii.a2b_qp(_SOFT_LINE_BREAK.sub(b"", data))
+    data = _SOFT_LINE_BREAK.sub(b"", data)
+    # Joining lines can put an "=" that was text ("==<LF><CR>...", "a=" then a soft line
+    # break) right before a line break, which a2b_qp would take for a soft line break
+    # again: after "=<CR>" it skips to the next LF (the rest of the line lost), after
+    # "=<LF>" it joins two words. Every soft line break is gone by now: such an "=" is text.
+    data = data.replace(b"=\r", b"=3D\r").replace(b"=\n", b"=3D\n")
+    return binascii.a2b_qp(data)
 
 
 def decode_base64(data: bytes) -> bytes:

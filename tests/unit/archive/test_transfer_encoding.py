@@ -165,3 +165,28 @@ def test_a_base64_journal_envelope_in_padded_chunks_keeps_every_recipient():
                               envelope_headers=(b"Content-Type: text/plain; charset=utf-8",
                                                 b"Content-Transfer-Encoding: base64")))
     assert unwrapped.bcc == ["hidden@fabrikam.com"], unwrapped
+
+
+@pytest.mark.parametrize("nl", LINE_ENDINGS)
+def test_an_equals_sign_before_a_soft_line_break_hides_nothing_after_it(nl):
+    """Joining "==<break>" left "=" before what follows: a lone CR there ("a==<LF><CR>...")
+    made a2b_qp skip to the next LF, losing the line, which a mail client shows (the first
+    "=" is text, the second a soft line break, the CR a line break); an LF there joined two
+    words."""
+    nl = LINE_ENDINGS[nl]
+    for body, says in [(b"total 5==" + nl + b"\rwire the money tonight", "wire the money"),
+                       (b"x==" + nl + nl + b"hiddenword", "hiddenword")]:
+        raw = message(nl, [b"Content-Type: text/plain; charset=utf-8", QP],
+                      [body, b"last line", b""])
+        assert says in indexed_text(raw), body
+        assert says in mail_view.view(raw).body, body
+        assert says in message_tree.body(parse_message(raw)).text, body
+    if nl == b"\r":
+        return  # a journal report's own lines end in CRLF or LF
+    envelope = nl.join([b"Sender: alice@contoso.com", b"To: bob@contoso.com",
+                        b"X-Note: 1==", b"\rBcc: hidden@fabrikam.com", b""])
+    unwrapped = unwrap(report(original_message(nl), nl, envelope=envelope, envelope_headers=(
+        b"Content-Type: text/plain; charset=utf-8", QP)))
+    assert any("hidden@fabrikam.com" in address for address in unwrapped.recipients), \
+        unwrapped.recipients
+
