@@ -570,7 +570,7 @@ def _forwarded_message(entry: AttachmentText, inner: Message, cap_bytes: int, ne
 def _inner_message(part: Message) -> Message:
     payload = part.get_payload()
     inner = payload[0] if isinstance(payload, list) and payload else None
-    encoding = str(part.get("content-transfer-encoding", "")).strip().lower()
+    encoding = transfer_encoding.encoding_of(part.get("content-transfer-encoding", ""))
     if isinstance(inner, Message) and encoding not in ("base64", "quoted-printable"):
         return inner
     # RFC 2046 forbids encoding a message/rfc822 part, yet some mailers do; the parser then

@@ -63,7 +63,8 @@ ISO_2022 = ("iso2022_jp_2", "iso2022_jp_ext", "iso2022_jp_2004", "iso2022_kr")
 _CONTENT_TYPE_FIELD = re.compile(rb"(?im)^content-type:([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)")
 _CHARSET_PARAMETER = re.compile(rb'(?i)(?:^|[;\s])charset[ \t]*=[ \t]*"?[ \t]*([^"\s;]{1,64})')
 BODY_SAMPLE_BYTES = 16 * 1024
-_TRANSFER_ENCODING = re.compile(rb"(?im)^content-transfer-encoding:[ \t]*([a-z0-9-]+)")
+_TRANSFER_ENCODING = re.compile(
+    rb"(?im)^content-transfer-encoding:[ \t]*+(?:\r?\n[ \t]++)?([a-z0-9-]+)")
 _CHARSETS_KEY = "_declared_charsets"  # where parse_message/parse_headers leave them on a part
 
 

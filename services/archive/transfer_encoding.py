@@ -27,6 +27,7 @@ _SOFT_LINE_BREAK = re.compile(rb"=[ \t]*+(?:\r\n|\n|\r)")
 _BASE64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 _NOT_BASE64 = bytes(set(range(256)) - set(_BASE64_ALPHABET + b"="))
 _PADDING = re.compile(rb"=+")
+_TOKEN_END = re.compile(r"[\s;(]")
 
 
 def decode_quoted_printable(data: bytes) -> bytes:
@@ -58,6 +59,17 @@ def _decoded_run(run: bytes) -> bytes:
     return binascii.a2b_base64(run + b"=" * (-len(run) % 4)) if run else b""
 
 
+def encoding_of(value: object) -> str:
+    """The transfer encoding a Content-Transfer-Encoding value names, as mail clients read
+    it: its first token, lower-cased (blanks, a folded line, a comment or ";..." after it
+    ignored). The email package compares the whole value, so "base64 " (a trailing blank),
+    "base64 (comment)" or the value on a folded line left a part undecoded: its text, which
+    Thunderbird shows, was indexed as the encoded letters."""
+    text = str(value).strip()
+    end = _TOKEN_END.search(text)
+    return (text[:end.start()] if end else text).lower()
+
+
 def decoded_payload(part: Message) -> bytes:
     """What part.get_payload(decode=True) gives (bytes), with a quoted-printable or base64
     part decoded as above; b"" for a multipart or what cannot be decoded. The
@@ -74,7 +86,7 @@ def decoded_payload(part: Message) -> bytes:
 
 
 def _decoded(part: Message) -> bytes | None:
-    encoding = str(part.get("content-transfer-encoding", "")).lower()
+    encoding = encoding_of(part.get("content-transfer-encoding", ""))
     decode = {"quoted-printable": decode_quoted_printable, "base64": decode_base64}.get(encoding)
     if part.is_multipart() or decode is None:
         return part.get_payload(decode=True)

@@ -33,7 +33,8 @@ from typing import NamedTuple
 from firmware.errors import ArchiverError
 from services.archive.mime import (POLICY, SUMMARY_HEADER_LIMIT, decode_text, header,
                                    header_end, safely)
-from services.archive.transfer_encoding import decode_base64, decode_quoted_printable
+from services.archive.transfer_encoding import (decode_base64, decode_quoted_printable,
+                                                 encoding_of)
 
 JOURNAL_HEADER_NAME = b"x-ms-journal-report"
 JOURNAL_HEADER = re.compile(rb"(?im)^" + JOURNAL_HEADER_NAME + rb"[ \t]*:")
@@ -167,7 +168,7 @@ def _part(raw: bytes, start: int, end: int) -> _Part:
     headers = _parse_headers(header_bytes)
     return _Part(
         content_type=safely(headers.get_content_type, "text/plain"),
-        transfer_encoding=header(headers, "content-transfer-encoding").strip().lower(),
+        transfer_encoding=encoding_of(header(headers, "content-transfer-encoding")),
         charset=safely(headers.get_content_charset, None),
         body_start=body_start,
         body_end=max(body_start, end),

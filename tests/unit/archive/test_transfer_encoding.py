@@ -190,3 +190,39 @@ def test_an_equals_sign_before_a_soft_line_break_hides_nothing_after_it(nl):
     assert any("hidden@fabrikam.com" in address for address in unwrapped.recipients), \
         unwrapped.recipients
 
+
+CTE_SPELLINGS = [b"base64 ", b"base64\t", b"base64 (sent by a gateway)", b"base64;",
+                 b"\r\n base64"]
+
+
+@pytest.mark.parametrize("spelling", CTE_SPELLINGS, ids=repr)
+def test_a_transfer_encoding_followed_by_a_blank_a_comment_or_folded_is_decoded(spelling):
+    """The email package compares the whole value with "base64": a trailing blank, a
+    comment or a folded line left the part encoded, its text indexed and shown as base64
+    letters; Thunderbird reads the first token and shows the text."""
+    says = "wire the money tonight"
+    encoded = base64.b64encode(says.encode())
+    for nl in (b"\r\n", b"\n"):
+        cte = b"Content-Transfer-Encoding:" + spelling.replace(b"\r\n", nl)
+        raw = message(nl, [b"Content-Type: text/plain; charset=utf-8", cte], [encoded, b""])
+        assert says in indexed_text(raw)
+        assert says in mail_view.view(raw).body
+        assert says in message_tree.body(parse_message(raw)).text
+        quoted = message(nl, [b"Content-Type: text/plain; charset=utf-8",
+                              cte.replace(b"base64", b"quoted-printable")],
+                         [b"wire the=", b" money tonight", b""])
+        assert says in indexed_text(quoted)
+        inner = message(nl, [b"Content-Type: text/plain"], [b"inner " + says.encode(), b""])
+        attached = message(nl, [b"Content-Type: multipart/mixed; boundary=B"], [
+            b"--B", b"Content-Type: text/plain", b"", b"forwarded", b"--B",
+            b"Content-Type: message/rfc822", cte, b"", base64.encodebytes(inner).strip(),
+            b"--B--", b""])
+        assert "inner " + says in indexed_text(attached)
+    envelope = [b"Sender: alice@contoso.com\r\n", b"To: bob@contoso.com\r\n",
+                b"Bcc: hidden@fabrikam.com\r\n"]
+    unwrapped = unwrap(report(original_message(b"\r\n"), b"\r\n",
+                              envelope=base64.encodebytes(b"".join(envelope)),
+                              envelope_headers=(b"Content-Type: text/plain; charset=utf-8",
+                                                b"Content-Transfer-Encoding:" + spelling)))
+    assert unwrapped.bcc == ["hidden@fabrikam.com"], unwrapped
+
