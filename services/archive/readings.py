@@ -43,7 +43,7 @@ __all__ = ["READING_VERSION", "StaleReading", "decode", "encode", "is_current", 
 # cut, summary fields): every kept reading is then read again from its message.
 # tests/unit/archive/test_readings.py fails when the reading code changes without a
 # decision about this number.
-READING_VERSION = 6  # 3: raw 8-bit header bytes read in the declared or detected charset;
+READING_VERSION = 7  # 3: raw 8-bit header bytes read in the declared or detected charset;
                      # the limits that cut text (Extracted.cut, AttachmentText.cut)
                      # 4: white space before a field's colon (RFC 5322 4.5.3) read in the
                      # top-level header block and in each MIME part's
@@ -51,6 +51,8 @@ READING_VERSION = 6  # 3: raw 8-bit header bytes read in the declared or detecte
                      # header_addresses); a reading without them is read again
                      # 6: quoted-printable's soft line breaks after a lone CR, text after
                      # "=<CR>", base64 after a padded chunk (services.archive.transfer_encoding)
+                     # 7: an "=" before a joined soft line break, a Content-Transfer-Encoding
+                     # with a blank, comment or fold after its token (transfer_encoding)
 _VERSION = struct.Struct(">H")
 # The checksum makes damage to a kept reading a StaleReading, where it could else decode
 # to other text.
