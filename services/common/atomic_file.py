@@ -47,7 +47,7 @@ def new_file_output(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
     """Like atomic_output, but `path` must not exist, then or when the file is put in
     place (a hard link, which never replaces anything): raises OutputExists rather than
     overwrite, FileNotFoundError when the folder is missing. Nothing is left behind when
-    writing fails."""
+    writing fails, nor when the folder cannot be synced once the file is linked."""
     if path.exists() or path.is_symlink():
         raise OutputExists(f"{path} exists")
     remove_stale_parts(path)
@@ -58,6 +58,7 @@ def new_file_output(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
             fcntl.flock(output.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             yield output
             _synced(output)
+            written = os.fstat(output.fileno())
             try:
                 os.link(temporary, path)
             except FileExistsError:
@@ -65,7 +66,16 @@ def new_file_output(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temporary)
-    fsync_path(path.parent)
+    try:
+        fsync_path(path.parent)
+    except BaseException:
+        # Not in place for sure (a power cut may lose the name): the caller says it failed
+        # (an export is recorded "export-failed"), so the name is taken back, if still ours.
+        with contextlib.suppress(OSError):
+            now = os.lstat(path)
+            if (now.st_dev, now.st_ino) == (written.st_dev, written.st_ino):
+                os.unlink(path)
+        raise
 
 
 def remove_stale_parts(path: Path, stale_s: float = STALE_PART_S) -> list[Path]:

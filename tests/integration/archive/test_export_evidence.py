@@ -271,3 +271,39 @@ def test_an_export_whose_file_cannot_be_put_in_place_is_recorded_as_failed(archi
     assert [e["action"] for e in entries] == ["export", "export-failed"], entries
     assert entries[0]["details"]["export"] == entries[1]["details"]["export"]
     assert "OutputExists" in entries[1]["details"]["reason"], entries[1]
+
+
+FAILING_FOLDER_SYNC = """
+import os, sys
+from pathlib import Path
+from services.common import atomic_file
+synced = atomic_file.fsync_path
+def fsync_path(path):
+    if Path(path) == Path(sys.argv[1]):
+        raise OSError(5, "Input/output error")
+    return synced(path)
+atomic_file.fsync_path = fsync_path
+from services.cli.main import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def test_an_export_whose_folder_cannot_be_synced_leaves_no_file_behind(archiver, data, tmp_path):
+    """The last step of putting an export in place, syncing its folder after the link, can
+    fail (EIO): the export was recorded "export-failed" and the command said it could not
+    write the export, yet the file stayed in place, an export the log says failed."""
+    import os
+    import sys
+    out = tmp_path / "out"
+    out.mkdir()
+    target = out / "e.zip"
+    done = subprocess.run([sys.executable, "-c", FAILING_FOLDER_SYNC, str(out), "export", "",
+                           "--format", "zip", "-o", str(target), "--data", str(data)],
+                          capture_output=True, text=True, env=os.environ, timeout=120)
+    assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
+    assert "Input/output error" in done.stderr, done.stderr
+    actions = [e["action"] for e in audit_entries(archiver, data)
+               if e["action"].startswith("export")]
+    assert actions == ["export", "export-failed"], actions
+    assert not target.exists()  # nothing in place that the log says failed
+    assert not list(out.glob(".*.part"))
