@@ -14,6 +14,7 @@ import lxml.html
 
 from services.archive.mime import (charsets_of, decode_header_text, decode_text, filename_of,
                                    is_attachment, iter_parts, parse_message, safely)
+from services.archive.extract import inner_message
 from services.archive.store import NotFound
 from services.archive.transfer_encoding import decoded_payload
 
@@ -91,8 +92,10 @@ def _attachments(message: Message) -> list[tuple[Attachment, Message]]:
 def _part_bytes(part: Message) -> bytes:
     """The decoded content of a leaf; an attached message as its bytes."""
     if safely(part.get_content_maintype, "") == "message" and part.is_multipart():
-        inner = part.get_payload()
-        return safely(lambda: inner[0].as_bytes(), b"") if inner else b""
+        # decoded when a mailer encoded it (base64, quoted-printable), as extraction and
+        # the message tree read it: the parser's inner message is then the encoded text
+        inner = safely(lambda: inner_message(part), None)
+        return safely(inner.as_bytes, b"") if isinstance(inner, Message) else b""
     return decoded_payload(part)
 
 

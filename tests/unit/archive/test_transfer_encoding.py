@@ -226,3 +226,22 @@ def test_a_transfer_encoding_followed_by_a_blank_a_comment_or_folded_is_decoded(
                                                 b"Content-Transfer-Encoding:" + spelling)))
     assert unwrapped.bcc == ["hidden@fabrikam.com"], unwrapped
 
+
+
+@pytest.mark.parametrize("encoding", ["base64", "quoted-printable"])
+def test_an_encoded_attached_message_is_downloaded_decoded(encoding):
+    """The web API's attachment download (mail_view.attachment) gave an attached message
+    that a mailer encoded as the parser saw it: base64 letters, not the message that
+    extraction indexes and the message tree shows."""
+    inner = (b"From: carol@example.com\nTo: dave@example.com\nSubject: inner\n\n"
+             b"wire the money tonight\n")
+    encoded = base64.encodebytes(inner) if encoding == "base64" else \
+        inner.replace(b"=", b"=3D")
+    raw = message(b"\n", [b"Content-Type: multipart/mixed; boundary=B"], [
+        b"--B", b"Content-Type: text/plain", b"", b"forwarded", b"--B",
+        b"Content-Type: message/rfc822", b"Content-Transfer-Encoding: " + encoding.encode(),
+        b"", encoded, b"--B--", b""])
+    (found,) = mail_view.view(raw).attachments
+    _, data = mail_view.attachment(raw, found.number)
+    assert b"Subject: inner" in data and b"wire the money tonight" in data, data
+    assert data == message_tree.decoded(message_tree.part_at(parse_message(raw), "2"))
