@@ -30,6 +30,7 @@ import time
 import warnings
 from collections import deque
 from dataclasses import dataclass, field
+from email import errors
 from email.message import Message
 from typing import Callable, Iterable, Iterator
 
@@ -576,7 +577,7 @@ def _inner_message(part: Message) -> Message:
     # RFC 2046 forbids encoding a message/rfc822 part, yet some mailers do; the parser then
     # took the encoded text for a message. Re-encode what it saw, decode, parse again.
     try:
-        source = inner.as_bytes() if isinstance(inner, Message) else _part_bytes(part)
+        source = _seen_source(inner) if isinstance(inner, Message) else _part_bytes(part)
         if encoding == "base64":
             source = transfer_encoding.decode_base64(source)
         elif encoding == "quoted-printable":
@@ -584,6 +585,20 @@ def _inner_message(part: Message) -> Message:
     except (ValueError, TypeError, LookupError):
         return inner if isinstance(inner, Message) else Message()
     return mime.parse_message(source)
+
+
+def _seen_source(inner: Message) -> bytes:
+    """The encoded text the parser took for a message, as it was: where a line that is no
+    header ended its header block (a quoted-printable soft line break in a long Subject),
+    the parser's message, made bytes again, has a blank line there that the text had not,
+    and decoding kept it: the Subject cut, the fields after it read as body."""
+    source = inner.as_bytes()
+    if any(isinstance(defect, errors.MissingHeaderBodySeparatorDefect)
+           for defect in inner.defects):
+        blank = source.find(b"\n\n")
+        if blank >= 0:
+            source = source[:blank + 1] + source[blank + 2:]
+    return source
 
 
 # python-docx and openpyxl are imported where used: they take a third of a second to

@@ -52,7 +52,8 @@ READING_VERSION = 7  # 3: raw 8-bit header bytes read in the declared or detecte
                      # 6: quoted-printable's soft line breaks after a lone CR, text after
                      # "=<CR>", base64 after a padded chunk (services.archive.transfer_encoding)
                      # 7: an "=" before a joined soft line break, a Content-Transfer-Encoding
-                     # with a blank, comment or fold after its token (transfer_encoding)
+                     # with a blank, comment or fold after its token (transfer_encoding),
+                     # a soft line break in a header of an encoded attached message
 _VERSION = struct.Struct(">H")
 # The checksum makes damage to a kept reading a StaleReading, where it could else decode
 # to other text.

@@ -245,3 +245,20 @@ def test_an_encoded_attached_message_is_downloaded_decoded(encoding):
     _, data = mail_view.attachment(raw, found.number)
     assert b"Subject: inner" in data and b"wire the money tonight" in data, data
     assert data == message_tree.decoded(message_tree.part_at(parse_message(raw), "2"))
+
+
+@pytest.mark.parametrize("nl", [b"\r\n", b"\n"], ids=["crlf", "lf"])
+def test_a_soft_line_break_in_a_quoted_printable_attached_message_s_header_is_joined(nl):
+    """The parser took the encoded text for a message: a soft line break in its long
+    Subject ended the header block there, and the message made bytes again (to be decoded)
+    had a blank line in its place: the Subject was cut, the fields after it read as body."""
+    inner = nl.join([b"From: carol@example.com", b"To: dave@example.com",
+                     b"Subject: a long subject that the encoder wrapp=", b"ed at its end",
+                     b"Cc: erin@example.com", b"", b"inner body", b""])
+    raw = message(nl, [b"Content-Type: multipart/mixed; boundary=B"], [
+        b"--B", b"Content-Type: text/plain", b"", b"forwarded", b"--B",
+        b"Content-Type: message/rfc822", QP, b"", inner, b"--B--", b""])
+    (attached,) = message_tree.children(parse_message(raw).get_payload()[1])
+    assert attached["Subject"] == "a long subject that the encoder wrapped at its end"
+    assert attached["Cc"] == "erin@example.com"
+    assert "the encoder wrapped at its end" in indexed_text(raw)
