@@ -27,6 +27,10 @@ _SOFT_LINE_BREAK = re.compile(rb"=[ \t]*+(?:\r\n|\n|\r)")
 _BASE64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 _NOT_BASE64 = bytes(set(range(256)) - set(_BASE64_ALPHABET + b"="))
 _PADDING = re.compile(rb"=+")
+# Padding that ends no run: after a whole number of quads (nothing to pad) or a quad's first
+# letter (six bits: no byte). a2b_base64 and the email package read on past it as if it
+# were not there; only padding after a quad's second or third letter ends a run.
+_IGNORED_PADDING = re.compile(rb"(?:\A|=)(?:(?:[^=]{4})++[^=]?|[^=])=")
 _TOKEN_END = re.compile(r"[\s;(]")
 # Bodies are worked on in pieces of about this many bytes: a regular expression's
 # substitution or split keeps an object per match until it is done (some 60 bytes each),
@@ -52,13 +56,31 @@ def decode_quoted_printable(data: bytes) -> bytes:
 def decode_base64(data: bytes) -> bytes:
     """The bytes base64 `data` stands for (RFC 2045 6.8): characters outside the base64
     alphabet ignored (line breaks, blanks, junk), each run ended by padding decoded on its
-    own, a run's missing padding supplied and a lone last character of a run dropped.
+    own (padding that ends no quad, after its first letter or after a whole quad, is
+    skipped as a2b_base64 skips it), a run's missing padding supplied and a lone last
+    character of a run dropped.
     Never raises."""
     data = data.translate(None, _NOT_BASE64)
     if b"=" not in data.rstrip(b"="):  # padding at the end only, if at all: one run
         return _decoded_run(data.rstrip(b"="))
-    return b"".join(b"".join(map(_decoded_run, _PADDING.split(piece)))
-                    for piece in _base64_pieces(data))
+    decoded, pending = [], b""
+    for piece in _base64_pieces(data):
+        if not pending and not _IGNORED_PADDING.search(piece):  # every padding ends a run
+            decoded.append(b"".join(map(_decoded_run, _PADDING.split(piece))))
+            continue
+        *padded, last = _PADDING.split(piece)
+        runs = []  # of this piece, joined before the next: an object per run is memory
+        for segment in padded:
+            run = pending + segment
+            pending = b""
+            if len(run) & 3 == 1:  # padding after a quad's first letter: ignored, the
+                pending = run[-1:]  # quad goes on (as a2b_base64 and mail clients read it)
+                run = run[:-1]
+            runs.append(_decoded_run(run))
+        decoded.append(b"".join(runs))
+        pending += last  # b"" but at the end of data
+    decoded.append(_decoded_run(pending))
+    return b"".join(decoded)
 
 
 def _qp_pieces(data: bytes):
