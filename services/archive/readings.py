@@ -53,7 +53,8 @@ READING_VERSION = 7  # 3: raw 8-bit header bytes read in the declared or detecte
                      # "=<CR>", base64 after a padded chunk (services.archive.transfer_encoding)
                      # 7: an "=" before a joined soft line break, a Content-Transfer-Encoding
                      # with a blank, comment or fold after its token (transfer_encoding),
-                     # a soft line break in a header of an encoded attached message
+                     # a soft line break in a header of an encoded attached message,
+                     # base64 padding after a quad's first letter skipped, not a run's end
 _VERSION = struct.Struct(">H")
 # The checksum makes damage to a kept reading a StaleReading, where it could else decode
 # to other text.
