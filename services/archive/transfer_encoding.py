@@ -124,10 +124,9 @@ def encoding_of(value: object) -> str:
 
 def decoded_payload(part: Message) -> bytes:
     """What part.get_payload(decode=True) gives (bytes), with a quoted-printable or base64
-    part decoded as above; b"" for a multipart or what cannot be decoded. The
-    email package decides the same way which encoding a part has (its
-    Content-Transfer-Encoding, lower-cased, as is). Raises only MemoryError (a limit, not
-    bad input)."""
+    part decoded as above, and its encoding read as encoding_of reads it; b"" for a
+    multipart or what cannot be decoded. Raises only MemoryError (a limit, not bad
+    input)."""
     try:
         data = _decoded(part)
     except MemoryError:
