@@ -24,6 +24,7 @@ as in services.archive.mime, MemoryError is left alone (a limit, not bad input).
 """
 from __future__ import annotations
 
+import binascii
 import re
 from dataclasses import dataclass
 from email.message import Message
@@ -105,7 +106,7 @@ def unwrap(raw: bytes) -> JournalReport:
         raise NotAJournalReport(_why_no_original(parts, closed))
     if envelope is None:
         raise NotAJournalReport("no text/plain envelope part")
-    original = _decoded_body(raw, attached)
+    original = _original(raw, attached)
     if not original.strip():
         raise NotAJournalReport("the attached message is empty")
     text = decode_text(_decoded_body(raw, envelope), envelope.charset)
@@ -173,6 +174,21 @@ def _part(raw: bytes, start: int, end: int) -> _Part:
         body_start=body_start,
         body_end=max(body_start, end),
     )
+
+
+def _original(raw: bytes, part: _Part) -> bytes:
+    """The attached original, decoded; base64 only when it is clean (nothing but base64
+    letters and line breaks, padding at the end only): else NotAJournalReport, and the
+    report is kept as it is, byte-exact, rather than a guess at its message stored in
+    its place and the report's own bytes lost (the envelope part is read leniently:
+    decode_base64)."""
+    if part.transfer_encoding != "base64":
+        return _decoded_body(raw, part)
+    body = raw[part.body_start:part.body_end].translate(None, b" \t\r\n")
+    try:
+        return binascii.a2b_base64(body, strict_mode=True)
+    except binascii.Error as exc:
+        raise NotAJournalReport(f"the attached message's base64 is not clean ({exc})") from None
 
 
 def _decoded_body(raw: bytes, part: _Part) -> bytes:

@@ -199,6 +199,20 @@ def test_a_transfer_encoded_original_is_decoded(nl):
     assert unwrapped.original == original
 
 
+@pytest.mark.parametrize("damage", [
+    lambda encoded: encoded[:40] + b"!" + encoded[40:],                 # a letter outside it
+    lambda encoded: encoded[:40] + b"==" + encoded[40:],                # padding inside
+    lambda encoded: encoded[:-1] if not encoded.endswith(b"=") else encoded[:-3],  # cut
+], ids=["junk", "padding inside", "cut quad"])
+def test_an_original_whose_base64_is_not_clean_keeps_the_report_as_it_is(nl, damage):
+    """A guess at the original would be stored in its place and the report's own bytes
+    lost: the report is archived as it is instead (services.intake.gate)."""
+    encoded = damage(base64.encodebytes(original_message(nl)).replace(b"\n", nl).rstrip(nl))
+    with pytest.raises(NotAJournalReport, match="base64 is not clean"):
+        unwrap(report(encoded, nl, original_headers=(
+            b"Content-Type: message/rfc822", b"Content-Transfer-Encoding: base64")))
+
+
 def test_the_null_sender_and_unknown_fields():
     envelope = b"Sender: <>\r\nLabel: x\r\nSentUtc: 2025-07-01\r\nRecipient: <Ops@Contoso.com>\r\n"
     unwrapped = unwrap(report(original_message(CRLF), envelope=envelope))
