@@ -449,6 +449,13 @@ class Store:
         return {name: found.get(name, 0)
                 for name in ("messages", "raw_bytes", "stored_bytes", "duplicates")}
 
+    def last_number(self) -> int:
+        """The number (metadata "number") the newest message stored here was given; 0 when
+        none was. Numbers are given in the order puts commit, so every message stored
+        after this is read has a larger one."""
+        with self.env.begin() as txn:
+            return int(txn.get(b"numbers", db=self.db["counters"]) or 0)
+
     def counters_with_prefix(self, prefix: str) -> dict[str, int]:
         """Counters whose names start with `prefix` (e.g. "archived_day:"), prefix removed."""
         found = {}

@@ -14,7 +14,9 @@ with first (services.mirror.pairing); if the secrets differ that fails, and stat
 The peer's node id is the one its pinned certificate proves, not what its hello says.
 Each hello exchanges the replicated settings, then what holds recorded where the peer's
 count or fingerprint differs (services.mirror.hold_sync, in bounded pages); status keeps
-the bytes of the last hello and how many records went each way.
+the bytes of the last hello and how many records went each way. An exchange that ends with
+the peer holding no superseded query lets retention here go on to the peer's copies stored
+before its hello (services.policy.peer_copies).
 """
 from __future__ import annotations
 
@@ -40,7 +42,7 @@ from services.mirror.state import PeerStatus, cursor_name, load_status, save_sta
 from services.mirror.trust import (NodeIdentity, PeerCertificateResponse,
                                    describe_tls_failure, not_paired, pairing_context,
                                    presented_node_id)
-from services.policy import audit_anchor
+from services.policy import audit_anchor, peer_copies
 from services.policy.hold_records import BadHoldRecords
 from services.policy.replicated import HOLD_PREFIX, Replicated
 from services.policy.retention_clock import live_arrival
@@ -185,6 +187,7 @@ class MirrorClient:
 
     async def _handshake(self, session: aiohttp.ClientSession) -> None:
         """Introduce ourselves and exchange the replicated settings (last writer wins)."""
+        stored = await asyncio.to_thread(self.store.last_number)  # before the peer's reply
         offer = json.dumps({**self.hello.to_json(), "settings": self.replicated.export()})
         async with session.post(f"{self.url}/v1/hello", data=offer.encode(),
                                 headers={"Content-Type": "application/json"}) as response:
@@ -215,6 +218,8 @@ class MirrorClient:
             self.status.node = node  # said once: the anchor moved with it
         if "hold_records" in reply:  # a peer of a release before hold records has none
             await self._exchange_hold_records(session, reply["hold_records"])
+            if _holds_nothing_superseded(reply):
+                await asyncio.to_thread(peer_copies.settled_through, self.store, node, stored)
         if "audit_anchor" in reply:  # nor one before audit anchors
             await self._anchor_audit_log(session, reply["audit_anchor"])
         self._compare_settings(reply)
@@ -346,6 +351,13 @@ class MirrorClient:
             save_status(self.store, self.peer, self.status)
         except OutOfSpace as full:  # the state is in the log; it is recorded once there is room
             log.warning("mirror peer %s: status not recorded: %s", self.peer, full)
+
+
+def _holds_nothing_superseded(reply: dict) -> bool:
+    """Whether the peer's hello reply says it holds no superseded query (an older release,
+    or a peer that could not merge our settings, does not say: not known)."""
+    found = reply.get("holds_superseded")
+    return type(found) is int and found == 0
 
 
 def _anchor_count(value) -> int:

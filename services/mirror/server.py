@@ -20,7 +20,10 @@ to the largest message + 32 MiB, and its messages decoded beside it), so N peers
 peer's retries, must not take N times that. A batch that waits BATCH_WAIT_SECONDS for its
 turn gets a 503 too (its body read and dropped, never held), and is sent again later.
 The hello reply carries the count and fingerprint of what each hold recorded; a peer whose
-differ walks and adds to them in bounded pages (services.mirror.hold_sync). It carries the
+differ walks and adds to them in bounded pages (services.mirror.hold_sync). It says how many
+superseded queries this node still holds by (read after the peer's settings are merged):
+once none, the peer's retention may let go of this node's copies that the exchange of
+records covers (services.policy.peer_copies). It carries the
 peer's audit-log anchor here too; the peer sends its entries after it (POST /v1/audit:
 services.policy.audit_anchor).
 """
@@ -128,13 +131,18 @@ class MirrorServer:
             taken = await asyncio.to_thread(self.replicated.merge, request_settings)
         except OutOfSpace as full:  # taken at a later hello, once there is room
             log.warning("replicated settings from %s not taken now: %s", node, full)
-            taken = 0
+            taken = None
         if taken:
             log.info("took %d replicated settings from %s", taken, node)
+        # Read before the records' summaries, so that "none" means whatever the old queries
+        # held is in the records the peer is then given; None (unknown) while the peer's
+        # edits are not merged here (services.policy.peer_copies).
+        superseded = None if taken is None else len(self.replicated.superseded())
         return web.json_response({**self.hello.to_json(),
                                   "copies_back": self.copies_back_to(node),
                                   "settings": self.replicated.export(),
                                   "settings_digest": self.replicated.digest(),
+                                  "holds_superseded": superseded,
                                   "hold_records": hold_sync.summaries_json(self.store),
                                   "audit_anchor": audit_anchor.hello_json(self.store, node)})
 

@@ -15,6 +15,8 @@ so a hold added while a run is going still protects its mail, and so does an edi
 widening the saved search a hold is built on (it moves the holds generation too). A change
 of the retention settings moves it as well, and the re-check reads them anew: a batch is
 deleted only if retention is still enabled and the batch still expired under them.
+A mirror peer's copy is kept until the peer's holds are known to hold nothing of it that
+is not recorded here (services.policy.peer_copies).
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ import xapian
 
 from firmware.errors import ArchiverError
 
-from services.policy import audit, holds, retention_values
+from services.policy import audit, holds, peer_copies, retention_values
 from services.policy.audit import Actor
 from services.archive import dates
 from services.archive.index import id_term
@@ -259,11 +261,13 @@ def _judged(database, chunk, queries, saved_days, timezone, now
 def _held(database: xapian.Database, replicated: Replicated, batch: list[str], now: float,
           timezone: str) -> set[str]:
     """Which of `batch` (digests) the holds in force keep: what their searches match, and
-    what they recorded (looked up, digest by digest)."""
+    what they recorded (looked up, digest by digest); and the mirror peers' copies whose
+    peer may still hold them by a query not recorded yet (peer_copies.awaiting)."""
     today = dt.datetime.fromtimestamp(now, dates.zone(timezone)).date()
     in_force = holds.active(replicated, today)
     hold_ids = [hold_id for hold_id, _ in in_force]
     held = holds.recorded_among(replicated, hold_ids, batch)
+    held |= peer_copies.awaiting(replicated.store, batch)
     for _, query_text in in_force:
         held |= matching_in(database, query_text, timezone, now, among=batch)
     for query_text in holds.superseded_queries(replicated, hold_ids):

@@ -1,0 +1,56 @@
+"""Copies from a mirror peer that retention keeps until what the peer's holds hold of them
+is recorded here.
+
+When the saved search a hold is built on changes (here, or on a peer and merged), each
+node holds the old query by itself until its own retention run has recorded what it
+matches there (Replicated._supersede, holds.settle_superseded); the peer's records then
+reach this node at the next exchange of hold records (services.mirror.hold_sync). This
+node's old query, once settled here, no longer holds a copy the peer sends after that,
+which the peer may still hold by its old query, unsettled there (the peer merged the
+edit late, or its run has not come yet); nor does anything here hold what the peer holds
+by an old query this node never held. So a copy from a peer is kept here until an
+exchange of hold records with that peer has ended that began after the copy was stored
+and in which the peer said it holds no superseded query (its hello reply,
+services.mirror.server): all its old queries held of the copy is in its records by then,
+and so in this node's. Mail that arrives here from anywhere else is held by this node's
+own queries and records, as before.
+
+Per peer node, the node-local setting SETTING_PREFIX + node id is the last number
+(Store.last_number) up to which its copies are so covered. Only such an exchange moves
+it (settled_through), never back, and it is durable: a restart of either node in the
+window keeps the copies. A peer that is away, or keeps a superseded query for long (its
+index behind, an old query it cannot parse), keeps its copies here as long.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+from services.archive.store import UNCHANGED, NotFound, Store
+
+SETTING_PREFIX = "mirror.copies_settled."
+COPY_KIND = "mirror"  # a copy's source is "mirror:<the peer's node id>"
+
+
+def settled_through(store: Store, node: str, number: int) -> None:
+    """The copies from peer `node` numbered up to `number` are covered by what the peer's
+    holds recorded, now here too (durably; a lower `number` than before changes nothing).
+    Raises OutOfSpace."""
+    store.update_setting(SETTING_PREFIX + node, lambda before: (
+        number if number > (before or 0) else UNCHANGED, None))
+
+
+def awaiting(store: Store, digests: Iterable[str]) -> set[str]:
+    """Those of `digests` that are copies from a peer not covered yet (numbered after its
+    settled_through; a peer never settled: all of its copies). A digest no longer stored
+    is not among them."""
+    settled = store.settings_with_prefix(SETTING_PREFIX)
+    found = set()
+    for digest in digests:
+        try:
+            meta = store.meta(digest)
+        except NotFound:
+            continue
+        kind, _, node = meta.get("source", "").partition(":")
+        if kind == COPY_KIND and meta["number"] > settled.get(SETTING_PREFIX + node, 0):
+            found.add(digest)
+    return found
