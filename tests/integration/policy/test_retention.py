@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from services.policy import audit, holds, retention, saved_searches
+from services.policy import audit, holds, peer_copies, retention, saved_searches
 from services.archive import store as store_module
 from services.archive.archive import Archive
 from services.policy.audit import Actor
@@ -161,10 +161,29 @@ def test_a_mirror_copy_counts_from_its_origins_arrival_and_without_one_by_its_da
     arrivals.now = NOW - 10 * DAY
     unsent = put_from(archive, "mirror:node-b", {
         "old-copy": message(2, "a@x.com", "o", 40 * DAY), "2199": dated(3, SENDER_DATES["2199"])})
+    # node-b's holds recorded all they hold of its copies, and that reached here
+    peer_copies.settled_through(archive.store, "node-b", archive.store.last_number())
     assert sorted(expiring(archive, NOW)) == sorted([copied["live"], unsent["old-copy"]])
     assert sorted(expiring(archive, NOW + 20 * DAY - 1)) == sorted(expiring(archive, NOW))
     assert sorted(expiring(archive, NOW + 20 * DAY)) == sorted([*copied.values(),
                                                                 *unsent.values()])
+
+
+def test_a_mirror_copy_is_kept_until_its_peers_holds_are_known_to_be_recorded_here(
+        archive):
+    """A copy of expired mail from a peer that may still hold it by a saved search's old
+    query, not recorded yet (services.policy.peer_copies), is kept; once an exchange of
+    hold records after it said the peer holds none, it expires as any copy does. Mail
+    stored here otherwise does not wait for a peer."""
+    digests = {**put_from(archive, "mirror:node-b", {"copy": message(1, "a@x.com", "o",
+                                                                      40 * DAY)}),
+               **put_from(archive, "import", {"imported": message(2, "a@x.com", "o",
+                                                                  40 * DAY)})}
+    assert expiring(archive, NOW) == [digests["imported"]]
+    peer_copies.settled_through(archive.store, "node-c", archive.store.last_number())
+    assert expiring(archive, NOW) == [digests["imported"]]  # another peer's settling
+    peer_copies.settled_through(archive.store, "node-b", archive.store.last_number())
+    assert sorted(expiring(archive, NOW)) == sorted(digests.values())
 
 
 def test_saved_search_policies_override_the_global_one_and_the_longest_wins(archive):
