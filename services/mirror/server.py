@@ -23,9 +23,8 @@ The hello reply carries the count and fingerprint of what each hold recorded; a 
 differ walks and adds to them in bounded pages (services.mirror.hold_sync). It says how many
 superseded queries this node still holds by (read after the peer's settings are merged):
 once none, the peer's retention may let go of this node's copies that the exchange of
-records covers (services.policy.peer_copies). It carries the
-peer's audit-log anchor here too; the peer sends its entries after it (POST /v1/audit:
-services.policy.audit_anchor).
+records covers (services.policy.peer_copies). It carries the peer's audit-log anchor here
+too; the peer sends its entries after it (POST /v1/audit: services.policy.audit_anchor).
 """
 from __future__ import annotations
 

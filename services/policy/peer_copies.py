@@ -11,15 +11,17 @@ edit late, or its run has not come yet); nor does anything here hold what the pe
 by an old query this node never held. So a copy from a peer is kept here until an
 exchange of hold records with that peer has ended that began after the copy was stored
 and in which the peer said it holds no superseded query (its hello reply,
-services.mirror.server): all its old queries held of the copy is in its records by then,
-and so in this node's. Mail that arrives here from anywhere else is held by this node's
+services.mirror.server): all that its old queries held of the copy is in its records by
+then, and so in this node's. Mail that arrives here from anywhere else is held by this node's
 own queries and records, as before.
 
 Per peer node, the node-local setting SETTING_PREFIX + node id is the last number
 (Store.last_number) up to which its copies are so covered. Only such an exchange moves
 it (settled_through), never back, and it is durable: a restart of either node in the
 window keeps the copies. A peer that is away, or keeps a superseded query for long (its
-index behind, an old query it cannot parse), keeps its copies here as long.
+index behind, an old query it cannot parse), keeps its copies here as long; so does a
+peer no longer mirrored with (`archiver mirror leave`, or taken out of archiver.yaml):
+nothing tells this node any more what that peer's holds hold.
 """
 from __future__ import annotations
 
