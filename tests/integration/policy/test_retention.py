@@ -186,6 +186,27 @@ def test_a_mirror_copy_is_kept_until_its_peers_holds_are_known_to_be_recorded_he
     assert sorted(expiring(archive, NOW)) == sorted(digests.values())
 
 
+def test_a_peers_copy_of_mail_already_stored_here_is_kept_until_its_peers_holds_are_known(
+        archive):
+    """The same expired message imported here first, then copied by node-b (which may
+    hold it by an old query it has not settled): the copy is kept as a copy new here is,
+    until an exchange with node-b begun after it; so is one first copied from node-c."""
+    digests = {**put_from(archive, "import", {"imported": message(1, "a@x.com", "o",
+                                                                  40 * DAY)}),
+               **put_from(archive, "mirror:node-c", {"from-c": message(2, "a@x.com", "o",
+                                                                       40 * DAY)})}
+    peer_copies.settled_through(archive.store, "node-c", archive.store.last_number())
+    before = archive.store.last_number()
+    assert sorted(expiring(archive, NOW)) == sorted(digests.values())
+    put_from(archive, "mirror:node-b", {"imported": message(1, "a@x.com", "o", 40 * DAY),
+                                        "from-c": message(2, "a@x.com", "o", 40 * DAY)})
+    assert expiring(archive, NOW) == []
+    peer_copies.settled_through(archive.store, "node-b", before)  # begun before the copies
+    assert expiring(archive, NOW) == []
+    peer_copies.settled_through(archive.store, "node-b", archive.store.last_number())
+    assert sorted(expiring(archive, NOW)) == sorted(digests.values())
+
+
 def test_saved_search_policies_override_the_global_one_and_the_longest_wins(archive):
     digests = put_and_index(archive, {
         "newsletter": message(1, "news@x.com", "weekly newsletter", 45 * DAY),

@@ -32,3 +32,22 @@ def test_numbers_grow_with_each_new_message_not_with_a_duplicate(tmp_path):
     assert store.last_number() == store.meta(first)["number"] == 1
     store.put(mail(1), source="smtp")
     assert store.last_number() == 1 and store.meta(first)["source"] == "mirror:peer1"
+
+
+def test_a_copy_of_mail_already_stored_here_waits_for_its_peer_too(tmp_path):
+    """The same message archived here (or copied from another peer) before the peer's
+    copy arrived: the peer may hold it by an old query it has not settled, as it holds a
+    copy of mail new here, so it waits for an exchange that began after the copy came."""
+    store = Store(tmp_path / "s", map_size=1 << 30)
+    local = store.put(mail(1), source="import")
+    from_other = store.put(mail(2), source="mirror:peer2", origin="peer2")
+    stored = store.last_number()
+    peer_copies.settled_through(store, "peer2", stored)  # peer2 settled: its copy may go
+    assert peer_copies.awaiting(store, [local, from_other]) == set()
+    store.put(mail(1), source="mirror:peer1", origin="peer1")  # peer1's copies of both
+    store.put(mail(2), source="mirror:peer1", origin="peer1")
+    assert peer_copies.awaiting(store, [local, from_other]) == {local, from_other}
+    peer_copies.settled_through(store, "peer1", stored)  # an exchange begun before them
+    assert peer_copies.awaiting(store, [local, from_other]) == {local, from_other}
+    peer_copies.settled_through(store, "peer1", store.last_number())
+    assert peer_copies.awaiting(store, [local, from_other]) == set()
