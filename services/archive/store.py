@@ -293,8 +293,11 @@ class Store:
         """The same bytes again: keep the one copy; add envelope recipients it lacked."""
         merged = sorted(set(old["recipients"]) | set(new["recipients"]))
         totals.add("dedup_bytes", new["size"])  # bytes not stored a second time
+        marked = _mark_copy(old, new, totals)
         if merged == old["recipients"]:
             totals.add("duplicates", 1)
+            if marked:
+                self._write_meta(txn, key, old)
             return PutOutcome(key.hex(), "duplicate")
         old["recipients"] = merged
         old["sender"] = old["sender"] or new["sender"]
@@ -450,9 +453,10 @@ class Store:
                 for name in ("messages", "raw_bytes", "stored_bytes", "duplicates")}
 
     def last_number(self) -> int:
-        """The number (metadata "number") the newest message stored here was given; 0 when
-        none was. Numbers are given in the order puts commit, so every message stored
-        after this is read has a larger one."""
+        """The number (metadata "number", or a peer's in "copies") the newest message, or
+        peer's copy of a message stored before, stored here was given; 0 when none was.
+        Numbers are given in the order puts commit, so every message or copy stored after
+        this is read has a larger one (a number given to a copy is no document's id)."""
         with self.env.begin() as txn:
             return int(txn.get(b"numbers", db=self.db["counters"]) or 0)
 
@@ -781,6 +785,19 @@ class StoreCheck:
     def uncounted(self) -> int:
         """Messages the counter has that were not found (negative: found, not counted)."""
         return self.counted - min(self.raw, self.meta)
+
+
+def _mark_copy(old: dict, new: dict, totals: _Totals) -> bool:
+    """A mirror peer's copy of a message stored here before, from elsewhere (archived here,
+    or another peer's copy): the first such copy from each peer is given a number of its
+    own, as a new message is, in old["copies"] (peer node id -> number), so that retention
+    keeps it until that peer's holds are known here (services.policy.peer_copies) as it
+    keeps a copy new here. Returns whether `old` changed."""
+    kind, _, node = new["source"].partition(":")
+    if kind != "mirror" or new["source"] == old["source"] or node in old.get("copies", {}):
+        return False
+    old.setdefault("copies", {})[node] = totals.add("numbers", 1)
+    return True
 
 
 class _Totals:

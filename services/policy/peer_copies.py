@@ -13,7 +13,9 @@ exchange of hold records with that peer has ended that began after the copy was 
 and in which the peer said it holds no superseded query (its hello reply,
 services.mirror.server): all that its old queries held of the copy is in its records by
 then, and so in this node's. Mail that arrives here from anywhere else is held by this node's
-own queries and records, as before.
+own queries and records, as before; a peer's copy of a message stored here before (archived
+here too, or another peer's copy) is such a copy all the same, numbered when it arrives
+(Store: meta "copies").
 
 Per peer node, the node-local setting SETTING_PREFIX + node id is the last number
 (Store.last_number) up to which its copies are so covered. Only such an exchange moves
@@ -52,7 +54,18 @@ def awaiting(store: Store, digests: Iterable[str]) -> set[str]:
             meta = store.meta(digest)
         except NotFound:
             continue
-        kind, _, node = meta.get("source", "").partition(":")
-        if kind == COPY_KIND and meta["number"] > settled.get(SETTING_PREFIX + node, 0):
+        if any(number > settled.get(SETTING_PREFIX + node, 0)
+               for node, number in copies_of(meta).items()):
             found.add(digest)
+    return found
+
+
+def copies_of(meta: dict) -> dict[str, int]:
+    """Peer node id -> the number its copy of a message (`meta`) was given here: the
+    message's own number when it was first stored as that peer's copy, else that of the
+    first copy from the peer of the message stored here before (Store: meta "copies")."""
+    kind, _, node = meta.get("source", "").partition(":")
+    found = dict(meta.get("copies") or {})
+    if kind == COPY_KIND:
+        found[node] = meta["number"]
     return found
