@@ -207,6 +207,24 @@ def test_a_peers_copy_of_mail_already_stored_here_is_kept_until_its_peers_holds_
     assert sorted(expiring(archive, NOW)) == sorted(digests.values())
 
 
+def test_the_report_says_which_peers_copies_are_kept_for_and_how_many(archive):
+    """An admin reading a run's report must be told why expired mail no hold lists was
+    kept: copies waiting for their mirror peer's holds to be known here, by peer. A copy a
+    hold keeps anyway is the hold's, not the peer's."""
+    retention.set_global(archive.replicated, 30)
+    archive.replicated.put(retention.ENABLED, True)
+    digests = put_from(archive, "mirror:node-b", {
+        "copy": message(1, "a@x.com", "o", 40 * DAY),
+        "held": message(2, "lawyer@x.com", "o", 40 * DAY)})
+    saved_searches.save(archive.replicated, "case", "from:lawyer", ADMIN)
+    holds.add(archive.replicated, archive.index_dir(), "case", None, ADMIN)
+    for dry_run in (True, False):
+        report = run(archive, dry_run=dry_run)
+        assert (report.deleted, report.held) == (0, 2)
+        assert report.kept_for_peers == {"node-b": 1}
+    assert remaining(archive, digests) == ["copy", "held"]
+
+
 def test_saved_search_policies_override_the_global_one_and_the_longest_wins(archive):
     digests = put_and_index(archive, {
         "newsletter": message(1, "news@x.com", "weekly newsletter", 45 * DAY),
