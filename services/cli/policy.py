@@ -207,6 +207,8 @@ def cmd_retention_run(args) -> int:
         verb = "would delete" if args.dry_run else "deleted"
         print(f"examined {report.examined}, expired {report.expired}, held {report.held}, "
               f"not yet indexed {report.not_indexed}, {verb} {report.deleted}")
+        if report.kept_for_peers:
+            print("of those held: " + retention.kept_for_peers_in_words(report.kept_for_peers))
     return 0
 
 

@@ -47,16 +47,22 @@ def awaiting(store: Store, digests: Iterable[str]) -> set[str]:
     """Those of `digests` that are copies from a peer not covered yet (numbered after its
     settled_through; a peer never settled: all of its copies). A digest no longer stored
     is not among them."""
+    return set().union(*awaiting_by_peer(store, digests).values())
+
+
+def awaiting_by_peer(store: Store, digests: Iterable[str]) -> dict[str, set[str]]:
+    """awaiting's digests by the peer node id they wait for (one that waits for two peers
+    under each)."""
     settled = store.settings_with_prefix(SETTING_PREFIX)
-    found = set()
+    found: dict[str, set[str]] = {}
     for digest in digests:
         try:
             meta = store.meta(digest)
         except NotFound:
             continue
-        if any(number > settled.get(SETTING_PREFIX + node, 0)
-               for node, number in copies_of(meta).items()):
-            found.add(digest)
+        for node, number in copies_of(meta).items():
+            if number > settled.get(SETTING_PREFIX + node, 0):
+                found.setdefault(node, set()).add(digest)
     return found
 
 

@@ -76,6 +76,10 @@ class RunReport:
     # Saved search -> why its policy cannot be applied (unusable_policies): nothing was
     # deleted, since its mail might be meant to outlive the global policy.
     unusable_policies: dict[str, str] = field(default_factory=dict)
+    # Peer node id -> expired copies from it kept (among `held`) only because that peer's
+    # holds are not known here yet (services.policy.peer_copies): kept until an exchange
+    # of hold records with the peer ends with it holding no superseded query.
+    kept_for_peers: dict[str, int] = field(default_factory=dict)
 
 
 def policies(replicated: Replicated) -> dict:
@@ -259,15 +263,23 @@ def _judged(database, chunk, queries, saved_days, timezone, now
 
 
 def _held(database: xapian.Database, replicated: Replicated, batch: list[str], now: float,
-          timezone: str) -> set[str]:
+          timezone: str) -> tuple[set[str], dict[str, set[str]]]:
     """Which of `batch` (digests) the holds in force keep: what their searches match, and
     what they recorded (looked up, digest by digest); and the mirror peers' copies whose
-    peer may still hold them by a query not recorded yet (peer_copies.awaiting)."""
+    peer may still hold them by a query not recorded yet (peer_copies.awaiting), all in
+    the set; and apart, by peer node id, those kept only for that."""
+    by_holds = _held_by_holds(database, replicated, batch, now, timezone)
+    for_peers = peer_copies.awaiting_by_peer(
+        replicated.store, [digest for digest in batch if digest not in by_holds])
+    return by_holds.union(*for_peers.values()), for_peers
+
+
+def _held_by_holds(database: xapian.Database, replicated: Replicated, batch: list[str],
+                   now: float, timezone: str) -> set[str]:
     today = dt.datetime.fromtimestamp(now, dates.zone(timezone)).date()
     in_force = holds.active(replicated, today)
     hold_ids = [hold_id for hold_id, _ in in_force]
     held = holds.recorded_among(replicated, hold_ids, batch)
-    held |= peer_copies.awaiting(replicated.store, batch)
     for _, query_text in in_force:
         held |= matching_in(database, query_text, timezone, now, among=batch)
     for query_text in holds.superseded_queries(replicated, hold_ids):
@@ -284,13 +296,14 @@ def _delete_batch(store, database, replicated, batch, now, report, actor, timezo
             return
         reopen(database)  # see mail indexed since the run began
         generation = replicated.holds_generation()
-        held = read_consistently(database, lambda database: _held(database, replicated, batch,
-                                                                        now, timezone))
+        held, for_peers = read_consistently(database, lambda database: _held(
+            database, replicated, batch, now, timezone))
         doomed = [digest for digest in batch if digest not in held]
         if not report.dry_run:  # the settings now, read after the generation
             doomed = read_consistently(database, lambda database: _still_expired(
                 store, database, replicated, doomed, now, timezone))
         if report.dry_run:
+            _count_kept_for_peers(report, for_peers)
             report.held += len(batch) - len(doomed)
             report.deleted_digests += doomed
             report.deleted += len(doomed)
@@ -303,10 +316,25 @@ def _delete_batch(store, database, replicated, batch, now, report, actor, timezo
                                                                              deleted))
         except DeletionConflict:
             continue  # a hold changed between the check and the deletion: check again
+        _count_kept_for_peers(report, for_peers)
         report.held += len(batch) - len(doomed)
         report.deleted += len(deleted)
         report.deleted_digests += [meta["digest"] for meta in deleted]
         return
+
+
+def _count_kept_for_peers(report: RunReport, for_peers: dict[str, set[str]]) -> None:
+    for node, digests in for_peers.items():
+        report.kept_for_peers[node] = report.kept_for_peers.get(node, 0) + len(digests)
+
+
+def kept_for_peers_in_words(kept: dict[str, int]) -> str:
+    """RunReport.kept_for_peers as one sentence, for the log and the CLI."""
+    return "; ".join(
+        f"{count} expired cop{'y' if count == 1 else 'ies'} from mirror peer {node} kept until "
+        "an exchange of hold records with it ends with its holds holding no superseded query "
+        "(a peer away, removed or not mirrored with keeps them)"
+        for node, count in sorted(kept.items()))
 
 
 def _still_expired(store, database, replicated, digests, now, timezone) -> list[str]:

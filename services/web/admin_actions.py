@@ -132,10 +132,11 @@ def retention_preview(archive: Archive, user: User, proposed: dict, timezone: st
     """What the retention policies `proposed` ({"enabled", "global_days", "saved": {name:
     days}}, as retention.policies gives them) would delete if they ran now: {"count",
     "held", "examined", "not_indexed", "sample": [metadata of PREVIEW_SAMPLE of them],
-    "unusable_policies": {saved search: why its policy cannot be applied}}."""
+    "unusable_policies": {saved search: why its policy cannot be applied},
+    "kept_for_peers": {peer node id: expired copies kept for its holds, among "held"}}."""
     if not proposed.get("enabled"):
         return {"count": 0, "held": 0, "examined": 0, "not_indexed": 0, "sample": [],
-                "off": True, "unusable_policies": {}}
+                "off": True, "unusable_policies": {}, "kept_for_peers": {}}
     report = retention.run(archive.store, archive.index_dir(), Replicated(archive.store),
                            user.actor, dry_run=True, timezone=timezone, proposed=proposed)
     sample = []
@@ -148,7 +149,8 @@ def retention_preview(archive: Archive, user: User, proposed: dict, timezone: st
                  would_delete=report.deleted)
     return {"count": report.deleted, "held": report.held, "examined": report.examined,
             "not_indexed": report.not_indexed, "sample": sample, "off": False,
-            "unusable_policies": report.unusable_policies}
+            "unusable_policies": report.unusable_policies,
+            "kept_for_peers": report.kept_for_peers}
 
 
 # -- accounts ----------------------------------------------------------------------------
