@@ -11,7 +11,8 @@ import pytest
 
 from tests.integration.mirror.test_hold_records import recorded_counts
 from tests.integration.mirror.test_mirror import pair  # noqa: F401 (a fixture)
-from tests.integration.mirror_nodes import TEST_TIMERS, wait_searchable, wait_until
+from tests.integration.mirror_nodes import TEST_TIMERS, Node, wait_searchable, wait_until
+from tests.integration.netns import Lab
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 OLD_DATE = "Mon, 06 Jan 2020 10:00:00 +0000"  # past the 365 days of retention set below
@@ -84,3 +85,27 @@ def test_a_peers_copy_its_unsettled_old_query_holds_is_kept(pair, tmp_path):  # 
                "a to let eve's copy go once b has settled")
     assert retention_run(a)["digests"] == [digests["eve"]]
     assert digests["lawyer"] in a.digests() and digests["eve"] not in a.digests()
+
+
+def test_a_one_way_peers_expired_copies_are_deleted_once_nothing_holds_them(tmp_path):
+    """b takes a's copies but does not copy back (joined with no peer: a supported one-way
+    mirror, test_mirror), so b never says hello to a. Nothing holds a's mail and a holds
+    no superseded query: b's retention must delete a's expired copies, not keep them
+    forever waiting for an exchange only b's own client would have begun."""
+    with Lab(["a", "b"]) as lab:
+        a, b = Node(lab, "a", tmp_path), Node(lab, "b", tmp_path)
+        a.join(b)
+        b.join()  # the secret, but no peer
+        digests = import_old_mail(a, tmp_path / "in", {"eve": "eve@x.com"})
+        a.start(), b.start()
+        try:
+            a.cli("retention", "set", "--global-days", "365")
+            a.cli("retention", "enable")
+            wait_searchable(b, 1)
+            wait_until(lambda: json.loads(b.cli("retention", "show", "--json").stdout)
+                       ["enabled"], 60, "retention to reach b")
+            wait_until(lambda: retention_run(b, "--dry-run")["digests"] == [digests["eve"]],
+                       60, "b to let a's unheld, expired copy go")
+            assert retention_run(b)["digests"] == [digests["eve"]]
+        finally:
+            a.stop(), b.stop()
