@@ -16,7 +16,9 @@ Each hello exchanges the replicated settings, then what holds recorded where the
 count or fingerprint differs (services.mirror.hold_sync, in bounded pages); status keeps
 the bytes of the last hello and how many records went each way. An exchange that ends with
 the peer holding no superseded query lets retention here go on to the peer's copies stored
-before its hello (services.policy.peer_copies).
+before its hello (services.policy.peer_copies); and, the other way, this node tells the
+peer how many superseded queries it holds (read after the peer's settings were merged
+here), so that the peer lets go of this node's copies there (hold_sync.SETTLED_PATH).
 """
 from __future__ import annotations
 
@@ -204,6 +206,8 @@ class MirrorClient:
             raise PeerRefused(reply.get("reason", "the peer refused to mirror"))
         response.raise_for_status()
         await asyncio.to_thread(self.replicated.merge, dict(reply.get("settings") or {}))
+        # After the peer's edits are merged, before this node's records are given to it
+        superseded_here = await asyncio.to_thread(lambda: len(self.replicated.superseded()))
         peer = Hello.from_json(reply)
         verdict = may_mirror(self.hello.identity(), peer.identity(), load_models())
         if not verdict.allowed:
@@ -220,6 +224,10 @@ class MirrorClient:
             await self._exchange_hold_records(session, reply["hold_records"])
             if _holds_nothing_superseded(reply):
                 await asyncio.to_thread(peer_copies.settled_through, self.store, node, stored)
+            through = reply.get("copies_through")
+            if type(through) is int:  # the peer's side of it: this node's copies there
+                await self._post_json(session, hold_sync.SETTLED_PATH,
+                                      {"through": through, "superseded": superseded_here})
         if "audit_anchor" in reply:  # nor one before audit anchors
             await self._anchor_audit_log(session, reply["audit_anchor"])
         self._compare_settings(reply)

@@ -42,7 +42,7 @@ from services.mirror import hold_sync
 from services.mirror.pairing import PairingServer
 from services.mirror.protocol import AUDIT_PATH, Hello, ProtocolError, decode_batch
 from services.mirror.trust import proven_node_id
-from services.policy import audit_anchor
+from services.policy import audit_anchor, peer_copies
 from services.policy.hold_records import BadHoldRecords
 from services.policy.replicated import Replicated
 from services.archive.store import Envelope, OutOfSpace, Store
@@ -78,6 +78,8 @@ class MirrorServer:
         self.max_batch_bytes = max_message_bytes + 32 * 1024 * 1024
         self._json_pages = asyncio.Lock()  # hold-record and audit pages: read one by one
         self._batches = asyncio.Semaphore(BATCHES_AT_ONCE)  # batches held in memory
+        # node id -> the largest "copies_through" a hello reply gave it (since this start)
+        self._copies_through: dict[str, int] = {}
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.max_batch_bytes)
@@ -85,6 +87,7 @@ class MirrorServer:
         app.router.add_post("/v1/messages", self.handle_messages)
         app.router.add_post(hold_sync.PAGE_PATH, self.handle_hold_records_page)
         app.router.add_post(hold_sync.ADD_PATH, self.handle_hold_records_add)
+        app.router.add_post(hold_sync.SETTLED_PATH, self.handle_hold_records_settled)
         app.router.add_post(AUDIT_PATH, self.handle_audit)
         self.pairing.add_routes(app)
         return app
@@ -126,6 +129,10 @@ class MirrorServer:
         # symmetric, so a refused peer would refuse them too, and two refused peers each
         # answering the other's hello with one of their own said hello every 50 ms.
         self.peer_greeted()
+        # The copies stored here so far reached the peer before it reads, after this reply,
+        # how many superseded queries it holds (handle_hold_records_settled).
+        through = await asyncio.to_thread(self.store.last_number)
+        self._copies_through[node] = max(through, self._copies_through.get(node, 0))
         try:
             taken = await asyncio.to_thread(self.replicated.merge, request_settings)
         except OutOfSpace as full:  # taken at a later hello, once there is room
@@ -142,6 +149,7 @@ class MirrorServer:
                                   "settings": self.replicated.export(),
                                   "settings_digest": self.replicated.digest(),
                                   "holds_superseded": superseded,
+                                  "copies_through": through,
                                   "hold_records": hold_sync.summaries_json(self.store),
                                   "audit_anchor": audit_anchor.hello_json(self.store, node)})
 
@@ -167,6 +175,25 @@ class MirrorServer:
         return await self._json_request(request, hold_sync.MAX_BODY_BYTES,
                                         "a page of hold records", (BadHoldRecords,),
                                         lambda node, document: handle(self.store, document))
+
+    async def handle_hold_records_settled(self, request: web.Request) -> web.Response:
+        """The peer's exchange of hold records begun by its hello has ended: {"through":
+        the hello reply's "copies_through", "superseded": how many superseded queries the
+        peer holds, read after it merged this node's settings}. None: its copies stored
+        here through that number are covered by the records here (peer_copies), as when
+        this node's own client hears it (a one-way peer has none)."""
+        return await self._json_request(request, 1024, "a settled exchange", (BadHoldRecords,),
+                                        self._take_settled)
+
+    def _take_settled(self, node: str, document: dict) -> dict:
+        through, superseded = document.get("through"), document.get("superseded")
+        if type(through) is not int or type(superseded) is not int or through < 0 \
+                or superseded < 0:
+            raise BadHoldRecords("expected {\"through\", \"superseded\"}: whole numbers")
+        settled = superseded == 0 and through <= self._copies_through.get(node, -1)
+        if settled:
+            peer_copies.settled_through(self.store, node, through)
+        return {"settled": settled}
 
     async def handle_audit(self, request: web.Request) -> web.Response:
         """The peer's audit head and entries after its anchor here (audit_anchor.take);

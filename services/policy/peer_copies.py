@@ -19,7 +19,11 @@ here too, or another peer's copy) is such a copy all the same, numbered when it 
 
 Per peer node, the node-local setting SETTING_PREFIX + node id is the last number
 (Store.last_number) up to which its copies are so covered. Only such an exchange moves
-it (settled_through), never back, and it is durable: a restart of either node in the
+it (settled_through), never back: one this node's client begins (the peer's hello reply
+says how many it holds), or one the peer's client begins (it says so once the exchange has
+ended, its count read after this node's settings were merged there, and echoes the number
+this node's hello reply gave it: services.mirror.server; a one-way peer, which this node
+does not copy to, has no other); and it is durable: a restart of either node in the
 window keeps the copies. A peer that is away, or keeps a superseded query for long (its
 index behind, an old query it cannot parse), keeps its copies here as long; so does a
 peer no longer mirrored with (`archiver mirror leave`, or taken out of archiver.yaml):

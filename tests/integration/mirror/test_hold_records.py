@@ -115,7 +115,8 @@ except socket.timeout:
 """
 
 
-@pytest.mark.parametrize("path", ["/v1/hold-records/add", "/v1/hold-records/page"])
+@pytest.mark.parametrize("path", ["/v1/hold-records/add", "/v1/hold-records/page",
+                                  "/v1/hold-records/settled"])
 def test_a_stranger_is_refused_before_its_body_is_read(pair, path):  # noqa: F811
     """A client without a pinned certificate announces 50 MB and sends 1 KB: the server
     answers at once, without waiting for (and buffering) the rest."""
