@@ -225,6 +225,25 @@ def test_the_report_says_which_peers_copies_are_kept_for_and_how_many(archive):
     assert remaining(archive, digests) == ["copy", "held"]
 
 
+def test_a_peers_copy_of_a_doomed_message_arriving_while_a_batch_is_checked_keeps_it(
+        archive, monkeypatch):
+    """node-b's copy of an expired message stored here arrives after the run checked its
+    batch against the holds, before the deletion: the message is now node-b's copy too,
+    which node-b may hold by an old query not settled there, and is kept."""
+    digests = put_from(archive, "import", {"imported": message(1, "a@x.com", "o", 40 * DAY)})
+    checked = peer_copies.awaiting_by_peer
+
+    def copy_arrives_after_the_check(*args):
+        found = checked(*args)
+        archive.store.put(message(1, "a@x.com", "o", 40 * DAY), None, "mirror:node-b")
+        return found
+    monkeypatch.setattr(peer_copies, "awaiting_by_peer", copy_arrives_after_the_check)
+    retention.set_global(archive.replicated, 30)
+    archive.replicated.put(retention.ENABLED, True)
+    run(archive)
+    assert remaining(archive, digests) == ["imported"]
+
+
 def test_saved_search_policies_override_the_global_one_and_the_longest_wins(archive):
     digests = put_and_index(archive, {
         "newsletter": message(1, "news@x.com", "weekly newsletter", 45 * DAY),
