@@ -408,6 +408,12 @@ class Store:
                                   f"{', '.join(found[:AMBIGUOUS_SHOWN])}{more}; give more digits")
         return found[0]
 
+    def meta_in(self, txn, digest: str) -> dict | None:
+        """The metadata of message `digest` as read in `txn` (a write transaction's, say);
+        None when it is not stored."""
+        data = txn.get(_key(digest), db=self.db["meta"])
+        return None if data is None else {"digest": digest, **json.loads(data)}
+
     def meta(self, digest: str) -> dict:
         with self.env.begin() as txn:
             data = txn.get(_key(digest), db=self.db["meta"])

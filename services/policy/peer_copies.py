@@ -70,6 +70,25 @@ def awaiting_by_peer(store: Store, digests: Iterable[str]) -> dict[str, set[str]
     return found
 
 
+def copy_peers(store: Store, digests: Iterable[str], txn=None) -> dict[str, frozenset[str]]:
+    """Digest -> the peers it is a copy from (copies_of), of those of `digests` stored; read
+    in `txn` if given. A check by awaiting that read this before holds while this is
+    unchanged: a copy of a message stored here can come after it (Store: meta "copies")."""
+    found = {}
+    for digest in digests:
+        meta = store.meta_in(txn, digest) if txn is not None else _meta_or_none(store, digest)
+        if meta is not None:
+            found[digest] = frozenset(copies_of(meta))
+    return found
+
+
+def _meta_or_none(store: Store, digest: str) -> dict | None:
+    try:
+        return store.meta(digest)
+    except NotFound:
+        return None
+
+
 def copies_of(meta: dict) -> dict[str, int]:
     """Peer node id -> the number its copy of a message (`meta`) was given here: the
     message's own number when it was first stored as that peer's copy, else that of the

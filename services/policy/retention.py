@@ -16,7 +16,8 @@ widening the saved search a hold is built on (it moves the holds generation too)
 of the retention settings moves it as well, and the re-check reads them anew: a batch is
 deleted only if retention is still enabled and the batch still expired under them.
 A mirror peer's copy is kept until the peer's holds are known to hold nothing of it that
-is not recorded here (services.policy.peer_copies).
+is not recorded here (services.policy.peer_copies); a deletion also checks that no peer's
+copy of a message in it arrived since the batch was checked (it would be such a copy).
 """
 from __future__ import annotations
 
@@ -296,6 +297,7 @@ def _delete_batch(store, database, replicated, batch, now, report, actor, timezo
             return
         reopen(database)  # see mail indexed since the run began
         generation = replicated.holds_generation()
+        copied = peer_copies.copy_peers(store, batch)  # before the check that reads them
         held, for_peers = read_consistently(database, lambda database: _held(
             database, replicated, batch, now, timezone))
         doomed = [digest for digest in batch if digest not in held]
@@ -309,9 +311,11 @@ def _delete_batch(store, database, replicated, batch, now, report, actor, timezo
             report.deleted += len(doomed)
             return
         try:
+            # ... and no peer's copy of a doomed message stored here came meanwhile
             deleted = store.delete(doomed, still_valid=lambda txn:
                                    replicated.holds_generation(txn) == generation
-                                   and not replicated.records_pending(txn),
+                                   and not replicated.records_pending(txn)
+                                   and _no_new_copies(store, txn, doomed, copied),
                                    also=lambda txn, deleted: _audit_deletion(store, txn, actor,
                                                                              deleted))
         except DeletionConflict:
@@ -321,6 +325,13 @@ def _delete_batch(store, database, replicated, batch, now, report, actor, timezo
         report.deleted += len(deleted)
         report.deleted_digests += [meta["digest"] for meta in deleted]
         return
+
+
+def _no_new_copies(store, txn, doomed: list[str], copied: dict[str, frozenset[str]]) -> bool:
+    """Whether none of `doomed` became a copy from another peer in `txn` since `copied`
+    (peer_copies.copy_peers) was read."""
+    now = peer_copies.copy_peers(store, doomed, txn)
+    return all(peers <= copied.get(digest, frozenset()) for digest, peers in now.items())
 
 
 def _count_kept_for_peers(report: RunReport, for_peers: dict[str, set[str]]) -> None:
