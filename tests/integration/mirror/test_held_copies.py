@@ -109,3 +109,28 @@ def test_a_one_way_peers_expired_copies_are_deleted_once_nothing_holds_them(tmp_
             assert retention_run(b)["digests"] == [digests["eve"]]
         finally:
             a.stop(), b.stop()
+
+
+def test_a_one_way_peers_hold_does_not_stop_retention_here_for_good(tmp_path):
+    """As above, with a hold placed on a (on mail b never gets): b merges the hold from
+    a's hello and must wait for its records, which a's client gives b right after; then
+    b's retention goes on, and deletes a's unheld, expired copy. It did not: only b's own
+    client, which a one-way b has not, ended the wait."""
+    with Lab(["a", "b"]) as lab:
+        a, b = Node(lab, "a", tmp_path), Node(lab, "b", tmp_path)
+        a.join(b)
+        b.join()  # the secret, but no peer
+        digests = import_old_mail(a, tmp_path / "in", {"eve": "eve@x.com"})
+        a.start(), b.start()
+        try:
+            a.cli("search", "--save", "case", "from:lawyer")
+            hold_id = a.cli("hold", "add", "--saved", "case").stdout.strip()
+            a.cli("retention", "set", "--global-days", "365")
+            a.cli("retention", "enable")
+            wait_searchable(b, 1)
+            wait_until(lambda: hold_id in b.cli("hold", "list").stdout, 60,
+                       "the hold to reach b")
+            wait_until(lambda: retention_run(b)["digests"] == [digests["eve"]], 60,
+                       "b's retention to delete a's unheld, expired copy")
+        finally:
+            a.stop(), b.stop()
