@@ -78,8 +78,10 @@ class MirrorServer:
         self.max_batch_bytes = max_message_bytes + 32 * 1024 * 1024
         self._json_pages = asyncio.Lock()  # hold-record and audit pages: read one by one
         self._batches = asyncio.Semaphore(BATCHES_AT_ONCE)  # batches held in memory
-        # node id -> the largest "copies_through" a hello reply gave it (since this start)
+        # node id -> the largest "copies_through" a hello reply gave it (since this start),
+        # and records_pending() after its last hello's settings were merged
         self._copies_through: dict[str, int] = {}
+        self._records_pending: dict[str, int] = {}
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.max_batch_bytes)
@@ -144,6 +146,7 @@ class MirrorServer:
         # held is in the records the peer is then given; None (unknown) while the peer's
         # edits are not merged here (services.policy.peer_copies).
         superseded = None if taken is None else len(self.replicated.superseded())
+        self._records_pending[node] = await asyncio.to_thread(self.replicated.records_pending)
         return web.json_response({**self.hello.to_json(),
                                   "copies_back": self.copies_back_to(node),
                                   "settings": self.replicated.export(),
@@ -181,7 +184,8 @@ class MirrorServer:
         the hello reply's "copies_through", "superseded": how many superseded queries the
         peer holds, read after it merged this node's settings}. None: its copies stored
         here through that number are covered by the records here (peer_copies), as when
-        this node's own client hears it (a one-way peer has none)."""
+        this node's own client hears it (a one-way peer has none); and what the hello's
+        merge made retention here wait for (records_pending) has come."""
         return await self._json_request(request, 1024, "a settled exchange", (BadHoldRecords,),
                                         self._take_settled)
 
@@ -193,6 +197,11 @@ class MirrorServer:
         settled = superseded == 0 and through <= self._copies_through.get(node, -1)
         if settled:
             peer_copies.settled_through(self.store, node, through)
+        # An exchange begun after the peer's hello was merged here has ended: what the
+        # merged holds and saved searches waited for is here (Replicated._await_records),
+        # unless another merge came since (records_settled checks).
+        if node in self._records_pending:
+            self.replicated.records_settled(self._records_pending.pop(node))
         return {"settled": settled}
 
     async def handle_audit(self, request: web.Request) -> web.Response:
