@@ -227,7 +227,8 @@ class MirrorClient:
             through = reply.get("copies_through")
             if type(through) is int:  # the peer's side of it: this node's copies there
                 await self._post_json(session, hold_sync.SETTLED_PATH,
-                                      {"through": through, "superseded": superseded_here})
+                                      {"through": through, "superseded": superseded_here,
+                                       "records_pending": reply.get("records_pending")})
         if "audit_anchor" in reply:  # nor one before audit anchors
             await self._anchor_audit_log(session, reply["audit_anchor"])
         self._compare_settings(reply)

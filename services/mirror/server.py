@@ -79,9 +79,10 @@ class MirrorServer:
         self._json_pages = asyncio.Lock()  # hold-record and audit pages: read one by one
         self._batches = asyncio.Semaphore(BATCHES_AT_ONCE)  # batches held in memory
         # node id -> the largest "copies_through" a hello reply gave it (since this start),
-        # and records_pending() after its last hello's settings were merged
+        # and the records_pending() counts its hello replies gave it, read after its
+        # settings were merged (the newest few)
         self._copies_through: dict[str, int] = {}
-        self._records_pending: dict[str, int] = {}
+        self._records_pending: dict[str, list[int]] = {}
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.max_batch_bytes)
@@ -146,13 +147,15 @@ class MirrorServer:
         # held is in the records the peer is then given; None (unknown) while the peer's
         # edits are not merged here (services.policy.peer_copies).
         superseded = None if taken is None else len(self.replicated.superseded())
-        self._records_pending[node] = await asyncio.to_thread(self.replicated.records_pending)
+        pending = await asyncio.to_thread(self.replicated.records_pending)
+        self._records_pending[node] = [*self._records_pending.get(node, [])[-7:], pending]
         return web.json_response({**self.hello.to_json(),
                                   "copies_back": self.copies_back_to(node),
                                   "settings": self.replicated.export(),
                                   "settings_digest": self.replicated.digest(),
                                   "holds_superseded": superseded,
                                   "copies_through": through,
+                                  "records_pending": pending,
                                   "hold_records": hold_sync.summaries_json(self.store),
                                   "audit_anchor": audit_anchor.hello_json(self.store, node)})
 
@@ -181,8 +184,9 @@ class MirrorServer:
 
     async def handle_hold_records_settled(self, request: web.Request) -> web.Response:
         """The peer's exchange of hold records begun by its hello has ended: {"through":
-        the hello reply's "copies_through", "superseded": how many superseded queries the
-        peer holds, read after it merged this node's settings}. None: its copies stored
+        the hello reply's "copies_through", "records_pending": its "records_pending",
+        "superseded": how many superseded queries the peer holds, read after it merged
+        this node's settings}. None: its copies stored
         here through that number are covered by the records here (peer_copies), as when
         this node's own client hears it (a one-way peer has none); and what the hello's
         merge made retention here wait for (records_pending) has come."""
@@ -200,8 +204,11 @@ class MirrorServer:
         # An exchange begun after the peer's hello was merged here has ended: what the
         # merged holds and saved searches waited for is here (Replicated._await_records),
         # unless another merge came since (records_settled checks).
-        if node in self._records_pending:
-            self.replicated.records_settled(self._records_pending.pop(node))
+        # The count is the one this exchange's hello reply gave (two sessions of the peer
+        # at once each end their own wait only).
+        pending = document.get("records_pending")
+        if type(pending) is int and pending in self._records_pending.get(node, []):
+            self.replicated.records_settled(pending)
         return {"settled": settled}
 
     async def handle_audit(self, request: web.Request) -> web.Response:
