@@ -153,37 +153,120 @@ def _cuts(lines: bytes) -> Iterator[tuple[int, int]]:
             inner = _inner_regions(lines, start, end, limit, default, cut)
             if inner is not None:
                 pending.append(inner)
-    rest = _next_start(pending)
+    rest, delimiters = _next_start(pending)
     if rest is not None and lines.count(b"\n", rest) > budget:
-        yield from _runs_cut(lines, rest, budget)
+        yield from _runs_cut(lines, rest, budget, delimiters)
 
 
-def _next_start(pending: list) -> int | None:
-    """Where the first block the walk did not reach starts (None: it reached them all)."""
+class _Parts:
+    """The blocks of a multipart's body parts (an iterator of _cuts' entries), with its
+    `delimiter` ("--" + boundary) and the end of its region (`limit`): its delimiter lines
+    are delimiter lines, not header lines, up to there."""
+
+    def __init__(self, entries: Iterator[tuple], delimiter: bytes, limit: int):
+        self.entries, self.delimiter, self.limit = entries, delimiter, limit
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> tuple:
+        return next(self.entries)
+
+
+def _next_start(pending: list) -> tuple[int | None, dict[bytes, list[_Parts]]]:
+    """Where the first block the walk did not reach starts (None: it reached them all),
+    and the multiparts open there (_open_delimiters)."""
     while pending:
         entry = pending.pop()
         if isinstance(entry, tuple):
-            return entry[0]
+            return entry[0], _open_delimiters(pending)
         following = next(entry, None)
         if following is not None:
-            return following[0]
-    return None
+            return following[0], _open_delimiters([*pending, entry])
+    return None, {}
 
 
-def _runs_cut(lines: bytes, start: int, budget: int) -> Iterator[tuple[int, int]]:
+def _open_delimiters(pending: list) -> dict[bytes, list[_Parts]]:
+    """The multiparts among `pending` (the walk's open ones) by their delimiter without
+    its trailing spaces and tabs (_delimiter_keys)."""
+    found: dict[bytes, list[_Parts]] = {}
+    for entry in pending:
+        if isinstance(entry, _Parts):
+            found.setdefault(entry.delimiter.rstrip(b" \t"), []).append(entry)
+    return found
+
+
+def _runs_cut(lines: bytes, start: int, budget: int,
+              delimiters: dict[bytes, list[_Parts]]) -> Iterator[tuple[int, int]]:
     """Past MAX_BLOCKS blocks (a message of more parts than the walk reads), the cuts of
     every run of header lines from `start` on, counted against the `budget` left as if it
     were a block: each of the parser's blocks there is in one, so however the parts are
     written the parser gets no more lines than the limit (a run in a body is cut too, but
     only in a message of so many parts, and only past the limit). One match a run: a
     message of 100,001 empty parts and 3 million lines of padding in the next one once
-    reached the parser whole."""
+    reached the parser whole. A delimiter line of an open multiparts (`delimiters`,
+    _open_delimiters) within a run ends a block there and is never cut: "--a:b", of a
+    boundary with a colon (RFC 2046 bchars), has a header line's syntax."""
     for run in _HEADER_RUN.finditer(lines, start):
-        count = lines.count(b"\n", run.start(), run.end())
-        if count > budget:
-            yield _last_field_start(lines, run.start(),
-                                    _line_start(lines, run.start(), budget)), run.end()
-        budget = max(0, budget - count)
+        for block_start, block_end in _split_at_delimiters(lines, run.start(), run.end(),
+                                                           delimiters):
+            count = lines.count(b"\n", block_start, block_end)
+            if count > budget:
+                yield _last_field_start(lines, block_start,
+                                        _line_start(lines, block_start, budget)), block_end
+            budget = max(0, budget - count)
+
+
+def _split_at_delimiters(lines: bytes, start: int, end: int,
+                         delimiters: dict[bytes, list[_Parts]]) -> Iterator[tuple[int, int]]:
+    """(start, end) of each piece of the lines from `start` to `end` (line starts) between
+    the delimiter lines of `delimiters` in them; the whole when there are none (a find of
+    LF "--", the common case)."""
+    piece = start
+    for at in _dash_line_starts(lines, start, end) if delimiters else ():
+        line_end = _line_end(lines, at, end)
+        if _is_open_delimiter(lines, at, line_end, delimiters):
+            if at > piece:
+                yield piece, at
+            piece = line_end
+    if piece < end:
+        yield piece, end
+
+
+def _dash_line_starts(lines: bytes, start: int, end: int) -> Iterator[int]:
+    """Where each line from `start` (a line start) to `end` that begins with "--" starts."""
+    if lines.startswith(b"--", start, end):
+        yield start
+    found = lines.find(b"\n--", start, end)
+    while found >= 0:
+        yield found + 1
+        found = lines.find(b"\n--", found + 1, end)
+
+
+def _line_end(lines: bytes, at: int, end: int) -> int:
+    """Where the line at `at` ends (after its LF), at most `end`."""
+    found = lines.find(b"\n", at, end)
+    return end if found < 0 else found + 1
+
+
+def _is_open_delimiter(lines: bytes, at: int, line_end: int,
+                       delimiters: dict[bytes, list[_Parts]]) -> bool:
+    """Whether the line from `at` to `line_end` is a delimiter line of one of the open
+    multiparts whose region it lies in, as the feedparser's boundaryre reads it."""
+    for key in _delimiter_keys(lines[at:line_end]):
+        for multipart in delimiters.get(key, ()):
+            after = at + len(multipart.delimiter)
+            if at < multipart.limit and lines.startswith(multipart.delimiter, at) and \
+                    _DELIMITER_TAIL.match(lines, after, line_end) is not None:
+                return True
+    return False
+
+
+def _delimiter_keys(line: bytes) -> tuple[bytes, ...]:
+    """What a delimiter line may hold as its delimiter without trailing spaces and tabs:
+    the line without its end and white space, and that without a close delimiter's "--"."""
+    text = line.rstrip(b"\r\n").rstrip(b" \t")
+    return (text, text[:-2].rstrip(b" \t")) if text.endswith(b"--") else (text,)
 
 
 def _line_start(lines: bytes, start: int, count: int) -> int:
@@ -213,8 +296,9 @@ def _inner_regions(lines: bytes, start: int, end: int, limit: int, default: str,
             delimiter = b"--" + boundary.encode("ascii", "surrogateescape")
         except UnicodeEncodeError:  # (RFC 2231 decoded) no line of the message can match it
             return None
-        return ((part_start, part_end, inner_default, False)
-                for part_start, part_end in _parts(lines, delimiter, end, limit))
+        return _Parts(((part_start, part_end, inner_default, False)
+                       for part_start, part_end in _parts(lines, delimiter, end, limit)),
+                      delimiter, limit)
     return None
 
 

@@ -207,3 +207,51 @@ def test_padding_past_max_blocks_blocks_is_bounded(monkeypatch):
     assert sum(len(part.keys()) for part in message.walk()) <= LIMIT + 12
     assert "hiddenpartword" in found_texts(extract.extract(raw, 100_000))
     assert "hiddenfilename" in found_texts(extract.extract(raw, 100_000))
+
+
+# RFC 2046 5.1.1: bchars include ":", so a delimiter line "--a:b" has a header line's
+# syntax (a name "--a", a colon): a cut of header lines must still leave every one whole.
+COLON_BOUNDARY = b"a:b"
+
+
+def colon_boundary_message(parts: list[bytes]) -> bytes:
+    """A multipart/mixed of boundary "a:b" holding `parts` (each a part's lines, CRLF)."""
+    delimiter = b"--" + COLON_BOUNDARY + b"\r\n"
+    return (b"From: a@example.org\r\nSubject: s\r\nContent-Type: multipart/mixed; "
+            b'boundary="' + COLON_BOUNDARY + b'"\r\n\r\n'
+            + b"".join(delimiter + part for part in parts)
+            + b"--" + COLON_BOUNDARY + b"--\r\n")
+
+
+HIDDEN_ATTACHMENT = (b"Content-Type: application/octet-stream\r\nContent-Disposition: attachment;"
+                     b' filename="hiddenfilename.txt"\r\nContent-Transfer-Encoding: base64\r\n'
+                     b"\r\nYXR0YWNoZWQgZGF0YQ==\r\n")
+HIDDEN_TEXT = b"Content-Type: text/plain\r\n\r\nhiddenpartword\r\n"
+
+
+def leaves(raw: bytes) -> list:
+    return [part for part in mime.iter_parts(mime.parse_message(raw)) if not part.is_multipart()]
+
+
+def test_a_delimiter_line_with_a_colon_ends_a_padded_block():
+    """A part with no blank line after its padded header ends at the next delimiter line,
+    as the parser reads it: the walk reads a part's block within the part (its end is the
+    next delimiter line), so the cut never reaches "--a:b". (Passed before the fix too.)"""
+    pad = b"".join(b"X-Pad: %d\r\n" % n for n in range(LINES))
+    raw = colon_boundary_message([b"Content-Type: text/plain\r\n" + pad,
+                                  HIDDEN_ATTACHMENT, HIDDEN_TEXT])
+    assert header_blocks.bounded(raw) is not raw
+    assert len(leaves(raw)) == 3
+    assert mime.summarize(raw).attachment_names == ["hiddenfilename.txt"]
+    assert "hiddenpartword" in found_texts(extract.extract(raw, 100_000))
+
+
+def test_delimiter_lines_with_a_colon_past_max_blocks_are_not_cut(monkeypatch):
+    """Past MAX_BLOCKS the runs of header lines are counted and cut; a delimiter line of a
+    boundary holding ":" was a line of such a run, and cut with it: the parts after the
+    limit ran together."""
+    monkeypatch.setattr(header_blocks, "MAX_BLOCKS", 100)
+    small = b"Content-Type: text/plain\r\nX-Note: n\r\n\r\np\r\n"
+    raw = colon_boundary_message([small] * (2 * LIMIT) + [HIDDEN_ATTACHMENT, HIDDEN_TEXT])
+    assert len(leaves(raw)) == 2 * LIMIT + 2
+    assert mime.summarize(raw).attachment_names == ["hiddenfilename.txt"]
