@@ -252,6 +252,8 @@ def test_delimiter_lines_with_a_colon_past_max_blocks_are_not_cut(monkeypatch):
     limit ran together."""
     monkeypatch.setattr(header_blocks, "MAX_BLOCKS", 100)
     small = b"Content-Type: text/plain\r\nX-Note: n\r\n\r\np\r\n"
-    raw = colon_boundary_message([small] * (2 * LIMIT) + [HIDDEN_ATTACHMENT, HIDDEN_TEXT])
-    assert len(leaves(raw)) == 2 * LIMIT + 2
+    count = 4 * LIMIT // 5  # of 2 header lines each: past the limit, within MAX_PARTS
+    raw = colon_boundary_message([small] * count + [HIDDEN_ATTACHMENT, HIDDEN_TEXT])
+    assert header_blocks.bounded(raw) is not raw
+    assert len(leaves(raw)) == count + 2
     assert mime.summarize(raw).attachment_names == ["hiddenfilename.txt"]
