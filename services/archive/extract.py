@@ -37,7 +37,7 @@ from typing import Callable, Iterable, Iterator
 import lxml.html
 
 from services.archive import (containers, documents, filetypes, header_blocks, heap, mime,
-                              transfer_encoding)
+                              mime_parts, transfer_encoding)
 from services.archive.extraction_memo import ExtractionMemo, MemoryMemo, TextMemo
 from services.archive.index import BODY_TEXT_LIMIT, PARTLY_INDEXED
 
@@ -185,10 +185,21 @@ def _extract(raw: bytes, cap_bytes: int) -> Extracted:
         return fallback(raw, "MIME structure nested too deeply; headers and raw body only")
     budget = containers.ReadBudget(text_bytes=CONTAINER_TEXT_FACTOR * cap_bytes)
     body, attachments = _body_and_attachments(message, cap_bytes, 0, budget)
-    cuts = [body_cut(body), attachments_cut(budget)]
+    cuts = [parts_cut(message), body_cut(body), attachments_cut(budget)]
     return Extracted(mime.summarize_parsed(message, raw), body, attachments,
                      encrypted=PGP_ARMOR in body,
                      cut="; ".join(cut for cut in cuts if cut) or None)
+
+
+def parts_cut(message: Message) -> str | None:
+    """Why the message's parts past mime_parts.MAX_PARTS or MAX_DEPTH are not read as parts
+    (their text is read as one text part: services.archive.mime_parts), or None when all
+    were."""
+    for defect in message.defects:
+        if isinstance(defect, mime_parts.PartsNotParsed):
+            return (f"{PARTLY_INDEXED}{defect}; their text is indexed as one text part, "
+                    "their attachments are not read")
+    return None
 
 
 def body_cut(body: str) -> str | None:

@@ -93,7 +93,7 @@ def bounded(raw: bytes) -> bytes:
     (always for a message of fewer lines). Never raises but MemoryError."""
     if raw.count(b"\n") + raw.count(b"\r") <= HEADER_LINES_LIMIT:
         return raw
-    lines = _lone_crs_as_line_feeds(raw) if _LONE_CR.search(raw) else raw
+    lines = lines_of(raw)
     kept, done, view = bytearray(), 0, memoryview(raw)  # (no copy of each piece: there may
     for cut, end in _cuts(lines):                       # be millions, past MAX_BLOCKS)
         kept += view[done:cut]
@@ -104,6 +104,12 @@ def bounded(raw: bytes) -> bytes:
         return raw
     kept += view[done:]
     return bytes(kept)
+
+
+def lines_of(raw: bytes) -> bytes:
+    """`raw` as the walk reads it: each lone CR a LF (_lone_crs_as_line_feeds), same length,
+    so that every position holds in both; `raw` itself when it has none."""
+    return _lone_crs_as_line_feeds(raw) if _LONE_CR.search(raw) else raw
 
 
 def _lone_crs_as_line_feeds(raw: bytes) -> bytes:
@@ -138,27 +144,22 @@ def _cuts(lines: bytes) -> Iterator[tuple[int, int]]:
             pending.append(entry)
             entry = following
         start, limit, default, in_status = entry
-        end = _block_end(lines, start, limit)
+        end = block_end(lines, start, limit)
         walked += 1
         count, cut = lines.count(b"\n", start, end), None
         if count > budget:
             cut = _last_field_start(lines, start, _line_start(lines, start, budget))
             yield cut, end
         budget = max(0, budget - count)
-        if in_status:  # the next block of a delivery status: after the next blank line
-            blank = _BLANK_LINE.search(lines, end, limit)
-            if blank is not None and blank.end() < limit:
-                pending.append((blank.end(), limit, "text/plain", True))
-        else:
-            inner = _inner_regions(lines, start, end, limit, default, cut)
-            if inner is not None:
-                pending.append(inner)
+        inner = inner_blocks(lines, start, end, limit, default, in_status, cut)
+        if inner is not None:
+            pending.append(inner)
     rest, delimiters = _next_start(pending)
     if rest is not None and lines.count(b"\n", rest) > budget:
         yield from _runs_cut(lines, rest, budget, delimiters)
 
 
-class _Parts:
+class Parts:
     """The blocks of a multipart's body parts (an iterator of _cuts' entries), with its
     `delimiter` ("--" + boundary) and the end of its region (`limit`): its delimiter lines
     are delimiter lines, not header lines, up to there."""
@@ -173,31 +174,31 @@ class _Parts:
         return next(self.entries)
 
 
-def _next_start(pending: list) -> tuple[int | None, dict[bytes, list[_Parts]]]:
+def _next_start(pending: list) -> tuple[int | None, dict[bytes, list[Parts]]]:
     """Where the first block the walk did not reach starts (None: it reached them all),
-    and the multiparts open there (_open_delimiters)."""
+    and the multiparts open there (open_delimiters)."""
     while pending:
         entry = pending.pop()
         if isinstance(entry, tuple):
-            return entry[0], _open_delimiters(pending)
+            return entry[0], open_delimiters(pending)
         following = next(entry, None)
         if following is not None:
-            return following[0], _open_delimiters([*pending, entry])
+            return following[0], open_delimiters([*pending, entry])
     return None, {}
 
 
-def _open_delimiters(pending: list) -> dict[bytes, list[_Parts]]:
+def open_delimiters(pending: list) -> dict[bytes, list[Parts]]:
     """The multiparts among `pending` (the walk's open ones) by their delimiter without
     its trailing spaces and tabs (_delimiter_keys)."""
-    found: dict[bytes, list[_Parts]] = {}
+    found: dict[bytes, list[Parts]] = {}
     for entry in pending:
-        if isinstance(entry, _Parts):
+        if isinstance(entry, Parts):
             found.setdefault(entry.delimiter.rstrip(b" \t"), []).append(entry)
     return found
 
 
 def _runs_cut(lines: bytes, start: int, budget: int,
-              delimiters: dict[bytes, list[_Parts]]) -> Iterator[tuple[int, int]]:
+              delimiters: dict[bytes, list[Parts]]) -> Iterator[tuple[int, int]]:
     """Past MAX_BLOCKS blocks (a message of more parts than the walk reads), the cuts of
     every run of header lines from `start` on, counted against the `budget` left as if it
     were a block: each of the parser's blocks there is in one, so however the parts are
@@ -205,7 +206,7 @@ def _runs_cut(lines: bytes, start: int, budget: int,
     only in a message of so many parts, and only past the limit). One match a run: a
     message of 100,001 empty parts and 3 million lines of padding in the next one once
     reached the parser whole. A delimiter line of an open multiparts (`delimiters`,
-    _open_delimiters) within a run ends a block there and is never cut: "--a:b", of a
+    open_delimiters) within a run ends a block there and is never cut: "--a:b", of a
     boundary with a colon (RFC 2046 bchars), has a header line's syntax."""
     for run in _HEADER_RUN.finditer(lines, start):
         for block_start, block_end in _split_at_delimiters(lines, run.start(), run.end(),
@@ -218,13 +219,13 @@ def _runs_cut(lines: bytes, start: int, budget: int,
 
 
 def _split_at_delimiters(lines: bytes, start: int, end: int,
-                         delimiters: dict[bytes, list[_Parts]]) -> Iterator[tuple[int, int]]:
+                         delimiters: dict[bytes, list[Parts]]) -> Iterator[tuple[int, int]]:
     """(start, end) of each piece of the lines from `start` to `end` (line starts) between
     the delimiter lines of `delimiters` in them; the whole when there are none (a find of
     LF "--", the common case)."""
     piece = start
-    for at in _dash_line_starts(lines, start, end) if delimiters else ():
-        line_end = _line_end(lines, at, end)
+    for at in dash_line_starts(lines, start, end) if delimiters else ():
+        line_end = end_of_line(lines, at, end)
         if _is_open_delimiter(lines, at, line_end, delimiters):
             if at > piece:
                 yield piece, at
@@ -233,7 +234,7 @@ def _split_at_delimiters(lines: bytes, start: int, end: int,
         yield piece, end
 
 
-def _dash_line_starts(lines: bytes, start: int, end: int) -> Iterator[int]:
+def dash_line_starts(lines: bytes, start: int, end: int) -> Iterator[int]:
     """Where each line from `start` (a line start) to `end` that begins with "--" starts."""
     if lines.startswith(b"--", start, end):
         yield start
@@ -243,23 +244,32 @@ def _dash_line_starts(lines: bytes, start: int, end: int) -> Iterator[int]:
         found = lines.find(b"\n--", found + 1, end)
 
 
-def _line_end(lines: bytes, at: int, end: int) -> int:
+def end_of_line(lines: bytes, at: int, end: int) -> int:
     """Where the line at `at` ends (after its LF), at most `end`."""
     found = lines.find(b"\n", at, end)
     return end if found < 0 else found + 1
 
 
 def _is_open_delimiter(lines: bytes, at: int, line_end: int,
-                       delimiters: dict[bytes, list[_Parts]]) -> bool:
+                       delimiters: dict[bytes, list[Parts]]) -> bool:
     """Whether the line from `at` to `line_end` is a delimiter line of one of the open
     multiparts whose region it lies in, as the feedparser's boundaryre reads it."""
+    found = delimiter_line(lines, at, line_end, delimiters)
+    return found is not None and at < found[0].limit
+
+
+def delimiter_line(lines: bytes, at: int, line_end: int,
+                   delimiters: dict[bytes, list[Parts]]) -> tuple[Parts, bool] | None:
+    """(the multipart, whether it is the close delimiter) of which the line from `at` to
+    `line_end` (with its line end) is a delimiter line, as the feedparser's boundaryre
+    reads it, wherever it lies; None if it is none of `delimiters`' (open_delimiters)."""
     for key in _delimiter_keys(lines[at:line_end]):
         for multipart in delimiters.get(key, ()):
-            after = at + len(multipart.delimiter)
-            if at < multipart.limit and lines.startswith(multipart.delimiter, at) and \
-                    _DELIMITER_TAIL.match(lines, after, line_end) is not None:
-                return True
-    return False
+            if lines.startswith(multipart.delimiter, at):
+                tail = _DELIMITER_TAIL.match(lines, at + len(multipart.delimiter), line_end)
+                if tail is not None:
+                    return multipart, tail.group(1) is not None
+    return None
 
 
 def _delimiter_keys(line: bytes) -> tuple[bytes, ...]:
@@ -276,9 +286,24 @@ def _line_start(lines: bytes, start: int, count: int) -> int:
     return start
 
 
-def _block_end(raw: bytes, start: int, limit: int) -> int:
+def block_end(raw: bytes, start: int, limit: int) -> int:
     found = _NOT_HEADER_LINE.search(raw, start, limit)
     return found.start() if found else limit
+
+
+def inner_blocks(lines: bytes, start: int, end: int, limit: int, default: str,
+                 in_status: bool, cut: int | None = None) -> Iterator[tuple] | None:
+    """The blocks read after the block from `start` to `end` (of a part ending at `limit`,
+    of type `default` unless it says otherwise, `in_status`: a delivery status's block,
+    `cut`: where it is cut, if it is) and within its part, as (start, limit, default
+    type, in a delivery status) entries: the next block of a delivery status (after the
+    next blank line), else the blocks inside its body (_inner_regions); None if none."""
+    if in_status:
+        blank = _BLANK_LINE.search(lines, end, limit)
+        if blank is not None and blank.end() < limit:
+            return iter([(blank.end(), limit, "text/plain", True)])
+        return None
+    return _inner_regions(lines, start, end, limit, default, cut)
 
 
 def _inner_regions(lines: bytes, start: int, end: int, limit: int, default: str,
@@ -296,7 +321,7 @@ def _inner_regions(lines: bytes, start: int, end: int, limit: int, default: str,
             delimiter = b"--" + boundary.encode("ascii", "surrogateescape")
         except UnicodeEncodeError:  # (RFC 2231 decoded) no line of the message can match it
             return None
-        return _Parts(((part_start, part_end, inner_default, False)
+        return Parts(((part_start, part_end, inner_default, False)
                        for part_start, part_end in _parts(lines, delimiter, end, limit)),
                       delimiter, limit)
     return None
@@ -326,7 +351,7 @@ def _type_and_boundary(lines: bytes, start: int, end: int, default: str,
 def _parts(raw: bytes, delimiter: bytes, start: int, limit: int) -> Iterator[tuple[int, int]]:
     """(start, end) of each body part: after a delimiter line, up to the next one."""
     part_start = None
-    for at, line_end, close in _delimiter_lines(raw, delimiter, start, limit):
+    for at, line_end, close in delimiter_lines(raw, delimiter, start, limit):
         if part_start is not None:
             yield part_start, at
         part_start = None if close else line_end
@@ -340,24 +365,23 @@ def _type_end(lines: bytes, found: re.Match) -> int:
     return found.end() if semicolon < 0 else semicolon
 
 
-def _delimiter_lines(raw: bytes, delimiter: bytes, start: int,
-                     limit: int) -> Iterator[tuple[int, int, bool]]:
-    """(start, end, is the close delimiter) of each delimiter line, as the feedparser
-    matches them: the delimiter at a line's start, "--" for the close one, then only
-    spaces and tabs to the line's end. Only the delimiter at a line's start is looked at
-    (a find of LF and the delimiter), so a line holding it a million times costs one find."""
-    needle = b"\n" + delimiter
-    at = start if start == 0 and raw.startswith(delimiter, 0, limit) else -1
-    if at < 0:
-        found = raw.find(needle, max(0, start - 1), limit)
-        at = found + 1 if found >= 0 else -1
-    while at >= 0:
-        after = at + len(delimiter)
-        tail = _DELIMITER_TAIL.match(raw, after, limit)
-        if tail is not None:
-            yield at, tail.end(), tail.group(1) is not None
-        found = raw.find(needle, after - 1, limit)
-        at = found + 1 if found >= 0 else -1
+def delimiter_lines(raw: bytes, delimiter: bytes, start: int,
+                    limit: int) -> Iterator[tuple[int, int, bool]]:
+    """(start, end, is the close delimiter) of each delimiter line from `start` (a line's
+    start) to `limit`, as the feedparser matches them: the delimiter at a line's start,
+    "--" for the close one, then only spaces and tabs to the line's end. Found by one
+    regular expression from LF and the delimiter (searched for in C as a literal): a line
+    holding the delimiter a million times costs no more than any other, and neither do
+    lines of a longer boundary that starts with this one ("--b1" and a chain of "--b10",
+    "--b100"... once took a Python check each)."""
+    tail = _DELIMITER_TAIL.match(raw, len(delimiter), limit) if start == 0 else None
+    if tail is not None and raw.startswith(delimiter, 0, limit):
+        yield 0, tail.end(), tail.group(1) is not None
+    line = re.compile(rb"\n" + re.escape(delimiter) + rb"(--)?[ \t]*(?=\r?\n|\Z)")
+    for found in line.finditer(raw, max(0, start - 1), limit):
+        end = found.end()
+        end += 2 if raw.startswith(b"\r\n", end, limit) else raw.startswith(b"\n", end, limit)
+        yield found.start() + 1, end, found.group(1) is not None
 
 
 def _after_blank_line(raw: bytes, end: int) -> int:

@@ -19,7 +19,7 @@ from email.parser import BytesParser
 from email.policy import Compat32
 from typing import Iterator
 
-from services.archive import charsets, header_blocks, mimetree, transfer_encoding
+from services.archive import charsets, header_blocks, mime_parts, mimetree, transfer_encoding
 from services.archive.addresses import parse_address_list
 
 # The header block the intake summary reads: a message without a blank line is all header,
@@ -209,8 +209,22 @@ def parse_message(raw: bytes) -> Message:
     The tree is the stdlib feedparser's; services.archive.mimetree builds the same tree for
     a fraction of the CPU where it can, the feedparser where it cannot. Of a header block
     past header_blocks.HEADER_LINES_LIMIT, its first fields and its MIME fields
-    (services.archive.header_blocks): millions of header lines would take gigabytes."""
-    parsed = with_field_names_closed(header_blocks.bounded(raw))
+    (services.archive.header_blocks): millions of header lines would take gigabytes. Of
+    more than mime_parts.MAX_PARTS parts, the first ones, the text of the rest as one
+    text/plain part, and a mime_parts.PartsNotParsed defect on the message saying how
+    many (services.archive.mime_parts): millions of parts would take gigabytes too."""
+    parts, unparsed = mime_parts.bounded(raw)
+    parsed = with_field_names_closed(header_blocks.bounded(parts))
+    del parts
+    message = _parsed(parsed)
+    if unparsed:
+        message.defects.append(mime_parts.PartsNotParsed(unparsed))
+    return _declaring(message, raw)
+
+
+def _parsed(parsed: bytes) -> Message:
+    """The message tree of `parsed` (parse_message's bounded bytes); on a too deeply
+    nested one, its headers only (with a NestingTooDeep defect)."""
     try:
         message = mimetree.parse(parsed, POLICY)
         if message is None:
@@ -222,7 +236,7 @@ def parse_message(raw: bytes) -> Message:
         raise  # not bad input: the caller's resources ran out (the extraction pool says so)
     except Exception:  # the parser is meant to record defects, not raise; never trust it
         message = _parse_headers_only(parsed)
-    return _declaring(message, raw)
+    return message
 
 
 class _Declared:

@@ -370,8 +370,20 @@ def test_running_out_of_memory_is_not_mistaken_for_bad_input(monkeypatch):
         mime.summarize(b"Subject: x\n\nbody\n")
 
 
-def test_deeply_nested_multiparts_give_a_fallback():
+def test_deeply_nested_multiparts_are_read_to_max_depth_and_flagged():
+    """Parts deeper than mime_parts.MAX_DEPTH are read as the text of one part (before,
+    the parser recursed past Python's limit and the message got the fallback)."""
     result = extract(nested_multiparts(1000), CAP)
+    assert result.failed is None
+    assert result.cut.startswith("partly indexed: MIME parts past the first")
+    assert result.summary.subject == "deep" and "deep down" in result.body
+
+
+def test_deeply_nested_messages_give_a_fallback():
+    inner = b"Subject: deep\n\ndeep down\n"
+    for _ in range(1000):
+        inner = b"From: a@x.org\nContent-Type: message/rfc822\n\n" + inner
+    result = extract(b"Subject: deep\n" + inner, CAP)
     assert result.failed == "MIME structure nested too deeply; headers and raw body only"
     assert result.summary.subject == "deep" and "deep down" in result.body
 

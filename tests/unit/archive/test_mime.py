@@ -7,6 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from services.archive import mime_parts
 from services.archive.mime import (MessageSummary, addresses, decode_header_text, header_end,
                                    parse_headers, summarize, summarize_message, summarize_origin)
 
@@ -255,7 +256,12 @@ def test_deeply_nested_multiparts_fall_back_to_headers():
 
 
 def test_moderately_nested_multiparts_are_walked_whole():
-    assert summarize(nested_multiparts(150)).attachment_names == ["deep.txt"]
+    """Up to mime_parts.MAX_DEPTH levels, the message's included (the leaf 47 levels
+    below it; was 150 before the depth cap: see test_extract's
+    test_deeply_nested_multiparts_are_read_to_max_depth_and_flagged for deeper ones)."""
+    assert summarize(nested_multiparts(mime_parts.MAX_DEPTH - 1)).attachment_names == \
+        ["deep.txt"]
+    assert summarize(nested_multiparts(mime_parts.MAX_DEPTH)).attachment_names == []
 
 
 # --- properties ------------------------------------------------------------------------------
