@@ -5,10 +5,10 @@ The parser (services.archive.mimetree, the stdlib's feedparser) makes a Message 
 body part, some 300 bytes each however small the part: 1.6 million parts of a few bytes
 (16 MB) took more than an extraction worker's 512 MB, and the fallback, which parses only
 the message's first megabytes, never reached the last parts, whose text was then not
-searchable. bounded() gives the parser at most MAX_PARTS parts, none nested deeper than MAX_DEPTH
-(a part's parts are deeper): the body parts after the last one kept,
-up to the outermost multipart's close delimiter, become the text of one text/plain part in
-their place (their header and body lines, without the delimiter lines), and the parsed
+searchable. bounded() gives the parser at most MAX_PARTS parts, none nested deeper than
+MAX_DEPTH (a part's parts are deeper): the body parts after the last one kept, up to the
+outermost multipart's close delimiter, become the text of one text/plain part in their
+place (their header and body lines, without the delimiter lines), and the parsed
 message says how many were not parsed (PartsNotParsed). What is stored is never changed.
 
 Parts are counted in the order the parser reads them (the message, then depth first: each
@@ -55,10 +55,10 @@ def bounded(raw: bytes) -> tuple[bytes, int]:
     parser reads at most MAX_PARTS parts of it, none deeper than MAX_DEPTH (always for a
     message of fewer than MAX_DEPTH lines starting "--": a multipart's parts are one
     deeper, and each follows a delimiter line); else `raw` up to where the first part past
-    MAX_PARTS or MAX_DEPTH starts, a text/plain part of the
-    text from there to the outermost multipart's close delimiter (its delimiter lines
-    and those of the multiparts open there left out), a close delimiter for each of those
-    multiparts, and the rest of `raw`. For parsing only. Never raises but MemoryError."""
+    MAX_PARTS or MAX_DEPTH starts, a text/plain part of the text from there to the
+    outermost open multipart's close delimiter (the delimiter lines of the multiparts open
+    there left out), a close delimiter for each of those multiparts, and the rest of
+    `raw`. For parsing only. Never raises but MemoryError."""
     if raw.count(b"\n--") + raw.count(b"\r--") < MAX_DEPTH:
         return raw, 0
     lines = header_blocks.lines_of(raw)

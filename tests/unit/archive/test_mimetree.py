@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from services.archive import extract, mime, mimetree
+from services.archive import extract, mime, mime_parts, mimetree
 from tests.bench import corpus
 from tests.integration.archive import hostile
 from tests.unit.archive import mime_variants
@@ -197,7 +197,15 @@ def test_named_examples(raw, built, feedparser_only):
 
 
 def test_too_deep_nesting_still_gives_the_headers_and_a_defect():
+    """Multiparts are cut at mime_parts.MAX_DEPTH before the parser (PartsNotParsed);
+    a chain of message/rfc822 parts still reaches the parser's recursion limit."""
     message = mime.parse_message(nested_multiparts(1000))
+    assert mime_parts.PartsNotParsed in [type(defect) for defect in message.defects]
+    assert message["subject"] == "deep"
+    inner = b"Subject: inner\n\ndeep down\n"
+    for _ in range(1000):
+        inner = b"Content-Type: message/rfc822\n\n" + inner
+    message = mime.parse_message(b"Subject: deep\n" + inner)
     assert mime.NestingTooDeep in [type(defect) for defect in message.defects]
     assert message["subject"] == "deep"
 
