@@ -55,6 +55,8 @@ READING_VERSION = 7  # 3: raw 8-bit header bytes read in the declared or detecte
                      # with a blank, comment or fold after its token (transfer_encoding),
                      # a soft line break in a header of an encoded attached message,
                      # base64 padding after a quad's first letter skipped, not a run's end
+                     # (all session 26, none released); MIME parts past mime_parts'
+                     # MAX_PARTS or MAX_DEPTH read as text, the message flagged
 _VERSION = struct.Struct(">H")
 # The checksum makes damage to a kept reading a StaleReading, where it could else decode
 # to other text.
