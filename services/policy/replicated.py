@@ -43,6 +43,9 @@ CLOCK_KEY = b"\x00clock"  # the last stamp this node issued, kept in the same da
 HOLD_PREFIX, OLD_HELD = "hold:", "held"  # an older release kept a hold's records in "held"
 SAVED_PREFIX = "saved:"  # services.policy.saved_searches.PREFIX (which imports this module)
 RECORDS_PENDING_KEY = b"\x00hold-records-pending"  # see Replicated._await_records
+# The count of RECORDS_PENDING_KEY an exchange's end settled: that count is never given
+# again (a settled word echoed late, or twice, cannot end a later merge's wait)
+RECORDS_SETTLED_KEY = b"\x00hold-records-settled"
 MIGRATED_KEY = b"\x00holds-records"  # set once no hold entry carries "held" any more
 # Node-local: queries a held saved search had before it was changed (here or by a peer),
 # still held until this node recorded what they matched (see Replicated._supersede).
@@ -265,21 +268,29 @@ class Replicated:
         Until an exchange of records has ended after this, retention must not read holds
         from searches alone (services.policy.retention), or it could delete held mail."""
         if not entry["deleted"] and key.startswith((HOLD_PREFIX, SAVED_PREFIX)):
-            txn.put(RECORDS_PENDING_KEY, str(self.records_pending(txn) + 1).encode(),
-                    db=self.db)
+            txn.put(RECORDS_PENDING_KEY,
+                    str(self._counter(RECORDS_PENDING_KEY, txn) + 1).encode(), db=self.db)
 
     def records_pending(self, txn=None) -> int:
         """0 when no merged hold or saved search awaits its records; else a count that
-        grows with each such merge (for records_settled)."""
-        return self._counter(RECORDS_PENDING_KEY, txn)
+        grows with each such merge (for records_settled), never given twice."""
+        if txn is None:
+            with self.store.env.begin() as txn:
+                return self.records_pending(txn)
+        count = self._counter(RECORDS_PENDING_KEY, txn)
+        return count if count > self._counter(RECORDS_SETTLED_KEY, txn) else 0
 
     def records_settled(self, pending: int) -> bool:
         """An exchange of hold records that began when records_pending() was `pending` has
-        ended: clear the mark unless another merge came meanwhile. True when cleared."""
+        ended: clear the mark unless another merge came meanwhile. True when cleared.
+        The count goes on from there (it is not reset), so an old `pending` echoed again
+        never matches a later merge's."""
+        if pending == 0:
+            return True  # nothing was waiting
         with self.store.writing() as txn:
             if self.records_pending(txn) != pending:
                 return False
-            txn.delete(RECORDS_PENDING_KEY, db=self.db)
+            txn.put(RECORDS_SETTLED_KEY, str(pending).encode(), db=self.db)
             return True
 
     def holds_generation(self, txn=None) -> int:

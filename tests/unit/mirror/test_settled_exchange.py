@@ -39,3 +39,29 @@ def test_a_peer_moves_its_copies_only_up_to_what_it_was_given_and_holding_nothin
                 {"through": -1, "superseded": 0}):
         with pytest.raises(BadHoldRecords):
             server._take_settled("peer1", bad)
+
+
+def test_a_late_settled_word_does_not_end_a_later_hellos_wait_that_has_the_same_count(
+        server, tmp_path):
+    """records_pending is a count that starts again from 1 once a wait ends: a settled word
+    from an exchange whose wait has ended (a second session of the peer, or one sent again)
+    echoes a count that a later merge gives again. It must not end the later merge's wait,
+    whose records its exchange never carried (retention would judge that hold by its search
+    alone and could delete what it recorded on the peer)."""
+    peer = Replicated(Store(tmp_path / "peer", map_size=1 << 26))
+    peer.put("hold:h1", {"saved": "case", "until": None, "by": "root"})
+    server.replicated.merge(peer.export())  # session A's hello merges h1
+    first = server.replicated.records_pending()
+    server._records_pending["peer1"] = [first]
+    assert server._take_settled("peer1", {"through": 0, "superseded": 1,
+                                          "records_pending": first}) == {"settled": False}
+    assert server.replicated.records_pending() == 0  # A's exchange ended A's wait
+    peer.put("hold:h2", {"saved": "case2", "until": None, "by": "root"})
+    server.replicated.merge(peer.export())  # session B's hello merges h2
+    second = server.replicated.records_pending()
+    server._records_pending["peer1"].append(second)
+    # A's settled word again (sent twice, or a session of A that began before B's hello)
+    server._take_settled("peer1", {"through": 0, "superseded": 1, "records_pending": first})
+    assert server.replicated.records_pending() != 0  # B's exchange has not ended
+    server._take_settled("peer1", {"through": 0, "superseded": 1, "records_pending": second})
+    assert server.replicated.records_pending() == 0
