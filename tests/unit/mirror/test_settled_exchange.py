@@ -65,3 +65,20 @@ def test_a_late_settled_word_does_not_end_a_later_hellos_wait_that_has_the_same_
     assert server.replicated.records_pending() != 0  # B's exchange has not ended
     server._take_settled("peer1", {"through": 0, "superseded": 1, "records_pending": second})
     assert server.replicated.records_pending() == 0
+
+
+def test_one_peers_settled_word_does_not_end_the_wait_for_another_peers_merged_hold(
+        server, tmp_path):
+    """Three mirrored nodes: peer2's hello merges its hold here, then its link is cut before
+    the hold's records come (they are on peer2 alone: what the hold's search matched before
+    it was narrowed). peer1's exchange of hold records ending here carries none of them;
+    it must not end the wait for peer2's (retention would judge peer2's hold by its search
+    alone and delete what peer2 recorded it holding)."""
+    peer2 = Replicated(Store(tmp_path / "peer2", map_size=1 << 26))
+    peer2.put("hold:h2", {"saved": "case", "until": None, "by": "root"})
+    server.replicated.merge(peer2.export())  # peer2's hello; its link is cut after
+    pending = server.replicated.records_pending()
+    assert pending
+    server._records_pending["peer1"] = [pending]  # peer1's hello reply, after that
+    server._take_settled("peer1", {"through": 0, "superseded": 1, "records_pending": pending})
+    assert server.replicated.records_pending() != 0
