@@ -205,7 +205,7 @@ class MirrorClient:
             self._compare_settings(reply)
             raise PeerRefused(reply.get("reason", "the peer refused to mirror"))
         response.raise_for_status()
-        await asyncio.to_thread(self.replicated.merge, dict(reply.get("settings") or {}))
+        await asyncio.to_thread(self.replicated.merge, dict(reply.get("settings") or {}), node)
         # After the peer's edits are merged, before this node's records are given to it
         superseded_here = await asyncio.to_thread(lambda: len(self.replicated.superseded()))
         peer = Hello.from_json(reply)
@@ -221,7 +221,7 @@ class MirrorClient:
                             self.status.node, node, moved["broken"], extra={"PEER": self.peer})
             self.status.node = node  # said once: the anchor moved with it
         if "hold_records" in reply:  # a peer of a release before hold records has none
-            await self._exchange_hold_records(session, reply["hold_records"])
+            await self._exchange_hold_records(session, reply["hold_records"], node)
             if _holds_nothing_superseded(reply):
                 await asyncio.to_thread(peer_copies.settled_through, self.store, node, stored)
             through = reply.get("copies_through")
@@ -240,7 +240,8 @@ class MirrorClient:
         if self.status.state != "waiting":  # waiting ends when a batch is taken, not at hello
             self._record("connected", self._connected_reason())
 
-    async def _exchange_hold_records(self, session: aiohttp.ClientSession, theirs) -> None:
+    async def _exchange_hold_records(self, session: aiohttp.ClientSession, theirs,
+                                     node: str) -> None:
         """Both sides end with the union of what each hold recorded (hold_sync)."""
         live = {key[len(HOLD_PREFIX):] for key in self.replicated.items(HOLD_PREFIX)}
         pending = self.replicated.records_pending()  # what merges so far wait for
@@ -250,7 +251,7 @@ class MirrorClient:
                 session, path, document), differing)
         except BadHoldRecords as exc:
             raise PeerRefused(f"the peer sent malformed hold records: {exc}") from exc
-        await asyncio.to_thread(self.replicated.records_settled, pending)
+        await asyncio.to_thread(self.replicated.records_settled, pending, node)
         self.status.hold_records_taken += done.taken
         self.status.hold_records_given += done.given
         if done.taken or done.given:

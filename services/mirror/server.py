@@ -137,7 +137,7 @@ class MirrorServer:
         through = await asyncio.to_thread(self.store.last_number)
         self._copies_through[node] = max(through, self._copies_through.get(node, 0))
         try:
-            taken = await asyncio.to_thread(self.replicated.merge, request_settings)
+            taken = await asyncio.to_thread(self.replicated.merge, request_settings, node)
         except OutOfSpace as full:  # taken at a later hello, once there is room
             log.warning("replicated settings from %s not taken now: %s", node, full)
             taken = None
@@ -208,7 +208,7 @@ class MirrorServer:
         # at once each end their own wait only).
         pending = document.get("records_pending")
         if type(pending) is int and pending in self._records_pending.get(node, []):
-            self.replicated.records_settled(pending)
+            self.replicated.records_settled(pending, node)
         return {"settled": settled}
 
     async def handle_audit(self, request: web.Request) -> web.Response:

@@ -46,6 +46,9 @@ RECORDS_PENDING_KEY = b"\x00hold-records-pending"  # see Replicated._await_recor
 # The count of RECORDS_PENDING_KEY an exchange's end settled: that count is never given
 # again (a settled word echoed late, or twice, cannot end a later merge's wait)
 RECORDS_SETTLED_KEY = b"\x00hold-records-settled"
+# Whose records are awaited: {peer node id ("" when not known): the count of its last merge
+# awaiting them}; an exchange with one peer ends only that peer's wait (records_settled)
+RECORDS_WAITING_KEY = b"\x00hold-records-waiting"
 MIGRATED_KEY = b"\x00holds-records"  # set once no hold entry carries "held" any more
 # Node-local: queries a held saved search had before it was changed (here or by a peer),
 # still held until this node recorded what they matched (see Replicated._supersede).
@@ -261,15 +264,33 @@ class Replicated:
         elif held:
             hold_records.add_in(self.store, txn, hold_id, held)
 
-    def _await_records(self, txn, key: str, entry: dict) -> None:
+    def _await_records(self, txn, key: str, entry: dict, node: str) -> None:
         """A peer's hold, or saved search (which a hold may use), is merged here before the
         records that go with it (services.mirror.hold_sync pages them after the hello): a
         hold's records of what its search matched before it was narrowed, or at placement.
         Until an exchange of records has ended after this, retention must not read holds
-        from searches alone (services.policy.retention), or it could delete held mail."""
+        from searches alone (services.policy.retention), or it could delete held mail.
+        The records are `node`'s (the peer merged from): only an exchange with it ends the
+        wait; another peer's need not carry them."""
         if not entry["deleted"] and key.startswith((HOLD_PREFIX, SAVED_PREFIX)):
-            txn.put(RECORDS_PENDING_KEY,
-                    str(self._counter(RECORDS_PENDING_KEY, txn) + 1).encode(), db=self.db)
+            count = self._counter(RECORDS_PENDING_KEY, txn) + 1
+            txn.put(RECORDS_PENDING_KEY, str(count).encode(), db=self.db)
+            self._put_waiting(txn, {**self._waiting(txn), node: count})
+
+    def _waiting(self, txn) -> dict[str, int]:
+        """RECORDS_WAITING_KEY; a wait an earlier release left (a count above the settled
+        one, no such key) is nobody's in particular ("")."""
+        data = txn.get(RECORDS_WAITING_KEY, db=self.db)
+        if data is not None:
+            return json.loads(data)
+        count = self._counter(RECORDS_PENDING_KEY, txn)
+        return {"": count} if count > self._counter(RECORDS_SETTLED_KEY, txn) else {}
+
+    def _put_waiting(self, txn, waiting: dict[str, int]) -> None:
+        txn.put(RECORDS_WAITING_KEY, json.dumps(waiting).encode(), db=self.db)
+        if not waiting:  # what an earlier release reads: nothing pending
+            txn.put(RECORDS_SETTLED_KEY, txn.get(RECORDS_PENDING_KEY, db=self.db) or b"0",
+                    db=self.db)
 
     def records_pending(self, txn=None) -> int:
         """0 when no merged hold or saved search awaits its records; else a count that
@@ -277,21 +298,28 @@ class Replicated:
         if txn is None:
             with self.store.env.begin() as txn:
                 return self.records_pending(txn)
-        count = self._counter(RECORDS_PENDING_KEY, txn)
-        return count if count > self._counter(RECORDS_SETTLED_KEY, txn) else 0
+        return self._counter(RECORDS_PENDING_KEY, txn) if self._waiting(txn) else 0
 
-    def records_settled(self, pending: int) -> bool:
-        """An exchange of hold records that began when records_pending() was `pending` has
-        ended: clear the mark unless another merge came meanwhile. True when cleared.
-        The count goes on from there (it is not reset), so an old `pending` echoed again
-        never matches a later merge's."""
+    def records_settled(self, pending: int, node: str | None = None) -> bool:
+        """An exchange of hold records with peer `node` that began when records_pending()
+        was `pending` has ended: the wait for that peer's records merged by then ends
+        (and one nobody's in particular, from an earlier release). Without `node`: every
+        wait ends unless another merge came meanwhile. True when nothing waits any more.
+        The count goes on (it is not reset), so an old `pending` echoed again never
+        matches a later merge's."""
         if pending == 0:
             return True  # nothing was waiting
         with self.store.writing() as txn:
-            if self.records_pending(txn) != pending:
-                return False
-            txn.put(RECORDS_SETTLED_KEY, str(pending).encode(), db=self.db)
-            return True
+            waiting = self._waiting(txn)
+            if node is None:
+                if self.records_pending(txn) != pending:
+                    return False
+                waiting = {}
+            else:
+                waiting = {who: count for who, count in waiting.items()
+                           if not (who in (node, "") and count <= pending)}
+            self._put_waiting(txn, waiting)
+            return not waiting
 
     def holds_generation(self, txn=None) -> int:
         return self._counter(hold_records.GENERATION_KEY, txn)
@@ -347,18 +375,19 @@ class Replicated:
             return {key.decode(): json.loads(data) for key, data in cursor
                     if not key.startswith(b"\x00")}
 
-    def merge(self, entries: dict[str, dict]) -> int:
+    def merge(self, entries: dict[str, dict], node: str = "") -> int:
         """Take every entry newer than ours; returns how many were taken. A hold entry
         with an older release's "held" list adds that list to the hold's records while the
         hold is live here, whichever entry wins. A hold entry that is a different hold
         from ours under its id (hold_identity.clash) is kept too, under another id. An
         entry refusal() refuses, or that would move holds more than hold_identity.MOVES
-        times, is left out (logged; ours kept); the others are merged."""
+        times, is left out (logged; ours kept); the others are merged. `node`: the peer
+        they came from, whose records a merged hold or saved search waits for."""
         taken, seen, refused = 0, [], []
         with self.store.writing() as txn:
             for key, entry in entries.items():
                 try:
-                    taken += self._merge_entry(txn, key, entry)
+                    taken += self._merge_entry(txn, key, entry, node)
                 except _Refused as why:
                     refused.append((key, why))
                     continue
@@ -367,7 +396,7 @@ class Replicated:
         _log_refused(refused)
         return taken
 
-    def _merge_entry(self, txn, key: str, entry: dict) -> bool:
+    def _merge_entry(self, txn, key: str, entry: dict, node: str = "") -> bool:
         """Merge one peer's `entry` under `key` in `txn`: whether it was taken. Raises
         _Refused, before anything is written, for an entry refusal() refuses or one that
         cannot be placed (_placement)."""
@@ -378,7 +407,7 @@ class Replicated:
         slot, moves = self._placement(txn, key, entry)
         for source, target, ours in moves:
             self._move(txn, source, target, ours)
-        return self._take(txn, slot, entry, held)
+        return self._take(txn, slot, entry, held, node)
 
     def refusal(self, key, entry) -> str | None:
         """Why a peer's `entry` for `key` cannot be merged, in words; None when it can: a
@@ -401,7 +430,7 @@ class Replicated:
             return hold_values.tombstone_problem(entry.get("value"))
         return hold_values.problem(_split_held(key, entry)[0]["value"])
 
-    def _take(self, txn, key: str, entry: dict, held: list[str]) -> bool:
+    def _take(self, txn, key: str, entry: dict, held: list[str], node: str = "") -> bool:
         """Merge `entry` (`held`: its older release's list) under `key` in `txn`: it
         replaces ours if its stamp is larger. Whether it did."""
         winner = self._entry(key, txn)
@@ -410,7 +439,7 @@ class Replicated:
             self._supersede(txn, key, winner, entry)
             txn.put(key.encode(), json.dumps(entry).encode(), db=self.db)
             self._bump_generation(txn, key)
-            self._await_records(txn, key, entry)
+            self._await_records(txn, key, entry, node)
             if entry["deleted"] and key.startswith(HOLD_PREFIX):
                 self._prune_superseded(txn)
             winner = entry

@@ -50,14 +50,14 @@ def test_a_late_settled_word_does_not_end_a_later_hellos_wait_that_has_the_same_
     alone and could delete what it recorded on the peer)."""
     peer = Replicated(Store(tmp_path / "peer", map_size=1 << 26))
     peer.put("hold:h1", {"saved": "case", "until": None, "by": "root"})
-    server.replicated.merge(peer.export())  # session A's hello merges h1
+    server.replicated.merge(peer.export(), "peer1")  # session A's hello merges h1
     first = server.replicated.records_pending()
     server._records_pending["peer1"] = [first]
     assert server._take_settled("peer1", {"through": 0, "superseded": 1,
                                           "records_pending": first}) == {"settled": False}
     assert server.replicated.records_pending() == 0  # A's exchange ended A's wait
     peer.put("hold:h2", {"saved": "case2", "until": None, "by": "root"})
-    server.replicated.merge(peer.export())  # session B's hello merges h2
+    server.replicated.merge(peer.export(), "peer1")  # session B's hello merges h2
     second = server.replicated.records_pending()
     server._records_pending["peer1"].append(second)
     # A's settled word again (sent twice, or a session of A that began before B's hello)
@@ -76,9 +76,14 @@ def test_one_peers_settled_word_does_not_end_the_wait_for_another_peers_merged_h
     alone and delete what peer2 recorded it holding)."""
     peer2 = Replicated(Store(tmp_path / "peer2", map_size=1 << 26))
     peer2.put("hold:h2", {"saved": "case", "until": None, "by": "root"})
-    server.replicated.merge(peer2.export())  # peer2's hello; its link is cut after
+    server.replicated.merge(peer2.export(), "peer2")  # peer2's hello; its link is cut after
     pending = server.replicated.records_pending()
     assert pending
     server._records_pending["peer1"] = [pending]  # peer1's hello reply, after that
     server._take_settled("peer1", {"through": 0, "superseded": 1, "records_pending": pending})
     assert server.replicated.records_pending() != 0
+    # peer2 comes back: its own exchange ends its wait
+    server._records_pending["peer2"] = [server.replicated.records_pending()]
+    server._take_settled("peer2", {"through": 0, "superseded": 1,
+                                   "records_pending": server.replicated.records_pending()})
+    assert server.replicated.records_pending() == 0
