@@ -81,6 +81,12 @@ LONE_CR_CHUNK = 1 << 20
 # What follows the delimiter on a delimiter line, as the feedparser's boundaryre reads it:
 # "--" for the close one, then spaces and tabs (any number), then the line's end.
 _DELIMITER_TAIL = re.compile(rb"(--)?[ \t]*(?:\r?\n|\Z)")
+# Of a Content-Type field's value, what the parser's policy gives it (mime._RawHeaders,
+# mime.PARAMETER_HEADER_LIMIT): its type and boundary are read from these characters only.
+# The walk reads them from the same: a boundary past them (RFC 2231 "boundary*1=",
+# or one the limit cuts) was another boundary to the walk than to the parser, which then
+# got every one of a million parts.
+CONTENT_TYPE_VALUE_LIMIT = 16 * 1024
 
 
 def bounded(raw: bytes) -> bytes:
@@ -341,7 +347,8 @@ def _type_and_boundary(lines: bytes, start: int, end: int, default: str,
         field_end = _field_head_end(lines, found.start(), field_end)
     text = lines[found.start():field_end].decode("ascii", "surrogateescape")
     message = Message(policy=compat32)  # the value as Compat32.header_source_parse makes it
-    message.set_raw("Content-Type", text.split(":", 1)[1].lstrip(" \t").rstrip("\r\n"))
+    value = text.split(":", 1)[1].lstrip(" \t").rstrip("\r\n")
+    message.set_raw("Content-Type", value[:CONTENT_TYPE_VALUE_LIMIT])
     try:
         return message.get_content_type(), message.get_boundary()
     except Exception:  # as the parser's: a boundary it cannot read is no boundary

@@ -34,7 +34,7 @@ PARAMETER_HEADERS = ("content-type", "content-disposition")
 # recipients of a resent copy: they work as To, Cc and Bcc do ("function identically ...
 # except that they indicate the recipients of the resent message").
 ADDRESS_HEADERS = ("from", "to", "cc", "bcc", "resent-to", "resent-cc", "resent-bcc")
-PARAMETER_HEADER_LIMIT = 16 * 1024
+PARAMETER_HEADER_LIMIT = header_blocks.CONTENT_TYPE_VALUE_LIMIT  # (the walks read as much)
 
 # RFC 2047 encoded words. Encoded text holds no '?', so `[^?]*` stops at the next '?' and
 # the scan stays linear; the stdlib's lazy `.*?` is quadratic on a long run of '=?x?q?a'.
