@@ -540,7 +540,12 @@ def _inner_entries(inner: Message, entry: AttachmentText, cap_bytes: int, nestin
                    budget: containers.ReadBudget) -> tuple[list[AttachmentText], str]:
     body, attachments = _body_and_attachments(inner, cap_bytes, nesting + 1, budget,
                                               entry.filename or entry.mime_type)
-    return attachments, body
+    entry.cut = _joined(entry.cut, parts_cut(inner))  # a message parsed on its own says
+    return attachments, body                          # its own cut (mime_parts)
+
+
+def _joined(*cuts: str | None) -> str | None:
+    return "; ".join(cut for cut in cuts if cut) or None
 
 
 def _forwarded(part: Message, filename: str | None, cap_bytes: int, nesting: int,
@@ -575,7 +580,7 @@ def _forwarded_message(entry: AttachmentText, inner: Message, cap_bytes: int, ne
         return []
     attachments, body = _inner_entries(inner, entry, cap_bytes, nesting, budget)
     entry.text, cut = capped_text(["\n".join([*lines, "", body])], cap_bytes)
-    entry.cut = cap_cut(cap_bytes) if cut else None
+    entry.cut = _joined(entry.cut, cap_cut(cap_bytes) if cut else None)
     return attachments
 
 
@@ -585,16 +590,18 @@ def _inner_message(part: Message) -> Message:
     encoding = transfer_encoding.encoding_of(part.get("content-transfer-encoding", ""))
     if isinstance(inner, Message) and encoding not in ("base64", "quoted-printable"):
         return inner
+    if not isinstance(inner, Message):  # an .eml attachment: its content, decoded once
+        return mime.parse_message(_part_bytes(part))
     # RFC 2046 forbids encoding a message/rfc822 part, yet some mailers do; the parser then
     # took the encoded text for a message. Re-encode what it saw, decode, parse again.
     try:
-        source = _seen_source(inner) if isinstance(inner, Message) else _part_bytes(part)
+        source = _seen_source(inner)
         if encoding == "base64":
             source = transfer_encoding.decode_base64(source)
         elif encoding == "quoted-printable":
             source = transfer_encoding.decode_quoted_printable(source)
     except (ValueError, TypeError, LookupError):
-        return inner if isinstance(inner, Message) else Message()
+        return inner
     return mime.parse_message(source)
 
 
