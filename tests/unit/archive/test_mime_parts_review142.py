@@ -113,3 +113,27 @@ def test_an_eml_attachment_in_base64_is_read_once_decoded():
                 base64.encodebytes(inner).replace(b"\n", b"\r\n"), b"--o--")
     [entry] = extract.extract(raw, 100_000).attachments
     assert "inner subject" in entry.text and "secretword" in entry.text, entry.text[:100]
+
+
+def test_a_part_nested_too_deeply_does_not_cut_the_attachments_beside_it():
+    """A cut for depth makes text of everything up to the outermost multipart's close
+    delimiter, not only of the part nested too deeply: a forward-as-attachment chain of
+    some 25 levels (two levels each: multipart/mixed, message/rfc822) as the first
+    attachment, or a sender's 49 empty nested multiparts, and the message's other
+    attachments beside it (here a base64 text attachment) are no longer read, where the
+    feedparser read them before h139. Flagged (partly indexed), but needlessly: nothing
+    beside the deep part costs more than before, and a sender can hide every attachment
+    of a message from attachment search with a few hundred bytes."""
+    opening = []
+    for n in range(MAX_DEPTH + 2):
+        opening += [b"--d%d" % n, b"Content-Type: multipart/mixed; boundary=d%d" % (n + 1), b""]
+    closing = [b"--d%d--" % n for n in reversed(range(1, MAX_DEPTH + 3))]
+    raw = lines(*HEAD, b"Content-Type: multipart/mixed; boundary=d0", b"",
+                b"--d0", b"Content-Type: text/plain", b"", b"firstword",
+                *opening, b"--d%d" % (MAX_DEPTH + 2), b"", b"x", *closing,
+                b"--d0", b"Content-Type: text/plain", b"Content-Transfer-Encoding: base64",
+                b"Content-Disposition: attachment; filename=secret.txt", b"",
+                base64.b64encode(b"the secretword is here"), b"--d0--")
+    extracted = extract.extract(raw, 100_000)
+    assert [entry.text for entry in extracted.attachments
+            if entry.filename == "secret.txt"] == ["the secretword is here"]
