@@ -37,6 +37,9 @@ MAX_DEPTH = mimetree.MAX_DEPTH
 # left to be found (services.archive.charsets), as for any unlabelled text.
 REST_HEADER = b"Content-Type: text/plain\r\n\r\n"
 REST_CHUNK = 1 << 20
+# A delivery status (RFC 3464) is blocks, each a part to the parser: a message that may
+# have one is walked whatever its delimiter lines.
+_STATUS = re.compile(rb"(?i)delivery-status")
 
 
 class PartsNotParsed(errors.MessageDefect):
@@ -59,7 +62,7 @@ def bounded(raw: bytes) -> tuple[bytes, int]:
     outermost open multipart's close delimiter (the delimiter lines of the multiparts open
     there left out), a close delimiter for each of those multiparts, and the rest of
     `raw`. For parsing only. Never raises but MemoryError."""
-    if raw.count(b"\n--") + raw.count(b"\r--") < MAX_DEPTH:
+    if raw.count(b"\n--") + raw.count(b"\r--") < MAX_DEPTH and not _STATUS.search(raw):
         return raw, 0
     lines = header_blocks.lines_of(raw)
     found = _first_unparsed(lines)
@@ -75,7 +78,7 @@ def _first_unparsed(lines: bytes) -> tuple[int, list] | None:
     is no such part. The blocks of a delivery status (RFC 3464) count, but are never
     where the cut is (nor walked once MAX_PARTS are counted)."""
     pending: list = [iter([(0, len(lines), "text/plain", False)])]
-    count = 0
+    count, status = 0, None
     while pending:
         entry = next(pending[-1], None)
         if entry is None:
@@ -84,16 +87,31 @@ def _first_unparsed(lines: bytes) -> tuple[int, list] | None:
         start, limit, default, in_status = entry
         count += 1
         if not in_status and (count > MAX_PARTS or len(pending) > MAX_DEPTH):
-            return start, [each for each in pending if isinstance(each, header_blocks.Parts)]
+            return start, _open_parts(pending)
         if in_status:
             pending.pop()  # (its one block: the next one replaces it, not nested in it)
             if count > MAX_PARTS:
+                if status is not None:  # the delivery status part is cut, blocks and all
+                    return status
                 continue
         end = header_blocks.block_end(lines, start, limit)
         inner = header_blocks.inner_blocks(lines, start, end, limit, default, in_status)
+        if inner is not None and not in_status and not isinstance(inner, header_blocks.Parts):
+            inner = list(inner)  # (a message/* part's one: its message, or its first block)
+            if inner and inner[0][3]:
+                # Each block of a delivery status is a part to the parser: past MAX_PARTS
+                # the part holding them is where the cut is (a block cannot hold the rest
+                # as text: the parser reads the blocks after it as blocks). Not the message
+                # itself: its header would be lost.
+                status = (start, _open_parts(pending)) if start else None
+            inner = iter(inner)
         if inner is not None:
             pending.append(inner)
     return None
+
+
+def _open_parts(pending: list) -> list:
+    return [each for each in pending if isinstance(each, header_blocks.Parts)]
 
 
 def _with_rest_as_text(raw: bytes, lines: bytes, start: int,

@@ -184,3 +184,12 @@ def test_a_boundary_past_the_head_header_blocks_keeps_of_a_cut_block_does_not_es
         + b"--ab\r\n\r\nx\r\n" * (10 * MAX_PARTS) + b"--ab--\r\n"
     assert mime.parse_message(raw).get_boundary() == "ab"  # (the parser's)
     assert parts(raw) <= MAX_PARTS + MAX_DEPTH
+
+
+def test_a_message_that_is_a_delivery_status_of_many_blocks_gives_the_parser_a_bounded_number_of_parts():
+    """As above, the delivery status the message itself (its own Content-Type): the cut
+    (mime_parts, h142) is at the part that holds the blocks, never at the message, whose
+    header would become text; here nothing is cut yet and the parser gets every block."""
+    raw = lines(*HEAD, b"Content-Type: message/delivery-status", b"") + b"A:b\r\n\r\n" * (
+        10 * MAX_PARTS)
+    assert parts(raw) <= MAX_PARTS + MAX_DEPTH
