@@ -193,3 +193,13 @@ def test_a_message_that_is_a_delivery_status_of_many_blocks_gives_the_parser_a_b
     raw = lines(*HEAD, b"Content-Type: message/delivery-status", b"") + b"A:b\r\n\r\n" * (
         10 * MAX_PARTS)
     assert parts(raw) <= MAX_PARTS + MAX_DEPTH
+
+
+def test_delimiter_lines_after_the_close_delimiter_are_epilogue_not_parts():
+    """After a multipart's close delimiter the parser reads its epilogue: delimiter lines
+    there are text. The walk (header_blocks._parts) counts a part after each, so a message
+    of one part and an epilogue of delimiter lines is cut and flagged partly indexed, the
+    parser having read it whole (a false flag; nothing is lost)."""
+    raw = lines(*HEAD, b"Content-Type: multipart/mixed; boundary=b", b"", b"--b", b"",
+                b"bodyword", b"--b--") + b"--b\r\n" * (10 * MAX_PARTS)
+    assert extract.parts_cut(mime.parse_message(raw)) is None
