@@ -213,10 +213,8 @@ def parse_message(raw: bytes) -> Message:
     more than mime_parts.MAX_PARTS parts, the first ones, the text of the rest as one
     text/plain part, and a mime_parts.PartsNotParsed defect on the message saying how
     many (services.archive.mime_parts): millions of parts would take gigabytes too."""
-    # The parts are counted in what the parser gets of the header blocks: a Content-Type
-    # past header_blocks' cut is its head, and a boundary past it no boundary, to both.
-    parts, unparsed = mime_parts.bounded(header_blocks.bounded(raw))
-    parsed = with_field_names_closed(parts)
+    parts, unparsed = mime_parts.bounded(raw)
+    parsed = with_field_names_closed(header_blocks.bounded(parts))
     del parts
     message = _parsed(parsed)
     if unparsed:

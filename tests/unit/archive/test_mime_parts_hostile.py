@@ -146,20 +146,3 @@ def test_many_multiparts_of_long_boundaries_cost_the_walk_no_more_than_the_parse
     walk_s = time.perf_counter() - started
     assert walk_s <= 5 * parse_s + 0.2, (walk_s, parse_s)
 
-
-def test_a_boundary_past_the_head_header_blocks_keeps_of_a_cut_block_does_not_escape_the_cut():
-    """Past HEADER_LINES_LIMIT header lines, header_blocks.bounded gives the parser a
-    Content-Type from past its cut as the field's head: its lines within KEPT_FIELD_LIMIT
-    (16 KB) bytes. mime_parts' walk, run on the message before header_blocks.bounded,
-    reads the whole field (its value's first 16 KB): a boundary*1 on the line the head
-    leaves out makes the walk's boundary "abcd" and the parser's "ab", and the parser
-    gets every one of the parts."""
-    from services.archive import header_blocks
-    head = b'Content-Type: multipart/mixed; boundary*0=ab;\r\n x="'
-    start = header_blocks.KEPT_FIELD_LIMIT - 9  # of the line the head leaves out
-    field = head + b"p" * (start - len(head) - 4) + b'";\r\n boundary*1=cd'
-    raw = lines(*HEAD, *[b"X:y"] * header_blocks.HEADER_LINES_LIMIT, field, b"") \
-        + b"--ab\r\n\r\nx\r\n" * (10 * MAX_PARTS) + b"--ab--\r\n"
-    assert mime.parse_message(raw).get_boundary() == "ab"  # (the parser's)
-    assert parts(raw) <= MAX_PARTS + MAX_DEPTH
-
