@@ -44,7 +44,8 @@ _QP_PIECE_START = re.compile(rb"[^ \t\r\n]")  # no soft line break goes on past 
 def decode_quoted_printable(data: bytes) -> bytes:
     """The bytes quoted-printable `data` stands for (RFC 2045 6.7): soft line breaks after
     any line ending joined, "=XX" decoded, anything else kept as it is. Never raises."""
-    data = b"".join(_SOFT_LINE_BREAK.sub(b"", piece) for piece in _qp_pieces(data))
+    data = b"".join(_SOFT_LINE_BREAK.sub(b"", piece)
+                    for piece in _pieces(data, _QP_PIECE_START, after=False))
     # Joining lines can put an "=" that was text ("==<LF><CR>...", "a=" then a soft line
     # break) right before a line break, which a2b_qp would take for a soft line break
     # again: after "=<CR>" it skips to the next LF (the rest of the line lost), after
@@ -64,7 +65,7 @@ def decode_base64(data: bytes) -> bytes:
     if b"=" not in data.rstrip(b"="):  # padding at the end only, if at all: one run
         return _decoded_run(data.rstrip(b"="))
     decoded, pending = [], b""
-    for piece in _base64_pieces(data):
+    for piece in _pieces(data, _PADDING, after=True):
         if not pending and not _IGNORED_PADDING.search(piece):  # every padding ends a run
             decoded.append(b"".join(map(_decoded_run, _PADDING.split(piece))))
             continue
@@ -83,24 +84,14 @@ def decode_base64(data: bytes) -> bytes:
     return b"".join(decoded)
 
 
-def _qp_pieces(data: bytes):
-    """`data` in pieces of about PIECE_BYTES, each cut before a byte that is no blank and
-    no line break: a soft line break ("=", blanks, a line break) never spans a cut."""
+def _pieces(data: bytes, cut: re.Pattern, after: bool):
+    """`data` in pieces of about PIECE_BYTES, each cut at the first match of `cut` past
+    that many bytes (before it, or after it with `after`): where decoding a piece on its
+    own changes nothing (no soft line break and no padded run goes on across it)."""
     start = 0
     while start < len(data):
-        found = _QP_PIECE_START.search(data, start + PIECE_BYTES)
-        end = found.start() if found else len(data)
-        yield data[start:end]
-        start = end
-
-
-def _base64_pieces(data: bytes):
-    """`data` (base64 letters and "=") in pieces of about PIECE_BYTES, each cut after a
-    run of padding: runs are decoded on their own, so the cuts change nothing."""
-    start = 0
-    while start < len(data):
-        found = _PADDING.search(data, start + PIECE_BYTES)
-        end = found.end() if found else len(data)
+        found = cut.search(data, start + PIECE_BYTES)
+        end = (found.end() if after else found.start()) if found else len(data)
         yield data[start:end]
         start = end
 
