@@ -4,6 +4,7 @@ already settled on the other: the peer's copy of mail the old query holds there 
 be deleted here by retention. Appliances are processes in network namespaces; each node's
 retention runs when the test says (`archiver retention run`), none by itself: the service
 ran its weekly run at its first start, before anything was stored."""
+import contextlib
 import json
 import time
 
@@ -87,28 +88,37 @@ def test_a_peers_copy_its_unsettled_old_query_holds_is_kept(pair, tmp_path):  # 
     assert digests["lawyer"] in a.digests() and digests["eve"] not in a.digests()
 
 
+@contextlib.contextmanager
+def one_way_pair(tmp_path):
+    """a copies to b, which joined with the secret but no peer (a one-way mirror, as
+    test_mirror has it): b never says hello to a. a holds eve's old mail; both run until
+    the block ends. Yields (a, b, digests)."""
+    with Lab(["a", "b"]) as lab:
+        a, b = Node(lab, "a", tmp_path), Node(lab, "b", tmp_path)
+        a.join(b)
+        b.join()
+        digests = import_old_mail(a, tmp_path / "in", {"eve": "eve@x.com"})
+        a.start(), b.start()
+        try:
+            yield a, b, digests
+        finally:
+            a.stop(), b.stop()
+
+
 def test_a_one_way_peers_expired_copies_are_deleted_once_nothing_holds_them(tmp_path):
     """b takes a's copies but does not copy back (joined with no peer: a supported one-way
     mirror, test_mirror), so b never says hello to a. Nothing holds a's mail and a holds
     no superseded query: b's retention must delete a's expired copies, not keep them
     forever waiting for an exchange only b's own client would have begun."""
-    with Lab(["a", "b"]) as lab:
-        a, b = Node(lab, "a", tmp_path), Node(lab, "b", tmp_path)
-        a.join(b)
-        b.join()  # the secret, but no peer
-        digests = import_old_mail(a, tmp_path / "in", {"eve": "eve@x.com"})
-        a.start(), b.start()
-        try:
-            a.cli("retention", "set", "--global-days", "365")
-            a.cli("retention", "enable")
-            wait_searchable(b, 1)
-            wait_until(lambda: json.loads(b.cli("retention", "show", "--json").stdout)
-                       ["enabled"], 60, "retention to reach b")
-            wait_until(lambda: retention_run(b, "--dry-run")["digests"] == [digests["eve"]],
-                       60, "b to let a's unheld, expired copy go")
-            assert retention_run(b)["digests"] == [digests["eve"]]
-        finally:
-            a.stop(), b.stop()
+    with one_way_pair(tmp_path) as (a, b, digests):
+        a.cli("retention", "set", "--global-days", "365")
+        a.cli("retention", "enable")
+        wait_searchable(b, 1)
+        wait_until(lambda: json.loads(b.cli("retention", "show", "--json").stdout)
+                   ["enabled"], 60, "retention to reach b")
+        wait_until(lambda: retention_run(b, "--dry-run")["digests"] == [digests["eve"]],
+                   60, "b to let a's unheld, expired copy go")
+        assert retention_run(b)["digests"] == [digests["eve"]]
 
 
 def test_a_one_way_peers_hold_does_not_stop_retention_here_for_good(tmp_path):
@@ -116,21 +126,13 @@ def test_a_one_way_peers_hold_does_not_stop_retention_here_for_good(tmp_path):
     a's hello and must wait for its records, which a's client gives b right after; then
     b's retention goes on, and deletes a's unheld, expired copy. It did not: only b's own
     client, which a one-way b has not, ended the wait."""
-    with Lab(["a", "b"]) as lab:
-        a, b = Node(lab, "a", tmp_path), Node(lab, "b", tmp_path)
-        a.join(b)
-        b.join()  # the secret, but no peer
-        digests = import_old_mail(a, tmp_path / "in", {"eve": "eve@x.com"})
-        a.start(), b.start()
-        try:
-            a.cli("search", "--save", "case", "from:lawyer")
-            hold_id = a.cli("hold", "add", "--saved", "case").stdout.strip()
-            a.cli("retention", "set", "--global-days", "365")
-            a.cli("retention", "enable")
-            wait_searchable(b, 1)
-            wait_until(lambda: hold_id in b.cli("hold", "list").stdout, 60,
-                       "the hold to reach b")
-            wait_until(lambda: retention_run(b)["digests"] == [digests["eve"]], 60,
-                       "b's retention to delete a's unheld, expired copy")
-        finally:
-            a.stop(), b.stop()
+    with one_way_pair(tmp_path) as (a, b, digests):
+        a.cli("search", "--save", "case", "from:lawyer")
+        hold_id = a.cli("hold", "add", "--saved", "case").stdout.strip()
+        a.cli("retention", "set", "--global-days", "365")
+        a.cli("retention", "enable")
+        wait_searchable(b, 1)
+        wait_until(lambda: hold_id in b.cli("hold", "list").stdout, 60,
+                   "the hold to reach b")
+        wait_until(lambda: retention_run(b)["digests"] == [digests["eve"]], 60,
+                   "b's retention to delete a's unheld, expired copy")
