@@ -185,10 +185,9 @@ def _extract(raw: bytes, cap_bytes: int) -> Extracted:
         return fallback(raw, "MIME structure nested too deeply; headers and raw body only")
     budget = containers.ReadBudget(text_bytes=CONTAINER_TEXT_FACTOR * cap_bytes)
     body, attachments = _body_and_attachments(message, cap_bytes, 0, budget)
-    cuts = [parts_cut(message), body_cut(body), attachments_cut(budget)]
     return Extracted(mime.summarize_parsed(message, raw), body, attachments,
                      encrypted=PGP_ARMOR in body,
-                     cut="; ".join(cut for cut in cuts if cut) or None)
+                     cut=_joined(parts_cut(message), body_cut(body), attachments_cut(budget)))
 
 
 def parts_cut(message: Message) -> str | None:

@@ -332,14 +332,11 @@ def _content(head: bytes, data: bytes) -> bytes:
     encoding = _TRANSFER_ENCODING.search(head)
     encoding = encoding.group(1).lower() if encoding else b""
     data = data.split(b"\n--", 1)[0]
-    try:
-        if encoding == b"base64":
-            data = transfer_encoding.decode_base64(
-                b"".join(data.split())[:BODY_SAMPLE_BYTES // 3 * 4])
-        elif encoding == b"quoted-printable":
-            data = transfer_encoding.decode_quoted_printable(data)
-    except (binascii.Error, ValueError):
-        return b""
+    if encoding == b"base64":
+        data = transfer_encoding.decode_base64(
+            b"".join(data.split())[:BODY_SAMPLE_BYTES // 3 * 4])
+    elif encoding == b"quoted-printable":
+        data = transfer_encoding.decode_quoted_printable(data)
     return data[:BODY_SAMPLE_BYTES]
 
 
