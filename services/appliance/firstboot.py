@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from concurrent.futures import Future, ThreadPoolExecutor
 import os
 import pwd
 import socket
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -32,8 +34,10 @@ from cryptography.x509.oid import NameOID
 from firmware.errors import ArchiverError
 
 from services.appliance import admin_password
-from services.archive.archive import Archive
 from services.common.atomic_file import atomic_output
+
+if TYPE_CHECKING:  # the CLI imports the archive only once the TLS key is being made
+    from services.archive.archive import Archive
 
 MARKER = "firstboot.done"
 CREDENTIAL = "admin-password"
@@ -69,11 +73,12 @@ class Outcome:
     password: str | None = None        # a generated one, for a caller that shows it itself
 
 
-def first_boot(archive: Archive, places: Places) -> Outcome:
+def first_boot(archive: Archive, places: Places, tls_key: Future | None = None) -> Outcome:
+    """`tls_key`: the TLS key being made by start_tls_key (made here when None)."""
     marker = archive.data_dir / MARKER
     # The marker lives with the archive (the data disk) and /etc on the system disk, which
     # new firmware replaces: after a reflash only the certificate is made again.
-    if marker.exists() and places.tls_cert.exists() and places.tls_key.exists():
+    if marker.exists() and _has_tls_files(places):
         return Outcome(already_done=True)
     owner = _service_user(places.user)
     outcome = Outcome(node_id=archive.store.node_id)
@@ -84,8 +89,10 @@ def first_boot(archive: Archive, places: Places) -> Outcome:
         _set_admin_password(archive.data_dir, places, outcome)
     # The key must stay root's, yet the services must read it: root's, of their group.
     key_owner = (0, owner.pw_gid) if owner is not None else None
-    if not places.tls_key.exists() or not places.tls_cert.exists():
-        make_tls_certificate(places.tls_cert, places.tls_key, socket.gethostname(), key_owner)
+    if not _has_tls_files(places):
+        key = tls_key.result() if tls_key is not None else None
+        make_tls_certificate(places.tls_cert, places.tls_key, socket.gethostname(), key_owner,
+                             key=key)
         outcome.tls_certificate = "created"
     elif key_owner is not None:
         os.chown(places.tls_key, *key_owner)
@@ -93,6 +100,30 @@ def first_boot(archive: Archive, places: Places) -> Outcome:
         _hand_over(archive.data_dir, owner)
     _write_marker(marker, outcome)
     return outcome
+
+
+def _has_tls_files(places: Places) -> bool:
+    return places.tls_key.exists() and places.tls_cert.exists()
+
+
+def start_tls_key(places: Places) -> Future | None:
+    """Start making the TLS key in a thread when first boot will need one (None if not).
+    The RSA key is first boot's slowest step (a third of a second of CPU here, many
+    seconds on a guest under TCG) and OpenSSL makes it without holding Python's lock, so
+    the rest of first boot (importing and opening the archive, hashing the admin password)
+    runs beside it. An error in making it is raised by Future.result()."""
+    if _has_tls_files(places):
+        return None
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tls-key")
+    key = executor.submit(new_tls_key)
+    executor.shutdown(wait=False)  # its thread ends once the key is made
+    return key
+
+
+def new_tls_key() -> rsa.RSAPrivateKey:
+    """RSA 2048, not EC: some older mail servers that journal to the appliance offer no
+    EC cipher suites for STARTTLS."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
 def _service_user(name: str | None) -> pwd.struct_passwd | None:
@@ -106,14 +137,14 @@ def _service_user(name: str | None) -> pwd.struct_passwd | None:
 
 
 def make_tls_certificate(cert_path: Path, key_path: Path, hostname: str,
-                         key_owner: tuple[int, int] | None = None) -> None:
-    """A self-signed certificate for `hostname`. RSA 2048, not EC: some older mail
-    servers that journal to the appliance offer no EC cipher suites for STARTTLS.
+                         key_owner: tuple[int, int] | None = None,
+                         key: rsa.RSAPrivateKey | None = None) -> None:
+    """A self-signed certificate for `hostname`, of `key` (a new_tls_key() when None).
     `key_owner` (uid, gid): the key's, set before it takes its name. The certificate is
     written first and the key last, each whole: the boot's unit runs first boot again
     while the key is missing, so a power cut between the two leaves no key without its
     certificate, nor one the services cannot read. Raises OSError."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key = key or new_tls_key()
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
     now = dt.datetime.now(dt.timezone.utc)
     certificate = (

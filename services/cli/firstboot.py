@@ -7,10 +7,9 @@ import json
 import os
 from pathlib import Path
 
-from services.archive.archive import Archive
 from services.common.config import load_config
 from services.appliance.firstboot import (DEFAULT_CONSOLE, DEFAULT_TLS_CERT, DEFAULT_TLS_KEY,
-                                          SERVICE_USER, Places, first_boot)
+                                          SERVICE_USER, Places, first_boot, start_tls_key)
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -32,14 +31,18 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def cmd_firstboot(args) -> int:
-    config = load_config(args.config)
-    archive = Archive(args.data or config.data_dir, config.model)
     credentials = os.environ.get("CREDENTIALS_DIRECTORY")
     places = Places(tls_cert=args.tls_cert, tls_key=args.tls_key, console=args.console,
                     credentials=Path(credentials) if credentials else None,
                     user=None if args.keep_owners else args.user, stdout=not args.json)
+    # The TLS key is made first, beside the rest: under TCG the key and the archive's
+    # imports take seconds each (archiver-firstboot holds back every archiver service).
+    tls_key = start_tls_key(places)
+    from services.archive.archive import Archive
+    config = load_config(args.config)
+    archive = Archive(args.data or config.data_dir, config.model)
     try:
-        outcome = first_boot(archive, places)
+        outcome = first_boot(archive, places, tls_key)
     finally:
         archive.close()
     if args.json:  # for scripts: a generated password is in it, and only shown on the console
