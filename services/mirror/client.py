@@ -14,11 +14,13 @@ with first (services.mirror.pairing); if the secrets differ that fails, and stat
 The peer's node id is the one its pinned certificate proves, not what its hello says.
 Each hello exchanges the replicated settings, then what holds recorded where the peer's
 count or fingerprint differs (services.mirror.hold_sync, in bounded pages); status keeps
-the bytes of the last hello and how many records went each way. An exchange that ends with
-the peer holding no superseded query lets retention here go on to the peer's copies stored
-before its hello (services.policy.peer_copies); and, the other way, this node tells the
-peer how many superseded queries it holds (read after the peer's settings were merged
-here), so that the peer lets go of this node's copies there (hold_sync.SETTLED_PATH).
+the bytes of the last hello and how many records went each way. An exchange through which
+the peer held no superseded query (none in its hello reply, and its count of supersedes
+the same in its answer to the settled word) lets retention here go on to the peer's copies
+stored before its hello (services.policy.peer_copies); and, the other way, this node tells
+the peer how many superseded queries it held (read after the peer's settings were merged
+here, plus those superseded since), so that the peer lets go of this node's copies there
+(hold_sync.SETTLED_PATH).
 """
 from __future__ import annotations
 
@@ -46,7 +48,7 @@ from services.mirror.trust import (NodeIdentity, PeerCertificateResponse,
                                    presented_node_id)
 from services.policy import audit_anchor, peer_copies
 from services.policy.hold_records import BadHoldRecords
-from services.policy.replicated import HOLD_PREFIX, Replicated
+from services.policy.replicated import HOLD_PREFIX, Replicated, Superseding
 from services.policy.retention_clock import live_arrival
 from services.archive.store import NotFound, OutOfSpace, Store
 
@@ -207,7 +209,7 @@ class MirrorClient:
         response.raise_for_status()
         await asyncio.to_thread(self.replicated.merge, dict(reply.get("settings") or {}), node)
         # After the peer's edits are merged, before this node's records are given to it
-        superseded_here = await asyncio.to_thread(lambda: len(self.replicated.superseded()))
+        superseding_here = await asyncio.to_thread(self.replicated.superseding)
         peer = Hello.from_json(reply)
         verdict = may_mirror(self.hello.identity(), peer.identity(), load_models())
         if not verdict.allowed:
@@ -222,13 +224,9 @@ class MirrorClient:
             self.status.node = node  # said once: the anchor moved with it
         if "hold_records" in reply:  # a peer of a release before hold records has none
             await self._exchange_hold_records(session, reply["hold_records"], node)
-            if _holds_nothing_superseded(reply):
+            answer = await self._tell_settled(session, reply, superseding_here)
+            if _held_nothing_superseded(reply, answer):
                 await asyncio.to_thread(peer_copies.settled_through, self.store, node, stored)
-            through = reply.get("copies_through")
-            if type(through) is int:  # the peer's side of it: this node's copies there
-                await self._post_json(session, hold_sync.SETTLED_PATH,
-                                      {"through": through, "superseded": superseded_here,
-                                       "records_pending": reply.get("records_pending")})
         if "audit_anchor" in reply:  # nor one before audit anchors
             await self._anchor_audit_log(session, reply["audit_anchor"])
         self._compare_settings(reply)
@@ -257,6 +255,23 @@ class MirrorClient:
         if done.taken or done.given:
             log.info("mirror peer %s: %d hold records taken, %d given (%d holds)", self.peer,
                      done.taken, done.given, done.holds, extra={"PEER": self.peer})
+
+    async def _tell_settled(self, session: aiohttp.ClientSession, reply: dict,
+                            before: Superseding) -> dict | None:
+        """Tell the peer this exchange of hold records has ended (hold_sync.SETTLED_PATH):
+        the superseded queries held here from the hello on (`before`: as read after the
+        peer's settings were merged), so that it lets go of this node's copies there only
+        if none. Returns its answer, None if it has no copies_through (an older release)."""
+        through = reply.get("copies_through")
+        if type(through) is not int:
+            return None
+        # A query superseded since may have been settled again already, its records written
+        # after the exchange walked past them: each counts as held.
+        supersedes = await asyncio.to_thread(lambda: self.replicated.superseding().total)
+        held = before.held + supersedes - before.total
+        return await self._post_json(session, hold_sync.SETTLED_PATH,
+                                     {"through": through, "superseded": held,
+                                      "records_pending": reply.get("records_pending")})
 
     async def _anchor_audit_log(self, session: aiohttp.ClientSession, theirs) -> None:
         """Send the peer this node's audit head and entries after the anchor it holds, a
@@ -363,11 +378,15 @@ class MirrorClient:
             log.warning("mirror peer %s: status not recorded: %s", self.peer, full)
 
 
-def _holds_nothing_superseded(reply: dict) -> bool:
-    """Whether the peer's hello reply says it holds no superseded query (an older release,
-    or a peer that could not merge our settings, does not say: not known)."""
-    found = reply.get("holds_superseded")
-    return type(found) is int and found == 0
+def _held_nothing_superseded(reply: dict, answer: dict | None) -> bool:
+    """Whether the peer held no superseded query from its hello `reply` to its `answer`
+    to the settled word, after the exchange: none when it replied, and no query superseded
+    there since (its count of supersedes the same in both). Not known (False) when either
+    does not say: an older release, or a peer that could not merge our settings."""
+    held, before = reply.get("holds_superseded"), reply.get("supersedes")
+    after = answer.get("supersedes") if isinstance(answer, dict) else None
+    return type(held) is int and held == 0 and type(before) is int and before == after \
+        and type(after) is int
 
 
 def _anchor_count(value) -> int:

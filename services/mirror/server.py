@@ -21,9 +21,11 @@ peer's retries, must not take N times that. A batch that waits BATCH_WAIT_SECOND
 turn gets a 503 too (its body read and dropped, never held), and is sent again later.
 The hello reply carries the count and fingerprint of what each hold recorded; a peer whose
 differ walks and adds to them in bounded pages (services.mirror.hold_sync). It says how many
-superseded queries this node still holds by (read after the peer's settings are merged):
-once none, the peer's retention may let go of this node's copies that the exchange of
-records covers (services.policy.peer_copies). It carries the peer's audit-log anchor here
+superseded queries this node still holds by (read after the peer's settings are merged),
+and how many times a query was ever superseded here, which the answer to the peer's
+settled word says again: once none held and none superseded between the two, the peer's
+retention may let go of this node's copies that the exchange of records covers
+(services.policy.peer_copies). It carries the peer's audit-log anchor here
 too; the peer sends its entries after it (POST /v1/audit: services.policy.audit_anchor).
 """
 from __future__ import annotations
@@ -145,8 +147,11 @@ class MirrorServer:
             log.info("took %d replicated settings from %s", taken, node)
         # Read before the records' summaries, so that "none" means whatever the old queries
         # held is in the records the peer is then given; None (unknown) while the peer's
-        # edits are not merged here (services.policy.peer_copies).
-        superseded = None if taken is None else len(self.replicated.superseded())
+        # edits are not merged here (services.policy.peer_copies). The count of supersedes
+        # too: the peer compares it with the one its settled word is answered with, since
+        # a peer's merge during the exchange can supersede a query here.
+        superseded, supersedes = (None, None) if taken is None else \
+            await asyncio.to_thread(self.replicated.superseding)
         pending = await asyncio.to_thread(self.replicated.records_pending)
         self._records_pending[node] = [*self._records_pending.get(node, [])[-7:], pending]
         return web.json_response({**self.hello.to_json(),
@@ -154,6 +159,7 @@ class MirrorServer:
                                   "settings": self.replicated.export(),
                                   "settings_digest": self.replicated.digest(),
                                   "holds_superseded": superseded,
+                                  "supersedes": supersedes,
                                   "copies_through": through,
                                   "records_pending": pending,
                                   "hold_records": hold_sync.summaries_json(self.store),
@@ -185,11 +191,12 @@ class MirrorServer:
     async def handle_hold_records_settled(self, request: web.Request) -> web.Response:
         """The peer's exchange of hold records begun by its hello has ended: {"through":
         the hello reply's "copies_through", "records_pending": its "records_pending",
-        "superseded": how many superseded queries the peer holds, read after it merged
-        this node's settings}. None: its copies stored
+        "superseded": how many superseded queries the peer held, read after it merged
+        this node's settings, plus those superseded there since}. None: its copies stored
         here through that number are covered by the records here (peer_copies), as when
         this node's own client hears it (a one-way peer has none); and what the hello's
-        merge made retention here wait for (records_pending) has come."""
+        merge made retention here wait for (records_pending) has come. Answers
+        {"settled": whether that moved, "supersedes": Replicated.superseding's count}."""
         return await self._json_request(request, 1024, "a settled exchange", (BadHoldRecords,),
                                         self._take_settled)
 
@@ -209,7 +216,9 @@ class MirrorServer:
         pending = document.get("records_pending")
         if type(pending) is int and pending in self._records_pending.get(node, []):
             self.replicated.records_settled(pending, node)
-        return {"settled": settled}
+        # Read now, after the peer's exchange ended: the peer's own settling needs it
+        # unchanged since this node's hello reply (services.mirror.client).
+        return {"settled": settled, "supersedes": self.replicated.superseding().total}
 
     async def handle_audit(self, request: web.Request) -> web.Response:
         """The peer's audit head and entries after its anchor here (audit_anchor.take);

@@ -10,9 +10,17 @@ which the peer may still hold by its old query, unsettled there (the peer merged
 edit late, or its run has not come yet); nor does anything here hold what the peer holds
 by an old query this node never held. So a copy from a peer is kept here until an
 exchange of hold records with that peer has ended that began after the copy was stored
-and in which the peer said it holds no superseded query (its hello reply,
-services.mirror.server): all that its old queries held of the copy is in its records by
-then, and so in this node's. Mail that arrives here from anywhere else is held by this node's
+and through which the peer held no superseded query: none when its hello reply was read
+(services.mirror.server), and none superseded there until the exchange ended (its count of
+supersedes, Replicated.superseding, the same at both ends: a third node's edit merged into
+the peer meanwhile can give it one, and even see it settled with records the exchange had
+walked past). All that its old queries held of the copy is in its records by then, and so
+in this node's. A query the peer held then was held here too (the hello leaves both with
+the same settings): when it is superseded later, this node keeps its own old query until
+it has recorded what it matches here. Not covered: a query the peer takes and supersedes
+after the exchange without this node ever holding it (two edits merged there before
+either is here); like any edit not merged here yet, retention here cannot know of it.
+Mail that arrives here from anywhere else is held by this node's
 own queries and records, as before; a peer's copy of a message stored here before (archived
 here too, or another peer's copy) is such a copy all the same, numbered when it arrives
 (Store: meta "copies").
@@ -20,11 +28,13 @@ here too, or another peer's copy) is such a copy all the same, numbered when it 
 Per peer node, the node-local setting SETTING_PREFIX + node id is the last number
 (Store.last_number) up to which its copies are so covered. Only such an exchange moves
 it (settled_through), never back: one this node's client begins (the peer's hello reply
-says how many it holds), or one the peer's client begins (it says so once the exchange has
-ended, its count read after this node's settings were merged there, and echoes the number
-this node's hello reply gave it: services.mirror.server; a one-way peer, which this node
-does not copy to, has no other); and it is durable: a restart of either node in the
-window keeps the copies. A peer that is away, or keeps a superseded query for long (its
+says how many it holds and its count of supersedes; its answer to the settled word, after
+the exchange, the count again), or one the peer's client begins (it says so once the
+exchange has ended: how many it held, read after this node's settings were merged there,
+plus the supersedes since; and echoes the number this node's hello reply gave it:
+services.mirror.server; a one-way peer, which this node does not copy to, has no other);
+and it is durable, as is the count: a restart of either node in the window keeps the
+copies. A peer that is away, or keeps a superseded query for long (its
 index behind, an old query it cannot parse), keeps its copies here as long; so does a
 peer no longer mirrored with (`archiver mirror leave`, or taken out of archiver.yaml):
 nothing tells this node any more what that peer's holds hold.

@@ -30,7 +30,7 @@ import logging
 import time
 import weakref
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from firmware.errors import ArchiverError
 
@@ -53,10 +53,21 @@ MIGRATED_KEY = b"\x00holds-records"  # set once no hold entry carries "held" any
 # Node-local: queries a held saved search had before it was changed (here or by a peer),
 # still held until this node recorded what they matched (see Replicated._supersede).
 SUPERSEDED_KEY = b"\x00held-superseded-queries"
+# Node-local: how many times an old query was kept in SUPERSEDED_KEY here (_supersede).
+# It only grows and is durable, so a mirror peer that read it before and after an exchange
+# of hold records knows whether a query was superseded in between, even one settled again
+# or a restart in between (services.policy.peer_copies).
+SUPERSEDES_KEY = b"\x00held-superseded-count"
 _migrated: "weakref.WeakSet[Store]" = weakref.WeakSet()  # stores checked by this process
 
 
 DELETE = object()  # write_all: a tombstone under that key
+
+
+class Superseding(NamedTuple):
+    """What Replicated.superseding() reads in one transaction."""
+    held: int   # superseded queries held now (len(superseded()))
+    total: int  # times a query was superseded here, ever (SUPERSEDES_KEY)
 
 
 class KeyTaken(ArchiverError):
@@ -214,6 +225,9 @@ class Replicated:
         else:
             pending.append({"saved": name, "query": old, "holds": holding, "at": at})
         self._put_superseded(txn, pending)
+        # Counted whether new or merged into a kept one: either holds more than before.
+        txn.put(SUPERSEDES_KEY, str(self._counter(SUPERSEDES_KEY, txn) + 1).encode(),
+                db=self.db)
 
     def _put_superseded(self, txn, pending: list[dict]) -> None:
         if pending:
@@ -243,6 +257,14 @@ class Replicated:
                 return self.superseded(txn)
         data = txn.get(SUPERSEDED_KEY, db=self.db)
         return json.loads(data) if data else []
+
+    def superseding(self, txn=None) -> Superseding:
+        """How many superseded queries are held now and how many times one was superseded
+        here, ever, read together (in `txn`, or a read of its own)."""
+        if txn is None:
+            with self.store.env.begin() as txn:
+                return self.superseding(txn)
+        return Superseding(len(self.superseded(txn)), self._counter(SUPERSEDES_KEY, txn))
 
     def settle_superseded(self, txn, done: dict) -> None:
         """Superseded query `done` (as superseded() gives it) was recorded by its holds:

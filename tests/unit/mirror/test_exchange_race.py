@@ -132,13 +132,24 @@ def test_the_harness_settles_a_quiet_exchange(tmp_path, monkeypatch):
     assert peer_copies.awaiting(a2.store, [copy2]) == set()
 
 
+def settled_on(node: Node, digest: str) -> None:
+    """`node`'s retention settles its superseded queries, recording `digest` (what they
+    match there) for hold h1."""
+    hold_records.add(node.store, "h1", [digest])
+    with node.store.writing() as txn:
+        for entry in node.replicated.superseded(txn):
+            node.replicated.settle_superseded(txn, entry)
+
+
 @pytest.mark.parametrize("whose_client", ["here", "the peer's"])
 def test_a_third_nodes_edit_merged_into_the_peer_during_the_exchange_keeps_its_copies(
         tmp_path, monkeypatch, whose_client):
     """b holds no superseded query when its hello reply (or its client's merge of a's
     reply) is read; before the exchange ends it merges c's two edits, so "from:lawyer",
     which a never held, holds the lawyer's mail on b until b's index has caught up and
-    recorded it. a's retention must not take b's copy before b's record of it comes."""
+    recorded it. a's retention must not take b's copy before b's record of it comes.
+    (With one edit, from a query a held at the hello, a's own superseded copy of it would
+    hold the mail here until recorded here; the marker must not move all the same.)"""
     a, b, copy, edits = mirrored_three(tmp_path)
     during_exchange(monkeypatch, merged_into(b, edits, "c"))
     if whose_client == "here":
@@ -150,6 +161,22 @@ def test_a_third_nodes_edit_merged_into_the_peer_during_the_exchange_keeps_its_c
     assert peer_copies.awaiting(a.store, [copy]) == {copy}
 
 
+@pytest.mark.parametrize("whose_client", ["here", "the peer's"])
+def test_a_query_superseded_and_settled_on_the_peer_during_the_exchange_keeps_its_copies(
+        tmp_path, monkeypatch, whose_client):
+    """As above, and b's retention settles both old queries before the exchange ends: b
+    holds none at the end either, but its record of the lawyer's mail came after the
+    exchange walked the hold's records, so it is not here yet."""
+    a, b, copy, edits = mirrored_three(tmp_path)
+    during_exchange(monkeypatch, lambda: (merged_into(b, edits, "c")(), settled_on(b, copy)))
+    if whose_client == "here":
+        handshake(a, b, monkeypatch)
+    else:
+        handshake(b, a, monkeypatch)
+    assert b.replicated.superseded() == [] and "h1" not in hold_records.summaries(a.store)
+    assert peer_copies.awaiting(a.store, [copy]) == {copy}
+
+
 def test_the_copy_goes_once_the_peer_has_recorded_what_its_old_queries_held(
         tmp_path, monkeypatch):
     """The same race, then b's retention settles its old queries (recording the lawyer's
@@ -158,10 +185,7 @@ def test_the_copy_goes_once_the_peer_has_recorded_what_its_old_queries_held(
     during_exchange(monkeypatch, merged_into(b, edits, "c"))
     handshake(a, b, monkeypatch)
     assert peer_copies.awaiting(a.store, [copy]) == {copy}
-    hold_records.add(b.store, "h1", [copy])  # what "from:lawyer" matched on b
-    with b.store.writing() as txn:
-        for entry in b.replicated.superseded(txn):
-            b.replicated.settle_superseded(txn, entry)
+    settled_on(b, copy)  # "from:lawyer" matched it on b
     a.replicated.merge(edits[-1], "c")
     handshake(a, b, monkeypatch)
     assert peer_copies.awaiting(a.store, [copy]) == set()

@@ -4,6 +4,7 @@ hello reply gave that peer, only when it holds no superseded query."""
 import pytest
 
 from services.archive.store import Store
+from services.mirror.client import _held_nothing_superseded
 from services.mirror.server import MirrorServer
 from services.policy import peer_copies
 from services.policy.hold_records import BadHoldRecords
@@ -29,11 +30,11 @@ def test_a_peer_moves_its_copies_only_up_to_what_it_was_given_and_holding_nothin
     second = server.store.put(mail(2), source="mirror:peer1", origin="peer1")
     server._copies_through["peer1"] = 1
     both = [first, second]
-    assert server._take_settled("peer1", {"through": 2, "superseded": 0}) == {"settled": False}
-    assert server._take_settled("peer1", {"through": 1, "superseded": 1}) == {"settled": False}
-    assert server._take_settled("peer2", {"through": 1, "superseded": 0}) == {"settled": False}
+    assert server._take_settled("peer1", {"through": 2, "superseded": 0})["settled"] is False
+    assert server._take_settled("peer1", {"through": 1, "superseded": 1})["settled"] is False
+    assert server._take_settled("peer2", {"through": 1, "superseded": 0})["settled"] is False
     assert peer_copies.awaiting(server.store, both) == {first, second}
-    assert server._take_settled("peer1", {"through": 1, "superseded": 0}) == {"settled": True}
+    assert server._take_settled("peer1", {"through": 1, "superseded": 0})["settled"] is True
     assert peer_copies.awaiting(server.store, both) == {second}
     for bad in ({}, {"through": "1", "superseded": 0}, {"through": 1, "superseded": True},
                 {"through": -1, "superseded": 0}):
@@ -54,7 +55,7 @@ def test_a_late_settled_word_does_not_end_a_later_hellos_wait_that_has_the_same_
     first = server.replicated.records_pending()
     server._records_pending["peer1"] = [first]
     assert server._take_settled("peer1", {"through": 0, "superseded": 1,
-                                          "records_pending": first}) == {"settled": False}
+                                          "records_pending": first})["settled"] is False
     assert server.replicated.records_pending() == 0  # A's exchange ended A's wait
     peer.put("hold:h2", {"saved": "case2", "until": None, "by": "root"})
     server.replicated.merge(peer.export(), "peer1")  # session B's hello merges h2
@@ -87,3 +88,27 @@ def test_one_peers_settled_word_does_not_end_the_wait_for_another_peers_merged_h
     server._take_settled("peer2", {"through": 0, "superseded": 1,
                                    "records_pending": server.replicated.records_pending()})
     assert server.replicated.records_pending() == 0
+
+
+def test_the_settled_answer_says_how_many_queries_were_ever_superseded_here(server):
+    """The peer's client settles this node's copies there only if that count is the one
+    this node's hello reply gave it (services.mirror.client): read when answering."""
+    server.replicated.put("saved:case", {"query": "from:lawyer"})
+    server.replicated.put("hold:h1", {"saved": "case", "until": None, "by": "root"})
+    assert server._take_settled("peer1", {"through": 0, "superseded": 0})["supersedes"] == 0
+    server.replicated.put("saved:case", {"query": "from:nobody"})
+    assert server._take_settled("peer1", {"through": 0, "superseded": 0})["supersedes"] == 1
+
+
+@pytest.mark.parametrize("reply, answer, settles", [
+    ({"holds_superseded": 0, "supersedes": 3}, {"supersedes": 3}, True),
+    ({"holds_superseded": 0, "supersedes": 3}, {"supersedes": 4}, False),  # one meanwhile
+    ({"holds_superseded": 1, "supersedes": 3}, {"supersedes": 3}, False),
+    ({"holds_superseded": 0}, {"supersedes": 0}, False),  # an older release: not known
+    ({"holds_superseded": 0, "supersedes": 0}, {"settled": True}, False),
+    ({"holds_superseded": 0, "supersedes": 0}, None, False),  # no settled word taken
+    ({"holds_superseded": None, "supersedes": None}, {"supersedes": None}, False),
+])
+def test_this_node_settles_a_peers_copies_only_if_it_held_nothing_old_throughout(
+        reply, answer, settles):
+    assert _held_nothing_superseded(reply, answer) is settles

@@ -100,3 +100,29 @@ def test_a_held_saved_searchs_old_query_is_kept_until_recorded_here_or_merged(tm
     with a.store.writing() as txn:
         a.settle_superseded(txn, a.superseded()[0])
     assert a.superseded() == []
+
+
+def test_supersedes_are_counted_durably_settled_or_not(tmp_path):
+    """Replicated.superseding: each old query kept (an edit here, a peer's merged, the same
+    old query again) counts once and the count never goes down, settled or not, across a
+    reopening of the store; a search no hold is built on counts nothing."""
+    a, b = replicas(tmp_path, "a", "b")
+    a.put("saved:free", {"query": "from:x"})
+    a.put("saved:free", {"query": "from:y"})  # nothing holds it
+    a.put("saved:case", {"query": "from:lawyer"})
+    a.put("hold:h1", {"saved": "case", "until": None, "by": "root"})
+    assert tuple(a.superseding()) == (0, 0)
+    b.merge(a.export())
+    a.put("saved:case", {"query": "from:nobody"})
+    assert tuple(a.superseding()) == (1, 1)
+    b.merge(a.export())  # the same edit, merged on the peer
+    assert tuple(b.superseding()) == (1, 1)
+    with a.store.writing() as txn:
+        a.settle_superseded(txn, a.superseded(txn)[0])
+    assert tuple(a.superseding()) == (0, 1)
+    a.put("saved:case", {"query": "from:lawyer"})
+    a.put("saved:case", {"query": "from:nobody"})  # "from:lawyer" again: merged, counted
+    assert tuple(a.superseding()) == (2, 3)
+    a.store.close()
+    reopened = Replicated(Store(tmp_path / "a", map_size=1 << 30))
+    assert tuple(reopened.superseding()) == (2, 3)
