@@ -84,8 +84,8 @@ def awaiting_by_peer(store: Store, digests: Iterable[str]) -> dict[str, set[str]
 def waiting_counts(store: Store) -> dict[str, int]:
     """Peer node id -> how many of its copies retention keeps waiting for it (awaiting's,
     over every message stored); peers with none are left out. One walk of every message's
-    metadata in one read, parsing only those that name a peer (a second or so per million
-    messages): for `archiver mirror status`, not for anything that runs often."""
+    metadata in one read, parsing only those that name a peer (not measured yet on a large
+    store): for `archiver mirror status`, not for anything that runs often."""
     settled = store.settings_with_prefix(SETTING_PREFIX)
     counts: dict[str, int] = {}
     with store.env.begin() as txn, txn.cursor(db=store.db["meta"]) as cursor:
