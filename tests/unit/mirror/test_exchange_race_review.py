@@ -3,11 +3,12 @@ with the harness of test_exchange_race (real LMDB stores, a real MirrorServer on
 loopback port, a real MirrorClient's handshake; TLS left out)."""
 import pytest
 
-from services.mirror import hold_sync
 from services.archive.space import OutOfSpace
+from services.mirror import client as mirror_client
+from services.mirror import hold_sync
 from services.policy import hold_records, peer_copies
-from tests.unit.mirror.test_exchange_race import (LAWYER, Node, handshake, merged_into,
-                                                   mirrored_three, settled_on)
+from tests.unit.mirror.test_exchange_race import (LAWYER, Node, during_exchange, handshake,
+                                                   merged_into, mirrored_three, settled_on)
 
 
 def before_exchange(monkeypatch, then) -> None:
@@ -113,3 +114,30 @@ def test_a_full_peer_still_lets_this_node_settle_the_peers_copies(tmp_path, monk
         handshake(a, b, monkeypatch)
     assert peer_copies.awaiting(a.store, [copy]) == set(), \
         "b said none superseded and nothing changed on b; a's marker did not move"
+
+
+def test_an_older_release_peers_client_cannot_settle_its_copies_here_by_a_stale_count(
+        tmp_path, monkeypatch):
+    """The original race through the other door: b runs the release before this branch
+    (a rolling upgrade), whose client tells the settled word with the count of superseded
+    queries it read once, right after merging a's hello reply, and no more. c's edits are
+    merged into b during the exchange, as in test_exchange_race. a's server cannot tell
+    that document from this release's (no field says the count covers the whole
+    exchange), takes "superseded": 0 and moves the marker past b's copy. The client side
+    fails safe with an older peer (no "supersedes": not settled); the server side should
+    too."""
+    a, b, copy, edits = mirrored_three(tmp_path)
+
+    async def older_tell_settled(self, session, reply, before):
+        through = reply.get("copies_through")  # b5e06ec's client: read once, before
+        if type(through) is int:
+            await self._post_json(session, hold_sync.SETTLED_PATH,
+                                  {"through": through, "superseded": before.held,
+                                   "records_pending": reply.get("records_pending")})
+        return None
+    monkeypatch.setattr(mirror_client.MirrorClient, "_tell_settled", older_tell_settled)
+    during_exchange(monkeypatch, merged_into(b, edits, "c"))
+    handshake(b, a, monkeypatch)
+    assert [entry["query"] for entry in b.replicated.superseded()] == \
+        ["from:alice", "from:lawyer"]
+    assert peer_copies.awaiting(a.store, [copy]) == {copy}
