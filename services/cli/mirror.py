@@ -13,7 +13,6 @@ from services.archive.archive import Archive
 from services.common import mirror_secret
 from services.common.config import load_config
 from services.common.terminal import terminal_safe
-from services.policy import peer_copies
 
 
 class MirrorSetupError(ArchiverError):
@@ -114,8 +113,7 @@ def cmd_leave(args) -> int:
 def cmd_status(args) -> int:
     archive, config = _archive(args)
     current = mirror_state.settings(config, archive.store)
-    waiting = peer_copies.waiting_counts(archive.store) if current.peers else {}
-    reports = [mirror_state.report(archive.store, peer, waiting) for peer in current.peers]
+    reports = [mirror_state.report(archive.store, peer) for peer in current.peers]
     if args.json and mirror_state.joined_secret_unused(config, archive.store):
         print(f"WARNING: {mirror_state.SECRET_OVERRIDDEN}", file=sys.stderr)  # stdout: JSON
     if args.json:
@@ -136,7 +134,6 @@ def cmd_status(args) -> int:
         print(f"    queued {report['queued']}, copied {report['copied']}, last success "
               f"{report['last_success'] or 'never'}, last error "
               f"{terminal_safe(report['last_error'] or '-')}")
-        print(f"    {_copies_waiting_words(report['copies_waiting'])}")
         if report.get("audit_broken"):
             print(f"    WARNING: the peer says this system's audit log was rewritten or cut "
                   f"(audit_broken): {terminal_safe(report['audit_broken'])}")
@@ -147,14 +144,6 @@ def cmd_status(args) -> int:
             print("    this system's audit log not anchored there (yet): audit verify there "
                   "cannot vouch for it")
     return 0
-
-
-def _copies_waiting_words(count: int | None) -> str:
-    """mirror_state.report's "copies_waiting" as status shows it."""
-    if count is None:
-        return "its copies kept here for its holds: not known until it has answered a hello"
-    return (f"its copies kept here for its holds: {count} (until an exchange of hold "
-            f"records with it settles them)")
 
 
 def cmd_backfill(args) -> int:

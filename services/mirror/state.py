@@ -151,20 +151,14 @@ def save_status(store: Store, peer: str, status: PeerStatus) -> None:
     store.set_setting(f"mirror.status.{peer}", dataclasses.asdict(status))
 
 
-def report(store: Store, peer: str, waiting: dict[str, int] | None = None) -> dict:
-    """Status of one peer as `archiver mirror status` shows it. With `waiting`
-    (peer_copies.waiting_counts), "copies_waiting" too: how many of the peer's copies here
-    retention keeps until an exchange of hold records with it settles them (None while its
-    node id is not known: it has never answered a hello)."""
+def report(store: Store, peer: str) -> dict:
+    """Status of one peer as `archiver mirror status` shows it."""
     status = load_status(store, peer)
     queued = store.log_end("outbox") - store.cursor(cursor_name(peer))
-    found = {"peer": peer, **dataclasses.asdict(status), "queued": queued,
-             "last_success": _iso(status.last_success),
-             "connected_since": _iso(status.connected_since),
-             "last_error_time": _iso(status.last_error_time)}
-    if waiting is not None:
-        found["copies_waiting"] = None if status.node is None else waiting.get(status.node, 0)
-    return found
+    return {"peer": peer, **dataclasses.asdict(status), "queued": queued,
+            "last_success": _iso(status.last_success),
+            "connected_since": _iso(status.connected_since),
+            "last_error_time": _iso(status.last_error_time)}
 
 
 def _iso(epoch: float | None) -> str | None:

@@ -41,7 +41,6 @@ nothing tells this node any more what that peer's holds hold.
 """
 from __future__ import annotations
 
-import json
 from typing import Iterable
 
 from services.archive.store import UNCHANGED, NotFound, Store
@@ -79,23 +78,6 @@ def awaiting_by_peer(store: Store, digests: Iterable[str]) -> dict[str, set[str]
             if number > settled.get(SETTING_PREFIX + node, 0):
                 found.setdefault(node, set()).add(digest)
     return found
-
-
-def waiting_counts(store: Store) -> dict[str, int]:
-    """Peer node id -> how many of its copies retention keeps waiting for it (awaiting's,
-    over every message stored); peers with none are left out. One walk of every message's
-    metadata in one read, parsing only those that name a peer (not measured yet on a large
-    store): for `archiver mirror status`, not for anything that runs often."""
-    settled = store.settings_with_prefix(SETTING_PREFIX)
-    counts: dict[str, int] = {}
-    with store.env.begin() as txn, txn.cursor(db=store.db["meta"]) as cursor:
-        for data in cursor.iternext(keys=False):
-            if b'"mirror:' not in data and b'"copies":' not in data:
-                continue  # a cheap test first: most messages are no peer's copy
-            for node, number in copies_of(json.loads(data)).items():
-                if number > settled.get(SETTING_PREFIX + node, 0):
-                    counts[node] = counts.get(node, 0) + 1
-    return counts
 
 
 def copy_peers(store: Store, digests: Iterable[str], txn=None) -> dict[str, frozenset[str]]:

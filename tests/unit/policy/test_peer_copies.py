@@ -51,22 +51,3 @@ def test_a_copy_of_mail_already_stored_here_waits_for_its_peer_too(tmp_path):
     assert peer_copies.awaiting(store, [local, from_other]) == {local, from_other}
     peer_copies.settled_through(store, "peer1", store.last_number())
     assert peer_copies.awaiting(store, [local, from_other]) == set()
-
-
-def test_waiting_counts_are_awaitings_by_peer_over_the_whole_store(tmp_path):
-    """What `archiver mirror status` shows per peer: its copies retention keeps here, new
-    ones and those marked on a message stored before, until its marker passes them."""
-    store = Store(tmp_path / "s", map_size=1 << 30)
-    local = store.put(mail(1), source="smtp")
-    everything = [local, store.put(mail(2), source="mirror:peer1", origin="peer1"),
-                  store.put(mail(3), source="mirror:peer2", origin="peer2")]
-    peer_copies.settled_through(store, "peer2", store.last_number())
-    store.put(mail(1), source="mirror:peer1", origin="peer1")  # its copy of the local one
-    everything.append(store.put(mail(4), source="mirror:peer1", origin="peer1"))
-    assert peer_copies.waiting_counts(store) == {"peer1": 3} == {
-        node: len(digests) for node, digests
-        in peer_copies.awaiting_by_peer(store, everything).items()}
-    peer_copies.settled_through(store, "peer1", store.last_number() - 1)
-    assert peer_copies.waiting_counts(store) == {"peer1": 1}
-    peer_copies.settled_through(store, "peer1", store.last_number())
-    assert peer_copies.waiting_counts(store) == {}
