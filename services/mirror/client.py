@@ -70,7 +70,12 @@ class PeerRefused(Exception):
 
 
 class PeerWaits(Exception):
-    """The peer cannot store now (503: its disk is low, ...) and asks to be sent it later."""
+    """The peer cannot store now (503: its disk is low, ...) and asks to be sent it later.
+    `answer`: the 503's JSON object, if any (the settled word's still carries a count)."""
+
+    def __init__(self, reason: str, answer: dict | None = None):
+        super().__init__(reason)
+        self.answer = answer
 
 
 class NotPaired(Exception):
@@ -224,9 +229,14 @@ class MirrorClient:
             self.status.node = node  # said once: the anchor moved with it
         if "hold_records" in reply:  # a peer of a release before hold records has none
             await self._exchange_hold_records(session, reply["hold_records"], node)
-            answer = await self._tell_settled(session, reply, superseding_here)
+            try:
+                answer, waits = await self._tell_settled(session, reply, superseding_here), None
+            except PeerWaits as exc:  # the peer could not write its side (its store full)
+                answer, waits = exc.answer, exc  # its count, read before: still settles here
             if _held_nothing_superseded(reply, answer):
                 await asyncio.to_thread(peer_copies.settled_through, self.store, node, stored)
+            if waits is not None:
+                raise waits
         if "audit_anchor" in reply:  # nor one before audit anchors
             await self._anchor_audit_log(session, reply["audit_anchor"])
         self._compare_settings(reply)
@@ -261,16 +271,21 @@ class MirrorClient:
         """Tell the peer this exchange of hold records has ended (hold_sync.SETTLED_PATH):
         the superseded queries held here from the hello on (`before`: as read after the
         peer's settings were merged), so that it lets go of this node's copies there only
-        if none. Returns its answer, None if it has no copies_through (an older release)."""
+        if none. Returns its answer, None if it has no copies_through (an older release);
+        raises PeerWaits (its `answer` the 503's, which still carries the peer's count)
+        when the peer could not write its own side of it."""
         through = reply.get("copies_through")
         if type(through) is not int:
             return None
         # A query superseded since may have been settled again already, its records written
-        # after the exchange walked past them: each counts as held.
-        supersedes = await asyncio.to_thread(lambda: self.replicated.superseding().total)
-        held = before.held + supersedes - before.total
+        # after the exchange walked past them: each counts as held. "supersedes_since" says
+        # that the count covers the exchange to its end (the release before sent only what
+        # it read at the hello, which the peer's server does not settle by).
+        since = await asyncio.to_thread(lambda: self.replicated.superseding().supersede_count)
+        since -= before.supersede_count
         return await self._post_json(session, hold_sync.SETTLED_PATH,
-                                     {"through": through, "superseded": held,
+                                     {"through": through, "superseded": before.held_now + since,
+                                      "supersedes_since": since,
                                       "records_pending": reply.get("records_pending")})
 
     async def _anchor_audit_log(self, session: aiohttp.ClientSession, theirs) -> None:
@@ -383,10 +398,10 @@ def _held_nothing_superseded(reply: dict, answer: dict | None) -> bool:
     to the settled word, after the exchange: none when it replied, and no query superseded
     there since (its count of supersedes the same in both). Not known (False) when either
     does not say: an older release, or a peer that could not merge our settings."""
-    held, before = reply.get("holds_superseded"), reply.get("supersedes")
+    held_now, before = reply.get("holds_superseded"), reply.get("supersedes")
     after = answer.get("supersedes") if isinstance(answer, dict) else None
-    return type(held) is int and held == 0 and type(before) is int and before == after \
-        and type(after) is int
+    return type(held_now) is int and type(before) is int and type(after) is int \
+        and held_now == 0 and before == after
 
 
 def _anchor_count(value) -> int:
@@ -408,8 +423,17 @@ async def _check_answer(response: aiohttp.ClientResponse) -> None:
     if response.status == 409:
         raise PeerRefused((await response.json()).get("reason", "refused"))
     if response.status in (503, 507):  # 507: what a peer of the release before says
-        raise PeerWaits(await _reason_of(response))
+        raise PeerWaits(await _reason_of(response), await _json_object(response))
     response.raise_for_status()
+
+
+async def _json_object(response: aiohttp.ClientResponse) -> dict | None:
+    """The answer's JSON object, None if it has none."""
+    try:
+        found = await response.json()
+    except (aiohttp.ContentTypeError, ValueError):
+        return None
+    return found if isinstance(found, dict) else None
 
 
 async def _reason_of(response: aiohttp.ClientResponse) -> str:

@@ -27,9 +27,11 @@ MAX_PAGE = 10_000  # the most a server gives or takes in one request
 MAX_BODY_BYTES = 2 * 1024 * 1024  # a request's body: MAX_PAGE digests as JSON are ~0.7 MB
 PAGE_PATH, ADD_PATH = "/v1/hold-records/page", "/v1/hold-records/add"
 # After an exchange, the client tells the server how many superseded queries it held
-# (read after the server's settings were merged, plus those superseded since) and echoes
-# the server's hello "copies_through"; the server answers with its count of supersedes,
-# read then: {"through", "superseded", "records_pending"} -> {"settled", "supersedes"}
+# (read after the server's settings were merged, plus "supersedes_since": those superseded
+# since, without which the server does not settle) and echoes the server's hello
+# "copies_through"; the server answers with its count of supersedes, read first (a 503
+# when it cannot write its side carries it too): {"through", "superseded",
+# "supersedes_since", "records_pending"} -> {"settled", "supersedes"}
 # (services.policy.peer_copies).
 SETTLED_PATH = "/v1/hold-records/settled"
 

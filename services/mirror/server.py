@@ -150,7 +150,7 @@ class MirrorServer:
         # edits are not merged here (services.policy.peer_copies). The count of supersedes
         # too: the peer compares it with the one its settled word is answered with, since
         # a peer's merge during the exchange can supersede a query here.
-        superseded, supersedes = (None, None) if taken is None else \
+        held_now, supersede_count = (None, None) if taken is None else \
             await asyncio.to_thread(self.replicated.superseding)
         pending = await asyncio.to_thread(self.replicated.records_pending)
         self._records_pending[node] = [*self._records_pending.get(node, [])[-7:], pending]
@@ -158,8 +158,8 @@ class MirrorServer:
                                   "copies_back": self.copies_back_to(node),
                                   "settings": self.replicated.export(),
                                   "settings_digest": self.replicated.digest(),
-                                  "holds_superseded": superseded,
-                                  "supersedes": supersedes,
+                                  "holds_superseded": held_now,
+                                  "supersedes": supersede_count,
                                   "copies_through": through,
                                   "records_pending": pending,
                                   "hold_records": hold_sync.summaries_json(self.store),
@@ -192,33 +192,46 @@ class MirrorServer:
         """The peer's exchange of hold records begun by its hello has ended: {"through":
         the hello reply's "copies_through", "records_pending": its "records_pending",
         "superseded": how many superseded queries the peer held, read after it merged
-        this node's settings, plus those superseded there since}. None: its copies stored
-        here through that number are covered by the records here (peer_copies), as when
-        this node's own client hears it (a one-way peer has none); and what the hello's
-        merge made retention here wait for (records_pending) has come. Answers
-        {"settled": whether that moved, "supersedes": Replicated.superseding's count}."""
+        this node's settings, plus those superseded there since, "supersedes_since": those
+        since (saying that "superseded" covers the exchange to its end)}. None: its copies
+        stored here through that number are covered by the records here (peer_copies), as
+        when this node's own client hears it (a one-way peer has none); and what the
+        hello's merge made retention here wait for (records_pending) has come. Answers
+        {"settled": whether that moved, "supersedes": Replicated.superseding's count}; a
+        503 when this node cannot write its side (its store full) carries the count too."""
         return await self._json_request(request, 1024, "a settled exchange", (BadHoldRecords,),
                                         self._take_settled)
 
-    def _take_settled(self, node: str, document: dict) -> dict:
+    def _take_settled(self, node: str, document: dict) -> dict | web.Response:
         through, superseded = document.get("through"), document.get("superseded")
+        since = document.get("supersedes_since")
         if type(through) is not int or type(superseded) is not int or through < 0 \
                 or superseded < 0:
             raise BadHoldRecords("expected {\"through\", \"superseded\"}: whole numbers")
-        settled = superseded == 0 and through <= self._copies_through.get(node, -1)
-        if settled:
-            peer_copies.settled_through(self.store, node, through)
-        # An exchange begun after the peer's hello was merged here has ended: what the
-        # merged holds and saved searches waited for is here (Replicated._await_records),
-        # unless another merge came since (records_settled checks).
-        # The count is the one this exchange's hello reply gave (two sessions of the peer
-        # at once each end their own wait only).
-        pending = document.get("records_pending")
-        if type(pending) is int and pending in self._records_pending.get(node, []):
-            self.replicated.records_settled(pending, node)
-        # Read now, after the peer's exchange ended: the peer's own settling needs it
-        # unchanged since this node's hello reply (services.mirror.client).
-        return {"settled": settled, "supersedes": self.replicated.superseding().total}
+        # Read first, after the peer's exchange ended: the peer's own settling needs it
+        # unchanged since this node's hello reply (services.mirror.client), and gets it
+        # even if the writes below fail.
+        supersede_count = self.replicated.superseding().supersede_count
+        # Without "supersedes_since" (the release before) "superseded" was read once at the
+        # peer's hello, blind to supersedes during the exchange: not settled by it.
+        settled = type(since) is int and since >= 0 and superseded == 0 \
+            and through <= self._copies_through.get(node, -1)
+        try:
+            if settled:
+                peer_copies.settled_through(self.store, node, through)
+            # An exchange begun after the peer's hello was merged here has ended: what the
+            # merged holds and saved searches waited for is here
+            # (Replicated._await_records), unless another merge came since (records_settled
+            # checks); the count is the one this exchange's hello reply gave (two sessions
+            # of the peer at once each end their own wait only).
+            pending = document.get("records_pending")
+            if type(pending) is int and pending in self._records_pending.get(node, []):
+                self.replicated.records_settled(pending, node)
+        except OutOfSpace as full:  # this node's marker does not move; the peer's may
+            log.warning("the settled word of %s not kept now: %s", node, full)
+            return _retry_later(full.brief, answer={"settled": False,
+                                                    "supersedes": supersede_count})
+        return {"settled": settled, "supersedes": supersede_count}
 
     async def handle_audit(self, request: web.Request) -> web.Response:
         """The peer's audit head and entries after its anchor here (audit_anchor.take);
@@ -267,8 +280,8 @@ class MirrorServer:
             document = await asyncio.to_thread(json.loads, body)
             if not isinstance(document, dict):
                 raise ValueError("expected a JSON object")
-            return web.json_response(await asyncio.to_thread(
-                answer, self._peer_node(request), document))
+            found = await asyncio.to_thread(answer, self._peer_node(request), document)
+            return found if isinstance(found, web.Response) else web.json_response(found)
         except (ValueError, RecursionError, *errors) as exc:  # json's: ValueErrors
             return web.json_response({"reason": str(exc)[:300]}, status=400)
         except OutOfSpace as full:
@@ -315,10 +328,12 @@ class MirrorServer:
         return len(items)
 
 
-def _retry_later(reason: str, seconds: int = RETRY_AFTER_SECONDS) -> web.Response:
+def _retry_later(reason: str, seconds: int = RETRY_AFTER_SECONDS,
+                 answer: dict | None = None) -> web.Response:
     """503 with Retry-After (RFC 9110 15.6.4, 10.2.3) of `seconds`: nothing of the batch was
-    stored; the peer keeps it queued (services.mirror.client.PeerWaits)."""
-    return web.json_response({"reason": reason, "retry_after": seconds},
+    stored; the peer keeps it queued (services.mirror.client.PeerWaits). `answer`: what
+    the peer may still act on (the settled word's)."""
+    return web.json_response({**(answer or {}), "reason": reason, "retry_after": seconds},
                              status=503, headers={"Retry-After": str(seconds)})
 
 

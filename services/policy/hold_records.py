@@ -30,6 +30,11 @@ from services.archive.store import Store
 RECORDS, SUMS = "hold_records", "hold_sums"
 HOLD_PREFIX = b"hold:"  # the hold's entry in the replicated settings
 GENERATION_KEY = b"\x00holds-generation"  # in the replicated database
+# In the replicated database, node-local: how many times what a hold holds here was taken
+# out of what an exchange of hold records with a mirror peer sees: a query superseded
+# (services.policy.replicated) or a hold's records dropped or moved to another id (below).
+# It only grows and is durable (services.policy.peer_copies).
+SUPERSEDES_KEY = b"\x00held-superseded-count"
 CHUNK = 10_000  # records written (or read) per transaction: a bounded write under the lock
 MODULUS = 1 << 256
 HOLD_ID_LIMIT = 100  # characters
@@ -128,6 +133,14 @@ def bump_generation(store: Store, txn) -> None:
     txn.put(GENERATION_KEY, str(int(txn.get(GENERATION_KEY, db=db) or b"0") + 1).encode(), db=db)
 
 
+def count_supersede(store: Store, txn) -> None:
+    """What a hold holds here left what an exchange of hold records sees (SUPERSEDES_KEY),
+    in the write transaction `txn` that makes that change."""
+    db = store.db["replicated"]
+    txn.put(SUPERSEDES_KEY, str(int(txn.get(SUPERSEDES_KEY, db=db) or b"0") + 1).encode(),
+            db=db)
+
+
 def add_in(store: Store, txn, hold_id: str, digests: Iterable[str]) -> int:
     """Record `digests` (hex) for `hold_id` in the write transaction `txn`, with its count
     and fingerprint; returns how many were new. Raises BadHoldRecords (nothing written by
@@ -159,8 +172,9 @@ def add(store: Store, hold_id: str, digests: Iterable[str], live_only: bool = Tr
 
 
 def drop_in(store: Store, txn, hold_id: str) -> int:
-    """Drop every record of `hold_id` in the write transaction `txn` (the hold is removed);
-    returns how many."""
+    """Drop every record of `hold_id` in the write transaction `txn` (the hold is removed,
+    or its records move: move_in); returns how many. Counted (count_supersede): a peer
+    exchanging hold records with this node meanwhile may have walked past them."""
     hold_key = check_hold_id(hold_id)
     if txn.get(hold_key, db=store.db[SUMS]) is None:
         return 0
@@ -173,6 +187,7 @@ def drop_in(store: Store, txn, hold_id: str) -> int:
                     break
     txn.delete(hold_key, db=store.db[SUMS])
     bump_generation(store, txn)
+    count_supersede(store, txn)
     return dropped
 
 

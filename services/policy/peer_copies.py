@@ -10,34 +10,37 @@ which the peer may still hold by its old query, unsettled there (the peer merged
 edit late, or its run has not come yet); nor does anything here hold what the peer holds
 by an old query this node never held. So a copy from a peer is kept here until an
 exchange of hold records with that peer has ended that began after the copy was stored
-and through which the peer held no superseded query: none when its hello reply was read
-(services.mirror.server), and none superseded there until the exchange ended (its count of
-supersedes, Replicated.superseding, the same at both ends: a third node's edit merged into
-the peer meanwhile can give it one, and even see it settled with records the exchange had
-walked past). All that its old queries held of the copy is in its records by then, and so
-in this node's. A query the peer held then was held here too (the hello leaves both with
-the same settings): when it is superseded later, this node keeps its own old query until
-it has recorded what it matches here. Not covered: a query the peer takes and supersedes
-after the exchange without this node ever holding it (two edits merged there before
-either is here); like any edit not merged here yet, retention here cannot know of it.
-Mail that arrives here from anywhere else is held by this node's
-own queries and records, as before; a peer's copy of a message stored here before (archived
-here too, or another peer's copy) is such a copy all the same, numbered when it arrives
-(Store: meta "copies").
+and for which the peer said both: in its hello reply (services.mirror.server), read after
+this node's settings were merged there, that it held no superseded query; and, in its
+answer to the settled word after the exchange's pages, the same durable count
+(Replicated.superseding, hold_records.SUPERSEDES_KEY) as in that reply. The count grows
+with every change there that takes what a hold holds out of what the exchange sees: a
+query superseded (a third node's edit merged into the peer meanwhile, even one settled
+again with records the exchange had walked past), a superseded query dropped or renamed,
+a hold's records dropped or moved to another id (a clashing hold merged). What is checked
+is only that: no such change on the peer in that window, and its records exchanged. Not
+covered: a hold, or an edit, that neither this node nor the exchange has seen yet (placed
+on the peer, or merged into it from a third node, and not merged here); like any edit not
+merged here yet, retention here cannot know of it. Mail that arrives here from anywhere
+else is held by this node's own queries and records, as before; a peer's copy of a message
+stored here before (archived here too, or another peer's copy) is such a copy all the
+same, numbered when it arrives (Store: meta "copies").
 
 Per peer node, the node-local setting SETTING_PREFIX + node id is the last number
 (Store.last_number) up to which its copies are so covered. Only such an exchange moves
 it (settled_through), never back: one this node's client begins (the peer's hello reply
-says how many it holds and its count of supersedes; its answer to the settled word, after
-the exchange, the count again), or one the peer's client begins (it says so once the
-exchange has ended: how many it held, read after this node's settings were merged there,
-plus the supersedes since; and echoes the number this node's hello reply gave it:
-services.mirror.server; a one-way peer, which this node does not copy to, has no other);
-and it is durable, as is the count: a restart of either node in the window keeps the
-copies. A peer that is away, or keeps a superseded query for long (its
-index behind, an old query it cannot parse), keeps its copies here as long; so does a
-peer no longer mirrored with (`archiver mirror leave`, or taken out of archiver.yaml):
-nothing tells this node any more what that peer's holds hold.
+says how many it holds and its count; its answer to the settled word, after the exchange,
+the count again, read before the peer's own writes, so a 503 from a full peer carries it
+too), or one the peer's client begins (it says so once the exchange has ended: how many
+it held, read after this node's settings were merged there, plus "supersedes_since", its
+count's growth since, without which, as from the release before, nothing moves; and it
+echoes the number this node's hello reply gave it: services.mirror.server; a one-way
+peer, which this node does not copy to, has no other). The marker and the count are
+durable: a restart of either node in the window keeps the copies. A peer that is away,
+or keeps a superseded query for long (its index behind, an old query it cannot parse),
+keeps its copies here as long; so does a peer no longer mirrored with (`archiver mirror
+leave`, or taken out of archiver.yaml): nothing tells this node any more what that peer's
+holds hold.
 """
 from __future__ import annotations
 

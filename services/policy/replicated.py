@@ -53,11 +53,13 @@ MIGRATED_KEY = b"\x00holds-records"  # set once no hold entry carries "held" any
 # Node-local: queries a held saved search had before it was changed (here or by a peer),
 # still held until this node recorded what they matched (see Replicated._supersede).
 SUPERSEDED_KEY = b"\x00held-superseded-queries"
-# Node-local: how many times an old query was kept in SUPERSEDED_KEY here (_supersede).
-# It only grows and is durable, so a mirror peer that read it before and after an exchange
-# of hold records knows whether a query was superseded in between, even one settled again
-# or a restart in between (services.policy.peer_copies).
-SUPERSEDES_KEY = b"\x00held-superseded-count"
+# Node-local: how many times what a hold holds here left what an exchange of hold records
+# sees: an old query kept in SUPERSEDED_KEY (_supersede), superseded queries dropped or
+# renamed (_prune_superseded, _rename_superseded), a hold's records dropped or moved (_move;
+# hold_records.drop_in). It only grows and is durable, so a mirror peer that read it before
+# and after an exchange of hold records knows whether any of that happened in between,
+# even a query settled again or a restart in between (services.policy.peer_copies).
+SUPERSEDES_KEY = hold_records.SUPERSEDES_KEY
 _migrated: "weakref.WeakSet[Store]" = weakref.WeakSet()  # stores checked by this process
 
 
@@ -66,8 +68,8 @@ DELETE = object()  # write_all: a tombstone under that key
 
 class Superseding(NamedTuple):
     """What Replicated.superseding() reads in one transaction."""
-    held: int   # superseded queries held now (len(superseded()))
-    total: int  # times a query was superseded here, ever (SUPERSEDES_KEY)
+    held_now: int         # superseded queries held now (len(superseded()))
+    supersede_count: int  # SUPERSEDES_KEY: times a hold's holding left an exchange's view
 
 
 class KeyTaken(ArchiverError):
@@ -226,8 +228,7 @@ class Replicated:
             pending.append({"saved": name, "query": old, "holds": holding, "at": at})
         self._put_superseded(txn, pending)
         # Counted whether new or merged into a kept one: either holds more than before.
-        txn.put(SUPERSEDES_KEY, str(self._counter(SUPERSEDES_KEY, txn) + 1).encode(),
-                db=self.db)
+        hold_records.count_supersede(self.store, txn)
 
     def _put_superseded(self, txn, pending: list[dict]) -> None:
         if pending:
@@ -247,6 +248,7 @@ class Replicated:
         kept = [entry for entry in kept if entry["holds"]]
         if kept != pending:
             self._put_superseded(txn, kept)
+            hold_records.count_supersede(self.store, txn)
 
     def superseded(self, txn=None) -> list[dict]:
         """The superseded queries still held: [{"saved", "query", "holds": [hold ids],
@@ -259,8 +261,9 @@ class Replicated:
         return json.loads(data) if data else []
 
     def superseding(self, txn=None) -> Superseding:
-        """How many superseded queries are held now and how many times one was superseded
-        here, ever, read together (in `txn`, or a read of its own)."""
+        """How many superseded queries are held now and how many times a hold's holding
+        here left what an exchange of hold records sees (SUPERSEDES_KEY), read together
+        (in `txn`, or a read of its own)."""
         if txn is None:
             with self.store.env.begin() as txn:
                 return self.superseding(txn)
@@ -505,6 +508,9 @@ class Replicated:
         log.warning("two holds share the id %s: the one created earlier is now %s",
                     source[len(HOLD_PREFIX):], target[len(HOLD_PREFIX):])
         txn.delete(source.encode(), db=self.db)
+        # Counted even with no records to move: a peer exchanging hold records with this
+        # node meanwhile walks the id `source`, not `target` (SUPERSEDES_KEY).
+        hold_records.count_supersede(self.store, txn)
         if hold_records.is_hold_id(source[len(HOLD_PREFIX):]):
             hold_records.move_in(self.store, txn, source[len(HOLD_PREFIX):],
                                  target[len(HOLD_PREFIX):])
@@ -520,6 +526,7 @@ class Replicated:
                    for entry in pending]
         if renamed != pending:
             self._put_superseded(txn, renamed)
+            hold_records.count_supersede(self.store, txn)
 
     def _observe(self, txn, stamps: list[Stamp]) -> None:
         """A hybrid clock never runs behind what it has seen: a change made here after a

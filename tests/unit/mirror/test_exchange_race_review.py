@@ -132,7 +132,7 @@ def test_an_older_release_peers_client_cannot_settle_its_copies_here_by_a_stale_
         through = reply.get("copies_through")  # b5e06ec's client: read once, before
         if type(through) is int:
             await self._post_json(session, hold_sync.SETTLED_PATH,
-                                  {"through": through, "superseded": before.held,
+                                  {"through": through, "superseded": before.held_now,
                                    "records_pending": reply.get("records_pending")})
         return None
     monkeypatch.setattr(mirror_client.MirrorClient, "_tell_settled", older_tell_settled)

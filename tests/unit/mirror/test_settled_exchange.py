@@ -30,11 +30,17 @@ def test_a_peer_moves_its_copies_only_up_to_what_it_was_given_and_holding_nothin
     second = server.store.put(mail(2), source="mirror:peer1", origin="peer1")
     server._copies_through["peer1"] = 1
     both = [first, second]
-    assert server._take_settled("peer1", {"through": 2, "superseded": 0})["settled"] is False
-    assert server._take_settled("peer1", {"through": 1, "superseded": 1})["settled"] is False
-    assert server._take_settled("peer2", {"through": 1, "superseded": 0})["settled"] is False
+    def settled(peer, **document) -> bool:
+        return server._take_settled(peer, {"supersedes_since": 0, **document})["settled"]
+    assert settled("peer1", through=2, superseded=0) is False
+    assert settled("peer1", through=1, superseded=1) is False
+    assert settled("peer2", through=1, superseded=0) is False
+    # The release before's document: "superseded" read once, at the hello, not to the end
+    assert server._take_settled("peer1", {"through": 1, "superseded": 0})["settled"] is False
+    for not_known in ("0", -1, None, True):
+        assert settled("peer1", through=1, superseded=0, supersedes_since=not_known) is False
     assert peer_copies.awaiting(server.store, both) == {first, second}
-    assert server._take_settled("peer1", {"through": 1, "superseded": 0})["settled"] is True
+    assert settled("peer1", through=1, superseded=0) is True
     assert peer_copies.awaiting(server.store, both) == {second}
     for bad in ({}, {"through": "1", "superseded": 0}, {"through": 1, "superseded": True},
                 {"through": -1, "superseded": 0}):
@@ -112,3 +118,25 @@ def test_the_settled_answer_says_how_many_queries_were_ever_superseded_here(serv
 def test_this_node_settles_a_peers_copies_only_if_it_held_nothing_old_throughout(
         reply, answer, settles):
     assert _held_nothing_superseded(reply, answer) is settles
+
+
+def test_a_full_store_still_answers_with_the_count_read_before_its_writes(server,
+                                                                          monkeypatch):
+    """The settled word's own writes here fail (the store full): a 503, as before, but its
+    body carries the count of supersedes, read before them, so that the peer's client can
+    still settle this node's copies there; the marker here does not move."""
+    import json
+    from services.archive.space import OutOfSpace
+    copy = server.store.put(mail(1), source="mirror:peer1", origin="peer1")
+    server._copies_through["peer1"] = 1
+
+    def full(store, node, number):
+        raise OutOfSpace("the store's disk is full (0 B free)", "the store's disk is full")
+    monkeypatch.setattr(peer_copies, "settled_through", full)
+    answer = server._take_settled("peer1", {"through": 1, "superseded": 0,
+                                            "supersedes_since": 0})
+    assert answer.status == 503
+    assert json.loads(answer.body) == {"settled": False, "supersedes": 0,
+                                       "reason": "the store's disk is full", "retry_after":
+                                       json.loads(answer.body)["retry_after"]}
+    assert peer_copies.awaiting(server.store, [copy]) == {copy}

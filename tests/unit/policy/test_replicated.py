@@ -126,3 +126,36 @@ def test_supersedes_are_counted_durably_settled_or_not(tmp_path):
     a.store.close()
     reopened = Replicated(Store(tmp_path / "a", map_size=1 << 30))
     assert tuple(reopened.superseding()) == (2, 3)
+
+
+def test_records_dropped_or_moved_and_superseded_queries_pruned_are_counted(tmp_path):
+    """Every change that takes what a hold holds out of what an exchange of hold records
+    sees counts in the same durable count as a supersede, in its own transaction: a hold's
+    records dropped with its tombstone (here or merged), a hold moved to another id by a
+    clashing hold merged here (its records and the superseded queries naming it), and a
+    superseded query dropped with the last hold it held for."""
+    from services.policy import hold_records
+    a, b, c = replicas(tmp_path, "a", "b", "c")
+    digest = "ab" * 32
+    a.put("saved:case", {"query": "from:lawyer"})
+    a.put("hold:h1", {"saved": "case", "until": None, "by": "root", "created": 1000.0})
+    hold_records.add(a.store, "h1", [digest])
+    a.put("saved:case", {"query": "from:nobody"})  # superseded, held for h1
+    assert tuple(a.superseding()) == (1, 1)
+    c.put("saved:other", {"query": "from:x"})
+    c.put("hold:h1", {"saved": "other", "until": None, "by": "root", "created": 2000.0})
+    a.merge(c.export(), "c")  # a's h1 moves: its records and its superseded query
+    moved = [key[len("hold:"):] for key in a.items("hold:") if key.startswith("hold:h1-")]
+    assert moved and hold_records.contains(a.store, moved[0], digest)
+    held_now, count = a.superseding()
+    assert held_now == 1 and count > 1
+    a.delete("hold:" + moved[0])  # its records dropped, its superseded query pruned
+    assert a.superseding().held_now == 0 and a.superseding().supersede_count > count
+    count = a.superseding().supersede_count
+    b.put("hold:h2", {"saved": "other", "until": None, "by": "root"})
+    a.merge(b.export(), "b")
+    hold_records.add(a.store, "h2", [digest])
+    assert a.superseding().supersede_count == count  # records added: nothing left the view
+    b.delete("hold:h2")
+    a.merge(b.export(), "b")  # a peer's tombstone drops them here
+    assert a.superseding().supersede_count > count
