@@ -1,0 +1,86 @@
+"""review2: the count of supersedes (Replicated.superseding) against malformed settled
+words and quiet pairs that must still settle; harness of test_exchange_race (real LMDB
+stores, a real MirrorServer on a loopback port, a real MirrorClient's handshake)."""
+import pytest
+
+from services.mirror.server import MirrorServer
+from services.policy import hold_records, peer_copies
+from tests.unit.mirror.test_exchange_race import (LAWYER, Node, _NoPairing, handshake,
+                                                   mirrored_three)
+
+
+def settle_all(*nodes) -> None:
+    for node in nodes:
+        with node.store.writing() as txn:
+            for entry in node.replicated.superseded(txn):
+                node.replicated.settle_superseded(txn, entry)
+
+
+def server_of(node: Node) -> MirrorServer:
+    return MirrorServer(node.store, node.hello(), lambda peer: True, 1 << 20, _NoPairing(),
+                        pins=lambda: {})
+
+
+@pytest.mark.parametrize("document", [
+    {"superseded": 0, "supersedes_since": 3},        # says 3 superseded, yet "none held"
+    {"superseded": 0, "supersedes_since": 10 ** 30},
+])
+def test_a_settled_word_whose_supersedes_since_exceeds_superseded_does_not_settle(
+        tmp_path, document):
+    """A correct client sends superseded = held_at_hello + supersedes_since, so
+    superseded >= supersedes_since always. A document saying queries were superseded
+    on the peer during the exchange ("supersedes_since" > 0) but none held
+    ("superseded": 0) is self-contradictory: the server checks only that
+    supersedes_since is a non-negative int and settles by "superseded" alone."""
+    a, b = Node(tmp_path / "a"), Node(tmp_path / "b")
+    copy = a.store.put(LAWYER, source=f"mirror:{b.id}", origin=b.id)
+    server = server_of(a)
+    server._copies_through[b.id] = a.store.last_number()
+    answer = server._take_settled(b.id, {"through": a.store.last_number(),
+                                         "records_pending": 0, **document})
+    assert answer["settled"] is False
+    assert peer_copies.awaiting(a.store, [copy]) == {copy}
+
+
+@pytest.mark.parametrize("whose_client", ["here", "the peer's"])
+def test_a_quiet_pair_with_an_ordinary_edit_settles_within_a_few_exchanges(
+        tmp_path, monkeypatch, whose_client):
+    """Liveness: an edit of a held search, merged on both and settled on both; then a
+    few exchanges with nothing happening must move the marker."""
+    a, b, copy, edits = mirrored_three(tmp_path)
+    for node in (a, b):
+        node.replicated.merge(edits[-1], "c")
+    settle_all(a, b)
+    for _ in range(3):
+        if whose_client == "here":
+            handshake(a, b, monkeypatch)
+        else:
+            handshake(b, a, monkeypatch)
+    assert peer_copies.awaiting(a.store, [copy]) == set()
+
+
+def test_a_pair_with_a_clash_and_a_released_hold_settles_within_a_few_exchanges(
+        tmp_path, monkeypatch):
+    """Liveness: a and b each placed their own hold under the id h2 (a clash), and a
+    hold with records was released on a: after the one-off moves and drops, exchanges
+    both ways must settle both markers."""
+    a, b, copy, edits = mirrored_three(tmp_path)
+    mine = b.store.put(b"From: x@y\r\nMessage-ID: <m@y>\r\n\r\nm\r\n", source="smtp")
+    copy_b = b.store.put(b"From: q@y\r\nMessage-ID: <q@y>\r\n\r\nq\r\n",
+                         source=f"mirror:{a.id}", origin=a.id)
+    a.replicated.put("hold:h2", {"saved": "case", "until": None, "by": "root",
+                                 "created": 1000.0})
+    b.replicated.put("hold:h2", {"saved": "case", "until": None, "by": "root",
+                                 "created": 2000.0})
+    hold_records.add(a.store, "h2", [mine])
+    hold_records.add(b.store, "h2", [mine])
+    a.replicated.put("hold:h3", {"saved": "case", "until": None, "by": "root",
+                                 "created": 3000.0})
+    hold_records.add(a.store, "h3", [mine])
+    handshake(a, b, monkeypatch)
+    a.replicated.delete("hold:h3")
+    for _ in range(3):
+        handshake(a, b, monkeypatch)
+        handshake(b, a, monkeypatch)
+    assert peer_copies.awaiting(a.store, [copy]) == set()
+    assert peer_copies.awaiting(b.store, [copy_b]) == set()
