@@ -84,3 +84,37 @@ def test_a_pair_with_a_clash_and_a_released_hold_settles_within_a_few_exchanges(
         handshake(b, a, monkeypatch)
     assert peer_copies.awaiting(a.store, [copy]) == set()
     assert peer_copies.awaiting(b.store, [copy_b]) == set()
+
+
+OTHER = b"From: other@x.com\r\nTo: boss@example.com\r\nMessage-ID: <o@x.com>\r\n\r\nheld\r\n"
+
+
+def test_a_server_that_could_not_merge_the_peers_hello_does_not_settle_its_copies(
+        tmp_path, monkeypatch):
+    """a placed hold h9 and recorded its mail; b holds a's copy of it. a's client says
+    hello; b's merge of a's settings fails (its store full for that one large
+    transaction: MapFull), which the server only logs (taken None), so b never has h9.
+    The exchange then offers h9's records, which b does not take (not live there). a's
+    settled word ("superseded": 0, "supersedes_since": 0) still moves b's marker past
+    a's copy: the server settles whether or not this session's hello merge was taken.
+    (The client side does not: it needs "holds_superseded", None after a failed merge.)
+    b's retention may then let go of a copy a's hold holds, which b has never heard of."""
+    from services.archive.space import OutOfSpace
+    from services.policy.replicated import Replicated
+    a, b, _, _ = mirrored_three(tmp_path)
+    a.store.put(OTHER, source="smtp")
+    copy = b.store.put(OTHER, source=f"mirror:{a.id}", origin=a.id)
+    a.replicated.put("hold:h9", {"saved": "case", "until": None, "by": "root",
+                                 "created": 5000.0})
+    assert hold_records.add(a.store, "h9", [copy]) == 1
+    merge = Replicated.merge
+
+    def full(self, entries, node=""):
+        if self.store is b.store:
+            raise OutOfSpace("the archive store is full", "the archive store is full")
+        return merge(self, entries, node)
+    monkeypatch.setattr(Replicated, "merge", full)
+    handshake(a, b, monkeypatch)
+    assert b.replicated.get("hold:h9") is None  # b never took a's hold
+    assert peer_copies.awaiting(b.store, [copy]) == {copy}, \
+        "b's marker moved past a's copy of mail a's hold h9 holds, a hold b does not have"
