@@ -118,3 +118,23 @@ def test_a_server_that_could_not_merge_the_peers_hello_does_not_settle_its_copie
     assert b.replicated.get("hold:h9") is None  # b never took a's hold
     assert peer_copies.awaiting(b.store, [copy]) == {copy}, \
         "b's marker moved past a's copy of mail a's hold h9 holds, a hold b does not have"
+
+
+@pytest.mark.parametrize("count", [-1, -(10 ** 30)])
+def test_a_negative_count_of_supersedes_from_the_peer_does_not_settle_its_copies(
+        tmp_path, monkeypatch, count):
+    """The count only grows from 0: a peer answering its hello and the settled word with
+    the same negative count (a corrupt or malformed one) says nothing trustworthy, yet
+    _held_nothing_superseded checks only that both are ints and equal, and the marker
+    moves. (The server side refuses a negative "superseded"; the client side should
+    refuse a negative "supersedes".)"""
+    from services.policy.replicated import Replicated, Superseding
+    a, b, copy, _ = mirrored_three(tmp_path)
+    superseding = Replicated.superseding
+
+    def malformed(self, txn=None):
+        found = superseding(self, txn)
+        return Superseding(found.held_now, count) if self.store is b.store else found
+    monkeypatch.setattr(Replicated, "superseding", malformed)
+    handshake(a, b, monkeypatch)
+    assert peer_copies.awaiting(a.store, [copy]) == {copy}
