@@ -138,3 +138,49 @@ def test_a_negative_count_of_supersedes_from_the_peer_does_not_settle_its_copies
     monkeypatch.setattr(Replicated, "superseding", malformed)
     handshake(a, b, monkeypatch)
     assert peer_copies.awaiting(a.store, [copy]) == {copy}
+
+
+def test_a_superseded_query_dropped_unrecorded_by_a_stale_read_of_live_holds_keeps_copies(
+        tmp_path, monkeypatch):
+    """holds.settle_superseded reads the live holds, then the superseded queries. A
+    clashing hold merged into b between the two reads moves b's h1 to h1-<hash> and
+    renames the superseded query's hold (counted). The query's holds ([h1-<hash>]) are
+    then not among the stale live ones, so it is dropped as "its holds all removed":
+    nothing recorded, and not counted. The next exchange sees none held and the count
+    unchanged since its hello, and a's marker moves past b's copy, which only b's old
+    query (from:lawyer) held: now nothing holds it on a (nor on b)."""
+    from services.policy import holds
+    from tests.unit.mirror.test_exchange_race_review import a_clashing_hold, held_on
+    a, b, c = Node(tmp_path / "a"), Node(tmp_path / "b"), Node(tmp_path / "c")
+    c.replicated.put("saved:case", {"query": "from:lawyer"})
+    c.replicated.put("hold:h1", {"saved": "case", "until": None, "by": "root",
+                                 "created": 1000.0})
+    for node in (a, b):
+        node.replicated.merge(c.replicated.export(), c.id)
+        node.replicated.records_settled(node.replicated.records_pending(), c.id)
+    b.store.put(LAWYER, source="smtp")
+    copy = a.store.put(LAWYER, source=f"mirror:{b.id}", origin=b.id)
+    c.replicated.put("saved:case", {"query": "from:nobody"})
+    for node in (a, b):
+        node.replicated.merge(c.replicated.export(), c.id)
+    settle_all(a)  # a's own old query: nothing of b's copy matched in a's index
+    assert [entry["holds"] for entry in b.replicated.superseded()] == [["h1"]]
+    clash = a_clashing_hold(tmp_path)
+    entries, done = holds._entries, []
+
+    def then_clash(replicated, txn=None, prefix=holds.PREFIX):
+        found = entries(replicated, txn, prefix)
+        if not done and replicated.store is b.store:
+            done.append(b.replicated.merge(clash, "d"))
+        return found
+    monkeypatch.setattr(holds, "_entries", then_clash)
+    holds.settle_superseded(b.replicated, tmp_path / "no-index")
+    monkeypatch.setattr(holds, "_entries", entries)
+    assert done, "the clash was merged between the two reads"
+    # b's index has nothing: without the clash the query would have stayed held by query
+    assert b.replicated.superseded() == [], "dropped, though nothing was recorded"
+    assert not any(hold_records.contains(b.store, hold_id[len("hold:"):], copy)
+                   for hold_id in b.replicated.items("hold:"))
+    handshake(a, b, monkeypatch)
+    assert held_on(a, copy), "a's copy of mail only b's old query held is neither " \
+        "waiting nor recorded"
