@@ -400,8 +400,9 @@ def _held_nothing_superseded(reply: dict, answer: dict | None) -> bool:
     does not say: an older release, or a peer that could not merge our settings."""
     held_now, before = reply.get("holds_superseded"), reply.get("supersedes")
     after = answer.get("supersedes") if isinstance(answer, dict) else None
+    # The count only grows from 0: a negative one is malformed, and says nothing.
     return type(held_now) is int and type(before) is int and type(after) is int \
-        and held_now == 0 and before == after
+        and held_now == 0 and before == after and before >= 0
 
 
 def _anchor_count(value) -> int:

@@ -80,7 +80,8 @@ class MirrorServer:
         self.max_batch_bytes = max_message_bytes + 32 * 1024 * 1024
         self._json_pages = asyncio.Lock()  # hold-record and audit pages: read one by one
         self._batches = asyncio.Semaphore(BATCHES_AT_ONCE)  # batches held in memory
-        # node id -> the largest "copies_through" a hello reply gave it (since this start),
+        # node id -> the largest "copies_through" a hello reply gave it (since this start,
+        # and since its last hello whose merge failed: _note_copies_through),
         # and the records_pending() counts its hello replies gave it, read after its
         # settings were merged (the newest few)
         self._copies_through: dict[str, int] = {}
@@ -137,12 +138,12 @@ class MirrorServer:
         # The copies stored here so far reached the peer before it reads, after this reply,
         # how many superseded queries it holds (handle_hold_records_settled).
         through = await asyncio.to_thread(self.store.last_number)
-        self._copies_through[node] = max(through, self._copies_through.get(node, 0))
         try:
             taken = await asyncio.to_thread(self.replicated.merge, request_settings, node)
         except OutOfSpace as full:  # taken at a later hello, once there is room
             log.warning("replicated settings from %s not taken now: %s", node, full)
             taken = None
+        self._note_copies_through(node, through, merged=taken is not None)
         if taken:
             log.info("took %d replicated settings from %s", taken, node)
         # Read before the records' summaries, so that "none" means whatever the old queries
@@ -164,6 +165,16 @@ class MirrorServer:
                                   "records_pending": pending,
                                   "hold_records": hold_sync.summaries_json(self.store),
                                   "audit_anchor": audit_anchor.hello_json(self.store, node)})
+
+    def _note_copies_through(self, node: str, through: int, merged: bool) -> None:
+        """A settled word settles only copies a hello whose merge was taken gave: a hold
+        the peer placed, not merged here, takes no records here (hold_sync), so its
+        exchange covers nothing of it. A failed merge forgets the earlier number too: the
+        settled word names its hello only by the number, which may be the same."""
+        if merged:
+            self._copies_through[node] = max(through, self._copies_through.get(node, 0))
+        else:
+            self._copies_through.pop(node, None)
 
     def _not_welcome(self, request: web.Request) -> web.Response | None:
         """Why a request after the hello is not taken (not paired, a bad hello in its
@@ -214,7 +225,8 @@ class MirrorServer:
         supersede_count = self.replicated.superseding().supersede_count
         # Without "supersedes_since" (the release before) "superseded" was read once at the
         # peer's hello, blind to supersedes during the exchange: not settled by it.
-        settled = type(since) is int and since >= 0 and superseded == 0 \
+        # "superseded" includes "supersedes_since": one that says more is malformed.
+        settled = type(since) is int and 0 <= since <= superseded and superseded == 0 \
             and through <= self._copies_through.get(node, -1)
         try:
             if settled:
