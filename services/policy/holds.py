@@ -414,11 +414,10 @@ def settle_superseded(replicated: Replicated, index_dir: Path, timezone: str = "
     if not replicated.superseded():
         return 0
     position, added = index_position(index_dir), 0
-    live = set(_entries(replicated))
-    for entry in replicated.superseded():
-        if not live.intersection(entry["holds"]):  # its holds all removed: nothing holds by it
-            with replicated.store.writing() as txn:
-                replicated.settle_superseded(txn, entry)
+    with replicated.store.env.begin() as txn:  # one read: a merge between two renames holds
+        live, pending = set(_entries(replicated, txn)), replicated.superseded(txn)
+    for entry in pending:
+        if not live.intersection(entry["holds"]) and _drop_unheld(replicated, entry):
             continue
         if position < entry.get("at", replicated.store.log_end("arrival")):
             continue  # mail stored before the change is not all indexed yet
@@ -437,6 +436,17 @@ def settle_superseded(replicated: Replicated, index_dir: Path, timezone: str = "
             replicated.settle_superseded(txn, entry)
         added += written
     return added
+
+
+def _drop_unheld(replicated: Replicated, entry: dict) -> bool:
+    """Drop superseded query `entry` unrecorded if none of its holds is live, as checked
+    in the write that drops it (a merge since the caller read may have made one live, and
+    settle_superseded leaves an entry renamed meanwhile); whether none was."""
+    with replicated.store.writing() as txn:
+        if set(_entries(replicated, txn)).intersection(entry["holds"]):
+            return False
+        replicated.settle_superseded(txn, entry)
+        return True
 
 
 def active(replicated: Replicated, today: dt.date) -> list[tuple[str, str]]:
