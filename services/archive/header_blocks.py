@@ -338,6 +338,13 @@ def _inner_regions(lines: bytes, start: int, end: int, limit: int, default: str,
     return None
 
 
+def content_type_field(lines: bytes, start: int, end: int) -> tuple[int, int] | None:
+    """(start, end) of the first Content-Type field (the one the parser reads) of the block
+    from `start` to `end`, folded lines included, its line end not; None if it has none."""
+    found = _CONTENT_TYPE.search(lines, start, end)
+    return None if found is None else found.span()
+
+
 def _type_and_boundary(lines: bytes, start: int, end: int, default: str,
                        cut: int | None) -> tuple[str, str | None]:
     """The block's content type and boundary as the stdlib's Message reads them from the
@@ -361,12 +368,21 @@ def _type_and_boundary(lines: bytes, start: int, end: int, default: str,
 
 
 def _parts(raw: bytes, delimiter: bytes, start: int, limit: int) -> Iterator[tuple[int, int]]:
-    """(start, end) of each body part: after a delimiter line, up to the next one."""
+    """(start, end) of each body part as the feedparser reads them: after a delimiter line
+    and the delimiter lines right after it (close ones too: it reads a run of them as one,
+    no part between), up to the next delimiter line. None after the close delimiter: the
+    epilogue is text to the parser whatever lines it holds (RFC 2046 5.1.1), and none
+    before a close delimiter in the preamble (the body is then text too)."""
     part_start = None
     for at, line_end, close in delimiter_lines(raw, delimiter, start, limit):
+        if at == part_start:  # right after a delimiter line
+            part_start = line_end
+            continue
         if part_start is not None:
             yield part_start, at
-        part_start = None if close else line_end
+        if close:
+            return
+        part_start = line_end
     if part_start is not None:
         yield part_start, limit
 

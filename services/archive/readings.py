@@ -43,7 +43,7 @@ __all__ = ["READING_VERSION", "StaleReading", "decode", "encode", "is_current", 
 # cut, summary fields): every kept reading is then read again from its message.
 # tests/unit/archive/test_readings.py fails when the reading code changes without a
 # decision about this number.
-READING_VERSION = 7  # 3: raw 8-bit header bytes read in the declared or detected charset;
+READING_VERSION = 8  # 3: raw 8-bit header bytes read in the declared or detected charset;
                      # the limits that cut text (Extracted.cut, AttachmentText.cut)
                      # 4: white space before a field's colon (RFC 5322 4.5.3) read in the
                      # top-level header block and in each MIME part's
@@ -57,6 +57,11 @@ READING_VERSION = 7  # 3: raw 8-bit header bytes read in the declared or detecte
                      # base64 padding after a quad's first letter skipped, not a run's end
                      # (all session 26, none released); MIME parts past mime_parts'
                      # MAX_PARTS or MAX_DEPTH read as text, the message flagged
+                     # 8: of mime_parts' cuts, only a subtree nested deeper than MAX_DEPTH
+                     # is text (the parts beside it are read); a message that is itself a
+                     # delivery status of more than MAX_PARTS blocks is cut (its blocks
+                     # read as text); delimiter lines in an epilogue, or right after
+                     # another, are no parts (no false "partly indexed")
 _VERSION = struct.Struct(">H")
 # The checksum makes damage to a kept reading a StaleReading, where it could else decode
 # to other text.
