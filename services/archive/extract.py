@@ -192,11 +192,11 @@ def _extract(raw: bytes, cap_bytes: int) -> Extracted:
 
 def parts_cut(message: Message) -> str | None:
     """Why the message's parts past mime_parts.MAX_PARTS or MAX_DEPTH are not read as parts
-    (their text is read as one text part: services.archive.mime_parts), or None when all
-    were."""
+    (their text is read as text parts, one for each cut: services.archive.mime_parts), or
+    None when all were."""
     for defect in message.defects:
         if isinstance(defect, mime_parts.PartsNotParsed):
-            return (f"{PARTLY_INDEXED}{defect}; their text is indexed as one text part, "
+            return (f"{PARTLY_INDEXED}{defect}; their text is indexed as plain text, "
                     "their attachments are not read")
     return None
 
