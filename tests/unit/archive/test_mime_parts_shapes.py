@@ -258,3 +258,17 @@ def test_delimiter_lines_right_after_a_delimiter_line_are_no_parts(name, end):
     assert mime_parts.bounded(raw) == (raw, 0)
     assert extract.extract(raw, 100_000).cut is None
     assert len(mime.parse_message(raw).get_payload()) == 4
+
+
+@pytest.mark.parametrize("end", ENDS, ids=["crlf", "lf"])
+def test_a_close_delimiter_right_after_a_delimiter_line_does_not_end_the_rest(end):
+    """Past MAX_PARTS the rest's text runs to the outermost multipart's close delimiter;
+    one right after a delimiter line the parser skips (it is no close to it), so the rest
+    runs on to the real one, and the parts after the skipped one are text too."""
+    units = [line for n in range(2 * MAX_PARTS) for line in [b"--b", b"", b"x%d" % n]]
+    raw = top([content_type("mixed", b"b"), b"", *units, b"--b", b"--b--", b"", b"skipped",
+               *units, b"--b", b"", b"lastword", b"--b--"], end)
+    message = mime.parse_message(raw)
+    assert len(list(mime.iter_parts(message))) <= MAX_PARTS + MAX_DEPTH
+    assert mimetree.parse(mime_parts.bounded(raw)[0], mime.POLICY) is not None
+    assert "lastword" in extract.extract(raw, 100_000).body
