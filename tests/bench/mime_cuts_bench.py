@@ -1,0 +1,92 @@
+"""Time and memory of extract.extract on the shapes services.archive.mime_parts cuts: a
+message that is itself a delivery status of 600,000 blocks (short ones, and three-line
+per-recipient ones), tests.many_parts' chain of nested multiparts (some 22 MB), the same
+with 250,000 header lines in its top block (header_blocks cuts it: mime_parts walks twice),
+and a chain of message/rfc822 parts in multiparts (some 21 MB). One fresh process a
+shape, so each peak is its own; JSON lines on stdout (seconds of wall and CPU time,
+megabytes of peak resident set before and after extraction).
+
+    python -m tests.bench.mime_cuts_bench [SHAPE...]
+
+Run it from an older checkout (PYTHONPATH) to compare. Timing is only ever measured here
+or by hand, never asserted in tests (the test machine is shared).
+"""
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import time
+
+STATUS_HEAD = (b"From: a@example.org\r\nTo: b@example.com\r\nSubject: report\r\n"
+               b"Content-Type: message/delivery-status\r\n\r\n"
+               b"Reporting-MTA: dns; firstword.example\r\n\r\n")
+
+
+def status(block: bytes, count: int = 600_000) -> bytes:
+    return STATUS_HEAD + block * count + b"Final-Recipient: rfc822; lastword@example.org\r\n"
+
+
+def multipart_chain() -> bytes:
+    from tests.many_parts import chain
+    return chain(19_000_000)
+
+
+def padded_chain() -> bytes:
+    return multipart_chain().replace(b"Subject: many parts\r\n", b"Subject: many parts\r\n"
+                                     + b"X:y\r\n" * 250_000, 1)
+
+
+def rfc822_chain(size: int = 19_000_000) -> bytes:
+    pieces = [b"From: a@example.org\r\nSubject: chain\r\n"
+              b"Content-Type: multipart/mixed; boundary=m0\r\n\r\n--m0\r\n\r\nfirstword\r\n"]
+    level, written = 0, 0
+    while written < size:
+        piece = (b"--m%d\r\nContent-Type: message/rfc822\r\n\r\nSubject: level %d\r\n"
+                 b"Content-Type: multipart/mixed; boundary=m%d\r\n\r\n" % (level, level, level + 1))
+        pieces.append(piece)
+        written += len(piece)
+        level += 1
+    pieces.append(b"--m%d\r\n\r\nlastword\r\n" % level)
+    pieces += [b"--m%d--\r\n" % n for n in reversed(range(level + 1))]
+    return b"".join(pieces)
+
+
+SHAPES = {
+    "status-short-blocks": lambda: status(b"A:b\r\n\r\n"),
+    "status-recipient-blocks": lambda: status(
+        b"Final-Recipient: rfc822; u@example.org\r\nAction: failed\r\nStatus: 5.0.0\r\n\r\n"),
+    "multipart-chain": multipart_chain,
+    "multipart-chain-padded-header": padded_chain,
+    "rfc822-chain": rfc822_chain,
+}
+
+
+def _peak_mb() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss >> 10
+
+
+def measure(shape: str) -> dict:
+    """Extracts one shape in this process; what it cost."""
+    from services.archive import extract
+    raw = SHAPES[shape]()
+    before, cpu = _peak_mb(), time.process_time()
+    started = time.perf_counter()
+    result = extract.extract(raw, 100_000)
+    return {"shape": shape, "mb": len(raw) >> 20, "wall_s": round(time.perf_counter() - started, 2),
+            "cpu_s": round(time.process_time() - cpu, 2), "peak_mb_before": before,
+            "peak_mb": _peak_mb(), "failed": result.failed, "cut": result.cut}
+
+
+def main(argv: list[str]) -> None:
+    if argv[:1] == ["--one"]:
+        print(json.dumps(measure(argv[1])), flush=True)
+        return
+    for shape in argv or SHAPES:
+        subprocess.run([sys.executable, "-m", "tests.bench.mime_cuts_bench", "--one", shape],
+                       check=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
