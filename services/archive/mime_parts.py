@@ -92,7 +92,7 @@ def _unparsed(lines: bytes) -> tuple[list[tuple[int, int]], tuple[int, list] | N
     A too deep part's subtree is not walked: it is text, and the parts beside it, at
     allowed depths, are still parts (counted). The blocks of a delivery status (RFC 3464)
     count, but are never where the cut is (nor walked once MAX_PARTS are counted): the
-    part holding them is, (0, []) when that is the message itself."""
+    cut is at the part holding them, and is (0, []) when that part is the message itself."""
     pending: list = [iter([(0, len(lines), "text/plain", False)])]
     count, status, too_deep = 0, None, []
     while pending:
