@@ -95,20 +95,27 @@ def during_exchange(monkeypatch, then) -> None:
     monkeypatch.setattr(hold_sync, "exchange", exchange_then)
 
 
+def held_copy(tmp_path, query: str, **hold):
+    """Nodes a (here), b (the peer) and c (the third): c's hold h1 on saved search "case"
+    (`query`; `hold`: more fields of the hold, e.g. created) merged and settled on a and b;
+    b archived the lawyer's mail and copied it to a. Returns (a, b, c, the copy's digest)."""
+    a, b, c = Node(tmp_path / "a"), Node(tmp_path / "b"), Node(tmp_path / "c")
+    c.replicated.put("saved:case", {"query": query})
+    c.replicated.put("hold:h1", {"saved": "case", "until": None, "by": "root", **hold})
+    for node in (a, b):
+        node.replicated.merge(c.replicated.export(), c.id)
+        node.replicated.records_settled(node.replicated.records_pending(), c.id)
+    b.store.put(LAWYER, source="smtp")
+    return a, b, c, a.store.put(LAWYER, source=f"mirror:{b.id}", origin=b.id)
+
+
 def mirrored_three(tmp_path):
     """Nodes a (here), b (the peer) and c (the third): a hold on saved search "case"
     (from:alice) everywhere; b archived the lawyer's mail and copied it to a. c then
     narrows "case" twice, through from:lawyer to from:nobody, recording what
     from:alice matched there (nothing). Returns (a, b, the copy's digest, c's two
     edits as exports)."""
-    a, b, c = Node(tmp_path / "a"), Node(tmp_path / "b"), Node(tmp_path / "c")
-    c.replicated.put("saved:case", {"query": "from:alice"})
-    c.replicated.put("hold:h1", {"saved": "case", "until": None, "by": "root"})
-    for node in (a, b):
-        node.replicated.merge(c.replicated.export(), c.id)
-        node.replicated.records_settled(node.replicated.records_pending(), c.id)
-    b.store.put(LAWYER, source="smtp")
-    copy = a.store.put(LAWYER, source=f"mirror:{b.id}", origin=b.id)
+    a, b, c, copy = held_copy(tmp_path, "from:alice")
     c.replicated.put("saved:case", {"query": "from:lawyer"})
     widened = c.replicated.export()
     c.replicated.put("saved:case", {"query": "from:nobody"})

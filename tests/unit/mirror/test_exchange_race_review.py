@@ -7,7 +7,7 @@ from services.archive.space import OutOfSpace
 from services.mirror import client as mirror_client
 from services.mirror import hold_sync
 from services.policy import hold_records, peer_copies
-from tests.unit.mirror.test_exchange_race import (LAWYER, Node, during_exchange, handshake,
+from tests.unit.mirror.test_exchange_race import (Node, during_exchange, handshake, held_copy,
                                                    merged_into, mirrored_three, settled_on)
 
 
@@ -36,15 +36,7 @@ def b_recorded_what_a_never_held(tmp_path):
     lawyer's mail for h1; a merged only the last and settled its own old query (from:alice:
     nothing here). So only b's record of h1 holds the lawyer's mail, and a's copy of it
     waits for b's next exchange. h1 has a "created" time (as holds placed now have)."""
-    a, b, c = Node(tmp_path / "a"), Node(tmp_path / "b"), Node(tmp_path / "c")
-    c.replicated.put("saved:case", {"query": "from:alice"})
-    c.replicated.put("hold:h1", {"saved": "case", "until": None, "by": "root",
-                                 "created": 1000.0})
-    for node in (a, b):
-        node.replicated.merge(c.replicated.export(), c.id)
-        node.replicated.records_settled(node.replicated.records_pending(), c.id)
-    b.store.put(LAWYER, source="smtp")
-    copy = a.store.put(LAWYER, source=f"mirror:{b.id}", origin=b.id)
+    a, b, c, copy = held_copy(tmp_path, "from:alice", created=1000.0)
     c.replicated.put("saved:case", {"query": "from:lawyer"})
     widened = c.replicated.export()
     c.replicated.put("saved:case", {"query": "from:nobody"})

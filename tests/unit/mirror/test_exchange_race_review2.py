@@ -5,7 +5,7 @@ import pytest
 
 from services.mirror.server import MirrorServer
 from services.policy import hold_records, peer_copies
-from tests.unit.mirror.test_exchange_race import (LAWYER, Node, _NoPairing, handshake,
+from tests.unit.mirror.test_exchange_race import (LAWYER, Node, _NoPairing, handshake, held_copy,
                                                    mirrored_three)
 
 
@@ -151,15 +151,7 @@ def test_a_superseded_query_dropped_unrecorded_by_a_stale_read_of_live_holds_kee
     query (from:lawyer) held: now nothing holds it on a (nor on b)."""
     from services.policy import holds
     from tests.unit.mirror.test_exchange_race_review import a_clashing_hold, held_on
-    a, b, c = Node(tmp_path / "a"), Node(tmp_path / "b"), Node(tmp_path / "c")
-    c.replicated.put("saved:case", {"query": "from:lawyer"})
-    c.replicated.put("hold:h1", {"saved": "case", "until": None, "by": "root",
-                                 "created": 1000.0})
-    for node in (a, b):
-        node.replicated.merge(c.replicated.export(), c.id)
-        node.replicated.records_settled(node.replicated.records_pending(), c.id)
-    b.store.put(LAWYER, source="smtp")
-    copy = a.store.put(LAWYER, source=f"mirror:{b.id}", origin=b.id)
+    a, b, c, copy = held_copy(tmp_path, "from:lawyer", created=1000.0)
     c.replicated.put("saved:case", {"query": "from:nobody"})
     for node in (a, b):
         node.replicated.merge(c.replicated.export(), c.id)
