@@ -129,16 +129,19 @@ def is_known(store: Store, txn, hold_id: str) -> bool:
 
 def bump_generation(store: Store, txn) -> None:
     """Holds changed: a retention deletion decided before must be checked again."""
-    db = store.db["replicated"]
-    txn.put(GENERATION_KEY, str(int(txn.get(GENERATION_KEY, db=db) or b"0") + 1).encode(), db=db)
+    _increment(store, txn, GENERATION_KEY)
 
 
 def count_supersede(store: Store, txn) -> None:
     """What a hold holds here left what an exchange of hold records sees (SUPERSEDES_KEY),
     in the write transaction `txn` that makes that change."""
+    _increment(store, txn, SUPERSEDES_KEY)
+
+
+def _increment(store: Store, txn, key: bytes) -> None:
+    """Add one to the count under `key` in the replicated database (0 when never set)."""
     db = store.db["replicated"]
-    txn.put(SUPERSEDES_KEY, str(int(txn.get(SUPERSEDES_KEY, db=db) or b"0") + 1).encode(),
-            db=db)
+    txn.put(key, str(int(txn.get(key, db=db) or b"0") + 1).encode(), db=db)
 
 
 def add_in(store: Store, txn, hold_id: str, digests: Iterable[str]) -> int:
