@@ -37,7 +37,7 @@ from typing import Callable, Iterable, Iterator
 import lxml.html
 
 from services.archive import (containers, documents, filetypes, header_blocks, heap, mime,
-                              mime_parts, transfer_encoding)
+                              mime_parts, transfer_encoding, uuencode)
 from services.archive.extraction_memo import ExtractionMemo, MemoryMemo, TextMemo
 from services.archive.index import BODY_TEXT_LIMIT, PARTLY_INDEXED
 
@@ -60,6 +60,10 @@ XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 TYPE_OF_EXTENSION = {".pdf": PDF_MIME, ".docx": DOCX_MIME, ".xlsx": XLSX_MIME,
                      ".txt": "text/plain", ".htm": "text/html", ".html": "text/html",
                      ".eml": "message/rfc822"}
+# A bounce's delivery status (RFC 3464; RFC 6533: its UTF-8 kin): its fields are body text.
+GLOBAL_DELIVERY_STATUS = "message/global-delivery-status"
+DELIVERY_STATUS_TYPES = ("message/delivery-status", GLOBAL_DELIVERY_STATUS)
+_UNFOLD = re.compile(r"\n[ \t]+")  # a folded field's line break (RFC 5322 2.2.3)
 # Block elements end a line, so "<p>a</p><p>b</p>" gives two words, not "ab".
 HTML_BLOCKS = ("p", "div", "br", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "table",
                "blockquote", "pre", "hr", "dt", "dd", "section", "article", "header", "footer")
@@ -264,15 +268,13 @@ def _body_and_attachments(message: Message, cap_bytes: int, nesting: int,
     plain, html, attachments = [], [], []
     pgp_encrypted = _parts_of_multipart_encrypted(message)
     for part in mime.iter_parts(message, into_messages=False):
+        if _mime_type(part) in DELIVERY_STATUS_TYPES:  # text of the body, still an attachment
+            plain.append(delivery_status_text(part))  # (of no text) as it always was
         if _is_container(part, message):
             continue
         if mime.is_attachment(part):
-            if not read_attachments:
+            if not read_attachments or not _take_attachment(budget):
                 continue
-            if budget.attachments <= 0:
-                budget.attachments_passed += 1
-                continue
-            budget.attachments -= 1
             entries, body = _attachment(part, cap_bytes, nesting, budget, container)
             if id(part) in pgp_encrypted:
                 entries[0].encrypted, entries[0].error = True, "encrypted (PGP/MIME)"
@@ -282,7 +284,14 @@ def _body_and_attachments(message: Message, cap_bytes: int, nesting: int,
         elif part.get_content_type() == "text/html":
             html.append(_html_to_text(_part_bytes(part), _safe_charset(part)))
         else:
-            plain.append(_part_text(part, None))
+            text, files = _text_part(part, budget if read_attachments else None)
+            plain.append(text)
+            for name, data in files:
+                entries, body = _file(name, "application/octet-stream", data, cap_bytes,
+                                      nesting, budget, container)
+                attachments += entries
+                if body:
+                    plain.append(body)
     # HTML is the body when there is no plain-text alternative to it; where there is, the
     # words only the HTML has are indexed too (what the recipient saw may be either).
     plain_text, html_text = "\n".join(plain), "\n".join(html)
@@ -290,6 +299,83 @@ def _body_and_attachments(message: Message, cap_bytes: int, nesting: int,
         return html_text, attachments
     extra = words_not_in(html_text, plain_text)
     return (plain_text + "\n" + extra if extra else plain_text), attachments
+
+
+def _take_attachment(budget: containers.ReadBudget) -> bool:
+    """Whether the message may read one more attachment (MESSAGE_ATTACHMENTS); counts it,
+    or counts it as passed."""
+    if budget.attachments <= 0:
+        budget.attachments_passed += 1
+        return False
+    budget.attachments -= 1
+    return True
+
+
+def _text_part(part: Message, budget: containers.ReadBudget | None
+               ) -> tuple[str, list[tuple[str | None, bytes]]]:
+    """A text part of the body: its text, and the uuencoded files in it (services.archive.
+    uuencode), each (name, data), as many as `budget` lets the message read (the rest are
+    counted as passed; None: none are read), their encoded lines out of the text. A part
+    whose transfer encoding is x-uuencode is a file, no text (unless it does not decode)."""
+    whole = transfer_encoding.uuencoded_file(part)
+    if whole is not None:
+        charset = _safe_charset(part)
+        taken = budget is not None and _take_attachment(budget)
+        return "", [(_uuencoded_name(whole.name, charset), whole.data)] if taken else []
+    data, charset = _part_bytes(part), _safe_charset(part)
+    found = uuencode.split(data, max(0, budget.attachments) if budget is not None else 0)
+    if budget is not None:
+        budget.attachments -= len(found.files)
+        budget.attachments_passed += found.more
+    files = [(_uuencoded_name(file.name, charset), file.data) for file in found.files]
+    return mime.decode_text(found.text, charset), files
+
+
+def _uuencoded_name(name: bytes, charset: str | None) -> str | None:
+    """The file name of a begin line, in its text's charset."""
+    return mime.decode_text(name, charset).strip() or None
+
+
+def delivery_status_text(part: Message) -> str:
+    """The fields of a delivery status (RFC 3464 message/delivery-status, RFC 6533
+    message/global-delivery-status: the blocks of a bounce, one for the message, one for each
+    recipient), a line each ("Final-Recipient: rfc822; x@example.org", folded lines
+    unfolded), a blank line after each block; text that is no field kept as it is. The
+    parser reads a delivery status as blocks of fields (services.archive.mimetree), a global
+    one as a message (its first block the header); their text is made whole again and
+    decoded (a transfer encoding, UTF-8 for a global one). Never raises but MemoryError."""
+    try:
+        source = _status_source(part)
+        encoding = transfer_encoding.encoding_of(part.get("content-transfer-encoding", ""))
+        if encoding == "base64":
+            source = transfer_encoding.decode_base64(source)
+        elif encoding == "quoted-printable":
+            source = transfer_encoding.decode_quoted_printable(source)
+        charset = "utf-8" if _mime_type(part) == GLOBAL_DELIVERY_STATUS else _safe_charset(part)
+        text = mime.decode_text(source, charset)
+    except MemoryError:
+        raise
+    except Exception:  # noqa: BLE001 - a part the parser left in a shape not foreseen
+        return ""
+    return _UNFOLD.sub(" ", text.replace("\r\n", "\n")).strip()
+
+
+def _status_source(part: Message) -> bytes:
+    """The text of a delivery status part as it was, from the parser's blocks (each a
+    Message: its fields, then any text it had, a blank line after it)."""
+    payload = part.get_payload()
+    if isinstance(payload, str):
+        return transfer_encoding.payload_bytes(payload)
+    blocks = []
+    for block in payload if isinstance(payload, list) else []:
+        if not isinstance(block, Message):
+            continue
+        lines = [f"{name}: {value}" for name, value in block.raw_items()]
+        inner = block.get_payload()
+        if isinstance(inner, str) and inner:
+            lines.append(inner)
+        blocks.append(transfer_encoding.payload_bytes("\n".join(lines)))
+    return b"\n\n".join(blocks)
 
 
 def words_not_in(text: str, reference: str) -> str:
@@ -344,7 +430,12 @@ def _attachment(part: Message, cap_bytes: int, nesting: int, budget: containers.
     if declared == "message/rfc822" or (declared == "application/octet-stream"
                                         and _extension(filename) == ".eml"):
         return _forwarded(part, filename, cap_bytes, nesting, budget, container), ""
-    data = _part_bytes(part)
+    whole = transfer_encoding.uuencoded_file(part)  # x-uuencode: its begin line may name it
+    if whole is not None:
+        data, filename = whole.data, filename or _uuencoded_name(whole.name,
+                                                                 _safe_charset(part))
+    else:
+        data = _part_bytes(part)
     smime_type = mime.safely(lambda: part.get_param("smime-type"), None)
     return _file(filename, declared, data, cap_bytes, nesting, budget, container,
                  smime_type if isinstance(smime_type, str) else None, _safe_charset(part))

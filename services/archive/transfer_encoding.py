@@ -1,6 +1,6 @@
-"""Quoted-printable (RFC 2045 6.7) and base64 (RFC 2045 6.8) decoded without losing text:
-every decoding of a body or part goes through here, never through binascii, quopri or
-Message.get_payload(decode=True) on their own.
+"""Quoted-printable (RFC 2045 6.7), base64 (RFC 2045 6.8) and x-uuencode decoded without
+losing text: every decoding of a body or part goes through here, never through binascii,
+quopri or Message.get_payload(decode=True) on their own.
 
 CPython's a2b_qp (which quopri and the email package use) takes "=" and a CR as the start
 of a soft line break and skips to the next LF: in a message whose lines end in a lone CR
@@ -16,12 +16,18 @@ kept only its first chunk, and a sender could hide text from the index behind a 
 line that no mail client stops at. RFC 2045 allows taking "=" as the end of the data; an
 archive reads on, each padded run decoded on its own: more text indexed than a client
 shows costs nothing, less could hide evidence.
+
+x-uuencode (and its other names, services.archive.uuencode.ENCODINGS) is read as encoding_of
+reads a token: the email package decoded only a value that was the bare name, so
+"x-uuencode (old client)" or a trailing blank left the file's encoded lines as its text.
 """
 from __future__ import annotations
 
 import binascii
 import re
 from email.message import Message
+
+from services.archive import uuencode
 
 _SOFT_LINE_BREAK = re.compile(rb"=[ \t]*+(?:\r\n|\n|\r)")
 _BASE64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
@@ -114,8 +120,9 @@ def encoding_of(value: object) -> str:
 
 
 def decoded_payload(part: Message) -> bytes:
-    """What part.get_payload(decode=True) gives (bytes), with a quoted-printable or base64
-    part decoded as above, and its encoding read as encoding_of reads it; b"" for a
+    """What part.get_payload(decode=True) gives (bytes), with a quoted-printable, base64 or
+    uuencoded part decoded as above (uuencode.decode: the first file, or the text as it is
+    when no block in it decodes), and its encoding read as encoding_of reads it; b"" for a
     multipart or what cannot be decoded. Raises only MemoryError (a limit, not bad
     input)."""
     try:
@@ -127,9 +134,31 @@ def decoded_payload(part: Message) -> bytes:
     return data if isinstance(data, bytes) else b""
 
 
+def uuencoded_file(part: Message) -> uuencode.File | None:
+    """The file of a part whose transfer encoding is x-uuencode (or another of its names),
+    with the name its begin line gives; None for another part, or when no block in it
+    decodes. Never raises but MemoryError."""
+    if encoding_of(part.get("content-transfer-encoding", "")) not in uuencode.ENCODINGS:
+        return None
+    payload = part._payload  # (as _decoded reads it)
+    if not isinstance(payload, str) or part.is_multipart():
+        return None
+    return uuencode.first_file(payload_bytes(payload))
+
+
+def payload_bytes(payload: str) -> bytes:
+    """A payload as the bytes it was read from: the bytes parser kept 8-bit bytes as
+    surrogates, and they go back to what they were."""
+    try:
+        return payload.encode("ascii", "surrogateescape")
+    except UnicodeError:  # a part made from text, as the email package falls back to
+        return payload.encode("raw-unicode-escape")
+
+
 def _decoded(part: Message) -> bytes | None:
     encoding = encoding_of(part.get("content-transfer-encoding", ""))
-    decode = {"quoted-printable": decode_quoted_printable, "base64": decode_base64}.get(encoding)
+    decode = {"quoted-printable": decode_quoted_printable, "base64": decode_base64,
+              **dict.fromkeys(uuencode.ENCODINGS, uuencode.decode)}.get(encoding)
     if part.is_multipart() or decode is None:
         return part.get_payload(decode=True)
     # What get_payload(decode=True) reads, which no public accessor gives undecoded: the
@@ -137,8 +166,4 @@ def _decoded(part: Message) -> bytes | None:
     payload = part._payload
     if not isinstance(payload, str):
         return part.get_payload(decode=True)
-    try:
-        data = payload.encode("ascii", "surrogateescape")
-    except UnicodeError:  # a part made from text, as the email package falls back to
-        data = payload.encode("raw-unicode-escape")
-    return decode(data)
+    return decode(payload_bytes(payload))

@@ -1,0 +1,124 @@
+"""uuencoded files in mail (uuencode(1), POSIX): a "begin MODE NAME" line, lines of
+encoded data (each a length character, then four characters for each three bytes), a
+line of length zero ("`", or a blank line where a mailer stripped the space), and "end".
+
+Older mail clients (Outlook Express, Usenet-era tools, scanners and scripts) send files
+so: inline in a text/plain body, often several with text between them, or as a MIME part
+whose Content-Transfer-Encoding is x-uuencode (uuencode, x-uue, uue). Read as text, the
+encoded lines were indexed as junk words and the files never read; split() finds each
+block that decodes whole, so that its file is read as an attachment and the text around it
+stays body text.
+
+A block is taken only when it decodes from its begin line to its end line: a "begin" line
+that is prose ("begin 644 was the code"), a block with no end (a truncated message), a line
+no decoder reads, all stay text as they were. Lines end in LF or CRLF. Work is linear in
+the input: blocks are found by one pass of a regular expression that never backtracks
+into a block (_BLOCK), and each block's lines are decoded once.
+"""
+from __future__ import annotations
+
+import binascii
+import re
+from dataclasses import dataclass
+
+# A block, found in C (a regular expression) and decoded line by line after: a begin line
+# ("begin", blanks, a mode of octal digits: 644, 0644, 100644; blanks, a name), lines of the
+# uuencode alphabet (' ' to '`'; a line starting with a blank has length zero: it is a
+# blank line to the pattern, as once a mailer strips its trailing blanks), blank lines,
+# "end". Possessive: nothing in a block is matched two ways, so a failed block is never
+# read again by backtracking (nor does the matcher keep a mark for each of its lines).
+_BLOCK = re.compile(rb"(?m)^begin[ \t]++([0-7]{3,6})[ \t]++([^\r\n]*+)\r?+\n"
+                    rb"((?:[\x21-\x60][\x20-\x60]*+\r?+\n)*+)"
+                    rb"(?:[ \t]*+\r?+\n)*+"
+                    rb"end[ \t]*+\r?+(?:\n|\Z)")
+# Transfer encodings of a MIME part that is a uuencoded file (as the email package names
+# them, and as mail clients send them).
+ENCODINGS = ("x-uuencode", "uuencode", "x-uue", "uue")
+
+
+@dataclass
+class File:
+    name: bytes       # as the begin line has it (its charset is the text's)
+    mode: bytes       # octal, as written
+    data: bytes
+
+
+@dataclass
+class Split:
+    text: bytes                 # the input without the blocks taken (the text around them)
+    files: list[File]           # the first `keep` files, in order
+    more: int = 0               # files decoded and taken out past those
+
+    @property
+    def count(self) -> int:
+        return len(self.files) + self.more
+
+
+def split(data: bytes, keep: int) -> Split:
+    """`data` (a text part's bytes) with each uuencoded block that decodes taken out: its
+    text, the first `keep` files, and how many more there were (their blocks are taken out
+    of the text too, their data dropped: a hostile body of millions of tiny blocks costs
+    no more memory than its own size). Never raises but MemoryError."""
+    if b"begin" not in data:
+        return Split(data, [])
+    text, files, more, taken = bytearray(), [], 0, 0
+    for block in _BLOCK.finditer(data):
+        name = block.group(2).strip()
+        content = _decoded(data, *block.span(3)) if name else None
+        if content is None:
+            continue  # text as it was (no line of it starts another block)
+        text += data[taken:block.start()]
+        taken = block.end()
+        if len(files) < keep:
+            files.append(File(name, block.group(1), content))
+        else:
+            more += 1
+    if not files and not more:
+        return Split(data, [])
+    text += data[taken:]
+    return Split(bytes(text), files, more)
+
+
+def first_file(data: bytes) -> File | None:
+    """The first file in `data` that decodes whole (a part encoded x-uuencode), or None."""
+    found = split(data, 1)
+    return found.files[0] if found.files else None
+
+
+def decode(data: bytes) -> bytes:
+    """What a part of transfer encoding x-uuencode stands for: its first file's data; `data`
+    itself when no block in it decodes (its text is not lost). Never raises but
+    MemoryError."""
+    found = first_file(data)
+    return found.data if found is not None else data
+
+
+def _decoded(data: bytes, start: int, end: int) -> bytes | None:
+    """The data the lines of a block (`data[start:end]`, whole lines) stand for, or None
+    when one of them is no line of data, or there is none (a begin line of prose, a blank
+    line and "end": no file). Line by line, never a copy of them all."""
+    if start == end:
+        return None
+    content = bytearray()
+    while start < end:
+        line_end = data.index(b"\n", start, end)
+        decoded = _line(data[start:line_end].rstrip())
+        if decoded is None:
+            return None
+        content += decoded
+        start = line_end + 1
+    return bytes(content)
+
+
+def _line(line: bytes) -> bytes | None:
+    """The bytes a line of data stands for, or None when it is no such line."""
+    try:
+        return binascii.a2b_uu(line)
+    except binascii.Error:
+        pass
+    # Some encoders add a checksum character (or other junk) after the data: the
+    # characters the length says, as the email package reads them.
+    try:
+        return binascii.a2b_uu(line[:(((line[0] - 32) & 63) * 4 + 5) // 3])
+    except binascii.Error:
+        return None
