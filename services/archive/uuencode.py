@@ -111,14 +111,14 @@ def _decoded(data: bytes, start: int, end: int) -> bytes | None:
 
 
 def _line(line: bytes) -> bytes | None:
-    """The bytes a line of data stands for, or None when it is no such line."""
+    """The bytes a line of data stands for, or None when it is no such line. A line may be
+    shorter than its length character says (a mailer stripped the blanks, which stand for
+    zero bits, at its end) and one character longer (some encoders add a checksum); a
+    longer one is no line of data (its characters would be lost)."""
+    full = 1 + (((line[0] - 32) & 63) + 2) // 3 * 4
+    if len(line) > full + 1:
+        return None
     try:
-        return binascii.a2b_uu(line)
-    except binascii.Error:
-        pass
-    # Some encoders add a checksum character (or other junk) after the data: the
-    # characters the length says, as the email package reads them.
-    try:
-        return binascii.a2b_uu(line[:(((line[0] - 32) & 63) * 4 + 5) // 3])
+        return binascii.a2b_uu(line[:full])
     except binascii.Error:
         return None

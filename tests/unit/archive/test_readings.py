@@ -41,7 +41,10 @@ FINGERPRINTS = {1: "22d8be9b649d30abb15748cc1ff322a47ac0ab15a358843d76ba209bc6d9
                 # 8: mime_parts cuts only a too deep subtree, a message that is a delivery
                 # status, no epilogue (none in the corpus: kept readings of mail that has
                 # are read again)
-                8: "dadd915ebbbe1ddf338ce7209dcbc0db7ebc17a5ab57464c855dbac8013e66d3"}
+                8: "dadd915ebbbe1ddf338ce7209dcbc0db7ebc17a5ab57464c855dbac8013e66d3",
+                # 9: uuencoded files as attachments, delivery status fields as body text
+                # (none in the corpus: kept readings of mail that has are read again)
+                9: "dadd915ebbbe1ddf338ce7209dcbc0db7ebc17a5ab57464c855dbac8013e66d3"}
 FINGERPRINT_MESSAGES = 120
 
 
