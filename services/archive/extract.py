@@ -64,6 +64,7 @@ TYPE_OF_EXTENSION = {".pdf": PDF_MIME, ".docx": DOCX_MIME, ".xlsx": XLSX_MIME,
 GLOBAL_DELIVERY_STATUS = "message/global-delivery-status"
 DELIVERY_STATUS_TYPES = ("message/delivery-status", GLOBAL_DELIVERY_STATUS)
 _UNFOLD = re.compile(r"\n[ \t]+")  # a folded field's line break (RFC 5322 2.2.3)
+_BLANK_LINES = re.compile(r"\n(?:[ \t]*\n)+")
 # Block elements end a line, so "<p>a</p><p>b</p>" gives two words, not "ab".
 HTML_BLOCKS = ("p", "div", "br", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "table",
                "blockquote", "pre", "hr", "dt", "dd", "section", "article", "header", "footer")
@@ -357,25 +358,27 @@ def delivery_status_text(part: Message) -> str:
         raise
     except Exception:  # noqa: BLE001 - a part the parser left in a shape not foreseen
         return ""
-    return _UNFOLD.sub(" ", text.replace("\r\n", "\n")).strip()
+    text = _UNFOLD.sub(" ", text.replace("\r\n", "\n"))
+    return _BLANK_LINES.sub("\n\n", text).strip()
 
 
 def _status_source(part: Message) -> bytes:
     """The text of a delivery status part as it was, from the parser's blocks (each a
-    Message: its fields, then any text it had, a blank line after it)."""
-    payload = part.get_payload()
+    Message: its fields, then any text it had, a blank line after each). Payloads as the
+    parser kept them (get_payload() would make each 8-bit byte a U+FFFD)."""
+    payload = part._payload
     if isinstance(payload, str):
         return transfer_encoding.payload_bytes(payload)
     blocks = []
     for block in payload if isinstance(payload, list) else []:
         if not isinstance(block, Message):
             continue
-        lines = [f"{name}: {value}" for name, value in block.raw_items()]
-        inner = block.get_payload()
-        if isinstance(inner, str) and inner:
-            lines.append(inner)
-        blocks.append(transfer_encoding.payload_bytes("\n".join(lines)))
-    return b"\n\n".join(blocks)
+        fields = "".join(f"{name}: {value}\n" for name, value in block.raw_items())
+        inner = block._payload
+        text = inner if isinstance(inner, str) else ""
+        blocks.append(transfer_encoding.payload_bytes(
+            fields + "\n" + text if fields and text else fields or text))
+    return b"\n".join(blocks)
 
 
 def words_not_in(text: str, reference: str) -> str:
