@@ -239,30 +239,48 @@ def test_many_blocks_are_read_up_to_the_attachment_cap_and_taken_out_of_the_body
 
 
 TINY = b"begin 644 a\n#86)C\n`\nend\n"
+HOSTILE = {
+    "begin-lines": b"begin 644 a\n" * 300_000,
+    "no-end": b"begin 644 a\nM" + b"!" * 60 + b"\n" * 200_000,
+    "tiny-blocks": TINY * 50_000,
+    "long-begin-line": b"begin 644 a" + b" " * 4_000_000 + b"\n",
+    "long-data-line": b"begin 644 a\n" + b"M" * 4_000_000 + b"\nend\n",
+}
 
 
-@pytest.mark.parametrize("body", [
-    pytest.param(b"begin 644 a\n" * 400_000, id="begin-lines"),
-    pytest.param(b"begin 644 a\nM" + b"!" * 60 + b"\n" * 200_000, id="no-end"),
-    pytest.param(TINY * 50_000, id="tiny-blocks"),
-    pytest.param(b"begin 644 a" + b" " * 4_000_000 + b"\n", id="long-begin-line"),
-    pytest.param(b"begin 644 a\n" + b"M" * 4_000_000 + b"\nend\n", id="long-data-line"),
-])
-def test_hostile_bodies_cost_memory_in_proportion_to_their_size(body):
+@pytest.mark.parametrize("kind", HOSTILE)
+def test_hostile_bodies_cost_memory_in_proportion_to_their_size(kind):
+    """A body of hostile blocks, then one file: the file is read, the hostile lines that do
+    not decode stay text, those that do are taken out (their files past the cap counted),
+    and splitting them costs memory in proportion to the body."""
+    body = HOSTILE[kind] + joined(encoded(b"last.txt", FILES["notes.txt"][0]), b"\n")
     tracemalloc.start()
     try:
-        found_ = uuencode.split(body, containers.MESSAGE_ATTACHMENTS)
+        split = uuencode.split(body, containers.MESSAGE_ATTACHMENTS)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
     assert peak < 3 * len(body) + (1 << 20)
-    assert len(found_.files) <= containers.MESSAGE_ATTACHMENTS
-    assert len(found_.text) + len(TINY) * found_.count == len(body)
+    extracted = extract(message(body), CAP)
+    names = [a.filename for a in extracted.attachments]
+    if kind == "tiny-blocks":
+        assert names == ["a"] * containers.MESSAGE_ATTACHMENTS and split.count == 50_001
+        assert extracted.body == "" and extracted.failures
+    else:
+        assert names == ["last.txt"] and SECRET in extracted.attachments[0].text
+        assert extracted.body.replace("\ufffd", "?") == HOSTILE[kind].decode()
+        assert not extracted.failures
 
 
 def test_a_large_file_decodes_whole():
     data = bytes(range(256)) * 20_000
-    raw = message(joined([b"big", *encoded(b"big.bin", data), b"done"], b"\n"))
-    found_ = uuencode.split(raw, 1)
-    assert found_.files[0].data == data and found_.files[0].mode == b"644"
-    assert found_.text.endswith(b"\n\nbig\ndone\n")
+    text = b"".join(b"line %d of a long text file\n" % n for n in range(20_000))
+    raw = message(joined([b"big", *encoded(b"big.bin", data), b"then",
+                          *encoded(b"big.txt", text), b"done"], b"\n"))
+    split = uuencode.split(raw, 2)
+    assert [file.data for file in split.files] == [data, text]
+    assert split.files[0].mode == b"644" and split.text.endswith(b"\n\nbig\nthen\ndone\n")
+    extracted = extract(raw, CAP)
+    assert [a.filename for a in extracted.attachments] == ["big.bin", "big.txt"]
+    assert extracted.attachments[1].text == text[:CAP].decode()
+    assert extracted.body == "big\nthen\ndone\n"
