@@ -120,9 +120,13 @@ def mime_variants():
               block.replace(b"=", b"=3D") + b"after\n")
     yield "in-quoted-printable-body", HEAD.encode() + quoted, [("notes.txt", SECRET)], \
         ["before", "after"]
+    # A named part whose encoding is a bare name the email package knows was read before
+    # (its stdlib decoder): here are those with a comment, a blank or a fold after the
+    # name, and those named only by their begin line.
     for encoding in (b"x-uuencode", b"X-UUENCODE", b"uuencode", b"x-uue", b"uue",
                      b"x-uuencode (old client)", b"x-uuencode  ", b"\n x-uuencode"):
-        for named in (True, False):
+        for named in (False, True) if encoding.strip() != encoding or b" " in encoding \
+                else (False,):
             for newline in (b"\n", b"\r\n"):
                 ending = "crlf" if newline == b"\r\n" else "lf"
                 for name, (data, text) in FILES.items():
@@ -134,7 +138,8 @@ def mime_variants():
                     raw = HEAD.encode() + (
                         b"MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=XX\n\n"
                         b"--XX\nContent-Type: text/plain\n\nthe body\n" + part + b"--XX--\n")
-                    yield (f"part-{encoding.strip().decode()}-named{named}-{name}-{ending}",
+                    shown = encoding.decode().replace("\n", "fold-").replace(" ", "_")
+                    yield (f"part-{shown}-named{named}-{name}-{ending}",
                            raw.replace(b"\n", newline), [(name, text)], ["body"])
 
 
