@@ -1,7 +1,10 @@
 """Text of a message for the index: body and attachment text (text, HTML, PDF, DOCX, XLSX,
 .doc, .xls, RTF, OpenDocument), the files inside containers (forwarded messages at any
 depth, TNEF, zip, S/MIME signed-data) as attachments of their own, types from content, and
-the sandboxed worker pool that runs it under time and memory limits.
+the sandboxed worker pool that runs it under time and memory limits. Files uuencoded in a
+text body or sent as x-uuencode parts (services.archive.uuencode) are attachments like MIME
+ones, their encoded lines out of the body; a bounce's delivery status fields (RFC 3464,
+RFC 6533) are body text.
 
 extract() is pure and never raises on bad input; a file a library cannot read becomes an
 attachment with an error. What extract() cannot survive (a parser that loops, a zip bomb,
