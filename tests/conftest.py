@@ -48,3 +48,13 @@ def pytest_unconfigure(config):
         os._exit(3)
 
     threading.Thread(target=report_and_exit, name="exit-watchdog", daemon=True).start()
+
+
+def pytest_make_parametrize_id(config, val, argname):
+    """Bytes of more than a line are named by their argument, not spelled out in the test's
+    id: a document generated at collection (a .docx's zip times) differs from one
+    collection to the next, and the workers of `make test`'s parallel run (pytest-xdist)
+    must collect the same ids or the run fails."""
+    if isinstance(val, (bytes, bytearray)) and len(val) > 64:
+        return f"{argname}-bytes"
+    return None
