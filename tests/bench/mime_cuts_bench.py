@@ -53,6 +53,52 @@ def rfc822_chain(size: int = 19_000_000) -> bytes:
     return b"".join(pieces)
 
 
+def _nest(levels: int, inner: bytes) -> bytes:
+    """`inner` (a part: header block and body) as the only part of `levels` nested
+    multiparts (the message the outermost; boundaries o0, o1...)."""
+    head = (b"From: a@example.org\r\nSubject: nested\r\n"
+            b"Content-Type: multipart/mixed; boundary=o0\r\n\r\n--o0\r\n"
+            b"Content-Type: text/plain\r\n\r\nfirstword\r\n")
+    opening = b"".join(b"--o%d\r\nContent-Type: multipart/mixed; boundary=o%d\r\n\r\n"
+                       b"--o%d\r\nContent-Type: text/plain\r\n\r\nlevel\r\n"
+                       % (n, n + 1, n + 1) for n in range(levels - 1))
+    closing = b"".join(b"--o%d--\r\n" % n for n in reversed(range(levels)))
+    return head + opening + b"--o%d\r\n" % (levels - 1) + inner + closing
+
+
+def deep_subtree(count: int = 400_000) -> bytes:
+    """48 nested multiparts; the part at depth 49 a multipart of `count` small multiparts."""
+    unit = (b"--c\r\nContent-Type: multipart/mixed; boundary=d\r\n\r\n--d\r\n\r\nx\r\n"
+            b"--d--\r\n")
+    return _nest(48, b"Content-Type: multipart/mixed; boundary=c\r\n\r\n" + unit * count
+                 + b"--c\r\n\r\nlastword\r\n--c--\r\n")
+
+
+def delimiter_run(count: int = 5_000_000) -> bytes:
+    """A multipart of boundary b: a part, `count` delimiter lines "--b" in a row, a part."""
+    from tests.many_parts import empty_boundaries
+    return empty_boundaries(count * 5)
+
+
+def epilogue_delimiters(count: int = 1_000_000) -> bytes:
+    """A multipart nested under 46 others whose epilogue is `count` "--b" lines."""
+    return _nest(46, b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\n"
+                 b"lastword\r\n--b--\r\n" + b"--b\r\n" * count)
+
+
+def deep_text(count: int = 1_300_000) -> bytes:
+    """A text part of `count` short lines under 46 nested multiparts."""
+    return _nest(46, b"Content-Type: text/plain\r\n\r\n" + b"w\r\n" * count
+                 + b"lastword\r\n")
+
+
+def padded_many_parts(count: int = 10_100) -> bytes:
+    """A multipart of `count` parts under a top header block of 250,000 lines."""
+    from tests.many_parts import flat
+    return flat(count * 10).replace(b"Subject: many parts\r\n", b"Subject: many parts\r\n"
+                                     + b"X:y\r\n" * 250_000, 1)
+
+
 SHAPES = {
     "status-short-blocks": lambda: status(b"A:b\r\n\r\n"),
     "status-recipient-blocks": lambda: status(
@@ -60,6 +106,11 @@ SHAPES = {
     "multipart-chain": multipart_chain,
     "multipart-chain-padded-header": padded_chain,
     "rfc822-chain": rfc822_chain,
+    "deep-subtree": deep_subtree,
+    "delimiter-run": delimiter_run,
+    "epilogue-delimiters": epilogue_delimiters,
+    "deep-text": deep_text,
+    "padded-many-parts": padded_many_parts,
 }
 
 
