@@ -177,11 +177,23 @@ class Parts:
 
     def __init__(self, entries: Iterator[tuple], delimiter: bytes, limit: int):
         self.entries, self.delimiter, self.limit = entries, delimiter, limit
+        # The delimiter lines right after another (the parser makes no part between them)
+        # the last next() went past: (where the first of them starts, how many), or None.
+        # services.archive.mime_parts counts them as the parser's work.
+        self.run: tuple[int, int] | None = None
+        # A run longer than this ends the walk of the parts (None: no limit).
+        self.run_limit: int | None = None
+        # (start, end) of its preamble (before its first delimiter line; None if it has
+        # none) and of its epilogue (after its close delimiter line), once the walk passed
+        # them.
+        self.preamble: tuple[int, int] | None = None
+        self.epilogue: tuple[int, int] | None = None
 
     def __iter__(self):
         return self
 
     def __next__(self) -> tuple:
+        self.run = None
         return next(self.entries)
 
 
@@ -332,9 +344,10 @@ def _inner_regions(lines: bytes, start: int, end: int, limit: int, default: str,
             delimiter = b"--" + boundary.encode("ascii", "surrogateescape")
         except UnicodeEncodeError:  # (RFC 2231 decoded) no line of the message can match it
             return None
-        return Parts(((part_start, part_end, inner_default, False)
-                       for part_start, part_end in _parts(lines, delimiter, end, limit)),
-                      delimiter, limit)
+        parts = Parts(iter(()), delimiter, limit)
+        parts.entries = ((part_start, part_end, inner_default, False)
+                         for part_start, part_end in _parts(lines, delimiter, end, limit, parts))
+        return parts
     return None
 
 
@@ -367,15 +380,28 @@ def _type_and_boundary(lines: bytes, start: int, end: int, default: str,
         return message.get_content_type(), None
 
 
-def _parts(raw: bytes, delimiter: bytes, start: int, limit: int) -> Iterator[tuple[int, int]]:
+def _parts(raw: bytes, delimiter: bytes, start: int, limit: int,
+           tally: Parts | None = None) -> Iterator[tuple[int, int]]:
     """(start, end) of each body part as the feedparser reads them: after a delimiter line
     and the delimiter lines right after it (close ones too: it reads a run of them as one,
     no part between), up to the next delimiter line. None after the close delimiter: the
     epilogue is text to the parser whatever lines it holds (RFC 2046 5.1.1), and none
-    before a close delimiter in the preamble (the body is then text too)."""
+    before a close delimiter in the preamble (the body is then text too). Each run of
+    delimiter lines right after another, the preamble and the epilogue are told to
+    `tally` (Parts.run, .preamble, .epilogue; past its run_limit the walk ends)."""
     part_start = None
     for at, line_end, close in delimiter_lines(raw, delimiter, start, limit):
+        if tally is not None:
+            if part_start is None and at > start and not close:
+                tally.preamble = start, at
+            if close and part_start is not None and at != part_start:
+                tally.epilogue = line_end, limit
         if at == part_start:  # right after a delimiter line
+            if tally is not None:
+                first, count = tally.run or (at, 0)
+                tally.run = first, count + 1
+                if tally.run_limit is not None and count + 1 > tally.run_limit:
+                    return
             part_start = line_end
             continue
         if part_start is not None:

@@ -216,11 +216,13 @@ def parse_message(raw: bytes) -> Message:
     mime_parts counts the parts of the message itself first (header_blocks walking a 19
     MB chain of multiparts before mime_parts cut it took over 120 s), and again those of
     header_blocks' answer when it cut a block: a Content-Type past its cut is the field's
-    head to the parser, whose boundary may be another than the whole field's."""
+    head to the parser, whose boundary may be another than the whole field's (the text
+    part of the first count's cut, a part itself, is allowed past MAX_PARTS: it was
+    re-cut, and counted twice)."""
     parts, unparsed = mime_parts.bounded(raw)
     parsed = header_blocks.bounded(parts)
     if parsed is not parts:  # a block cut: its parts counted again, as the parser gets it
-        parsed, more = mime_parts.bounded(parsed)
+        parsed, more = mime_parts.bounded(parsed, 1 if unparsed else 0)  # (its text part)
         unparsed += more
     parsed = with_field_names_closed(parsed)
     del parts

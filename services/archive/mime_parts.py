@@ -20,11 +20,12 @@ and epilogues as the parser does.
 """
 from __future__ import annotations
 
+import base64
 import re
 from email import errors
 from typing import Iterator
 
-from services.archive import header_blocks, mimetree
+from services.archive import header_blocks, mimetree, transfer_encoding
 
 # Parts of one message the parser gets, at most: real mail has tens; a digest of a
 # mailing list's month, hundreds; a journal report, a few. Some 4 MB of the parser's
@@ -39,9 +40,27 @@ MAX_PARTS = 10_000
 MAX_DEPTH = mimetree.MAX_DEPTH
 # The header of the part that holds the text of the parts past MAX_PARTS: its charset is
 # left to be found (services.archive.charsets), as for any unlabelled text.
+# Its body is that text in base64 on one line (decoded, the same text): the parser reads
+# no line of it. As lines, each was matched by the feedparser against every open
+# boundary: the text of a too deep subtree of 2.6 million lines inside 48 multiparts took
+# it 16.5 s and 431 MB, and the text past MAX_PARTS was read again as parts by the second
+# count (parse_message).
 REST_TYPE = b"Content-Type: text/plain"
-REST_HEADER = REST_TYPE + b"\r\n\r\n"
+REST_HEADER = REST_TYPE + b"\r\nContent-Transfer-Encoding: base64\r\n\r\n"
 REST_CHUNK = 1 << 20
+# Matches of a line against an open multipart's boundary, at most, in the parser's work:
+# the feedparser (which parses what the fast parser refuses: a message missing one close
+# delimiter) matches each line against every open boundary, some 0.13 us each here: a
+# text part of 1.3 million short lines (5 MB) inside 46 multiparts took it 7.7 s, and one
+# of 25 MB would take the extraction worker past its time limit. Past these, a body part's
+# body is given on one line (_add_line_free_body: the same bytes, decoded), a preamble's
+# or epilogue's lines left out (no text is read from them). Real mail: a few levels of
+# multiparts around up to a million lines of base64.
+LINE_CHECKS = 20_000_000
+_TRANSFER_ENCODING = re.compile(rb"^content-transfer-encoding[ \t]*:(" + header_blocks._FOLDED
+                                + rb")(?:\r?\n)?", re.MULTILINE | re.IGNORECASE)
+_DECODERS = {"base64": transfer_encoding.decode_base64,
+             "quoted-printable": transfer_encoding.decode_quoted_printable}
 # A delivery status (RFC 3464) is blocks, each a part to the parser: a message that may
 # have one is walked whatever its delimiter lines.
 _STATUS = re.compile(rb"(?i)delivery-status")
@@ -60,7 +79,7 @@ class PartsNotParsed(errors.MessageDefect):
         self.count = count
 
 
-def bounded(raw: bytes) -> tuple[bytes, int]:
+def bounded(raw: bytes, more: int = 0) -> tuple[bytes, int]:
     """(`raw` for the parser, the count of parts not parsed): `raw` itself and 0 when the
     parser reads at most MAX_PARTS parts of it, none deeper than MAX_DEPTH (always for a
     message of fewer than MAX_DEPTH lines starting "--" and no delivery status: a
@@ -68,26 +87,34 @@ def bounded(raw: bytes) -> tuple[bytes, int]:
     each part deeper than MAX_DEPTH (the outermost of its subtree) a text/plain part of its
     text, its header's and its parts' lines, and with the rest from the first part past
     MAX_PARTS on cut as _with_rest_as_text says; a message that is itself a delivery
-    status of more blocks than that, with its body one text/plain part. For parsing only.
-    Never raises but MemoryError."""
-    if raw.count(b"\n--") + raw.count(b"\r--") < MAX_DEPTH and not _STATUS.search(raw):
+    status of more blocks than that, with its body one text/plain part. Each delimiter
+    line right after another (a part to the parser's work, no part to its tree) counts as
+    a part. `more`: parts allowed past MAX_PARTS (the text part of an earlier count's
+    cut, counted again). For parsing only. Never raises but MemoryError."""
+    dashes = raw.count(b"\n--") + raw.count(b"\r--")  # (a multipart open: a line each)
+    if dashes < MAX_DEPTH and not _STATUS.search(raw) \
+            and (dashes + 1) * (raw.count(b"\n") + raw.count(b"\r")) <= LINE_CHECKS:
         return raw, 0
     lines = header_blocks.lines_of(raw)
-    too_deep, rest = _unparsed(lines)
+    edits, rest = _unparsed(lines, MAX_PARTS + more)
     if rest is not None and rest[0] == 0:  # the message itself is the delivery status
         return _status_as_text(raw, lines), MAX_PARTS
-    if not too_deep and rest is None:
+    if not edits and rest is None:
         return raw, 0
-    kept = _with_too_deep_as_text(raw, lines, too_deep, len(raw) if rest is None else rest[0])
+    kept = _with_edits(raw, lines, edits, len(raw) if rest is None else rest[0])
+    cut = sum(kind == "text" for _, _, kind in edits)
     if rest is None:
-        return bytes(kept), len(too_deep)
+        return bytes(kept), cut
     skipped = _with_rest_as_text(kept, raw, lines, *rest)
-    return bytes(kept), len(too_deep) + skipped
+    return bytes(kept), cut + skipped
 
 
-def _unparsed(lines: bytes) -> tuple[list[tuple[int, int]], tuple[int, list] | None]:
-    """([(start, end) of each part deeper than MAX_DEPTH, the outermost of its subtree],
-    in order; (where the block of the first part past MAX_PARTS starts, the multiparts
+def _unparsed(lines: bytes, max_parts: int) -> tuple[list[tuple[int, int, str]],
+                                                    tuple[int, list] | None]:
+    """([(start, end, what to make of it) of each part deeper than MAX_DEPTH, the outermost
+    of its subtree ("text": a text part of its lines), and, past LINE_CHECKS (_Work), of
+    each body part's body ("body") or preamble or epilogue ("drop")], in order; (where the block of the first part past `max_parts` starts, or the delimiter
+    line right after another that is past them, the multiparts
     open there, outermost first: header_blocks.Parts) or None when there is no such part).
     A too deep part's subtree is not walked: it is text, and the parts beside it, at
     allowed depths, are still parts (counted). The blocks of a delivery status (RFC 3464)
@@ -95,21 +122,35 @@ def _unparsed(lines: bytes) -> tuple[list[tuple[int, int]], tuple[int, list] | N
     cut is at the part holding them, and is (0, []) when that part is the message itself."""
     pending: list = [iter([(0, len(lines), "text/plain", False)])]
     count, status, too_deep = 0, None, []
+    work = _Work(lines, too_deep)
     while pending:
-        entry = next(pending[-1], None)
+        top = pending[-1]
+        entry = next(top, None)
+        if isinstance(top, header_blocks.Parts):
+            if top.run is not None:
+                count += top.run[1]
+                if count > max_parts:
+                    return too_deep, (top.run[0], _open_parts(pending))
+            if top.preamble is not None:  # (its lines are matched against its boundary too)
+                work.charge(*top.preamble, _opened(pending), "drop")
+                top.preamble = None
         if entry is None:
             pending.pop()
+            if isinstance(top, header_blocks.Parts):
+                work.closed(top, _opened(pending))
             continue
+        if isinstance(top, header_blocks.Parts):
+            top.walked = True
         start, limit, default, in_status = entry
         count += 1
-        if not in_status and count > MAX_PARTS:
+        if not in_status and count > max_parts:
             return too_deep, (start, _open_parts(pending))
         if not in_status and len(pending) > MAX_DEPTH:
-            too_deep.append((start, limit))
+            too_deep.append((start, limit, "text"))
             continue
         if in_status:
             pending.pop()  # (its one block: the next one replaces it, not nested in it)
-            if count > MAX_PARTS:
+            if count > max_parts:
                 return too_deep, status  # the delivery status part is cut, blocks and all
         inner = _inner(lines, start, limit, default, in_status)
         if inner is not None and inner[1]:
@@ -118,7 +159,11 @@ def _unparsed(lines: bytes) -> tuple[list[tuple[int, int]], tuple[int, list] | N
             # the parser reads the blocks after it as blocks).
             status = (start, _open_parts(pending))
         if inner is not None:
+            if isinstance(inner[0], header_blocks.Parts):
+                work.opened(inner[0], start, max_parts)
             pending.append(inner[0])
+        elif not in_status:
+            work.leaf(start, limit, default, _opened(pending))
     return too_deep, None
 
 
@@ -139,20 +184,116 @@ def _open_parts(pending: list) -> list:
     return [each for each in pending if isinstance(each, header_blocks.Parts)]
 
 
-def _with_too_deep_as_text(raw: bytes, lines: bytes, too_deep: list[tuple[int, int]],
-                           until: int) -> bytearray:
-    """`raw` up to `until` with each part of `too_deep` ((start, end), in order, before
-    `until`) a text/plain part of its lines. Their regions hold no delimiter line of an
-    enclosing multipart: the walk ends a part at the first. Taken from `lines` (a lone CR
-    there is a LF: the same text)."""
+def _opened(pending: list) -> int:
+    """How many multiparts are open (their boundaries matched against each line)."""
+    return sum(isinstance(each, header_blocks.Parts) for each in pending)
+
+
+class _Work:
+    """The parser's matches of lines against open boundaries, counted in the walk's order
+    (lines.count over each region, once: the regions do not overlap); past LINE_CHECKS,
+    each region of more than one line is added to `edits` to be given line-free instead
+    (and its matches are not counted)."""
+
+    def __init__(self, lines: bytes, edits: list):
+        self.lines, self.edits, self.checks = lines, edits, 0
+
+    def charge(self, start: int, end: int, opened: int, kind: str,
+               edit_start: int | None = None) -> None:
+        """The lines from `start` to `end`, matched against `opened` boundaries; past
+        LINE_CHECKS, an edit of `kind` from `edit_start` (else `start`) to `end`."""
+        if not opened or start >= end:
+            return
+        count = self.lines.count(b"\n", start, end)
+        self.checks += count * opened
+        if self.checks > LINE_CHECKS and count > 1:
+            self.edits.append((start if edit_start is None else edit_start, end, kind))
+            self.checks -= count * opened
+
+    def leaf(self, start: int, limit: int, default: str, opened: int) -> None:
+        """A part that holds no parts, from `start` to `limit`: its body's lines ("body"),
+        or, for a multipart or message/* part to its header that has none to the walk,
+        all its lines (a text part of them: "text")."""
+        if not opened:
+            return
+        end = header_blocks.block_end(self.lines, start, limit)
+        found = header_blocks.content_type_field(self.lines, start, end)
+        type_end = -1 if found is None else self.lines.find(b";", *found)
+        if found is not None and header_blocks._COMPOSITE.search(
+                self.lines, found[0], found[1] if type_end < 0 else type_end):
+            self.charge(start, limit, opened, "text")
+        else:
+            self.charge(header_blocks._after_blank_line(self.lines, end), limit, opened,
+                        "body", start)
+
+    def opened(self, parts: header_blocks.Parts, start: int, max_parts: int) -> None:
+        parts.start, parts.edits, parts.walked = start, len(self.edits), False
+        parts.run_limit = max_parts  # (a longer run is cut: no need to walk it all)
+
+    def closed(self, parts: header_blocks.Parts, opened: int) -> None:
+        """Its epilogue, or all of it when it had no parts to the walk (then text to the
+        parser, unless lines of it were given line-free already)."""
+        if parts.walked:
+            if parts.epilogue is not None:
+                self.charge(*parts.epilogue, opened, "drop")
+        elif len(self.edits) == parts.edits:
+            self.charge(parts.start, parts.limit, opened + 1, "text")
+
+
+def _with_edits(raw: bytes, lines: bytes, edits: list[tuple[int, int, str]],
+               until: int) -> bytearray:
+    """`raw` up to `until` with each region of `edits` ((start, end, kind), in order, before
+    `until`): "text", a part made a text/plain part of its lines (_add_text_part, taken from
+    `lines`: a lone CR there is a LF, the same text); "body", a body part whose body is
+    given on one line (_add_line_free_body); "drop", a preamble or epilogue left out.
+    Their regions hold no delimiter line of an enclosing multipart: the walk ends a part
+    at the first."""
     kept, done, view = bytearray(), 0, memoryview(raw)
-    for start, end in too_deep:
+    for start, end, kind in edits:
         kept += view[done:start]
-        kept += REST_HEADER
-        kept += memoryview(lines)[start:end]
+        if kind == "text":
+            _add_text_part(kept, memoryview(lines)[start:end])
+        elif kind == "body":
+            _add_line_free_body(kept, raw, lines, start, end)
         done = end
     kept += view[done:until]
     return kept
+
+
+def _add_text_part(kept: bytearray, text) -> None:
+    """Adds to `kept` a text/plain part of `text` (bytes up to a delimiter line: its last
+    line end is the delimiter's), its body `text` in base64 on one line and that line's
+    end (REST_HEADER)."""
+    if text[-2:] == b"\r\n":
+        text = text[:-2]
+    elif text[-1:] == b"\n":
+        text = text[:-1]
+    kept += REST_HEADER
+    kept += base64.b64encode(text)
+    kept += b"\r\n"
+
+
+def _add_line_free_body(kept: bytearray, raw: bytes, lines: bytes, start: int,
+                        end: int) -> None:
+    """Adds to `kept` the body part from `start` to `end` (up to a delimiter line) with its
+    body in base64 on one line: its header block as it is but its Content-Transfer-Encoding
+    fields, "Content-Transfer-Encoding: base64", the blank line, and the bytes its body
+    stands for, decoded as extraction decodes them (services.archive.transfer_encoding)."""
+    header_end = header_blocks.block_end(lines, start, end)
+    header = lines[start:header_end]
+    found = _TRANSFER_ENCODING.search(header)
+    encoding = "" if found is None else transfer_encoding.encoding_of(
+        found.group(1).decode("ascii", "surrogateescape"))
+    kept += _TRANSFER_ENCODING.sub(b"", header)
+    kept += b"Content-Transfer-Encoding: base64\r\n\r\n"
+    body = raw[header_blocks._after_blank_line(lines, header_end):end]
+    for line_end in (b"\r\n", b"\n", b"\r"):  # (the delimiter's)
+        if body.endswith(line_end):
+            body = body[:-len(line_end)]
+            break
+    decode = _DECODERS.get(encoding)
+    kept += base64.b64encode(body if decode is None else decode(body))
+    kept += b"\r\n"
 
 
 def _status_as_text(raw: bytes, lines: bytes) -> bytes:
@@ -171,15 +312,15 @@ def _with_rest_as_text(kept: bytearray, raw: bytes, lines: bytes, start: int,
     """Adds to `kept` (`raw` up to `start`) the rest from `start`, where the first part
     past MAX_PARTS starts: a text/plain part of the text from there to the outermost open
     multipart's close delimiter (the delimiter lines of the multiparts open there left
-    out), a close delimiter for each of those multiparts, and the rest of `raw`; returns
+    out; _add_text_part), a close delimiter for each of those multiparts, and the rest of `raw`; returns
     how many parts that leaves unparsed, at least (the part cut, and the delimiter lines,
     not close ones, after it). The rest's text is taken from `lines` (a lone CR there is
     a LF: the same text)."""
     end, closed = _outermost_close(lines, start, open_parts)
-    kept += REST_HEADER
-    skipped = 1 + _without_delimiter_lines(lines, start, end, open_parts, kept)
-    if kept[-1:] != b"\n":
-        kept += b"\r\n"
+    text = bytearray()
+    skipped = 1 + _without_delimiter_lines(lines, start, end, open_parts, text)
+    _add_text_part(kept, text)
+    del text
     for multipart in reversed(open_parts[1:] if closed else open_parts):
         kept += multipart.delimiter + b"--\r\n"
     kept += memoryview(raw)[end:]

@@ -43,7 +43,7 @@ __all__ = ["READING_VERSION", "StaleReading", "decode", "encode", "is_current", 
 # cut, summary fields): every kept reading is then read again from its message.
 # tests/unit/archive/test_readings.py fails when the reading code changes without a
 # decision about this number.
-READING_VERSION = 9  # 3: raw 8-bit header bytes read in the declared or detected charset;
+READING_VERSION = 10  # 3: raw 8-bit header bytes read in the declared or detected charset;
                      # the limits that cut text (Extracted.cut, AttachmentText.cut)
                      # 4: white space before a field's colon (RFC 5322 4.5.3) read in the
                      # top-level header block and in each MIME part's
@@ -66,6 +66,9 @@ READING_VERSION = 9  # 3: raw 8-bit header bytes read in the declared or detecte
                      # transfer encoding x-uuencode) read as attachments, their lines out
                      # of the body (services.archive.uuencode); the fields of a delivery
                      # status (RFC 3464, RFC 6533's global one) read as body text
+                     # 10: the text of mime_parts' cuts is a base64 text part (the same
+                     # text); delimiter lines right after another count toward MAX_PARTS
+                     # (millions of them are cut, their text kept)
 _VERSION = struct.Struct(">H")
 # The checksum makes damage to a kept reading a StaleReading, where it could else decode
 # to other text.

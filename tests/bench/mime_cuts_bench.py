@@ -92,6 +92,12 @@ def deep_text(count: int = 1_300_000) -> bytes:
                  + b"lastword\r\n")
 
 
+def unclosed(raw: bytes) -> bytes:
+    """`raw` without its outermost close delimiter: the fast parser refuses it (the
+    feedparser records a defect), and the feedparser parses it, line by line."""
+    return raw[:raw.rindex(b"--o0--")]
+
+
 def padded_many_parts(count: int = 10_100) -> bytes:
     """A multipart of `count` parts under a top header block of 250,000 lines."""
     from tests.many_parts import flat
@@ -111,6 +117,10 @@ SHAPES = {
     "epilogue-delimiters": epilogue_delimiters,
     "deep-text": deep_text,
     "padded-many-parts": padded_many_parts,
+    "deep-subtree-unclosed": lambda: unclosed(deep_subtree()),
+    "epilogue-delimiters-unclosed": lambda: unclosed(epilogue_delimiters()),
+    "deep-text-unclosed": lambda: unclosed(deep_text()),
+    "deep-text-25mb-unclosed": lambda: unclosed(deep_text(6_500_000)),
 }
 
 
