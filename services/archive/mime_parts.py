@@ -40,20 +40,23 @@ MAX_PARTS = 10_000
 MAX_DEPTH = mimetree.MAX_DEPTH
 # The header of the part that holds the text of the parts past MAX_PARTS: its charset is
 # left to be found (services.archive.charsets), as for any unlabelled text.
-# Its body is that text in base64 on one line (decoded, the same text): the parser reads
-# no line of it. As lines, each was matched by the feedparser against every open
-# boundary: the text of a too deep subtree of 2.6 million lines inside 48 multiparts took
-# it 16.5 s and 431 MB, and the text past MAX_PARTS was read again as parts by the second
-# count (parse_message).
+# Its body is that text in base64 (decoded, the same text) on lines of B64_LINE
+# characters: the parser reads a few lines of it. As lines, each was matched by the
+# feedparser against every open boundary: the text of a too deep subtree of 2.6 million
+# lines inside 48 multiparts took it 16.5 s and 431 MB, and the text past MAX_PARTS was
+# read again as parts by the second count (parse_message). Not one line: the feedparser
+# holds a line it has not seen the end of in a StringIO, 4 bytes a character (the text of
+# a 25 MB subtree on one line took it 468 MB).
 REST_TYPE = b"Content-Type: text/plain"
 REST_HEADER = REST_TYPE + b"\r\nContent-Transfer-Encoding: base64\r\n\r\n"
 REST_CHUNK = 1 << 20
+B64_LINE = 1 << 16
 # Matches of a line against an open multipart's boundary, at most, in the parser's work:
 # the feedparser (which parses what the fast parser refuses: a message missing one close
 # delimiter) matches each line against every open boundary, some 0.13 us each here: a
 # text part of 1.3 million short lines (5 MB) inside 46 multiparts took it 7.7 s, and one
 # of 25 MB would take the extraction worker past its time limit. Past these, a body part's
-# body is given on one line (_add_line_free_body: the same bytes, decoded), a preamble's
+# body is given on a few lines (_add_line_free_body: the same bytes, decoded), a preamble's
 # or epilogue's lines left out (no text is read from them). Real mail: a few levels of
 # multiparts around up to a million lines of base64.
 LINE_CHECKS = 20_000_000
@@ -192,8 +195,8 @@ def _opened(pending: list) -> int:
 class _Work:
     """The parser's matches of lines against open boundaries, counted in the walk's order
     (lines.count over each region, once: the regions do not overlap); past LINE_CHECKS,
-    each region of more than one line is added to `edits` to be given line-free instead
-    (and its matches are not counted)."""
+    each region of more than one line is added to `edits`, to be given in base64 lines of
+    B64_LINE characters or left out instead (and its matches are not counted)."""
 
     def __init__(self, lines: bytes, edits: list):
         self.lines, self.edits, self.checks = lines, edits, 0
@@ -232,7 +235,7 @@ class _Work:
 
     def closed(self, parts: header_blocks.Parts, opened: int) -> None:
         """Its epilogue, or all of it when it had no parts to the walk (then text to the
-        parser, unless lines of it were given line-free already)."""
+        parser, unless lines of it were edited already)."""
         if parts.walked:
             if parts.epilogue is not None:
                 self.charge(*parts.epilogue, opened, "drop")
@@ -245,7 +248,7 @@ def _with_edits(raw: bytes, lines: bytes, edits: list[tuple[int, int, str]],
     """`raw` up to `until` with each region of `edits` ((start, end, kind), in order, before
     `until`): "text", a part made a text/plain part of its lines (_add_text_part, taken from
     `lines`: a lone CR there is a LF, the same text); "body", a body part whose body is
-    given on one line (_add_line_free_body); "drop", a preamble or epilogue left out.
+    given on a few lines (_add_line_free_body); "drop", a preamble or epilogue left out.
     Their regions hold no delimiter line of an enclosing multipart: the walk ends a part
     at the first."""
     kept, done, view = bytearray(), 0, memoryview(raw)
@@ -262,21 +265,19 @@ def _with_edits(raw: bytes, lines: bytes, edits: list[tuple[int, int, str]],
 
 def _add_text_part(kept: bytearray, text) -> None:
     """Adds to `kept` a text/plain part of `text` (bytes up to a delimiter line: its last
-    line end is the delimiter's), its body `text` in base64 on one line and that line's
-    end (REST_HEADER)."""
+    line end is the delimiter's), its body `text` in base64 (REST_HEADER, B64_LINE)."""
     if text[-2:] == b"\r\n":
         text = text[:-2]
     elif text[-1:] == b"\n":
         text = text[:-1]
     kept += REST_HEADER
-    kept += base64.b64encode(text)
-    kept += b"\r\n"
+    _add_base64_lines(kept, text)
 
 
 def _add_line_free_body(kept: bytearray, raw: bytes, lines: bytes, start: int,
                         end: int) -> None:
     """Adds to `kept` the body part from `start` to `end` (up to a delimiter line) with its
-    body in base64 on one line: its header block as it is but its Content-Transfer-Encoding
+    body in base64 on lines of B64_LINE characters: its header block as it is but its Content-Transfer-Encoding
     fields, "Content-Transfer-Encoding: base64", the blank line, and the bytes its body
     stands for, decoded as extraction decodes them (services.archive.transfer_encoding)."""
     header_end = header_blocks.block_end(lines, start, end)
@@ -292,8 +293,17 @@ def _add_line_free_body(kept: bytearray, raw: bytes, lines: bytes, start: int,
             body = body[:-len(line_end)]
             break
     decode = _DECODERS.get(encoding)
-    kept += base64.b64encode(body if decode is None else decode(body))
-    kept += b"\r\n"
+    _add_base64_lines(kept, body if decode is None else decode(body))
+
+
+def _add_base64_lines(kept: bytearray, data) -> None:
+    """Adds to `kept` `data` in base64, lines of B64_LINE characters (each ended)."""
+    step = B64_LINE // 4 * 3
+    for start in range(0, len(data), step):
+        kept += base64.b64encode(data[start:start + step])
+        kept += b"\r\n"
+    if not len(data):
+        kept += b"\r\n"
 
 
 def _status_as_text(raw: bytes, lines: bytes) -> bytes:
