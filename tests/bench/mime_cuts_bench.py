@@ -2,7 +2,13 @@
 message that is itself a delivery status of 600,000 blocks (short ones, and three-line
 per-recipient ones), tests.many_parts' chain of nested multiparts (some 22 MB), the same
 with 250,000 header lines in its top block (header_blocks cuts it: mime_parts walks twice),
-and a chain of message/rfc822 parts in multiparts (some 21 MB). One fresh process a
+a chain of message/rfc822 parts in multiparts (some 21 MB), and the shapes where the
+parser's work once outgrew what mime_parts let through: a too deep subtree of 400,000
+multiparts under 48 levels (25 MB), 5 million delimiter lines in a row, a million
+delimiter lines in an epilogue under 46 levels, a text part of 1.3 million lines under
+46 levels (and of 6.5 million), 10,100 parts under a header block of 250,000 lines; the
+"-unclosed" ones without the outermost close delimiter, which the fast parser refuses
+(the feedparser, line by line, parses them). One fresh process a
 shape, so each peak is its own; JSON lines on stdout (seconds of wall and CPU time,
 megabytes of peak resident set before and after extraction).
 
