@@ -13,6 +13,13 @@ text/plain part in their place (their header and body lines, without the delimit
 lines); and the parsed message says how many were not parsed (PartsNotParsed). What is
 stored is never changed.
 
+The parser's work is bounded by what bounded() lets through, whatever the shape: the
+feedparser, which parses whatever the fast parser refuses, matches every line against
+every open multipart's boundary, so the text of a cut is given in base64 on a few long
+lines (REST_HEADER), delimiter lines right after another count as parts, and past
+LINE_CHECKS matches a body part's body is given in base64 too and a preamble's or
+epilogue's lines are left out (LINE_CHECKS). The text read is the same.
+
 Parts are counted in the order the parser reads them (the message, then depth first: each
 body part of a multipart, the message inside a message/* part), with the walk of
 services.archive.header_blocks, which reads types, boundaries, delimiter lines, preambles
