@@ -54,8 +54,11 @@ MAX_DEPTH = mimetree.MAX_DEPTH
 # read again as parts by the second count (parse_message). Not one line: the feedparser
 # holds a line it has not seen the end of in a StringIO, 4 bytes a character (the text of
 # a 25 MB subtree on one line took it 468 MB).
+# Only past LINE_CHECKS: within them, its lines as they are (REST_HEADER), as the
+# parser's memory is (base64 takes a third more, in each copy of the text).
 REST_TYPE = b"Content-Type: text/plain"
-REST_HEADER = REST_TYPE + b"\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+REST_HEADER = REST_TYPE + b"\r\n\r\n"
+REST_HEADER_BASE64 = REST_TYPE + b"\r\nContent-Transfer-Encoding: base64\r\n\r\n"
 REST_CHUNK = 1 << 20
 B64_LINE = 1 << 16
 # Matches of a line against an open multipart's boundary, at most, in the parser's work:
@@ -106,30 +109,32 @@ def bounded(raw: bytes, more: int = 0) -> tuple[bytes, int]:
             and (dashes + 1) * (raw.count(b"\n") + raw.count(b"\r")) <= LINE_CHECKS:
         return raw, 0
     lines = header_blocks.lines_of(raw)
-    edits, rest = _unparsed(lines, MAX_PARTS + more)
+    edits, rest, checks = _unparsed(lines, MAX_PARTS + more)
     if rest is not None and rest[0] == 0:  # the message itself is the delivery status
         return _status_as_text(raw, lines), MAX_PARTS
     if not edits and rest is None:
         return raw, 0
     kept = _with_edits(raw, lines, edits, len(raw) if rest is None else rest[0])
-    cut = sum(kind == "text" for _, _, kind in edits)
+    cut = sum(kind.startswith("text") for _, _, kind in edits)
     if rest is None:
         return bytes(kept), cut
-    skipped = _with_rest_as_text(kept, raw, lines, *rest)
+    skipped = _with_rest_as_text(kept, raw, lines, *rest, checks)
     return bytes(kept), cut + skipped
 
 
 def _unparsed(lines: bytes, max_parts: int) -> tuple[list[tuple[int, int, str]],
-                                                    tuple[int, list] | None]:
+                                                    tuple[int, list] | None, int]:
     """([(start, end, what to make of it) of each part deeper than MAX_DEPTH, the outermost
-    of its subtree ("text": a text part of its lines), and, past LINE_CHECKS (_Work), of
+    of its subtree ("text": a text part of its lines; "text64", of them in base64, past
+    LINE_CHECKS), and, past LINE_CHECKS (_Work), of
     each body part's body ("body") or preamble or epilogue ("drop")], in order; (where the block of the first part past `max_parts` starts, or the delimiter
     line right after another that is past them, the multiparts
     open there, outermost first: header_blocks.Parts) or None when there is no such part).
     A too deep part's subtree is not walked: it is text, and the parts beside it, at
     allowed depths, are still parts (counted). The blocks of a delivery status (RFC 3464)
     count, but are never where the cut is (nor walked once MAX_PARTS are counted): the
-    cut is at the part holding them, and is (0, []) when that part is the message itself."""
+    cut is at the part holding them, and is (0, []) when that part is the message itself;
+    the parser's matches of lines against boundaries counted, _Work.checks)."""
     pending: list = [iter([(0, len(lines), "text/plain", False)])]
     count, status, too_deep = 0, None, []
     work = _Work(lines, too_deep)
@@ -140,7 +145,7 @@ def _unparsed(lines: bytes, max_parts: int) -> tuple[list[tuple[int, int, str]],
             if top.run is not None:
                 count += top.run[1]
                 if count > max_parts:
-                    return too_deep, (top.run[0], _open_parts(pending))
+                    return too_deep, (top.run[0], _open_parts(pending)), work.checks
             if top.preamble is not None:  # (its lines are matched against its boundary too)
                 work.charge(*top.preamble, _opened(pending), "drop")
                 top.preamble = None
@@ -154,14 +159,14 @@ def _unparsed(lines: bytes, max_parts: int) -> tuple[list[tuple[int, int, str]],
         start, limit, default, in_status = entry
         count += 1
         if not in_status and count > max_parts:
-            return too_deep, (start, _open_parts(pending))
+            return too_deep, (start, _open_parts(pending)), work.checks
         if not in_status and len(pending) > MAX_DEPTH:
-            too_deep.append((start, limit, "text"))
+            work.charge(start, limit, _opened(pending), "text64", as_text=True)
             continue
         if in_status:
             pending.pop()  # (its one block: the next one replaces it, not nested in it)
             if count > max_parts:
-                return too_deep, status  # the delivery status part is cut, blocks and all
+                return too_deep, status, work.checks  # (the part is cut, blocks and all)
         inner = _inner(lines, start, limit, default, in_status)
         if inner is not None and inner[1]:
             # Each block of a delivery status is a part to the parser: past MAX_PARTS the
@@ -174,7 +179,7 @@ def _unparsed(lines: bytes, max_parts: int) -> tuple[list[tuple[int, int, str]],
             pending.append(inner[0])
         elif not in_status:
             work.leaf(start, limit, default, _opened(pending))
-    return too_deep, None
+    return too_deep, None, work.checks
 
 
 def _inner(lines: bytes, start: int, limit: int, default: str,
@@ -209,9 +214,13 @@ class _Work:
         self.lines, self.edits, self.checks = lines, edits, 0
 
     def charge(self, start: int, end: int, opened: int, kind: str,
-               edit_start: int | None = None) -> None:
+               edit_start: int | None = None, as_text: bool = False) -> None:
         """The lines from `start` to `end`, matched against `opened` boundaries; past
-        LINE_CHECKS, an edit of `kind` from `edit_start` (else `start`) to `end`."""
+        LINE_CHECKS, an edit of `kind` from `edit_start` (else `start`) to `end`; within
+        them, with `as_text`, a "text" edit of the region (a part cut as text)."""
+        if as_text and (not opened or start >= end):
+            self.edits.append((start, end, "text"))
+            return
         if not opened or start >= end:
             return
         count = self.lines.count(b"\n", start, end)
@@ -219,6 +228,8 @@ class _Work:
         if self.checks > LINE_CHECKS and count > 1:
             self.edits.append((start if edit_start is None else edit_start, end, kind))
             self.checks -= count * opened
+        elif as_text:
+            self.edits.append((start, end, "text"))
 
     def leaf(self, start: int, limit: int, default: str, opened: int) -> None:
         """A part that holds no parts, from `start` to `limit`: its body's lines ("body"),
@@ -231,7 +242,7 @@ class _Work:
         type_end = -1 if found is None else self.lines.find(b";", *found)
         if found is not None and header_blocks._COMPOSITE.search(
                 self.lines, found[0], found[1] if type_end < 0 else type_end):
-            self.charge(start, limit, opened, "text")
+            self.charge(start, limit, opened, "text64")
         else:
             self.charge(header_blocks._after_blank_line(self.lines, end), limit, opened,
                         "body", start)
@@ -247,14 +258,14 @@ class _Work:
             if parts.epilogue is not None:
                 self.charge(*parts.epilogue, opened, "drop")
         elif len(self.edits) == parts.edits:
-            self.charge(parts.start, parts.limit, opened + 1, "text")
+            self.charge(parts.start, parts.limit, opened + 1, "text64")
 
 
 def _with_edits(raw: bytes, lines: bytes, edits: list[tuple[int, int, str]],
                until: int) -> bytearray:
     """`raw` up to `until` with each region of `edits` ((start, end, kind), in order, before
-    `until`): "text", a part made a text/plain part of its lines (_add_text_part, taken from
-    `lines`: a lone CR there is a LF, the same text); "body", a body part whose body is
+    `until`): "text", a part made a text/plain part of its lines, "text64", of them in
+    base64 (_add_text_part; taken from `lines`: a lone CR there is a LF, the same text); "body", a body part whose body is
     given on a few lines (_add_line_free_body); "drop", a preamble or epilogue left out.
     Their regions hold no delimiter line of an enclosing multipart: the walk ends a part
     at the first."""
@@ -262,6 +273,9 @@ def _with_edits(raw: bytes, lines: bytes, edits: list[tuple[int, int, str]],
     for start, end, kind in edits:
         kept += view[done:start]
         if kind == "text":
+            kept += REST_HEADER
+            kept += memoryview(lines)[start:end]
+        elif kind == "text64":
             _add_text_part(kept, memoryview(lines)[start:end])
         elif kind == "body":
             _add_line_free_body(kept, raw, lines, start, end)
@@ -277,7 +291,7 @@ def _add_text_part(kept: bytearray, text) -> None:
         text = text[:-2]
     elif text[-1:] == b"\n":
         text = text[:-1]
-    kept += REST_HEADER
+    kept += REST_HEADER_BASE64
     _add_base64_lines(kept, text)
 
 
@@ -325,33 +339,79 @@ def _status_as_text(raw: bytes, lines: bytes) -> bytes:
 
 
 def _with_rest_as_text(kept: bytearray, raw: bytes, lines: bytes, start: int,
-                       open_parts: list) -> int:
+                       open_parts: list, checks: int = 0) -> int:
     """Adds to `kept` (`raw` up to `start`) the rest from `start`, where the first part
     past MAX_PARTS starts: a text/plain part of the text from there to the outermost open
     multipart's close delimiter (the delimiter lines of the multiparts open there left
-    out; _add_text_part), a close delimiter for each of those multiparts, and the rest of `raw`; returns
+    out; _Base64Text), a close delimiter for each of those multiparts, and the rest of
+    `raw`; returns
     how many parts that leaves unparsed, at least (the part cut, and the delimiter lines,
     not close ones, after it). The rest's text is taken from `lines` (a lone CR there is
     a LF: the same text)."""
     end, closed = _outermost_close(lines, start, open_parts)
-    text = bytearray()
+    # (in base64 if its lines would take the parser's matches past LINE_CHECKS)
+    base64_text = checks + lines.count(b"\n", start, end) * len(open_parts) > LINE_CHECKS
+    text = _Base64Text(kept) if base64_text else _PlainText(kept)
     skipped = 1 + _without_delimiter_lines(lines, start, end, open_parts, text)
-    _add_text_part(kept, text)
-    del text
+    text.close()
     for multipart in reversed(open_parts[1:] if closed else open_parts):
         kept += multipart.delimiter + b"--\r\n"
     kept += memoryview(raw)[end:]
     return skipped
 
 
+class _PlainText:
+    """A text/plain part added to `kept` (REST_HEADER) whose body is the bytes written to
+    it as they are; close() ends its last line."""
+
+    def __init__(self, kept: bytearray):
+        self.kept = kept
+        kept += REST_HEADER
+
+    def write(self, data) -> None:
+        self.kept += data
+
+    def close(self) -> None:
+        if self.kept[-1:] != b"\n":
+            self.kept += b"\r\n"
+
+
+class _Base64Text:
+    """A text/plain part added to `kept` (REST_HEADER) whose body is the bytes written to
+    it, in base64 on lines of B64_LINE characters as they come (the rest's text is never
+    held whole beside it: as big as the message); close() leaves out the last line end
+    written (the delimiter's) and ends it."""
+
+    def __init__(self, kept: bytearray):
+        self.kept, self.pending = kept, bytearray()
+        kept += REST_HEADER_BASE64
+
+    def write(self, data) -> None:
+        self.pending += data
+        step = B64_LINE // 4 * 3
+        if len(self.pending) > step + 2:  # (the last two bytes may be the line end left out)
+            whole = (len(self.pending) - 2) // step * step
+            _add_base64_lines(self.kept, bytes(self.pending[:whole]))
+            del self.pending[:whole]
+
+    def close(self) -> None:
+        text = self.pending
+        if text[-2:] == b"\r\n":
+            del text[-2:]
+        elif text[-1:] == b"\n":
+            del text[-1:]
+        _add_base64_lines(self.kept, text)
+
+
 def _without_delimiter_lines(lines: bytes, start: int, end: int, open_parts: list,
-                             kept: bytearray) -> int:
-    """Adds to `kept` the lines from `start` to `end` but the delimiter lines of
+                             kept: _Base64Text) -> int:
+    """Writes to `kept` the lines from `start` to `end` but the delimiter lines of
     `open_parts`, a chunk of about REST_CHUNK bytes at a time (one re.sub over millions
     of delimiter lines holds a piece for each until it joins them); returns how many of
     them were not close delimiters."""
     if not open_parts:
-        kept += lines[start:end]
+        for chunk_start in range(start, end, REST_CHUNK):
+            kept.write(memoryview(lines)[chunk_start:min(end, chunk_start + REST_CHUNK)])
         return 0
     delimiters = [multipart.delimiter for multipart in open_parts]
     any_line, close_line = _delimiter_line(delimiters), _delimiter_line(delimiters, True)
@@ -361,7 +421,7 @@ def _without_delimiter_lines(lines: bytes, start: int, end: int, open_parts: lis
         chunk = lines[start:chunk_end]
         closes = len(close_line.findall(chunk))
         chunk, found = any_line.subn(b"", chunk)
-        kept += chunk
+        kept.write(chunk)
         count += found - closes
         start = chunk_end
     return count

@@ -33,6 +33,11 @@ _SOFT_LINE_BREAK = re.compile(rb"=[ \t]*+(?:\r\n|\n|\r)")
 _BASE64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 _NOT_BASE64 = bytes(set(range(256)) - set(_BASE64_ALPHABET + b"="))
 _PADDING = re.compile(rb"=+")
+# Base64 on lines, padded only at its end, as an encoder writes it (services.archive.
+# mime_parts' cut text, at megabytes): a2b_base64 reads it as decode_base64 does, without
+# the copy that leaves out what is not base64 (a copy of the whole text, at the peak of
+# an extraction's memory).
+_PLAIN_BASE64 = re.compile(rb"[A-Za-z0-9+/\r\n]*(?:[A-Za-z0-9+/]={0,2}\r?\n?)?")
 # Padding that ends no run: after a whole number of quads (nothing to pad) or a quad's first
 # letter (six bits: no byte). a2b_base64 and the email package read on past it as if it
 # were not there; only padding after a quad's second or third letter ends a run.
@@ -67,6 +72,13 @@ def decode_base64(data: bytes) -> bytes:
     skipped as a2b_base64 skips it), a run's missing padding supplied and a lone last
     character of a run dropped.
     Never raises."""
+    if _PLAIN_BASE64.fullmatch(data):
+        letters = len(data) - data.count(b"\n") - data.count(b"\r")
+        if letters % 4 == 0:  # (padded, if it is, as a2b_base64 wants it: else as below)
+            try:
+                return binascii.a2b_base64(data)
+            except binascii.Error:
+                pass
     data = data.translate(None, _NOT_BASE64)
     if b"=" not in data.rstrip(b"="):  # padding at the end only, if at all: one run
         return _decoded_run(data.rstrip(b"="))

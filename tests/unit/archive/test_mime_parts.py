@@ -2,8 +2,6 @@
 bounded number of parts, what the parts hide is read, and a message whose parts were cut
 says so. A message of 1.6 million tiny parts once ran an extraction worker out of memory
 (the big ones, through the real workers: tests/integration/archive/test_many_parts.py)."""
-import base64
-
 import pytest
 
 from services.archive import extract, mime, mime_parts, mimetree
@@ -62,8 +60,7 @@ def test_a_message_of_max_parts_parts_is_left_as_it_is():
     more = raw.replace(b"--b--", b"--b\r\n\r\nlast\r\n--b--")
     parsed, count = mime_parts.bounded(more)
     assert count == 1
-    assert parsed.endswith(b"--b\r\n" + mime_parts.REST_HEADER
-                           + base64.b64encode(b"\r\nlast") + b"\r\n--b--\r\n")
+    assert parsed.endswith(b"--b\r\n" + mime_parts.REST_HEADER + b"\r\nlast\r\n--b--\r\n")
     assert len(list(mime.iter_parts(mime.parse_message(more)))) == MAX_PARTS + 1
 
 
@@ -77,9 +74,8 @@ def test_the_text_of_the_rest_holds_no_delimiter_line_of_the_open_multiparts():
     rest = message.get_payload()[-1]
     assert count == MAX_PARTS + 2
     assert rest.get_content_type() == "text/plain"
-    text = rest.get_payload(decode=True).decode()
-    assert "--b" not in text and "spaced" in text
-    assert text.startswith(f"Content-Type: text/plain\r\n\r\npart{MAX_PARTS - 1}")
+    assert "--b" not in rest.get_payload() and "spaced" in rest.get_payload()
+    assert rest.get_payload().startswith(f"Content-Type: text/plain\r\n\r\npart{MAX_PARTS - 1}")
     assert message.epilogue == "epilogue\r\n"
 
 
@@ -89,8 +85,8 @@ def test_the_rest_of_a_part_within_parts_closes_every_open_multipart():
            b"Content-Type: multipart/alternative; boundary=c\r\n\r\n" + inner + b"--c--\r\n"
            b"--b\r\nContent-Type: text/plain\r\n\r\nafter\r\n--b--\r\n")
     parsed, _ = mime_parts.bounded(raw)
-    assert parsed.endswith(b"==\r\n--c--\r\n--b--\r\n")
+    assert parsed.endswith(b"after\r\n--c--\r\n--b--\r\n")
     message = mimetree.parse(parsed, mime.POLICY)
     assert [part.get_content_type() for part in message.get_payload()] == \
         ["multipart/alternative"]
-    assert b"after" in message.get_payload()[0].get_payload()[-1].get_payload(decode=True)
+    assert "after" in message.get_payload()[0].get_payload()[-1].get_payload()
