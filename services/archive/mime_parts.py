@@ -15,10 +15,10 @@ stored is never changed.
 
 The parser's work is bounded by what bounded() lets through, whatever the shape: the
 feedparser, which parses whatever the fast parser refuses, matches every line against
-every open multipart's boundary, so the text of a cut is given in base64 on a few long
-lines (REST_HEADER), delimiter lines right after another count as parts, and past
-LINE_CHECKS matches a body part's body is given in base64 too and a preamble's or
-epilogue's lines are left out (LINE_CHECKS). The text read is the same.
+every open multipart's boundary, so delimiter lines right after another count as
+parts, and past LINE_CHECKS matches the text of a cut and a body part's body are given
+in base64 on a few long lines (REST_HEADER_BASE64, B64_LINE) and a preamble's or
+epilogue's lines are left out. The text read is the same.
 
 Parts are counted in the order the parser reads them (the message, then depth first: each
 body part of a multipart, the message inside a message/* part), with the walk of
@@ -45,17 +45,16 @@ MAX_PARTS = 10_000
 # multiparts in 19 MB took it 110 s) and recursing a level for each (past some 900 it ran
 # out of Python's recursion). Real mail nests a few levels; forwarded forwards, tens.
 MAX_DEPTH = mimetree.MAX_DEPTH
-# The header of the part that holds the text of the parts past MAX_PARTS: its charset is
-# left to be found (services.archive.charsets), as for any unlabelled text.
-# Its body is that text in base64 (decoded, the same text) on lines of B64_LINE
-# characters: the parser reads a few lines of it. As lines, each was matched by the
-# feedparser against every open boundary: the text of a too deep subtree of 2.6 million
-# lines inside 48 multiparts took it 16.5 s and 431 MB, and the text past MAX_PARTS was
-# read again as parts by the second count (parse_message). Not one line: the feedparser
-# holds a line it has not seen the end of in a StringIO, 4 bytes a character (the text of
-# a 25 MB subtree on one line took it 468 MB).
-# Only past LINE_CHECKS: within them, its lines as they are (REST_HEADER), as the
-# parser's memory is (base64 takes a third more, in each copy of the text).
+# The header of the part that holds the text of the parts past MAX_PARTS (or of a too
+# deep subtree): its charset is left to be found (services.archive.charsets), as for any
+# unlabelled text. Its body is that text's lines as they are (REST_HEADER) or, past
+# LINE_CHECKS, that text in base64 on lines of B64_LINE characters (REST_HEADER_BASE64:
+# decoded, the same text; the parser reads a few lines of it). As lines, each was matched
+# by the feedparser against every open boundary: the text of a too deep subtree of 2.6
+# million lines inside 48 multiparts took it 16.5 s and 431 MB. Not one line: the
+# feedparser holds a line it has not seen the end of in a StringIO, 4 bytes a character
+# (the text of a 25 MB subtree on one line took it 468 MB). Not always base64: it takes a
+# third more memory in each copy of the text.
 REST_TYPE = b"Content-Type: text/plain"
 REST_HEADER = REST_TYPE + b"\r\n\r\n"
 REST_HEADER_BASE64 = REST_TYPE + b"\r\nContent-Transfer-Encoding: base64\r\n\r\n"

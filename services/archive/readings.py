@@ -66,9 +66,10 @@ READING_VERSION = 10  # 3: raw 8-bit header bytes read in the declared or detect
                      # transfer encoding x-uuencode) read as attachments, their lines out
                      # of the body (services.archive.uuencode); the fields of a delivery
                      # status (RFC 3464, RFC 6533's global one) read as body text
-                     # 10: the text of mime_parts' cuts is a base64 text part (the same
-                     # text); delimiter lines right after another count toward MAX_PARTS
-                     # (millions of them are cut, their text kept)
+                     # 10: past mime_parts.LINE_CHECKS, the text of its cuts and a body
+                     # part's body are base64 (the same text), a preamble's or epilogue's
+                     # lines left out; delimiter lines right after another count toward
+                     # MAX_PARTS (millions of them are cut, their text kept)
 _VERSION = struct.Struct(">H")
 # The checksum makes damage to a kept reading a StaleReading, where it could else decode
 # to other text.
