@@ -320,13 +320,11 @@ def _text_part(part: Message, budget: containers.ReadBudget | None
     """A text part of the body: its text, and the uuencoded files in it (services.archive.
     uuencode), each (name, data), as many as `budget` lets the message read (the rest are
     counted as passed; None: none are read), their encoded lines out of the text. A part
-    whose transfer encoding is x-uuencode is a file, no text (unless it does not decode)."""
-    whole = transfer_encoding.uuencoded_file(part)
-    if whole is not None:
-        charset = _safe_charset(part)
-        taken = budget is not None and _take_attachment(budget)
-        return "", [(_uuencoded_name(whole.name, charset), whole.data)] if taken else []
-    data, charset = _part_bytes(part), _safe_charset(part)
+    whose transfer encoding is x-uuencode is read so too."""
+    # x-uuencode: its encoded text as it came, split as an inline body is (the text around
+    # its blocks, and each file, not the first only).
+    data = transfer_encoding.uuencoded_payload(part)
+    data, charset = data if data is not None else _part_bytes(part), _safe_charset(part)
     found = uuencode.split(data, max(0, budget.attachments) if budget is not None else 0)
     if budget is not None:
         budget.attachments -= len(found.files)
@@ -336,8 +334,9 @@ def _text_part(part: Message, budget: containers.ReadBudget | None
 
 
 def _uuencoded_name(name: bytes, charset: str | None) -> str | None:
-    """The file name of a begin line, in its text's charset."""
-    return mime.decode_text(name, charset).strip() or None
+    """The file name of a begin line, in its text's charset, its control characters blanked
+    (as mime.filename_of blanks those of a MIME name)."""
+    return mime.decode_text(name, charset).translate(mime.HEADER_CONTROLS).strip() or None
 
 
 def delivery_status_text(part: Message) -> str:

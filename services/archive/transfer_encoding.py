@@ -150,12 +150,19 @@ def uuencoded_file(part: Message) -> uuencode.File | None:
     """The file of a part whose transfer encoding is x-uuencode (or another of its names),
     with the name its begin line gives; None for another part, or when no block in it
     decodes. Never raises but MemoryError."""
+    data = uuencoded_payload(part)
+    return uuencode.first_file(data) if data is not None else None
+
+
+def uuencoded_payload(part: Message) -> bytes | None:
+    """The payload of a part whose transfer encoding is x-uuencode (or another of its
+    names) as it came, undecoded; None for another part."""
     if encoding_of(part.get("content-transfer-encoding", "")) not in uuencode.ENCODINGS:
         return None
     payload = part._payload  # (as _decoded reads it)
     if not isinstance(payload, str) or part.is_multipart():
         return None
-    return uuencode.first_file(payload_bytes(payload))
+    return payload_bytes(payload)
 
 
 def payload_bytes(payload: str) -> bytes:
