@@ -15,7 +15,7 @@ import tracemalloc
 import pytest
 import xapian
 
-from services.archive import containers, index, query, uuencode
+from services.archive import containers, index, mime, query, uuencode
 from services.archive.extract import body_text, extract
 from tests.unit.archive.test_extract import DOCX_TYPE, PDF_TYPE, make_docx, pdf_with_text
 
@@ -346,3 +346,14 @@ def test_prose_in_capitals_between_begin_and_end_stays_searchable():
     raw = message(b"hi\nbegin 600 the attack\nMEET AT THE DOCKS AT DAWN, BRING $500.\nend\n"
                   b"bye\n")
     assert found(raw, "docks") == 1
+
+
+def test_a_begin_line_name_is_no_longer_than_a_mime_name_may_be():
+    """A MIME name is at most a header field's kept length (mime.PARAMETER_HEADER_LIMIT);
+    a begin line's name was as long as the sender made it (a megabyte in the stored
+    metadata, each listing and each show, for each of a thousand files)."""
+    raw = message(joined([b"see below", *encoded(b"x" * 1_000_000 + b".txt", b"quokka\n"),
+                          b"bye"], b"\n"))
+    [attachment] = extract(raw, CAP).attachments
+    assert attachment.filename.startswith("xxx")
+    assert len(attachment.filename) <= mime.PARAMETER_HEADER_LIMIT
