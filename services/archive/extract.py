@@ -335,8 +335,8 @@ def _text_part(part: Message, budget: containers.ReadBudget | None
 
 def _uuencoded_name(name: bytes, charset: str | None) -> str | None:
     """The file name of a begin line, in its text's charset, its control characters blanked
-    (as mime.filename_of blanks those of a MIME name)."""
-    return mime.decode_text(name, charset).translate(mime.HEADER_CONTROLS).strip() or None
+    (as mime.filename_of blanks those of a MIME name), no longer than a MIME name may be."""
+    return mime.decode_text(name[:mime.PARAMETER_HEADER_LIMIT], charset).translate(mime.HEADER_CONTROLS).strip() or None
 
 
 def delivery_status_text(part: Message) -> str:
