@@ -153,3 +153,21 @@ def test_a_global_status_in_utf8_reads_as_utf8():
     body = extract(report(UTF8, b"message/global-delivery-status"), CAP).body
     assert "Final-Recipient: utf-8; j\u00f6rg@b\u00fccher.example\n" in body
     assert "Empf\u00e4nger unbekannt" in body and "\ufffd" not in body
+
+
+def test_a_bounce_whose_human_part_is_html_only_keeps_that_text_whole():
+    """A bounce whose readable part is text/html alone: that HTML is the body as it was
+    before its status was read (in order, every word, phrases found), the fields beside it;
+    the fields are no plain-text alternative that leaves of the HTML only the words they
+    lack ("does not exist" lost "not", "delivery failed" its second word)."""
+    raw = HEAD + (
+        b"Content-Type: multipart/report; report-type=delivery-status; boundary=\"=B=\"\n\n"
+        b"--=B=\nContent-Type: text/html\n\n<html><body><p>Your message to nobody@example.org"
+        b" could not be delivered.</p><p>The mailbox nobody@example.org does not exist. "
+        b"Delivery failed.</p></body></html>\n"
+        b"--=B=\nContent-Type: message/delivery-status\n\n" + ONE + b"\n--=B=--\n")
+    body = extract(raw, CAP).body
+    assert "The mailbox nobody@example.org does not exist. Delivery failed." in body
+    assert "Final-Recipient: rfc822; nobody@example.org\n" in body
+    assert found(raw, '"does not exist"') == found(raw, '"delivery failed"') == 1
+    assert body_text(raw) == body
