@@ -171,3 +171,17 @@ def test_a_bounce_whose_human_part_is_html_only_keeps_that_text_whole():
     assert "Final-Recipient: rfc822; nobody@example.org\n" in body
     assert found(raw, '"does not exist"') == found(raw, '"delivery failed"') == 1
     assert body_text(raw) == body
+
+
+def test_the_status_fields_take_no_word_from_the_html_part_beside_them():
+    """The same with the bounced message's headers (text/rfc822-headers, plain text): the
+    HTML adds the words the plain text lacks, as before; that the status fields hold a word
+    too ("failed", the address) does not take it from the HTML's text."""
+    raw = HEAD + (
+        b"Content-Type: multipart/report; report-type=delivery-status; boundary=\"=B=\"\n\n"
+        b"--=B=\nContent-Type: text/html\n\n<html><body><p>The mailbox nobody@example.org "
+        b"does not exist. Delivery failed.</p></body></html>\n"
+        b"--=B=\nContent-Type: message/delivery-status\n\n" + ONE +
+        b"\n--=B=\nContent-Type: text/rfc822-headers\n\nFrom: alice@example.com\n"
+        b"Subject: the quarterly figures\n\n--=B=--\n")
+    assert found(raw, '"delivery failed"') == found(raw, '"does not exist"') == 1
