@@ -269,11 +269,12 @@ def _body_and_attachments(message: Message, cap_bytes: int, nesting: int,
     TNEF, zip and S/MIME signed-data included (each found one names its `container`);
     with `read_attachments` False, the body text alone and no attachment."""
     budget = budget or containers.ReadBudget(text_bytes=CONTAINER_TEXT_FACTOR * cap_bytes)
-    plain, html, attachments = [], [], []
+    plain, html, attachments, statuses = [], [], [], set()  # statuses: where in plain
     pgp_encrypted = _parts_of_multipart_encrypted(message)
     for part in mime.iter_parts(message, into_messages=False):
         if _mime_type(part) in DELIVERY_STATUS_TYPES:  # text of the body, still an attachment
-            plain.append(delivery_status_text(part))  # (of no text) as it always was
+            statuses.add(len(plain))                   # (of no text) as it always was
+            plain.append(delivery_status_text(part))
         if _is_container(part, message):
             continue
         if mime.is_attachment(part):
@@ -298,10 +299,15 @@ def _body_and_attachments(message: Message, cap_bytes: int, nesting: int,
                     plain.append(body)
     # HTML is the body when there is no plain-text alternative to it; where there is, the
     # words only the HTML has are indexed too (what the recipient saw may be either).
+    # A delivery status's fields are no plain-text alternative to the HTML: a bounce whose
+    # readable part is HTML alone has it whole, and the fields take no word from it.
     plain_text, html_text = "\n".join(plain), "\n".join(html)
     if not plain_text.strip():
         return html_text, attachments
-    extra = words_not_in(html_text, plain_text)
+    alternative = "\n".join(text for at, text in enumerate(plain) if at not in statuses)
+    if not alternative.strip():
+        return (html_text + "\n" + plain_text if html_text.strip() else plain_text), attachments
+    extra = words_not_in(html_text, alternative)
     return (plain_text + "\n" + extra if extra else plain_text), attachments
 
 
