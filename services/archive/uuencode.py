@@ -11,7 +11,11 @@ stays body text.
 
 A block is taken only when it decodes from its begin line to its end line: a "begin" line
 that is prose ("begin 644 was the code"), a block with no end (a truncated message), a line
-no decoder reads, all stay text as they were. Lines end in LF or CRLF. Work is linear in
+no decoder reads, all stay text as they were. A block with a line shorter than its length
+character says by more than a group's padding (a mailer that stripped a run of trailing
+blanks, or a line of capitals that merely decodes: "MEET AT THE DOCKS") gives its file and
+keeps its lines in the text too: what a mail client may show as words is never taken out of
+search. Lines end in LF or CRLF. Work is linear in
 the input: blocks are found by one pass of a regular expression that never backtracks
 into a block (_BLOCK), and each block's lines are decoded once.
 """
@@ -34,6 +38,10 @@ _BLOCK = re.compile(rb"(?m)^begin[ \t]++([0-7]{3,6})[ \t]++([^\r\n]*+)\r?+\n"
 # Transfer encodings of a MIME part that is a uuencoded file (as the email package names
 # them, and as mail clients send them).
 ENCODINGS = ("x-uuencode", "uuencode", "x-uue", "uue")
+# Characters a line of data may lack and still be exact: the blanks (zero bits) that pad
+# its last group of four, which encoders that write zero as a blank leave for a mailer to
+# strip.
+PADDING = 2
 
 
 @dataclass
@@ -64,11 +72,12 @@ def split(data: bytes, keep: int) -> Split:
     text, files, more, taken = bytearray(), [], 0, 0
     for block in _BLOCK.finditer(data):
         name = block.group(2).strip()
-        content = _decoded(data, *block.span(3)) if name else None
+        content, exact = _decoded(data, *block.span(3)) if name else (None, False)
         if content is None:
             continue  # text as it was (no line of it starts another block)
-        text += data[taken:block.start()]
-        taken = block.end()
+        if exact:  # (else its lines stay text: see the module docstring)
+            text += data[taken:block.start()]
+            taken = block.end()
         if len(files) < keep:
             files.append(File(name, block.group(1), content))
         else:
@@ -93,21 +102,24 @@ def decode(data: bytes) -> bytes:
     return found.data if found is not None else data
 
 
-def _decoded(data: bytes, start: int, end: int) -> bytes | None:
-    """The data the lines of a block (`data[start:end]`, whole lines) stand for, or None
-    when one of them is no line of data, or there is none (a begin line of prose, a blank
-    line and "end": no file). Line by line, never a copy of them all."""
+def _decoded(data: bytes, start: int, end: int) -> tuple[bytes | None, bool]:
+    """(the data the lines of a block (`data[start:end]`, whole lines) stand for, whether
+    every line was as long as its length character says); (None, False) when one of them
+    is no line of data, or there is none (a begin line of prose, a blank line and "end":
+    no file). Line by line, never a copy of them all."""
     if start == end:
-        return None
-    content = bytearray()
+        return None, False
+    content, exact = bytearray(), True
     while start < end:
         line_end = data.index(b"\n", start, end)
-        decoded = _line(data[start:line_end].rstrip())
+        line = data[start:line_end].rstrip()
+        decoded = _line(line)
         if decoded is None:
-            return None
+            return None, False
+        exact = exact and len(line) + PADDING >= _full_length(line)
         content += decoded
         start = line_end + 1
-    return bytes(content)
+    return bytes(content), exact
 
 
 def _line(line: bytes) -> bytes | None:
@@ -115,10 +127,16 @@ def _line(line: bytes) -> bytes | None:
     shorter than its length character says (a mailer stripped the blanks, which stand for
     zero bits, at its end) and one character longer (some encoders add a checksum); a
     longer one is no line of data (its characters would be lost)."""
-    full = 1 + (((line[0] - 32) & 63) + 2) // 3 * 4
+    full = _full_length(line)
     if len(line) > full + 1:
         return None
     try:
         return binascii.a2b_uu(line[:full])
     except binascii.Error:
         return None
+
+
+def _full_length(line: bytes) -> int:
+    """The characters a line of data has, its length character's count of bytes encoded
+    (four characters for each three bytes, the last three padded) and itself."""
+    return 1 + (((line[0] - 32) & 63) + 2) // 3 * 4

@@ -338,14 +338,22 @@ def test_the_html_alternative_of_a_body_with_a_block_adds_no_encoded_words():
     assert "begin" not in extracted.body and "end" not in extracted.body.split()
 
 
-@pytest.mark.xfail(strict=True, reason="r155: lines of capitals and punctuation between a "
-                   "begin line and an end line decode, as a file of no text (not fixed here)")
 def test_prose_in_capitals_between_begin_and_end_stays_searchable():
-    """A sender's words framed as a block that decodes to no readable file: what a mail
-    client shows as text was searchable before and is no longer found."""
+    """A sender's words framed as a block that decodes (a line of capitals, shorter than its
+    length character says): what a mail client shows as text stays searchable."""
     raw = message(b"hi\nbegin 600 the attack\nMEET AT THE DOCKS AT DAWN, BRING $500.\nend\n"
                   b"bye\n")
     assert found(raw, "docks") == 1
+
+
+def test_a_block_of_short_lines_gives_its_file_and_keeps_its_lines_in_the_text():
+    """A block whose lines a mailer cut short (their trailing blanks stripped) still decodes
+    to its file; its lines stay text, as every line not of exact length does."""
+    lines = encoded(b"short.txt", b"quokka paddock\n" * 9)
+    cut = [line[:-4] if at == 1 else line for at, line in enumerate(lines)]
+    split = uuencode.split(joined(cut, b"\n"), 5)
+    assert [file.name for file in split.files] == [b"short.txt"]
+    assert b"begin 644 short.txt" in split.text
 
 
 def test_a_begin_line_name_is_no_longer_than_a_mime_name_may_be():
