@@ -256,15 +256,22 @@ class _Work:
         if parts.walked:
             if parts.epilogue is not None:
                 self.charge(*parts.epilogue, opened, "drop")
-        elif len(self.edits) == parts.edits:
+        elif len(self.edits) == parts.edits and opened:
             self.charge(parts.start, parts.limit, opened + 1, "text64")
+        elif len(self.edits) == parts.edits:
+            # (the message itself, or the message of the outermost message/* part: its
+            # header stays its own, only its body becomes a text part's, "message")
+            end = header_blocks.block_end(self.lines, parts.start, parts.limit)
+            self.charge(header_blocks._after_blank_line(self.lines, end), parts.limit, 1,
+                        "message", parts.start)
 
 
 def _with_edits(raw: bytes, lines: bytes, edits: list[tuple[int, int, str]],
                until: int) -> bytearray:
     """`raw` up to `until` with each region of `edits` ((start, end, kind), in order, before
     `until`): "text", a part made a text/plain part of its lines, "text64", of them in
-    base64 (_add_text_part; taken from `lines`: a lone CR there is a LF, the same text); "body", a body part whose body is
+    base64 (_add_text_part; taken from `lines`: a lone CR there is a LF, the same text); "message", a multipart (the message itself) of no parts whose header is kept, saying
+    text/plain, its body given as "body" is; "body", a body part whose body is
     given on a few lines (_add_line_free_body); "drop", a preamble or epilogue left out.
     Their regions hold no delimiter line of an enclosing multipart: the walk ends a part
     at the first."""
@@ -278,6 +285,8 @@ def _with_edits(raw: bytes, lines: bytes, edits: list[tuple[int, int, str]],
             _add_text_part(kept, memoryview(lines)[start:end])
         elif kind == "body":
             _add_line_free_body(kept, raw, lines, start, end)
+        elif kind == "message":
+            _add_line_free_body(kept, raw, lines, start, end, as_text=True)
         done = end
     kept += view[done:until]
     return kept
@@ -295,7 +304,7 @@ def _add_text_part(kept: bytearray, text) -> None:
 
 
 def _add_line_free_body(kept: bytearray, raw: bytes, lines: bytes, start: int,
-                        end: int) -> None:
+                        end: int, as_text: bool = False) -> None:
     """Adds to `kept` the body part from `start` to `end` (up to a delimiter line) with its
     body in base64 on lines of B64_LINE characters: its header block as it is but its Content-Transfer-Encoding
     fields, "Content-Transfer-Encoding: base64", the blank line, and the bytes its body
@@ -305,6 +314,11 @@ def _add_line_free_body(kept: bytearray, raw: bytes, lines: bytes, start: int,
     found = _TRANSFER_ENCODING.search(header)
     encoding = "" if found is None else transfer_encoding.encoding_of(
         found.group(1).decode("ascii", "surrogateescape"))
+    if as_text:  # (a multipart of no parts: its Content-Type says text/plain, its body as is)
+        encoding = ""
+        field = header_blocks.content_type_field(lines, start, header_end)
+        if field is not None:
+            header = lines[start:field[0]] + REST_TYPE + lines[field[1]:header_end]
     kept += _TRANSFER_ENCODING.sub(b"", header)
     kept += b"Content-Transfer-Encoding: base64\r\n\r\n"
     body = raw[header_blocks._after_blank_line(lines, header_end):end]
