@@ -1,0 +1,48 @@
+"""Review 156: what mime_parts.bounded gives the parser past LINE_CHECKS must read as the
+message did (shape and text, never time)."""
+import binascii
+
+import pytest
+
+from services.archive import extract, mime, mime_parts
+
+LINE_CHECKS = 2_000
+
+
+@pytest.fixture(autouse=True)
+def lower_limits(monkeypatch):
+    monkeypatch.setattr(mime_parts, "LINE_CHECKS", LINE_CHECKS)
+
+
+def test_a_multipart_message_without_parts_keeps_its_header():
+    """A multipart message with no delimiter line and more lines than LINE_CHECKS: its
+    body may become text, but its own header (From, To, Subject) must stay the
+    message's, not become text of a text part."""
+    raw = (b"From: alice@example.com\r\nTo: bob@example.com\r\nSubject: secretsubject\r\n"
+           b"Content-Type: multipart/mixed; boundary=b\r\n\r\nbodyword\r\n"
+           + b"line\r\n" * (2 * LINE_CHECKS))
+    parsed, _ = mime_parts.bounded(raw)
+    message = mime.parse_message(raw)
+    assert message["Subject"] == "secretsubject"
+    assert parsed.startswith(b"From: alice@example.com\r\n")
+    extracted = extract.extract(raw, 1 << 20)
+    assert extracted.summary.subject == "secretsubject"
+    assert extracted.summary.from_addrs == ["alice@example.com"]
+    assert "bodyword" in extracted.body
+    assert "secretsubject" not in extracted.body
+
+
+def test_an_x_uuencode_body_past_line_checks_is_still_its_file():
+    """A part sent as x-uuencode deep in a multipart past LINE_CHECKS: its file (name and
+    text) is read as when the message is under the budget."""
+    data = b"uuencodedword and more words\n" * 10
+    uu = (b"begin 644 notes.txt\r\n"
+          + b"".join(binascii.b2a_uu(data[i:i + 45]).replace(b"\n", b"\r\n")
+                     for i in range(0, len(data), 45)) + b"`\r\nend\r\n")
+    raw = (b"From: a@b.c\r\nSubject: s\r\nContent-Type: multipart/mixed; boundary=o\r\n\r\n"
+           b"--o\r\nContent-Type: text/plain\r\n\r\n" + b"filler\r\n" * (LINE_CHECKS - 10)
+           + b"--o\r\nContent-Type: application/octet-stream\r\n"
+           b"Content-Transfer-Encoding: x-uuencode\r\n\r\n" + uu + b"--o--\r\n")
+    names = {a.filename: a.text for a in extract.extract(raw, 1 << 20).attachments}
+    assert "notes.txt" in names, names.keys()
+    assert "uuencodedword" in names["notes.txt"]
