@@ -270,7 +270,6 @@ def _body_and_attachments(message: Message, cap_bytes: int, nesting: int,
     with `read_attachments` False, the body text alone and no attachment."""
     budget = budget or containers.ReadBudget(text_bytes=CONTAINER_TEXT_FACTOR * cap_bytes)
     plain, html, attachments, statuses = [], [], [], set()  # statuses: where in plain
-    with_blocks = []  # text parts with their uuencoded blocks: an HTML copy adds no word of them
     pgp_encrypted = _parts_of_multipart_encrypted(message)
     for part in mime.iter_parts(message, into_messages=False):
         if _mime_type(part) in DELIVERY_STATUS_TYPES:  # text of the body, still an attachment
@@ -290,9 +289,8 @@ def _body_and_attachments(message: Message, cap_bytes: int, nesting: int,
         elif part.get_content_type() == "text/html":
             html.append(_html_to_text(_part_bytes(part), _safe_charset(part)))
         else:
-            text, files, whole = _text_part(part, budget if read_attachments else None)
+            text, files = _text_part(part, budget if read_attachments else None)
             plain.append(text)
-            with_blocks.append(whole)
             for name, data in files:
                 entries, body = _file(name, "application/octet-stream", data, cap_bytes,
                                       nesting, budget, container)
@@ -309,7 +307,7 @@ def _body_and_attachments(message: Message, cap_bytes: int, nesting: int,
     alternative = "\n".join(text for at, text in enumerate(plain) if at not in statuses)
     if not alternative.strip():
         return (html_text + "\n" + plain_text if html_text.strip() else plain_text), attachments
-    extra = words_not_in(html_text, "\n".join([alternative, *with_blocks]))
+    extra = words_not_in(html_text, alternative)
     return (plain_text + "\n" + extra if extra else plain_text), attachments
 
 
@@ -324,12 +322,11 @@ def _take_attachment(budget: containers.ReadBudget) -> bool:
 
 
 def _text_part(part: Message, budget: containers.ReadBudget | None
-               ) -> tuple[str, list[tuple[str | None, bytes]], str]:
+               ) -> tuple[str, list[tuple[str | None, bytes]]]:
     """A text part of the body: its text, and the uuencoded files in it (services.archive.
     uuencode), each (name, data), as many as `budget` lets the message read (the rest are
-    counted as passed; None: none are read), their encoded lines out of the text; and the
-    text with them when it had any, else "" (an HTML alternative that shows them adds none
-    of their words). A part whose transfer encoding is x-uuencode is read so too."""
+    counted as passed; None: none are read), their encoded lines out of the text. A part
+    whose transfer encoding is x-uuencode is read so too."""
     # x-uuencode: its encoded text as it came, split as an inline body is (the text around
     # its blocks, and each file, not the first only).
     data = transfer_encoding.uuencoded_payload(part)
@@ -339,8 +336,7 @@ def _text_part(part: Message, budget: containers.ReadBudget | None
         budget.attachments -= len(found.files)
         budget.attachments_passed += found.more
     files = [(_uuencoded_name(file.name, charset), file.data) for file in found.files]
-    whole = mime.decode_text(data, charset) if found.count else ""
-    return mime.decode_text(found.text, charset), files, whole
+    return mime.decode_text(found.text, charset), files
 
 
 def _uuencoded_name(name: bytes, charset: str | None) -> str | None:
