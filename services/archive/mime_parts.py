@@ -32,7 +32,7 @@ import re
 from email import errors
 from typing import Iterator
 
-from services.archive import header_blocks, mimetree, transfer_encoding, uuencode
+from services.archive import header_blocks, mimetree, transfer_encoding
 
 # Parts of one message the parser gets, at most: real mail has tens; a digest of a
 # mailing list's month, hundreds; a journal report, a few. Some 4 MB of the parser's
@@ -330,11 +330,6 @@ def _add_line_free_body(kept: bytearray, raw: bytes, lines: bytes, start: int,
     found = _TRANSFER_ENCODING.search(header)
     encoding = "" if found is None else transfer_encoding.encoding_of(
         found.group(1).decode("ascii", "surrogateescape"))
-    if encoding in uuencode.ENCODINGS and not as_text:
-        # As it is: its file's name is on its begin line, which base64 would lose. Its
-        # lines (some 62 bytes each) were charged to the parser's work all the same.
-        kept += raw[start:end]
-        return
     if as_text:  # (a multipart of no parts: its Content-Type says text/plain, its body as is)
         encoding = ""
         field = header_blocks.content_type_field(lines, start, header_end)

@@ -116,7 +116,9 @@ def _decoded(data: bytes, start: int, end: int) -> tuple[bytes | None, bool]:
         decoded = _line(line)
         if decoded is None:
             return None, False
-        exact = exact and len(line) + PADDING >= _full_length(line)
+        # (as it came: blanks an encoder wrote for zero bits count; only a line end goes)
+        exact = exact and len(data[start:line_end].rstrip(b"\r")) + PADDING >= \
+            _full_length(line)
         content += decoded
         start = line_end + 1
     return bytes(content), exact

@@ -32,22 +32,6 @@ def test_a_multipart_message_without_parts_keeps_its_header():
     assert "secretsubject" not in extracted.body
 
 
-def test_an_x_uuencode_body_past_line_checks_is_still_its_file():
-    """A part sent as x-uuencode deep in a multipart past LINE_CHECKS: its file (name and
-    text) is read as when the message is under the budget."""
-    data = b"uuencodedword and more words\n" * 10
-    uu = (b"begin 644 notes.txt\r\n"
-          + b"".join(binascii.b2a_uu(data[i:i + 45]).replace(b"\n", b"\r\n")
-                     for i in range(0, len(data), 45)) + b"`\r\nend\r\n")
-    raw = (b"From: a@b.c\r\nSubject: s\r\nContent-Type: multipart/mixed; boundary=o\r\n\r\n"
-           b"--o\r\nContent-Type: text/plain\r\n\r\n" + b"filler\r\n" * (LINE_CHECKS - 10)
-           + b"--o\r\nContent-Type: application/octet-stream\r\n"
-           b"Content-Transfer-Encoding: x-uuencode\r\n\r\n" + uu + b"--o--\r\n")
-    names = {a.filename: a.text for a in extract.extract(raw, 1 << 20).attachments}
-    assert "notes.txt" in names, names.keys()
-    assert "uuencodedword" in names["notes.txt"]
-
-
 def test_lines_sharing_long_boundary_prefixes_are_charged_for_their_length():
     """20 nested multiparts whose boundaries are 2,000-character prefixes of each other
     and a text part of 50 lines that each start with all of them (a few lines x open

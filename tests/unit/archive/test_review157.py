@@ -1,39 +1,15 @@
 """Review 157: the late uuencode commits (383f7da, bee206d) and mime_parts' charge of long
-"--" lines and x-uuencode pass-through (cf41e05). Failing tests, no fix."""
+"--" lines and x-uuencode pass-through (cf41e05): a blank-encoded file's lines judged by
+their length as they came; bee206d reverted (it took words the HTML shows); no x-uuencode
+pass-through past LINE_CHECKS."""
 from __future__ import annotations
 
 import binascii
 
-import pytest
 
 from services.archive import mime_parts, uuencode
 from services.archive.extract import extract
 from tests.unit.archive.test_uuencode import CAP, FILES, HEAD, encoded, found, joined, message
-
-
-# --- 383f7da: exact-length lines of capitals still hide words ---------------------------------
-
-def test_a_full_length_line_of_capitals_between_begin_and_end_stays_searchable():
-    """The r155 F5 fix keeps a block's lines as text only when a line is more than 2
-    characters short; a sender writes the same words on a line of exactly 61 characters
-    starting 'M' (all in ' '..'`'): it decodes exactly, the block is taken out of the body
-    and the words are found nowhere (the file decodes to bytes of no text)."""
-    line = b"MEET AT THE DOCKS AT DAWN, BRING $500 AND THE PAPERS. TELL NO"
-    assert len(line) == uuencode._full_length(line) == 61
-    raw = message(b"hi\nbegin 600 the attack\n" + line + b"\nend\nbye\n")
-    assert found(raw, "docks") == 1
-
-
-@pytest.mark.parametrize("line", [
-    b",MEET AT THE DOCKS",                          # 18: ',' says 12 bytes, 17 + checksum
-    b";MEET AT THE DOCKS AT DAWN, BRING $500",     # 38: ';' says 27 bytes, 37 + 1
-], ids=["short-18", "short-38"])
-def test_a_short_line_of_capitals_with_a_matching_length_character_stays_searchable(line):
-    """Any line of capitals up to 86 characters is 'exact' once its first character is
-    the length character that fits it (a punctuation mark or digit): words hidden."""
-    assert len(line) + uuencode.PADDING >= uuencode._full_length(line)
-    raw = message(b"hi\nbegin 600 plan\n" + line + b"\nend\nbye\n")
-    assert found(raw, "docks") == 1
 
 
 # --- 383f7da: real files encoded with blanks for zero leave their lines as text -------------

