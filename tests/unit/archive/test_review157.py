@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import binascii
 
-
 from services.archive import mime_parts, uuencode
 from services.archive.extract import extract
 from tests.unit.archive.test_uuencode import CAP, FILES, HEAD, encoded, found, joined, message
