@@ -342,7 +342,8 @@ def _text_part(part: Message, budget: containers.ReadBudget | None
 def _uuencoded_name(name: bytes, charset: str | None) -> str | None:
     """The file name of a begin line, in its text's charset, its control characters blanked
     (as mime.filename_of blanks those of a MIME name), no longer than a MIME name may be."""
-    return mime.decode_text(name[:mime.PARAMETER_HEADER_LIMIT], charset).translate(mime.HEADER_CONTROLS).strip() or None
+    name = mime.decode_text(name[:mime.PARAMETER_HEADER_LIMIT], charset)
+    return name.translate(mime.HEADER_CONTROLS).strip() or None
 
 
 def delivery_status_text(part: Message) -> str:
@@ -356,10 +357,9 @@ def delivery_status_text(part: Message) -> str:
     try:
         source = _status_source(part)
         encoding = transfer_encoding.encoding_of(part.get("content-transfer-encoding", ""))
-        if encoding == "base64":
-            source = transfer_encoding.decode_base64(source)
-        elif encoding == "quoted-printable":
-            source = transfer_encoding.decode_quoted_printable(source)
+        decode = transfer_encoding.DECODERS.get(encoding)
+        if decode is not None:
+            source = decode(source)
         charset = "utf-8" if _mime_type(part) == GLOBAL_DELIVERY_STATUS else _safe_charset(part)
         text = mime.decode_text(source, charset)
     except MemoryError:

@@ -79,8 +79,6 @@ DASH_BYTES_PER_CHECK = 8
 _LONG_DASH_LINE = re.compile(rb"(?m)^--[^\n]{%d,}" % (LONG_DASH_LINE - 2))
 _TRANSFER_ENCODING = re.compile(rb"^content-transfer-encoding[ \t]*:(" + header_blocks._FOLDED
                                 + rb")(?:\r?\n)?", re.MULTILINE | re.IGNORECASE)
-_DECODERS = {"base64": transfer_encoding.decode_base64,
-             "quoted-printable": transfer_encoding.decode_quoted_printable}
 # A delivery status (RFC 3464) is blocks, each a part to the parser: a message that may
 # have one is walked whatever its delimiter lines.
 _STATUS = re.compile(rb"(?i)delivery-status")
@@ -342,7 +340,7 @@ def _add_line_free_body(kept: bytearray, raw: bytes, lines: bytes, start: int,
         if body.endswith(line_end):
             body = body[:-len(line_end)]
             break
-    decode = _DECODERS.get(encoding)
+    decode = transfer_encoding.DECODERS.get(encoding)
     _add_base64_lines(kept, body if decode is None else decode(body))
 
 

@@ -131,6 +131,12 @@ def encoding_of(value: object) -> str:
     return (text[:end.start()] if end else text).lower()
 
 
+# The decoders of the transfer encodings a body's bytes stand for (RFC 2045 6.7, 6.8), by
+# the name encoding_of gives; a part's decoding (_decoded) reads x-uuencode too.
+DECODERS = {"quoted-printable": decode_quoted_printable, "base64": decode_base64}
+_PART_DECODERS = {**DECODERS, **dict.fromkeys(uuencode.ENCODINGS, uuencode.decode)}
+
+
 def decoded_payload(part: Message) -> bytes:
     """What part.get_payload(decode=True) gives (bytes), with a quoted-printable, base64 or
     uuencoded part decoded as above (uuencode.decode: the first file, or the text as it is
@@ -176,8 +182,7 @@ def payload_bytes(payload: str) -> bytes:
 
 def _decoded(part: Message) -> bytes | None:
     encoding = encoding_of(part.get("content-transfer-encoding", ""))
-    decode = {"quoted-printable": decode_quoted_printable, "base64": decode_base64,
-              **dict.fromkeys(uuencode.ENCODINGS, uuencode.decode)}.get(encoding)
+    decode = _PART_DECODERS.get(encoding)
     if part.is_multipart() or decode is None:
         return part.get_payload(decode=True)
     # What get_payload(decode=True) reads, which no public accessor gives undecoded: the
