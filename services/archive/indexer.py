@@ -65,6 +65,12 @@ BATCH_SHARE = 8
 # its commits are as large as memory allows already, so waiting would not make them fewer,
 # only later (measured: the wait was a quarter of a 2,000-message catch-up on 2 cores).
 FOLLOW_COMMIT_SECONDS = 0.5
+# While nothing arrives, the follower looks again after FOLLOW_IDLE_SECONDS, then twice as
+# long each time up to FOLLOW_IDLE_MOST_SECONDS: an idle appliance looks once a second, not
+# five times (each look costs some 40 ms of CPU on an emulated 2-core VM), and the first
+# message after a quiet spell waits at most that second longer to be searchable.
+FOLLOW_IDLE_SECONDS = 0.2
+FOLLOW_IDLE_MOST_SECONDS = 1.0
 # A commit is begun only with room for what it may write on the index's disk, because
 # Xapian 1.4 cannot be let meet a full disk there: the value streams are written by a
 # destructor (Glass::ValueUpdater, in GlassDatabase::set_revision_number), so the
@@ -302,20 +308,28 @@ class Indexer:
                 self._write(carried, committed=progress)
         return done
 
-    def follow(self, stop: Callable[[], bool], idle_sleep: float = 0.2,
+    def follow(self, stop: Callable[[], bool], idle_sleep: float = FOLLOW_IDLE_SECONDS,
                on_batch: Callable[[int], None] | None = None,
-               caught_up: Callable[[], object] | None = None) -> None:
+               caught_up: Callable[[], object] | None = None,
+               sleep: Callable[[float], object] = time.sleep) -> None:
         """Index what arrives until stop() is true: a trickle in commits at least
-        FOLLOW_COMMIT_SECONDS apart, a backlog (full batches) as import does.
+        FOLLOW_COMMIT_SECONDS apart, a backlog (full batches) as import does. While the
+        log brings nothing, it is looked at again after `idle_sleep` seconds, then after
+        twice as long each time, up to FOLLOW_IDLE_MOST_SECONDS (never less than
+        `idle_sleep`); `sleep(seconds)` waits.
         `caught_up()` runs each time the indexer has caught up with the arrival log (never
         between the batches of a backlog), with nothing uncommitted (the service's
         compaction: services.archive.live_compaction)."""
+        idle = idle_sleep
         while not stop():
             count = self.catch_up(on_batch, spacing=FOLLOW_COMMIT_SECONDS)
             if caught_up is not None:
                 caught_up()
-            if not count:
-                time.sleep(idle_sleep)
+            if count:
+                idle = idle_sleep
+            else:
+                sleep(idle)
+                idle = max(idle_sleep, min(2 * idle, FOLLOW_IDLE_MOST_SECONDS))
 
     def _read_and_extract(self, after_seq: int) -> Batch:
         return self._extract(self._read(after_seq))

@@ -61,7 +61,12 @@ BATCH_BYTES = 16 * 1024 * 1024  # raw bytes and readings; a batch ends past it
 # bound keeps a batch under what the peer takes (its largest message plus 32 MiB: a batch
 # holds under BATCH_BYTES before its last message, that message, and its reading).
 READING_BYTES = 8 * 1024 * 1024
+# While nothing waits to be copied, the outbox is looked at again after IDLE_POLL_SECONDS,
+# then twice as long each time up to IDLE_POLL_MOST_SECONDS: an idle appliance looks about
+# once a second per peer (each look costs tens of ms of CPU on an emulated VM), and mail
+# after a quiet spell waits at most that long to be copied.
 IDLE_POLL_SECONDS = 0.3
+IDLE_POLL_MOST_SECONDS = 1.2
 INTAKE_YIELD_SECONDS = 0.05
 
 
@@ -324,7 +329,7 @@ class MirrorClient:
         self.status.settings_differ = bool(theirs) and theirs != self.replicated.digest()
 
     async def _copy_until(self, stop: asyncio.Event, session: aiohttp.ClientSession) -> None:
-        greeted = time.monotonic()
+        greeted, idle = time.monotonic(), IDLE_POLL_SECONDS
         while not stop.is_set():
             if time.monotonic() - greeted > self.timers.rehello:
                 await self._handshake(session)
@@ -333,8 +338,10 @@ class MirrorClient:
                 await asyncio.sleep(INTAKE_YIELD_SECONDS)
             last_seq, batch = await asyncio.to_thread(self._next_batch)
             if last_seq is None:
-                await _sleep_unless(stop, IDLE_POLL_SECONDS)
+                await _sleep_unless(stop, idle)
+                idle = min(2 * idle, IDLE_POLL_MOST_SECONDS)
                 continue
+            idle = IDLE_POLL_SECONDS
             if batch:
                 await self._send(session, batch)
             self.store.set_cursor(cursor_name(self.peer), last_seq)
