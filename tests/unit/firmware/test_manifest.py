@@ -87,6 +87,26 @@ def test_every_missing_file_is_named(signed):
         "payload file app.whl is missing", "payload file etc/units.txt is missing"]
 
 
+def test_problems_of_many_files_hashed_at_once_come_in_the_manifests_order(tmp_path):
+    """The files are hashed on several threads (manifest.HASHING_THREADS); what is wrong
+    is still said file by file in sorted order, as one thread would."""
+    root = tmp_path / "payload"
+    (root / "lib").mkdir(parents=True)
+    for n in range(300):
+        (root / "lib" / f"{n:03}.py").write_bytes(b"x" * (n * 997))
+    private_path, public_path = keys.generate(tmp_path / "keys")
+    data = manifest.create(root, ["lib"], 450, VERSION).to_bytes()
+    signature = manifest.sign(data, keys.load_private(private_path))
+    changed = [n for n in range(300) if n % 7 == 3]
+    for n in changed:
+        (root / "lib" / f"{n:03}.py").write_bytes(b"changed")
+    (root / "lib" / "151.py").unlink()
+    found = problems(data, signature, keys.load_public(public_path), root)
+    assert [line.split()[2] for line in found] == sorted(
+        [f"lib/{n:03}.py" for n in changed] + ["lib/151.py"])
+    assert "payload file lib/151.py is missing" in found
+
+
 def test_a_wrong_key_is_told_apart_from_a_changed_manifest(signed):
     root, data, signature, _, tmp_path = signed
     _, other_public = keys.generate(tmp_path / "other")
