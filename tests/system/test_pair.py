@@ -50,6 +50,23 @@ def test_every_archiver_unit_is_active(pair):
         assert failed.strip() == "", (appliance, failed)
 
 
+def test_the_data_disk_root_login_and_service_priorities_are_as_the_image_sets_them(pair):
+    """What the image sets up at boot (tests/integration/image builds and flashes it): the
+    archive on a data disk of its own, root logging in by key only, and the indexer below
+    the services that acknowledge mail."""
+    for appliance in pair:
+        data_disk = appliance.run("findmnt -n -o SOURCE /var/lib/archiver").strip()
+        root_disk = appliance.run("findmnt -n -o SOURCE /").strip()
+        assert data_disk and data_disk != root_disk, (appliance, data_disk, root_disk)
+        if appliance.machine is not None:  # the lab's VMs: the second virtio disk
+            assert data_disk == "/dev/vdb", (appliance, data_disk)
+        assert "permitrootlogin without-password" in appliance.run("sshd -T").lower()
+        nice = {unit: appliance.run("ps -o ni= -p $(systemctl show -p MainPID --value "
+                                    f"{unit})").strip() for unit in SERVICES}
+        assert nice == {**dict.fromkeys(SERVICES, "0"), "archiver-indexer": "10"}, \
+            (appliance, nice)
+
+
 def test_smtp_web_and_mirror_ports_listen(pair):
     for appliance in pair:
         for port in (25, 8000, 8443):

@@ -1,10 +1,12 @@
 """The image build and flashing, for real: mmdebstrap base (cached in build/cache and shared
 with `make image`), images of two models, flashing onto virtual appliances, signatures that
-fail, a VM of another model, what the image holds, and boots under QEMU (TCG).
+fail, a VM of another model, what the image holds, and a tampered image's boot under QEMU
+(TCG): it starts no archiver service. A boot with the services is the system tier's
+(tests/system/test_pair.py boots a pair of these images).
 
 These run as root (the image build needs it) and take minutes: one base tree (about
-100 s when build/cache does not have it yet), two image builds of about 12 s each, and two
-boots of about 1-2 minutes under TCG (marked `system` as well, so `make test-fast` skips them).
+100 s when build/cache does not have it yet), two image builds of about 12 s each, and a
+boot of under a minute under TCG (marked `system` as well, so `make test-fast` skips it).
 """
 from __future__ import annotations
 
@@ -22,7 +24,6 @@ import pytest
 from firmware import keys, manifest
 from image import artifacts, disk
 from image.wheel import SITE_PACKAGES
-from tests.integration.processes import free_port
 
 pytestmark = [pytest.mark.image, pytest.mark.integration, pytest.mark.slow]
 
@@ -310,7 +311,6 @@ class Appliance:
     def __init__(self, vm_dir: Path, work: Path, system_disk: Path | None = None):
         self.vm = json.loads((vm_dir / "vm.json").read_text())
         self.serial = work / "serial.log"
-        self.ssh_port = free_port()
         overlays = []
         for name, backing in (("system", system_disk or vm_dir / self.vm["system_disk"]),
                               ("data", vm_dir / self.vm["data_disk"])):
@@ -323,8 +323,7 @@ class Appliance:
                    "-display", "none", "-monitor", "none", "-serial", f"file:{self.serial}",
                    "-no-reboot", "-kernel", str(vm_dir / self.vm["kernel"]),
                    "-initrd", str(vm_dir / self.vm["initrd"]), "-append", self.vm["cmdline"],
-                   *overlays, "-nic",
-                   f"user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:{self.ssh_port}-:22"]
+                   *overlays, "-nic", "user,model=virtio-net-pci"]
         self.started = time.monotonic()
         self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -343,18 +342,6 @@ class Appliance:
         raise AssertionError(f"no {pattern!r} on the console after {timeout} s; it shows:\n"
                              + self.console()[-6000:])
 
-    def ssh(self, command: str, key: Path, timeout: float = 120) -> subprocess.CompletedProcess:
-        deadline = time.monotonic() + timeout
-        while True:
-            done = subprocess.run(["ssh", "-o", "StrictHostKeyChecking=no", "-o",
-                                   "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes",
-                                   "-o", "ConnectTimeout=20", "-i", str(key), "-p",
-                                   str(self.ssh_port), "root@127.0.0.1", command],
-                                  capture_output=True, text=True, timeout=120)
-            if done.returncode != 255 or time.monotonic() > deadline:
-                return done
-            time.sleep(3)
-
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.kill()
@@ -363,37 +350,11 @@ class Appliance:
 
 @pytest.fixture(scope="module")
 def flashed_450(images, keyring, tmp_path_factory):
-    """VM a, flashed with the 450 image once for both boots: each boots overlays over its
-    disks (Appliance), so neither writes to what the other boots from."""
+    """VM a, flashed with the 450 image (a boot of it with its services is the system
+    tier's: tests/system/test_pair.py boots a pair of them)."""
     vms = tmp_path_factory.mktemp("vms")
     flash(images[450][0], "a", vms, keyring, check=0)
     return vms / "a"
-
-
-@pytest.mark.system
-@pytest.mark.timeout(900)
-def test_boots_to_multi_user_with_archiver_services(flashed_450, keyring, tmp_path):
-    appliance = Appliance(flashed_450, tmp_path)
-    try:
-        verified = appliance.wait_for(r"manifest: verified", 400)
-        smtp = appliance.wait_for(r"Started .*archiver-smtp", 400)
-        ready = appliance.wait_for(r"Reached target .*multi-user", 400)
-        print(f"\nboot (TCG): firmware verified after {verified:.0f} s, archiver-smtp started "
-              f"after {smtp:.0f} s, multi-user after {ready:.0f} s")
-        console = appliance.console()
-        assert "data disk /dev/vdb mounted on /var/lib/archiver" in console
-        assert not re.search(r"Failed to start .*archiver-(verify|data|firstboot|smtp)", console), \
-            console[-6000:]
-        done = appliance.ssh("systemctl is-active archiver-verify archiver-smtp "
-                             "archiver-indexer; sshd -T | grep -i permitrootlogin; "
-                             "findmnt -n -o SOURCE /var/lib/archiver; "
-                             "for unit in archiver-smtp archiver-indexer; do "
-                             "ps -o ni= -p $(systemctl show -p MainPID --value $unit); done",
-                             keyring["ssh"])
-        assert done.stdout.split() == ["active"] * 3 + ["permitrootlogin", "without-password",
-                                                        "/dev/vdb", "0", "10"], done
-    finally:
-        appliance.stop()
 
 
 @pytest.mark.system
