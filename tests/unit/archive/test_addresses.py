@@ -241,3 +241,19 @@ def test_ascii_case_still_does_not_matter():
     assert "kate@example.com" in addresses_of(summarize_headers(b"To: x@y.z\r\n\r\n"),
                                               [" KATE@Example.COM"])
     assert lowercase_ascii("J\u00d6RG@\u212aate.EXAMPLE") == "j\u00d6rg@\u212aate.example"
+
+
+def test_the_atext_and_junk_classes_are_the_sets_rfc_5322_and_6532_name():
+    """addresses._ATEXT and _JUNK are written as what they are not (quick to compile): over
+    every code point they must be exactly the spelled-out sets."""
+    import re
+
+    from services.archive import addresses as module
+    atext = "A-Za-z0-9!#$%&'*+\\-/=?^_`{|}~\\u0080-\\U0010ffff"
+    spelled = {"atext": re.compile(f"[{atext}]"),
+               "junk": re.compile(f'[^{atext} \\t\\r\\n"(\\[<>@:;,.]')}
+    written = {"atext": re.compile(module._ATEXT), "junk": re.compile(module._JUNK)}
+    for name in spelled:
+        differ = [hex(code) for code in range(0x110000)
+                  if bool(spelled[name].match(chr(code))) != bool(written[name].match(chr(code)))]
+        assert differ == [], (name, differ[:20])
