@@ -85,7 +85,7 @@ class PausingIndexer:
                 self.indexer.catch_up(self.pause.resumed)  # the backlog, and what a pause held up
                 self.pause.resumed()  # (even if nothing was left to write)
                 self.indexer.follow(stop=self.pause.stop.is_set, on_batch=self.pause.resumed,
-                                    caught_up=self.caught_up)
+                                    caught_up=self.caught_up, sleep=self.pause.stop.wait)
             except Exception as exc:
                 if not is_out_of_space(exc, self.indexer.index_dir):
                     raise

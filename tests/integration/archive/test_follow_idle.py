@@ -37,10 +37,10 @@ def test_an_idle_follower_backs_off_to_its_longest_wait_and_starts_over_on_new_m
         indexer.follow(stop=lambda: len(slept) >= stop_after, sleep=sleep)
         indexer.close()
 
-    backoff = [FOLLOW_IDLE_SECONDS, 2 * FOLLOW_IDLE_SECONDS, 4 * FOLLOW_IDLE_SECONDS]
-    assert 4 * FOLLOW_IDLE_SECONDS < FOLLOW_IDLE_MOST_SECONDS < 8 * FOLLOW_IDLE_SECONDS
-    assert slept == [*backoff, FOLLOW_IDLE_MOST_SECONDS, FOLLOW_IDLE_MOST_SECONDS,
-                     FOLLOW_IDLE_MOST_SECONDS, *backoff]
+    backoff = [FOLLOW_IDLE_SECONDS, 2 * FOLLOW_IDLE_SECONDS]
+    assert 2 * FOLLOW_IDLE_SECONDS < FOLLOW_IDLE_MOST_SECONDS < 4 * FOLLOW_IDLE_SECONDS
+    assert slept == [*backoff, *[FOLLOW_IDLE_MOST_SECONDS] * 4, *backoff,
+                     FOLLOW_IDLE_MOST_SECONDS]
     assert search(archive.index_dir(), "wakeful").total == 1
     archive.close()
 

@@ -85,6 +85,8 @@ def test_a_peers_copy_its_unsettled_old_query_holds_is_kept(pair, tmp_path):  # 
     wait_until(lambda: retention_run(a, "--dry-run")["digests"] == [digests["eve"]], 60,
                "a to let eve's copy go once b has settled")
     assert retention_run(a)["digests"] == [digests["eve"]]
+    # the deletion reaches search once a's indexer has read it (eventually, not at once)
+    wait_until(lambda: a.stats()["pending"] == 0, 60, "a's index to take in the deletion")
     assert digests["lawyer"] in a.digests() and digests["eve"] not in a.digests()
 
 
