@@ -287,7 +287,8 @@ def _check_files(root: Path, files: list[tuple[str, str]]) -> list[str | None]:
     """_check_file of each (rel, sha256) in `files`, in their order, on a thread per core:
     hashlib and os.read let go of the GIL, so the boot check hashes on every core (under
     TCG it is some 20 s of each boot, and a VM that boots beside an idle one has two)."""
-    with ThreadPoolExecutor(max_workers=min(HASHING_THREADS, os.cpu_count() or 1)) as pool:
+    usable = len(os.sched_getaffinity(0))  # the CPUs this process may run on, not all there are
+    with ThreadPoolExecutor(max_workers=min(HASHING_THREADS, usable)) as pool:
         return list(pool.map(lambda item: _check_file(root, *item), files))
 
 

@@ -107,6 +107,33 @@ def test_problems_of_many_files_hashed_at_once_come_in_the_manifests_order(tmp_p
     assert "payload file lib/151.py is missing" in found
 
 
+def test_a_check_pinned_to_one_cpu_hashes_on_one_thread(tmp_path, monkeypatch):
+    """The pool is sized by the CPUs this process may run on (its affinity: a cgroup's
+    cpuset, taskset), not by the CPUs the machine has: more threads than those only wait."""
+    root = tmp_path / "payload"
+    (root / "lib").mkdir(parents=True)
+    for n in range(40):
+        (root / "lib" / f"{n:02}.py").write_bytes(b"y" * (n * 4099))
+    private_path, public_path = keys.generate(tmp_path / "keys")
+    data = manifest.create(root, ["lib"], 450, VERSION).to_bytes()
+    signature = manifest.sign(data, keys.load_private(private_path))
+    sizes = []
+
+    class RecordingPool(manifest.ThreadPoolExecutor):
+        def __init__(self, max_workers):
+            sizes.append(max_workers)
+            super().__init__(max_workers=max_workers)
+
+    monkeypatch.setattr(manifest, "ThreadPoolExecutor", RecordingPool)
+    allowed = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(allowed)})
+    try:
+        manifest.verify(data, signature, keys.load_public(public_path), root)
+    finally:
+        os.sched_setaffinity(0, allowed)
+    assert sizes == [1]
+
+
 def test_a_wrong_key_is_told_apart_from_a_changed_manifest(signed):
     root, data, signature, _, tmp_path = signed
     _, other_public = keys.generate(tmp_path / "other")
