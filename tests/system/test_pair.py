@@ -48,6 +48,12 @@ def test_every_archiver_unit_is_active(pair):
             (appliance, firstboot)
         failed = appliance.run("systemctl list-units --failed --plain --no-legend 'archiver-*'")
         assert failed.strip() == "", (appliance, failed)
+        if appliance.machine is not None:  # a fresh VM: no unit failed on the way and restarted
+            restarts = {unit: appliance.run(f"systemctl show -p NRestarts --value {unit}").strip()
+                        for unit in SERVICES}
+            assert set(restarts.values()) == {"0"}, (appliance, restarts)
+            console = appliance.machine.console()
+            assert not re.search(r"Failed to start .*archiver-", console), console[-6000:]
 
 
 def test_the_data_disk_root_login_and_service_priorities_are_as_the_image_sets_them(pair):
@@ -55,16 +61,25 @@ def test_the_data_disk_root_login_and_service_priorities_are_as_the_image_sets_t
     archive on a data disk of its own, root logging in by key only, and the indexer below
     the services that acknowledge mail."""
     for appliance in pair:
-        data_disk = appliance.run("findmnt -n -o SOURCE /var/lib/archiver").strip()
-        root_disk = appliance.run("findmnt -n -o SOURCE /").strip()
+        data_source = appliance.run("findmnt -n -o SOURCE /var/lib/archiver").strip()
+        data_disk, root_disk = _disk_of(appliance, data_source), _disk_of(appliance, "/")
         assert data_disk and data_disk != root_disk, (appliance, data_disk, root_disk)
         if appliance.machine is not None:  # the lab's VMs: the second virtio disk
-            assert data_disk == "/dev/vdb", (appliance, data_disk)
+            assert data_source == "/dev/vdb", (appliance, data_source)
         assert "permitrootlogin without-password" in appliance.run("sshd -T").lower()
         nice = {unit: appliance.run("ps -o ni= -p $(systemctl show -p MainPID --value "
                                     f"{unit})").strip() for unit in SERVICES}
         assert nice == {**dict.fromkeys(SERVICES, "0"), "archiver-indexer": "10"}, \
             (appliance, nice)
+
+
+def _disk_of(appliance, mounted: str) -> str:
+    """The whole disk (kernel name, e.g. "sda") under a mount point or device: another
+    partition of the root's disk is not a data disk of its own."""
+    source = appliance.run(f"findmnt -n -o SOURCE --target {mounted}").strip()
+    disks = appliance.run(f"lsblk -n -s -o NAME,TYPE --raw {source}").split("\n")
+    return next((name for name, kind in (line.split() for line in disks if line.strip())
+                 if kind == "disk"), "")
 
 
 def test_smtp_web_and_mirror_ports_listen(pair):
