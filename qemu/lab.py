@@ -21,10 +21,12 @@ import collections
 import json
 import secrets
 import socket
+import ssl
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import yaml
@@ -182,13 +184,18 @@ class Lab:
 
     # -- flashing -------------------------------------------------------------------------
 
+    def image(self, version: str | None = None, model: int | None = None) -> Path:
+        """The image folder flash() takes for model/version, built when it is missing or
+        stale (see ensure_image); a VM may run meanwhile."""
+        reference = image_dir(self.model) if version and model in (None, self.model) else None
+        return ensure_image(model or self.model, version, newer_than=reference)
+
     def flash(self, name: str, version: str | None = None, model: int | None = None,
               reset_data: bool = False, allow_downgrade: bool = False) -> dict:
         """Flash an image of model/version onto VM name (it must be off). Raises
         image.flash.FlashRefused with the reasons when the flash is refused (older firmware
         than the VM holds too, unless allow_downgrade)."""
-        reference = image_dir(self.model) if version and model in (None, self.model) else None
-        folder = ensure_image(model or self.model, version, newer_than=reference)
+        folder = self.image(version, model)
         vm = flashing.flash(folder, name, vms_dir=self.vms_dir, model=model or self.model,
                             reset_data=reset_data, allow_downgrade=allow_downgrade)
         return vm
@@ -254,19 +261,40 @@ class Lab:
     def peer_status(self, name: str, peer: str) -> dict:
         return self.mirror_status(name)[self.mirror_address(peer)]
 
+    def metrics(self, name: str) -> str:
+        """VM name's /metrics, through the host forward of its web UI (self-signed)."""
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        url = f"https://127.0.0.1:{self.machines[name].ports['web']}/metrics"
+        with urllib.request.urlopen(url, context=context, timeout=30) as response:
+            return response.read().decode()
+
+    def peer_connected(self, name: str, peer: str) -> bool:
+        """Whether VM name's mirror is connected to peer (its mirror status says
+        "connected"), from its /metrics; False while that cannot be read."""
+        try:
+            exposition = self.metrics(name)
+        except OSError:
+            return False
+        gauge = (f'archiver_mirror_peer_connected{{peer="{self.mirror_address(peer)}"}} 1')
+        return gauge in exposition.splitlines()
+
     def wait_mirrored(self, timeout: float = 300, names=None) -> None:
-        """Wait until each VM is connected to every other one (both ways)."""
+        """Wait until each VM is connected to every other one (both ways). Read from /metrics
+        every second: an `archiver mirror status` over SSH per VM and round cost a guest
+        under TCG seconds each, while its services were still settling."""
         names = names or self.names
         deadline = time.monotonic() + timeout
         while True:
-            states = {(n, p): self.peer_status(n, p)["state"]
+            states = {(n, p): self.peer_connected(n, p)
                       for n in names for p in names if p != n}
-            if all(s == "connected" for s in states.values()):
+            if all(states.values()):
                 self.timings["mirrored"] = time.monotonic() - self.started
                 return
             if time.monotonic() > deadline:
-                raise MachineError(f"not mirrored after {timeout} s: {states}")
-            time.sleep(2)
+                details = {pair: self.peer_status(*pair)["state"] for pair in states}
+                raise MachineError(f"not mirrored after {timeout} s: {details}")
+            time.sleep(1)
 
     def shutdown(self) -> None:
         parallel(lambda m: m.shutdown(), list(self.machines.values()))

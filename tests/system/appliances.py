@@ -82,12 +82,25 @@ class Appliance:
         over SSH costs a small appliance seconds)."""
         return self._peer_gauge("archiver_mirror_queued_messages", peer)
 
+    def connected_to(self, peer: "Appliance") -> bool:
+        """Whether the mirror is connected to the peer, from /metrics (a fast poll)."""
+        return self._peer_gauge("archiver_mirror_peer_connected", peer) == 1
+
     def drained_to(self, peer: "Appliance") -> bool:
         """Connected to the peer with nothing queued for it, from one /metrics read (the
         same mirror report `archiver mirror status` shows): a fast poll, as queued_for."""
         exposition = self.metrics()
         return (self._peer_gauge("archiver_mirror_peer_connected", peer, exposition) == 1
                 and self._peer_gauge("archiver_mirror_queued_messages", peer, exposition) == 0)
+
+    def index_backlog(self) -> int | None:
+        """Messages stored but not indexed yet, from /metrics (None when it cannot be read)."""
+        try:
+            exposition = self.metrics()
+        except OSError:
+            return None
+        found = re.search(r"^archiver_index_backlog (\S+)$", exposition, re.M)
+        return int(float(found.group(1))) if found else None
 
     def metrics(self) -> str:
         context = ssl.create_default_context()
@@ -127,12 +140,27 @@ def wait_until(condition, timeout: float = 300, what: str = "condition", interva
     return waiting.wait_until(condition, timeout, what, interval)
 
 
+SEARCH_INTERVAL = 5  # seconds between searches that found too few ...
+BACKLOG_PATIENCE = 20  # ... and at most between two searches while the index is behind
+
+
 def wait_searchable(appliance: Appliance, tag: str, count: int, timeout: float = 300) -> list[str]:
-    """Wait until `count` messages of tag are searchable there (stored and indexed)."""
+    """Wait until `count` messages of tag are searchable there (stored and indexed). While
+    /metrics (read every second) shows an index backlog, no search runs for up to
+    BACKLOG_PATIENCE s: each `archiver search` over SSH costs a TCG guest seconds of the
+    CPU its indexer needs, and searching every 5 s found the messages up to 9 s after
+    they were indexed."""
+    searched = [time.monotonic() - SEARCH_INTERVAL]  # when the last search ended
+
     def found():
+        since = time.monotonic() - searched[0]
+        if since < SEARCH_INTERVAL or (since < BACKLOG_PATIENCE and appliance.index_backlog()):
+            return None
         subjects = appliance.subjects(tag)
+        searched[0] = time.monotonic()
         return subjects if len(subjects) >= count else None
-    return wait_until(found, timeout, f"{count} messages '{tag}' searchable on {appliance.name}")
+    return wait_until(found, timeout, f"{count} messages '{tag}' searchable on {appliance.name}",
+                      interval=1)
 
 
 def new_tag(what: str) -> str:

@@ -133,8 +133,11 @@ def test_a_cut_link_queues_mail_then_drains(vm_pair, lab):
     b.machine.set_link(False)
     try:
         sent = a.send(tag, 20)
-        status = wait_until(lambda: (s := a.peer_status(b))["state"] == "offline" and s,
-                            180, "a to see b offline")
+        # `archiver mirror status` (seconds of a's CPU under TCG) only once /metrics, read
+        # every second, shows the link is no longer connected
+        status = wait_until(lambda: not a.connected_to(b)
+                            and (s := a.peer_status(b))["state"] == "offline" and s,
+                            180, "a to see b offline", interval=1)
         assert status["queued"] >= 20, status
         sent += a.send(tag, 10, start=20)
         status = a.peer_status(b)
@@ -239,11 +242,14 @@ def test_hard_power_off_of_b_while_copying_and_during_intake_then_the_boot_check
 def test_other_firmware_is_refused_and_copying_resumes_after_flashing_back(vm_pair, lab):
     from firmware.version import FirmwareVersion, current_version
     from image.flash import FlashRefused
+    from qemu.lab import parallel
     a, b = vm_pair
     mine = current_version()
     other = str(FirmwareVersion(mine.major, mine.minor, mine.patch, mine.build + 1))
     tag = new_tag("fw")
-    b.machine.shutdown()
+    # The stand-in release's image (built when missing or older than the tree) is made
+    # while b shuts down: the build and the shutdown each take seconds.
+    parallel(lambda step: step(), [b.machine.shutdown, lambda: lab.image(version=other)])
     lab.flash("b", version=other)
     b.machine.start()
     lab.wait_ready(names=["b"])
