@@ -289,7 +289,7 @@ def _body_and_attachments(message: Message, cap_bytes: int, nesting: int,
         elif part.get_content_type() == "text/html":
             html.append(_html_to_text(_part_bytes(part), _safe_charset(part)))
         else:
-            text, files = _text_part(part, budget if read_attachments else None)
+            text, files = _text_part(part, budget, read_attachments)
             plain.append(text)
             for name, data in files:
                 entries, body = _file(name, "application/octet-stream", data, cap_bytes,
@@ -321,22 +321,31 @@ def _take_attachment(budget: containers.ReadBudget) -> bool:
     return True
 
 
-def _text_part(part: Message, budget: containers.ReadBudget | None
+def _text_part(part: Message, budget: containers.ReadBudget, read_files: bool
                ) -> tuple[str, list[tuple[str | None, bytes]]]:
     """A text part of the body: its text, and the uuencoded files in it (services.archive.
     uuencode), each (name, data), as many as `budget` lets the message read (the rest are
-    counted as passed; None: none are read), their encoded lines out of the text. A part
-    whose transfer encoding is x-uuencode is read so too."""
+    counted as passed; none with `read_files` False), the encoded lines of those of a
+    known type out of the text. A part whose transfer encoding is x-uuencode is read so
+    too."""
     # x-uuencode: its encoded text as it came, split as an inline body is (the text around
     # its blocks, and each file, not the first only).
     data = transfer_encoding.uuencoded_payload(part)
     data, charset = data if data is not None else _part_bytes(part), _safe_charset(part)
-    found = uuencode.split(data, max(0, budget.attachments) if budget is not None else 0)
-    if budget is not None:
+    found = uuencode.split(data, max(0, budget.attachments) if read_files else 0,
+                           lambda content: _known_file(content, budget))
+    if read_files:
         budget.attachments -= len(found.files)
         budget.attachments_passed += found.more
     files = [(_uuencoded_name(file.name, charset), file.data) for file in found.files]
     return mime.decode_text(found.text, charset), files
+
+
+def _known_file(data: bytes, budget: containers.ReadBudget) -> bool:
+    """Whether a uuencoded block's file is of a known type or text (its lines may leave the
+    body text), while the message may judge more; unknown past that (its lines stay)."""
+    budget.blocks_judged -= 1
+    return budget.blocks_judged >= 0 and filetypes.known_content(data)
 
 
 def _uuencoded_name(name: bytes, charset: str | None) -> str | None:

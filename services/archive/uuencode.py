@@ -15,7 +15,9 @@ no decoder reads, all stay text as they were. A block with a line shorter than i
 character says by more than a group's padding (a mailer that stripped a run of trailing
 blanks, or a line of capitals that merely decodes: "MEET AT THE DOCKS") gives its file and
 keeps its lines in the text too: what a mail client may show as words is never taken out of
-search. Lines end in LF or CRLF. Work is linear in
+search. So does a block whose file the caller does not know (`known`: extract asks libmagic,
+services.archive.filetypes.known_content): lines of capitals of exact length decode too
+(",MEET AT THE DOCKS", full lines starting "M"), to bytes of no type. Lines end in LF or CRLF. Work is linear in
 the input: blocks are found by one pass of a regular expression that never backtracks
 into a block (_BLOCK), and each block's lines are decoded once.
 """
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import binascii
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 # A block, found in C (a regular expression) and decoded line by line after: a begin line
@@ -62,11 +65,17 @@ class Split:
         return len(self.files) + self.more
 
 
-def split(data: bytes, keep: int) -> Split:
+def _any_file(content: bytes) -> bool:
+    return True
+
+
+def split(data: bytes, keep: int, known: Callable[[bytes], bool] = _any_file) -> Split:
     """`data` (a text part's bytes) with each uuencoded block that decodes taken out: its
     text, the first `keep` files, and how many more there were (their blocks are taken out
     of the text too, their data dropped: a hostile body of millions of tiny blocks costs
-    no more memory than its own size). Never raises but MemoryError."""
+    no more memory than its own size). `known(file data)` is asked of each block of exact
+    lines and data (in order): False keeps the block's lines in the text too, its file
+    still given. Never raises but MemoryError (or what `known` raises)."""
     if b"begin" not in data:
         return Split(data, [])
     text, files, more, taken = bytearray(), [], 0, 0
@@ -75,7 +84,8 @@ def split(data: bytes, keep: int) -> Split:
         content, exact = _decoded(data, *block.span(3)) if name else (None, False)
         if content is None:
             continue  # text as it was (no line of it starts another block)
-        if exact:  # (else its lines stay text: see the module docstring)
+        # (else its lines stay text: see the module docstring; an empty file hides no words)
+        if exact and (not content or known(content)):
             text += data[taken:block.start()]
             taken = block.end()
         if len(files) < keep:
