@@ -69,7 +69,9 @@ READING_VERSION = 10  # 3: raw 8-bit header bytes read in the declared or detect
                      # 10: past mime_parts.LINE_CHECKS, the text of its cuts and a body
                      # part's body are base64 (the same text), a preamble's or epilogue's
                      # lines left out; delimiter lines right after another count toward
-                     # MAX_PARTS (millions of them are cut, their text kept)
+                     # MAX_PARTS (millions of them are cut, their text kept); a uuencoded
+                     # block whose file is of no known type keeps its lines in the body
+                     # (review 157 F1; 10 is not released yet: one number for the session)
 _VERSION = struct.Struct(">H")
 # The checksum makes damage to a kept reading a StaleReading, where it could else decode
 # to other text.
