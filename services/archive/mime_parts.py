@@ -32,7 +32,7 @@ import re
 from email import errors
 from typing import Iterator
 
-from services.archive import header_blocks, mimetree, transfer_encoding
+from services.archive import header_blocks, mimetree, transfer_encoding, uuencode
 
 # Parts of one message the parser gets, at most: real mail has tens; a digest of a
 # mailing list's month, hundreds; a journal report, a few. Some 4 MB of the parser's
@@ -322,7 +322,9 @@ def _add_line_free_body(kept: bytearray, raw: bytes, lines: bytes, start: int,
     """Adds to `kept` the body part from `start` to `end` (up to a delimiter line) with its
     body in base64 on lines of B64_LINE characters: its header block as it is but its Content-Transfer-Encoding
     fields, "Content-Transfer-Encoding: base64", the blank line, and the bytes its body
-    stands for, decoded as extraction decodes them (services.archive.transfer_encoding)."""
+    stands for, decoded as extraction decodes them (services.archive.transfer_encoding);
+    an x-uuencode body's lines as they came, under a transfer_encoding.WRAPPED_FIELD
+    naming that encoding (one linear pass, as for any body)."""
     header_end = header_blocks.block_end(lines, start, end)
     header = lines[start:header_end]
     found = _TRANSFER_ENCODING.search(header)
@@ -334,6 +336,11 @@ def _add_line_free_body(kept: bytearray, raw: bytes, lines: bytes, start: int,
         if field is not None:
             header = lines[start:field[0]] + REST_TYPE + lines[field[1]:header_end]
     kept += _TRANSFER_ENCODING.sub(b"", header)
+    if encoding in uuencode.ENCODINGS and not as_text:
+        # Its lines as they came (decode is None), saying what they are: extraction reads
+        # them as it reads an x-uuencode part (its begin lines' names, its files, the text
+        # around them), where plain base64 of them lost the names and the files' text.
+        kept += b"%s: %s\r\n" % (transfer_encoding.WRAPPED_FIELD.encode(), encoding.encode())
     kept += b"Content-Transfer-Encoding: base64\r\n\r\n"
     body = raw[header_blocks._after_blank_line(lines, header_end):end]
     for line_end in (b"\r\n", b"\n", b"\r"):  # (the delimiter's)

@@ -135,6 +135,12 @@ def encoding_of(value: object) -> str:
 # the name encoding_of gives; a part's decoding (_decoded) reads x-uuencode too.
 DECODERS = {"quoted-printable": decode_quoted_printable, "base64": decode_base64}
 _PART_DECODERS = {**DECODERS, **dict.fromkeys(uuencode.ENCODINGS, uuencode.decode)}
+# A field of a part whose body services.archive.mime_parts gives the parser in base64 on
+# long lines (past its LINE_CHECKS) though it came x-uuencode: that encoding, which the
+# base64 wraps (uuencode's lines hold the begin line's name, each file and the text around
+# them; decoded, the base64 is those lines as they came). A sender who writes it on a
+# base64 part of his own has it read as if he had sent x-uuencode: nothing more.
+WRAPPED_FIELD = "X-Archive-Wrapped-Encoding"
 
 
 def decoded_payload(part: Message) -> bytes:
@@ -162,13 +168,18 @@ def uuencoded_file(part: Message) -> uuencode.File | None:
 
 def uuencoded_payload(part: Message) -> bytes | None:
     """The payload of a part whose transfer encoding is x-uuencode (or another of its
-    names) as it came, undecoded; None for another part."""
-    if encoding_of(part.get("content-transfer-encoding", "")) not in uuencode.ENCODINGS:
+    names) as it came, undecoded (of one that services.archive.mime_parts gave the parser
+    in base64, WRAPPED_FIELD, that base64 decoded: the same bytes); None for another
+    part."""
+    encoding = encoding_of(part.get("content-transfer-encoding", ""))
+    wrapped = encoding == "base64" and \
+        encoding_of(part.get(WRAPPED_FIELD, "")) in uuencode.ENCODINGS
+    if encoding not in uuencode.ENCODINGS and not wrapped:
         return None
     payload = part._payload  # (as _decoded reads it)
     if not isinstance(payload, str) or part.is_multipart():
         return None
-    return payload_bytes(payload)
+    return decode_base64(payload_bytes(payload)) if wrapped else payload_bytes(payload)
 
 
 def payload_bytes(payload: str) -> bytes:
@@ -181,6 +192,9 @@ def payload_bytes(payload: str) -> bytes:
 
 
 def _decoded(part: Message) -> bytes | None:
+    uuencoded = uuencoded_payload(part)  # (wrapped in base64 or not)
+    if uuencoded is not None:
+        return uuencode.decode(uuencoded)
     encoding = encoding_of(part.get("content-transfer-encoding", ""))
     decode = _PART_DECODERS.get(encoding)
     if part.is_multipart() or decode is None:

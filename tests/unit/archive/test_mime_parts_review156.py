@@ -57,3 +57,48 @@ def test_lines_sharing_long_boundary_prefixes_are_charged_for_their_length():
                for each in body.split(b"\r\n") if each.startswith(b"--")
                for delimiter in delimiters)
     assert work <= mime_parts.LINE_CHECKS * 100
+
+
+def _uuencoded(name: bytes, data: bytes) -> bytes:
+    """A uuencoded block (POSIX uuencode), CRLF line ends."""
+    return (b"begin 644 " + name + b"\r\n"
+            + b"".join(binascii.b2a_uu(data[i:i + 45]).replace(b"\n", b"\r\n")
+                       for i in range(0, len(data), 45)) + b"`\r\nend\r\n")
+
+
+@pytest.mark.parametrize("encoding", [b"x-uuencode", b"uuencode", b"x-uue", b"uue"])
+def test_an_x_uuencode_body_past_line_checks_is_still_its_file(encoding):
+    """A part sent as x-uuencode after a text part past LINE_CHECKS: its file (the begin
+    line's name and the file's text) is read as when the message is under the budget,
+    and the parser is given its body on a few lines."""
+    data = b"uuencodedword and more words\n" * 10
+    raw = (b"From: a@b.c\r\nSubject: s\r\nContent-Type: multipart/mixed; boundary=o\r\n\r\n"
+           b"--o\r\nContent-Type: text/plain\r\n\r\n" + b"filler\r\n" * (LINE_CHECKS - 10)
+           + b"--o\r\nContent-Type: application/octet-stream\r\n"
+           b"Content-Transfer-Encoding: " + encoding + b"\r\n\r\n"
+           + _uuencoded(b"notes.txt", data) + b"--o--\r\n")
+    parsed, _ = mime_parts.bounded(raw)
+    assert b"begin 644" not in parsed  # (past the budget: base64 on long lines)
+    names = {a.filename: a.text for a in extract.extract(raw, 1 << 20).attachments}
+    assert names == {"notes.txt": data.decode()}
+
+
+def test_an_x_uuencode_text_part_past_line_checks_keeps_its_text_and_every_file(
+        monkeypatch):
+    """A text part of transfer encoding x-uuencode (text around two blocks) past
+    LINE_CHECKS reads as it does under the budget: body text, names and files."""
+    body = (b"prose before zebra\r\n" + _uuencoded(b"one.txt", b"first wombat file\n")
+            + b"middle giraffe\r\n" + _uuencoded(b"two.txt", b"second wombat file\n")
+            + b"after okapi\r\n")
+    raw = (b"From: a@b.c\r\nSubject: s\r\nContent-Type: multipart/mixed; boundary=o\r\n\r\n"
+           b"--o\r\nContent-Type: text/plain\r\n\r\n" + b"filler\r\n" * (LINE_CHECKS - 10)
+           + b"--o\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: x-uuencode\r\n"
+           b"\r\n" + body + b"--o--\r\n")
+    assert b"zebra" not in mime_parts.bounded(raw)[0]  # (past the budget: base64)
+    past = extract.extract(raw, 1 << 20)
+    monkeypatch.setattr(mime_parts, "LINE_CHECKS", 10 ** 12)
+    within = extract.extract(raw, 1 << 20)
+    assert [(a.filename, a.text) for a in past.attachments] == [
+        (a.filename, a.text) for a in within.attachments] == [
+        ("one.txt", "first wombat file\n"), ("two.txt", "second wombat file\n")]
+    assert past.body == within.body and "okapi" in past.body and "begin" not in past.body
