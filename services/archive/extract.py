@@ -270,6 +270,7 @@ def _body_and_attachments(message: Message, cap_bytes: int, nesting: int,
     with `read_attachments` False, the body text alone and no attachment."""
     budget = budget or containers.ReadBudget(text_bytes=CONTAINER_TEXT_FACTOR * cap_bytes)
     plain, html, attachments, statuses = [], [], [], set()  # statuses: where in plain
+    copies = set()  # SHA-256 of each uuencoded file whose block left a text part
     pgp_encrypted = _parts_of_multipart_encrypted(message)
     for part in mime.iter_parts(message, into_messages=False):
         if _mime_type(part) in DELIVERY_STATUS_TYPES:  # text of the body, still an attachment
@@ -287,9 +288,9 @@ def _body_and_attachments(message: Message, cap_bytes: int, nesting: int,
             if body:
                 plain.append(body)
         elif part.get_content_type() == "text/html":
-            html.append(_html_to_text(_part_bytes(part), _safe_charset(part)))
+            html.append(_html_content(_part_bytes(part), _safe_charset(part)))
         else:
-            text, files = _text_part(part, budget, read_attachments)
+            text, files = _text_part(part, budget, read_attachments, copies)
             plain.append(text)
             for name, data in files:
                 entries, body = _file(name, "application/octet-stream", data, cap_bytes,
@@ -301,12 +302,19 @@ def _body_and_attachments(message: Message, cap_bytes: int, nesting: int,
     # words only the HTML has are indexed too (what the recipient saw may be either).
     # A delivery status's fields are no plain-text alternative to the HTML: a bounce whose
     # readable part is HTML alone has it whole, and the fields take no word from it.
-    plain_text, html_text = "\n".join(plain), "\n".join(html)
+    plain_text, html_text = "\n".join(plain), "\n".join(map(_tidy_whitespace, html))
     if not plain_text.strip():
         return html_text, attachments
     alternative = "\n".join(text for at, text in enumerate(plain) if at not in statuses)
     if not alternative.strip():
         return (html_text + "\n" + plain_text if html_text.strip() else plain_text), attachments
+    # An HTML alternative that shows the plain text shows its uuencoded blocks too (in a
+    # <pre>): the lines of a block of a file the text parts gave are that file's, read
+    # from them, no words only the HTML has (review 155 F6). Only such whole blocks: the
+    # HTML's other words are all read, those that are tokens of encoded lines too.
+    if copies:
+        html_text = "\n".join(_tidy_whitespace(_without_copies(text, copies))
+                              for text in html)
     extra = words_not_in(html_text, alternative)
     return (plain_text + "\n" + extra if extra else plain_text), attachments
 
@@ -321,19 +329,19 @@ def _take_attachment(budget: containers.ReadBudget) -> bool:
     return True
 
 
-def _text_part(part: Message, budget: containers.ReadBudget, read_files: bool
-               ) -> tuple[str, list[tuple[str | None, bytes]]]:
+def _text_part(part: Message, budget: containers.ReadBudget, read_files: bool,
+               taken: set[bytes]) -> tuple[str, list[tuple[str | None, bytes]]]:
     """A text part of the body: its text, and the uuencoded files in it (services.archive.
     uuencode), each (name, data), as many as `budget` lets the message read (the rest are
     counted as passed; none with `read_files` False), the encoded lines of those of a
-    known type out of the text. A part whose transfer encoding is x-uuencode is read so
-    too."""
+    known type out of the text (the SHA-256 of each of those files added to `taken`). A
+    part whose transfer encoding is x-uuencode is read so too."""
     # x-uuencode: its encoded text as it came, split as an inline body is (the text around
     # its blocks, and each file, not the first only).
     data = transfer_encoding.uuencoded_payload(part)
     data, charset = data if data is not None else _part_bytes(part), _safe_charset(part)
     found = uuencode.split(data, max(0, budget.attachments) if read_files else 0,
-                           lambda content: _known_file(content, budget))
+                           lambda content: _known_file(content, budget, taken))
     if read_files:
         budget.attachments -= len(found.files)
         budget.attachments_passed += found.more
@@ -341,11 +349,27 @@ def _text_part(part: Message, budget: containers.ReadBudget, read_files: bool
     return mime.decode_text(found.text, charset), files
 
 
-def _known_file(data: bytes, budget: containers.ReadBudget) -> bool:
+def _without_copies(text: str, copies: set[bytes]) -> str:
+    """`text` without the uuencoded blocks in it (services.archive.uuencode.split) whose
+    file's SHA-256 is in `copies`."""
+    if "begin" not in text:
+        return text
+    data = text.encode("utf-8", "surrogatepass")
+    found = uuencode.split(data, 0, lambda content: hashlib.sha256(content).digest() in copies)
+    return found.text.decode("utf-8", "surrogatepass") if found.count else text
+
+
+def _known_file(data: bytes, budget: containers.ReadBudget, taken: set[bytes]) -> bool:
     """Whether a uuencoded block's file is of a known type or text (its lines may leave the
-    body text), while the message may judge more; unknown past that (its lines stay)."""
-    budget.blocks_judged -= 1
-    return budget.blocks_judged >= 0 and filetypes.known_content(data)
+    body text; its SHA-256 is then added to `taken`), while the message may judge more;
+    unknown past that (its lines stay). An empty file is known: its block (begin line,
+    "`", "end") shows no words of data."""
+    if data:
+        budget.blocks_judged -= 1
+        if budget.blocks_judged < 0 or not filetypes.known_content(data):
+            return False
+    taken.add(hashlib.sha256(data).digest())
+    return True
 
 
 def _uuencoded_name(name: bytes, charset: str | None) -> str | None:
@@ -764,6 +788,12 @@ def _xlsx_pieces(data: bytes) -> Iterator[str]:
 
 
 def _html_to_text(data: bytes, charset: str | None) -> str:
+    return _tidy_whitespace(_html_content(data, charset))
+
+
+def _html_content(data: bytes, charset: str | None) -> str:
+    """The text an HTML document shows, its white space as the source has it (a <pre>'s
+    lines as they are); _tidy_whitespace makes it the text read."""
     # lxml is given UTF-8 bytes: str input refuses NULs and XML encoding declarations.
     text = mime.decode_text(data, charset)
     if not text.strip():
@@ -778,7 +808,7 @@ def _html_to_text(data: bytes, charset: str | None) -> str:
         element.drop_tree()
     for element in root.iter(*HTML_BLOCKS):
         element.tail = "\n" + (element.tail or "")
-    return _tidy_whitespace(root.text_content())
+    return root.text_content()
 
 
 def _tidy_whitespace(text: str) -> str:

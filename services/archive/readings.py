@@ -71,7 +71,10 @@ READING_VERSION = 10  # 3: raw 8-bit header bytes read in the declared or detect
                      # lines left out; delimiter lines right after another count toward
                      # MAX_PARTS (millions of them are cut, their text kept); a uuencoded
                      # block whose file is of no known type keeps its lines in the body
-                     # (review 157 F1; 10 is not released yet: one number for the session)
+                     # (review 157 F1); an x-uuencode part past LINE_CHECKS read as one
+                     # (review 156 F2); an HTML alternative's copy of a text part's block
+                     # adds no words (review 155 F6) (10 is not released yet: one number
+                     # for the session)
 _VERSION = struct.Struct(">H")
 # The checksum makes damage to a kept reading a StaleReading, where it could else decode
 # to other text.

@@ -84,8 +84,7 @@ def split(data: bytes, keep: int, known: Callable[[bytes], bool] = _any_file) ->
         content, exact = _decoded(data, *block.span(3)) if name else (None, False)
         if content is None:
             continue  # text as it was (no line of it starts another block)
-        # (else its lines stay text: see the module docstring; an empty file hides no words)
-        if exact and (not content or known(content)):
+        if exact and known(content):  # (else its lines stay text: see the module docstring)
             text += data[taken:block.start()]
             taken = block.end()
         if len(files) < keep:

@@ -97,3 +97,46 @@ def test_a_real_file_s_encoded_lines_leave_the_body_text(name, backtick):
     extracted = extract(raw, CAP)
     assert [a.filename for a in extracted.attachments] == [name]
     assert extracted.body == body_text(raw) == "see attached\nbye\n"
+
+
+# --- review 155 F6: an HTML alternative showing the plain part's block --------------------
+
+def _alternative(plain: bytes, html: bytes) -> bytes:
+    """A message of multipart/alternative: a text/plain part, a text/html part."""
+    return message(b"--B\nContent-Type: text/plain\n\n" + plain +
+                   b"--B\nContent-Type: text/html\n\n" + html + b"\n--B--\n",
+                   head=b"MIME-Version: 1.0\n"
+                   b"Content-Type: multipart/alternative; boundary=B\n")
+
+
+def _escaped(text: bytes) -> bytes:
+    return text.replace(b"&", b"&amp;").replace(b"<", b"&lt;").replace(b">", b"&gt;")
+
+
+@pytest.mark.parametrize("backtick", [True, False], ids=["backtick", "blanks"])
+@pytest.mark.parametrize("name", REAL)
+def test_the_html_alternative_s_copy_of_a_block_adds_no_encoded_words(name, backtick):
+    """multipart/alternative whose HTML shows the plain text (the block in a <pre>): the
+    file is read from the plain part, and the HTML's copy of its lines adds no words; the
+    words only the HTML has around it are read."""
+    block = joined(encoded(name.encode(), REAL[name], backtick=backtick), b"\n")
+    raw = _alternative(
+        b"plain words\n" + block,
+        b"<html><body><p>plain words, and htmlonlyword</p><pre>\n" + _escaped(block) +
+        b"</pre><p>closing quokkaword</p></body></html>")
+    extracted = extract(raw, CAP)
+    assert [a.filename for a in extracted.attachments] == [name]
+    assert extracted.body.split() == ["plain", "words", "and", "htmlonlyword", "closing",
+                                      "quokkaword"]
+    assert body_text(raw) == extracted.body
+
+
+def test_a_block_only_the_html_shows_keeps_its_words():
+    """A block in the HTML whose file no text part gave (the plain part says something
+    else) is no copy: its lines are words only the HTML has, as any."""
+    block = joined(encoded(b"other.txt", b"another file\n"), b"\n")
+    raw = _alternative(
+        b"plain words\n" + joined(encoded(b"notes.txt", REAL["notes.txt"]), b"\n"),
+        b"<pre>\n" + _escaped(block) + b"</pre>")
+    body = extract(raw, CAP).body
+    assert {"begin", "644", "other", "end"} <= set(body.split())
