@@ -17,9 +17,9 @@ blanks, or a line of capitals that merely decodes: "MEET AT THE DOCKS") gives it
 keeps its lines in the text too: what a mail client may show as words is never taken out of
 search. So does a block whose file the caller does not know (`known`: extract asks libmagic,
 services.archive.filetypes.known_content): lines of capitals of exact length decode too
-(",MEET AT THE DOCKS", full lines starting "M"), to bytes of no type. Lines end in LF or CRLF. Work is linear in
-the input: blocks are found by one pass of a regular expression that never backtracks
-into a block (_BLOCK), and each block's lines are decoded once.
+(",MEET AT THE DOCKS", full lines starting "M"), to bytes of no type. Lines end in LF or
+CRLF. Work is linear in the input: blocks are found by one pass of a regular expression
+that never backtracks into a block (_BLOCK), and each block's lines are decoded once.
 """
 from __future__ import annotations
 

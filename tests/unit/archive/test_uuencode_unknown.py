@@ -3,7 +3,8 @@ their block decodes) decode to bytes of no type; their lines stay body text, sea
 (services.archive.uuencode.split's `known`, services.archive.filetypes.known_content),
 while a real file's encoded lines still leave it. A generated corpus of both kinds: several
 file types, each encoded with backticks and with blanks for zero bits; several shapes of
-capitals prose (exact short lines, full "M" lines, mixed, terminators, CRLF)."""
+capitals prose (exact short lines, full "M" lines, mixed, terminators, CRLF). And review
+155 F6: an HTML alternative's copy of a text part's block (in a <pre>) adds no words."""
 from __future__ import annotations
 
 import gzip
