@@ -57,9 +57,6 @@ class ReadBudget:
         self.text_bytes, self.read_bytes, self.members = text_bytes, read_bytes, members
         self.attachments = attachments  # MIME attachments it may still read
         self.attachments_passed = 0  # MIME attachments left unread for want of that
-        # uuencoded blocks whose file may still be judged (libmagic: some 0.2 ms each) to
-        # take their lines out of the body text; past them a block's lines stay text
-        self.blocks_judged = attachments
 
     def read_limit(self) -> int:
         return max(0, min(MEMBER_READ_BYTES, self.read_bytes))

@@ -290,7 +290,7 @@ def _body_and_attachments(message: Message, cap_bytes: int, nesting: int,
         elif part.get_content_type() == "text/html":
             html.append(_html_content(_part_bytes(part), _safe_charset(part)))
         else:
-            text, files = _text_part(part, budget, read_attachments, copies)
+            text, files = _text_part(part, budget if read_attachments else None, copies)
             plain.append(text)
             for name, data in files:
                 entries, body = _file(name, "application/octet-stream", data, cap_bytes,
@@ -329,24 +329,30 @@ def _take_attachment(budget: containers.ReadBudget) -> bool:
     return True
 
 
-def _text_part(part: Message, budget: containers.ReadBudget, read_files: bool,
-               taken: set[bytes]) -> tuple[str, list[tuple[str | None, bytes]]]:
+def _text_part(part: Message, budget: containers.ReadBudget | None, copies: set[bytes]
+               ) -> tuple[str, list[tuple[str | None, bytes]]]:
     """A text part of the body: its text, and the uuencoded files in it (services.archive.
     uuencode), each (name, data), as many as `budget` lets the message read (the rest are
-    counted as passed; none with `read_files` False), the encoded lines of those of a
-    known type out of the text (the SHA-256 of each of those files added to `taken`). A
-    part whose transfer encoding is x-uuencode is read so too."""
+    counted as passed; None: none are read), their encoded lines out of the text (the
+    SHA-256 of each file whose lines left added to `copies`). A part whose transfer
+    encoding is x-uuencode is read so too."""
     # x-uuencode: its encoded text as it came, split as an inline body is (the text around
     # its blocks, and each file, not the first only).
     data = transfer_encoding.uuencoded_payload(part)
     data, charset = data if data is not None else _part_bytes(part), _safe_charset(part)
-    found = uuencode.split(data, max(0, budget.attachments) if read_files else 0,
-                           lambda content: _known_file(content, budget, taken))
-    if read_files:
+    found = uuencode.split(data, max(0, budget.attachments) if budget is not None else 0,
+                           lambda file: _noted_copy(file, copies))
+    if budget is not None:
         budget.attachments -= len(found.files)
         budget.attachments_passed += found.more
     files = [(_uuencoded_name(file.name, charset), file.data) for file in found.files]
     return mime.decode_text(found.text, charset), files
+
+
+def _noted_copy(file: uuencode.File, copies: set[bytes]) -> bool:
+    """Adds the SHA-256 of a file whose block leaves a text part to `copies`; True."""
+    copies.add(hashlib.sha256(file.data).digest())
+    return True
 
 
 def _without_copies(text: str, copies: set[bytes]) -> str:
@@ -355,21 +361,8 @@ def _without_copies(text: str, copies: set[bytes]) -> str:
     if "begin" not in text:
         return text
     data = text.encode("utf-8", "surrogatepass")
-    found = uuencode.split(data, 0, lambda content: hashlib.sha256(content).digest() in copies)
+    found = uuencode.split(data, 0, lambda file: hashlib.sha256(file.data).digest() in copies)
     return found.text.decode("utf-8", "surrogatepass") if found.count else text
-
-
-def _known_file(data: bytes, budget: containers.ReadBudget, taken: set[bytes]) -> bool:
-    """Whether a uuencoded block's file is of a known type or text (its lines may leave the
-    body text; its SHA-256 is then added to `taken`), while the message may judge more;
-    unknown past that (its lines stay). An empty file is known: its block (begin line,
-    "`", "end") shows no words of data."""
-    if data:
-        budget.blocks_judged -= 1
-        if budget.blocks_judged < 0 or not filetypes.known_content(data):
-            return False
-    taken.add(hashlib.sha256(data).digest())
-    return True
 
 
 def _uuencoded_name(name: bytes, charset: str | None) -> str | None:

@@ -82,20 +82,3 @@ def effective_type(declared: str, detected: str) -> str:
 def _magic():
     import magic  # loads the magic database (a few MB): once per worker process
     return magic.Magic(mime=True)
-
-
-def known_content(data: bytes) -> bool:
-    """Whether data is a file of a type libmagic knows (a PDF, a PNG, a zip, HTML, ...) or
-    text, judged strictly: text/plain only when it is UTF-8 (ASCII included), as a text
-    file mostly is. Not generic data, nor bytes libmagic merely calls 8-bit text: a line of
-    capitals read as uuencode decodes to bytes a third of them high, which libmagic calls
-    text/plain now and then (services.archive.uuencode keeps such a block's lines as
-    text). A text file in an 8-bit charset is judged unknown too."""
-    detected = content_type(data)
-    if detected == "text/plain":
-        try:
-            data.decode("utf-8")
-        except UnicodeDecodeError:
-            return False
-        return True
-    return detected not in VAGUE_DETECTIONS

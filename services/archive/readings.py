@@ -69,12 +69,7 @@ READING_VERSION = 10  # 3: raw 8-bit header bytes read in the declared or detect
                      # 10: past mime_parts.LINE_CHECKS, the text of its cuts and a body
                      # part's body are base64 (the same text), a preamble's or epilogue's
                      # lines left out; delimiter lines right after another count toward
-                     # MAX_PARTS (millions of them are cut, their text kept); a uuencoded
-                     # block whose file is of no known type keeps its lines in the body
-                     # (review 157 F1); an x-uuencode part past LINE_CHECKS read as one
-                     # (review 156 F2); an HTML alternative's copy of a text part's block
-                     # adds no words (review 155 F6) (10 is not released yet: one number
-                     # for the session)
+                     # MAX_PARTS (millions of them are cut, their text kept)
 _VERSION = struct.Struct(">H")
 # The checksum makes damage to a kept reading a StaleReading, where it could else decode
 # to other text.

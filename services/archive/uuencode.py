@@ -15,11 +15,9 @@ no decoder reads, all stay text as they were. A block with a line shorter than i
 character says by more than a group's padding (a mailer that stripped a run of trailing
 blanks, or a line of capitals that merely decodes: "MEET AT THE DOCKS") gives its file and
 keeps its lines in the text too: what a mail client may show as words is never taken out of
-search. So does a block whose file the caller does not know (`known`: extract asks libmagic,
-services.archive.filetypes.known_content): lines of capitals of exact length decode too
-(",MEET AT THE DOCKS", full lines starting "M"), to bytes of no type. Lines end in LF or
-CRLF. Work is linear in the input: blocks are found by one pass of a regular expression
-that never backtracks into a block (_BLOCK), and each block's lines are decoded once.
+search. Lines end in LF or CRLF. Work is linear in
+the input: blocks are found by one pass of a regular expression that never backtracks
+into a block (_BLOCK), and each block's lines are decoded once.
 """
 from __future__ import annotations
 
@@ -65,17 +63,18 @@ class Split:
         return len(self.files) + self.more
 
 
-def _any_file(content: bytes) -> bool:
+def _every_block(file: File) -> bool:
     return True
 
 
-def split(data: bytes, keep: int, known: Callable[[bytes], bool] = _any_file) -> Split:
+def split(data: bytes, keep: int, takes: Callable[[File], bool] = _every_block) -> Split:
     """`data` (a text part's bytes) with each uuencoded block that decodes taken out: its
     text, the first `keep` files, and how many more there were (their blocks are taken out
     of the text too, their data dropped: a hostile body of millions of tiny blocks costs
-    no more memory than its own size). `known(file data)` is asked of each block of exact
-    lines and data (in order): False keeps the block's lines in the text too, its file
-    still given. Never raises but MemoryError (or what `known` raises)."""
+    no more memory than its own size). `takes(file)` is asked of each block of exact lines
+    (in order) before its lines leave the text: False keeps them (its file is still given;
+    services.archive.extract takes only copies out of an HTML alternative). Never raises
+    but MemoryError (or what `takes` raises)."""
     if b"begin" not in data:
         return Split(data, [])
     text, files, more, taken = bytearray(), [], 0, 0
@@ -84,11 +83,12 @@ def split(data: bytes, keep: int, known: Callable[[bytes], bool] = _any_file) ->
         content, exact = _decoded(data, *block.span(3)) if name else (None, False)
         if content is None:
             continue  # text as it was (no line of it starts another block)
-        if exact and known(content):  # (else its lines stay text: see the module docstring)
+        file = File(name, block.group(1), content)
+        if exact and takes(file):  # (else its lines stay text: see the module docstring)
             text += data[taken:block.start()]
             taken = block.end()
         if len(files) < keep:
-            files.append(File(name, block.group(1), content))
+            files.append(file)
         else:
             more += 1
     if not files and not more:
