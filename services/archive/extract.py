@@ -270,7 +270,7 @@ def _body_and_attachments(message: Message, cap_bytes: int, nesting: int,
     with `read_attachments` False, the body text alone and no attachment."""
     budget = budget or containers.ReadBudget(text_bytes=CONTAINER_TEXT_FACTOR * cap_bytes)
     plain, html, attachments, statuses = [], [], [], set()  # statuses: where in plain
-    copies = set()  # SHA-256 of each uuencoded file whose block left a text part
+    copies = set()  # _copy_key of each uuencoded file whose block left a text part
     pgp_encrypted = _parts_of_multipart_encrypted(message)
     for part in mime.iter_parts(message, into_messages=False):
         if _mime_type(part) in DELIVERY_STATUS_TYPES:  # text of the body, still an attachment
@@ -329,12 +329,16 @@ def _take_attachment(budget: containers.ReadBudget) -> bool:
     return True
 
 
-def _text_part(part: Message, budget: containers.ReadBudget | None, copies: set[bytes]
+# A uuencoded file as _copy_key names it: (begin line's name, mode, SHA-256 of its data).
+CopyKey = tuple[bytes, bytes, bytes]
+
+
+def _text_part(part: Message, budget: containers.ReadBudget | None, copies: set[CopyKey]
                ) -> tuple[str, list[tuple[str | None, bytes]]]:
     """A text part of the body: its text, and the uuencoded files in it (services.archive.
     uuencode), each (name, data), as many as `budget` lets the message read (the rest are
-    counted as passed; None: none are read), their encoded lines out of the text (the
-    SHA-256 of each file whose lines left added to `copies`). A part whose transfer
+    counted as passed; None: none are read), their encoded lines out of the text (each
+    file whose lines left noted in `copies`: _noted_copy). A part whose transfer
     encoding is x-uuencode is read so too."""
     # x-uuencode: its encoded text as it came, split as an inline body is (the text around
     # its blocks, and each file, not the first only).
@@ -349,19 +353,28 @@ def _text_part(part: Message, budget: containers.ReadBudget | None, copies: set[
     return mime.decode_text(found.text, charset), files
 
 
-def _noted_copy(file: uuencode.File, copies: set[bytes]) -> bool:
-    """Adds the SHA-256 of a file whose block leaves a text part to `copies`; True."""
-    copies.add(hashlib.sha256(file.data).digest())
+def _noted_copy(file: uuencode.File, copies: set[CopyKey]) -> bool:
+    """Adds a file whose block leaves a text part to `copies` (_copy_key; not an empty
+    file: its block shows no data, only a begin line's words; at most MESSAGE_ATTACHMENTS
+    of them, a hostile body's millions of tiny blocks no memory). True: its lines leave."""
+    if file.data and len(copies) < containers.MESSAGE_ATTACHMENTS:
+        copies.add(_copy_key(file))
     return True
 
 
-def _without_copies(text: str, copies: set[bytes]) -> str:
-    """`text` without the uuencoded blocks in it (services.archive.uuencode.split) whose
-    file's SHA-256 is in `copies`."""
+def _copy_key(file: uuencode.File) -> CopyKey:
+    """(begin line's name, mode, SHA-256 of the file): an HTML block is a copy only when
+    its begin line is the text part's too, so no word of it is one the text lacks."""
+    return file.name, file.mode, hashlib.sha256(file.data).digest()
+
+
+def _without_copies(text: str, copies: set[CopyKey]) -> str:
+    """`text` (an HTML alternative's) without the uuencoded blocks in it (services.archive.
+    uuencode.split) that are exact copies of a text part's (their _copy_key in `copies`)."""
     if "begin" not in text:
         return text
     data = text.encode("utf-8", "surrogatepass")
-    found = uuencode.split(data, 0, lambda file: hashlib.sha256(file.data).digest() in copies)
+    found = uuencode.split(data, 0, lambda file: bool(file.data) and _copy_key(file) in copies)
     return found.text.decode("utf-8", "surrogatepass") if found.count else text
 
 

@@ -72,3 +72,42 @@ def test_a_block_only_the_html_shows_keeps_its_words():
         b"<pre>\n" + _escaped(block) + b"</pre>")
     body = extract(raw, CAP).body
     assert {"begin", "644", "other", "end"} <= set(body.split())
+
+
+# --- review 158 F3: a copy is the same begin line's name and mode, and a file's data -------
+
+GIF = (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00"
+       b"\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")  # 1x1 GIF89a
+
+
+def _block(begin: bytes, data: bytes) -> bytes:
+    """A uuencoded block of `data` under the begin line `begin`, LF line ends."""
+    return joined(encoded(b"x", data), b"\n").replace(b"begin 644 x", begin, 1)
+
+
+@pytest.mark.parametrize("plain_begin, html_begin, data, words", [
+    (b"begin 644 x", b"begin 644 MEET AT THE DOCKS QUOKKA", b"",
+     ["MEET", "DOCKS", "QUOKKA"]),  # an empty file's block: only its begin line's words
+    (b"begin 644 x", b"begin 644 MEET AT THE DOCKS QUOKKA", b"hello world\n",
+     ["MEET", "DOCKS", "QUOKKA"]),
+    (b"begin 644 pic.gif", b"begin 644 pic.gif WIRE MONEY TO ACCOUNT ZEBRA4471", GIF,
+     ["WIRE", "MONEY", "ZEBRA4471"]),
+    (b"begin 644 pic.gif", b"begin 755 pic.gif", GIF, ["755"]),
+], ids=["empty-file", "text-file", "gif", "other-mode"])
+def test_an_html_block_of_the_same_data_under_another_begin_line_keeps_its_words(
+        plain_begin, html_begin, data, words):
+    """The HTML's block holds the plain part's file, but its begin line says more (or
+    another mode): it is no copy, and the words only it has are read."""
+    raw = _alternative(b"hello\n" + _block(plain_begin, data),
+                       b"<p>hello</p><pre>" + _block(html_begin, data) + b"</pre>")
+    extracted = extract(raw, CAP)
+    assert set(words) <= set(extracted.body.split())
+    assert body_text(raw) == extracted.body
+
+
+def test_an_empty_file_takes_no_html_block_out():
+    """The plain part's empty file (sha256(b"")) is no copy of any HTML block: the HTML's
+    empty blocks of other names keep their words."""
+    raw = _alternative(b"hello\nbegin 644 x\n`\nend\n",
+                       b"<p>hello</p><pre>begin 644 MEET AT THE DOCKS QUOKKA\n`\nend\n</pre>")
+    assert "QUOKKA" in extract(raw, CAP).body
