@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import binascii
 import re
+import secrets
 from email.message import Message
 
 from services.archive import uuencode
@@ -138,9 +139,11 @@ _PART_DECODERS = {**DECODERS, **dict.fromkeys(uuencode.ENCODINGS, uuencode.decod
 # A field of a part whose body services.archive.mime_parts gives the parser in base64 on
 # long lines (past its LINE_CHECKS) though it came x-uuencode: that encoding, which the
 # base64 wraps (uuencode's lines hold the begin line's name, each file and the text around
-# them; decoded, the base64 is those lines as they came). A sender who writes it on a
-# base64 part of his own has it read as if he had sent x-uuencode: nothing more.
-WRAPPED_FIELD = "X-Archive-Wrapped-Encoding"
+# them; decoded, the base64 is those lines as they came). Its name holds a token this
+# process drew, which no sender can write: a sender's field of a fixed name on his own
+# base64 part (or HTML) made it read as its first uuencoded file alone, the text around it
+# out of search and other bytes served than the recipient saw (review 158 F1).
+WRAPPED_FIELD = "X-Archive-Wrapped-" + secrets.token_hex(16)
 
 
 def decoded_payload(part: Message) -> bytes:
