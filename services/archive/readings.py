@@ -43,7 +43,7 @@ __all__ = ["READING_VERSION", "StaleReading", "decode", "encode", "is_current", 
 # cut, summary fields): every kept reading is then read again from its message.
 # tests/unit/archive/test_readings.py fails when the reading code changes without a
 # decision about this number.
-READING_VERSION = 10  # 3: raw 8-bit header bytes read in the declared or detected charset;
+READING_VERSION = 11  # 3: raw 8-bit header bytes read in the declared or detected charset;
                      # the limits that cut text (Extracted.cut, AttachmentText.cut)
                      # 4: white space before a field's colon (RFC 5322 4.5.3) read in the
                      # top-level header block and in each MIME part's
@@ -70,6 +70,9 @@ READING_VERSION = 10  # 3: raw 8-bit header bytes read in the declared or detect
                      # part's body are base64 (the same text), a preamble's or epilogue's
                      # lines left out; delimiter lines right after another count toward
                      # MAX_PARTS (millions of them are cut, their text kept)
+                     # 11: an x-uuencode part past LINE_CHECKS read as one (review 156
+                     # F2); an HTML alternative's exact copy of a text part's uuencoded
+                     # block adds no words (review 155 F6; 10 shipped in a release)
 _VERSION = struct.Struct(">H")
 # The checksum makes damage to a kept reading a StaleReading, where it could else decode
 # to other text.

@@ -133,9 +133,9 @@ def encoding_of(value: object) -> str:
 
 
 # The decoders of the transfer encodings a body's bytes stand for (RFC 2045 6.7, 6.8), by
-# the name encoding_of gives; a part's decoding (_decoded) reads x-uuencode too.
+# the name encoding_of gives; a part's decoding (_decoded) reads x-uuencode first, by
+# uuencoded_payload (a part mime_parts wrapped in base64 included).
 DECODERS = {"quoted-printable": decode_quoted_printable, "base64": decode_base64}
-_PART_DECODERS = {**DECODERS, **dict.fromkeys(uuencode.ENCODINGS, uuencode.decode)}
 # A field of a part whose body services.archive.mime_parts gives the parser in base64 on
 # long lines (past its LINE_CHECKS) though it came x-uuencode: that encoding, which the
 # base64 wraps (uuencode's lines hold the begin line's name, each file and the text around
@@ -199,7 +199,7 @@ def _decoded(part: Message) -> bytes | None:
     if uuencoded is not None:
         return uuencode.decode(uuencoded)
     encoding = encoding_of(part.get("content-transfer-encoding", ""))
-    decode = _PART_DECODERS.get(encoding)
+    decode = DECODERS.get(encoding)
     if part.is_multipart() or decode is None:
         return part.get_payload(decode=True)
     # What get_payload(decode=True) reads, which no public accessor gives undecoded: the
