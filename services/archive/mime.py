@@ -263,7 +263,8 @@ def parse_message(raw: bytes) -> Message:
     header_blocks' answer when it cut a block: a Content-Type past its cut is the field's
     head to the parser, whose boundary may be another than the whole field's (the text
     part of the first count's cut, a part itself, is allowed past MAX_PARTS: it was
-    re-cut, and counted twice)."""
+    re-cut, and counted twice). A body mime_parts gave in base64 that came x-uuencode is
+    an x-uuencode part in the tree (mime_parts.restored: no bytes of it hold its mark)."""
     parts, unparsed = mime_parts.bounded(raw)
     parsed = header_blocks.bounded(parts)
     if parsed is not parts:  # a block cut: its parts counted again, as the parser gets it
@@ -272,6 +273,8 @@ def parse_message(raw: bytes) -> Message:
     parsed = with_field_names_closed(parsed)
     del parts
     message = _parsed(parsed)
+    if parsed is not raw:  # (an x-uuencode body given in base64 is x-uuencode again)
+        message = mime_parts.restored(message)
     if unparsed:
         message.defects.append(mime_parts.PartsNotParsed(unparsed))
     return _declaring(message, raw)

@@ -18,7 +18,8 @@ feedparser, which parses whatever the fast parser refuses, matches every line ag
 every open multipart's boundary, so delimiter lines right after another count as
 parts, and past LINE_CHECKS matches the text of a cut and a body part's body are given
 in base64 on a few long lines (REST_HEADER_BASE64, B64_LINE) and a preamble's or
-epilogue's lines are left out. The text read is the same.
+epilogue's lines are left out. The text read is the same: an x-uuencode body given so is
+marked (WRAPPED_FIELD), and restored() makes the parsed part the x-uuencode part it was.
 
 Parts are counted in the order the parser reads them (the message, then depth first: each
 body part of a multipart, the message inside a message/* part), with the walk of
@@ -28,8 +29,11 @@ and epilogues as the parser does.
 from __future__ import annotations
 
 import base64
+import binascii
 import re
+import secrets
 from email import errors
+from email.message import Message
 from typing import Iterator
 
 from services.archive import header_blocks, mimetree, transfer_encoding, uuencode
@@ -82,6 +86,14 @@ _TRANSFER_ENCODING = re.compile(rb"^content-transfer-encoding[ \t]*:(" + header_
 # A delivery status (RFC 3464) is blocks, each a part to the parser: a message that may
 # have one is walked whatever its delimiter lines.
 _STATUS = re.compile(rb"(?i)delivery-status")
+# The header field of a body part that came x-uuencode (or another of its names) and is
+# given to the parser in base64 past LINE_CHECKS: its value, that encoding. Plain base64
+# lost what uuencode's lines hold (the begin lines' names, each file, the text around
+# them). It never leaves the parse: restored() takes it out of the parsed part, which
+# becomes the x-uuencode part it was (review 161 F1: served in a part's bytes, the name
+# told a web user what to write to have his own base64 part or HTML read as uuencode,
+# review 158 F1). Its name holds a token this process drew, so no sender's field is one.
+WRAPPED_FIELD = "X-Archive-Wrapped-" + secrets.token_hex(16)
 
 
 class PartsNotParsed(errors.MessageDefect):
@@ -323,8 +335,8 @@ def _add_line_free_body(kept: bytearray, raw: bytes, lines: bytes, start: int,
     body in base64 on lines of B64_LINE characters: its header block as it is but its Content-Transfer-Encoding
     fields, "Content-Transfer-Encoding: base64", the blank line, and the bytes its body
     stands for, decoded as extraction decodes them (services.archive.transfer_encoding);
-    an x-uuencode body's lines as they came, under a transfer_encoding.WRAPPED_FIELD
-    naming that encoding (one linear pass, as for any body)."""
+    an x-uuencode body's lines as they came, under a WRAPPED_FIELD naming that encoding
+    (one linear pass, as for any body; restored() undoes it after the parse)."""
     header_end = header_blocks.block_end(lines, start, end)
     header = lines[start:header_end]
     found = _TRANSFER_ENCODING.search(header)
@@ -337,10 +349,10 @@ def _add_line_free_body(kept: bytearray, raw: bytes, lines: bytes, start: int,
             header = lines[start:field[0]] + REST_TYPE + lines[field[1]:header_end]
     kept += _TRANSFER_ENCODING.sub(b"", header)
     if encoding in uuencode.ENCODINGS and not as_text:
-        # Its lines as they came (decode is None), saying what they are: extraction reads
-        # them as it reads an x-uuencode part (its begin lines' names, its files, the text
-        # around them), where plain base64 of them lost the names and the files' text.
-        kept += b"%s: %s\r\n" % (transfer_encoding.WRAPPED_FIELD.encode(), encoding.encode())
+        # Its lines as they came (decode is None), saying what they are: restored() makes
+        # the parsed part x-uuencode again, read as such (its begin lines' names, its
+        # files, the text around them).
+        kept += b"%s: %s\r\n" % (WRAPPED_FIELD.encode(), encoding.encode())
     kept += b"Content-Transfer-Encoding: base64\r\n\r\n"
     body = raw[header_blocks._after_blank_line(lines, header_end):end]
     for line_end in (b"\r\n", b"\n", b"\r"):  # (the delimiter's)
@@ -349,6 +361,41 @@ def _add_line_free_body(kept: bytearray, raw: bytes, lines: bytes, start: int,
             break
     decode = transfer_encoding.DECODERS.get(encoding)
     _add_base64_lines(kept, body if decode is None else decode(body))
+
+
+def restored(message: Message) -> Message:
+    """`message` (the parser's tree of bounded()'s bytes) with each part bearing
+    WRAPPED_FIELD made the x-uuencode part it came as: the field out, Content-Transfer-
+    Encoding its value again (RFC 2045 6.1), the payload its lines as they came (the
+    base64 decoded: the parser's work is done). No serialisation of the tree holds the
+    field, and what reads it never asks which parts were given so. Walked without
+    recursion; never raises but MemoryError."""
+    stack = [message]
+    while stack:
+        part = stack.pop()
+        if part.is_multipart():
+            stack.extend(child for child in part.get_payload() if isinstance(child, Message))
+        elif WRAPPED_FIELD in part:
+            _restore(part)
+    return message
+
+
+def _restore(part: Message) -> None:
+    """`part`, a leaf bearing WRAPPED_FIELD, as it came (restored()); a part whose field
+    or encoding another cut changed (header_blocks.bounded) keeps what it has, field out."""
+    encoding = transfer_encoding.encoding_of(part.get(WRAPPED_FIELD, ""))
+    del part[WRAPPED_FIELD]
+    payload = part.get_payload()
+    if encoding not in uuencode.ENCODINGS or not isinstance(payload, str) or \
+            transfer_encoding.encoding_of(part.get("content-transfer-encoding", "")) \
+            != "base64":
+        return
+    try:
+        lines = binascii.a2b_base64(transfer_encoding.payload_bytes(payload))
+    except binascii.Error:  # (not the base64 _add_line_free_body wrote: left as it is)
+        return
+    part.replace_header("Content-Transfer-Encoding", encoding)
+    part.set_payload(lines.decode("ascii", "surrogateescape"))
 
 
 def _add_base64_lines(kept: bytearray, data) -> None:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import binascii
 import re
-import secrets
 from email.message import Message
 
 from services.archive import uuencode
@@ -134,16 +133,8 @@ def encoding_of(value: object) -> str:
 
 # The decoders of the transfer encodings a body's bytes stand for (RFC 2045 6.7, 6.8), by
 # the name encoding_of gives; a part's decoding (_decoded) reads x-uuencode first, by
-# uuencoded_payload (a part mime_parts wrapped in base64 included).
+# uuencoded_payload.
 DECODERS = {"quoted-printable": decode_quoted_printable, "base64": decode_base64}
-# A field of a part whose body services.archive.mime_parts gives the parser in base64 on
-# long lines (past its LINE_CHECKS) though it came x-uuencode: that encoding, which the
-# base64 wraps (uuencode's lines hold the begin line's name, each file and the text around
-# them; decoded, the base64 is those lines as they came). Its name holds a token this
-# process drew, which no sender can write: a sender's field of a fixed name on his own
-# base64 part (or HTML) made it read as its first uuencoded file alone, the text around it
-# out of search and other bytes served than the recipient saw (review 158 F1).
-WRAPPED_FIELD = "X-Archive-Wrapped-" + secrets.token_hex(16)
 
 
 def decoded_payload(part: Message) -> bytes:
@@ -171,18 +162,13 @@ def uuencoded_file(part: Message) -> uuencode.File | None:
 
 def uuencoded_payload(part: Message) -> bytes | None:
     """The payload of a part whose transfer encoding is x-uuencode (or another of its
-    names) as it came, undecoded (of one that services.archive.mime_parts gave the parser
-    in base64, WRAPPED_FIELD, that base64 decoded: the same bytes); None for another
-    part."""
-    encoding = encoding_of(part.get("content-transfer-encoding", ""))
-    wrapped = encoding == "base64" and \
-        encoding_of(part.get(WRAPPED_FIELD, "")) in uuencode.ENCODINGS
-    if encoding not in uuencode.ENCODINGS and not wrapped:
+    names) as it came, undecoded; None for another part."""
+    if encoding_of(part.get("content-transfer-encoding", "")) not in uuencode.ENCODINGS:
         return None
     payload = part._payload  # (as _decoded reads it)
     if not isinstance(payload, str) or part.is_multipart():
         return None
-    return decode_base64(payload_bytes(payload)) if wrapped else payload_bytes(payload)
+    return payload_bytes(payload)
 
 
 def payload_bytes(payload: str) -> bytes:
@@ -195,7 +181,7 @@ def payload_bytes(payload: str) -> bytes:
 
 
 def _decoded(part: Message) -> bytes | None:
-    uuencoded = uuencoded_payload(part)  # (wrapped in base64 or not)
+    uuencoded = uuencoded_payload(part)
     if uuencoded is not None:
         return uuencode.decode(uuencoded)
     encoding = encoding_of(part.get("content-transfer-encoding", ""))

@@ -1,5 +1,5 @@
 """Review 158 F1: the field services.archive.mime_parts adds to an x-uuencode part it gives
-the parser in base64 (transfer_encoding.WRAPPED_FIELD) is one no sender can write. A
+the parser in base64 (mime_parts.WRAPPED_FIELD) is one no sender can write. A
 sender's own field of the name it had (any spelling, case, folding or parameters) on his
 base64 attachment or his HTML part changes nothing: all the text is read, and the part
 decodes to the bytes the recipient got, as at 9457ea1, under LINE_CHECKS or past it."""
@@ -63,6 +63,6 @@ def test_a_sender_s_wrapped_field_changes_nothing(kind, field, past_line_checks,
 
 def test_the_field_this_process_writes_is_one_no_sender_knows():
     """Its name is not the fixed one a sender could copy, and holds 128 random bits."""
-    name = transfer_encoding.WRAPPED_FIELD.lower()
+    name = mime_parts.WRAPPED_FIELD.lower()
     assert name.startswith("x-archive-wrapped-") and name != "x-archive-wrapped-encoding"
     assert len(name) - len("x-archive-wrapped-") == 32
