@@ -270,7 +270,7 @@ def _body_and_attachments(message: Message, cap_bytes: int, nesting: int,
     with `read_attachments` False, the body text alone and no attachment."""
     budget = budget or containers.ReadBudget(text_bytes=CONTAINER_TEXT_FACTOR * cap_bytes)
     plain, html, attachments, statuses = [], [], [], set()  # statuses: where in plain
-    copies = set()  # _copy_key of each uuencoded file whose block left a text part
+    copies = set()  # _copy_key of each uuencoded block that left a text part
     pgp_encrypted = _parts_of_multipart_encrypted(message)
     for part in mime.iter_parts(message, into_messages=False):
         if _mime_type(part) in DELIVERY_STATUS_TYPES:  # text of the body, still an attachment
@@ -309,9 +309,10 @@ def _body_and_attachments(message: Message, cap_bytes: int, nesting: int,
     if not alternative.strip():
         return (html_text + "\n" + plain_text if html_text.strip() else plain_text), attachments
     # An HTML alternative that shows the plain text shows its uuencoded blocks too (in a
-    # <pre>): the lines of a block of a file the text parts gave are that file's, read
-    # from them, no words only the HTML has (review 155 F6). Only such whole blocks: the
-    # HTML's other words are all read, those that are tokens of encoded lines too.
+    # <pre>): a block of the very lines a text part's block had is that file's, read
+    # from the text part, no words only the HTML has (review 155 F6; the same file on
+    # other lines is other words, review 161 F2). Only such whole blocks: the HTML's
+    # other words are all read, those that are tokens of encoded lines too.
     if copies:
         html_text = "\n".join(_tidy_whitespace(_without_copies(text, copies))
                               for text in html)
@@ -329,23 +330,19 @@ def _take_attachment(budget: containers.ReadBudget) -> bool:
     return True
 
 
-# A uuencoded file as _copy_key names it: (begin line's name, mode, SHA-256 of its data).
-CopyKey = tuple[bytes, bytes, bytes]
-
-
-def _text_part(part: Message, budget: containers.ReadBudget | None, copies: set[CopyKey]
+def _text_part(part: Message, budget: containers.ReadBudget | None, copies: set[bytes]
                ) -> tuple[str, list[tuple[str | None, bytes]]]:
     """A text part of the body: its text, and the uuencoded files in it (services.archive.
     uuencode), each (name, data), as many as `budget` lets the message read (the rest are
     counted as passed; None: none are read), their encoded lines out of the text (each
-    file whose lines left noted in `copies`: _noted_copy). A part whose transfer
-    encoding is x-uuencode is read so too."""
+    block that left noted in `copies`: _noted_copy). A part whose transfer encoding is
+    x-uuencode is read so too."""
     # x-uuencode: its encoded text as it came, split as an inline body is (the text around
     # its blocks, and each file, not the first only).
     data = transfer_encoding.uuencoded_payload(part)
     data, charset = data if data is not None else _part_bytes(part), _safe_charset(part)
     found = uuencode.split(data, max(0, budget.attachments) if budget is not None else 0,
-                           lambda file: _noted_copy(file, copies))
+                           lambda file, block: _noted_copy(file, block, copies))
     if budget is not None:
         budget.attachments -= len(found.files)
         budget.attachments_passed += found.more
@@ -353,28 +350,33 @@ def _text_part(part: Message, budget: containers.ReadBudget | None, copies: set[
     return mime.decode_text(found.text, charset), files
 
 
-def _noted_copy(file: uuencode.File, copies: set[CopyKey]) -> bool:
-    """Adds a file whose block leaves a text part to `copies` (_copy_key; not an empty
-    file: its block shows no data, only a begin line's words; at most MESSAGE_ATTACHMENTS
-    of them, a hostile body's millions of tiny blocks no memory). True: its lines leave."""
+def _noted_copy(file: uuencode.File, block: memoryview, copies: set[bytes]) -> bool:
+    """Adds the _copy_key of a block that leaves a text part to `copies` (not of an empty
+    file's: a block that shows no data, only a begin line's words; at most
+    MESSAGE_ATTACHMENTS of them, a hostile body's millions of tiny blocks no memory).
+    True: its lines leave."""
     if file.data and len(copies) < containers.MESSAGE_ATTACHMENTS:
-        copies.add(_copy_key(file))
+        copies.add(_copy_key(block))
     return True
 
 
-def _copy_key(file: uuencode.File) -> CopyKey:
-    """(begin line's name, mode, SHA-256 of the file): an HTML block is a copy only when
-    its begin line is the text part's too, so no word of it is one the text lacks."""
-    return file.name, file.mode, hashlib.sha256(file.data).digest()
+def _copy_key(block: memoryview) -> bytes:
+    """SHA-256 of a uuencoded block's lines, "begin" to "end" (CRLF or LF line ends, and
+    white space after "end", alike): an HTML block is a copy of a text part's only when
+    its lines are the same characters, so it holds no word the text part's lacks. Not
+    its file: the same file encoded on lines of other lengths is other characters,
+    which can read as words ("M WIRE 40000 TO ACCOUNT 4471"; review 161 F2)."""
+    return hashlib.sha256(bytes(block).replace(b"\r\n", b"\n").rstrip()).digest()
 
 
-def _without_copies(text: str, copies: set[CopyKey]) -> str:
+def _without_copies(text: str, copies: set[bytes]) -> str:
     """`text` (an HTML alternative's) without the uuencoded blocks in it (services.archive.
     uuencode.split) that are exact copies of a text part's (their _copy_key in `copies`)."""
     if "begin" not in text:
         return text
     data = text.encode("utf-8", "surrogatepass")
-    found = uuencode.split(data, 0, lambda file: bool(file.data) and _copy_key(file) in copies)
+    found = uuencode.split(data, 0, lambda file, block: bool(file.data)
+                           and _copy_key(block) in copies)
     return found.text.decode("utf-8", "surrogatepass") if found.count else text
 
 

@@ -63,28 +63,31 @@ class Split:
         return len(self.files) + self.more
 
 
-def _every_block(file: File) -> bool:
+def _every_block(file: File, block: memoryview) -> bool:
     return True
 
 
-def split(data: bytes, keep: int, takes: Callable[[File], bool] = _every_block) -> Split:
+def split(data: bytes, keep: int,
+          takes: Callable[[File, memoryview], bool] = _every_block) -> Split:
     """`data` (a text part's bytes) with each uuencoded block that decodes taken out: its
     text, the first `keep` files, and how many more there were (their blocks are taken out
     of the text too, their data dropped: a hostile body of millions of tiny blocks costs
-    no more memory than its own size). `takes(file)` is asked of each block of exact lines
-    (in order) before its lines leave the text: False keeps them (its file is still given;
-    services.archive.extract takes only copies out of an HTML alternative). Never raises
-    but MemoryError (or what `takes` raises)."""
+    no more memory than its own size). `takes(file, block)` is asked of each block of
+    exact lines (in order; `block`: its lines from "begin" to "end" as they are in `data`)
+    before its lines leave the text: False keeps them (its file is still given; services.
+    archive.extract takes only copies out of an HTML alternative). Never raises but
+    MemoryError (or what `takes` raises)."""
     if b"begin" not in data:
         return Split(data, [])
-    text, files, more, taken = bytearray(), [], 0, 0
+    text, files, more, taken, view = bytearray(), [], 0, 0, memoryview(data)
     for block in _BLOCK.finditer(data):
         name = block.group(2).strip()
         content, exact = _decoded(data, *block.span(3)) if name else (None, False)
         if content is None:
             continue  # text as it was (no line of it starts another block)
         file = File(name, block.group(1), content)
-        if exact and takes(file):  # (else its lines stay text: see the module docstring)
+        # (else its lines stay text: see the module docstring)
+        if exact and takes(file, view[block.start():block.end()]):
             text += data[taken:block.start()]
             taken = block.end()
         if len(files) < keep:

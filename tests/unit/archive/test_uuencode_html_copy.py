@@ -1,8 +1,10 @@
 """Review 155 F6: a multipart/alternative whose HTML shows the plain text shows its uuencoded
-blocks too (in a <pre>). An exact copy of a block whose file left a text part adds no
-words; a block only the HTML has keeps its words, as any HTML text."""
+blocks too (in a <pre>). An exact copy of a block that left a text part (the same lines:
+review 161 F2) adds no words; a block only the HTML has keeps its words, as any HTML
+text."""
 from __future__ import annotations
 
+import binascii
 import gzip
 import struct
 import zlib
@@ -111,3 +113,72 @@ def test_an_empty_file_takes_no_html_block_out():
     raw = _alternative(b"hello\nbegin 644 x\n`\nend\n",
                        b"<p>hello</p><pre>begin 644 MEET AT THE DOCKS QUOKKA\n`\nend\n</pre>")
     assert "QUOKKA" in extract(raw, CAP).body
+
+
+# --- review 161 F2: a copy is the same encoded lines, not the same file --------------------
+
+# Words an encoded line can be: capitals, digits and blanks are all uuencode characters.
+WORDS = b" WIRE 40000 TO ACCOUNT 4471 QUOKKA ZEBRA NOW MEET AT THE DOCKS AT NINE"
+BEGINS = [b"begin 644 report.txt", b"begin 0600 scan 01.bin", b"begin 100755 a"]
+
+
+def _worded_lines(width: int) -> list[bytes]:
+    """Three full data lines of `width` bytes each (a multiple of 3) whose characters are
+    WORDS (blanks after): what an encoder writing lines of that length wrote for the file
+    they decode to."""
+    characters = width // 3 * 4
+    line = (WORDS[:characters].rsplit(b" ", 1)[0]).ljust(characters)
+    return [bytes([32 + width]) + line] * 3
+
+
+def _lines_of(begin: bytes, data: bytes, width: int) -> list[bytes]:
+    """A block of `data` under `begin`, its data lines of `width` bytes (uuencode(1)'s 45,
+    or another encoder's)."""
+    return [begin] + [binascii.b2a_uu(data[at:at + width]).rstrip(b"\n")
+                      for at in range(0, len(data), width)] + [b"`", b"end"]
+
+
+def _decoded_lines(lines: list[bytes]) -> bytes:
+    return b"".join(binascii.a2b_uu(line) for line in lines)
+
+
+def _html_and_plain(html_lines: list[bytes], plain_lines: list[bytes],
+                    newline: bytes) -> bytes:
+    return _alternative(b"hello" + newline + joined(plain_lines, newline),
+                        b"<p>hello</p><pre>\n" + _escaped(joined(html_lines, b"\n")) +
+                        b"</pre>")
+
+
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n"], ids=["LF", "CRLF"])
+@pytest.mark.parametrize("begin", BEGINS)
+@pytest.mark.parametrize("html_width, plain_width", [
+    (15, 45), (30, 45), (42, 45), (45, 30), (45, 24), (30, 15)])
+def test_the_same_file_on_other_lines_in_the_html_keeps_their_words(
+        html_width, plain_width, begin, newline):
+    """The HTML's block is the plain part's file under the same begin line, encoded on
+    lines of another length: its characters are other words (here WORDS), read as any
+    words only the HTML has; the file is read once, from the plain part."""
+    html_lines = [begin, *_worded_lines(html_width), b"`", b"end"]
+    data = _decoded_lines(html_lines[1:-2])
+    plain_lines = _lines_of(begin, data, plain_width)
+    assert plain_lines != html_lines and _decoded_lines(plain_lines[1:-2]) == data
+    raw = _html_and_plain(html_lines, plain_lines, newline)
+    extracted = extract(raw, CAP)
+    assert len(extracted.attachments) == 1
+    words = set(html_lines[1][1:].decode().split())  # (after the length character)
+    assert {"WIRE", "40000"} <= words <= set(extracted.body.split())
+    assert body_text(raw) == extracted.body
+
+
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n"], ids=["LF", "CRLF"])
+@pytest.mark.parametrize("begin", BEGINS)
+@pytest.mark.parametrize("width", [15, 30, 42, 45])
+def test_the_same_lines_in_the_html_are_still_a_copy(width, begin, newline):
+    """The HTML's block is the plain part's lines (whatever line ends the plain part has):
+    a copy, whose words are the plain part's block's, out of the text with it."""
+    lines = [begin, *_worded_lines(width), b"`", b"end"]
+    raw = _html_and_plain(lines, lines, newline)
+    extracted = extract(raw, CAP)
+    assert len(extracted.attachments) == 1
+    assert extracted.body.split() == ["hello"]
+    assert body_text(raw) == extracted.body
