@@ -17,7 +17,9 @@ FIELDS = [b"X-Archive-Wrapped-Encoding: x-uuencode\n",
           b"x-archive-wrapped-encoding: UUENCODE\n",
           b"X-ARCHIVE-WRAPPED-ENCODING:\n x-uue\n",
           b"X-Archive-Wrapped-Encoding: x-uuencode; name=readme.txt\n",
-          b"X-Archive-Wrapped-Encoding: uue (wrapped)\n"]
+          b"X-Archive-Wrapped-Encoding: uue (wrapped)\n",
+          # another process's name (review 161 F1: no bytes of this one's hold its own)
+          b"X-Archive-Wrapped-0123456789abcdef0123456789abcdef: x-uuencode\n"]
 PART_HEADS = {
     "attachment": b"Content-Type: text/plain; name=report.txt\n"
                   b"Content-Disposition: attachment; filename=report.txt\n",
