@@ -18,6 +18,7 @@ start at the message's start, after each delimiter line of a multipart's boundar
 from __future__ import annotations
 
 import re
+import secrets
 from email.message import Message
 from email.policy import compat32
 from typing import Iterator
@@ -65,7 +66,16 @@ _FIELD_START = re.compile(rb"^(?:From |:|[!-9;-~]+[ \t]*:)", re.MULTILINE)
 # Content-Pad-2...) kept them all, and the parser got the whole padding.
 MIME_FIELDS = (b"content-type", b"content-transfer-encoding", b"content-disposition",
                b"content-id", b"content-description", b"content-location", b"mime-version")
-_MIME_FIELD = re.compile(rb"^(" + b"|".join(MIME_FIELDS + SUMMARY_FIELDS) + rb")[ \t]*:"
+# The header field services.archive.mime_parts adds to a body part that came x-uuencode
+# (or another of its names) and is given to the parser in base64 past its LINE_CHECKS:
+# its value, that encoding; mime_parts.restored() takes it out after the parse. Its name
+# holds a token this process drew, so no sender's field is one. Kept from past a cut as
+# the MIME fields are: added after the sender's own fields, a part of more header lines
+# than HEADER_LINES_LIMIT lost it, and read as base64 junk (its file names and words
+# lost; review 166 F1).
+WRAPPED_FIELD = "X-Archive-Wrapped-" + secrets.token_hex(16)
+_KEPT_FIELDS = MIME_FIELDS + SUMMARY_FIELDS + (WRAPPED_FIELD.lower().encode(),)
+_MIME_FIELD = re.compile(rb"^(" + b"|".join(_KEPT_FIELDS) + rb")[ \t]*:"
                          + _FOLDED + rb"(?:\r?\n)?", re.MULTILINE | re.IGNORECASE)
 # A block's Content-Type field, read by the stdlib's own Message (its type, its boundary:
 # RFC 2231 continuations, quoted strings, comments, any length), as the parser reads it.
@@ -98,9 +108,9 @@ def bounded(raw: bytes) -> bytes:
     """`raw` (bytes of an RFC 5322 message) with its header blocks holding at most
     HEADER_LINES_LIMIT lines together: the block that reaches the limit, and each after
     it, cut at the last field start within the limit, keeping from past the cut the first
-    field of each name of MIME_FIELDS (the one the parser uses) and SUMMARY_FIELDS, at
-    most KEPT_FIELD_LIMIT (KEPT_SUMMARY_FIELD_LIMIT) bytes and KEPT_FIELD_LINES lines of
-    it. For parsing only. Returns `raw` itself when its blocks are within the limit
+    field of each name of MIME_FIELDS (the one the parser uses), SUMMARY_FIELDS and
+    WRAPPED_FIELD, at most KEPT_FIELD_LIMIT (KEPT_SUMMARY_FIELD_LIMIT) bytes and
+    KEPT_FIELD_LINES lines of it. For parsing only. Returns `raw` itself when its blocks are within the limit
     (always for a message of fewer lines). Never raises but MemoryError."""
     if raw.count(b"\n") + raw.count(b"\r") <= HEADER_LINES_LIMIT:
         return raw
@@ -462,9 +472,9 @@ def _after_blank_line(raw: bytes, end: int) -> int:
 
 
 def _mime_fields(lines: bytes, raw: bytes, start: int, end: int) -> Iterator[bytes]:
-    """The first field of each name of MIME_FIELDS and SUMMARY_FIELDS in the block's lines
-    from `start` to `end`, at most KEPT_FIELD_LIMIT (KEPT_SUMMARY_FIELD_LIMIT) bytes and
-    KEPT_FIELD_LINES lines of each (cut at a line's end). Found in `lines`, taken
+    """The first field of each name of MIME_FIELDS, SUMMARY_FIELDS and WRAPPED_FIELD in the
+    block's lines from `start` to `end`, at most KEPT_FIELD_LIMIT (KEPT_SUMMARY_FIELD_LIMIT)
+    bytes and KEPT_FIELD_LINES lines of each (cut at a line's end). Found in `lines`, taken
     from `raw`."""
     names = set()
     for field in _MIME_FIELD.finditer(lines, start, end):

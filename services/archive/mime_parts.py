@@ -31,7 +31,6 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-import secrets
 from email import errors
 from email.message import Message
 from typing import Iterator
@@ -92,8 +91,9 @@ _STATUS = re.compile(rb"(?i)delivery-status")
 # them). It never leaves the parse: restored() takes it out of the parsed part, which
 # becomes the x-uuencode part it was (review 161 F1: served in a part's bytes, the name
 # told a web user what to write to have his own base64 part or HTML read as uuencode,
-# review 158 F1). Its name holds a token this process drew, so no sender's field is one.
-WRAPPED_FIELD = "X-Archive-Wrapped-" + secrets.token_hex(16)
+# review 158 F1). Its name holds a token this process drew, so no sender's field is one;
+# held by header_blocks, which keeps it from past a cut (review 166 F1).
+WRAPPED_FIELD = header_blocks.WRAPPED_FIELD
 
 
 class PartsNotParsed(errors.MessageDefect):
