@@ -270,7 +270,6 @@ def _body_and_attachments(message: Message, cap_bytes: int, nesting: int,
     with `read_attachments` False, the body text alone and no attachment."""
     budget = budget or containers.ReadBudget(text_bytes=CONTAINER_TEXT_FACTOR * cap_bytes)
     plain, html, attachments, statuses = [], [], [], set()  # statuses: where in plain
-    copies = set()  # _copy_key of each uuencoded block that left a text part
     pgp_encrypted = _parts_of_multipart_encrypted(message)
     for part in mime.iter_parts(message, into_messages=False):
         if _mime_type(part) in DELIVERY_STATUS_TYPES:  # text of the body, still an attachment
@@ -288,9 +287,9 @@ def _body_and_attachments(message: Message, cap_bytes: int, nesting: int,
             if body:
                 plain.append(body)
         elif part.get_content_type() == "text/html":
-            html.append(_html_content(_part_bytes(part), _safe_charset(part)))
+            html.append(_html_to_text(_part_bytes(part), _safe_charset(part)))
         else:
-            text, files = _text_part(part, budget if read_attachments else None, copies)
+            text, files = _text_part(part, budget if read_attachments else None)
             plain.append(text)
             for name, data in files:
                 entries, body = _file(name, "application/octet-stream", data, cap_bytes,
@@ -302,20 +301,12 @@ def _body_and_attachments(message: Message, cap_bytes: int, nesting: int,
     # words only the HTML has are indexed too (what the recipient saw may be either).
     # A delivery status's fields are no plain-text alternative to the HTML: a bounce whose
     # readable part is HTML alone has it whole, and the fields take no word from it.
-    plain_text, html_text = "\n".join(plain), "\n".join(map(_tidy_whitespace, html))
+    plain_text, html_text = "\n".join(plain), "\n".join(html)
     if not plain_text.strip():
         return html_text, attachments
     alternative = "\n".join(text for at, text in enumerate(plain) if at not in statuses)
     if not alternative.strip():
         return (html_text + "\n" + plain_text if html_text.strip() else plain_text), attachments
-    # An HTML alternative that shows the plain text shows its uuencoded blocks too (in a
-    # <pre>): a block of the very lines a text part's block had is that file's, read
-    # from the text part, no words only the HTML has (review 155 F6; the same file on
-    # other lines is other words, review 161 F2). Only such whole blocks: the HTML's
-    # other words are all read, those that are tokens of encoded lines too.
-    if copies:
-        html_text = "\n".join(_tidy_whitespace(_without_copies(text, copies))
-                              for text in html)
     extra = words_not_in(html_text, alternative)
     return (plain_text + "\n" + extra if extra else plain_text), attachments
 
@@ -330,54 +321,22 @@ def _take_attachment(budget: containers.ReadBudget) -> bool:
     return True
 
 
-def _text_part(part: Message, budget: containers.ReadBudget | None, copies: set[bytes]
+def _text_part(part: Message, budget: containers.ReadBudget | None
                ) -> tuple[str, list[tuple[str | None, bytes]]]:
     """A text part of the body: its text, and the uuencoded files in it (services.archive.
     uuencode), each (name, data), as many as `budget` lets the message read (the rest are
-    counted as passed; None: none are read), their encoded lines out of the text (each
-    block that left noted in `copies`: _noted_copy). A part whose transfer encoding is
-    x-uuencode is read so too."""
+    counted as passed; None: none are read), their encoded lines out of the text. A part
+    whose transfer encoding is x-uuencode is read so too."""
     # x-uuencode: its encoded text as it came, split as an inline body is (the text around
     # its blocks, and each file, not the first only).
     data = transfer_encoding.uuencoded_payload(part)
     data, charset = data if data is not None else _part_bytes(part), _safe_charset(part)
-    found = uuencode.split(data, max(0, budget.attachments) if budget is not None else 0,
-                           lambda file, block: _noted_copy(file, block, copies))
+    found = uuencode.split(data, max(0, budget.attachments) if budget is not None else 0)
     if budget is not None:
         budget.attachments -= len(found.files)
         budget.attachments_passed += found.more
     files = [(_uuencoded_name(file.name, charset), file.data) for file in found.files]
     return mime.decode_text(found.text, charset), files
-
-
-def _noted_copy(file: uuencode.File, block: memoryview, copies: set[bytes]) -> bool:
-    """Adds the _copy_key of a block that leaves a text part to `copies` (not of an empty
-    file's: a block that shows no data, only a begin line's words; at most
-    MESSAGE_ATTACHMENTS of them, a hostile body's millions of tiny blocks no memory).
-    True: its lines leave."""
-    if file.data and len(copies) < containers.MESSAGE_ATTACHMENTS:
-        copies.add(_copy_key(block))
-    return True
-
-
-def _copy_key(block: memoryview) -> bytes:
-    """SHA-256 of a uuencoded block's lines, "begin" to "end" (CRLF or LF line ends, and
-    white space after "end", alike): an HTML block is a copy of a text part's only when
-    its lines are the same characters, so it holds no word the text part's lacks. Not
-    its file: the same file encoded on lines of other lengths is other characters,
-    which can read as words ("M WIRE 40000 TO ACCOUNT 4471"; review 161 F2)."""
-    return hashlib.sha256(bytes(block).replace(b"\r\n", b"\n").rstrip()).digest()
-
-
-def _without_copies(text: str, copies: set[bytes]) -> str:
-    """`text` (an HTML alternative's) without the uuencoded blocks in it (services.archive.
-    uuencode.split) that are exact copies of a text part's (their _copy_key in `copies`)."""
-    if "begin" not in text:
-        return text
-    data = text.encode("utf-8", "surrogatepass")
-    found = uuencode.split(data, 0, lambda file, block: bool(file.data)
-                           and _copy_key(block) in copies)
-    return found.text.decode("utf-8", "surrogatepass") if found.count else text
 
 
 def _uuencoded_name(name: bytes, charset: str | None) -> str | None:
@@ -796,12 +755,6 @@ def _xlsx_pieces(data: bytes) -> Iterator[str]:
 
 
 def _html_to_text(data: bytes, charset: str | None) -> str:
-    return _tidy_whitespace(_html_content(data, charset))
-
-
-def _html_content(data: bytes, charset: str | None) -> str:
-    """The text an HTML document shows, its white space as the source has it (a <pre>'s
-    lines as they are); _tidy_whitespace makes it the text read."""
     # lxml is given UTF-8 bytes: str input refuses NULs and XML encoding declarations.
     text = mime.decode_text(data, charset)
     if not text.strip():
@@ -816,7 +769,7 @@ def _html_content(data: bytes, charset: str | None) -> str:
         element.drop_tree()
     for element in root.iter(*HTML_BLOCKS):
         element.tail = "\n" + (element.tail or "")
-    return root.text_content()
+    return _tidy_whitespace(root.text_content())
 
 
 def _tidy_whitespace(text: str) -> str:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import binascii
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 
 # A block, found in C (a regular expression) and decoded line by line after: a begin line
@@ -63,35 +62,24 @@ class Split:
         return len(self.files) + self.more
 
 
-def _every_block(file: File, block: memoryview) -> bool:
-    return True
-
-
-def split(data: bytes, keep: int,
-          takes: Callable[[File, memoryview], bool] = _every_block) -> Split:
+def split(data: bytes, keep: int) -> Split:
     """`data` (a text part's bytes) with each uuencoded block that decodes taken out: its
     text, the first `keep` files, and how many more there were (their blocks are taken out
     of the text too, their data dropped: a hostile body of millions of tiny blocks costs
-    no more memory than its own size). `takes(file, block)` is asked of each block of
-    exact lines (in order; `block`: its lines from "begin" to "end" as they are in `data`)
-    before its lines leave the text: False keeps them (its file is still given; services.
-    archive.extract takes only copies out of an HTML alternative). Never raises but
-    MemoryError (or what `takes` raises)."""
+    no more memory than its own size). Never raises but MemoryError."""
     if b"begin" not in data:
         return Split(data, [])
-    text, files, more, taken, view = bytearray(), [], 0, 0, memoryview(data)
+    text, files, more, taken = bytearray(), [], 0, 0
     for block in _BLOCK.finditer(data):
         name = block.group(2).strip()
         content, exact = _decoded(data, *block.span(3)) if name else (None, False)
         if content is None:
             continue  # text as it was (no line of it starts another block)
-        file = File(name, block.group(1), content)
-        # (else its lines stay text: see the module docstring)
-        if exact and takes(file, view[block.start():block.end()]):
+        if exact:  # (else its lines stay text: see the module docstring)
             text += data[taken:block.start()]
             taken = block.end()
         if len(files) < keep:
-            files.append(file)
+            files.append(File(name, block.group(1), content))
         else:
             more += 1
     if not files and not more:

@@ -48,8 +48,8 @@ FINGERPRINTS = {1: "22d8be9b649d30abb15748cc1ff322a47ac0ab15a358843d76ba209bc6d9
                 # 10: mime_parts' cut text a base64 text part, runs of delimiter lines
                 # counted (none in the corpus: kept readings of mail that has are read again)
                 10: "dadd915ebbbe1ddf338ce7209dcbc0db7ebc17a5ab57464c855dbac8013e66d3",
-                # 11: an x-uuencode part past LINE_CHECKS, an HTML copy of a uuencoded
-                # block (none in the corpus: kept readings of mail that has are read again)
+                # 11: an x-uuencode part past LINE_CHECKS, past a header cut too (none in
+                # the corpus: kept readings of mail that has are read again)
                 11: "dadd915ebbbe1ddf338ce7209dcbc0db7ebc17a5ab57464c855dbac8013e66d3"}
 FINGERPRINT_MESSAGES = 120
 

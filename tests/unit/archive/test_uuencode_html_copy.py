@@ -1,7 +1,11 @@
-"""Review 155 F6: a multipart/alternative whose HTML shows the plain text shows its uuencoded
-blocks too (in a <pre>). An exact copy of a block that left a text part (the same lines:
-review 161 F2) adds no words; a block only the HTML has keeps its words, as any HTML
-text."""
+"""A multipart/alternative whose HTML shows the plain text shows its uuencoded blocks too
+(in a <pre>): the file is read once, from the text part, and the HTML's words, its
+blocks' lines among them, are read as any words only the HTML has. Review 155 F6 (an
+exact copy of a text part's block adding its encoded lines as words) is open: a copy
+rule took real words out of search (review 166 F2: lines of capitals that are valid
+uuencode in both parts were searchable in neither), and telling such lines from encoded
+data by their characters is unsound (a file with zero runs, encoded with blanks for
+zero, has lines of capitals and blanks: 313 of 1127 real files)."""
 from __future__ import annotations
 
 import binascii
@@ -49,10 +53,10 @@ def _escaped(text: bytes) -> bytes:
 
 @pytest.mark.parametrize("backtick", [True, False], ids=["backtick", "blanks"])
 @pytest.mark.parametrize("name", REAL)
-def test_the_html_alternative_s_copy_of_a_block_adds_no_encoded_words(name, backtick):
+def test_the_html_alternative_s_copy_of_a_block_is_read_once_as_a_file(name, backtick):
     """multipart/alternative whose HTML shows the plain text (the block in a <pre>): the
-    file is read from the plain part, and the HTML's copy of its lines adds no words; the
-    words only the HTML has around it are read."""
+    file is read from the plain part, once; the words only the HTML has around it are
+    read."""
     block = joined(encoded(name.encode(), REAL[name], backtick=backtick), b"\n")
     raw = _alternative(
         b"plain words\n" + block,
@@ -60,8 +64,8 @@ def test_the_html_alternative_s_copy_of_a_block_adds_no_encoded_words(name, back
         b"</pre><p>closing quokkaword</p></body></html>")
     extracted = extract(raw, CAP)
     assert [a.filename for a in extracted.attachments] == [name]
-    assert extracted.body.split() == ["plain", "words", "and", "htmlonlyword", "closing",
-                                      "quokkaword"]
+    assert extracted.body.split()[:2] == ["plain", "words"]
+    assert {"htmlonlyword", "quokkaword"} <= set(extracted.body.split())
     assert body_text(raw) == extracted.body
 
 
@@ -115,7 +119,7 @@ def test_an_empty_file_takes_no_html_block_out():
     assert "QUOKKA" in extract(raw, CAP).body
 
 
-# --- review 161 F2: a copy is the same encoded lines, not the same file --------------------
+# --- review 161 F2 and 166 F2: the HTML's lines of capitals are its words -------------------
 
 # Words an encoded line can be: capitals, digits and blanks are all uuencode characters.
 WORDS = b" WIRE 40000 TO ACCOUNT 4471 QUOKKA ZEBRA NOW MEET AT THE DOCKS AT NINE"
@@ -173,12 +177,16 @@ def test_the_same_file_on_other_lines_in_the_html_keeps_their_words(
 @pytest.mark.parametrize("newline", [b"\n", b"\r\n"], ids=["LF", "CRLF"])
 @pytest.mark.parametrize("begin", BEGINS)
 @pytest.mark.parametrize("width", [15, 30, 42, 45])
-def test_the_same_lines_in_the_html_are_still_a_copy(width, begin, newline):
-    """The HTML's block is the plain part's lines (whatever line ends the plain part has):
-    a copy, whose words are the plain part's block's, out of the text with it."""
+def test_the_same_lines_in_both_parts_keep_their_words(width, begin, newline):
+    """Review 166 F2: lines of capitals that are valid uuencode (WORDS), the same in the
+    plain part's block and in the HTML's <pre>: they leave the plain part's text (an
+    exact block), and the HTML's words are read, as on main (a copy rule took them out of
+    both)."""
     lines = [begin, *_worded_lines(width), b"`", b"end"]
     raw = _html_and_plain(lines, lines, newline)
     extracted = extract(raw, CAP)
     assert len(extracted.attachments) == 1
-    assert extracted.body.split() == ["hello"]
+    words = set(lines[1][1:].decode().split())  # (after the length character)
+    assert {"WIRE", "40000"} <= words <= set(extracted.body.split())
+    assert "hello" in extracted.body.split()
     assert body_text(raw) == extracted.body
