@@ -18,6 +18,7 @@ admin-password itself.
 from __future__ import annotations
 
 import collections
+import http.client
 import json
 import secrets
 import socket
@@ -274,7 +275,7 @@ class Lab:
         "connected"), from its /metrics; False while that cannot be read."""
         try:
             exposition = self.metrics(name)
-        except OSError:
+        except (OSError, http.client.HTTPException):  # a reply cut short too
             return False
         gauge = (f'archiver_mirror_peer_connected{{peer="{self.mirror_address(peer)}"}} 1')
         return gauge in exposition.splitlines()
