@@ -62,7 +62,8 @@ def test_the_data_disk_root_login_and_service_priorities_are_as_the_image_sets_t
     the services that acknowledge mail."""
     for appliance in pair:
         data_source = appliance.run("findmnt -n -o SOURCE /var/lib/archiver").strip()
-        data_disk, root_disk = _disk_of(appliance, data_source), _disk_of(appliance, "/")
+        data_disk = _disk_of(appliance, "/var/lib/archiver")
+        root_disk = _disk_of(appliance, "/")
         assert data_disk and data_disk != root_disk, (appliance, data_disk, root_disk)
         if appliance.machine is not None:  # the lab's VMs: the second virtio disk
             assert data_source == "/dev/vdb", (appliance, data_source)
@@ -73,10 +74,10 @@ def test_the_data_disk_root_login_and_service_priorities_are_as_the_image_sets_t
             (appliance, nice)
 
 
-def _disk_of(appliance, mounted: str) -> str:
-    """The whole disk (kernel name, e.g. "sda") under a mount point or device: another
+def _disk_of(appliance, path: str) -> str:
+    """The whole disk (kernel name, e.g. "sda") under the file system of a path: another
     partition of the root's disk is not a data disk of its own."""
-    source = appliance.run(f"findmnt -n -o SOURCE --target {mounted}").strip()
+    source = appliance.run(f"findmnt -n -o SOURCE --target {path}").strip()
     disks = appliance.run(f"lsblk -n -s -o NAME,TYPE --raw {source}").split("\n")
     return next((name for name, kind in (line.split() for line in disks if line.strip())
                  if kind == "disk"), "")
