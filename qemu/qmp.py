@@ -44,7 +44,10 @@ class QMP:
         return self
 
     def _read(self) -> dict:
-        line = self.file.readline()
+        try:
+            line = self.file.readline()
+        except ConnectionResetError:  # QEMU exited with our command unread
+            line = b""
         if not line:
             raise QMPError("QEMU closed the QMP socket")
         return json.loads(line)
@@ -54,7 +57,10 @@ class QMP:
         if self.file is None:
             self.connect()
         message = {"execute": name, **({"arguments": arguments} if arguments else {})}
-        self.file.write(json.dumps(message).encode() + b"\n")
+        try:
+            self.file.write(json.dumps(message).encode() + b"\n")
+        except (BrokenPipeError, ConnectionResetError):
+            raise QMPError("QEMU closed the QMP socket") from None
         while True:
             reply = self._read()
             if "event" in reply:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import select
 import shutil
 import socket
 import subprocess
@@ -54,6 +55,28 @@ def test_qmp_commands_events_and_errors(tmp_path):
     qmp.close()
     assert seen[1] == {"execute": "set_link", "arguments": {"name": "labnic", "up": False}}
     assert [e["event"] for e in qmp.events] == ["NIC_RX_FILTER_CHANGED"] * 2
+
+
+def test_a_qemu_that_exits_with_a_command_unread_is_a_qmp_error(tmp_path):
+    """QEMU that exits while qmp_capabilities is still in its socket (it failed to set up a
+    host forward) resets the connection: that is a QMPError, which Machine.start answers by
+    looking at the process (and drawing the port again), not a ConnectionResetError that
+    ended a VM tier once."""
+    path = tmp_path / "qmp.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(1)
+
+    def exit_with_the_command_unread():
+        connection, _ = server.accept()
+        connection.sendall(b'{"QMP": {"version": {}, "capabilities": []}}\n')
+        select.select([connection], [], [], 5)  # the command has come, and is not read
+        connection.close()
+        server.close()
+
+    threading.Thread(target=exit_with_the_command_unread, daemon=True).start()
+    with pytest.raises(QMPError, match="QEMU closed the QMP socket"):
+        QMP(path).connect(wait=5)
 
 
 def test_qmp_says_when_there_is_no_qemu(tmp_path):
