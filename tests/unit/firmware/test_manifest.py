@@ -87,21 +87,28 @@ def test_every_missing_file_is_named(signed):
         "payload file app.whl is missing", "payload file etc/units.txt is missing"]
 
 
-def test_problems_of_many_files_hashed_at_once_come_in_the_manifests_order(tmp_path):
-    """The files are hashed on several threads (manifest.HASHING_THREADS); what is wrong
-    is still said file by file in sorted order, as one thread would."""
+def signed_library(tmp_path, count: int, step: int):
+    """A payload of `count` files lib/NNN.py (file n: n * step bytes) and its signed
+    manifest: (root, manifest bytes, signature, public key)."""
     root = tmp_path / "payload"
     (root / "lib").mkdir(parents=True)
-    for n in range(300):
-        (root / "lib" / f"{n:03}.py").write_bytes(b"x" * (n * 997))
+    for n in range(count):
+        (root / "lib" / f"{n:03}.py").write_bytes(b"x" * (n * step))
     private_path, public_path = keys.generate(tmp_path / "keys")
     data = manifest.create(root, ["lib"], 450, VERSION).to_bytes()
     signature = manifest.sign(data, keys.load_private(private_path))
+    return root, data, signature, keys.load_public(public_path)
+
+
+def test_problems_of_many_files_hashed_at_once_come_in_the_manifests_order(tmp_path):
+    """The files are hashed on several threads (manifest.HASHING_THREADS); what is wrong
+    is still said file by file in sorted order, as one thread would."""
+    root, data, signature, public = signed_library(tmp_path, 300, 997)
     changed = [n for n in range(300) if n % 7 == 3]
     for n in changed:
         (root / "lib" / f"{n:03}.py").write_bytes(b"changed")
     (root / "lib" / "151.py").unlink()
-    found = problems(data, signature, keys.load_public(public_path), root)
+    found = problems(data, signature, public, root)
     assert [line.split()[2] for line in found] == sorted(
         [f"lib/{n:03}.py" for n in changed] + ["lib/151.py"])
     assert "payload file lib/151.py is missing" in found
@@ -110,13 +117,7 @@ def test_problems_of_many_files_hashed_at_once_come_in_the_manifests_order(tmp_p
 def test_a_check_pinned_to_one_cpu_hashes_on_one_thread(tmp_path, monkeypatch):
     """The pool is sized by the CPUs this process may run on (its affinity: a cgroup's
     cpuset, taskset), not by the CPUs the machine has: more threads than those only wait."""
-    root = tmp_path / "payload"
-    (root / "lib").mkdir(parents=True)
-    for n in range(40):
-        (root / "lib" / f"{n:02}.py").write_bytes(b"y" * (n * 4099))
-    private_path, public_path = keys.generate(tmp_path / "keys")
-    data = manifest.create(root, ["lib"], 450, VERSION).to_bytes()
-    signature = manifest.sign(data, keys.load_private(private_path))
+    root, data, signature, public = signed_library(tmp_path, 40, 4099)
     sizes = []
 
     class RecordingPool(manifest.ThreadPoolExecutor):
@@ -128,7 +129,7 @@ def test_a_check_pinned_to_one_cpu_hashes_on_one_thread(tmp_path, monkeypatch):
     allowed = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {min(allowed)})
     try:
-        manifest.verify(data, signature, keys.load_public(public_path), root)
+        manifest.verify(data, signature, public, root)
     finally:
         os.sched_setaffinity(0, allowed)
     assert sizes == [1]
