@@ -48,6 +48,18 @@ def feedparser_refuses(parsed: bytes) -> bool:
     return mimetree.parse(parsed, mime.POLICY) is None
 
 
+def read_past_and_within_line_checks(raw: bytes, monkeypatch):
+    """`raw` extracted past LINE_CHECKS (asserting its bodies were given on a few lines,
+    no part cut) and then with LINE_CHECKS out of reach: (past, within)."""
+    parsed, parts_cut = mime_parts.bounded(raw)
+    assert parts_cut == 0
+    assert lines_in_open_multiparts(parsed) < 20 * MAX_DEPTH
+    assert feedparser_refuses(parsed)
+    past = extract.extract(raw, 10_000_000)
+    monkeypatch.setattr(mime_parts, "LINE_CHECKS", 10 ** 12, raising=False)
+    return past, extract.extract(raw, 10_000_000)
+
+
 def test_a_too_deep_subtree_is_one_line_to_the_parser_and_its_text_is_read():
     """Regression: 48 multiparts, then 400,000 small multiparts at depth 49: the subtree's
     2.6 million lines were a text part's lines inside 48 open multiparts."""
@@ -112,13 +124,7 @@ def test_a_long_text_part_deep_down_is_one_line_to_the_parser_and_reads_the_same
     field = b"Content-Transfer-Encoding: %s\r\n" % encoding.encode() if encoding else b""
     inner = b"Content-Type: text/plain; charset=utf-8\r\n" + field + b"\r\n" + body
     raw = nest(MAX_DEPTH - 2, inner, closed=False)
-    parsed, count = mime_parts.bounded(raw)
-    assert count == 0
-    assert lines_in_open_multiparts(parsed) < 20 * MAX_DEPTH
-    assert feedparser_refuses(parsed)
-    extracted = extract.extract(raw, 10_000_000)
-    monkeypatch.setattr(mime_parts, "LINE_CHECKS", 10 ** 12, raising=False)
-    as_lines = extract.extract(raw, 10_000_000)
+    extracted, as_lines = read_past_and_within_line_checks(raw, monkeypatch)
     assert extracted.body == as_lines.body
     assert "word%d café" % (LINE_CHECKS // 2 - 1) in extracted.body
 
@@ -221,13 +227,7 @@ def test_a_long_x_uuencode_part_deep_down_is_one_line_to_the_parser_and_reads_th
     raw = nest(MAX_DEPTH - 2, inner + b"--o%d\r\n\r\nbeside\r\n" % (MAX_DEPTH - 3),
                closed=False)
     assert raw.count(b"\n") > count
-    parsed, parts_cut = mime_parts.bounded(raw)
-    assert parts_cut == 0
-    assert lines_in_open_multiparts(parsed) < 20 * MAX_DEPTH
-    assert feedparser_refuses(parsed)
-    extracted = extract.extract(raw, 10_000_000)
-    monkeypatch.setattr(mime_parts, "LINE_CHECKS", 10 ** 12, raising=False)
-    as_lines = extract.extract(raw, 10_000_000)
+    extracted, as_lines = read_past_and_within_line_checks(raw, monkeypatch)
     read = [(entry.filename, entry.text) for entry in extracted.attachments]
     assert read == [(entry.filename, entry.text) for entry in as_lines.attachments]
     if content == "file":
