@@ -116,6 +116,17 @@ def run_build(command: list[str], name: str, kept_lines: int = 15) -> None:
         raise ImageBuildFailed(name, list(tail))
 
 
+def web_metrics(host: str, port: int) -> str:
+    """An appliance's /metrics (Prometheus text) from its web UI at host:port, whose
+    certificate is its own (self-signed: not checked). Raises OSError (URLError, a
+    timeout after 30 s) or http.client.HTTPException when it cannot be read."""
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    with urllib.request.urlopen(f"https://{host}:{port}/metrics", context=context,
+                                timeout=30) as response:
+        return response.read().decode()
+
+
 def appliance_config(mirror: dict | None = None) -> str:
     """archiver.yaml of a lab VM: SMTP takes mail for example.com from anyone and anything
     from the build host (which the user-mode NIC shows as 10.0.2.2); web and mirror on
@@ -263,12 +274,8 @@ class Lab:
         return self.mirror_status(name)[self.mirror_address(peer)]
 
     def metrics(self, name: str) -> str:
-        """VM name's /metrics, through the host forward of its web UI (self-signed)."""
-        context = ssl.create_default_context()
-        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-        url = f"https://127.0.0.1:{self.machines[name].ports['web']}/metrics"
-        with urllib.request.urlopen(url, context=context, timeout=30) as response:
-            return response.read().decode()
+        """VM name's /metrics, through the host forward of its web UI."""
+        return web_metrics("127.0.0.1", self.machines[name].ports["web"])
 
     def peer_connected(self, name: str, peer: str) -> bool:
         """Whether VM name's mirror is connected to peer (its mirror status says

@@ -9,16 +9,15 @@ import json
 import re
 import shlex
 import smtplib
-import ssl
 import time
 import urllib.parse
-import urllib.request
 import uuid
 from email.message import EmailMessage
 from email.utils import make_msgid
 
 import testinfra
 
+from qemu.lab import web_metrics
 from tests import search_output
 from tests import waiting
 
@@ -104,12 +103,7 @@ class Appliance:
         return int(float(found.group(1))) if found else None
 
     def metrics(self) -> str:
-        context = ssl.create_default_context()
-        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # self-signed
-        host, port = self.web
-        with urllib.request.urlopen(f"https://{host}:{port}/metrics", context=context,
-                                    timeout=30) as response:
-            return response.read().decode()
+        return web_metrics(*self.web)
 
     def send(self, tag: str, count: int, start: int = 0, stop=None) -> list[str]:
         """Send `count` messages over SMTP, one session; returns the subjects the appliance
