@@ -300,9 +300,18 @@ class Lab:
                 self.timings["mirrored"] = time.monotonic() - self.started
                 return
             if time.monotonic() > deadline:
-                details = {pair: self.peer_status(*pair)["state"] for pair in states}
+                details = {pair: self._peer_state(*pair) for pair in states}
                 raise MachineError(f"not mirrored after {timeout} s: {details}")
             time.sleep(1)
+
+    def _peer_state(self, name: str, peer: str) -> str:
+        """VM name's mirror state for peer, as its `mirror status` says, for a failure's
+        message: what went wrong reading it, where it cannot be read (a guest that does not
+        answer SSH), so that the message is still raised."""
+        try:
+            return self.peer_status(name, peer)["state"]
+        except Exception as exc:  # noqa: BLE001 - any error is part of the message
+            return f"unknown ({type(exc).__name__}: {exc})"[:300]
 
     def shutdown(self) -> None:
         parallel(lambda m: m.shutdown(), list(self.machines.values()))

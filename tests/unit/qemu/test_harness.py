@@ -202,3 +202,17 @@ def test_a_labs_mirror_keys_reach_each_vms_archiver_yaml(tmp_path):
     assert timers(Lab(["a", "b"]), "a") == Timers()  # the appliance's own
     lab = Lab(["a", "b"], mirror={"read_timeout_seconds": 10, "retry_cap_seconds": 3})
     assert timers(lab, "b") == Timers(retry_cap=3, read_timeout=10)
+
+
+def test_not_mirrored_is_raised_with_its_message_when_a_guest_does_not_answer(vms):
+    """wait_mirrored's failure names each pair's state from `mirror status` over SSH; a
+    guest that does not answer must not replace that failure with an SSH error."""
+    lab = Lab(["a", "b"], vms_dir=vms, accel="tcg")
+    for name in ("a", "b"):  # never started: neither /metrics nor SSH answers
+        lab.machines[name] = Machine(name, vms_dir=vms, credentials=lab.credentials(name),
+                                     accel="tcg")
+    with pytest.raises(MachineError) as raised:
+        lab.wait_mirrored(timeout=0)
+    message = str(raised.value)
+    assert message.startswith("not mirrored after 0 s:")
+    assert message.count("unknown (") == 2  # a -> b and b -> a, each with why
