@@ -19,6 +19,7 @@ ADMIN_USER = "admin"
 MIN_LENGTH = 8
 # 16 MiB and ~50 ms per check: slow for guessing, quick enough for a login.
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
+DIGEST_BYTES = 32
 
 
 def generate() -> str:
@@ -31,6 +32,15 @@ def hashed(password: str) -> dict:
     digest = _scrypt(password, salt, SCRYPT_N, SCRYPT_R, SCRYPT_P)
     return {"user": ADMIN_USER, "scheme": "scrypt", "n": SCRYPT_N, "r": SCRYPT_R,
             "p": SCRYPT_P, "salt": salt.hex(), "hash": digest.hex()}
+
+
+def decoy() -> dict:
+    """A record no password matches (a random salt and hash), that costs verify() what a
+    real one does: checked when a name is unknown, so a login takes as long either way.
+    Made without hashing anything (a hash per process start cost 50 ms, seconds under
+    emulation)."""
+    return {"user": None, "scheme": "scrypt", "n": SCRYPT_N, "r": SCRYPT_R, "p": SCRYPT_P,
+            "salt": os.urandom(16).hex(), "hash": os.urandom(DIGEST_BYTES).hex()}
 
 
 def verify(record: dict, password: str) -> bool:
@@ -72,5 +82,5 @@ def _regular_file_status(path: Path) -> os.stat_result | None:
 
 
 def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
-    return hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, dklen=32,
+    return hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, dklen=DIGEST_BYTES,
                           maxmem=256 * n * r + 1024 * 1024)

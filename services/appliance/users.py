@@ -35,7 +35,7 @@ EMAIL_PATTERN = re.compile(r"[^@\s<>,;]+@[^@\s<>,;]+")
 MIN_PASSWORD_LENGTH = admin_password.MIN_LENGTH
 # Checked against when the name is unknown, so a login takes as long either way and does
 # not tell which names exist.
-_DECOY = admin_password.hashed("not a password of anyone")
+_DECOY = admin_password.decoy()
 
 
 class UserError(ArchiverError):

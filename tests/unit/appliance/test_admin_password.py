@@ -89,3 +89,23 @@ def test_root_setting_the_password_gives_the_service_user_the_file_never_a_symli
     assert stat.S_ISREG(written.st_mode) and stat.S_IMODE(written.st_mode) == 0o600
     assert (written.st_uid, written.st_gid) == (nobody.pw_uid, nobody.pw_gid)
     assert admin_password.verify(admin_password.load(data), "a long new password")
+
+
+def test_the_decoy_costs_what_a_real_record_costs_and_matches_no_password(monkeypatch):
+    """An unknown name is checked against the decoy, so its check must run scrypt with a
+    real record's cost and digest length, and no password may match it; making it must
+    hash nothing (it is made at every start of the web service and the CLI)."""
+    real = admin_password.hashed("a password")
+    calls = []
+    real_scrypt = admin_password.hashlib.scrypt
+    monkeypatch.setattr(admin_password.hashlib, "scrypt",
+                        lambda *a, **k: calls.append(k) or real_scrypt(*a, **k))
+    decoy = admin_password.decoy()
+    assert calls == []
+    assert {key: decoy[key] for key in ("scheme", "n", "r", "p")} == \
+        {key: real[key] for key in ("scheme", "n", "r", "p")}
+    assert len(bytes.fromhex(decoy["hash"])) == len(bytes.fromhex(real["hash"]))
+    assert len(bytes.fromhex(decoy["salt"])) == len(bytes.fromhex(real["salt"]))
+    assert not admin_password.verify(decoy, "a password")
+    assert calls and calls[0]["n"] == admin_password.SCRYPT_N  # the check itself does hash
+    assert admin_password.decoy()["salt"] != decoy["salt"]
