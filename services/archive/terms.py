@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from functools import cached_property
 
 import xapian
 
-from services.archive.words import fold, fold_whole, pieces
+from services.archive.words import (MAX_WORD_BYTES, Piece, fold, fold_whole, pieces,
+                                    plain_runs)
 
 FIELD_GAP = 100  # positions between two texts of one field: no phrase spans them
 ADDRESS_EXACT, ADDRESS_LOCAL, ADDRESS_DOMAIN = "E", "L", "D"
@@ -63,7 +65,41 @@ class DocumentTerms:
         """The words of `text` (any str) at the field's next positions; with `unprefixed`,
         counted once more without prefix (see the module docstring)."""
         position = self.next_position.get(prefix, 1)
-        add_posting, found = self.document.add_posting, pieces(text)
+        if unprefixed:  # the short fields: counted apart, so the long ones pay nothing
+            found = pieces(text)
+            position = self._add_pieces(prefix, found, position)
+            self.unprefixed.update(term for piece in found for _, term in piece.postings())
+        else:
+            position = self._add_long_text(prefix, text, position)
+        self.next_position[prefix] = position + FIELD_GAP
+
+    def _add_long_text(self, prefix: str, text: str, position: int) -> int:
+        """add_text() of a long field from `position`; returns the next free position.
+        Runs of plain ASCII words (most of mail's text) go to Xapian's TermGenerator, which
+        makes the very postings pieces() would (words.plain_runs; equal in tests) in C++:
+        a posting from Python cost some 1.5 us, half a worker's time building a document."""
+        for plain, segment in plain_runs(text):
+            if plain:
+                self._generator.set_termpos(position - 1)  # it counts from the next one
+                self._generator.index_text(segment, 1, prefix)
+                position = self._generator.get_termpos() + 1
+            else:
+                position = self._add_pieces(prefix, pieces(segment), position)
+        return position
+
+    @cached_property
+    def _generator(self) -> xapian.TermGenerator:
+        """A TermGenerator writing this document's plain words as pieces() cuts them: words
+        kept whole up to MAX_WORD_BYTES (runs hold none longer), never stemmed."""
+        generator = xapian.TermGenerator()
+        generator.set_max_word_length(MAX_WORD_BYTES)
+        generator.set_stemming_strategy(xapian.TermGenerator.STEM_NONE)
+        generator.set_document(self.document)
+        return generator
+
+    def _add_pieces(self, prefix: str, found: list[Piece], position: int) -> int:
+        """Postings of `found` from `position`; returns the next free position."""
+        add_posting = self.document.add_posting
         for piece in found:
             parts, whole, cjk = piece
             if whole is None and not cjk:  # one word: the common case, without a generator
@@ -73,9 +109,7 @@ class DocumentTerms:
             for offset, term in piece.postings():
                 add_posting(prefix + term, position + offset)
             position += len(parts)
-        if unprefixed:  # the short fields: counted apart, so the long ones pay nothing
-            self.unprefixed.update(term for piece in found for _, term in piece.postings())
-        self.next_position[prefix] = position + FIELD_GAP
+        return position
 
     def add_address(self, prefix: str, display: str) -> None:
         """`display`: "Name <addr>" or "addr" (services.archive.mime.display_addresses)."""

@@ -48,7 +48,13 @@ NARROW_NO_BREAK_SPACE = "\u202f"
 # nor "@", which ICU's root rules count as a letter).
 EDGE_PUNCTUATION = "!\"'(),.:;<>?[]{}"
 # What str.split() cuts at (str.isspace()) but U+202F.
-_SPACES = re.compile("[\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u205f\u3000]+")
+_SPACE_CHARS = "\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u205f\u3000"
+_SPACES = re.compile(f"[{_SPACE_CHARS}]+")
+# A run of whitespace-separated plain ASCII words (_plain_ascii_word's kind, at most
+# MAX_WORD_BYTES long, so that none is cut), from a token's start to a token's end.
+_PLAIN_TOKEN = (f"[{re.escape(EDGE_PUNCTUATION)}]*[A-Za-z0-9]{{1,{MAX_WORD_BYTES}}}"
+                f"[{re.escape(EDGE_PUNCTUATION)}]*(?![^{_SPACE_CHARS}])")
+_PLAIN_RUN = re.compile(f"(?<![^{_SPACE_CHARS}]){_PLAIN_TOKEN}(?:[{_SPACE_CHARS}]+{_PLAIN_TOKEN})*")
 _HANGUL = re.compile("[\u1100-\u11ff\u3130-\u318f\uac00-\ud7af]+")
 
 
@@ -110,6 +116,26 @@ def _plain_ascii_word(token: str) -> str | None:
         return None
     word = token.strip(EDGE_PUNCTUATION)
     return word if word.isalnum() else None
+
+
+def plain_runs(text: str) -> Iterator[tuple[bool, str]]:
+    """`text` cut at whitespace into consecutive segments (str of any length, in order,
+    together all of it but the whitespace between two segments): (True, run) for a run of
+    plain ASCII words (letters and digits between edge punctuation, each at most
+    MAX_WORD_BYTES long, whitespace between them), (False, rest) for the text between runs.
+
+    A run's pieces are its words lowercased, one position each, the terms Xapian's
+    TermGenerator makes of it too: so the indexer hands runs to it (services.archive.terms),
+    and pieces() has only the rest. Cutting at whitespace changes no piece (see pieces()),
+    and U+202F is no whitespace here, as there."""
+    start = 0
+    for run in _PLAIN_RUN.finditer(text):
+        if run.start() > start:
+            yield False, text[start:run.start()]
+        yield True, run.group()
+        start = run.end()
+    if start < len(text):
+        yield False, text[start:]
 
 
 def _icu_pieces(text: str) -> list[Piece]:
