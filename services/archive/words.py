@@ -51,10 +51,14 @@ EDGE_PUNCTUATION = "!\"'(),.:;<>?[]{}"
 _SPACE_CHARS = "\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u205f\u3000"
 _SPACES = re.compile(f"[{_SPACE_CHARS}]+")
 # A run of whitespace-separated plain ASCII words (_plain_ascii_word's kind, at most
-# MAX_WORD_BYTES long, so that none is cut), from a token's start to a token's end.
+# MAX_WORD_BYTES long, so that none is cut), from a token's start to a token's end, of at
+# most RUN_WORDS words: Python's re keeps some 270 bytes a repeat while it matches (an
+# unbounded run of 2 million words took 600 MB), and the next run goes on where one ends.
+RUN_WORDS = 1000
 _PLAIN_TOKEN = (f"[{re.escape(EDGE_PUNCTUATION)}]*[A-Za-z0-9]{{1,{MAX_WORD_BYTES}}}"
                 f"[{re.escape(EDGE_PUNCTUATION)}]*(?![^{_SPACE_CHARS}])")
-_PLAIN_RUN = re.compile(f"(?<![^{_SPACE_CHARS}]){_PLAIN_TOKEN}(?:[{_SPACE_CHARS}]+{_PLAIN_TOKEN})*")
+_PLAIN_RUN = re.compile(f"(?<![^{_SPACE_CHARS}]){_PLAIN_TOKEN}"
+                        f"(?:[{_SPACE_CHARS}]+{_PLAIN_TOKEN}){{0,{RUN_WORDS - 1}}}")
 _HANGUL = re.compile("[\u1100-\u11ff\u3130-\u318f\uac00-\ud7af]+")
 
 
@@ -120,9 +124,10 @@ def _plain_ascii_word(token: str) -> str | None:
 
 def plain_runs(text: str) -> Iterator[tuple[bool, str]]:
     """`text` cut at whitespace into consecutive segments (str of any length, in order,
-    together all of it but the whitespace between two segments): (True, run) for a run of
-    plain ASCII words (letters and digits between edge punctuation, each at most
-    MAX_WORD_BYTES long, whitespace between them), (False, rest) for the text between runs.
+    together exactly `text`): (True, run) for a run of plain ASCII words (letters and
+    digits between edge punctuation, each at most MAX_WORD_BYTES long, whitespace between
+    them, at most RUN_WORDS of them), (False, rest) for the text between runs (whitespace
+    between two runs included).
 
     A run's pieces are its words lowercased, one position each, the terms Xapian's
     TermGenerator makes of it too: so the indexer hands runs to it (services.archive.terms),

@@ -84,3 +84,13 @@ def test_a_mail_body_is_mostly_runs():
     runs = [segment for plain, segment in words.plain_runs(body) if plain]
     assert sum(len(run.split()) for run in runs) >= 20
     assert indexed([body]) == as_pieces_give_them([body])
+
+
+def test_a_run_holds_at_most_run_words_and_the_next_goes_on():
+    """Python's re holds memory for every word of a run while it matches: a run is bounded,
+    and a long text of plain words is several runs with the same postings."""
+    text = " ".join(f"w{n % 50}" for n in range(5 * words.RUN_WORDS + 7))
+    runs = [segment for plain, segment in words.plain_runs(text) if plain]
+    assert len(runs) == 6
+    assert max(len(run.split()) for run in runs) == words.RUN_WORDS
+    assert indexed([text, "tail"]) == as_pieces_give_them([text, "tail"])
