@@ -126,15 +126,21 @@ def _plain_mailboxes(value: str) -> Iterator[Mailbox | None]:
     an entry instead of 12."""
     for text in value.split(","):
         text = text.strip(" \t\r\n")
-        if _SIMPLE.fullmatch(text):
+        if _SIMPLE.fullmatch(text) and _dot_atom_tokens(text) <= ENTRY_TOKEN_LIMIT:
             yield Mailbox("", lowercase_ascii(text))
         elif len(text) <= ENTRY_TOKEN_LIMIT and (named := _NAMED_SIMPLE.fullmatch(text)):
-            # (at most a token a character: never over the limit the tokens would meet)
-            yield Mailbox(" ".join(_ATOM.findall(named["name"])),
+            # (at most a token a character: never over the limit the tokens would meet;
+            # atext holds Unicode blanks such as U+00A0, which the name's ends lose)
+            yield Mailbox(" ".join(_ATOM.findall(named["name"])).strip(),
                           lowercase_ascii(named["address"]))
         elif text:
             entry = list(itertools.islice(_tokens(text), ENTRY_TOKEN_LIMIT + 1))
             yield _mailbox(entry) if len(entry) <= ENTRY_TOKEN_LIMIT else None
+
+
+def _dot_atom_tokens(address: str) -> int:
+    """The tokens of a dot-atom `local@domain`: its atoms, its dots and the '@'."""
+    return 2 * address.count(".") + 3
 
 
 def _escaped_end(text: str) -> bool:

@@ -268,7 +268,10 @@ PLAIN_SHAPES = ["Alice Example <alice.x@example.com>", "Bob<b@x.org>", "c@y.exam
                 "H < h@x.org >", "I <i@x.org> J", "x" * 300 + " <long@x.org>",
                 " ".join(["w"] * 130) + " <many@x.org>", " ".join(["w"] * 260) + " <m@x.org>",
                 "K.L <k@x.org>", "Ann\xa0Lee <a@x.org>", "Ann\u2028 Lee <a@x.org>",
-                "Ann \x1c Lee\r\n <a@x.org>"]
+                "Ann \x1c Lee\r\n <a@x.org>", "\xa0Bob <b@x>", "Bob\u3000<b@x>",
+                "\u2028<b@x>", "Bob \xa0<b@x>", ".".join(["a"] * 126) + "@b",
+                ".".join(["a"] * 127) + "@b", ".".join(["a"] * 128) + "@b",
+                "a@" + ".".join(["b"] * 127), "a@" + ".".join(["b"] * 128)]
 
 
 def generated_plain_value(rng) -> str:
