@@ -23,6 +23,8 @@ from email.message import Message
 from email.policy import compat32
 from typing import Iterator
 
+from services.archive import media_types
+
 # Lines of all the header blocks of one message together, fields and continuation lines:
 # the parser's cost grows with their number (some 170 bytes a field line), not with
 # their length (a To: of 60,000 addresses on one line is one string). Real blocks have
@@ -370,8 +372,9 @@ def content_type_field(lines: bytes, start: int, end: int) -> tuple[int, int] | 
 
 def _type_and_boundary(lines: bytes, start: int, end: int, default: str,
                        cut: int | None) -> tuple[str, str | None]:
-    """The block's content type and boundary as the stdlib's Message reads them from the
-    first Content-Type field the parser gets (of a cut block's kept field, its head)."""
+    """The block's content type and boundary as the parser's Message (mime._Message) reads
+    them from the first Content-Type field it gets (of a cut block's kept field, its head):
+    the type media_types.media_type's, the boundary the stdlib's."""
     found = _CONTENT_TYPE.search(lines, start, end)
     if found is None:
         return default, None
@@ -384,10 +387,11 @@ def _type_and_boundary(lines: bytes, start: int, end: int, default: str,
     message = Message(policy=compat32)  # the value as Compat32.header_source_parse makes it
     value = text.split(":", 1)[1].lstrip(" \t").rstrip("\r\n")
     message.set_raw("Content-Type", value[:CONTENT_TYPE_VALUE_LIMIT])
+    kind = media_types.media_type(value[:CONTENT_TYPE_VALUE_LIMIT])
     try:
-        return message.get_content_type(), message.get_boundary()
+        return kind, message.get_boundary()
     except Exception:  # as the parser's: a boundary it cannot read is no boundary
-        return message.get_content_type(), None
+        return kind, None
 
 
 def _parts(raw: bytes, delimiter: bytes, start: int, limit: int,

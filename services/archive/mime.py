@@ -19,7 +19,8 @@ from email.parser import BytesParser
 from email.policy import Compat32
 from typing import Iterator
 
-from services.archive import charsets, header_blocks, mime_parts, mimetree, transfer_encoding
+from services.archive import (charsets, header_blocks, media_types, mime_parts, mimetree,
+                              transfer_encoding)
 from services.archive.addresses import parse_address_list
 
 # The header block the intake summary reads: a message without a blank line is all header,
@@ -115,7 +116,9 @@ class _Message(Message):
     through (200,000 lines, 10,000 parts) would take the extraction worker far past its
     time limit. The cache holds the list of fields itself (compared by identity, so a new
     list is never taken for the old) with its length and the default type; the one
-    mutator that changes a field in place, replace_header, and the others, drop it."""
+    mutator that changes a field in place, replace_header, and the others, drop it.
+    The type is media_types.media_type's (a clean `type/subtype`, else text/plain), not
+    the stdlib's: the parser, the walks, the index and the web all read this one."""
 
     _cached_type = None  # (the fields' list, its length, the default type, the type)
 
@@ -124,9 +127,13 @@ class _Message(Message):
         if cached is not None and cached[0] is fields and cached[1] == len(fields) \
                 and cached[2] == self._default_type:
             return cached[3]
-        value = super().get_content_type()
+        value = self._read_content_type()
         self._cached_type = (fields, len(fields), self._default_type, value)
         return value
+
+    def _read_content_type(self) -> str:
+        field = self.get("content-type")  # the first, as the stdlib's reads it
+        return self.get_default_type() if field is None else media_types.media_type(str(field))
 
     def _changed(self):
         self._cached_type = None

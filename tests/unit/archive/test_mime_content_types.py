@@ -1,0 +1,70 @@
+"""Review h174: the media type read from a Content-Type (services.archive.media_types) is a
+clean `type/subtype` (RFC 2045 5.1, RFC 6838 4.2 names) or text/plain (RFC 2045 5.2) for
+every part of every hostile shape, in what extract() records and in what the parser (and
+so the web's listing) reads; the message is still read, and a type that is clean once its
+folds, blanks and comments are read as RFC 2045 says keeps its part what it is."""
+from __future__ import annotations
+
+import pytest
+
+from services.archive import extract, mime, mime_parts
+from tests.unit.archive.content_type_shapes import (CLEAN_TYPE, POSITIONS, RECOGNISED,
+                                                    RECOGNISED_WITH_PARAMETERS, SHAPES,
+                                                    hostile_message)
+
+CAP = 1 << 20
+WORD = "plainword"
+MAX_PARTS = 300
+MAX_DEPTH = 20
+
+
+def every_recorded_type(raw: bytes) -> list[str]:
+    """What extract() records of each attachment (its type, its declared type), and each
+    part's type as the parser (and so the web's listings) reads it."""
+    extracted = extract.extract(raw, CAP)
+    recorded = [a.mime_type for a in extracted.attachments]
+    recorded += [a.declared_type for a in extracted.attachments if a.declared_type]
+    return recorded + [part.get_content_type()
+                       for part in mime.iter_parts(mime.parse_message(raw))]
+
+
+def all_text(extracted: extract.Extracted) -> str:
+    return " ".join([extracted.body, *(a.text for a in extracted.attachments)])
+
+
+@pytest.mark.parametrize("position", POSITIONS)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_every_recorded_type_is_a_clean_type_and_subtype(shape, position):
+    raw = hostile_message(shape, position, WORD)
+    unclean = [kind for kind in every_recorded_type(raw) if not CLEAN_TYPE.fullmatch(kind)]
+    assert not unclean, [kind[:80] for kind in unclean]
+    assert WORD in all_text(extract.extract(raw, CAP)).split()
+
+
+@pytest.mark.parametrize("shape", RECOGNISED)
+def test_an_attached_message_whose_type_reads_clean_is_still_an_attached_message(shape):
+    """Its subject and body are read as the attached message's, as for a clean field."""
+    extracted = extract.extract(hostile_message(shape, "message", WORD), CAP)
+    forwarded = [a for a in extracted.attachments if a.mime_type == "message/rfc822"]
+    assert len(forwarded) == 1
+    assert f"innersubject{WORD}" in forwarded[0].text
+    assert f"inner{WORD}" in forwarded[0].text.split()
+
+
+@pytest.fixture
+def lower_limits(monkeypatch):
+    monkeypatch.setattr(mime_parts, "MAX_PARTS", MAX_PARTS)
+    monkeypatch.setattr(mime_parts, "MAX_DEPTH", MAX_DEPTH)
+
+
+@pytest.mark.parametrize("shape", RECOGNISED_WITH_PARAMETERS)
+def test_a_multipart_whose_type_reads_clean_is_read_and_walked_as_one(shape, lower_limits):
+    """Its parts are parts (its text part body text, its PDF a part of its own), and
+    header_blocks' walk reads the same type as the parser: a multipart of many parts it
+    took for text would give the parser every one (the blow-up mime_parts bounds)."""
+    raw = hostile_message(shape, "multipart", WORD)
+    many = raw.replace(b"--inner--", b"--inner\r\n\r\nx\r\n" * (3 * MAX_PARTS) + b"--inner--")
+    parsed = [part.get_content_type() for part in mime.iter_parts(mime.parse_message(raw))]
+    assert parsed[-2:] == ["text/plain", "application/pdf"]
+    assert f"nested{WORD}" in extract.extract(raw, CAP).body.split()
+    assert len(list(mime.iter_parts(mime.parse_message(many)))) <= MAX_PARTS + MAX_DEPTH
