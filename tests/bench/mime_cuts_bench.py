@@ -8,7 +8,9 @@ multiparts under 48 levels (25 MB), 5 million delimiter lines in a row, a millio
 delimiter lines in an epilogue under 46 levels, a text part of 1.3 million lines under
 46 levels (and of 6.5 million), 10,100 parts under a header block of 250,000 lines; the
 "-unclosed" ones without the outermost close delimiter, which the fast parser refuses
-(the feedparser, line by line, parses them). One fresh process a
+(the feedparser, line by line, parses them); and 20 parts whose Content-Type fields are
+16 KB of escaped parentheses in a comment, the shape a backtracking reading of the type
+took seconds a field on (review 175 F1). One fresh process a
 shape, so each peak is its own; JSON lines on stdout (seconds of wall and CPU time,
 megabytes of peak resident set before and after extraction).
 
@@ -111,6 +113,15 @@ def padded_many_parts(count: int = 10_100) -> bytes:
                                      + b"X:y\r\n" * 250_000, 1)
 
 
+def content_type_comments(parts: int = 20) -> bytes:
+    """A multipart of `parts` text parts, each typed "text/plain (" and 8,190 escaped
+    parentheses (16 KB, the parser's limit of a field)."""
+    field = b"Content-Type: text/plain (" + b"\\(" * 8_190
+    body = b"".join(b"--o\r\n" + field + b"\r\n\r\nword%d\r\n" % n for n in range(parts))
+    return (b"From: a@example.org\r\nSubject: comments\r\nMIME-Version: 1.0\r\n"
+            b"Content-Type: multipart/mixed; boundary=o\r\n\r\n" + body + b"--o--\r\n")
+
+
 SHAPES = {
     "status-short-blocks": lambda: status(b"A:b\r\n\r\n"),
     "status-recipient-blocks": lambda: status(
@@ -127,6 +138,7 @@ SHAPES = {
     "epilogue-delimiters-unclosed": lambda: unclosed(epilogue_delimiters()),
     "deep-text-unclosed": lambda: unclosed(deep_text()),
     "deep-text-25mb-unclosed": lambda: unclosed(deep_text(6_500_000)),
+    "content-type-comments": content_type_comments,
 }
 
 

@@ -1,6 +1,6 @@
 """Hostile Content-Type fields (review h174), placed on a leaf attachment, an attached
 message/rfc822, a nested multipart and the message itself: messages whose recorded types
-must all be clean `type/subtype` pairs (RFC 2045 5.1, names per RFC 6838 4.2), their
+must all be clean `type/subtype` pairs (RFC 2045 5.1 tokens, RFC 6838 4.2 lengths), their
 bodies still read."""
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
-# What every recorded type must be: RFC 6838 4.2 restricted-names, lower-cased.
-CLEAN_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
+# What every recorded type must be: RFC 2045 tokens of RFC 6838 4.2's 127 characters at
+# most, lower-cased.
+CLEAN_TYPE = re.compile(r"[a-z0-9!#$%&'*+.^_`{|}~-]{1,127}/[a-z0-9!#$%&'*+.^_`{|}~-]{1,127}")
 PAST_16_KB = 9_000  # folds of two or three characters: the field past the parser's 16 KB
 
 
@@ -39,18 +40,18 @@ def _nested_multipart(field: bytes, word: str) -> bytes:
 
 
 def _top(field: bytes, word: str) -> bytes:
-    return (_HEAD + field + b"\r\n\r\n--o\r\nContent-Type: text/plain\r\n\r\n"
+    return (HEAD + field + b"\r\n\r\n--o\r\nContent-Type: text/plain\r\n\r\n"
             + word.encode() + b"\r\n--o\r\nContent-Type: text/csv\r\n\r\na,b\r\n--o--\r\n")
 
 
 # (Its Subject holds no word of the body: a search by one finds the body read.)
-_HEAD = (b"From: alice@example.org\r\nTo: bob@example.com\r\nSubject: hostile type\r\n"
+HEAD = (b"From: alice@example.org\r\nTo: bob@example.com\r\nSubject: hostile type\r\n"
          b"MIME-Version: 1.0\r\n")
 
 
 def _mixed(word: str, hostile_part: bytes) -> bytes:
     """A multipart/mixed of a text part holding `word`, then the hostile part."""
-    return (_HEAD + b"Content-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\n"
+    return (HEAD + b"Content-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\n"
             b"Content-Type: text/plain\r\n\r\n" + word.encode() + b"\r\n--o\r\n"
             + hostile_part + b"\r\n--o--\r\n")
 
@@ -118,22 +119,30 @@ SHAPES: dict[str, Callable[[Position], bytes]] = {
     "quoted": lambda p: _with(b'"' + _type(p) + b'"', p.parameters),
     "encoded-word": lambda p: _with(b"=?utf-8?q?" + _type(p) + b"?=", p.parameters),
     "upper-case": lambda p: _with(_type(p).upper(), p.parameters),
+    # Common in real mail: parameters after a blank instead of a ';' (review 175 F3).
+    "no-semicolon": lambda p: _type(p) + b' name="part.dat" ' + p.parameters,
     "blanks-around": lambda p: _with(b"\t " + p.main + b" \t/ " + p.sub + b" \t", p.parameters),
     "empty": lambda p: b"",
     "duplicate-long-second": lambda p: _with(_type(p), p.parameters)
         + b"\r\nContent-Type: x/" + b"y" * 20_000,
-    "duplicate-long-first": lambda p: b"x/" + b"y\r\n " * PAST_16_KB
+    "duplicate-long-first": lambda p: b"x" + b"\r\n y" * PAST_16_KB + b"/y"
         + b"\r\nContent-Type: " + _with(_type(p), p.parameters),
 }
 # The shapes whose type is the position's once read as RFC 2045 says (folds, blanks and
-# comments around the tokens, any case, a first field followed by another).
+# comments around the tokens, any case, a first field followed by another, whatever
+# follows the subtype's token).
 RECOGNISED = ("blank-folds-past-16kb", "parameter-folds-past-16kb", "fold-after-slash",
               "lf-fold", "rfc2231-continuations", "comments", "nested-comment",
-              "upper-case", "blanks-around", "duplicate-long-second")
-# Of those, the ones whose multipart keeps its boundary: past the parser's 16 KB, it has
-# none (a multipart of no parts, as it was before).
+              "upper-case", "blanks-around", "duplicate-long-second", "no-semicolon",
+              "8-bit-after-subtype", "utf-8-subtype", "control-characters",
+              "unclosed-comment", "semicolon-in-comment", "comments-past-16kb",
+              "word-folds-past-16kb", "two-slashes")
+# Of those, the ones whose multipart keeps its boundary: past the parser's 16 KB, or with
+# no ';' before it, it has none (a multipart of no parts, as it was before).
 RECOGNISED_WITH_PARAMETERS = tuple(shape for shape in RECOGNISED
-                                   if shape != "blank-folds-past-16kb")
+                                   if shape not in ("blank-folds-past-16kb",
+                                                    "word-folds-past-16kb", "comments-past-16kb",
+                                                    "no-semicolon"))
 
 
 def hostile_message(shape: str, position: str, word: str) -> bytes:

@@ -1,6 +1,9 @@
 """services.archive.media_types: the `type/subtype` of a Content-Type value, RFC 2045 5.1
-read as an RFC 822 structured field, its names RFC 6838 4.2's, else text/plain (5.2)."""
+read as an RFC 822 structured field, its names RFC 2045 tokens of 127 characters at most
+(RFC 6838 4.2), else text/plain (5.2); read in one pass (review 175 F1)."""
 from __future__ import annotations
+
+import random
 
 import pytest
 from hypothesis import given
@@ -16,15 +19,20 @@ def test_any_value_gives_a_clean_type(value):
     assert CLEAN_TYPE.fullmatch(media_types.media_type(value))
 
 
-NAME = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,20}", fullmatch=True)
-BLANKS = st.sampled_from(["", " ", "\t", "\r\n ", "\n\t", " (a comment) ", "(x (y))"])
+# RFC 2045 5.1's token: any ASCII character but controls, space and tspecials.
+NAME = st.from_regex(r"[A-Za-z0-9!#$%&'*+.^_`{|}~-]{1,20}", fullmatch=True)
+BLANKS = st.sampled_from(["", " ", "\t", "\r\n ", "\n\t", " (a comment) ", "(x (y))",
+                          "(a \\) b)"])
+# What may follow the subtype: parameters, with or without the ';' (review 175 F3).
+AFTER = st.sampled_from(["", "; charset=x", ";", ' name="photo.jpg"', "\r\n\tname=a",
+                         "(open", "/x", "\x00", "\udce9", '"'])
 
 
-@given(NAME, NAME, BLANKS, BLANKS, BLANKS, BLANKS, st.sampled_from(["", "; charset=x", ";"]))
+@given(NAME, NAME, BLANKS, BLANKS, BLANKS, BLANKS, AFTER)
 def test_folds_blanks_and_comments_around_the_tokens_are_no_part_of_the_type(
         main, sub, before, after_main, before_sub, after, parameters):
     """RFC 2045 5.1 read as an RFC 822 structured field (3.1.4): `type "/" subtype`,
-    lower-cased, whatever stands between the tokens."""
+    lower-cased, whatever stands between the tokens or follows the subtype's."""
     value = before + main + after_main + "/" + before_sub + sub + after + parameters
     assert media_types.media_type(value) == f"{main}/{sub}".lower()
 
@@ -34,12 +42,81 @@ def test_folds_blanks_and_comments_around_the_tokens_are_no_part_of_the_type(
     ("x" * 128 + "/y", "text/plain"),
     ("x/" + "y" * 128, "text/plain"),
     ("Text/HTML; charset=utf-8", "text/html"),
-    ("multipart/mixed (a;b); boundary=x", "text/plain"),  # its parameters start at the ';'
-    ("text/plain" + "(" * 5 + ")" * 5, "text/plain"),
-    ("message/rfc822" + "(" * 5 + ")" * 5, "text/plain"),  # nested past _COMMENT_DEPTH
+    ("multipart/mixed (a;b); boundary=x", "multipart/mixed"),  # its parameters at the ';'
+    ("(a;b) multipart/mixed; boundary=x", "text/plain"),  # the comment cut at its ';'
     ("message/rfc822 (a (b (c)))", "message/rfc822"),
+    ("(a (b (c (d)))) message/rfc822", "message/rfc822"),
+    ("(a (b (c (d (e))))) message/rfc822", "text/plain"),  # nested past COMMENT_DEPTH
+    ("message/(a (b (c (d (e))))) rfc822", "text/plain"),
+    ("message (open/rfc822", "text/plain"),
+    ("message/rfc822" + "(" * 5 + ")" * 5, "message/rfc822"),  # after the subtype: no part
 ])
 def test_names_of_127_characters_at_most_and_comments_nested_a_little(value, expected):
     """RFC 6838 4.2 limits each name to 127 characters; comments nest (RFC 822 3.4.3), but
     no mailer nests them: a few levels are read, more make the field invalid."""
     assert media_types.media_type(value) == expected
+
+
+@pytest.mark.parametrize("value, expected", [
+    ('image/jpeg name="photo.jpg"', "image/jpeg"),
+    ("Image/JPEG\r\n\tname=photo.jpg", "image/jpeg"),
+    ("application/*", "application/*"),
+    ("application/x-foo~bar", "application/x-foo~bar"),
+    ("x-Type/{'%|}*", "x-type/{'%|}*"),
+    ("_x/.y", "_x/.y"),
+    ("-x/_y-", "-x/_y-"),
+    ("application/x-thing/x", "application/x-thing"),
+    ('"image/jpeg"', "text/plain"),
+    ("=?utf-8?q?image/jpeg?=", "text/plain"),
+    ("image /", "text/plain"),
+    ("ima\r\n ge/jpeg", "text/plain"),
+])
+def test_rfc_2045_tokens_and_whatever_follows_the_subtype(value, expected):
+    """Review 175 F3: RFC 2045 allows names RFC 6838 does not register (`~ * ' % { } |`, a
+    leading `_ - .`), and mailers write "image/jpeg name=..." (no ';'): the JPEG is still
+    read as one. Only a value of no type, '/' and subtype is text/plain."""
+    assert media_types.media_type(value) == expected
+
+
+PIECES = ["(", ")", "\\(", "\\)", "\\", '"', " ", "\r\n ", "x", "/", "a/b", ";", "\x00", "\udce9"]
+STARTS = ["", "text/plain ", "text/", "text", "(", "text/plain (", "(a) text / "]
+
+
+def hostile_values(size: int, seed: int):
+    """Values of some `size` characters: each start followed by one hostile piece over and
+    over (the shapes a backtracking reading takes quadratic time on: `( \\( \\( ...`,
+    `((((`, `()()()`), and by random pieces."""
+    pick = random.Random(seed)
+    for start in STARTS:
+        for piece in PIECES:
+            yield start + piece * (size // len(piece))
+        yield start + "".join(pick.choice(PIECES) for _ in range(size // 2))
+
+
+class RecordedRuns:
+    """Stands for a run pattern of media_types._RUNS: records where each match started
+    and ended."""
+
+    def __init__(self, pattern, spans: list):
+        self.pattern, self.spans = pattern, spans
+
+    def match(self, text: str, at: int):
+        found = self.pattern.match(text, at)
+        self.spans.append((at, found.end()))
+        return found
+
+
+@pytest.mark.parametrize("size, seed", [(16_384, 1), (16_384, 2), (1 << 20, 3)])
+def test_a_value_is_read_in_one_pass(monkeypatch, size, seed):
+    """Review 175 F1: each run read starts where the last ended or later (no character is
+    read twice) and there are no more runs than characters, so reading a value costs one
+    pass over it, however its parentheses, backslashes and quotes stand. (The time is the
+    bench's: tests.bench.mime_cuts_bench's content-type-comments shape.)"""
+    spans = []
+    monkeypatch.setattr(media_types, "_RUNS", {
+        kind: RecordedRuns(pattern, spans) for kind, pattern in media_types._RUNS.items()})
+    for value in hostile_values(size, seed):
+        spans.clear()
+        assert CLEAN_TYPE.fullmatch(media_types.media_type(value))
+        assert all(start >= end for (_, end), (start, _) in zip(spans, spans[1:])), value[:40]
+        assert len(spans) <= len(value) + 3, value[:40]

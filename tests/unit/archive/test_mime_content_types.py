@@ -1,14 +1,16 @@
 """Review h174: the media type read from a Content-Type (services.archive.media_types) is a
-clean `type/subtype` (RFC 2045 5.1, RFC 6838 4.2 names) or text/plain (RFC 2045 5.2) for
+clean `type/subtype` (RFC 2045 5.1 tokens, RFC 6838 4.2 lengths) or text/plain (5.2) for
 every part of every hostile shape, in what extract() records and in what the parser (and
 so the web's listing) reads; the message is still read, and a type that is clean once its
 folds, blanks and comments are read as RFC 2045 says keeps its part what it is."""
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from services.archive import extract, mime, mime_parts
-from tests.unit.archive.content_type_shapes import (CLEAN_TYPE, POSITIONS, RECOGNISED,
+from tests.unit.archive.content_type_shapes import (CLEAN_TYPE, HEAD, POSITIONS, RECOGNISED,
                                                     RECOGNISED_WITH_PARAMETERS, SHAPES,
                                                     hostile_message)
 
@@ -68,3 +70,25 @@ def test_a_multipart_whose_type_reads_clean_is_read_and_walked_as_one(shape, low
     assert parsed[-2:] == ["text/plain", "application/pdf"]
     assert f"nested{WORD}" in extract.extract(raw, CAP).body.split()
     assert len(list(mime.iter_parts(mime.parse_message(many)))) <= MAX_PARTS + MAX_DEPTH
+
+
+JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00" + bytes(range(256))
+
+
+@pytest.mark.parametrize("field, recorded", [
+    (b'image/jpeg name="photo.jpg"', ("image/jpeg", None)),
+    (b"image/jpeg\r\n\tname=photo.jpg", ("image/jpeg", None)),
+    (b"application/x-foo~bar", ("image/jpeg", "application/x-foo~bar")),
+    (b"application/*", ("image/jpeg", "application/*")),
+])
+def test_a_base64_jpeg_of_a_type_rfc_2045_allows_stays_an_attachment(field, recorded):
+    """Review 175 F3: parameters after a blank (no ';', common in real mail) and names of
+    RFC 2045 token characters RFC 6838 does not register leave a part what it is: its
+    bytes are an attachment's, never body text."""
+    raw = (HEAD + b"Content-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\n"
+           b"Content-Type: text/plain\r\n\r\nhello\r\n--o\r\nContent-Type: " + field
+           + b"\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+           + base64.encodebytes(JPEG).replace(b"\n", b"\r\n") + b"--o--\r\n")
+    extracted = extract.extract(raw, CAP)
+    assert extracted.body.strip() == "hello"
+    assert [(a.mime_type, a.declared_type) for a in extracted.attachments] == [recorded]
