@@ -122,9 +122,12 @@ def children(part: Message, top: bool = False) -> list[Message]:
 
 def _whole_body(message: Message) -> Message:
     """The entity of a message whose body is one non-text part: its Content-* headers
-    and its content, as a part of its own (the same object each time it is asked for)."""
+    and its content, as a part of its own (the same object each time it is asked for).
+    It is of the parser's message class (mime._Message, the policy's factory), so its type
+    is read as the message's is (services.archive.media_types), not as the stdlib reads it
+    (review 175 F2: a folded 16 KB "type" with CR LF)."""
     if "_whole_body" not in message.__dict__:
-        entity = Message(policy=message.policy)
+        entity = (message.policy.message_factory or Message)(policy=message.policy)
         entity._headers = [(name, value) for name, value in message._headers
                            if name.lower().startswith("content-")]
         entity.set_payload(message.get_payload())

@@ -71,3 +71,20 @@ def test_an_image_is_shown_only_when_its_bytes_are_an_image():
     found = {p.filename: p for p in tree(parse_message(message.as_bytes()), None).walk()}
     assert found["fake.png"].shown_as is None and found["real.png"].shown_as == "image"
     assert found["scan.pdf"].shown_as == "pdf"  # the extension says what octet-stream is
+
+
+@pytest.mark.parametrize("content_type, expected", [
+    (b"application/pdf (" + b"x\r\n " * 4000 + b"y)", "application/pdf"),
+    (b"image/png (x/y)", "image/png"),
+])
+def test_a_whole_body_part_has_the_type_the_message_is_read_with(content_type, expected):
+    """Review 175 F2: a message whose body is one non-text part shows it as part 1, of the
+    type the archive reads (services.archive.media_types): not the stdlib's reading of the
+    field (16,019 characters holding CR LF, or text/plain for a comment holding a '/')."""
+    raw = (b"From: a@example.com\r\nSubject: s\r\nMIME-Version: 1.0\r\nContent-Type: "
+           + content_type + b"\r\nContent-Disposition: attachment; filename=a.pdf\r\n\r\n"
+           b"%PDF-1.4\r\n")
+    message = parse_message(raw)
+    found = {node.path: node.content_type for node in tree(message, []).walk()}
+    assert found == {"": expected, "1": expected}
+    assert part_at(message, "1").get_content_type() == expected
