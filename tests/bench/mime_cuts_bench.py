@@ -10,7 +10,9 @@ delimiter lines in an epilogue under 46 levels, a text part of 1.3 million lines
 "-unclosed" ones without the outermost close delimiter, which the fast parser refuses
 (the feedparser, line by line, parses them); and 20 parts whose Content-Type fields are
 16 KB of escaped parentheses in a comment, the shape a backtracking reading of the type
-took seconds a field on (review 175 F1). One fresh process a
+took seconds a field on (review 175 F1), and 3,000 parts (49 MB) whose Content-Type fields
+are 8,150 sibling comments "()" before the type, the shape a reader of every comment took
+49 s on (review 181 F1). One fresh process a
 shape, so each peak is its own; JSON lines on stdout (seconds of wall and CPU time,
 megabytes of peak resident set before and after extraction).
 
@@ -113,13 +115,23 @@ def padded_many_parts(count: int = 10_100) -> bytes:
                                      + b"X:y\r\n" * 250_000, 1)
 
 
-def content_type_comments(parts: int = 20) -> bytes:
-    """A multipart of `parts` text parts, each typed "text/plain (" and 8,190 escaped
-    parentheses (16 KB, the parser's limit of a field)."""
-    field = b"Content-Type: text/plain (" + b"\\(" * 8_190
+def _typed_parts(field: bytes, parts: int) -> bytes:
+    """A multipart of `parts` text parts, each with the Content-Type field `field`."""
     body = b"".join(b"--o\r\n" + field + b"\r\n\r\nword%d\r\n" % n for n in range(parts))
     return (b"From: a@example.org\r\nSubject: comments\r\nMIME-Version: 1.0\r\n"
             b"Content-Type: multipart/mixed; boundary=o\r\n\r\n" + body + b"--o--\r\n")
+
+
+def content_type_comments(parts: int = 20) -> bytes:
+    """Each part typed "text/plain (" and 8,190 escaped parentheses (16 KB, the parser's
+    limit of a field)."""
+    return _typed_parts(b"Content-Type: text/plain (" + b"\\(" * 8_190, parts)
+
+
+def content_type_sibling_comments(parts: int = 3_000) -> bytes:
+    """Each part typed 8,150 comments "()" (16 KB) then "multipart/mixed; boundary=q"."""
+    return _typed_parts(b"Content-Type: " + b"()" * 8_150 + b" multipart/mixed; boundary=q",
+                        parts)
 
 
 SHAPES = {
@@ -139,6 +151,7 @@ SHAPES = {
     "deep-text-unclosed": lambda: unclosed(deep_text()),
     "deep-text-25mb-unclosed": lambda: unclosed(deep_text(6_500_000)),
     "content-type-comments": content_type_comments,
+    "content-type-sibling-comments": content_type_sibling_comments,
 }
 
 

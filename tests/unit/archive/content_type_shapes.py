@@ -109,6 +109,8 @@ SHAPES: dict[str, Callable[[Position], bytes]] = {
     "semicolon-in-comment": lambda p: _with(_type(p) + b" (a;b)", p.parameters),
     "comments-past-16kb": lambda p: _with(_type(p) + b"(" * 9_000 + b")" * 9_000,
                                           p.parameters),
+    # More comments than media_types.COMMENT_LIMIT: an invalid type (review 181 F1).
+    "sibling-comments": lambda p: b"()" * 8_150 + b" " + _with(_type(p), p.parameters),
     "long-subtype": lambda p: _with(p.main + b"/" + b"x" * 200, p.parameters),
     "long-type": lambda p: _with(b"x" * 200 + b"/" + p.sub, p.parameters),
     "longest-subtype": lambda p: _with(p.main + b"/" + b"y" * 127, p.parameters),
