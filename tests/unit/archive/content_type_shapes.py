@@ -132,8 +132,8 @@ SHAPES: dict[str, Callable[[Position], bytes]] = {
 }
 # The shapes whose type is the position's once read as RFC 2045 says (folds, blanks and
 # comments around the tokens, any case, a first field followed by another, whatever
-# follows the subtype's token).
-RECOGNISED = ("blank-folds-past-16kb", "parameter-folds-past-16kb", "fold-after-slash",
+# follows the subtype's token, a value quoted whole: review 181 F2).
+RECOGNISED = ("quoted", "blank-folds-past-16kb", "parameter-folds-past-16kb", "fold-after-slash",
               "lf-fold", "rfc2231-continuations", "comments", "nested-comment",
               "upper-case", "blanks-around", "duplicate-long-second", "no-semicolon",
               "8-bit-after-subtype", "utf-8-subtype", "control-characters",
@@ -156,3 +156,69 @@ def hostile_message(shape: str, position: str, word: str) -> bytes:
 def letters(number: int) -> str:
     """A number as a word of letters (the indexer keeps digits apart from words)."""
     return "".join("abcdefghij"[int(digit)] for digit in str(number))
+
+
+# Review 181 F2: a valid main type whose subtype is missing, empty or no token, and whole
+# values in quotes. Each kind is written for every main type, with a subtype it has; each
+# value is written with its parameters (`{p}`, the part's own: a multipart's boundary).
+MAIN_TYPES = {"application": "pdf", "audio": "mpeg", "font": "woff2", "image": "png",
+              "message": "rfc822", "model": "gltf-binary", "multipart": "mixed",
+              "text": "csv", "video": "mp4", "x-custom": "thing"}
+UNUSABLE_SUBTYPE_KINDS = {
+    "empty": "{m}/; {p}",
+    "no-slash": "{m}; {p}",
+    "blanks-around-slash": "{m} / ; {p}",
+    "folded-after-slash": "{m}/\r\n ; {p}",
+    "comment-for-subtype": "{m}/ ({s}); {p}",
+    "upper-case": "{M}/; {p}",
+    "illegal-first-character": "{m}/@{s}; {p}",
+    "bracketed": "{m}/[{s}]; {p}",
+    "quoted-subtype": '{m}/"{s}"; {p}',
+    "8-bit-subtype": "{m}/\xe9{s}; {p}",
+    "control-character-subtype": "{m}/\x0b{s}; {p}",
+    "encoded-word-subtype": "{m}/=?utf-8?q?{s}?=; {p}",
+    "two-slashes": "{m}//{s}; {p}",
+    "backslash-for-slash": "{m}\\{s}; {p}",
+    "subtype-past-127": "{m}/" + "s" * 128 + "; {p}",
+    "quoted-empty": '"{m}/"; {p}',
+    "quoted-no-slash": '"{m}"; {p}',
+}
+QUOTED_KINDS = {
+    "quoted": '"{m}/{s}"; {p}',
+    "quoted-upper-case": '"{M}/{S}"; {p}',
+    "blanks-inside-quotes": '" {m} / {s} "; {p}',
+    "comment-then-quoted": '(c) "{m}/{s}"; {p}',
+    "quoted-pair": '"{m}\\/{s}"; {p}',
+    "folded-inside-quotes": '"{m}/\r\n {s}"; {p}',
+    "unclosed-quote": '"{m}/{s}; {p}',
+    "quoted-then-blank-parameters": '"{m}/{s}" {p}',
+    "blanks-around-slash-between-names": "{m} / {s}; {p}",
+    "upper-case-names": "{M}/{S}; {p}",
+}
+# Of no valid main type: invalid (RFC 2045 5.2), text/plain.
+INVALID_MAIN_TYPES = ["/pdf; {p}", "foo/; {p}", '"foo/"; {p}', '""; {p}', '"/pdf"; {p}',
+                      '"; {p}', "(c); {p}", "; {p}", '"\\"image/png\\""; {p}',
+                      "appli\r\n cation/pdf; {p}"]
+
+
+def unusable_subtype(main: str) -> str:
+    """What a valid main type whose subtype is missing, empty or no token reads as: RFC
+    2046's reading of an unrecognised subtype (5.1.3 for multipart, 4.1.4 for text,
+    application/octet-stream for the others)."""
+    return {"multipart": "multipart/mixed", "text": "text/plain"}.get(
+        main, "application/octet-stream")
+
+
+def typed_values(parameters: Callable[[str], str]) -> list[tuple[str, str, str, str]]:
+    """(kind and main type, main type, value, the type it reads as) of each kind for each
+    main type; `parameters(main)` the parameters written."""
+    def written(template: str, main: str) -> str:
+        sub = MAIN_TYPES.get(main, "pdf")
+        return template.format(m=main, M=main.upper(), s=sub, S=sub.upper(),
+                               p=parameters(main))
+    values = [(f"{kind}-{main}", main, written(template, main), unusable_subtype(main))
+              for kind, template in UNUSABLE_SUBTYPE_KINDS.items() for main in MAIN_TYPES]
+    values += [(f"{kind}-{main}", main, written(template, main), f"{main}/{sub}")
+               for kind, template in QUOTED_KINDS.items() for main, sub in MAIN_TYPES.items()]
+    return values + [(f"invalid-{number}", "x", written(template, "x"), "text/plain")
+                     for number, template in enumerate(INVALID_MAIN_TYPES)]

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.archive import media_types
-from tests.unit.archive.content_type_shapes import CLEAN_TYPE
+from tests.unit.archive.content_type_shapes import CLEAN_TYPE, typed_values
 
 
 @given(st.text(max_size=300) | st.binary(max_size=300).map(
@@ -66,20 +66,22 @@ def test_names_of_127_characters_at_most_and_comments_nested_a_little(value, exp
     ("_x/.y", "_x/.y"),
     ("-x/_y-", "-x/_y-"),
     ("application/x-thing/x", "application/x-thing"),
-    ('"image/jpeg"', "text/plain"),
+    ('"image/jpeg"', "image/jpeg"),
     ("=?utf-8?q?image/jpeg?=", "text/plain"),
-    ("image /", "text/plain"),
+    ("image /", "application/octet-stream"),
     ("ima\r\n ge/jpeg", "text/plain"),
 ])
 def test_rfc_2045_tokens_and_whatever_follows_the_subtype(value, expected):
     """Review 175 F3: RFC 2045 allows names RFC 6838 does not register (`~ * ' % { } |`, a
     leading `_ - .`), and mailers write "image/jpeg name=..." (no ';'): the JPEG is still
-    read as one. Only a value of no type, '/' and subtype is text/plain."""
+    read as one. A value of no type is text/plain; of a valid type and no subtype, see
+    test_a_valid_main_type_of_an_unusable_subtype_and_quoted_values."""
     assert media_types.media_type(value) == expected
 
 
 PIECES = ["(", ")", "\\(", "\\)", "\\", '"', " ", "\r\n ", "x", "/", "a/b", ";", "\x00", "\udce9"]
-STARTS = ["", "text/plain ", "text/", "text", "(", "text/plain (", "(a) text / "]
+STARTS = ["", "text/plain ", "text/", "text", "(", "text/plain (", "(a) text / ", '"',
+          '(a) "text/ (', '"text/plain" ']
 
 
 def hostile_values(size: int, seed: int):
@@ -94,15 +96,15 @@ def hostile_values(size: int, seed: int):
 
 
 class RecordedRuns:
-    """Stands for a run pattern of media_types._RUNS: records where each match started
-    and ended."""
+    """Stands for a run pattern of media_types._RUNS: records the text of each match, where
+    it started and where it ended."""
 
     def __init__(self, pattern, spans: list):
         self.pattern, self.spans = pattern, spans
 
     def match(self, text: str, at: int):
         found = self.pattern.match(text, at)
-        self.spans.append((at, found.end()))
+        self.spans.append((text, at, found.end()))
         return found
 
 
@@ -110,16 +112,21 @@ class RecordedRuns:
 def test_a_value_is_read_in_one_pass(monkeypatch, size, seed):
     """Review 175 F1: each run read starts where the last ended or later (no character is
     read twice) and there are no more runs than characters, so reading a value costs one
-    pass over it, however its parentheses, backslashes and quotes stand. (The time is the
-    bench's: tests.bench.mime_cuts_bench's content-type-comments shape.)"""
+    pass over it, however its parentheses, backslashes and quotes stand; a quoted value's
+    quoted string's text is read once more, after the value (review 181 F2), in one pass
+    too. (The time is the bench's: tests.bench.mime_cuts_bench's content-type-comments
+    shape.)"""
     spans = []
     monkeypatch.setattr(media_types, "_RUNS", {
         kind: RecordedRuns(pattern, spans) for kind, pattern in media_types._RUNS.items()})
     for value in hostile_values(size, seed):
         spans.clear()
         assert CLEAN_TYPE.fullmatch(media_types.media_type(value))
-        assert all(start >= end for (_, end), (start, _) in zip(spans, spans[1:])), value[:40]
-        assert len(spans) <= len(value) + 3, value[:40]
+        texts = [text for text, _, _ in spans]
+        assert sum(one is not other for one, other in zip(texts, texts[1:])) <= 1, value[:40]
+        assert all(start >= end for (one, _, end), (other, start, _) in zip(spans, spans[1:])
+                   if one is other), value[:40]
+        assert len(spans) <= 2 * len(value) + 6, value[:40]
 
 
 @pytest.mark.parametrize("value, expected", [
@@ -155,3 +162,18 @@ def test_reading_a_value_reads_no_more_than_comment_limit_comments(monkeypatch, 
         kind: RecordedRuns(pattern, spans) for kind, pattern in media_types._RUNS.items()})
     assert media_types.media_type(value) == "text/plain"
     assert len(spans) <= 3 * media_types.COMMENT_LIMIT
+
+
+TYPED_VALUES = typed_values(lambda main: "name=a.dat")
+
+
+@pytest.mark.parametrize("kind, main, value, expected", TYPED_VALUES,
+                         ids=[kind for kind, *_ in TYPED_VALUES])
+def test_a_valid_main_type_of_an_unusable_subtype_and_quoted_values(kind, main, value,
+                                                                    expected):
+    """Review 181 F2: a valid main type whose subtype is missing, empty or no token reads
+    as RFC 2046 reads an unrecognised subtype (multipart/mixed, text/plain, else
+    application/octet-stream: a PDF typed "application/" is no body text); a value quoted
+    whole reads as its quoted string's value; a value of no valid main type is invalid,
+    text/plain (RFC 2045 5.2)."""
+    assert media_types.media_type(value) == expected

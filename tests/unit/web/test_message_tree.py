@@ -7,7 +7,10 @@ import pytest
 
 from services.archive.mime import parse_message
 from services.archive.store import NotFound
+from services.archive import extract
+from services.web.mail_view import view
 from services.web.message_tree import body, decoded, part_at, tree
+from tests.unit.archive.content_type_shapes import typed_values
 from tests.integration.web.review_mails import forwarded_mail, html_mail, pdf, png
 
 
@@ -88,3 +91,68 @@ def test_a_whole_body_part_has_the_type_the_message_is_read_with(content_type, e
     found = {node.path: node.content_type for node in tree(message, []).walk()}
     assert found == {"": expected, "1": expected}
     assert part_at(message, "1").get_content_type() == expected
+
+
+BINARY = bytes(range(256)) * 4  # no type libmagic names: application/octet-stream
+
+
+def _typed_part_message(value: str, main: str) -> bytes:
+    """A multipart/mixed of a text part "hello bodyword" and a part typed `value` holding
+    what a part of `main` holds: text, a message, a multipart (its boundary "inner") of a
+    text part and binary bytes, or binary bytes."""
+    if main == "text":
+        content = b"\r\ntextword\r\n"
+    elif main == "message":
+        content = b"\r\nFrom: c@example.net\r\nSubject: inner\r\n\r\ninnerword\r\n"
+    elif main == "multipart":
+        content = (b"\r\n--inner\r\nContent-Type: text/plain\r\n\r\nnestedword\r\n--inner\r\n"
+                   b"Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: "
+                   b"base64\r\n\r\n" + base64.encodebytes(BINARY) + b"--inner--\r\n")
+    else:
+        content = (b"Content-Transfer-Encoding: base64\r\n\r\n"
+                   + base64.encodebytes(BINARY))
+    return (b"From: a@example.com\r\nSubject: s\r\nMIME-Version: 1.0\r\nContent-Type: "
+            b"multipart/mixed; boundary=o\r\n\r\n--o\r\nContent-Type: text/plain\r\n\r\n"
+            b"hello bodyword\r\n--o\r\nContent-Type: " + value.encode("latin-1") + b"\r\n"
+            + content + b"\r\n--o--\r\n")
+
+
+# Not the invalid ones; nor the multiparts whose boundary follows no ';' outside quotes:
+# they have none (as "multipart/mixed boundary=x" has none), their parts text.
+TYPED_VALUES = [(kind, main, value, expected) for kind, main, value, expected in typed_values(
+    lambda main: "boundary=inner" if main == "multipart" else "x-param=1")
+    if main != "x" and not (main == "multipart" and kind.startswith(
+        ("unclosed-quote", "quoted-then-blank-parameters")))]
+
+
+@pytest.mark.parametrize("kind, main, value, expected", TYPED_VALUES,
+                         ids=[kind for kind, *_ in TYPED_VALUES])
+def test_a_part_of_an_unusable_subtype_is_read_alike_by_the_tree_the_view_and_the_index(
+        kind, main, value, expected):
+    """Review 181 F2: a part whose main type is valid and whose subtype is missing, empty
+    or no token ("application/", "image/[png]", "multipart/; boundary=inner"), or whose
+    value is quoted whole, is of the type media_types reads in the tree, in the web view's
+    attachment list and in what the indexer extracts: binary bytes are an attachment in
+    each, never body text; a multipart's parts are parts; a text part is text."""
+    raw = _typed_part_message(value, main)
+    found = {node.path: node for node in tree(parse_message(raw), []).walk()}
+    viewed, extracted = view(raw), extract.extract(raw, 1 << 20)
+    assert found["2"].content_type == expected
+    assert [node.content_type for node in found.values() if node.attachment] \
+        == [attachment.content_type for attachment in viewed.attachments]
+    assert viewed.body.split() == ["hello", "bodyword"]
+    assert set(extracted.body.split()) <= {"hello", "bodyword", "textword", "nestedword"}
+    read = expected.split("/")[0]
+    if read == "text":
+        assert not found["2"].attachment and not viewed.attachments
+    elif read == "multipart":
+        assert list(found) == ["", "1", "2", "2.1", "2.2"] and not found["2"].attachment
+        assert found["2.2"].attachment and not found["2.1"].attachment
+    else:
+        assert found["2"].attachment
+    if main not in ("text", "message"):  # the binary bytes: an attachment
+        assert viewed.attachments[-1].size == len(BINARY)
+        assert len(extracted.attachments) == 1
+    words = " ".join([extracted.body, *(a.text for a in extracted.attachments)]).split()
+    assert {"text": "textword", "message": "innerword", "multipart": "nestedword"}.get(
+        read, "hello") in words
