@@ -50,6 +50,9 @@ MAX_FAILURES = 20               # reasons kept per message (the last says how ma
 MAX_NESTED_MESSAGES = 5         # message/rfc822 inside message/rfc822 ... deeper ones: headers
                                 # only, flagged (AttachmentText.cut)
 MAX_NESTED_CONTAINERS = 4       # a zip in a zip in a TNEF ...: deeper ones are listed, not opened
+# Characters of an S/MIME part's smime-type parameter (a sender's text, up to 16 KB) its
+# error says, printable ones only ("encrypted: S/MIME <kind>", recorded and shown).
+SMIME_TYPE_SHOWN = 64
 # All files found inside containers of one message share this many attachment caps of text
 # (a zip of 500 documents must not become 500 caps of index).
 CONTAINER_TEXT_FACTOR = 8
@@ -630,7 +633,8 @@ def _cms(entry, data, smime_type, cap_bytes, nesting, budget):
     enveloped (encrypted) data is marked encrypted."""
     kind = containers.cms_kind(data, smime_type)
     if kind != "signed-data":
-        raise documents.Encrypted(f"S/MIME {kind or 'unknown CMS content'}")
+        shown = "".join(filter(str.isprintable, kind or ""))[:SMIME_TYPE_SHOWN]
+        raise documents.Encrypted(f"S/MIME {shown or 'unknown CMS content'}")
     if nesting > MAX_NESTED_CONTAINERS:
         raise ValueError(f"not opened: containers nested deeper than {MAX_NESTED_CONTAINERS}")
     inner = mime.parse_message(containers.signed_content(data))

@@ -92,3 +92,20 @@ def test_a_base64_jpeg_of_a_type_rfc_2045_allows_stays_an_attachment(field, reco
     extracted = extract.extract(raw, CAP)
     assert extracted.body.strip() == "hello"
     assert [(a.mime_type, a.declared_type) for a in extracted.attachments] == [recorded]
+
+
+@pytest.mark.parametrize("smime_type, said", [
+    ("enveloped-data", "enveloped-data"),
+    ("\x1b[2Jintact\x07\x7f\x0b" + "x" * 5_000, "[2jintact" + "x" * 55),
+    ("\x00\x07", "unknown CMS content"),
+], ids=["enveloped", "controls-and-5k", "controls-only"])
+def test_an_smime_type_is_said_short_and_printable(smime_type, said):
+    """An S/MIME part's error says its smime-type parameter (a sender's text, up to the
+    parser's 16 KB) in extract.SMIME_TYPE_SHOWN printable characters at most."""
+    raw = (HEAD + b"Content-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\n"
+           b"Content-Type: text/plain\r\n\r\nhello\r\n--o\r\nContent-Type: "
+           b"application/pkcs7-mime; name=smime.p7m; smime-type=\"" + smime_type.encode()
+           + b"\"\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+           + base64.encodebytes(bytes(range(256))) + b"--o--\r\n")
+    [entry] = extract.extract(raw, CAP).attachments
+    assert entry.encrypted and entry.error == f"encrypted: S/MIME {said}"
