@@ -75,7 +75,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator
 
-from services.archive import mbox
+from services.archive import apple_mail, mbox
 from services.archive.mailtree import (EXPORT_MANIFEST_FILES, EXPORT_MANIFEST_SKIPPED, Found,
                                        Moved, NotReadable, ZipFound, describe,
                                        open_file, walk, walk_zip)
@@ -185,18 +185,23 @@ def _read_found(found: Found, max_bytes: int, mbox_ends: mbox.Ends) -> Iterator[
 def _skipped_by_content(found: Found | ZipFound, stream: BinaryIO, size: int | None
                        ) -> str | None:
     """Why a file or zip member is listed as skipped, not read, by what it holds: the
-    dotlock of the file beside it, an export's manifest file, an emptied mailbox; None if it
-    is read. Leaves the stream at its start."""
+    dotlock of the file beside it, an export's manifest file, an emptied mailbox, Apple
+    Mail's metadata (apple_mail.metadata_skipped); None if it is read. Leaves the stream at
+    its start."""
+    name = (found.name if isinstance(found, ZipFound) else found.path.name).rpartition("/")[2]
     if found.dotlock_of and is_dotlock(stream):
         return f"the dotlock of {found.dotlock_of} (held while mail is written to it)"
-    if found.export_manifest and is_export_manifest(found.name if isinstance(
-            found, ZipFound) else found.path.name, stream):
+    if found.export_manifest and is_export_manifest(name, stream):
         return EXPORT_MANIFEST_SKIPPED
-    if not found.single_message and size == 0:
+    if found.single_message:  # one message, whatever it holds: a damaged one fails
+        return None
+    if size == 0:
         # An mbox emptied by its mail client: nothing to import, nothing wrong (an empty
         # .eml or Maildir entry is a damaged message, and fails).
         return "empty: no mail in it"
-    return None
+    start = stream.read(apple_mail.SNIFF_BYTES)
+    stream.seek(0)
+    return apple_mail.metadata_skipped(start, name, found.bundle_metadata)
 
 
 def _read_stream(stream: BinaryIO, label: str, max_bytes: int, depth: int,
@@ -223,6 +228,8 @@ def _read_stream(stream: BinaryIO, label: str, max_bytes: int, depth: int,
         yield from _read_zip(stream, label, max_bytes, depth, budget)
     elif kind == "mbox":
         yield from _read_mbox(stream, label, max_bytes)
+    elif kind == "emlx":
+        yield _emlx_message(stream, label, max_bytes, size or _file_size(stream))
     else:
         yield _single_message(stream, label, max_bytes, size or _file_size(stream))
 
@@ -277,14 +284,35 @@ def _spilled(stream: BinaryIO, size: int | None) -> BinaryIO:
 
 
 def _sniff(stream: BinaryIO) -> str:
-    """What a file holds, told by its first bytes: "zip", "mbox" or "message"."""
+    """What a file holds, told by its first bytes: "zip", "mbox", "emlx" (a first line
+    that counts bytes: _emlx_message says whether it is one) or "message"."""
     start = stream.read(SNIFF_BYTES)
     stream.seek(0)
     if start[:4] in ZIP_MAGIC:
         return "zip"
     if mbox.starts_with_from_line(start):
         return "mbox"
+    if apple_mail.starts_like_emlx(start):
+        return "emlx"
     return "message"
+
+
+def _emlx_message(stream: BinaryIO, label: str, max_bytes: int, size: int | None) -> MailItem:
+    """The message of an Apple Mail .emlx (apple_mail.read_emlx): its counted bytes, a
+    partial one with a warning; or why not. A file whose first line is a number and is no
+    .emlx fails as not mail (no header field begins it), saying why it is no .emlx."""
+    try:
+        emlx = apple_mail.read_emlx(stream, size, max_bytes, label.rpartition("/")[2])
+    except apple_mail.TooLarge as exc:
+        return MailItem(label, error=f"an Apple Mail .emlx: {too_large(exc.size, max_bytes)}")
+    except apple_mail.NotEmlx as exc:
+        return MailItem(label, error=f"not read: its first line is a number, as an Apple "
+                        f"Mail .emlx begins, but {exc}; and it is not mail as it stands (no "
+                        "header field begins it)")
+    if refusal := not_mail(emlx.raw):
+        return MailItem(label, error=f"{refusal} (the message of an Apple Mail .emlx)")
+    return MailItem(label, raw=emlx.raw,
+                    warning=apple_mail.PARTIAL_WARNING if emlx.partial else None)
 
 
 def _single_message(stream: BinaryIO, label: str, max_bytes: int,

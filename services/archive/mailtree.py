@@ -122,6 +122,16 @@ MACOS_METADATA_SKIPPED = ("macOS's metadata of the other files (resource forks, 
                           "files): not mail, not read")
 # Why an export's manifest file is not read as mail.
 EXPORT_MANIFEST_SKIPPED = "an export's manifest: what its mail is, not mail"
+# Apple Mail's mailbox bundle ("Export Mailbox...": NAME.mbox/mbox, the mail): the files it
+# keeps beside its mbox, listed as skipped when they hold what those hold (apple_mail).
+APPLE_BUNDLE_MBOX = "mbox"
+APPLE_BUNDLE_METADATA = ("Info.plist", "table_of_contents")
+# Apple Mail's store keeps the attachments of its partial messages (NNN.partial.emlx in
+# Messages/) in Attachments/ beside Messages/: parts of those messages, not messages.
+APPLE_MESSAGES, APPLE_ATTACHMENTS = "Messages", "Attachments"
+APPLE_ATTACHMENTS_SKIPPED = ("Apple Mail's store of the attachments its partial messages "
+                             "(.partial.emlx in Messages/) left out: parts of those messages, "
+                             "not messages; not read; name it to import it")
 # Listings of one range cut short by a message lost when opened, at most: past them, what is
 # still lost is reported gone (a client renaming one message over and over must not keep
 # an import listing the folder for ever).
@@ -144,6 +154,9 @@ class Found:
     # manifest.csv, export.json or SHA256SUMS beside the other two: an export's, if it
     # holds what an export writes there (mailfiles.is_export_manifest)
     export_manifest: bool = False
+    # Info.plist or table_of_contents beside the mbox of an Apple Mail bundle: its metadata,
+    # if it holds what those hold (apple_mail.metadata_skipped)
+    bundle_metadata: bool = False
     # A message of a Maildir being walked: the walk to tell when it is not where listed.
     maildir: _MaildirWalk | None = field(default=None, compare=False, repr=False)
 
@@ -188,7 +201,8 @@ def walk(paths: Iterable[Path | str]) -> Iterator[Found]:
         else:
             single = is_single_message(path.name) or _is_maildir_part(os.path.dirname(tree))
             yield Found(path, tree, opens=tree, single_message=single,
-                        dotlock_of=_locked_by(path.name, _regular_files_beside(tree)))
+                        dotlock_of=_locked_by(path.name, _regular_files_beside(tree)),
+                        bundle_metadata=is_bundle_metadata(path.name, _bundle_mbox_beside(tree)))
 
 
 def open_file(found: Found) -> BinaryIO:
@@ -280,7 +294,8 @@ def _walk_directory(directory: Path, tree: str, visited: set[tuple[int, int]],
         elif verdict is _Verdict.MAIL:
             yield Found(path, tree, single_message=is_single_message(path.name),
                         dotlock_of=_locked_by(path.name, files),
-                        export_manifest=rules.is_export_manifest(entry.name))
+                        export_manifest=rules.is_export_manifest(entry.name),
+                        bundle_metadata=is_bundle_metadata(entry.name, files))
         elif verdict is _Verdict.SYMLINK:
             yield _skipped_symlink(path, tree)
         elif verdict in _SKIPPED_WHY:
@@ -329,11 +344,13 @@ class _Verdict(enum.Enum):
     SYMLINK = enum.auto()         # listed as skipped: a symlink, not followed
     IN_MAILDIR = enum.auto()      # listed as skipped: a file in a Maildir, not in cur/ new/
     MAILDIR_TMP = enum.auto()     # listed as skipped once, if it holds anything: tmp/
+    APPLE_ATTACHMENTS = enum.auto()  # listed as skipped, not walked: beside Messages/
 
 
 _WALKED = (_Verdict.FOLDER, _Verdict.HIDDEN_FOLDER, _Verdict.HOUSEKEEPING_FOLDER)
 _SKIPPED_WHY = {_Verdict.HIDDEN: HIDDEN, _Verdict.MACOS_METADATA: MACOS_METADATA_SKIPPED,
-                _Verdict.IN_MAILDIR: IN_MAILDIR}
+                _Verdict.IN_MAILDIR: IN_MAILDIR,
+                _Verdict.APPLE_ATTACHMENTS: APPLE_ATTACHMENTS_SKIPPED}
 
 
 @dataclass(frozen=True)
@@ -343,6 +360,7 @@ class _FolderRules:
     maildir: bool          # its new/ and cur/ hold its messages; its loose files are not mail
     loose: bool            # mail is loose files here: each file is read, hidden ones not
     unpacked_export: bool  # it holds all of an export's manifest files
+    apple_store: bool      # it holds Messages/, as a folder of Apple Mail's store does
 
     @classmethod
     def of(cls, folders: Collection[str], names: Collection[str],
@@ -351,7 +369,7 @@ class _FolderRules:
         found where mail is loose files (`loose_files_are_mail`) or inside a Maildir."""
         maildir = is_maildir(folders, in_maildir=not loose_files_are_mail)
         return cls(maildir, loose_files_are_mail and not maildir,
-                   set(names).issuperset(EXPORT_MANIFEST_FILES))
+                   set(names).issuperset(EXPORT_MANIFEST_FILES), APPLE_MESSAGES in folders)
 
     def verdict(self, name: str, kind: _Kind) -> _Verdict:
         """What the entry `name`, a `kind`, of this folder is."""
@@ -372,6 +390,9 @@ class _FolderRules:
             return _Verdict.HIDDEN_FOLDER if kind is _Kind.FOLDER else _Verdict.HIDDEN
         if self.loose and name == MACOS_METADATA and kind is _Kind.FOLDER:
             return _Verdict.MACOS_METADATA
+        if self.loose and self.apple_store and name == APPLE_ATTACHMENTS and \
+                kind is _Kind.FOLDER:
+            return _Verdict.APPLE_ATTACHMENTS
         if kind is _Kind.FOLDER:
             return _Verdict.FOLDER
         return _Verdict.MAIL if self.loose else _Verdict.IN_MAILDIR
@@ -428,6 +449,7 @@ class ZipFound:
     single_message: bool = False
     dotlock_of: str | None = None
     export_manifest: bool = False
+    bundle_metadata: bool = False
 
 
 class _ZipFolder:
@@ -510,7 +532,8 @@ def _walk_zip_folder(folder: _ZipFolder, path: str, loose_files_are_mail: bool,
             if verdict is _Verdict.MAIL:
                 yield ZipFound(member.filename, member, single_message=is_single_message(name),
                                dotlock_of=_locked_by(name, folder.files.keys()),
-                               export_manifest=rules.is_export_manifest(name))
+                               export_manifest=rules.is_export_manifest(name),
+                               bundle_metadata=is_bundle_metadata(name, folder.files.keys()))
             elif verdict in _SKIPPED_WHY:
                 yield ZipFound(member.filename, skipped=True, error=_SKIPPED_WHY[verdict])
 
@@ -525,6 +548,23 @@ def _zip_maildir_part(part: _ZipFolder, path: str) -> Iterator[ZipFound]:
             yield ZipFound(path + name, error="not a regular file (a directory)")
         for member in part.files.get(name, ()):
             yield ZipFound(member.filename, member, single_message=True)
+
+
+def is_bundle_metadata(name: str, files_beside: Collection[str]) -> bool:
+    """Whether the file `name` may be the metadata of an Apple Mail bundle (Info.plist,
+    table_of_contents): the bundle's mail, a regular file "mbox", is among `files_beside`
+    (the regular files of its folder). apple_mail.metadata_skipped says whether it holds
+    what those hold."""
+    return name in APPLE_BUNDLE_METADATA and APPLE_BUNDLE_MBOX in files_beside
+
+
+def _bundle_mbox_beside(path: str) -> set[str]:
+    """{"mbox"} if a regular file "mbox" lies beside `path` (a named file's real path)."""
+    try:
+        found = os.lstat(os.path.join(os.path.dirname(path), APPLE_BUNDLE_MBOX))
+    except (OSError, ValueError):
+        return set()
+    return {APPLE_BUNDLE_MBOX} if stat.S_ISREG(found.st_mode) else set()
 
 
 def _locked_by(name: str, files_beside: Collection[str]) -> str | None:

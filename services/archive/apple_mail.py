@@ -1,0 +1,165 @@
+"""Apple Mail's files, told by what they hold: its .emlx messages and the metadata it keeps
+beside its mail. services.archive.mailfiles asks; this module only reads bytes.
+
+Apple Mail (macOS) leaves two kinds of tree an import is given:
+  * "Export Mailbox..." writes a bundle, a folder NAME.mbox holding the file `mbox` (the
+    mail, an mbox read as any other) and `Info.plist` (the mailbox's settings, an XML or a
+    binary property list) and, from older versions, `table_of_contents` (a binary index of
+    the mbox, NeXT Mail's format: a big-endian header whose first word is 0x000d9758; its
+    later forms are undocumented, binary all the same).
+  * Its own store (~/Library/Mail/V*/ACCOUNT/NAME.mbox/.../Data/.../Messages/) holds each
+    message as an .emlx file: a first line holding the message's length in bytes (decimal,
+    padded with spaces: "13681     "), LF, exactly that many bytes of RFC 5322 message,
+    then an XML property list of Apple's metadata (flags, date-received...). A
+    NNN.partial.emlx is a message whose large attachments Apple Mail stored apart (in the
+    Attachments folder beside Messages/; each part left out keeps its MIME header with an
+    X-Apple-Content-Length field and no body). Beside the store: property lists
+    (.mboxCache.plist, MailData/*.plist) and SQLite databases (MailData/Envelope Index, its
+    -wal and -shm files).
+
+What is told by content alone (metadata_skipped): an XML or binary property list, an SQLite
+database, write-ahead log or shared-memory index, and a table_of_contents (binary, in a
+bundle beside its `mbox`: mailtree's Found.bundle_metadata) are not mail: they are listed
+as skipped with what they are. Never a file that begins as mail does (a header field, a
+From_ line), whatever its name: that is read, so nothing of this hides mail.
+
+An .emlx (read_emlx) gives the counted bytes, exactly, as the message: the count line and
+the property list are Apple's, not the message's, as an mbox's From_ line is the mbox's.
+Its date-received is not kept: the From_ line's date is (services.archive.message_date),
+but it is recorded as "mbox-from-line", which this is not, and the Date and Received header
+fields, read first, date nearly all mail; so the property list is not parsed at all.
+"""
+from __future__ import annotations
+
+import re
+import struct
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from services.archive import mbox
+
+SNIFF_BYTES = 4096  # enough of a file's start to tell what it is
+# The count line: decimal digits, the spaces Apple pads them with, LF. 15 digits are more
+# than any file holds; a longer run of digits is no count (read as today: not mail).
+EMLX_COUNT = re.compile(rb"([0-9]{1,15}) *\n")
+# An XML property list's start: an XML declaration (optional), then its DOCTYPE or root.
+XML_PLIST = re.compile(rb"(?:\xef\xbb\xbf)?\s*(?:<\?xml[^>]{0,300}\?>\s*)?"
+                       rb"(?:<!DOCTYPE\s+plist|<plist[\s>])")
+# What follows an .emlx's counted bytes at once: its property list's declaration or root.
+EMLX_TRAILER = re.compile(rb"<\?xml[ \t\r\n]|<!DOCTYPE[ \t\r\n]+plist|<plist[ \t\r\n>]")
+BINARY_PLIST = b"bplist00"
+SQLITE_DATABASE = b"SQLite format 3\x00"
+SQLITE_WAL = (b"\x37\x7f\x06\x82", b"\x37\x7f\x06\x83")  # big-endian, either checksum order
+# A -shm file's first word: the wal-index version 3007000, in the writer's byte order.
+SQLITE_SHM = (struct.pack("<I", 3007000), struct.pack(">I", 3007000))
+NEXT_TABLE_OF_CONTENTS = b"\x00\x0d\x97\x58"  # 0xd9758, big-endian
+TRAILER_PROBE = 64  # of the property list after an .emlx's message: its first bytes
+BINARY_PROBE = 512  # a NUL in this many first bytes: binary, no text
+# A part of a partial .emlx whose body Apple Mail stored apart keeps this field.
+APPLE_CONTENT_LENGTH = re.compile(rb"^X-Apple-Content-Length[ \t]*:", re.IGNORECASE | re.MULTILINE)
+PARTIAL_SUFFIX = ".partial.emlx"
+
+BUNDLE_METADATA_SKIPPED = ("Apple Mail's mailbox bundle metadata ({name}, beside the "
+                           "bundle's mbox): not mail, not read")
+PLIST_SKIPPED = ("an Apple property list ({kind}: settings or metadata, as Apple Mail keeps "
+                 "in Info.plist, .mboxCache.plist and MailData): not mail, not read")
+SQLITE_SKIPPED = ("an SQLite {kind} (as Apple Mail's MailData/Envelope Index keeps its "
+                  "index of the mail): not mail, not read")
+PARTIAL_WARNING = ("a partial .emlx: Apple Mail stored its large attachments apart (the "
+                   "Attachments folder beside Messages/), so it is stored without them, as "
+                   "the file holds it (not reassembled)")
+
+
+def metadata_skipped(start: bytes, name: str, bundle_metadata: bool) -> str | None:
+    """Why a file whose first bytes are `start` (SNIFF_BYTES, or all it holds) is listed as
+    skipped: it holds Apple Mail's metadata, not mail; None if it is read. `name`: its last
+    part; `bundle_metadata`: it is an Info.plist or table_of_contents beside a bundle's mbox
+    (mailtree.Found.bundle_metadata). Nothing that begins as mail is skipped."""
+    if _begins_as_mail(start):
+        return None
+    kind = _plist_kind(start) or _sqlite_kind(start)
+    if bundle_metadata and (kind or name == "table_of_contents" and _is_binary(start)):
+        return BUNDLE_METADATA_SKIPPED.format(name=name)
+    if kind in ("XML", "binary"):
+        return PLIST_SKIPPED.format(kind=kind)
+    return SQLITE_SKIPPED.format(kind=kind) if kind else None
+
+
+def _begins_as_mail(start: bytes) -> bool:
+    return bool(mbox.HEADER_FIELD.match(start)) or mbox.starts_with_from_line(start)
+
+
+def _plist_kind(start: bytes) -> str | None:
+    if start.startswith(BINARY_PLIST):
+        return "binary"
+    return "XML" if XML_PLIST.match(start) else None
+
+
+def _sqlite_kind(start: bytes) -> str | None:
+    if start.startswith(SQLITE_DATABASE):
+        return "database"
+    if start[:4] in SQLITE_WAL:
+        return "write-ahead log (-wal)"
+    return "shared-memory index (-shm)" if start[:4] in SQLITE_SHM else None
+
+
+def _is_binary(start: bytes) -> bool:
+    """Whether bytes are no text: NeXT Mail's table_of_contents magic, or a NUL early on."""
+    return start.startswith(NEXT_TABLE_OF_CONTENTS) or b"\x00" in start[:BINARY_PROBE]
+
+
+# --- .emlx ----------------------------------------------------------------------------------
+
+def starts_like_emlx(start: bytes) -> bool:
+    """Whether a file beginning with `start` may be an .emlx: its first line is a count
+    (digits, padded with spaces). read_emlx says whether it is one."""
+    return EMLX_COUNT.match(start) is not None
+
+
+class NotEmlx(Exception):
+    """A file that begins with a count but is no .emlx, or a damaged one: why, in words."""
+
+
+@dataclass(frozen=True)
+class Emlx:
+    raw: bytes     # the counted bytes: the message, exactly
+    partial: bool  # a .partial.emlx: its large attachments stored apart, not in it
+
+
+class TooLarge(Exception):
+    """An .emlx whose count is over the limit: `size` bytes, not read."""
+
+    def __init__(self, size: int):
+        super().__init__(size)
+        self.size = size
+
+
+def read_emlx(stream: BinaryIO, size: int | None, max_bytes: int, name: str) -> Emlx:
+    """The message of an open .emlx (Apple Mail's format, above) of `size` bytes (None:
+    unknown), read from its start: no more than the count line, the counted bytes and the
+    start of the property list are read, and never more than `max_bytes` of message.
+    `name`: its last part (NNN.partial.emlx says partial, as the content does).
+    Raises NotEmlx (a count that is not one, longer than the file, or not followed by a
+    property list) or TooLarge (a count over `max_bytes`: nothing read)."""
+    line = stream.readline(32)
+    counted = EMLX_COUNT.fullmatch(line)
+    if not counted:
+        raise NotEmlx("its first line is not the message's length in bytes")
+    count = int(counted.group(1))
+    if size is not None and count > size - len(line):
+        raise NotEmlx(_short(count, size - len(line)))
+    if count > max_bytes:
+        raise TooLarge(count)
+    raw = stream.read(count)
+    if len(raw) < count:  # the file shrank since its size was taken, or its size is unknown
+        raise NotEmlx(_short(count, len(raw)))
+    if not EMLX_TRAILER.match(stream.read(TRAILER_PROBE)):
+        raise NotEmlx(f"the {count} bytes its first line counts are not followed by Apple's "
+                      "property list (a wrong count?)")
+    partial = name.lower().endswith(PARTIAL_SUFFIX) or bool(APPLE_CONTENT_LENGTH.search(raw))
+    return Emlx(raw, partial)
+
+
+def _short(count: int, left: int) -> str:
+    return (f"the {count} bytes of message its first line counts are more than the {left} "
+            "that follow (a wrong count, or a file cut short?)")
