@@ -6,7 +6,11 @@ never leaving the trees it is given, and a zip's members by the same rules: a zi
 the same tree unpacked, but for what no tree holds: a symlink member is read as a file,
 members of one name are each read, one that has no name or is a folder holding data
 fails). An evidence export (services.archive.evidence), zipped or unpacked, imports again:
-its manifest files are listed as skipped. An empty file is skipped as an emptied mailbox,
+its manifest files are listed as skipped. So do Apple Mail's trees (services.archive.
+apple_mail): an exported bundle's mbox is read, its Info.plist and table_of_contents are
+listed as skipped, and so is any property list or SQLite file (Apple Mail's .mboxCache.plist,
+MailData/Envelope Index), each told by what it holds, never by its name (mail so named is
+read). An empty file is skipped as an emptied mailbox,
 unless it is a single-message file (below): an empty .eml or Maildir entry is a damaged
 message, and fails. Every message comes out as the bytes that were on disk, because the
 store keeps and hashes exactly those; a file that gives no message becomes an item with
@@ -21,7 +25,16 @@ What a file holds:
     members are read the same way, so the zip `write_zip` makes imports again, and so does
     Google Takeout's zip of an mbox), a From_ line at the start (after a byte order mark or
     blank lines, if any) an mbox (services.archive.mbox splits it only at real
-    separators), anything else one message.
+    separators), a first line that is a number an Apple Mail .emlx (below), anything else
+    one message.
+  * An .emlx (Apple Mail's store: Messages/NNN.emlx) is one message: exactly the bytes its
+    first line counts (as an mbox's From_ line, the count line and Apple's property list
+    after the message are not stored; its date-received is not kept: apple_mail says why).
+    It is one only if the count fits the file and Apple's property list follows the
+    counted bytes at once; else (a wrong count, one longer than the file, no property list
+    after) it fails, saying why, as a file whose first line is a number always failed (no
+    header field begins it). A partial one (NNN.partial.emlx: its large attachments stored
+    apart) is stored as it is, with a warning that says so; it is not reassembled.
   * A message must be mail: its first line (after a dropped From_ line) is an RFC 5322
     header field, as every mail parser reads it. A PDF, a README or random bytes has no
     header field before its first blank line: it is refused with the reason (what libmagic
@@ -39,9 +52,9 @@ size it had under its lock (services.archive.mbox.Ends, shared by `count_mail` a
 `iter_mail` so their counts agree); one locked for longer than the wait is an item that
 failed, with the reason, and nothing of it is read.
 
-Limits (issue: nothing read can stop the import): a message (an mbox's, a file's or a zip
-member's) over `max_bytes` (the model's smtp.max_message_mb) is an item that failed, never
-read whole;
+Limits (issue: nothing read can stop the import): a message (an mbox's, a file's, an
+.emlx's by its count, or a zip member's) over `max_bytes` (the model's
+smtp.max_message_mb) is an item that failed, never read whole;
 zips nest at most MAX_ZIP_DEPTH deep. Only stored and deflated members are read
 (ZIP_METHODS_READ: what mail clients, Takeout, zip tools by default and the appliance's own
 export write); a member compressed otherwise (bzip2, LZMA, deflate64...) is an item that

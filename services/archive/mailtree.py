@@ -33,7 +33,12 @@ message so named is not hidden from the import). A folder "__MACOSX" where mail 
 files (macOS's Archive Utility puts the other files' resource forks there) is listed as
 skipped once, not walked. An evidence export's manifest files (manifest.csv, export.json,
 SHA256SUMS, all three in one folder) are listed as skipped when they hold what an export
-writes there (mailfiles.is_export_manifest), else read (a message so named is read).
+writes there (mailfiles.is_export_manifest), else read (a message so named is read). So
+are an Apple Mail bundle's Info.plist and table_of_contents beside its mail, a file "mbox"
+(Found.bundle_metadata; apple_mail.metadata_skipped tells them by content). A folder
+"Attachments" beside a folder "Messages" where mail is loose files (Apple Mail's store:
+the attachments its partial messages, NNN.partial.emlx in Messages/, left out) is listed as
+skipped once, not walked: parts of messages, not messages; named, it is read.
 Paths named by the caller are always read, hidden or not (`import d1 d1/.Sent` reads
 .Sent, listed as skipped by the walk of d1 too). A directory walked twice (a tree named
 twice, a bind mount) is read once.
