@@ -313,15 +313,18 @@ def _sniff(stream: BinaryIO) -> str:
 def _emlx_message(stream: BinaryIO, label: str, max_bytes: int, size: int | None) -> MailItem:
     """The message of an Apple Mail .emlx (apple_mail.read_emlx): its counted bytes, a
     partial one with a warning; or why not. A file whose first line is a number and is no
-    .emlx fails as not mail (no header field begins it), saying why it is no .emlx."""
+    .emlx is read as one message, as before (it fails: no header field begins it), and
+    the reason says why it is no .emlx."""
     try:
         emlx = apple_mail.read_emlx(stream, size, max_bytes, label.rpartition("/")[2])
     except apple_mail.TooLarge as exc:
         return MailItem(label, error=f"an Apple Mail .emlx: {too_large(exc.size, max_bytes)}")
     except apple_mail.NotEmlx as exc:
-        return MailItem(label, error=f"not read: its first line is a number, as an Apple "
-                        f"Mail .emlx begins, but {exc}; and it is not mail as it stands (no "
-                        "header field begins it)")
+        stream.seek(0)
+        item = _single_message(stream, label, max_bytes, size)
+        return item if item.error is None else MailItem(label, error=(
+            f"{item.error}; its first line is a number, as an Apple Mail .emlx begins, but "
+            f"{exc}"))
     if refusal := not_mail(emlx.raw):
         return MailItem(label, error=f"{refusal} (the message of an Apple Mail .emlx)")
     return MailItem(label, raw=emlx.raw,

@@ -281,3 +281,43 @@ def test_an_attachments_folder_is_skipped_only_beside_messages(tmp_path):
         "skipped": ["Data/Attachments"], "failed": [], "partial": []}
     assert [item.raw for item in iter_mail([tree / "Data/Attachments"])] == [
         corpus.message("attached")]  # named, it is read
+
+
+# --- generated trees: Apple Mail's names and contents, any mix ---------------------------
+
+APPLE_NAMES = ["mbox", "Info.plist", "table_of_contents", "Messages", "Attachments",
+               "1.emlx", "2.partial.emlx", "X.mbox", "cur", ".DS_Store", "Envelope Index"]
+GOOD_EMLX = corpus.emlx(corpus.message("generated"))
+APPLE_CONTENTS = [corpus.message("plain"), corpus.FROM_LINE + corpus.message("in mbox"),
+                  corpus.info_plist(binary=False), corpus.info_plist(binary=True),
+                  corpus.table_of_contents(2), GOOD_EMLX,
+                  corpus.emlx(corpus.message("bad count"), count=3), b"",
+                  b"SQLite format 3\x00" + bytes(84)]
+NEVER_FAIL = {corpus.info_plist(binary=False): "skipped", corpus.info_plist(binary=True):
+              "skipped", b"SQLite format 3\x00" + bytes(84): "skipped", GOOD_EMLX: "read"}
+APPLE_TREES = st.recursive(
+    st.sampled_from(APPLE_CONTENTS),
+    lambda folders: st.dictionaries(st.sampled_from(APPLE_NAMES), folders, max_size=5),
+    max_leaves=14).filter(lambda tree: isinstance(tree, dict))
+
+
+@settings(max_examples=150, deadline=None)
+@given(tree=APPLE_TREES)
+def test_generated_apple_trees_read_alike_zipped_and_never_fail_metadata(tree):
+    """Zipped or not, the same items; a property list or SQLite file is listed as skipped
+    wherever it lies, a good .emlx is read, whatever their names."""
+    import tempfile
+    from tests.unit.archive.test_mailfiles_zip_tree import build, layout_of, relabelled, zipped
+    with tempfile.TemporaryDirectory() as scratch:
+        layout = layout_of(tree)
+        on_disk = build(Path(scratch) / "tree", layout)
+        on_disk.mkdir(exist_ok=True)
+        archive = zipped(on_disk, Path(scratch) / "t.zip", folders=True)
+        from_zip, from_disk = list(iter_mail([archive])), list(iter_mail([on_disk]))
+        assert relabelled(from_zip, f"{archive}#") == relabelled(from_disk, f"{on_disk}/")
+        assert count_mail([archive]) == len(from_zip) and count_mail([on_disk]) == len(from_disk)
+        for item in from_disk:
+            content = layout.get(item.label.removeprefix(f"{on_disk}/"))
+            if content in NEVER_FAIL and not item.skipped:  # skipped: hidden, or metadata
+                assert NEVER_FAIL[content] == "read", item
+                assert item.raw == corpus.message("generated"), item
