@@ -207,7 +207,8 @@ def walk(paths: Iterable[Path | str]) -> Iterator[Found]:
             single = is_single_message(path.name) or _is_maildir_part(os.path.dirname(tree))
             yield Found(path, tree, opens=tree, single_message=single,
                         dotlock_of=_locked_by(path.name, _regular_files_beside(tree)),
-                        bundle_metadata=is_bundle_metadata(path.name, _bundle_mbox_beside(tree)))
+                        bundle_metadata=is_bundle_metadata(
+                            path.name, _regular_file_beside(tree, APPLE_BUNDLE_MBOX)))
 
 
 def open_file(found: Found) -> BinaryIO:
@@ -563,15 +564,6 @@ def is_bundle_metadata(name: str, files_beside: Collection[str]) -> bool:
     return name in APPLE_BUNDLE_METADATA and APPLE_BUNDLE_MBOX in files_beside
 
 
-def _bundle_mbox_beside(path: str) -> set[str]:
-    """{"mbox"} if a regular file "mbox" lies beside `path` (a named file's real path)."""
-    try:
-        found = os.lstat(os.path.join(os.path.dirname(path), APPLE_BUNDLE_MBOX))
-    except (OSError, ValueError):
-        return set()
-    return {APPLE_BUNDLE_MBOX} if stat.S_ISREG(found.st_mode) else set()
-
-
 def _locked_by(name: str, files_beside: Collection[str]) -> str | None:
     """The file `name` may be the dotlock of ("inbox" for "inbox.lock", mbox.DOTLOCK_SUFFIX),
     when it is among `files_beside` (the regular files of its folder)."""
@@ -778,12 +770,16 @@ def _is_maildir_part(directory: str) -> bool:
 def _regular_files_beside(path: str) -> set[str]:
     """The name of the regular file `path` (a named file's real path) may lock, if there is
     one beside it (`import /var/mail/*` names the locks too)."""
-    locked = os.path.basename(path).removesuffix(DOTLOCK_SUFFIX)
+    return _regular_file_beside(path, os.path.basename(path).removesuffix(DOTLOCK_SUFFIX))
+
+
+def _regular_file_beside(path: str, name: str) -> set[str]:
+    """{name} if a regular file `name` lies beside `path` (a named file's real path)."""
     try:
-        found = os.lstat(os.path.join(os.path.dirname(path), locked))
+        found = os.lstat(os.path.join(os.path.dirname(path), name))
     except (OSError, ValueError):
         return set()
-    return {locked} if stat.S_ISREG(found.st_mode) else set()
+    return {name} if stat.S_ISREG(found.st_mode) else set()
 
 
 def _is_regular_file(entry: os.DirEntry) -> bool:
