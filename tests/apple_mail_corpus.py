@@ -59,6 +59,31 @@ def table_of_contents(messages: int) -> bytes:
     return header + b"".join(struct.pack(">IIII", 100 * n, 99, 0, 0) for n in range(messages))
 
 
+SQLITE_PAGE = 4096
+
+
+def sqlite_database(pages: int = 2) -> bytes:
+    """An SQLite database's file as its header makes it (sqlite.org/fileformat2.html): the
+    magic, a page size, format versions 1 and 1, no reserved bytes, the payload fractions
+    64, 32, 32; whole pages."""
+    header = (b"SQLite format 3\x00" + struct.pack(">H", SQLITE_PAGE) + b"\x01\x01\x00"
+              + b"\x40\x20\x20")
+    return header.ljust(SQLITE_PAGE * pages, b"\x00")
+
+
+def sqlite_wal(frames: int = 1) -> bytes:
+    """A write-ahead log: its 32-byte header (magic, version 3007000, page size), then
+    `frames` frames of a 24-byte header and a page."""
+    header = struct.pack(">IIII", 0x377F0682, 3007000, SQLITE_PAGE, 0).ljust(32, b"\x00")
+    return header + bytes((24 + SQLITE_PAGE) * frames)
+
+
+def sqlite_shm(blocks: int = 1) -> bytes:
+    """A shared-memory index: version 3007000 first (little-endian, as x86 and Apple
+    silicon write it), whole 32 KiB blocks."""
+    return struct.pack("<I", 3007000).ljust(32768 * blocks, b"\x00")
+
+
 def emlx_trailer(received: int = 1704189600, partial: bool = False) -> bytes:
     meta = {"date-received": received, "flags": 8590195713 if not partial else 17213623424,
             "remote-id": "50750", "date-last-viewed": 0}
@@ -141,10 +166,9 @@ def store_mailbox(root: Path, mailbox: str, words: list[str], crlf: bool = False
 def v10_store(root: Path) -> Expected:
     """~/Library/Mail/V10 of two accounts, with MailData's housekeeping and Finder's."""
     expected = Expected()
-    sqlite = b"SQLite format 3\x00" + struct.pack(">H", 4096) + b"\x01\x01" + bytes(80)
-    for name, data in (("MailData/Envelope Index", sqlite),
-                       ("MailData/Envelope Index-wal", b"\x37\x7f\x06\x82" + bytes(28)),
-                       ("MailData/Envelope Index-shm", struct.pack("<I", 3007000) + bytes(124)),
+    for name, data in (("MailData/Envelope Index", sqlite_database()),
+                       ("MailData/Envelope Index-wal", sqlite_wal()),
+                       ("MailData/Envelope Index-shm", sqlite_shm()),
                        ("MailData/SyncedRules.plist", plistlib.dumps([], fmt=plistlib.FMT_BINARY)),
                        ("MailData/Signatures/AllSignatures.plist", plistlib.dumps([]))):
         write(root, f"V10/{name}", data)

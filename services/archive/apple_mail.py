@@ -18,19 +18,37 @@ Apple Mail (macOS) leaves two kinds of tree an import is given:
     -wal and -shm files).
 
 What is told by content alone (metadata_skipped): an XML or binary property list, an SQLite
-database, write-ahead log or shared-memory index, and a table_of_contents (binary, in a
-bundle beside its `mbox`: mailtree's Found.bundle_metadata) are not mail: they are listed
-as skipped with what they are. Never a file that begins as mail does (a header field, a
-From_ line), whatever its name: that is read, so nothing of this hides mail.
+database, write-ahead log or shared-memory index, and a table_of_contents (NeXT Mail's
+magic, in a bundle beside its `mbox`: mailtree's Found.bundle_metadata) are not mail: they
+are listed as skipped with what they are. Each is told by its whole structure, within
+bounds, never by its first bytes alone (review 167: a 16-byte prefix must not hide mail):
+  * a property list parses (plistlib, at most MAX_PLIST bytes) to the end of the file; an
+    XML one ends with `</plist>` (Apple's DTD, PropertyList-1.0.dtd; the binary format is
+    plistlib's "bplist00", whose 32-byte trailer places its offset table at the file's end);
+  * an SQLite database (sqlite.org/fileformat2.html, "The Database Header"): a page size
+    that is a power of two, 512 to 65536 (header bytes 16-17; 1 means 65536), bytes 21-23
+    are 64, 32, 32 (the payload fractions, fixed), and the file is whole pages;
+  * its write-ahead log ("WAL File Format"): version 3007000 and a page size as above in
+    its 32-byte header, then whole frames (24-byte header and one page each);
+  * its shared-memory index ("-shm", "WAL-index Format"): version 3007000 as its first
+    word, and whole 32 KiB blocks.
+Anything else is read as any file is (it fails as not mail, or imports if it is mail).
+Never a file that begins as mail does (a header field, a From_ line), whatever its name:
+that is read, so nothing of this hides mail.
 
-An .emlx (read_emlx) gives the counted bytes, exactly, as the message: the count line and
-the property list are Apple's, not the message's, as an mbox's From_ line is the mbox's.
+An .emlx (read_emlx) gives the counted bytes, exactly, as the message, when what follows them
+is Apple's property list alone (it parses to a dict and only white space follows its
+`</plist>`: else mail after it, or a count cut short at a `<plist>` line in the body, would
+be lost unsaid; review 167). The count line and the property list are Apple's, not the
+message's, as an mbox's From_ line is the mbox's.
 Its date-received is not kept: the From_ line's date is (services.archive.message_date),
 but it is recorded as "mbox-from-line", which this is not, and the Date and Received header
-fields, read first, date nearly all mail; so the property list is not parsed at all.
+fields, read first, date nearly all mail; so the property list is parsed only to tell that
+it is whole, and not kept.
 """
 from __future__ import annotations
 
+import plistlib
 import re
 import struct
 from dataclasses import dataclass
@@ -52,9 +70,16 @@ SQLITE_DATABASE = b"SQLite format 3\x00"
 SQLITE_WAL = (b"\x37\x7f\x06\x82", b"\x37\x7f\x06\x83")  # big-endian, either checksum order
 # A -shm file's first word: the wal-index version 3007000, in the writer's byte order.
 SQLITE_SHM = (struct.pack("<I", 3007000), struct.pack(">I", 3007000))
+SQLITE_WAL_VERSION = 3007000
+SQLITE_PAYLOAD_FRACTIONS = b"\x40\x20\x20"  # database header bytes 21-23: 64, 32, 32
+SQLITE_WAL_HEADER, SQLITE_WAL_FRAME_HEADER = 32, 24
+SQLITE_SHM_BLOCK = 32 * 1024
 NEXT_TABLE_OF_CONTENTS = b"\x00\x0d\x97\x58"  # 0xd9758, big-endian
 TRAILER_PROBE = 64  # of the property list after an .emlx's message: its first bytes
-BINARY_PROBE = 512  # a NUL in this many first bytes: binary, no text
+# Apple's property lists are a few hundred bytes after an .emlx's message, and some KiB
+# to a few hundred KiB in MailData; a larger one is read as any file (it fails, loudly).
+MAX_TRAILER = 1024 * 1024
+MAX_PLIST = 8 * 1024 * 1024
 # A part of a partial .emlx whose body Apple Mail stored apart keeps this field.
 APPLE_CONTENT_LENGTH = re.compile(rb"^X-Apple-Content-Length[ \t]*:", re.IGNORECASE | re.MULTILINE)
 PARTIAL_SUFFIX = ".partial.emlx"
@@ -70,15 +95,20 @@ PARTIAL_WARNING = ("a partial .emlx: Apple Mail stored its large attachments apa
                    "the file holds it (not reassembled)")
 
 
-def metadata_skipped(start: bytes, name: str, bundle_metadata: bool) -> str | None:
-    """Why a file whose first bytes are `start` (SNIFF_BYTES, or all it holds) is listed as
-    skipped: it holds Apple Mail's metadata, not mail; None if it is read. `name`: its last
-    part; `bundle_metadata`: it is an Info.plist or table_of_contents beside a bundle's mbox
-    (mailtree.Found.bundle_metadata). Nothing that begins as mail is skipped."""
+def metadata_skipped(stream: BinaryIO, size: int | None, name: str,
+                     bundle_metadata: bool) -> str | None:
+    """Why the open file `stream` (at its start; `size` bytes, None: unknown) is listed as
+    skipped: it holds Apple Mail's metadata, not mail (the module's docstring says how each
+    is told); None if it is read. Reads at most MAX_PLIST bytes, and leaves the stream
+    anywhere (the caller seeks back). `name`: its last part; `bundle_metadata`: it is an
+    Info.plist or table_of_contents beside a bundle's mbox (mailtree.Found.bundle_metadata).
+    Nothing that begins as mail is skipped."""
+    start = stream.read(SNIFF_BYTES)
     if _begins_as_mail(start):
         return None
-    kind = _plist_kind(start) or _sqlite_kind(start)
-    if bundle_metadata and (kind or name == "table_of_contents" and _is_binary(start)):
+    kind = _plist_kind(start, stream) or _sqlite_kind(start, size)
+    if bundle_metadata and (kind or name == "table_of_contents"
+                            and start.startswith(NEXT_TABLE_OF_CONTENTS)):
         return BUNDLE_METADATA_SKIPPED.format(name=name)
     if kind in ("XML", "binary"):
         return PLIST_SKIPPED.format(kind=kind)
@@ -89,23 +119,69 @@ def _begins_as_mail(start: bytes) -> bool:
     return bool(mbox.HEADER_FIELD.match(start)) or mbox.starts_with_from_line(start)
 
 
-def _plist_kind(start: bytes) -> str | None:
+def _plist_kind(start: bytes, rest: BinaryIO) -> str | None:
+    """"binary" or "XML" if `start` and what `rest` still holds are one whole property list
+    of at most MAX_PLIST bytes; else None."""
     if start.startswith(BINARY_PLIST):
-        return "binary"
-    return "XML" if XML_PLIST.match(start) else None
+        kind, form = "binary", plistlib.FMT_BINARY
+    elif XML_PLIST.match(start):
+        kind, form = "XML", plistlib.FMT_XML
+    else:
+        return None
+    data = start + rest.read(max(0, MAX_PLIST + 1 - len(start)))
+    if len(data) > MAX_PLIST:
+        return None
+    return kind if _parses_as_plist(data, form) is not None else None
 
 
-def _sqlite_kind(start: bytes) -> str | None:
-    if start.startswith(SQLITE_DATABASE):
+def _parses_as_plist(data: bytes, form) -> object | None:
+    """What `data` holds if it is one whole property list of the format `form`
+    (plistlib.FMT_XML: ending with `</plist>` and white space), else None."""
+    if form is plistlib.FMT_XML and not data.rstrip().endswith(b"</plist>"):
+        return None
+    try:  # expat refuses entity declarations in a plist (no billion laughs)
+        return plistlib.loads(data, fmt=form)
+    except Exception:  # noqa: BLE001 - any damage (InvalidFileException, ExpatError,
+        return None    # ValueError, RecursionError...) says: not a property list
+
+
+def _sqlite_kind(start: bytes, size: int | None) -> str | None:
+    """What SQLite file `start` (its first bytes) and `size` make, by the structure the
+    module's docstring gives; None if none (or `size` is unknown)."""
+    if size is None:
+        return None
+    if start.startswith(SQLITE_DATABASE) and _is_sqlite_database(start, size):
         return "database"
-    if start[:4] in SQLITE_WAL:
+    if start[:4] in SQLITE_WAL and _is_sqlite_wal(start, size):
         return "write-ahead log (-wal)"
-    return "shared-memory index (-shm)" if start[:4] in SQLITE_SHM else None
+    if start[:4] in SQLITE_SHM and size % SQLITE_SHM_BLOCK == 0:
+        return "shared-memory index (-shm)"
+    return None
 
 
-def _is_binary(start: bytes) -> bool:
-    """Whether bytes are no text: NeXT Mail's table_of_contents magic, or a NUL early on."""
-    return start.startswith(NEXT_TABLE_OF_CONTENTS) or b"\x00" in start[:BINARY_PROBE]
+def _is_sqlite_database(start: bytes, size: int) -> bool:
+    if len(start) < 24 or start[21:24] != SQLITE_PAYLOAD_FRACTIONS:
+        return False
+    page = _sqlite_page_size(struct.unpack(">H", start[16:18])[0])
+    return page is not None and size % page == 0
+
+
+def _is_sqlite_wal(start: bytes, size: int) -> bool:
+    if len(start) < SQLITE_WAL_HEADER:
+        return False
+    version, page = struct.unpack(">II", start[4:12])
+    return version == SQLITE_WAL_VERSION and page in _SQLITE_PAGE_SIZES and \
+        (size - SQLITE_WAL_HEADER) % (SQLITE_WAL_FRAME_HEADER + page) == 0
+
+
+_SQLITE_PAGE_SIZES = frozenset(1 << bits for bits in range(9, 17))  # 512 ... 65536
+
+
+def _sqlite_page_size(field: int) -> int | None:
+    """A database header's page size field (1 stands for 65536, which 16 bits cannot hold),
+    in bytes; None if it is none."""
+    page = 65536 if field == 1 else field
+    return page if page in _SQLITE_PAGE_SIZES else None
 
 
 # --- .emlx ----------------------------------------------------------------------------------
@@ -136,11 +212,13 @@ class TooLarge(Exception):
 
 def read_emlx(stream: BinaryIO, size: int | None, max_bytes: int, name: str) -> Emlx:
     """The message of an open .emlx (Apple Mail's format, above) of `size` bytes (None:
-    unknown), read from its start: no more than the count line, the counted bytes and the
-    start of the property list are read, and never more than `max_bytes` of message.
+    unknown), read from its start: no more than the count line, the counted bytes and
+    MAX_TRAILER bytes of property list are read, and never more than `max_bytes` of
+    message.
     `name`: its last part (NNN.partial.emlx says partial, as the content does).
-    Raises NotEmlx (a count that is not one, longer than the file, or not followed by a
-    property list) or TooLarge (a count over `max_bytes`: nothing read)."""
+    Raises NotEmlx (a count that is not one, longer than the file, or not followed by one
+    whole XML property list holding a dict, and nothing else but white space)
+    or TooLarge (a count over `max_bytes`: nothing read)."""
     line = stream.readline(32)
     counted = EMLX_COUNT.fullmatch(line)
     if not counted:
@@ -153,9 +231,15 @@ def read_emlx(stream: BinaryIO, size: int | None, max_bytes: int, name: str) -> 
     raw = stream.read(count)
     if len(raw) < count:  # the file shrank since its size was taken, or its size is unknown
         raise NotEmlx(_short(count, len(raw)))
-    if not EMLX_TRAILER.match(stream.read(TRAILER_PROBE)):
+    trailer = stream.read(MAX_TRAILER + 1)  # bounded: a count cut short leaves the rest
+    if not EMLX_TRAILER.match(trailer[:TRAILER_PROBE]):
         raise NotEmlx(f"the {count} bytes its first line counts are not followed by Apple's "
                       "property list (a wrong count?)")
+    if len(trailer) > MAX_TRAILER or \
+            not isinstance(_parses_as_plist(trailer, plistlib.FMT_XML), dict):
+        raise NotEmlx(f"what follows the {count} bytes its first line counts is not Apple's "
+                      "property list alone, ending the file (more mail after it? a count cut "
+                      "short?)")
     partial = name.lower().endswith(PARTIAL_SUFFIX) or bool(APPLE_CONTENT_LENGTH.search(raw))
     return Emlx(raw, partial)
 

@@ -9,8 +9,8 @@ fails). An evidence export (services.archive.evidence), zipped or unpacked, impo
 its manifest files are listed as skipped. So do Apple Mail's trees (services.archive.
 apple_mail): an exported bundle's mbox is read, its Info.plist and table_of_contents are
 listed as skipped, and so is any property list or SQLite file (Apple Mail's .mboxCache.plist,
-MailData/Envelope Index), each told by what it holds, never by its name (mail so named is
-read). An empty file is skipped as an emptied mailbox,
+MailData/Envelope Index), each told by its whole structure within bounds, never by its
+name or its first bytes (mail so named, or behind such first bytes, is read). An empty file is skipped as an emptied mailbox,
 unless it is a single-message file (below): an empty .eml or Maildir entry is a damaged
 message, and fails. Every message comes out as the bytes that were on disk, because the
 store keeps and hashes exactly those; a file that gives no message becomes an item with
@@ -212,9 +212,9 @@ def _skipped_by_content(found: Found | ZipFound, stream: BinaryIO, size: int | N
         # An mbox emptied by its mail client: nothing to import, nothing wrong (an empty
         # .eml or Maildir entry is a damaged message, and fails).
         return "empty: no mail in it"
-    start = stream.read(apple_mail.SNIFF_BYTES)
+    reason = apple_mail.metadata_skipped(stream, size, name, found.bundle_metadata)
     stream.seek(0)
-    return apple_mail.metadata_skipped(start, name, found.bundle_metadata)
+    return reason
 
 
 def _read_stream(stream: BinaryIO, label: str, max_bytes: int, depth: int,

@@ -36,9 +36,10 @@ SHA256SUMS, all three in one folder) are listed as skipped when they hold what a
 writes there (mailfiles.is_export_manifest), else read (a message so named is read). So
 are an Apple Mail bundle's Info.plist and table_of_contents beside its mail, a file "mbox"
 (Found.bundle_metadata; apple_mail.metadata_skipped tells them by content). A folder
-"Attachments" beside a folder "Messages" where mail is loose files (Apple Mail's store:
-the attachments its partial messages, NNN.partial.emlx in Messages/, left out) is listed as
-skipped once, not walked: parts of messages, not messages; named, it is read.
+"Attachments" beside a folder "Messages" holding .emlx files, where mail is loose files
+(Apple Mail's store: the attachments its partial messages, NNN.partial.emlx in Messages/,
+left out) is listed as skipped once, not walked: parts of messages, not messages; named,
+it is read. Beside any other Messages/ (no .emlx in it: not Apple Mail's), it is walked.
 Paths named by the caller are always read, hidden or not (`import d1 d1/.Sent` reads
 .Sent, listed as skipped by the walk of d1 too). A directory walked twice (a tree named
 twice, a bind mount) is read once.
@@ -278,7 +279,7 @@ def _walk_directory(directory: Path, tree: str, visited: set[tuple[int, int]],
         return
     real_directories = {entry.name for entry in entries if _is_directory(entry)}
     rules = _FolderRules.of(real_directories, [entry.name for entry in entries],
-                            loose_files_are_mail)
+                            loose_files_are_mail, _apple_store_on_disk(directory, real_directories))
     if (hidden or housekeeping) and not rules.maildir:
         if hidden:
             yield Found(directory, tree, skipped=True, error=HIDDEN)
@@ -308,6 +309,26 @@ def _walk_directory(directory: Path, tree: str, visited: set[tuple[int, int]],
             yield Found(path, tree, skipped=True, error=_SKIPPED_WHY[verdict])
         elif verdict is _Verdict.MAILDIR_TMP and _holds_anything(path, tree):
             yield Found(path, tree, skipped=True, error=MAILDIR_TMP)
+
+
+def _apple_store_on_disk(directory: Path, real_directories: Collection[str]) -> bool:
+    """Whether `directory` is a folder of Apple Mail's store whose Attachments/ is skipped:
+    it holds Attachments/ and Messages/, and Messages/ holds a regular .emlx file (listed
+    only then, up to the first: a store's Messages/ may hold thousands). Unlistable: no
+    (Attachments/ is walked, and its failure said there)."""
+    if not {APPLE_MESSAGES, APPLE_ATTACHMENTS} <= set(real_directories):
+        return False
+    try:
+        with os.scandir(directory / APPLE_MESSAGES) as entries:
+            return any(is_emlx_name(entry.name) and _is_regular_file(entry)
+                       for entry in entries)
+    except OSError:
+        return False
+
+
+def is_emlx_name(name: str) -> bool:
+    """Whether `name` is an Apple Mail message's (NNN.emlx, NNN.partial.emlx)."""
+    return name.lower().endswith(".emlx")
 
 
 def _holds_anything(directory: Path, tree: str) -> bool:
@@ -366,16 +387,19 @@ class _FolderRules:
     maildir: bool          # its new/ and cur/ hold its messages; its loose files are not mail
     loose: bool            # mail is loose files here: each file is read, hidden ones not
     unpacked_export: bool  # it holds all of an export's manifest files
-    apple_store: bool      # it holds Messages/, as a folder of Apple Mail's store does
+    apple_store: bool      # its Messages/ holds .emlx files, as in Apple Mail's store
 
     @classmethod
     def of(cls, folders: Collection[str], names: Collection[str],
-           loose_files_are_mail: bool) -> _FolderRules:
+           loose_files_are_mail: bool, emlx_in_messages: bool = False) -> _FolderRules:
         """The rules of a folder holding the folders `folders` among the entries `names`,
-        found where mail is loose files (`loose_files_are_mail`) or inside a Maildir."""
+        found where mail is loose files (`loose_files_are_mail`) or inside a Maildir;
+        `emlx_in_messages`: its folder Messages holds .emlx files (Apple Mail's evidence:
+        any folder may be named Messages; review 167)."""
         maildir = is_maildir(folders, in_maildir=not loose_files_are_mail)
         return cls(maildir, loose_files_are_mail and not maildir,
-                   set(names).issuperset(EXPORT_MANIFEST_FILES), APPLE_MESSAGES in folders)
+                   set(names).issuperset(EXPORT_MANIFEST_FILES),
+                   APPLE_MESSAGES in folders and emlx_in_messages)
 
     def verdict(self, name: str, kind: _Kind) -> _Verdict:
         """What the entry `name`, a `kind`, of this folder is."""
@@ -512,7 +536,9 @@ def _walk_zip_folder(folder: _ZipFolder, path: str, loose_files_are_mail: bool,
     gives it of the same folder on disk: ZipFounds, and for each folder in it to walk
     there, a _Subwalk of its own walk."""
     names = sorted({*folder.folders, *folder.files})
-    rules = _FolderRules.of(folder.folders, names, loose_files_are_mail)
+    messages = folder.folders.get(APPLE_MESSAGES)
+    rules = _FolderRules.of(folder.folders, names, loose_files_are_mail,
+                            messages is not None and any(map(is_emlx_name, messages.files)))
     if (hidden or housekeeping) and not rules.maildir:
         if hidden:
             yield ZipFound(path.rstrip("/"), skipped=True, error=HIDDEN)

@@ -261,7 +261,7 @@ def test_housekeeping_names_holding_mail_are_read(tmp_path):
     corpus.write(tree, "V10/MailData/Envelope Index", corpus.message("named-index"))
     corpus.write(tree, "V10/MailData/Envelope Index-wal",
                  corpus.FROM_LINE + corpus.message("named-wal"))
-    corpus.write(tree, "elsewhere/notes.db", b"SQLite format 3\x00" + bytes(84))
+    corpus.write(tree, "elsewhere/notes.db", corpus.sqlite_database())
     corpus.write(tree, "elsewhere/settings.plist", corpus.info_plist(binary=False))
     items = list(iter_mail([tree]))
     assert outcomes(items, tree) == {
@@ -292,9 +292,9 @@ APPLE_CONTENTS = [corpus.message("plain"), corpus.FROM_LINE + corpus.message("in
                   corpus.info_plist(binary=False), corpus.info_plist(binary=True),
                   corpus.table_of_contents(2), GOOD_EMLX,
                   corpus.emlx(corpus.message("bad count"), count=3), b"",
-                  b"SQLite format 3\x00" + bytes(84)]
+                  corpus.sqlite_database()]
 NEVER_FAIL = {corpus.info_plist(binary=False): "skipped", corpus.info_plist(binary=True):
-              "skipped", b"SQLite format 3\x00" + bytes(84): "skipped", GOOD_EMLX: "read"}
+              "skipped", corpus.sqlite_database(): "skipped", GOOD_EMLX: "read"}
 APPLE_TREES = st.recursive(
     st.sampled_from(APPLE_CONTENTS),
     lambda folders: st.dictionaries(st.sampled_from(APPLE_NAMES), folders, max_size=5),
