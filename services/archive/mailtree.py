@@ -40,6 +40,9 @@ are an Apple Mail bundle's Info.plist and table_of_contents beside its mail, a f
 (Apple Mail's store: the attachments its partial messages, NNN.partial.emlx in Messages/,
 left out) is listed as skipped once, not walked: parts of messages, not messages; named,
 it is read. Beside any other Messages/ (no .emlx in it: not Apple Mail's), it is walked.
+So are Apple Mail's parts of messages listed as skipped where it keeps them
+(apple_part_skipped): NNN.K.emlxpart beside NNN.partial.emlx, MailData/Signatures/
+*.mailsignature.
 Paths named by the caller are always read, hidden or not (`import d1 d1/.Sent` reads
 .Sent, listed as skipped by the walk of d1 too). A directory walked twice (a tree named
 twice, a bind mount) is read once.
@@ -138,6 +141,16 @@ APPLE_MESSAGES, APPLE_ATTACHMENTS = "Messages", "Attachments"
 APPLE_ATTACHMENTS_SKIPPED = ("Apple Mail's store of the attachments its partial messages "
                              "(.partial.emlx in Messages/) left out: parts of those messages, "
                              "not messages; not read; name it to import it")
+# Apple Mail (V2 to V4 stores) kept the parts a partial message left out beside it, as
+# NNN.K.emlxpart beside NNN.partial.emlx; V10 keeps its signatures in
+# MailData/Signatures/*.mailsignature (a MIME part: header fields, then HTML). Neither is a
+# message: listed as skipped, by name and only so placed; named, each is read.
+EMLX_PART = re.compile(r"([0-9]+)\.[0-9]+\.emlxpart")
+EMLX_PART_SKIPPED = ("a part of Apple Mail's {message} (an attachment it stored apart): not "
+                     "a message; not read; name it to import it")
+SIGNATURE_FOLDER, SIGNATURE_SUFFIX = ("MailData", "Signatures"), ".mailsignature"
+SIGNATURE_SKIPPED = ("an Apple Mail signature (MailData/Signatures): a part of messages, not "
+                     "a message; not read; name it to import it")
 # Listings of one range cut short by a message lost when opened, at most: past them, what is
 # still lost is reported gone (a client renaming one message over and over must not keep
 # an import listing the folder for ever).
@@ -298,6 +311,9 @@ def _walk_directory(directory: Path, tree: str, visited: set[tuple[int, int]],
             yield _Subwalk(_walk_directory(path, tree, visited, rules.loose and not hidden_folder,
                                            hidden=hidden_folder, housekeeping=verdict is
                                            _Verdict.HOUSEKEEPING_FOLDER))
+        elif verdict is _Verdict.MAIL and (why := apple_part_skipped(
+                entry.name, files, (directory.parent.name, directory.name))):
+            yield Found(path, tree, skipped=True, error=why)
         elif verdict is _Verdict.MAIL:
             yield Found(path, tree, single_message=is_single_message(path.name),
                         dotlock_of=_locked_by(path.name, files),
@@ -561,7 +577,10 @@ def _walk_zip_folder(folder: _ZipFolder, path: str, loose_files_are_mail: bool,
             yield ZipFound(path + name, skipped=True, error=MAILDIR_TMP)
         verdict = rules.verdict(name, _Kind.FILE)
         for member in folder.files.get(name, ()):
-            if verdict is _Verdict.MAIL:
+            if verdict is _Verdict.MAIL and (why := apple_part_skipped(
+                    name, folder.files.keys(), tuple(path.rstrip("/").split("/")[-2:]))):
+                yield ZipFound(member.filename, skipped=True, error=why)
+            elif verdict is _Verdict.MAIL:
                 yield ZipFound(member.filename, member, single_message=is_single_message(name),
                                dotlock_of=_locked_by(name, folder.files.keys()),
                                export_manifest=rules.is_export_manifest(name),
@@ -580,6 +599,20 @@ def _zip_maildir_part(part: _ZipFolder, path: str) -> Iterator[ZipFound]:
             yield ZipFound(path + name, error="not a regular file (a directory)")
         for member in part.files.get(name, ()):
             yield ZipFound(member.filename, member, single_message=True)
+
+
+def apple_part_skipped(name: str, files_beside: Collection[str],
+                       folder: tuple[str, ...]) -> str | None:
+    """Why the file `name` is listed as skipped as a part of Apple Mail's messages: an
+    NNN.K.emlxpart beside NNN.partial.emlx (among `files_beside`, the regular files of its
+    folder), or a *.mailsignature in a folder whose last two parts (`folder`) are
+    MailData/Signatures; None if it is read."""
+    if (part := EMLX_PART.fullmatch(name)) and \
+            (message := f"{part.group(1)}.partial.emlx") in files_beside:
+        return EMLX_PART_SKIPPED.format(message=message)
+    if name.endswith(SIGNATURE_SUFFIX) and tuple(folder) == SIGNATURE_FOLDER:
+        return SIGNATURE_SKIPPED
+    return None
 
 
 def is_bundle_metadata(name: str, files_beside: Collection[str]) -> bool:

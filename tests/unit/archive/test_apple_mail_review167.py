@@ -261,3 +261,44 @@ def test_attachments_beside_apples_messages_are_still_skipped(tmp_path, emlx):
     [skipped] = [item for item in items if item.skipped]
     assert skipped.label.endswith("/Attachments") and "partial messages" in skipped.error
 
+
+
+# --- parts of messages Apple Mail keeps apart: listed as skipped, by place --------------
+
+EMLXPARTS = {"a calendar": b"BEGIN:VCALENDAR\nVERSION:2.0\nEND:VCALENDAR\n",
+             "base64": b"JVBERi0xLjQK", "a message part": HIDDEN}
+
+
+@pytest.mark.parametrize("part", ["6.2.emlxpart", "6.10.emlxpart"])
+@pytest.mark.parametrize("content", EMLXPARTS)
+def test_an_emlxpart_beside_its_partial_emlx_is_listed_as_a_part(tmp_path, part, content):
+    items = read_alike(tmp_path, {"Messages/6.partial.emlx":
+                                  corpus.emlx(corpus.partial_message("six")),
+                                  f"Messages/{part}": EMLXPARTS[content]})
+    [skipped] = [item for item in items if item.skipped]
+    assert skipped.label.endswith(part) and "6.partial.emlx" in skipped.error
+
+
+@pytest.mark.parametrize("beside", [None, "7.partial.emlx", "6.emlx"])
+def test_an_emlxpart_without_its_partial_emlx_is_read(tmp_path, beside):
+    files = {"Messages/6.2.emlxpart": HIDDEN}
+    if beside:
+        files[f"Messages/{beside}"] = corpus.emlx(corpus.message("other"))
+    items = read_alike(tmp_path, files)
+    assert HIDDEN in [item.raw for item in items] and not any(item.skipped for item in items)
+
+
+SIGNATURE = (b"Content-Transfer-Encoding: 7bit\nContent-Type: text/html;\n\tcharset=us-ascii\n"
+             b"Message-Id: <sig@example.com>\nMime-Version: 1.0\n\n<div>Alice</div>\n")
+
+
+@pytest.mark.parametrize("folder, skipped", [
+    ("V10/MailData/Signatures", True), ("MailData/Signatures", True),
+    ("V10/Signatures", False), ("Mail/MailData", False), ("other/Signatures/MailData", False)])
+def test_a_signature_is_listed_as_skipped_only_in_maildatas_signatures(tmp_path, folder,
+                                                                       skipped):
+    items = read_alike(tmp_path, {f"{folder}/ABC.mailsignature": SIGNATURE})
+    [item] = items
+    assert item.skipped is skipped and (item.raw is None) is skipped, item
+    if skipped:
+        assert "signature" in item.error
