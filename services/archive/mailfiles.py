@@ -9,8 +9,10 @@ fails). An evidence export (services.archive.evidence), zipped or unpacked, impo
 its manifest files are listed as skipped. So do Apple Mail's trees (services.archive.
 apple_mail): an exported bundle's mbox is read, its Info.plist and table_of_contents are
 listed as skipped, and so is any property list or SQLite file (Apple Mail's .mboxCache.plist,
-MailData/Envelope Index), each told by its whole structure within bounds, never by its
-name or its first bytes (mail so named, or behind such first bytes, is read). An empty file is skipped as an emptied mailbox,
+MailData/Envelope Index) and each attachment in Attachments/ beside its store's Messages/,
+each told by its whole content within bounds and only if no line of it looks like mail,
+never by its name, its place or its first bytes (what may hold mail is read as any file:
+it imports or fails). An empty file is skipped as an emptied mailbox,
 unless it is a single-message file (below): an empty .eml or Maildir entry is a damaged
 message, and fails. Every message comes out as the bytes that were on disk, because the
 store keeps and hashes exactly those; a file that gives no message becomes an item with
@@ -195,12 +197,14 @@ def _read_found(found: Found, max_bytes: int, mbox_ends: mbox.Ends) -> Iterator[
         yield MailItem(label, error=f"cannot read: {type(exc).__name__}: {exc}")
 
 
-def _skipped_by_content(found: Found | ZipFound, stream: BinaryIO, size: int | None
-                       ) -> str | None:
+def _skipped_by_content(found: Found | ZipFound, stream: BinaryIO, size: int | None,
+                        budget: _Expansion | None = None) -> str | None:
     """Why a file or zip member is listed as skipped, not read, by what it holds: the
     dotlock of the file beside it, an export's manifest file, an emptied mailbox, Apple
-    Mail's metadata (apple_mail.metadata_skipped); None if it is read. Leaves the stream at
-    its start."""
+    Mail's metadata or an attachment it stored apart (apple_mail.metadata_skipped, asked
+    only of what would be read as one message: a zip, an mbox or an .emlx is read); None if
+    it is read. `budget`: the enclosing zip's, for a member, charged what telling it costs.
+    Leaves the stream at its start."""
     name = (found.name if isinstance(found, ZipFound) else found.path.name).rpartition("/")[2]
     if found.dotlock_of and is_dotlock(stream):
         return f"the dotlock of {found.dotlock_of} (held while mail is written to it)"
@@ -212,7 +216,11 @@ def _skipped_by_content(found: Found | ZipFound, stream: BinaryIO, size: int | N
         # An mbox emptied by its mail client: nothing to import, nothing wrong (an empty
         # .eml or Maildir entry is a damaged message, and fails).
         return "empty: no mail in it"
-    reason = apple_mail.metadata_skipped(stream, size, name, found.bundle_metadata)
+    if _sniff(stream) != "message":
+        return None
+    reason = apple_mail.metadata_skipped(stream, size, name, found.bundle_metadata,
+                                         found.apple_attachment, budget.afford if budget
+                                         else lambda cost: True)
     stream.seek(0)
     return reason
 
@@ -242,7 +250,7 @@ def _read_stream(stream: BinaryIO, label: str, max_bytes: int, depth: int,
     elif kind == "mbox":
         yield from _read_mbox(stream, label, max_bytes)
     elif kind == "emlx":
-        yield _emlx_message(stream, label, max_bytes, size or _file_size(stream))
+        yield from _emlx_message(stream, label, max_bytes, size or _file_size(stream))
     else:
         yield _single_message(stream, label, max_bytes, size or _file_size(stream))
 
@@ -310,25 +318,33 @@ def _sniff(stream: BinaryIO) -> str:
     return "message"
 
 
-def _emlx_message(stream: BinaryIO, label: str, max_bytes: int, size: int | None) -> MailItem:
+def _emlx_message(stream: BinaryIO, label: str, max_bytes: int, size: int | None
+                  ) -> Iterator[MailItem]:
     """The message of an Apple Mail .emlx (apple_mail.read_emlx): its counted bytes, a
     partial one with a warning; or why not. A file whose first line is a number and is no
     .emlx is read as one message, as before (it fails: no header field begins it), and
-    the reason says why it is no .emlx."""
+    the reason says why it is no .emlx. A property list after the message that may hide
+    mail (Emlx.trailer_refused) is a second item, failed, of the same label: never lost
+    unsaid (count_mail counts the file as one item: it does not read it)."""
     try:
         emlx = apple_mail.read_emlx(stream, size, max_bytes, label.rpartition("/")[2])
     except apple_mail.TooLarge as exc:
-        return MailItem(label, error=f"an Apple Mail .emlx: {too_large(exc.size, max_bytes)}")
+        yield MailItem(label, error=f"an Apple Mail .emlx: {too_large(exc.size, max_bytes)}")
+        return
     except apple_mail.NotEmlx as exc:
         stream.seek(0)
         item = _single_message(stream, label, max_bytes, size)
-        return item if item.error is None else MailItem(label, error=(
+        yield item if item.error is None else MailItem(label, error=(
             f"{item.error}; its first line is a number, as an Apple Mail .emlx begins, but "
             f"{exc}"))
+        return
     if refusal := not_mail(emlx.raw):
-        return MailItem(label, error=f"{refusal} (the message of an Apple Mail .emlx)")
-    return MailItem(label, raw=emlx.raw,
-                    warning=apple_mail.PARTIAL_WARNING if emlx.partial else None)
+        yield MailItem(label, error=f"{refusal} (the message of an Apple Mail .emlx)")
+    else:
+        yield MailItem(label, raw=emlx.raw,
+                       warning=apple_mail.PARTIAL_WARNING if emlx.partial else None)
+    if emlx.trailer_refused:
+        yield MailItem(label, error=emlx.trailer_refused)
 
 
 def _single_message(stream: BinaryIO, label: str, max_bytes: int,
@@ -489,6 +505,14 @@ class _Expansion:
         self.left = max_bytes + MAX_EXPANSION * stream.seek(0, io.SEEK_END)
         stream.seek(0)
 
+    def afford(self, size: int) -> bool:
+        """Whether `size` more bytes may be inflated (a member read again, to tell what it
+        holds); if so, they are spent."""
+        if size > self.left:
+            return False
+        self.left -= size
+        return True
+
 
 def _read_zip(stream: BinaryIO, label: str, max_bytes: int, depth: int,
               budget: _Expansion | None = None) -> Iterator[MailItem]:
@@ -517,7 +541,8 @@ def _read_zip(stream: BinaryIO, label: str, max_bytes: int, depth: int,
                 continue
             try:
                 with archive.open(member) as member_stream:
-                    if skipped := _skipped_by_content(found, member_stream, member.file_size):
+                    if skipped := _skipped_by_content(found, member_stream, member.file_size,
+                                                      budget):
                         yield MailItem(member_label, skipped=True, error=skipped)
                     elif found.single_message:
                         yield _single_message(member_stream, member_label, max_bytes,
@@ -574,6 +599,9 @@ def _count_zip_member(archive: zipfile.ZipFile, found: ZipFound, depth: int,
         return 1
     try:
         with archive.open(found.member) as member_stream:
+            # spent as _read_zip spends it telling what the member holds
+            if _skipped_by_content(found, member_stream, found.member.file_size, budget):
+                return 1
             return _count_stream(member_stream, depth + 1, max_bytes, found.member.file_size,
                                  budget=budget)
     except ZIP_MEMBER_ERRORS:

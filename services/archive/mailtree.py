@@ -35,14 +35,11 @@ skipped once, not walked. An evidence export's manifest files (manifest.csv, exp
 SHA256SUMS, all three in one folder) are listed as skipped when they hold what an export
 writes there (mailfiles.is_export_manifest), else read (a message so named is read). So
 are an Apple Mail bundle's Info.plist and table_of_contents beside its mail, a file "mbox"
-(Found.bundle_metadata; apple_mail.metadata_skipped tells them by content). A folder
-"Attachments" beside a folder "Messages" holding .emlx files, where mail is loose files
-(Apple Mail's store: the attachments its partial messages, NNN.partial.emlx in Messages/,
-left out) is listed as skipped once, not walked: parts of messages, not messages; named,
-it is read. Beside any other Messages/ (no .emlx in it: not Apple Mail's), it is walked.
-So are Apple Mail's parts of messages listed as skipped where it keeps them
-(apple_part_skipped): NNN.K.emlxpart beside NNN.partial.emlx, MailData/Signatures/
-*.mailsignature.
+(Found.bundle_metadata), and each file under a folder "Attachments" beside a folder
+"Messages" holding .emlx files (Found.apple_attachment: Apple Mail's store keeps there the
+attachments its partial messages left out): apple_mail.metadata_skipped tells by content
+whether each holds no mail; placement alone never skips a file (review 172: an mbox or an
+.eml there is read, as are .emlxpart and .mailsignature files, whatever their names).
 Paths named by the caller are always read, hidden or not (`import d1 d1/.Sent` reads
 .Sent, listed as skipped by the walk of d1 too). A directory walked twice (a tree named
 twice, a bind mount) is read once.
@@ -136,21 +133,9 @@ EXPORT_MANIFEST_SKIPPED = "an export's manifest: what its mail is, not mail"
 APPLE_BUNDLE_MBOX = "mbox"
 APPLE_BUNDLE_METADATA = ("Info.plist", "table_of_contents")
 # Apple Mail's store keeps the attachments of its partial messages (NNN.partial.emlx in
-# Messages/) in Attachments/ beside Messages/: parts of those messages, not messages.
+# Messages/) in Attachments/ beside Messages/: its files are candidates, which
+# apple_mail.metadata_skipped skips only if their content holds no mail.
 APPLE_MESSAGES, APPLE_ATTACHMENTS = "Messages", "Attachments"
-APPLE_ATTACHMENTS_SKIPPED = ("Apple Mail's store of the attachments its partial messages "
-                             "(.partial.emlx in Messages/) left out: parts of those messages, "
-                             "not messages; not read; name it to import it")
-# Apple Mail (V2 to V4 stores) kept the parts a partial message left out beside it, as
-# NNN.K.emlxpart beside NNN.partial.emlx; V10 keeps its signatures in
-# MailData/Signatures/*.mailsignature (a MIME part: header fields, then HTML). Neither is a
-# message: listed as skipped, by name and only so placed; named, each is read.
-EMLX_PART = re.compile(r"([0-9]+)\.[0-9]+\.emlxpart")
-EMLX_PART_SKIPPED = ("a part of Apple Mail's {message} (an attachment it stored apart): not "
-                     "a message; not read; name it to import it")
-SIGNATURE_FOLDER, SIGNATURE_SUFFIX = ("MailData", "Signatures"), ".mailsignature"
-SIGNATURE_SKIPPED = ("an Apple Mail signature (MailData/Signatures): a part of messages, not "
-                     "a message; not read; name it to import it")
 # Listings of one range cut short by a message lost when opened, at most: past them, what is
 # still lost is reported gone (a client renaming one message over and over must not keep
 # an import listing the folder for ever).
@@ -176,6 +161,9 @@ class Found:
     # Info.plist or table_of_contents beside the mbox of an Apple Mail bundle: its metadata,
     # if it holds what those hold (apple_mail.metadata_skipped)
     bundle_metadata: bool = False
+    # Under Attachments/ beside Apple Mail's Messages/: an attachment its partial message
+    # left out, if its content holds no mail (apple_mail.metadata_skipped)
+    apple_attachment: bool = False
     # A message of a Maildir being walked: the walk to tell when it is not where listed.
     maildir: _MaildirWalk | None = field(default=None, compare=False, repr=False)
 
@@ -273,14 +261,15 @@ def _listing_failed(folder: Path, tree: str, exc: BaseException) -> Found:
 
 def _walk_directory(directory: Path, tree: str, visited: set[tuple[int, int]],
                     loose_files_are_mail: bool, opens: str | None = None,
-                    hidden: bool = False, housekeeping: bool = False
-                    ) -> Iterator[Found | _Subwalk]:
+                    hidden: bool = False, housekeeping: bool = False,
+                    apple_attachments: bool = False) -> Iterator[Found | _Subwalk]:
     """What one folder on disk gives, in order (_walked takes it): Founds, and for each
     folder in it to walk there, a _Subwalk of its own walk. A `hidden` folder (".Sent"
     where mail is loose files) is read only if it is a Maildir (cur/ or new/ will do), else
     listed as skipped, not walked (~/.cache), as is one that cannot be listed (another
     user's ~/.gnupg). A folder is `visited` once walked, not when listed as skipped: named
-    too, it is read."""
+    too, it is read. `apple_attachments`: it is (or is under) Attachments/ beside Apple
+    Mail's Messages/ (Found.apple_attachment)."""
     try:
         entries, identity = _list_directory(opens or directory, tree)
     except (OSError, NotReadable) as exc:
@@ -308,17 +297,16 @@ def _walk_directory(directory: Path, tree: str, visited: set[tuple[int, int]],
         verdict = rules.verdict(entry.name, _kind(entry, path, real_directories))
         if verdict in _WALKED:
             hidden_folder = verdict is _Verdict.HIDDEN_FOLDER
-            yield _Subwalk(_walk_directory(path, tree, visited, rules.loose and not hidden_folder,
-                                           hidden=hidden_folder, housekeeping=verdict is
-                                           _Verdict.HOUSEKEEPING_FOLDER))
-        elif verdict is _Verdict.MAIL and (why := apple_part_skipped(
-                entry.name, files, (directory.parent.name, directory.name))):
-            yield Found(path, tree, skipped=True, error=why)
+            yield _Subwalk(_walk_directory(
+                path, tree, visited, rules.loose and not hidden_folder, hidden=hidden_folder,
+                housekeeping=verdict is _Verdict.HOUSEKEEPING_FOLDER,
+                apple_attachments=apple_attachments or rules.is_apple_attachments(entry.name)))
         elif verdict is _Verdict.MAIL:
             yield Found(path, tree, single_message=is_single_message(path.name),
                         dotlock_of=_locked_by(path.name, files),
                         export_manifest=rules.is_export_manifest(entry.name),
-                        bundle_metadata=is_bundle_metadata(entry.name, files))
+                        bundle_metadata=is_bundle_metadata(entry.name, files),
+                        apple_attachment=apple_attachments)
         elif verdict is _Verdict.SYMLINK:
             yield _skipped_symlink(path, tree)
         elif verdict in _SKIPPED_WHY:
@@ -328,10 +316,10 @@ def _walk_directory(directory: Path, tree: str, visited: set[tuple[int, int]],
 
 
 def _apple_store_on_disk(directory: Path, real_directories: Collection[str]) -> bool:
-    """Whether `directory` is a folder of Apple Mail's store whose Attachments/ is skipped:
-    it holds Attachments/ and Messages/, and Messages/ holds a regular .emlx file (listed
-    only then, up to the first: a store's Messages/ may hold thousands). Unlistable: no
-    (Attachments/ is walked, and its failure said there)."""
+    """Whether `directory` is a folder of Apple Mail's store whose Attachments/ holds the
+    attachments of its partial messages: it holds Attachments/ and Messages/, and Messages/
+    holds a regular .emlx file (listed only then, up to the first: a store's Messages/ may
+    hold thousands). Unlistable: no (its files are read as any)."""
     if not {APPLE_MESSAGES, APPLE_ATTACHMENTS} <= set(real_directories):
         return False
     try:
@@ -387,13 +375,11 @@ class _Verdict(enum.Enum):
     SYMLINK = enum.auto()         # listed as skipped: a symlink, not followed
     IN_MAILDIR = enum.auto()      # listed as skipped: a file in a Maildir, not in cur/ new/
     MAILDIR_TMP = enum.auto()     # listed as skipped once, if it holds anything: tmp/
-    APPLE_ATTACHMENTS = enum.auto()  # listed as skipped, not walked: beside Messages/
 
 
 _WALKED = (_Verdict.FOLDER, _Verdict.HIDDEN_FOLDER, _Verdict.HOUSEKEEPING_FOLDER)
 _SKIPPED_WHY = {_Verdict.HIDDEN: HIDDEN, _Verdict.MACOS_METADATA: MACOS_METADATA_SKIPPED,
-                _Verdict.IN_MAILDIR: IN_MAILDIR,
-                _Verdict.APPLE_ATTACHMENTS: APPLE_ATTACHMENTS_SKIPPED}
+                _Verdict.IN_MAILDIR: IN_MAILDIR}
 
 
 @dataclass(frozen=True)
@@ -436,12 +422,14 @@ class _FolderRules:
             return _Verdict.HIDDEN_FOLDER if kind is _Kind.FOLDER else _Verdict.HIDDEN
         if self.loose and name == MACOS_METADATA and kind is _Kind.FOLDER:
             return _Verdict.MACOS_METADATA
-        if self.loose and self.apple_store and name == APPLE_ATTACHMENTS and \
-                kind is _Kind.FOLDER:
-            return _Verdict.APPLE_ATTACHMENTS
         if kind is _Kind.FOLDER:
             return _Verdict.FOLDER
         return _Verdict.MAIL if self.loose else _Verdict.IN_MAILDIR
+
+    def is_apple_attachments(self, name: str) -> bool:
+        """Whether the folder `name` is Attachments/ beside Apple Mail's Messages/: its
+        files are Found.apple_attachment."""
+        return self.loose and self.apple_store and name == APPLE_ATTACHMENTS
 
     def is_export_manifest(self, name: str) -> bool:
         """Whether the file `name` may be an export's manifest (mailfiles.is_export_manifest
@@ -496,6 +484,7 @@ class ZipFound:
     dotlock_of: str | None = None
     export_manifest: bool = False
     bundle_metadata: bool = False
+    apple_attachment: bool = False
 
 
 class _ZipFolder:
@@ -546,7 +535,7 @@ def walk_zip(members: Iterable) -> Iterator[ZipFound]:
 
 
 def _walk_zip_folder(folder: _ZipFolder, path: str, loose_files_are_mail: bool,
-                     hidden: bool, housekeeping: bool = False
+                     hidden: bool, housekeeping: bool = False, apple_attachments: bool = False
                      ) -> Iterator[ZipFound | _Subwalk]:
     """What one folder of a zip gives, in order (_walked takes it), as _walk_directory
     gives it of the same folder on disk: ZipFounds, and for each folder in it to walk
@@ -567,9 +556,10 @@ def _walk_zip_folder(folder: _ZipFolder, path: str, loose_files_are_mail: bool,
         verdict = rules.verdict(name, _Kind.FOLDER)
         if name in folder.folders and verdict in _WALKED:
             hidden_folder = verdict is _Verdict.HIDDEN_FOLDER
-            yield _Subwalk(_walk_zip_folder(folder.folders[name], f"{path}{name}/",
-                                            rules.loose and not hidden_folder, hidden_folder,
-                                            verdict is _Verdict.HOUSEKEEPING_FOLDER))
+            yield _Subwalk(_walk_zip_folder(
+                folder.folders[name], f"{path}{name}/", rules.loose and not hidden_folder,
+                hidden_folder, verdict is _Verdict.HOUSEKEEPING_FOLDER,
+                apple_attachments or rules.is_apple_attachments(name)))
         elif name in folder.folders and verdict in _SKIPPED_WHY:
             yield ZipFound(path + name, skipped=True, error=_SKIPPED_WHY[verdict])
         elif name in folder.folders and verdict is _Verdict.MAILDIR_TMP and (
@@ -577,14 +567,12 @@ def _walk_zip_folder(folder: _ZipFolder, path: str, loose_files_are_mail: bool,
             yield ZipFound(path + name, skipped=True, error=MAILDIR_TMP)
         verdict = rules.verdict(name, _Kind.FILE)
         for member in folder.files.get(name, ()):
-            if verdict is _Verdict.MAIL and (why := apple_part_skipped(
-                    name, folder.files.keys(), tuple(path.rstrip("/").split("/")[-2:]))):
-                yield ZipFound(member.filename, skipped=True, error=why)
-            elif verdict is _Verdict.MAIL:
+            if verdict is _Verdict.MAIL:
                 yield ZipFound(member.filename, member, single_message=is_single_message(name),
                                dotlock_of=_locked_by(name, folder.files.keys()),
                                export_manifest=rules.is_export_manifest(name),
-                               bundle_metadata=is_bundle_metadata(name, folder.files.keys()))
+                               bundle_metadata=is_bundle_metadata(name, folder.files.keys()),
+                               apple_attachment=apple_attachments)
             elif verdict in _SKIPPED_WHY:
                 yield ZipFound(member.filename, skipped=True, error=_SKIPPED_WHY[verdict])
 
@@ -599,20 +587,6 @@ def _zip_maildir_part(part: _ZipFolder, path: str) -> Iterator[ZipFound]:
             yield ZipFound(path + name, error="not a regular file (a directory)")
         for member in part.files.get(name, ()):
             yield ZipFound(member.filename, member, single_message=True)
-
-
-def apple_part_skipped(name: str, files_beside: Collection[str],
-                       folder: tuple[str, ...]) -> str | None:
-    """Why the file `name` is listed as skipped as a part of Apple Mail's messages: an
-    NNN.K.emlxpart beside NNN.partial.emlx (among `files_beside`, the regular files of its
-    folder), or a *.mailsignature in a folder whose last two parts (`folder`) are
-    MailData/Signatures; None if it is read."""
-    if (part := EMLX_PART.fullmatch(name)) and \
-            (message := f"{part.group(1)}.partial.emlx") in files_beside:
-        return EMLX_PART_SKIPPED.format(message=message)
-    if name.endswith(SIGNATURE_SUFFIX) and tuple(folder) == SIGNATURE_FOLDER:
-        return SIGNATURE_SKIPPED
-    return None
 
 
 def is_bundle_metadata(name: str, files_beside: Collection[str]) -> bool:

@@ -238,8 +238,9 @@ def test_a_v10_store_gives_every_message_and_lists_its_housekeeping(tmp_path):
     assert "write-ahead log" in reasons["V10/MailData/Envelope Index-wal"]
     assert "shared-memory index" in reasons["V10/MailData/Envelope Index-shm"]
     assert "property list (binary" in reasons["V10/MailData/SyncedRules.plist"]
-    attachments = [label for label in reasons if label.endswith("/Attachments")]
-    assert all("partial messages" in reasons[label] for label in attachments)
+    attachments = [label for label in reasons if "/Attachments/" in label]
+    assert len(attachments) == 2
+    assert all("holding no mail" in reasons[label] for label in attachments)
 
 
 def test_the_store_zipped_reads_item_for_item_as_unpacked(tmp_path):
@@ -270,17 +271,19 @@ def test_housekeeping_names_holding_mail_are_read(tmp_path):
         "partial": []}
 
 
-def test_an_attachments_folder_is_skipped_only_beside_messages(tmp_path):
+def test_an_attachment_is_skipped_only_beside_messages_and_holding_no_mail(tmp_path):
     tree = tmp_path / "Mail"
+    pdf = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n"
     corpus.write(tree, "Data/Attachments/5/2/a.eml", corpus.message("attached"))
+    corpus.write(tree, "Data/Attachments/5/3/a.pdf", pdf)
     corpus.write(tree, "Data/Messages/5.emlx", corpus.emlx(corpus.message("five")))
     corpus.write(tree, "Other/Attachments/note.eml", corpus.message("own-folder"))
+    corpus.write(tree, "Other/Attachments/b.pdf", pdf)
     items = list(iter_mail([tree]))
     assert outcomes(items, tree) == {
-        "stored": sorted([corpus.message("five"), corpus.message("own-folder")]),
-        "skipped": ["Data/Attachments"], "failed": [], "partial": []}
-    assert [item.raw for item in iter_mail([tree / "Data/Attachments"])] == [
-        corpus.message("attached")]  # named, it is read
+        "stored": sorted([corpus.message(word) for word in ("attached", "five", "own-folder")]),
+        "skipped": ["Data/Attachments/5/3/a.pdf"], "failed": ["Other/Attachments/b.pdf"],
+        "partial": []}
 
 
 # --- generated trees: Apple Mail's names and contents, any mix ---------------------------

@@ -232,7 +232,8 @@ def test_nexts_table_of_contents_is_still_skipped(tmp_path, messages):
     assert item.skipped and "bundle metadata" in item.error
 
 
-# --- finding 4: Attachments/ is skipped beside Apple Mail's Messages/ only ----------------
+# --- finding 4: Attachments/ beside a Messages/ that is not Apple Mail's is read ----------
+# (beside Apple Mail's, each of its files is told by content: test_apple_mail_review172)
 
 NOT_APPLES_MESSAGES = {  # review 167's a9, and more a Messages/ may hold
     "an .eml (a9)": {"Messages/m1.eml": corpus.message("m1")},
@@ -251,54 +252,3 @@ def test_attachments_beside_a_messages_folder_not_apples_are_read(tmp_path, mess
     items = read_alike(tmp_path, files)
     assert HIDDEN in [item.raw for item in items]
     assert not [item for item in items if item.label.endswith("/Attachments")]
-
-
-@pytest.mark.parametrize("emlx", ["1.emlx", "2.partial.emlx", "3.EMLX"])
-def test_attachments_beside_apples_messages_are_still_skipped(tmp_path, emlx):
-    files = {f"Messages/{emlx}": corpus.emlx(corpus.message("m1")),
-             "Attachments/1/2/a.eml": HIDDEN}
-    items = read_alike(tmp_path, files)
-    [skipped] = [item for item in items if item.skipped]
-    assert skipped.label.endswith("/Attachments") and "partial messages" in skipped.error
-
-
-
-# --- parts of messages Apple Mail keeps apart: listed as skipped, by place --------------
-
-EMLXPARTS = {"a calendar": b"BEGIN:VCALENDAR\nVERSION:2.0\nEND:VCALENDAR\n",
-             "base64": b"JVBERi0xLjQK", "a message part": HIDDEN}
-
-
-@pytest.mark.parametrize("part", ["6.2.emlxpart", "6.10.emlxpart"])
-@pytest.mark.parametrize("content", EMLXPARTS)
-def test_an_emlxpart_beside_its_partial_emlx_is_listed_as_a_part(tmp_path, part, content):
-    items = read_alike(tmp_path, {"Messages/6.partial.emlx":
-                                  corpus.emlx(corpus.partial_message("six")),
-                                  f"Messages/{part}": EMLXPARTS[content]})
-    [skipped] = [item for item in items if item.skipped]
-    assert skipped.label.endswith(part) and "6.partial.emlx" in skipped.error
-
-
-@pytest.mark.parametrize("beside", [None, "7.partial.emlx", "6.emlx"])
-def test_an_emlxpart_without_its_partial_emlx_is_read(tmp_path, beside):
-    files = {"Messages/6.2.emlxpart": HIDDEN}
-    if beside:
-        files[f"Messages/{beside}"] = corpus.emlx(corpus.message("other"))
-    items = read_alike(tmp_path, files)
-    assert HIDDEN in [item.raw for item in items] and not any(item.skipped for item in items)
-
-
-SIGNATURE = (b"Content-Transfer-Encoding: 7bit\nContent-Type: text/html;\n\tcharset=us-ascii\n"
-             b"Message-Id: <sig@example.com>\nMime-Version: 1.0\n\n<div>Alice</div>\n")
-
-
-@pytest.mark.parametrize("folder, skipped", [
-    ("V10/MailData/Signatures", True), ("MailData/Signatures", True),
-    ("V10/Signatures", False), ("Mail/MailData", False), ("other/Signatures/MailData", False)])
-def test_a_signature_is_listed_as_skipped_only_in_maildatas_signatures(tmp_path, folder,
-                                                                       skipped):
-    items = read_alike(tmp_path, {f"{folder}/ABC.mailsignature": SIGNATURE})
-    [item] = items
-    assert item.skipped is skipped and (item.raw is None) is skipped, item
-    if skipped:
-        assert "signature" in item.error
