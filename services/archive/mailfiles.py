@@ -6,13 +6,10 @@ never leaving the trees it is given, and a zip's members by the same rules: a zi
 the same tree unpacked, but for what no tree holds: a symlink member is read as a file,
 members of one name are each read, one that has no name or is a folder holding data
 fails). An evidence export (services.archive.evidence), zipped or unpacked, imports again:
-its manifest files are listed as skipped. So do Apple Mail's trees (services.archive.
-apple_mail): an exported bundle's mbox is read, its Info.plist and table_of_contents are
-listed as skipped, and so is any property list or SQLite file (Apple Mail's .mboxCache.plist,
-MailData/Envelope Index) and each attachment in Attachments/ beside its store's Messages/,
-each told by its whole content within bounds and only if no line of it looks like mail,
-never by its name, its place or its first bytes (what may hold mail is read as any file:
-it imports or fails). An empty file is skipped as an emptied mailbox,
+its manifest files are listed as skipped. An Apple Mail .emlx is read as its message
+(services.archive.apple_mail); every other file of Apple Mail's trees (an exported
+bundle's mbox, Info.plist, table_of_contents, property lists, SQLite files, attachments) is
+read as any file is. An empty file is skipped as an emptied mailbox,
 unless it is a single-message file (below): an empty .eml or Maildir entry is a damaged
 message, and fails. Every message comes out as the bytes that were on disk, because the
 store keeps and hashes exactly those; a file that gives no message becomes an item with
@@ -29,14 +26,18 @@ What a file holds:
     blank lines, if any) an mbox (services.archive.mbox splits it only at real
     separators), a first line that is a number an Apple Mail .emlx (below), anything else
     one message.
-  * An .emlx (Apple Mail's store: Messages/NNN.emlx) is one message: exactly the bytes its
-    first line counts (as an mbox's From_ line, the count line and Apple's property list
-    after the message are not stored; its date-received is not kept: apple_mail says why).
-    It is one only if the count fits the file and Apple's property list follows the
-    counted bytes at once; else (a wrong count, one longer than the file, no property list
-    after) it fails, saying why, as a file whose first line is a number always failed (no
-    header field begins it). A partial one (NNN.partial.emlx: its large attachments stored
-    apart) is stored as it is, with a warning that says so; it is not reassembled.
+  * An .emlx (Apple Mail's store: Messages/NNN.emlx), told by its content, is one message:
+    exactly the bytes its first line counts (as an mbox's From_ line, the count line and
+    Apple's property list after the message are not stored; its date-received is not
+    kept: apple_mail says why). It is one only if the count fits the file and the start of
+    a property list follows the counted bytes; else (a wrong count, one longer than the
+    file) it is read as one message, as a file whose first line is a number always was (it
+    fails: no header field begins it), the reason saying why it is no .emlx. What follows
+    the message is a second item, failed, of the same label unless it is Apple's metadata
+    alone, as Apple writes it (apple_mail.trailer_refusal: a property list that may hide
+    mail, or the rest of a message a wrong count cut short). A partial one
+    (NNN.partial.emlx: its large attachments stored apart) is stored as it is, with a
+    warning that says so; it is not reassembled.
   * A message must be mail: its first line (after a dropped From_ line) is an RFC 5322
     header field, as every mail parser reads it. A PDF, a README or random bytes has no
     header field before its first blank line: it is refused with the reason (what libmagic
@@ -197,32 +198,21 @@ def _read_found(found: Found, max_bytes: int, mbox_ends: mbox.Ends) -> Iterator[
         yield MailItem(label, error=f"cannot read: {type(exc).__name__}: {exc}")
 
 
-def _skipped_by_content(found: Found | ZipFound, stream: BinaryIO, size: int | None,
-                        budget: _Expansion | None = None) -> str | None:
+def _skipped_by_content(found: Found | ZipFound, stream: BinaryIO, size: int | None
+                       ) -> str | None:
     """Why a file or zip member is listed as skipped, not read, by what it holds: the
-    dotlock of the file beside it, an export's manifest file, an emptied mailbox, Apple
-    Mail's metadata or an attachment it stored apart (apple_mail.metadata_skipped, asked
-    only of what would be read as one message: a zip, an mbox or an .emlx is read); None if
-    it is read. `budget`: the enclosing zip's, for a member, charged what telling it costs.
-    Leaves the stream at its start."""
-    name = (found.name if isinstance(found, ZipFound) else found.path.name).rpartition("/")[2]
+    dotlock of the file beside it, an export's manifest file, an emptied mailbox; None if it
+    is read. Leaves the stream at its start."""
     if found.dotlock_of and is_dotlock(stream):
         return f"the dotlock of {found.dotlock_of} (held while mail is written to it)"
-    if found.export_manifest and is_export_manifest(name, stream):
+    if found.export_manifest and is_export_manifest(found.name if isinstance(
+            found, ZipFound) else found.path.name, stream):
         return EXPORT_MANIFEST_SKIPPED
-    if found.single_message:  # one message, whatever it holds: a damaged one fails
-        return None
-    if size == 0:
+    if not found.single_message and size == 0:
         # An mbox emptied by its mail client: nothing to import, nothing wrong (an empty
         # .eml or Maildir entry is a damaged message, and fails).
         return "empty: no mail in it"
-    if _sniff(stream) != "message":
-        return None
-    reason = apple_mail.metadata_skipped(stream, size, name, found.bundle_metadata,
-                                         found.apple_attachment, budget.afford if budget
-                                         else lambda cost: True)
-    stream.seek(0)
-    return reason
+    return None
 
 
 def _read_stream(stream: BinaryIO, label: str, max_bytes: int, depth: int,
@@ -274,6 +264,8 @@ def _count_stream(stream: BinaryIO, depth: int, max_bytes: int, size: int | None
     kind = kind or _sniff(stream)
     if kind == "mbox":
         return mbox.count_entries(stream)
+    if kind == "emlx":
+        return _count_emlx(stream, max_bytes, size or _file_size(stream))
     if kind == "zip" and (size is None or size <= max_bytes) and depth <= MAX_ZIP_DEPTH:
         if depth == 0:
             return _count_zip(stream, depth, max_bytes, budget)
@@ -323,9 +315,9 @@ def _emlx_message(stream: BinaryIO, label: str, max_bytes: int, size: int | None
     """The message of an Apple Mail .emlx (apple_mail.read_emlx): its counted bytes, a
     partial one with a warning; or why not. A file whose first line is a number and is no
     .emlx is read as one message, as before (it fails: no header field begins it), and
-    the reason says why it is no .emlx. A property list after the message that may hide
-    mail (Emlx.trailer_refused) is a second item, failed, of the same label: never lost
-    unsaid (count_mail counts the file as one item: it does not read it)."""
+    the reason says why it is no .emlx. What follows the message, if it is not Apple's
+    metadata alone (Emlx.trailer_refused), is a second item, failed, of the same label:
+    never lost unsaid."""
     try:
         emlx = apple_mail.read_emlx(stream, size, max_bytes, label.rpartition("/")[2])
     except apple_mail.TooLarge as exc:
@@ -345,6 +337,17 @@ def _emlx_message(stream: BinaryIO, label: str, max_bytes: int, size: int | None
                        warning=apple_mail.PARTIAL_WARNING if emlx.partial else None)
     if emlx.trailer_refused:
         yield MailItem(label, error=emlx.trailer_refused)
+
+
+def _count_emlx(stream: BinaryIO, max_bytes: int, size: int | None) -> int:
+    """How many items _emlx_message gives: two if what follows the message is refused,
+    told by reading the count line and what follows the message (a file seeks past the
+    message; a zip member inflates it, as reading it does)."""
+    try:
+        emlx = apple_mail.read_emlx(stream, size, max_bytes, "", keep=False)
+    except (apple_mail.TooLarge, apple_mail.NotEmlx):
+        return 1
+    return 2 if emlx.trailer_refused else 1
 
 
 def _single_message(stream: BinaryIO, label: str, max_bytes: int,
@@ -505,14 +508,6 @@ class _Expansion:
         self.left = max_bytes + MAX_EXPANSION * stream.seek(0, io.SEEK_END)
         stream.seek(0)
 
-    def afford(self, size: int) -> bool:
-        """Whether `size` more bytes may be inflated (a member read again, to tell what it
-        holds); if so, they are spent."""
-        if size > self.left:
-            return False
-        self.left -= size
-        return True
-
 
 def _read_zip(stream: BinaryIO, label: str, max_bytes: int, depth: int,
               budget: _Expansion | None = None) -> Iterator[MailItem]:
@@ -541,8 +536,7 @@ def _read_zip(stream: BinaryIO, label: str, max_bytes: int, depth: int,
                 continue
             try:
                 with archive.open(member) as member_stream:
-                    if skipped := _skipped_by_content(found, member_stream, member.file_size,
-                                                      budget):
+                    if skipped := _skipped_by_content(found, member_stream, member.file_size):
                         yield MailItem(member_label, skipped=True, error=skipped)
                     elif found.single_message:
                         yield _single_message(member_stream, member_label, max_bytes,
@@ -599,9 +593,6 @@ def _count_zip_member(archive: zipfile.ZipFile, found: ZipFound, depth: int,
         return 1
     try:
         with archive.open(found.member) as member_stream:
-            # spent as _read_zip spends it telling what the member holds
-            if _skipped_by_content(found, member_stream, found.member.file_size, budget):
-                return 1
             return _count_stream(member_stream, depth + 1, max_bytes, found.member.file_size,
                                  budget=budget)
     except ZIP_MEMBER_ERRORS:

@@ -33,13 +33,7 @@ message so named is not hidden from the import). A folder "__MACOSX" where mail 
 files (macOS's Archive Utility puts the other files' resource forks there) is listed as
 skipped once, not walked. An evidence export's manifest files (manifest.csv, export.json,
 SHA256SUMS, all three in one folder) are listed as skipped when they hold what an export
-writes there (mailfiles.is_export_manifest), else read (a message so named is read). So
-are an Apple Mail bundle's Info.plist and table_of_contents beside its mail, a file "mbox"
-(Found.bundle_metadata), and each file under a folder "Attachments" beside a folder
-"Messages" holding .emlx files (Found.apple_attachment: Apple Mail's store keeps there the
-attachments its partial messages left out): apple_mail.metadata_skipped tells by content
-whether each holds no mail; placement alone never skips a file (review 172: an mbox or an
-.eml there is read, as are .emlxpart and .mailsignature files, whatever their names).
+writes there (mailfiles.is_export_manifest), else read (a message so named is read).
 Paths named by the caller are always read, hidden or not (`import d1 d1/.Sent` reads
 .Sent, listed as skipped by the walk of d1 too). A directory walked twice (a tree named
 twice, a bind mount) is read once.
@@ -128,14 +122,6 @@ MACOS_METADATA_SKIPPED = ("macOS's metadata of the other files (resource forks, 
                           "files): not mail, not read")
 # Why an export's manifest file is not read as mail.
 EXPORT_MANIFEST_SKIPPED = "an export's manifest: what its mail is, not mail"
-# Apple Mail's mailbox bundle ("Export Mailbox...": NAME.mbox/mbox, the mail): the files it
-# keeps beside its mbox, listed as skipped when they hold what those hold (apple_mail).
-APPLE_BUNDLE_MBOX = "mbox"
-APPLE_BUNDLE_METADATA = ("Info.plist", "table_of_contents")
-# Apple Mail's store keeps the attachments of its partial messages (NNN.partial.emlx in
-# Messages/) in Attachments/ beside Messages/: its files are candidates, which
-# apple_mail.metadata_skipped skips only if their content holds no mail.
-APPLE_MESSAGES, APPLE_ATTACHMENTS = "Messages", "Attachments"
 # Listings of one range cut short by a message lost when opened, at most: past them, what is
 # still lost is reported gone (a client renaming one message over and over must not keep
 # an import listing the folder for ever).
@@ -158,12 +144,6 @@ class Found:
     # manifest.csv, export.json or SHA256SUMS beside the other two: an export's, if it
     # holds what an export writes there (mailfiles.is_export_manifest)
     export_manifest: bool = False
-    # Info.plist or table_of_contents beside the mbox of an Apple Mail bundle: its metadata,
-    # if it holds what those hold (apple_mail.metadata_skipped)
-    bundle_metadata: bool = False
-    # Under Attachments/ beside Apple Mail's Messages/: an attachment its partial message
-    # left out, if its content holds no mail (apple_mail.metadata_skipped)
-    apple_attachment: bool = False
     # A message of a Maildir being walked: the walk to tell when it is not where listed.
     maildir: _MaildirWalk | None = field(default=None, compare=False, repr=False)
 
@@ -208,9 +188,7 @@ def walk(paths: Iterable[Path | str]) -> Iterator[Found]:
         else:
             single = is_single_message(path.name) or _is_maildir_part(os.path.dirname(tree))
             yield Found(path, tree, opens=tree, single_message=single,
-                        dotlock_of=_locked_by(path.name, _regular_files_beside(tree)),
-                        bundle_metadata=is_bundle_metadata(
-                            path.name, _regular_file_beside(tree, APPLE_BUNDLE_MBOX)))
+                        dotlock_of=_locked_by(path.name, _regular_files_beside(tree)))
 
 
 def open_file(found: Found) -> BinaryIO:
@@ -261,15 +239,14 @@ def _listing_failed(folder: Path, tree: str, exc: BaseException) -> Found:
 
 def _walk_directory(directory: Path, tree: str, visited: set[tuple[int, int]],
                     loose_files_are_mail: bool, opens: str | None = None,
-                    hidden: bool = False, housekeeping: bool = False,
-                    apple_attachments: bool = False) -> Iterator[Found | _Subwalk]:
+                    hidden: bool = False, housekeeping: bool = False
+                    ) -> Iterator[Found | _Subwalk]:
     """What one folder on disk gives, in order (_walked takes it): Founds, and for each
     folder in it to walk there, a _Subwalk of its own walk. A `hidden` folder (".Sent"
     where mail is loose files) is read only if it is a Maildir (cur/ or new/ will do), else
     listed as skipped, not walked (~/.cache), as is one that cannot be listed (another
     user's ~/.gnupg). A folder is `visited` once walked, not when listed as skipped: named
-    too, it is read. `apple_attachments`: it is (or is under) Attachments/ beside Apple
-    Mail's Messages/ (Found.apple_attachment)."""
+    too, it is read."""
     try:
         entries, identity = _list_directory(opens or directory, tree)
     except (OSError, NotReadable) as exc:
@@ -281,7 +258,7 @@ def _walk_directory(directory: Path, tree: str, visited: set[tuple[int, int]],
         return
     real_directories = {entry.name for entry in entries if _is_directory(entry)}
     rules = _FolderRules.of(real_directories, [entry.name for entry in entries],
-                            loose_files_are_mail, _apple_store_on_disk(directory, real_directories))
+                            loose_files_are_mail)
     if (hidden or housekeeping) and not rules.maildir:
         if hidden:
             yield Found(directory, tree, skipped=True, error=HIDDEN)
@@ -297,42 +274,19 @@ def _walk_directory(directory: Path, tree: str, visited: set[tuple[int, int]],
         verdict = rules.verdict(entry.name, _kind(entry, path, real_directories))
         if verdict in _WALKED:
             hidden_folder = verdict is _Verdict.HIDDEN_FOLDER
-            yield _Subwalk(_walk_directory(
-                path, tree, visited, rules.loose and not hidden_folder, hidden=hidden_folder,
-                housekeeping=verdict is _Verdict.HOUSEKEEPING_FOLDER,
-                apple_attachments=apple_attachments or rules.is_apple_attachments(entry.name)))
+            yield _Subwalk(_walk_directory(path, tree, visited, rules.loose and not hidden_folder,
+                                           hidden=hidden_folder, housekeeping=verdict is
+                                           _Verdict.HOUSEKEEPING_FOLDER))
         elif verdict is _Verdict.MAIL:
             yield Found(path, tree, single_message=is_single_message(path.name),
                         dotlock_of=_locked_by(path.name, files),
-                        export_manifest=rules.is_export_manifest(entry.name),
-                        bundle_metadata=is_bundle_metadata(entry.name, files),
-                        apple_attachment=apple_attachments)
+                        export_manifest=rules.is_export_manifest(entry.name))
         elif verdict is _Verdict.SYMLINK:
             yield _skipped_symlink(path, tree)
         elif verdict in _SKIPPED_WHY:
             yield Found(path, tree, skipped=True, error=_SKIPPED_WHY[verdict])
         elif verdict is _Verdict.MAILDIR_TMP and _holds_anything(path, tree):
             yield Found(path, tree, skipped=True, error=MAILDIR_TMP)
-
-
-def _apple_store_on_disk(directory: Path, real_directories: Collection[str]) -> bool:
-    """Whether `directory` is a folder of Apple Mail's store whose Attachments/ holds the
-    attachments of its partial messages: it holds Attachments/ and Messages/, and Messages/
-    holds a regular .emlx file (listed only then, up to the first: a store's Messages/ may
-    hold thousands). Unlistable: no (its files are read as any)."""
-    if not {APPLE_MESSAGES, APPLE_ATTACHMENTS} <= set(real_directories):
-        return False
-    try:
-        with os.scandir(directory / APPLE_MESSAGES) as entries:
-            return any(is_emlx_name(entry.name) and _is_regular_file(entry)
-                       for entry in entries)
-    except OSError:
-        return False
-
-
-def is_emlx_name(name: str) -> bool:
-    """Whether `name` is an Apple Mail message's (NNN.emlx, NNN.partial.emlx)."""
-    return name.lower().endswith(".emlx")
 
 
 def _holds_anything(directory: Path, tree: str) -> bool:
@@ -389,19 +343,15 @@ class _FolderRules:
     maildir: bool          # its new/ and cur/ hold its messages; its loose files are not mail
     loose: bool            # mail is loose files here: each file is read, hidden ones not
     unpacked_export: bool  # it holds all of an export's manifest files
-    apple_store: bool      # its Messages/ holds .emlx files, as in Apple Mail's store
 
     @classmethod
     def of(cls, folders: Collection[str], names: Collection[str],
-           loose_files_are_mail: bool, emlx_in_messages: bool = False) -> _FolderRules:
+           loose_files_are_mail: bool) -> _FolderRules:
         """The rules of a folder holding the folders `folders` among the entries `names`,
-        found where mail is loose files (`loose_files_are_mail`) or inside a Maildir;
-        `emlx_in_messages`: its folder Messages holds .emlx files (Apple Mail's evidence:
-        any folder may be named Messages; review 167)."""
+        found where mail is loose files (`loose_files_are_mail`) or inside a Maildir."""
         maildir = is_maildir(folders, in_maildir=not loose_files_are_mail)
         return cls(maildir, loose_files_are_mail and not maildir,
-                   set(names).issuperset(EXPORT_MANIFEST_FILES),
-                   APPLE_MESSAGES in folders and emlx_in_messages)
+                   set(names).issuperset(EXPORT_MANIFEST_FILES))
 
     def verdict(self, name: str, kind: _Kind) -> _Verdict:
         """What the entry `name`, a `kind`, of this folder is."""
@@ -425,11 +375,6 @@ class _FolderRules:
         if kind is _Kind.FOLDER:
             return _Verdict.FOLDER
         return _Verdict.MAIL if self.loose else _Verdict.IN_MAILDIR
-
-    def is_apple_attachments(self, name: str) -> bool:
-        """Whether the folder `name` is Attachments/ beside Apple Mail's Messages/: its
-        files are Found.apple_attachment."""
-        return self.loose and self.apple_store and name == APPLE_ATTACHMENTS
 
     def is_export_manifest(self, name: str) -> bool:
         """Whether the file `name` may be an export's manifest (mailfiles.is_export_manifest
@@ -483,8 +428,6 @@ class ZipFound:
     single_message: bool = False
     dotlock_of: str | None = None
     export_manifest: bool = False
-    bundle_metadata: bool = False
-    apple_attachment: bool = False
 
 
 class _ZipFolder:
@@ -535,15 +478,13 @@ def walk_zip(members: Iterable) -> Iterator[ZipFound]:
 
 
 def _walk_zip_folder(folder: _ZipFolder, path: str, loose_files_are_mail: bool,
-                     hidden: bool, housekeeping: bool = False, apple_attachments: bool = False
+                     hidden: bool, housekeeping: bool = False
                      ) -> Iterator[ZipFound | _Subwalk]:
     """What one folder of a zip gives, in order (_walked takes it), as _walk_directory
     gives it of the same folder on disk: ZipFounds, and for each folder in it to walk
     there, a _Subwalk of its own walk."""
     names = sorted({*folder.folders, *folder.files})
-    messages = folder.folders.get(APPLE_MESSAGES)
-    rules = _FolderRules.of(folder.folders, names, loose_files_are_mail,
-                            messages is not None and any(map(is_emlx_name, messages.files)))
+    rules = _FolderRules.of(folder.folders, names, loose_files_are_mail)
     if (hidden or housekeeping) and not rules.maildir:
         if hidden:
             yield ZipFound(path.rstrip("/"), skipped=True, error=HIDDEN)
@@ -556,10 +497,9 @@ def _walk_zip_folder(folder: _ZipFolder, path: str, loose_files_are_mail: bool,
         verdict = rules.verdict(name, _Kind.FOLDER)
         if name in folder.folders and verdict in _WALKED:
             hidden_folder = verdict is _Verdict.HIDDEN_FOLDER
-            yield _Subwalk(_walk_zip_folder(
-                folder.folders[name], f"{path}{name}/", rules.loose and not hidden_folder,
-                hidden_folder, verdict is _Verdict.HOUSEKEEPING_FOLDER,
-                apple_attachments or rules.is_apple_attachments(name)))
+            yield _Subwalk(_walk_zip_folder(folder.folders[name], f"{path}{name}/",
+                                            rules.loose and not hidden_folder, hidden_folder,
+                                            verdict is _Verdict.HOUSEKEEPING_FOLDER))
         elif name in folder.folders and verdict in _SKIPPED_WHY:
             yield ZipFound(path + name, skipped=True, error=_SKIPPED_WHY[verdict])
         elif name in folder.folders and verdict is _Verdict.MAILDIR_TMP and (
@@ -570,9 +510,7 @@ def _walk_zip_folder(folder: _ZipFolder, path: str, loose_files_are_mail: bool,
             if verdict is _Verdict.MAIL:
                 yield ZipFound(member.filename, member, single_message=is_single_message(name),
                                dotlock_of=_locked_by(name, folder.files.keys()),
-                               export_manifest=rules.is_export_manifest(name),
-                               bundle_metadata=is_bundle_metadata(name, folder.files.keys()),
-                               apple_attachment=apple_attachments)
+                               export_manifest=rules.is_export_manifest(name))
             elif verdict in _SKIPPED_WHY:
                 yield ZipFound(member.filename, skipped=True, error=_SKIPPED_WHY[verdict])
 
@@ -587,14 +525,6 @@ def _zip_maildir_part(part: _ZipFolder, path: str) -> Iterator[ZipFound]:
             yield ZipFound(path + name, error="not a regular file (a directory)")
         for member in part.files.get(name, ()):
             yield ZipFound(member.filename, member, single_message=True)
-
-
-def is_bundle_metadata(name: str, files_beside: Collection[str]) -> bool:
-    """Whether the file `name` may be the metadata of an Apple Mail bundle (Info.plist,
-    table_of_contents): the bundle's mail, a regular file "mbox", is among `files_beside`
-    (the regular files of its folder). apple_mail.metadata_skipped says whether it holds
-    what those hold."""
-    return name in APPLE_BUNDLE_METADATA and APPLE_BUNDLE_MBOX in files_beside
 
 
 def _locked_by(name: str, files_beside: Collection[str]) -> str | None:
@@ -803,16 +733,12 @@ def _is_maildir_part(directory: str) -> bool:
 def _regular_files_beside(path: str) -> set[str]:
     """The name of the regular file `path` (a named file's real path) may lock, if there is
     one beside it (`import /var/mail/*` names the locks too)."""
-    return _regular_file_beside(path, os.path.basename(path).removesuffix(DOTLOCK_SUFFIX))
-
-
-def _regular_file_beside(path: str, name: str) -> set[str]:
-    """{name} if a regular file `name` lies beside `path` (a named file's real path)."""
+    locked = os.path.basename(path).removesuffix(DOTLOCK_SUFFIX)
     try:
-        found = os.lstat(os.path.join(os.path.dirname(path), name))
+        found = os.lstat(os.path.join(os.path.dirname(path), locked))
     except (OSError, ValueError):
         return set()
-    return {name} if stat.S_ISREG(found.st_mode) else set()
+    return {locked} if stat.S_ISREG(found.st_mode) else set()
 
 
 def _is_regular_file(entry: os.DirEntry) -> bool:
