@@ -1,7 +1,8 @@
 """`archiver import --json` of what Apple Mail leaves, as a user migrating from a Mac runs
-it: "Export Mailbox..." bundles and a copy of ~/Library/Mail/V10, unpacked and zipped. The
-run ends 0 with the mail stored (each .emlx as exactly the bytes it counts), Apple Mail's
-metadata listed as skipped and partial messages warned about; a damaged .emlx fails alone."""
+it: a copy of ~/Library/Mail/V10, unpacked and zipped. Each .emlx is stored as exactly the
+bytes it counts, partial messages warned about; Apple Mail's metadata fails as any file that
+is no mail does; a damaged .emlx fails alone, and so does a property list after a message
+that is not Apple's."""
 import hashlib
 import json
 
@@ -40,29 +41,42 @@ def by_outcome(summary: dict, root) -> dict[str, list[str]]:
 
 
 @pytest.mark.parametrize("zipped", [False, True], ids=["unpacked", "zipped"])
-def test_a_mac_migration_imports_every_message_and_ends_0(archiver, data, tmp_path, zipped):
+def test_a_mac_migration_imports_every_emlx_and_fails_apples_metadata_as_main(
+        archiver, data, tmp_path, zipped):
+    """Each .emlx is stored as exactly the bytes it counts, a partial one warned about;
+    Apple's metadata beside them is no mail and fails, as any such file does: the run ends 1."""
     tree = tmp_path / "from-mac"
-    expected = corpus.v10_store(tree / "Library/Mail").under("Library/Mail")
-    expected.add(corpus.export_bundle(tree / "Exports", "Projects.mbox", ["alpha", "beta"],
-                                      binary_plist=True).under("Exports"))
-    expected.add(corpus.export_bundle(tree / "Exports", "Sent.mbox", ["gamma"],
-                                      with_toc=False, crlf=True).under("Exports"))
+    inbox = tree / "V10/ACCOUNT/INBOX.mbox/UUID/Data/0/1"
+    stored = [corpus.message("inboxlf"), corpus.message("archivecrlf", crlf=True)]
+    for number, raw in enumerate(stored, start=101):
+        corpus.write(inbox, f"Messages/{number}.emlx", corpus.emlx(raw))
+    partial = corpus.partial_message("partialimap")
+    corpus.write(inbox, "Messages/201.partial.emlx", corpus.emlx(partial))
+    corpus.write(tree, "V10/ACCOUNT/INBOX.mbox/Info.plist", corpus.info_plist(binary=True))
     root = corpus.zipped(tree, tmp_path / "from-mac.zip") if zipped else tree
-    summary = imported(archiver, data, root)
-    assert (summary["imported"], summary["failed"], summary["duplicates"]) == (
-        len(expected.stored), 0, 0)
-    assert summary["skipped"] == len(expected.skipped)
+    summary = imported(archiver, data, root, check=1)
+    assert (summary["imported"], summary["failed"], summary["skipped"]) == (3, 1, 0)
     outcomes = by_outcome(summary, root)
-    assert len(outcomes["warning"]) == len(expected.partial) == 2
-    assert outcomes["warning"] == sorted(expected.partial)
-    assert "failed" not in outcomes
-    assert sorted(outcomes["skipped"]) == sorted(expected.skipped)
-    # Each message is stored as exactly the bytes its .emlx counts (or its mbox holds).
+    assert outcomes["warning"] == ["V10/ACCOUNT/INBOX.mbox/UUID/Data/0/1/Messages/"
+                                   "201.partial.emlx"]
+    assert outcomes["failed"] == ["V10/ACCOUNT/INBOX.mbox/Info.plist"]
     everything = found(archiver, data, "from:alice@example.com")
-    assert everything == {digest(raw) for raw in expected.stored}
-    assert found(archiver, data, "archive0d3ecrlf") == {
-        digest(corpus.message("archive0d3ecrlf", crlf=True))}
-    assert found(archiver, data, "partialimap") == {digest(corpus.partial_message("partialimap"))}
+    assert everything == {digest(raw) for raw in [*stored, partial]}
+    assert found(archiver, data, "archivecrlf") == {digest(stored[1])}
+
+
+def test_a_refused_property_list_fails_and_its_message_is_imported(archiver, data, tmp_path):
+    raw = corpus.message("counted")
+    hidden = corpus.message("hidden").replace(b"<", b"&lt;").replace(b">", b"&gt;").replace(
+        b"\n", b"&#10;")  # a message, as XML text
+    trailer = corpus.emlx_trailer().replace(b"<dict>", b"<dict><key>x</key><string>"
+                                            + hidden + b"</string>", 1)
+    path = corpus.write(tmp_path, "Messages/1.emlx", corpus.emlx(raw, trailer=trailer))
+    summary = imported(archiver, data, path, check=1)
+    assert (summary["imported"], summary["failed"], summary["skipped"]) == (1, 1, 0)
+    [problem] = summary["problems"]
+    assert problem["item"] == str(path) and "line break" in problem["reason"]
+    assert found(archiver, data, "counted") == {digest(raw)}
 
 
 def test_a_damaged_emlx_fails_alone_and_the_run_ends_1(archiver, data, tmp_path):
@@ -78,13 +92,3 @@ def test_a_damaged_emlx_fails_alone_and_the_run_ends_1(archiver, data, tmp_path)
     assert "99999 bytes of message its first line counts" in problem["reason"]
     assert found(archiver, data, "second") == {digest(good[1])}
     assert found(archiver, data, "third") == set()
-
-
-def test_mail_saved_under_a_bundles_metadata_names_is_imported(archiver, data, tmp_path):
-    bundle = tmp_path / "Saved.mbox"
-    corpus.export_bundle(tmp_path, "Saved.mbox", ["kept"])
-    corpus.write(bundle, "Info.plist", corpus.message("plistnamed"))
-    summary = imported(archiver, data, bundle)
-    assert (summary["imported"], summary["failed"], summary["skipped"]) == (2, 0, 1)
-    assert summary["problems"][0]["item"] == f"{bundle}/table_of_contents"
-    assert found(archiver, data, "plistnamed") == {digest(corpus.message("plistnamed"))}
