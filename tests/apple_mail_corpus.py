@@ -73,6 +73,22 @@ def write(root: Path, name: str, data: bytes) -> Path:
     return path
 
 
+INBOX_DATA = "V10/ACCOUNT/INBOX.mbox/UUID/Data/0/1"  # where a store keeps Messages/
+
+
+def store_inbox(tree: Path, words: list[str], partial_word: str) -> tuple[list[bytes], bytes]:
+    """A store's INBOX under `tree` (V10/...): an .emlx of message(word) for each of `words`
+    (CRLF from the second), a .partial.emlx of partial_message(partial_word), and the
+    mailbox's Info.plist (binary). Returns the messages and the partial one."""
+    stored = [message(word, crlf=number > 0) for number, word in enumerate(words)]
+    for number, raw in enumerate(stored, start=101):
+        write(tree / INBOX_DATA, f"Messages/{number}.emlx", emlx(raw))
+    partial = partial_message(partial_word)
+    write(tree / INBOX_DATA, "Messages/201.partial.emlx", emlx(partial))
+    write(tree, "V10/ACCOUNT/INBOX.mbox/Info.plist", info_plist(binary=True))
+    return stored, partial
+
+
 def zipped(tree: Path, path: Path) -> Path:
     """`tree` zipped as Archive Utility does (folders' entries, deflated)."""
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:

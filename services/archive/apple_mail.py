@@ -87,6 +87,14 @@ def starts_like_emlx(start: bytes) -> bool:
     return EMLX_COUNT.match(start) is not None
 
 
+@dataclass(frozen=True)
+class Emlx:
+    raw: bytes | None  # the counted bytes: the message, exactly (None: not kept, counting)
+    partial: bool      # a .partial.emlx: its large attachments stored apart, not in it
+    # why what follows the message is refused (TRAILER_REFUSED), or None: Apple's metadata
+    trailer_refused: str | None = None
+
+
 class NotEmlx(Exception):
     """A file that begins with a count but is no .emlx: why, in words."""
 
@@ -97,14 +105,6 @@ class TooLarge(Exception):
     def __init__(self, size: int):
         super().__init__(size)
         self.size = size
-
-
-@dataclass(frozen=True)
-class Emlx:
-    raw: bytes | None  # the counted bytes: the message, exactly (None: not kept, counting)
-    partial: bool      # a .partial.emlx: its large attachments stored apart, not in it
-    # why what follows the message is refused (TRAILER_REFUSED), or None: Apple's metadata
-    trailer_refused: str | None = None
 
 
 def read_emlx(stream: BinaryIO, size: int | None, max_bytes: int, name: str,

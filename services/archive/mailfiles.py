@@ -165,8 +165,11 @@ def count_mail(paths: Iterable[Path | str], mbox_ends: mbox.Ends | None = None,
     Exact but for files that change meanwhile: single-message files count one each
     unopened, mbox files count their separators up to their end in `mbox_ends` (give
     iter_mail the same: an mbox that grows meanwhile counts what is read), zips their
-    members. (In a live Maildir, a message moved from new/ to cur/ after it was read or
-    counted is read or counted again in cur/; one deleted is still one item, reported gone.)
+    members, an .emlx one, or two when what follows its message is refused (its count line
+    and what follows the message are read, the message skipped: seeked past in a file,
+    inflated in a zip, as reading it does). (In a live Maildir, a message moved from new/
+    to cur/ after it was read or counted is read or counted again in cur/; one deleted is
+    still one item, reported gone.)
     """
     mbox_ends = mbox_ends or mbox.Ends()
     return sum(_count_found(found, mbox_ends, max_bytes) for found in walk(paths))

@@ -46,13 +46,7 @@ def test_a_mac_migration_imports_every_emlx_and_fails_apples_metadata_as_main(
     """Each .emlx is stored as exactly the bytes it counts, a partial one warned about;
     Apple's metadata beside them is no mail and fails, as any such file does: the run ends 1."""
     tree = tmp_path / "from-mac"
-    inbox = tree / "V10/ACCOUNT/INBOX.mbox/UUID/Data/0/1"
-    stored = [corpus.message("inboxlf"), corpus.message("archivecrlf", crlf=True)]
-    for number, raw in enumerate(stored, start=101):
-        corpus.write(inbox, f"Messages/{number}.emlx", corpus.emlx(raw))
-    partial = corpus.partial_message("partialimap")
-    corpus.write(inbox, "Messages/201.partial.emlx", corpus.emlx(partial))
-    corpus.write(tree, "V10/ACCOUNT/INBOX.mbox/Info.plist", corpus.info_plist(binary=True))
+    stored, partial = corpus.store_inbox(tree, ["inboxlf", "archivecrlf"], "partialimap")
     root = corpus.zipped(tree, tmp_path / "from-mac.zip") if zipped else tree
     summary = imported(archiver, data, root, check=1)
     assert (summary["imported"], summary["failed"], summary["skipped"]) == (3, 1, 0)

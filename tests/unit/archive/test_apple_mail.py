@@ -148,14 +148,9 @@ def test_a_store_gives_each_emlx_and_reads_its_other_files_as_any(tmp_path):
     """Messages/ of .emlx files, a partial one among them, beside an Info.plist and an
     attachment: each message is stored, the others fail as any file that is no mail does
     (never skipped), zipped alike."""
-    data = tmp_path / "V10/ACCOUNT/INBOX.mbox/UUID/Data/0/1"
-    raws = [corpus.message("first"), corpus.message("second", crlf=True)]
-    for number, raw in enumerate(raws, start=101):
-        corpus.write(data, f"Messages/{number}.emlx", corpus.emlx(raw))
-    partial = corpus.partial_message("sheet")
-    corpus.write(data, "Messages/201.partial.emlx", corpus.emlx(partial))
-    corpus.write(data, "Attachments/201/2/sheet.pdf", b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
-    corpus.write(tmp_path, "V10/ACCOUNT/INBOX.mbox/Info.plist", corpus.info_plist(False))
+    raws, partial = corpus.store_inbox(tmp_path, ["first", "second"], "sheet")
+    corpus.write(tmp_path / corpus.INBOX_DATA, "Attachments/201/2/sheet.pdf",
+                 b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
     tree = tmp_path / "V10"
     archive = corpus.zipped(tree, tmp_path / "V10.zip")
     for root in (tree, archive):
