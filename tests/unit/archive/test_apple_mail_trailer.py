@@ -179,3 +179,14 @@ def test_a_count_cut_short_elsewhere_fails_the_file_as_main_does(tmp_path, cut):
     [item] = read_alike(tmp_path, {"Messages/3.emlx": data})
     assert failed_loudly(item) and item.error.startswith("not mail (")
     assert "not followed by Apple's property list" in item.error
+
+
+def test_counting_reads_the_count_line_and_what_follows_not_the_message():
+    from tests.unit.archive.test_apple_mail import CountingReader
+    raw = corpus.message("long", body=b"x" * 100_000 + b"\n")
+    hiding = REFUSED["an mbox in CDATA"][0]
+    for trailer, refused in ((corpus.emlx_trailer(), False), (hiding, True)):
+        stream = CountingReader(corpus.emlx(raw, trailer=trailer))
+        emlx = apple_mail.read_emlx(stream, len(stream.getvalue()), 10**7, "1.emlx", keep=False)
+        assert emlx.raw is None and bool(emlx.trailer_refused) is refused
+        assert stream.bytes_read <= 32 + len(trailer)
