@@ -327,8 +327,7 @@ def _emlx_message(stream: BinaryIO, label: str, max_bytes: int, size: int | None
         yield MailItem(label, error=f"an Apple Mail .emlx: {too_large(exc.size, max_bytes)}")
         return
     except apple_mail.NotEmlx as exc:
-        stream.seek(0)
-        item = _single_message(stream, label, max_bytes, size)
+        item = _not_emlx(stream, label, max_bytes, size, exc)
         yield item if item.error is None else MailItem(label, error=(
             f"{item.error}; its first line is a number, as an Apple Mail .emlx begins, but "
             f"{exc}"))
@@ -340,6 +339,30 @@ def _emlx_message(stream: BinaryIO, label: str, max_bytes: int, size: int | None
                        warning=apple_mail.PARTIAL_WARNING if emlx.partial else None)
     if emlx.trailer_refused:
         yield MailItem(label, error=emlx.trailer_refused)
+
+
+def _not_emlx(stream: BinaryIO, label: str, max_bytes: int, size: int | None,
+              exc: apple_mail.NotEmlx) -> MailItem:
+    """What _single_message makes of a file that begins with a count and is no .emlx. One
+    read_emlx read past its count line is not read again (review 183, F3: a second copy of
+    its message, a zip member inflated twice): a count line is no header field, so it fails,
+    over the limit (its size, or what is left of it, counted unkept) or not mail (what its
+    first bytes are, as _single_message says)."""
+    if exc.start is None or HEADER_FIELD.match(exc.start):
+        stream.seek(0)
+        return _single_message(stream, label, max_bytes, size)
+    if size is None:  # counted as _single_message reads: up to one byte over the limit
+        size = min(exc.read + _skipped(stream, max_bytes + 1 - exc.read), max_bytes + 1)
+    return MailItem(label, error=too_large(size, max_bytes) if size > max_bytes
+                    else not_mail(exc.start))
+
+
+def _skipped(stream: BinaryIO, most: int) -> int:
+    """How many bytes of `stream` are read, up to `most`, none kept."""
+    done = 0
+    while done < most and (chunk := stream.read(min(MiB, most - done))):
+        done += len(chunk)
+    return done
 
 
 def _count_emlx(stream: BinaryIO, max_bytes: int, size: int | None) -> int:

@@ -63,7 +63,7 @@ def test_a_refused_property_list_fails_and_its_message_is_imported(archiver, dat
     raw = corpus.message("counted")
     hidden = corpus.message("hidden").replace(b"<", b"&lt;").replace(b">", b"&gt;").replace(
         b"\n", b"&#10;")  # a message, as XML text
-    trailer = corpus.emlx_trailer().replace(b"<dict>", b"<dict><key>x</key><string>"
+    trailer = corpus.emlx_trailer().replace(b"<dict>", b"<dict><key>subject</key><string>"
                                             + hidden + b"</string>", 1)
     path = corpus.write(tmp_path, "Messages/1.emlx", corpus.emlx(raw, trailer=trailer))
     summary = imported(archiver, data, path, check=1)
