@@ -364,7 +364,7 @@ def _text_refusal(kind: str, text: str) -> str | None:
             return f"a string of {len(text)} characters (over {MAX_TRAILER_STRING})"
         return None
     if kind in SCALAR_TEXT and not SCALAR_TEXT[kind].fullmatch(text):
-        return f"an <{kind}> other than Apple's ({_shown(text)})"
+        return f"{'an' if kind[0] in 'aeiou' else 'a'} <{kind}> other than Apple's ({_shown(text)})"
     return None
 
 
