@@ -1,13 +1,14 @@
-"""Every file of Apple Mail's trees but an .emlx is read as main reads it (reviews 167, 172,
+"""Every file of Apple Mail's trees but an .emlx is read as before the .emlx reader (reviews 167, 172,
 176: telling metadata from mail by content let mail through, skipped): for generated trees
 of property lists (XML and binary, some holding mail in entities, <data>, UTF-16), SQLite
 files made by the sqlite3 module (a database, its -wal and -shm), a bundle's mbox, Info.plist
 and table_of_contents, attachments (random bytes, a PDF, Python and SQL text, a gzipped mbox,
 a zip of a .docx's members), mbox and .eml files, and zips of them all, `archiver import
---json` of this tree and of main's give the same items, outcome for outcome, and exit alike.
+--json` of this tree and of the reference give the same items, outcome for outcome, and exit alike.
 
-main's code is the worktree of the branch main (`git worktree list`), or the folder the
-environment's ARCHIVER_MAIN_TREE names; without either, the test is skipped."""
+The reference is the tree as it was just before the .emlx reader came in (BEFORE_EMLX,
+unpacked from git's history with `git archive`): so a change to how any other file is read
+shows here, and must be made on purpose, in both or in this reference."""
 import gzip
 import json
 import os
@@ -26,24 +27,18 @@ from tests import apple_mail_corpus as corpus
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def main_tree() -> Path | None:
-    if named := os.environ.get("ARCHIVER_MAIN_TREE"):
-        return Path(named)
-    try:
-        listing = subprocess.run(["git", "-C", str(ROOT), "worktree", "list", "--porcelain"],
-                                 capture_output=True, text=True, timeout=30).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    for block in listing.split("\n\n"):
-        lines = dict(line.partition(" ")[::2] for line in block.splitlines())
-        if lines.get("branch") == "refs/heads/main" and Path(lines["worktree"]) != ROOT:
-            return Path(lines["worktree"])
-    return None
+BEFORE_EMLX = "f870436ac2d97f12a5c45b9febf9575ddad232e3"  # main before services.archive.apple_mail
 
 
-MAIN = main_tree()
-pytestmark = pytest.mark.skipif(MAIN is None or not (MAIN / "services").is_dir(),
-                                reason="no worktree of main to compare with")
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    """The tree at BEFORE_EMLX, unpacked; fails (never skips) when the history lacks it."""
+    folder = tmp_path_factory.mktemp("before-emlx")
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", BEFORE_EMLX, "services"],
+                             capture_output=True, timeout=120)
+    assert archive.returncode == 0, f"git archive {BEFORE_EMLX}: {archive.stderr.decode()}"
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
+    return folder
 
 
 def imported(code: Path, data: Path, tree: Path) -> tuple[int, dict]:
@@ -152,11 +147,11 @@ def generated_tree(root: Path, seed: int) -> Path:
 
 @pytest.mark.parametrize("seed", range(3))
 @pytest.mark.parametrize("zipped", [False, True], ids=["unpacked", "zipped"])
-def test_every_file_but_an_emlx_reads_as_mains(tmp_path, seed, zipped):
+def test_every_file_but_an_emlx_reads_as_before(tmp_path, reference, seed, zipped):
     tree = generated_tree(tmp_path, seed)
     assert not any(path.name.lower().endswith(".emlx") for path in tree.rglob("*"))
     root = corpus.zipped(tree, tmp_path / "tree.zip") if zipped else tree
     status, summary = imported(ROOT, tmp_path / "data-branch", root)
-    main_status, main_summary = imported(MAIN, tmp_path / "data-main", root)
-    assert (status, outcome(summary)) == (main_status, outcome(main_summary))
+    before_status, before_summary = imported(reference, tmp_path / "data-before", root)
+    assert (status, outcome(summary)) == (before_status, outcome(before_summary))
     assert status == 1 and summary["failed"] > 10 and summary["imported"] >= 4
