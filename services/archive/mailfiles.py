@@ -348,7 +348,7 @@ def _not_emlx(stream: BinaryIO, label: str, max_bytes: int, size: int | None,
     its message, a zip member inflated twice): a count line is no header field, so it fails,
     over the limit (its size, or what is left of it, counted unkept) or not mail (what its
     first bytes are, as _single_message says)."""
-    if exc.start is None or HEADER_FIELD.match(exc.start):
+    if exc.start is None:
         stream.seek(0)
         return _single_message(stream, label, max_bytes, size)
     if size is None:  # counted as _single_message reads: up to one byte over the limit
