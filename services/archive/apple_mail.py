@@ -214,9 +214,10 @@ def trailer_refusal(trailer: bytes) -> str | None:
     why = _xml_refusal(trailer, root)
     if why:
         return why
-    if not APPLE_HEAD.match(trailer):
+    head = APPLE_HEAD.match(trailer)
+    if not head:
         return "an XML declaration, DOCTYPE or <plist> other than Apple's, byte for byte"
-    if SPACE_IN_TAG.search(trailer, APPLE_HEAD.match(trailer).end()):
+    if SPACE_IN_TAG.search(trailer, head.end()):
         return "white space inside a tag"
     if not APPLE_TAIL.search(trailer):
         return "more after </plist> than a line break"
