@@ -385,9 +385,9 @@ def _type_and_boundary(lines: bytes, start: int, end: int, default: str,
         field_end = _field_head_end(lines, found.start(), field_end)
     text = lines[found.start():field_end].decode("ascii", "surrogateescape")
     message = Message(policy=compat32)  # the value as Compat32.header_source_parse makes it
-    value = text.split(":", 1)[1].lstrip(" \t").rstrip("\r\n")
-    message.set_raw("Content-Type", value[:CONTENT_TYPE_VALUE_LIMIT])
-    kind = media_types.media_type(value[:CONTENT_TYPE_VALUE_LIMIT])
+    value = text.split(":", 1)[1].lstrip(" \t").rstrip("\r\n")[:CONTENT_TYPE_VALUE_LIMIT]
+    message.set_raw("Content-Type", value)
+    kind = media_types.media_type(value)
     try:
         return kind, message.get_boundary()
     except Exception:  # as the parser's: a boundary it cannot read is no boundary
