@@ -847,6 +847,14 @@ TEXT_MEMO_BYTES = 8 * 1024 * 1024
 # difference showed on an import of 10,000, while its peak Pss went from 252 to 256 MB,
 # the model 450's bound.
 WORKER_CACHED_WORDS = 16384
+# A worker gives its heap's free memory back (heap.trim) after a message of at least
+# TRIM_AFTER_BYTES, and after every TRIM_EVERY messages: parsing a large message leaves tens
+# of MB free but resident (a worker's Pss 50-60 MB untrimmed, 30-40 MB trimmed, on the bench
+# corpus), while after a small one trimming only makes the next message fault the same
+# pages in again (measured: trimming after each of 5,000 plain bench messages cost the
+# workers about 1.5 s of CPU, most of it in the kernel).
+TRIM_AFTER_BYTES = 64 * 1024
+TRIM_EVERY = 32
 # Reads of one message before it gets the fallback: the second one skips the attachment the
 # first was blamed on, so the rest of the message is still read.
 ATTEMPTS = 2
@@ -1255,10 +1263,12 @@ def _serve(connection, cap_bytes: int, memory_mb: int) -> None:
     words.bound_cached_words(WORKER_CACHED_WORDS)  # each would else keep up to 31 MB
     connection.send_bytes(READY)
     guard = _PoolGuard(connection)
+    read = 0
     while True:
         try:
             mode, reason, metadata, digest = connection.recv()
             raw = connection.recv_bytes()
+            size = len(raw)
         except EOFError:
             return
         except MemoryError:  # the message alone is too big for the limit; the pipe is now
@@ -1283,11 +1293,16 @@ def _serve(connection, cap_bytes: int, memory_mb: int) -> None:
         if reply[0] == "failed":
             return  # a MemoryError can leave a library half-initialised: start afresh
         del reply
-        # Parsing a large message leaves tens of MB free but resident in the worker
-        # (measured on the bench corpus: a worker's Pss 50-60 MB untrimmed, 30-40 MB trimmed).
-        # Trimming only above 8 MB free saved no CPU that could be measured (c2a, 2,000
-        # messages) and added some 10 MB of Pss: every message trims.
-        heap.trim()
+        read += 1
+        if trims_after(size, read):
+            heap.trim()
+
+
+def trims_after(size: int, read: int) -> bool:
+    """Whether a worker gives its heap's free memory back (heap.trim) after the `read`-th
+    message it read (counted from 1), of `size` bytes: after a large one, and after every
+    TRIM_EVERY-th (see TRIM_AFTER_BYTES)."""
+    return size >= TRIM_AFTER_BYTES or read % TRIM_EVERY == 0
 
 
 def _read_message(mode: str, data: bytes, reason: str | None, cap_bytes: int,

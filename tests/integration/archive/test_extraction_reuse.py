@@ -134,3 +134,11 @@ def zstd_bomb(megabytes: int) -> bytes:
     stream = compressor.compressobj(size=megabytes * 1024**2)
     chunk = b" " * 1024**2
     return b"".join([*(stream.compress(chunk) for _ in range(megabytes)), stream.flush()])
+
+
+def test_a_worker_trims_after_a_large_message_or_every_so_many_small_ones():
+    from services.archive.extract import TRIM_AFTER_BYTES, TRIM_EVERY, trims_after
+    small = TRIM_AFTER_BYTES - 1
+    assert trims_after(TRIM_AFTER_BYTES, 1) and trims_after(50 * TRIM_AFTER_BYTES, 7)
+    assert [read for read in range(1, 3 * TRIM_EVERY + 1) if trims_after(small, read)] == \
+        [TRIM_EVERY, 2 * TRIM_EVERY, 3 * TRIM_EVERY]
