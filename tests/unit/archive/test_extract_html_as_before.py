@@ -1,0 +1,235 @@
+"""extract()'s HTML step, made cheaper, gives every message exactly what it gave before.
+
+Since 1d32d0e an HTML part's text is tidied only where it is body text (the words-only
+path, beside a plain-text alternative, reads it untidied: tidying changes whitespace only,
+and no character is both whitespace and a word character), and _tidy_whitespace splits
+instead of running two regular expressions. The reference below is that commit's code:
+its _html_to_text and _tidy_whitespace verbatim, put in place of the new functions, which
+makes _body_and_attachments what it was (each HTML part converted and tidied at once, the
+parts joined, words_not_in reading the tidied text). Each message is compared whole
+(dataclasses.asdict of the Extracted: summary, body, attachments, failures), and so is
+body_text(), the other way into the same code."""
+from __future__ import annotations
+
+import base64
+import dataclasses
+import quopri
+import random
+import re
+import sys
+from pathlib import Path
+
+import lxml.html
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from services.archive import extract as extract_module
+from services.archive import mime
+from services.archive.extract import WORD, body_text, extract
+from tests.bench import corpus
+
+CAP = 64 * 1024
+CASES = Path(__file__).parents[2] / "data" / "cases"
+
+
+# --- the reference: 1d32d0e's code -------------------------------------------------------------
+
+def reference_tidy(text: str) -> str:
+    text = re.sub(r"[^\S\n]+", " ", text)
+    return re.sub(r" *\n[\s]*", "\n", text).strip()
+
+
+def reference_html_to_text(data: bytes, charset: str | None) -> str:
+    text = mime.decode_text(data, charset)
+    if not text.strip():
+        return ""
+    parser = lxml.html.HTMLParser(encoding="utf-8")
+    root = mime.safely(lambda: lxml.html.document_fromstring(
+        text.encode("utf-8", "replace"), parser=parser), None)
+    if root is None:
+        return ""
+    for element in list(root.iter(*extract_module.HTML_INVISIBLE)):
+        element.drop_tree()
+    for element in root.iter(*extract_module.HTML_BLOCKS):
+        element.tail = "\n" + (element.tail or "")
+    return reference_tidy(root.text_content())
+
+
+def readings(raw: bytes) -> tuple[dict, str]:
+    """What extract() and body_text() make of a message: (the Extracted as a dict, body)."""
+    return dataclasses.asdict(extract(raw, CAP)), body_text(raw)
+
+
+def reference_readings(raw: bytes) -> tuple[dict, str]:
+    """readings() as 1d32d0e gave them."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(extract_module, "_html_to_text", reference_html_to_text)
+        patch.setattr(extract_module, "_html_text_content", reference_html_to_text)
+        patch.setattr(extract_module, "_html_body", "\n".join)
+        patch.setattr(extract_module, "_tidy_whitespace", reference_tidy)
+        return readings(raw)
+
+
+def differing(raws: list[bytes]) -> list[int]:
+    """Indexes of the messages whose readings differ from the reference's."""
+    return [at for at, raw in enumerate(raws) if readings(raw) != reference_readings(raw)]
+
+
+# --- generated messages ------------------------------------------------------------------------
+
+# HTML fragments: inline elements join words, block ends part them, invisible elements and
+# comments hide words, entities and charsets make them, odd whitespace lays them out.
+HTML_PIECES = [
+    "<b>Hel</b>lo", "<p>foo</p><p>bar</p>", "<span>in</span><div>block</div>after",
+    "<div>a<p>b</p>c</div>", "<b>x<p>y</p></b>z", "<table><tr><td>cell</td><td>joined</td>"
+    "</tr><tr><td>row</td></tr></table>", "<ul><li>one</li><li>two</li></ul>",
+    "<h1>Heading</h1>text<br>line<br/>break<hr>rule", "<pre>  spaced\n\n   lines  </pre>",
+    "<head><title>hidden title</title><style>p {color: red}</style></head>",
+    "<script>var secret = 'scriptword';</script>visible", "<style>.x{}</style>styletail",
+    "<!-- commentword -->commenttail", "<!--a--><!--b-->", "<p>caf&eacute; &amp; th&eacute;"
+    "&nbsp;&nbsp;x&#12354;&#x4E2D;</p>", "&lt;notatag&gt;", "Grüße aus der Straße",
+    "İstanbul ISTANBUL istanbul", "STRASSE strasse", "会議の手続き予算案", "ยอดขาย",
+    "a\u00a0b\u2028c\u3000d\u0085e\u2029f\u200bg\ufeffh", "\u00a0\u3000\u2028",
+    "word\r\n\tword", "   \n\t  ", "", "<p></p><div> </div>", "<p><b>unclosed <i>x</p></div>",
+    "<<<>>>", "</p>stray", "<o:p>office</o:p><p class=MsoNormal>normal<o:p></o:p></p>",
+    "<blockquote>quoted</blockquote>reply", "<dt>term</dt><dd>definition</dd>",
+    "<section><article><header>h</header><footer>f</footer></article></section>",
+    "snake_case and CamelCase 42 4.2", "\x00nul\x01ctl", "<p>Plain words</p>",
+    "<p>PLAIN WORDS only</p>", "<p>marigoldium</p>", "<title>only a title</title>",
+    "<html><body>\n<p>Hi Rita,</p>\n<p>&nbsp;</p>\n<p>Thanks,</p></body></html>",
+]
+PLAIN_PIECES = [
+    "Plain words", "plain WORDS", "Hello foo bar", "Hello\nfoo bar block after",
+    "istanbul İstanbul", "strasse STRASSE Straße", "会議の手続き予算案", "café thé",
+    "Grüße", "one two", "", "  \n ", "\u00a0", "marigoldium", "Hi Rita,\n\nThanks,",
+    "cell joined row", "snake_case camelcase",
+]
+CHARSETS = ["utf-8", "iso-8859-1", "windows-1252", "shift_jis", "iso-2022-jp", "koi8-r",
+            "x-unknown", None]
+ENCODINGS = ["8bit", "quoted-printable", "base64", "7bit"]
+STATUS = (b"Reporting-MTA: dns; mx.example.org\n\nFinal-Recipient: rfc822; x@example.org\n"
+          b"Action: failed\nStatus: 5.1.1\n")
+
+
+def text_part(subtype: str, text: str, charset: str | None, encoding: str,
+              filename: str | None = None) -> bytes:
+    """A text part, its text in `charset` (HTML: characters it lacks as references)."""
+    errors = "xmlcharrefreplace" if subtype == "html" else "replace"
+    try:
+        data = text.encode(charset or "ascii", errors)
+    except LookupError:  # a label Python does not know: UTF-8 bytes, as mailers do
+        data = text.encode("utf-8")
+    if encoding == "base64":
+        body = base64.encodebytes(data)
+    elif encoding == "quoted-printable":
+        body = quopri.encodestring(data)
+    else:
+        body = data
+    head = f"Content-Type: text/{subtype}" + (f"; charset={charset}" if charset else "")
+    if filename:
+        head += f"\nContent-Disposition: attachment; filename={filename}"
+    return (head + f"\nContent-Transfer-Encoding: {encoding}\n\n").encode() + body + b"\n"
+
+
+def multipart(subtype: str, parts: list[bytes], boundary: str) -> bytes:
+    return (f"Content-Type: multipart/{subtype}; boundary={boundary}\n\n".encode()
+            + b"".join(f"--{boundary}\n".encode() + part for part in parts)
+            + f"--{boundary}--\n".encode())
+
+
+def message(body: bytes) -> bytes:
+    return (b"From: a@example.org\nTo: b@example.org\nSubject: html as before\n"
+            b"Date: Tue, 5 Mar 2024 10:00:00 +0000\nMIME-Version: 1.0\n" + body)
+
+
+def generated(count: int, seed: int = 1) -> list[bytes]:
+    """`count` messages of the kinds the HTML step reads: plain and HTML alternatives (the
+    HTML adding words or not), HTML alone, several HTML parts, HTML attachments, bounces."""
+    rnd = random.Random(seed)
+
+    def html() -> bytes:
+        text = "".join(rnd.choice(HTML_PIECES) for _ in range(rnd.randint(0, 5)))
+        if rnd.random() < 0.5:
+            text = f"<html><head><title>t</title></head><body>{text}</body></html>"
+        return text_part("html", text, rnd.choice(CHARSETS), rnd.choice(ENCODINGS))
+
+    def plain() -> bytes:
+        text = " ".join(rnd.choice(PLAIN_PIECES) for _ in range(rnd.randint(0, 4)))
+        return text_part("plain", text, rnd.choice(CHARSETS), rnd.choice(ENCODINGS))
+
+    def status() -> bytes:
+        return b"Content-Type: message/delivery-status\n\n" + STATUS
+
+    kinds = [
+        lambda: multipart("alternative", [plain(), html()], "alt"),
+        lambda: html(),
+        lambda: multipart("mixed", [multipart("alternative", [plain(), html()], "alt"),
+                                    text_part("html", "<p>attached page words</p>", "utf-8",
+                                              "8bit", "page.html")], "mix"),
+        lambda: multipart("mixed", [plain(), html(), html()], "mix"),
+        lambda: multipart("alternative", [html(), html()], "alt"),
+        lambda: multipart("report", [html(), status()], "rep"),
+        lambda: multipart("report", [plain(), status(), html()], "rep"),
+        lambda: multipart("alternative", [text_part("plain", " \n", None, "7bit"), html()],
+                          "alt"),
+    ]
+    return [message(rnd.choice(kinds)()) for _ in range(count)]
+
+
+# --- tests -------------------------------------------------------------------------------------
+
+def test_the_reference_is_the_old_code_and_tells_a_difference():
+    """The patched reference gives what 1d32d0e gave for a known message, and a difference
+    in tidying shows (the check this test rests on can fail)."""
+    raw = message(multipart("alternative", [
+        text_part("plain", "", "utf-8", "8bit"),
+        text_part("html", "<p>a  b</p>\n\n<p>c</p>", "utf-8", "8bit")], "alt"))
+    assert reference_readings(raw)[1] == "a b\nc"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(extract_module, "_tidy_whitespace", lambda text: text)
+        assert readings(raw) != reference_readings(raw)
+
+
+def test_generated_messages_read_as_before():
+    raws = generated(800)
+    assert differing(raws) == []
+
+
+def test_the_bench_corpus_reads_as_before(tmp_path):
+    corpus.generate(tmp_path, 300, seed=3, attachments=True)
+    raws = [path.read_bytes() for path in sorted((tmp_path / "cur").iterdir())]
+    assert differing(raws) == []
+
+
+def test_the_real_world_cases_read_as_before():
+    raws = [path.read_bytes() for path in sorted(CASES.rglob("*")) if path.is_file()]
+    assert raws and differing(raws) == []
+
+
+@pytest.mark.parametrize("html, plain, added", [
+    ("<b>Hel</b>lo <p>foo</p><p>bar</p>", "hello", "foo bar"),
+    ("a\u00a0b\u2028c\u3000d", "a", "b c d"),
+    ("<p>İstanbul</p>", "İstanbul", "İstanbul"),  # casefolded, İ is two characters
+    ("<title>t</title><script>s</script><!-- c -->x", "y", "x"),
+])
+def test_the_words_an_html_alternative_adds(html, plain, added):
+    raw = message(multipart("alternative", [text_part("plain", plain, "utf-8", "8bit"),
+                                            text_part("html", html, "utf-8", "8bit")], "alt"))
+    assert extract(raw, CAP).body == plain + "\n" + added == reference_readings(raw)[0]["body"]
+
+
+WHITESPACE = "".join(chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace())
+TEXTS = st.text(alphabet=st.sampled_from(WHITESPACE + "ab_é会.-\u200b\ufeff\u0345İ"))
+
+
+@settings(max_examples=2000, deadline=None)
+@given(TEXTS)
+def test_tidying_is_as_before_and_changes_no_word(text):
+    assert extract_module._tidy_whitespace(text) == reference_tidy(text)
+    assert WORD.findall(reference_tidy(text)) == WORD.findall(text)
+
+
+def test_no_character_is_both_whitespace_and_a_word_character():
+    """Why the words-only path may skip tidying: \\s is str.isspace, and never \\w."""
+    assert not [c for c in WHITESPACE if WORD.match(c)]
+    assert all(re.match(r"\s", c) for c in WHITESPACE)
