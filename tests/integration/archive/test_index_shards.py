@@ -164,6 +164,30 @@ def test_documents_refused_at_each_level_on_several_shards_at_once(archive, pool
     assert_numbers_are_ids(archive, sharded)
 
 
+
+@pytest.mark.parametrize("refused_on", ["the old document's shard", "another shard"])
+def test_a_message_stored_again_loses_its_old_document_when_its_batch_is_written_again(
+        archive, pool, monkeypatch, refused_on):
+    """Message 1 (number 2, shard 1) indexed, deleted and stored again (number 13, shard
+    0), in one batch with a document Xapian refuses (number 14 on shard 1, or 15 on shard
+    2): the refusing shard dropped its uncommitted changes, the others kept theirs, and
+    the batch written again still drops the old document, once."""
+    raws = [mail(n) for n in range(12)]
+    digests = [archive.store.put(raw) for raw in raws]
+    single, sharded = single_database(archive.new_index_dir()), archive.new_index_dir()
+    index_into(archive, pool, single)
+    index_into(archive, pool, sharded, SHARDS)
+    archive.store.delete([digests[1]])
+    archive.store.put(raws[1])
+    new = [archive.store.put(mail(n)) for n in (20, 21)]  # numbers 14 and 15
+    refusing(monkeypatch, {new[0] if refused_on == "the old document's shard" else new[1]: 1})
+    index_into(archive, pool, single)
+    index_into(archive, pool, sharded)
+    assert archive.store.meta(digests[1])["number"] == 13
+    assert contents(archive, sharded) == contents(archive, single)
+    assert_numbers_are_ids(archive, sharded)
+
+
 class CrashingCommit:
     """A shard whose next commit fails as a process killed before it would: the others of
     the batch committed, this one (shard 0, with the position) not."""
