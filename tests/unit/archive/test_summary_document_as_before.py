@@ -113,7 +113,8 @@ ADDRESSES = [
     "grace+tag@example.co.uk", "HEIDI@EXAMPLE.ORG", "ivan@[192.0.2.1]", "jü@例え.jp",
 ]
 NAMES = [
-    "", "Alice Example", '"Smith, Bob"', encoded("Jürgen Müller"), encoded("Zoë", "iso-8859-1", "Q"),
+    "", "Alice Example", '"Smith, Bob"', encoded("Jürgen Müller"),
+    encoded("Zoë", "iso-8859-1", "Q"),
     encoded("会議 担当", "iso-2022-jp"), '"Quoted \\"Nick\\" Name"', "Ünïcödé Nàme",
     encoded("split ß") + " " + encoded("word"), "O'Brien", "=?bogus?Q?broken=ZZ?=",
     "bob@example.com", "Name\twith\ttabs", "Dr. Who",
@@ -149,7 +150,8 @@ def address_value(rng: random.Random) -> str:
     if kind == 1:
         return " \t "
     if kind == 2:  # a long list, folded
-        return ",\r\n ".join(f"Person {n} <p{n}@EXAMPLE{n % 7}.org>" for n in range(rng.randrange(50, 400)))
+        return ",\r\n ".join(f"Person {n} <p{n}@EXAMPLE{n % 7}.org>"
+                             for n in range(rng.randrange(50, 400)))
     entries = address_entries(rng)
     if kind in (3, 4):
         entries.insert(rng.randrange(len(entries) + 1), rng.choice(MALFORMED))
@@ -162,7 +164,8 @@ def header_lines(rng: random.Random) -> list[bytes]:
     lines = []
     for name in ("From", "To", "Cc", "Bcc", "Resent-To", "Resent-Cc", "Resent-Bcc",
                  "Resent-From"):
-        for _ in range(rng.choice([0, 1, 1, 1, 2, 3]) if name != "From" else rng.choice([0, 1, 1, 2])):
+        repeats = [0, 1, 1, 2] if name == "From" else [0, 1, 1, 1, 2, 3]
+        for _ in range(rng.choice(repeats)):
             spelled = rng.choice([name, name.upper(), name.lower()])
             value = address_value(rng).encode("utf-8")
             if rng.random() < 0.15:  # raw 8-bit names, not UTF-8 (RFC 6532 says UTF-8)
