@@ -121,6 +121,7 @@ class _Message(Message):
     the stdlib's: the parser, the walks, the index and the web all read this one."""
 
     _cached_type = None  # (the fields' list, its length, the default type, the type)
+    _memo = None  # (the fields' list, its length, the default type, {key: what was read})
 
     def get_content_type(self):
         cached, fields = self._cached_type, self._headers
@@ -135,8 +136,18 @@ class _Message(Message):
         field = self.get("content-type")  # the first, as the stdlib's reads it
         return self.get_default_type() if field is None else media_types.media_type(str(field))
 
+    def memo(self) -> dict:
+        """A dict for what is read from this part's fields (is_attachment, filename_of),
+        kept as the type is: while the fields stay the same list of the same length
+        under the same default type, and dropped by every mutator."""
+        memo, fields = self._memo, self._headers
+        if memo is None or memo[0] is not fields or memo[1] != len(fields) \
+                or memo[2] != self._default_type:
+            memo = self._memo = (fields, len(fields), self._default_type, {})
+        return memo[3]
+
     def _changed(self):
-        self._cached_type = None
+        self._cached_type = self._memo = None
 
     def replace_header(self, _name, _value):
         self._changed()
@@ -452,19 +463,24 @@ def _parse_headers_only(raw: bytes) -> Message:
 def summarize_message(message: Message) -> MessageSummary:
     names, has_attachment = [], False
     declared = charsets_of(message)
-    found = {name: addresses_in(message, name) for name in ADDRESS_HEADERS}
+    fields = _fields(message, SUMMARY_FIELDS)
+    found = {name: [pair for value in fields[name] for pair in addresses(value, declared)]
+             for name in ADDRESS_HEADERS}
     for part in iter_parts(message):
         if is_attachment(part):
             has_attachment = True
             name = filename_of(part)
             if name:
                 names.append(name)
+    def first(name: str) -> str:  # as header() reads it
+        values = fields[name] or [""]
+        return values[0] if isinstance(values[0], str) else ""
     return MessageSummary(
-        message_id=_message_id(header(message, "message-id")),
-        sent_date=_epoch(header(message, "date")),
+        message_id=_message_id(first("message-id")),
+        sent_date=_epoch(first("date")),
         from_addrs=_displayed(found["from"]), to=_displayed(found["to"]),
         cc=_displayed(found["cc"]), bcc=_displayed(found["bcc"]),
-        subject=decode_header_text(header(message, "subject"), declared),
+        subject=decode_header_text(first("subject"), declared),
         attachment_names=names,
         has_attachment=has_attachment,
         header_addresses={name: [address for _, address in pairs]
@@ -499,7 +515,12 @@ def iter_parts(message: Message, into_messages: bool = True) -> Iterator[Message
 
 
 def is_attachment(part: Message) -> bool:
-    """A leaf that is not body text: marked as attachment, named, or not text at all."""
+    """A leaf that is not body text: marked as attachment, named, or not text at all.
+    Read once a part (_remembered): the summary and the extraction both ask."""
+    return _remembered(part, "is_attachment", _is_attachment)
+
+
+def _is_attachment(part: Message) -> bool:
     maintype = safely(part.get_content_maintype, "text")
     if maintype == "multipart":
         return False
@@ -510,7 +531,27 @@ def is_attachment(part: Message) -> bool:
 def filename_of(part: Message) -> str | None:
     """The decoded filename (RFC 2231 or RFC 2047 in the parameter), or the Content-Type
     name= that older mailers use instead. RFC 2231 charsets go through services.archive.
-    charsets like any other (the stdlib would run any codec a stranger names)."""
+    charsets like any other (the stdlib would run any codec a stranger names). Read once
+    a part (_remembered) for the charsets its message declares (charsets_of)."""
+    declared = charsets_of(part)
+    found = _remembered(part, "filename", lambda part: (declared, _filename_of(part)))
+    if found[0] is not declared:  # (declared anew since: read again)
+        found = part.memo()["filename"] = (declared, _filename_of(part))
+    return found[1]
+
+
+def _remembered(part: Message, key: str, read):
+    """read(part), kept in the memo of a part the parsers made (_Message.memo) until its
+    fields change; read each time for any other Message."""
+    if not isinstance(part, _Message):
+        return read(part)
+    memo = part.memo()
+    if key not in memo:
+        memo[key] = read(part)
+    return memo[key]
+
+
+def _filename_of(part: Message) -> str | None:
     name = safely(lambda: part.get_param("filename", None, "content-disposition"), None) \
         or safely(lambda: part.get_param("name"), None)
     if isinstance(name, tuple) and len(name) == 3:  # RFC 2231: (charset, language, %-decoded)
@@ -529,6 +570,29 @@ def header(message: Message, name: str) -> str:
     """The first value of a header, raw (surrogate-escaped 8-bit), or ''."""
     values = safely(lambda: message.get_all(name), None) or [""]
     return values[0] if isinstance(values[0], str) else ""
+
+
+# The fields summarize_message reads, all of them found in one walk of the header block.
+SUMMARY_FIELDS = ("message-id", "date", "subject", *ADDRESS_HEADERS)
+
+
+def _fields(message: Message, names: tuple[str, ...]) -> dict[str, list]:
+    """{name: every value of the field `name` (lowercase) as message.get_all gives them,
+    [] for none}, in one walk of the fields instead of one a name: the summary reads ten.
+    Should the walk raise (it is the stdlib's policy that reads each value), each name is
+    read alone as header() and addresses_in read it, [] for one whose get_all raises."""
+    found: dict[str, list] = {name: [] for name in names}
+    try:
+        fetch = message.policy.header_fetch_parse
+        for name, value in message.raw_items():
+            values = found.get(name.lower())
+            if values is not None:
+                values.append(fetch(name, value))
+        return found
+    except MemoryError:
+        raise
+    except Exception:
+        return {name: safely(lambda: message.get_all(name), None) or [] for name in names}
 
 
 def addresses_in(message: Message, name: str) -> list[tuple[str, str]]:
@@ -617,6 +681,8 @@ def decode_header_text(value: str, declared=()) -> str:
     6.2), so a character split across two words survives. Linear in len(value)."""
     if not isinstance(value, str):
         return ""
+    if value.isascii() and value.isprintable() and "=?" not in value:
+        return value.strip()  # no word, no 8-bit byte, no ESC, no control: as it is
     decoder = _HeaderDecoder(declared)
     position, after_word = 0, False
     for word in ENCODED_WORD.finditer(value):

@@ -42,7 +42,10 @@ def term(prefix: str, value: str) -> str:
     anywhere give different terms. A plain cut would not do: the access filter looks up
     exact address terms, and two long addresses sharing their first 240 bytes would then
     read each other's mail. The readable start keeps prefix wildcards working."""
-    whole = (prefix + value).encode("utf-8", "replace").decode("utf-8")
+    whole = prefix + value
+    if len(whole) <= MAX_TERM_BYTES and whole.isascii():  # the common case: one byte each
+        return whole
+    whole = whole.encode("utf-8", "replace").decode("utf-8")
     data = whole.encode("utf-8")
     if len(data) <= MAX_TERM_BYTES:
         return whole
@@ -66,9 +69,9 @@ class DocumentTerms:
         counted once more without prefix (see the module docstring)."""
         position = self.next_position.get(prefix, 1)
         if unprefixed:  # the short fields: counted apart, so the long ones pay nothing
-            found = pieces(text)
-            position = self._add_pieces(prefix, found, position)
-            self.unprefixed.update(term for piece in found for _, term in piece.postings())
+            counted: list[str] = []
+            position = self._add_pieces(prefix, pieces(text), position, counted)
+            self.unprefixed.update(counted)
         else:
             position = self._add_long_text(prefix, text, position)
         self.next_position[prefix] = position + FIELD_GAP
@@ -100,17 +103,25 @@ class DocumentTerms:
         generator.set_document(self.document)
         return generator
 
-    def _add_pieces(self, prefix: str, found: list[Piece], position: int) -> int:
-        """Postings of `found` from `position`; returns the next free position."""
+    def _add_pieces(self, prefix: str, found: list[Piece], position: int,
+                    counted: list[str] | None = None) -> int:
+        """Postings of `found` from `position`; returns the next free position. With
+        `counted`, each term (without prefix) is appended to it too: the unprefixed copy,
+        had in the same walk of the postings."""
         add_posting = self.document.add_posting
+        count = counted.append if counted is not None else None
         for piece in found:
             parts, whole, cjk = piece
             if whole is None and not cjk:  # one word: the common case, without a generator
                 add_posting(prefix + parts[0], position)
+                if count:
+                    count(parts[0])
                 position += 1
                 continue
             for offset, term in piece.postings():
                 add_posting(prefix + term, position + offset)
+                if count:
+                    count(term)
             position += len(parts)
         return position
 
