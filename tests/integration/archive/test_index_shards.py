@@ -164,7 +164,6 @@ def test_documents_refused_at_each_level_on_several_shards_at_once(archive, pool
     assert_numbers_are_ids(archive, sharded)
 
 
-
 @pytest.mark.parametrize("refused_on", ["the old document's shard", "another shard"])
 def test_a_message_stored_again_loses_its_old_document_when_its_batch_is_written_again(
         archive, pool, monkeypatch, refused_on):

@@ -1,14 +1,12 @@
-"""extract()'s HTML step, made cheaper, gives every message exactly what it gave before.
-
-Since 1d32d0e an HTML part's text is tidied only where it is body text (the words-only
-path, beside a plain-text alternative, reads it untidied: tidying changes whitespace only,
-and no character is both whitespace and a word character), and _tidy_whitespace splits
-instead of running two regular expressions. The reference below is that commit's code:
-its _html_to_text and _tidy_whitespace verbatim, put in place of the new functions, which
-makes _body_and_attachments what it was (each HTML part converted and tidied at once, the
-parts joined, words_not_in reading the tidied text). Each message is compared whole
-(dataclasses.asdict of the Extracted: summary, body, attachments, failures), and so is
-body_text(), the other way into the same code."""
+"""extract()'s HTML step gives every message exactly what the reference below gives: c13b992's
+_html_to_text and _tidy_whitespace verbatim (each HTML part converted and tidied at once,
+the parts joined, words_not_in reading the tidied text), put in place of the current ones.
+It pins the step for work that makes it cheaper: session 33 tried reading an alternative's
+HTML untidied and tidying by str.split, equal in output here, and went back (review 189:
+whole untidied parts held until the end, and a list entry a line break, took a 40 MB message
+past a worker's memory limit that the regular expressions kept it under). Each message is
+compared whole (dataclasses.asdict of the Extracted: summary, body, attachments, failures),
+and so is body_text(), the other way into the same code."""
 from __future__ import annotations
 
 import base64
@@ -32,7 +30,7 @@ CAP = 64 * 1024
 CASES = Path(__file__).parents[2] / "data" / "cases"
 
 
-# --- the reference: 1d32d0e's code -------------------------------------------------------------
+# --- the reference: c13b992's code -------------------------------------------------------------
 
 def reference_tidy(text: str) -> str:
     text = re.sub(r"[^\S\n]+", " ", text)
@@ -61,11 +59,9 @@ def readings(raw: bytes) -> tuple[dict, str]:
 
 
 def reference_readings(raw: bytes) -> tuple[dict, str]:
-    """readings() as 1d32d0e gave them."""
+    """readings() as c13b992 gave them."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(extract_module, "_html_to_text", reference_html_to_text)
-        patch.setattr(extract_module, "_html_text_content", reference_html_to_text)
-        patch.setattr(extract_module, "_html_body", "\n".join)
         patch.setattr(extract_module, "_tidy_whitespace", reference_tidy)
         return readings(raw)
 
@@ -179,7 +175,7 @@ def generated(count: int, seed: int = 1) -> list[bytes]:
 # --- tests -------------------------------------------------------------------------------------
 
 def test_the_reference_is_the_old_code_and_tells_a_difference():
-    """The patched reference gives what 1d32d0e gave for a known message, and a difference
+    """The patched reference gives what c13b992 gave for a known message, and a difference
     in tidying shows (the check this test rests on can fail)."""
     raw = message(multipart("alternative", [
         text_part("plain", "", "utf-8", "8bit"),
