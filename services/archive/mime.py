@@ -120,26 +120,22 @@ class _Message(Message):
     The type is media_types.media_type's (a clean `type/subtype`, else text/plain), not
     the stdlib's: the parser, the walks, the index and the web all read this one."""
 
-    _cached_type = None  # (the fields' list, its length, the default type, the type)
     _memo = None  # (the fields' list, its length, the default type, {key: what was read})
 
     def get_content_type(self):
-        cached, fields = self._cached_type, self._headers
-        if cached is not None and cached[0] is fields and cached[1] == len(fields) \
-                and cached[2] == self._default_type:
-            return cached[3]
-        value = self._read_content_type()
-        self._cached_type = (fields, len(fields), self._default_type, value)
-        return value
+        memo = self.memo()
+        if "type" not in memo:
+            memo["type"] = self._read_content_type()
+        return memo["type"]
 
     def _read_content_type(self) -> str:
         field = self.get("content-type")  # the first, as the stdlib's reads it
         return self.get_default_type() if field is None else media_types.media_type(str(field))
 
     def memo(self) -> dict:
-        """A dict for what is read from this part's fields (is_attachment, filename_of),
-        kept as the type is: while the fields stay the same list of the same length
-        under the same default type, and dropped by every mutator."""
+        """A dict for what is read from this part's fields (the type; is_attachment,
+        filename_of), kept while the fields stay the same list of the same length under
+        the same default type, and dropped by every mutator."""
         memo, fields = self._memo, self._headers
         if memo is None or memo[0] is not fields or memo[1] != len(fields) \
                 or memo[2] != self._default_type:
@@ -147,7 +143,7 @@ class _Message(Message):
         return memo[3]
 
     def _changed(self):
-        self._cached_type = self._memo = None
+        self._memo = None
 
     def replace_header(self, _name, _value):
         self._changed()
@@ -464,23 +460,19 @@ def summarize_message(message: Message) -> MessageSummary:
     names, has_attachment = [], False
     declared = charsets_of(message)
     fields = _fields(message, SUMMARY_FIELDS)
-    found = {name: [pair for value in fields[name] for pair in addresses(value, declared)]
-             for name in ADDRESS_HEADERS}
+    found = {name: _addresses_of_values(fields[name], declared) for name in ADDRESS_HEADERS}
     for part in iter_parts(message):
         if is_attachment(part):
             has_attachment = True
             name = filename_of(part)
             if name:
                 names.append(name)
-    def first(name: str) -> str:  # as header() reads it
-        values = fields[name] or [""]
-        return values[0] if isinstance(values[0], str) else ""
     return MessageSummary(
-        message_id=_message_id(first("message-id")),
-        sent_date=_epoch(first("date")),
+        message_id=_message_id(_first(fields["message-id"])),
+        sent_date=_epoch(_first(fields["date"])),
         from_addrs=_displayed(found["from"]), to=_displayed(found["to"]),
         cc=_displayed(found["cc"]), bcc=_displayed(found["bcc"]),
-        subject=decode_header_text(first("subject"), declared),
+        subject=decode_header_text(_first(fields["subject"]), declared),
         attachment_names=names,
         has_attachment=has_attachment,
         header_addresses={name: [address for _, address in pairs]
@@ -568,7 +560,12 @@ def _filename_of(part: Message) -> str | None:
 
 def header(message: Message, name: str) -> str:
     """The first value of a header, raw (surrogate-escaped 8-bit), or ''."""
-    values = safely(lambda: message.get_all(name), None) or [""]
+    return _first(safely(lambda: message.get_all(name), None))
+
+
+def _first(values: list | None) -> str:
+    """The first of a field's values as get_all gives them, raw, if it is a str; else ''."""
+    values = values or [""]
     return values[0] if isinstance(values[0], str) else ""
 
 
@@ -597,8 +594,13 @@ def _fields(message: Message, names: tuple[str, ...]) -> dict[str, list]:
 
 def addresses_in(message: Message, name: str) -> list[tuple[str, str]]:
     """(display name, address) pairs of every `name` header of `message` (see addresses)."""
-    values = safely(lambda: message.get_all(name), None) or []
-    return [pair for value in values for pair in addresses(value, charsets_of(message))]
+    return _addresses_of_values(safely(lambda: message.get_all(name), None) or [],
+                                charsets_of(message))
+
+
+def _addresses_of_values(values: list, declared) -> list[tuple[str, str]]:
+    """(display name, address) pairs of every value of one address field (see addresses)."""
+    return [pair for value in values for pair in addresses(value, declared)]
 
 
 def addresses(header_value, declared=()) -> list[tuple[str, str]]:
