@@ -1,6 +1,7 @@
-"""extract()'s HTML step gives every message exactly what the reference below gives: c13b992's
-_html_to_text and _tidy_whitespace verbatim (each HTML part converted and tidied at once,
-the parts joined, words_not_in reading the tidied text), put in place of the current ones.
+"""extract()'s HTML step gives every message exactly what the reference below gives:
+c13b992's _html_to_text and _tidy_whitespace, read from git's history (each HTML part
+converted and tidied at once, the parts joined, words_not_in reading the tidied text), put
+in place of the current ones.
 It pins the step for work that makes it cheaper: session 33 tried reading an alternative's
 HTML untidied and tidying by str.split, equal in output here, and went back (review 189:
 whole untidied parts held until the end, and a list entry a line break, took a 40 MB message
@@ -14,15 +15,15 @@ import dataclasses
 import quopri
 import random
 import re
+import subprocess
 import sys
+import types
 from pathlib import Path
 
-import lxml.html
 import pytest
 from hypothesis import given, settings, strategies as st
 
 from services.archive import extract as extract_module
-from services.archive import mime
 from services.archive.extract import WORD, body_text, extract
 from tests.bench import corpus
 
@@ -30,27 +31,28 @@ CAP = 64 * 1024
 CASES = Path(__file__).parents[2] / "data" / "cases"
 
 
-# --- the reference: c13b992's code -------------------------------------------------------------
+# --- the reference: c13b992's code, from git's history ---------------------------------------
 
-def reference_tidy(text: str) -> str:
-    text = re.sub(r"[^\S\n]+", " ", text)
-    return re.sub(r" *\n[\s]*", "\n", text).strip()
+BEFORE = "c13b992"
+ROOT = Path(__file__).parents[3]
 
 
-def reference_html_to_text(data: bytes, charset: str | None) -> str:
-    text = mime.decode_text(data, charset)
-    if not text.strip():
-        return ""
-    parser = lxml.html.HTMLParser(encoding="utf-8")
-    root = mime.safely(lambda: lxml.html.document_fromstring(
-        text.encode("utf-8", "replace"), parser=parser), None)
-    if root is None:
-        return ""
-    for element in list(root.iter(*extract_module.HTML_INVISIBLE)):
-        element.drop_tree()
-    for element in root.iter(*extract_module.HTML_BLOCKS):
-        element.tail = "\n" + (element.tail or "")
-    return reference_tidy(root.text_content())
+def reference_module() -> types.ModuleType:
+    """services/archive/extract.py as BEFORE had it, run as a module of its own (its imports
+    are today's services: only its HTML step is used). Fails, never skips, without that
+    history: the comparison is what this file tests."""
+    path = f"{BEFORE}:services/archive/extract.py"
+    shown = subprocess.run(["git", "-C", str(ROOT), "show", path], capture_output=True)
+    assert shown.returncode == 0, f"git show {BEFORE}: {shown.stderr.decode()}"
+    # Registered: dataclasses read their module's names from sys.modules.
+    module = sys.modules[f"extract_{BEFORE}"] = types.ModuleType(f"extract_{BEFORE}")
+    exec(compile(shown.stdout, path, "exec"), module.__dict__)
+    return module
+
+
+REFERENCE = reference_module()
+reference_tidy = REFERENCE._tidy_whitespace
+reference_html_to_text = REFERENCE._html_to_text
 
 
 def readings(raw: bytes) -> tuple[dict, str]:
