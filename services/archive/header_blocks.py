@@ -114,8 +114,8 @@ def bounded(raw: bytes) -> bytes:
     WRAPPED_FIELD, at most KEPT_FIELD_LIMIT (KEPT_SUMMARY_FIELD_LIMIT) bytes and
     KEPT_FIELD_LINES lines of it. For parsing only. Returns `raw` itself when its blocks are within the limit
     (always for a message of fewer lines). Never raises but MemoryError."""
-    if raw.count(b"\n") + raw.count(b"\r") <= HEADER_LINES_LIMIT:
-        return raw
+    if len(raw) <= HEADER_LINES_LIMIT or line_breaks(raw) <= HEADER_LINES_LIMIT:
+        return raw  # (a line break is a byte: a short message needs no count)
     lines = lines_of(raw)
     kept, done, view = bytearray(), 0, memoryview(raw)  # (no copy of each piece: there may
     for cut, end in _cuts(lines):                       # be millions, past MAX_BLOCKS)
@@ -127,6 +127,11 @@ def bounded(raw: bytes) -> bytes:
         return raw
     kept += view[done:]
     return bytes(kept)
+
+
+def line_breaks(raw: bytes) -> int:
+    """The LFs and CRs in `raw` (a CRLF counts two): at most len(raw)."""
+    return raw.count(b"\n") + raw.count(b"\r")
 
 
 def lines_of(raw: bytes) -> bytes:
