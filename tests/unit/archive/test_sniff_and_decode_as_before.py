@@ -174,7 +174,8 @@ STATUS_SPELLINGS = [b"delivery-status", b"Delivery-Status", b"DELIVERY-STATUS", 
 
 @st.composite
 def raw_messages(draw) -> bytes:
-    """A header block, then lines: delimiter-like ("--" after LF or CR), fields, text with
+    """A header block of up to 30 lines (a multipart's, perhaps), then lines: delimiters,
+    part header fields, delimiter-like ("--" after LF or CR), fields, text with
     "delivery-status" in any case or nearly, line breaks of every kind."""
     lines = draw(st.lists(st.sampled_from(
         [b"--b", b"--b--", b"Content-Type: multipart/mixed; boundary=b",
@@ -182,24 +183,66 @@ def raw_messages(draw) -> bytes:
         + [b"a " + s + b" z" for s in STATUS_SPELLINGS] + STATUS_SPELLINGS), max_size=40))
     ends = draw(st.lists(st.sampled_from([b"\n", b"\r\n", b"\r"]), min_size=len(lines),
                          max_size=len(lines)))
-    return b"From: a@b\nSubject: s\n\n" + b"".join(line + end for line, end in zip(lines, ends))
+    header = draw(st.lists(st.sampled_from([b"X-Pad: n\n", b" folded\n", b"To: a@b\r\n",
+                                            b"Content-Type: multipart/mixed; boundary=b\n"]),
+                           max_size=30))
+    return (b"From: a@b\n" + b"".join(header) + b"\n"
+            + b"".join(line + end for line, end in zip(lines, ends)))
 
 
 @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(raw_messages(), st.integers(1, 400), st.integers(1, 60), st.sampled_from([1, 5, 16]))
-def test_parts_and_blocks_are_bounded_as_before(raw, line_checks, header_lines, scan):
-    """Limits made small (both trees the same) so that each check decides: the delivery
-    status found across the pieces it is looked for in, lines counted or not."""
+@given(raw_messages(), st.integers(-40, 5), st.integers(-40, 5), st.sampled_from([1, 5, 16]))
+def test_parts_and_blocks_are_bounded_as_before(raw, checks_off, lines_off, scan):
+    """Limits made small (both trees the same), near what the message needs, so that each
+    check decides either way: the delivery status found across the pieces it is looked for
+    in, lines counted or not."""
+    lines = raw.count(b"\n") + raw.count(b"\r")
+    dashes = raw.count(b"\n--") + raw.count(b"\r--")
     with pytest.MonkeyPatch.context() as patch:
         for module in (mime_parts, OLD_PARTS):
-            patch.setattr(module, "LINE_CHECKS", line_checks)
+            patch.setattr(module, "LINE_CHECKS", max(1, (dashes + 1) * lines + checks_off))
         for module in (header_blocks, OLD_BLOCKS):
-            patch.setattr(module, "HEADER_LINES_LIMIT", header_lines)
+            patch.setattr(module, "HEADER_LINES_LIMIT", max(1, lines + lines_off))
         patch.setattr(mime_parts, "STATUS_SCAN_BYTES", scan)
         assert mime_parts.bounded(raw) == OLD_PARTS.bounded(raw)
         assert header_blocks.bounded(raw) == OLD_BLOCKS.bounded(raw)
         assert mime_parts._names_delivery_status(raw) == \
             (OLD_PARTS._STATUS.search(raw) is not None)
+
+
+def swept_messages() -> list[bytes]:
+    """Messages whose header lines or line matches are what decides: long header blocks
+    of short lines (top-level and a part's), multiparts of many short body lines."""
+    found = []
+    for lines in (3, 10, 40):
+        pad = b"X: n\n" * lines
+        found.append(b"From: a@b\n" + pad + b"\nbody\n")
+        found.append(b"From: a@b\nContent-Type: multipart/mixed; boundary=b\n\n--b\n" + pad
+                     + b"\ntext\n--b\n\n" + b"x\n" * lines + b"--b--\n")
+        found.append(b"Content-Type: multipart/mixed; boundary=o\n\n--o\nContent-Type: "
+                     b"multipart/alternative; boundary=i\n\n--i\n\n" + b"y\r\n" * lines
+                     + b"--i--\n--o\n\n" + b"z\r" * lines + b"--o--\n")
+    # Line breaks alone: as many lines as bytes, near enough (the bound by length is tight).
+    found.append(b"Content-Type: multipart/mixed; boundary=b\n\n--b\n\n" + b"\n" * 300
+                 + b"--b\n\n" + b"\r" * 300 + b"--b--\n")
+    return found
+
+
+@pytest.mark.parametrize("raw", swept_messages())
+def test_bounds_at_and_around_their_limits_are_as_before(raw):
+    """Every limit from far under what the message needs to past it."""
+    lines = raw.count(b"\n") + raw.count(b"\r")
+    dashes = raw.count(b"\n--") + raw.count(b"\r--")
+    for limit in range(1, lines + 3):
+        with pytest.MonkeyPatch.context() as patch:
+            for module in (header_blocks, OLD_BLOCKS):
+                patch.setattr(module, "HEADER_LINES_LIMIT", limit)
+            assert header_blocks.bounded(raw) == OLD_BLOCKS.bounded(raw), limit
+    for checks in range(1, (dashes + 1) * lines + 3):
+        with pytest.MonkeyPatch.context() as patch:
+            for module in (mime_parts, OLD_PARTS):
+                patch.setattr(module, "LINE_CHECKS", checks)
+            assert mime_parts.bounded(raw) == OLD_PARTS.bounded(raw), checks
 
 
 @settings(max_examples=500, deadline=None)
