@@ -89,7 +89,7 @@ _STATUS = b"delivery-status"
 # ignoring case (rb"(?i)delivery-status") took 5 ns a byte, more than the parse of a
 # message of attachments; bytes.lower() and a find, under 1 ns, and no copy of a whole
 # message of tens of megabytes.
-STATUS_SCAN_BYTES = 1 << 20
+STATUS_SCAN_BYTES = 1 << 16
 # The header field of a body part that came x-uuencode (or another of its names) and is
 # given to the parser in base64 past LINE_CHECKS: its value, that encoding. Plain base64
 # lost what uuencode's lines hold (the begin lines' names, each file, the text around
