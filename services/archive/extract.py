@@ -27,8 +27,10 @@ import logging
 import multiprocessing
 import os
 import multiprocessing.connection
+import multiprocessing.reduction
 import re
 import resource
+import struct
 import time
 import warnings
 from collections import deque
@@ -1046,9 +1048,8 @@ class ExtractionPool:
             return  # gone since it was planned: its result stays None
         self._admit(slot, job, running)
         try:
-            self._workers[slot].connection.send((mode, job.fallback_reason, job.metadata,
-                                                 job.digest))
-            self._workers[slot].connection.send_bytes(raw)
+            _send_job(self._workers[slot].connection,
+                      (mode, job.fallback_reason, job.metadata, job.digest), raw)
         except OSError:  # it gave up reading the message (too big for its memory limit)
             if _said_something(self._workers[slot].connection):
                 self._hear(slot, running, waiting, results)  # why: ("failed", ...)
@@ -1078,6 +1079,7 @@ class ExtractionPool:
         for connection in ready:
             slot = connections[connection]
             entry = running[slot]
+            self._hear(slot, running, waiting, results)  # ready: it has said something
             while running.get(slot) is entry and connection.poll():
                 self._hear(slot, running, waiting, results)
         now = time.monotonic()
@@ -1178,6 +1180,31 @@ def _is_bytes(source) -> bool:
     return isinstance(source, (bytes, bytearray, memoryview))
 
 
+def _send_job(connection, header: tuple, raw) -> None:
+    """connection.send(header) then connection.send_bytes(raw), in one system call: the
+    same bytes on the wire (multiprocessing's frames: a 4-byte big-endian length, or -1
+    and an 8-byte one from 2 GiB on, then the data), so the worker reads them as before,
+    but it is woken once a message, not twice, and the bytes are not copied. Raises
+    OSError as send() does (the worker died or gave up reading)."""
+    pickled = multiprocessing.reduction.ForkingPickler.dumps(header)
+    chunks = [*_frame_header(len(pickled)), pickled, *_frame_header(len(raw)), raw]
+    views = [memoryview(chunk).cast("B") for chunk in chunks]
+    fd = connection.fileno()
+    while views:  # a signal can cut a blocking writev short: go on after what it wrote
+        written = os.writev(fd, views)
+        while views and written >= len(views[0]):
+            written -= len(views.pop(0))
+        if written:
+            views[0] = views[0][written:]
+
+
+def _frame_header(size: int) -> list[bytes]:
+    """What multiprocessing.connection.Connection.send_bytes writes before `size` bytes."""
+    if size > 0x7fffffff:
+        return [struct.pack("!i", -1), struct.pack("!Q", size)]
+    return [struct.pack("!i", size)]
+
+
 def _said_something(connection) -> bool:
     try:
         return connection.poll()
@@ -1229,10 +1256,14 @@ class _Worker:
 
     def died_idle(self) -> bool:
         """Whether this worker, between jobs, is dead. An idle worker says nothing
-        unprompted, so a word waiting from it is the end-of-file of its death; asked first
-        because is_alive() says True until the fork server has reaped the worker and
-        reported its exit."""
-        return _said_something(self.connection) or not self.process.is_alive()
+        unprompted, so a word waiting from it is the end-of-file of its death; its pipe is
+        asked beside the process's sentinel because that stays quiet (is_alive() says True)
+        until the fork server has reaped the worker and reported its exit."""
+        try:  # one poll of both, where poll() then is_alive() made two (each a wait())
+            return bool(multiprocessing.connection.wait(
+                [self.connection, self.process.sentinel], timeout=0))
+        except (OSError, ValueError):  # closed: as asked one at a time
+            return _said_something(self.connection) or not self.process.is_alive()
 
     def exit_code(self) -> int | None:
         self.process.join(timeout=1)
