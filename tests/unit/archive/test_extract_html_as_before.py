@@ -232,3 +232,60 @@ def test_no_character_is_both_whitespace_and_a_word_character():
     """Why the words-only path may skip tidying: \\s is str.isspace, and never \\w."""
     assert not [c for c in WHITESPACE if WORD.match(c)]
     assert all(re.match(r"\s", c) for c in WHITESPACE)
+
+
+# --- the shapes of whitespace the tidying meets ------------------------------------------------
+
+# Session 34 tidies by matching only runs that change (not a lone space, not a lone line
+# break): these are the runs on either side of that line.
+SPACE_PIECES = [" ", "  ", "\n", "\n\n", " \n", "\n ", " \n ", "\t", " \t", "\t ", "\r\n",
+                "\u00a0", " \u00a0", "\u3000\n", "\n\u2028", "\x0b\x0c", "&nbsp;", " &nbsp; ",
+                "&#10;", "&#32;&#32;", "<br>", " <br> ", "<p> </p>", "\n<p>\n", "word", "w",
+                "İ", "é", "会"]
+
+
+def whitespace_html(rnd: random.Random) -> str:
+    pieces = SPACE_PIECES + HTML_PIECES[:12]
+    return "".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 40)))
+
+
+def whitespace_messages(count: int, seed: int = 7) -> list[bytes]:
+    """HTML alone, beside plain text, and several parts, made of whitespace runs and words."""
+    rnd = random.Random(seed)
+
+    def html() -> bytes:
+        return text_part("html", whitespace_html(rnd), "utf-8", rnd.choice(ENCODINGS))
+
+    kinds = [
+        lambda: html(),
+        lambda: multipart("alternative", [text_part("plain", "word w", "utf-8", "8bit"),
+                                          html()], "alt"),
+        lambda: multipart("mixed", [html() for _ in range(rnd.randint(2, 6))], "mix"),
+    ]
+    return [message(rnd.choice(kinds)()) for _ in range(count)]
+
+
+def test_whitespace_runs_read_as_before():
+    assert differing(whitespace_messages(600)) == []
+
+
+HOSTILE_SHAPES = {  # the reproducers of review 189 and their kin, small: 64 KiB, not 40 MB
+    "spaces in 10 parts": ("mixed", [" " * 6554] * 10), "line breaks": ("mixed", ["\n" * 65536]),
+    "mixed whitespace": ("alternative", [" \t\r\n " * 13107]),
+    "entities": ("alternative", ["&nbsp; &amp;\n" * 5000]),
+    "tags": ("mixed", ["<b></b><br>" * 6000]),
+    "words on one line": ("alternative", ["ab " * 21845]),
+    "short lines": ("alternative", ["a\n" * 32768]),
+    "lines with spaces": ("mixed", ["a \n b\n" * 10923]),
+    "nested": ("mixed", ["<div>" * 2000 + "deep" + "</div>" * 2000]),
+    "many tiny parts": ("mixed", ["<p>w  x</p> \n"] * 500),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_SHAPES))
+def test_hostile_shapes_read_as_before(name):
+    subtype, htmls = HOSTILE_SHAPES[name]
+    plain = [text_part("plain", "ab words", "utf-8", "8bit")] if subtype == "alternative" else []
+    raw = message(multipart(subtype, plain + [text_part("html", f"<p>x {html} y</p>", "utf-8",
+                                                       "8bit") for html in htmls], "b"))
+    assert differing([raw]) == []
