@@ -75,9 +75,10 @@ _BLANK_LINES = re.compile(r"\n(?:[ \t]*\n)+")
 HTML_BLOCKS = ("p", "div", "br", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "table",
                "blockquote", "pre", "hr", "dt", "dd", "section", "article", "header", "footer")
 HTML_INVISIBLE = ("script", "style", "head", "title")
-# Characters of HTML text a message's reading holds untidied (_HtmlTexts): a few hundred KB
-# more than tidying each at once held, at most; a usual HTML alternative is a few KB.
-UNTIDIED_HELD_CHARACTERS = 256 * 1024
+# Characters of HTML text a message's reading holds untidied (_HtmlTexts): what it holds
+# beyond tidying each part at once is at most 64-256 KB (1-4 bytes a character); a usual
+# HTML alternative's text is a few KB.
+UNTIDIED_HELD_CHARACTERS = 64 * 1024
 # _tidy_whitespace's runs of whitespace without a line break, but a lone space: one that is
 # no space, or a space and more.
 SPACE_RUNS_TO_TIDY = re.compile(r"[^\S\n ][^\S\n]*| [^\S\n]+")
