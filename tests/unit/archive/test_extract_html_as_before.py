@@ -1,7 +1,9 @@
 """extract()'s HTML step gives every message exactly what the reference below gives:
-c13b992's _html_to_text and _tidy_whitespace, read from git's history (each HTML part
-converted and tidied at once, the parts joined, words_not_in reading the tidied text), put
-in place of the current ones.
+c13b992's _body_and_attachments, _html_to_text and _tidy_whitespace, read from git's history
+(each HTML part converted and tidied at once, the parts joined, words_not_in reading the
+tidied text), put in place of the current ones. (Apart from the HTML step, c13b992's
+_body_and_attachments and all it calls are 08cc065's: a change elsewhere in them that is
+meant to change results needs a newer reference here.)
 It pins the step for work that makes it cheaper: session 33 tried reading an alternative's
 HTML untidied and tidying by str.split, equal in output here, and went back (review 189:
 whole untidied parts held until the end, and a list entry a line break, took a 40 MB message
@@ -51,6 +53,7 @@ def reference_module() -> types.ModuleType:
 
 
 REFERENCE = reference_module()
+REFERENCE._guard = extract_module._guard  # extract() sets the guard its attachments ask
 reference_tidy = REFERENCE._tidy_whitespace
 reference_html_to_text = REFERENCE._html_to_text
 
@@ -63,6 +66,7 @@ def readings(raw: bytes) -> tuple[dict, str]:
 def reference_readings(raw: bytes) -> tuple[dict, str]:
     """readings() as c13b992 gave them."""
     with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(extract_module, "_body_and_attachments", REFERENCE._body_and_attachments)
         patch.setattr(extract_module, "_html_to_text", reference_html_to_text)
         patch.setattr(extract_module, "_tidy_whitespace", reference_tidy)
         return readings(raw)
@@ -232,3 +236,71 @@ def test_no_character_is_both_whitespace_and_a_word_character():
     """Why the words-only path may skip tidying: \\s is str.isspace, and never \\w."""
     assert not [c for c in WHITESPACE if WORD.match(c)]
     assert all(re.match(r"\s", c) for c in WHITESPACE)
+
+
+# --- the shapes of whitespace the tidying meets ------------------------------------------------
+
+# Session 34 tidies by matching only runs that change (not a lone space, not a lone line
+# break): these are the runs on either side of that line.
+SPACE_PIECES = [" ", "  ", "\n", "\n\n", " \n", "\n ", " \n ", "\t", " \t", "\t ", "\r\n",
+                "\u00a0", " \u00a0", "\u3000\n", "\n\u2028", "\x0b\x0c", "&nbsp;", " &nbsp; ",
+                "&#10;", "&#32;&#32;", "<br>", " <br> ", "<p> </p>", "\n<p>\n", "word", "w",
+                "İ", "é", "会"]
+
+
+def whitespace_html(rnd: random.Random) -> str:
+    pieces = SPACE_PIECES + HTML_PIECES[:12]
+    return "".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 40)))
+
+
+def whitespace_messages(count: int, seed: int = 7) -> list[bytes]:
+    """HTML alone, beside plain text, and several parts, made of whitespace runs and words."""
+    rnd = random.Random(seed)
+
+    def html() -> bytes:
+        return text_part("html", whitespace_html(rnd), "utf-8", rnd.choice(ENCODINGS))
+
+    kinds = [
+        lambda: html(),
+        lambda: multipart("alternative", [text_part("plain", "word w", "utf-8", "8bit"),
+                                          html()], "alt"),
+        lambda: multipart("mixed", [html() for _ in range(rnd.randint(2, 6))], "mix"),
+    ]
+    return [message(rnd.choice(kinds)()) for _ in range(count)]
+
+
+def test_whitespace_runs_read_as_before():
+    assert differing(whitespace_messages(600)) == []
+
+
+HOSTILE_SHAPES = {  # the reproducers of review 189 and their kin, small: 64 KiB, not 40 MB
+    "spaces in 10 parts": ("mixed", [" " * 6554] * 10), "line breaks": ("mixed", ["\n" * 65536]),
+    "mixed whitespace": ("alternative", [" \t\r\n " * 13107]),
+    "entities": ("alternative", ["&nbsp; &amp;\n" * 5000]),
+    "tags": ("mixed", ["<b></b><br>" * 6000]),
+    "words on one line": ("alternative", ["ab " * 21845]),
+    "short lines": ("alternative", ["a\n" * 32768]),
+    "lines with spaces": ("mixed", ["a \n b\n" * 10923]),
+    "nested": ("mixed", ["<div>" * 2000 + "deep" + "</div>" * 2000]),
+    "many tiny parts": ("mixed", ["<p>w  x</p> \n"] * 500),
+}
+
+
+@pytest.mark.parametrize("held", [extract_module.UNTIDIED_HELD_CHARACTERS, 100, 0])
+@pytest.mark.parametrize("name", sorted(HOSTILE_SHAPES))
+def test_hostile_shapes_read_as_before(name, held, monkeypatch):
+    """Each shape as HTML alone and beside plain text, its parts' texts held untidied (all,
+    some: past `held` characters they are tidied at once, or none)."""
+    monkeypatch.setattr(extract_module, "UNTIDIED_HELD_CHARACTERS", held)
+    subtype, htmls = HOSTILE_SHAPES[name]
+    htmls = [text_part("html", f"<p>x {html} y</p>", "utf-8", "8bit") for html in htmls]
+    plain = text_part("plain", "ab words", "utf-8", "8bit")
+    raws = [message(multipart(subtype, htmls, "b")),
+            message(multipart("alternative", [plain] + htmls, "b"))]
+    assert differing(raws) == []
+
+
+@pytest.mark.parametrize("held", [100, 0])
+def test_whitespace_runs_tidied_at_once_read_as_before(held, monkeypatch):
+    monkeypatch.setattr(extract_module, "UNTIDIED_HELD_CHARACTERS", held)
+    assert differing(whitespace_messages(200, seed=11)) == []
