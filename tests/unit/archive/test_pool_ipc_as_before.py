@@ -95,6 +95,14 @@ def test_a_memoryview_and_a_bytearray_are_sent_as_their_bytes():
         assert sent_and_read(("extract", None, None, "x"), raw)[1] == data
 
 
+def test_a_memoryview_of_wider_items_is_framed_by_its_bytes():
+    """send_bytes frames a buffer by its size in bytes (memoryview.nbytes), not by its
+    length in items: framed by len(), the worker reads a quarter of an array of 4-byte
+    items as the message and the rest as the next frame."""
+    data = bytes(range(256)) * 100
+    assert sent_and_read(("extract", None, None, "x"), memoryview(data).cast("I"))[1] == data
+
+
 class _Recording(multiprocessing.connection.Connection):
     """A Connection that records what send_bytes writes instead of writing it."""
 
