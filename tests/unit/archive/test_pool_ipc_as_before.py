@@ -145,6 +145,26 @@ def test_an_idle_worker_that_died_is_seen_dead():
         pool.close()
 
 
+def test_a_worker_whose_pipe_stays_open_is_seen_dead_by_its_sentinel():
+    """died_idle asks the process's sentinel beside the pipe: a dead worker whose end of the
+    pipe something else still holds (no end-of-file) is dead all the same, as is_alive()
+    said; one alive and quiet is not."""
+    context = multiprocessing.get_context("fork")
+    ours, theirs = context.Pipe()  # `theirs` held here: the pipe never ends
+    worker = extract._Worker.__new__(extract._Worker)
+    worker.connection = ours
+    try:
+        worker.process = context.Process(target=threading.Event().wait, args=(30,))
+        worker.process.start()
+        assert not worker.died_idle()
+        worker.process.kill()
+        worker.process.join()
+        assert worker.died_idle()
+    finally:
+        ours.close()
+        theirs.close()
+
+
 # --- 2. extract_many as before -----------------------------------------------------------
 
 # Run in each tree (PYTHONPATH=tree): extract_many over the paths listed in argv[1] (every
