@@ -1259,9 +1259,10 @@ def _send_job(connection, header: tuple, raw) -> None:
     and an 8-byte one from 2 GiB on, then the data), so the worker reads them as before,
     but it is woken once a message, not twice, and the bytes are not copied. Raises
     OSError as send() does (the worker died or gave up reading)."""
-    pickled = multiprocessing.reduction.ForkingPickler.dumps(header)
-    chunks = [*_frame_header(len(pickled)), pickled, *_frame_header(len(raw)), raw]
-    views = [memoryview(chunk).cast("B") for chunk in chunks]
+    views = []
+    for chunk in (multiprocessing.reduction.ForkingPickler.dumps(header), raw):
+        data = memoryview(chunk).cast("B")  # framed by its bytes (not its items, if wider),
+        views += [*map(memoryview, _frame_header(data.nbytes)), data]  # as send_bytes does
     fd = connection.fileno()
     while views:  # a signal can cut a blocking writev short: go on after what it wrote
         written = os.writev(fd, views)

@@ -95,6 +95,14 @@ def test_a_memoryview_and_a_bytearray_are_sent_as_their_bytes():
         assert sent_and_read(("extract", None, None, "x"), raw)[1] == data
 
 
+def test_a_memoryview_of_wider_items_is_framed_by_its_bytes():
+    """send_bytes frames a buffer by its size in bytes (memoryview.nbytes), not by its
+    length in items: framed by len(), the worker reads a quarter of an array of 4-byte
+    items as the message and the rest as the next frame."""
+    data = bytes(range(256)) * 100
+    assert sent_and_read(("extract", None, None, "x"), memoryview(data).cast("I"))[1] == data
+
+
 class _Recording(multiprocessing.connection.Connection):
     """A Connection that records what send_bytes writes instead of writing it."""
 
@@ -135,6 +143,26 @@ def test_an_idle_worker_that_died_is_seen_dead():
         assert pool.worker_restarts == 1
     finally:
         pool.close()
+
+
+def test_a_worker_whose_pipe_stays_open_is_seen_dead_by_its_sentinel():
+    """died_idle asks the process's sentinel beside the pipe: a dead worker whose end of the
+    pipe something else still holds (no end-of-file) is dead all the same, as is_alive()
+    said; one alive and quiet is not."""
+    context = multiprocessing.get_context("fork")
+    ours, theirs = context.Pipe()  # `theirs` held here: the pipe never ends
+    worker = extract._Worker.__new__(extract._Worker)
+    worker.connection = ours
+    try:
+        worker.process = context.Process(target=threading.Event().wait, args=(30,))
+        worker.process.start()
+        assert not worker.died_idle()
+        worker.process.kill()
+        worker.process.join()
+        assert worker.died_idle()
+    finally:
+        ours.close()
+        theirs.close()
 
 
 # --- 2. extract_many as before -----------------------------------------------------------

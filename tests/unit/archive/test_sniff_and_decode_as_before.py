@@ -142,6 +142,20 @@ def test_content_types_are_libmagics_as_before(datas):
         assert len(filetypes._known._answers) <= 3
 
 
+def test_an_answer_is_kept_for_all_the_bytes_libmagic_reads():
+    """Text with a NUL anywhere in the first SNIFF_BYTES is binary to libmagic: asked right
+    after the text, a type kept by fewer of its bytes (a prefix) would be the text's; a NUL
+    past them, which libmagic never reads, changes nothing."""
+    text = b"plain words in a file\n" * 1000
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(filetypes, "_known", filetypes._Answers(8))
+        for at in (0, 64, 1000, filetypes.SNIFF_BYTES - 1, filetypes.SNIFF_BYTES):
+            binary = text[:at] + b"\0" + text[at + 1:]
+            for data in (text, binary, text):
+                assert filetypes.content_type(data) == OLD_FILETYPES.content_type(data), at
+        assert filetypes.content_type(text) != filetypes.content_type(b"\0" + text[1:])
+
+
 def test_libmagic_failing_is_not_remembered():
     data = b"%PDF-1.4\n" + b"x" * 100
 
