@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 
 from tests import apple_mail_corpus as corpus
+from tests.unit.archive.history import ROOT, services_at
 
-ROOT = Path(__file__).resolve().parents[3]
 
 
 BEFORE_EMLX = "f870436ac2d97f12a5c45b9febf9575ddad232e3"  # main before services.archive.apple_mail
@@ -33,12 +33,7 @@ BEFORE_EMLX = "f870436ac2d97f12a5c45b9febf9575ddad232e3"  # main before services
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> Path:
     """The tree at BEFORE_EMLX, unpacked; fails (never skips) when the history lacks it."""
-    folder = tmp_path_factory.mktemp("before-emlx")
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", BEFORE_EMLX, "services"],
-                             capture_output=True, timeout=120)
-    assert archive.returncode == 0, f"git archive {BEFORE_EMLX}: {archive.stderr.decode()}"
-    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
-    return folder
+    return services_at(BEFORE_EMLX, tmp_path_factory.mktemp("before-emlx"))
 
 
 def imported(code: Path, data: Path, tree: Path) -> tuple[int, dict]:

@@ -19,10 +19,7 @@ from __future__ import annotations
 import multiprocessing.connection
 import os
 import threading
-import pickle
 import random
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -30,8 +27,8 @@ from hypothesis import given, settings, strategies as st
 
 from services.archive import extract
 from tests.unit.archive import test_summary_document_as_before as shapes
+from tests.unit.archive.history import ROOT, results_with, services_at
 
-ROOT = Path(__file__).resolve().parents[3]
 BEFORE = "08cc065"  # the two writes and four polls a message
 CASES = Path("/work/shared/cases")
 
@@ -202,19 +199,6 @@ if __name__ == "__main__":
 '''
 
 
-def extracted_with(tree: Path, paths: list[Path], work: Path) -> list[bytes]:
-    """Each result of EXTRACT_MANY with the services of `tree`, pickled."""
-    script = work / "extract_many.py"
-    script.write_text(EXTRACT_MANY, encoding="utf-8")
-    listing, out = work / f"{tree.name}.paths", work / f"{tree.name}.pickle"
-    listing.write_text("\n".join(map(str, paths)), encoding="utf-8")
-    done = subprocess.run([sys.executable, str(script), str(listing), str(out), str(tree)],
-                          cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)},
-                          capture_output=True, text=True, timeout=1800)
-    assert done.returncode == 0, done.stderr[-4000:]
-    return pickle.loads(out.read_bytes())
-
-
 def large_messages(folder: Path, count: int, seed: int = 11) -> list[Path]:
     """Messages of 16 KiB to 3 MiB: a text body, and some a base64 attachment."""
     rng, paths = random.Random(seed), []
@@ -231,20 +215,10 @@ def large_messages(folder: Path, count: int, seed: int = 11) -> list[Path]:
     return paths
 
 
-def unpacked_before(folder: Path) -> Path:
-    """The services of BEFORE, unpacked into `folder`; fails (never skips) without them."""
-    folder.mkdir(exist_ok=True)
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", BEFORE, "services"],
-                             capture_output=True, timeout=120)
-    assert archive.returncode == 0, f"git archive {BEFORE}: {archive.stderr.decode()}"
-    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
-    return folder
-
-
 def compared(paths: list[Path], work: Path) -> list[str]:
     """The paths whose extract_many results differ between BEFORE and this tree."""
-    before = extracted_with(unpacked_before(work / "before"), paths, work)
-    now = extracted_with(ROOT, paths, work)
+    before = results_with(services_at(BEFORE, work / "before"), EXTRACT_MANY, paths, work)
+    now = results_with(ROOT, EXTRACT_MANY, paths, work)
     order = [path for start in range(0, len(paths), 50)
              for path in paths[start:start + 50] + paths[start:start + 3]]
     assert len(before) == len(now) == len(order)
@@ -269,7 +243,7 @@ def test_extract_many_gives_what_it_gave_before(tmp_path):
 def test_the_reference_is_not_this_tree(tmp_path):
     """The comparison can fail: BEFORE with its worker's reading changed (every message's
     subject dropped) is told from this tree."""
-    before = unpacked_before(tmp_path / "before")
+    before = services_at(BEFORE, tmp_path / "before")
     extract_py = before / "services" / "archive" / "extract.py"
     source = extract_py.read_text()
     broken = source.replace("raw = connection.recv_bytes()",
@@ -279,5 +253,5 @@ def test_the_reference_is_not_this_tree(tmp_path):
     (tmp_path / "mail").mkdir()
     paths = shapes.generated(tmp_path / "mail", 20)
     (tmp_path / "now").mkdir()
-    assert extracted_with(before, paths, tmp_path / "now") != \
-        extracted_with(ROOT, paths, tmp_path)
+    assert results_with(before, EXTRACT_MANY, paths, tmp_path / "now") != \
+        results_with(ROOT, EXTRACT_MANY, paths, tmp_path)

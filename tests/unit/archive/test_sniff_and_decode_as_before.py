@@ -17,12 +17,7 @@ term with its wdf and positions, the data, every value)."""
 from __future__ import annotations
 
 import base64
-import os
-import pickle
 import random
-import subprocess
-import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -30,27 +25,16 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from services.archive import filetypes, header_blocks, mime_parts, transfer_encoding
 from tests.bench import corpus
+from tests.unit.archive.history import ROOT, module_at, results_with, services_at
 
 BEFORE = "08cc065"
-ROOT = Path(__file__).resolve().parents[3]
 CASES = [ROOT / "tests" / "data" / "cases", Path("/work/shared/cases")]
 
 
-def before_module(name: str) -> types.ModuleType:
-    """services/archive/<name>.py as BEFORE had it, a module of its own (its imports are
-    today's services)."""
-    path = f"{BEFORE}:services/archive/{name}.py"
-    shown = subprocess.run(["git", "-C", str(ROOT), "show", path], capture_output=True)
-    assert shown.returncode == 0, f"git show {path}: {shown.stderr.decode()}"
-    module = sys.modules[f"{name}_{BEFORE}"] = types.ModuleType(f"{name}_{BEFORE}")
-    exec(compile(shown.stdout, path, "exec"), module.__dict__)
-    return module
-
-
-OLD_FILETYPES = before_module("filetypes")
-OLD_ENCODING = before_module("transfer_encoding")
-OLD_PARTS = before_module("mime_parts")
-OLD_BLOCKS = before_module("header_blocks")
+OLD_FILETYPES = module_at(BEFORE, "filetypes")
+OLD_ENCODING = module_at(BEFORE, "transfer_encoding")
+OLD_PARTS = module_at(BEFORE, "mime_parts")
+OLD_BLOCKS = module_at(BEFORE, "header_blocks")
 
 
 # --- base64 ------------------------------------------------------------------------------
@@ -293,28 +277,9 @@ with open(sys.argv[2], "wb") as out:
 '''
 
 
-def read_with(tree: Path, paths: list[Path], work: Path) -> list[tuple]:
-    listing, out = work / f"{tree.name}.paths", work / f"{tree.name}.pickle"
-    listing.write_text("\n".join(map(str, paths)), encoding="utf-8")
-    done = subprocess.run([sys.executable, "-c", READ, str(listing), str(out), str(tree)],
-                          cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)},
-                          capture_output=True, text=True, timeout=1800)
-    assert done.returncode == 0, done.stderr[-4000:]
-    return pickle.loads(out.read_bytes())
-
-
-def before_tree(folder: Path) -> Path:
-    folder.mkdir(exist_ok=True)
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", BEFORE, "services"],
-                             capture_output=True, timeout=120)
-    assert archive.returncode == 0, f"git archive {BEFORE}: {archive.stderr.decode()}"
-    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
-    return folder
-
-
 def differences(paths: list[Path], work: Path) -> list[str]:
-    before = read_with(before_tree(work / "before"), paths, work)
-    now = read_with(ROOT, paths, work)
+    before = results_with(services_at(BEFORE, work / "before"), READ, paths, work)
+    now = results_with(ROOT, READ, paths, work)
     assert len(before) == len(now) == len(paths)
     what = ("extracted", "terms", "data", "values")
     return [f"{old[0]}: {name}" for old, new in zip(before, now)

@@ -17,17 +17,14 @@ under the given folders the same way (a Maildir, a folder of .eml files)."""
 from __future__ import annotations
 
 import base64
-import os
-import pickle
 import random
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-import pytest
 
-ROOT = Path(__file__).resolve().parents[3]
+from tests.unit.archive.history import ROOT, results_with, services_at
+
 BEFORE = "1d32d0e"  # h2's base: summarize_message and add_address before this work
 
 # Run in each tree (PYTHONPATH=tree): reads the paths listed in argv[1], pickles what each
@@ -65,31 +62,10 @@ with open(sys.argv[2], "wb") as out:
 '''
 
 
-def read_with(tree: Path, paths: list[Path], work: Path) -> list[tuple]:
-    """What READ gives for each of `paths` with the services of `tree`."""
-    listing, out = work / f"{tree.name}.paths", work / f"{tree.name}.pickle"
-    listing.write_text("\n".join(map(str, paths)), encoding="utf-8")
-    done = subprocess.run([sys.executable, "-c", READ, str(listing), str(out), str(tree)],
-                          cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)},
-                          capture_output=True, text=True, timeout=1800)
-    assert done.returncode == 0, done.stderr[-4000:]
-    return pickle.loads(out.read_bytes())
-
-
-def unpacked_before(folder: Path) -> Path:
-    """The services of BEFORE, unpacked into `folder`; fails (never skips) without them."""
-    folder.mkdir(exist_ok=True)
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", BEFORE, "services"],
-                             capture_output=True, timeout=120)
-    assert archive.returncode == 0, f"git archive {BEFORE}: {archive.stderr.decode()}"
-    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
-    return folder
-
-
 def differences(paths: list[Path], work: Path) -> list[str]:
     """The paths whose readings differ between BEFORE and this tree, with what differs."""
-    before = read_with(unpacked_before(work / "before"), paths, work)
-    now = read_with(ROOT, paths, work)
+    before = results_with(services_at(BEFORE, work / "before"), READ, paths, work)
+    now = results_with(ROOT, READ, paths, work)
     assert len(before) == len(now) == len(paths)
     what = ("summary", "fallback summary", "header summary", "origin", "document",
             "fallback document")
@@ -269,7 +245,7 @@ def test_bench_corpus_reads_as_before(tmp_path):
 def test_the_reference_is_not_this_tree(tmp_path):
     """The comparison can fail: READ run with BEFORE's services reads a changed module of
     its own differently (here: every display name blanked)."""
-    before = unpacked_before(tmp_path / "before")
+    before = services_at(BEFORE, tmp_path / "before")
     mime_py = before / "services" / "archive" / "mime.py"
     mime_py.write_text(mime_py.read_text().replace(
         "return [(decode_header_text(mailbox.display_name), mailbox.address)",
@@ -277,8 +253,8 @@ def test_the_reference_is_not_this_tree(tmp_path):
     (tmp_path / "mail").mkdir()
     paths = generated(tmp_path / "mail", 20)
     (tmp_path / "now").mkdir()
-    changed = read_with(before, paths, tmp_path / "now")
-    assert [row[1:] for row in changed] != [row[1:] for row in read_with(ROOT, paths, tmp_path)]
+    changed = results_with(before, READ, paths, tmp_path / "now")
+    assert [row[1:] for row in changed] != [row[1:] for row in results_with(ROOT, READ, paths, tmp_path)]
 
 
 def main(folders: list[str]) -> int:
