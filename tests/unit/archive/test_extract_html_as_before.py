@@ -17,9 +17,7 @@ import dataclasses
 import quopri
 import random
 import re
-import subprocess
 import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -28,6 +26,7 @@ from hypothesis import given, settings, strategies as st
 from services.archive import extract as extract_module, mime
 from services.archive.extract import WORD, body_text, extract
 from tests.bench import corpus
+from tests.unit.archive.history import module_at
 
 CAP = 64 * 1024
 CASES = Path(__file__).parents[2] / "data" / "cases"
@@ -36,23 +35,9 @@ CASES = Path(__file__).parents[2] / "data" / "cases"
 # --- the reference: c13b992's code, from git's history ---------------------------------------
 
 BEFORE = "c13b992"
-ROOT = Path(__file__).parents[3]
 
 
-def reference_module() -> types.ModuleType:
-    """services/archive/extract.py as BEFORE had it, run as a module of its own (its imports
-    are today's services: only its HTML step is used). Fails, never skips, without that
-    history: the comparison is what this file tests."""
-    path = f"{BEFORE}:services/archive/extract.py"
-    shown = subprocess.run(["git", "-C", str(ROOT), "show", path], capture_output=True)
-    assert shown.returncode == 0, f"git show {BEFORE}: {shown.stderr.decode()}"
-    # Registered: dataclasses read their module's names from sys.modules.
-    module = sys.modules[f"extract_{BEFORE}"] = types.ModuleType(f"extract_{BEFORE}")
-    exec(compile(shown.stdout, path, "exec"), module.__dict__)
-    return module
-
-
-REFERENCE = reference_module()
+REFERENCE = module_at(BEFORE, "extract")  # (only its HTML step is used)
 REFERENCE._guard = extract_module._guard  # extract() sets the guard its attachments ask
 reference_tidy = REFERENCE._tidy_whitespace
 reference_html_to_text = REFERENCE._html_to_text
