@@ -39,7 +39,6 @@ def sent_and_read(header: tuple, raw: bytes, most_per_write: int | None = None):
     """(header, raw) as a worker reads them after _send_job; `most_per_write`: writev
     writes at most this many bytes a call, as a signal can make it."""
     ours, theirs = multiprocessing.Pipe()
-    real_writev = os.writev
 
     def short_writev(fd, buffers):
         joined = b"".join(bytes(buffer) for buffer in buffers)
@@ -57,11 +56,11 @@ def sent_and_read(header: tuple, raw: bytes, most_per_write: int | None = None):
     reader = threading.Thread(target=read)
     reader.start()
     try:
-        if most_per_write is not None:
-            os.writev = short_writev
-        extract._send_job(ours, header, raw)
+        with pytest.MonkeyPatch.context() as patch:
+            if most_per_write is not None:
+                patch.setattr(os, "writev", short_writev)
+            extract._send_job(ours, header, raw)
     finally:
-        os.writev = real_writev
         ours.close()  # bytes lost on the way: the reader meets end-of-file, not a hang
         reader.join(timeout=30)
         theirs.close()
