@@ -346,15 +346,15 @@ class _HtmlTexts:
     def __init__(self):
         self.texts: list[str] = []
         self.tidied = bytearray()  # 1 where texts holds the part's text tidied (a byte a part)
-        self.untidied = 0          # characters held untidied
+        self.untidied_characters = 0  # held untidied
 
     def read(self, part: Message) -> None:
         text = _html_layout(_part_bytes(part), _safe_charset(part))
-        tidied = self.untidied + len(text) > UNTIDIED_HELD_CHARACTERS
+        tidied = self.untidied_characters + len(text) > UNTIDIED_HELD_CHARACTERS
         if tidied:
             text = _tidy_whitespace(text)
         else:  # a str, not lxml's subclass of it (a smart string: some 50 bytes more each)
-            text, self.untidied = str(text), self.untidied + len(text)
+            text, self.untidied_characters = str(text), self.untidied_characters + len(text)
         self.texts.append(text)
         self.tidied.append(tidied)
 
