@@ -512,6 +512,15 @@ def is_attachment(part: Message) -> bool:
     return _remembered(part, "is_attachment", _is_attachment)
 
 
+def whole_body_is_attachment(message: Message) -> bool:
+    """Whether a message's (not a part's) body is one entity that is an attachment: a
+    scanner's PDF, a photo, a named file, a text with Content-Disposition: attachment.
+    Extraction reads that body as the message's one attachment (the root is no container
+    to it), so the views list it as attachment 1 (services.web.mail_view) and part 1
+    (services.web.message_tree), and show no body."""
+    return not message.is_multipart() and is_attachment(message)
+
+
 def _is_attachment(part: Message) -> bool:
     maintype = safely(part.get_content_maintype, "text")
     if maintype == "multipart":

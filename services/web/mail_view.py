@@ -1,5 +1,7 @@
 """A stored message as a person reads it: its main headers, its body as plain text and its
-attachments, numbered from 1 in the order they appear.
+attachments, numbered from 1 in the order they appear. A message whose whole body is a
+file (not multipart: a scanner's PDF, a photo, a named file) has that file as its
+attachment 1 and no body, as extraction reads it (mime.whole_body_is_attachment).
 
 The body is shown as text only: mail is from strangers, and HTML from strangers in the
 archive's own pages could run script in an auditor's session. HTML-only mail is shown as
@@ -80,7 +82,9 @@ def shown_headers(message: Message, names: tuple[str, ...] = SHOWN_HEADERS
 def _attachments(message: Message) -> list[tuple[Attachment, Message]]:
     found = []
     for part in iter_parts(message, into_messages=False):
-        if part is message or not is_attachment(part):
+        # the message itself only when its whole body is the attachment (its part 1 in
+        # the message tree); a message/* root is a container, its inner message the mail
+        if (part is message and part.is_multipart()) or not is_attachment(part):
             continue
         number = len(found) + 1
         name = filename_of(part) or f"attachment-{number}"
@@ -102,7 +106,7 @@ def _part_bytes(part: Message) -> bytes:
 def _body_text(message: Message) -> str:
     plain, html = None, None
     for part in iter_parts(message, into_messages=False):
-        if part.is_multipart() or (part is not message and is_attachment(part)):
+        if part.is_multipart() or is_attachment(part):  # the root too: a whole-body file
             continue
         kind = safely(part.get_content_type, "text/plain")
         if kind == "text/plain" and plain is None:

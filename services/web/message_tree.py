@@ -8,8 +8,9 @@ as part 2. The root message is "". Paths are stable: the same bytes always parse
 the same tree.
 
 Containers are opened as the indexer opens them (services.archive.containers): a message
-whose whole body is one entity that is not text (a scanner's PDF, an S/MIME object) has
-that entity as its part 1; an S/MIME opaque-signed object (RFC 8551 signed-data) holds the
+whose whole body is one entity that is not text (a scanner's PDF, an S/MIME object) or is
+an attachment (a named text file: mime.whole_body_is_attachment) has that entity as its
+part 1, and no body; an S/MIME opaque-signed object (RFC 8551 signed-data) holds the
 signed MIME entity as its child 1 and that is the message's body; a TNEF file
 (winmail.dat) holds the files inside it as its children. Encrypted S/MIME (enveloped-data)
 cannot be opened without the key: it is said so, and downloadable.
@@ -29,7 +30,8 @@ from services.archive import containers, tools
 from services.archive.extract import effective_type, inner_message, reads_text_of
 from services.archive.index import PARTLY_INDEXED
 from services.archive.mime import (charsets_of, decode_header_text, decode_text, filename_of,
-                                   header, is_attachment, iter_parts, parse_message, safely)
+                                   header, is_attachment, iter_parts, parse_message, safely,
+                                   whole_body_is_attachment)
 from services.archive.store import NotFound
 from services.archive.transfer_encoding import decoded_payload
 from services.common.terminal import BIDI_CONTROLS
@@ -106,7 +108,8 @@ class _Member(Message):
 def children(part: Message, top: bool = False) -> list[Message]:
     """The parts a multipart holds; the message a message/* part holds; what a container
     holds (module docstring); else none. `top`: `part` is a message itself (the stored
-    one, or one inside a message/* part): a whole body that is not text is its one part."""
+    one, or one inside a message/* part): a whole body that is not body text (of a type
+    other than BODY_TYPES, or an attachment) is its one part."""
     if safely(part.get_content_maintype, "") == "message":
         inner = inner_message(part)
         return [inner] if isinstance(inner, Message) else []
@@ -116,7 +119,7 @@ def children(part: Message, top: bool = False) -> list[Message]:
             if isinstance(payload, list) else []
     if top:
         return [] if safely(part.get_content_type, "text/plain") in BODY_TYPES \
-            else [_whole_body(part)]
+            and not whole_body_is_attachment(part) else [_whole_body(part)]
     return _opened(part)
 
 
@@ -130,7 +133,9 @@ def _whole_body(message: Message) -> Message:
         entity = (message.policy.message_factory or Message)(policy=message.policy)
         entity._headers = [(name, value) for name, value in message._headers
                            if name.lower().startswith("content-")]
-        entity.set_payload(message.get_payload())
+        # the payload as parsed (8-bit bytes kept as surrogates): get_payload() would turn
+        # them into U+FFFD by the charset, and the part's download would not be the file
+        entity.set_payload(message._payload)
         message.__dict__["_whole_body"] = entity
     return message.__dict__["_whole_body"]
 
@@ -290,7 +295,8 @@ def body(message: Message, path: str = "") -> Body:
     message): its first HTML and first plain text part that are not attachments;
     attachments of attached messages are not its body."""
     root = part_at(message, path)
-    if path and safely(root.get_content_maintype, "") == "message":
+    a_message = not path or safely(root.get_content_maintype, "") == "message"
+    if path and a_message:
         root = children(root)[0] if children(root) else Message()
     for _ in range(MAX_DEPTH):  # S/MIME opaque-signed: the signed entity is the body
         if safely(root.get_content_type, "") not in containers.CMS_TYPES:
@@ -311,7 +317,9 @@ def body(message: Message, path: str = "") -> Body:
         if content_id and content_type.startswith("image/") \
                 and not image_too_large(decoded(part)):
             images[content_id_key(decode_header_text(content_id))] = (content_type, decoded(part))
-        if part is not root and is_attachment(part):
+        # the part asked for is read as a body (an HTML attachment's frame), unless it is
+        # a message whose whole body is a file: that is its part 1, not its body
+        if is_attachment(part) and (part is not root or a_message):
             continue
         charset = safely(part.get_content_charset, None)
         if content_type == "text/html" and html is None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import io
+import quopri
 import re
 import struct
 import unicodedata
@@ -32,6 +33,40 @@ def whole_body(subject: str, content_type: str, data: bytes, extra: bytes = b"")
     return (HEAD + b"Subject: " + subject.encode() + b"\r\nContent-Type: " + content_type.encode()
             + b"\r\n" + extra + b"Content-Transfer-Encoding: base64\r\n\r\n"
             + base64.encodebytes(data))
+
+
+# A message whose whole body is one file, of each kind a mailer or a scanner sends: (type,
+# Content-Disposition or None, the name every view gives it or None, the file's bytes).
+WHOLE_BODY_FILES = {
+    "pdf-named": ("application/pdf; name=scan.pdf", None, "scan.pdf", SCAN),
+    "pdf-nameless": ("application/pdf", None, None, SCAN),
+    "jpeg": ("image/jpeg", "inline", None, b"\xff\xd8\xff\xe0\x00\x10JFIF\x00 photo"),
+    "octets-named": ("application/octet-stream; name=data.bin", None, "data.bin",
+                     bytes(range(256))),
+    "octets-disposed": ("application/octet-stream", 'attachment; filename="d.bin"', "d.bin",
+                        b"\x00\x01 octets \xfe"),
+    "text-disposed": ("text/plain; charset=utf-8", 'attachment; filename="notes.txt"',
+                      "notes.txt", "Notes in a file: caf\u00e9\n".encode()),
+}
+WHOLE_BODY_ENCODINGS = ("base64", "quoted-printable", "8bit")
+
+
+def whole_body_encoded(subject: str, content_type: str, disposition: str | None, data: bytes,
+                       encoding: str) -> bytes:
+    """A message with no multipart whose body is `data` in transfer `encoding`."""
+    body = {"base64": base64.encodebytes, "quoted-printable": quopri.encodestring,
+            "8bit": bytes}[encoding](data)
+    disposed = f"Content-Disposition: {disposition}\r\n".encode() if disposition else b""
+    return (HEAD + b"Subject: " + subject.encode() + b"\r\nContent-Type: "
+            + content_type.encode() + b"\r\n" + disposed + b"Content-Transfer-Encoding: "
+            + encoding.encode() + b"\r\n\r\n" + body)
+
+
+def whole_body_family() -> dict[str, bytes]:
+    return {f"whole-{kind}-{encoding}": whole_body_encoded(
+                f"Whole {kind} {encoding}", content_type, disposition, data, encoding)
+            for kind, (content_type, disposition, _, data) in WHOLE_BODY_FILES.items()
+            for encoding in WHOLE_BODY_ENCODINGS}
 
 
 def signed_entity() -> bytes:
@@ -121,6 +156,7 @@ def extra_mails(tmp_path_factory, big_images_mail):
         "tnef": tnef_mail(),
         "big-images": big_images_mail,
         "bidi-names": bidi_names_mail(),
+        **whole_body_family(),
     }
     return {name: (raw, None) for name, raw in mails.items()}
 
@@ -147,6 +183,30 @@ def test_an_image_as_the_whole_body_is_shown(site):
     page = alice.get(f"/message/{digest}").body.decode()
     assert f'src="/message/{digest}/part/1/inline"' in page
     assert alice.get(f"/message/{digest}/part/1/inline").body == png()
+
+
+@pytest.mark.parametrize("kind", WHOLE_BODY_FILES)
+@pytest.mark.parametrize("encoding", WHOLE_BODY_ENCODINGS)
+def test_a_whole_body_file_is_attachment_1_of_the_api_and_part_1_of_the_page(
+        site, kind, encoding):
+    """A message that is not multipart and whose body is a file lists it in the API as
+    attachment 1 (downloadable, its bytes decoded) and in the page as part 1, under the
+    name the indexer recorded for it; the page shows no body text (not the file's bytes)."""
+    content_type, _, name, data = WHOLE_BODY_FILES[kind]
+    alice, digest = logged_in(site, "alice"), site.digests[f"whole-{kind}-{encoding}"]
+    shown = alice.get(f"/api/messages/{digest}").json()
+    assert [(found["number"], found["filename"], found["content_type"], found["size"])
+            for found in shown["attachments"]] == [
+        (1, name or "attachment-1", content_type.split(";")[0], len(data))]
+    assert shown["attachment_names"] == ([name] if name else [])
+    assert alice.get(f"/api/messages/{digest}/attachments/1").body == data
+    assert alice.get(f"/api/messages/{digest}/attachments/2").status == 404
+    page = alice.get(f"/message/{digest}").body.decode()
+    assert f'href="/message/{digest}/part/1"><bdi>{name or "part 1"}</bdi></a>' in tree(page)
+    assert f'href="/message/{digest}/part/2"' not in tree(page)
+    assert alice.get(f"/message/{digest}/part/1").body == data
+    assert '<pre class="body" id="body">' not in page or \
+        re.search(r'<pre class="body" id="body">\s*</pre>', page)
 
 
 @pytest.mark.parametrize("name", ["signed", "signed-untyped"])
