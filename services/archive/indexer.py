@@ -508,8 +508,8 @@ class Indexer:
 
     def _terms_deleted(self, batch: Batch) -> int:
         """Terms of the documents the batch deletes or replaces, over every shard: deleting
-        a document rewrites the postings of each of its terms. (A digest listed twice in
-        `batch.missing`, logged twice, counts twice.)"""
+        a document rewrites the postings of each of its terms, once however often its
+        digest is logged (stored, deleted, stored again...)."""
         terms = _id_terms(batch)
         return sum(count for documents in self._held(batch) for term in terms
                    for _, count in documents.get(term, ()))
@@ -722,7 +722,8 @@ def _joined(earlier: Batch | None, later: Batch) -> Batch:
             if entry[0] not in superseded]
     return Batch(earlier.entries + later.entries, later.full,
                  [entry for entry, _ in kept] + later.present,
-                 [digest for digest in earlier.missing if digest not in present_later]
+                 # one found deleted by both is deleted once (its terms counted once)
+                 [digest for digest in earlier.missing if digest not in superseded]
                  + later.missing,
                  [content for _, content in kept] + later.extracted,
                  {**{digest: changes for digest, changes in earlier.header_changes.items()
@@ -730,10 +731,10 @@ def _joined(earlier: Batch | None, later: Batch) -> Batch:
 
 
 def _id_terms(batch: Batch) -> list[str]:
-    """The id terms of the batch's digests, missing ones first, as listed (a digest logged
-    twice and missing is listed twice)."""
-    return [id_term(digest) for digest in batch.missing] + \
-           [id_term(digest) for digest, _, _ in batch.present]
+    """The id terms of the batch's digests, missing ones first, each once (a digest is
+    listed once in `missing` and `present`; a set would lose the order)."""
+    return list(dict.fromkeys([id_term(digest) for digest in batch.missing]
+                              + [id_term(digest) for digest, _, _ in batch.present]))
 
 
 def _document_bytes(content) -> int:
@@ -752,6 +753,8 @@ def _parts(batch: Batch, text_bytes: float, entries: int | None = None) -> Itera
     and of at most `entries` log entries each, when given."""
     pending = {digest: (meta, content) for (digest, meta, _), content
                in zip(batch.present, batch.extracted)}
+    deleted = set(batch.missing)  # each deleted with its first entry, once (its terms
+    # counted once in the room for the commit, however often it was logged)
     part, size = Batch([]), 0
     for seq, digest in batch.entries:
         part.entries.append((seq, digest))
@@ -762,7 +765,8 @@ def _parts(batch: Batch, text_bytes: float, entries: int | None = None) -> Itera
             if digest in batch.header_changes:
                 part.header_changes[digest] = batch.header_changes[digest]
             size += content.text_size()
-        elif digest in batch.missing:
+        elif digest in deleted:
+            deleted.discard(digest)
             part.missing.append(digest)
         if size >= text_bytes or len(part.entries) == entries:
             yield part
