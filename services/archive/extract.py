@@ -39,10 +39,8 @@ from email import errors
 from email.message import Message
 from typing import Callable, Iterable, Iterator
 
-import lxml.html
-
-from services.archive import (containers, documents, filetypes, header_blocks, heap, mime,
-                              mime_parts, transfer_encoding, uuencode)
+from services.archive import (containers, documents, filetypes, header_blocks, heap,
+                              html_text, mime, mime_parts, transfer_encoding, uuencode)
 from services.archive.extraction_memo import ExtractionMemo, MemoryMemo, TextMemo
 from services.archive.index import BODY_TEXT_LIMIT, PARTLY_INDEXED
 
@@ -77,6 +75,7 @@ _BLANK_LINES = re.compile(r"\n(?:[ \t]*\n)+")
 HTML_BLOCKS = ("p", "div", "br", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "table",
                "blockquote", "pre", "hr", "dt", "dd", "section", "article", "header", "footer")
 HTML_INVISIBLE = ("script", "style", "head", "title")
+HTML_BLOCK_NAMES, HTML_INVISIBLE_NAMES = frozenset(HTML_BLOCKS), frozenset(HTML_INVISIBLE)  # (html_text)
 # Characters of HTML text a message's reading holds untidied (_HtmlTexts): what it holds
 # beyond tidying each part at once is at most 64-256 KB (1-4 bytes a character); a usual
 # HTML alternative's text is a few KB. Each message being read holds its own: a forwarded or
@@ -329,8 +328,8 @@ def _body_with_html(plain: list[str], statuses: set[int], html: _HtmlTexts) -> s
         return html.text()
     alternative = "\n".join(text for at, text in enumerate(plain) if at not in statuses)
     if not alternative.strip():
-        html_text = html.text()
-        return html_text + "\n" + plain_text if html_text.strip() else plain_text
+        html_body = html.text()
+        return html_body + "\n" + plain_text if html_body.strip() else plain_text
     extra = html.words_not_in(alternative)
     return plain_text + "\n" + extra if extra else plain_text
 
@@ -822,22 +821,13 @@ def _html_to_text(data: bytes, charset: str | None) -> str:
 
 def _html_layout(data: bytes, charset: str | None) -> str:
     """The text of an HTML document as its source lays it out, a line break after each
-    block, untidied ("" for a document of no element or only whitespace)."""
-    # lxml is given UTF-8 bytes: str input refuses NULs and XML encoding declarations.
-    text = mime.decode_text(data, charset)
-    if not text.strip():
+    block, untidied ("" for a document of no element or only whitespace). Its memory is the
+    document's and the text's, not a tree's (services.archive.html_text); raises
+    MemoryError where they do not fit, never gives part of the text."""
+    document = mime.decode_text(data, charset)
+    if not document or document.isspace():  # (isspace is strip's whitespace, no copy)
         return ""
-    parser = lxml.html.HTMLParser(encoding="utf-8")
-    # Empty on lxml.etree.ParserError, e.g. for a document of only comments.
-    root = mime.safely(lambda: lxml.html.document_fromstring(
-        text.encode("utf-8", "replace"), parser=parser), None)
-    if root is None:
-        return ""
-    for element in list(root.iter(*HTML_INVISIBLE)):
-        element.drop_tree()
-    for element in root.iter(*HTML_BLOCKS):
-        element.tail = "\n" + (element.tail or "")
-    return root.text_content()
+    return html_text.layout(document, HTML_BLOCK_NAMES, HTML_INVISIBLE_NAMES)
 
 
 def _tidy_whitespace(text: str) -> str:
