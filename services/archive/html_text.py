@@ -20,6 +20,7 @@ every document the tree could hold.
 from __future__ import annotations
 
 import io
+import threading
 
 import lxml.etree
 
@@ -35,20 +36,24 @@ class _VisibleText:
 
     def __init__(self, blocks: frozenset[str], invisible: frozenset[str]):
         self.blocks, self.invisible = blocks, invisible
+        self.begin()
+
+    def begin(self) -> None:
+        """Ready for a document (a parse that raised left the last one's state)."""
         self.open = 0    # open elements
         self.hidden = 0  # open elements inside an invisible one, it included
         self.text = io.StringIO()  # grows one buffer: no object a piece of text
 
     def start(self, tag: str, attrib) -> None:
         self.open += 1
-        if self.hidden or _local_name(tag) in self.invisible:
+        if self.hidden or _named(tag, self.invisible):
             self.hidden += 1
 
     def end(self, tag: str) -> None:
         self.open -= 1
         if self.hidden:
             self.hidden -= 1
-        elif _local_name(tag) in self.blocks:
+        elif _named(tag, self.blocks):
             self.text.write("\n")
 
     def data(self, text: str) -> None:
@@ -56,7 +61,15 @@ class _VisibleText:
             self.text.write(text)
 
     def close(self) -> str:
-        return self.text.getvalue()
+        # the parser (and so its target) is kept for the next document: the target lets
+        # go of the text itself
+        text, self.text = self.text.getvalue(), None
+        return text
+
+
+def _named(tag: str, names: frozenset[str]) -> bool:
+    """Whether the tree named the element the parser names `tag` one of `names`."""
+    return tag in names or (":" in tag and _local_name(tag) in names)
 
 
 def _local_name(tag: str) -> str:
@@ -65,8 +78,6 @@ def _local_name(tag: str) -> str:
     `p` to the tree's code (a block), `<o:title>` a `title`; `a:` and `a:b:p` stay whole
     but for the prefix (`a:`, `b:p`). The parser's own rules (what closes what) read the
     whole name all the same."""
-    if ":" not in tag:  # (nearly every tag: one test)
-        return tag
     prefix, _, local = tag.partition(":")
     return local if prefix and local else tag
 
@@ -79,8 +90,22 @@ def layout(document: str, blocks: frozenset[str], invisible: frozenset[str]) -> 
     text does not fit: never gives part of it."""
     if document == BYTE_ORDER_MARK:  # what libxml2 skips, but only with 4 bytes at hand
         return ""
-    parser = lxml.etree.HTMLParser(encoding="utf-8", target=_VisibleText(blocks, invisible))
+    parser = _parser(blocks, invisible)
+    parser.target.begin()
     return lxml.etree.parse(_Utf8Pieces(document), parser)
+
+
+_parsers = threading.local()  # an lxml parser is one thread's
+
+
+def _parser(blocks: frozenset[str], invisible: frozenset[str]) -> lxml.etree.HTMLParser:
+    """This thread's parser for these names, made once: making one costs about a third of
+    reading a usual HTML alternative (lxml inspects the target's methods each time)."""
+    made = _parsers.__dict__.setdefault("made", {})
+    if (blocks, invisible) not in made:
+        made[blocks, invisible] = lxml.etree.HTMLParser(
+            encoding="utf-8", target=_VisibleText(blocks, invisible))
+    return made[blocks, invisible]
 
 
 class _Utf8Pieces:

@@ -266,7 +266,9 @@ HOSTILE_SHAPES = {  # the reproducers of review 189 and their kin, small: 64 KiB
     "words on one line": ("alternative", ["ab " * 21845]),
     "short lines": ("alternative", ["a\n" * 32768]),
     "lines with spaces": ("mixed", ["a \n b\n" * 10923]),
-    "nested": ("mixed", ["<div>" * 2000 + "deep" + "</div>" * 2000]),
+    # (200: libxml2's tree builder, that c13b992 read with, stops at 256 and drops the rest;
+    # test_html_text_as_before reads deeper ones)
+    "nested": ("mixed", ["<div>" * 200 + "deep" + "</div>" * 200]),
     "many tiny parts": ("mixed", ["<p>w  x</p> \n"] * 500),
 }
 

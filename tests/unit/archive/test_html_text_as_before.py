@@ -171,3 +171,24 @@ def test_text_after_the_end_of_html_is_read_whatever_comes_first(first):
 def test_a_tree_deeper_than_libxml2s_tree_builder_allows_is_read():
     document = b"first" + b"<div>" * 300 + b"deep" + b"</div>" * 300 + b"after"
     assert layouts(document) == ("first\ndeep\nafter", "first")
+
+
+# --- running out of memory is said, never read as a shorter text ----------------------------
+
+def test_running_out_of_memory_reaches_the_caller_and_the_next_document_reads_whole(
+        monkeypatch):
+    """The pool turns a MemoryError into a fallback (failed, said by `archiver show`); a
+    parse that raised in the middle of a document (inside a `<script>` here) leaves this
+    thread's parser, kept for the next document, as good."""
+    read = html_text._Utf8Pieces.read
+
+    def no_room_after_the_first_piece(self, size):
+        if self.at:
+            raise MemoryError
+        return read(self, size)
+    with monkeypatch.context() as patch:
+        patch.setattr(html_text._Utf8Pieces, "PIECE", 16)
+        patch.setattr(html_text._Utf8Pieces, "read", no_room_after_the_first_piece)
+        with pytest.raises(MemoryError):
+            extract_module._html_layout(b"<p>a</p><div>b<script>" + b"x" * 100, "utf-8")
+    assert layouts(b"<p>a</p>b") == ("a\nb", "a\nb")
