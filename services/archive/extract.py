@@ -827,7 +827,10 @@ def _html_layout(data: bytes, charset: str | None) -> str:
     document = mime.decode_text(data, charset)
     if not document or document.isspace():  # (isspace is strip's whitespace, no copy)
         return ""
-    return html_text.layout(document, HTML_BLOCK_NAMES, HTML_INVISIBLE_NAMES)
+    # "" where lxml raises (as the tree's parse did on a document of only comments); a
+    # MemoryError is raised on (mime.safely)
+    return mime.safely(
+        lambda: html_text.layout(document, HTML_BLOCK_NAMES, HTML_INVISIBLE_NAMES), "")
 
 
 def _tidy_whitespace(text: str) -> str:

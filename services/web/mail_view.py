@@ -12,10 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from email.message import Message
 
-import lxml.html
-
 from services.archive.mime import (charsets_of, decode_header_text, decode_text, filename_of,
                                    is_attachment, iter_parts, parse_message, safely)
+from services.archive import html_text
 from services.archive.extract import inner_message
 from services.archive.store import NotFound
 from services.archive.transfer_encoding import decoded_payload
@@ -28,6 +27,7 @@ RESENT_HEADERS = ("Resent-From", "Resent-Sender", "Resent-Date", "Resent-To", "R
 SHOWN_HEADERS = ("From", "Sender", "To", "Cc", "Bcc", "Reply-To", "Date", "Subject",
                  "Message-ID", *RESENT_HEADERS)
 BODY_LIMIT = 512 * 1024  # characters shown; the rest is in the raw download
+HTML_HIDDEN = frozenset({"script", "style", "head"})  # HTML elements whose text is not shown
 
 
 @dataclass(frozen=True)
@@ -123,9 +123,8 @@ def _decoded(part: Message) -> str:
 
 
 def _html_text(html: str) -> str:
-    def text() -> str:
-        root = lxml.html.document_fromstring(html)
-        for element in root.xpath("//script|//style|//head"):
-            element.drop_tree()
-        return root.text_content()
-    return safely(text, "")
+    """The text of HTML as the page shows it: no script, style or head, the source's own
+    line breaks and no others. Read without a tree (services.archive.html_text): a tree of
+    a large document took hundreds of MB here and libxml2 dropped the part it could not
+    hold without a word; a MemoryError is the page's error, never a shorter text."""
+    return safely(lambda: html_text.layout(html, frozenset(), HTML_HIDDEN), "")
