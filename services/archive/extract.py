@@ -75,7 +75,8 @@ _BLANK_LINES = re.compile(r"\n(?:[ \t]*\n)+")
 HTML_BLOCKS = ("p", "div", "br", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "table",
                "blockquote", "pre", "hr", "dt", "dd", "section", "article", "header", "footer")
 HTML_INVISIBLE = ("script", "style", "head", "title")
-HTML_BLOCK_NAMES, HTML_INVISIBLE_NAMES = frozenset(HTML_BLOCKS), frozenset(HTML_INVISIBLE)  # (html_text)
+# (as html_text.layout takes them)
+HTML_BLOCK_NAMES, HTML_INVISIBLE_NAMES = frozenset(HTML_BLOCKS), frozenset(HTML_INVISIBLE)
 # Characters of HTML text a message's reading holds untidied (_HtmlTexts): what it holds
 # beyond tidying each part at once is at most 64-256 KB (1-4 bytes a character); a usual
 # HTML alternative's text is a few KB. Each message being read holds its own: a forwarded or
@@ -352,8 +353,8 @@ class _HtmlTexts:
         tidied = self.untidied_characters + len(text) > UNTIDIED_HELD_CHARACTERS
         if tidied:
             text = _tidy_whitespace(text)
-        else:  # a str, not lxml's subclass of it (a smart string: some 50 bytes more each)
-            text, self.untidied_characters = str(text), self.untidied_characters + len(text)
+        else:
+            self.untidied_characters += len(text)
         self.texts.append(text)
         self.tidied.append(tidied)
 

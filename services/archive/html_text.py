@@ -26,6 +26,7 @@ import lxml.etree
 
 BYTE_ORDER_MARK = "\ufeff"
 
+
 class _VisibleText:
     """lxml parser target: the text of the elements not inside an invisible one, "\\n" after
     each block element's end (where the tree's code put it: at the start of its tail).
