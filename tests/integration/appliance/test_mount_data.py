@@ -74,3 +74,21 @@ def test_without_a_disk_of_the_label_the_archive_stays_on_the_system_disk(tmp_pa
     done, mounted = mount_data(tmp_path, label)
     assert done.returncode == 0 and mounted == ""
     assert f"no data disk (LABEL={label})" in done.stdout
+
+
+def test_a_data_disk_mounted_elsewhere_is_named_not_called_damaged(tmp_path, label, disks):
+    """fsck refuses a mounted file system (exit 8): that read as "errors fsck could not
+    repair" on a healthy disk. The place it is mounted is named, and nothing mounted."""
+    device = disks(label)
+    elsewhere = tmp_path / "mnt"
+    elsewhere.mkdir()
+    script = tmp_path / "mount-data"
+    script.write_text(SCRIPT.read_text().replace("label=archiver-data", f"label={label}", 1))
+    inside = (f"mount -t tmpfs tmpfs /var/lib && mount {device} {elsewhere} && sh {script}; "
+              "status=$?; echo MOUNTED=$(findmnt -n -o SOURCE /var/lib/archiver); exit $status")
+    done = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", inside],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "could not repair" not in done.stdout
+    assert f"data disk {device} is mounted on {elsewhere}" in done.stdout
+    assert done.stdout.rsplit("MOUNTED=", 1)[1].strip() == ""
