@@ -93,7 +93,16 @@ def layout(document: str, blocks: frozenset[str], invisible: frozenset[str]) -> 
         return ""
     parser = _parser(blocks, invisible)
     parser.target.begin()
-    return lxml.etree.parse(_Utf8Pieces(document), parser)
+    text = lxml.etree.parse(_Utf8Pieces(document), parser)
+    # libxml2's own failure to allocate (its stack of open elements, a comment's or an
+    # attribute's buffer) stops the parse without an exception: lxml recovers, and the
+    # target's text so far would pass for the whole
+    if any(entry.type == _NO_MEMORY for entry in parser.error_log):
+        raise MemoryError("libxml2 ran out of memory reading an HTML document")
+    return text
+
+
+_NO_MEMORY = lxml.etree.ErrorTypes.ERR_NO_MEMORY
 
 
 _parsers = threading.local()  # an lxml parser is one thread's

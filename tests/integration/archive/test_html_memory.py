@@ -64,3 +64,17 @@ def test_a_worker_reads_hostile_html_whole_within_its_memory(name):
     read_whole = FIRST in result.body and LAST in result.body
     assert read_whole, (name, len(result.body))
     assert (result.cut is not None) == (len(result.body) > BODY_TEXT_LIMIT), (name, result.cut)
+
+
+def test_libxml2s_own_failure_to_allocate_is_a_failure_never_a_shorter_text():
+    """30 M unclosed <b>: libxml2's stack of open elements (256 MB) does not fit beside the
+    message, and its realloc fails inside libxml2, which stops the parse without an
+    exception (lxml recovers): 4149080 gave 'firstword' with no failure. The worker must
+    say it ran out of memory (the fallback is read), never index the start as the whole."""
+    raw = message(html_part(b"<p>firstword " + b"<b>" * 30_000_000 + b"lastword"))
+    with extract.ExtractionPool(256 * 1024, workers=1, timeout_s=300,
+                                memory_mb=MEMORY_MB) as pool:
+        [result] = pool.extract_many([raw])
+    assert result.failed is not None or LAST in result.body, result.body[:100]
+    if result.failed is not None:
+        assert "out of memory" in result.failed, result.failed
