@@ -8,14 +8,20 @@ limited to 512 MB a 30 MB document of `<p> a </p>` came out empty or in part, a 
 part each run, with no error (and a tree deeper than 256 elements ended the parse with no
 error either: its text was lost). Here memory is the decoded document, a piece of it as UTF-8
 (libxml2 reads the document as a file, piece by piece, with the parser that reads it whole:
-not the push parser below), libxml2's stack of open elements and the text: a failure to
-allocate is Python's MemoryError, which reaches the caller.
+not the push parser below), libxml2's stack of open elements and the text. A failure to
+allocate reaches the caller as MemoryError: Python's own, or libxml2's (its error log says
+so). Past that, libxml2 2.9 itself may crash on some shapes (100 MB of `&amp;` under 512 MB,
+review 200): the worker dies, which the pool reports as running out of memory.
 
 Why not lxml's incremental feed(): libxml2 2.9's push parser reads some markup differently
 when a chunk ends inside it (`<script>s</script>t<title>q</title>r` fed three bytes at a time
 gives nothing). Read as a file, it is parsed by htmlParseDocument as a document in memory
-was (the tests read it a byte at a time too), so the text is the tree's text_content() for
-every document the tree could hold.
+was, so the text is the tree's text_content() wherever the tree held the whole text, with
+known exceptions where a token crosses one of libxml2's 4,000-byte reads (review 200): an
+entity-like name of hundreds of characters (`&` then name characters) can lose text, a
+processing instruction's name of 250 or more characters can show as text, a second
+byte-order mark is text. Read from memory instead, 45 MiB of line breaks no longer fit a
+worker's 512 MB.
 """
 from __future__ import annotations
 
