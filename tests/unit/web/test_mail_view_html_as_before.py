@@ -27,7 +27,9 @@ def before(html: str) -> str | None:
     return root.text_content()
 
 
-@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# 2,000 examples passed when html_text replaced the tree (61 s and 38 s of CI's
+# parallel tier for the two as-before tests); 700 a run keep a regression in reach.
+@settings(max_examples=700, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(documents)
 def test_generated_documents_show_as_before(document):
     expected = before(document)
