@@ -39,12 +39,14 @@ def disks(tmp_path):
         subprocess.run(["losetup", "--detach", device], check=False)
 
 
-def mount_data(tmp_path: Path, label: str) -> tuple[subprocess.CompletedProcess, str]:
-    """Run mount-data (for `label`) in a private mount namespace; (its run, what is mounted
-    on /var/lib/archiver there afterwards: a device, or "")."""
+def mount_data(tmp_path: Path, label: str, before: str = "true"
+               ) -> tuple[subprocess.CompletedProcess, str]:
+    """Run mount-data (for `label`) in a private mount namespace, after the shell command
+    `before` there; (its run, what is mounted on /var/lib/archiver there afterwards: a
+    device, or "")."""
     script = tmp_path / "mount-data"
     script.write_text(SCRIPT.read_text().replace("label=archiver-data", f"label={label}", 1))
-    inside = (f"mount -t tmpfs tmpfs /var/lib && sh {script}; status=$?; "
+    inside = (f"mount -t tmpfs tmpfs /var/lib && {before} && sh {script}; status=$?; "
               "echo MOUNTED=$(findmnt -n -o SOURCE /var/lib/archiver); exit $status")
     done = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", inside],
                           capture_output=True, text=True, timeout=60)
@@ -82,13 +84,8 @@ def test_a_data_disk_mounted_elsewhere_is_named_not_called_damaged(tmp_path, lab
     device = disks(label)
     elsewhere = tmp_path / "mnt"
     elsewhere.mkdir()
-    script = tmp_path / "mount-data"
-    script.write_text(SCRIPT.read_text().replace("label=archiver-data", f"label={label}", 1))
-    inside = (f"mount -t tmpfs tmpfs /var/lib && mount {device} {elsewhere} && sh {script}; "
-              "status=$?; echo MOUNTED=$(findmnt -n -o SOURCE /var/lib/archiver); exit $status")
-    done = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", inside],
-                          capture_output=True, text=True, timeout=60)
+    done, mounted = mount_data(tmp_path, label, before=f"mount {device} {elsewhere}")
     assert done.returncode == 1, done.stdout + done.stderr
     assert "could not repair" not in done.stdout
     assert f"data disk {device} is mounted on {elsewhere}" in done.stdout
-    assert done.stdout.rsplit("MOUNTED=", 1)[1].strip() == ""
+    assert mounted == ""
