@@ -48,3 +48,15 @@ def results_with(tree: Path, script: str, paths: list[Path], work: Path) -> list
                           capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stderr[-4000:]
     return pickle.loads(out.read_bytes())
+
+
+def columns_differing(commit: str, script: str, paths: list[Path], work: Path,
+                      columns: tuple[str, ...]) -> list[str]:
+    """"<path>: <column>" for each column of each row that differs between what `script`
+    (see results_with: a row a path, the path first, then one value a name of `columns`)
+    pickles with the services of `commit` and with this tree's."""
+    before = results_with(services_at(commit, work / "before"), script, paths, work)
+    now = results_with(ROOT, script, paths, work)
+    assert len(before) == len(now) == len(paths)
+    return [f"{old[0]}: {name}" for old, new in zip(before, now)
+            for name, a, b in zip(columns, old[1:], new[1:]) if a != b]

@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from services.archive import filetypes, header_blocks, mime_parts, transfer_encoding
 from tests.bench import corpus
-from tests.unit.archive.history import ROOT, module_at, results_with, services_at
+from tests.unit.archive.history import ROOT, columns_differing, module_at
 
 BEFORE = "08cc065"
 CASES = [ROOT / "tests" / "data" / "cases", Path("/work/shared/cases")]
@@ -295,12 +295,9 @@ with open(sys.argv[2], "wb") as out:
 
 
 def differences(paths: list[Path], work: Path) -> list[str]:
-    before = results_with(services_at(BEFORE, work / "before"), READ, paths, work)
-    now = results_with(ROOT, READ, paths, work)
-    assert len(before) == len(now) == len(paths)
-    what = ("extracted", "terms", "data", "values")
-    return [f"{old[0]}: {name}" for old, new in zip(before, now)
-            for name, a, b in zip(what, old[1:], new[1:]) if a != b]
+    """The paths whose readings differ between BEFORE and this tree, with what differs."""
+    return columns_differing(BEFORE, READ, paths, work,
+                             ("extracted", "terms", "data", "values"))
 
 
 def attachment(rng: random.Random, data: bytes, name: str, kind: str) -> bytes:

@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 
 
-from tests.unit.archive.history import ROOT, results_with, services_at
+from tests.unit.archive.history import ROOT, columns_differing, results_with, services_at
 
 BEFORE = "1d32d0e"  # h2's base: summarize_message and add_address before this work
 
@@ -64,13 +64,9 @@ with open(sys.argv[2], "wb") as out:
 
 def differences(paths: list[Path], work: Path) -> list[str]:
     """The paths whose readings differ between BEFORE and this tree, with what differs."""
-    before = results_with(services_at(BEFORE, work / "before"), READ, paths, work)
-    now = results_with(ROOT, READ, paths, work)
-    assert len(before) == len(now) == len(paths)
-    what = ("summary", "fallback summary", "header summary", "origin", "document",
-            "fallback document")
-    return [f"{old[0]}: {name}" for old, new in zip(before, now)
-            for name, a, b in zip(what, old[1:], new[1:]) if a != b]
+    return columns_differing(BEFORE, READ, paths, work,
+                             ("summary", "fallback summary", "header summary", "origin",
+                              "document", "fallback document"))
 
 
 # --- the generated corpus -------------------------------------------------------------
