@@ -72,11 +72,10 @@ DELIVERY_STATUS_TYPES = ("message/delivery-status", GLOBAL_DELIVERY_STATUS)
 _UNFOLD = re.compile(r"\n[ \t]+")  # a folded field's line break (RFC 5322 2.2.3)
 _BLANK_LINES = re.compile(r"\n(?:[ \t]*\n)+")
 # Block elements end a line, so "<p>a</p><p>b</p>" gives two words, not "ab".
-HTML_BLOCKS = ("p", "div", "br", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "table",
-               "blockquote", "pre", "hr", "dt", "dd", "section", "article", "header", "footer")
-HTML_INVISIBLE = ("script", "style", "head", "title")
-# (as html_text.layout takes them)
-HTML_BLOCK_NAMES, HTML_INVISIBLE_NAMES = frozenset(HTML_BLOCKS), frozenset(HTML_INVISIBLE)
+HTML_BLOCKS = frozenset({"p", "div", "br", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6",
+                         "table", "blockquote", "pre", "hr", "dt", "dd", "section", "article",
+                         "header", "footer"})
+HTML_INVISIBLE = frozenset({"script", "style", "head", "title"})
 # Characters of HTML text a message's reading holds untidied (_HtmlTexts): what it holds
 # beyond tidying each part at once is at most 64-256 KB (1-4 bytes a character); a usual
 # HTML alternative's text is a few KB. Each message being read holds its own: a forwarded or
@@ -831,7 +830,7 @@ def _html_layout(data: bytes, charset: str | None) -> str:
     # "" where lxml raises (as the tree's parse did on a document of only comments); a
     # MemoryError is raised on (mime.safely)
     return mime.safely(
-        lambda: html_text.layout(document, HTML_BLOCK_NAMES, HTML_INVISIBLE_NAMES), "")
+        lambda: html_text.layout(document, HTML_BLOCKS, HTML_INVISIBLE), "")
 
 
 def _tidy_whitespace(text: str) -> str:

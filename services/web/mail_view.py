@@ -12,10 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from email.message import Message
 
-from services.archive.mime import (charsets_of, decode_header_text, decode_text, filename_of,
-                                   is_attachment, iter_parts, parse_message, safely)
 from services.archive import html_text
 from services.archive.extract import inner_message
+from services.archive.mime import (charsets_of, decode_header_text, decode_text, filename_of,
+                                   is_attachment, iter_parts, parse_message, safely,
+                                   whole_body_is_attachment)
 from services.archive.store import NotFound
 from services.archive.transfer_encoding import decoded_payload
 
@@ -84,7 +85,8 @@ def _attachments(message: Message) -> list[tuple[Attachment, Message]]:
     for part in iter_parts(message, into_messages=False):
         # the message itself only when its whole body is the attachment (its part 1 in
         # the message tree); a message/* root is a container, its inner message the mail
-        if (part is message and part.is_multipart()) or not is_attachment(part):
+        listed = whole_body_is_attachment(part) if part is message else is_attachment(part)
+        if not listed:
             continue
         number = len(found) + 1
         name = filename_of(part) or f"attachment-{number}"

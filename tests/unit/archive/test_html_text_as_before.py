@@ -140,7 +140,7 @@ def differing(raws: list[bytes]) -> list[int]:
 def test_the_reference_is_b49d41a_and_tells_a_difference(monkeypatch):
     raw = html_messages.message(html_messages.text_part("html", "<p>a</p>b", "utf-8", "8bit"))
     assert readings(BEFORE, raw)[1] == "a\nb"
-    monkeypatch.setattr(extract_module, "HTML_BLOCK_NAMES", frozenset())
+    monkeypatch.setattr(extract_module, "HTML_BLOCKS", frozenset())
     assert differing([raw]) == [0]
 
 
