@@ -782,16 +782,11 @@ def _seen_source(inner: Message) -> bytes:
 
 # python-docx and openpyxl are imported where used: they take a third of a second to
 # import, which every CLI command would pay; the workers' fork server imports them once.
-PRELOADED = ("docx", "openpyxl")
+PRELOADED = ("services.archive.docx_text", "openpyxl")
 
 def _docx_pieces(data: bytes) -> Iterator[str]:
-    import docx
-    document = docx.Document(io.BytesIO(data))
-    for paragraph in document.paragraphs:
-        yield paragraph.text + "\n"
-    for table in document.tables:
-        for row in table.rows:
-            yield "\t".join(cell.text for cell in row.cells) + "\n"
+    from services.archive.docx_text import docx_pieces
+    return docx_pieces(data)
 
 
 def _xlsx_pieces(data: bytes) -> Iterator[str]:
