@@ -3,8 +3,9 @@
 depth, TNEF, zip, S/MIME signed-data) as attachments of their own, types from content, and
 the sandboxed worker pool that runs it under time and memory limits. Files uuencoded in a
 text body or sent as x-uuencode parts (services.archive.uuencode) are attachments like MIME
-ones, their encoded lines out of the body; a bounce's delivery status fields (RFC 3464,
-RFC 6533) are body text.
+ones, their encoded lines out of the body, by mime's rule of a message's files (above
+mime.is_body_text), which the web's views read too; a bounce's delivery status fields
+(RFC 3464, RFC 6533) are body text.
 
 extract() is pure and never raises on bad input; a file a library cannot read becomes an
 attachment with an error. What extract() cannot survive (a parser that loops, a zip bomb,
@@ -40,7 +41,7 @@ from email.message import Message
 from typing import Callable, Iterable, Iterator
 
 from services.archive import (containers, documents, filetypes, header_blocks, heap,
-                              html_text, mime, mime_parts, transfer_encoding, uuencode)
+                              html_text, mime, mime_parts, transfer_encoding)
 from services.archive.extraction_memo import ExtractionMemo, MemoryMemo, TextMemo
 from services.archive.index import BODY_TEXT_LIMIT, PARTLY_INDEXED
 
@@ -381,27 +382,17 @@ def _take_attachment(budget: containers.ReadBudget) -> bool:
 
 def _text_part(part: Message, budget: containers.ReadBudget | None
                ) -> tuple[str, list[tuple[str | None, bytes]]]:
-    """A text part of the body: its text, and the uuencoded files in it (services.archive.
-    uuencode), each (name, data), as many as `budget` lets the message read (the rest are
-    counted as passed; None: none are read), their encoded lines out of the text. A part
-    whose transfer encoding is x-uuencode is read so too."""
-    # x-uuencode: its encoded text as it came, split as an inline body is (the text around
-    # its blocks, and each file, not the first only).
-    data = transfer_encoding.uuencoded_payload(part)
-    data, charset = data if data is not None else _part_bytes(part), _safe_charset(part)
-    found = uuencode.split(data, max(0, budget.attachments) if budget is not None else 0)
+    """A part of body text (mime.is_body_text): its text, and the uuencoded files in it
+    (mime.body_text_split), each (name, data), as many as `budget` lets the message read
+    (the rest are counted as passed; None: none are read), their encoded lines out of the
+    text. A part whose transfer encoding is x-uuencode is read so too."""
+    charset = _safe_charset(part)
+    found = mime.body_text_split(part, max(0, budget.attachments) if budget is not None else 0)
     if budget is not None:
         budget.attachments -= len(found.files)
         budget.attachments_passed += found.more
-    files = [(_uuencoded_name(file.name, charset), file.data) for file in found.files]
+    files = [(mime.uuencoded_name(file.name, charset), file.data) for file in found.files]
     return mime.decode_text(found.text, charset), files
-
-
-def _uuencoded_name(name: bytes, charset: str | None) -> str | None:
-    """The file name of a begin line, in its text's charset, its control characters blanked
-    (as mime.filename_of blanks those of a MIME name), no longer than a MIME name may be."""
-    name = mime.decode_text(name[:mime.PARAMETER_HEADER_LIMIT], charset)
-    return name.translate(mime.HEADER_CONTROLS).strip() or None
 
 
 def delivery_status_text(part: Message) -> str:
@@ -502,8 +493,8 @@ def _attachment(part: Message, cap_bytes: int, nesting: int, budget: containers.
         return _forwarded(part, filename, cap_bytes, nesting, budget, container), ""
     whole = transfer_encoding.uuencoded_file(part)  # x-uuencode: its begin line may name it
     if whole is not None:
-        data, filename = whole.data, filename or _uuencoded_name(whole.name,
-                                                                 _safe_charset(part))
+        data, filename = whole.data, filename or mime.uuencoded_name(whole.name,
+                                                                     _safe_charset(part))
     else:
         data = _part_bytes(part)
     smime_type = mime.safely(lambda: part.get_param("smime-type"), None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import binascii
 import dataclasses
 import email.utils
+import mimetypes
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from email.policy import Compat32
 from typing import Iterator
 
 from services.archive import (charsets, header_blocks, media_types, mime_parts, mimetree,
-                              transfer_encoding)
+                              transfer_encoding, uuencode)
 from services.archive.addresses import parse_address_list
 
 # The header block the intake summary reads: a message without a blank line is all header,
@@ -519,6 +520,101 @@ def whole_body_is_attachment(message: Message) -> bool:
     to it), so the views list it as attachment 1 (services.web.mail_view) and part 1
     (services.web.message_tree), and show no body."""
     return not message.is_multipart() and is_attachment(message)
+
+
+# The files of a message, in the order extraction reads them (services.archive.extract:
+# `show` lists the names the indexer keeps of that reading), the web numbers them from 1
+# (services.web.mail_view) and the message tree has them (services.web.message_tree): each
+# leaf that is an attachment (is_attachment; the message itself when its whole body is one,
+# whole_body_is_attachment), and each file uuencoded in a part of body text (is_body_text,
+# body_text_split), where that part is. Old mailers put files so into a text/plain body,
+# or sent the body as one (Content-Transfer-Encoding: x-uuencode on a text or no type).
+# The web lists at most this many of a message's uuencoded files (uuencoded_files): a
+# hostile body of a million tiny blocks would be a million parts in memory and on the page.
+UUENCODED_FILES_LISTED = mime_parts.MAX_PARTS
+_UUENCODED_FILES_KEY = "_uuencoded_files"  # where uuencoded_files keeps a part's
+_UUENCODED_READ_KEY = "_uuencoded_files_read"  # on a message read_uuencoded_files has read
+
+
+def is_body_text(part: Message) -> bool:
+    """Whether `part` is a leaf of body text read as text (not HTML, no attachment): the
+    parts whose uuencoded files (body_text_split) are files of the message."""
+    return not part.is_multipart() and not is_attachment(part) \
+        and safely(part.get_content_type, "text/plain") != "text/html"
+
+
+def body_text_split(part: Message, keep: int) -> uuencode.Split:
+    """A part of body text (is_body_text) as uuencode.split gives it: its text without the
+    uuencoded blocks that decode, and its first `keep` files. An x-uuencode part is split
+    from its lines as they came (the text around its blocks and every file; decoding it
+    gives its first file alone), any other from its decoded bytes. Never raises but
+    MemoryError."""
+    data = transfer_encoding.uuencoded_payload(part)
+    if data is None:
+        data = transfer_encoding.decoded_payload(part)
+    return uuencode.split(data, keep)
+
+
+def uuencoded_name(name: bytes, charset: str | None) -> str | None:
+    """The file name of a begin line, in its text's charset, its control characters blanked
+    (as filename_of blanks those of a MIME name), no longer than a MIME name may be."""
+    name = decode_text(name[:PARAMETER_HEADER_LIMIT], charset)
+    return name.translate(HEADER_CONTROLS).strip() or None
+
+
+def attachment_name(part: Message) -> str | None:
+    """The name of a file of the message as extraction names it: a uuencoded file's
+    (FoundFile) as its begin line gives it; an attachment's filename_of, else, for one
+    sent x-uuencode, its first file's begin line's."""
+    if isinstance(part, FoundFile):
+        return part.name
+    name = filename_of(part)
+    if name is None:
+        found = transfer_encoding.uuencoded_file(part)
+        if found is not None:
+            name = uuencoded_name(found.name, safely(part.get_content_charset, None))
+    return name
+
+
+class FoundFile(Message):
+    """A file uuencoded in a part of body text, as a part of its own for the views: an
+    attachment of the type its name's extension says (application/octet-stream without
+    one), its name (attachment_name) and its bytes (`data`)."""
+
+    def __init__(self, name: str | None, data: bytes):
+        super().__init__()
+        # by its extension alone: guess_type reads a name such as "data:text/html,..." as
+        # a data URL, and a stranger names the file
+        extension = name.rsplit(".", 1)[1] if name and "." in name else ""
+        guessed = mimetypes.guess_type("file." + extension)[0] if extension else None
+        self["Content-Type"] = guessed or "application/octet-stream"
+        self["Content-Disposition"] = "attachment"
+        self.name, self.data = name, data
+
+
+def read_uuencoded_files(message: Message) -> None:
+    """Finds the uuencoded files of every part of body text of `message` (attached
+    messages' too), at most UUENCODED_FILES_LISTED in all, in the order of the parts, and
+    leaves each part's with it for uuencoded_files. Read once a message."""
+    if message.__dict__.get(_UUENCODED_READ_KEY):
+        return
+    left = UUENCODED_FILES_LISTED
+    for part in iter_parts(message):
+        if is_body_text(part):
+            left -= len(uuencoded_files(part, left))
+    message.__dict__[_UUENCODED_READ_KEY] = True
+
+
+def uuencoded_files(part: Message, keep: int = UUENCODED_FILES_LISTED) -> list[FoundFile]:
+    """The files uuencoded in a part of body text (is_body_text), at most `keep` of them
+    the first time the part is asked (read_uuencoded_files asks every part of a message
+    with what its message may still list); kept with the part after."""
+    if _UUENCODED_FILES_KEY not in part.__dict__:
+        charset = safely(part.get_content_charset, None)
+        part.__dict__[_UUENCODED_FILES_KEY] = [
+            FoundFile(uuencoded_name(found.name, charset), found.data)
+            for found in body_text_split(part, max(0, keep)).files]
+    return part.__dict__[_UUENCODED_FILES_KEY]
 
 
 def _is_attachment(part: Message) -> bool:

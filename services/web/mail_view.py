@@ -1,7 +1,10 @@
 """A stored message as a person reads it: its main headers, its body as plain text and its
 attachments, numbered from 1 in the order they appear. A message whose whole body is a
 file (not multipart: a scanner's PDF, a photo, a named file) has that file as its
-attachment 1 and no body, as extraction reads it (mime.whole_body_is_attachment).
+attachment 1 and no body, as extraction reads it (mime.whole_body_is_attachment). Files
+uuencoded in its body text (or a body sent x-uuencode) are attachments where their text
+part is, and their encoded lines no body text, as extraction reads them (mime's rule of a
+message's files, above mime.is_body_text).
 
 The body is shown as text only: mail is from strangers, and HTML from strangers in the
 archive's own pages could run script in an auditor's session. HTML-only mail is shown as
@@ -14,8 +17,10 @@ from email.message import Message
 
 from services.archive import html_text
 from services.archive.extract import inner_message
-from services.archive.mime import (charsets_of, decode_header_text, decode_text, filename_of,
-                                   is_attachment, iter_parts, parse_message, safely,
+from services.archive.mime import (FoundFile, attachment_name, body_text_split, charsets_of,
+                                   decode_header_text, decode_text, is_attachment,
+                                   is_body_text, iter_parts, parse_message,
+                                   read_uuencoded_files, safely, uuencoded_files,
                                    whole_body_is_attachment)
 from services.archive.store import NotFound
 from services.archive.transfer_encoding import decoded_payload
@@ -82,21 +87,32 @@ def shown_headers(message: Message, names: tuple[str, ...] = SHOWN_HEADERS
 
 def _attachments(message: Message) -> list[tuple[Attachment, Message]]:
     found = []
+    read_uuencoded_files(message)
     for part in iter_parts(message, into_messages=False):
-        # the message itself only when its whole body is the attachment (its part 1 in
-        # the message tree); a message/* root is a container, its inner message the mail
-        listed = whole_body_is_attachment(part) if part is message else is_attachment(part)
-        if not listed:
-            continue
-        number = len(found) + 1
-        name = filename_of(part) or f"attachment-{number}"
-        content_type = safely(part.get_content_type, "application/octet-stream")
-        found.append((Attachment(number, name, content_type, len(_part_bytes(part))), part))
+        for file in _files_of(part, message):
+            number = len(found) + 1
+            name = attachment_name(file) or f"attachment-{number}"
+            content_type = safely(file.get_content_type, "application/octet-stream")
+            found.append((Attachment(number, name, content_type, len(_part_bytes(file))),
+                          file))
     return found
+
+
+def _files_of(part: Message, message: Message) -> list[Message]:
+    """The files of the message that `part` is or holds: itself when it is an attachment
+    (the message itself only when its whole body is one: its part 1 in the message tree;
+    a message/* root is a container, its inner message the mail); the files uuencoded in
+    it when it is body text."""
+    listed = whole_body_is_attachment(part) if part is message else is_attachment(part)
+    if listed:
+        return [part]
+    return uuencoded_files(part) if is_body_text(part) else []
 
 
 def _part_bytes(part: Message) -> bytes:
     """The decoded content of a leaf; an attached message as its bytes."""
+    if isinstance(part, FoundFile):
+        return part.data
     if safely(part.get_content_maintype, "") == "message" and part.is_multipart():
         # decoded when a mailer encoded it (base64, quoted-printable), as extraction and
         # the message tree read it: the parser's inner message is then the encoded text
@@ -121,7 +137,12 @@ def _body_text(message: Message) -> str:
 
 
 def _decoded(part: Message) -> str:
-    return decode_text(_part_bytes(part), safely(part.get_content_charset, None))
+    """A part's text; of body text, the text around its uuencoded files (as extraction
+    reads it: their encoded lines, or an x-uuencode body's decoded file, are no text)."""
+    charset = safely(part.get_content_charset, None)
+    if is_body_text(part):
+        return decode_text(body_text_split(part, 0).text, charset)
+    return decode_text(_part_bytes(part), charset)
 
 
 def _html_text(html: str) -> str:

@@ -13,7 +13,11 @@ an attachment (a named text file: mime.whole_body_is_attachment) has that entity
 part 1, and no body; an S/MIME opaque-signed object (RFC 8551 signed-data) holds the
 signed MIME entity as its child 1 and that is the message's body; a TNEF file
 (winmail.dat) holds the files inside it as its children. Encrypted S/MIME (enveloped-data)
-cannot be opened without the key: it is said so, and downloadable.
+cannot be opened without the key: it is said so, and downloadable. A part of body text
+holding uuencoded files (mime.is_body_text, mime.uuencoded_files: old mailers, or a body
+sent x-uuencode) holds them as its children, and a message whose whole body is such a part
+has them as its parts 1, 2, ...: the files extraction reads, in its order, and their
+encoded lines (or the file an x-uuencode body decodes to) no body text.
 """
 from __future__ import annotations
 
@@ -29,8 +33,10 @@ from PIL import Image
 from services.archive import containers, tools
 from services.archive.extract import effective_type, inner_message, reads_text_of
 from services.archive.index import PARTLY_INDEXED
-from services.archive.mime import (charsets_of, decode_header_text, decode_text, filename_of,
-                                   header, is_attachment, iter_parts, parse_message, safely,
+from services.archive.mime import (FoundFile, attachment_name, body_text_split, charsets_of,
+                                   decode_header_text, decode_text, filename_of, header,
+                                   is_attachment, is_body_text, iter_parts, parse_message,
+                                   read_uuencoded_files, safely, uuencoded_files,
                                    whole_body_is_attachment)
 from services.archive.store import NotFound
 from services.archive.transfer_encoding import decoded_payload
@@ -107,9 +113,10 @@ class _Member(Message):
 
 def children(part: Message, top: bool = False) -> list[Message]:
     """The parts a multipart holds; the message a message/* part holds; what a container
-    holds (module docstring); else none. `top`: `part` is a message itself (the stored
-    one, or one inside a message/* part): a whole body that is not body text (of a type
-    other than BODY_TYPES, or an attachment) is its one part."""
+    holds (module docstring); the files uuencoded in a part of body text; else none.
+    `top`: `part` is a message itself (the stored one, or one inside a message/* part): a
+    whole body that is body text holding uuencoded files has them as its parts; one that is
+    not body text (of a type other than BODY_TYPES, or an attachment) is its one part."""
     if safely(part.get_content_maintype, "") == "message":
         inner = inner_message(part)
         return [inner] if isinstance(inner, Message) else []
@@ -118,8 +125,13 @@ def children(part: Message, top: bool = False) -> list[Message]:
         return [child for child in payload if isinstance(child, Message)] \
             if isinstance(payload, list) else []
     if top:
+        if whole_body_is_attachment(part):
+            return [_whole_body(part)]
+        files = uuencoded_files(part) if is_body_text(part) else []
+        if files:
+            return files
         return [] if safely(part.get_content_type, "text/plain") in BODY_TYPES \
-            and not whole_body_is_attachment(part) else [_whole_body(part)]
+            else [_whole_body(part)]
     return _opened(part)
 
 
@@ -149,11 +161,13 @@ def _opened(part: Message) -> list[Message]:
 
 
 def _open(part: Message) -> list[Message]:
+    if is_body_text(part):
+        return uuencoded_files(part)
     content_type = safely(part.get_content_type, "")
     try:
         if content_type in containers.CMS_TYPES and _cms_kind(part) == "signed-data":
             return [parse_message(containers.signed_content(decoded(part)))]
-        if effective_type(content_type, filename_of(part)) in containers.TNEF_TYPES:
+        if effective_type(content_type, attachment_name(part)) in containers.TNEF_TYPES:
             _, files = containers.tnef_contents(decoded(part), containers.ReadBudget(0))
             return [_Member(member) for member in files]
     except tools.ToolFailed:
@@ -167,6 +181,7 @@ def _cms_kind(part: Message) -> str | None:
 
 def part_at(message: Message, path: str) -> Message:
     """The part at `path`; NotFound for a path the message does not have."""
+    read_uuencoded_files(message)  # (each text part's, as many as the message may list)
     part, top = message, True
     for step in path.split(".") if path else []:
         found = children(part, top)
@@ -180,7 +195,7 @@ def part_at(message: Message, path: str) -> Message:
 def decoded(part: Message) -> bytes:
     """A leaf's content, transfer encoding undone; a message/* part's inner message as
     bytes; b"" for what cannot be decoded."""
-    if isinstance(part, _Member):
+    if isinstance(part, (_Member, FoundFile)):
         return part.data
     if safely(part.get_content_maintype, "") == "message":
         inner = children(part)
@@ -199,7 +214,8 @@ def tree(message: Message, failures: list[str] | None, root_path: str = "") -> P
 def _node(part: Message, path: str, failed: dict[str, str], depth: int, root: bool,
           top: bool = False) -> Part:
     content_type = safely(part.get_content_type, "application/octet-stream")
-    filename = filename_of(part)
+    # (a file's name as extraction gives it: an x-uuencode one's begin line may name it)
+    filename = attachment_name(part) if is_attachment(part) else filename_of(part)
     maintype = content_type.split("/")[0]
     attached = not root and (maintype == "message" or is_attachment(part))
     node = Part(path, content_type, filename, 0 if part.is_multipart() and maintype != "message"
@@ -294,7 +310,7 @@ def body(message: Message, path: str = "") -> Body:
     """The body of the message at `path` ("" the root, else a message/* part's inner
     message): its first HTML and first plain text part that are not attachments;
     attachments of attached messages are not its body."""
-    root = part_at(message, path)
+    root = part_at(message, path)  # (which reads the message's uuencoded files)
     a_message = not path or safely(root.get_content_maintype, "") == "message"
     if path and a_message:
         root = children(root)[0] if children(root) else Message()
@@ -325,5 +341,12 @@ def body(message: Message, path: str = "") -> Body:
         if content_type == "text/html" and html is None:
             html = decode_text(decoded(part), charset)
         elif content_type.startswith("text/") and content_type != "text/html" and text is None:
-            text = decode_text(decoded(part), charset)
+            text = decode_text(_body_text_bytes(part), charset)
     return Body(html, text, images)
+
+
+def _body_text_bytes(part: Message) -> bytes:
+    """A text part's bytes as the body shows them: of body text (mime.is_body_text), the
+    text around its uuencoded files, as extraction reads it (their encoded lines, or the
+    file an x-uuencode body decodes to, are no text); of any other its content."""
+    return body_text_split(part, 0).text if is_body_text(part) else decoded(part)
