@@ -20,8 +20,20 @@ was, so the text is the tree's text_content() wherever the tree held the whole t
 known exceptions where a token crosses one of libxml2's 4,000-byte reads (review 200): an
 entity-like name of hundreds of characters (`&` then name characters) can lose text, a
 processing instruction's name of 250 or more characters can show as text, a second
-byte-order mark is text. Read from memory instead, 45 MiB of line breaks no longer fit a
-worker's 512 MB.
+byte-order mark is text. And a tag the document ends in (`word<o:title><b`: no `>`)
+starts an element libxml2 never ends, so the tree's line breaks after the elements around
+it, at the end of the text, can be missing (no word is). Read from memory instead, 45 MiB
+of line breaks no longer fit a worker's 512 MB.
+
+A NUL (U+0000) is read as a space. libxml2 2.9 reads one as a space in text, comments and
+scripts, but takes one in a tag, an attribute, a doctype, a processing instruction or a
+character reference, or first in a text (`</p>\\0`, `<style>\\0`), for the end of the
+document: all text after it was lost without a word (the tree's code lost it too). A space
+there keeps what libxml2 read wherever it read on, and keeps the words on both sides of a
+NUL apart and whole, so both are found. Browsers drop a NUL in body text (`a\\0b` shows as
+"ab": neither word would be found) and read U+FFFD for one in markup, so a NUL that ends a
+tag's name here continues it there: `<script\\0>x</script>` is a script here (x hidden), an
+unknown element there (x shown).
 """
 from __future__ import annotations
 
@@ -31,6 +43,7 @@ import threading
 import lxml.etree
 
 BYTE_ORDER_MARK = "\ufeff"
+NUL_TO_SPACE = bytes.maketrans(b"\x00", b" ")
 
 
 class _VisibleText:
@@ -127,7 +140,8 @@ def _parser(blocks: frozenset[str], invisible: frozenset[str]) -> lxml.etree.HTM
 class _Utf8Pieces:
     """A file of the document's UTF-8, encoded a piece at a time as libxml2 reads it: no
     copy of the whole document as bytes, nor libxml2's of those (lxml is given bytes: str
-    input refuses NULs and XML encoding declarations; lone surrogates become "?")."""
+    input refuses NULs and XML encoding declarations; lone surrogates become "?"), each NUL
+    a space: libxml2 2.9 takes a NUL in markup for the document's end."""
 
     PIECE = 64 * 1024  # characters a read (lxml keeps what libxml2 did not ask for yet)
 
@@ -137,4 +151,9 @@ class _Utf8Pieces:
     def read(self, _size: int) -> bytes:
         piece = self.text[self.at:self.at + self.PIECE]
         self.at += len(piece)
-        return piece.encode("utf-8", "replace")
+        data = piece.encode("utf-8", "replace")
+        # a NUL byte of UTF-8 is U+0000 and nothing else (the document is decoded already:
+        # a UTF-16 part's zero bytes are not NULs here), and a space is what libxml2 reads
+        # a NUL as where it reads on (see the module's docstring). (translate: a tenth of
+        # replace's time on a piece of many NULs; `in` alone on a piece of none)
+        return data.translate(NUL_TO_SPACE) if b"\x00" in data else data

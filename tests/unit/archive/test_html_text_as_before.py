@@ -10,7 +10,13 @@ Where b49d41a's tree was not whole its text was cut without a word, and the new 
 a browser shows (the tests at the end): a tree deeper than 256 elements (libxml2's tree
 builder stops the parse there: all text went), text after `</html>` in a document that
 starts with a doctype, comment or processing instruction (the tree put it beside the root,
-where text_content() does not look), and documents whose tree did not fit in memory."""
+where text_content() does not look), and documents whose tree did not fit in memory.
+
+A NUL is read as a space (services.archive.html_text): b49d41a read one so in text, comments
+and scripts, but took one in a tag, an attribute, a reference or first in a text for the
+end of the document. So the new text is b49d41a's text of the document with a space for
+each NUL, which is b49d41a's own text where that did not stop at a NUL; where it did, its
+text (but the whitespace it ended with) begins the new one."""
 from __future__ import annotations
 
 import dataclasses
@@ -28,14 +34,20 @@ from tests.unit.archive.history import module_at
 
 BEFORE = module_at("b49d41a", "extract")
 BEFORE._guard = extract_module._guard  # extract() sets the guard its attachments ask
+# the messages' reference: b49d41a reading a NUL in an HTML part as a space (a module of its
+# own: its functions find _html_layout among its globals)
+SPACED = module_at("b49d41a", "extract")
+SPACED._guard = extract_module._guard
+SPACED._html_layout = html_messages.nuls_as_spaces(SPACED._html_layout)
 CAP = 64 * 1024
 CASES = Path(__file__).parents[2] / "data" / "cases"
 
 
 def tree_was_whole(data: bytes, charset: str | None) -> bool:
-    """Whether b49d41a's tree of the document held all of its text: none of it in elements
-    beside the root (text after `</html>` when a doctype or comment comes first)."""
-    text = extract_module.mime.decode_text(data, charset)
+    """Whether b49d41a's tree of the document, with a space for each NUL, held all of its
+    text: none of it in elements beside the root (text after `</html>` when a doctype or
+    comment comes first)."""
+    text = extract_module.mime.decode_text(data, charset).replace("\x00", " ")
     if not text.strip():
         return True
     try:
@@ -62,12 +74,15 @@ SPECIALS = ["<!-- comment word -->", "<!---->", "<!-- unclosed", "<!DOCTYPE html
             "<?xml version='1.0' encoding='iso-8859-1'?>", '<meta charset="koi8-r">',
             '<meta http-equiv="Content-Type" content="text/html; charset=shift_jis">',
             "</p>", "</div>", "</html>", "</body>", "</unknown>", "<![CDATA[cdata]]>",
-            "<br/>", "<p/>", "<script>if (a < b) {}</script>", "<style>p{}</style>after"]
+            "<br/>", "<p/>", "<script>if (a < b) {}</script>", "<style>p{}</style>after",
+            # NULs in markup, where libxml2 took them for the end of the document
+            "<p\x00>", "<\x00b>", "</p\x00>", "</\x00b>", "<!DOCTYPE\x00html>", "<?pi\x00?>",
+            "&am\x00p;", "&#\x0065;", "<!--\x00-->", "<script>\x00</script>", "<br \x00/>"]
 CHARSETS = ["utf-8", "iso-8859-1", "windows-1252", "shift_jis", "koi8-r", "utf-16", None]
 
 texts = st.lists(st.sampled_from(TEXT_BITS), max_size=6).map("".join)
 attributes = st.lists(st.tuples(st.sampled_from(["class", "href", "style", "x:y", "ÿ"]),
-                                st.sampled_from(["v", "a b", "<p>", "&amp;", ""])),
+                                st.sampled_from(["v", "a b", "<p>", "&amp;", "", "\x00"])),
                       max_size=2).map(lambda pairs: "".join(f' {k}="{v}"' for k, v in pairs))
 
 
@@ -104,15 +119,32 @@ def test_generated_documents_read_as_before(document, charset, piece):
     """Read in pieces of `piece` characters: libxml2 meets the end of what it has read at
     every place a document can end a read (where its push parser reads differently)."""
     data = encoded(document, charset)
+    spaced = encoded(document.replace("\x00", " "), charset)
     if not tree_was_whole(data, charset):
         return
     default, html_text._Utf8Pieces.PIECE = html_text._Utf8Pieces.PIECE, piece
     try:  # (not monkeypatch: a function's fixture is not reset between hypothesis examples)
-        assert extract_module._html_layout(data, charset) == BEFORE._html_layout(data, charset)
-        assert extract_module._html_to_text(data, charset) == \
-            BEFORE._html_to_text(data, charset)
+        for read in ("_html_layout", "_html_to_text"):
+            assert read_as_before(getattr(extract_module, read), getattr(BEFORE, read),
+                                  data, spaced, charset)
     finally:
         html_text._Utf8Pieces.PIECE = default
+
+
+def read_as_before(now, before, data: bytes, spaced: bytes, charset: str | None) -> bool:
+    """Whether `now` reads `data` as `before` reads `spaced` (`data` with a space for each
+    NUL), and, where `before` read `data` otherwise (it stopped at a NUL), what it read of
+    it (but the whitespace it ended with) begins what `now` reads."""
+    text, old, expected = now(data, charset), before(data, charset), before(spaced, charset)
+    assert text == expected or ends_in_a_tag(data) and text.rstrip() == expected.rstrip()
+    return text == old or data != spaced and text.startswith(old.rstrip())
+
+
+def ends_in_a_tag(data: bytes) -> bool:
+    """Whether the document ends inside a tag (`<b` at its end), whose element libxml2
+    starts but never ends: the line breaks of the elements around it, at the end of the
+    text, are missing (known: see html_text's docstring)."""
+    return data.rfind(b"<") > data.rfind(b">") or data.rfind(b"<\x00") > data.rfind(b">\x00")
 
 
 # --- generated messages and the real-world cases -------------------------------------------
@@ -130,16 +162,16 @@ def html_trees_were_whole(raw: bytes) -> bool:
 
 
 def differing(raws: list[bytes]) -> list[int]:
-    """Indexes of the messages read otherwise than b49d41a read them, of those whose HTML
-    trees it held whole (the generated ones do not all: HTML_PIECES has comments, and
-    `</html>` with more after it)."""
+    """Indexes of the messages read otherwise than b49d41a read them (with a space for each
+    NUL in an HTML part: SPACED), of those whose HTML trees it held whole (the generated ones
+    do not all: HTML_PIECES has comments, and `</html>` with more after it)."""
     return [at for at, raw in enumerate(raws) if html_trees_were_whole(raw)
-            and readings(extract_module, raw) != readings(BEFORE, raw)]
+            and readings(extract_module, raw) != readings(SPACED, raw)]
 
 
 def test_the_reference_is_b49d41a_and_tells_a_difference(monkeypatch):
     raw = html_messages.message(html_messages.text_part("html", "<p>a</p>b", "utf-8", "8bit"))
-    assert readings(BEFORE, raw)[1] == "a\nb"
+    assert readings(BEFORE, raw)[1] == readings(SPACED, raw)[1] == "a\nb"
     monkeypatch.setattr(extract_module, "HTML_BLOCKS", frozenset())
     assert differing([raw]) == [0]
 

@@ -3,7 +3,9 @@ services.archive.html_text) is b49d41a's (lxml.html.document_fromstring of the d
 script, style and head dropped, text_content) for every document b49d41a's tree held whole
 and its parse took; where the tree was cut (deeper than 256 elements, text after `</html>`
 behind a doctype or comment) or the parse refused the text (NULs, an XML encoding
-declaration: the page showed nothing), it shows the text a browser shows."""
+declaration: the page showed nothing), it shows the text a browser shows. A NUL is read as
+a space (services.archive.html_text): b49d41a's reading is of the document with a space for
+each NUL (where a NUL did not stop libxml2, it read one so)."""
 from __future__ import annotations
 
 import lxml.etree
@@ -32,7 +34,7 @@ def before(html: str) -> str | None:
 @settings(max_examples=700, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(documents)
 def test_generated_documents_show_as_before(document):
-    expected = before(document)
+    expected = before(document.replace("\x00", " "))
     if expected is not None:
         assert mail_view._html_text(document) == expected
 
