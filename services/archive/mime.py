@@ -558,7 +558,7 @@ def body_text_split(part: Message, keep: int) -> uuencode.Split:
 def uuencoded_name(name: bytes, charset: str | None) -> str | None:
     """The file name of a begin line, in its text's charset, its control characters blanked
     (as filename_of blanks those of a MIME name), no longer than a MIME name may be."""
-    name = decode_text(name[:PARAMETER_HEADER_LIMIT], charset)
+    name = charsets.decode(name[:PARAMETER_HEADER_LIMIT], charset)  # a name, no document
     return name.translate(HEADER_CONTROLS).strip() or None
 
 
@@ -860,9 +860,10 @@ def _word_bytes(encoding: str, text: str) -> bytes | None:
 
 
 def decode_text(data: bytes, charset: str | None) -> str:
-    """Bytes as text, never raising: see services.archive.charsets.decode (WHATWG and Python
-    labels, text charsets only, then UTF-8, detection, Windows-1252)."""
-    return charsets.decode(data, charset)
+    """A part's bytes (a whole text) as text, never raising: see services.archive.charsets.
+    decode_document (a byte-order mark first, then WHATWG and Python labels, text charsets
+    only, then UTF-8, detection, Windows-1252)."""
+    return charsets.decode_document(data, charset)
 
 
 def _message_id(value: str) -> str | None:
