@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.archive.docx_text import docx_pieces
+from tests.reading_corpus import zip_archive
 
 WORD_MAIN = "application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"
 OFFICE_DOCUMENT = ("http://schemas.openxmlformats.org/officeDocument/2006/relationships/"
@@ -100,11 +101,7 @@ def members(data: bytes) -> dict[str, bytes]:
 
 
 def package(parts: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as written:
-        for name, data in parts.items():
-            written.writestr(name, data)
-    return buffer.getvalue()
+    return zip_archive(list(parts.items()))
 
 
 def edited(changes: dict) -> bytes:
