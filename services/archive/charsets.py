@@ -111,12 +111,13 @@ def decode(data: bytes, label: str | None, detect: bool = True) -> str:
 
 
 # A byte-order mark that starts a document names its encoding whatever its label says
-# (WHATWG Encoding Standard, "decode": BOM sniffing), as browsers read it: a UTF-16 part
+# (WHATWG Encoding Standard, "decode": BOM sniffing, as browsers read it): a UTF-16 part
 # labelled ISO-8859-1, or not at all, was read a letter and a NUL by turns, no word of it
-# found. UTF-32's marks begin with UTF-16's: a part labelled UTF-32 keeps its own.
-BYTE_ORDER_MARKS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"),
+# found. WHATWG knows no UTF-32, whose marks begin with UTF-16's: they are looked for first
+# (a UTF-16 text does not begin with U+0000).
+BYTE_ORDER_MARKS = ((b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\xfe\xff", "utf-32-be"),
+                    (b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"),
                     (b"\xfe\xff", "utf-16-be"))
-UTF32_MARKS = (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")
 
 
 def decode_document(data: bytes, label: str | None, detect: bool = True) -> str:
@@ -125,8 +126,6 @@ def decode_document(data: bytes, label: str | None, detect: bool = True) -> str:
     mark left out, bad sequences as U+FFFD. Never raises; linear in len(data)."""
     for mark, codec in BYTE_ORDER_MARKS:
         if data.startswith(mark):
-            if data.startswith(UTF32_MARKS) and (codec_for(label) or "").startswith("utf-32"):
-                break
             return without_surrogates(data[len(mark):].decode(codec, "replace"))
     return decode(data, label, detect)
 
