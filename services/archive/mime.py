@@ -533,6 +533,7 @@ def whole_body_is_attachment(message: Message) -> bool:
 # hostile body of a million tiny blocks would be a million parts in memory and on the page.
 UUENCODED_FILES_LISTED = mime_parts.MAX_PARTS
 _UUENCODED_FILES_KEY = "_uuencoded_files"  # where uuencoded_files keeps a part's
+_SPLIT_TEXT_KEY = "_body_text_split_text"  # and the text around them (body_text_of)
 _UUENCODED_READ_KEY = "_uuencoded_files_read"  # on a message read_uuencoded_files has read
 
 
@@ -611,10 +612,20 @@ def uuencoded_files(part: Message, keep: int = UUENCODED_FILES_LISTED) -> list[F
     with what its message may still list); kept with the part after."""
     if _UUENCODED_FILES_KEY not in part.__dict__:
         charset = safely(part.get_content_charset, None)
+        found = body_text_split(part, max(0, keep))
         part.__dict__[_UUENCODED_FILES_KEY] = [
-            FoundFile(uuencoded_name(found.name, charset), found.data)
-            for found in body_text_split(part, max(0, keep)).files]
+            FoundFile(uuencoded_name(file.name, charset), file.data) for file in found.files]
+        part.__dict__[_SPLIT_TEXT_KEY] = found.text
     return part.__dict__[_UUENCODED_FILES_KEY]
+
+
+def body_text_of(part: Message) -> bytes:
+    """A part of body text's bytes without its uuencoded blocks (body_text_split's text),
+    kept with the part: a view asks for them after listing the part's files, and a split
+    decodes every block of the part (2 s of CPU for a body of a million tiny ones)."""
+    if _SPLIT_TEXT_KEY not in part.__dict__:
+        part.__dict__[_SPLIT_TEXT_KEY] = body_text_split(part, 0).text
+    return part.__dict__[_SPLIT_TEXT_KEY]
 
 
 def _is_attachment(part: Message) -> bool:

@@ -17,7 +17,7 @@ from email.message import Message
 
 from services.archive import html_text
 from services.archive.extract import inner_message
-from services.archive.mime import (FoundFile, attachment_name, body_text_split, charsets_of,
+from services.archive.mime import (FoundFile, attachment_name, body_text_of, charsets_of,
                                    decode_header_text, decode_text, is_attachment,
                                    is_body_text, iter_parts, parse_message,
                                    read_uuencoded_files, safely, uuencoded_files,
@@ -62,9 +62,10 @@ class MessageView:
 
 def view(raw: bytes) -> MessageView:
     message = parse_message(raw)
-    body = _body_text(message)
+    attachments = [attachment for attachment, _ in _attachments(message)]
+    body = _body_text(message)  # after: the split that found the files kept their text
     return MessageView(shown_headers(message), body[:BODY_LIMIT], len(body) > BODY_LIMIT,
-                       [attachment for attachment, _ in _attachments(message)])
+                       attachments)
 
 
 def attachment(raw: bytes, number: int) -> tuple[Attachment, bytes]:
@@ -141,7 +142,7 @@ def _decoded(part: Message) -> str:
     reads it: their encoded lines, or an x-uuencode body's decoded file, are no text)."""
     charset = safely(part.get_content_charset, None)
     if is_body_text(part):
-        return decode_text(body_text_split(part, 0).text, charset)
+        return decode_text(body_text_of(part), charset)
     return decode_text(_part_bytes(part), charset)
 
 

@@ -33,7 +33,7 @@ from PIL import Image
 from services.archive import containers, tools
 from services.archive.extract import effective_type, inner_message, reads_text_of
 from services.archive.index import PARTLY_INDEXED
-from services.archive.mime import (FoundFile, attachment_name, body_text_split, charsets_of,
+from services.archive.mime import (FoundFile, attachment_name, body_text_of, charsets_of,
                                    decode_header_text, decode_text, filename_of, header,
                                    is_attachment, is_body_text, iter_parts, parse_message,
                                    read_uuencoded_files, safely, uuencoded_files,
@@ -349,4 +349,4 @@ def _body_text_bytes(part: Message) -> bytes:
     """A text part's bytes as the body shows them: of body text (mime.is_body_text), the
     text around its uuencoded files, as extraction reads it (their encoded lines, or the
     file an x-uuencode body decodes to, are no text); of any other its content."""
-    return body_text_split(part, 0).text if is_body_text(part) else decoded(part)
+    return body_text_of(part) if is_body_text(part) else decoded(part)
