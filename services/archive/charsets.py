@@ -113,17 +113,24 @@ def decode(data: bytes, label: str | None, detect: bool = True) -> str:
 # A byte-order mark that starts a document names its encoding whatever its label says
 # (WHATWG Encoding Standard, "decode": BOM sniffing, as browsers read it): a UTF-16 part
 # labelled ISO-8859-1, or not at all, was read a letter and a NUL by turns, no word of it
-# found. WHATWG knows no UTF-32, whose marks begin with UTF-16's: they are looked for first
-# (a UTF-16 text does not begin with U+0000).
-BYTE_ORDER_MARKS = ((b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\xfe\xff", "utf-32-be"),
-                    (b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"),
+# found. WHATWG knows no UTF-32, whose marks begin with UTF-16's (FF FE, then a UTF-16 text
+# whose first character is U+0000): UTF-32 is read where the text is valid UTF-32 (UTF-16
+# text hardly ever is: two letters of it make a code point past U+10FFFF).
+BYTE_ORDER_MARKS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"),
                     (b"\xfe\xff", "utf-16-be"))
+UTF32_MARKS = ((b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\xfe\xff", "utf-32-be"))
 
 
 def decode_document(data: bytes, label: str | None, detect: bool = True) -> str:
     """A whole text (a body part, an attachment) as decode() reads it, unless it starts
-    with a byte-order mark (BYTE_ORDER_MARKS): then in the encoding the mark names, the
-    mark left out, bad sequences as U+FFFD. Never raises; linear in len(data)."""
+    with a byte-order mark (BYTE_ORDER_MARKS, UTF32_MARKS): then in the encoding the mark
+    names, the mark left out, bad sequences as U+FFFD. Never raises; linear in len(data)."""
+    for mark, codec in UTF32_MARKS:
+        if data.startswith(mark):
+            try:
+                return without_surrogates(data[len(mark):].decode(codec))
+            except UnicodeDecodeError:
+                break  # no UTF-32: UTF-16's mark and a U+0000
     for mark, codec in BYTE_ORDER_MARKS:
         if data.startswith(mark):
             return without_surrogates(data[len(mark):].decode(codec, "replace"))

@@ -88,3 +88,10 @@ def test_any_marked_text_reads_back(text, codec, label):
     decoded = charsets.decode_document(MARKS[codec] + text.encode(codec, "surrogatepass"),
                                        label)
     assert decoded == charsets.without_surrogates(text) or charsets.has_surrogates(text)
+
+
+@pytest.mark.parametrize("label", [None, "utf-16", "utf-32"])
+def test_utf_16_text_that_begins_with_u0000_stays_utf_16(label):
+    """UTF-32LE's mark is UTF-16LE's and a U+0000: text that is no valid UTF-32 is UTF-16."""
+    data = b"\xff\xfe" + "\x00before after".encode("utf-16-le")
+    assert charsets.decode_document(data, label) == "\x00before after"
