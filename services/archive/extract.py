@@ -72,10 +72,16 @@ GLOBAL_DELIVERY_STATUS = "message/global-delivery-status"
 DELIVERY_STATUS_TYPES = ("message/delivery-status", GLOBAL_DELIVERY_STATUS)
 _UNFOLD = re.compile(r"\n[ \t]+")  # a folded field's line break (RFC 5322 2.2.3)
 _BLANK_LINES = re.compile(r"\n(?:[ \t]*\n)+")
-# Block elements end a line, so "<p>a</p><p>b</p>" gives two words, not "ab".
-HTML_BLOCKS = frozenset({"p", "div", "br", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6",
-                         "table", "blockquote", "pre", "hr", "dt", "dd", "section", "article",
-                         "header", "footer"})
+# Block elements end a line, so "<p>a</p><p>b</p>" gives two words, not "ab": the elements
+# the HTML standard renders as blocks (its Rendering section: display block, list-item,
+# table parts), and table cells, which a browser sets apart ("<td>Total</td><td>42</td>"
+# had read "Total42", neither word found: invoices and newsletters lay out so).
+HTML_BLOCKS = frozenset({
+    "p", "div", "br", "hr", "pre", "blockquote", "address", "center", "dialog", "figure",
+    "figcaption", "form", "fieldset", "legend", "listing", "main", "plaintext", "search", "xmp",
+    "details", "summary", "h1", "h2", "h3", "h4", "h5", "h6", "hgroup", "section", "article",
+    "aside", "nav", "header", "footer", "ul", "ol", "dir", "menu", "li", "dl", "dt", "dd",
+    "table", "caption", "thead", "tbody", "tfoot", "tr", "td", "th"})
 HTML_INVISIBLE = frozenset({"script", "style", "head", "title"})
 # Characters of HTML text a message's reading holds untidied (_HtmlTexts): what it holds
 # beyond tidying each part at once is at most 64-256 KB (1-4 bytes a character); a usual
@@ -805,12 +811,23 @@ def _html_to_text(data: bytes, charset: str | None) -> str:
     return _tidy_whitespace(_html_layout(data, charset))
 
 
+def html_document_text(document: str) -> str:
+    """The text of a decoded HTML document as the index reads it (what the web's reader
+    shows of HTML-only mail): one line per block, single spaces, no script, style, head or
+    title. Raises MemoryError where it does not fit, never gives part of the text."""
+    return _tidy_whitespace(_document_layout(document))
+
+
 def _html_layout(data: bytes, charset: str | None) -> str:
     """The text of an HTML document as its source lays it out, a line break after each
     block, untidied ("" for a document of no element or only whitespace). Its memory is the
     document's and the text's, not a tree's (services.archive.html_text); raises
     MemoryError where they do not fit, never gives part of the text."""
-    document = mime.decode_text(data, charset)
+    return _document_layout(mime.decode_text(data, charset))
+
+
+def _document_layout(document: str) -> str:
+    """_html_layout of the decoded document."""
     if not document or document.isspace():  # (isspace is strip's whitespace, no copy)
         return ""
     # "" where lxml raises (as the tree's parse did on a document of only comments); a

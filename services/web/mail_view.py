@@ -8,15 +8,16 @@ message's files, above mime.is_body_text).
 
 The body is shown as text only: mail is from strangers, and HTML from strangers in the
 archive's own pages could run script in an auditor's session. HTML-only mail is shown as
-the text of its HTML.
+the text of its HTML as the index reads it (extract.html_document_text): a line for each
+paragraph, heading, list item or other block, where the page once ran them together
+("<p>world</p><p>second</p>" read "worldsecond", two words no search finds).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from email.message import Message
 
-from services.archive import html_text
-from services.archive.extract import inner_message
+from services.archive.extract import html_document_text, inner_message
 from services.archive.mime import (FoundFile, attachment_name, body_text_of, charsets_of,
                                    decode_header_text, decode_text, is_attachment,
                                    is_body_text, iter_parts, parse_message,
@@ -33,7 +34,6 @@ RESENT_HEADERS = ("Resent-From", "Resent-Sender", "Resent-Date", "Resent-To", "R
 SHOWN_HEADERS = ("From", "Sender", "To", "Cc", "Bcc", "Reply-To", "Date", "Subject",
                  "Message-ID", *RESENT_HEADERS)
 BODY_LIMIT = 512 * 1024  # characters shown; the rest is in the raw download
-HTML_HIDDEN = frozenset({"script", "style", "head"})  # HTML elements whose text is not shown
 
 
 @dataclass(frozen=True)
@@ -147,8 +147,8 @@ def _decoded(part: Message) -> str:
 
 
 def _html_text(html: str) -> str:
-    """The text of HTML as the page shows it: no script, style or head, the source's own
-    line breaks and no others. Read without a tree (services.archive.html_text): a tree of
-    a large document took hundreds of MB here and libxml2 dropped the part it could not
-    hold without a word; a MemoryError is the page's error, never a shorter text."""
-    return safely(lambda: html_text.layout(html, frozenset(), HTML_HIDDEN), "")
+    """The text of HTML as the index reads it (extract.html_document_text): read without a
+    tree (services.archive.html_text; a tree of a large document took hundreds of MB here
+    and libxml2 dropped the part it could not hold without a word); a MemoryError is the
+    page's error, never a shorter text."""
+    return safely(lambda: html_document_text(html), "")

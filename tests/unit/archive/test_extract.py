@@ -659,3 +659,22 @@ def test_after_an_error_in_a_batch_the_next_batch_gets_its_own_results(workers):
         assert pool.admitted_bytes == 0
         (result,) = pool.extract_many([mail(body="plain 99").as_bytes()])
     assert result.body.strip() == "plain 99", result.body[:60]
+
+
+# The HTML standard's Rendering section: what it displays as blocks, list items and table
+# parts, and table cells (a browser sets them apart).
+STANDARD_BLOCKS = ["p", "div", "pre", "blockquote", "address", "center", "dialog", "figure",
+                   "figcaption", "form", "fieldset", "legend", "listing", "main", "plaintext",
+                   "search", "xmp", "details", "summary", "h1", "h6", "hgroup", "section",
+                   "article", "aside", "nav", "header", "footer", "ul", "ol", "dir", "menu",
+                   "li", "dl", "dt", "dd", "table", "caption", "thead", "tbody", "tfoot", "tr",
+                   "td", "th"]
+
+
+@pytest.mark.parametrize("tag", STANDARD_BLOCKS)
+def test_words_in_adjacent_blocks_and_table_cells_stay_apart(tag):
+    """Each element the HTML standard renders as a block, and each table cell, ends a line:
+    "<td>Total</td><td>42</td>" had read "Total42", neither word found."""
+    html = f"<html><body><{tag}>alpha</{tag}><{tag}>beta</{tag}>gamma</body></html>"
+    raw = b"From: a@example.org\nSubject: s\nContent-Type: text/html\n\n" + html.encode()
+    assert {"alpha", "beta", "gamma"} <= set(extract(raw, CAP).body.split())

@@ -38,7 +38,7 @@ def test_a_nul_loses_no_text_wherever_it_is(place):
     document = place.format("\x00")
     for data, charset in [(document.encode(), "utf-8"), (document.encode("utf-16"), "utf-16")]:
         assert {"before", "after"} <= set(words(_html_to_text(data, charset))), data
-    shown = mail_view._html_text(document)  # (no line break after a block: "beforeafter")
+    shown = mail_view._html_text(document)
     assert "before" in shown and "after" in shown.partition("before")[2]
 
 
