@@ -808,7 +808,7 @@ def _xlsx_pieces(data: bytes) -> Iterator[str]:
 
 def _html_to_text(data: bytes, charset: str | None) -> str:
     """The text of an HTML document: one line per block, single spaces."""
-    return _tidy_whitespace(_html_layout(data, charset))
+    return html_document_text(mime.decode_text(data, charset))
 
 
 def html_document_text(document: str) -> str:
