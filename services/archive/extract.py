@@ -41,7 +41,8 @@ from email.message import Message
 from typing import Callable, Iterable, Iterator
 
 from services.archive import (containers, documents, filetypes, header_blocks, heap,
-                              html_text, mime, mime_parts, transfer_encoding)
+                              html_text, mime, mime_parts, transfer_encoding,
+                              uuencode)
 from services.archive.extraction_memo import ExtractionMemo, MemoryMemo, TextMemo
 from services.archive.index import BODY_TEXT_LIMIT, PARTLY_INDEXED
 
@@ -493,11 +494,37 @@ def _attachment(part: Message, cap_bytes: int, nesting: int, budget: containers.
                 container: str | None) -> tuple[list[AttachmentText], str]:
     """The attachment, the files found inside it, and body text it carries (the signed
     content of S/MIME signed-data) as ([entries], body)."""
+    # x-uuencode: every file of it (mime's rule, UUENCODED_ATTACHMENT), the text around
+    # them body text; the first file is the part's own (read below, as it always was)
+    found = mime.attachment_split(part, budget.attachments)
+    entries, body = _first_file(part, found, cap_bytes, nesting, budget, container)
+    if found is None or not found.files:
+        return entries, body
+    charset = _safe_charset(part)
+    more = found.files[1:]
+    taken = more[:max(0, budget.attachments)]
+    budget.attachments -= len(taken)
+    budget.attachments_passed += len(more) - len(taken) + found.more
+    for file in taken:
+        inner, inner_body = _file(mime.uuencoded_name(file.name, charset),
+                                  "application/octet-stream", file.data, cap_bytes, nesting,
+                                  budget, container)
+        entries += inner
+        body = "\n".join(text for text in (body, inner_body) if text)
+    around = mime.decode_text(found.text, charset)
+    return entries, "\n".join(text for text in (body, around) if text.strip())
+
+
+def _first_file(part: Message, found: uuencode.Split | None, cap_bytes: int, nesting: int,
+                budget: containers.ReadBudget, container: str | None
+                ) -> tuple[list[AttachmentText], str]:
+    """The attachment as one file (of an x-uuencode one, `found`: its first file, which its
+    begin line may name; its content when no block decodes), and the files inside it."""
     filename, declared = mime.filename_of(part), _mime_type(part)
     if declared == "message/rfc822" or (declared == "application/octet-stream"
                                         and _extension(filename) == ".eml"):
         return _forwarded(part, filename, cap_bytes, nesting, budget, container), ""
-    whole = transfer_encoding.uuencoded_file(part)  # x-uuencode: its begin line may name it
+    whole = found.files[0] if found is not None and found.files else None
     if whole is not None:
         data, filename = whole.data, filename or mime.uuencoded_name(whole.name,
                                                                      _safe_charset(part))

@@ -529,12 +529,29 @@ def whole_body_is_attachment(message: Message) -> bool:
 # whole_body_is_attachment), and each file uuencoded in a part of body text (is_body_text,
 # body_text_split), where that part is. Old mailers put files so into a text/plain body,
 # or sent the body as one (Content-Transfer-Encoding: x-uuencode on a text or no type).
-# The web lists at most this many of a message's uuencoded files (uuencoded_files): a
-# hostile body of a million tiny blocks would be a million parts in memory and on the page.
+# UUENCODED_ATTACHMENT: an attachment sent x-uuencode (or another of its names) whose
+# payload holds two or more blocks that decode is all of them, in order (attachment_files):
+# a user expects every file the sender put there, where it had been its first alone. The
+# first keeps the part's own name (filename_of, else its begin line's) and type: it is the
+# file the part always stood for, under the number, name and download it always had (one
+# such part of one block, or of none that decodes, stays its own one file, as it was);
+# each further one is named by its begin line, as a file in body text is. The text around
+# the blocks (blocks that do not decode included) is body text to the index
+# (services.archive.extract), as around blocks in body text; the web shows it in the
+# message as sent (the raw download), not in the body of an attachment.
+# Numbering (one for every view): a file's number is its place in this order, counted
+# from 1 over the whole message. Extraction reads the first containers.MESSAGE_ATTACHMENTS
+# of them (forwarded messages' own files take from that count too; those past it are
+# named by the indexer's "partly indexed" note), so `show` has a prefix of this order.
+# The web lists more, under the same numbers, so that what is stored stays downloadable
+# (it always was: MIME attachments past 1,000 were listed and served before): at most
+# this many uuencoded files of a message (uuencoded_files, attachment_files), as a hostile
+# body of a million tiny blocks would be a million parts in memory and on the page.
 UUENCODED_FILES_LISTED = mime_parts.MAX_PARTS
 _UUENCODED_FILES_KEY = "_uuencoded_files"  # where uuencoded_files keeps a part's
 _SPLIT_TEXT_KEY = "_body_text_split_text"  # and the text around them (body_text_of)
 _UUENCODED_READ_KEY = "_uuencoded_files_read"  # on a message read_uuencoded_files has read
+_NOT_LISTED_KEY = "_uuencoded_files_not_listed"  # how many past those (files_not_listed)
 
 
 def is_body_text(part: Message) -> bool:
@@ -582,28 +599,63 @@ class FoundFile(Message):
     attachment of the type its name's extension says (application/octet-stream without
     one), its name (attachment_name) and its bytes (`data`)."""
 
-    def __init__(self, name: str | None, data: bytes):
+    def __init__(self, name: str | None, data: bytes, content_type: str | None = None):
         super().__init__()
         # by its extension alone: guess_type reads a name such as "data:text/html,..." as
         # a data URL, and a stranger names the file
         extension = name.rsplit(".", 1)[1] if name and "." in name else ""
         guessed = mimetypes.guess_type("file." + extension)[0] if extension else None
-        self["Content-Type"] = guessed or "application/octet-stream"
+        # (`content_type`: the first file of an x-uuencode attachment is of the part's)
+        self["Content-Type"] = content_type or guessed or "application/octet-stream"
         self["Content-Disposition"] = "attachment"
         self.name, self.data = name, data
 
 
 def read_uuencoded_files(message: Message) -> None:
     """Finds the uuencoded files of every part of body text of `message` (attached
-    messages' too), at most UUENCODED_FILES_LISTED in all, in the order of the parts, and
-    leaves each part's with it for uuencoded_files. Read once a message."""
+    messages' too) and the further files of every attachment sent x-uuencode
+    (attachment_files), at most UUENCODED_FILES_LISTED in all, in the order of the parts,
+    and leaves each part's with it for uuencoded_files and attachment_files. Read once a
+    message."""
     if message.__dict__.get(_UUENCODED_READ_KEY):
         return
     left = UUENCODED_FILES_LISTED
     for part in iter_parts(message):
         if is_body_text(part):
             left -= len(uuencoded_files(part, left))
+        elif is_attachment(part):
+            left -= max(0, len(attachment_files(part, left)) - 1)
     message.__dict__[_UUENCODED_READ_KEY] = True
+
+
+def attachment_split(part: Message, keep: int) -> uuencode.Split | None:
+    """An attachment (is_attachment) sent x-uuencode (or another of its names), split
+    (uuencode.split) with its first file and `keep` more; None for any other part. Never
+    raises but MemoryError."""
+    data = transfer_encoding.uuencoded_payload(part)
+    return uuencode.split(data, 1 + max(0, keep)) if data is not None else None
+
+
+def attachment_files(part: Message, keep: int = UUENCODED_FILES_LISTED) -> list[FoundFile]:
+    """The files of an attachment sent x-uuencode whose payload holds two or more blocks
+    that decode (UUENCODED_ATTACHMENT): its first file, named as the part is
+    (attachment_name) and of the part's type, then at most `keep` more, each named by its
+    begin line; [] for any other part (an attachment is then its own one file). Kept with
+    the part the first time it is asked (read_uuencoded_files asks with what its message
+    may still list)."""
+    if _UUENCODED_FILES_KEY not in part.__dict__:
+        found = attachment_split(part, keep) if is_attachment(part) else None
+        files = []
+        if found is not None and found.count >= 2:
+            charset = safely(part.get_content_charset, None)
+            first, *more = found.files
+            files = [FoundFile(filename_of(part) or uuencoded_name(first.name, charset),
+                               first.data, safely(part.get_content_type, None)),
+                     *(FoundFile(uuencoded_name(file.name, charset), file.data)
+                       for file in more)]
+        part.__dict__[_UUENCODED_FILES_KEY] = files
+        part.__dict__[_NOT_LISTED_KEY] = found.more if files else 0
+    return part.__dict__[_UUENCODED_FILES_KEY]
 
 
 def uuencoded_files(part: Message, keep: int = UUENCODED_FILES_LISTED) -> list[FoundFile]:
@@ -616,7 +668,15 @@ def uuencoded_files(part: Message, keep: int = UUENCODED_FILES_LISTED) -> list[F
         part.__dict__[_UUENCODED_FILES_KEY] = [
             FoundFile(uuencoded_name(file.name, charset), file.data) for file in found.files]
         part.__dict__[_SPLIT_TEXT_KEY] = found.text
+        part.__dict__[_NOT_LISTED_KEY] = found.more
     return part.__dict__[_UUENCODED_FILES_KEY]
+
+
+def files_not_listed(part: Message) -> int:
+    """How many uuencoded files of `part` decode past those uuencoded_files or
+    attachment_files keep (UUENCODED_FILES_LISTED): their numbers are taken all the same,
+    so that a file after them has the number it has in every view."""
+    return part.__dict__.get(_NOT_LISTED_KEY, 0)
 
 
 def body_text_of(part: Message) -> bytes:

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from email.message import Message
 
 from services.archive.extract import html_document_text, inner_message
-from services.archive.mime import (FoundFile, attachment_name, body_text_of, charsets_of,
-                                   decode_header_text, decode_text, is_attachment,
+from services.archive.mime import (FoundFile, attachment_files, attachment_name,
+                                   body_text_of, charsets_of, decode_header_text,
+                                   decode_text, files_not_listed, is_attachment,
                                    is_body_text, iter_parts, parse_message,
                                    read_uuencoded_files, safely, uuencoded_files,
                                    whole_body_is_attachment)
@@ -87,26 +88,31 @@ def shown_headers(message: Message, names: tuple[str, ...] = SHOWN_HEADERS
 
 
 def _attachments(message: Message) -> list[tuple[Attachment, Message]]:
-    found = []
+    """(Attachment, part) of each file of the message listed, numbered by mime's one rule
+    (above mime.UUENCODED_FILES_LISTED): a file's place among all the message's files, the
+    uuencoded files past those listed counted though not listed."""
+    found, number = [], 0
     read_uuencoded_files(message)
     for part in iter_parts(message, into_messages=False):
         for file in _files_of(part, message):
-            number = len(found) + 1
+            number += 1
             name = attachment_name(file) or f"attachment-{number}"
             content_type = safely(file.get_content_type, "application/octet-stream")
             found.append((Attachment(number, name, content_type, len(_part_bytes(file))),
                           file))
+        number += files_not_listed(part)
     return found
 
 
 def _files_of(part: Message, message: Message) -> list[Message]:
     """The files of the message that `part` is or holds: itself when it is an attachment
     (the message itself only when its whole body is one: its part 1 in the message tree;
-    a message/* root is a container, its inner message the mail); the files uuencoded in
-    it when it is body text."""
+    a message/* root is a container, its inner message the mail), or its uuencoded files
+    when it is one sent x-uuencode that holds two or more (mime.attachment_files); the
+    files uuencoded in it when it is body text."""
     listed = whole_body_is_attachment(part) if part is message else is_attachment(part)
     if listed:
-        return [part]
+        return attachment_files(part) or [part]
     return uuencoded_files(part) if is_body_text(part) else []
 
 

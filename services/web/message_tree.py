@@ -33,8 +33,9 @@ from PIL import Image
 from services.archive import containers, tools
 from services.archive.extract import effective_type, inner_message, reads_text_of
 from services.archive.index import PARTLY_INDEXED
-from services.archive.mime import (FoundFile, attachment_name, body_text_of, charsets_of,
-                                   decode_header_text, decode_text, filename_of, header,
+from services.archive.mime import (FoundFile, attachment_files, attachment_name,
+                                   body_text_of, charsets_of, decode_header_text,
+                                   decode_text, filename_of, header,
                                    is_attachment, is_body_text, iter_parts, parse_message,
                                    read_uuencoded_files, safely, uuencoded_files,
                                    whole_body_is_attachment)
@@ -125,14 +126,20 @@ def children(part: Message, top: bool = False) -> list[Message]:
         return [child for child in payload if isinstance(child, Message)] \
             if isinstance(payload, list) else []
     if top:
-        if whole_body_is_attachment(part):
-            return [_whole_body(part)]
+        if whole_body_is_attachment(part):  # (one of two or more files: them, mime's rule)
+            return attachment_files(part) or [_whole_body(part)]
         files = uuencoded_files(part) if is_body_text(part) else []
         if files:
             return files
         return [] if safely(part.get_content_type, "text/plain") in BODY_TYPES \
             else [_whole_body(part)]
     return _opened(part)
+
+
+def holds_files(part: Message) -> bool:
+    """Whether `part` is an attachment sent x-uuencode holding two or more files
+    (mime.attachment_files): a node holding them, as a part of body text holds its own."""
+    return not isinstance(part, (_Member, FoundFile)) and bool(attachment_files(part))
 
 
 def _whole_body(message: Message) -> Message:
@@ -163,6 +170,8 @@ def _opened(part: Message) -> list[Message]:
 def _open(part: Message) -> list[Message]:
     if is_body_text(part):
         return uuencoded_files(part)
+    if holds_files(part):
+        return attachment_files(part)
     content_type = safely(part.get_content_type, "")
     try:
         if content_type in containers.CMS_TYPES and _cms_kind(part) == "signed-data":
@@ -217,7 +226,9 @@ def _node(part: Message, path: str, failed: dict[str, str], depth: int, root: bo
     # (a file's name as extraction gives it: an x-uuencode one's begin line may name it)
     filename = attachment_name(part) if is_attachment(part) else filename_of(part)
     maintype = content_type.split("/")[0]
-    attached = not root and (maintype == "message" or is_attachment(part))
+    # (an x-uuencode attachment of two or more files holds them: they are the attachments)
+    attached = not root and (maintype == "message" or is_attachment(part)
+                             and not holds_files(part))
     node = Part(path, content_type, filename, 0 if part.is_multipart() and maintype != "message"
                 else len(decoded(part)), attached, "", None,
                 decode_header_text(header(part, "content-id")).strip("<> ") or None)
