@@ -27,7 +27,12 @@ MEMBER_READ_BYTES = 32 * 1024 * 1024    # one member is read up to here, the res
 MESSAGE_READ_BYTES = 128 * 1024 * 1024  # expanded bytes read from all containers of a message
 # MIME attachments read per message, forwarded messages' included: each costs a libmagic
 # sniff and its reader (~0.3 ms for a tiny one), so 60,000 tiny parts in a 5.5 MB message
-# took the worker's whole time limit; real mail stays far below.
+# took the worker's whole time limit; real mail stays far below. Files uuencoded in its
+# body text or in an x-uuencode attachment take from this count too. Numbering: a file's
+# number is its place among all the message's files in mime's order (the comment above
+# mime.UUENCODED_FILES_LISTED); extraction (and so `show`) has the first of them this count
+# lets it read, under those numbers in the web too, and the web lists and serves those past
+# it as well, under their own places' numbers (what is stored stays downloadable).
 MESSAGE_ATTACHMENTS = 1000
 TNEF_TYPES = ("application/ms-tnef", "application/vnd.ms-tnef")
 ZIP_TYPES = ("application/zip", "application/x-zip-compressed", "application/x-zip")

@@ -4,7 +4,9 @@ file (not multipart: a scanner's PDF, a photo, a named file) has that file as it
 attachment 1 and no body, as extraction reads it (mime.whole_body_is_attachment). Files
 uuencoded in its body text (or a body sent x-uuencode) are attachments where their text
 part is, and their encoded lines no body text, as extraction reads them (mime's rule of a
-message's files, above mime.is_body_text).
+message's files, above mime.is_body_text); an attachment sent x-uuencode holding two or
+more files is each of them. Numbers are places among all the message's files (that rule):
+the first 1,000 are the files extraction reads, and those past them are listed too.
 
 The body is shown as text only: mail is from strangers, and HTML from strangers in the
 archive's own pages could run script in an auditor's session. HTML-only mail is shown as

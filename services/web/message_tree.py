@@ -17,7 +17,9 @@ cannot be opened without the key: it is said so, and downloadable. A part of bod
 holding uuencoded files (mime.is_body_text, mime.uuencoded_files: old mailers, or a body
 sent x-uuencode) holds them as its children, and a message whose whole body is such a part
 has them as its parts 1, 2, ...: the files extraction reads, in its order, and their
-encoded lines (or the file an x-uuencode body decodes to) no body text.
+encoded lines (or the file an x-uuencode body decodes to) no body text. An attachment sent
+x-uuencode holding two or more files (mime.attachment_files) holds them so too, the first
+under the part's own name; a message whose whole body is one has them as its parts.
 """
 from __future__ import annotations
 
