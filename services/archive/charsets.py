@@ -260,7 +260,8 @@ def _reads_as(sample: bytes, codec: str, strict: bool) -> bool:
         return False
     if not strict and text.endswith("\ufffd"):
         text = text[:-1]  # the sample may end in the middle of a surrogate pair
-    beyond_latin_1 = len(text) - len(LATIN_1.findall(text))
+    # (of half the text at least: one CJK character in English is no evidence either way)
+    beyond_latin_1 = max(len(text) - len(LATIN_1.findall(text)), len(text) / 2)
     return len(NOISE.findall(text)) <= UNMARKED_MAX_NOISE * len(text) and \
         len(ASCII_PAIRS.findall(text)) <= UNMARKED_MAX_ASCII_PAIRS * beyond_latin_1
 
