@@ -172,6 +172,8 @@ UNMARKED_SAMPLE_BYTES = 64 * 1024
 # HTML of a dozen NULs could look like UTF-16): at least nine, so a short text with fewer
 # ASCII characters than that is left to decode().
 UNMARKED_MIN_NUL_SHARE, UNMARKED_NUL_PARITY, UNMARKED_NUL_SIGMAS = 0.01, 1.5, 3.0
+# UTF-32 of fewer characters than UTF-16 needs ASCII ones (b"\x00\x01\x00\x00" is U+0100).
+UNMARKED_MIN_UTF32_BYTES = 4 * 9
 # Of the sample read so, at most this share are controls that are no layout (random
 # binary, arrays of small numbers: U+0001, U+0002...), private use (8-bit letters read in
 # pairs: cp1251's "аб" is U+E1E0) or not characters at all.
@@ -206,8 +208,9 @@ def unmarked_encoding(data: bytes, label: str | None = None) -> str | None:
     if labelled in ORDERED_UNICODE and _reads_as(_whole_units(sample, labelled), labelled,
                                                  strict=False):
         return None  # the sender said which order, and the text reads so
-    for codec in ("utf-32-le", "utf-32-be"):
-        if _reads_as(_whole_units(sample, codec), codec, strict=True):
+    for codec in ("utf-32-le", "utf-32-be"):  # valid UTF-32 is no chance (but a word long)
+        if len(sample) >= UNMARKED_MIN_UTF32_BYTES and \
+                _reads_as(_whole_units(sample, codec), codec, strict=True):
             return codec
     high_le, high_be = sample[1::2].count(0), sample[0::2].count(0)
     codec, high, low = ("utf-16-le", high_le, high_be) if high_le >= high_be else \
