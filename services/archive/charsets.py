@@ -14,6 +14,7 @@ python3-charset-normalizer) finds with confidence, else Windows-1252: what undec
 """
 from __future__ import annotations
 
+import codecs
 import encodings
 import encodings.aliases
 import re
@@ -119,12 +120,27 @@ def decode(data: bytes, label: str | None, detect: bool = True) -> str:
 BYTE_ORDER_MARKS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"),
                     (b"\xfe\xff", "utf-16-be"))
 UTF32_MARKS = ((b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\xfe\xff", "utf-32-be"))
+MARK_STARTS = frozenset(mark[:1] for mark, _ in BYTE_ORDER_MARKS + UTF32_MARKS)
 
 
 def decode_document(data: bytes, label: str | None, detect: bool = True) -> str:
     """A whole text (a body part, an attachment) as decode() reads it, unless it starts
     with a byte-order mark (BYTE_ORDER_MARKS, UTF32_MARKS): then in the encoding the mark
-    names, the mark left out, bad sequences as U+FFFD. Never raises; linear in len(data)."""
+    names, the mark left out, bad sequences as U+FFFD; or unless it is UTF-16 or UTF-32
+    without a mark (unmarked_encoding): then in that. Never raises; linear in len(data)."""
+    if data[:1] in MARK_STARTS:
+        marked = _marked_text(data)
+        if marked is not None:
+            return marked
+    if data.find(b"\x00", 0, UNMARKED_SAMPLE_BYTES) >= 0:  # else no UTF-16: one memchr
+        unmarked = unmarked_encoding(data, label)
+        if unmarked is not None:
+            return without_surrogates(data.decode(unmarked, "replace"))
+    return decode(data, label, detect)
+
+
+def _marked_text(data: bytes) -> str | None:
+    """The text after the byte-order mark data starts with, in its encoding, or None."""
     for mark, codec in UTF32_MARKS:
         if data.startswith(mark):
             try:
@@ -134,7 +150,123 @@ def decode_document(data: bytes, label: str | None, detect: bool = True) -> str:
     for mark, codec in BYTE_ORDER_MARKS:
         if data.startswith(mark):
             return without_surrogates(data[len(mark):].decode(codec, "replace"))
-    return decode(data, label, detect)
+    return None
+
+
+# UTF-16 and UTF-32 without a byte-order mark: Windows tools write it (exports, .reg files,
+# logs, PowerShell's Out-File), mailers attach it as text/plain, unlabelled or labelled
+# us-ascii or ISO-8859-1, and read as 8-bit text it is a letter and a NUL by turns, no word
+# of it found. Text of an 8-bit charset or UTF-8 holds no NUL, or a stray few; UTF-16 holds
+# one in each code unit of an ASCII character (a space, a digit, a line break), always in
+# the same byte of the two: the high one (odd offsets in UTF-16LE, even in -BE). Text of
+# one script and nothing else (CJK without one ASCII character, not even a line break) has
+# none, and is not told from 8-bit text (Windows' IsTextUnicode read "Bush hid the facts"
+# as Chinese): it is left to decode(). Debian's detectors do not do better: chardet 5.1's
+# UTF-16 prober wants nearly every unit ASCII (it calls Cyrillic UTF-16 "ascii"), and
+# charset-normalizer, which we use, is not asked for UTF-16 (nor would its models help).
+UNMARKED_SAMPLE_BYTES = 64 * 1024
+# The high bytes of at least this share of UTF-16 code units are NUL (Chinese with a line
+# break in every 50 characters has 2%), half as many again as the low bytes (those are NUL
+# in U+0100, U+4E00 "一" and the like), and more than the low ones by three standard
+# deviations of a coin's tosses (NULs strewn into 8-bit text fall in either byte by chance;
+# HTML of a dozen NULs could look like UTF-16): at least nine, so a short text with fewer
+# ASCII characters than that is left to decode().
+UNMARKED_MIN_NUL_SHARE, UNMARKED_NUL_PARITY, UNMARKED_NUL_SIGMAS = 0.01, 1.5, 3.0
+# UTF-32 of fewer characters than UTF-16 needs ASCII ones (b"\x00\x01\x00\x00" is U+0100).
+UNMARKED_MIN_UTF32_BYTES = 4 * 9
+# Of the sample read so, at most this share are controls that are no layout (random
+# binary, arrays of small numbers: U+0001, U+0002...), private use (8-bit letters read in
+# pairs: cp1251's "аб" is U+E1E0) or not characters at all.
+UNMARKED_MAX_NOISE = 0.01
+NOISE = re.compile("[\x00-\x08\x0e-\x1a\x1c-\x1f\ue000-\uf8ff\ufffd]")
+# And of its characters beyond Latin-1 at most this share are two printable ASCII bytes
+# ("ar" read as U+7261): so is nearly every one of ASCII text with a few NULs in it read in
+# pairs, some 35% of CJK ideographs, none of Cyrillic or Greek. Not counted: U+30xx, kana
+# (most of Japanese), whose high byte is "0", and rarely a letter's neighbour.
+UNMARKED_MAX_ASCII_PAIRS = 0.75
+LATIN_1 = re.compile("[\x00-\xff]")
+ASCII_PAIRS = re.compile("[" + "".join(f"{chr(high << 8 | 0x20)}-{chr(high << 8 | 0x7e)}"
+                                       for high in range(0x20, 0x7f) if high != 0x30) + "]")
+# Labels that name UTF-16 or UTF-32 in an order (trusted where the text reads so) and those
+# that name neither order: Python reads the latter in the machine's order, RFC 2781 says
+# big-endian, WHATWG (and so browsers) read "utf-16" as UTF-16LE, which is what Windows
+# writes: in the order the NULs show, else little-endian, whatever the machine.
+ORDERED_UNICODE = frozenset({"utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"})
+UNORDERED_UNICODE = frozenset({"utf16", "utf32", "ucs2", "ucs4", "unicode"})
+
+
+def unmarked_encoding(data: bytes, label: str | None = None) -> str | None:
+    """The codec ("utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be") of data that is
+    UTF-16 or UTF-32 text without a byte-order mark, by where its NUL bytes sit (see
+    above), or None: for data with no NUL in its first UNMARKED_SAMPLE_BYTES (all 8-bit
+    and UTF-8 text: that check is one memchr) and for a label that names an order the
+    text reads in (decode() reads it so). Never raises."""
+    if data.find(b"\x00", 0, UNMARKED_SAMPLE_BYTES) < 0:
+        return None  # decode() reads an unordered label as WHATWG does: little-endian
+    unordered, sample = _unordered_unicode(label), data[:UNMARKED_SAMPLE_BYTES]
+    labelled = None if unordered else codec_for(label)
+    if labelled in ORDERED_UNICODE and _reads_as(_whole_units(sample, labelled), labelled,
+                                                 strict=False):
+        return None  # the sender said which order, and the text reads so
+    for codec in ("utf-32-le", "utf-32-be"):  # valid UTF-32 is no chance (but a word long)
+        if len(sample) >= UNMARKED_MIN_UTF32_BYTES and \
+                _reads_as(_whole_units(sample, codec), codec, strict=True):
+            return codec
+    high_le, high_be = sample[1::2].count(0), sample[0::2].count(0)
+    codec, high, low = ("utf-16-le", high_le, high_be) if high_le >= high_be else \
+        ("utf-16-be", high_be, high_le)
+    if unordered:
+        return codec if high > low else "utf-16-le"
+    if _utf_8_beyond_ascii(sample):
+        return None  # UTF-8 with a stray NUL: UTF-16 is hardly ever valid UTF-8 but in ASCII
+    units = len(sample) // 2
+    if high < max(UNMARKED_MIN_NUL_SHARE * units, UNMARKED_NUL_PARITY * low) or \
+            high - low < UNMARKED_NUL_SIGMAS * (high + low) ** 0.5:
+        return None
+    return codec if _reads_as(_whole_units(sample, codec), codec, strict=False) else None
+
+
+def _utf_8_beyond_ascii(sample: bytes) -> bool:
+    """Whether sample is valid UTF-8 (but perhaps for a character cut at its end) with a
+    character beyond ASCII: UTF-8 Cyrillic read in pairs is Hangul, valid UTF-16."""
+    if sample.isascii():
+        return False
+    try:
+        codecs.utf_8_decode(sample, "strict", False)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _whole_units(sample: bytes, codec: str) -> bytes:
+    """sample cut to whole code units of codec (4 bytes for UTF-32, else 2)."""
+    unit = 4 if "32" in codec else 2
+    return sample[:len(sample) // unit * unit]
+
+
+def _unordered_unicode(label: str | None) -> str | None:
+    """The label, when it names UTF-16 or UTF-32 without a byte order, else None."""
+    compact = _normalise(label).replace("-", "").replace("_", "")
+    return compact if compact in UNORDERED_UNICODE else None
+
+
+def _reads_as(sample: bytes, codec: str, strict: bool) -> bool:
+    """Whether sample reads as text in codec: without a bad sequence (strict), or but for
+    one cut at its end; at most UNMARKED_MAX_NOISE of it noise (NOISE) and at most
+    UNMARKED_MAX_ASCII_PAIRS of what is beyond Latin-1 8-bit text read in pairs
+    (ASCII_PAIRS)."""
+    if not sample:
+        return False
+    try:
+        text = sample.decode(codec, "strict" if strict else "replace")
+    except UnicodeDecodeError:
+        return False
+    if not strict and text.endswith("\ufffd"):
+        text = text[:-1]  # the sample may end in the middle of a surrogate pair
+    # (of half the text at least: one CJK character in English is no evidence either way)
+    beyond_latin_1 = max(len(text) - len(LATIN_1.findall(text)), len(text) / 2)
+    return len(NOISE.findall(text)) <= UNMARKED_MAX_NOISE * len(text) and \
+        len(ASCII_PAIRS.findall(text)) <= UNMARKED_MAX_ASCII_PAIRS * beyond_latin_1
 
 
 def has_surrogates(text: str) -> bool:
@@ -159,12 +291,15 @@ def decode_unlabelled(data: bytes, detect: bool = True) -> str:
 
 def detected(data: bytes) -> str | None:
     """The text charset python3-charset-normalizer finds in (a sample of) data with some
-    confidence (its language coherence), or None."""
+    confidence (its language coherence), or None. NUL bytes are no evidence: data reads
+    as without them."""
     from charset_normalizer import from_bytes  # 0.1 s to import: only where needed
     sample = data[:DETECTION_SAMPLE_BYTES]
     if len(data) > len(sample):
         cut = max(sample.rfind(b"\n"), sample.rfind(b" "))
         sample = sample[:cut] if cut > 0 else sample
+    if b"\x00" in sample:  # no charset's letter: a stray few swayed detection, some to
+        sample = sample.replace(b"\x00", b"")  # no answer, where without them it had one
     try:
         matches = list(from_bytes(sample, cp_isolation=DETECTION_CANDIDATES))
     except (ValueError, TypeError, LookupError, UnicodeError):

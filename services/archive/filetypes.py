@@ -11,6 +11,8 @@ import hashlib
 import threading
 from collections import OrderedDict
 
+from services.archive import charsets
+
 # Types that say nothing about the content.
 GENERIC_TYPES = frozenset({
     "application/octet-stream", "binary/octet-stream", "application/binary",
@@ -18,6 +20,9 @@ GENERIC_TYPES = frozenset({
     "application/x-download", "application/force-download", "application/x-msdownload",
     "application/save", "application/x-octet-stream", "multipart/octet-stream",
 })
+# libmagic's answers for content it cannot tell: UTF-16 text without a byte-order mark
+# among them (with a mark it says text/plain).
+UNTOLD = frozenset({"application/octet-stream", "application/data"})
 # libmagic answers that are too vague to overrule a declaration.
 VAGUE_DETECTIONS = frozenset({"application/octet-stream", "text/plain", "application/x-empty",
                               "inode/x-empty", "application/data"})
@@ -103,7 +108,10 @@ def _detected(sniffed: bytes) -> str | None:
         found = _magic().from_buffer(sniffed)
     except Exception:  # libmagic errors on odd input are no reason to fail the attachment
         return None
-    return (found or "application/octet-stream").split(";")[0].strip().lower()
+    found = (found or "application/octet-stream").split(";")[0].strip().lower()
+    if found in UNTOLD and charsets.unmarked_encoding(sniffed) is not None:
+        return "text/plain"  # libmagic calls UTF-16 or -32 text without a mark "data"
+    return found
 
 
 def effective_type(declared: str, detected: str) -> str:

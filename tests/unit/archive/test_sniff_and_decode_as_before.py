@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from services.archive import filetypes, header_blocks, mime_parts, transfer_encoding
+from services.archive import charsets, filetypes, header_blocks, mime_parts, transfer_encoding
 from tests.bench import corpus
 from tests.unit.archive.history import ROOT, columns_differing, module_at
 
@@ -124,7 +124,11 @@ def test_content_types_are_libmagics_as_before(datas):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(filetypes, "_known", filetypes._Answers(3))
         for data in datas + datas[::-1]:
-            assert filetypes.content_type(data) == OLD_FILETYPES.content_type(data)
+            before = OLD_FILETYPES.content_type(data)
+            if before == "application/octet-stream" and \
+                    charsets.unmarked_encoding(data[:filetypes.SNIFF_BYTES]) is not None:
+                before = "text/plain"  # UTF-16 or -32 without a mark (test_unmarked_unicode)
+            assert filetypes.content_type(data) == before
         assert len(filetypes._known._answers) <= 3
 
 
