@@ -153,17 +153,20 @@ def _marked_text(data: bytes) -> str | None:
     return None
 
 
-# UTF-16 and UTF-32 without a byte-order mark: Windows tools write it (exports, .reg files,
-# logs, PowerShell's Out-File), mailers attach it as text/plain, unlabelled or labelled
-# us-ascii or ISO-8859-1, and read as 8-bit text it is a letter and a NUL by turns, no word
-# of it found. Text of an 8-bit charset or UTF-8 holds no NUL, or a stray few; UTF-16 holds
-# one in each code unit of an ASCII character (a space, a digit, a line break), always in
-# the same byte of the two: the high one (odd offsets in UTF-16LE, even in -BE). Text of
-# one script and nothing else (CJK without one ASCII character, not even a line break) has
+# UTF-16 without a byte-order mark: Windows tools write it (exports, .reg files, logs,
+# PowerShell's Out-File), mailers attach it as text/plain, unlabelled or labelled us-ascii
+# or ISO-8859-1, and read as 8-bit text it is a letter and a NUL by turns, no word of it
+# found. Text of an 8-bit charset or UTF-8 holds no NUL, or a stray few; UTF-16 holds one
+# in each code unit of an ASCII character (a space, a digit, a line break), always in the
+# same byte of the two: the high one (odd offsets in UTF-16LE, even in -BE). Text of one
+# script and nothing else (CJK without one ASCII character, not even a line break) has
 # none, and is not told from 8-bit text (Windows' IsTextUnicode read "Bush hid the facts"
 # as Chinese): it is left to decode(). Debian's detectors do not do better: chardet 5.1's
 # UTF-16 prober wants nearly every unit ASCII (it calls Cyrillic UTF-16 "ascii"), and
 # charset-normalizer, which we use, is not asked for UTF-16 (nor would its models help).
+# UTF-32 without a mark is not guessed at: no mailer writes it, and an array of 32-bit
+# integers below 0x110000 is valid UTF-32 (review r6: a table of counters indexed as
+# Chinese); with a mark it is read (decode_document).
 UNMARKED_SAMPLE_BYTES = 64 * 1024
 # The high bytes of at least this share of UTF-16 code units are NUL (Chinese with a line
 # break in every 50 characters has 2%), half as many again as the low bytes (those are NUL
@@ -172,8 +175,11 @@ UNMARKED_SAMPLE_BYTES = 64 * 1024
 # HTML of a dozen NULs could look like UTF-16): at least nine, so a short text with fewer
 # ASCII characters than that is left to decode().
 UNMARKED_MIN_NUL_SHARE, UNMARKED_NUL_PARITY, UNMARKED_NUL_SIGMAS = 0.01, 1.5, 3.0
-# UTF-32 of fewer characters than UTF-16 needs ASCII ones (b"\x00\x01\x00\x00" is U+0100).
-UNMARKED_MIN_UTF32_BYTES = 4 * 9
+# And at least this share of the units whose high byte is NUL are ASCII (U+0000-U+007F):
+# text's are its spaces, digits, punctuation and line breaks, with Latin-1's letters
+# (é, ü) among ASCII ones; an array of 16-bit numbers (a sensor's frame, values 200 to
+# 4,095: review r6) has Latin-1's upper half alone there.
+UNMARKED_MIN_ASCII_SHARE = 0.5
 # Of the sample read so, at most this share are controls that are no layout (random
 # binary, arrays of small numbers: U+0001, U+0002...), private use (8-bit letters read in
 # pairs: cp1251's "аб" is U+E1E0) or not characters at all.
@@ -187,82 +193,97 @@ UNMARKED_MAX_ASCII_PAIRS = 0.75
 LATIN_1 = re.compile("[\x00-\xff]")
 ASCII_PAIRS = re.compile("[" + "".join(f"{chr(high << 8 | 0x20)}-{chr(high << 8 | 0x7e)}"
                                        for high in range(0x20, 0x7f) if high != 0x30) + "]")
-# Labels that name UTF-16 or UTF-32 in an order (trusted where the text reads so) and those
-# that name neither order: Python reads the latter in the machine's order, RFC 2781 says
-# big-endian, WHATWG (and so browsers) read "utf-16" as UTF-16LE, which is what Windows
-# writes: in the order the NULs show, else little-endian, whatever the machine.
-ORDERED_UNICODE = frozenset({"utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"})
-UNORDERED_UNICODE = frozenset({"utf16", "utf32", "ucs2", "ucs4", "unicode"})
+# Labels that name UTF-16 without an order: Python reads them in the machine's order, RFC
+# 2781 says big-endian, WHATWG (and so browsers) read "utf-16" as UTF-16LE, which is what
+# Windows writes: in the order the NULs show, else little-endian, whatever the machine. A
+# label that names an order is read in the other one only where the NULs say so as
+# plainly as they must to overrule an 8-bit label (review r6: UTF-16BE labelled utf-16le
+# was indexed as Chinese).
+UNORDERED_UNICODE = frozenset({"utf16", "ucs2", "unicode"})
+# Multibyte charsets whose every text does not decode: text that decodes under such a
+# label is read by it (review r6: Shift_JIS with NUL-ended lines read in pairs is Chinese
+# too, its NULs all in one byte of the pair).
+MULTIBYTE_LABELS = frozenset({
+    "utf-8", "big5", "big5hkscs", "gb2312", "gbk", "gb18030", "hz", "johab", "euc_jp",
+    "euc_jis_2004", "euc_jisx0213", "euc_kr", "shift_jis", "shift_jis_2004", "shift_jisx0213",
+    "cp932", "cp949", "cp950", "iso2022_jp", "iso2022_jp_1", "iso2022_jp_2", "iso2022_jp_2004",
+    "iso2022_jp_3", "iso2022_jp_ext", "iso2022_kr"})
 
 
 def unmarked_encoding(data: bytes, label: str | None = None) -> str | None:
-    """The codec ("utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be") of data that is
-    UTF-16 or UTF-32 text without a byte-order mark, by where its NUL bytes sit (see
-    above), or None: for data with no NUL in its first UNMARKED_SAMPLE_BYTES (all 8-bit
-    and UTF-8 text: that check is one memchr) and for a label that names an order the
-    text reads in (decode() reads it so). Never raises."""
+    """The codec ("utf-16-le" or "utf-16-be") of data that is UTF-16 text without a
+    byte-order mark, by where its NUL bytes sit (see above), or None: for data with no
+    NUL in its first UNMARKED_SAMPLE_BYTES (all 8-bit and UTF-8 text: that check is one
+    memchr), and for text a multibyte label (MULTIBYTE_LABELS) decodes. Never raises."""
     if data.find(b"\x00", 0, UNMARKED_SAMPLE_BYTES) < 0:
         return None  # decode() reads an unordered label as WHATWG does: little-endian
-    unordered, sample = _unordered_unicode(label), data[:UNMARKED_SAMPLE_BYTES]
+    sample = data[:UNMARKED_SAMPLE_BYTES]
+    unordered = _unordered_unicode(label)
     labelled = None if unordered else codec_for(label)
-    if labelled in ORDERED_UNICODE and _reads_as(_whole_units(sample, labelled), labelled,
-                                                 strict=False):
-        return None  # the sender said which order, and the text reads so
-    for codec in ("utf-32-le", "utf-32-be"):  # valid UTF-32 is no chance (but a word long)
-        if len(sample) >= UNMARKED_MIN_UTF32_BYTES and \
-                _reads_as(_whole_units(sample, codec), codec, strict=True):
-            return codec
+    if labelled in MULTIBYTE_LABELS and not sample.isascii() and _decodes(sample, labelled) \
+            or _utf_8_beyond_ascii(sample):
+        return None  # UTF-16 is hardly ever valid UTF-8 (or EUC, ...) but in ASCII
     high_le, high_be = sample[1::2].count(0), sample[0::2].count(0)
     codec, high, low = ("utf-16-le", high_le, high_be) if high_le >= high_be else \
         ("utf-16-be", high_be, high_le)
     if unordered:
         return codec if high > low else "utf-16-le"
-    if _utf_8_beyond_ascii(sample):
-        return None  # UTF-8 with a stray NUL: UTF-16 is hardly ever valid UTF-8 but in ASCII
     units = len(sample) // 2
     if high < max(UNMARKED_MIN_NUL_SHARE * units, UNMARKED_NUL_PARITY * low) or \
             high - low < UNMARKED_NUL_SIGMAS * (high + low) ** 0.5:
         return None
-    return codec if _reads_as(_whole_units(sample, codec), codec, strict=False) else None
+    whole = _whole_units(sample)
+    if not _high_nuls_mostly_ascii(whole, codec) or not _reads_as(whole, codec):
+        return None
+    return codec
 
 
 def _utf_8_beyond_ascii(sample: bytes) -> bool:
     """Whether sample is valid UTF-8 (but perhaps for a character cut at its end) with a
     character beyond ASCII: UTF-8 Cyrillic read in pairs is Hangul, valid UTF-16."""
-    if sample.isascii():
-        return False
+    return not sample.isascii() and _decodes(sample, "utf-8")
+
+
+def _decodes(sample: bytes, codec: str) -> bool:
+    """Whether sample decodes in codec without a bad sequence (but a character cut at its
+    end)."""
     try:
-        codecs.utf_8_decode(sample, "strict", False)
-    except UnicodeDecodeError:
+        codecs.getincrementaldecoder(codec)().decode(sample, False)
+    except (UnicodeDecodeError, LookupError):
         return False
     return True
 
 
-def _whole_units(sample: bytes, codec: str) -> bytes:
-    """sample cut to whole code units of codec (4 bytes for UTF-32, else 2)."""
-    unit = 4 if "32" in codec else 2
-    return sample[:len(sample) // unit * unit]
+def _whole_units(sample: bytes) -> bytes:
+    """sample cut to whole UTF-16 code units (2 bytes)."""
+    return sample[:len(sample) // 2 * 2]
+
+
+def _high_nuls_mostly_ascii(sample: bytes, codec: str) -> bool:
+    """Whether at least UNMARKED_MIN_ASCII_SHARE of the units of sample (whole UTF-16 units
+    in codec's order) whose high byte is NUL are ASCII."""
+    lows, highs = (sample[0::2], sample[1::2]) if codec == "utf-16-le" else \
+        (sample[1::2], sample[0::2])
+    in_latin_1 = [low for low, high in zip(lows, highs) if high == 0]
+    ascii_units = sum(low < 0x80 for low in in_latin_1)
+    return ascii_units >= UNMARKED_MIN_ASCII_SHARE * len(in_latin_1)
 
 
 def _unordered_unicode(label: str | None) -> str | None:
-    """The label, when it names UTF-16 or UTF-32 without a byte order, else None."""
+    """The label, when it names UTF-16 without a byte order, else None."""
     compact = _normalise(label).replace("-", "").replace("_", "")
     return compact if compact in UNORDERED_UNICODE else None
 
 
-def _reads_as(sample: bytes, codec: str, strict: bool) -> bool:
-    """Whether sample reads as text in codec: without a bad sequence (strict), or but for
-    one cut at its end; at most UNMARKED_MAX_NOISE of it noise (NOISE) and at most
-    UNMARKED_MAX_ASCII_PAIRS of what is beyond Latin-1 8-bit text read in pairs
-    (ASCII_PAIRS)."""
-    if not sample:
-        return False
-    try:
-        text = sample.decode(codec, "strict" if strict else "replace")
-    except UnicodeDecodeError:
-        return False
-    if not strict and text.endswith("\ufffd"):
+def _reads_as(sample: bytes, codec: str) -> bool:
+    """Whether sample reads as text in codec (a unit cut at its end aside): at most
+    UNMARKED_MAX_NOISE of it noise (NOISE) and at most UNMARKED_MAX_ASCII_PAIRS of what is
+    beyond Latin-1 8-bit text read in pairs (ASCII_PAIRS)."""
+    text = sample.decode(codec, "replace")
+    if text.endswith("\ufffd"):
         text = text[:-1]  # the sample may end in the middle of a surrogate pair
+    if not text:
+        return False
     # (of half the text at least: one CJK character in English is no evidence either way)
     beyond_latin_1 = max(len(text) - len(LATIN_1.findall(text)), len(text) / 2)
     return len(NOISE.findall(text)) <= UNMARKED_MAX_NOISE * len(text) and \
