@@ -494,8 +494,9 @@ def _attachment(part: Message, cap_bytes: int, nesting: int, budget: containers.
                 container: str | None) -> tuple[list[AttachmentText], str]:
     """The attachment, the files found inside it, and body text it carries (the signed
     content of S/MIME signed-data) as ([entries], body)."""
-    # x-uuencode: every file of it (mime's rule, UUENCODED_ATTACHMENT), the text around
-    # them body text; the first file is the part's own (read below, as it always was)
+    # x-uuencode: every file of it (mime's rule, UUENCODED_ATTACHMENT); the first file is
+    # the part's own (read below, as it always was). The text around its blocks is no
+    # body text (it is stored, and the web does not show it either)
     found = mime.attachment_split(part, budget.attachments)
     entries, body = _first_file(part, found, cap_bytes, nesting, budget, container)
     if found is None or not found.files:
@@ -511,8 +512,7 @@ def _attachment(part: Message, cap_bytes: int, nesting: int, budget: containers.
                                   budget, container)
         entries += inner
         body = "\n".join(text for text in (body, inner_body) if text)
-    around = mime.decode_text(found.text, charset)
-    return entries, "\n".join(text for text in (body, around) if text.strip())
+    return entries, body
 
 
 def _first_file(part: Message, found: uuencode.Split | None, cap_bytes: int, nesting: int,

@@ -536,9 +536,10 @@ def whole_body_is_attachment(message: Message) -> bool:
 # file the part always stood for, under the number, name and download it always had (one
 # such part of one block, or of none that decodes, stays its own one file, as it was);
 # each further one is named by its begin line, as a file in body text is. The text around
-# the blocks (blocks that do not decode included) is body text to the index
-# (services.archive.extract), as around blocks in body text; the web shows it in the
-# message as sent (the raw download), not in the body of an attachment.
+# the blocks (blocks that do not decode included) is no body text: it is stored (the
+# message as sent, the raw download) and neither indexed (services.archive.extract) nor
+# shown in the web's reader, so that search and reader agree; around one block it is
+# mostly a sender's or a mailer's damage (truncated or undecodable encoded lines).
 # Numbering (one for every view): a file's number is its place in this order, counted
 # from 1 over the whole message. Extraction reads the first containers.MESSAGE_ATTACHMENTS
 # of them (forwarded messages' own files take from that count too; those past it are

@@ -7,7 +7,8 @@ sent x-uuencode whose payload holds two or more blocks that decode is all of the
 reads each (its text indexed), `show` lists their names, the web lists, numbers and serves
 each and the message tree has them as the part's children. The first keeps the part's own
 name (else its begin line's) and type, the others their begin lines' names; the text around
-the blocks (blocks that do not decode included) is body text to the index. Generated over
+the blocks (blocks that do not decode included) is stored, not indexed as body text, and the
+web's reader does not show it either (search and reader agree). Generated over
 the kind: 1 to 4 blocks, the part named or not, every name of x-uuencode, LF and CRLF, a
 truncated last block, a block that does not decode, the part in a multipart/mixed between
 MIME attachments, as the whole body, and inside a forwarded message/rfc822.
@@ -53,7 +54,8 @@ class Case:
     files: list[tuple[str, bytes]] | None  # the message's own files in order (None: the
                                            # part is inside a forwarded message)
     inner: list[str]                       # names of the forwarded message's files
-    words: list[str]                       # words extraction indexes as body text
+    words: list[str]                       # words around the blocks: neither indexed
+                                           # as body text nor in the reader's body
     as_text: int | None = None             # no block decodes: the file at this index
                                            # of `files` is the payload
 
@@ -108,7 +110,7 @@ def generated():
             continue
         payload, files, words = _payload(blocks, tail)
         expected = _expected(files, mime_name, payload)
-        around = words if files else []  # (no block decodes: the text is the file)
+        around = words  # (no block decodes: the text is the file, no body text either)
         part = _part(kind, encoding, payload)
         kind_id = kind.split(b";")[0].replace(b"Content-Type: ", b"").replace(
             b"\nContent-Disposition: ", b"+").strip().decode()
@@ -145,8 +147,9 @@ def test_every_file_of_an_x_uuencode_attachment_in_every_view(case):
     else:  # the forwarded message's files, in its entry's wake, none of the message's own
         assert [entry.filename for entry in extracted.attachments
                 if entry.container is not None] == case.inner
-    for word in case.words:  # the text around the blocks is indexed: nothing lost
-        assert word in extracted.body, word
+    body = mail_view.view(case.raw).body
+    for word in case.words:  # the text around the blocks: stored, not body text
+        assert word not in extracted.body and word not in body, word
 
 
 def test_the_first_file_keeps_the_part_s_name_and_type_the_others_their_begin_lines():
@@ -164,7 +167,8 @@ def test_the_first_file_keeps_the_part_s_name_and_type_the_others_their_begin_li
 
 def test_one_block_stays_the_part_itself():
     """One block that decodes: the part is its one file, as it always was (its download,
-    its node in the tree); the text around it is indexed now."""
+    its node in the tree); the text around it is not body text (review r5 F1: its
+    truncated, undecodable encoded lines had been indexed)."""
     payload, _, _ = _payload(1, "prose")
     raw = HEAD + b"Content-Type: multipart/mixed; boundary=B\n\n--B\n" + _part(
         b"Content-Type: application/octet-stream; name=\"one.bin\"\n", b"x-uuencode",
@@ -172,7 +176,8 @@ def test_one_block_stays_the_part_itself():
     agree(raw)
     tree = message_tree.tree(parse_message(raw), [])
     assert [(p.path, p.filename) for p in top_files(tree)] == [("1", "one.bin")]
-    assert "ibex" in extract(raw, CAP).body
+    assert "ibex" not in extract(raw, CAP).body
+    assert "ibex" not in mail_view.view(raw).body
 
 
 # -- numbering past the 1,000 files extraction reads (review r4 F1) --------------------------
