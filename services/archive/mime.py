@@ -553,6 +553,10 @@ _UUENCODED_FILES_KEY = "_uuencoded_files"  # where uuencoded_files keeps a part'
 _SPLIT_TEXT_KEY = "_body_text_split_text"  # and the text around them (body_text_of)
 _UUENCODED_READ_KEY = "_uuencoded_files_read"  # on a message read_uuencoded_files has read
 _NOT_LISTED_KEY = "_uuencoded_files_not_listed"  # how many past those (files_not_listed)
+_FIRST_FILE_KEY = "_x_uuencode_first_file"  # an x-uuencode attachment's (attachment_files)
+# (the keys a part's split is kept under: services.web.message_tree's entity of a whole
+# body shares its message's)
+SPLIT_KEYS = (_UUENCODED_FILES_KEY, _SPLIT_TEXT_KEY, _NOT_LISTED_KEY, _FIRST_FILE_KEY)
 
 
 def is_body_text(part: Message) -> bool:
@@ -589,7 +593,7 @@ def attachment_name(part: Message) -> str | None:
         return part.name
     name = filename_of(part)
     if name is None:
-        found = transfer_encoding.uuencoded_file(part)
+        found = x_uuencode_first_file(part)
         if found is not None:
             name = uuencoded_name(found.name, safely(part.get_content_charset, None))
     return name
@@ -643,9 +647,10 @@ def attachment_files(part: Message, keep: int = UUENCODED_FILES_LISTED) -> list[
     (attachment_name) and of the part's type, then at most `keep` more, each named by its
     begin line; [] for any other part (an attachment is then its own one file). Kept with
     the part the first time it is asked (read_uuencoded_files asks with what its message
-    may still list)."""
+    may still list), with its first file (x_uuencode_first_file), one split a view."""
     if _UUENCODED_FILES_KEY not in part.__dict__:
         found = attachment_split(part, keep) if is_attachment(part) else None
+        part.__dict__[_FIRST_FILE_KEY] = found.files[0] if found and found.files else None
         files = []
         if found is not None and found.count >= 2:
             charset = safely(part.get_content_charset, None)
@@ -657,6 +662,29 @@ def attachment_files(part: Message, keep: int = UUENCODED_FILES_LISTED) -> list[
         part.__dict__[_UUENCODED_FILES_KEY] = files
         part.__dict__[_NOT_LISTED_KEY] = found.more if files else 0
     return part.__dict__[_UUENCODED_FILES_KEY]
+
+
+def x_uuencode_first_file(part: Message) -> uuencode.File | None:
+    """The first file that decodes of a part sent x-uuencode (its name as its begin line
+    gives it); None for another part, or when none decodes. An attachment's is read from the
+    split attachment_files keeps with it (review r5 F3: each view splits it once, as a part
+    of body text is, whatever the number of its blocks). Never raises but MemoryError."""
+    if not is_attachment(part):
+        return transfer_encoding.uuencoded_file(part)
+    attachment_files(part)
+    return part.__dict__[_FIRST_FILE_KEY]
+
+
+def attachment_content(part: Message) -> bytes:
+    """A leaf's content as transfer_encoding.decoded_payload gives it (bytes; b"" for what
+    cannot be decoded): an attachment sent x-uuencode's first file
+    (x_uuencode_first_file), its payload as it came when none decodes. Never raises but
+    MemoryError."""
+    payload = safely(lambda: transfer_encoding.uuencoded_payload(part), None)
+    if payload is None or not is_attachment(part):
+        return transfer_encoding.decoded_payload(part)
+    first = x_uuencode_first_file(part)
+    return first.data if first is not None else payload
 
 
 def uuencoded_files(part: Message, keep: int = UUENCODED_FILES_LISTED) -> list[FoundFile]:

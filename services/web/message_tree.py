@@ -35,14 +35,14 @@ from PIL import Image
 from services.archive import containers, tools
 from services.archive.extract import effective_type, inner_message, reads_text_of
 from services.archive.index import PARTLY_INDEXED
-from services.archive.mime import (FoundFile, attachment_files, attachment_name,
+from services.archive.mime import (SPLIT_KEYS, FoundFile, attachment_content,
+                                   attachment_files, attachment_name,
                                    body_text_of, charsets_of, decode_header_text,
                                    decode_text, filename_of, header,
                                    is_attachment, is_body_text, iter_parts, parse_message,
                                    read_uuencoded_files, safely, uuencoded_files,
                                    whole_body_is_attachment)
 from services.archive.store import NotFound
-from services.archive.transfer_encoding import decoded_payload
 from services.common.terminal import BIDI_CONTROLS
 from services.web.formatting import visible
 from services.web.sanitize import content_id_key
@@ -157,6 +157,10 @@ def _whole_body(message: Message) -> Message:
         # the payload as parsed (8-bit bytes kept as surrogates): get_payload() would turn
         # them into U+FFFD by the charset, and the part's download would not be the file
         entity.set_payload(message._payload)
+        # (the message's split of its uuencoded files, if read: the entity is the same
+        # content, and a view splits it once, review r5 F3)
+        entity.__dict__.update({key: value for key, value in message.__dict__.items()
+                                if key in SPLIT_KEYS})
         message.__dict__["_whole_body"] = entity
     return message.__dict__["_whole_body"]
 
@@ -211,7 +215,7 @@ def decoded(part: Message) -> bytes:
     if safely(part.get_content_maintype, "") == "message":
         inner = children(part)
         return safely(lambda: inner[0].as_bytes(), b"") if inner else b""
-    return decoded_payload(part)
+    return attachment_content(part)
 
 
 def tree(message: Message, failures: list[str] | None, root_path: str = "") -> Part:
