@@ -302,7 +302,7 @@ def _body_and_attachments(message: Message, cap_bytes: int, nesting: int,
         if _is_container(part, message):
             continue
         if mime.is_attachment(part):
-            if not read_attachments or not _take_attachment(budget):
+            if not read_attachments or not _take_attachment(part, budget):
                 continue
             entries, body = _attachment(part, cap_bytes, nesting, budget, container)
             if id(part) in pgp_encrypted:
@@ -377,11 +377,13 @@ class _HtmlTexts:
         return words_not_in(self.texts, reference)
 
 
-def _take_attachment(budget: containers.ReadBudget) -> bool:
+def _take_attachment(part: Message, budget: containers.ReadBudget) -> bool:
     """Whether the message may read one more attachment (MESSAGE_ATTACHMENTS); counts it,
-    or counts it as passed."""
+    or counts it as passed: each of its files, when it is an x-uuencode one of two or more
+    (mime's rule, UUENCODED_ATTACHMENT; the web lists them all; review r5 F4)."""
     if budget.attachments <= 0:
-        budget.attachments_passed += 1
+        found = mime.attachment_split(part, 0)  # (keeps no file: counts them)
+        budget.attachments_passed += max(1, found.count if found is not None else 1)
         return False
     budget.attachments -= 1
     return True

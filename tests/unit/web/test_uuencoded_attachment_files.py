@@ -231,6 +231,15 @@ MANY = {  # (the message, how many files it has of its own)
     "999 MIME, then an x-uuencode attachment of 5": (_mixed(
         _text(b""), *(_mime(f"m{n}.txt") for n in range(999)), _x_uuencode(_blocks("y", 5))),
         1004),
+    # wholly past the 1,000 extraction reads: each file counted in its note (review r5 F4)
+    "1,000 MIME, then x-uuencode attachments of 5 and 2": (_mixed(
+        _text(b""), *(_mime(f"m{n}.txt") for n in range(1000)), _x_uuencode(_blocks("y", 5)),
+        _x_uuencode(_blocks("w", 2))), 1007),
+    "999 MIME, x-uuencode attachments of 3, of 1 among bad, of none, of 4, a MIME": (_mixed(
+        _text(b""), *(_mime(f"m{n}.txt") for n in range(999)), _x_uuencode(_blocks("a", 3)),
+        _x_uuencode(_blocks("b", 1) + b"begin 644 bad\n!8\x7f``\n`\nend\n" * 3),
+        _x_uuencode(b"begin 644 bad\n!8\x7f``\n`\nend\n"), _x_uuencode(_blocks("c", 4)),
+        _mime("end.txt")), 1009),
 }
 
 
