@@ -772,6 +772,10 @@ def _forwarded_message(entry: AttachmentText, inner: Message, cap_bytes: int, ne
 
 
 def _inner_message(part: Message) -> Message:
+    if isinstance(part, mime.FoundFile):  # a uuencoded .eml file: its bytes (review r5 F6)
+        if "_inner_message" not in part.__dict__:  # (its bytes do not change: parsed once)
+            part.__dict__["_inner_message"] = mime.parse_message(part.data)
+        return part.__dict__["_inner_message"]
     payload = part.get_payload()
     inner = payload[0] if isinstance(payload, list) and payload else None
     encoding = transfer_encoding.encoding_of(part.get("content-transfer-encoding", ""))

@@ -281,3 +281,34 @@ def test_files_past_the_web_s_limit_keep_their_numbers(monkeypatch):
         [(number, name) for number, name in enumerate(read, 1) if number <= 31 or
          number == 41]
     assert mail_view.attachment(raw, 41)[1] == b"end.txt data\n"
+
+
+# -- a forwarded message sent as a uuencoded .eml file (review r5 F6) -------------------------
+
+EML = (b"From: x@example.org\nSubject: the inner one\nMIME-Version: 1.0\n"
+       b"Content-Type: text/plain\n\nnarwhal minutes\n")
+EML_PLACES = {  # (the message, the .eml file's top-level part path in the tree)
+    "in body text": (HEAD + b"Content-Type: text/plain\n\nsee below\n" + block(b"fwd.eml", EML),
+                     "1"),
+    "in body text after another file": (
+        HEAD + b"Content-Type: text/plain\n\nsee\n" + block(b"a.txt", b"first\n") +
+        block(b"fwd.eml", EML), "2"),
+    "the second file of an x-uuencode attachment": (
+        _mixed(_text(b""), _x_uuencode(block(b"a.txt", b"first\n") + block(b"fwd.eml", EML))),
+        "2.2"),
+    "in body text, CRLF": ((HEAD + b"Content-Type: text/plain\n\nsee below\n" +
+                            block(b"fwd.eml", EML)).replace(b"\n", b"\r\n"), "1"),
+}
+
+
+@pytest.mark.parametrize("raw, path", EML_PLACES.values(), ids=EML_PLACES.keys())
+def test_a_uuencoded_eml_file_shows_its_message_in_the_tree(raw, path):
+    agree(raw)
+    part = message_tree.part_at(parse_message(raw), path)
+    assert isinstance(part, mime.FoundFile) and part.name == "fwd.eml"
+    node = message_tree.tree(parse_message(raw), [], path)
+    assert node.shown_as == "message" and node.subject == "the inner one"
+    assert [child.content_type for child in node.children] == ["text/plain"]  # its body
+    assert b"narwhal minutes" in message_tree.decoded(part)
+    assert b"narwhal minutes" in message_tree.decoded(message_tree.children(part)[0])
+    assert any("narwhal" in entry.text for entry in extract(raw, CAP).attachments)
