@@ -554,6 +554,7 @@ _SPLIT_TEXT_KEY = "_body_text_split_text"  # and the text around them (body_text
 _UUENCODED_READ_KEY = "_uuencoded_files_read"  # on a message read_uuencoded_files has read
 _NOT_LISTED_KEY = "_uuencoded_files_not_listed"  # how many past those (files_not_listed)
 _FIRST_FILE_KEY = "_x_uuencode_first_file"  # an x-uuencode attachment's (attachment_files)
+_LEFT_KEY = "_uuencoded_files_left"  # [how many more a page may list] (read_uuencoded_files)
 # (the keys a part's split is kept under: services.web.message_tree's entity of a whole
 # body shares its message's)
 SPLIT_KEYS = (_UUENCODED_FILES_KEY, _SPLIT_TEXT_KEY, _NOT_LISTED_KEY, _FIRST_FILE_KEY)
@@ -616,20 +617,27 @@ class FoundFile(Message):
         self.name, self.data = name, data
 
 
-def read_uuencoded_files(message: Message) -> None:
+def read_uuencoded_files(message: Message, within: Message | None = None) -> None:
     """Finds the uuencoded files of every part of body text of `message` (attached
     messages' too) and the further files of every attachment sent x-uuencode
     (attachment_files), at most UUENCODED_FILES_LISTED in all, in the order of the parts,
     and leaves each part's with it for uuencoded_files and attachment_files. Read once a
-    message."""
+    message. `within`: the part of a message already read that `message` was parsed from
+    (S/MIME signed content, an encoded or .eml forwarded message): its files count in that
+    message's UUENCODED_FILES_LISTED (review r5 F2: a page's parsed messages, however
+    many, list that many in all)."""
     if message.__dict__.get(_UUENCODED_READ_KEY):
         return
-    left = UUENCODED_FILES_LISTED
+    left = (within.__dict__.get(_LEFT_KEY) if within is not None else None) \
+        or [UUENCODED_FILES_LISTED]
     for part in iter_parts(message):
+        part.__dict__[_LEFT_KEY] = left  # (shared: a message parsed from it takes from it)
+        if _UUENCODED_FILES_KEY in part.__dict__:
+            continue  # (read before, counted then)
         if is_body_text(part):
-            left -= len(uuencoded_files(part, left))
+            left[0] -= len(uuencoded_files(part, left[0]))
         elif is_attachment(part):
-            left -= max(0, len(attachment_files(part, left)) - 1)
+            left[0] -= max(0, len(attachment_files(part, left[0])) - 1)
     message.__dict__[_UUENCODED_READ_KEY] = True
 
 

@@ -121,8 +121,7 @@ def children(part: Message, top: bool = False) -> list[Message]:
     whole body that is body text holding uuencoded files has them as its parts; one that is
     not body text (of a type other than BODY_TYPES, or an attachment) is its one part."""
     if safely(part.get_content_maintype, "") == "message":
-        inner = inner_message(part)
-        return [inner] if isinstance(inner, Message) else []
+        return _inner(part)
     if part.is_multipart():
         payload = part.get_payload()
         return [child for child in payload if isinstance(child, Message)] \
@@ -136,6 +135,18 @@ def children(part: Message, top: bool = False) -> list[Message]:
         return [] if safely(part.get_content_type, "text/plain") in BODY_TYPES \
             else [_whole_body(part)]
     return _opened(part)
+
+
+def _inner(part: Message) -> list[Message]:
+    """[the message a message/* part holds] (inner_message), read once per part object
+    (an encoded or .eml one is parsed anew each time it is read), its uuencoded files
+    counted in the page's (mime.read_uuencoded_files within the part); [] for none."""
+    if "_inner" not in part.__dict__:
+        inner = inner_message(part)
+        if isinstance(inner, Message):
+            read_uuencoded_files(inner, within=part)
+        part.__dict__["_inner"] = [inner] if isinstance(inner, Message) else []
+    return part.__dict__["_inner"]
 
 
 def holds_files(part: Message) -> bool:
@@ -181,7 +192,9 @@ def _open(part: Message) -> list[Message]:
     content_type = safely(part.get_content_type, "")
     try:
         if content_type in containers.CMS_TYPES and _cms_kind(part) == "signed-data":
-            return [parse_message(containers.signed_content(decoded(part)))]
+            signed = parse_message(containers.signed_content(decoded(part)))
+            read_uuencoded_files(signed, within=part)  # (in the page's bound, review r5 F2)
+            return [signed]
         if effective_type(content_type, attachment_name(part)) in containers.TNEF_TYPES:
             _, files = containers.tnef_contents(decoded(part), containers.ReadBudget(0))
             return [_Member(member) for member in files]

@@ -312,3 +312,44 @@ def test_a_uuencoded_eml_file_shows_its_message_in_the_tree(raw, path):
     assert b"narwhal minutes" in message_tree.decoded(part)
     assert b"narwhal minutes" in message_tree.decoded(message_tree.children(part)[0])
     assert any("narwhal" in entry.text for entry in extract(raw, CAP).attachments)
+
+
+# -- the tree's bound across the messages it parses anew (review r5 F2) -----------------------
+
+def _signed(entity: bytes) -> bytes:
+    from tests.reading_corpus import smime_signed_data
+    return (b"Content-Type: application/pkcs7-mime; smime-type=signed-data; name=smime.p7m\n"
+            b"Content-Transfer-Encoding: base64\n\n" +
+            base64.encodebytes(smime_signed_data(entity.replace(b"\n", b"\r\n"))))
+
+
+def _encoded_forward(prefix: str) -> bytes:
+    inner = b"Subject: inner\nMIME-Version: 1.0\nContent-Type: text/plain\n\nhi\n" + \
+        _blocks(prefix, 20)
+    return (b"Content-Type: message/rfc822\nContent-Transfer-Encoding: base64\n\n" +
+            base64.encodebytes(inner))
+
+
+BOUNDED = {  # (messages of 20 uuencoded files in each of several parsed-anew messages, how
+    # many x-uuencode attachments: the first file of each is the part itself, not counted)
+    "S/MIME signed-data x3": (
+        _mixed(*(_signed(_text(_blocks(f"s{n}-", 20))) for n in range(3))), 0),
+    "signed-data holding an x-uuencode attachment, x3": (_mixed(
+        *(_signed(_x_uuencode(_blocks(f"x{n}-", 20))) for n in range(3))), 3),
+    "base64 forwarded messages x3": (
+        _mixed(*(_encoded_forward(f"e{n}-") for n in range(3))), 0),
+    "body text, then signed-data and a base64 forwarded one": (_mixed(
+        _text(_blocks("b", 20)), _signed(_text(_blocks("s", 20))), _encoded_forward("e")), 0),
+}
+
+
+@pytest.mark.parametrize("raw, firsts", BOUNDED.values(), ids=BOUNDED.keys())
+def test_the_tree_lists_at_most_the_bound_in_all(monkeypatch, raw, firsts):
+    """At most mime.UUENCODED_FILES_LISTED uuencoded files in the whole tree, however
+    many messages it parses anew (S/MIME signed content, encoded forwarded messages)."""
+    monkeypatch.setattr(mime, "UUENCODED_FILES_LISTED", 30)
+    tree = message_tree.tree(parse_message(raw), [])
+    found = [node for node in tree.walk() if node.attachment and node.filename
+             and node.filename.endswith(".bin")]
+    assert 20 <= len(found) <= 30 + firsts
+    assert found[0].filename.endswith("0.bin")  # (the first listed, in order)
