@@ -302,7 +302,7 @@ def _body_and_attachments(message: Message, cap_bytes: int, nesting: int,
         if _is_container(part, message):
             continue
         if mime.is_attachment(part):
-            if not read_attachments or not _take_attachment(budget):
+            if not read_attachments or not _take_attachment(part, budget):
                 continue
             entries, body = _attachment(part, cap_bytes, nesting, budget, container)
             if id(part) in pgp_encrypted:
@@ -377,11 +377,13 @@ class _HtmlTexts:
         return words_not_in(self.texts, reference)
 
 
-def _take_attachment(budget: containers.ReadBudget) -> bool:
+def _take_attachment(part: Message, budget: containers.ReadBudget) -> bool:
     """Whether the message may read one more attachment (MESSAGE_ATTACHMENTS); counts it,
-    or counts it as passed."""
+    or counts it as passed: each of its files, when it is an x-uuencode one of two or more
+    (mime's rule, UUENCODED_ATTACHMENT; the web lists them all; review r5 F4)."""
     if budget.attachments <= 0:
-        budget.attachments_passed += 1
+        found = mime.attachment_split(part, 0)  # (keeps no file: counts them)
+        budget.attachments_passed += max(1, found.count if found is not None else 1)
         return False
     budget.attachments -= 1
     return True
@@ -494,8 +496,9 @@ def _attachment(part: Message, cap_bytes: int, nesting: int, budget: containers.
                 container: str | None) -> tuple[list[AttachmentText], str]:
     """The attachment, the files found inside it, and body text it carries (the signed
     content of S/MIME signed-data) as ([entries], body)."""
-    # x-uuencode: every file of it (mime's rule, UUENCODED_ATTACHMENT), the text around
-    # them body text; the first file is the part's own (read below, as it always was)
+    # x-uuencode: every file of it (mime's rule, UUENCODED_ATTACHMENT); the first file is
+    # the part's own (read below, as it always was). The text around its blocks is no
+    # body text (it is stored, and the web does not show it either)
     found = mime.attachment_split(part, budget.attachments)
     entries, body = _first_file(part, found, cap_bytes, nesting, budget, container)
     if found is None or not found.files:
@@ -511,8 +514,7 @@ def _attachment(part: Message, cap_bytes: int, nesting: int, budget: containers.
                                   budget, container)
         entries += inner
         body = "\n".join(text for text in (body, inner_body) if text)
-    around = mime.decode_text(found.text, charset)
-    return entries, "\n".join(text for text in (body, around) if text.strip())
+    return entries, body
 
 
 def _first_file(part: Message, found: uuencode.Split | None, cap_bytes: int, nesting: int,
@@ -770,6 +772,10 @@ def _forwarded_message(entry: AttachmentText, inner: Message, cap_bytes: int, ne
 
 
 def _inner_message(part: Message) -> Message:
+    if isinstance(part, mime.FoundFile):  # a uuencoded .eml file: its bytes (review r5 F6)
+        if "_inner_message" not in part.__dict__:  # (its bytes do not change: parsed once)
+            part.__dict__["_inner_message"] = mime.parse_message(part.data)
+        return part.__dict__["_inner_message"]
     payload = part.get_payload()
     inner = payload[0] if isinstance(payload, list) and payload else None
     encoding = transfer_encoding.encoding_of(part.get("content-transfer-encoding", ""))

@@ -536,9 +536,10 @@ def whole_body_is_attachment(message: Message) -> bool:
 # file the part always stood for, under the number, name and download it always had (one
 # such part of one block, or of none that decodes, stays its own one file, as it was);
 # each further one is named by its begin line, as a file in body text is. The text around
-# the blocks (blocks that do not decode included) is body text to the index
-# (services.archive.extract), as around blocks in body text; the web shows it in the
-# message as sent (the raw download), not in the body of an attachment.
+# the blocks (blocks that do not decode included) is no body text: it is stored (the
+# message as sent, the raw download) and neither indexed (services.archive.extract) nor
+# shown in the web's reader, so that search and reader agree; around one block it is
+# mostly a sender's or a mailer's damage (truncated or undecodable encoded lines).
 # Numbering (one for every view): a file's number is its place in this order, counted
 # from 1 over the whole message. Extraction reads the first containers.MESSAGE_ATTACHMENTS
 # of them (forwarded messages' own files take from that count too; those past it are
@@ -552,6 +553,11 @@ _UUENCODED_FILES_KEY = "_uuencoded_files"  # where uuencoded_files keeps a part'
 _SPLIT_TEXT_KEY = "_body_text_split_text"  # and the text around them (body_text_of)
 _UUENCODED_READ_KEY = "_uuencoded_files_read"  # on a message read_uuencoded_files has read
 _NOT_LISTED_KEY = "_uuencoded_files_not_listed"  # how many past those (files_not_listed)
+_FIRST_FILE_KEY = "_x_uuencode_first_file"  # an x-uuencode attachment's (attachment_files)
+_LEFT_KEY = "_uuencoded_files_left"  # [how many more a page may list] (read_uuencoded_files)
+# (the keys a part's split is kept under: services.web.message_tree's entity of a whole
+# body shares its message's)
+SPLIT_KEYS = (_UUENCODED_FILES_KEY, _SPLIT_TEXT_KEY, _NOT_LISTED_KEY, _FIRST_FILE_KEY)
 
 
 def is_body_text(part: Message) -> bool:
@@ -588,7 +594,7 @@ def attachment_name(part: Message) -> str | None:
         return part.name
     name = filename_of(part)
     if name is None:
-        found = transfer_encoding.uuencoded_file(part)
+        found = x_uuencode_first_file(part)
         if found is not None:
             name = uuencoded_name(found.name, safely(part.get_content_charset, None))
     return name
@@ -611,20 +617,27 @@ class FoundFile(Message):
         self.name, self.data = name, data
 
 
-def read_uuencoded_files(message: Message) -> None:
+def read_uuencoded_files(message: Message, within: Message | None = None) -> None:
     """Finds the uuencoded files of every part of body text of `message` (attached
     messages' too) and the further files of every attachment sent x-uuencode
     (attachment_files), at most UUENCODED_FILES_LISTED in all, in the order of the parts,
     and leaves each part's with it for uuencoded_files and attachment_files. Read once a
-    message."""
+    message. `within`: the part of a message already read that `message` was parsed from
+    (S/MIME signed content, an encoded or .eml forwarded message): its files count in that
+    message's UUENCODED_FILES_LISTED (review r5 F2: a page's parsed messages, however
+    many, list that many in all)."""
     if message.__dict__.get(_UUENCODED_READ_KEY):
         return
-    left = UUENCODED_FILES_LISTED
+    left = (within.__dict__.get(_LEFT_KEY) if within is not None else None) \
+        or [UUENCODED_FILES_LISTED]
     for part in iter_parts(message):
+        part.__dict__[_LEFT_KEY] = left  # (shared: a message parsed from it takes from it)
+        if _UUENCODED_FILES_KEY in part.__dict__:
+            continue  # (read before, counted then)
         if is_body_text(part):
-            left -= len(uuencoded_files(part, left))
+            left[0] -= len(uuencoded_files(part, left[0]))
         elif is_attachment(part):
-            left -= max(0, len(attachment_files(part, left)) - 1)
+            left[0] -= max(0, len(attachment_files(part, left[0])) - 1)
     message.__dict__[_UUENCODED_READ_KEY] = True
 
 
@@ -642,9 +655,10 @@ def attachment_files(part: Message, keep: int = UUENCODED_FILES_LISTED) -> list[
     (attachment_name) and of the part's type, then at most `keep` more, each named by its
     begin line; [] for any other part (an attachment is then its own one file). Kept with
     the part the first time it is asked (read_uuencoded_files asks with what its message
-    may still list)."""
+    may still list), with its first file (x_uuencode_first_file), one split a view."""
     if _UUENCODED_FILES_KEY not in part.__dict__:
         found = attachment_split(part, keep) if is_attachment(part) else None
+        part.__dict__[_FIRST_FILE_KEY] = found.files[0] if found and found.files else None
         files = []
         if found is not None and found.count >= 2:
             charset = safely(part.get_content_charset, None)
@@ -656,6 +670,29 @@ def attachment_files(part: Message, keep: int = UUENCODED_FILES_LISTED) -> list[
         part.__dict__[_UUENCODED_FILES_KEY] = files
         part.__dict__[_NOT_LISTED_KEY] = found.more if files else 0
     return part.__dict__[_UUENCODED_FILES_KEY]
+
+
+def x_uuencode_first_file(part: Message) -> uuencode.File | None:
+    """The first file that decodes of a part sent x-uuencode (its name as its begin line
+    gives it); None for another part, or when none decodes. An attachment's is read from the
+    split attachment_files keeps with it (review r5 F3: each view splits it once, as a part
+    of body text is, whatever the number of its blocks). Never raises but MemoryError."""
+    if not is_attachment(part):
+        return transfer_encoding.uuencoded_file(part)
+    attachment_files(part)
+    return part.__dict__[_FIRST_FILE_KEY]
+
+
+def attachment_content(part: Message) -> bytes:
+    """A leaf's content as transfer_encoding.decoded_payload gives it (bytes; b"" for what
+    cannot be decoded): an attachment sent x-uuencode's first file
+    (x_uuencode_first_file), its payload as it came when none decodes. Never raises but
+    MemoryError."""
+    payload = safely(lambda: transfer_encoding.uuencoded_payload(part), None)
+    if payload is None or not is_attachment(part):
+        return transfer_encoding.decoded_payload(part)
+    first = x_uuencode_first_file(part)
+    return first.data if first is not None else payload
 
 
 def uuencoded_files(part: Message, keep: int = UUENCODED_FILES_LISTED) -> list[FoundFile]:

@@ -20,14 +20,14 @@ from dataclasses import dataclass
 from email.message import Message
 
 from services.archive.extract import html_document_text, inner_message
-from services.archive.mime import (FoundFile, attachment_files, attachment_name,
+from services.archive.mime import (FoundFile, attachment_content, attachment_files,
+                                   attachment_name,
                                    body_text_of, charsets_of, decode_header_text,
                                    decode_text, files_not_listed, is_attachment,
                                    is_body_text, iter_parts, parse_message,
                                    read_uuencoded_files, safely, uuencoded_files,
                                    whole_body_is_attachment)
 from services.archive.store import NotFound
-from services.archive.transfer_encoding import decoded_payload
 
 # The fields of a resent copy (RFC 5322 3.6.6): who resent it when, and to whom; search
 # finds mail by its resent recipients, so the reader is shown them (a user's copy has no
@@ -127,7 +127,7 @@ def _part_bytes(part: Message) -> bytes:
         # the message tree read it: the parser's inner message is then the encoded text
         inner = safely(lambda: inner_message(part), None)
         return safely(inner.as_bytes, b"") if isinstance(inner, Message) else b""
-    return decoded_payload(part)
+    return attachment_content(part)
 
 
 def _body_text(message: Message) -> str:

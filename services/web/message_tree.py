@@ -35,14 +35,14 @@ from PIL import Image
 from services.archive import containers, tools
 from services.archive.extract import effective_type, inner_message, reads_text_of
 from services.archive.index import PARTLY_INDEXED
-from services.archive.mime import (FoundFile, attachment_files, attachment_name,
+from services.archive.mime import (SPLIT_KEYS, FoundFile, attachment_content,
+                                   attachment_files, attachment_name,
                                    body_text_of, charsets_of, decode_header_text,
                                    decode_text, filename_of, header,
                                    is_attachment, is_body_text, iter_parts, parse_message,
                                    read_uuencoded_files, safely, uuencoded_files,
                                    whole_body_is_attachment)
 from services.archive.store import NotFound
-from services.archive.transfer_encoding import decoded_payload
 from services.common.terminal import BIDI_CONTROLS
 from services.web.formatting import visible
 from services.web.sanitize import content_id_key
@@ -121,8 +121,7 @@ def children(part: Message, top: bool = False) -> list[Message]:
     whole body that is body text holding uuencoded files has them as its parts; one that is
     not body text (of a type other than BODY_TYPES, or an attachment) is its one part."""
     if safely(part.get_content_maintype, "") == "message":
-        inner = inner_message(part)
-        return [inner] if isinstance(inner, Message) else []
+        return _inner(part)
     if part.is_multipart():
         payload = part.get_payload()
         return [child for child in payload if isinstance(child, Message)] \
@@ -136,6 +135,18 @@ def children(part: Message, top: bool = False) -> list[Message]:
         return [] if safely(part.get_content_type, "text/plain") in BODY_TYPES \
             else [_whole_body(part)]
     return _opened(part)
+
+
+def _inner(part: Message) -> list[Message]:
+    """[the message a message/* part holds] (inner_message), read once per part object
+    (an encoded or .eml one is parsed anew each time it is read), its uuencoded files
+    counted in the page's (mime.read_uuencoded_files within the part); [] for none."""
+    if "_inner" not in part.__dict__:
+        inner = inner_message(part)
+        if isinstance(inner, Message):
+            read_uuencoded_files(inner, within=part)
+        part.__dict__["_inner"] = [inner] if isinstance(inner, Message) else []
+    return part.__dict__["_inner"]
 
 
 def holds_files(part: Message) -> bool:
@@ -157,6 +168,10 @@ def _whole_body(message: Message) -> Message:
         # the payload as parsed (8-bit bytes kept as surrogates): get_payload() would turn
         # them into U+FFFD by the charset, and the part's download would not be the file
         entity.set_payload(message._payload)
+        # (the message's split of its uuencoded files, if read: the entity is the same
+        # content, and a view splits it once, review r5 F3)
+        entity.__dict__.update({key: value for key, value in message.__dict__.items()
+                                if key in SPLIT_KEYS})
         message.__dict__["_whole_body"] = entity
     return message.__dict__["_whole_body"]
 
@@ -177,7 +192,9 @@ def _open(part: Message) -> list[Message]:
     content_type = safely(part.get_content_type, "")
     try:
         if content_type in containers.CMS_TYPES and _cms_kind(part) == "signed-data":
-            return [parse_message(containers.signed_content(decoded(part)))]
+            signed = parse_message(containers.signed_content(decoded(part)))
+            read_uuencoded_files(signed, within=part)  # (in the page's bound, review r5 F2)
+            return [signed]
         if effective_type(content_type, attachment_name(part)) in containers.TNEF_TYPES:
             _, files = containers.tnef_contents(decoded(part), containers.ReadBudget(0))
             return [_Member(member) for member in files]
@@ -211,7 +228,7 @@ def decoded(part: Message) -> bytes:
     if safely(part.get_content_maintype, "") == "message":
         inner = children(part)
         return safely(lambda: inner[0].as_bytes(), b"") if inner else b""
-    return decoded_payload(part)
+    return attachment_content(part)
 
 
 def tree(message: Message, failures: list[str] | None, root_path: str = "") -> Part:

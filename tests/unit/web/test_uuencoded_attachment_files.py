@@ -7,7 +7,8 @@ sent x-uuencode whose payload holds two or more blocks that decode is all of the
 reads each (its text indexed), `show` lists their names, the web lists, numbers and serves
 each and the message tree has them as the part's children. The first keeps the part's own
 name (else its begin line's) and type, the others their begin lines' names; the text around
-the blocks (blocks that do not decode included) is body text to the index. Generated over
+the blocks (blocks that do not decode included) is stored, not indexed as body text, and the
+web's reader does not show it either (search and reader agree). Generated over
 the kind: 1 to 4 blocks, the part named or not, every name of x-uuencode, LF and CRLF, a
 truncated last block, a block that does not decode, the part in a multipart/mixed between
 MIME attachments, as the whole body, and inside a forwarded message/rfc822.
@@ -53,7 +54,8 @@ class Case:
     files: list[tuple[str, bytes]] | None  # the message's own files in order (None: the
                                            # part is inside a forwarded message)
     inner: list[str]                       # names of the forwarded message's files
-    words: list[str]                       # words extraction indexes as body text
+    words: list[str]                       # words around the blocks: neither indexed
+                                           # as body text nor in the reader's body
     as_text: int | None = None             # no block decodes: the file at this index
                                            # of `files` is the payload
 
@@ -108,7 +110,7 @@ def generated():
             continue
         payload, files, words = _payload(blocks, tail)
         expected = _expected(files, mime_name, payload)
-        around = words if files else []  # (no block decodes: the text is the file)
+        around = words  # (no block decodes: the text is the file, no body text either)
         part = _part(kind, encoding, payload)
         kind_id = kind.split(b";")[0].replace(b"Content-Type: ", b"").replace(
             b"\nContent-Disposition: ", b"+").strip().decode()
@@ -145,8 +147,9 @@ def test_every_file_of_an_x_uuencode_attachment_in_every_view(case):
     else:  # the forwarded message's files, in its entry's wake, none of the message's own
         assert [entry.filename for entry in extracted.attachments
                 if entry.container is not None] == case.inner
-    for word in case.words:  # the text around the blocks is indexed: nothing lost
-        assert word in extracted.body, word
+    body = mail_view.view(case.raw).body
+    for word in case.words:  # the text around the blocks: stored, not body text
+        assert word not in extracted.body and word not in body, word
 
 
 def test_the_first_file_keeps_the_part_s_name_and_type_the_others_their_begin_lines():
@@ -164,7 +167,8 @@ def test_the_first_file_keeps_the_part_s_name_and_type_the_others_their_begin_li
 
 def test_one_block_stays_the_part_itself():
     """One block that decodes: the part is its one file, as it always was (its download,
-    its node in the tree); the text around it is indexed now."""
+    its node in the tree); the text around it is not body text (review r5 F1: its
+    truncated, undecodable encoded lines had been indexed)."""
     payload, _, _ = _payload(1, "prose")
     raw = HEAD + b"Content-Type: multipart/mixed; boundary=B\n\n--B\n" + _part(
         b"Content-Type: application/octet-stream; name=\"one.bin\"\n", b"x-uuencode",
@@ -172,7 +176,8 @@ def test_one_block_stays_the_part_itself():
     agree(raw)
     tree = message_tree.tree(parse_message(raw), [])
     assert [(p.path, p.filename) for p in top_files(tree)] == [("1", "one.bin")]
-    assert "ibex" in extract(raw, CAP).body
+    assert "ibex" not in extract(raw, CAP).body
+    assert "ibex" not in mail_view.view(raw).body
 
 
 # -- numbering past the 1,000 files extraction reads (review r4 F1) --------------------------
@@ -226,6 +231,15 @@ MANY = {  # (the message, how many files it has of its own)
     "999 MIME, then an x-uuencode attachment of 5": (_mixed(
         _text(b""), *(_mime(f"m{n}.txt") for n in range(999)), _x_uuencode(_blocks("y", 5))),
         1004),
+    # wholly past the 1,000 extraction reads: each file counted in its note (review r5 F4)
+    "1,000 MIME, then x-uuencode attachments of 5 and 2": (_mixed(
+        _text(b""), *(_mime(f"m{n}.txt") for n in range(1000)), _x_uuencode(_blocks("y", 5)),
+        _x_uuencode(_blocks("w", 2))), 1007),
+    "999 MIME, x-uuencode attachments of 3, of 1 among bad, of none, of 4, a MIME": (_mixed(
+        _text(b""), *(_mime(f"m{n}.txt") for n in range(999)), _x_uuencode(_blocks("a", 3)),
+        _x_uuencode(_blocks("b", 1) + b"begin 644 bad\n!8\x7f``\n`\nend\n" * 3),
+        _x_uuencode(b"begin 644 bad\n!8\x7f``\n`\nend\n"), _x_uuencode(_blocks("c", 4)),
+        _mime("end.txt")), 1009),
 }
 
 
@@ -267,3 +281,75 @@ def test_files_past_the_web_s_limit_keep_their_numbers(monkeypatch):
         [(number, name) for number, name in enumerate(read, 1) if number <= 31 or
          number == 41]
     assert mail_view.attachment(raw, 41)[1] == b"end.txt data\n"
+
+
+# -- a forwarded message sent as a uuencoded .eml file (review r5 F6) -------------------------
+
+EML = (b"From: x@example.org\nSubject: the inner one\nMIME-Version: 1.0\n"
+       b"Content-Type: text/plain\n\nnarwhal minutes\n")
+EML_PLACES = {  # (the message, the .eml file's top-level part path in the tree)
+    "in body text": (HEAD + b"Content-Type: text/plain\n\nsee below\n" + block(b"fwd.eml", EML),
+                     "1"),
+    "in body text after another file": (
+        HEAD + b"Content-Type: text/plain\n\nsee\n" + block(b"a.txt", b"first\n") +
+        block(b"fwd.eml", EML), "2"),
+    "the second file of an x-uuencode attachment": (
+        _mixed(_text(b""), _x_uuencode(block(b"a.txt", b"first\n") + block(b"fwd.eml", EML))),
+        "2.2"),
+    "in body text, CRLF": ((HEAD + b"Content-Type: text/plain\n\nsee below\n" +
+                            block(b"fwd.eml", EML)).replace(b"\n", b"\r\n"), "1"),
+}
+
+
+@pytest.mark.parametrize("raw, path", EML_PLACES.values(), ids=EML_PLACES.keys())
+def test_a_uuencoded_eml_file_shows_its_message_in_the_tree(raw, path):
+    agree(raw)
+    part = message_tree.part_at(parse_message(raw), path)
+    assert isinstance(part, mime.FoundFile) and part.name == "fwd.eml"
+    node = message_tree.tree(parse_message(raw), [], path)
+    assert node.shown_as == "message" and node.subject == "the inner one"
+    assert [child.content_type for child in node.children] == ["text/plain"]  # its body
+    assert b"narwhal minutes" in message_tree.decoded(part)
+    assert b"narwhal minutes" in message_tree.decoded(message_tree.children(part)[0])
+    assert any("narwhal" in entry.text for entry in extract(raw, CAP).attachments)
+
+
+# -- the tree's bound across the messages it parses anew (review r5 F2) -----------------------
+
+def _signed(entity: bytes) -> bytes:
+    from tests.reading_corpus import smime_signed_data
+    return (b"Content-Type: application/pkcs7-mime; smime-type=signed-data; name=smime.p7m\n"
+            b"Content-Transfer-Encoding: base64\n\n" +
+            base64.encodebytes(smime_signed_data(entity.replace(b"\n", b"\r\n"))))
+
+
+def _encoded_forward(prefix: str) -> bytes:
+    inner = b"Subject: inner\nMIME-Version: 1.0\nContent-Type: text/plain\n\nhi\n" + \
+        _blocks(prefix, 20)
+    return (b"Content-Type: message/rfc822\nContent-Transfer-Encoding: base64\n\n" +
+            base64.encodebytes(inner))
+
+
+BOUNDED = {  # (messages of 20 uuencoded files in each of several parsed-anew messages, how
+    # many x-uuencode attachments: the first file of each is the part itself, not counted)
+    "S/MIME signed-data x3": (
+        _mixed(*(_signed(_text(_blocks(f"s{n}-", 20))) for n in range(3))), 0),
+    "signed-data holding an x-uuencode attachment, x3": (_mixed(
+        *(_signed(_x_uuencode(_blocks(f"x{n}-", 20))) for n in range(3))), 3),
+    "base64 forwarded messages x3": (
+        _mixed(*(_encoded_forward(f"e{n}-") for n in range(3))), 0),
+    "body text, then signed-data and a base64 forwarded one": (_mixed(
+        _text(_blocks("b", 20)), _signed(_text(_blocks("s", 20))), _encoded_forward("e")), 0),
+}
+
+
+@pytest.mark.parametrize("raw, firsts", BOUNDED.values(), ids=BOUNDED.keys())
+def test_the_tree_lists_at_most_the_bound_in_all(monkeypatch, raw, firsts):
+    """At most mime.UUENCODED_FILES_LISTED uuencoded files in the whole tree, however
+    many messages it parses anew (S/MIME signed content, encoded forwarded messages)."""
+    monkeypatch.setattr(mime, "UUENCODED_FILES_LISTED", 30)
+    tree = message_tree.tree(parse_message(raw), [])
+    found = [node for node in tree.walk() if node.attachment and node.filename
+             and node.filename.endswith(".bin")]
+    assert 20 <= len(found) <= 30 + firsts
+    assert found[0].filename.endswith("0.bin")  # (the first listed, in order)
