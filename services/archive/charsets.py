@@ -126,16 +126,15 @@ MARK_STARTS = frozenset(mark[:1] for mark, _ in BYTE_ORDER_MARKS + UTF32_MARKS)
 def decode_document(data: bytes, label: str | None, detect: bool = True) -> str:
     """A whole text (a body part, an attachment) as decode() reads it, unless it starts
     with a byte-order mark (BYTE_ORDER_MARKS, UTF32_MARKS): then in the encoding the mark
-    names, the mark left out, bad sequences as U+FFFD; or unless it is UTF-16 or UTF-32
-    without a mark (unmarked_encoding): then in that. Never raises; linear in len(data)."""
+    names, the mark left out, bad sequences as U+FFFD; or unless it is UTF-16 without a
+    mark (unmarked_encoding): then in that. Never raises; linear in len(data)."""
     if data[:1] in MARK_STARTS:
         marked = _marked_text(data)
         if marked is not None:
             return marked
-    if data.find(b"\x00", 0, UNMARKED_SAMPLE_BYTES) >= 0:  # else no UTF-16: one memchr
-        unmarked = unmarked_encoding(data, label)
-        if unmarked is not None:
-            return without_surrogates(data.decode(unmarked, "replace"))
+    unmarked = unmarked_encoding(data, label)  # (for text of no NUL: one memchr)
+    if unmarked is not None:
+        return without_surrogates(data.decode(unmarked, "replace"))
     return decode(data, label, detect)
 
 

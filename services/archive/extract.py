@@ -315,12 +315,9 @@ def _body_and_attachments(message: Message, cap_bytes: int, nesting: int,
         else:
             text, files = _text_part(part, budget if read_attachments else None)
             plain.append(text)
-            for name, data in files:
-                entries, body = _file(name, "application/octet-stream", data, cap_bytes,
-                                      nesting, budget, container)
-                attachments += entries
-                if body:
-                    plain.append(body)
+            entries, bodies = _uuencoded_files(files, cap_bytes, nesting, budget, container)
+            attachments += entries
+            plain += bodies
     return _body_with_html(plain, statuses, html), attachments
 
 
@@ -508,13 +505,25 @@ def _attachment(part: Message, cap_bytes: int, nesting: int, budget: containers.
     taken = more[:max(0, budget.attachments)]
     budget.attachments -= len(taken)
     budget.attachments_passed += len(more) - len(taken) + found.more
-    for file in taken:
-        inner, inner_body = _file(mime.uuencoded_name(file.name, charset),
-                                  "application/octet-stream", file.data, cap_bytes, nesting,
-                                  budget, container)
+    inner, bodies = _uuencoded_files(
+        [(mime.uuencoded_name(file.name, charset), file.data) for file in taken],
+        cap_bytes, nesting, budget, container)
+    return entries + inner, "\n".join(text for text in (body, *bodies) if text)
+
+
+def _uuencoded_files(files: list[tuple[str | None, bytes]], cap_bytes: int, nesting: int,
+                     budget: containers.ReadBudget, container: str | None
+                     ) -> tuple[list[AttachmentText], list[str]]:
+    """Files uuencoded in a part, each (name, data), read as attachments of no declared
+    type: (their entries, the body texts they carry, none empty)."""
+    entries, bodies = [], []
+    for name, data in files:
+        inner, body = _file(name, "application/octet-stream", data, cap_bytes, nesting,
+                            budget, container)
         entries += inner
-        body = "\n".join(text for text in (body, inner_body) if text)
-    return entries, body
+        if body:
+            bodies.append(body)
+    return entries, bodies
 
 
 def _first_file(part: Message, found: uuencode.Split | None, cap_bytes: int, nesting: int,

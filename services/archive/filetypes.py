@@ -110,7 +110,7 @@ def _detected(sniffed: bytes) -> str | None:
         return None
     found = (found or "application/octet-stream").split(";")[0].strip().lower()
     if found in UNTOLD and charsets.unmarked_encoding(sniffed) is not None:
-        return "text/plain"  # libmagic calls UTF-16 or -32 text without a mark "data"
+        return "text/plain"  # libmagic calls UTF-16 text without a mark "data"
     return found
 
 

@@ -665,8 +665,7 @@ def attachment_files(part: Message, keep: int = UUENCODED_FILES_LISTED) -> list[
             first, *more = found.files
             files = [FoundFile(filename_of(part) or uuencoded_name(first.name, charset),
                                first.data, safely(part.get_content_type, None)),
-                     *(FoundFile(uuencoded_name(file.name, charset), file.data)
-                       for file in more)]
+                     *_found_files(more, charset)]
         part.__dict__[_UUENCODED_FILES_KEY] = files
         part.__dict__[_NOT_LISTED_KEY] = found.more if files else 0
     return part.__dict__[_UUENCODED_FILES_KEY]
@@ -702,11 +701,16 @@ def uuencoded_files(part: Message, keep: int = UUENCODED_FILES_LISTED) -> list[F
     if _UUENCODED_FILES_KEY not in part.__dict__:
         charset = safely(part.get_content_charset, None)
         found = body_text_split(part, max(0, keep))
-        part.__dict__[_UUENCODED_FILES_KEY] = [
-            FoundFile(uuencoded_name(file.name, charset), file.data) for file in found.files]
+        part.__dict__[_UUENCODED_FILES_KEY] = _found_files(found.files, charset)
         part.__dict__[_SPLIT_TEXT_KEY] = found.text
         part.__dict__[_NOT_LISTED_KEY] = found.more
     return part.__dict__[_UUENCODED_FILES_KEY]
+
+
+def _found_files(files: list[uuencode.File], charset: str | None) -> list[FoundFile]:
+    """Uuencoded files as parts for the views, each named by its begin line (in `charset`,
+    its text's)."""
+    return [FoundFile(uuencoded_name(file.name, charset), file.data) for file in files]
 
 
 def files_not_listed(part: Message) -> int:

@@ -1,4 +1,4 @@
-"""UTF-16 (and UTF-32) text without a byte-order mark is read as such (charsets.
+"""UTF-16 text without a byte-order mark is read as such (charsets.
 unmarked_encoding: by where its NUL bytes sit), whatever 8-bit or UTF-8 label it comes
 under or none: Windows tools write it (exports, .reg files, logs, PowerShell's Out-File) and
 mailers attach it as text/plain or application/octet-stream. It had been read as a letter
@@ -6,7 +6,8 @@ and a NUL by turns, no word of it found, and libmagic calls it "data", so as an
 octet-stream attachment it was not read at all.
 
 The corpus: sentences in several scripts (Latin, Cyrillic, Greek, CJK; digits, punctuation,
-line breaks), each in UTF-16LE, -BE, UTF-32LE, -BE without a mark, under labels that lie,
+line breaks), each in UTF-16LE and -BE without a mark (UTF-32 without one is not guessed
+at: arrays of integers are valid UTF-32), under labels that lie,
 say nothing, are missing, or name UTF-16 without an order, as a plain body, an HTML body
 and an attachment (text/plain, application/octet-stream, no type; .txt .csv .log .reg);
 read by extraction, the index's document and the web reader. And the other side: 8-bit and
