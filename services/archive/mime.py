@@ -522,32 +522,35 @@ def whole_body_is_attachment(message: Message) -> bool:
     return not message.is_multipart() and is_attachment(message)
 
 
-# The files of a message, in the order extraction reads them (services.archive.extract:
-# `show` lists the names the indexer keeps of that reading), the web numbers them from 1
-# (services.web.mail_view) and the message tree has them (services.web.message_tree): each
-# leaf that is an attachment (is_attachment; the message itself when its whole body is one,
-# whole_body_is_attachment), and each file uuencoded in a part of body text (is_body_text,
-# body_text_split), where that part is. Old mailers put files so into a text/plain body,
-# or sent the body as one (Content-Transfer-Encoding: x-uuencode on a text or no type).
-# UUENCODED_ATTACHMENT: an attachment sent x-uuencode (or another of its names) whose
-# payload holds two or more blocks that decode is all of them, in order (attachment_files):
-# a user expects every file the sender put there, where it had been its first alone. The
-# first keeps the part's own name (filename_of, else its begin line's) and type: it is the
-# file the part always stood for, under the number, name and download it always had (one
-# such part of one block, or of none that decodes, stays its own one file, as it was);
-# each further one is named by its begin line, as a file in body text is. The text around
-# the blocks (blocks that do not decode included) is no body text: it is stored (the
-# message as sent, the raw download) and neither indexed (services.archive.extract) nor
-# shown in the web's reader, so that search and reader agree; around one block it is
-# mostly a sender's or a mailer's damage (truncated or undecodable encoded lines).
-# Numbering (one for every view): a file's number is its place in this order, counted
-# from 1 over the whole message. Extraction reads the first containers.MESSAGE_ATTACHMENTS
-# of them (forwarded messages' own files take from that count too; those past it are
-# named by the indexer's "partly indexed" note), so `show` has a prefix of this order.
-# The web lists more, under the same numbers, so that what is stored stays downloadable
-# (it always was: MIME attachments past 1,000 were listed and served before): at most
-# this many uuencoded files of a message (uuencoded_files, attachment_files), as a hostile
-# body of a million tiny blocks would be a million parts in memory and on the page.
+# The files of a message, in the order extraction reads them (services.archive.extract: the
+# indexer keeps their names, for filename: searches), the web, the API and `show` number
+# them from 1 (services.web.mail_view) and the message tree has them
+# (services.web.message_tree): each leaf that is an attachment (is_attachment; the message
+# itself when its whole body is one, whole_body_is_attachment), and each file uuencoded in
+# a part of body text (is_body_text, body_text_split), where that part is. Old mailers put
+# files so into a text/plain body, or sent the body as one (Content-Transfer-Encoding:
+# x-uuencode on a text or no type). UUENCODED_ATTACHMENT: an attachment sent x-uuencode (or
+# another of its names) whose payload holds two or more blocks that decode is all of them,
+# in order (attachment_files): a user expects every file the sender put there, where it had
+# been its first alone. The first keeps the part's own name (filename_of, else its begin
+# line's) and type: it is the file the part always stood for, under the number, name and
+# download it always had (one such part of one block, or of none that decodes, stays its
+# own one file, as it was); each further one is named by its begin line, as a file in body
+# text is. The text around the blocks (blocks that do not decode included) is no body text:
+# it is stored (the message as sent, the raw download) and neither indexed
+# (services.archive.extract) nor shown in the web's reader, so that search and reader
+# agree; around one block it is mostly a sender's or a mailer's damage (truncated or
+# undecodable encoded lines). Numbering (one for every view): a file's number is its place
+# in this order, counted from 1 over the whole message. Extraction reads the first
+# containers.MESSAGE_ATTACHMENTS of them (forwarded messages' own files take from that
+# count too; those past it are named by the indexer's "partly indexed" note). Its stored
+# names are no numbering: they leave out unnamed files and have forwarded messages' (and
+# TNEF files') own in line, where the views number such a file once and list its own inside
+# it (review r5 F5). The views list more than those read, under the same numbers, so that
+# what is stored stays downloadable (it always was: MIME attachments past 1,000 were listed
+# and served before): at most this many uuencoded files of a message (uuencoded_files,
+# attachment_files), as a hostile body of a million tiny blocks would be a million parts in
+# memory and on the page.
 UUENCODED_FILES_LISTED = mime_parts.MAX_PARTS
 _UUENCODED_FILES_KEY = "_uuencoded_files"  # where uuencoded_files keeps a part's
 _SPLIT_TEXT_KEY = "_body_text_split_text"  # and the text around them (body_text_of)

@@ -30,11 +30,21 @@ from dataclasses import dataclass
 # uuencode alphabet (' ' to '`'; a line starting with a blank has length zero: it is a
 # blank line to the pattern, as once a mailer strips its trailing blanks), blank lines,
 # "end". Possessive: nothing in a block is matched two ways, so a failed block is never
-# read again by backtracking (nor does the matcher keep a mark for each of its lines).
+# read again by backtracking (nor does the matcher keep a mark for each of its lines: a
+# greedy or atomic group keeps some 130 bytes a line, 1 GB for a part of 8 million lines).
+# Python up to 3.11.4 (Debian 12 has 3.11.2) leaves a possessive group's repeat where a
+# failed try of it stopped (CPython gh-100061): "begin 644 a / ! / !end" matched, with a
+# data line "!" cut short. So _BLOCK's groups take any line their kind of line begins
+# with (their tries fail only at a line's first byte, or at the end of the data, where no
+# "end" follows), and _is_block checks the lines taken against the exact patterns with
+# fullmatch, which a try stopped early cannot satisfy. The two kinds of line begin with
+# different bytes, and a begin line with neither, so the blocks found are the same.
 _BLOCK = re.compile(rb"(?m)^begin[ \t]++([0-7]{3,6})[ \t]++([^\r\n]*+)\r?+\n"
-                    rb"((?:[\x21-\x60][\x20-\x60]*+\r?+\n)*+)"
-                    rb"(?:[ \t]*+\r?+\n)*+"
+                    rb"((?:[\x21-\x60][^\n]*+\n)*+)"      # data lines, and more
+                    rb"((?:[ \t\r][^\n]*+\n|\n)*+)"     # blank lines, and more
                     rb"end[ \t]*+\r?+(?:\n|\Z)")
+_DATA_LINES = re.compile(rb"(?:[\x21-\x60][\x20-\x60]*+\r?+\n)*+")
+_BLANK_LINES = re.compile(rb"(?:[ \t]*+\r?+\n)*+")
 # Transfer encodings of a MIME part that is a uuencoded file (as the email package names
 # them, and as mail clients send them).
 ENCODINGS = ("x-uuencode", "uuencode", "x-uue", "uue")
@@ -72,7 +82,8 @@ def split(data: bytes, keep: int) -> Split:
     text, files, more, taken = bytearray(), [], 0, 0
     for block in _BLOCK.finditer(data):
         name = block.group(2).strip()
-        content, exact = _decoded(data, *block.span(3)) if name else (None, False)
+        found = name and _is_block(block)
+        content, exact = _decoded(data, *block.span(3)) if found else (None, False)
         if content is None:
             continue  # text as it was (no line of it starts another block)
         if exact:  # (else its lines stay text: see the module docstring)
@@ -86,6 +97,14 @@ def split(data: bytes, keep: int) -> Split:
         return Split(data, [])
     text += data[taken:]
     return Split(bytes(text), files, more)
+
+
+def _is_block(block: re.Match) -> bool:
+    """Whether a match of _BLOCK is a block: its lines after the begin line are lines of
+    data, then blank lines (see _BLOCK for why they are checked apart)."""
+    data = block.string
+    return bool(_DATA_LINES.fullmatch(data, *block.span(3))
+                and _BLANK_LINES.fullmatch(data, *block.span(4)))
 
 
 def first_file(data: bytes) -> File | None:

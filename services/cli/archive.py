@@ -6,6 +6,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -336,12 +337,18 @@ def cmd_show(args) -> int:
         return 0
     headers = summarize_headers(raw)
     meta = {**archive.store.meta(digest), "to": headers.to, "cc": headers.cc}
+    # the files as the web and the API number them (mail_view): the stored name list (the
+    # indexer's, for search) leaves out unnamed files and puts an attached message's own
+    # files in line, so its Nth name was not the download of attachment N (review r5 F5)
+    from services.web import mail_view  # (loads PIL and libmagic: show alone needs them)
+    files = [file.as_json() for file in mail_view.files(raw)]
     if args.json:
-        print(json.dumps(meta))
+        print(json.dumps({**meta, "attachment_names": meta.get("attachments", []),
+                          "attachments": files}))
         return 0
     for key in ("digest", "message_id", "from", "to", "cc", "subject", "sent_date",
                 "date_source", "received", "size", "stored_size", "sender", "recipients",
-                "source", "origin", "attachments"):
+                "source", "origin"):
         value = meta.get(key)
         if key in ("sent_date", "received") and value:
             value = _iso(value)
@@ -349,11 +356,48 @@ def cmd_show(args) -> int:
             value = ", ".join(value) or "-"
         shown = line_safe(value) if value not in (None, "") else "-"
         print(_printable(f"{key + ':':<13} {shown}"))
+    print(f"{'attachments:':<13} {len(files) or '-'}")
+    for line in _file_lines(files):
+        print(_printable(line))
     for problem in meta.get("extraction_failures") or []:  # a cut: "[NAME: ]partly indexed: ..."
         label = "cut:" if problem.startswith(PARTLY_INDEXED) or \
             f": {PARTLY_INDEXED}" in problem else "unreadable:"
         print(_printable(f"{label:<13} {line_safe(problem)}"))
     return 0
+
+
+def _file_lines(files: list[dict], depth: int = 0) -> list[str]:
+    """A line for each file (mail_view.Attachment.as_json), "  N  NAME  TYPE, SIZE bytes"
+    with the number the web's download of it has; the files inside one (an attached
+    message's, a TNEF file's) below it, indented, "-" for the number they do not have.
+    NAME is a sender's: always quoted (_quoted_name), so that no name reads as an unnamed
+    file, "(no name, saved as attachment-N)" (its download's name) or, inside another,
+    "(no name)"; nor as a column or a row of its own (review r7 F4)."""
+    lines = []
+    for file in files:
+        numbered = "number" in file
+        name = _quoted_name(file["filename"]) if file["named"] \
+            else f"(no name, saved as {file['filename']})" if numbered else "(no name)"
+        number = str(file["number"]) if numbered else "-"
+        lines.append(f"{'    ' * depth}{number:>3}  {name}  "
+                     f"{line_safe(_one_spaced(file['content_type']))}, {file['size']:,} bytes")
+        lines.extend(_file_lines(file["files"], depth + 1))
+    return lines
+
+
+def _quoted_name(name: str) -> str:
+    """A file's name between double quotes, a backslash and a quote in it escaped by a
+    backslash, each run of white space one space (two spaces part the columns, and a run
+    of them would wrap the name into a row of its own), controls escaped (line_safe):
+    where the name ends is never in doubt. The JSON has the name as it is."""
+    escaped = _one_spaced(name).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{line_safe(escaped)}"'
+
+
+def _one_spaced(text: str) -> str:
+    """`text` with each run of white space (line breaks and Unicode's spaces too) one
+    space."""
+    return re.sub(r"\s+", " ", text)
 
 
 def _printable(text: str) -> str:

@@ -7,6 +7,13 @@ part is, and their encoded lines no body text, as extraction reads them (mime's 
 message's files, above mime.is_body_text); an attachment sent x-uuencode holding two or
 more files is each of them. Numbers are places among all the message's files (that rule):
 the first 1,000 are the files extraction reads, and those past them are listed too.
+This one numbered list is what the API's message JSON and `archiver show` give (as_json),
+and what the numbered downloads serve. A file that holds files the message page lists
+under it (an attached message's own files, a TNEF winmail.dat's, those of the entity an
+S/MIME object signs) lists them too, unnumbered (Attachment.files): they are downloaded
+from the page by their part, not by a number. They are read off the page's own tree
+(message_tree.tree: its containers, its depth, its budget), so that the two cannot
+disagree; a numbered download reads none of them (review r7 F1, F2, F3).
 
 The body is shown as text only: mail is from strangers, and HTML from strangers in the
 archive's own pages could run script in an auditor's session. HTML-only mail is shown as
@@ -16,7 +23,7 @@ paragraph, heading, list item or other block, where the page once ran them toget
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.message import Message
 
 from services.archive.extract import html_document_text, inner_message
@@ -28,6 +35,7 @@ from services.archive.mime import (FoundFile, attachment_content, attachment_fil
                                    read_uuencoded_files, safely, uuencoded_files,
                                    whole_body_is_attachment)
 from services.archive.store import NotFound
+from services.web import message_tree
 
 # The fields of a resent copy (RFC 5322 3.6.6): who resent it when, and to whom; search
 # finds mail by its resent recipients, so the reader is shown them (a user's copy has no
@@ -41,14 +49,27 @@ BODY_LIMIT = 512 * 1024  # characters shown; the rest is in the raw download
 
 @dataclass(frozen=True)
 class Attachment:
-    number: int
-    filename: str
+    """A file of the message: `number` its place (module docstring), None for a file inside
+    another (no numbered download serves it); `filename` the name the message gives it or,
+    when it gives none (`named` False), "attachment-N" for a numbered file (the name its
+    download is saved under) and None for one inside another (an inner message's count
+    would name another file's download, review r7 F5); `size` its decoded bytes (an
+    attached message: its bytes); `files` those the message page lists inside it
+    (_with_files_inside)."""
+    number: int | None
+    filename: str | None
     content_type: str
     size: int
+    named: bool = True
+    files: tuple["Attachment", ...] = ()
 
     def as_json(self) -> dict:
-        return {"number": self.number, "filename": self.filename,
-                "content_type": self.content_type, "size": self.size}
+        """The file as the API and `show --json` give it; a file inside another has no
+        "number"."""
+        shown = {"number": self.number} if self.number is not None else {}
+        return {**shown, "filename": self.filename, "named": self.named,
+                "content_type": self.content_type, "size": self.size,
+                "files": [inside.as_json() for inside in self.files]}
 
 
 @dataclass(frozen=True)
@@ -65,13 +86,26 @@ class MessageView:
 
 def view(raw: bytes) -> MessageView:
     message = parse_message(raw)
-    attachments = [attachment for attachment, _ in _attachments(message)]
+    attachments = _numbered_files(message)
     body = _body_text(message)  # after: the split that found the files kept their text
     return MessageView(shown_headers(message), body[:BODY_LIMIT], len(body) > BODY_LIMIT,
                        attachments)
 
 
+def files(raw: bytes) -> list[Attachment]:
+    """The message's numbered files, each with the files inside it, as view() lists them
+    (`archiver show`: no body read)."""
+    return _numbered_files(parse_message(raw))
+
+
+def _numbered_files(message: Message) -> list[Attachment]:
+    return _with_files_inside(message, [found for found, _ in _attachments(message)])
+
+
 def attachment(raw: bytes, number: int) -> tuple[Attachment, bytes]:
+    """File `number` of the message and its bytes (no files inside it: a download reads
+    no container and no attached message but to size the message's own files); NotFound
+    for a number the message has no file at."""
     for found, part in _attachments(parse_message(raw)):
         if found.number == number:
             return found, _part_bytes(part)
@@ -92,18 +126,55 @@ def shown_headers(message: Message, names: tuple[str, ...] = SHOWN_HEADERS
 def _attachments(message: Message) -> list[tuple[Attachment, Message]]:
     """(Attachment, part) of each file of the message listed, numbered by mime's one rule
     (above mime.UUENCODED_FILES_LISTED): a file's place among all the message's files, the
-    uuencoded files past those listed counted though not listed."""
+    uuencoded files past those listed counted though not listed. No files inside them."""
     found, number = [], 0
     read_uuencoded_files(message)
     for part in iter_parts(message, into_messages=False):
         for file in _files_of(part, message):
             number += 1
-            name = attachment_name(file) or f"attachment-{number}"
-            content_type = safely(file.get_content_type, "application/octet-stream")
-            found.append((Attachment(number, name, content_type, len(_part_bytes(file))),
-                          file))
+            name = attachment_name(file)
+            found.append((Attachment(
+                number, name or f"attachment-{number}",
+                safely(file.get_content_type, "application/octet-stream"),
+                len(_part_bytes(file)), named=name is not None), file))
         number += files_not_listed(part)
     return found
+
+
+def _with_files_inside(message: Message, attachments: list[Attachment]) -> list[Attachment]:
+    """`attachments` (the message's numbered files) each with the files the message page
+    lists inside it, read off the page's tree: its outermost files (_files_in) are the
+    numbered ones, in their order (mime's rule). Where the two counts differ (a tree cut
+    at message_tree.MAX_DEPTH before some numbered file), none has files listed: a file's
+    files are never another's."""
+    tree = safely(lambda: message_tree.tree(message, None), None)
+    nodes = _files_in(tree) if tree is not None else []
+    if len(nodes) != len(attachments):
+        return attachments
+    return [replace(attachment, files=_inner_files(node))
+            for attachment, node in zip(attachments, nodes)]
+
+
+def _files_in(node: message_tree.Part) -> list[message_tree.Part]:
+    """The outermost files of the page's tree below `node`: its children that are files
+    (Part.attachment), and those below the others (a multipart, body text holding
+    uuencoded files, an x-uuencode attachment holding several, the message a message/*
+    part holds -- a message itself, not a file of it -- the entity an S/MIME object
+    signs)."""
+    found = []
+    for child in node.children:
+        if child.attachment and node.shown_as != "message":
+            found.append(child)
+        else:
+            found.extend(_files_in(child))
+    return found
+
+
+def _inner_files(node: message_tree.Part) -> tuple[Attachment, ...]:
+    """The files the page lists inside file `node`, each with its own, unnumbered."""
+    return tuple(Attachment(None, inner.filename, inner.content_type, inner.size,
+                            named=inner.filename is not None, files=_inner_files(inner))
+                 for inner in _files_in(node))
 
 
 def _files_of(part: Message, message: Message) -> list[Message]:

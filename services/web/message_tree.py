@@ -49,6 +49,12 @@ from services.web.sanitize import content_id_key
 
 RASTER_IMAGES = ("image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp")
 MAX_DEPTH = 60  # deeper trees are shown to here; the message itself is still downloadable
+# Containers (TNEF, S/MIME signed-data) a message's tree opens, each a `tnef` or `openssl`
+# run: as many as the indexer reads attachments of a message (containers.ReadBudget); the
+# rest are shown as the files they are, downloadable. Their members are read within that
+# one budget too, as the indexer reads them (review r7 F1: a fresh budget each).
+CONTAINERS_OPENED = containers.MESSAGE_ATTACHMENTS
+_BUDGET_KEY = "_containers_budget"  # where a part keeps its message's budget (_budget)
 BODY_TYPES = ("text/plain", "text/html")  # a message's whole body shown as its body
 ENCRYPTED = "encrypted: cannot be read without the key"
 # Images shown inline (and cid: images of HTML bodies) have at most this many pixels: a
@@ -120,6 +126,14 @@ def children(part: Message, top: bool = False) -> list[Message]:
     `top`: `part` is a message itself (the stored one, or one inside a message/* part): a
     whole body that is body text holding uuencoded files has them as its parts; one that is
     not body text (of a type other than BODY_TYPES, or an attachment) is its one part."""
+    found = _children(part, top)
+    budget = _budget(part)
+    for child in found:  # (one budget for all the containers of the stored message)
+        child.__dict__.setdefault(_BUDGET_KEY, budget)
+    return found
+
+
+def _children(part: Message, top: bool) -> list[Message]:
     if safely(part.get_content_maintype, "") == "message":
         return _inner(part)
     if part.is_multipart():
@@ -135,6 +149,25 @@ def children(part: Message, top: bool = False) -> list[Message]:
         return [] if safely(part.get_content_type, "text/plain") in BODY_TYPES \
             else [_whole_body(part)]
     return _opened(part)
+
+
+def _budget(part: Message) -> containers.ReadBudget:
+    """The budget of the containers of the message `part` is in: children() hands a part's
+    own to the parts it finds, so every part reached from the stored message shares the
+    one made for it (the message's parts are reached so: tree, part_at, body)."""
+    if _BUDGET_KEY not in part.__dict__:
+        part.__dict__[_BUDGET_KEY] = containers.ReadBudget(0, attachments=CONTAINERS_OPENED)
+    return part.__dict__[_BUDGET_KEY]
+
+
+def _may_open(part: Message) -> bool:
+    """Whether the message may open one more container (CONTAINERS_OPENED, and members
+    and bytes left to read); counts it."""
+    budget = _budget(part)
+    if budget.attachments <= 0 or budget.members <= 0 or budget.read_bytes <= 0:
+        return False
+    budget.attachments -= 1
+    return True
 
 
 def _inner(part: Message) -> list[Message]:
@@ -191,12 +224,14 @@ def _open(part: Message) -> list[Message]:
         return attachment_files(part)
     content_type = safely(part.get_content_type, "")
     try:
-        if content_type in containers.CMS_TYPES and _cms_kind(part) == "signed-data":
+        if content_type in containers.CMS_TYPES and _cms_kind(part) == "signed-data" \
+                and _may_open(part):
             signed = parse_message(containers.signed_content(decoded(part)))
             read_uuencoded_files(signed, within=part)  # (in the page's bound, review r5 F2)
             return [signed]
-        if effective_type(content_type, attachment_name(part)) in containers.TNEF_TYPES:
-            _, files = containers.tnef_contents(decoded(part), containers.ReadBudget(0))
+        if effective_type(content_type, attachment_name(part)) in containers.TNEF_TYPES \
+                and _may_open(part):
+            _, files = containers.tnef_contents(decoded(part), _budget(part))
             return [_Member(member) for member in files]
     except tools.ToolFailed:
         pass  # shown as the file it is, downloadable; the indexer said what it read

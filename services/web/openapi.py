@@ -57,9 +57,29 @@ SCHEMAS = {
         "source": _STRING, "origin": _STRING,
         "headers": {"type": "array", "items": {"type": "object", "properties": {
             "name": _STRING, "value": _STRING}}},
-        "attachments": {"type": "array", "items": {"type": "object", "properties": {
-            "number": _INTEGER, "filename": _STRING, "content_type": _STRING,
-            "size": _INTEGER}}}}},
+        "attachments": {"type": "array", "description": "the message's files, numbered as "
+                        "GET /api/messages/{digest}/attachments/{number} serves them (as "
+                        "`archiver show` lists them)",
+                        "items": {"$ref": "#/components/schemas/File"}},
+        "attachment_names": {"type": "array", "items": _STRING, "description": (
+            "the names the indexer recorded (what filename: searches), kept for older "
+            "clients: not numbered as `attachments` -- files without a name are left out "
+            "and an attached message's own files are in line -- so the Nth name need not "
+            "be attachment N")}}},
+    "File": {"type": "object", "properties": {
+        "number": {"type": "integer", "description": "its download's number; none for a "
+                   "file inside another (in `files`)"},
+        "filename": {"type": "string", "nullable": True, "description": "the name the "
+                     "message gives it; when it gives none (named false): attachment-N for a "
+                     "numbered file (N its number: the name its download is saved under), "
+                     "null for a file inside another (in `files`)"},
+        "named": {"type": "boolean", "description": "false: the message gives no name"},
+        "content_type": _STRING,
+        "size": {"type": "integer", "description": "decoded bytes"},
+        "files": {"type": "array", "items": {"$ref": "#/components/schemas/File"},
+                  "description": "the files inside it as the message page lists them "
+                                 "(to the page's depth): an attached message's own, a TNEF "
+                                 "winmail.dat's, those of an S/MIME signed object"}}},
     "SavedSearch": {"type": "object", "properties": {"name": _STRING, "query": _STRING}},
     "Hold": {"type": "object", "properties": {
         "id": _STRING, "saved": _STRING, "by": _STRING,

@@ -3,6 +3,7 @@ shown right, and found through the real indexer (sandboxed extraction pool) and 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -99,9 +100,17 @@ def show(archive, name: str, *options: str) -> str:
 
 
 def test_a_forwarded_message_s_attachment_is_listed(archive):
+    """The forwarded message is attachment 1 (as the web numbers and serves it), its own
+    file listed inside it, unnumbered (review r5 F5); the stored names stay as they were."""
     meta = json.loads(show(archive, "forwarded", "--json"))
-    assert meta["attachments"] == ["Original budget thread.eml", "inner-budget.csv"]
-    assert "inner-budget.csv" in show(archive, "forwarded")
+    assert [(found["number"], found["filename"], found["content_type"],
+             [inner["filename"] for inner in found["files"]])
+            for found in meta["attachments"]] == [
+        (1, "Original budget thread.eml", "message/rfc822", ["inner-budget.csv"])]
+    assert meta["attachment_names"] == ["Original budget thread.eml", "inner-budget.csv"]
+    assert re.search(r'^  1  "Original budget thread\.eml"  message/rfc822, [\d,]+ bytes\n'
+                     r'      -  "inner-budget\.csv"  text/csv, 37 bytes$',
+                     show(archive, "forwarded"), re.MULTILINE)
 
 
 # --- 22: Outlook TNEF -------------------------------------------------------------------------

@@ -78,6 +78,8 @@ def test_show_lists_the_uuencoded_files_as_attachments_and_the_body_is_the_text_
         archiver, data, capsys):
     assert main(["show", DIGESTS["inline"], "--data", str(data), "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
-    assert shown["attachments"] == ["meeting notes.txt", "report.pdf"]
+    assert [(found["number"], found["filename"]) for found in shown["attachments"]] == [
+        (1, "meeting notes.txt"), (2, "report.pdf")]
+    assert shown["attachment_names"] == ["meeting notes.txt", "report.pdf"]
     assert found(archiver, data, "body:regards") == {DIGESTS["inline"]}
     assert found(archiver, data, "body:zanzibar") == set()

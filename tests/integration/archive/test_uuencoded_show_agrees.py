@@ -2,11 +2,11 @@
 messages of the web test's generated corpus (tests.unit.web.test_uuencoded_views: bodies
 sent x-uuencode on text types and none, blocks inline under every transfer encoding,
 several, cut and undecodable ones, multiparts) imported through the CLI; what `show
---json` lists for each is the names of the files the web's API lists (mail_view), in its
-order (a nameless file is "attachment-N" there and no name to `show`)."""
+--json` lists for each is the files the web's API lists (mail_view), numbered alike (review
+r5 F5), and its "attachment_names" (the indexer's stored names) their names, in that order
+(a nameless file is "attachment-N" there and no name stored)."""
 import hashlib
 import json
-import re
 import subprocess
 
 import pytest
@@ -43,9 +43,11 @@ def test_show_lists_the_files_the_web_lists(data, capsys):
     for case_id, raw in SAMPLE.items():
         assert main(["show", hashlib.sha256(raw).hexdigest(), "--data", str(data),
                      "--json"]) == 0
-        shown = json.loads(capsys.readouterr().out)["attachments"]
-        listed = [a.filename for a in mail_view.view(raw).attachments
-                  if not re.fullmatch(r"attachment-\d+", a.filename)]
-        if shown != listed:
-            differing.append(f"{case_id}: show {shown}, web {listed}")
+        shown = json.loads(capsys.readouterr().out)
+        listed = mail_view.view(raw).attachments
+        names = [a.filename for a in listed if a.named]
+        if shown["attachments"] != [a.as_json() for a in listed] \
+                or shown["attachment_names"] != names:
+            differing.append(f"{case_id}: show {shown['attachments']} "
+                             f"{shown['attachment_names']}, web {listed}")
     assert not differing, "\n".join(differing)

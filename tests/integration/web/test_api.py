@@ -344,8 +344,9 @@ def test_message_metadata_raw_download_and_attachment(site):
     meta = alice.get(f"/api/messages/{digest}").json()
     assert meta["subject"] == "Quarterly report"
     assert ("To", "bob@example.com") in {(h["name"], h["value"]) for h in meta["headers"]}
-    assert meta["attachments"] == [{"number": 1, "filename": "report.bin",
-                                    "content_type": "application/octet-stream", "size": 17}]
+    assert meta["attachments"] == [{"number": 1, "filename": "report.bin", "named": True,
+                                    "content_type": "application/octet-stream", "size": 17,
+                                    "files": []}]
     raw = alice.get(f"/api/messages/{digest}/raw")
     assert raw.body == MAILS["alice-sent"][0]
     assert raw.headers["Content-Disposition"].startswith("attachment")
