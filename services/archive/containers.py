@@ -11,12 +11,15 @@ is unwrapped by `openssl cms` (cryptography 38 signs PKCS #7 but cannot read it)
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import secrets
 import tempfile
+import threading
 import zipfile
 import zlib
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,7 +131,36 @@ def tnef_read(data: bytes, budget: ReadBudget
     """tnef_contents(), and a problem of the stream as a whole (or None): files left out
     because the stream has more than MAX_MEMBERS or the message's containers more than
     their budget of members, as zip_members says of a zip."""
-    limit, problem = budget.read_limit(), None
+    body, files, problem = None, [], None
+    listed = _tnef_files(data, budget.read_limit())
+    if len(listed) > MAX_MEMBERS:
+        problem = f"{len(listed)} files; the first {MAX_MEMBERS} are listed"
+    for title, body_extension, unpacked in listed[:MAX_MEMBERS]:
+        if budget.members <= 0:
+            problem = "too many members in this message's containers; the rest are not listed"
+            break
+        content = _capped(unpacked, budget)
+        if body_extension is not None:
+            body = Member("body" + body_extension, content)
+        else:
+            files.append(Member(title, content, None if content is not None
+                                else "not read: over the size limit"))
+    return body, files, problem
+
+
+# What `tnef` unpacked: (title, the body's extension or None for a file, its bytes up to
+# the read limit and one more).
+_Unpacked = list[tuple[str, "str | None", bytes]]
+
+
+def _tnef_files(data: bytes, limit: int) -> _Unpacked:
+    """The files `tnef` unpacks from data (at most `limit` bytes each, the rest of a file
+    left for _capped to refuse), read once per content (TOOL_MEMO). Raises tools.ToolFailed."""
+    key = ("tnef", hashlib.sha256(data).digest(), limit)
+    return TOOL_MEMO.result(key, lambda: _unpack_tnef(data, limit), _unpacked_bytes)
+
+
+def _unpack_tnef(data: bytes, limit: int) -> _Unpacked:
     body_name = "body-" + secrets.token_hex(8)  # a name no attachment in the file can take
     with tempfile.TemporaryDirectory(prefix="archiver-tnef-") as directory:
         out = Path(directory) / "files"
@@ -137,21 +169,18 @@ def tnef_read(data: bytes, budget: ReadBudget
             "tnef", "--file=-", f"--directory={out}", f"--save-body={body_name}",
             "--body-pref=THR", "--number-backups", f"--maxsize={max(1, limit)}", "--verbose"],
             data, stdin=True)
-        body, files = None, []
-        listed = _tnef_listing(listing, out)
-        if len(listed) > MAX_MEMBERS:
-            problem = f"{len(listed)} files; the first {MAX_MEMBERS} are listed"
-        for title, path in listed[:MAX_MEMBERS]:
-            if budget.members <= 0:
-                problem = "too many members in this message's containers; the rest are not listed"
-                break
-            content = _read_capped(path, budget)
-            if os.path.basename(path).startswith(body_name):
-                body = Member("body" + os.path.splitext(path)[1].lower(), content)
-            else:
-                files.append(Member(title, content, None if content is not None
-                                    else "not read: over the size limit"))
-    return body, files, problem
+        unpacked = []
+        for title, path in _tnef_listing(listing, out)[:MAX_MEMBERS + 1]:
+            is_body = os.path.basename(path).startswith(body_name)
+            with open(path, "rb") as handle:
+                content = handle.read(limit + 1)
+            unpacked.append((title, os.path.splitext(path)[1].lower() if is_body else None,
+                             content))
+        return unpacked
+
+
+def _unpacked_bytes(unpacked: _Unpacked) -> int:
+    return sum(len(content) for _, _, content in unpacked)
 
 
 def _tnef_listing(listing: bytes, out: Path) -> list[tuple[str, Path]]:
@@ -166,10 +195,9 @@ def _tnef_listing(listing: bytes, out: Path) -> list[tuple[str, Path]]:
     return found
 
 
-def _read_capped(path: Path, budget: ReadBudget) -> bytes | None:
+def _capped(content: bytes, budget: ReadBudget) -> bytes | None:
+    """content as read within the budget: None past its read limit (spent as far as it)."""
     limit = budget.read_limit()
-    with open(path, "rb") as handle:
-        content = handle.read(limit + 1)
     budget.spend(min(len(content), limit))
     return content if len(content) <= limit else None
 
@@ -191,8 +219,13 @@ def cms_kind(data: bytes, smime_type: str | None) -> str | None:
 
 def signed_content(data: bytes) -> bytes:
     """The content of an opaque CMS signed-data object (the MIME entity that was signed),
-    without verifying the signature: archiving reads, it does not vouch. Raises
-    tools.ToolFailed when openssl cannot read it."""
+    without verifying the signature: archiving reads, it does not vouch; read once per
+    content (TOOL_MEMO). Raises tools.ToolFailed when openssl cannot read it."""
+    key = ("cms", hashlib.sha256(data).digest())
+    return TOOL_MEMO.result(key, lambda: _unwrap_signed(data), len)
+
+
+def _unwrap_signed(data: bytes) -> bytes:
     for form in ("DER", "PEM"):
         try:
             stdout, _ = tools.run(["openssl", "cms", "-verify", "-noverify", "-nosigs",
@@ -201,3 +234,51 @@ def signed_content(data: bytes) -> bytes:
         except tools.ToolFailed as failure:
             problem = failure
     raise problem
+
+
+class ToolMemo:
+    """What a tool process (openssl, tnef) made of a content, by the content's SHA-256:
+    the same container again (1,000 copies of one signed-data object in a message, the
+    same winmail.dat in every message of a thread) costs its process once, as the design
+    asks of a hostile attachment (review r9 F4); a failure is remembered too. Least
+    recently used results go first, past `max_bytes` of them in all; a result larger than
+    a tenth of that is not kept. Thread-safe (the web lists in threads); one per process
+    (each extraction worker, the web)."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes, self.held_bytes = max_bytes, 0
+        self._results: OrderedDict = OrderedDict()  # key -> (result or ToolFailed, bytes)
+        self._lock = threading.Lock()
+
+    def result(self, key, run, size_of):
+        """run()'s result for `key`, from memory when known; raises what run() raised
+        (tools.ToolFailed, remembered too). size_of(result): its bytes."""
+        with self._lock:
+            if key in self._results:
+                self._results.move_to_end(key)
+                found = self._results[key][0]
+                if isinstance(found, tools.ToolFailed):  # (a new one: a raise adds its
+                    raise tools.ToolFailed(*found.args)  # traceback to the old one's)
+                return found
+        try:
+            found = run()
+        except tools.ToolFailed as failure:
+            self._keep(key, failure, len(str(failure)))
+            raise
+        self._keep(key, found, size_of(found))
+        return found
+
+    def _keep(self, key, found, size: int) -> None:
+        if size > self.max_bytes // 10:
+            return
+        with self._lock:
+            if key not in self._results:
+                self._results[key] = (found, size)
+                self.held_bytes += size
+            while self.held_bytes > self.max_bytes:
+                _, (_, dropped) = self._results.popitem(last=False)
+                self.held_bytes -= dropped
+
+
+TOOL_MEMO_BYTES = 8 * 1024 * 1024  # a small share of an extraction worker's memory limit
+TOOL_MEMO = ToolMemo(TOOL_MEMO_BYTES)
