@@ -604,9 +604,11 @@ def attachment_name(part: Message) -> str | None:
 
 
 class FoundFile(Message):
-    """A file uuencoded in a part of body text, as a part of its own for the views: an
-    attachment of the type its name's extension says (application/octet-stream without
-    one), its name (attachment_name) and its bytes (`data`)."""
+    """A file uuencoded in a part of body text, or found in a container (a TNEF file's,
+    a zip archive's member), as a part of its own for the views: an attachment of the type
+    its name's extension says (application/octet-stream without one; a .eml is
+    message/rfc822, a forwarded message), its name (attachment_name) and its bytes
+    (`data`)."""
 
     def __init__(self, name: str | None, data: bytes, content_type: str | None = None):
         super().__init__()

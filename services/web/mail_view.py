@@ -9,8 +9,8 @@ more files is each of them. Numbers are places among all the message's files (th
 the first 1,000 are the files extraction reads, and those past them are listed too.
 This one numbered list is what the API's message JSON and `archiver show` give (as_json),
 and what the numbered downloads serve. A file that holds files the message page lists
-under it (an attached message's own files, a TNEF winmail.dat's, those of the entity an
-S/MIME object signs) lists them too, unnumbered (Attachment.files): they are downloaded
+under it (an attached message's own files, a TNEF winmail.dat's, a zip's, those of the
+entity an S/MIME object signs) lists them too, unnumbered (Attachment.files): they are downloaded
 from the page by their part, not by a number. They are read off the page's own tree
 (message_tree.tree: its containers, its depth, its budget), so that the two cannot
 disagree; a numbered download reads none of them (review r7 F1, F2, F3).
@@ -55,21 +55,24 @@ class Attachment:
     download is saved under) and None for one inside another (an inner message's count
     would name another file's download, review r7 F5); `size` its decoded bytes (an
     attached message: its bytes); `files` those the message page lists inside it
-    (_with_files_inside)."""
+    (_with_files_inside); `not_opened`, of a container the view did not open (over its
+    budget, message_tree.Part.not_opened), why its files are not listed."""
     number: int | None
     filename: str | None
     content_type: str
     size: int
     named: bool = True
     files: tuple["Attachment", ...] = ()
+    not_opened: str | None = None
 
     def as_json(self) -> dict:
         """The file as the API and `show --json` give it; a file inside another has no
-        "number"."""
+        "number"; only a container the view did not open has "not_opened"."""
         shown = {"number": self.number} if self.number is not None else {}
+        unopened = {"not_opened": self.not_opened} if self.not_opened else {}
         return {**shown, "filename": self.filename, "named": self.named,
                 "content_type": self.content_type, "size": self.size,
-                "files": [inside.as_json() for inside in self.files]}
+                "files": [inside.as_json() for inside in self.files], **unopened}
 
 
 @dataclass(frozen=True)
@@ -151,7 +154,7 @@ def _with_files_inside(message: Message, attachments: list[Attachment]) -> list[
     nodes = _files_in(tree) if tree is not None else []
     if len(nodes) != len(attachments):
         return attachments
-    return [replace(attachment, files=_inner_files(node))
+    return [replace(attachment, files=_inner_files(node), not_opened=node.not_opened)
             for attachment, node in zip(attachments, nodes)]
 
 
@@ -173,7 +176,8 @@ def _files_in(node: message_tree.Part) -> list[message_tree.Part]:
 def _inner_files(node: message_tree.Part) -> tuple[Attachment, ...]:
     """The files the page lists inside file `node`, each with its own, unnumbered."""
     return tuple(Attachment(None, inner.filename, inner.content_type, inner.size,
-                            named=inner.filename is not None, files=_inner_files(inner))
+                            named=inner.filename is not None, files=_inner_files(inner),
+                            not_opened=inner.not_opened)
                  for inner in _files_in(node))
 
 

@@ -12,7 +12,11 @@ whose whole body is one entity that is not text (a scanner's PDF, an S/MIME obje
 an attachment (a named text file: mime.whole_body_is_attachment) has that entity as its
 part 1, and no body; an S/MIME opaque-signed object (RFC 8551 signed-data) holds the
 signed MIME entity as its child 1 and that is the message's body; a TNEF file
-(winmail.dat) holds the files inside it as its children. Encrypted S/MIME (enveloped-data)
+(winmail.dat) and a zip archive hold the files inside them as their children (a .eml among
+them is a forwarded message, as the indexer reads it). A view opens each distinct container
+content once (_Openings: the same hostile object attached a thousand times costs one
+opening), within its budgets; one past them is the file it is, downloadable, and its node
+says so (Part.not_opened). Encrypted S/MIME (enveloped-data)
 cannot be opened without the key: it is said so, and downloadable. A part of body text
 holding uuencoded files (mime.is_body_text, mime.uuencoded_files: old mailers, or a body
 sent x-uuencode) holds them as its children, and a message whose whole body is such a part
@@ -23,8 +27,8 @@ under the part's own name; a message whose whole body is one has them as its par
 """
 from __future__ import annotations
 
+import hashlib
 import io
-import mimetypes
 import warnings
 from dataclasses import dataclass, field
 from email.message import Message
@@ -49,12 +53,20 @@ from services.web.sanitize import content_id_key
 
 RASTER_IMAGES = ("image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp")
 MAX_DEPTH = 60  # deeper trees are shown to here; the message itself is still downloadable
-# Containers (TNEF, S/MIME signed-data) a message's tree opens, each a `tnef` or `openssl`
-# run: as many as the indexer reads attachments of a message (containers.ReadBudget); the
-# rest are shown as the files they are, downloadable. Their members are read within that
-# one budget too, as the indexer reads them (review r7 F1: a fresh budget each).
+# Distinct containers (TNEF, zip, S/MIME signed-data) a view of a message opens: as many as
+# the indexer reads attachments of a message (containers.ReadBudget); the rest are shown as
+# the files they are, downloadable. Their members are read within that one budget too, as
+# the indexer reads them (review r7 F1: a fresh budget each).
 CONTAINERS_OPENED = containers.MESSAGE_ATTACHMENTS
-_BUDGET_KEY = "_containers_budget"  # where a part keeps its message's budget (_budget)
+# Of those, the ones a tool process opens (`openssl cms` for signed-data, `tnef`): each run
+# costs 20-50 ms (openssl) or 4-10 ms (tnef) on the appliance's 2 cores, and every view (the
+# page, the API's JSON, `archiver show`) pays them again; 32 keeps a hostile message's view
+# near a second (1,000 signed objects took 25-50 s a view, review r9 F4), far above the few
+# a real message carries.
+TOOL_CONTAINERS_OPENED = 32
+TOOL_KINDS = ("signed-data", "tnef")  # container kinds a tool process opens
+_BUDGET_KEY = "_containers_openings"  # where a part keeps its message's _Openings
+_NOT_OPENED_KEY = "_not_opened"  # why a container part was not opened (Part.not_opened)
 BODY_TYPES = ("text/plain", "text/html")  # a message's whole body shown as its body
 ENCRYPTED = "encrypted: cannot be read without the key"
 # Images shown inline (and cid: images of HTML bodies) have at most this many pixels: a
@@ -76,6 +88,7 @@ class Part:
     children: list["Part"] = field(default_factory=list)
     subject: str | None = None     # an attached message's
     problem: str | None = None     # why it is not shown though of a kind that is
+    not_opened: str | None = None  # a container's: why its files are not listed here
 
     @property
     def label(self) -> str:
@@ -108,18 +121,6 @@ class Part:
                 yield from child.walk(into_messages)
 
 
-class _Member(Message):
-    """A file found in a container (TNEF), as a part: its name, its type by that name,
-    its bytes."""
-
-    def __init__(self, member: containers.Member):
-        super().__init__()
-        self["Content-Type"] = mimetypes.guess_type(member.name)[0] or "application/octet-stream"
-        self["Content-Disposition"] = "attachment"
-        self.set_param("filename", member.name, header="Content-Disposition")
-        self.data = member.data or b""
-
-
 def children(part: Message, top: bool = False) -> list[Message]:
     """The parts a multipart holds; the message a message/* part holds; what a container
     holds (module docstring); the files uuencoded in a part of body text; else none.
@@ -127,9 +128,9 @@ def children(part: Message, top: bool = False) -> list[Message]:
     whole body that is body text holding uuencoded files has them as its parts; one that is
     not body text (of a type other than BODY_TYPES, or an attachment) is its one part."""
     found = _children(part, top)
-    budget = _budget(part)
+    openings = _openings(part)
     for child in found:  # (one budget for all the containers of the stored message)
-        child.__dict__.setdefault(_BUDGET_KEY, budget)
+        child.__dict__.setdefault(_BUDGET_KEY, openings)
     return found
 
 
@@ -151,23 +152,40 @@ def _children(part: Message, top: bool) -> list[Message]:
     return _opened(part)
 
 
-def _budget(part: Message) -> containers.ReadBudget:
-    """The budget of the containers of the message `part` is in: children() hands a part's
-    own to the parts it finds, so every part reached from the stored message shares the
-    one made for it (the message's parts are reached so: tree, part_at, body)."""
+class _Openings:
+    """What one view of a stored message may still open and what it opened: the indexer's
+    budget of members and bytes (`budget`, of which `attachments` counts distinct
+    containers, CONTAINERS_OPENED), the tool runs left (TOOL_CONTAINERS_OPENED), and each
+    container's files by (kind, SHA-256 of its content): a content opened once is not
+    opened again, and costs no budget again."""
+
+    def __init__(self):
+        self.budget = containers.ReadBudget(0, attachments=CONTAINERS_OPENED)
+        self.tool_runs = TOOL_CONTAINERS_OPENED
+        self.opened: dict[tuple[str, str], list[Message]] = {}
+
+    def refusal(self, kind: str) -> str | None:
+        """Why one more container of `kind` may not be opened, or None: then it counts."""
+        budget = self.budget
+        if budget.attachments <= 0 or budget.members <= 0 or budget.read_bytes <= 0:
+            return ("not opened in this view: the message's containers used up what one "
+                    "view reads; download it")
+        if kind in TOOL_KINDS:
+            if self.tool_runs <= 0:
+                return (f"not opened in this view: a view opens {TOOL_CONTAINERS_OPENED} "
+                        "distinct S/MIME and TNEF objects at most; download it")
+            self.tool_runs -= 1
+        budget.attachments -= 1
+        return None
+
+
+def _openings(part: Message) -> _Openings:
+    """The _Openings of the message `part` is in: children() hands a part's own to the
+    parts it finds, so every part reached from the stored message shares the one made for
+    it (the message's parts are reached so: tree, part_at, body)."""
     if _BUDGET_KEY not in part.__dict__:
-        part.__dict__[_BUDGET_KEY] = containers.ReadBudget(0, attachments=CONTAINERS_OPENED)
+        part.__dict__[_BUDGET_KEY] = _Openings()
     return part.__dict__[_BUDGET_KEY]
-
-
-def _may_open(part: Message) -> bool:
-    """Whether the message may open one more container (CONTAINERS_OPENED, and members
-    and bytes left to read); counts it."""
-    budget = _budget(part)
-    if budget.attachments <= 0 or budget.members <= 0 or budget.read_bytes <= 0:
-        return False
-    budget.attachments -= 1
-    return True
 
 
 def _inner(part: Message) -> list[Message]:
@@ -185,7 +203,7 @@ def _inner(part: Message) -> list[Message]:
 def holds_files(part: Message) -> bool:
     """Whether `part` is an attachment sent x-uuencode holding two or more files
     (mime.attachment_files): a node holding them, as a part of body text holds its own."""
-    return not isinstance(part, (_Member, FoundFile)) and bool(attachment_files(part))
+    return not isinstance(part, FoundFile) and bool(attachment_files(part))
 
 
 def _whole_body(message: Message) -> Message:
@@ -222,20 +240,47 @@ def _open(part: Message) -> list[Message]:
         return uuencoded_files(part)
     if holds_files(part):
         return attachment_files(part)
+    kind = _container_kind(part)
+    if kind is None:
+        return []
+    data = decoded(part)
+    key, openings = (kind, hashlib.sha256(data).hexdigest()), _openings(part)
+    if key not in openings.opened:
+        refusal = openings.refusal(kind)
+        if refusal is not None:
+            part.__dict__[_NOT_OPENED_KEY] = refusal
+            return []
+        openings.opened[key] = _files_of_container(kind, data, part, openings.budget)
+    return openings.opened[key]
+
+
+def _container_kind(part: Message) -> str | None:
+    """"signed-data", "tnef" or "zip" for a container a view opens, else None."""
     content_type = safely(part.get_content_type, "")
+    if content_type in containers.CMS_TYPES:
+        return "signed-data" if _cms_kind(part) == "signed-data" else None
+    kind = effective_type(content_type, attachment_name(part))
+    return "tnef" if kind in containers.TNEF_TYPES else "zip" if kind in containers.ZIP_TYPES \
+        else None
+
+
+def _files_of_container(kind: str, data: bytes, part: Message,
+                        budget: containers.ReadBudget) -> list[Message]:
+    """The signed entity of signed-data, the files of a TNEF or zip (FoundFile each: a .eml
+    is a forwarded message), read as the indexer reads them (services.archive.containers);
+    none when the container cannot be read (shown as the file it is, downloadable)."""
     try:
-        if content_type in containers.CMS_TYPES and _cms_kind(part) == "signed-data" \
-                and _may_open(part):
-            signed = parse_message(containers.signed_content(decoded(part)))
+        if kind == "signed-data":
+            signed = parse_message(containers.signed_content(data))
             read_uuencoded_files(signed, within=part)  # (in the page's bound, review r5 F2)
             return [signed]
-        if effective_type(content_type, attachment_name(part)) in containers.TNEF_TYPES \
-                and _may_open(part):
-            _, files = containers.tnef_contents(decoded(part), _budget(part))
-            return [_Member(member) for member in files]
-    except tools.ToolFailed:
-        pass  # shown as the file it is, downloadable; the indexer said what it read
-    return []
+        if kind == "tnef":
+            _, members = containers.tnef_contents(data, budget)
+        else:
+            members, _ = containers.zip_members(data, budget)
+    except (tools.ToolFailed, ValueError):
+        return []  # the indexer said what it could not read
+    return [FoundFile(member.name, member.data or b"") for member in members]
 
 
 def _cms_kind(part: Message) -> str | None:
@@ -258,7 +303,7 @@ def part_at(message: Message, path: str) -> Message:
 def decoded(part: Message) -> bytes:
     """A leaf's content, transfer encoding undone; a message/* part's inner message as
     bytes; b"" for what cannot be decoded."""
-    if isinstance(part, (_Member, FoundFile)):
+    if isinstance(part, FoundFile):
         return part.data
     if safely(part.get_content_maintype, "") == "message":
         inner = children(part)
@@ -296,6 +341,7 @@ def _node(part: Message, path: str, failed: dict[str, str], depth: int, root: bo
         node.children = [_node(child, f"{path}.{number}" if path else str(number), failed,
                                depth + 1, root=False, top=maintype == "message")
                          for number, child in enumerate(children(part, root or top), 1)]
+        node.not_opened = part.__dict__.get(_NOT_OPENED_KEY)
     return node
 
 

@@ -79,7 +79,11 @@ SCHEMAS = {
         "files": {"type": "array", "items": {"$ref": "#/components/schemas/File"},
                   "description": "the files inside it as the message page lists them "
                                  "(to the page's depth): an attached message's own, a TNEF "
-                                 "winmail.dat's, those of an S/MIME signed object"}}},
+                                 "winmail.dat's, a zip's, those of an S/MIME signed "
+                                 "object"},
+        "not_opened": {"type": "string", "description": "only of a container (TNEF, zip, "
+                       "S/MIME signed object) the view did not open, over what one view "
+                       "opens: why `files` is empty; the file itself is downloadable"}}},
     "SavedSearch": {"type": "object", "properties": {"name": _STRING, "query": _STRING}},
     "Hold": {"type": "object", "properties": {
         "id": _STRING, "saved": _STRING, "by": _STRING,
