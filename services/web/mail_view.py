@@ -31,11 +31,11 @@ from services.archive.mime import (FoundFile, attachment_content, attachment_fil
                                    attachment_name,
                                    body_text_of, charsets_of, decode_header_text,
                                    decode_text, files_not_listed, is_attachment,
-                                   is_body_text, iter_parts, parse_message,
+                                   is_body_text, iter_parts,
                                    read_uuencoded_files, safely, uuencoded_files,
                                    whole_body_is_attachment)
 from services.archive.store import NotFound
-from services.web import message_tree
+from services.web import forwarded, message_tree
 
 # The fields of a resent copy (RFC 5322 3.6.6): who resent it when, and to whom; search
 # finds mail by its resent recipients, so the reader is shown them (a user's copy has no
@@ -88,7 +88,7 @@ class MessageView:
 
 
 def view(raw: bytes) -> MessageView:
-    message = parse_message(raw)
+    message = forwarded.parse(raw)
     attachments = _numbered_files(message)
     body = _body_text(message)  # after: the split that found the files kept their text
     return MessageView(shown_headers(message), body[:BODY_LIMIT], len(body) > BODY_LIMIT,
@@ -98,7 +98,7 @@ def view(raw: bytes) -> MessageView:
 def files(raw: bytes) -> list[Attachment]:
     """The message's numbered files, each with the files inside it, as view() lists them
     (`archiver show`: no body read)."""
-    return _numbered_files(parse_message(raw))
+    return _numbered_files(forwarded.parse(raw))
 
 
 def _numbered_files(message: Message) -> list[Attachment]:
@@ -109,7 +109,7 @@ def attachment(raw: bytes, number: int) -> tuple[Attachment, bytes]:
     """File `number` of the message and its bytes (no files inside it: a download reads
     no container and no attached message but to size the message's own files); NotFound
     for a number the message has no file at."""
-    for found, part in _attachments(parse_message(raw)):
+    for found, part in _attachments(forwarded.parse(raw)):
         if found.number == number:
             return found, _part_bytes(part)
     raise NotFound(f"the message has no attachment {number}")
@@ -201,7 +201,7 @@ def _part_bytes(part: Message) -> bytes:
         # decoded when a mailer encoded it (base64, quoted-printable), as extraction and
         # the message tree read it: the parser's inner message is then the encoded text
         inner = safely(lambda: inner_message(part), None)
-        return safely(inner.as_bytes, b"") if isinstance(inner, Message) else b""
+        return forwarded.message_bytes(part, inner) if isinstance(inner, Message) else b""
     return attachment_content(part)
 
 

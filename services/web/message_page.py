@@ -28,7 +28,7 @@ from services.archive.mime import (charsets_of, decode_header_text, decode_text,
                                    safely)
 from services.archive.store import NotFound
 from services.policy import audit
-from services.web import admin_actions, message_tree, pdf_pages, sanitize
+from services.web import admin_actions, forwarded, message_tree, pdf_pages, sanitize
 from services.web.access import read_message
 from services.web.mail_view import RESENT_HEADERS, shown_headers
 from services.web.message_tree import Body, Part
@@ -181,7 +181,7 @@ def message_model(archive: Archive, user: User, digest: str, path: str, query: s
     """Everything the message page shows; NotFound for a message the user may not read or
     a part it does not have. The view is audited."""
     raw, meta = read_message(archive, user, digest)
-    message = parse_message(raw)
+    message = forwarded.parse(raw)
     shown = _shown_message(message, path)
     highlighter = Highlighter.of_query(query)
     body = message_tree.body(message, path)
@@ -219,7 +219,7 @@ def part_bytes(archive: Archive, user: User, digest: str, path: str, audited_as:
                ) -> tuple[Part, bytes]:
     """A part's node and decoded bytes (a message/* part: the inner message's bytes)."""
     raw, meta = read_message(archive, user, digest)
-    message = parse_message(raw)
+    message = forwarded.parse(raw)
     if not path:
         raise NotFound("the message itself is downloaded as .eml (/raw)")
     node = message_tree.tree(message, meta.get("extraction_failures"), path)

@@ -48,6 +48,7 @@ from services.archive.mime import (SPLIT_KEYS, FoundFile, attachment_content,
                                    whole_body_is_attachment)
 from services.archive.store import NotFound
 from services.common.terminal import BIDI_CONTROLS
+from services.web import forwarded
 from services.web.formatting import visible
 from services.web.sanitize import content_id_key
 
@@ -302,12 +303,13 @@ def part_at(message: Message, path: str) -> Message:
 
 def decoded(part: Message) -> bytes:
     """A leaf's content, transfer encoding undone; a message/* part's inner message as
-    bytes; b"" for what cannot be decoded."""
+    the stored message carries it (forwarded.message_bytes); b"" for what cannot be
+    decoded."""
     if isinstance(part, FoundFile):
         return part.data
     if safely(part.get_content_maintype, "") == "message":
-        inner = children(part)
-        return safely(lambda: inner[0].as_bytes(), b"") if inner else b""
+        inner = children(part)  # (its bytes in the stored message: forwarded.message_bytes)
+        return forwarded.message_bytes(part, inner[0]) if inner else b""
     return attachment_content(part)
 
 

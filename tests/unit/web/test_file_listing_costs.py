@@ -17,6 +17,7 @@ import pytest
 
 from services.archive import containers
 from services.web import mail_view, message_tree
+from services.web.forwarded import parse as parse_stored
 from tests import reading_corpus as corpus
 
 HEAD = ("From: s@example.org\nTo: alice@example.com\nSubject: {s}\n"
@@ -155,7 +156,7 @@ def test_the_listing_opens_no_more_containers_than_the_page_may(monkeypatch, lab
     assert counts.tnef + counts.signed <= 4
     assert len({id(budget) for budget in counts.budgets}) <= 1
     counts.reset()
-    page = message_tree.tree(mail_view.parse_message(raw), None)
+    page = message_tree.tree(parse_stored(raw), None)
     assert counts.tnef + counts.signed <= 4
     assert len({id(budget) for budget in counts.budgets}) <= 1
     assert names(listed) == page_names(page)
@@ -174,7 +175,7 @@ def test_the_members_of_a_messages_winmail_dat_files_are_read_within_one_budget(
     assert [len(file["files"]) for file in listed] in ([4, 1, 0], [4, 0, 0])
     assert counts.tnef == 2
     counts.reset()
-    page = message_tree.tree(mail_view.parse_message(raw), None)
+    page = message_tree.tree(parse_stored(raw), None)
     assert [len(node.children) for node in page.children[1:]] == \
         [len(file["files"]) for file in listed]
     assert counts.tnef == 2

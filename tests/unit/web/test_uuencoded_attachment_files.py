@@ -28,8 +28,7 @@ import pytest
 
 from services.archive import containers, mime
 from services.archive.extract import extract
-from services.archive.mime import parse_message
-from services.web import mail_view, message_tree
+from services.web import forwarded, mail_view, message_tree
 from tests.unit.web.test_uuencoded_views import (CAP, HEAD, PDF, UUENCODINGS, agree, block,
                                                  top_files)
 
@@ -160,7 +159,7 @@ def test_the_first_file_keeps_the_part_s_name_and_type_the_others_their_begin_li
     assert [(a.number, a.filename, a.content_type) for a in shown.attachments] == [
         (1, "scan.pdf", "application/pdf"), (2, "scan 2.pdf", "application/pdf"),
         (3, "table.bin", "application/octet-stream")]
-    tree = message_tree.tree(parse_message(raw), [])
+    tree = message_tree.tree(forwarded.parse(raw), [])
     assert [(p.path, p.filename) for p in top_files(tree)] == \
         [("1", "scan.pdf"), ("2", "scan 2.pdf"), ("3", "table.bin")]
 
@@ -174,7 +173,7 @@ def test_one_block_stays_the_part_itself():
         b"Content-Type: application/octet-stream; name=\"one.bin\"\n", b"x-uuencode",
         payload) + b"--B--\n"
     agree(raw)
-    tree = message_tree.tree(parse_message(raw), [])
+    tree = message_tree.tree(forwarded.parse(raw), [])
     assert [(p.path, p.filename) for p in top_files(tree)] == [("1", "one.bin")]
     assert "ibex" not in extract(raw, CAP).body
     assert "ibex" not in mail_view.view(raw).body
@@ -257,7 +256,7 @@ def test_one_numbering_past_the_files_extraction_reads(raw, own):
         attachment, data = mail_view.attachment(raw, found.number)
         assert attachment == found and len(data) == found.size
     # the tree has them in that order
-    parts = top_files(message_tree.tree(parse_message(raw), []))
+    parts = top_files(message_tree.tree(forwarded.parse(raw), []))
     assert [p.filename or f"attachment-{number}" for number, p in enumerate(parts, 1)] \
         == [a.filename for a in listed]
     # extraction read MESSAGE_ATTACHMENTS in all (its forwarded message's files count) and
@@ -304,9 +303,9 @@ EML_PLACES = {  # (the message, the .eml file's top-level part path in the tree)
 @pytest.mark.parametrize("raw, path", EML_PLACES.values(), ids=EML_PLACES.keys())
 def test_a_uuencoded_eml_file_shows_its_message_in_the_tree(raw, path):
     agree(raw)
-    part = message_tree.part_at(parse_message(raw), path)
+    part = message_tree.part_at(forwarded.parse(raw), path)
     assert isinstance(part, mime.FoundFile) and part.name == "fwd.eml"
-    node = message_tree.tree(parse_message(raw), [], path)
+    node = message_tree.tree(forwarded.parse(raw), [], path)
     assert node.shown_as == "message" and node.subject == "the inner one"
     assert [child.content_type for child in node.children] == ["text/plain"]  # its body
     assert b"narwhal minutes" in message_tree.decoded(part)
@@ -348,7 +347,7 @@ def test_the_tree_lists_at_most_the_bound_in_all(monkeypatch, raw, firsts):
     """At most mime.UUENCODED_FILES_LISTED uuencoded files in the whole tree, however
     many messages it parses anew (S/MIME signed content, encoded forwarded messages)."""
     monkeypatch.setattr(mime, "UUENCODED_FILES_LISTED", 30)
-    tree = message_tree.tree(parse_message(raw), [])
+    tree = message_tree.tree(forwarded.parse(raw), [])
     found = [node for node in tree.walk() if node.attachment and node.filename
              and node.filename.endswith(".bin")]
     assert 20 <= len(found) <= 30 + firsts

@@ -23,9 +23,8 @@ import pytest
 
 from services.archive import mime
 from services.archive.extract import extract
-from services.archive.mime import parse_message
 from services.archive.store import NotFound
-from services.web import mail_view, message_tree
+from services.web import forwarded, mail_view, message_tree
 
 HEAD = b"From: a@example.org\r\nTo: b@example.com\r\nSubject: s\r\nMIME-Version: 1.0\r\n"
 CAP = 1 << 20
@@ -178,7 +177,7 @@ def agree(raw: bytes) -> tuple[list, mail_view.MessageView, message_tree.Body]:
     assert [(a.number, a.filename) for a in shown.attachments] == \
         [(number, entry.filename or f"attachment-{number}")
          for number, entry in enumerate(files, 1)]
-    message = parse_message(raw)
+    message = forwarded.parse(raw)
     parts = top_files(message_tree.tree(message, []))
     assert [part.filename for part in parts] == [entry.filename for entry in files]
     for listed, part in zip(shown.attachments, parts):
@@ -233,7 +232,7 @@ def test_x_uuencode_whole_body_is_attachment_1(content_type, newline):
     assert "\x00" not in shown.body and "PDF-1.4" not in shown.body  # no binary as text
     assert [a.filename for a in shown.attachments] == ["report.pdf"]
     assert mail_view.attachment(raw, 1)[1] == data
-    tree = message_tree.tree(parse_message(raw), [])
+    tree = message_tree.tree(forwarded.parse(raw), [])
     assert [p.path for p in tree.walk() if p.path and p.attachment] == ["1"]
     assert tree.children[0].shown_as == "pdf"
 
@@ -257,10 +256,10 @@ def test_the_listed_files_are_bounded_for_a_hostile_body(monkeypatch):
            + tiny + b"words\n--B--\n")
     shown = mail_view.view(raw)
     assert [a.filename for a in shown.attachments] == ["f0", "f1", "f2", "f3", "f0"]
-    parts = top_files(message_tree.tree(parse_message(raw), []))
+    parts = top_files(message_tree.tree(forwarded.parse(raw), []))
     assert [p.path for p in parts] == ["1.1", "1.2", "1.3", "1.4", "2.1"]
     assert shown.body.strip() == ""  # (the first text part's; it held only blocks)
-    assert "begin" not in (message_tree.body(parse_message(raw)).text or "")
+    assert "begin" not in (message_tree.body(forwarded.parse(raw)).text or "")
 
 
 @pytest.mark.parametrize("path", sorted(CASES.rglob("*.eml")) + sorted(

@@ -1,0 +1,115 @@
+"""The bytes a stored message carries for a forwarded message (a message/* part, RFC 2046
+5.2): a download of the part is those bytes, not the parser's re-serialization of the
+message inside (which makes CRLF LF and refolds long header fields, so the file's size,
+its attachments' bytes and a DKIM signature of it no longer match what was sent).
+
+parse() parses a stored message and finds, for each message/* part reachable from it
+through multiparts and message/* parts at any depth, where its content lies in the raw
+bytes: services.archive.mimetree parses the raw bytes a second time and notes where each
+part's body starts and where the delimiter line (RFC 2046 5.1.1) that ends it does -- the
+same lines the parser split on -- and the two trees are walked side by side.
+message_bytes() serves those bytes only when they are verified to be the part: parsed,
+they give the message the parser put in the part (the same as_bytes()). Otherwise -- a
+message mimetree leaves to the feedparser (a defect), a part inside a container or an
+attachment that is not in the raw bytes -- it serves the inner message's as_bytes(), as
+before. A message/* part sent base64 or quoted-printable (RFC 2046 forbids it; mailers do)
+is its raw content transfer-decoded, verified the same way.
+"""
+from __future__ import annotations
+
+from email.message import Message
+
+from services.archive import mimetree
+from services.archive.mime import POLICY, parse_message, safely
+from services.archive.transfer_encoding import (decode_base64, decode_quoted_printable,
+                                                encoding_of)
+
+_SOURCE_KEY = "_stored_source"  # a message/* part's (raw bytes, start, end) of its content
+_BYTES_KEY = "_stored_bytes"    # what message_bytes() answered for it, once
+_DECODERS = {"base64": decode_base64, "quoted-printable": decode_quoted_printable}
+
+
+def parse(raw: bytes) -> Message:
+    """mime.parse_message(raw), each message/* part in it knowing where its content lies
+    in `raw` (found, not yet verified: message_bytes() verifies). Raises what
+    parse_message raises (MemoryError)."""
+    message = parse_message(raw)
+    if any(_is_message_part(part) for part, _ in _pairs(message, message)):
+        located = _Locating(raw.decode("ascii", "surrogateescape"), POLICY)
+        found = safely(located.root, None)  # (mimetree's refusal: nothing located)
+        if found is not None:
+            for part, twin in _pairs(message, found):
+                if _is_message_part(part) and id(twin) in located.contents:
+                    part.__dict__[_SOURCE_KEY] = (raw, *located.contents[id(twin)])
+    return message
+
+
+def message_bytes(part: Message, inner: Message) -> bytes:
+    """The file of message/* part `part` whose inner message (as the parser or
+    extract.inner_message read it) is `inner`: the bytes of its content in the stored
+    message (transfer-decoded if it came base64 or quoted-printable) when parse() located
+    them and they parse into the same message; else inner.as_bytes(); b"" when neither can
+    be had. Never raises but MemoryError."""
+    if _BYTES_KEY not in part.__dict__:
+        stored = _stored(part)
+        if stored is None or not _same_message(stored, inner):
+            stored = safely(inner.as_bytes, b"")
+        part.__dict__[_BYTES_KEY] = stored
+    return part.__dict__[_BYTES_KEY]
+
+
+def _stored(part: Message) -> bytes | None:
+    """The located content of `part`, transfer-decoded as its field says; None if none."""
+    if _SOURCE_KEY not in part.__dict__:
+        return None
+    raw, start, end = part.__dict__[_SOURCE_KEY]
+    decoder = _DECODERS.get(encoding_of(part.get("content-transfer-encoding", "")))
+    return decoder(raw[start:end]) if decoder else raw[start:end]
+
+
+def _same_message(data: bytes, inner: Message) -> bool:
+    return safely(lambda: parse_message(data).as_bytes() == inner.as_bytes(), False)
+
+
+def _is_message_part(part: Message) -> bool:
+    return safely(part.get_content_maintype, "") == "message"
+
+
+def _pairs(one: Message, other: Message):
+    """(part of `one`, the part at the same place in `other`), depth first, through
+    multiparts and message/* parts alike; where the two differ in shape, not below."""
+    stack = [(one, other)]
+    while stack:
+        part, twin = stack.pop()
+        yield part, twin
+        children, twins = part.get_payload(), twin.get_payload()
+        if isinstance(children, list) and isinstance(twins, list) \
+                and len(children) == len(twins):
+            stack.extend(zip(children, twins))
+
+
+class _Locating(mimetree._Parser):
+    """mimetree's parse noting, for each message/* part, the [start, end) of its content
+    in the text (its body: from after its header block to the line that ends it, less the
+    line end before a delimiter, which is the delimiter's: RFC 2046 5.1.1), keyed by the
+    id() of the part in the tree it builds."""
+
+    def __init__(self, text: str, policy):
+        super().__init__(text, policy)
+        self.body_starts: dict[int, int] = {}
+        self.contents: dict[int, tuple[int, int]] = {}
+
+    def _headers(self, message: Message, start: int, blank_ends: bool = False) -> int:
+        body_start = super()._headers(message, start, blank_ends)
+        self.body_starts[id(message)] = body_start
+        return body_start
+
+    def _message(self, start: int, parent: Message | None, depth: int) -> tuple[Message, int]:
+        message, end = super()._message(start, parent, depth)
+        if _is_message_part(message) and message.get_content_type() != "message/delivery-status":
+            body_start = self.body_starts[id(message)]
+            content = self.text[body_start:end]
+            if end < self.size:  # ended by a delimiter line: the line end before it is its
+                content = mimetree._without_line_end(content)
+            self.contents[id(message)] = (body_start, body_start + len(content))
+        return message, end
