@@ -13,7 +13,7 @@ import pytest
 
 from services.archive import containers
 from services.archive.extract import extract
-from services.web import mail_view, message_tree
+from services.web import forwarded, mail_view, message_tree
 from tests import reading_corpus as corpus
 
 HEAD = ("From: s@example.org\r\nTo: alice@example.com\r\nSubject: {s}\r\n"
@@ -108,7 +108,7 @@ def test_zip_members_and_eml_members_are_listed_as_the_indexer_reads_them(label,
     indexed = {entry.filename for entry in extract(raw, 1 << 20).attachments}
     assert {file.filename for file in _walk(listed) if file.named} <= indexed
     # the page lists the same files
-    page = message_tree.tree(mail_view.parse_message(raw), None)
+    page = message_tree.tree(forwarded.parse(raw), None)
     page_names = sorted(node.filename for node in page.walk() if node.attachment and node.filename)
     assert page_names == sorted(file.filename for file in _walk(listed) if file.named)
 
@@ -182,7 +182,7 @@ def test_each_distinct_container_is_opened_once_and_tool_runs_are_bounded(
     assert bool(unopened) == (distinct > message_tree.TOOL_CONTAINERS_OPENED)
     # the page: its own view, the same counts, the same files unopened
     runs.openssl = runs.tnef = 0
-    page = message_tree.tree(mail_view.parse_message(raw), None)
+    page = message_tree.tree(forwarded.parse(raw), None)
     assert runs.openssl + runs.tnef == opened
     page_files = [node for node in page.children if node.attachment
                   and node.filename != "same.zip"]
