@@ -20,7 +20,7 @@ from services.archive.index import PARTLY_INDEXED
 from services.archive.indexer import IndexerBusy, IndexLock, status
 from services.cli.import_indexing import IndexingAlongside
 from services.cli.main import print_json_error
-from services.common.terminal import line_safe
+from services.common.terminal import line_safe, name_safe
 from services.archive.evidence import EmptyExport
 from services.archive.mailfiles import MiB, count_mail, iter_mail
 from services.archive.mime import summarize_headers
@@ -380,7 +380,7 @@ def _file_lines(files: list[dict], depth: int = 0) -> list[str]:
             else f"(no name, saved as {file['filename']})" if numbered else "(no name)"
         number = str(file["number"]) if numbered else "-"
         lines.append(f"{'    ' * depth}{number:>3}  {name}  "
-                     f"{line_safe(_one_spaced(file['content_type']))}, {file['size']:,} bytes")
+                     f"{name_safe(_one_spaced(file['content_type']))}, {file['size']:,} bytes")
         lines.extend(_file_lines(file["files"], depth + 1))
     return lines
 
@@ -388,10 +388,12 @@ def _file_lines(files: list[dict], depth: int = 0) -> list[str]:
 def _quoted_name(name: str) -> str:
     """A file's name between double quotes, a backslash and a quote in it escaped by a
     backslash, each run of white space one space (two spaces part the columns, and a run
-    of them would wrap the name into a row of its own), controls escaped (line_safe):
-    where the name ends is never in doubt. The JSON has the name as it is."""
+    of them would wrap the name into a row of its own), each character that shows as no
+    glyph of its own escaped (name_safe: controls, format characters such as U+200B, tag
+    characters, as the page escapes them; review r9 F5): where the name ends is never in
+    doubt, nor which of two names it is. The JSON has the name as it is."""
     escaped = _one_spaced(name).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{line_safe(escaped)}"'
+    return f'"{name_safe(escaped)}"'
 
 
 def _one_spaced(text: str) -> str:

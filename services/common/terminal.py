@@ -9,6 +9,18 @@ BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
                           "\u2066\u2067\u2068\u2069")
 # Categories that end or break a line: controls (C0, DEL, C1), line and paragraph separators.
 LINE_BREAKING = ("Cc", "Zl", "Zp")
+# Categories of characters no glyph shows as what they are: those above, format characters
+# (Cf: zero-width spaces and joiners, the bidi controls, the soft hyphen, U+180E, the tag
+# characters U+E0000-E007F), lone surrogates, private use (a glyph only some font draws,
+# or none: what it is cannot be read), and unassigned code points (as this Python's Unicode
+# knows them: a newer terminal may take one for a format character of a later version).
+UNSEEN_CATEGORIES = ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")
+# Unicode's default ignorable code points (DerivedCoreProperties.txt) of other categories:
+# drawn as nothing, though letters or marks -- the Hangul fillers, the combining grapheme
+# joiner, the Khmer inherent vowels, the variation selectors.
+IGNORABLE_NOT_FORMAT = frozenset(
+    "\u034f\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180f\u3164\uffa0"
+    + "".join(map(chr, range(0xFE00, 0xFE10))) + "".join(map(chr, range(0xE0100, 0xE01F0))))
 
 
 def terminal_safe(text) -> str:
@@ -17,6 +29,28 @@ def terminal_safe(text) -> str:
     certificate says, and its reasons whatever it answers: printed raw, their controls
     could erase the lines above and print "intact" on an auditor's screen."""
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+
+
+def unseen(char: str) -> bool:
+    """Whether one character shows as no glyph of its own (UNSEEN_CATEGORIES,
+    IGNORABLE_NOT_FORMAT): "in\u200bvoice.pdf" reads as "invoice.pdf"."""
+    return unicodedata.category(char) in UNSEEN_CATEGORIES or char in IGNORABLE_NOT_FORMAT
+
+
+def escaped(char: str) -> str:
+    """One character as its Python escape: "\\n", "\\x7f", "\\u200b", "\\U000e0041" (a
+    default ignorable Python prints, such as U+034F, as "\\u034f" too)."""
+    written = repr(char)[1:-1]
+    if written != char:
+        return written
+    return f"\\u{ord(char):04x}" if ord(char) <= 0xFFFF else f"\\U{ord(char):08x}"
+
+
+def name_safe(text) -> str:
+    """A stranger's name (a file's) to print: each character that shows as no glyph of its
+    own (`unseen`) written as its Python escape, so two names that differ never read the
+    same. Stricter than line_safe (joiners too): a name is read to tell files apart."""
+    return "".join(escaped(c) if unseen(c) else c for c in str(text))
 
 
 def line_safe(text) -> str:

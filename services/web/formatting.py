@@ -9,7 +9,7 @@ import unicodedata
 from markupsafe import Markup, escape
 
 from services.archive.space import size_in_words
-from services.common.terminal import BIDI_CONTROLS, line_safe
+from services.common.terminal import BIDI_CONTROLS, escaped, line_safe, unseen
 
 
 def count(value) -> str:
@@ -41,12 +41,14 @@ def plural(amount, word: str, many: str | None = None) -> str:
 
 
 def visible(text: str, keep: frozenset = frozenset()) -> str:
-    """`text` with its control and format characters (Unicode Cc, Cf: the bidi overrides
-    and isolates that make "invoice\u202egpj.exe" read "invoiceexe.jpg", zero-width
-    characters) shown as escapes (\\u202e), so a name reads as what it is; those in `keep`
-    as they are (the bidi controls, for `isolated` to mark)."""
-    return "".join(f"\\u{ord(char):04x}" if unicodedata.category(char) in ("Cc", "Cf")
-                   and char not in keep else char for char in text)
+    """`text` with each character that shows as no glyph of its own (terminal.unseen: the
+    controls, the format characters -- bidi overrides and isolates that make
+    "invoice\u202egpj.exe" read "invoiceexe.jpg", zero-width and tag characters --
+    private use, unassigned, the default ignorables) shown as its escape (\\u202e,
+    \\U000e0041), as `archiver show` writes a name, so a name reads as what it is; those
+    in `keep` as they are (the bidi controls, for `isolated` to mark)."""
+    return "".join(escaped(char) if unseen(char) and char not in keep else char
+                   for char in text)
 
 
 _BIDI_CONTROL = re.compile("[" + "".join(sorted(BIDI_CONTROLS)) + "]")

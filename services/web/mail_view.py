@@ -158,6 +158,18 @@ def _with_files_inside(message: Message, attachments: list[Attachment]) -> list[
             for attachment, node in zip(attachments, nodes)]
 
 
+def numbered_parts(message: Message, tree: message_tree.Part) -> dict[str, Attachment]:
+    """The message's numbered files (no files inside them) by the path of their node in
+    `tree`, the message page's tree of the whole stored `message`: the page shows each
+    under its number and name as `show` does and links download N (review r9 F6). Empty
+    where the two counts differ (_with_files_inside): a number is never another file's."""
+    attachments = [found for found, _ in _attachments(message)]
+    nodes = _files_in(tree)
+    if len(nodes) != len(attachments):
+        return {}
+    return {node.path: attachment for node, attachment in zip(nodes, attachments)}
+
+
 def _files_in(node: message_tree.Part) -> list[message_tree.Part]:
     """The outermost files of the page's tree below `node`: its children that are files
     (Part.attachment), and those below the others (a multipart, body text holding

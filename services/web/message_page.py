@@ -28,8 +28,10 @@ from services.archive.mime import (charsets_of, decode_header_text, decode_text,
                                    safely)
 from services.archive.store import NotFound
 from services.policy import audit
-from services.web import admin_actions, forwarded, message_tree, pdf_pages, sanitize
+from services.common.terminal import BIDI_CONTROLS
+from services.web import admin_actions, forwarded, mail_view, message_tree, pdf_pages, sanitize
 from services.web.access import read_message
+from services.web.formatting import visible
 from services.web.mail_view import RESENT_HEADERS, shown_headers
 from services.web.message_tree import Body, Part
 from services.web.renders import RenderFailed, Renders, RendersBusy
@@ -52,6 +54,15 @@ class Preview:
     data: bytes = field(default=b"", repr=False)  # a PDF's, for counting its pages
 
 
+@dataclass(frozen=True)
+class NumberedFile:
+    """A file of the stored message as `archiver show` lists it: its number (the page's
+    download /message/D/attachment/N, the API's) and the words that name it, "(no name,
+    saved as attachment-N)" for an unnamed one; a name escaped as Part.label_text is."""
+    number: int
+    label_text: str
+
+
 @dataclass
 class MessageModel:
     meta: dict
@@ -66,6 +77,7 @@ class MessageModel:
     previews: list[Preview]
     holds: list[dict]
     date_source: str
+    numbered: dict[str, NumberedFile]        # by part path; none on an attached message's page
 
 
 # -- routes --------------------------------------------------------------------------------
@@ -197,7 +209,7 @@ def message_model(archive: Archive, user: User, digest: str, path: str, query: s
         highlighter.segments((body.text or "")[:TEXT_SHOWN]) if body.text else [],
         remote, tree, _previews(message, tree, highlighter, set(body.images)),
         admin_actions.holds_covering(archive, user, digest, timezone) if not path else [],
-        _date_source(meta))
+        _date_source(meta), {} if path else _numbered(message, tree))
 
 
 def frame_document(archive: Archive, user: User, digest: str, path: str, query: str,
@@ -228,6 +240,14 @@ def part_bytes(archive: Archive, user: User, digest: str, path: str, audited_as:
         audit.record(archive.store, user.actor, "view", digest=digest, part=path,
                      shown=audited_as)
     return node, data
+
+
+def _numbered(message: Message, tree: Part) -> dict[str, NumberedFile]:
+    """The stored message's numbered files by the path of their part in its page's `tree`
+    (mail_view.numbered_parts), named in show's words (review r9 F6)."""
+    return {path: NumberedFile(file.number, visible(file.filename, keep=BIDI_CONTROLS)
+                               if file.named else f"(no name, saved as {file.filename})")
+            for path, file in mail_view.numbered_parts(message, tree).items()}
 
 
 def _shown_message(message: Message, path: str) -> Message:

@@ -84,8 +84,8 @@ def test_the_message_page_shows_them_marked_and_isolated(site):
     assert all(marker(c) in h1 for c in BIDI_CONTROLS)
     headers = page[page.index('<table class="headers">'):page.index("</table>")]
     assert "<td><bdi>Eve " + '<span class="bidi-control"' in headers
-    assert f'href="/message/{digest}/part/2"><bdi>report<span class="bidi-control"' in page
-    assert re.search(r'part/2"><bdi>report<span [^>]*>U\+202E</span>fdp\.exe</bdi></a>', page)
+    assert f'href="/message/{digest}/attachment/1"><bdi>report<span class="bidi-control"' in page
+    assert re.search(r'attachment/1"><bdi>report<span [^>]*>U\+202E</span>fdp\.exe</bdi></a>', page)
     hebrew = alice.get(f"/message/{site.digests['hebrew']}").body.decode()
     assert f"<h1><bdi>{HEBREW}</bdi></h1>" in hebrew and f"<title>{HEBREW} · " in hebrew
     assert AS_IS in hebrew and "bidi-control" not in hebrew
@@ -94,8 +94,9 @@ def test_the_message_page_shows_them_marked_and_isolated(site):
 def test_an_attached_message_and_its_breadcrumb(site):
     alice, digest = logged_in(site, "alice"), site.digests["bidi"]
     outer = alice.get(f"/message/{digest}").body.decode()
-    assert re.search(r'part=3"><bdi>Inner <span [^>]*>U\+202E</span>evil \(message\)</bdi>',
-                     outer)
+    # named as `show` names it, its subject beside (review r9 F6), each marked
+    assert re.search(r'part=3"><bdi>\(no name, saved as attachment-\d+\)</bdi></a>', outer)
+    assert re.search(r'; subject <bdi>Inner <span [^>]*>U\+202E</span>evil</bdi>', outer)
     inner = alice.get(f"/message/{digest}?part=3").body.decode()
     assert raw_controls(inner) == []
     crumb = re.search(r'<p class="breadcrumb">(.*?)</p>', inner, re.S).group(1)

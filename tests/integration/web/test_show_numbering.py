@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import email
+import html
 import json
 import random
 import re
@@ -354,3 +355,39 @@ def text_numbers(text: str) -> list[tuple[int, str]]:
     """(number, name) of each numbered file `show` lists (those inside others have "-")."""
     return [(int(number), name) for number, name in
             re.findall(r"^ *(\d+)  (.+)  \S+/\S+, [\d,]+ bytes$", text, re.MULTILINE)]
+
+
+@pytest.mark.parametrize("name", CORPUS)
+def test_the_page_shows_each_file_under_its_number_and_shows_name(site, name):
+    """The message page's Parts list gives each numbered file its number, the words `show`
+    names it by ("(no name, saved as attachment-N)" for an unnamed one, an attached
+    message by its file name, not its subject) and a link to download N; the files inside
+    them keep their part links (review r9 F6)."""
+    _, expected = CORPUS[name]
+    digest = site.digests[name]
+    page = logged_in(site, "audrey").get(f"/message/{digest}").body.decode()
+    parts = page.split("<h2>Parts</h2>", 1)[1].split("</aside>", 1)[0]
+    numbered = re.findall(r'<span class="file-number"[^>]*>(\d+)</span>\s*<a class="'
+                          r'(?:download|open-message)" href="([^"]+)">(.*?)</a>', parts, re.S)
+    assert [(int(number), html.unescape(re.sub("<[^>]+>", "", label)))
+            for number, _, label in numbered] == [
+        (number, file.name or f"(no name, saved as attachment-{number})")
+        for number, file in enumerate(expected, 1)]
+    for (number, href, _), file in zip(numbered, expected):
+        if file.content_type == "message/rfc822":  # opens as a page, downloads as .eml
+            assert href.startswith(f"/message/{digest}?part=")
+            assert f'href="/message/{digest}/attachment/{number}" title="download as .eml"' \
+                in parts
+        else:
+            assert href == f"/message/{digest}/attachment/{number}"
+    links = re.findall(r'href="(/message/[^"?]+)"', parts)
+    inside = sum(len(list(walk(file.files))) for file in expected)
+    assert sum("/attachment/" in link for link in links) == len(expected)
+    assert sum("/part/" in link for link in links) >= inside - sum(
+        file.content_type == "message/rfc822" for file in expected for file in walk(file.files))
+
+
+def walk(files: list[Expected]):
+    for file in files:
+        yield file
+        yield from walk(file.files)
