@@ -13,6 +13,7 @@ import pytest
 
 from services.archive import containers
 from services.archive.extract import extract
+from services.cli.archive import _file_lines
 from services.web import forwarded, mail_view, message_tree
 from tests import reading_corpus as corpus
 
@@ -200,3 +201,14 @@ def test_a_view_under_the_budget_opens_everything_a_view_past_it_says_why(monkey
     assert [file.not_opened is not None for file in listed] == [False, False, True]
     assert "2 distinct S/MIME and TNEF objects" in listed[2].not_opened
     assert "not_opened" in listed[2].as_json() and "not_opened" not in listed[0].as_json()
+
+
+def test_show_says_why_a_container_was_not_opened(monkeypatch):
+    monkeypatch.setattr(message_tree, "TOOL_CONTAINERS_OPENED", 1)
+    parts = [attached("winmail.dat", corpus.tnef([(f"w{at}.txt", b"w")]), "application/ms-tnef")
+             for at in range(2)]
+    listed = [file.as_json() for file in mail_view.files(message("shown", parts))]
+    lines = _file_lines(listed)
+    opened, unopened = [line for line in lines if '"winmail.dat"' in line]
+    assert "not opened" not in opened and '"w0.txt"' in lines[lines.index(opened) + 1]
+    assert unopened.endswith("; " + listed[1]["not_opened"])
