@@ -82,7 +82,9 @@ def _pairs(one: Message, other: Message):
     while stack:
         part, twin = stack.pop()
         yield part, twin
-        children, twins = part.get_payload(), twin.get_payload()
+        # (the parsed payload itself: get_payload() of a leaf decodes it by its charset
+        # label, and a hostile label raises; a leaf's payload is no list anyway)
+        children, twins = part._payload, twin._payload
         if isinstance(children, list) and isinstance(twins, list) \
                 and len(children) == len(twins):
             stack.extend(zip(children, twins))

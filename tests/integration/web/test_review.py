@@ -326,7 +326,9 @@ def test_a_forwarded_message_opens_as_a_message_with_its_attachments(site):
     alice = logged_in(site, "alice")
     digest = site.digests["forwarded"]
     outer = alice.get(f"/message/{digest}").body.decode()
-    assert f'href="/message/{digest}?part=2"><bdi>Signed contract (message)</bdi></a>' in outer
+    # (listed as `show` lists it, number 1, its subject beside: review r9 F6)
+    assert f'href="/message/{digest}?part=2"><bdi>(no name, saved as attachment-1)</bdi></a>' \
+        in outer and "; subject <bdi>Signed contract</bdi>" in outer
     assert "contract.pdf" in outer and "Attachments shown" not in outer  # its own page has them
     assert "<th>Envelope recipients</th><td><bdi>alice@example.com</bdi></td>" in outer
     assert "<th>Date from</th><td>the Date header</td>" in outer

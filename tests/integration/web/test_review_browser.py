@@ -307,7 +307,7 @@ def test_a_forwarded_message_opens_as_a_message_with_its_attachments(page, servi
     facts = page.inner_text("table.envelope")
     assert "dave@example.com" in facts and service.digests["forwarded"] in facts
     assert "the Date header" in facts and "smtp" in facts
-    page.click("a.open-message:has-text('Signed contract (message)')")
+    page.click("a.open-message:has-text('(no name, saved as attachment-1)')")
     page.wait_for_selector("h1 bdi:text-is('Signed contract')")
     assert "Please find the signed contract" in page.inner_text("pre.body")
     pages = page.locator("img.pdf-page")
