@@ -73,7 +73,9 @@ READING_VERSION = 11  # 3: raw 8-bit header bytes read in the declared or detect
                      # 11: an x-uuencode part past LINE_CHECKS read as one (review 156
                      # F2), past a header cut too (review 166 F1); a Content-Type read
                      # as a clean type/subtype or else text/plain (services.archive.
-                     # media_types, review h174) (10 shipped in a release, 11 not yet:
+                     # media_types, review h174); HTML's text in an element libxml2
+                     # leaves in a head it opened (`<meta ...><o:p>word`) read (extract.
+                     # HTML_INVISIBLE, session 39) (10 shipped in a release, 11 not yet:
                      # no new number)
 _VERSION = struct.Struct(">H")
 # The checksum makes damage to a kept reading a StaleReading, where it could else decode

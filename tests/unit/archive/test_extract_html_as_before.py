@@ -46,6 +46,7 @@ REFERENCE._guard = extract_module._guard  # extract() sets the guard its attachm
 # The elements that end a line are today's (the HTML standard's blocks and table cells
 # since they were widened): what is compared is how the text is read, not that list.
 REFERENCE.HTML_BLOCKS = extract_module.HTML_BLOCKS
+REFERENCE.HTML_INVISIBLE = extract_module.HTML_INVISIBLE  # (and those hidden: no head)
 reference_tidy = REFERENCE._tidy_whitespace
 
 

@@ -37,11 +37,13 @@ BEFORE._guard = extract_module._guard  # extract() sets the guard its attachment
 # The elements that end a line are today's (the HTML standard's blocks and table cells
 # since they were widened): what is compared is how the text is read, not that list.
 BEFORE.HTML_BLOCKS = extract_module.HTML_BLOCKS
+BEFORE.HTML_INVISIBLE = extract_module.HTML_INVISIBLE  # (and those hidden: no head)
 # the messages' reference: b49d41a reading a NUL in an HTML part as a space (a module of its
 # own: its functions find _html_layout among its globals)
 SPACED = module_at("b49d41a", "extract")
 SPACED._guard = extract_module._guard
 SPACED.HTML_BLOCKS = extract_module.HTML_BLOCKS
+SPACED.HTML_INVISIBLE = extract_module.HTML_INVISIBLE  # (and those hidden: no head)
 SPACED._html_layout = html_messages.nuls_as_spaces(SPACED._html_layout)
 CAP = 64 * 1024
 CASES = Path(__file__).parents[2] / "data" / "cases"
