@@ -132,14 +132,14 @@ def tnef_read(data: bytes, budget: ReadBudget
     because the stream has more than MAX_MEMBERS or the message's containers more than
     their budget of members, as zip_members says of a zip."""
     body, files, problem = None, [], None
-    listed = _tnef_files(data, budget.read_limit())
-    if len(listed) > MAX_MEMBERS:
-        problem = f"{len(listed)} files; the first {MAX_MEMBERS} are listed"
-    for title, body_extension, unpacked in listed[:MAX_MEMBERS]:
+    unpacked = _tnef_files(data, budget.read_limit())
+    if unpacked.count > MAX_MEMBERS:
+        problem = f"{unpacked.count} files; the first {MAX_MEMBERS} are listed"
+    for title, body_extension, content in unpacked.files:
         if budget.members <= 0:
             problem = "too many members in this message's containers; the rest are not listed"
             break
-        content = _capped(unpacked, budget)
+        content = _capped(content, budget)
         if body_extension is not None:
             body = Member("body" + body_extension, content)
         else:
@@ -148,16 +148,23 @@ def tnef_read(data: bytes, budget: ReadBudget
     return body, files, problem
 
 
-# What `tnef` unpacked: (title, the body's extension or None for a file, its bytes up to
-# the read limit and one more).
-_Unpacked = list[tuple[str, "str | None", bytes]]
+@dataclass
+class _Unpacked:
+    """What `tnef` unpacked: how many files it wrote (the body among them), and the first
+    MAX_MEMBERS of them as (title, the body's extension or None for a file, its bytes up
+    to the read limit and one more)."""
+    count: int
+    files: list[tuple[str, str | None, bytes]]
+
+    def size(self) -> int:
+        return sum(len(content) for _, _, content in self.files)
 
 
 def _tnef_files(data: bytes, limit: int) -> _Unpacked:
     """The files `tnef` unpacks from data (at most `limit` bytes each, the rest of a file
     left for _capped to refuse), read once per content (TOOL_MEMO). Raises tools.ToolFailed."""
     key = ("tnef", hashlib.sha256(data).digest(), limit)
-    return TOOL_MEMO.result(key, lambda: _unpack_tnef(data, limit), _unpacked_bytes)
+    return TOOL_MEMO.result(key, lambda: _unpack_tnef(data, limit), _Unpacked.size)
 
 
 def _unpack_tnef(data: bytes, limit: int) -> _Unpacked:
@@ -169,18 +176,15 @@ def _unpack_tnef(data: bytes, limit: int) -> _Unpacked:
             "tnef", "--file=-", f"--directory={out}", f"--save-body={body_name}",
             "--body-pref=THR", "--number-backups", f"--maxsize={max(1, limit)}", "--verbose"],
             data, stdin=True)
-        unpacked = []
-        for title, path in _tnef_listing(listing, out)[:MAX_MEMBERS + 1]:
+        written = _tnef_listing(listing, out)
+        files = []
+        for title, path in written[:MAX_MEMBERS]:
             is_body = os.path.basename(path).startswith(body_name)
             with open(path, "rb") as handle:
                 content = handle.read(limit + 1)
-            unpacked.append((title, os.path.splitext(path)[1].lower() if is_body else None,
-                             content))
-        return unpacked
-
-
-def _unpacked_bytes(unpacked: _Unpacked) -> int:
-    return sum(len(content) for _, _, content in unpacked)
+            files.append((title, os.path.splitext(path)[1].lower() if is_body else None,
+                          content))
+        return _Unpacked(len(written), files)
 
 
 def _tnef_listing(listing: bytes, out: Path) -> list[tuple[str, Path]]:

@@ -113,3 +113,13 @@ def test_the_memo_keeps_at_most_its_bytes_least_recently_used_first():
     memo.result("huge", maker(101), len)  # over a tenth of the memo: never kept
     memo.result("huge", maker(101), len)
     assert made.count(101) == 2
+
+
+@pytest.mark.parametrize("files", [containers.MAX_MEMBERS + 1, containers.MAX_MEMBERS + 37])
+def test_a_winmail_dat_of_too_many_files_says_how_many_it_holds(runs, files):
+    data = corpus.tnef([(f"f{at}.txt", b"f") for at in range(files)])
+    for _ in range(2):  # read by tnef, then from the memo: the same answer
+        _, listed, problem = containers.tnef_read(data, containers.ReadBudget(0))
+        assert len(listed) == containers.MAX_MEMBERS
+        assert problem == f"{files} files; the first {containers.MAX_MEMBERS} are listed"
+    assert runs.count("tnef") == 1
