@@ -20,7 +20,7 @@ import pytest
 from services.archive.mime import POLICY
 from services.web import forwarded, mail_view, message_tree
 
-CASE_12 = Path("/work/shared/cases/12-forwarded-rfc822/message.eml")
+CASE_12 = Path(__file__).parents[2] / "data" / "cases" / "12-forwarded-rfc822" / "message.eml"
 
 
 @dataclass
