@@ -146,28 +146,32 @@ def _attachments(message: Message) -> list[tuple[Attachment, Message]]:
 
 def _with_files_inside(message: Message, attachments: list[Attachment]) -> list[Attachment]:
     """`attachments` (the message's numbered files) each with the files the message page
-    lists inside it, read off the page's tree: its outermost files (_files_in) are the
-    numbered ones, in their order (mime's rule). Where the two counts differ (a tree cut
-    at message_tree.MAX_DEPTH before some numbered file), none has files listed: a file's
-    files are never another's."""
+    lists inside it, read off the page's tree (_numbered_nodes); where the tree cannot be
+    paired with them, none has files listed: a file's files are never another's."""
     tree = safely(lambda: message_tree.tree(message, None), None)
-    nodes = _files_in(tree) if tree is not None else []
-    if len(nodes) != len(attachments):
+    paired = _numbered_nodes(attachments, tree) if tree is not None else []
+    if not paired:
         return attachments
     return [replace(attachment, files=_inner_files(node), not_opened=node.not_opened)
-            for attachment, node in zip(attachments, nodes)]
+            for attachment, node in paired]
 
 
 def numbered_parts(message: Message, tree: message_tree.Part) -> dict[str, Attachment]:
     """The message's numbered files (no files inside them) by the path of their node in
     `tree`, the message page's tree of the whole stored `message`: the page shows each
     under its number and name as `show` does and links download N (review r9 F6). Empty
-    where the two counts differ (_with_files_inside): a number is never another file's."""
+    where the two cannot be paired (_numbered_nodes): a number is never another file's."""
     attachments = [found for found, _ in _attachments(message)]
+    return {node.path: attachment for attachment, node in _numbered_nodes(attachments, tree)}
+
+
+def _numbered_nodes(attachments: list[Attachment], tree: message_tree.Part
+                    ) -> list[tuple[Attachment, message_tree.Part]]:
+    """Each numbered file with its node in the page's `tree`: the tree's outermost files
+    (_files_in) are the numbered ones, in their order (mime's rule). [] where the two
+    counts differ (a tree cut at message_tree.MAX_DEPTH before some numbered file)."""
     nodes = _files_in(tree)
-    if len(nodes) != len(attachments):
-        return {}
-    return {node.path: attachment for node, attachment in zip(nodes, attachments)}
+    return list(zip(attachments, nodes)) if len(nodes) == len(attachments) else []
 
 
 def _files_in(node: message_tree.Part) -> list[message_tree.Part]:
