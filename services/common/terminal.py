@@ -28,7 +28,7 @@ def terminal_safe(text) -> str:
     return, newline ...) written as Python escapes. A mirror peer's node id is whatever its
     certificate says, and its reasons whatever it answers: printed raw, their controls
     could erase the lines above and print "intact" on an auditor's screen."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+    return "".join(c if c.isprintable() else escaped(c) for c in str(text))
 
 
 def unseen(char: str) -> bool:
@@ -59,5 +59,5 @@ def line_safe(text) -> str:
     every other character, no-break spaces and joiners included, as it is. A sender's
     subject holding U+202E printed raw turns the rest of the line around on screen, and
     a line break in it forges a line of results."""
-    return "".join(repr(c)[1:-1] if c in BIDI_CONTROLS or unicodedata.category(c)
+    return "".join(escaped(c) if c in BIDI_CONTROLS or unicodedata.category(c)
                    in LINE_BREAKING else c for c in str(text))
