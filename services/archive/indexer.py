@@ -237,8 +237,10 @@ class Indexer:
     at a time, so that writing keeps up with the extraction workers; a new index gets as many shards
     as the pool has workers. A commit commits every shard but the first, then the first
     with the arrival-log position: the position only moves once every shard holds the
-    batch. A crash between leaves shards ahead of the position, and the batch written
-    again comes to the same (documents replaced by number, deleted by digest term)."""
+    batch; in a backlog every shard at once, the first with the position of the commit
+    before (_commit_shards). A crash between leaves shards ahead of the position, and the
+    batch written again comes to the same (documents replaced by number, deleted by
+    digest term)."""
 
     def __init__(self, store: Store, index_dir: Path, pool: ExtractionPool, live: bool = True,
                  memory_bytes: int = MEMORY_BYTES, synced: bool = True,
@@ -273,6 +275,8 @@ class Indexer:
         # What the index committed and the store has yet to record, merged over batches.
         self._unrecorded: _Progress | None = None
         self._committed_at = 0.0  # time.monotonic() of the last commit
+        # The end of a commit every shard holds, which shard 0's position does not say yet.
+        self._lagging: int | None = None
 
     @property
     def database(self) -> xapian.WritableDatabase | None:
@@ -322,6 +326,7 @@ class Indexer:
                     break
             if carried is not None:  # the log ended after a full batch
                 self._write(carried, committed=progress)
+        self._commit_lagging_position()  # when the log ended with a full batch's commit
         return done
 
     def follow(self, stop: Callable[[], bool], idle_sleep: float = FOLLOW_IDLE_SECONDS,
@@ -432,7 +437,7 @@ class Indexer:
                 pending.extendleft(reversed(list(
                     _parts(part, math.inf, (len(part.entries) + 1) // 2))))
                 continue
-            self._commit(part, spacing)
+            self._commit(part, spacing, carry_from is not None)
             try:
                 if committed is not None:
                     committed(len(part.entries))
@@ -441,9 +446,10 @@ class Indexer:
         heap.trim()  # a long run's memory would else creep up with what batches left free
         return rest
 
-    def _commit(self, batch: Batch, spacing: float = 0.0) -> None:
+    def _commit(self, batch: Batch, spacing: float = 0.0, lag: bool = False) -> None:
         """Replace each document by its store number (any other of its digest dropped), then
-        commit the batch and its log position together. When Xapian refuses a document it
+        commit the batch and its log position (_commit_shards; with `lag`, the position
+        of the commit before: a backlog's next commit follows). When Xapian refuses a document it
         drops the whole uncommitted batch, so the batch is written again, that message with
         less. Begun only with room for it on the index's disk (COMMIT_DISK_PER_DOCUMENT_BYTE;
         _write cuts a batch that does not fit into smaller ones): a message that does not fit
@@ -466,9 +472,7 @@ class Indexer:
                 # now is what the next attempt deletes.
                 held = self._documents_of(batch)
         time.sleep(max(0.0, self._committed_at + spacing - time.monotonic()))
-        self._on_shards(range(1, len(self.shards)), lambda k: self.shards[k].commit())
-        self.shards[0].set_metadata(CURSOR_KEY, str(batch.last_seq))
-        self.shards[0].commit()  # the position, once every other shard is durable
+        self._commit_shards(batch.last_seq, lag)
         self._committed_at = time.monotonic()
         names = {digest: [a.filename for a in content.attachments if a.filename]
                  for digest, content in written.items()}
@@ -479,6 +483,32 @@ class Indexer:
                              batch.header_changes, kept)
         self._unrecorded = progress if self._unrecorded is None \
             else self._unrecorded.then(progress)
+
+    def _commit_shards(self, last_seq: int, lag: bool) -> None:
+        """Commit every shard's changes, the position moved to log entry `last_seq` once
+        every shard holds them: the other shards first, then shard 0 with the position.
+        With `lag` (a backlog: the commit of the next batch follows), every shard at once,
+        shard 0 with the position of the commit before, which every shard holds by now:
+        shard 0's commit no longer waits for the others' to end (#20), and each shard
+        still commits once (a reader's revision lasts until the second commit after it).
+        A crash leaves the position a commit behind: that commit is written again."""
+        if lag and len(self.shards) > 1:
+            if self._lagging is not None:
+                self.shards[0].set_metadata(CURSOR_KEY, str(self._lagging))
+            self._on_shards(range(len(self.shards)), lambda k: self.shards[k].commit())
+            self._lagging = last_seq
+            return
+        self._on_shards(range(1, len(self.shards)), lambda k: self.shards[k].commit())
+        self.shards[0].set_metadata(CURSOR_KEY, str(last_seq))
+        self.shards[0].commit()
+        self._lagging = None
+
+    def _commit_lagging_position(self) -> None:
+        """Commit the position of the last commit, when shard 0 lags behind it."""
+        if self._lagging is not None:
+            self.shards[0].set_metadata(CURSOR_KEY, str(self._lagging))
+            self.shards[0].commit()
+            self._lagging = None
 
     def _without_text(self, batch: Batch, short: int) -> dict[str, tuple[int, str]]:
         """For a batch of one message whose commit may not fit, `short` bytes short: its

@@ -31,8 +31,8 @@ def test_only_the_last_commit_of_a_backlog_is_less_than_full(tmp_path, monkeypat
         archive.store.put(mail(n))
     committed = []  # (text bytes, log position) of each commit
     commit = Indexer._commit
-    monkeypatch.setattr(Indexer, "_commit", lambda self, part, spacing=0.0: (
-        committed.append((_text_size(part), part.last_seq)), commit(self, part, spacing)))
+    monkeypatch.setattr(Indexer, "_commit", lambda self, part, *options: (
+        committed.append((_text_size(part), part.last_seq)), commit(self, part, *options)))
     # A commit takes 3.5 messages of text (so 4 messages), a batch 27 messages of bytes
     # (memory / BATCH_SHARE): every batch ends in a rest of 3, which used to be a commit
     # of its own.
@@ -201,8 +201,8 @@ def test_a_backlog_of_little_text_is_not_held_back(tmp_path, monkeypatch):
     archive.store.put_many([(_photo(n), None, "import") for n in range(600)])
     committed = []
     commit = Indexer._commit
-    monkeypatch.setattr(Indexer, "_commit", lambda self, part, spacing=0.0: (
-        committed.append(len(part.entries)), commit(self, part, spacing)))
+    monkeypatch.setattr(Indexer, "_commit", lambda self, part, *options: (
+        committed.append(len(part.entries)), commit(self, part, *options)))
     with ExtractionPool(archive.profile.attachment_text_bytes) as pool, \
             Indexer(archive.store, archive.index_dir(), pool) as indexer:
         indexer.catch_up()

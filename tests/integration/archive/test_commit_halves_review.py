@@ -42,8 +42,8 @@ def test_halves_index_every_entry_once_and_the_position_follows(tmp_path, monkey
         commits = []
         real_commit = Indexer._commit
 
-        def counted(self, batch, spacing=0.0):
-            real_commit(self, batch, spacing)
+        def counted(self, batch, *options):
+            real_commit(self, batch, *options)
             if len(batch.entries) == 1 or self._room_short_by(batch) <= 0:
                 commits.append(len(batch.entries))
         monkeypatch.setattr(Indexer, "_commit", counted)

@@ -188,14 +188,17 @@ def test_a_message_stored_again_loses_its_old_document_when_its_batch_is_written
 
 
 class CrashingCommit:
-    """A shard whose next commit fails as a process killed before it would: the others of
-    the batch committed, this one (shard 0, with the position) not."""
+    """A shard whose commit number `fails_at` (1: the next) fails as a process killed
+    before it would; the other shards' commits of that batch are made."""
 
-    def __init__(self, shard):
-        self.shard = shard
+    def __init__(self, shard, fails_at=1):
+        self.shard, self.fails_at = shard, fails_at
 
     def commit(self):
-        raise SystemExit("killed before shard 0's commit")
+        self.fails_at -= 1
+        if self.fails_at == 0:
+            raise SystemExit("killed before shard 0's commit")
+        self.shard.commit()
 
     def __getattr__(self, name):
         return getattr(self.shard, name)
@@ -221,6 +224,46 @@ def test_a_crash_between_the_shards_commits_is_made_good_by_the_next_writer(
     assert ahead.get_metadata(CURSOR_KEY) == b"10"  # the position did not move
     assert ahead.get_doccount() > 10  # but shards 1 and 2 hold part of the next batch
     index_into(archive, pool, sharded)
+    single = single_database(archive.new_index_dir())
+    index_into(archive, pool, single)
+    assert contents(archive, sharded) == contents(archive, single)
+    assert_numbers_are_ids(archive, sharded)
+
+
+def assert_position_is_held(archive, index_dir):
+    """Every message the index's position says is indexed (log entries up to it) is."""
+    database = xapian.Database(str(index_dir))
+    position = int(database.get_metadata(CURSOR_KEY) or 0)
+    for seq, digest in archive.store.log_after("arrival", 0, 10_000):
+        if seq <= position and digest in archive.store:
+            assert database.term_exists(id_term(digest)), (digest, position)
+    return position
+
+
+@pytest.mark.parametrize(("shard", "fails_at"), [(0, 1), (0, 2), (0, 3), (0, 4),
+                                                 (1, 1), (1, 2), (1, 3)])
+def test_a_crash_in_a_backlog_leaves_no_position_ahead_of_a_shard(
+        archive, pool, monkeypatch, shard, fails_at):
+    """In a backlog the shards commit at once, shard 0 with the position of the commit
+    before (Indexer._commit_shards): a crash at any commit of shard 0 (with the position)
+    or of shard 1 (without) leaves a position every shard holds the messages up to, and
+    the next writer makes the index what one database is. 60 log entries in batches of
+    10, each full batch's last commit part carried to the next (Indexer._write): 3
+    commits of 20 entries, then shard 0's commit of the position alone."""
+    monkeypatch.setattr(indexer_module, "BATCH_MESSAGES", 10)
+    churn(archive, fails_at)  # 60 stored, 15 deleted, 6 stored again
+    sharded = archive.new_index_dir()
+    writer = Indexer(archive.store, sharded, pool, live=False, shard_count=SHARDS)
+    real = writer.shards[shard]
+    writer.shards[shard] = CrashingCommit(real, fails_at)
+    with pytest.raises(SystemExit):
+        writer.catch_up()
+    writer.shards[shard] = real
+    writer.abandon_writes()
+    writer.close()
+    assert assert_position_is_held(archive, sharded) < archive.store.log_end("arrival")
+    index_into(archive, pool, sharded)
+    assert assert_position_is_held(archive, sharded) == archive.store.log_end("arrival")
     single = single_database(archive.new_index_dir())
     index_into(archive, pool, single)
     assert contents(archive, sharded) == contents(archive, single)

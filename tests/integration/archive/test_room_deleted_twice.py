@@ -58,8 +58,8 @@ def test_a_message_logged_often_and_deleted_counts_its_terms_once(
         monkeypatch.setattr(indexer_module, "BATCH_MESSAGES", batch_messages)
         counted = []  # terms deleted, as each commit's estimate counts them
         commit = Indexer._commit
-        monkeypatch.setattr(Indexer, "_commit", lambda self, part, spacing=0.0: (
-            counted.append(self._terms_deleted(part)), commit(self, part, spacing)))
+        monkeypatch.setattr(Indexer, "_commit", lambda self, part, *options: (
+            counted.append(self._terms_deleted(part)), commit(self, part, *options)))
         indexer.catch_up()
         assert terms_held(indexer, gone) == 0
     assert counted and max(counted) == held, (counted, held)

@@ -61,18 +61,19 @@ def _install() -> None:
             _die(KILL_AT)
         indexer_module.Indexer.move_to = move_to
     elif KILL_AT and KILL_AT.startswith("shard0-commit-"):
-        # Shards 1.. of the Nth commit durable, shard 0 (with the log position) not.
+        # Shard 0 (with the log position) dies at the Nth commit: shards 1.. committed first
+        # (a batch at the end of the log) or are committing (a backlog: all at once).
         wanted, seen = int(KILL_AT.rsplit("-", 1)[1]), [0]
         real_commit = indexer_module.Indexer._commit
 
-        def commit(self, batch, spacing=0.0):
+        def commit(self, batch, *options):
             first = self.shards[0]
             if len(self.shards) > 1 and self.live:
                 seen[0] += 1
                 if seen[0] == wanted:
                     self.shards[0] = _DyingShard(first)
             try:
-                real_commit(self, batch, spacing)
+                real_commit(self, batch, *options)
             finally:
                 self.shards[0] = first
         indexer_module.Indexer._commit = commit
