@@ -17,6 +17,7 @@ import os
 import secrets
 import tempfile
 import threading
+import urllib.parse
 import zipfile
 import zlib
 from collections import OrderedDict
@@ -176,7 +177,7 @@ def _unpack_tnef(data: bytes, limit: int) -> _Unpacked:
             "tnef", "--file=-", f"--directory={out}", f"--save-body={body_name}",
             "--body-pref=THR", "--number-backups", f"--maxsize={max(1, limit)}", "--verbose"],
             data, stdin=True)
-        written = _tnef_listing(listing, out)
+        written = _tnef_written(listing, out)
         files = []
         for title, path in written[:MAX_MEMBERS]:
             is_body = os.path.basename(path).startswith(body_name)
@@ -187,16 +188,38 @@ def _unpack_tnef(data: bytes, limit: int) -> _Unpacked:
         return _Unpacked(len(written), files)
 
 
-def _tnef_listing(listing: bytes, out: Path) -> list[tuple[str, Path]]:
-    """tnef --verbose prints "title | path | type |" per file written."""
+def _tnef_written(listing: bytes, out: Path) -> list[tuple[str, Path]]:
+    """(title, path) of each file `tnef` wrote into `out`, in the order it wrote them.
+
+    `tnef --verbose` prints "title\t|\tpath\t|\ttype\t|\t" and a line break per file,
+    but a title (and a type) is the sender's and may hold "\t|\t" and line breaks: split
+    on them, one file's title could name another's bytes, or hide a file. So each file is
+    found by what the sender cannot write: its path, which tnef made of the title with
+    every control, "|", "/", "%" and the like %XX-escaped (its sanitize_filename), in a
+    directory of a random name. The title is what the listing prints just before that
+    path: the file name unescaped, less the ".N" tnef numbers a second file of one name
+    with (--number-backups) when that is what the listing says."""
+    anchors = {}
+    for name in os.listdir(os.fsencode(out)):
+        at = listing.find(b"\t|\t" + os.fsencode(out / os.fsdecode(name)) + b"\t|\t")
+        anchors[name] = at if at >= 0 else len(listing)  # unlisted: last, by its name
     found = []
-    for line in listing.decode("utf-8", "replace").splitlines():
-        fields = [field.strip() for field in line.split("\t|\t")]
-        if len(fields) >= 2 and fields[1]:
-            path = Path(fields[1]) if os.path.isabs(fields[1]) else out.parent / fields[1]
-            if path.resolve().parent == out.resolve() and path.is_file():
-                found.append((fields[0] or path.name, path))
+    for name in sorted(anchors, key=lambda name: (anchors[name], name)):
+        path = out / os.fsdecode(name)
+        if path.is_file() and not path.is_symlink():
+            found.append((_tnef_title(listing[:anchors[name]], name), path))
     return found
+
+
+def _tnef_title(before: bytes, name: bytes) -> str:
+    """The title of the file tnef wrote as `name`, which `before` (the listing up to its
+    path) ends with (see _tnef_written); the name unescaped when the listing has none."""
+    title = urllib.parse.unquote_to_bytes(name)
+    stem, dot, number = title.rpartition(b".")
+    for candidate in (title, stem if dot and number.isdigit() else None):
+        if candidate and before.endswith(candidate):
+            return candidate.decode("utf-8", "replace")
+    return title.decode("utf-8", "replace")
 
 
 def _capped(content: bytes, budget: ReadBudget) -> bytes | None:
