@@ -8,6 +8,7 @@ decoding of headers (RFC 2047) and of 8-bit bytes is done here, where its errors
 from __future__ import annotations
 
 import binascii
+import bisect
 import dataclasses
 import email.utils
 import mimetypes
@@ -244,27 +245,53 @@ def with_field_names_closed(raw: bytes) -> bytes:
     lines after a delimiter of a boundary the message declares (RFC 2046 5.1.1) up to the
     first empty line; for parsing only: what is stored stays as it came. Bodies are left
     as they are. Bytes in, bytes out; never raises."""
-    if b" :" not in raw and b"\t:" not in raw:  # the common case, at the speed of a find
+    return _without(raw, _field_name_closings(raw))
+
+
+def _without(raw: bytes, closings: list[tuple[int, int]]) -> bytes:
+    """`raw` without its bytes at `closings` ([start, end) each, in order); `raw` itself
+    when there are none."""
+    if not closings:
         return raw
+    kept, position = [], 0
+    for start, end in closings:
+        kept.append(raw[position:start])
+        position = end
+    kept.append(raw[position:])
+    return b"".join(kept)
+
+
+def _field_name_closings(raw: bytes) -> list[tuple[int, int]]:
+    """The [start, end) of each run of white space with_field_names_closed removes from
+    `raw`, in order."""
+    if b" :" not in raw and b"\t:" not in raw:  # the common case, at the speed of a find
+        return []
     end = header_end(raw)
-    return _OBS_FIELD_NAME.sub(rb"\1:", raw[:end]) + _part_field_names_closed(raw, end)
+    return [_spaces_of(found, 0) for found in _OBS_FIELD_NAME.finditer(raw, 0, end)] \
+        + _part_field_name_closings(raw, end)
 
 
-def _part_field_names_closed(raw: bytes, start: int) -> bytes:
-    """raw[start:] with the obsolete white space removed in each part's header block."""
+def _spaces_of(found: re.Match, offset: int) -> tuple[int, int]:
+    """The white space an _OBS_FIELD_NAME match holds, at `offset` + its place."""
+    return offset + found.end(1), offset + found.end() - 1
+
+
+def _part_field_name_closings(raw: bytes, start: int) -> list[tuple[int, int]]:
+    """_field_name_closings in each part's header block of raw[start:]."""
     delimiters = {b"--" + (quoted or bare) for quoted, bare in _BOUNDARY.findall(raw)}
     if not delimiters:
-        return raw[start:]
-    lines, in_header = raw[start:].splitlines(keepends=True), False
-    for at, line in enumerate(lines):
+        return []
+    closings, in_header, offset = [], False, start
+    for line in raw[start:].splitlines(keepends=True):
         if in_header and line.strip(b"\r\n"):
-            lines[at] = _OBS_FIELD_NAME.sub(rb"\1:", line)
+            closings += [_spaces_of(found, offset) for found in _OBS_FIELD_NAME.finditer(line)]
         else:  # a delimiter line, with its transport padding, opens a part's header block
             in_header = line.rstrip() in delimiters
-    return b"".join(lines)
+        offset += len(line)
+    return closings
 
 
-def parse_message(raw: bytes) -> Message:
+def parse_message(raw: bytes, spans: list | None = None) -> Message:
     """The message tree; on a too deeply nested one, its headers only (with a defect).
     The tree is the stdlib feedparser's; services.archive.mimetree builds the same tree for
     a fraction of the CPU where it can, the feedparser where it cannot. Of a header block
@@ -279,15 +306,24 @@ def parse_message(raw: bytes) -> Message:
     head to the parser, whose boundary may be another than the whole field's (the text
     part of the first count's cut, a part itself, is allowed past MAX_PARTS: it was
     re-cut, and counted twice). A body mime_parts gave in base64 that came x-uuencode is
-    an x-uuencode part in the tree (mime_parts.restored: no bytes of it hold its mark)."""
+    an x-uuencode part in the tree (mime_parts.restored: no bytes of it hold its mark).
+
+    `spans`, if a list, gets (part, start, end) for each message/* part but a delivery
+    status whose content the parse read from raw[start:end] (mimetree.parse's spans, of
+    `raw` itself: white space removed before a field name's colon is counted back in);
+    none where the parser cannot say (the feedparser parsed, or a bound above cut)."""
     parts, unparsed = mime_parts.bounded(raw)
     parsed = header_blocks.bounded(parts)
     if parsed is not parts:  # a block cut: its parts counted again, as the parser gets it
         parsed, more = mime_parts.bounded(parsed, 1 if unparsed else 0)  # (its text part)
         unparsed += more
-    parsed = with_field_names_closed(parsed)
+    closings = _field_name_closings(parsed)
+    located = [] if spans is not None and parsed is raw else None  # (a cut's are not raw's)
+    parsed = _without(parsed, closings)
     del parts
-    message = _parsed(parsed)
+    message = _parsed(parsed, located)
+    if located:
+        spans.extend(_in_raw(located, closings))
     if parsed is not raw:  # (an x-uuencode body given in base64 is x-uuencode again)
         message = mime_parts.restored(message)
     if unparsed:
@@ -295,11 +331,12 @@ def parse_message(raw: bytes) -> Message:
     return _declaring(message, raw)
 
 
-def _parsed(parsed: bytes) -> Message:
+def _parsed(parsed: bytes, spans: list | None = None) -> Message:
     """The message tree of `parsed` (parse_message's bounded bytes); on a too deeply
-    nested one, its headers only (with a NestingTooDeep defect)."""
+    nested one, its headers only (with a NestingTooDeep defect). `spans`: mimetree's,
+    in `parsed`."""
     try:
-        message = mimetree.parse(parsed, POLICY)
+        message = mimetree.parse(parsed, POLICY, spans)
         if message is None:
             message = BytesParser(policy=POLICY).parsebytes(parsed)
     except RecursionError:
@@ -310,6 +347,25 @@ def _parsed(parsed: bytes) -> Message:
     except Exception:  # the parser is meant to record defects, not raise; never trust it
         message = _parse_headers_only(parsed)
     return message
+
+
+def _in_raw(spans: list[tuple[Message, int, int]], closings: list[tuple[int, int]]
+            ) -> list[tuple[Message, int, int]]:
+    """`spans` (positions in _without(raw, closings)) as positions in raw: each after a
+    closing is as much later as the white space removed before it. None lies inside one
+    (a part's body starts and ends at a line's start or end; a closing is inside a line)."""
+    if not closings:
+        return spans
+    closed_at, removed, total = [], [], 0  # where each closing is in the closed text
+    for start, end in closings:
+        closed_at.append(start - total)
+        total += end - start
+        removed.append(total)
+
+    def in_raw(position: int) -> int:
+        before = bisect.bisect_right(closed_at, position)  # closings at or before it
+        return position + (removed[before - 1] if before else 0)
+    return [(part, in_raw(start), in_raw(end)) for part, start, end in spans]
 
 
 class _Declared:

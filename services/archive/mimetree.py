@@ -10,15 +10,24 @@ with the feedparser's own header pattern and the policy's header_source_parse, s
 values (8-bit bytes as surrogate escapes included) are the feedparser's.
 
 The tree is the feedparser's: same parts, headers, unixfrom, payload strings (the line
-break before a delimiter belongs to the delimiter), preamble, epilogue and defects. What
-this parser does not reproduce it refuses: parse() returns None and the caller runs the
-feedparser. It refuses every input on which the feedparser would record a defect other
-than InvalidMultipartContentTransferEncodingDefect (missing start or close delimiter,
-a multipart without boundary, a header block without separator, a misplaced "From "
-line, a continuation line first...), a "From " line ending a header block (the feedparser
-makes it the first line of the body, without the blank line after it), a boundary holding a line
-break, a message/delivery-status block that is not headers alone, and nesting deeper than
-MAX_DEPTH. tests/unit/archive/test_mimetree.py compares the two parsers' trees.
+break before a delimiter belongs to the delimiter), preamble, epilogue and defects --
+those of malformed mail too, as the feedparser reads it: a header block ended by a line
+that is no field (MissingHeaderBodySeparatorDefect: that line starts the body), a first
+line that is a continuation, a field without a name, a misplaced "From " line (each
+skipped, with its defect), a multipart without a boundary (its body one text), without
+its first delimiter (its body one text, up to its close delimiter or its end), without
+its close delimiter (the message cut short: its last part runs to the end), an invalid
+transfer encoding on a multipart. What this parser does not reproduce it refuses:
+parse() returns None and the caller runs the feedparser. It refuses a "From " line ending
+a header block before its blank line (the feedparser makes it the first line of the body,
+the blank line dropped), a boundary holding a line break, a message/delivery-status block
+that is not headers alone, and nesting deeper than MAX_DEPTH.
+tests/unit/archive/test_mimetree.py compares the two parsers' trees.
+
+parse() can also say where each message/* part's content lies in the text (`spans`): from
+after its header block to the line that ended it, less the line end before a delimiter
+(RFC 2046 5.1.1: it is the delimiter's; or before a close delimiter that never came) --
+the text the parser read its inner message from.
 """
 from __future__ import annotations
 
@@ -39,17 +48,24 @@ class _Refused(Exception):
     """The input takes a path of the feedparser this parser does not reproduce."""
 
 
-def parse(raw: bytes, policy) -> Message | None:
+def parse(raw: bytes, policy, spans: list | None = None) -> Message | None:
     """The feedparser's Message tree of `raw` (what BytesParser(policy=policy).parsebytes
     returns), or None where this parser does not reproduce it: then the caller must run the
-    feedparser. Raises MemoryError only; any other failure is a None."""
+    feedparser. `spans`, if a list, gets (part, start, end) for each message/* part of the
+    tree but message/delivery-status (RFC 3464: status blocks, no message): raw[start:end]
+    is its content as stored (module docstring); nothing when None is returned. Raises
+    MemoryError only; any other failure is a None."""
     text = raw.decode("ascii", "surrogateescape")  # what BytesParser does
     try:
-        return _Parser(text, policy).root()
+        parser = _Parser(text, policy)
+        message = parser.root()
     except MemoryError:
         raise
     except Exception:  # _Refused, or a case this parser got wrong: the feedparser decides
         return None
+    if spans is not None:
+        spans.extend(parser.spans)
+    return message
 
 
 def delimiter(line: str, separator: str) -> bool | None:
@@ -82,6 +98,7 @@ class _Parser:
         self.bare_cr = text.count("\r") != text.count("\r\n")
         self.separators: list[str] = []  # "--" + boundary of each enclosing multipart
         self.last: Message | None = None  # the feedparser's _last
+        self.spans: list[tuple[Message, int, int]] = []  # parse()'s `spans`
 
     def root(self) -> Message:
         message, end = self._message(0, None, 0)
@@ -129,7 +146,9 @@ class _Parser:
             return message, self._delivery_status(message, start)
         maintype = message.get_content_maintype()
         if maintype == "message":
-            return message, self._message(start, message, depth + 1)[1]
+            end = self._message(start, message, depth + 1)[1]
+            self.spans.append((message, start, self._content_end(start, end)))
+            return message, end
         if maintype == "multipart":
             return message, self._multipart(message, start, depth)
         end = self._next_eof(start, self.separators)
@@ -144,6 +163,18 @@ class _Parser:
             parent.attach(message)
         self.last = message
         return message
+
+    def _content_end(self, start: int, end: int) -> int:
+        """Where the content of a part that starts at `start` and was ended by the line at
+        `end` ends: before the line end that starts a delimiter (RFC 2046 5.1.1); at the
+        end of the text, in a multipart (its close delimiter missing, the message cut
+        short), before its last line end too, which the parser drops as it drops the one
+        before a delimiter; else with it."""
+        if end >= self.size and not self.separators:
+            return end
+        if end - start >= 2 and self.text.startswith("\r\n", end - 2):  # (no copy of it)
+            return end - 2
+        return end - 1 if end > start and self.text[end - 1] in "\r\n" else end
 
     def _delivery_status(self, message: Message, start: int) -> int:
         """The header blocks of a message/delivery-status body (RFC 3464) whose first
@@ -168,58 +199,79 @@ class _Parser:
     def _headers(self, message: Message, start: int, blank_ends: bool = False) -> int:
         """Reads the header block at `start` into `message`; where its body starts. With
         blank_ends, the blank line after the block is left unread."""
-        lines, position = [], start
+        lines, position, blank = [], start, False
         while position < self.size:
             end = self._line_end(position)
             line = self.text[position:end]
             if self._is_eof(line, self.separators) or (blank_ends and line[0] in "\r\n"):
                 break
             if not headerRE.match(line):
-                if line[0] not in "\r\n":
-                    raise _Refused("MissingHeaderBodySeparatorDefect")
-                position = end  # the blank line ending the block is dropped
+                blank = line[0] in "\r\n"
+                if blank:
+                    position = end  # the blank line ending the block is dropped
+                elif blank_ends:
+                    raise _Refused("a delivery-status block with a body")
+                else:  # the line is the body's first
+                    self.policy.handle_defect(message, errors.MissingHeaderBodySeparatorDefect())
                 break
             lines.append(line)
             position = end
-        self._set_headers(message, lines)
+        if self._set_headers(message, lines):  # a "From " line last: the body's first line
+            if blank or blank_ends:  # (the feedparser drops the blank line after it)
+                raise _Refused("From line ending the header block")
+            position -= len(lines[-1])
         return position
 
-    def _set_headers(self, message: Message, lines: list[str]) -> None:
+    def _set_headers(self, message: Message, lines: list[str]) -> bool:
+        """The header lines into `message`, as the feedparser's _parse_headers reads them;
+        whether the last line is a "From " line it gives back to the body (not read)."""
         name, value = "", []
         for number, line in enumerate(lines):
             if line[0] in " \t":
-                if not name:
-                    raise _Refused("FirstHeaderLineIsContinuationDefect")
+                if not name:  # (after a "From " line or a nameless field too)
+                    self.policy.handle_defect(
+                        message, errors.FirstHeaderLineIsContinuationDefect(line))
+                    continue
                 value.append(line)
                 continue
             if name:
                 message.set_raw(*self.policy.header_source_parse(value))
                 name, value = "", []
             if line.startswith("From "):
-                if number != 0:  # body's first line, or MisplacedEnvelopeHeaderDefect
-                    raise _Refused("From line after the first header line")
-                message.set_unixfrom(_without_line_end(line))
+                if number == 0:
+                    message.set_unixfrom(_without_line_end(line))
+                elif number == len(lines) - 1:
+                    return True
+                else:
+                    message.defects.append(errors.MisplacedEnvelopeHeaderDefect(line))
                 continue
             colon = line.find(":")
-            if colon <= 0:
-                raise _Refused("InvalidHeaderDefect")
+            if colon == 0:
+                message.defects.append(errors.InvalidHeaderDefect("Missing header name."))
+                continue
             name, value = line[:colon], [line]
         if name:
             message.set_raw(*self.policy.header_source_parse(value))
+        return False
 
     def _multipart(self, message: Message, start: int, depth: int) -> int:
         """The parts of a multipart whose body starts at `start`; where the line that
-        ended its epilogue starts."""
+        ended it (its epilogue, or its last part where no close delimiter came) starts."""
         boundary = message.get_boundary()
-        if boundary is None or "\r" in boundary or "\n" in boundary:
-            raise _Refused("no usable boundary")
+        if boundary is None:  # all its body is one text
+            self.policy.handle_defect(message, errors.NoBoundaryInMultipartDefect())
+            end = self._next_eof(start, self.separators)
+            message.set_payload(self.text[start:end])
+            return end
+        if "\r" in boundary or "\n" in boundary:
+            raise _Refused("a boundary holding a line break")
         if str(message.get("content-transfer-encoding", "8bit")).lower() \
                 not in VALID_MULTIPART_ENCODINGS:
             self.policy.handle_defect(message, errors.InvalidMultipartContentTransferEncodingDefect())
         separator, outer = "--" + boundary, self.separators
         line_start = self._next_eof(start, [*outer, separator])
         if self._delimiter_at(line_start, separator) is not False:
-            raise _Refused("StartBoundaryNotFoundDefect")
+            return self._without_start_delimiter(message, start, line_start)
         if line_start > start:
             message.preamble = _without_line_end(self.text[start:line_start])
         close = False
@@ -228,22 +280,33 @@ class _Parser:
             while not self._at_eof(part_start) and \
                     delimiter(self._line_at(part_start), separator) is not None:
                 part_start = self._line_end(part_start)  # more delimiters: no part between
-            if self._at_eof(part_start):
-                raise _Refused("no part after the last delimiter")
             self.separators = [*outer, separator]
-            try:
+            try:  # (at the end already: an empty part, as the feedparser reads one)
                 _, line_start = self._message(part_start, message, depth + 1)
             finally:
                 self.separators = outer
             self._drop_line_end_before_delimiter()
             self.last = message
             close = self._delimiter_at(line_start, separator)
-            if close is None:
-                raise _Refused("CloseBoundaryNotFoundDefect")
+            if close is None:  # the end came first: the message cut short
+                self.policy.handle_defect(message, errors.CloseBoundaryNotFoundDefect())
+                return line_start
         epilogue_start = self._line_end(line_start)
         end = self._next_eof(epilogue_start, outer)
         message.epilogue = self.text[epilogue_start:end]
         return end
+
+    def _without_start_delimiter(self, message: Message, start: int, line_start: int) -> int:
+        """A multipart whose body starting at `start` has no delimiter before the line at
+        `line_start` (its close delimiter, or its end): as the feedparser reads it, its
+        payload is the text before that line, its epilogue empty, and what follows a close
+        delimiter up to the end is read by none. Where the line that ended it starts."""
+        self.policy.handle_defect(message, errors.StartBoundaryNotFoundDefect())
+        message.set_payload(self.text[start:line_start])
+        message.epilogue = ""
+        if self._at_eof(line_start):
+            return line_start
+        return self._next_eof(self._line_end(line_start), self.separators)
 
     def _line_at(self, start: int) -> str:
         return self.text[start:self._line_end(start)] if start < self.size else ""

@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from email.message import Message
 
-from services.archive.extract import html_document_text, inner_message
+from services.archive.extract import html_document_text
 from services.archive.mime import (FoundFile, attachment_content, attachment_files,
                                    attachment_name,
                                    body_text_of, charsets_of, decode_header_text,
@@ -214,10 +214,9 @@ def _part_bytes(part: Message) -> bytes:
     if isinstance(part, FoundFile):
         return part.data
     if safely(part.get_content_maintype, "") == "message" and part.is_multipart():
-        # decoded when a mailer encoded it (base64, quoted-printable), as extraction and
-        # the message tree read it: the parser's inner message is then the encoded text
-        inner = safely(lambda: inner_message(part), None)
-        return forwarded.message_bytes(part, inner) if isinstance(inner, Message) else b""
+        # (its bytes in the stored message, decoded when a mailer encoded it, as the
+        # message tree reads them)
+        return forwarded.message_bytes(part)
     return attachment_content(part)
 
 

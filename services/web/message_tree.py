@@ -37,7 +37,7 @@ import magic
 from PIL import Image
 
 from services.archive import containers, tools
-from services.archive.extract import effective_type, inner_message, reads_text_of
+from services.archive.extract import effective_type, reads_text_of
 from services.archive.index import PARTLY_INDEXED
 from services.archive.mime import (SPLIT_KEYS, FoundFile, attachment_content,
                                    attachment_files, attachment_name,
@@ -190,13 +190,16 @@ def _openings(part: Message) -> _Openings:
 
 
 def _inner(part: Message) -> list[Message]:
-    """[the message a message/* part holds] (inner_message), read once per part object
+    """[the message a message/* part holds] (forwarded.inner_message: parsed from the
+    bytes its download serves), read once per part object
     (an encoded or .eml one is parsed anew each time it is read), its uuencoded files
     counted in the page's (mime.read_uuencoded_files within the part); [] for none."""
     if "_inner" not in part.__dict__:
-        inner = inner_message(part)
+        inner = forwarded.inner_message(part)
         if isinstance(inner, Message):
             read_uuencoded_files(inner, within=part)
+        else:
+            part.__dict__[_NOT_OPENED_KEY] = forwarded.not_opened(part)
         part.__dict__["_inner"] = [inner] if isinstance(inner, Message) else []
     return part.__dict__["_inner"]
 
@@ -308,8 +311,7 @@ def decoded(part: Message) -> bytes:
     if isinstance(part, FoundFile):
         return part.data
     if safely(part.get_content_maintype, "") == "message":
-        inner = children(part)  # (its bytes in the stored message: forwarded.message_bytes)
-        return forwarded.message_bytes(part, inner[0]) if inner else b""
+        return forwarded.message_bytes(part)
     return attachment_content(part)
 
 

@@ -358,11 +358,13 @@ def test_running_out_of_memory_is_not_mistaken_for_bad_input(monkeypatch):
         raise MemoryError
 
     monkeypatch.setattr(mime, "BytesParser", ExhaustedParser)
-    # no blank line after the header: left to the feedparser (services.archive.mimetree)
+    # a "From " line ending the header block: left to the feedparser (mimetree's refusal)
+    left = b"Subject: x\nFrom a@x\n\nbody\n"
+    assert mimetree.parse(left, mime.POLICY) is None
     with pytest.raises(MemoryError):
-        extract(b"Subject: x\nbody\n", CAP)
+        extract(left, CAP)
     with pytest.raises(MemoryError):
-        mime.summarize(b"Subject: x\nbody\n")
+        mime.summarize(left)
     monkeypatch.setattr(mimetree._Parser, "root", exhausted)  # what mimetree parses
     with pytest.raises(MemoryError):
         extract(b"Subject: x\n\nbody\n", CAP)

@@ -17,6 +17,7 @@ import pytest
 
 from services.archive import containers
 from services.web import mail_view, message_tree
+from services.web import forwarded as stored_forwards
 from services.web.forwarded import parse as parse_stored
 from tests import reading_corpus as corpus
 
@@ -99,8 +100,9 @@ class Counts:
         real_tnef, real_signed = containers.tnef_read, containers.signed_content
         monkeypatch.setattr(containers, "tnef_read", self._counted_tnef(real_tnef))
         monkeypatch.setattr(containers, "signed_content", self._counted_signed(real_signed))
-        for module in (mail_view, message_tree):
-            monkeypatch.setattr(module, "inner_message", self._counted_parse(module.inner_message))
+        # (every read of an attached message: forwarded.inner_message)
+        monkeypatch.setattr(stored_forwards, "inner_message",
+                            self._counted_parse(stored_forwards.inner_message))
 
     def _counted_tnef(self, real):
         def counted(data, budget):

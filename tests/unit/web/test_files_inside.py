@@ -9,8 +9,8 @@ import binascii
 
 import pytest
 
-from services.archive.mime import parse_message
 from services.web import mail_view, message_tree
+from services.web.forwarded import parse as forwarded_parse
 from tests import reading_corpus as corpus
 from tests.unit.web.test_file_listing_costs import HEAD, forwarded, message, multipart, named
 
@@ -32,7 +32,7 @@ def page_names(raw: bytes) -> list[str]:
         yield from [node.filename] if node.filename and node.attachment else []
         for child in node.children:
             yield from walk(child)
-    return list(walk(message_tree.tree(parse_message(raw), None)))
+    return list(walk(message_tree.tree(forwarded_parse(raw), None)))  # (as the page reads)
 
 
 def uuencoded(name: str, data: bytes) -> bytes:
