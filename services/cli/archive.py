@@ -362,7 +362,7 @@ def cmd_show(args) -> int:
     for problem in meta.get("extraction_failures") or []:  # a cut: "[NAME: ]partly indexed: ..."
         label = "cut:" if problem.startswith(PARTLY_INDEXED) or \
             f": {PARTLY_INDEXED}" in problem else "unreadable:"
-        print(_printable(f"{label:<13} {line_safe(problem)}"))
+        print(_printable(f"{label:<13} {name_safe(problem)}"))  # it names a file
     return 0
 
 
@@ -389,14 +389,12 @@ def _file_lines(files: list[dict], depth: int = 0) -> list[str]:
 
 
 def _quoted_name(name: str) -> str:
-    """A file's name between double quotes, a backslash and a quote in it escaped by a
-    backslash, each run of white space one space (two spaces part the columns, and a run
-    of them would wrap the name into a row of its own), each character that shows as no
-    glyph of its own escaped (name_safe: controls, format characters such as U+200B, tag
-    characters, as the page escapes them; review r9 F5): where the name ends is never in
-    doubt, nor which of two names it is. The JSON has the name as it is."""
-    escaped = _one_spaced(name).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{name_safe(escaped)}"'
+    """A file's name between double quotes, written by name_safe (a backslash twice, white
+    space but a lone space and each character that shows as no glyph of its own escaped,
+    as the page writes it: review r9 F5, r10 F7), a quote in it escaped by a backslash:
+    where the name ends is never in doubt, nor which of two names it is. The JSON has the
+    name as it is."""
+    return '"' + name_safe(name).replace('"', '\\"') + '"'
 
 
 def _one_spaced(text: str) -> str:
