@@ -251,12 +251,13 @@ def _numbered(message: Message, tree: Part) -> dict[str, NumberedFile]:
 
 
 def _shown_message(message: Message, path: str) -> Message:
-    """The message at `path`: the stored one, or the one inside a message/* part."""
+    """The message at `path`: the stored one, or the one inside a message/* part or a
+    .eml file the indexer reads as a forwarded message (message_tree.holds_message)."""
     if not path:
         return message
-    part = message_tree.part_at(message, path)
-    inner = message_tree.children(part)
-    if safely(part.get_content_maintype, "") != "message" or not inner:
+    holds = message_tree.holds_message(message, path)
+    inner = message_tree.children(message_tree.part_at(message, path))
+    if not holds or not inner:
         raise NotFound(f"part {path} is not an attached message")
     return inner[0]
 

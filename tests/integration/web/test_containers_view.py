@@ -86,6 +86,20 @@ def forwarded_scan() -> bytes:
     return outer.as_bytes()
 
 
+def forwarded_scan_as_eml() -> bytes:
+    """The forwarded scan attached as a file: application/octet-stream named .eml."""
+    outer = EmailMessage()
+    outer["From"], outer["To"], outer["Subject"] = "dave@example.com", "alice@example.com", \
+        "Fwd: scan file"
+    outer.set_content("The scan, forwarded as a file.")
+    outer.add_attachment(FORWARDED_SCAN_EML, maintype="application", subtype="octet-stream",
+                         filename="scan forward.eml")
+    return outer.as_bytes()
+
+
+FORWARDED_SCAN_EML = whole_body("Scan in a file", "application/pdf; name=inner.pdf", SCAN)
+
+
 def tnef_mail() -> bytes:
     message = EmailMessage()
     message["From"], message["To"], message["Subject"] = "outlook@example.com", \
@@ -154,6 +168,7 @@ def extra_mails(tmp_path_factory, big_images_mail):
         "encrypted-untyped": whole_body("Encrypted untyped", "application/pkcs7-mime",
                                         encrypted),
         "forwarded-scan": forwarded_scan(),
+        "forwarded-scan-eml": forwarded_scan_as_eml(),
         "tnef": tnef_mail(),
         "big-images": big_images_mail,
         "bidi-names": bidi_names_mail(),
@@ -240,6 +255,23 @@ def test_a_forwarded_scan_opens_with_its_pdf(site):
     inner = alice.get(f"/message/{digest}?part=2").body.decode()
     assert f'<a class="download" href="/message/{digest}/part/2.1.1"><bdi>inner.pdf</bdi></a>' \
         in inner
+    assert f'src="/message/{digest}/part/2.1.1/page/1"' in inner
+    assert alice.get(f"/message/{digest}/part/2.1.1").body == SCAN
+
+
+def test_a_scan_forwarded_as_a_eml_file_opens_as_a_message(site):
+    """A .eml sent application/octet-stream, which the indexer reads as a forwarded
+    message: the page, the API and its own page show what it carries; it downloads as
+    the file it came as."""
+    alice, digest = logged_in(site, "alice"), site.digests["forwarded-scan-eml"]
+    files = alice.get(f"/api/messages/{digest}").json()["attachments"]
+    assert [(found["filename"], [inner["filename"] for inner in found["files"]])
+            for found in files] == [("scan forward.eml", ["inner.pdf"])]
+    assert alice.get(f"/api/messages/{digest}/attachments/1").body == FORWARDED_SCAN_EML
+    page = alice.get(f"/message/{digest}").body.decode()
+    assert f'href="/message/{digest}/part/2.1.1"><bdi>inner.pdf</bdi></a>' in tree(page)
+    inner = alice.get(f"/message/{digest}?part=2").body.decode()
+    assert "Scan in a file" in inner
     assert f'src="/message/{digest}/part/2.1.1/page/1"' in inner
     assert alice.get(f"/message/{digest}/part/2.1.1").body == SCAN
 
