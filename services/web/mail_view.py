@@ -55,25 +55,31 @@ class Attachment:
     when it gives none (`named` False), "attachment-N" for a numbered file (the name its
     download is saved under) and None for one inside another (an inner message's count
     would name another file's download, review r7 F5); `size` its decoded bytes (an
-    attached message: its bytes); `files` those the message page lists inside it
-    (_with_files_inside); `not_opened`, of a container the view did not open (over its
-    budget, message_tree.Part.not_opened), why its files are not listed."""
+    attached message: its bytes), None for an unreadable one; `files` those the message
+    page lists inside it (_with_files_inside); `not_opened`, of a container the view did
+    not open (over its budget, message_tree.Part.not_opened), why its files are not
+    listed; `unreadable`, of a file inside a container that could not be read out of it
+    (message_tree.Part.unreadable: encrypted, corrupt...), why: it has no content."""
     number: int | None
     filename: str | None
     content_type: str
-    size: int
+    size: int | None
     named: bool = True
     files: tuple["Attachment", ...] = ()
     not_opened: str | None = None
+    unreadable: str | None = None
 
     def as_json(self) -> dict:
         """The file as the API and `show --json` give it; a file inside another has no
-        "number"; only a container the view did not open has "not_opened"."""
+        "number"; only a container the view did not open has "not_opened"; only a file
+        that could not be read out of its container has "unreadable" (and a null size)."""
         shown = {"number": self.number} if self.number is not None else {}
         unopened = {"not_opened": self.not_opened} if self.not_opened else {}
+        unreadable = {"unreadable": self.unreadable} if self.unreadable else {}
         return {**shown, "filename": self.filename, "named": self.named,
                 "content_type": self.content_type, "size": self.size,
-                "files": [inside.as_json() for inside in self.files], **unopened}
+                "files": [inside.as_json() for inside in self.files], **unopened,
+                **unreadable}
 
 
 @dataclass(frozen=True)
@@ -209,7 +215,7 @@ def _inner_files(node: message_tree.Part) -> tuple[Attachment, ...]:
     """The files the page lists inside file `node`, each with its own, unnumbered."""
     return tuple(Attachment(None, inner.filename, inner.content_type, inner.size,
                             named=inner.filename is not None, files=_inner_files(inner),
-                            not_opened=inner.not_opened)
+                            not_opened=inner.not_opened, unreadable=inner.unreadable)
                  for inner in _files_in(node))
 
 

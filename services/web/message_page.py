@@ -235,6 +235,10 @@ def part_bytes(archive: Archive, user: User, digest: str, path: str, audited_as:
     if not path:
         raise NotFound("the message itself is downloaded as .eml (/raw)")
     node = message_tree.tree(message, meta.get("extraction_failures"), path)
+    if node.unreadable:  # (no content: never an empty file in its name)
+        raise NotFound(f"part {path} could not be read out of its container "
+                       f"({visible(node.unreadable)}); download the container, part "
+                       f"{path.rpartition('.')[0]}")
     data = message_tree.decoded(message_tree.part_at(message, path))
     if audited_as:
         audit.record(archive.store, user.actor, "view", digest=digest, part=path,

@@ -15,7 +15,10 @@ an attachment (a named text file: mime.whole_body_is_attachment) has that entity
 part 1, and no body; an S/MIME opaque-signed object (RFC 8551 signed-data) holds the
 signed MIME entity as its child 1 and that is the message's body; a TNEF file
 (winmail.dat) and a zip archive hold the files inside them as their children (a .eml among
-them is a forwarded message, as the indexer reads it). A view opens each distinct container
+them is a forwarded message, as the indexer reads it; one that could not be read out of
+it -- encrypted, compressed in a way zipfile cannot undo, corrupt, over a limit -- says why,
+as the indexer's failure does, and has no size and no content to show or download:
+Part.unreadable). A view opens each distinct container
 content once (_Openings: the same hostile object attached a thousand times costs one
 opening), within its budgets; one past them is the file it is, downloadable, and its node
 says so (Part.not_opened). Encrypted S/MIME (enveloped-data)
@@ -83,7 +86,7 @@ class Part:
     path: str
     content_type: str
     filename: str | None
-    size: int                      # decoded bytes; a message: its bytes
+    size: int | None               # decoded bytes; a message: its bytes; None: unreadable
     attachment: bool
     text: str                      # "text read", "text not read: REASON", "partly indexed:
                                    # REASON", "no text: ..."
@@ -93,6 +96,8 @@ class Part:
     subject: str | None = None     # an attached message's
     problem: str | None = None     # why it is not shown though of a kind that is
     not_opened: str | None = None  # a container's: why its files are not listed here
+    unreadable: str | None = None  # a container's member: why it could not be read out
+                                   # of it (no content: nothing to show or download)
 
     @property
     def label(self) -> str:
@@ -106,6 +111,12 @@ class Part:
         the `isolated` filter to mark (never shown without it); other control and format
         characters escaped as in `label`."""
         return self._named(lambda text: visible(text, keep=BIDI_CONTROLS))
+
+    @property
+    def unreadable_text(self) -> str | None:
+        """`unreadable` as text of the page, escaped as `label_text` is (a zip's error can
+        quote a stranger's member name)."""
+        return visible(self.unreadable, keep=BIDI_CONTROLS) if self.unreadable else None
 
     def _named(self, escaped) -> str:
         if self.shown_as == "message":
@@ -308,7 +319,9 @@ def _files_of_container(kind: str, data: bytes, part: Message,
             members, _ = containers.zip_members(data, budget)
     except (tools.ToolFailed, ValueError):
         return []  # the indexer said what it could not read
-    return [FoundFile(member.name, member.data or b"") for member in members]
+    return [FoundFile(member.name, member.data or b"", unreadable=None
+                      if member.data is not None else member.problem or "not read")
+            for member in members]
 
 
 def _cms_kind(part: Message) -> str | None:
@@ -374,6 +387,10 @@ def _node(part: Message, path: str, failed: dict[str, str], depth: int, root: bo
     content = b"" if part.is_multipart() and maintype != "message" else decoded(part)
     node = Part(path, content_type, filename, len(content), attached, "", None,
                 decode_header_text(header(part, "content-id")).strip("<> ") or None)
+    node.unreadable = part.unreadable if isinstance(part, FoundFile) else None
+    if node.unreadable:  # (its b"" is no content: neither sized, read nor shown)
+        node.size = None
+        return node
     node.text = _text_status(node, failed, part)
     holder = _holds_message(part, root or top, content)
     node.shown_as = "message" if holder else _shown_as(node, part)
