@@ -370,7 +370,8 @@ def _file_lines(files: list[dict], depth: int = 0) -> list[str]:
     """A line for each file (mail_view.Attachment.as_json), "  N  NAME  TYPE, SIZE bytes"
     with the number the web's download of it has; the files inside one (an attached
     message's, a TNEF file's) below it, indented, "-" for the number they do not have; a
-    container the view did not open says why after its size (not_opened).
+    container the view did not open says why after its size (not_opened); a file that
+    could not be read out of its container says "unreadable: REASON" for its size.
     NAME is a sender's: always quoted (_quoted_name), so that no name reads as an unnamed
     file, "(no name, saved as attachment-N)" (its download's name) or, inside another,
     "(no name)"; nor as a column or a row of its own (review r7 F4)."""
@@ -381,9 +382,10 @@ def _file_lines(files: list[dict], depth: int = 0) -> list[str]:
             else f"(no name, saved as {file['filename']})" if numbered else "(no name)"
         number = str(file["number"]) if numbered else "-"
         unopened = f"; {line_safe(file['not_opened'])}" if file.get("not_opened") else ""
+        size = f"unreadable: {line_safe(file['unreadable'])}" if file.get("unreadable") \
+            else f"{file['size']:,} bytes"
         lines.append(f"{'    ' * depth}{number:>3}  {name}  "
-                     f"{name_safe(_one_spaced(file['content_type']))}, {file['size']:,} bytes"
-                     f"{unopened}")
+                     f"{name_safe(_one_spaced(file['content_type']))}, {size}{unopened}")
         lines.extend(_file_lines(file["files"], depth + 1))
     return lines
 
