@@ -24,7 +24,8 @@ from tests.unit.web.test_files_inside import listed_names
 CAP = 1 << 20
 # (Content-Type, the name it gives the file): .eml and generic types, and kin that are not
 TYPES = ["application/octet-stream", "application/x-unknown", "binary/octet-stream",
-         "application/download", "text/plain", "message/rfc822", "application/pdf"]
+         "application/download", "text/plain", "message/rfc822", "application/pdf",
+         "application/x-eml", "application/x-extension-eml"]
 NAMES = ["fwd.eml", "FWD.EML", "Re: budget.Eml", "notes.txt", None]
 ENCODINGS = ["base64", "quoted-printable", "7bit"]
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
