@@ -65,6 +65,7 @@ PDF_MIME = "application/pdf"
 GUARDED_TEXT_TYPES = {"text/html", "text/rtf"}
 DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+MESSAGE = "message/rfc822"  # a forwarded message (RFC 2046 5.2.1)
 TYPE_OF_EXTENSION = {".pdf": PDF_MIME, ".docx": DOCX_MIME, ".xlsx": XLSX_MIME,
                      ".txt": "text/plain", ".htm": "text/html", ".html": "text/html",
                      ".eml": "message/rfc822"}
@@ -536,8 +537,7 @@ def _first_file(part: Message, found: uuencode.Split | None, cap_bytes: int, nes
     """The attachment as one file (of an x-uuencode one, `found`: its first file, which its
     begin line may name; its content when no block decodes), and the files inside it."""
     filename, declared = mime.filename_of(part), _mime_type(part)
-    if declared == "message/rfc822" or (declared == "application/octet-stream"
-                                        and _extension(filename) == ".eml"):
+    if _declared_message(declared, filename):
         return _forwarded(part, filename, cap_bytes, nesting, budget, container), ""
     whole = found.files[0] if found is not None and found.files else None
     if whole is not None:
@@ -556,8 +556,8 @@ def _file(filename: str | None, declared: str, data: bytes, cap_bytes: int, nest
           ) -> tuple[list[AttachmentText], str]:
     """One file, by its type from content (libmagic) where the declaration is generic or
     wrong: its own entry first, then the entries of the files it contains."""
+    mime_type = read_type(declared, filename, data)
     declared = _type_of_extension(declared, filename)
-    mime_type = filetypes.effective_type(declared, filetypes.content_type(data))
     entry = AttachmentText(filename, mime_type, "", container=container,
                            declared_type=declared if declared != mime_type else None)
     inner, body = [], ""
@@ -626,6 +626,42 @@ def text_key(sha256_hex: str, how: str, cap_bytes: int) -> str:
 
 def _error_text(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"[:500]
+
+
+def _declared_message(declared: str, filename: str | None) -> bool:
+    """Whether an attachment part is read as a forwarded message by its fields alone:
+    message/rfc822, or application/octet-stream named .eml (_first_file)."""
+    return declared == MESSAGE or (declared == "application/octet-stream"
+                                   and _extension(filename) == ".eml")
+
+
+def read_type(declared: str, filename: str | None, data: bytes) -> str:
+    """The type extract() reads a file as (_file): the declared type, or for a generic one
+    the one its name's extension says, as libmagic's reading of `data` confirms or
+    overrules it (filetypes.effective_type)."""
+    return filetypes.effective_type(_type_of_extension(declared, filename),
+                                    filetypes.content_type(data))
+
+
+def reads_as_message(part: Message, content: bytes | None = None) -> bool:
+    """Whether extract() reads attachment `part` (or a uuencoded file or a container's
+    member: a mime.FoundFile, as a part of its type) as a forwarded message, an RFC 5322
+    message whose text and files are the message's: by its fields (_declared_message),
+    else by the type it reads its file as (read_type of its name, as attachment_name gives
+    it, and its `content`: mime.attachment_content, decoded here when not given). libmagic
+    reads the content only where it could decide: of a type a content of message/rfc822
+    would not overrule, no content makes a message. Never raises but MemoryError."""
+    declared = _mime_type(part)
+    if _declared_message(declared, mime.filename_of(part)):
+        return True
+    name = mime.attachment_name(part)
+    typed = _type_of_extension(declared, name)
+    if typed != MESSAGE and filetypes.effective_type(typed, MESSAGE) != MESSAGE:
+        return False  # (effective_type answers one of the two types it is given)
+    if content is None:
+        content = part.data if isinstance(part, mime.FoundFile) \
+            else mime.attachment_content(part)
+    return read_type(declared, name, content) == MESSAGE
 
 
 def reads_text_of(mime_type: str, filename: str | None) -> bool:

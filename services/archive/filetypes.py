@@ -19,6 +19,9 @@ GENERIC_TYPES = frozenset({
     "application/unknown", "application/x-unknown", "application/download",
     "application/x-download", "application/force-download", "application/x-msdownload",
     "application/save", "application/x-octet-stream", "multipart/octet-stream",
+    # Made up by a mailer from a file's extension (Mozilla's "x-extension-" types): they
+    # say no more than the name does, and a .eml sent so is a forwarded message (review r10).
+    "application/x-eml", "application/eml", "application/x-extension-eml",
 })
 # libmagic's answers for content it cannot tell: UTF-16 text without a byte-order mark
 # among them (with a mark it says text/plain).

@@ -664,9 +664,12 @@ class FoundFile(Message):
     a zip archive's member), as a part of its own for the views: an attachment of the type
     its name's extension says (application/octet-stream without one; a .eml is
     message/rfc822, a forwarded message), its name (attachment_name) and its bytes
-    (`data`)."""
+    (`data`); `unreadable`, of a container's member that could not be read out of it
+    (containers.Member.problem: encrypted, a compression zipfile cannot undo, corrupt,
+    over a limit), why: its `data` is then b"", no content of the file."""
 
-    def __init__(self, name: str | None, data: bytes, content_type: str | None = None):
+    def __init__(self, name: str | None, data: bytes, content_type: str | None = None,
+                 unreadable: str | None = None):
         super().__init__()
         # by its extension alone: guess_type reads a name such as "data:text/html,..." as
         # a data URL, and a stranger names the file
@@ -675,7 +678,7 @@ class FoundFile(Message):
         # (`content_type`: the first file of an x-uuencode attachment is of the part's)
         self["Content-Type"] = content_type or guessed or "application/octet-stream"
         self["Content-Disposition"] = "attachment"
-        self.name, self.data = name, data
+        self.name, self.data, self.unreadable = name, data, unreadable
 
 
 def read_uuencoded_files(message: Message, within: Message | None = None) -> None:

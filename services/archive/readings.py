@@ -76,7 +76,8 @@ READING_VERSION = 11  # 3: raw 8-bit header bytes read in the declared or detect
                      # media_types, review h174); HTML's text in an element libxml2
                      # leaves in a head it opened (`<meta ...><o:p>word`) read (extract.
                      # HTML_INVISIBLE, session 39); a TNEF file's title read whole, each
-                     # file with its own bytes (containers._tnef_written, review r10 F1)
+                     # file with its own bytes (containers._tnef_written, review r10 F1);
+                     # a .eml sent application/x-eml read as a message (filetypes)
                      # (10 shipped in a release, 11 not yet: no new number)
 _VERSION = struct.Struct(">H")
 # The checksum makes damage to a kept reading a StaleReading, where it could else decode

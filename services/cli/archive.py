@@ -362,7 +362,7 @@ def cmd_show(args) -> int:
     for problem in meta.get("extraction_failures") or []:  # a cut: "[NAME: ]partly indexed: ..."
         label = "cut:" if problem.startswith(PARTLY_INDEXED) or \
             f": {PARTLY_INDEXED}" in problem else "unreadable:"
-        print(_printable(f"{label:<13} {line_safe(problem)}"))
+        print(_printable(f"{label:<13} {name_safe(problem)}"))  # it names a file
     return 0
 
 
@@ -370,7 +370,8 @@ def _file_lines(files: list[dict], depth: int = 0) -> list[str]:
     """A line for each file (mail_view.Attachment.as_json), "  N  NAME  TYPE, SIZE bytes"
     with the number the web's download of it has; the files inside one (an attached
     message's, a TNEF file's) below it, indented, "-" for the number they do not have; a
-    container the view did not open says why after its size (not_opened).
+    container the view did not open says why after its size (not_opened); a file that
+    could not be read out of its container says "unreadable: REASON" for its size.
     NAME is a sender's: always quoted (_quoted_name), so that no name reads as an unnamed
     file, "(no name, saved as attachment-N)" (its download's name) or, inside another,
     "(no name)"; nor as a column or a row of its own (review r7 F4)."""
@@ -381,22 +382,21 @@ def _file_lines(files: list[dict], depth: int = 0) -> list[str]:
             else f"(no name, saved as {file['filename']})" if numbered else "(no name)"
         number = str(file["number"]) if numbered else "-"
         unopened = f"; {line_safe(file['not_opened'])}" if file.get("not_opened") else ""
+        size = f"unreadable: {line_safe(file['unreadable'])}" if file.get("unreadable") \
+            else f"{file['size']:,} bytes"
         lines.append(f"{'    ' * depth}{number:>3}  {name}  "
-                     f"{name_safe(_one_spaced(file['content_type']))}, {file['size']:,} bytes"
-                     f"{unopened}")
+                     f"{name_safe(_one_spaced(file['content_type']))}, {size}{unopened}")
         lines.extend(_file_lines(file["files"], depth + 1))
     return lines
 
 
 def _quoted_name(name: str) -> str:
-    """A file's name between double quotes, a backslash and a quote in it escaped by a
-    backslash, each run of white space one space (two spaces part the columns, and a run
-    of them would wrap the name into a row of its own), each character that shows as no
-    glyph of its own escaped (name_safe: controls, format characters such as U+200B, tag
-    characters, as the page escapes them; review r9 F5): where the name ends is never in
-    doubt, nor which of two names it is. The JSON has the name as it is."""
-    escaped = _one_spaced(name).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{name_safe(escaped)}"'
+    """A file's name between double quotes, written by name_safe (a backslash twice, white
+    space but a lone space and each character that shows as no glyph of its own escaped,
+    as the page writes it: review r9 F5, r10 F7), a quote in it escaped by a backslash:
+    where the name ends is never in doubt, nor which of two names it is. The JSON has the
+    name as it is."""
+    return '"' + name_safe(name).replace('"', '\\"') + '"'
 
 
 def _one_spaced(text: str) -> str:

@@ -46,11 +46,28 @@ def escaped(char: str) -> str:
     return f"\\u{ord(char):04x}" if ord(char) <= 0xFFFF else f"\\U{ord(char):08x}"
 
 
-def name_safe(text) -> str:
-    """A stranger's name (a file's) to print: each character that shows as no glyph of its
-    own (`unseen`) written as its Python escape, so two names that differ never read the
-    same. Stricter than line_safe (joiners too): a name is read to tell files apart."""
-    return "".join(escaped(c) if unseen(c) else c for c in str(text))
+def name_safe(text, keep: frozenset = frozenset()) -> str:
+    r"""A stranger's name (a file's) to print, so that two names that differ never read the
+    same: a backslash written twice, so that no escape below reads as one typed in the
+    name; each white space character as its escape but a space (U+0020) after a character
+    that is not one ("a\tb", "a\u2028b", "a\xa0b", "a \u0020b" are not "a b": review r10
+    F7; a screen and HTML show them alike, and a page folds a run of spaces); and each
+    character that shows as no glyph of its own (`unseen`) as its Python escape; those in
+    `keep` as they are (the page's bidi controls, which it marks). Stricter than line_safe
+    (joiners too): a name is read to tell files apart. `show` and the page write names so."""
+    text = str(text)
+    return "".join(_name_char(char, text[at - 1:at], keep) for at, char in enumerate(text))
+
+
+def _name_char(char: str, before: str, keep: frozenset) -> str:
+    """One character of a name as name_safe writes it; `before`: the one before it ("")."""
+    if char == "\\":
+        return "\\\\"
+    if char in keep:
+        return char
+    if unseen(char) or char.isspace() and (char != " " or before == " "):
+        return escaped(char)
+    return char
 
 
 def line_safe(text) -> str:

@@ -9,7 +9,7 @@ import unicodedata
 from markupsafe import Markup, escape
 
 from services.archive.space import size_in_words
-from services.common.terminal import BIDI_CONTROLS, escaped, line_safe, unseen
+from services.common.terminal import BIDI_CONTROLS, line_safe, name_safe
 
 
 def count(value) -> str:
@@ -41,14 +41,20 @@ def plural(amount, word: str, many: str | None = None) -> str:
 
 
 def visible(text: str, keep: frozenset = frozenset()) -> str:
-    """`text` with each character that shows as no glyph of its own (terminal.unseen: the
-    controls, the format characters -- bidi overrides and isolates that make
-    "invoice\u202egpj.exe" read "invoiceexe.jpg", zero-width and tag characters --
-    private use, unassigned, the default ignorables) shown as its escape (\\u202e,
-    \\U000e0041), as `archiver show` writes a name, so a name reads as what it is; those
-    in `keep` as they are (the bidi controls, for `isolated` to mark)."""
-    return "".join(escaped(char) if unseen(char) and char not in keep else char
-                   for char in text)
+    """A stranger's name on a page as `archiver show` writes it (terminal.name_safe): each
+    character that shows as no glyph of its own (the controls, the format characters --
+    bidi overrides and isolates that make "invoice\u202egpj.exe" read "invoiceexe.jpg",
+    zero-width and tag characters -- private use, unassigned, the default ignorables) and
+    white space but a lone space (HTML folds a run of spaces) as its escape (\u202e,
+    \U000e0041, \t), a backslash twice, so a name reads as what it is; those in `keep` as
+    they are (the bidi controls, for `isolated` to mark)."""
+    return name_safe(text, keep)
+
+
+def named(text) -> Markup:
+    """A text naming a stranger's file (an extraction failure: "NAME: why") as one field
+    of a page: `visible`, its bidi controls marked by `isolated`."""
+    return isolated(visible(str(text), keep=BIDI_CONTROLS))
 
 
 _BIDI_CONTROL = re.compile("[" + "".join(sorted(BIDI_CONTROLS)) + "]")
@@ -75,4 +81,4 @@ def isolated(text) -> Markup:
 
 # Sizes read as the model profile counts them (the messages about space use the same words).
 FILTERS = {"count": count, "ago": ago, "duration": duration, "plural": plural, "visible": visible,
-           "size": size_in_words, "isolated": isolated, "line_safe": line_safe}
+           "size": size_in_words, "isolated": isolated, "named": named, "line_safe": line_safe}

@@ -23,6 +23,7 @@ paragraph, heading, list item or other block, where the page once ran them toget
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from email.message import Message
 
@@ -54,25 +55,31 @@ class Attachment:
     when it gives none (`named` False), "attachment-N" for a numbered file (the name its
     download is saved under) and None for one inside another (an inner message's count
     would name another file's download, review r7 F5); `size` its decoded bytes (an
-    attached message: its bytes); `files` those the message page lists inside it
-    (_with_files_inside); `not_opened`, of a container the view did not open (over its
-    budget, message_tree.Part.not_opened), why its files are not listed."""
+    attached message: its bytes), None for an unreadable one; `files` those the message
+    page lists inside it (_with_files_inside); `not_opened`, of a container the view did
+    not open (over its budget, message_tree.Part.not_opened), why its files are not
+    listed; `unreadable`, of a file inside a container that could not be read out of it
+    (message_tree.Part.unreadable: encrypted, corrupt...), why: it has no content."""
     number: int | None
     filename: str | None
     content_type: str
-    size: int
+    size: int | None
     named: bool = True
     files: tuple["Attachment", ...] = ()
     not_opened: str | None = None
+    unreadable: str | None = None
 
     def as_json(self) -> dict:
         """The file as the API and `show --json` give it; a file inside another has no
-        "number"; only a container the view did not open has "not_opened"."""
+        "number"; only a container the view did not open has "not_opened"; only a file
+        that could not be read out of its container has "unreadable" (and a null size)."""
         shown = {"number": self.number} if self.number is not None else {}
         unopened = {"not_opened": self.not_opened} if self.not_opened else {}
+        unreadable = {"unreadable": self.unreadable} if self.unreadable else {}
         return {**shown, "filename": self.filename, "named": self.named,
                 "content_type": self.content_type, "size": self.size,
-                "files": [inside.as_json() for inside in self.files], **unopened}
+                "files": [inside.as_json() for inside in self.files], **unopened,
+                **unreadable}
 
 
 @dataclass(frozen=True)
@@ -102,16 +109,20 @@ def files(raw: bytes) -> list[Attachment]:
 
 
 def _numbered_files(message: Message) -> list[Attachment]:
-    return _with_files_inside(message, [found for found, _ in _attachments(message)])
+    return _with_files_inside(message, _attachments(message))
 
 
 def attachment(raw: bytes, number: int) -> tuple[Attachment, bytes]:
-    """File `number` of the message and its bytes (no files inside it: a download reads
-    no container and no attached message but to size the message's own files); NotFound
-    for a number the message has no file at."""
-    for found, part in _attachments(forwarded.parse(raw)):
-        if found.number == number:
-            return found, _part_bytes(part)
+    """File `number` of the message and its bytes (no files inside it). Numbered as the
+    list is (_numbered: the same walk), it decodes that file alone: no other file is read
+    or sized, no container opened, no attached message parsed but one served. NotFound for
+    a number the message has no file at."""
+    for at, file in _numbered(forwarded.parse(raw)):
+        if at == number:
+            data = _part_bytes(file)
+            return _described(at, file, len(data)), data
+        if at > number:  # (a number uuencoded files not listed take: none is served)
+            break
     raise NotFound(f"the message has no attachment {number}")
 
 
@@ -126,22 +137,33 @@ def shown_headers(message: Message, names: tuple[str, ...] = SHOWN_HEADERS
     return shown
 
 
-def _attachments(message: Message) -> list[tuple[Attachment, Message]]:
-    """(Attachment, part) of each file of the message listed, numbered by mime's one rule
-    (above mime.UUENCODED_FILES_LISTED): a file's place among all the message's files, the
-    uuencoded files past those listed counted though not listed. No files inside them."""
-    found, number = [], 0
+def _attachments(message: Message) -> list[Attachment]:
+    """The message's numbered files (_numbered), each sized; no files inside them."""
+    return [_described(number, file, len(_part_bytes(file)))
+            for number, file in _numbered(message)]
+
+
+def _numbered(message: Message) -> Iterator[tuple[int, Message]]:
+    """(number, part) of each file of the message listed, in order, numbered by mime's
+    one rule (above mime.UUENCODED_FILES_LISTED): a file's place among all the message's
+    files, the uuencoded files past those listed counted though not listed. Reads no
+    file's content but body text's and x-uuencode attachments' (their files count)."""
+    number = 0
     read_uuencoded_files(message)
     for part in iter_parts(message, into_messages=False):
         for file in _files_of(part, message):
             number += 1
-            name = attachment_name(file)
-            found.append((Attachment(
-                number, name or f"attachment-{number}",
-                safely(file.get_content_type, "application/octet-stream"),
-                len(_part_bytes(file)), named=name is not None), file))
+            yield number, file
         number += files_not_listed(part)
-    return found
+
+
+def _described(number: int, file: Message, size: int) -> Attachment:
+    """File `number` of `size` decoded bytes, named as extraction names it (or
+    "attachment-N"); no files inside it."""
+    name = attachment_name(file)
+    return Attachment(number, name or f"attachment-{number}",
+                      safely(file.get_content_type, "application/octet-stream"), size,
+                      named=name is not None)
 
 
 def _with_files_inside(message: Message, attachments: list[Attachment]) -> list[Attachment]:
@@ -161,8 +183,8 @@ def numbered_parts(message: Message, tree: message_tree.Part) -> dict[str, Attac
     `tree`, the message page's tree of the whole stored `message`: the page shows each
     under its number and name as `show` does and links download N (review r9 F6). Empty
     where the two cannot be paired (_numbered_nodes): a number is never another file's."""
-    attachments = [found for found, _ in _attachments(message)]
-    return {node.path: attachment for attachment, node in _numbered_nodes(attachments, tree)}
+    return {node.path: attachment
+            for attachment, node in _numbered_nodes(_attachments(message), tree)}
 
 
 def _numbered_nodes(attachments: list[Attachment], tree: message_tree.Part
@@ -193,7 +215,7 @@ def _inner_files(node: message_tree.Part) -> tuple[Attachment, ...]:
     """The files the page lists inside file `node`, each with its own, unnumbered."""
     return tuple(Attachment(None, inner.filename, inner.content_type, inner.size,
                             named=inner.filename is not None, files=_inner_files(inner),
-                            not_opened=inner.not_opened)
+                            not_opened=inner.not_opened, unreadable=inner.unreadable)
                  for inner in _files_in(node))
 
 

@@ -235,6 +235,10 @@ def part_bytes(archive: Archive, user: User, digest: str, path: str, audited_as:
     if not path:
         raise NotFound("the message itself is downloaded as .eml (/raw)")
     node = message_tree.tree(message, meta.get("extraction_failures"), path)
+    if node.unreadable:  # (no content: never an empty file in its name)
+        raise NotFound(f"part {path} could not be read out of its container "
+                       f"({visible(node.unreadable)}); download the container, part "
+                       f"{path.rpartition('.')[0]}")
     data = message_tree.decoded(message_tree.part_at(message, path))
     if audited_as:
         audit.record(archive.store, user.actor, "view", digest=digest, part=path,
@@ -251,12 +255,13 @@ def _numbered(message: Message, tree: Part) -> dict[str, NumberedFile]:
 
 
 def _shown_message(message: Message, path: str) -> Message:
-    """The message at `path`: the stored one, or the one inside a message/* part."""
+    """The message at `path`: the stored one, or the one inside a message/* part or a
+    .eml file the indexer reads as a forwarded message (message_tree.holds_message)."""
     if not path:
         return message
-    part = message_tree.part_at(message, path)
-    inner = message_tree.children(part)
-    if safely(part.get_content_maintype, "") != "message" or not inner:
+    holds = message_tree.holds_message(message, path)
+    inner = message_tree.children(message_tree.part_at(message, path))
+    if not holds or not inner:
         raise NotFound(f"part {path} is not an attached message")
     return inner[0]
 

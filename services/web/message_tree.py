@@ -1,6 +1,8 @@
 """A stored message as a tree of parts, for the message view: every part with a path,
 its name, type and size, whether the indexer read its text, and how it can be shown;
-attached (forwarded) messages are parts whose one child is the message inside.
+attached (forwarded) messages are parts whose one child is the message inside: message/*
+parts, and the files the indexer reads as forwarded messages (a .eml sent
+application/octet-stream, extract.reads_as_message), whose download is the file as sent.
 
 Paths: the parts of a multipart are numbered from 1 and the message inside a
 message/rfc822 part is its child 1, so "2.1.3" is the third part of the message attached
@@ -13,7 +15,10 @@ an attachment (a named text file: mime.whole_body_is_attachment) has that entity
 part 1, and no body; an S/MIME opaque-signed object (RFC 8551 signed-data) holds the
 signed MIME entity as its child 1 and that is the message's body; a TNEF file
 (winmail.dat) and a zip archive hold the files inside them as their children (a .eml among
-them is a forwarded message, as the indexer reads it). A view opens each distinct container
+them is a forwarded message, as the indexer reads it; one that could not be read out of
+it -- encrypted, compressed in a way zipfile cannot undo, corrupt, over a limit -- says why,
+as the indexer's failure does, and has no size and no content to show or download:
+Part.unreadable). A view opens each distinct container
 content once (_Openings: the same hostile object attached a thousand times costs one
 opening), within its budgets; one past them is the file it is, downloadable, and its node
 says so (Part.not_opened). Encrypted S/MIME (enveloped-data)
@@ -37,7 +42,7 @@ import magic
 from PIL import Image
 
 from services.archive import containers, tools
-from services.archive.extract import effective_type, reads_text_of
+from services.archive.extract import effective_type, reads_as_message, reads_text_of
 from services.archive.index import PARTLY_INDEXED
 from services.archive.mime import (SPLIT_KEYS, FoundFile, attachment_content,
                                    attachment_files, attachment_name,
@@ -80,7 +85,7 @@ class Part:
     path: str
     content_type: str
     filename: str | None
-    size: int                      # decoded bytes; a message: its bytes
+    size: int | None               # decoded bytes; a message: its bytes; None: unreadable
     attachment: bool
     text: str                      # "text read", "text not read: REASON", "partly indexed:
                                    # REASON", "no text: ..."
@@ -90,6 +95,8 @@ class Part:
     subject: str | None = None     # an attached message's
     problem: str | None = None     # why it is not shown though of a kind that is
     not_opened: str | None = None  # a container's: why its files are not listed here
+    unreadable: str | None = None  # a container's member: why it could not be read out
+                                   # of it (no content: nothing to show or download)
 
     @property
     def label(self) -> str:
@@ -103,6 +110,12 @@ class Part:
         the `isolated` filter to mark (never shown without it); other control and format
         characters escaped as in `label`."""
         return self._named(lambda text: visible(text, keep=BIDI_CONTROLS))
+
+    @property
+    def unreadable_text(self) -> str | None:
+        """`unreadable` as text of the page, escaped as `label_text` is (a zip's error can
+        quote a stranger's member name)."""
+        return visible(self.unreadable, keep=BIDI_CONTROLS) if self.unreadable else None
 
     def _named(self, escaped) -> str:
         if self.shown_as == "message":
@@ -150,7 +163,31 @@ def _children(part: Message, top: bool) -> list[Message]:
             return files
         return [] if safely(part.get_content_type, "text/plain") in BODY_TYPES \
             else [_whole_body(part)]
+    if _forwards(part):
+        return _inner(part)
     return _opened(part)
+
+
+def _holds_message(part: Message, top: bool, content: bytes | None = None) -> bool:
+    """Whether the child 1 of `part` is a message (the views show `part` as one): a
+    message/* part's, or a file's the indexer reads as a forwarded message (_forwards;
+    `content`: its decoded bytes, if read). A message itself (`top`: its whole body is its
+    part 1) only as a message/* part."""
+    return safely(part.get_content_maintype, "") == "message" \
+        or not top and _forwards(part, content)
+
+
+def _forwards(part: Message, content: bytes | None = None) -> bool:
+    """Whether `part`, a file of the message (an attachment, a uuencoded file, a
+    container's member) of a type other than message/*, is one the indexer reads as a
+    forwarded message: a .eml sent application/octet-stream, or of another generic type
+    that libmagic finds a message (extract.reads_as_message: its one rule); then it holds
+    that message, as a message/rfc822 part does. Read once a part (`content`: its decoded
+    bytes, if the caller read them: not decoded again)."""
+    if "_forwards" not in part.__dict__:
+        part.__dict__["_forwards"] = not part.is_multipart() and is_attachment(part) \
+            and not holds_files(part) and reads_as_message(part, content)
+    return part.__dict__["_forwards"]
 
 
 class _Openings:
@@ -284,7 +321,9 @@ def _files_of_container(kind: str, data: bytes, part: Message,
             members, _ = containers.zip_members(data, budget)
     except (tools.ToolFailed, ValueError):
         return []  # the indexer said what it could not read
-    return [FoundFile(member.name, member.data or b"") for member in members]
+    return [FoundFile(member.name, member.data or b"", unreadable=None
+                      if member.data is not None else member.problem or "not read")
+            for member in members]
 
 
 def _cms_kind(part: Message) -> str | None:
@@ -293,15 +332,28 @@ def _cms_kind(part: Message) -> str | None:
 
 def part_at(message: Message, path: str) -> Message:
     """The part at `path`; NotFound for a path the message does not have."""
+    return _located(message, path)[0]
+
+
+def holds_message(message: Message, path: str) -> bool:
+    """Whether the part at `path` holds a message, its child 1 (the views show the part as
+    one: a message/* part, or a .eml file the indexer reads as a forwarded message,
+    _holds_message); NotFound for a path the message does not have."""
+    return _holds_message(*_located(message, path))
+
+
+def _located(message: Message, path: str) -> tuple[Message, bool]:
+    """(the part at `path`, whether it is a message itself: the stored one, or the one a
+    part holds); NotFound for a path the message does not have."""
     read_uuencoded_files(message)  # (each text part's, as many as the message may list)
     part, top = message, True
     for step in path.split(".") if path else []:
         found = children(part, top)
         if not step.isdigit() or not 1 <= int(step) <= len(found):
             raise NotFound(f"the message has no part {path}")
-        top = safely(part.get_content_maintype, "") == "message"
+        top = _holds_message(part, top)
         part = found[int(step) - 1]
-    return part
+    return part, top
 
 
 def decoded(part: Message) -> bytes:
@@ -320,7 +372,8 @@ def tree(message: Message, failures: list[str] | None, root_path: str = "") -> P
     "extraction_failures" of the message ("NAME: reason" each), which say what the indexer
     could not read."""
     failed = _failures_by_name(failures or [])
-    return _node(part_at(message, root_path), root_path, failed, depth=0, root=not root_path)
+    part, top = _located(message, root_path)
+    return _node(part, root_path, failed, depth=0, root=not root_path, top=top)
 
 
 def _node(part: Message, path: str, failed: dict[str, str], depth: int, root: bool,
@@ -332,18 +385,23 @@ def _node(part: Message, path: str, failed: dict[str, str], depth: int, root: bo
     # (an x-uuencode attachment of two or more files holds them: they are the attachments)
     attached = not root and (maintype == "message" or is_attachment(part)
                              and not holds_files(part))
-    node = Part(path, content_type, filename, 0 if part.is_multipart() and maintype != "message"
-                else len(decoded(part)), attached, "", None,
+    content = b"" if part.is_multipart() and maintype != "message" else decoded(part)
+    node = Part(path, content_type, filename, len(content), attached, "", None,
                 decode_header_text(header(part, "content-id")).strip("<> ") or None)
+    node.unreadable = part.unreadable if isinstance(part, FoundFile) else None
+    if node.unreadable:  # (its b"" is no content: neither sized, read nor shown)
+        node.size = None
+        return node
     node.text = _text_status(node, failed, part)
-    node.shown_as = _shown_as(node, part)
+    holder = _holds_message(part, root or top, content)
+    node.shown_as = "message" if holder else _shown_as(node, part)
     if node.shown_as == "message":
         inner = children(part)
         node.subject = decode_header_text(header(inner[0], "subject"),
                                           charsets_of(inner[0])) if inner else None
     if depth < MAX_DEPTH:
         node.children = [_node(child, f"{path}.{number}" if path else str(number), failed,
-                               depth + 1, root=False, top=maintype == "message")
+                               depth + 1, root=False, top=holder)
                          for number, child in enumerate(children(part, root or top), 1)]
         node.not_opened = part.__dict__.get(_NOT_OPENED_KEY)
     return node
@@ -363,9 +421,8 @@ def _text_status(node: Part, failed: dict[str, str], part: Message) -> str:
 
 
 def _shown_as(node: Part, part: Message) -> str | None:
+    """How a part that holds no message (_holds_message) is shown."""
     kind = effective_type(node.content_type, node.filename)
-    if kind.startswith("message/"):
-        return "message"
     if not node.attachment or part.is_multipart():
         return None
     if kind in RASTER_IMAGES:
@@ -426,7 +483,7 @@ def body(message: Message, path: str = "") -> Body:
     message): its first HTML and first plain text part that are not attachments;
     attachments of attached messages are not its body."""
     root = part_at(message, path)  # (which reads the message's uuencoded files)
-    a_message = not path or safely(root.get_content_maintype, "") == "message"
+    a_message = not path or holds_message(message, path)
     if path and a_message:
         root = children(root)[0] if children(root) else Message()
     for _ in range(MAX_DEPTH):  # S/MIME opaque-signed: the signed entity is the body

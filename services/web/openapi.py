@@ -75,7 +75,8 @@ SCHEMAS = {
                      "null for a file inside another (in `files`)"},
         "named": {"type": "boolean", "description": "false: the message gives no name"},
         "content_type": _STRING,
-        "size": {"type": "integer", "description": "decoded bytes"},
+        "size": {"type": "integer", "nullable": True, "description": "decoded bytes; null "
+                 "for a file that could not be read out of its container (`unreadable`)"},
         "files": {"type": "array", "items": {"$ref": "#/components/schemas/File"},
                   "description": "the files inside it as the message page lists them "
                                  "(to the page's depth): an attached message's own, a TNEF "
@@ -83,7 +84,12 @@ SCHEMAS = {
                                  "object"},
         "not_opened": {"type": "string", "description": "only of a container (TNEF, zip, "
                        "S/MIME signed object) the view did not open, over what one view "
-                       "opens: why `files` is empty; the file itself is downloadable"}}},
+                       "opens: why `files` is empty; the file itself is downloadable"},
+        "unreadable": {"type": "string", "description": "only of a file inside a container "
+                       "(a zip's or TNEF's member) that could not be read out of it -- "
+                       "encrypted, compressed in a way the archive cannot undo, corrupt, over "
+                       "a limit -- why, as the indexer records it: it has no content to "
+                       "download (download the container)"}}},
     "SavedSearch": {"type": "object", "properties": {"name": _STRING, "query": _STRING}},
     "Hold": {"type": "object", "properties": {
         "id": _STRING, "saved": _STRING, "by": _STRING,

@@ -20,6 +20,7 @@ from PIL import Image
 from tests import reading_corpus as corpus
 from tests.integration.web.review_mails import pdf, png
 from tests.integration.web.test_ui import logged_in
+from tests.unit.web.test_unreadable_members import zip_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fresh_throttle")]
 
@@ -84,6 +85,32 @@ def forwarded_scan() -> bytes:
     outer.add_attachment(whole_body("Scan", "application/pdf; name=inner.pdf", SCAN),
                          maintype="message", subtype="rfc822")
     return outer.as_bytes()
+
+
+def forwarded_scan_as_eml() -> bytes:
+    """The forwarded scan attached as a file: application/octet-stream named .eml."""
+    outer = EmailMessage()
+    outer["From"], outer["To"], outer["Subject"] = "dave@example.com", "alice@example.com", \
+        "Fwd: scan file"
+    outer.set_content("The scan, forwarded as a file.")
+    outer.add_attachment(FORWARDED_SCAN_EML, maintype="application", subtype="octet-stream",
+                         filename="scan forward.eml")
+    return outer.as_bytes()
+
+
+FORWARDED_SCAN_EML = whole_body("Scan in a file", "application/pdf; name=inner.pdf", SCAN)
+
+
+def zip_of_unreadable_members() -> bytes:
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = "files@example.com", \
+        "alice@example.com", "Locked zip"
+    message.set_content("Two of the three are locked.")
+    message.add_attachment(zip_of([("open.txt", b"open words\n", "deflated"),
+                                   ("locked.txt", b"secret words\n", "encrypted"),
+                                   ("odd.txt", b"odd method\n", "method")]),
+                           maintype="application", subtype="zip", filename="files.zip")
+    return message.as_bytes()
 
 
 def tnef_mail() -> bytes:
@@ -154,6 +181,8 @@ def extra_mails(tmp_path_factory, big_images_mail):
         "encrypted-untyped": whole_body("Encrypted untyped", "application/pkcs7-mime",
                                         encrypted),
         "forwarded-scan": forwarded_scan(),
+        "forwarded-scan-eml": forwarded_scan_as_eml(),
+        "unreadable-members": zip_of_unreadable_members(),
         "tnef": tnef_mail(),
         "big-images": big_images_mail,
         "bidi-names": bidi_names_mail(),
@@ -242,6 +271,47 @@ def test_a_forwarded_scan_opens_with_its_pdf(site):
         in inner
     assert f'src="/message/{digest}/part/2.1.1/page/1"' in inner
     assert alice.get(f"/message/{digest}/part/2.1.1").body == SCAN
+
+
+def test_a_scan_forwarded_as_a_eml_file_opens_as_a_message(site):
+    """A .eml sent application/octet-stream, which the indexer reads as a forwarded
+    message: the page, the API and its own page show what it carries; it downloads as
+    the file it came as."""
+    alice, digest = logged_in(site, "alice"), site.digests["forwarded-scan-eml"]
+    files = alice.get(f"/api/messages/{digest}").json()["attachments"]
+    assert [(found["filename"], [inner["filename"] for inner in found["files"]])
+            for found in files] == [("scan forward.eml", ["inner.pdf"])]
+    assert alice.get(f"/api/messages/{digest}/attachments/1").body == FORWARDED_SCAN_EML
+    page = alice.get(f"/message/{digest}").body.decode()
+    assert f'href="/message/{digest}/part/2.1.1"><bdi>inner.pdf</bdi></a>' in tree(page)
+    inner = alice.get(f"/message/{digest}?part=2").body.decode()
+    assert "Scan in a file" in inner
+    assert f'src="/message/{digest}/part/2.1.1/page/1"' in inner
+    assert alice.get(f"/message/{digest}/part/2.1.1").body == SCAN
+
+
+def test_members_that_cannot_be_read_say_why_and_download_as_an_error(site):
+    """An encrypted member and one of a compression method zipfile cannot undo: listed with
+    the reason the indexer records (show's `unreadable:`), never as a 0-byte file; the page
+    links no download for them, and the part's URL answers an error saying why."""
+    alice, digest = logged_in(site, "alice"), site.digests["unreadable-members"]
+    zip_file = alice.get(f"/api/messages/{digest}").json()["attachments"][0]
+    inside = {file["filename"]: file for file in zip_file["files"]}
+    assert inside["open.txt"]["size"] == len(b"open words\n")
+    assert "unreadable" not in inside["open.txt"]
+    assert (inside["locked.txt"]["size"], inside["locked.txt"]["unreadable"]) == \
+        (None, "encrypted (password-protected zip member)")
+    assert inside["odd.txt"]["size"] is None
+    assert inside["odd.txt"]["unreadable"].startswith("cannot read this member: ")
+    parts = tree(alice.get(f"/message/{digest}").body.decode())
+    assert f'href="/message/{digest}/part/2.1"><bdi>open.txt</bdi></a>' in parts
+    for path, name in (("2.2", "locked.txt"), ("2.3", "odd.txt")):
+        assert f"/part/{path}" not in parts
+        assert f'<span class="unreadable-file"><bdi>{name}</bdi></span>' in parts
+        refused = alice.get(f"/message/{digest}/part/{path}")
+        assert refused.status == 404 and inside[name]["unreadable"] in refused.body.decode()
+    assert "unreadable: <bdi>encrypted (password-protected zip member)</bdi>" in parts
+    assert alice.get(f"/message/{digest}/part/2.1").body == b"open words\n"
 
 
 def test_the_files_of_a_tnef_attachment_are_listed_and_downloadable(site):

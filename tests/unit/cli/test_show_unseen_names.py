@@ -89,3 +89,16 @@ def test_a_seen_name_is_as_it_is():
     for name in ["\u05d3\u05d5\u05d7.pdf", "cafe\u0301.txt", "r\u00e9sum\u00e9.doc",
                  "\U0001f600.png", "\u8acb\u6c42\u66f8.pdf", "\u0627\u0644\u0641.pdf"]:
         assert name_safe(name) == name and visible(name) == name
+
+
+@pytest.mark.parametrize("char", ["\u200b", "\u202e", "\t", "\u3000", "\U000e0041"])
+def test_an_escape_typed_in_a_name_never_reads_as_the_character(char):
+    """A name typed "in\\u200bvoice.pdf" (a backslash, u, 2 ...) and one holding U+200B are
+    told apart in show and on the page: the typed backslash is written twice."""
+    typed, real = f"in{escape(char)}voice.pdf", f"in{char}voice.pdf"
+    for write in (name_safe, visible, lambda name: visible(name, keep=BIDI_CONTROLS)):
+        assert write(typed) != write(real)
+    lines = _file_lines([{"number": at, "filename": name, "named": True, "size": 1,
+                          "content_type": "text/plain", "files": []}
+                         for at, name in enumerate([typed, real], 1)])
+    assert quoted(lines[0]) != quoted(lines[1])
