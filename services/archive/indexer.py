@@ -499,16 +499,18 @@ class Indexer:
             self._lagging = last_seq
             return
         self._on_shards(range(1, len(self.shards)), lambda k: self.shards[k].commit())
-        self.shards[0].set_metadata(CURSOR_KEY, str(last_seq))
-        self.shards[0].commit()
-        self._lagging = None
+        self._commit_position(last_seq)
 
     def _commit_lagging_position(self) -> None:
         """Commit the position of the last commit, when shard 0 lags behind it."""
         if self._lagging is not None:
-            self.shards[0].set_metadata(CURSOR_KEY, str(self._lagging))
-            self.shards[0].commit()
-            self._lagging = None
+            self._commit_position(self._lagging)
+
+    def _commit_position(self, seq: int) -> None:
+        """Commit shard 0 with the position `seq`, which every shard holds the log up to."""
+        self.shards[0].set_metadata(CURSOR_KEY, str(seq))
+        self.shards[0].commit()
+        self._lagging = None
 
     def _without_text(self, batch: Batch, short: int) -> dict[str, tuple[int, str]]:
         """For a batch of one message whose commit may not fit, `short` bytes short: its

@@ -111,12 +111,6 @@ class Part:
         characters escaped as in `label`."""
         return self._named(lambda text: visible(text, keep=BIDI_CONTROLS))
 
-    @property
-    def unreadable_text(self) -> str | None:
-        """`unreadable` as text of the page, escaped as `label_text` is (a zip's error can
-        quote a stranger's member name)."""
-        return visible(self.unreadable, keep=BIDI_CONTROLS) if self.unreadable else None
-
     def _named(self, escaped) -> str:
         if self.shown_as == "message":
             return f"{escaped(self.subject or '(no subject)')} (message)"
@@ -482,8 +476,8 @@ def body(message: Message, path: str = "") -> Body:
     """The body of the message at `path` ("" the root, else a message/* part's inner
     message): its first HTML and first plain text part that are not attachments;
     attachments of attached messages are not its body."""
-    root = part_at(message, path)  # (which reads the message's uuencoded files)
-    a_message = not path or holds_message(message, path)
+    root, top = _located(message, path)  # (which reads the message's uuencoded files)
+    a_message = not path or _holds_message(root, top)
     if path and a_message:
         root = children(root)[0] if children(root) else Message()
     for _ in range(MAX_DEPTH):  # S/MIME opaque-signed: the signed entity is the body
