@@ -10,7 +10,8 @@ the process's sentinel in one poll), where it made two writes and four polls a m
    history with `git archive`): each result pickled byte for byte (document, summary,
    reading, attachments, text), over generated messages of every size class (the address
    and part shapes of test_summary_document_as_before, bench messages with attachments,
-   large ones past the 16 KiB at which Connection splits a send), /work/shared/cases, and
+   large ones past the 16 KiB at which Connection splits a send), the real-world cases
+   (the tree's tests/data: cases and hostile; /work/shared/cases too when present), and
    messages given as bytes and as functions reading them. Each tree runs in its own
    subprocess, so no module of one is loaded beside the other's.
 """
@@ -30,7 +31,8 @@ from tests.unit.archive import test_summary_document_as_before as shapes
 from tests.unit.archive.history import ROOT, results_with, services_at
 
 BEFORE = "08cc065"  # the two writes and four polls a message
-CASES = Path("/work/shared/cases")
+CASES = [ROOT / "tests" / "data" / "cases", ROOT / "tests" / "data" / "hostile",
+         Path("/work/shared/cases")]
 
 # --- 1. the bytes on the wire ------------------------------------------------------------
 
@@ -233,8 +235,9 @@ def test_extract_many_gives_what_it_gave_before(tmp_path):
     corpus.generate(tmp_path / "plain", 40, seed=2, attachments=False)
     paths += shapes.files_under(tmp_path / "att", tmp_path / "plain")
     paths += large_messages(tmp_path / "large", 12)
-    paths += sorted(path for path in CASES.rglob("*") if path.is_file()
-                    and path.name != "README.md" and path.stat().st_size < 8 << 20)
+    paths += sorted(path for folder in CASES if folder.is_dir() for path in folder.rglob("*")
+                    if path.is_file() and path.name != "README.md"
+                    and path.stat().st_size < 8 << 20)
     assert len(paths) > 200
     assert compared(paths, tmp_path) == []
 
