@@ -33,20 +33,22 @@ def tnef_attribute(level: int, attribute: int, data: bytes) -> bytes:
 
 
 def tnef(files: list[tuple[str, bytes]], body: str | None = None, subject: str = "",
-         key: int = 0x1234) -> bytes:
-    """A winmail.dat with a plain-text body (attBody) and the given files as attachments."""
+         key: int = 0x1234, codepage: int = 1252) -> bytes:
+    """A winmail.dat with a plain-text body (attBody) and the given files as attachments,
+    its text in Windows code page `codepage` (attOemCodepage)."""
+    encoding = f"cp{codepage}"
     out = struct.pack("<IH", TNEF_SIGNATURE, key)
     out += tnef_attribute(LVL_MESSAGE, ATT_TNEF_VERSION, struct.pack("<I", 0x00010000))
-    out += tnef_attribute(LVL_MESSAGE, ATT_OEM_CODEPAGE, struct.pack("<II", 1252, 0))
+    out += tnef_attribute(LVL_MESSAGE, ATT_OEM_CODEPAGE, struct.pack("<II", codepage, 0))
     out += tnef_attribute(LVL_MESSAGE, ATT_MESSAGE_CLASS, b"IPM.Microsoft Mail.Note\x00")
     if subject:
-        out += tnef_attribute(LVL_MESSAGE, ATT_SUBJECT, subject.encode("cp1252") + b"\x00")
+        out += tnef_attribute(LVL_MESSAGE, ATT_SUBJECT, subject.encode(encoding) + b"\x00")
     if body is not None:
-        out += tnef_attribute(LVL_MESSAGE, ATT_BODY, body.encode("cp1252") + b"\x00")
+        out += tnef_attribute(LVL_MESSAGE, ATT_BODY, body.encode(encoding) + b"\x00")
     for name, data in files:
         rend = struct.pack("<HIHHI", 1, 0xFFFFFFFF, 0, 0, 0)  # attachment, no position
         out += tnef_attribute(LVL_ATTACHMENT, ATT_ATTACH_REND_DATA, rend)
-        out += tnef_attribute(LVL_ATTACHMENT, ATT_ATTACH_TITLE, name.encode("cp1252") + b"\x00")
+        out += tnef_attribute(LVL_ATTACHMENT, ATT_ATTACH_TITLE, name.encode(encoding) + b"\x00")
         out += tnef_attribute(LVL_ATTACHMENT, ATT_ATTACH_DATA, data)
     return out
 

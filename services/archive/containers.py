@@ -24,7 +24,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.archive import tools
+from services.archive import charsets, tools
 
 MAX_MEMBERS = 500                       # members listed per container
 MEMBER_READ_BYTES = 32 * 1024 * 1024    # one member is read up to here, the rest is skipped
@@ -177,7 +177,7 @@ def _unpack_tnef(data: bytes, limit: int) -> _Unpacked:
             "tnef", "--file=-", f"--directory={out}", f"--save-body={body_name}",
             "--body-pref=THR", "--number-backups", f"--maxsize={max(1, limit)}", "--verbose"],
             data, stdin=True)
-        written = _tnef_written(listing, out)
+        written = _tnef_written(listing, out, tnef_codec(data))
         files = []
         for title, path in written[:MAX_MEMBERS]:
             is_body = os.path.basename(path).startswith(body_name)
@@ -188,7 +188,7 @@ def _unpack_tnef(data: bytes, limit: int) -> _Unpacked:
         return _Unpacked(len(written), files)
 
 
-def _tnef_written(listing: bytes, out: Path) -> list[tuple[str, Path]]:
+def _tnef_written(listing: bytes, out: Path, codec: str | None) -> list[tuple[str, Path]]:
     """(title, path) of each file `tnef` wrote into `out`, in the order it wrote them.
 
     `tnef --verbose` prints "title\t|\tpath\t|\ttype\t|\t" and a line break per file,
@@ -198,7 +198,8 @@ def _tnef_written(listing: bytes, out: Path) -> list[tuple[str, Path]]:
     every control, "|", "/", "%" and the like %XX-escaped (its sanitize_filename), in a
     directory of a random name. The title is what the listing prints just before that
     path: the file name unescaped, less the ".N" tnef numbers a second file of one name
-    with (--number-backups) when that is what the listing says."""
+    with (--number-backups) when that is what the listing says; decoded as _tnef_title
+    says, by `codec` (tnef_codec) where it is no UTF-8."""
     anchors = {}
     for name in os.listdir(os.fsencode(out)):
         at = listing.find(b"\t|\t" + os.fsencode(out / os.fsdecode(name)) + b"\t|\t")
@@ -207,19 +208,53 @@ def _tnef_written(listing: bytes, out: Path) -> list[tuple[str, Path]]:
     for name in sorted(anchors, key=lambda name: (anchors[name], name)):
         path = out / os.fsdecode(name)
         if path.is_file() and not path.is_symlink():
-            found.append((_tnef_title(listing[:anchors[name]], name), path))
+            found.append((_tnef_title(listing[:anchors[name]], name, codec), path))
     return found
 
 
-def _tnef_title(before: bytes, name: bytes) -> str:
+def _tnef_title(before: bytes, name: bytes, codec: str | None) -> str:
     """The title of the file tnef wrote as `name`, which `before` (the listing up to its
-    path) ends with (see _tnef_written); the name unescaped when the listing has none."""
+    path) ends with (see _tnef_written); the name unescaped when the listing has none.
+    Decoded as UTF-8 where it is UTF-8 (tnef writes a MAPI Unicode name so), else by
+    `codec`, the stream's code page (attAttachTitle and 8-bit MAPI names are in it),
+    else UTF-8 with replacement."""
     title = urllib.parse.unquote_to_bytes(name)
     stem, dot, number = title.rpartition(b".")
     for candidate in (title, stem if dot and number.isdigit() else None):
         if candidate and before.endswith(candidate):
-            return candidate.decode("utf-8", "replace")
-    return title.decode("utf-8", "replace")
+            return _title_text(candidate, codec)
+    return _title_text(title, codec)
+
+
+def _title_text(title: bytes, codec: str | None) -> str:
+    try:
+        return title.decode("utf-8")
+    except UnicodeDecodeError:
+        return charsets.without_surrogates(title.decode(codec or "utf-8", "replace"))
+
+
+TNEF_HEADER = 6  # the signature (0x223E9F78) and the legacy key ([MS-OXTNEF] 2.1.3.1)
+ATT_OEM_CODEPAGE = 0x00069007  # attOemCodepage: two 32-bit code pages, the first in use
+TNEF_ATTRIBUTES_READ = 64  # attributes walked to find it: it comes among the first few
+
+
+def tnef_codec(data: bytes) -> str | None:
+    """The Python codec of a TNEF stream's code page ([MS-OXTNEF] 2.1.3.2 attOemCodepage,
+    a Windows code page number such as 1252 or 1251: the stream's 8-bit text is in it), or
+    None when the stream says none that services.archive.charsets knows as text. Reads
+    the attributes (level: 1 byte; id, length: 32-bit little-endian; the data; a 16-bit
+    checksum) from the start, at most TNEF_ATTRIBUTES_READ of them. Never raises."""
+    at = TNEF_HEADER
+    for _ in range(TNEF_ATTRIBUTES_READ):
+        if at + 9 > len(data):
+            return None
+        attribute, length = int.from_bytes(data[at + 1:at + 5], "little"), \
+            int.from_bytes(data[at + 5:at + 9], "little")
+        if attribute == ATT_OEM_CODEPAGE and length >= 4 and at + 13 <= len(data):
+            page = int.from_bytes(data[at + 9:at + 13], "little")
+            return charsets.codec_for(f"cp{page}")
+        at += 9 + length + 2
+    return None
 
 
 def _capped(content: bytes, budget: ReadBudget) -> bytes | None:

@@ -415,11 +415,7 @@ def delivery_status_text(part: Message) -> str:
     one as a message (its first block the header); their text is made whole again and
     decoded (a transfer encoding, UTF-8 for a global one). Never raises but MemoryError."""
     try:
-        source = _status_source(part)
-        encoding = transfer_encoding.encoding_of(part.get("content-transfer-encoding", ""))
-        decode = transfer_encoding.DECODERS.get(encoding)
-        if decode is not None:
-            source = decode(source)
+        source = delivery_status_bytes(part)
         charset = "utf-8" if _mime_type(part) == GLOBAL_DELIVERY_STATUS else _safe_charset(part)
         text = mime.decode_text(source, charset)
     except MemoryError:
@@ -428,6 +424,17 @@ def delivery_status_text(part: Message) -> str:
         return ""
     text = _UNFOLD.sub(" ", text.replace("\r\n", "\n"))
     return _BLANK_LINES.sub("\n\n", text).strip()
+
+
+def delivery_status_bytes(part: Message) -> bytes:
+    """The content of a delivery status part (delivery_status_text's types) made whole
+    from the parser's blocks (_status_source: line ends LF, as the parser keeps them) and
+    transfer-decoded: its file where the stored bytes cannot be located
+    (services.web.forwarded). Raises what a parser's odd shape raises (callers guard)."""
+    source = _status_source(part)
+    encoding = transfer_encoding.encoding_of(part.get("content-transfer-encoding", ""))
+    decode = transfer_encoding.DECODERS.get(encoding)
+    return decode(source) if decode is not None else source
 
 
 def _status_source(part: Message) -> bytes:
@@ -628,6 +635,14 @@ def _error_text(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"[:500]
 
 
+def container_problem(exc: Exception) -> str:
+    """Why a container (zip, TNEF, S/MIME signed-data) could not be opened, in the words
+    extraction records for it (its failure: "NAME: " and this): what the views say of it
+    (services.web.message_tree). `exc`: what services.archive.containers raised
+    (ValueError, tools.ToolFailed)."""
+    return _error_text(exc)
+
+
 def _declared_message(declared: str, filename: str | None) -> bool:
     """Whether an attachment part is read as a forwarded message by its fields alone:
     message/rfc822, or application/octet-stream named .eml (_first_file)."""
@@ -650,9 +665,12 @@ def reads_as_message(part: Message, content: bytes | None = None) -> bool:
     else by the type it reads its file as (read_type of its name, as attachment_name gives
     it, and its `content`: mime.attachment_content, decoded here when not given). libmagic
     reads the content only where it could decide: of a type a content of message/rfc822
-    would not overrule, no content makes a message. Never raises but MemoryError."""
-    declared = _mime_type(part)
-    if _declared_message(declared, mime.filename_of(part)):
+    would not overrule, no content makes a message. A FoundFile is read by the fields
+    extraction reads it by (FoundFile.declared: none for a found file, whose .eml name
+    makes no message but by its content). Never raises but MemoryError."""
+    declared, fields_name = part.declared if isinstance(part, mime.FoundFile) \
+        else (_mime_type(part), mime.filename_of(part))
+    if _declared_message(declared, fields_name):
         return True
     name = mime.attachment_name(part)
     typed = _type_of_extension(declared, name)

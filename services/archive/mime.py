@@ -308,8 +308,8 @@ def parse_message(raw: bytes, spans: list | None = None) -> Message:
     re-cut, and counted twice). A body mime_parts gave in base64 that came x-uuencode is
     an x-uuencode part in the tree (mime_parts.restored: no bytes of it hold its mark).
 
-    `spans`, if a list, gets (part, start, end) for each message/* part but a delivery
-    status whose content the parse read from raw[start:end] (mimetree.parse's spans, of
+    `spans`, if a list, gets (part, start, end) for each message/* part (a delivery status
+    too) whose content the parse read from raw[start:end] (mimetree.parse's spans, of
     `raw` itself: white space removed before a field name's colon is counted back in);
     none where the parser cannot say (the feedparser parsed, or a bound above cut)."""
     parts, unparsed = mime_parts.bounded(raw)
@@ -666,11 +666,16 @@ class FoundFile(Message):
     message/rfc822, a forwarded message), its name (attachment_name) and its bytes
     (`data`); `unreadable`, of a container's member that could not be read out of it
     (containers.Member.problem: encrypted, a compression zipfile cannot undo, corrupt,
-    over a limit), why: its `data` is then b"", no content of the file."""
+    over a limit), why: its `data` is then b"", no content of the file. `declared`: the
+    (type, filename) its fields declare as extraction reads it: a found file has none
+    (application/octet-stream, None); the first file of an x-uuencode attachment the
+    part's (`content_type`, `declared_name`). A name makes no message: a .eml is one where
+    extraction reads it as one (extract.reads_as_message, by its content)."""
 
     def __init__(self, name: str | None, data: bytes, content_type: str | None = None,
-                 unreadable: str | None = None):
+                 unreadable: str | None = None, declared_name: str | None = None):
         super().__init__()
+        self.declared = (content_type or "application/octet-stream", declared_name)
         # by its extension alone: guess_type reads a name such as "data:text/html,..." as
         # a data URL, and a stranger names the file
         extension = name.rsplit(".", 1)[1] if name and "." in name else ""
@@ -728,7 +733,8 @@ def attachment_files(part: Message, keep: int = UUENCODED_FILES_LISTED) -> list[
             charset = safely(part.get_content_charset, None)
             first, *more = found.files
             files = [FoundFile(filename_of(part) or uuencoded_name(first.name, charset),
-                               first.data, safely(part.get_content_type, None)),
+                               first.data, safely(part.get_content_type, None),
+                               declared_name=filename_of(part)),
                      *_found_files(more, charset)]
         part.__dict__[_UUENCODED_FILES_KEY] = files
         part.__dict__[_NOT_LISTED_KEY] = found.more if files else 0

@@ -27,7 +27,8 @@ tests/unit/archive/test_mimetree.py compares the two parsers' trees.
 parse() can also say where each message/* part's content lies in the text (`spans`): from
 after its header block to the line that ended it, less the line end before a delimiter
 (RFC 2046 5.1.1: it is the delimiter's; or before a close delimiter that never came) --
-the text the parser read its inner message from.
+the text the parser read its inner message from (of a message/delivery-status part, its
+status blocks: the file the views serve).
 """
 from __future__ import annotations
 
@@ -52,8 +53,8 @@ def parse(raw: bytes, policy, spans: list | None = None) -> Message | None:
     """The feedparser's Message tree of `raw` (what BytesParser(policy=policy).parsebytes
     returns), or None where this parser does not reproduce it: then the caller must run the
     feedparser. `spans`, if a list, gets (part, start, end) for each message/* part of the
-    tree but message/delivery-status (RFC 3464: status blocks, no message): raw[start:end]
-    is its content as stored (module docstring); nothing when None is returned. Raises
+    tree: raw[start:end] is its content as stored (module docstring: a message's text; of
+    message/delivery-status, RFC 3464, its status blocks'); nothing when None is returned. Raises
     MemoryError only; any other failure is a None."""
     text = raw.decode("ascii", "surrogateescape")  # what BytesParser does
     try:
@@ -143,7 +144,9 @@ class _Parser:
         message = self._new_message(parent)
         start = self._headers(message, start)
         if message.get_content_type() == "message/delivery-status":
-            return message, self._delivery_status(message, start)
+            end = self._delivery_status(message, start)
+            self.spans.append((message, start, self._content_end(start, end)))
+            return message, end
         maintype = message.get_content_maintype()
         if maintype == "message":
             end = self._message(start, message, depth + 1)[1]

@@ -343,8 +343,7 @@ def cmd_show(args) -> int:
     from services.web import mail_view  # (loads PIL and libmagic: show alone needs them)
     files = [file.as_json() for file in mail_view.files(raw)]
     if args.json:
-        print(json.dumps({**meta, "attachment_names": meta.get("attachments", []),
-                          "attachments": files}))
+        print(json.dumps(mail_view.message_json(meta, {"attachments": files})))
         return 0
     for key in ("digest", "message_id", "from", "to", "cc", "subject", "sent_date",
                 "date_source", "received", "size", "stored_size", "sender", "recipients",
@@ -370,8 +369,10 @@ def _file_lines(files: list[dict], depth: int = 0) -> list[str]:
     """A line for each file (mail_view.Attachment.as_json), "  N  NAME  TYPE, SIZE bytes"
     with the number the web's download of it has; the files inside one (an attached
     message's, a TNEF file's) below it, indented, "-" for the number they do not have; a
-    container the view did not open says why after its size (not_opened); a file that
-    could not be read out of its container says "unreadable: REASON" for its size.
+    container the view did not open says why after its size (not_opened), and one with a
+    problem as a whole says it there (container_problem: "not a readable zip archive...",
+    "600 members; the first 500 are listed"); a file that could not be read out of its
+    container says "unreadable: REASON" for its size.
     NAME is a sender's: always quoted (_quoted_name), so that no name reads as an unnamed
     file, "(no name, saved as attachment-N)" (its download's name) or, inside another,
     "(no name)"; nor as a column or a row of its own (review r7 F4)."""
@@ -382,7 +383,9 @@ def _file_lines(files: list[dict], depth: int = 0) -> list[str]:
             else f"(no name, saved as {file['filename']})" if numbered else "(no name)"
         number = str(file["number"]) if numbered else "-"
         unopened = f"; {line_safe(file['not_opened'])}" if file.get("not_opened") else ""
-        size = f"unreadable: {line_safe(file['unreadable'])}" if file.get("unreadable") \
+        if file.get("container_problem"):  # (the indexer's words: a member's name too)
+            unopened += f"; {name_safe(file['container_problem'])}"
+        size = f"unreadable: {name_safe(file['unreadable'])}" if file.get("unreadable") \
             else f"{file['size']:,} bytes"
         lines.append(f"{'    ' * depth}{number:>3}  {name}  "
                      f"{name_safe(_one_spaced(file['content_type']))}, {size}{unopened}")

@@ -15,7 +15,7 @@ from services.policy.holds import UnknownHold
 from services.policy.saved_searches import UnknownSavedSearch
 from services.web.auth import DirectoryDown
 from services.appliance.users import User
-from services.web import actions, export, openapi
+from services.web import actions, export, mail_view, openapi
 from services.web.auth import CSRF_HEADER, Identity, LoginFailed, client_address, tokens_match
 from services.web.transfers import Transfers
 
@@ -306,7 +306,7 @@ async def search(request: web.Request, user: User) -> web.Response:
 async def get_message(request: web.Request, user: User) -> web.Response:
     _, archive = context(request)
     meta, view = await blocking(actions.message, archive, user, request.match_info["digest"])
-    return reply({**meta, "attachment_names": meta.get("attachments", []), **view.as_json()})
+    return reply(mail_view.message_json(meta, view.as_json()))
 
 
 @endpoint("GET", "/api/messages/{digest}/raw", "The message byte-exact, as received",

@@ -59,7 +59,10 @@ class Attachment:
     page lists inside it (_with_files_inside); `not_opened`, of a container the view did
     not open (over its budget, message_tree.Part.not_opened), why its files are not
     listed; `unreadable`, of a file inside a container that could not be read out of it
-    (message_tree.Part.unreadable: encrypted, corrupt...), why: it has no content."""
+    (message_tree.Part.unreadable: encrypted, corrupt...), why: it has no content;
+    `container_problem`, of a container (zip, TNEF, S/MIME signed-data), its problem as a
+    whole in the indexer's words (message_tree.Part.container_problem): why it could not
+    be opened (no `files`), or why some of its files are not listed."""
     number: int | None
     filename: str | None
     content_type: str
@@ -68,18 +71,21 @@ class Attachment:
     files: tuple["Attachment", ...] = ()
     not_opened: str | None = None
     unreadable: str | None = None
+    container_problem: str | None = None
 
     def as_json(self) -> dict:
         """The file as the API and `show --json` give it; a file inside another has no
         "number"; only a container the view did not open has "not_opened"; only a file
-        that could not be read out of its container has "unreadable" (and a null size)."""
+        that could not be read out of its container has "unreadable" (and a null size);
+        only a container with a problem as a whole has "container_problem"."""
         shown = {"number": self.number} if self.number is not None else {}
-        unopened = {"not_opened": self.not_opened} if self.not_opened else {}
-        unreadable = {"unreadable": self.unreadable} if self.unreadable else {}
+        said = {key: value for key, value in (("not_opened", self.not_opened),
+                                              ("unreadable", self.unreadable),
+                                              ("container_problem", self.container_problem))
+                if value}
         return {**shown, "filename": self.filename, "named": self.named,
                 "content_type": self.content_type, "size": self.size,
-                "files": [inside.as_json() for inside in self.files], **unopened,
-                **unreadable}
+                "files": [inside.as_json() for inside in self.files], **said}
 
 
 @dataclass(frozen=True)
@@ -92,6 +98,20 @@ class MessageView:
     def as_json(self) -> dict:
         return {"headers": [{"name": n, "value": v} for n, v in self.headers],
                 "attachments": [a.as_json() for a in self.attachments]}
+
+
+# The store's own fields of a message that mean nothing to a reader: "number" is the index's
+# document id (services.archive.store), which reads as a file's number beside them.
+META_NOT_SHOWN = ("number",)
+
+
+def message_json(meta: dict, shown: dict) -> dict:
+    """The message JSON of the API (OpenAPI "Message") and `show --json`: the store's
+    metadata but META_NOT_SHOWN, the indexer's file names as "attachment_names", then
+    `shown` (MessageView.as_json(), or its "attachments" alone) over them: "attachments"
+    are the numbered files."""
+    kept = {key: value for key, value in meta.items() if key not in META_NOT_SHOWN}
+    return {**kept, "attachment_names": meta.get("attachments", []), **shown}
 
 
 def view(raw: bytes) -> MessageView:
@@ -174,7 +194,8 @@ def _with_files_inside(message: Message, attachments: list[Attachment]) -> list[
     paired = _numbered_nodes(attachments, tree) if tree is not None else []
     if not paired:
         return attachments
-    return [replace(attachment, files=_inner_files(node), not_opened=node.not_opened)
+    return [replace(attachment, files=_inner_files(node), not_opened=node.not_opened,
+                    container_problem=node.container_problem)
             for attachment, node in paired]
 
 
@@ -215,7 +236,8 @@ def _inner_files(node: message_tree.Part) -> tuple[Attachment, ...]:
     """The files the page lists inside file `node`, each with its own, unnumbered."""
     return tuple(Attachment(None, inner.filename, inner.content_type, inner.size,
                             named=inner.filename is not None, files=_inner_files(inner),
-                            not_opened=inner.not_opened, unreadable=inner.unreadable)
+                            not_opened=inner.not_opened, unreadable=inner.unreadable,
+                            container_problem=inner.container_problem)
                  for inner in _files_in(node))
 
 

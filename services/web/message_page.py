@@ -256,14 +256,13 @@ def _numbered(message: Message, tree: Part) -> dict[str, NumberedFile]:
 
 def _shown_message(message: Message, path: str) -> Message:
     """The message at `path`: the stored one, or the one inside a message/* part or a
-    .eml file the indexer reads as a forwarded message (message_tree.holds_message)."""
+    .eml file the indexer reads as a forwarded message (message_tree.held_message)."""
     if not path:
         return message
-    holds = message_tree.holds_message(message, path)
-    inner = message_tree.children(message_tree.part_at(message, path))
-    if not holds or not inner:
+    inner = message_tree.held_message(message, path)
+    if inner is None:
         raise NotFound(f"part {path} is not an attached message")
-    return inner[0]
+    return inner
 
 
 def _header(message: Message, name: str) -> str:

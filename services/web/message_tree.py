@@ -42,7 +42,8 @@ import magic
 from PIL import Image
 
 from services.archive import containers, tools
-from services.archive.extract import effective_type, reads_as_message, reads_text_of
+from services.archive.extract import (DELIVERY_STATUS_TYPES, container_problem,
+                                      effective_type, reads_as_message, reads_text_of)
 from services.archive.index import PARTLY_INDEXED
 from services.archive.mime import (SPLIT_KEYS, FoundFile, attachment_content,
                                    attachment_files, attachment_name,
@@ -73,6 +74,7 @@ TOOL_CONTAINERS_OPENED = 32
 TOOL_KINDS = ("signed-data", "tnef")  # container kinds a tool process opens
 _BUDGET_KEY = "_containers_openings"  # where a part keeps its message's _Openings
 _NOT_OPENED_KEY = "_not_opened"  # why a container part was not opened (Part.not_opened)
+_PROBLEM_KEY = "_container_problem"  # a container part's Part.container_problem
 BODY_TYPES = ("text/plain", "text/html")  # a message's whole body shown as its body
 ENCRYPTED = "encrypted: cannot be read without the key"
 # Images shown inline (and cid: images of HTML bodies) have at most this many pixels: a
@@ -95,6 +97,9 @@ class Part:
     subject: str | None = None     # an attached message's
     problem: str | None = None     # why it is not shown though of a kind that is
     not_opened: str | None = None  # a container's: why its files are not listed here
+    container_problem: str | None = None  # a container's problem as a whole, in the
+                                   # indexer's words: why it could not be opened, or
+                                   # why some of its files are not listed
     unreadable: str | None = None  # a container's member: why it could not be read out
                                    # of it (no content: nothing to show or download)
 
@@ -112,10 +117,12 @@ class Part:
         return self._named(lambda text: visible(text, keep=BIDI_CONTROLS))
 
     def _named(self, escaped) -> str:
-        if self.shown_as == "message":
-            return f"{escaped(self.subject or '(no subject)')} (message)"
+        # (a file's name first, a .eml's too: what `show` and the API list it by; the
+        # page gives its subject beside it)
         if self.filename:
             return escaped(self.filename)
+        if self.shown_as == "message":
+            return f"{escaped(self.subject or '(no subject)')} (message)"
         if not self.attachment and self.content_type in ("text/plain", "text/html"):
             return "body HTML" if self.content_type == "text/html" else "body text"
         return f"part {self.path}"
@@ -143,8 +150,10 @@ def children(part: Message, top: bool = False) -> list[Message]:
 
 
 def _children(part: Message, top: bool) -> list[Message]:
-    if safely(part.get_content_maintype, "") == "message":
+    if is_message_part(part):
         return _inner(part)
+    if _is_delivery_status(part):  # (its blocks of fields are its content, no parts)
+        return []
     if part.is_multipart():
         payload = part.get_payload()
         return [child for child in payload if isinstance(child, Message)] \
@@ -167,13 +176,28 @@ def _holds_message(part: Message, top: bool, content: bytes | None = None) -> bo
     message/* part's, or a file's the indexer reads as a forwarded message (_forwards;
     `content`: its decoded bytes, if read). A message itself (`top`: its whole body is its
     part 1) only as a message/* part."""
-    return safely(part.get_content_maintype, "") == "message" \
-        or not top and _forwards(part, content)
+    return is_message_part(part) or not top and _forwards(part, content)
+
+
+def is_message_part(part: Message) -> bool:
+    """Whether `part` is a message/* part that holds a message (RFC 2046 5.2), as the
+    parser reads it: one of a type message/* but a delivery status (RFC 3464, RFC 6533:
+    blocks of fields, no message -- a file of its own, extract.DELIVERY_STATUS_TYPES), and
+    no file found in a text or a container (a FoundFile is typed by its name's extension:
+    a .eml is a message where the indexer reads one, _forwards)."""
+    return not isinstance(part, FoundFile) \
+        and safely(part.get_content_maintype, "") == "message" \
+        and not _is_delivery_status(part)
+
+
+def _is_delivery_status(part: Message) -> bool:
+    return not isinstance(part, FoundFile) \
+        and safely(part.get_content_type, "") in DELIVERY_STATUS_TYPES
 
 
 def _forwards(part: Message, content: bytes | None = None) -> bool:
     """Whether `part`, a file of the message (an attachment, a uuencoded file, a
-    container's member) of a type other than message/*, is one the indexer reads as a
+    container's member) that is no message/* part (is_message_part), is one the indexer reads as a
     forwarded message: a .eml sent application/octet-stream, or of another generic type
     that libmagic finds a message (extract.reads_as_message: its one rule); then it holds
     that message, as a message/rfc822 part does. Read once a part (`content`: its decoded
@@ -286,7 +310,8 @@ def _open(part: Message) -> list[Message]:
             part.__dict__[_NOT_OPENED_KEY] = refusal
             return []
         openings.opened[key] = _files_of_container(kind, data, part, openings.budget)
-    return openings.opened[key]
+    files, part.__dict__[_PROBLEM_KEY] = openings.opened[key]
+    return files
 
 
 def _container_kind(part: Message) -> str | None:
@@ -300,24 +325,27 @@ def _container_kind(part: Message) -> str | None:
 
 
 def _files_of_container(kind: str, data: bytes, part: Message,
-                        budget: containers.ReadBudget) -> list[Message]:
-    """The signed entity of signed-data, the files of a TNEF or zip (FoundFile each: a .eml
-    is a forwarded message), read as the indexer reads them (services.archive.containers);
-    none when the container cannot be read (shown as the file it is, downloadable)."""
+                        budget: containers.ReadBudget) -> tuple[list[Message], str | None]:
+    """(the signed entity of signed-data, or the files of a TNEF or zip: FoundFile each,
+    a .eml a forwarded message where the indexer reads one; the container's problem as a
+    whole or None), read as the indexer reads them (services.archive.containers), the
+    problem in the words it records (extract.container_problem): no files when the
+    container cannot be read (shown as the file it is, downloadable), or some of them
+    left out ("600 members; the first 500 are listed")."""
     try:
         if kind == "signed-data":
             signed = parse_message(containers.signed_content(data))
             read_uuencoded_files(signed, within=part)  # (in the page's bound, review r5 F2)
-            return [signed]
+            return [signed], None
         if kind == "tnef":
-            _, members = containers.tnef_contents(data, budget)
+            _, members, problem = containers.tnef_read(data, budget)
         else:
-            members, _ = containers.zip_members(data, budget)
-    except (tools.ToolFailed, ValueError):
-        return []  # the indexer said what it could not read
+            members, problem = containers.zip_members(data, budget)
+    except (tools.ToolFailed, ValueError) as exc:
+        return [], container_problem(exc)
     return [FoundFile(member.name, member.data or b"", unreadable=None
                       if member.data is not None else member.problem or "not read")
-            for member in members]
+            for member in members], problem
 
 
 def _cms_kind(part: Message) -> str | None:
@@ -329,11 +357,14 @@ def part_at(message: Message, path: str) -> Message:
     return _located(message, path)[0]
 
 
-def holds_message(message: Message, path: str) -> bool:
-    """Whether the part at `path` holds a message, its child 1 (the views show the part as
-    one: a message/* part, or a .eml file the indexer reads as a forwarded message,
-    _holds_message); NotFound for a path the message does not have."""
-    return _holds_message(*_located(message, path))
+def held_message(message: Message, path: str) -> Message | None:
+    """The message the part at `path` holds, its child 1 (the views show the part as one:
+    a message/* part, or a .eml file the indexer reads as a forwarded message,
+    _holds_message), or None when it holds none (or one the view does not open); the path
+    walked once. NotFound for a path the message does not have."""
+    part, top = _located(message, path)
+    inner = children(part) if _holds_message(part, top) else []
+    return inner[0] if inner else None
 
 
 def _located(message: Message, path: str) -> tuple[Message, bool]:
@@ -398,6 +429,9 @@ def _node(part: Message, path: str, failed: dict[str, str], depth: int, root: bo
                                depth + 1, root=False, top=holder)
                          for number, child in enumerate(children(part, root or top), 1)]
         node.not_opened = part.__dict__.get(_NOT_OPENED_KEY)
+        node.container_problem = part.__dict__.get(_PROBLEM_KEY)
+        if node.container_problem and node.text == f"text not read: {node.container_problem}":
+            node.text = ""  # (the indexer's failure of it is that problem: said once)
     return node
 
 

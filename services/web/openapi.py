@@ -89,7 +89,13 @@ SCHEMAS = {
                        "(a zip's or TNEF's member) that could not be read out of it -- "
                        "encrypted, compressed in a way the archive cannot undo, corrupt, over "
                        "a limit -- why, as the indexer records it: it has no content to "
-                       "download (download the container)"}}},
+                       "download (download the container)"},
+        "container_problem": {"type": "string", "description": "only of a container (TNEF, "
+                              "zip, S/MIME signed object) with a problem as a whole, as the "
+                              "indexer records it: why it could not be opened (`files` "
+                              "empty; the file itself is downloadable), or why some of its "
+                              "files are not listed (\"600 members; the first 500 are "
+                              "listed\")"}}},
     "SavedSearch": {"type": "object", "properties": {"name": _STRING, "query": _STRING}},
     "Hold": {"type": "object", "properties": {
         "id": _STRING, "saved": _STRING, "by": _STRING,

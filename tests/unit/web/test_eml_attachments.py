@@ -97,7 +97,7 @@ def test_a_file_is_a_message_in_the_views_where_the_indexer_reads_one(label, raw
         node = next(node for node in tree.walk() if node.path == path)
         a_message = indexed[file.number - 1][0] == "message/rfc822"
         assert (node.shown_as == "message") == a_message == \
-            message_tree.holds_message(message, path), (label, path)
+            (message_tree.held_message(message, path) is not None), (label, path)
         if not a_message:
             continue
         content = carried[int(path.split(".")[0]) - 2]  # (part 1: the outer text; a
