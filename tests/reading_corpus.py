@@ -53,6 +53,38 @@ def tnef(files: list[tuple[str, bytes]], body: str | None = None, subject: str =
     return out
 
 
+
+ATT_ATTACHMENT = 0x00069005  # the attachment's MAPI properties ([MS-OXTNEF] 2.1.3.4)
+PR_ATTACH_LONG_FILENAME = 0x3707
+
+
+def tnef_attachment(title: bytes | None, data: bytes, long_name: bytes | None = None,
+                    unicode: bool = True) -> bytes:
+    """One attachment of a TNEF stream: attAttachRendData, attAttachTitle (`title` as the
+    stream has it, without its NUL; None: no such attribute), attAttachData and, with
+    `long_name` (UTF-8), an attAttachment holding PR_ATTACH_LONG_FILENAME as PT_UNICODE
+    (or PT_STRING8, the bytes as they are), after a PT_LONG property as Outlook writes
+    several (PR_ATTACH_METHOD)."""
+    rend = struct.pack("<HIHHI", 1, 0xFFFFFFFF, 0, 0, 0)
+    out = tnef_attribute(LVL_ATTACHMENT, ATT_ATTACH_REND_DATA, rend)
+    if title is not None:
+        out += tnef_attribute(LVL_ATTACHMENT, ATT_ATTACH_TITLE, title + b"\x00")
+    out += tnef_attribute(LVL_ATTACHMENT, ATT_ATTACH_DATA, data)
+    if long_name is not None:
+        text = (long_name.decode("utf-8").encode("utf-16-le") + b"\0\0" if unicode
+                else long_name + b"\0")
+        method = struct.pack("<HHI", 0x0003, 0x3705, 1)  # PR_ATTACH_METHOD: by value
+        name = struct.pack("<HHII", 0x001F if unicode else 0x001E, PR_ATTACH_LONG_FILENAME,
+                           1, len(text)) + text + b"\0" * (-len(text) % 4)
+        out += tnef_attribute(LVL_ATTACHMENT, ATT_ATTACHMENT,
+                              struct.pack("<I", 2) + method + name)
+    return out
+
+
+def tnef_of(attachments: list[bytes], codepage: int = 1252) -> bytes:
+    """A winmail.dat of these attachments (tnef_attachment) and no body."""
+    return tnef([], codepage=codepage) + b"".join(attachments)
+
 # --- zip (PKWARE APPNOTE 6.3) ----------------------------------------------------------------
 
 @dataclass

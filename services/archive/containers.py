@@ -24,7 +24,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.archive import charsets, tools
+from services.archive import charsets, tnef_stream, tools
 
 MAX_MEMBERS = 500                       # members listed per container
 MEMBER_READ_BYTES = 32 * 1024 * 1024    # one member is read up to here, the rest is skipped
@@ -50,8 +50,9 @@ CMS_AUTH_ENVELOPED = bytes.fromhex("060b2a864886f70d0109100117")
 
 @dataclass
 class Member:
-    """A file found in a container. data is None when it was not read (problem says why)."""
-    name: str
+    """A file found in a container: its name (None: it has none, as a TNEF file without a
+    title), data None when it was not read (problem says why)."""
+    name: str | None
     data: bytes | None
     problem: str | None = None
     encrypted: bool = False
@@ -129,16 +130,19 @@ def tnef_contents(data: bytes, budget: ReadBudget) -> tuple[Member | None, list[
 
 def tnef_read(data: bytes, budget: ReadBudget
               ) -> tuple[Member | None, list[Member], str | None]:
-    """tnef_contents(), and a problem of the stream as a whole (or None): files left out
-    because the stream has more than MAX_MEMBERS or the message's containers more than
-    their budget of members, as zip_members says of a zip."""
-    body, files, problem = None, [], None
+    """tnef_contents(), and a problem of the stream as a whole (or None): where it is
+    damaged or where `tnef` stopped (the files before are read: tnef_stream), files left
+    out because the stream has more than MAX_MEMBERS or the message's containers more
+    than their budget of members, as zip_members says of a zip."""
+    body, files = None, []
     unpacked = _tnef_files(data, budget.read_limit())
+    problems = [unpacked.problem] if unpacked.problem else []
     if unpacked.count > MAX_MEMBERS:
-        problem = f"{unpacked.count} files; the first {MAX_MEMBERS} are listed"
+        problems.append(f"{unpacked.count} files; the first {MAX_MEMBERS} are listed")
     for title, body_extension, content in unpacked.files:
         if budget.members <= 0:
-            problem = "too many members in this message's containers; the rest are not listed"
+            problems.append("too many members in this message's containers; "
+                            "the rest are not listed")
             break
         content = _capped(content, budget)
         if body_extension is not None:
@@ -146,16 +150,17 @@ def tnef_read(data: bytes, budget: ReadBudget
         else:
             files.append(Member(title, content, None if content is not None
                                 else "not read: over the size limit"))
-    return body, files, problem
+    return body, files, "; ".join(problems) or None
 
 
 @dataclass
 class _Unpacked:
-    """What `tnef` unpacked: how many files it wrote (the body among them), and the first
-    MAX_MEMBERS of them as (title, the body's extension or None for a file, its bytes up
-    to the read limit and one more)."""
+    """What `tnef` unpacked: how many files it wrote (the body among them), the first
+    MAX_MEMBERS of them as (title or None, the body's extension or None for a file, its
+    bytes up to the read limit and one more), and why it read no further (or None)."""
     count: int
-    files: list[tuple[str, str | None, bytes]]
+    files: list[tuple[str | None, str | None, bytes]]
+    problem: str | None = None
 
     def size(self) -> int:
         return sum(len(content) for _, _, content in self.files)
@@ -163,21 +168,34 @@ class _Unpacked:
 
 def _tnef_files(data: bytes, limit: int) -> _Unpacked:
     """The files `tnef` unpacks from data (at most `limit` bytes each, the rest of a file
-    left for _capped to refuse), read once per content (TOOL_MEMO). Raises tools.ToolFailed."""
+    left for _capped to refuse), read once per content (TOOL_MEMO). Raises tools.ToolFailed
+    when it unpacks none."""
     key = ("tnef", hashlib.sha256(data).digest(), limit)
     return TOOL_MEMO.result(key, lambda: _unpack_tnef(data, limit), _Unpacked.size)
 
 
 def _unpack_tnef(data: bytes, limit: int) -> _Unpacked:
+    """_tnef_files() of the stream as tnef_stream prepares it. tnef's --maxsize refuses an
+    allocation past it: the stream's own size bounds every file in it (only a compressed
+    RTF body grows, read here only when the message has no other), so one file over the
+    read limit is written and refused alone (_capped), not the stream with it."""
+    stream = tnef_stream.prepared(data)
     body_name = "body-" + secrets.token_hex(8)  # a name no attachment in the file can take
     with tempfile.TemporaryDirectory(prefix="archiver-tnef-") as directory:
         out = Path(directory) / "files"
         out.mkdir()
-        listing, _ = tools.run_in(Path(directory), [
-            "tnef", "--file=-", f"--directory={out}", f"--save-body={body_name}",
-            "--body-pref=THR", "--number-backups", f"--maxsize={max(1, limit)}", "--verbose"],
-            data, stdin=True)
-        written = _tnef_written(listing, out, tnef_codec(data))
+        try:
+            listing, _ = tools.run_in(Path(directory), [
+                "tnef", "--file=-", f"--directory={out}", f"--save-body={body_name}",
+                "--body-pref=THR", "--number-backups", "--ignore-checksum",
+                f"--maxsize={max(len(data), limit, 1)}", "--verbose"],
+                stream.data, stdin=True)
+            stopped = None
+        except tools.ToolFailed as failure:  # what it wrote before is read all the same
+            listing, stopped = failure.output, str(failure).replace(f"{out}{os.sep}", "")
+        written = _tnef_written(listing, out, stream)
+        if stopped is not None and not written:
+            raise tools.ToolFailed(stopped)
         files = []
         for title, path in written[:MAX_MEMBERS]:
             is_body = os.path.basename(path).startswith(body_name)
@@ -185,10 +203,12 @@ def _unpack_tnef(data: bytes, limit: int) -> _Unpacked:
                 content = handle.read(limit + 1)
             files.append((title, os.path.splitext(path)[1].lower() if is_body else None,
                           content))
-        return _Unpacked(len(written), files)
+        problems = [stream.damage] + ([f"unpacked up to here: {stopped}"] if stopped else [])
+        return _Unpacked(len(written), files, "; ".join(filter(None, problems)) or None)
 
 
-def _tnef_written(listing: bytes, out: Path, codec: str | None) -> list[tuple[str, Path]]:
+def _tnef_written(listing: bytes, out: Path, stream: tnef_stream.Prepared
+                  ) -> list[tuple[str | None, Path]]:
     """(title, path) of each file `tnef` wrote into `out`, in the order it wrote them.
 
     `tnef --verbose` prints "title\t|\tpath\t|\ttype\t|\t" and a line break per file,
@@ -198,8 +218,8 @@ def _tnef_written(listing: bytes, out: Path, codec: str | None) -> list[tuple[st
     every control, "|", "/", "%" and the like %XX-escaped (its sanitize_filename), in a
     directory of a random name. The title is what the listing prints just before that
     path: the file name unescaped, less the ".N" tnef numbers a second file of one name
-    with (--number-backups) when that is what the listing says; decoded as _tnef_title
-    says, by `codec` (tnef_codec) where it is no UTF-8."""
+    with (--number-backups) when that is what the listing says; a stand-in title
+    (tnef_stream) gives back the title it stands for; decoded as _title_text says."""
     anchors = {}
     for name in os.listdir(os.fsencode(out)):
         at = listing.find(b"\t|\t" + os.fsencode(out / os.fsdecode(name)) + b"\t|\t")
@@ -208,60 +228,40 @@ def _tnef_written(listing: bytes, out: Path, codec: str | None) -> list[tuple[st
     for name in sorted(anchors, key=lambda name: (anchors[name], name)):
         path = out / os.fsdecode(name)
         if path.is_file() and not path.is_symlink():
-            found.append((_tnef_title(listing[:anchors[name]], name, codec), path))
+            title = _tnef_title(listing[:anchors[name]], name)
+            title = stream.titles.get(title, title)  # a stand-in: what it stands for
+            found.append((None if title is None else _title_text(title, stream.codec), path))
     return found
 
 
-def _tnef_title(before: bytes, name: bytes, codec: str | None) -> str:
+def _tnef_title(before: bytes, name: bytes) -> bytes:
     """The title of the file tnef wrote as `name`, which `before` (the listing up to its
-    path) ends with (see _tnef_written); the name unescaped when the listing has none.
-    Decoded as UTF-8 where it is UTF-8 (tnef writes a MAPI Unicode name so), else by
-    `codec`, the stream's code page (attAttachTitle and 8-bit MAPI names are in it),
-    else UTF-8 with replacement."""
+    path) ends with (see _tnef_written); the name unescaped when the listing has none."""
     title = urllib.parse.unquote_to_bytes(name)
     stem, dot, number = title.rpartition(b".")
     for candidate in (title, stem if dot and number.isdigit() else None):
         if candidate and before.endswith(candidate):
-            return _title_text(candidate, codec)
-    return _title_text(title, codec)
+            return candidate
+    return title
 
 
 def _title_text(title: bytes, codec: str | None) -> str:
+    """A title as text: UTF-8 where it is UTF-8 (tnef writes a MAPI Unicode name so), else
+    by `codec`, the stream's code page (attAttachTitle and 8-bit MAPI names are in it),
+    else UTF-8 with replacement."""
     try:
         return title.decode("utf-8")
     except UnicodeDecodeError:
         return charsets.without_surrogates(title.decode(codec or "utf-8", "replace"))
 
 
-TNEF_HEADER = 6  # the signature (0x223E9F78) and the legacy key ([MS-OXTNEF] 2.1.3.1)
-ATT_OEM_CODEPAGE = 0x00069007  # attOemCodepage: two 32-bit code pages, the first in use
-TNEF_ATTRIBUTES_READ = 64  # attributes walked to find it: it comes among the first few
-
-
-def tnef_codec(data: bytes) -> str | None:
-    """The Python codec of a TNEF stream's code page ([MS-OXTNEF] 2.1.3.2 attOemCodepage,
-    a Windows code page number such as 1252 or 1251: the stream's 8-bit text is in it), or
-    None when the stream says none that services.archive.charsets knows as text. Reads
-    the attributes (level: 1 byte; id, length: 32-bit little-endian; the data; a 16-bit
-    checksum) from the start, at most TNEF_ATTRIBUTES_READ of them. Never raises."""
-    at = TNEF_HEADER
-    for _ in range(TNEF_ATTRIBUTES_READ):
-        if at + 9 > len(data):
-            return None
-        attribute, length = int.from_bytes(data[at + 1:at + 5], "little"), \
-            int.from_bytes(data[at + 5:at + 9], "little")
-        if attribute == ATT_OEM_CODEPAGE and length >= 4 and at + 13 <= len(data):
-            page = int.from_bytes(data[at + 9:at + 13], "little")
-            return charsets.codec_for(f"cp{page}")
-        at += 9 + length + 2
-    return None
-
-
 def _capped(content: bytes, budget: ReadBudget) -> bytes | None:
-    """content as read within the budget: None past its read limit (spent as far as it)."""
-    limit = budget.read_limit()
-    budget.spend(min(len(content), limit))
-    return content if len(content) <= limit else None
+    """content as read within the budget: None past its read limit, spending none of it
+    (as a zip member whose size says it is over: what is refused is not kept, and the
+    files after it are read within what is left, review r11 F2)."""
+    fits = len(content) <= budget.read_limit()
+    budget.spend(len(content) if fits else 0)
+    return content if fits else None
 
 
 def cms_kind(data: bytes, smime_type: str | None) -> str | None:

@@ -77,7 +77,12 @@ READING_VERSION = 11  # 3: raw 8-bit header bytes read in the declared or detect
                      # leaves in a head it opened (`<meta ...><o:p>word`) read (extract.
                      # HTML_INVISIBLE, session 39); a TNEF file's title read whole, each
                      # file with its own bytes (containers._tnef_written, review r10 F1);
-                     # a .eml sent application/x-eml read as a message (filetypes)
+                     # a .eml sent application/x-eml read as a message (filetypes);
+                     # a TNEF title in the stream's code page (containers._title_text),
+                     # a damaged TNEF stream's files before the damage, a file without
+                     # a title unnamed, one too long for a file name read (services.
+                     # archive.tnef_stream, review r11 F1-F5); a .eml found uuencoded or
+                     # in a zip a message only by its content (extract.reads_as_message)
                      # (10 shipped in a release, 11 not yet: no new number)
 _VERSION = struct.Struct(">H")
 # The checksum makes damage to a kept reading a StaleReading, where it could else decode

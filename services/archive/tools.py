@@ -26,7 +26,12 @@ OUTPUT_BYTES = 64 * 1024 * 1024  # per file written, and read back from standard
 
 
 class ToolFailed(Exception):
-    """The tool could not read the file; str() is the reason."""
+    """The tool could not read the file; str() is the reason, `output` what the tool wrote
+    on standard output before it failed (b"" when it never ran or ran out of time)."""
+
+    def __init__(self, reason: str, output: bytes = b""):
+        super().__init__(reason)
+        self.output = output
 
 
 def available(name: str) -> bool:
@@ -67,13 +72,14 @@ def run_in(directory: Path | None, argv: list[str], data: bytes, input_name: str
     except subprocess.TimeoutExpired:
         raise ToolFailed(f"{argv[0]} timed out after {TIMEOUT_S:g} s") from None
     stderr = done.stderr.decode("utf-8", "replace").strip()
+    output = done.stdout[:OUTPUT_BYTES]
     if done.returncode < 0:
         raise ToolFailed(f"{argv[0]} was killed by signal {-done.returncode}"
-                         + _limit_hint(-done.returncode))
+                         + _limit_hint(-done.returncode), output)
     if done.returncode != 0:
         raise ToolFailed(f"{argv[0]} failed (exit code {done.returncode}): "
-                         f"{stderr.splitlines()[-1] if stderr else 'no message'}"[:300])
-    return done.stdout[:OUTPUT_BYTES], stderr
+                         f"{stderr.splitlines()[-1] if stderr else 'no message'}"[:300], output)
+    return output, stderr
 
 
 def _run_fed(argv: list[str], data: bytes, cwd: Path, env: dict[str, str]

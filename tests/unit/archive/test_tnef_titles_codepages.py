@@ -11,7 +11,7 @@ import random
 
 import pytest
 
-from services.archive import containers
+from services.archive import containers, tnef_stream
 from services.archive.containers import ReadBudget
 from services.archive.extract import extract
 from services.web import forwarded, message_tree
@@ -82,9 +82,10 @@ def test_a_title_in_the_streams_code_page_is_read_in_it(code_page, seed):
 
 def test_the_code_page_is_found_among_the_streams_attributes():
     for page in CODE_PAGES:
-        assert containers.tnef_codec(corpus.tnef([("a", b"x")], codepage=page)) is not None
-    assert containers.tnef_codec(b"") is None
-    assert containers.tnef_codec(corpus.tnef([("a", b"x")])[:20]) is None
+        assert tnef_stream.prepared(corpus.tnef([("a", b"x")], codepage=page)).codec \
+            is not None
+    assert tnef_stream.prepared(b"").codec is None
+    assert tnef_stream.prepared(corpus.tnef([("a", b"x")])[:20]).codec is None
 
 
 @pytest.mark.parametrize("title", ["Отчёт за март.txt", "résumé.doc", "報告書.pdf", "a\tb.txt"])
@@ -93,4 +94,5 @@ def test_a_utf8_title_is_read_as_utf8(title):
     is read as UTF-8 whatever the stream's code page."""
     written = title.encode("utf-8")
     for page in (1251, 1252, 932):
-        assert containers._tnef_title(b"\t|\t" + written, written, f"cp{page}") == title
+        read = containers._tnef_title(b"\t|\t" + written, written)
+        assert containers._title_text(read, f"cp{page}") == title
