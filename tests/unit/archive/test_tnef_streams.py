@@ -20,7 +20,7 @@ import random
 
 import pytest
 
-from services.archive import containers
+from services.archive import containers, tnef_stream
 from services.archive.containers import ReadBudget
 from services.archive.extract import extract
 from services.web import mail_view
@@ -119,3 +119,17 @@ def test_a_file_over_what_is_left_is_unreadable_and_the_rest_read(seed):
         fits = len(data) <= room
         assert (member.name, member.data) == (name, data if fits else None)
         room -= len(data) if fits else 0
+
+
+def test_the_walk_is_bounded_and_the_rest_given_as_it_is():
+    """A stream of 30,000 attachment beginnings is walked up to WALKED_ATTRIBUTES; what
+    follows reaches tnef unchanged (containers.MAX_MEMBERS files are listed anyway)."""
+    begun = corpus.tnef_attribute(corpus.LVL_ATTACHMENT, corpus.ATT_ATTACH_REND_DATA, b"x" * 14)
+    head = corpus.tnef_of([])
+    many = head + begun * 30_000
+    prepared = tnef_stream.prepared(many)
+    header_attributes = 3  # corpus.tnef_of: version, code page, message class
+    walked = tnef_stream.WALKED_ATTRIBUTES - header_attributes
+    assert len(prepared.titles) == walked
+    assert prepared.data.endswith(begun * (30_000 - walked))
+    assert prepared.damage is None
