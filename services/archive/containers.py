@@ -245,10 +245,20 @@ def _tnef_title(before: bytes, name: bytes) -> bytes:
     return title
 
 
+# Code pages whose text is 7-bit, shifted by escapes: valid UTF-8 as it stands.
+SHIFTED_CODECS = ("iso2022_jp", "iso2022_jp_ext", "iso2022_kr", "hz")
+
+
 def _title_text(title: bytes, codec: str | None) -> str:
     """A title as text: UTF-8 where it is UTF-8 (tnef writes a MAPI Unicode name so), else
     by `codec`, the stream's code page (attAttachTitle and 8-bit MAPI names are in it),
-    else UTF-8 with replacement."""
+    else UTF-8 with replacement. In a code page of escapes (ISO-2022-JP...), a title
+    holding its escapes is read by it first."""
+    if codec in SHIFTED_CODECS and (b"\x1b" in title or b"~{" in title):
+        try:
+            return title.decode(codec)
+        except UnicodeDecodeError:
+            pass
     try:
         return title.decode("utf-8")
     except UnicodeDecodeError:

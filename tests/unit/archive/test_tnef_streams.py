@@ -3,9 +3,10 @@ does, it does to itself alone (services.archive.tnef_stream, containers.tnef_rea
 r11 F1-F4).
 
 Generated streams of 1-6 attachments, each named one of the ways a sender can: a short
-title, none, an empty one, one too long to be a file name (the `tnef` tool stopped there,
-"File name too long", and every file after it was lost), a MAPI long file name (PT_UNICODE
-or PT_STRING8, short or too long), with files of random bytes; then damaged one of the ways
+title, none, an empty one or one beginning with NUL (tnef reads up to it), one too long to
+be a file name (the `tnef` tool stopped there, "File name too long", and every file after it
+was lost), a MAPI long file name (PT_UNICODE or PT_STRING8, short, too long, or empty: the
+title names the file; review r12 F1-F3), with files of random bytes; then damaged one of the ways
 mail damages it: cut short at any byte, bytes after its end, a wrong checksum. Asserted:
 - every file before the damage is listed, in order, with its own bytes and its own name
   (None when it has none: never tnef's made-up "tnef-tmp"), and a file listed after it
@@ -27,8 +28,9 @@ from services.web import mail_view
 from tests import reading_corpus as corpus
 from tests.unit.web.test_review_r10 import attached, message
 
-NAMINGS = ["title", "no title", "empty title", "long title", "unicode name", "long unicode name",
-           "string8 name", "long string8 name"]
+NAMINGS = ["title", "no title", "empty title", "NUL-led title", "long title", "unicode name",
+           "long unicode name", "string8 name", "long string8 name", "empty unicode name",
+           "empty string8 name"]
 DAMAGES = ["none", "cut", "trailing bytes", "wrong checksum"]
 
 
@@ -42,11 +44,14 @@ def named(rng: random.Random, naming: str, number: int) -> tuple[bytes, bytes | 
         "title": (short.encode("cp1252"), None, True, short),
         "no title": (None, None, True, None),
         "empty title": (b"", None, True, None),
+        "NUL-led title": (b"\0" + short.encode("cp1252"), None, True, None),  # tnef: ""
         "long title": (long.encode("ascii"), None, True, long),
         "unicode name": (b"t.bin", short.encode("utf-8"), True, short),
         "long unicode name": (b"t.bin", long_unicode.encode("utf-8"), True, long_unicode),
         "string8 name": (b"t.bin", short.encode("cp1252"), False, short),
         "long string8 name": (b"t.bin", long.encode("ascii"), False, long),
+        "empty unicode name": (short.encode("cp1252"), b"", True, short),  # the title's
+        "empty string8 name": (short.encode("cp1252"), b"\0", False, short),
     }[naming]
 
 
@@ -82,7 +87,7 @@ def _ends(whole: bytes, parts: list[bytes]) -> list[int]:
     return ends
 
 
-@pytest.mark.parametrize("seed", range(160))
+@pytest.mark.parametrize("seed", range(240))
 def test_each_file_before_the_damage_is_read_with_its_own_name_and_bytes(seed):
     data, files, before, damage = stream(seed)
     _, members, problem = containers.tnef_read(data, ReadBudget(1 << 20))
@@ -95,7 +100,7 @@ def test_each_file_before_the_damage_is_read_with_its_own_name_and_bytes(seed):
     assert (problem is not None) == (damage in ("cut", "trailing bytes")), problem
 
 
-@pytest.mark.parametrize("seed", range(0, 160, 8))
+@pytest.mark.parametrize("seed", range(0, 240, 8))
 def test_the_indexer_and_the_views_list_the_same(seed):
     data, files, _, _ = stream(seed)
     raw = message(f"tnef{seed}", [attached("winmail.dat", data, "application/ms-tnef")])
@@ -121,15 +126,39 @@ def test_a_file_over_what_is_left_is_unreadable_and_the_rest_read(seed):
         room -= len(data) if fits else 0
 
 
-def test_the_walk_is_bounded_and_the_rest_given_as_it_is():
-    """A stream of 30,000 attachment beginnings is walked up to WALKED_ATTRIBUTES; what
-    follows reaches tnef unchanged (containers.MAX_MEMBERS files are listed anyway)."""
+def test_every_attachment_is_walked_however_many():
+    """30,000 attachment beginnings after 20,000 message attributes: each gets its stand-in,
+    and the stream is otherwise unchanged (review r12 F3: a walk that stopped early let
+    the files past it be misnamed or lost)."""
     begun = corpus.tnef_attribute(corpus.LVL_ATTACHMENT, corpus.ATT_ATTACH_REND_DATA, b"x" * 14)
-    head = corpus.tnef_of([])
-    many = head + begun * 30_000
+    pad = corpus.tnef_attribute(corpus.LVL_MESSAGE, corpus.ATT_SUBJECT, b"s\0")
+    many = corpus.tnef_of([]) + pad * 20_000 + begun * 30_000
     prepared = tnef_stream.prepared(many)
-    header_attributes = 3  # corpus.tnef_of: version, code page, message class
-    walked = tnef_stream.WALKED_ATTRIBUTES - header_attributes
-    assert len(prepared.titles) == walked
-    assert prepared.data.endswith(begun * (30_000 - walked))
-    assert prepared.damage is None
+    assert len(prepared.titles) == 30_000 and prepared.damage is None
+    stand_in = len(prepared.data) - len(many)
+    assert stand_in == sum(len(tnef_stream._title(title)) for title in prepared.titles)
+
+
+SAMPLES = ["résumé Größe.txt", "отчёт.txt", "звіт.txt", "zażółć.txt", "Ελληνικά.txt", "日本語.txt",
+           "보고서.txt", "中文报告.txt", "ışık.txt", "שלום.txt", "مرحبا.txt"]
+
+
+@pytest.mark.parametrize("page", sorted(tnef_stream.CODE_PAGES))
+def test_a_title_is_read_in_the_streams_code_page_by_its_windows_number(page):
+    """Windows code page numbers Python names otherwise (KOI8-R 20866, ISO-8859-x 2859x,
+    Mac Roman 10000, EUC-JP 51932, ISO-2022-JP 50220...; review r12 F7): a title in one is
+    listed as written, by the indexer and the views."""
+    codec = tnef_stream.CODE_PAGES[page]
+    title = next((sample for sample in SAMPLES if _encodes(sample, codec)), None)
+    assert title is not None, codec
+    data = corpus.tnef_of([corpus.tnef_attachment(title.encode(codec), b"one")], codepage=page)
+    _, members, _ = containers.tnef_read(data, ReadBudget(1 << 20))
+    assert [member.name for member in members] == [title]
+
+
+def _encodes(text: str, codec: str) -> bool:
+    try:
+        encoded = text.encode(codec)
+    except UnicodeEncodeError:
+        return False
+    return not encoded.isascii() or codec.startswith(("iso2022", "hz"))
