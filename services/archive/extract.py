@@ -658,6 +658,18 @@ def read_type(declared: str, filename: str | None, data: bytes) -> str:
                                     filetypes.content_type(data))
 
 
+def read_type_of(part: Message, content: bytes) -> str:
+    """The type extract() reads file `part` as (_file: read_type): an attachment by its
+    declared type and name, a uuencoded file or a container's member (a mime.FoundFile) by
+    those extraction reads it by (FoundFile.declared, its name); `content`: its decoded
+    bytes (mime.attachment_content), which libmagic reads where the declaration is generic
+    or contradicted. What the views open as a container (a TNEF, a zip, S/MIME: the types
+    of containers.TNEF_TYPES, ZIP_TYPES, CMS_TYPES), as the indexer does: a winmail.dat
+    in a zip is a TNEF by its content (review r11 F6). Never raises but MemoryError."""
+    declared = part.declared[0] if isinstance(part, mime.FoundFile) else _mime_type(part)
+    return read_type(declared, mime.attachment_name(part), content)
+
+
 def reads_as_message(part: Message, content: bytes | None = None) -> bool:
     """Whether extract() reads attachment `part` (or a uuencoded file or a container's
     member: a mime.FoundFile, as a part of its type) as a forwarded message, an RFC 5322

@@ -43,7 +43,8 @@ from PIL import Image
 
 from services.archive import containers, tools
 from services.archive.extract import (DELIVERY_STATUS_TYPES, container_problem,
-                                      effective_type, reads_as_message, reads_text_of)
+                                      effective_type, read_type_of, reads_as_message,
+                                      reads_text_of)
 from services.archive.index import PARTLY_INDEXED
 from services.archive.mime import (SPLIT_KEYS, FoundFile, attachment_content,
                                    attachment_files, attachment_name,
@@ -299,10 +300,10 @@ def _open(part: Message) -> list[Message]:
         return uuencoded_files(part)
     if holds_files(part):
         return attachment_files(part)
-    kind = _container_kind(part)
+    data = decoded(part)
+    kind = _container_kind(part, data)
     if kind is None:
         return []
-    data = decoded(part)
     key, openings = (kind, hashlib.sha256(data).hexdigest()), _openings(part)
     if key not in openings.opened:
         refusal = openings.refusal(kind)
@@ -314,12 +315,13 @@ def _open(part: Message) -> list[Message]:
     return files
 
 
-def _container_kind(part: Message) -> str | None:
-    """"signed-data", "tnef" or "zip" for a container a view opens, else None."""
-    content_type = safely(part.get_content_type, "")
-    if content_type in containers.CMS_TYPES:
+def _container_kind(part: Message, data: bytes) -> str | None:
+    """"signed-data", "tnef" or "zip" for a container a view opens, else None: a file the
+    indexer reads as one (extract.read_type_of its content `data`: a winmail.dat in a zip
+    is a TNEF, a zip named .bin a zip, review r11 F6), signed-data of S/MIME alone."""
+    kind = read_type_of(part, data)
+    if kind in containers.CMS_TYPES:
         return "signed-data" if _cms_kind(part) == "signed-data" else None
-    kind = effective_type(content_type, attachment_name(part))
     return "tnef" if kind in containers.TNEF_TYPES else "zip" if kind in containers.ZIP_TYPES \
         else None
 
