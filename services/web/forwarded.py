@@ -80,6 +80,15 @@ def message_bytes(part: Message) -> bytes:
     return part.__dict__[_BYTES_KEY]
 
 
+def message_size(part: Message) -> int:
+    """len(message_bytes(part)), in bytes, without copying the located content of a part
+    sent as it is (a view sizes every forward of a chain: each copy holds all below it)."""
+    if _SOURCE_KEY in part.__dict__ and _decoder(part) is None:
+        _, start, end = part.__dict__[_SOURCE_KEY]
+        return end - start
+    return len(message_bytes(part))
+
+
 def inner_message(part: Message) -> Message | None:
     """The message inside message/* part `part`: where parse() located its content, the
     one parsed from message_bytes() -- for a part sent unencoded the parser's own, for an

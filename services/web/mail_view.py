@@ -159,8 +159,7 @@ def shown_headers(message: Message, names: tuple[str, ...] = SHOWN_HEADERS
 
 def _attachments(message: Message) -> list[Attachment]:
     """The message's numbered files (_numbered), each sized; no files inside them."""
-    return [_described(number, file, len(_part_bytes(file)))
-            for number, file in _numbered(message)]
+    return [_described(number, file, _size(file)) for number, file in _numbered(message)]
 
 
 def _numbered(message: Message) -> Iterator[tuple[int, Message]]:
@@ -253,11 +252,22 @@ def _files_of(part: Message, message: Message) -> list[Message]:
     return uuencoded_files(part) if is_body_text(part) else []
 
 
+def _size(part: Message) -> int:
+    """len(_part_bytes(part)): an attached message's sized, not copied."""
+    return forwarded.message_size(part) if _is_attached_message(part) \
+        else len(_part_bytes(part))
+
+
+def _is_attached_message(part: Message) -> bool:
+    return not isinstance(part, FoundFile) \
+        and safely(part.get_content_maintype, "") == "message" and part.is_multipart()
+
+
 def _part_bytes(part: Message) -> bytes:
     """The decoded content of a leaf; an attached message as its bytes."""
     if isinstance(part, FoundFile):
         return part.data
-    if safely(part.get_content_maintype, "") == "message" and part.is_multipart():
+    if _is_attached_message(part):
         # (its bytes in the stored message, decoded when a mailer encoded it, as the
         # message tree reads them)
         return forwarded.message_bytes(part)
