@@ -46,6 +46,9 @@ _NESTING_KEY = "_rebuilt_nesting"  # how many forwards rebuilt hold a message/* 
 _DECODED_KEY = "_stored_decoded"  # an encoded one's content, transfer-decoded once
 _READ_KEY = "_stored_read"        # its inner message as read (_read), once
 _BYTES_KEY = "_stored_bytes"      # of a part not located: its inner message's as_bytes()
+# What a part knows of its content: a part made of the same content (the entity of a
+# message whose whole body is a forward sent as a file, message_tree._whole_body) knows it.
+CONTENT_KEYS = (_SOURCE_KEY, _NESTING_KEY, _DECODED_KEY, _READ_KEY, _BYTES_KEY)
 
 
 def parse(raw: bytes, nesting: int = 0) -> Message:

@@ -1,6 +1,7 @@
 """A stored message as a person reads it: its main headers, its body as plain text and its
 attachments, numbered from 1 in the order they appear. A message whose whole body is a
-file (not multipart: a scanner's PDF, a photo, a named file) has that file as its
+file (a scanner's PDF, a photo, a named file, a forwarded message sent as a file: a
+message/rfc822 body with Content-Disposition: attachment or a name) has that file as its
 attachment 1 and no body, as extraction reads it (mime.whole_body_is_attachment). Files
 uuencoded in its body text (or a body sent x-uuencode) are attachments where their text
 part is, and their encoded lines no body text, as extraction reads them (mime's rule of a
@@ -32,7 +33,7 @@ from services.archive.mime import (FoundFile, attachment_content, attachment_fil
                                    attachment_name,
                                    body_text_of, charsets_of, decode_header_text,
                                    decode_text, files_not_listed, is_attachment,
-                                   is_body_text, iter_parts,
+                                   is_body_text, message_parts,
                                    read_uuencoded_files, safely, uuencoded_files,
                                    whole_body_is_attachment)
 from services.archive.store import NotFound
@@ -169,7 +170,7 @@ def _numbered(message: Message) -> Iterator[tuple[int, Message]]:
     file's content but body text's and x-uuencode attachments' (their files count)."""
     number = 0
     read_uuencoded_files(message)
-    for part in iter_parts(message, into_messages=False):
+    for part in message_parts(message):
         for file in _files_of(part, message):
             number += 1
             yield number, file
@@ -276,7 +277,7 @@ def _part_bytes(part: Message) -> bytes:
 
 def _body_text(message: Message) -> str:
     plain, html = None, None
-    for part in iter_parts(message, into_messages=False):
+    for part in message_parts(message):
         if part.is_multipart() or is_attachment(part):  # the root too: a whole-body file
             continue
         kind = safely(part.get_content_type, "text/plain")

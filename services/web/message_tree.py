@@ -11,8 +11,8 @@ the same tree.
 
 Containers are opened as the indexer opens them (services.archive.containers): a message
 whose whole body is one entity that is not text (a scanner's PDF, an S/MIME object) or is
-an attachment (a named text file: mime.whole_body_is_attachment) has that entity as its
-part 1, and no body; an S/MIME opaque-signed object (RFC 8551 signed-data) holds the
+an attachment (a named text file, a forwarded message sent as a file:
+mime.whole_body_is_attachment) has that entity as its part 1, and no body; an S/MIME opaque-signed object (RFC 8551 signed-data) holds the
 signed MIME entity as its child 1 and that is the message's body; a TNEF file
 (winmail.dat) and a zip archive hold the files inside them as their children (a .eml among
 them is a forwarded message, as the indexer reads it; one that could not be read out of
@@ -50,7 +50,7 @@ from services.archive.mime import (SPLIT_KEYS, FoundFile, attachment_content,
                                    attachment_files, attachment_name,
                                    body_text_of, charsets_of, decode_header_text,
                                    decode_text, filename_of, header,
-                                   is_attachment, is_body_text, iter_parts, parse_message,
+                                   is_attachment, is_body_text, message_parts, parse_message,
                                    read_uuencoded_files, safely, uuencoded_files,
                                    whole_body_is_attachment)
 from services.archive.store import NotFound
@@ -151,6 +151,8 @@ def children(part: Message, top: bool = False) -> list[Message]:
 
 
 def _children(part: Message, top: bool) -> list[Message]:
+    if top and _sent_as_file(part):
+        return [_whole_body(part)]
     if is_message_part(part):
         return _inner(part)
     if _is_delivery_status(part):  # (its blocks of fields are its content, no parts)
@@ -176,8 +178,18 @@ def _holds_message(part: Message, top: bool, content: bytes | None = None) -> bo
     """Whether the child 1 of `part` is a message (the views show `part` as one): a
     message/* part's, or a file's the indexer reads as a forwarded message (_forwards;
     `content`: its decoded bytes, if read). A message itself (`top`: its whole body is its
-    part 1) only as a message/* part."""
-    return is_message_part(part) or not top and _forwards(part, content)
+    part 1) only as a message/* part whose message is not sent as a file (_sent_as_file:
+    that file is its part 1)."""
+    if top:
+        return is_message_part(part) and not _sent_as_file(part)
+    return is_message_part(part) or _forwards(part, content)
+
+
+def _sent_as_file(message: Message) -> bool:
+    """Whether a message's whole body is a forwarded message sent as a file
+    (mime.whole_body_is_attachment of a message/* body): the file is its part 1, the
+    message inside that file's child 1."""
+    return message.is_multipart() and whole_body_is_attachment(message)
 
 
 def is_message_part(part: Message) -> bool:
@@ -281,8 +293,10 @@ def _whole_body(message: Message) -> Message:
         entity.set_payload(message._payload)
         # (the message's split of its uuencoded files, if read: the entity is the same
         # content, and a view splits it once, review r5 F3)
+        # and where its content lies in the stored message: a forward sent as a file is
+        # served as the bytes it is, not re-serialized (forwarded.CONTENT_KEYS)
         entity.__dict__.update({key: value for key, value in message.__dict__.items()
-                                if key in SPLIT_KEYS})
+                                if key in SPLIT_KEYS or key in forwarded.CONTENT_KEYS})
         message.__dict__["_whole_body"] = entity
     return message.__dict__["_whole_body"]
 
@@ -532,7 +546,7 @@ def body(message: Message, path: str = "") -> Body:
         root = opened[0]
     html = text = None
     images = {}
-    for part in iter_parts(root, into_messages=False):
+    for part in message_parts(root):
         if part.is_multipart():
             continue
         content_type = safely(part.get_content_type, "text/plain")
