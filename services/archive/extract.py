@@ -71,6 +71,7 @@ TYPE_OF_EXTENSION = {".pdf": PDF_MIME, ".docx": DOCX_MIME, ".xlsx": XLSX_MIME,
                      ".eml": "message/rfc822"}
 # A bounce's delivery status (RFC 3464; RFC 6533: its UTF-8 kin): its fields are body text.
 GLOBAL_DELIVERY_STATUS = "message/global-delivery-status"
+GLOBAL_MESSAGE = "message/global"  # RFC 6532 3.5: a forwarded message, UTF-8 allowed
 DELIVERY_STATUS_TYPES = ("message/delivery-status", GLOBAL_DELIVERY_STATUS)
 _UNFOLD = re.compile(r"\n[ \t]+")  # a folded field's line break (RFC 5322 2.2.3)
 _BLANK_LINES = re.compile(r"\n(?:[ \t]*\n)+")
@@ -300,7 +301,7 @@ def _body_and_attachments(message: Message, cap_bytes: int, nesting: int,
     plain, attachments, statuses = [], [], set()  # statuses: where in plain
     html = _HtmlTexts()
     pgp_encrypted = _parts_of_multipart_encrypted(message)
-    for part in mime.iter_parts(message, into_messages=False):
+    for part in mime.message_parts(message):
         if _mime_type(part) in DELIVERY_STATUS_TYPES:  # text of the body, still an attachment
             statuses.add(len(plain))                   # (of no text) as it always was
             plain.append(delivery_status_text(part))
@@ -492,8 +493,13 @@ def body_text(raw: bytes, parse_limit: int | None = None) -> str:
 
 
 def _is_container(part: Message, root: Message) -> bool:
-    """A multipart, or the root itself; an attached message/rfc822 is a leaf here."""
-    return part.is_multipart() and (part is root or part.get_content_maintype() != "message")
+    """A multipart, or the root itself but a forward sent as a file (its one attachment:
+    mime.whole_body_is_attachment); an attached message/rfc822 is a leaf here."""
+    if not part.is_multipart():
+        return False
+    if part is root:
+        return not mime.whole_body_is_attachment(root)
+    return part.get_content_maintype() != "message"
 
 
 def _is_body(part: Message) -> bool:
@@ -645,9 +651,10 @@ def container_problem(exc: Exception) -> str:
 
 def _declared_message(declared: str, filename: str | None) -> bool:
     """Whether an attachment part is read as a forwarded message by its fields alone:
-    message/rfc822, or application/octet-stream named .eml (_first_file)."""
-    return declared == MESSAGE or (declared == "application/octet-stream"
-                                   and _extension(filename) == ".eml")
+    message/rfc822 or message/global (RFC 6532 3.5: one whose fields may be UTF-8; the
+    views open both, review r11), or application/octet-stream named .eml (_first_file)."""
+    return declared in (MESSAGE, GLOBAL_MESSAGE) or (declared == "application/octet-stream"
+                                                     and _extension(filename) == ".eml")
 
 
 def read_type(declared: str, filename: str | None, data: bytes) -> str:
@@ -656,6 +663,18 @@ def read_type(declared: str, filename: str | None, data: bytes) -> str:
     overrules it (filetypes.effective_type)."""
     return filetypes.effective_type(_type_of_extension(declared, filename),
                                     filetypes.content_type(data))
+
+
+def read_type_of(part: Message, content: bytes) -> str:
+    """The type extract() reads file `part` as (_file: read_type): an attachment by its
+    declared type and name, a uuencoded file or a container's member (a mime.FoundFile) by
+    those extraction reads it by (FoundFile.declared, its name); `content`: its decoded
+    bytes (mime.attachment_content), which libmagic reads where the declaration is generic
+    or contradicted. What the views open as a container (a TNEF, a zip, S/MIME: the types
+    of containers.TNEF_TYPES, ZIP_TYPES, CMS_TYPES), as the indexer does: a winmail.dat
+    in a zip is a TNEF by its content (review r11 F6). Never raises but MemoryError."""
+    declared = part.declared[0] if isinstance(part, mime.FoundFile) else _mime_type(part)
+    return read_type(declared, mime.attachment_name(part), content)
 
 
 def reads_as_message(part: Message, content: bytes | None = None) -> bool:

@@ -571,11 +571,39 @@ def is_attachment(part: Message) -> bool:
 
 def whole_body_is_attachment(message: Message) -> bool:
     """Whether a message's (not a part's) body is one entity that is an attachment: a
-    scanner's PDF, a photo, a named file, a text with Content-Disposition: attachment.
-    Extraction reads that body as the message's one attachment (the root is no container
-    to it), so the views list it as attachment 1 (services.web.mail_view) and part 1
-    (services.web.message_tree), and show no body."""
-    return not message.is_multipart() and is_attachment(message)
+    scanner's PDF, a photo, a named file, a text with Content-Disposition: attachment, a
+    forwarded message sent as a file (FORWARDED_AS_FILE). Extraction reads that body as
+    the message's one attachment (the root is no container to it), so the views list it
+    as attachment 1 (services.web.mail_view) and part 1 (services.web.message_tree), and
+    show no body."""
+    if not message.is_multipart():
+        return is_attachment(message)
+    return _forwarded_as_file(message)
+
+
+# A message whose whole body is a forwarded message (message/rfc822, message/global: RFC
+# 2046 5.2.1, RFC 6532 3.5) with Content-Disposition: attachment (RFC 2183) or a file name
+# is what its mailer shows: a mail with no text and one attached message, "fwd.eml" (review
+# r11 F8: its files were listed as the message's own, the forward itself nowhere). Without
+# either, the message/* body is a wrapper (a journal's, a gateway's): the message inside is
+# the mail, read as its body and files.
+FORWARDED_AS_FILE = ("message/rfc822", "message/global")
+
+
+def _forwarded_as_file(message: Message) -> bool:
+    return safely(message.get_content_type, "") in FORWARDED_AS_FILE \
+        and (safely(message.get_content_disposition, None) == "attachment"
+             or filename_of(message) is not None)
+
+
+def message_parts(message: Message) -> Iterator[Message]:
+    """The parts of `message` its body and files are read from, depth first: the message
+    alone when its whole body is one attachment (whole_body_is_attachment: a forward sent
+    as a file holds its own), else each part, an attached message a leaf
+    (iter_parts(into_messages=False))."""
+    if message.is_multipart() and whole_body_is_attachment(message):
+        return iter([message])
+    return iter_parts(message, into_messages=False)
 
 
 # The files of a message, in the order extraction reads them (services.archive.extract: the

@@ -2,6 +2,7 @@
 names) printed on a terminal."""
 from __future__ import annotations
 
+import re
 import unicodedata
 
 # Unicode's bidirectional controls (UAX #9: marks, embeddings, overrides, isolates).
@@ -9,6 +10,10 @@ BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
                           "\u2066\u2067\u2068\u2069")
 # Categories that end or break a line: controls (C0, DEL, C1), line and paragraph separators.
 LINE_BREAKING = ("Cc", "Zl", "Zp")
+# Those characters, for a regular expression (a page's every subject and header is written
+# through it): Cc is C0, DEL and C1, a set Unicode's stability policy fixes; Zl and Zp are
+# U+2028 and U+2029 alone (tests/unit/common/test_terminal_line_breaks checks them all).
+_LINE_BREAKS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 # Categories of characters no glyph shows as what they are: those above, format characters
 # (Cf: zero-width spaces and joiners, the bidi controls, the soft hyphen, U+180E, the tag
 # characters U+E0000-E007F), lone surrogates, private use (a glyph only some font draws,
@@ -68,6 +73,13 @@ def _name_char(char: str, before: str, keep: frozenset) -> str:
     if unseen(char) or char.isspace() and (char != " " or before == " "):
         return escaped(char)
     return char
+
+
+def breaks_escaped(text: str) -> str:
+    """`text` with each character that ends or breaks a line (LINE_BREAKING: the controls,
+    NEL U+0085 among them, and the line and paragraph separators) written as its Python
+    escape ("\\u2028"), every other character as it is."""
+    return _LINE_BREAKS.sub(lambda found: escaped(found.group()), text)
 
 
 def line_safe(text) -> str:

@@ -9,7 +9,7 @@ import unicodedata
 from markupsafe import Markup, escape
 
 from services.archive.space import size_in_words
-from services.common.terminal import BIDI_CONTROLS, line_safe, name_safe
+from services.common.terminal import BIDI_CONTROLS, breaks_escaped, line_safe, name_safe
 
 
 def count(value) -> str:
@@ -72,10 +72,14 @@ def isolated(text) -> Markup:
     HTML-escaped, each bidirectional control (UAX #9: U+202E ...) shown as a marked
     "U+202E", never applied, and the whole isolated in a <bdi> (its direction its own,
     from its first strong character), so nothing turns "invoice\u202efdp.exe" into
-    "invoice exe.pdf" or runs on into the next field. Every other character, right-to-left
-    scripts, no-break spaces and joiners included, as it is. (In an attribute or the
+    "invoice exe.pdf" or runs on into the next field; each character that ends or breaks
+    a line (the controls, C1's NEL U+0085 and CSI U+009B among them, U+2028, U+2029) as
+    its escape "\\u2028", as `archiver show` writes it (terminal.line_safe, review r11
+    F7). Every other character, right-to-left scripts, no-break spaces, joiners,
+    variation selectors and tag characters included, as it is. (In an attribute or the
     page's title, where no HTML is, `line_safe` writes the escapes "\\u202e" instead.)"""
-    shown = _BIDI_CONTROL.sub(_marker, str(escape("" if text is None else text)))
+    written = breaks_escaped(str(escape("" if text is None else text)))
+    shown = _BIDI_CONTROL.sub(_marker, written)
     return Markup(f"<bdi>{shown}</bdi>")
 
 

@@ -46,6 +46,9 @@ _NESTING_KEY = "_rebuilt_nesting"  # how many forwards rebuilt hold a message/* 
 _DECODED_KEY = "_stored_decoded"  # an encoded one's content, transfer-decoded once
 _READ_KEY = "_stored_read"        # its inner message as read (_read), once
 _BYTES_KEY = "_stored_bytes"      # of a part not located: its inner message's as_bytes()
+# What a part knows of its content: a part made of the same content (the entity of a
+# message whose whole body is a forward sent as a file, message_tree._whole_body) knows it.
+CONTENT_KEYS = (_SOURCE_KEY, _NESTING_KEY, _DECODED_KEY, _READ_KEY, _BYTES_KEY)
 
 
 def parse(raw: bytes, nesting: int = 0) -> Message:
@@ -78,6 +81,15 @@ def message_bytes(part: Message) -> bytes:
         part.__dict__[_BYTES_KEY] = safely(inner.as_bytes, b"") \
             if isinstance(inner, Message) else b""
     return part.__dict__[_BYTES_KEY]
+
+
+def message_size(part: Message) -> int:
+    """len(message_bytes(part)), in bytes, without copying the located content of a part
+    sent as it is (a view sizes every forward of a chain: each copy holds all below it)."""
+    if _SOURCE_KEY in part.__dict__ and _decoder(part) is None:
+        _, start, end = part.__dict__[_SOURCE_KEY]
+        return end - start
+    return len(message_bytes(part))
 
 
 def inner_message(part: Message) -> Message | None:

@@ -1,6 +1,7 @@
 """A stored message as a person reads it: its main headers, its body as plain text and its
 attachments, numbered from 1 in the order they appear. A message whose whole body is a
-file (not multipart: a scanner's PDF, a photo, a named file) has that file as its
+file (a scanner's PDF, a photo, a named file, a forwarded message sent as a file: a
+message/rfc822 body with Content-Disposition: attachment or a name) has that file as its
 attachment 1 and no body, as extraction reads it (mime.whole_body_is_attachment). Files
 uuencoded in its body text (or a body sent x-uuencode) are attachments where their text
 part is, and their encoded lines no body text, as extraction reads them (mime's rule of a
@@ -32,7 +33,7 @@ from services.archive.mime import (FoundFile, attachment_content, attachment_fil
                                    attachment_name,
                                    body_text_of, charsets_of, decode_header_text,
                                    decode_text, files_not_listed, is_attachment,
-                                   is_body_text, iter_parts,
+                                   is_body_text, message_parts,
                                    read_uuencoded_files, safely, uuencoded_files,
                                    whole_body_is_attachment)
 from services.archive.store import NotFound
@@ -159,8 +160,7 @@ def shown_headers(message: Message, names: tuple[str, ...] = SHOWN_HEADERS
 
 def _attachments(message: Message) -> list[Attachment]:
     """The message's numbered files (_numbered), each sized; no files inside them."""
-    return [_described(number, file, len(_part_bytes(file)))
-            for number, file in _numbered(message)]
+    return [_described(number, file, _size(file)) for number, file in _numbered(message)]
 
 
 def _numbered(message: Message) -> Iterator[tuple[int, Message]]:
@@ -170,7 +170,7 @@ def _numbered(message: Message) -> Iterator[tuple[int, Message]]:
     file's content but body text's and x-uuencode attachments' (their files count)."""
     number = 0
     read_uuencoded_files(message)
-    for part in iter_parts(message, into_messages=False):
+    for part in message_parts(message):
         for file in _files_of(part, message):
             number += 1
             yield number, file
@@ -253,11 +253,22 @@ def _files_of(part: Message, message: Message) -> list[Message]:
     return uuencoded_files(part) if is_body_text(part) else []
 
 
+def _size(part: Message) -> int:
+    """len(_part_bytes(part)): an attached message's sized, not copied."""
+    return forwarded.message_size(part) if _is_attached_message(part) \
+        else len(_part_bytes(part))
+
+
+def _is_attached_message(part: Message) -> bool:
+    return not isinstance(part, FoundFile) \
+        and safely(part.get_content_maintype, "") == "message" and part.is_multipart()
+
+
 def _part_bytes(part: Message) -> bytes:
     """The decoded content of a leaf; an attached message as its bytes."""
     if isinstance(part, FoundFile):
         return part.data
-    if safely(part.get_content_maintype, "") == "message" and part.is_multipart():
+    if _is_attached_message(part):
         # (its bytes in the stored message, decoded when a mailer encoded it, as the
         # message tree reads them)
         return forwarded.message_bytes(part)
@@ -266,7 +277,7 @@ def _part_bytes(part: Message) -> bytes:
 
 def _body_text(message: Message) -> str:
     plain, html = None, None
-    for part in iter_parts(message, into_messages=False):
+    for part in message_parts(message):
         if part.is_multipart() or is_attachment(part):  # the root too: a whole-body file
             continue
         kind = safely(part.get_content_type, "text/plain")

@@ -11,8 +11,8 @@ the same tree.
 
 Containers are opened as the indexer opens them (services.archive.containers): a message
 whose whole body is one entity that is not text (a scanner's PDF, an S/MIME object) or is
-an attachment (a named text file: mime.whole_body_is_attachment) has that entity as its
-part 1, and no body; an S/MIME opaque-signed object (RFC 8551 signed-data) holds the
+an attachment (a named text file, a forwarded message sent as a file:
+mime.whole_body_is_attachment) has that entity as its part 1, and no body; an S/MIME opaque-signed object (RFC 8551 signed-data) holds the
 signed MIME entity as its child 1 and that is the message's body; a TNEF file
 (winmail.dat) and a zip archive hold the files inside them as their children (a .eml among
 them is a forwarded message, as the indexer reads it; one that could not be read out of
@@ -43,13 +43,14 @@ from PIL import Image
 
 from services.archive import containers, tools
 from services.archive.extract import (DELIVERY_STATUS_TYPES, container_problem,
-                                      effective_type, reads_as_message, reads_text_of)
+                                      effective_type, read_type_of, reads_as_message,
+                                      reads_text_of)
 from services.archive.index import PARTLY_INDEXED
 from services.archive.mime import (SPLIT_KEYS, FoundFile, attachment_content,
                                    attachment_files, attachment_name,
                                    body_text_of, charsets_of, decode_header_text,
                                    decode_text, filename_of, header,
-                                   is_attachment, is_body_text, iter_parts, parse_message,
+                                   is_attachment, is_body_text, message_parts, parse_message,
                                    read_uuencoded_files, safely, uuencoded_files,
                                    whole_body_is_attachment)
 from services.archive.store import NotFound
@@ -150,6 +151,8 @@ def children(part: Message, top: bool = False) -> list[Message]:
 
 
 def _children(part: Message, top: bool) -> list[Message]:
+    if top and _sent_as_file(part):
+        return [_whole_body(part)]
     if is_message_part(part):
         return _inner(part)
     if _is_delivery_status(part):  # (its blocks of fields are its content, no parts)
@@ -175,8 +178,18 @@ def _holds_message(part: Message, top: bool, content: bytes | None = None) -> bo
     """Whether the child 1 of `part` is a message (the views show `part` as one): a
     message/* part's, or a file's the indexer reads as a forwarded message (_forwards;
     `content`: its decoded bytes, if read). A message itself (`top`: its whole body is its
-    part 1) only as a message/* part."""
-    return is_message_part(part) or not top and _forwards(part, content)
+    part 1) only as a message/* part whose message is not sent as a file (_sent_as_file:
+    that file is its part 1)."""
+    if top:
+        return is_message_part(part) and not _sent_as_file(part)
+    return is_message_part(part) or _forwards(part, content)
+
+
+def _sent_as_file(message: Message) -> bool:
+    """Whether a message's whole body is a forwarded message sent as a file
+    (mime.whole_body_is_attachment of a message/* body): the file is its part 1, the
+    message inside that file's child 1."""
+    return message.is_multipart() and whole_body_is_attachment(message)
 
 
 def is_message_part(part: Message) -> bool:
@@ -280,8 +293,10 @@ def _whole_body(message: Message) -> Message:
         entity.set_payload(message._payload)
         # (the message's split of its uuencoded files, if read: the entity is the same
         # content, and a view splits it once, review r5 F3)
+        # and where its content lies in the stored message: a forward sent as a file is
+        # served as the bytes it is, not re-serialized (forwarded.CONTENT_KEYS)
         entity.__dict__.update({key: value for key, value in message.__dict__.items()
-                                if key in SPLIT_KEYS})
+                                if key in SPLIT_KEYS or key in forwarded.CONTENT_KEYS})
         message.__dict__["_whole_body"] = entity
     return message.__dict__["_whole_body"]
 
@@ -299,10 +314,10 @@ def _open(part: Message) -> list[Message]:
         return uuencoded_files(part)
     if holds_files(part):
         return attachment_files(part)
-    kind = _container_kind(part)
+    data = decoded(part)
+    kind = _container_kind(part, data)
     if kind is None:
         return []
-    data = decoded(part)
     key, openings = (kind, hashlib.sha256(data).hexdigest()), _openings(part)
     if key not in openings.opened:
         refusal = openings.refusal(kind)
@@ -314,12 +329,13 @@ def _open(part: Message) -> list[Message]:
     return files
 
 
-def _container_kind(part: Message) -> str | None:
-    """"signed-data", "tnef" or "zip" for a container a view opens, else None."""
-    content_type = safely(part.get_content_type, "")
-    if content_type in containers.CMS_TYPES:
+def _container_kind(part: Message, data: bytes) -> str | None:
+    """"signed-data", "tnef" or "zip" for a container a view opens, else None: a file the
+    indexer reads as one (extract.read_type_of its content `data`: a winmail.dat in a zip
+    is a TNEF, a zip named .bin a zip, review r11 F6), signed-data of S/MIME alone."""
+    kind = read_type_of(part, data)
+    if kind in containers.CMS_TYPES:
         return "signed-data" if _cms_kind(part) == "signed-data" else None
-    kind = effective_type(content_type, attachment_name(part))
     return "tnef" if kind in containers.TNEF_TYPES else "zip" if kind in containers.ZIP_TYPES \
         else None
 
@@ -410,8 +426,11 @@ def _node(part: Message, path: str, failed: dict[str, str], depth: int, root: bo
     # (an x-uuencode attachment of two or more files holds them: they are the attachments)
     attached = not root and (maintype == "message" or is_attachment(part)
                              and not holds_files(part))
-    content = b"" if part.is_multipart() and maintype != "message" else decoded(part)
-    node = Part(path, content_type, filename, len(content), attached, "", None,
+    # (a message/* part sized, not copied: a chain of forwards would copy all below each)
+    content = None if is_message_part(part) \
+        else b"" if part.is_multipart() and maintype != "message" else decoded(part)
+    size = forwarded.message_size(part) if content is None else len(content)
+    node = Part(path, content_type, filename, size, attached, "", None,
                 decode_header_text(header(part, "content-id")).strip("<> ") or None)
     node.unreadable = part.unreadable if isinstance(part, FoundFile) else None
     if node.unreadable:  # (its b"" is no content: neither sized, read nor shown)
@@ -419,6 +438,8 @@ def _node(part: Message, path: str, failed: dict[str, str], depth: int, root: bo
         return node
     node.text = _text_status(node, failed, part)
     holder = _holds_message(part, root or top, content)
+    del content  # (not held while the parts below are read: review r11, 22 forwards of a
+    #              27 MB file held 600 MB)
     node.shown_as = "message" if holder else _shown_as(node, part)
     if node.shown_as == "message":
         inner = children(part)
@@ -525,7 +546,7 @@ def body(message: Message, path: str = "") -> Body:
         root = opened[0]
     html = text = None
     images = {}
-    for part in iter_parts(root, into_messages=False):
+    for part in message_parts(root):
         if part.is_multipart():
             continue
         content_type = safely(part.get_content_type, "text/plain")
