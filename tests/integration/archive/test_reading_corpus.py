@@ -189,7 +189,8 @@ def test_tnef_files_are_listed_and_a_hostile_one_flagged(archive):
                                                      "nested.zip"]
     assert found(archive, "hostile") == {"tnef-hostile"}
     assert "tnef-hostile" in found(archive, "has:extraction-failure")
-    assert problems(archive, "tnef-hostile")[0].startswith("winmail.dat: ToolFailed: tnef ")
+    # (a stream damaged after its first 40 bytes: where, as tnef_stream says it)
+    assert problems(archive, "tnef-hostile")[0].startswith("winmail.dat: damaged at byte ")
 
 
 @pytest.mark.parametrize("query, expected", [
