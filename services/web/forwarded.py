@@ -86,7 +86,7 @@ def message_bytes(part: Message) -> bytes:
 def message_size(part: Message) -> int:
     """len(message_bytes(part)), in bytes, without copying the located content of a part
     sent as it is (a view sizes every forward of a chain: each copy holds all below it)."""
-    if _SOURCE_KEY in part.__dict__ and _decoder(part) is None:
+    if not _rebuilt(part):  # (located, sent as it is: its span is its file)
         _, start, end = part.__dict__[_SOURCE_KEY]
         return end - start
     return len(message_bytes(part))
