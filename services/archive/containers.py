@@ -289,6 +289,25 @@ def cms_kind(data: bytes, smime_type: str | None) -> str | None:
     return None
 
 
+def is_cms(data: bytes) -> bool:
+    """Whether `data` is a DER-encoded CMS ContentInfo (RFC 5652 3: a SEQUENCE whose first
+    element is the content type OID) of a kind cms_kind knows: an S/MIME .p7m however it is
+    named or declared. libmagic cannot tell one (it answers application/octet-stream), so
+    a signed message in a zip, or sent as application/octet-stream, would go unopened. The
+    OID must come right after the SEQUENCE's length: a PKCS #12 file (a version first) or
+    other DER that merely holds a CMS OID is not one."""
+    if len(data) < 2 or data[0] != 0x30:
+        return False
+    length_bytes = data[1] - 0x80 if data[1] > 0x80 else 0  # long form (X.690 8.1.3.5)
+    if length_bytes > 4:
+        return False
+    content_type = data[2 + length_bytes:2 + length_bytes + len(CMS_AUTH_ENVELOPED)]
+    return content_type.startswith(CMS_AUTH_ENVELOPED) or (
+        content_type[:len(CMS_OID_PREFIX)] == CMS_OID_PREFIX
+        and content_type[len(CMS_OID_PREFIX):len(CMS_OID_PREFIX) + 1] != b""
+        and content_type[len(CMS_OID_PREFIX)] in CMS_KINDS)
+
+
 def signed_content(data: bytes) -> bytes:
     """The content of an opaque CMS signed-data object (the MIME entity that was signed),
     without verifying the signature: archiving reads, it does not vouch; read once per

@@ -660,9 +660,18 @@ def _declared_message(declared: str, filename: str | None) -> bool:
 def read_type(declared: str, filename: str | None, data: bytes) -> str:
     """The type extract() reads a file as (_file): the declared type, or for a generic one
     the one its name's extension says, as libmagic's reading of `data` confirms or
-    overrules it (filetypes.effective_type)."""
+    overrules it (filetypes.effective_type); a CMS object, which libmagic cannot tell, is
+    S/MIME by its DER (containers.is_cms), under any name."""
     return filetypes.effective_type(_type_of_extension(declared, filename),
-                                    filetypes.content_type(data))
+                                    _content_type(data))
+
+
+def _content_type(data: bytes) -> str:
+    """The type `data` is by its content: libmagic's, or S/MIME's where it cannot tell."""
+    found = filetypes.content_type(data)
+    if found in filetypes.VAGUE_DETECTIONS and containers.is_cms(data):
+        return containers.CMS_TYPES[0]
+    return found
 
 
 def read_type_of(part: Message, content: bytes) -> str:
