@@ -69,10 +69,16 @@ MESSAGE = "message/rfc822"  # a forwarded message (RFC 2046 5.2.1)
 TYPE_OF_EXTENSION = {".pdf": PDF_MIME, ".docx": DOCX_MIME, ".xlsx": XLSX_MIME,
                      ".txt": "text/plain", ".htm": "text/html", ".html": "text/html",
                      ".eml": "message/rfc822"}
-# A bounce's delivery status (RFC 3464; RFC 6533: its UTF-8 kin): its fields are body text.
-GLOBAL_DELIVERY_STATUS = "message/global-delivery-status"
+# The machine-readable part of a report (RFC 6522): blocks of fields, no message. A bounce's
+# delivery status (RFC 3464), a read receipt's disposition (RFC 8098), an abuse report's
+# feedback (RFC 5965), and RFC 6533's UTF-8 kin of the first two: their fields are body text,
+# the part a file of its own. (The parser reads a delivery status as blocks, the others as
+# a message whose header is their first block: the fields are made whole either way.)
+REPORT_TYPES = ("message/delivery-status", "message/global-delivery-status",
+                "message/disposition-notification", "message/global-disposition-notification",
+                "message/feedback-report")
+UTF8_REPORT_TYPES = ("message/global-delivery-status", "message/global-disposition-notification")
 GLOBAL_MESSAGE = "message/global"  # RFC 6532 3.5: a forwarded message, UTF-8 allowed
-DELIVERY_STATUS_TYPES = ("message/delivery-status", GLOBAL_DELIVERY_STATUS)
 _UNFOLD = re.compile(r"\n[ \t]+")  # a folded field's line break (RFC 5322 2.2.3)
 _BLANK_LINES = re.compile(r"\n(?:[ \t]*\n)+")
 # Block elements end a line, so "<p>a</p><p>b</p>" gives two words, not "ab": the elements
@@ -302,9 +308,9 @@ def _body_and_attachments(message: Message, cap_bytes: int, nesting: int,
     html = _HtmlTexts()
     pgp_encrypted = _parts_of_multipart_encrypted(message)
     for part in mime.message_parts(message):
-        if _mime_type(part) in DELIVERY_STATUS_TYPES:  # text of the body, still an attachment
-            statuses.add(len(plain))                   # (of no text) as it always was
-            plain.append(delivery_status_text(part))
+        if _mime_type(part) in REPORT_TYPES:  # text of the body, still an attachment
+            statuses.add(len(plain))          # (of no text) as it always was
+            plain.append(report_text(part))
         if _is_container(part, message):
             continue
         if mime.is_attachment(part):
@@ -407,17 +413,17 @@ def _text_part(part: Message, budget: containers.ReadBudget | None
     return mime.decode_text(found.text, charset), files
 
 
-def delivery_status_text(part: Message) -> str:
-    """The fields of a delivery status (RFC 3464 message/delivery-status, RFC 6533
-    message/global-delivery-status: the blocks of a bounce, one for the message, one for each
-    recipient), a line each ("Final-Recipient: rfc822; x@example.org", folded lines
-    unfolded), a blank line after each block; text that is no field kept as it is. The
-    parser reads a delivery status as blocks of fields (services.archive.mimetree), a global
-    one as a message (its first block the header); their text is made whole again and
-    decoded (a transfer encoding, UTF-8 for a global one). Never raises but MemoryError."""
+def report_text(part: Message) -> str:
+    """The fields of a report part (REPORT_TYPES: a bounce's blocks, one for the message, one
+    for each recipient; a read receipt's or an abuse report's one block), a line each
+    ("Final-Recipient: rfc822; x@example.org", folded lines unfolded), a blank line after
+    each block; text that is no field kept as it is. The parser reads a delivery status as
+    blocks of fields (services.archive.mimetree), the others as a message (its first block
+    the header); their text is made whole again and decoded (a transfer encoding, UTF-8 for
+    RFC 6533's). Never raises but MemoryError."""
     try:
-        source = delivery_status_bytes(part)
-        charset = "utf-8" if _mime_type(part) == GLOBAL_DELIVERY_STATUS else _safe_charset(part)
+        source = report_bytes(part)
+        charset = "utf-8" if _mime_type(part) in UTF8_REPORT_TYPES else _safe_charset(part)
         text = mime.decode_text(source, charset)
     except MemoryError:
         raise
@@ -427,8 +433,8 @@ def delivery_status_text(part: Message) -> str:
     return _BLANK_LINES.sub("\n\n", text).strip()
 
 
-def delivery_status_bytes(part: Message) -> bytes:
-    """The content of a delivery status part (delivery_status_text's types) made whole
+def report_bytes(part: Message) -> bytes:
+    """The content of a report part (REPORT_TYPES) made whole
     from the parser's blocks (_status_source: line ends LF, as the parser keeps them) and
     transfer-decoded: its file where the stored bytes cannot be located
     (services.web.forwarded). Raises what a parser's odd shape raises (callers guard)."""
@@ -439,7 +445,7 @@ def delivery_status_bytes(part: Message) -> bytes:
 
 
 def _status_source(part: Message) -> bytes:
-    """The text of a delivery status part as it was, from the parser's blocks (each a
+    """The text of a report part as it was, from the parser's blocks (each a
     Message: its fields, then any text it had, a blank line after each). Payloads as the
     parser kept them (get_payload() would make each 8-bit byte a U+FFFD)."""
     payload = part._payload

@@ -86,7 +86,9 @@ READING_VERSION = 11  # 3: raw 8-bit header bytes read in the declared or detect
                      # a message whose whole body is a message/* sent as a file reads as
                      # that one attached message, an attached message/global as a forward
                      # (mime.whole_body_is_attachment, review r11 F8); an S/MIME
-                     # object opened by its DER under any name and type (containers.is_cms)
+                     # object opened by its DER under any name and type (containers.is_cms);
+                     # a read receipt's and an abuse report's fields body text, as a
+                     # bounce's (extract.REPORT_TYPES)
                      # (10 shipped in a release, 11 not yet: no new number)
 _VERSION = struct.Struct(">H")
 # The checksum makes damage to a kept reading a StaleReading, where it could else decode

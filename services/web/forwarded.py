@@ -65,17 +65,17 @@ def parse(raw: bytes, nesting: int = 0) -> Message:
 def message_bytes(part: Message) -> bytes:
     """The file of message/* part `part`: the bytes of its content in the stored message
     (transfer-decoded if it came base64 or quoted-printable) where parse() located them;
-    else, of a delivery status (RFC 3464 blocks of fields), its blocks made whole as
-    extraction reads them (extract.delivery_status_bytes), of any other the message
+    else, of a report's fields (extract.REPORT_TYPES: blocks of fields), its blocks made whole as
+    extraction reads them (extract.report_bytes), of any other the message
     inside it as extraction reads it, re-serialized (also where
     inner_message() does not open it); b"" when neither can be had. Never raises but
     MemoryError."""
     stored = _stored(part)
     if stored is not None:
         return stored
-    if safely(part.get_content_type, "") in extract.DELIVERY_STATUS_TYPES \
+    if safely(part.get_content_type, "") in extract.REPORT_TYPES \
             and isinstance(part._payload, list):  # (status blocks, no message: made whole)
-        return safely(lambda: extract.delivery_status_bytes(part), b"")
+        return safely(lambda: extract.report_bytes(part), b"")
     if _BYTES_KEY not in part.__dict__:
         inner = safely(lambda: _read(part), None)
         part.__dict__[_BYTES_KEY] = safely(inner.as_bytes, b"") \

@@ -42,7 +42,7 @@ import magic
 from PIL import Image
 
 from services.archive import containers, tools
-from services.archive.extract import (DELIVERY_STATUS_TYPES, container_problem,
+from services.archive.extract import (REPORT_TYPES, container_problem,
                                       effective_type, read_type_of, reads_as_message,
                                       reads_text_of)
 from services.archive.index import PARTLY_INDEXED
@@ -155,7 +155,7 @@ def _children(part: Message, top: bool) -> list[Message]:
         return [_whole_body(part)]
     if is_message_part(part):
         return _inner(part)
-    if _is_delivery_status(part):  # (its blocks of fields are its content, no parts)
+    if _is_report(part):  # (its blocks of fields are its content, no parts)
         return []
     if part.is_multipart():
         payload = part.get_payload()
@@ -194,18 +194,19 @@ def _sent_as_file(message: Message) -> bool:
 
 def is_message_part(part: Message) -> bool:
     """Whether `part` is a message/* part that holds a message (RFC 2046 5.2), as the
-    parser reads it: one of a type message/* but a delivery status (RFC 3464, RFC 6533:
-    blocks of fields, no message -- a file of its own, extract.DELIVERY_STATUS_TYPES), and
+    parser reads it: one of a type message/* but a report's fields (a delivery status, a
+    disposition, a feedback report: blocks of fields, no message -- a file of its own,
+    extract.REPORT_TYPES), and
     no file found in a text or a container (a FoundFile is typed by its name's extension:
     a .eml is a message where the indexer reads one, _forwards)."""
     return not isinstance(part, FoundFile) \
         and safely(part.get_content_maintype, "") == "message" \
-        and not _is_delivery_status(part)
+        and not _is_report(part)
 
 
-def _is_delivery_status(part: Message) -> bool:
+def _is_report(part: Message) -> bool:
     return not isinstance(part, FoundFile) \
-        and safely(part.get_content_type, "") in DELIVERY_STATUS_TYPES
+        and safely(part.get_content_type, "") in REPORT_TYPES
 
 
 def _forwards(part: Message, content: bytes | None = None) -> bool:

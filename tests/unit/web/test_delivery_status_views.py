@@ -1,11 +1,13 @@
-"""A bounce's delivery status (RFC 3464 message/delivery-status; RFC 6533
-message/global-delivery-status) is blocks of fields, no message: every view lists it as
+"""A report's machine-readable part (RFC 6522: a bounce's delivery status, RFC 3464; a read
+receipt's disposition, RFC 8098; an abuse report's feedback, RFC 5965; RFC 6533's global
+kin) is blocks of fields, no message: every view lists it as
 the file it is -- the page never as an attached message "(no subject)" with parts, `show`
 and the API under the same number -- and its download (numbered and by part) is its
 stored bytes, transfer-decoded, as any other part's: never its first block re-serialised.
 Generated: blocks of 1 to 6 recipients, LF or CRLF, 7bit, base64 or quoted-printable,
 in a report at the top or in a forwarded bounce, with a body line in a block (the
-feedparser's parse: there the blocks made whole as the indexer reads them) too."""
+feedparser's parse: there the blocks made whole as the indexer reads them) too. Its
+fields are the body text the indexer reads, every line."""
 from __future__ import annotations
 
 import base64
@@ -20,7 +22,7 @@ from services.web import forwarded, mail_view, message_page, message_tree
 from services.archive.store import NotFound
 
 CAP = 1 << 20
-TYPES = ("message/delivery-status", "message/global-delivery-status")
+TYPES = extract_module.REPORT_TYPES  # a bounce's, a read receipt's, an abuse report's
 
 
 def status(rng: random.Random, tag: str) -> bytes:
@@ -34,9 +36,9 @@ def status(rng: random.Random, tag: str) -> bytes:
     return "\n".join(blocks).encode()
 
 
-def report(rng: random.Random, tag: str) -> tuple[bytes, bytes]:
-    """(a bounce, its delivery status's content)."""
-    data, kind = status(rng, tag), rng.choice(TYPES)
+def report(rng: random.Random, tag: str, kind: str) -> tuple[bytes, bytes]:
+    """(a report, its part of type `kind`'s content)."""
+    data = status(rng, tag)
     encoding = rng.choice(["7bit", "base64", "quoted-printable"])
     body = {"7bit": lambda d: d, "base64": base64.encodebytes,
             "quoted-printable": quopri.encodestring}[encoding](data)
@@ -54,8 +56,8 @@ def report(rng: random.Random, tag: str) -> tuple[bytes, bytes]:
 
 def generated() -> list[tuple[str, bytes, bytes, bool]]:
     rng, found = random.Random(20261209), []
-    for case in range(40):
-        raw, data = report(rng, str(case))
+    for case in range(60):  # every type, at the top and forwarded
+        raw, data = report(rng, str(case), TYPES[case % len(TYPES)])
         forwarded_bounce = case % 4 == 3
         if forwarded_bounce:
             raw = (b"From: b@example.org\nSubject: fwd\nMIME-Version: 1.0\nContent-Type: "
@@ -82,7 +84,7 @@ def test_a_delivery_status_is_the_file_it_is_in_every_view(label, raw, data, ins
     if b"no field" in data and node.content_type == TYPES[0]:
         # (a block with a body: the feedparser parses the message, which says where no
         # part lies; the blocks made whole as the indexer reads them, every line there)
-        assert served == extract_module.delivery_status_bytes(part)
+        assert served == extract_module.report_bytes(part)
         assert all(line in served for line in data.splitlines())
     else:
         assert served.rstrip(b"\r\n") == data.rstrip(b"\r\n")
@@ -94,5 +96,9 @@ def test_a_delivery_status_is_the_file_it_is_in_every_view(label, raw, data, ins
     assert status["files"] == [] and status["size"] == len(served)
     attachment, downloaded = mail_view.attachment(raw, status["number"])
     assert downloaded == served and attachment.size == len(served)
-    indexed = [entry for entry in extract(raw, CAP).attachments if entry.container is None]
+    extracted = extract(raw, CAP)
+    indexed = [entry for entry in extracted.attachments if entry.container is None]
     assert indexed[status["number"] - 1].mime_type == status["content_type"]
+    for line in data.decode().splitlines():  # its fields are the body's text, searchable
+        if line.strip() and "no field" not in line:
+            assert line.strip() in extracted.body
