@@ -302,10 +302,9 @@ def is_cms(data: bytes) -> bool:
     if length_bytes > 4:
         return False
     content_type = data[2 + length_bytes:2 + length_bytes + len(CMS_AUTH_ENVELOPED)]
+    kind = content_type[len(CMS_OID_PREFIX):len(CMS_OID_PREFIX) + 1]  # its last arc
     return content_type.startswith(CMS_AUTH_ENVELOPED) or (
-        content_type[:len(CMS_OID_PREFIX)] == CMS_OID_PREFIX
-        and content_type[len(CMS_OID_PREFIX):len(CMS_OID_PREFIX) + 1] != b""
-        and content_type[len(CMS_OID_PREFIX)] in CMS_KINDS)
+        content_type.startswith(CMS_OID_PREFIX) and len(kind) == 1 and kind[0] in CMS_KINDS)
 
 
 def signed_content(data: bytes) -> bytes:
