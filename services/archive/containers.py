@@ -24,7 +24,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.archive import charsets, tnef_stream, tools
+from services.archive import charsets, cms_der, tnef_stream, tools
 
 MAX_MEMBERS = 500                       # members listed per container
 MEMBER_READ_BYTES = 32 * 1024 * 1024    # one member is read up to here, the rest is skipped
@@ -277,10 +277,11 @@ def _capped(content: bytes, budget: ReadBudget) -> bytes | None:
 def cms_kind(data: bytes, smime_type: str | None) -> str | None:
     """"signed-data", "enveloped-data", "authEnveloped-data", "encrypted-data" or
     "compressed-data" for a CMS object, from the smime-type parameter (RFC 8551 3.2.2) or,
-    when that is missing, from the content type OID at the start of the DER."""
+    when that is missing, from the content type OID at the start of the DER (of PEM too:
+    cms_der.der_of); None when neither says."""
     if smime_type:
         return smime_type.strip().lower()
-    head = data[:64]
+    head = cms_der.der_of(data)[:64]
     if CMS_AUTH_ENVELOPED in head:
         return "authenveloped-data"
     at = head.find(CMS_OID_PREFIX)
@@ -289,13 +290,30 @@ def cms_kind(data: bytes, smime_type: str | None) -> str | None:
     return None
 
 
+def is_sealed(kind: str | None) -> bool:
+    """Whether a CMS object of `kind` (cms_kind) needs a key to read: any kind named but
+    signed-data and a certificates-only bundle (enveloped, authEnveloped, encrypted data,
+    and what a sender's smime-type calls otherwise)."""
+    return kind is not None and kind not in ("signed-data", "certs-only")
+
+
+def holds_no_content(data: bytes, kind: str | None) -> bool:
+    """Whether a CMS object of `kind` (cms_kind) is a plain file, nothing to open: a
+    certificates-only bundle (RFC 8551 3.7, .p7c) or a detached signature (smime.p7s of a
+    multipart/signed message, 3.5), signed-data without its content (cms_der)."""
+    return kind == "certs-only" or (
+        kind == "signed-data" and cms_der.carries_content(cms_der.der_of(data)) is False)
+
+
 def is_cms(data: bytes) -> bool:
     """Whether `data` is a DER-encoded CMS ContentInfo (RFC 5652 3: a SEQUENCE whose first
-    element is the content type OID) of a kind cms_kind knows: an S/MIME .p7m however it is
-    named or declared. libmagic cannot tell one (it answers application/octet-stream), so
-    a signed message in a zip, or sent as application/octet-stream, would go unopened. The
-    OID must come right after the SEQUENCE's length: a PKCS #12 file (a version first) or
-    other DER that merely holds a CMS OID is not one."""
+    element is the content type OID) to open: enveloped or encrypted (said encrypted), or
+    signed-data carrying the entity it signs (an opaque .p7m), however it is named or
+    declared. libmagic cannot tell one (it answers application/octet-stream), so a signed
+    message in a zip, or sent as application/octet-stream, would go unopened. The OID must
+    come right after the SEQUENCE's length: a PKCS #12 file (a version first) or other DER
+    that merely holds a CMS OID is not one; nor is signed-data without its content
+    (holds_no_content), a plain file wherever it is."""
     if len(data) < 2 or data[0] != 0x30:
         return False
     length_bytes = data[1] - 0x80 if data[1] > 0x80 else 0  # long form (X.690 8.1.3.5)
@@ -303,8 +321,11 @@ def is_cms(data: bytes) -> bool:
         return False
     content_type = data[2 + length_bytes:2 + length_bytes + len(CMS_AUTH_ENVELOPED)]
     kind = content_type[len(CMS_OID_PREFIX):len(CMS_OID_PREFIX) + 1]  # its last arc
-    return content_type.startswith(CMS_AUTH_ENVELOPED) or (
-        content_type.startswith(CMS_OID_PREFIX) and len(kind) == 1 and kind[0] in CMS_KINDS)
+    if content_type.startswith(CMS_AUTH_ENVELOPED):
+        return True
+    if not (content_type.startswith(CMS_OID_PREFIX) and len(kind) == 1 and kind[0] in CMS_KINDS):
+        return False
+    return not holds_no_content(data, CMS_KINDS[kind[0]])
 
 
 def signed_content(data: bytes) -> bytes:

@@ -815,7 +815,11 @@ def _cms(entry, data, smime_type, cap_bytes, nesting, budget):
     """S/MIME: signed-data is unwrapped and read as the body and attachments it holds;
     enveloped (encrypted) data is marked encrypted."""
     kind = containers.cms_kind(data, smime_type)
-    if kind != "signed-data":
+    if containers.holds_no_content(data, kind):
+        return [], ""  # certificates, or a signature whose entity is beside it: a plain file
+    if kind is None:
+        raise ValueError("not a CMS object (RFC 5652): no content type it names")
+    if containers.is_sealed(kind):
         shown = "".join(filter(str.isprintable, kind or ""))[:SMIME_TYPE_SHOWN]
         raise documents.Encrypted(f"S/MIME {shown or 'unknown CMS content'}")
     if nesting > MAX_NESTED_CONTAINERS:

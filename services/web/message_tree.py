@@ -336,7 +336,7 @@ def _container_kind(part: Message, data: bytes) -> str | None:
     is a TNEF, a zip named .bin a zip, review r11 F6), signed-data of S/MIME alone."""
     kind = read_type_of(part, data)
     if kind in containers.CMS_TYPES:
-        return "signed-data" if _cms_kind(part) == "signed-data" else None
+        return "signed-data" if _opens_signed(part) else None
     return "tnef" if kind in containers.TNEF_TYPES else "zip" if kind in containers.ZIP_TYPES \
         else None
 
@@ -367,6 +367,13 @@ def _files_of_container(kind: str, data: bytes, part: Message,
 
 def _cms_kind(part: Message) -> str | None:
     return containers.cms_kind(decoded(part), safely(lambda: part.get_param("smime-type"), None))
+
+
+def _opens_signed(part: Message) -> bool:
+    """Whether S/MIME `part` is signed-data holding the entity it signs (not a detached
+    signature, not certificates alone: containers.holds_no_content), as the indexer opens."""
+    kind = _cms_kind(part)
+    return kind == "signed-data" and not containers.holds_no_content(decoded(part), kind)
 
 
 def part_at(message: Message, path: str) -> Message:
@@ -460,7 +467,7 @@ def _node(part: Message, path: str, failed: dict[str, str], depth: int, root: bo
 def _text_status(node: Part, failed: dict[str, str], part: Message) -> str:
     if not node.attachment:
         return "text read" if node.content_type.startswith(("text/", "message/")) else ""
-    if node.content_type in containers.CMS_TYPES and _cms_kind(part) != "signed-data":
+    if node.content_type in containers.CMS_TYPES and containers.is_sealed(_cms_kind(part)):
         return ENCRYPTED
     reason = failed.get(node.filename or node.content_type)
     if reason is not None:  # a limit's cut says "partly indexed: ..." itself
@@ -539,7 +546,7 @@ def body(message: Message, path: str = "") -> Body:
     for _ in range(MAX_DEPTH):  # S/MIME opaque-signed: the signed entity is the body
         if safely(root.get_content_type, "") not in containers.CMS_TYPES:
             break
-        if _cms_kind(root) != "signed-data":
+        if containers.is_sealed(_cms_kind(root)):
             return Body(None, None, {}, encrypted=True)
         opened = _opened(root)
         if not opened:

@@ -12,7 +12,7 @@ import base64
 
 import pytest
 
-from services.archive import containers
+from services.archive import cms_der, containers
 from services.archive.extract import extract
 from tests import reading_corpus as corpus
 from tests.unit.web.test_containers_in_containers import container, indexed, listed
@@ -112,3 +112,60 @@ def test_a_cut_signed_data_is_a_damaged_container_not_hidden(cut):
     else:
         assert entry.mime_type != "application/pkcs7-mime" and not entry.encrypted
     assert listed(raw) == indexed(raw)
+
+
+# --- what signed-data carries (services.archive.cms_der), review r13 F1 -------------------
+
+def _openssl_signed(tmp_path, *options: str) -> bytes:
+    """Signed-data made by openssl cms -sign (`-stream`: BER, indefinite lengths, the
+    entity inside; `-nodetach`: the entity inside; neither: detached), DER out."""
+    import subprocess
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    key = ec.generate_private_key(ec.SECP256R1())
+    (tmp_path / "key.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    (tmp_path / "cert.pem").write_bytes(corpus.certificate_for(key, "s@example.com")
+                                        .public_bytes(serialization.Encoding.PEM))
+    entity = multipart([b"Content-Type: text/plain\r\n\r\nsigned text\r\n", attached(*LEAF)],
+                       "So")
+    return subprocess.run(["openssl", "cms", "-sign", "-binary", "-outform", "DER", *options,
+                           "-signer", str(tmp_path / "cert.pem"), "-inkey",
+                           str(tmp_path / "key.pem")], input=entity, capture_output=True,
+                          check=True).stdout
+
+
+@pytest.mark.parametrize("options, opened", [
+    (("-nodetach",), True), (("-nodetach", "-stream"), True), (("-stream",), True),
+    ((), False)],
+    ids=["opaque-der", "opaque-ber-streamed", "streamed-ber-embeds", "detached-der"])
+def test_signed_data_is_opened_only_when_it_carries_its_entity(tmp_path, options, opened):
+    data = _openssl_signed(tmp_path, *options)
+    assert cms_der.carries_content(data) is opened and containers.is_cms(data) is opened
+    raw = message("signed", [attached_as("smime.p7m", data, "application/octet-stream")])
+    found = indexed(raw)
+    assert ((LEAF[0], "smime.p7m") in found) is opened
+    assert listed(raw) == found
+    assert not any(entry.error or entry.encrypted for entry in extract(raw, 1 << 20).attachments)
+
+
+@pytest.mark.parametrize("options", [("-nodetach",), ("-nodetach", "-stream"), (), ("-stream",)])
+def test_every_cut_of_signed_data_is_told_or_left_open(tmp_path, options):
+    """Cut anywhere, the walk never raises and never says the opposite of the whole: None
+    (cannot tell, opened as S/MIME and its damage said) or the whole object's answer."""
+    data = _openssl_signed(tmp_path, *options)
+    whole = cms_der.carries_content(data)
+    for cut in range(len(data)):
+        assert cms_der.carries_content(data[:cut]) in (None, whole), cut
+
+
+def test_pem_signed_data_is_read_as_der_is(tmp_path):
+    """Review r13 F4: PEM without an smime-type parameter is signed-data by its content."""
+    import base64 as b64
+    der = _openssl_signed(tmp_path, "-nodetach")
+    pem = b"-----BEGIN PKCS7-----\n" + b64.encodebytes(der) + b"-----END PKCS7-----\n"
+    assert containers.cms_kind(pem, None) == "signed-data" and cms_der.carries_content(
+        cms_der.der_of(pem))
+    raw = message("pem", [attached_as("smime.p7m", pem, "application/pkcs7-mime")])
+    assert (LEAF[0], "smime.p7m") in indexed(raw) and listed(raw) == indexed(raw)
