@@ -46,6 +46,7 @@ CMS_TYPES = ("application/pkcs7-mime", "application/x-pkcs7-mime")
 CMS_OID_PREFIX = bytes.fromhex("06092a864886f70d0107")
 CMS_KINDS = {2: "signed-data", 3: "enveloped-data", 6: "encrypted-data"}
 CMS_AUTH_ENVELOPED = bytes.fromhex("060b2a864886f70d0109100117")
+CMS_COMPRESSED = bytes.fromhex("060b2a864886f70d0109100109")  # RFC 3274 id-ct-compressedData
 
 
 @dataclass
@@ -275,26 +276,29 @@ def _capped(content: bytes, budget: ReadBudget) -> bytes | None:
 
 
 def cms_kind(data: bytes, smime_type: str | None) -> str | None:
-    """"signed-data", "enveloped-data", "authEnveloped-data", "encrypted-data" or
-    "compressed-data" for a CMS object, from the smime-type parameter (RFC 8551 3.2.2) or,
-    when that is missing, from the content type OID at the start of the DER (of PEM too:
-    cms_der.der_of); None when neither says."""
-    if smime_type:
-        return smime_type.strip().lower()
+    """"signed-data", "enveloped-data", "authenveloped-data", "encrypted-data" or
+    "compressed-data" for a CMS object, from the content type OID at the start of its DER
+    (of PEM too: cms_der.der_of); where the DER names none, the smime-type parameter (RFC
+    8551 3.2.2), lowercased: a sender's label, which the content overrules as a declared
+    type is (review r14 F1); None when neither says."""
     head = cms_der.der_of(data)[:64]
     if CMS_AUTH_ENVELOPED in head:
         return "authenveloped-data"
+    if CMS_COMPRESSED in head:
+        return "compressed-data"
     at = head.find(CMS_OID_PREFIX)
     if at >= 0 and at + len(CMS_OID_PREFIX) < len(head):
-        return CMS_KINDS.get(head[at + len(CMS_OID_PREFIX)])
-    return None
+        kind = CMS_KINDS.get(head[at + len(CMS_OID_PREFIX)])
+        if kind is not None:
+            return kind
+    return smime_type.strip().lower() if smime_type else None
 
 
 def is_sealed(kind: str | None) -> bool:
     """Whether a CMS object of `kind` (cms_kind) needs a key to read: any kind named but
-    signed-data and a certificates-only bundle (enveloped, authEnveloped, encrypted data,
-    and what a sender's smime-type calls otherwise)."""
-    return kind is not None and kind not in ("signed-data", "certs-only")
+    signed-data, a certificates-only bundle and compressed data (enveloped, authEnveloped,
+    encrypted data, and what a sender's smime-type calls otherwise)."""
+    return kind is not None and kind not in ("signed-data", "certs-only", "compressed-data")
 
 
 def holds_no_content(data: bytes, kind: str | None) -> bool:

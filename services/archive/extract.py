@@ -819,6 +819,8 @@ def _cms(entry, data, smime_type, cap_bytes, nesting, budget):
         return [], ""  # certificates, or a signature whose entity is beside it: a plain file
     if kind is None:
         raise ValueError("not a CMS object (RFC 5652): no content type it names")
+    if kind == "compressed-data":
+        raise ValueError("not opened: compressed S/MIME (RFC 3274) is not read")
     if containers.is_sealed(kind):
         shown = "".join(filter(str.isprintable, kind or ""))[:SMIME_TYPE_SHOWN]
         raise documents.Encrypted(f"S/MIME {shown or 'unknown CMS content'}")
