@@ -65,6 +65,17 @@ def carries_content(der: bytes) -> bool | None:
         return None
 
 
+def first_element(der: bytes, size: int) -> bytes:
+    """Up to `size` bytes from the first element inside the SEQUENCE `der` begins with (a
+    ContentInfo's content type OID, tag and length included); b"" when `der` begins with
+    no SEQUENCE header. The SEQUENCE may be cut: its header alone is read."""
+    try:
+        start, _ = _header(der, 0, 0x30)
+    except _Unreadable:
+        return b""
+    return der[start:start + size]
+
+
 def _enter(der: bytes, at: int, tag: int) -> int:
     """Where the contents of the element of `tag` at `at` begin."""
     return _contents(der, at, tag)[0]
@@ -86,6 +97,15 @@ def _skip(der: bytes, at: int, tag: int | None, depth: int = 0) -> int:
 def _contents(der: bytes, at: int, tag: int | None) -> tuple[int, int | None]:
     """(start, end) of the contents of the element at `at`; end None for an indefinite
     length. Raises _Unreadable for another tag, a length past the bytes or a header cut."""
+    start, end = _header(der, at, tag)
+    if end is not None and end > len(der):
+        raise _Unreadable
+    return start, end
+
+
+def _header(der: bytes, at: int, tag: int | None) -> tuple[int, int | None]:
+    """_contents() read from the element's header alone: its end may lie past the bytes.
+    Raises _Unreadable for another tag or a header cut."""
     found, length = _byte_range(der, at, 2)
     if tag is not None and found != tag:
         raise _Unreadable
@@ -100,8 +120,6 @@ def _contents(der: bytes, at: int, tag: int | None) -> tuple[int, int | None]:
             raise _Unreadable
         length = int.from_bytes(_byte_range(der, start, count), "big")
         start += count
-    if start + length > len(der):
-        raise _Unreadable
     return start, start + length
 
 

@@ -318,12 +318,7 @@ def is_cms(data: bytes) -> bool:
     come right after the SEQUENCE's length: a PKCS #12 file (a version first) or other DER
     that merely holds a CMS OID is not one; nor is signed-data without its content
     (holds_no_content), a plain file wherever it is."""
-    if len(data) < 2 or data[0] != 0x30:
-        return False
-    length_bytes = data[1] - 0x80 if data[1] > 0x80 else 0  # long form (X.690 8.1.3.5)
-    if length_bytes > 4:
-        return False
-    content_type = data[2 + length_bytes:2 + length_bytes + len(CMS_AUTH_ENVELOPED)]
+    content_type = cms_der.first_element(data, len(CMS_AUTH_ENVELOPED))
     kind = content_type[len(CMS_OID_PREFIX):len(CMS_OID_PREFIX) + 1]  # its last arc
     if content_type.startswith(CMS_AUTH_ENVELOPED):
         return True

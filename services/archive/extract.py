@@ -822,7 +822,7 @@ def _cms(entry, data, smime_type, cap_bytes, nesting, budget):
     if kind == "compressed-data":
         raise ValueError("not opened: compressed S/MIME (RFC 3274) is not read")
     if containers.is_sealed(kind):
-        shown = "".join(filter(str.isprintable, kind or ""))[:SMIME_TYPE_SHOWN]
+        shown = "".join(filter(str.isprintable, kind))[:SMIME_TYPE_SHOWN]
         raise documents.Encrypted(f"S/MIME {shown or 'unknown CMS content'}")
     if nesting > MAX_NESTED_CONTAINERS:
         raise ValueError(f"not opened: containers nested deeper than {MAX_NESTED_CONTAINERS}")

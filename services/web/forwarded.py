@@ -65,11 +65,10 @@ def parse(raw: bytes, nesting: int = 0) -> Message:
 def message_bytes(part: Message) -> bytes:
     """The file of message/* part `part`: the bytes of its content in the stored message
     (transfer-decoded if it came base64 or quoted-printable) where parse() located them;
-    else, of a report's fields (extract.REPORT_TYPES: blocks of fields), its blocks made whole as
-    extraction reads them (extract.report_bytes), of any other the message
-    inside it as extraction reads it, re-serialized (also where
-    inner_message() does not open it); b"" when neither can be had. Never raises but
-    MemoryError."""
+    else, of a report's fields (extract.REPORT_TYPES: blocks of fields), its blocks made
+    whole as extraction reads them (extract.report_bytes), of any other the message inside
+    it as extraction reads it, re-serialized (also where inner_message() does not open
+    it); b"" when neither can be had. Never raises but MemoryError."""
     stored = _stored(part)
     if stored is not None:
         return stored

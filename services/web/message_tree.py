@@ -12,8 +12,9 @@ the same tree.
 Containers are opened as the indexer opens them (services.archive.containers): a message
 whose whole body is one entity that is not text (a scanner's PDF, an S/MIME object) or is
 an attachment (a named text file, a forwarded message sent as a file:
-mime.whole_body_is_attachment) has that entity as its part 1, and no body; an S/MIME opaque-signed object (RFC 8551 signed-data) holds the
-signed MIME entity as its child 1 and that is the message's body; a TNEF file
+mime.whole_body_is_attachment) has that entity as its part 1, and no body; an S/MIME
+opaque-signed object (RFC 8551 signed-data) holds the signed MIME entity as its child 1
+and that is the message's body; a TNEF file
 (winmail.dat) and a zip archive hold the files inside them as their children (a .eml among
 them is a forwarded message, as the indexer reads it; one that could not be read out of
 it -- encrypted, compressed in a way zipfile cannot undo, corrupt, over a limit -- says why,
@@ -196,9 +197,9 @@ def is_message_part(part: Message) -> bool:
     """Whether `part` is a message/* part that holds a message (RFC 2046 5.2), as the
     parser reads it: one of a type message/* but a report's fields (a delivery status, a
     disposition, a feedback report: blocks of fields, no message -- a file of its own,
-    extract.REPORT_TYPES), and
-    no file found in a text or a container (a FoundFile is typed by its name's extension:
-    a .eml is a message where the indexer reads one, _forwards)."""
+    extract.REPORT_TYPES), and no file found in a text or a container (a FoundFile is
+    typed by its name's extension: a .eml is a message where the indexer reads one,
+    _forwards)."""
     return not isinstance(part, FoundFile) \
         and safely(part.get_content_maintype, "") == "message" \
         and not _is_report(part)
@@ -211,10 +212,10 @@ def _is_report(part: Message) -> bool:
 
 def _forwards(part: Message, content: bytes | None = None) -> bool:
     """Whether `part`, a file of the message (an attachment, a uuencoded file, a
-    container's member) that is no message/* part (is_message_part), is one the indexer reads as a
-    forwarded message: a .eml sent application/octet-stream, or of another generic type
-    that libmagic finds a message (extract.reads_as_message: its one rule); then it holds
-    that message, as a message/rfc822 part does. Read once a part (`content`: its decoded
+    container's member) that is no message/* part (is_message_part), is one the indexer
+    reads as a forwarded message: a .eml sent application/octet-stream, or of another
+    generic type that libmagic finds a message (extract.reads_as_message: its one rule);
+    then it holds that message, as a message/rfc822 part does. Read once a part (`content`: its decoded
     bytes, if the caller read them: not decoded again)."""
     if "_forwards" not in part.__dict__:
         part.__dict__["_forwards"] = not part.is_multipart() and is_attachment(part) \
@@ -336,7 +337,7 @@ def _container_kind(part: Message, data: bytes) -> str | None:
     is a TNEF, a zip named .bin a zip, review r11 F6), signed-data of S/MIME alone."""
     kind = read_type_of(part, data)
     if kind in containers.CMS_TYPES:
-        return "signed-data" if _opens_signed(part) else None
+        return "signed-data" if _opens_signed(part, data) else None
     return "tnef" if kind in containers.TNEF_TYPES else "zip" if kind in containers.ZIP_TYPES \
         else None
 
@@ -365,15 +366,18 @@ def _files_of_container(kind: str, data: bytes, part: Message,
             for member in members], problem
 
 
-def _cms_kind(part: Message) -> str | None:
-    return containers.cms_kind(decoded(part), safely(lambda: part.get_param("smime-type"), None))
+def _cms_kind(part: Message, content: bytes | None = None) -> str | None:
+    """containers.cms_kind of S/MIME `part`, of its `content` (decoded here when None)."""
+    return containers.cms_kind(decoded(part) if content is None else content,
+                               safely(lambda: part.get_param("smime-type"), None))
 
 
-def _opens_signed(part: Message) -> bool:
-    """Whether S/MIME `part` is signed-data holding the entity it signs (not a detached
-    signature, not certificates alone: containers.holds_no_content), as the indexer opens."""
-    kind = _cms_kind(part)
-    return kind == "signed-data" and not containers.holds_no_content(decoded(part), kind)
+def _opens_signed(part: Message, content: bytes) -> bool:
+    """Whether S/MIME `part`, of decoded `content`, is signed-data holding the entity it
+    signs (not a detached signature, not certificates alone: containers.holds_no_content),
+    as the indexer opens."""
+    kind = _cms_kind(part, content)
+    return kind == "signed-data" and not containers.holds_no_content(content, kind)
 
 
 def part_at(message: Message, path: str) -> Message:
