@@ -20,7 +20,7 @@ DEBIAN_RUNTIME := $(shell sed -e 's/\#.*//' image/debian-runtime.txt)
 DEBIAN_HOST := python3-venv python3-pip python3-setuptools python3-wheel git make \
 	qemu-system-x86 qemu-utils mmdebstrap dovecot-imapd dovecot-pop3d swaks notmuch maildir-utils mutt \
 	iproute2 openssl systemd chromium e2fsprogs openssh-client python3-xlwt \
-	p7zip-full
+	p7zip-full g++ libpoppler-private-dev
 DEBIAN_PACKAGES := $(DEBIAN_RUNTIME) $(DEBIAN_HOST)
 # Also for the tests: the directories they start (OpenLDAP's slapd; Samba as an AD domain
 # controller) and a QR code reader. Installing them may start system daemons (where systemd
@@ -30,6 +30,7 @@ DEBIAN_PACKAGES += slapd ldap-utils samba samba-ad-dc winbind krb5-user zbar-too
 # The venv is reinstalled only when what it is built from changes.
 SETUP_INPUTS := pyproject.toml tests/requirements.txt
 SETUP_STAMP := $(VENV)/.setup-$(shell cat $(SETUP_INPUTS) | sha256sum | cut -c1-16)
+PDF_TEXT_SERVER := $(VENV)/libexec/archiver/pdf-text-server
 
 .PHONY: help setup test test-fast bench image flash pair vmtest hil clean
 
@@ -38,7 +39,7 @@ help:
 	@echo "make test    install what is needed, then run every test tier"
 	@echo "other targets: setup test-fast bench image MODEL= flash VM= vmtest hil HOSTS= clean"
 
-setup: apt-packages $(SETUP_STAMP)
+setup: apt-packages $(SETUP_STAMP) $(PDF_TEXT_SERVER)
 	@echo "setup: ok ($(VENV)/bin/archiver, firmware $$(cat firmware/VERSION))"
 
 # Installs only the Debian packages that are missing; a second run just checks.
@@ -62,6 +63,10 @@ $(SETUP_STAMP): $(SETUP_INPUTS)
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	$(PY) -m pip install -q --disable-pip-version-check -r tests/requirements.txt
 	@rm -f $(VENV)/.setup-*; touch $@
+
+# The one compiled program (image/native.py), where the venv's Python looks for it.
+$(PDF_TEXT_SERVER): services/archive/pdf_text_server.cc image/native.py | $(SETUP_STAMP)
+	$(PY) -m image.native $@
 
 # Every tier: unit, integration (processes, namespaces, Dovecot, browser, image builds) and
 # the VM tier (tests/system on a fresh mirrored pair of virtual appliances of MODEL).

@@ -24,7 +24,7 @@ from firmware.errors import ArchiverError
 from firmware.models import load_models
 from firmware.version import FirmwareVersion, current_version
 
-from . import artifacts, base, wheel
+from . import artifacts, base, native, wheel
 from .log import BuildError, BuildLog
 
 TREE = Path(__file__).resolve().parent.parent
@@ -58,7 +58,7 @@ MASKED_UNITS = ("serial-getty@.service",
                 # e2scrub checks ext4 on LVM snapshots; the appliance has no LVM, yet at boot
                 # e2scrub_reap took minutes of a small VM's only CPU from the services.
                 "e2scrub_reap.service", "e2scrub_all.timer")
-TOOLS = ("mmdebstrap", "tar", "mkfs.ext4", "qemu-img", "ssh-keygen", "chroot")
+TOOLS = ("mmdebstrap", "tar", "mkfs.ext4", "qemu-img", "ssh-keygen", "chroot", "g++")
 
 
 def default_signing_key() -> Path:
@@ -174,7 +174,8 @@ def payload_folders(root: Path, log: BuildLog, unit_files: list[str]) -> list[st
     file added there: where the image's Python finds modules and .pth files at start-up
     (its site-packages folders, Debian's libraries included; made empty when missing), the
     firmware's scripts, the drop-in folders of the archiver units, and Python's own
-    configuration folder (PYTHON_CONFIG)."""
+    configuration folder (PYTHON_CONFIG), the folder of the compiled programs
+    (image/native.py)."""
     shown = chroot(root, log, "python3", "-c",
                    "import site; print('\\n'.join(site.getsitepackages()))")
     folders = []
@@ -185,7 +186,7 @@ def payload_folders(root: Path, log: BuildLog, unit_files: list[str]) -> list[st
         folders.append(line.lstrip("/"))
     drop_ins = sorted({str(Path(p).parent) for p in unit_files if p.endswith(f"/{DROP_IN}")})
     python_config = [PYTHON_CONFIG] if (root / PYTHON_CONFIG).is_dir() else []
-    return [*folders, "usr/lib/archiver", *drop_ins, *python_config]
+    return [*folders, "usr/lib/archiver", native.IMAGE_DIR, *drop_ins, *python_config]
 
 
 def install_model(root: Path, model: int) -> list[str]:
@@ -376,6 +377,7 @@ def build_image(model: int, *, images_dir: Path = BUILD / "images",
 
         payload = [p for p in copy_overlay(root) if p.startswith("usr/")]
         payload += wheel.install_wheel(wheel_file, root)
+        payload += native.install(root, log)
         firmware_dir = root / FIRMWARE_DIR
         shutil.copyfile(wheel_file, firmware_dir / wheel_file.name)
         (firmware_dir / wheel_file.name).chmod(0o644)

@@ -14,6 +14,7 @@ charsets.py    charset labels (WHATWG and Python), text charsets only, detection
 filetypes.py   an attachment's type from its content (libmagic)
 containers.py  files inside TNEF, zip and S/MIME signed-data
 documents.py   text of PDF, .doc, .xls, RTF, OpenDocument by Debian's tools
+pdf_text_server.py  pdftotext's text of PDFs from one long-running process per worker
 docx_text.py   text of a Word .docx from its main document part (python-docx)
 html_text.py   the visible text of HTML, read without building its tree (lxml)
 tools.py       running those tools on a stranger's file, with limits

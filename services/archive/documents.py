@@ -1,20 +1,21 @@
 """Text of the document formats read with Debian's tools, inside the extraction worker
-(services.archive.tools limits each run): PDF (poppler's pdftotext), legacy Word (antiword,
-else catdoc), legacy Excel (xls2csv), RTF (unrtf), OpenDocument text, spreadsheets and
-presentations (odt2txt).
+(services.archive.tools limits each run): PDF (poppler's pdftotext text, from the worker's
+pdf-text-server: services.archive.pdf_text_server), legacy Word (antiword, else catdoc),
+legacy Excel (xls2csv), RTF (unrtf), OpenDocument text, spreadsheets and presentations
+(odt2txt).
 
 pdftotext replaces pypdf for text: it is C, several times faster, keeps words apart where
 pypdf runs them together, and a malformed content stream that sends pypdf 3.4 into an endless
-loop (../shared/cases hostile/loop.pdf) is a syntax error to it.
+loop (../shared/cases hostile/loop.pdf) is a syntax error to it. pdf-text-server gives the
+same text without a process per PDF (which cost 4 of its 7 ms).
 
-Why not poppler's GObject binding in the worker (tried for #20: it would spare the
-pdftotext process, some 1.4 s of the 19.5 s CPU of the bench import of 3,000 messages):
-its text is selection text, not pdftotext's reading order, and on real PDFs it runs words
-together that pdftotext keeps apart ("1Introduction", "-ASelect", "ustarPOSIX": up to 2.6%
-of the words of man pages, a texinfo manual, a DocBook spec), which a search then misses;
-only per-glyph boxes could split them, and reading those costs more in Python than the
-process saves. tests/unit/archive/test_pdf_text.py holds what any replacement must give
-(the merges above come from real documents' layout; no handmade PDF there shows them).
+Why not poppler's GObject binding in the worker (tried for #20): its text is selection
+text, not pdftotext's reading order, and on real PDFs it runs words together that pdftotext
+keeps apart ("1Introduction", "-ASelect", "ustarPOSIX": up to 2.6% of the words of man
+pages, a texinfo manual, a DocBook spec), which a search then misses; only per-glyph boxes
+could split them, and reading those costs more in Python than the process saves.
+tests/unit/archive/test_pdf_text.py holds what any replacement must give (the merges above
+come from real documents' layout; no handmade PDF there shows them).
 
 text_of() raises Encrypted for a document that needs a password, tools.ToolFailed (or
 ValueError) with the reason for one that cannot be read.
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import io
 
-from services.archive import tools
+from services.archive import pdf_text_server, tools
 
 PDF = "application/pdf"
 DOC = "application/msword"
@@ -64,20 +65,41 @@ def text_of(mime_type: str, data: bytes) -> str:
 
 
 def pdf_text(data: bytes) -> str:
-    """The text of a PDF (poppler's pdftotext). A PDF whose syntax pdftotext had to give up
-    on and that yields no text is damaged, not empty: ValueError with pdftotext's reason."""
+    """The text of a PDF: pdftotext's, of its first PDF_MAX_PAGES pages, read by this
+    worker's pdf-text-server (services.archive.pdf_text_server) or, where that program is
+    missing, by a pdftotext process. A PDF whose syntax poppler had to give up on and that
+    yields no text is damaged, not empty: ValueError with poppler's reason. Raises Encrypted
+    for a PDF that needs a password, tools.ToolFailed for one that could not be opened or
+    read (timed out, killed at a limit)."""
+    if pdf_text_server.available():
+        text, errors = _served_pdf_text(data)
+    else:
+        text, errors = _pdftotext(data)
+    text = _utf8(text).replace("\f", "\n")
+    errors = [line for line in errors.splitlines() if "Error" in line]
+    if errors and not text.strip():
+        raise ValueError(f"damaged PDF: {errors[-1][:200]}")
+    return text
+
+
+def _served_pdf_text(data: bytes) -> tuple[bytes, str]:
+    reply = pdf_text_server.read_pdf(data, PDF_MAX_PAGES)
+    if reply.status == pdf_text_server.NEEDS_PASSWORD:
+        raise Encrypted("password-protected PDF")
+    if reply.status != pdf_text_server.READ:
+        lines = reply.errors.splitlines()
+        raise tools.ToolFailed(f"PDF not opened: {lines[-1] if lines else 'no message'}"[:300])
+    return reply.text, reply.errors
+
+
+def _pdftotext(data: bytes) -> tuple[bytes, str]:
     try:
-        stdout, stderr = tools.run(["pdftotext", "-enc", "UTF-8", "-l", str(PDF_MAX_PAGES),
-                                    "-", "-"], data, stdin=True)
+        return tools.run(["pdftotext", "-enc", "UTF-8", "-l", str(PDF_MAX_PAGES), "-", "-"],
+                         data, stdin=True)
     except tools.ToolFailed as failure:
         if "password" in str(failure).lower():
             raise Encrypted("password-protected PDF") from None
         raise
-    text = _utf8(stdout).replace("\f", "\n")
-    errors = [line for line in stderr.splitlines() if "Error" in line]
-    if errors and not text.strip():
-        raise ValueError(f"damaged PDF: {errors[-1][:200]}")
-    return text
 
 
 def doc_text(data: bytes) -> str:

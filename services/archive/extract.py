@@ -41,8 +41,8 @@ from email.message import Message
 from typing import Callable, Iterable, Iterator
 
 from services.archive import (containers, documents, filetypes, header_blocks, heap,
-                              html_text, mime, mime_parts, transfer_encoding,
-                              uuencode)
+                              html_text, mime, mime_parts, pdf_text_server,
+                              transfer_encoding, uuencode)
 from services.archive.extraction_memo import ExtractionMemo, MemoryMemo, TextMemo
 from services.archive.index import BODY_TEXT_LIMIT, PARTLY_INDEXED
 
@@ -1485,6 +1485,15 @@ class _Worker:
 
 
 def _serve(connection, cap_bytes: int, memory_mb: int) -> None:
+    """An extraction worker's life: _serve_messages(), then its PDF text server ended and
+    waited for (so its CPU is counted as the worker's children's)."""
+    try:
+        _serve_messages(connection, cap_bytes, memory_mb)
+    finally:
+        pdf_text_server.stop()
+
+
+def _serve_messages(connection, cap_bytes: int, memory_mb: int) -> None:
     """Worker main loop: (mode, fallback reason, metadata or None, digest) and a message
     (READ_BACK: the store's reading of it) in; ("known?", (text key, SHA-256)) before each
     attachment a library would parse (answered: the text read before, else the failure

@@ -75,7 +75,7 @@ def run_in(directory: Path | None, argv: list[str], data: bytes, input_name: str
     output = done.stdout[:OUTPUT_BYTES]
     if done.returncode < 0:
         raise ToolFailed(f"{argv[0]} was killed by signal {-done.returncode}"
-                         + _limit_hint(-done.returncode), output)
+                         + limit_hint(-done.returncode), output)
     if done.returncode != 0:
         raise ToolFailed(f"{argv[0]} failed (exit code {done.returncode}): "
                          f"{stderr.splitlines()[-1] if stderr else 'no message'}"[:300], output)
@@ -103,7 +103,7 @@ def _run_fed(argv: list[str], data: bytes, cwd: Path, env: dict[str, str]
 def _limit(process: subprocess.Popen) -> None:
     """The tool limits, set on a running process (prlimit(2))."""
     try:
-        for which, _, value in _tool_limits():
+        for which, _, value in tool_limits():
             resource.prlimit(process.pid, which, (value, value))
     except ProcessLookupError:
         pass  # it is gone already, without a byte of its input: there is nothing to limit
@@ -113,11 +113,11 @@ def _limit(process: subprocess.Popen) -> None:
 
 def _limits() -> list[str]:
     """The tool limits as prlimit(1) arguments, in front of the tool's own."""
-    return ["prlimit", *(f"--{option}={value}:{value}" for _, option, value in _tool_limits()),
+    return ["prlimit", *(f"--{option}={value}:{value}" for _, option, value in tool_limits()),
             "--"]
 
 
-def _tool_limits() -> list[tuple[int, str, int]]:
+def tool_limits() -> list[tuple[int, str, int]]:
     """(resource, prlimit(1) option, soft = hard value) of each limit a tool runs under:
     CPU seconds, file size in bytes, address space in bytes (MEMORY_BYTES, at most the
     worker's own)."""
@@ -127,7 +127,8 @@ def _tool_limits() -> list[tuple[int, str, int]]:
             (resource.RLIMIT_AS, "as", memory)]
 
 
-def _limit_hint(signal_number: int) -> str:
+def limit_hint(signal_number: int) -> str:
+    """What a signal that ended a tool says of its limits: " (CPU time limit)"... or ""."""
     import signal
     return {signal.SIGXCPU: " (CPU time limit)", signal.SIGXFSZ: " (output size limit)",
             signal.SIGKILL: " (killed)", signal.SIGSEGV: " (crashed)"}.get(signal_number, "")

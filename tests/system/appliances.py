@@ -105,9 +105,11 @@ class Appliance:
     def metrics(self) -> str:
         return web_metrics(*self.web)
 
-    def send(self, tag: str, count: int, start: int = 0, stop=None) -> list[str]:
+    def send(self, tag: str, count: int, start: int = 0, stop=None,
+             attachment: tuple[bytes, str, str, str] | None = None) -> list[str]:
         """Send `count` messages over SMTP, one session; returns the subjects the appliance
-        acknowledged (250). `stop()` true ends early; a dropped connection ends it too."""
+        acknowledged (250). `stop()` true ends early; a dropped connection ends it too.
+        `attachment` (data, maintype, subtype, filename) is attached to each."""
         acknowledged = []
         try:
             with smtplib.SMTP(*self.smtp, timeout=60) as smtp:
@@ -121,6 +123,10 @@ class Appliance:
                     message["Subject"] = subject
                     message["Message-ID"] = make_msgid(domain=DOMAIN)
                     message.set_content(f"system test message {n} of {tag}\n{uuid.uuid4()}\n")
+                    if attachment is not None:
+                        data, maintype, subtype, filename = attachment
+                        message.add_attachment(data, maintype=maintype, subtype=subtype,
+                                               filename=filename)
                     smtp.send_message(message)
                     acknowledged.append(subject)
         except (smtplib.SMTPException, OSError):

@@ -13,6 +13,7 @@ import threading
 
 import pytest
 
+from tests.bench.corpus import make_pdf
 from tests.system.appliances import new_tag, wait_searchable, wait_until
 
 pytestmark = [pytest.mark.system, pytest.mark.slow, pytest.mark.timeout(1200)]
@@ -125,6 +126,20 @@ def test_mail_sent_to_either_is_searchable_on_both(pair):
                interval=1)
     assert a.digests(tag) == b.digests(tag)
     assert len(a.digests(tag)) == 25
+
+
+def test_a_pdf_attachments_words_are_searchable_on_both(pair):
+    """The extraction workers read PDFs on the appliance (its pdf-text-server, under the
+    services' sandbox) and the copy on the peer is read too."""
+    a, b = pair
+    tag, word = new_tag("pdf"), new_tag("pdfword")
+    pdf = make_pdf([f"quarterly figures {word} attached", "second line of the report"])
+    assert a.send(tag, 1, attachment=(pdf, "application", "pdf", "report.pdf")) == [f"{tag} 00000"]
+    for appliance in pair:
+        wait_searchable(appliance, tag, 1)
+        hits = wait_until(lambda: appliance.hits(f"attachment:{word}") or None, 120,
+                          f"the PDF's word searchable on {appliance.name}")
+        assert [h["subject"] for h in hits] == [f"{tag} 00000"]
 
 
 def test_a_cut_link_queues_mail_then_drains(vm_pair, lab):

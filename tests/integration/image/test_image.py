@@ -177,6 +177,15 @@ def test_runtime_model_and_config_are_baked_in(raw_450, images, keyring):
                      re.M), passwd
 
 
+def test_the_pdf_text_server_is_built_into_the_image_and_listed(raw_450, images):
+    path = "/usr/libexec/archiver/pdf-text-server"
+    program = disk.read_file(raw_450, path)
+    assert program.startswith(b"\x7fELF")
+    listed = json.loads((images[450][0] / artifacts.FIRMWARE_MANIFEST).read_bytes())
+    assert path.lstrip("/") in listed["files"]
+    assert "usr/libexec/archiver" in listed["folders"]
+
+
 def test_root_logs_in_with_the_build_hosts_key_only(raw_450, keyring):
     assert disk.read_file(raw_450, "/root/.ssh/authorized_keys") == \
         keyring["ssh"].with_suffix(".pub").read_bytes()

@@ -97,7 +97,7 @@ def test_a_tool_fed_on_standard_input_has_its_limits_before_it_reads_a_byte():
     stdout, _ = tools.run(["sh", "-c", "cat > /dev/null; cat /proc/self/limits"],
                           b"x" * 300_000, stdin=True)
     limits = {line[:26].strip(): line[26:].split()[:2] for line in stdout.decode().splitlines()}
-    memory = str(next(value for _, option, value in tools._tool_limits() if option == "as"))
+    memory = str(next(value for _, option, value in tools.tool_limits() if option == "as"))
     assert limits["Max cpu time"] == [str(tools.CPU_S)] * 2
     assert limits["Max file size"] == [str(tools.OUTPUT_BYTES)] * 2
     assert limits["Max address space"] == [memory, memory]

@@ -1,0 +1,221 @@
+"""pdftotext's text of PDFs from one long-running process (pdf-text-server, built from
+pdf_text_server.cc beside this file by image/native.py) instead of a pdftotext process each.
+
+pdftotext spends some 4 of its 7 ms a small PDF starting up: loading and relocating poppler's
+30 libraries. The server starts once per extraction worker and reads each PDF with the very
+poppler classes pdftotext uses, so the text and the error lines are pdftotext's, byte for
+byte (tests/unit/archive/test_pdf_text_server.py). Each PDF still gets what
+services.archive.tools gives a tool run: TIMEOUT_S of wall-clock time, CPU_S of CPU (the
+server's RLIMIT_CPU is moved to what it has used plus CPU_S before each PDF, so a server left
+reading by a worker that was killed stops there too), MEMORY_BYTES of address space,
+OUTPUT_BYTES of text. A server that times out, crashes or exceeds a limit is that PDF's
+failure (ToolFailed) and is replaced for the next one; one that grew past RECYCLE_RSS_BYTES
+or read RECYCLE_DOCUMENTS PDFs is replaced too, so what one PDF left behind in its heap is
+bounded.
+
+Where the program is missing (a tree installed without `make setup`), available() is False
+and services.archive.documents runs pdftotext instead.
+"""
+from __future__ import annotations
+
+import os
+import resource
+import select
+import struct
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from services.archive import tools
+
+PROGRAM = Path(sys.prefix) / "libexec" / "archiver" / "pdf-text-server"
+NAME = "pdf-text-server"
+RECYCLE_DOCUMENTS = 1000
+RECYCLE_RSS_BYTES = 48 * 1024 * 1024
+READ, NOT_OPENED, NEEDS_PASSWORD = 0, 1, 2  # the reply's status byte (pdf_text_server.cc)
+_LENGTH = struct.Struct(">I")
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+_PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the server made of one PDF: `status` (READ, NOT_OPENED, NEEDS_PASSWORD), its
+    `text` (UTF-8 bytes, pages ended by form feeds) and poppler's `errors` (pdftotext's
+    lines)."""
+    status: int
+    text: bytes
+    errors: str
+
+
+def available() -> bool:
+    return os.access(PROGRAM, os.X_OK)
+
+
+def read_pdf(data: bytes, max_pages: int) -> Reply:
+    """The text of the PDF `data` (its first `max_pages` pages), read by this process's
+    server (started on first use, thread-safe). Raises tools.ToolFailed when it could not be
+    read: timed out, killed at a limit, crashed."""
+    return _server_of_this_process(max_pages).read(data)
+
+
+class _Server:
+    """One pdf-text-server process and the PDFs it has read; replaced when it must be."""
+
+    def __init__(self, max_pages: int):
+        self.max_pages = max_pages
+        self.lock = threading.Lock()
+        self.process: subprocess.Popen | None = None
+        self.documents = 0
+
+    def read(self, data: bytes) -> Reply:
+        with self.lock:
+            process = self._running()
+            try:
+                self._allow_one_more_pdf(process)
+                _send(process, data)
+                reply = _reply_of(process, time.monotonic() + tools.TIMEOUT_S)
+            except BaseException:
+                self._stop(kill=True)
+                raise
+            self.documents += 1
+            if self.documents >= RECYCLE_DOCUMENTS or _rss_bytes(process) > RECYCLE_RSS_BYTES:
+                self._stop(kill=False)
+            return reply
+
+    def _running(self) -> subprocess.Popen:
+        if self.process is not None and self.process.poll() is None:
+            return self.process
+        self._stop(kill=True)  # it ended between two PDFs: not the next one's fault
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8"}
+        self.process = subprocess.Popen(
+            [str(PROGRAM), str(self.max_pages), str(tools.OUTPUT_BYTES)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            cwd="/", env=env)
+        self.documents = 0
+        try:
+            for which, _, value in tools.tool_limits():
+                if which != resource.RLIMIT_CPU:  # per PDF: _allow_one_more_pdf()
+                    resource.prlimit(self.process.pid, which, (value, value))
+        except OSError as exc:
+            self._stop(kill=True)
+            raise tools.ToolFailed(f"{NAME}: its limits could not be set ({exc})") from None
+        return self.process
+
+    def _allow_one_more_pdf(self, process: subprocess.Popen) -> None:
+        """RLIMIT_CPU at what the server has used so far plus tools.CPU_S (soft: SIGXCPU
+        ends it; the hard limit stays, as only root may raise it again)."""
+        try:
+            _, hard = resource.prlimit(process.pid, resource.RLIMIT_CPU)
+            soft = _cpu_seconds(process.pid) + tools.CPU_S
+            if hard != resource.RLIM_INFINITY:
+                soft = min(soft, hard)
+            resource.prlimit(process.pid, resource.RLIMIT_CPU, (soft, hard))
+        except OSError as exc:  # it ended since _running() looked
+            raise tools.ToolFailed(f"{NAME}: its CPU limit could not be set ({exc})") from None
+
+    def _stop(self, kill: bool) -> None:
+        process, self.process = self.process, None
+        if process is None:
+            return
+        if kill:
+            process.kill()
+        for stream in (process.stdin, process.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass  # a pipe the killed server left unread
+        process.wait()
+
+
+def _send(process: subprocess.Popen, data: bytes) -> None:
+    """One request: the length of `data`, then `data`. The server reads every request whole
+    before it works on it, so this never waits on a PDF being read."""
+    try:
+        process.stdin.write(_LENGTH.pack(len(data)) + data)
+        process.stdin.flush()
+    except (BrokenPipeError, ConnectionResetError):  # it ended reading it (memory limit)
+        raise _ended(process) from None
+
+
+def _reply_of(process: subprocess.Popen, deadline: float) -> Reply:
+    """Read one reply (pdf_text_server.cc's format) before `deadline` (time.monotonic())."""
+    reader = _Reader(process, deadline)
+    status = reader.take(1)[0]
+    text = reader.take(_LENGTH.unpack(reader.take(4))[0])
+    errors = reader.take(_LENGTH.unpack(reader.take(4))[0])
+    return Reply(status, text, errors.decode("utf-8", "replace"))
+
+
+class _Reader:
+    """Exact reads from the server's standard output, each raising ToolFailed at the
+    deadline or when the server ended (with the signal that ended it)."""
+
+    def __init__(self, process: subprocess.Popen, deadline: float):
+        self.process, self.deadline = process, deadline
+        self.fd = process.stdout.fileno()
+        self.poll = select.poll()
+        self.poll.register(self.fd, select.POLLIN)
+
+    def take(self, size: int) -> bytes:
+        chunks, wanted = [], size
+        while wanted:
+            if not self.poll.poll(max(0, int((self.deadline - time.monotonic()) * 1000))):
+                raise tools.ToolFailed(f"{NAME} timed out after {tools.TIMEOUT_S:g} s")
+            chunk = os.read(self.fd, min(wanted, 1 << 20))
+            if not chunk:
+                raise _ended(self.process)
+            chunks.append(chunk)
+            wanted -= len(chunk)
+        return b"".join(chunks)
+
+
+
+def _ended(process: subprocess.Popen) -> tools.ToolFailed:
+    """The failure of a server that ended before its reply, with what ended it."""
+    code = process.wait()
+    if code < 0:
+        return tools.ToolFailed(f"{NAME} was killed by signal {-code}" + tools.limit_hint(-code))
+    return tools.ToolFailed(f"{NAME} ended (exit code {code}) before its reply")
+
+
+def _cpu_seconds(pid: int) -> int:
+    """User + system CPU seconds `pid` has used, rounded up (proc(5) stat fields 14, 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_bytes().rpartition(b")")[2].split()
+    ticks = int(fields[11]) + int(fields[12])
+    return -(-ticks // _CLOCK_TICKS)
+
+
+def _rss_bytes(process: subprocess.Popen) -> int:
+    try:
+        return int(Path(f"/proc/{process.pid}/statm").read_bytes().split()[1]) * _PAGE_BYTES
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+_servers: dict[tuple[int, int], _Server] = {}  # by (process id, max_pages)
+_servers_lock = threading.Lock()
+
+
+def _server_of_this_process(max_pages: int) -> _Server:
+    with _servers_lock:
+        pid = os.getpid()
+        if any(owner != pid for owner, _ in _servers):
+            _servers.clear()  # a parent's, inherited through fork: not ours to use or stop
+        if (pid, max_pages) not in _servers:
+            _servers[pid, max_pages] = _Server(max_pages)
+        return _servers[pid, max_pages]
+
+
+def stop() -> None:
+    """End this process's servers and wait for them (a worker that exits reaps its own);
+    the next read_pdf() starts one again."""
+    with _servers_lock:
+        mine = [server for (owner, _), server in _servers.items() if owner == os.getpid()]
+        _servers.clear()
+    for server in mine:
+        with server.lock:
+            server._stop(kill=False)
