@@ -451,16 +451,22 @@ def _status_source(part: Message) -> bytes:
     payload = part._payload
     if isinstance(payload, str):
         return transfer_encoding.payload_bytes(payload)
-    blocks = []
-    for block in payload if isinstance(payload, list) else []:
-        if not isinstance(block, Message):
-            continue
-        fields = "".join(f"{name}: {value}\n" for name, value in block.raw_items())
-        inner = block._payload
+    return b"\n".join(transfer_encoding.payload_bytes(_block_text(block))
+                      for block in (payload if isinstance(payload, list) else [])
+                      if isinstance(block, Message))
+
+
+def _block_text(block: Message) -> str:
+    """A status block's fields, then its text: what followed a line that is no field, or
+    (a block whose Content-Type field names a message or a multipart) the fields and text
+    of the parts the parser read in it, blocks' depth bounded by the parser's."""
+    fields = "".join(f"{name}: {value}\n" for name, value in block.raw_items())
+    inner = block._payload
+    if isinstance(inner, list):
+        text = "\n".join(_block_text(part) for part in inner if isinstance(part, Message))
+    else:
         text = inner if isinstance(inner, str) else ""
-        blocks.append(transfer_encoding.payload_bytes(
-            fields + "\n" + text if fields and text else fields or text))
-    return b"\n".join(blocks)
+    return fields + "\n" + text if fields and text else fields or text
 
 
 def words_not_in(texts: list[str], reference: str) -> str:

@@ -20,8 +20,10 @@ its close delimiter (the message cut short: its last part runs to the end), an i
 transfer encoding on a multipart. What this parser does not reproduce it refuses:
 parse() returns None and the caller runs the feedparser. It refuses a "From " line ending
 a header block before its blank line (the feedparser makes it the first line of the body,
-the blank line dropped), a boundary holding a line break, a message/delivery-status block
-that is not headers alone, and nesting deeper than MAX_DEPTH.
+the blank line dropped), a boundary holding a line break, and nesting deeper than
+MAX_DEPTH. A message/delivery-status body is read as the feedparser reads it: blocks, each
+a part, in which a blank line is the end of the input (a line that is no field starts a
+block's payload, text up to that blank line).
 tests/unit/archive/test_mimetree.py compares the two parsers' trees.
 
 parse() can also say where each message/* part's content lies in the text (`spans`): from
@@ -43,6 +45,9 @@ MAX_DEPTH = 48
 VALID_MULTIPART_ENCODINGS = ("7bit", "8bit", "binary")
 LINE_ENDS = ("", "\r\n", "\r", "\n")
 LINE_END = re.compile(r"\r\n|\r|\n")  # a line's end, as the feedparser splits lines
+# A line end followed by a line that may end a delivery-status block's text: a blank line
+# or one starting "--" (a delimiter?); the match ends where that line starts.
+_BLOCK_TEXT_END = re.compile(r"(?:\r\n|\r(?!\n)|\n)(?=[\r\n]|--)")
 
 
 class _Refused(Exception):
@@ -100,6 +105,7 @@ class _Parser:
         self.separators: list[str] = []  # "--" + boundary of each enclosing multipart
         self.last: Message | None = None  # the feedparser's _last
         self.spans: list[tuple[Message, int, int]] = []  # parse()'s `spans`
+        self.blank_ends = False  # in a delivery-status block: a blank line is an end
 
     def root(self) -> Message:
         message, end = self._message(0, None, 0)
@@ -119,12 +125,17 @@ class _Parser:
 
     def _is_eof(self, line: str, separators: list[str]) -> bool:
         """Whether the feedparser's readline() would answer EOF at `line`."""
+        if self.blank_ends and line[:1] in ("\r", "\n"):
+            return True
         return line.startswith("--") and any(
             delimiter(line, separator) is not None for separator in separators)
 
     def _next_eof(self, start: int, separators: list[str]) -> int:
         """The start of the first line at or after `start` (a line start) that is a
-        delimiter of one of `separators`, or the end of the text."""
+        delimiter of one of `separators` (or, in a delivery-status block, a blank line),
+        or the end of the text."""
+        if self.blank_ends:
+            return self._next_eof_in_block(start, separators)
         text, best = self.text, self.size
         for separator in reversed(separators):  # innermost first: usually the nearest
             found = text.find(separator, start, best)
@@ -136,27 +147,42 @@ class _Parser:
                 found = text.find(separator, found + 1, best)
         return best
 
+    def _next_eof_in_block(self, start: int, separators: list[str]) -> int:
+        """_next_eof in a delivery-status block: the first blank line or delimiter, each
+        line looked at once (searching for each alone would scan past the other: to the
+        end of the text for each block of a status that a delimiter ends)."""
+        if start >= self.size or self._is_eof(self._line_at(start), separators):
+            return start
+        for found in _BLOCK_TEXT_END.finditer(self.text, start):
+            if self._is_eof(self._line_at(found.end()), separators):
+                return found.end()
+        return self.size
+
     def _message(self, start: int, parent: Message | None, depth: int) -> tuple[Message, int]:
         """A message or part whose header block starts at `start`: (it, where the line
         that ended it starts)."""
         if depth > MAX_DEPTH:
             raise _Refused("nested too deeply")
         message = self._new_message(parent)
-        start = self._headers(message, start)
+        return message, self._content(message, self._headers(message, start), depth)
+
+    def _content(self, message: Message, start: int, depth: int) -> int:
+        """The content of `message` (a part of `depth`), which starts at `start`, read
+        into it; where the line that ended it starts."""
         if message.get_content_type() == "message/delivery-status":
-            end = self._delivery_status(message, start)
+            end = self._delivery_status(message, start, depth)
             self.spans.append((message, start, self._content_end(start, end)))
-            return message, end
+            return end
         maintype = message.get_content_maintype()
         if maintype == "message":
             end = self._message(start, message, depth + 1)[1]
             self.spans.append((message, start, self._content_end(start, end)))
-            return message, end
+            return end
         if maintype == "multipart":
-            return message, self._multipart(message, start, depth)
+            return self._multipart(message, start, depth)
         end = self._next_eof(start, self.separators)
         message.set_payload(self.text[start:end])
-        return message, end
+        return end
 
     def _new_message(self, parent: Message | None) -> Message:
         message = self.factory(policy=self.policy)
@@ -179,17 +205,20 @@ class _Parser:
             return end - 2
         return end - 1 if end > start and self.text[end - 1] in "\r\n" else end
 
-    def _delivery_status(self, message: Message, start: int) -> int:
+    def _delivery_status(self, message: Message, start: int, depth: int) -> int:
         """The header blocks of a message/delivery-status body (RFC 3464) whose first
-        starts at `start`, each a part with an empty payload; where the line that ended the
-        last starts. A blank line ends a block, as in the feedparser."""
-        position = start
+        starts at `start`, each a part; where the line that ended the last starts. As in
+        the feedparser, a blank line is the end of the input within a block: it ends the
+        block's fields, and its content (an MTA's free text after a line that is no
+        field, MissingHeaderBodySeparatorDefect; what a Content-Type field in it names)."""
+        position, outer = start, self.blank_ends
         while True:
             block = self._new_message(message)
-            position = self._headers(block, position, blank_ends=True)
-            if block.get_content_maintype() in ("message", "multipart"):
-                raise _Refused("a delivery-status block with a body")
-            block.set_payload("")
+            self.blank_ends = True
+            try:
+                position = self._content(block, self._headers(block, position), depth + 1)
+            finally:
+                self.blank_ends = outer
             if not self._at_eof(position):
                 position = self._line_end(position)  # the blank line after the block
             if self._at_eof(position):
@@ -199,29 +228,27 @@ class _Parser:
         """Whether the feedparser's readline() answers EOF at the line at `position`."""
         return position >= self.size or self._is_eof(self._line_at(position), self.separators)
 
-    def _headers(self, message: Message, start: int, blank_ends: bool = False) -> int:
-        """Reads the header block at `start` into `message`; where its body starts. With
-        blank_ends, the blank line after the block is left unread."""
+    def _headers(self, message: Message, start: int) -> int:
+        """Reads the header block at `start` into `message`; where its body starts. In a
+        delivery-status block (blank_ends) the blank line after it is left unread."""
         lines, position, blank = [], start, False
         while position < self.size:
             end = self._line_end(position)
             line = self.text[position:end]
-            if self._is_eof(line, self.separators) or (blank_ends and line[0] in "\r\n"):
+            if self._is_eof(line, self.separators):
                 break
             if not headerRE.match(line):
                 blank = line[0] in "\r\n"
                 if blank:
                     position = end  # the blank line ending the block is dropped
-                elif blank_ends:
-                    raise _Refused("a delivery-status block with a body")
                 else:  # the line is the body's first
                     self.policy.handle_defect(message, errors.MissingHeaderBodySeparatorDefect())
                 break
             lines.append(line)
             position = end
         if self._set_headers(message, lines):  # a "From " line last: the body's first line
-            if blank or blank_ends:  # (the feedparser drops the blank line after it)
-                raise _Refused("From line ending the header block")
+            if blank:  # (the feedparser drops the blank line after it; a status block's
+                raise _Refused("From line ending the header block")  # is left unread)
             position -= len(lines[-1])
         return position
 

@@ -17,8 +17,8 @@ twice: a view's work is linear in the message however deep its forwards nest (re
 F2: each level's check re-parsed and re-serialized everything below it).
 
 Where the parser cannot say -- the few inputs mimetree leaves to the feedparser (a "From "
-line ending a header block, a boundary holding a line break, a delivery-status block with
-a body, nesting past mimetree.MAX_DEPTH), a message cut by parse_message's bounds -- a part
+line ending a header block, a boundary holding a line break, nesting past
+mimetree.MAX_DEPTH), a message cut by parse_message's bounds -- a part
 is served as its inner message's as_bytes(), as before. Such a part, and one sent encoded,
 the view must rebuild (re-serialize everything it holds; decode and parse it), and those
 nest: one inside REBUILT_NESTING others is not opened (listed and downloadable, the

@@ -24,6 +24,10 @@ ODD_LINES = [b"", b"From someone", b"From: x@example.org", b"\tcontinued", b" co
              b"Content-Type: message/delivery-status",
              b"Content-Type: multipart/digest; boundary=D"]
 
+# Lines a delivery status (RFC 3464) carries that are no field, and fields among them.
+STATUS_TEXT = [b"the mail system said no", b"Status 5.1.1 no colon", b"From the MTA",
+               b"\xe9t\xe9: 8-bit name", b"Action: failed", b" folded", b"-- ", b"x" * 1200]
+
 
 def lines(raw: bytes) -> list[bytes]:
     """raw cut into lines as the feedparser cuts it (CRLF, CR or LF ends one)."""
@@ -90,6 +94,8 @@ def random_entity(rng: random.Random, eol: bytes, depth: int, outer: list[bytes]
         headers.append(b"Content-Type: message/delivery-status")
         blocks = [b"Reporting-MTA: dns; example.org", b"Final-Recipient: rfc822; a@example.org"
                   + eol + b"Action: failed", b"X-A: b" + eol + b" folded"]
+        if rng.random() < 0.3:  # an MTA's text in a block (no field: the block's body)
+            blocks.append(rng.choice(STATUS_TEXT) + eol + rng.choice(STATUS_TEXT))
         body = (eol * rng.randrange(1, 3)).join(rng.sample(blocks, rng.randrange(1, 4))) \
             + eol * rng.randrange(0, 3)
     else:
