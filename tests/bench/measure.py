@@ -27,21 +27,36 @@ Memory is reported four ways, because they answer different questions:
 Sampling can miss a peak of the sums shorter than SAMPLE_S. Each address space counts once:
 a child that shares its parent's (vfork(2), as subprocess starts a tool, until the child
 execs) reports the parent's memory as its own, and would double it in a sum (kcmp(2)
-KCMP_VM tells; where kcmp is refused the child counts).
+KCMP_VM tells; where kcmp is refused the child counts). Sampling stops when the top process
+ends: what its orphans hold after that is not seen.
 
-CPU time (tree_cpu_seconds, less sensitive to a busy machine than wall time) is the top
-process's from wait4(2), which includes the children it waited for, plus each grandchild's
-as last sampled, with the children that grandchild waited for: the extraction workers sit
-there, behind multiprocessing's fork server (which nobody waits for), and the tools they
-run (pdftotext...) are their children. A grandchild's CPU after its last sample is missed.
-tree_cpu_by_role splits that sum: main (the top process and the children it waited for,
-from wait4), workers (the grandchildren's own CPU) and tools (the CPU of the children the
-grandchildren waited for: pdftotext and the like, which a Python profiler never sees).
+CPU time (tree_cpu_seconds, less sensitive to a busy machine than wall time) is exact: the
+benchmark makes itself a child subreaper (prctl(2) PR_SET_CHILD_SUBREAPER) for the run, so
+a process of the tree whose parent ends before it (multiprocessing's fork server, which
+nobody waits for; a helper a worker leaves to end on end-of-file) is reparented to the
+benchmark rather than to init. Once the top process has ended (its wall time is taken
+there, at its wait4(2)), the benchmark waits for each process it gained as a child during
+the run (never waitpid(-1): it may hold children of its own, as the smtp bench's servers),
+and kills what is left after LEFTOVER_TIMEOUT_S (tree_killed_processes says how many).
+Every process of the tree has then been waited for by someone up the chain, the benchmark
+last, so getrusage(2) RUSAGE_CHILDREN after the run minus before holds all their CPU. Not
+counted: a process whose parent set SIGCHLD to SIG_IGN (the kernel reaps it, unaccounted).
+Meanwhile the benchmark must start no other child nor reap one (they would count).
+tree_outlived_seconds: how long the tree ran on after the top process ended.
+tree_cpu_by_role splits that total: main (the top process and the children it waited for,
+from wait4: exact), workers (the grandchildren's own CPU, as last sampled: the extraction
+workers behind the fork server), tools (the CPU of the children the grandchildren waited
+for, as last sampled: pdftotext and the like, which a Python profiler never sees) and
+unattributed (the rest, exact as a sum: the fork server's own CPU, processes no one in the
+tree waited for, as a worker's helper, and what workers and tools burnt after their last
+sample). Sampled parts are lower bounds; the four add up to tree_cpu_seconds.
 """
 from __future__ import annotations
 
 import ctypes
 import os
+import resource
+import signal
 import subprocess
 import threading
 import time
@@ -49,6 +64,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 SAMPLE_S = 0.05
+LEFTOVER_TIMEOUT_S = 30.0  # how long the tree may outlive its top process
 
 
 @dataclass
@@ -65,7 +81,9 @@ class Measured:
     tree_pss_peak_anon_mb: float = 0.0
     tree_pss_peak_file_mb: float = 0.0
     tree_roles_at_pss_peak: dict = field(default_factory=dict)
-    tree_cpu_by_role: dict = field(default_factory=dict)  # main, workers, tools: seconds
+    tree_cpu_by_role: dict = field(default_factory=dict)  # main, workers, tools, unattributed
+    tree_outlived_seconds: float = 0.0  # from the top process's end to the tree's
+    tree_killed_processes: int = 0      # left running after LEFTOVER_TIMEOUT_S, killed
 
     def memory(self) -> dict:
         return {"process_peak_mb": self.process_peak_mb,
@@ -78,24 +96,44 @@ class Measured:
 
     def cpu(self) -> dict:
         return {"cpu_seconds": self.cpu_seconds, "tree_cpu_seconds": self.tree_cpu_seconds,
-                "tree_cpu_by_role": self.tree_cpu_by_role}
+                "tree_cpu_by_role": self.tree_cpu_by_role,
+                "tree_outlived_seconds": self.tree_outlived_seconds,
+                "tree_killed_processes": self.tree_killed_processes}
 
 
-def run_measured(argv: list[str], env: dict[str, str] | None = None) -> Measured:
-    """Run `argv` to its end (stdout captured, stderr passed through) and measure it."""
-    started = time.perf_counter()
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, env=env)
-    sampler = _TreeSampler(process.pid)
-    sampler.start()
-    stdout = process.stdout.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - started
-    sampler.stop()
-    process.returncode = os.waitstatus_to_exitcode(status)
-    cpu = usage.ru_utime + usage.ru_stime
-    return Measured(seconds=seconds, cpu_seconds=round(cpu, 2),
-                    tree_cpu_seconds=round(cpu + sampler.descendants_cpu(), 2),
-                    tree_cpu_by_role={"main": round(cpu, 2), **sampler.descendants_cpu_split()},
+def run_measured(argv: list[str], env: dict[str, str] | None = None,
+                 leftover_timeout_s: float = LEFTOVER_TIMEOUT_S) -> Measured:
+    """Run `argv` to its end and the processes it left behind to theirs (stdout captured,
+    stderr passed through) and measure it; what is still running `leftover_timeout_s`
+    seconds after the top process ended is killed. Linux >= 3.4 (PR_SET_CHILD_SUBREAPER);
+    OSError if it is refused."""
+    own_children = set(children_of(os.getpid()))
+    reaped_cpu_before = _reaped_children_cpu()
+    _set_child_subreaper(True)
+    try:
+        started = time.perf_counter()
+        process = subprocess.Popen(argv, stdout=subprocess.PIPE, env=env)
+        sampler = _TreeSampler(process.pid)
+        sampler.start()
+        # Read in a thread: a process left behind may hold the pipe open past the top's end.
+        reader = _PipeReader(process.stdout)
+        reader.start()
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - started
+        sampler.stop()
+        process.returncode = os.waitstatus_to_exitcode(status)
+        killed = _reap_leftovers(own_children, leftover_timeout_s)
+        outlived = time.perf_counter() - started - seconds
+    finally:
+        _set_child_subreaper(False)
+    stdout = reader.read_to_end()
+    cpu = round(usage.ru_utime + usage.ru_stime, 2)
+    tree_cpu = round(_reaped_children_cpu() - reaped_cpu_before, 2)
+    sampled = sampler.descendants_cpu_split()
+    return Measured(seconds=seconds, cpu_seconds=cpu, tree_cpu_seconds=tree_cpu,
+                    tree_cpu_by_role={"main": cpu, **sampled, "unattributed": round(
+                        tree_cpu - cpu - sum(sampled.values()), 2)},
+                    tree_outlived_seconds=round(outlived, 2), tree_killed_processes=killed,
                     exit_code=process.returncode, stdout=stdout,
                     process_peak_mb=round(sampler.root_hwm_kb / 1024, 1),
                     **{f"tree_{name}_peak_mb": _mb(peak) for name, peak in sampler.peaks_kb.items()},
@@ -105,6 +143,72 @@ def run_measured(argv: list[str], env: dict[str, str] | None = None) -> Measured
                         role: {"pss_mb": _mb(kb["pss"]), "anon_mb": _mb(kb["anon_pss"]),
                                "file_mb": _mb(kb["file_pss"])}
                         for role, kb in sampler.roles_at_pss_peak.items()})
+
+
+class _PipeReader(threading.Thread):
+    def __init__(self, pipe):
+        super().__init__(name="stdout-reader", daemon=True)
+        self._pipe, self._read = pipe, b""
+
+    def run(self) -> None:
+        with self._pipe:
+            self._read = self._pipe.read()
+
+    def read_to_end(self) -> bytes:
+        """All the pipe held, once every process holding its writing end has ended."""
+        self.join()
+        return self._read
+
+
+_PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
+
+
+def _set_child_subreaper(on: bool) -> None:
+    """Make this process the reaper of its descendants' orphans, or no longer (prctl(2));
+    OSError where the kernel refuses."""
+    if _libc.prctl(_PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0) != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"prctl(PR_SET_CHILD_SUBREAPER): {os.strerror(errno)}")
+
+
+def _reaped_children_cpu() -> float:
+    """User + system CPU seconds of this process's children waited for so far, with those
+    they waited for (getrusage(2) RUSAGE_CHILDREN)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _reap_leftovers(own_children: set[int], timeout_s: float) -> int:
+    """Wait for every child this process has beyond `own_children` (the orphans of a
+    measured tree, reparented to it as their subreaper), and for those reparented as they
+    end, until none is left; after `timeout_s` seconds kill each left with its descendants.
+    Returns how many processes were killed."""
+    deadline, killed = time.monotonic() + timeout_s, set()
+    while leftovers := [pid for pid in children_of(os.getpid()) if pid not in own_children]:
+        if time.monotonic() >= deadline:
+            killed |= _kill_trees(leftovers)
+        for pid in leftovers:
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass  # reaped meanwhile (a Popen of ours polled it)
+        time.sleep(SAMPLE_S)
+    return len(killed)
+
+
+def _kill_trees(roots: list[int]) -> set[int]:
+    """SIGKILL `roots` and their descendants alive now; the pids signalled."""
+    signalled = set()
+    for root in roots:
+        for pid, _ in tree(root):
+            if _is_zombie(pid):
+                continue  # ended already: reaped, not killed
+            try:
+                os.kill(pid, signal.SIGKILL)
+                signalled.add(pid)
+            except ProcessLookupError:
+                pass
+    return signalled
 
 
 def _mb(kb: int) -> float:
@@ -145,9 +249,6 @@ class _TreeSampler(threading.Thread):
                 self.at_pss_peak = {name: sums[name] for name in self.at_pss_peak}
                 self.roles_at_pss_peak = roles
 
-    def descendants_cpu(self) -> float:
-        return sum(own + waited for own, waited in self._cpu.values())
-
     def descendants_cpu_split(self) -> dict[str, float]:
         """{"workers": the grandchildren's own CPU seconds, "tools": their children's}."""
         return {"workers": round(sum(own for own, _ in self._cpu.values()), 2),
@@ -156,6 +257,18 @@ class _TreeSampler(threading.Thread):
     def stop(self) -> None:
         self._stopping.set()
         self.join()
+
+
+def children_of(pid: int) -> list[int]:
+    """The pids of the children of process `pid` now (/proc/PID/task/*/children)."""
+    found = []
+    for task in _listdir(Path(f"/proc/{pid}/task")):
+        try:
+            found += [int(child) for child in
+                      Path(f"/proc/{pid}/task/{task}/children").read_text().split()]
+        except OSError:
+            pass
+    return found
 
 
 def tree(root: int) -> list[tuple[int, int]]:
@@ -176,12 +289,7 @@ def tree_with_parents(root: int) -> list[tuple[int, int, int | None]]:
     while frontier:
         pid, depth, parent = frontier.pop()
         found.append((pid, depth, parent))
-        for task in _listdir(Path(f"/proc/{pid}/task")):
-            try:
-                frontier += [(int(child), depth + 1, pid) for child in
-                             Path(f"/proc/{pid}/task/{task}/children").read_text().split()]
-            except OSError:
-                pass
+        frontier += [(child, depth + 1, pid) for child in children_of(pid)]
     return found
 
 
@@ -203,6 +311,16 @@ def _listdir(path: Path) -> list[str]:
         return os.listdir(path)
     except OSError:
         return []
+
+
+def _is_zombie(pid: int) -> bool:
+    """Whether a process has ended and waits to be reaped (proc(5) stat field 3 is Z);
+    False once it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2:].startswith("Z")
 
 
 def _cpu_seconds(pid: int) -> float:

@@ -4,7 +4,7 @@ import subprocess
 import sys
 import time
 
-from tests.bench.measure import _cpu_seconds, run_measured, tree_cpu_seconds
+from tests.bench.measure import _cpu_seconds, children_of, run_measured, tree_cpu_seconds
 from tests.bench.smtp_bench import _cpu_per_message
 
 # As `archiver import` with its extraction workers: the top process (~40 MB) starts a
@@ -62,6 +62,62 @@ def test_the_tree_cpu_is_split_into_main_workers_and_their_tools(tmp_path):
     assert measured.exit_code == 0 and split["main"] == measured.cpu_seconds
     assert split["tools"] >= 0.5 and split["workers"] < 0.4  # the tool's, not the worker's
     assert abs(sum(split.values()) - measured.tree_cpu_seconds) <= 0.02
+
+
+# As a worker leaving a helper (a PDF text server) that ends on end-of-file after the worker
+# and the top process have gone: the helper is reparented, nobody in the tree waits for it,
+# and it burns its CPU only once both have ended (its parent changed, the top process is a
+# zombie or gone), then says so in a file.
+LATE = """
+import os, sys, time
+worker, top, burnt = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+def running(pid):
+    try:
+        stat = open(f"/proc/{pid}/stat").read()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+deadline = time.monotonic() + 120
+while (os.getppid() == worker or running(top)) and time.monotonic() < deadline:
+    time.sleep(0.05)
+end = time.process_time() + 0.6
+while time.process_time() < end: pass
+open(burnt, "w").close()
+"""
+LEAVING_WORKER = "import os, subprocess, sys\n" \
+    f"subprocess.Popen([sys.executable, '-c', {LATE!r}, str(os.getpid()), *sys.argv[1:]])"
+LEAVING_CHILD = "import subprocess, sys\n" \
+    f"subprocess.Popen([sys.executable, '-c', {LEAVING_WORKER!r}, *sys.argv[1:]])"
+LEAVING_PARENT = "import os, subprocess, sys\n" \
+    f"subprocess.Popen([sys.executable, '-c', {LEAVING_CHILD!r}, str(os.getpid()), sys.argv[1]])"
+
+
+def test_the_tree_cpu_counts_processes_that_outlive_their_parents_unwaited(tmp_path):
+    measured = run_measured([sys.executable, "-c", LEAVING_PARENT, str(tmp_path / "burnt")])
+    assert measured.exit_code == 0 and (tmp_path / "burnt").exists()  # waited for to its end
+    assert measured.tree_killed_processes == 0
+    assert measured.cpu_seconds < 0.4  # the helper's CPU is not the top process's
+    assert measured.tree_cpu_seconds >= measured.cpu_seconds + 0.5
+    split = measured.tree_cpu_by_role
+    assert split["unattributed"] >= 0.5  # burnt after every sample
+    assert abs(sum(split.values()) - measured.tree_cpu_seconds) <= 0.02
+
+
+# A helper that never ends, its parent gone: killed after the timeout, and said so.
+HANGING_CHILD = "import subprocess, sys\n" \
+    "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])"
+
+
+def test_what_the_tree_leaves_running_is_killed_after_the_timeout_and_counted():
+    bench_own = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        measured = run_measured([sys.executable, "-c", HANGING_CHILD], leftover_timeout_s=0.5)
+        assert measured.exit_code == 0 and measured.tree_killed_processes == 1
+        assert children_of(os.getpid()) == [bench_own.pid]  # nothing of the tree left
+        assert bench_own.poll() is None  # the benchmark's own child: neither waited for nor killed
+    finally:
+        bench_own.kill()
+        bench_own.wait()
 
 
 def test_tree_cpu_counts_the_cpu_of_live_descendants(tmp_path):
