@@ -86,9 +86,11 @@ def _served_pdf_text(data: bytes) -> tuple[bytes, str]:
     reply = pdf_text_server.read_pdf(data, PDF_MAX_PAGES)
     if reply.status == pdf_text_server.NEEDS_PASSWORD:
         raise Encrypted("password-protected PDF")
-    if reply.status != pdf_text_server.READ:
-        lines = reply.errors.splitlines()
-        raise tools.ToolFailed(f"PDF not opened: {lines[-1] if lines else 'no message'}"[:300])
+    if reply.status != pdf_text_server.READ:  # said as by a pdftotext run: the same PDF,
+        lines = reply.errors.splitlines()    # the same reason, whichever of the two read it
+        code = pdf_text_server.PDFTOTEXT_EXIT_CODE[reply.status]
+        raise tools.ToolFailed(f"pdftotext failed (exit code {code}): "
+                               f"{lines[-1] if lines else 'no message'}"[:300])
     return reply.text, reply.errors
 
 

@@ -9,7 +9,8 @@
 //
 // Usage: pdf-text-server MAX_PAGES MAX_OUTPUT_BYTES
 // Request on standard input: a 4-byte big-endian length, then that many bytes of PDF.
-// Reply on standard output: a status byte (0 read, 1 not opened, 2 needs a password), then
+// Reply on standard output: a status byte (0 read, 1 not opened, 2 needs a password, 3 no
+// page: pdftotext's exit codes 0, 1, 1 and 99), then
 // a 4-byte big-endian length and the text (UTF-8, pages ended by form feeds, at most
 // MAX_OUTPUT_BYTES), then a 4-byte big-endian length and poppler's error lines as pdftotext
 // prints them ("Syntax Error (280): No font in show"). It exits at the end of its input.
@@ -30,7 +31,7 @@
 
 namespace {
 
-enum Status : unsigned char { READ = 0, NOT_OPENED = 1, NEEDS_PASSWORD = 2 };
+enum Status : unsigned char { READ = 0, NOT_OPENED = 1, NEEDS_PASSWORD = 2, NO_PAGE = 3 };
 
 const size_t MAX_ERROR_BYTES = 64 * 1024;
 const char *const CATEGORY_NAMES[] = {  // pdftotext's names of poppler's ErrorCategory
@@ -103,7 +104,7 @@ Status read_pdf(char *data, uint32_t size, int max_pages, Text &text) {
     if (last_page < 1) {  // as pdftotext says it (and exits with 99)
         error(errCommandLine, -1, "Wrong page range given: the first page ({0:d}) can not be "
               "after the last page ({1:d}).", 1, last_page);
-        return NOT_OPENED;
+        return NO_PAGE;
     }
     TextOutputDev output(append_text, &text, false, 0, false);
     if (output.isOk()) {

@@ -35,7 +35,8 @@ PROGRAM = Path(sys.prefix) / "libexec" / "archiver" / "pdf-text-server"
 NAME = "pdf-text-server"
 RECYCLE_DOCUMENTS = 1000
 RECYCLE_RSS_BYTES = 48 * 1024 * 1024
-READ, NOT_OPENED, NEEDS_PASSWORD = 0, 1, 2  # the reply's status byte (pdf_text_server.cc)
+READ, NOT_OPENED, NEEDS_PASSWORD, NO_PAGE = 0, 1, 2, 3  # the reply's status (pdf_text_server.cc)
+PDFTOTEXT_EXIT_CODE = {READ: 0, NOT_OPENED: 1, NEEDS_PASSWORD: 1, NO_PAGE: 99}
 _LENGTH = struct.Struct(">I")
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
@@ -43,7 +44,7 @@ _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
 @dataclass(frozen=True)
 class Reply:
-    """What the server made of one PDF: `status` (READ, NOT_OPENED, NEEDS_PASSWORD), its
+    """What the server made of one PDF: `status` (READ, NOT_OPENED, NEEDS_PASSWORD, NO_PAGE), its
     `text` (UTF-8 bytes, pages ended by form feeds) and poppler's `errors` (pdftotext's
     lines)."""
     status: int
