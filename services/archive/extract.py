@@ -40,7 +40,7 @@ from email import errors
 from email.message import Message
 from typing import Callable, Iterable, Iterator
 
-from services.archive import (containers, documents, filetypes, header_blocks, heap,
+from services.archive import (charsets, containers, documents, filetypes, header_blocks, heap,
                               html_text, mime, mime_parts, pdf_text_server,
                               transfer_encoding, uuencode)
 from services.archive.extraction_memo import ExtractionMemo, MemoryMemo, TextMemo
@@ -420,11 +420,13 @@ def report_text(part: Message) -> str:
     each block; text that is no field kept as it is. The parser reads a delivery status as
     blocks of fields (services.archive.mimetree), the others as a message (its first block
     the header); their text is made whole again and decoded (a transfer encoding, UTF-8 for
-    RFC 6533's). Never raises but MemoryError."""
+    RFC 6533's; never read as UTF-16 or -32). Never raises but MemoryError."""
     try:
         source = report_bytes(part)
         charset = "utf-8" if _mime_type(part) in UTF8_REPORT_TYPES else _safe_charset(part)
-        text = mime.decode_text(source, charset)
+        # Fields are ASCII or UTF-8 by the reports' RFCs: bytes that look like a byte-order
+        # mark or UTF-16 are bad bytes of a field, not a document's encoding.
+        text = charsets.decode(source, charset)
     except MemoryError:
         raise
     except Exception:  # noqa: BLE001 - a part the parser left in a shape not foreseen

@@ -155,3 +155,20 @@ def test_the_parser_builds_a_delivery_status_with_such_lines_itself(line):
             assert mimetree.parse(raw, mime.POLICY, spans) is not None
             located = {part.get_content_type() for part, _, _ in spans}
             assert {REPORT_TYPES[0], "message/rfc822"} <= located
+
+
+MARKS = {"UTF-16LE": b"\xff\xfe", "UTF-16BE": b"\xfe\xff", "UTF-32LE": b"\xff\xfe\x00\x00",
+         "UTF-8": b"\xef\xbb\xbf", "UTF-16LE text": b"R\x00e\x00"}
+
+
+@pytest.mark.parametrize("kind", REPORT_TYPES)
+@pytest.mark.parametrize("mark", MARKS)
+def test_bytes_like_a_byte_order_mark_leave_the_fields_readable(kind, mark):
+    """Fields are ASCII or UTF-8 (RFC 3464, 6533, 8098, 5965): a report starting with the
+    bytes of a byte-order mark or of UTF-16 text is read as such fields (h17's finding: its
+    text was read as UTF-16 and indexed as CJK characters)."""
+    content = MARKS[mark] + b" odd start\n" + report_content(kind, b"free text", "last", b"\n",
+                                                               True)
+    body = extract(bounce(kind, content, "8bit", "message/rfc822", b"\n"), CAP).body
+    assert "Reporting-MTA: dns; mx.example.org" in body
+    assert "Final-Recipient: rfc822; r2@example.org" in body
