@@ -1,10 +1,11 @@
 """Text of a message for the index: body and attachment text (text, HTML, PDF, DOCX, XLSX,
-.doc, .xls, RTF, OpenDocument), the files inside containers (forwarded messages at any
-depth, TNEF, zip, S/MIME signed-data) as attachments of their own, types from content, and
-the sandboxed worker pool that runs it under time and memory limits. Files uuencoded in a
-text body or sent as x-uuencode parts (services.archive.uuencode) are attachments like MIME
-ones, their encoded lines out of the body, by mime's rule of a message's files (above
-mime.is_body_text), which the web's views read too; a bounce's delivery status fields
+.doc, .xls, RTF, OpenDocument), the files inside containers (forwarded messages, TNEF,
+zip, S/MIME signed-data; MAX_NESTED_CONTAINERS deep, as the web's views open them) as
+attachments of their own, types from content, and the sandboxed worker pool that runs it
+under time and memory limits. Files uuencoded in a text body or sent as x-uuencode parts
+(services.archive.uuencode) are attachments like MIME ones, their encoded lines out of
+the body, by mime's rule of a message's files (above mime.is_body_text), which the web's
+views read too; a bounce's delivery status fields
 (RFC 3464, RFC 6533) are body text.
 
 extract() is pure and never raises on bad input; a file a library cannot read becomes an
@@ -49,9 +50,15 @@ from services.archive.index import BODY_TEXT_LIMIT, PARTLY_INDEXED
 FALLBACK_BODY_BYTES = 1024 * 1024
 FALLBACK_PARSE_BYTES = 4 * 1024 * 1024
 MAX_FAILURES = 20               # reasons kept per message (the last says how many more)
-MAX_NESTED_MESSAGES = 5         # message/rfc822 inside message/rfc822 ... deeper ones: headers
-                                # only, flagged (AttachmentText.cut)
-MAX_NESTED_CONTAINERS = 4       # a zip in a zip in a TNEF ...: deeper ones are listed, not opened
+# Containers (forwarded messages, zip, TNEF, S/MIME signed-data) opened inside one another,
+# by the indexer and the views alike (opens_nested): one inside more than this many others
+# is listed, not opened (a forward's From, To and Subject are indexed, flagged
+# AttachmentText.cut); each level opened costs work a hostile message could multiply.
+MAX_NESTED_CONTAINERS = 4
+# The same rule counted in messages, the stored one among them (a forward's cut says it so).
+MAX_NESTED_MESSAGES = MAX_NESTED_CONTAINERS + 1
+NESTED_TOO_DEEP = (f"not opened: nested deeper than {MAX_NESTED_CONTAINERS} containers "
+                   "(forwarded messages, zip, TNEF, S/MIME)")
 # Characters of an S/MIME part's smime-type parameter (a sender's text, up to 16 KB) its
 # error says, printable ones only ("encrypted: S/MIME <kind>", recorded and shown).
 SMIME_TYPE_SHOWN = 64
@@ -798,9 +805,27 @@ def _member_entries(entry: AttachmentText, members: list[containers.Member], cap
     return found
 
 
+def opens_nested(nesting: int) -> bool:
+    """Whether a container (zip, TNEF, S/MIME signed-data, a forwarded message) inside
+    `nesting` others (0: a file of the stored message) is opened: MAX_NESTED_CONTAINERS,
+    the one rule of the indexer and the views (services.web.message_tree)."""
+    return nesting <= MAX_NESTED_CONTAINERS
+
+
+def _not_opened(entry: AttachmentText, kind: str, data: bytes, nesting: int,
+                budget: containers.ReadBudget) -> bool:
+    """Whether container `entry` of `kind` ("zip", or containers.TOOL_KINDS) stays closed:
+    nested too deep (opens_nested), or past the message's tool runs
+    (containers.ReadBudget.tool_refusal); then its error says why."""
+    if not opens_nested(nesting):
+        entry.error = NESTED_TOO_DEEP
+    elif kind in containers.TOOL_KINDS:
+        entry.error = budget.tool_refusal(kind, hashlib.sha256(data).hexdigest())
+    return entry.error is not None
+
+
 def _zip(entry, data, cap_bytes, nesting, budget) -> list[AttachmentText]:
-    if nesting > MAX_NESTED_CONTAINERS:
-        entry.error = f"not opened: containers nested deeper than {MAX_NESTED_CONTAINERS}"
+    if _not_opened(entry, "zip", data, nesting, budget):
         return []
     members, problem = containers.zip_members(data, budget)
     entry.error = problem
@@ -810,6 +835,8 @@ def _zip(entry, data, cap_bytes, nesting, budget) -> list[AttachmentText]:
 
 def _tnef(entry, data, cap_bytes, nesting, budget) -> list[AttachmentText]:
     """winmail.dat: its body text becomes this entry's text, its files entries of their own."""
+    if _not_opened(entry, "tnef", data, nesting, budget):
+        return []
     body, files, entry.error = containers.tnef_read(data, budget)
     if body is not None and body.data:
         body_type = {".rtf": "application/rtf", ".html": "text/html"}.get(
@@ -832,8 +859,8 @@ def _cms(entry, data, smime_type, cap_bytes, nesting, budget):
     if containers.is_sealed(kind):
         shown = "".join(filter(str.isprintable, kind))[:SMIME_TYPE_SHOWN]
         raise documents.Encrypted(f"S/MIME {shown or 'unknown CMS content'}")
-    if nesting > MAX_NESTED_CONTAINERS:
-        raise ValueError(f"not opened: containers nested deeper than {MAX_NESTED_CONTAINERS}")
+    if _not_opened(entry, "signed-data", data, nesting, budget):
+        return [], ""
     inner = mime.parse_message(containers.signed_content(data))
     return _inner_entries(inner, entry, cap_bytes, nesting, budget)
 
@@ -853,7 +880,8 @@ def _joined(*cuts: str | None) -> str | None:
 def _forwarded(part: Message, filename: str | None, cap_bytes: int, nesting: int,
                budget: containers.ReadBudget, container: str | None) -> list[AttachmentText]:
     """A forwarded message: its headers and body are this entry's text; its attachments,
-    at any depth, are attachments of the message too."""
+    and those of the containers in them (opens_nested), are attachments of the message
+    too."""
     entry = AttachmentText(filename, "message/rfc822", "", container=container)
     try:
         return [entry, *_forwarded_message(entry, _inner_message(part), cap_bytes, nesting,
@@ -874,7 +902,7 @@ def _forwarded_message(entry: AttachmentText, inner: Message, cap_bytes: int, ne
     declared = mime.charsets_of(inner)
     lines = [f"{name}: {mime.decode_header_text(mime.header(inner, name), declared)}"
              for name in ("From", "To", "Subject")]
-    if nesting >= MAX_NESTED_MESSAGES:
+    if not opens_nested(nesting):
         entry.text = "\n".join(lines)
         entry.cut = (f"{PARTLY_INDEXED}a forwarded message nested deeper than "
                      f"{MAX_NESTED_MESSAGES} levels: only its From, To and Subject are indexed, "

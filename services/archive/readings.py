@@ -88,7 +88,11 @@ READING_VERSION = 11  # 3: raw 8-bit header bytes read in the declared or detect
                      # (mime.whole_body_is_attachment, review r11 F8); an S/MIME
                      # object opened by its DER under any name and type (containers.is_cms);
                      # a read receipt's and an abuse report's fields body text, as a
-                     # bounce's (extract.REPORT_TYPES)
+                     # bounce's (extract.REPORT_TYPES); a TNEF inside more than
+                     # MAX_NESTED_CONTAINERS containers not opened, as the other kinds,
+                     # and a message's first TOOL_CONTAINERS_OPENED distinct S/MIME and
+                     # TNEF objects opened, no more (extract.opens_nested, containers.
+                     # ReadBudget.tool_refusal: the views' rules, helper h18)
                      # (10 shipped in a release, 11 not yet: no new number)
 _VERSION = struct.Struct(">H")
 # The checksum makes damage to a kept reading a StaleReading, where it could else decode

@@ -22,10 +22,13 @@ as the indexer's failure does, and has no size and no content to show or downloa
 Part.unreadable). A view opens each distinct container
 content once (_Openings: the same hostile object attached a thousand times costs one
 opening), within its budgets; one past them is the file it is, downloadable, and its node
-says so (Part.not_opened). Encrypted S/MIME (enveloped-data)
-cannot be opened without the key: it is said so, and downloadable. A part of body text
-holding uuencoded files (mime.is_body_text, mime.uuencoded_files: old mailers, or a body
-sent x-uuencode) holds them as its children, and a message whose whole body is such a part
+says so (Part.not_opened). Containers (forwarded messages among them) nest as deep as the
+indexer opens them, and a tool opens as many of them as it does (extract.opens_nested,
+containers.ReadBudget.tool_refusal): one past either is the file it is too, said so in
+the indexer's words, so that the views list the files search finds. Encrypted S/MIME
+(enveloped-data) cannot be opened without the key: it is said so, and downloadable. A part
+of body text holding uuencoded files (mime.is_body_text, mime.uuencoded_files: old mailers,
+or a body sent x-uuencode) holds them as its children, and a message whose whole body is such a part
 has them as its parts 1, 2, ...: the files extraction reads, in its order, and their
 encoded lines (or the file an x-uuencode body decodes to) no body text. An attachment sent
 x-uuencode holding two or more files (mime.attachment_files) holds them so too, the first
@@ -43,9 +46,9 @@ import magic
 from PIL import Image
 
 from services.archive import containers, tools
-from services.archive.extract import (REPORT_TYPES, container_problem,
-                                      effective_type, read_type_of, reads_as_message,
-                                      reads_text_of)
+from services.archive.extract import (NESTED_TOO_DEEP, REPORT_TYPES, container_problem,
+                                      effective_type, opens_nested, read_type_of,
+                                      reads_as_message, reads_text_of)
 from services.archive.index import PARTLY_INDEXED
 from services.archive.mime import (SPLIT_KEYS, FoundFile, attachment_content,
                                    attachment_files, attachment_name,
@@ -67,15 +70,16 @@ MAX_DEPTH = 60  # deeper trees are shown to here; the message itself is still do
 # the files they are, downloadable. Their members are read within that one budget too, as
 # the indexer reads them (review r7 F1: a fresh budget each).
 CONTAINERS_OPENED = containers.MESSAGE_ATTACHMENTS
-# Of those, the ones a tool process opens (`openssl cms` for signed-data, `tnef`): each run
-# costs 20-50 ms (openssl) or 4-10 ms (tnef) on the appliance's 2 cores, and every view (the
-# page, the API's JSON, `archiver show`) pays them again; 32 keeps a hostile message's view
-# near a second (1,000 signed objects took 25-50 s a view, review r9 F4), far above the few
-# a real message carries.
-TOOL_CONTAINERS_OPENED = 32
-TOOL_KINDS = ("signed-data", "tnef")  # container kinds a tool process opens
+# Of those, the ones a tool process opens (containers.TOOL_KINDS) are the indexer's first
+# containers.TOOL_CONTAINERS_OPENED distinct ones (ReadBudget.tool_refusal): every view (the
+# page, the API's JSON, `archiver show`) pays their runs again, and lists what they read.
 _BUDGET_KEY = "_containers_openings"  # where a part keeps its message's _Openings
+# How many containers hold a part, as the indexer counts them (extract.opens_nested): 0 for
+# the stored message's own parts; children() gives each part it finds its count.
+_NESTING_KEY = "_containers_nesting"
 _NOT_OPENED_KEY = "_not_opened"  # why a container part was not opened (Part.not_opened)
+_HELD_KEY = "_held_message"  # a message a message/* part or a forward holds (_inner)
+_KIND_KEY = "_container_kind"  # a container leaf's kind (_container_kind), if it is one
 _PROBLEM_KEY = "_container_problem"  # a container part's Part.container_problem
 BODY_TYPES = ("text/plain", "text/html")  # a message's whole body shown as its body
 ENCRYPTED = "encrypted: cannot be read without the key"
@@ -144,35 +148,66 @@ def children(part: Message, top: bool = False) -> list[Message]:
     `top`: `part` is a message itself (the stored one, or one inside a message/* part): a
     whole body that is body text holding uuencoded files has them as its parts; one that is
     not body text (of a type other than BODY_TYPES, or an attachment) is its one part."""
-    found = _children(part, top)
-    openings = _openings(part)
+    found, inside = _children(part, top)
+    openings, nesting = _openings(part), _nesting(part) + inside
     for child in found:  # (one budget for all the containers of the stored message)
         child.__dict__.setdefault(_BUDGET_KEY, openings)
+        child.__dict__.setdefault(_NESTING_KEY, nesting)
     return found
 
 
-def _children(part: Message, top: bool) -> list[Message]:
+def _nesting(part: Message) -> int:
+    """How many containers hold `part` (_NESTING_KEY): 0 for the stored message's own."""
+    return part.__dict__.get(_NESTING_KEY, 0)
+
+
+def _children(part: Message, top: bool) -> tuple[list[Message], int]:
+    """(what `part` holds, 1 when it holds it as a container the indexer counts -- the
+    message of a message/* part or of a forward that is a file, what a zip, a TNEF or
+    signed-data holds -- else 0: a multipart's parts, uuencoded files, a whole body, a
+    message's own message/* body, read at the nesting of `part`, as the indexer reads
+    them)."""
     if top and _sent_as_file(part):
-        return [_whole_body(part)]
+        return [_whole_body(part)], 0
     if is_message_part(part):
-        return _inner(part)
+        if _is_a_message(part):
+            return _inner(part), 0
+        return _unless_too_deep(part, _inner), 1
     if _is_report(part):  # (its blocks of fields are its content, no parts)
-        return []
+        return [], 0
     if part.is_multipart():
         payload = part.get_payload()
         return [child for child in payload if isinstance(child, Message)] \
-            if isinstance(payload, list) else []
+            if isinstance(payload, list) else [], 0
     if top:
         if whole_body_is_attachment(part):  # (one of two or more files: them, mime's rule)
-            return attachment_files(part) or [_whole_body(part)]
+            return attachment_files(part) or [_whole_body(part)], 0
         files = uuencoded_files(part) if is_body_text(part) else []
         if files:
-            return files
+            return files, 0
         return [] if safely(part.get_content_type, "text/plain") in BODY_TYPES \
-            else [_whole_body(part)]
+            else [_whole_body(part)], 0
     if _forwards(part):
-        return _inner(part)
-    return _opened(part)
+        return _unless_too_deep(part, _inner), 1
+    opened = _opened(part)
+    return opened, 1 if part.__dict__.get(_KIND_KEY) else 0
+
+
+def _is_a_message(part: Message) -> bool:
+    """Whether `part` is a message itself (the stored one, or the one a message/* part or
+    a forward holds, _inner), not a part of one: the indexer reads a message whose body
+    is a message/* entity as that entity's parts, at its own nesting."""
+    return _NESTING_KEY not in part.__dict__ or part.__dict__.get(_HELD_KEY, False)
+
+
+def _unless_too_deep(part: Message, opened) -> list[Message]:
+    """opened(part), unless container `part` is nested too deep to open
+    (extract.opens_nested, as the indexer reads it): then none, and `part` says why
+    (Part.not_opened)."""
+    if opens_nested(_nesting(part)):
+        return opened(part)
+    part.__dict__[_NOT_OPENED_KEY] = NESTED_TOO_DEEP
+    return []
 
 
 def _holds_message(part: Message, top: bool, content: bytes | None = None) -> bool:
@@ -225,28 +260,32 @@ def _forwards(part: Message, content: bytes | None = None) -> bool:
 
 class _Openings:
     """What one view of a stored message may still open and what it opened: the indexer's
-    budget of members and bytes (`budget`, of which `attachments` counts distinct
-    containers, CONTAINERS_OPENED), the tool runs left (TOOL_CONTAINERS_OPENED), and each
-    container's files by (kind, SHA-256 of its content): a content opened once is not
-    opened again, and costs no budget again."""
+    budget of members, bytes and tool runs (`budget`, of which `attachments` counts
+    distinct containers, CONTAINERS_OPENED; its tool_refusal the indexer's), and each
+    container's files by (kind, SHA-256 of its content, its nesting): a content opened
+    once is not opened again, and costs no budget again (at another nesting its files are
+    found anew, nested as there, but counted once)."""
 
     def __init__(self):
         self.budget = containers.ReadBudget(0, attachments=CONTAINERS_OPENED)
-        self.tool_runs = TOOL_CONTAINERS_OPENED
-        self.opened: dict[tuple[str, str], list[Message]] = {}
+        self.counted: set[tuple[str, str]] = set()
+        self.opened: dict[tuple[str, str, int], tuple[list[Message], str | None]] = {}
 
-    def refusal(self, kind: str) -> str | None:
-        """Why one more container of `kind` may not be opened, or None: then it counts."""
+    def refusal(self, kind: str, sha256_hex: str) -> str | None:
+        """Why one more container of `kind` whose content has this SHA-256 (hex) may not be
+        opened, or None: then it counts (once a content)."""
+        if (kind, sha256_hex) in self.counted:
+            return None
         budget = self.budget
         if budget.attachments <= 0 or budget.members <= 0 or budget.read_bytes <= 0:
             return ("not opened in this view: the message's containers used up what one "
                     "view reads; download it")
-        if kind in TOOL_KINDS:
-            if self.tool_runs <= 0:
-                return (f"not opened in this view: a view opens {TOOL_CONTAINERS_OPENED} "
-                        "distinct S/MIME and TNEF objects at most; download it")
-            self.tool_runs -= 1
+        if kind in containers.TOOL_KINDS:
+            refusal = budget.tool_refusal(kind, sha256_hex)
+            if refusal is not None:
+                return refusal
         budget.attachments -= 1
+        self.counted.add((kind, sha256_hex))
         return None
 
 
@@ -268,6 +307,7 @@ def _inner(part: Message) -> list[Message]:
         inner = forwarded.inner_message(part)
         if isinstance(inner, Message):
             read_uuencoded_files(inner, within=part)
+            inner.__dict__[_HELD_KEY] = True
         else:
             part.__dict__[_NOT_OPENED_KEY] = forwarded.not_opened(part)
         part.__dict__["_inner"] = [inner] if isinstance(inner, Message) else []
@@ -317,12 +357,16 @@ def _open(part: Message) -> list[Message]:
     if holds_files(part):
         return attachment_files(part)
     data = decoded(part)
-    kind = _container_kind(part, data)
+    kind = part.__dict__[_KIND_KEY] = _container_kind(part, data)
     if kind is None:
         return []
-    key, openings = (kind, hashlib.sha256(data).hexdigest()), _openings(part)
+    if not opens_nested(_nesting(part)):  # (before the budget: it opens nothing)
+        part.__dict__[_NOT_OPENED_KEY] = NESTED_TOO_DEEP
+        return []
+    digest, openings = hashlib.sha256(data).hexdigest(), _openings(part)
+    key = (kind, digest, _nesting(part))
     if key not in openings.opened:
-        refusal = openings.refusal(kind)
+        refusal = openings.refusal(kind, digest)
         if refusal is not None:
             part.__dict__[_NOT_OPENED_KEY] = refusal
             return []
@@ -457,13 +501,16 @@ def _node(part: Message, path: str, failed: dict[str, str], depth: int, root: bo
         inner = children(part)
         node.subject = decode_header_text(header(inner[0], "subject"),
                                           charsets_of(inner[0])) if inner else None
+        if not inner and _NOT_OPENED_KEY in part.__dict__:
+            node.shown_as = None  # (a message not opened has no page: a file to download)
     if depth < MAX_DEPTH:
         node.children = [_node(child, f"{path}.{number}" if path else str(number), failed,
                                depth + 1, root=False, top=holder)
                          for number, child in enumerate(children(part, root or top), 1)]
         node.not_opened = part.__dict__.get(_NOT_OPENED_KEY)
         node.container_problem = part.__dict__.get(_PROBLEM_KEY)
-        if node.container_problem and node.text == f"text not read: {node.container_problem}":
+        if node.text in {f"text not read: {why}"
+                         for why in (node.container_problem, node.not_opened) if why}:
             node.text = ""  # (the indexer's failure of it is that problem: said once)
     return node
 
@@ -552,7 +599,7 @@ def body(message: Message, path: str = "") -> Body:
             break
         if containers.is_sealed(_cms_kind(root)):
             return Body(None, None, {}, encrypted=True)
-        opened = _opened(root)
+        opened = children(root)  # (nested as the tree nests it: no deeper than it opens)
         if not opened:
             break
         root = opened[0]

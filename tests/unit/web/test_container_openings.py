@@ -2,7 +2,7 @@
 indexer reads inside them (review r9 F1, F2, F4): zip members at the top, in a forward, in
 a TNEF file, nested; a .eml in a TNEF file or a zip as a forwarded message with its own
 files; repeated and distinct S/MIME signed-data and TNEF objects opened once each, tool runs
-at most message_tree.TOOL_CONTAINERS_OPENED a view, those past it listed as the files they
+at most containers.TOOL_CONTAINERS_OPENED a view, those past it listed as the files they
 are with `not_opened`, in the listing (show, API) as in the page. Counted, never timed."""
 from __future__ import annotations
 
@@ -171,7 +171,7 @@ def test_each_distinct_container_is_opened_once_and_tool_runs_are_bounded(
         monkeypatch, label, raw, distinct, copies):
     runs = Runs(monkeypatch)
     listed = mail_view.view(raw).as_json()["attachments"]
-    opened = min(distinct, message_tree.TOOL_CONTAINERS_OPENED)
+    opened = min(distinct, containers.TOOL_CONTAINERS_OPENED)
     assert runs.openssl + runs.tnef == opened
     assert runs.zip == 1  # 20 copies of one zip: read once
     containers_listed = [file for file in listed if file["filename"] != "same.zip"]
@@ -180,7 +180,7 @@ def test_each_distinct_container_is_opened_once_and_tool_runs_are_bounded(
     # a copy of an opened object lists its files; only those past the budget are unopened
     assert all(file["files"] for file in containers_listed if "not_opened" not in file)
     assert all(not file["files"] for file in unopened)
-    assert bool(unopened) == (distinct > message_tree.TOOL_CONTAINERS_OPENED)
+    assert bool(unopened) == (distinct > containers.TOOL_CONTAINERS_OPENED)
     # the page: its own view, the same counts, the same files unopened
     runs.openssl = runs.tnef = 0
     page = message_tree.tree(forwarded.parse(raw), None)
@@ -192,7 +192,7 @@ def test_each_distinct_container_is_opened_once_and_tool_runs_are_bounded(
 
 
 def test_a_view_under_the_budget_opens_everything_a_view_past_it_says_why(monkeypatch):
-    monkeypatch.setattr(message_tree, "TOOL_CONTAINERS_OPENED", 2)
+    monkeypatch.setattr(containers, "TOOL_CONTAINERS_OPENED", 2)
     parts = [attached("winmail.dat", corpus.tnef([(f"w{at}.txt", b"w")]), "application/ms-tnef")
              for at in range(3)]
     listed = mail_view.files(message("budget", parts))
@@ -204,7 +204,7 @@ def test_a_view_under_the_budget_opens_everything_a_view_past_it_says_why(monkey
 
 
 def test_show_says_why_a_container_was_not_opened(monkeypatch):
-    monkeypatch.setattr(message_tree, "TOOL_CONTAINERS_OPENED", 1)
+    monkeypatch.setattr(containers, "TOOL_CONTAINERS_OPENED", 1)
     parts = [attached("winmail.dat", corpus.tnef([(f"w{at}.txt", b"w")]), "application/ms-tnef")
              for at in range(2)]
     listed = [file.as_json() for file in mail_view.files(message("shown", parts))]
