@@ -15,10 +15,17 @@ F2  (low, latent: workers start by forkserver) "one per process (fork-safe)": a 
     the child lives, the parent's stop() and every recycle (_stop(kill=False), inside
     read_pdf) wait for the server to see end-of-file, which it never sees: the parent
     hangs as long as the child lives, and a server whose owner died outlives it.
+F3  (low-medium) "thread-safe; the worker ends and reaps its own at exit": a thread that got
+    its _Server from the registry before another thread's stop() cleared it, and then reads,
+    starts a server stop() no longer knows of. It is never stopped nor reaped: Popen's
+    __del__ keeps the object (and so its stdin pipe) alive in subprocess._active, so the
+    server waits on its input until the process exits (4 threads reading 40 PDFs each with
+    stop() now and then left 2 to 4 servers running after a final stop()).
 """
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 
 import pytest
@@ -121,3 +128,30 @@ def pipes_held_by_forked_child() -> set[str]:
 def test_a_forked_child_holds_no_end_of_its_parents_server_pipes():
     assert pipes_held_by_forked_child() == set()
 
+
+
+# --- F3: a server started by a thread racing stop() ------------------------------------------
+
+def servers_running() -> set[int]:
+    """This process's children that are pdf-text-servers (zombies too)."""
+    listed = subprocess.run(["ps", "--ppid", str(os.getpid()), "-o", "pid=,comm="],
+                            capture_output=True, text=True).stdout
+    return {int(line.split()[0]) for line in listed.splitlines()
+            if line.split()[1:] == [pdf_text_server.NAME]}
+
+
+@pytest.mark.parametrize("reads_before_stop", [0, 1, 3])
+def test_stop_leaves_no_server_a_thread_racing_it_started(reads_before_stop):
+    """The interleaving of a reading thread and stop(), in order: the thread takes its
+    _Server, stop() runs to its end, the thread reads; a later stop() must end all."""
+    with_text = pdf_of_pages([b"BT /F1 12 Tf 72 700 Td (raced) Tj ET"])
+    for _ in range(reads_before_stop):
+        pdf_text_server.read_pdf(with_text, documents.PDF_MAX_PAGES)
+    taken = pdf_text_server._server_of_this_process(documents.PDF_MAX_PAGES)
+    pdf_text_server.stop()
+    assert taken.read(with_text).text.startswith(b"raced")
+    pdf_text_server.stop()
+    left = servers_running()
+    for pid in left:  # so that the next test starts without them
+        os.kill(pid, signal.SIGKILL)
+    assert left == set()
