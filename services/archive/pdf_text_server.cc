@@ -13,7 +13,8 @@
 // page: pdftotext's exit codes 0, 1, 1 and 99), then
 // a 4-byte big-endian length and the text (UTF-8, pages ended by form feeds, at most
 // MAX_OUTPUT_BYTES), then a 4-byte big-endian length and poppler's error lines as pdftotext
-// prints them ("Syntax Error (280): No font in show"). It exits at the end of its input.
+// prints them ("Syntax Error (280): No font in show"; past 64 KiB of them, only the last
+// error and the last line). It exits at the end of its input.
 
 #include <cstdint>
 #include <cstdio>
@@ -38,16 +39,35 @@ const char *const CATEGORY_NAMES[] = {  // pdftotext's names of poppler's ErrorC
     "Syntax Warning", "Syntax Error", "Config Error", "Command Line Error", "I/O Error",
     "Permission Error", "Unimplemented Feature", "Internal Error"};
 
-std::string error_lines;  // of the PDF being read
+// The error lines of the PDF being read: the first MAX_ERROR_BYTES of them; past those, the
+// last line that says "Error" (documents.pdf_text's reason for a damaged PDF) and the last
+// line, added at the end (finish_errors), so the reason is pdftotext's however many there are.
+std::string error_lines, last_error_line, last_line;
 
 void keep_error(ErrorCategory category, Goffset position, const char *message) {
-    if (error_lines.size() >= MAX_ERROR_BYTES) return;
     char head[64];
     if (position >= 0)
         snprintf(head, sizeof head, "%s (%lld): ", CATEGORY_NAMES[category], (long long)position);
     else
         snprintf(head, sizeof head, "%s: ", CATEGORY_NAMES[category]);
-    error_lines.append(head).append(message).append("\n");
+    std::string line = std::string(head) + message + "\n";
+    if (error_lines.size() + line.size() <= MAX_ERROR_BYTES && last_line.empty()) {
+        error_lines += line;
+        return;
+    }
+    if (line.find("Error") != std::string::npos) last_error_line = line;
+    last_line = line;
+}
+
+void finish_errors() {
+    if (!last_error_line.empty() && last_error_line != last_line) error_lines += last_error_line;
+    error_lines += last_line;
+}
+
+void clear_errors() {
+    error_lines.clear();
+    last_error_line.clear();
+    last_line.clear();
 }
 
 struct Text {
@@ -134,10 +154,11 @@ int main(int argc, char **argv) {
                         | length[3];
         char *data = static_cast<char *>(gmalloc(size ? size : 1));
         if (!read_exactly(data, size)) return 0;
-        error_lines.clear();
+        clear_errors();
         Text text{std::string(), max_output};
         unsigned char status = read_pdf(data, size, max_pages, text);
         gfree(data);
+        finish_errors();
         write_exactly(&status, 1);
         write_length(text.bytes.size());
         write_exactly(text.bytes.data(), text.bytes.size());

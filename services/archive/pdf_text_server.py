@@ -4,14 +4,17 @@ pdf_text_server.cc beside this file by image/native.py) instead of a pdftotext p
 pdftotext spends some 4 of its 7 ms a small PDF starting up: loading and relocating poppler's
 30 libraries. The server starts once per extraction worker and reads each PDF with the very
 poppler classes pdftotext uses, so the text and the error lines are pdftotext's, byte for
-byte (tests/unit/archive/test_pdf_text_server.py). Each PDF still gets what
+byte (tests/unit/archive/test_pdf_text_server.py; past 64 KiB of error lines, only the last
+error and the last line are kept, so a damaged PDF's reason is still pdftotext's). Each PDF still gets what
 services.archive.tools gives a tool run: TIMEOUT_S of wall-clock time, CPU_S of CPU (the
 server's RLIMIT_CPU is moved to what it has used plus CPU_S before each PDF, so a server left
 reading by a worker that was killed stops there too), MEMORY_BYTES of address space,
 OUTPUT_BYTES of text. A server that times out, crashes or exceeds a limit is that PDF's
 failure (ToolFailed) and is replaced for the next one; one that grew past RECYCLE_RSS_BYTES
 or read RECYCLE_DOCUMENTS PDFs is replaced too, so what one PDF left behind in its heap is
-bounded.
+bounded. Servers are per process: a forked child's copies of its parent's pipes are pointed
+at /dev/null at the fork (os.register_at_fork), so the parent's server still ends when the
+parent stops it or exits.
 
 Where the program is missing (a tree installed without `make setup`), available() is False
 and services.archive.documents runs pdftotext instead.
@@ -33,6 +36,7 @@ from services.archive import tools
 
 PROGRAM = Path(sys.prefix) / "libexec" / "archiver" / "pdf-text-server"
 NAME = "pdf-text-server"
+MAX_PDF_BYTES = (1 << 32) - 1  # the request's length field (4 bytes)
 RECYCLE_DOCUMENTS = 1000
 RECYCLE_RSS_BYTES = 48 * 1024 * 1024
 READ, NOT_OPENED, NEEDS_PASSWORD, NO_PAGE = 0, 1, 2, 3  # the reply's status (pdf_text_server.cc)
@@ -59,7 +63,9 @@ def available() -> bool:
 def read_pdf(data: bytes, max_pages: int) -> Reply:
     """The text of the PDF `data` (its first `max_pages` pages), read by this process's
     server (started on first use, thread-safe). Raises tools.ToolFailed when it could not be
-    read: timed out, killed at a limit, crashed."""
+    read: timed out, killed at a limit, crashed, more than MAX_PDF_BYTES."""
+    if len(data) > MAX_PDF_BYTES:
+        raise tools.ToolFailed(f"{NAME}: a PDF of {len(data)} bytes is more than it reads")
     return _server_of_this_process(max_pages).read(data)
 
 
@@ -97,6 +103,7 @@ class _Server:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             cwd="/", env=env)
         self.documents = 0
+        _started(self)
         try:
             for which, _, value in tools.tool_limits():
                 if which != resource.RLIMIT_CPU:  # per PDF: _allow_one_more_pdf()
@@ -122,6 +129,7 @@ class _Server:
         process, self.process = self.process, None
         if process is None:
             return
+        _ended_server(self)
         if kill:
             process.kill()
         for stream in (process.stdin, process.stdout):
@@ -197,26 +205,56 @@ def _rss_bytes(process: subprocess.Popen) -> int:
         return 0
 
 
-_servers: dict[tuple[int, int], _Server] = {}  # by (process id, max_pages)
-_servers_lock = threading.Lock()
+_servers: dict[int, _Server] = {}  # by max_pages
+_live: set[_Server] = set()  # every server of this process with a process running: stop()'s
+_servers_lock = threading.Lock()  # taken after a _Server's own lock, never before it
 
 
 def _server_of_this_process(max_pages: int) -> _Server:
     with _servers_lock:
-        pid = os.getpid()
-        if any(owner != pid for owner, _ in _servers):
-            _servers.clear()  # a parent's, inherited through fork: not ours to use or stop
-        if (pid, max_pages) not in _servers:
-            _servers[pid, max_pages] = _Server(max_pages)
-        return _servers[pid, max_pages]
+        if max_pages not in _servers:
+            _servers[max_pages] = _Server(max_pages)
+        return _servers[max_pages]
+
+
+def _started(server: _Server) -> None:
+    with _servers_lock:
+        _live.add(server)
+
+
+def _ended_server(server: _Server) -> None:
+    with _servers_lock:
+        _live.discard(server)
 
 
 def stop() -> None:
     """End this process's servers and wait for them (a worker that exits reaps its own);
-    the next read_pdf() starts one again."""
+    the next read_pdf() starts one again. A thread that took a server before this and reads
+    with it after starts a process stop() will know of again."""
     with _servers_lock:
-        mine = [server for (owner, _), server in _servers.items() if owner == os.getpid()]
+        running = list(_live)
         _servers.clear()
-    for server in mine:
+    for server in running:
         with server.lock:
             server._stop(kill=False)
+
+
+def _forget_servers_in_forked_child() -> None:
+    """In a child just forked: its copies of the parent's server pipes point at /dev/null
+    instead (else the parent's server never saw end-of-file while the child lives, and
+    the parent's stop() waited on it), and it starts servers of its own. Takes no lock:
+    another thread of the parent may have held one at the fork."""
+    global _servers_lock
+    null = os.open(os.devnull, os.O_RDWR)
+    for server in list(_live):
+        process = server.process
+        for stream in (process.stdin, process.stdout) if process is not None else ():
+            os.dup2(null, stream.fileno())  # the file objects stay valid, on /dev/null
+        server.process, server.lock = None, threading.Lock()
+    os.close(null)
+    _live.clear()
+    _servers.clear()
+    _servers_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_servers_in_forked_child)

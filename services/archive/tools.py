@@ -131,4 +131,5 @@ def limit_hint(signal_number: int) -> str:
     """What a signal that ended a tool says of its limits: " (CPU time limit)"... or ""."""
     import signal
     return {signal.SIGXCPU: " (CPU time limit)", signal.SIGXFSZ: " (output size limit)",
-            signal.SIGKILL: " (killed)", signal.SIGSEGV: " (crashed)"}.get(signal_number, "")
+            signal.SIGKILL: " (killed)", signal.SIGSEGV: " (crashed)",
+            signal.SIGABRT: " (aborted: out of memory, as a rule)"}.get(signal_number, "")

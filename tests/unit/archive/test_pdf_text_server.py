@@ -128,7 +128,7 @@ def test_the_page_limit_is_pdftotexts():
 def test_documents_read_pdfs_through_the_server_and_without_it(monkeypatch):
     for name in ("bench 0", "columns", "random pages"):
         served = documents.pdf_text(CORPUS[name])
-        assert (os.getpid(), MAX_PAGES) in pdf_text_server._servers
+        assert pdf_text_server._servers[MAX_PAGES].process is not None
         monkeypatch.setattr(pdf_text_server, "PROGRAM", pdf_text_server.PROGRAM.with_name("none"))
         assert not pdf_text_server.available()
         assert documents.pdf_text(CORPUS[name]) == served
