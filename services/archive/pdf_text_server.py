@@ -1,20 +1,20 @@
 """pdftotext's text of PDFs from one long-running process (pdf-text-server, built from
 pdf_text_server.cc beside this file by image/native.py) instead of a pdftotext process each.
 
-pdftotext spends some 4 of its 7 ms a small PDF starting up: loading and relocating poppler's
-30 libraries. The server starts once per extraction worker and reads each PDF with the very
-poppler classes pdftotext uses, so the text and the error lines are pdftotext's, byte for
-byte (tests/unit/archive/test_pdf_text_server.py; past 64 KiB of error lines, only the last
-error and the last line are kept, so a damaged PDF's reason is still pdftotext's). Each PDF still gets what
-services.archive.tools gives a tool run: TIMEOUT_S of wall-clock time, CPU_S of CPU (the
-server's RLIMIT_CPU is moved to what it has used plus CPU_S before each PDF, so a server left
-reading by a worker that was killed stops there too), MEMORY_BYTES of address space,
-OUTPUT_BYTES of text. A server that times out, crashes or exceeds a limit is that PDF's
-failure (ToolFailed) and is replaced for the next one; one that grew past RECYCLE_RSS_BYTES
-or read RECYCLE_DOCUMENTS PDFs is replaced too, so what one PDF left behind in its heap is
-bounded. Servers are per process: a forked child's copies of its parent's pipes are pointed
-at /dev/null at the fork (os.register_at_fork), so the parent's server still ends when the
-parent stops it or exits.
+pdftotext spends some 4 of its 7 ms a small PDF starting up: loading and relocating
+poppler's 30 libraries. The server starts once per extraction worker and reads each PDF with
+the very poppler classes pdftotext uses, so the text and the error lines are pdftotext's,
+byte for byte (tests/unit/archive/test_pdf_text_server.py; past 64 KiB of error lines, only
+the last error and the last line are kept, so a damaged PDF's reason is still pdftotext's).
+Each PDF still gets what services.archive.tools gives a tool run: TIMEOUT_S of wall-clock
+time, CPU_S of CPU (the server's RLIMIT_CPU is moved to what it has used plus CPU_S before
+each PDF, so a server left reading by a worker that was killed stops there too),
+MEMORY_BYTES of address space, OUTPUT_BYTES of text. A server that times out, crashes or
+exceeds a limit is that PDF's failure (ToolFailed) and is replaced for the next one; one
+that grew past RECYCLE_RSS_BYTES or read RECYCLE_DOCUMENTS PDFs is replaced too, so what one
+PDF left behind in its heap is bounded. Servers are per process: a forked child's copies of
+its parent's pipes are pointed at /dev/null at the fork (os.register_at_fork), so the
+parent's server still ends when the parent stops it or exits.
 
 Where the program is missing (a tree installed without `make setup`), available() is False
 and services.archive.documents runs pdftotext instead.
@@ -48,9 +48,9 @@ _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
 @dataclass(frozen=True)
 class Reply:
-    """What the server made of one PDF: `status` (READ, NOT_OPENED, NEEDS_PASSWORD, NO_PAGE), its
-    `text` (UTF-8 bytes, pages ended by form feeds) and poppler's `errors` (pdftotext's
-    lines)."""
+    """What the server made of one PDF: `status` (READ, NOT_OPENED, NEEDS_PASSWORD,
+    NO_PAGE), its `text` (UTF-8 bytes, pages ended by form feeds) and poppler's `errors`
+    (pdftotext's lines)."""
     status: int
     text: bytes
     errors: str
@@ -103,14 +103,12 @@ class _Server:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             cwd="/", env=env)
         self.documents = 0
-        _started(self)
+        _add_live(self)
         try:
-            for which, _, value in tools.tool_limits():
-                if which != resource.RLIMIT_CPU:  # per PDF: _allow_one_more_pdf()
-                    resource.prlimit(self.process.pid, which, (value, value))
-        except OSError as exc:
+            tools.limit(self.process, but=(resource.RLIMIT_CPU,))  # CPU: _allow_one_more_pdf
+        except tools.ToolFailed:
             self._stop(kill=True)
-            raise tools.ToolFailed(f"{NAME}: its limits could not be set ({exc})") from None
+            raise
         return self.process
 
     def _allow_one_more_pdf(self, process: subprocess.Popen) -> None:
@@ -129,7 +127,7 @@ class _Server:
         process, self.process = self.process, None
         if process is None:
             return
-        _ended_server(self)
+        _remove_live(self)
         if kill:
             process.kill()
         for stream in (process.stdin, process.stdout):
@@ -182,7 +180,6 @@ class _Reader:
         return b"".join(chunks)
 
 
-
 def _ended(process: subprocess.Popen) -> tools.ToolFailed:
     """The failure of a server that ended before its reply, with what ended it."""
     code = process.wait()
@@ -217,12 +214,12 @@ def _server_of_this_process(max_pages: int) -> _Server:
         return _servers[max_pages]
 
 
-def _started(server: _Server) -> None:
+def _add_live(server: _Server) -> None:
     with _servers_lock:
         _live.add(server)
 
 
-def _ended_server(server: _Server) -> None:
+def _remove_live(server: _Server) -> None:
     with _servers_lock:
         _live.discard(server)
 

@@ -91,7 +91,7 @@ def _run_fed(argv: list[str], data: bytes, cwd: Path, env: dict[str, str]
     with subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, cwd=cwd, env=env) as process:
         try:
-            _limit(process)
+            limit(process)
             stdout, stderr = process.communicate(data, timeout=TIMEOUT_S)
         except BaseException:  # as subprocess.run: no tool outlives its run
             process.kill()
@@ -100,11 +100,13 @@ def _run_fed(argv: list[str], data: bytes, cwd: Path, env: dict[str, str]
     return subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
 
 
-def _limit(process: subprocess.Popen) -> None:
-    """The tool limits, set on a running process (prlimit(2))."""
+def limit(process: subprocess.Popen, but: tuple[int, ...] = ()) -> None:
+    """The tool limits, set on a running process (prlimit(2)), but for the resources in
+    `but` (RLIMIT_* numbers). Raises ToolFailed when one cannot be set."""
     try:
         for which, _, value in tool_limits():
-            resource.prlimit(process.pid, which, (value, value))
+            if which not in but:
+                resource.prlimit(process.pid, which, (value, value))
     except ProcessLookupError:
         pass  # it is gone already, without a byte of its input: there is nothing to limit
     except OSError as exc:

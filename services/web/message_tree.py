@@ -250,8 +250,8 @@ def _forwards(part: Message, content: bytes | None = None) -> bool:
     container's member) that is no message/* part (is_message_part), is one the indexer
     reads as a forwarded message: a .eml sent application/octet-stream, or of another
     generic type that libmagic finds a message (extract.reads_as_message: its one rule);
-    then it holds that message, as a message/rfc822 part does. Read once a part (`content`: its decoded
-    bytes, if the caller read them: not decoded again)."""
+    then it holds that message, as a message/rfc822 part does. Read once a part
+    (`content`: its decoded bytes, if the caller read them: not decoded again)."""
     if "_forwards" not in part.__dict__:
         part.__dict__["_forwards"] = not part.is_multipart() and is_attachment(part) \
             and not holds_files(part) and reads_as_message(part, content)
