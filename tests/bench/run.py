@@ -12,7 +12,7 @@ round's in <ratio>_rounds. Each import reports wall and CPU time and peak memory
 whole process tree (the importing process and its extraction workers, tests.bench.measure).
 Then `archiver reindex` of the first round's archive (its rate over the import's), search
 latency p50/p99 over a mix of queries (in-process, as the web service sees it, and per CLI
-process, as notmuch is timed), SMTP intake with 8 clients (BENCH_SMTP_MESSAGES of the
+process, as notmuch is timed), SMTP intake with 8 clients (BENCH_SMTP_MESSAGES of each
 corpus, default 3,000; `archiver run`, then `serve smtp` alone), and mirroring between two
 appliances in network namespaces (copy rate of BENCH_MIRROR_MESSAGES fresh messages,
 default 2,000, then catch-up of the whole corpus queued during a link cut).
@@ -137,16 +137,25 @@ def main(argv: list[str] | None = None) -> int:
             bench_mirror_both(scratch, maildir, len(corpus),
                               ours["msgs_per_s"] if "import" in args.only else None)
         if "smtp" in args.only:
-            from .smtp_bench import bench_smtp
-            # On the wire SMTP lines end in CRLF (smtplib sends bytes as they are).
-            smtp_sample = [path.read_bytes().replace(b"\n", b"\r\n")
-                           for path in corpus[:SMTP_MESSAGES]]
-            (scratch / "smtp").mkdir()
-            emit(bench="smtp_intake", **bench_smtp(scratch / "smtp", smtp_sample))
-            (scratch / "smtp-alone").mkdir()
-            emit(bench="smtp_intake", **bench_smtp(scratch / "smtp-alone", smtp_sample,
-                                                   command=("serve", "smtp")))
+            if "plain" not in args.only:  # else the plain import's corpus
+                plain = generated(scratch / "plain", min(args.plain_messages, SMTP_MESSAGES),
+                                  attachments=False)
+            bench_smtp_on(scratch / "smtp", corpus, "with_attachments")
+            bench_smtp_on(scratch / "smtp-plain", plain, "without_attachments")
     return 0
+
+
+def bench_smtp_on(scratch: Path, corpus: corpus_module.Corpus, name: str) -> None:
+    """SMTP intake of SMTP_MESSAGES of `corpus`: under `archiver run` (indexing meanwhile,
+    until searchable), then `serve smtp` alone. The issue's targets (1,000 msg/s, searchable
+    within 5 s of the last 250) hold or not by corpus on 2 cores: with attachments the
+    indexing of 3,000 messages alone takes longer than the two bounds together."""
+    from .smtp_bench import bench_smtp
+    # On the wire SMTP lines end in CRLF (smtplib sends bytes as they are).
+    sample = [path.read_bytes().replace(b"\n", b"\r\n") for path in corpus[:SMTP_MESSAGES]]
+    for command, folder in ((("run",), scratch), (("serve", "smtp"), scratch / "alone")):
+        folder.mkdir(parents=True)
+        emit(bench="smtp_intake", corpus=name, **bench_smtp(folder, sample, command=command))
 
 
 def byte_compile_tree() -> None:
