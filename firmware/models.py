@@ -71,7 +71,7 @@ class IntakeLimits:
 
 @dataclass(frozen=True)
 class ExtractionLimits:
-    timeout_s: int = field("seconds one message may take in the extraction worker",
+    timeout_s: int = field("CPU seconds one message may use in the extraction worker",
                            check=positive, expected=POSITIVE)
     memory_mb: int = field("address-space limit of an extraction worker", check=positive,
                            expected=POSITIVE)

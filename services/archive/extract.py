@@ -41,9 +41,9 @@ from email import errors
 from email.message import Message
 from typing import Callable, Iterable, Iterator
 
-from services.archive import (charsets, containers, documents, filetypes, header_blocks, heap,
-                              html_text, mime, mime_parts, pdf_text_server,
-                              transfer_encoding, uuencode)
+from services.archive import (charsets, containers, cpu_time, documents, filetypes,
+                              header_blocks, heap, html_text, mime, mime_parts,
+                              pdf_text_server, transfer_encoding, uuencode)
 from services.archive.extraction_memo import ExtractionMemo, MemoryMemo, TextMemo
 from services.archive.index import BODY_TEXT_LIMIT, PARTLY_INDEXED
 
@@ -1098,6 +1098,14 @@ TRIM_EVERY = 32
 # Reads of one message before it gets the fallback: the second one skips the attachment the
 # first was blamed on, so the rest of the message is still read.
 ATTEMPTS = 2
+# A message's time limit counts the CPU its worker and the readers that worker runs use
+# (cpu_time.tree_seconds), not the wall-clock time it waits for a core (see cpu_time). Reading
+# a tree's CPU costs some 50 us, as much as handing a small message over, so it is first read
+# once a message has been read for CPU_CHECK_S: that second is counted as a second of CPU
+# (one reader computes at a time), the kernel's count from then on. A message held longer
+# than WALL_FACTOR times its limit stops all the same: one that waits without computing.
+CPU_CHECK_S = 1.0
+WALL_FACTOR = 10
 # What reading a message costs a worker beyond its resting memory, estimated from its size
 # (measured on the bench corpus, 2 MB messages with PDF, DOCX, XLSX and forwarded messages:
 # 13-27 MB; a document library's parse alone some 6-8 MB): the message, its parsed tree
@@ -1127,7 +1135,9 @@ class _Job:
 @dataclass
 class _Running:
     job: _Job
-    deadline: float                  # time.monotonic()
+    started: float                   # time.monotonic()
+    next_check: float                # when its CPU is read next (time.monotonic())
+    cpu_base: float | None = None    # the worker's tree_seconds() at its first check
     reading: str | None = None       # SHA-256 of the attachment a library is reading now
 
 
@@ -1136,6 +1146,10 @@ class ExtractionPool:
     and remember by SHA-256 what could not be read (`memo`: an ExtractionMemo keeps it in
     the store across restarts; by default it lasts as long as the pool).
 
+    Time limit: a read of one message stops when it has used `timeout_s` seconds of CPU (its
+    worker and the readers the worker runs together), or when it has taken `wall_s` seconds
+    of wall-clock time (by default WALL_FACTOR times timeout_s: one that waits without
+    computing); waiting for a core counts only against the second.
     Bounds: one message costs at most ATTEMPTS + 1 time limits of one worker the first time
     (two reads, then the fallback) and a memo lookup per attachment every later time; a
     worker never holds more than memory_mb; the pool process itself never parses mail.
@@ -1151,10 +1165,13 @@ class ExtractionPool:
 
     def __init__(self, cap_bytes: int, workers: int = 1, timeout_s: float = 20.0,
                  memory_mb: int = 512, memo: ExtractionMemo | MemoryMemo | None = None,
-                 text_memo_bytes: int = TEXT_MEMO_BYTES, budget_bytes: int | None = None):
-        """`budget_bytes`: what the messages being read at once may cost (None: no bound
-        but the workers' count)."""
+                 text_memo_bytes: int = TEXT_MEMO_BYTES, budget_bytes: int | None = None,
+                 wall_s: float | None = None):
+        """`timeout_s`: CPU seconds a message's read may use; `wall_s`: wall-clock seconds
+        it may take (None: WALL_FACTOR * timeout_s); `budget_bytes`: what the messages
+        being read at once may cost (None: no bound but the workers' count)."""
         self.cap_bytes, self.timeout_s, self.memory_mb = cap_bytes, timeout_s, memory_mb
+        self.wall_s = wall_s if wall_s is not None else WALL_FACTOR * timeout_s
         self.budget_bytes = budget_bytes
         # The extraction_cost() of the messages being read now, and the most it has been
         # (for metrics and tests: never above budget_bytes but for a message read alone).
@@ -1295,7 +1312,8 @@ class ExtractionPool:
                 self._failed(slot, running, waiting, results, "worker died")
 
     def _admit(self, slot: int, job: _Job, running: dict) -> None:
-        running[slot] = _Running(job, time.monotonic() + self.timeout_s)
+        now = time.monotonic()
+        running[slot] = _Running(job, now, now + min(CPU_CHECK_S, self.timeout_s, self.wall_s))
         self.admitted_bytes += job.cost
         self.peak_admitted_bytes = max(self.peak_admitted_bytes, self.admitted_bytes)
 
@@ -1306,14 +1324,14 @@ class ExtractionPool:
         return entry
 
     def _collect(self, running: dict, waiting: deque, results: list) -> None:
-        """Wait for the first word from a worker or the first deadline; hear out every worker
-        that spoke, then settle those past their deadline."""
+        """Wait for the first word from a worker or the first time a limit is to be checked;
+        hear out every worker that spoke, then settle those past a time limit."""
         if not running:
             return
-        next_deadline = min(entry.deadline for entry in running.values())
+        next_check = min(entry.next_check for entry in running.values())
         connections = {self._workers[slot].connection: slot for slot in running}
         ready = multiprocessing.connection.wait(
-            list(connections), timeout=max(0.0, next_deadline - time.monotonic()))
+            list(connections), timeout=max(0.0, next_check - time.monotonic()))
         for connection in ready:
             slot = connections[connection]
             entry = running[slot]
@@ -1322,10 +1340,27 @@ class ExtractionPool:
                 self._hear(slot, running, waiting, results)
         now = time.monotonic()
         for slot, entry in list(running.items()):
-            if now >= entry.deadline:
+            if now >= entry.next_check and (problem := self._past_limit(slot, entry, now)):
                 self.timeouts += 1
-                self._failed(slot, running, waiting, results,
-                             f"timed out after {self.timeout_s:g} s")
+                self._failed(slot, running, waiting, results, problem)
+
+    def _past_limit(self, slot: int, entry: _Running, now: float) -> str | None:
+        """Which time limit the read in `slot` is past (a problem for _failed), or None and
+        when to look again: no sooner than its CPU could reach the limit on two cores."""
+        if now - entry.started >= self.wall_s:
+            return f"took longer than {self.wall_s:g} s"
+        try:
+            cpu = cpu_time.tree_seconds(self._workers[slot].process.pid)
+        except ProcessLookupError:  # dead: its pipe says so next
+            entry.next_check = now + CPU_CHECK_S
+            return None
+        if entry.cpu_base is None:  # the first check: count its first CPU_CHECK_S as CPU
+            entry.cpu_base = cpu - min(now - entry.started, CPU_CHECK_S)
+        left = self.timeout_s - (cpu - entry.cpu_base)
+        if left <= 0:
+            return f"used more than {self.timeout_s:g} s of CPU"
+        entry.next_check = min(now + max(left / 2, 0.05), entry.started + self.wall_s)
+        return None
 
     def _hear(self, slot: int, running: dict, waiting: deque, results: list) -> None:
         """One word from a worker: about to read an attachment, done reading it, or done."""

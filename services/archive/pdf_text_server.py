@@ -6,9 +6,9 @@ poppler's 30 libraries. The server starts once per extraction worker and reads e
 the very poppler classes pdftotext uses, so the text and the error lines are pdftotext's,
 byte for byte (tests/unit/archive/test_pdf_text_server.py; past 64 KiB of error lines, only
 the last error and the last line are kept, so a damaged PDF's reason is still pdftotext's).
-Each PDF still gets what services.archive.tools gives a tool run: TIMEOUT_S of wall-clock
-time, CPU_S of CPU (the server's RLIMIT_CPU is moved to what it has used plus CPU_S before
-each PDF, so a server left reading by a worker that was killed stops there too),
+Each PDF still gets what services.archive.tools gives a tool run: CPU_S of CPU (the
+server's RLIMIT_CPU is moved to what it has used plus CPU_S before each PDF, so a server left
+reading by a worker that was killed stops there too), WALL_S of wall-clock time,
 MEMORY_BYTES of address space, OUTPUT_BYTES of text. A server that times out, crashes or
 exceeds a limit is that PDF's failure (ToolFailed) and is replaced for the next one; one
 that grew past RECYCLE_RSS_BYTES or read RECYCLE_DOCUMENTS PDFs is replaced too, so what one
@@ -21,6 +21,7 @@ and services.archive.documents runs pdftotext instead.
 """
 from __future__ import annotations
 
+import math
 import os
 import resource
 import select
@@ -32,7 +33,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.archive import tools
+from services.archive import cpu_time, tools
 
 PROGRAM = Path(sys.prefix) / "libexec" / "archiver" / "pdf-text-server"
 NAME = "pdf-text-server"
@@ -42,7 +43,6 @@ RECYCLE_RSS_BYTES = 48 * 1024 * 1024
 READ, NOT_OPENED, NEEDS_PASSWORD, NO_PAGE = 0, 1, 2, 3  # the reply's status (pdf_text_server.cc)
 PDFTOTEXT_EXIT_CODE = {READ: 0, NOT_OPENED: 1, NEEDS_PASSWORD: 1, NO_PAGE: 99}
 _LENGTH = struct.Struct(">I")
-_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -84,7 +84,7 @@ class _Server:
             try:
                 self._allow_one_more_pdf(process)
                 _send(process, data)
-                reply = _reply_of(process, time.monotonic() + tools.TIMEOUT_S)
+                reply = _reply_of(process, time.monotonic() + tools.WALL_S)
             except BaseException:
                 self._stop(kill=True)
                 raise
@@ -116,11 +116,11 @@ class _Server:
         ends it; the hard limit stays, as only root may raise it again)."""
         try:
             _, hard = resource.prlimit(process.pid, resource.RLIMIT_CPU)
-            soft = _cpu_seconds(process.pid) + tools.CPU_S
+            soft = math.ceil(cpu_time.own_seconds(process.pid)) + tools.CPU_S
             if hard != resource.RLIM_INFINITY:
                 soft = min(soft, hard)
             resource.prlimit(process.pid, resource.RLIMIT_CPU, (soft, hard))
-        except OSError as exc:  # it ended since _running() looked
+        except OSError as exc:  # it ended since _running() looked (ProcessLookupError too)
             raise tools.ToolFailed(f"{NAME}: its CPU limit could not be set ({exc})") from None
 
     def _stop(self, kill: bool) -> None:
@@ -171,7 +171,7 @@ class _Reader:
         chunks, wanted = [], size
         while wanted:
             if not self.poll.poll(max(0, int((self.deadline - time.monotonic()) * 1000))):
-                raise tools.ToolFailed(f"{NAME} timed out after {tools.TIMEOUT_S:g} s")
+                raise tools.ToolFailed(f"{NAME} timed out after {tools.WALL_S:g} s")
             chunk = os.read(self.fd, min(wanted, 1 << 20))
             if not chunk:
                 raise _ended(self.process)
@@ -186,13 +186,6 @@ def _ended(process: subprocess.Popen) -> tools.ToolFailed:
     if code < 0:
         return tools.ToolFailed(f"{NAME} was killed by signal {-code}" + tools.limit_hint(-code))
     return tools.ToolFailed(f"{NAME} ended (exit code {code}) before its reply")
-
-
-def _cpu_seconds(pid: int) -> int:
-    """User + system CPU seconds `pid` has used, rounded up (proc(5) stat fields 14, 15)."""
-    fields = Path(f"/proc/{pid}/stat").read_bytes().rpartition(b")")[2].split()
-    ticks = int(fields[11]) + int(fields[12])
-    return -(-ticks // _CLOCK_TICKS)
 
 
 def _rss_bytes(process: subprocess.Popen) -> int:

@@ -1,8 +1,10 @@
 """External readers (pdftotext, antiword, xls2csv, unrtf, odt2txt, tnef, openssl) run on a
 stranger's file, inside the extraction worker, with limits of their own.
 
-Each run gets a private temporary directory holding the input, a wall-clock timeout, and
-RLIMIT_CPU, RLIMIT_FSIZE (no file it writes grows past the output limit) and RLIMIT_AS, set
+Each run gets a private temporary directory holding the input, RLIMIT_CPU (its time
+limit: CPU_S), a wall-clock timeout (WALL_S, for a tool that waits without computing: the
+indexer runs at the idle scheduling policy, so a tool may wait long for the CPU it is
+allowed), RLIMIT_FSIZE (no file it writes grows past the output limit) and RLIMIT_AS, set
 by util-linux's prlimit(1) in front of it: a preexec_fn would make Python fork the whole
 worker instead of vfork, 10 ms per run. A tool fed its input on standard input gets the
 same limits from prlimit(2), called on it before it is given a byte of the input (so
@@ -19,8 +21,10 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-TIMEOUT_S = 8.0            # below the pool's 20 s, so one slow file is that file's failure
+# Below the extraction pool's limits (20 s of CPU, 200 s of wall-clock time a message), so
+# one slow file is that file's failure.
 CPU_S = 8
+WALL_S = 60.0
 MEMORY_BYTES = 384 * 1024 * 1024
 OUTPUT_BYTES = 64 * 1024 * 1024  # per file written, and read back from standard output
 
@@ -68,9 +72,9 @@ def run_in(directory: Path | None, argv: list[str], data: bytes, input_name: str
             done = _run_fed(argv, data, directory, env)
         else:
             done = subprocess.run(_limits() + argv, input=b"", capture_output=True,
-                                  timeout=TIMEOUT_S, cwd=directory, env=env)
+                                  timeout=WALL_S, cwd=directory, env=env)
     except subprocess.TimeoutExpired:
-        raise ToolFailed(f"{argv[0]} timed out after {TIMEOUT_S:g} s") from None
+        raise ToolFailed(f"{argv[0]} timed out after {WALL_S:g} s") from None
     stderr = done.stderr.decode("utf-8", "replace").strip()
     output = done.stdout[:OUTPUT_BYTES]
     if done.returncode < 0:
@@ -85,14 +89,14 @@ def run_in(directory: Path | None, argv: list[str], data: bytes, input_name: str
 def _run_fed(argv: list[str], data: bytes, cwd: Path, env: dict[str, str]
              ) -> subprocess.CompletedProcess:
     """subprocess.run() of argv with `data` on standard input, its limits set first (see
-    the module docstring). Raises subprocess.TimeoutExpired after TIMEOUT_S (the tool
+    the module docstring). Raises subprocess.TimeoutExpired after WALL_S (the tool
     killed), ToolFailed when its limits cannot be set (it is killed: it never runs
     without them)."""
     with subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, cwd=cwd, env=env) as process:
         try:
             limit(process)
-            stdout, stderr = process.communicate(data, timeout=TIMEOUT_S)
+            stdout, stderr = process.communicate(data, timeout=WALL_S)
         except BaseException:  # as subprocess.run: no tool outlives its run
             process.kill()
             process.wait()

@@ -477,9 +477,9 @@ def test_a_timeout_blames_the_attachment_being_read_and_spares_the_rest(small_me
     # Read again without the PDF: the rest of the message is there.
     assert results[1].failed is None and results[1].body.strip() == "loop body"
     assert [(a.filename, a.text, a.error) for a in results[1].attachments] == [
-        ("stall.xlsx", "", "attachment extraction timed out after 2 s"),
+        ("stall.xlsx", "", "attachment extraction used more than 2 s of CPU"),
         ("notes.txt", "readable notes\n", None)]
-    assert results[1].failures == ["stall.xlsx: attachment extraction timed out after 2 s"]
+    assert results[1].failures == ["stall.xlsx: attachment extraction used more than 2 s of CPU"]
 
 
 def test_loop_pdf_is_an_extraction_failure_read_once_however_often_it_comes():
@@ -503,21 +503,48 @@ def test_the_same_hostile_attachment_costs_one_timeout_however_often_it_comes():
         assert (pool.timeouts, pool.worker_restarts, pool.memo_hits) == (1, 1, 3)
     assert [r.body.strip() for r in first + later] == ["first", "second", "third"]
     assert {tuple(r.failures) for r in first + later} == {
-        ("stall.xlsx: attachment extraction timed out after 2 s",)}
+        ("stall.xlsx: attachment extraction used more than 2 s of CPU",)}
 
 
 def test_a_timeout_nothing_explains_gives_the_fallback_in_a_fresh_worker(small_messages):
-    with ExtractionPool(CAP, workers=1, timeout_s=2) as pool:
+    with ExtractionPool(CAP, workers=1, timeout_s=2, wall_s=3) as pool:
         (pid,) = pool.worker_pids
         os.kill(pid, signal.SIGSTOP)  # stuck before it reads a byte: no attachment to blame
         results = pool.extract_many(small_messages[1:3])
         assert (pool.timeouts, pool.worker_restarts) == (1, 1)
         assert pool.extract_many(small_messages[1:2]) == results[:1]  # remembered: no wait
         assert pool.timeouts == 1 and pool.memo_hits == 1
-    assert results[0].failed == "attachment extraction timed out after 2 s"
+    # Stopped, it used no CPU: its wall-clock limit ended it.
+    assert results[0].failed == "attachment extraction took longer than 3 s"
     assert results[0].body.strip() == "message 0"
     assert [(a.filename, a.text) for a in results[0].attachments] == [("0.pdf", "")]
     assert results[1] == extract(small_messages[2], CAP)
+
+
+def test_waiting_for_the_cpu_does_not_count_against_the_time_limit(small_messages):
+    """The limit counts CPU: a worker kept off the CPU (here stopped, for twice its limit)
+    reads its message when it runs again, as one the scheduler kept waiting would."""
+    with ExtractionPool(CAP, workers=1, timeout_s=2) as pool:
+        (pid,) = pool.worker_pids
+        os.kill(pid, signal.SIGSTOP)
+        threading.Timer(4, os.kill, (pid, signal.SIGCONT)).start()
+        started = time.monotonic()
+        results = pool.extract_many(small_messages[1:3])
+        assert time.monotonic() - started >= 4  # it did wait, past the 2 s
+        assert (pool.timeouts, pool.worker_restarts) == (0, 0)
+    assert results == [extract(raw, CAP) for raw in small_messages[1:3]]
+
+
+def test_the_cpu_of_the_readers_a_worker_runs_counts_against_its_time_limit(monkeypatch):
+    """slow_pages() keeps the worker's PDF text server (its child) computing for its own
+    8 s of CPU; the pool's 3 s limit counts the child's CPU and ends the read first."""
+    from tests.unit.archive.test_pdf_text import slow_pages
+    message = mail(body="slow body", attachments=[(slow_pages(), PDF_TYPE, "slow.pdf")])
+    with ExtractionPool(CAP, workers=1, timeout_s=3) as pool:
+        (result,) = pool.extract_many([message.as_bytes()])
+        assert (pool.timeouts, pool.worker_restarts) == (1, 1)
+    assert result.body.strip() == "slow body"
+    assert result.failures == ["slow.pdf: attachment extraction used more than 3 s of CPU"]
 
 
 def test_running_out_of_memory_in_a_library_blames_that_attachment(small_messages):
