@@ -69,10 +69,10 @@ def test_the_data_disk_root_login_and_service_priorities_are_as_the_image_sets_t
         if appliance.machine is not None:  # the lab's VMs: the second virtio disk
             assert data_source == "/dev/vdb", (appliance, data_source)
         assert "permitrootlogin without-password" in appliance.run("sshd -T").lower()
-        nice = {unit: appliance.run("ps -o ni= -p $(systemctl show -p MainPID --value "
-                                    f"{unit})").strip() for unit in SERVICES}
-        assert nice == {**dict.fromkeys(SERVICES, "0"), "archiver-indexer": "10"}, \
-            (appliance, nice)
+        policy = {unit: appliance.run("ps -o cls= -p $(systemctl show -p MainPID --value "
+                                      f"{unit})").strip() for unit in SERVICES}
+        assert policy == {**dict.fromkeys(SERVICES, "TS"), "archiver-indexer": "IDL"}, \
+            (appliance, policy)
 
 
 def _disk_of(appliance, path: str) -> str:

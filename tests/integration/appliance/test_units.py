@@ -1,5 +1,6 @@
 """The systemd units: systemd-analyze verify passes on them, the long-running ones are
 Type=notify with a watchdog and sandboxed, and the wheel carries them."""
+import os
 import shutil
 import subprocess
 import sys
@@ -10,7 +11,7 @@ import pytest
 
 from services.appliance.service_state import SERVICES
 from services.appliance.unit_files import INSTALLED_ARCHIVER, LONG_RUNNING, install, unit_paths
-from services.supervisor.indexer_process import INDEXER_NICE
+from services.supervisor.indexer_process import INDEXER_POLICY
 from tests.conftest import ARCHIVER, TREE
 
 pytestmark = pytest.mark.integration
@@ -85,11 +86,12 @@ def test_long_running_services_notify_restart_and_are_sandboxed(name):
 
 def test_the_indexer_runs_below_the_services_that_acknowledge_mail():
     """As `archiver run`'s indexer child does: acknowledging mail comes first."""
-    assert service("archiver-indexer.service")["Nice"] == [str(INDEXER_NICE)]
-    assert INDEXER_NICE > 0
+    assert service("archiver-indexer.service")["CPUSchedulingPolicy"] == ["idle"]
+    assert INDEXER_POLICY == os.SCHED_IDLE
     for name in LONG_RUNNING:
         if name != "indexer":
-            assert "Nice" not in service(f"archiver-{name}.service"), name
+            settings = service(f"archiver-{name}.service")
+            assert "CPUSchedulingPolicy" not in settings and "Nice" not in settings, name
 
 
 def test_the_services_they_start_exist():

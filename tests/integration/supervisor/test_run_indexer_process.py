@@ -12,7 +12,7 @@ import psutil
 import pytest
 
 from services.archive.indexer import IndexLock
-from services.supervisor.indexer_process import INDEXER_NICE, START_LIMIT_BURST
+from services.supervisor.indexer_process import INDEXER_POLICY, START_LIMIT_BURST
 from tests.integration.processes import ArchiverService
 from tests.waiting import wait_until
 
@@ -52,7 +52,7 @@ def test_the_indexer_runs_in_a_child_that_holds_the_index_lock(tmp_path):
         child = indexer_child(service)
         records = services_of(service)
         assert child.pid != service.process.pid
-        assert child.nice() == psutil.Process(service.process.pid).nice() + INDEXER_NICE
+        assert os.sched_getscheduler(service.process.pid) == os.SCHED_OTHER  # SMTP's
         assert records["smtp"]["pid"] == service.process.pid
         assert not IndexLock(service.data).acquire(wait=False)  # held, by the child
         with smtplib.SMTP("127.0.0.1", service.smtp_port) as client:
@@ -60,6 +60,11 @@ def test_the_indexer_runs_in_a_child_that_holds_the_index_lock(tmp_path):
                 client.sendmail("alice@example.com", ["bob@example.com"], raw(n))
         service.wait_until_indexed(3, timeout=60)
         assert len(service.search("marker1")) == 1
+        # The child and what it started (fork server, extraction workers, PDF servers):
+        # all at the idle policy, below SMTP.
+        indexing = [child, *child.children(recursive=True)]
+        assert len(indexing) >= 3, indexing  # fork server and a worker at least
+        assert {os.sched_getscheduler(process.pid) for process in indexing} == {INDEXER_POLICY}
     finally:
         assert service.stop() == 0
     assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE
