@@ -1099,13 +1099,14 @@ TRIM_EVERY = 32
 # first was blamed on, so the rest of the message is still read.
 ATTEMPTS = 2
 # A message's time limit counts the CPU its worker and the readers that worker runs use
-# (cpu_time.tree_seconds), not the wall-clock time it waits for a core (see cpu_time). Reading
-# a tree's CPU costs some 50 us, as much as handing a small message over, so it is first read
-# once a message has been read for CPU_CHECK_S: that second is counted as a second of CPU
-# (one reader computes at a time), the kernel's count from then on. A message held longer
-# than WALL_FACTOR times its limit stops all the same: one that waits without computing.
+# (cpu_time.tree_usage), not the time it waits for a core (see cpu_time). Reading a tree's
+# use costs some 50 us, as much as handing a small message over, so it is first read once a
+# message has been read for CPU_CHECK_S: that second is counted as a second of CPU (one
+# reader computes at a time), the kernel's count from then on; then at least every
+# cpu_time.LOOK_S. A read blocked (neither computing nor ready to) for BLOCKED_FACTOR times
+# its limit stops all the same.
 CPU_CHECK_S = 1.0
-WALL_FACTOR = 10
+BLOCKED_FACTOR = 10
 # What reading a message costs a worker beyond its resting memory, estimated from its size
 # (measured on the bench corpus, 2 MB messages with PDF, DOCX, XLSX and forwarded messages:
 # 13-27 MB; a document library's parse alone some 6-8 MB): the message, its parsed tree
@@ -1136,8 +1137,10 @@ class _Job:
 class _Running:
     job: _Job
     started: float                   # time.monotonic()
-    next_check: float                # when its CPU is read next (time.monotonic())
-    cpu_base: float | None = None    # the worker's tree_seconds() at its first check
+    next_check: float                # when its worker is looked at next (time.monotonic())
+    blocked: cpu_time.BlockedClock
+    cpu_base: float | None = None    # the worker's tree CPU at its first check, less the
+                                     # seconds before it (counted as CPU)
     reading: str | None = None       # SHA-256 of the attachment a library is reading now
 
 
@@ -1147,9 +1150,10 @@ class ExtractionPool:
     the store across restarts; by default it lasts as long as the pool).
 
     Time limit: a read of one message stops when it has used `timeout_s` seconds of CPU (its
-    worker and the readers the worker runs together), or when it has taken `wall_s` seconds
-    of wall-clock time (by default WALL_FACTOR times timeout_s: one that waits without
-    computing); waiting for a core counts only against the second.
+    worker and the readers the worker runs together), or when it has been blocked (waiting
+    without computing, cpu_time.BlockedClock) for `blocked_s` seconds (by default
+    BLOCKED_FACTOR times timeout_s). The scheduler may keep it waiting for a core as long
+    as it likes (the indexer runs at the idle policy): that counts against neither.
     Bounds: one message costs at most ATTEMPTS + 1 time limits of one worker the first time
     (two reads, then the fallback) and a memo lookup per attachment every later time; a
     worker never holds more than memory_mb; the pool process itself never parses mail.
@@ -1166,12 +1170,12 @@ class ExtractionPool:
     def __init__(self, cap_bytes: int, workers: int = 1, timeout_s: float = 20.0,
                  memory_mb: int = 512, memo: ExtractionMemo | MemoryMemo | None = None,
                  text_memo_bytes: int = TEXT_MEMO_BYTES, budget_bytes: int | None = None,
-                 wall_s: float | None = None):
-        """`timeout_s`: CPU seconds a message's read may use; `wall_s`: wall-clock seconds
-        it may take (None: WALL_FACTOR * timeout_s); `budget_bytes`: what the messages
+                 blocked_s: float | None = None):
+        """`timeout_s`: CPU seconds a message's read may use; `blocked_s`: seconds it may
+        be blocked (None: BLOCKED_FACTOR * timeout_s); `budget_bytes`: what the messages
         being read at once may cost (None: no bound but the workers' count)."""
         self.cap_bytes, self.timeout_s, self.memory_mb = cap_bytes, timeout_s, memory_mb
-        self.wall_s = wall_s if wall_s is not None else WALL_FACTOR * timeout_s
+        self.blocked_s = blocked_s if blocked_s is not None else BLOCKED_FACTOR * timeout_s
         self.budget_bytes = budget_bytes
         # The extraction_cost() of the messages being read now, and the most it has been
         # (for metrics and tests: never above budget_bytes but for a message read alone).
@@ -1313,7 +1317,8 @@ class ExtractionPool:
 
     def _admit(self, slot: int, job: _Job, running: dict) -> None:
         now = time.monotonic()
-        running[slot] = _Running(job, now, now + min(CPU_CHECK_S, self.timeout_s, self.wall_s))
+        running[slot] = _Running(job, now, now + min(CPU_CHECK_S, self.timeout_s),
+                                 cpu_time.BlockedClock(now))
         self.admitted_bytes += job.cost
         self.peak_admitted_bytes = max(self.peak_admitted_bytes, self.admitted_bytes)
 
@@ -1346,20 +1351,20 @@ class ExtractionPool:
 
     def _past_limit(self, slot: int, entry: _Running, now: float) -> str | None:
         """Which time limit the read in `slot` is past (a problem for _failed), or None and
-        when to look again: no sooner than its CPU could reach the limit on two cores."""
-        if now - entry.started >= self.wall_s:
-            return f"took longer than {self.wall_s:g} s"
+        when to look again: within cpu_time.LOOK_S, and no sooner than its CPU could reach
+        its limit on two cores."""
         try:
-            cpu = cpu_time.tree_seconds(self._workers[slot].process.pid)
+            usage = cpu_time.tree_usage(self._workers[slot].process.pid)
         except ProcessLookupError:  # dead: its pipe says so next
-            entry.next_check = now + CPU_CHECK_S
-            return None
-        if entry.cpu_base is None:  # the first check: count its first CPU_CHECK_S as CPU
-            entry.cpu_base = cpu - min(now - entry.started, CPU_CHECK_S)
-        left = self.timeout_s - (cpu - entry.cpu_base)
-        if left <= 0:
+            usage = None
+        if usage is not None and entry.cpu_base is None:  # the first look: all of it CPU
+            entry.cpu_base = usage.cpu_s - min(now - entry.started, CPU_CHECK_S)
+        cpu_left = self.timeout_s - (usage.cpu_s - entry.cpu_base if usage else 0.0)
+        if cpu_left <= 0:
             return f"used more than {self.timeout_s:g} s of CPU"
-        entry.next_check = min(now + max(left / 2, 0.05), entry.started + self.wall_s)
+        if entry.blocked.add(usage, now) >= self.blocked_s:
+            return f"was blocked for {self.blocked_s:g} s"
+        entry.next_check = now + max(min(cpu_left / 2, cpu_time.LOOK_S), 0.05)
         return None
 
     def _hear(self, slot: int, running: dict, waiting: deque, results: list) -> None:

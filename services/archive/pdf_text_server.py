@@ -8,11 +8,11 @@ byte for byte (tests/unit/archive/test_pdf_text_server.py; past 64 KiB of error 
 the last error and the last line are kept, so a damaged PDF's reason is still pdftotext's).
 Each PDF still gets what services.archive.tools gives a tool run: CPU_S of CPU (the
 server's RLIMIT_CPU is moved to what it has used plus CPU_S before each PDF, so a server left
-reading by a worker that was killed stops there too), WALL_S of wall-clock time,
-MEMORY_BYTES of address space, OUTPUT_BYTES of text. A server that times out, crashes or
-exceeds a limit is that PDF's failure (ToolFailed) and is replaced for the next one; one
-that grew past RECYCLE_RSS_BYTES or read RECYCLE_DOCUMENTS PDFs is replaced too, so what one
-PDF left behind in its heap is bounded. Servers are per process: a forked child's copies of
+reading by a worker that was killed stops there too), BLOCKED_S blocked (waiting without
+computing: cpu_time.BlockedClock), MEMORY_BYTES of address space, OUTPUT_BYTES of text. A
+server that is blocked that long, crashes or exceeds a limit is that PDF's failure
+(ToolFailed) and is replaced for the next one; one that grew past RECYCLE_RSS_BYTES or read
+RECYCLE_DOCUMENTS PDFs is replaced too, so what one PDF left behind in its heap is bounded. Servers are per process: a forked child's copies of
 its parent's pipes are pointed at /dev/null at the fork (os.register_at_fork), so the
 parent's server still ends when the parent stops it or exits.
 
@@ -29,7 +29,6 @@ import struct
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,7 +83,7 @@ class _Server:
             try:
                 self._allow_one_more_pdf(process)
                 _send(process, data)
-                reply = _reply_of(process, time.monotonic() + tools.WALL_S)
+                reply = _reply_of(process)
             except BaseException:
                 self._stop(kill=True)
                 raise
@@ -148,9 +147,10 @@ def _send(process: subprocess.Popen, data: bytes) -> None:
         raise _ended(process) from None
 
 
-def _reply_of(process: subprocess.Popen, deadline: float) -> Reply:
-    """Read one reply (pdf_text_server.cc's format) before `deadline` (time.monotonic())."""
-    reader = _Reader(process, deadline)
+def _reply_of(process: subprocess.Popen) -> Reply:
+    """Read one reply (pdf_text_server.cc's format), unless the server is blocked for
+    tools.BLOCKED_S first."""
+    reader = _Reader(process)
     status = reader.take(1)[0]
     text = reader.take(_LENGTH.unpack(reader.take(4))[0])
     errors = reader.take(_LENGTH.unpack(reader.take(4))[0])
@@ -158,11 +158,12 @@ def _reply_of(process: subprocess.Popen, deadline: float) -> Reply:
 
 
 class _Reader:
-    """Exact reads from the server's standard output, each raising ToolFailed at the
-    deadline or when the server ended (with the signal that ended it)."""
+    """Exact reads from the server's standard output, each raising ToolFailed once the
+    server has been blocked for tools.BLOCKED_S (looked at every cpu_time.LOOK_S without
+    output) or when it ended (with the signal that ended it)."""
 
-    def __init__(self, process: subprocess.Popen, deadline: float):
-        self.process, self.deadline = process, deadline
+    def __init__(self, process: subprocess.Popen):
+        self.process, self.blocked = process, cpu_time.BlockedClock()
         self.fd = process.stdout.fileno()
         self.poll = select.poll()
         self.poll.register(self.fd, select.POLLIN)
@@ -170,8 +171,11 @@ class _Reader:
     def take(self, size: int) -> bytes:
         chunks, wanted = [], size
         while wanted:
-            if not self.poll.poll(max(0, int((self.deadline - time.monotonic()) * 1000))):
-                raise tools.ToolFailed(f"{NAME} timed out after {tools.WALL_S:g} s")
+            left = min(cpu_time.LOOK_S, tools.BLOCKED_S - self.blocked.seconds)
+            if not self.poll.poll(max(10, int(left * 1000))):
+                if self.blocked.look(self.process.pid) >= tools.BLOCKED_S:
+                    raise tools.ToolFailed(f"{NAME} was blocked for {tools.BLOCKED_S:g} s")
+                continue
             chunk = os.read(self.fd, min(wanted, 1 << 20))
             if not chunk:
                 raise _ended(self.process)

@@ -2,9 +2,10 @@
 stranger's file, inside the extraction worker, with limits of their own.
 
 Each run gets a private temporary directory holding the input, RLIMIT_CPU (its time
-limit: CPU_S), a wall-clock timeout (WALL_S, for a tool that waits without computing: the
-indexer runs at the idle scheduling policy, so a tool may wait long for the CPU it is
-allowed), RLIMIT_FSIZE (no file it writes grows past the output limit) and RLIMIT_AS, set
+limit: CPU_S), a limit of BLOCKED_S seconds blocked, for a tool that waits without computing
+(cpu_time.BlockedClock: the indexer runs at the idle scheduling policy, so a tool may wait
+long for a core, and that must not count), RLIMIT_FSIZE (no file it writes grows past the
+output limit) and RLIMIT_AS, set
 by util-linux's prlimit(1) in front of it: a preexec_fn would make Python fork the whole
 worker instead of vfork, 10 ms per run. A tool fed its input on standard input gets the
 same limits from prlimit(2), called on it before it is given a byte of the input (so
@@ -21,10 +22,12 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-# Below the extraction pool's limits (20 s of CPU, 200 s of wall-clock time a message), so
-# one slow file is that file's failure.
+from services.archive import cpu_time
+
+# Below the extraction pool's limits (20 s of CPU, 200 s blocked a message), so one slow
+# file is that file's failure.
 CPU_S = 8
-WALL_S = 60.0
+BLOCKED_S = 60.0
 MEMORY_BYTES = 384 * 1024 * 1024
 OUTPUT_BYTES = 64 * 1024 * 1024  # per file written, and read back from standard output
 
@@ -69,12 +72,11 @@ def run_in(directory: Path | None, argv: list[str], data: bytes, input_name: str
            "HOME": str(directory)}
     try:
         if stdin:
-            done = _run_fed(argv, data, directory, env)
+            done = _run(argv, data, directory, env, limit_here=True)
         else:
-            done = subprocess.run(_limits() + argv, input=b"", capture_output=True,
-                                  timeout=WALL_S, cwd=directory, env=env)
+            done = _run(_limits() + argv, b"", directory, env, limit_here=False)
     except subprocess.TimeoutExpired:
-        raise ToolFailed(f"{argv[0]} timed out after {WALL_S:g} s") from None
+        raise ToolFailed(f"{argv[0]} was blocked for {BLOCKED_S:g} s") from None
     stderr = done.stderr.decode("utf-8", "replace").strip()
     output = done.stdout[:OUTPUT_BYTES]
     if done.returncode < 0:
@@ -86,22 +88,37 @@ def run_in(directory: Path | None, argv: list[str], data: bytes, input_name: str
     return output, stderr
 
 
-def _run_fed(argv: list[str], data: bytes, cwd: Path, env: dict[str, str]
-             ) -> subprocess.CompletedProcess:
-    """subprocess.run() of argv with `data` on standard input, its limits set first (see
-    the module docstring). Raises subprocess.TimeoutExpired after WALL_S (the tool
-    killed), ToolFailed when its limits cannot be set (it is killed: it never runs
-    without them)."""
+def _run(argv: list[str], data: bytes, cwd: Path, env: dict[str, str], limit_here: bool
+         ) -> subprocess.CompletedProcess:
+    """subprocess.run() of argv with `data` on standard input, until it has been blocked
+    for BLOCKED_S seconds; with `limit_here`, its limits set first (see the module
+    docstring). Raises subprocess.TimeoutExpired then (the tool killed), ToolFailed when
+    its limits cannot be set (it is killed: it never runs without them)."""
     with subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, cwd=cwd, env=env) as process:
         try:
-            limit(process)
-            stdout, stderr = process.communicate(data, timeout=WALL_S)
+            if limit_here:
+                limit(process)
+            stdout, stderr = _communicate(process, data)
         except BaseException:  # as subprocess.run: no tool outlives its run
             process.kill()
             process.wait()
             raise
     return subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
+
+
+def _communicate(process: subprocess.Popen, data: bytes) -> tuple[bytes, bytes]:
+    """process.communicate(data), looking at the process every cpu_time.LOOK_S: raises
+    subprocess.TimeoutExpired once it has been blocked for BLOCKED_S. A call cut short by
+    its timeout is taken up again, losing nothing (subprocess's docs)."""
+    blocked = cpu_time.BlockedClock()
+    while True:
+        try:
+            return process.communicate(
+                data, timeout=max(min(cpu_time.LOOK_S, BLOCKED_S - blocked.seconds), 0.01))
+        except subprocess.TimeoutExpired:
+            if blocked.look(process.pid) >= BLOCKED_S:
+                raise
 
 
 def limit(process: subprocess.Popen, but: tuple[int, ...] = ()) -> None:

@@ -81,8 +81,8 @@ def test_tnef_file_names_cannot_leave_the_unpacking_directory():
 
 
 def test_a_tool_that_runs_too_long_is_stopped_with_the_reason(monkeypatch):
-    monkeypatch.setattr(tools, "WALL_S", 0.5)
-    with pytest.raises(tools.ToolFailed, match="sleep timed out after 0.5 s"):
+    monkeypatch.setattr(tools, "BLOCKED_S", 0.5)
+    with pytest.raises(tools.ToolFailed, match="sleep was blocked for 0.5 s"):
         tools.run(["sleep", "5"], b"")
 
 
@@ -104,8 +104,8 @@ def test_a_tool_fed_on_standard_input_has_its_limits_before_it_reads_a_byte():
 
 
 def test_a_tool_fed_on_standard_input_that_runs_too_long_is_stopped(monkeypatch):
-    monkeypatch.setattr(tools, "WALL_S", 0.5)
-    with pytest.raises(tools.ToolFailed, match="sleep timed out after 0.5 s"):
+    monkeypatch.setattr(tools, "BLOCKED_S", 0.5)
+    with pytest.raises(tools.ToolFailed, match="sleep was blocked for 0.5 s"):
         tools.run(["sleep", "5"], b"input", stdin=True)
 
 

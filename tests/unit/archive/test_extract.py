@@ -507,23 +507,23 @@ def test_the_same_hostile_attachment_costs_one_timeout_however_often_it_comes():
 
 
 def test_a_timeout_nothing_explains_gives_the_fallback_in_a_fresh_worker(small_messages):
-    with ExtractionPool(CAP, workers=1, timeout_s=2, wall_s=3) as pool:
+    with ExtractionPool(CAP, workers=1, timeout_s=2, blocked_s=3) as pool:
         (pid,) = pool.worker_pids
         os.kill(pid, signal.SIGSTOP)  # stuck before it reads a byte: no attachment to blame
         results = pool.extract_many(small_messages[1:3])
         assert (pool.timeouts, pool.worker_restarts) == (1, 1)
         assert pool.extract_many(small_messages[1:2]) == results[:1]  # remembered: no wait
         assert pool.timeouts == 1 and pool.memo_hits == 1
-    # Stopped, it used no CPU: its wall-clock limit ended it.
-    assert results[0].failed == "attachment extraction took longer than 3 s"
+    # Stopped, it used no CPU: its limit for being blocked ended it.
+    assert results[0].failed == "attachment extraction was blocked for 3 s"
     assert results[0].body.strip() == "message 0"
     assert [(a.filename, a.text) for a in results[0].attachments] == [("0.pdf", "")]
     assert results[1] == extract(small_messages[2], CAP)
 
 
 def test_waiting_for_the_cpu_does_not_count_against_the_time_limit(small_messages):
-    """The limit counts CPU: a worker kept off the CPU (here stopped, for twice its limit)
-    reads its message when it runs again, as one the scheduler kept waiting would."""
+    """The limit counts CPU: a worker kept off the CPU (here stopped, for twice its limit;
+    below its limit for being blocked) reads its message when it runs again."""
     with ExtractionPool(CAP, workers=1, timeout_s=2) as pool:
         (pid,) = pool.worker_pids
         os.kill(pid, signal.SIGSTOP)

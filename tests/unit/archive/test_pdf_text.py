@@ -138,7 +138,7 @@ def test_hostile_pdfs_are_each_that_attachments_failure_and_the_pool_reads_on():
     assert by_name["loop.pdf"].attachments[0].error.startswith("ValueError: damaged PDF")
     assert "xref" in by_name["truncated.pdf"].attachments[0].error
     assert by_name["locked.pdf"].attachments[0].encrypted
-    # Its CPU limit (tools.CPU_S), long before its wall-clock backstop (tools.WALL_S).
+    # Its CPU limit (tools.CPU_S), not its limit for waiting without computing (tools.BLOCKED_S).
     assert by_name["slow.pdf"].attachments[0].error.endswith("(CPU time limit)")
     assert by_name["bomb.pdf"].attachments[0].error is None  # 64 MB of spaces: no words
     assert by_name["good.pdf"].attachments[0].text.split() == ["quarterly", "figures"]

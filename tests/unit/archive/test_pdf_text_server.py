@@ -149,11 +149,13 @@ def test_documents_read_pdfs_through_the_server_and_without_it(monkeypatch):
 
 # --- limits: each PDF's own, and a failed server replaced -------------------------------------
 
-def test_a_pdf_past_the_time_limit_fails_and_the_next_is_read_by_a_new_server(monkeypatch):
-    monkeypatch.setattr(tools, "WALL_S", 1.0)
+def test_a_server_blocked_past_its_limit_fails_and_the_next_pdf_has_a_new_server(monkeypatch):
+    """Stopped (SIGSTOP), the server neither computes nor waits for a core: blocked."""
+    monkeypatch.setattr(tools, "BLOCKED_S", 1.0)
     first = server_pid()
-    with pytest.raises(tools.ToolFailed, match="timed out after 1 s"):
-        pdf_text_server.read_pdf(slow_pages(), MAX_PAGES)
+    os.kill(first, signal.SIGSTOP)
+    with pytest.raises(tools.ToolFailed, match="pdf-text-server was blocked for 1 s"):
+        pdf_text_server.read_pdf(CORPUS["bench 0"], MAX_PAGES)
     assert _gone(first)
     assert pdf_text_server.read_pdf(CORPUS["bench 0"], MAX_PAGES).text == \
         pdftotext(CORPUS["bench 0"]).stdout
@@ -162,7 +164,7 @@ def test_a_pdf_past_the_time_limit_fails_and_the_next_is_read_by_a_new_server(mo
 
 def test_each_pdf_gets_its_own_cpu_seconds(monkeypatch):
     monkeypatch.setattr(tools, "CPU_S", 1)
-    monkeypatch.setattr(tools, "WALL_S", 60.0)
+    monkeypatch.setattr(tools, "BLOCKED_S", 60.0)
     for _ in range(3):  # what earlier PDFs used is not held against the next
         pdf_text_server.read_pdf(CORPUS["bomb"], MAX_PAGES)
     with pytest.raises(tools.ToolFailed, match=r"killed by signal \d+ \(CPU time limit\)"):
@@ -178,7 +180,7 @@ def glyph_flood(glyphs: int) -> bytes:
 
 def test_a_pdf_past_the_memory_limit_fails_and_the_next_is_read(monkeypatch):
     monkeypatch.setattr(tools, "MEMORY_BYTES", 64 * 1024 * 1024)  # it needs some 80 MB
-    monkeypatch.setattr(tools, "WALL_S", 60.0)
+    monkeypatch.setattr(tools, "BLOCKED_S", 60.0)
     with pytest.raises(tools.ToolFailed, match="pdf-text-server (was killed by signal|ended)"):
         pdf_text_server.read_pdf(glyph_flood(3_000_000), MAX_PAGES)
     assert pdf_text_server.read_pdf(CORPUS["hyphen"], MAX_PAGES).text == \
@@ -201,7 +203,7 @@ def test_a_server_that_died_between_pdfs_is_not_the_next_pdfs_failure():
 
 
 def test_a_server_killed_while_reading_is_that_pdfs_failure(monkeypatch):
-    monkeypatch.setattr(tools, "WALL_S", 60.0)
+    monkeypatch.setattr(tools, "BLOCKED_S", 60.0)
     pid = server_pid()
     killer = threading.Timer(0.5, os.kill, (pid, signal.SIGSEGV))
     killer.start()
@@ -263,7 +265,7 @@ ORPHAN = """
 import sys
 from services.archive import pdf_text_server, tools
 from tests.unit.archive.test_pdf_text import slow_pages
-tools.CPU_S, tools.WALL_S = 1, 600.0
+tools.CPU_S, tools.BLOCKED_S = 1, 600.0
 server = pdf_text_server._server_of_this_process(2000)
 print(server._running().pid, flush=True)
 pdf_text_server.read_pdf(slow_pages(), 2000)
