@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 _TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
 LOOK_S = 1.0  # the most one look of a BlockedClock counts
+LATE_S = 2 * LOOK_S  # a look later than this after the one before counts nothing
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,10 @@ def tree_usage(pid: int) -> Usage:
     seconds of each with the children it reaped (stat fields 14 to 17), and whether a
     thread of any is running or ready to run (task/*/stat field 3 is R). Raises
     ProcessLookupError when there is no such process. A descendant reaped while this reads
-    may be missed once (`pid` is read before its children), never counted twice."""
+    may be missed once (`pid` is read before its children), never counted twice. Not
+    counted: a descendant whose parent ended without reaping it (init reaps it), so a
+    program that computes in such orphans escapes the tree's count (each reader here has
+    its own RLIMIT_CPU, and none forks so)."""
     ticks = _ticks(pid)[1]
     runnable = any(_thread_state(pid, thread) == b"R" for thread in _threads(pid))
     for child in _children(pid):
@@ -52,9 +56,12 @@ def tree_usage(pid: int) -> Usage:
 class BlockedClock:
     """Seconds a process and its descendants have been blocked (no thread running or ready
     to run: waiting for input, a lock or a timer, or stopped), as seen by looking at them
-    now and then: each look that finds them blocked counts the time since the previous look
-    (or since `started`, time.monotonic()), but no more than LOOK_S, so a look that comes
-    late (its caller kept waiting for a core) counts no more than one on time."""
+    about every LOOK_S: each look that finds them blocked counts the time since the
+    previous look (or since `started`, time.monotonic()), but no more than LOOK_S. A look
+    that comes late (more than LATE_S after the one before) counts nothing: its caller was
+    kept waiting for a core, and what it looks at may have been waiting on the caller (to
+    read the output filling a pipe, to be given input, to be answered). So while the
+    caller itself is starved, the clock stands still."""
 
     def __init__(self, started: float | None = None):
         self.seconds = 0.0
@@ -64,15 +71,17 @@ class BlockedClock:
         """Count one look (`usage`: tree_usage() now; None: the process is gone, not
         blocked); the blocked seconds so far."""
         now = time.monotonic() if now is None else now
-        if usage is not None and not usage.runnable:
+        if usage is not None and not usage.runnable and now - self.looked <= LATE_S:
             self.seconds += min(max(now - self.looked, 0.0), LOOK_S)
         self.looked = now
         return self.seconds
 
-    def look(self, pid: int) -> float:
-        """add() of tree_usage(pid) now."""
+    def look(self, pid: int, waits_on_caller: bool = False) -> float:
+        """add() of tree_usage(pid) now; of nothing (not blocked) when `waits_on_caller`
+        (the caller knows the process may be waiting on it: a pipe it has yet to read or
+        write)."""
         try:
-            return self.add(tree_usage(pid))
+            return self.add(None if waits_on_caller else tree_usage(pid))
         except ProcessLookupError:
             return self.add(None)
 

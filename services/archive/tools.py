@@ -15,11 +15,15 @@ reason fit for `show`.
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import resource
 import shutil
+import struct
 import subprocess
 import tempfile
+import termios
+import threading
 from pathlib import Path
 
 from services.archive import cpu_time
@@ -110,15 +114,56 @@ def _run(argv: list[str], data: bytes, cwd: Path, env: dict[str, str], limit_her
 def _communicate(process: subprocess.Popen, data: bytes) -> tuple[bytes, bytes]:
     """process.communicate(data), looking at the process every cpu_time.LOOK_S: raises
     subprocess.TimeoutExpired once it has been blocked for BLOCKED_S. A call cut short by
-    its timeout is taken up again, losing nothing (subprocess's docs)."""
+    its timeout is taken up again, which loses no output; but it cannot go on sending
+    input, so `data` is written by a thread of its own."""
+    stdin = feeder = None
+    if data:
+        stdin, process.stdin = process.stdin, None  # communicate() leaves it to the feeder
+        feeder = threading.Thread(target=_feed, args=(stdin, data), daemon=True)
+        feeder.start()
     blocked = cpu_time.BlockedClock()
     while True:
         try:
-            return process.communicate(
-                data, timeout=max(min(cpu_time.LOOK_S, BLOCKED_S - blocked.seconds), 0.01))
+            output = process.communicate(
+                timeout=max(min(cpu_time.LOOK_S, BLOCKED_S - blocked.seconds), 0.01))
+            break
         except subprocess.TimeoutExpired:
-            if blocked.look(process.pid) >= BLOCKED_S:
-                raise
+            if blocked.look(process.pid, _waits_on_us(process, stdin, feeder)) >= BLOCKED_S:
+                raise  # the caller kills the tool: the feeder's write fails, and it ends
+    if feeder is not None:
+        feeder.join()  # the tool ended: its standard input is closed
+    return output
+
+
+def _waits_on_us(process: subprocess.Popen, stdin, feeder: threading.Thread | None) -> bool:
+    """Whether the tool may be blocked on this process, not on itself: output in its pipes
+    not yet read here (subprocess reads none when it wakes past its timeout: a worker kept
+    waiting for a core), or input not yet written here (the pipe empty, the feeder busy)."""
+    if any(_bytes_in(pipe) for pipe in (process.stdout, process.stderr)):
+        return True
+    return feeder is not None and feeder.is_alive() and _bytes_in(stdin) == 0
+
+
+def _bytes_in(pipe) -> int:
+    """Bytes waiting in a pipe (FIONREAD, either end); 0 for none or a closed one."""
+    try:
+        return struct.unpack("i", fcntl.ioctl(pipe.fileno(), termios.FIONREAD, b"\0" * 4))[0]
+    except (AttributeError, ValueError, OSError):
+        return 0
+
+
+def _feed(stdin, data: bytes) -> None:
+    """Write `data` to a tool's standard input and close it; a tool that stops reading
+    (it ended, or was killed) ends the write."""
+    try:
+        stdin.write(data)
+    except OSError:  # BrokenPipeError: it ended without reading all of it
+        pass
+    finally:
+        try:
+            stdin.close()
+        except OSError:
+            pass
 
 
 def limit(process: subprocess.Popen, but: tuple[int, ...] = ()) -> None:
