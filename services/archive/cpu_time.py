@@ -41,16 +41,22 @@ def tree_usage(pid: int) -> Usage:
     counted: a descendant whose parent ended without reaping it (init reaps it), so a
     program that computes in such orphans escapes the tree's count (each reader here has
     its own RLIMIT_CPU, and none forks so)."""
-    ticks = _ticks(pid)[1]
-    runnable = any(_thread_state(pid, thread) == b"R" for thread in _threads(pid))
-    for child in _children(pid):
+    ticks, runnable = _tree_ticks(pid)
+    return Usage(ticks / _TICKS_PER_SECOND, runnable)
+
+
+def _tree_ticks(pid: int) -> tuple[int, bool]:
+    """tree_usage(pid) in clock ticks."""
+    ticks, threads = _ticks(pid)[1], _threads(pid)
+    runnable = any(_thread_state(pid, thread) == b"R" for thread in threads)
+    for child in _children(pid, threads):
         try:
-            usage = tree_usage(child)
+            child_ticks, child_runnable = _tree_ticks(child)
         except ProcessLookupError:
             continue  # ended since its parent's list was read: its CPU counted once reaped
-        ticks += round(usage.cpu_s * _TICKS_PER_SECOND)
-        runnable = runnable or usage.runnable
-    return Usage(ticks / _TICKS_PER_SECOND, runnable)
+        ticks += child_ticks
+        runnable = runnable or child_runnable
+    return ticks, runnable
 
 
 class BlockedClock:
@@ -114,13 +120,13 @@ def _threads(pid: int) -> list[str]:
         return []  # it ended: with its threads and children
 
 
-def _children(pid: int) -> list[int]:
-    """Process ids of the living children of `pid` (of any of its threads)."""
+def _children(pid: int, threads: list[str]) -> list[int]:
+    """Process ids of the living children of `pid` (of any of its `threads`)."""
     children = []
-    for thread in _threads(pid):
+    for thread in threads:
         try:
             with open(f"/proc/{pid}/task/{thread}/children", "rb") as listed:
                 children += map(int, listed.read().split())
-        except FileNotFoundError:
+        except (FileNotFoundError, ProcessLookupError):
             pass  # the thread ended: its children are its process's now
     return children

@@ -12,9 +12,10 @@ reading by a worker that was killed stops there too), BLOCKED_S blocked (waiting
 computing: cpu_time.BlockedClock), MEMORY_BYTES of address space, OUTPUT_BYTES of text. A
 server that is blocked that long, crashes or exceeds a limit is that PDF's failure
 (ToolFailed) and is replaced for the next one; one that grew past RECYCLE_RSS_BYTES or read
-RECYCLE_DOCUMENTS PDFs is replaced too, so what one PDF left behind in its heap is bounded. Servers are per process: a forked child's copies of
-its parent's pipes are pointed at /dev/null at the fork (os.register_at_fork), so the
-parent's server still ends when the parent stops it or exits.
+RECYCLE_DOCUMENTS PDFs is replaced too, so what one PDF left behind in its heap is bounded.
+Servers are per process: a forked child's copies of its parent's pipes are pointed at
+/dev/null at the fork (os.register_at_fork), so the parent's server still ends when the
+parent stops it or exits.
 
 Where the program is missing (a tree installed without `make setup`), available() is False
 and services.archive.documents runs pdftotext instead.

@@ -5,13 +5,12 @@ Each run gets a private temporary directory holding the input, RLIMIT_CPU (its t
 limit: CPU_S), a limit of BLOCKED_S seconds blocked, for a tool that waits without computing
 (cpu_time.BlockedClock: the indexer runs at the idle scheduling policy, so a tool may wait
 long for a core, and that must not count), RLIMIT_FSIZE (no file it writes grows past the
-output limit) and RLIMIT_AS, set
-by util-linux's prlimit(1) in front of it: a preexec_fn would make Python fork the whole
-worker instead of vfork, 10 ms per run. A tool fed its input on standard input gets the
-same limits from prlimit(2), called on it before it is given a byte of the input (so
-before it can read anything hostile), which spares running prlimit(1) (about 1 ms of a
-pdftotext run's 6). A tool that fails, times out or is killed raises ToolFailed with a
-reason fit for `show`.
+output limit) and RLIMIT_AS, set by util-linux's prlimit(1) in front of it: a preexec_fn
+would make Python fork the whole worker instead of vfork, 10 ms per run. A tool fed its
+input on standard input gets the same limits from prlimit(2), called on it before it is
+given a byte of the input (so before it can read anything hostile), which spares running
+prlimit(1) (about 1 ms of a pdftotext run's 6). A tool that fails, is blocked too long or
+is killed raises ToolFailed with a reason fit for `show`.
 """
 from __future__ import annotations
 
