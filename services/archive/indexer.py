@@ -52,7 +52,11 @@ BATCH_MESSAGES = 500
 # saves. Writing the shards alone (two threads; the 450's 48 MiB, so 768 KiB of text a
 # commit at 64; bench corpus without attachments), 48 took 3-7% more CPU than 64, 32 took
 # 4-24% more, 16 24% more, 128 4% more; with attachments 32 to 96 were alike; whole
-# imports at 32 were no cheaper and held 5-12 MB more (Pss).
+# imports at 32 were no cheaper and held 5-12 MB more (Pss). That holds up to some 20,000
+# messages; past it a commit costs more the larger the index (it rewrites the last chunk of
+# each posting list it touches, spread over more blocks), so larger commits pay: importing
+# 80,000 plain messages at 48 MiB took 176 s at 64, 153 s at 48, 147 s at 32 (tree Pss 207,
+# 208, 218 MB); at 5,000 and 20,000 all three were alike. Hence the 450's 64 MiB.
 MEMORY_BYTES = 64 * 1024 * 1024
 MEMORY_PER_TEXT_BYTE = 64
 BATCH_SHARE = 8

@@ -16,11 +16,14 @@ process, as notmuch is timed), SMTP intake with 8 clients (BENCH_SMTP_MESSAGES o
 corpus, default 3,000; `archiver run`, then `serve smtp` alone), and mirroring between two
 appliances in network namespaces (copy rate of BENCH_MIRROR_MESSAGES fresh messages,
 default 2,000, then catch-up of the whole corpus queued during a link cut).
---only (or $BENCH_ONLY) picks some of: import, reindex, search, plain, mirror, smtp.
+--only (or $BENCH_ONLY) picks some of: import, reindex, search, plain, mirror, smtp (the
+default: all of them), and scale, asked for by name only: how import time and memory grow
+with the corpus, plain imports of each size of --scale-sizes ($BENCH_SCALE_SIZES, default
+5000,20000,80000; some 10 minutes on 2 cores) beside mu (tests.bench.scale_bench).
 Numbers are reported, never asserted.
 
     python -m tests.bench.run [--messages N] [--plain-messages N] [--only import,plain]
-                              [--rounds N]
+                              [--rounds N] [--scale-sizes N,N,...]
 """
 from __future__ import annotations
 
@@ -42,6 +45,7 @@ from . import corpus as corpus_module
 from .measure import run_measured
 from .mu_bench import run_mu
 from .notmuch_bench import percentile, run_notmuch
+from .scale_bench import bench_scale
 from .snippet_bench import bench_snippets
 
 ARCHIVER = Path(sys.prefix) / "bin" / "archiver"
@@ -66,7 +70,8 @@ SEARCH_REPEAT = 5
 SMTP_MESSAGES = int(os.environ.get("BENCH_SMTP_MESSAGES", "3000"))
 MIRROR_FRESH_MESSAGES = int(os.environ.get("BENCH_MIRROR_MESSAGES", "2000"))
 TREE_PACKAGES = ("services", "firmware")
-PARTS = ("import", "reindex", "search", "plain", "mirror", "smtp")
+DEFAULT_PARTS = ("import", "reindex", "search", "plain", "mirror", "smtp")
+PARTS = DEFAULT_PARTS + ("scale",)
 MEMORY_NOTE = ("memory: the process and its extraction workers (tests.bench.measure); of "
                "the Pss peak, tree_pss_peak_anon_mb is anonymous (only swap frees it), "
                "tree_pss_peak_file_mb file-backed (libraries, LMDB's map: page cache the "
@@ -97,12 +102,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         default=int(os.environ.get("BENCH_MESSAGES", "20000")))
     parser.add_argument("--plain-messages", type=int,
                         default=int(os.environ.get("BENCH_PLAIN_MESSAGES", "0")) or None)
-    parser.add_argument("--only", default=os.environ.get("BENCH_ONLY", ",".join(PARTS)),
+    parser.add_argument("--only", default=os.environ.get("BENCH_ONLY", ",".join(DEFAULT_PARTS)),
                         help=f"comma-separated parts among {', '.join(PARTS)}")
     parser.add_argument("--rounds", type=int, default=os.environ.get("BENCH_ROUNDS", "1"),
                         help="rounds of our import, notmuch new and mu index, interleaved "
                              "(ratios: each round's and their median); default "
                              "$BENCH_ROUNDS, else 1")
+    parser.add_argument("--scale-sizes", type=sizes_list,
+                        default=os.environ.get("BENCH_SCALE_SIZES", "5000,20000,80000"),
+                        help="corpus sizes of the scale part, comma-separated; default "
+                             "$BENCH_SCALE_SIZES, else 5000,20000,80000")
     args = parser.parse_args(argv)  # a default string goes through type=int too
     if args.rounds < 1:
         parser.error(f"--rounds (or $BENCH_ROUNDS) must be at least 1, not {args.rounds}")
@@ -115,13 +124,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def sizes_list(text: str) -> list[int]:
+    """`text` as comma-separated message counts, each at least 1 (argparse's type: raises
+    ValueError, which argparse reports as an invalid value)."""
+    sizes = [int(part) for part in text.split(",") if part.strip()]
+    if not sizes or min(sizes) < 1:
+        raise ValueError(text)
+    return sizes
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     byte_compile_tree()
     with tempfile.TemporaryDirectory(prefix="archiver-bench-") as scratch:
         scratch = Path(scratch)
         maildir = scratch / "corpus"
-        corpus = generated(maildir, args.messages, attachments=True)
+        if args.only & {"import", "mirror", "smtp"}:  # plain and scale make their own
+            corpus = generated(maildir, args.messages, attachments=True)
         if "import" in args.only:
             ours = import_versus_yardsticks(maildir, scratch / "data", len(corpus),
                                             "with_attachments", "search" in args.only,
@@ -142,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
                                   attachments=False)
             bench_smtp_on(scratch / "smtp", corpus, "with_attachments")
             bench_smtp_on(scratch / "smtp-plain", plain, "without_attachments")
+        if "scale" in args.only:
+            for result in bench_scale(scratch / "scale", args.scale_sizes, ARCHIVER):
+                emit(**result)
     return 0
 
 

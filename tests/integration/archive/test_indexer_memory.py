@@ -226,7 +226,7 @@ def test_each_models_extraction_budget_is_half_its_indexing_memory(profile):
 def test_a_pool_for_a_model_has_its_budget(tmp_path):
     archive = Archive(tmp_path / "data", 450)
     with archive.extraction_pool() as pool:
-        assert pool.budget_bytes == 24 * 1024 * 1024  # models.yaml: indexing.memory_mb 48
+        assert pool.budget_bytes == 32 * 1024 * 1024  # models.yaml: indexing.memory_mb 64
     archive.close()
 
 

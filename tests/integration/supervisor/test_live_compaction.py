@@ -18,7 +18,9 @@ from tests.integration.web.fixtures import Client
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
-BACKLOG = 500  # 200 words each of no other message: some 17 MB of index, 6 compacted
+# 200 words each of no other message: some 17 MB of index, 6 compacted, in the 150's and
+# 350's commits (indexing.memory_mb 48; a larger model's fewer commits grow less)
+BACKLOG = 500
 MiB = 1024 * 1024
 
 
@@ -76,7 +78,8 @@ class Trickle:
 
 def test_the_service_compacts_the_live_index_once_its_backlog_is_indexed(tmp_path):
     service = ArchiverService(tmp_path, {"web": {"plain_http": True},
-                                         "smtp": {"trusted_servers": ["127.0.0.1/32"]}})
+                                         "smtp": {"trusted_servers": ["127.0.0.1/32"]}},
+                              models=models_file(tmp_path, indexing={"memory_mb": 48}))
     assert service.cli("import", "--no-index", maildir(tmp_path / "mail", range(BACKLOG))
                        ).returncode == 0  # a backlog for the service: as a mirror catch-up
     service.start()
@@ -111,7 +114,9 @@ def test_the_service_compacts_the_live_index_once_its_backlog_is_indexed(tmp_pat
 
 @pytest.mark.slow
 def test_without_room_for_the_copy_the_index_stays_as_it_was_until_there_is(tmp_path):
-    models = models_file(tmp_path, intake={"min_free_disk_mb": 4})
+    # The 350's indexing memory (48 MiB): its smaller commits grow 400 messages into an
+    # index over 10 MiB, a copy of which does not fit beside the 10 MiB left free below.
+    models = models_file(tmp_path, intake={"min_free_disk_mb": 4}, indexing={"memory_mb": 48})
     with SmallDisk(tmp_path / "disk", 64) as disk:
         data = disk.mount_point / "data"
         service = ArchiverService(tmp_path, {"data_dir": str(data),
