@@ -95,27 +95,53 @@ def rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
 
+# option -> (the variable that gives its default, that default, what it must be)
+SETTINGS = {"--messages": ("BENCH_MESSAGES", "20000", "count"),
+            "--plain-messages": ("BENCH_PLAIN_MESSAGES", None, "count"),
+            "--rounds": ("BENCH_ROUNDS", "1", "count"),
+            "--scale-sizes": ("BENCH_SCALE_SIZES", "5000,20000,80000", "counts")}
+
+
+def count(text: str) -> int:
+    """`text` as a whole number of at least 1 (ValueError otherwise)."""
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
+
+
+def counts(text: str) -> list[int]:
+    """`text` as comma-separated whole numbers of at least 1, one at least (ValueError
+    otherwise)."""
+    values = [count(part) for part in text.split(",") if part.strip()]
+    if not values:
+        raise ValueError(text)
+    return values
+
+
+CONVERTERS = {"count": count, "counts": counts}
+MEANINGS = {"count": "a whole number of at least 1",
+            "counts": "comma-separated whole numbers of at least 1"}
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The options, each defaulting to its $BENCH_* variable (SETTINGS); exits 2 naming the
+    option or the variable that holds no valid value, and when --only ($BENCH_ONLY) names
+    no part or one unknown."""
     parser = argparse.ArgumentParser(prog="python -m tests.bench.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--messages", type=int,
-                        default=int(os.environ.get("BENCH_MESSAGES", "20000")))
-    parser.add_argument("--plain-messages", type=int,
-                        default=int(os.environ.get("BENCH_PLAIN_MESSAGES", "0")) or None)
+    for option, (variable, fallback, kind) in SETTINGS.items():
+        parser.add_argument(option, type=CONVERTERS[kind],
+                            default=from_environment(parser, variable, fallback, kind),
+                            help=f"{MEANINGS[kind]}; default ${variable}, else "
+                                 f"{fallback or 'the same as --messages'}")
     parser.add_argument("--only", default=os.environ.get("BENCH_ONLY", ",".join(DEFAULT_PARTS)),
-                        help=f"comma-separated parts among {', '.join(PARTS)}")
-    parser.add_argument("--rounds", type=int, default=os.environ.get("BENCH_ROUNDS", "1"),
-                        help="rounds of our import, notmuch new and mu index, interleaved "
-                             "(ratios: each round's and their median); default "
-                             "$BENCH_ROUNDS, else 1")
-    parser.add_argument("--scale-sizes", type=sizes_list,
-                        default=os.environ.get("BENCH_SCALE_SIZES", "5000,20000,80000"),
-                        help="corpus sizes of the scale part, comma-separated; default "
-                             "$BENCH_SCALE_SIZES, else 5000,20000,80000")
-    args = parser.parse_args(argv)  # a default string goes through type=int too
-    if args.rounds < 1:
-        parser.error(f"--rounds (or $BENCH_ROUNDS) must be at least 1, not {args.rounds}")
+                        help=f"comma-separated parts among {', '.join(PARTS)}; default "
+                             f"$BENCH_ONLY, else {', '.join(DEFAULT_PARTS)}")
+    args = parser.parse_args(argv)
     args.only = {part.strip() for part in args.only.split(",") if part.strip()}
+    if not args.only:
+        parser.error(f"--only (or $BENCH_ONLY) names no part; known: {', '.join(PARTS)}")
     if args.only - set(PARTS):
         parser.error(f"unknown parts {sorted(args.only - set(PARTS))}; known: {PARTS}")
     if args.only & {"reindex", "search"}:
@@ -124,13 +150,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def sizes_list(text: str) -> list[int]:
-    """`text` as comma-separated message counts, each at least 1 (argparse's type: raises
-    ValueError, which argparse reports as an invalid value)."""
-    sizes = [int(part) for part in text.split(",") if part.strip()]
-    if not sizes or min(sizes) < 1:
-        raise ValueError(text)
-    return sizes
+def from_environment(parser: argparse.ArgumentParser, variable: str, fallback: str | None,
+                     kind: str):
+    """$variable (else `fallback`, None for none) converted as `kind` says; exits 2 naming
+    the variable when it holds no such value (even where the option is given: a setting
+    that is wrong is said, not silently passed over)."""
+    text = os.environ.get(variable, fallback)
+    if text is None:
+        return None
+    try:
+        return CONVERTERS[kind](text)
+    except ValueError:
+        parser.error(f"${variable} must be {MEANINGS[kind]}, not {text!r}")
 
 
 def main(argv: list[str] | None = None) -> int:

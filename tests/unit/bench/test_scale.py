@@ -53,4 +53,4 @@ def test_sizes_that_are_no_counts_are_refused(sizes):
     done = subprocess.run([sys.executable, "-m", "tests.bench.run", "--only", "scale",
                            "--scale-sizes", sizes], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
-    assert f"argument --scale-sizes: invalid sizes_list value: '{sizes}'" in done.stderr
+    assert f"argument --scale-sizes: invalid counts value: '{sizes}'" in done.stderr
