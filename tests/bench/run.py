@@ -38,6 +38,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 from services.archive.search import search
 
@@ -95,13 +96,6 @@ def rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
 
-# option -> (the variable that gives its default, that default, what it must be)
-SETTINGS = {"--messages": ("BENCH_MESSAGES", "20000", "count"),
-            "--plain-messages": ("BENCH_PLAIN_MESSAGES", None, "count"),
-            "--rounds": ("BENCH_ROUNDS", "1", "count"),
-            "--scale-sizes": ("BENCH_SCALE_SIZES", "5000,20000,80000", "counts")}
-
-
 def count(text: str) -> int:
     """`text` as a whole number of at least 1 (ValueError otherwise)."""
     value = int(text)
@@ -119,9 +113,13 @@ def counts(text: str) -> list[int]:
     return values
 
 
-CONVERTERS = {"count": count, "counts": counts}
-MEANINGS = {"count": "a whole number of at least 1",
-            "counts": "comma-separated whole numbers of at least 1"}
+MEANINGS = {count: "a whole number of at least 1",
+            counts: "comma-separated whole numbers of at least 1"}
+# option -> (the variable that gives its default, that default, its converter)
+SETTINGS = {"--messages": ("BENCH_MESSAGES", "20000", count),
+            "--plain-messages": ("BENCH_PLAIN_MESSAGES", None, count),
+            "--rounds": ("BENCH_ROUNDS", "1", count),
+            "--scale-sizes": ("BENCH_SCALE_SIZES", "5000,20000,80000", counts)}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -130,10 +128,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     no part or one unknown."""
     parser = argparse.ArgumentParser(prog="python -m tests.bench.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    for option, (variable, fallback, kind) in SETTINGS.items():
-        parser.add_argument(option, type=CONVERTERS[kind],
-                            default=from_environment(parser, variable, fallback, kind),
-                            help=f"{MEANINGS[kind]}; default ${variable}, else "
+    for option, (variable, fallback, convert) in SETTINGS.items():
+        parser.add_argument(option, type=convert,
+                            default=from_environment(parser, variable, fallback, convert),
+                            help=f"{MEANINGS[convert]}; default ${variable}, else "
                                  f"{fallback or 'the same as --messages'}")
     parser.add_argument("--only", default=os.environ.get("BENCH_ONLY", ",".join(DEFAULT_PARTS)),
                         help=f"comma-separated parts among {', '.join(PARTS)}; default "
@@ -151,17 +149,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def from_environment(parser: argparse.ArgumentParser, variable: str, fallback: str | None,
-                     kind: str):
-    """$variable (else `fallback`, None for none) converted as `kind` says; exits 2 naming
-    the variable when it holds no such value (even where the option is given: a setting
-    that is wrong is said, not silently passed over)."""
+                     convert: Callable[[str], object]):
+    """convert($variable) (else of `fallback`; None for none); exits 2 naming the variable
+    when it holds no value `convert` takes (even where the option is given: a setting that
+    is wrong is said, not silently passed over)."""
     text = os.environ.get(variable, fallback)
     if text is None:
         return None
     try:
-        return CONVERTERS[kind](text)
+        return convert(text)
     except ValueError:
-        parser.error(f"${variable} must be {MEANINGS[kind]}, not {text!r}")
+        parser.error(f"${variable} must be {MEANINGS[convert]}, not {text!r}")
 
 
 def main(argv: list[str] | None = None) -> int:
