@@ -145,7 +145,7 @@ class Extracted:
     # This reading as the store keeps it (services.archive.readings), set by the pool for
     # a message it read whole and built the document of: the indexer stores it.
     reading: bytes | None = None
-    # Why the body is only partly indexed (over BODY_TEXT_LIMIT: PARTLY_INDEXED + why).
+    # Why the body is only partly indexed (over the text cap: body_cut), or its parts.
     cut: str | None = None
 
     def text_size(self) -> int:
@@ -220,8 +220,10 @@ _guard = contextvars.ContextVar("attachment_guard", default=AttachmentGuard())
 
 
 def extract(raw: bytes, cap_bytes: int, guard: AttachmentGuard | None = None) -> Extracted:
-    """Body and attachment text of a raw message; each attachment's text at most cap_bytes
-    of UTF-8. Raises only MemoryError (the pool turns it into a fallback)."""
+    """Body and attachment text of a raw message; the body's text and each attachment's at
+    most cap_bytes of UTF-8 (the model's text cap; the body's never past BODY_TEXT_LIMIT),
+    a cut one saying so (Extracted.cut, AttachmentText.cut). Raises only MemoryError (the
+    pool turns it into a fallback)."""
     token = _guard.set(guard or AttachmentGuard())
     try:
         return _extract(raw, cap_bytes)
@@ -235,9 +237,11 @@ def _extract(raw: bytes, cap_bytes: int) -> Extracted:
         return fallback(raw, "MIME structure nested too deeply; headers and raw body only")
     budget = containers.ReadBudget(text_bytes=CONTAINER_TEXT_FACTOR * cap_bytes)
     body, attachments = _body_and_attachments(message, cap_bytes, 0, budget)
-    return Extracted(mime.summarize_parsed(message, raw), body, attachments,
+    indexed = truncate_utf8(body, min(cap_bytes, BODY_TEXT_LIMIT))
+    return Extracted(mime.summarize_parsed(message, raw), indexed, attachments,
                      encrypted=PGP_ARMOR in body,
-                     cut=_joined(parts_cut(message), body_cut(body), attachments_cut(budget)))
+                     cut=_joined(parts_cut(message), body_cut(body, indexed, cap_bytes),
+                                 attachments_cut(budget)))
 
 
 def parts_cut(message: Message) -> str | None:
@@ -251,12 +255,18 @@ def parts_cut(message: Message) -> str | None:
     return None
 
 
-def body_cut(body: str) -> str | None:
-    """Why the index takes only part of this body text (services.archive.index takes its
-    first BODY_TEXT_LIMIT characters), or None when it takes it whole."""
-    if len(body) <= BODY_TEXT_LIMIT:
+def body_cut(body: str, indexed: str, cap_bytes: int) -> str | None:
+    """Why the index takes only `indexed` of this body text (its first cap_bytes of UTF-8,
+    the model's text cap, or BODY_TEXT_LIMIT if less), or None when it takes it whole. The
+    body has the attachments' cap because one document's text stays in the indexer's
+    memory until its commit (services.archive.indexer): bodies of megabytes took the
+    importing process past the model 450's 256 MB (some 22 bytes of Xapian's memory a
+    byte of text; review r18 F1)."""
+    if len(indexed) == len(body):
         return None
-    return (f"{PARTLY_INDEXED}body text cut at {BODY_TEXT_LIMIT} characters (of {len(body)}); "
+    limit = (f"{cap_bytes} bytes, the text cap (attachment_text_kb)"
+             if cap_bytes <= BODY_TEXT_LIMIT else f"{BODY_TEXT_LIMIT} bytes, the body text limit")
+    return (f"{PARTLY_INDEXED}body text cut at {limit}, of {_utf8_len(body)}; "
             "the rest is not indexed")
 
 

@@ -110,13 +110,17 @@ SUMMARY_RECIPIENTS = 3  # recipients named in a document's summary; the rest are
 # Reply and forward prefixes of common mail clients, in several languages, repeated.
 REPLY_PREFIXES = re.compile(r"^(\s*(re|fwd?|aw|wg|sv|vs|tr|antw|rif|r)(\[\d+\])?\s*:)+\s*",
                             re.IGNORECASE)
-# A pathological body is indexed up to here (characters); one cut is flagged (extract.body_cut).
-BODY_TEXT_LIMIT = 4 * 1024 * 1024
 # Starts each reason a limit cut a message's text for (the body's, an attachment's, a
 # forwarded message's: services.archive.extract): has:extraction-failure finds these
 # messages too, `archiver show` lists them as "cut:". Not a failure to read: the part that
 # was read is indexed, the rest is not, and a search for it must not be trusted to find it.
 PARTLY_INDEXED = "partly indexed: "
+
+
+# The most body text a document takes, in bytes of UTF-8, whatever the model's text cap:
+# extract cuts a body at the smaller of the two (extract.body_cut, which flags the cut); the
+# slice here bounds any other body handed in (in characters: never fewer than the bytes).
+BODY_TEXT_LIMIT = 4 * 1024 * 1024
 
 
 # Terms that say where a document's id (its store number) lies, for index_walk.within on

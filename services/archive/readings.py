@@ -92,7 +92,9 @@ READING_VERSION = 11  # 3: raw 8-bit header bytes read in the declared or detect
                      # MAX_NESTED_CONTAINERS containers not opened, as the other kinds,
                      # and a message's first TOOL_CONTAINERS_OPENED distinct S/MIME and
                      # TNEF objects opened, no more (extract.opens_nested, containers.
-                     # ReadBudget.tool_refusal: the views' rules, helper h18)
+                     # ReadBudget.tool_refusal: the views' rules, helper h18); the
+                     # body's text cut at the text cap, as an attachment's (extract.
+                     # body_cut, was 4 Mi characters at indexing: review r18 F1)
                      # (10 shipped in a release, 11 not yet: no new number)
 _VERSION = struct.Struct(">H")
 # The checksum makes damage to a kept reading a StaleReading, where it could else decode

@@ -1,5 +1,5 @@
 """A message whose text a limit cut (forwarded messages nested deeper than
-MAX_NESTED_MESSAGES, a body over BODY_TEXT_LIMIT, an attachment over the model's text cap)
+MAX_NESTED_MESSAGES, a body or an attachment over the model's text cap)
 is found by has:extraction-failure, and `archiver show` says what was cut and why; a
 message within the limits is not flagged. Through the CLI, as an auditor uses it."""
 from email.message import EmailMessage
@@ -7,7 +7,6 @@ from email.message import EmailMessage
 import pytest
 
 from services.archive.extract import MAX_NESTED_MESSAGES
-from services.archive.index import BODY_TEXT_LIMIT
 from tests import search_output
 
 pytestmark = pytest.mark.integration
@@ -59,7 +58,7 @@ def test_text_cut_by_a_limit_is_flagged_and_shown(archiver, tmp_path):
     messages = {
         "chain.eml": forward_chain(deep),
         "shallow.eml": forward_chain(MAX_NESTED_MESSAGES),  # the deepest one is read whole
-        "bigbody.eml": plain("big body", "start " + "filler " * (BODY_TEXT_LIMIT // 7 + 10)
+        "bigbody.eml": plain("big body", "start " + "filler " * (cap // 7 + 10)
                              + "beyondthelimit\n"),
         "bigattachment.eml": plain("big attachment", "see attached",
                                    "begin " + "padding " * (cap // 8 + 10) + "pastthecap\n"),
@@ -83,8 +82,8 @@ def test_text_cut_by_a_limit_is_flagged_and_shown(archiver, tmp_path):
                      f"deeper than {MAX_NESTED_MESSAGES} levels: only its From, To and Subject "
                      "are indexed, not its body, its attachments or the messages it forwards"]
     (body,) = [line for line in shown(archiver, data, "big body") if line.startswith("cut:")]
-    assert body.startswith(f"cut:          partly indexed: body text cut at {BODY_TEXT_LIMIT} "
-                           "characters (of ")
+    assert body.startswith(f"cut:          partly indexed: body text cut at {cap} bytes, the "
+                           "text cap (attachment_text_kb), of "), body
     (text,) = [line for line in shown(archiver, data, "big attachment")
                if line.startswith("cut:")]
     assert text == (f"cut:          long.txt: partly indexed: text cut at {cap} bytes, the "

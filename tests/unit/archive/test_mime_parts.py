@@ -33,7 +33,7 @@ def test_the_parser_gets_a_bounded_number_of_parts(case):
 
 @pytest.mark.parametrize("case", corpus(SIZE), ids=lambda case: case.name)
 def test_the_first_and_last_parts_are_read_and_a_cut_is_said(case):
-    extracted = extract.extract(case.raw, 100_000)
+    extracted = extract.extract(case.raw, 64 << 20)  # (over any body: extract.body_cut)
     assert extracted.failed is None, case.name
     assert FIRST in text_of(extracted) and LAST in text_of(extracted), case.name
     cut = extract.parts_cut(mime.parse_message(case.raw))

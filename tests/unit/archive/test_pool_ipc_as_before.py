@@ -31,6 +31,8 @@ from tests.unit.archive import test_summary_document_as_before as shapes
 from tests.unit.archive.history import ROOT, results_with, services_at
 
 BEFORE = "08cc065"  # the two writes and four polls a message
+# Both trees read with a text cap over every body here: since review r18 F1 a body's text is
+# cut at the cap (extract.body_cut), where BEFORE's index took 4 Mi characters of it.
 CASES = [ROOT / "tests" / "data" / "cases", ROOT / "tests" / "data" / "hostile",
          Path("/work/shared/cases")]
 
@@ -182,7 +184,7 @@ def main():
                  "from": "Stored <stored@example.net>", "subject": "Stored"}
                 for n, raw in enumerate(raws)]
     sources = [raw if n % 2 else (lambda raw=raw: raw) for n, raw in enumerate(raws)]
-    pool = ExtractionPool(256 * 1024, workers=2, timeout_s=120)
+    pool = ExtractionPool(4 << 20, workers=2, timeout_s=120)  # a cap over every body
     try:
         results = []
         for start in range(0, len(raws), 50):  # batches, as the indexer gives them
