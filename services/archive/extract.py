@@ -237,7 +237,7 @@ def _extract(raw: bytes, cap_bytes: int) -> Extracted:
         return fallback(raw, "MIME structure nested too deeply; headers and raw body only")
     budget = containers.ReadBudget(text_bytes=CONTAINER_TEXT_FACTOR * cap_bytes)
     body, attachments = _body_and_attachments(message, cap_bytes, 0, budget)
-    indexed = truncate_utf8(body, min(cap_bytes, BODY_TEXT_LIMIT))
+    indexed = cut_on_a_word(body, truncate_utf8(body, min(cap_bytes, BODY_TEXT_LIMIT)))
     return Extracted(mime.summarize_parsed(message, raw), indexed, attachments,
                      encrypted=PGP_ARMOR in body,
                      cut=_joined(parts_cut(message), body_cut(body, indexed, cap_bytes),
@@ -262,7 +262,7 @@ def body_cut(body: str, indexed: str, cap_bytes: int) -> str | None:
     memory until its commit (services.archive.indexer): bodies of megabytes took the
     importing process past the model 450's 256 MB (some 22 bytes of Xapian's memory a
     byte of text; review r18 F1)."""
-    if len(indexed) == len(body):
+    if not body[len(indexed):].strip():  # (white space past the cap loses no word)
         return None
     limit = (f"{cap_bytes} bytes, the text cap (attachment_text_kb)"
              if cap_bytes <= BODY_TEXT_LIMIT else f"{BODY_TEXT_LIMIT} bytes, the body text limit")
@@ -1069,11 +1069,33 @@ def capped_text(pieces: Iterable[str], cap_bytes: int) -> tuple[str, bool]:
     for piece in iterator:
         taken.append(piece)
         size += len(piece.encode("utf-8", "replace"))
-        if size >= cap_bytes:
+        if size > cap_bytes:  # (at the cap, the next piece says whether a word goes on)
             break
     joined = "".join(taken)
-    text = truncate_utf8(joined, cap_bytes)  # a prefix of joined, as long in characters
+    text = cut_on_a_word(joined, truncate_utf8(joined, cap_bytes))  # a prefix of joined
     return text, bool(joined[len(text):].strip()) or any(piece.strip() for piece in iterator)
+
+
+# A cut inside a run of this many characters or fewer (no white space) drops the run: its
+# first letters would be a term the text does not hold. A longer run is no word a search
+# types (base64, a hash), and dropping it could drop most of a text without white space.
+WORD_RUN_LIMIT = 64
+
+
+def cut_on_a_word(whole: str, cut: str) -> str:
+    """`cut`, a prefix of `whole` as long in characters (truncate_utf8's), less the word it
+    ends inside of when that word (its run of characters without white space, in `whole`)
+    is at most WORD_RUN_LIMIT long: "... fill con" of "... fill confidential" is
+    "... fill "."""
+    end = len(cut)
+    if end == len(whole) or not cut or whole[end].isspace() or cut[-1].isspace():
+        return cut
+    start, stop = end, end
+    while start > 0 and not cut[start - 1].isspace() and stop - start <= WORD_RUN_LIMIT:
+        start -= 1
+    while stop < len(whole) and not whole[stop].isspace() and stop - start <= WORD_RUN_LIMIT:
+        stop += 1
+    return cut[:start] if stop - start <= WORD_RUN_LIMIT else cut
 
 
 def truncate_utf8(text: str, cap_bytes: int) -> str:

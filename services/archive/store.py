@@ -373,13 +373,16 @@ class Store:
     # -- reading -----------------------------------------------------------------------
 
     def get(self, digest: str) -> bytes:
-        """The raw bytes exactly as received."""
-        with self.env.begin() as txn:
+        """The raw bytes exactly as received. Raises NotFound."""
+        # Decompressed from the map itself (buffers=True: no copy of the compressed bytes,
+        # some 40 MB of a 90 MB message), so within the transaction that keeps it valid.
+        with self.env.begin(buffers=True) as txn:
             compressed = txn.get(_key(digest), db=self.db["raw"])
+            raw = None if compressed is None else self._decompressor().decompress(compressed)
         self.release_pages_if_grown()
-        if compressed is None:
+        if raw is None:
             raise NotFound(f"no message with digest {digest}")
-        return self._decompressor().decompress(compressed)
+        return raw
 
     def resolve(self, digest_or_prefix: str) -> str:
         """The full digest of the one message whose digest starts with `digest_or_prefix`

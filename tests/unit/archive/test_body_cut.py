@@ -25,10 +25,11 @@ def filler(size: int, unit: str) -> str:
 
 @pytest.mark.parametrize("cap", [256 * KiB, 512 * KiB, 1024 * KiB])
 @pytest.mark.parametrize("unit", ["word ", "Grüße ", "漢字の ", "😀 "])
-def test_a_body_over_the_cap_is_cut_on_a_character_and_flagged(cap, unit):
+def test_a_body_over_the_cap_is_cut_between_words_and_flagged(cap, unit):
     extracted = extract.extract(plain(FIRST + " " + filler(cap, unit) + LAST), cap)
     indexed = extracted.body.encode("utf-8")
-    assert cap - 4 < len(indexed) <= cap
+    assert cap - len(unit.encode()) < len(indexed) <= cap
+    assert extracted.body.split()[-1] == unit.strip()  # (no word's first letters)
     assert extracted.body.startswith(FIRST) and LAST not in extracted.body
     assert extracted.cut.startswith(
         f"{PARTLY_INDEXED}body text cut at {cap} bytes, the text cap (attachment_text_kb), of ")
@@ -59,3 +60,38 @@ def test_a_cap_over_the_body_text_limit_cuts_at_the_limit():
     assert len(extracted.body.encode()) <= BODY_TEXT_LIMIT and LAST not in extracted.body
     assert extracted.cut.startswith(
         f"{PARTLY_INDEXED}body text cut at {BODY_TEXT_LIMIT} bytes, the body text limit, of ")
+
+
+def test_a_cut_inside_a_run_longer_than_a_word_keeps_the_run_up_to_the_cap():
+    cap = 256 * KiB
+    blob = "QUJD" * (cap // 2)  # base64 without white space: no word a search types
+    extracted = extract.extract(plain(FIRST + " " + blob), cap)
+    assert len(extracted.body.encode()) == cap and extracted.cut is not None
+
+
+@pytest.mark.parametrize("whole, cut, kept", [
+    ("one two three", "one two th", "one two "),
+    ("one two three", "one two ", "one two "),
+    ("one two three", "one two", "one two"),       # the cut falls on white space
+    ("confidential", "conf", ""),                 # one word, cut inside: nothing of it
+    ("a " + "x" * 100, "a " + "x" * 70, "a " + "x" * 70),  # a run past WORD_RUN_LIMIT
+    ("a " + "x" * 64, "a " + "x" * 63, "a "),     # a run of WORD_RUN_LIMIT: a word
+    ("a " + "x" * 65 + " b", "a " + "x" * 20, "a " + "x" * 20),  # longer, past the cut
+    ("ab", "ab", "ab"),
+])
+def test_cut_on_a_word(whole, cut, kept):
+    assert extract.cut_on_a_word(whole, cut) == kept
+
+
+def test_an_attachment_cut_at_the_cap_takes_no_part_of_a_word():
+    cap = 256 * KiB
+    head = "filler " * (cap // 7)
+    text = head + "confidential tail"
+    assert 0 < cap - len(head) < len("confidential")  # the cap falls inside the word
+    raw = (b"From: a@example.org\nSubject: att\nMIME-Version: 1.0\n"
+           b"Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\n"
+           b"see attached\n--b\nContent-Type: text/plain; name=notes.txt\n"
+           b"Content-Disposition: attachment; filename=notes.txt\n\n"
+           + text.encode() + b"\n--b--\n")
+    [attachment] = extract.extract(raw, cap).attachments
+    assert attachment.text.split()[-1] == "filler" and attachment.cut is not None

@@ -229,9 +229,10 @@ def test_text_the_cap_cuts_is_flagged_and_text_within_it_is_not():
     from services.archive.extract import capped_text
     assert capped_text(["ab", "cd"], 4) == ("abcd", False)
     assert capped_text(["ab", "cd", ""], 4) == ("abcd", False)
-    assert capped_text(["ab", "cd", "e"], 4) == ("abcd", True)
-    assert capped_text(["abc", "de"], 4) == ("abcd", True)
-    assert capped_text(["a\u20ac"], 3) == ("a", True)
+    assert capped_text(["ab", "cd", " e"], 4) == ("abcd", True)
+    assert capped_text(["ab c", "de"], 4) == ("ab ", True)  # ("c" is no word of it)
+    assert capped_text(["a \u20ac"], 4) == ("a ", True)  # (cut on a character)
+    assert capped_text(["a\u20ac"], 3) == ("", True)  # (inside the word "a\u20ac")
     whole = extract(mail(attachments=[("x" * CAP, "plain", "full.txt")]).as_bytes(), CAP)
     cut = extract(mail(attachments=[("x" * (CAP + 1), "plain", "over.txt")]).as_bytes(), CAP)
     assert whole.failures == [] and whole.attachments[0].cut is None
