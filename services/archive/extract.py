@@ -260,13 +260,14 @@ _NOT_WHITE_SPACE = re.compile(r"\S")
 
 def body_cut(body: str, indexed: str, cap_bytes: int) -> str | None:
     """Why the index takes only `indexed` of this body text (its first cap_bytes of UTF-8,
-    the model's text cap, or BODY_TEXT_LIMIT if less), or None when it takes it whole. The
+    the model's text cap, or BODY_TEXT_LIMIT if less, less the word the cut falls in:
+    cut_on_a_word), or None when it loses no word (white space alone past the cut). The
     body has the attachments' cap because one document's text stays in the indexer's
     memory until its commit (services.archive.indexer): bodies of megabytes took the
     importing process past the model 450's 256 MB (some 22 bytes of Xapian's memory a
     byte of text; review r18 F1)."""
     if not _NOT_WHITE_SPACE.search(body, len(indexed)):  # (no copy of megabytes past it)
-        return None  # white space alone past the cut: no word is lost
+        return None
     limit = (f"{cap_bytes} bytes, the text cap (attachment_text_kb)"
              if cap_bytes <= BODY_TEXT_LIMIT else f"{BODY_TEXT_LIMIT} bytes, the body text limit")
     return (f"{PARTLY_INDEXED}body text cut at {limit}, of {_utf8_len(body)}; "
