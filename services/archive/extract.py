@@ -237,7 +237,7 @@ def _extract(raw: bytes, cap_bytes: int) -> Extracted:
         return fallback(raw, "MIME structure nested too deeply; headers and raw body only")
     budget = containers.ReadBudget(text_bytes=CONTAINER_TEXT_FACTOR * cap_bytes)
     body, attachments = _body_and_attachments(message, cap_bytes, 0, budget)
-    indexed = cut_on_a_word(body, truncate_utf8(body, min(cap_bytes, BODY_TEXT_LIMIT)))
+    indexed = truncate_on_a_word(body, min(cap_bytes, BODY_TEXT_LIMIT))
     return Extracted(mime.summarize_parsed(message, raw), indexed, attachments,
                      encrypted=PGP_ARMOR in body,
                      cut=_joined(parts_cut(message), body_cut(body, indexed, cap_bytes),
@@ -255,18 +255,15 @@ def parts_cut(message: Message) -> str | None:
     return None
 
 
-_NOT_WHITE_SPACE = re.compile(r"\S")
-
-
 def body_cut(body: str, indexed: str, cap_bytes: int) -> str | None:
     """Why the index takes only `indexed` of this body text (its first cap_bytes of UTF-8,
     the model's text cap, or BODY_TEXT_LIMIT if less, less the word the cut falls in:
-    cut_on_a_word), or None when it loses no word (white space alone past the cut). The
+    truncate_on_a_word), or None when it loses no word (white space alone past the cut). The
     body has the attachments' cap because one document's text stays in the indexer's
     memory until its commit (services.archive.indexer): bodies of megabytes took the
     importing process past the model 450's 256 MB (some 22 bytes of Xapian's memory a
     byte of text; review r18 F1)."""
-    if not _NOT_WHITE_SPACE.search(body, len(indexed)):  # (no copy of megabytes past it)
+    if not words_past(body, len(indexed)):
         return None
     limit = (f"{cap_bytes} bytes, the text cap (attachment_text_kb)"
              if cap_bytes <= BODY_TEXT_LIMIT else f"{BODY_TEXT_LIMIT} bytes, the body text limit")
@@ -1076,8 +1073,17 @@ def capped_text(pieces: Iterable[str], cap_bytes: int) -> tuple[str, bool]:
         if size > cap_bytes:  # (at the cap, the next piece says whether a word goes on)
             break
     joined = "".join(taken)
-    text = cut_on_a_word(joined, truncate_utf8(joined, cap_bytes))  # a prefix of joined
-    return text, bool(joined[len(text):].strip()) or any(piece.strip() for piece in iterator)
+    text = truncate_on_a_word(joined, cap_bytes)  # a prefix of joined
+    return text, words_past(joined, len(text)) or any(piece.strip() for piece in iterator)
+
+
+_NOT_WHITE_SPACE = re.compile(r"\S")  # (white space as str.isspace() has it)
+
+
+def words_past(text: str, position: int) -> bool:
+    """Whether `text` holds more than white space from `position` on (found, not copied:
+    what is past a cut can be megabytes)."""
+    return _NOT_WHITE_SPACE.search(text, position) is not None
 
 
 # A cut inside a run of this many characters or fewer (no white space) drops the run: its
@@ -1086,11 +1092,11 @@ def capped_text(pieces: Iterable[str], cap_bytes: int) -> tuple[str, bool]:
 WORD_RUN_LIMIT = 64
 
 
-def cut_on_a_word(whole: str, cut: str) -> str:
-    """`cut`, a prefix of `whole` as long in characters (truncate_utf8's), less the word it
-    ends inside of when that word (its run of characters without white space, in `whole`)
-    is at most WORD_RUN_LIMIT long: "... fill con" of "... fill confidential" is
-    "... fill "."""
+def truncate_on_a_word(whole: str, cap_bytes: int) -> str:
+    """truncate_utf8(whole, cap_bytes), less the word it ends inside of when that word (its
+    run of characters without white space, in `whole`) is at most WORD_RUN_LIMIT long:
+    "... fill confidential" cut at "... fill con" is "... fill "."""
+    cut = truncate_utf8(whole, cap_bytes)  # (as long in characters as its prefix of whole)
     end = len(cut)
     if end == len(whole) or not cut or whole[end].isspace() or cut[-1].isspace():
         return cut

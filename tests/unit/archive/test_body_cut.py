@@ -69,7 +69,7 @@ def test_a_cut_inside_a_run_longer_than_a_word_keeps_the_run_up_to_the_cap():
     assert len(extracted.body.encode()) == cap and extracted.cut is not None
 
 
-@pytest.mark.parametrize("whole, cut, kept", [
+@pytest.mark.parametrize("whole, cut, kept", [  # cut: where the cap falls (truncate_utf8)
     ("one two three", "one two th", "one two "),
     ("one two three", "one two ", "one two "),
     ("one two three", "one two", "one two"),       # the cut falls on white space
@@ -79,8 +79,9 @@ def test_a_cut_inside_a_run_longer_than_a_word_keeps_the_run_up_to_the_cap():
     ("a " + "x" * 65 + " b", "a " + "x" * 20, "a " + "x" * 20),  # longer, past the cut
     ("ab", "ab", "ab"),
 ])
-def test_cut_on_a_word(whole, cut, kept):
-    assert extract.cut_on_a_word(whole, cut) == kept
+def test_truncate_on_a_word(whole, cut, kept):
+    assert extract.truncate_utf8(whole, len(cut.encode())) == cut
+    assert extract.truncate_on_a_word(whole, len(cut.encode())) == kept
 
 
 def test_an_attachment_cut_at_the_cap_takes_no_part_of_a_word():

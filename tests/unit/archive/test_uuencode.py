@@ -287,7 +287,7 @@ def test_a_large_file_decodes_whole():
     assert split.files[0].mode == b"644" and split.text.endswith(b"\n\nbig\nthen\ndone\n")
     extracted = extract(raw, CAP)
     assert [a.filename for a in extracted.attachments] == ["big.bin", "big.txt"]
-    # (cut at CAP inside "long": its first letter is left out, extract.cut_on_a_word)
+    # (cut at CAP inside "long": its first letter is left out, extract.truncate_on_a_word)
     assert extracted.attachments[1].text == text[:CAP].decode().removesuffix("l")
     assert extracted.body == "big\nthen\ndone\n"
 
