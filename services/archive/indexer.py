@@ -784,18 +784,24 @@ def _text_size(batch: Batch) -> int:
 
 
 def _parts(batch: Batch, text_bytes: float, entries: int | None = None) -> Iterator[Batch]:
-    """The batch as consecutive runs of its log entries, each run's extracted text under
-    `text_bytes` (or a single message), so that Xapian's uncommitted changes stay bounded;
-    and of at most `entries` log entries each, when given."""
+    """The batch as consecutive runs of its log entries, each run's extracted text at most
+    `text_bytes` (or a single message's), so that Xapian's uncommitted changes stay
+    bounded: a run ends before a message whose text would take it past that, not after
+    (two messages of just under it would be a commit of twice as much); and of at most
+    `entries` log entries each, when given."""
     pending = {digest: (meta, content) for (digest, meta, _), content
                in zip(batch.present, batch.extracted)}
     deleted = set(batch.missing)  # each deleted with its first entry, once (its terms
     # counted once in the room for the commit, however often it was logged)
     part, size = Batch([]), 0
     for seq, digest in batch.entries:
+        document = pending.pop(digest, None)  # at its first entry in the batch
+        if document and size and size + document[1].text_size() > text_bytes:
+            yield part
+            part, size = Batch([]), 0
         part.entries.append((seq, digest))
-        if digest in pending:  # its first entry in the batch: its document goes here
-            meta, content = pending.pop(digest)
+        if document:  # its document goes with this entry
+            meta, content = document
             part.present.append((digest, meta, None))
             part.extracted.append(content)
             if digest in batch.header_changes:

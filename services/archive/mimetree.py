@@ -1,5 +1,5 @@
 """The Message tree of a raw RFC 5322 message exactly as the stdlib's email.feedparser
-builds it, found with str.find on the RFC 2046 delimiter lines instead of line by line.
+builds it, found with bytes.find on the RFC 2046 delimiter lines instead of line by line.
 
 The feedparser walks every line of every body part in Python (each base64 attachment line
 is a method call and a regular expression match against every enclosing boundary); here a
@@ -43,11 +43,11 @@ from email.message import Message
 # then fails (RecursionError) or not exactly as it always did.
 MAX_DEPTH = 48
 VALID_MULTIPART_ENCODINGS = ("7bit", "8bit", "binary")
-LINE_ENDS = ("", "\r\n", "\r", "\n")
-LINE_END = re.compile(r"\r\n|\r|\n")  # a line's end, as the feedparser splits lines
+LINE_ENDS = (b"", b"\r\n", b"\r", b"\n")
+LINE_END = re.compile(rb"\r\n|\r|\n")  # a line's end, as the feedparser splits lines
 # A line end followed by a line that may end a delivery-status block's text: a blank line
 # or one starting "--" (a delimiter?); the match ends where that line starts.
-_BLOCK_TEXT_END = re.compile(r"(?:\r\n|\r(?!\n)|\n)(?=[\r\n]|--)")
+_BLOCK_TEXT_END = re.compile(rb"(?:\r\n|\r(?!\n)|\n)(?=[\r\n]|--)")
 
 
 class _Refused(Exception):
@@ -61,9 +61,8 @@ def parse(raw: bytes, policy, spans: list | None = None) -> Message | None:
     tree: raw[start:end] is its content as stored (module docstring: a message's text; of
     message/delivery-status, RFC 3464, its status blocks'); nothing when None is returned. Raises
     MemoryError only; any other failure is a None."""
-    text = raw.decode("ascii", "surrogateescape")  # what BytesParser does
     try:
-        parser = _Parser(text, policy)
+        parser = _Parser(raw, policy)
         message = parser.root()
     except MemoryError:
         raise
@@ -74,16 +73,23 @@ def parse(raw: bytes, policy, spans: list | None = None) -> Message | None:
     return message
 
 
-def delimiter(line: str, separator: str) -> bool | None:
+def delimiter(line: bytes, separator: bytes) -> bool | None:
     """Whether `line` (with its line end) is a close delimiter (True) or a delimiter
-    (False) of `separator` ("--" + boundary), or None if it is neither; as the feedparser's
+    (False) of `separator` (b"--" + boundary), or None if it is neither; as the feedparser's
     pattern ("--boundary", optional "--", spaces and tabs, optional line end) reads it."""
     if not line.startswith(separator):
         return None
     rest = line[len(separator):]
-    if rest.startswith("--") and rest[2:].lstrip(" \t") in LINE_ENDS:
+    if rest.startswith(b"--") and rest[2:].lstrip(b" \t") in LINE_ENDS:
         return True
-    return False if rest.lstrip(" \t") in LINE_ENDS else None
+    return False if rest.lstrip(b" \t") in LINE_ENDS else None
+
+
+def _end_without_line_end(raw: bytes, start: int, end: int) -> int:
+    """Where raw[start:end] ends without its one trailing CRLF, CR or LF."""
+    if end - start >= 2 and raw.startswith(b"\r\n", end - 2):  # (no copy of it)
+        return end - 2
+    return end - 1 if end > start and raw[end - 1] in b"\r\n" else end
 
 
 def _without_line_end(text: str) -> str:
@@ -93,19 +99,34 @@ def _without_line_end(text: str) -> str:
     return text[:-1] if text.endswith(("\r", "\n")) else text
 
 
-class _Parser:
-    """One parse of one message's text: positions into it stand for the feedparser's lines
-    (a line ends after CRLF, CR or LF), "at EOF" for its readline() returning ''."""
+class _Span:
+    """A leaf part's payload while the parse runs: raw[start:end], made a str once the
+    parse is done (the line end before a delimiter dropped by moving `end`)."""
+    __slots__ = ("start", "end")
 
-    def __init__(self, text: str, policy):
-        self.text, self.size, self.policy = text, len(text), policy
+    def __init__(self, start: int, end: int):
+        self.start, self.end = start, end
+
+
+class _Parser:
+    """One parse of one message's bytes: positions into them stand for the feedparser's
+    lines (a line ends after CRLF, CR or LF), "at EOF" for its readline() returning ''.
+    The feedparser reads the message decoded as ASCII with surrogate escapes, a character
+    a byte; here the bytes are searched and each header line, preamble, epilogue and
+    payload decoded alone (the same str), so the parse holds no str of the whole message
+    (2 bytes a character once one byte is 8-bit) and no second copy of a payload."""
+
+    def __init__(self, raw: bytes, policy):
+        self.text, self.size, self.policy = raw, len(raw), policy
+        self.view = memoryview(raw)
         self.factory = policy.message_factory or Message
         # Only CRLF and LF line ends (the usual case): a line ends at the next LF.
-        self.bare_cr = text.count("\r") != text.count("\r\n")
-        self.separators: list[str] = []  # "--" + boundary of each enclosing multipart
+        self.bare_cr = raw.count(b"\r") != raw.count(b"\r\n")
+        self.separators: list[bytes] = []  # b"--" + boundary of each enclosing multipart
         self.last: Message | None = None  # the feedparser's _last
         self.spans: list[tuple[Message, int, int]] = []  # parse()'s `spans`
         self.blank_ends = False  # in a delivery-status block: a blank line is an end
+        self.payloads: list[Message] = []  # the leaf parts, each holding a _Span
 
     def root(self) -> Message:
         message, end = self._message(0, None, 0)
@@ -113,24 +134,31 @@ class _Parser:
             raise _Refused("text left over")
         if message.get_content_maintype() == "multipart" and not message.is_multipart():
             self.policy.handle_defect(message, errors.MultipartInvariantViolationDefect())
+        for part in self.payloads:
+            part.set_payload(self._str(part._payload.start, part._payload.end))
         return message
+
+    def _str(self, start: int, end: int) -> str:
+        """raw[start:end] as the feedparser reads it (ASCII, surrogate escapes), decoded
+        from the bytes in place."""
+        return str(self.view[start:end], "ascii", "surrogateescape")
 
     def _line_end(self, start: int) -> int:
         """Where the line starting at `start` ends (after its CRLF, CR or LF)."""
         if self.bare_cr:  # one search: finding the next LF first could scan to the end
             found = LINE_END.search(self.text, start)  # every line, a quadratic walk
             return found.end() if found else self.size
-        newline = self.text.find("\n", start)
+        newline = self.text.find(b"\n", start)
         return newline + 1 if newline >= 0 else self.size
 
-    def _is_eof(self, line: str, separators: list[str]) -> bool:
+    def _is_eof(self, line: bytes, separators: list[bytes]) -> bool:
         """Whether the feedparser's readline() would answer EOF at `line`."""
-        if self.blank_ends and line[:1] in ("\r", "\n"):
+        if self.blank_ends and line[:1] in (b"\r", b"\n"):
             return True
-        return line.startswith("--") and any(
+        return line.startswith(b"--") and any(
             delimiter(line, separator) is not None for separator in separators)
 
-    def _next_eof(self, start: int, separators: list[str]) -> int:
+    def _next_eof(self, start: int, separators: list[bytes]) -> int:
         """The start of the first line at or after `start` (a line start) that is a
         delimiter of one of `separators` (or, in a delivery-status block, a blank line),
         or the end of the text."""
@@ -140,14 +168,14 @@ class _Parser:
         for separator in reversed(separators):  # innermost first: usually the nearest
             found = text.find(separator, start, best)
             while found >= 0:
-                if (found == start or text[found - 1] in "\r\n") and delimiter(
+                if (found == start or text[found - 1] in b"\r\n") and delimiter(
                         text[found:self._line_end(found)], separator) is not None:
                     best = found
                     break
                 found = text.find(separator, found + 1, best)
         return best
 
-    def _next_eof_in_block(self, start: int, separators: list[str]) -> int:
+    def _next_eof_in_block(self, start: int, separators: list[bytes]) -> int:
         """_next_eof in a delivery-status block: the first blank line or delimiter, each
         line looked at once (searching for each alone would scan past the other: to the
         end of the text for each block of a status that a delimiter ends)."""
@@ -181,7 +209,8 @@ class _Parser:
         if maintype == "multipart":
             return self._multipart(message, start, depth)
         end = self._next_eof(start, self.separators)
-        message.set_payload(self.text[start:end])
+        message.set_payload(_Span(start, end))  # made a str by root()
+        self.payloads.append(message)
         return end
 
     def _new_message(self, parent: Message | None) -> Message:
@@ -201,9 +230,7 @@ class _Parser:
         before a delimiter; else with it."""
         if end >= self.size and not self.separators:
             return end
-        if end - start >= 2 and self.text.startswith("\r\n", end - 2):  # (no copy of it)
-            return end - 2
-        return end - 1 if end > start and self.text[end - 1] in "\r\n" else end
+        return _end_without_line_end(self.text, start, end)
 
     def _delivery_status(self, message: Message, start: int, depth: int) -> int:
         """The header blocks of a message/delivery-status body (RFC 3464) whose first
@@ -234,9 +261,10 @@ class _Parser:
         lines, position, blank = [], start, False
         while position < self.size:
             end = self._line_end(position)
-            line = self.text[position:end]
-            if self._is_eof(line, self.separators):
+            line_bytes = self.text[position:end]
+            if self._is_eof(line_bytes, self.separators):
                 break
+            line = line_bytes.decode("ascii", "surrogateescape")
             if not headerRE.match(line):
                 blank = line[0] in "\r\n"
                 if blank:
@@ -291,19 +319,23 @@ class _Parser:
         if boundary is None:  # all its body is one text
             self.policy.handle_defect(message, errors.NoBoundaryInMultipartDefect())
             end = self._next_eof(start, self.separators)
-            message.set_payload(self.text[start:end])
+            message.set_payload(self._str(start, end))
             return end
         if "\r" in boundary or "\n" in boundary:
             raise _Refused("a boundary holding a line break")
+        try:  # (a character no byte decodes to, RFC 2231's, is in no line of the text)
+            separator = ("--" + boundary).encode("ascii", "surrogateescape")
+        except UnicodeEncodeError:
+            raise _Refused("a boundary no bytes spell") from None
         if str(message.get("content-transfer-encoding", "8bit")).lower() \
                 not in VALID_MULTIPART_ENCODINGS:
             self.policy.handle_defect(message, errors.InvalidMultipartContentTransferEncodingDefect())
-        separator, outer = "--" + boundary, self.separators
+        outer = self.separators
         line_start = self._next_eof(start, [*outer, separator])
         if self._delimiter_at(line_start, separator) is not False:
             return self._without_start_delimiter(message, start, line_start)
         if line_start > start:
-            message.preamble = _without_line_end(self.text[start:line_start])
+            message.preamble = _without_line_end(self._str(start, line_start))
         close = False
         while not close:
             part_start = self._line_end(line_start)
@@ -323,7 +355,7 @@ class _Parser:
                 return line_start
         epilogue_start = self._line_end(line_start)
         end = self._next_eof(epilogue_start, outer)
-        message.epilogue = self.text[epilogue_start:end]
+        message.epilogue = self._str(epilogue_start, end)
         return end
 
     def _without_start_delimiter(self, message: Message, start: int, line_start: int) -> int:
@@ -332,16 +364,16 @@ class _Parser:
         payload is the text before that line, its epilogue empty, and what follows a close
         delimiter up to the end is read by none. Where the line that ended it starts."""
         self.policy.handle_defect(message, errors.StartBoundaryNotFoundDefect())
-        message.set_payload(self.text[start:line_start])
+        message.set_payload(self._str(start, line_start))
         message.epilogue = ""
         if self._at_eof(line_start):
             return line_start
         return self._next_eof(self._line_end(line_start), self.separators)
 
-    def _line_at(self, start: int) -> str:
-        return self.text[start:self._line_end(start)] if start < self.size else ""
+    def _line_at(self, start: int) -> bytes:
+        return self.text[start:self._line_end(start)] if start < self.size else b""
 
-    def _delimiter_at(self, start: int, separator: str) -> bool | None:
+    def _delimiter_at(self, start: int, separator: bytes) -> bool | None:
         """delimiter() of the line at `start`, None also at the end of the text or where an
         enclosing multipart's delimiter is (the feedparser's readline() says EOF there)."""
         line = self._line_at(start)
@@ -358,5 +390,6 @@ class _Parser:
                 last.epilogue = None
             elif last.epilogue is not None:
                 last.epilogue = _without_line_end(last.epilogue)
-        elif isinstance(last._payload, str):
-            last._payload = _without_line_end(last._payload)
+        elif isinstance(last._payload, _Span):
+            span = last._payload
+            span.end = _end_without_line_end(self.text, span.start, span.end)

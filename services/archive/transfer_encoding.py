@@ -69,12 +69,14 @@ def decode_quoted_printable(data: bytes) -> bytes:
     return binascii.a2b_qp(data)
 
 
-def decode_base64(data: bytes) -> bytes:
+def decode_base64(data: bytes | str) -> bytes:
     """The bytes base64 `data` stands for (RFC 2045 6.8): characters outside the base64
     alphabet ignored (line breaks, blanks, junk), each run ended by padding decoded on its
     own (padding that ends no quad, after its first letter or after a whole quad, is
     skipped as a2b_base64 skips it), a run's missing padding supplied and a lone last
-    character of a run dropped.
+    character of a run dropped. `data` may be a str of ASCII characters only (a parsed
+    part's payload), read as its bytes: well-formed base64 is decoded with no bytes copy
+    of it (an attachment's payload is tens of MB).
     Never raises."""
     if _plain_base64(data):
         # a2b_base64 reads it as below when it reads it at all: it fails on a last quad of
@@ -84,7 +86,7 @@ def decode_base64(data: bytes) -> bytes:
             return binascii.a2b_base64(data)
         except binascii.Error:
             pass
-    data = data.translate(None, _NOT_BASE64)
+    data = _ascii_bytes(data).translate(None, _NOT_BASE64)
     if b"=" not in data.rstrip(b"="):  # padding at the end only, if at all: one run
         return _decoded_run(data.rstrip(b"="))
     decoded, pending = [], b""
@@ -107,21 +109,28 @@ def decode_base64(data: bytes) -> bytes:
     return b"".join(decoded)
 
 
-def _plain_base64(data: bytes) -> bool:
+def _plain_base64(data: bytes | str) -> bool:
     """Whether _PLAIN_BASE64 matches all of `data`, told by deleting its base64 letters and
     line breaks a piece at a time (the regular expression took 1 ns a byte, as much as
     decoding; a piece: no copy of megabytes): nothing may be left, or padding ("=" or
     "==") that is all in the last PADDED_TAIL bytes, which the expression then matches."""
     padding = 0
     for start in range(0, len(data), PIECE_BYTES):
-        left = data[start:start + PIECE_BYTES].translate(None, _LETTERS_AND_LINE_BREAKS)
+        piece = _ascii_bytes(data[start:start + PIECE_BYTES])
+        left = piece.translate(None, _LETTERS_AND_LINE_BREAKS)
         padding += len(left)
         if left.strip(b"=") or padding > 2:
             return False
     if not padding:
         return True
-    tail = data[-PADDED_TAIL:]  # (the rest is letters and line breaks: it matches there)
+    tail = _ascii_bytes(data[-PADDED_TAIL:])  # (the rest is letters and line breaks: it
+    # matches there)
     return tail.count(b"=") == padding and _PLAIN_BASE64.fullmatch(tail) is not None
+
+
+def _ascii_bytes(data: bytes | str) -> bytes:
+    """`data`, a str of ASCII characters, as its bytes; bytes as they are."""
+    return data.encode("ascii") if isinstance(data, str) else data
 
 
 def _pieces(data: bytes, cut: re.Pattern, after: bool):
@@ -215,4 +224,6 @@ def _decoded(part: Message) -> bytes | None:
     payload = part._payload
     if not isinstance(payload, str):
         return part.get_payload(decode=True)
+    if decode is decode_base64 and payload.isascii():  # (told in constant time)
+        return decode_base64(payload)  # no bytes copy of it
     return decode(payload_bytes(payload))

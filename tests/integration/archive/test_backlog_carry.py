@@ -22,6 +22,9 @@ from tests.integration.archive.test_indexer_memory import WORDS_PER_MESSAGE, mai
 
 pytestmark = pytest.mark.integration
 TEXT = len(" ".join(f"word0x{k}" for k in range(WORDS_PER_MESSAGE)))
+# Memory for commits of 4 messages of text: mail(n)'s text is TEXT for n < 10, about
+# 1.1 TEXT after, and a commit ends before a message that would take it past its share.
+FOUR_MESSAGES = int(4.7 * TEXT * MEMORY_PER_TEXT_BYTE)
 
 
 def test_only_the_last_commit_of_a_backlog_is_less_than_full(tmp_path, monkeypatch):
@@ -33,16 +36,16 @@ def test_only_the_last_commit_of_a_backlog_is_less_than_full(tmp_path, monkeypat
     commit = Indexer._commit
     monkeypatch.setattr(Indexer, "_commit", lambda self, part, *options: (
         committed.append((_text_size(part), part.last_seq)), commit(self, part, *options)))
-    # A commit takes 3.5 messages of text (so 4 messages), a batch 27 messages of bytes
-    # (memory / BATCH_SHARE): every batch ends in a rest of 3, which used to be a commit
-    # of its own.
-    memory = int(3.5 * TEXT * MEMORY_PER_TEXT_BYTE)
-    assert int(memory / BATCH_SHARE / len(mail(0))) % 4 == 3
+    # A commit takes 4 messages of text, a batch 33 or 34 messages of bytes (memory /
+    # BATCH_SHARE): every batch ends in a rest of 1 or 2, which used to be a commit of
+    # its own.
+    memory = FOUR_MESSAGES
+    assert int(memory / BATCH_SHARE / len(mail(count - 1))) % 4 != 0
     with ExtractionPool(archive.profile.attachment_text_bytes) as pool, \
             Indexer(archive.store, archive.index_dir(), pool, memory_bytes=memory) as indexer:
         indexer.catch_up()
         limit = indexer.commit_text_bytes
-    assert all(size >= limit for size, _ in committed[:-1]), committed
+    assert all(size <= limit < size + TEXT for size, _ in committed[:-1]), committed
     assert len(committed) == count // 4  # as few as the text allows (it made 16 before)
     assert [seq for _, seq in committed] == sorted(seq for _, seq in committed)
     database = xapian.Database(str(archive.index_dir()))
@@ -74,7 +77,7 @@ def test_progress_counts_only_what_is_committed(tmp_path, monkeypatch, count):
     monkeypatch.setattr(Indexer, "_read", lambda self, after: (
         batch := read(self, after), batch.entries and batches.append(
             (batch.full, batch.last_seq)))[0])
-    memory = int(3.5 * TEXT * MEMORY_PER_TEXT_BYTE)  # a commit: 4 messages of text
+    memory = FOUR_MESSAGES
     seen = []  # (entries counted so far, the index's position then)
     with ExtractionPool(archive.profile.attachment_text_bytes) as pool, \
             Indexer(archive.store, archive.index_dir(), pool, memory_bytes=memory) as indexer:
@@ -110,7 +113,7 @@ def test_progress_counts_the_commits_made_before_a_write_fails(tmp_path, monkeyp
     archive = Archive(tmp_path / "data", 450)
     for n in range(60):
         archive.store.put(mail(n))
-    memory = int(3.5 * TEXT * MEMORY_PER_TEXT_BYTE)  # a commit: 4 messages of text
+    memory = FOUR_MESSAGES
     if failing == "the third commit":
         monkeypatch.setattr(Indexer, "_commit", full_disk_at(Indexer._commit, 3))
     else:
@@ -171,7 +174,7 @@ def test_a_message_deleted_then_stored_again_across_a_carry_is_indexed(tmp_path,
         return batch
 
     monkeypatch.setattr(Indexer, "_read", read_then_store_again)
-    memory = int(3.5 * TEXT * MEMORY_PER_TEXT_BYTE)  # a commit: 4 messages of text
+    memory = FOUR_MESSAGES
     with ExtractionPool(archive.profile.attachment_text_bytes) as pool, \
             Indexer(archive.store, archive.index_dir(), pool, memory_bytes=memory) as indexer:
         indexer.catch_up()
@@ -283,3 +286,18 @@ def test_header_metadata_read_anew_goes_with_the_copy_indexed():
 def test_nothing_carried_is_the_batch_itself():
     later = _batch([(3, "a")], present=[("a", 1)])
     assert _joined(None, later) is later
+
+
+def test_a_commit_ends_before_a_message_that_would_take_it_past_its_text():
+    """Two messages of just under a commit's text are two commits, not one of twice as
+    much (bodies cut at the text cap are such: Xapian held two of them at once); a message
+    over it alone is a commit of its own."""
+    sizes = {"a": 90, "b": 90, "c": 5, "d": 200, "e": 100}
+    batch = _batch([(n, digest) for n, digest in enumerate(sizes, 1)],
+                   present=[(digest, 1) for digest in sizes])
+    for read in batch.extracted:
+        read.size = sizes[read.name[0]]
+    parts = list(_parts(batch, 100))
+    assert [[digest for _, digest in part.entries] for part in parts] == \
+        [["a"], ["b", "c"], ["d"], ["e"]]
+    assert [_text_size(part) for part in parts] == [90, 95, 200, 100]
