@@ -796,7 +796,7 @@ def _parts(batch: Batch, text_bytes: float, entries: int | None = None) -> Itera
     part, size = Batch([]), 0
     for seq, digest in batch.entries:
         document = pending.pop(digest, None)  # at its first entry in the batch
-        if document and size and size + document[1].text_size() > text_bytes:
+        if document and part.present and size + document[1].text_size() > text_bytes:
             yield part
             part, size = Batch([]), 0
         part.entries.append((seq, digest))

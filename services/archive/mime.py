@@ -261,6 +261,10 @@ def _without(raw: bytes, closings: list[tuple[int, int]]) -> bytes:
     return b"".join(kept)
 
 
+# A line with its line end, as bytes.splitlines(keepends=True) cuts them: CR LF, CR or LF.
+_LINE = re.compile(rb"[^\r\n]*(?:\r\n?|\n)|[^\r\n]+\Z")
+
+
 def _field_name_closings(raw: bytes) -> list[tuple[int, int]]:
     """The [start, end) of each run of white space with_field_names_closed removes from
     `raw`, in order."""
@@ -281,13 +285,14 @@ def _part_field_name_closings(raw: bytes, start: int) -> list[tuple[int, int]]:
     delimiters = {b"--" + (quoted or bare) for quoted, bare in _BOUNDARY.findall(raw)}
     if not delimiters:
         return []
-    closings, in_header, offset = [], False, start
-    for line in raw[start:].splitlines(keepends=True):
+    closings, in_header = [], False
+    for found_line in _LINE.finditer(raw, start):  # (not splitlines: a copy of the body)
+        line = found_line.group()
         if in_header and line.strip(b"\r\n"):
-            closings += [_spaces_of(found, offset) for found in _OBS_FIELD_NAME.finditer(line)]
+            closings += [_spaces_of(found, found_line.start())
+                         for found in _OBS_FIELD_NAME.finditer(line)]
         else:  # a delimiter line, with its transport padding, opens a part's header block
             in_header = line.rstrip() in delimiters
-        offset += len(line)
     return closings
 
 
@@ -405,9 +410,11 @@ def _detected_in(sample: bytes) -> tuple[str, ...]:
 def _declaring(message: Message, raw: bytes) -> Message:
     """`message` with every part knowing the charsets its message declares (charsets_of):
     the top-level message's from its raw bytes (declared_charsets, as at put), an attached
-    message's from its own parts."""
-    stack = [(message, _Declared(lambda: declared_charsets(raw),
-                                      lambda: _detected_in(body_sample(raw))))]
+    message's from its own parts. The tree holds only the start of `raw` those read
+    (_charset_prefix), not all of it: a large message's bytes are freed once parsed."""
+    read = _charset_prefix(raw)
+    stack = [(message, _Declared(lambda: declared_charsets(read),
+                                      lambda: _detected_in(body_sample(read))))]
     while stack:
         part, declared = stack.pop()
         part.__dict__[_CHARSETS_KEY] = declared
@@ -418,6 +425,14 @@ def _declaring(message: Message, raw: bytes) -> Message:
             if isinstance(child, Message):
                 stack.append((child, _tree_declared(child) if inner else declared))
     return message
+
+
+def _charset_prefix(raw: bytes) -> bytes:
+    """The start of `raw` that declared_charsets and body_sample read, which give the same
+    of it as of `raw`: the header block, the first text part's header field and header
+    block within CHARSET_SCAN_LIMIT bytes after it, and a sample of that part's content.
+    `raw` itself when it is no longer."""
+    return raw[:header_end(raw) + 2 * CHARSET_SCAN_LIMIT + 2 * BODY_SAMPLE_BYTES]
 
 
 def declared_charsets(raw: bytes) -> tuple[str, ...]:

@@ -24,6 +24,7 @@ reads a token: the email package decoded only a value that was the bare name, so
 from __future__ import annotations
 
 import binascii
+import io
 import re
 from email.message import Message
 
@@ -54,11 +55,24 @@ _TOKEN_END = re.compile(r"[\s;(]")
 # the web's and intake's own memory.
 PIECE_BYTES = 1 << 16
 _QP_PIECE_START = re.compile(rb"[^ \t\r\n]")  # no soft line break goes on past it
+# A hard line break: its line's last character but blanks is no "=" (nor white space).
+_QP_HARD_LINE_END = re.compile(rb"[^=\s][ \t]*\r?\n")
 
 
 def decode_quoted_printable(data: bytes) -> bytes:
     """The bytes quoted-printable `data` stands for (RFC 2045 6.7): soft line breaks after
-    any line ending joined, "=XX" decoded, anything else kept as it is. Never raises."""
+    any line ending joined, "=XX" decoded, anything else kept as it is. Decoded in runs of
+    lines that each end in a hard line break (no soft line break nor "=XX" goes on past
+    one), so that what is held at once is the decoded bytes and a run, not the text
+    without its soft line breaks as well. Never raises."""
+    decoded = io.BytesIO()
+    for lines in _pieces(data, _QP_HARD_LINE_END, after=True):
+        decoded.write(_decoded_lines(lines))
+    return decoded.getvalue()
+
+
+def _decoded_lines(data: bytes) -> bytes:
+    """decode_quoted_printable of `data`, ending in a hard line break or the text's end."""
     data = b"".join(_SOFT_LINE_BREAK.sub(b"", piece)
                     for piece in _pieces(data, _QP_PIECE_START, after=False))
     # Joining lines can put an "=" that was text ("==<LF><CR>...", "a=" then a soft line
@@ -217,13 +231,13 @@ def _decoded(part: Message) -> bytes | None:
         return uuencode.decode(uuencoded)
     encoding = encoding_of(part.get("content-transfer-encoding", ""))
     decode = DECODERS.get(encoding)
-    if part.is_multipart() or decode is None:
-        return part.get_payload(decode=True)
     # What get_payload(decode=True) reads, which no public accessor gives undecoded: the
     # bytes parser kept 8-bit bytes as surrogates, and they go back to what they were.
     payload = part._payload
-    if not isinstance(payload, str):
+    if part.is_multipart() or not isinstance(payload, str):
         return part.get_payload(decode=True)
+    if decode is None:  # 7bit, 8bit, binary or none: the bytes, as get_payload gives them,
+        return payload_bytes(payload)  # without its trial UTF-8 copy (3 bytes a character)
     if decode is decode_base64 and payload.isascii():  # (told in constant time)
         return decode_base64(payload)  # no bytes copy of it
     return decode(payload_bytes(payload))

@@ -247,7 +247,7 @@ def test_what_is_read_of_a_message_with_lone_surrogate_text_is_valid_unicode(cas
     from services.archive import extract, metadata
     meta = metadata.header_metadata(case.raw, None, 0.0)
     summary = mime.summarize_headers(case.raw)
-    read = extract._extract(case.raw, 1024 * 1024)
+    read = extract.extract(case.raw, 1024 * 1024)
     texts = [value for value in meta.values() if isinstance(value, str)] + [
         summary.subject, summary.message_id or "", *summary.from_addrs, *summary.to,
         read.body] + [text or "" for item in read.attachments

@@ -9,6 +9,7 @@ ASCII payload is decoded from its str. Measured as what Python allocates while t
 is parsed or read (tracemalloc), beyond the message's bytes, which the caller holds."""
 import base64
 import os
+import random
 import tracemalloc
 
 import pytest
@@ -81,3 +82,53 @@ def test_the_tree_is_the_same_with_8_bit_bytes_in_a_large_payload():
     assert text_part._payload == "\udce9" * 2**20  # (get_payload() decodes the charset)
     assert attachment._payload == "" and attachment._payload.isascii()
     assert text_part.get_payload(decode=True) == b"\xe9" * 2**20
+
+
+def test_the_tree_holds_no_reference_to_the_message_bytes():
+    """The worker lets a message's bytes go once it is parsed (extract.parse): the tree
+    must not keep them (its charset lookup kept a closure over them: the message twice
+    while its attachments were decoded)."""
+    tracemalloc.start()
+    try:
+        raw = message(os.urandom(ATTACHMENT_BYTES))
+        size = len(raw)
+        parsed = extract.parse(raw)
+        del raw
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert parsed.summary.subject == "report"
+    assert held < 1.1 * size, (held, size)  # the payloads' strs alone
+
+
+def random_message(rng: random.Random) -> bytes:
+    """A message whose charset labels and first text part lie near the bounds
+    declared_charsets and body_sample read to: a long header block, a preamble of about
+    CHARSET_SCAN_LIMIT, a text part's header block across it, a body of about
+    BODY_SAMPLE_BYTES in any transfer encoding, line ends of either kind."""
+    end = rng.choice([b"\r\n", b"\n"])
+    around = lambda size: rng.randint(size - 300, size + 300)  # noqa: E731
+    header = [b"Subject: x", b"Content-Type: multipart/mixed; boundary=b; charset=koi8-r"]
+    header += [b"X-Filler: " + b"f" * 70] * rng.choice([0, 10, around(mime.CHARSET_SCAN_LIMIT
+                                                                        // 80)])
+    preamble = b"p" * rng.choice([0, 100, *[around(mime.CHARSET_SCAN_LIMIT)] * 3])
+    part_header = [b"Content-Type: text/plain; charset=" + rng.choice([b"utf-8", b"big5"])]
+    part_header += [b"X-Part: " + b"h" * 60] * rng.choice(
+        [0, *[around(mime.CHARSET_SCAN_LIMIT // 70)] * 3])
+    encoding = rng.choice([b"base64", b"quoted-printable", b"8bit"])
+    body = bytes(rng.choice(b"ab \xe9=\n") for _ in range(around(2 * mime.BODY_SAMPLE_BYTES)))
+    if encoding == b"base64":
+        body = base64.encodebytes(body)
+    part_header.append(b"Content-Transfer-Encoding: " + encoding)
+    return end.join(header + [b"", preamble, b"--b"] + part_header
+                    + [b"", body, b"--b--", b""])
+
+
+def test_the_charset_prefix_reads_as_the_whole_message():
+    rng = random.Random(2046)
+    for _ in range(300):
+        raw = random_message(rng)
+        prefix = mime._charset_prefix(raw)
+        assert mime.declared_charsets(prefix) == mime.declared_charsets(raw)
+        assert mime.body_sample(prefix) == mime.body_sample(raw)
+        assert len(prefix) < len(raw) or prefix is raw
