@@ -117,7 +117,7 @@ class _Parser:
     (2 bytes a character once one byte is 8-bit) and no second copy of a payload."""
 
     def __init__(self, raw: bytes, policy):
-        self.text, self.size, self.policy = raw, len(raw), policy
+        self.raw, self.size, self.policy = raw, len(raw), policy
         self.view = memoryview(raw)
         self.factory = policy.message_factory or Message
         # Only CRLF and LF line ends (the usual case): a line ends at the next LF.
@@ -146,9 +146,9 @@ class _Parser:
     def _line_end(self, start: int) -> int:
         """Where the line starting at `start` ends (after its CRLF, CR or LF)."""
         if self.bare_cr:  # one search: finding the next LF first could scan to the end
-            found = LINE_END.search(self.text, start)  # every line, a quadratic walk
+            found = LINE_END.search(self.raw, start)  # every line, a quadratic walk
             return found.end() if found else self.size
-        newline = self.text.find(b"\n", start)
+        newline = self.raw.find(b"\n", start)
         return newline + 1 if newline >= 0 else self.size
 
     def _is_eof(self, line: bytes, separators: list[bytes]) -> bool:
@@ -164,15 +164,15 @@ class _Parser:
         or the end of the text."""
         if self.blank_ends:
             return self._next_eof_in_block(start, separators)
-        text, best = self.text, self.size
+        raw, best = self.raw, self.size
         for separator in reversed(separators):  # innermost first: usually the nearest
-            found = text.find(separator, start, best)
+            found = raw.find(separator, start, best)
             while found >= 0:
-                if (found == start or text[found - 1] in b"\r\n") and delimiter(
-                        text[found:self._line_end(found)], separator) is not None:
+                if (found == start or raw[found - 1] in b"\r\n") and delimiter(
+                        raw[found:self._line_end(found)], separator) is not None:
                     best = found
                     break
-                found = text.find(separator, found + 1, best)
+                found = raw.find(separator, found + 1, best)
         return best
 
     def _next_eof_in_block(self, start: int, separators: list[bytes]) -> int:
@@ -181,7 +181,7 @@ class _Parser:
         end of the text for each block of a status that a delimiter ends)."""
         if start >= self.size or self._is_eof(self._line_at(start), separators):
             return start
-        for found in _BLOCK_TEXT_END.finditer(self.text, start):
+        for found in _BLOCK_TEXT_END.finditer(self.raw, start):
             if self._is_eof(self._line_at(found.end()), separators):
                 return found.end()
         return self.size
@@ -230,7 +230,7 @@ class _Parser:
         before a delimiter; else with it."""
         if end >= self.size and not self.separators:
             return end
-        return _end_without_line_end(self.text, start, end)
+        return _end_without_line_end(self.raw, start, end)
 
     def _delivery_status(self, message: Message, start: int, depth: int) -> int:
         """The header blocks of a message/delivery-status body (RFC 3464) whose first
@@ -261,7 +261,7 @@ class _Parser:
         lines, position, blank = [], start, False
         while position < self.size:
             end = self._line_end(position)
-            line_bytes = self.text[position:end]
+            line_bytes = self.raw[position:end]
             if self._is_eof(line_bytes, self.separators):
                 break
             line = line_bytes.decode("ascii", "surrogateescape")
@@ -371,7 +371,7 @@ class _Parser:
         return self._next_eof(self._line_end(line_start), self.separators)
 
     def _line_at(self, start: int) -> bytes:
-        return self.text[start:self._line_end(start)] if start < self.size else b""
+        return self.raw[start:self._line_end(start)] if start < self.size else b""
 
     def _delimiter_at(self, start: int, separator: bytes) -> bool | None:
         """delimiter() of the line at `start`, None also at the end of the text or where an
@@ -392,4 +392,4 @@ class _Parser:
                 last.epilogue = _without_line_end(last.epilogue)
         elif isinstance(last._payload, _Span):
             span = last._payload
-            span.end = _end_without_line_end(self.text, span.start, span.end)
+            span.end = _end_without_line_end(self.raw, span.start, span.end)
