@@ -18,6 +18,8 @@ import codecs
 import encodings
 import encodings.aliases
 import re
+import sys
+from typing import Iterator, NamedTuple
 
 import webencodings
 
@@ -96,6 +98,20 @@ def decode(data: bytes, label: str | None, detect: bool = True) -> str:
     are valid UTF-8, else the charset detection is confident of (detect=True), else
     Windows-1252. Never holds a lone surrogate: one a codec yields (UTF-7's "+2D0-") is a
     bad byte sequence like any other."""
+    return _reading(data, label, detect).text
+
+
+class Reading(NamedTuple):
+    """Bytes read as text: the `text`, the `codec` read in, and how many bytes of byte-order
+    mark before the text were left out (`mark_bytes`). The text is always
+    without_surrogates(data[mark_bytes:].decode(codec, "replace")), whichever way found."""
+    text: str
+    codec: str
+    mark_bytes: int = 0
+
+
+def _reading(data: bytes, label: str | None, detect: bool) -> Reading:
+    """decode()'s text and the codec it chose."""
     codec = codec_for(label)
     if codec is not None:
         try:
@@ -104,11 +120,11 @@ def decode(data: bytes, label: str | None, detect: bool = True) -> str:
             text = data.decode(codec, "replace")
         else:
             if not has_surrogates(text):
-                return text
+                return Reading(text, codec)
         text = without_surrogates(text)
         if text.count("\ufffd") <= LIE_RATIO * len(data):
-            return text
-    return decode_unlabelled(data, detect)
+            return Reading(text, codec)
+    return _unlabelled_reading(data, detect)
 
 
 # A byte-order mark that starts a document names its encoding whatever its label says
@@ -128,27 +144,100 @@ def decode_document(data: bytes, label: str | None, detect: bool = True) -> str:
     with a byte-order mark (BYTE_ORDER_MARKS, UTF32_MARKS): then in the encoding the mark
     names, the mark left out, bad sequences as U+FFFD; or unless it is UTF-16 without a
     mark (unmarked_encoding): then in that. Never raises; linear in len(data)."""
+    return read_document(data, label, detect).text
+
+
+def read_document(data: bytes, label: str | None, detect: bool = True) -> Reading:
+    """decode_document's text, with the codec it was read in (Reading)."""
     if data[:1] in MARK_STARTS:
-        marked = _marked_text(data)
+        marked = _marked_reading(data)
         if marked is not None:
             return marked
     unmarked = unmarked_encoding(data, label)  # (for text of no NUL: one memchr)
     if unmarked is not None:
-        return without_surrogates(data.decode(unmarked, "replace"))
-    return decode(data, label, detect)
+        return Reading(without_surrogates(data.decode(unmarked, "replace")), unmarked)
+    return _reading(data, label, detect)
 
 
-def _marked_text(data: bytes) -> str | None:
+# Bytes decoded at once past a document's start (decode_document_start): the text of one
+# piece is what is held of the rest.
+PIECE_BYTES = 1024 * 1024
+
+
+def decode_document_start(data: bytes, label: str | None, start_bytes: int
+                          ) -> tuple[str, Iterator[str]]:
+    """decode_document(data, label) read in part: the text of data's first start_bytes
+    (a character they cut at their end is left to the rest), and the text of the rest, an
+    iterator of pieces (PIECE_BYTES of data each), in the codec the first start_bytes are
+    read in (the rest is not looked at to choose it, as for a text attachment read up to
+    its cap: services.archive.extract). The text and the pieces joined are decode_document's
+    text of data wherever its first start_bytes are read in the codec the whole is; all of
+    data is decode_document's when not longer than start_bytes. Holds one piece's text at
+    once, and keeps `data` until the pieces end. Never raises."""
+    if len(data) <= start_bytes:
+        return decode_document(data, label), iter(())
+    start = data[:start_bytes]
+    codec, mark_bytes = _in_order(read_document(start, label), start)
+    # (decoded again, step by step: a character cut at start_bytes goes on into the rest)
+    decoder = codecs.getincrementaldecoder(codec)("replace")
+    text = _step(decoder, codec, start[mark_bytes:])
+    return text, _pieces(decoder, codec, memoryview(data)[start_bytes:])
+
+
+# UTF-16 and UTF-32 of no byte order: decoded whole, text with no byte-order mark is read
+# in the machine's order; their incremental decoders refuse it. So the order is named.
+_BYTE_ORDERS = {"utf-16": ((codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be")),
+                "utf-32": ((codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"))}
+
+
+def _in_order(reading: Reading, data: bytes) -> tuple[str, int]:
+    """The codec and mark_bytes of a reading of data, the byte order named in the codec."""
+    if reading.codec not in _BYTE_ORDERS:
+        return reading.codec, reading.mark_bytes
+    for mark, codec in _BYTE_ORDERS[reading.codec]:
+        if data.startswith(mark):
+            return codec, len(mark)
+    return f"{reading.codec}-{'le' if sys.byteorder == 'little' else 'be'}", 0
+
+
+def _pieces(decoder: codecs.IncrementalDecoder, codec: str, rest: memoryview
+            ) -> Iterator[str]:
+    """The text of `rest` as `decoder` (of `codec`) goes on reading it, PIECE_BYTES at a
+    time."""
+    for start in range(0, len(rest), PIECE_BYTES):
+        yield _step(decoder, codec, rest[start:start + PIECE_BYTES])
+    yield _step(decoder, codec, b"", final=True)
+
+
+def _step(decoder: codecs.IncrementalDecoder, codec: str, data: bytes | memoryview,
+          final: bool = False) -> str:
+    """decoder.decode(data, final), without surrogates. An ISO-2022 decoder refuses to hold
+    more than a few bytes it has not decoded yet (escape sequences that select nothing:
+    "pending buffer overflow", no UnicodeDecodeError that "replace" handles): then the
+    decoder starts again, and `data` is decoded on its own."""
+    try:
+        text = decoder.decode(data, final)
+    except UnicodeDecodeError:
+        raise  # (not with "replace")
+    except UnicodeError:
+        decoder.reset()
+        text = bytes(data).decode(codec, "replace")
+    return without_surrogates(text)
+
+
+def _marked_reading(data: bytes) -> Reading | None:
     """The text after the byte-order mark data starts with, in its encoding, or None."""
     for mark, codec in UTF32_MARKS:
         if data.startswith(mark):
             try:
-                return without_surrogates(data[len(mark):].decode(codec))
+                return Reading(without_surrogates(data[len(mark):].decode(codec)), codec,
+                               len(mark))
             except UnicodeDecodeError:
                 break  # no UTF-32: UTF-16's mark and a U+0000
     for mark, codec in BYTE_ORDER_MARKS:
         if data.startswith(mark):
-            return without_surrogates(data[len(mark):].decode(codec, "replace"))
+            return Reading(without_surrogates(data[len(mark):].decode(codec, "replace")),
+                           codec, len(mark))
     return None
 
 
@@ -301,12 +390,16 @@ def without_surrogates(text: str) -> str:
 
 def decode_unlabelled(data: bytes, detect: bool = True) -> str:
     """Bytes of no (or no believable) charset: ASCII, UTF-8, detection, Windows-1252."""
+    return _unlabelled_reading(data, detect).text
+
+
+def _unlabelled_reading(data: bytes, detect: bool) -> Reading:
     try:
-        return data.decode("utf-8")
+        return Reading(data.decode("utf-8"), "utf-8")
     except UnicodeDecodeError:
         pass
-    codec = detected(data) if detect else None
-    return without_surrogates(data.decode(codec or FALLBACK, "replace"))
+    codec = (detected(data) if detect else None) or FALLBACK
+    return Reading(without_surrogates(data.decode(codec, "replace")), codec)
 
 
 def detected(data: bytes) -> str | None:

@@ -76,6 +76,7 @@ class ReadBudget:
         self.attachments = attachments  # MIME attachments it may still read
         self.attachments_passed = 0  # MIME attachments left unread for want of that
         self.tool_opened: set[tuple[str, str]] = set()  # (kind, SHA-256) a tool opened
+        self.unread_text = None  # extract's UnreadText of the body being read (it sets it)
 
     def tool_refusal(self, kind: str, sha256_hex: str) -> str | None:
         """Why the container of `kind` (TOOL_KINDS: "signed-data", "tnef") whose content has

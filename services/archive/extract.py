@@ -264,12 +264,47 @@ def extract_parsed(parsed: Parsed, cap_bytes: int,
 
 def _extract(parsed: Parsed, cap_bytes: int) -> Extracted:
     message = parsed.message
-    budget = containers.ReadBudget(text_bytes=CONTAINER_TEXT_FACTOR * cap_bytes)
+    budget = _message_budget(cap_bytes)
+    unread = budget.unread_text
     body, attachments = _body_and_attachments(message, cap_bytes, 0, budget)
     indexed = truncate_on_a_word(body, min(cap_bytes, BODY_TEXT_LIMIT))
-    return Extracted(parsed.summary, indexed, attachments, encrypted=PGP_ARMOR in body,
-                     cut=_joined(parts_cut(message), body_cut(body, indexed, cap_bytes),
+    return Extracted(parsed.summary, indexed, attachments,
+                     encrypted=PGP_ARMOR in body or unread.pgp_armor,
+                     cut=_joined(parts_cut(message), body_cut(body, indexed, cap_bytes, unread),
                                  attachments_cut(budget)))
+
+
+@dataclass
+class UnreadText:
+    """What a message's body text parts hold past what was decoded of them (the first
+    decoded_bytes(cap) of each: a body of 90 MB is not held as text for the 1 MB the index
+    takes), counted in pieces: its size in UTF-8 bytes, whether it holds more than white
+    space, and whether an OpenPGP message's armor line (PGP_ARMOR)."""
+    utf8_bytes: int = 0
+    words: bool = False
+    pgp_armor: bool = False
+
+    def count(self, pieces: Iterable[str], before: str) -> None:
+        """Count `pieces`, the text that goes on from `before` (an armor line may span)."""
+        carried = before[1 - len(PGP_ARMOR):]
+        for piece in pieces:
+            self.utf8_bytes += _utf8_len(piece)
+            self.words = self.words or words_past(piece, 0)
+            self.pgp_armor = self.pgp_armor or PGP_ARMOR in carried + piece
+            carried = (carried + piece)[1 - len(PGP_ARMOR):]
+
+
+def _message_budget(cap_bytes: int) -> containers.ReadBudget:
+    budget = containers.ReadBudget(text_bytes=CONTAINER_TEXT_FACTOR * cap_bytes)
+    budget.unread_text = UnreadText()
+    return budget
+
+
+def decoded_bytes(cap_bytes: int) -> int:
+    """The bytes of a text decoded for cap_bytes of its UTF-8: a character is at most 4
+    bytes in any charset, so these hold the cap, and one character more when there is more
+    (capped_text then sees the cut)."""
+    return 4 * cap_bytes + 4
 
 
 def parts_cut(message: Message) -> str | None:
@@ -283,19 +318,24 @@ def parts_cut(message: Message) -> str | None:
     return None
 
 
-def body_cut(body: str, indexed: str, cap_bytes: int) -> str | None:
+def body_cut(body: str, indexed: str, cap_bytes: int,
+             unread: UnreadText | None = None) -> str | None:
     """Why the index takes only `indexed` of this body text (its first cap_bytes of UTF-8,
     the model's text cap, or BODY_TEXT_LIMIT if less, less the word the cut falls in:
     truncate_on_a_word), or None when it loses no word (white space alone past the cut). The
     body has the attachments' cap because one document's text stays in the indexer's
     memory until its commit (services.archive.indexer): bodies of megabytes took the
     importing process past the model 450's 256 MB (some 22 bytes of Xapian's memory a
-    byte of text; review r18 F1)."""
-    if not words_past(body, len(indexed)):
+    byte of text; review r18 F1). `unread`: what the body's text parts hold past `body`,
+    counted (the cut then says the size of both; beside a plain text read in part, the
+    words only an HTML alternative has are those not in the part read)."""
+    unread = unread or UnreadText()
+    if not words_past(body, len(indexed)) and not unread.words:
         return None
     limit = (f"{cap_bytes} bytes, the text cap (attachment_text_kb)"
              if cap_bytes <= BODY_TEXT_LIMIT else f"{BODY_TEXT_LIMIT} bytes, the body text limit")
-    return (f"{PARTLY_INDEXED}body text cut at {limit}, of {_utf8_len(body)}; "
+    return (f"{PARTLY_INDEXED}body text cut at {limit}, of "
+            f"{_utf8_len(body) + unread.utf8_bytes}; "
             "the rest is not indexed")
 
 
@@ -348,8 +388,11 @@ def _body_and_attachments(message: Message, cap_bytes: int, nesting: int,
                           read_attachments: bool = True) -> tuple[str, list[AttachmentText]]:
     """The body text of a message and its attachments, those inside forwarded messages,
     TNEF, zip and S/MIME signed-data included (each found one names its `container`);
-    with `read_attachments` False, the body text alone and no attachment."""
-    budget = budget or containers.ReadBudget(text_bytes=CONTAINER_TEXT_FACTOR * cap_bytes)
+    with `read_attachments` False, the body text alone and no attachment. Of each text
+    part the first decoded_bytes of the cap (of BODY_TEXT_LIMIT with none) are read, the
+    rest counted into budget.unread_text (UnreadText)."""
+    budget = budget or _message_budget(cap_bytes)
+    start_bytes = decoded_bytes(cap_bytes or BODY_TEXT_LIMIT)
     plain, attachments, statuses = [], [], set()  # statuses: where in plain
     html = _HtmlTexts()
     pgp_encrypted = _parts_of_multipart_encrypted(message)
@@ -371,7 +414,8 @@ def _body_and_attachments(message: Message, cap_bytes: int, nesting: int,
         elif part.get_content_type() == "text/html":
             html.read(part)
         else:
-            text, files = _text_part(part, budget if read_attachments else None)
+            text, files = _text_part(part, budget if read_attachments else None,
+                                     start_bytes, budget.unread_text)
             plain.append(text)
             entries, bodies = _uuencoded_files(files, cap_bytes, nesting, budget, container)
             attachments += entries
@@ -444,19 +488,23 @@ def _take_attachment(part: Message, budget: containers.ReadBudget) -> bool:
     return True
 
 
-def _text_part(part: Message, budget: containers.ReadBudget | None
-               ) -> tuple[str, list[tuple[str | None, bytes]]]:
+def _text_part(part: Message, budget: containers.ReadBudget | None, start_bytes: int,
+               unread: UnreadText) -> tuple[str, list[tuple[str | None, bytes]]]:
     """A part of body text (mime.is_body_text): its text, and the uuencoded files in it
     (mime.body_text_split), each (name, data), as many as `budget` lets the message read
     (the rest are counted as passed; None: none are read), their encoded lines out of the
-    text. A part whose transfer encoding is x-uuencode is read so too."""
+    text. A part whose transfer encoding is x-uuencode is read so too. Its text is that of
+    its first start_bytes (its charset found from those), the rest counted into
+    `unread`."""
     charset = _safe_charset(part)
     found = mime.body_text_split(part, max(0, budget.attachments) if budget is not None else 0)
     if budget is not None:
         budget.attachments -= len(found.files)
         budget.attachments_passed += found.more
     files = [(mime.uuencoded_name(file.name, charset), file.data) for file in found.files]
-    return mime.decode_text(found.text, charset), files
+    text, rest = charsets.decode_document_start(found.text, charset, start_bytes)
+    unread.count(rest, text)
+    return text, files
 
 
 def report_text(part: Message) -> str:
@@ -809,9 +857,7 @@ def _file_pieces(mime_type: str, data: bytes, cap_bytes: int,
     if mime_type == "text/html":
         return [_html_to_text(data, charset)]
     if mime_type.startswith("text/") and mime_type not in documents.RTF_TYPES:
-        # Each character is at most 4 bytes in any charset, so this prefix holds the cap,
-        # and one character more when there is more (capped_text then sees the cut).
-        return [mime.decode_text(data[:4 * cap_bytes + 4], charset)]
+        return [mime.decode_text(data[:decoded_bytes(cap_bytes)], charset)]
     if documents.handles(mime_type):
         return [documents.text_of(mime_type, data)]
     if mime_type == DOCX_MIME:
@@ -947,8 +993,14 @@ def _forwarded_message(entry: AttachmentText, inner: Message, cap_bytes: int, ne
                      f"{MAX_NESTED_MESSAGES} levels: only its From, To and Subject are indexed, "
                      "not its body, its attachments or the messages it forwards")
         return []
-    attachments, body = _inner_entries(inner, entry, cap_bytes, nesting, budget)
+    outer_unread, budget.unread_text = budget.unread_text, UnreadText()
+    try:  # (its body's text is this entry's, not the message's)
+        attachments, body = _inner_entries(inner, entry, cap_bytes, nesting, budget)
+        unread = budget.unread_text
+    finally:
+        budget.unread_text = outer_unread
     entry.text, cut = capped_text(["\n".join([*lines, "", body])], cap_bytes)
+    cut = cut or unread.words
     entry.cut = _joined(entry.cut, cap_cut(cap_bytes) if cut else None)
     return attachments
 
