@@ -98,7 +98,7 @@ def decode(data: bytes, label: str | None, detect: bool = True) -> str:
     are valid UTF-8, else the charset detection is confident of (detect=True), else
     Windows-1252. Never holds a lone surrogate: one a codec yields (UTF-7's "+2D0-") is a
     bad byte sequence like any other."""
-    return _reading(data, label, detect).text
+    return _reading(data, label, detect, True).text
 
 
 class Reading(NamedTuple):
@@ -110,12 +110,13 @@ class Reading(NamedTuple):
     mark_bytes: int = 0
 
 
-def _reading(data: bytes, label: str | None, detect: bool) -> Reading:
-    """decode()'s text and the codec it chose."""
+def _reading(data: bytes, label: str | None, detect: bool, ended: bool) -> Reading:
+    """decode()'s text and the codec it chose (of a start of a text, not `ended`: see
+    _strictly)."""
     codec = codec_for(label)
     if codec is not None:
         try:
-            text = data.decode(codec)
+            text = _strictly(data, codec, ended)
         except UnicodeDecodeError:
             text = data.decode(codec, "replace")
         else:
@@ -124,7 +125,7 @@ def _reading(data: bytes, label: str | None, detect: bool) -> Reading:
         text = without_surrogates(text)
         if text.count("\ufffd") <= LIE_RATIO * len(data):
             return Reading(text, codec)
-    return _unlabelled_reading(data, detect)
+    return _unlabelled_reading(data, detect, ended)
 
 
 # A byte-order mark that starts a document names its encoding whatever its label says
@@ -147,16 +148,34 @@ def decode_document(data: bytes, label: str | None, detect: bool = True) -> str:
     return read_document(data, label, detect).text
 
 
-def read_document(data: bytes, label: str | None, detect: bool = True) -> Reading:
-    """decode_document's text, with the codec it was read in (Reading)."""
+def read_document(data: bytes, label: str | None, detect: bool = True,
+                  ended: bool = True) -> Reading:
+    """decode_document's text, with the codec it was read in (Reading). Of a document's
+    start (not `ended`), whose end may cut a character: the codec the start says, a cut
+    character no bad sequence (_strictly), the text without it."""
     if data[:1] in MARK_STARTS:
-        marked = _marked_reading(data)
+        marked = _marked_reading(data, ended)
         if marked is not None:
             return marked
     unmarked = unmarked_encoding(data, label)  # (for text of no NUL: one memchr)
     if unmarked is not None:
         return Reading(without_surrogates(data.decode(unmarked, "replace")), unmarked)
-    return _reading(data, label, detect)
+    return _reading(data, label, detect, ended)
+
+
+def _strictly(data: bytes, codec: str, ended: bool) -> str:
+    """data.decode(codec), raising UnicodeDecodeError at a bad sequence; of a start of a
+    text (not `ended`), a character cut at its end is left out, no bad sequence (the cut
+    of valid UTF-8 read as UTF-8, not as what detection guesses: review r21 F1)."""
+    if ended:
+        return data.decode(codec)
+    codec, mark_bytes = _in_order(codec, 0, data)
+    try:
+        return codecs.getincrementaldecoder(codec)().decode(data[mark_bytes:])
+    except UnicodeDecodeError:
+        raise
+    except UnicodeError:  # (an ISO-2022 decoder's pending bytes: see _step)
+        return data.decode(codec)
 
 
 # Bytes decoded at once past a document's start (decode_document_start): the text of one
@@ -164,40 +183,51 @@ def read_document(data: bytes, label: str | None, detect: bool = True) -> Readin
 PIECE_BYTES = 1024 * 1024
 
 
-def decode_document_start(data: bytes, label: str | None, start_bytes: int
+def decode_document_start(data: bytes, label: str | None, text_bytes: int
                           ) -> tuple[str, Iterator[str]]:
-    """decode_document(data, label) read in part: the text of data's first start_bytes
-    (a character they cut at their end is left to the rest), and the text of the rest, an
-    iterator of pieces (PIECE_BYTES of data each), in the codec the first start_bytes are
-    read in (the rest is not looked at to choose it, as for a text attachment read up to
-    its cap: services.archive.extract). The text and the pieces joined are decode_document's
-    text of data wherever its first start_bytes are read in the codec the whole is; all of
-    data is decode_document's when not longer than start_bytes. Holds one piece's text at
-    once, and keeps `data` until the pieces end. Never raises."""
+    """decode_document(data, label) read in part: the text of data's start, at least
+    text_bytes of UTF-8 where data holds them, and the text of the rest, an iterator of
+    pieces (PIECE_BYTES of data each). The start is data's first start_bytes(text_bytes)
+    (a character they cut at their end left to what follows), and more pieces while its
+    text is short of text_bytes (escape sequences are bytes of no character: review r21
+    F2); it is read in the codec those first bytes say (the rest is not looked at to choose
+    it, as for a text attachment read up to its cap), and so is the rest. The start and the
+    pieces joined are decode_document's text of data wherever its first bytes are read in
+    the codec the whole is; all of data is decode_document's when it is no longer than
+    start_bytes(text_bytes). Holds one piece's text at once beyond the start, and keeps
+    `data` until the pieces end. Never raises."""
+    start_bytes = decoded_start_bytes(text_bytes)
     if len(data) <= start_bytes:
         return decode_document(data, label), iter(())
     start = data[:start_bytes]
-    codec, mark_bytes = _in_order(read_document(start, label), start)
+    codec, mark_bytes = _in_order(*read_document(start, label, ended=False)[1:], start)
     # (decoded again, step by step: a character cut at start_bytes goes on into the rest)
     decoder = codecs.getincrementaldecoder(codec)("replace")
     text = _step(decoder, codec, start[mark_bytes:])
-    return text, _pieces(decoder, codec, memoryview(data)[start_bytes:])
+    pieces = _pieces(decoder, codec, memoryview(data)[start_bytes:])
+    return _at_least(text, text_bytes, pieces), pieces
 
 
-# UTF-16 and UTF-32 of no byte order: decoded whole, text with no byte-order mark is read
-# in the machine's order; their incremental decoders refuse it. So the order is named.
-_BYTE_ORDERS = {"utf-16": ((codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be")),
-                "utf-32": ((codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"))}
+def decoded_start_bytes(text_bytes: int) -> int:
+    """The bytes of a text decoded for text_bytes of its UTF-8: a character is at most 4
+    bytes in any charset (but for escape sequences), so these hold them, and one character
+    more when there is more."""
+    return 4 * text_bytes + 4
 
 
-def _in_order(reading: Reading, data: bytes) -> tuple[str, int]:
-    """The codec and mark_bytes of a reading of data, the byte order named in the codec."""
-    if reading.codec not in _BYTE_ORDERS:
-        return reading.codec, reading.mark_bytes
-    for mark, codec in _BYTE_ORDERS[reading.codec]:
-        if data.startswith(mark):
-            return codec, len(mark)
-    return f"{reading.codec}-{'le' if sys.byteorder == 'little' else 'be'}", 0
+def _at_least(text: str, text_bytes: int, pieces: Iterator[str]) -> str:
+    """text, and the pieces that follow it while it is short of text_bytes of UTF-8."""
+    if len(text) >= text_bytes:
+        return text  # (a character is a byte of UTF-8 at least)
+    size = len(text.encode("utf-8"))
+    more = [text]
+    while size < text_bytes:
+        piece = next(pieces, None)
+        if piece is None:
+            break
+        more.append(piece)
+        size += len(piece.encode("utf-8"))
+    return "".join(more)
 
 
 def _pieces(decoder: codecs.IncrementalDecoder, codec: str, rest: memoryview
@@ -207,6 +237,24 @@ def _pieces(decoder: codecs.IncrementalDecoder, codec: str, rest: memoryview
     for start in range(0, len(rest), PIECE_BYTES):
         yield _step(decoder, codec, rest[start:start + PIECE_BYTES])
     yield _step(decoder, codec, b"", final=True)
+
+
+# UTF-16 and UTF-32 of no byte order: decoded whole, text with no byte-order mark is read
+# in the machine's order; their incremental decoders refuse it. So the order is named.
+_BYTE_ORDERS = {
+    "utf-16": ((codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be")),
+    "utf-32": ((codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"))}
+
+
+def _in_order(codec: str, mark_bytes: int, data: bytes) -> tuple[str, int]:
+    """The codec data is read in, and the bytes of byte-order mark before its text, with
+    the byte order named in the codec."""
+    if codec not in _BYTE_ORDERS:
+        return codec, mark_bytes
+    for mark, ordered in _BYTE_ORDERS[codec]:
+        if data.startswith(mark):
+            return ordered, len(mark)
+    return f"{codec}-{'le' if sys.byteorder == 'little' else 'be'}", 0
 
 
 def _step(decoder: codecs.IncrementalDecoder, codec: str, data: bytes | memoryview,
@@ -225,13 +273,13 @@ def _step(decoder: codecs.IncrementalDecoder, codec: str, data: bytes | memoryvi
     return without_surrogates(text)
 
 
-def _marked_reading(data: bytes) -> Reading | None:
+def _marked_reading(data: bytes, ended: bool) -> Reading | None:
     """The text after the byte-order mark data starts with, in its encoding, or None."""
     for mark, codec in UTF32_MARKS:
         if data.startswith(mark):
             try:
-                return Reading(without_surrogates(data[len(mark):].decode(codec)), codec,
-                               len(mark))
+                return Reading(without_surrogates(_strictly(data[len(mark):], codec, ended)),
+                               codec, len(mark))
             except UnicodeDecodeError:
                 break  # no UTF-32: UTF-16's mark and a U+0000
     for mark, codec in BYTE_ORDER_MARKS:
@@ -390,12 +438,12 @@ def without_surrogates(text: str) -> str:
 
 def decode_unlabelled(data: bytes, detect: bool = True) -> str:
     """Bytes of no (or no believable) charset: ASCII, UTF-8, detection, Windows-1252."""
-    return _unlabelled_reading(data, detect).text
+    return _unlabelled_reading(data, detect, True).text
 
 
-def _unlabelled_reading(data: bytes, detect: bool) -> Reading:
+def _unlabelled_reading(data: bytes, detect: bool, ended: bool) -> Reading:
     try:
-        return Reading(data.decode("utf-8"), "utf-8")
+        return Reading(_strictly(data, "utf-8", ended), "utf-8")
     except UnicodeDecodeError:
         pass
     codec = (detected(data) if detect else None) or FALLBACK

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextvars
 import hashlib
 import io
+import itertools
 import logging
 import multiprocessing
 import os
@@ -277,17 +278,21 @@ def _extract(parsed: Parsed, cap_bytes: int) -> Extracted:
 @dataclass
 class UnreadText:
     """What a message's body text parts hold past what was decoded of them (the first
-    decoded_bytes(cap) of each: a body of 90 MB is not held as text for the 1 MB the index
-    takes), counted in pieces: its size in UTF-8 bytes, whether it holds more than white
+    text of read_text_bytes(cap) of each: a body of 90 MB is not held as text for the 1 MB
+    the index takes), counted in pieces: its size in UTF-8 bytes, whether it holds more than white
     space, and whether an OpenPGP message's armor line (PGP_ARMOR)."""
     utf8_bytes: int = 0
     words: bool = False
     pgp_armor: bool = False
+    parts: int = 0  # text parts read in part
+
 
     def count(self, pieces: Iterable[str], before: str) -> None:
         """Count `pieces`, the text that goes on from `before` (an armor line may span)."""
-        carried = before[1 - len(PGP_ARMOR):]
+        carried, read_whole = before[1 - len(PGP_ARMOR):], True
         for piece in pieces:
+            if read_whole and piece:
+                self.parts, read_whole = self.parts + 1, False
             self.utf8_bytes += _utf8_len(piece)
             self.words = self.words or words_past(piece, 0)
             self.pgp_armor = self.pgp_armor or PGP_ARMOR in carried + piece
@@ -300,11 +305,10 @@ def _message_budget(cap_bytes: int) -> containers.ReadBudget:
     return budget
 
 
-def decoded_bytes(cap_bytes: int) -> int:
-    """The bytes of a text decoded for cap_bytes of its UTF-8: a character is at most 4
-    bytes in any charset, so these hold the cap, and one character more when there is more
-    (capped_text then sees the cut)."""
-    return 4 * cap_bytes + 4
+def read_text_bytes(cap_bytes: int) -> int:
+    """The UTF-8 bytes of a text read for a cut at cap_bytes: the cap, and the characters
+    past it truncate_on_a_word looks at (a word's run, at most 4 bytes a character)."""
+    return cap_bytes + 4 * (WORD_RUN_LIMIT + 1)
 
 
 def parts_cut(message: Message) -> str | None:
@@ -389,10 +393,11 @@ def _body_and_attachments(message: Message, cap_bytes: int, nesting: int,
     """The body text of a message and its attachments, those inside forwarded messages,
     TNEF, zip and S/MIME signed-data included (each found one names its `container`);
     with `read_attachments` False, the body text alone and no attachment. Of each text
-    part the first decoded_bytes of the cap (of BODY_TEXT_LIMIT with none) are read, the
+    part the text the cap needs (of BODY_TEXT_LIMIT with none: read_text_bytes) is read, the
     rest counted into budget.unread_text (UnreadText)."""
     budget = budget or _message_budget(cap_bytes)
-    start_bytes = decoded_bytes(cap_bytes or BODY_TEXT_LIMIT)
+    text_bytes = read_text_bytes(cap_bytes or BODY_TEXT_LIMIT)
+    parts_read_in_part = budget.unread_text.parts
     plain, attachments, statuses = [], [], set()  # statuses: where in plain
     html = _HtmlTexts()
     pgp_encrypted = _parts_of_multipart_encrypted(message)
@@ -415,17 +420,21 @@ def _body_and_attachments(message: Message, cap_bytes: int, nesting: int,
             html.read(part)
         else:
             text, files = _text_part(part, budget if read_attachments else None,
-                                     start_bytes, budget.unread_text)
+                                     text_bytes, budget.unread_text)
             plain.append(text)
             entries, bodies = _uuencoded_files(files, cap_bytes, nesting, budget, container)
             attachments += entries
             plain += bodies
-    return _body_with_html(plain, statuses, html), attachments
+    read_whole = budget.unread_text.parts == parts_read_in_part
+    return _body_with_html(plain, statuses, html, read_whole), attachments
 
 
-def _body_with_html(plain: list[str], statuses: set[int], html: _HtmlTexts) -> str:
+def _body_with_html(plain: list[str], statuses: set[int], html: _HtmlTexts,
+                    plain_read_whole: bool = True) -> str:
     """The body text of a message's `plain` texts (those at `statuses` a delivery status's
-    fields) and its HTML parts' texts."""
+    fields) and its HTML parts' texts. Beside plain text read in part (not
+    `plain_read_whole`: past the cap already), no word of the HTML is added: which of its
+    words the rest of the plain text holds is not known (review r21 F3)."""
     # HTML is the body when there is no plain-text alternative to it; where there is, the
     # words only the HTML has are indexed too (what the recipient saw may be either).
     # A delivery status's fields are no plain-text alternative to the HTML: a bounce whose
@@ -437,7 +446,7 @@ def _body_with_html(plain: list[str], statuses: set[int], html: _HtmlTexts) -> s
     if not alternative.strip():
         html_body = html.text()
         return html_body + "\n" + plain_text if html_body.strip() else plain_text
-    extra = html.words_not_in(alternative)
+    extra = html.words_not_in(alternative) if plain_read_whole else ""
     return plain_text + "\n" + extra if extra else plain_text
 
 
@@ -488,13 +497,13 @@ def _take_attachment(part: Message, budget: containers.ReadBudget) -> bool:
     return True
 
 
-def _text_part(part: Message, budget: containers.ReadBudget | None, start_bytes: int,
+def _text_part(part: Message, budget: containers.ReadBudget | None, text_bytes: int,
                unread: UnreadText) -> tuple[str, list[tuple[str | None, bytes]]]:
     """A part of body text (mime.is_body_text): its text, and the uuencoded files in it
     (mime.body_text_split), each (name, data), as many as `budget` lets the message read
     (the rest are counted as passed; None: none are read), their encoded lines out of the
-    text. A part whose transfer encoding is x-uuencode is read so too. Its text is that of
-    its first start_bytes (its charset found from those), the rest counted into
+    text. A part whose transfer encoding is x-uuencode is read so too. Its text is its
+    start, text_bytes of UTF-8 (charsets.decode_document_start), the rest counted into
     `unread`."""
     charset = _safe_charset(part)
     found = mime.body_text_split(part, max(0, budget.attachments) if budget is not None else 0)
@@ -502,7 +511,7 @@ def _text_part(part: Message, budget: containers.ReadBudget | None, start_bytes:
         budget.attachments -= len(found.files)
         budget.attachments_passed += found.more
     files = [(mime.uuencoded_name(file.name, charset), file.data) for file in found.files]
-    text, rest = charsets.decode_document_start(found.text, charset, start_bytes)
+    text, rest = charsets.decode_document_start(found.text, charset, text_bytes)
     unread.count(rest, text)
     return text, files
 
@@ -857,7 +866,9 @@ def _file_pieces(mime_type: str, data: bytes, cap_bytes: int,
     if mime_type == "text/html":
         return [_html_to_text(data, charset)]
     if mime_type.startswith("text/") and mime_type not in documents.RTF_TYPES:
-        return [mime.decode_text(data[:decoded_bytes(cap_bytes)], charset)]
+        start, rest = charsets.decode_document_start(data, charset,
+                                                     read_text_bytes(cap_bytes))
+        return itertools.chain([start], rest)  # (capped_text reads the rest for a word)
     if documents.handles(mime_type):
         return [documents.text_of(mime_type, data)]
     if mime_type == DOCX_MIME:
