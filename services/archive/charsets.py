@@ -200,12 +200,19 @@ def decode_document_start(data: bytes, label: str | None, text_bytes: int
     if len(data) <= start_bytes:
         return decode_document(data, label), iter(())
     start = data[:start_bytes]
-    codec, mark_bytes = _in_order(*read_document(start, label, ended=False)[1:], start)
+    codec, mark_bytes = _codec_of_start(start, label)
     # (decoded again, step by step: a character cut at start_bytes goes on into the rest)
     decoder = codecs.getincrementaldecoder(codec)("replace")
     text = _step(decoder, codec, start[mark_bytes:])
     pieces = _pieces(decoder, codec, memoryview(data)[start_bytes:])
     return _at_least(text, text_bytes, pieces), pieces
+
+
+def _codec_of_start(start: bytes, label: str | None) -> tuple[str, int]:
+    """The codec (its byte order named: _in_order) and mark_bytes that read_document finds
+    for a document's start; its text is let go (it is decoded again, step by step)."""
+    reading = read_document(start, label, ended=False)
+    return _in_order(reading.codec, reading.mark_bytes, start)
 
 
 def decoded_start_bytes(text_bytes: int) -> int:

@@ -286,7 +286,6 @@ class UnreadText:
     pgp_armor: bool = False
     parts: int = 0  # text parts read in part
 
-
     def count(self, pieces: Iterable[str], before: str) -> None:
         """Count `pieces`, the text that goes on from `before` (an armor line may span)."""
         carried, read_whole = before[1 - len(PGP_ARMOR):], True
@@ -295,8 +294,9 @@ class UnreadText:
                 self.parts, read_whole = self.parts + 1, False
             self.utf8_bytes += _utf8_len(piece)
             self.words = self.words or words_past(piece, 0)
-            self.pgp_armor = self.pgp_armor or PGP_ARMOR in carried + piece
-            carried = (carried + piece)[1 - len(PGP_ARMOR):]
+            spanned = carried + piece
+            self.pgp_armor = self.pgp_armor or PGP_ARMOR in spanned
+            carried = spanned[1 - len(PGP_ARMOR):]
 
 
 def _message_budget(cap_bytes: int) -> containers.ReadBudget:
@@ -397,7 +397,7 @@ def _body_and_attachments(message: Message, cap_bytes: int, nesting: int,
     rest counted into budget.unread_text (UnreadText)."""
     budget = budget or _message_budget(cap_bytes)
     text_bytes = read_text_bytes(cap_bytes or BODY_TEXT_LIMIT)
-    parts_read_in_part = budget.unread_text.parts
+    parts_in_part_before = budget.unread_text.parts
     plain, attachments, statuses = [], [], set()  # statuses: where in plain
     html = _HtmlTexts()
     pgp_encrypted = _parts_of_multipart_encrypted(message)
@@ -425,12 +425,12 @@ def _body_and_attachments(message: Message, cap_bytes: int, nesting: int,
             entries, bodies = _uuencoded_files(files, cap_bytes, nesting, budget, container)
             attachments += entries
             plain += bodies
-    read_whole = budget.unread_text.parts == parts_read_in_part
+    read_whole = budget.unread_text.parts == parts_in_part_before
     return _body_with_html(plain, statuses, html, read_whole), attachments
 
 
 def _body_with_html(plain: list[str], statuses: set[int], html: _HtmlTexts,
-                    plain_read_whole: bool = True) -> str:
+                    plain_read_whole: bool) -> str:
     """The body text of a message's `plain` texts (those at `statuses` a delivery status's
     fields) and its HTML parts' texts. Beside plain text read in part (not
     `plain_read_whole`: past the cap already), no word of the HTML is added: which of its
