@@ -171,6 +171,14 @@ class _Message(Message):
 POLICY = _RawHeaders(message_factory=_Message)
 
 
+class _HeldMessage(mimetree.HeldPayload, _Message):
+    """A _Message whose 8-bit leaf payload the parser may hold as bytes (parse_message's
+    `held`)."""
+
+
+HELD_POLICY = POLICY.clone(message_factory=_HeldMessage)
+
+
 def summarize(raw: bytes) -> MessageSummary:
     return summarize_parsed(parse_message(raw), raw)
 
@@ -296,7 +304,7 @@ def _part_field_name_closings(raw: bytes, start: int) -> list[tuple[int, int]]:
     return closings
 
 
-def parse_message(raw: bytes, spans: list | None = None) -> Message:
+def parse_message(raw: bytes, spans: list | None = None, held: bool = False) -> Message:
     """The message tree; on a too deeply nested one, its headers only (with a defect).
     The tree is the stdlib feedparser's; services.archive.mimetree builds the same tree for
     a fraction of the CPU where it can, the feedparser where it cannot. Of a header block
@@ -316,7 +324,10 @@ def parse_message(raw: bytes, spans: list | None = None) -> Message:
     `spans`, if a list, gets (part, start, end) for each message/* part (a delivery status
     too) whose content the parse read from raw[start:end] (mimetree.parse's spans, of
     `raw` itself: white space removed before a field name's colon is counted back in);
-    none where the parser cannot say (the feedparser parsed, or a bound above cut)."""
+    none where the parser cannot say (the feedparser parsed, or a bound above cut).
+    `held`: each leaf part whose payload holds an 8-bit byte holds it as its bytes
+    (mimetree.HeldPayload: the str of such a payload takes twice its size; the str is made
+    when read), where mimetree parses."""
     parts, unparsed = mime_parts.bounded(raw)
     parsed = header_blocks.bounded(parts)
     if parsed is not parts:  # a block cut: its parts counted again, as the parser gets it
@@ -326,7 +337,7 @@ def parse_message(raw: bytes, spans: list | None = None) -> Message:
     located = [] if spans is not None and parsed is raw else None  # (a cut's are not raw's)
     parsed = _without(parsed, closings)
     del parts
-    message = _parsed(parsed, located)
+    message = _parsed(parsed, located, held)
     if located:
         spans.extend(_in_raw(located, closings))
     if parsed is not raw:  # (an x-uuencode body given in base64 is x-uuencode again)
@@ -336,14 +347,15 @@ def parse_message(raw: bytes, spans: list | None = None) -> Message:
     return _declaring(message, raw)
 
 
-def _parsed(parsed: bytes, spans: list | None = None) -> Message:
+def _parsed(parsed: bytes, spans: list | None = None, held: bool = False) -> Message:
     """The message tree of `parsed` (parse_message's bounded bytes); on a too deeply
     nested one, its headers only (with a NestingTooDeep defect). `spans`: mimetree's,
-    in `parsed`."""
+    in `parsed`; `held`: parse_message's."""
+    policy = HELD_POLICY if held else POLICY
     try:
-        message = mimetree.parse(parsed, POLICY, spans)
+        message = mimetree.parse(parsed, policy, spans, held)
         if message is None:
-            message = BytesParser(policy=POLICY).parsebytes(parsed)
+            message = BytesParser(policy=policy).parsebytes(parsed)
     except RecursionError:
         message = _parse_headers_only(parsed)
         message.defects.append(NestingTooDeep())
@@ -669,15 +681,17 @@ def is_body_text(part: Message) -> bool:
         and safely(part.get_content_type, "text/plain") != "text/html"
 
 
-def body_text_split(part: Message, keep: int) -> uuencode.Split:
+def body_text_split(part: Message, keep: int, view: bool = False) -> uuencode.Split:
     """A part of body text (is_body_text) as uuencode.split gives it: its text without the
     uuencoded blocks that decode, and its first `keep` files. An x-uuencode part is split
     from its lines as they came (the text around its blocks and every file; decoding it
-    gives its first file alone), any other from its decoded bytes. Never raises but
-    MemoryError."""
+    gives its first file alone), any other from its decoded bytes. `view`: the text may be
+    a memoryview (transfer_encoding.payload_view: no copy of a large body). Never raises
+    but MemoryError."""
     data = transfer_encoding.uuencoded_payload(part)
     if data is None:
-        data = transfer_encoding.decoded_payload(part)
+        data = (transfer_encoding.payload_view if view else
+                transfer_encoding.decoded_payload)(part)
     return uuencode.split(data, keep)
 
 

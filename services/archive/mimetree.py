@@ -45,6 +45,8 @@ MAX_DEPTH = 48
 VALID_MULTIPART_ENCODINGS = ("7bit", "8bit", "binary")
 LINE_ENDS = (b"", b"\r\n", b"\r", b"\n")
 LINE_END = re.compile(rb"\r\n|\r|\n")  # a line's end, as the feedparser splits lines
+# Bytes copied at once to tell whether a payload is ASCII (_Parser._ascii).
+ASCII_CHECK_BYTES = 1 << 20
 # A line end followed by a line that may end a delivery-status block's text: a blank line
 # or one starting "--" (a delimiter?); the match ends where that line starts.
 _BLOCK_TEXT_END = re.compile(rb"(?:\r\n|\r(?!\n)|\n)(?=[\r\n]|--)")
@@ -54,15 +56,18 @@ class _Refused(Exception):
     """The input takes a path of the feedparser this parser does not reproduce."""
 
 
-def parse(raw: bytes, policy, spans: list | None = None) -> Message | None:
+def parse(raw: bytes, policy, spans: list | None = None, held: bool = False
+          ) -> Message | None:
     """The feedparser's Message tree of `raw` (what BytesParser(policy=policy).parsebytes
     returns), or None where this parser does not reproduce it: then the caller must run the
     feedparser. `spans`, if a list, gets (part, start, end) for each message/* part of the
     tree: raw[start:end] is its content as stored (module docstring: a message's text; of
-    message/delivery-status, RFC 3464, its status blocks'); nothing when None is returned. Raises
-    MemoryError only; any other failure is a None."""
+    message/delivery-status, RFC 3464, its status blocks'); nothing when None is returned.
+    `held`: a leaf part's payload that holds 8-bit bytes is held as those bytes
+    (HeldPayload; the policy's message_factory must be one). Raises MemoryError only; any
+    other failure is a None."""
     try:
-        parser = _Parser(raw, policy)
+        parser = _Parser(raw, policy, held)
         message = parser.root()
     except MemoryError:
         raise
@@ -108,6 +113,36 @@ class _Span:
         self.start, self.end = start, end
 
 
+class HeldPayload:
+    """A Message class's mixin: a leaf part's payload that holds 8-bit bytes can be held as
+    those bytes (`payload_bytes`: bytes, or a memoryview into the message's), and be the
+    feedparser's str (ASCII, surrogate escapes) only while it is read as `_payload`. That
+    str takes 2 bytes a character once one is 8-bit: a worker held a 90 MB 8-bit body as
+    180 MB of str and a 90 MB bytes copy of it to decode (services.archive.
+    transfer_encoding reads payload_bytes as they are). Every other reader gets the same
+    str as before, made again at each read."""
+
+    payload_bytes: bytes | memoryview | None = None
+    _value = None  # the payload when no bytes are held
+
+    @property
+    def _payload(self):
+        held = self.payload_bytes
+        return self._value if held is None else str(held, "ascii", "surrogateescape")
+
+    @_payload.setter
+    def _payload(self, value) -> None:
+        self.payload_bytes, self._value = None, value
+
+    def hold_payload(self, data: bytes | memoryview) -> None:
+        """Hold `data`, the payload's bytes as the message has them, as the payload."""
+        self._payload = None
+        self.payload_bytes = data
+
+    def is_multipart(self) -> bool:
+        return self.payload_bytes is None and isinstance(self._value, list)
+
+
 class _Parser:
     """One parse of one message's bytes: positions into them stand for the feedparser's
     lines (a line ends after CRLF, CR or LF), "at EOF" for its readline() returning ''.
@@ -116,8 +151,8 @@ class _Parser:
     payload decoded alone (the same str), so the parse holds no str of the whole message
     (2 bytes a character once one byte is 8-bit) and no second copy of a payload."""
 
-    def __init__(self, raw: bytes, policy):
-        self.raw, self.size, self.policy = raw, len(raw), policy
+    def __init__(self, raw: bytes, policy, held: bool = False):
+        self.raw, self.size, self.policy, self.held = raw, len(raw), policy, held
         self.view = memoryview(raw)
         self.factory = policy.message_factory or Message
         # Only CRLF and LF line ends (the usual case): a line ends at the next LF.
@@ -135,8 +170,29 @@ class _Parser:
         if message.get_content_maintype() == "multipart" and not message.is_multipart():
             self.policy.handle_defect(message, errors.MultipartInvariantViolationDefect())
         for part in self.payloads:
-            part.set_payload(self._str(part._payload.start, part._payload.end))
+            self._set_payload(part, part._payload)
         return message
+
+    def _set_payload(self, part: Message, span: _Span) -> None:
+        """A leaf's payload: its str; or, when `held` and it holds an 8-bit byte, its
+        bytes."""
+        if self.held and not self._ascii(span.start, span.end):
+            part.hold_payload(self._held(span.start, span.end))
+        else:
+            part.set_payload(self._str(span.start, span.end))
+
+    def _held(self, start: int, end: int) -> bytes | memoryview:
+        """raw[start:end] to hold: a view into raw when it is most of it (a copy would be
+        the message twice, at the peak of a worker's memory), else a copy (a view keeps
+        all of raw)."""
+        return self.view[start:end] if 2 * (end - start) >= self.size else self.raw[start:end]
+
+    def _ascii(self, start: int, end: int) -> bool:
+        """Whether raw[start:end] is ASCII, told a copy of ASCII_CHECK_BYTES at a time (a
+        regular expression's search for an 8-bit byte took 3 times as long as decoding;
+        a failed ASCII decoding's error holds a copy of all it was given)."""
+        return all(self.raw[at:min(at + ASCII_CHECK_BYTES, end)].isascii()
+                   for at in range(start, end, ASCII_CHECK_BYTES))
 
     def _str(self, start: int, end: int) -> str:
         """raw[start:end] as the feedparser reads it (ASCII, surrogate escapes), decoded

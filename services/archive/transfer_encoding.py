@@ -210,10 +210,32 @@ def uuencoded_payload(part: Message) -> bytes | None:
     names) as it came, undecoded; None for another part."""
     if encoding_of(part.get("content-transfer-encoding", "")) not in uuencode.ENCODINGS:
         return None
+    held = held_bytes(part)
+    if held is not None:
+        return bytes(held)
     payload = part._payload  # (as _decoded reads it)
     if not isinstance(payload, str) or part.is_multipart():
         return None
     return payload_bytes(payload)
+
+
+def held_bytes(part: Message) -> bytes | memoryview | None:
+    """The bytes of a payload the parser held as bytes (services.archive.mimetree.
+    HeldPayload: one with 8-bit bytes), as they came; None for any other."""
+    return getattr(part, "payload_bytes", None)
+
+
+def payload_view(part: Message) -> bytes | memoryview:
+    """decoded_payload(part), but a payload held as a view into the message's bytes
+    (held_bytes) that has no transfer encoding to decode is that view, not a copy: a
+    body of 90 MB (services.archive.uuencode.split and charsets.decode_document_start
+    read either)."""
+    held = held_bytes(part)
+    if held is not None and DECODERS.get(encoding_of(part.get("content-transfer-encoding",
+                                                                 ""))) is None \
+            and uuencoded_payload(part) is None:
+        return held
+    return decoded_payload(part)
 
 
 def payload_bytes(payload: str) -> bytes:
@@ -231,6 +253,9 @@ def _decoded(part: Message) -> bytes | None:
         return uuencode.decode(uuencoded)
     encoding = encoding_of(part.get("content-transfer-encoding", ""))
     decode = DECODERS.get(encoding)
+    held = held_bytes(part)
+    if held is not None:  # (7bit, 8bit, binary or none: as they are; bytes held, no copy)
+        return decode(bytes(held)) if decode is not None else bytes(held)
     # What get_payload(decode=True) reads, which no public accessor gives undecoded: the
     # bytes parser kept 8-bit bytes as surrogates, and they go back to what they were.
     payload = part._payload

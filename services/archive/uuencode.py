@@ -43,6 +43,7 @@ _BLOCK = re.compile(rb"(?m)^begin[ \t]++([0-7]{3,6})[ \t]++([^\r\n]*+)\r?+\n"
                     rb"((?:[\x21-\x60][^\n]*+\n)*+)"      # data lines, and more
                     rb"((?:[ \t\r][^\n]*+\n|\n)*+)"     # blank lines, and more
                     rb"end[ \t]*+\r?+(?:\n|\Z)")
+_BEGIN = re.compile(rb"begin")  # (a search takes a memoryview too, "in" no bytes)
 _DATA_LINES = re.compile(rb"(?:[\x21-\x60][\x20-\x60]*+\r?+\n)*+")
 _BLANK_LINES = re.compile(rb"(?:[ \t]*+\r?+\n)*+")
 # Transfer encodings of a MIME part that is a uuencoded file (as the email package names
@@ -63,7 +64,7 @@ class File:
 
 @dataclass
 class Split:
-    text: bytes                 # the input without the blocks taken (the text around them)
+    text: bytes | memoryview    # the input without the blocks taken (the text around them)
     files: list[File]           # the first `keep` files, in order
     more: int = 0               # files decoded and taken out past those
 
@@ -72,13 +73,15 @@ class Split:
         return len(self.files) + self.more
 
 
-def split(data: bytes, keep: int) -> Split:
+def split(data: bytes | memoryview, keep: int) -> Split:
     """`data` (a text part's bytes) with each uuencoded block that decodes taken out: its
     text, the first `keep` files, and how many more there were (their blocks are taken out
     of the text too, their data dropped: a hostile body of millions of tiny blocks costs
-    no more memory than its own size). Never raises but MemoryError."""
-    if b"begin" not in data:
+    no more memory than its own size). The text is `data` itself when no block is taken (a
+    memoryview then too). Never raises but MemoryError."""
+    if _BEGIN.search(data) is None:
         return Split(data, [])
+    data = bytes(data)  # (a block's lines are read with bytes' own methods)
     text, files, more, taken = bytearray(), [], 0, 0
     for block in _BLOCK.finditer(data):
         name = block.group(2).strip()

@@ -101,13 +101,13 @@ def message(body: bytes, charset: str | None, encoding: str = "8bit") -> bytes:
             ).encode() + body
 
 
-def decoded_whole(raw: bytes) -> extract.Extracted:
+def decoded_whole(raw: bytes, cap: int = CAP) -> extract.Extracted:
     """extract() as it was, decoding every text part whole (decode_document)."""
     def whole(data, label, text_bytes):
-        return charsets.decode_document(data, label), iter(())
+        return charsets.decode_document(bytes(data), label), iter(())
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(charsets, "decode_document_start", whole)
-        return extract.extract(raw, CAP)
+        return extract.extract(raw, cap)
 
 
 # name: (text, its encoding, its label, a byte-order mark before it)

@@ -48,7 +48,7 @@ def lines_in_open_multiparts(parsed: bytes) -> int:
 def to_the_feedparser(monkeypatch) -> None:
     """mimetree refusing every message, as it once refused these (their close delimiter
     missing): the feedparser parses them, whose work these tests bound."""
-    monkeypatch.setattr(mimetree, "parse", lambda raw, policy, spans=None: None)
+    monkeypatch.setattr(mimetree, "parse", lambda raw, policy, spans=None, held=False: None)
 
 
 def read_past_and_within_line_checks(raw: bytes, monkeypatch):

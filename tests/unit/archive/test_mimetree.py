@@ -29,8 +29,12 @@ CAP = 64 * 1024
 
 def tree(message: Message) -> dict:
     """Everything a Message holds, its parts' too, as comparable values."""
-    found = {}
-    for name, value in vars(message).items():
+    found, fields = {}, dict(vars(message))
+    if "_value" in fields or "payload_bytes" in fields:  # a HeldPayload: its payload as read
+        fields.pop("payload_bytes", None)
+        fields.pop("_value", None)
+        fields["_payload"] = message._payload
+    for name, value in fields.items():
         if name == "_payload" and isinstance(value, list):
             value = [tree(part) if isinstance(part, Message) else repr(part) for part in value]
         elif name == "defects":
@@ -57,6 +61,7 @@ def taken(raw: bytes) -> bool:
     if message is None:
         return False
     assert tree(message) == feedparser_tree(raw), raw[:300]
+    assert tree(mimetree.parse(raw, mime.HELD_POLICY, held=True)) == tree(message), raw[:300]
     return True
 
 
@@ -65,7 +70,7 @@ def feedparser_only(monkeypatch):
     """Runs `read(raw)` with mimetree refusing everything: the code before mimetree."""
     def run(read, raw):
         with monkeypatch.context() as patch:
-            patch.setattr(mimetree, "parse", lambda raw, policy, spans=None: None)
+            patch.setattr(mimetree, "parse", lambda raw, policy, spans=None, held=False: None)
             return read(raw)
     return run
 

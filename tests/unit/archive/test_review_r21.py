@@ -23,6 +23,15 @@ def _utf_8_bodies():
             yield script, b"x" * shift + unit * (3 * START // len(unit))
 
 
+
+def text_attachment_message(data: bytes) -> bytes:
+    """A message of a short body and an unlabelled 8-bit text/plain attachment of `data`."""
+    return (b"From: a@example.org\nSubject: file\nMIME-Version: 1.0\n"
+            b"Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n"
+            b"\nsee the file\n--b\nContent-Type: text/plain\n"
+            b"Content-Disposition: attachment; filename=notes.txt\n"
+            b"Content-Transfer-Encoding: 8bit\n\n" + data + b"\n--b--\n")
+
 def test_valid_utf_8_cut_inside_a_character_is_read_as_utf_8():
     """F1 (high). An unlabelled (or us-ascii, unknown-8bit: labels that say nothing) body of
     valid UTF-8 longer than decoded_bytes(cap) is read in the charset of its first
@@ -47,12 +56,7 @@ def test_a_text_attachment_cut_inside_a_utf_8_character_is_read_as_utf_8():
     falls inside a character. Expected: its text is the start of the attachment's UTF-8."""
     wrong = []
     for script, data in _utf_8_bodies():
-        raw = (b"From: a@example.org\nSubject: file\nMIME-Version: 1.0\n"
-               b"Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n"
-               b"\nsee the file\n--b\nContent-Type: text/plain\n"
-               b"Content-Disposition: attachment; filename=notes.txt\n"
-               b"Content-Transfer-Encoding: 8bit\n\n" + data + b"\n--b--\n")
-        [entry] = extract.extract(raw, CAP).attachments
+        [entry] = extract.extract(text_attachment_message(data), CAP).attachments
         if not data.decode().startswith(entry.text) or entry.cut is None:
             wrong.append((script, data[:3], entry.text[:12]))
     assert not wrong, f"{len(wrong)} of 32 are mojibake: {wrong[:6]}"
