@@ -231,9 +231,8 @@ def payload_view(part: Message) -> bytes | memoryview:
     body of 90 MB (services.archive.uuencode.split and charsets.decode_document_start
     read either)."""
     held = held_bytes(part)
-    if held is not None and DECODERS.get(encoding_of(part.get("content-transfer-encoding",
-                                                                 ""))) is None \
-            and uuencoded_payload(part) is None:
+    encoding = encoding_of(part.get("content-transfer-encoding", ""))
+    if held is not None and encoding not in DECODERS and encoding not in uuencode.ENCODINGS:
         return held
     return decoded_payload(part)
 
