@@ -40,13 +40,16 @@ from collections import deque
 from dataclasses import dataclass, field
 from email import errors
 from email.message import Message
-from typing import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 from services.archive import (charsets, containers, cpu_time, documents, filetypes,
                               header_blocks, heap, html_text, mime, mime_parts,
                               pdf_text_server, transfer_encoding, uuencode)
 from services.archive.extraction_memo import ExtractionMemo, MemoryMemo, TextMemo
 from services.archive.index import BODY_TEXT_LIMIT, PARTLY_INDEXED
+
+if TYPE_CHECKING:  # (the store's LMDB is kept out of the workers this module runs in)
+    from services.archive.store import MessagePieces
 
 FALLBACK_BODY_BYTES = 1024 * 1024
 FALLBACK_PARSE_BYTES = 4 * 1024 * 1024
@@ -1266,7 +1269,8 @@ def extraction_cost(size: int) -> int:
 @dataclass
 class _Job:
     index: int                       # position in extract_many's list
-    source: bytes | Callable[[], bytes | None]  # the message, or where to read it from
+    source: bytes | Callable[[], bytes | MessagePieces | None]  # the message, or where to
+                                                                # read it from
     digest: str                      # SHA-256 of raw (the store's digest)
     cost: int                        # extraction_cost() of its size
     metadata: dict | None = None     # the store's: the worker builds the document with it
@@ -1365,8 +1369,9 @@ class ExtractionPool:
         message's Xapian document from what it read (Extracted.document, its text then
         dropped: Extracted.without_text), so that parsing, word breaking and building all
         run beside the indexer, in the sandbox.
-        A raw may be a function giving the bytes (read when a worker is ready for them;
-        None: the message is gone, and so is its result); its `digests` entry (SHA-256 hex
+        A raw may be a function giving the bytes or their pieces (store.MessagePieces, sent
+        as they are decompressed), called when a worker is ready for them (None: the
+        message is gone, and so is its result); its `digests` entry (SHA-256 hex
         of the bytes) is then required, and its metadata's "size" sizes its cost.
         `readings` (with `metadata`): per message, what the store kept of reading it before
         (services.archive.readings) or None; a worker builds the document from it instead of
@@ -1589,10 +1594,19 @@ def headers_only(source, reason: str) -> Extracted:
     worker nor its fallback could read the message. `source`: the message's bytes, or a
     function that reads them (None: no longer stored)."""
     extracted = unread(reason)
-    raw = source if _is_bytes(source) else source()
+    raw = source if _is_bytes(source) else _whole(source())
     if raw:
         extracted.summary = mime.summarize_headers(raw)
     return extracted
+
+
+def _whole(raw):
+    """The bytes a source's function gave: as they are, or its pieces joined (how far
+    summarize_headers reads depends on where the header block ends)."""
+    if raw is None or _is_bytes(raw):
+        return raw
+    with raw:
+        return b"".join(raw)
 
 
 def _is_bytes(source) -> bool:
@@ -1604,14 +1618,30 @@ def _send_job(connection, header: tuple, raw) -> None:
     """connection.send(header) then connection.send_bytes(raw), in one system call: the
     same bytes on the wire (multiprocessing's frames: a 4-byte big-endian length, or -1
     and an 8-byte one from 2 GiB on, then the data), so the worker reads them as before,
-    but it is woken once a message, not twice, and the bytes are not copied. Raises
-    OSError as send() does (the worker died or gave up reading)."""
-    views = []
-    for chunk in (multiprocessing.reduction.ForkingPickler.dumps(header), raw):
-        data = memoryview(chunk).cast("B")  # framed by its bytes (not its items, if wider),
-        views += [*map(memoryview, _frame_header(data.nbytes)), data]  # as send_bytes does
+    but it is woken once a message, not twice, and the bytes are not copied. `raw`: the
+    message's bytes, or its pieces (store.MessagePieces: its `size`, then its pieces as
+    they are decompressed; closed here), whose frame is written piece by piece: the pool
+    then holds a piece of a large message, never all of it. Raises OSError as send()
+    does (the worker died or gave up reading), and what reading the pieces raises (the
+    worker is then part way through a frame: it must be restarted)."""
+    pickled = multiprocessing.reduction.ForkingPickler.dumps(header)
     fd = connection.fileno()
-    while views:  # a signal can cut a blocking writev short: go on after what it wrote
+    if _is_bytes(raw):
+        data = memoryview(raw).cast("B")  # framed by its bytes, not its items (send_bytes)
+        _write_all(fd, [*_frame_header(len(pickled)), pickled,
+                        *_frame_header(data.nbytes), data])
+        return
+    with raw:
+        _write_all(fd, [*_frame_header(len(pickled)), pickled, *_frame_header(raw.size)])
+        for piece in raw:
+            _write_all(fd, [piece])
+
+
+def _write_all(fd: int, buffers: list) -> None:
+    """os.writev(fd, buffers) until all of them is written: a signal can cut a blocking
+    write short, and a pipe takes at most its capacity at a time."""
+    views = [memoryview(buffer) for buffer in buffers]
+    while views:
         written = os.writev(fd, views)
         while views and written >= len(views[0]):
             written -= len(views.pop(0))

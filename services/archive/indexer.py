@@ -35,7 +35,7 @@ from services.archive.index import (CURSOR_KEY, DOCUMENT_LEVELS, SCHEMA_KEY, SCH
                                     document_at, id_term, number_terms, schema_version)
 from services.archive.index_reader import read_index
 from services.archive.space import FULL_BELOW_BYTES, OutOfSpace, size_in_words
-from services.archive.store import NotFound, Store
+from services.archive.store import PIECE_BYTES, MessagePieces, NotFound, Store
 
 log = logging.getLogger("archiver")
 BATCH_MESSAGES = 500
@@ -395,7 +395,8 @@ class Indexer:
         """Extract the batch's messages (the pool reads each from the store as a worker
         takes it); one deleted meanwhile joins the batch's missing ones."""
         extracted = self.pool.extract_many(
-            [raw if raw is not None else self._reader(digest) for digest, _, raw in batch.present],
+            [raw if raw is not None else self._reader(digest, meta["size"])
+             for digest, meta, raw in batch.present],
             [meta for _, meta, _ in batch.present], [digest for digest, _, _ in batch.present],
             [batch.readings.get(digest) for digest, _, _ in batch.present])
         batch.readings = {}  # read back into documents: no longer needed
@@ -410,11 +411,13 @@ class Indexer:
         self.store.release_pages()
         return batch
 
-    def _reader(self, digest: str) -> Callable[[], bytes | None]:
-        """A message's bytes, read from the store when called; None once it is deleted."""
-        def read() -> bytes | None:
+    def _reader(self, digest: str, size: int) -> Callable[[], bytes | MessagePieces | None]:
+        """A message's bytes, read from the store when called; None once it is deleted. One
+        of more than a piece is given as its pieces (Store.pieces), decompressed while the
+        pool sends them to a worker: the indexer then never holds a large message whole."""
+        def read() -> bytes | MessagePieces | None:
             try:
-                return self.store.get(digest)
+                return self.store.pieces(digest) if size > PIECE_BYTES else self.store.get(digest)
             except NotFound:
                 return None
         return read

@@ -67,6 +67,9 @@ READING_OVERHEAD_BYTES = 4096
 # Checked after every read and every message of a write: the bound holds whatever the
 # store's size, give or take one value (a message's compressed bytes).
 MAPPED_BYTES = 4 * 1024 * 1024
+# Bytes of a stored message decompressed at a time by Store.pieces (what the indexer holds
+# of a large message while it hands it to an extraction worker).
+PIECE_BYTES = 1024 * 1024
 MIN_PREFIX = 8  # hex digits of a digest prefix (git's default abbreviation is 7)
 AMBIGUOUS_SHOWN = 5  # digests an ambiguous prefix error names, at most
 # The node-local setting holding the first arrival-log position whose deletions the
@@ -97,6 +100,10 @@ class DeletionConflict(ArchiverError):
 
 class AmbiguousDigest(ArchiverError):
     """A digest prefix that starts the digests of more than one message."""
+
+
+class CorruptMessage(ArchiverError):
+    """A stored message's compressed bytes do not give what their zstd frame says."""
 
 
 @dataclass
@@ -383,6 +390,23 @@ class Store:
         if raw is None:
             raise NotFound(f"no message with digest {digest}")
         return raw
+
+    def pieces(self, digest: str, piece_bytes: int = PIECE_BYTES) -> MessagePieces:
+        """The raw bytes of `digest` as get() gives them, but decompressed `piece_bytes` at a
+        time as they are iterated (MessagePieces: its size known first), for a reader
+        that passes them on and need not hold them all (the extraction pool's pipe to a
+        worker: a 90 MB message is then never whole in the indexer). Raises NotFound. A
+        context manager: its read transaction (which keeps the compressed bytes valid)
+        stays open until it is closed."""
+        txn = self.env.begin(buffers=True)
+        try:
+            compressed = txn.get(_key(digest), db=self.db["raw"])
+            if compressed is None:
+                raise NotFound(f"no message with digest {digest}")
+            return MessagePieces(txn, compressed, piece_bytes, self.release_pages_if_grown)
+        except BaseException:
+            txn.abort()
+            raise
 
     def resolve(self, digest_or_prefix: str) -> str:
         """The full digest of the one message whose digest starts with `digest_or_prefix`
@@ -794,6 +818,44 @@ class StoreCheck:
     def uncounted(self) -> int:
         """Messages the counter has that were not found (negative: found, not counted)."""
         return self.counted - min(self.raw, self.meta)
+
+
+class MessagePieces:
+    """A stored message's raw bytes in pieces, decompressed as they are taken (Store.pieces).
+    `size`: their length in bytes, from the zstd frame's content size (written by every
+    put: one-shot compression). Iterated once; close() (or the with block's end) ends its
+    read transaction. Iterating raises zstandard.ZstdError for a frame that does not
+    decompress, and CorruptMessage when the pieces are not `size` bytes in all."""
+
+    def __init__(self, txn, compressed, piece_bytes: int, closed: Callable[[], None]):
+        self._txn, self._compressed, self._closed = txn, compressed, closed
+        self.piece_bytes = piece_bytes
+        self.size = zstandard.frame_content_size(compressed)
+        if self.size < 0:  # (no put writes a frame without it; decompress() needs it too)
+            raise CorruptMessage("a stored message's zstd frame does not say its size")
+
+    def __iter__(self) -> Iterator[bytes]:
+        # Its own decompressor: the store's (one a thread) may be used while this is read.
+        decompressor = zstandard.ZstdDecompressor()
+        given = 0
+        for piece in decompressor.read_to_iter(self._compressed, write_size=self.piece_bytes):
+            given += len(piece)
+            yield piece
+        if given != self.size:
+            raise CorruptMessage(f"a stored message is {given} bytes; its frame says {self.size}")
+
+    def close(self) -> None:
+        if self._txn is not None:
+            self._compressed = None  # (a view into the map, valid only within the txn)
+            self._txn.abort()
+            self._txn = None
+            self._closed()
+
+    def __enter__(self) -> MessagePieces:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
 
 def _mark_copy(old: dict, new: dict, totals: _Totals) -> bool:
