@@ -6,7 +6,8 @@ worker's; the worker reads the same frame as before.
 1. Store.pieces gives get()'s bytes, its size first, for every size around a piece's; its
    read transaction ends when it is closed; a frame without its size, or one that gives
    other than its size (a truncated frame decompresses to less without an error), is
-   CorruptMessage.
+   CorruptMessage; the compressed bytes read through are let go from the process's
+   memory as they are read.
 2. The pool gives for pieces what it gives for bytes (messages with attachments, large
    bodies, a message too big for the worker's memory limit), holds at most a few pieces of
    a 24 MiB message, and after a frame that breaks part way through it restarts the
@@ -17,12 +18,13 @@ worker's; the worker reads the same frame as before.
 from __future__ import annotations
 
 import hashlib
+import os
 import tracemalloc
 
 import pytest
 import zstandard
 
-from services.archive import store as store_module
+from services.archive import mapped, store as store_module
 from services.archive.extract import ExtractionPool
 from services.archive.indexer import Indexer
 from services.archive.search import search
@@ -212,3 +214,17 @@ def test_the_indexer_reads_a_large_message_in_pieces(store, tmp_path):
     results = search(tmp_path / "index", "kingfisher")
     assert [hit.digest for hit in results.hits] == [digest]
     assert active_readers(store) == 0
+
+
+def test_the_compressed_bytes_read_through_do_not_stay_mapped_in(store):
+    """The compressed bytes are read from the store's map: a 100 MiB message of random data
+    mapped 76 MB into the indexer while it was sent. They are let go as they are read."""
+    raw = text_message(1000) + os.urandom(16 * MiB)
+    digest = store.put(raw)
+    store.release_pages()
+    start, grown = mapped.resident_file_bytes(), 0
+    with store.pieces(digest) as pieces:
+        grown = mapped.resident_file_bytes() - start  # (py-lmdb's get touches all of it)
+        for _ in pieces:
+            grown = max(grown, mapped.resident_file_bytes() - start)
+    assert 0 < grown < store_module.MAPPED_BYTES + 2 * PIECE_BYTES, grown
