@@ -119,7 +119,8 @@ class PutOutcome:
 
 
 @dataclass(frozen=True)
-class _Prepared:
+class Prepared:
+    """A message made ready to store (Store.prepare): what a put writes, without its bytes."""
     digest: bytes
     compressed: bytes
     meta: dict
@@ -188,8 +189,8 @@ class Store:
         """put_outcome() without waiting for the commit: `raw` is hashed, summarized and
         compressed in this thread, then the Future gets the PutOutcome (or the error, e.g.
         OutOfSpace) once the group commit holding it is durable (GroupCommitter)."""
-        prepared = self._prepare(raw, envelope, source, origin, from_line_date,
-                                 origin_received)
+        prepared = self.prepare(raw, envelope, source, origin, from_line_date,
+                                origin_received)
         with self._starting:
             if self._committer is None:
                 self._committer = GroupCommitter(self._apply_batch, name="store-commit")
@@ -204,14 +205,24 @@ class Store:
         elsewhere (a mirror peer's, services.archive.readings, unchecked here), kept in the
         same transaction for each message new to the store, while there is room beside
         the batch and the reserve (derived data: one not kept is read from the message)."""
-        prepared = [self._prepare(*item) for item in items]
-        outcomes = self._apply_batch(prepared, readings or {})
+        return self.put_prepared([self.prepare(*item) for item in items], readings)
+
+    def put_prepared(self, batch: list[Prepared], readings: dict[str, bytes] | None = None
+                     ) -> list[PutOutcome]:
+        """put_many() of messages prepared already (prepare()): a caller that gathers a
+        batch holds each message compressed, not its bytes (bulk import: a 100 MiB message
+        of random data was its bytes, their compressed copy and LMDB's copy of that at
+        once). Raises OutOfSpace as put_many, nothing of the batch stored then."""
+        outcomes = self._apply_batch(batch, readings or {})
         self.release_pages()  # a bulk writer maps in some 40% of what it writes: let go
         return outcomes
 
-    def _prepare(self, raw: bytes, envelope: Envelope | None, source: str,
-                 origin: str | None = None, from_line_date: float | None = None,
-                 origin_received: float | None = None) -> _Prepared:
+    def prepare(self, raw: bytes, envelope: Envelope | None = None, source: str = "import",
+                origin: str | None = None, from_line_date: float | None = None,
+                origin_received: float | None = None) -> Prepared:
+        """What put() stores of `raw` (its SHA-256, zstd frame and metadata: meta["size"]
+        is len(raw)), made in the caller's thread, for put_prepared(). Arguments as put()'s;
+        "received" is the time of this call."""
         # Hashing, parsing and compressing happen in the caller's thread, in parallel;
         # only the LMDB writes are serialized.
         envelope = envelope or Envelope()
@@ -227,7 +238,7 @@ class Store:
         }
         if origin_received is not None:  # only copies have one: the key says it was sent
             meta["origin_received"] = origin_received
-        return _Prepared(hashlib.sha256(raw).digest(), compressed, meta)
+        return Prepared(hashlib.sha256(raw).digest(), compressed, meta)
 
     def _compressor(self) -> zstandard.ZstdCompressor:
         if not hasattr(self._local, "compressor"):
@@ -241,7 +252,7 @@ class Store:
             self._local.decompressor = zstandard.ZstdDecompressor()
         return self._local.decompressor
 
-    def _apply_batch(self, batch: list[_Prepared], readings: dict[str, bytes] | None = None
+    def _apply_batch(self, batch: list[Prepared], readings: dict[str, bytes] | None = None
                      ) -> list[PutOutcome | Exception]:
         with self.writing() as txn:
             totals = _Totals(txn, self.db)
@@ -278,7 +289,7 @@ class Store:
             raise DiskFullError(f"{brief}: nothing more can be written until there is room",
                                 brief) from exc
 
-    def _put_in(self, txn, item: _Prepared, totals: _Totals) -> PutOutcome:
+    def _put_in(self, txn, item: Prepared, totals: _Totals) -> PutOutcome:
         key, meta = item.digest, item.meta
         existing = txn.get(key, db=self.db["meta"])
         if existing is None:

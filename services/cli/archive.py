@@ -29,6 +29,7 @@ from services.common.progress import Progress
 from services.policy.replicated import Replicated
 from services.archive.search import QuerySyntaxError, Results, explain, search
 from services.archive.space import OutOfSpace, is_out_of_space, size_in_words
+from services.archive.store import Prepared
 from services.common.config import load_config
 
 IMPORT_BATCH = 200  # messages per durable transaction during bulk import, at most
@@ -118,7 +119,7 @@ def cmd_import(args) -> int:
     progress = Progress("importing", total=count_mail(args.paths, mbox_ends=mbox_ends,
                                                       max_bytes=max_bytes),
                         enabled=not args.json)
-    batch: list[tuple[str, tuple]] = []  # (label, what put_many takes)
+    batch: list[tuple[str, Prepared]] = []  # (label, the message ready to store)
     batch_bytes = 0  # of the messages in batch
     most_bytes = archive.profile.indexing.memory_bytes // IMPORT_BATCH_SHARE
 
@@ -128,7 +129,7 @@ def cmd_import(args) -> int:
         size = len(batch)
         while batch:
             try:
-                outcomes = archive.store.put_many([entry for _, entry in batch[:size]])
+                outcomes = archive.store.put_prepared([ready for _, ready in batch[:size]])
             except OutOfSpace:
                 if size == 1:
                     raise
@@ -159,11 +160,12 @@ def cmd_import(args) -> int:
                                      "reason": item.warning})
                     print(f"archiver: warning {line_safe(item.label)}: {line_safe(item.warning)}",
                           file=sys.stderr)
-                batch.append((item.label, (item.raw, None, "import", None,
-                                           item.from_line_date)))
+                # The batch holds it compressed, its bytes gone once prepared: the indexer
+                # reads them back from the store (held here until stored, a 100 MiB message
+                # of random data was its bytes, their compressed copy and LMDB's copy of it).
+                batch.append((item.label, archive.store.prepare(
+                    item.raw, None, "import", from_line_date=item.from_line_date)))
                 batch_bytes += len(item.raw)
-                # Its bytes stay in the batch only, gone once stored: the indexer reads them
-                # back from the store (kept here as well, a 90 MB message cost 90 MB more).
                 del item
                 if len(batch) >= IMPORT_BATCH or batch_bytes >= most_bytes:
                     flush()  # stores all of the batch, or raises
@@ -189,14 +191,14 @@ def cmd_import(args) -> int:
 
 
 def _import_stopped(args, archive: Archive, counts: dict, problems: list[dict],
-                    full: OutOfSpace, batch: list[tuple[str, tuple]], progress: Progress) -> int:
+                    full: OutOfSpace, batch: list[tuple[str, Prepared]], progress: Progress) -> int:
     """The one line of an import that stopped at a write that could not be made: how many
     are stored, where it stopped, about how much room the rest needs. Exit 75 (try again)."""
     stored = _stored(counts)
     left = max(progress.total - progress.done, len(batch))
     store = archive.store.counters()
     ratio = store["stored_bytes"] / store["raw_bytes"] if store["raw_bytes"] else 1.0
-    needed = int(sum(len(entry[0]) for _, entry in batch) / len(batch) * left * ratio)
+    needed = int(sum(ready.meta["size"] for _, ready in batch) / len(batch) * left * ratio)
     stopped = {"stored": stored, "stopped_at": batch[0][0], "left": left,
                "needed_bytes": needed, "reason": full.brief}
     print(f"archiver: import stopped: {full.brief}; {stored} messages stored, stopped at "
