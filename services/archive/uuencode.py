@@ -79,9 +79,12 @@ def split(data: bytes | memoryview, keep: int) -> Split:
     of the text too, their data dropped: a hostile body of millions of tiny blocks costs
     no more memory than its own size). The text is `data` itself when no block is taken (a
     memoryview then too). Never raises but MemoryError."""
-    if _BEGIN.search(data) is None:
+    first = _BEGIN.search(data)
+    # (a begin line is sought only from the first "begin": a body of prose that says
+    # "beginning" is not copied, nor read twice through)
+    if first is None or _BLOCK.search(data, first.start()) is None:
         return Split(data, [])
-    data = bytes(data)  # (a block's lines are read with bytes' own methods)
+    given, data = data, bytes(data)  # (a block's lines are read with bytes' own methods)
     text, files, more, taken = bytearray(), [], 0, 0
     for block in _BLOCK.finditer(data):
         name = block.group(2).strip()
@@ -97,7 +100,7 @@ def split(data: bytes | memoryview, keep: int) -> Split:
         else:
             more += 1
     if not files and not more:
-        return Split(data, [])
+        return Split(given, [])
     text += data[taken:]
     return Split(bytes(text), files, more)
 
