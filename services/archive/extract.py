@@ -229,9 +229,11 @@ NESTED_TOO_DEEPLY = "MIME structure nested too deeply; headers and raw body only
 
 @dataclass
 class Parsed:
-    """What extract_parsed() reads of a message: its tree and its summary. It holds no
-    reference to the message's bytes, so that a caller can let them go before the parts'
-    payloads are decoded (the tree's payloads are as large as the message)."""
+    """What extract_parsed() reads of a message: its tree and its summary. It refers to the
+    message's bytes only through a payload held as a view into them (mimetree.HeldPayload:
+    an 8-bit payload that is most of the message), so that a caller can let its own
+    reference go before the parts' payloads are decoded: the bytes are then freed, or
+    held once, by the view, instead of beside a copy as large as the message."""
     message: Message
     summary: mime.MessageSummary
 
@@ -1800,8 +1802,9 @@ def _read_message(mode: str, received: list[bytes], reason: str | None, cap_byte
                   guard: AttachmentGuard) -> Extracted:
     """A worker's reading of one message, as `mode` says (EXTRACT, FALLBACK, READ_BACK), of
     the bytes `received` holds, which it takes from it: in EXTRACT, once the message is
-    parsed, nothing refers to them, and they are freed before the parts' payloads are
-    decoded (a message of 80 MB: 80 MB less at the worker's peak). Raises
+    parsed, only a payload held as a view refers to them (Parsed), and they are freed
+    before the parts' payloads are decoded unless one does (a message of 80 MB: 80 MB
+    less at the worker's peak). Raises
     readings.StaleReading for a kept reading it cannot use."""
     from services.archive import readings  # it imports this module
     data = received.pop()
