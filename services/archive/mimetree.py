@@ -142,6 +142,16 @@ class HeldPayload:
     def is_multipart(self) -> bool:
         return self.payload_bytes is None and isinstance(self._value, list)
 
+    def __getstate__(self) -> dict:
+        """What copy.copy and copy.deepcopy (and pickle) take of the part: a payload held
+        as a view as its bytes (a memoryview cannot be copied so, and the stdlib's
+        Generator deep-copies a part of 8-bit text with a charset to flatten it:
+        as_string())."""
+        state = dict(self.__dict__)
+        if isinstance(state.get("payload_bytes"), memoryview):
+            state["payload_bytes"] = bytes(state["payload_bytes"])
+        return state
+
 
 class _Parser:
     """One parse of one message's bytes: positions into them stand for the feedparser's
