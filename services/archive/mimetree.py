@@ -275,9 +275,14 @@ class _Parser:
         if maintype == "multipart":
             return self._multipart(message, start, depth)
         end = self._next_eof(start, self.separators)
-        message.set_payload(_Span(start, end))  # made a str by root()
-        self.payloads.append(message)
+        self._leaf_payload(message, start, end)
         return end
+
+    def _leaf_payload(self, message: Message, start: int, end: int) -> None:
+        """raw[start:end] is the payload of `message`, a part with no parts (a multipart
+        without a delimiter too: its body is its text): made a str, or held, by root()."""
+        message.set_payload(_Span(start, end))
+        self.payloads.append(message)
 
     def _new_message(self, parent: Message | None) -> Message:
         message = self.factory(policy=self.policy)
@@ -385,7 +390,7 @@ class _Parser:
         if boundary is None:  # all its body is one text
             self.policy.handle_defect(message, errors.NoBoundaryInMultipartDefect())
             end = self._next_eof(start, self.separators)
-            message.set_payload(self._str(start, end))
+            self._leaf_payload(message, start, end)
             return end
         if "\r" in boundary or "\n" in boundary:
             raise _Refused("a boundary holding a line break")
@@ -430,7 +435,7 @@ class _Parser:
         payload is the text before that line, its epilogue empty, and what follows a close
         delimiter up to the end is read by none. Where the line that ended it starts."""
         self.policy.handle_defect(message, errors.StartBoundaryNotFoundDefect())
-        message.set_payload(self._str(start, line_start))
+        self._leaf_payload(message, start, line_start)
         message.epilogue = ""
         if self._at_eof(line_start):
             return line_start
