@@ -242,13 +242,12 @@ def test_import_stores_batches_of_bounded_bytes(tmp_path, monkeypatch):
     raws = [large_mail(n) for n in range(16)]  # some 21 MB
     for n, raw in enumerate(raws):
         (maildir / "cur" / f"{n}:2,S").write_bytes(raw)
-    batches, put_many = [], Store.put_many
+    batches, put_prepared = [], Store.put_prepared
 
-    def recording(store, items):
-        items = list(items)
-        batches.append(sum(len(item[0]) for item in items))
-        return put_many(store, items)
-    monkeypatch.setattr(Store, "put_many", recording)
+    def recording(store, batch, readings=None):
+        batches.append(sum(ready.meta["size"] for ready in batch))
+        return put_prepared(store, batch, readings)
+    monkeypatch.setattr(Store, "put_prepared", recording)
     assert main(["import", "--no-index", "--json", "--model", "450",
                  "--data", str(tmp_path / "data"), str(maildir)]) == 0
     bound = load_models().get(450).indexing.memory_bytes // IMPORT_BATCH_SHARE
