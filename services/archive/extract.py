@@ -1627,14 +1627,14 @@ def _send_job(connection, header: tuple, raw) -> None:
     does (the worker died or gave up reading), and what reading the pieces raises (the
     worker is then part way through a frame: it must be restarted)."""
     pickled = multiprocessing.reduction.ForkingPickler.dumps(header)
+    framed_header = [*_frame_header(len(pickled)), pickled]
     fd = connection.fileno()
     if _is_bytes(raw):
         data = memoryview(raw).cast("B")  # framed by its bytes, not its items (send_bytes)
-        _write_all(fd, [*_frame_header(len(pickled)), pickled,
-                        *_frame_header(data.nbytes), data])
+        _write_all(fd, [*framed_header, *_frame_header(data.nbytes), data])
         return
     with raw:
-        _write_all(fd, [*_frame_header(len(pickled)), pickled, *_frame_header(raw.size)])
+        _write_all(fd, [*framed_header, *_frame_header(raw.size)])
         for piece in raw:
             _write_all(fd, [piece])
 

@@ -82,11 +82,12 @@ def split(data: bytes | memoryview, keep: int) -> Split:
     first = _BEGIN.search(data)
     # (a begin line is sought only from the first "begin": a body of prose that says
     # "beginning" is not copied, nor read twice through)
-    if first is None or _BLOCK.search(data, first.start()) is None:
+    found = None if first is None else _BLOCK.search(data, first.start())
+    if found is None:
         return Split(data, [])
     given, data = data, bytes(data)  # (a block's lines are read with bytes' own methods)
     text, files, more, taken = bytearray(), [], 0, 0
-    for block in _BLOCK.finditer(data):
+    for block in _BLOCK.finditer(data, found.start()):  # (none starts before it)
         name = block.group(2).strip()
         found = name and _is_block(block)
         content, exact = _decoded(data, *block.span(3)) if found else (None, False)
