@@ -340,13 +340,29 @@ def is_cms(data: bytes) -> bool:
     come right after the SEQUENCE's length: a PKCS #12 file (a version first) or other DER
     that merely holds a CMS OID is not one; nor is signed-data without its content
     (holds_no_content), a plain file wherever it is."""
+    kind = _content_info_kind(data)
+    if kind is None or kind == "authenveloped-data":
+        return kind is not None
+    return not holds_no_content(data, kind)
+
+
+def may_be_cms(start: bytes) -> bool:
+    """Whether content that begins with `start` (its first SNIFF_BYTES or more) may be one
+    is_cms opens: its first element is a CMS content type; what else is_cms asks needs
+    the whole content."""
+    return _content_info_kind(start) is not None
+
+
+def _content_info_kind(data: bytes) -> str | None:
+    """The CMS content type the ContentInfo `data` begins with names (CMS_KINDS' name, or
+    "authenveloped-data"), None when its first element is none of those."""
     content_type = cms_der.first_element(data, len(CMS_AUTH_ENVELOPED))
     kind = content_type[len(CMS_OID_PREFIX):len(CMS_OID_PREFIX) + 1]  # its last arc
     if content_type.startswith(CMS_AUTH_ENVELOPED):
-        return True
+        return "authenveloped-data"
     if not (content_type.startswith(CMS_OID_PREFIX) and len(kind) == 1 and kind[0] in CMS_KINDS):
-        return False
-    return not holds_no_content(data, CMS_KINDS[kind[0]])
+        return None
+    return CMS_KINDS[kind[0]]
 
 
 def signed_content(data: bytes) -> bytes:

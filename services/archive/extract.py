@@ -75,6 +75,9 @@ _PGP_ARMOR_BYTES = re.compile(re.escape(PGP_ARMOR.encode("ascii")))  # (takes a 
 PDF_MIME = "application/pdf"
 # Text types a parser reads (lxml, unrtf): guarded like documents, by SHA-256.
 GUARDED_TEXT_TYPES = {"text/html", "text/rtf"}
+# A base64 attachment of at least this many bytes that is read for its type only is decoded
+# a piece at a time (_large_unread_file).
+LARGE_FILE_BYTES = 1 << 20
 DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 MESSAGE = "message/rfc822"  # a forwarded message (RFC 2046 5.2.1)
@@ -688,10 +691,67 @@ def _first_file(part: Message, found: uuencode.Split | None, cap_bytes: int, nes
         data, filename = whole.data, filename or mime.uuencoded_name(whole.name,
                                                                      _safe_charset(part))
     else:
+        unread = _large_unread_file(part, filename, declared, cap_bytes, container)
+        if unread is not None:
+            return [unread], ""
         data = _part_bytes(part)
     smime_type = mime.safely(lambda: part.get_param("smime-type"), None)
     return _file(filename, declared, data, cap_bytes, nesting, budget, container,
                  smime_type if isinstance(smime_type, str) else None, _safe_charset(part))
+
+
+def _large_unread_file(part: Message, filename: str | None, declared: str, cap_bytes: int,
+                       container: str | None) -> AttachmentText | None:
+    """The entry _file makes of a large base64 attachment of a type read for nothing but
+    its type and SHA-256 (an image, a video, an unknown binary: not _reads_content), made
+    from its bytes decoded a piece at a time (transfer_encoding.base64_pieces), never
+    held whole: a 73 MiB file of random data was 73 MiB in the worker beside the 100 MiB
+    message. None for any other part: _file reads it from its bytes."""
+    pieces = transfer_encoding.base64_pieces(part, LARGE_FILE_BYTES)
+    if pieces is None:
+        return None
+    start = _start_of(pieces, filetypes.SNIFF_BYTES)
+    if containers.may_be_cms(start):  # (is_cms reads the whole)
+        return None
+    mime_type = read_type(declared, filename, start)
+    if _reads_content(mime_type):
+        return None
+    digest = hashlib.sha256()
+    for piece in transfer_encoding.base64_pieces(part, LARGE_FILE_BYTES):
+        digest.update(piece)
+    entry = _entry(filename, declared, mime_type, container)
+    entry.text, entry.error, _ = _read_with_library(
+        lambda _: [], b"", cap_bytes, f"{mime_type};{_safe_charset(part) or ''}",
+        digest.hexdigest())
+    return entry
+
+
+def _start_of(pieces: Iterator[bytes], size: int) -> bytes:
+    """The first `size` bytes the pieces join to (fewer when they are fewer)."""
+    start = bytearray()
+    for piece in pieces:
+        start += piece
+        if len(start) >= size:
+            break
+    return bytes(start[:size])
+
+
+def _reads_content(mime_type: str) -> bool:
+    """Whether _file reads more of a file of `mime_type` than its type and SHA-256: a
+    container it opens, or text (_file_pieces: its own, or a library's reading)."""
+    return (mime_type in containers.CMS_TYPES or mime_type in containers.TNEF_TYPES
+            or mime_type in containers.ZIP_TYPES or mime_type == MESSAGE
+            or mime_type.startswith("text/") or documents.handles(mime_type)
+            or mime_type in (DOCX_MIME, XLSX_MIME))
+
+
+def _entry(filename: str | None, declared: str, mime_type: str,
+           container: str | None) -> AttachmentText:
+    """A file's entry, without its text yet: read as `mime_type` (read_type), declared
+    (or named) as another type when the two differ."""
+    declared = _type_of_extension(declared, filename)
+    return AttachmentText(filename, mime_type, "", container=container,
+                          declared_type=declared if declared != mime_type else None)
 
 
 def _file(filename: str | None, declared: str, data: bytes, cap_bytes: int, nesting: int,
@@ -701,9 +761,7 @@ def _file(filename: str | None, declared: str, data: bytes, cap_bytes: int, nest
     """One file, by its type from content (libmagic) where the declaration is generic or
     wrong: its own entry first, then the entries of the files it contains."""
     mime_type = read_type(declared, filename, data)
-    declared = _type_of_extension(declared, filename)
-    entry = AttachmentText(filename, mime_type, "", container=container,
-                           declared_type=declared if declared != mime_type else None)
+    entry = _entry(filename, declared, mime_type, container)
     inner, body = [], ""
     try:
         if mime_type in containers.CMS_TYPES:
@@ -733,12 +791,16 @@ def _file(filename: str | None, declared: str, data: bytes, cap_bytes: int, nest
 
 
 def _read_with_library(reader: Callable[[bytes], Iterable[str]], data: bytes,
-                       cap_bytes: int, how: str) -> tuple[str, str | None, bool]:
+                       cap_bytes: int, how: str, sha256_hex: str | None = None
+                       ) -> tuple[str, str | None, bool]:
     """(text, error, whether cap_bytes cut the text) of a document a parser or tool reads
     (`how`: its type and charset), unless the guard knows it: then (the text read before,
     None, whether it was cut), or ("", the reason it failed before, False).
-    documents.Encrypted passes through (a verdict, not a failure)."""
-    guard, sha256_hex = _guard.get(), hashlib.sha256(data).hexdigest()
+    `sha256_hex`: the SHA-256 of the content (64 hex digits) when `data` is not all of it
+    (a reader that reads none of it). documents.Encrypted passes through (a verdict, not
+    a failure)."""
+    guard = _guard.get()
+    sha256_hex = sha256_hex or hashlib.sha256(data).hexdigest()
     key = text_key(sha256_hex, how, cap_bytes)
     remembered, known = guard.known(key, sha256_hex)
     if remembered is not None:

@@ -47,6 +47,9 @@ LINE_ENDS = (b"", b"\r\n", b"\r", b"\n")
 LINE_END = re.compile(rb"\r\n|\r|\n")  # a line's end, as the feedparser splits lines
 # Bytes copied at once to tell whether a payload is ASCII (_Parser._ascii).
 ASCII_CHECK_BYTES = 1 << 20
+# An ASCII payload of at least this many bytes that is most of the message (a large base64
+# attachment) is held too, as a view: its str is the message's size again in the worker.
+HELD_ASCII_BYTES = 1 << 20
 # A line end followed by a line that may end a delivery-status block's text: a blank line
 # or one starting "--" (a delimiter?); the match ends where that line starts.
 _BLOCK_TEXT_END = re.compile(rb"(?:\r\n|\r(?!\n)|\n)(?=[\r\n]|--)")
@@ -63,8 +66,9 @@ def parse(raw: bytes, policy, spans: list | None = None, held: bool = False
     feedparser. `spans`, if a list, gets (part, start, end) for each message/* part of the
     tree: raw[start:end] is its content as stored (module docstring: a message's text; of
     message/delivery-status, RFC 3464, its status blocks'); nothing when None is returned.
-    `held`: a leaf part's payload that holds 8-bit bytes is held as those bytes
-    (HeldPayload; the policy's message_factory must be one). Raises MemoryError only; any
+    `held`: a leaf part's payload that holds 8-bit bytes, or that is most of a large
+    message, is held as those bytes (HeldPayload; the policy's message_factory must be
+    one). Raises MemoryError only; any
     other failure is a None."""
     try:
         parser = _Parser(raw, policy, held)
@@ -114,13 +118,13 @@ class _Span:
 
 
 class HeldPayload:
-    """A Message class's mixin: a leaf part's payload that holds 8-bit bytes can be held as
-    those bytes (`payload_bytes`: bytes, or a memoryview into the message's), and be the
-    feedparser's str (ASCII, surrogate escapes) only while it is read as `_payload`. That
-    str takes 2 bytes a character once one is 8-bit: a worker held a 90 MB 8-bit body as
-    180 MB of str and a 90 MB bytes copy of it to decode (services.archive.
-    transfer_encoding reads payload_bytes as they are). Every other reader gets the same
-    str as before, made again at each read."""
+    """A Message class's mixin: a leaf part's payload can be held as its bytes
+    (`payload_bytes`: bytes, or a memoryview into the message's), and be the feedparser's
+    str (ASCII, surrogate escapes) only while it is read as `_payload`. That str takes 2
+    bytes a character once one is 8-bit: a worker held a 90 MB 8-bit body as 180 MB of str
+    and a 90 MB bytes copy of it to decode; and an ASCII one is the payload again, beside
+    the message (services.archive.transfer_encoding reads payload_bytes as they are).
+    Every other reader gets the same str as before, made again at each read."""
 
     payload_bytes: bytes | memoryview | None = None
     _value = None  # the payload when no bytes are held
@@ -184,12 +188,18 @@ class _Parser:
         return message
 
     def _set_payload(self, part: Message, span: _Span) -> None:
-        """A leaf's payload: its str; or, when `held` and it holds an 8-bit byte, its
-        bytes."""
-        if self.held and not self._ascii(span.start, span.end):
+        """A leaf's payload: its str; or, when `held`, its bytes if it holds an 8-bit byte,
+        and a view into the message if it is ASCII but large and most of the message (a
+        base64 attachment of 73 MiB was a 100 MB str beside the message's 100 MB)."""
+        if self.held and (self._held_whole(span) or not self._ascii(span.start, span.end)):
             part.hold_payload(self._held(span.start, span.end))
         else:
             part.set_payload(self._str(span.start, span.end))
+
+    def _held_whole(self, span: _Span) -> bool:
+        """Whether the payload at `span` is held as a view whatever its bytes (_held)."""
+        length = span.end - span.start
+        return length >= HELD_ASCII_BYTES and 2 * length >= self.size
 
     def _held(self, start: int, end: int) -> bytes | memoryview:
         """raw[start:end] to hold: a view into raw when it is most of it (a copy would be

@@ -26,6 +26,7 @@ from __future__ import annotations
 import binascii
 import io
 import re
+from collections.abc import Iterator
 from email.message import Message
 
 from services.archive import uuencode
@@ -83,14 +84,15 @@ def _decoded_lines(data: bytes) -> bytes:
     return binascii.a2b_qp(data)
 
 
-def decode_base64(data: bytes | str) -> bytes:
+def decode_base64(data: bytes | memoryview | str) -> bytes:
     """The bytes base64 `data` stands for (RFC 2045 6.8): characters outside the base64
     alphabet ignored (line breaks, blanks, junk), each run ended by padding decoded on its
     own (padding that ends no quad, after its first letter or after a whole quad, is
     skipped as a2b_base64 skips it), a run's missing padding supplied and a lone last
     character of a run dropped. `data` may be a str of ASCII characters only (a parsed
-    part's payload), read as its bytes: well-formed base64 is decoded with no bytes copy
-    of it (an attachment's payload is tens of MB).
+    part's payload), read as its bytes, or a view into a message's bytes (a held
+    payload): well-formed base64 is decoded with no bytes copy of it (an attachment's
+    payload is tens of MB).
     Never raises."""
     if _plain_base64(data):
         # a2b_base64 reads it as below when it reads it at all: it fails on a last quad of
@@ -123,7 +125,7 @@ def decode_base64(data: bytes | str) -> bytes:
     return b"".join(decoded)
 
 
-def _plain_base64(data: bytes | str) -> bool:
+def _plain_base64(data: bytes | memoryview | str) -> bool:
     """Whether _PLAIN_BASE64 matches all of `data`, told by deleting its base64 letters and
     line breaks a piece at a time (the regular expression took 1 ns a byte, as much as
     decoding; a piece: no copy of megabytes): nothing may be left, or padding ("=" or
@@ -142,9 +144,49 @@ def _plain_base64(data: bytes | str) -> bool:
     return tail.count(b"=") == padding and _PLAIN_BASE64.fullmatch(tail) is not None
 
 
-def _ascii_bytes(data: bytes | str) -> bytes:
-    """`data`, a str of ASCII characters, as its bytes; bytes as they are."""
-    return data.encode("ascii") if isinstance(data, str) else data
+def _ascii_bytes(data: bytes | memoryview | str) -> bytes:
+    """`data`, a str of ASCII characters, as its bytes; a view's bytes (a copy); bytes as
+    they are."""
+    if isinstance(data, str):
+        return data.encode("ascii")
+    return bytes(data) if isinstance(data, memoryview) else data
+
+
+def base64_pieces(part: Message, min_bytes: int) -> Iterator[bytes] | None:
+    """The bytes of a base64 part (RFC 2045 6.8) whose payload the parser held (held_bytes)
+    and is at least `min_bytes` long, decoded a piece at a time (about PIECE_BYTES each):
+    their join is decoded_payload(part), which is never held whole. None for any other
+    part, and for base64 that is not _plain_base64 (padding inside it, junk: decode_base64
+    reads that whole). Each call gives a new iterator from the start. Never raises."""
+    held = held_bytes(part)
+    if held is None or len(held) < min_bytes or \
+            encoding_of(part.get("content-transfer-encoding", "")) != "base64":
+        return None
+    return decode_base64_pieces(held)
+
+
+def decode_base64_pieces(data: bytes | memoryview) -> Iterator[bytes] | None:
+    """decode_base64(data) a piece at a time (about PIECE_BYTES each) when `data` is base64
+    as an encoder writes it (_plain_base64: letters on lines, padded at its end only);
+    None for any other (decode_base64 reads it whole). Never raises."""
+    return _plain_base64_pieces(data) if _plain_base64(data) else None
+
+
+def _plain_base64_pieces(data: bytes | memoryview) -> Iterator[bytes]:
+    """The pieces of decode_base64_pieces: the letters of each piece of `data` up to a
+    whole number of quads decoded, the rest carried to the next; the last run as
+    decode_base64 reads it (its padding, or a quad cut short)."""
+    carried = b""
+    for start in range(0, len(data), PIECE_BYTES):
+        letters = carried + bytes(data[start:start + PIECE_BYTES]).translate(None, b"\r\n")
+        whole = len(letters) - len(letters) % 4
+        if b"=" in letters[max(0, whole - 4):whole]:
+            whole -= 4  # the padded last quad: read as decode_base64 reads a run's end
+        carried = letters[whole:]
+        if whole:
+            yield binascii.a2b_base64(letters[:whole])
+    if carried:
+        yield decode_base64(carried)
 
 
 def _pieces(data: bytes, cut: re.Pattern, after: bool):
@@ -253,7 +295,9 @@ def _decoded(part: Message) -> bytes | None:
     encoding = encoding_of(part.get("content-transfer-encoding", ""))
     decode = DECODERS.get(encoding)
     held = held_bytes(part)
-    if held is not None:  # (7bit, 8bit, binary or none: as they are; bytes held, no copy)
+    if held is not None:  # (7bit, 8bit, binary or none: as they are)
+        if decode is decode_base64:  # (reads a view: no copy of a large attachment)
+            return decode_base64(held)
         return decode(bytes(held)) if decode is not None else bytes(held)
     # What get_payload(decode=True) reads, which no public accessor gives undecoded: the
     # bytes parser kept 8-bit bytes as surrogates, and they go back to what they were.

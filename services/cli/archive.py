@@ -140,6 +140,7 @@ def cmd_import(args) -> int:
                        "duplicates" if outcome.status == "duplicate" else "merged"] += 1
             progress.advance(size)
             del batch[:size]
+            indexing.arrived()
 
     with IndexingAlongside(archive, quiet=args.json, enabled=not args.no_index) as indexing:
         try:

@@ -35,6 +35,7 @@ class IndexingAlongside:
         self.archive, self.quiet, self.enabled = archive, quiet, enabled
         self.indexed = 0
         self._lock = IndexLock(archive.data_dir)
+        self._arrived = threading.Event()   # storing has stored a batch (or ended)
         self._stored = threading.Event()    # storing has ended: index the rest, then stop
         self._stopping = threading.Event()  # storing failed: stop after the batch at hand
         self._progress: Progress | None = None  # shown only once storing has ended
@@ -60,6 +61,14 @@ class IndexingAlongside:
         self._thread = threading.Thread(target=self._run, name="import-indexing")
         self._thread.start()
         return True
+
+    def arrived(self) -> None:
+        """Storing has committed a batch: indexing begins, its extraction workers started
+        only now. Started beside the first batch being read, they put the import of one
+        100 MiB message over the model's memory bound (its bytes and their compressed copy
+        in this process, and the workers' own), for no gain: they have nothing to read
+        before this."""
+        self._arrived.set()
 
     def finish(self) -> int:
         """Storing has ended: index what it stored, and return how many log entries were
@@ -97,6 +106,7 @@ class IndexingAlongside:
         if stop:
             self._stopping.set()
         self._stored.set()
+        self._arrived.set()
         interrupted = False
         while not self._done.is_set():
             try:
@@ -121,6 +131,9 @@ class IndexingAlongside:
 
     def _run(self) -> None:
         try:
+            self._arrived.wait()
+            if self._stopping.is_set():  # (storing failed before it stored anything)
+                return
             with self.archive.extraction_pool() as pool:
                 with self.archive.indexer(pool) as indexer:
                     self._follow(indexer)

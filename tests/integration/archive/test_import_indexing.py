@@ -8,11 +8,14 @@ archive from another process (`archiver stats`) while the import is still readin
 import json
 import mailbox
 import threading
+import time
+from pathlib import Path
 
 import pytest
 
 from services.archive.indexer import IndexLock
 from services.cli import archive as archive_cli
+from services.cli.archive import IMPORT_BATCH
 from services.cli.main import main
 from tests import search_output
 from tests.waiting import wait_until
@@ -122,3 +125,35 @@ def test_with_the_index_held_elsewhere_the_import_only_stores(archiver, maildir,
     assert "another process holds the index" in done.stderr
     assert json.loads(done.stdout)["indexed"] == 0
     assert stats(archiver, data)["pending"] == FIRST + LATER
+
+
+def child_processes() -> list[str]:
+    """This process's children (the extraction workers' fork server and its helpers)."""
+    found = []
+    for task in Path("/proc/self/task").iterdir():
+        found += (task / "children").read_text().split()
+    return found
+
+
+def test_the_extraction_workers_start_once_the_first_batch_is_stored(
+        archiver, maildir, tmp_path, monkeypatch, capsys):
+    # Started beside the first batch being read, they put the import of one 100 MiB
+    # message over the model 450's 256 MB (#20): they have nothing to read before it.
+    data, seen, go_on, result = tmp_path / "data", {}, threading.Event(), {}
+
+    def look():
+        seen["stats"] = stats(archiver, data)
+        go_on.wait(120)
+    before = set(child_processes())
+    source_that_pauses(monkeypatch, IMPORT_BATCH - 1, look)
+    importing = run_import(data, maildir, result)
+    try:
+        wait_until(lambda: "stats" in seen, timeout=60, what="the import to read a batch")
+        time.sleep(1)  # (an eager start would have forked by now)
+        assert set(child_processes()) - before == set()
+        assert seen["stats"]["stored"] == 0
+    finally:
+        go_on.set()
+        importing.join(120)
+    assert result == {"exit": 0}
+    assert json.loads(capsys.readouterr().out)["indexed"] == FIRST + LATER
