@@ -117,6 +117,23 @@ class _Span:
         self.start, self.end = start, end
 
 
+def _held_text(name: str) -> property:
+    """A multipart's `name` (preamble or epilogue) that may be held as its bytes
+    (`name`_bytes, as HeldPayload holds a payload): the feedparser's str made at each read;
+    set, it is the value set."""
+    held, value = name + "_bytes", "_" + name + "_value"
+
+    def get(self):
+        data = getattr(self, held)
+        return getattr(self, value) if data is None else str(data, "ascii", "surrogateescape")
+
+    def set(self, text) -> None:
+        setattr(self, held, None)
+        setattr(self, value, text)
+
+    return property(get, set)
+
+
 class HeldPayload:
     """A Message class's mixin: a leaf part's payload can be held as its bytes
     (`payload_bytes`: bytes, or a memoryview into the message's), and be the feedparser's
@@ -124,10 +141,18 @@ class HeldPayload:
     bytes a character once one is 8-bit: a worker held a 90 MB 8-bit body as 180 MB of str
     and a 90 MB bytes copy of it to decode; and an ASCII one is the payload again, beside
     the message (services.archive.transfer_encoding reads payload_bytes as they are).
-    Every other reader gets the same str as before, made again at each read."""
+    Every other reader gets the same str as before, made again at each read. A
+    multipart's preamble or epilogue (`preamble_bytes`, `epilogue_bytes`) likewise: text
+    no reader of the worker's reads, which cost the parse 3 to 4 times its size as a str
+    once 8-bit."""
 
     payload_bytes: bytes | memoryview | None = None
     _value = None  # the payload when no bytes are held
+    preamble_bytes: bytes | memoryview | None = None
+    epilogue_bytes: bytes | memoryview | None = None
+    _preamble_value = _epilogue_value = None  # each when no bytes are held
+    preamble = _held_text("preamble")
+    epilogue = _held_text("epilogue")
 
     @property
     def _payload(self):
@@ -143,17 +168,24 @@ class HeldPayload:
         self._payload = None
         self.payload_bytes = data
 
+    def hold_text(self, name: str, data: bytes | memoryview) -> None:
+        """Hold `data` as the preamble or epilogue (`name`), its bytes as the message has
+        them."""
+        setattr(self, name, None)
+        setattr(self, name + "_bytes", data)
+
     def is_multipart(self) -> bool:
         return self.payload_bytes is None and isinstance(self._value, list)
 
     def __getstate__(self) -> dict:
-        """What copy.copy and copy.deepcopy (and pickle) take of the part: a payload held
-        as a view as its bytes (a memoryview cannot be copied so, and the stdlib's
-        Generator deep-copies a part of 8-bit text with a charset to flatten it:
-        as_string())."""
+        """What copy.copy and copy.deepcopy (and pickle) take of the part: a payload,
+        preamble or epilogue held as a view as its bytes (a memoryview cannot be copied so,
+        and the stdlib's Generator deep-copies a part of 8-bit text with a charset to
+        flatten it: as_string())."""
         state = dict(self.__dict__)
-        if isinstance(state.get("payload_bytes"), memoryview):
-            state["payload_bytes"] = bytes(state["payload_bytes"])
+        for name in ("payload_bytes", "preamble_bytes", "epilogue_bytes"):
+            if isinstance(state.get(name), memoryview):
+                state[name] = bytes(state[name])
         return state
 
 
@@ -176,6 +208,7 @@ class _Parser:
         self.spans: list[tuple[Message, int, int]] = []  # parse()'s `spans`
         self.blank_ends = False  # in a delivery-status block: a blank line is an end
         self.payloads: list[Message] = []  # the leaf parts, each holding a _Span
+        self.epilogues: list[Message] = []  # the multiparts whose epilogue is a _Span
 
     def root(self) -> Message:
         message, end = self._message(0, None, 0)
@@ -185,21 +218,35 @@ class _Parser:
             self.policy.handle_defect(message, errors.MultipartInvariantViolationDefect())
         for part in self.payloads:
             self._set_payload(part, part._payload)
+        for part in self.epilogues:
+            span = part.epilogue
+            if isinstance(span, _Span):  # (not dropped, when empty, as a nested one's)
+                self._set_text(part, "epilogue", span.start, span.end)
         return message
 
     def _set_payload(self, part: Message, span: _Span) -> None:
         """A leaf's payload: its str; or, when `held`, its bytes if it holds an 8-bit byte,
         and a view into the message if it is ASCII but large and most of the message (a
         base64 attachment of 73 MiB was a 100 MB str beside the message's 100 MB)."""
-        if self.held and (self._held_whole(span) or not self._ascii(span.start, span.end)):
+        if self.held and (self._held_whole(span.start, span.end)
+                          or not self._ascii(span.start, span.end)):
             part.hold_payload(self._held(span.start, span.end))
         else:
             part.set_payload(self._str(span.start, span.end))
 
-    def _held_whole(self, span: _Span) -> bool:
-        """Whether the payload at `span` is held as a view whatever its bytes (_held)."""
-        length = span.end - span.start
-        return length >= HELD_ASCII_BYTES and 2 * length >= self.size
+    def _held_whole(self, start: int, end: int) -> bool:
+        """Whether raw[start:end] is held as a view whatever its bytes (_held): it is large
+        and most of the message."""
+        return end - start >= HELD_ASCII_BYTES and 2 * (end - start) >= self.size
+
+    def _set_text(self, part: Message, name: str, start: int, end: int) -> None:
+        """raw[start:end] as the preamble or epilogue (`name`) of `part`: its str; or, when
+        `held`, its bytes if it holds an 8-bit byte (a str of it cost the parse 3 to 4
+        times its size: it takes 2 bytes a character) or is _held_whole."""
+        if self.held and (self._held_whole(start, end) or not self._ascii(start, end)):
+            part.hold_text(name, self._held(start, end))
+        else:
+            setattr(part, name, self._str(start, end))
 
     def _held(self, start: int, end: int) -> bytes | memoryview:
         """raw[start:end] to hold: a view into raw when it is most of it (a copy would be
@@ -415,8 +462,9 @@ class _Parser:
         line_start = self._next_eof(start, [*outer, separator])
         if self._delimiter_at(line_start, separator) is not False:
             return self._without_start_delimiter(message, start, line_start)
-        if line_start > start:
-            message.preamble = _without_line_end(self._str(start, line_start))
+        if line_start > start:  # (without its last line end: it is the delimiter's)
+            self._set_text(message, "preamble", start,
+                           _end_without_line_end(self.raw, start, line_start))
         close = False
         while not close:
             part_start = self._line_end(line_start)
@@ -436,7 +484,8 @@ class _Parser:
                 return line_start
         epilogue_start = self._line_end(line_start)
         end = self._next_eof(epilogue_start, outer)
-        message.epilogue = self._str(epilogue_start, end)
+        message.epilogue = _Span(epilogue_start, end)  # made text, or held, by root()
+        self.epilogues.append(message)
         return end
 
     def _without_start_delimiter(self, message: Message, start: int, line_start: int) -> int:
@@ -467,10 +516,11 @@ class _Parser:
         (or, after a nested multipart, its epilogue's); done where the feedparser does."""
         last = self.last
         if last.get_content_maintype() == "multipart":
-            if last.epilogue == "":
+            epilogue = last.epilogue  # "" (no start delimiter), a _Span or None
+            if epilogue == "" or isinstance(epilogue, _Span) and epilogue.start == epilogue.end:
                 last.epilogue = None
-            elif last.epilogue is not None:
-                last.epilogue = _without_line_end(last.epilogue)
+            elif isinstance(epilogue, _Span):
+                epilogue.end = _end_without_line_end(self.raw, epilogue.start, epilogue.end)
         elif isinstance(last._payload, _Span):
             span = last._payload
             span.end = _end_without_line_end(self.raw, span.start, span.end)

@@ -34,6 +34,11 @@ def tree(message: Message) -> dict:
         fields.pop("payload_bytes", None)
         fields.pop("_value", None)
         fields["_payload"] = message._payload
+    for name in ("preamble", "epilogue"):  # a HeldPayload's, as read (held as bytes or not)
+        if name + "_bytes" in fields or "_" + name + "_value" in fields:
+            fields.pop(name + "_bytes", None)
+            fields.pop("_" + name + "_value", None)
+            fields[name] = getattr(message, name)
     for name, value in fields.items():
         if name == "_payload" and isinstance(value, list):
             value = [tree(part) if isinstance(part, Message) else repr(part) for part in value]
