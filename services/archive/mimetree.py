@@ -209,6 +209,8 @@ class _Parser:
         self.blank_ends = False  # in a delivery-status block: a blank line is an end
         self.payloads: list[Message] = []  # the leaf parts, each holding a _Span
         self.epilogues: list[Message] = []  # the multiparts whose epilogue is a _Span
+        # The payloads of HELD_ASCII_BYTES or more are most of raw together (root() tells)
+        self.large_payloads_most = False
 
     def root(self) -> Message:
         message, end = self._message(0, None, 0)
@@ -216,6 +218,9 @@ class _Parser:
             raise _Refused("text left over")
         if message.get_content_maintype() == "multipart" and not message.is_multipart():
             self.policy.handle_defect(message, errors.MultipartInvariantViolationDefect())
+        large = sum(span.end - span.start for span in (part._payload for part in self.payloads)
+                    if span.end - span.start >= HELD_ASCII_BYTES)
+        self.large_payloads_most = 2 * large >= self.size
         for part in self.payloads:
             self._set_payload(part, part._payload)
         for part in self.epilogues:
@@ -236,8 +241,17 @@ class _Parser:
 
     def _held_whole(self, start: int, end: int) -> bool:
         """Whether raw[start:end] is held as a view whatever its bytes (_held): it is large
-        and most of the message."""
-        return end - start >= HELD_ASCII_BYTES and 2 * (end - start) >= self.size
+        (HELD_ASCII_BYTES) and _viewed."""
+        return end - start >= HELD_ASCII_BYTES and self._viewed(start, end)
+
+    def _viewed(self, start: int, end: int) -> bool:
+        """Whether raw[start:end] is held as a view into raw: it is most of raw, or it is
+        large and the large payloads are most of raw together (two files of 36 MiB in a
+        100 MiB message: raw is kept for their views anyway, where a copy of each would be
+        the message again). Else a copy: a view keeps all of raw."""
+        length = end - start
+        return 2 * length >= self.size or (length >= HELD_ASCII_BYTES
+                                           and self.large_payloads_most)
 
     def _set_text(self, part: Message, name: str, start: int, end: int) -> None:
         """raw[start:end] as the preamble or epilogue (`name`) of `part`: its str; or, when
@@ -249,10 +263,9 @@ class _Parser:
             setattr(part, name, self._str(start, end))
 
     def _held(self, start: int, end: int) -> bytes | memoryview:
-        """raw[start:end] to hold: a view into raw when it is most of it (a copy would be
-        the message twice, at the peak of a worker's memory), else a copy (a view keeps
-        all of raw)."""
-        return self.view[start:end] if 2 * (end - start) >= self.size else self.raw[start:end]
+        """raw[start:end] to hold: a view into raw when _viewed (a copy would be the
+        message twice, at the peak of a worker's memory), else a copy."""
+        return self.view[start:end] if self._viewed(start, end) else self.raw[start:end]
 
     def _ascii(self, start: int, end: int) -> bool:
         """Whether raw[start:end] is ASCII, told a copy of ASCII_CHECK_BYTES at a time (a

@@ -36,13 +36,16 @@ _BASE64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456
 _NOT_BASE64 = bytes(set(range(256)) - set(_BASE64_ALPHABET + b"="))
 _PADDING = re.compile(rb"=+")
 # Base64 on lines, padded only at its end, as an encoder writes it (services.archive.
-# mime_parts' cut text, at megabytes): a2b_base64 reads it as decode_base64 does, without
-# the copy that leaves out what is not base64 (a copy of the whole text, at the peak of
-# an extraction's memory).
-_PLAIN_BASE64 = re.compile(rb"[A-Za-z0-9+/\r\n]*(?:[A-Za-z0-9+/]={0,2}\r?\n?)?")
-_LETTERS_AND_LINE_BREAKS = _BASE64_ALPHABET + b"\r\n"
-# What follows the first "=" of a _PLAIN_BASE64 match at most: "=", CR, LF (and a letter
-# before it), with room to spare.
+# mime_parts' cut text, at megabytes), blanks and blank lines allowed (a sender's lines
+# ending in a blank, blank lines after the padding: review r24 F3): a2b_base64 reads it as
+# decode_base64 does, without the copy that leaves out what is not base64 (a copy of the
+# whole text, at the peak of an extraction's memory). Matched against its end (without
+# the white space after it).
+_WHITE_SPACE = b" \t\r\n"
+_PLAIN_BASE64_END = re.compile(rb"[A-Za-z0-9+/ \t\r\n]*(?:[A-Za-z0-9+/]={0,2})?")
+_LETTERS_AND_WHITE_SPACE = _BASE64_ALPHABET + _WHITE_SPACE
+# What _PLAIN_BASE64_END is matched against: the last bytes before the white space that
+# ends the text, "=" padding and the letter before it, with room to spare.
 PADDED_TAIL = 8
 # Padding that ends no run: after a whole number of quads (nothing to pad) or a quad's first
 # letter (six bits: no byte). a2b_base64 and the email package read on past it as if it
@@ -126,22 +129,36 @@ def decode_base64(data: bytes | memoryview | str) -> bytes:
 
 
 def _plain_base64(data: bytes | memoryview | str) -> bool:
-    """Whether _PLAIN_BASE64 matches all of `data`, told by deleting its base64 letters and
-    line breaks a piece at a time (the regular expression took 1 ns a byte, as much as
-    decoding; a piece: no copy of megabytes): nothing may be left, or padding ("=" or
-    "==") that is all in the last PADDED_TAIL bytes, which the expression then matches."""
+    """Whether `data` is base64 letters, blanks and line breaks, padded ("=" or "==") at
+    its end only (white space after it), told by deleting its letters and white space a
+    piece at a time (a regular expression took 1 ns a byte, as much as decoding; a piece:
+    no copy of megabytes): nothing may be left, or padding that is all in the last
+    PADDED_TAIL bytes before the white space that ends `data`, which _PLAIN_BASE64_END
+    then matches."""
     padding = 0
     for start in range(0, len(data), PIECE_BYTES):
         piece = _ascii_bytes(data[start:start + PIECE_BYTES])
-        left = piece.translate(None, _LETTERS_AND_LINE_BREAKS)
+        left = piece.translate(None, _LETTERS_AND_WHITE_SPACE)
         padding += len(left)
         if left.strip(b"=") or padding > 2:
             return False
     if not padding:
         return True
-    tail = _ascii_bytes(data[-PADDED_TAIL:])  # (the rest is letters and line breaks: it
-    # matches there)
-    return tail.count(b"=") == padding and _PLAIN_BASE64.fullmatch(tail) is not None
+    end = _end_without_white_space(data)  # (before it: letters and white space, which
+    tail = _ascii_bytes(data[max(0, end - PADDED_TAIL):end])  # match there)
+    return tail.count(b"=") == padding and _PLAIN_BASE64_END.fullmatch(tail) is not None
+
+
+def _end_without_white_space(data: bytes | memoryview | str) -> int:
+    """Where `data` ends without the white space (blanks, line breaks) that ends it."""
+    end = len(data)
+    while end > 0:
+        piece = _ascii_bytes(data[max(0, end - PIECE_BYTES):end])
+        kept = len(piece.rstrip(_WHITE_SPACE))
+        if kept:
+            return end - len(piece) + kept
+        end -= len(piece)
+    return 0
 
 
 def _ascii_bytes(data: bytes | memoryview | str) -> bytes:
@@ -178,7 +195,7 @@ def _plain_base64_pieces(data: bytes | memoryview) -> Iterator[bytes]:
     decode_base64 reads it (its padding, or a quad cut short)."""
     carried = b""
     for start in range(0, len(data), PIECE_BYTES):
-        letters = carried + bytes(data[start:start + PIECE_BYTES]).translate(None, b"\r\n")
+        letters = carried + bytes(data[start:start + PIECE_BYTES]).translate(None, _WHITE_SPACE)
         whole = len(letters) - len(letters) % 4
         if b"=" in letters[max(0, whole - 4):whole]:
             whole -= 4  # the padded last quad: read as decode_base64 reads a run's end
