@@ -710,14 +710,14 @@ def _large_unread_file(part: Message, filename: str | None, declared: str, cap_b
     pieces = transfer_encoding.base64_pieces(part, LARGE_FILE_BYTES)
     if pieces is None:
         return None
-    start = _start_of(pieces, filetypes.SNIFF_BYTES)
+    digest = hashlib.sha256()
+    start = _start_of(pieces, filetypes.SNIFF_BYTES, digest)
     if containers.may_be_cms(start):  # (is_cms reads the whole)
         return None
     mime_type = read_type(declared, filename, start)
     if _reads_content(mime_type):
         return None
-    digest = hashlib.sha256()
-    for piece in transfer_encoding.base64_pieces(part, LARGE_FILE_BYTES):
+    for piece in pieces:  # (the rest of them)
         digest.update(piece)
     entry = _entry(filename, declared, mime_type, container)
     entry.text, entry.error, _ = _read_with_library(
@@ -726,10 +726,13 @@ def _large_unread_file(part: Message, filename: str | None, declared: str, cap_b
     return entry
 
 
-def _start_of(pieces: Iterator[bytes], size: int) -> bytes:
-    """The first `size` bytes the pieces join to (fewer when they are fewer)."""
+def _start_of(pieces: Iterator[bytes], size: int, digest) -> bytes:
+    """The first `size` bytes the pieces join to (fewer when they are fewer), the pieces
+    taken for them (and no more) fed to `digest` (a hashlib hash): the rest of the
+    iterator is the rest of the content."""
     start = bytearray()
     for piece in pieces:
+        digest.update(piece)
         start += piece
         if len(start) >= size:
             break
@@ -951,7 +954,8 @@ def _file_pieces(mime_type: str, data: bytes, cap_bytes: int,
         return _docx_pieces(data)
     if mime_type == XLSX_MIME:
         return _xlsx_pieces(data)
-    return []  # images, unknown binaries: searchable by name and type only
+    return []  # images, unknown binaries: searchable by name and type only (the types
+    # _reads_content says are read for nothing: keep the two together)
 
 
 def _member_entries(entry: AttachmentText, members: list[containers.Member], cap_bytes: int,
