@@ -30,6 +30,7 @@ import logging
 import multiprocessing
 import os
 import multiprocessing.connection
+import multiprocessing.forkserver
 import multiprocessing.reduction
 import re
 import resource
@@ -1487,6 +1488,17 @@ class ExtractionPool:
         for worker in self._workers:
             worker.stop(kill=False)
         self._workers = []
+
+    @staticmethod
+    def end_fork_server() -> None:
+        """End the fork server the workers were forked from (it holds the extraction
+        libraries, some 35 MB); the next pool started starts it again. For a process that
+        needs the memory back while it has no pool (an import storing a message of the
+        model's largest size): multiprocessing keeps its fork server for the life of the
+        process, and has no public call to end it. Call it with every pool closed."""
+        fork_server = multiprocessing.forkserver._forkserver
+        if hasattr(fork_server, "_stop"):  # CPython 3.8 and later (added for its tests)
+            fork_server._stop()
 
     def _start_worker(self) -> _Worker:
         return _Worker(self._context, self.cap_bytes, self.memory_mb)

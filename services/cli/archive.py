@@ -36,6 +36,11 @@ IMPORT_BATCH = 200  # messages per durable transaction during bulk import, at mo
 # Message bytes per such transaction, at most, as a share of the model's indexing.memory_mb:
 # the batch is held twice (raw and compressed) until it is durable.
 IMPORT_BATCH_SHARE = 8
+# A message of this share of the model's message limit or more is read and stored with no
+# extraction workers running, and indexed before the next is read: one of the limit's size
+# (100 MiB on the 450) is held by the import three times over while stored (its bytes, their
+# compressed copy, LMDB's), and beside workers went over the model's memory bound (#20).
+ROOM_SHARE = 4
 
 
 def add_archive_options(parser: argparse.ArgumentParser) -> None:
@@ -122,6 +127,7 @@ def cmd_import(args) -> int:
     batch: list[tuple[str, Prepared]] = []  # (label, the message ready to store)
     batch_bytes = 0  # of the messages in batch
     most_bytes = archive.profile.indexing.memory_bytes // IMPORT_BATCH_SHARE
+    room_bytes = max_bytes // ROOM_SHARE
 
     def flush():
         """Store the batch; a part that finds no room is split, so that all that fits is
@@ -161,6 +167,12 @@ def cmd_import(args) -> int:
                                      "reason": item.warning})
                     print(f"archiver: warning {line_safe(item.label)}: {line_safe(item.warning)}",
                           file=sys.stderr)
+                large = len(item.raw) >= room_bytes
+                if large:  # stored with no workers beside it, in a batch of its own
+                    if batch:
+                        flush()
+                        batch_bytes = 0
+                    indexing.make_room()
                 # The batch holds it compressed, its bytes gone once prepared: the indexer
                 # reads them back from the store (held here until stored, a 100 MiB message
                 # of random data was its bytes, their compressed copy and LMDB's copy of it).
@@ -168,9 +180,11 @@ def cmd_import(args) -> int:
                     item.raw, None, "import", from_line_date=item.from_line_date)))
                 batch_bytes += len(item.raw)
                 del item
-                if len(batch) >= IMPORT_BATCH or batch_bytes >= most_bytes:
+                if large or len(batch) >= IMPORT_BATCH or batch_bytes >= most_bytes:
                     flush()  # stores all of the batch, or raises
                     batch_bytes = 0
+                if large:  # and indexed before what follows is read
+                    indexing.make_room()
             if batch:
                 flush()
             heap.trim()  # what storing left free goes back

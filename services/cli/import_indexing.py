@@ -38,6 +38,8 @@ class IndexingAlongside:
         self._arrived = threading.Event()   # storing has stored a batch (or ended)
         self._stored = threading.Event()    # storing has ended: index the rest, then stop
         self._stopping = threading.Event()  # storing failed: stop after the batch at hand
+        self._room_wanted = threading.Event()  # storing asks for the workers' memory
+        self._room_made = threading.Event()    # caught up, and the workers have ended
         self._progress: Progress | None = None  # shown only once storing has ended
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
@@ -69,6 +71,21 @@ class IndexingAlongside:
         in this process, and the workers' own), for no gain: they have nothing to read
         before this."""
         self._arrived.set()
+
+    def make_room(self) -> None:
+        """Storing is about to read a message as large as a batch may be: return once all
+        that was stored before is indexed and the extraction workers have ended (the next
+        arrived() starts them again). A 100 MiB message read and stored beside workers
+        extracting the one before it, or idle, put the import over the model's memory
+        bound (review r24 F1, F2). Returns at once when no workers run, and if indexing
+        has stopped (finish() raises its error)."""
+        if self._thread is None or not self._arrived.is_set():
+            return  # no workers: none started yet, or they ended at the last make_room
+        self._room_made.clear()
+        self._room_wanted.set()
+        while not self._room_made.wait(IDLE_SECONDS):
+            if self._done.is_set():
+                return
 
     def finish(self) -> int:
         """Storing has ended: index what it stored, and return how many log entries were
@@ -131,26 +148,43 @@ class IndexingAlongside:
 
     def _run(self) -> None:
         try:
-            self._arrived.wait()
-            if self._stopping.is_set():  # (storing failed before it stored anything)
-                return
-            with self.archive.extraction_pool() as pool:
-                with self.archive.indexer(pool) as indexer:
-                    self._follow(indexer)
+            while self._run_workers():
+                pass
         except BaseException as exc:  # noqa: BLE001 - handed to finish(), which raises it
             self._error = exc
         finally:
             self._done.set()
 
-    def _follow(self, indexer: Indexer) -> None:
-        """Catch up with the log until a catch-up that began after storing ended is done."""
+    def _run_workers(self) -> bool:
+        """Index with extraction workers from the next batch stored until storing has
+        ended (False) or wants room (True: the workers have ended, all stored is indexed)."""
+        self._arrived.wait()
+        if self._stopping.is_set():  # (storing failed before it stored anything)
+            return False
+        with self.archive.extraction_pool() as pool:
+            with self.archive.indexer(pool) as indexer:
+                room_wanted = self._follow(indexer)
+        if room_wanted:  # cleared before make_room returns: storing's next arrived() counts
+            pool.end_fork_server()
+            self._arrived.clear()
+            self._room_wanted.clear()
+            self._room_made.set()
+        return room_wanted
+
+    def _follow(self, indexer: Indexer) -> bool:
+        """Catch up with the log until a catch-up that began after storing ended (False), or
+        after storing asked for room (True), is done."""
         while not self._stopping.is_set():
             last_round = self._stored.is_set()
+            room_wanted = self._room_wanted.is_set()
             count = indexer.catch_up(self._advance, between=self._stopping.is_set)
             if last_round:
-                return
+                return False
+            if room_wanted:
+                return True
             if not count:
                 self._stored.wait(IDLE_SECONDS)
+        return False
 
 
 def index_pending(archive: Archive, quiet: bool) -> int:

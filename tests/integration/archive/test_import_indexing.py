@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from services.archive.indexer import IndexLock
+from services.archive.store import Store
 from services.cli import archive as archive_cli
 from services.cli.archive import IMPORT_BATCH
 from services.cli.main import main
@@ -157,3 +158,44 @@ def test_the_extraction_workers_start_once_the_first_batch_is_stored(
         importing.join(120)
     assert result == {"exit": 0}
     assert json.loads(capsys.readouterr().out)["indexed"] == FIRST + LATER
+
+
+def fork_server_running() -> bool:
+    """Whether one of this process's children is a multiprocessing fork server (the
+    extraction workers are its children)."""
+    return any(b"forkserver" in Path(f"/proc/{pid}/cmdline").read_bytes()
+               for pid in child_processes() if Path(f"/proc/{pid}").exists())
+
+
+def test_a_message_a_quarter_of_the_limit_is_stored_with_no_workers_and_indexing_resumes(
+        archiver, tmp_path, monkeypatch, capsys):
+    # Stored beside the workers (extracting the mail before it, or idle, and their fork
+    # server), a message of the model's largest size put the import over the model 450's
+    # 256 MB (review r24 F1, F2): the import now makes room for it, then starts them again.
+    box, data = tmp_path / "Maildir", tmp_path / "data"
+    for folder in ("cur", "new", "tmp"):
+        (box / folder).mkdir(parents=True)
+    for n in range(IMPORT_BATCH + 20):
+        (box / "new" / f"a{n:04d}:2,").write_bytes(raw_message(n))
+    large = raw_message(900) + b"filler\n" * (25 * 1024 * 1024 // 7 + 1)  # 25 MiB + (450)
+    assert len(large) >= 100 * 1024 * 1024 // archive_cli.ROOM_SHARE
+    (box / "new" / "b-large:2,").write_bytes(large)
+    for n in range(1000, 1010):
+        (box / "new" / f"c{n:04d}:2,").write_bytes(raw_message(n))
+    put_prepared, seen = Store.put_prepared, []
+
+    def recording(store, batch, *args, **kwargs):
+        seen.append(([ready.meta["size"] for ready in batch], fork_server_running()))
+        return put_prepared(store, batch, *args, **kwargs)
+    monkeypatch.setattr(Store, "put_prepared", recording)
+    assert main(["import", "--json", "--model", "450", "--data", str(data), str(box)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["imported"], summary["indexed"]) == (IMPORT_BATCH + 31,) * 2
+    # The first batch (before any worker), the rest of the a's, the large one alone with
+    # no fork server, then the c's (before the workers start again).
+    assert [sizes for sizes, _ in seen][2] == [len(large)]
+    assert [len(sizes) for sizes, _ in seen] == [IMPORT_BATCH, 20, 1, 10]
+    assert [running for _, running in seen[2:]] == [False, False], seen
+    hits = archiver("search", "word0 OR word900 OR word1009", "--data", data, "--json",
+                    check=0).stdout
+    assert len(search_output.hits(hits)) == 3
