@@ -225,7 +225,7 @@ def files_under(*folders: Path) -> list[Path]:
 
 def test_generated_address_and_part_shapes_read_as_before(tmp_path):
     (tmp_path / "mail").mkdir()
-    paths = generated(tmp_path / "mail", 300)
+    paths = generated(tmp_path / "mail", 150)
     assert differences(paths, tmp_path) == []
 
 
