@@ -164,12 +164,16 @@ class IndexingAlongside:
         with self.archive.extraction_pool() as pool:
             with self.archive.indexer(pool) as indexer:
                 room_wanted = self._follow(indexer)
-        if room_wanted:  # cleared before make_room returns: storing's next arrived() counts
-            pool.end_fork_server()
-            self._arrived.clear()
-            self._room_wanted.clear()
-            self._room_made.set()
-        return room_wanted
+        if not room_wanted:
+            return False
+        pool.end_fork_server()
+        # Cleared before make_room returns, so that storing's next arrived() counts; and
+        # before looking whether storing has stopped meanwhile (_end sets _stopping, then
+        # _arrived): else this thread waits for an arrival that never comes (review r25 F2).
+        self._arrived.clear()
+        self._room_wanted.clear()
+        self._room_made.set()
+        return not self._stopping.is_set()
 
     def _follow(self, indexer: Indexer) -> bool:
         """Catch up with the log until a catch-up that began after storing ended (False), or
@@ -178,7 +182,7 @@ class IndexingAlongside:
             last_round = self._stored.is_set()
             room_wanted = self._room_wanted.is_set()
             count = indexer.catch_up(self._advance, between=self._stopping.is_set)
-            if last_round:
+            if last_round or self._stopping.is_set():
                 return False
             if room_wanted:
                 return True

@@ -167,7 +167,7 @@ def fork_server_running() -> bool:
                for pid in child_processes() if Path(f"/proc/{pid}").exists())
 
 
-def test_a_message_a_quarter_of_the_limit_is_stored_with_no_workers_and_indexing_resumes(
+def test_a_message_half_the_limit_is_stored_with_no_workers_and_indexing_resumes(
         archiver, tmp_path, monkeypatch, capsys):
     # Stored beside the workers (extracting the mail before it, or idle, and their fork
     # server), a message of the model's largest size put the import over the model 450's
@@ -177,7 +177,7 @@ def test_a_message_a_quarter_of_the_limit_is_stored_with_no_workers_and_indexing
         (box / folder).mkdir(parents=True)
     for n in range(IMPORT_BATCH + 20):
         (box / "new" / f"a{n:04d}:2,").write_bytes(raw_message(n))
-    large = raw_message(900) + b"filler\n" * (25 * 1024 * 1024 // 7 + 1)  # 25 MiB + (450)
+    large = raw_message(900) + b"filler\n" * (50 * 1024 * 1024 // 7 + 1)  # 50 MiB + (450)
     assert len(large) >= 100 * 1024 * 1024 // archive_cli.ROOM_SHARE
     (box / "new" / "b-large:2,").write_bytes(large)
     for n in range(1000, 1010):
