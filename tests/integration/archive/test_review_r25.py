@@ -30,7 +30,8 @@ def message_of(size: int, number: int, rng: random.Random) -> bytes:
     """A message of exactly `size` bytes: a base64 attachment of random data, spelled
     plainly (whole 78-byte lines), the bytes left over taken by an X-Pad header."""
     head = (b"From: a@example.org\r\nSubject: big%d\r\nMessage-ID: <big%d@example.org>\r\n"
-            b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=sep\r\n" % (number, number))
+            b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=sep\r\n"
+            % (number, number))
     mid = (b"\r\n--sep\r\nContent-Type: text/plain\r\n\r\nsee the file\r\n--sep\r\n"
            b"Content-Type: application/octet-stream; name=f.bin\r\n"
            b"Content-Transfer-Encoding: base64\r\n"
@@ -68,6 +69,17 @@ def counts_of(measured) -> dict:
     return json.loads(measured.stdout.decode().strip().splitlines()[-1])
 
 
+def imported_within_the_bound(tmp_path, source: Path, count: int) -> None:
+    """`archiver import --model 450` of `source`: all `count` imported and indexed, at a
+    tree Pss peak under BOUND_MB."""
+    measured, seconds = run_import(tmp_path, source)
+    print("seconds", round(seconds, 1), "peak", measured.tree_pss_peak_mb)
+    assert measured.exit_code == 0, measured.stderr
+    counts = counts_of(measured)
+    assert (counts["imported"], counts["indexed"]) == (count, count)
+    assert measured.tree_pss_peak_mb < BOUND_MB, measured.tree_roles_at_pss_peak
+
+
 def test_review_r25_import_of_messages_just_under_the_room_share_stays_within_the_bound(
         tmp_path):
     """Three messages of 50 MiB - 1 byte (one under ROOM_SHARE's threshold): batched as
@@ -76,29 +88,7 @@ def test_review_r25_import_of_messages_just_under_the_room_share_stays_within_th
     rng = random.Random(25)
     for number in range(3):
         (maildir / "new" / f"{number}.big:2,").write_bytes(message_of(ROOM - 1, number, rng))
-    measured, seconds = run_import(tmp_path, maildir)
-    print("seconds", round(seconds, 1), "peak", measured.tree_pss_peak_mb)
-    assert measured.exit_code == 0, measured.stderr
-    counts = counts_of(measured)
-    assert (counts["imported"], counts["indexed"]) == (3, 3)
-    assert measured.tree_pss_peak_mb < BOUND_MB, measured.tree_roles_at_pss_peak
-
-
-def test_review_r25_the_same_messages_in_a_maildir_stay_within_the_bound(tmp_path):
-    """Control for the mbox test: the same 221 messages as maildir files."""
-    rng = random.Random(26)
-    maildir = empty_maildir(tmp_path)
-    for number in range(200):
-        (maildir / "new" / f"a{number:04d}.small:2,").write_bytes(small(number))
-    (maildir / "new" / "b.big:2,").write_bytes(message_of(100 * MiB - 4096, 0, rng))
-    for number in range(200, 220):
-        (maildir / "new" / f"c{number:04d}.small:2,").write_bytes(small(number))
-    measured, seconds = run_import(tmp_path, maildir)
-    print("seconds", round(seconds, 1), "peak", measured.tree_pss_peak_mb)
-    assert measured.exit_code == 0, measured.stderr
-    counts = counts_of(measured)
-    assert (counts["imported"], counts["indexed"]) == (221, 221)
-    assert measured.tree_pss_peak_mb < BOUND_MB, measured.tree_roles_at_pss_peak
+    imported_within_the_bound(tmp_path, maildir, 3)
 
 
 def test_review_r25_import_of_a_100_mib_message_inside_a_zip_stays_within_the_bound(
@@ -112,12 +102,7 @@ def test_review_r25_import_of_a_100_mib_message_inside_a_zip_stays_within_the_bo
         archive.writestr("b.eml", message_of(100 * MiB - 4096, 0, rng))
         for number in range(200, 220):
             archive.writestr(f"c{number:04d}.eml", small(number))
-    measured, seconds = run_import(tmp_path, tmp_path / "in.zip")
-    print("seconds", round(seconds, 1), "peak", measured.tree_pss_peak_mb)
-    assert measured.exit_code == 0, measured.stderr
-    counts = counts_of(measured)
-    assert (counts["imported"], counts["indexed"]) == (221, 221)
-    assert measured.tree_pss_peak_mb < BOUND_MB, measured.tree_roles_at_pss_peak
+    imported_within_the_bound(tmp_path, tmp_path / "in.zip", 221)
 
 
 def test_review_r25_ctrl_c_while_waiting_for_room_exits_130_and_the_next_import_indexes_all(
