@@ -1497,7 +1497,7 @@ class ExtractionPool:
         model's largest size): multiprocessing keeps its fork server for the life of the
         process, and has no public call to end it. Call it with every pool closed."""
         fork_server = multiprocessing.forkserver._forkserver
-        if hasattr(fork_server, "_stop"):  # CPython 3.8 and later (added for its tests)
+        if hasattr(fork_server, "_stop"):  # (CPython's own tests call it; 3.11 has it)
             fork_server._stop()
 
     def _start_worker(self) -> _Worker:

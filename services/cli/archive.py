@@ -36,10 +36,11 @@ IMPORT_BATCH = 200  # messages per durable transaction during bulk import, at mo
 # Message bytes per such transaction, at most, as a share of the model's indexing.memory_mb:
 # the batch is held twice (raw and compressed) until it is durable.
 IMPORT_BATCH_SHARE = 8
-# A message of this share of the model's message limit or more is read and stored with no
-# extraction workers running, and indexed before the next is read: one of the limit's size
-# (100 MiB on the 450) is held by the import three times over while stored (its bytes, their
-# compressed copy, LMDB's), and beside workers went over the model's memory bound (#20).
+# A message of this share of the model's message limit or more is stored with no extraction
+# workers running (what was stored before it indexed first), and indexed before the next is
+# read: one of the limit's size (100 MiB on the 450) is held by the import three times over
+# while stored (its bytes, their compressed copy, LMDB's), and beside workers went over the
+# model's memory bound (#20).
 # Smaller ones keep storing and extraction side by side: made room for at a quarter of the
 # limit, an import of 26 MiB messages took twice the time (review r25 F3).
 ROOM_SHARE = 2
@@ -134,6 +135,7 @@ def cmd_import(args) -> int:
     def flush():
         """Store the batch; a part that finds no room is split, so that all that fits is
         stored. Raises OutOfSpace with the batch left from the first message that does not."""
+        nonlocal batch_bytes
         size = len(batch)
         while batch:
             try:
@@ -149,6 +151,7 @@ def cmd_import(args) -> int:
             progress.advance(size)
             del batch[:size]
             indexing.arrived()
+        batch_bytes = 0
 
     with IndexingAlongside(archive, quiet=args.json, enabled=not args.no_index) as indexing:
         try:
@@ -171,9 +174,7 @@ def cmd_import(args) -> int:
                           file=sys.stderr)
                 large = len(item.raw) >= room_bytes
                 if large:  # stored with no workers beside it, in a batch of its own
-                    if batch:
-                        flush()
-                        batch_bytes = 0
+                    flush()
                     indexing.make_room()
                 # The batch holds it compressed, its bytes gone once prepared: the indexer
                 # reads them back from the store (held here until stored, a 100 MiB message
@@ -184,7 +185,6 @@ def cmd_import(args) -> int:
                 del item
                 if large or len(batch) >= IMPORT_BATCH or batch_bytes >= most_bytes:
                     flush()  # stores all of the batch, or raises
-                    batch_bytes = 0
                 if large:  # and indexed before what follows is read
                     indexing.make_room()
             if batch:

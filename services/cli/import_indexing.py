@@ -73,12 +73,12 @@ class IndexingAlongside:
         self._arrived.set()
 
     def make_room(self) -> None:
-        """Storing is about to read a message as large as a batch may be: return once all
-        that was stored before is indexed and the extraction workers have ended (the next
-        arrived() starts them again). A 100 MiB message read and stored beside workers
-        extracting the one before it, or idle, put the import over the model's memory
-        bound (review r24 F1, F2). Returns at once when no workers run, and if indexing
-        has stopped (finish() raises its error)."""
+        """Storing is about to store a message of its largest kind, or has stored one:
+        return once all that was stored before is indexed and the extraction workers and
+        their fork server have ended (the next arrived() starts them again). A 100 MiB
+        message stored beside workers extracting the one before it, or idle, put the
+        import over the model's memory bound (review r24 F1, F2). Returns at once when no
+        workers run, and if indexing has stopped (finish() raises its error)."""
         if self._thread is None or not self._arrived.is_set():
             return  # no workers: none started yet, or they ended at the last make_room
         self._room_made.clear()

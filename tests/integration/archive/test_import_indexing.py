@@ -173,8 +173,7 @@ def test_a_message_half_the_limit_is_stored_with_no_workers_and_indexing_resumes
     # server), a message of the model's largest size put the import over the model 450's
     # 256 MB (review r24 F1, F2): the import now makes room for it, then starts them again.
     box, data = tmp_path / "Maildir", tmp_path / "data"
-    for folder in ("cur", "new", "tmp"):
-        (box / folder).mkdir(parents=True)
+    mailbox.Maildir(box, create=True)
     for n in range(IMPORT_BATCH + 20):
         (box / "new" / f"a{n:04d}:2,").write_bytes(raw_message(n))
     large = raw_message(900) + b"filler\n" * (50 * 1024 * 1024 // 7 + 1)  # 50 MiB + (450)

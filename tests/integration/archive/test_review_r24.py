@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import mailbox
 import os
 import random
 from pathlib import Path
@@ -33,13 +34,6 @@ def huge_message(number: int, rng: random.Random) -> bytes:
             + encoded + b"\r\n--sep--\r\n")
 
 
-def empty_maildir(tmp_path) -> Path:
-    maildir = tmp_path / "maildir"
-    for folder in ("cur", "new", "tmp"):
-        (maildir / folder).mkdir(parents=True)
-    return maildir
-
-
 def import_within_the_bound(tmp_path, maildir: Path, count: int) -> None:
     """`archiver import --model 450` of `maildir`: all `count` messages imported and
     indexed, at a tree Pss peak under BOUND_MB."""
@@ -57,7 +51,8 @@ def test_review_r24_import_of_two_100_mib_messages_stays_within_the_bound(tmp_pa
     (main storing the second, ~197 MB, beside the workers started after the first batch,
     one extracting the first, ~79 MB, and the fork server, ~32 MB); 267-311 MB over 5
     runs. Before 16ec443: 258 and 358 MB."""
-    maildir = empty_maildir(tmp_path)
+    maildir = tmp_path / "maildir"
+    mailbox.Maildir(maildir, create=True)
     rng = random.Random(11)
     for number in range(2):
         (maildir / "new" / f"{number}.huge:2,").write_bytes(huge_message(number, rng))
@@ -71,7 +66,8 @@ def test_review_r24_import_of_a_mailbox_ending_in_a_100_mib_message_stays_within
     stores the large one: tree Pss peak ~264 MB (main ~216 MB, the workers and fork
     server ~48 MB); the large one alone: ~224 MB. Marginal: 256-267 MB in 5 of 6 runs
     (sampled every SAMPLE_S: it passed once)."""
-    maildir = empty_maildir(tmp_path)
+    maildir = tmp_path / "maildir"
+    mailbox.Maildir(maildir, create=True)
     for number in range(200):
         (maildir / "new" / f"a{number:04d}.small:2,").write_bytes(
             b"From: a@example.org\r\nSubject: s%d\r\nMessage-ID: <s%d@example.org>\r\n\r\n"
@@ -87,7 +83,8 @@ def test_review_r24_import_of_a_100_mib_message_spelled_with_two_blank_lines_sta
     takes it off the pieces path (_plain_base64 allows one line end after padding): tree
     Pss peak ~495 MB, the worker ~420 MB (before 16ec443: ~481 MB); spelled plainly:
     ~224 MB."""
-    maildir = empty_maildir(tmp_path)
+    maildir = tmp_path / "maildir"
+    mailbox.Maildir(maildir, create=True)
     encoded = base64.encodebytes(random.Random(14).randbytes(73 * MiB + 1)).replace(
         b"\n", b"\r\n")
     assert encoded.rstrip().endswith(b"=")

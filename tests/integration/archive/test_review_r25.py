@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import mailbox
 import os
 import random
 import time
@@ -50,13 +51,6 @@ def small(number: int) -> bytes:
             b"small body %d\r\n" % (number, number, number))
 
 
-def empty_maildir(tmp_path) -> Path:
-    maildir = tmp_path / "maildir"
-    for folder in ("cur", "new", "tmp"):
-        (maildir / folder).mkdir(parents=True)
-    return maildir
-
-
 def run_import(tmp_path, source: Path):
     start = time.monotonic()
     measured = run_measured(
@@ -84,7 +78,8 @@ def test_review_r25_import_of_messages_just_under_the_room_share_stays_within_th
         tmp_path):
     """Three messages of 50 MiB - 1 byte (one under ROOM_SHARE's threshold): batched as
     before, workers extracting the one before while main reads and stores the next."""
-    maildir = empty_maildir(tmp_path)
+    maildir = tmp_path / "maildir"
+    mailbox.Maildir(maildir, create=True)
     rng = random.Random(25)
     for number in range(3):
         (maildir / "new" / f"{number}.big:2,").write_bytes(message_of(ROOM - 1, number, rng))
@@ -119,7 +114,8 @@ def test_review_r25_ctrl_c_while_waiting_for_room_exits_130_and_the_next_import_
     import subprocess
     from services.archive.archive import Archive
     from services.archive.indexer import status
-    maildir = empty_maildir(tmp_path)
+    maildir = tmp_path / "maildir"
+    mailbox.Maildir(maildir, create=True)
     rng = random.Random(28)
     for number in range(2):
         (maildir / "new" / f"{number}.big:2,").write_bytes(message_of(ROOM + MiB, number, rng))
