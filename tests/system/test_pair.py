@@ -26,6 +26,9 @@ UNITS = (*(f"{s}.service" for s in SERVICES), "archiver-verify.service",
 # dist-packages, which every Python process would run.
 PACKAGES = "usr/lib/python3/dist-packages"
 UNLISTED = f"/{PACKAGES}/zz-unlisted-by-the-manifest.pth"
+# A listed payload file changed (a line added), and where its signed bytes wait meanwhile.
+CHANGED = f"/{PACKAGES}/services/intake/smtp.py"
+CHANGED_SAVED = "/root/smtp.py.signed"
 
 
 def _drained(sender, receiver) -> bool:
@@ -173,9 +176,10 @@ def _boot_check_failed(machine) -> None:
     machine.wait_for_console_text(r"FIRMWARE VERIFICATION FAILED", 900)
     machine.wait_for_console_text(r"Reached target .*multi-user", 900)
     console = machine.console()
-    reason = (f"{UNLISTED.lstrip('/')} is not in the manifest (an unlisted file in the "
-              f"payload folder {PACKAGES})")
-    assert reason in console.replace("\n", " ") or reason in console, console[-6000:]
+    reasons = (f"{UNLISTED.lstrip('/')} is not in the manifest (an unlisted file in the "
+               f"payload folder {PACKAGES})", f"payload file {CHANGED.lstrip('/')} was changed")
+    for reason in reasons:
+        assert reason in console.replace("\n", " ") or reason in console, console[-6000:]
     assert re.search(r"Dependency failed for .*archiver-smtp", console), console[-6000:]
     assert not re.search(r"Started .*archiver-(smtp|indexer|journal|mirror|web)", console), \
         console[-6000:]
@@ -192,9 +196,10 @@ def test_hard_power_off_of_b_while_copying_and_during_intake_then_the_boot_check
     again every message either acknowledged is there exactly once, on both.
 
     The same boot is the boot check's (one boot fewer under TCG than a reboot of its own): a
-    file the firmware manifest does not list, dropped into a payload folder of the running B
-    before the power-off, keeps every archiver service from starting at the next boot, and
-    the console says why. Without the file, starting the boot's target again runs the check
+    file the firmware manifest does not list, dropped into a payload folder of the running B,
+    and a listed payload file with a line added, both before the power-off, keep every
+    archiver service from starting at the next boot, and the console names both. With the
+    file gone and the changed one as signed, starting the boot's target again runs the check
     again and then the services (what a reboot would check, without booting again), which
     then take up what the power-off left."""
     a, b = vm_pair
@@ -214,7 +219,8 @@ def test_hard_power_off_of_b_while_copying_and_during_intake_then_the_boot_check
 
     sender = threading.Thread(target=deliver)
     machine = b.machine
-    machine.succeed(f"printf 'import os\\n' > {UNLISTED} && sync")
+    machine.succeed(f"printf 'import os\\n' > {UNLISTED} && cp -p {CHANGED} {CHANGED_SAVED} "
+                    f"&& printf '\\n# changed\\n' >> {CHANGED} && sync")
     try:
         b.machine.set_link(False)  # A queues a backlog for B ...
         try:
@@ -240,7 +246,8 @@ def test_hard_power_off_of_b_while_copying_and_during_intake_then_the_boot_check
         if not machine.is_up():
             machine.start()
         machine.wait_for_ssh(600)
-        machine.succeed(f"rm -f {UNLISTED} && sync && systemctl start multi-user.target")
+        machine.succeed(f"rm -f {UNLISTED} && mv {CHANGED_SAVED} {CHANGED} && sync "
+                        "&& systemctl start multi-user.target")
     lab.wait_ready(names=["b"])
     assert "manifest: verified" in b.run("archiver firmware show")
     wait_until(lambda: _drained(a, b) and _drained(b, a), 600, "both queues to drain",

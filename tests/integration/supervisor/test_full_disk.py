@@ -96,6 +96,9 @@ class Senders:
             except smtplib.SMTPResponseException as refusal:
                 self.refused.append((refusal.smtp_code, refusal.smtp_error))
                 self.stop.wait(0.05)
+            except smtplib.SMTPRecipientsRefused as refusal:  # the refusal came at RCPT TO
+                self.refused += refusal.recipients.values()
+                self.stop.wait(0.05)
 
 
 def status(service: ArchiverService) -> dict:

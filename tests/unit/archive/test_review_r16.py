@@ -52,7 +52,7 @@ def test_a_worker_kept_waiting_for_a_core_past_its_blocked_limit_does_not_blame_
     blocked_s (3 s here, 200 s by default): it is not blocked, so it reads the PDF."""
     raw = mail(body="starved body",  # some 50 ms of CPU to read, 15 s and more starved
                attachments=[(pdf_with_text("readable words"), PDF_TYPE, "fine.pdf"),
-                            (slow_xlsx(500), XLSX_TYPE, "sheet.xlsx")]).as_bytes()
+                            (slow_xlsx(100), XLSX_TYPE, "sheet.xlsx")]).as_bytes()
     memo = MemoryMemo()
     with ExtractionPool(CAP, workers=1, timeout_s=20, blocked_s=3, memo=memo) as pool:
         (pid,) = pool.worker_pids
