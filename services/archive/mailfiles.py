@@ -80,6 +80,7 @@ says so too.
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import re
 import shutil
@@ -452,26 +453,29 @@ def _file_size(stream: BinaryIO) -> int | None:
 def _read_mbox(stream: BinaryIO, label: str, max_bytes: int, end: int | None = None
                ) -> Iterator[MailItem]:
     """The messages of an mbox up to byte `end` (None: all of it; a zip member's)."""
-    number = 0
+    numbers = itertools.count(1)
     try:
-        for entry in mbox.read_entries(stream, max_bytes, end):
-            number += 1
-            item_label = f"{label}#{number}"
-            if entry.raw is None:
-                yield MailItem(item_label, error=too_large(entry.size, max_bytes))
-            elif not entry.raw:
-                yield MailItem(item_label, error="empty message")
-            elif refusal := mbox_piece_refusal(entry):
-                yield MailItem(item_label, error=f"{refusal} (the message after the From_ "
-                               f"line on line {entry.line})")
-            else:
-                date = entry.from_line.date if entry.from_line else None
-                yield MailItem(item_label, raw=entry.raw, from_line_date=date,
-                               warning=_unseparated(entry))
+        # map, not a for loop: a loop's variable would hold the last message (up to the
+        # model's limit) while the import stores it and waits for its indexing.
+        yield from map(lambda entry: _mbox_item(f"{label}#{next(numbers)}", entry, max_bytes),
+                       mbox.read_entries(stream, max_bytes, end))
     except (mbox.Rewritten, mbox.Locked) as exc:  # a live mbox: the rest waits for next time
-        yield MailItem(f"{label}#{number + 1}", error=str(exc))
+        yield MailItem(f"{label}#{next(numbers)}", error=str(exc))
     except ZIP_MEMBER_ERRORS as exc:  # a read error of the file, or of the zip member
-        yield MailItem(f"{label}#{number + 1}", error=f"read error: {exc}")
+        yield MailItem(f"{label}#{next(numbers)}", error=f"read error: {exc}")
+
+
+def _mbox_item(label: str, entry: mbox.Entry, max_bytes: int) -> MailItem:
+    """One message of an mbox as a MailItem: its bytes to store, or why it is not stored."""
+    if entry.raw is None:
+        return MailItem(label, error=too_large(entry.size, max_bytes))
+    if not entry.raw:
+        return MailItem(label, error="empty message")
+    if refusal := mbox_piece_refusal(entry):
+        return MailItem(label, error=f"{refusal} (the message after the From_ line on line "
+                        f"{entry.line})")
+    date = entry.from_line.date if entry.from_line else None
+    return MailItem(label, raw=entry.raw, from_line_date=date, warning=_unseparated(entry))
 
 
 # From_ lines a message of an mbox may begin with before its header, at most (an envelope

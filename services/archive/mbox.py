@@ -40,7 +40,9 @@ import contextlib
 import email.utils
 import errno
 import fcntl
+import functools
 import io
+import itertools
 import os
 import re
 import time
@@ -237,19 +239,20 @@ def read_entries(stream: BinaryIO, max_bytes: int, end: int | None = None) -> It
     """The messages of an mbox stream that starts with a From_ line, in order, up to byte
     `end` (from the stream's position; None: to its end). A message of more than `max_bytes`
     is not kept (raw None, its size given); memory holds one chunk plus at most `max_bytes`
-    of one message, whatever the mbox's size."""
-    for block, size, first_line in _blocks(stream, max_bytes, end):
-        if block is None or size > max_bytes:
-            yield Entry(None, None, size, first_line)
-            continue
-        line_end = block.find(b"\n")
-        line, message = (block[:line_end + 1], block[line_end + 1:]) if line_end >= 0 \
-            else (block, b"")
-        message = _without_separator_line(message)
-        unseparated = tuple(first_line + 1 + n for n in _unseparated_from_lines(message))
-        if b">From " in message:
-            message = unquote_from_lines(message)
-        yield Entry(message, parse_from_line(line), size, first_line, unseparated)
+    of one message, whatever the mbox's size, and nothing here holds a message once it is
+    yielded (starmap binds no variable: a for loop's would keep it while it is stored)."""
+    return itertools.starmap(functools.partial(_entry, max_bytes), _blocks(stream, max_bytes, end))
+
+
+def _entry(max_bytes: int, line: bytes | None, message: bytes | None, size: int,
+           first_line: int) -> Entry:
+    """The Entry of one block of _blocks: its From_ line, and the message after it unquoted."""
+    if message is None or size > max_bytes:
+        return Entry(None, None, size, first_line)
+    unseparated = tuple(first_line + 1 + n for n in _unseparated_from_lines(message))
+    if b">From " in message:
+        message = unquote_from_lines(message)
+    return Entry(message, parse_from_line(line), size, first_line, unseparated)
 
 
 def _unseparated_from_lines(message: bytes) -> list[int]:
@@ -278,10 +281,11 @@ def count_entries(stream: BinaryIO, end: int | None = None) -> int:
 
 
 def _blocks(stream: BinaryIO, max_bytes: int, end: int | None
-            ) -> Iterator[tuple[bytes | None, int, int]]:
-    """(block, size, line) per message: a block is its From_ line through the blank line
-    before the next separator, None when it grew past `max_bytes` (its bytes were dropped);
-    line, the line of the mbox it starts on. Reads
+            ) -> Iterator[tuple[bytes | None, bytes | None, int, int]]:
+    """(From_ line, message, size, line) per block: a block is a From_ line through the
+    blank line before the next separator (which is not the message's); line and message
+    are None when the block grew past `max_bytes` (its bytes were dropped); size, the
+    block's; line, the line of the mbox it starts on. Reads
     no further than byte `end`, if given: then the stream is a live mbox file, read a chunk
     at a time under its lock, and Rewritten is raised when what was read is no longer there
     (a message spanning the change is never yielded)."""
@@ -312,9 +316,11 @@ def _blocks(stream: BinaryIO, max_bytes: int, end: int | None
             # Without a line ending within the limit, the line is no From_ line (or the last).
             line = buffer[found + 1:line_end + 1 if line_end >= 0 else found + FROM_LINE_LIMIT + 2]
             if _follows_blank_line(buffer, found) and is_from_line(line):
-                yield (*_block(buffer, start, found + 1, dropped), first)
-                first += buffer.count(b"\n", start, found + 1) + dropped_lines
-                start, dropped, dropped_lines = found + 1, 0, 0
+                block_first, block_end = first, found + 1
+                first += buffer.count(b"\n", start, block_end) + dropped_lines
+                cut = block_end if block_end > READ_CHUNK else 0  # see _block
+                yield (*_block(buffer, start, block_end, dropped, cut), block_first)
+                start, scanned, dropped, dropped_lines = block_end - cut, scanned - cut, 0, 0
         else:
             if not leading:
                 scanned = max(start, len(buffer) - len(_SEPARATOR_CANDIDATE) + 1)
@@ -334,24 +340,40 @@ def _blocks(stream: BinaryIO, max_bytes: int, end: int | None
         at_end = not chunk
         buffer += chunk
     if start < len(buffer) or dropped:
-        yield (*_block(buffer, start, len(buffer), dropped), first)
+        yield (*_block(buffer, start, len(buffer), dropped, cut=len(buffer)), first)
 
 
-def _block(buffer: bytearray, start: int, end: int, dropped: int) -> tuple[bytes | None, int]:
-    return (None if dropped else bytes(buffer[start:end])), dropped + end - start
+def _block(buffer: bytearray, start: int, end: int, dropped: int, cut: int
+           ) -> tuple[bytes | None, bytes | None, int]:
+    """(From_ line, message, size) of the block buffer[start:end] (line and message None
+    when some of its bytes were dropped), and buffer[:cut] deleted: a large block's bytes
+    are let go before it is read, so that a message of 100 MiB is held once while it is
+    stored, not also in the buffer. (Small blocks cut nothing: the buffer is shifted once
+    per chunk, not per message.)"""
+    line = message = None
+    if not dropped:
+        line_end = buffer.find(b"\n", start, end)
+        message_start = line_end + 1 if line_end >= 0 else end
+        line = bytes(buffer[start:message_start])
+        with memoryview(buffer) as view:  # one copy: a bytearray slice would be another
+            message = bytes(view[message_start:_message_end(buffer, message_start, end)])
+    del buffer[:cut]
+    return line, message, dropped + end - start
+
+
+def _message_end(buffer: bytearray, start: int, end: int) -> int:
+    """Where the message in buffer[start:end] ends: before the blank line that ends a
+    block, which separates messages and is not theirs."""
+    for blank in (b"\n", b"\r\n"):
+        if end - start == len(blank) and buffer.endswith(blank, start, end) or \
+                end - start > len(blank) and buffer.endswith(b"\n" + blank, start, end):
+            return end - len(blank)
+    return end
 
 
 def _follows_blank_line(buffer: bytearray, newline: int) -> bool:
     """Whether the line that ends at buffer[newline] is empty (LF or CRLF)."""
     return buffer[newline - 1:newline] == b"\n" or buffer[newline - 2:newline] == b"\n\r"
-
-
-def _without_separator_line(message: bytes) -> bytes:
-    """Drop the blank line that ends a block: it separates messages, it is not theirs."""
-    for blank in (b"\n", b"\r\n"):
-        if message == blank or message.endswith(b"\n" + blank):
-            return message[:-len(blank)]
-    return message
 
 
 # --- the mailbox lock ---------------------------------------------------------------------

@@ -5,7 +5,10 @@ workers and no fork server beside it, and indexed before the next is read
 fixed; F3 (26 MiB messages imported at half the speed) by the threshold at half the limit
 (measured, not asserted: timings belong in the bench); F1 (a 100 MiB message inside an
 mbox: ~510 MB, the mbox reader's buffer and copies held while it is stored and indexed) is
-open: its reproducer is on branch r25."""
+narrowed, not fixed: the mbox reader lets a large block's bytes go from its buffer before
+the message is read and holds no message once it is yielded, but while it reads one it holds
+it twice (buffer and message, or message and its unquoted copy) beside the extraction
+workers: about 286 MB, so that test's bound is 320 MB, not BOUND_MB."""
 from __future__ import annotations
 
 import base64
@@ -63,15 +66,15 @@ def counts_of(measured) -> dict:
     return json.loads(measured.stdout.decode().strip().splitlines()[-1])
 
 
-def imported_within_the_bound(tmp_path, source: Path, count: int) -> None:
+def imported_within_the_bound(tmp_path, source: Path, count: int, bound_mb=BOUND_MB) -> None:
     """`archiver import --model 450` of `source`: all `count` imported and indexed, at a
-    tree Pss peak under BOUND_MB."""
+    tree Pss peak under bound_mb."""
     measured, seconds = run_import(tmp_path, source)
     print("seconds", round(seconds, 1), "peak", measured.tree_pss_peak_mb)
     assert measured.exit_code == 0, measured.stderr
     counts = counts_of(measured)
     assert (counts["imported"], counts["indexed"]) == (count, count)
-    assert measured.tree_pss_peak_mb < BOUND_MB, measured.tree_roles_at_pss_peak
+    assert measured.tree_pss_peak_mb < bound_mb, measured.tree_roles_at_pss_peak
 
 
 def test_review_r25_import_of_messages_just_under_the_room_share_stays_within_the_bound(
@@ -98,6 +101,26 @@ def test_review_r25_import_of_a_100_mib_message_inside_a_zip_stays_within_the_bo
         for number in range(200, 220):
             archive.writestr(f"c{number:04d}.eml", small(number))
     imported_within_the_bound(tmp_path, tmp_path / "in.zip", 221)
+
+
+def test_review_r25_import_of_a_100_mib_message_inside_an_mbox_holds_it_at_most_twice(
+        tmp_path):
+    """An mbox of 200 small messages, one of 100 MiB - 4 KiB (a ">From " line in its body:
+    unquoted), then 20 small, and the same with the large one last (the block read to the
+    end of the file). F1: 508-515 MB (the reader's buffer, its block and the message, each
+    of 100 MiB, held while the message was stored and while its extraction was waited for);
+    now about 286 MB (twice the message while it is read, beside the workers): the bound
+    here is 320 MB until reading holds it once (#20's 256 MB is not met for an mbox)."""
+    rng = random.Random(26)
+    large = message_of(100 * MiB - 4096, 0, rng).replace(b"see the file", b">From here")
+    smalls = [small(number) for number in range(220)]
+    for name, messages in (("middle", [*smalls[:200], large, *smalls[200:]]),
+                           ("last", [*smalls[:200], large])):
+        with open(tmp_path / f"{name}.mbox", "wb") as mbox_file:
+            for raw in messages:
+                mbox_file.write(b"From a@example.org Sat Jan  3 01:05:34 2026\n" + raw + b"\n")
+        imported_within_the_bound(tmp_path / name, tmp_path / f"{name}.mbox", len(messages),
+                                  bound_mb=320)
 
 
 def test_review_r25_ctrl_c_while_waiting_for_room_exits_130_and_the_next_import_indexes_all(
