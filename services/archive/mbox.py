@@ -52,6 +52,8 @@ from typing import BinaryIO, Callable, Iterator
 from services.archive.message_date import epoch_of
 
 READ_CHUNK = 1 << 20  # an mbox is read a MiB at a time, never whole
+# A block larger than this is moved out of the reader's buffer as it is read (_spill).
+SPILL_BYTES = 4 * READ_CHUNK
 FROM_LINE_LIMIT = 1000  # bytes; a longer line is no From_ line (RFC 5322 caps lines at 998)
 _MONTHS = {name.lower(): number for number, name in enumerate(calendar.month_abbr) if name}
 _DAY_NAME = rb"(?i:Mon|Tue|Wed|Thu|Fri|Sat|Sun)"
@@ -285,7 +287,8 @@ def _blocks(stream: BinaryIO, max_bytes: int, end: int | None
     """(From_ line, message, size, line) per block: a block is a From_ line through the
     blank line before the next separator (which is not the message's); line and message
     are None when the block grew past `max_bytes` (its bytes were dropped); size, the
-    block's; line, the line of the mbox it starts on. Reads
+    block's; line, the line of the mbox it starts on. A block past SPILL_BYTES is moved
+    into a spill as it is read (_spill), so that the message is held once. Reads
     no further than byte `end`, if given: then the stream is a live mbox file, read a chunk
     at a time under its lock, and Rewritten is raised when what was read is no longer there
     (a message spanning the change is never yielded)."""
@@ -295,11 +298,12 @@ def _blocks(stream: BinaryIO, max_bytes: int, end: int | None
     buffer = bytearray()
     start = 0     # where the current block begins in buffer
     scanned = 0   # no separator starts a line in buffer[start:scanned + 1]
-    dropped = 0   # bytes of the current block already let go (over the limit)
+    gone = 0      # bytes of the current block already let go: dropped, or in `spilled`
+    spilled = None  # (From_ line, message so far) of a large block, or None
     at_end = False
     leading = True  # where the first message starts is not known yet (prelude_length)
     first = 1  # the line of the mbox buffer[start] is on
-    dropped_lines = 0  # line endings of the current block already let go
+    gone_lines = 0  # line endings of the current block already let go
     while True:
         if leading and (at_end or len(buffer) > PRELUDE_LIMIT + len(_SEPARATOR_CANDIDATE)):
             leading = False
@@ -317,10 +321,11 @@ def _blocks(stream: BinaryIO, max_bytes: int, end: int | None
             line = buffer[found + 1:line_end + 1 if line_end >= 0 else found + FROM_LINE_LIMIT + 2]
             if _follows_blank_line(buffer, found) and is_from_line(line):
                 block_first, block_end = first, found + 1
-                first += buffer.count(b"\n", start, block_end) + dropped_lines
+                first += buffer.count(b"\n", start, block_end) + gone_lines
                 cut = block_end if block_end > READ_CHUNK else 0  # see _block
-                yield (*_block(buffer, start, block_end, dropped, cut), block_first)
-                start, scanned, dropped, dropped_lines = block_end - cut, scanned - cut, 0, 0
+                yield (*_block(buffer, start, block_end, gone, spilled, cut), block_first)
+                start, scanned, gone, gone_lines = block_end - cut, scanned - cut, 0, 0
+                spilled = None
         else:
             if not leading:
                 scanned = max(start, len(buffer) - len(_SEPARATOR_CANDIDATE) + 1)
@@ -328,37 +333,69 @@ def _blocks(stream: BinaryIO, max_bytes: int, end: int | None
             break
         del buffer[:start]  # once per chunk, so small messages do not shift the buffer
         scanned, start = scanned - start, 0
-        if len(buffer) > max_bytes:  # over the limit: keep only what a separator check needs
+        over = gone + len(buffer) > max_bytes
+        if over:  # past the limit: dropped, spilled or not
+            spilled = None
+        if over or spilled or len(buffer) > SPILL_BYTES:
+            # keep only what a separator check needs
             let_go = max(0, min(scanned, len(buffer)) - 3)
-            dropped_lines += buffer.count(b"\n", 0, let_go)
+            if not over:
+                spilled = _spill(buffer, let_go, spilled)
+                let_go = let_go if spilled else 0  # its From_ line is not whole yet
+            gone_lines += buffer.count(b"\n", 0, let_go)
             del buffer[:let_go]
-            scanned, dropped = scanned - let_go, dropped + let_go
+            scanned, gone = scanned - let_go, gone + let_go
         size = READ_CHUNK if left is None else min(READ_CHUNK, left)
         chunk = _read_unrewritten(stream, size, tail) if live else stream.read(size)
         tail = (tail + chunk)[-REWRITE_CHECK_BYTES:]
         left = None if left is None else left - len(chunk)
         at_end = not chunk
         buffer += chunk
-    if start < len(buffer) or dropped:
-        yield (*_block(buffer, start, len(buffer), dropped, cut=len(buffer)), first)
+    if start < len(buffer) or gone:
+        yield (*_block(buffer, start, len(buffer), gone, spilled, cut=len(buffer)), first)
 
 
-def _block(buffer: bytearray, start: int, end: int, dropped: int, cut: int
+def _block(buffer: bytearray, start: int, end: int, gone: int,
+           spilled: tuple[bytes, io.BytesIO] | None, cut: int
            ) -> tuple[bytes | None, bytes | None, int]:
-    """(From_ line, message, size) of the block buffer[start:end] (line and message None
-    when some of its bytes were dropped), and buffer[:cut] deleted: a large block's bytes
-    are let go before it is read, so that a message of 100 MiB is held once while it is
-    stored, not also in the buffer. (Small blocks cut nothing: the buffer is shifted once
-    per chunk, not per message.)"""
+    """(From_ line, message, size) of the block whose last bytes are buffer[start:end] and
+    whose first `gone` bytes were let go: spilled (its From_ line and message so far), or
+    dropped (line and message None). Then buffer[:cut] is deleted: a large block's bytes
+    are let go before it is read. (Small blocks cut nothing: the buffer is shifted once per
+    chunk, not per message.)"""
     line = message = None
-    if not dropped:
+    if spilled:
+        line, spill = spilled
+        with memoryview(buffer) as view:
+            spill.write(view[start:_message_end(buffer, start, end)])
+        message = spill.getvalue()  # its buffer, not a copy
+        spill.close()  # holds it no more (an unquoted copy may replace it)
+    elif not gone:
         line_end = buffer.find(b"\n", start, end)
         message_start = line_end + 1 if line_end >= 0 else end
         line = bytes(buffer[start:message_start])
         with memoryview(buffer) as view:  # one copy: a bytearray slice would be another
             message = bytes(view[message_start:_message_end(buffer, message_start, end)])
     del buffer[:cut]
-    return line, message, dropped + end - start
+    return line, message, gone + end - start
+
+
+def _spill(buffer: bytearray, end: int, spilled: tuple[bytes, io.BytesIO] | None
+           ) -> tuple[bytes, io.BytesIO] | None:
+    """buffer[:end], the first or next bytes of a large block, added to its message so far
+    (From_ line, io.BytesIO), begun here when there is none; None (nothing added) when
+    buffer[:end] does not hold the whole From_ line yet. An io.BytesIO grows without
+    copying what it holds, and getvalue() hands over its buffer: the message is held once,
+    where a buffer and then a copy of it held it twice while it was read."""
+    start = 0
+    if spilled is None:
+        start = buffer.find(b"\n", 0, end) + 1  # after the From_ line
+        if not start:
+            return None
+        spilled = bytes(buffer[:start]), io.BytesIO()
+    with memoryview(buffer) as view:
+        spilled[1].write(view[start:end])
+    return spilled
 
 
 def _message_end(buffer: bytearray, start: int, end: int) -> int:

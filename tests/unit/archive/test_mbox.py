@@ -23,13 +23,22 @@ def message(subject: str, body: str = "Hello.\n", newline: str = "\n") -> bytes:
 
 
 def entries(data: bytes, max_bytes: int = 10 * MiB, chunk: int | None = None):
-    original = mbox.READ_CHUNK
-    mbox.READ_CHUNK = chunk or original
+    """read_entries of `data`, read `chunk` bytes at a time if given; then also with every
+    block of more than two chunks spilled out of the buffer as it is read: the same."""
+    found = entries_read(data, max_bytes, chunk, mbox.SPILL_BYTES)
+    if chunk:
+        assert entries_read(data, max_bytes, chunk, 2 * chunk) == found
+    return found
+
+
+def entries_read(data: bytes, max_bytes: int, chunk: int | None, spill: int):
+    original = mbox.READ_CHUNK, mbox.SPILL_BYTES
+    mbox.READ_CHUNK, mbox.SPILL_BYTES = chunk or original[0], spill
     try:
         found = list(read_entries(io.BytesIO(data), max_bytes))
         counted = count_entries(io.BytesIO(data))
     finally:
-        mbox.READ_CHUNK = original
+        mbox.READ_CHUNK, mbox.SPILL_BYTES = original
     assert counted == len(found)  # the progress bar's count is the reader's
     return found
 

@@ -141,14 +141,18 @@ def an_mbox(line: bytes, newline: bytes, prelude: bytes = b"", dated: bool = Tru
     return prelude + data + (newline if final_blank_line else b""), raws
 
 
-def read(data: bytes, chunk: int | None = None) -> list[mbox.Entry]:
-    original = mbox.READ_CHUNK
-    mbox.READ_CHUNK = chunk or original
+def read(data: bytes, chunk: int | None = None, spill: int | None = None) -> list[mbox.Entry]:
+    """The entries of `data` read `chunk` bytes at a time, if given; then also with every
+    block of more than two chunks spilled out of the buffer as it is read: the same."""
+    original = mbox.READ_CHUNK, mbox.SPILL_BYTES
+    mbox.READ_CHUNK, mbox.SPILL_BYTES = chunk or original[0], spill or original[1]
     try:
         found = list(mbox.read_entries(io.BytesIO(data), 10 * MiB))
         assert mbox.count_entries(io.BytesIO(data)) == len(found)
     finally:
-        mbox.READ_CHUNK = original
+        mbox.READ_CHUNK, mbox.SPILL_BYTES = original
+    if chunk and not spill:
+        assert read(data, chunk, spill=2 * chunk) == found
     return found
 
 

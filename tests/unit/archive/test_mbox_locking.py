@@ -122,6 +122,7 @@ def test_an_mbox_rewritten_shorter_since_it_was_counted_is_read_to_its_new_end(t
 @pytest.mark.parametrize("chunk", [None, 7, 100])
 def test_reading_stops_at_the_end_given(chunk, monkeypatch):
     monkeypatch.setattr(mbox, "READ_CHUNK", chunk or mbox.READ_CHUNK)
+    monkeypatch.setattr(mbox, "SPILL_BYTES", 2 * mbox.READ_CHUNK)  # large blocks spilled
     whole = entry_of(ONE) + entry_of(TWO)
     data = whole + entry_of(THREE)[:100]  # then half a message being appended
     found = list(read_entries(io.BytesIO(data), max_bytes=GiB, end=len(whole)))
