@@ -246,15 +246,21 @@ def read_entries(stream: BinaryIO, max_bytes: int, end: int | None = None) -> It
     return itertools.starmap(functools.partial(_entry, max_bytes), _blocks(stream, max_bytes, end))
 
 
-def _entry(max_bytes: int, line: bytes | None, message: bytes | None, size: int,
+def _entry(max_bytes: int, line: bytes | None, message: io.BytesIO | None, size: int,
            first_line: int) -> Entry:
-    """The Entry of one block of _blocks: its From_ line, and the message after it unquoted."""
+    """The Entry of one block of _blocks: its From_ line, and the message after it unquoted
+    where it is (a message of 100 MiB is held once, not also as an unquoted copy)."""
     if message is None or size > max_bytes:
         return Entry(None, None, size, first_line)
-    unseparated = tuple(first_line + 1 + n for n in _unseparated_from_lines(message))
-    if b">From " in message:
-        message = unquote_from_lines(message)
-    return Entry(message, parse_from_line(line), size, first_line, unseparated)
+    raw = message.getvalue()  # its buffer, not a copy
+    unseparated = tuple(first_line + 1 + n for n in _unseparated_from_lines(raw))
+    quoted = b">From " in raw
+    del raw  # else the buffer is shared, and unquoting it would copy it
+    if quoted:
+        unquote_in_place(message)
+    raw = message.getvalue()
+    message.close()
+    return Entry(raw, parse_from_line(line), size, first_line, unseparated)
 
 
 def _unseparated_from_lines(message: bytes) -> list[int]:
@@ -283,7 +289,7 @@ def count_entries(stream: BinaryIO, end: int | None = None) -> int:
 
 
 def _blocks(stream: BinaryIO, max_bytes: int, end: int | None
-            ) -> Iterator[tuple[bytes | None, bytes | None, int, int]]:
+            ) -> Iterator[tuple[bytes | None, io.BytesIO | None, int, int]]:
     """(From_ line, message, size, line) per block: a block is a From_ line through the
     blank line before the next separator (which is not the message's); line and message
     are None when the block grew past `max_bytes` (its bytes were dropped); size, the
@@ -322,10 +328,8 @@ def _blocks(stream: BinaryIO, max_bytes: int, end: int | None
             if _follows_blank_line(buffer, found) and is_from_line(line):
                 block_first, block_end = first, found + 1
                 first += buffer.count(b"\n", start, block_end) + gone_lines
-                cut = block_end if block_end > READ_CHUNK else 0  # see _block
-                yield (*_block(buffer, start, block_end, gone, spilled, cut), block_first)
-                start, scanned, gone, gone_lines = block_end - cut, scanned - cut, 0, 0
-                spilled = None
+                yield (*_block(buffer, start, block_end, gone, spilled), block_first)
+                start, gone, gone_lines, spilled = block_end, 0, 0, None
         else:
             if not leading:
                 scanned = max(start, len(buffer) - len(_SEPARATOR_CANDIDATE) + 1)
@@ -352,31 +356,27 @@ def _blocks(stream: BinaryIO, max_bytes: int, end: int | None
         at_end = not chunk
         buffer += chunk
     if start < len(buffer) or gone:
-        yield (*_block(buffer, start, len(buffer), gone, spilled, cut=len(buffer)), first)
+        yield (*_block(buffer, start, len(buffer), gone, spilled), first)
 
 
 def _block(buffer: bytearray, start: int, end: int, gone: int,
-           spilled: tuple[bytes, io.BytesIO] | None, cut: int
-           ) -> tuple[bytes | None, bytes | None, int]:
+           spilled: tuple[bytes, io.BytesIO] | None
+           ) -> tuple[bytes | None, io.BytesIO | None, int]:
     """(From_ line, message, size) of the block whose last bytes are buffer[start:end] and
     whose first `gone` bytes were let go: spilled (its From_ line and message so far), or
-    dropped (line and message None). Then buffer[:cut] is deleted: a large block's bytes
-    are let go before it is read. (Small blocks cut nothing: the buffer is shifted once per
-    chunk, not per message.)"""
+    dropped (line and message None)."""
     line = message = None
     if spilled:
         line, spill = spilled
         with memoryview(buffer) as view:
             spill.write(view[start:_message_end(buffer, start, end)])
-        message = spill.getvalue()  # its buffer, not a copy
-        spill.close()  # holds it no more (an unquoted copy may replace it)
+        message = spill
     elif not gone:
         line_end = buffer.find(b"\n", start, end)
         message_start = line_end + 1 if line_end >= 0 else end
         line = bytes(buffer[start:message_start])
         with memoryview(buffer) as view:  # one copy: a bytearray slice would be another
-            message = bytes(view[message_start:_message_end(buffer, message_start, end)])
-    del buffer[:cut]
+            message = io.BytesIO(view[message_start:_message_end(buffer, message_start, end)])
     return line, message, gone + end - start
 
 
@@ -619,9 +619,25 @@ def unquote_from_lines(message: bytes) -> bytes:
     """mboxrd unquoting: one ">" less before every line matching "^>+From "."""
     if b">From " not in message:
         return message
-    result = io.BytesIO()
-    _write_edited(message, _QUOTED_FROM, b"", 1, result.write)
-    return result.getvalue()
+    unquoted = io.BytesIO(message)
+    unquote_in_place(unquoted)  # on a copy: the BytesIO shares `message` until written
+    return unquoted.getvalue()
+
+
+def unquote_in_place(message: io.BytesIO) -> None:
+    """unquote_from_lines of the bytes `message` holds, where they are: each quoting ">"
+    let go and the bytes after it moved up (memmove), then the end cut. No copy, unless
+    the buffer is shared (a getvalue() still held). Every later match is found after the
+    bytes already moved, so the search never reads what it wrote."""
+    with message.getbuffer() as view:
+        kept = read = 0  # view[:kept] is unquoted; view[read:] is still to move
+        for match in _QUOTED_FROM.finditer(view):
+            length = match.start() - read
+            view[kept:kept + length] = view[read:match.start()]
+            kept, read = kept + length, match.start() + 1
+        view[kept:kept + len(view) - read] = view[read:]
+        kept += len(view) - read
+    message.truncate(kept)
 
 
 def _write_edited(raw: bytes, pattern: re.Pattern, insert: bytes, skip: int,

@@ -8,7 +8,6 @@ carries the variant line again, but not after a blank line, and "From the modera
 after one: neither may split it.
 """
 import calendar
-import io
 from pathlib import Path
 
 import pytest
@@ -16,8 +15,8 @@ import pytest
 from services.archive import mbox
 from services.archive.mailfiles import count_mail, iter_mail
 from services.archive.metadata import header_metadata
+from tests.unit.archive.test_mbox import entries
 
-MiB = 1024 * 1024
 ARRIVAL = 1_900_000_000.0  # 2030: never a date under test
 AT_11_UTC = calendar.timegm((2024, 3, 5, 11, 0, 0))  # every dated variant says this instant
 
@@ -141,19 +140,8 @@ def an_mbox(line: bytes, newline: bytes, prelude: bytes = b"", dated: bool = Tru
     return prelude + data + (newline if final_blank_line else b""), raws
 
 
-def read(data: bytes, chunk: int | None = None, spill: int | None = None) -> list[mbox.Entry]:
-    """The entries of `data` read `chunk` bytes at a time, if given; then also with every
-    block of more than two chunks spilled out of the buffer as it is read: the same."""
-    original = mbox.READ_CHUNK, mbox.SPILL_BYTES
-    mbox.READ_CHUNK, mbox.SPILL_BYTES = chunk or original[0], spill or original[1]
-    try:
-        found = list(mbox.read_entries(io.BytesIO(data), 10 * MiB))
-        assert mbox.count_entries(io.BytesIO(data)) == len(found)
-    finally:
-        mbox.READ_CHUNK, mbox.SPILL_BYTES = original
-    if chunk and not spill:
-        assert read(data, chunk, spill=2 * chunk) == found
-    return found
+def read(data: bytes, chunk: int | None = None) -> list[mbox.Entry]:
+    return entries(data, chunk=chunk)  # with spilling too, when read in chunks
 
 
 @pytest.mark.parametrize("newline", [b"\n", b"\r\n"], ids=["lf", "crlf"])
