@@ -21,14 +21,17 @@ import urllib.parse
 import zipfile
 import zlib
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from services.archive import charsets, cms_der, tnef_stream, tools
 
 MAX_MEMBERS = 500                       # members listed per container
 MEMBER_READ_BYTES = 32 * 1024 * 1024    # one member is read up to here, the rest is skipped
 MESSAGE_READ_BYTES = 128 * 1024 * 1024  # expanded bytes read from all containers of a message
+ZIP_CHUNK_BYTES = 1 << 20  # a zip member is counted in chunks of this many bytes
 # MIME attachments read per message, forwarded messages' included: each costs a libmagic
 # sniff and its reader (~0.3 ms for a tiny one), so 60,000 tiny parts in a 5.5 MB message
 # took the worker's whole time limit; real mail stays far below. Files uuencoded in its
@@ -59,11 +62,20 @@ CMS_COMPRESSED = bytes.fromhex("060b2a864886f70d0109100109")  # RFC 3274 id-ct-c
 @dataclass
 class Member:
     """A file found in a container: its name (None: it has none, as a TNEF file without a
-    title), data None when it was not read (problem says why)."""
+    title), its bytes (content()), or none when it was not read (problem says why)."""
     name: str | None
     data: bytes | None
     problem: str | None = None
     encrypted: bool = False
+    # For a member read once and let go (a zip's: zip_members): reads its bytes again.
+    read_again: Callable[[], bytes] | None = None
+
+    def readable(self) -> bool:
+        return self.data is not None or self.read_again is not None
+
+    def content(self) -> bytes | None:
+        """Its bytes (read from its container again if it was let go), None if unread."""
+        return self.read_again() if self.read_again is not None else self.data
 
 
 class ReadBudget:
@@ -99,13 +111,17 @@ class ReadBudget:
         self.members -= 1
 
 
-def zip_members(data: bytes, budget: ReadBudget) -> tuple[list[Member], str | None]:
-    """The files of a zip archive and a problem of the archive as a whole (or None).
-    Members are read through zipfile's streaming reader and cut at the read limit, so a
-    member that lies about its size costs no more than one that does not. Raises
-    ValueError when data is not a readable zip."""
+def zip_members(source: bytes | BinaryIO, budget: ReadBudget
+                ) -> tuple[list[Member], str | None]:
+    """The files of a zip archive (its bytes, or a seekable binary file of them) and a
+    problem of the archive as a whole (or None). Members are read through zipfile's
+    streaming reader and cut at the read limit, so a member that lies about its size costs
+    no more than one that does not. Each is read here, its size spent from the budget,
+    and let go: Member.content() reads it again, so that a reader holds one member at a
+    time, not all of them (seven of 10 MiB were 70 MiB beside the archive). Raises
+    ValueError when `source` is not a readable zip."""
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
+        archive = zipfile.ZipFile(io.BytesIO(source) if isinstance(source, bytes) else source)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
         raise ValueError(f"not a readable zip archive: {exc}") from None
     members, problem = [], None
@@ -131,16 +147,34 @@ def _zip_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: ReadBud
         return Member(info.filename, None,
                       f"not read: {info.file_size} bytes uncompressed, over the {limit}-byte limit")
     try:
-        with archive.open(info) as stream:
-            content = stream.read(limit + 1)
+        size = _member_size(archive, info, limit + 1)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError,
             RuntimeError, zlib.error) as exc:
         budget.spend(0)
         return Member(info.filename, None, f"cannot read this member: {exc}"[:300])
-    budget.spend(len(content))
-    if len(content) > limit:  # the header understated the size: a bomb
+    budget.spend(size)
+    if size > limit:  # the header understated the size: a bomb
         return Member(info.filename, None, f"not read: expands past the {limit}-byte limit")
-    return Member(info.filename, content)
+    return Member(info.filename, None, read_again=lambda: _member_bytes(archive, info, size))
+
+
+def _member_size(archive: zipfile.ZipFile, info: zipfile.ZipInfo, most: int) -> int:
+    """How many bytes the member expands to, counted up to `most` a chunk at a time."""
+    size = 0
+    with archive.open(info) as stream:
+        while size < most:
+            chunk = stream.read(min(ZIP_CHUNK_BYTES, most - size))
+            if not chunk:
+                break
+            size += len(chunk)
+    return size
+
+
+def _member_bytes(archive: zipfile.ZipFile, info: zipfile.ZipInfo, size: int) -> bytes:
+    """The member's first `size` bytes (all of it: _member_size counted them), read again
+    as they were (its CRC checked again at its end)."""
+    with archive.open(info) as stream:
+        return stream.read(size)
 
 
 def tnef_contents(data: bytes, budget: ReadBudget) -> tuple[Member | None, list[Member]]:

@@ -76,8 +76,8 @@ _PGP_ARMOR_BYTES = re.compile(re.escape(PGP_ARMOR.encode("ascii")))  # (takes a 
 PDF_MIME = "application/pdf"
 # Text types a parser reads (lxml, unrtf): guarded like documents, by SHA-256.
 GUARDED_TEXT_TYPES = {"text/html", "text/rtf"}
-# A base64 attachment of at least this many bytes that is read for its type only is decoded
-# a piece at a time (_large_unread_file).
+# A base64 attachment of at least this many bytes that is read for its type only, or a zip,
+# is decoded a piece at a time (_large_file).
 LARGE_FILE_BYTES = 1 << 20
 DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -692,22 +692,25 @@ def _first_file(part: Message, found: uuencode.Split | None, cap_bytes: int, nes
         data, filename = whole.data, filename or mime.uuencoded_name(whole.name,
                                                                      _safe_charset(part))
     else:
-        unread = _large_unread_file(part, filename, declared, cap_bytes, container)
-        if unread is not None:
-            return [unread], ""
+        large = _large_file(part, filename, declared, cap_bytes, nesting, budget, container)
+        if large is not None:
+            return large, ""
         data = _part_bytes(part)
     smime_type = mime.safely(lambda: part.get_param("smime-type"), None)
     return _file(filename, declared, data, cap_bytes, nesting, budget, container,
                  smime_type if isinstance(smime_type, str) else None, _safe_charset(part))
 
 
-def _large_unread_file(part: Message, filename: str | None, declared: str, cap_bytes: int,
-                       container: str | None) -> AttachmentText | None:
-    """The entry _file makes of a large base64 attachment of a type read for nothing but
-    its type and SHA-256 (an image, a video, an unknown binary: not _reads_content), made
-    from its bytes decoded a piece at a time (transfer_encoding.base64_pieces), never
-    held whole: a 73 MiB file of random data was 73 MiB in the worker beside the 100 MiB
-    message. None for any other part: _file reads it from its bytes."""
+def _large_file(part: Message, filename: str | None, declared: str, cap_bytes: int,
+                nesting: int, budget: containers.ReadBudget, container: str | None
+                ) -> list[AttachmentText] | None:
+    """The entries _file makes of a large base64 attachment, made without decoding it
+    whole: of a type read for nothing but its type and SHA-256 (an image, a video, an
+    unknown binary: not _reads_content), from its bytes decoded a piece at a time
+    (transfer_encoding.base64_pieces); a zip, through a seekable file decoding the piece
+    zipfile reads (transfer_encoding.Base64File). A 73 MiB file of random data was 73 MiB
+    in the worker beside the 100 MiB message, a 70 MiB zip that and its members. None for
+    any other part: _file reads it from its bytes."""
     pieces = transfer_encoding.base64_pieces(part, LARGE_FILE_BYTES)
     if pieces is None:
         return None
@@ -716,15 +719,20 @@ def _large_unread_file(part: Message, filename: str | None, declared: str, cap_b
     if containers.may_be_cms(start):  # (is_cms reads the whole)
         return None
     mime_type = read_type(declared, filename, start)
+    entry = _entry(filename, declared, mime_type, container)
+    if mime_type in containers.ZIP_TYPES:
+        zipped = transfer_encoding.Base64File(transfer_encoding.held_bytes(part))
+        inner, _ = _guarded(entry, lambda: (_zip(entry, zipped, cap_bytes, nesting, budget),
+                                            ""))
+        return [entry, *inner]
     if _reads_content(mime_type):
         return None
     for piece in pieces:  # (the rest of them)
         digest.update(piece)
-    entry = _entry(filename, declared, mime_type, container)
     entry.text, entry.error, _ = _read_with_library(
         lambda _: [], b"", cap_bytes, f"{mime_type};{_safe_charset(part) or ''}",
         digest.hexdigest())
-    return entry
+    return [entry]
 
 
 def _start_of(pieces: Iterator[bytes], size: int, digest) -> bytes:
@@ -766,32 +774,49 @@ def _file(filename: str | None, declared: str, data: bytes, cap_bytes: int, nest
     wrong: its own entry first, then the entries of the files it contains."""
     mime_type = read_type(declared, filename, data)
     entry = _entry(filename, declared, mime_type, container)
-    inner, body = [], ""
+    inner, body = _guarded(entry, lambda: _file_contents(
+        entry, data, cap_bytes, nesting, budget, smime_type, charset))
+    return [entry, *inner], body
+
+
+def _guarded(entry: AttachmentText, read: Callable[[], tuple[list[AttachmentText], str]]
+             ) -> tuple[list[AttachmentText], str]:
+    """read()'s (entries inside the file, body text it carries), or none when it raises:
+    a broken file is that attachment's problem (entry.error), not the message's."""
     try:
-        if mime_type in containers.CMS_TYPES:
-            inner, body = _cms(entry, data, smime_type, cap_bytes, nesting, budget)
-        elif mime_type in containers.TNEF_TYPES:
-            inner = _tnef(entry, data, cap_bytes, nesting, budget)
-        elif mime_type in containers.ZIP_TYPES:
-            inner = _zip(entry, data, cap_bytes, nesting, budget)
-        elif mime_type == "message/rfc822":
-            inner = _forwarded_bytes(entry, data, cap_bytes, nesting, budget)
-        elif mime_type.startswith("text/") and mime_type not in GUARDED_TEXT_TYPES:
-            entry.text, cut = capped_text(_file_pieces(mime_type, data, cap_bytes, charset),
-                                          cap_bytes)
-            entry.cut = cap_cut(cap_bytes) if cut else None
-        else:  # a parser or tool reads it: a known hostile file is not read again
-            entry.text, entry.error, cut = _read_with_library(
-                lambda d: _file_pieces(mime_type, d, cap_bytes, charset), data, cap_bytes,
-                f"{mime_type};{charset or ''}")
-            entry.cut = cap_cut(cap_bytes) if cut else None
+        return read()
     except MemoryError:
         raise
     except documents.Encrypted as exc:
         entry.encrypted, entry.error = True, f"encrypted: {exc}"
-    except Exception as exc:  # a broken file is that attachment's problem, not the message's
+    except Exception as exc:
         entry.error = _error_text(exc)
-    return [entry, *inner], body
+    return [], ""
+
+
+def _file_contents(entry: AttachmentText, data: bytes, cap_bytes: int, nesting: int,
+                   budget: containers.ReadBudget, smime_type: str | None, charset: str | None
+                   ) -> tuple[list[AttachmentText], str]:
+    """_file's reading of a file of entry.mime_type: its text set on the entry, (the
+    entries of the files inside it, the body text it carries) returned."""
+    mime_type = entry.mime_type
+    if mime_type in containers.CMS_TYPES:
+        return _cms(entry, data, smime_type, cap_bytes, nesting, budget)
+    if mime_type in containers.TNEF_TYPES:
+        return _tnef(entry, data, cap_bytes, nesting, budget), ""
+    if mime_type in containers.ZIP_TYPES:
+        return _zip(entry, data, cap_bytes, nesting, budget), ""
+    if mime_type == "message/rfc822":
+        return _forwarded_bytes(entry, data, cap_bytes, nesting, budget), ""
+    if mime_type.startswith("text/") and mime_type not in GUARDED_TEXT_TYPES:
+        entry.text, cut = capped_text(_file_pieces(mime_type, data, cap_bytes, charset),
+                                      cap_bytes)
+    else:  # a parser or tool reads it: a known hostile file is not read again
+        entry.text, entry.error, cut = _read_with_library(
+            lambda d: _file_pieces(mime_type, d, cap_bytes, charset), data, cap_bytes,
+            f"{mime_type};{charset or ''}")
+    entry.cut = cap_cut(cap_bytes) if cut else None
+    return [], ""
 
 
 def _read_with_library(reader: Callable[[bytes], Iterable[str]], data: bytes,
@@ -964,13 +989,13 @@ def _member_entries(entry: AttachmentText, members: list[containers.Member], cap
     """Entries for the files of a container, read within the message's text budget."""
     found = []
     for member in members:
-        if member.data is None:
+        if not member.readable():
             found.append(AttachmentText(member.name, _type_of_extension(
                 "application/octet-stream", member.name), "", member.problem,
                 container=entry.filename, encrypted=member.encrypted))
             continue
         cap = max(0, min(cap_bytes, budget.text_bytes))
-        entries, _ = _file(member.name, "application/octet-stream", member.data, cap,
+        entries, _ = _file(member.name, "application/octet-stream", member.content(), cap,
                            nesting + 1, budget, entry.filename or entry.mime_type)
         if entries[0].cut and cap < cap_bytes:
             entries[0].cut = (

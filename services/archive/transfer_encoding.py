@@ -24,6 +24,7 @@ reads a token: the email package decoded only a value that was the bare name, so
 from __future__ import annotations
 
 import binascii
+import bisect
 import io
 import re
 from collections.abc import Iterator
@@ -195,15 +196,109 @@ def _plain_base64_pieces(data: bytes | memoryview) -> Iterator[bytes]:
     decode_base64 reads it (its padding, or a quad cut short)."""
     carried = b""
     for start in range(0, len(data), PIECE_BYTES):
-        letters = carried + bytes(data[start:start + PIECE_BYTES]).translate(None, _WHITE_SPACE)
-        whole = len(letters) - len(letters) % 4
-        if b"=" in letters[max(0, whole - 4):whole]:
-            whole -= 4  # the padded last quad: read as decode_base64 reads a run's end
-        carried = letters[whole:]
-        if whole:
-            yield binascii.a2b_base64(letters[:whole])
+        decoded, carried = _plain_base64_piece(data, start, carried)
+        if decoded:
+            yield decoded
     if carried:
         yield decode_base64(carried)
+
+
+def _plain_base64_piece(data: bytes | memoryview, start: int, carried: bytes
+                        ) -> tuple[bytes, bytes]:
+    """(the bytes decoded, the letters carried to the next piece) of the piece of `data`
+    at `start` (PIECE_BYTES long), after the letters `carried` from the one before."""
+    letters = carried + bytes(data[start:start + PIECE_BYTES]).translate(None, _WHITE_SPACE)
+    whole = len(letters) - len(letters) % 4
+    if b"=" in letters[max(0, whole - 4):whole]:
+        whole -= 4  # the padded last quad: read as decode_base64 reads a run's end
+    return binascii.a2b_base64(letters[:whole]) if whole else b"", letters[whole:]
+
+
+class Base64File(io.RawIOBase):
+    """A seekable binary file (read-only) of the bytes base64 `data` stands for, decoded a
+    piece (PIECE_BYTES of `data`) at a time as it is read, never held whole: zipfile reads
+    a zip attachment of 70 MB out of the message's bytes so, where decoding it first held
+    it beside them. `data` must be base64 as an encoder writes it (decode_base64_pieces is
+    not None for it); its content is decode_base64(data)."""
+
+    def __init__(self, data: bytes | memoryview):
+        super().__init__()
+        self._data = data
+        # Where each piece starts: (offset in the content, offset in data, letters carried
+        # into it), in order; one pass decodes every piece once to find them.
+        self._starts: list[tuple[int, int, bytes]] = []
+        size = 0
+        for start, carried, decoded in self._decoded_pieces():
+            self._starts.append((size, start, carried))
+            size += len(decoded)
+        self._offsets = [offset for offset, _, _ in self._starts]
+        self._size, self._position = size, 0
+        self._piece = (-1, b"")  # the last piece decoded: (its number, its bytes)
+
+    def _decoded_pieces(self) -> Iterator[tuple[int, bytes, bytes]]:
+        carried = b""
+        for start in range(0, len(self._data), PIECE_BYTES):
+            decoded, after = _plain_base64_piece(self._data, start, carried)
+            yield start, carried, decoded
+            carried = after
+        if carried:  # the last run (_plain_base64_pieces' end)
+            yield len(self._data), carried, decode_base64(carried)
+
+    def _decoded(self, number: int) -> bytes:
+        if self._piece[0] != number:
+            _, start, carried = self._starts[number]
+            piece = decode_base64(carried) if start == len(self._data) else \
+                _plain_base64_piece(self._data, start, carried)[0]
+            self._piece = (number, piece)
+        return self._piece[1]
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
+        if base + offset < 0:
+            raise ValueError(f"negative seek position {base + offset}")
+        self._position = base + offset
+        return self._position
+
+    def read(self, size: int | None = -1) -> bytes:
+        """Up to `size` bytes from the position (all to the end when None or negative),
+        fewer only at the end (b"" there), joined where they are written: zipfile reads a
+        stored member of megabytes in one call, which RawIOBase's read would hold twice."""
+        left = self._size - self._position
+        joined = io.BytesIO()
+        for span in self._spans(left if size is None or size < 0 else min(size, left)):
+            joined.write(span)
+        return joined.getvalue()  # (the BytesIO's own bytes, not a copy)
+
+    def readinto(self, buffer) -> int:
+        """Up to len(buffer) bytes from the position, fewer only at the end (0 there)."""
+        done = 0
+        with memoryview(buffer).cast("B") as target:
+            for span in self._spans(len(target)):
+                target[done:done + len(span)] = span
+                done += len(span)
+        return done
+
+    def _spans(self, count: int) -> Iterator[memoryview]:
+        """The next `count` bytes (or those left) as views into the pieces they are in,
+        the position moved past each as it is given."""
+        while count > 0 and self._position < self._size:
+            number = bisect.bisect_right(self._offsets, self._position) - 1
+            at = self._position - self._offsets[number]
+            span = memoryview(self._decoded(number))[at:at + count]
+            if not span:  # (no piece the position is in: never, by how _starts is made)
+                return
+            self._position += len(span)
+            count -= len(span)
+            yield span
 
 
 def _pieces(data: bytes, cut: re.Pattern, after: bool):

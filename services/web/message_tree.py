@@ -405,8 +405,8 @@ def _files_of_container(kind: str, data: bytes, part: Message,
             members, problem = containers.zip_members(data, budget)
     except (tools.ToolFailed, ValueError) as exc:
         return [], container_problem(exc)
-    return [FoundFile(member.name, member.data or b"", unreadable=None
-                      if member.data is not None else member.problem or "not read")
+    return [FoundFile(member.name, member.content() or b"", unreadable=None
+                      if member.readable() else member.problem or "not read")
             for member in members], problem
 
 

@@ -10,13 +10,16 @@ import gzip
 import hashlib
 import io
 import random
+import re
 import tracemalloc
 import zipfile
 
 import pytest
 
-from services.archive import extract, mime, mimetree, transfer_encoding
+from services.archive import containers, extract, mime, mimetree, transfer_encoding
 from services.archive.extraction_memo import MemoryMemo
+from tests import reading_corpus as corpus
+from tests.unit.archive import history
 
 MiB = 1 << 20
 CAP = 4096
@@ -150,15 +153,18 @@ def test_a_large_file_read_in_pieces_says_what_reading_it_whole_says(monkeypatch
     assert whole.attachments[0].filename == name
 
 
-def test_a_large_random_file_is_never_held_whole():
-    data = random.Random(2).randbytes(16 * MiB)
-    parsed = extract.parse(message(data))
+def extracted_with_peak(raw: bytes) -> tuple[extract.Extracted, int]:
+    """extract() of a parsed message, and the peak of what it allocated (bytes)."""
+    parsed = extract.parse(raw)
     tracemalloc.start()
     try:
-        result = extract.extract_parsed(parsed, CAP)
-        peak = tracemalloc.get_traced_memory()[1]
+        return extract.extract_parsed(parsed, CAP), tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
+
+
+def test_a_large_random_file_is_never_held_whole():
+    result, peak = extracted_with_peak(message(random.Random(2).randbytes(16 * MiB)))
     assert result.attachments[0].mime_type == "application/octet-stream"
     assert peak < 2 * MiB  # decoded whole: 16 MiB and more
 
@@ -172,3 +178,117 @@ def test_a_failure_remembered_for_the_file_is_found_by_its_pieces_sha256():
     with extract.ExtractionPool(CAP, workers=1, memo=memo) as pool:
         [result] = pool.extract_many([message(data)])
     assert result.attachments[0].error == "hung the reader before"
+
+
+@pytest.mark.parametrize("piece_bytes", [5, 8, 13, 64])
+def test_a_base64_file_reads_and_seeks_as_decoding_the_whole_gives(monkeypatch, piece_bytes):
+    monkeypatch.setattr(transfer_encoding, "PIECE_BYTES", piece_bytes)
+    rng, tried = random.Random(piece_bytes), 0
+    for size in list(range(0, 30)) + [97, 300]:
+        for text in spellings(rng.randbytes(size)):
+            if transfer_encoding.decode_base64_pieces(text) is None:
+                continue
+            whole = transfer_encoding.decode_base64(text)
+            file = transfer_encoding.Base64File(memoryview(text))
+            assert file.read() == whole and file.read(5) == b""
+            assert file.seek(0, io.SEEK_END) == len(whole)
+            for _ in range(20):
+                at, count = rng.randrange(len(whole) + 3), rng.randrange(40)
+                file.seek(at)
+                assert file.read(count) == whole[at:at + count], (size, text, at, count)
+                assert file.tell() == min(at + count, max(at, len(whole)))
+            tried += 1
+    assert tried > 1000
+
+
+def zip_kinds(rng: random.Random) -> dict[str, bytes]:
+    """Zip archives of every kind containers reads differently (MEMBER_READ_BYTES is
+    64 KiB in the tests that read them): members stored and deflated, text and binary,
+    nested, encrypted, over the read limit by their header or by lying about it, with a
+    wrong CRC, more than MAX_MEMBERS, a folder, cut short; each large (megabytes of
+    random data in a stored member) or small."""
+    def stored(members):
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as archive:
+            for name, data in members:
+                archive.writestr(name, data)
+        return out.getvalue()
+
+    texts = [(f"t{at}.txt", b"zipped words %d " % at * rng.randrange(1, 300)) for at in range(4)]
+    noise = ("noise.bin", rng.randbytes(rng.randrange(1, 3) * MiB))
+    crc_flipped = bytearray(stored([("crc.txt", b"words with a wrong crc " * 50)]))
+    crc_flipped[40] ^= 0xFF
+    inner = stored([("deep.txt", b"deep words")])
+    for depth in range(4):
+        inner = stored([(f"level{depth}.zip", inner), (f"l{depth}.txt", b"level words")])
+    kinds = {
+        "stored": stored([*texts, noise]),
+        "deflated": corpus.zip_archive([*texts, noise]),
+        "nested": stored([noise, ("inner.zip", inner)]),
+        "encrypted": corpus.zip_archive(texts, password=b"pw"),
+        "over the limit": corpus.zip_archive([("big.txt", b"w " * 50000), *texts]),
+        "bomb": corpus.zip_archive([("bomb.txt", corpus.deflate_bomb(b"x", 1)), *texts],
+                                   understate=("bomb.txt",)),
+        "wrong crc": bytes(crc_flipped),
+        "many": stored([(f"m{at}.txt", b"m") for at in range(containers.MAX_MEMBERS + 3)]),
+        "folder": stored([("dir/", b""), ("dir/a.txt", b"in a folder"), noise]),
+        "docx inside": stored([("a.docx", corpus.opendocument("text", ["docx words"])),
+                               noise]),
+    }
+    kinds["cut"] = kinds["stored"][:-30]
+    return kinds
+
+
+ZIP_KINDS = list(zip_kinds(random.Random(0)))
+
+
+@pytest.mark.parametrize("kind", ZIP_KINDS)
+def test_a_large_zip_read_through_a_base64_file_says_what_reading_it_whole_says(
+        monkeypatch, kind):
+    data = zip_kinds(random.Random(kind))[kind]
+    monkeypatch.setattr(containers, "MEMBER_READ_BYTES", 64 * 1024)
+    monkeypatch.setattr(mimetree, "HELD_ASCII_BYTES", 1024)
+    for declared, name in [("application/zip", "a.zip"), ("application/octet-stream", "a")]:
+        raw = message(data, declared, name)
+        monkeypatch.setattr(extract, "LARGE_FILE_BYTES", 1 << 40)  # decoded whole
+        whole = extract.extract(raw, CAP)
+        monkeypatch.setattr(extract, "LARGE_FILE_BYTES", 1024)
+        assert extract.extract(raw, CAP) == whole
+        assert whole.attachments[0].mime_type == "application/zip"
+    assert len(whole.attachments) > 1 or whole.attachments[0].error  # it was opened
+
+
+@pytest.mark.parametrize("kind", ZIP_KINDS)
+def test_zip_members_are_read_one_at_a_time_as_6a3d6eb_read_them_all_at_once(
+        monkeypatch, kind):
+    data = zip_kinds(random.Random(kind))[kind]
+    before = history.module_at("6a3d6eb", "containers")
+    for module in (containers, before):
+        monkeypatch.setattr(module, "MEMBER_READ_BYTES", 64 * 1024)
+    budgets = [containers.ReadBudget(0, read_bytes=3 * MiB), before.ReadBudget(0, 3 * MiB)]
+    try:
+        members, problem = containers.zip_members(data, budgets[0])
+    except ValueError as exc:
+        with pytest.raises(ValueError, match=re.escape(str(exc))):
+            before.zip_members(data, budgets[1])
+        return
+    members_before, problem_before = before.zip_members(data, budgets[1])
+    assert problem == problem_before
+    assert [(m.name, m.content(), m.problem, m.encrypted) for m in members] == \
+        [(m.name, m.data, m.problem, m.encrypted) for m in members_before]
+    assert vars(budgets[0]) == vars(budgets[1])
+    assert all(m.data is None for m in members)  # none held
+
+
+def test_a_large_zip_is_read_holding_one_member_at_a_time():
+    rng = random.Random(5)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as archive:
+        for at in range(4):
+            archive.writestr(f"f{at}.bin", rng.randbytes(4 * MiB))
+        archive.writestr("notes.txt", b"zipword in the large zip")
+    result, peak = extracted_with_peak(message(out.getvalue(), "application/zip", "z.zip"))
+    assert [entry.filename for entry in result.attachments] == \
+        ["z.zip", "f0.bin", "f1.bin", "f2.bin", "f3.bin", "notes.txt"]
+    assert "zipword" in result.attachments[-1].text
+    assert peak < 6 * MiB  # one member (4 MiB) and pieces; before: 16 MiB decoded, 16 read
