@@ -23,6 +23,7 @@ ValueError) with the reason for one that cannot be read.
 from __future__ import annotations
 
 import io
+from typing import BinaryIO
 
 from services.archive import pdf_text_server, tools
 
@@ -64,8 +65,9 @@ def text_of(mime_type: str, data: bytes) -> str:
     return _utf8(tools.run(["odt2txt", "--encoding=UTF-8", "--width=-1", "{input}"], data)[0])
 
 
-def pdf_text(data: bytes) -> str:
-    """The text of a PDF: pdftotext's, of its first PDF_MAX_PAGES pages, read by this
+def pdf_text(data: bytes | BinaryIO) -> str:
+    """The text of a PDF (its bytes, or a seekable binary file of them, which the server
+    is sent a chunk at a time): pdftotext's, of its first PDF_MAX_PAGES pages, read by this
     worker's pdf-text-server (services.archive.pdf_text_server) or, where that program is
     missing, by a pdftotext process. A PDF whose syntax poppler had to give up on and that
     yields no text is damaged, not empty: ValueError with poppler's reason. Raises Encrypted
@@ -74,7 +76,7 @@ def pdf_text(data: bytes) -> str:
     if pdf_text_server.available():
         text, errors = _served_pdf_text(data)
     else:
-        text, errors = _pdftotext(data)
+        text, errors = _pdftotext(data if isinstance(data, bytes) else _whole(data))
     text = _utf8(text).replace("\f", "\n")
     errors = [line for line in errors.splitlines() if "Error" in line]
     if errors and not text.strip():
@@ -82,7 +84,12 @@ def pdf_text(data: bytes) -> str:
     return text
 
 
-def _served_pdf_text(data: bytes) -> tuple[bytes, str]:
+def _whole(file: BinaryIO) -> bytes:
+    file.seek(0)
+    return file.read()
+
+
+def _served_pdf_text(data: bytes | BinaryIO) -> tuple[bytes, str]:
     reply = pdf_text_server.read_pdf(data, PDF_MAX_PAGES)
     if reply.status == pdf_text_server.NEEDS_PASSWORD:
         raise Encrypted("password-protected PDF")

@@ -16,7 +16,7 @@ lacks) is read, where docx.Document() refused all of it.
 from __future__ import annotations
 
 import io
-from typing import Iterator
+from typing import BinaryIO, Iterator
 
 from docx.document import Document
 from docx.opc.constants import CONTENT_TYPE, RELATIONSHIP_TYPE
@@ -28,8 +28,9 @@ from docx.oxml import parse_xml
 __all__ = ["docx_pieces"]
 
 
-def docx_pieces(data: bytes) -> Iterator[str]:
-    """The text of the .docx `data`: each body paragraph then each table row (its cells
+def docx_pieces(data: bytes | BinaryIO) -> Iterator[str]:
+    """The text of the .docx `data` (its bytes, or a seekable binary file of them, read
+    from its start): each body paragraph then each table row (its cells
     joined by tabs), a line each. Raises what python-docx and zipfile raise on a file that
     is no Word document (zipfile.BadZipFile, KeyError, ValueError, lxml's XMLSyntaxError)."""
     document = _main_document(data)
@@ -40,8 +41,8 @@ def docx_pieces(data: bytes) -> Iterator[str]:
             yield "\t".join(cell.text for cell in row.cells) + "\n"
 
 
-def _main_document(data: bytes) -> Document:
-    package = PhysPkgReader(io.BytesIO(data))
+def _main_document(data: bytes | BinaryIO) -> Document:
+    package = PhysPkgReader(io.BytesIO(data) if isinstance(data, bytes) else data)
     try:
         content_types = _ContentTypeMap.from_xml(package.content_types_xml)
         partname = _office_document(PackageReader._srels_for(package, PACKAGE_URI))

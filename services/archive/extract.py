@@ -41,7 +41,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from email import errors
 from email.message import Message
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, BinaryIO, Callable, Iterable, Iterator
 
 from services.archive import (charsets, containers, cpu_time, documents, filetypes,
                               header_blocks, heap, html_text, mime, mime_parts,
@@ -82,6 +82,10 @@ LARGE_FILE_BYTES = 1 << 20
 DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 MESSAGE = "message/rfc822"  # a forwarded message (RFC 2046 5.2.1)
+# Documents whose readers take a seekable file as well as bytes (the PDF server is sent one
+# a chunk at a time; python-docx and openpyxl read a zip): a large one is read through a
+# transfer_encoding.Base64File, never decoded whole (_large_file).
+READ_FROM_A_FILE = (PDF_MIME, DOCX_MIME, XLSX_MIME)
 TYPE_OF_EXTENSION = {".pdf": PDF_MIME, ".docx": DOCX_MIME, ".xlsx": XLSX_MIME,
                      ".txt": "text/plain", ".htm": "text/html", ".html": "text/html",
                      ".eml": "message/rfc822"}
@@ -720,10 +724,12 @@ def _large_file(part: Message, filename: str | None, declared: str, cap_bytes: i
         return None
     mime_type = read_type(declared, filename, start)
     entry = _entry(filename, declared, mime_type, container)
-    if mime_type in containers.ZIP_TYPES:
-        zipped = transfer_encoding.Base64File(transfer_encoding.held_bytes(part))
-        inner, _ = _guarded(entry, lambda: (_zip(entry, zipped, cap_bytes, nesting, budget),
-                                            ""))
+    if mime_type in containers.ZIP_TYPES or mime_type in READ_FROM_A_FILE:
+        for piece in pieces:  # (the rest of them)
+            digest.update(piece)
+        source = transfer_encoding.Base64File(transfer_encoding.held_bytes(part))
+        inner, _ = _guarded(entry, lambda: _file_source_contents(
+            entry, source, digest.hexdigest(), cap_bytes, nesting, budget, _safe_charset(part)))
         return [entry, *inner]
     if _reads_content(mime_type):
         return None
@@ -733,6 +739,20 @@ def _large_file(part: Message, filename: str | None, declared: str, cap_bytes: i
         lambda _: [], b"", cap_bytes, f"{mime_type};{_safe_charset(part) or ''}",
         digest.hexdigest())
     return [entry]
+
+
+def _file_source_contents(entry: AttachmentText, source: BinaryIO, sha256_hex: str,
+                          cap_bytes: int, nesting: int, budget: containers.ReadBudget,
+                          charset: str | None) -> tuple[list[AttachmentText], str]:
+    """_file_contents of a zip or a READ_FROM_A_FILE document given as a seekable file
+    (`source`) of the content whose SHA-256 (hex) is `sha256_hex`."""
+    if entry.mime_type in containers.ZIP_TYPES:
+        return _zip(entry, source, cap_bytes, nesting, budget), ""
+    entry.text, entry.error, cut = _read_with_library(
+        lambda _: _file_pieces(entry.mime_type, source, cap_bytes, charset), b"", cap_bytes,
+        f"{entry.mime_type};{charset or ''}", sha256_hex)
+    entry.cut = cap_cut(cap_bytes) if cut else None
+    return [], ""
 
 
 def _start_of(pieces: Iterator[bytes], size: int, digest) -> bytes:
@@ -1165,16 +1185,17 @@ def _seen_source(inner: Message) -> bytes:
 # import, which every CLI command would pay; the workers' fork server imports them once.
 PRELOADED = ("services.archive.docx_text", "openpyxl")
 
-def _docx_pieces(data: bytes) -> Iterator[str]:
+def _docx_pieces(data: bytes | BinaryIO) -> Iterator[str]:
     from services.archive.docx_text import docx_pieces
     return docx_pieces(data)
 
 
-def _xlsx_pieces(data: bytes) -> Iterator[str]:
+def _xlsx_pieces(data: bytes | BinaryIO) -> Iterator[str]:
     import openpyxl
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # openpyxl warns about styles and extensions it skips
-        book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        book = openpyxl.load_workbook(io.BytesIO(data) if isinstance(data, bytes) else data,
+                                      read_only=True, data_only=True)
     try:
         for sheet in book.worksheets:
             yield sheet.title + "\n"

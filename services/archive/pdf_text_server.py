@@ -22,16 +22,19 @@ and services.archive.documents runs pdftotext instead.
 """
 from __future__ import annotations
 
+import io
 import math
 import os
 import resource
 import select
+import shutil
 import struct
 import subprocess
 import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from services.archive import cpu_time, tools
 
@@ -43,6 +46,7 @@ RECYCLE_RSS_BYTES = 48 * 1024 * 1024
 READ, NOT_OPENED, NEEDS_PASSWORD, NO_PAGE = 0, 1, 2, 3  # the reply's status (pdf_text_server.cc)
 PDFTOTEXT_EXIT_CODE = {READ: 0, NOT_OPENED: 1, NEEDS_PASSWORD: 1, NO_PAGE: 99}
 _LENGTH = struct.Struct(">I")
+SEND_CHUNK_BYTES = 1 << 20  # a PDF given as a file is sent in chunks of this size
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -60,13 +64,16 @@ def available() -> bool:
     return os.access(PROGRAM, os.X_OK)
 
 
-def read_pdf(data: bytes, max_pages: int) -> Reply:
-    """The text of the PDF `data` (its first `max_pages` pages), read by this process's
-    server (started on first use, thread-safe). Raises tools.ToolFailed when it could not be
-    read: timed out, killed at a limit, crashed, more than MAX_PDF_BYTES."""
-    if len(data) > MAX_PDF_BYTES:
-        raise tools.ToolFailed(f"{NAME}: a PDF of {len(data)} bytes is more than it reads")
-    return _server_of_this_process(max_pages).read(data)
+def read_pdf(source: bytes | BinaryIO, max_pages: int) -> Reply:
+    """The text of the PDF `source` (its bytes, or a seekable binary file of them, sent to
+    the server a chunk at a time: a large attachment is never held whole) of its first
+    `max_pages` pages, read by this process's server (started on first use, thread-safe).
+    Raises tools.ToolFailed when it could not be read: timed out, killed at a limit,
+    crashed, more than MAX_PDF_BYTES."""
+    size = len(source) if isinstance(source, bytes) else source.seek(0, io.SEEK_END)
+    if size > MAX_PDF_BYTES:
+        raise tools.ToolFailed(f"{NAME}: a PDF of {size} bytes is more than it reads")
+    return _server_of_this_process(max_pages).read(source, size)
 
 
 class _Server:
@@ -78,12 +85,12 @@ class _Server:
         self.process: subprocess.Popen | None = None
         self.documents = 0
 
-    def read(self, data: bytes) -> Reply:
+    def read(self, source: bytes | BinaryIO, size: int) -> Reply:
         with self.lock:
             process = self._running()
             try:
                 self._allow_one_more_pdf(process)
-                _send(process, data)
+                _send(process, source, size)
                 reply = _reply_of(process)
             except BaseException:
                 self._stop(kill=True)
@@ -138,11 +145,18 @@ class _Server:
         process.wait()
 
 
-def _send(process: subprocess.Popen, data: bytes) -> None:
-    """One request: the length of `data`, then `data`. The server reads every request whole
-    before it works on it, so this never waits on a PDF being read."""
+def _send(process: subprocess.Popen, source: bytes | BinaryIO, size: int) -> None:
+    """One request: the PDF's length (`size`), then its bytes (`source` is read from its
+    start). The server reads every request whole before it works on it, so this never
+    waits on a PDF being read. The two are written apart: joined, they were a copy of a
+    PDF of tens of MB."""
     try:
-        process.stdin.write(_LENGTH.pack(len(data)) + data)
+        process.stdin.write(_LENGTH.pack(size))
+        if isinstance(source, bytes):
+            process.stdin.write(source)
+        else:
+            source.seek(0)
+            shutil.copyfileobj(source, process.stdin, SEND_CHUNK_BYTES)
         process.stdin.flush()
     except (BrokenPipeError, ConnectionResetError):  # it ended reading it (memory limit)
         raise _ended(process) from None

@@ -20,6 +20,7 @@ from services.archive import containers, extract, mime, mimetree, transfer_encod
 from services.archive.extraction_memo import MemoryMemo
 from tests import reading_corpus as corpus
 from tests.unit.archive import history
+from tests.unit.archive.test_extract import make_docx, make_pdf, make_xlsx
 
 MiB = 1 << 20
 CAP = 4096
@@ -119,6 +120,11 @@ def zip_of(data: bytes) -> bytes:
     return out.getvalue()
 
 
+def page_pdf(word: str) -> bytes:
+    """A PDF of one page of text, its content stream not compressed (some 4 KB)."""
+    return make_pdf(b"BT /F1 12 Tf 72 712 Td (%s) Tj ET" % (word + " ").encode() * 100)
+
+
 def files(noise: bytes) -> dict[str, tuple[bytes, str, str]]:
     """Files of every kind extract() reads differently: (content, declared type, name)."""
     return {
@@ -138,12 +144,26 @@ def files(noise: bytes) -> dict[str, tuple[bytes, str, str]]:
         "message": (b"From: b@example.org\r\nSubject: inner\r\n\r\nforwarded words\r\n" * 50,
                     "application/octet-stream", "fwd.eml"),
         "docx named": (noise, "application/octet-stream", "a.docx"),
+        # documents whose readers take a seekable file (extract.READ_FROM_A_FILE)
+        "pdf": (page_pdf("pdfword"), "application/pdf", "r.pdf"),
+        "pdf as octet-stream": (page_pdf("pdfword"), "application/octet-stream",
+                                "r.bin"),
+        "encrypted pdf": (corpus.encrypted_pdf(page_pdf("secret")),
+                          "application/pdf", "e.pdf"),
+        "damaged pdf": (page_pdf("cut")[:-60] + noise[:2000], "application/pdf",
+                        "d.pdf"),
+        "docx": (make_docx(["docxword paragraph"] * 200, [["cell", noise[:8].hex()]]),
+                 "application/octet-stream", "a.docx"),
+        "docx bomb": (corpus.docx_bomb(40), "application/octet-stream", "b.docx"),
+        "xlsx": (make_xlsx([["xlsxword", at, noise[at:at + 4].hex()] for at in range(300)]),
+                 "application/octet-stream", "a.xlsx"),
     }
 
 
 @pytest.mark.parametrize("kind", list(files(b"")))
 def test_a_large_file_read_in_pieces_says_what_reading_it_whole_says(monkeypatch, kind):
     content, declared, name = files(random.Random(kind).randbytes(48 * 1024))[kind]
+    assert len(content) > 1024  # (read in pieces below)
     raw = message(content, declared, name)
     monkeypatch.setattr(mimetree, "HELD_ASCII_BYTES", 1024)
     monkeypatch.setattr(extract, "LARGE_FILE_BYTES", 1 << 40)  # never in pieces
