@@ -70,24 +70,36 @@ $(PDF_TEXT_SERVER): services/archive/pdf_text_server.cc image/native.py | $(SETU
 
 # Every tier: unit, integration (processes, namespaces, Dovecot, browser, image builds) and
 # the VM tier (tests/system on a fresh mirrored pair of virtual appliances of MODEL).
-# In two runs of pytest, one after the other: first the unit and integration tests, a test
-# file at a time on each of TEST_WORKERS processes (pytest-xdist; their servers take free
-# ports of their own, their network namespaces are named for their pid, and most of their
-# time is spent waiting on processes they started); then, alone, as before, the tests that
-# must not share the CPU: tests/integration/supervisor (`archiver run` with its indexer child
-# at nice 10 under a steady SMTP inflow, waiting for it to catch up and compact: beside
-# another worker's processes at nice 0 it can starve past the tests' timeouts), the image
-# builds and the VM tier (CPU-bound under TCG, with timeouts). Both runs run even when the
-# first fails; make test fails if either does.
+# In runs of pytest one after the other: first the unit and integration tests, a test file
+# at a time on each of TEST_WORKERS processes (pytest-xdist; their servers take free ports
+# of their own, their network namespaces are named for their pid, and most of their time is
+# spent waiting on processes they started); then, alone, the tests that must not share the
+# CPU: tests/integration/supervisor (`archiver run` with its indexer child at nice 10 under
+# a steady SMTP inflow, waiting for it to catch up and compact: beside another worker's
+# processes at nice 0 it can starve past the tests' timeouts) and the VM tier (CPU-bound
+# under TCG, with timeouts). The image builds (tests/integration/image: mmdebstrap, dpkg,
+# mkfs, compression; half of two cores left idle) run beside the supervisor tests at nice 19
+# and idle I/O priority, so that they take only what those leave (their output is printed
+# after the supervisor tests'). Every run runs even when one before fails; make test fails
+# if any does.
 TEST_WORKERS ?= 2
 ALONE := tests/integration/supervisor tests/integration/image
+IMAGE_TEST_LOG := build/test-image.log
+
 test: setup
-	@status=0; \
+	@status=0; mkdir -p build; \
 	echo "$(PYTEST) --durations=15 -n $(TEST_WORKERS) --dist loadfile tests/unit tests/integration $(ALONE:%=--ignore=%)"; \
 	$(PYTEST) --durations=15 -n $(TEST_WORKERS) --dist loadfile tests/unit tests/integration \
 	  $(ALONE:%=--ignore=%) || status=$$?; \
-	echo "MODEL=$(MODEL) $(PYTEST) --durations=15 $(ALONE) tests/system"; \
-	MODEL=$(MODEL) $(PYTEST) --durations=15 $(ALONE) tests/system || status=$$?; \
+	echo "nice -n 19 ionice -c 3 $(PYTEST) --durations=15 tests/integration/image > $(IMAGE_TEST_LOG) &"; \
+	nice -n 19 ionice -c 3 $(PYTEST) --durations=15 tests/integration/image \
+	  > $(IMAGE_TEST_LOG) 2>&1 & images=$$!; \
+	echo "$(PYTEST) --durations=15 tests/integration/supervisor"; \
+	$(PYTEST) --durations=15 tests/integration/supervisor || status=$$?; \
+	wait $$images || status=$$?; \
+	echo "tests/integration/image (beside it, at nice 19):"; cat $(IMAGE_TEST_LOG); \
+	echo "MODEL=$(MODEL) $(PYTEST) --durations=15 tests/system"; \
+	MODEL=$(MODEL) $(PYTEST) --durations=15 tests/system || status=$$?; \
 	exit $$status
 
 # For iteration: no VMs, no image builds, no browser, nothing marked slow.
