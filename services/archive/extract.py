@@ -76,8 +76,8 @@ _PGP_ARMOR_BYTES = re.compile(re.escape(PGP_ARMOR.encode("ascii")))  # (takes a 
 PDF_MIME = "application/pdf"
 # Text types a parser reads (lxml, unrtf): guarded like documents, by SHA-256.
 GUARDED_TEXT_TYPES = {"text/html", "text/rtf"}
-# A base64 attachment of at least this many bytes that is read for its type only, or a zip,
-# is decoded a piece at a time (_large_file).
+# A base64 attachment of at least this many bytes that is read for its type only, a zip or a
+# READ_FROM_A_FILE document is decoded a piece at a time (_large_file).
 LARGE_FILE_BYTES = 1 << 20
 DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -711,10 +711,11 @@ def _large_file(part: Message, filename: str | None, declared: str, cap_bytes: i
     """The entries _file makes of a large base64 attachment, made without decoding it
     whole: of a type read for nothing but its type and SHA-256 (an image, a video, an
     unknown binary: not _reads_content), from its bytes decoded a piece at a time
-    (transfer_encoding.base64_pieces); a zip, through a seekable file decoding the piece
-    zipfile reads (transfer_encoding.Base64File). A 73 MiB file of random data was 73 MiB
-    in the worker beside the 100 MiB message, a 70 MiB zip that and its members. None for
-    any other part: _file reads it from its bytes."""
+    (transfer_encoding.base64_pieces); of a zip or a READ_FROM_A_FILE document (PDF, .docx,
+    .xlsx), through a seekable file that decodes the piece its reader asks for
+    (transfer_encoding.Base64File). A 73 MiB file of random data was 73 MiB in the worker
+    beside the 100 MiB message; a 70 MiB zip was that and all its members. None for any
+    other part: _file reads it from its bytes."""
     pieces = transfer_encoding.base64_pieces(part, LARGE_FILE_BYTES)
     if pieces is None:
         return None
