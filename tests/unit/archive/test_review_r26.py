@@ -180,3 +180,12 @@ def test_f4_a_bzip2_member_is_counted_within_the_read_limit_in_memory(monkeypatc
         tracemalloc.stop()
     assert members[0].content() is None  # (not read: its CRC, or past the limit)
     assert peak < 8 * MiB
+
+
+def test_f3_the_views_list_such_a_zip_without_raising():
+    # services.web.message_tree catches ValueError and ToolFailed from zip_members: the
+    # OverflowError of F3 (as before this change) goes up through the message's page.
+    from services.web import message_tree
+    files, _ = message_tree._files_of_container("zip", zip64_far_member(), None,
+                                                containers.ReadBudget(0))
+    assert [found.name for found in files] == ["a.txt", "b.txt"]
