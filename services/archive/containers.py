@@ -31,7 +31,9 @@ from services.archive import charsets, cms_der, tnef_stream, tools
 MAX_MEMBERS = 500                       # members listed per container
 MEMBER_READ_BYTES = 32 * 1024 * 1024    # one member is read up to here, the rest is skipped
 MESSAGE_READ_BYTES = 128 * 1024 * 1024  # expanded bytes read from all containers of a message
-ZIP_CHUNK_BYTES = 1 << 20  # a zip member is counted in chunks of this many bytes
+# A zip member is counted in chunks of this many bytes (of output: deflated and stored ones;
+# zipfile expands a bzip2 or LZMA member's compressed chunk whole).
+ZIP_CHUNK_BYTES = 1 << 20
 # MIME attachments read per message, forwarded messages' included: each costs a libmagic
 # sniff and its reader (~0.3 ms for a tiny one), so 60,000 tiny parts in a 5.5 MB message
 # took the worker's whole time limit; real mail stays far below. Files uuencoded in its
@@ -62,7 +64,8 @@ CMS_COMPRESSED = bytes.fromhex("060b2a864886f70d0109100109")  # RFC 3274 id-ct-c
 @dataclass
 class Member:
     """A file found in a container: its name (None: it has none, as a TNEF file without a
-    title), its bytes (content()), or none when it was not read (problem says why)."""
+    title), its bytes: `data`, or for a zip's member (read once, let go) read again by
+    `read_again`; content() gives either, None when it was not read (problem says why)."""
     name: str | None
     data: bytes | None
     problem: str | None = None
@@ -122,7 +125,8 @@ def zip_members(source: bytes | BinaryIO, budget: ReadBudget
     ValueError when `source` is not a readable zip."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(source) if isinstance(source, bytes) else source)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError,
+            OverflowError) as exc:  # (OverflowError: an offset past 2**63, ZIP64's)
         raise ValueError(f"not a readable zip archive: {exc}") from None
     members, problem = [], None
     files = [info for info in archive.infolist() if not info.is_dir()]
@@ -149,7 +153,7 @@ def _zip_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: ReadBud
     try:
         size = _member_size(archive, info, limit + 1)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError,
-            RuntimeError, zlib.error) as exc:
+            RuntimeError, zlib.error, OverflowError) as exc:
         budget.spend(0)
         return Member(info.filename, None, f"cannot read this member: {exc}"[:300])
     budget.spend(size)

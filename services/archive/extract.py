@@ -726,8 +726,9 @@ def _large_file(part: Message, filename: str | None, declared: str, cap_bytes: i
     mime_type = read_type(declared, filename, start)
     entry = _entry(filename, declared, mime_type, container)
     if mime_type in containers.ZIP_TYPES or mime_type in READ_FROM_A_FILE:
-        for piece in pieces:  # (the rest of them)
-            digest.update(piece)
+        if mime_type in READ_FROM_A_FILE:  # (the failure memo's key; a zip has none)
+            for piece in pieces:  # (the rest of them)
+                digest.update(piece)
         source = transfer_encoding.Base64File(transfer_encoding.held_bytes(part))
         inner, _ = _guarded(entry, lambda: _file_source_contents(
             entry, source, digest.hexdigest(), cap_bytes, nesting, budget, _safe_charset(part)))

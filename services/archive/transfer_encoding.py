@@ -27,6 +27,7 @@ import binascii
 import bisect
 import io
 import re
+import sys
 from collections.abc import Iterator
 from email.message import Message
 
@@ -259,20 +260,30 @@ class Base64File(io.RawIOBase):
         return True
 
     def tell(self) -> int:
+        self._checkClosed()
         return self._position
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        """As io.BytesIO seeks, errors and their words included (zipfile's, python-docx's
+        and openpyxl's readings of a damaged file are then those of the file read whole):
+        a position before the start from the end or the current one is the start."""
+        self._checkClosed()
+        if whence not in (io.SEEK_SET, io.SEEK_CUR, io.SEEK_END):
+            raise ValueError(f"invalid whence ({whence}, should be 0, 1 or 2)")
+        if whence == io.SEEK_SET and offset < 0:
+            raise ValueError(f"negative seek value {offset}")
+        if abs(offset) > sys.maxsize:
+            raise OverflowError("Python int too large to convert to C ssize_t")
         base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
-        if base + offset < 0:
-            raise ValueError(f"negative seek position {base + offset}")
-        self._position = base + offset
+        self._position = max(0, base + offset)
         return self._position
 
     def read(self, size: int | None = -1) -> bytes:
         """Up to `size` bytes from the position (all to the end when None or negative),
         fewer only at the end (b"" there), joined where they are written: zipfile reads a
         stored member of megabytes in one call, which RawIOBase's read would hold twice."""
-        left = self._size - self._position
+        self._checkClosed()
+        left = max(0, self._size - self._position)
         joined = io.BytesIO()
         for span in self._spans(left if size is None or size < 0 else min(size, left)):
             joined.write(span)
@@ -280,6 +291,7 @@ class Base64File(io.RawIOBase):
 
     def readinto(self, buffer) -> int:
         """Up to len(buffer) bytes from the position, fewer only at the end (0 there)."""
+        self._checkClosed()
         done = 0
         with memoryview(buffer).cast("B") as target:
             for span in self._spans(len(target)):
