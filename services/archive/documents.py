@@ -49,8 +49,9 @@ def handles(mime_type: str) -> bool:
             or mime_type.startswith(ODF_PREFIX))
 
 
-def text_of(mime_type: str, data: bytes) -> str:
-    """The text of a document of a type handles() accepts."""
+def text_of(mime_type: str, data: bytes | BinaryIO) -> str:
+    """The text of a document of a type handles() accepts; `data` a seekable file only
+    for a PDF (pdf_text)."""
     if mime_type == PDF:
         return pdf_text(data)
     if mime_type == ENCRYPTED_OFFICE or office_encrypted(data):

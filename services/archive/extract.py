@@ -988,8 +988,10 @@ def _extension(filename: str | None) -> str:
     return "." + filename.rsplit(".", 1)[-1].lower() if filename and "." in filename else ""
 
 
-def _file_pieces(mime_type: str, data: bytes, cap_bytes: int,
+def _file_pieces(mime_type: str, data: bytes | BinaryIO, cap_bytes: int,
                  charset: str | None = None) -> Iterable[str]:
+    """The text of a file of `mime_type`, in pieces; `data` a seekable file only for
+    READ_FROM_A_FILE types."""
     if mime_type == "text/html":
         return [_html_to_text(data, charset)]
     if mime_type.startswith("text/") and mime_type not in documents.RTF_TYPES:
