@@ -70,10 +70,14 @@ def read_pdf(source: bytes | BinaryIO, max_pages: int) -> Reply:
     `max_pages` pages, read by this process's server (started on first use, thread-safe).
     Raises tools.ToolFailed when it could not be read: timed out, killed at a limit,
     crashed, more than MAX_PDF_BYTES."""
-    size = len(source) if isinstance(source, bytes) else source.seek(0, io.SEEK_END)
+    size = _size_of(source)
     if size > MAX_PDF_BYTES:
         raise tools.ToolFailed(f"{NAME}: a PDF of {size} bytes is more than it reads")
-    return _server_of_this_process(max_pages).read(source, size)
+    return _server_of_this_process(max_pages).read(source)
+
+
+def _size_of(source: bytes | BinaryIO) -> int:
+    return len(source) if isinstance(source, bytes) else source.seek(0, io.SEEK_END)
 
 
 class _Server:
@@ -85,12 +89,12 @@ class _Server:
         self.process: subprocess.Popen | None = None
         self.documents = 0
 
-    def read(self, source: bytes | BinaryIO, size: int) -> Reply:
+    def read(self, source: bytes | BinaryIO) -> Reply:
         with self.lock:
             process = self._running()
             try:
                 self._allow_one_more_pdf(process)
-                _send(process, source, size)
+                _send(process, source)
                 reply = _reply_of(process)
             except BaseException:
                 self._stop(kill=True)
@@ -145,13 +149,13 @@ class _Server:
         process.wait()
 
 
-def _send(process: subprocess.Popen, source: bytes | BinaryIO, size: int) -> None:
-    """One request: the PDF's length (`size`), then its bytes (`source` is read from its
-    start). The server reads every request whole before it works on it, so this never
-    waits on a PDF being read. The two are written apart: joined, they were a copy of a
-    PDF of tens of MB."""
+def _send(process: subprocess.Popen, source: bytes | BinaryIO) -> None:
+    """One request: the PDF's length, then its bytes (`source` is read from its start).
+    The server reads every request whole before it works on it, so this never waits on a
+    PDF being read. The two are written apart: joined, they were a copy of a PDF of tens of
+    MB."""
     try:
-        process.stdin.write(_LENGTH.pack(size))
+        process.stdin.write(_LENGTH.pack(_size_of(source)))
         if isinstance(source, bytes):
             process.stdin.write(source)
         else:
