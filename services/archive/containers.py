@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import lzma
 import os
 import secrets
 import tempfile
@@ -26,14 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from services.archive import charsets, cms_der, tnef_stream, tools
+from services.archive import charsets, cms_der, tnef_stream, tools, zip_members_bounded
 
 MAX_MEMBERS = 500                       # members listed per container
 MEMBER_READ_BYTES = 32 * 1024 * 1024    # one member is read up to here, the rest is skipped
 MESSAGE_READ_BYTES = 128 * 1024 * 1024  # expanded bytes read from all containers of a message
-# A zip member is counted in chunks of this many bytes (of output: deflated and stored ones;
-# zipfile expands a bzip2 or LZMA member's compressed chunk whole).
-ZIP_CHUNK_BYTES = 1 << 20
+ZIP_CHUNK_BYTES = 1 << 20  # a zip member is counted in chunks of this many bytes (expanded)
 # MIME attachments read per message, forwarded messages' included: each costs a libmagic
 # sniff and its reader (~0.3 ms for a tiny one), so 60,000 tiny parts in a 5.5 MB message
 # took the worker's whole time limit; real mail stays far below. Files uuencoded in its
@@ -153,7 +152,7 @@ def _zip_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: ReadBud
     try:
         size = _member_size(archive, info, limit + 1)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError,
-            RuntimeError, zlib.error, OverflowError) as exc:
+            RuntimeError, zlib.error, lzma.LZMAError, OverflowError) as exc:
         budget.spend(0)
         return Member(info.filename, None, f"cannot read this member: {exc}"[:300])
     budget.spend(size)
@@ -165,7 +164,7 @@ def _zip_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: ReadBud
 def _member_size(archive: zipfile.ZipFile, info: zipfile.ZipInfo, most: int) -> int:
     """How many bytes the member expands to, counted up to `most` a chunk at a time."""
     size = 0
-    with archive.open(info) as stream:
+    with zip_members_bounded.open_member(archive, info) as stream:
         while size < most:
             chunk = stream.read(min(ZIP_CHUNK_BYTES, most - size))
             if not chunk:
@@ -177,7 +176,7 @@ def _member_size(archive: zipfile.ZipFile, info: zipfile.ZipInfo, most: int) -> 
 def _member_bytes(archive: zipfile.ZipFile, info: zipfile.ZipInfo, size: int) -> bytes:
     """The member's first `size` bytes (all of it: _member_size counted them), read again
     as they were (its CRC checked again at its end)."""
-    with archive.open(info) as stream:
+    with zip_members_bounded.open_member(archive, info) as stream:
         return stream.read(size)
 
 

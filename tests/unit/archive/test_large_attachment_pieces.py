@@ -9,6 +9,7 @@ import base64
 import gzip
 import hashlib
 import io
+import lzma
 import random
 import re
 import tracemalloc
@@ -285,18 +286,30 @@ def test_zip_members_are_read_one_at_a_time_as_6a3d6eb_read_them_all_at_once(
     before = history.module_at("6a3d6eb", "containers")
     for module in (containers, before):
         monkeypatch.setattr(module, "MEMBER_READ_BYTES", 64 * 1024)
-    budgets = [containers.ReadBudget(0, read_bytes=3 * MiB), before.ReadBudget(0, 3 * MiB)]
+    members_as_6a3d6eb_read_them(data, containers.ReadBudget(0, read_bytes=3 * MiB),
+                                 before.ReadBudget(0, 3 * MiB), before)
+
+
+def members_as_6a3d6eb_read_them(data: bytes, budget, budget_before, before) -> None:
+    """Asserts zip_members of `data` now (spending `budget`) gives what 6a3d6eb's
+    (`before`, spending `budget_before`) gave: the same error, or the same members,
+    problems and budget spent, none of them held; an LZMAError it let out is now that
+    member's problem (review r26 F4)."""
     try:
-        members, problem = containers.zip_members(data, budgets[0])
+        members, problem = containers.zip_members(data, budget)
     except ValueError as exc:
         with pytest.raises(ValueError, match=re.escape(str(exc))):
-            before.zip_members(data, budgets[1])
+            before.zip_members(data, budget_before)
         return
-    members_before, problem_before = before.zip_members(data, budgets[1])
+    try:
+        members_before, problem_before = before.zip_members(data, budget_before)
+    except lzma.LZMAError as exc:
+        assert f"cannot read this member: {exc}" in [m.problem for m in members]
+        return
     assert problem == problem_before
     assert [(m.name, m.content(), m.problem, m.encrypted) for m in members] == \
         [(m.name, m.data, m.problem, m.encrypted) for m in members_before]
-    assert vars(budgets[0]) == vars(budgets[1])
+    assert vars(budget) == vars(budget_before)
     assert all(m.data is None for m in members)  # none held
 
 
