@@ -25,6 +25,7 @@ import pytest
 from services.archive import containers, extract, mimetree, transfer_encoding
 from tests.unit.archive import history
 from tests.unit.archive.test_large_attachment_pieces import members_as_6a3d6eb_read_them
+from tests.unit.archive.test_large_attachment_pieces import message as large_file_message
 
 MiB = 1 << 20
 CAP = 4096
@@ -32,14 +33,8 @@ DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
 
 def message(encoded: bytes, mime_type: str, name: str) -> bytes:
-    return b"".join([
-        b"From: a@example.org\r\nSubject: large\r\nMIME-Version: 1.0\r\n",
-        b"Content-Type: multipart/mixed; boundary=sep\r\n\r\n",
-        b"--sep\r\nContent-Type: text/plain\r\n\r\nSee the file.\r\n",
-        b"--sep\r\nContent-Type: ", mime_type.encode(), b"; name=", name.encode(), b"\r\n",
-        b"Content-Transfer-Encoding: base64\r\n",
-        b"Content-Disposition: attachment; filename=", name.encode(), b"\r\n\r\n",
-        encoded, b"\r\n--sep--\r\n"])
+    """A message whose attachment's base64 is `encoded`, spelled as it is."""
+    return large_file_message(b"", mime_type, name, encoded=encoded)
 
 
 def whole_and_large(monkeypatch, raw: bytes):
