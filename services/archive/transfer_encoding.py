@@ -195,24 +195,42 @@ def _plain_base64_pieces(data: bytes | memoryview) -> Iterator[bytes]:
     """The pieces of decode_base64_pieces: the letters of each piece of `data` up to a
     whole number of quads decoded, the rest carried to the next; the last run as
     decode_base64 reads it (its padding, or a quad cut short)."""
-    carried = b""
-    for start in range(0, len(data), PIECE_BYTES):
-        decoded, carried = _plain_base64_piece(data, start, carried)
+    for start, _, letters, whole in _plain_base64_walk(data):
+        decoded = _walked_bytes(data, start, letters, whole)
         if decoded:
             yield decoded
+
+
+def _plain_base64_walk(data: bytes | memoryview) -> Iterator[tuple[int, bytes, bytes, int]]:
+    """(where in `data`, the letters carried into it, its letters, how many of them it
+    decodes as whole quads) of each piece of `data`; last, when letters are left over, the
+    last run: (len(data), them, them, 0)."""
+    carried = b""
+    for start in range(0, len(data), PIECE_BYTES):
+        letters, whole = _plain_base64_letters(data, start, carried)
+        yield start, carried, letters, whole
+        carried = letters[whole:]
     if carried:
-        yield decode_base64(carried)
+        yield len(data), carried, carried, 0
 
 
-def _plain_base64_piece(data: bytes | memoryview, start: int, carried: bytes
-                        ) -> tuple[bytes, bytes]:
-    """(the bytes decoded, the letters carried to the next piece) of the piece of `data`
-    at `start` (PIECE_BYTES long), after the letters `carried` from the one before."""
+def _walked_bytes(data: bytes | memoryview, start: int, letters: bytes, whole: int) -> bytes:
+    """The bytes a piece of _plain_base64_walk decodes to: its whole quads, or the last
+    run (at len(data)) as decode_base64 reads it (its padding, or a quad cut short)."""
+    if start >= len(data):
+        return decode_base64(letters)
+    return binascii.a2b_base64(letters[:whole]) if whole else b""
+
+
+def _plain_base64_letters(data: bytes | memoryview, start: int, carried: bytes
+                          ) -> tuple[bytes, int]:
+    """(the letters of the piece of `data` at `start`, after those `carried`; how many of
+    them it decodes: whole quads, unpadded, 3 bytes each, the rest carried on)."""
     letters = carried + bytes(data[start:start + PIECE_BYTES]).translate(None, _WHITE_SPACE)
     whole = len(letters) - len(letters) % 4
     if b"=" in letters[max(0, whole - 4):whole]:
         whole -= 4  # the padded last quad: read as decode_base64 reads a run's end
-    return binascii.a2b_base64(letters[:whole]) if whole else b"", letters[whole:]
+    return letters, whole
 
 
 class Base64File(io.RawIOBase):
@@ -225,32 +243,23 @@ class Base64File(io.RawIOBase):
     def __init__(self, data: bytes | memoryview):
         super().__init__()
         self._data = data
-        # Where each piece starts: (offset in the content, offset in data, letters carried
-        # into it), in order; one pass decodes every piece once to find them.
-        self._starts: list[tuple[int, int, bytes]] = []
-        size = 0
-        for start, carried, decoded in self._decoded_pieces():
-            self._starts.append((size, start, carried))
-            size += len(decoded)
-        self._offsets = [offset for offset, _, _ in self._starts]
+        # Where each piece starts: (offset in data, letters carried into it), and its
+        # offset in the content (whole quads are 3 bytes each: they are not decoded here).
+        self._starts, self._offsets, size = [], [], 0
+        for start, carried, letters, whole in _plain_base64_walk(data):
+            self._starts.append((start, carried))
+            self._offsets.append(size)
+            size += len(_walked_bytes(data, start, letters, whole)) if start >= len(data) \
+                else whole // 4 * 3
         self._size, self._position = size, 0
         self._piece = (-1, b"")  # the last piece decoded: (its number, its bytes)
 
-    def _decoded_pieces(self) -> Iterator[tuple[int, bytes, bytes]]:
-        carried = b""
-        for start in range(0, len(self._data), PIECE_BYTES):
-            decoded, after = _plain_base64_piece(self._data, start, carried)
-            yield start, carried, decoded
-            carried = after
-        if carried:  # the last run (_plain_base64_pieces' end)
-            yield len(self._data), carried, decode_base64(carried)
-
     def _decoded(self, number: int) -> bytes:
         if self._piece[0] != number:
-            _, start, carried = self._starts[number]
-            piece = decode_base64(carried) if start == len(self._data) else \
-                _plain_base64_piece(self._data, start, carried)[0]
-            self._piece = (number, piece)
+            start, carried = self._starts[number]
+            letters, whole = (carried, 0) if start >= len(self._data) else \
+                _plain_base64_letters(self._data, start, carried)
+            self._piece = (number, _walked_bytes(self._data, start, letters, whole))
         return self._piece[1]
 
     def readable(self) -> bool:
