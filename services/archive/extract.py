@@ -724,37 +724,23 @@ def _large_file(part: Message, filename: str | None, declared: str, cap_bytes: i
     if containers.may_be_cms(start):  # (is_cms reads the whole)
         return None
     mime_type = read_type(declared, filename, start)
-    entry = _entry(filename, declared, mime_type, container)
-    if mime_type in containers.ZIP_TYPES or mime_type in READ_FROM_A_FILE:
-        if mime_type in READ_FROM_A_FILE:  # (the failure memo's key; a zip has none)
-            for piece in pieces:  # (the rest of them)
-                digest.update(piece)
-        source = transfer_encoding.Base64File(transfer_encoding.held_bytes(part))
-        inner, _ = _guarded(entry, lambda: _file_source_contents(
-            entry, source, digest.hexdigest(), cap_bytes, nesting, budget, _safe_charset(part)))
-        return [entry, *inner]
-    if _reads_content(mime_type):
+    from_a_file = mime_type in containers.ZIP_TYPES or mime_type in READ_FROM_A_FILE
+    if _reads_content(mime_type) and not from_a_file:
         return None
-    for piece in pieces:  # (the rest of them)
-        digest.update(piece)
+    sha256_hex = None  # (the failure memo's key: nothing a zip is read for is remembered)
+    if mime_type not in containers.ZIP_TYPES:
+        for piece in pieces:  # (the rest of them)
+            digest.update(piece)
+        sha256_hex = digest.hexdigest()
+    entry = _entry(filename, declared, mime_type, container)
+    if from_a_file:
+        source = transfer_encoding.Base64File(transfer_encoding.held_bytes(part))
+        inner, _ = _guarded(entry, lambda: _file_contents(
+            entry, source, cap_bytes, nesting, budget, None, _safe_charset(part), sha256_hex))
+        return [entry, *inner]
     entry.text, entry.error, _ = _read_with_library(
-        lambda _: [], b"", cap_bytes, f"{mime_type};{_safe_charset(part) or ''}",
-        digest.hexdigest())
+        lambda _: [], b"", cap_bytes, f"{mime_type};{_safe_charset(part) or ''}", sha256_hex)
     return [entry]
-
-
-def _file_source_contents(entry: AttachmentText, source: BinaryIO, sha256_hex: str,
-                          cap_bytes: int, nesting: int, budget: containers.ReadBudget,
-                          charset: str | None) -> tuple[list[AttachmentText], str]:
-    """_file_contents of a zip or a READ_FROM_A_FILE document given as a seekable file
-    (`source`) of the content whose SHA-256 (hex) is `sha256_hex`."""
-    if entry.mime_type in containers.ZIP_TYPES:
-        return _zip(entry, source, cap_bytes, nesting, budget), ""
-    entry.text, entry.error, cut = _read_with_library(
-        lambda _: _file_pieces(entry.mime_type, source, cap_bytes, charset), b"", cap_bytes,
-        f"{entry.mime_type};{charset or ''}", sha256_hex)
-    entry.cut = cap_cut(cap_bytes) if cut else None
-    return [], ""
 
 
 def _start_of(pieces: Iterator[bytes], size: int, digest) -> bytes:
@@ -816,11 +802,14 @@ def _guarded(entry: AttachmentText, read: Callable[[], tuple[list[AttachmentText
     return [], ""
 
 
-def _file_contents(entry: AttachmentText, data: bytes, cap_bytes: int, nesting: int,
-                   budget: containers.ReadBudget, smime_type: str | None, charset: str | None
+def _file_contents(entry: AttachmentText, data: bytes | BinaryIO, cap_bytes: int,
+                   nesting: int, budget: containers.ReadBudget, smime_type: str | None,
+                   charset: str | None, sha256_hex: str | None = None
                    ) -> tuple[list[AttachmentText], str]:
     """_file's reading of a file of entry.mime_type: its text set on the entry, (the
-    entries of the files inside it, the body text it carries) returned."""
+    entries of the files inside it, the body text it carries) returned. `data`: its bytes,
+    or for a zip or a READ_FROM_A_FILE document a seekable file of them, with the
+    SHA-256 (hex) of a READ_FROM_A_FILE one's (`sha256_hex`: _read_with_library's)."""
     mime_type = entry.mime_type
     if mime_type in containers.CMS_TYPES:
         return _cms(entry, data, smime_type, cap_bytes, nesting, budget)
@@ -836,20 +825,21 @@ def _file_contents(entry: AttachmentText, data: bytes, cap_bytes: int, nesting: 
     else:  # a parser or tool reads it: a known hostile file is not read again
         entry.text, entry.error, cut = _read_with_library(
             lambda d: _file_pieces(mime_type, d, cap_bytes, charset), data, cap_bytes,
-            f"{mime_type};{charset or ''}")
+            f"{mime_type};{charset or ''}", sha256_hex)
     entry.cut = cap_cut(cap_bytes) if cut else None
     return [], ""
 
 
-def _read_with_library(reader: Callable[[bytes], Iterable[str]], data: bytes,
-                       cap_bytes: int, how: str, sha256_hex: str | None = None
+def _read_with_library(reader: Callable[[bytes | BinaryIO], Iterable[str]],
+                       data: bytes | BinaryIO, cap_bytes: int, how: str,
+                       sha256_hex: str | None = None
                        ) -> tuple[str, str | None, bool]:
     """(text, error, whether cap_bytes cut the text) of a document a parser or tool reads
     (`how`: its type and charset), unless the guard knows it: then (the text read before,
     None, whether it was cut), or ("", the reason it failed before, False).
     `sha256_hex`: the SHA-256 of the content (64 hex digits) when `data` is not all of it
-    (a reader that reads none of it). documents.Encrypted passes through (a verdict, not
-    a failure)."""
+    (a reader that reads none of it) or is a file of it. documents.Encrypted passes
+    through (a verdict, not a failure)."""
     guard = _guard.get()
     sha256_hex = sha256_hex or hashlib.sha256(data).hexdigest()
     key = text_key(sha256_hex, how, cap_bytes)
