@@ -7,8 +7,12 @@
 // same error lines, byte for byte (tests/unit/archive/test_pdf_text_server.py compares them).
 // Its client, limits and restarts are services/archive/pdf_text_server.py.
 //
-// Usage: pdf-text-server MAX_PAGES MAX_OUTPUT_BYTES
-// Request on standard input: a 4-byte big-endian length, then that many bytes of PDF.
+// Usage: pdf-text-server MAX_PAGES MAX_OUTPUT_BYTES SCRATCH_FD
+// Request on standard input, one of two kinds: 'b', a 4-byte big-endian length, then that
+// many bytes of PDF (read into memory whole); or 'f' alone: the PDF is the whole content of
+// the file open at SCRATCH_FD (the client's unlinked scratch file, which it fills before
+// and empties after), which poppler reads from the file as it needs it, so a PDF of tens of
+// MB is not held in this process's memory.
 // Reply on standard output: a status byte (0 read, 1 not opened, 2 needs a password, 3 no
 // page: pdftotext's exit codes 0, 1, 1 and 99), then
 // a 4-byte big-endian length and the text (UTF-8, pages ended by form feeds, at most
@@ -25,6 +29,7 @@
 #include <unistd.h>
 
 #include "Error.h"
+#include "goo/gfile.h"
 #include "GlobalParams.h"
 #include "PDFDoc.h"
 #include "Stream.h"
@@ -115,9 +120,9 @@ void write_length(size_t length) {
     write_exactly(bytes, 4);
 }
 
-Status read_pdf(char *data, uint32_t size, int max_pages, Text &text) {
-    // The document owns the stream; the stream reads `data`, which the caller frees after.
-    PDFDoc document(new MemStream(data, 0, size, Object(objNull)));
+// `stream` is the PDF's; the document owns (and deletes) it.
+Status read_pdf(BaseStream *stream, int max_pages, Text &text) {
+    PDFDoc document(stream);
     if (!document.isOk())
         return document.getErrorCode() == errEncrypted ? NEEDS_PASSWORD : NOT_OPENED;
     int last_page = document.getNumPages() < max_pages ? document.getNumPages() : max_pages;
@@ -135,29 +140,57 @@ Status read_pdf(char *data, uint32_t size, int max_pages, Text &text) {
     return READ;
 }
 
+// The PDF of a 'b' request, read whole from standard input. False at its end.
+bool read_pdf_sent(int max_pages, Text &text, unsigned char &status) {
+    unsigned char length[4];
+    if (!read_exactly(length, 4)) return false;
+    uint32_t size = static_cast<uint32_t>(length[0]) << 24 | length[1] << 16 | length[2] << 8
+                    | length[3];
+    char *data = static_cast<char *>(gmalloc(size ? size : 1));
+    if (!read_exactly(data, size)) return false;
+    // The stream reads `data` and does not free it: freed here once the document is gone.
+    status = read_pdf(new MemStream(data, 0, size, Object(objNull)), max_pages, text);
+    gfree(data);
+    return true;
+}
+
+// The PDF of an 'f' request: the scratch file's content, read through a copy of its
+// descriptor (GooFile closes the one it is given).
+unsigned char read_pdf_in_file(int scratch_fd, int max_pages, Text &text) {
+    std::unique_ptr<GooFile> file = GooFile::open(dup(scratch_fd));
+    if (!file) {
+        error(errIO, -1, "Couldn't read the scratch file");
+        return NOT_OPENED;
+    }
+    // `file` outlives the document reading it, which read_pdf ends before it returns.
+    return read_pdf(new FileStream(file.get(), 0, true, file->size(), Object(objNull)),
+                    max_pages, text);
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
-    if (argc != 3) {
-        fprintf(stderr, "usage: pdf-text-server MAX_PAGES MAX_OUTPUT_BYTES\n");
+    if (argc != 4) {
+        fprintf(stderr, "usage: pdf-text-server MAX_PAGES MAX_OUTPUT_BYTES SCRATCH_FD\n");
         return 2;
     }
     int max_pages = atoi(argv[1]);
     size_t max_output = strtoull(argv[2], nullptr, 10);
+    int scratch_fd = atoi(argv[3]);
     globalParams = std::make_unique<GlobalParams>();
     globalParams->setTextEncoding("UTF-8");
     setErrorCallback(keep_error);
     for (;;) {
-        unsigned char length[4];
-        if (!read_exactly(length, 4)) return 0;
-        uint32_t size = static_cast<uint32_t>(length[0]) << 24 | length[1] << 16 | length[2] << 8
-                        | length[3];
-        char *data = static_cast<char *>(gmalloc(size ? size : 1));
-        if (!read_exactly(data, size)) return 0;
+        unsigned char kind;
+        if (!read_exactly(&kind, 1)) return 0;
         clear_errors();
         Text text{std::string(), max_output};
-        unsigned char status = read_pdf(data, size, max_pages, text);
-        gfree(data);
+        unsigned char status;
+        if (kind == 'f') {
+            status = read_pdf_in_file(scratch_fd, max_pages, text);
+        } else if (kind != 'b' || !read_pdf_sent(max_pages, text, status)) {
+            return kind == 'b' ? 0 : 2;  // the end of the input, or a client that is wrong
+        }
         finish_errors();
         write_exactly(&status, 1);
         write_length(text.bytes.size());

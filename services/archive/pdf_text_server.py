@@ -13,6 +13,9 @@ computing: cpu_time.BlockedClock), MEMORY_BYTES of address space, OUTPUT_BYTES o
 server that is blocked that long, crashes or exceeds a limit is that PDF's failure
 (ToolFailed) and is replaced for the next one; one that grew past RECYCLE_RSS_BYTES or read
 RECYCLE_DOCUMENTS PDFs is replaced too, so what one PDF left behind in its heap is bounded.
+A PDF given as a file (a large attachment, decoded a piece at a time) is copied into the
+server's scratch file (unlinked, in the temporary folder; emptied after each PDF), which
+poppler reads from as it needs: neither process holds it whole.
 Servers are per process: a forked child's copies of its parent's pipes are pointed at
 /dev/null at the fork (os.register_at_fork), so the parent's server still ends when the
 parent stops it or exits.
@@ -31,6 +34,7 @@ import shutil
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +50,7 @@ RECYCLE_RSS_BYTES = 48 * 1024 * 1024
 READ, NOT_OPENED, NEEDS_PASSWORD, NO_PAGE = 0, 1, 2, 3  # the reply's status (pdf_text_server.cc)
 PDFTOTEXT_EXIT_CODE = {READ: 0, NOT_OPENED: 1, NEEDS_PASSWORD: 1, NO_PAGE: 99}
 _LENGTH = struct.Struct(">I")
-SEND_CHUNK_BYTES = 1 << 20  # a PDF given as a file is sent in chunks of this size
+SEND_CHUNK_BYTES = 1 << 20  # a PDF given as a file is copied in chunks of this size
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -65,9 +69,10 @@ def available() -> bool:
 
 
 def read_pdf(source: bytes | BinaryIO, max_pages: int) -> Reply:
-    """The text of the PDF `source` (its bytes, or a seekable binary file of them, sent to
-    the server a chunk at a time: a large attachment is never held whole) of its first
-    `max_pages` pages, read by this process's server (started on first use, thread-safe).
+    """The text of the PDF `source` of its first `max_pages` pages, read by this process's
+    server (started on first use, thread-safe). `source` is the PDF's bytes, sent to the
+    server whole, or a seekable binary file of them (a large attachment, never held whole),
+    copied a chunk at a time into the server's scratch file, which the server reads from.
     Raises tools.ToolFailed when it could not be read: timed out, killed at a limit,
     crashed, more than MAX_PDF_BYTES."""
     size = _size_of(source)
@@ -87,6 +92,7 @@ class _Server:
         self.max_pages = max_pages
         self.lock = threading.Lock()
         self.process: subprocess.Popen | None = None
+        self.scratch: BinaryIO | None = None  # the unlinked file a PDF given as a file goes in
         self.documents = 0
 
     def read(self, source: bytes | BinaryIO) -> Reply:
@@ -94,8 +100,10 @@ class _Server:
             process = self._running()
             try:
                 self._allow_one_more_pdf(process)
-                _send(process, source)
+                _send(process, self.scratch, source)
                 reply = _reply_of(process)
+                self.scratch.seek(0)
+                self.scratch.truncate()  # the next PDF is written from its start
             except BaseException:
                 self._stop(kill=True)
                 raise
@@ -109,10 +117,12 @@ class _Server:
             return self.process
         self._stop(kill=True)  # it ended between two PDFs: not the next one's fault
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8"}
+        self.scratch = tempfile.TemporaryFile(prefix="archiver-pdf-")
+        scratch_fd = self.scratch.fileno()
         self.process = subprocess.Popen(
-            [str(PROGRAM), str(self.max_pages), str(tools.OUTPUT_BYTES)],
+            [str(PROGRAM), str(self.max_pages), str(tools.OUTPUT_BYTES), str(scratch_fd)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            cwd="/", env=env)
+            cwd="/", env=env, pass_fds=(scratch_fd,))
         self.documents = 0
         _add_live(self)
         try:
@@ -136,6 +146,9 @@ class _Server:
 
     def _stop(self, kill: bool) -> None:
         process, self.process = self.process, None
+        scratch, self.scratch = self.scratch, None
+        if scratch is not None:
+            scratch.close()
         if process is None:
             return
         _remove_live(self)
@@ -149,18 +162,22 @@ class _Server:
         process.wait()
 
 
-def _send(process: subprocess.Popen, source: bytes | BinaryIO) -> None:
-    """One request: the PDF's length, then its bytes (`source` is read from its start).
-    The server reads every request whole before it works on it, so this never waits on a
-    PDF being read. The two are written apart: joined, they were a copy of a PDF of tens of
-    MB."""
+def _send(process: subprocess.Popen, scratch: BinaryIO, source: bytes | BinaryIO) -> None:
+    """One request (pdf_text_server.cc's format). PDF bytes are sent as 'b', their length
+    and them: the server reads every request whole before it works on it, so this never
+    waits on a PDF being read (the three are written apart: joined, they were a copy of a PDF
+    of tens of MB). A file is copied from its start into the empty `scratch` file, a chunk at
+    a time, and sent as 'f': the server reads it from there as poppler needs it."""
     try:
-        process.stdin.write(_LENGTH.pack(_size_of(source)))
         if isinstance(source, bytes):
+            process.stdin.write(b"b")
+            process.stdin.write(_LENGTH.pack(len(source)))
             process.stdin.write(source)
         else:
             source.seek(0)
-            shutil.copyfileobj(source, process.stdin, SEND_CHUNK_BYTES)
+            shutil.copyfileobj(source, scratch, SEND_CHUNK_BYTES)
+            scratch.flush()
+            process.stdin.write(b"f")
         process.stdin.flush()
     except (BrokenPipeError, ConnectionResetError):  # it ended reading it (memory limit)
         raise _ended(process) from None
@@ -263,7 +280,9 @@ def _forget_servers_in_forked_child() -> None:
         process = server.process
         for stream in (process.stdin, process.stdout) if process is not None else ():
             os.dup2(null, stream.fileno())  # the file objects stay valid, on /dev/null
-        server.process, server.lock = None, threading.Lock()
+        if server.scratch is not None:
+            server.scratch.close()  # this child's descriptor; the parent's file is untouched
+        server.process, server.scratch, server.lock = None, None, threading.Lock()
     os.close(null)
     _live.clear()
     _servers.clear()

@@ -6,6 +6,7 @@ PDF is read by a new one. Servers are recycled, per process (fork), thread-safe;
 documents.pdf_text gives the same text without the program (pdftotext then)."""
 from __future__ import annotations
 
+import io
 import os
 import random
 import signal
@@ -17,7 +18,7 @@ import time
 import pytest
 
 from services.archive import documents, pdf_text_server, tools
-from tests.bench.corpus import make_pdf as corpus_pdf
+from tests.bench.corpus import make_pdf as corpus_pdf, pdf_file
 from tests.reading_corpus import encrypted_pdf
 from tests.unit.archive.test_extract import pdf_bomb, pdf_with_text
 from tests.unit.archive.test_pdf_text import LOOP_PDF, lines, pdf_of_pages, slow_pages
@@ -98,10 +99,14 @@ def corpus() -> dict[str, bytes]:
 CORPUS = corpus()
 
 
+@pytest.mark.parametrize("given_as", ["bytes", "file"])
 @pytest.mark.parametrize("name", sorted(CORPUS))
-def test_text_and_errors_are_pdftotexts(name):
+def test_text_and_errors_are_pdftotexts(name, given_as):
+    """Whether the server reads the PDF from its request (bytes) or from its scratch file
+    (a seekable file, as a large attachment is given)."""
     data = CORPUS[name]
-    reply = pdf_text_server.read_pdf(data, MAX_PAGES)
+    reply = pdf_text_server.read_pdf(data if given_as == "bytes" else io.BytesIO(data),
+                                     MAX_PAGES)
     expected = pdftotext(data)
     assert reply.text == expected.stdout
     assert reply.errors == expected.stderr.decode()
@@ -228,13 +233,60 @@ def test_servers_are_recycled_after_so_many_pdfs_or_so_much_memory(monkeypatch):
     assert server_pid() != first and _gone(first)
 
 
+def pdf_with_a_large_stream(stream_bytes: int) -> bytes:
+    """A page of text, and a stream of `stream_bytes` random bytes that no page uses."""
+    content = lines(b"the words of a large pdf")
+    blob = random.Random(3).randbytes(stream_bytes)
+    return pdf_file([
+        b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [4 0 R] /Count 1 >>",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font"
+        b" << /F1 3 0 R >> >> /Contents 5 0 R >>",
+        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(content), content),
+        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(blob), blob)])
+
+
+def _peak_rss_bytes(pid: int) -> int:
+    status = open(f"/proc/{pid}/status").read()
+    return int(status.split("VmHWM:")[1].split()[0]) * 1024
+
+
+def test_a_large_pdf_given_as_a_file_is_read_from_the_scratch_file_not_held_whole():
+    data = pdf_with_a_large_stream(64 << 20)
+    expected = pdftotext(data)
+    reply = pdf_text_server.read_pdf(io.BytesIO(data), MAX_PAGES)
+    assert (reply.text, reply.errors) == (expected.stdout, expected.stderr.decode())
+    assert b"the words of a large pdf" in reply.text
+    server = pdf_text_server._servers[MAX_PAGES]
+    assert _peak_rss_bytes(server.process.pid) < 32 << 20
+    assert os.fstat(server.scratch.fileno()).st_size == 0  # emptied after the PDF
+    assert os.fstat(server.scratch.fileno()).st_nlink == 0  # nothing left in the folder
+    pdf_text_server.read_pdf(data, MAX_PAGES)  # the same PDF sent in its request: held whole
+    assert _peak_rss_bytes(server.process.pid) > 64 << 20
+
+
+def test_a_server_killed_while_reading_its_scratch_file_leaves_the_next_one_a_new_file(
+        monkeypatch):
+    monkeypatch.setattr(tools, "BLOCKED_S", 60.0)
+    pid = server_pid()
+    first_scratch = pdf_text_server._servers[MAX_PAGES].scratch
+    killer = threading.Timer(0.5, os.kill, (pid, signal.SIGKILL))
+    killer.start()
+    with pytest.raises(tools.ToolFailed, match=r"killed by signal 9"):
+        pdf_text_server.read_pdf(io.BytesIO(slow_pages()), MAX_PAGES)
+    killer.join()
+    assert first_scratch.closed
+    reply = pdf_text_server.read_pdf(io.BytesIO(CORPUS["edge"]), MAX_PAGES)
+    assert reply.text == pdftotext(CORPUS["edge"]).stdout
+
+
 def test_a_forked_process_reads_with_a_server_of_its_own():
     parent = server_pid()
     reader, writer = os.pipe()
     child = os.fork()
     if child == 0:  # pragma: no cover (the child reports through the pipe)
         try:
-            text = pdf_text_server.read_pdf(CORPUS["columns"], MAX_PAGES).text
+            text = pdf_text_server.read_pdf(io.BytesIO(CORPUS["columns"]), MAX_PAGES).text
             os.write(writer, b"%d %d" % (server_pid(), text == pdftotext(CORPUS["columns"]).stdout))
         finally:
             os._exit(0)
@@ -244,6 +296,8 @@ def test_a_forked_process_reads_with_a_server_of_its_own():
     os.close(reader)
     assert child_server != parent and same_text == 1
     assert pdf_text_server.read_pdf(CORPUS["hyphen"], MAX_PAGES).status == pdf_text_server.READ
+    hyphen = pdf_text_server.read_pdf(io.BytesIO(CORPUS["hyphen"]), MAX_PAGES)  # its scratch
+    assert hyphen.text == pdftotext(CORPUS["hyphen"]).stdout                   # file is whole
     assert server_pid() == parent
 
 
