@@ -14,12 +14,12 @@ and, in this tree, files tnef writes of 512 bytes or more read when asked
 (READ_WHEN_ASKED_BYTES)."""
 from __future__ import annotations
 
-import base64
 import random
 import subprocess
 from pathlib import Path
 
 from tests import reading_corpus as corpus
+from tests.integration.archive.test_large_attachment_memory import message_with as message
 from tests.unit.archive.history import columns_differing
 
 BEFORE = "d0cc3fb"  # h21's base: TNEF and signed-data decoded whole
@@ -46,15 +46,6 @@ for path in open(sys.argv[1], encoding="utf-8").read().splitlines():
 with open(sys.argv[2], "wb") as out:
     pickle.dump(results, out)
 '''
-
-
-def message(data: bytes, mime_type: str, name: str) -> bytes:
-    encoded = base64.encodebytes(data).replace(b"\n", b"\r\n")
-    return (b"From: a@example.org\r\nSubject: c\r\nMessage-ID: <c@example.org>\r\n"
-            b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=sep\r\n\r\n"
-            b"--sep\r\nContent-Type: text/plain\r\n\r\nsee the file\r\n--sep\r\n"
-            b"Content-Type: %s; name=%s\r\nContent-Transfer-Encoding: base64\r\n\r\n%s"
-            b"--sep--\r\n" % (mime_type.encode(), name.encode(), encoded))
 
 
 def damaged(data: bytes, rng: random.Random) -> bytes:
