@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from services.archive import charsets, cms_der, tnef_stream, tools, zip_members_bounded
+from services.archive import (charsets, cms_der, file_bytes, tnef_stream, tools,
+                              zip_members_bounded)
 
 MAX_MEMBERS = 500                       # members listed per container
 MEMBER_READ_BYTES = 32 * 1024 * 1024    # one member is read up to here, the rest is skipped
@@ -58,6 +59,7 @@ CMS_OID_PREFIX = bytes.fromhex("06092a864886f70d0107")
 CMS_KINDS = {2: "signed-data", 3: "enveloped-data", 6: "encrypted-data"}
 CMS_AUTH_ENVELOPED = bytes.fromhex("060b2a864886f70d0109100117")
 CMS_COMPRESSED = bytes.fromhex("060b2a864886f70d0109100109")  # RFC 3274 id-ct-compressedData
+CMS_COPY_BYTES = 1 << 20  # a signed-data object's bytes copied at once (to openssl, read)
 
 
 @dataclass
@@ -188,14 +190,19 @@ def tnef_contents(data: bytes, budget: ReadBudget) -> tuple[Member | None, list[
     return body, files
 
 
-def tnef_read(data: bytes, budget: ReadBudget
+def tnef_read(data: bytes | BinaryIO, budget: ReadBudget, sha256_hex: str | None = None
               ) -> tuple[Member | None, list[Member], str | None]:
     """tnef_contents(), and a problem of the stream as a whole (or None): where it is
     damaged or where `tnef` stopped (the files before are read: tnef_stream), files left
     out because the stream has more than MAX_MEMBERS or the message's containers more
-    than their budget of members, as zip_members says of a zip."""
+    than their budget of members, as zip_members says of a zip. `data`: the stream's bytes,
+    or a seekable binary file of them (a large attachment's Base64File), given to tnef a
+    chunk at a time, with their SHA-256 (64 hex digits) when known. A file of
+    READ_WHEN_ASKED_BYTES or more is read when its Member's content() is (as a zip's
+    member): a reader holds one such file at a time, not all of them."""
     body, files = None, []
-    unpacked = _tnef_files(data, budget.read_limit())
+    source = data if isinstance(data, bytes) else file_bytes.FileBytes(data)
+    unpacked = _tnef_files(source, budget.read_limit(), sha256_hex)
     problems = [unpacked.problem] if unpacked.problem else []
     if unpacked.count > MAX_MEMBERS:
         problems.append(f"{unpacked.count} files; the first {MAX_MEMBERS} are listed")
@@ -206,40 +213,96 @@ def tnef_read(data: bytes, budget: ReadBudget
             break
         content = _capped(content, budget)
         if body_extension is not None:
-            body = Member("body" + body_extension, content)
+            body = Member("body" + body_extension, _written_bytes(content))
         else:
-            files.append(Member(title, content, None if content is not None
-                                else "not read: over the size limit"))
+            files.append(_tnef_member(title, content))
     return body, files, "; ".join(problems) or None
+
+
+def _tnef_member(title: str | None, content: bytes | _Written | None) -> Member:
+    """The Member of a file tnef wrote, as _capped left its content."""
+    if content is None:
+        return Member(title, None, "not read: over the size limit")
+    if isinstance(content, _Written):
+        return Member(title, None, read_again=content.read)
+    return Member(title, content)
+
+
+@dataclass
+class _Written:
+    """A file `tnef` wrote, read when asked (read()): one of READ_WHEN_ASKED_BYTES or
+    more, kept open (`file`) after its directory is removed; or one over the read limit,
+    never written (tnef_stream's over_limit stand-in), `file` None. `size`: its bytes up to
+    the read limit and one more, as many as _unpack_tnef would have read of it."""
+    size: int
+    file: BinaryIO | None
+
+    def read(self) -> bytes:
+        """Its `size` bytes, from its start. Raises ValueError for one never written."""
+        if self.file is None:
+            raise ValueError("a file over the read limit is not read")
+        return os.pread(self.file.fileno(), self.size, 0)
+
+
+def _written_bytes(content: bytes | _Written | None) -> bytes | None:
+    return content.read() if isinstance(content, _Written) else content
 
 
 @dataclass
 class _Unpacked:
     """What `tnef` unpacked: how many files it wrote (the body among them), the first
     MAX_MEMBERS of them as (title or None, the body's extension or None for a file, its
-    bytes up to the read limit and one more), and why it read no further (or None)."""
+    bytes up to the read limit and one more, or a _Written of them), and why it read no
+    further (or None)."""
     count: int
-    files: list[tuple[str | None, str | None, bytes]]
+    files: list[tuple[str | None, str | None, bytes | _Written]]
     problem: str | None = None
 
     def size(self) -> int:
-        return sum(len(content) for _, _, content in self.files)
+        return sum(_size(content) for _, _, content in self.files)
 
 
-def _tnef_files(data: bytes, limit: int) -> _Unpacked:
+def _size(content: bytes | _Written) -> int:
+    return content.size if isinstance(content, _Written) else len(content)
+
+
+# A file tnef wrote of at least this many bytes is read when its text is (_Written), not
+# at once: seven of 10 MiB were 70 MiB beside the message. Above TOOL_MEMO's largest
+# result (a tenth of TOOL_MEMO_BYTES), so that no result the memo keeps holds a file open.
+READ_WHEN_ASKED_BYTES = 1 << 20
+
+
+def _tnef_files(data: bytes | file_bytes.FileBytes, limit: int,
+                sha256_hex: str | None = None) -> _Unpacked:
     """The files `tnef` unpacks from data (at most `limit` bytes each, the rest of a file
-    left for _capped to refuse), read once per content (TOOL_MEMO). Raises tools.ToolFailed
-    when it unpacks none."""
-    key = ("tnef", hashlib.sha256(data).digest(), limit)
+    left for _capped to refuse), read once per content (TOOL_MEMO, by its SHA-256:
+    `sha256_hex` when given, else computed). Raises tools.ToolFailed when it unpacks
+    none."""
+    key = ("tnef", _digest(data, sha256_hex), limit)
     return TOOL_MEMO.result(key, lambda: _unpack_tnef(data, limit), _Unpacked.size)
 
 
-def _unpack_tnef(data: bytes, limit: int) -> _Unpacked:
-    """_tnef_files() of the stream as tnef_stream prepares it. tnef's --maxsize refuses an
-    allocation past it: the stream's own size bounds every file in it (only a compressed
-    RTF body grows, read here only when the message has no other), so one file over the
-    read limit is written and refused alone (_capped), not the stream with it."""
-    stream = tnef_stream.prepared(data)
+def _digest(data: bytes | file_bytes.FileBytes, sha256_hex: str | None) -> bytes:
+    """The SHA-256 of `data` (32 bytes): `sha256_hex`'s when given, else computed (of a
+    FileBytes a chunk at a time)."""
+    if sha256_hex:
+        return bytes.fromhex(sha256_hex)
+    if isinstance(data, bytes):
+        return hashlib.sha256(data).digest()
+    digest = hashlib.sha256()
+    for chunk in file_bytes.spliced_chunks(data, [(0, len(data))], tnef_stream.COPY_BYTES):
+        digest.update(chunk)
+    return digest.digest()
+
+
+def _unpack_tnef(data: bytes | file_bytes.FileBytes, limit: int) -> _Unpacked:
+    """_tnef_files() of the stream as tnef_stream prepares it, fed to tnef a chunk at a
+    time. tnef's --maxsize refuses an allocation past it: the stream's own size bounds
+    every file in it (only a compressed RTF body grows, read here only when the message
+    has no other), so one file over the read limit is written and refused alone
+    (_capped), not the stream with it; an attachment's data over the limit is not even
+    given to tnef (tnef_stream's over_limit), but known to be over it."""
+    stream = tnef_stream.prepared(data, limit)
     body_name = "body-" + secrets.token_hex(8)  # a name no attachment in the file can take
     with tempfile.TemporaryDirectory(prefix="archiver-tnef-") as directory:
         out = Path(directory) / "files"
@@ -249,7 +312,7 @@ def _unpack_tnef(data: bytes, limit: int) -> _Unpacked:
                 "tnef", "--file=-", f"--directory={out}", f"--save-body={body_name}",
                 "--body-pref=THR", "--number-backups", "--ignore-checksum",
                 f"--maxsize={max(len(data), limit, 1)}", "--verbose"],
-                stream.data, stdin=True)
+                stream.chunks(), stdin=True)
             stopped = None
         except tools.ToolFailed as failure:  # what it wrote before is read all the same
             listing, stopped = failure.output, str(failure).replace(f"{out}{os.sep}", "")
@@ -259,12 +322,23 @@ def _unpack_tnef(data: bytes, limit: int) -> _Unpacked:
         files = []
         for title, path in written[:MAX_MEMBERS]:
             is_body = os.path.basename(path).startswith(body_name)
-            with open(path, "rb") as handle:
-                content = handle.read(limit + 1)
             files.append((title, os.path.splitext(path)[1].lower() if is_body else None,
-                          content))
+                          _written_content(path, limit, stream.over_limit)))
         problems = [stream.damage] + ([f"unpacked up to here: {stopped}"] if stopped else [])
         return _Unpacked(len(written), files, "; ".join(filter(None, problems)) or None)
+
+
+def _written_content(path: Path, limit: int, over_limit: bytes | None) -> bytes | _Written:
+    """A file tnef wrote: its bytes up to `limit` and one more; a _Written of them when
+    they are READ_WHEN_ASKED_BYTES or more (the file kept open), or when the file is the
+    walk's `over_limit` stand-in (an attachment's data over the limit)."""
+    handle = open(path, "rb")  # noqa: SIM115 - kept open by a _Written, else closed here
+    size = min(os.fstat(handle.fileno()).st_size, limit + 1)
+    if size >= READ_WHEN_ASKED_BYTES:
+        return _Written(size, handle)
+    with handle:
+        content = handle.read(limit + 1)
+    return _Written(limit + 1, None) if content == over_limit else content
 
 
 def _tnef_written(listing: bytes, out: Path, stream: tnef_stream.Prepared
@@ -325,12 +399,13 @@ def _title_text(title: bytes, codec: str | None) -> str:
         return charsets.without_surrogates(title.decode(codec or "utf-8", "replace"))
 
 
-def _capped(content: bytes, budget: ReadBudget) -> bytes | None:
+def _capped(content: bytes | _Written, budget: ReadBudget) -> bytes | _Written | None:
     """content as read within the budget: None past its read limit, spending none of it
     (as a zip member whose size says it is over: what is refused is not kept, and the
     files after it are read within what is left, review r11 F2)."""
-    fits = len(content) <= budget.read_limit()
-    budget.spend(len(content) if fits else 0)
+    size = _size(content)
+    fits = size <= budget.read_limit()
+    budget.spend(size if fits else 0)
     return content if fits else None
 
 
@@ -402,16 +477,34 @@ def _content_info_kind(data: bytes) -> str | None:
     return CMS_KINDS[kind[0]]
 
 
-def signed_content(data: bytes) -> bytes:
+def signed_content(data: bytes | BinaryIO, sha256_hex: str | None = None) -> bytes:
     """The content of an opaque CMS signed-data object (the MIME entity that was signed),
     without verifying the signature: archiving reads, it does not vouch; read once per
-    content (TOOL_MEMO). Raises tools.ToolFailed when openssl cannot read it."""
-    key = ("cms", hashlib.sha256(data).digest())
-    return TOOL_MEMO.result(key, lambda: _unwrap_signed(data), len)
+    content (TOOL_MEMO). `data`: its bytes, or a seekable binary file of them (a large
+    attachment's Base64File: _content_read_through), with their SHA-256 (64 hex digits)
+    when known. At most tools.OUTPUT_BYTES of it. Raises tools.ToolFailed when openssl
+    cannot read it."""
+    source = data if isinstance(data, bytes) else file_bytes.FileBytes(data)
+    key = ("cms", _digest(source, sha256_hex))
+    return TOOL_MEMO.result(key, lambda: _unwrap_signed(source), len)
 
 
-def _unwrap_signed(data: bytes) -> bytes:
+def _unwrap_signed(data: bytes | file_bytes.FileBytes) -> bytes:
+    """What `openssl cms` reads out of signed-data `data` (as DER, else as PEM), of a
+    FileBytes as _content_read_through reads it."""
+    if isinstance(data, file_bytes.FileBytes):
+        return _content_read_through(data)
+    return _openssl_content(data)
+
+
+def _openssl_content(source: bytes | file_bytes.FileBytes,
+                     pieces: list[tuple[int, int] | bytes] | None = None) -> bytes:
+    """The content `openssl cms` reads out of signed-data: of `source`, or of the `pieces`
+    of it (file_bytes.spliced_chunks), written to its input a chunk at a time. Raises
+    tools.ToolFailed when it reads it neither as DER nor as PEM (the PEM reading's)."""
     for form in ("DER", "PEM"):
+        data = source if isinstance(source, bytes) and pieces is None else \
+            file_bytes.spliced_chunks(source, pieces or [(0, len(source))], CMS_COPY_BYTES)
         try:
             stdout, _ = tools.run(["openssl", "cms", "-verify", "-noverify", "-nosigs",
                                    "-binary", "-inform", form, "-in", "{input}"], data)
@@ -419,6 +512,37 @@ def _unwrap_signed(data: bytes) -> bytes:
         except tools.ToolFailed as failure:
             problem = failure
     raise problem
+
+
+def _content_read_through(der: file_bytes.FileBytes) -> bytes:
+    """_unwrap_signed() of a large object read through a file: openssl reads it with its
+    eContent replaced by a token of this reading (cms_der.stand_in: openssl -nosigs checks
+    no digest) and, when it reads that token out, the content is the eContent's own bytes,
+    read here (the first tools.OUTPUT_BYTES, all that openssl's output would have kept).
+    Given a 70 MiB object whole, openssl held it twice and its output was in the worker
+    beside the message. Where cms_der cannot find the eContent, or openssl fails on the
+    stand-in, it reads the whole object, for its own verdict."""
+    token = b"archiver-content-" + secrets.token_hex(16).encode("ascii")
+    content = cms_der.content_of(der)
+    pieces = None if content is None else cms_der.stand_in(der, content, token)
+    if pieces is not None:
+        try:
+            if _openssl_content(der, pieces) == token:
+                return _runs_read(der, content.runs, tools.OUTPUT_BYTES)
+        except tools.ToolFailed:
+            pass
+    return _openssl_content(der)
+
+
+def _runs_read(source: file_bytes.FileBytes, runs: list[tuple[int, int]], most: int) -> bytes:
+    """The bytes of `runs` ((start, end) each) of `source`, joined, the first `most` of
+    them."""
+    joined = io.BytesIO()
+    for start, end in runs:
+        end = min(end, start + most - joined.tell())
+        for chunk in file_bytes.spliced_chunks(source, [(start, end)], CMS_COPY_BYTES):
+            joined.write(chunk)
+    return joined.getvalue()
 
 
 class ToolMemo:

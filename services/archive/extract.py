@@ -43,8 +43,8 @@ from email import errors
 from email.message import Message
 from typing import TYPE_CHECKING, BinaryIO, Callable, Iterable, Iterator
 
-from services.archive import (charsets, containers, cpu_time, documents, filetypes,
-                              header_blocks, heap, html_text, mime, mime_parts,
+from services.archive import (charsets, containers, cpu_time, documents, file_bytes,
+                              filetypes, header_blocks, heap, html_text, mime, mime_parts,
                               pdf_text_server, transfer_encoding, uuencode)
 from services.archive.extraction_memo import ExtractionMemo, MemoryMemo, TextMemo
 from services.archive.index import BODY_TEXT_LIMIT, PARTLY_INDEXED
@@ -698,7 +698,7 @@ def _first_file(part: Message, found: uuencode.Split | None, cap_bytes: int, nes
     else:
         large = _large_file(part, filename, declared, cap_bytes, nesting, budget, container)
         if large is not None:
-            return large, ""
+            return large
         data = _part_bytes(part)
     smime_type = mime.safely(lambda: part.get_param("smime-type"), None)
     return _file(filename, declared, data, cap_bytes, nesting, budget, container,
@@ -707,12 +707,13 @@ def _first_file(part: Message, found: uuencode.Split | None, cap_bytes: int, nes
 
 def _large_file(part: Message, filename: str | None, declared: str, cap_bytes: int,
                 nesting: int, budget: containers.ReadBudget, container: str | None
-                ) -> list[AttachmentText] | None:
-    """The entries _file makes of a large base64 attachment, made without decoding it
-    whole: of a type read for nothing but its type and SHA-256 (an image, a video, an
-    unknown binary: not _reads_content), from its bytes decoded a piece at a time
-    (transfer_encoding.base64_pieces); of a zip or a READ_FROM_A_FILE document (PDF, .docx,
-    .xlsx), through a seekable file that decodes the piece its reader asks for
+                ) -> tuple[list[AttachmentText], str] | None:
+    """What _file makes of a large base64 attachment (its entries, the body text it
+    carries), made without decoding it whole: of a type read for nothing but its type and
+    SHA-256 (an image, a video, an unknown binary: not _reads_content), from its bytes
+    decoded a piece at a time (transfer_encoding.base64_pieces); of a zip, a TNEF, a
+    READ_FROM_A_FILE document (PDF, .docx, .xlsx) or S/MIME (_large_cms), through a
+    seekable file that decodes the piece its reader asks for
     (transfer_encoding.Base64File). A 73 MiB file of random data was 73 MiB in the worker
     beside the 100 MiB message; a 70 MiB zip was that and all its members. None for any
     other part: _file reads it from its bytes."""
@@ -721,26 +722,56 @@ def _large_file(part: Message, filename: str | None, declared: str, cap_bytes: i
         return None
     digest = hashlib.sha256()
     start = _start_of(pieces, filetypes.SNIFF_BYTES, digest)
-    if containers.may_be_cms(start):  # (is_cms reads the whole)
-        return None
+    if containers.may_be_cms(start):  # (is_cms reads the whole: through the file)
+        return _large_cms(part, filename, declared, cap_bytes, nesting, budget, container,
+                          pieces, digest)
     mime_type = read_type(declared, filename, start)
-    from_a_file = mime_type in containers.ZIP_TYPES or mime_type in READ_FROM_A_FILE
+    from_a_file = mime_type in containers.ZIP_TYPES or mime_type in READ_FROM_A_FILE \
+        or mime_type in containers.TNEF_TYPES
     if _reads_content(mime_type) and not from_a_file:
         return None
     sha256_hex = None  # (the failure memo's key: nothing a zip is read for is remembered)
     if mime_type not in containers.ZIP_TYPES:
-        for piece in pieces:  # (the rest of them)
-            digest.update(piece)
-        sha256_hex = digest.hexdigest()
+        sha256_hex = _rest_digested(pieces, digest)
     entry = _entry(filename, declared, mime_type, container)
     if from_a_file:
         source = transfer_encoding.Base64File(transfer_encoding.held_bytes(part))
         inner, _ = _guarded(entry, lambda: _file_contents(
             entry, source, cap_bytes, nesting, budget, None, _safe_charset(part), sha256_hex))
-        return [entry, *inner]
+        return [entry, *inner], ""
     entry.text, entry.error, _ = _read_with_library(
         lambda _: [], b"", cap_bytes, f"{mime_type};{_safe_charset(part) or ''}", sha256_hex)
-    return [entry]
+    return [entry], ""
+
+
+def _large_cms(part: Message, filename: str | None, declared: str, cap_bytes: int,
+               nesting: int, budget: containers.ReadBudget, container: str | None,
+               pieces: Iterator[bytes], digest) -> tuple[list[AttachmentText], str] | None:
+    """_large_file() of an attachment that may be a CMS object (its start: `digest` has
+    the pieces before `pieces`): read as S/MIME (read_type of its whole, a seekable file
+    of it), from its payload spilled to a file (transfer_encoding.spilled_payload): the
+    content of signed-data, held to be read as a message, is not held beside the message
+    whose bytes the payload was a view into. None when it is read as another type."""
+    sha256_hex = _rest_digested(pieces, digest)
+    mime_type = read_type(declared, filename, file_bytes.FileBytes(
+        transfer_encoding.Base64File(transfer_encoding.held_bytes(part))))
+    if mime_type not in containers.CMS_TYPES:
+        return None
+    source = transfer_encoding.Base64File(file_bytes.FileBytes(
+        transfer_encoding.spilled_payload(part)))
+    smime_type = mime.safely(lambda: part.get_param("smime-type"), None)
+    entry = _entry(filename, declared, mime_type, container)
+    inner, body = _guarded(entry, lambda: _file_contents(
+        entry, source, cap_bytes, nesting, budget,
+        smime_type if isinstance(smime_type, str) else None, _safe_charset(part), sha256_hex))
+    return [entry, *inner], body
+
+
+def _rest_digested(pieces: Iterator[bytes], digest) -> str:
+    """The SHA-256 (hex) `digest` (a hashlib hash) gives once fed the rest of `pieces`."""
+    for piece in pieces:
+        digest.update(piece)
+    return digest.hexdigest()
 
 
 def _start_of(pieces: Iterator[bytes], size: int, digest) -> bytes:
@@ -808,13 +839,14 @@ def _file_contents(entry: AttachmentText, data: bytes | BinaryIO, cap_bytes: int
                    ) -> tuple[list[AttachmentText], str]:
     """_file's reading of a file of entry.mime_type: its text set on the entry, (the
     entries of the files inside it, the body text it carries) returned. `data`: its bytes,
-    or for a zip or a READ_FROM_A_FILE document a seekable file of them, with the
-    SHA-256 (hex) of a READ_FROM_A_FILE one's (`sha256_hex`: _read_with_library's)."""
+    or for a zip, a TNEF, S/MIME or a READ_FROM_A_FILE document a seekable file of them,
+    with the SHA-256 (hex) of all but a zip's (`sha256_hex`: _read_with_library's, and
+    what a tool's run is counted and remembered by)."""
     mime_type = entry.mime_type
     if mime_type in containers.CMS_TYPES:
-        return _cms(entry, data, smime_type, cap_bytes, nesting, budget)
+        return _cms(entry, data, smime_type, cap_bytes, nesting, budget, sha256_hex)
     if mime_type in containers.TNEF_TYPES:
-        return _tnef(entry, data, cap_bytes, nesting, budget), ""
+        return _tnef(entry, data, cap_bytes, nesting, budget, sha256_hex), ""
     if mime_type in containers.ZIP_TYPES:
         return _zip(entry, data, cap_bytes, nesting, budget), ""
     if mime_type == "message/rfc822":
@@ -1028,15 +1060,16 @@ def opens_nested(nesting: int) -> bool:
     return nesting <= MAX_NESTED_CONTAINERS
 
 
-def _not_opened(entry: AttachmentText, kind: str, data: bytes, nesting: int,
-                budget: containers.ReadBudget) -> bool:
+def _not_opened(entry: AttachmentText, kind: str, data: bytes | BinaryIO, nesting: int,
+                budget: containers.ReadBudget, sha256_hex: str | None = None) -> bool:
     """Whether container `entry` of `kind` ("zip", or containers.TOOL_KINDS) stays closed:
     nested too deep (opens_nested), or past the message's tool runs
-    (containers.ReadBudget.tool_refusal); then its error says why."""
+    (containers.ReadBudget.tool_refusal, by `sha256_hex`: the SHA-256 of `data`, computed
+    when not given, which it must be for a file); then its error says why."""
     if not opens_nested(nesting):
         entry.error = NESTED_TOO_DEEP
     elif kind in containers.TOOL_KINDS:
-        entry.error = budget.tool_refusal(kind, hashlib.sha256(data).hexdigest())
+        entry.error = budget.tool_refusal(kind, sha256_hex or hashlib.sha256(data).hexdigest())
     return entry.error is not None
 
 
@@ -1049,11 +1082,12 @@ def _zip(entry, data, cap_bytes, nesting, budget) -> list[AttachmentText]:
     return _member_entries(entry, members, cap_bytes, nesting, budget)
 
 
-def _tnef(entry, data, cap_bytes, nesting, budget) -> list[AttachmentText]:
-    """winmail.dat: its body text becomes this entry's text, its files entries of their own."""
-    if _not_opened(entry, "tnef", data, nesting, budget):
+def _tnef(entry, data, cap_bytes, nesting, budget, sha256_hex=None) -> list[AttachmentText]:
+    """winmail.dat: its body text becomes this entry's text, its files entries of their own.
+    `data`: its bytes, or a seekable file of them with their SHA-256 (hex)."""
+    if _not_opened(entry, "tnef", data, nesting, budget, sha256_hex):
         return []
-    body, files, entry.error = containers.tnef_read(data, budget)
+    body, files, entry.error = containers.tnef_read(data, budget, sha256_hex)
     if body is not None and body.data:
         body_type = {".rtf": "application/rtf", ".html": "text/html"}.get(
             _extension(body.name), "text/plain")
@@ -1062,11 +1096,14 @@ def _tnef(entry, data, cap_bytes, nesting, budget) -> list[AttachmentText]:
     return _member_entries(entry, files, cap_bytes, nesting, budget)
 
 
-def _cms(entry, data, smime_type, cap_bytes, nesting, budget):
+def _cms(entry, data, smime_type, cap_bytes, nesting, budget, sha256_hex=None):
     """S/MIME: signed-data is unwrapped and read as the body and attachments it holds;
-    enveloped (encrypted) data is marked encrypted."""
-    kind = containers.cms_kind(data, smime_type)
-    if containers.holds_no_content(data, kind):
+    enveloped (encrypted) data is marked encrypted. `data`: its bytes, or a seekable file
+    of them with their SHA-256 (hex): its content is then parsed holding its large
+    payloads as views (mime.parse_message's `held`), as a worker parses a message."""
+    whole = data if isinstance(data, bytes) else file_bytes.FileBytes(data)
+    kind = containers.cms_kind(whole, smime_type)
+    if containers.holds_no_content(whole, kind):
         return [], ""  # certificates, or a signature whose entity is beside it: a plain file
     if kind is None:
         raise ValueError("not a CMS object (RFC 5652): no content type it names")
@@ -1075,9 +1112,10 @@ def _cms(entry, data, smime_type, cap_bytes, nesting, budget):
     if containers.is_sealed(kind):
         shown = "".join(filter(str.isprintable, kind))[:SMIME_TYPE_SHOWN]
         raise documents.Encrypted(f"S/MIME {shown or 'unknown CMS content'}")
-    if _not_opened(entry, "signed-data", data, nesting, budget):
+    if _not_opened(entry, "signed-data", data, nesting, budget, sha256_hex):
         return [], ""
-    inner = mime.parse_message(containers.signed_content(data))
+    inner = mime.parse_message(containers.signed_content(data, sha256_hex),
+                               held=whole is not data)
     return _inner_entries(inner, entry, cap_bytes, nesting, budget)
 
 

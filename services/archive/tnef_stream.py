@@ -29,9 +29,11 @@ from __future__ import annotations
 
 import secrets
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 
-from services.archive import charsets
+from services.archive import charsets, file_bytes
+from services.archive.file_bytes import FileBytes
 
 HEADER_BYTES = 6  # the signature (0x223E9F78) and the legacy key ([MS-OXTNEF] 2.1.3.1)
 SIGNATURE = (0x223E9F78).to_bytes(4, "little")
@@ -64,6 +66,7 @@ CODE_PAGES = {
     936: "gbk", 20936: "gb2312", 54936: "gb18030", 52936: "hz", 1361: "johab", 65001: "utf-8",
     **{28590 + n: f"iso8859-{n}" for n in (1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 15)},
 }
+COPY_BYTES = 1 << 20  # the source's bytes copied into the stream at once (Prepared.chunks)
 _ATTRIBUTE = struct.Struct("<BII")
 _PROPERTY = struct.Struct("<HH")
 _U32 = struct.Struct("<I")
@@ -71,84 +74,101 @@ _U32 = struct.Struct("<I")
 
 @dataclass
 class Prepared:
-    """A stream as `tnef` should unpack it (module docstring)."""
-    data: bytes
+    """A stream as `tnef` should unpack it (module docstring): `pieces` in order, each the
+    source's bytes from start to end ((start, end)) or bytes given in their place."""
+    source: bytes | FileBytes
+    pieces: list[tuple[int, int] | bytes]
     titles: dict[bytes, bytes | None]  # stand-in title -> the name (None: it had none)
     codec: str | None  # the Python codec of its code page (attOemCodepage), if known
     damage: str | None  # where it stops being a stream, or None
+    over_limit: bytes | None = None  # what a file stands in for one over the limit
+
+    @property
+    def data(self) -> bytes:
+        """The stream, whole."""
+        return b"".join(self.chunks())
+
+    def chunks(self, size: int = COPY_BYTES) -> Iterator[bytes]:
+        """The stream a chunk of at most `size` bytes at a time (a replacement whole)."""
+        return file_bytes.spliced_chunks(self.source, self.pieces, size)
 
 
-def prepared(data: bytes) -> Prepared:
-    """`data` (a TNEF stream, or bytes that only claim to be one) as `tnef` should unpack
-    it, with the stand-in titles in it and where it is damaged. Never raises; a `data`
-    without the TNEF signature is given back unchanged, for `tnef` to refuse."""
-    if not data.startswith(SIGNATURE):
-        return Prepared(data, {}, None, None)
-    walk = _Walk(data)
-    return Prepared(walk.output, walk.titles, walk.codec, walk.damage)
+def prepared(data: bytes | FileBytes, limit: int | None = None) -> Prepared:
+    """`data` (a TNEF stream, or bytes that only claim to be one: bytes, or a FileBytes of
+    a file of them, read a slice at a time) as `tnef` should unpack it, with the stand-in
+    titles in it and where it is damaged. With a `limit` (bytes), an attachment's data
+    (attAttachData) longer than that is given to tnef as `over_limit`, a token of the walk
+    that no sender can write: its file is known to be over the limit without tnef holding
+    and writing it (one of 70 MiB was 70 MiB in tnef, and more than the 64 MiB a tool may
+    write). Never raises but OSError from reading a file; a `data` without the TNEF
+    signature is given back unchanged, for `tnef` to refuse."""
+    if data[:len(SIGNATURE)] != SIGNATURE:
+        return Prepared(data, [(0, len(data))], {}, None, None)
+    walk = _Walk(data, limit)
+    return Prepared(data, walk.pieces, walk.titles, walk.codec, walk.damage, walk.over_limit)
 
 
 class _Walk:
-    """One walk of a stream (prepared()): `output`, `titles`, `codec`, `damage`."""
+    """One walk of a stream (prepared()): `pieces`, `titles`, `codec`, `damage`,
+    `over_limit`."""
 
-    def __init__(self, data: bytes):
+    def __init__(self, data: bytes | FileBytes, limit: int | None = None):
         self.data, self.titles, self.codec, self.damage = data, {}, None, None
         self.token = secrets.token_hex(8)
-        self.pieces: list[bytes] = []
+        self.limit = limit
+        self.over_limit = None if limit is None else f"over-limit-{self.token}".encode("ascii")
+        self.pieces: list[tuple[int, int] | bytes] = []
         self.copied = 0        # data before this is in pieces
         self.unwritten = None  # (len(pieces), byte) where an attachment without data began
         self._walk()
 
-    @property
-    def output(self) -> bytes:
-        return b"".join(self.pieces)
-
     def _walk(self) -> None:
         data, at, size = self.data, HEADER_BYTES, len(self.data)
-        unpack = _ATTRIBUTE.unpack_from
+        unpack = _ATTRIBUTE.unpack
         while at < size:
             if at + 9 > size:
                 return self._damaged(at)
-            level, attribute, length = unpack(data, at)
+            level, attribute, length = unpack(data[at:at + 9])
             end = at + 11 + length
             if level not in LEVELS or end > size:
                 return self._damaged(at)
             if attribute in WATCHED:
-                self._watched(attribute, at, end)
+                self._watched(level, attribute, at, end)
             at = end
-        self.pieces.append(data[self.copied:])
+        self.pieces.append((self.copied, size))
 
     def _damaged(self, at: int) -> None:
         if self.unwritten is not None:  # the attachment it cut before its data: none of it
             del self.pieces[self.unwritten[0]:]
         else:
-            self.pieces.append(self.data[self.copied:at])
+            self.pieces.append((self.copied, at))
         self.damage = f"damaged at byte {at} of {len(self.data)}: the rest is not read"
 
-    def _watched(self, attribute: int, at: int, end: int) -> None:
-        value = self.data[at + 9:end - 2]
+    def _watched(self, level: int, attribute: int, at: int, end: int) -> None:
         if attribute == ATT_ATTACH_REND_DATA:
             self._replace(at, at, b"")  # (where the attachment begins, in pieces)
             self.unwritten = (len(self.pieces), at)
             self._replace(end, end, _title(self._stand_in("untitled", None)))
         elif attribute == ATT_ATTACH_DATA:
             self.unwritten = None
-        elif attribute == ATT_OEM_CODEPAGE and self.codec is None and len(value) >= 4:
-            page = _U32.unpack_from(value)[0]
+            if self.limit is not None and end - at - 11 > self.limit:
+                self._replace(at, end, _attribute(level, attribute, self.over_limit))
+        elif attribute == ATT_OEM_CODEPAGE and self.codec is None and end - at - 11 >= 4:
+            page = _U32.unpack(self.data[at + 9:at + 13])[0]
             self.codec = charsets.codec_for(CODE_PAGES.get(page, f"cp{page}"))
         elif attribute == ATT_ATTACH_TITLE:
-            name = _c_string(value)
+            name = _c_string(self.data[at + 9:end - 2])
             if not name or len(name) > TITLE_BYTES:
                 kind = "long" if name else "untitled"
                 self._replace(at, end, _title(self._stand_in(kind, name or None)))
         elif attribute == ATT_ATTACHMENT:
-            renamed = self._long_name_replaced(value)
+            renamed = self._long_name_replaced(self.data[at + 9:end - 2])
             if renamed is not None:
-                self._replace(at, end, _attribute(self.data[at], attribute, renamed))
+                self._replace(at, end, _attribute(level, attribute, renamed))
 
     def _replace(self, at: int, end: int, replacement: bytes) -> None:
         """Give tnef `replacement` for data[at:end]."""
-        self.pieces.append(self.data[self.copied:at])
+        self.pieces.append((self.copied, at))
         if replacement:
             self.pieces.append(replacement)
         self.copied = end

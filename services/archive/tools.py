@@ -23,6 +23,7 @@ import subprocess
 import tempfile
 import termios
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 
 from services.archive import cpu_time
@@ -48,28 +49,30 @@ def available(name: str) -> bool:
     return shutil.which(name) is not None
 
 
-def run(argv: list[str], data: bytes, input_name: str = "input",
+def run(argv: list[str], data: bytes | Iterable[bytes], input_name: str = "input",
         stdin: bool = False) -> tuple[bytes, str]:
     """Run argv on data and return (stdout, stderr). "{input}" in argv is replaced by the
     path of the input file in a private temporary directory; stdin=True feeds data on
     standard input instead, for tools that write nothing but standard output (no directory
-    is made then). Raises ToolFailed on a missing tool, a non-zero exit, a timeout or a
-    signal."""
+    is made then). `data`: bytes, or chunks of bytes (an iterable), written a chunk at a
+    time (an input of tens of MB need not be held whole). Raises ToolFailed on a missing
+    tool, a non-zero exit, a timeout or a signal."""
     if stdin:
         return run_in(None, argv, data, input_name, stdin)
     with tempfile.TemporaryDirectory(prefix="archiver-tool-") as directory:
         return run_in(Path(directory), argv, data, input_name, stdin)
 
 
-def run_in(directory: Path | None, argv: list[str], data: bytes, input_name: str = "input",
-           stdin: bool = False) -> tuple[bytes, str]:
+def run_in(directory: Path | None, argv: list[str], data: bytes | Iterable[bytes],
+           input_name: str = "input", stdin: bool = False) -> tuple[bytes, str]:
     """run(), in a directory the caller owns (to read the files the tool writes there)."""
     if not available(argv[0]):
         raise ToolFailed(f"{argv[0]} is not installed")
     directory = directory or Path(tempfile.gettempdir())
     path = directory / input_name
     if not stdin:
-        path.write_bytes(data)
+        with open(path, "wb") as file:
+            _write_chunks(file, data)
     argv = [part.replace("{input}", str(path)) for part in argv]
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8",
            "HOME": str(directory)}
@@ -91,8 +94,14 @@ def run_in(directory: Path | None, argv: list[str], data: bytes, input_name: str
     return output, stderr
 
 
-def _run(argv: list[str], data: bytes, cwd: Path, env: dict[str, str], limit_here: bool
-         ) -> subprocess.CompletedProcess:
+def _write_chunks(file, data: bytes | Iterable[bytes]) -> None:
+    """Write `data` (bytes, or chunks of bytes) to a binary file."""
+    for chunk in [data] if isinstance(data, bytes) else data:
+        file.write(chunk)
+
+
+def _run(argv: list[str], data: bytes | Iterable[bytes], cwd: Path, env: dict[str, str],
+         limit_here: bool) -> subprocess.CompletedProcess:
     """subprocess.run() of argv with `data` on standard input, until it has been blocked
     for BLOCKED_S seconds; with `limit_here`, its limits set first (see the module
     docstring). Raises subprocess.TimeoutExpired then (the tool killed), ToolFailed when
@@ -110,7 +119,8 @@ def _run(argv: list[str], data: bytes, cwd: Path, env: dict[str, str], limit_her
     return subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
 
 
-def _communicate(process: subprocess.Popen, data: bytes) -> tuple[bytes, bytes]:
+def _communicate(process: subprocess.Popen, data: bytes | Iterable[bytes]
+                 ) -> tuple[bytes, bytes]:
     """process.communicate(data), looking at the process every cpu_time.LOOK_S: raises
     subprocess.TimeoutExpired once it has been blocked for BLOCKED_S. A call cut short by
     its timeout is taken up again, which loses no output; but it cannot go on sending
@@ -151,11 +161,11 @@ def _bytes_in(pipe) -> int:
         return 0
 
 
-def _feed(stdin, data: bytes) -> None:
-    """Write `data` to a tool's standard input and close it; a tool that stops reading
-    (it ended, or was killed) ends the write."""
+def _feed(stdin, data: bytes | Iterable[bytes]) -> None:
+    """Write `data` (bytes, or chunks of bytes) to a tool's standard input and close it; a
+    tool that stops reading (it ended, or was killed) ends the write."""
     try:
-        stdin.write(data)
+        _write_chunks(stdin, data)
     except OSError:  # BrokenPipeError: it ended without reading all of it
         pass
     finally:

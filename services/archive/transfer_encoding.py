@@ -26,10 +26,13 @@ from __future__ import annotations
 import binascii
 import bisect
 import io
+import mmap
 import re
 import sys
+import tempfile
 from collections.abc import Iterator
 from email.message import Message
+from typing import BinaryIO
 
 from services.archive import uuencode
 
@@ -398,6 +401,27 @@ def held_bytes(part: Message) -> bytes | memoryview | None:
     """The bytes of a payload the parser held as bytes (services.archive.mimetree.
     HeldPayload: one with 8-bit bytes), as they came; None for any other."""
     return getattr(part, "payload_bytes", None)
+
+
+def spilled_payload(part: Message) -> BinaryIO | None:
+    """The held payload of `part` (held_bytes) moved into an unlinked temporary file, which
+    the part then holds mapped read-only (mmap) in its place: every reader gets the same
+    bytes, but the part no longer holds a view into the message's bytes (nor a copy), so
+    that they are freed once nothing else holds them, and a page of the map is in memory
+    only once it is read. A worker read a 70 MiB S/MIME object's content (70 MiB) while the
+    100 MiB message was held for that view alone. Returns the file, to read the payload
+    from (a FileBytes of it: the map's pages stay unread); None when the part holds no
+    payload as bytes, or an empty one."""
+    held = held_bytes(part)
+    if held is None or len(held) == 0:
+        return None
+    spilled = tempfile.TemporaryFile(prefix="archiver-payload-")
+    spilled.write(held)
+    spilled.flush()
+    del held
+    part.hold_payload(memoryview(mmap.mmap(spilled.fileno(), 0, prot=mmap.PROT_READ)))
+    spilled.seek(0)
+    return spilled
 
 
 def payload_view(part: Message) -> bytes | memoryview:
