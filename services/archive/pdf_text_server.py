@@ -44,7 +44,7 @@ from services.archive import cpu_time, tools
 
 PROGRAM = Path(sys.prefix) / "libexec" / "archiver" / "pdf-text-server"
 NAME = "pdf-text-server"
-MAX_PDF_BYTES = (1 << 32) - 1  # the request's length field (4 bytes)
+MAX_PDF_BYTES = (1 << 32) - 1  # a 'b' request's length field (4 bytes); a file's too
 RECYCLE_DOCUMENTS = 1000
 RECYCLE_RSS_BYTES = 48 * 1024 * 1024
 READ, NOT_OPENED, NEEDS_PASSWORD, NO_PAGE = 0, 1, 2, 3  # the reply's status (pdf_text_server.cc)
@@ -75,14 +75,10 @@ def read_pdf(source: bytes | BinaryIO, max_pages: int) -> Reply:
     copied a chunk at a time into the server's scratch file, which the server reads from.
     Raises tools.ToolFailed when it could not be read: timed out, killed at a limit,
     crashed, more than MAX_PDF_BYTES."""
-    size = _size_of(source)
+    size = len(source) if isinstance(source, bytes) else source.seek(0, io.SEEK_END)
     if size > MAX_PDF_BYTES:
         raise tools.ToolFailed(f"{NAME}: a PDF of {size} bytes is more than it reads")
     return _server_of_this_process(max_pages).read(source)
-
-
-def _size_of(source: bytes | BinaryIO) -> int:
-    return len(source) if isinstance(source, bytes) else source.seek(0, io.SEEK_END)
 
 
 class _Server:
