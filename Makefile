@@ -86,8 +86,10 @@ $(PDF_TEXT_SERVER): services/archive/pdf_text_server.cc image/native.py | $(SETU
 # leave idle, not in the first run. Not beside the first run: nice 19 yields to its tests
 # but not to the indexers they start under SCHED_IDLE (services/supervisor), which then
 # wait (ci69: the first run 1,263 s with 26 such files beside it, against 1,111 s with ten
-# of them in it). Every run runs even when one before fails; make test fails if any does.
-TEST_WORKERS ?= 2
+# of them in it). Three workers on two cores: with two, a tenth of the first run's CPU sat
+# idle while tests waited on their servers (ci70: 1,184 s; with three, ci71: 1,078 s, idle
+# near 0). Every run runs even when one before fails; make test fails if any does.
+TEST_WORKERS ?= 3
 ALONE := tests/integration/supervisor tests/integration/image
 IMAGE_TEST_LOG := build/test-image.log
 BESIDE_VMS := $(addprefix tests/unit/archive/test_,summary_document_as_before.py \
