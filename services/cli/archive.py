@@ -581,24 +581,32 @@ def _print_some(label: str, problems: list[tuple[str, str]], count: int, what: s
         print(f"{label}: {count - len(problems)} more {what} (not listed)")
 
 
-def cmd_stats(args) -> int:
-    archive = open_archive(args, create=False)
+def archive_stats(archive: Archive) -> dict:
+    """`archiver stats --json`'s object: messages "stored", "indexed" and "pending" (arrival-log
+    entries not yet indexed), "raw_bytes" and "stored_bytes" (compressed), "duplicates"
+    refused, "reading_bytes" (readings kept for reindexing), the "model" and its
+    "capacity_bytes"."""
     counters = archive.store.counters()
     index = status(archive.store, archive.index_dir())
-    stats = {"stored": counters["messages"], "indexed": index.indexed, "pending": index.pending,
-             "raw_bytes": counters["raw_bytes"], "stored_bytes": counters["stored_bytes"],
-             "duplicates": counters["duplicates"],
-             "reading_bytes": archive.store.database_bytes("reading"),
-             "model": archive.profile.model,
-             "capacity_bytes": archive.profile.storage_bytes}
+    return {"stored": counters["messages"], "indexed": index.indexed, "pending": index.pending,
+            "raw_bytes": counters["raw_bytes"], "stored_bytes": counters["stored_bytes"],
+            "duplicates": counters["duplicates"],
+            "reading_bytes": archive.store.database_bytes("reading"),
+            "model": archive.profile.model,
+            "capacity_bytes": archive.profile.storage_bytes}
+
+
+def cmd_stats(args) -> int:
+    archive = open_archive(args, create=False)
+    stats = archive_stats(archive)
     if args.json:
         print(json.dumps(stats))
     else:
-        ratio = counters["stored_bytes"] / counters["raw_bytes"] if counters["raw_bytes"] else 0
+        ratio = stats["stored_bytes"] / stats["raw_bytes"] if stats["raw_bytes"] else 0
         print(f"stored {stats['stored']} messages, indexed {stats['indexed']}, "
               f"pending {stats['pending']}")
-        print(f"raw {counters['raw_bytes']} bytes, stored {counters['stored_bytes']} bytes "
-              f"({ratio:.0%}), {counters['duplicates']} duplicates refused")
+        print(f"raw {stats['raw_bytes']} bytes, stored {stats['stored_bytes']} bytes "
+              f"({ratio:.0%}), {stats['duplicates']} duplicates refused")
         print(f"readings kept for reindexing {stats['reading_bytes']} bytes")
     return 0
 

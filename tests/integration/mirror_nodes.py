@@ -7,12 +7,14 @@ import os
 import signal
 import subprocess
 import time
+import weakref
 from pathlib import Path
 
 import yaml
 
 from tests import search_output
 from tests.conftest import ARCHIVER
+from tests.integration.stats_reader import StatsReader
 from tests.waiting import wait_until
 
 MIRROR_PORT = 8443
@@ -39,6 +41,8 @@ class Node:
         self.env = dict(env or {})
         self.process = None
         self.imported = 0
+        self._stats_reader = StatsReader({**os.environ, **self.env})
+        weakref.finalize(self, self._stats_reader.close)
 
     @property
     def address(self) -> str:
@@ -93,7 +97,8 @@ class Node:
         return digests
 
     def stats(self) -> dict:
-        return json.loads(self.cli("stats", "--json").stdout)
+        """`archiver stats --json` of its data folder (tests/integration/stats_reader)."""
+        return self._stats_reader.stats(self.data)
 
     def digests(self) -> list[str]:
         done = self.cli("search", "", "--json", "--limit", "1000000")

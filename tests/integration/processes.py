@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import json
 import os
 import signal
 import socket
 import subprocess
 import time
+import weakref
 from pathlib import Path
 from typing import Iterator
 
@@ -18,6 +18,7 @@ from firmware.models import TREE_MODELS_FILE
 from qemu import machine
 from tests import search_output
 from tests.conftest import ARCHIVER
+from tests.integration.stats_reader import StatsReader
 
 
 # Ports the tests' servers listen on: below the kernel's ephemeral range (32768-60999 by
@@ -103,6 +104,8 @@ class ArchiverService:
         self.env = {**os.environ, **({"ARCHIVER_MODELS": str(models)} if models else {})}
         self.process: subprocess.Popen | None = None
         self.log = tmp_path / "service.log"
+        self._stats_reader = StatsReader(self.env)
+        weakref.finalize(self, self._stats_reader.close)
 
     def start(self) -> "ArchiverService":
         self.process = subprocess.Popen(
@@ -129,9 +132,8 @@ class ArchiverService:
                               capture_output=True, text=True, env=self.env, timeout=120)
 
     def stats(self) -> dict:
-        done = self.cli("stats", "--json")
-        assert done.returncode == 0, done.stderr
-        return json.loads(done.stdout)
+        """`archiver stats --json` of its data folder (tests/integration/stats_reader)."""
+        return self._stats_reader.stats(self.data)
 
     def search(self, query: str) -> list[str]:
         done = self.cli("search", query, "--json", "--limit", "100000")
