@@ -41,7 +41,7 @@ class Node:
         self.env = dict(env or {})
         self.process = None
         self.imported = 0
-        self._stats_reader = StatsReader({**os.environ, **self.env})
+        self._stats_reader = StatsReader()
         weakref.finalize(self, self._stats_reader.close)
 
     @property
@@ -98,7 +98,7 @@ class Node:
 
     def stats(self) -> dict:
         """`archiver stats --json` of its data folder (tests/integration/stats_reader)."""
-        return self._stats_reader.stats(self.data)
+        return self._stats_reader.stats(self.data, {**os.environ, **self.env})
 
     def digests(self) -> list[str]:
         done = self.cli("search", "", "--json", "--limit", "1000000")

@@ -104,7 +104,7 @@ class ArchiverService:
         self.env = {**os.environ, **({"ARCHIVER_MODELS": str(models)} if models else {})}
         self.process: subprocess.Popen | None = None
         self.log = tmp_path / "service.log"
-        self._stats_reader = StatsReader(self.env)
+        self._stats_reader = StatsReader()
         weakref.finalize(self, self._stats_reader.close)
 
     def start(self) -> "ArchiverService":
@@ -133,7 +133,7 @@ class ArchiverService:
 
     def stats(self) -> dict:
         """`archiver stats --json` of its data folder (tests/integration/stats_reader)."""
-        return self._stats_reader.stats(self.data)
+        return self._stats_reader.stats(self.data, self.env)
 
     def search(self, query: str) -> list[str]:
         done = self.cli("search", query, "--json", "--limit", "100000")

@@ -36,19 +36,23 @@ for line in sys.stdin:
 
 
 class StatsReader:
-    """stats(data_dir) -> `archiver stats --json`'s dict, read under `env` (the service's
-    environment: ARCHIVER_MODELS and the like). AssertionError when the archive cannot be
+    """stats(data_dir, env) -> `archiver stats --json`'s dict, read under `env` (the service's
+    environment: ARCHIVER_MODELS and the like; a reader started under another environment is
+    replaced, as a test may change its service's). AssertionError when the archive cannot be
     read, as a failed `archiver stats` would be. close() ends the reader; so does the test
     process's end (its stdin closes)."""
 
-    def __init__(self, env: dict[str, str]):
-        self._env = env
+    def __init__(self):
+        self._env: dict[str, str] = {}  # the running reader's
         self._process: subprocess.Popen | None = None
         self._lock = threading.Lock()  # one question at a time: a test may poll from threads
 
-    def stats(self, data_dir) -> dict:
+    def stats(self, data_dir, env: dict[str, str]) -> dict:
         with self._lock:
+            if self._process is not None and env != self._env:
+                self._end()
             if self._process is None or self._process.poll() is not None:
+                self._env = dict(env)
                 self._process = subprocess.Popen([sys.executable, "-c", READER], text=True,
                                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                                  env=self._env)
@@ -62,7 +66,10 @@ class StatsReader:
 
     def close(self) -> None:
         with self._lock:
-            if self._process is not None:
-                self._process.stdin.close()
-                self._process.wait(timeout=30)
-                self._process = None
+            self._end()
+
+    def _end(self) -> None:
+        if self._process is not None:
+            self._process.stdin.close()
+            self._process.wait(timeout=30)
+            self._process = None
