@@ -23,6 +23,7 @@ so the same document in the next message costs a lookup as well.
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import hashlib
 import io
 import itertools
@@ -100,7 +101,9 @@ REPORT_TYPES = ("message/delivery-status", "message/global-delivery-status",
 UTF8_REPORT_TYPES = ("message/global-delivery-status", "message/global-disposition-notification")
 GLOBAL_MESSAGE = "message/global"  # RFC 6532 3.5: a forwarded message, UTF-8 allowed
 _UNFOLD = re.compile(r"\n[ \t]+")  # a folded field's line break (RFC 5322 2.2.3)
-_BLANK_LINES = re.compile(r"\n(?:[ \t]*\n)+")
+# Runs of blank lines, made one. After _UNFOLD no line starts with white space, so they
+# are runs of line breaks: no repeated group, which would keep a record a repeat.
+_BLANK_LINES = re.compile(r"\n\n\n+")
 # Block elements end a line, so "<p>a</p><p>b</p>" gives two words, not "ab": the elements
 # the HTML standard renders as blocks (its Rendering section: display block, list-item,
 # table parts), and table cells, which a browser sets apart ("<td>Total</td><td>42</td>"
@@ -233,6 +236,19 @@ _guard = contextvars.ContextVar("attachment_guard", default=AttachmentGuard())
 
 
 NESTED_TOO_DEEPLY = "MIME structure nested too deeply; headers and raw body only"
+# The header text the index takes of one message (within_index_limits), in bytes of UTF-8.
+# A byte of a Subject costs the indexer more than one of the body (its words are terms
+# twice, with and without the subject prefix): a Subject of 1 MiB of distinct words took
+# 137 MB, a body of as many 101 MB. No real Subject comes near the limit.
+SUBJECT_TEXT_LIMIT = 64 * 1024
+# The addresses the index takes the words of (names and addresses as displayed): each costs
+# some ten terms, 5 KB of the indexer's memory until its commit (72,632 Cc fields took 410
+# MB). One left out is still found by its exact address when the intake's header block
+# holds it (mime.header_addresses): only its words are not searched.
+ADDRESS_TEXT_LIMIT = 256 * 1024
+INDEX_ADDRESS_LIMIT = 5_000
+INDEXED_ADDRESS_FIELDS = ("from_addrs", "to", "cc", "bcc", "resent_to", "resent_cc",
+                          "resent_bcc")
 
 
 @dataclass
@@ -244,6 +260,8 @@ class Parsed:
     held once, by the view, instead of beside a copy as large as the message."""
     message: Message
     summary: mime.MessageSummary
+    # Why its header fields are only partly indexed (header_cut), if so.
+    cut: str | None = None
 
 
 def parse(raw: bytes) -> Parsed | None:
@@ -253,7 +271,49 @@ def parse(raw: bytes) -> Parsed | None:
     message = mime.parse_message(raw, held=True)
     if any(isinstance(defect, mime.NestingTooDeep) for defect in message.defects):
         return None
-    return Parsed(message, mime.summarize_parsed(message, raw))
+    summary, cut = within_index_limits(mime.summarize_parsed(message, raw))
+    return Parsed(message, summary, _joined(header_cut(raw), cut))
+
+
+def header_cut(raw: bytes) -> str | None:
+    """Why a message's header fields are only partly indexed (PARTLY_INDEXED + why): its
+    header block is over mime.INDEX_HEADER_LIMIT bytes, and only the fields before the
+    limit are read (mime.summarize_parsed); None when it is within."""
+    end = mime.header_end(raw)
+    if end <= mime.INDEX_HEADER_LIMIT:
+        return None
+    return (f"{PARTLY_INDEXED}header block cut at {mime.INDEX_HEADER_LIMIT} bytes, of {end}: "
+            "the fields past the cut are not indexed")
+
+
+def within_index_limits(summary: mime.MessageSummary) -> tuple[mime.MessageSummary,
+                                                                str | None]:
+    """`summary` with no more header text than the index takes of one message: its Subject
+    at most SUBJECT_TEXT_LIMIT bytes of UTF-8 (truncate_on_a_word); its addresses as
+    displayed (INDEXED_ADDRESS_FIELDS, in that order) while they fit in ADDRESS_TEXT_LIMIT
+    bytes and number at most INDEX_ADDRESS_LIMIT. And why, if it was cut (PARTLY_INDEXED).
+    header_addresses (whose mail it is) are kept whole."""
+    subject = truncate_on_a_word(summary.subject, SUBJECT_TEXT_LIMIT)
+    room, count, kept, left_out = ADDRESS_TEXT_LIMIT, 0, {}, 0
+    for name in INDEXED_ADDRESS_FIELDS:
+        kept[name] = []
+        for shown in getattr(summary, name):
+            size = _utf8_len(shown)
+            if count < INDEX_ADDRESS_LIMIT and size <= room:
+                kept[name].append(shown)
+                room, count = room - size, count + 1
+            else:
+                left_out += 1
+    cuts = []
+    if subject != summary.subject:
+        cuts.append(f"{PARTLY_INDEXED}subject cut at {SUBJECT_TEXT_LIMIT} bytes, of "
+                    f"{_utf8_len(summary.subject)}")
+    if left_out:
+        cuts.append(f"{PARTLY_INDEXED}{left_out} addresses not indexed by their words: past "
+                    f"the first {INDEX_ADDRESS_LIMIT} or {ADDRESS_TEXT_LIMIT} bytes of them")
+    if not cuts:
+        return summary, None
+    return dataclasses.replace(summary, subject=subject, **kept), "; ".join(cuts)
 
 
 def extract(raw: bytes, cap_bytes: int, guard: AttachmentGuard | None = None) -> Extracted:
@@ -285,7 +345,8 @@ def _extract(parsed: Parsed, cap_bytes: int) -> Extracted:
     indexed = truncate_on_a_word(body, min(cap_bytes, BODY_TEXT_LIMIT))
     return Extracted(parsed.summary, indexed, attachments,
                      encrypted=PGP_ARMOR in body or unread.pgp_armor,
-                     cut=_joined(parts_cut(message), body_cut(body, indexed, cap_bytes, unread),
+                     cut=_joined(parsed.cut, parts_cut(message),
+                                 body_cut(body, indexed, cap_bytes, unread),
                                  attachments_cut(budget)))
 
 
@@ -388,7 +449,9 @@ def fallback(raw: bytes, reason: str) -> Extracted:
     attachments = [AttachmentText(mime.filename_of(part), _mime_type(part), "", reason)
                    for part in mime.iter_parts(message, into_messages=False)
                    if mime.is_attachment(part)]
-    return Extracted(mime.summarize_parsed(message, raw), body, attachments, failed=reason)
+    summary, cut = within_index_limits(mime.summarize_parsed(message, raw))
+    return Extracted(summary, body, attachments, failed=reason,
+                     cut=_joined(header_cut(raw), cut))
 
 
 def _raw_body_text(raw: bytes) -> str:

@@ -48,7 +48,14 @@ KEPT_FIELD_LINES = 10_000
 MAX_BLOCKS = 100_000
 
 
-_FOLDED = rb"[^\r\n]*(?:\r?\n[ \t][^\r\n]*)*"  # a field's value, with its continuation lines
+# A field's value, with its continuation lines. Its repeats are possessive: Python's re
+# keeps a backtracking record of some 180 bytes for each repeat of a greedy group (a Subject
+# folded into 2.7 million lines took 550 MB). Python 3.11.2's possessive repeat of a group
+# does not restore the position when a try of the group fails after a repeat inside it
+# has run (CPython gh-106052, gh-100061): each try here fails, if it does, in its first
+# three characters, before its one inner repeat. tests/unit/archive/test_regex_repeats.py
+# checks each such pattern against its greedy form.
+_FOLDED = rb"[^\r\n]*+(?:\r\n[ \t][^\r\n]*+|\n[ \t][^\r\n]*+)*+"
 # A line that is neither a header field nor a continuation line: where a block ends. As the
 # feedparser's headerRE reads a block, a "From " line (a misplaced envelope line, ignored)
 # and a line of an empty name and a colon (":x", ignored) do not end it: padding after

@@ -31,6 +31,11 @@ from services.archive.addresses import parse_address_list
 # Whose mail a message is comes from this bounded block too, in the index and in the web's
 # access check alike (header_block, summarize_parsed).
 SUMMARY_HEADER_LIMIT = 256 * 1024
+# The header block the index reads the fields it searches from (Subject, From, To, Cc, Bcc,
+# Resent-*, Message-ID, Date: summarize_parsed): the fields after a megabyte's line too,
+# but not all of a 50 MiB Subject, which took the indexer 1 GB and the worker's summary
+# 240 MB (extract.header_cut flags a message whose block is longer).
+INDEX_HEADER_LIMIT = 2 * 1024 * 1024
 
 PARAMETER_HEADERS = ("content-type", "content-disposition")
 # Whose addresses say whose mail it is. The Resent- fields (RFC 5322 3.6.6) are the
@@ -63,7 +68,7 @@ HINT_MESS_LIMIT = 0.1
 # 7-bit header text with escape sequences (ISO-2022-JP and kin, sent raw by Japanese
 # mailers), decoded by the first of these (after a declared ISO-2022 charset) it fits.
 ISO_2022 = ("iso2022_jp_2", "iso2022_jp_ext", "iso2022_jp_2004", "iso2022_kr")
-_CONTENT_TYPE_FIELD = re.compile(rb"(?im)^content-type:([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)")
+_CONTENT_TYPE_FIELD = re.compile(rb"(?im)^content-type:(" + header_blocks._FOLDED + rb")")
 _CHARSET_PARAMETER = re.compile(rb'(?i)(?:^|[;\s])charset[ \t]*=[ \t]*"?[ \t]*([^"\s;]{1,64})')
 BODY_SAMPLE_BYTES = 16 * 1024
 _TRANSFER_ENCODING = re.compile(
@@ -192,12 +197,22 @@ def summarize_headers(raw: bytes) -> MessageSummary:
 
 def summarize_parsed(message: Message, raw: bytes) -> MessageSummary:
     """The summary of `message`, parsed whole from `raw` (or from its first bytes, when those
-    hold the whole header block), its header_addresses as summarize_headers reads them: so
-    the index's address terms and the access check (services.web.access) take whose mail a
-    message is from the same bounded header block, whatever its size. The other fields
-    (names and addresses to search by words, subject...) are read whole."""
-    summary = summarize_message(message)
-    if header_end(raw) <= SUMMARY_HEADER_LIMIT:
+    hold the whole header block). Its header fields are read from header_block(raw,
+    INDEX_HEADER_LIMIT): no header text the index takes is longer, whatever the message
+    holds (extract.within_index_limits bounds what of them the index takes). Its
+    header_addresses are read as summarize_headers reads them, from
+    header_block(raw): so the index's address terms and the access check (services.web.
+    access) take whose mail a message is from the same bounded block. Its attachment
+    names are read from the whole message."""
+    end = header_end(raw)
+    if end <= INDEX_HEADER_LIMIT:
+        summary = summarize_message(message)
+    else:  # the fields before the limit; the whole message's attachments
+        names, has_attachment = _attachment_names(message)
+        summary = dataclasses.replace(
+            summarize_message(parse_headers(raw, INDEX_HEADER_LIMIT)),
+            attachment_names=names, has_attachment=has_attachment)
+    if end <= SUMMARY_HEADER_LIMIT:
         return summary  # `message` holds the whole block: the same addresses either way
     return dataclasses.replace(summary,
                                header_addresses=summarize_headers(raw).header_addresses)
@@ -212,15 +227,15 @@ def header_end(raw: bytes) -> int:
     return lf + 2 if lf >= 0 else crlf_end
 
 
-def header_block(raw: bytes) -> bytes:
-    """The top-level header block of a raw message as far as it is ever read: whole up to
-    SUMMARY_HEADER_LIMIT bytes; past that, the complete header fields before the limit.
+def header_block(raw: bytes, limit: int = SUMMARY_HEADER_LIMIT) -> bytes:
+    """The top-level header block of a raw message as far as it is read: whole up to
+    `limit` bytes; past that, the complete header fields before the limit.
     The field the limit cuts is left out whole, folded lines included, because a prefix of
     it is another field: `To: bob@example.community` cut after `.com` would be bob's."""
     end = header_end(raw)
-    if end <= SUMMARY_HEADER_LIMIT:
+    if end <= limit:
         return raw[:end]
-    cut = SUMMARY_HEADER_LIMIT
+    cut = limit
     while cut > 0:  # back to the last line break before the limit that starts a new field
         cut = max(raw.rfind(b"\n", 0, cut), raw.rfind(b"\r", 0, cut))
         if cut >= 0 and raw[cut + 1] not in b" \t\r\n":
@@ -228,11 +243,11 @@ def header_block(raw: bytes) -> bytes:
     return b""
 
 
-def parse_headers(raw: bytes) -> Message:
+def parse_headers(raw: bytes, limit: int = SUMMARY_HEADER_LIMIT) -> Message:
     """The top-level header block of a raw message, parsed alone (no body, no parts): a
-    third of the cost of parse_message on the same block. Only header_block(raw) is read,
-    as for summarize_headers: this runs at intake."""
-    message = _parse_headers_only(with_field_names_closed(header_block(raw)))
+    third of the cost of parse_message on the same block. Only header_block(raw, limit) is
+    read: at intake (summarize_headers), the first SUMMARY_HEADER_LIMIT bytes."""
+    message = _parse_headers_only(with_field_names_closed(header_block(raw, limit)))
     return _declaring(message, raw)
 
 
@@ -541,16 +556,10 @@ def _parse_headers_only(raw: bytes) -> Message:
 
 
 def summarize_message(message: Message) -> MessageSummary:
-    names, has_attachment = [], False
     declared = charsets_of(message)
     fields = _fields(message, SUMMARY_FIELDS)
     found = {name: _addresses_of_values(fields[name], declared) for name in ADDRESS_HEADERS}
-    for part in iter_parts(message):
-        if is_attachment(part):
-            has_attachment = True
-            name = filename_of(part)
-            if name:
-                names.append(name)
+    names, has_attachment = _attachment_names(message)
     return MessageSummary(
         message_id=_message_id(_first(fields["message-id"])),
         sent_date=_epoch(_first(fields["date"])),
@@ -564,6 +573,19 @@ def summarize_message(message: Message) -> MessageSummary:
         resent_to=_displayed(found["resent-to"]), resent_cc=_displayed(found["resent-cc"]),
         resent_bcc=_displayed(found["resent-bcc"]),
     )
+
+
+def _attachment_names(message: Message) -> tuple[list[str], bool]:
+    """The file names of the message's attachments (is_attachment, each part of it), and
+    whether it has any."""
+    names, has_attachment = [], False
+    for part in iter_parts(message):
+        if is_attachment(part):
+            has_attachment = True
+            name = filename_of(part)
+            if name:
+                names.append(name)
+    return names, has_attachment
 
 
 def summarize_origin(message: Message) -> tuple[str | None, list[str], str]:

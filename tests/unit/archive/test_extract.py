@@ -25,6 +25,7 @@ from services.archive.extract import (AttachmentText, ExtractionPool, Extracted,
 from services.archive.extraction_memo import MemoryMemo
 from services.archive.mime import MessageSummary
 from services.archive import containers, mime, mimetree, tools
+from services.archive import extract as extract_module
 from tests.bench.corpus import pdf_file
 from tests.reading_corpus import docx_bomb, slow_xlsx, stall_xlsx
 from tests.unit.archive.test_mime import MEGABYTE_LINES, messages, nested_multiparts
@@ -712,3 +713,56 @@ def test_words_in_adjacent_blocks_and_table_cells_stay_apart(tag):
     html = f"<html><body><{tag}>alpha</{tag}><{tag}>beta</{tag}>gamma</body></html>"
     raw = b"From: a@example.org\nSubject: s\nContent-Type: text/html\n\n" + html.encode()
     assert {"alpha", "beta", "gamma"} <= set(extract(raw, CAP).body.split())
+
+
+def test_a_header_block_past_the_index_limit_is_read_to_it_and_flagged():
+    """The fields before mime.INDEX_HEADER_LIMIT are indexed, the one the limit cuts and
+    those after it are not (a prefix of a field is another field), the attachments' names
+    still all read; the message says why (header_cut)."""
+    head = b"From: before@example.org\r\nSubject: before the pad\r\n"
+    padding = b"X-Pad: " + b"p" * (mime.INDEX_HEADER_LIMIT - len(head) - 19) + b"\r\n"
+    raw = (head + padding  # the Cc field starts 10 bytes before the limit
+           + b"Cc: after@example.org\r\nMIME-Version: 1.0\r\n"
+           b"Content-Type: multipart/mixed; boundary=B\r\n\r\n--B\r\n"
+           b"Content-Type: text/plain\r\n\r\nthe body words\r\n--B\r\n"
+           b"Content-Type: application/octet-stream\r\n"
+           b"Content-Disposition: attachment; filename=kept.bin\r\n\r\nxyz\r\n--B--\r\n")
+    result = extract(raw, CAP)
+    assert result.summary.from_addrs == ["before@example.org"]
+    assert result.summary.subject == "before the pad" and result.summary.cc == []
+    assert result.summary.attachment_names == ["kept.bin"] and "the body words" in result.body
+    assert [f for f in result.failures if "header block cut at" in f] == [
+        f"partly indexed: header block cut at {mime.INDEX_HEADER_LIMIT} bytes, of "
+        f"{mime.header_end(raw)}: the fields past the cut are not indexed"]
+    within = raw.replace(padding, padding[:1000] + b"\r\n")
+    assert extract(within, CAP).failures == []
+
+
+def test_header_text_past_the_index_limits_is_cut_and_flagged():
+    """A Subject over SUBJECT_TEXT_LIMIT is cut before the word the limit falls in; addresses
+    past INDEX_ADDRESS_LIMIT or ADDRESS_TEXT_LIMIT bytes are left out of the words indexed;
+    whose mail it is is read whole (header_addresses)."""
+    count = extract_module.INDEX_ADDRESS_LIMIT + 7
+    raw = b"".join(b"Cc: u%d@example.org\r\n" % n for n in range(count)) + b"\r\nbody\r\n"
+    result = extract(raw, CAP)
+    assert result.summary.cc[-1] == f"u{extract_module.INDEX_ADDRESS_LIMIT - 1}@example.org"
+    assert len(result.summary.header_addresses["cc"]) == count
+    limits = f"{extract_module.INDEX_ADDRESS_LIMIT} or {extract_module.ADDRESS_TEXT_LIMIT} bytes"
+    assert result.failures == [
+        f"partly indexed: 7 addresses not indexed by their words: past the first {limits} "
+        "of them"]
+    words = b"word " * (extract_module.SUBJECT_TEXT_LIMIT // 5 + 10)
+    name = b"n" * (extract_module.ADDRESS_TEXT_LIMIT - 10)
+    raw = (b"Subject: " + words + b"\r\nFrom: a@example.org\r\nTo: " + name
+           + b" <b@example.org>, c@example.org\r\n\r\nbody\r\n")
+    result = extract(raw, CAP)
+    subject = result.summary.subject
+    assert words.decode().startswith(subject) and subject.rstrip().endswith(" word")
+    assert extract_module.SUBJECT_TEXT_LIMIT - 10 < len(subject) <= \
+        extract_module.SUBJECT_TEXT_LIMIT
+    assert result.summary.from_addrs == ["a@example.org"]
+    assert result.summary.to == ["c@example.org"]  # the name does not fit after the From
+    assert result.failures == [
+        f"partly indexed: subject cut at {extract_module.SUBJECT_TEXT_LIMIT} bytes, of "
+        f"{len(words) - 1}; partly indexed: 1 addresses not indexed by their words: past "
+        f"the first {limits} of them"]

@@ -237,6 +237,7 @@ def test_megabyte_header_lines(line):
 
 
 def test_a_megabyte_recipient_list_keeps_every_address():
+    """(extract.within_index_limits bounds what of it the index takes.)"""
     raw = b"To: " + b", ".join(b"user%d@example.org" % n for n in range(60_000)) + b"\n\n"
     to = summarize(raw).to
     assert len(to) == 60_000 and to[-1] == "user59999@example.org"
