@@ -10,6 +10,10 @@ machine here ran the same import in 50 to 68 s within an hour, so one round's ra
 be off by a fifth; the "versus" line then gives the median of the rounds' ratios, and each
 round's in <ratio>_rounds. Each import reports wall and CPU time and peak memory of the
 whole process tree (the importing process and its extraction workers, tests.bench.measure).
+Neither yardstick reads attachments: after them, each round on the corpus with attachments
+imports it once more with the attached files left unread (tests.bench.unread_attachments),
+and its "attachment_cost" line says what reading them costs (the difference of the two
+imports' tree CPU, its share of ours, and both rates beside notmuch's and mu's).
 Then `archiver reindex` of the first round's archive (its rate over the import's), search
 latency p50/p99 over a mix of queries (in-process, as the web service sees it, and per CLI
 process, as notmuch is timed), SMTP intake with 8 clients (BENCH_SMTP_MESSAGES of each
@@ -48,6 +52,8 @@ from .mu_bench import run_mu
 from .notmuch_bench import percentile, run_notmuch
 from .scale_bench import bench_scale
 from .snippet_bench import bench_snippets
+from .unread_attachments import MARKERS_IN_FILES
+from .unread_attachments import command as unread_command
 
 ARCHIVER = Path(sys.prefix) / "bin" / "archiver"
 # (our query, the same question in notmuch's syntax)
@@ -173,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         if "import" in args.only:
             ours = import_versus_yardsticks(maildir, scratch / "data", len(corpus),
                                             "with_attachments", "search" in args.only,
-                                            rounds=args.rounds)
+                                            rounds=args.rounds, attachment_cost=True)
             if "reindex" in args.only:
                 bench_reindex(scratch / "data", len(corpus), ours["msgs_per_s"])
         if "plain" in args.only:
@@ -227,15 +233,20 @@ def generated(maildir: Path, count: int, attachments: bool) -> corpus_module.Cor
 
 
 def import_versus_yardsticks(maildir: Path, data: Path, count: int, corpus: str,
-                             with_search: bool, rounds: int = 1) -> dict:
+                             with_search: bool, rounds: int = 1,
+                             attachment_cost: bool = False) -> dict:
     """`rounds` rounds of our import, then notmuch's and mu's indexing of the same Maildir,
     and the ratios; our first round's archive (in `data`) is kept for reindex and search,
-    the others' removed. Returns our first round's {"msgs_per_s", "tree_cpu_seconds"}."""
-    ours, theirs, first_ratios = import_round(maildir, data, count, corpus, with_search, 1)
+    the others' removed. With `attachment_cost`, each round ends with an import that leaves
+    attachments unread and its "attachment_cost" line (import_round). Returns our first
+    round's {"msgs_per_s", "tree_cpu_seconds", "tree_cpu_by_role"}."""
+    ours, theirs, first_ratios = import_round(maildir, data, count, corpus, with_search, 1,
+                                              attachment_cost)
     round_ratios = [first_ratios]
     for number in range(2, rounds + 1):
         again = data.with_name(f"{data.name}-round{number}")
-        round_ratios.append(import_round(maildir, again, count, corpus, False, number)[2])
+        round_ratios.append(import_round(maildir, again, count, corpus, False, number,
+                                         attachment_cost)[2])
         shutil.rmtree(again)
     emit(bench="versus", corpus=corpus, rounds=rounds,
          **{name: rounded(median_of(round_ratios, name)) for name in round_ratios[0]},
@@ -261,10 +272,11 @@ def import_versus_yardsticks(maildir: Path, data: Path, count: int, corpus: str,
 
 
 def import_round(maildir: Path, data: Path, count: int, corpus: str, with_search: bool,
-                 number: int) -> tuple[dict, dict, dict]:
+                 number: int, attachment_cost: bool = False) -> tuple[dict, dict, dict]:
     """One round: our import into `data`, then notmuch new (and its searches, `with_search`)
     and mu index, one right after the other; ours, notmuch's results, and the ratios
-    (unrounded)."""
+    (unrounded). With `attachment_cost`, then our import again with attachments unread (into
+    a folder beside `data`, removed after) and the "attachment_cost" line of the two."""
     ours = bench_import(maildir, data, count, corpus, number)
     queries = [q for _, q in QUERIES] if with_search else []
     theirs = run_notmuch(maildir, queries, repeat=SEARCH_REPEAT)
@@ -272,6 +284,17 @@ def import_round(maildir: Path, data: Path, count: int, corpus: str, with_search
          **{k: v for k, v in theirs.items() if k != "notmuch_hits"})
     mu = run_mu(maildir)
     emit(bench="mu", corpus=corpus, round=number, **mu)
+    if attachment_cost:
+        unread_data = data.with_name(f"{data.name}-unread")
+        unread = bench_unread_import(maildir, unread_data, count)
+        hits = {"read": file_marker_hits(data), "unread": file_marker_hits(unread_data)}
+        shutil.rmtree(unread_data)
+        if hits["unread"]:
+            raise RuntimeError(f"attachments were read in the unread import: {hits}")
+        emit(bench="attachment_cost", corpus=corpus, round=number, messages=count,
+             **attachment_costs(ours, unread, theirs["notmuch_new_msgs_per_s"],
+                                mu["mu_index_msgs_per_s"]),
+             file_marker_hits=hits, note=ATTACHMENT_COST_NOTE)
     return ours, theirs, {
         "import_over_notmuch_new": exact_ratio(ours["msgs_per_s"],
                                                theirs["notmuch_new_msgs_per_s"]),
@@ -311,7 +334,78 @@ def bench_import(maildir: Path, data: Path, count: int, corpus: str, number: int
     emit(bench="index", corpus=corpus, round=number, bytes=index_bytes,
          bytes_per_message=round(index_bytes / count),
          over_raw=round(index_bytes / stats["raw_bytes"], 3))
-    return {"msgs_per_s": rate, "tree_cpu_seconds": measured.tree_cpu_seconds}
+    return {"msgs_per_s": rate, "tree_cpu_seconds": measured.tree_cpu_seconds,
+            "tree_cpu_by_role": measured.tree_cpu_by_role}
+
+
+def bench_unread_import(maildir: Path, data: Path, count: int) -> dict:
+    """Our import of `maildir` into `data` with attachments unread (tests.bench.
+    unread_attachments), measured as bench_import's: {"msgs_per_s", "tree_cpu_seconds",
+    "tree_cpu_by_role"}. RuntimeError when it fails or imports or indexes fewer than
+    `count` messages."""
+    tree = str(Path(__file__).parents[2])  # (for the fork server too: it preloads from it)
+    path = os.pathsep.join(filter(None, (tree, os.environ.get("PYTHONPATH"))))
+    measured = run_measured(unread_command(["import", "--json", "--data", str(data),
+                                            str(maildir)]),
+                            env={**os.environ, "PYTHONPATH": path})
+    summary = json.loads(measured.stdout or b"{}")
+    if measured.exit_code != 0 or summary.get("imported") != count \
+            or summary.get("indexed") != count:
+        raise RuntimeError(f"import with attachments unread: exit status "
+                           f"{measured.exit_code}, {summary}")
+    return {"msgs_per_s": count / measured.seconds,
+            "tree_cpu_seconds": measured.tree_cpu_seconds,
+            "tree_cpu_by_role": measured.tree_cpu_by_role}
+
+
+ATTACHMENT_COST_NOTE = (
+    "reading attachments: the import tree's CPU with them read (the import_index line's) "
+    "less with them unread (tests.bench.unread_attachments: each attached file indexed by "
+    "name and declared type, as notmuch and mu index it; forwarded messages still read): "
+    "decoding, typing, hashing, the readers and their tools, containers opened, and "
+    "indexing and storing the text they give; by role, where it was spent (workers: the "
+    "extraction workers, tools: what they run, main: the importing process). Of this "
+    "corpus: its DOCX and XLSX files are 6 of each kind, reused, so the pool reads each "
+    "once (extraction_memo.TextMemo); each PDF and text file is its own. A difference "
+    "of two runs: on a shared machine one import's tree CPU moved by a quarter between "
+    "two rounds (1,000 messages), so read it over --rounds. file_marker_hits: messages "
+    "found by the corpus's words placed in attached files only, in each archive (none "
+    "unread, else the bench fails)")
+
+
+def attachment_costs(read: dict, unread: dict, notmuch_rate: float, mu_rate: float) -> dict:
+    """The attachment_cost line's numbers from our import with attachments `read` and the
+    same with them `unread` (each {"msgs_per_s", "tree_cpu_seconds" (s), "tree_cpu_by_role"
+    ({role: s})}) and the yardsticks' rates (msg/s): rates in msg/s, CPU in seconds, the
+    share a fraction of the read import's tree CPU (None when that is 0), ratios None
+    where the divisor is 0. Rounded for printing."""
+    reading = read["tree_cpu_seconds"] - unread["tree_cpu_seconds"]
+    return {
+        "read_msgs_per_s": round(read["msgs_per_s"], 1),
+        "unread_msgs_per_s": round(unread["msgs_per_s"], 1),
+        "notmuch_new_msgs_per_s": notmuch_rate, "mu_index_msgs_per_s": mu_rate,
+        "unread_over_read": ratio(unread["msgs_per_s"], read["msgs_per_s"]),
+        "read_over_notmuch_new": ratio(read["msgs_per_s"], notmuch_rate),
+        "unread_over_notmuch_new": ratio(unread["msgs_per_s"], notmuch_rate),
+        "read_tree_cpu_seconds": read["tree_cpu_seconds"],
+        "unread_tree_cpu_seconds": unread["tree_cpu_seconds"],
+        "reading_tree_cpu_seconds": round(reading, 2),
+        "reading_tree_cpu_share": ratio(reading, read["tree_cpu_seconds"]),
+        "reading_cpu_by_role": {
+            role: round(seconds - unread["tree_cpu_by_role"].get(role, 0.0), 2)
+            for role, seconds in read["tree_cpu_by_role"].items()}}
+
+
+def file_marker_hits(data: Path) -> int:
+    """Messages of the archive in `data` found by any of the corpus's words placed in
+    attached files only (MARKERS_IN_FILES)."""
+    return archive_hits(data, " OR ".join(MARKERS_IN_FILES))
+
+
+def archive_hits(data: Path, query: str) -> int:
+    """Messages of the archive in `data` that `query` (our syntax) finds, counted exactly
+    up to search.COUNT_LIMIT (10,000); QuerySyntaxError for a query it cannot parse."""
+    return search(data / "index", query, limit=0).total
 
 
 def bench_reindex(data: Path, count: int, import_rate: float) -> None:
