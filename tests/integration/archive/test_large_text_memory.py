@@ -6,10 +6,15 @@ each whole (356 MB). Its bytes are now decoded a piece at a time
 (transfer_encoding.decoded_pieces, charsets.decode_document_pieces) and libxml2 is fed
 them until the tidied text fills the cap (extract._TidiedText, html_text.read_into), from
 8 text caps of source at most (extract.HTML_SOURCE_FACTOR: libxml2 holds a comment, a
-script or an attribute's value whole): 201 MB."""
+script or an attribute's value whole): 201 MB. A text attachment of one 60 MiB line
+quoted-printable (soft line breaks only) took 459 MB: decoded whole, as one run of lines
+ending in a hard line break; it is now cut where no soft line break nor "=XX" goes on
+past the cut (transfer_encoding._QP_CUT) and read a piece at a time: 166 MB (the test's 40 MiB
+one: 291 before, 151 after)."""
 from __future__ import annotations
 
 import json
+import quopri
 import random
 import subprocess
 
@@ -35,7 +40,22 @@ def large_html(rng: random.Random) -> bytes:
             + paragraphs(28 * MiB, rng) + b"</body></html>\n")
 
 
-KINDS = {"html": (large_html, "text/html", "page.html")}
+def quoted_printable_message(rng: random.Random) -> bytes:
+    """A message carrying a text of one 40 MiB line, quoted-printable: soft line breaks
+    only, no hard one to cut the decoding at."""
+    text = b"the quarterly largeword is in the text " + paragraphs(40 * MiB, rng).replace(
+        b"\n", b" ")
+    return (b"From: a@example.org\r\nSubject: large text\r\nMessage-ID: <q@example.org>\r\n"
+            b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=sep\r\n\r\n"
+            b"--sep\r\nContent-Type: text/plain\r\n\r\nsee the file\r\n--sep\r\n"
+            b"Content-Type: text/plain; name=t.txt\r\n"
+            b"Content-Transfer-Encoding: quoted-printable\r\n"
+            b"Content-Disposition: attachment; filename=t.txt\r\n\r\n%s\r\n--sep--\r\n"
+            % quopri.encodestring(text).replace(b"\n", b"\r\n"))
+
+
+KINDS = {"html": lambda rng: message_with(large_html(rng), "text/html", "page.html"),
+         "quoted-printable": quoted_printable_message}
 
 
 def imported_and_found(tmp_path, raw: bytes) -> None:
@@ -63,5 +83,4 @@ def imported_and_found(tmp_path, raw: bytes) -> None:
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_a_message_with_a_large_text_attachment_is_imported_within_the_bound_and_found(
         tmp_path, kind):
-    make, mime_type, name = KINDS[kind]
-    imported_and_found(tmp_path, message_with(make(random.Random(9)), mime_type, name))
+    imported_and_found(tmp_path, KINDS[kind](random.Random(9)))
