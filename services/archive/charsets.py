@@ -17,9 +17,10 @@ from __future__ import annotations
 import codecs
 import encodings
 import encodings.aliases
+import itertools
 import re
 import sys
-from typing import Iterator, NamedTuple
+from typing import Iterable, Iterator, NamedTuple
 
 import webencodings
 
@@ -199,12 +200,41 @@ def decode_document_start(data: bytes | memoryview, label: str | None, text_byte
     start_bytes = decoded_start_bytes(text_bytes)
     if len(data) <= start_bytes:
         return decode_document(bytes(data), label), iter(())
-    start = bytes(data[:start_bytes])
+    rest = memoryview(data)[start_bytes:]
+    return _start_and_rest(bytes(data[:start_bytes]), label, text_bytes,
+                           (rest[at:at + PIECE_BYTES] for at in range(0, len(rest), PIECE_BYTES)))
+
+
+def decode_document_pieces(pieces: Iterable[bytes], label: str | None, text_bytes: int
+                           ) -> tuple[str, Iterator[str]]:
+    """decode_document_start of the bytes `pieces` join to, read from them as they come
+    (a part decoded from its transfer encoding a piece at a time: services.archive.
+    transfer_encoding.decoded_pieces): the document is never held whole, only its first
+    decoded_start_bytes(text_bytes) and one piece at a time past them. Never raises."""
+    pieces = iter(pieces)
+    start_bytes = decoded_start_bytes(text_bytes)
+    start = bytearray()
+    for piece in pieces:
+        start += piece
+        if len(start) > start_bytes:
+            break
+    if len(start) <= start_bytes:
+        return decode_document(bytes(start), label), iter(())
+    first_rest = bytes(start[start_bytes:])
+    del start[start_bytes:]
+    return _start_and_rest(bytes(start), label, text_bytes,
+                           itertools.chain([first_rest], pieces))
+
+
+def _start_and_rest(start: bytes, label: str | None, text_bytes: int,
+                    rest: Iterable[bytes | memoryview]) -> tuple[str, Iterator[str]]:
+    """The text of a document's `start` (read as decode_document_start reads it) and its
+    `rest`'s, given in pieces of bytes."""
     codec, mark_bytes = _codec_of_start(start, label)
     # (decoded again, step by step: a character cut at start_bytes goes on into the rest)
     decoder = codecs.getincrementaldecoder(codec)("replace")
     text = _step(decoder, codec, start[mark_bytes:])
-    pieces = _pieces(decoder, codec, memoryview(data)[start_bytes:])
+    pieces = _pieces(decoder, codec, rest)
     return _at_least(text, text_bytes, pieces), pieces
 
 
@@ -237,12 +267,12 @@ def _at_least(text: str, text_bytes: int, pieces: Iterator[str]) -> str:
     return "".join(more)
 
 
-def _pieces(decoder: codecs.IncrementalDecoder, codec: str, rest: memoryview
-            ) -> Iterator[str]:
-    """The text of `rest` as `decoder` (of `codec`) goes on reading it, PIECE_BYTES at a
-    time."""
-    for start in range(0, len(rest), PIECE_BYTES):
-        yield _step(decoder, codec, rest[start:start + PIECE_BYTES])
+def _pieces(decoder: codecs.IncrementalDecoder, codec: str,
+            rest: Iterable[bytes | memoryview]) -> Iterator[str]:
+    """The text of `rest`, pieces of bytes, as `decoder` (of `codec`) goes on reading it,
+    a piece at a time."""
+    for piece in rest:
+        yield _step(decoder, codec, piece)
     yield _step(decoder, codec, b"", final=True)
 
 

@@ -125,6 +125,13 @@ HTML_INVISIBLE = frozenset({"script", "style", "title"})
 # signed message read inside one that holds some adds its (at most MAX_NESTED_MESSAGES + 1
 # at once, 1.5 MB; measured 1.3 MB over 08cc065 for 6 levels of 64 Ki astral characters).
 UNTIDIED_HELD_CHARACTERS = 64 * 1024
+# Bytes of a large HTML attachment's source read for its text (_large_text), in text caps:
+# libxml2 holds a comment, a script or an attribute's value whole, and an element for
+# each start tag left open (a 55 MiB alt="..." took a worker to 237 MB beside the message,
+# 11 million <div> to 252 MB and 27 s); read so far, they are 8 MiB on the model 450.
+HTML_SOURCE_FACTOR = 8
+# Characters of HTML text a _TidiedText holds untidied at most (and one write's more).
+TIDIED_PIECE = 256 * 1024
 # _tidy_whitespace's runs of whitespace without a line break, but a lone space: one that is
 # no space, or a space and more.
 SPACE_RUNS_TO_TIDY = re.compile(r"[^\S\n ][^\S\n]*| [^\S\n]+")
@@ -759,7 +766,8 @@ def _first_file(part: Message, found: uuencode.Split | None, cap_bytes: int, nes
         data, filename = whole.data, filename or mime.uuencoded_name(whole.name,
                                                                      _safe_charset(part))
     else:
-        large = _large_file(part, filename, declared, cap_bytes, nesting, budget, container)
+        large = _large_file(part, filename, declared, cap_bytes, nesting, budget, container) \
+            or _large_text(part, filename, declared, cap_bytes, container)
         if large is not None:
             return large
         data = _part_bytes(part)
@@ -805,6 +813,67 @@ def _large_file(part: Message, filename: str | None, declared: str, cap_bytes: i
     entry.text, entry.error, _ = _read_with_library(
         lambda _: [], b"", cap_bytes, f"{mime_type};{_safe_charset(part) or ''}", sha256_hex)
     return [entry], ""
+
+
+def _large_text(part: Message, filename: str | None, declared: str, cap_bytes: int,
+                container: str | None) -> tuple[list[AttachmentText], str] | None:
+    """What _file makes of a large text attachment (a held payload of LARGE_FILE_BYTES or
+    more read as text/*, RTF but: plain text, HTML...), made from its bytes decoded a piece
+    at a time (transfer_encoding.decoded_pieces: base64, quoted-printable or none), never
+    whole: the text the cap wants is read (_text_start), no more. A 70 MiB HTML file was
+    its bytes, its text decoded and laid out, each whole (a worker of 400 MB); a 60 MiB
+    text quoted-printable its bytes. None for any other part: _file reads it from its
+    bytes."""
+    held = transfer_encoding.held_bytes(part)
+    pieces = transfer_encoding.decoded_pieces(part) \
+        if held is not None and len(held) >= LARGE_FILE_BYTES else None
+    if pieces is None:
+        return None
+    digest = hashlib.sha256()
+    mime_type = read_type(declared, filename, _start_of(pieces, filetypes.SNIFF_BYTES, digest))
+    if not mime_type.startswith("text/") or mime_type in documents.RTF_TYPES:
+        return None
+    entry, charset = _entry(filename, declared, mime_type, container), _safe_charset(part)
+    source_left = []  # (an HTML source read in part: _text_start)
+
+    def text(_) -> Iterable[str]:
+        return _text_start(mime_type, transfer_encoding.decoded_pieces(part), charset,
+                           cap_bytes, source_left)
+    if mime_type in GUARDED_TEXT_TYPES:  # (the guard knows a file by its SHA-256)
+        entry.text, entry.error, cut = _read_with_library(
+            text, b"", cap_bytes, f"{mime_type};{charset or ''}",
+            _rest_digested(pieces, digest), lambda: bool(source_left))
+    else:
+        entry.text, cut = capped_text(text(None), cap_bytes)
+    entry.cut = html_source_cut(cap_bytes) if source_left and cut else \
+        cap_cut(cap_bytes) if cut else None
+    return [entry], ""
+
+
+def _text_start(mime_type: str, pieces: Iterable[bytes], charset: str | None,
+                cap_bytes: int, source_left: list) -> Iterable[str]:
+    """_file_pieces of a text file (text/*, RTF but) given as pieces of its bytes, in which
+    the text past what capped_text reads for cap_bytes is not read: of HTML, its tidied
+    text's first read_text_bytes(cap_bytes) (_TidiedText), whose end, one character of
+    white space at most at a time, says whether words go on past the cap, read from its
+    first HTML_SOURCE_FACTOR * cap_bytes of source at most (one item added to
+    `source_left` when some of it was left unread: its words are not known)."""
+    start, rest = charsets.decode_document_pieces(pieces, charset, read_text_bytes(cap_bytes))
+    if mime_type != "text/html":
+        return itertools.chain([start], rest)
+    sink = _TidiedText(read_text_bytes(cap_bytes))
+    if mime.safely(lambda: html_text.read_into(itertools.chain([start], rest), HTML_BLOCKS,
+                                               HTML_INVISIBLE, sink,
+                                               HTML_SOURCE_FACTOR * cap_bytes), False):
+        source_left.append(True)
+    return [sink.text()]
+
+
+def html_source_cut(cap_bytes: int) -> str:
+    """Why an HTML attachment's text holds only what its first bytes of source give."""
+    return (f"{PARTLY_INDEXED}text read from the first {HTML_SOURCE_FACTOR * cap_bytes} "
+            f"bytes of its HTML source ({HTML_SOURCE_FACTOR} times the attachment text cap, "
+            "attachment_text_kb); the rest is not indexed")
 
 
 def _large_cms(part: Message, filename: str | None, declared: str, cap_bytes: int,
@@ -927,14 +996,15 @@ def _file_contents(entry: AttachmentText, data: bytes | BinaryIO, cap_bytes: int
 
 def _read_with_library(reader: Callable[[bytes | BinaryIO], Iterable[str]],
                        data: bytes | BinaryIO, cap_bytes: int, how: str,
-                       sha256_hex: str | None = None
+                       sha256_hex: str | None = None, left: Callable[[], bool] | None = None
                        ) -> tuple[str, str | None, bool]:
     """(text, error, whether cap_bytes cut the text) of a document a parser or tool reads
     (`how`: its type and charset), unless the guard knows it: then (the text read before,
     None, whether it was cut), or ("", the reason it failed before, False).
     `sha256_hex`: the SHA-256 of the content (64 hex digits) when `data` is not all of it
     (a reader that reads none of it) or is a file of it. documents.Encrypted passes
-    through (a verdict, not a failure)."""
+    through (a verdict, not a failure). `left`: whether the reader left text unread
+    besides what the cap cut (then the text is cut all the same)."""
     guard = _guard.get()
     sha256_hex = sha256_hex or hashlib.sha256(data).hexdigest()
     key = text_key(sha256_hex, how, cap_bytes)
@@ -948,6 +1018,7 @@ def _read_with_library(reader: Callable[[bytes | BinaryIO], Iterable[str]],
     cut = False
     try:
         (text, cut), error = capped_text(reader(data), cap_bytes), None
+        cut = cut or (left is not None and left())
     except MemoryError:
         raise
     except documents.Encrypted:
@@ -1334,6 +1405,46 @@ def _document_layout(document: str) -> str:
     # MemoryError is raised on (mime.safely)
     return mime.safely(
         lambda: html_text.layout(document, HTML_BLOCKS, HTML_INVISIBLE), "")
+
+
+class _TidiedText:
+    """An html_text.Sink: the text written to it tidied (_tidy_whitespace) as it comes,
+    `full` once it holds `limit` UTF-8 bytes of tidied text. Text is held untidied up to
+    TIDIED_PIECE characters and then tidied up to its last character that is no white
+    space (tidying turns each run of white space into one space or line break, never
+    across a word), the run after it held as the character it tidies to: the pieces
+    tidied each on their own join to the whole text tidied."""
+
+    def __init__(self, limit: int):
+        self.limit, self.size, self.full = limit, 0, False
+        self.tidied: list[str] = []
+        self.untidied = io.StringIO()
+        self.untidied_characters = 0
+
+    def write(self, text: str) -> None:
+        self.untidied.write(text)
+        self.untidied_characters += len(text)
+        if self.untidied_characters >= TIDIED_PIECE:
+            self._tidy(ended=False)
+
+    def text(self) -> str:
+        """All that was written, tidied (_tidy_whitespace of it joined)."""
+        self._tidy(ended=True)
+        return "".join(self.tidied).strip()
+
+    def _tidy(self, ended: bool) -> None:
+        text = self.untidied.getvalue()
+        end = len(text) if ended else len(text.rstrip())
+        tidied = LINE_BREAKS_TO_TIDY.sub("\n", SPACE_RUNS_TO_TIDY.sub(" ", text[:end]))
+        self.tidied.append(tidied)
+        self.size += _utf8_len(tidied)
+        self.full = self.size >= self.limit
+        # the white space after it held as the one character it tidies to (megabytes of
+        # line breaks are one, whatever follows)
+        tail = text[end:]
+        self.untidied = io.StringIO()
+        self.untidied_characters = self.untidied.write(("\n" if "\n" in tail else " ")
+                                                       if tail else "")
 
 
 def _tidy_whitespace(text: str) -> str:

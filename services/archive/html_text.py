@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import io
 import threading
+from typing import Iterable, Protocol
 
 import lxml.etree
 
@@ -58,11 +59,12 @@ class _VisibleText:
         self.blocks, self.invisible = blocks, invisible
         self.begin()
 
-    def begin(self) -> None:
-        """Ready for a document (a parse that raised left the last one's state)."""
+    def begin(self, sink=None) -> None:
+        """Ready for a document (a parse that raised left the last one's state); its text
+        is written to `sink` (see read_into), else kept (close() gives it)."""
         self.open = 0    # open elements
         self.hidden = 0  # open elements inside an invisible one, it included
-        self.text = io.StringIO()  # grows one buffer: no object a piece of text
+        self.text = sink or io.StringIO()  # grows one buffer: no object a piece of text
 
     def start(self, tag: str, attrib) -> None:
         self.open += 1
@@ -80,11 +82,11 @@ class _VisibleText:
         if self.open and not self.hidden:
             self.text.write(text)
 
-    def close(self) -> str:
+    def close(self) -> str | None:
         # the parser (and so its target) is kept for the next document: the target lets
         # go of the text itself
-        text, self.text = self.text.getvalue(), None
-        return text
+        text, self.text = self.text, None
+        return text.getvalue() if isinstance(text, io.StringIO) else None
 
 
 def _named(tag: str, names: frozenset[str]) -> bool:
@@ -110,9 +112,39 @@ def layout(document: str, blocks: frozenset[str], invisible: frozenset[str]) -> 
     text does not fit: never gives part of it."""
     if document == BYTE_ORDER_MARK:  # what libxml2 skips, but only with 4 bytes at hand
         return ""
+    return _parsed(_Utf8Pieces([document]), blocks, invisible)
+
+
+class Sink(Protocol):
+    """Where read_into writes a document's text, a piece at a time: `full` once it wants
+    no more."""
+    full: bool
+
+    def write(self, text: str) -> None: ...
+
+
+def read_into(pieces: Iterable[str], blocks: frozenset[str], invisible: frozenset[str],
+              sink: Sink, source_bytes: int) -> bool:
+    """layout() of the document `pieces` join to (decoded text, each piece any length),
+    its text written to `sink` as it is read, and no more of the document read once
+    sink.full or once `source_bytes` of its UTF-8 are read: a document of 70 MB is not
+    held, nor is its text, for the first megabyte an index takes of it (what is written
+    up to then is layout()'s text's start: libxml2 reads on from where it is, as it does
+    through a whole document). libxml2 holds a comment, an attribute's value or a script
+    whole, and an element open for each start tag not ended: what it holds is bounded by
+    `source_bytes`. Whether the source_bytes bound left some of the document unread.
+    Raises as layout() does."""
+    source = _Utf8Pieces(pieces, sink, source_bytes)
+    _parsed(source, blocks, invisible, sink)
+    return source.left
+
+
+def _parsed(source: _Utf8Pieces, blocks: frozenset[str], invisible: frozenset[str],
+            sink: Sink | None = None) -> str | None:
+    """The target's close() of a parse of `source`, its text written to `sink` if given."""
     parser = _parser(blocks, invisible)
-    parser.target.begin()
-    text = lxml.etree.parse(_Utf8Pieces(document), parser)
+    parser.target.begin(sink)
+    text = lxml.etree.parse(source, parser)
     # libxml2's own failure to allocate (its stack of open elements, a comment's or an
     # attribute's buffer) stops the parse without an exception: lxml recovers, and the
     # target's text so far would pass for the whole
@@ -138,20 +170,35 @@ def _parser(blocks: frozenset[str], invisible: frozenset[str]) -> lxml.etree.HTM
 
 
 class _Utf8Pieces:
-    """A file of the document's UTF-8, encoded a piece at a time as libxml2 reads it: no
-    copy of the whole document as bytes, nor libxml2's of those (lxml is given bytes: str
-    input refuses NULs and XML encoding declarations; lone surrogates become "?"), each NUL
-    a space: libxml2 2.9 takes a NUL in markup for the document's end."""
+    """A file of the UTF-8 of the document `texts` join to, encoded a piece at a time as
+    libxml2 reads it: no copy of the whole document as bytes, nor libxml2's of those (lxml
+    is given bytes: str input refuses NULs and XML encoding declarations; lone surrogates
+    become "?"), each NUL a space: libxml2 2.9 takes a NUL in markup for the document's
+    end. It ends early, once `sink` is full or `limit` bytes are read (`left` then says
+    whether some of the document was left unread)."""
 
     PIECE = 64 * 1024  # characters a read (lxml keeps what libxml2 did not ask for yet)
 
-    def __init__(self, text: str):
-        self.text, self.at = text, 0
+    def __init__(self, texts: Iterable[str], sink: Sink | None = None,
+                 limit: int | None = None):
+        self.texts, self.sink, self.limit = iter(texts), sink, limit
+        self.text, self.at, self.read_bytes, self.left = "", 0, 0, False
 
     def read(self, _size: int) -> bytes:
+        if self.sink is not None and self.sink.full:
+            return b""
+        while self.at >= len(self.text):
+            self.text, self.at = next(self.texts, None), 0
+            if self.text is None:
+                self.text = ""
+                return b""
+        if self.limit is not None and self.read_bytes >= self.limit:
+            self.left = True
+            return b""
         piece = self.text[self.at:self.at + self.PIECE]
         self.at += len(piece)
         data = piece.encode("utf-8", "replace")
+        self.read_bytes += len(data)
         # a NUL byte of UTF-8 is U+0000 and nothing else (the document is decoded already:
         # a UTF-16 part's zero bytes are not NULs here), and a space is what libxml2 reads
         # a NUL as where it reads on (see the module's docstring). (translate: a tenth of

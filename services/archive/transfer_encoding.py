@@ -64,24 +64,30 @@ _TOKEN_END = re.compile(r"[\s;(]")
 # the web's and intake's own memory.
 PIECE_BYTES = 1 << 16
 _QP_PIECE_START = re.compile(rb"[^ \t\r\n]")  # no soft line break goes on past it
-# A hard line break: its line's last character but blanks is no "=" (nor white space).
-_QP_HARD_LINE_END = re.compile(rb"[^=\s][ \t]*\r?\n")
+# Where quoted-printable can be cut into pieces decoded each on its own (the end of a
+# match): after two characters that are neither "=" (no "=XX" goes on past them) nor
+# blanks or line breaks (no soft line break does: they are text), and after a soft line
+# break ended by an LF right after two such characters. A text of long lines joined by
+# soft line breaks has no hard line break to cut at for megabytes: it was decoded whole
+# (tests/unit/archive/test_quoted_printable_pieces.py checks the cuts change nothing).
+_QP_CUT = re.compile(rb"[^= \t\r\n]{2}(?:=[ \t]*\n)?")
 
 
 def decode_quoted_printable(data: bytes) -> bytes:
     """The bytes quoted-printable `data` stands for (RFC 2045 6.7): soft line breaks after
-    any line ending joined, "=XX" decoded, anything else kept as it is. Decoded in runs of
-    lines that each end in a hard line break (no soft line break nor "=XX" goes on past
-    one), so that what is held at once is the decoded bytes and a run, not the text
-    without its soft line breaks as well. Never raises."""
+    any line ending joined, "=XX" decoded, anything else kept as it is. Decoded in pieces
+    of about PIECE_BYTES (_QP_CUT: no soft line break nor "=XX" goes on past one), so that
+    what is held at once is the decoded bytes and a piece, not the text without its soft
+    line breaks as well. Never raises."""
     decoded = io.BytesIO()
-    for lines in _pieces(data, _QP_HARD_LINE_END, after=True):
-        decoded.write(_decoded_lines(lines))
+    for piece in _pieces(data, _QP_CUT, after=True):
+        decoded.write(_decoded_lines(piece))
     return decoded.getvalue()
 
 
-def _decoded_lines(data: bytes) -> bytes:
-    """decode_quoted_printable of `data`, ending in a hard line break or the text's end."""
+def _decoded_lines(data: bytes | memoryview) -> bytes:
+    """decode_quoted_printable of `data`, a piece of it that _QP_CUT ends (or the text's
+    end)."""
     data = b"".join(_SOFT_LINE_BREAK.sub(b"", piece)
                     for piece in _pieces(data, _QP_PIECE_START, after=False))
     # Joining lines can put an "=" that was text ("==<LF><CR>...", "a=" then a soft line
@@ -395,6 +401,27 @@ def uuencoded_payload(part: Message) -> bytes | None:
     if not isinstance(payload, str) or part.is_multipart():
         return None
     return payload_bytes(payload)
+
+
+def decoded_pieces(part: Message) -> Iterator[bytes] | None:
+    """decoded_payload(part) a piece at a time (of about PIECE_BYTES of the payload each),
+    never held whole, for a payload the parser held (held_bytes): base64 as an encoder
+    writes it (decode_base64_pieces), quoted-printable (in the pieces
+    decode_quoted_printable decodes it in) or of no transfer encoding
+    (7bit, 8bit, binary: the bytes as they are). None for any other part (x-uuencode,
+    base64 with padding or junk inside, a payload held as a str): decoded_payload reads it
+    whole. Each call gives a new iterator from the start. Never raises."""
+    held = held_bytes(part)
+    if held is None:
+        return None
+    encoding = encoding_of(part.get("content-transfer-encoding", ""))
+    if encoding == "base64":
+        return decode_base64_pieces(held)
+    if encoding == "quoted-printable":
+        return map(_decoded_lines, _pieces(held, _QP_CUT, after=True))
+    if encoding in uuencode.ENCODINGS:
+        return None
+    return (bytes(held[at:at + PIECE_BYTES]) for at in range(0, len(held), PIECE_BYTES))
 
 
 def held_bytes(part: Message) -> bytes | memoryview | None:
