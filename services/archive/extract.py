@@ -130,6 +130,8 @@ UNTIDIED_HELD_CHARACTERS = 64 * 1024
 # each start tag left open (a 55 MiB alt="..." took a worker to 237 MB beside the message,
 # 11 million <div> to 252 MB and 27 s); read so far, they are 8 MiB on the model 450.
 HTML_SOURCE_FACTOR = 8
+# Bytes a pattern _found_in_pieces looks for may match at most (PGP_ARMOR is 27).
+FOUND_SPAN = 64
 # Characters of HTML text a _TidiedText holds untidied at most (and one write's more).
 TIDIED_PIECE = 256 * 1024
 # _tidy_whitespace's runs of whitespace without a line break, but a lone space: one that is
@@ -483,7 +485,7 @@ def _body_and_attachments(message: Message, cap_bytes: int, nesting: int,
     text_bytes = read_text_bytes(cap_bytes or BODY_TEXT_LIMIT)
     parts_in_part_before = budget.unread_text.parts
     plain, attachments, statuses = [], [], set()  # statuses: where in plain
-    html = _HtmlTexts()
+    html = _HtmlTexts(cap_bytes or BODY_TEXT_LIMIT, budget.unread_text)
     pgp_encrypted = _parts_of_multipart_encrypted(message)
     for part in mime.message_parts(message):
         if _mime_type(part) in REPORT_TYPES:  # text of the body, still an attachment
@@ -546,12 +548,18 @@ class _HtmlTexts:
     UNTIDIED_HELD_CHARACTERS in all; past that each is tidied at once, as before (a message
     of many parts of megabytes of whitespace must fit a worker's memory limit)."""
 
-    def __init__(self):
+    def __init__(self, cap_bytes: int = BODY_TEXT_LIMIT, unread: UnreadText | None = None):
         self.texts: list[str] = []
         self.tidied = bytearray()  # 1 where texts holds the part's text tidied (a byte a part)
         self.untidied_characters = 0  # held untidied
+        self.cap_bytes, self.unread = cap_bytes, unread or UnreadText()
 
     def read(self, part: Message) -> None:
+        large = _large_html_part(part, self.cap_bytes, self.unread)
+        if large is not None:
+            self.texts.append(large)
+            self.tidied.append(True)
+            return
         text = _html_layout(_part_bytes(part), _safe_charset(part))
         tidied = self.untidied_characters + len(text) > UNTIDIED_HELD_CHARACTERS
         if tidied:
@@ -571,6 +579,25 @@ class _HtmlTexts:
     def words_not_in(self, reference: str) -> str:
         """words_not_in of the parts' texts, tidied or not (tidying changes no word)."""
         return words_not_in(self.texts, reference)
+
+
+def _large_html_part(part: Message, cap_bytes: int, unread: UnreadText) -> str | None:
+    """The tidied text of a large HTML part of the body (a held payload of LARGE_FILE_BYTES
+    or more, base64, quoted-printable or of no transfer encoding) as a large HTML
+    attachment's is read (_text_start): from its bytes decoded a piece at a time, its
+    text's first read_text_bytes(cap_bytes) from HTML_SOURCE_FACTOR * cap_bytes of source
+    at most (when some source is left unread, `unread` says it holds words: the body is
+    partly indexed). A 60 MiB HTML body was its bytes, its text decoded and laid out, each
+    whole: 404 MB. None for any other part: _HtmlTexts reads it whole."""
+    held = transfer_encoding.held_bytes(part)
+    if held is None or len(held) < LARGE_FILE_BYTES \
+            or transfer_encoding.decoded_pieces(part) is None:
+        return None
+    source_left = []
+    text = "".join(_text_start("text/html", transfer_encoding.decoded_pieces(part),
+                               _safe_charset(part), cap_bytes, source_left))
+    unread.words = unread.words or bool(source_left)
+    return text
 
 
 def _take_attachment(part: Message, budget: containers.ReadBudget) -> bool:
@@ -594,6 +621,9 @@ def _text_part(part: Message, budget: containers.ReadBudget | None, text_bytes: 
     start, text_bytes of UTF-8 (charsets.decode_document_start), the rest counted into
     `unread`."""
     charset = _safe_charset(part)
+    large = _large_text_part(part, charset, text_bytes, unread)
+    if large is not None:
+        return large, []
     found = mime.body_text_split(part, max(0, budget.attachments) if budget is not None else 0,
                                  view=True)
     if budget is not None:
@@ -606,6 +636,43 @@ def _text_part(part: Message, budget: containers.ReadBudget | None, text_bytes: 
     # shaped as UTF-32, the rest not) it is still one.
     unread.pgp_armor = unread.pgp_armor or _PGP_ARMOR_BYTES.search(found.text) is not None
     return text, files
+
+
+def _large_text_part(part: Message, charset: str | None, text_bytes: int,
+                     unread: UnreadText) -> str | None:
+    """_text_part of a large part of body text (a held payload of LARGE_FILE_BYTES or more,
+    base64, quoted-printable or of no transfer encoding) in which no line begins a
+    uuencoded block: its text's start read from its bytes decoded a piece at a time
+    (transfer_encoding.decoded_pieces), the rest counted into `unread`, never decoded
+    whole (a 60 MiB quoted-printable body was, to look for uuencoded files in it: 262 MB).
+    None for any other part: _text_part reads it whole."""
+    held = transfer_encoding.held_bytes(part)
+    if held is None or len(held) < LARGE_FILE_BYTES \
+            or transfer_encoding.decoded_pieces(part) is None:
+        return None
+    begins, armor = _found_in_pieces(transfer_encoding.decoded_pieces(part),
+                                     (uuencode.BEGIN_LINE, _PGP_ARMOR_BYTES))
+    if begins:
+        return None
+    text, rest = charsets.decode_document_pieces(transfer_encoding.decoded_pieces(part),
+                                                 charset, text_bytes)
+    unread.count(rest, text)
+    unread.pgp_armor = unread.pgp_armor or armor  # (see _text_part)
+    return text
+
+
+def _found_in_pieces(pieces: Iterable[bytes], patterns: tuple[re.Pattern, ...]
+                     ) -> list[bool]:
+    """Whether each of `patterns` (of bytes, matching at most FOUND_SPAN bytes) is found
+    in the bytes `pieces` join to, preceded by a line break (a pattern may begin with
+    one), read a piece at a time: a match across two pieces is found too."""
+    found, carried = [False] * len(patterns), b"\n"
+    for piece in pieces:
+        window = carried + piece
+        found = [was or pattern.search(window) is not None
+                 for was, pattern in zip(found, patterns)]
+        carried = window[-FOUND_SPAN:]
+    return found
 
 
 def report_text(part: Message) -> str:

@@ -44,6 +44,9 @@ _BLOCK = re.compile(rb"(?m)^begin[ \t]++([0-7]{3,6})[ \t]++([^\r\n]*+)\r?+\n"
                     rb"((?:[ \t\r][^\n]*+\n|\n)*+)"     # blank lines, and more
                     rb"end[ \t]*+\r?+(?:\n|\Z)")
 _BEGIN = re.compile(rb"begin")  # (a search takes a memoryview too, "in" no bytes)
+# A line that may begin a block, after the line break before it (or a first line after
+# a line break put before the text): a text without one holds no block.
+BEGIN_LINE = re.compile(rb"\nbegin[ \t]")
 _DATA_LINES = re.compile(rb"(?:[\x21-\x60][\x20-\x60]*+\r?+\n)*+")
 _BLANK_LINES = re.compile(rb"(?:[ \t]*+\r?+\n)*+")
 # Transfer encodings of a MIME part that is a uuencoded file (as the email package names
