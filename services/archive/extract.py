@@ -269,7 +269,7 @@ class Parsed:
     held once, by the view, instead of beside a copy as large as the message."""
     message: Message
     summary: mime.MessageSummary
-    # Why its header fields are only partly indexed (header_cut), if so.
+    # Why its header text is only partly indexed (within_index_limits), if so.
     cut: str | None = None
 
 
@@ -281,18 +281,18 @@ def parse(raw: bytes) -> Parsed | None:
     if any(isinstance(defect, mime.NestingTooDeep) for defect in message.defects):
         return None
     summary, cut = within_index_limits(mime.summarize_parsed(message, raw))
-    return Parsed(message, summary, _joined(header_cut(raw), cut))
+    return Parsed(message, summary, _joined(fields_cut(message), cut))
 
 
-def header_cut(raw: bytes) -> str | None:
-    """Why a message's header fields are only partly indexed (PARTLY_INDEXED + why): its
-    header block is over mime.INDEX_HEADER_LIMIT bytes, and only the fields before the
-    limit are read (mime.summarize_parsed); None when it is within."""
-    end = mime.header_end(raw)
-    if end <= mime.INDEX_HEADER_LIMIT:
+def fields_cut(message: Message) -> str | None:
+    """Why a message's header fields are only partly read (PARTLY_INDEXED + why): a value
+    of a field the summary reads is longer than mime.FIELD_VALUE_LIMIT (mime.fields_cut);
+    None if none is."""
+    names = mime.fields_cut(message)
+    if not names:
         return None
-    return (f"{PARTLY_INDEXED}header block cut at {mime.INDEX_HEADER_LIMIT} bytes, of {end}: "
-            "the fields past the cut are not indexed")
+    return (f"{PARTLY_INDEXED}the {', '.join(names)} field read to its first "
+            f"{mime.FIELD_VALUE_LIMIT} bytes")
 
 
 def within_index_limits(summary: mime.MessageSummary) -> tuple[mime.MessageSummary,
@@ -460,7 +460,7 @@ def fallback(raw: bytes, reason: str) -> Extracted:
                    if mime.is_attachment(part)]
     summary, cut = within_index_limits(mime.summarize_parsed(message, raw))
     return Extracted(summary, body, attachments, failed=reason,
-                     cut=_joined(header_cut(raw), cut))
+                     cut=_joined(fields_cut(message), cut))
 
 
 def _raw_body_text(raw: bytes) -> str:

@@ -31,11 +31,11 @@ from services.archive.addresses import parse_address_list
 # Whose mail a message is comes from this bounded block too, in the index and in the web's
 # access check alike (header_block, summarize_parsed).
 SUMMARY_HEADER_LIMIT = 256 * 1024
-# The header block the index reads the fields it searches from (Subject, From, To, Cc, Bcc,
-# Resent-*, Message-ID, Date: summarize_parsed): the fields after a megabyte's line too,
-# but not all of a 50 MiB Subject, which took the indexer 1 GB and the worker's summary
-# 240 MB (extract.header_cut flags a message whose block is longer).
-INDEX_HEADER_LIMIT = 2 * 1024 * 1024
+# Of each value of a field the summary reads (SUMMARY_FIELDS), its first bytes: as much as
+# header_blocks keeps of one past its cut. A Subject of 50 MiB took the worker's summary
+# 240 MB and the indexer 1 GB; extract.within_index_limits bounds what the index takes.
+# An address list is cut after its last comma within the limit (no part of an address).
+FIELD_VALUE_LIMIT = header_blocks.KEPT_SUMMARY_FIELD_LIMIT
 
 PARAMETER_HEADERS = ("content-type", "content-disposition")
 # Whose addresses say whose mail it is. The Resent- fields (RFC 5322 3.6.6) are the
@@ -197,22 +197,13 @@ def summarize_headers(raw: bytes) -> MessageSummary:
 
 def summarize_parsed(message: Message, raw: bytes) -> MessageSummary:
     """The summary of `message`, parsed whole from `raw` (or from its first bytes, when those
-    hold the whole header block). Its header fields are read from header_block(raw,
-    INDEX_HEADER_LIMIT): no header text the index takes is longer, whatever the message
-    holds (extract.within_index_limits bounds what of them the index takes). Its
-    header_addresses are read as summarize_headers reads them, from
-    header_block(raw): so the index's address terms and the access check (services.web.
-    access) take whose mail a message is from the same bounded block. Its attachment
-    names are read from the whole message."""
-    end = header_end(raw)
-    if end <= INDEX_HEADER_LIMIT:
-        summary = summarize_message(message)
-    else:  # the fields before the limit; the whole message's attachments
-        names, has_attachment = _attachment_names(message)
-        summary = dataclasses.replace(
-            summarize_message(parse_headers(raw, INDEX_HEADER_LIMIT)),
-            attachment_names=names, has_attachment=has_attachment)
-    if end <= SUMMARY_HEADER_LIMIT:
+    hold the whole header block), its header_addresses as summarize_headers reads them: so
+    the index's address terms and the access check (services.web.access) take whose mail a
+    message is from the same bounded header block, whatever its size. The other fields
+    (names and addresses to search by words, subject...) are read to FIELD_VALUE_LIMIT
+    bytes of each value (extract.within_index_limits bounds what the index takes)."""
+    summary = summarize_message(message)
+    if header_end(raw) <= SUMMARY_HEADER_LIMIT:
         return summary  # `message` holds the whole block: the same addresses either way
     return dataclasses.replace(summary,
                                header_addresses=summarize_headers(raw).header_addresses)
@@ -227,15 +218,15 @@ def header_end(raw: bytes) -> int:
     return lf + 2 if lf >= 0 else crlf_end
 
 
-def header_block(raw: bytes, limit: int = SUMMARY_HEADER_LIMIT) -> bytes:
-    """The top-level header block of a raw message as far as it is read: whole up to
-    `limit` bytes; past that, the complete header fields before the limit.
+def header_block(raw: bytes) -> bytes:
+    """The top-level header block of a raw message as far as it is ever read: whole up to
+    SUMMARY_HEADER_LIMIT bytes; past that, the complete header fields before the limit.
     The field the limit cuts is left out whole, folded lines included, because a prefix of
     it is another field: `To: bob@example.community` cut after `.com` would be bob's."""
     end = header_end(raw)
-    if end <= limit:
+    if end <= SUMMARY_HEADER_LIMIT:
         return raw[:end]
-    cut = limit
+    cut = SUMMARY_HEADER_LIMIT
     while cut > 0:  # back to the last line break before the limit that starts a new field
         cut = max(raw.rfind(b"\n", 0, cut), raw.rfind(b"\r", 0, cut))
         if cut >= 0 and raw[cut + 1] not in b" \t\r\n":
@@ -243,11 +234,11 @@ def header_block(raw: bytes, limit: int = SUMMARY_HEADER_LIMIT) -> bytes:
     return b""
 
 
-def parse_headers(raw: bytes, limit: int = SUMMARY_HEADER_LIMIT) -> Message:
+def parse_headers(raw: bytes) -> Message:
     """The top-level header block of a raw message, parsed alone (no body, no parts): a
-    third of the cost of parse_message on the same block. Only header_block(raw, limit) is
-    read: at intake (summarize_headers), the first SUMMARY_HEADER_LIMIT bytes."""
-    message = _parse_headers_only(with_field_names_closed(header_block(raw, limit)))
+    third of the cost of parse_message on the same block. Only header_block(raw) is read,
+    as for summarize_headers: this runs at intake."""
+    message = _parse_headers_only(with_field_names_closed(header_block(raw)))
     return _declaring(message, raw)
 
 
@@ -950,12 +941,36 @@ def _fields(message: Message, names: tuple[str, ...]) -> dict[str, list]:
         for name, value in message.raw_items():
             values = found.get(name.lower())
             if values is not None:
-                values.append(fetch(name, value))
+                values.append(_value_head(name.lower(), fetch(name, value)))
         return found
     except MemoryError:
         raise
     except Exception:
         return {name: safely(lambda: message.get_all(name), None) or [] for name in names}
+
+
+def fields_cut(message: Message) -> list[str]:
+    """The names (lowercase, sorted) of the summary's fields (SUMMARY_FIELDS) of `message`
+    a value of which is longer than FIELD_VALUE_LIMIT, so read in part (_value_head)."""
+    try:
+        return sorted({name.lower() for name, value in message.raw_items()
+                       if name.lower() in SUMMARY_FIELDS and isinstance(value, str)
+                       and len(value) > FIELD_VALUE_LIMIT})
+    except MemoryError:
+        raise
+    except Exception:  # (as _fields: the stdlib's policy reads each value)
+        return []
+
+
+def _value_head(name: str, value):
+    """A field's value to FIELD_VALUE_LIMIT characters; an address list's to its last comma
+    before the limit (an entry a comma within a quoted name cuts is read as broken)."""
+    if not isinstance(value, str) or len(value) <= FIELD_VALUE_LIMIT:
+        return value
+    if name in ADDRESS_HEADERS:
+        comma = value.rfind(",", 0, FIELD_VALUE_LIMIT)
+        return value[:max(comma, 0)]
+    return value[:FIELD_VALUE_LIMIT]
 
 
 def addresses_in(message: Message, name: str) -> list[tuple[str, str]]:

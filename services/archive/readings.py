@@ -96,10 +96,10 @@ READING_VERSION = 11  # 3: raw 8-bit header bytes read in the declared or detect
                      # body's text cut at the text cap, as an attachment's (extract.
                      # body_cut, was 4 Mi characters at indexing: review r18 F1); a
                      # cut text ends before the word the cap falls in, not inside it
-                     # (extract.truncate_on_a_word, review r19 F2); header fields read
-                     # from the first mime.INDEX_HEADER_LIMIT bytes of the header block,
-                     # at most extract.HEADER_TEXT_LIMIT bytes of header text and
-                     # INDEX_ADDRESS_LIMIT addresses, each cut flagged (session 58)
+                     # (extract.truncate_on_a_word, review r19 F2); a summary field's
+                     # value read to mime.FIELD_VALUE_LIMIT, at most extract.
+                     # SUBJECT_TEXT_LIMIT of Subject, ADDRESS_TEXT_LIMIT and
+                     # INDEX_ADDRESS_LIMIT of addresses, each cut flagged (session 58)
                      # (10 shipped in a release, 11 not yet: no new number)
 _VERSION = struct.Struct(">H")
 # The checksum makes damage to a kept reading a StaleReading, where it could else decode

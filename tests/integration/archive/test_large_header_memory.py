@@ -5,9 +5,10 @@ line 332 MB, folded into 2.7 million lines 477, of encoded words 312; a From dis
 866 (the worker's quoted-string match kept a record a character: 3.3 GB in one process); a
 To of a million addresses 672; a million Cc fields 866 (the indexer took each address's
 ten terms); a file name of RFC 2231 continuations 366; a Subject of 2 MiB of distinct words
-327. Now the index reads the header block to mime.INDEX_HEADER_LIMIT and takes at most
-extract.SUBJECT_TEXT_LIMIT of Subject and ADDRESS_TEXT_LIMIT / INDEX_ADDRESS_LIMIT of
-addresses; the patterns that read folded fields and quoted strings repeat possessively."""
+327. Now the summary reads each field's value to mime.FIELD_VALUE_LIMIT, the index takes at
+most extract.SUBJECT_TEXT_LIMIT of Subject and ADDRESS_TEXT_LIMIT / INDEX_ADDRESS_LIMIT of
+addresses, and the patterns that read folded fields and quoted strings repeat
+possessively."""
 from __future__ import annotations
 
 import json

@@ -715,27 +715,26 @@ def test_words_in_adjacent_blocks_and_table_cells_stay_apart(tag):
     assert {"alpha", "beta", "gamma"} <= set(extract(raw, CAP).body.split())
 
 
-def test_a_header_block_past_the_index_limit_is_read_to_it_and_flagged():
-    """The fields before mime.INDEX_HEADER_LIMIT are indexed, the one the limit cuts and
-    those after it are not (a prefix of a field is another field), the attachments' names
-    still all read; the message says why (header_cut)."""
-    head = b"From: before@example.org\r\nSubject: before the pad\r\n"
-    padding = b"X-Pad: " + b"p" * (mime.INDEX_HEADER_LIMIT - len(head) - 19) + b"\r\n"
-    raw = (head + padding  # the Cc field starts 10 bytes before the limit
-           + b"Cc: after@example.org\r\nMIME-Version: 1.0\r\n"
-           b"Content-Type: multipart/mixed; boundary=B\r\n\r\n--B\r\n"
-           b"Content-Type: text/plain\r\n\r\nthe body words\r\n--B\r\n"
-           b"Content-Type: application/octet-stream\r\n"
-           b"Content-Disposition: attachment; filename=kept.bin\r\n\r\nxyz\r\n--B--\r\n")
+def test_a_field_past_the_value_limit_is_read_to_it_and_the_fields_after_it_whole():
+    """A Subject and a To over mime.FIELD_VALUE_LIMIT each are read to it (the list to its
+    last comma before it), the fields after them whole; the index takes less still, and
+    says so (within_index_limits)."""
+    subject = b"word " * (mime.FIELD_VALUE_LIMIT // 5 + 100)
+    to = b", ".join(b"u%d@example.org" % n for n in range(mime.FIELD_VALUE_LIMIT // 10))
+    raw = (b"Subject: " + subject + b"\r\nTo: " + to + b"\r\nCc: after@example.org\r\n"
+           b"\r\nthe body words\r\n")
+    summary = mime.summarize(raw)
+    assert summary.subject == subject[:mime.FIELD_VALUE_LIMIT].decode().strip()
+    assert summary.to[-1] == f"u{to[:mime.FIELD_VALUE_LIMIT].count(b',') - 1}@example.org"
+    assert summary.cc == ["after@example.org"]
     result = extract(raw, CAP)
-    assert result.summary.from_addrs == ["before@example.org"]
-    assert result.summary.subject == "before the pad" and result.summary.cc == []
-    assert result.summary.attachment_names == ["kept.bin"] and "the body words" in result.body
-    assert [f for f in result.failures if "header block cut at" in f] == [
-        f"partly indexed: header block cut at {mime.INDEX_HEADER_LIMIT} bytes, of "
-        f"{mime.header_end(raw)}: the fields past the cut are not indexed"]
-    within = raw.replace(padding, padding[:1000] + b"\r\n")
-    assert extract(within, CAP).failures == []
+    assert result.summary.cc == [] and "the body words" in result.body
+    [cut] = result.failures
+    assert cut.startswith(f"partly indexed: the subject, to field read to its first "
+                          f"{mime.FIELD_VALUE_LIMIT} bytes; partly indexed: subject cut at "
+                          f"{extract_module.SUBJECT_TEXT_LIMIT}")
+    left_out = len(summary.to) + 1 - extract_module.INDEX_ADDRESS_LIMIT
+    assert f"; partly indexed: {left_out} addresses not indexed by their words" in cut
 
 
 def test_header_text_past_the_index_limits_is_cut_and_flagged():
