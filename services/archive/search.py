@@ -95,6 +95,11 @@ def search(index_dir: Path, text: str, limit: int = 50, offset: int = 0,
     return results if log_end is None else _with_backlog(results, log_end, count_backlog)
 
 
+# Who indexes what is stored: on an appliance its indexer service, always running; where
+# none runs (an `archiver import` interrupted on a workstation), nothing does until then.
+CATCHING_UP = "the indexer service (archiver run) or the next archiver import indexes it"
+
+
 def _with_backlog(results: Results, log_end: int, counted: bool) -> Results:
     """`results` with the log entries after the position of the index it read."""
     behind = max(0, log_end - results.position)
@@ -103,12 +108,12 @@ def _with_backlog(results: Results, log_end: int, counted: bool) -> Results:
     if not counted:
         behind = 1
         notice = ("some mail stored or deleted just now is not indexed yet: this answer "
-                  "may miss it or still show it (indexing catches up by itself)")
+                  f"may miss it or still show it ({CATCHING_UP})")
     else:
         them = "them" if behind != 1 else "it"
         notice = (f"{behind:,} change{'s' if behind != 1 else ''} to the archive (mail stored "
                   f"or deleted) not indexed yet: this answer may miss {them} or still show "
-                  f"{them} (indexing catches up by itself; archiver status shows the backlog)")
+                  f"{them} ({CATCHING_UP}; archiver status shows the backlog)")
     return replace(results, not_indexed=behind,
                    notice=f"{results.notice}; {notice}" if results.notice else notice)
 

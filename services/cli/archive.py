@@ -154,6 +154,7 @@ def cmd_import(args) -> int:
         batch_bytes = 0
 
     with IndexingAlongside(archive, quiet=args.json, enabled=not args.no_index) as indexing:
+        args.interrupted = lambda: _print_interrupted(args, counts, problems, indexing)
         try:
             # The model's message limit caps every file and zip member import reads.
             for item in iter_mail(args.paths, max_bytes,
@@ -248,6 +249,18 @@ def _disk_words(archive: Archive, exc: Exception | None) -> str:
 
 def _stored(counts: dict) -> int:
     return counts["imported"] + counts["duplicates"] + counts["merged"]
+
+
+def _print_interrupted(args, counts: dict, problems: list[dict],
+                       indexing: IndexingAlongside) -> None:
+    """The summary of an import interrupted (Ctrl-C): what it stored is kept (the same
+    import run again stores the rest, the stored ones as duplicates), the batch it had not
+    stored yet is not; with --json the summary's JSON, "interrupted": true."""
+    done = {**counts, "indexed": counts.get("indexed", indexing.indexed)}
+    print(f"archiver: import interrupted: {_stored(counts)} messages stored, "
+          f"{done['indexed']} indexed; run the same import again to go on", file=sys.stderr)
+    if args.json:
+        print(json.dumps({**done, "problems": problems, "interrupted": True}))
 
 
 def _print_summary(args, counts: dict, problems: list[dict]) -> None:

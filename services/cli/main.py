@@ -119,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
         return _failed(args, f"cannot use {exc.filename}: {exc.strerror or exc}{hint}",
                        ENVIRONMENT_EXIT_CODE)
     except KeyboardInterrupt:
+        said = getattr(args, "interrupted", None)
+        if said is not None:  # what the command had done when it was interrupted
+            said()
         return 130
 
 

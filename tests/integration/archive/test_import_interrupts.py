@@ -2,6 +2,7 @@
 interrupted or another import holds the index: it exits as it should (130 on Ctrl-C, never
 an abort or a hang) and leaves nothing stored unindexed. Found by a reviewer; each test
 failed on the first version of the change."""
+import json
 import re
 import mailbox
 import signal
@@ -155,3 +156,28 @@ def test_ctrl_c_before_storing_is_told_it_ended_does_not_leave_indexing_forever(
         thread._target.__self__._stored.set()
         thread.join(60)
     assert not left, "the indexing thread still runs after the import returned"
+
+
+def test_ctrl_c_while_storing_prints_what_was_stored_and_indexed(tmp_path, archiver):
+    """An import --json interrupted while it stores says what it had stored, as --json
+    (review rv57: it printed nothing), and no more than the archive then holds."""
+    source, data = make_maildir(tmp_path / "Maildir", 3000), tmp_path / "data"
+    process = subprocess.Popen(
+        [str(ARCHIVER), "import", "--json", "--data", str(data), str(source)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+    def stored_now() -> int:
+        done = archiver("stats", "--data", data, "--json", check=0)
+        return json.loads(done.stdout)["stored"] if done.returncode == 0 else 0
+    wait_until(lambda: stored_now() > 0, timeout=120, what="a first batch stored",
+               interval=0.1)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err[-500:]
+    said = json.loads(out.strip().splitlines()[-1])
+    after = stats(archiver, data)
+    assert said["interrupted"] is True and 0 < said["imported"] <= after["stored"] < 3000
+    assert f"import interrupted: {said['imported']} messages stored" in err
+    archiver("import", "--data", data, "--json", source, check=0)
+    assert stats(archiver, data)["stored"] == 3000

@@ -155,7 +155,8 @@ def test_units_are_installed_and_enabled(raw_450):
     assert "archiver-data.service" in disk.listdir(raw_450,
                                                    "/etc/systemd/system/local-fs.target.wants")
     masked = disk.listdir(raw_450, "/etc/systemd/system")
-    assert {"serial-getty@.service", "e2scrub_reap.service"} <= set(masked)
+    assert {"serial-getty@.service", "e2scrub_reap.service", "systemd-binfmt.service",
+            "proc-sys-fs-binfmt_misc.automount"} <= set(masked)
 
 
 def test_runtime_model_and_config_are_baked_in(raw_450, images, keyring):
