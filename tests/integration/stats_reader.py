@@ -73,7 +73,7 @@ class StatsReader:
             self._process.stdin.close()
             try:
                 self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:  # its stdin's write end held by a child the
-                self._process.kill()           # test forked since (ci73): it reads nothing
+            except subprocess.TimeoutExpired:  # (ci73: one never saw EOF, probably its
+                self._process.kill()           # stdin held by a child forked since)
                 self._process.wait()
             self._process = None
