@@ -168,7 +168,7 @@ def test_ctrl_c_while_storing_prints_what_was_stored_and_indexed(tmp_path, archi
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
     def stored_now() -> int:
-        done = archiver("stats", "--data", data, "--json", check=0)
+        done = archiver("stats", "--data", data, "--json")
         return json.loads(done.stdout)["stored"] if done.returncode == 0 else 0
     wait_until(lambda: stored_now() > 0, timeout=120, what="a first batch stored",
                interval=0.1)
