@@ -343,9 +343,13 @@ def _index_lock(archive: Archive, services: list[str], handed_fd: int | None = N
         return lock
     if services == ["indexer"]:
         raise IndexerBusy(f"another process writes the index of {archive.data_dir}")
-    log.warning("another process writes the index of %s; this one does not index",
+    # `archiver run`: its indexer child ends at once, and is started again once the lock is
+    # free (IndexerProcess.supervise), as after a crash. Without one, a run started again
+    # while the indexer child of the run before it still ended (it had the lock a second
+    # longer: SIGTERM from PR_SET_PDEATHSIG lets it finish) never indexed (ci74).
+    log.warning("another process writes the index of %s; this one indexes once it is free",
                 archive.data_dir)
-    return None
+    return lock
 
 
 def _take(lock: IndexLock, pause) -> bool:

@@ -135,3 +135,23 @@ def test_a_run_whose_indexer_keeps_dying_fails_and_status_says_why(tmp_path):
         assert last in service.log.read_text()
     finally:
         end(service)
+
+
+def test_a_run_started_while_another_holds_the_index_lock_indexes_once_it_is_free(tmp_path):
+    """A run started again at once after a SIGKILL found the killed run's indexer child
+    still holding the lock (ci74: it ran without an indexer from then on, nothing indexed)."""
+    service = ArchiverService(tmp_path, CONFIG, command=("run",))
+    held = IndexLock(service.data)
+    service.data.mkdir(parents=True, exist_ok=True)
+    assert held.acquire(wait=False)
+    try:
+        service.start()
+        with smtplib.SMTP("127.0.0.1", service.smtp_port) as client:
+            client.sendmail("alice@example.com", ["bob@example.com"], raw(1))
+        wait_until(lambda: service.stats()["stored"] == 1, timeout=60)
+        assert service.stats()["indexed"] == 0  # the lock is another's
+        held.release()
+        wait_until(lambda: service.stats()["indexed"] == 1, timeout=60, what="indexed")
+    finally:
+        held.release()
+        end(service)
