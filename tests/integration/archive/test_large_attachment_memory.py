@@ -20,17 +20,15 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import random
-import subprocess
 import zipfile
 
 import docx
 import pytest
 
-from tests.conftest import ARCHIVER
 from tests.reading_corpus import smime_signed_data, tnef
-from tests.integration.archive.test_review_r25 import BOUND_MB, ENV, run_import
+from tests.integration.archive.test_review_r25 import (imported_within_the_bound, maildir_of,
+                                                      searched)
 from tests.unit.archive.test_pdf_text_server import pdf_with_a_large_stream
 
 MiB = 1 << 20
@@ -108,21 +106,7 @@ def message_with(data: bytes, mime_type: str, name: str) -> bytes:
 def test_a_message_with_a_70_mib_attachment_is_imported_within_the_bound_and_read(
         tmp_path, kind):
     make, mime_type, name, files = KINDS[kind]
-    maildir = tmp_path / "mail"
-    for folder in ("cur", "new", "tmp"):
-        (maildir / folder).mkdir(parents=True)
-    (maildir / "new" / "1.eml").write_bytes(message_with(make(random.Random(7)), mime_type,
-                                                         name))
-    measured, seconds = run_import(tmp_path, maildir)
-    print(kind, "seconds", round(seconds, 1), "peak", measured.tree_pss_peak_mb,
-          measured.tree_roles_at_pss_peak)
-    assert measured.exit_code == 0, measured.stderr
-    counts = json.loads(measured.stdout.decode().strip().splitlines()[-1])
-    assert (counts["imported"], counts["indexed"]) == (1, 1)
-    assert measured.tree_pss_peak_mb < BOUND_MB, measured.tree_roles_at_pss_peak
-    found = subprocess.run([str(ARCHIVER), "search", "largeword", "--data",
-                            str(tmp_path / "data"), "--json"],
-                           capture_output=True, text=True, env=ENV, timeout=120)
-    assert found.returncode == 0, found.stderr
-    hits = [json.loads(line) for line in found.stdout.splitlines() if '"digest"' in line]
+    maildir = maildir_of(tmp_path, message_with(make(random.Random(7)), mime_type, name))
+    imported_within_the_bound(tmp_path, maildir, 1)
+    hits = searched(tmp_path, "largeword")
     assert [hit["attachments"] for hit in hits] == [files]

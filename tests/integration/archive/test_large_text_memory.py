@@ -16,16 +16,14 @@ block: a 60 MiB quoted-printable body took 266 MB (decoded whole to look for uue
 files in it), a 40 MiB HTML body 266 (laid out whole); 164 after."""
 from __future__ import annotations
 
-import json
 import quopri
 import random
-import subprocess
 
 import pytest
 
-from tests.conftest import ARCHIVER
 from tests.integration.archive.test_large_attachment_memory import message_with
-from tests.integration.archive.test_review_r25 import BOUND_MB, ENV, run_import
+from tests.integration.archive.test_review_r25 import (imported_within_the_bound, maildir_of,
+                                                      searched)
 
 MiB = 1 << 20
 
@@ -90,23 +88,10 @@ KINDS = {"html": lambda rng: message_with(large_html(rng), "text/html", "page.ht
 def imported_and_found(tmp_path, raw: bytes) -> None:
     """`archiver import --model 450` of a maildir of `raw`: imported and indexed under
     BOUND_MB, and a search for "largeword" finds it."""
-    maildir = tmp_path / "mail"
-    for folder in ("cur", "new", "tmp"):
-        (maildir / folder).mkdir(parents=True)
-    (maildir / "new" / "1.eml").write_bytes(raw)
+    maildir = maildir_of(tmp_path, raw)
     del raw
-    measured, seconds = run_import(tmp_path, maildir)
-    print("seconds", round(seconds, 1), "peak", measured.tree_pss_peak_mb,
-          measured.tree_roles_at_pss_peak)
-    assert measured.exit_code == 0, measured.stderr
-    counts = json.loads(measured.stdout.decode().strip().splitlines()[-1])
-    assert (counts["imported"], counts["indexed"]) == (1, 1)
-    assert measured.tree_pss_peak_mb < BOUND_MB, measured.tree_roles_at_pss_peak
-    found = subprocess.run([str(ARCHIVER), "search", "largeword", "--data",
-                            str(tmp_path / "data"), "--json"],
-                           capture_output=True, text=True, env=ENV, timeout=120)
-    assert found.returncode == 0, found.stderr
-    assert [line for line in found.stdout.splitlines() if '"digest"' in line], found.stdout
+    imported_within_the_bound(tmp_path, maildir, 1)
+    assert searched(tmp_path, "largeword")
 
 
 @pytest.mark.parametrize("kind", list(KINDS))

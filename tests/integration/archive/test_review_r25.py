@@ -15,6 +15,7 @@ import json
 import mailbox
 import os
 import random
+import subprocess
 import time
 from pathlib import Path
 
@@ -69,11 +70,29 @@ def imported_within_the_bound(tmp_path, source: Path, count: int) -> None:
     """`archiver import --model 450` of `source`: all `count` imported and indexed, at a
     tree Pss peak under BOUND_MB."""
     measured, seconds = run_import(tmp_path, source)
-    print("seconds", round(seconds, 1), "peak", measured.tree_pss_peak_mb)
+    print("seconds", round(seconds, 1), "peak", measured.tree_pss_peak_mb,
+          measured.tree_roles_at_pss_peak)
     assert measured.exit_code == 0, measured.stderr
     counts = counts_of(measured)
     assert (counts["imported"], counts["indexed"]) == (count, count)
     assert measured.tree_pss_peak_mb < BOUND_MB, measured.tree_roles_at_pss_peak
+
+
+def maildir_of(tmp_path, raw: bytes) -> Path:
+    """A Maildir (tmp_path / "mail") holding the one message `raw`."""
+    maildir = tmp_path / "mail"
+    for folder in ("cur", "new", "tmp"):
+        (maildir / folder).mkdir(parents=True)
+    (maildir / "new" / "1.eml").write_bytes(raw)
+    return maildir
+
+
+def searched(tmp_path, query: str) -> list[dict]:
+    """The hits of `archiver search QUERY --json` in the archive run_import made."""
+    found = subprocess.run([str(ARCHIVER), "search", query, "--data", str(tmp_path / "data"),
+                            "--json"], capture_output=True, text=True, env=ENV, timeout=120)
+    assert found.returncode == 0, found.stderr
+    return [json.loads(line) for line in found.stdout.splitlines() if '"digest"' in line]
 
 
 def test_review_r25_import_of_messages_just_under_the_room_share_stays_within_the_bound(
