@@ -605,7 +605,7 @@ def _take_attachment(part: Message, budget: containers.ReadBudget) -> bool:
     or counts it as passed: each of its files, when it is an x-uuencode one of two or more
     (mime's rule, UUENCODED_ATTACHMENT; the web lists them all; review r5 F4)."""
     if budget.attachments <= 0:
-        found = mime.attachment_split(part, 0)  # (keeps no file: counts them)
+        found = _attachment_split(part, 0)  # (keeps no file: counts them)
         budget.attachments_passed += max(1, found.count if found is not None else 1)
         return False
     budget.attachments -= 1
@@ -613,52 +613,95 @@ def _take_attachment(part: Message, budget: containers.ReadBudget) -> bool:
 
 
 def _text_part(part: Message, budget: containers.ReadBudget | None, text_bytes: int,
-               unread: UnreadText) -> tuple[str, list[tuple[str | None, bytes]]]:
+               unread: UnreadText) -> tuple[str, list[tuple[str | None, _FileData]]]:
     """A part of body text (mime.is_body_text): its text, and the uuencoded files in it
-    (mime.body_text_split), each (name, data), as many as `budget` lets the message read
-    (the rest are counted as passed; None: none are read), their encoded lines out of the
-    text. A part whose transfer encoding is x-uuencode is read so too. Its text is its
-    start, text_bytes of UTF-8 (charsets.decode_document_start), the rest counted into
-    `unread`."""
+    (mime.body_text_split; of a large part, uuencode.split_pieces: _large_text_part), each
+    (name, data), as many as `budget` lets the message read (the rest are counted as
+    passed; None: none are read), their encoded lines out of the text. A part whose
+    transfer encoding is x-uuencode is read so too. Its text is its start, text_bytes of
+    UTF-8 (charsets.decode_document_start), the rest counted into `unread`."""
     charset = _safe_charset(part)
-    large = _large_text_part(part, charset, text_bytes, unread)
+    keep = max(0, budget.attachments) if budget is not None else 0
+    large = _large_text_part(part, charset, text_bytes, unread, keep)
     if large is not None:
-        return large, []
-    found = mime.body_text_split(part, max(0, budget.attachments) if budget is not None else 0,
-                                 view=True)
+        text, found = large
+    else:
+        found = mime.body_text_split(part, keep, view=True)
+        text, rest = charsets.decode_document_start(found.text, charset, text_bytes)
+        unread.count(rest, text)
+        # An armor line is ASCII: in bytes the start's codec misreads (review r22 F3: a
+        # start shaped as UTF-32, the rest not) it is still one.
+        unread.pgp_armor = unread.pgp_armor or \
+            _PGP_ARMOR_BYTES.search(found.text) is not None
     if budget is not None:
         budget.attachments -= len(found.files)
         budget.attachments_passed += found.more
-    files = [(mime.uuencoded_name(file.name, charset), file.data) for file in found.files]
-    text, rest = charsets.decode_document_start(found.text, charset, text_bytes)
-    unread.count(rest, text)
-    # An armor line is ASCII: in bytes the start's codec misreads (review r22 F3: a start
-    # shaped as UTF-32, the rest not) it is still one.
-    unread.pgp_armor = unread.pgp_armor or _PGP_ARMOR_BYTES.search(found.text) is not None
-    return text, files
+    return text, [(mime.uuencoded_name(file.name, charset), _file_data(file))
+                  for file in found.files]
+
+
+# A uuencoded file's data as extraction reads it: its bytes, or (of a large part read a
+# piece at a time) where it is (_found_block_file reads it so).
+_FileData = bytes | uuencode.FoundBlock
+
+
+def _file_data(file: uuencode.File | uuencode.FoundBlock) -> _FileData:
+    return file if isinstance(file, uuencode.FoundBlock) else file.data
 
 
 def _large_text_part(part: Message, charset: str | None, text_bytes: int,
-                     unread: UnreadText) -> str | None:
+                     unread: UnreadText, keep: int
+                     ) -> tuple[str, uuencode.PiecesSplit] | None:
     """_text_part of a large part of body text (a held payload of LARGE_FILE_BYTES or more,
-    base64, quoted-printable or of no transfer encoding) in which no line begins a
-    uuencoded block: its text's start read from its bytes decoded a piece at a time
-    (transfer_encoding.decoded_pieces), the rest counted into `unread`, never decoded
-    whole (a 60 MiB quoted-printable body was, to look for uuencoded files in it: 262 MB).
-    None for any other part: _text_part reads it whole."""
-    held = transfer_encoding.held_bytes(part)
-    if held is None or len(held) < LARGE_FILE_BYTES \
-            or transfer_encoding.decoded_pieces(part) is None:
+    base64, quoted-printable, x-uuencode or of no transfer encoding): (its text, its
+    uuencoded files, the first `keep` of them kept) read from its bytes a piece at a time
+    (_large_source), never decoded whole: its text's start without the blocks taken
+    (uuencode.text_pieces), the rest counted into `unread`; its files found by
+    uuencode.split_pieces, only when a line begins a block. A 60 MiB quoted-printable body
+    was decoded whole to look for uuencoded files in it (262 MB); a body holding a 52 MiB
+    file uuencoded was copied, and the file decoded and copied (307 to 390 MB). None for
+    any other part: _text_part reads it whole."""
+    source = _large_source(part)
+    if source is None:
         return None
-    begins, armor = _found_in_pieces(transfer_encoding.decoded_pieces(part),
-                                     (uuencode.BEGIN_LINE, _PGP_ARMOR_BYTES))
-    if begins:
-        return None
-    text, rest = charsets.decode_document_pieces(transfer_encoding.decoded_pieces(part),
-                                                 charset, text_bytes)
+    begins, armor = _found_in_pieces(source(), (uuencode.BEGIN_LINE, _PGP_ARMOR_BYTES))
+    found = uuencode.split_pieces(source, keep, filetypes.SNIFF_BYTES) if begins \
+        else uuencode.PiecesSplit()
+
+    def text_source() -> Iterable[bytes]:  # (the text without the blocks taken)
+        return uuencode.text_pieces(source(), found.taken) if found.taken else source()
+    if found.taken:
+        armor = _found_in_pieces(text_source(), (_PGP_ARMOR_BYTES,))[0]
+    text, rest = charsets.decode_document_pieces(text_source(), charset, text_bytes)
     unread.count(rest, text)
     unread.pgp_armor = unread.pgp_armor or armor  # (see _text_part)
-    return text
+    return text, found
+
+
+def _large_source(part: Message) -> uuencode.Source | None:
+    """The pieces a large part's bytes are read in (a held payload of LARGE_FILE_BYTES or
+    more), as mime.body_text_split splits it: an x-uuencode one's as they came
+    (transfer_encoding.uuencoded_pieces), any other's decoded (decoded_pieces: base64,
+    quoted-printable or none); None for any other part."""
+    held = transfer_encoding.held_bytes(part)
+    if held is None or len(held) < LARGE_FILE_BYTES:
+        return None
+    if transfer_encoding.uuencoded_pieces(part) is not None:
+        return lambda: transfer_encoding.uuencoded_pieces(part)
+    if transfer_encoding.decoded_pieces(part) is None:
+        return None
+    return lambda: transfer_encoding.decoded_pieces(part)
+
+
+def _attachment_split(part: Message, keep: int
+                      ) -> uuencode.Split | uuencode.PiecesSplit | None:
+    """mime.attachment_split(part, keep); of a large attachment sent x-uuencode, read a
+    piece at a time (uuencode.split_pieces: _large_source), never copied or decoded
+    whole."""
+    source = _large_source(part)
+    if source is None or transfer_encoding.uuencoded_pieces(part) is None:
+        return mime.attachment_split(part, keep)
+    return uuencode.split_pieces(source, 1 + max(0, keep), filetypes.SNIFF_BYTES)
 
 
 def _found_in_pieces(pieces: Iterable[bytes], patterns: tuple[re.Pattern, ...]
@@ -790,7 +833,7 @@ def _attachment(part: Message, cap_bytes: int, nesting: int, budget: containers.
     # x-uuencode: every file of it (mime's rule, UUENCODED_ATTACHMENT); the first file is
     # the part's own (read below, as it always was). The text around its blocks is no
     # body text (it is stored, and the web does not show it either)
-    found = mime.attachment_split(part, budget.attachments)
+    found = _attachment_split(part, budget.attachments)
     entries, body = _first_file(part, found, cap_bytes, nesting, budget, container)
     if found is None or not found.files:
         return entries, body
@@ -800,13 +843,13 @@ def _attachment(part: Message, cap_bytes: int, nesting: int, budget: containers.
     budget.attachments -= len(taken)
     budget.attachments_passed += len(more) - len(taken) + found.more
     inner, bodies = _uuencoded_files(
-        [(mime.uuencoded_name(file.name, charset), file.data) for file in taken],
+        [(mime.uuencoded_name(file.name, charset), _file_data(file)) for file in taken],
         cap_bytes, nesting, budget, container)
     return entries + inner, "\n".join(text for text in (body, *bodies) if text)
 
 
-def _uuencoded_files(files: list[tuple[str | None, bytes]], cap_bytes: int, nesting: int,
-                     budget: containers.ReadBudget, container: str | None
+def _uuencoded_files(files: list[tuple[str | None, _FileData]], cap_bytes: int,
+                     nesting: int, budget: containers.ReadBudget, container: str | None
                      ) -> tuple[list[AttachmentText], list[str]]:
     """Files uuencoded in a part, each (name, data), read as attachments of no declared
     type: (their entries, the body texts they carry, none empty)."""
@@ -820,8 +863,9 @@ def _uuencoded_files(files: list[tuple[str | None, bytes]], cap_bytes: int, nest
     return entries, bodies
 
 
-def _first_file(part: Message, found: uuencode.Split | None, cap_bytes: int, nesting: int,
-                budget: containers.ReadBudget, container: str | None
+def _first_file(part: Message, found: uuencode.Split | uuencode.PiecesSplit | None,
+                cap_bytes: int, nesting: int, budget: containers.ReadBudget,
+                container: str | None
                 ) -> tuple[list[AttachmentText], str]:
     """The attachment as one file (of an x-uuencode one, `found`: its first file, which its
     begin line may name; its content when no block decodes), and the files inside it."""
@@ -830,8 +874,8 @@ def _first_file(part: Message, found: uuencode.Split | None, cap_bytes: int, nes
         return _forwarded(part, filename, cap_bytes, nesting, budget, container), ""
     whole = found.files[0] if found is not None and found.files else None
     if whole is not None:
-        data, filename = whole.data, filename or mime.uuencoded_name(whole.name,
-                                                                     _safe_charset(part))
+        data = _file_data(whole)
+        filename = filename or mime.uuencoded_name(whole.name, _safe_charset(part))
     else:
         large = _large_file(part, filename, declared, cap_bytes, nesting, budget, container) \
             or _large_text(part, filename, declared, cap_bytes, container)
@@ -900,21 +944,31 @@ def _large_text(part: Message, filename: str | None, declared: str, cap_bytes: i
     mime_type = read_type(declared, filename, _start_of(pieces, filetypes.SNIFF_BYTES, digest))
     if not mime_type.startswith("text/") or mime_type in documents.RTF_TYPES:
         return None
-    entry, charset = _entry(filename, declared, mime_type, container), _safe_charset(part)
-    source_left = []  # (an HTML source read in part: _text_start)
+    entry = _entry(filename, declared, mime_type, container)
+    _read_text_pieces(entry, lambda: transfer_encoding.decoded_pieces(part),
+                      _safe_charset(part), cap_bytes, lambda: _rest_digested(pieces, digest))
+    return [entry], ""
+
+
+def _read_text_pieces(entry: AttachmentText, pieces: Callable[[], Iterable[bytes]],
+                      charset: str | None, cap_bytes: int, sha256_hex: Callable[[], str]
+                      ) -> None:
+    """Sets the text (and cut) of a text file's `entry` (its mime_type text/*, RTF but)
+    from pieces of its bytes (each call of `pieces` a new iterator from its start), as
+    _file would from its bytes: the text the cap wants is read (_text_start), no more.
+    `sha256_hex`: the SHA-256 of its bytes, asked only for a type the guard reads."""
+    mime_type, source_left = entry.mime_type, []  # (an HTML source read in part)
 
     def text(_) -> Iterable[str]:
-        return _text_start(mime_type, transfer_encoding.decoded_pieces(part), charset,
-                           cap_bytes, source_left)
+        return _text_start(mime_type, pieces(), charset, cap_bytes, source_left)
     if mime_type in GUARDED_TEXT_TYPES:  # (the guard knows a file by its SHA-256)
         entry.text, entry.error, cut = _read_with_library(
-            text, b"", cap_bytes, f"{mime_type};{charset or ''}",
-            _rest_digested(pieces, digest), lambda: bool(source_left))
+            text, b"", cap_bytes, f"{mime_type};{charset or ''}", sha256_hex(),
+            lambda: bool(source_left))
     else:
         entry.text, cut = capped_text(text(None), cap_bytes)
     entry.cut = html_source_cut(cap_bytes) if source_left and cut else \
         cap_cut(cap_bytes) if cut else None
-    return [entry], ""
 
 
 def _text_start(mime_type: str, pieces: Iterable[bytes], charset: str | None,
@@ -1004,17 +1058,49 @@ def _entry(filename: str | None, declared: str, mime_type: str,
                           declared_type=declared if declared != mime_type else None)
 
 
-def _file(filename: str | None, declared: str, data: bytes, cap_bytes: int, nesting: int,
-          budget: containers.ReadBudget, container: str | None,
+def _file(filename: str | None, declared: str, data: _FileData, cap_bytes: int,
+          nesting: int, budget: containers.ReadBudget, container: str | None,
           smime_type: str | None = None, charset: str | None = None
           ) -> tuple[list[AttachmentText], str]:
     """One file, by its type from content (libmagic) where the declaration is generic or
-    wrong: its own entry first, then the entries of the files it contains."""
+    wrong: its own entry first, then the entries of the files it contains. `data`: its
+    bytes, or a uuencoded file found in pieces (_found_block_file reads a large one of a
+    type read for its type or text alone a piece at a time; any other is decoded whole)."""
+    if isinstance(data, uuencode.FoundBlock):
+        read = _found_block_file(filename, declared, data, cap_bytes, container, charset)
+        if read is not None:
+            return read
+        data = data.data()
     mime_type = read_type(declared, filename, data)
     entry = _entry(filename, declared, mime_type, container)
     inner, body = _guarded(entry, lambda: _file_contents(
         entry, data, cap_bytes, nesting, budget, smime_type, charset))
     return [entry, *inner], body
+
+
+def _found_block_file(filename: str | None, declared: str, block: uuencode.FoundBlock,
+                      cap_bytes: int, container: str | None, charset: str | None
+                      ) -> tuple[list[AttachmentText], str] | None:
+    """What _file makes of a large uuencoded file found in pieces (a FoundBlock of
+    LARGE_FILE_BYTES or more), made from its size, SHA-256 and first bytes (found as it was
+    decoded) and, of text (text/*, RTF but), its data decoded again a piece at a time
+    (_read_text_pieces): of a type read for its type and SHA-256 alone (as _large_file
+    reads a large base64 one) or for its text. A 52 MiB file was decoded whole, and copied.
+    None for any other (a container, a document, a message, S/MIME): _file reads its
+    bytes."""
+    if block.size < LARGE_FILE_BYTES or containers.may_be_cms(block.head):
+        return None
+    mime_type = read_type(declared, filename, block.head)
+    is_text = mime_type.startswith("text/") and mime_type not in documents.RTF_TYPES
+    if _reads_content(mime_type) and not is_text:
+        return None
+    entry = _entry(filename, declared, mime_type, container)
+    if is_text:
+        _read_text_pieces(entry, block.pieces, charset, cap_bytes, lambda: block.sha256_hex)
+    else:
+        entry.text, entry.error, _ = _read_with_library(
+            lambda _: [], b"", cap_bytes, f"{mime_type};{charset or ''}", block.sha256_hex)
+    return [entry], ""
 
 
 def _guarded(entry: AttachmentText, read: Callable[[], tuple[list[AttachmentText], str]]

@@ -421,6 +421,21 @@ def decoded_pieces(part: Message) -> Iterator[bytes] | None:
         return map(_decoded_lines, _pieces(held, _QP_CUT, after=True))
     if encoding in uuencode.ENCODINGS:
         return None
+    return _held_pieces(held)
+
+
+def uuencoded_pieces(part: Message) -> Iterator[bytes] | None:
+    """uuencoded_payload(part) a piece (of PIECE_BYTES) at a time, never copied whole, for a
+    payload the parser held (held_bytes); None for any other part. Each call gives a new
+    iterator from the start."""
+    held = held_bytes(part)
+    if held is None or encoding_of(part.get("content-transfer-encoding", "")) \
+            not in uuencode.ENCODINGS:
+        return None
+    return _held_pieces(held)
+
+
+def _held_pieces(held: bytes | memoryview) -> Iterator[bytes]:
     return (bytes(held[at:at + PIECE_BYTES]) for at in range(0, len(held), PIECE_BYTES))
 
 
