@@ -24,6 +24,7 @@ FILE_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENAMETOOLONG, errno
                errno.ELOOP)
 ENVIRONMENT_EXIT_CODE = 2
 USAGE_EXIT_CODE = 2  # argparse's for a command line it refuses
+INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, what a shell reports for a command Ctrl-C ended
 
 # The module that registers each command (its `register(commands)` adds the subcommands, each
 # setting `handler` to a function(args) -> int). Only the module of the command given is
@@ -90,7 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     export), with services.archive.space.OutOfSpace's exit code 75. An OSError naming a
     file the environment got wrong (FILE_ERRNOS) is said so too, with exit 2; a reader of
     stdout gone ends the command quietly, with exit 141. A command line argparse refuses
-    gets its usage and error on stderr, exit 2, and under --json the error on stdout."""
+    gets its usage and error on stderr, exit 2, and under --json the error on stdout.
+    Ctrl-C (SIGINT) ends it with exit 130, the shell's code for it, whenever it comes:
+    while the command's modules load too (nothing done yet), without a traceback."""
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         args = build_parser(argv[0] if argv else None).parse_args(argv)
@@ -99,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         if _asks_json(argv):
             print_json_error(str(exc), USAGE_EXIT_CODE)
         return USAGE_EXIT_CODE
+    except KeyboardInterrupt:  # while the command's modules load: it has done nothing yet
+        return INTERRUPTED_EXIT_CODE
     try:
         code = args.handler(args) or 0
         sys.stdout.flush()  # a reader gone (`| head -1`) is found here, not at exit
@@ -122,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         said = getattr(args, "interrupted", None)
         if said is not None:  # what the command had done when it was interrupted
             said()
-        return 130
+        return INTERRUPTED_EXIT_CODE
 
 
 def _reader_gone() -> int:

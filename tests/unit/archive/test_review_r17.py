@@ -39,12 +39,18 @@ def test_a_tool_fed_on_standard_input_may_take_longer_than_one_look(size):
     assert output == f"{size}\n".encode()
 
 
+# The busy loop ends by itself after four times BLOCKED_S: long enough for the old
+# looks to find the tool blocked for BLOCKED_S and kill it; then the starved reader gets the
+# core and reads the rest at once. (Looping until the read ended took 30-90 s of a core on a
+# loaded CI machine: the reader at SCHED_IDLE crawls while the loop runs.)
 STARVED_TOOL_RUN = """
 import os, subprocess, sys, time
 from services.archive import tools
 tools.BLOCKED_S = 3.0
 busy = subprocess.Popen([sys.executable, "-c",
-                         "import os\\nos.sched_setaffinity(0, {{{core}}})\\nwhile True: pass"])
+                         "import os, time\\nos.sched_setaffinity(0, {{{core}}})\\n"
+                         "end = time.monotonic() + 4 * 3.0\\n"
+                         "while time.monotonic() < end: pass"])
 try:
     time.sleep(0.5)
     os.sched_setaffinity(0, {{{core}}})

@@ -50,3 +50,24 @@ def test_a_command_imports_only_its_group(command, absent):
     loaded = set(json.loads(subprocess.run([sys.executable, "-c", probe], check=True,
                                            capture_output=True, text=True).stdout))
     assert not loaded & set(absent), loaded & set(absent)
+
+
+INTERRUPTED_WHILE_LOADING = """
+import importlib, os, signal
+import services.cli.main as cli
+load = importlib.import_module
+def load_interrupted(name, *args):
+    if name.startswith("services.cli."):  # the command's group: as Ctrl-C in its imports
+        os.kill(os.getpid(), signal.SIGINT)
+    return load(name, *args)
+importlib.import_module = load_interrupted
+raise SystemExit(cli.main(["search", "anything", "--data", "unused"]))
+"""
+
+
+def test_ctrl_c_while_the_commands_modules_load_exits_130_without_a_traceback():
+    """A loaded machine can take seconds to import a command's modules (a review's SIGINT
+    0.8 s after `archiver import` started landed there): exit 130, as a Ctrl-C anywhere."""
+    run = subprocess.run([sys.executable, "-c", INTERRUPTED_WHILE_LOADING],
+                         capture_output=True, text=True, timeout=60)
+    assert (run.returncode, run.stderr) == (130, "")
