@@ -2219,9 +2219,12 @@ class _Worker:
 
 def _serve(connection, cap_bytes: int, memory_mb: int) -> None:
     """An extraction worker's life: _serve_messages(), then its PDF text server ended and
-    waited for (so its CPU is counted as the worker's children's)."""
+    waited for (so its CPU is counted as the worker's children's). It ends quietly when the
+    process that sent it work is killed (its end of the pipe reset), not with a traceback."""
     try:
         _serve_messages(connection, cap_bytes, memory_mb)
+    except (ConnectionResetError, BrokenPipeError):
+        pass  # whoever sent the work is gone (killed): there is no one to answer
     finally:
         pdf_text_server.stop()
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -181,3 +182,43 @@ def test_ctrl_c_while_storing_prints_what_was_stored_and_indexed(tmp_path, archi
     assert f"import interrupted: {said['imported']} messages stored" in err
     archiver("import", "--data", data, "--json", source, check=0)
     assert stats(archiver, data)["stored"] == 3000
+
+
+def descendants(pid: int) -> set[int]:
+    """The pids of the processes below pid (from /proc's children lists)."""
+    found, todo = set(), [pid]
+    while todo:
+        parent = todo.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            try:
+                children = (task / "children").read_text().split()
+            except OSError:
+                continue
+            for child in map(int, children):
+                if child not in found:
+                    found.add(child)
+                    todo.append(child)
+    return found
+
+
+def test_kill_9_of_an_import_ends_its_workers_without_a_traceback(tmp_path):
+    """SIGKILL of the import while its extraction workers wait for work: each worker met
+    its pipe reset and printed a ConnectionResetError traceback on the terminal. They end
+    quietly now, and none is left running."""
+    source = make_maildir(tmp_path / "Maildir", 3000)
+    data = tmp_path / "data"
+    with open(tmp_path / "import.err", "w+") as err:
+        process = subprocess.Popen([str(ARCHIVER), "import", "--data", str(data), str(source)],
+                                   stdout=subprocess.DEVNULL, stderr=err)
+        # The fork server and a worker at least, once a first batch is being indexed.
+        wait_until(lambda: len(descendants(process.pid)) >= 2 and re.search(
+                   r"indexing [1-9]\d*/", (tmp_path / "import.err").read_text()),
+                   timeout=120, what="the workers reading", interval=0.02)
+        workers = descendants(process.pid)
+        process.kill()
+        process.wait(60)
+        wait_until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in workers),
+                   timeout=60, what="the workers to end")
+        err.seek(0)
+        said = err.read()
+    assert "Traceback" not in said, said[-3000:]
