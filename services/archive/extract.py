@@ -35,6 +35,7 @@ import multiprocessing.forkserver
 import multiprocessing.reduction
 import re
 import resource
+import signal
 import struct
 import time
 import warnings
@@ -2220,7 +2221,11 @@ class _Worker:
 def _serve(connection, cap_bytes: int, memory_mb: int) -> None:
     """An extraction worker's life: _serve_messages(), then its PDF text server ended and
     waited for (so its CPU is counted as the worker's children's). It ends quietly when the
-    process that sent it work is killed (its end of the pipe reset), not with a traceback."""
+    process that sent it work is killed (its end of the pipe reset), not with a traceback,
+    and ignores SIGINT (its process group's Ctrl-C: whoever started it stops it)."""
+    # Ctrl-C at a terminal signals the whole process group: the importer or indexer that
+    # started this worker stops it; a KeyboardInterrupt here would only print a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         _serve_messages(connection, cap_bytes, memory_mb)
     except (ConnectionResetError, BrokenPipeError):

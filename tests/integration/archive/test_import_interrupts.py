@@ -3,6 +3,7 @@ interrupted or another import holds the index: it exits as it should (130 on Ctr
 an abort or a hang) and leaves nothing stored unindexed. Found by a reviewer; each test
 failed on the first version of the change."""
 import json
+import os
 import re
 import mailbox
 import signal
@@ -219,6 +220,26 @@ def test_kill_9_of_an_import_ends_its_workers_without_a_traceback(tmp_path):
         process.wait(60)
         wait_until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in workers),
                    timeout=60, what="the workers to end")
+        err.seek(0)
+        said = err.read()
+    assert "Traceback" not in said, said[-3000:]
+
+
+def test_ctrl_c_at_a_terminal_ends_the_import_130_without_worker_tracebacks(tmp_path):
+    """Ctrl-C at a terminal signals the whole foreground process group: the extraction
+    workers got SIGINT too and each printed a KeyboardInterrupt traceback beside the
+    import's own "interrupted" line (review rv59 N1). The import stops its workers itself."""
+    source = make_maildir(tmp_path / "Maildir", 3000)
+    data = tmp_path / "data"
+    with open(tmp_path / "import.err", "w+") as err:
+        process = subprocess.Popen([str(ARCHIVER), "import", "--data", str(data), str(source)],
+                                   stdout=subprocess.DEVNULL, stderr=err, start_new_session=True,
+                                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        wait_until(lambda: len(descendants(process.pid)) >= 2 and re.search(
+                   r"indexing [1-9]\d*/", (tmp_path / "import.err").read_text()),
+                   timeout=120, what="the workers reading", interval=0.02)
+        os.killpg(process.pid, signal.SIGINT)
+        assert process.wait(120) == 130
         err.seek(0)
         said = err.read()
     assert "Traceback" not in said, said[-3000:]
