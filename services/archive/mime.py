@@ -342,11 +342,10 @@ def parse_message(raw: bytes | list[bytes], spans: list | None = None,
     and more), and the rest is freed before the parse (a worker held a message of 20,000
     parts beside its cut copy: 84 MiB more, #20); else `raw` itself."""
     given = raw if isinstance(raw, list) else None
-    if given is not None:
-        raw = given.pop()
-    parts, unparsed = mime_parts.bounded(raw)
-    if given is not None:
-        given.append(raw if parts is raw else _charset_prefix(raw))
+    if given is None:
+        parts, unparsed = mime_parts.bounded(raw)
+    else:
+        parts, unparsed = _bounded_letting_go(given)
         raw = given[-1]
     parsed = header_blocks.bounded(parts)
     if parsed is not parts:  # a block cut: its parts counted again, as the parser gets it
@@ -364,6 +363,24 @@ def parse_message(raw: bytes | list[bytes], spans: list | None = None,
     if unparsed:
         message.defects.append(mime_parts.PartsNotParsed(unparsed))
     return _declaring(message, raw)
+
+
+def _bounded_letting_go(given: list[bytes]) -> tuple[bytes, int]:
+    """mime_parts.bounded of the message `given` holds alone, which it takes from it: when
+    cut, the list gets back its start (_charset_prefix), and the message is let go before
+    its cut is joined when mime_parts can spill it (_Pieces.spill); else the message is
+    given back as it is."""
+    raw = given.pop()
+    pieces, unparsed = mime_parts.bounded_pieces(raw)
+    if pieces is raw:
+        given.append(raw)
+        return raw, unparsed
+    given.append(_charset_prefix(raw))
+    if isinstance(pieces, bytes):
+        return pieces, unparsed
+    pieces.spill()
+    del raw  # (spilled, the map holds it; else the pieces still do)
+    return pieces.joined(), unparsed
 
 
 def _parsed(parsed: bytes, spans: list | None = None, held: bool = False) -> Message:
