@@ -215,14 +215,23 @@ class _Pieces:
         """Moves `raw` into an unlinked temporary file, held mapped (its pages in memory
         only while joined() copies them), when it is SPILL_BYTES or more and its ranges
         are the pieces; True if so: the caller's reference to `raw` is then the last that
-        keeps it (let it go before joined()). Raises OSError (the file), MemoryError."""
+        keeps it (let it go before joined()). A file that cannot be written (a full disk)
+        is no spill: joined() copies from `raw` as it would. Raises MemoryError."""
         if len(self.raw) < SPILL_BYTES or \
                 any(isinstance(piece, memoryview) for piece in self.pieces):
             return False
-        self.spilled = tempfile.TemporaryFile(prefix="archiver-cut-")
-        self.spilled.write(self.raw)
-        self.spilled.flush()
-        self.raw = mmap.mmap(self.spilled.fileno(), 0, prot=mmap.PROT_READ)
+        try:
+            spilled = tempfile.TemporaryFile(prefix="archiver-cut-")
+        except OSError:
+            return False
+        try:
+            spilled.write(self.raw)
+            spilled.flush()
+            self.raw = mmap.mmap(spilled.fileno(), 0, prot=mmap.PROT_READ)
+        except OSError:
+            spilled.close()
+            return False
+        self.spilled = spilled
         return True
 
     def joined(self) -> bytes:

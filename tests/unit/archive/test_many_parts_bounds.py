@@ -171,3 +171,17 @@ def test_the_short_pieces_of_a_cut_are_copied_together(monkeypatch):
     assert len(pieces.pieces) <= 2
     cut = pieces.joined()
     assert cut.count(b"--B\r\n") == 50 and cut.count(b"x\r\n") == 5000
+
+
+def test_a_cut_that_cannot_be_spilled_is_joined_from_the_message(monkeypatch):
+    monkeypatch.setattr(mime_parts, "MAX_PARTS", 50)
+    raw = many_parts(400)
+    expected, _ = mime_parts.bounded(raw)
+    pieces, _ = mime_parts.bounded_pieces(raw)
+    monkeypatch.setattr(mime_parts, "SPILL_BYTES", 0)
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(mime_parts.tempfile, "TemporaryFile", full_disk)
+    assert not pieces.spill() and pieces.joined() == expected
