@@ -131,6 +131,10 @@ UNTIDIED_HELD_CHARACTERS = 64 * 1024
 # each start tag left open (a 55 MiB alt="..." took a worker to 237 MB beside the message,
 # 11 million <div> to 252 MB and 27 s); read so far, they are 8 MiB on the model 450.
 HTML_SOURCE_FACTOR = 8
+# HTML text of a message's body held for the index, in read_text_bytes of its cap
+# (_HtmlTexts): with no plain text the index takes the first cap of it; beside a plain-text
+# alternative, the words the HTML alone has, which a few caps of it hold for any real mail.
+HTML_HELD_FACTOR = 4
 # Bytes a pattern _found_in_pieces looks for may match at most (PGP_ARMOR is 27).
 FOUND_SPAN = 64
 # Characters of HTML text a _TidiedText holds untidied at most (and one write's more).
@@ -274,11 +278,14 @@ class Parsed:
     cut: str | None = None
 
 
-def parse(raw: bytes) -> Parsed | None:
+def parse(raw: bytes | list[bytes]) -> Parsed | None:
     """The Parsed of a raw message, or None when its MIME structure is nested too deeply
-    (fallback(raw, NESTED_TOO_DEEPLY) reads it then, as extract() does). Raises only
-    MemoryError."""
-    message = mime.parse_message(raw, held=True)
+    (fallback(raw, NESTED_TOO_DEEPLY) reads it then, as extract() does). `raw` may be a
+    list holding it alone, as mime.parse_message takes it (the list then holds what is
+    left of it: what the summary and a fallback read). Raises only MemoryError."""
+    given = raw if isinstance(raw, list) else [raw]
+    message = mime.parse_message(given, held=True)
+    raw = given[0]
     if any(isinstance(defect, mime.NestingTooDeep) for defect in message.defects):
         return None
     summary, cut = within_index_limits(mime.summarize_parsed(message, raw))
@@ -370,6 +377,13 @@ class UnreadText:
     words: bool = False
     pgp_armor: bool = False
     parts: int = 0  # text parts read in part
+
+    def count_apart(self, text: str) -> None:
+        """Count `text`, the whole text of a part of the body not held (past what the body
+        holds of its kind) and not of a plain text read in part (`parts` stays)."""
+        self.utf8_bytes += _utf8_len(text)
+        self.words = self.words or words_past(text, 0)
+        self.pgp_armor = self.pgp_armor or PGP_ARMOR in text
 
     def count(self, pieces: Iterable[str], before: str) -> None:
         """Count `pieces`, the text that goes on from `before` (an armor line may span)."""
@@ -483,14 +497,14 @@ def _body_and_attachments(message: Message, cap_bytes: int, nesting: int,
     part the text the cap needs (of BODY_TEXT_LIMIT with none: read_text_bytes) is read, the
     rest counted into budget.unread_text (UnreadText)."""
     budget = budget or _message_budget(cap_bytes)
-    text_bytes = read_text_bytes(cap_bytes or BODY_TEXT_LIMIT)
     parts_in_part_before = budget.unread_text.parts
-    plain, attachments, statuses = [], [], set()  # statuses: where in plain
+    plain = _PlainTexts(read_text_bytes(cap_bytes or BODY_TEXT_LIMIT))
+    attachments, statuses = [], set()  # statuses: where in plain.texts
     html = _HtmlTexts(cap_bytes or BODY_TEXT_LIMIT, budget.unread_text)
     pgp_encrypted = _parts_of_multipart_encrypted(message)
     for part in mime.message_parts(message):
         if _mime_type(part) in REPORT_TYPES:  # text of the body, still an attachment
-            statuses.add(len(plain))          # (of no text) as it always was
+            statuses.add(len(plain.texts))    # (of no text) as it always was
             plain.append(report_text(part))
         if _is_container(part, message):
             continue
@@ -507,14 +521,41 @@ def _body_and_attachments(message: Message, cap_bytes: int, nesting: int,
             html.read(part)
         else:
             text, files = _text_part(part, budget if read_attachments else None,
-                                     text_bytes, budget.unread_text)
+                                     plain.text_bytes, budget.unread_text, plain.has_room())
             plain.append(text)
             entries, bodies = _uuencoded_files(files, cap_bytes, nesting, budget, container)
             attachments += entries
-            plain += bodies
+            plain.extend(bodies)
     read_whole = budget.unread_text.parts == parts_in_part_before
-    return _body_with_html(plain, statuses, html, read_whole, budget.unread_text.words), \
-        attachments
+    return _body_with_html(plain.texts, statuses, html, read_whole,
+                           budget.unread_text.words), attachments
+
+
+class _PlainTexts:
+    """The plain texts of a message's body (its text parts', its reports' fields, its
+    attachments' that are body text), in order, and how much of the message's text they
+    still have room for: `text_bytes` of UTF-8 in all (read_text_bytes of the cap: the
+    index takes a body's first cap bytes, so a text part past them is counted, not read:
+    _text_part not kept). Held whole, 20,000 text parts of 84 MiB were their text, and
+    that joined, beside the message in one worker (#20: 297 MB)."""
+
+    def __init__(self, text_bytes: int):
+        self.texts: list[str] = []
+        self.text_bytes = text_bytes
+        self.used = 0  # UTF-8 bytes of texts, with the line break that joins each to the next
+
+    def append(self, text: str) -> None:
+        self.texts.append(text)
+        self.used += _utf8_len(text) + 1
+
+    def extend(self, texts: list[str]) -> None:
+        for text in texts:
+            self.append(text)
+
+    def has_room(self) -> bool:
+        """Whether the next text part's text is kept (else it is counted: _text_part). The
+        last one kept may take the texts past text_bytes, by its text_bytes at most."""
+        return self.used < self.text_bytes
 
 
 def _body_with_html(plain: list[str], statuses: set[int], html: _HtmlTexts,
@@ -547,24 +588,32 @@ class _HtmlTexts:
     only its words are, and tidying changes no word (it turns runs of whitespace, never a
     word character, into one space or line break). Untidied texts are held up to
     UNTIDIED_HELD_CHARACTERS in all; past that each is tidied at once, as before (a message
-    of many parts of megabytes of whitespace must fit a worker's memory limit)."""
+    of many parts of megabytes of whitespace must fit a worker's memory limit). Tidied
+    texts are held up to HTML_HELD_FACTOR times read_text_bytes(cap_bytes) characters; the
+    parts past that are read and counted into `unread` (their words make the body partly
+    indexed), not held: 10,000 HTML parts of 4 KiB each were all held, with their plain
+    alternatives, in one worker (#20)."""
 
     def __init__(self, cap_bytes: int = BODY_TEXT_LIMIT, unread: UnreadText | None = None):
         self.texts: list[str] = []
         self.tidied = bytearray()  # 1 where texts holds the part's text tidied (a byte a part)
         self.untidied_characters = 0  # held untidied
+        self.tidied_characters = 0  # held tidied
+        self.held_limit = HTML_HELD_FACTOR * read_text_bytes(cap_bytes)
         self.cap_bytes, self.unread = cap_bytes, unread or UnreadText()
 
     def read(self, part: Message) -> None:
         large = _large_html_part(part, self.cap_bytes, self.unread)
-        if large is not None:
-            self.texts.append(large)
-            self.tidied.append(True)
+        text = large if large is not None else \
+            _html_layout(_part_bytes(part), _safe_charset(part))
+        tidied = large is not None \
+            or self.untidied_characters + len(text) > UNTIDIED_HELD_CHARACTERS
+        if self.tidied_characters >= self.held_limit:
+            self.unread.count_apart(text if tidied else _tidy_whitespace(text))
             return
-        text = _html_layout(_part_bytes(part), _safe_charset(part))
-        tidied = self.untidied_characters + len(text) > UNTIDIED_HELD_CHARACTERS
         if tidied:
-            text = _tidy_whitespace(text)
+            text = text if large is not None else _tidy_whitespace(text)
+            self.tidied_characters += len(text)
         else:
             self.untidied_characters += len(text)
         self.texts.append(text)
@@ -614,22 +663,25 @@ def _take_attachment(part: Message, budget: containers.ReadBudget) -> bool:
 
 
 def _text_part(part: Message, budget: containers.ReadBudget | None, text_bytes: int,
-               unread: UnreadText) -> tuple[str, list[tuple[str | None, _FileData]]]:
+               unread: UnreadText, kept: bool = True
+               ) -> tuple[str, list[tuple[str | None, _FileData]]]:
     """A part of body text (mime.is_body_text): its text, and the uuencoded files in it
     (mime.body_text_split; of a large part, uuencode.split_pieces: _large_text_part), each
     (name, data), as many as `budget` lets the message read (the rest are counted as
     passed; None: none are read), their encoded lines out of the text. A part whose
     transfer encoding is x-uuencode is read so too. Its text is its start, text_bytes of
-    UTF-8 (charsets.decode_document_start), the rest counted into `unread`."""
+    UTF-8 (charsets.decode_document_start), the rest counted into `unread`; not `kept`, its
+    text is "", all of it counted (read as it would be, so that what is counted is the same
+    text)."""
     charset = _safe_charset(part)
     keep = max(0, budget.attachments) if budget is not None else 0
-    large = _large_text_part(part, charset, text_bytes, unread, keep)
+    large = _large_text_part(part, charset, text_bytes, unread, keep, kept)
     if large is not None:
         text, found = large
     else:
         found = mime.body_text_split(part, keep, view=True)
         text, rest = charsets.decode_document_start(found.text, charset, text_bytes)
-        unread.count(rest, text)
+        text = _start_kept(text, rest, kept, unread)
         # An armor line is ASCII: in bytes the start's codec misreads (review r22 F3: a
         # start shaped as UTF-32, the rest not) it is still one.
         unread.pgp_armor = unread.pgp_armor or \
@@ -651,7 +703,7 @@ def _file_data(file: uuencode.File | uuencode.FoundBlock) -> _FileData:
 
 
 def _large_text_part(part: Message, charset: str | None, text_bytes: int,
-                     unread: UnreadText, keep: int
+                     unread: UnreadText, keep: int, kept: bool = True
                      ) -> tuple[str, uuencode.PiecesSplit] | None:
     """_text_part of a large part of body text (a held payload of LARGE_FILE_BYTES or more,
     base64, quoted-printable, x-uuencode or of no transfer encoding): (its text, its
@@ -674,7 +726,7 @@ def _large_text_part(part: Message, charset: str | None, text_bytes: int,
     if found.taken:
         armor = _found_in_pieces(text_source(), (_PGP_ARMOR_BYTES,))[0]
     text, rest = charsets.decode_document_pieces(text_source(), charset, text_bytes)
-    unread.count(rest, text)
+    text = _start_kept(text, rest, kept, unread)
     unread.pgp_armor = unread.pgp_armor or armor  # (see _text_part)
     return text, found
 
@@ -703,6 +755,17 @@ def _attachment_split(part: Message, keep: int
     if source is None or transfer_encoding.uuencoded_pieces(part) is None:
         return mime.attachment_split(part, keep)
     return uuencode.split_pieces(source, 1 + max(0, keep), filetypes.SNIFF_BYTES)
+
+
+def _start_kept(start: str, rest: Iterator[str], kept: bool, unread: UnreadText) -> str:
+    """The text a part of body text gives: `start`, the text of its first bytes, `rest`
+    counted into `unread`; not `kept` (the body's earlier parts hold all the index takes:
+    _PlainTexts) "", its start counted too."""
+    if kept:
+        unread.count(rest, start)
+        return start
+    unread.count(itertools.chain([start], rest), "")
+    return ""
 
 
 def _found_in_pieces(pieces: Iterable[bytes], patterns: tuple[re.Pattern, ...]
@@ -2303,10 +2366,12 @@ def _read_message(mode: str, received: list[bytes], reason: str | None, cap_byte
         return readings.decode(data, cap_bytes)
     if mode == FALLBACK:
         return fallback(data, reason)
-    parsed = parse(data)
+    given = [data]
+    del data  # (the parse frees what it need not keep of it: mime.parse_message)
+    parsed = parse(given)
     if parsed is None:
-        return fallback(data, NESTED_TOO_DEEPLY)
-    del data
+        return fallback(given.pop(), NESTED_TOO_DEEPLY)
+    del given
     return extract_parsed(parsed, cap_bytes, guard)
 
 

@@ -220,6 +220,12 @@ class Parts:
         self.run = None
         return next(self.entries)
 
+    def close(self) -> None:
+        """Ends the walk of its parts where it is: its entries' generator refers back to it,
+        and to the message's lines (a cycle only the collector frees, holding the lines of
+        a walk left part way, #20)."""
+        self.entries = iter(())
+
 
 def _next_start(pending: list) -> tuple[int | None, dict[bytes, list[Parts]]]:
     """Where the first block the walk did not reach starts (None: it reached them all),

@@ -30,10 +30,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import io
+import mmap
 import re
+import tempfile
 from email import errors
 from email.message import Message
-from typing import Iterator
+from typing import BinaryIO, Iterator
 
 from services.archive import header_blocks, mimetree, transfer_encoding, uuencode
 
@@ -62,6 +65,16 @@ REST_TYPE = b"Content-Type: text/plain"
 REST_HEADER = REST_TYPE + b"\r\n\r\n"
 REST_HEADER_BASE64 = REST_TYPE + b"\r\nContent-Transfer-Encoding: base64\r\n\r\n"
 REST_CHUNK = 1 << 20
+# A message of this many bytes or more that parse_message may let go (given alone in a list)
+# is moved into an unlinked temporary file before its cut is written, and read back from
+# its map a REST_CHUNK at a time, each let go once copied (_Pieces.spill): the message and
+# its cut were both held at once, the message's size twice (84 MiB of 20,000 text parts:
+# a worker at 205 MB, #20). Below it, the file's writing costs more than the copy saves.
+SPILL_BYTES = 16 << 20
+# A piece of a cut shorter than this is copied, joined to the short pieces beside it
+# (_Pieces): a range or a view each, the lines between the delimiter lines of 1.6 million
+# tiny parts took 275 to 1,336 MB (#20), where a copy of them is the message's size at most.
+SHORT_PIECE = 1024
 B64_LINE = 1 << 16
 # Matches of a line against an open multipart's boundary, at most, in the parser's work:
 # the feedparser (which parses what the fast parser refuses: a message missing one close
@@ -115,6 +128,13 @@ class PartsNotParsed(errors.MessageDefect):
 
 
 def bounded(raw: bytes, more: int = 0) -> tuple[bytes, int]:
+    """bounded_pieces(raw, more) with its pieces joined: (the bytes for the parser, the
+    count of parts not parsed)."""
+    pieces, count = bounded_pieces(raw, more)
+    return (pieces if isinstance(pieces, bytes) else pieces.joined()), count
+
+
+def bounded_pieces(raw: bytes, more: int = 0) -> tuple[bytes | _Pieces, int]:
     """(`raw` for the parser, the count of parts not parsed): `raw` itself and 0 when the
     parser reads at most MAX_PARTS parts of it, none deeper than MAX_DEPTH (always for a
     message of fewer than MAX_DEPTH lines starting "--" and no delivery status: a
@@ -125,13 +145,17 @@ def bounded(raw: bytes, more: int = 0) -> tuple[bytes, int]:
     status of more blocks than that, with its body one text/plain part. Each delimiter
     line right after another (a part to the parser's work, no part to its tree) counts as
     a part. `more`: parts allowed past MAX_PARTS (the text part of an earlier count's
-    cut, counted again). For parsing only. Never raises but MemoryError."""
+    cut, counted again). Cut, its answer is given as the _Pieces it joins to (ranges of
+    `raw` in part, which _Pieces.spill can let `raw` go before they are joined), or bytes.
+    For parsing only. Never raises but MemoryError."""
     dashes = raw.count(b"\n--") + raw.count(b"\r--")  # (a multipart open: a line each)
     if dashes < MAX_DEPTH and not _names_delivery_status(raw) \
             and _line_checks_within(raw, dashes + 1):
         return raw, 0
     lines = header_blocks.lines_of(raw)
     edits, rest, checks = _unparsed(lines, MAX_PARTS + more)
+    for multipart in rest[1] if rest is not None else ():
+        multipart.close()  # (the walk ends here: what it holds of `lines` is let go)
     if rest is not None and rest[0] == 0:  # the message itself is the delivery status
         return _status_as_text(raw, lines), MAX_PARTS
     if not edits and rest is None:
@@ -139,9 +163,107 @@ def bounded(raw: bytes, more: int = 0) -> tuple[bytes, int]:
     kept = _with_edits(raw, lines, edits, len(raw) if rest is None else rest[0])
     cut = sum(kind.startswith("text") for _, _, kind in edits)
     if rest is None:
-        return bytes(kept), cut
+        return kept, cut
     skipped = _with_rest_as_text(kept, raw, lines, *rest, checks)
-    return bytes(kept), cut + skipped
+    return kept, cut + skipped
+
+
+class _Pieces:
+    """The bytes of bounded_pieces()'s answer, as the pieces they join to: ranges of the
+    message (`raw`) where they are its bytes, views into its lines (header_blocks.lines_of,
+    when not `raw`) or new bytes where they are not; joined() makes them one bytes, written
+    once. A bytearray grown to the message's size and copied into bytes was the message
+    twice beside the message (a message of 20,000 parts of 84 MiB: 254 MB in a worker,
+    #20)."""
+
+    def __init__(self, raw: bytes):
+        self.raw: bytes | mmap.mmap = raw
+        self.pieces: list[bytes | memoryview | tuple[int, int]] = []  # (start, end) of raw
+        self.short = bytearray()  # the short pieces (SHORT_PIECE) after the last in pieces
+        self.spilled: BinaryIO | None = None
+
+    def __iadd__(self, data: bytes | bytearray | memoryview) -> _Pieces:
+        if len(data) < SHORT_PIECE:
+            self.short += data
+        else:  # (a bytearray is copied: its writer may change it after)
+            self._add(bytes(data) if isinstance(data, bytearray) else data)
+        return self
+
+    def take(self, source: bytes, start: int, end: int) -> None:
+        """Adds source[start:end], `source` the message or its lines, not copied unless
+        short (SHORT_PIECE)."""
+        if end - start < SHORT_PIECE:
+            self.short += memoryview(source)[start:max(start, end)]
+        else:
+            self._add((start, end) if source is self.raw else memoryview(source)[start:end])
+
+    def _add(self, piece: bytes | memoryview | tuple[int, int]) -> None:
+        if self.short:
+            self.pieces.append(bytes(self.short))
+            self.short = bytearray()
+        self.pieces.append(piece)
+
+    def ends_a_line(self) -> bool:
+        """Whether the bytes so far end with a LF (or are none)."""
+        if self.short or not self.pieces:
+            return self.short[-1:] in (b"\n", b"")
+        last = self.pieces[-1]
+        return (self.raw[last[1] - 1:last[1]] if isinstance(last, tuple) else last[-1:]) \
+            == b"\n"
+
+    def spill(self) -> bool:
+        """Moves `raw` into an unlinked temporary file, held mapped (its pages in memory
+        only while joined() copies them), when it is SPILL_BYTES or more and its ranges
+        are the pieces; True if so: the caller's reference to `raw` is then the last that
+        keeps it (let it go before joined()). A file that cannot be written (a full disk)
+        is no spill: joined() copies from `raw` as it would. Raises MemoryError."""
+        if len(self.raw) < SPILL_BYTES or \
+                any(isinstance(piece, memoryview) for piece in self.pieces):
+            return False
+        try:
+            spilled = tempfile.TemporaryFile(prefix="archiver-cut-")
+        except OSError:
+            return False
+        try:
+            spilled.write(self.raw)
+            spilled.flush()
+            self.raw = mmap.mmap(spilled.fileno(), 0, prot=mmap.PROT_READ)
+        except OSError:
+            spilled.close()
+            return False
+        self.spilled = spilled
+        return True
+
+    def joined(self) -> bytes:
+        """The pieces as one bytes; the pieces and `raw` are let go. From a spilled `raw`,
+        each REST_CHUNK of its map copied is given back (madvise) before the next is read:
+        the map and the answer are never held whole at once."""
+        self._add(b"")  # (the short pieces left)
+        pieces, self.pieces = self.pieces, []
+        if self.spilled is None:
+            joined = b"".join(memoryview(self.raw)[piece[0]:piece[1]]
+                              if isinstance(piece, tuple) else piece for piece in pieces)
+            self.raw = b""
+            return joined
+        out = io.BytesIO()  # (its getvalue() is its buffer, not a copy)
+        for piece in pieces:
+            if isinstance(piece, tuple):
+                self._copy_spilled(out, *piece)
+            else:
+                out.write(piece)
+        self.raw.close()
+        self.spilled.close()
+        self.raw, self.spilled = b"", None
+        return out.getvalue()
+
+    def _copy_spilled(self, out: io.BytesIO, start: int, end: int) -> None:
+        """Writes raw[start:end] of the spilled map to `out`, REST_CHUNK at a time, each
+        range of whole pages read given back."""
+        for at in range(start, end, REST_CHUNK):
+            upto = min(end, at + REST_CHUNK)
+            out.write(self.raw[at:upto])
+            first = at - at % mmap.PAGESIZE
+            self.raw.madvise(mmap.MADV_DONTNEED, first, upto - first)
 
 
 def _names_delivery_status(raw: bytes) -> bool:
@@ -313,7 +435,7 @@ def _long_dash_bytes(lines: bytes, start: int, end: int) -> int:
 
 
 def _with_edits(raw: bytes, lines: bytes, edits: list[tuple[int, int, str]],
-               until: int) -> bytearray:
+               until: int) -> _Pieces:
     """`raw` up to `until` with each region of `edits` ((start, end, kind), in order, before
     `until`): "text", a part made a text/plain part of its lines, "text64", of them in
     base64 (_add_text_part; taken from `lines`: a lone CR there is a LF, the same text); "message", a multipart (the message itself) of no parts whose header is kept, saying
@@ -321,12 +443,12 @@ def _with_edits(raw: bytes, lines: bytes, edits: list[tuple[int, int, str]],
     given on a few lines (_add_line_free_body); "drop", a preamble or epilogue left out.
     Their regions hold no delimiter line of an enclosing multipart: the walk ends a part
     at the first."""
-    kept, done, view = bytearray(), 0, memoryview(raw)
+    kept, done = _Pieces(raw), 0
     for start, end, kind in edits:
-        kept += view[done:start]
+        kept.take(raw, done, start)
         if kind == "text":
             kept += REST_HEADER
-            kept += memoryview(lines)[start:end]
+            kept.take(lines, start, end)
         elif kind == "text64":
             _add_text_part(kept, memoryview(lines)[start:end])
         elif kind == "body":
@@ -334,11 +456,11 @@ def _with_edits(raw: bytes, lines: bytes, edits: list[tuple[int, int, str]],
         elif kind == "message":
             _add_line_free_body(kept, raw, lines, start, end, as_text=True)
         done = end
-    kept += view[done:until]
+    kept.take(raw, done, until)
     return kept
 
 
-def _add_text_part(kept: bytearray, text) -> None:
+def _add_text_part(kept: _Pieces, text) -> None:
     """Adds to `kept` a text/plain part of `text` (bytes up to a delimiter line: its last
     line end is the delimiter's), its body `text` in base64 (REST_HEADER, B64_LINE)."""
     if text[-2:] == b"\r\n":
@@ -349,7 +471,7 @@ def _add_text_part(kept: bytearray, text) -> None:
     _add_base64_lines(kept, text)
 
 
-def _add_line_free_body(kept: bytearray, raw: bytes, lines: bytes, start: int,
+def _add_line_free_body(kept: _Pieces, raw: bytes, lines: bytes, start: int,
                         end: int, as_text: bool = False) -> None:
     """Adds to `kept` the body part from `start` to `end` (up to a delimiter line) with its
     body in base64 on lines of B64_LINE characters: its header block as it is but its Content-Transfer-Encoding
@@ -418,7 +540,7 @@ def _restore(part: Message) -> None:
     part.set_payload(lines.decode("ascii", "surrogateescape"))
 
 
-def _add_base64_lines(kept: bytearray, data) -> None:
+def _add_base64_lines(kept: _Pieces, data) -> None:
     """Adds to `kept` `data` in base64, lines of B64_LINE characters (each ended)."""
     step = B64_LINE // 4 * 3
     for start in range(0, len(data), step):
@@ -439,7 +561,7 @@ def _status_as_text(raw: bytes, lines: bytes) -> bytes:
     return raw[:found[0]] + REST_TYPE + raw[found[1]:]
 
 
-def _with_rest_as_text(kept: bytearray, raw: bytes, lines: bytes, start: int,
+def _with_rest_as_text(kept: _Pieces, raw: bytes, lines: bytes, start: int,
                        open_parts: list, checks: int = 0) -> int:
     """Adds to `kept` (`raw` up to `start`) the rest from `start`, where the first part
     past MAX_PARTS starts: a text/plain part of the text from there to the outermost open
@@ -457,7 +579,7 @@ def _with_rest_as_text(kept: bytearray, raw: bytes, lines: bytes, start: int,
     text.close()
     for multipart in reversed(open_parts[1:] if closed else open_parts):
         kept += multipart.delimiter + b"--\r\n"
-    kept += memoryview(raw)[end:]
+    kept.take(raw, end, len(raw))
     return skipped
 
 
@@ -465,15 +587,15 @@ class _PlainText:
     """A text/plain part added to `kept` (REST_HEADER) whose body is the bytes written to
     it as they are; close() ends its last line."""
 
-    def __init__(self, kept: bytearray):
+    def __init__(self, kept: _Pieces):
         self.kept = kept
         kept += REST_HEADER
 
-    def write(self, data) -> None:
-        self.kept += data
+    def write(self, lines: bytes, start: int, end: int) -> None:
+        self.kept.take(lines, start, end)
 
     def close(self) -> None:
-        if self.kept[-1:] != b"\n":
+        if not self.kept.ends_a_line():
             self.kept += b"\r\n"
 
 
@@ -483,12 +605,12 @@ class _Base64Text:
     held whole beside it: as big as the message); close() leaves out the last line end
     written (the delimiter's) and ends it."""
 
-    def __init__(self, kept: bytearray):
+    def __init__(self, kept: _Pieces):
         self.kept, self.pending = kept, bytearray()
         kept += REST_HEADER_BASE64
 
-    def write(self, data) -> None:
-        self.pending += data
+    def write(self, lines: bytes, start: int, end: int) -> None:
+        self.pending += memoryview(lines)[start:end]
         step = B64_LINE // 4 * 3
         if len(self.pending) > step + 2:  # (the last two bytes may be the line end left out)
             whole = (len(self.pending) - 2) // step * step
@@ -507,23 +629,27 @@ class _Base64Text:
 def _without_delimiter_lines(lines: bytes, start: int, end: int, open_parts: list,
                              kept: _Base64Text) -> int:
     """Writes to `kept` the lines from `start` to `end` but the delimiter lines of
-    `open_parts`, a chunk of about REST_CHUNK bytes at a time (one re.sub over millions
-    of delimiter lines holds a piece for each until it joins them); returns how many of
-    them were not close delimiters."""
+    `open_parts`, the lines between them as views into `lines` (a copy of each chunk and
+    another without its delimiter lines were the rest of the message twice, #20), a chunk
+    of about REST_CHUNK bytes at a time; returns how many of them were not close
+    delimiters."""
     if not open_parts:
         for chunk_start in range(start, end, REST_CHUNK):
-            kept.write(memoryview(lines)[chunk_start:min(end, chunk_start + REST_CHUNK)])
+            kept.write(lines, chunk_start, min(end, chunk_start + REST_CHUNK))
         return 0
     delimiters = [multipart.delimiter for multipart in open_parts]
     any_line, close_line = _delimiter_line(delimiters), _delimiter_line(delimiters, True)
     count = 0
     while start < end:
         chunk_end = lines.find(b"\n", min(end, start + REST_CHUNK) - 1, end) + 1 or end
-        chunk = lines[start:chunk_end]
-        closes = len(close_line.findall(chunk))
-        chunk, found = any_line.subn(b"", chunk)
-        kept.write(chunk)
-        count += found - closes
+        written = start  # (chunks start at a line: `pos` then reads as a slice's start)
+        for found in any_line.finditer(lines, start, chunk_end):
+            if found.start() > written:
+                kept.write(lines, written, found.start())
+            written = found.end()
+            count += close_line.match(lines, found.start(), chunk_end) is None
+        if chunk_end > written:
+            kept.write(lines, written, chunk_end)
         start = chunk_end
     return count
 

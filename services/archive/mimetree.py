@@ -50,6 +50,12 @@ ASCII_CHECK_BYTES = 1 << 20
 # An ASCII payload of at least this many bytes that is most of the message (a large base64
 # attachment) is held too, as a view: its str is the message's size again in the worker.
 HELD_ASCII_BYTES = 1 << 20
+# When the payloads together are most of the message, each of at least this many bytes is
+# held as a view, whatever its size (_Parser._viewed): the message is kept for the views
+# anyway, and a str of each was the message again (20,000 text parts of 4 KiB: 84 MiB of
+# str beside the 84 MiB message in a worker, #20). Below it a memoryview (184 bytes) costs
+# more than the copy it saves.
+HELD_SMALL_BYTES = 256
 # A line end followed by a line that may end a delivery-status block's text: a blank line
 # or one starting "--" (a delimiter?); the match ends where that line starts.
 _BLOCK_TEXT_END = re.compile(rb"(?:\r\n|\r(?!\n)|\n)(?=[\r\n]|--)")
@@ -209,8 +215,9 @@ class _Parser:
         self.blank_ends = False  # in a delivery-status block: a blank line is an end
         self.payloads: list[Message] = []  # the leaf parts, each holding a _Span
         self.epilogues: list[Message] = []  # the multiparts whose epilogue is a _Span
-        # The payloads of HELD_ASCII_BYTES or more are most of raw together (root() tells)
-        self.large_payloads_most = False
+        # The payloads of HELD_ASCII_BYTES or more are most of raw together; all of them
+        # (of HELD_SMALL_BYTES or more) are (root() tells both)
+        self.large_payloads_most = self.payloads_most = False
 
     def root(self) -> Message:
         message, end = self._message(0, None, 0)
@@ -218,9 +225,8 @@ class _Parser:
             raise _Refused("text left over")
         if message.get_content_maintype() == "multipart" and not message.is_multipart():
             self.policy.handle_defect(message, errors.MultipartInvariantViolationDefect())
-        large = sum(span.end - span.start for span in (part._payload for part in self.payloads)
-                    if span.end - span.start >= HELD_ASCII_BYTES)
-        self.large_payloads_most = 2 * large >= self.size
+        self.large_payloads_most = self._most_of_raw(HELD_ASCII_BYTES)
+        self.payloads_most = self._most_of_raw(HELD_SMALL_BYTES)
         for part in self.payloads:
             self._set_payload(part, part._payload)
         for part in self.epilogues:
@@ -229,11 +235,19 @@ class _Parser:
                 self._set_text(part, "epilogue", span.start, span.end)
         return message
 
+    def _most_of_raw(self, least: int) -> bool:
+        """Whether the payloads of `least` bytes or more are most of raw together."""
+        return 2 * sum(length for length in (span.end - span.start for span in
+                                             (part._payload for part in self.payloads))
+                       if length >= least) >= self.size
+
     def _set_payload(self, part: Message, span: _Span) -> None:
         """A leaf's payload: its str; or, when `held`, its bytes if it holds an 8-bit byte,
         and a view into the message if it is ASCII but large and most of the message (a
-        base64 attachment of 73 MiB was a 100 MB str beside the message's 100 MB)."""
+        base64 attachment of 73 MiB was a 100 MB str beside the message's 100 MB) or one of
+        payloads that together are (_viewed_small)."""
         if self.held and (self._held_whole(span.start, span.end)
+                          or self._viewed_small(span.start, span.end)
                           or not self._ascii(span.start, span.end)):
             part.hold_payload(self._held(span.start, span.end))
         else:
@@ -244,14 +258,21 @@ class _Parser:
         (HELD_ASCII_BYTES) and _viewed."""
         return end - start >= HELD_ASCII_BYTES and self._viewed(start, end)
 
+    def _viewed_small(self, start: int, end: int) -> bool:
+        """Whether raw[start:end], a payload, is held as a view because the payloads of
+        HELD_SMALL_BYTES or more are most of raw together, and it is one of them."""
+        return self.payloads_most and end - start >= HELD_SMALL_BYTES
+
     def _viewed(self, start: int, end: int) -> bool:
         """Whether raw[start:end] is held as a view into raw: it is most of raw, or it is
         large and the large payloads are most of raw together (two files of 36 MiB in a
         100 MiB message: raw is kept for their views anyway, where a copy of each would be
-        the message again). Else a copy: a view keeps all of raw."""
+        the message again), or of HELD_SMALL_BYTES or more when such payloads are
+        (_viewed_small). Else a copy: a view keeps all of raw."""
         length = end - start
         return 2 * length >= self.size or (length >= HELD_ASCII_BYTES
-                                           and self.large_payloads_most)
+                                           and self.large_payloads_most) \
+            or self._viewed_small(start, end)
 
     def _set_text(self, part: Message, name: str, start: int, end: int) -> None:
         """raw[start:end] as the preamble or epilogue (`name`) of `part`: its str; or, when
