@@ -55,6 +55,7 @@ def test_a_command_imports_only_its_group(command, absent):
 INTERRUPTED_WHILE_LOADING = """
 import importlib, os, signal
 import services.cli.main as cli
+signal.signal(signal.SIGINT, signal.default_int_handler)  # (a background job ignores it)
 load = importlib.import_module
 def load_interrupted(name, *args):
     if name.startswith("services.cli."):  # the command's group: as Ctrl-C in its imports
