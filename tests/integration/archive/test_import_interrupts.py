@@ -13,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from services.archive.indexer import IndexLock
@@ -185,61 +186,48 @@ def test_ctrl_c_while_storing_prints_what_was_stored_and_indexed(tmp_path, archi
     assert stats(archiver, data)["stored"] == 3000
 
 
+
 def descendants(pid: int) -> set[int]:
-    """The pids of the processes below pid (from /proc's children lists)."""
-    found, todo = set(), [pid]
-    while todo:
-        parent = todo.pop()
-        for task in Path(f"/proc/{parent}/task").glob("*"):
-            try:
-                children = (task / "children").read_text().split()
-            except OSError:
-                continue
-            for child in map(int, children):
-                if child not in found:
-                    found.add(child)
-                    todo.append(child)
-    return found
+    """The pids of the processes below pid."""
+    return {child.pid for child in psutil.Process(pid).children(recursive=True)}
+
+
+def import_with_workers_reading(tmp_path, **popen) -> tuple[subprocess.Popen, Path]:
+    """An import of 3,000 messages started with Popen keywords `popen`, once its fork
+    server and a worker at least run and a first batch is being indexed; and its stderr's
+    file."""
+    source = make_maildir(tmp_path / "Maildir", 3000)
+    said = tmp_path / "import.err"
+    with open(said, "w") as err:
+        process = subprocess.Popen(
+            [str(ARCHIVER), "import", "--data", str(tmp_path / "data"), str(source)],
+            stdout=subprocess.DEVNULL, stderr=err, **popen)
+    wait_until(lambda: len(descendants(process.pid)) >= 2 and re.search(
+               r"indexing [1-9]\d*/", said.read_text()),
+               timeout=120, what="the workers reading", interval=0.02)
+    return process, said
 
 
 def test_kill_9_of_an_import_ends_its_workers_without_a_traceback(tmp_path):
     """SIGKILL of the import while its extraction workers wait for work: each worker met
     its pipe reset and printed a ConnectionResetError traceback on the terminal. They end
     quietly now, and none is left running."""
-    source = make_maildir(tmp_path / "Maildir", 3000)
-    data = tmp_path / "data"
-    with open(tmp_path / "import.err", "w+") as err:
-        process = subprocess.Popen([str(ARCHIVER), "import", "--data", str(data), str(source)],
-                                   stdout=subprocess.DEVNULL, stderr=err)
-        # The fork server and a worker at least, once a first batch is being indexed.
-        wait_until(lambda: len(descendants(process.pid)) >= 2 and re.search(
-                   r"indexing [1-9]\d*/", (tmp_path / "import.err").read_text()),
-                   timeout=120, what="the workers reading", interval=0.02)
-        workers = descendants(process.pid)
-        process.kill()
-        process.wait(60)
-        wait_until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in workers),
-                   timeout=60, what="the workers to end")
-        err.seek(0)
-        said = err.read()
-    assert "Traceback" not in said, said[-3000:]
+    process, said = import_with_workers_reading(tmp_path)
+    workers = descendants(process.pid)
+    process.kill()
+    process.wait(60)
+    wait_until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in workers),
+               timeout=60, what="the workers to end")
+    assert "Traceback" not in said.read_text(), said.read_text()[-3000:]
 
 
 def test_ctrl_c_at_a_terminal_ends_the_import_130_without_worker_tracebacks(tmp_path):
     """Ctrl-C at a terminal signals the whole foreground process group: the extraction
     workers got SIGINT too and each printed a KeyboardInterrupt traceback beside the
     import's own "interrupted" line (review rv59 N1). The import stops its workers itself."""
-    source = make_maildir(tmp_path / "Maildir", 3000)
-    data = tmp_path / "data"
-    with open(tmp_path / "import.err", "w+") as err:
-        process = subprocess.Popen([str(ARCHIVER), "import", "--data", str(data), str(source)],
-                                   stdout=subprocess.DEVNULL, stderr=err, start_new_session=True,
-                                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-        wait_until(lambda: len(descendants(process.pid)) >= 2 and re.search(
-                   r"indexing [1-9]\d*/", (tmp_path / "import.err").read_text()),
-                   timeout=120, what="the workers reading", interval=0.02)
-        os.killpg(process.pid, signal.SIGINT)
-        assert process.wait(120) == 130
-        err.seek(0)
-        said = err.read()
-    assert "Traceback" not in said, said[-3000:]
+    process, said = import_with_workers_reading(
+        tmp_path, start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    os.killpg(process.pid, signal.SIGINT)
+    assert process.wait(120) == 130
+    assert "Traceback" not in said.read_text(), said.read_text()[-3000:]
