@@ -69,9 +69,15 @@ NESTED_TOO_DEEP = (f"not opened: nested deeper than {MAX_NESTED_CONTAINERS} cont
 # Characters of an S/MIME part's smime-type parameter (a sender's text, up to 16 KB) its
 # error says, printable ones only ("encrypted: S/MIME <kind>", recorded and shown).
 SMIME_TYPE_SHOWN = 64
-# All files found inside containers of one message share this many attachment caps of text
-# (a zip of 500 documents must not become 500 caps of index).
-CONTAINER_TEXT_FACTOR = 8
+# The text the index takes from all of one message's attachments together (the files inside
+# containers, forwarded messages and uuencoded files included), in attachment text caps;
+# each one's at most one cap, in the order they are read. One document's text stays in the
+# indexer's memory until its commit: each file a cap of its own, 1,000 attachments of 90 KB
+# took an import on the model 450 to 5.3 GB of distinct words, 358 MB of repeated ones
+# (review rv59). Distinct terms, the costly part (some 500 bytes each), are bounded by the
+# document (index.MAX_DOCUMENT_TERMS); this bounds its positions: on the 450, one-letter
+# words at the body's cap and this one made 138 MB tree Pss, any of the kinds 200-215 MB.
+MESSAGE_ATTACHMENT_TEXT_CAPS = 4
 WORD = re.compile(r"\w+")
 PGP_ARMOR = "-----BEGIN PGP MESSAGE-----"
 _PGP_ARMOR_BYTES = re.compile(re.escape(PGP_ARMOR.encode("ascii")))  # (takes a memoryview)
@@ -399,7 +405,7 @@ class UnreadText:
 
 
 def _message_budget(cap_bytes: int) -> containers.ReadBudget:
-    budget = containers.ReadBudget(text_bytes=CONTAINER_TEXT_FACTOR * cap_bytes)
+    budget = containers.ReadBudget(text_bytes=MESSAGE_ATTACHMENT_TEXT_CAPS * cap_bytes)
     budget.unread_text = UnreadText()
     return budget
 
@@ -898,7 +904,8 @@ def _attachment(part: Message, cap_bytes: int, nesting: int, budget: containers.
     # the part's own (read below, as it always was). The text around its blocks is no
     # body text (it is stored, and the web does not show it either)
     found = _attachment_split(part, budget.attachments)
-    entries, body = _first_file(part, found, cap_bytes, nesting, budget, container)
+    entries, body = _within_text_budget(budget, cap_bytes, lambda: _first_file(
+        part, found, cap_bytes, nesting, budget, container))
     if found is None or not found.files:
         return entries, body
     charset = _safe_charset(part)
@@ -919,8 +926,8 @@ def _uuencoded_files(files: list[tuple[str | None, _FileData]], cap_bytes: int,
     type: (their entries, the body texts they carry, none empty)."""
     entries, bodies = [], []
     for name, data in files:
-        inner, body = _file(name, "application/octet-stream", data, cap_bytes, nesting,
-                            budget, container)
+        inner, body = _within_text_budget(budget, cap_bytes, lambda: _file(
+            name, "application/octet-stream", data, cap_bytes, nesting, budget, container))
         entries += inner
         if body:
             bodies.append(body)
@@ -1391,17 +1398,44 @@ def _member_entries(entry: AttachmentText, members: list[containers.Member], cap
                 "application/octet-stream", member.name), "", member.problem,
                 container=entry.filename, encrypted=member.encrypted))
             continue
-        cap = max(0, min(cap_bytes, budget.text_bytes))
-        entries, _ = _file(member.name, "application/octet-stream", member.content(), cap,
-                           nesting + 1, budget, entry.filename or entry.mime_type)
-        if entries[0].cut and cap < cap_bytes:
-            entries[0].cut = (
-                f"{PARTLY_INDEXED}text cut at {cap} bytes: the files inside this message's "
-                f"containers share {CONTAINER_TEXT_FACTOR} attachment text caps, used up by "
-                "those before it; the rest is not indexed")
-        budget.text_bytes -= len(entries[0].text.encode("utf-8", "replace"))
+        entries, _ = _within_text_budget(budget, cap_bytes, lambda: _file(
+            member.name, "application/octet-stream", member.content(), cap_bytes, nesting + 1,
+            budget, entry.filename or entry.mime_type))
         found += entries
     return found
+
+
+def _within_text_budget(budget: containers.ReadBudget, cap_bytes: int,
+                        read: Callable[[], tuple[list[AttachmentText], str]]
+                        ) -> tuple[list[AttachmentText], str]:
+    """read() of one file, (its entry, then the entries of the files inside it; the body text
+    it carries), its own text then kept within what all of the message's attachments have
+    left (budget.text_bytes: MESSAGE_ATTACHMENT_TEXT_CAPS caps of cap_bytes, spent in the
+    order they are read), and spent. A file is read at its whole cap even so: its text is
+    remembered by its SHA-256 and the cap (AttachmentGuard), so that the same file in
+    another message is not read again."""
+    entries, body = read()
+    entry, left = entries[0], max(0, budget.text_bytes)
+    kept = truncate_on_a_word(entry.text, left)
+    if words_past(entry.text, len(kept)):
+        entry.cut = _shared_cut(entry.cut, len(kept.encode("utf-8")), cap_bytes)
+    entry.text = kept
+    budget.text_bytes -= _utf8_len(kept)
+    return entries, body
+
+
+def _shared_cut(cut: str | None, kept_bytes: int, cap_bytes: int) -> str:
+    """The cut of a file whose text the message's attachments' budget cut at kept_bytes:
+    `cut` (AttachmentText.cut) with what says the cap cut it (cap_cut, html_source_cut)
+    made this."""
+    shared = (f"{PARTLY_INDEXED}text cut at {kept_bytes} bytes: all attachments of a message "
+              f"share {MESSAGE_ATTACHMENT_TEXT_CAPS * cap_bytes} bytes of text "
+              f"({MESSAGE_ATTACHMENT_TEXT_CAPS} x attachment_text_kb), used up by those "
+              "before it; the rest is not indexed")
+    for own in (cap_cut(cap_bytes), html_source_cut(cap_bytes)):
+        if cut and own in cut:
+            return cut.replace(own, shared)
+    return _joined(cut, shared)
 
 
 def opens_nested(nesting: int) -> bool:
@@ -2331,11 +2365,8 @@ def _serve_messages(connection, cap_bytes: int, memory_mb: int) -> None:
             reply = ("failed", f"failed: {type(exc).__name__}: {exc}"[:500])
         del received
         if reply[0] == "ok" and metadata is not None:
-            reading = readings.encode(reply[1], cap_bytes) if mode == EXTRACT else None
-            reply[1].document = _serialised_document(digest, metadata, reply[1])
-            if reply[1].document is not None:
-                reply[1].without_text()  # the document holds it: not sent, not held
-                reply[1].reading = reading
+            reply = ("ok", _with_document(reply[1], digest, metadata, mode == EXTRACT,
+                                          cap_bytes))
         connection.send(reply)
         if reply[0] == "failed":
             return  # a MemoryError can leave a library half-initialised: start afresh
@@ -2394,14 +2425,26 @@ class _PoolGuard(AttachmentGuard):
         self.connection.send(("text", (key, text)))
 
 
-def _serialised_document(digest: str, metadata: dict, content: Extracted) -> bytes | None:
-    """The whole document of a message (services.archive.index), serialised; None when it
-    cannot be built here: the indexer then builds it, or less of it, itself."""
-    from services.archive.index import build_document
+def _with_document(content: Extracted, digest: str, metadata: dict, keep_reading: bool,
+                   cap_bytes: int) -> Extracted:
+    """`content` with its whole document (services.archive.index.build_bounded_document:
+    what that cut to fit is cut in it too) serialised in Extracted.document, its text then
+    dropped (the document holds it: not sent, not held); with `keep_reading` (it was read
+    from the message), its reading too. `content` as it was when the document cannot be
+    built here: the indexer then builds it, or less of it, itself."""
+    from services.archive import readings
+    from services.archive.index import build_bounded_document
     try:
-        return build_document(digest, metadata, content).serialise()
+        document, content = build_bounded_document(digest, metadata, content)
+        serialised = document.serialise()
     except (Exception, MemoryError):  # noqa: BLE001 - the indexer says why, at its level
-        return None
+        return content
+    del document
+    reading = readings.encode(content, cap_bytes) if keep_reading else None
+    content.document = serialised
+    content.without_text()
+    content.reading = reading
+    return content
 
 
 def _limit_memory(memory_mb: int) -> None:

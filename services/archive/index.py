@@ -121,6 +121,17 @@ PARTLY_INDEXED = "partly indexed: "
 # extract cuts a body at the smaller of the two (extract.body_cut, which flags the cut); the
 # slice here bounds any other body handed in (in characters: never fewer than the bytes).
 BODY_TEXT_LIMIT = 4 * 1024 * 1024
+# Distinct terms one message's document holds at most (build_bounded_document): each costs
+# the indexer some 500 bytes until its commit (the document, then Xapian's uncommitted
+# postings), so that a message of 2 MiB of distinct words (a body and attachments at the
+# model 450's caps) took its import 70 MB past the 256 MB bound, its fields and file names
+# at their limits with it (review rv59 D1). Mail's text has far fewer: a megabyte of prose
+# some 20,000. The header fields and file names a message can have (at extract's limits,
+# FILENAME_INDEX_BYTES) stay well inside it; the body's and attachments' text is cut to fit.
+MAX_DOCUMENT_TERMS = 150_000
+# Bytes of UTF-8 of an attachment's name indexed: a file system's longest name (NAME_MAX);
+# a longer one is found by its start (a thousand names of megabytes were a document's most).
+FILENAME_INDEX_BYTES = 255
 
 
 # Terms that say where a document's id (its store number) lies, for index_walk.within on
@@ -197,7 +208,7 @@ def document_at(level: int, digest: str, meta: dict, extracted: Extracted,
     the document is flagged with. Raises whatever building raises."""
     from services.archive.extract import Extracted, unread
     if level == 0:
-        return build_document(digest, meta, extracted), extracted
+        return build_bounded_document(digest, meta, extracted)
     failed = "; ".join([*extracted.failures, reason or "indexing failed"])
     if level == 1:
         content = Extracted(extracted.summary, "", [], failed=failed)
@@ -222,8 +233,18 @@ def schema_version(database: xapian.Database) -> int | None:
     return 1 if database.get_doccount() else None
 
 
-def build_document(digest: str, meta: dict, extracted) -> xapian.Document:
-    """One Xapian document for one stored message and its extracted text."""
+def build_document(digest: str, meta: dict, extracted: Extracted) -> xapian.Document:
+    """One Xapian document for one stored message and its extracted text (Extracted): what
+    build_bounded_document builds."""
+    return build_bounded_document(digest, meta, extracted)[0]
+
+
+def build_bounded_document(digest: str, meta: dict, extracted: Extracted
+                           ) -> tuple[xapian.Document, Extracted]:
+    """One Xapian document for one stored message and its extracted text, and what it holds
+    of that text: `extracted`, or when the body's and attachments' text (added in that
+    order) took it past MAX_DOCUMENT_TERMS distinct terms, a copy of it with those texts
+    cut where the document stopped taking them (each cut flagged PARTLY_INDEXED)."""
     document = xapian.Document()
     terms = DocumentTerms(document)
     summary = _with_stored_headers(extracted.summary, meta)
@@ -234,15 +255,17 @@ def build_document(digest: str, meta: dict, extracted) -> xapian.Document:
         ("from", summary.from_addrs), ("to", summary.to + summary.resent_to + cc),
         ("cc", cc), ("bcc", summary.bcc + summary.resent_bcc + hidden),
         ("subject", [summary.subject]),
-        ("body", [extracted.body[:BODY_TEXT_LIMIT]]),
-        ("attachment", [a.text for a in extracted.attachments]),
-        ("filename", [a.filename for a in extracted.attachments if a.filename]),
+        ("filename", [_name_start(a.filename) for a in extracted.attachments if a.filename]),
     ]
     for name, texts in fields:
         for text in texts:
             _index_text(terms, name, text)
+    body = extracted.body[:BODY_TEXT_LIMIT]
+    kept = [_index_long_text(terms, "body", body)]
+    kept += [_index_long_text(terms, "attachment", a.text) for a in extracted.attachments]
     terms.finish()
-    _add_boolean_terms(document, digest, meta, extracted, summary)
+    as_indexed = _as_indexed(extracted, body, kept)
+    _add_boolean_terms(document, digest, meta, as_indexed, summary)
     date = sent_date(meta)
     document.add_value(SLOT_DATE, xapian.sortable_serialise(date))
     document.add_value(SLOT_SIZE, xapian.sortable_serialise(meta.get("size", 0)))
@@ -255,9 +278,45 @@ def build_document(digest: str, meta: dict, extracted) -> xapian.Document:
         "to": recipients[:SUMMARY_RECIPIENTS], "recipients": len(recipients), "shown": shown,
         "subject": clean(meta.get("subject", "")), "size": meta.get("size", 0),
         "attachments": len(extracted.attachments),
-        "failed": "; ".join(extracted.failures) or None,
+        "failed": "; ".join(as_indexed.failures) or None,
     }))
-    return document
+    return document, as_indexed
+
+
+def _index_long_text(terms: DocumentTerms, name: str, text: str) -> str:
+    """The start of `text` (the body's or an attachment's) the document took, all of it
+    but past MAX_DOCUMENT_TERMS (DocumentTerms.add_long_text)."""
+    if not text:
+        return text
+    added = terms.add_long_text(TEXT_PREFIXES[name], clean(text), MAX_DOCUMENT_TERMS)
+    return text[:added]
+
+
+def _as_indexed(extracted: Extracted, body: str, kept: list[str]) -> Extracted:
+    """`extracted`, or where the document left words of its `body` (its indexed start) or
+    of its attachments' texts out, a copy of it holding `kept` of them (in that order),
+    each such cut flagged."""
+    from services.archive.extract import words_past
+    texts = [body, *(a.text for a in extracted.attachments)]
+    left_out = [words_past(text, len(start)) for text, start in zip(texts, kept)]
+    if not any(left_out):
+        return extracted
+    why = (f"{PARTLY_INDEXED}text cut at {MAX_DOCUMENT_TERMS} distinct terms, the most "
+           "one message's document holds (the body's words first, then the attachments')")
+    attachments = [dataclasses.replace(a, text=start, cut=_joined(a.cut, why)) if cut else a
+                   for a, start, cut in zip(extracted.attachments, kept[1:], left_out[1:])]
+    if left_out[0]:
+        return dataclasses.replace(extracted, body=kept[0], cut=_joined(extracted.cut, why),
+                                   attachments=attachments)
+    return dataclasses.replace(extracted, attachments=attachments)
+
+
+def _joined(cut: str | None, why: str) -> str:
+    return f"{cut}; {why}" if cut else why
+
+
+def _name_start(name: str) -> str:
+    return name.encode("utf-8", "replace")[:FILENAME_INDEX_BYTES].decode("utf-8", "ignore")
 
 
 def sort_key(text: str) -> bytes:

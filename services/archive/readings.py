@@ -99,7 +99,9 @@ READING_VERSION = 11  # 3: raw 8-bit header bytes read in the declared or detect
                      # (extract.truncate_on_a_word, review r19 F2); a summary field's
                      # value read to mime.FIELD_VALUE_LIMIT, at most extract.
                      # SUBJECT_TEXT_LIMIT of Subject, ADDRESS_TEXT_LIMIT and
-                     # INDEX_ADDRESS_LIMIT of addresses, each cut flagged (session 58)
+                     # INDEX_ADDRESS_LIMIT of addresses, each cut flagged (session 58);
+                     # all attachments' text at most extract.MESSAGE_ATTACHMENT_TEXT_CAPS
+                     # caps together (review rv59 D1, session 60)
                      # (10 shipped in a release, 11 not yet: no new number)
 _VERSION = struct.Struct(">H")
 # The checksum makes damage to a kept reading a StaleReading, where it could else decode

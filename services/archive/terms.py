@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Iterator
 from functools import cached_property
 
 import xapian
@@ -26,6 +27,10 @@ from services.archive.words import (MAX_WORD_BYTES, Piece, fold, fold_whole, pie
                                     plain_runs)
 
 FIELD_GAP = 100  # positions between two texts of one field: no phrase spans them
+# Characters of the text between plain runs added at once where it may fill a document
+# (DocumentTerms.add_long_text): CJK makes some two terms a character, so a chunk takes a
+# document past its limit by 8,000 terms at most.
+CHUNK_CHARACTERS = 4096
 ADDRESS_EXACT, ADDRESS_LOCAL, ADDRESS_DOMAIN = "E", "L", "D"
 FILENAME_WHOLE, FILENAME_EXTENSION = "F", "X"
 MAX_TERM_BYTES = 245     # Xapian's limit (glass backend), prefix included
@@ -73,25 +78,67 @@ class DocumentTerms:
             position = self._add_pieces(prefix, pieces(text), position, counted)
             self.unprefixed.update(counted)
         else:
-            position = self._add_long_text(prefix, text, position)
+            position, _ = self._add_long_text(prefix, text, position)
         self.next_position[prefix] = position + FIELD_GAP
 
-    def _add_long_text(self, prefix: str, text: str, position: int) -> int:
-        """add_text() of a long field from `position`; returns the next free position.
+    def add_long_text(self, prefix: str, text: str, max_terms: int) -> int:
+        """add_text() of a long field's text, no unprefixed copy, while the document holds
+        at most `max_terms` distinct terms (those finish() is to add counted): its segments
+        (words.plain_runs, cut at white space) are added until one finds it holding more.
+        Returns how many characters of `text` were added: all, or those before that
+        segment (it ends at white space, or at the text's end)."""
+        position = self.next_position.get(prefix, 1)
+        position, added = self._add_long_text(prefix, text, position, max_terms)
+        self.next_position[prefix] = position + FIELD_GAP
+        return added
+
+    def _add_long_text(self, prefix: str, text: str, position: int,
+                       max_terms: int | None = None) -> tuple[int, int]:
+        """add_text() of a long field from `position` (add_long_text's limit with
+        `max_terms`); returns the next free position and the characters added.
         Runs of plain ASCII words (most of mail's text) go to Xapian's TermGenerator, which
         makes the very postings pieces() would (words.plain_runs; equal in tests) in C++:
         a posting from Python cost some 1.5 us, half a worker's time building a document.
         Measured (review 177): mail's prose takes half the time or less; text whose words
         are a third or more of other kinds (codes, dates, numbers) up to 1.3x as long, each
         switch between a run and the rest costing a few calls."""
+        added = 0
         for plain, segment in plain_runs(text):
+            if max_terms is not None and self.terms_held() > max_terms:
+                break
             if plain:
                 self._generator.set_termpos(position - 1)  # it counts from the next one
                 self._generator.index_text(segment, 1, prefix)
                 position = self._generator.get_termpos() + 1
-            else:
+            elif max_terms is None or self.terms_held() + 2 * len(segment) <= max_terms:
                 position = self._add_pieces(prefix, pieces(segment), position)
-        return position
+            else:  # it may fill the document: a chunk at a time (CJK without spaces, say)
+                position, taken = self._add_chunks(prefix, segment, position, max_terms)
+                added += taken
+                if taken < len(segment):
+                    break
+                continue
+            added += len(segment)
+        return position, added
+
+    def _add_chunks(self, prefix: str, segment: str, position: int, max_terms: int
+                    ) -> tuple[int, int]:
+        """The pieces of `segment` (text between plain runs) from `position`, added a chunk
+        of it at a time (_chunks) while the document holds at most `max_terms` terms;
+        returns the next free position and the characters added. Stops at the first
+        chunk that finds the document full: the caller adds no more."""
+        added = 0
+        for chunk in _chunks(segment, CHUNK_CHARACTERS):
+            if self.terms_held() > max_terms:
+                break
+            position = self._add_pieces(prefix, pieces(chunk), position)
+            added += len(chunk)
+        return position, added
+
+    def terms_held(self) -> int:
+        """Distinct terms of the document once finish()ed, at most: its own so far and the
+        unprefixed ones finish() is to add."""
+        return self.document.termlist_count() + len(self.unprefixed)
 
     @cached_property
     def _generator(self) -> xapian.TermGenerator:
@@ -141,6 +188,20 @@ class DocumentTerms:
     def finish(self) -> None:
         for term, count in self.unprefixed.items():
             self.document.add_term(term, count)
+
+
+def _chunks(text: str, size: int) -> Iterator[str]:
+    """`text` cut into consecutive pieces of at most `size` characters, each after its last
+    white space where it has one (so its words are those of the whole), else at `size`
+    (a run without white space, as CJK text: the bigram across the cut is lost)."""
+    start = 0
+    while start < len(text):
+        end = start + size
+        if end < len(text):
+            space = max(text.rfind(blank, start, end) for blank in " \n\t\r")
+            end = space + 1 if space > start else end
+        yield text[start:end]
+        start = end
 
 
 def bare_address(display: str) -> str:

@@ -56,7 +56,7 @@ def test_the_text_of_container_members_shares_one_budget_per_message():
     result = extract(mail(attachments=[(archive, "application/zip", "many.zip")]).as_bytes(), CAP)
     total = sum(len(a.text.encode()) for a in result.attachments)
     assert len(result.attachments) == 21
-    assert total <= extraction.CONTAINER_TEXT_FACTOR * CAP
+    assert total <= extraction.MESSAGE_ATTACHMENT_TEXT_CAPS * CAP
 
 
 @pytest.mark.parametrize("data", [

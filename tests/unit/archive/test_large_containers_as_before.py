@@ -11,7 +11,9 @@ that number is left out. Both trees run the same script in processes of their ow
 (history.columns_differing), with LARGE_FILE_BYTES and HELD_ASCII_BYTES at 1 KiB so that
 objects of some KiB take the large route (in BEFORE they are decoded whole all the same),
 and, in this tree, files tnef writes of 512 bytes or more read when asked
-(READ_WHEN_ASKED_BYTES)."""
+(READ_WHEN_ASKED_BYTES) and the text all attachments of a message share at BEFORE's 8 caps
+for the files inside containers (MESSAGE_ATTACHMENT_TEXT_CAPS): what its budget cut is the
+same."""
 from __future__ import annotations
 
 import random
@@ -31,6 +33,7 @@ from services.archive import containers, extract, mimetree
 assert services.__file__.startswith(sys.argv[3]), services.__file__
 extract.LARGE_FILE_BYTES = mimetree.HELD_ASCII_BYTES = 1024
 containers.READ_WHEN_ASKED_BYTES = 512  # (this tree's alone)
+extract.MESSAGE_ATTACHMENT_TEXT_CAPS = 8  # (this tree's: BEFORE's files in containers shared 8)
 
 def entry(found):
     error = found.error and re.sub("[0-9A-F]{16}:error:", "(thread):error:", found.error)
