@@ -31,6 +31,7 @@ from services.archive.search import QuerySyntaxError, Results, explain, search
 from services.archive.space import OutOfSpace, is_out_of_space, size_in_words
 from services.archive.store import Prepared
 from services.common.config import load_config
+from services.common.interrupts import ctrl_c_deferred
 
 IMPORT_BATCH = 200  # messages per durable transaction during bulk import, at most
 # Message bytes per such transaction, at most, as a share of the model's indexing.memory_mb:
@@ -139,15 +140,16 @@ def cmd_import(args) -> int:
         size = len(batch)
         while batch:
             try:
-                outcomes = archive.store.put_prepared([ready for _, ready in batch[:size]])
+                with ctrl_c_deferred():  # stored is counted: a Ctrl-C comes after both
+                    outcomes = archive.store.put_prepared([ready for _, ready in batch[:size]])
+                    for outcome in outcomes:
+                        counts["imported" if outcome.status == "new" else
+                               "duplicates" if outcome.status == "duplicate" else "merged"] += 1
             except OutOfSpace:
                 if size == 1:
                     raise
                 size = (size + 1) // 2  # nothing of the part was stored: try a smaller one
                 continue
-            for outcome in outcomes:
-                counts["imported" if outcome.status == "new" else
-                       "duplicates" if outcome.status == "duplicate" else "merged"] += 1
             progress.advance(size)
             del batch[:size]
             indexing.arrived()
