@@ -183,6 +183,9 @@ class Extracted:
     reading: bytes | None = None
     # Why the body is only partly indexed (over the text cap: body_cut), or its parts.
     cut: str | None = None
+    # Distinct terms of `document` (Xapian's termlist_count), set with it: what its commit
+    # holds in the indexer's memory grows with them (services.archive.indexer._parts).
+    terms: int | None = None
 
     def text_size(self) -> int:
         """UTF-8 bytes of body and attachment text read (what the index takes of it)."""
@@ -1428,7 +1431,8 @@ def _shared_cut(cut: str | None, kept_bytes: int, cap_bytes: int) -> str:
     """The cut of a file whose text the message's attachments' budget cut at kept_bytes:
     `cut` (AttachmentText.cut) with what says the cap cut it (cap_cut, html_source_cut)
     made this."""
-    shared = (f"{PARTLY_INDEXED}text cut at {kept_bytes} bytes: all attachments of a message "
+    done = f"text cut at {kept_bytes} bytes" if kept_bytes else "text not indexed"
+    shared = (f"{PARTLY_INDEXED}{done}: all attachments of a message "
               f"share {MESSAGE_ATTACHMENT_TEXT_CAPS * cap_bytes} bytes of text "
               f"({MESSAGE_ATTACHMENT_TEXT_CAPS} x attachment_text_kb), used up by those "
               "before it; the rest is not indexed")
@@ -2436,12 +2440,12 @@ def _with_document(content: Extracted, digest: str, metadata: dict, keep_reading
     from services.archive.index import build_bounded_document
     try:
         document, content = build_bounded_document(digest, metadata, content)
-        serialised = document.serialise()
+        serialised, terms = document.serialise(), document.termlist_count()
     except (Exception, MemoryError):  # noqa: BLE001 - the indexer says why, at its level
         return content
     del document
     reading = readings.encode(content, cap_bytes) if keep_reading else None
-    content.document = serialised
+    content.document, content.terms = serialised, terms
     content.without_text()
     content.reading = reading
     return content

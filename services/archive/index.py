@@ -301,17 +301,21 @@ def _as_indexed(extracted: Extracted, body: str, kept: list[str]) -> Extracted:
     left_out = [words_past(text, len(start)) for text, start in zip(texts, kept)]
     if not any(left_out):
         return extracted
-    why = (f"{PARTLY_INDEXED}text cut at {MAX_DOCUMENT_TERMS} distinct terms, the most "
-           "one message's document holds (the body's words first, then the attachments')")
-    attachments = [dataclasses.replace(a, text=start, cut=_joined(a.cut, why)) if cut else a
-                   for a, start, cut in zip(extracted.attachments, kept[1:], left_out[1:])]
+    attachments = [dataclasses.replace(a, text=start, cut=_terms_cut(a.cut, start)) if cut
+                   else a for a, start, cut in zip(extracted.attachments, kept[1:],
+                                                   left_out[1:])]
     if left_out[0]:
-        return dataclasses.replace(extracted, body=kept[0], cut=_joined(extracted.cut, why),
+        return dataclasses.replace(extracted, body=kept[0],
+                                   cut=_terms_cut(extracted.cut, kept[0]),
                                    attachments=attachments)
     return dataclasses.replace(extracted, attachments=attachments)
 
 
-def _joined(cut: str | None, why: str) -> str:
+def _terms_cut(cut: str | None, kept: str) -> str:
+    """`cut` and why a text of which the document took `kept` was cut (or not indexed)."""
+    why = (f"{PARTLY_INDEXED}text {'cut' if kept else 'not indexed'}: a message's document "
+           f"holds at most {MAX_DOCUMENT_TERMS} distinct terms (the body's words first, then "
+           "the attachments')")
     return f"{cut}; {why}" if cut else why
 
 

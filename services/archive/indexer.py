@@ -59,6 +59,14 @@ BATCH_MESSAGES = 500
 # 208, 218 MB); at 5,000 and 20,000 all three were alike. Hence the 450's 64 MiB.
 MEMORY_BYTES = 64 * 1024 * 1024
 MEMORY_PER_TEXT_BYTE = 64
+# ... or whenever the documents added since reach a MEMORY_PER_TERM-th of it in terms (each
+# distinct term of each document: Xapian's changes cost some 400 bytes for a term no other
+# document has). Header fields count no text, and CJK makes about two terms every 3 bytes:
+# 60 messages of 60 KB Subjects of distinct words were one commit, an import of 909 MB
+# (review rv60). The bench corpus makes some 110,000 terms a MiB of text, so its commits
+# are bounded by text as before (131,072 terms on the 450; at 384, 20 messages of 256 KB
+# To fields made 253 MB, at 512 227 MB).
+MEMORY_PER_TERM = 512
 BATCH_SHARE = 8
 # What is read is copied out of the store's map; the pages stay mapped in, some 300 KB
 # per message on the bench corpus (the kernel maps 64 KB around each page LMDB reads: two
@@ -263,6 +271,7 @@ class Indexer:
         self.low_below_bytes = low_below_bytes
         self.batch_bytes = memory_bytes // BATCH_SHARE
         self.commit_text_bytes = memory_bytes // MEMORY_PER_TEXT_BYTE
+        self.commit_terms = memory_bytes // MEMORY_PER_TERM
         self.synced = synced
         self._flags = xapian.DB_CREATE_OR_OPEN | (0 if synced else xapian.DB_NO_SYNC)
         if not synced:
@@ -433,9 +442,10 @@ class Indexer:
         in the index then, so Xapian's changes stay as bounded, and what is held is at
         most one batch. `committed(n)` runs after each commit, with its n log entries
         (before the store is told, which may fail on a full disk: the commit stands)."""
-        parts = list(_parts(batch, self.commit_text_bytes))
+        parts = list(_parts(batch, self.commit_text_bytes, terms=self.commit_terms))
         rest = parts.pop() if carry_from is not None and parts[-1].entries[0][0] >= carry_from \
-            and _text_size(parts[-1]) < self.commit_text_bytes else None
+            and _text_size(parts[-1]) < self.commit_text_bytes \
+            and _terms(parts[-1]) < self.commit_terms else None
         pending = deque(parts)
         while pending:
             part = pending.popleft()
@@ -445,6 +455,8 @@ class Indexer:
                     _parts(part, math.inf, (len(part.entries) + 1) // 2))))
                 continue
             self._commit(part, spacing, carry_from is not None)
+            heap.trim()  # each thread's malloc arena keeps what a commit freed (10 CJK
+            # messages: 204 MB in main untrimmed, 133 trimmed after each commit)
             try:
                 if committed is not None:
                     committed(len(part.entries))
@@ -786,22 +798,34 @@ def _text_size(batch: Batch) -> int:
     return sum(content.text_size() for content in batch.extracted)
 
 
-def _parts(batch: Batch, text_bytes: float, entries: int | None = None) -> Iterator[Batch]:
+def _terms(batch: Batch) -> int:
+    return sum(_document_terms(content) for content in batch.extracted)
+
+
+def _document_terms(content) -> int:
+    """The distinct terms of a message's document, as the worker that built it counted
+    them; where it built none, its text's bytes (no text makes more terms than bytes)."""
+    return content.terms if content.terms is not None else content.text_size()
+
+
+def _parts(batch: Batch, text_bytes: float, entries: int | None = None,
+           terms: float = math.inf) -> Iterator[Batch]:
     """The batch as consecutive runs of its log entries, each run's extracted text at most
-    `text_bytes` (or a single message's), so that Xapian's uncommitted changes stay
-    bounded: a run ends before a message whose text would take it past that, not after
-    (two messages of just under it would be a commit of twice as much); and of at most
-    `entries` log entries each, when given."""
+    `text_bytes` and its documents' terms at most `terms` (or a single message's), so that
+    Xapian's uncommitted changes stay bounded: a run ends before a message that would take
+    it past either, not after (two messages of just under it would be a commit of twice as
+    much); and of at most `entries` log entries each, when given."""
     pending = {digest: (meta, content) for (digest, meta, _), content
                in zip(batch.present, batch.extracted)}
     deleted = set(batch.missing)  # each deleted with its first entry, once (its terms
     # counted once in the room for the commit, however often it was logged)
-    part, size = Batch([]), 0
+    part, size, held = Batch([]), 0, 0
     for seq, digest in batch.entries:
         document = pending.pop(digest, None)  # at its first entry in the batch
-        if document and part.present and size + document[1].text_size() > text_bytes:
+        if document and part.present and (size + document[1].text_size() > text_bytes
+                                          or held + _document_terms(document[1]) > terms):
             yield part
-            part, size = Batch([]), 0
+            part, size, held = Batch([]), 0, 0
         part.entries.append((seq, digest))
         if document:  # its document goes with this entry
             meta, content = document
@@ -810,12 +834,13 @@ def _parts(batch: Batch, text_bytes: float, entries: int | None = None) -> Itera
             if digest in batch.header_changes:
                 part.header_changes[digest] = batch.header_changes[digest]
             size += content.text_size()
+            held += _document_terms(content)
         elif digest in deleted:
             deleted.discard(digest)
             part.missing.append(digest)
-        if size >= text_bytes or len(part.entries) == entries:
+        if size >= text_bytes or held >= terms or len(part.entries) == entries:
             yield part
-            part, size = Batch([]), 0
+            part, size, held = Batch([]), 0, 0
     if part.entries:
         yield part
 

@@ -228,10 +228,11 @@ def test_a_trickle_is_not_carried(tmp_path, monkeypatch):
 
 
 class _Read:
-    """A stand-in for what the extraction pool gives back (Extracted): its text size."""
+    """A stand-in for what the extraction pool gives back (Extracted): its text size, and
+    its document's terms (None: no document, _parts counts its text)."""
 
-    def __init__(self, name: str, size: int = 10):
-        self.name, self.size = name, size
+    def __init__(self, name: str, size: int = 10, terms: int | None = None):
+        self.name, self.size, self.terms = name, size, terms
 
     def text_size(self) -> int:
         return self.size

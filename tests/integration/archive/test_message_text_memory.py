@@ -146,6 +146,42 @@ def test_a_message_of_much_text_is_imported_within_the_bound_and_its_cut_flagged
     assert searched(tmp_path, "has:extraction-failure")  # the cut, flagged
 
 
+def header_heavy(number: int, counter: itertools.count) -> bytes:
+    """A message of a To of 256 KB and a Subject of 60 KB of distinct words, little text."""
+    to = b",\r\n ".join(b"q%07x@q%07x.example" % (next(counter), next(counter))
+                          for _ in range(256 * KiB // 30))
+    subject = b"\r\n ".join(distinct_words(counter, 90) for _ in range(60 * KiB // 90))
+    return (b"From: a@example.org\r\nMessage-ID: <h%d@example.org>\r\nTo: %s\r\n"
+            b"Subject: %s\r\n\r\ntextmarker %d\r\n" % (number, to, subject, number))
+
+
+def cjk_message(number: int, rng: random.Random) -> bytes:
+    """A message of a body of 330 KB of random CJK characters without spaces."""
+    text = "".join(chr(rng.randrange(0x4E00, 0x9FFF)) for _ in range(110_000))
+    return (b"From: a@example.org\r\nMessage-ID: <c%d@example.org>\r\nSubject: cjk\r\n"
+            b"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit"
+            b"\r\n\r\ntextmarker %d\n" % (number, number) + text.encode())
+
+
+MANY = {  # messages each within the limits, their terms many together (review rv60: 909 MB
+          # and 446 MB: commits were bounded by body and attachment text alone)
+    "20 messages of long header fields": (20, lambda: (
+        lambda counter: [header_heavy(n, counter) for n in range(20)])(itertools.count())),
+    "10 messages of CJK bodies": (10, lambda: (
+        lambda rng: [cjk_message(n, rng) for n in range(10)])(random.Random(7))),
+}
+
+
+@pytest.mark.parametrize("kind", list(MANY))
+def test_many_messages_of_many_terms_are_imported_within_the_bound(tmp_path, kind):
+    count, make = MANY[kind]
+    maildir = maildir_of(tmp_path, b"")
+    for number, raw in enumerate(make()):
+        (maildir / "new" / f"{number}.eml").write_bytes(raw)
+    imported_within_the_bound(tmp_path, maildir, count)
+    assert len(searched(tmp_path, "textmarker")) == count
+
+
 def test_one_letter_words_at_the_caps_are_imported_within_the_bound(tmp_path):
     imported_within_the_bound(tmp_path, maildir_of(tmp_path, one_letter_words()), 1)
     assert searched(tmp_path, "textmarker")

@@ -13,8 +13,10 @@ import pytest
 from services.archive import extract as extraction, index, terms
 from services.archive.extract import Extracted, extract
 from services.archive.index import PARTLY_INDEXED
+from services.archive.indexer import _parts
 from services.archive.words import RUN_WORDS
 from tests import reading_corpus as corpus
+from tests.integration.archive.test_backlog_carry import _batch
 from tests.unit.archive.test_extract import CAP, mail
 
 BUDGET = extraction.MESSAGE_ATTACHMENT_TEXT_CAPS * CAP
@@ -78,6 +80,7 @@ def test_a_file_past_the_budget_is_still_listed_by_name_and_type():
     assert [a.filename for a in result.attachments] == [f"f{n}.txt" for n in range(FILES)]
     last = result.attachments[-1]
     assert (last.text, last.mime_type) == ("", "text/plain") and "share" in last.cut
+    assert "text not indexed: all attachments of a message share" in last.cut
 
 
 def test_attachments_within_the_budget_are_read_whole_and_not_flagged():
@@ -118,6 +121,7 @@ def test_a_body_of_more_distinct_words_than_a_document_holds_is_cut_and_flagged(
     assert indexed.body.endswith(("0", "1", "2", "3", "4", "5", "6", "7", "8", "9"))
     assert "distinct terms" in indexed.cut and indexed.cut.startswith(PARTLY_INDEXED)
     assert indexed.attachments[0].text == "" and "distinct terms" in indexed.attachments[0].cut
+    assert "text not indexed" in indexed.attachments[0].cut and "text cut" in indexed.cut
     assert "XAt1000000" not in held  # the attachments come after the body
     assert any("distinct terms" in failure for failure in indexed.failures)
     assert given.body == words(0, 3 * few_terms) and given.cut is None  # left as it was
@@ -165,3 +169,13 @@ def test_text_that_fits_is_added_whole_whatever_its_kind(few_terms, monkeypatch)
     assert indexed.body == body and indexed.cut is None
     monkeypatch.setattr(index, "MAX_DOCUMENT_TERMS", 10 ** 9)  # no limit in reach
     assert document.serialise() == index.build_document("d" * 64, META, content(body)).serialise()
+
+
+def test_a_commit_ends_before_documents_of_more_terms_than_it_takes():
+    batch = _batch([(n, digest) for n, digest in enumerate("abcd", 1)],
+                   present=[(digest, 1) for digest in "abcd"])
+    for read, held in zip(batch.extracted, (60, 50, 30, 200)):
+        read.terms = held
+    parts = list(_parts(batch, 10 ** 9, terms=100))
+    assert [[digest for _, digest in part.entries] for part in parts] == \
+        [["a"], ["b", "c"], ["d"]]  # (one document of more than that is a commit alone)

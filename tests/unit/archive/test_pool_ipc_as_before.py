@@ -195,6 +195,8 @@ def main():
     finally:
         pool.close()
     with open(sys.argv[2], "wb") as out:
+        for result in results:  # (this tree's alone: its document's count of terms)
+            vars(result).pop("terms", None)
         pickle.dump([pickle.dumps(result) for result in results], out)
 
 if __name__ == "__main__":

@@ -290,7 +290,9 @@ for n, path in enumerate(open(sys.argv[1], encoding="utf-8").read().splitlines()
             "recipients": ["audit@example.org"], "source": "import", "origin": "node1"}
     extracted = extract(raw, 64 * 1024)
     doc = build_document(hashlib.sha256(raw).hexdigest(), meta, extracted)
-    results.append((path, pickle.dumps(dataclasses.asdict(extracted)),
+    read = dataclasses.asdict(extracted)
+    read.pop("terms", None)  # (this tree's alone: a built document's count, None here)
+    results.append((path, pickle.dumps(read),
                     [(t.term, t.wdf, list(t.positer)) for t in doc.termlist()],
                     doc.get_data(), [(v.num, v.value) for v in doc.values()]))
 with open(sys.argv[2], "wb") as out:
