@@ -129,6 +129,12 @@ BODY_TEXT_LIMIT = 4 * 1024 * 1024
 # some 20,000. The header fields and file names a message can have (at extract's limits,
 # FILENAME_INDEX_BYTES) stay well inside it; the body's and attachments' text is cut to fit.
 MAX_DOCUMENT_TERMS = 150_000
+# An attachment a full document took nothing of still gives it its start: its first
+# ATTACHMENT_START_CHARACTERS (to the white space before), while the document holds fewer
+# than MAX_DOCUMENT_TERMS + ATTACHMENT_START_TERMS terms (one large file first left the
+# files after it unfound even by their first words: reviews rv60, rv61).
+ATTACHMENT_START_CHARACTERS = 1024
+ATTACHMENT_START_TERMS = 25_000
 # Bytes of UTF-8 of an attachment's name indexed: a file system's longest name (NAME_MAX);
 # a longer one is found by its start (a thousand names of megabytes were a document's most).
 FILENAME_INDEX_BYTES = 255
@@ -263,6 +269,8 @@ def build_bounded_document(digest: str, meta: dict, extracted: Extracted
     body = extracted.body[:BODY_TEXT_LIMIT]
     kept = [_index_long_text(terms, "body", body)]
     kept += [_index_long_text(terms, "attachment", a.text) for a in extracted.attachments]
+    kept[1:] = [start or _index_start(terms, a.text)
+                for a, start in zip(extracted.attachments, kept[1:])]
     terms.finish()
     as_indexed = _as_indexed(extracted, body, kept)
     _add_boolean_terms(document, digest, meta, as_indexed, summary)
@@ -281,6 +289,19 @@ def build_bounded_document(digest: str, meta: dict, extracted: Extracted
         "failed": "; ".join(as_indexed.failures) or None,
     }))
     return document, as_indexed
+
+
+def _index_start(terms: DocumentTerms, text: str) -> str:
+    """The start of an attachment's `text` the full document took (_index_long_text): its
+    first ATTACHMENT_START_CHARACTERS, cut at white space, within ATTACHMENT_START_TERMS."""
+    start = text[:ATTACHMENT_START_CHARACTERS]
+    if len(start) < len(text):
+        start = start[:max(start.rfind(" "), start.rfind("\n")) + 1]
+    if not start.strip():
+        return ""
+    added = terms.add_long_text(TEXT_PREFIXES["attachment"], clean(start),
+                                MAX_DOCUMENT_TERMS + ATTACHMENT_START_TERMS)
+    return text[:added]
 
 
 def _index_long_text(terms: DocumentTerms, name: str, text: str) -> str:

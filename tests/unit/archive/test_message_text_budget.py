@@ -112,17 +112,19 @@ def few_terms(monkeypatch):
 
 
 def test_a_body_of_more_distinct_words_than_a_document_holds_is_cut_and_flagged(few_terms):
-    given = content(words(0, 3 * few_terms), words(10 ** 6, 10))
+    given = content(words(0, 3 * few_terms), words(10 ** 6, 500))
     document, indexed = index.build_bounded_document("d" * 64, META, given)
     held = {item.term.decode() for item in document.termlist()}
-    assert document.termlist_count() <= few_terms + 2 * RUN_WORDS
+    assert document.termlist_count() <= few_terms + 2 * RUN_WORDS + 200
     assert "XBt0000000" in held and f"XBt{3 * few_terms - 1:07d}" not in held
     assert given.body.startswith(indexed.body) and len(indexed.body) < len(given.body)
     assert indexed.body.endswith(("0", "1", "2", "3", "4", "5", "6", "7", "8", "9"))
     assert "distinct terms" in indexed.cut and indexed.cut.startswith(PARTLY_INDEXED)
-    assert indexed.attachments[0].text == "" and "distinct terms" in indexed.attachments[0].cut
-    assert "text not indexed" in indexed.attachments[0].cut and "text cut" in indexed.cut
-    assert "XAt1000000" not in held  # the attachments come after the body
+    attachment = indexed.attachments[0]  # after the body: only its start
+    assert given.attachments[0].text.startswith(attachment.text)
+    assert 0 < len(attachment.text) <= index.ATTACHMENT_START_CHARACTERS
+    assert "distinct terms" in attachment.cut and "text cut" in indexed.cut
+    assert "XAt1000000" in held and "XAt1000499" not in held
     assert any("distinct terms" in failure for failure in indexed.failures)
     assert given.body == words(0, 3 * few_terms) and given.cut is None  # left as it was
 
@@ -159,8 +161,23 @@ def test_cjk_text_without_spaces_is_cut_a_chunk_at_a_time(few_terms):
     document, indexed = index.build_bounded_document("d" * 64, META, content(body, "after"))
     assert document.termlist_count() <= few_terms + 2 * terms.CHUNK_CHARACTERS + 100
     assert body.startswith(indexed.body) and 0 < len(indexed.body) < len(body)
-    assert "distinct terms" in indexed.cut and "distinct terms" in indexed.attachments[0].cut
+    assert "distinct terms" in indexed.cut
+    after = indexed.attachments[0]  # short: its start is all of it
+    assert (after.text, after.cut) == ("after", None)
     assert f"XB{body[0]}" in {item.term.decode() for item in document.termlist()}
+
+
+def test_each_attachment_after_a_full_document_gives_its_first_words(few_terms):
+    """Up to ATTACHMENT_START_TERMS more terms: the first attachments' starts, not all."""
+    given = content(words(0, 3 * few_terms),
+                    *(words(10 ** 6 * number, 400) for number in range(1, 301)))
+    document, indexed = index.build_bounded_document("d" * 64, META, given)
+    held = {item.term.decode() for item in document.termlist()}
+    assert "XAt1000000" in held and "XAt2000000" in held  # the first ones' first words
+    assert f"XAt{300 * 10 ** 6}" not in held  # past the reserve
+    assert document.termlist_count() <= few_terms + index.ATTACHMENT_START_TERMS + 2 * RUN_WORDS
+    assert all(a.cut for a in indexed.attachments)
+    assert indexed.attachments[-1].text == "" and "not indexed" in indexed.attachments[-1].cut
 
 
 def test_text_that_fits_is_added_whole_whatever_its_kind(few_terms, monkeypatch):
