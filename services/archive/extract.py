@@ -1420,10 +1420,11 @@ def _within_text_budget(budget: containers.ReadBudget, cap_bytes: int,
     entries, body = read()
     entry, left = entries[0], max(0, budget.text_bytes)
     kept = truncate_on_a_word(entry.text, left)
+    kept_bytes = _utf8_len(kept)
     if words_past(entry.text, len(kept)):
-        entry.cut = _shared_cut(entry.cut, len(kept.encode("utf-8")), cap_bytes)
+        entry.cut = _shared_cut(entry.cut, kept_bytes, cap_bytes)
     entry.text = kept
-    budget.text_bytes -= _utf8_len(kept)
+    budget.text_bytes -= kept_bytes
     return entries, body
 
 
